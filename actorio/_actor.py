@@ -1,0 +1,489 @@
+"""The actor: one asyncio task that drains a mailbox and dispatches each message to its handler."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Generator
+from types import TracebackType
+from typing import Any, ClassVar, Generic, TypeVar
+
+from ._dispatch import Handler, build_handler_table, resolve_handler
+from ._exceptions import ActorStopped, EndMainLoop, UnhandledMessage
+from ._mailbox import Mailbox
+from ._message import Message
+from ._ref import ActorRef, P, R, _AskRef, check_message
+from ._sender import dead_letters_logger
+
+__all__ = ["Actor"]
+
+Q = TypeVar("Q", bound=Message[Any])
+
+_actor_serials = itertools.count(1)
+_logger = logging.getLogger("actorio.actor")
+
+
+class _StopSignal:
+    """Put ahead of the mailbox by `Actor.stop`: the mainloop ends when it reaches it."""
+
+    __slots__ = ()
+    sender = None
+
+
+_STOP = _StopSignal()
+
+
+async def _end_mainloop(actor: Actor[Any], signal: _StopSignal) -> None:
+    raise EndMainLoop()
+
+
+class _InputTask:
+    """A task registered with `Actor.register_input_task`, and how often it runs again."""
+
+    __slots__ = ("factory", "handler", "remaining", "task")
+
+    def __init__(
+        self,
+        factory: Callable[[], Awaitable[Any]],
+        handler: Callable[[asyncio.Task[Any]], Awaitable[Any]],
+        remaining: int | None,
+    ) -> None:
+        self.factory = factory
+        self.handler = handler
+        self.remaining = remaining
+        self.task: asyncio.Task[Any] | None = None
+
+
+class Actor(Generic[P]):
+    """An actor: state owned by one asyncio task that handles one message at a time.
+
+    Declare handlers with ``@handles(MessageType)`` on ``async def`` methods; a message goes to the
+    handler of the nearest class in its MRO, else to `handle_message` (which, unless overridden,
+    raises `UnhandledMessage`). ``P``, the protocol, is the union of accepted message types.
+
+    Guarantees:
+
+    - One task per actor and no task per message: messages are handled one at a time, in the
+      order they were told by each sender. Input-task handlers (`register_input_task`) and
+      `handle_child_stopped` run in the same task, never while a message is being handled.
+    - A handler serving an ask answers it with its return value (``None`` included) unless it
+      told the sender something first or handed the message on. A handler that raises while
+      serving an ask raises at the asker, and the actor carries on.
+    - An exception while handling a told message (or in an input-task handler) stops the actor
+      with that error: ``await actor`` raises it, and the parent's `handle_child_stopped` sees it.
+    - When the actor stops, asks still queued (or held unanswered) fail at once with
+      `ActorStopped`, then `mainloop_teardown` stops the children in reverse start order.
+    """
+
+    __slots__ = (
+        "_actor_mailbox",
+        "_actor_ref",
+        "_actor_task",
+        "_actor_closed",
+        "_actor_serial",
+        "_actor_identifier",
+        "_actor_logger",
+        "_actor_ready",
+        "_actor_inputs",
+        "_actor_children",
+        "_actor_held",
+        "__weakref__",
+    )
+
+    _actor_handlers: ClassVar[dict[type, Handler]] = {}
+    _actor_dispatch: ClassVar[dict[type, Handler]] = {}
+    _actor_accepts: ClassVar[dict[type, bool]] = {}
+    _actor_fallback: ClassVar[Handler]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._actor_handlers = build_handler_table(cls)
+        cls._actor_fallback = cls.handle_message
+        cls._actor_dispatch = {_StopSignal: _end_mainloop}
+        cls._actor_accepts = {}
+
+    def __init__(self, *, identifier: str | None = None) -> None:
+        self._actor_mailbox = Mailbox()
+        self._actor_ref: ActorRef[P] = ActorRef(self)
+        self._actor_task: asyncio.Task[None] | None = None
+        self._actor_closed = False
+        self._actor_serial = next(_actor_serials)
+        self._actor_identifier = identifier
+        self._actor_logger: logging.LoggerAdapter[logging.Logger] | None = None
+        self._actor_ready: deque[Callable[[], Awaitable[None]]] = deque()
+        self._actor_inputs: list[_InputTask] = []
+        self._actor_children: dict[Actor[Any], None] = {}
+        self._actor_held: list[_AskRef] | None = None
+
+    # -- identity -------------------------------------------------------------------------
+
+    @property
+    def identifier(self) -> str:
+        """This actor's name: the one given to ``__init__``, else ``ClassName-<serial>``."""
+        if self._actor_identifier is None:
+            self._actor_identifier = f"{type(self).__name__}-{self._actor_serial}"
+        return self._actor_identifier
+
+    @property
+    def reference(self) -> ActorRef[P]:
+        """This actor's address, to tell or ask it, or to give as a message's sender."""
+        return self._actor_ref
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger (``actorio.actor``) whose records carry this actor's identifier."""
+        if self._actor_logger is None:
+            self._actor_logger = logging.LoggerAdapter(_logger, {"actor": self.identifier})
+        return self._actor_logger
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.identifier}>"
+
+    # -- messages in ----------------------------------------------------------------------
+
+    @classmethod
+    def _actor_check_message(cls, message: object) -> None:
+        """Check, once per message class, that this actor can be sent ``message``."""
+        check_message(message)
+        cls._actor_accepts[type(message)] = True
+
+    def _actor_dead_letter(self, message: Any) -> None:
+        sender = getattr(message, "sender", None)
+        if type(sender) is _AskRef and sender.fail(ActorStopped(self.identifier, message)):
+            return
+        dead_letters_logger.info("dead letter: %r sent to stopped actor %s", message, self.identifier)
+
+    async def tell(self, message: P, /) -> None:
+        """Tell this actor ``message``; the same as ``self.reference.tell(message)``."""
+        self._actor_ref.tell_nowait(message)
+
+    def tell_nowait(self, message: P, /) -> None:
+        """The same as ``self.reference.tell_nowait(message)``."""
+        self._actor_ref.tell_nowait(message)
+
+    async def ask(self, message: Message[R], timeout: float | None = None) -> R:
+        """Ask this actor; the same as ``self.reference.ask(message, timeout)``."""
+        return await self._actor_ref.ask(message, timeout)
+
+    async def handle_message(self, message: Any) -> Any:
+        """Handle a message that no ``@handles`` handler takes.
+
+        Override it for the original untyped style: an ask is then answered by the first message
+        told to ``message.sender``. By default it logs and raises `UnhandledMessage` (at the
+        asker, for an ask; for a told message the actor carries on).
+        """
+        self.logger.warning("unhandled message %r", message)
+        raise UnhandledMessage(message, self.identifier)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """True once `start` was called."""
+        return self._actor_task is not None
+
+    @property
+    def running(self) -> bool:
+        """True from `start` until the mainloop has ended."""
+        return self._actor_task is not None and not self._actor_task.done()
+
+    @property
+    def stopped(self) -> bool:
+        """True once the actor accepts no more messages."""
+        return self._actor_closed
+
+    async def start(self) -> ActorRef[P]:
+        """Start the mainloop task and return this actor's reference.
+
+        Messages told before `start` are queued and handled once it runs. Raises
+        ``RuntimeError`` if the actor was already started.
+        """
+        if self._actor_task is not None or self._actor_closed:
+            raise RuntimeError(f"{self!r} was already started")
+        self._actor_task = asyncio.get_running_loop().create_task(self._actor_mainloop())
+        return self._actor_ref
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop the actor and wait until its mainloop and teardown are over.
+
+        The message being handled is finished; messages still queued are not handled (asks among
+        them fail at once with `ActorStopped`). With ``timeout``, a handler still running after that
+        many seconds is cancelled. Called from the actor's own handler, it returns at once and the
+        actor stops after that handler. Does not raise the actor's own failure: ``await actor``
+        does. Stopping a stopped actor does nothing.
+        """
+        task = self._actor_task
+        if task is None:
+            self._actor_close()
+            return
+        if task.done():
+            return
+        self._actor_mailbox.put_first(_STOP)
+        if asyncio.current_task() is task:
+            return
+        if timeout is None:
+            await _wait_done(task)
+            return
+        try:
+            await asyncio.wait_for(_wait_done(task), timeout)
+        except asyncio.TimeoutError:
+            task.cancel()
+            await _wait_done(task)
+
+    async def wait(self) -> None:
+        """Wait until the mainloop ends; raise the exception that ended it, if any."""
+        if self._actor_task is None:
+            raise RuntimeError(f"{self!r} was not started")
+        await self._actor_task
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.wait().__await__()
+
+    async def run_until_stopped(self) -> None:
+        """Start the actor if needed, then wait until it stops (see `wait`)."""
+        if self._actor_task is None:
+            await self.start()
+        await self.wait()
+
+    async def __aenter__(self) -> ActorRef[P]:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+        task = self._actor_task
+        if exc is None and task is not None and not task.cancelled():
+            error = task.exception()
+            if error is not None:
+                raise error
+
+    async def mainloop_setup(self) -> None:
+        """Run in the actor's task before the first message. Override and call ``super()``."""
+
+    async def mainloop_teardown(self) -> None:
+        """Run in the actor's task after it stopped: cancels input tasks, stops children in reverse
+        start order. Override and call ``super()``."""
+        tasks = [entry.task for entry in self._actor_inputs if entry.task is not None]
+        self._actor_inputs.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        for child in reversed(list(self._actor_children)):
+            await child.stop()
+
+    # -- children -------------------------------------------------------------------------
+
+    async def register_child(self, child: Actor[Q]) -> ActorRef[Q]:
+        """Start ``child`` as a child of this actor and return its reference.
+
+        When it stops, `handle_child_stopped` runs in this actor's task. Children still running
+        when this actor stops are stopped, in reverse start order.
+        """
+        self._actor_children[child] = None
+        reference = await child.start()
+        assert child._actor_task is not None
+        child._actor_task.add_done_callback(functools.partial(self._actor_child_done, child))
+        return reference
+
+    @property
+    def children(self) -> list[Actor[Any]]:
+        """The running children, in start order."""
+        return list(self._actor_children)
+
+    def _actor_child_done(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
+        if self._actor_closed:
+            self._actor_children.pop(child, None)
+            return
+        self._actor_ready.append(functools.partial(self._actor_child_stopped, child, task))
+        self._actor_mailbox.wake()
+
+    async def _actor_child_stopped(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
+        self._actor_children.pop(child, None)
+        await self.handle_child_stopped(child, task)
+
+    async def handle_child_stopped(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
+        """Called in this actor's task when a registered child has stopped.
+
+        ``task`` is the child's mainloop task: ``task.exception()`` is the error it failed with.
+        By default that error is raised here, so the parent fails with it too (it is not hidden);
+        override to decide otherwise.
+        """
+        if not task.cancelled():
+            error = task.exception()
+            if error is not None:
+                raise error
+
+    # -- input tasks ----------------------------------------------------------------------
+
+    def register_input_task(
+        self,
+        factory: Callable[[], Awaitable[Any]],
+        handler: Callable[[asyncio.Task[Any]], Awaitable[Any]],
+        count: int | None = None,
+    ) -> None:
+        """Run ``factory()`` as a task; when it is done, call ``await handler(task)`` in the actor.
+
+        The handler never runs while a message is being handled. Then ``factory()`` runs again,
+        ``count`` times in all (forever if ``None``). Tasks still running when the actor stops are
+        cancelled.
+        """
+        if count is not None and count < 1:
+            raise ValueError("count must be at least 1")
+        entry = _InputTask(factory, handler, count)
+        self._actor_inputs.append(entry)
+        if self._actor_task is not None:
+            self._actor_schedule_input(entry)
+
+    def _actor_schedule_input(self, entry: _InputTask) -> None:
+        entry.task = task = asyncio.ensure_future(entry.factory())
+        task.add_done_callback(functools.partial(self._actor_input_done, entry))
+
+    def _actor_input_done(self, entry: _InputTask, task: asyncio.Task[Any]) -> None:
+        if self._actor_closed:
+            if not task.cancelled():
+                task.exception()  # retrieved: the actor that wanted it is gone
+            return
+        self._actor_ready.append(functools.partial(self._actor_run_input, entry))
+        self._actor_mailbox.wake()
+
+    async def _actor_run_input(self, entry: _InputTask) -> None:
+        task = entry.task
+        assert task is not None
+        entry.task = None
+        await entry.handler(task)
+        if entry.remaining is not None:
+            entry.remaining -= 1
+            if entry.remaining == 0:
+                self._actor_inputs.remove(entry)
+                return
+        self._actor_schedule_input(entry)
+
+    # -- the mainloop ---------------------------------------------------------------------
+
+    async def _actor_mainloop(self) -> None:
+        try:
+            for entry in self._actor_inputs:
+                if entry.task is None:
+                    self._actor_schedule_input(entry)
+            await self.mainloop_setup()
+            await self._actor_drain()
+        except EndMainLoop:
+            pass
+        except asyncio.CancelledError:
+            if not self._actor_stop_requested():
+                raise
+        except BaseException:
+            self.logger.exception("%s failed", self.identifier)
+            raise
+        finally:
+            self._actor_close()
+            await self.mainloop_teardown()
+
+    def _actor_stop_requested(self) -> bool:
+        queue = self._actor_mailbox.queue
+        return bool(queue) and queue[0] is _STOP
+
+    async def _actor_drain(self) -> None:
+        mailbox = self._actor_mailbox
+        queue = mailbox.queue
+        popleft = queue.popleft
+        ready = self._actor_ready
+        cls = type(self)
+        dispatch = cls._actor_dispatch
+        while True:
+            if not queue and not ready:
+                await mailbox.wait()
+            try:
+                while queue:
+                    message = queue[0]
+                    handler = dispatch.get(type(message))
+                    if handler is None:
+                        handler = dispatch[type(message)] = resolve_handler(
+                            cls._actor_handlers, type(message), cls._actor_fallback
+                        )
+                    if handler is _end_mainloop:
+                        raise EndMainLoop()
+                    popleft()
+                    if type(message.sender) is _AskRef:
+                        await self._actor_serve(handler, message, message.sender)
+                    else:
+                        await handler(self, message)
+                    if ready:
+                        await self._actor_run_ready()
+                if ready:
+                    await self._actor_run_ready()
+            except UnhandledMessage:
+                continue
+
+    async def _actor_run_ready(self) -> None:
+        ready = self._actor_ready
+        while ready:
+            await ready.popleft()()
+
+    async def _actor_serve(self, handler: Handler, message: Message[Any], ask: _AskRef) -> None:
+        """Handle a message that carries an ask: the reply or the error goes to the asker."""
+        try:
+            result = await handler(self, message)
+        except Exception as error:
+            if not ask.fail(error) and not isinstance(error, UnhandledMessage):
+                self.logger.error(
+                    "%s failed serving an ask that is already over", type(message).__name__, exc_info=error
+                )
+            return
+        except BaseException:
+            # EndMainLoop or cancellation: the ask cannot be answered here any more.
+            if not ask.forwarded:
+                ask.fail(ActorStopped(self.identifier, message))
+            raise
+        if ask.future.done() or ask.forwarded:
+            return
+        if handler is type(self)._actor_fallback:
+            # The original style: the reply is whatever is told to the sender, maybe later.
+            if self._actor_held is None:
+                self._actor_held = []
+            self._actor_held.append(ask)
+            return
+        ask.tell_nowait(result)
+
+    def _actor_close(self) -> None:
+        """Accept no more messages; fail the asks that are queued or held unanswered."""
+        self._actor_closed = True
+        queue = self._actor_mailbox.queue
+        while queue:
+            message = queue.popleft()
+            if message is not _STOP:
+                self._actor_dead_letter(message)
+        held, self._actor_held = self._actor_held, None
+        for ask in held or ():
+            if not ask.forwarded:
+                ask.fail(ActorStopped(self.identifier))
+
+
+Actor._actor_fallback = Actor.handle_message
+Actor._actor_dispatch = {_StopSignal: _end_mainloop}
+
+
+async def _wait_done(task: asyncio.Task[Any]) -> None:
+    """Wait until ``task`` is done, without raising its error and without cancelling it if the
+    waiter is cancelled."""
+    if task.done():
+        return
+    waiter = asyncio.get_running_loop().create_future()
+
+    def wake(_: asyncio.Task[Any]) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    task.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        task.remove_done_callback(wake)

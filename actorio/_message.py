@@ -1,0 +1,77 @@
+"""Messages: frozen pydantic models, generic in the type of their reply."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Annotated, Any, Generic
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from typing_extensions import TypeVar
+
+from ._sender import NO_SENDER, BaseRef, Sender
+
+__all__ = ["DataMessage", "Message"]
+
+R_co = TypeVar("R_co", covariant=True, default=None)
+T = TypeVar("T")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _as_sender(value: Any) -> BaseRef:
+    """Store a reference as it is, and an actor as its reference."""
+    if isinstance(value, BaseRef):
+        return value
+    if value is None:
+        return NO_SENDER
+    reference = getattr(value, "reference", None)
+    if isinstance(reference, BaseRef):
+        return reference
+    raise ValueError(f"sender must be an actor or an actorio reference, not {type(value).__name__}")
+
+
+class Message(BaseModel, Generic[R_co]):
+    """A message: a frozen pydantic model whose fields are validated at construction.
+
+    ``R_co`` is the type of the reply to an ask with this message: ``class Greet(Message[Greeting])``
+    is answered with a ``Greeting``; a plain ``Message`` subclass is ``Message[None]``.
+
+    Every message has:
+
+    - ``sender``: where a reply goes. Accepts an actor (its reference is stored) or any actorio
+      reference; defaults to `NO_SENDER`. While a handler serves an ask, ``msg.sender`` is a
+      reference made for that ask (the asker's own message object is never changed). It is not
+      part of the message's JSON form.
+    - ``creation_date``: a timezone-aware UTC datetime, set at creation.
+
+    Invalid fields raise pydantic's ``ValidationError`` at construction. Messages are frozen: an
+    actor cannot change a message that another actor also holds.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    if TYPE_CHECKING:
+        sender: Sender = Field(default=NO_SENDER, exclude=True)
+    else:
+        sender: Annotated[Any, PlainValidator(_as_sender)] = Field(default=NO_SENDER, exclude=True)
+    creation_date: datetime = Field(default_factory=_utcnow)
+
+    async def reply(self: Message[T], response: T) -> None:
+        """Send ``response`` to this message's sender.
+
+        To an asker it is the reply, whatever its type. To any other sender a `Message` is told
+        as it is, and another value is told wrapped in a `DataMessage`.
+        """
+        sender = self.sender
+        if isinstance(response, Message) or getattr(sender, "accepts_any_reply", False):
+            await sender.tell(response)
+        else:
+            await sender.tell(DataMessage(data=response))
+
+
+class DataMessage(Message[Any], Generic[T]):
+    """A message carrying one value in ``data``; ``DataMessage[int]`` validates it as an ``int``."""
+
+    data: T

@@ -6,8 +6,7 @@ import asyncio
 import functools
 import itertools
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -83,6 +82,7 @@ class Actor(Generic[P]):
         "_actor_ref",
         "_actor_task",
         "_actor_closed",
+        "_actor_stopping",
         "_actor_serial",
         "_actor_identifier",
         "_actor_logger",
@@ -90,6 +90,7 @@ class Actor(Generic[P]):
         "_actor_inputs",
         "_actor_children",
         "_actor_held",
+        "_actor_waiters",
         "__weakref__",
     )
 
@@ -97,6 +98,8 @@ class Actor(Generic[P]):
     _actor_dispatch: ClassVar[dict[type, Handler]] = {}
     _actor_accepts: ClassVar[dict[type, bool]] = {}
     _actor_fallback: ClassVar[Handler]
+    _actor_custom_setup: ClassVar[bool] = False
+    _actor_custom_teardown: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -104,6 +107,9 @@ class Actor(Generic[P]):
         cls._actor_fallback = cls.handle_message
         cls._actor_dispatch = {_StopSignal: _end_mainloop}
         cls._actor_accepts = {}
+        # Skipping the base class's empty hooks saves two coroutines per actor lifetime.
+        cls._actor_custom_setup = cls.mainloop_setup is not Actor.mainloop_setup
+        cls._actor_custom_teardown = cls.mainloop_teardown is not Actor.mainloop_teardown
 
     def __init__(self, *, identifier: str | None = None) -> None:
         self._actor_mailbox = Mailbox()
@@ -113,10 +119,13 @@ class Actor(Generic[P]):
         self._actor_serial = next(_actor_serials)
         self._actor_identifier = identifier
         self._actor_logger: logging.LoggerAdapter[logging.Logger] | None = None
-        self._actor_ready: deque[Callable[[], Awaitable[None]]] = deque()
-        self._actor_inputs: list[_InputTask] = []
-        self._actor_children: dict[Actor[Any], None] = {}
+        self._actor_stopping = False
+        # Lists rather than deques, and created only when used: an empty deque costs 600 bytes.
+        self._actor_ready: list[Callable[[], Awaitable[None]]] = []
+        self._actor_inputs: list[_InputTask] | None = None
+        self._actor_children: dict[Actor[Any], None] | None = None
         self._actor_held: list[_AskRef] | None = None
+        self._actor_waiters: list[asyncio.Future[None]] | None = None
 
     # -- identity -------------------------------------------------------------------------
 
@@ -164,9 +173,9 @@ class Actor(Generic[P]):
         """The same as ``self.reference.tell_nowait(message)``."""
         self._actor_ref.tell_nowait(message)
 
-    async def ask(self, message: Message[R], timeout: float | None = None) -> R:
+    def ask(self, message: Message[R], timeout: float | None = None) -> Coroutine[Any, Any, R]:
         """Ask this actor; the same as ``self.reference.ask(message, timeout)``."""
-        return await self._actor_ref.ask(message, timeout)
+        return self._actor_ref.ask(message, timeout)
 
     async def handle_message(self, message: Any) -> Any:
         """Handle a message that no ``@handles`` handler takes.
@@ -203,7 +212,8 @@ class Actor(Generic[P]):
         """
         if self._actor_task is not None or self._actor_closed:
             raise RuntimeError(f"{self!r} was already started")
-        self._actor_task = asyncio.get_running_loop().create_task(self._actor_mainloop())
+        self._actor_task = task = asyncio.get_running_loop().create_task(self._actor_mainloop())
+        task.add_done_callback(self._actor_task_done)
         return self._actor_ref
 
     async def stop(self, timeout: float | None = None) -> None:
@@ -221,17 +231,34 @@ class Actor(Generic[P]):
             return
         if task.done():
             return
+        self._actor_stopping = True
         self._actor_mailbox.put_first(_STOP)
         if asyncio.current_task() is task:
             return
         if timeout is None:
-            await _wait_done(task)
+            await self._actor_wait_done(task)
             return
         try:
-            await asyncio.wait_for(_wait_done(task), timeout)
+            await asyncio.wait_for(self._actor_wait_done(task), timeout)
         except asyncio.TimeoutError:
             task.cancel()
-            await _wait_done(task)
+            await self._actor_wait_done(task)
+
+    async def _actor_wait_done(self, task: asyncio.Task[None]) -> None:
+        """Wait until the mainloop and teardown are over, without raising the actor's error.
+
+        The caller being cancelled cancels only its wait, not the actor. The mainloop wakes its
+        waiters as its last step, so that they resume one loop iteration earlier than a done
+        callback would let them (a third of the cost of spawn + stop); `_actor_task_done`
+        covers a task cancelled before it ever ran.
+        """
+        if task.done():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._actor_waiters is None:
+            self._actor_waiters = []
+        self._actor_waiters.append(waiter)
+        await waiter
 
     async def wait(self) -> None:
         """Wait until the mainloop ends; raise the exception that ended it, if any."""
@@ -269,15 +296,22 @@ class Actor(Generic[P]):
 
     async def mainloop_teardown(self) -> None:
         """Run in the actor's task after it stopped: cancels input tasks, stops children in reverse
-        start order. Override and call ``super()``."""
-        tasks = [entry.task for entry in self._actor_inputs if entry.task is not None]
-        self._actor_inputs.clear()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
-        for child in reversed(list(self._actor_children)):
-            await child.stop()
+        start order. Override and call ``super()`` (if an override does not, the actor still
+        cancels its input tasks and stops its children after it)."""
+        await self._actor_release()
+
+    async def _actor_release(self) -> None:
+        """Cancel the input tasks and stop the children, newest first. Idempotent."""
+        inputs, self._actor_inputs = self._actor_inputs, None
+        if inputs:
+            tasks = [entry.task for entry in inputs if entry.task is not None]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks)
+        if self._actor_children:
+            for child in reversed(list(self._actor_children)):
+                await child.stop()
 
     # -- children -------------------------------------------------------------------------
 
@@ -287,6 +321,8 @@ class Actor(Generic[P]):
         When it stops, `handle_child_stopped` runs in this actor's task. Children still running
         when this actor stops are stopped, in reverse start order.
         """
+        if self._actor_children is None:
+            self._actor_children = {}
         self._actor_children[child] = None
         reference = await child.start()
         assert child._actor_task is not None
@@ -296,17 +332,19 @@ class Actor(Generic[P]):
     @property
     def children(self) -> list[Actor[Any]]:
         """The running children, in start order."""
-        return list(self._actor_children)
+        return list(self._actor_children or ())
 
     def _actor_child_done(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
         if self._actor_closed:
-            self._actor_children.pop(child, None)
+            if self._actor_children is not None:
+                self._actor_children.pop(child, None)
             return
         self._actor_ready.append(functools.partial(self._actor_child_stopped, child, task))
         self._actor_mailbox.wake()
 
     async def _actor_child_stopped(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
-        self._actor_children.pop(child, None)
+        if self._actor_children is not None:
+            self._actor_children.pop(child, None)
         await self.handle_child_stopped(child, task)
 
     async def handle_child_stopped(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
@@ -338,6 +376,8 @@ class Actor(Generic[P]):
         if count is not None and count < 1:
             raise ValueError("count must be at least 1")
         entry = _InputTask(factory, handler, count)
+        if self._actor_inputs is None:
+            self._actor_inputs = []
         self._actor_inputs.append(entry)
         if self._actor_task is not None:
             self._actor_schedule_input(entry)
@@ -362,96 +402,115 @@ class Actor(Generic[P]):
         if entry.remaining is not None:
             entry.remaining -= 1
             if entry.remaining == 0:
-                self._actor_inputs.remove(entry)
+                if self._actor_inputs is not None:
+                    self._actor_inputs.remove(entry)
                 return
         self._actor_schedule_input(entry)
 
     # -- the mainloop ---------------------------------------------------------------------
 
     async def _actor_mainloop(self) -> None:
+        cls = type(self)
         try:
-            for entry in self._actor_inputs:
+            for entry in self._actor_inputs or ():
                 if entry.task is None:
                     self._actor_schedule_input(entry)
-            await self.mainloop_setup()
+            if cls._actor_custom_setup:
+                await self.mainloop_setup()
             await self._actor_drain()
         except EndMainLoop:
             pass
         except asyncio.CancelledError:
-            if not self._actor_stop_requested():
+            if not self._actor_stopping:
                 raise
         except BaseException:
             self.logger.exception("%s failed", self.identifier)
             raise
         finally:
             self._actor_close()
-            await self.mainloop_teardown()
+            try:
+                if cls._actor_custom_teardown:
+                    await self.mainloop_teardown()
+                if self._actor_inputs or self._actor_children:
+                    await self._actor_release()
+            finally:
+                waiters, self._actor_waiters = self._actor_waiters, None
+                for waiter in waiters or ():
+                    _wake(waiter)
 
-    def _actor_stop_requested(self) -> bool:
-        queue = self._actor_mailbox.queue
-        return bool(queue) and queue[0] is _STOP
+    def _actor_task_done(self, task: asyncio.Task[None]) -> None:
+        """A task cancelled before its first step never ran the mainloop's ``finally``: close the
+        actor (failing its queued asks) and wake whoever waits for it to stop."""
+        if not self._actor_closed:
+            self._actor_close()
+        waiters, self._actor_waiters = self._actor_waiters, None
+        for waiter in waiters or ():
+            _wake(waiter)
 
     async def _actor_drain(self) -> None:
+        """Handle messages and ready inputs until a handler ends the loop.
+
+        Asks are served inline rather than in a helper coroutine: a coroutine per ask costs
+        about 0.5 us, 7% of a round trip.
+        """
         mailbox = self._actor_mailbox
         queue = mailbox.queue
         popleft = queue.popleft
         ready = self._actor_ready
+        loop = asyncio.get_running_loop()
         cls = type(self)
         dispatch = cls._actor_dispatch
+        fallback = cls._actor_fallback
         while True:
             if not queue and not ready:
-                await mailbox.wait()
+                await mailbox.waiter(loop)
             try:
                 while queue:
-                    message = queue[0]
+                    message = popleft()
                     handler = dispatch.get(type(message))
                     if handler is None:
                         handler = dispatch[type(message)] = resolve_handler(
-                            cls._actor_handlers, type(message), cls._actor_fallback
+                            cls._actor_handlers, type(message), fallback
                         )
-                    if handler is _end_mainloop:
-                        raise EndMainLoop()
-                    popleft()
-                    if type(message.sender) is _AskRef:
-                        await self._actor_serve(handler, message, message.sender)
-                    else:
+                    sender = message.sender
+                    if type(sender) is not _AskRef:
                         await handler(self, message)
-                    if ready:
-                        await self._actor_run_ready()
-                if ready:
-                    await self._actor_run_ready()
+                    else:
+                        try:
+                            result = await handler(self, message)
+                        except Exception as error:
+                            self._actor_ask_failed(message, sender, error)
+                        except BaseException:
+                            # EndMainLoop or cancellation: this ask cannot be answered here.
+                            if not sender.forwarded:
+                                sender.fail(ActorStopped(self.identifier, message))
+                            raise
+                        else:
+                            if not (sender.forwarded or sender.future.done()):
+                                if handler is fallback:
+                                    self._actor_hold(sender)
+                                else:
+                                    sender.future.set_result(result)
+                    while ready:
+                        await ready.pop(0)()
+                while ready:
+                    await ready.pop(0)()
             except UnhandledMessage:
                 continue
 
-    async def _actor_run_ready(self) -> None:
-        ready = self._actor_ready
-        while ready:
-            await ready.popleft()()
+    def _actor_ask_failed(self, message: Message[Any], ask: _AskRef, error: Exception) -> None:
+        """A handler serving an ask raised: the error goes to the asker, and the actor carries on."""
+        if not ask.fail(error) and not isinstance(error, UnhandledMessage):
+            self.logger.error(
+                "%s failed serving an ask that is already over", type(message).__name__, exc_info=error
+            )
 
-    async def _actor_serve(self, handler: Handler, message: Message[Any], ask: _AskRef) -> None:
-        """Handle a message that carries an ask: the reply or the error goes to the asker."""
-        try:
-            result = await handler(self, message)
-        except Exception as error:
-            if not ask.fail(error) and not isinstance(error, UnhandledMessage):
-                self.logger.error(
-                    "%s failed serving an ask that is already over", type(message).__name__, exc_info=error
-                )
-            return
-        except BaseException:
-            # EndMainLoop or cancellation: the ask cannot be answered here any more.
-            if not ask.forwarded:
-                ask.fail(ActorStopped(self.identifier, message))
-            raise
-        if ask.future.done() or ask.forwarded:
-            return
-        if handler is type(self)._actor_fallback:
-            # The original style: the reply is whatever is told to the sender, maybe later.
-            if self._actor_held is None:
-                self._actor_held = []
-            self._actor_held.append(ask)
-            return
-        ask.tell_nowait(result)
+    def _actor_hold(self, ask: _AskRef) -> None:
+        """The original style: ``handle_message`` returned without replying; whatever it tells the
+        sender later is the reply, and if the actor stops first the ask fails."""
+        if self._actor_held is None:
+            self._actor_held = []
+        self._actor_held.append(ask)
 
     def _actor_close(self) -> None:
         """Accept no more messages; fail the asks that are queued or held unanswered."""
@@ -471,19 +530,6 @@ Actor._actor_fallback = Actor.handle_message
 Actor._actor_dispatch = {_StopSignal: _end_mainloop}
 
 
-async def _wait_done(task: asyncio.Task[Any]) -> None:
-    """Wait until ``task`` is done, without raising its error and without cancelling it if the
-    waiter is cancelled."""
-    if task.done():
-        return
-    waiter = asyncio.get_running_loop().create_future()
-
-    def wake(_: asyncio.Task[Any]) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    task.add_done_callback(wake)
-    try:
-        await waiter
-    finally:
-        task.remove_done_callback(wake)
+def _wake(waiter: asyncio.Future[None], _: object = None) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

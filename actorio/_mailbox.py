@@ -43,14 +43,14 @@ class Mailbox:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def wait(self) -> None:
-        """Wait until `put` or `wake` is called. The consumer checks its inputs first."""
-        waiter = asyncio.get_running_loop().create_future()
+    def waiter(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        """A future that `put` or `wake` completes: the consumer awaits it when it has nothing to do.
+
+        A plain future rather than a coroutine: one frame less per wake-up and per idle actor.
+        """
+        waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+        return waiter
 
     def __len__(self) -> int:
         return len(self.queue)

@@ -124,7 +124,7 @@ class Actor(Generic[P]):
         self._actor_ready: list[Callable[[], Awaitable[None]]] = []
         self._actor_inputs: list[_InputTask] | None = None
         self._actor_children: dict[Actor[Any], None] | None = None
-        self._actor_held: list[_AskRef] | None = None
+        self._actor_held: list[tuple[_AskRef, int]] | None = None
         self._actor_waiters: list[asyncio.Future[None]] | None = None
 
     # -- identity -------------------------------------------------------------------------
@@ -476,19 +476,21 @@ class Actor(Generic[P]):
                     if type(sender) is not _AskRef:
                         await handler(self, message)
                     else:
+                        handoffs = sender.handoffs
                         try:
                             result = await handler(self, message)
+                        except EndMainLoop:
+                            self._actor_abandon(message, sender, handoffs)
+                            raise
                         except Exception as error:
                             self._actor_ask_failed(message, sender, error)
                         except BaseException:
-                            # EndMainLoop or cancellation: this ask cannot be answered here.
-                            if not sender.forwarded:
-                                sender.fail(ActorStopped(self.identifier, message))
+                            self._actor_abandon(message, sender, handoffs)
                             raise
                         else:
-                            if not (sender.forwarded or sender.future.done()):
+                            if sender.handoffs == handoffs and not sender.future.done():
                                 if handler is fallback:
-                                    self._actor_hold(sender)
+                                    self._actor_hold(sender, handoffs)
                                 else:
                                     sender.future.set_result(result)
                     while ready:
@@ -505,12 +507,19 @@ class Actor(Generic[P]):
                 "%s failed serving an ask that is already over", type(message).__name__, exc_info=error
             )
 
-    def _actor_hold(self, ask: _AskRef) -> None:
+    def _actor_abandon(self, message: Message[Any], ask: _AskRef, handoffs: int) -> None:
+        """The actor ends (EndMainLoop, cancellation) while serving an ask: unless the ask was
+        answered or handed on, it fails now rather than waiting for its timeout."""
+        if ask.handoffs == handoffs:
+            ask.fail(ActorStopped(self.identifier, message))
+
+    def _actor_hold(self, ask: _AskRef, handoffs: int) -> None:
         """The original style: ``handle_message`` returned without replying; whatever it tells the
-        sender later is the reply, and if the actor stops first the ask fails."""
+        sender later is the reply, and if the actor stops first (and the ask was not handed on
+        meanwhile) the ask fails."""
         if self._actor_held is None:
             self._actor_held = []
-        self._actor_held.append(ask)
+        self._actor_held.append((ask, handoffs))
 
     def _actor_close(self) -> None:
         """Accept no more messages; fail the asks that are queued or held unanswered."""
@@ -521,8 +530,8 @@ class Actor(Generic[P]):
             if message is not _STOP:
                 self._actor_dead_letter(message)
         held, self._actor_held = self._actor_held, None
-        for ask in held or ():
-            if not ask.forwarded:
+        for ask, handoffs in held or ():
+            if ask.handoffs == handoffs:
                 ask.fail(ActorStopped(self.identifier))
 
 

@@ -39,17 +39,18 @@ class _AskRef(BaseRef):
     """The ``sender`` of one ask: the first thing told to it is the reply.
 
     It travels with the message: if a handler hands the message on (tells it, or a message whose
-    sender it is, to another actor), the reply is expected from there, and ``forwarded`` is set
-    so that the first handler's return value is not taken as the reply.
+    sender it is, to another actor), the reply is expected from there. ``handoffs`` counts those
+    hand-offs: a handler whose serving saw the count change does not answer with its return value,
+    and the handler that receives the handed-on message answers in its place.
     """
 
-    __slots__ = ("future", "forwarded")
+    __slots__ = ("future", "handoffs")
 
     accepts_any_reply = True
 
     def __init__(self, future: asyncio.Future[Any]) -> None:
         self.future = future
-        self.forwarded = False
+        self.handoffs = 0
 
     @property
     def identifier(self) -> str:
@@ -76,7 +77,7 @@ def mark_handed_on(message: Message[Any]) -> None:
     """Note that a message carrying an ask's sender was told onwards: the reply comes from there."""
     sender = message.sender
     if type(sender) is _AskRef:
-        sender.forwarded = True
+        sender.handoffs += 1
 
 
 _new = object.__new__
@@ -139,7 +140,7 @@ class ActorRef(BaseRef, Generic[P]):
             actor._actor_dead_letter(message)
             return
         if type(message.sender) is _AskRef:
-            message.sender.forwarded = True
+            message.sender.handoffs += 1
         actor._actor_mailbox.put(message)
 
     async def tell(self, message: P, /) -> None:

@@ -218,14 +218,18 @@ def _table(rows: list[Row]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the scenarios, print the table, write JSON if asked."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side; the best counts")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
     scale, repeat = (0.001, 1) if args.quick else (1.0, args.repeat)
     rows = asyncio.run(_measure(repeat, scale))
-    print(f"actorio core benchmark; Python {platform.python_version()} on {platform.machine()}, {sys.platform}")
+    print(
+        f"actorio core benchmark; Python {platform.python_version()} on {platform.machine()}, {sys.platform}"
+    )
     print(_table(rows))
     if args.json:
         with open(args.json, "w") as out:

@@ -1,0 +1,367 @@
+"""Promise 4, failures at the asker: a handler's exception (with its traceback), UnhandledMessage,
+ActorStopped for a stopped actor or one that stops first, and timeouts. An ask never hangs
+because something failed, and an actor serving an ask carries on after its handler fails."""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from typing import Any
+
+import pytest
+
+from actorio import (
+    Actor,
+    ActorioException,
+    ActorRef,
+    ActorStopped,
+    EndMainLoop,
+    Message,
+    UnhandledMessage,
+    ask,
+    handles,
+)
+
+
+class Boom(Exception):
+    pass
+
+
+class Fail(Message[int]):
+    pass
+
+
+class Get(Message[int]):
+    n: int = 0
+
+
+class Park(Message[str]):
+    pass
+
+
+class Finish(Message[str]):
+    pass
+
+
+class Unknown(Message[int]):
+    pass
+
+
+class Die(Message):
+    pass
+
+
+async def bounded(awaitable: Any) -> Any:
+    """Every wait that could hang has a bound."""
+    return await asyncio.wait_for(awaitable, timeout=2)
+
+
+class Worker(Actor):
+    """Fails on Fail, parks on Park until ``release`` is set, ends on Finish."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.handled: list[int] = []
+
+    @handles(Fail)
+    async def failing_handler(self, msg: Fail) -> int:
+        raise Boom("handler failed")
+
+    @handles(Get)
+    async def get(self, msg: Get) -> int:
+        self.handled.append(msg.n)
+        return msg.n
+
+    @handles(Park)
+    async def park(self, msg: Park) -> str:
+        self.entered.set()
+        await self.release.wait()
+        return "released"
+
+    @handles(Finish)
+    async def finish(self, msg: Finish) -> str:
+        raise EndMainLoop()
+
+    @handles(Die)
+    async def die(self, msg: Die) -> None:
+        raise Boom("told message failed")
+
+
+# -- a handler's exception --------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_handler_exception_is_raised_at_the_asker_with_its_type() -> None:
+    """Promise 4: an exception in a handler serving an ask is raised at the asker, same type."""
+    async with Worker() as ref:
+        with pytest.raises(Boom, match="handler failed"):
+            await bounded(ref.ask(Fail()))
+        with pytest.raises(Boom):
+            await bounded(ask(ref, Fail(), timeout=2))
+
+
+@pytest.mark.asyncio
+async def test_handler_exception_traceback_includes_the_handler_frame() -> None:
+    """Promise 4: the error raised at the asker carries the handler's frame in its traceback."""
+    async with Worker() as ref:
+        with pytest.raises(Boom) as excinfo:
+            await bounded(ref.ask(Fail()))
+    names = [frame.name for frame in traceback.extract_tb(excinfo.value.__traceback__)]
+    assert "failing_handler" in names
+
+
+@pytest.mark.asyncio
+async def test_actor_carries_on_after_a_handler_fails_serving_an_ask() -> None:
+    """Promise 4: after a failed ask, the actor is still running and answers the next ask."""
+    actor = Worker()
+    async with actor as ref:
+        for n in range(3):
+            with pytest.raises(Boom):
+                await bounded(ref.ask(Fail()))
+            assert await bounded(ref.ask(Get(n=n))) == n
+        assert actor.running
+        assert not actor.stopped
+
+
+# -- UnhandledMessage -------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_ask_with_no_handler_raises_unhandled_message_and_the_actor_carries_on() -> None:
+    """Promise 4: a message with no handler raises UnhandledMessage at the asker; later asks work."""
+    actor = Worker()
+    async with actor as ref:
+        with pytest.raises(UnhandledMessage) as excinfo:
+            await bounded(ref.ask(Unknown()))
+        assert isinstance(excinfo.value, ActorioException)
+        assert isinstance(excinfo.value.message, Unknown)
+        assert await bounded(ref.ask(Get(n=1))) == 1
+        assert actor.running
+
+
+@pytest.mark.asyncio
+async def test_told_message_with_no_handler_leaves_the_actor_running() -> None:
+    """Promise 4: a told message with no handler is logged; the actor carries on."""
+    actor = Worker()
+    async with actor as ref:
+        await ref.tell(Unknown())
+        ref.tell_nowait(Unknown())
+        assert await bounded(ref.ask(Get(n=2))) == 2
+        assert actor.running
+    await bounded(actor.wait())
+
+
+# -- ActorStopped -----------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_ask_to_a_stopped_actor_raises_actor_stopped_at_once() -> None:
+    """Promise 4: asking an actor that was stopped raises ActorStopped immediately."""
+    actor = Worker()
+    ref = await actor.start()
+    await bounded(actor.stop())
+    with pytest.raises(ActorStopped) as excinfo:
+        await bounded(ref.ask(Get()))
+    assert excinfo.value.identifier == actor.identifier
+    assert isinstance(excinfo.value, ActorioException)
+    with pytest.raises(ActorStopped):
+        await bounded(ask(actor, Get()))
+
+
+@pytest.mark.asyncio
+async def test_ask_to_an_actor_that_ended_itself_raises_actor_stopped() -> None:
+    """Promise 4: after EndMainLoop ended an actor, an ask raises ActorStopped at once."""
+    actor = Worker()
+    ref = await actor.start()
+    await ref.tell(Finish())
+    await bounded(actor.wait())
+    with pytest.raises(ActorStopped):
+        await bounded(ref.ask(Get()))
+
+
+@pytest.mark.asyncio
+async def test_ask_to_an_actor_stopped_before_start_raises_actor_stopped() -> None:
+    """Promise 4: an actor stopped before it ever started refuses asks with ActorStopped."""
+    actor = Worker()
+    await bounded(actor.stop())
+    assert actor.stopped
+    with pytest.raises(ActorStopped):
+        await bounded(actor.reference.ask(Get()))
+
+
+async def _queue_asks_then_stop(actor: Worker, ref: ActorRef[Any]) -> tuple[list[asyncio.Task[Any]], Any]:
+    """With ``actor`` parked in a handler: queue three asks, then call stop() (which puts its
+    signal ahead of them). Returns the ask tasks and the stop task, once both are queued."""
+    asks = [asyncio.ensure_future(ref.ask(Get(n=n))) for n in range(3)]
+    stopping = asyncio.Event()
+
+    async def stop() -> None:
+        stopping.set()
+        await actor.stop()
+
+    stopper = asyncio.ensure_future(stop())
+    # Tasks start in creation order: once the stopper has run, the asks are queued too.
+    await bounded(stopping.wait())
+    assert not any(task.done() for task in asks)
+    return asks, stopper
+
+
+@pytest.mark.asyncio
+async def test_asks_queued_when_the_actor_stops_fail_with_actor_stopped() -> None:
+    """Promise 4: asks still queued when the actor stops fail at once with ActorStopped, and the
+    message being handled is finished."""
+    actor = Worker()
+    ref = await actor.start()
+    parked = asyncio.ensure_future(ref.ask(Park()))
+    await bounded(actor.entered.wait())
+    asks, stopper = await _queue_asks_then_stop(actor, ref)
+    actor.release.set()
+    results = await bounded(asyncio.gather(*asks, return_exceptions=True))
+    assert [type(result) for result in results] == [ActorStopped] * 3
+    assert await bounded(parked) == "released"
+    await bounded(stopper)
+    assert actor.handled == []
+    await bounded(actor.wait())
+
+
+@pytest.mark.asyncio
+async def test_stop_with_timeout_fails_the_parked_ask_and_the_queued_ones() -> None:
+    """Promise 4: stop(timeout=...) cancels a handler still running; the ask it served and the
+    asks queued behind it all fail with ActorStopped instead of hanging."""
+    actor = Worker()
+    ref = await actor.start()
+    parked = asyncio.ensure_future(ref.ask(Park()))
+    await bounded(actor.entered.wait())
+    asks = [asyncio.ensure_future(ref.ask(Get(n=n))) for n in range(3)]
+    await bounded(actor.stop(timeout=0.01))
+    results = await bounded(asyncio.gather(parked, *asks, return_exceptions=True))
+    assert [type(result) for result in results] == [ActorStopped] * 4
+    assert actor.stopped
+    assert not actor.running
+    assert actor.handled == []
+    await bounded(actor.wait())
+
+
+@pytest.mark.asyncio
+async def test_asks_queued_behind_a_failing_told_message_fail_with_actor_stopped() -> None:
+    """Promise 4: an actor that fails on a told message fails the asks queued behind it."""
+    actor = Worker()
+    ref = await actor.start()
+    parked = asyncio.ensure_future(ref.ask(Park()))
+    await bounded(actor.entered.wait())
+    await ref.tell(Die())
+    asks = [asyncio.ensure_future(ref.ask(Get(n=n))) for n in range(3)]
+    actor.release.set()
+    assert await bounded(parked) == "released"
+    results = await bounded(asyncio.gather(*asks, return_exceptions=True))
+    assert [type(result) for result in results] == [ActorStopped] * 3
+    with pytest.raises(Boom):
+        await bounded(actor.wait())
+
+
+@pytest.mark.asyncio
+async def test_asks_queued_behind_end_main_loop_fail_with_actor_stopped() -> None:
+    """Promise 4: asks queued behind a told message whose handler raises EndMainLoop fail at once."""
+    actor = Worker()
+    ref = await actor.start()
+    parked = asyncio.ensure_future(ref.ask(Park()))
+    await bounded(actor.entered.wait())
+    await ref.tell(Finish())
+    asks = [asyncio.ensure_future(ref.ask(Get(n=n))) for n in range(3)]
+    actor.release.set()
+    assert await bounded(parked) == "released"
+    results = await bounded(asyncio.gather(*asks, return_exceptions=True))
+    assert [type(result) for result in results] == [ActorStopped] * 3
+    await bounded(actor.wait())
+
+
+@pytest.mark.asyncio
+async def test_end_main_loop_while_serving_an_ask_ends_the_actor_and_fails_the_ask() -> None:
+    """Promise 4/5: EndMainLoop raised by a handler serving an ask ends the actor cleanly; the ask,
+    left unanswered, fails with ActorStopped (not with the control-flow exception)."""
+    actor = Worker()
+    ref = await actor.start()
+    try:
+        with pytest.raises(ActorStopped):
+            await bounded(ref.ask(Finish()))
+        await bounded(actor.wait())
+        assert actor.stopped
+    finally:
+        await bounded(actor.stop())
+
+
+class Holder(Actor):
+    """The original style, holding the sender without ever replying."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[Any] = []
+        self.holding = asyncio.Event()
+
+    async def handle_message(self, message: Any) -> Any:
+        self.held.append(message.sender)
+        self.holding.set()
+
+
+@pytest.mark.asyncio
+async def test_original_style_held_sender_fails_with_actor_stopped_when_the_actor_stops() -> None:
+    """Promise 4: handle_message keeps the sender without replying: when the actor stops, the ask
+    fails with ActorStopped instead of hanging."""
+    actor = Holder()
+    ref = await actor.start()
+    pending = asyncio.ensure_future(ref.ask(Get()))
+    await bounded(actor.holding.wait())
+    assert not pending.done()
+    await bounded(actor.stop())
+    with pytest.raises(ActorStopped):
+        await bounded(pending)
+
+
+class HandsOnToHolder(Actor):
+    """Forwards every message to a Holder child, which never replies."""
+
+    def __init__(self, child: Holder) -> None:
+        super().__init__()
+        self.child = child
+
+    async def handle_message(self, message: Any) -> Any:
+        child_ref = await self.register_child(self.child)
+        await child_ref.tell(message)
+
+
+@pytest.mark.asyncio
+async def test_handed_on_ask_held_without_reply_fails_when_the_holder_stops() -> None:
+    """Promise 4: an ask handed on to an original-style actor that holds the sender and then
+    stops fails with ActorStopped: an ask never hangs."""
+    child = Holder()
+    parent = HandsOnToHolder(child)
+    ref = await parent.start()
+    pending = asyncio.ensure_future(ref.ask(Get()))
+    try:
+        await bounded(child.holding.wait())
+        await bounded(child.stop())
+        with pytest.raises(ActorStopped):
+            await bounded(pending)
+    finally:
+        pending.cancel()
+        await bounded(parent.stop())
+
+
+# -- timeouts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_timed_out_ask_raises_timeout_error_and_the_actor_carries_on() -> None:
+    """Promise 4: an ask whose reply does not come in ``timeout`` raises asyncio.TimeoutError;
+    the late reply is dropped and the actor still answers the next ask."""
+    actor = Worker()
+    async with actor as ref:
+        with pytest.raises(asyncio.TimeoutError):
+            await ref.ask(Park(), timeout=0.01)
+        with pytest.raises(asyncio.TimeoutError):
+            await ask(ref, Park(), timeout=0.01)
+        actor.release.set()
+        assert await bounded(ref.ask(Get(n=5))) == 5
+        assert await bounded(ref.ask(Park(), timeout=2)) == "released"

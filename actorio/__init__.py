@@ -10,8 +10,10 @@ from ._exceptions import ActorioException as ActorioException
 from ._exceptions import ActorStopped as ActorStopped
 from ._exceptions import EndMainLoop as EndMainLoop
 from ._exceptions import UnhandledMessage as UnhandledMessage
+from ._message import NO_REPLY as NO_REPLY
 from ._message import DataMessage as DataMessage
 from ._message import Message as Message
+from ._message import NoReply as NoReply
 from ._ref import ActorRef as ActorRef
 from ._ref import Reference as Reference
 from ._ref import ask as ask
@@ -20,6 +22,7 @@ from ._sender import BaseRef as BaseRef
 from ._sender import Sender as Sender
 
 __all__ = [
+    "NO_REPLY",
     "NO_SENDER",
     "Actor",
     "ActorRef",
@@ -29,6 +32,7 @@ __all__ = [
     "DataMessage",
     "EndMainLoop",
     "Message",
+    "NoReply",
     "Reference",
     "Sender",
     "UnhandledMessage",

@@ -8,18 +8,20 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import TracebackType
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
-from ._dispatch import Handler, build_handler_table, resolve_handler
+from ._dispatch import Handler, build_handler_table, check_protocol, protocol_of, resolve_handler
 from ._exceptions import ActorStopped, EndMainLoop, UnhandledMessage
 from ._mailbox import Mailbox
-from ._message import Message
-from ._ref import ActorRef, P, R, _AskRef, check_message
+from ._message import NO_REPLY, Message
+from ._ref import ActorRef, _AskRef
 from ._sender import dead_letters_logger
+from ._types import P, R, Request
 
 __all__ = ["Actor"]
 
 Q = TypeVar("Q", bound=Message[Any])
+M = TypeVar("M", bound=Message[Any])
 
 _actor_serials = itertools.count(1)
 _logger = logging.getLogger("actorio.actor")
@@ -97,6 +99,7 @@ class Actor(Generic[P]):
     _actor_handlers: ClassVar[dict[type, Handler]] = {}
     _actor_dispatch: ClassVar[dict[type, Handler]] = {}
     _actor_accepts: ClassVar[dict[type, bool]] = {}
+    _actor_protocol: ClassVar[tuple[type, ...] | None] = None
     _actor_fallback: ClassVar[Handler]
     _actor_custom_setup: ClassVar[bool] = False
     _actor_custom_teardown: ClassVar[bool] = False
@@ -105,6 +108,10 @@ class Actor(Generic[P]):
         super().__init_subclass__(**kwargs)
         cls._actor_handlers = build_handler_table(cls)
         cls._actor_fallback = cls.handle_message
+        cls._actor_protocol = protocol_of(cls, Actor)
+        if cls._actor_protocol is not None:
+            overridden = cls.handle_message is not Actor.handle_message
+            check_protocol(cls, cls._actor_handlers, cls._actor_protocol, overridden)
         cls._actor_dispatch = {_StopSignal: _end_mainloop}
         cls._actor_accepts = {}
         # Skipping the base class's empty hooks saves two coroutines per actor lifetime.
@@ -153,12 +160,6 @@ class Actor(Generic[P]):
 
     # -- messages in ----------------------------------------------------------------------
 
-    @classmethod
-    def _actor_check_message(cls, message: object) -> None:
-        """Check, once per message class, that this actor can be sent ``message``."""
-        check_message(message)
-        cls._actor_accepts[type(message)] = True
-
     def _actor_dead_letter(self, message: Any) -> None:
         sender = getattr(message, "sender", None)
         if type(sender) is _AskRef and sender.fail(ActorStopped(self.identifier, message)):
@@ -173,7 +174,15 @@ class Actor(Generic[P]):
         """The same as ``self.reference.tell_nowait(message)``."""
         self._actor_ref.tell_nowait(message)
 
-    def ask(self, message: Message[R], timeout: float | None = None) -> Coroutine[Any, Any, R]:
+    @overload
+    def ask(
+        self: Actor[Message[Any]], message: Message[Any], timeout: float | None = None
+    ) -> Coroutine[Any, Any, Any]: ...
+    @overload
+    def ask(
+        self: Actor[M], message: Request[M, R], timeout: float | None = None
+    ) -> Coroutine[Any, Any, R]: ...
+    def ask(self, message: Any, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
         """Ask this actor; the same as ``self.reference.ask(message, timeout)``."""
         return self._actor_ref.ask(message, timeout)
 
@@ -489,7 +498,7 @@ class Actor(Generic[P]):
                             raise
                         else:
                             if sender.handoffs == handoffs and not sender.future.done():
-                                if handler is fallback:
+                                if handler is fallback or result is NO_REPLY:
                                     self._actor_hold(sender, handoffs)
                                 else:
                                     sender.future.set_result(result)

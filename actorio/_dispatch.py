@@ -12,18 +12,41 @@ At class creation, each actor class gets:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+import types
+import typing
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from ._message import Message
+from ._message import Message, NoReply
+from ._types import Request
 
-__all__ = ["HANDLES_ATTRIBUTE", "build_handler_table", "handles", "resolve_handler"]
+if TYPE_CHECKING:
+    from ._actor import Actor
+
+__all__ = [
+    "HANDLES_ATTRIBUTE",
+    "build_handler_table",
+    "check_protocol",
+    "handles",
+    "protocol_of",
+    "resolve_handler",
+]
 
 HANDLES_ATTRIBUTE = "__actorio_handles__"
 
-M = TypeVar("M", bound=Message[Any])
-H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 Handler = Callable[[Any, Any], Awaitable[Any]]
+
+A = TypeVar("A", bound="Actor[Any]")
+MI = TypeVar("MI", bound=Message[Any])
+RI = TypeVar("RI")
+M1 = TypeVar("M1", bound=Message[Any])
+M2 = TypeVar("M2", bound=Message[Any])
+M3 = TypeVar("M3", bound=Message[Any])
+M4 = TypeVar("M4", bound=Message[Any])
+R1 = TypeVar("R1")
+R2 = TypeVar("R2")
+R3 = TypeVar("R3")
+R4 = TypeVar("R4")
 
 
 def _is_async(function: object) -> bool:
@@ -31,26 +54,72 @@ def _is_async(function: object) -> bool:
     return inspect.iscoroutinefunction(function)
 
 
-class handles(Generic[M]):  # noqa: N801 - reads as a decorator: @handles(Greet)
+class handles(Generic[MI, RI]):  # noqa: N801 - reads as a decorator: @handles(Greet)
     """Declare the message types an actor method handles: ``@handles(Greet, Hello)``.
 
     The method must be ``async def``; it is called with each message of those types (or of their
     subclasses that have no nearer handler), one at a time. Its return value is the reply to an
     ask, unless it told the message's sender something first or handed the message on.
     Decorating a method twice adds the types of both.
+
+    Statically (mypy and pyright), the method must accept every listed type and return the union
+    of their reply types (or `NoReply`): ``@handles(Greet)`` on
+    ``async def greet(self, msg: Greet) -> Greeting``. With more than four types the handler's
+    signature is not checked.
     """
 
     __slots__ = ("message_types",)
 
-    def __init__(self, *message_types: type[M]) -> None:
+    # Each type's reply type is read separately (through `Request`), so that mypy builds their
+    # union rather than joining them (it would join Greeting and int into object).
+    @overload
+    def __init__(self: handles[M1, R1], t1: type[Request[M1, R1]], /) -> None: ...
+    @overload
+    def __init__(
+        self: handles[M1 | M2, R1 | R2], t1: type[Request[M1, R1]], t2: type[Request[M2, R2]], /
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: handles[M1 | M2 | M3, R1 | R2 | R3],
+        t1: type[Request[M1, R1]],
+        t2: type[Request[M2, R2]],
+        t3: type[Request[M3, R3]],
+        /,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: handles[M1 | M2 | M3 | M4, R1 | R2 | R3 | R4],
+        t1: type[Request[M1, R1]],
+        t2: type[Request[M2, R2]],
+        t3: type[Request[M3, R3]],
+        t4: type[Request[M4, R4]],
+        /,
+    ) -> None: ...
+    @overload
+    def __init__(self: handles[Any, Any], *message_types: type[Message[Any]]) -> None: ...
+    def __init__(self, *message_types: Any) -> None:
         if not message_types:
             raise TypeError("@handles() needs at least one message type")
         for message_type in message_types:
             if not (isinstance(message_type, type) and issubclass(message_type, Message)):
                 raise TypeError(f"@handles() takes Message subclasses, not {message_type!r}")
-        self.message_types: tuple[type[M], ...] = message_types
+        self.message_types: tuple[type[Message[Any]], ...] = message_types
 
-    def __call__(self, handler: H) -> H:
+    # Three shapes, so that the decorated method keeps its own return type: the reply type, NoReply,
+    # or both. (One signature returning RI | NoReply would widen every handler's type to that union.)
+    @overload
+    def __call__(
+        self, handler: Callable[[A, MI], Coroutine[Any, Any, RI]]
+    ) -> Callable[[A, MI], Coroutine[Any, Any, RI]]: ...
+    @overload
+    def __call__(
+        self, handler: Callable[[A, MI], Coroutine[Any, Any, NoReply]]
+    ) -> Callable[[A, MI], Coroutine[Any, Any, NoReply]]: ...
+    @overload
+    def __call__(
+        self, handler: Callable[[A, MI], Coroutine[Any, Any, RI | NoReply]]
+    ) -> Callable[[A, MI], Coroutine[Any, Any, RI | NoReply]]: ...
+    def __call__(self, handler: Any) -> Any:
         if not _is_async(handler):
             name = getattr(handler, "__qualname__", repr(handler))
             raise TypeError(f"@handles({self._names()}): {name} must be an `async def` method")
@@ -108,3 +177,55 @@ def resolve_handler(table: dict[type, Handler], message_type: type, fallback: Ha
         if handler is not None:
             return handler
     return fallback
+
+
+def _members(protocol: Any) -> tuple[type, ...] | None:
+    """The message classes of a protocol annotation (``Greet``, ``Greet | Stop``), or ``None`` for an
+    untyped actor (no argument, ``Message[Any]``, ``Message``, a type variable)."""
+    if isinstance(protocol, (types.UnionType,)) or typing.get_origin(protocol) is typing.Union:
+        members: list[type] = []
+        for argument in typing.get_args(protocol):
+            inner = _members(argument)
+            if inner is None:
+                return None
+            members.extend(inner)
+        return tuple(members)
+    if not (isinstance(protocol, type) and issubclass(protocol, Message)):
+        return None
+    origin = protocol.__pydantic_generic_metadata__["origin"]
+    if protocol is Message or origin is Message:
+        return None  # Message, Message[Any]: accepts any message
+    return (protocol,)
+
+
+def protocol_of(cls: type, root: type) -> tuple[type, ...] | None:
+    """The protocol of actor class ``cls``: from the nearest ``Root[...]`` base in its MRO that was
+    given one, else ``None`` (untyped: any message)."""
+    for klass in cls.__mro__:
+        for base in vars(klass).get("__orig_bases__", ()):
+            origin = typing.get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, root):
+                arguments = typing.get_args(base)
+                if arguments:
+                    return _members(arguments[0])
+    return None
+
+
+def check_protocol(cls: type, table: dict[type, Handler], protocol: tuple[type, ...], fallback: bool) -> None:
+    """At class creation: every protocol member has a handler (or ``handle_message`` is overridden),
+    and every handler takes a member, a subclass or a base of one."""
+    name = cls.__qualname__
+    for message_type, handler in table.items():
+        if not any(issubclass(message_type, m) or issubclass(m, message_type) for m in protocol):
+            raise TypeError(
+                f"{name}.{handler.__name__} handles {message_type.__name__}, which is outside "
+                f"{name}'s protocol ({' | '.join(m.__name__ for m in protocol)})"
+            )
+    if fallback:
+        return
+    for member in protocol:
+        if not any(issubclass(member, handled) for handled in table):
+            raise TypeError(
+                f"{name}'s protocol includes {member.__name__}, but {name} has no handler for it "
+                f"(add a method decorated with @handles({member.__name__}), or override handle_message)"
+            )

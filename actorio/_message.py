@@ -9,10 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 from typing_extensions import TypeVar
 
 from ._sender import NO_SENDER, BaseRef, Sender
+from ._types import R_co
 
-__all__ = ["DataMessage", "Message"]
+__all__ = ["NO_REPLY", "DataMessage", "Message", "NoReply"]
 
-R_co = TypeVar("R_co", covariant=True, default=None)
 T = TypeVar("T")
 
 
@@ -30,6 +30,25 @@ def _as_sender(value: Any) -> BaseRef:
     if isinstance(reference, BaseRef):
         return reference
     raise ValueError(f"sender must be an actor or an actorio reference, not {type(value).__name__}")
+
+
+class NoReply:
+    """What a handler returns when its return value is not the reply to an ask.
+
+    It replied already (``return await msg.reply(x)``) or handed the message on to an actor that
+    will answer (``return await worker.forward(msg)``); both return `NO_REPLY`. Statically, a
+    handler of ``Greet(Message[Greeting])`` may return ``Greeting`` or ``NoReply``. If the ask was
+    neither answered nor handed on, it fails with `ActorStopped` when the actor stops.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_REPLY"
+
+
+NO_REPLY = NoReply()
+"""The one `NoReply` value."""
 
 
 class Message(BaseModel, Generic[R_co]):
@@ -58,17 +77,23 @@ class Message(BaseModel, Generic[R_co]):
         sender: Annotated[Any, PlainValidator(_as_sender)] = Field(default=NO_SENDER, exclude=True)
     creation_date: datetime = Field(default_factory=_utcnow)
 
-    async def reply(self: Message[T], response: T) -> None:
-        """Send ``response`` to this message's sender.
+    def __actorio_reply__(self) -> R_co:
+        """Never called: it lets the type checkers read a message's reply type (see `Request`)."""
+        raise NotImplementedError
+
+    async def reply(self: Message[T], response: T) -> NoReply:
+        """Send ``response`` to this message's sender; return `NO_REPLY`.
 
         To an asker it is the reply, whatever its type. To any other sender a `Message` is told
-        as it is, and another value is told wrapped in a `DataMessage`.
+        as it is, and another value is told wrapped in a `DataMessage`. A handler can end with
+        ``return await msg.reply(x)``.
         """
         sender = self.sender
         if isinstance(response, Message) or getattr(sender, "accepts_any_reply", False):
             await sender.tell(response)
         else:
             await sender.tell(DataMessage(data=response))
+        return NO_REPLY
 
 
 class DataMessage(Message[Any], Generic[T]):

@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, overload
 
 from pydantic import BaseModel
 from typing_extensions import TypeVar
 
 from ._exceptions import ActorStopped
-from ._message import Message
+from ._message import NO_REPLY, Message, NoReply
 from ._sender import BaseRef, dead_letters_logger
+from ._types import Member, P, R, Request
 
 if TYPE_CHECKING:
     from ._actor import Actor
 
 __all__ = ["ActorRef", "Reference", "ask"]
 
-P = TypeVar("P", bound=Message[Any], contravariant=True, default=Message[Any])
-R = TypeVar("R")
+M = TypeVar("M", bound=Message[Any])
+N = TypeVar("N", bound=Message[Any])
 
 _reference_serials = itertools.count(1)
 
@@ -116,16 +117,61 @@ class ActorRef(BaseRef, Generic[P]):
     letter, and an ask fails at once with `ActorStopped`.
     """
 
-    __slots__ = ("_actor", "_accepts")
+    __slots__ = ("_actor", "_accepts", "_protocol")
 
-    def __init__(self, actor: Actor[Any]) -> None:
+    def __init__(self, actor: Actor[Any], protocol: tuple[type, ...] | None = None) -> None:
         self._actor = actor
-        self._accepts = type(actor)._actor_accepts
+        if protocol is None:
+            # The actor's own reference shares its class's cache of accepted message classes.
+            self._protocol = type(actor)._actor_protocol
+            self._accepts = type(actor)._actor_accepts
+        else:
+            self._protocol = protocol
+            self._accepts = {}
 
     @property
     def identifier(self) -> str:
         """The actor's identifier."""
         return self._actor.identifier
+
+    @property
+    def protocol(self) -> tuple[type, ...] | None:
+        """The message classes this reference accepts, or ``None`` for any message."""
+        return self._protocol
+
+    def _check(self, message: object) -> None:
+        """Refuse, at the sender and before anything is queued, a message outside the protocol.
+
+        Runs once per message class; the result is cached in ``_accepts``.
+        """
+        check_message(message)
+        protocol = self._protocol
+        if protocol is not None and not isinstance(message, protocol):
+            accepted = " | ".join(member.__name__ for member in protocol)
+            raise TypeError(
+                f"{self.identifier} does not accept {type(message).__name__} (its protocol: {accepted})"
+            )
+        self._accepts[type(message)] = True
+
+    def narrow(self: ActorRef[M], message_type: type[Member[M, N]], /) -> ActorRef[N]:
+        """A reference to the same actor that accepts only ``message_type`` (and its subclasses),
+        statically and at run time: what to hand to an actor that should send only that.
+
+        Raises ``TypeError`` if the actor does not accept ``message_type``.
+        """
+        protocol = self._protocol
+        if protocol is not None and not issubclass(message_type, protocol):
+            accepted = " | ".join(member.__name__ for member in protocol)
+            raise TypeError(
+                f"{self.identifier} does not accept {message_type.__name__} (its protocol: {accepted})"
+            )
+        return ActorRef(self._actor, (message_type,))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorRef) and other._actor is self._actor
+
+    def __hash__(self) -> int:
+        return hash(self._actor)
 
     def tell_nowait(self, message: P, /) -> None:
         """Queue ``message`` for the actor and return at once.
@@ -133,9 +179,9 @@ class ActorRef(BaseRef, Generic[P]):
         Raises ``TypeError`` if ``message`` is not a `Message`. A message told to a stopped actor
         is a dead letter; if it carries an ask, that ask fails with `ActorStopped`.
         """
-        actor = self._actor
         if type(message) not in self._accepts:
-            actor._actor_check_message(message)
+            self._check(message)
+        actor = self._actor
         if actor._actor_closed:
             actor._actor_dead_letter(message)
             return
@@ -147,7 +193,22 @@ class ActorRef(BaseRef, Generic[P]):
         """Queue ``message`` for the actor; see `tell_nowait`."""
         self.tell_nowait(message)
 
-    async def ask(self, message: Message[R], timeout: float | None = None) -> R:
+    async def forward(self, message: P, /) -> NoReply:
+        """Tell ``message`` as it is, sender included, and return `NO_REPLY`.
+
+        For a handler that hands the message it serves on: ``return await worker.forward(msg)``.
+        If ``msg`` carries an ask, the actor it is handed to answers it.
+        """
+        self.tell_nowait(message)
+        return NO_REPLY
+
+    @overload
+    async def ask(
+        self: ActorRef[Message[Any]], message: Message[Any], timeout: float | None = None
+    ) -> Any: ...
+    @overload
+    async def ask(self: ActorRef[M], message: Request[M, R], timeout: float | None = None) -> R: ...
+    async def ask(self, message: Any, timeout: float | None = None) -> Any:
         """Send ``message`` and wait for its reply.
 
         The reply is what the handler returns (or, for a message reaching ``handle_message``,
@@ -155,14 +216,19 @@ class ActorRef(BaseRef, Generic[P]):
         Raises what the handler raised, `UnhandledMessage` if the actor has no handler for it,
         `ActorStopped` if the actor is stopped or stops before answering, and
         ``asyncio.TimeoutError`` after ``timeout`` seconds. ``message`` itself is not changed.
+        A message outside the protocol raises ``TypeError`` before anything is queued.
+
+        Statically, the reply is typed by the message (``Greet(Message[Greeting])`` gives a
+        ``Greeting``) and a message outside the protocol is an error; on a reference without a
+        protocol the reply is ``Any``, as the original API replied with whatever was told.
         """
-        actor = self._actor
         if type(message) not in self._accepts:
-            actor._actor_check_message(message)
+            self._check(message)
+        actor = self._actor
         if actor._actor_closed:
             raise ActorStopped(actor.identifier, message)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[R] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         actor._actor_mailbox.put(_with_sender(message, _AskRef(future)))
         if timeout is None:
             return await future
@@ -200,9 +266,17 @@ class Reference(BaseRef):
         self.inbox.put_nowait(message)
 
 
-async def ask(ref: ActorRef[Any] | Actor[Any], message: Message[R], timeout: float | None = None) -> R:
-    """Send ``message`` to ``ref`` and wait for the reply: ``await ask(greeter, Greet(name="x"))``.
+@overload
+async def ask(
+    ref: ActorRef[Message[Any]] | Actor[Message[Any]], message: Message[Any], timeout: float | None = None
+) -> Any: ...
+@overload
+async def ask(ref: ActorRef[M] | Actor[M], message: Request[M, R], timeout: float | None = None) -> R: ...
+async def ask(ref: ActorRef[Any] | Actor[Any], message: Any, timeout: float | None = None) -> Any:
+    """Send ``message`` to ``ref`` (a reference or an actor) and wait for the reply:
+    ``await ask(greeter, Greet(name="x"))``.
 
-    The same as ``ref.ask(message, timeout)``; see `ActorRef.ask`.
+    The same as ``ref.ask(message, timeout)``; see `ActorRef.ask`. Statically, both the reply type
+    and the message's membership in ``ref``'s protocol are checked.
     """
     return await ref.ask(message, timeout=timeout)

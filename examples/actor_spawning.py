@@ -10,7 +10,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 
-from actorio import Actor, Message, ask, handles
+from actorio import Actor, Message, NoReply, ask, handles
 
 Operation = Callable[[], Awaitable[int]]
 """A blocking operation (I/O, a long computation) that a worker runs for one request."""
@@ -56,10 +56,10 @@ class Manager(Actor[Compute]):
         self.operation = operation
 
     @handles(Compute)
-    async def spawn_worker(self, msg: Compute) -> None:
+    async def spawn_worker(self, msg: Compute) -> NoReply:
         worker = await self.register_child(Worker(self.operation))
         # Handing the request on: the worker's reply answers the asker, not this handler.
-        await worker.tell(msg)
+        return await worker.forward(msg)
 
 
 async def main(operation: Operation = blocking_operation, requests: int = 10) -> list[int]:

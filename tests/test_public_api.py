@@ -8,6 +8,7 @@ from pathlib import Path
 import actorio
 
 EXPECTED = {
+    "NO_REPLY",
     "NO_SENDER",
     "Actor",
     "ActorRef",
@@ -17,6 +18,7 @@ EXPECTED = {
     "DataMessage",
     "EndMainLoop",
     "Message",
+    "NoReply",
     "Reference",
     "Sender",
     "UnhandledMessage",

@@ -17,6 +17,7 @@ from actorio import (
     DataMessage,
     EndMainLoop,
     Message,
+    NoReply,
     Reference,
     handles,
 )
@@ -492,8 +493,8 @@ async def test_reference_receives_an_actors_replies() -> None:
 
     class Replier(Actor):
         @handles(Shout)
-        async def shout(self, msg: Shout) -> None:
-            await msg.reply(msg.text.upper())
+        async def shout(self, msg: Shout) -> NoReply:
+            return await msg.reply(msg.text.upper())
 
     me = Reference()
     async with Replier() as ref:

@@ -1,0 +1,47 @@
+"""Type variables and the structural types that let the checkers read a message's reply type."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from typing_extensions import TypeVar
+
+if TYPE_CHECKING:
+    from ._message import Message
+
+__all__ = ["M_co", "Member", "N_co", "P", "R", "R_co", "Request"]
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True, default=None)
+M_co = TypeVar("M_co", bound="Message[Any]", covariant=True)
+N_co = TypeVar("N_co", bound="Message[Any]", covariant=True)
+P = TypeVar("P", bound="Message[Any]", contravariant=True, default="Message[Any]")
+"""An actor's protocol: the union of the message types it accepts."""
+
+
+class Request(Protocol[M_co, R_co]):
+    """A message seen by the type checkers as two facts at once: it is an ``M_co`` and its reply
+    is an ``R_co``.
+
+    Python has no intersection types, so ``ask(ref, msg)`` cannot say "``msg`` is a member of the
+    ref's protocol *and* a ``Message[R]``". This protocol can: pydantic's ``model_copy`` returns
+    ``Self`` (which pins the message's own class) and ``Message.__actorio_reply__`` returns the
+    reply type. Nothing calls either through it.
+    """
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = ..., deep: bool = ...) -> M_co: ...
+
+    def __actorio_reply__(self) -> R_co: ...
+
+
+class Member(Protocol[M_co, N_co]):
+    """A message class seen as two facts: a member of the protocol ``M_co``, and exactly ``N_co``.
+
+    Used by ``ActorRef.narrow``: the first fact is checked against the reference's protocol, the
+    second types the narrowed reference. Both methods return ``Self`` on pydantic models.
+    """
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = ..., deep: bool = ...) -> M_co: ...
+
+    def __copy__(self) -> N_co: ...

@@ -1,5 +1,8 @@
 """The actor: one asyncio task that drains a mailbox and dispatches each message to its handler."""
 
+# pyright: reportPrivateUsage=false
+# See _ref.py: an Actor and its ActorRef share their framework attributes.
+
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +17,7 @@ from ._dispatch import Handler, build_handler_table, check_protocol, protocol_of
 from ._exceptions import ActorStopped, EndMainLoop, UnhandledMessage
 from ._mailbox import Mailbox
 from ._message import NO_REPLY, Message
-from ._ref import ActorRef, _AskRef
+from ._ref import ActorRef, AskRef
 from ._sender import dead_letters_logger
 from ._types import P, R, Request
 
@@ -131,7 +134,7 @@ class Actor(Generic[P]):
         self._actor_ready: list[Callable[[], Awaitable[None]]] = []
         self._actor_inputs: list[_InputTask] | None = None
         self._actor_children: dict[Actor[Any], None] | None = None
-        self._actor_held: list[tuple[_AskRef, int]] | None = None
+        self._actor_held: list[tuple[AskRef, int]] | None = None
         self._actor_waiters: list[asyncio.Future[None]] | None = None
 
     # -- identity -------------------------------------------------------------------------
@@ -162,7 +165,7 @@ class Actor(Generic[P]):
 
     def _actor_dead_letter(self, message: Any) -> None:
         sender = getattr(message, "sender", None)
-        if type(sender) is _AskRef and sender.fail(ActorStopped(self.identifier, message)):
+        if type(sender) is AskRef and sender.fail(ActorStopped(self.identifier, message)):
             return
         dead_letters_logger.info("dead letter: %r sent to stopped actor %s", message, self.identifier)
 
@@ -475,14 +478,15 @@ class Actor(Generic[P]):
                 await mailbox.waiter(loop)
             try:
                 while queue:
-                    message = popleft()
-                    handler = dispatch.get(type(message))
+                    message: Message[Any] = popleft()
+                    message_type = type(message)
+                    handler = dispatch.get(message_type)
                     if handler is None:
-                        handler = dispatch[type(message)] = resolve_handler(
-                            cls._actor_handlers, type(message), fallback
+                        handler = dispatch[message_type] = resolve_handler(
+                            cls._actor_handlers, message_type, fallback
                         )
                     sender = message.sender
-                    if type(sender) is not _AskRef:
+                    if type(sender) is not AskRef:
                         await handler(self, message)
                     else:
                         handoffs = sender.handoffs
@@ -509,20 +513,20 @@ class Actor(Generic[P]):
             except UnhandledMessage:
                 continue
 
-    def _actor_ask_failed(self, message: Message[Any], ask: _AskRef, error: Exception) -> None:
+    def _actor_ask_failed(self, message: Message[Any], ask: AskRef, error: Exception) -> None:
         """A handler serving an ask raised: the error goes to the asker, and the actor carries on."""
         if not ask.fail(error) and not isinstance(error, UnhandledMessage):
             self.logger.error(
                 "%s failed serving an ask that is already over", type(message).__name__, exc_info=error
             )
 
-    def _actor_abandon(self, message: Message[Any], ask: _AskRef, handoffs: int) -> None:
+    def _actor_abandon(self, message: Message[Any], ask: AskRef, handoffs: int) -> None:
         """The actor ends (EndMainLoop, cancellation) while serving an ask: unless the ask was
         answered or handed on, it fails now rather than waiting for its timeout."""
         if ask.handoffs == handoffs:
             ask.fail(ActorStopped(self.identifier, message))
 
-    def _actor_hold(self, ask: _AskRef, handoffs: int) -> None:
+    def _actor_hold(self, ask: AskRef, handoffs: int) -> None:
         """The original style: ``handle_message`` returned without replying; whatever it tells the
         sender later is the reply, and if the actor stops first (and the ask was not handed on
         meanwhile) the ask fails."""

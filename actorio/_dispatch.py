@@ -195,7 +195,7 @@ def _members(protocol: Any) -> tuple[type, ...] | None:
     origin = protocol.__pydantic_generic_metadata__["origin"]
     if protocol is Message or origin is Message:
         return None  # Message, Message[Any]: accepts any message
-    return (protocol,)
+    return (typing.cast("type[Any]", protocol),)
 
 
 def protocol_of(cls: type, root: type) -> tuple[type, ...] | None:

@@ -1,9 +1,13 @@
 """References: the addresses that messages are told to.
 
 - `ActorRef`: an actor's address. ``tell`` queues a message; ``ask`` queues it and waits for the
-  reply, correlated through a one-shot `_AskRef` carried as the message's ``sender``.
+  reply, correlated through a one-shot `AskRef` carried as the message's ``sender``.
 - `Reference`: a plain inbox (an ``asyncio.Queue``) for code that is not an actor.
 """
+
+# pyright: reportPrivateUsage=false
+# An ActorRef and its Actor are one unit split across two modules: the reference reads the
+# actor's framework attributes (``_actor_*``) directly, on the hot path.
 
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ def check_message(message: object) -> None:
         raise TypeError(f"only actorio Message instances can be sent, not {type(message).__name__}")
 
 
-class _AskRef(BaseRef):
+class AskRef(BaseRef):
     """The ``sender`` of one ask: the first thing told to it is the reply.
 
     It travels with the message: if a handler hands the message on (tells it, or a message whose
@@ -77,7 +81,7 @@ class _AskRef(BaseRef):
 def mark_handed_on(message: Message[Any]) -> None:
     """Note that a message carrying an ask's sender was told onwards: the reply comes from there."""
     sender = message.sender
-    if type(sender) is _AskRef:
+    if type(sender) is AskRef:
         sender.handoffs += 1
 
 
@@ -95,8 +99,8 @@ def _with_sender(message: Message[R], sender: BaseRef) -> Message[R]:
     round trip.
     """
     copied = _new(type(message))
-    fields = copied.__dict__
-    fields.update(message.__dict__)
+    fields = vars(copied)
+    fields.update(vars(message))
     fields["sender"] = sender
     _set_fields_set(copied, message.__pydantic_fields_set__)
     _set_extra(copied, message.__pydantic_extra__)
@@ -185,7 +189,7 @@ class ActorRef(BaseRef, Generic[P]):
         if actor._actor_closed:
             actor._actor_dead_letter(message)
             return
-        if type(message.sender) is _AskRef:
+        if type(message.sender) is AskRef:
             message.sender.handoffs += 1
         actor._actor_mailbox.put(message)
 
@@ -229,7 +233,7 @@ class ActorRef(BaseRef, Generic[P]):
             raise ActorStopped(actor.identifier, message)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        actor._actor_mailbox.put(_with_sender(message, _AskRef(future)))
+        actor._actor_mailbox.put(_with_sender(message, AskRef(future)))
         if timeout is None:
             return await future
         expiry = loop.call_later(timeout, _expire, future)

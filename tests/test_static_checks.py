@@ -1,7 +1,8 @@
 """The typing and lint gates run as tests, so that the one test command checks everything.
 
 mypy (strict, with warn_unused_ignores and warn_unreachable, from mypy.ini) covers actorio/,
-tests/, examples/ and benchmarks/; ruff covers the same tree.
+tests/, examples/ and benchmarks/; pyright (strict, from pyproject.toml) covers actorio/ and
+examples/; ruff covers the whole tree.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ def _run(*command: str) -> subprocess.CompletedProcess[str]:
 
 def test_mypy_strict_is_clean() -> None:
     result = _run(sys.executable, "-m", "mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pyright_strict_is_clean() -> None:
+    result = _run(sys.executable, "-m", "pyright")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import TYPE_CHECKING, Any, Generic, overload
+from typing import TYPE_CHECKING, Any, Generic, cast, overload
 
 from pydantic import BaseModel
 from typing_extensions import TypeVar
@@ -149,13 +149,15 @@ class ActorRef(BaseRef, Generic[P]):
         Runs once per message class; the result is cached in ``_accepts``.
         """
         check_message(message)
-        protocol = self._protocol
-        if protocol is not None and not isinstance(message, protocol):
-            accepted = " | ".join(member.__name__ for member in protocol)
-            raise TypeError(
-                f"{self.identifier} does not accept {type(message).__name__} (its protocol: {accepted})"
-            )
+        if self._protocol is not None and not isinstance(message, self._protocol):
+            raise self._outside(type(message))
         self._accepts[type(message)] = True
+
+    def _outside(self, message_type: type[Any]) -> TypeError:
+        accepted = " | ".join(member.__name__ for member in self._protocol or ())
+        return TypeError(
+            f"{self.identifier} does not accept {message_type.__name__} (its protocol: {accepted})"
+        )
 
     def narrow(self: ActorRef[M], message_type: type[Member[M, N]], /) -> ActorRef[N]:
         """A reference to the same actor that accepts only ``message_type`` (and its subclasses),
@@ -163,12 +165,11 @@ class ActorRef(BaseRef, Generic[P]):
 
         Raises ``TypeError`` if the actor does not accept ``message_type``.
         """
-        protocol = self._protocol
-        if protocol is not None and not issubclass(message_type, protocol):
-            accepted = " | ".join(member.__name__ for member in protocol)
-            raise TypeError(
-                f"{self.identifier} does not accept {message_type.__name__} (its protocol: {accepted})"
-            )
+        given = cast(object, message_type)  # checked at run time too, for untyped callers
+        if not (isinstance(given, type) and issubclass(given, Message)):
+            raise TypeError(f"narrow() takes a Message subclass, not {given!r}")
+        if self._protocol is not None and not issubclass(message_type, self._protocol):
+            raise self._outside(message_type)
         return ActorRef(self._actor, (message_type,))
 
     def __eq__(self, other: object) -> bool:

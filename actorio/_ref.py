@@ -86,6 +86,7 @@ def mark_handed_on(message: Message[Any]) -> None:
 
 
 _new = object.__new__
+_set_dict = BaseModel.__dict__["__dict__"].__set__
 _set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
@@ -96,12 +97,13 @@ def _with_sender(message: Message[R], sender: BaseRef) -> Message[R]:
 
     What ``BaseModel.__copy__`` does, through the slot descriptors and without copying the
     fields-set (a frozen model never changes it): 0.4 us instead of 1.2 us, a tenth of an ask
-    round trip.
+    round trip. (Copying the dict and setting it through the slot descriptor is 20% faster than
+    updating the new instance's dict.)
     """
     copied = _new(type(message))
-    fields = vars(copied)
-    fields.update(vars(message))
+    fields = message.__dict__.copy()
     fields["sender"] = sender
+    _set_dict(copied, fields)
     _set_fields_set(copied, message.__pydantic_fields_set__)
     _set_extra(copied, message.__pydantic_extra__)
     _set_private(copied, message.__pydantic_private__)

@@ -1,0 +1,234 @@
+"""The scenarios: each measures actorio and the hand-written baseline in the same process.
+
+Every scenario takes a size ``n`` and returns the figure of each side; `measure` runs each side
+``repeat`` times, alternately, and keeps the best figure, so that a noisy machine distorts the
+ratio as little as it can.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from actorio import Actor, Message, handles
+
+from .baseline import SIDES, Echo, Ping
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row of the table: what is measured, its unit, the size of a full run, and its target."""
+
+    name: str
+    unit: str
+    size: int
+    run: Callable[[str, int], Awaitable[float]]
+    higher_is_better: bool
+    target: float | None = None
+    """The ratio actorio / baseline to reach (at least, if higher is better; at most otherwise)."""
+    baseline_label: str = "baseline"
+
+
+# -- messaging --------------------------------------------------------------------------------
+
+
+async def tell_burst(side: str, n: int) -> float:
+    """Messages per second when the sender never yields; an ask at the end is the FIFO barrier."""
+    actor = SIDES[side]()
+    ref = await actor.start()
+    message = Ping(n=0)
+    started = time.perf_counter()
+    for _ in range(n):
+        await ref.tell(message)
+    await ref.ask(Echo(n=0))
+    elapsed = time.perf_counter() - started
+    assert actor.count == n
+    await actor.stop()
+    return n / elapsed
+
+
+async def tell_interleaved(side: str, n: int) -> float:
+    """Messages per second when the sender yields to the loop after each send."""
+    actor = SIDES[side]()
+    ref = await actor.start()
+    message = Ping(n=0)
+    started = time.perf_counter()
+    for _ in range(n):
+        await ref.tell(message)
+        await asyncio.sleep(0)
+    await ref.ask(Echo(n=0))
+    elapsed = time.perf_counter() - started
+    assert actor.count == n
+    await actor.stop()
+    return n / elapsed
+
+
+async def ask_sequential(side: str, n: int) -> float:
+    """Microseconds per ask round trip, one asker."""
+    actor = SIDES[side]()
+    ref = await actor.start()
+    message = Echo(n=7)
+    started = time.perf_counter()
+    for _ in range(n):
+        await ref.ask(message)
+    elapsed = time.perf_counter() - started
+    await actor.stop()
+    return elapsed / n * 1e6
+
+
+ASKERS = 100
+
+
+async def ask_concurrent(side: str, n: int) -> float:
+    """Microseconds per ask, amortized, with 100 askers asking one actor at once."""
+    actor = SIDES[side]()
+    ref = await actor.start()
+    per_asker = max(1, n // ASKERS)
+
+    async def asker(k: int) -> None:
+        message = Echo(n=k)
+        for _ in range(per_asker):
+            assert await ref.ask(message) == k
+
+    started = time.perf_counter()
+    await asyncio.gather(*(asker(k) for k in range(ASKERS)))
+    elapsed = time.perf_counter() - started
+    await actor.stop()
+    return elapsed / (per_asker * ASKERS) * 1e6
+
+
+# -- lifecycle and memory ---------------------------------------------------------------------
+
+
+async def spawn_stop(side: str, n: int) -> float:
+    """Microseconds to create, start and stop one actor."""
+    make = SIDES[side]
+    started = time.perf_counter()
+    for _ in range(n):
+        actor = make()
+        await actor.start()
+        await actor.stop()
+    return (time.perf_counter() - started) / n * 1e6
+
+
+async def idle_memory(side: str, n: int) -> float:
+    """Bytes per started, idle actor (tracemalloc), its reference included."""
+    make = SIDES[side]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        actors = [make() for _ in range(n)]
+        refs = [await actor.start() for actor in actors]
+        for _ in range(3):  # let every task reach its first wait
+            await asyncio.sleep(0)
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    for actor in actors:
+        await actor.stop()
+    del refs
+    return (after - before) / n
+
+
+async def _many(side: str, n: int) -> None:
+    make = SIDES[side]
+    actors = [make() for _ in range(n)]
+    refs = [await actor.start() for actor in actors]
+    message = Ping(n=0)
+    for ref in refs:
+        await ref.tell(message)
+    for ref in refs:  # every actor handled its message: an ask to each is its barrier
+        await ref.ask(Echo(n=0))
+    for actor in actors:
+        await actor.stop()
+
+
+async def many_actors_time(side: str, n: int) -> float:
+    """Seconds to start ``n`` actors, give each one message (and an ask as barrier), stop them."""
+    gc.collect()
+    started = time.perf_counter()
+    await _many(side, n)
+    return time.perf_counter() - started
+
+
+async def many_actors_peak(side: str, n: int) -> float:
+    """Peak traced memory, in MB, while doing the same as `many_actors_time`."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        await _many(side, n)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak / 1e6
+
+
+# -- dispatch ---------------------------------------------------------------------------------
+
+_FLAT: list[type[Message[Any]]] = [type(f"Flat{i}", (Message,), {"__module__": __name__}) for i in range(50)]
+_DEEP: list[type[Message[Any]]] = [_FLAT[0]]
+for _level in range(1, 6):
+    _DEEP.append(type(f"Deep{_level}", (_DEEP[-1],), {"__module__": __name__}))
+
+
+def _counting_handler(message_type: type[Message[Any]]) -> Callable[[Any, Message[Any]], Awaitable[None]]:
+    async def on_message(self: Any, message: Message[Any]) -> None:
+        self.count += 1
+
+    return handles(message_type)(on_message)
+
+
+class _Wide(Actor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    @handles(Echo)
+    async def barrier(self, message: Echo) -> int:
+        return message.n
+
+
+Wide: type[_Wide] = type("Wide", (_Wide,), {f"on_flat{i}": _counting_handler(t) for i, t in enumerate(_FLAT)})
+"""An actor with 50 handled message types (plus the barrier); ``Deep5`` is five levels below the
+handled ``Flat0``."""
+
+
+async def _dispatch(message_type: type[Message[Any]], n: int) -> float:
+    actor = Wide()
+    ref = await actor.start()
+    message = message_type()
+    await ref.tell(message)  # the first message of the class resolves and caches its handler
+    await ref.ask(Echo(n=0))
+    started = time.perf_counter()
+    for _ in range(n):
+        await ref.tell(message)
+    await ref.ask(Echo(n=0))
+    elapsed = time.perf_counter() - started
+    assert actor.count == n + 1
+    await actor.stop()
+    return elapsed / n * 1e6
+
+
+async def dispatch_depth(side: str, n: int) -> float:
+    """Microseconds per message: 5 levels below a handled type ("actorio"), or of a handled type
+    itself ("baseline" column: the exact-type hit), in an actor with 50 handled types."""
+    return await _dispatch(_DEEP[-1] if side == "actorio" else _FLAT[25], n)
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario("tell, burst", "msg/s", 200_000, tell_burst, True, 1.5),
+    Scenario("tell, interleaved", "msg/s", 100_000, tell_interleaved, True, 1.0),
+    Scenario("ask, sequential", "us/ask", 50_000, ask_sequential, False, 1.0),
+    Scenario(f"ask, {ASKERS} askers", "us/ask", 100_000, ask_concurrent, False, 1.0),
+    Scenario("spawn + stop", "us/actor", 20_000, spawn_stop, False, 1.0),
+    Scenario("idle actor memory", "B/actor", 5_000, idle_memory, False, 0.5),
+    Scenario("dispatch, 5 levels deep", "us/msg", 200_000, dispatch_depth, False, 1.05, "exact hit"),
+    Scenario("100k actors, time", "s", 100_000, many_actors_time, False),
+    Scenario("100k actors, peak memory", "MB", 100_000, many_actors_peak, False),
+]

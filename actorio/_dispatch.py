@@ -60,7 +60,8 @@ class handles(Generic[MI, RI]):  # noqa: N801 - reads as a decorator: @handles(G
     The method must be ``async def``; it is called with each message of those types (or of their
     subclasses that have no nearer handler), one at a time. Its return value is the reply to an
     ask, unless it told the message's sender something first or handed the message on.
-    Decorating a method twice adds the types of both.
+    Decorating a method twice adds the types of both at run time; the type checkers see only the
+    outer decorator, so list every type in one ``@handles`` in typed code.
 
     Statically (mypy and pyright), the method must accept every listed type and return the union
     of their reply types (or `NoReply`): ``@handles(Greet)`` on

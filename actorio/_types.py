@@ -10,12 +10,12 @@ from typing_extensions import TypeVar
 if TYPE_CHECKING:
     from ._message import Message
 
-__all__ = ["M_co", "Member", "N_co", "P", "R", "R_co", "Request"]
+__all__ = ["M_co", "Member", "N", "P", "R", "R_co", "Request"]
 
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True, default=None)
 M_co = TypeVar("M_co", bound="Message[Any]", covariant=True)
-N_co = TypeVar("N_co", bound="Message[Any]", covariant=True)
+N = TypeVar("N", bound="Message[Any]")
 P = TypeVar("P", bound="Message[Any]", contravariant=True, default="Message[Any]")
 """An actor's protocol: the union of the message types it accepts."""
 
@@ -35,13 +35,15 @@ class Request(Protocol[M_co, R_co]):
     def __actorio_reply__(self) -> R_co: ...
 
 
-class Member(Protocol[M_co, N_co]):
-    """A message class seen as two facts: a member of the protocol ``M_co``, and exactly ``N_co``.
+class Member(Protocol[M_co, N]):
+    """A message class seen as two facts: a member of the protocol ``M_co``, and exactly ``N``.
 
     Used by ``ActorRef.narrow``: the first fact is checked against the reference's protocol, the
-    second types the narrowed reference. Both methods return ``Self`` on pydantic models.
+    second types the narrowed reference. ``N`` is invariant (``Message.__actorio_exact__`` takes
+    and returns ``Self``), so that the narrowed type is the argument's own class and cannot be
+    widened by the context the call stands in.
     """
 
     def model_copy(self, *, update: Mapping[str, Any] | None = ..., deep: bool = ...) -> M_co: ...
 
-    def __copy__(self) -> N_co: ...
+    def __actorio_exact__(self, other: N, /) -> N: ...

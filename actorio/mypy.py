@@ -1,0 +1,452 @@
+"""A mypy plugin for actorio: the protocol checks that plain generics cannot make.
+
+Enable it in ``mypy.ini`` (or ``setup.cfg``)::
+
+    [mypy]
+    plugins = actorio.mypy
+
+or in ``pyproject.toml``::
+
+    [tool.mypy]
+    plugins = ["actorio.mypy"]
+
+It adds two error codes:
+
+- ``actorio-protocol``: a message outside the receiver's protocol, sent by a method call:
+  ``ref.tell(Other())``, ``ref.tell_nowait``, ``ref.forward``, ``ref.ask``, and the same methods
+  on an actor (``greeter.ask(Other())``). It reads ``Greeter's protocol (Greet | Stop) does not
+  accept Other``, and replaces plain mypy's ``arg-type`` error on that argument, of which it is a
+  sub-code (``# type: ignore[arg-type]`` covers it too, though ``warn_unused_ignores`` then asks
+  for the narrower code). The call keeps its type: ``await ref.ask(Greet(...))`` is still a
+  ``Greeting``. The free function ``ask(ref, msg)`` is left to plain generics.
+- ``actorio-handler``: on an actor class whose protocol is given (``class Greeter(Actor[Greet |
+  Stop])``), a protocol member that no handler takes (unless the class overrides
+  ``handle_message``), and a handler of a type outside the protocol: the checks that ``Actor``
+  makes at class creation, inherited handlers included.
+
+Untyped actors (``class Echo(Actor)``) and references without a protocol get no plugin errors.
+Supported mypy versions: those of the ``mypy`` requirement in actorio's ``dev`` extra (1.11 to
+2.4), on both of which ``tests/test_mypy_plugin.py`` runs it.
+
+How it works: at semantic analysis, each actor class records the message types of its own
+``@handles(...)`` methods in ``TypeInfo.metadata["actorio"]`` (fullnames, kept in mypy's
+cache), and is checked from that record and its bases' records, so that a subclass whose base
+module comes from the incremental cache is checked the same. For the send methods, a method
+signature hook relaxes the message parameter to any message (keeping the reply type's inference
+of ``ask``) and a method hook reports a message outside the protocol. When the plugin does not
+understand something (a handler type given by an expression, a mixin with async decorated
+methods), it checks nothing rather than guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar, cast
+
+from mypy.errorcodes import ARG_TYPE, ErrorCode
+from mypy.maptype import map_instance_to_supertype
+from mypy.messages import format_type_bare
+from mypy.nodes import (
+    ARG_POS,
+    CallExpr,
+    ClassDef,
+    Decorator,
+    Expression,
+    FuncDef,
+    IndexExpr,
+    JsonDict,
+    OverloadedFuncDef,
+    PlaceholderNode,
+    RefExpr,
+    SymbolTableNode,
+    TypeAlias,
+    TypeInfo,
+    Var,
+)
+from mypy.options import Options
+from mypy.plugin import ClassDefContext, MethodContext, MethodSigContext, Plugin
+from mypy.subtypes import is_subtype
+from mypy.types import (
+    AnyType,
+    FunctionLike,
+    Instance,
+    ProperType,
+    Type,
+    TypeOfAny,
+    TypeVarType,
+    UnionType,
+    get_proper_type,
+)
+from mypy.typevars import fill_typevars
+
+__all__ = ["ACTORIO_HANDLER", "ACTORIO_PROTOCOL", "ActorioPlugin", "plugin"]
+
+ACTORIO_PROTOCOL = ErrorCode(
+    "actorio-protocol",
+    "A message sent outside the receiving actor's protocol",
+    "actorio",
+    sub_code_of=ARG_TYPE,
+)
+ACTORIO_HANDLER = ErrorCode(
+    "actorio-handler",
+    "An actor's handlers do not match its protocol",
+    "actorio",
+)
+
+ACTOR = "actorio._actor.Actor"
+ACTOR_REF = "actorio._ref.ActorRef"
+HANDLES = "actorio._dispatch.handles"
+MESSAGE = "actorio._message.Message"
+REQUEST = "actorio._types.Request"
+SEND_METHODS = frozenset({"tell", "tell_nowait", "forward", "ask"})
+METADATA_KEY = "actorio"
+
+
+class _Defer:
+    """A name in a ``@handles(...)`` decorator is not bound yet: analyse the class again later
+    (on the semantic analyser's final pass, the class is left unchecked)."""
+
+
+_DEFER = _Defer()
+
+C = TypeVar("C")
+T = TypeVar("T")
+Lookup = Callable[[str], "SymbolTableNode | None"]
+
+
+# -- class checks (semantic analysis) --------------------------------------------------------
+
+
+def _handled_class(expression: Expression) -> str | _Defer | None:
+    """The fullname of the message class ``expression`` names (``Greet``, ``messages.Greet``,
+    ``DataMessage[int]``), `_DEFER` if it is not bound yet, ``None`` if it is something else."""
+    if isinstance(expression, IndexExpr):
+        return _handled_class(expression.base)
+    if not isinstance(expression, RefExpr):
+        return None
+    node = expression.node
+    if node is None or isinstance(node, PlaceholderNode):
+        return _DEFER
+    if isinstance(node, TypeAlias):
+        target = get_proper_type(node.target)
+        return target.type.fullname if isinstance(target, Instance) else None
+    return node.fullname if isinstance(node, TypeInfo) else None
+
+
+def _handles_types(decorator: Expression) -> list[str] | _Defer | None:
+    """The message types of ``@handles(...)``; ``[]`` for another decorator; ``None`` if the
+    decorator may be a ``handles`` that the plugin cannot read."""
+    if isinstance(decorator, CallExpr) and isinstance(decorator.callee, RefExpr):
+        callee = decorator.callee.node
+        if callee is None or isinstance(callee, PlaceholderNode):
+            return _DEFER
+        if decorator.callee.fullname != HANDLES:
+            return []
+        types: list[str] = []
+        for argument, kind in zip(decorator.args, decorator.arg_kinds, strict=True):
+            name = _handled_class(argument) if kind == ARG_POS else None
+            if name is None or isinstance(name, _Defer):
+                return name
+            types.append(name)
+        return types
+    if isinstance(decorator, RefExpr) and isinstance(decorator.node, Var):
+        # ``on_greet = handles(Greet)`` then ``@on_greet``: a variable is opaque here.
+        declared = get_proper_type(decorator.node.type)
+        if declared is None or (isinstance(declared, Instance) and declared.type.fullname == HANDLES):
+            return None
+    return []
+
+
+def _own_handlers(defn: ClassDef) -> dict[str, list[str]] | _Defer | None:
+    """The class's own handlers, method name -> message type fullnames, as the runtime reads
+    them from the class namespace (the last definition of a name wins)."""
+    handlers: dict[str, list[str]] = {}
+    for statement in defn.defs.body:
+        if isinstance(statement, Decorator):
+            types: list[str] = []
+            for decorator in statement.original_decorators:
+                found = _handles_types(decorator)
+                if found is None or isinstance(found, _Defer):
+                    return found
+                types.extend(found)
+            if types:
+                handlers[statement.name] = types
+            else:
+                handlers.pop(statement.name, None)
+        elif isinstance(statement, (FuncDef, OverloadedFuncDef)):
+            handlers.pop(statement.name, None)
+    return handlers
+
+
+def _may_declare_handlers(info: TypeInfo) -> bool:
+    """Whether a class that is not an actor (a mixin) has decorated ``async def`` methods, which
+    the plugin cannot read (the runtime takes their ``@handles`` too)."""
+    for symbol in info.names.values():
+        node = symbol.node
+        if isinstance(node, Decorator) and node.func.is_coroutine:
+            return True
+    return False
+
+
+def _recorded_handlers(data: JsonDict) -> dict[str, list[str]] | None:
+    """The handlers `_actor_class_hook` recorded (possibly read back from mypy's cache);
+    ``None`` for a class it could not read."""
+    own: object = data.get("handlers")
+    if not isinstance(own, dict):
+        return None
+    handlers: dict[str, list[str]] = {}
+    for name, types in cast("dict[object, object]", own).items():
+        if not isinstance(name, str) or not isinstance(types, list):
+            return None
+        fullnames = [t for t in cast("list[object]", types) if isinstance(t, str)]
+        if len(fullnames) != len(cast("list[object]", types)):
+            return None
+        handlers[name] = fullnames
+    return handlers
+
+
+def _handler_table(info: TypeInfo) -> dict[str, str] | _Defer | None:
+    """Handled message type -> method name, merged down ``info``'s MRO as
+    ``build_handler_table`` does; `_DEFER` if a base actor was not recorded yet (an import
+    cycle), ``None`` if some class in the MRO is not understood."""
+    names: dict[str, str] = {}
+    for klass in reversed(info.mro):
+        if klass.fullname in ("builtins.object", ACTOR):
+            continue
+        data = klass.metadata.get(METADATA_KEY)
+        if data is None:
+            if klass.has_base(ACTOR):
+                return _DEFER
+            if _may_declare_handlers(klass):
+                return None
+            continue
+        own = _recorded_handlers(data)
+        if own is None:
+            return None
+        # A method redeclared with @handles drops the types its parent declared under that name.
+        names = {t: n for t, n in names.items() if n not in own}
+        names.update((message_type, name) for name, types in own.items() for message_type in types)
+    return names
+
+
+def _protocol_members(protocol: Type) -> list[Instance] | None:
+    """The message classes of a protocol (``Greet``, ``Greet | Stop``), or ``None`` for an untyped
+    actor (``Message[Any]``, ``Any``, a type variable) or a protocol not understood: the same
+    rule as ``actorio._dispatch._members`` at run time."""
+    proper = get_proper_type(protocol)
+    if isinstance(proper, UnionType):
+        members: list[Instance] = []
+        for item in proper.items:
+            inner = _protocol_members(item)
+            if inner is None:
+                return None
+            members.extend(inner)
+        return members
+    if not isinstance(proper, Instance) or proper.type.fullname == MESSAGE:
+        return None
+    return [proper] if proper.type.has_base(MESSAGE) else None
+
+
+def _protocol(instance: Instance, base: str) -> tuple[Type, list[Instance], Type] | None:
+    """For an instance of (a subclass of) ``base``: its protocol type, the protocol's members and
+    the protocol's bound (``Message[Any]``); ``None`` if untyped or not understood."""
+    base_info = next((klass for klass in instance.type.mro if klass.fullname == base), None)
+    if base_info is None or not base_info.defn.type_vars:
+        return None
+    mapped = map_instance_to_supertype(instance, base_info)
+    if len(mapped.args) != 1:
+        return None
+    members = _protocol_members(mapped.args[0])
+    type_var = base_info.defn.type_vars[0]
+    if members is None or not isinstance(type_var, TypeVarType):
+        return None
+    return mapped.args[0], members, type_var.upper_bound
+
+
+def _overrides_handle_message(info: TypeInfo) -> bool:
+    for klass in info.mro:
+        if "handle_message" in klass.names:
+            return klass.fullname != ACTOR
+    return False
+
+
+def _show(members: list[Instance], options: Options) -> str:
+    return " | ".join(format_type_bare(member, options) for member in members)
+
+
+def _check_class(ctx: ClassDefContext, info: TypeInfo, lookup: Lookup) -> None:
+    """Mirror ``actorio._dispatch.check_protocol`` on ``info``."""
+    self_type = fill_typevars(info)
+    found = _protocol(self_type, ACTOR) if isinstance(self_type, Instance) else None
+    if found is None:
+        return
+    table = _handler_table(info)
+    if isinstance(table, _Defer) and not ctx.api.final_iteration:
+        ctx.api.defer()
+        return
+    if not isinstance(table, dict):
+        return
+    _, members, _ = found
+    handled: dict[str, TypeInfo] = {}
+    for fullname in table:
+        symbol = lookup(fullname)
+        if symbol is None or not isinstance(symbol.node, TypeInfo):
+            return  # not understood: check nothing
+        handled[fullname] = symbol.node
+    name = info.name
+    protocol = _show(members, ctx.api.options)
+    for fullname, message_type in handled.items():
+        if not any(
+            message_type.has_base(member.type.fullname) or member.type.has_base(fullname)
+            for member in members
+        ):
+            ctx.api.fail(
+                f"{name}.{table[fullname]} handles {message_type.name}, which is outside "
+                f"{name}'s protocol ({protocol})",
+                ctx.cls,
+                code=ACTORIO_HANDLER,
+            )
+    if _overrides_handle_message(info):
+        return
+    for member in members:
+        if not any(member.type.has_base(fullname) for fullname in handled):
+            shown = format_type_bare(member, ctx.api.options)
+            ctx.api.fail(
+                f"{name}'s protocol includes {shown}, but {name} has no handler for it (add a method "
+                f"decorated with @handles({member.type.name}), or override handle_message)",
+                ctx.cls,
+                code=ACTORIO_HANDLER,
+            )
+
+
+def _actor_class_hook(ctx: ClassDefContext, lookup: Lookup) -> None:
+    """Record the class's own handlers in its metadata, then check the class.
+
+    It runs again each time the semantic analyser goes over the module again (while some part of
+    it is incomplete); mypy drops the repeated errors."""
+    info = ctx.cls.info
+    if not info.has_base(ACTOR):
+        return
+    own = _own_handlers(ctx.cls)
+    if isinstance(own, _Defer):
+        if not ctx.api.final_iteration:
+            ctx.api.defer()
+            return
+        own = None
+    if own is None:
+        info.metadata[METADATA_KEY] = {"opaque": True}
+        return
+    info.metadata[METADATA_KEY] = {"handlers": own}
+    _check_class(ctx, info, lookup)
+
+
+# -- sends (type checking) -------------------------------------------------------------------
+
+
+def _receiver(typ: ProperType, method: str) -> tuple[str, Type, list[Instance], Type] | None:
+    """For ``typ.method(...)`` with ``typ`` an actor or a reference with a protocol, and the method
+    actorio's own: the receiver's name, protocol type, members and bound."""
+    if not isinstance(typ, Instance):
+        return None
+    definer = next((klass.fullname for klass in typ.type.mro if method in klass.names), None)
+    if definer not in (ACTOR, ACTOR_REF):
+        return None
+    found = _protocol(typ, definer)
+    if found is None:
+        return None
+    return (typ.type.name, *found)
+
+
+def _relax_message_parameter(ctx: MethodSigContext, method: str) -> FunctionLike:
+    """Accept any message in the message parameter; `_report_outside_protocol` checks it."""
+    signature = ctx.default_signature
+    found = _receiver(ctx.type, method)
+    if found is None or not signature.arg_types or signature.arg_kinds[0] != ARG_POS:
+        return signature
+    bound = found[3]
+    formal = get_proper_type(signature.arg_types[0])
+    if isinstance(formal, Instance) and formal.type.fullname == REQUEST and len(formal.args) == 2:
+        # ``ask``: ``Request[P, R]`` becomes ``Request[Any, R]``, so R still types the reply.
+        relaxed: Type = Instance(formal.type, [AnyType(TypeOfAny.special_form), formal.args[1]])
+    else:
+        relaxed = bound
+    # copy_modified's parameters are typed with mypy's `Bogus` alias, which pyright cannot read.
+    return signature.copy_modified(  # pyright: ignore[reportUnknownMemberType]
+        arg_types=[relaxed, *signature.arg_types[1:]]
+    )
+
+
+def _report_outside_protocol(ctx: MethodContext, method: str) -> Type:
+    found = _receiver(ctx.type, method)
+    if found is None or not ctx.arg_kinds or ctx.arg_kinds[0] != [ARG_POS]:
+        return ctx.default_return_type
+    name, protocol, members, bound = found
+    message = ctx.arg_types[0][0]
+    # Not a message at all: the relaxed signature reported it (arg-type) already.
+    if not is_subtype(message, protocol) and is_subtype(message, bound):
+        options = ctx.api.options
+        ctx.api.fail(
+            f"{name}'s protocol ({_show(members, options)}) does not accept "
+            f"{format_type_bare(message, options)}",
+            ctx.args[0][0],  # where plain mypy puts its arg-type error
+            code=ACTORIO_PROTOCOL,
+        )
+    return ctx.default_return_type
+
+
+def _guarded(hook: Callable[[C], T], default: Callable[[C], T]) -> Callable[[C], T]:
+    """``hook``, falling back to mypy's own result if it fails: the plugin API changes between
+    mypy versions, and a plugin must never crash mypy (what it does not understand, it leaves)."""
+
+    def run(ctx: C) -> T:
+        try:
+            return hook(ctx)
+        except Exception:
+            return default(ctx)
+
+    return run
+
+
+# -- the plugin --------------------------------------------------------------------------------
+
+
+class ActorioPlugin(Plugin):
+    """Hooks matched by fullname for actorio's classes, and by ``has_base`` for their subclasses."""
+
+    def _class_has_base(self, fullname: str, *bases: str) -> bool | None:
+        """Whether class ``fullname`` derives from one of ``bases``; ``None`` if not found."""
+        symbol = self.lookup_fully_qualified(fullname)
+        if symbol is None or not isinstance(symbol.node, TypeInfo):
+            return None
+        return any(symbol.node.has_base(base) for base in bases)
+
+    def _send_method(self, fullname: str) -> str | None:
+        class_name, _, method = fullname.rpartition(".")
+        if method not in SEND_METHODS or self._class_has_base(class_name, ACTOR, ACTOR_REF) is False:
+            return None
+        return method
+
+    def get_base_class_hook(self, fullname: str) -> Callable[[ClassDefContext], None] | None:
+        if self._class_has_base(fullname, ACTOR):
+            lookup = self.lookup_fully_qualified  # unlike the semantic analyser's, finds nested classes
+            return _guarded(lambda ctx: _actor_class_hook(ctx, lookup), lambda ctx: None)
+        return None
+
+    def get_method_signature_hook(self, fullname: str) -> Callable[[MethodSigContext], FunctionLike] | None:
+        method = self._send_method(fullname)
+        if method is None:
+            return None
+        return _guarded(lambda ctx: _relax_message_parameter(ctx, method), lambda ctx: ctx.default_signature)
+
+    def get_method_hook(self, fullname: str) -> Callable[[MethodContext], Type] | None:
+        method = self._send_method(fullname)
+        if method is None:
+            return None
+        return _guarded(
+            lambda ctx: _report_outside_protocol(ctx, method), lambda ctx: ctx.default_return_type
+        )
+
+
+def plugin(version: str) -> type[Plugin]:
+    """mypy's entry point: the plugin class, whatever the mypy version (see the module's doc)."""
+    return ActorioPlugin

@@ -1,0 +1,326 @@
+"""The mypy plugin (``actorio.mypy``), run as users run it: ``python -m mypy`` with the plugin in
+the config file, on small programs.
+
+The programs are the case files in ``tests/mypy_plugin_cases/`` (``*.py.txt``, so that the
+project's own mypy, ruff and pytest leave them alone), copied into a temporary directory and
+checked in a subprocess with a fresh cache. A trailing ``# E: code`` comment (``# E: code, code``
+for two errors) expects errors with those codes on its line: every error mypy reports, in any file,
+must be expected by line and code, and every expected one reported. Messages are not compared.
+
+Each case runs on the newest supported mypy (the one installed here) and on the oldest: the lower
+bound of the ``mypy`` requirement in pyproject's ``dev`` extra, installed once (with this
+environment's pydantic and typing-extensions, and actorio in editable mode) in a virtual
+environment under ``build/mypy-oldest/``, reused while its requirements stay the same.
+"""
+
+from __future__ import annotations
+import __future__
+
+import ast
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import types
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = Path(__file__).resolve().parent / "mypy_plugin_cases"
+OLDEST_HOME = ROOT / "build" / "mypy-oldest"
+
+# Creating the oldest mypy's environment takes a while (once).
+pytestmark = pytest.mark.timeout(900)
+
+Error = tuple[str, int, str]
+"""A reported or expected error: file name, line, error code."""
+
+_EXPECTED = re.compile(r"#\s*E:\s*(?P<codes>[a-z][a-z0-9-]*(?:\s*,\s*[a-z][a-z0-9-]*)*)\s*$")
+_REPORTED = re.compile(
+    r"^(?P<path>.+?):(?P<line>\d+): error: (?P<message>.*?)(?:  \[(?P<code>[a-z0-9-]+)\])?$"
+)
+
+
+def expected_errors(path: Path, name: str | None = None) -> list[Error]:
+    """The ``# E: code`` expectations of a case file, as errors in ``name`` (its name once copied)."""
+    name = name or path.name.removesuffix(".txt")
+    errors: list[Error] = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        match = _EXPECTED.search(line)
+        if match:
+            errors.extend((name, number, code.strip()) for code in match["codes"].split(","))
+    return sorted(errors)
+
+
+@dataclass
+class Run:
+    errors: list[Error]
+    output: str
+    log: str
+
+    def describe(self) -> str:
+        log = [line for line in self.log.splitlines() if "Metadata fresh" not in line]
+        return "mypy's output:\n" + self.output + "\n".join(log[-40:])
+
+
+@dataclass
+class Mypy:
+    """One mypy installation, run as ``python -m mypy`` by its interpreter."""
+
+    python: str
+
+    def version(self) -> str:
+        result = _run([self.python, "-m", "mypy", "--version"], cwd=ROOT)
+        return result.stdout.split()[1]
+
+    def check(
+        self,
+        project: Path,
+        files: Sequence[str],
+        *,
+        plugin: bool = True,
+        cache: Path | None = None,
+        verbose: bool = False,
+    ) -> Run:
+        config = project / ("plugin.ini" if plugin else "plain.ini")
+        config.write_text(
+            "[mypy]\n"
+            "python_version = 3.10\n"
+            "strict = True\n"
+            "warn_unused_ignores = True\n"
+            "warn_unreachable = True\n"
+            # mypy cannot see through setuptools' editable installs: it reads actorio from here.
+            f"mypy_path = {ROOT}\n" + ("plugins = actorio.mypy\n" if plugin else "")
+        )
+        command = [
+            self.python,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(config),
+            "--cache-dir",
+            str(cache or project / ".mypy_cache"),
+            "--show-error-codes",
+            "--no-error-summary",
+            "--no-pretty",
+            "--no-color-output",
+            *(["--verbose"] if verbose else []),
+            *files,
+        ]
+        result = _run(command, cwd=project, check=False)
+        if result.returncode not in (0, 1):
+            pytest.fail(f"mypy failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
+        errors: list[Error] = []
+        for line in result.stdout.splitlines():
+            match = _REPORTED.match(line)
+            if match:  # a case file by its name, another file (actorio's own) by its path
+                errors.append((match["path"], int(match["line"]), match["code"] or "(no code)"))
+        return Run(sorted(errors), result.stdout, result.stderr)
+
+
+def _run(command: Sequence[str], *, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"MYPYPATH", "MYPY_CACHE_DIR", "MYPY_FORCE_COLOR", "FORCE_COLOR"}
+    }
+    result = subprocess.run(
+        command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=600, check=False
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def declared_mypy_range() -> tuple[str, str]:
+    """The ``mypy>=OLDEST,<NEXT`` requirement of pyproject's dev extra."""
+    match = re.search(r'"mypy>=([0-9.]+),<([0-9.]+)"', (ROOT / "pyproject.toml").read_text())
+    assert match, "pyproject.toml's dev extra should require mypy>=OLDEST,<NEXT"
+    return match[1], match[2]
+
+
+def _line_of(text: str, path: Path) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), start=1) if text in line)
+
+
+def _release(text: str) -> tuple[int, int, int]:
+    major, minor, patch = [*(int(part) for part in re.findall(r"\d+", text)[:3]), 0, 0][:3]
+    return major, minor, patch
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` where the platform has one, so that two test runs do not
+    build the same environment at once."""
+    with path.open("a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def oldest_mypy() -> Mypy:
+    oldest, _ = declared_mypy_range()
+    requirements = [
+        f"mypy=={oldest}",
+        f"pydantic=={version('pydantic')}",
+        f"typing-extensions=={version('typing-extensions')}",
+    ]
+    environment = OLDEST_HOME / f"py{sys.version_info[0]}{sys.version_info[1]}"
+    python = environment / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    stamp = environment / "actorio-test-requirements.txt"
+    wanted = "\n".join([*requirements, f"-e {ROOT}"]) + "\n"
+    OLDEST_HOME.mkdir(parents=True, exist_ok=True)
+    with _locked(OLDEST_HOME / "lock"):
+        if not (python.exists() and stamp.is_file() and stamp.read_text() == wanted):
+            shutil.rmtree(environment, ignore_errors=True)
+            _run([sys.executable, "-m", "venv", str(environment)], cwd=ROOT)
+            pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+            _run([*pip, *requirements], cwd=ROOT)
+            _run([*pip, "--no-deps", "-e", str(ROOT)], cwd=ROOT)
+            stamp.write_text(wanted)
+    return Mypy(str(python))
+
+
+@pytest.fixture(params=["newest", "oldest"])
+def mypy(request: pytest.FixtureRequest) -> Mypy:
+    """The newest supported mypy (installed here), then the oldest."""
+    if request.param == "newest":
+        return Mypy(sys.executable)
+    oldest: Mypy = request.getfixturevalue("oldest_mypy")
+    return oldest
+
+
+def copy_case(project: Path, case: str, as_name: str | None = None) -> str:
+    source = CASES / case
+    name = as_name or Path(case).name.removesuffix(".txt")
+    shutil.copyfile(source, project / name)
+    return name
+
+
+# -- the supported range ------------------------------------------------------------------------
+
+
+def test_the_mypys_tested_are_the_ends_of_the_declared_range(oldest_mypy: Mypy) -> None:
+    oldest, following = declared_mypy_range()
+    assert _release(oldest_mypy.version()) == _release(oldest)
+    newest = Mypy(sys.executable).version()
+    assert _release(oldest) <= _release(newest) < _release(following), (
+        f"the installed mypy {newest} is outside the declared range >={oldest},<{following}"
+    )
+
+
+# -- sends ------------------------------------------------------------------------------------
+
+
+def test_sends_outside_the_protocol_are_actorio_protocol_errors(mypy: Mypy, tmp_path: Path) -> None:
+    name = copy_case(tmp_path, "sends.py.txt")
+    run = mypy.check(tmp_path, [name])
+    assert run.errors == expected_errors(CASES / "sends.py.txt"), run.describe()
+
+
+def test_without_the_plugin_the_same_sends_are_arg_type_errors(mypy: Mypy, tmp_path: Path) -> None:
+    name = copy_case(tmp_path, "sends.py.txt")
+    run = mypy.check(tmp_path, [name], plugin=False)
+    plain = [
+        (file, line, "arg-type" if code == "actorio-protocol" else code)
+        for file, line, code in expected_errors(CASES / "sends.py.txt")
+    ]
+    assert run.errors == sorted(plain), run.describe()
+
+
+# -- classes ----------------------------------------------------------------------------------
+
+
+def test_actor_classes_are_checked_against_their_protocol(mypy: Mypy, tmp_path: Path) -> None:
+    name = copy_case(tmp_path, "classes.py.txt")
+    run = mypy.check(tmp_path, [name])
+    assert run.errors == expected_errors(CASES / "classes.py.txt"), run.describe()
+
+
+def test_the_class_checks_mirror_those_made_at_class_creation() -> None:
+    """Run the classes case: each top-level class whose bases could be created raises TypeError
+    exactly where the plugin is expected to report `actorio-handler`."""
+    source = (CASES / "classes.py.txt").read_text()
+    expected = {
+        line for _, line, code in expected_errors(CASES / "classes.py.txt") if code == "actorio-handler"
+    }
+    module = types.ModuleType("actorio_mypy_plugin_classes_case")
+    sys.modules[module.__name__] = module
+    raised: set[int] = set()
+    created: set[int] = set()
+    try:
+        for statement in ast.parse(source).body:
+            code = compile(
+                ast.Module(body=[statement], type_ignores=[]),
+                "classes.py",
+                "exec",
+                flags=__future__.annotations.compiler_flag,
+                dont_inherit=True,
+            )
+            try:
+                exec(code, module.__dict__)
+            except TypeError:
+                raised.add(statement.lineno)
+            except NameError:
+                assert isinstance(statement, ast.ClassDef), ast.dump(statement)  # its base failed
+            else:
+                if isinstance(statement, ast.ClassDef):
+                    created.add(statement.lineno)
+    finally:
+        del sys.modules[module.__name__]
+    assert raised, "the case should have classes that fail at creation"
+    assert {line for line in expected if line in raised | created} == raised
+
+
+# -- incremental runs -------------------------------------------------------------------------
+
+
+def test_incremental_runs_read_the_base_actors_from_the_cache(mypy: Mypy, tmp_path: Path) -> None:
+    """The second run checks only the changed module: its classes are checked against the handlers
+    recorded for the unchanged base module's actors in mypy's cache. The third run changes the
+    base module only, and the unchanged subclasses are checked again."""
+    cache = tmp_path / ".mypy_cache"
+    base = copy_case(tmp_path, "incremental/greeters.py.txt")
+    users = copy_case(tmp_path, "incremental/users_v1.py.txt", "users.py")
+    files = [base, users]
+
+    first = mypy.check(tmp_path, files, cache=cache)
+    assert first.errors == expected_errors(CASES / "incremental/users_v1.py.txt", users), first.describe()
+
+    copy_case(tmp_path, "incremental/users_v2.py.txt", users)
+    second = mypy.check(tmp_path, files, cache=cache, verbose=True)
+    v2_expected = expected_errors(CASES / "incremental/users_v2.py.txt", users)
+    assert second.errors == v2_expected, second.describe()
+    assert f"Parsing {users}" in second.log, second.describe()
+    assert f"Parsing {base}" not in second.log, "the base module should come from the cache"
+
+    # GreetHandler, the base module's last class, now handles Stop as well: OnlyStop keeps one
+    # error (its inherited Greet handler is outside its protocol), not two, and JustGreet gets one
+    # (its inherited Stop handler is outside its protocol).
+    with (tmp_path / base).open("a") as module:
+        module.write("\n    @handles(Stop)\n    async def on_stop(self, msg: Stop) -> None:\n        pass\n")
+    third = mypy.check(tmp_path, files, cache=cache, verbose=True)
+    v3_expected = list(v2_expected)
+    v3_expected.remove(
+        (users, _line_of("class OnlyStop(", CASES / "incremental/users_v2.py.txt"), "actorio-handler")
+    )
+    v3_expected.append(
+        (users, _line_of("class JustGreet(", CASES / "incremental/users_v2.py.txt"), "actorio-handler")
+    )
+    v3_expected.sort()
+    assert third.errors == v3_expected, third.describe()
+    assert f"Parsing {users}" in third.log, third.describe()

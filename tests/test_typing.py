@@ -1,0 +1,206 @@
+"""The static typing corpus (tests/typing/), checked by mypy and pyright as part of the test suite.
+
+``pass_*.py`` files are ``assert_type(...)`` checks that must pass. ``fail_*.py`` files hold
+must-fail lines, each marked with both mypy's ``# type: ignore[code]`` and pyright's
+``# pyright: ignore[rule]``: mypy's ``warn_unused_ignores`` and pyright's
+``reportUnnecessaryTypeIgnoreComment`` (with ``enableTypeIgnoreComments = false``, so each checker
+reads only its own comments) turn a misuse that a checker stops catching into a failure here.
+
+mypy runs with tests/typing/mypy.ini (the root settings, without the plugin, so that the error
+codes are plain mypy's); pyright with the root pyproject.toml. As a checker reports nothing, and
+so no unused ignore, in code it considers unreachable, one test also checks the fail files with
+their ignore comments removed: each marked line must then get exactly the codes it lists.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import runpy
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "typing"
+MYPY_CONFIG = CORPUS / "mypy.ini"
+
+MYPY_IGNORE = re.compile(r"#\s*type:\s*ignore(?P<codes>\[[^\]]*\])?")
+PYRIGHT_IGNORE = re.compile(r"#\s*pyright:\s*ignore(?P<codes>\[[^\]]*\])?")
+MUST_FAIL_MINIMUM = 40
+
+Marks = dict[tuple[str, int], frozenset[str]]
+
+
+def _run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+
+
+def _corpus_files(prefix: str = "") -> list[Path]:
+    return sorted(CORPUS.glob(f"{prefix}*.py"))
+
+
+def _codes(match: re.Match[str] | None) -> frozenset[str]:
+    if match is None or match.group("codes") is None:
+        return frozenset()
+    return frozenset(code.strip() for code in match.group("codes")[1:-1].split(",") if code.strip())
+
+
+def _marks() -> tuple[Marks, Marks]:
+    """The must-fail lines of the fail files: (file name, line) -> mypy codes, and -> pyright rules."""
+    mypy_marks: Marks = {}
+    pyright_marks: Marks = {}
+    for path in _corpus_files("fail_"):
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            mypy_match = MYPY_IGNORE.search(line)
+            pyright_match = PYRIGHT_IGNORE.search(line)
+            if mypy_match and pyright_match:
+                mypy_marks[path.name, number] = _codes(mypy_match)
+                pyright_marks[path.name, number] = _codes(pyright_match)
+    return mypy_marks, pyright_marks
+
+
+def test_corpus_is_there() -> None:
+    names = [path.name for path in _corpus_files()]
+    assert any(name.startswith("pass_") for name in names), names
+    assert any(name.startswith("fail_") for name in names), names
+    assert all(name.startswith(("pass_", "fail_")) for name in names), names
+    assert not (CORPUS / "__init__.py").exists()
+
+
+def test_mypy_accepts_the_corpus() -> None:
+    result = _run(sys.executable, "-m", "mypy", "--config-file", str(MYPY_CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+    checked = re.search(r"no issues found in (\d+) source files", result.stdout)
+    assert checked is not None, result.stdout
+    assert int(checked.group(1)) == len(_corpus_files()), result.stdout
+
+
+def test_pyright_accepts_the_corpus() -> None:
+    result = _run(sys.executable, "-m", "pyright", str(CORPUS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_ignore_comment_is_a_complete_must_fail_mark() -> None:
+    """A line marked for one checker only is a half-checked misuse; a bare ignore hides anything;
+    pass files carry no ignore at all."""
+    problems: list[str] = []
+    for path in _corpus_files():
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            mypy_match = MYPY_IGNORE.search(line)
+            pyright_match = PYRIGHT_IGNORE.search(line)
+            where = f"{path.name}:{number}: {line.strip()}"
+            if not (mypy_match or pyright_match):
+                continue
+            if path.name.startswith("pass_"):
+                problems.append(f"{where}  (an ignore comment in a pass file)")
+            elif not (mypy_match and pyright_match):
+                problems.append(f"{where}  (needs both # type: ignore[...] and # pyright: ignore[...])")
+            elif not (_codes(mypy_match) and _codes(pyright_match)):
+                problems.append(f"{where}  (an ignore without [codes])")
+    assert not problems, "\n".join(problems)
+
+
+def test_there_are_enough_must_fail_lines() -> None:
+    mypy_marks, _ = _marks()
+    per_file: dict[str, int] = defaultdict(int)
+    for name, _number in mypy_marks:
+        per_file[name] += 1
+    assert len(mypy_marks) >= MUST_FAIL_MINIMUM, dict(per_file)
+    assert all(per_file[path.name] > 0 for path in _corpus_files("fail_")), dict(per_file)
+
+
+def _strip_ignores(line: str) -> str:
+    return PYRIGHT_IGNORE.sub("", MYPY_IGNORE.sub("", line)).rstrip()
+
+
+def _mypy_errors(files: list[Path]) -> tuple[Marks, str]:
+    result = _run(
+        sys.executable,
+        "-m",
+        "mypy",
+        "--config-file",
+        str(MYPY_CONFIG),
+        "--no-incremental",
+        "--show-error-codes",
+        *map(str, files),
+    )
+    errors: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for line in result.stdout.splitlines():
+        match = re.match(r"(?P<file>[^:]+):(?P<line>\d+): error: .*\[(?P<code>[a-z-]+)\]$", line)
+        if match:
+            errors[Path(match["file"]).name, int(match["line"])].add(match["code"])
+    return {key: frozenset(codes) for key, codes in errors.items()}, result.stdout + result.stderr
+
+
+def _pyright_errors(directory: Path) -> tuple[Marks, str]:
+    config = {
+        "include": ["."],
+        "pythonVersion": "3.10",
+        "typeCheckingMode": "strict",
+        "enableTypeIgnoreComments": False,
+        "extraPaths": [str(ROOT)],
+    }
+    (directory / "pyrightconfig.json").write_text(json.dumps(config))
+    result = _run(
+        sys.executable, "-m", "pyright", "--outputjson", "--pythonpath", sys.executable, "-p", str(directory)
+    )
+    errors: dict[tuple[str, int], set[str]] = defaultdict(set)
+    try:
+        report = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(result.stdout + result.stderr)
+    for diagnostic in report["generalDiagnostics"]:
+        if diagnostic["severity"] == "error":
+            # pyright's lines are 0-based.
+            key = (Path(diagnostic["file"]).name, diagnostic["range"]["start"]["line"] + 1)
+            errors[key].add(diagnostic.get("rule", "<no rule>"))
+    return {key: frozenset(rules) for key, rules in errors.items()}, result.stdout + result.stderr
+
+
+def _compare(expected: Marks, actual: Marks) -> list[str]:
+    problems: list[str] = []
+    for key in sorted(expected.keys() | actual.keys()):
+        want, got = expected.get(key, frozenset()), actual.get(key, frozenset())
+        if want != got:
+            problems.append(f"{key[0]}:{key[1]}: marked {sorted(want)}, reported {sorted(got)}")
+    return problems
+
+
+def test_must_fail_lines_fail_without_their_ignores(tmp_path: Path) -> None:
+    """With the ignore comments removed, each marked line gets exactly the codes it lists in each
+    checker, and no other line gets any: no misuse hides in code a checker skipped as unreachable."""
+    mypy_marks, pyright_marks = _marks()
+    stripped: list[Path] = []
+    for path in _corpus_files("fail_"):
+        copy = tmp_path / path.name
+        lines = [_strip_ignores(line) for line in path.read_text().splitlines()]
+        copy.write_text("\n".join(lines) + "\n")
+        stripped.append(copy)
+
+    mypy_errors, mypy_output = _mypy_errors(stripped)
+    pyright_errors, pyright_output = _pyright_errors(tmp_path)
+    mypy_problems = _compare(mypy_marks, mypy_errors)
+    pyright_problems = _compare(pyright_marks, pyright_errors)
+    report = ["mypy:", *mypy_problems, "pyright:", *pyright_problems]
+    if mypy_problems:
+        report += ["", mypy_output]
+    if pyright_problems:
+        report += ["", pyright_output]
+    assert not mypy_problems, "\n".join(report)
+    assert not pyright_problems, "\n".join(report)
+
+
+STATIC_ONLY = {"pass_handlers.py"}
+"""Pass files that show signatures side by side and are not meant to run (see their docstring)."""
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in CORPUS.glob("pass_*.py") if p.name not in STATIC_ONLY), ids=lambda p: p.name
+)
+def test_pass_files_are_valid_at_run_time(path: Path) -> None:
+    """What the checkers accept must also be accepted at class creation."""
+    runpy.run_path(str(path), run_name="typing_pass_file")

@@ -9,11 +9,16 @@ from ._dispatch import handles as handles
 from ._exceptions import ActorioException as ActorioException
 from ._exceptions import ActorStopped as ActorStopped
 from ._exceptions import EndMainLoop as EndMainLoop
+from ._exceptions import InvalidPayload as InvalidPayload
+from ._exceptions import PayloadError as PayloadError
 from ._exceptions import UnhandledMessage as UnhandledMessage
 from ._message import NO_REPLY as NO_REPLY
 from ._message import DataMessage as DataMessage
 from ._message import Message as Message
 from ._message import NoReply as NoReply
+from ._protocol import ActorProtocol as ActorProtocol
+from ._protocol import Envelope as Envelope
+from ._protocol import ProtocolEntry as ProtocolEntry
 from ._ref import ActorRef as ActorRef
 from ._ref import Reference as Reference
 from ._ref import ask as ask
@@ -25,14 +30,19 @@ __all__ = [
     "NO_REPLY",
     "NO_SENDER",
     "Actor",
+    "ActorProtocol",
     "ActorRef",
     "ActorStopped",
     "ActorioException",
     "BaseRef",
     "DataMessage",
     "EndMainLoop",
+    "Envelope",
+    "InvalidPayload",
     "Message",
     "NoReply",
+    "PayloadError",
+    "ProtocolEntry",
     "Reference",
     "Sender",
     "UnhandledMessage",

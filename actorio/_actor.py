@@ -17,6 +17,7 @@ from ._dispatch import Handler, build_handler_table, check_protocol, protocol_of
 from ._exceptions import ActorStopped, EndMainLoop, UnhandledMessage
 from ._mailbox import Mailbox
 from ._message import NO_REPLY, Message
+from ._protocol import ProtocolAttribute, check_wire_names
 from ._ref import ActorRef, AskRef
 from ._sender import dead_letters_logger
 from ._types import P, R, Request
@@ -126,6 +127,10 @@ class Actor(Generic[P]):
     _actor_custom_setup: ClassVar[bool] = False
     _actor_custom_teardown: ClassVar[bool] = False
 
+    protocol = ProtocolAttribute()
+    """The class's protocol as data (an `ActorProtocol`): its message types with their wire names,
+    reply types and handlers; validates wire payloads and exports JSON Schema. Made on first use."""
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._actor_handlers = build_handler_table(cls)
@@ -134,6 +139,7 @@ class Actor(Generic[P]):
         if cls._actor_protocol is not None:
             overridden = cls.handle_message is not Actor.handle_message
             check_protocol(cls, cls._actor_handlers, cls._actor_protocol, overridden)
+        check_wire_names(cls)
         cls._actor_dispatch = dict(_SIGNALS)
         cls._actor_accepts = {}
         # Skipping the base class's empty hooks saves two coroutines per actor lifetime.

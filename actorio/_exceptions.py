@@ -5,15 +5,23 @@
      +-- ActorioException       base of every error actorio itself reports
           +-- ActorStopped      an ask reached an actor that stopped (or stops) before answering
           +-- UnhandledMessage  a message type the actor has no handler for
+          +-- InvalidPayload    a wire payload that the actor's protocol does not accept
 
 ``EndMainLoop`` is control flow, not an error, so it is not an ``ActorioException``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["ActorStopped", "ActorioException", "EndMainLoop", "UnhandledMessage"]
+__all__ = [
+    "ActorStopped",
+    "ActorioException",
+    "EndMainLoop",
+    "InvalidPayload",
+    "PayloadError",
+    "UnhandledMessage",
+]
 
 
 class EndMainLoop(Exception):
@@ -52,3 +60,66 @@ class UnhandledMessage(ActorioException):
         self.message = message
         where = f" by {actor}" if actor is not None else ""
         super().__init__(f"{type(message).__name__} is not handled{where}")
+
+
+class PayloadError(NamedTuple):
+    """One problem with a wire payload: where it is, what it is, and its kind.
+
+    ``location`` is the path from the payload's top level, e.g. ``("data", "name")``; it is empty
+    for a problem with the payload as a whole (malformed JSON, not a JSON object). ``kind`` is a
+    stable, machine-readable name: pydantic's error type (``missing``, ``extra_forbidden``,
+    ``string_type``, ...) or one of actorio's: ``unknown_type``, ``missing_type``, ``invalid_json``,
+    ``not_an_object``, ``invalid_id``.
+    """
+
+    location: tuple[str | int, ...]
+    message: str
+    kind: str
+
+    @property
+    def path(self) -> str:
+        """``location`` as a dotted path (``data.items.0``), or ``""`` for the whole payload."""
+        return ".".join(str(part) for part in self.location)
+
+
+class InvalidPayload(ActorioException):
+    """A wire payload that an actor's protocol does not accept.
+
+    Raised by ``Actor.protocol.validate`` (and so by ``ActorRef.tell_payload`` and ``ask_payload``,
+    before anything is queued) for an unknown message type, a missing, extra or invalid field,
+    malformed JSON, or a payload that is not a JSON object. It carries:
+
+    - ``errors``: every problem found, as `PayloadError` records (path, message, kind);
+    - ``accepted``: the wire names the protocol accepts;
+    - ``actor``: the name of the actor class whose protocol refused it;
+    - ``id``: the payload's ``"id"`` correlation field, if it could be read, else ``None``.
+    """
+
+    def __init__(
+        self,
+        actor: str,
+        errors: tuple[PayloadError, ...],
+        accepted: tuple[str, ...],
+        id: str | int | None = None,
+    ) -> None:
+        self.actor = actor
+        self.errors = errors
+        self.accepted = accepted
+        self.id = id
+        problems = "; ".join(f"{error.path or 'payload'}: {error.message}" for error in errors)
+        names = ", ".join(accepted) if accepted else "none"
+        super().__init__(f"invalid payload for {actor}: {problems} (accepted types: {names})")
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The dotted path of each problem (``""`` for the payload as a whole)."""
+        return tuple(error.path for error in self.errors)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description, e.g. for an error frame: ``message``, ``errors`` (each with
+        ``path``, ``message`` and ``kind``) and ``accepted``."""
+        return {
+            "message": str(self),
+            "errors": [{"path": e.path, "message": e.message, "kind": e.kind} for e in self.errors],
+            "accepted": list(self.accepted),
+        }

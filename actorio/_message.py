@@ -6,14 +6,15 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Generic
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
-from typing_extensions import TypeVar
+from pydantic.json_schema import SkipJsonSchema
+from typing_extensions import Self, TypeVar
 
 from ._sender import NO_SENDER, BaseRef, Sender
 from ._types import R_co
 
 __all__ = ["NO_REPLY", "DataMessage", "Message", "NoReply"]
 
-T = TypeVar("T")
+T = TypeVar("T", default=Any)
 
 
 def _utcnow() -> datetime:
@@ -74,11 +75,18 @@ class Message(BaseModel, Generic[R_co]):
     if TYPE_CHECKING:
         sender: Sender = Field(default=NO_SENDER, exclude=True)
     else:
-        sender: Annotated[Any, PlainValidator(_as_sender)] = Field(default=NO_SENDER, exclude=True)
+        # SkipJsonSchema: not part of the JSON form, so not of its schema either.
+        sender: Annotated[Any, PlainValidator(_as_sender), SkipJsonSchema()] = Field(
+            default=NO_SENDER, exclude=True
+        )
     creation_date: datetime = Field(default_factory=_utcnow)
 
     def __actorio_reply__(self) -> R_co:
         """Never called: it lets the type checkers read a message's reply type (see `Request`)."""
+        raise NotImplementedError
+
+    def __actorio_exact__(self, other: Self, /) -> Self:
+        """Never called: it lets the type checkers pin a message class exactly (see `Member`)."""
         raise NotImplementedError
 
     async def reply(self: Message[T], response: T) -> NoReply:

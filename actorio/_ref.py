@@ -20,8 +20,9 @@ from typing_extensions import TypeVar
 
 from ._exceptions import ActorStopped
 from ._message import NO_REPLY, Message, NoReply
+from ._protocol import Payload, protocol_of_class
 from ._sender import BaseRef, dead_letters_logger
-from ._types import Member, P, R, Request
+from ._types import Member, N, P, R, Request
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["ActorRef", "Reference", "ask"]
 
 M = TypeVar("M", bound=Message[Any])
-N = TypeVar("N", bound=Message[Any])
 
 _reference_serials = itertools.count(1)
 
@@ -244,6 +244,24 @@ class ActorRef(BaseRef, Generic[P]):
             return await future
         finally:
             expiry.cancel()
+
+    async def tell_payload(self, payload: Payload, /) -> None:
+        """Validate a wire payload with the actor's protocol (``Actor.protocol.validate``), then tell
+        the typed message.
+
+        Raises `InvalidPayload` if the protocol does not accept ``payload``, and ``TypeError`` if
+        this reference does not accept its message type (a narrowed reference); nothing is queued
+        then.
+        """
+        self.tell_nowait(protocol_of_class(type(self._actor)).validate(payload))
+
+    async def ask_payload(self, payload: Payload, /, timeout: float | None = None) -> Any:
+        """Validate a wire payload with the actor's protocol, then ask with the typed message and
+        return the reply (a Python value: ``Actor.protocol.dump`` gives a reply message's wire form).
+
+        Raises `InvalidPayload` (nothing is queued), then what `ask` raises.
+        """
+        return await self.ask(protocol_of_class(type(self._actor)).validate(payload), timeout)
 
     def __repr__(self) -> str:
         return f"<ActorRef {self.identifier}>"

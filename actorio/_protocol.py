@@ -1,0 +1,501 @@
+"""An actor's protocol as data: its messages on the wire, validated, dumped and described.
+
+``Greeter.protocol`` is an `ActorProtocol`: for each message type the actor accepts, its wire name,
+its reply type and its handler. It validates raw JSON payloads into typed messages (one pydantic
+discriminated-union validator per protocol, built on first use), gives a message's wire form, and
+describes the protocol as JSON Schema.
+
+The wire form of a message is one JSON object::
+
+    {"type": "greet", "data": {"name": "World", "creation_date": "..."}, "id": 7, "reply_to": 3}
+
+- ``type``: the message class's wire name, its ``wire_name: ClassVar[str]`` if the class itself
+  declares one (it is not inherited), else its class name.
+- ``data``: the message's fields. ``creation_date`` may be left out (it defaults to now); ``sender``
+  is never part of it; a field the message does not declare is refused. ``data`` may itself be left
+  out when the message has no required field.
+- ``id`` and ``reply_to``: optional correlation fields (a string, an integer or null), returned by
+  `ActorProtocol.validate_envelope` and written by `ActorProtocol.dump`; actorio gives them no other
+  meaning. By convention a reply carries the ``id`` of its request as its ``reply_to``.
+"""
+
+# pyright: reportPrivateUsage=false
+# The protocol reads the actor class's dispatch table (``_actor_*``), built by _actor.py.
+
+from __future__ import annotations
+
+import functools
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeAlias, Union, cast
+
+import pydantic_core
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    create_model,
+)
+from pydantic.errors import PydanticUserError
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
+
+from ._dispatch import Handler, resolve_handler
+from ._exceptions import InvalidPayload, PayloadError
+from ._message import Message
+from ._sender import NO_SENDER
+from ._types import M_co
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
+    from ._actor import Actor
+
+    M = TypeVar("M", bound=Message[Any])
+
+__all__ = [
+    "ActorProtocol",
+    "Envelope",
+    "Payload",
+    "ProtocolAttribute",
+    "ProtocolEntry",
+    "check_wire_names",
+    "members_of",
+    "protocol_of_class",
+    "reply_type_of",
+    "wire_name_of",
+]
+
+Payload: TypeAlias = Mapping[str, Any] | str | bytes | bytearray
+"""What `ActorProtocol.validate` takes: a dict, or JSON text (``str`` or ``bytes``)."""
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+_CACHE_ATTRIBUTE = "_actor_wire_protocol"
+
+
+# -- what a protocol is made of ------------------------------------------------------------------
+
+
+def wire_name_of(message_type: type[Message[Any]]) -> str:
+    """The wire name of ``message_type``: the ``wire_name`` class variable it declares itself (a
+    parametrized generic message, ``Box[int]``, reads its generic class's), else its class name."""
+    own = vars(message_type).get("wire_name")
+    origin = message_type.__pydantic_generic_metadata__["origin"]
+    if own is None and origin is not None:
+        own = vars(origin).get("wire_name")
+    if own is None:
+        return message_type.__name__
+    if not isinstance(own, str) or not own:
+        raise TypeError(f"{message_type.__qualname__}.wire_name must be a non-empty str, not {own!r}")
+    return own
+
+
+def reply_type_of(message_type: type[Message[Any]]) -> Any:
+    """The reply type of ``message_type``: ``R`` in its ``Message[R]`` base (``None`` by default;
+    ``Any`` where ``R`` is a type variable)."""
+    for klass in message_type.__mro__:
+        metadata = getattr(klass, "__pydantic_generic_metadata__", None)
+        if metadata is not None and metadata["origin"] is Message and metadata["args"]:
+            reply = metadata["args"][0]
+            return Any if isinstance(reply, typing.TypeVar) else reply
+    return None
+
+
+def members_of(actor_type: type[Actor[Any]]) -> tuple[type[Message[Any]], ...]:
+    """The message types of an actor class's protocol: those of its ``Actor[...]`` argument, in
+    order; for an actor declared without one (``class Echo(Actor)``), the types its ``@handles``
+    handlers take, inherited ones first."""
+    declared = actor_type._actor_protocol
+    if declared is not None:
+        return cast("tuple[type[Message[Any]], ...]", declared)
+    return tuple(actor_type._actor_handlers)
+
+
+def check_wire_names(actor_type: type[Actor[Any]]) -> None:
+    """At class creation: no two message types of the protocol share a wire name (``TypeError``)."""
+    seen: dict[str, type[Message[Any]]] = {}
+    for member in members_of(actor_type):
+        name = wire_name_of(member)
+        other = seen.setdefault(name, member)
+        if other is not member:
+            raise TypeError(
+                f"{actor_type.__qualname__}'s protocol has two message types with the wire name "
+                f"{name!r}: {_qualified(other)} and {_qualified(member)} (give one of them its own "
+                f'with `wire_name: ClassVar[str] = "..."`)'
+            )
+
+
+@dataclass(frozen=True)
+class ProtocolEntry:
+    """One message type of a protocol: its wire name, class, reply type and handler.
+
+    ``handler`` is the function that handles it on this actor class (the ``@handles`` method of the
+    nearest class in the message's MRO, else ``handle_message``), called as
+    ``await handler(actor, message)``.
+    """
+
+    wire_name: str
+    message_type: type[Message[Any]]
+    reply_type: Any
+    handler: Handler
+
+
+@dataclass(frozen=True)
+class Envelope(Generic[M_co]):
+    """A validated payload: the typed ``message`` and the payload's correlation fields."""
+
+    message: M_co
+    id: str | int | None = None
+    reply_to: str | int | None = None
+
+
+# -- the wire models -----------------------------------------------------------------------------
+
+
+def _not_on_the_wire(value: Any) -> Any:
+    raise PydanticCustomError("extra_forbidden", "Extra inputs are not permitted")
+
+
+def _check_id(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError("invalid_id", "must be a string, an integer or null") from None
+
+
+# The type checkers see SkipJsonSchema as an alias of Annotated; at run time it is a class.
+_NotOnTheWire = Annotated[Any, PlainValidator(_not_on_the_wire), cast(Any, SkipJsonSchema)()]
+"""``sender`` in a wire model: given in a payload, it is refused as an extra field."""
+
+_CorrelationId = Annotated[StrictStr | StrictInt | None, WrapValidator(_check_id)]
+
+
+def _wire_model(message_type: type[Message[Any]]) -> type[Message[Any]]:
+    """A subclass of ``message_type`` that refuses undeclared fields and ``sender``.
+
+    It inherits the message's fields, validators and config, so that validating through it is
+    validating the message itself; `ActorProtocol.validate_envelope` then gives the instance its
+    real class back.
+    """
+    namespace: dict[str, Any] = {
+        "__module__": message_type.__module__,
+        "__qualname__": message_type.__qualname__,
+        "__doc__": message_type.__doc__,
+        "__annotations__": {"sender": _NotOnTheWire},
+        "sender": Field(default=NO_SENDER, exclude=True),
+        "model_config": ConfigDict(extra="forbid", title=message_type.__name__),
+    }
+    return types.new_class(message_type.__name__, (message_type,), {}, lambda ns: ns.update(namespace))
+
+
+def _envelope_model(message_type: type[Message[Any]], wire_name: str) -> type[BaseModel]:
+    """The model of one message type's wire form: ``{"type", "data", "id", "reply_to"}``."""
+    data = _wire_model(message_type)
+    required = any(
+        field.is_required() for name, field in message_type.model_fields.items() if name != "sender"
+    )
+    data_field: Any = ... if required else Field(default_factory=dict, validate_default=True)
+    return create_model(
+        f"{message_type.__name__}Envelope",
+        __config__=ConfigDict(extra="forbid", title=wire_name, frozen=True),
+        __module__=message_type.__module__,
+        type=(cast(Any, typing.Literal)[wire_name], ...),
+        data=(data, data_field),
+        id=(_CorrelationId, None),
+        reply_to=(_CorrelationId, None),
+    )
+
+
+def _union_adapter(envelopes: list[type[BaseModel]]) -> TypeAdapter[Any]:
+    union = cast(Any, Union)[tuple(envelopes)]
+    return TypeAdapter(Annotated[union, Field(discriminator="type")])
+
+
+# -- the protocol --------------------------------------------------------------------------------
+
+
+class ActorProtocol(Generic[M_co]):
+    """The protocol of an actor class as data, on the wire: ``Greeter.protocol``.
+
+    Its entries (`ProtocolEntry`: wire name, message class, reply type, handler) are the message
+    types of the actor's ``Actor[...]`` argument, in order. For an actor declared without one
+    (``class Echo(Actor)``) they are the types its ``@handles`` handlers take: an actor that only
+    overrides ``handle_message`` has an empty protocol, and accepts no payload.
+
+    - `validate` / `validate_envelope` turn a JSON payload (a dict, ``str`` or ``bytes``) into the
+      typed message, or raise `InvalidPayload`; the validator is built once, on first use.
+    - `dump` gives any message's wire form as a JSON-ready dict; ``validate(dump(msg)) == msg``.
+    - `json_schema` describes the wire form of every message, their union, and each reply.
+
+    Iterating gives the entries; ``protocol["greet"]`` or ``protocol[Greet]`` looks one up.
+    """
+
+    def __init__(self, actor_type: type[Actor[Any]]) -> None:
+        check_wire_names(actor_type)
+        table = actor_type._actor_handlers
+        fallback = actor_type._actor_fallback
+        self.actor_type = actor_type
+        self.entries: tuple[ProtocolEntry, ...] = tuple(
+            ProtocolEntry(
+                wire_name_of(member), member, reply_type_of(member), resolve_handler(table, member, fallback)
+            )
+            for member in members_of(actor_type)
+        )
+        self._by_name = {entry.wire_name: entry for entry in self.entries}
+        self._by_type = {entry.message_type: entry for entry in self.entries}
+
+    @property
+    def name(self) -> str:
+        """The actor class's qualified name, ``module.Class``."""
+        return _qualified(self.actor_type)
+
+    @property
+    def wire_names(self) -> tuple[str, ...]:
+        """The accepted wire names, in protocol order."""
+        return tuple(self._by_name)
+
+    def __iter__(self) -> Iterator[ProtocolEntry]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, key: str | type[Message[Any]]) -> ProtocolEntry:
+        """The entry of a wire name, or of a message class (its own, else its nearest base's).
+
+        Raises ``KeyError`` if the protocol has none.
+        """
+        if isinstance(key, str):
+            entry = self._by_name.get(key)
+        else:
+            entry = next((self._by_type[k] for k in key.__mro__ if k in self._by_type), None)
+        if entry is None:
+            raise KeyError(f"{self.name}'s protocol has no message type {key!r}")
+        return entry
+
+    def __repr__(self) -> str:
+        return f"<ActorProtocol {self.name}: {', '.join(self.wire_names) or 'no message types'}>"
+
+    # -- validation --------------------------------------------------------------------------
+
+    @functools.cached_property
+    def _envelopes(self) -> dict[type[BaseModel], ProtocolEntry]:
+        return {_envelope_model(entry.message_type, entry.wire_name): entry for entry in self.entries}
+
+    @functools.cached_property
+    def _adapter(self) -> TypeAdapter[Any]:
+        return _union_adapter(list(self._envelopes))
+
+    def validate(self, payload: Payload) -> M_co:
+        """The typed message of a wire payload: ``{"type": <wire name>, "data": {...}}``, as a dict
+        or as JSON text (``str`` or ``bytes``). See `validate_envelope`."""
+        return self.validate_envelope(payload).message
+
+    def validate_envelope(self, payload: Payload) -> Envelope[M_co]:
+        """The typed message of a wire payload, with its ``id`` and ``reply_to`` fields.
+
+        The message is an instance of the protocol's own class for its wire name, validated by that
+        class (its validators run), with ``sender`` set to `NO_SENDER`. A dict is validated as
+        Python data (pydantic's lax mode), text as JSON.
+
+        Raises `InvalidPayload`, listing every problem and the accepted wire names, for an unknown
+        or missing ``type``, a missing, extra or invalid field (in ``data`` or at the top level),
+        malformed JSON, or a payload that is not a JSON object.
+        """
+        if not self.entries:
+            raise self._invalid(
+                payload, (PayloadError(("type",), f"{self.name} accepts no wire messages", "unknown_type"),)
+            )
+        adapter = self._adapter
+        given = cast(object, payload)  # checked at run time too, for untyped callers
+        try:
+            if isinstance(given, (str, bytes, bytearray)):
+                envelope = adapter.validate_json(given)
+            elif isinstance(given, Mapping):
+                envelope = adapter.validate_python(given)
+            else:
+                problem = f"expected a JSON object, got {type(given).__name__}"
+                raise self._invalid(given, (PayloadError((), problem, "not_an_object"),))
+        except ValidationError as error:
+            raise self._invalid(payload, self._problems(error)) from None
+        message = envelope.data
+        # Validated by the wire model (a subclass that adds nothing but stricter input rules): the
+        # message becomes an instance of its own class, which dispatch and equality look at.
+        object.__setattr__(message, "__class__", self._envelopes[type(envelope)].message_type)
+        return Envelope(message, envelope.id, envelope.reply_to)
+
+    def _invalid(self, payload: object, problems: tuple[PayloadError, ...]) -> InvalidPayload:
+        return InvalidPayload(self.name, problems, self.wire_names, _read_id(payload))
+
+    def _problems(self, error: ValidationError) -> tuple[PayloadError, ...]:
+        problems: list[PayloadError] = []
+        for item in error.errors(include_url=False):
+            kind, location, given = item["type"], item["loc"], cast(object, item["input"])
+            context: dict[str, Any] = item.get("ctx", {})
+            if kind == "union_tag_invalid":
+                tag: object = context.get("tag")
+                if isinstance(given, Mapping):
+                    tag = cast("Mapping[str, object]", given).get("type", tag)
+                problems.append(PayloadError(("type",), f"unknown message type {tag!r}", "unknown_type"))
+            elif kind == "union_tag_not_found":
+                problems.append(
+                    PayloadError(("type",), "Field required: the message's wire name", "missing_type")
+                )
+            elif kind == "json_invalid":
+                detail = context.get("error", item["msg"])
+                problems.append(PayloadError((), f"malformed JSON: {detail}", "invalid_json"))
+            elif not location:
+                problem = f"expected a JSON object, got {_json_type(given)}"
+                problems.append(PayloadError((), problem, "not_an_object"))
+            else:
+                # The first location is the union member: the tag, which the payload gave already.
+                problems.append(PayloadError(tuple(location[1:]), item["msg"], kind))
+        return tuple(problems)
+
+    # -- the wire form -----------------------------------------------------------------------
+
+    def dump(
+        self,
+        message: Message[Any],
+        *,
+        id: str | int | None = None,
+        reply_to: str | int | None = None,
+    ) -> dict[str, Any]:
+        """The wire form of ``message`` (a member of the protocol, a reply, any message), as a
+        JSON-ready dict: ``{"type": <wire name>, "data": {...}}``, plus ``id`` and ``reply_to`` when
+        given. ``sender`` is left out; ``validate(dump(msg)) == msg`` for a member of the protocol.
+
+        Raises ``TypeError`` if ``message`` is not a `Message`.
+        """
+        given = cast(object, message)  # checked at run time too, for untyped callers
+        if not isinstance(given, Message):
+            raise TypeError(f"dump() takes a Message, not {type(given).__name__}")
+        wire: dict[str, Any] = {
+            "type": wire_name_of(type(message)),
+            "data": message.model_dump(mode="json", by_alias=True),
+        }
+        if id is not None:
+            wire["id"] = id
+        if reply_to is not None:
+            wire["reply_to"] = reply_to
+        return wire
+
+    def json_schema(self) -> dict[str, Any]:
+        """The protocol as JSON Schema (draft 2020-12), a JSON-ready dict:
+
+        - ``messages``: wire name -> the schema of that message's wire form;
+        - ``union``: the schema of any accepted payload (a ``oneOf`` discriminated by ``type``);
+        - ``replies``: wire name -> the schema of the reply to an ask with that message (the wire
+          form of a reply message; for another reply type, the JSON form of that type).
+
+        Each schema stands alone (it carries its own ``$defs``).
+        """
+        messages = {entry.wire_name: model.model_json_schema() for model, entry in self._envelopes.items()}
+        union: dict[str, Any] = self._adapter.json_schema() if self.entries else {"not": {}}
+        return {
+            "$schema": JSON_SCHEMA_DIALECT,
+            "title": f"{self.name} protocol",
+            "description": (
+                f"Payloads accepted by {self.name}: one JSON object "
+                '{"type": <wire name>, "data": {<fields>}}, with optional "id" and "reply_to".'
+            ),
+            "messages": messages,
+            "union": union,
+            "replies": {entry.wire_name: _reply_schema(entry.reply_type) for entry in self.entries},
+        }
+
+
+def _reply_schema(reply_type: Any) -> dict[str, Any]:
+    """The wire form of a reply of type ``reply_type``: a message's envelope, or the JSON value."""
+    arms = _union_arms(reply_type)
+    messages: list[type[Message[Any]]] = [
+        arm for arm in arms if isinstance(arm, type) and issubclass(arm, Message)
+    ]
+    if messages:
+        if len(messages) + (type(None) in arms) != len(arms):
+            return {"$comment": f"a reply of type {reply_type!r} has no wire form"}
+        envelopes = [_envelope_model(arm, wire_name_of(arm)) for arm in messages]
+        if len(envelopes) == 1:
+            schema = envelopes[0].model_json_schema()
+        else:
+            schema = _union_adapter(envelopes).json_schema()
+        if type(None) in arms:
+            definitions = schema.pop("$defs", {})
+            schema = {"anyOf": [schema, {"type": "null"}], "$defs": definitions}
+        return schema
+    if reply_type is None:
+        return {"type": "null"}
+    try:
+        return TypeAdapter(reply_type).json_schema()
+    except (PydanticUserError, pydantic_core.SchemaError, TypeError):
+        return {"$comment": f"a reply of type {reply_type!r} has no JSON Schema"}
+
+
+def _union_arms(annotation: Any) -> tuple[Any, ...]:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is Union:
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _read_id(payload: object) -> str | int | None:
+    """The ``id`` of a payload that failed validation, if it can be read: for the error report."""
+    if isinstance(payload, (str, bytes, bytearray)):
+        try:
+            payload = pydantic_core.from_json(payload)
+        except ValueError:
+            return None
+    if isinstance(payload, Mapping):
+        value = cast("Mapping[str, object]", payload).get("id")
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return type(value).__name__
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+# -- Actor.protocol ------------------------------------------------------------------------------
+
+
+def protocol_of_class(actor_type: type[Actor[Any]]) -> ActorProtocol[Any]:
+    """The `ActorProtocol` of an actor class: made on first use, then kept on the class."""
+    protocol = vars(actor_type).get(_CACHE_ATTRIBUTE)
+    if protocol is None:
+        protocol = ActorProtocol[Any](actor_type)
+        type.__setattr__(actor_type, _CACHE_ATTRIBUTE, protocol)
+    return cast("ActorProtocol[Any]", protocol)
+
+
+class ProtocolAttribute:
+    """``Actor.protocol``: the actor class's `ActorProtocol`, made on first access and kept on the
+    class (no per-instance work). Reads the same from the class and from an instance."""
+
+    __slots__ = ()
+
+    def __get__(self, instance: object, owner: type[Actor[M]]) -> ActorProtocol[M]:
+        return protocol_of_class(owner)

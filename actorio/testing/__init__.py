@@ -1,0 +1,40 @@
+"""actorio.testing: a test kit for actors, in the manner of Akka's ActorTestKit.
+
+- `TestProbe`: a typed reference that records what it is told, with ``expect_message``,
+  ``expect_no_message``, ``receive_messages``, ``fish_for_message`` and ``expect_terminated``.
+- `MockClock` and `MockClockEventLoop`: virtual time that moves only when told, or jumps to the
+  next timer when every task is blocked.
+- `run_handler`: one handler against one message, without a mainloop: its reply, what it sent
+  and to whom, the children it spawned.
+- `ActorTestKit`: the actors of one test, stopped afterwards; crashes nobody noticed, tasks left
+  running and dead letters are reported.
+
+The pytest plugin (``actorio.testing.pytest_plugin``, registered as ``actorio``) provides the
+``actor_kit`` and ``mock_clock`` fixtures and the ``mock_clock`` marker; it needs pytest-asyncio.
+"""
+
+from ._clock import MockClock as MockClock
+from ._clock import MockClockEventLoop as MockClockEventLoop
+from ._handler import HandlerOutcome as HandlerOutcome
+from ._handler import Sent as Sent
+from ._handler import run_handler as run_handler
+from ._kit import ActorTestKit as ActorTestKit
+from ._kit import DeadLetter as DeadLetter
+from ._probe import DEFAULT_NO_MESSAGE_WITHIN as DEFAULT_NO_MESSAGE_WITHIN
+from ._probe import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from ._probe import AskFailed as AskFailed
+from ._probe import TestProbe as TestProbe
+
+__all__ = [
+    "DEFAULT_NO_MESSAGE_WITHIN",
+    "DEFAULT_TIMEOUT",
+    "ActorTestKit",
+    "AskFailed",
+    "DeadLetter",
+    "HandlerOutcome",
+    "MockClock",
+    "MockClockEventLoop",
+    "Sent",
+    "TestProbe",
+    "run_handler",
+]

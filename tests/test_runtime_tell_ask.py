@@ -13,6 +13,7 @@ from actorio import (
     NO_SENDER,
     Actor,
     ActorRef,
+    ActorStopped,
     BaseRef,
     DataMessage,
     EndMainLoop,
@@ -227,6 +228,130 @@ async def test_two_hops_then_reply() -> None:
     """Promise 4: handed on twice, the last actor's reply is the reply."""
     async with ReplyingChild() as last, Relay(last) as middle, Relay(middle) as first:
         assert await bounded(first.ask(Say(text="x"))) == "child replied relayed relayed x"
+
+
+class Boom(Exception):
+    pass
+
+
+class ParkedChild(Actor):
+    """Answers Say with its return value, once ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    @handles(Say)
+    async def say(self, msg: Say) -> str:
+        self.entered.set()
+        await self.release.wait()
+        return "child returned " + msg.text
+
+
+class FailingChild(Actor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    @handles(Say)
+    async def say(self, msg: Say) -> str:
+        self.failures += 1
+        raise Boom("child failed on " + msg.text)
+
+    @handles(Double)
+    async def double(self, msg: Double) -> int:
+        return msg.n * 2
+
+
+class WaitingForwarder(Actor):
+    """Hands Say on to ``target``, waits until the target is inside its handler, then returns."""
+
+    def __init__(self, target: ParkedChild) -> None:
+        super().__init__()
+        self.target = target
+
+    @handles(Say)
+    async def say(self, msg: Say) -> str:
+        await self.target.reference.tell(msg)
+        await self.target.entered.wait()
+        return "forwarder returned"
+
+
+class RelayThenEnd(Actor):
+    """Hands Say on to ``target`` as a new message, then ends its own mainloop."""
+
+    def __init__(self, target: ActorRef[Any]) -> None:
+        super().__init__()
+        self.target = target
+
+    @handles(Say)
+    async def say(self, msg: Say) -> str:
+        await self.target.tell(Say(text="relayed " + msg.text, sender=msg.sender))
+        raise EndMainLoop()
+
+
+@pytest.mark.asyncio
+async def test_handed_on_reply_comes_from_the_receiver_even_when_it_answers_after_the_forwarder() -> None:
+    """Promise 4: the forwarder returns while the receiver is still parked: the forwarder's return
+    value is not the reply; the receiver's later return value is."""
+    child = ParkedChild()
+    async with Forwarder(child) as ref:
+        pending = asyncio.ensure_future(ref.ask(Say(text="a")))
+        await bounded(child.entered.wait())
+        assert not pending.done()
+        child.release.set()
+        assert await bounded(pending) == "child returned a"
+
+
+@pytest.mark.asyncio
+async def test_handed_on_reply_when_the_forwarder_returns_while_the_receiver_is_mid_handler() -> None:
+    """Promise 4: the receiver starts serving before the forwarder's handler returns (a real
+    interleaving): still exactly the receiver's return value is the reply."""
+    child = ParkedChild()
+    async with child, WaitingForwarder(child) as ref:
+        pending = asyncio.ensure_future(ref.ask(Say(text="b")))
+        await bounded(child.entered.wait())
+        async with Doubler() as other:
+            # Turns of the loop for the forwarder to finish its handler: a barrier, not a sleep.
+            assert await bounded(other.ask(Double(n=1))) == 2
+        assert not pending.done()
+        child.release.set()
+        assert await bounded(pending) == "child returned b"
+
+
+@pytest.mark.asyncio
+async def test_handed_on_then_end_main_loop_the_receiver_still_answers() -> None:
+    """Promise 4/5: a handler that hands the ask on and then raises EndMainLoop ends its actor
+    cleanly without failing the ask: the receiver answers it."""
+    async with ReturningChild() as target:
+        relay = RelayThenEnd(target)
+        ref = await relay.start()
+        assert await bounded(ref.ask(Say(text="c"))) == "child returned relayed c"
+        assert await bounded(relay.wait()) is None
+
+
+@pytest.mark.asyncio
+async def test_handed_on_to_a_failing_receiver_raises_its_error_at_the_asker() -> None:
+    """Promise 4: the receiver of a handed-on ask raises: the asker gets that error, and the
+    receiver carries on."""
+    child = FailingChild()
+    async with Forwarder(child) as ref:
+        with pytest.raises(Boom, match="child failed on d"):
+            await bounded(ref.ask(Say(text="d")))
+        assert await bounded(child.reference.ask(Double(n=2))) == 4
+        assert child.running
+
+
+@pytest.mark.asyncio
+async def test_handed_on_to_a_stopped_actor_fails_the_ask_at_once() -> None:
+    """Promise 4: handing an ask on to a stopped actor fails it with ActorStopped, not a hang."""
+    target = ReturningChild()
+    target_ref = await target.start()
+    await bounded(target.stop())
+    async with Relay(target_ref) as ref:
+        with pytest.raises(ActorStopped):
+            await bounded(ref.ask(Say(text="e")))
 
 
 # -- the original handle_message style --------------------------------------------------------

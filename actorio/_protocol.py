@@ -217,8 +217,12 @@ def _envelope_model(message_type: type[Message[Any]], wire_name: str) -> type[Ba
 
 
 def _union_adapter(envelopes: list[type[BaseModel]]) -> TypeAdapter[Any]:
+    # Built at run time, so the checkers see Any: pydantic's own annotation of TypeAdapter's
+    # argument changed between 2.13 (type[T]) and 2.14 (TypeForm[T]).
     union = cast(Any, Union)[tuple(envelopes)]
-    return TypeAdapter(Annotated[union, Field(discriminator="type")])
+    form: Any = cast(Any, Annotated)[union, Field(discriminator="type")]
+    adapter: TypeAdapter[Any] = TypeAdapter(form)
+    return adapter
 
 
 # -- the protocol --------------------------------------------------------------------------------

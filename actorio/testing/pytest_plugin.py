@@ -130,7 +130,8 @@ if find_spec("pytest_asyncio") is not None:
         kit = ActorTestKit()
         await kit.start()
         yield kit
-        item = cast(pytest.Item, request.node)  # pyright: ignore[reportUnknownMemberType]
+        # Through Any: how request.node is typed differs between pytest releases.
+        item = cast(pytest.Item, cast(Any, request).node)
         report = item.stash.get(_CALL_REPORT, None)
         problems: str | None = None
         try:

@@ -35,6 +35,7 @@ import hello_world  # noqa: E402
 import websocket_echo  # noqa: E402
 
 from actorio import ask  # noqa: E402
+from actorio.testing import ActorTestKit, TestProbe  # noqa: E402
 
 # Every wait in these tests is bounded by this many seconds.
 BOUND = 10.0
@@ -203,19 +204,19 @@ def counting_operation() -> actor_spawning.Operation:
 
 
 @pytest.mark.asyncio
-async def test_worker_answers_one_request_then_stops() -> None:
+async def test_worker_answers_one_request_then_stops(actor_kit: ActorTestKit) -> None:
     worker = actor_spawning.Worker(counting_operation())
-    async with worker as reference:
-        result = await ask(reference, actor_spawning.Compute(), timeout=BOUND)
-        assert_type(result, actor_spawning.Result)
-        assert isinstance(result, actor_spawning.Result)
-        assert result.value == 0
-        await asyncio.wait_for(worker.wait(), BOUND)
-        assert worker.stopped
+    reference = await actor_kit.spawn(worker)
+    result = await ask(reference, actor_spawning.Compute(), timeout=BOUND)
+    assert_type(result, actor_spawning.Result)
+    assert isinstance(result, actor_spawning.Result)
+    assert result.value == 0
+    await asyncio.wait_for(worker.wait(), BOUND)
+    assert worker.stopped
 
 
 @pytest.mark.asyncio
-async def test_manager_runs_requests_in_concurrent_workers() -> None:
+async def test_manager_runs_requests_in_concurrent_workers(actor_kit: ActorTestKit) -> None:
     requests = 10
     started = 0
     all_started = asyncio.Event()
@@ -230,29 +231,32 @@ async def test_manager_runs_requests_in_concurrent_workers() -> None:
         return started
 
     manager = actor_spawning.Manager(gated_operation)
-    async with manager as reference:
-        for _ in range(requests):
-            await reference.tell(actor_spawning.Compute())
-        # Every worker is inside the operation at once: one worker per request.
-        await asyncio.wait_for(all_started.wait(), BOUND)
-        workers = manager.children
-        assert len(workers) == requests
-        assert all(isinstance(worker, actor_spawning.Worker) for worker in workers)
-        release.set()
-        # Each worker stops by itself once it has handled its request.
-        await asyncio.wait_for(asyncio.gather(*(worker.wait() for worker in workers)), BOUND)
-        assert all(worker.stopped for worker in workers)
-        assert manager.running
+    reference = await actor_kit.spawn(manager)  # told, not asked: the results go nowhere
+    for _ in range(requests):
+        await reference.tell(actor_spawning.Compute())
+    # Every worker is inside the operation at once: one worker per request.
+    await asyncio.wait_for(all_started.wait(), BOUND)
+    workers = manager.children
+    assert len(workers) == requests
+    assert all(isinstance(worker, actor_spawning.Worker) for worker in workers)
+    release.set()
+    # Each worker stops by itself once it has handled its request.
+    await asyncio.wait_for(asyncio.gather(*(worker.wait() for worker in workers)), BOUND)
+    assert all(worker.stopped for worker in workers)
+    assert manager.running
 
 
 @pytest.mark.asyncio
-async def test_manager_asks_are_answered_by_their_workers() -> None:
-    async with actor_spawning.Manager(counting_operation()) as manager:
-        replies = await asyncio.wait_for(
-            asyncio.gather(*(ask(manager, actor_spawning.Compute()) for _ in range(10))), BOUND
-        )
+async def test_manager_asks_are_answered_by_their_workers(actor_kit: ActorTestKit) -> None:
+    manager = await actor_kit.spawn(actor_spawning.Manager(counting_operation()))
+    probe = TestProbe(actor_spawning.Result)
+    for _ in range(10):
+        request = probe.asking(actor_spawning.Compute())  # an ask whose reply goes to the probe
+        await manager.tell(request)
+    replies = [await probe.expect_message(actor_spawning.Result, timeout=BOUND) for _ in range(10)]
     # Each ask got its own worker's result: no reply lost, none delivered twice.
     assert sorted(reply.value for reply in replies) == list(range(10))
+    await probe.expect_no_message()
 
 
 @pytest.mark.asyncio

@@ -21,6 +21,7 @@ from actorio import (
     Reference,
     handles,
 )
+from actorio.testing import ActorTestKit, TestProbe
 
 
 class Boom(Exception):
@@ -232,13 +233,14 @@ async def test_stop_finishes_the_message_being_handled() -> None:
 
 
 @pytest.mark.asyncio
-async def test_stop_does_not_raise_the_actors_failure_and_stopping_twice_is_harmless() -> None:
+async def test_stop_does_not_raise_the_actors_failure_and_stopping_twice_is_harmless(
+    actor_kit: ActorTestKit,
+) -> None:
     """Promise 5: stop() on a failed actor returns; ``await actor`` is what raises."""
     actor = Basic()
-    ref = await actor.start()
+    ref = await actor_kit.spawn(actor)
     await ref.tell(Die())
-    with pytest.raises(Boom):
-        await bounded(actor.wait())
+    await TestProbe().expect_terminated(ref, error=Boom)
     await bounded(actor.stop())
     await bounded(actor.stop())
     with pytest.raises(Boom):
@@ -284,13 +286,12 @@ async def test_setup_and_teardown_run_once_each_in_the_actor_task() -> None:
 
 
 @pytest.mark.asyncio
-async def test_teardown_runs_after_a_failure() -> None:
+async def test_teardown_runs_after_a_failure(actor_kit: ActorTestKit) -> None:
     """Promise 5: mainloop_teardown runs once even when the actor failed."""
     actor = Basic()
-    ref = await actor.start()
+    ref = await actor_kit.spawn(actor)
     await ref.tell(Die())
-    with pytest.raises(Boom):
-        await bounded(actor.wait())
+    await TestProbe().expect_terminated(ref, error=Boom)
     assert actor.teardown_calls == [actor._actor_task]
 
 
@@ -410,38 +411,36 @@ async def test_handle_child_stopped_runs_in_the_parents_task() -> None:
 
 
 @pytest.mark.asyncio
-async def test_child_failure_is_seen_by_the_parents_handle_child_stopped() -> None:
+async def test_child_failure_is_seen_by_the_parents_handle_child_stopped(actor_kit: ActorTestKit) -> None:
     """Promise 5: a child that fails on a told message stops with that error; the parent's
     handle_child_stopped sees it in task.exception(); an overriding parent carries on."""
     parent = Adopter(record_only=True)
     child = Basic()
-    async with parent as ref:
-        child_ref = await bounded(ref.ask(Adopt(child=child)))
-        await child_ref.tell(Die())
-        await bounded(parent.child_stopped.wait())
-        assert await bounded(ref.ask(Ping(n=2))) == 2
-        assert parent.running
+    ref = await actor_kit.spawn(parent)
+    child_ref = await bounded(ref.ask(Adopt(child=child)))
+    await child_ref.tell(Die())
+    await bounded(parent.child_stopped.wait())
+    assert await bounded(ref.ask(Ping(n=2))) == 2
+    assert parent.running
     [(stopped_child, error, _)] = parent.child_stops
     assert stopped_child is child
     assert isinstance(error, Boom)
-    with pytest.raises(Boom):
-        await child
+    assert await TestProbe().expect_terminated(child_ref, error=Boom) is error
 
 
 @pytest.mark.asyncio
-async def test_default_handle_child_stopped_reraises_in_the_parent() -> None:
+async def test_default_handle_child_stopped_reraises_in_the_parent(actor_kit: ActorTestKit) -> None:
     """Promise 5: by default the child's error is re-raised in the parent: the parent fails with it."""
     parent = Adopter()
     child = Basic()
-    ref = await parent.start()
+    ref = await actor_kit.spawn(parent)
     child_ref = await bounded(ref.ask(Adopt(child=child)))
     await child_ref.tell(Die())
-    with pytest.raises(Boom) as excinfo:
-        await bounded(parent.wait())
-    assert str(excinfo.value) == f"{child.identifier} failed"
+    probe = TestProbe()
+    error = await probe.expect_terminated(ref, error=Boom)
+    assert str(error) == f"{child.identifier} failed"
     assert parent.stopped
-    with pytest.raises(Boom):
-        await child
+    assert await probe.expect_terminated(child_ref, error=Boom) is error
 
 
 @pytest.mark.asyncio
@@ -532,11 +531,15 @@ def test_logger_records_carry_the_actor_identifier(caplog: pytest.LogCaptureFixt
 
 
 @pytest.mark.asyncio
-async def test_tell_to_a_stopped_actor_is_a_dead_letter_not_an_error() -> None:
-    """Promise 5: a reference stays valid after its actor stops; a tell to it does not raise."""
+async def test_tell_to_a_stopped_actor_is_a_dead_letter_not_an_error(actor_kit: ActorTestKit) -> None:
+    """Promise 5: a reference stays valid after its actor stops; a tell to it does not raise, and
+    the message is a dead letter."""
     actor = Basic()
-    ref = await actor.start()
+    ref = await actor_kit.spawn(actor)
     await bounded(actor.stop())
     await ref.tell(Note(text="late"))
     ref.tell_nowait(Note(text="late"))
     assert actor.notes == []
+    letters = actor_kit.take_dead_letters()
+    assert [letter.reason for letter in letters] == [f"sent to stopped actor {actor.identifier}"] * 2
+    assert [letter.message.text for letter in letters if isinstance(letter.message, Note)] == ["late"] * 2

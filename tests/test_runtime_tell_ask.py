@@ -22,6 +22,7 @@ from actorio import (
     ask,
     handles,
 )
+from actorio.testing import ActorTestKit, TestProbe
 
 
 class Double(Message[int]):
@@ -321,14 +322,15 @@ async def test_handed_on_reply_when_the_forwarder_returns_while_the_receiver_is_
 
 
 @pytest.mark.asyncio
-async def test_handed_on_then_end_main_loop_the_receiver_still_answers() -> None:
+async def test_handed_on_then_end_main_loop_the_receiver_still_answers(actor_kit: ActorTestKit) -> None:
     """Promise 4/5: a handler that hands the ask on and then raises EndMainLoop ends its actor
     cleanly without failing the ask: the receiver answers it."""
-    async with ReturningChild() as target:
-        relay = RelayThenEnd(target)
-        ref = await relay.start()
-        assert await bounded(ref.ask(Say(text="c"))) == "child returned relayed c"
-        assert await bounded(relay.wait()) is None
+    target = await actor_kit.spawn(ReturningChild())
+    relay = RelayThenEnd(target)
+    ref = await actor_kit.spawn(relay)
+    assert await bounded(ref.ask(Say(text="c"))) == "child returned relayed c"
+    # Not probe.expect_terminated(relay): it would also pass for a cancelled actor.
+    assert await bounded(relay.wait()) is None
 
 
 @pytest.mark.asyncio
@@ -595,16 +597,12 @@ async def test_reply_to_a_reference_wraps_a_value_and_tells_a_message_as_it_is()
 
 
 @pytest.mark.asyncio
-async def test_reply_with_a_message_value_to_an_actor_sender() -> None:
+async def test_reply_with_a_message_value_to_an_actor_sender(actor_kit: ActorTestKit) -> None:
     """Promise 5: ``reply`` to an actor sender tells that actor (wrapped in a DataMessage)."""
-    received: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-    class Client(Actor):
-        async def handle_message(self, message: Any) -> Any:
-            received.set_result(message)
-
-    async with Client() as client, Answers() as ref:
-        await ref.tell(Say(text="value", sender=client))
-        message = await bounded(received)
-    assert isinstance(message, DataMessage)
+    client = TestProbe(DataMessage)  # an actor's reference, that records what it is told
+    ref = await actor_kit.spawn(Answers())
+    await ref.tell(Say(text="value", sender=client))
+    message = await client.expect_message(DataMessage)
+    assert type(message) is DataMessage
     assert message.data == "wrapped"
+    await client.expect_no_message()  # the handler's return value, for a tell, goes nowhere

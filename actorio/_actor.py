@@ -11,7 +11,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import TracebackType
-from typing import Any, ClassVar, Generic, TypeVar, overload
+from typing import Any, ClassVar, Generic, NoReturn, TypeVar, overload
 
 from ._dispatch import Handler, build_handler_table, check_protocol, protocol_of, resolve_handler
 from ._exceptions import ActorStopped, EndMainLoop, UnhandledMessage
@@ -41,7 +41,8 @@ class _StopSignal:
 _STOP = _StopSignal()
 
 
-async def _end_mainloop(actor: Actor[Any], signal: _StopSignal) -> None:
+def _end_mainloop(actor: Actor[Any], signal: _StopSignal) -> NoReturn:
+    # A plain function: it raises at the call, before any coroutine is made.
     raise EndMainLoop()
 
 
@@ -272,29 +273,29 @@ class Actor(Generic[P]):
         if asyncio.current_task() is task:
             return
         if timeout is None:
-            await self._actor_wait_done(task)
+            await self._actor_done_waiter()
             return
         try:
-            await asyncio.wait_for(self._actor_wait_done(task), timeout)
+            await asyncio.wait_for(self._actor_done_waiter(), timeout)
         except asyncio.TimeoutError:
             task.cancel()
-            await self._actor_wait_done(task)
+            if not task.done():
+                await self._actor_done_waiter()
 
-    async def _actor_wait_done(self, task: asyncio.Task[None]) -> None:
+    def _actor_done_waiter(self) -> asyncio.Future[None]:
         """Wait until the mainloop and teardown are over, without raising the actor's error.
 
         The caller being cancelled cancels only its wait, not the actor. The mainloop wakes its
         waiters as its last step, so that they resume one loop iteration earlier than a done
         callback would let them (a third of the cost of spawn + stop); `_actor_task_done`
-        covers a task cancelled before it ever ran.
+        covers a task cancelled before it ever ran. A future rather than a coroutine: one
+        coroutine less per stop. Call it only while the task is not done.
         """
-        if task.done():
-            return
-        waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._actor_waiters is None:
             self._actor_waiters = []
         self._actor_waiters.append(waiter)
-        await waiter
+        return waiter
 
     async def wait(self) -> None:
         """Wait until the mainloop ends; raise the exception that ended it, if any."""

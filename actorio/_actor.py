@@ -515,18 +515,21 @@ class Actor(Generic[P]):
                 if self._actor_inputs or self._actor_children:
                     await self._actor_release()
             finally:
-                waiters, self._actor_waiters = self._actor_waiters, None
-                for waiter in waiters or ():
-                    _wake(waiter)
+                self._actor_wake_waiters()
 
     def _actor_task_done(self, task: asyncio.Task[None]) -> None:
         """A task cancelled before its first step never ran the mainloop's ``finally``: close the
         actor (failing its queued asks) and wake whoever waits for it to stop."""
         if not self._actor_closed:
             self._actor_close()
+        self._actor_wake_waiters()
+
+    def _actor_wake_waiters(self) -> None:
+        """Resume every `stop` waiting for the mainloop to be over."""
         waiters, self._actor_waiters = self._actor_waiters, None
         for waiter in waiters or ():
-            _wake(waiter)
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _actor_ask_failed(self, message: Message[Any], ask: AskRef, error: Exception) -> None:
         """A handler serving an ask raised: the error goes to the asker, and the actor carries on."""
@@ -565,8 +568,3 @@ class Actor(Generic[P]):
 
 Actor._actor_fallback = Actor.handle_message
 Actor._actor_dispatch = dict(_SIGNALS)
-
-
-def _wake(waiter: asyncio.Future[None], _: object = None) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

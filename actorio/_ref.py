@@ -192,6 +192,7 @@ class ActorRef(BaseRef, Generic[P]):
         if actor._actor_closed:
             actor._actor_dead_letter(message)
             return
+        # mark_handed_on, inlined: this is the hot path of every tell.
         if type(message.sender) is AskRef:
             message.sender.handoffs += 1
         actor._actor_mailbox.put(message)

@@ -5,12 +5,17 @@ messages are frozen pydantic models, generic in the type of their reply.
 """
 
 from ._actor import Actor as Actor
+from ._dead_letters import DeadLetter as DeadLetter
+from ._dead_letters import DeadLetters as DeadLetters
+from ._dead_letters import dead_letters as dead_letters
 from ._dispatch import handles as handles
 from ._exceptions import ActorioException as ActorioException
 from ._exceptions import ActorStopped as ActorStopped
 from ._exceptions import EndMainLoop as EndMainLoop
 from ._exceptions import InvalidPayload as InvalidPayload
+from ._exceptions import MailboxFull as MailboxFull
 from ._exceptions import PayloadError as PayloadError
+from ._exceptions import RestartIntensityExceeded as RestartIntensityExceeded
 from ._exceptions import UnhandledMessage as UnhandledMessage
 from ._message import NO_REPLY as NO_REPLY
 from ._message import DataMessage as DataMessage
@@ -22,9 +27,19 @@ from ._protocol import ProtocolEntry as ProtocolEntry
 from ._ref import ActorRef as ActorRef
 from ._ref import Reference as Reference
 from ._ref import ask as ask
+from ._run import run as run
+from ._run import serve as serve
 from ._sender import NO_SENDER as NO_SENDER
 from ._sender import BaseRef as BaseRef
 from ._sender import Sender as Sender
+from ._supervision import Backoff as Backoff
+from ._supervision import ChildSpec as ChildSpec
+from ._supervision import Decider as Decider
+from ._supervision import Directive as Directive
+from ._supervision import RestartType as RestartType
+from ._supervision import Strategy as Strategy
+from ._supervision import SupervisorStrategy as SupervisorStrategy
+from ._watch import Terminated as Terminated
 
 __all__ = [
     "NO_REPLY",
@@ -34,20 +49,35 @@ __all__ = [
     "ActorRef",
     "ActorStopped",
     "ActorioException",
+    "Backoff",
     "BaseRef",
+    "ChildSpec",
     "DataMessage",
+    "DeadLetter",
+    "DeadLetters",
+    "Decider",
+    "Directive",
     "EndMainLoop",
     "Envelope",
     "InvalidPayload",
+    "MailboxFull",
     "Message",
     "NoReply",
     "PayloadError",
     "ProtocolEntry",
     "Reference",
+    "RestartIntensityExceeded",
+    "RestartType",
     "Sender",
+    "Strategy",
+    "SupervisorStrategy",
+    "Terminated",
     "UnhandledMessage",
     "ask",
+    "dead_letters",
     "handles",
+    "run",
+    "serve",
 ]
 
 __version__ = "0.2.0"

@@ -9,18 +9,30 @@ import asyncio
 import functools
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
 from types import TracebackType
-from typing import Any, ClassVar, Generic, NoReturn, TypeVar, overload
+from typing import Any, ClassVar, Generic, Literal, NoReturn, TypeVar, cast, overload
 
+from ._dead_letters import dead_letters
 from ._dispatch import Handler, build_handler_table, check_protocol, protocol_of, resolve_handler
-from ._exceptions import ActorStopped, EndMainLoop, UnhandledMessage
-from ._mailbox import Mailbox
+from ._exceptions import ActorStopped, EndMainLoop, RestartIntensityExceeded, UnhandledMessage
+from ._mailbox import SYSTEM, BoundedMailbox, Mailbox, _SystemSignal
 from ._message import NO_REPLY, Message
 from ._protocol import ProtocolAttribute, check_wire_names
-from ._ref import ActorRef, AskRef
-from ._sender import dead_letters_logger
+from ._ref import ActorRef, AskRef, check_message
+from ._supervision import (
+    Backoff,
+    ChildSpec,
+    Decider,
+    RestartLog,
+    RestartType,
+    SupervisedChild,
+    SupervisorStrategy,
+    decide,
+)
 from ._types import P, R, Request
+from ._watch import notify_watchers, unwatch_cell, watch_cell
 
 __all__ = ["Actor"]
 
@@ -62,8 +74,69 @@ async def _run_input(actor: Actor[Any], signal: _InputSignal) -> None:
     await signal.run()
 
 
-_SIGNALS: dict[type, Handler] = {_StopSignal: _end_mainloop, _InputSignal: _run_input}
+class _Timer:
+    """A timer started by `Actor.start_timer` or `Actor.start_periodic_timer`."""
+
+    __slots__ = ("key", "message", "interval", "deadline", "handle")
+
+    def __init__(self, key: Hashable, message: Message[Any], interval: float | None) -> None:
+        self.key = key
+        self.message = message
+        self.interval = interval
+        self.deadline = 0.0
+        self.handle: asyncio.TimerHandle | None = None
+
+
+class _TimerSignal:
+    """Queued when a timer fires; delivers the timer's message only if that timer is still the
+    one started under its key (so a replaced or cancelled timer's tick, even queued, is dropped)."""
+
+    __slots__ = ("timer",)
+    sender = None
+
+    def __init__(self, timer: _Timer) -> None:
+        self.timer = timer
+
+
+async def _run_timer(actor: Actor[Any], signal: _TimerSignal) -> None:
+    timer = signal.timer
+    timers = actor._actor_timers
+    if timers is None or timers.get(timer.key) is not timer:
+        return  # replaced, cancelled, or a tick of an earlier incarnation
+    if timer.interval is None:
+        del timers[timer.key]
+    await actor._actor_deliver(timer.message)
+
+
+async def _run_system(actor: Actor[Any], signal: _SystemSignal) -> None:
+    mailbox = actor._actor_mailbox
+    system = mailbox.system
+    try:
+        while system:
+            item = system.popleft()
+            if type(item) is _InputSignal:
+                await item.run()
+            else:
+                await actor._actor_deliver(item)
+    finally:
+        if system and not mailbox.closed:
+            mailbox.queue.appendleft(SYSTEM)  # a handler failed (and the actor resumes): go on later
+
+
+_SIGNALS: dict[type, Handler] = {
+    _StopSignal: _end_mainloop,
+    _InputSignal: _run_input,
+    _TimerSignal: _run_timer,
+    _SystemSignal: _run_system,
+}
 """What every actor class's dispatch cache starts with."""
+
+_Outcome = Literal["restart", "stop", "escalate"]
+
+_NOTHING = cast("Message[Any]", None)
+
+_restart_logs: weakref.WeakKeyDictionary[Actor[Any], RestartLog] = weakref.WeakKeyDictionary()
+"""Each supervisor's recent restarts, kept beside it: most actors supervise nothing."""
 
 
 class _InputTask:
@@ -93,15 +166,24 @@ class Actor(Generic[P]):
     Guarantees:
 
     - One task per actor and no task per message: messages are handled one at a time, in the
-      order they were told by each sender. Input-task handlers (`register_input_task`) and
-      `handle_child_stopped` run in the same task, never while a message is being handled.
+      order they were told by each sender (FIFO per sender). Input-task handlers
+      (`register_input_task`), timers, watch notices and `handle_child_stopped` run in the same
+      task, never while a message is being handled. System messages (stop, `Terminated`
+      notices, supervision) are handled ahead of queued user messages.
     - A handler serving an ask answers it with its return value (``None`` included) unless it
       told the sender something first or handed the message on. A handler that raises while
       serving an ask raises at the asker, and the actor carries on.
-    - An exception while handling a told message (or in an input-task handler) stops the actor
-      with that error: ``await actor`` raises it, and the parent's `handle_child_stopped` sees it.
-    - When the actor stops, asks still queued (or held unanswered) fail at once with
-      `ActorStopped`, then `mainloop_teardown` stops the children in reverse start order.
+    - An exception while handling a told message (or in an input-task or timer handler) stops
+      the actor with that error: ``await actor`` raises it, and the parent's
+      `handle_child_stopped` sees it. For a child started with `supervise`, its supervision decides
+      instead (restart, resume, stop or escalate). Either way the message is a dead letter,
+      recorded with the error; it is never handled again.
+    - When the actor stops, the message being handled is finished, queued messages become dead
+      letters and asks still queued (or held unanswered) fail at once with `ActorStopped`; then
+      `mainloop_teardown` runs once and the children stop in reverse start order, each within
+      its stop timeout (then it is cancelled). Watchers get `Terminated` after that.
+    - ``mailbox_capacity`` (a class attribute, or the constructor's argument) bounds the queued
+      user messages: ``await tell`` and ``ask`` wait for room, ``tell_nowait`` raises `MailboxFull`.
     """
 
     __slots__ = (
@@ -117,6 +199,9 @@ class Actor(Generic[P]):
         "_actor_children",
         "_actor_held",
         "_actor_waiters",
+        "_actor_timers",
+        "_actor_record",
+        "_actor_failing",
         "__weakref__",
     )
 
@@ -131,6 +216,17 @@ class Actor(Generic[P]):
     protocol = ProtocolAttribute()
     """The class's protocol as data (an `ActorProtocol`): its message types with their wire names,
     reply types and handlers; validates wire payloads and exports JSON Schema. Made on first use."""
+
+    mailbox_capacity: ClassVar[int | None] = None
+    """How many user messages the mailbox holds (``None``: no bound). See `tell` and `MailboxFull`."""
+
+    supervisor_strategy: ClassVar[SupervisorStrategy] = SupervisorStrategy()
+    """How the children started with `supervise` are restarted: one for one, at most 3 restarts in
+    5 seconds, restart after any ``Exception``."""
+
+    child_stop_timeout: ClassVar[float | None] = 5.0
+    """Seconds a child started with `register_child` may take to stop when this actor stops,
+    before it is cancelled (children from `supervise` use their `ChildSpec`'s ``stop_timeout``)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -147,8 +243,9 @@ class Actor(Generic[P]):
         cls._actor_custom_setup = cls.mainloop_setup is not Actor.mainloop_setup
         cls._actor_custom_teardown = cls.mainloop_teardown is not Actor.mainloop_teardown
 
-    def __init__(self, *, identifier: str | None = None) -> None:
-        self._actor_mailbox = Mailbox()
+    def __init__(self, *, identifier: str | None = None, mailbox_capacity: int | None = None) -> None:
+        capacity = mailbox_capacity if mailbox_capacity is not None else type(self).mailbox_capacity
+        self._actor_mailbox = Mailbox(self) if capacity is None else BoundedMailbox(self, capacity)
         self._actor_ref: ActorRef[P] = ActorRef(self)
         self._actor_task: asyncio.Task[None] | None = None
         self._actor_closed = False
@@ -158,15 +255,19 @@ class Actor(Generic[P]):
         self._actor_stopping = False
         # Created only when used: every byte counts a hundred thousand times.
         self._actor_inputs: list[_InputTask] | None = None
-        self._actor_children: dict[Actor[Any], None] | None = None
+        self._actor_children: dict[Mailbox, SupervisedChild | None] | None = None
         self._actor_held: list[tuple[AskRef, int]] | None = None
         self._actor_waiters: list[asyncio.Future[None]] | None = None
+        self._actor_timers: dict[Hashable, _Timer] | None = None
+        self._actor_record: SupervisedChild | None = None
+        self._actor_failing: Any = None
 
     # -- identity -------------------------------------------------------------------------
 
     @property
     def identifier(self) -> str:
-        """This actor's name: the one given to ``__init__``, else ``ClassName-<serial>``."""
+        """This actor's name: the one given to ``__init__``, else ``ClassName-<serial>``. Every
+        incarnation of a supervised child has the same."""
         if self._actor_identifier is None:
             self._actor_identifier = f"{type(self).__name__}-{self._actor_serial}"
         return self._actor_identifier
@@ -192,11 +293,11 @@ class Actor(Generic[P]):
         sender = getattr(message, "sender", None)
         if type(sender) is AskRef and sender.fail(ActorStopped(self.identifier, message)):
             return
-        dead_letters_logger.info("dead letter: %r sent to stopped actor %s", message, self.identifier)
+        dead_letters.record(message, self.identifier, "stopped")
 
     async def tell(self, message: P, /) -> None:
         """Tell this actor ``message``; the same as ``self.reference.tell(message)``."""
-        self._actor_ref.tell_nowait(message)
+        await self._actor_ref.tell(message)
 
     def tell_nowait(self, message: P, /) -> None:
         """The same as ``self.reference.tell_nowait(message)``."""
@@ -218,11 +319,26 @@ class Actor(Generic[P]):
         """Handle a message that no ``@handles`` handler takes.
 
         Override it for the original untyped style: an ask is then answered by the first message
-        told to ``message.sender``. By default it logs and raises `UnhandledMessage` (at the
-        asker, for an ask; for a told message the actor carries on).
+        told to ``message.sender``. By default it raises `UnhandledMessage`: at the asker, for an
+        ask; for a told message the message is a dead letter (reason ``unhandled``) and the actor
+        carries on.
         """
-        self.logger.warning("unhandled message %r", message)
         raise UnhandledMessage(message, self.identifier)
+
+    async def _actor_deliver(self, message: Message[Any]) -> None:
+        """Handle a message that arrived inside a signal (a timer's, a watch notice)."""
+        cls = type(self)
+        message_type: type = type(message)
+        handler = cls._actor_dispatch.get(message_type)
+        if handler is None:
+            handler = cls._actor_dispatch[message_type] = resolve_handler(
+                cls._actor_handlers, message_type, cls._actor_fallback
+            )
+        try:
+            await handler(self, message)
+        except BaseException:
+            self._actor_failing = message
+            raise
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -238,7 +354,8 @@ class Actor(Generic[P]):
 
     @property
     def stopped(self) -> bool:
-        """True once the actor accepts no more messages."""
+        """True once this actor (this incarnation, for a supervised child) handles no more
+        messages."""
         return self._actor_closed
 
     async def start(self) -> ActorRef[P]:
@@ -256,15 +373,19 @@ class Actor(Generic[P]):
     async def stop(self, timeout: float | None = None) -> None:
         """Stop the actor and wait until its mainloop and teardown are over.
 
-        The message being handled is finished; messages still queued are not handled (asks among
-        them fail at once with `ActorStopped`). With ``timeout``, a handler still running after that
-        many seconds is cancelled. Called from the actor's own handler, it returns at once and the
-        actor stops after that handler. Does not raise the actor's own failure: ``await actor``
-        does. Stopping a stopped actor does nothing.
+        The message being handled is finished; messages still queued are not handled (they are
+        dead letters; asks among them fail at once with `ActorStopped`). With ``timeout``, a
+        handler still running after that many seconds is cancelled. Called from the actor's own
+        handler, it returns at once and the actor stops after that handler. Does not raise the
+        actor's own failure: ``await actor`` does. Stopping a stopped actor does nothing. A
+        supervised child stopped this way has ended cleanly: only a ``permanent`` one is
+        restarted (use its supervisor's `stop_child` to stop it for good).
         """
         task = self._actor_task
         if task is None:
-            self._actor_close()
+            if not self._actor_closed:
+                self._actor_close("stop")
+                notify_watchers(self._actor_mailbox, self._actor_ref, None)
             return
         if task.done():
             return
@@ -275,9 +396,12 @@ class Actor(Generic[P]):
         if timeout is None:
             await self._actor_done_waiter()
             return
-        try:
-            await asyncio.wait_for(self._actor_done_waiter(), timeout)
-        except asyncio.TimeoutError:
+        # asyncio.wait, not wait_for: on Python 3.11, wait_for returns normally when the caller is
+        # cancelled in the same loop iteration as the actor ends, losing the cancellation (a
+        # supervisor cancelled during a group restart then never ends, and loop shutdown hangs).
+        waiter = self._actor_done_waiter()
+        await asyncio.wait([waiter], timeout=timeout)
+        if not waiter.done():
             task.cancel()
             if not task.done():
                 await self._actor_done_waiter()
@@ -329,13 +453,27 @@ class Actor(Generic[P]):
                 raise error
 
     async def mainloop_setup(self) -> None:
-        """Run in the actor's task before the first message. Override and call ``super()``."""
+        """Run in the actor's task before the first message (in every incarnation of a
+        supervised child). Override and call ``super()``."""
 
     async def mainloop_teardown(self) -> None:
-        """Run in the actor's task after it stopped: cancels input tasks, stops children in reverse
-        start order. Override and call ``super()`` (if an override does not, the actor still
-        cancels its input tasks and stops its children after it)."""
+        """Run once in the actor's task after it stopped (or before it is replaced by a restart):
+        cancels input tasks, stops children in reverse start order. Override and call ``super()``
+        (if an override does not, the actor still cancels its input tasks and stops its children
+        after it)."""
         await self._actor_release()
+
+    async def pre_restart(self, error: BaseException | None) -> None:
+        """Run in a supervised child's task when this incarnation is about to be replaced, before
+        `mainloop_teardown`. ``error`` is why: this incarnation's failure, a sibling's (with
+        ``one_for_all`` or ``rest_for_one``), or ``None`` after a clean end of a ``permanent``
+        child. Timers are cancelled already; the mailbox and its queued messages are kept for
+        the next incarnation. If the supervisor then gives up (restart intensity), no new
+        incarnation comes."""
+
+    async def post_restart(self, error: BaseException | None) -> None:
+        """Run in the new incarnation's task after `mainloop_setup`, before its first message, when
+        it replaces one that `pre_restart` was called on; ``error`` is the same."""
 
     async def _actor_release(self) -> None:
         """Cancel the input tasks and stop the children, newest first. Idempotent."""
@@ -346,54 +484,393 @@ class Actor(Generic[P]):
                 task.cancel()
             if tasks:
                 await asyncio.wait(tasks)
-        if self._actor_children:
-            for child in reversed(list(self._actor_children)):
-                await child.stop()
+        children, self._actor_children = self._actor_children, None
+        for cell, record in reversed(list((children or {}).items())):
+            await self._actor_stop_child(cell, record)
 
     # -- children -------------------------------------------------------------------------
 
     async def register_child(self, child: Actor[Q]) -> ActorRef[Q]:
         """Start ``child`` as a child of this actor and return its reference.
 
-        When it stops, `handle_child_stopped` runs in this actor's task. Children still running
-        when this actor stops are stopped, in reverse start order.
+        When it stops, `handle_child_stopped` runs in this actor's task (by default it raises the
+        child's error). Children still running when this actor stops are stopped, in reverse
+        start order, each within ``child_stop_timeout``. For a child that is restarted when it
+        fails, use `supervise`.
         """
         if self._actor_children is None:
             self._actor_children = {}
-        self._actor_children[child] = None
+        self._actor_children[child._actor_mailbox] = None
         reference = await child.start()
+        self._actor_follow(child)
+        return reference
+
+    @overload
+    async def supervise(self, child: ChildSpec[Actor[Q]], /) -> ActorRef[Q]: ...
+    @overload
+    async def supervise(
+        self,
+        child: Callable[[], Actor[Q]],
+        /,
+        *,
+        name: str | None = None,
+        restart: RestartType = "permanent",
+        on_failure: Decider | None = None,
+        backoff: Backoff | None = None,
+        stop_timeout: float | None = 5.0,
+    ) -> ActorRef[Q]: ...
+    async def supervise(
+        self,
+        child: ChildSpec[Actor[Any]] | Callable[[], Actor[Any]],
+        /,
+        *,
+        name: str | None = None,
+        restart: RestartType = "permanent",
+        on_failure: Decider | None = None,
+        backoff: Backoff | None = None,
+        stop_timeout: float | None = 5.0,
+    ) -> ActorRef[Any]:
+        """Start a supervised child made by ``child`` (a `ChildSpec`, or a factory with the same
+        options as keywords: an actor class, a ``functools.partial``, a lambda) and return its
+        reference, which stays valid across restarts.
+
+        When a handler of the child fails on a told message, the message is a dead letter
+        (recorded with the error) and ``on_failure`` decides (default: the class's
+        ``supervisor_strategy.decider``, else restart after any ``Exception``). On a restart the
+        factory makes a new incarnation that takes over the same mailbox: messages queued, and
+        told meanwhile, are handled by it, in order. ``restart`` says whether an ended child is
+        restarted at all; ``backoff`` delays restarts; the strategy's intensity limits them.
+        `handle_child_stopped` is called for every incarnation that ends.
+        """
+        spec: ChildSpec[Actor[Any]] = (
+            cast(Any, child)
+            if isinstance(child, ChildSpec)
+            else ChildSpec(
+                child,
+                name=name,
+                restart=restart,
+                on_failure=on_failure,
+                backoff=backoff,
+                stop_timeout=stop_timeout,
+            )
+        )
+        if self._actor_closed:
+            raise RuntimeError(f"{self!r} is stopped: it cannot supervise new children")
+        actor = self._actor_make(spec)
+        record = SupervisedChild(spec, actor, type(self).supervisor_strategy)
+        if spec.name is not None:
+            actor._actor_identifier = spec.name
+        actor._actor_record = record
+        if self._actor_children is None:
+            self._actor_children = {}
+        self._actor_children[record.cell] = record
+        record.started_at = asyncio.get_running_loop().time()
+        await actor.start()
+        self._actor_follow(actor)
+        return record.ref
+
+    @staticmethod
+    def _actor_make(spec: ChildSpec[Actor[Any]]) -> Actor[Any]:
+        made = spec.factory()
+        if not isinstance(cast(object, made), Actor):
+            raise TypeError(f"a child factory must return an Actor, not {type(made).__name__}")
+        return made
+
+    async def stop_child(self, child: ActorRef[Any] | Actor[Any]) -> None:
+        """Stop a child of this actor for good (it is not restarted, whatever its restart type)
+        and wait until it stopped. Raises ``ValueError`` if it is not a child of this actor."""
+        cell = child._actor_mailbox if isinstance(child, Actor) else child._cell
+        if self._actor_children is None or cell not in self._actor_children:
+            raise ValueError(f"{child!r} is not a child of {self!r}")
+        record = self._actor_children.pop(cell)
+        await self._actor_stop_child(cell, record)
+
+    async def _actor_stop_child(self, cell: Mailbox, record: SupervisedChild | None) -> None:
+        """Stop a child (within its stop timeout) that will not be restarted."""
+        timeout = type(self).child_stop_timeout
+        if record is not None:
+            record.state = "stopping"
+            timeout = record.spec.stop_timeout
+            if record.pending is not None:
+                record.pending.cancel()
+                record.pending = None
+        actor = cell.actor
+        if actor._actor_task is not None and not actor._actor_task.done():
+            await actor.stop(timeout)
+        elif not cell.closed:
+            # Waiting for a restart that will not come: the address closes now.
+            for message in cell.close():
+                if type(message) not in _SIGNALS:
+                    actor._actor_dead_letter(message)
+            notify_watchers(cell, actor._actor_ref, record.reason if record is not None else None)
+        if record is not None:
+            record.state = "gone"
+
+    def _actor_follow(self, child: Actor[Any]) -> None:
         assert child._actor_task is not None
         child._actor_task.add_done_callback(functools.partial(self._actor_child_done, child))
-        return reference
 
     @property
     def children(self) -> list[Actor[Any]]:
-        """The running children, in start order."""
-        return list(self._actor_children or ())
+        """The children, in start order (for a supervised child, its current incarnation)."""
+        return [cell.actor for cell in self._actor_children or ()]
 
     def _actor_child_done(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
         if self._actor_closed:
-            if self._actor_children is not None:
-                self._actor_children.pop(child, None)
+            if not task.cancelled():
+                task.exception()  # retrieved: this parent is stopping it (the child logged it)
             return
-        self._actor_mailbox.put(_InputSignal(functools.partial(self._actor_child_stopped, child, task)))
+        self._actor_mailbox.put_system(
+            _InputSignal(functools.partial(self._actor_child_stopped, child, task))
+        )
 
     async def _actor_child_stopped(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
-        if self._actor_children is not None:
-            self._actor_children.pop(child, None)
+        cell = child._actor_mailbox
+        children = self._actor_children
+        record = children.get(cell) if children is not None else None
+        if record is None:
+            if children is not None and cell.actor is child:
+                children.pop(cell, None)
+            await self.handle_child_stopped(child, task)
+            return
+        if record.actor is not child or record.state != "running":
+            # An incarnation this actor stopped itself (a group restart, `stop_child`).
+            await self.handle_child_stopped(child, task)
+            return
+        error = asyncio.CancelledError() if task.cancelled() else task.exception()
+        record.reason = error
         await self.handle_child_stopped(child, task)
+        outcome = record.outcome
+        if outcome == "restart":
+            await self._actor_restart(record, error)
+            return
+        assert children is not None
+        children.pop(cell, None)
+        record.state = "gone"
+        if outcome == "escalate" and error is not None:
+            raise error
 
     async def handle_child_stopped(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
-        """Called in this actor's task when a registered child has stopped.
+        """Called in this actor's task when a child has stopped (for a supervised child, each
+        incarnation that ends, before its supervision acts).
 
         ``task`` is the child's mainloop task: ``task.exception()`` is the error it failed with.
-        By default that error is raised here, so the parent fails with it too (it is not hidden);
-        override to decide otherwise.
+        By default, for a child from `register_child`, that error is raised here, so the parent
+        fails with it too (it is not hidden); for a child from `supervise`, its supervision decides.
+        Override to decide otherwise.
         """
+        if child._actor_record is not None:
+            return
         if not task.cancelled():
             error = task.exception()
             if error is not None:
                 raise error
+
+    # -- supervision ----------------------------------------------------------------------
+
+    async def _actor_restart(self, record: SupervisedChild, error: BaseException | None) -> None:
+        """A child's incarnation ended and must be replaced: apply the intensity, the strategy
+        and the backoff. Runs in this actor's task."""
+        strategy = type(self).supervisor_strategy
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        restarts = _restart_logs.get(self)
+        if restarts is None:
+            restarts = _restart_logs[self] = RestartLog()
+        record.state = "restarting"
+        if not restarts.allow(now, strategy):
+            raise RestartIntensityExceeded(self.identifier, strategy.max_restarts, strategy.within) from error
+        records = [r for r in (self._actor_children or {}).values() if r is not None and r.state != "gone"]
+        if strategy.strategy == "one_for_one":
+            group = [record]
+        elif strategy.strategy == "one_for_all":
+            group = records
+        else:
+            group = records[records.index(record) :]
+        for other in reversed(group):
+            if other is record:
+                continue
+            if other.cell.closed:
+                # It ended for good in the meantime (stop, or escalate): its own notice, queued
+                # in this actor's mailbox, settles it; restarting it would revive a closed
+                # address and lose an escalation.
+                continue
+            if other.spec.restart == "temporary":
+                await self.stop_child(other.ref)  # never restarted: stopped for good
+                continue
+            if other.pending is not None:
+                other.pending.cancel()  # it restarts with this group instead
+                other.pending = None
+            if other.state == "running":
+                other.state = "restarting"
+                other.reason = error
+                await other.actor.stop(other.spec.stop_timeout)
+        group = [other for other in group if other.state == "restarting"]
+        backoff = record.backoff
+        delay = 0.0
+        if backoff is not None:
+            if backoff.reset_after is not None and now - record.started_at >= backoff.reset_after:
+                record.attempts = 0
+            delay = backoff.delay(record.attempts)
+            record.attempts += 1
+        if delay > 0:
+            record.pending = loop.call_later(delay, self._actor_restart_due, record, group)
+        else:
+            await self._actor_incarnate(group)
+
+    def _actor_restart_due(self, record: SupervisedChild, group: list[SupervisedChild]) -> None:
+        record.pending = None
+        if not self._actor_closed:
+            self._actor_mailbox.put_system(_InputSignal(functools.partial(self._actor_incarnate, group)))
+
+    async def _actor_incarnate(self, group: list[SupervisedChild]) -> None:
+        """Start a new incarnation of each child of ``group`` still waiting for one, in start
+        order, each taking over its predecessor's mailbox."""
+        for record in group:
+            if record.state != "restarting" or self._actor_closed:
+                continue
+            try:
+                actor = self._actor_make(record.spec)
+            except Exception as error:
+                self.logger.error("could not restart %s", record.ref.identifier, exc_info=error)
+                record.reason = error
+                await self._actor_restart(record, error)
+                return
+            old = record.actor
+            cell = record.cell
+            actor._actor_mailbox = cell
+            actor._actor_ref = record.ref
+            actor._actor_identifier = old.identifier
+            actor._actor_record = record
+            record.directive = None
+            record.outcome = None
+            record.restarted = True
+            cell.actor = actor
+            record.actor = actor
+            record.state = "running"
+            record.started_at = asyncio.get_running_loop().time()
+            await actor.start()
+            self._actor_follow(actor)
+
+    def _actor_outcome_of(self, reason: BaseException | None) -> _Outcome:
+        """How this supervised incarnation's end counts (noted on its record): replaced by a
+        restart, stopped for good, or stopped with its supervisor failing too."""
+        record = self._actor_record
+        assert record is not None
+        record.outcome = outcome = self._actor_decide_outcome(record, reason)
+        return outcome
+
+    def _actor_decide_outcome(self, record: SupervisedChild, reason: BaseException | None) -> _Outcome:
+        if record.state == "stopping":
+            return "stop"
+        if record.state == "restarting":
+            return "restart"  # stopped by its supervisor, to restart with a sibling
+        restart = record.spec.restart
+        if reason is None:
+            return "restart" if restart == "permanent" else "stop"
+        directive = record.directive or decide(record.decider, reason)
+        if directive == "escalate":
+            return "escalate"
+        if directive == "stop" or restart == "temporary":
+            return "stop"
+        return "restart"
+
+    def _actor_failed(self, message: Any, error: Exception) -> bool:
+        """A handler failed on a told message (or a signal): record the dead letter; True if the
+        actor's supervision says to resume."""
+        failed = message
+        if type(message) in _SIGNALS:
+            failed, self._actor_failing = self._actor_failing, None
+        if failed is not None:
+            dead_letters.record(failed, self.identifier, "failed", error)
+        record = self._actor_record
+        if record is None or isinstance(error, EndMainLoop):
+            return False
+        directive = decide(record.decider, error)
+        if directive == "resume" and isinstance(error, RestartIntensityExceeded):
+            directive = "restart"  # a supervisor that gave up has no children left to go on with
+        if directive == "resume":
+            self.logger.warning("resuming after %r", error)
+            return True
+        record.directive = directive
+        return False
+
+    # -- death watch ----------------------------------------------------------------------
+
+    def watch(self, target: ActorRef[Any] | Actor[Any]) -> None:
+        """Receive a `Terminated` message when ``target`` stops for good (at once, if it has
+        already). Watching twice sends one notice; a restart of a supervised child is not a
+        stop."""
+        ref = target.reference if isinstance(target, Actor) else target
+        watch_cell(ref._cell, ref, self._actor_ref)
+
+    def unwatch(self, target: ActorRef[Any] | Actor[Any]) -> None:
+        """Stop watching ``target``; a notice already queued is still delivered."""
+        ref = target.reference if isinstance(target, Actor) else target
+        unwatch_cell(ref._cell, self._actor_ref)
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def start_timer(self, key: Hashable, message: P, delay: float) -> None:
+        """Tell this actor ``message`` once, ``delay`` seconds from now (the loop's clock).
+
+        Starting a timer under a key in use replaces that timer: the old one's message is not
+        delivered, even if it was already queued. Timers are cancelled when the actor stops or
+        restarts. Timer messages are not refused by a full mailbox.
+        """
+        self._actor_start_timer(key, message, delay, None)
+
+    def start_periodic_timer(
+        self, key: Hashable, message: P, interval: float, initial_delay: float | None = None
+    ) -> None:
+        """Tell this actor ``message`` every ``interval`` seconds (at a fixed rate on the loop's
+        clock), the first time after ``initial_delay`` (default: ``interval``). Replacing and
+        cancelling work as for `start_timer`."""
+        if interval <= 0:
+            raise ValueError("a periodic timer needs an interval > 0")
+        self._actor_start_timer(key, message, interval if initial_delay is None else initial_delay, interval)
+
+    def cancel_timer(self, key: Hashable) -> None:
+        """Cancel the timer under ``key`` (if any): its message is not delivered, even if queued."""
+        timers = self._actor_timers
+        if timers is not None:
+            timer = timers.pop(key, None)
+            if timer is not None and timer.handle is not None:
+                timer.handle.cancel()
+
+    def cancel_all_timers(self) -> None:
+        """Cancel every timer of this actor."""
+        timers, self._actor_timers = self._actor_timers, None
+        for timer in (timers or {}).values():
+            if timer.handle is not None:
+                timer.handle.cancel()
+
+    def is_timer_active(self, key: Hashable) -> bool:
+        """True if a timer under ``key`` is started and its message not yet delivered (or, for a
+        periodic timer, until it is cancelled)."""
+        return self._actor_timers is not None and key in self._actor_timers
+
+    def _actor_start_timer(self, key: Hashable, message: Any, delay: float, interval: float | None) -> None:
+        check_message(message)
+        if self._actor_closed:
+            return
+        self.cancel_timer(key)
+        loop = asyncio.get_running_loop()
+        timer = _Timer(key, message, interval)
+        timer.deadline = loop.time() + max(delay, 0.0)
+        timer.handle = loop.call_at(timer.deadline, self._actor_timer_fired, timer)
+        if self._actor_timers is None:
+            self._actor_timers = {}
+        self._actor_timers[key] = timer
+
+    def _actor_timer_fired(self, timer: _Timer) -> None:
+        timers = self._actor_timers
+        if timers is None or timers.get(timer.key) is not timer:
+            return
+        if timer.interval is not None:
+            timer.deadline += timer.interval
+            timer.handle = asyncio.get_running_loop().call_at(timer.deadline, self._actor_timer_fired, timer)
+        self._actor_mailbox.put_signal(_TimerSignal(timer))
 
     # -- input tasks ----------------------------------------------------------------------
 
@@ -427,7 +904,7 @@ class Actor(Generic[P]):
             if not task.cancelled():
                 task.exception()  # retrieved: the actor that wanted it is gone
             return
-        self._actor_mailbox.put(_InputSignal(functools.partial(self._actor_run_input, entry)))
+        self._actor_mailbox.put_signal(_InputSignal(functools.partial(self._actor_run_input, entry)))
 
     async def _actor_run_input(self, entry: _InputTask) -> None:
         task = entry.task
@@ -455,21 +932,30 @@ class Actor(Generic[P]):
         mailbox = self._actor_mailbox
         queue = mailbox.queue
         popleft = queue.popleft
+        putters = mailbox.putters
         dispatch = cls._actor_dispatch
         fallback = cls._actor_fallback
+        reason: BaseException | None = None
+        message: Message[Any] = _NOTHING  # bound for the failure paths below
         try:
             for entry in self._actor_inputs or ():
                 if entry.task is None:
                     self._actor_schedule_input(entry)
             if cls._actor_custom_setup:
                 await self.mainloop_setup()
+            record = self._actor_record
+            if record is not None and record.restarted:
+                record.restarted = False
+                await self.post_restart(record.reason)
             loop = asyncio.get_running_loop()
             while True:
                 if not queue:
                     await mailbox.waiter(loop)
                 try:
                     while queue:
-                        message: Message[Any] = popleft()
+                        message = popleft()
+                        if putters:
+                            mailbox.room()
                         message_type = type(message)
                         handler = dispatch.get(message_type)
                         if handler is None:
@@ -497,31 +983,56 @@ class Actor(Generic[P]):
                                     self._actor_hold(sender, handoffs)
                                 else:
                                     sender.future.set_result(result)
-                except UnhandledMessage:
-                    continue
+                except UnhandledMessage as error:
+                    unhandled = self._actor_failing if type(message) in _SIGNALS else message
+                    self._actor_failing = None
+                    dead_letters.record(unhandled, self.identifier, "unhandled", error)
+                except EndMainLoop:
+                    raise
+                except Exception as error:
+                    if not self._actor_failed(message, error):
+                        raise
         except EndMainLoop:
             pass
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as error:
             if not self._actor_stopping:
+                reason = error
                 raise
-        except BaseException:
+        except BaseException as error:
+            reason = error
             self.logger.exception("%s failed", self.identifier)
             raise
         finally:
-            self._actor_close()
+            # Inline rather than a helper coroutine: one coroutine less per actor lifetime.
+            outcome = "stop" if self._actor_record is None else self._actor_outcome_of(reason)
             try:
+                self._actor_close(outcome)
+                if outcome == "restart":
+                    await self.pre_restart(self._actor_restart_reason(reason))
                 if cls._actor_custom_teardown:
                     await self.mainloop_teardown()
                 if self._actor_inputs or self._actor_children:
                     await self._actor_release()
             finally:
+                if outcome != "restart":
+                    notify_watchers(mailbox, self._actor_ref, reason)
                 self._actor_wake_waiters()
+
+    def _actor_restart_reason(self, reason: BaseException | None) -> BaseException | None:
+        record = self._actor_record
+        if record is not None and record.state == "restarting":
+            return record.reason  # a sibling's failure
+        return reason
 
     def _actor_task_done(self, task: asyncio.Task[None]) -> None:
         """A task cancelled before its first step never ran the mainloop's ``finally``: close the
         actor (failing its queued asks) and wake whoever waits for it to stop."""
         if not self._actor_closed:
-            self._actor_close()
+            if self._actor_record is not None:
+                self._actor_record.outcome = "stop"
+                self._actor_record.state = "stopping"
+            self._actor_close("stop")
+            notify_watchers(self._actor_mailbox, self._actor_ref, None)
         self._actor_wake_waiters()
 
     def _actor_wake_waiters(self) -> None:
@@ -552,18 +1063,38 @@ class Actor(Generic[P]):
             self._actor_held = []
         self._actor_held.append((ask, handoffs))
 
-    def _actor_close(self) -> None:
-        """Accept no more messages; fail the asks that are queued or held unanswered."""
+    def _actor_close(self, outcome: _Outcome) -> None:
+        """This incarnation handles no more messages: cancel its timers and fail the asks it holds
+        unanswered. Unless it is to be replaced by a restart, the mailbox closes too: what is
+        queued becomes dead letters, and queued asks fail."""
         self._actor_closed = True
-        queue = self._actor_mailbox.queue
-        while queue:
-            message = queue.popleft()
-            if type(message) not in _SIGNALS:
-                self._actor_dead_letter(message)
+        if self._actor_timers:
+            self.cancel_all_timers()
         held, self._actor_held = self._actor_held, None
         for ask, handoffs in held or ():
             if ask.handoffs == handoffs:
                 ask.fail(ActorStopped(self.identifier))
+        mailbox = self._actor_mailbox
+        if outcome == "restart":
+            # The mailbox goes to the next incarnation; this one's signals stay behind, the
+            # watch notices for the actor (its reference watched) go on.
+            kept = [item for item in mailbox.queue if type(item) not in _SIGNALS]
+            mailbox.queue.clear()
+            mailbox.queue.extend(kept)
+            system = mailbox.system
+            if system:
+                notices = [item for item in system if type(item) is not _InputSignal]
+                system.clear()
+                if notices:
+                    system.extend(notices)
+                    mailbox.queue.appendleft(SYSTEM)
+            return
+        if mailbox.queue or mailbox.putters:
+            for message in mailbox.close():
+                if type(message) not in _SIGNALS:
+                    self._actor_dead_letter(message)
+        else:
+            mailbox.closed = True  # nothing queued, nobody waiting: what close() would do
 
 
 Actor._actor_fallback = Actor.handle_message

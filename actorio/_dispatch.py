@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ._message import Message, NoReply
 from ._types import Request
+from ._watch import Terminated
 
 if TYPE_CHECKING:
     from ._actor import Actor
 
 __all__ = [
     "HANDLES_ATTRIBUTE",
+    "SYSTEM_MESSAGES",
     "build_handler_table",
     "check_protocol",
     "handles",
@@ -35,6 +37,9 @@ __all__ = [
 HANDLES_ATTRIBUTE = "__actorio_handles__"
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
+
+SYSTEM_MESSAGES: tuple[type[Message[Any]], ...] = (Terminated,)
+"""Messages the runtime delivers to any actor, whatever its protocol: a handler may take them."""
 
 A = TypeVar("A", bound="Actor[Any]")
 MI = TypeVar("MI", bound=Message[Any])
@@ -217,6 +222,8 @@ def check_protocol(cls: type, table: dict[type, Handler], protocol: tuple[type, 
     and every handler takes a member, a subclass or a base of one."""
     name = cls.__qualname__
     for message_type, handler in table.items():
+        if issubclass(message_type, SYSTEM_MESSAGES):
+            continue
         if not any(issubclass(message_type, m) or issubclass(m, message_type) for m in protocol):
             raise TypeError(
                 f"{name}.{handler.__name__} handles {message_type.__name__}, which is outside "

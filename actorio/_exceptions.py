@@ -6,6 +6,9 @@
           +-- ActorStopped      an ask reached an actor that stopped (or stops) before answering
           +-- UnhandledMessage  a message type the actor has no handler for
           +-- InvalidPayload    a wire payload that the actor's protocol does not accept
+          +-- MailboxFull       tell_nowait to a bounded mailbox that is full
+          +-- RestartIntensityExceeded
+                                a supervisor saw more restarts than its strategy allows
 
 ``EndMainLoop`` is control flow, not an error, so it is not an ``ActorioException``.
 """
@@ -19,7 +22,9 @@ __all__ = [
     "ActorioException",
     "EndMainLoop",
     "InvalidPayload",
+    "MailboxFull",
     "PayloadError",
+    "RestartIntensityExceeded",
     "UnhandledMessage",
 ]
 
@@ -123,3 +128,31 @@ class InvalidPayload(ActorioException):
             "errors": [{"path": e.path, "message": e.message, "kind": e.kind} for e in self.errors],
             "accepted": list(self.accepted),
         }
+
+
+class MailboxFull(ActorioException):
+    """``tell_nowait`` (or `Mailbox.put`) found the actor's bounded mailbox full; nothing was queued.
+
+    ``await ref.tell(...)`` and ``ask`` wait for room instead.
+    """
+
+    def __init__(self, identifier: str, capacity: int) -> None:
+        self.identifier = identifier
+        self.capacity = capacity
+        super().__init__(f"the mailbox of {identifier} is full ({capacity} messages queued)")
+
+
+class RestartIntensityExceeded(ActorioException):
+    """A supervisor's children needed more than ``max_restarts`` restarts within ``within`` seconds.
+
+    The supervisor stopped its children (in reverse start order) and failed with this error, so
+    that its own parent decides; ``__cause__`` is the child's failure that went over the limit.
+    """
+
+    def __init__(self, identifier: str, max_restarts: int, within: float) -> None:
+        self.identifier = identifier
+        self.max_restarts = max_restarts
+        self.within = within
+        super().__init__(
+            f"{identifier}: more than {max_restarts} child restarts within {within:g} s; giving up"
+        )

@@ -49,7 +49,7 @@ from pydantic.errors import PydanticUserError
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
-from ._dispatch import Handler, resolve_handler
+from ._dispatch import SYSTEM_MESSAGES, Handler, resolve_handler
 from ._exceptions import InvalidPayload, PayloadError
 from ._message import Message
 from ._sender import NO_SENDER
@@ -118,7 +118,8 @@ def members_of(actor_type: type[Actor[Any]]) -> tuple[type[Message[Any]], ...]:
     declared = actor_type._actor_protocol
     if declared is not None:
         return cast("tuple[type[Message[Any]], ...]", declared)
-    return tuple(actor_type._actor_handlers)
+    handled = cast("tuple[type[Message[Any]], ...]", tuple(actor_type._actor_handlers))
+    return tuple(kind for kind in handled if not issubclass(kind, SYSTEM_MESSAGES))
 
 
 def check_wire_names(actor_type: type[Actor[Any]]) -> None:

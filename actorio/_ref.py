@@ -18,14 +18,16 @@ from typing import TYPE_CHECKING, Any, Generic, cast, overload
 from pydantic import BaseModel
 from typing_extensions import TypeVar
 
-from ._exceptions import ActorStopped
+from ._dead_letters import dead_letters
+from ._exceptions import ActorStopped, MailboxFull
 from ._message import NO_REPLY, Message, NoReply
 from ._protocol import Payload, protocol_of_class
-from ._sender import BaseRef, dead_letters_logger
+from ._sender import BaseRef
 from ._types import Member, N, P, R, Request
 
 if TYPE_CHECKING:
     from ._actor import Actor
+    from ._mailbox import Mailbox
 
 __all__ = ["ActorRef", "Reference", "ask"]
 
@@ -65,7 +67,7 @@ class AskRef(BaseRef):
         """Answer the ask with ``message`` (any value); later answers are dead letters."""
         future = self.future
         if future.done():
-            dead_letters_logger.debug("dead letter: %r answered an ask that is already over", message)
+            dead_letters.record(message, self.identifier, "late-reply")
         else:
             future.set_result(message)
 
@@ -120,13 +122,15 @@ class ActorRef(BaseRef, Generic[P]):
 
     Messages told through one reference are handled in the order they were told (FIFO per
     sender). A reference stays valid after its actor stops: what is told to it then is a dead
-    letter, and an ask fails at once with `ActorStopped`.
+    letter, and an ask fails at once with `ActorStopped`. The reference of a supervised child
+    stays valid across its restarts: it reaches whichever incarnation runs, through the mailbox
+    they share.
     """
 
-    __slots__ = ("_actor", "_accepts", "_protocol")
+    __slots__ = ("_cell", "_accepts", "_protocol")
 
     def __init__(self, actor: Actor[Any], protocol: tuple[type, ...] | None = None) -> None:
-        self._actor = actor
+        self._cell: Mailbox = actor._actor_mailbox
         if protocol is None:
             # The actor's own reference shares its class's cache of accepted message classes.
             self._protocol = type(actor)._actor_protocol
@@ -136,9 +140,14 @@ class ActorRef(BaseRef, Generic[P]):
             self._accepts = {}
 
     @property
+    def _actor(self) -> Actor[Any]:
+        """The incarnation that handles this reference's messages now."""
+        return self._cell.actor
+
+    @property
     def identifier(self) -> str:
         """The actor's identifier."""
-        return self._actor.identifier
+        return self._cell.actor.identifier
 
     @property
     def protocol(self) -> tuple[type, ...] | None:
@@ -175,31 +184,47 @@ class ActorRef(BaseRef, Generic[P]):
         return ActorRef(self._actor, (message_type,))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ActorRef) and other._actor is self._actor
+        return isinstance(other, ActorRef) and other._cell is self._cell
 
     def __hash__(self) -> int:
-        return hash(self._actor)
+        return hash(self._cell)
 
     def tell_nowait(self, message: P, /) -> None:
         """Queue ``message`` for the actor and return at once.
 
-        Raises ``TypeError`` if ``message`` is not a `Message`. A message told to a stopped actor
+        Raises ``TypeError`` if ``message`` is not a `Message`, and `MailboxFull` if the actor's
+        mailbox is bounded and full (nothing is queued then). A message told to a stopped actor
         is a dead letter; if it carries an ask, that ask fails with `ActorStopped`.
         """
         if type(message) not in self._accepts:
             self._check(message)
-        actor = self._actor
-        if actor._actor_closed:
-            actor._actor_dead_letter(message)
+        cell = self._cell
+        if cell.closed:
+            cell.actor._actor_dead_letter(message)
             return
+        cell.put(message)
         # mark_handed_on, inlined: this is the hot path of every tell.
         if type(message.sender) is AskRef:
             message.sender.handoffs += 1
-        actor._actor_mailbox.put(message)
 
     async def tell(self, message: P, /) -> None:
-        """Queue ``message`` for the actor; see `tell_nowait`."""
-        self.tell_nowait(message)
+        """Queue ``message`` for the actor; see `tell_nowait`. If the actor's mailbox is bounded
+        and full, wait for room first (backpressure; senders waiting are served in order). If
+        the actor stops meanwhile, the message is a dead letter."""
+        try:
+            self.tell_nowait(message)
+        except MailboxFull:  # try/except costs nothing until it raises: the unbounded path is free
+            await self._tell_when_room(message)
+
+    async def _tell_when_room(self, message: P) -> None:
+        cell = self._cell
+        await cell.wait_for_room()
+        if cell.closed:
+            cell.actor._actor_dead_letter(message)
+            return
+        cell.put_waited(message)
+        if type(message.sender) is AskRef:
+            message.sender.handoffs += 1
 
     async def forward(self, message: P, /) -> NoReply:
         """Tell ``message`` as it is, sender included, and return `NO_REPLY`.
@@ -207,7 +232,7 @@ class ActorRef(BaseRef, Generic[P]):
         For a handler that hands the message it serves on: ``return await worker.forward(msg)``.
         If ``msg`` carries an ask, the actor it is handed to answers it.
         """
-        self.tell_nowait(message)
+        await self.tell(message)
         return NO_REPLY
 
     @overload
@@ -224,7 +249,9 @@ class ActorRef(BaseRef, Generic[P]):
         Raises what the handler raised, `UnhandledMessage` if the actor has no handler for it,
         `ActorStopped` if the actor is stopped or stops before answering, and
         ``asyncio.TimeoutError`` after ``timeout`` seconds. ``message`` itself is not changed.
-        A message outside the protocol raises ``TypeError`` before anything is queued.
+        A message outside the protocol raises ``TypeError`` before anything is queued. If the
+        actor's mailbox is bounded and full, the ask waits for room first (the timeout counts
+        from when it is queued).
 
         Statically, the reply is typed by the message (``Greet(Message[Greeting])`` gives a
         ``Greeting``) and a message outside the protocol is an error; on a reference without a
@@ -232,12 +259,19 @@ class ActorRef(BaseRef, Generic[P]):
         """
         if type(message) not in self._accepts:
             self._check(message)
-        actor = self._actor
-        if actor._actor_closed:
-            raise ActorStopped(actor.identifier, message)
+        cell = self._cell
+        if cell.closed:
+            raise ActorStopped(cell.actor.identifier, message)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        actor._actor_mailbox.put(_with_sender(message, AskRef(future)))
+        asking = _with_sender(message, AskRef(future))
+        try:
+            cell.put(asking)
+        except MailboxFull:
+            await cell.wait_for_room()
+            if cell.closed:
+                raise ActorStopped(cell.actor.identifier, message) from None
+            cell.put_waited(asking)
         if timeout is None:
             return await future
         expiry = loop.call_later(timeout, _expire, future)

@@ -8,12 +8,11 @@ accepts an actor as its sender and stores the actor's reference instead.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Protocol
 
-__all__ = ["NO_SENDER", "BaseRef", "Sender"]
+from ._dead_letters import dead_letters
 
-dead_letters_logger = logging.getLogger("actorio.dead_letters")
+__all__ = ["NO_SENDER", "BaseRef", "Sender"]
 
 
 class Sender(Protocol):
@@ -69,11 +68,11 @@ class _NoSender(BaseRef):
         return "no-sender"
 
     def tell_nowait(self, message: Any, /) -> None:
-        dead_letters_logger.info("dead letter: %r told to a message without a sender", message)
+        dead_letters.record(message, self.identifier, "no-sender")
 
     def __bool__(self) -> bool:
         return False
 
 
 NO_SENDER: BaseRef = _NoSender()
-"""The ``sender`` of a message created without one. Falsy; what it is told is logged as a dead letter."""
+"""The ``sender`` of a message created without one. Falsy; what it is told is a dead letter."""

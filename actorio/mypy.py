@@ -94,6 +94,7 @@ ACTORIO_HANDLER = ErrorCode(
 )
 
 ACTOR = "actorio._actor.Actor"
+TERMINATED = "actorio._watch.Terminated"
 ACTOR_REF = "actorio._ref.ActorRef"
 HANDLES = "actorio._dispatch.handles"
 MESSAGE = "actorio._message.Message"
@@ -296,6 +297,8 @@ def _check_class(ctx: ClassDefContext, info: TypeInfo, lookup: Lookup) -> None:
     name = info.name
     protocol = _show(members, ctx.api.options)
     for fullname, message_type in handled.items():
+        if message_type.has_base(TERMINATED):
+            continue  # a system message: any actor may handle it
         if not any(
             message_type.has_base(member.type.fullname) or member.type.has_base(fullname)
             for member in members

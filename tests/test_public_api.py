@@ -29,6 +29,22 @@ EXPECTED = {
     "UnhandledMessage",
     "ask",
     "handles",
+    # fault tolerance
+    "Backoff",
+    "ChildSpec",
+    "DeadLetter",
+    "DeadLetters",
+    "Decider",
+    "Directive",
+    "MailboxFull",
+    "RestartIntensityExceeded",
+    "RestartType",
+    "Strategy",
+    "SupervisorStrategy",
+    "Terminated",
+    "dead_letters",
+    "run",
+    "serve",
 }
 
 

@@ -541,5 +541,5 @@ async def test_tell_to_a_stopped_actor_is_a_dead_letter_not_an_error(actor_kit: 
     ref.tell_nowait(Note(text="late"))
     assert actor.notes == []
     letters = actor_kit.take_dead_letters()
-    assert [letter.reason for letter in letters] == [f"sent to stopped actor {actor.identifier}"] * 2
+    assert [(letter.recipient, letter.reason) for letter in letters] == [(actor.identifier, "stopped")] * 2
     assert [letter.message.text for letter in letters if isinstance(letter.message, Note)] == ["late"] * 2

@@ -7,18 +7,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import traceback
 import weakref
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
 from .._actor import Actor
+from .._dead_letters import DeadLetter, dead_letters
 from .._message import Message
 from .._ref import ActorRef
-from .._sender import dead_letters_logger
 from ._describe import describe
 from ._probe import DEFAULT_NO_MESSAGE_WITHIN, DEFAULT_TIMEOUT
 
@@ -28,39 +26,9 @@ Q = TypeVar("Q", bound=Message[Any])
 _ASYNCIO_DIRECTORY = os.path.dirname(asyncio.__file__) + os.sep
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    """A message that went to dead letters: ``message`` (as logged) and ``reason`` ("sent to
-    stopped actor Greeter-3", "told to a message without a sender", ...)."""
-
-    message: object
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{describe(self.message)} {self.reason}"
-
-
-def _dead_letter(record: logging.LogRecord) -> DeadLetter:
-    args = record.args if isinstance(record.args, tuple) else ()
-    message: object = args[0] if args else None
-    template = str(record.msg)
-    prefix = "dead letter: %r "
-    try:
-        reason = template[len(prefix) :] % args[1:] if template.startswith(prefix) else record.getMessage()
-    except (TypeError, ValueError):
-        reason = record.getMessage()
-    return DeadLetter(message, reason)
-
-
-class _DeadLetterHandler(logging.Handler):
-    """Collects the records of the ``actorio.dead_letters`` logger for one kit."""
-
-    def __init__(self, kit: ActorTestKit) -> None:
-        super().__init__(logging.DEBUG)
-        self._kit = kit
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self._kit._on_dead_letter(record)
+def _describe_letter(letter: DeadLetter) -> str:
+    because = f": {letter.error!r}" if letter.error is not None else ""
+    return f"{describe(letter.message)} for {letter.recipient} ({letter.reason}{because})"
 
 
 def _unnoticed(task: asyncio.Task[Any]) -> bool:
@@ -94,7 +62,8 @@ class ActorTestKit:
     - an actor did not stop within ``stop_timeout`` seconds (its handler is then cancelled);
     - a task created while the kit was running is still running ``settle_timeout`` seconds after
       the actors stopped (it is then cancelled);
-    - a message went to dead letters while the test ran (the ``actorio.dead_letters`` log),
+    - a message went to dead letters while the test ran (``actorio.dead_letters``; not the
+      messages whose handler failed: the failure is what counts, as a crash or to a supervisor),
       unless the test took it with `take_dead_letters` or set ``allow_dead_letters``. Messages
       still queued when `shutdown` stops the actors are not counted.
 
@@ -117,8 +86,6 @@ class ActorTestKit:
         self._actors: list[Actor[Any]] = []
         self._dead_letters: list[DeadLetter] = []
         self._baseline: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
-        self._handler: _DeadLetterHandler | None = None
-        self._saved_level = logging.NOTSET
         self._state = "new"
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -134,11 +101,7 @@ class ActorTestKit:
         if self._state == "closed":
             raise RuntimeError("this ActorTestKit was shut down; create another")
         self._baseline.update(asyncio.all_tasks())
-        self._handler = _DeadLetterHandler(self)
-        self._saved_level = dead_letters_logger.level
-        if dead_letters_logger.getEffectiveLevel() > logging.DEBUG:
-            dead_letters_logger.setLevel(logging.DEBUG)
-        dead_letters_logger.addHandler(self._handler)
+        dead_letters.add_listener(self._on_dead_letter)
         self._state = "running"
 
     async def __aenter__(self) -> ActorTestKit:
@@ -170,9 +133,9 @@ class ActorTestKit:
 
     # -- dead letters ----------------------------------------------------------------------
 
-    def _on_dead_letter(self, record: logging.LogRecord) -> None:
+    def _on_dead_letter(self, letter: DeadLetter) -> None:
         if self._state == "running":
-            self._dead_letters.append(_dead_letter(record))
+            self._dead_letters.append(letter)
 
     @property
     def dead_letters(self) -> list[DeadLetter]:
@@ -204,18 +167,16 @@ class ActorTestKit:
                     problems.append(problem)
             problems.extend(self._crashes())
             problems.extend(await self._leftover_tasks())
-            if self._dead_letters and not self.allow_dead_letters:
-                letters = "".join(f"\n    {letter}" for letter in self._dead_letters)
+            lost = [letter for letter in self._dead_letters if letter.reason != "failed"]
+            if lost and not self.allow_dead_letters:
+                letters = "".join(f"\n    {_describe_letter(letter)}" for letter in lost)
                 problems.append(
-                    f"{len(self._dead_letters)} message(s) went to dead letters (take them with "
+                    f"{len(lost)} message(s) went to dead letters (take them with "
                     f"kit.take_dead_letters() if the test expects them):{letters}"
                 )
         finally:
             self._state = "closed"
-            if self._handler is not None:
-                dead_letters_logger.removeHandler(self._handler)
-                dead_letters_logger.setLevel(self._saved_level)
-                self._handler = None
+            dead_letters.remove_listener(self._on_dead_letter)
             self._baseline.clear()
         if problems and check:
             raise AssertionError("ActorTestKit found:\n- " + "\n- ".join(problems))

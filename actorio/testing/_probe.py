@@ -18,9 +18,11 @@ from typing_extensions import TypeIs
 from typing_extensions import TypeVar as DefaultTypeVar
 
 from .._actor import Actor
+from .._dead_letters import dead_letters
 from .._message import DataMessage, Message
 from .._ref import ActorRef, AskRef, _with_sender
-from .._sender import dead_letters_logger
+from .._sender import BaseRef
+from .._watch import Terminated, unwatch_cell, watch_cell
 from ._describe import describe, describe_all, is_message, same_content
 
 __all__ = ["DEFAULT_NO_MESSAGE_WITHIN", "DEFAULT_TIMEOUT", "AskFailed", "TestProbe"]
@@ -60,11 +62,15 @@ class AskFailed(Message):
 
 
 class _ProbeTarget:
-    """What an `ActorRef` reads from its actor, for a probe: a mailbox that records (``put``), an
-    identifier, and a state that is never closed. Telling or asking a probe therefore runs the
-    reference's own code: the protocol check, the ask's one-shot sender, the hand-off count."""
+    """What an `ActorRef` reads from its actor and mailbox, for a probe: a mailbox that records
+    (``put``), unbounded and never closed, and an identifier. Telling or asking a probe therefore
+    runs the reference's own code: the protocol check, the ask's one-shot sender, the hand-off
+    count."""
 
-    __slots__ = ("identifier", "queue", "history", "waiters", "_actor_mailbox", "_actor_closed")
+    __slots__ = ("identifier", "queue", "history", "waiters", "_actor_mailbox", "actor")
+
+    closed = False
+    putters = None
 
     _actor_protocol: ClassVar[tuple[type, ...] | None] = None
     _actor_accepts: ClassVar[dict[type, bool]] = {}
@@ -75,7 +81,7 @@ class _ProbeTarget:
         self.history: deque[Message[Any]] = deque(maxlen=_HISTORY)
         self.waiters: list[asyncio.Future[None]] = []
         self._actor_mailbox = self
-        self._actor_closed = False
+        self.actor = self
 
     def put(self, message: Message[Any]) -> None:
         self.queue.append(message)
@@ -84,7 +90,7 @@ class _ProbeTarget:
             _resolve(waiter)
 
     def _actor_dead_letter(self, message: Any) -> None:  # a probe is never closed
-        dead_letters_logger.info("dead letter: %r sent to probe %s", message, self.identifier)
+        dead_letters.record(message, self.identifier, "stopped")
 
     def take(self) -> Message[Any]:
         message = self.queue.popleft()
@@ -121,6 +127,23 @@ class _ProbeTarget:
             self.put(reply)
         else:
             self.put(DataMessage(data=reply))
+
+
+class _NoticeWaiter(BaseRef):
+    """A watcher that completes a future with the `Terminated` notice."""
+
+    __slots__ = ("notice",)
+
+    def __init__(self, notice: asyncio.Future[Terminated]) -> None:
+        self.notice = notice
+
+    @property
+    def identifier(self) -> str:
+        return "expect-terminated"
+
+    def tell_nowait(self, message: Any, /) -> None:
+        if isinstance(message, Terminated) and not self.notice.done():
+            self.notice.set_result(message)
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
@@ -352,36 +375,44 @@ class TestProbe(ActorRef[M]):
         *,
         error: type[BaseException] | None = None,
     ) -> BaseException | None:
-        """Wait until the actor ``target`` (an actor or its reference) has stopped: its mainloop
-        and teardown are over.
+        """Wait until the actor ``target`` (an actor or its reference) has stopped for good: its
+        mainloop and teardown are over (a supervised child's restart is not a stop).
 
         Without ``error`` the actor must stop cleanly; with ``error`` it must fail with that
         exception type, which is returned (the kit's fixture then counts the failure as
         noticed). Raises ``AssertionError`` if it is still running after ``timeout`` seconds,
         or stopped otherwise than expected; ``TypeError`` for a probe's reference.
 
-        Until actorio has death watch, this waits on the actor's task directly; with death watch
-        it will watch the actor and receive its termination like any other message.
+        It watches the actor (death watch) without taking anything from this probe's queue; to
+        receive the `Terminated` notice as a message instead, use `watch`.
         """
         __tracebackhide__ = True
         earlier: tuple[Message[Any], ...] = ()  # the probe's own messages are beside the point
         actor = _actor_of(target)
-        task = actor._actor_task
-        if task is None:
-            if not actor.stopped:
-                raise self._failure(f"expected {actor.identifier} to stop, but it was never started", earlier)
-            failure: BaseException | None = None
-        else:
-            if not task.done():
-                await asyncio.wait([task], timeout=timeout)
-            if not task.done():
-                queued = len(actor._actor_mailbox)
-                raise self._failure(
-                    f"expected {actor.identifier} to stop within {timeout:g} s, "
-                    f"but it is still running ({queued} messages queued)",
-                    earlier,
-                )
-            failure = None if task.cancelled() else task.exception()
+        ref = actor.reference
+        if actor._actor_task is None and not actor.stopped:
+            raise self._failure(f"expected {actor.identifier} to stop, but it was never started", earlier)
+        loop = asyncio.get_running_loop()
+        notice: asyncio.Future[Terminated] = loop.create_future()
+        waiter = _NoticeWaiter(notice)
+        watch_cell(ref._cell, ref, waiter)
+        if not notice.done():
+            await asyncio.wait([notice], timeout=timeout)
+        if not notice.done():
+            unwatch_cell(ref._cell, waiter)
+            queued = len(ref._cell)
+            raise self._failure(
+                f"expected {actor.identifier} to stop within {timeout:g} s, "
+                f"but it is still running ({queued} messages queued)",
+                earlier,
+            )
+        failure = notice.result().reason
+        if isinstance(failure, asyncio.CancelledError):
+            failure = None  # cancelled by a stop's timeout, or before it ran: stopped
+        last = ref._cell.actor
+        task = last._actor_task
+        if task is not None and task.done() and not task.cancelled():
+            task.exception()  # noticed: the kit does not report it as a crash
         if error is None:
             if failure is not None:
                 raise self._failure(
@@ -399,3 +430,9 @@ class TestProbe(ActorRef[M]):
                 earlier,
             ) from failure
         return failure
+
+    def watch(self, target: Actor[Any] | ActorRef[Any]) -> None:
+        """Receive a `Terminated` message (like any other, e.g. with
+        ``expect_message(Terminated)``) when ``target`` stops for good; at once if it has."""
+        ref = _actor_of(target).reference
+        watch_cell(ref._cell, ref, self)

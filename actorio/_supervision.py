@@ -1,0 +1,208 @@
+"""Supervision: how a parent restarts the children it supervises, after Erlang/OTP and Akka.
+
+- `SupervisorStrategy` (the parent's): which children restart together (``one_for_one``,
+  ``one_for_all``, ``rest_for_one``) and the restart intensity (at most ``max_restarts``
+  within ``within`` seconds, else the parent gives up and fails).
+- `ChildSpec` (each child's): how to make an incarnation, its restart type (``permanent``,
+  ``transient``, ``temporary``), its `Backoff`, and a decision per exception type
+  (``restart``, ``resume``, ``stop``, ``escalate``).
+
+The runtime side lives in `Actor` (``supervise``, the mainloop's failure path); this module holds
+the policies and the bookkeeping of one supervised child.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ._actor import Actor
+    from ._mailbox import Mailbox
+    from ._ref import ActorRef
+
+__all__ = ["Backoff", "ChildSpec", "Decider", "Directive", "RestartType", "Strategy", "SupervisorStrategy"]
+
+A_co = TypeVar("A_co", bound="Actor[Any]", covariant=True)
+
+Directive = Literal["restart", "resume", "stop", "escalate"]
+"""What a supervised child does when a handler fails:
+
+- ``restart``: a new incarnation takes over the mailbox (as the restart type allows);
+- ``resume``: the same incarnation goes on with its next message, state kept;
+- ``stop``: the child stops for good (its queued messages become dead letters);
+- ``escalate``: the child stops and its supervisor fails with the same error.
+
+The failed message is never retried: it is a dead letter, recorded with the error.
+"""
+
+RestartType = Literal["permanent", "transient", "temporary"]
+"""When a child that ended is restarted: ``permanent`` always (even after a clean stop),
+``transient`` only after a failure, ``temporary`` never."""
+
+Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
+"""Which children restart when one must: only it, all of them, or it and those started after it."""
+
+Decider = Callable[[BaseException], Directive] | Mapping[type[BaseException], Directive]
+"""A decision per exception: a function, or a mapping looked up along the error's MRO."""
+
+
+def default_decider(error: BaseException) -> Directive:
+    """Restart after an ``Exception``; escalate anything else (``KeyboardInterrupt``, ...)."""
+    return "restart" if isinstance(error, Exception) else "escalate"
+
+
+def decide(decider: Decider | None, error: BaseException) -> Directive:
+    """The directive for ``error``: the nearest class in its MRO that a mapping names (else the
+    default), or what a function returns."""
+    if decider is None:
+        return default_decider(error)
+    if callable(decider):
+        return decider(error)
+    for kind in type(error).__mro__:
+        directive = decider.get(kind)
+        if directive is not None:
+            return directive
+    return default_decider(error)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between restarts: ``min_delay * factor ** n`` capped at ``max_delay`` for the
+    ``n``-th restart in a row (from 0), stretched by up to ``jitter`` (a fraction: 0.2 adds
+    between 0 % and 20 %). After an incarnation ran ``reset_after`` seconds without failing, the
+    count starts again from 0. ``rng`` draws the jitter (pass a seeded ``random.Random`` for
+    reproducible delays)."""
+
+    min_delay: float
+    max_delay: float
+    factor: float = 2.0
+    jitter: float = 0.0
+    reset_after: float | None = None
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.min_delay < 0 or self.max_delay < self.min_delay:
+            raise ValueError("Backoff needs 0 <= min_delay <= max_delay")
+        if self.factor < 1 or self.jitter < 0:
+            raise ValueError("Backoff needs factor >= 1 and jitter >= 0")
+
+    def delay(self, attempt: int) -> float:
+        """The delay before restart number ``attempt`` (0 for the first in a row)."""
+        base = min(self.max_delay, self.min_delay * self.factor**attempt)
+        if self.jitter:
+            base *= 1 + self.jitter * self.rng.random()
+        return base
+
+
+@dataclass(frozen=True)
+class SupervisorStrategy:
+    """How an actor supervises the children it starts with ``supervise`` (the class attribute
+    ``Actor.supervisor_strategy``).
+
+    ``strategy``: which children restart when one must. ``max_restarts`` within ``within``
+    seconds (the loop's clock) is the restart intensity: one restart more and the supervisor
+    stops all its children, in reverse start order, and fails with `RestartIntensityExceeded`.
+    ``decider`` and ``backoff`` are the defaults for children supervised without their own.
+    """
+
+    strategy: Strategy = "one_for_one"
+    max_restarts: int = 3
+    within: float = 5.0
+    decider: Decider | None = None
+    backoff: Backoff | None = None
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("one_for_one", "one_for_all", "rest_for_one"):
+            raise ValueError(f"unknown supervision strategy {self.strategy!r}")
+        if self.max_restarts < 0 or self.within <= 0:
+            raise ValueError("SupervisorStrategy needs max_restarts >= 0 and within > 0")
+
+
+@dataclass(frozen=True)
+class ChildSpec(Generic[A_co]):
+    """A supervised child: how to make each incarnation and how it is restarted.
+
+    ``factory`` makes a new incarnation (an actor class, a ``functools.partial``, a lambda); it
+    runs at the first start and at every restart. ``name`` is every incarnation's identifier
+    (default: the first incarnation's). ``on_failure`` and ``backoff`` default to the
+    supervisor's strategy; ``stop_timeout`` (seconds) bounds how long stopping the child may take
+    before it is cancelled (``None``: no bound).
+    """
+
+    factory: Callable[[], A_co]
+    name: str | None = None
+    restart: RestartType = "permanent"
+    on_failure: Decider | None = None
+    backoff: Backoff | None = None
+    stop_timeout: float | None = 5.0
+
+    def __post_init__(self) -> None:
+        if self.restart not in ("permanent", "transient", "temporary"):
+            raise ValueError(f"unknown restart type {self.restart!r}")
+
+
+class SupervisedChild:
+    """The supervisor's record of one child: its spec, its mailbox and reference (which outlive
+    incarnations), the incarnation running now, and its restart bookkeeping."""
+
+    __slots__ = (
+        "spec",
+        "decider",
+        "backoff",
+        "cell",
+        "ref",
+        "actor",
+        "state",
+        "reason",
+        "directive",
+        "outcome",
+        "restarted",
+        "attempts",
+        "started_at",
+        "pending",
+    )
+
+    def __init__(self, spec: ChildSpec[Any], actor: Actor[Any], strategy: SupervisorStrategy) -> None:
+        self.spec = spec
+        self.decider = spec.on_failure if spec.on_failure is not None else strategy.decider
+        self.backoff = spec.backoff if spec.backoff is not None else strategy.backoff
+        self.actor = actor
+        self.cell: Mailbox = actor._actor_mailbox  # pyright: ignore[reportPrivateUsage]
+        self.ref: ActorRef[Any] = actor.reference
+        self.state: Literal["running", "restarting", "stopping", "gone"] = "running"
+        self.reason: BaseException | None = None
+        """Why the last incarnation ended (``None``: cleanly)."""
+        self.directive: Directive | None = None
+        """What the running incarnation's failure was decided to mean, once it failed."""
+        self.outcome: Literal["restart", "stop", "escalate"] | None = None
+        """How the last incarnation's end counts, noted as it ended."""
+        self.restarted = False
+        """True until a new incarnation has run `Actor.post_restart`."""
+        self.attempts = 0
+        """Restarts in a row, for the backoff."""
+        self.started_at = 0.0
+        self.pending: asyncio.TimerHandle | None = None
+        """A restart waiting for its backoff delay."""
+
+
+class RestartLog:
+    """The times of a supervisor's recent restarts, to enforce its intensity."""
+
+    __slots__ = ("times",)
+
+    def __init__(self) -> None:
+        self.times: deque[float] = deque()
+
+    def allow(self, now: float, strategy: SupervisorStrategy) -> bool:
+        """Count a restart at ``now``; False if that makes more than the strategy allows."""
+        times = self.times
+        while times and times[0] <= now - strategy.within:
+            times.popleft()
+        times.append(now)
+        return len(times) <= strategy.max_restarts

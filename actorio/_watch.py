@@ -1,0 +1,88 @@
+"""Death watch: a `Terminated` notice to every watcher when an actor stops for good."""
+
+# pyright: reportPrivateUsage=false
+# Watching reads and writes the mailbox behind a reference (``_cell``): they are one unit.
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ConfigDict
+
+from ._message import Message
+from ._sender import Sender
+
+if TYPE_CHECKING:
+    from ._mailbox import Mailbox
+    from ._ref import ActorRef
+
+__all__ = ["Terminated", "notify_watchers", "unwatch_cell", "watch_cell"]
+
+
+class Terminated(Message[None]):
+    """The notice a watcher receives when the actor it watches has stopped for good.
+
+    Sent after the actor's teardown (its children stopped too); a supervised child that is
+    restarted has not stopped, and one that stops for good is watched through the reference its
+    supervisor gave out. Handle it like any message: ``@handles(Terminated)``. A watcher may
+    receive it ahead of messages the actor told it just before stopping (it is a system message).
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    ref: Any
+    """The `ActorRef` of the actor that stopped (compare it with the reference you watched)."""
+    identifier: str
+    """The stopped actor's identifier."""
+    reason: BaseException | None = None
+    """The error it failed with, or ``None`` if it stopped cleanly."""
+
+    @property
+    def failed(self) -> bool:
+        """True if the actor failed (``reason`` is its error)."""
+        return self.reason is not None
+
+
+def watch_cell(cell: Mailbox, ref: ActorRef[Any], watcher: Sender) -> None:
+    """Register ``watcher`` for ``cell``'s termination; notify it at once if that happened."""
+    if cell.termination is not None:
+        _notify(watcher, Terminated(ref=ref, identifier=ref.identifier, reason=cell.termination[0]))
+        return
+    if cell.watchers is None:
+        cell.watchers = []
+    if watcher not in cell.watchers:
+        cell.watchers.append(watcher)
+
+
+def unwatch_cell(cell: Mailbox, watcher: Sender) -> None:
+    """Forget ``watcher``; a notice already queued for it is still delivered."""
+    if cell.watchers is not None and watcher in cell.watchers:
+        cell.watchers.remove(watcher)
+
+
+def notify_watchers(cell: Mailbox, ref: ActorRef[Any], reason: BaseException | None) -> None:
+    """The actor behind ``cell`` stopped for good: tell every watcher, once. (The notice is made
+    only if someone watches: most actors stop unwatched, and a notice costs microseconds.)"""
+    if cell.termination is not None:
+        return
+    cell.termination = _CLEAN if reason is None else (reason,)
+    watchers, cell.watchers = cell.watchers, None
+    if watchers:
+        notice = Terminated(ref=ref, identifier=ref.identifier, reason=reason)
+        for watcher in watchers:
+            _notify(watcher, notice)
+
+
+_CLEAN: tuple[BaseException | None] = (None,)
+
+
+def _notify(watcher: Sender, notice: Terminated) -> None:
+    target = getattr(watcher, "_cell", None)
+    if target is None:
+        watcher.tell_nowait(notice)
+        return
+    # An actor (or a test probe): straight into its mailbox, whatever its protocol; for an
+    # actor as a system message, ahead of its user messages and never refused.
+    if not target.closed:
+        put = getattr(target, "put_system", None) or target.put
+        put(notice)

@@ -1,0 +1,278 @@
+"""Issue 5, mailboxes: an optional capacity per actor, backpressure for ``await tell`` and ``ask``,
+`MailboxFull` for ``tell_nowait``, and system messages ahead of queued user messages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+
+from actorio import (
+    Actor,
+    ActorStopped,
+    MailboxFull,
+    Message,
+    Terminated,
+    dead_letters,
+    handles,
+)
+from actorio.testing import MockClock
+
+
+class Note(Message):
+    n: int
+
+
+class Park(Message):
+    pass
+
+
+class Seen(Message[list[str]]):
+    pass
+
+
+class Echo(Message[int]):
+    n: int
+
+
+async def bounded(awaitable: Any, timeout: float = 5.0) -> Any:
+    """Every wait that could hang has a bound."""
+    return await asyncio.wait_for(awaitable, timeout)
+
+
+@pytest.fixture(autouse=True)
+def fresh_dead_letters() -> Iterator[None]:
+    dead_letters.clear()
+    yield
+    dead_letters.clear()
+
+
+class Slow(Actor[Note | Park | Seen | Echo]):
+    """Records what it handles, in order; parks on Park until released."""
+
+    def __init__(self, capacity: int | None = None) -> None:
+        super().__init__(identifier="slow", mailbox_capacity=capacity)
+        self.seen: list[str] = []
+        self.parked = asyncio.Event()
+        self.release = asyncio.Event()
+
+    @handles(Note)
+    async def note(self, msg: Note) -> None:
+        self.seen.append(f"note-{msg.n}")
+
+    @handles(Park)
+    async def park(self, msg: Park) -> None:
+        self.parked.set()
+        await self.release.wait()
+        self.seen.append("parked")
+
+    @handles(Seen)
+    async def get_seen(self, msg: Seen) -> list[str]:
+        return list(self.seen)
+
+    @handles(Echo)
+    async def echo(self, msg: Echo) -> int:
+        self.seen.append(f"echo-{msg.n}")
+        return msg.n
+
+    @handles(Terminated)
+    async def terminated(self, msg: Terminated) -> None:
+        self.seen.append(f"terminated-{msg.identifier}")
+
+
+class SmallBox(Slow):
+    mailbox_capacity: ClassVar[int | None] = 2
+
+
+async def parked(actor: Slow) -> None:
+    """Start ``actor`` and park its handler, so that what is told next stays queued."""
+    await actor.start()
+    await actor.reference.tell(Park())
+    await bounded(actor.parked.wait())
+
+
+@pytest.mark.asyncio
+async def test_tell_nowait_raises_mailbox_full_and_queues_nothing() -> None:
+    """A full bounded mailbox: tell_nowait raises MailboxFull (naming the actor and capacity),
+    and the refused message is never handled."""
+    actor = Slow(capacity=2)
+    await parked(actor)
+    ref = actor.reference
+    ref.tell_nowait(Note(n=1))
+    ref.tell_nowait(Note(n=2))
+    with pytest.raises(MailboxFull) as raised:
+        ref.tell_nowait(Note(n=3))
+    assert (raised.value.identifier, raised.value.capacity) == ("slow", 2)
+    actor.release.set()
+    assert await bounded(ref.ask(Seen())) == ["parked", "note-1", "note-2"]
+    await bounded(actor.stop())
+
+
+@pytest.mark.asyncio
+async def test_capacity_from_the_class_attribute_and_the_constructor() -> None:
+    """mailbox_capacity comes from the class attribute, or from the constructor's argument,
+    which wins; without either the mailbox is unbounded."""
+    by_class, by_argument, unbounded = SmallBox(), SmallBox(capacity=1), Slow()
+    for actor, capacity in ((by_class, 2), (by_argument, 1)):
+        await parked(actor)
+        for n in range(capacity):
+            actor.reference.tell_nowait(Note(n=n))
+        with pytest.raises(MailboxFull):
+            actor.reference.tell_nowait(Note(n=99))
+        actor.release.set()
+        await bounded(actor.stop())
+    await parked(unbounded)
+    for n in range(1000):
+        unbounded.reference.tell_nowait(Note(n=n))
+    unbounded.release.set()
+    assert len(await bounded(unbounded.reference.ask(Seen()))) == 1001
+    await bounded(unbounded.stop())
+    with pytest.raises(ValueError, match="at least 1"):
+        Slow(capacity=0)
+
+
+@pytest.mark.asyncio
+async def test_await_tell_waits_for_room_and_resumes_in_fifo_order(mock_clock: MockClock) -> None:
+    """await tell on a full mailbox waits (backpressure); the waiting senders are let in one at a
+    time as room frees, in the order they started waiting."""
+    actor = Slow(capacity=1)
+    await parked(actor)
+    ref = actor.reference
+    await ref.tell(Note(n=0))
+    senders = [asyncio.create_task(ref.tell(Note(n=n))) for n in (1, 2, 3)]
+    await mock_clock.wait_all_tasks_blocked()
+    assert not any(sender.done() for sender in senders)
+    with pytest.raises(MailboxFull):
+        ref.tell_nowait(Note(n=9))  # senders wait: a newcomer does not jump the line
+    actor.release.set()
+    await bounded(asyncio.gather(*senders))
+    assert await bounded(ref.ask(Seen())) == ["parked", "note-0", "note-1", "note-2", "note-3"]
+    await bounded(actor.stop())
+
+
+@pytest.mark.asyncio
+async def test_waiting_senders_keep_their_turn_when_a_system_message_is_taken(
+    mock_clock: MockClock,
+) -> None:
+    """A system message taken from the mailbox frees no room for user messages: the first
+    waiting sender stays first."""
+    actor = Slow(capacity=1)
+    await parked(actor)
+    ref = actor.reference
+    await ref.tell(Note(n=0))
+    senders = [asyncio.create_task(ref.tell(Note(n=n))) for n in (1, 2)]
+    await mock_clock.wait_all_tasks_blocked()
+    watched = Slow()
+    watched_ref = await watched.start()
+    actor.watch(watched_ref)
+    await bounded(watched.stop())  # a Terminated notice goes ahead of note-0
+    actor.release.set()
+    await bounded(asyncio.gather(*senders))
+    assert await bounded(ref.ask(Seen())) == ["parked", "terminated-slow", "note-0", "note-1", "note-2"]
+    await bounded(actor.stop())
+
+
+@pytest.mark.asyncio
+async def test_a_woken_sender_keeps_the_room_it_was_given(mock_clock: MockClock) -> None:
+    """Room freed for the one waiting sender is its own: a sender that arrives before the woken one
+    runs is refused (tell_nowait) or waits behind it (await tell)."""
+    actor = Slow(capacity=1)
+    await parked(actor)
+    ref = actor.reference
+    await ref.tell(Note(n=0))
+    first = asyncio.create_task(ref.tell(Note(n=1)))
+    await mock_clock.wait_all_tasks_blocked()
+    actor.release.set()
+    for _ in range(100):  # one loop step at a time (bounded), until the actor freed the room
+        await asyncio.sleep(0)
+        if len(ref._cell) == 0:  # pyright: ignore[reportPrivateUsage]
+            break
+    assert len(ref._cell) == 0  # pyright: ignore[reportPrivateUsage]
+    assert not first.done()  # woken, not yet run
+    with pytest.raises(MailboxFull):
+        ref.tell_nowait(Note(n=9))
+    later = asyncio.create_task(ref.tell(Note(n=2)))
+    await bounded(asyncio.gather(first, later))
+    assert await bounded(ref.ask(Seen())) == ["parked", "note-0", "note-1", "note-2"]
+    await bounded(actor.stop())
+
+
+@pytest.mark.asyncio
+async def test_ask_waits_for_room(mock_clock: MockClock) -> None:
+    """ask on a full mailbox waits for room, then is answered."""
+    actor = Slow(capacity=1)
+    await parked(actor)
+    ref = actor.reference
+    await ref.tell(Note(n=0))
+    asking = asyncio.create_task(ref.ask(Echo(n=5)))
+    await mock_clock.wait_all_tasks_blocked()
+    assert not asking.done()
+    actor.release.set()
+    assert await bounded(asking) == 5
+    assert actor.seen == ["parked", "note-0", "echo-5"]
+    await bounded(actor.stop())
+
+
+@pytest.mark.asyncio
+async def test_waiting_senders_are_released_when_the_actor_stops(mock_clock: MockClock) -> None:
+    """Senders waiting for room when the actor stops: a tell's message becomes a dead letter
+    (reason stopped) and an ask fails with ActorStopped; neither waits any longer."""
+    actor = Slow(capacity=1)
+    await parked(actor)
+    ref = actor.reference
+    await ref.tell(Note(n=0))
+    telling = asyncio.create_task(ref.tell(Note(n=1)))
+    asking = asyncio.create_task(ref.ask(Echo(n=2)))
+    await mock_clock.wait_all_tasks_blocked()
+    stopping = asyncio.create_task(actor.stop())
+    await mock_clock.wait_all_tasks_blocked()
+    actor.release.set()
+    await bounded(stopping)
+    await bounded(telling)
+    with pytest.raises(ActorStopped):
+        await bounded(asking)
+    assert actor.seen == ["parked"]
+    letters = dead_letters.of("slow", "stopped")
+    assert [letter.message.n for letter in letters if isinstance(letter.message, Note)] == [0, 1]
+
+
+@pytest.mark.asyncio
+async def test_system_messages_go_ahead_of_queued_user_messages_even_when_full(
+    mock_clock: MockClock,
+) -> None:
+    """Watch notices are handled before the user messages already queued, and a full mailbox
+    does not refuse them; stop goes ahead too (what is queued is not handled)."""
+    actor = Slow(capacity=2)
+    await parked(actor)
+    ref = actor.reference
+    ref.tell_nowait(Note(n=1))
+    ref.tell_nowait(Note(n=2))
+    first, second = Slow(), Slow()
+    await first.start()
+    await second.start()
+    actor.watch(first)
+    actor.watch(second)
+    await bounded(first.stop())
+    await bounded(second.stop())
+    actor.release.set()
+    assert await bounded(ref.ask(Seen())) == [
+        "parked",
+        "terminated-slow",
+        "terminated-slow",
+        "note-1",
+        "note-2",
+    ]
+
+    actor.release.clear()
+    actor.parked.clear()
+    await ref.tell(Park())
+    await bounded(actor.parked.wait())
+    ref.tell_nowait(Note(n=3))
+    stopping = asyncio.create_task(actor.stop())
+    await mock_clock.wait_all_tasks_blocked()  # the stop signal is queued ahead of note-3
+    actor.release.set()
+    await bounded(stopping)
+    assert actor.seen[-1] == "parked"  # note-3 was never handled
+    assert [type(letter.message) for letter in dead_letters.of("slow", "stopped")] == [Note]

@@ -1,0 +1,209 @@
+"""Issue 5, death watch: ``watch(ref)`` brings a `Terminated` notice (with the reason) when the
+watched actor stops for good, also when it had stopped before the watch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actorio import Actor, EndMainLoop, Message, Terminated, UnhandledMessage, dead_letters, handles
+from actorio.testing import TestProbe
+
+
+class Boom(Exception):
+    pass
+
+
+class Ping(Message[int]):
+    pass
+
+
+class Die(Message):
+    pass
+
+
+class End(Message):
+    pass
+
+
+async def bounded(awaitable: Any, timeout: float = 5.0) -> Any:
+    """Every wait that could hang has a bound."""
+    return await asyncio.wait_for(awaitable, timeout)
+
+
+@pytest.fixture(autouse=True)
+def fresh_dead_letters() -> Iterator[None]:
+    dead_letters.clear()
+    yield
+    dead_letters.clear()
+
+
+class Target(Actor[Ping | Die | End]):
+    """Answers Ping, fails on Die, ends cleanly on End."""
+
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> int:
+        return 1
+
+    @handles(Die)
+    async def die(self, msg: Die) -> None:
+        raise Boom("target failed")
+
+    @handles(End)
+    async def end(self, msg: End) -> None:
+        raise EndMainLoop()
+
+
+class Watcher(Actor[Ping]):
+    """Handles Terminated although its protocol is Ping only: system messages reach any actor."""
+
+    def __init__(self) -> None:
+        super().__init__(identifier="watcher")
+        self.notices: list[Terminated] = []
+        self.noticed = asyncio.Event()
+
+    @handles(Terminated)
+    async def terminated(self, msg: Terminated) -> None:
+        self.notices.append(msg)
+        self.noticed.set()
+
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> int:
+        return len(self.notices)
+
+
+@pytest.mark.asyncio
+async def test_watcher_gets_terminated_without_reason_on_a_clean_stop() -> None:
+    """A watched actor that stops cleanly sends Terminated with its reference, its identifier and
+    no reason."""
+    target, watcher = Target(identifier="target"), Watcher()
+    ref = await target.start()
+    await watcher.start()
+    watcher.watch(ref)
+    await bounded(target.stop())
+    await bounded(watcher.noticed.wait())
+    [notice] = watcher.notices
+    assert notice.ref == ref
+    assert notice.identifier == "target"
+    assert notice.reason is None
+    assert not notice.failed
+    await bounded(watcher.stop())
+
+
+@pytest.mark.asyncio
+async def test_watcher_gets_the_error_when_the_watched_actor_fails() -> None:
+    """A watched actor that fails sends Terminated whose reason is its error."""
+    target, watcher = Target(), Watcher()
+    ref = await target.start()
+    await watcher.start()
+    watcher.watch(target)  # an actor is accepted as well as its reference
+    await ref.tell(Die())
+    with pytest.raises(Boom):
+        await bounded(target.wait())
+    await bounded(watcher.noticed.wait())
+    [notice] = watcher.notices
+    assert isinstance(notice.reason, Boom)
+    assert notice.failed
+    await bounded(watcher.stop())
+
+
+@pytest.mark.asyncio
+async def test_watching_an_actor_that_already_stopped_notifies_at_once() -> None:
+    """watch() on an actor that stopped before the watch: the notice comes at once, with the
+    reason it stopped with."""
+    target = Target()
+    ref = await target.start()
+    await ref.tell(Die())
+    with pytest.raises(Boom):
+        await bounded(target.wait())
+    watcher = Watcher()
+    await watcher.start()
+    watcher.watch(ref)
+    await bounded(watcher.noticed.wait())
+    [notice] = watcher.notices
+    assert isinstance(notice.reason, Boom)
+    probe = TestProbe()
+    probe.watch(ref)
+    assert isinstance((await probe.expect_message(Terminated)).reason, Boom)
+    await bounded(watcher.stop())
+
+
+@pytest.mark.asyncio
+async def test_watching_twice_sends_one_notice_and_unwatch_sends_none() -> None:
+    """Watching twice gives one notice; a watcher that unwatched gets none."""
+    target = Target()
+    ref = await target.start()
+    twice, unwatched = TestProbe(), TestProbe()
+    twice.watch(ref)
+    twice.watch(ref)
+    watcher = Watcher()
+    await watcher.start()
+    watcher.watch(ref)
+    watcher.unwatch(ref)
+    await ref.tell(End())
+    await twice.expect_message(Terminated)
+    await twice.expect_no_message(0.05)
+    await unwatched.expect_no_message(0)
+    assert await bounded(watcher.reference.ask(Ping())) == 0
+    await bounded(watcher.stop())
+
+
+@pytest.mark.asyncio
+async def test_watched_actor_never_started_but_stopped_notifies() -> None:
+    """An actor stopped before it was ever started has stopped: its watchers are told."""
+    target = Target()
+    probe = TestProbe()
+    probe.watch(target)
+    await target.stop()
+    notice = await probe.expect_message(Terminated)
+    assert notice.reason is None
+
+
+@pytest.mark.asyncio
+async def test_watcher_without_a_terminated_handler_records_an_unhandled_dead_letter() -> None:
+    """A watcher with no handler for Terminated carries on; the notice is an unhandled dead letter."""
+
+    class Plain(Actor[Ping]):
+        @handles(Ping)
+        async def ping(self, msg: Ping) -> int:
+            return 7
+
+    target, plain = Target(), Plain(identifier="plain")
+    ref = await target.start()
+    await plain.start()
+    plain.watch(ref)
+    await bounded(target.stop())
+    assert await bounded(plain.reference.ask(Ping())) == 7
+    [letter] = dead_letters.of("plain", "unhandled")
+    assert isinstance(letter.message, Terminated)
+    assert isinstance(letter.error, UnhandledMessage)
+    await bounded(plain.stop())
+
+
+@pytest.mark.asyncio
+async def test_a_failing_terminated_handler_fails_the_watcher() -> None:
+    """A Terminated handler that raises fails the watcher like any handler; the notice is a
+    failed dead letter with that error."""
+
+    class Fragile(Actor[Ping]):
+        @handles(Terminated)
+        async def terminated(self, msg: Terminated) -> None:
+            raise Boom("watcher failed")
+
+        @handles(Ping)
+        async def ping(self, msg: Ping) -> int:
+            return 0
+
+    target, fragile = Target(), Fragile(identifier="fragile")
+    ref = await target.start()
+    await fragile.start()
+    fragile.watch(ref)
+    await bounded(target.stop())
+    with pytest.raises(Boom):
+        await bounded(fragile.wait())
+    [letter] = dead_letters.of("fragile", "failed")
+    assert isinstance(letter.message, Terminated)
+    assert isinstance(letter.error, Boom)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -274,3 +275,41 @@ async def test_actor_spawning_main(capsys: pytest.CaptureFixture[str]) -> None:
 async def test_websocket_echo(session: aiohttp.ClientSession) -> None:
     async with TestServer(websocket_echo.make_app(), port=0) as server:
         await check_echo_server(session, str(server.make_url("/")))
+
+
+# -- supervision ------------------------------------------------------------------------------
+
+
+def test_supervision_example_restarts_the_flaky_worker_and_stops_by_itself() -> None:
+    result = run_script(EXAMPLES / "supervision.py", timeout=BOUND)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "crawling"
+    assert lines[-1] == "crawler stopped after 12 pages"
+    fetched = [line for line in lines if line.startswith("fetched page")]
+    restarts = [line for line in lines if line.startswith("restarted after ConnectionError")]
+    # Pages 2, 5, 8 fail (dead letters); page 11 is still queued when the crawler stops.
+    assert fetched == [f"fetched page {page}" for page in (0, 1, 3, 4, 6, 7, 9, 10)]
+    assert [line.split("'")[1] for line in restarts] == [
+        f"page {page}: connection reset" for page in (2, 5, 8)
+    ]
+
+
+def test_supervision_example_stops_the_whole_tree_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "supervision.py"), "--forever"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "crawling\n"  # running: the signal handlers are in place
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=BOUND)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert re.search(r"crawler stopped after \d+ pages\n\Z", out), out

@@ -25,3 +25,9 @@ def test_quick_start_test_command_is_what_ci_runs() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python -m pip install --quiet --disable-pip-version-check -e '.[dev]'" in ci
     assert ci.rstrip().endswith("python -m pytest")
+
+
+def test_fault_tolerance_snippet_is_from_the_supervision_example() -> None:
+    section = README[README.index("## Fault tolerance") :]
+    snippet = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    assert snippet in (ROOT / "examples" / "supervision.py").read_text()

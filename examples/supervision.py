@@ -1,0 +1,105 @@
+"""Fault tolerance: a flaky worker restarted with backoff, death watch, a periodic timer, a bounded
+mailbox, and a program that runs until it is done or stopped (Ctrl-C, SIGTERM).
+
+    python examples/supervision.py            # 12 ticks, then it stops by itself
+    python examples/supervision.py --forever  # until Ctrl-C / SIGTERM stops the whole tree
+"""
+
+from __future__ import annotations
+
+import sys
+
+from actorio import (
+    Actor,
+    ActorRef,
+    Backoff,
+    EndMainLoop,
+    Message,
+    SupervisorStrategy,
+    Terminated,
+    handles,
+    run,
+)
+
+
+class Fetch(Message):
+    """Fetch one page (a told message: nobody waits for it)."""
+
+    page: int
+
+
+class Tick(Message):
+    """The crawler's periodic timer."""
+
+
+class Fetcher(Actor[Fetch]):
+    """Fails on every third page. Its state (pages fetched) starts again with each incarnation."""
+
+    mailbox_capacity = 100  # await tell waits when 100 pages are queued
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+        self.fetched = 0
+
+    @handles(Fetch)
+    async def fetch(self, msg: Fetch) -> None:
+        if msg.page % 3 == 2:
+            raise ConnectionError(f"page {msg.page}: connection reset")
+        self.fetched += 1
+        self.log.append(f"fetched page {msg.page}")
+
+    async def post_restart(self, error: BaseException | None) -> None:
+        self.log.append(f"restarted after {error!r}")
+
+
+class Crawler(Actor[Tick | Terminated]):
+    """Supervises the fetcher: each failure restarts it after a growing delay; the page that failed
+    is a dead letter, the pages queued behind it are fetched by the new incarnation."""
+
+    supervisor_strategy = SupervisorStrategy(
+        "one_for_one",
+        max_restarts=10,
+        within=60.0,
+        backoff=Backoff(min_delay=0.01, max_delay=0.2, factor=2.0, jitter=0.1, reset_after=30.0),
+    )
+
+    def __init__(self, ticks: int | None) -> None:
+        super().__init__()
+        self.ticks = ticks
+        self.page = 0
+        self.log: list[str] = []
+        self.fetcher: ActorRef[Fetch] | None = None
+
+    async def mainloop_setup(self) -> None:
+        self.fetcher = await self.supervise(lambda: Fetcher(self.log), name="fetcher")
+        self.watch(self.fetcher)  # a Terminated message if it stops for good
+        self.start_periodic_timer("tick", Tick(), interval=0.02)
+        print("crawling", flush=True)
+
+    @handles(Tick)
+    async def tick(self, msg: Tick) -> None:
+        assert self.fetcher is not None
+        await self.fetcher.tell(Fetch(page=self.page))
+        self.page += 1
+        if self.ticks is not None and self.page >= self.ticks:
+            raise EndMainLoop()
+
+    @handles(Terminated)
+    async def fetcher_gone(self, msg: Terminated) -> None:
+        self.log.append(f"{msg.identifier} stopped for good: {msg.reason!r}")
+        raise EndMainLoop()
+
+    async def mainloop_teardown(self) -> None:
+        await super().mainloop_teardown()  # stops the fetcher (its queued pages are dead letters)
+        for line in self.log:
+            print(line)
+        print(f"crawler stopped after {self.page} pages", flush=True)
+
+
+def main() -> None:
+    run(Crawler(ticks=None if "--forever" in sys.argv else 12))
+
+
+if __name__ == "__main__":
+    main()

@@ -19,7 +19,7 @@ import json
 import traceback
 import types
 import typing
-from typing import Any, Union, cast
+from typing import Any, TypeGuard, Union, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
@@ -42,6 +42,10 @@ def _arms(annotation: Any) -> tuple[Any, ...]:
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is Union:
         return typing.get_args(annotation)
     return (annotation,)
+
+
+def _is_message(value: object) -> TypeGuard[Message[Any]]:
+    return isinstance(value, Message)
 
 
 def _is_message_class(value: object) -> bool:
@@ -71,7 +75,7 @@ class ReplyCodec:
         if self._messages:
             if value is None and self._optional:
                 return b"null"
-            if not isinstance(value, Message):
+            if not _is_message(value):
                 raise TypeError(f"expected a reply of type {self.reply_type!r}, got {type(value).__name__}")
             wire = {"type": wire_name_of(type(value)), "data": value.model_dump(mode="json")}
             return json.dumps(wire, separators=(",", ":")).encode()

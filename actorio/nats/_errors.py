@@ -1,10 +1,10 @@
 """The errors of actors across processes.
 
-    ActorioException
-     +-- RemoteError            a remote handler raised: its type name, text and traceback
-     +-- NodeUnreachable        no NATS server answered at connect time
-     +-- ActorStopped
-          +-- ActorNotFound     an ask to a name that no process publishes
+ActorioException
+ +-- RemoteError            a remote handler raised: its type name, text and traceback
+ +-- NodeUnreachable        no NATS server answered at connect time
+ +-- ActorStopped
+      +-- ActorNotFound     an ask to a name that no process publishes
 """
 
 from __future__ import annotations

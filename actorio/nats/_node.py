@@ -14,6 +14,8 @@ pull consumer, ``actorio``, shared by every process that publishes the name.
 # pyright: reportPrivateUsage=false
 # The node serves asks with the local ask machinery (AskRef, _with_sender in actorio._ref): the
 # message is queued in the callback that received it, so that the order of arrival is kept.
+# pyright: reportUnknownMemberType=false
+# nats-py leaves a few parameters unannotated (``**params``, ``Future`` without its argument).
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar, cast, overload
+from typing import Any, TypeGuard, TypeVar, cast, overload
 
 import nats
 import nats.errors
@@ -111,25 +113,30 @@ def stream_name(prefix: str, name: str) -> str:
     return f"{prefix}_{name.replace('.', '_')}_{digest}".upper()
 
 
+def _is_actor_class(value: object) -> TypeGuard[type[Actor[Any]]]:
+    return isinstance(value, type) and issubclass(value, Actor)
+
+
+def _is_message_class(value: object) -> TypeGuard[type[Message[Any]]]:
+    return isinstance(value, type) and issubclass(value, Message)
+
+
 def _protocol_members(protocol: Any) -> tuple[type, ...] | None:
     """The message classes of ``ref``'s second argument: an actor class, ``ActorRef[A | B]``, a
     message class, or ``None`` (any message)."""
     if protocol is None:
         return None
-    if isinstance(protocol, type) and issubclass(protocol, Actor):
-        return members_of(cast("type[Actor[Any]]", protocol)) or None
-    if isinstance(protocol, type) and issubclass(protocol, Message):
+    if _is_actor_class(protocol):
+        return members_of(protocol) or None
+    if _is_message_class(protocol):
         return (protocol,)
-    args = getattr(protocol, "__args__", None)
-    origin = getattr(protocol, "__origin__", None)
+    args: tuple[Any, ...] = getattr(protocol, "__args__", ())
+    origin: object = getattr(protocol, "__origin__", None)
     if isinstance(origin, type) and issubclass(origin, ActorRef) and args:
-        union = args[0]
-        members = getattr(union, "__args__", (union,))
-        if all(isinstance(m, type) and issubclass(m, Message) for m in members):
-            return tuple(members)
-    raise TypeError(
-        f"ref() takes an actor class, a message class or ActorRef[<messages>], not {protocol!r}"
-    )
+        members: tuple[Any, ...] = getattr(args[0], "__args__", (args[0],))
+        if all(_is_message_class(member) for member in members):
+            return members
+    raise TypeError(f"ref() takes an actor class, a message class or ActorRef[<messages>], not {protocol!r}")
 
 
 def _wire(message: Message[Any]) -> bytes:
@@ -188,7 +195,8 @@ class Publication:
         subscription, self._subscription = self._subscription, None
         if subscription is not None and not self.node._nc.is_closed:
             with contextlib.suppress(nats.errors.Error):
-                await asyncio.wait_for(subscription.drain(), timeout)
+                # drain() is not annotated in nats-py.
+                await asyncio.wait_for(cast(Any, subscription).drain(), timeout)
         pump = self._pump
         if pump is not None and not pump.done():
             if not self._busy:
@@ -226,7 +234,9 @@ class Node:
     buffered by the client and sent on reconnection.
     """
 
-    def __init__(self, nc: Client, *, url: str, prefix: str, ask_timeout: float, store_timeout: float) -> None:
+    def __init__(
+        self, nc: Client, *, url: str, prefix: str, ask_timeout: float, store_timeout: float
+    ) -> None:
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream()
         self.url = url
@@ -385,7 +395,9 @@ class Node:
         self._publications.add(publication)
         return publication
 
-    async def _set_up_stream(self, name: str, subject: str, settings: Durable) -> JetStreamContext.PullSubscription:
+    async def _set_up_stream(
+        self, name: str, subject: str, settings: Durable
+    ) -> JetStreamContext.PullSubscription:
         stream = stream_name(self.prefix, name)
         config = StreamConfig(
             name=stream,
@@ -448,9 +460,9 @@ class Node:
         """The address a sender travels as: a remote reference's subject, or a local actor's address
         on this node (made on first use, forgotten when the actor is garbage)."""
         if isinstance(sender, RemoteRef):
-            return cast("RemoteRef[Any]", sender).subject
+            return sender.subject
         if isinstance(sender, ActorRef):
-            actor = cast("ActorRef[Any]", sender)._actor
+            actor = sender._actor
             token = self._exported.get(actor)
             if token is None:
                 token = uuid.uuid4().hex
@@ -493,21 +505,31 @@ class Node:
             await send()
 
     def _tell_nowait(self, ref: RemoteRef[Any], message: Message[Any]) -> None:
-        self._enqueue(lambda: self._tell(ref, message, None), None)
+        send = self._sending(ref, message, None)
+        if send is not None:
+            self._enqueue(send, None)
 
     async def _tell(self, ref: RemoteRef[Any], message: Message[Any], msg_id: str | None) -> None:
+        send = self._sending(ref, message, msg_id)
+        if send is not None:
+            await self._send(send)
+
+    def _sending(
+        self, ref: RemoteRef[Any], message: Message[Any], msg_id: str | None
+    ) -> Callable[[], Awaitable[Any]] | None:
+        """What publishes ``message`` to ``ref`` (encoded now, so that errors raise at the call);
+        None for a message carrying an ask, which is handed on at once."""
         ask = message.sender
         if type(ask) is AskRef:
             # A message carrying an ask, handed on: the remote actor answers it.
             ask.handoffs += 1
             self._spawn(self._answer_forwarded(ref, message, ask))
-            return
+            return None
         body = _wire(message)
         headers = self._headers(message)
         if ref.durable:
-            await self._send(lambda: self._store(ref, body, headers, msg_id))
-        else:
-            await self._send(lambda: self._nc.publish(ref.subject, body, headers=headers))
+            return lambda: self._store(ref, body, headers, msg_id)
+        return lambda: self._nc.publish(ref.subject, body, headers=headers)
 
     async def _tell_raw(self, ref: RemoteRef[Any], payload: Payload) -> None:
         body = _payload_bytes(payload)
@@ -536,7 +558,9 @@ class Node:
         while True:
             remaining = deadline - loop.time()
             try:
-                await self._js.publish(ref.subject, body, timeout=max(0.05, min(2.0, remaining)), headers=stored)
+                await self._js.publish(
+                    ref.subject, body, timeout=max(0.05, min(2.0, remaining)), headers=stored
+                )
                 return
             except nats.errors.NoRespondersError:
                 if loop.time() >= deadline:
@@ -799,4 +823,3 @@ def _timeout_of(headers: Mapping[str, str] | None) -> float | None:
     except ValueError:
         return None
     return timeout if timeout > 0 else None
-

@@ -60,7 +60,7 @@ class RemoteRef(ActorRef[P]):
         self._subject = subject
         self._name = name
         self._protocol = protocol
-        self._accepts = {}
+        self._accepts: dict[type, bool] = {}
         self._durable = durable
 
     @property
@@ -83,15 +83,10 @@ class RemoteRef(ActorRef[P]):
         `ActorRef.narrow`."""
         narrowed = ActorRef.narrow(cast(Any, self), message_type)  # checks, as for a local ref
         assert isinstance(self, RemoteRef)
-        remote = cast("RemoteRef[Any]", self)
-        return RemoteRef(remote._node, remote._subject, remote._name, narrowed._protocol, remote._durable)
+        return RemoteRef(self._node, self._subject, self._name, narrowed._protocol, self._durable)
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, RemoteRef)
-            and other._node is self._node
-            and cast("RemoteRef[Any]", other)._subject == self._subject
-        )
+        return isinstance(other, RemoteRef) and other._node is self._node and other._subject == self._subject
 
     def __hash__(self) -> int:
         return hash((id(self._node), self._subject))

@@ -88,8 +88,7 @@ class LocalServer:
         self.binary = binary
         self.start_timeout = start_timeout
         self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] = tempfile.TemporaryFile()
-        self._log.close()
+        self._log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -105,7 +104,7 @@ class LocalServer:
             assert self.store_dir is not None
             command += ["-js", "-sd", self.store_dir]
         # The log goes to a file: a pipe that nobody reads would stall the server once full.
-        log = tempfile.TemporaryFile()
+        log = tempfile.TemporaryFile()  # noqa: SIM115 (kept open as long as the server runs)
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
         self._log = log
         deadline = time.monotonic() + self.start_timeout
@@ -137,7 +136,9 @@ class LocalServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def restart(self) -> None:
         """Stop and start again, on the same port and with the same JetStream directory."""

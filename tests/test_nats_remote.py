@@ -55,6 +55,9 @@ async def test_typed_tell_and_ask_across_processes(nats_url: str, node: Node) ->
         await greeter.tell(Record(n=101))
         # Per-sender FIFO: the ask goes after the tells, on the same subject and connection.
         assert await greeter.ask(Report()) == list(range(102))
+        for n in range(102, 300):
+            greeter.tell_nowait(Record(n=n))
+        assert await greeter.ask(Report()) == list(range(300))  # an ask goes after queued tells
 
 
 async def test_remote_handler_error_is_raised_at_the_asker(nats_url: str, node: Node) -> None:

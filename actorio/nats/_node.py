@@ -575,6 +575,9 @@ class Node:
 
     async def _request(self, ref: RemoteRef[Any], body: bytes, timeout: float | None) -> Msg:
         wait = self.ask_timeout if timeout is None else timeout
+        if self._outbox:
+            # Earlier tell_nowait calls are still queued: the ask goes after them.
+            await self._send(_nothing)
         headers = {TIMEOUT: repr(wait)}
         if not ref.durable:
             try:
@@ -812,6 +815,10 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.node_id} at {self.url}>"
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _timeout_of(headers: Mapping[str, str] | None) -> float | None:

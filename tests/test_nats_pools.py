@@ -138,3 +138,52 @@ async def test_server_restarted_under_running_clients(tmp_path: Path) -> None:
             # Published actors were subscribed again: tells reach them too.
             await greeter.tell(Record(n=5))
             assert 5 in await greeter.ask(Report(), timeout=5)
+
+
+@pytest.mark.timeout(90)
+async def test_a_durable_mailbox_survives_a_server_restart(tmp_path: Path) -> None:
+    record = str(tmp_path / "kept.txt")
+    with LocalServer(store_dir=tmp_path / "js") as server:
+        client = await Node.connect(server.url, reconnect_wait=0.1)
+        async with (
+            client,
+            worker("--url", server.url, "--mode", "recorder", "--name", "kept", "--record", record),
+        ):
+            jobs = client.ref("kept", Recorder, durable=True)
+            await jobs.tell(Job(id=1))
+            assert await jobs.ask(Report(), timeout=10) == [1]
+            server.stop()
+            # Told while the server is down: the tell retries until the restarted stream stores it.
+            told = asyncio.ensure_future(jobs.tell(Job(id=2), msg_id="job-2"))
+            server.start()
+            await asyncio.wait_for(told, 15)
+            await jobs.tell(Job(id=3))
+
+            async def all_handled() -> bool:
+                try:
+                    return await jobs.ask(Report(), timeout=1) == [1, 2, 3]
+                except asyncio.TimeoutError:
+                    return False
+
+            await wait_until(all_handled, 30, interval=0.1)
+
+
+async def test_a_pool_member_killed_leaves_the_others_serving(nats_url: str, node: Node) -> None:
+    """Without durable: what the killed process held is lost (at most once); the server drops its
+    subscription when its connection closes, and the others get every later message."""
+    survivor = worker("--url", nats_url, "--mode", "greeter", "--name", "pool2", "--also", "pool2-a")
+    async with survivor, worker("--url", nats_url, "--mode", "greeter", "--name", "pool2") as doomed:
+        pool = node.ref("pool2", Greeter)
+        doomed.kill()
+        await doomed.process.wait()
+
+        async def answered() -> bool:
+            try:
+                return await pool.ask(Double(value=1), timeout=0.5) == 2
+            except asyncio.TimeoutError:
+                return False
+
+        await wait_until(answered, 10)
+        for n in range(50):
+            await pool.tell(Record(n=n))
+        assert await node.ref("pool2-a", Greeter).ask(Report(), timeout=5) == list(range(50))

@@ -139,10 +139,20 @@ def _protocol_members(protocol: Any) -> tuple[type, ...] | None:
     raise TypeError(f"ref() takes an actor class, a message class or ActorRef[<messages>], not {protocol!r}")
 
 
+_wire_prefixes: dict[type, bytes] = {}
+
+
 def _wire(message: Message[Any]) -> bytes:
-    """A message's protocol wire form, ``{"type": ..., "data": {...}}``, as JSON bytes."""
-    name = wire_name_of(type(message))
-    return b'{"type":' + json.dumps(name).encode() + b',"data":' + message.model_dump_json().encode() + b"}"
+    """A message's protocol wire form, ``{"type": ..., "data": {...}}``, as JSON bytes.
+
+    The ``{"type": ...,"data":`` prefix is made once per class, and the fields are serialized
+    straight to bytes: 25% of a remote tell's cost otherwise (20,000 tells, profiled).
+    """
+    cls = type(message)
+    prefix = _wire_prefixes.get(cls)
+    if prefix is None:
+        prefix = _wire_prefixes[cls] = b'{"type":' + json.dumps(wire_name_of(cls)).encode() + b',"data":'
+    return prefix + cls.__pydantic_serializer__.to_json(message) + b"}"
 
 
 def _payload_bytes(payload: Payload) -> bytes:
@@ -559,7 +569,7 @@ class Node:
             remaining = deadline - loop.time()
             try:
                 await self._js.publish(
-                    ref.subject, body, timeout=max(0.05, min(2.0, remaining)), headers=stored
+                    ref.subject, body, timeout=max(0.05, min(0.5, remaining)), headers=stored
                 )
                 return
             except nats.errors.NoRespondersError:

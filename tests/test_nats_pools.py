@@ -187,3 +187,15 @@ async def test_a_pool_member_killed_leaves_the_others_serving(nats_url: str, nod
         for n in range(50):
             await pool.tell(Record(n=n))
         assert await node.ref("pool2-a", Greeter).ask(Report(), timeout=5) == list(range(50))
+
+
+async def test_the_last_durable_settings_apply_to_the_pool(
+    node: Node, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = Recorder(tmp_path / "a.txt"), Recorder(tmp_path / "b.txt")
+    await node.publish("settings", first, durable=Durable(redelivery_delay=2))
+    with caplog.at_level("WARNING", logger="actorio.nats"):
+        await node.publish("settings", second, durable=Durable(redelivery_delay=3))
+    assert "durable 'settings' published with other settings: ack_wait 2.0 -> 3" in caplog.text
+    await first.stop()
+    await second.stop()

@@ -379,8 +379,12 @@ class Node:
         - order: messages are delivered in stream order, but a redelivered one comes after later
           ones unless ``ordered``.
 
-        Raises ``ValueError`` for an invalid name, or a durable name already set up with other
-        settings; ``TypeError`` if ``actor`` is not an actor.
+        The processes of a durable pool should use the same `Durable` settings: the last one to
+        publish sets them for all (the consumer is updated, and a warning logged on
+        ``actorio.nats``).
+
+        Raises ``ValueError`` for an invalid name, or durable settings the server refuses to
+        change; ``TypeError`` if ``actor`` is not an actor.
         """
         check_name(name)
         if not isinstance(cast(object, actor), Actor):
@@ -427,6 +431,18 @@ class Node:
             max_ack_pending=1 if settings.ordered else max(1000, settings.prefetch * 8),
             max_deliver=settings.max_deliver if settings.max_deliver is not None else -1,
         )
+        try:
+            existing = (await self._js.consumer_info(stream, _CONSUMER)).config
+        except nats.js.errors.NotFoundError:
+            pass
+        else:
+            changed = [
+                f"{field} {getattr(existing, field)!r} -> {getattr(consumer, field)!r}"
+                for field in ("ack_wait", "max_ack_pending", "max_deliver")
+                if getattr(existing, field) != getattr(consumer, field)
+            ]
+            if changed:
+                _logger.warning("durable %r published with other settings: %s", name, ", ".join(changed))
         try:
             await self._js.add_consumer(stream, consumer)
         except nats.js.errors.BadRequestError as error:

@@ -187,3 +187,20 @@ async def test_unreachable_server_is_a_clear_error() -> None:
         await Node.connect(server.url, connect_timeout=1.0)
     assert asyncio.get_running_loop().time() - started < 5
     server.close()
+
+
+async def test_durable_needs_jetstream() -> None:
+    with LocalServer(jetstream=False) as server:
+        async with await Node.connect(server.url) as client:
+            with pytest.raises(RuntimeError, match="needs JetStream"):
+                await client.publish("jobs", Greeter(), durable=True)
+
+
+async def test_remote_and_local_references_compare(node: Node) -> None:
+    greeter = Greeter()
+    remote = node.ref("greeter", Greeter)
+    assert remote == node.ref("greeter")
+    assert remote != node.ref("other")
+    assert greeter.reference != remote
+    assert remote != greeter.reference
+    assert len({remote, node.ref("greeter")}) == 1

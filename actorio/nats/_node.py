@@ -384,7 +384,8 @@ class Node:
         ``actorio.nats``).
 
         Raises ``ValueError`` for an invalid name, or durable settings the server refuses to
-        change; ``TypeError`` if ``actor`` is not an actor.
+        change; ``TypeError`` if ``actor`` is not an actor; ``RuntimeError`` for ``durable`` on a
+        server without JetStream.
         """
         check_name(name)
         if not isinstance(cast(object, actor), Actor):
@@ -392,11 +393,13 @@ class Node:
         if self._closed:
             raise RuntimeError("the node is closed")
         settings = Durable() if durable is True else (durable or None)
+        subject = self._actor_subject(name)
+        # The stream first: if it cannot be set up, nothing was started.
+        stored = None if settings is None else await self._set_up_stream(name, subject, settings)
         if not actor.started:
             await actor.start()
         publication = Publication(self, name, actor, settings)
-        subject = publication.subject
-        if settings is None:
+        if stored is None:
 
             async def on_message(msg: Msg) -> None:
                 await self._receive(actor, msg)
@@ -404,8 +407,7 @@ class Node:
             publication._subscription = await self._nc.subscribe(subject, queue=subject, cb=on_message)
             await self._nc.flush()
         else:
-            subscription = await self._set_up_stream(name, subject, settings)
-            publication._pump = self._spawn(self._pump(publication, subscription, settings))
+            publication._pump = self._spawn(self._pump(publication, stored, settings or Durable()))
         self._publications.add(publication)
         return publication
 
@@ -424,6 +426,11 @@ class Node:
             await self._js.add_stream(config)
         except nats.js.errors.BadRequestError:
             await self._js.update_stream(config)
+        except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
+            raise RuntimeError(
+                f"a durable mailbox needs JetStream, which the server at {self.url} does not offer "
+                "(start nats-server with -js)"
+            ) from None
         consumer = ConsumerConfig(
             durable_name=_CONSUMER,
             ack_policy=AckPolicy.EXPLICIT,

@@ -16,6 +16,7 @@ from .._ref import ActorRef, AskRef
 from .._types import Member, N, P, R, Request
 
 if TYPE_CHECKING:
+    from .._actor import Actor
     from ._node import Node
 
 __all__ = ["RemoteRef"]
@@ -55,7 +56,9 @@ class RemoteRef(ActorRef[P]):
         protocol: tuple[type, ...] | None,
         durable: bool = False,
     ) -> None:
-        # No local actor: ``_actor`` stays unset, and every method that would read it is overridden.
+        # No local actor: every method that would use ``_actor`` is overridden. It is None rather
+        # than unset, so that ``local_ref == remote_ref`` is False rather than an AttributeError.
+        self._actor = cast("Actor[Any]", None)
         self._node = node
         self._subject = subject
         self._name = name

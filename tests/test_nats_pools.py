@@ -199,3 +199,33 @@ async def test_the_last_durable_settings_apply_to_the_pool(
     assert "durable 'settings' published with other settings: ack_wait 2.0 -> 3" in caplog.text
     await first.stop()
     await second.stop()
+
+
+async def test_a_durable_pool_shares_messages_exactly_once_without_failures(
+    nats_url: str, node: Node, tmp_path: Path
+) -> None:
+    count = 500
+    files = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    common = ("--url", nats_url, "--mode", "recorder", "--name", "shared", "--redelivery", "30")
+    async with worker(*common, "--record", str(files[0])), worker(*common, "--record", str(files[1])):
+        jobs = node.ref("shared", Recorder, durable=True)
+        for n in range(count):
+            await jobs.tell(Job(id=n))
+
+        async def all_handled() -> bool:
+            return sum(len(handled_ids(file)) for file in files) >= count
+
+        await wait_until(all_handled, 30, interval=0.05)
+        handled = handled_ids(files[0]) + handled_ids(files[1])
+        assert sorted(handled) == list(range(count))
+        assert all(handled_ids(file) for file in files)  # both took part
+
+
+async def test_close_drains_what_was_queued(nats_url: str, node: Node) -> None:
+    async with worker("--url", nats_url, "--mode", "greeter", "--name", "drained"):
+        sender = await Node.connect(nats_url)
+        greeter = sender.ref("drained", Greeter)
+        for n in range(1000):
+            greeter.tell_nowait(Record(n=n))
+        await sender.close()  # returns once the queued tells are sent
+        assert await node.ref("drained", Greeter).ask(Report(), timeout=5) == list(range(1000))

@@ -598,11 +598,13 @@ class Node:
             except nats.errors.NoRespondersError:
                 if loop.time() >= deadline:
                     raise ActorNotFound(ref.identifier, ref.subject) from None
+                # No stream (yet, or JetStream still starting after a restart): a pause, then again.
+                await asyncio.sleep(0.05)
             except (nats.errors.TimeoutError, nats.errors.ConnectionReconnectingError) as error:
                 if loop.time() >= deadline:
                     raise asyncio.TimeoutError(f"the stream did not store the message: {error!r}") from None
-            # Retried at once for a timeout (it waited already); a missing stream gets a pause.
-            await asyncio.sleep(0.05)
+                if not isinstance(error, nats.errors.TimeoutError):
+                    await asyncio.sleep(0.05)  # reconnecting: a pause (a timeout waited already)
 
     # -- asking -------------------------------------------------------------------------------
 

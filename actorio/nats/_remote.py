@@ -107,7 +107,8 @@ class RemoteRef(ActorRef[P]):
         stored again with the same id within the window is dropped. Without one, each call makes its
         own (its internal retries reuse it). Raises ``TypeError`` for a message outside the protocol
         or a sender that cannot travel (a plain `Reference`), `ActorNotFound` if no stream stores
-        this name (durable), ``asyncio.TimeoutError`` if the stream did not confirm in time.
+        this name (durable, after ``store_timeout``), ``asyncio.TimeoutError`` if the stream did
+        not confirm in time.
         """
         if type(message) not in self._accepts:
             self._check(message)

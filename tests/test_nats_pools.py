@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from actorio import InvalidPayload
 from actorio.nats import Durable, LocalServer, Node
 from tests.nats_support.actors import Double, Greeter, Job, Record, Recorder, Report, handled_ids
 from tests.nats_support.processes import wait_until, worker
@@ -229,3 +230,16 @@ async def test_close_drains_what_was_queued(nats_url: str, node: Node) -> None:
             greeter.tell_nowait(Record(n=n))
         await sender.close()  # returns once the queued tells are sent
         assert await node.ref("drained", Greeter).ask(Report(), timeout=5) == list(range(1000))
+
+
+async def test_invalid_payloads_to_a_durable_actor(node: Node, tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path / "jobs.txt")
+    await node.publish("strict-jobs", recorder, durable=Durable(redelivery_delay=1))
+    jobs = node.ref("strict-jobs", Recorder, durable=True)
+    with pytest.raises(InvalidPayload) as caught:
+        await jobs.ask_payload({"type": "Job", "data": {"id": "x"}}, timeout=10)
+    assert caught.value.paths == ("data.id",)
+    await jobs.tell_payload(b"{not json")  # stored, refused on delivery, never delivered again
+    await jobs.tell_payload({"type": "Job", "data": {"id": 7}})
+    assert await jobs.ask(Report(), timeout=10) == [7]
+    await recorder.stop()

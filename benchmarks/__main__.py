@@ -4,6 +4,7 @@
     python -m benchmarks --quick         # tiny sizes: a smoke run, the figures mean nothing
     python -m benchmarks --json out.json # also write the figures as JSON
     python -m benchmarks --peers         # also measure peer libraries, each in its own venv
+    python -m benchmarks --nats          # also actors on NATS beside bare nats-py (benchmarks/remote.py)
 
 Each row runs actorio and the baseline alternately, ``--repeat`` times, and keeps the best
 figure of each. The ratio is actorio / baseline; the target says which way is better. When
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--peers", action="store_true", help="also measure peer libraries")
     parser.add_argument("--no-uvloop", action="store_true", help="skip the uvloop table")
+    parser.add_argument("--nats", action="store_true", help="also remote tell/ask on a local nats-server")
     args = parser.parse_args(argv)
     scale, repeat = (0.001, 1) if args.quick else (1.0, args.repeat)
 
@@ -139,6 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(_table("event loop: uvloop", uv_rows))
         rows += uv_rows
+    if args.nats:
+        from .remote import run_nats
+
+        progress("nats:")
+        nats_rows = asyncio.run(run_nats(scale, repeat))
+        print()
+        print(_table("actors on NATS (same nats-server, same run)", nats_rows))
+        rows += nats_rows
     peers: list[dict[str, Any]] = []
     if args.peers:
         from .peers import run_peers

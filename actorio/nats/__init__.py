@@ -1,0 +1,33 @@
+"""Actors across processes and machines, on NATS (``pip install 'actorio[nats]'``).
+
+- `Node`: one process's connection; ``await node.publish("greeter", actor)`` makes a local actor
+  reachable under a name (several processes publishing one name form a pool);
+  ``node.ref("greeter", Greeter)`` is an ``ActorRef`` to it from any process.
+- `Durable`: the settings of a durable mailbox (a JetStream stream): at-least-once delivery.
+- `RemoteRef`: the reference type; `RemoteError`, `ActorNotFound`, `NodeUnreachable`: the errors.
+- `LocalServer`, `find_nats_server`: a local ``nats-server``, for tests and examples.
+
+See the README's NATS section for the subjects, the wire form and the delivery guarantees.
+"""
+
+from ._errors import ActorNotFound as ActorNotFound
+from ._errors import NodeUnreachable as NodeUnreachable
+from ._errors import RemoteError as RemoteError
+from ._node import Durable as Durable
+from ._node import Node as Node
+from ._node import Publication as Publication
+from ._remote import RemoteRef as RemoteRef
+from ._server import LocalServer as LocalServer
+from ._server import find_nats_server as find_nats_server
+
+__all__ = [
+    "ActorNotFound",
+    "Durable",
+    "LocalServer",
+    "Node",
+    "NodeUnreachable",
+    "Publication",
+    "RemoteError",
+    "RemoteRef",
+    "find_nats_server",
+]

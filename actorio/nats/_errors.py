@@ -1,0 +1,54 @@
+"""The errors of actors across processes.
+
+ActorioException
+ +-- RemoteError            a remote handler raised: its type name, text and traceback
+ +-- NodeUnreachable        no NATS server answered at connect time
+ +-- ActorStopped
+      +-- ActorNotFound     an ask to a name that no process publishes
+"""
+
+from __future__ import annotations
+
+from .._exceptions import ActorioException, ActorStopped
+
+__all__ = ["ActorNotFound", "NodeUnreachable", "RemoteError"]
+
+
+class RemoteError(ActorioException):
+    """An ask's handler raised in another process.
+
+    ``str(error)`` is ``"<type name>: <message> (in <actor>)"``. ``type_name`` and ``module`` name the
+    original exception's class, ``remote_message`` is its text and ``remote_traceback`` the
+    traceback formatted where it was raised. The original class is not imported or rebuilt: the
+    asker may not have it.
+    """
+
+    def __init__(
+        self, actor: str, type_name: str, module: str, remote_message: str, remote_traceback: str
+    ) -> None:
+        self.actor = actor
+        self.type_name = type_name
+        self.module = module
+        self.remote_message = remote_message
+        self.remote_traceback = remote_traceback
+        super().__init__(f"{type_name}: {remote_message} (in {actor})")
+
+
+class NodeUnreachable(ActorioException, ConnectionError):
+    """No NATS server could be reached at ``url`` when connecting."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        super().__init__(f"cannot connect to NATS at {url}: {reason}")
+
+
+class ActorNotFound(ActorStopped):
+    """An ask reached no actor: no process publishes that name (or every one stopped)."""
+
+    def __init__(self, identifier: str, subject: str) -> None:
+        self.subject = subject
+        super().__init__(identifier)
+        self.args = (f"no actor is published as {identifier!r} (subject {subject!r})",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -1,0 +1,152 @@
+"""`RemoteRef`: the address of an actor published on NATS, as an `ActorRef`."""
+
+# pyright: reportPrivateUsage=false
+# A RemoteRef is an ActorRef without a local actor: it overrides what reads ``_actor``, and its
+# node (one package) does the sending.
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast, overload
+
+from typing_extensions import TypeVar
+
+from .._message import NO_REPLY, Message, NoReply
+from .._protocol import Payload
+from .._ref import ActorRef, AskRef
+from .._types import Member, N, P, R, Request
+
+if TYPE_CHECKING:
+    from .._actor import Actor
+    from ._node import Node
+
+__all__ = ["RemoteRef"]
+
+M = TypeVar("M", bound=Message[Any])
+
+
+class RemoteRef(ActorRef[P]):
+    """The address of an actor published on NATS under a name (or of a remote sender).
+
+    It is an `ActorRef`: code written against ``ActorRef[P]`` takes it as it is. What differs:
+
+    - ``tell`` publishes the message's wire form and returns once it is written to the connection
+      (at most once: a tell to a name nobody publishes is lost, like a dead letter). To a durable
+      reference (``node.ref(..., durable=True)``), ``tell`` returns once the stream stored it, and
+      is retried with the same message id (so stored once) until ``store_timeout``.
+    - ``tell_nowait`` queues the publication; messages told through one node, by ``tell`` or
+      ``tell_nowait``, leave in the order they were told. Publishing errors are logged, not raised.
+    - ``ask`` is a NATS request; the reply is validated against the message's reply type. A
+      handler's exception is raised as `RemoteError`; `InvalidPayload`, `UnhandledMessage` and
+      `ActorStopped` come back as themselves; `ActorNotFound` if nobody publishes the name;
+      ``asyncio.TimeoutError`` after ``timeout`` (the node's ``ask_timeout`` when ``None``).
+    - A message's ``sender`` travels as an address: a local actor's reference becomes an address on
+      this node, so ``await message.sender.tell(...)`` in the remote handler reaches it. Telling
+      a message that carries an ask (``forward``) makes the remote actor answer that ask.
+
+    Two remote references are equal when they address the same subject through the same node.
+    """
+
+    __slots__ = ("_node", "_subject", "_name", "_durable")
+
+    def __init__(
+        self,
+        node: Node,
+        subject: str,
+        name: str,
+        protocol: tuple[type, ...] | None,
+        durable: bool = False,
+    ) -> None:
+        # No local actor: every method that would use ``_actor`` is overridden. It is None rather
+        # than unset, so that ``local_ref == remote_ref`` is False rather than an AttributeError.
+        self._actor = cast("Actor[Any]", None)
+        self._node = node
+        self._subject = subject
+        self._name = name
+        self._protocol = protocol
+        self._accepts: dict[type, bool] = {}
+        self._durable = durable
+
+    @property
+    def identifier(self) -> str:
+        """The published name (or, for a remote sender, its address)."""
+        return self._name
+
+    @property
+    def subject(self) -> str:
+        """The NATS subject messages to this actor are published on."""
+        return self._subject
+
+    @property
+    def durable(self) -> bool:
+        """Whether tells are stored by JetStream before ``tell`` returns."""
+        return self._durable
+
+    def narrow(self: ActorRef[M], message_type: type[Member[M, N]], /) -> ActorRef[N]:
+        """A reference to the same remote actor that accepts only ``message_type``; see
+        `ActorRef.narrow`."""
+        narrowed = ActorRef.narrow(cast(Any, self), message_type)  # checks, as for a local ref
+        assert isinstance(self, RemoteRef)
+        return RemoteRef(self._node, self._subject, self._name, narrowed._protocol, self._durable)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RemoteRef) and other._node is self._node and other._subject == self._subject
+
+    def __hash__(self) -> int:
+        return hash((id(self._node), self._subject))
+
+    def tell_nowait(self, message: P, /) -> None:
+        """Queue ``message`` for publication and return at once (see the class docstring)."""
+        if type(message) not in self._accepts:
+            self._check(message)
+        self._node._tell_nowait(self, message)
+
+    async def tell(self, message: P, /, *, msg_id: str | None = None) -> None:
+        """Publish ``message``; to a durable reference, return once the stream stored it.
+
+        ``msg_id`` (durable only) names the message for the stream's duplicate window: a message
+        stored again with the same id within the window is dropped. Without one, each call makes its
+        own (its internal retries reuse it). Raises ``TypeError`` for a message outside the protocol
+        or a sender that cannot travel (a plain `Reference`), `ActorNotFound` if no stream stores
+        this name (durable, after ``store_timeout``), ``asyncio.TimeoutError`` if the stream did
+        not confirm in time.
+        """
+        if type(message) not in self._accepts:
+            self._check(message)
+        await self._node._tell(self, message, msg_id)
+
+    async def forward(self, message: P, /) -> NoReply:
+        """Tell ``message`` with its sender; if it carries an ask, the remote actor answers it."""
+        await self.tell(message)
+        return NO_REPLY
+
+    @overload
+    async def ask(
+        self: ActorRef[Message[Any]], message: Message[Any], timeout: float | None = None
+    ) -> Any: ...
+    @overload
+    async def ask(self: ActorRef[M], message: Request[M, R], timeout: float | None = None) -> R: ...
+    async def ask(self, message: Any, timeout: float | None = None) -> Any:
+        """Send ``message`` as a NATS request and return the validated reply (see the class
+        docstring for what is raised). ``message`` itself is not changed."""
+        if type(message) not in self._accepts:
+            self._check(message)
+        return await self._node._ask(self, message, timeout)
+
+    async def tell_payload(self, payload: Payload, /) -> None:
+        """Publish a raw wire payload as it is: the remote actor's protocol validates it there
+        (an invalid one is a dead letter at the remote node)."""
+        await self._node._tell_raw(self, payload)
+
+    async def ask_payload(self, payload: Payload, /, timeout: float | None = None) -> Any:
+        """Send a raw wire payload as a request; the reply is returned as JSON-decoded data.
+        An invalid payload raises `InvalidPayload` from the remote actor's protocol."""
+        return await self._node._ask_raw(self, payload, timeout)
+
+    def __repr__(self) -> str:
+        return f"<RemoteRef {self._name} at {self._subject}>"
+
+
+def carried_ask(message: Message[Any]) -> AskRef | None:
+    """The ask that ``message`` carries as its sender, if any."""
+    sender = message.sender
+    return sender if type(sender) is AskRef else None

@@ -1,0 +1,162 @@
+"""Actors on NATS beside bare nats-py, on the same local nats-server, in the same run.
+
+- remote tell: messages told to an actor published on NATS, handled (an ask at the end is the
+  barrier), per second; beside nats-py publishing the same JSON bytes to a subscriber that counts
+  them (a future set at the last one is the barrier).
+- remote ask: the round trip of one ask (validated request, typed reply); beside ``nc.request`` to
+  a subscriber that responds with the payload it got.
+
+Sender and receiver are two connections in this one process (so both sides share one core).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import nats
+from nats.aio.msg import Msg
+
+from actorio import Actor, Message, handles
+from actorio.nats import LocalServer, Node
+
+from .__main__ import Row
+
+
+class Count(Message):
+    n: int
+
+
+class Total(Message[int]):
+    pass
+
+
+class Echo(Message[int]):
+    n: int
+
+
+class Counter(Actor[Count | Total | Echo]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    @handles(Count)
+    async def counted(self, msg: Count) -> None:
+        self.count += 1
+
+    @handles(Total)
+    async def total(self, msg: Total) -> int:
+        return self.count
+
+    @handles(Echo)
+    async def echo(self, msg: Echo) -> int:
+        return msg.n
+
+
+async def _actorio_tell(url: str, n: int) -> float:
+    async with await Node.connect(url) as server_side, await Node.connect(url) as client:
+        counter = Counter()
+        await server_side.publish("bench-counter", counter)
+        ref = client.ref("bench-counter", Counter)
+        started = time.perf_counter()
+        for i in range(n):
+            ref.tell_nowait(Count(n=i))
+        assert await ref.ask(Total(), timeout=60) == n
+        elapsed = time.perf_counter() - started
+        await counter.stop()
+        return n / elapsed
+
+
+async def _actorio_ask(url: str, n: int) -> float:
+    async with await Node.connect(url) as server_side, await Node.connect(url) as client:
+        counter = Counter()
+        await server_side.publish("bench-echo", counter)
+        ref = client.ref("bench-echo", Counter)
+        await ref.ask(Echo(n=0))
+        started = time.perf_counter()
+        for i in range(n):
+            await ref.ask(Echo(n=i))
+        elapsed = time.perf_counter() - started
+        await counter.stop()
+        return elapsed / n * 1e6
+
+
+async def _bare_tell(url: str, n: int) -> float:
+    receiver, sender = await nats.connect(url), await nats.connect(url)
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    seen = 0
+
+    async def on_message(msg: Msg) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == n:
+            done.set_result(None)
+
+    await receiver.subscribe("bench.bare", cb=on_message)
+    await receiver.flush()
+    payload = b'{"type":"Count","data":{"n":1,"creation_date":"2026-01-01T00:00:00Z"}}'
+    started = time.perf_counter()
+    for _ in range(n):
+        await sender.publish("bench.bare", payload)
+    await asyncio.wait_for(done, 60)
+    elapsed = time.perf_counter() - started
+    await sender.close()
+    await receiver.close()
+    return n / elapsed
+
+
+async def _bare_ask(url: str, n: int) -> float:
+    receiver, sender = await nats.connect(url), await nats.connect(url)
+
+    async def on_request(msg: Msg) -> None:
+        await msg.respond(msg.data)
+
+    await receiver.subscribe("bench.echo", cb=on_request)
+    await receiver.flush()
+    payload = b'{"type":"Echo","data":{"n":1}}'
+    await sender.request("bench.echo", payload, timeout=5)
+    started = time.perf_counter()
+    for _ in range(n):
+        await sender.request("bench.echo", payload, timeout=5)
+    elapsed = time.perf_counter() - started
+    await sender.close()
+    await receiver.close()
+    return elapsed / n * 1e6
+
+
+async def _best(
+    measure: Callable[[str, int], Awaitable[float]], url: str, n: int, repeat: int, higher: bool
+) -> float:
+    figures = [await measure(url, n) for _ in range(repeat)]
+    return max(figures) if higher else min(figures)
+
+
+async def run_nats(scale: float, repeat: int, url: str | None = None) -> list[Row]:
+    """The NATS rows; on a local nats-server started for the run when ``url`` is None."""
+    if url is None:
+        with LocalServer(jetstream=False) as server:
+            return await run_nats(scale, repeat, server.url)
+    tells, asks = max(20, int(20_000 * scale)), max(10, int(2_000 * scale))
+    rows = []
+    for name, unit, n, mine, bare, label, higher in (
+        ("nats remote tell", "msg/s", tells, _actorio_tell, _bare_tell, "nats-py publish", True),
+        ("nats remote ask", "us", asks, _actorio_ask, _bare_ask, "nats-py request", False),
+    ):
+        actorio_figure = await _best(mine, url, n, repeat, higher)
+        bare_figure = await _best(bare, url, n, repeat, higher)
+        rows.append(
+            Row(
+                loop="asyncio",
+                scenario=name,
+                unit=unit,
+                n=n,
+                actorio=actorio_figure,
+                baseline=bare_figure,
+                baseline_label=label,
+                ratio=actorio_figure / bare_figure,
+                target="",
+                met=None,
+            )
+        )
+    return rows

@@ -1,0 +1,43 @@
+"""The public door of ``actorio.nats``: its exported names, each documented."""
+
+from __future__ import annotations
+
+import inspect
+
+import actorio.nats
+
+EXPECTED = {
+    "ActorNotFound",
+    "Durable",
+    "LocalServer",
+    "Node",
+    "NodeUnreachable",
+    "Publication",
+    "RemoteError",
+    "RemoteRef",
+    "find_nats_server",
+}
+
+
+def test_exported_names() -> None:
+    assert set(actorio.nats.__all__) == EXPECTED
+    for name in actorio.nats.__all__:
+        assert hasattr(actorio.nats, name), name
+
+
+def test_public_names_and_methods_have_docstrings() -> None:
+    for name in actorio.nats.__all__:
+        value = getattr(actorio.nats, name)
+        assert inspect.getdoc(value), name
+        if inspect.isclass(value):
+            for attribute, member in vars(value).items():
+                if attribute.startswith("_") or not callable(getattr(member, "__get__", None)):
+                    continue
+                assert inspect.getdoc(getattr(value, attribute)), f"{name}.{attribute}"
+
+
+def test_remote_references_are_actor_references() -> None:
+    assert issubclass(actorio.nats.RemoteRef, actorio.ActorRef)
+    assert issubclass(actorio.nats.ActorNotFound, actorio.ActorStopped)
+    assert issubclass(actorio.nats.RemoteError, actorio.ActorioException)
+    assert issubclass(actorio.nats.NodeUnreachable, ConnectionError)

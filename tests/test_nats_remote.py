@@ -1,0 +1,206 @@
+"""Actors across OS processes on a real nats-server: typed tell and ask, errors, invalid payloads,
+senders travelling as addresses, connection errors, and a client typed against a generated stub."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import ClassVar
+
+import pytest
+import pytest_asyncio
+
+from actorio import Actor, ActorRef, InvalidPayload, Message, UnhandledMessage, ask, handles
+from actorio.nats import ActorNotFound, LocalServer, Node, NodeUnreachable, RemoteError, RemoteRef
+from tests.nats_support.actors import Double, Fail, Greet, Greeter, Greeting, Record, Report
+from tests.nats_support.processes import wait_until, worker
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+
+@pytest.fixture(scope="module")
+def nats_url() -> Iterator[str]:
+    with LocalServer() as server:
+        yield server.url
+
+
+@pytest_asyncio.fixture
+async def node(nats_url: str) -> AsyncIterator[Node]:
+    async with await Node.connect(nats_url) as client:
+        yield client
+
+
+class Inbox(Actor[Greeting]):
+    """Keeps what it is told."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[str] = []
+
+    @handles(Greeting)
+    async def greeting(self, msg: Greeting) -> None:
+        self.received.append(msg.text)
+
+
+async def test_typed_tell_and_ask_across_processes(nats_url: str, node: Node) -> None:
+    async with worker("--url", nats_url, "--mode", "greeter", "--name", "greeter"):
+        greeter = node.ref("greeter", Greeter)
+        reply = await ask(greeter, Greet(name="World"))
+        assert type(reply) is Greeting
+        assert reply.text == "Hello World!"
+        assert await greeter.ask(Double(value=21), timeout=5) == 42
+        for n in range(100):
+            await greeter.tell(Record(n=n))
+        greeter.tell_nowait(Record(n=100))
+        await greeter.tell(Record(n=101))
+        # Per-sender FIFO: the ask goes after the tells, on the same subject and connection.
+        assert await greeter.ask(Report()) == list(range(102))
+        for n in range(102, 300):
+            greeter.tell_nowait(Record(n=n))
+        assert await greeter.ask(Report()) == list(range(300))  # an ask goes after queued tells
+
+
+async def test_remote_handler_error_is_raised_at_the_asker(nats_url: str, node: Node) -> None:
+    async with worker("--url", nats_url, "--mode", "greeter", "--name", "failing"):
+        greeter = node.ref("failing", Greeter)
+        with pytest.raises(RemoteError) as caught:
+            await greeter.ask(Fail(reason="tuesday"))
+        error = caught.value
+        assert error.type_name == "ValueError"
+        assert error.remote_message == "no luck: tuesday"
+        assert str(error) == "ValueError: no luck: tuesday (in failing)"
+        assert 'raise ValueError(f"no luck: {msg.reason}")' in error.remote_traceback
+        assert await greeter.ask(Double(value=1)) == 2  # the actor carries on
+
+
+async def test_invalid_payloads_never_reach_a_handler(nats_url: str, node: Node) -> None:
+    async with worker("--url", nats_url, "--mode", "greeter", "--name", "strict"):
+        greeter = node.ref("strict", Greeter)
+        with pytest.raises(InvalidPayload) as caught:
+            await greeter.ask_payload({"type": "Record", "data": {"n": "many"}}, timeout=5)
+        assert caught.value.paths == ("data.n",)
+        with pytest.raises(InvalidPayload) as unknown:
+            await greeter.ask_payload(b'{"type": "Nope"}', timeout=5)
+        assert "unknown message type 'Nope'" in str(unknown.value)
+        # Told, they are dead letters at the worker: neither handled nor fatal.
+        await greeter.tell_payload({"type": "Record", "data": {"n": "many"}})
+        await greeter.tell_payload(b"not json")
+        await greeter.tell_payload({"type": "Record", "data": {"n": 7}})
+        assert await greeter.ask(Report()) == [7]
+        # Raw payloads get raw (JSON) replies.
+        assert await greeter.ask_payload({"type": "Double", "data": {"value": 4}}) == 8
+
+
+async def test_a_reply_is_validated_against_the_reply_type(nats_url: str, node: Node) -> None:
+    class Liar(Message[int]):
+        wire_name: ClassVar[str] = "Greet"  # the worker answers it with a Greeting: not an int
+        name: str
+
+    async with worker("--url", nats_url, "--mode", "greeter", "--name", "liar"):
+        with pytest.raises(RemoteError) as caught:
+            await node.ref("liar").ask(Liar(name="x"))
+        assert caught.value.type_name == "InvalidReply"
+
+
+async def test_sender_travels_as_an_address(nats_url: str, node: Node) -> None:
+    inbox = Inbox()
+    async with inbox, worker("--url", nats_url, "--mode", "greeter", "--name", "replier"):
+        greeter = node.ref("replier", Greeter)
+        await greeter.tell(Record(n=3, sender=inbox))
+        await greeter.tell(Record(n=4, sender=inbox.reference))
+
+        async def both_arrived() -> bool:
+            return len(inbox.received) == 2
+
+        await wait_until(both_arrived, 10)
+        assert inbox.received == ["recorded 3", "recorded 4"]
+
+
+async def test_forwarding_an_ask_to_a_remote_actor(nats_url: str, node: Node) -> None:
+    class Front(Actor[Greet]):
+        def __init__(self, back: ActorRef[Greet]) -> None:
+            super().__init__()
+            self.back = back
+
+        @handles(Greet)
+        async def greet(self, msg: Greet) -> Greeting:
+            return await self.back.forward(msg)  # type: ignore[return-value]
+
+    front_actor = Front(node.ref("back", Greeter))
+    async with worker("--url", nats_url, "--mode", "greeter", "--name", "back"), front_actor as front:
+        reply = await front.ask(Greet(name="via front"), timeout=5)
+        assert reply.text == "Hello via front!"
+
+
+async def test_local_protocol_check_and_missing_actor(node: Node) -> None:
+    greeter = node.ref("nobody-here", Greeter)
+    assert isinstance(greeter, RemoteRef)
+    assert isinstance(greeter, ActorRef)
+    with pytest.raises(TypeError, match="does not accept Greeting"):
+        await greeter.tell(Greeting(text="x"))  # type: ignore[arg-type]
+    with pytest.raises(ActorNotFound, match="no actor is published as 'nobody-here'"):
+        await greeter.ask(Greet(name="x"), timeout=5)
+    with pytest.raises(ValueError, match="invalid actor name"):
+        node.ref("bad name")
+    with pytest.raises(ValueError, match="invalid actor name"):
+        node.ref("orders.*")
+
+
+class Other(Message[int]):
+    pass
+
+
+class Partial(Actor[Double | Other]):
+    """Accepts `Other` but has no handler for it: the default ``handle_message`` refuses it."""
+
+    @handles(Double)
+    async def double(self, msg: Double) -> int:
+        return msg.value * 2
+
+    async def handle_message(self, message: object) -> None:
+        await super().handle_message(message)
+
+
+async def test_unhandled_and_stopped_come_back_as_themselves(node: Node) -> None:
+    partial = Partial()
+    publication = await node.publish("partial", partial)
+    ref = node.ref("partial", Partial)
+    with pytest.raises(UnhandledMessage, match="Other is not handled by partial"):
+        await ref.ask(Other())
+    with pytest.raises(InvalidPayload):  # not in its protocol: refused on arrival
+        await node.ref("partial").ask(Greet(name="x"))
+    assert await ref.ask(Double(value=2)) == 4
+    await partial.stop()
+
+    async def left() -> bool:
+        return not publication.active
+
+    await wait_until(left, 5)
+    with pytest.raises(ActorNotFound):  # it left: nobody publishes the name any more
+        await ref.ask(Double(value=2), timeout=5)
+
+
+async def test_unreachable_server_is_a_clear_error() -> None:
+    server = LocalServer(jetstream=False)  # a free port, nothing listening
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(NodeUnreachable, match=f"cannot connect to NATS at {server.url}"):
+        await Node.connect(server.url, connect_timeout=1.0)
+    assert asyncio.get_running_loop().time() - started < 5
+    server.close()
+
+
+async def test_durable_needs_jetstream() -> None:
+    with LocalServer(jetstream=False) as server:
+        async with await Node.connect(server.url) as client:
+            with pytest.raises(RuntimeError, match="needs JetStream"):
+                await client.publish("jobs", Greeter(), durable=True)
+
+
+async def test_remote_and_local_references_compare(node: Node) -> None:
+    greeter = Greeter()
+    remote = node.ref("greeter", Greeter)
+    assert remote == node.ref("greeter")
+    assert remote != node.ref("other")
+    assert greeter.reference != remote
+    assert remote != greeter.reference
+    assert len({remote, node.ref("greeter")}) == 1

@@ -20,7 +20,7 @@ __all__ = ["DeadLetter", "DeadLetters", "dead_letters"]
 
 dead_letters_logger = logging.getLogger("actorio.dead_letters")
 
-Reason = Literal["stopped", "failed", "unhandled", "no-sender", "late-reply"]
+Reason = Literal["stopped", "failed", "unhandled", "no-sender", "late-reply", "invalid"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,9 @@ class DeadLetter:
     reason: Reason
     """``stopped``: the recipient had stopped, or stopped before handling it; ``failed``: its
     handler raised ``error``; ``unhandled``: no handler takes its type; ``no-sender``: told to the
-    sender of a message created without one; ``late-reply``: a reply to an ask already over."""
+    sender of a message created without one; ``late-reply``: a reply to an ask already over;
+    ``invalid``: a wire payload its protocol refused (``message`` is the payload, ``error`` the
+    `InvalidPayload`)."""
     error: BaseException | None
     time: float
     """The event loop's clock when it was recorded (``time.monotonic()`` outside a loop)."""

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ConfigDict
 
@@ -45,6 +45,8 @@ class Terminated(Message[None]):
 
 def watch_cell(cell: Mailbox, ref: ActorRef[Any], watcher: Sender) -> None:
     """Register ``watcher`` for ``cell``'s termination; notify it at once if that happened."""
+    if cast(object, cell) is None:  # a remote reference has no mailbox here
+        raise TypeError(f"{ref!r} has no local actor to watch: death watch is for actors in this process")
     if cell.termination is not None:
         _notify(watcher, Terminated(ref=ref, identifier=ref.identifier, reason=cell.termination[0]))
         return

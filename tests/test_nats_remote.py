@@ -204,3 +204,52 @@ async def test_remote_and_local_references_compare(node: Node) -> None:
     assert greeter.reference != remote
     assert remote != greeter.reference
     assert len({remote, node.ref("greeter")}) == 1
+
+
+async def test_a_supervised_senders_address_outlives_its_restarts_and_not_its_stop(
+    nats_url: str, node: Node
+) -> None:
+    """A supervised child's address, travelling as a sender, reaches its new incarnation after a
+    restart (it is the child's reference that travels); once the child stops for good, the
+    address is forgotten and what is sent to it is a dead letter."""
+
+    class Crash(Message):
+        pass
+
+    class Keeper(Actor[Greeting | Crash]):
+        received: ClassVar[list[str]] = []
+
+        @handles(Greeting)
+        async def greeting(self, msg: Greeting) -> None:
+            self.received.append(msg.text)
+
+        @handles(Crash)
+        async def crash(self, msg: Crash) -> None:
+            raise RuntimeError("crash")
+
+    class Parent(Actor[Message]):
+        async def mainloop_setup(self) -> None:
+            self.child = await self.supervise(Keeper)
+
+    parent = Parent()
+    async with parent, worker("--url", nats_url, "--mode", "greeter", "--name", "addressed"):
+
+        async def started() -> bool:
+            return hasattr(parent, "child")
+
+        async def received_up_to(n: int) -> bool:
+            return Keeper.received == [f"recorded {k}" for k in range(1, n + 1)]
+
+        await wait_until(started, 10)
+        child: ActorRef[Greeting | Crash] = parent.child
+        greeter = node.ref("addressed", Greeter)
+        await greeter.tell(Record(n=1, sender=child))
+        await wait_until(lambda: received_up_to(1), 10)
+        first = child._actor  # pyright: ignore[reportPrivateUsage]
+        await child.tell(Crash())
+        await greeter.tell(Record(n=2, sender=child))  # the same address as before
+        await wait_until(lambda: received_up_to(2), 10)
+        assert child._actor is not first  # pyright: ignore[reportPrivateUsage]
+        assert len(node._exports) == 1  # pyright: ignore[reportPrivateUsage]
+        await parent.stop_child(child)
+        assert node._exports == {}  # pyright: ignore[reportPrivateUsage]

@@ -27,7 +27,6 @@ import json
 import logging
 import re
 import uuid
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -43,11 +42,14 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
 from .._actor import Actor
+from .._dead_letters import dead_letters
 from .._exceptions import ActorStopped, InvalidPayload
+from .._mailbox import Mailbox
 from .._message import Message
 from .._protocol import Payload, members_of, protocol_of_class, wire_name_of
 from .._ref import ActorRef, AskRef, _with_sender
-from .._sender import NO_SENDER, dead_letters_logger
+from .._sender import NO_SENDER, BaseRef
+from .._watch import watch_cell
 from ._codec import MSG_ID, REPLY, SENDER, STATUS, TIMEOUT, decode_error, encode_error, reply_codec
 from ._errors import ActorNotFound, NodeUnreachable, RemoteError
 from ._remote import RemoteRef
@@ -221,6 +223,26 @@ class Publication:
         return f"<Publication {kind}{self.name} of {self.actor!r}>"
 
 
+class _Forget(BaseRef):
+    """Death watch on an actor whose address travelled as a sender: forget the address when it
+    stops for good."""
+
+    __slots__ = ("node", "cell", "token")
+
+    def __init__(self, node: Node, cell: Mailbox, token: str) -> None:
+        self.node = node
+        self.cell = cell
+        self.token = token
+
+    @property
+    def identifier(self) -> str:
+        return f"address-{self.token}"
+
+    def tell_nowait(self, message: Any, /) -> None:
+        self.node._exported.pop(self.cell, None)
+        self.node._exports.pop(self.token, None)
+
+
 class Node:
     """One process's connection to NATS: publishes local actors, makes references to remote ones.
 
@@ -260,8 +282,8 @@ class Node:
             collections.deque()
         )
         self._flusher: asyncio.Task[None] | None = None
-        self._exported: weakref.WeakKeyDictionary[Actor[Any], str] = weakref.WeakKeyDictionary()
-        self._exports: weakref.WeakValueDictionary[str, Actor[Any]] = weakref.WeakValueDictionary()
+        self._exported: dict[Mailbox, str] = {}
+        self._exports: dict[str, ActorRef[Any]] = {}
         self._replies: dict[str, asyncio.Future[Msg]] = {}
         self._closed = False
         self.reconnections = 0
@@ -495,12 +517,16 @@ class Node:
         if isinstance(sender, RemoteRef):
             return sender.subject
         if isinstance(sender, ActorRef):
-            actor = sender._actor
-            token = self._exported.get(actor)
+            cell = sender._cell
+            token = self._exported.get(cell)
             if token is None:
                 token = uuid.uuid4().hex
-                self._exported[actor] = token
-                self._exports[token] = actor
+                self._exported[cell] = token
+                reference: ActorRef[Any] = cell.actor.reference
+                self._exports[token] = reference
+                # Forgotten when the actor stops for good (death watch); a supervised child's
+                # address outlives its restarts, as its reference does.
+                watch_cell(cell, reference, _Forget(self, cell, token))
             return f"{self.prefix}.node.{self.node_id}.{token}"
         raise TypeError(
             f"a {type(sender).__name__} cannot travel as a sender to another process: "
@@ -660,13 +686,14 @@ class Node:
     # -- receiving ----------------------------------------------------------------------------
 
     async def _on_export(self, msg: Msg) -> None:
-        actor = self._exports.get(msg.subject.rsplit(".", 1)[-1])
+        reference = self._exports.get(msg.subject.rsplit(".", 1)[-1])
+        actor = reference._actor if reference is not None else None
         if actor is None:
             if msg.reply:
                 body = json.dumps({"kind": "stopped", "message": "the actor is gone"}).encode()
                 await self._nc.publish(msg.reply, body, headers=_ERROR)
             else:
-                dead_letters_logger.info("dead letter: a message to %s, an actor that is gone", msg.subject)
+                dead_letters.record(msg.data, msg.subject, "stopped")
             return
         await self._receive(actor, msg)
 
@@ -684,7 +711,7 @@ class Node:
         try:
             message = self._validate(actor, msg.data, msg.headers)
         except InvalidPayload as error:
-            await self._refuse(actor, error, msg.reply or None)
+            await self._refuse(actor, error, msg.reply or None, msg.data)
             return
         if not msg.reply:
             await actor.reference.tell(message)
@@ -693,11 +720,11 @@ class Node:
         timeout = _timeout_of(msg.headers)
         self._spawn(self._answer(actor, message, future, msg.reply, timeout))
 
-    async def _refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None) -> None:
+    async def _refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None, data: bytes) -> None:
         if reply:
             await self._nc.publish(reply, encode_error(error, actor.identifier), headers=_ERROR)
         else:
-            dead_letters_logger.warning("dead letter: %s (for %s)", error, actor.identifier)
+            dead_letters.record(data, actor.identifier, "invalid", error)
 
     async def _queue_ask(self, actor: Actor[Any], message: Message[Any]) -> asyncio.Future[Any]:
         """Queue ``message`` as an ask, now, in arrival order; the future gets the reply."""
@@ -771,7 +798,7 @@ class Node:
         try:
             message = self._validate(actor, msg.data, msg.headers)
         except InvalidPayload as error:
-            await self._refuse(actor, error, (msg.headers or {}).get(REPLY))
+            await self._refuse(actor, error, (msg.headers or {}).get(REPLY), msg.data)
             await msg.term()  # never valid: not delivered again
             return True
         reply = (msg.headers or {}).get(REPLY)

@@ -16,7 +16,7 @@ from .._ref import ActorRef, AskRef
 from .._types import Member, N, P, R, Request
 
 if TYPE_CHECKING:
-    from .._actor import Actor
+    from .._mailbox import Mailbox
     from ._node import Node
 
 __all__ = ["RemoteRef"]
@@ -56,9 +56,9 @@ class RemoteRef(ActorRef[P]):
         protocol: tuple[type, ...] | None,
         durable: bool = False,
     ) -> None:
-        # No local actor: every method that would use ``_actor`` is overridden. It is None rather
+        # No local mailbox: every method that would use ``_cell`` is overridden. It is None rather
         # than unset, so that ``local_ref == remote_ref`` is False rather than an AttributeError.
-        self._actor = cast("Actor[Any]", None)
+        self._cell = cast("Mailbox", None)
         self._node = node
         self._subject = subject
         self._name = name

@@ -67,10 +67,11 @@ class _ProbeTarget:
     runs the reference's own code: the protocol check, the ask's one-shot sender, the hand-off
     count."""
 
-    __slots__ = ("identifier", "queue", "history", "waiters", "_actor_mailbox", "actor")
+    __slots__ = ("identifier", "queue", "history", "waiters", "_actor_mailbox", "actor", "watchers")
 
     closed = False
     putters = None
+    termination = None  # a probe never stops: whoever watches it waits for nothing
 
     _actor_protocol: ClassVar[tuple[type, ...] | None] = None
     _actor_accepts: ClassVar[dict[type, bool]] = {}
@@ -82,6 +83,7 @@ class _ProbeTarget:
         self.waiters: list[asyncio.Future[None]] = []
         self._actor_mailbox = self
         self.actor = self
+        self.watchers: list[Any] | None = None
 
     def put(self, message: Message[Any]) -> None:
         self.queue.append(message)

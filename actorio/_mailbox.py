@@ -202,9 +202,3 @@ class BoundedMailbox(Mailbox):
         queue.append(item)
         if self._waiter is not None:
             self.wake()
-
-    def put_waited(self, item: Any) -> None:
-        """Append a user message for a sender whose `wait_for_room` returned: its turn came."""
-        self.queue.append(item)
-        if self._waiter is not None:
-            self.wake()

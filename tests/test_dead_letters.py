@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from actorio import (
     handles,
 )
 from actorio.testing import MockClock
+from tests.support import bounded
 
 LOGGER = "actorio.dead_letters"
 
@@ -42,18 +42,6 @@ class Die(Message):
 
 class Stranger(Message):
     pass
-
-
-async def bounded(awaitable: Any, timeout: float = 5.0) -> Any:
-    """Every wait that could hang has a bound."""
-    return await asyncio.wait_for(awaitable, timeout)
-
-
-@pytest.fixture(autouse=True)
-def fresh_dead_letters() -> Iterator[None]:
-    dead_letters.clear()
-    yield
-    dead_letters.clear()
 
 
 class Open(Actor[Any]):

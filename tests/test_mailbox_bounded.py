@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 
@@ -19,6 +18,7 @@ from actorio import (
     handles,
 )
 from actorio.testing import MockClock
+from tests.support import bounded
 
 
 class Note(Message):
@@ -35,18 +35,6 @@ class Seen(Message[list[str]]):
 
 class Echo(Message[int]):
     n: int
-
-
-async def bounded(awaitable: Any, timeout: float = 5.0) -> Any:
-    """Every wait that could hang has a bound."""
-    return await asyncio.wait_for(awaitable, timeout)
-
-
-@pytest.fixture(autouse=True)
-def fresh_dead_letters() -> Iterator[None]:
-    dead_letters.clear()
-    yield
-    dead_letters.clear()
 
 
 class Slow(Actor[Note | Park | Seen | Echo]):

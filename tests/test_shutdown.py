@@ -8,14 +8,14 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 
 from actorio import Actor, ActorStopped, ChildSpec, Message, dead_letters, handles
 from actorio.testing import MockClock
+from tests.support import bounded
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = Path(__file__).resolve().parent / "serving_program.py"
@@ -31,18 +31,6 @@ class Note(Message):
 
 class Echo(Message[int]):
     n: int
-
-
-async def bounded(awaitable: Any, timeout: float = 10.0) -> Any:
-    """Every wait that could hang has a bound."""
-    return await asyncio.wait_for(awaitable, timeout)
-
-
-@pytest.fixture(autouse=True)
-def fresh_dead_letters() -> Iterator[None]:
-    dead_letters.clear()
-    yield
-    dead_letters.clear()
 
 
 class Member(Actor[Park | Note | Echo]):

@@ -13,7 +13,7 @@ import asyncio
 import functools
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
@@ -35,6 +35,7 @@ from actorio import (
     handles,
 )
 from actorio.testing import MockClock, TestProbe
+from tests.support import bounded
 
 
 class Boom(Exception):
@@ -83,18 +84,6 @@ class Ping(Message[int]):
 
 
 WorkerMessage = Work | Fail | Get | Which | Finish | FailAtGate
-
-
-async def bounded(awaitable: Any, timeout: float = 5.0) -> Any:
-    """Every wait that could hang has a bound."""
-    return await asyncio.wait_for(awaitable, timeout)
-
-
-@pytest.fixture(autouse=True)
-def fresh_dead_letters() -> Iterator[None]:
-    dead_letters.clear()
-    yield
-    dead_letters.clear()
 
 
 def what(error: BaseException | None) -> str:
@@ -298,7 +287,7 @@ async def test_asks_queued_across_a_restart_are_answered_by_the_new_incarnation(
     [ref] = await start(supervisor)
     ref.tell_nowait(Fail())
     answers = await bounded(asyncio.gather(ref.ask(Which()), ref.ask(Which())))
-    assert answers == ["a2", "a2"]
+    assert list(answers) == ["a2", "a2"]
     await bounded(supervisor.stop())
 
 

@@ -4,13 +4,12 @@ watched actor stops for good, also when it had stopped before the watch."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from actorio import Actor, EndMainLoop, Message, Terminated, UnhandledMessage, dead_letters, handles
 from actorio.testing import TestProbe
+from tests.support import bounded
 
 
 class Boom(Exception):
@@ -27,18 +26,6 @@ class Die(Message):
 
 class End(Message):
     pass
-
-
-async def bounded(awaitable: Any, timeout: float = 5.0) -> Any:
-    """Every wait that could hang has a bound."""
-    return await asyncio.wait_for(awaitable, timeout)
-
-
-@pytest.fixture(autouse=True)
-def fresh_dead_letters() -> Iterator[None]:
-    dead_letters.clear()
-    yield
-    dead_letters.clear()
 
 
 class Target(Actor[Ping | Die | End]):

@@ -485,8 +485,31 @@ class Actor(Generic[P]):
             if tasks:
                 await asyncio.wait(tasks)
         children, self._actor_children = self._actor_children, None
-        for cell, record in reversed(list((children or {}).items())):
-            await self._actor_stop_child(cell, record)
+        remaining = list(reversed((children or {}).items()))
+        try:
+            while remaining:
+                await self._actor_stop_child(*remaining[0])
+                del remaining[0]
+        except BaseException:
+            # Cancelled (a stop's timeout ran out) while stopping them: the children not yet
+            # stopped are cancelled now rather than left running without a parent.
+            for cell, record in remaining:
+                self._actor_abort_child(cell, record)
+            raise
+
+    def _actor_abort_child(self, cell: Mailbox, record: SupervisedChild | None) -> None:
+        """Stop a child at once, without waiting: cancel its task, or close its mailbox if it
+        waits for a restart."""
+        if record is not None:
+            record.state = "gone"
+            self._actor_cancel_pending(record)
+        actor = cell.actor
+        task = actor._actor_task
+        if task is not None and not task.done():
+            actor._actor_stopping = True
+            task.cancel()
+        elif not cell.closed:
+            self._actor_close_cell(cell, record)
 
     # -- children -------------------------------------------------------------------------
 
@@ -565,7 +588,11 @@ class Actor(Generic[P]):
             self._actor_children = {}
         self._actor_children[record.cell] = record
         record.started_at = asyncio.get_running_loop().time()
-        await actor.start()
+        try:
+            await actor.start()
+        except BaseException:
+            del self._actor_children[record.cell]  # never started: not a child
+            raise
         self._actor_follow(actor)
         return record.ref
 
@@ -591,20 +618,39 @@ class Actor(Generic[P]):
         if record is not None:
             record.state = "stopping"
             timeout = record.spec.stop_timeout
-            if record.pending is not None:
-                record.pending.cancel()
-                record.pending = None
+            self._actor_cancel_pending(record)
         actor = cell.actor
         if actor._actor_task is not None and not actor._actor_task.done():
             await actor.stop(timeout)
         elif not cell.closed:
-            # Waiting for a restart that will not come: the address closes now.
-            for message in cell.close():
-                if type(message) not in _SIGNALS:
-                    actor._actor_dead_letter(message)
-            notify_watchers(cell, actor._actor_ref, record.reason if record is not None else None)
+            self._actor_close_cell(cell, record)
         if record is not None:
             record.state = "gone"
+
+    def _actor_cancel_pending(self, record: SupervisedChild) -> None:
+        """Cancel a restart waiting for its backoff delay; the rest of its group (one_for_all,
+        rest_for_one) is restarted now rather than left without an incarnation."""
+        pending, record.pending = record.pending, None
+        if pending is None:
+            return
+        pending.cancel()
+        rest = [other for other in record.group if other is not record and other.state == "restarting"]
+        record.group = []
+        if rest and not self._actor_closed:
+            self._actor_mailbox.put_system(_InputSignal(functools.partial(self._actor_incarnate, rest)))
+
+    def _actor_close_cell(self, cell: Mailbox, record: SupervisedChild | None) -> None:
+        """A child waits for a restart that will not come: its address closes now (queued
+        messages are dead letters, queued asks fail) and its watchers are told why it ended."""
+        actor = cell.actor
+        for message in cell.close():
+            if type(message) not in _SIGNALS:
+                actor._actor_dead_letter(message)
+        reason = record.reason if record is not None else None
+        task = actor._actor_task
+        if reason is None and task is not None and task.done() and not task.cancelled():
+            reason = task.exception()
+        notify_watchers(cell, actor._actor_ref, reason)
 
     def _actor_follow(self, child: Actor[Any]) -> None:
         assert child._actor_task is not None
@@ -639,14 +685,17 @@ class Actor(Generic[P]):
             return
         error = asyncio.CancelledError() if task.cancelled() else task.exception()
         record.reason = error
-        await self.handle_child_stopped(child, task)
-        outcome = record.outcome
-        if outcome == "restart":
-            await self._actor_restart(record, error)
-            return
-        assert children is not None
-        children.pop(cell, None)
-        record.state = "gone"
+        try:
+            await self.handle_child_stopped(child, task)
+        finally:
+            # Even if the hook raised: the child is restarted, or its end settled.
+            outcome = record.outcome
+            if outcome == "restart":
+                await self._actor_restart(record, error)
+            else:
+                assert children is not None
+                children.pop(cell, None)
+                record.state = "gone"
         if outcome == "escalate" and error is not None:
             raise error
 
@@ -687,6 +736,7 @@ class Actor(Generic[P]):
             group = records
         else:
             group = records[records.index(record) :]
+        joining: list[SupervisedChild] = []
         for other in reversed(group):
             if other is record:
                 continue
@@ -699,13 +749,17 @@ class Actor(Generic[P]):
                 await self.stop_child(other.ref)  # never restarted: stopped for good
                 continue
             if other.pending is not None:
-                other.pending.cancel()  # it restarts with this group instead
+                other.pending.cancel()  # it restarts with this group instead, and so does its own
                 other.pending = None
+                joining.extend(other.group)
+                other.group = []
             if other.state == "running":
                 other.state = "restarting"
                 other.reason = error
                 await other.actor.stop(other.spec.stop_timeout)
-        group = [other for other in group if other.state == "restarting"]
+        group = [
+            other for other in records if other.state == "restarting" and (other in group or other in joining)
+        ]
         backoff = record.backoff
         delay = 0.0
         if backoff is not None:
@@ -714,12 +768,14 @@ class Actor(Generic[P]):
             delay = backoff.delay(record.attempts)
             record.attempts += 1
         if delay > 0:
+            record.group = group
             record.pending = loop.call_later(delay, self._actor_restart_due, record, group)
         else:
             await self._actor_incarnate(group)
 
     def _actor_restart_due(self, record: SupervisedChild, group: list[SupervisedChild]) -> None:
         record.pending = None
+        record.group = []
         if not self._actor_closed:
             self._actor_mailbox.put_system(_InputSignal(functools.partial(self._actor_incarnate, group)))
 
@@ -727,7 +783,7 @@ class Actor(Generic[P]):
         """Start a new incarnation of each child of ``group`` still waiting for one, in start
         order, each taking over its predecessor's mailbox."""
         for record in group:
-            if record.state != "restarting" or self._actor_closed:
+            if record.state != "restarting" or self._actor_closed or self._actor_stopping:
                 continue
             try:
                 actor = self._actor_make(record.spec)
@@ -738,6 +794,13 @@ class Actor(Generic[P]):
                 return
             old = record.actor
             cell = record.cell
+            # What __init__ did with the mailbox and reference it was given goes on to the
+            # child's: a reference it handed out reaches the child, what it told itself is queued.
+            made = actor._actor_mailbox
+            actor._actor_ref._cell = cell
+            for item in made.queue:
+                cell.put_signal(item)
+            made.queue.clear()
             actor._actor_mailbox = cell
             actor._actor_ref = record.ref
             actor._actor_identifier = old.identifier
@@ -761,13 +824,17 @@ class Actor(Generic[P]):
         return outcome
 
     def _actor_decide_outcome(self, record: SupervisedChild, reason: BaseException | None) -> _Outcome:
-        if record.state == "stopping":
+        if record.state in ("stopping", "gone"):
             return "stop"
         if record.state == "restarting":
             return "restart"  # stopped by its supervisor, to restart with a sibling
         restart = record.spec.restart
         if reason is None:
             return "restart" if restart == "permanent" else "stop"
+        if isinstance(reason, asyncio.CancelledError):
+            # Cancelled by someone other than its supervisor: an abnormal end, as a killed
+            # process is in OTP (never escalated: the supervisor would end up cancelled, silently).
+            return "stop" if restart == "temporary" else "restart"
         directive = record.directive or decide(record.decider, reason)
         if directive == "escalate":
             return "escalate"
@@ -1007,12 +1074,14 @@ class Actor(Generic[P]):
             outcome = "stop" if self._actor_record is None else self._actor_outcome_of(reason)
             try:
                 self._actor_close(outcome)
-                if outcome == "restart":
-                    await self.pre_restart(self._actor_restart_reason(reason))
-                if cls._actor_custom_teardown:
-                    await self.mainloop_teardown()
-                if self._actor_inputs or self._actor_children:
-                    await self._actor_release()
+                try:
+                    if outcome == "restart":
+                        await self.pre_restart(self._actor_restart_reason(reason))
+                    if cls._actor_custom_teardown:
+                        await self.mainloop_teardown()
+                finally:
+                    if self._actor_inputs or self._actor_children:
+                        await self._actor_release()
             finally:
                 if outcome != "restart":
                     notify_watchers(mailbox, self._actor_ref, reason)
@@ -1028,11 +1097,14 @@ class Actor(Generic[P]):
         """A task cancelled before its first step never ran the mainloop's ``finally``: close the
         actor (failing its queued asks) and wake whoever waits for it to stop."""
         if not self._actor_closed:
+            reason: BaseException | None = None
+            outcome: _Outcome = "stop"
             if self._actor_record is not None:
-                self._actor_record.outcome = "stop"
-                self._actor_record.state = "stopping"
-            self._actor_close("stop")
-            notify_watchers(self._actor_mailbox, self._actor_ref, None)
+                reason = asyncio.CancelledError()
+                outcome = self._actor_outcome_of(reason)  # the supervisor acts on it as usual
+            self._actor_close(outcome)
+            if outcome != "restart":
+                notify_watchers(self._actor_mailbox, self._actor_ref, reason)
         self._actor_wake_waiters()
 
     def _actor_wake_waiters(self) -> None:
@@ -1081,6 +1153,8 @@ class Actor(Generic[P]):
             kept = [item for item in mailbox.queue if type(item) not in _SIGNALS]
             mailbox.queue.clear()
             mailbox.queue.extend(kept)
+            if mailbox.putters:
+                mailbox.rooms()
             system = mailbox.system
             if system:
                 notices = [item for item in system if type(item) is not _InputSignal]

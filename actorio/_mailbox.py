@@ -108,6 +108,17 @@ class Mailbox:
             if waiter in putters:
                 putters.remove(waiter)
 
+    def rooms(self) -> None:
+        """Items were taken out at once (a restart drops the old incarnation's signals): wake as
+        many waiting senders as there is room for now."""
+        free = self.capacity - len(self.queue)
+        for waiter in self.putters or ():
+            if free <= 0:
+                return
+            if not waiter.done():
+                waiter.set_result(None)
+            free -= 1  # a sender woken before and not yet in has its room too
+
     def room(self) -> None:
         """A message was taken out: wake the first sender still waiting for room. (A woken sender
         stays in ``putters`` until it has queued its message, so that `put` keeps refusing the

@@ -230,9 +230,12 @@ class ActorRef(BaseRef, Generic[P]):
         """Tell ``message`` as it is, sender included, and return `NO_REPLY`.
 
         For a handler that hands the message it serves on: ``return await worker.forward(msg)``.
-        If ``msg`` carries an ask, the actor it is handed to answers it.
+        If ``msg`` carries an ask, the actor it is handed to answers it. Waits for room as `tell`.
         """
-        await self.tell(message)
+        try:
+            self.tell_nowait(message)  # as tell, without its coroutine
+        except MailboxFull:
+            await self._tell_when_room(message)
         return NO_REPLY
 
     @overload

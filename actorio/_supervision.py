@@ -166,6 +166,7 @@ class SupervisedChild:
         "attempts",
         "started_at",
         "pending",
+        "group",
     )
 
     def __init__(self, spec: ChildSpec[Any], actor: Actor[Any], strategy: SupervisorStrategy) -> None:
@@ -189,6 +190,8 @@ class SupervisedChild:
         self.started_at = 0.0
         self.pending: asyncio.TimerHandle | None = None
         """A restart waiting for its backoff delay."""
+        self.group: list[SupervisedChild] = []
+        """The children that ``pending`` restarts together (one_for_all, rest_for_one)."""
 
 
 class RestartLog:

@@ -253,3 +253,49 @@ async def test_a_supervised_senders_address_outlives_its_restarts_and_not_its_st
         assert len(node._exports) == 1  # pyright: ignore[reportPrivateUsage]
         await parent.stop_child(child)
         assert node._exports == {}  # pyright: ignore[reportPrivateUsage]
+
+
+async def test_a_published_supervised_child_stays_published_across_its_restarts(node: Node) -> None:
+    """Published through its reference, a supervised child keeps its name across a restart (each
+    message goes to the incarnation running then), and leaves when it stops for good."""
+
+    class Boom(Message):
+        pass
+
+    class Flaky(Actor[Double | Boom]):
+        @handles(Double)
+        async def double(self, msg: Double) -> int:
+            return msg.value * 2
+
+        @handles(Boom)
+        async def boom(self, msg: Boom) -> None:
+            raise RuntimeError("boom")
+
+    class Parent(Actor[Message]):
+        async def mainloop_setup(self) -> None:
+            self.child = await self.supervise(Flaky)
+
+    parent = Parent()
+    async with parent:
+
+        async def started() -> bool:
+            return hasattr(parent, "child")
+
+        await wait_until(started, 10)
+        child: ActorRef[Double | Boom] = parent.child
+        publication = await node.publish("flaky", child)
+        remote = node.ref("flaky", Flaky)
+        assert await remote.ask(Double(value=2), timeout=5) == 4
+        first = child._actor  # pyright: ignore[reportPrivateUsage]
+        await remote.tell(Boom())
+        assert await remote.ask(Double(value=3), timeout=5) == 6
+        assert child._actor is not first  # pyright: ignore[reportPrivateUsage]
+        assert publication.active
+        await parent.stop_child(child)
+
+        async def left() -> bool:
+            return not publication.active
+
+        await wait_until(left, 10)
+        with pytest.raises(ActorNotFound):
+            await remote.ask(Double(value=1), timeout=5)

@@ -27,6 +27,7 @@ import json
 import logging
 import re
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -49,7 +50,7 @@ from .._message import Message
 from .._protocol import Payload, members_of, protocol_of_class, wire_name_of
 from .._ref import ActorRef, AskRef, _with_sender
 from .._sender import NO_SENDER, BaseRef
-from .._watch import watch_cell
+from .._watch import unwatch_cell, watch_cell
 from ._codec import MSG_ID, REPLY, SENDER, STATUS, TIMEOUT, decode_error, encode_error, reply_codec
 from ._errors import ActorNotFound, NodeUnreachable, RemoteError
 from ._remote import RemoteRef
@@ -168,33 +169,42 @@ def _payload_bytes(payload: Payload) -> bytes:
 class Publication:
     """A local actor published under a name; `unpublish` ends it (the actor keeps running).
 
-    It ends by itself when the actor stops: the process then leaves the pool, and messages to the
-    name go to the other processes that publish it.
+    It ends by itself when the actor stops for good (death watch): the process then leaves the
+    pool, and messages to the name go to the other processes that publish it. A supervised child
+    published through its reference stays published across its restarts: each message goes to
+    the incarnation running then.
     """
 
-    def __init__(self, node: Node, name: str, actor: Actor[Any], durable: Durable | None) -> None:
+    def __init__(
+        self, node: Node, name: str, cell: Mailbox, reference: ActorRef[Any], durable: Durable | None
+    ) -> None:
         self.node = node
         self.name = name
-        self.actor = actor
         self.durable = durable
         self.subject = node._actor_subject(name)
+        self._cell = cell
         self._subscription: Subscription | None = None
         self._pump: asyncio.Task[None] | None = None
         self._busy = False
         self._closing = False
-        self._stopped: asyncio.Future[None] = asyncio.ensure_future(actor.wait())
-        self._stopped.add_done_callback(self._actor_stopped)
+        self._left = False
+        self._watcher = _PublicationEnd(self)
+        watch_cell(cell, reference, self._watcher)
+
+    @property
+    def actor(self) -> Actor[Any]:
+        """The published actor (for a supervised child, its incarnation running now)."""
+        return self._cell.actor
+
+    def closing(self) -> bool:
+        """True from the start of `unpublish` (read again after each await: it changes meanwhile)."""
+        return self._closing
 
     @property
     def active(self) -> bool:
-        """True until `unpublish` or the actor stops."""
-        return not self._closing
-
-    def _actor_stopped(self, future: asyncio.Future[None]) -> None:
-        if not future.cancelled():
-            future.exception()  # the actor's failure belongs to whoever awaits the actor
-        if not self._closing:
-            self.node._spawn(self.unpublish())
+        """True until `unpublish` (or the actor's stop) has taken this process out of the name's
+        subscribers."""
+        return not self._left
 
     async def unpublish(self, timeout: float = 10.0) -> None:
         """Stop receiving: unsubscribe (messages already received are still delivered to the actor),
@@ -203,6 +213,7 @@ class Publication:
         if self._closing:
             return
         self._closing = True
+        unwatch_cell(self._cell, self._watcher)
         self.node._publications.discard(self)
         subscription, self._subscription = self._subscription, None
         if subscription is not None and not self.node._nc.is_closed:
@@ -215,12 +226,28 @@ class Publication:
                 pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(pump), timeout)
-        if not self._stopped.done():
-            self._stopped.cancel()
+        self._left = True
 
     def __repr__(self) -> str:
         kind = "durable " if self.durable else ""
         return f"<Publication {kind}{self.name} of {self.actor!r}>"
+
+
+class _PublicationEnd(BaseRef):
+    """Death watch on a published actor: its publication ends when the actor stops for good."""
+
+    __slots__ = ("publication",)
+
+    def __init__(self, publication: Publication) -> None:
+        self.publication = publication
+
+    @property
+    def identifier(self) -> str:
+        return f"publication-{self.publication.name}"
+
+    def tell_nowait(self, message: Any, /) -> None:
+        if not self.publication._closing:
+            self.publication.node._spawn(self.publication.unpublish())
 
 
 class _Forget(BaseRef):
@@ -282,7 +309,8 @@ class Node:
             collections.deque()
         )
         self._flusher: asyncio.Task[None] | None = None
-        self._exported: dict[Mailbox, str] = {}
+        self._ends: weakref.WeakKeyDictionary[Actor[Any], asyncio.Future[None]] = weakref.WeakKeyDictionary()
+        self._exported: dict[Mailbox, _Forget] = {}
         self._exports: dict[str, ActorRef[Any]] = {}
         self._replies: dict[str, asyncio.Future[Msg]] = {}
         self._closed = False
@@ -377,9 +405,12 @@ class Node:
 
     # -- publishing ---------------------------------------------------------------------------
 
-    async def publish(self, name: str, actor: Actor[Any], *, durable: Durable | bool = False) -> Publication:
-        """Publish ``actor`` under ``name``: messages to ``node.ref(name, ...)`` from any process
-        reach it. Starts the actor if it is not started. Returns once the server has the
+    async def publish(
+        self, name: str, actor: Actor[Any] | ActorRef[Any], *, durable: Durable | bool = False
+    ) -> Publication:
+        """Publish ``actor`` (an actor, or the reference of a local one, such as a supervised
+        child's) under ``name``: messages to ``node.ref(name, ...)`` from any process reach it.
+        Starts the actor if it is not started. Returns once the server has the
         subscription (or, durable, the stream and consumer): a message sent after that reaches it.
 
         Messages are validated with the actor's protocol (``type(actor).protocol``); an invalid
@@ -406,25 +437,29 @@ class Node:
         ``actorio.nats``).
 
         Raises ``ValueError`` for an invalid name, or durable settings the server refuses to
-        change; ``TypeError`` if ``actor`` is not an actor; ``RuntimeError`` for ``durable`` on a
-        server without JetStream.
+        change; ``TypeError`` if ``actor`` is neither an actor nor a local reference;
+        ``RuntimeError`` for ``durable`` on a server without JetStream.
         """
         check_name(name)
-        if not isinstance(cast(object, actor), Actor):
-            raise TypeError(f"publish() takes an actor, not {type(actor).__name__}")
+        # A reference reaches the actor through its mailbox (``_cell``; None for a remote one).
+        found: object = getattr(actor, "_actor_mailbox" if isinstance(actor, Actor) else "_cell", None)
+        if not isinstance(found, Mailbox):
+            kind = type(cast(object, actor)).__name__
+            raise TypeError(f"publish() takes an actor or a local reference, not {kind}")
+        cell = found
         if self._closed:
             raise RuntimeError("the node is closed")
         settings = Durable() if durable is True else (durable or None)
         subject = self._actor_subject(name)
         # The stream first: if it cannot be set up, nothing was started.
         stored = None if settings is None else await self._set_up_stream(name, subject, settings)
-        if not actor.started:
-            await actor.start()
-        publication = Publication(self, name, actor, settings)
+        if not cell.actor.started and not cell.closed:
+            await cell.actor.start()
+        publication = Publication(self, name, cell, cell.actor.reference, settings)
         if stored is None:
 
             async def on_message(msg: Msg) -> None:
-                await self._receive(actor, msg)
+                await self._receive(publication.actor, msg)
 
             publication._subscription = await self._nc.subscribe(subject, queue=subject, cb=on_message)
             await self._nc.flush()
@@ -513,21 +548,20 @@ class Node:
 
     def _address_of(self, sender: object) -> str:
         """The address a sender travels as: a remote reference's subject, or a local actor's address
-        on this node (made on first use, forgotten when the actor is garbage)."""
+        on this node (made on first use, forgotten when the actor stops for good)."""
         if isinstance(sender, RemoteRef):
             return sender.subject
         if isinstance(sender, ActorRef):
             cell = sender._cell
-            token = self._exported.get(cell)
-            if token is None:
-                token = uuid.uuid4().hex
-                self._exported[cell] = token
+            forget = self._exported.get(cell)
+            if forget is None:
+                forget = self._exported[cell] = _Forget(self, cell, uuid.uuid4().hex)
                 reference: ActorRef[Any] = cell.actor.reference
-                self._exports[token] = reference
+                self._exports[forget.token] = reference
                 # Forgotten when the actor stops for good (death watch); a supervised child's
                 # address outlives its restarts, as its reference does.
-                watch_cell(cell, reference, _Forget(self, cell, token))
-            return f"{self.prefix}.node.{self.node_id}.{token}"
+                watch_cell(cell, reference, forget)
+            return f"{self.prefix}.node.{self.node_id}.{forget.token}"
         raise TypeError(
             f"a {type(sender).__name__} cannot travel as a sender to another process: "
             "only an actor (or a remote reference) can"
@@ -787,7 +821,9 @@ class Node:
                         for rest in messages[index:]:
                             with contextlib.suppress(nats.errors.Error):
                                 await rest.nak()
-                        return
+                        if publication.closing():
+                            return
+                        break  # an incarnation ended (a supervised restart): fetch again for the next
             finally:
                 publication._busy = False
 
@@ -802,7 +838,7 @@ class Node:
             await msg.term()  # never valid: not delivered again
             return True
         reply = (msg.headers or {}).get(REPLY)
-        stopped = publication._stopped
+        stopped = self._ended(actor)
         if reply:
             future = await self._queue_ask(actor, message)
             await asyncio.wait([future, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -818,6 +854,24 @@ class Node:
         with contextlib.suppress(nats.errors.Error):
             await msg.ack()
         return True
+
+    def _ended(self, actor: Actor[Any]) -> asyncio.Future[None]:
+        """A future done when this incarnation of the actor has ended (one per incarnation)."""
+        ended = self._ends.get(actor)
+        if ended is None:
+            ended = self._ends[actor] = asyncio.get_running_loop().create_future()
+            task = actor._actor_task
+            if task is None or task.done():
+                ended.set_result(None)
+            else:
+                done = ended
+
+                def end(_: object) -> None:
+                    if not done.done():
+                        done.set_result(None)
+
+                task.add_done_callback(end)
+        return ended
 
     async def _wait_handled(self, actor: Actor[Any], stopped: asyncio.Future[None]) -> bool:
         """Wait until the actor has handled what it was told so far; False if it stopped first.
@@ -863,6 +917,10 @@ class Node:
                 await self._nc.close()
         for task in list(self._tasks):
             task.cancel()
+        exported, self._exported = self._exported, {}
+        for cell, forget in exported.items():
+            unwatch_cell(cell, forget)  # the actors outlive this node: let them forget it
+        self._exports.clear()
 
     async def __aenter__(self) -> Node:
         return self

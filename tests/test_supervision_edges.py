@@ -1,0 +1,258 @@
+"""Supervision at its edges: the states where a child could be left neither running nor closed, a
+sender waiting forever, or a tree half stopped. Each test is a scenario that once went wrong."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import pytest
+
+from actorio import (
+    Actor,
+    ActorRef,
+    ActorStopped,
+    Backoff,
+    Message,
+    SupervisorStrategy,
+    handles,
+)
+from actorio.testing import MockClock
+from tests.support import bounded
+
+
+class Fail(Message):
+    pass
+
+
+class Ping(Message[str]):
+    pass
+
+
+class Go(Message):
+    pass
+
+
+class Worker(Actor[Fail | Ping | Go]):
+    """Fails on Fail, answers Ping with its incarnation number."""
+
+    made: ClassVar[int] = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        Worker.made += 1
+        self.number = Worker.made
+
+    @handles(Fail)
+    async def fail(self, msg: Fail) -> None:
+        raise RuntimeError("boom")
+
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> str:
+        return f"pong {self.number}"
+
+    @handles(Go)
+    async def go(self, msg: Go) -> None:
+        pass
+
+
+class Parent(Actor[Ping]):
+    """Supervises the children its test gives it; answers Ping once its setup is over."""
+
+    def __init__(self, *children: tuple[str, Any]) -> None:
+        super().__init__()
+        self.specs = children
+        self.refs: dict[str, ActorRef[Any]] = {}
+
+    async def mainloop_setup(self) -> None:
+        for name, factory in self.specs:
+            self.refs[name] = await self.supervise(factory, name=name)
+
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> str:
+        return "ready"
+
+
+async def started(parent: Parent) -> dict[str, ActorRef[Any]]:
+    assert await bounded((await parent.start()).ask(Ping())) == "ready"
+    return parent.refs
+
+
+@pytest.mark.asyncio
+async def test_stopping_a_child_whose_group_restart_waits_restarts_the_rest_of_the_group(
+    mock_clock: MockClock,
+) -> None:
+    """one_for_all with backoff: a fails, b is stopped for the group restart, which waits; then a is
+    stopped for good. b is restarted now, not left without an incarnation."""
+
+    class Group(Parent):
+        supervisor_strategy = SupervisorStrategy(
+            "one_for_all", max_restarts=10, within=60, backoff=Backoff(min_delay=10, max_delay=10)
+        )
+
+    parent = Group(("a", Worker), ("b", Worker))
+    refs = await started(parent)
+    await refs["a"].tell(Fail())
+    await mock_clock.wait_all_tasks_blocked()
+    await bounded(parent.stop_child(refs["a"]))
+    assert (await bounded(refs["b"].ask(Ping()))).startswith("pong")
+    assert mock_clock.time() < 10  # restarted at once, not after the cancelled delay
+    with pytest.raises(ActorStopped):
+        await refs["a"].ask(Ping())
+    await bounded(parent.stop())
+
+
+@pytest.mark.asyncio
+async def test_a_sender_waiting_for_room_is_let_in_when_a_restart_frees_it(mock_clock: MockClock) -> None:
+    """Capacity 1, filled by a timer tick; a sender waits; the child fails and restarts, which drops
+    the tick: the waiting sender gets the room."""
+
+    class Ticking(Actor[Fail | Ping | Go]):
+        mailbox_capacity = 1
+
+        @handles(Fail)
+        async def fail(self, msg: Fail) -> None:
+            self.start_timer("tick", Go(), 0)
+            await asyncio.sleep(1)  # the tick is queued meanwhile: the mailbox is full
+            raise RuntimeError("boom")
+
+        @handles(Go)
+        async def go(self, msg: Go) -> None:
+            pass
+
+        @handles(Ping)
+        async def ping(self, msg: Ping) -> str:
+            return "pong"
+
+    parent = Parent(("c", Ticking))
+    ref = (await started(parent))["c"]
+    await ref.tell(Fail())
+    await mock_clock.wait_all_tasks_blocked()
+    sender = asyncio.ensure_future(ref.tell(Go()))
+    await bounded(sender)  # the restart let it in
+    assert await bounded(ref.ask(Ping())) == "pong"
+    await bounded(parent.stop())
+
+
+@pytest.mark.asyncio
+async def test_a_reference_given_out_in_init_reaches_every_incarnation() -> None:
+    """What __init__ does with self.reference (register it, tell itself) works in a restarted
+    incarnation as in the first: the reference is the child's, the message is handled."""
+    registry: dict[str, ActorRef[Any]] = {}
+    handled: list[int] = []
+
+    class Registering(Worker):
+        def __init__(self) -> None:
+            super().__init__()
+            registry["me"] = self.reference
+            self.tell_nowait(Go())
+
+        @handles(Go)
+        async def go(self, msg: Go) -> None:
+            handled.append(self.number)
+
+    parent = Parent(("r", Registering))
+    ref = (await started(parent))["r"]
+    await ref.tell(Fail())
+    first = handled[0]
+    assert await bounded(registry["me"].ask(Ping())) == f"pong {first + 1}"
+    assert registry["me"] == ref
+    assert handled == [first, first + 1]
+    await bounded(parent.stop())
+    with pytest.raises(ActorStopped):
+        await registry["me"].ask(Ping())
+
+
+@pytest.mark.asyncio
+async def test_a_failing_teardown_still_stops_the_children() -> None:
+    """mainloop_teardown raises: the actor fails with that error, and its children (supervised or
+    registered) are stopped all the same."""
+
+    class Careless(Parent):
+        async def mainloop_setup(self) -> None:
+            await super().mainloop_setup()
+            self.registered = await self.register_child(Worker())
+
+        async def mainloop_teardown(self) -> None:
+            raise RuntimeError("teardown failed")
+
+    parent = Careless(("s", Worker))
+    refs = await started(parent)
+    await bounded(parent.stop())
+    with pytest.raises(RuntimeError, match="teardown failed"):
+        await parent
+    for ref in (refs["s"], parent.registered):
+        with pytest.raises(ActorStopped):
+            await ref.ask(Ping())
+
+
+@pytest.mark.asyncio
+async def test_a_stop_timeout_that_runs_out_still_stops_every_child(mock_clock: MockClock) -> None:
+    """stop(timeout) shorter than one child's own stop: the parent is cancelled while stopping its
+    children, and those not stopped yet are cancelled rather than left running."""
+
+    class Slow(Worker):
+        async def mainloop_teardown(self) -> None:
+            await asyncio.sleep(60)
+            await super().mainloop_teardown()
+
+    parent = Parent(("first", Worker), ("slow", Slow))  # stopped newest first: slow, then first
+    refs = await started(parent)
+    await bounded(parent.stop(timeout=1))
+    assert mock_clock.time() < 60
+    for ref in refs.values():
+        with pytest.raises(ActorStopped):
+            await ref.ask(Ping())
+
+
+@pytest.mark.asyncio
+async def test_a_failing_handle_child_stopped_does_not_strand_the_child() -> None:
+    """handle_child_stopped raises and the supervisor is resumed by its own parent: the child was
+    restarted all the same (its restart does not depend on the hook)."""
+
+    class Fussy(Parent):
+        async def handle_child_stopped(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
+            raise ValueError("bookkeeping failed")
+
+    class Top(Parent):
+        async def mainloop_setup(self) -> None:
+            self.refs["mid"] = await self.supervise(
+                lambda: Fussy(("c", Worker)), name="mid", on_failure={ValueError: "resume"}
+            )
+
+    top = Top()
+    mid_ref = (await started(top))["mid"]
+    assert await bounded(mid_ref.ask(Ping())) == "ready"
+    mid = mid_ref._actor  # pyright: ignore[reportPrivateUsage]
+    assert isinstance(mid, Fussy)
+    child = mid.refs["c"]
+    await child.tell(Fail())
+    assert (await bounded(child.ask(Ping()))).startswith("pong")
+    assert mid_ref._actor is mid  # resumed, not restarted  # pyright: ignore[reportPrivateUsage]
+    await bounded(top.stop())
+
+
+@pytest.mark.asyncio
+async def test_a_child_cancelled_from_outside_is_restarted_not_escalated() -> None:
+    """A supervised child's task cancelled by someone else (before its first step, or later) is
+    an abnormal end: it is restarted, and its supervisor carries on (it is not cancelled)."""
+    parent = Parent(("k", Worker))
+    ref = (await started(parent))["k"]
+    first = ref._actor  # pyright: ignore[reportPrivateUsage]
+    task = first._actor_task  # pyright: ignore[reportPrivateUsage]
+    assert task is not None
+    task.cancel()
+    answer = await bounded(ref.ask(Ping()))
+    assert ref._actor is not first  # pyright: ignore[reportPrivateUsage]
+    second = ref._actor  # pyright: ignore[reportPrivateUsage]
+    assert answer == f"pong {second.number}"  # type: ignore[attr-defined]
+
+    fresh = await bounded(parent.supervise(Worker, name="fresh"))
+    unstarted = fresh._actor._actor_task  # pyright: ignore[reportPrivateUsage]
+    assert unstarted is not None
+    unstarted.cancel()  # before its first step
+    assert (await bounded(fresh.ask(Ping()))).startswith("pong")
+    assert parent.running
+    await bounded(parent.stop())
+    assert parent._actor_task is not None  # pyright: ignore[reportPrivateUsage]
+    assert not parent._actor_task.cancelled()  # pyright: ignore[reportPrivateUsage]

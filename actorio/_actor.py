@@ -1052,8 +1052,11 @@ class Actor(Generic[P]):
                                     sender.future.set_result(result)
                 except UnhandledMessage as error:
                     unhandled = self._actor_failing if type(message) in _SIGNALS else message
-                    self._actor_failing = None
-                    dead_letters.record(unhandled, self.identifier, "unhandled", error)
+                    if error.message is unhandled:
+                        self._actor_failing = None
+                        dead_letters.record(unhandled, self.identifier, "unhandled", error)
+                    elif not self._actor_failed(message, error):
+                        raise  # another actor's, from a nested ask: a failure of this handler
                 except EndMainLoop:
                     raise
                 except Exception as error:

@@ -256,3 +256,33 @@ async def test_a_child_cancelled_from_outside_is_restarted_not_escalated() -> No
     await bounded(parent.stop())
     assert parent._actor_task is not None  # pyright: ignore[reportPrivateUsage]
     assert not parent._actor_task.cancelled()  # pyright: ignore[reportPrivateUsage]
+
+
+@pytest.mark.asyncio
+async def test_an_unhandled_message_error_from_a_nested_ask_is_a_failure() -> None:
+    """A handler whose own ask to another actor raises UnhandledMessage has failed (supervision
+    acts); only a message this actor has no handler for is an 'unhandled' dead letter."""
+
+    class Other(Message[str]):
+        pass
+
+    class Deaf(Actor[Other]):
+        async def handle_message(self, message: Any) -> Any:
+            return await super().handle_message(message)  # the default: UnhandledMessage
+
+    deaf = Deaf()
+    await deaf.start()
+
+    class Asking(Worker):
+        @handles(Go)
+        async def go(self, msg: Go) -> None:
+            await deaf.ask(Other())
+
+    parent = Parent(("asking", Asking))
+    ref = (await started(parent))["asking"]
+    first = ref._actor  # pyright: ignore[reportPrivateUsage]
+    await ref.tell(Go())
+    assert (await bounded(ref.ask(Ping()))).startswith("pong")
+    assert ref._actor is not first  # restarted: it failed  # pyright: ignore[reportPrivateUsage]
+    await bounded(parent.stop())
+    await bounded(deaf.stop())

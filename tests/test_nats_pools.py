@@ -1,10 +1,15 @@
 """Pools and durable mailboxes across OS processes on a real nats-server: a queue-group pool sharing
 messages exactly once, a durable consumer killed mid-handler losing nothing, duplicates suppressed,
-and a server restarted under running clients."""
+and a server restarted under running clients.
+
+Re-run with other sizes: ``NATS_POOL_PROCESSES=5 NATS_POOL_MESSAGES=50000 NATS_KILL_MESSAGES=2000
+NATS_KILL_AT=700 NATS_DURABLE_POOL_MESSAGES=3000 pytest tests/test_nats_pools.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -18,6 +23,12 @@ from tests.nats_support.actors import Double, Greeter, Job, Record, Recorder, Re
 from tests.nats_support.processes import wait_until, worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+POOL_PROCESSES = int(os.environ.get("NATS_POOL_PROCESSES", "3"))
+POOL_MESSAGES = int(os.environ.get("NATS_POOL_MESSAGES", "10000"))
+KILL_MESSAGES = int(os.environ.get("NATS_KILL_MESSAGES", "300"))
+KILL_AT = int(os.environ.get("NATS_KILL_AT", "40"))
+DURABLE_POOL_MESSAGES = int(os.environ.get("NATS_DURABLE_POOL_MESSAGES", "500"))
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +44,9 @@ async def node(nats_url: str) -> AsyncIterator[Node]:
 
 
 async def test_a_pool_of_three_processes_handles_each_message_exactly_once(nats_url: str, node: Node) -> None:
-    count = 10_000
+    count = POOL_MESSAGES
     async with AsyncExitStack() as stack:
-        for index in range(3):
+        for index in range(POOL_PROCESSES):
             await stack.enter_async_context(
                 worker("--url", nats_url, "--mode", "greeter", "--name", "pool", "--also", f"pool-{index}")
             )
@@ -43,14 +54,14 @@ async def test_a_pool_of_three_processes_handles_each_message_exactly_once(nats_
         for n in range(count):
             pool.tell_nowait(Record(n=n))
         await pool.tell(Record(n=count))  # in order after the others: all are sent
-        members = [node.ref(f"pool-{index}", Greeter) for index in range(3)]
+        members = [node.ref(f"pool-{index}", Greeter) for index in range(POOL_PROCESSES)]
         shares: list[list[int]] = []
 
         async def all_handled() -> bool:
             shares[:] = [await member.ask(Report(), timeout=5) for member in members]
             return sum(map(len, shares)) >= count + 1
 
-        await wait_until(all_handled, 30, interval=0.1)
+        await wait_until(all_handled, max(30.0, count / 300), interval=0.1)
         handled = [n for share in shares for n in share]
         assert sorted(handled) == list(range(count + 1))  # each once: none lost, none twice
         assert all(share for share in shares), [len(share) for share in shares]  # all took part
@@ -61,7 +72,7 @@ async def test_a_pool_of_three_processes_handles_each_message_exactly_once(nats_
 async def test_a_durable_consumer_killed_mid_handler_loses_nothing(
     nats_url: str, node: Node, tmp_path: Path
 ) -> None:
-    count, hang_at = 300, 40
+    count, hang_at = KILL_MESSAGES, KILL_AT
     first, second = tmp_path / "first.txt", tmp_path / "second.txt"
     common = ("--url", nats_url, "--mode", "recorder", "--name", "jobs", "--redelivery", "1")
     jobs = node.ref("jobs", Recorder, durable=True)
@@ -205,7 +216,7 @@ async def test_the_last_durable_settings_apply_to_the_pool(
 async def test_a_durable_pool_shares_messages_exactly_once_without_failures(
     nats_url: str, node: Node, tmp_path: Path
 ) -> None:
-    count = 500
+    count = DURABLE_POOL_MESSAGES
     files = [tmp_path / "a.txt", tmp_path / "b.txt"]
     common = ("--url", nats_url, "--mode", "recorder", "--name", "shared", "--redelivery", "30")
     async with worker(*common, "--record", str(files[0])), worker(*common, "--record", str(files[1])):

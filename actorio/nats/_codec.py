@@ -77,7 +77,11 @@ class ReplyCodec:
                 return b"null"
             if not _is_message(value):
                 raise TypeError(f"expected a reply of type {self.reply_type!r}, got {type(value).__name__}")
-            wire = {"type": wire_name_of(type(value)), "data": value.model_dump(mode="json")}
+            try:
+                data = value.model_dump(mode="json")
+            except PydanticSerializationError as error:
+                raise TypeError(f"the reply {type(value).__name__} cannot travel as JSON: {error}") from None
+            wire = {"type": wire_name_of(type(value)), "data": data}
             return json.dumps(wire, separators=(",", ":")).encode()
         try:
             return self._adapter.dump_json(value, warnings="error")

@@ -82,7 +82,9 @@ class Durable:
 
     - ``redelivery_delay``: seconds a delivered message may stay unacknowledged (the consumer's
       ``ack_wait``) before JetStream delivers it again, to this or another process of the pool.
-      A handler must finish within it, or its message is delivered a second time. 30 s by default.
+      A process that stops working (killed, hung) has its messages delivered again after it; a
+      working one reports the fetched messages waiting their turn as in progress every half
+      delay, so only one handler (not a whole batch) must finish within it. 30 s by default.
     - ``dedupe_window``: seconds during which a message stored again with the same message id is
       dropped by the stream (its ``duplicate_window``). 120 s by default.
     - ``ordered``: deliver one message at a time across the whole pool (``max_ack_pending=1``,
@@ -184,6 +186,7 @@ class Publication:
         self.subject = node._actor_subject(name)
         self._cell = cell
         self._subscription: Subscription | None = None
+        self._pull: JetStreamContext.PullSubscription | None = None
         self._pump: asyncio.Task[None] | None = None
         self._busy = False
         self._closing = False
@@ -226,6 +229,17 @@ class Publication:
                 pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(pump), timeout)
+        pull, self._pull = self._pull, None
+        if pull is not None and not self.node._nc.is_closed:
+            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+                await asyncio.wait_for(pull.unsubscribe(), timeout)
+        elif subscription is not None and not self.node._nc.is_closed:
+            # Core: what the subscription had received is in the mailbox; wait (within the
+            # timeout) until the actor has handled it, so that a graceful exit loses none of it.
+            actor = self.actor
+            if actor.running:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.node._wait_handled(actor, self.node._ended(actor)), timeout)
         self._left = True
 
     def __repr__(self) -> str:
@@ -464,6 +478,7 @@ class Node:
             publication._subscription = await self._nc.subscribe(subject, queue=subject, cb=on_message)
             await self._nc.flush()
         else:
+            publication._pull = stored
             publication._pump = self._spawn(self._pump(publication, stored, settings or Durable()))
         self._publications.add(publication)
         return publication
@@ -660,6 +675,12 @@ class Node:
                     raise ActorNotFound(ref.identifier, ref.subject) from None
                 # No stream (yet, or JetStream still starting after a restart): a pause, then again.
                 await asyncio.sleep(0.05)
+            except (TypeError, KeyError, ValueError):
+                # Answered, but not by a stream: the name is published without a durable mailbox.
+                raise ValueError(
+                    f"{ref.identifier} is not published with a durable mailbox: "
+                    "send to it through node.ref(name) without durable=True (nothing was delivered)"
+                ) from None
             except (nats.errors.TimeoutError, nats.errors.ConnectionReconnectingError) as error:
                 if loop.time() >= deadline:
                     raise asyncio.TimeoutError(f"the stream did not store the message: {error!r}") from None
@@ -697,8 +718,17 @@ class Node:
         finally:
             self._replies.pop(token, None)
 
+    def _check_reply(self, ref: RemoteRef[Any], reply: Msg) -> None:
+        if STATUS not in (reply.headers or {}):
+            # A stream's acknowledgement, not an actor's reply: the name has a durable mailbox.
+            raise ValueError(
+                f"{ref.identifier} is published with a durable mailbox: ask it through "
+                "node.ref(name, durable=True) (this message was stored, and its reply is lost)"
+            )
+
     async def _ask(self, ref: RemoteRef[Any], message: Message[Any], timeout: float | None) -> Any:
         reply = await self._request(ref, _wire(message), timeout)
+        self._check_reply(ref, reply)
         if (reply.headers or {}).get(STATUS) == "error":
             raise decode_error(reply.data, ref.identifier, message)
         try:
@@ -708,6 +738,7 @@ class Node:
 
     async def _ask_raw(self, ref: RemoteRef[Any], payload: Payload, timeout: float | None) -> Any:
         reply = await self._request(ref, _payload_bytes(payload), timeout)
+        self._check_reply(ref, reply)
         if (reply.headers or {}).get(STATUS) == "error":
             raise decode_error(reply.data, ref.identifier, Message())
         return json.loads(reply.data)
@@ -742,6 +773,15 @@ class Node:
 
     async def _receive(self, actor: Actor[Any], msg: Msg) -> None:
         """A message from core NATS: validated, then told (or, for a request, asked) to ``actor``."""
+        if msg.reply and MSG_ID in (msg.headers or {}):
+            # A durable tell (it asks for a stream's acknowledgement) to a name that is not durable:
+            # refused, not handled, so that the sender's error does not hide a delivery.
+            refusal = ValueError(
+                f"{actor.identifier} is not published with a durable mailbox: "
+                "send to it through node.ref(name) without durable=True"
+            )
+            await self._nc.publish(msg.reply, encode_error(refusal, actor.identifier), headers=_ERROR)
+            return
         try:
             message = self._validate(actor, msg.data, msg.headers)
         except InvalidPayload as error:
@@ -787,7 +827,7 @@ class Node:
         else:
             try:
                 body, headers = reply_codec(type(message)).encode(result), _OK
-            except TypeError as error:
+            except Exception as error:  # not of the reply type, or not JSON: the asker is told
                 body, headers = encode_error(error, actor.identifier), _ERROR
         with contextlib.suppress(nats.errors.ConnectionClosedError):
             await self._nc.publish(reply, body, headers=headers)
@@ -815,16 +855,31 @@ class Node:
                 await asyncio.sleep(min(1.0, 0.05 * 2**failures))
                 continue
             publication._busy = True
+            # The consumer's ack_wait runs from each message's delivery: the messages of a batch
+            # waiting their turn are reported in progress, so that only a process that stopped
+            # working (killed, hung) has its messages delivered again.
+            waiting = list(messages)
+            keep_alive = self._spawn(self._report_progress(waiting, settings.redelivery_delay / 2))
             try:
                 for index, msg in enumerate(messages):
-                    if publication._closing or not await self._handle_stored(publication, msg):
+                    try:
+                        handled = not publication._closing and await self._handle_stored(publication, msg)
+                    except Exception:
+                        _logger.exception("%s: a stored message could not be delivered", publication.name)
+                        with contextlib.suppress(nats.errors.Error):
+                            await msg.term()  # it would fail again wherever it went
+                        waiting.remove(msg)
+                        continue
+                    if not handled:
                         for rest in messages[index:]:
                             with contextlib.suppress(nats.errors.Error):
                                 await rest.nak()
                         if publication.closing():
                             return
                         break  # an incarnation ended (a supervised restart): fetch again for the next
+                    waiting.remove(msg)
             finally:
+                keep_alive.cancel()
                 publication._busy = False
 
     async def _handle_stored(self, publication: Publication, msg: Msg) -> bool:
@@ -854,6 +909,15 @@ class Node:
         with contextlib.suppress(nats.errors.Error):
             await msg.ack()
         return True
+
+    async def _report_progress(self, waiting: list[Msg], interval: float) -> None:
+        """Tell the stream, every ``interval`` seconds, that the fetched messages not yet handled
+        are still being worked on (their redelivery delay starts again)."""
+        while True:
+            await asyncio.sleep(interval)  # a heartbeat period, not a wait for state
+            for msg in list(waiting):
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.in_progress()
 
     def _ended(self, actor: Actor[Any]) -> asyncio.Future[None]:
         """A future done when this incarnation of the actor has ended (one per incarnation)."""
@@ -909,7 +973,8 @@ class Node:
         if self._flusher is not None and not self._flusher.done():
             await asyncio.wait([self._flusher], timeout=timeout)
         for future in self._replies.values():
-            future.cancel()
+            if not future.done():
+                future.set_exception(ConnectionError(f"the node {self.node_id} closed before the reply came"))
         if not self._nc.is_closed:
             try:
                 await asyncio.wait_for(self._nc.drain(), timeout)

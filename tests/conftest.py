@@ -4,11 +4,13 @@ and every test has a global timeout (pyproject)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import pytest_asyncio
 
 from actorio import dead_letters
+from actorio.nats import LocalServer, Node
 
 # Read by asyncio each time a loop is created: every test's loop runs in debug mode.
 os.environ["PYTHONASYNCIODEBUG"] = "1"
@@ -20,3 +22,17 @@ def fresh_dead_letters() -> Iterator[None]:
     dead_letters.clear()
     yield
     dead_letters.clear()
+
+
+@pytest.fixture(scope="module")
+def nats_url() -> Iterator[str]:
+    """A real nats-server (JetStream on, in a temporary directory) for the tests of one module."""
+    with LocalServer() as server:
+        yield server.url
+
+
+@pytest_asyncio.fixture
+async def node(nats_url: str) -> AsyncIterator[Node]:
+    """A node connected to the module's nats-server, closed after the test."""
+    async with await Node.connect(nats_url) as client:
+        yield client

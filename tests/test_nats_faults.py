@@ -5,14 +5,14 @@ travel, references whose durability does not match the name's, and asks cut shor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from actorio import Actor, Message, handles
-from actorio.nats import ActorNotFound, Durable, LocalServer, Node, RemoteError
+from actorio.nats import ActorNotFound, Durable, Node, RemoteError
 from tests.nats_support.processes import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -63,12 +63,6 @@ async def reachable(node: Node, name: str) -> None:
         return True
 
     await wait_until(answers, 10)
-
-
-@pytest.fixture(scope="module")
-def nats_url() -> Iterator[str]:
-    with LocalServer() as server:
-        yield server.url
 
 
 @pytest_asyncio.fixture

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from actorio import InvalidPayload
 from actorio.nats import Durable, LocalServer, Node
@@ -29,18 +27,6 @@ POOL_MESSAGES = int(os.environ.get("NATS_POOL_MESSAGES", "10000"))
 KILL_MESSAGES = int(os.environ.get("NATS_KILL_MESSAGES", "300"))
 KILL_AT = int(os.environ.get("NATS_KILL_AT", "40"))
 DURABLE_POOL_MESSAGES = int(os.environ.get("NATS_DURABLE_POOL_MESSAGES", "500"))
-
-
-@pytest.fixture(scope="module")
-def nats_url() -> Iterator[str]:
-    with LocalServer() as server:
-        yield server.url
-
-
-@pytest_asyncio.fixture
-async def node(nats_url: str) -> AsyncIterator[Node]:
-    async with await Node.connect(nats_url) as client:
-        yield client
 
 
 async def test_a_pool_of_three_processes_handles_each_message_exactly_once(nats_url: str, node: Node) -> None:

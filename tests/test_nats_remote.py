@@ -4,11 +4,9 @@ senders travelling as addresses, connection errors, and a client typed against a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from typing import ClassVar
 
 import pytest
-import pytest_asyncio
 
 from actorio import Actor, ActorRef, InvalidPayload, Message, UnhandledMessage, ask, handles
 from actorio.nats import ActorNotFound, LocalServer, Node, NodeUnreachable, RemoteError, RemoteRef
@@ -16,18 +14,6 @@ from tests.nats_support.actors import Double, Fail, Greet, Greeter, Greeting, Re
 from tests.nats_support.processes import wait_until, worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
-
-
-@pytest.fixture(scope="module")
-def nats_url() -> Iterator[str]:
-    with LocalServer() as server:
-        yield server.url
-
-
-@pytest_asyncio.fixture
-async def node(nats_url: str) -> AsyncIterator[Node]:
-    async with await Node.connect(nats_url) as client:
-        yield client
 
 
 class Inbox(Actor[Greeting]):

@@ -662,9 +662,12 @@ class Actor(Generic[P]):
         return [cell.actor for cell in self._actor_children or ()]
 
     def _actor_child_done(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            # Retrieved: the parent deals with it (handle_child_stopped, supervision), and the
+            # child logged it; asyncio would otherwise log it again when the task is collected,
+            # also when the parent stops before its notice is handled.
+            task.exception()
         if self._actor_closed:
-            if not task.cancelled():
-                task.exception()  # retrieved: this parent is stopping it (the child logged it)
             return
         self._actor_mailbox.put_system(
             _InputSignal(functools.partial(self._actor_child_stopped, child, task))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import os
 import random
 from collections import Counter
@@ -181,7 +182,9 @@ async def drain(group: ActorRef[Route | GetWorkers]) -> None:
 @pytest.mark.asyncio
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("seed", SEEDS)
-async def test_every_message_is_accounted_for_under_random_failures(seed: int) -> None:
+async def test_every_message_is_accounted_for_under_random_failures(
+    seed: int, caplog: pytest.LogCaptureFixture
+) -> None:
     rng = random.Random(seed)
     failing = frozenset(job for job in range(JOBS) if rng.random() < FAILURE_RATE)
     ledger = Ledger(failing)
@@ -200,7 +203,10 @@ async def test_every_message_is_accounted_for_under_random_failures(seed: int) -
             await asyncio.wait_for(drain(groups[name]), BOUND)
     finally:
         await asyncio.wait_for(root.stop(), BOUND)
-    root_task = root._actor_task  # pyright: ignore[reportPrivateUsage]
+    del root  # and every failure was retrieved: asyncio logs none when the tasks are collected
+    gc.collect()
+    assert not [record for record in caplog.records if "never retrieved" in record.getMessage()]
+    root_task = reference._actor._actor_task  # pyright: ignore[reportPrivateUsage]
     assert root_task is not None
     assert root_task.exception() is None
 

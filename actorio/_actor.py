@@ -478,15 +478,15 @@ class Actor(Generic[P]):
     async def _actor_release(self) -> None:
         """Cancel the input tasks and stop the children, newest first. Idempotent."""
         inputs, self._actor_inputs = self._actor_inputs, None
-        if inputs:
-            tasks = [entry.task for entry in inputs if entry.task is not None]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.wait(tasks)
         children, self._actor_children = self._actor_children, None
         remaining = list(reversed((children or {}).items()))
         try:
+            if inputs:
+                tasks = [entry.task for entry in inputs if entry.task is not None]
+                for task in tasks:
+                    task.cancel()
+                if tasks:
+                    await asyncio.wait(tasks)
             while remaining:
                 await self._actor_stop_child(*remaining[0])
                 del remaining[0]
@@ -508,6 +508,7 @@ class Actor(Generic[P]):
         if task is not None and not task.done():
             actor._actor_stopping = True
             task.cancel()
+            task.add_done_callback(functools.partial(self._actor_close_after, cell, record))
         elif not cell.closed:
             self._actor_close_cell(cell, record)
 
@@ -622,7 +623,9 @@ class Actor(Generic[P]):
         actor = cell.actor
         if actor._actor_task is not None and not actor._actor_task.done():
             await actor.stop(timeout)
-        elif not cell.closed:
+        if not cell.closed:
+            # Waiting for a restart (or its incarnation was ending for one when stopped): the
+            # restart will not come.
             self._actor_close_cell(cell, record)
         if record is not None:
             record.state = "gone"
@@ -638,6 +641,11 @@ class Actor(Generic[P]):
         record.group = []
         if rest and not self._actor_closed:
             self._actor_mailbox.put_system(_InputSignal(functools.partial(self._actor_incarnate, rest)))
+
+    def _actor_close_after(self, cell: Mailbox, record: SupervisedChild | None, task: object) -> None:
+        """An aborted child's task is done: close its mailbox unless it closed it itself."""
+        if not cell.closed:
+            self._actor_close_cell(cell, record)
 
     def _actor_close_cell(self, cell: Mailbox, record: SupervisedChild | None) -> None:
         """A child waits for a restart that will not come: its address closes now (queued
@@ -802,7 +810,10 @@ class Actor(Generic[P]):
             made = actor._actor_mailbox
             actor._actor_ref._cell = cell
             for item in made.queue:
-                cell.put_signal(item)
+                if item is not SYSTEM:
+                    cell.put_signal(item)
+            for item in made.system or ():
+                cell.put_system(item)
             made.queue.clear()
             actor._actor_mailbox = cell
             actor._actor_ref = record.ref

@@ -115,6 +115,8 @@ class Mailbox:
         for waiter in self.putters or ():
             if free <= 0:
                 return
+            if waiter.cancelled():
+                continue  # a sender that left: it takes no room
             if not waiter.done():
                 waiter.set_result(None)
             free -= 1  # a sender woken before and not yet in has its room too

@@ -71,8 +71,13 @@ def notify_watchers(cell: Mailbox, ref: ActorRef[Any], reason: BaseException | N
     watchers, cell.watchers = cell.watchers, None
     if watchers:
         notice = Terminated(ref=ref, identifier=ref.identifier, reason=reason)
+        told: list[Sender] = []
         for watcher in watchers:
-            _notify(watcher, notice)
+            # Once per watcher: two references to one mailbox are one watcher (a supervised
+            # child's incarnations each watched through a reference to it).
+            if watcher not in told:
+                told.append(watcher)
+                _notify(watcher, notice)
 
 
 _CLEAN: tuple[BaseException | None] = (None,)

@@ -152,3 +152,54 @@ async def test_an_ask_cut_short_by_its_nodes_close_fails_clearly(nodes: tuple[No
     await client.close()
     with pytest.raises(ConnectionError, match="closed before the reply came"):
         await asyncio.wait_for(asyncio.shield(asking), 10)
+
+
+async def test_a_durable_supervised_child_restarting_with_backoff_handles_each_message_once(
+    nodes: tuple[Node, Node],
+) -> None:
+    """A durable name published by a supervised child's reference: while the child waits out a
+    restart's backoff, the stored messages wait for the next incarnation; none is handled twice
+    (the failed one is delivered again, at least once)."""
+    from actorio import Backoff, SupervisorStrategy
+
+    server_side, client = nodes
+    handled: list[int] = []
+
+    class Once(Actor[Job | Report]):
+        failed = False
+
+        @handles(Job)
+        async def job(self, msg: Job) -> None:
+            if msg.id == 0 and not Once.failed:
+                Once.failed = True
+                raise RuntimeError("the first delivery of job 0 fails")
+            handled.append(msg.id)
+
+        @handles(Report)
+        async def report(self, msg: Report) -> list[int]:
+            return list(handled)
+
+    class Parent(Actor[Report]):
+        supervisor_strategy = SupervisorStrategy(backoff=Backoff(min_delay=0.3, max_delay=0.3))
+
+        async def mainloop_setup(self) -> None:
+            self.child = await self.supervise(Once)
+
+        @handles(Report)
+        async def report(self, msg: Report) -> list[int]:
+            return []
+
+    parent = Parent()
+    await (await parent.start()).ask(Report(), timeout=10)
+    await server_side.publish("once", parent.child, durable=Durable(redelivery_delay=5.0))
+    ref = client.ref("once", Once, durable=True)
+    for n in range(6):
+        await ref.tell(Job(id=n))
+
+    async def all_done() -> bool:
+        return len(handled) >= 6
+
+    await wait_until(all_done, 30)
+    await asyncio.sleep(0.5)  # longer than the backoff: a duplicate would have come by now
+    assert sorted(handled) == list(range(6))
+    await parent.stop()

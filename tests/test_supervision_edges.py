@@ -286,3 +286,89 @@ async def test_an_unhandled_message_error_from_a_nested_ask_is_a_failure() -> No
     assert ref._actor is not first  # restarted: it failed  # pyright: ignore[reportPrivateUsage]
     await bounded(parent.stop())
     await bounded(deaf.stop())
+
+
+@pytest.mark.asyncio
+async def test_watching_from_init_gives_one_notice_across_restarts() -> None:
+    """Each incarnation watches a target from __init__: when the target stops, the child is told
+    once (its incarnations' references are one watcher)."""
+    from actorio import Terminated
+    from actorio.testing import TestProbe
+
+    probe = TestProbe(Terminated)
+
+    class Target(Actor[Ping]):
+        @handles(Ping)
+        async def ping(self, msg: Ping) -> str:
+            return "target"
+
+    target = Target()
+    await target.start()
+
+    class Watching(Worker):
+        def __init__(self) -> None:
+            super().__init__()
+            self.watch(target)
+
+        @handles(Terminated)
+        async def terminated(self, msg: Terminated) -> None:
+            await probe.tell(msg)
+
+    parent = Parent(("w", Watching))
+    ref = (await started(parent))["w"]
+    await ref.tell(Fail())
+    assert (await bounded(ref.ask(Ping()))).startswith("pong")  # the second incarnation runs
+    await bounded(target.stop())
+    notice = await probe.expect_message(Terminated)
+    assert notice.ref == target.reference
+    await probe.expect_no_message(within=0.05)
+    await bounded(parent.stop())
+
+
+@pytest.mark.asyncio
+async def test_stopping_a_child_in_its_restart_teardown_closes_it(mock_clock: MockClock) -> None:
+    """The child failed and is in pre_restart (its mailbox kept for a restart) when its supervisor
+    stops: the restart will not come, so its mailbox closes and its watchers are told."""
+    from actorio.testing import TestProbe
+
+    class SlowRestart(Worker):
+        async def pre_restart(self, error: BaseException | None) -> None:
+            await asyncio.sleep(5)
+
+    parent = Parent(("s", SlowRestart))
+    ref = (await started(parent))["s"]
+    probe: TestProbe[Any] = TestProbe()
+    probe.watch(ref)
+    await ref.tell(Fail())
+    await mock_clock.wait_all_tasks_blocked()  # in pre_restart
+    await bounded(parent.stop())
+    await probe.expect_message(Message)  # the Terminated notice
+    with pytest.raises(ActorStopped):
+        await ref.ask(Ping())
+
+
+@pytest.mark.asyncio
+async def test_a_stop_timeout_spent_on_input_tasks_still_stops_the_children(mock_clock: MockClock) -> None:
+    """The stop timeout runs out while the actor waits for its input tasks to be cancelled: its
+    children are cancelled too, not left running."""
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(10)  # a slow clean-up after its cancellation
+
+    async def ignore(task: asyncio.Task[None]) -> None:
+        pass
+
+    class WithInput(Parent):
+        async def mainloop_setup(self) -> None:
+            await super().mainloop_setup()
+            self.register_input_task(stubborn, ignore)
+
+    parent = WithInput(("c", Worker))
+    ref = (await started(parent))["c"]
+    await bounded(parent.stop(timeout=1))
+    assert mock_clock.time() < 10
+    with pytest.raises(ActorStopped):
+        await ref.ask(Ping())

@@ -82,9 +82,9 @@ class Durable:
 
     - ``redelivery_delay``: seconds a delivered message may stay unacknowledged (the consumer's
       ``ack_wait``) before JetStream delivers it again, to this or another process of the pool.
-      A process that stops working (killed, hung) has its messages delivered again after it; a
-      working one reports the fetched messages waiting their turn as in progress every half
-      delay, so only one handler (not a whole batch) must finish within it. 30 s by default.
+      A process that dies (or whose event loop stops running) has its messages delivered again
+      after it; a working one reports the messages it fetched, the one being handled included,
+      in progress every half delay. 30 s by default.
     - ``dedupe_window``: seconds during which a message stored again with the same message id is
       dropped by the stream (its ``duplicate_window``). 120 s by default.
     - ``ordered``: deliver one message at a time across the whole pool (``max_ack_pending=1``,
@@ -245,6 +245,17 @@ class Publication:
     def __repr__(self) -> str:
         kind = "durable " if self.durable else ""
         return f"<Publication {kind}{self.name} of {self.actor!r}>"
+
+
+def _withdraw(publication: Publication, message: Message[Any]) -> None:
+    """Take a stored message back out of the mailbox, if it is still queued there, before it is
+    given back to the stream: a supervised child's restart keeps its mailbox, and the message
+    would otherwise be handled twice."""
+    queue = publication._cell.queue
+    for index, item in enumerate(queue):
+        if item is message:
+            del queue[index]
+            return
 
 
 class _PublicationEnd(BaseRef):
@@ -461,6 +472,8 @@ class Node:
             kind = type(cast(object, actor)).__name__
             raise TypeError(f"publish() takes an actor or a local reference, not {kind}")
         cell = found
+        if cell.closed:
+            raise ActorStopped(cell.actor.identifier)
         if self._closed:
             raise RuntimeError("the node is closed")
         settings = Durable() if durable is True else (durable or None)
@@ -885,7 +898,9 @@ class Node:
     async def _handle_stored(self, publication: Publication, msg: Msg) -> bool:
         """Deliver one stored message and acknowledge it when handled; False if the actor stopped
         first (the message is then given back)."""
-        actor = publication.actor
+        actor = await self._incarnation(publication)
+        if actor is None:
+            return False
         try:
             message = self._validate(actor, msg.data, msg.headers)
         except InvalidPayload as error:
@@ -895,9 +910,12 @@ class Node:
         reply = (msg.headers or {}).get(REPLY)
         stopped = self._ended(actor)
         if reply:
-            future = await self._queue_ask(actor, message)
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            asking = _with_sender(message, AskRef(future))
+            await actor.reference.tell(asking)
             await asyncio.wait([future, stopped], return_when=asyncio.FIRST_COMPLETED)
             if stopped.done() and not future.done():
+                _withdraw(publication, asking)
                 return False
             if not await self._answer(actor, message, future, reply, None):
                 return False
@@ -905,10 +923,22 @@ class Node:
             await actor.reference.tell(message)
             handled = await self._wait_handled(actor, stopped)
             if not handled:
+                _withdraw(publication, message)
                 return False
         with contextlib.suppress(nats.errors.Error):
             await msg.ack()
         return True
+
+    async def _incarnation(self, publication: Publication) -> Actor[Any] | None:
+        """The published actor's running incarnation; while a supervised child waits for its next
+        one (a restart's backoff), wait for it. None once the actor stopped for good."""
+        cell = publication._cell
+        while not cell.closed and not publication.closing():
+            actor = cell.actor
+            if actor.running:
+                return actor
+            await asyncio.sleep(0.02)  # between incarnations: poll until the next one runs
+        return None
 
     async def _report_progress(self, waiting: list[Msg], interval: float) -> None:
         """Tell the stream, every ``interval`` seconds, that the fetched messages not yet handled

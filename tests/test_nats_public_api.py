@@ -41,3 +41,13 @@ def test_remote_references_are_actor_references() -> None:
     assert issubclass(actorio.nats.ActorNotFound, actorio.ActorStopped)
     assert issubclass(actorio.nats.RemoteError, actorio.ActorioException)
     assert issubclass(actorio.nats.NodeUnreachable, ConnectionError)
+
+
+def test_without_nats_py_the_import_error_says_what_to_install() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['nats'] = None; import actorio.nats"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "actorio.nats needs the nats-py client: pip install 'actorio[nats]'" in result.stderr

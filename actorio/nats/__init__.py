@@ -10,6 +10,13 @@
 See the README's NATS section for the subjects, the wire form and the delivery guarantees.
 """
 
+import importlib
+
+try:
+    importlib.import_module("nats")  # the optional dependency: checked first, for a clear error
+except ImportError as error:
+    raise ImportError("actorio.nats needs the nats-py client: pip install 'actorio[nats]'") from error
+
 from ._errors import ActorNotFound as ActorNotFound
 from ._errors import NodeUnreachable as NodeUnreachable
 from ._errors import RemoteError as RemoteError

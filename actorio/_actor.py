@@ -1,40 +1,50 @@
-"""The actor: one asyncio task that drains a mailbox and dispatches each message to its handler."""
+"""The actor: the user-facing `Actor` class and its mainloop, one asyncio task that drains a
+mailbox and dispatches each message to its handler.
+
+What an actor does besides handling messages lives beside it, one concern per module: the ask
+rule in ``_ask.py``, the mailbox in ``_mailbox.py``, timers in ``_timers.py``, input tasks and
+barriers in ``_inputs.py``, children and their supervision in ``_supervisor.py``.
+"""
 
 # pyright: reportPrivateUsage=false
-# See _ref.py: an Actor and its ActorRef share their framework attributes.
+# The actor's framework slots (``_actor_*``) are read by the core modules that act on it (its
+# supervisor, its timers): they are one unit. Nothing outside the core reads them.
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Literal, NoReturn, TypeVar, cast, overload
+from typing import Any, ClassVar, Generic, NoReturn, TypeGuard, TypeVar, cast, overload
 
+from ._ask import AskRef, HeldAsks
 from ._dead_letters import dead_letters
-from ._dispatch import Handler, build_handler_table, check_protocol, protocol_of, resolve_handler
-from ._exceptions import ActorStopped, EndMainLoop, RestartIntensityExceeded, UnhandledMessage
-from ._mailbox import SYSTEM, BoundedMailbox, Mailbox, _SystemSignal
-from ._message import NO_REPLY, Message
+from ._dispatch import Handler, build_handler_table, check_handlers, declared_message_types, resolve_handler
+from ._exceptions import EndMainLoop, UnhandledMessage
+from ._inputs import Barrier, InputSignal, InputTasks, run_barrier, run_input, settle_barriers
+from ._mailbox import SYSTEM, BoundedMailbox, Mailbox, Signal, _SystemSignal
+from ._message import Message
 from ._protocol import ProtocolAttribute, check_wire_names
-from ._ref import ActorRef, AskRef, check_message
+from ._ref import ActorRef, check_message
 from ._supervision import (
     Backoff,
     ChildSpec,
     Decider,
-    RestartLog,
+    Outcome,
     RestartType,
     SupervisedChild,
     SupervisorStrategy,
-    decide,
+    directive_on_failure,
+    outcome_of_end,
 )
+from ._supervisor import Supervisor
+from ._timers import Timers, TimerSignal, run_timer
 from ._types import P, R, Request
-from ._watch import notify_watchers, unwatch_cell, watch_cell
+from ._watch import notify_watchers, unwatch, watch
 
-__all__ = ["Actor"]
+__all__ = ["Actor", "is_actor_class"]
 
 Q = TypeVar("Q", bound=Message[Any])
 M = TypeVar("M", bound=Message[Any])
@@ -43,11 +53,10 @@ _actor_serials = itertools.count(1)
 _logger = logging.getLogger("actorio.actor")
 
 
-class _StopSignal:
+class _StopSignal(Signal):
     """Put ahead of the mailbox by `Actor.stop`: the mainloop ends when it reaches it."""
 
     __slots__ = ()
-    sender = None
 
 
 _STOP = _StopSignal()
@@ -58,63 +67,13 @@ def _end_mainloop(actor: Actor[Any], signal: _StopSignal) -> NoReturn:
     raise EndMainLoop()
 
 
-class _InputSignal:
-    """Queued in the mailbox when an input task or a child is done: its handler runs in turn with
-    the messages, so never while one is being handled, and the mainloop checks nothing extra
-    per message."""
-
-    __slots__ = ("run",)
-    sender = None
-
-    def __init__(self, run: Callable[[], Awaitable[None]]) -> None:
-        self.run = run
-
-
-async def _run_input(actor: Actor[Any], signal: _InputSignal) -> None:
-    await signal.run()
-
-
-class _Timer:
-    """A timer started by `Actor.start_timer` or `Actor.start_periodic_timer`."""
-
-    __slots__ = ("key", "message", "interval", "deadline", "handle")
-
-    def __init__(self, key: Hashable, message: Message[Any], interval: float | None) -> None:
-        self.key = key
-        self.message = message
-        self.interval = interval
-        self.deadline = 0.0
-        self.handle: asyncio.TimerHandle | None = None
-
-
-class _TimerSignal:
-    """Queued when a timer fires; delivers the timer's message only if that timer is still the
-    one started under its key (so a replaced or cancelled timer's tick, even queued, is dropped)."""
-
-    __slots__ = ("timer",)
-    sender = None
-
-    def __init__(self, timer: _Timer) -> None:
-        self.timer = timer
-
-
-async def _run_timer(actor: Actor[Any], signal: _TimerSignal) -> None:
-    timer = signal.timer
-    timers = actor._actor_timers
-    if timers is None or timers.get(timer.key) is not timer:
-        return  # replaced, cancelled, or a tick of an earlier incarnation
-    if timer.interval is None:
-        del timers[timer.key]
-    await actor._actor_deliver(timer.message)
-
-
 async def _run_system(actor: Actor[Any], signal: _SystemSignal) -> None:
     mailbox = actor._actor_mailbox
     system = mailbox.system
     try:
         while system:
             item = system.popleft()
-            if type(item) is _InputSignal:
+            if type(item) is InputSignal:
                 await item.run()
             else:
                 await actor._actor_deliver(item)
@@ -125,35 +84,14 @@ async def _run_system(actor: Actor[Any], signal: _SystemSignal) -> None:
 
 _SIGNALS: dict[type, Handler] = {
     _StopSignal: _end_mainloop,
-    _InputSignal: _run_input,
-    _TimerSignal: _run_timer,
+    InputSignal: run_input,
+    TimerSignal: run_timer,
+    Barrier: run_barrier,
     _SystemSignal: _run_system,
 }
 """What every actor class's dispatch cache starts with."""
 
-_Outcome = Literal["restart", "stop", "escalate"]
-
 _NOTHING = cast("Message[Any]", None)
-
-_restart_logs: weakref.WeakKeyDictionary[Actor[Any], RestartLog] = weakref.WeakKeyDictionary()
-"""Each supervisor's recent restarts, kept beside it: most actors supervise nothing."""
-
-
-class _InputTask:
-    """A task registered with `Actor.register_input_task`, and how often it runs again."""
-
-    __slots__ = ("factory", "handler", "remaining", "task")
-
-    def __init__(
-        self,
-        factory: Callable[[], Awaitable[Any]],
-        handler: Callable[[asyncio.Task[Any]], Awaitable[Any]],
-        remaining: int | None,
-    ) -> None:
-        self.factory = factory
-        self.handler = handler
-        self.remaining = remaining
-        self.task: asyncio.Task[Any] | None = None
 
 
 class Actor(Generic[P]):
@@ -208,7 +146,7 @@ class Actor(Generic[P]):
     _actor_handlers: ClassVar[dict[type, Handler]] = {}
     _actor_dispatch: ClassVar[dict[type, Handler]] = {}
     _actor_accepts: ClassVar[dict[type, bool]] = {}
-    _actor_protocol: ClassVar[tuple[type, ...] | None] = None
+    _actor_message_types: ClassVar[tuple[type, ...] | None] = None
     _actor_fallback: ClassVar[Handler]
     _actor_custom_setup: ClassVar[bool] = False
     _actor_custom_teardown: ClassVar[bool] = False
@@ -232,10 +170,10 @@ class Actor(Generic[P]):
         super().__init_subclass__(**kwargs)
         cls._actor_handlers = build_handler_table(cls)
         cls._actor_fallback = cls.handle_message
-        cls._actor_protocol = protocol_of(cls, Actor)
-        if cls._actor_protocol is not None:
+        cls._actor_message_types = declared_message_types(cls, Actor)
+        if cls._actor_message_types is not None:
             overridden = cls.handle_message is not Actor.handle_message
-            check_protocol(cls, cls._actor_handlers, cls._actor_protocol, overridden)
+            check_handlers(cls, cls._actor_handlers, cls._actor_message_types, overridden)
         check_wire_names(cls)
         cls._actor_dispatch = dict(_SIGNALS)
         cls._actor_accepts = {}
@@ -246,7 +184,10 @@ class Actor(Generic[P]):
     def __init__(self, *, identifier: str | None = None, mailbox_capacity: int | None = None) -> None:
         capacity = mailbox_capacity if mailbox_capacity is not None else type(self).mailbox_capacity
         self._actor_mailbox = Mailbox(self) if capacity is None else BoundedMailbox(self, capacity)
-        self._actor_ref: ActorRef[P] = ActorRef(self)
+        cls = type(self)
+        self._actor_ref: ActorRef[P] = ActorRef(
+            self._actor_mailbox, cls._actor_message_types, cls._actor_accepts
+        )
         self._actor_task: asyncio.Task[None] | None = None
         self._actor_closed = False
         self._actor_serial = next(_actor_serials)
@@ -254,11 +195,11 @@ class Actor(Generic[P]):
         self._actor_logger: logging.LoggerAdapter[logging.Logger] | None = None
         self._actor_stopping = False
         # Created only when used: every byte counts a hundred thousand times.
-        self._actor_inputs: list[_InputTask] | None = None
-        self._actor_children: dict[Mailbox, SupervisedChild | None] | None = None
-        self._actor_held: list[tuple[AskRef, int]] | None = None
+        self._actor_inputs: InputTasks | None = None
+        self._actor_children: Supervisor | None = None
+        self._actor_held: HeldAsks | None = None
         self._actor_waiters: list[asyncio.Future[None]] | None = None
-        self._actor_timers: dict[Hashable, _Timer] | None = None
+        self._actor_timers: Timers | None = None
         self._actor_record: SupervisedChild | None = None
         self._actor_failing: Any = None
 
@@ -288,12 +229,6 @@ class Actor(Generic[P]):
         return f"<{type(self).__name__} {self.identifier}>"
 
     # -- messages in ----------------------------------------------------------------------
-
-    def _actor_dead_letter(self, message: Any) -> None:
-        sender = getattr(message, "sender", None)
-        if type(sender) is AskRef and sender.fail(ActorStopped(self.identifier, message)):
-            return
-        dead_letters.record(message, self.identifier, "stopped")
 
     async def tell(self, message: P, /) -> None:
         """Tell this actor ``message``; the same as ``self.reference.tell(message)``."""
@@ -476,43 +411,28 @@ class Actor(Generic[P]):
         it replaces one that `pre_restart` was called on; ``error`` is the same."""
 
     async def _actor_release(self) -> None:
-        """Cancel the input tasks and stop the children, newest first. Idempotent."""
+        """Cancel the input tasks and stop the children, newest first. Idempotent. If this is
+        cancelled meanwhile (a stop's timeout ran out), the children not yet stopped are cancelled
+        at once rather than left running without a parent."""
         inputs, self._actor_inputs = self._actor_inputs, None
-        children, self._actor_children = self._actor_children, None
-        remaining = list(reversed((children or {}).items()))
+        children = self._actor_children
         try:
             if inputs:
-                tasks = [entry.task for entry in inputs if entry.task is not None]
-                for task in tasks:
-                    task.cancel()
-                if tasks:
-                    await asyncio.wait(tasks)
-            while remaining:
-                await self._actor_stop_child(*remaining[0])
-                del remaining[0]
+                await inputs.cancel_all()
         except BaseException:
-            # Cancelled (a stop's timeout ran out) while stopping them: the children not yet
-            # stopped are cancelled now rather than left running without a parent.
-            for cell, record in remaining:
-                self._actor_abort_child(cell, record)
+            if children is not None:
+                children.abort_all()
             raise
-
-    def _actor_abort_child(self, cell: Mailbox, record: SupervisedChild | None) -> None:
-        """Stop a child at once, without waiting: cancel its task, or close its mailbox if it
-        waits for a restart."""
-        if record is not None:
-            record.state = "gone"
-            self._actor_cancel_pending(record)
-        actor = cell.actor
-        task = actor._actor_task
-        if task is not None and not task.done():
-            actor._actor_stopping = True
-            task.cancel()
-            task.add_done_callback(functools.partial(self._actor_close_after, cell, record))
-        elif not cell.closed:
-            self._actor_close_cell(cell, record)
+        if children is not None:
+            await children.stop_all()
 
     # -- children -------------------------------------------------------------------------
+
+    def _actor_supervisor(self) -> Supervisor:
+        children = self._actor_children
+        if children is None:
+            children = self._actor_children = Supervisor(self)
+        return children
 
     async def register_child(self, child: Actor[Q]) -> ActorRef[Q]:
         """Start ``child`` as a child of this actor and return its reference.
@@ -522,12 +442,7 @@ class Actor(Generic[P]):
         start order, each within ``child_stop_timeout``. For a child that is restarted when it
         fails, use `supervise`.
         """
-        if self._actor_children is None:
-            self._actor_children = {}
-        self._actor_children[child._actor_mailbox] = None
-        reference = await child.start()
-        self._actor_follow(child)
-        return reference
+        return await self._actor_supervisor().register(child)
 
     @overload
     async def supervise(self, child: ChildSpec[Actor[Q]], /) -> ActorRef[Q]: ...
@@ -580,135 +495,21 @@ class Actor(Generic[P]):
         )
         if self._actor_closed:
             raise RuntimeError(f"{self!r} is stopped: it cannot supervise new children")
-        actor = self._actor_make(spec)
-        record = SupervisedChild(spec, actor, type(self).supervisor_strategy)
-        if spec.name is not None:
-            actor._actor_identifier = spec.name
-        actor._actor_record = record
-        if self._actor_children is None:
-            self._actor_children = {}
-        self._actor_children[record.cell] = record
-        record.started_at = asyncio.get_running_loop().time()
-        try:
-            await actor.start()
-        except BaseException:
-            del self._actor_children[record.cell]  # never started: not a child
-            raise
-        self._actor_follow(actor)
-        return record.ref
-
-    @staticmethod
-    def _actor_make(spec: ChildSpec[Actor[Any]]) -> Actor[Any]:
-        made = spec.factory()
-        if not isinstance(cast(object, made), Actor):
-            raise TypeError(f"a child factory must return an Actor, not {type(made).__name__}")
-        return made
+        return await self._actor_supervisor().supervise(spec)
 
     async def stop_child(self, child: ActorRef[Any] | Actor[Any]) -> None:
         """Stop a child of this actor for good (it is not restarted, whatever its restart type)
         and wait until it stopped. Raises ``ValueError`` if it is not a child of this actor."""
-        cell = child._actor_mailbox if isinstance(child, Actor) else child._cell
-        if self._actor_children is None or cell not in self._actor_children:
+        mailbox = child._actor_mailbox if isinstance(child, Actor) else child._mailbox
+        children = self._actor_children
+        if children is None or not await children.stop_child(cast(Mailbox, mailbox)):
             raise ValueError(f"{child!r} is not a child of {self!r}")
-        record = self._actor_children.pop(cell)
-        await self._actor_stop_child(cell, record)
-
-    async def _actor_stop_child(self, cell: Mailbox, record: SupervisedChild | None) -> None:
-        """Stop a child (within its stop timeout) that will not be restarted."""
-        timeout = type(self).child_stop_timeout
-        if record is not None:
-            record.state = "stopping"
-            timeout = record.spec.stop_timeout
-            self._actor_cancel_pending(record)
-        actor = cell.actor
-        if actor._actor_task is not None and not actor._actor_task.done():
-            await actor.stop(timeout)
-        if not cell.closed:
-            # Waiting for a restart (or its incarnation was ending for one when stopped): the
-            # restart will not come.
-            self._actor_close_cell(cell, record)
-        if record is not None:
-            record.state = "gone"
-
-    def _actor_cancel_pending(self, record: SupervisedChild) -> None:
-        """Cancel a restart waiting for its backoff delay; the rest of its group (one_for_all,
-        rest_for_one) is restarted now rather than left without an incarnation."""
-        pending, record.pending = record.pending, None
-        if pending is None:
-            return
-        pending.cancel()
-        rest = [other for other in record.group if other is not record and other.state == "restarting"]
-        record.group = []
-        if rest and not self._actor_closed:
-            self._actor_mailbox.put_system(_InputSignal(functools.partial(self._actor_incarnate, rest)))
-
-    def _actor_close_after(self, cell: Mailbox, record: SupervisedChild | None, task: object) -> None:
-        """An aborted child's task is done: close its mailbox unless it closed it itself."""
-        if not cell.closed:
-            self._actor_close_cell(cell, record)
-
-    def _actor_close_cell(self, cell: Mailbox, record: SupervisedChild | None) -> None:
-        """A child waits for a restart that will not come: its address closes now (queued
-        messages are dead letters, queued asks fail) and its watchers are told why it ended."""
-        actor = cell.actor
-        for message in cell.close():
-            if type(message) not in _SIGNALS:
-                actor._actor_dead_letter(message)
-        reason = record.reason if record is not None else None
-        task = actor._actor_task
-        if reason is None and task is not None and task.done() and not task.cancelled():
-            reason = task.exception()
-        notify_watchers(cell, actor._actor_ref, reason)
-
-    def _actor_follow(self, child: Actor[Any]) -> None:
-        assert child._actor_task is not None
-        child._actor_task.add_done_callback(functools.partial(self._actor_child_done, child))
 
     @property
     def children(self) -> list[Actor[Any]]:
         """The children, in start order (for a supervised child, its current incarnation)."""
-        return [cell.actor for cell in self._actor_children or ()]
-
-    def _actor_child_done(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
-        if not task.cancelled():
-            # Retrieved: the parent deals with it (handle_child_stopped, supervision), and the
-            # child logged it; asyncio would otherwise log it again when the task is collected,
-            # also when the parent stops before its notice is handled.
-            task.exception()
-        if self._actor_closed:
-            return
-        self._actor_mailbox.put_system(
-            _InputSignal(functools.partial(self._actor_child_stopped, child, task))
-        )
-
-    async def _actor_child_stopped(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
-        cell = child._actor_mailbox
         children = self._actor_children
-        record = children.get(cell) if children is not None else None
-        if record is None:
-            if children is not None and cell.actor is child:
-                children.pop(cell, None)
-            await self.handle_child_stopped(child, task)
-            return
-        if record.actor is not child or record.state != "running":
-            # An incarnation this actor stopped itself (a group restart, `stop_child`).
-            await self.handle_child_stopped(child, task)
-            return
-        error = asyncio.CancelledError() if task.cancelled() else task.exception()
-        record.reason = error
-        try:
-            await self.handle_child_stopped(child, task)
-        finally:
-            # Even if the hook raised: the child is restarted, or its end settled.
-            outcome = record.outcome
-            if outcome == "restart":
-                await self._actor_restart(record, error)
-            else:
-                assert children is not None
-                children.pop(cell, None)
-                record.state = "gone"
-        if outcome == "escalate" and error is not None:
-            raise error
+        return [] if children is None else children.actors
 
     async def handle_child_stopped(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
         """Called in this actor's task when a child has stopped (for a supervised child, each
@@ -726,135 +527,15 @@ class Actor(Generic[P]):
             if error is not None:
                 raise error
 
-    # -- supervision ----------------------------------------------------------------------
+    # -- supervision (this actor as a supervised child) -----------------------------------
 
-    async def _actor_restart(self, record: SupervisedChild, error: BaseException | None) -> None:
-        """A child's incarnation ended and must be replaced: apply the intensity, the strategy
-        and the backoff. Runs in this actor's task."""
-        strategy = type(self).supervisor_strategy
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        restarts = _restart_logs.get(self)
-        if restarts is None:
-            restarts = _restart_logs[self] = RestartLog()
-        record.state = "restarting"
-        if not restarts.allow(now, strategy):
-            raise RestartIntensityExceeded(self.identifier, strategy.max_restarts, strategy.within) from error
-        records = [r for r in (self._actor_children or {}).values() if r is not None and r.state != "gone"]
-        if strategy.strategy == "one_for_one":
-            group = [record]
-        elif strategy.strategy == "one_for_all":
-            group = records
-        else:
-            group = records[records.index(record) :]
-        joining: list[SupervisedChild] = []
-        for other in reversed(group):
-            if other is record:
-                continue
-            if other.cell.closed:
-                # It ended for good in the meantime (stop, or escalate): its own notice, queued
-                # in this actor's mailbox, settles it; restarting it would revive a closed
-                # address and lose an escalation.
-                continue
-            if other.spec.restart == "temporary":
-                await self.stop_child(other.ref)  # never restarted: stopped for good
-                continue
-            if other.pending is not None:
-                other.pending.cancel()  # it restarts with this group instead, and so does its own
-                other.pending = None
-                joining.extend(other.group)
-                other.group = []
-            if other.state == "running":
-                other.state = "restarting"
-                other.reason = error
-                await other.actor.stop(other.spec.stop_timeout)
-        group = [
-            other for other in records if other.state == "restarting" and (other in group or other in joining)
-        ]
-        backoff = record.backoff
-        delay = 0.0
-        if backoff is not None:
-            if backoff.reset_after is not None and now - record.started_at >= backoff.reset_after:
-                record.attempts = 0
-            delay = backoff.delay(record.attempts)
-            record.attempts += 1
-        if delay > 0:
-            record.group = group
-            record.pending = loop.call_later(delay, self._actor_restart_due, record, group)
-        else:
-            await self._actor_incarnate(group)
-
-    def _actor_restart_due(self, record: SupervisedChild, group: list[SupervisedChild]) -> None:
-        record.pending = None
-        record.group = []
-        if not self._actor_closed:
-            self._actor_mailbox.put_system(_InputSignal(functools.partial(self._actor_incarnate, group)))
-
-    async def _actor_incarnate(self, group: list[SupervisedChild]) -> None:
-        """Start a new incarnation of each child of ``group`` still waiting for one, in start
-        order, each taking over its predecessor's mailbox."""
-        for record in group:
-            if record.state != "restarting" or self._actor_closed or self._actor_stopping:
-                continue
-            try:
-                actor = self._actor_make(record.spec)
-            except Exception as error:
-                self.logger.error("could not restart %s", record.ref.identifier, exc_info=error)
-                record.reason = error
-                await self._actor_restart(record, error)
-                return
-            old = record.actor
-            cell = record.cell
-            # What __init__ did with the mailbox and reference it was given goes on to the
-            # child's: a reference it handed out reaches the child, what it told itself is queued.
-            made = actor._actor_mailbox
-            actor._actor_ref._cell = cell
-            for item in made.queue:
-                if item is not SYSTEM:
-                    cell.put_signal(item)
-            for item in made.system or ():
-                cell.put_system(item)
-            made.queue.clear()
-            actor._actor_mailbox = cell
-            actor._actor_ref = record.ref
-            actor._actor_identifier = old.identifier
-            actor._actor_record = record
-            record.directive = None
-            record.outcome = None
-            record.restarted = True
-            cell.actor = actor
-            record.actor = actor
-            record.state = "running"
-            record.started_at = asyncio.get_running_loop().time()
-            await actor.start()
-            self._actor_follow(actor)
-
-    def _actor_outcome_of(self, reason: BaseException | None) -> _Outcome:
+    def _actor_outcome_of(self, reason: BaseException | None) -> Outcome:
         """How this supervised incarnation's end counts (noted on its record): replaced by a
         restart, stopped for good, or stopped with its supervisor failing too."""
         record = self._actor_record
         assert record is not None
-        record.outcome = outcome = self._actor_decide_outcome(record, reason)
+        record.outcome = outcome = outcome_of_end(record, reason)
         return outcome
-
-    def _actor_decide_outcome(self, record: SupervisedChild, reason: BaseException | None) -> _Outcome:
-        if record.state in ("stopping", "gone"):
-            return "stop"
-        if record.state == "restarting":
-            return "restart"  # stopped by its supervisor, to restart with a sibling
-        restart = record.spec.restart
-        if reason is None:
-            return "restart" if restart == "permanent" else "stop"
-        if isinstance(reason, asyncio.CancelledError):
-            # Cancelled by someone other than its supervisor: an abnormal end, as a killed
-            # process is in OTP (never escalated: the supervisor would end up cancelled, silently).
-            return "stop" if restart == "temporary" else "restart"
-        directive = record.directive or decide(record.decider, reason)
-        if directive == "escalate":
-            return "escalate"
-        if directive == "stop" or restart == "temporary":
-            return "stop"
-        return "restart"
 
     def _actor_failed(self, message: Any, error: Exception) -> bool:
         """A handler failed on a told message (or a signal): record the dead letter; True if the
@@ -865,11 +546,11 @@ class Actor(Generic[P]):
         if failed is not None:
             dead_letters.record(failed, self.identifier, "failed", error)
         record = self._actor_record
-        if record is None or isinstance(error, EndMainLoop):
+        if record is None:
             return False
-        directive = decide(record.decider, error)
-        if directive == "resume" and isinstance(error, RestartIntensityExceeded):
-            directive = "restart"  # a supervisor that gave up has no children left to go on with
+        directive = directive_on_failure(record.decider, error)
+        if directive is None:
+            return False
         if directive == "resume":
             self.logger.warning("resuming after %r", error)
             return True
@@ -882,13 +563,11 @@ class Actor(Generic[P]):
         """Receive a `Terminated` message when ``target`` stops for good (at once, if it has
         already). Watching twice sends one notice; a restart of a supervised child is not a
         stop."""
-        ref = target.reference if isinstance(target, Actor) else target
-        watch_cell(ref._cell, ref, self._actor_ref)
+        watch(target.reference if isinstance(target, Actor) else target, self._actor_ref)
 
     def unwatch(self, target: ActorRef[Any] | Actor[Any]) -> None:
         """Stop watching ``target``; a notice already queued is still delivered."""
-        ref = target.reference if isinstance(target, Actor) else target
-        unwatch_cell(ref._cell, self._actor_ref)
+        unwatch(target.reference if isinstance(target, Actor) else target, self._actor_ref)
 
     # -- timers ---------------------------------------------------------------------------
 
@@ -913,18 +592,14 @@ class Actor(Generic[P]):
 
     def cancel_timer(self, key: Hashable) -> None:
         """Cancel the timer under ``key`` (if any): its message is not delivered, even if queued."""
-        timers = self._actor_timers
-        if timers is not None:
-            timer = timers.pop(key, None)
-            if timer is not None and timer.handle is not None:
-                timer.handle.cancel()
+        if self._actor_timers is not None:
+            self._actor_timers.cancel(key)
 
     def cancel_all_timers(self) -> None:
         """Cancel every timer of this actor."""
         timers, self._actor_timers = self._actor_timers, None
-        for timer in (timers or {}).values():
-            if timer.handle is not None:
-                timer.handle.cancel()
+        if timers is not None:
+            timers.cancel_all()
 
     def is_timer_active(self, key: Hashable) -> bool:
         """True if a timer under ``key`` is started and its message not yet delivered (or, for a
@@ -935,23 +610,9 @@ class Actor(Generic[P]):
         check_message(message)
         if self._actor_closed:
             return
-        self.cancel_timer(key)
-        loop = asyncio.get_running_loop()
-        timer = _Timer(key, message, interval)
-        timer.deadline = loop.time() + max(delay, 0.0)
-        timer.handle = loop.call_at(timer.deadline, self._actor_timer_fired, timer)
         if self._actor_timers is None:
-            self._actor_timers = {}
-        self._actor_timers[key] = timer
-
-    def _actor_timer_fired(self, timer: _Timer) -> None:
-        timers = self._actor_timers
-        if timers is None or timers.get(timer.key) is not timer:
-            return
-        if timer.interval is not None:
-            timer.deadline += timer.interval
-            timer.handle = asyncio.get_running_loop().call_at(timer.deadline, self._actor_timer_fired, timer)
-        self._actor_mailbox.put_signal(_TimerSignal(timer))
+            self._actor_timers = Timers(self._actor_mailbox)
+        self._actor_timers.start(key, message, delay, interval)
 
     # -- input tasks ----------------------------------------------------------------------
 
@@ -969,36 +630,9 @@ class Actor(Generic[P]):
         """
         if count is not None and count < 1:
             raise ValueError("count must be at least 1")
-        entry = _InputTask(factory, handler, count)
         if self._actor_inputs is None:
-            self._actor_inputs = []
-        self._actor_inputs.append(entry)
-        if self._actor_task is not None:
-            self._actor_schedule_input(entry)
-
-    def _actor_schedule_input(self, entry: _InputTask) -> None:
-        entry.task = task = asyncio.ensure_future(entry.factory())
-        task.add_done_callback(functools.partial(self._actor_input_done, entry))
-
-    def _actor_input_done(self, entry: _InputTask, task: asyncio.Task[Any]) -> None:
-        if self._actor_closed:
-            if not task.cancelled():
-                task.exception()  # retrieved: the actor that wanted it is gone
-            return
-        self._actor_mailbox.put_signal(_InputSignal(functools.partial(self._actor_run_input, entry)))
-
-    async def _actor_run_input(self, entry: _InputTask) -> None:
-        task = entry.task
-        assert task is not None
-        entry.task = None
-        await entry.handler(task)
-        if entry.remaining is not None:
-            entry.remaining -= 1
-            if entry.remaining == 0:
-                if self._actor_inputs is not None:
-                    self._actor_inputs.remove(entry)
-                return
-        self._actor_schedule_input(entry)
+            self._actor_inputs = InputTasks(self._actor_mailbox)
+        self._actor_inputs.add(factory, handler, count, self._actor_task is not None)
 
     # -- the mainloop ---------------------------------------------------------------------
 
@@ -1019,9 +653,8 @@ class Actor(Generic[P]):
         reason: BaseException | None = None
         message: Message[Any] = _NOTHING  # bound for the failure paths below
         try:
-            for entry in self._actor_inputs or ():
-                if entry.task is None:
-                    self._actor_schedule_input(entry)
+            if self._actor_inputs is not None:
+                self._actor_inputs.start()
             if cls._actor_custom_setup:
                 await self.mainloop_setup()
             record = self._actor_record
@@ -1047,23 +680,23 @@ class Actor(Generic[P]):
                         if type(sender) is not AskRef:
                             await handler(self, message)
                             continue
+                        # Serving an ask: the rule is in _ask.py (settle, abandon, fail).
                         handoffs = sender.handoffs
                         try:
                             result = await handler(self, message)
                         except EndMainLoop:
-                            self._actor_abandon(message, sender, handoffs)
+                            sender.abandon(handoffs, self.identifier, message)
                             raise
                         except Exception as error:
                             self._actor_ask_failed(message, sender, error)
                         except BaseException:
-                            self._actor_abandon(message, sender, handoffs)
+                            sender.abandon(handoffs, self.identifier, message)
                             raise
                         else:
-                            if sender.handoffs == handoffs and not sender.future.done():
-                                if handler is fallback or result is NO_REPLY:
-                                    self._actor_hold(sender, handoffs)
-                                else:
-                                    sender.future.set_result(result)
+                            if sender.settle(result, handoffs, handler is fallback):
+                                if self._actor_held is None:
+                                    self._actor_held = HeldAsks()
+                                self._actor_held.hold(sender, handoffs)
                 except UnhandledMessage as error:
                     unhandled = self._actor_failing if type(message) in _SIGNALS else message
                     if error.message is unhandled:
@@ -1115,7 +748,7 @@ class Actor(Generic[P]):
         actor (failing its queued asks) and wake whoever waits for it to stop."""
         if not self._actor_closed:
             reason: BaseException | None = None
-            outcome: _Outcome = "stop"
+            outcome: Outcome = "stop"
             if self._actor_record is not None:
                 reason = asyncio.CancelledError()
                 outcome = self._actor_outcome_of(reason)  # the supervisor acts on it as usual
@@ -1138,54 +771,49 @@ class Actor(Generic[P]):
                 "%s failed serving an ask that is already over", type(message).__name__, exc_info=error
             )
 
-    def _actor_abandon(self, message: Message[Any], ask: AskRef, handoffs: int) -> None:
-        """The actor ends (EndMainLoop, cancellation) while serving an ask: unless the ask was
-        answered or handed on, it fails now rather than waiting for its timeout."""
-        if ask.handoffs == handoffs:
-            ask.fail(ActorStopped(self.identifier, message))
-
-    def _actor_hold(self, ask: AskRef, handoffs: int) -> None:
-        """The original style: ``handle_message`` returned without replying; whatever it tells the
-        sender later is the reply, and if the actor stops first (and the ask was not handed on
-        meanwhile) the ask fails."""
-        if self._actor_held is None:
-            self._actor_held = []
-        self._actor_held.append((ask, handoffs))
-
-    def _actor_close(self, outcome: _Outcome) -> None:
+    def _actor_close(self, outcome: Outcome) -> None:
         """This incarnation handles no more messages: cancel its timers and fail the asks it holds
         unanswered. Unless it is to be replaced by a restart, the mailbox closes too: what is
         queued becomes dead letters, and queued asks fail."""
         self._actor_closed = True
         if self._actor_timers:
             self.cancel_all_timers()
+        if self._actor_inputs is not None:
+            self._actor_inputs.close()
         held, self._actor_held = self._actor_held, None
-        for ask, handoffs in held or ():
-            if ask.handoffs == handoffs:
-                ask.fail(ActorStopped(self.identifier))
+        if held is not None:
+            held.fail_all(self.identifier)
         mailbox = self._actor_mailbox
         if outcome == "restart":
             # The mailbox goes to the next incarnation; this one's signals stay behind, the
             # watch notices for the actor (its reference watched) go on.
-            kept = [item for item in mailbox.queue if type(item) not in _SIGNALS]
+            kept = [item for item in mailbox.queue if not isinstance(item, Signal)]
+            settle_barriers(list(mailbox.queue))
             mailbox.queue.clear()
             mailbox.queue.extend(kept)
             if mailbox.putters:
                 mailbox.rooms()
             system = mailbox.system
             if system:
-                notices = [item for item in system if type(item) is not _InputSignal]
+                notices = [item for item in system if type(item) is not InputSignal]
                 system.clear()
                 if notices:
                     system.extend(notices)
                     mailbox.queue.appendleft(SYSTEM)
             return
         if mailbox.queue or mailbox.putters:
-            for message in mailbox.close():
-                if type(message) not in _SIGNALS:
-                    self._actor_dead_letter(message)
+            queued = mailbox.close()
+            settle_barriers(queued)
+            for message in queued:
+                if not isinstance(message, Signal):
+                    mailbox.reject(message)
         else:
             mailbox.closed = True  # nothing queued, nobody waiting: what close() would do
+
+
+def is_actor_class(value: object) -> TypeGuard[type[Actor[Any]]]:
+    """True if ``value`` is `Actor` or a subclass of it (the one test of "an actor class")."""
+    return isinstance(value, type) and issubclass(value, Actor)
 
 
 Actor._actor_fallback = Actor.handle_message

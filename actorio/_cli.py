@@ -37,7 +37,7 @@ import actorio
 
 from ._actor import Actor
 from ._message import Message
-from ._protocol import ActorProtocol, members_of, reply_type_of, wire_name_of
+from ._protocol import ActorProtocol, message_types_of, reply_type_of, wire_name_of
 
 __all__ = ["CommandError", "main", "render_stub"]
 
@@ -124,7 +124,7 @@ def _describe(annotation: Any) -> str:
 
 def _inspect_table(protocol: ActorProtocol[Any]) -> str:
     actor = protocol.actor_type
-    if actor._actor_protocol is None:  # pyright: ignore[reportPrivateUsage]
+    if actor._actor_message_types is None:  # pyright: ignore[reportPrivateUsage]
         origin = "untyped: the message types its @handles handlers take"
     else:
         origin = "its Actor[...] argument"
@@ -311,8 +311,8 @@ def render_stub(module: str, actors: Sequence[type[Actor[Any]]]) -> str:
     writer = _StubWriter()
     aliases: list[str] = []
     for actor in actors:
-        members = members_of(actor)
-        declared = actor._actor_protocol is not None  # pyright: ignore[reportPrivateUsage]
+        members = message_types_of(actor)
+        declared = actor._actor_message_types is not None  # pyright: ignore[reportPrivateUsage]
         spelled = [writer.render(member) for member in members]
         for member in members:
             writer.render(reply_type_of(member))

@@ -12,13 +12,12 @@ At class creation, each actor class gets:
 from __future__ import annotations
 
 import inspect
-import types
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from ._message import Message, NoReply
-from ._types import Request
+from ._message import Message, NoReply, is_message_class
+from ._types import Request, union_arms
 from ._watch import Terminated
 
 if TYPE_CHECKING:
@@ -28,9 +27,9 @@ __all__ = [
     "HANDLES_ATTRIBUTE",
     "SYSTEM_MESSAGES",
     "build_handler_table",
-    "check_protocol",
+    "check_handlers",
+    "declared_message_types",
     "handles",
-    "protocol_of",
     "resolve_handler",
 ]
 
@@ -185,53 +184,57 @@ def resolve_handler(table: dict[type, Handler], message_type: type, fallback: Ha
     return fallback
 
 
-def _members(protocol: Any) -> tuple[type, ...] | None:
+def _message_types(annotation: Any) -> tuple[type, ...] | None:
     """The message classes of a protocol annotation (``Greet``, ``Greet | Stop``), or ``None`` for an
     untyped actor (no argument, ``Message[Any]``, ``Message``, a type variable)."""
-    if isinstance(protocol, (types.UnionType,)) or typing.get_origin(protocol) is typing.Union:
+    arms = union_arms(annotation)
+    if len(arms) > 1:
         members: list[type] = []
-        for argument in typing.get_args(protocol):
-            inner = _members(argument)
+        for arm in arms:
+            inner = _message_types(arm)
             if inner is None:
                 return None
             members.extend(inner)
         return tuple(members)
-    if not (isinstance(protocol, type) and issubclass(protocol, Message)):
+    if not is_message_class(annotation):
         return None
-    origin = protocol.__pydantic_generic_metadata__["origin"]
-    if protocol is Message or origin is Message:
+    origin = annotation.__pydantic_generic_metadata__["origin"]
+    if annotation is Message or origin is Message:
         return None  # Message, Message[Any]: accepts any message
-    return (typing.cast("type[Any]", protocol),)
+    return (typing.cast("type[Any]", annotation),)
 
 
-def protocol_of(cls: type, root: type) -> tuple[type, ...] | None:
-    """The protocol of actor class ``cls``: from the nearest ``Root[...]`` base in its MRO that was
-    given one, else ``None`` (untyped: any message)."""
+def declared_message_types(cls: type, root: type) -> tuple[type, ...] | None:
+    """The message classes that actor class ``cls`` declares it accepts: from the nearest
+    ``Root[...]`` base in its MRO that was given an argument, else ``None`` (untyped: any message).
+    """
     for klass in cls.__mro__:
         for base in vars(klass).get("__orig_bases__", ()):
             origin = typing.get_origin(base)
             if isinstance(origin, type) and issubclass(origin, root):
                 arguments = typing.get_args(base)
                 if arguments:
-                    return _members(arguments[0])
+                    return _message_types(arguments[0])
     return None
 
 
-def check_protocol(cls: type, table: dict[type, Handler], protocol: tuple[type, ...], fallback: bool) -> None:
+def check_handlers(
+    cls: type, table: dict[type, Handler], message_types: tuple[type, ...], fallback: bool
+) -> None:
     """At class creation: every protocol member has a handler (or ``handle_message`` is overridden),
     and every handler takes a member, a subclass or a base of one."""
     name = cls.__qualname__
     for message_type, handler in table.items():
         if issubclass(message_type, SYSTEM_MESSAGES):
             continue
-        if not any(issubclass(message_type, m) or issubclass(m, message_type) for m in protocol):
+        if not any(issubclass(message_type, m) or issubclass(m, message_type) for m in message_types):
             raise TypeError(
                 f"{name}.{handler.__name__} handles {message_type.__name__}, which is outside "
-                f"{name}'s protocol ({' | '.join(m.__name__ for m in protocol)})"
+                f"{name}'s protocol ({' | '.join(m.__name__ for m in message_types)})"
             )
     if fallback:
         return
-    for member in protocol:
+    for member in message_types:
         if not any(issubclass(member, handled) for handled in table):
             raise TypeError(
                 f"{name}'s protocol includes {member.__name__}, but {name} has no handler for it "

@@ -9,6 +9,9 @@ messages are queued. Measured on a 2-core machine: about 2.5x the burst throughp
 References point at the mailbox, not at the actor: a supervised child that restarts hands its
 mailbox (queued messages included) to the next incarnation, and every reference given out
 before the restart reaches the new one.
+
+`MailboxLike` is the contract a reference relies on (put, wait for room, reject once closed, the
+death-watch fields); `Mailbox` keeps it for actors and the test kit's probe keeps it too.
 """
 
 from __future__ import annotations
@@ -16,25 +19,68 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ._exceptions import MailboxFull
+from ._ask import AskRef
+from ._dead_letters import dead_letters
+from ._exceptions import ActorStopped, MailboxFull
 
 if TYPE_CHECKING:
     from ._actor import Actor
     from ._sender import Sender
 
-__all__ = ["SYSTEM", "BoundedMailbox", "Mailbox"]
+__all__ = ["SYSTEM", "BoundedMailbox", "Mailbox", "MailboxLike", "Signal"]
 
 
-class _SystemSignal:
-    """Put ahead of the queue when system messages wait: the mainloop then handles them all."""
+class Signal:
+    """Base of the runtime's own items in a mailbox (stop, timer ticks, input tasks done, ...):
+    handled in turn with the messages by the mainloop, never dead letters, never refused for
+    capacity. Each kind is handled by the function the actor's dispatch table gives its class."""
 
     __slots__ = ()
     sender = None
 
 
+class _SystemSignal(Signal):
+    """Put ahead of the queue when system messages wait: the mainloop then handles them all."""
+
+    __slots__ = ()
+
+
 SYSTEM = _SystemSignal()
+
+
+class MailboxLike(Protocol):
+    """What a reference (`ActorRef`) and death watch need from a mailbox.
+
+    - ``closed``: once true, the address accepts nothing more: a reference then calls `reject`;
+    - `put`: queue a user message (may raise `MailboxFull`); `wait_for_room`, then `append`, for a
+      sender that waits for room;
+    - `reject`: a message arrived after the close: fail its ask with `ActorStopped`, or record
+      a dead letter;
+    - `put_system`: a system message (a watch notice), ahead of user messages;
+    - ``watchers`` and ``termination``: the death-watch state (see ``_watch.py``);
+    - ``identifier``: the name of whoever reads it; ``actor``: the actor (the incarnation) that
+      handles what is queued now.
+    """
+
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def identifier(self) -> str: ...
+    @property
+    def actor(self) -> Any: ...
+
+    watchers: list[Sender] | None
+    termination: tuple[BaseException | None] | None
+
+    def put(self, item: Any, /) -> None: ...
+    def append(self, item: Any, /) -> None: ...
+    async def wait_for_room(self) -> None: ...
+    def reject(self, message: Any, /) -> None: ...
+    def put_system(self, item: Any, /) -> None: ...
+    def __len__(self) -> int: ...
+
 
 _UNBOUNDED = sys.maxsize
 
@@ -72,19 +118,39 @@ class Mailbox:
         if self._waiter is not None:
             self.wake()
 
-    def put_waited(self, item: Any) -> None:
-        """Append a user message for a sender whose `wait_for_room` returned: its turn came."""
+    def append(self, item: Any) -> None:
+        """Append ``item``, never refused for capacity: a signal (input task done, timer tick), or
+        a user message whose sender's turn came in `wait_for_room`."""
         self.queue.append(item)
         if self._waiter is not None:
             self.wake()
 
-    def full(self) -> bool:
-        """True if a `put` would raise `MailboxFull`, or senders already wait for room."""
-        return len(self.queue) >= self.capacity or bool(self.putters)
+    def reject(self, message: Any) -> None:
+        """A message told after the close: its ask fails with `ActorStopped`, or it is a dead
+        letter (reason ``stopped``)."""
+        sender = getattr(message, "sender", None)
+        if type(sender) is AskRef and sender.fail(ActorStopped(self.identifier, message)):
+            return
+        dead_letters.record(message, self.identifier, "stopped")
+
+    def withdraw(self, item: Any) -> bool:
+        """Take ``item`` (that very object) back out of the queue, if it is still there; True if
+        it was. For code that hands a message over and then takes it back before it is handled."""
+        queue = self.queue
+        for index, queued in enumerate(queue):
+            if queued is item:
+                del queue[index]
+                return True
+        return False
+
+    @property
+    def identifier(self) -> str:
+        """The identifier of the actor that reads this mailbox."""
+        return self.actor.identifier
 
     async def wait_for_room(self) -> None:
         """Wait until this sender may queue a user message, or the mailbox closed; the caller then
-        queues it at once with `put_waited`. Senders are served in the order they began to wait,
+        queues it at once with `append`. Senders are served in the order they began to wait,
         and none that arrives later takes the room of one already woken. Returns at once for an
         unbounded mailbox."""
         putters = self.putters
@@ -131,13 +197,6 @@ class Mailbox:
                 return
 
     # -- signals --------------------------------------------------------------------------
-
-    def put_signal(self, item: Any) -> None:
-        """Append an internal signal (input task done, timer tick): in order with the user
-        messages, but never refused for capacity."""
-        self.queue.append(item)
-        if self._waiter is not None:
-            self.wake()
 
     def put_first(self, item: Any) -> None:
         """Put ``item`` ahead of every queued item (the stop signal) and wake the consumer."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Annotated, Any, Generic
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 from pydantic.json_schema import SkipJsonSchema
@@ -12,7 +12,7 @@ from typing_extensions import Self, TypeVar
 from ._sender import NO_SENDER, BaseRef, Sender
 from ._types import R_co
 
-__all__ = ["NO_REPLY", "DataMessage", "Message", "NoReply"]
+__all__ = ["NO_REPLY", "DataMessage", "Message", "NoReply", "is_message_class"]
 
 T = TypeVar("T", default=Any)
 
@@ -108,3 +108,8 @@ class DataMessage(Message[Any], Generic[T]):
     """A message carrying one value in ``data``; ``DataMessage[int]`` validates it as an ``int``."""
 
     data: T
+
+
+def is_message_class(value: object) -> TypeGuard[type[Message[Any]]]:
+    """True if ``value`` is `Message` or a subclass of it (the one test of "a message class")."""
+    return isinstance(value, type) and issubclass(value, Message)

@@ -25,6 +25,7 @@ The wire form of a message is one JSON object::
 from __future__ import annotations
 
 import functools
+import json
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -47,13 +48,13 @@ from pydantic import (
 )
 from pydantic.errors import PydanticUserError
 from pydantic.json_schema import SkipJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, PydanticSerializationError
 
 from ._dispatch import SYSTEM_MESSAGES, Handler, resolve_handler
 from ._exceptions import InvalidPayload, PayloadError
 from ._message import Message
 from ._sender import NO_SENDER
-from ._types import M_co
+from ._types import M_co, union_arms
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVar
@@ -69,9 +70,12 @@ __all__ = [
     "ProtocolAttribute",
     "ProtocolEntry",
     "check_wire_names",
-    "members_of",
+    "encode_wire",
+    "envelope_model",
+    "message_types_of",
     "protocol_of_class",
     "reply_type_of",
+    "union_adapter",
     "wire_name_of",
 ]
 
@@ -111,11 +115,11 @@ def reply_type_of(message_type: type[Message[Any]]) -> Any:
     return None
 
 
-def members_of(actor_type: type[Actor[Any]]) -> tuple[type[Message[Any]], ...]:
+def message_types_of(actor_type: type[Actor[Any]]) -> tuple[type[Message[Any]], ...]:
     """The message types of an actor class's protocol: those of its ``Actor[...]`` argument, in
     order; for an actor declared without one (``class Echo(Actor)``), the types its ``@handles``
     handlers take, inherited ones first."""
-    declared = actor_type._actor_protocol
+    declared = actor_type._actor_message_types
     if declared is not None:
         return cast("tuple[type[Message[Any]], ...]", declared)
     handled = cast("tuple[type[Message[Any]], ...]", tuple(actor_type._actor_handlers))
@@ -125,7 +129,7 @@ def members_of(actor_type: type[Actor[Any]]) -> tuple[type[Message[Any]], ...]:
 def check_wire_names(actor_type: type[Actor[Any]]) -> None:
     """At class creation: no two message types of the protocol share a wire name (``TypeError``)."""
     seen: dict[str, type[Message[Any]]] = {}
-    for member in members_of(actor_type):
+    for member in message_types_of(actor_type):
         name = wire_name_of(member)
         other = seen.setdefault(name, member)
         if other is not member:
@@ -199,7 +203,31 @@ def _wire_model(message_type: type[Message[Any]]) -> type[Message[Any]]:
     return types.new_class(message_type.__name__, (message_type,), {}, lambda ns: ns.update(namespace))
 
 
-def _envelope_model(message_type: type[Message[Any]], wire_name: str) -> type[BaseModel]:
+_wire_prefixes: dict[type, bytes] = {}
+
+
+def encode_wire(message: Message[Any]) -> bytes:
+    """A message's wire form, ``{"type": <wire name>, "data": {...}}``, as compact JSON bytes
+    (UTF-8, fields by alias, ``sender`` left out): the one encoder behind `ActorProtocol.dump`,
+    the NATS node and its replies.
+
+    The ``{"type": ...,"data":`` prefix is made once per class, and the fields are serialized
+    straight to bytes: 25% of a remote tell's cost otherwise (20,000 tells, profiled). Raises
+    ``TypeError`` if a field cannot be serialized as JSON.
+    """
+    cls = type(message)
+    prefix = _wire_prefixes.get(cls)
+    if prefix is None:
+        name = json.dumps(wire_name_of(cls), ensure_ascii=False).encode()
+        prefix = _wire_prefixes[cls] = b'{"type":' + name + b',"data":'
+    try:
+        data = cls.__pydantic_serializer__.to_json(message, by_alias=True)
+    except PydanticSerializationError as error:
+        raise TypeError(f"{cls.__name__} cannot travel as JSON: {error}") from None
+    return prefix + data + b"}"
+
+
+def envelope_model(message_type: type[Message[Any]], wire_name: str) -> type[BaseModel]:
     """The model of one message type's wire form: ``{"type", "data", "id", "reply_to"}``."""
     data = _wire_model(message_type)
     required = any(
@@ -217,7 +245,7 @@ def _envelope_model(message_type: type[Message[Any]], wire_name: str) -> type[Ba
     )
 
 
-def _union_adapter(envelopes: list[type[BaseModel]]) -> TypeAdapter[Any]:
+def union_adapter(envelopes: list[type[BaseModel]]) -> TypeAdapter[Any]:
     # Built at run time, so the checkers see Any: pydantic's own annotation of TypeAdapter's
     # argument changed between 2.13 (type[T]) and 2.14 (TypeForm[T]).
     union = cast(Any, Union)[tuple(envelopes)]
@@ -254,7 +282,7 @@ class ActorProtocol(Generic[M_co]):
             ProtocolEntry(
                 wire_name_of(member), member, reply_type_of(member), resolve_handler(table, member, fallback)
             )
-            for member in members_of(actor_type)
+            for member in message_types_of(actor_type)
         )
         self._by_name = {entry.wire_name: entry for entry in self.entries}
         self._by_type = {entry.message_type: entry for entry in self.entries}
@@ -295,11 +323,11 @@ class ActorProtocol(Generic[M_co]):
 
     @functools.cached_property
     def _envelopes(self) -> dict[type[BaseModel], ProtocolEntry]:
-        return {_envelope_model(entry.message_type, entry.wire_name): entry for entry in self.entries}
+        return {envelope_model(entry.message_type, entry.wire_name): entry for entry in self.entries}
 
     @functools.cached_property
     def _adapter(self) -> TypeAdapter[Any]:
-        return _union_adapter(list(self._envelopes))
+        return union_adapter(list(self._envelopes))
 
     def validate(self, payload: Payload) -> M_co:
         """The typed message of a wire payload: ``{"type": <wire name>, "data": {...}}``, as a dict
@@ -385,10 +413,7 @@ class ActorProtocol(Generic[M_co]):
         given = cast(object, message)  # checked at run time too, for untyped callers
         if not isinstance(given, Message):
             raise TypeError(f"dump() takes a Message, not {type(given).__name__}")
-        wire: dict[str, Any] = {
-            "type": wire_name_of(type(message)),
-            "data": message.model_dump(mode="json", by_alias=True),
-        }
+        wire: dict[str, Any] = json.loads(encode_wire(message))
         if id is not None:
             wire["id"] = id
         if reply_to is not None:
@@ -422,18 +447,18 @@ class ActorProtocol(Generic[M_co]):
 
 def _reply_schema(reply_type: Any) -> dict[str, Any]:
     """The wire form of a reply of type ``reply_type``: a message's envelope, or the JSON value."""
-    arms = _union_arms(reply_type)
+    arms = union_arms(reply_type)
     messages: list[type[Message[Any]]] = [
         arm for arm in arms if isinstance(arm, type) and issubclass(arm, Message)
     ]
     if messages:
         if len(messages) + (type(None) in arms) != len(arms):
             return {"$comment": f"a reply of type {reply_type!r} has no wire form"}
-        envelopes = [_envelope_model(arm, wire_name_of(arm)) for arm in messages]
+        envelopes = [envelope_model(arm, wire_name_of(arm)) for arm in messages]
         if len(envelopes) == 1:
             schema = envelopes[0].model_json_schema()
         else:
-            schema = _union_adapter(envelopes).json_schema()
+            schema = union_adapter(envelopes).json_schema()
         if type(None) in arms:
             definitions = schema.pop("$defs", {})
             schema = {"anyOf": [schema, {"type": "null"}], "$defs": definitions}
@@ -444,12 +469,6 @@ def _reply_schema(reply_type: Any) -> dict[str, Any]:
         return TypeAdapter(reply_type).json_schema()
     except (PydanticUserError, pydantic_core.SchemaError, TypeError):
         return {"$comment": f"a reply of type {reply_type!r} has no JSON Schema"}
-
-
-def _union_arms(annotation: Any) -> tuple[Any, ...]:
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is Union:
-        return typing.get_args(annotation)
-    return (annotation,)
 
 
 def _read_id(payload: object) -> str | int | None:

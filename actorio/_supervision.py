@@ -7,21 +7,23 @@
   ``transient``, ``temporary``), its `Backoff`, and a decision per exception type
   (``restart``, ``resume``, ``stop``, ``escalate``).
 
-The runtime side lives in `Actor` (``supervise``, the mainloop's failure path); this module holds
-the policies and the bookkeeping of one supervised child.
+This module holds the policies, the bookkeeping of one supervised child, and the decisions as
+pure functions (`directive_on_failure`, `outcome_of_end`); the runtime that acts on them (starting,
+restarting and stopping children) is `Supervisor`, in ``_supervisor.py``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-if TYPE_CHECKING:
-    import asyncio
+from ._exceptions import EndMainLoop, RestartIntensityExceeded
 
+if TYPE_CHECKING:
     from ._actor import Actor
     from ._mailbox import Mailbox
     from ._ref import ActorRef
@@ -51,6 +53,10 @@ Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 Decider = Callable[[BaseException], Directive] | Mapping[type[BaseException], Directive]
 """A decision per exception: a function, or a mapping looked up along the error's MRO."""
 
+Outcome = Literal["restart", "stop", "escalate"]
+"""How the end of a supervised incarnation counts: replaced by a restart, stopped for good, or
+stopped with its supervisor failing too."""
+
 
 def default_decider(error: BaseException) -> Directive:
     """Restart after an ``Exception``; escalate anything else (``KeyboardInterrupt``, ...)."""
@@ -69,6 +75,41 @@ def decide(decider: Decider | None, error: BaseException) -> Directive:
         if directive is not None:
             return directive
     return default_decider(error)
+
+
+def directive_on_failure(decider: Decider | None, error: Exception) -> Directive | None:
+    """What a supervised child does when a handler failed with ``error`` on a told message:
+    ``None`` if its mainloop must end (``EndMainLoop``), else the decider's directive (a supervisor
+    that gave up, `RestartIntensityExceeded`, is restarted rather than resumed: it has no children
+    left to go on with)."""
+    if isinstance(error, EndMainLoop):
+        return None
+    directive = decide(decider, error)
+    if directive == "resume" and isinstance(error, RestartIntensityExceeded):
+        return "restart"
+    return directive
+
+
+def outcome_of_end(record: SupervisedChild, reason: BaseException | None) -> Outcome:
+    """How a supervised incarnation's end counts, from its record and why it ended (``reason``:
+    ``None`` for a clean end)."""
+    if record.state in ("stopping", "gone"):
+        return "stop"
+    if record.state == "restarting":
+        return "restart"  # stopped by its supervisor, to restart with a sibling
+    restart = record.spec.restart
+    if reason is None:
+        return "restart" if restart == "permanent" else "stop"
+    if isinstance(reason, asyncio.CancelledError):
+        # Cancelled by someone other than its supervisor: an abnormal end, as a killed process is
+        # in OTP (never escalated: the supervisor would end up cancelled, silently).
+        return "stop" if restart == "temporary" else "restart"
+    directive = record.directive or decide(record.decider, reason)
+    if directive == "escalate":
+        return "escalate"
+    if directive == "stop" or restart == "temporary":
+        return "stop"
+    return "restart"
 
 
 @dataclass(frozen=True)
@@ -155,7 +196,7 @@ class SupervisedChild:
         "spec",
         "decider",
         "backoff",
-        "cell",
+        "mailbox",
         "ref",
         "actor",
         "state",
@@ -174,14 +215,14 @@ class SupervisedChild:
         self.decider = spec.on_failure if spec.on_failure is not None else strategy.decider
         self.backoff = spec.backoff if spec.backoff is not None else strategy.backoff
         self.actor = actor
-        self.cell: Mailbox = actor._actor_mailbox  # pyright: ignore[reportPrivateUsage]
+        self.mailbox: Mailbox = actor._actor_mailbox  # pyright: ignore[reportPrivateUsage]
         self.ref: ActorRef[Any] = actor.reference
         self.state: Literal["running", "restarting", "stopping", "gone"] = "running"
         self.reason: BaseException | None = None
         """Why the last incarnation ended (``None``: cleanly)."""
         self.directive: Directive | None = None
         """What the running incarnation's failure was decided to mean, once it failed."""
-        self.outcome: Literal["restart", "stop", "escalate"] | None = None
+        self.outcome: Outcome | None = None
         """How the last incarnation's end counts, noted as it ended."""
         self.restarted = False
         """True until a new incarnation has run `Actor.post_restart`."""

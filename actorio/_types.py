@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -10,7 +12,7 @@ from typing_extensions import TypeVar
 if TYPE_CHECKING:
     from ._message import Message
 
-__all__ = ["M_co", "Member", "N", "P", "R", "R_co", "Request"]
+__all__ = ["M_co", "Member", "N", "P", "R", "R_co", "Request", "union_arms"]
 
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True, default=None)
@@ -47,3 +49,11 @@ class Member(Protocol[M_co, N]):
     def model_copy(self, *, update: Mapping[str, Any] | None = ..., deep: bool = ...) -> M_co: ...
 
     def __actorio_exact__(self, other: N, /) -> N: ...
+
+
+def union_arms(annotation: Any) -> tuple[Any, ...]:
+    """The arms of a union annotation (``A | B``, ``Union[A, B]``, ``Optional[A]``), in order; any
+    other annotation is its own single arm."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return typing.get_args(annotation)
+    return (annotation,)

@@ -1,11 +1,11 @@
 """Death watch: a `Terminated` notice to every watcher when an actor stops for good."""
 
 # pyright: reportPrivateUsage=false
-# Watching reads and writes the mailbox behind a reference (``_cell``): they are one unit.
+# Watching reads and writes the mailbox behind a reference (``_mailbox``): they are one unit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict
 
@@ -13,10 +13,10 @@ from ._message import Message
 from ._sender import Sender
 
 if TYPE_CHECKING:
-    from ._mailbox import Mailbox
+    from ._mailbox import MailboxLike
     from ._ref import ActorRef
 
-__all__ = ["Terminated", "notify_watchers", "unwatch_cell", "watch_cell"]
+__all__ = ["Terminated", "notify_watchers", "unwatch", "watch"]
 
 
 class Terminated(Message[None]):
@@ -43,32 +43,36 @@ class Terminated(Message[None]):
         return self.reason is not None
 
 
-def watch_cell(cell: Mailbox, ref: ActorRef[Any], watcher: Sender) -> None:
-    """Register ``watcher`` for ``cell``'s termination; notify it at once if that happened."""
-    if cast(object, cell) is None:  # a remote reference has no mailbox here
+def watch(ref: ActorRef[Any], watcher: Sender) -> None:
+    """Tell ``watcher`` a `Terminated` notice when the actor behind ``ref`` stops for good (at once,
+    if it has). ``watcher`` is any reference: an actor's gets it as a system message. Watching
+    twice sends one notice. Raises ``TypeError`` for a reference with no mailbox in this process."""
+    mailbox: MailboxLike | None = getattr(ref, "_mailbox", None)
+    if mailbox is None:  # a remote reference has no mailbox here
         raise TypeError(f"{ref!r} has no local actor to watch: death watch is for actors in this process")
-    if cell.termination is not None:
-        _notify(watcher, Terminated(ref=ref, identifier=ref.identifier, reason=cell.termination[0]))
+    if mailbox.termination is not None:
+        _notify(watcher, Terminated(ref=ref, identifier=ref.identifier, reason=mailbox.termination[0]))
         return
-    if cell.watchers is None:
-        cell.watchers = []
-    if watcher not in cell.watchers:
-        cell.watchers.append(watcher)
+    if mailbox.watchers is None:
+        mailbox.watchers = []
+    if watcher not in mailbox.watchers:
+        mailbox.watchers.append(watcher)
 
 
-def unwatch_cell(cell: Mailbox, watcher: Sender) -> None:
+def unwatch(ref: ActorRef[Any], watcher: Sender) -> None:
     """Forget ``watcher``; a notice already queued for it is still delivered."""
-    if cell.watchers is not None and watcher in cell.watchers:
-        cell.watchers.remove(watcher)
+    mailbox: MailboxLike | None = getattr(ref, "_mailbox", None)
+    if mailbox is not None and mailbox.watchers is not None and watcher in mailbox.watchers:
+        mailbox.watchers.remove(watcher)
 
 
-def notify_watchers(cell: Mailbox, ref: ActorRef[Any], reason: BaseException | None) -> None:
-    """The actor behind ``cell`` stopped for good: tell every watcher, once. (The notice is made
+def notify_watchers(mailbox: MailboxLike, ref: ActorRef[Any], reason: BaseException | None) -> None:
+    """The actor behind ``mailbox`` stopped for good: tell every watcher, once. (The notice is made
     only if someone watches: most actors stop unwatched, and a notice costs microseconds.)"""
-    if cell.termination is not None:
+    if mailbox.termination is not None:
         return
-    cell.termination = _CLEAN if reason is None else (reason,)
-    watchers, cell.watchers = cell.watchers, None
+    mailbox.termination = _CLEAN if reason is None else (reason,)
+    watchers, mailbox.watchers = mailbox.watchers, None
     if watchers:
         notice = Terminated(ref=ref, identifier=ref.identifier, reason=reason)
         told: list[Sender] = []
@@ -84,7 +88,7 @@ _CLEAN: tuple[BaseException | None] = (None,)
 
 
 def _notify(watcher: Sender, notice: Terminated) -> None:
-    target = getattr(watcher, "_cell", None)
+    target = getattr(watcher, "_mailbox", None)
     if target is None:
         watcher.tell_nowait(notice)
         return

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from actorio import Actor, ActorRef
+from actorio.lowlevel import actor_of, mailbox_of
 
 T = TypeVar("T")
 
@@ -15,3 +18,17 @@ BOUND = 10.0
 async def bounded(awaitable: Awaitable[T], timeout: float = BOUND) -> T:
     """Every wait that could hang has a bound."""
     return await asyncio.wait_for(awaitable, timeout)
+
+
+def incarnation(ref: ActorRef[Any]) -> Actor[Any]:
+    """The actor behind a local reference now (for a supervised child, its current incarnation)."""
+    actor = actor_of(ref)
+    assert actor is not None, f"{ref!r} is not the reference of a local actor"
+    return actor
+
+
+def queued(ref: ActorRef[Any]) -> int:
+    """How many items wait in the mailbox behind a local reference."""
+    mailbox = mailbox_of(ref)
+    assert mailbox is not None, f"{ref!r} has no local mailbox"
+    return len(mailbox)

@@ -33,6 +33,8 @@ from actorio import (
     dead_letters,
     handles,
 )
+from actorio.lowlevel import task_of
+from tests.support import incarnation
 
 SEEDS = [int(seed) for seed in os.environ.get("CHAOS_SEEDS", "1,2,3").split(",")]
 JOBS = int(os.environ.get("CHAOS_JOBS", "6000"))
@@ -206,7 +208,7 @@ async def test_every_message_is_accounted_for_under_random_failures(
     del root  # and every failure was retrieved: asyncio logs none when the tasks are collected
     gc.collect()
     assert not [record for record in caplog.records if "never retrieved" in record.getMessage()]
-    root_task = reference._actor._actor_task  # pyright: ignore[reportPrivateUsage]
+    root_task = task_of(incarnation(reference))
     assert root_task is not None
     assert root_task.exception() is None
 

@@ -18,7 +18,7 @@ from actorio import (
     handles,
 )
 from actorio.testing import MockClock
-from tests.support import bounded
+from tests.support import bounded, queued
 
 
 class Note(Message):
@@ -175,9 +175,9 @@ async def test_a_woken_sender_keeps_the_room_it_was_given(mock_clock: MockClock)
     actor.release.set()
     for _ in range(100):  # one loop step at a time (bounded), until the actor freed the room
         await asyncio.sleep(0)
-        if len(ref._cell) == 0:  # pyright: ignore[reportPrivateUsage]
+        if queued(ref) == 0:
             break
-    assert len(ref._cell) == 0  # pyright: ignore[reportPrivateUsage]
+    assert queued(ref) == 0
     assert not first.done()  # woken, not yet run
     with pytest.raises(MailboxFull):
         ref.tell_nowait(Note(n=9))

@@ -12,6 +12,7 @@ from actorio import Actor, ActorRef, InvalidPayload, Message, UnhandledMessage, 
 from actorio.nats import ActorNotFound, LocalServer, Node, NodeUnreachable, RemoteError, RemoteRef
 from tests.nats_support.actors import Double, Fail, Greet, Greeter, Greeting, Record, Report
 from tests.nats_support.processes import wait_until, worker
+from tests.support import incarnation
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -231,14 +232,14 @@ async def test_a_supervised_senders_address_outlives_its_restarts_and_not_its_st
         greeter = node.ref("addressed", Greeter)
         await greeter.tell(Record(n=1, sender=child))
         await wait_until(lambda: received_up_to(1), 10)
-        first = child._actor  # pyright: ignore[reportPrivateUsage]
+        first = incarnation(child)
         await child.tell(Crash())
         await greeter.tell(Record(n=2, sender=child))  # the same address as before
         await wait_until(lambda: received_up_to(2), 10)
-        assert child._actor is not first  # pyright: ignore[reportPrivateUsage]
-        assert len(node._exports) == 1  # pyright: ignore[reportPrivateUsage]
+        assert incarnation(child) is not first
+        assert len(node._exports) == 1
         await parent.stop_child(child)
-        assert node._exports == {}  # pyright: ignore[reportPrivateUsage]
+        assert node._exports == {}
 
 
 async def test_a_published_supervised_child_stays_published_across_its_restarts(node: Node) -> None:
@@ -272,10 +273,10 @@ async def test_a_published_supervised_child_stays_published_across_its_restarts(
         publication = await node.publish("flaky", child)
         remote = node.ref("flaky", Flaky)
         assert await remote.ask(Double(value=2), timeout=5) == 4
-        first = child._actor  # pyright: ignore[reportPrivateUsage]
+        first = incarnation(child)
         await remote.tell(Boom())
         assert await remote.ask(Double(value=3), timeout=5) == 6
-        assert child._actor is not first  # pyright: ignore[reportPrivateUsage]
+        assert incarnation(child) is not first
         assert publication.active
         await parent.stop_child(child)
 

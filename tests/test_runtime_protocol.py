@@ -105,7 +105,7 @@ def test_overriding_handle_message_covers_members_without_a_handler() -> None:
         async def handle_message(self, message: Any) -> Any:
             return None
 
-    assert Fallback._actor_protocol == (Greet, Stop)
+    assert Fallback._actor_message_types == (Greet, Stop)
 
 
 def test_a_handler_of_a_base_of_a_member_serves_it() -> None:
@@ -114,14 +114,14 @@ def test_a_handler_of_a_base_of_a_member_serves_it() -> None:
         async def anything(self, msg: Message[Any]) -> None:
             return None
 
-    assert CatchAll._actor_protocol == (Greet, Stop)
+    assert CatchAll._actor_message_types == (Greet, Stop)
 
 
 def test_a_subclass_inherits_the_protocol_and_the_handlers() -> None:
     class Polite(Greeter):
         pass
 
-    assert Polite._actor_protocol == (Greet, Stop)
+    assert Polite._actor_message_types == (Greet, Stop)
 
 
 def test_an_actor_without_a_protocol_accepts_any_handler() -> None:
@@ -135,8 +135,8 @@ def test_an_actor_without_a_protocol_accepts_any_handler() -> None:
         async def other(self, msg: Other) -> int:
             return 1
 
-    assert Anything._actor_protocol is None
-    assert AnyMessage._actor_protocol is None
+    assert Anything._actor_message_types is None
+    assert AnyMessage._actor_message_types is None
 
 
 # -- at the sender ----------------------------------------------------------------------------
@@ -182,7 +182,7 @@ async def test_a_narrowed_reference_accepts_only_its_type() -> None:
         greet_only = ref.narrow(Greet)
         assert greet_only == ref
         assert hash(greet_only) == hash(ref)
-        assert greet_only.protocol == (Greet,)
+        assert greet_only.message_types == (Greet,)
         reply = await bounded(greet_only.ask(Greet(name="n")))
         assert reply.text == "Hello n!"
         with pytest.raises(TypeError, match=r"does not accept Stop \(its protocol: Greet\)"):

@@ -35,7 +35,7 @@ from actorio import (
     handles,
 )
 from actorio.testing import MockClock, TestProbe
-from tests.support import bounded
+from tests.support import bounded, incarnation
 
 
 class Boom(Exception):
@@ -519,7 +519,7 @@ async def test_intensity_exceeded_stops_children_in_reverse_order_and_fails_the_
     assert (error.max_restarts, error.within) == (1, 60.0)
     assert journal.of("teardown")[-2:] == ["c1", "a1"]
     assert journal.made["b"] == 2
-    assert all(child.stopped for child in (a._actor, b._actor, c._actor))
+    assert all(child.stopped for child in (incarnation(a), incarnation(b), incarnation(c)))
     notice = await probe.expect_message(Terminated)
     assert isinstance(notice.reason, ValueError)
 
@@ -813,7 +813,7 @@ async def test_escalation_is_not_lost_when_a_sibling_failure_restarts_the_group(
     error = await probe.expect_terminated(supervisor, error=Fatal)
     assert str(error) == "b1 fatal"
     assert journal.made["b"] == 1  # the escalating child was not restarted
-    assert all(child.stopped for child in (a._actor, b._actor))
+    assert all(child.stopped for child in (incarnation(a), incarnation(b)))
 
 
 @pytest.mark.asyncio
@@ -942,5 +942,5 @@ async def test_supervisor_stop_stops_children_in_reverse_start_order() -> None:
     await bounded(supervisor.stop())
     assert journal.of("teardown") == ["c1", "b1", "a1"]
     assert journal.of("pre_restart") == []
-    assert all(ref._actor.stopped for ref in refs)
+    assert all(incarnation(ref).stopped for ref in refs)
     assert sum(journal.made.values()) == 3

@@ -17,8 +17,9 @@ from actorio import (
     SupervisorStrategy,
     handles,
 )
+from actorio.lowlevel import task_of
 from actorio.testing import MockClock
-from tests.support import bounded
+from tests.support import bounded, incarnation
 
 
 class Fail(Message):
@@ -223,12 +224,12 @@ async def test_a_failing_handle_child_stopped_does_not_strand_the_child() -> Non
     top = Top()
     mid_ref = (await started(top))["mid"]
     assert await bounded(mid_ref.ask(Ping())) == "ready"
-    mid = mid_ref._actor  # pyright: ignore[reportPrivateUsage]
+    mid = incarnation(mid_ref)
     assert isinstance(mid, Fussy)
     child = mid.refs["c"]
     await child.tell(Fail())
     assert (await bounded(child.ask(Ping()))).startswith("pong")
-    assert mid_ref._actor is mid  # resumed, not restarted  # pyright: ignore[reportPrivateUsage]
+    assert incarnation(mid_ref) is mid  # resumed, not restarted
     await bounded(top.stop())
 
 
@@ -238,24 +239,24 @@ async def test_a_child_cancelled_from_outside_is_restarted_not_escalated() -> No
     an abnormal end: it is restarted, and its supervisor carries on (it is not cancelled)."""
     parent = Parent(("k", Worker))
     ref = (await started(parent))["k"]
-    first = ref._actor  # pyright: ignore[reportPrivateUsage]
-    task = first._actor_task  # pyright: ignore[reportPrivateUsage]
+    first = incarnation(ref)
+    task = first._actor_task
     assert task is not None
     task.cancel()
     answer = await bounded(ref.ask(Ping()))
-    assert ref._actor is not first  # pyright: ignore[reportPrivateUsage]
-    second = ref._actor  # pyright: ignore[reportPrivateUsage]
+    assert incarnation(ref) is not first
+    second = incarnation(ref)
     assert answer == f"pong {second.number}"  # type: ignore[attr-defined]
 
     fresh = await bounded(parent.supervise(Worker, name="fresh"))
-    unstarted = fresh._actor._actor_task  # pyright: ignore[reportPrivateUsage]
+    unstarted = task_of(incarnation(fresh))
     assert unstarted is not None
     unstarted.cancel()  # before its first step
     assert (await bounded(fresh.ask(Ping()))).startswith("pong")
     assert parent.running
     await bounded(parent.stop())
-    assert parent._actor_task is not None  # pyright: ignore[reportPrivateUsage]
-    assert not parent._actor_task.cancelled()  # pyright: ignore[reportPrivateUsage]
+    assert parent._actor_task is not None
+    assert not parent._actor_task.cancelled()
 
 
 @pytest.mark.asyncio
@@ -280,10 +281,10 @@ async def test_an_unhandled_message_error_from_a_nested_ask_is_a_failure() -> No
 
     parent = Parent(("asking", Asking))
     ref = (await started(parent))["asking"]
-    first = ref._actor  # pyright: ignore[reportPrivateUsage]
+    first = incarnation(ref)
     await ref.tell(Go())
     assert (await bounded(ref.ask(Ping()))).startswith("pong")
-    assert ref._actor is not first  # restarted: it failed  # pyright: ignore[reportPrivateUsage]
+    assert incarnation(ref) is not first  # restarted: it failed
     await bounded(parent.stop())
     await bounded(deaf.stop())
 

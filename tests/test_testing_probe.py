@@ -179,7 +179,7 @@ async def test_probe_without_protocol_accepts_any_message() -> None:
 
 async def test_probe_of_several_types() -> None:
     probe = TestProbe(Greeting, Farewell)
-    assert probe.protocol == (Greeting, Farewell)
+    assert probe.message_types == (Greeting, Farewell)
     probe.tell_nowait(Farewell(text="b"))
     assert (await probe.expect_message(Farewell)).text == "b"
 

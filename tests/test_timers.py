@@ -13,6 +13,7 @@ import pytest
 
 from actorio import Actor, Message, dead_letters, handles
 from actorio.testing import MockClock
+from tests.support import queued
 
 
 class Tick(Message):
@@ -120,7 +121,7 @@ async def test_replacing_a_timer_drops_its_already_queued_tick(mock_clock: MockC
     await ref.tell(Park())
     await bounded(actor.parked.wait())
     await asyncio.sleep(2.0)  # the old tick fires while the actor is parked: queued
-    assert len(ref._cell) == 1
+    assert queued(ref) == 1
     actor.start_timer("k", Tick(label="new"), 3.0)  # at t = 5
     actor.release.set()
     await asyncio.sleep(10.0)
@@ -139,7 +140,7 @@ async def test_cancelling_a_timer_drops_its_already_queued_tick(mock_clock: Mock
     await ref.tell(Park())
     await bounded(actor.parked.wait())
     await asyncio.sleep(2.0)
-    assert len(ref._cell) == 2
+    assert queued(ref) == 2
     actor.cancel_timer("k")
     actor.cancel_timer("unknown")  # nothing to cancel: no error
     actor.release.set()

@@ -9,24 +9,26 @@ one NATS message whose ``Actorio-Status`` header says what the body is:
 - ``error``: the body is ``{"kind", "type", "message", "traceback", ...}``: what failed at the actor.
 """
 
-# pyright: reportPrivateUsage=false
-# The reply codec reuses the protocol's wire models (actorio._protocol), one package.
-
 from __future__ import annotations
 
 import functools
 import json
 import traceback
-import types
-import typing
-from typing import Any, TypeGuard, Union, cast
+from typing import Any, TypeGuard, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from .._exceptions import ActorioException, ActorStopped, InvalidPayload, PayloadError, UnhandledMessage
-from .._message import Message
-from .._protocol import _envelope_model, _union_adapter, reply_type_of, wire_name_of
+from .. import ActorioException, ActorStopped, InvalidPayload, Message, PayloadError, UnhandledMessage
+from ..lowlevel import (
+    encode_wire,
+    is_message_class,
+    reply_type_of,
+    union_arms,
+    wire_envelope_model,
+    wire_name_of,
+    wire_union_adapter,
+)
 from ._errors import RemoteError
 
 __all__ = ["ReplyCodec", "decode_error", "encode_error", "reply_codec"]
@@ -38,18 +40,8 @@ TIMEOUT = "Actorio-Timeout"
 MSG_ID = "Nats-Msg-Id"
 
 
-def _arms(annotation: Any) -> tuple[Any, ...]:
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is Union:
-        return typing.get_args(annotation)
-    return (annotation,)
-
-
 def _is_message(value: object) -> TypeGuard[Message[Any]]:
     return isinstance(value, Message)
-
-
-def _is_message_class(value: object) -> bool:
-    return isinstance(value, type) and issubclass(value, Message)
 
 
 class ReplyCodec:
@@ -57,15 +49,15 @@ class ReplyCodec:
 
     def __init__(self, reply_type: Any) -> None:
         self.reply_type = reply_type
-        arms = _arms(reply_type)
-        messages = [arm for arm in arms if _is_message_class(arm)]
+        arms = union_arms(reply_type)
+        messages = [arm for arm in arms if is_message_class(arm)]
         # A reply typed by messages (and maybe None) travels as their wire form, validated by the
         # same wire models as requests; anything else as the JSON form of its type.
         self._messages = bool(messages) and len(messages) + (type(None) in arms) == len(arms)
         if self._messages:
-            envelopes = [_envelope_model(arm, wire_name_of(arm)) for arm in messages]
+            envelopes = [wire_envelope_model(arm, wire_name_of(arm)) for arm in messages]
             self._optional = type(None) in arms
-            self._envelope_adapter = _union_adapter(envelopes)
+            self._envelope_adapter = wire_union_adapter(envelopes)
         else:
             self._adapter: TypeAdapter[Any] = TypeAdapter(Any if reply_type is None else reply_type)
             self._none = reply_type is None
@@ -77,12 +69,7 @@ class ReplyCodec:
                 return b"null"
             if not _is_message(value):
                 raise TypeError(f"expected a reply of type {self.reply_type!r}, got {type(value).__name__}")
-            try:
-                data = value.model_dump(mode="json")
-            except PydanticSerializationError as error:
-                raise TypeError(f"the reply {type(value).__name__} cannot travel as JSON: {error}") from None
-            wire = {"type": wire_name_of(type(value)), "data": data}
-            return json.dumps(wire, separators=(",", ":")).encode()
+            return encode_wire(value)
         try:
             return self._adapter.dump_json(value, warnings="error")
         except PydanticSerializationError as error:

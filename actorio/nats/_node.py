@@ -12,8 +12,7 @@ pull consumer, ``actorio``, shared by every process that publishes the name.
 """
 
 # pyright: reportPrivateUsage=false
-# The node serves asks with the local ask machinery (AskRef, _with_sender in actorio._ref): the
-# message is queued in the callback that received it, so that the order of arrival is kept.
+# The node, its publications and its remote references are one package: they share private state.
 # pyright: reportUnknownMemberType=false
 # nats-py leaves a few parameters unannotated (``**params``, ``Future`` without its argument).
 
@@ -31,7 +30,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeGuard, TypeVar, cast, overload
+from typing import Any, TypeVar, cast, overload
 
 import nats
 import nats.errors
@@ -42,15 +41,24 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
-from .._actor import Actor
-from .._dead_letters import dead_letters
-from .._exceptions import ActorStopped, InvalidPayload
-from .._mailbox import Mailbox
-from .._message import Message
-from .._protocol import Payload, members_of, protocol_of_class, wire_name_of
-from .._ref import ActorRef, AskRef, _with_sender
-from .._sender import NO_SENDER, BaseRef
-from .._watch import unwatch_cell, watch_cell
+from .. import NO_SENDER, Actor, ActorRef, ActorStopped, BaseRef, InvalidPayload, Message, dead_letters
+from ..lowlevel import (
+    AskRef,
+    Mailbox,
+    Payload,
+    actor_of,
+    ask_message,
+    barrier,
+    encode_wire,
+    hand_off,
+    is_actor_class,
+    is_message_class,
+    mailbox_of,
+    message_types_of,
+    task_of,
+    unwatch,
+    watch,
+)
 from ._codec import MSG_ID, REPLY, SENDER, STATUS, TIMEOUT, decode_error, encode_error, reply_codec
 from ._errors import ActorNotFound, NodeUnreachable, RemoteError
 from ._remote import RemoteRef
@@ -118,46 +126,22 @@ def stream_name(prefix: str, name: str) -> str:
     return f"{prefix}_{name.replace('.', '_')}_{digest}".upper()
 
 
-def _is_actor_class(value: object) -> TypeGuard[type[Actor[Any]]]:
-    return isinstance(value, type) and issubclass(value, Actor)
-
-
-def _is_message_class(value: object) -> TypeGuard[type[Message[Any]]]:
-    return isinstance(value, type) and issubclass(value, Message)
-
-
 def _protocol_members(protocol: Any) -> tuple[type, ...] | None:
     """The message classes of ``ref``'s second argument: an actor class, ``ActorRef[A | B]``, a
     message class, or ``None`` (any message)."""
     if protocol is None:
         return None
-    if _is_actor_class(protocol):
-        return members_of(protocol) or None
-    if _is_message_class(protocol):
+    if is_actor_class(protocol):
+        return message_types_of(protocol) or None
+    if is_message_class(protocol):
         return (protocol,)
     args: tuple[Any, ...] = getattr(protocol, "__args__", ())
     origin: object = getattr(protocol, "__origin__", None)
     if isinstance(origin, type) and issubclass(origin, ActorRef) and args:
         members: tuple[Any, ...] = getattr(args[0], "__args__", (args[0],))
-        if all(_is_message_class(member) for member in members):
+        if all(is_message_class(member) for member in members):
             return members
     raise TypeError(f"ref() takes an actor class, a message class or ActorRef[<messages>], not {protocol!r}")
-
-
-_wire_prefixes: dict[type, bytes] = {}
-
-
-def _wire(message: Message[Any]) -> bytes:
-    """A message's protocol wire form, ``{"type": ..., "data": {...}}``, as JSON bytes.
-
-    The ``{"type": ...,"data":`` prefix is made once per class, and the fields are serialized
-    straight to bytes: 25% of a remote tell's cost otherwise (20,000 tells, profiled).
-    """
-    cls = type(message)
-    prefix = _wire_prefixes.get(cls)
-    if prefix is None:
-        prefix = _wire_prefixes[cls] = b'{"type":' + json.dumps(wire_name_of(cls)).encode() + b',"data":'
-    return prefix + cls.__pydantic_serializer__.to_json(message) + b"}"
 
 
 def _payload_bytes(payload: Payload) -> bytes:
@@ -178,13 +162,14 @@ class Publication:
     """
 
     def __init__(
-        self, node: Node, name: str, cell: Mailbox, reference: ActorRef[Any], durable: Durable | None
+        self, node: Node, name: str, mailbox: Mailbox, reference: ActorRef[Any], durable: Durable | None
     ) -> None:
         self.node = node
         self.name = name
         self.durable = durable
         self.subject = node._actor_subject(name)
-        self._cell = cell
+        self._mailbox = mailbox
+        self._reference = reference
         self._subscription: Subscription | None = None
         self._pull: JetStreamContext.PullSubscription | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -192,12 +177,12 @@ class Publication:
         self._closing = False
         self._left = False
         self._watcher = _PublicationEnd(self)
-        watch_cell(cell, reference, self._watcher)
+        watch(reference, self._watcher)
 
     @property
     def actor(self) -> Actor[Any]:
         """The published actor (for a supervised child, its incarnation running now)."""
-        return self._cell.actor
+        return self._mailbox.actor
 
     def closing(self) -> bool:
         """True from the start of `unpublish` (read again after each await: it changes meanwhile)."""
@@ -216,7 +201,7 @@ class Publication:
         if self._closing:
             return
         self._closing = True
-        unwatch_cell(self._cell, self._watcher)
+        unwatch(self._reference, self._watcher)
         self.node._publications.discard(self)
         subscription, self._subscription = self._subscription, None
         if subscription is not None and not self.node._nc.is_closed:
@@ -251,11 +236,7 @@ def _withdraw(publication: Publication, message: Message[Any]) -> None:
     """Take a stored message back out of the mailbox, if it is still queued there, before it is
     given back to the stream: a supervised child's restart keeps its mailbox, and the message
     would otherwise be handled twice."""
-    queue = publication._cell.queue
-    for index, item in enumerate(queue):
-        if item is message:
-            del queue[index]
-            return
+    publication._mailbox.withdraw(message)
 
 
 class _PublicationEnd(BaseRef):
@@ -279,11 +260,12 @@ class _Forget(BaseRef):
     """Death watch on an actor whose address travelled as a sender: forget the address when it
     stops for good."""
 
-    __slots__ = ("node", "cell", "token")
+    __slots__ = ("node", "mailbox", "reference", "token")
 
-    def __init__(self, node: Node, cell: Mailbox, token: str) -> None:
+    def __init__(self, node: Node, mailbox: Mailbox, reference: ActorRef[Any], token: str) -> None:
         self.node = node
-        self.cell = cell
+        self.mailbox = mailbox
+        self.reference = reference
         self.token = token
 
     @property
@@ -291,7 +273,7 @@ class _Forget(BaseRef):
         return f"address-{self.token}"
 
     def tell_nowait(self, message: Any, /) -> None:
-        self.node._exported.pop(self.cell, None)
+        self.node._exported.pop(self.mailbox, None)
         self.node._exports.pop(self.token, None)
 
 
@@ -466,9 +448,8 @@ class Node:
         ``RuntimeError`` for ``durable`` on a server without JetStream.
         """
         check_name(name)
-        # A reference reaches the actor through its mailbox (``_cell``; None for a remote one).
-        found: object = getattr(actor, "_actor_mailbox" if isinstance(actor, Actor) else "_cell", None)
-        if not isinstance(found, Mailbox):
+        found = mailbox_of(actor)  # None for a remote reference
+        if found is None:
             kind = type(cast(object, actor)).__name__
             raise TypeError(f"publish() takes an actor or a local reference, not {kind}")
         cell = found
@@ -580,15 +561,17 @@ class Node:
         if isinstance(sender, RemoteRef):
             return sender.subject
         if isinstance(sender, ActorRef):
-            cell = sender._cell
+            cell = mailbox_of(cast(object, sender))
+            if cell is None:
+                raise TypeError(f"{sender!r} has no local actor: it cannot travel as a sender")
             forget = self._exported.get(cell)
             if forget is None:
-                forget = self._exported[cell] = _Forget(self, cell, uuid.uuid4().hex)
                 reference: ActorRef[Any] = cell.actor.reference
+                forget = self._exported[cell] = _Forget(self, cell, reference, uuid.uuid4().hex)
                 self._exports[forget.token] = reference
                 # Forgotten when the actor stops for good (death watch); a supervised child's
                 # address outlives its restarts, as its reference does.
-                watch_cell(cell, reference, forget)
+                watch(reference, forget)
             return f"{self.prefix}.node.{self.node_id}.{forget.token}"
         raise TypeError(
             f"a {type(sender).__name__} cannot travel as a sender to another process: "
@@ -640,13 +623,12 @@ class Node:
     ) -> Callable[[], Awaitable[Any]] | None:
         """What publishes ``message`` to ``ref`` (encoded now, so that errors raise at the call);
         None for a message carrying an ask, which is handed on at once."""
-        ask = message.sender
-        if type(ask) is AskRef:
+        ask = hand_off(message)
+        if ask is not None:
             # A message carrying an ask, handed on: the remote actor answers it.
-            ask.handoffs += 1
             self._spawn(self._answer_forwarded(ref, message, ask))
             return None
-        body = _wire(message)
+        body = encode_wire(message)
         headers = self._headers(message)
         if ref.durable:
             return lambda: self._store(ref, body, headers, msg_id)
@@ -740,7 +722,7 @@ class Node:
             )
 
     async def _ask(self, ref: RemoteRef[Any], message: Message[Any], timeout: float | None) -> Any:
-        reply = await self._request(ref, _wire(message), timeout)
+        reply = await self._request(ref, encode_wire(message), timeout)
         self._check_reply(ref, reply)
         if (reply.headers or {}).get(STATUS) == "error":
             raise decode_error(reply.data, ref.identifier, message)
@@ -765,7 +747,7 @@ class Node:
 
     async def _on_export(self, msg: Msg) -> None:
         reference = self._exports.get(msg.subject.rsplit(".", 1)[-1])
-        actor = reference._actor if reference is not None else None
+        actor = actor_of(reference) if reference is not None else None
         if actor is None:
             if msg.reply:
                 body = json.dumps({"kind": "stopped", "message": "the actor is gone"}).encode()
@@ -777,7 +759,7 @@ class Node:
 
     def _validate(self, actor: Actor[Any], data: bytes, headers: Mapping[str, str] | None) -> Message[Any]:
         """The typed message of a payload, with its sender; raises `InvalidPayload`."""
-        message: Message[Any] = protocol_of_class(type(actor)).validate(data)
+        message: Message[Any] = type(actor).protocol.validate(data)
         address = headers.get(SENDER) if headers else None
         if address:
             sender: RemoteRef[Any] = RemoteRef(self, address, address, None)
@@ -816,7 +798,7 @@ class Node:
     async def _queue_ask(self, actor: Actor[Any], message: Message[Any]) -> asyncio.Future[Any]:
         """Queue ``message`` as an ask, now, in arrival order; the future gets the reply."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await actor.reference.tell(_with_sender(message, AskRef(future)))
+        await actor.reference.tell(ask_message(message, future))
         return future
 
     async def _answer(
@@ -911,7 +893,7 @@ class Node:
         stopped = self._ended(actor)
         if reply:
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            asking = _with_sender(message, AskRef(future))
+            asking = ask_message(message, future)
             await actor.reference.tell(asking)
             await asyncio.wait([future, stopped], return_when=asyncio.FIRST_COMPLETED)
             if stopped.done() and not future.done():
@@ -932,7 +914,7 @@ class Node:
     async def _incarnation(self, publication: Publication) -> Actor[Any] | None:
         """The published actor's running incarnation; while a supervised child waits for its next
         one (a restart's backoff), wait for it. None once the actor stopped for good."""
-        cell = publication._cell
+        cell = publication._mailbox
         while not cell.closed and not publication.closing():
             actor = cell.actor
             if actor.running:
@@ -954,7 +936,7 @@ class Node:
         ended = self._ends.get(actor)
         if ended is None:
             ended = self._ends[actor] = asyncio.get_running_loop().create_future()
-            task = actor._actor_task
+            task = task_of(actor)
             if task is None or task.done():
                 ended.set_result(None)
             else:
@@ -968,23 +950,12 @@ class Node:
         return ended
 
     async def _wait_handled(self, actor: Actor[Any], stopped: asyncio.Future[None]) -> bool:
-        """Wait until the actor has handled what it was told so far; False if it stopped first.
-
-        An input task that is done at once: its handler is queued in the mailbox behind the
-        message, so it runs once that message's handler has returned.
-        """
-        handled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        async def nothing() -> None:
-            return None
-
-        async def mark(task: asyncio.Task[None]) -> None:
-            if not handled.done():
-                handled.set_result(None)
-
-        actor.register_input_task(nothing, mark, count=1)
-        await asyncio.wait([handled, stopped], return_when=asyncio.FIRST_COMPLETED)
-        return handled.done()
+        """Wait until the actor has handled what it was told so far; False if it stopped first."""
+        handled = barrier(actor)
+        await asyncio.wait(
+            [cast("asyncio.Future[Any]", handled), stopped], return_when=asyncio.FIRST_COMPLETED
+        )
+        return handled.done() and handled.result()
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -1013,8 +984,8 @@ class Node:
         for task in list(self._tasks):
             task.cancel()
         exported, self._exported = self._exported, {}
-        for cell, forget in exported.items():
-            unwatch_cell(cell, forget)  # the actors outlive this node: let them forget it
+        for forget in exported.values():
+            unwatch(forget.reference, forget)  # the actors outlive this node: let them forget it
         self._exports.clear()
 
     async def __aenter__(self) -> Node:

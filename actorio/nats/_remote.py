@@ -1,8 +1,7 @@
 """`RemoteRef`: the address of an actor published on NATS, as an `ActorRef`."""
 
 # pyright: reportPrivateUsage=false
-# A RemoteRef is an ActorRef without a local actor: it overrides what reads ``_actor``, and its
-# node (one package) does the sending.
+# A RemoteRef's node (one package with it) does the sending: it reads the node's private methods.
 
 from __future__ import annotations
 
@@ -10,18 +9,18 @@ from typing import TYPE_CHECKING, Any, cast, overload
 
 from typing_extensions import TypeVar
 
-from .._message import NO_REPLY, Message, NoReply
-from .._protocol import Payload
-from .._ref import ActorRef, AskRef
-from .._types import Member, N, P, R, Request
+from .. import NO_REPLY, ActorRef, Message, NoReply
+from ..lowlevel import MailboxLike, Member, Payload, Request, check_accepted
 
 if TYPE_CHECKING:
-    from .._mailbox import Mailbox
     from ._node import Node
 
 __all__ = ["RemoteRef"]
 
 M = TypeVar("M", bound=Message[Any])
+N = TypeVar("N", bound=Message[Any])
+R = TypeVar("R")
+P = TypeVar("P", bound=Message[Any], contravariant=True, default=Message[Any])
 
 
 class RemoteRef(ActorRef[P]):
@@ -56,14 +55,12 @@ class RemoteRef(ActorRef[P]):
         protocol: tuple[type, ...] | None,
         durable: bool = False,
     ) -> None:
-        # No local mailbox: every method that would use ``_cell`` is overridden. It is None rather
-        # than unset, so that ``local_ref == remote_ref`` is False rather than an AttributeError.
-        self._cell = cast("Mailbox", None)
+        # No local mailbox: every method that would use it is overridden. It is None rather than
+        # unset, so that ``local_ref == remote_ref`` is False rather than an AttributeError.
+        super().__init__(cast(MailboxLike, None), protocol)
         self._node = node
         self._subject = subject
         self._name = name
-        self._protocol = protocol
-        self._accepts: dict[type, bool] = {}
         self._durable = durable
 
     @property
@@ -86,7 +83,7 @@ class RemoteRef(ActorRef[P]):
         `ActorRef.narrow`."""
         narrowed = ActorRef.narrow(cast(Any, self), message_type)  # checks, as for a local ref
         assert isinstance(self, RemoteRef)
-        return RemoteRef(self._node, self._subject, self._name, narrowed._protocol, self._durable)
+        return RemoteRef(self._node, self._subject, self._name, narrowed.message_types, self._durable)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RemoteRef) and other._node is self._node and other._subject == self._subject
@@ -96,8 +93,7 @@ class RemoteRef(ActorRef[P]):
 
     def tell_nowait(self, message: P, /) -> None:
         """Queue ``message`` for publication and return at once (see the class docstring)."""
-        if type(message) not in self._accepts:
-            self._check(message)
+        check_accepted(self, message)
         self._node._tell_nowait(self, message)
 
     async def tell(self, message: P, /, *, msg_id: str | None = None) -> None:
@@ -110,8 +106,7 @@ class RemoteRef(ActorRef[P]):
         this name (durable, after ``store_timeout``), ``asyncio.TimeoutError`` if the stream did
         not confirm in time.
         """
-        if type(message) not in self._accepts:
-            self._check(message)
+        check_accepted(self, message)
         await self._node._tell(self, message, msg_id)
 
     async def forward(self, message: P, /) -> NoReply:
@@ -128,8 +123,7 @@ class RemoteRef(ActorRef[P]):
     async def ask(self, message: Any, timeout: float | None = None) -> Any:
         """Send ``message`` as a NATS request and return the validated reply (see the class
         docstring for what is raised). ``message`` itself is not changed."""
-        if type(message) not in self._accepts:
-            self._check(message)
+        check_accepted(self, message)
         return await self._node._ask(self, message, timeout)
 
     async def tell_payload(self, payload: Payload, /) -> None:
@@ -144,9 +138,3 @@ class RemoteRef(ActorRef[P]):
 
     def __repr__(self) -> str:
         return f"<RemoteRef {self._name} at {self._subject}>"
-
-
-def carried_ask(message: Message[Any]) -> AskRef | None:
-    """The ask that ``message`` carries as its sender, if any."""
-    sender = message.sender
-    return sender if type(sender) is AskRef else None

@@ -8,8 +8,8 @@ from typing import Any
 
 from typing_extensions import TypeIs
 
-from .._message import Message
-from .._ref import AskRef
+from .. import Message
+from ..lowlevel import AskRef
 
 _IGNORED_FIELDS = frozenset({"sender", "creation_date"})
 _repr = reprlib.Repr()

@@ -9,10 +9,6 @@ what the originals do, so other actors running meanwhile are not affected. The c
 any hook on its hot path.
 """
 
-# pyright: reportPrivateUsage=false
-# actorio.testing is part of actorio: it resolves handlers with the class's own dispatch table and
-# serves asks with the core's AskRef, exactly as the mainloop does (see Actor._actor_drain).
-
 from __future__ import annotations
 
 import asyncio
@@ -21,19 +17,15 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar, cast, overload
 
-from .._actor import Actor
-from .._dispatch import Handler, resolve_handler
-from .._exceptions import ActorStopped, EndMainLoop
-from .._message import NO_REPLY, Message, NoReply
-from .._ref import ActorRef, AskRef, Reference, _with_sender
-from .._sender import BaseRef
-from .._types import R, Request
+from .. import NO_REPLY, Actor, ActorRef, BaseRef, EndMainLoop, Message, NoReply, Reference
+from ..lowlevel import AskRef, Handler, Request, check_accepted, handler_for, mailbox_of, with_sender
 from ._describe import describe_all
 from ._probe import DEFAULT_TIMEOUT
 
 __all__ = ["HandlerOutcome", "Sent", "run_handler"]
 
 M = TypeVar("M", bound=Message[Any])
+R = TypeVar("R")
 N = TypeVar("N", bound=Message[Any])
 
 
@@ -160,11 +152,9 @@ async def _call(handler: Handler, actor: Actor[Any], message: Message[Any], reco
 def _take_if_queued(actor: Actor[Any], message: object) -> None:
     """A message told to the actor (a child's request, say) waits in its mailbox: handling it
     takes it out, as the mainloop would, so that it is not handled twice or dead-lettered."""
-    queue = actor._actor_mailbox.queue
-    for index, queued in enumerate(queue):
-        if queued is message:
-            del queue[index]
-            return
+    mailbox = mailbox_of(actor)
+    if mailbox is not None:
+        mailbox.withdraw(message)
 
 
 @overload
@@ -211,14 +201,11 @@ async def run_handler(
     __tracebackhide__ = True
     if actor.running:
         raise RuntimeError(f"run_handler takes an actor whose mainloop is not running; {actor!r} is running")
-    if type(message) not in actor.reference._accepts:
-        actor.reference._check(message)
+    check_accepted(actor.reference, message)
     _take_if_queued(actor, message)
     stopped_before = actor.stopped
     cls = type(actor)
-    fallback = cls._actor_fallback
-    message_type = cast("type[Message[Any]]", type(message))
-    handler = resolve_handler(cls._actor_handlers, message_type, fallback)
+    handler, by_fallback = handler_for(cls, type(cast(object, message)))
     loop = asyncio.get_running_loop()
     ask: AskRef | None = None
     fresh = False
@@ -229,7 +216,7 @@ async def run_handler(
         else:
             ask = AskRef(loop.create_future())
             fresh = True
-            message = _with_sender(message, ask)
+            message = with_sender(message, ask)
     answered_before = ask is not None and ask.future.done()
     handoffs = ask.handoffs if ask is not None else 0
 
@@ -260,8 +247,8 @@ async def run_handler(
     except EndMainLoop:
         returned = None
         stopped = True
-        if ask is not None and not fresh and ask.handoffs == handoffs:
-            ask.fail(ActorStopped(actor.identifier, message))  # as the mainloop does
+        if ask is not None and not fresh:
+            ask.abandon(handoffs, actor.identifier, message)  # as the mainloop does
     except Exception as error:
         if ask is not None and not fresh:
             ask.fail(error)  # an ask handed in: its asker learns of the failure, as from the mainloop
@@ -269,14 +256,8 @@ async def run_handler(
     reply: Any = NO_REPLY
     if ask is not None and not answered_before:
         future = ask.future
-        if (
-            not stopped
-            and ask.handoffs == handoffs
-            and not future.done()
-            and handler is not fallback
-            and returned is not NO_REPLY
-        ):
-            future.set_result(returned)
+        if not stopped:
+            ask.settle(returned, handoffs, by_fallback)  # held (not answered) when it returns True
         if future.done() and not future.cancelled() and future.exception() is None:
             reply = future.result()
     return HandlerOutcome(

@@ -1,9 +1,5 @@
 """ActorTestKit: the actors of one test, stopped afterwards, and what the test must not leave behind."""
 
-# pyright: reportPrivateUsage=false
-# actorio.testing is part of actorio: it reads an actor's task (``_actor_task``) to tell how the
-# actor ended, as the core's own ``stop`` does.
-
 from __future__ import annotations
 
 import asyncio
@@ -13,10 +9,8 @@ import weakref
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .._actor import Actor
-from .._dead_letters import DeadLetter, dead_letters
-from .._message import Message
-from .._ref import ActorRef
+from .. import Actor, ActorRef, DeadLetter, Message, dead_letters
+from ..lowlevel import task_of
 from ._describe import describe
 from ._probe import DEFAULT_NO_MESSAGE_WITHIN, DEFAULT_TIMEOUT
 
@@ -182,7 +176,7 @@ class ActorTestKit:
             raise AssertionError("ActorTestKit found:\n- " + "\n- ".join(problems))
 
     async def _stop(self, actor: Actor[Any]) -> str | None:
-        task = actor._actor_task
+        task = task_of(actor)
         if task is None or task.done():
             return None
         stopping = asyncio.ensure_future(actor.stop())
@@ -199,7 +193,7 @@ class ActorTestKit:
     def _crashes(self) -> list[str]:
         problems: list[str] = []
         for actor in self._actors:
-            task = actor._actor_task
+            task = task_of(actor)
             if task is None or not task.done() or task.cancelled() or not _unnoticed(task):
                 continue
             error = task.exception()  # retrieved now: asyncio will not log it again

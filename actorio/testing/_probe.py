@@ -1,9 +1,5 @@
 """TestProbe: a typed reference that records what it is told, and the assertions that read it."""
 
-# pyright: reportPrivateUsage=false
-# actorio.testing is part of actorio: like _ref.py, it reads the framework attributes of actors
-# and references (``_actor``, ``_actor_task``) and builds asks with the core's own AskRef.
-
 from __future__ import annotations
 
 import asyncio
@@ -14,15 +10,10 @@ from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, TypeVar, cast, overload
 
 from pydantic import ConfigDict, PlainValidator
-from typing_extensions import TypeIs
 from typing_extensions import TypeVar as DefaultTypeVar
 
-from .._actor import Actor
-from .._dead_letters import dead_letters
-from .._message import DataMessage, Message
-from .._ref import ActorRef, AskRef, _with_sender
-from .._sender import BaseRef
-from .._watch import Terminated, unwatch_cell, watch_cell
+from .. import Actor, ActorRef, BaseRef, DataMessage, Message, Terminated, dead_letters
+from ..lowlevel import actor_of, ask_message, mailbox_of, task_of, unwatch, watch
 from ._describe import describe, describe_all, is_message, same_content
 
 __all__ = ["DEFAULT_NO_MESSAGE_WITHIN", "DEFAULT_TIMEOUT", "AskFailed", "TestProbe"]
@@ -67,23 +58,18 @@ class _ProbeTarget:
     runs the reference's own code: the protocol check, the ask's one-shot sender, the hand-off
     count."""
 
-    __slots__ = ("identifier", "queue", "history", "waiters", "_actor_mailbox", "actor", "watchers")
+    __slots__ = ("identifier", "queue", "history", "waiters", "actor", "watchers", "termination")
 
-    closed = False
-    putters = None
-    termination = None  # a probe never stops: whoever watches it waits for nothing
-
-    _actor_protocol: ClassVar[tuple[type, ...] | None] = None
-    _actor_accepts: ClassVar[dict[type, bool]] = {}
+    closed = False  # a probe never stops: whoever watches it waits for nothing
 
     def __init__(self, identifier: str) -> None:
         self.identifier = identifier
         self.queue: deque[Message[Any]] = deque()
         self.history: deque[Message[Any]] = deque(maxlen=_HISTORY)
         self.waiters: list[asyncio.Future[None]] = []
-        self._actor_mailbox = self
         self.actor = self
         self.watchers: list[Any] | None = None
+        self.termination: tuple[BaseException | None] | None = None
 
     def put(self, message: Message[Any]) -> None:
         self.queue.append(message)
@@ -91,8 +77,17 @@ class _ProbeTarget:
         for waiter in waiters:
             _resolve(waiter)
 
-    def _actor_dead_letter(self, message: Any) -> None:  # a probe is never closed
+    append = put
+    put_system = put
+
+    async def wait_for_room(self) -> None:
+        """A probe is unbounded: there is always room."""
+
+    def reject(self, message: Any) -> None:  # a probe is never closed
         dead_letters.record(message, self.identifier, "stopped")
+
+    def __len__(self) -> int:
+        return len(self.queue)
 
     def take(self) -> Message[Any]:
         message = self.queue.popleft()
@@ -165,15 +160,11 @@ def _matches(expected: object, message: Message[Any]) -> bool:
     return same_content(expected, message)
 
 
-def _is_actor(value: object) -> TypeIs[Actor[Any]]:
-    return isinstance(value, Actor)
-
-
 def _actor_of(target: Actor[Any] | ActorRef[Any]) -> Actor[Any]:
     if isinstance(target, Actor):
         return target
-    inner = cast(object, target._actor)
-    if _is_actor(inner):
+    inner = actor_of(target)
+    if inner is not None:
         return inner
     raise TypeError(f"{target!r} is not the reference of an actor: a probe never terminates")
 
@@ -232,7 +223,7 @@ class TestProbe(ActorRef[M]):
                 raise TypeError(f"TestProbe() takes Message subclasses, not {accepted!r}")
         state = _ProbeTarget(name if name is not None else f"probe-{next(_probe_serials)}")
         # An ActorRef of a duck-typed actor: see _ProbeTarget, and the report on ActorRef's target.
-        super().__init__(cast("Actor[Any]", state), tuple(accepts) or None)
+        super().__init__(state, tuple(accepts) or None)
         self._state = state
 
     def __repr__(self) -> str:
@@ -255,7 +246,7 @@ class TestProbe(ActorRef[M]):
         """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         future.add_done_callback(functools.partial(self._state.answer, message))
-        return cast(T, _with_sender(message, AskRef(future)))
+        return ask_message(message, future)
 
     def _failure(self, text: str, earlier: tuple[Message[Any], ...]) -> AssertionError:
         """An assertion failure; ``earlier``: the messages taken before this call, recalled."""
@@ -392,17 +383,18 @@ class TestProbe(ActorRef[M]):
         earlier: tuple[Message[Any], ...] = ()  # the probe's own messages are beside the point
         actor = _actor_of(target)
         ref = actor.reference
-        if actor._actor_task is None and not actor.stopped:
+        if task_of(actor) is None and not actor.stopped:
             raise self._failure(f"expected {actor.identifier} to stop, but it was never started", earlier)
         loop = asyncio.get_running_loop()
         notice: asyncio.Future[Terminated] = loop.create_future()
         waiter = _NoticeWaiter(notice)
-        watch_cell(ref._cell, ref, waiter)
+        watch(ref, waiter)
         if not notice.done():
             await asyncio.wait([notice], timeout=timeout)
         if not notice.done():
-            unwatch_cell(ref._cell, waiter)
-            queued = len(ref._cell)
+            unwatch(ref, waiter)
+            mailbox = mailbox_of(ref)
+            queued = len(mailbox) if mailbox is not None else 0
             raise self._failure(
                 f"expected {actor.identifier} to stop within {timeout:g} s, "
                 f"but it is still running ({queued} messages queued)",
@@ -411,8 +403,8 @@ class TestProbe(ActorRef[M]):
         failure = notice.result().reason
         if isinstance(failure, asyncio.CancelledError):
             failure = None  # cancelled by a stop's timeout, or before it ran: stopped
-        last = ref._cell.actor
-        task = last._actor_task
+        last = actor_of(ref)
+        task = task_of(last) if last is not None else None
         if task is not None and task.done() and not task.cancelled():
             task.exception()  # noticed: the kit does not report it as a crash
         if error is None:
@@ -437,4 +429,4 @@ class TestProbe(ActorRef[M]):
         """Receive a `Terminated` message (like any other, e.g. with
         ``expect_message(Terminated)``) when ``target`` stops for good; at once if it has."""
         ref = _actor_of(target).reference
-        watch_cell(ref._cell, ref, self)
+        watch(ref, self)

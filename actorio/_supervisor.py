@@ -1,0 +1,336 @@
+"""`Supervisor`: the runtime side of an actor's children, created on its first child.
+
+It starts children (`Actor.register_child`, `Actor.supervise`), follows their ends in the parent's
+task (`Actor.handle_child_stopped`, then the supervision decision), restarts supervised ones
+(strategy, intensity, backoff: the policies and pure decisions are in ``_supervision.py``), and
+stops them all, newest first, when the parent stops. An actor holds one in a single slot, made on
+first use: most actors have no children.
+"""
+
+# pyright: reportPrivateUsage=false
+# A supervisor drives its children's lifecycle through their framework slots (``_actor_*``):
+# parent, children and their supervisor are one unit of the core.
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import TYPE_CHECKING, Any, cast
+
+from ._exceptions import RestartIntensityExceeded
+from ._inputs import InputSignal
+from ._mailbox import SYSTEM, Mailbox, Signal
+from ._supervision import ChildSpec, RestartLog, SupervisedChild
+from ._watch import notify_watchers
+
+if TYPE_CHECKING:
+    from ._actor import Actor
+    from ._ref import ActorRef
+
+__all__ = ["Supervisor"]
+
+
+class Supervisor:
+    """The children of one parent actor, in start order, with the records of supervised ones."""
+
+    __slots__ = ("parent", "children", "restarts")
+
+    def __init__(self, parent: Actor[Any]) -> None:
+        self.parent = parent
+        self.children: dict[Mailbox, SupervisedChild | None] = {}
+        """Each child's mailbox (which outlives its incarnations) -> its record (``None``: a child
+        from `register_child`, never restarted)."""
+        self.restarts: RestartLog | None = None
+        """The recent restarts, for the intensity (made on the first restart)."""
+
+    # -- starting -------------------------------------------------------------------------
+
+    async def register(self, child: Actor[Any]) -> ActorRef[Any]:
+        """Start ``child`` as a plain child (see `Actor.register_child`)."""
+        self.children[child._actor_mailbox] = None
+        reference = await child.start()
+        self._follow(child)
+        return reference
+
+    async def supervise(self, spec: ChildSpec[Actor[Any]]) -> ActorRef[Any]:
+        """Start the first incarnation of a supervised child (see `Actor.supervise`)."""
+        parent = self.parent
+        actor = _make(spec)
+        record = SupervisedChild(spec, actor, type(parent).supervisor_strategy)
+        if spec.name is not None:
+            actor._actor_identifier = spec.name
+        actor._actor_record = record
+        self.children[record.mailbox] = record
+        record.started_at = asyncio.get_running_loop().time()
+        try:
+            await actor.start()
+        except BaseException:
+            del self.children[record.mailbox]  # never started: not a child
+            raise
+        self._follow(actor)
+        return record.ref
+
+    def _follow(self, child: Actor[Any]) -> None:
+        assert child._actor_task is not None
+        child._actor_task.add_done_callback(functools.partial(self._child_done, child))
+
+    @property
+    def actors(self) -> list[Actor[Any]]:
+        """The children, in start order (for a supervised child, its current incarnation)."""
+        return [mailbox.actor for mailbox in self.children]
+
+    # -- stopping -------------------------------------------------------------------------
+
+    async def stop_child(self, mailbox: Mailbox) -> bool:
+        """Stop the child behind ``mailbox`` for good; False if it is not a child."""
+        if mailbox not in self.children:
+            return False
+        record = self.children.pop(mailbox)
+        await self._stop(mailbox, record)
+        return True
+
+    async def stop_all(self) -> None:
+        """The parent stops: stop the children, newest first, each within its stop timeout. If this
+        is cancelled meanwhile, the children not yet stopped are cancelled at once."""
+        try:
+            while self.children:
+                mailbox, record = next(reversed(self.children.items()))
+                del self.children[mailbox]
+                try:
+                    await self._stop(mailbox, record)
+                except BaseException:
+                    self._abort(mailbox, record)
+                    raise
+        except BaseException:
+            self.abort_all()
+            raise
+
+    def abort_all(self) -> None:
+        """Cancel every child at once, newest first, without waiting (see `stop_all`)."""
+        remaining, self.children = self.children, {}
+        for mailbox, record in reversed(remaining.items()):
+            self._abort(mailbox, record)
+
+    async def _stop(self, mailbox: Mailbox, record: SupervisedChild | None) -> None:
+        """Stop a child (within its stop timeout) that will not be restarted."""
+        timeout = type(self.parent).child_stop_timeout
+        if record is not None:
+            record.state = "stopping"
+            timeout = record.spec.stop_timeout
+            self._cancel_pending(record)
+        actor = mailbox.actor
+        if actor._actor_task is not None and not actor._actor_task.done():
+            await actor.stop(timeout)
+        if not mailbox.closed:
+            # Waiting for a restart (or its incarnation was ending for one when stopped): the
+            # restart will not come.
+            _close_mailbox(mailbox, record)
+        if record is not None:
+            record.state = "gone"
+
+    def _abort(self, mailbox: Mailbox, record: SupervisedChild | None) -> None:
+        """Stop a child at once, without waiting: cancel its task, or close its mailbox if it
+        waits for a restart."""
+        if record is not None:
+            record.state = "gone"
+            self._cancel_pending(record)
+        actor = mailbox.actor
+        task = actor._actor_task
+        if task is not None and not task.done():
+            actor._actor_stopping = True
+            task.cancel()
+            task.add_done_callback(functools.partial(_close_after, mailbox, record))
+        elif not mailbox.closed:
+            _close_mailbox(mailbox, record)
+
+    def _cancel_pending(self, record: SupervisedChild) -> None:
+        """Cancel a restart waiting for its backoff delay; the rest of its group (one_for_all,
+        rest_for_one) is restarted now rather than left without an incarnation."""
+        pending, record.pending = record.pending, None
+        if pending is None:
+            return
+        pending.cancel()
+        rest = [other for other in record.group if other is not record and other.state == "restarting"]
+        record.group = []
+        if rest and not self.parent._actor_closed:
+            self._in_parent(self._incarnate, rest)
+
+    def _in_parent(self, function: Any, *arguments: Any) -> None:
+        """Run ``function(*arguments)`` in the parent's task, as a system message."""
+        self.parent._actor_mailbox.put_system(InputSignal(functools.partial(function, *arguments)))
+
+    # -- a child ended --------------------------------------------------------------------
+
+    def _child_done(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            # Retrieved: the parent deals with it (handle_child_stopped, supervision), and the
+            # child logged it; asyncio would otherwise log it again when the task is collected,
+            # also when the parent stops before its notice is handled.
+            task.exception()
+        if self.parent._actor_closed:
+            return
+        self._in_parent(self._child_stopped, child, task)
+
+    async def _child_stopped(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
+        parent = self.parent
+        mailbox = child._actor_mailbox
+        children = self.children
+        record = children.get(mailbox)
+        if record is None:
+            if mailbox.actor is child:
+                children.pop(mailbox, None)
+            await parent.handle_child_stopped(child, task)
+            return
+        if record.actor is not child or record.state != "running":
+            # An incarnation this actor stopped itself (a group restart, `stop_child`).
+            await parent.handle_child_stopped(child, task)
+            return
+        error = asyncio.CancelledError() if task.cancelled() else task.exception()
+        record.reason = error
+        try:
+            await parent.handle_child_stopped(child, task)
+        finally:
+            # Even if the hook raised: the child is restarted, or its end settled.
+            outcome = record.outcome
+            if outcome == "restart":
+                await self._restart(record, error)
+            else:
+                children.pop(mailbox, None)
+                record.state = "gone"
+        if outcome == "escalate" and error is not None:
+            raise error
+
+    # -- restarts -------------------------------------------------------------------------
+
+    async def _restart(self, record: SupervisedChild, error: BaseException | None) -> None:
+        """A child's incarnation ended and must be replaced: apply the intensity, the strategy
+        and the backoff. Runs in the parent's task."""
+        parent = self.parent
+        strategy = type(parent).supervisor_strategy
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self.restarts is None:
+            self.restarts = RestartLog()
+        record.state = "restarting"
+        if not self.restarts.allow(now, strategy):
+            raise RestartIntensityExceeded(
+                parent.identifier, strategy.max_restarts, strategy.within
+            ) from error
+        records = [r for r in self.children.values() if r is not None and r.state != "gone"]
+        if strategy.strategy == "one_for_one":
+            group = [record]
+        elif strategy.strategy == "one_for_all":
+            group = records
+        else:
+            group = records[records.index(record) :]
+        joining: list[SupervisedChild] = []
+        for other in reversed(group):
+            if other is record:
+                continue
+            if other.mailbox.closed:
+                # It ended for good in the meantime (stop, or escalate): its own notice, queued
+                # in the parent's mailbox, settles it; restarting it would revive a closed
+                # address and lose an escalation.
+                continue
+            if other.spec.restart == "temporary":
+                await self.stop_child(other.mailbox)  # never restarted: stopped for good
+                continue
+            if other.pending is not None:
+                other.pending.cancel()  # it restarts with this group instead, and so does its own
+                other.pending = None
+                joining.extend(other.group)
+                other.group = []
+            if other.state == "running":
+                other.state = "restarting"
+                other.reason = error
+                await other.actor.stop(other.spec.stop_timeout)
+        group = [
+            other for other in records if other.state == "restarting" and (other in group or other in joining)
+        ]
+        backoff = record.backoff
+        delay = 0.0
+        if backoff is not None:
+            if backoff.reset_after is not None and now - record.started_at >= backoff.reset_after:
+                record.attempts = 0
+            delay = backoff.delay(record.attempts)
+            record.attempts += 1
+        if delay > 0:
+            record.group = group
+            record.pending = loop.call_later(delay, self._restart_due, record, group)
+        else:
+            await self._incarnate(group)
+
+    def _restart_due(self, record: SupervisedChild, group: list[SupervisedChild]) -> None:
+        record.pending = None
+        record.group = []
+        if not self.parent._actor_closed:
+            self._in_parent(self._incarnate, group)
+
+    async def _incarnate(self, group: list[SupervisedChild]) -> None:
+        """Start a new incarnation of each child of ``group`` still waiting for one, in start
+        order, each taking over its predecessor's mailbox."""
+        parent = self.parent
+        for record in group:
+            if record.state != "restarting" or parent._actor_closed or parent._actor_stopping:
+                continue
+            try:
+                actor = _make(record.spec)
+            except Exception as error:
+                parent.logger.error("could not restart %s", record.ref.identifier, exc_info=error)
+                record.reason = error
+                await self._restart(record, error)
+                return
+            old = record.actor
+            mailbox = record.mailbox
+            # What __init__ did with the mailbox and reference it was given goes on to the
+            # child's: a reference it handed out reaches the child, what it told itself is queued.
+            made = actor._actor_mailbox
+            actor._actor_ref._mailbox = mailbox
+            for item in made.queue:
+                if item is not SYSTEM:
+                    mailbox.append(item)
+            for item in made.system or ():
+                mailbox.put_system(item)
+            made.queue.clear()
+            actor._actor_mailbox = mailbox
+            actor._actor_ref = record.ref
+            actor._actor_identifier = old.identifier
+            actor._actor_record = record
+            record.directive = None
+            record.outcome = None
+            record.restarted = True
+            mailbox.actor = actor
+            record.actor = actor
+            record.state = "running"
+            record.started_at = asyncio.get_running_loop().time()
+            await actor.start()
+            self._follow(actor)
+
+
+def _make(spec: ChildSpec[Actor[Any]]) -> Actor[Any]:
+    from ._actor import Actor  # the actor module imports this one
+
+    made = spec.factory()
+    if not isinstance(cast(object, made), Actor):
+        raise TypeError(f"a child factory must return an Actor, not {type(made).__name__}")
+    return made
+
+
+def _close_after(mailbox: Mailbox, record: SupervisedChild | None, task: object) -> None:
+    """An aborted child's task is done: close its mailbox unless it closed it itself."""
+    if not mailbox.closed:
+        _close_mailbox(mailbox, record)
+
+
+def _close_mailbox(mailbox: Mailbox, record: SupervisedChild | None) -> None:
+    """A child waits for a restart that will not come: its address closes now (queued messages
+    are dead letters, queued asks fail) and its watchers are told why it ended."""
+    actor = mailbox.actor
+    for message in mailbox.close():
+        if not isinstance(message, Signal):
+            mailbox.reject(message)
+    reason = record.reason if record is not None else None
+    task = actor._actor_task
+    if reason is None and task is not None and task.done() and not task.cancelled():
+        reason = task.exception()
+    notify_watchers(mailbox, actor._actor_ref, reason)

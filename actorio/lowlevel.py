@@ -1,0 +1,134 @@
+"""The low-level seam: what code that extends actorio (a transport, a test kit) needs from the core.
+
+Not for daily use, as ``trio.lowlevel`` is not: an application needs ``actorio`` alone. But
+``actorio.nats`` and ``actorio.testing`` are written against this module and nothing else of
+the core's internals (a test enforces it), so a third-party transport or test kit can do what
+they do, and can rely on these names as on the rest of the public API.
+
+What is here:
+
+- **Asks** (the rule is in one place; see ``AskRef``): `ask_message` makes the copy of a message
+  that carries a new ask; `hand_off` notes that a message carrying an ask went onwards (and
+  returns that ask, for a transport that answers it itself); `AskRef.settle`, `AskRef.abandon`
+  and `AskRef.fail` end it as the mainloop does.
+- **Mailboxes**: `MailboxLike`, the contract a reference relies on (a test double can keep it);
+  `mailbox_of` finds the mailbox behind an actor or a local reference; `Mailbox.withdraw` takes
+  a queued message back.
+- **Actors**: `actor_of` (the incarnation behind a reference), `task_of` (its mainloop task),
+  `barrier` (wait until an actor handled what it was told so far), `handler_for` (what the
+  dispatch table gives a message class), `check_accepted` (a reference's filter, at the sender).
+- **Death watch**: `watch` and `unwatch` with any reference as the watcher.
+- **The wire form**: `encode_wire` (the one encoder of ``{"type", "data"}``), `wire_name_of`,
+  `reply_type_of`, `message_types_of`, and `wire_envelope_model` / `wire_union_adapter` to
+  validate the wire form of chosen message types.
+- **Types**: `is_message_class`, `is_actor_class`, `union_arms`; `Request`, the structural type
+  that lets a signature say "a member of this protocol whose reply is R" (as `actorio.ask` does),
+  and `Member`, its counterpart for a message class (as `ActorRef.narrow`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ._actor import Actor, is_actor_class
+from ._ask import AskRef, ask_message, hand_off, with_sender
+from ._dispatch import Handler, resolve_handler
+from ._inputs import Barrier
+from ._mailbox import Mailbox, MailboxLike
+from ._message import is_message_class
+from ._protocol import Payload, encode_wire, message_types_of, reply_type_of, wire_name_of
+from ._protocol import envelope_model as wire_envelope_model
+from ._protocol import union_adapter as wire_union_adapter
+from ._ref import ActorRef
+from ._types import Member, Request, union_arms
+from ._watch import unwatch, watch
+
+__all__ = [
+    "AskRef",
+    "Handler",
+    "Mailbox",
+    "MailboxLike",
+    "Member",
+    "Payload",
+    "Request",
+    "actor_of",
+    "ask_message",
+    "barrier",
+    "check_accepted",
+    "encode_wire",
+    "hand_off",
+    "handler_for",
+    "is_actor_class",
+    "is_message_class",
+    "mailbox_of",
+    "message_types_of",
+    "reply_type_of",
+    "task_of",
+    "union_arms",
+    "unwatch",
+    "watch",
+    "wire_envelope_model",
+    "wire_name_of",
+    "wire_union_adapter",
+    "with_sender",
+]
+
+
+def mailbox_of(target: object) -> Mailbox | None:
+    """The mailbox behind an actor or a local `ActorRef` (shared by every incarnation of a
+    supervised child), or ``None`` for anything else (a remote reference, a probe, a plain
+    inbox)."""
+    found: object = (
+        target._actor_mailbox  # pyright: ignore[reportPrivateUsage]
+        if isinstance(target, Actor)
+        else getattr(target, "_mailbox", None)
+    )
+    return found if isinstance(found, Mailbox) else None
+
+
+def actor_of(ref: ActorRef[Any]) -> Actor[Any] | None:
+    """The actor that handles what ``ref`` is told now (for a supervised child, its current
+    incarnation), or ``None`` if ``ref`` is not the reference of a local actor."""
+    mailbox = mailbox_of(ref)
+    return None if mailbox is None else mailbox.actor
+
+
+def task_of(actor: Actor[Any]) -> asyncio.Task[None] | None:
+    """The actor's mainloop task, or ``None`` before `Actor.start`. Its end is this incarnation's
+    end; its exception, the error the incarnation failed with."""
+    return actor._actor_task  # pyright: ignore[reportPrivateUsage]
+
+
+def barrier(actor: Actor[Any]) -> asyncio.Future[bool]:
+    """A future that becomes ``True`` once ``actor`` has handled every message queued before this
+    call (in turn with them: never while one is being handled), or ``False`` if that incarnation
+    ends first (stopped, or replaced by a restart: the messages still queued then go to the next
+    incarnation). Costs one queued item; nothing on the path of other messages."""
+    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    mailbox = actor._actor_mailbox  # pyright: ignore[reportPrivateUsage]
+    if actor.stopped or mailbox.closed or mailbox.actor is not actor:
+        future.set_result(False)
+    else:
+        mailbox.append(Barrier(future))
+    return future
+
+
+def handler_for(actor_type: type[Actor[Any]], message_type: type) -> tuple[Handler, bool]:
+    """The handler that ``actor_type``'s dispatch gives ``message_type`` (the nearest class in its
+    MRO), and whether it is the fallback, ``handle_message`` (whose reply to an ask is what it
+    tells the sender, not its return value)."""
+    fallback: Handler = actor_type._actor_fallback  # pyright: ignore[reportPrivateUsage]
+    handler = resolve_handler(
+        actor_type._actor_handlers,  # pyright: ignore[reportPrivateUsage]
+        message_type,
+        fallback,
+    )
+    return handler, handler is fallback
+
+
+def check_accepted(ref: ActorRef[Any], message: object) -> None:
+    """Refuse ``message`` as ``ref`` would at the sender: ``TypeError`` if it is not a `Message`
+    or not one of the reference's message types."""
+    if type(message) not in ref._accepts:  # pyright: ignore[reportPrivateUsage]
+        ref._check(message)  # pyright: ignore[reportPrivateUsage]

@@ -18,7 +18,7 @@ from typing_extensions import assert_type
 from actorio import Actor, ActorRef, Message, NoReply, handles
 from actorio.testing import ActorTestKit, HandlerOutcome, TestProbe, run_handler
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Greeting(Message):

@@ -1,7 +1,7 @@
 """The mypy plugin (``actorio.mypy``), run as users run it: ``python -m mypy`` with the plugin in
 the config file, on small programs.
 
-The programs are the case files in ``tests/mypy_plugin_cases/`` (``*.py.txt``, so that the
+The programs are the case files in ``tests/static/mypy_plugin_cases/`` (``*.py.txt``, so that the
 project's own mypy, ruff and pytest leave them alone), copied into a temporary directory and
 checked in a subprocess with a fresh cache. A trailing ``# E: code`` comment (``# E: code, code``
 for two errors) expects errors with those codes on its line: every error mypy reports, in any file,
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CASES = Path(__file__).resolve().parent / "mypy_plugin_cases"
 OLDEST_HOME = ROOT / "build" / "mypy-oldest"
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from actorio import Actor, DataMessage, Message, handles
 from actorio._cli import main, render_stub
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STUBS = ROOT / "stubs"
 EXAMPLE_MODULES = ["hello_world", "actor_spawning", "websocket_json"]
 REGENERATE = f"python -m actorio stubs --path examples {' '.join(EXAMPLE_MODULES)} -o stubs"

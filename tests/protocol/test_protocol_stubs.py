@@ -69,6 +69,7 @@ async def client(greeter: GreeterRef, manager: ManagerRef, worker: WorkerRef, se
 """
 
 
+@pytest.mark.static
 def test_the_stubs_type_a_client_that_imports_only_them(tmp_path: Path) -> None:
     """The client imports the stub modules and actorio, never the examples: mypy (strict,
     ``warn_unused_ignores``) must accept the right uses and flag each wrong one."""

@@ -121,6 +121,7 @@ async def test_run_handler_is_typed_by_the_message() -> None:
     assert_type(outcome.message, Greet)
 
 
+@pytest.mark.static
 def test_pyright_strict_agrees() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pyright", str(Path(__file__).relative_to(ROOT))],

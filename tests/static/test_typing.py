@@ -71,6 +71,7 @@ def test_corpus_is_there() -> None:
     assert not (CORPUS / "__init__.py").exists()
 
 
+@pytest.mark.static
 def test_mypy_accepts_the_corpus() -> None:
     result = _run(sys.executable, "-m", "mypy", "--config-file", str(MYPY_CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -79,6 +80,7 @@ def test_mypy_accepts_the_corpus() -> None:
     assert int(checked.group(1)) == len(_corpus_files()), result.stdout
 
 
+@pytest.mark.static
 def test_pyright_accepts_the_corpus() -> None:
     result = _run(sys.executable, "-m", "pyright", str(CORPUS))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -170,6 +172,7 @@ def _compare(expected: Marks, actual: Marks) -> list[str]:
     return problems
 
 
+@pytest.mark.static
 def test_must_fail_lines_fail_without_their_ignores(tmp_path: Path) -> None:
     """With the ignore comments removed, each marked line gets exactly the codes it lists in each
     checker, and no other line gets any: no misuse hides in code a checker skipped as unreachable."""

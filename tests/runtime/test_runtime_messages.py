@@ -20,6 +20,7 @@ from actorio import (
     Message,
     Reference,
     ask,
+    dead_letters,
     handles,
 )
 
@@ -83,8 +84,13 @@ def test_sender_defaults_to_no_sender_which_is_falsy() -> None:
 @pytest.mark.asyncio
 async def test_no_sender_swallows_what_it_is_told() -> None:
     """Promise 1: NO_SENDER can be told a message (a dead letter), without raising."""
-    await NO_SENDER.tell(Note(text="lost"))
-    NO_SENDER.tell_nowait(Note(text="lost"))
+    first, second = Note(text="lost"), Note(text="lost too")
+    await NO_SENDER.tell(first)
+    NO_SENDER.tell_nowait(second)
+    letters = dead_letters.of(reason="no-sender")
+    assert [letter.message for letter in letters] == [first, second]
+    assert all(letter.recipient == NO_SENDER.identifier and letter.error is None for letter in letters)
+    assert dead_letters.total == 2
 
 
 def test_sender_accepts_an_actor_and_stores_its_reference() -> None:

@@ -11,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import pytest
+
+pytestmark = pytest.mark.static
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:

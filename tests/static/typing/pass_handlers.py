@@ -8,7 +8,7 @@ of their replies.
 This file shows handler signatures side by side, so some classes declare several handlers for
 one type or leave protocol members unhandled: what the type checkers accept, checked without the
 plugin. At run time (and with the ``actorio.mypy`` plugin) those classes are refused at class
-creation; the other pass files are valid at run time too (tests/test_typing.py runs them).
+creation; the other pass files are valid at run time too (tests/static/test_typing.py runs them).
 """
 
 from __future__ import annotations

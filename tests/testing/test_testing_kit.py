@@ -21,7 +21,7 @@ import pytest
 from actorio import Actor, ActorStopped, EndMainLoop, Message, dead_letters, handles
 from actorio.testing import ActorTestKit, DeadLetter, MockClock, TestProbe
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEAD_LETTERS = logging.getLogger("actorio.dead_letters")
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from actorio import Actor, DataMessage, Message, handles
 from actorio._cli import main, render_stub
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STUBS = ROOT / "stubs"
 EXAMPLE_MODULES = ["hello_world", "actor_spawning", "websocket_json"]
 REGENERATE = f"python -m actorio stubs --path examples {' '.join(EXAMPLE_MODULES)} -o stubs"
@@ -69,6 +69,7 @@ async def client(greeter: GreeterRef, manager: ManagerRef, worker: WorkerRef, se
 """
 
 
+@pytest.mark.static
 def test_the_stubs_type_a_client_that_imports_only_them(tmp_path: Path) -> None:
     """The client imports the stub modules and actorio, never the examples: mypy (strict,
     ``warn_unused_ignores``) must accept the right uses and flag each wrong one."""

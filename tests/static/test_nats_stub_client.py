@@ -52,6 +52,7 @@ async def client(node: Node, greeting: Greeting) -> None:
 """
 
 
+@pytest.mark.static
 @pytest.mark.timeout(120)
 def test_a_client_typed_only_against_a_generated_stub(tmp_path: Path) -> None:
     """mypy checks a remote client that imports only the stub: a right one passes, a message

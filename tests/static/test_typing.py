@@ -1,4 +1,4 @@
-"""The static typing corpus (tests/typing/), checked by mypy and pyright as part of the test suite.
+"""The static typing corpus (tests/static/typing/), checked by mypy and pyright as part of the test suite.
 
 ``pass_*.py`` files are ``assert_type(...)`` checks that must pass. ``fail_*.py`` files hold
 must-fail lines, each marked with both mypy's ``# type: ignore[code]`` and pyright's
@@ -6,7 +6,7 @@ must-fail lines, each marked with both mypy's ``# type: ignore[code]`` and pyrig
 ``reportUnnecessaryTypeIgnoreComment`` (with ``enableTypeIgnoreComments = false``, so each checker
 reads only its own comments) turn a misuse that a checker stops catching into a failure here.
 
-mypy runs with tests/typing/mypy.ini (the root settings, without the plugin, so that the error
+mypy runs with tests/static/typing/mypy.ini (the root settings, without the plugin, so that the error
 codes are plain mypy's); pyright with the root pyproject.toml. As a checker reports nothing, and
 so no unused ignore, in code it considers unreachable, one test also checks the fail files with
 their ignore comments removed: each marked line must then get exactly the codes it lists.
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "tests" / "typing"
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = Path(__file__).resolve().parent / "typing"
 MYPY_CONFIG = CORPUS / "mypy.ini"
 
 MYPY_IGNORE = re.compile(r"#\s*type:\s*ignore(?P<codes>\[[^\]]*\])?")
@@ -71,6 +71,7 @@ def test_corpus_is_there() -> None:
     assert not (CORPUS / "__init__.py").exists()
 
 
+@pytest.mark.static
 def test_mypy_accepts_the_corpus() -> None:
     result = _run(sys.executable, "-m", "mypy", "--config-file", str(MYPY_CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -79,6 +80,7 @@ def test_mypy_accepts_the_corpus() -> None:
     assert int(checked.group(1)) == len(_corpus_files()), result.stdout
 
 
+@pytest.mark.static
 def test_pyright_accepts_the_corpus() -> None:
     result = _run(sys.executable, "-m", "pyright", str(CORPUS))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -170,6 +172,7 @@ def _compare(expected: Marks, actual: Marks) -> list[str]:
     return problems
 
 
+@pytest.mark.static
 def test_must_fail_lines_fail_without_their_ignores(tmp_path: Path) -> None:
     """With the ignore comments removed, each marked line gets exactly the codes it lists in each
     checker, and no other line gets any: no misuse hides in code a checker skipped as unreachable."""

@@ -17,7 +17,7 @@ from actorio import Actor, ActorStopped, ChildSpec, Message, dead_letters, handl
 from actorio.testing import MockClock
 from tests.support import bounded
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = Path(__file__).resolve().parent / "serving_program.py"
 
 

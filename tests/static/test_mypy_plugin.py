@@ -1,7 +1,7 @@
 """The mypy plugin (``actorio.mypy``), run as users run it: ``python -m mypy`` with the plugin in
 the config file, on small programs.
 
-The programs are the case files in ``tests/mypy_plugin_cases/`` (``*.py.txt``, so that the
+The programs are the case files in ``tests/static/mypy_plugin_cases/`` (``*.py.txt``, so that the
 project's own mypy, ruff and pytest leave them alone), copied into a temporary directory and
 checked in a subprocess with a fresh cache. A trailing ``# E: code`` comment (``# E: code, code``
 for two errors) expects errors with those codes on its line: every error mypy reports, in any file,
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CASES = Path(__file__).resolve().parent / "mypy_plugin_cases"
 OLDEST_HOME = ROOT / "build" / "mypy-oldest"
 
@@ -214,6 +214,7 @@ def copy_case(project: Path, case: str, as_name: str | None = None) -> str:
 # -- the supported range ------------------------------------------------------------------------
 
 
+@pytest.mark.static
 def test_the_mypys_tested_are_the_ends_of_the_declared_range(oldest_mypy: Mypy) -> None:
     oldest, following = declared_mypy_range()
     assert _release(oldest_mypy.version()) == _release(oldest)
@@ -226,12 +227,14 @@ def test_the_mypys_tested_are_the_ends_of_the_declared_range(oldest_mypy: Mypy) 
 # -- sends ------------------------------------------------------------------------------------
 
 
+@pytest.mark.static
 def test_sends_outside_the_protocol_are_actorio_protocol_errors(mypy: Mypy, tmp_path: Path) -> None:
     name = copy_case(tmp_path, "sends.py.txt")
     run = mypy.check(tmp_path, [name])
     assert run.errors == expected_errors(CASES / "sends.py.txt"), run.describe()
 
 
+@pytest.mark.static
 def test_without_the_plugin_the_same_sends_are_arg_type_errors(mypy: Mypy, tmp_path: Path) -> None:
     name = copy_case(tmp_path, "sends.py.txt")
     run = mypy.check(tmp_path, [name], plugin=False)
@@ -245,6 +248,7 @@ def test_without_the_plugin_the_same_sends_are_arg_type_errors(mypy: Mypy, tmp_p
 # -- classes ----------------------------------------------------------------------------------
 
 
+@pytest.mark.static
 def test_actor_classes_are_checked_against_their_protocol(mypy: Mypy, tmp_path: Path) -> None:
     name = copy_case(tmp_path, "classes.py.txt")
     run = mypy.check(tmp_path, [name])
@@ -289,6 +293,7 @@ def test_the_class_checks_mirror_those_made_at_class_creation() -> None:
 # -- incremental runs -------------------------------------------------------------------------
 
 
+@pytest.mark.static
 def test_incremental_runs_read_the_base_actors_from_the_cache(mypy: Mypy, tmp_path: Path) -> None:
     """The second run checks only the changed module: its classes are checked against the handlers
     recorded for the unchanged base module's actors in mypy's cache. The third run changes the

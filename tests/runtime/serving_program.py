@@ -1,5 +1,5 @@
 """A program that runs a tree of actors with `actorio.serve` until SIGINT or SIGTERM; run by
-tests/test_shutdown.py in a subprocess. Each step prints a line. With ``--hang`` the second
+tests/runtime/test_shutdown.py in a subprocess. Each step prints a line. With ``--hang`` the second
 child's teardown never ends, so that only a second signal (which cancels) ends the program."""
 
 from __future__ import annotations

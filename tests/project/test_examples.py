@@ -23,7 +23,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from typing_extensions import assert_type
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 SEED = EXAMPLES / "seed"
 

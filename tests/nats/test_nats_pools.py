@@ -3,7 +3,7 @@ messages exactly once, a durable consumer killed mid-handler losing nothing, dup
 and a server restarted under running clients.
 
 Re-run with other sizes: ``NATS_POOL_PROCESSES=5 NATS_POOL_MESSAGES=50000 NATS_KILL_MESSAGES=2000
-NATS_KILL_AT=700 NATS_DURABLE_POOL_MESSAGES=3000 pytest tests/test_nats_pools.py``.
+NATS_KILL_AT=700 NATS_DURABLE_POOL_MESSAGES=3000 pytest tests/nats/test_nats_pools.py``.
 """
 
 from __future__ import annotations

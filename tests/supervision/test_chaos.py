@@ -5,7 +5,7 @@ with its error, or ``stopped`` when the supervisor of its worker gave up); none 
 handled twice. The restart counts match the policies, and intensity limits escalate.
 
 Re-run with other seeds and a higher load: ``CHAOS_SEEDS=7,8,9 CHAOS_JOBS=50000 pytest
-tests/test_chaos.py``.
+tests/supervision/test_chaos.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Must fail: a ``sender`` that is neither an actor nor a reference, invalid message fields, a
 ``DataMessage`` payload of the wrong type, and a ``reply`` that is not the message's reply type.
 
-(Assigning to a field of a frozen message is caught by neither checker: see tests/test_typing.py.)
+(Assigning to a field of a frozen message is caught by neither checker: see tests/static/test_typing.py.)
 See fail_tell_ask.py for how the must-fail lines are marked. Nothing here is ever run.
 """
 

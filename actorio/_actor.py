@@ -2,8 +2,9 @@
 mailbox and dispatches each message to its handler.
 
 What an actor does besides handling messages lives beside it, one concern per module: the ask
-rule in ``_ask.py``, the mailbox in ``_mailbox.py``, timers in ``_timers.py``, input tasks and
-barriers in ``_inputs.py``, children and their supervision in ``_supervisor.py``.
+rule in ``_ask.py``, the mailbox in ``_mailbox.py``, how an incarnation fails and ends in
+``_incarnation.py``, timers in ``_timers.py``, input tasks and barriers in ``_inputs.py``,
+children and their supervision in ``_supervisor.py``.
 """
 
 # pyright: reportPrivateUsage=false
@@ -13,34 +14,26 @@ barriers in ``_inputs.py``, children and their supervision in ``_supervisor.py``
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
 from types import TracebackType
-from typing import Any, ClassVar, Generic, NoReturn, TypeGuard, TypeVar, cast, overload
+from typing import Any, ClassVar, Generic, TypeGuard, TypeVar, cast, overload
 
+from . import _incarnation as incarnation
 from ._ask import AskRef, HeldAsks
 from ._dead_letters import dead_letters
 from ._dispatch import Handler, build_handler_table, check_handlers, declared_message_types, resolve_handler
 from ._exceptions import EndMainLoop, UnhandledMessage
-from ._inputs import Barrier, InputSignal, InputTasks, run_barrier, run_input, settle_barriers
-from ._mailbox import SYSTEM, BoundedMailbox, Mailbox, Signal, _SystemSignal
+from ._inputs import InputTasks
+from ._mailbox import BoundedMailbox, Mailbox
 from ._message import Message
 from ._protocol import ProtocolAttribute, check_wire_names
 from ._ref import ActorRef, check_message
-from ._supervision import (
-    Backoff,
-    ChildSpec,
-    Decider,
-    Outcome,
-    RestartType,
-    SupervisedChild,
-    SupervisorStrategy,
-    directive_on_failure,
-    outcome_of_end,
-)
+from ._supervision import Backoff, ChildSpec, Decider, RestartType, SupervisedChild, SupervisorStrategy
 from ._supervisor import Supervisor
-from ._timers import Timers, TimerSignal, run_timer
+from ._timers import Timers
 from ._types import P, R, Request
 from ._watch import notify_watchers, unwatch, watch
 
@@ -51,47 +44,6 @@ M = TypeVar("M", bound=Message[Any])
 
 _actor_serials = itertools.count(1)
 _logger = logging.getLogger("actorio.actor")
-
-
-class _StopSignal(Signal):
-    """Put ahead of the mailbox by `Actor.stop`: the mainloop ends when it reaches it."""
-
-    __slots__ = ()
-
-
-_STOP = _StopSignal()
-
-
-def _end_mainloop(actor: Actor[Any], signal: _StopSignal) -> NoReturn:
-    # A plain function: it raises at the call, before any coroutine is made.
-    raise EndMainLoop()
-
-
-async def _run_system(actor: Actor[Any], signal: _SystemSignal) -> None:
-    mailbox = actor._actor_mailbox
-    system = mailbox.system
-    try:
-        while system:
-            item = system.popleft()
-            if type(item) is InputSignal:
-                await item.run()
-            else:
-                await actor._actor_deliver(item)
-    finally:
-        if system and not mailbox.closed:
-            mailbox.queue.appendleft(SYSTEM)  # a handler failed (and the actor resumes): go on later
-
-
-_SIGNALS: dict[type, Handler] = {
-    _StopSignal: _end_mainloop,
-    InputSignal: run_input,
-    TimerSignal: run_timer,
-    Barrier: run_barrier,
-    _SystemSignal: _run_system,
-}
-"""What every actor class's dispatch cache starts with."""
-
-_NOTHING = cast("Message[Any]", None)
 
 
 class Actor(Generic[P]):
@@ -175,7 +127,7 @@ class Actor(Generic[P]):
             overridden = cls.handle_message is not Actor.handle_message
             check_handlers(cls, cls._actor_handlers, cls._actor_message_types, overridden)
         check_wire_names(cls)
-        cls._actor_dispatch = dict(_SIGNALS)
+        cls._actor_dispatch = dict(incarnation.SIGNALS)
         cls._actor_accepts = {}
         # Skipping the base class's empty hooks saves two coroutines per actor lifetime.
         cls._actor_custom_setup = cls.mainloop_setup is not Actor.mainloop_setup
@@ -260,21 +212,6 @@ class Actor(Generic[P]):
         """
         raise UnhandledMessage(message, self.identifier)
 
-    async def _actor_deliver(self, message: Message[Any]) -> None:
-        """Handle a message that arrived inside a signal (a timer's, a watch notice)."""
-        cls = type(self)
-        message_type: type = type(message)
-        handler = cls._actor_dispatch.get(message_type)
-        if handler is None:
-            handler = cls._actor_dispatch[message_type] = resolve_handler(
-                cls._actor_handlers, message_type, cls._actor_fallback
-            )
-        try:
-            await handler(self, message)
-        except BaseException:
-            self._actor_failing = message
-            raise
-
     # -- lifecycle ------------------------------------------------------------------------
 
     @property
@@ -302,7 +239,7 @@ class Actor(Generic[P]):
         if self._actor_task is not None or self._actor_closed:
             raise RuntimeError(f"{self!r} was already started")
         self._actor_task = task = asyncio.get_running_loop().create_task(self._actor_mainloop())
-        task.add_done_callback(self._actor_task_done)
+        task.add_done_callback(functools.partial(incarnation.task_done, self))
         return self._actor_ref
 
     async def stop(self, timeout: float | None = None) -> None:
@@ -319,42 +256,27 @@ class Actor(Generic[P]):
         task = self._actor_task
         if task is None:
             if not self._actor_closed:
-                self._actor_close("stop")
+                incarnation.close(self, "stop")
                 notify_watchers(self._actor_mailbox, self._actor_ref, None)
             return
         if task.done():
             return
         self._actor_stopping = True
-        self._actor_mailbox.put_first(_STOP)
+        self._actor_mailbox.put_first(incarnation.STOP)
         if asyncio.current_task() is task:
             return
         if timeout is None:
-            await self._actor_done_waiter()
+            await incarnation.done_waiter(self)
             return
         # asyncio.wait, not wait_for: on Python 3.11, wait_for returns normally when the caller is
         # cancelled in the same loop iteration as the actor ends, losing the cancellation (a
         # supervisor cancelled during a group restart then never ends, and loop shutdown hangs).
-        waiter = self._actor_done_waiter()
+        waiter = incarnation.done_waiter(self)
         await asyncio.wait([waiter], timeout=timeout)
         if not waiter.done():
             task.cancel()
             if not task.done():
-                await self._actor_done_waiter()
-
-    def _actor_done_waiter(self) -> asyncio.Future[None]:
-        """Wait until the mainloop and teardown are over, without raising the actor's error.
-
-        The caller being cancelled cancels only its wait, not the actor. The mainloop wakes its
-        waiters as its last step, so that they resume one loop iteration earlier than a done
-        callback would let them (a third of the cost of spawn + stop); `_actor_task_done`
-        covers a task cancelled before it ever ran. A future rather than a coroutine: one
-        coroutine less per stop. Call it only while the task is not done.
-        """
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._actor_waiters is None:
-            self._actor_waiters = []
-        self._actor_waiters.append(waiter)
-        return waiter
+                await incarnation.done_waiter(self)
 
     async def wait(self) -> None:
         """Wait until the mainloop ends; raise the exception that ended it, if any."""
@@ -396,7 +318,7 @@ class Actor(Generic[P]):
         cancels input tasks, stops children in reverse start order. Override and call ``super()``
         (if an override does not, the actor still cancels its input tasks and stops its children
         after it)."""
-        await self._actor_release()
+        await incarnation.release(self)
 
     async def pre_restart(self, error: BaseException | None) -> None:
         """Run in a supervised child's task when this incarnation is about to be replaced, before
@@ -409,22 +331,6 @@ class Actor(Generic[P]):
     async def post_restart(self, error: BaseException | None) -> None:
         """Run in the new incarnation's task after `mainloop_setup`, before its first message, when
         it replaces one that `pre_restart` was called on; ``error`` is the same."""
-
-    async def _actor_release(self) -> None:
-        """Cancel the input tasks and stop the children, newest first. Idempotent. If this is
-        cancelled meanwhile (a stop's timeout ran out), the children not yet stopped are cancelled
-        at once rather than left running without a parent."""
-        inputs, self._actor_inputs = self._actor_inputs, None
-        children = self._actor_children
-        try:
-            if inputs:
-                await inputs.cancel_all()
-        except BaseException:
-            if children is not None:
-                children.abort_all()
-            raise
-        if children is not None:
-            await children.stop_all()
 
     # -- children -------------------------------------------------------------------------
 
@@ -458,17 +364,7 @@ class Actor(Generic[P]):
         backoff: Backoff | None = None,
         stop_timeout: float | None = 5.0,
     ) -> ActorRef[Q]: ...
-    async def supervise(
-        self,
-        child: ChildSpec[Actor[Any]] | Callable[[], Actor[Any]],
-        /,
-        *,
-        name: str | None = None,
-        restart: RestartType = "permanent",
-        on_failure: Decider | None = None,
-        backoff: Backoff | None = None,
-        stop_timeout: float | None = 5.0,
-    ) -> ActorRef[Any]:
+    async def supervise(self, child: Any, /, **options: Any) -> ActorRef[Any]:
         """Start a supervised child made by ``child`` (a `ChildSpec`, or a factory with the same
         options as keywords: an actor class, a ``functools.partial``, a lambda) and return its
         reference, which stays valid across restarts.
@@ -481,17 +377,8 @@ class Actor(Generic[P]):
         restarted at all; ``backoff`` delays restarts; the strategy's intensity limits them.
         `handle_child_stopped` is called for every incarnation that ends.
         """
-        spec: ChildSpec[Actor[Any]] = (
-            cast(Any, child)
-            if isinstance(child, ChildSpec)
-            else ChildSpec(
-                child,
-                name=name,
-                restart=restart,
-                on_failure=on_failure,
-                backoff=backoff,
-                stop_timeout=stop_timeout,
-            )
+        spec = cast(
+            "ChildSpec[Actor[Any]]", child if isinstance(child, ChildSpec) else ChildSpec(child, **options)
         )
         if self._actor_closed:
             raise RuntimeError(f"{self!r} is stopped: it cannot supervise new children")
@@ -526,36 +413,6 @@ class Actor(Generic[P]):
             error = task.exception()
             if error is not None:
                 raise error
-
-    # -- supervision (this actor as a supervised child) -----------------------------------
-
-    def _actor_outcome_of(self, reason: BaseException | None) -> Outcome:
-        """How this supervised incarnation's end counts (noted on its record): replaced by a
-        restart, stopped for good, or stopped with its supervisor failing too."""
-        record = self._actor_record
-        assert record is not None
-        record.outcome = outcome = outcome_of_end(record, reason)
-        return outcome
-
-    def _actor_failed(self, message: Any, error: Exception) -> bool:
-        """A handler failed on a told message (or a signal): record the dead letter; True if the
-        actor's supervision says to resume."""
-        failed = message
-        if type(message) in _SIGNALS:
-            failed, self._actor_failing = self._actor_failing, None
-        if failed is not None:
-            dead_letters.record(failed, self.identifier, "failed", error)
-        record = self._actor_record
-        if record is None:
-            return False
-        directive = directive_on_failure(record.decider, error)
-        if directive is None:
-            return False
-        if directive == "resume":
-            self.logger.warning("resuming after %r", error)
-            return True
-        record.directive = directive
-        return False
 
     # -- death watch ----------------------------------------------------------------------
 
@@ -651,7 +508,7 @@ class Actor(Generic[P]):
         dispatch = cls._actor_dispatch
         fallback = cls._actor_fallback
         reason: BaseException | None = None
-        message: Message[Any] = _NOTHING  # bound for the failure paths below
+        message: Message[Any] = cast("Message[Any]", None)  # bound for the failure paths below
         try:
             if self._actor_inputs is not None:
                 self._actor_inputs.start()
@@ -688,7 +545,7 @@ class Actor(Generic[P]):
                             sender.abandon(handoffs, self.identifier, message)
                             raise
                         except Exception as error:
-                            self._actor_ask_failed(message, sender, error)
+                            incarnation.ask_failed(self, message, sender, error)
                         except BaseException:
                             sender.abandon(handoffs, self.identifier, message)
                             raise
@@ -698,16 +555,16 @@ class Actor(Generic[P]):
                                     self._actor_held = HeldAsks()
                                 self._actor_held.hold(sender, handoffs)
                 except UnhandledMessage as error:
-                    unhandled = self._actor_failing if type(message) in _SIGNALS else message
+                    unhandled = self._actor_failing if type(message) in incarnation.SIGNALS else message
                     if error.message is unhandled:
                         self._actor_failing = None
                         dead_letters.record(unhandled, self.identifier, "unhandled", error)
-                    elif not self._actor_failed(message, error):
+                    elif not incarnation.failed(self, message, error):
                         raise  # another actor's, from a nested ask: a failure of this handler
                 except EndMainLoop:
                     raise
                 except Exception as error:
-                    if not self._actor_failed(message, error):
+                    if not incarnation.failed(self, message, error):
                         raise
         except EndMainLoop:
             pass
@@ -721,94 +578,21 @@ class Actor(Generic[P]):
             raise
         finally:
             # Inline rather than a helper coroutine: one coroutine less per actor lifetime.
-            outcome = "stop" if self._actor_record is None else self._actor_outcome_of(reason)
+            outcome = "stop" if self._actor_record is None else incarnation.outcome_of(self, reason)
             try:
-                self._actor_close(outcome)
+                incarnation.close(self, outcome)
                 try:
                     if outcome == "restart":
-                        await self.pre_restart(self._actor_restart_reason(reason))
+                        await self.pre_restart(incarnation.restart_reason(self, reason))
                     if cls._actor_custom_teardown:
                         await self.mainloop_teardown()
                 finally:
                     if self._actor_inputs or self._actor_children:
-                        await self._actor_release()
+                        await incarnation.release(self)
             finally:
                 if outcome != "restart":
                     notify_watchers(mailbox, self._actor_ref, reason)
-                self._actor_wake_waiters()
-
-    def _actor_restart_reason(self, reason: BaseException | None) -> BaseException | None:
-        record = self._actor_record
-        if record is not None and record.state == "restarting":
-            return record.reason  # a sibling's failure
-        return reason
-
-    def _actor_task_done(self, task: asyncio.Task[None]) -> None:
-        """A task cancelled before its first step never ran the mainloop's ``finally``: close the
-        actor (failing its queued asks) and wake whoever waits for it to stop."""
-        if not self._actor_closed:
-            reason: BaseException | None = None
-            outcome: Outcome = "stop"
-            if self._actor_record is not None:
-                reason = asyncio.CancelledError()
-                outcome = self._actor_outcome_of(reason)  # the supervisor acts on it as usual
-            self._actor_close(outcome)
-            if outcome != "restart":
-                notify_watchers(self._actor_mailbox, self._actor_ref, reason)
-        self._actor_wake_waiters()
-
-    def _actor_wake_waiters(self) -> None:
-        """Resume every `stop` waiting for the mainloop to be over."""
-        waiters, self._actor_waiters = self._actor_waiters, None
-        for waiter in waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _actor_ask_failed(self, message: Message[Any], ask: AskRef, error: Exception) -> None:
-        """A handler serving an ask raised: the error goes to the asker, and the actor carries on."""
-        if not ask.fail(error) and not isinstance(error, UnhandledMessage):
-            self.logger.error(
-                "%s failed serving an ask that is already over", type(message).__name__, exc_info=error
-            )
-
-    def _actor_close(self, outcome: Outcome) -> None:
-        """This incarnation handles no more messages: cancel its timers and fail the asks it holds
-        unanswered. Unless it is to be replaced by a restart, the mailbox closes too: what is
-        queued becomes dead letters, and queued asks fail."""
-        self._actor_closed = True
-        if self._actor_timers:
-            self.cancel_all_timers()
-        if self._actor_inputs is not None:
-            self._actor_inputs.close()
-        held, self._actor_held = self._actor_held, None
-        if held is not None:
-            held.fail_all(self.identifier)
-        mailbox = self._actor_mailbox
-        if outcome == "restart":
-            # The mailbox goes to the next incarnation; this one's signals stay behind, the
-            # watch notices for the actor (its reference watched) go on.
-            kept = [item for item in mailbox.queue if not isinstance(item, Signal)]
-            settle_barriers(list(mailbox.queue))
-            mailbox.queue.clear()
-            mailbox.queue.extend(kept)
-            if mailbox.putters:
-                mailbox.rooms()
-            system = mailbox.system
-            if system:
-                notices = [item for item in system if type(item) is not InputSignal]
-                system.clear()
-                if notices:
-                    system.extend(notices)
-                    mailbox.queue.appendleft(SYSTEM)
-            return
-        if mailbox.queue or mailbox.putters:
-            queued = mailbox.close()
-            settle_barriers(queued)
-            for message in queued:
-                if not isinstance(message, Signal):
-                    mailbox.reject(message)
-        else:
-            mailbox.closed = True  # nothing queued, nobody waiting: what close() would do
+                incarnation.wake_waiters(self)
 
 
 def is_actor_class(value: object) -> TypeGuard[type[Actor[Any]]]:
@@ -817,4 +601,4 @@ def is_actor_class(value: object) -> TypeGuard[type[Actor[Any]]]:
 
 
 Actor._actor_fallback = Actor.handle_message
-Actor._actor_dispatch = dict(_SIGNALS)
+Actor._actor_dispatch = dict(incarnation.SIGNALS)

@@ -43,25 +43,22 @@ async def run_input(actor: Actor[Any], signal: InputSignal) -> None:
 
 class Barrier(Signal):
     """Queued behind what was told so far; ``future`` gets ``True`` when the mainloop reaches it,
-    ``False`` if the incarnation ends first (see `settle_barriers`)."""
+    ``False`` if the incarnation ends first."""
 
     __slots__ = ("future",)
 
     def __init__(self, future: asyncio.Future[bool]) -> None:
         self.future = future
 
+    def dropped(self) -> None:
+        if not self.future.done():
+            self.future.set_result(False)
+
 
 async def run_barrier(actor: Actor[Any], signal: Barrier) -> None:
     """The mainloop's handler of a `Barrier`: everything queued before it is handled."""
     if not signal.future.done():
         signal.future.set_result(True)
-
-
-def settle_barriers(items: list[Any]) -> None:
-    """The incarnation ended before reaching these items: their barriers answer ``False``."""
-    for item in items:
-        if type(item) is Barrier and not item.future.done():
-            item.future.set_result(False)
 
 
 class InputTask:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._ask import AskRef
@@ -39,6 +40,10 @@ class Signal:
 
     __slots__ = ()
     sender = None
+
+    def dropped(self) -> None:
+        """The incarnation it was queued for ended before reaching it (see `Mailbox.hand_over`
+        and `Mailbox.close`)."""
 
 
 class _SystemSignal(Signal):
@@ -232,10 +237,13 @@ class Mailbox:
 
     # -- closing --------------------------------------------------------------------------
 
-    def close(self) -> list[Any]:
-        """Accept nothing more; return what was queued (user messages and signals), and let the
-        senders waiting for room go (they then find the mailbox closed)."""
+    def close(self) -> None:
+        """Accept nothing more: queued user messages are rejected (`reject`: dead letters, failed
+        asks), queued signals dropped, and the senders waiting for room let go (they then find
+        the mailbox closed)."""
         self.closed = True
+        if not (self.queue or self.putters):
+            return  # nothing queued, nobody waiting: the common case costs nothing more
         queued = list(self.queue)
         self.queue.clear()
         if self.system:
@@ -243,7 +251,32 @@ class Mailbox:
         for waiter in self.putters or ():
             if not waiter.done():
                 waiter.set_result(None)
-        return queued
+        for item in queued:
+            if isinstance(item, Signal):
+                item.dropped()
+            else:
+                self.reject(item)
+
+    def hand_over(self, keep_system: Callable[[Any], bool]) -> None:
+        """The incarnation reading this mailbox ends and a restart will bring the next: queued user
+        messages stay, in order, for it; queued signals are dropped (they were this
+        incarnation's); system messages for which ``keep_system`` is true (watch notices) stay."""
+        queue = self.queue
+        kept = [item for item in queue if not isinstance(item, Signal)]
+        for item in queue:
+            if isinstance(item, Signal):
+                item.dropped()
+        queue.clear()
+        queue.extend(kept)
+        if self.putters:
+            self.rooms()
+        system = self.system
+        if system:
+            notices = [item for item in system if keep_system(item)]
+            system.clear()
+            if notices:
+                system.extend(notices)
+                queue.appendleft(SYSTEM)
 
     def __len__(self) -> int:
         return len(self.queue)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ._exceptions import RestartIntensityExceeded
 from ._inputs import InputSignal
-from ._mailbox import SYSTEM, Mailbox, Signal
+from ._mailbox import SYSTEM, Mailbox
 from ._supervision import ChildSpec, RestartLog, SupervisedChild
 from ._watch import notify_watchers
 
@@ -326,9 +326,7 @@ def _close_mailbox(mailbox: Mailbox, record: SupervisedChild | None) -> None:
     """A child waits for a restart that will not come: its address closes now (queued messages
     are dead letters, queued asks fail) and its watchers are told why it ended."""
     actor = mailbox.actor
-    for message in mailbox.close():
-        if not isinstance(message, Signal):
-            mailbox.reject(message)
+    mailbox.close()
     reason = record.reason if record is not None else None
     task = actor._actor_task
     if reason is None and task is not None and task.done() and not task.cancelled():

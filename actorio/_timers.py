@@ -6,10 +6,6 @@ replaced or cancelled timer's tick is dropped even when it was already queued (a
 timers). An actor creates its `Timers` on its first timer: most actors have none.
 """
 
-# pyright: reportPrivateUsage=false
-# The signal's handler reads the actor's timers (``_actor_timers``): the actor and its timers are
-# one unit of the core.
-
 from __future__ import annotations
 
 import asyncio
@@ -19,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 from ._mailbox import Signal
 
 if TYPE_CHECKING:
-    from ._actor import Actor
     from ._mailbox import Mailbox
     from ._message import Message
 
-__all__ = ["Timer", "TimerSignal", "Timers", "run_timer"]
+__all__ = ["Timer", "TimerSignal", "Timers"]
 
 
 class Timer:
@@ -102,11 +97,3 @@ class Timers:
             timer.deadline += timer.interval
             timer.handle = asyncio.get_running_loop().call_at(timer.deadline, self._fired, timer)
         self._mailbox.append(TimerSignal(timer))
-
-
-async def run_timer(actor: Actor[Any], signal: TimerSignal) -> None:
-    """The mainloop's handler of a `TimerSignal`: deliver the timer's message if the timer is
-    still current for this incarnation (a tick of an earlier incarnation is dropped)."""
-    timers = actor._actor_timers
-    if timers is not None and timers.take(signal.timer):
-        await actor._actor_deliver(signal.timer.message)

@@ -26,7 +26,7 @@ It adds two error codes:
 
 Untyped actors (``class Echo(Actor)``) and references without a protocol get no plugin errors.
 Supported mypy versions: those of the ``mypy`` requirement in actorio's ``dev`` extra (1.11 to
-2.4), on both of which ``tests/test_mypy_plugin.py`` runs it.
+2.4), on both of which ``tests/static/test_mypy_plugin.py`` runs it.
 
 How it works: at semantic analysis, each actor class records the message types of its own
 ``@handles(...)`` methods in ``TypeInfo.metadata["actorio"]`` (fullnames, kept in mypy's

@@ -1,0 +1,249 @@
+"""How one incarnation of an actor runs its signals, fails, and ends.
+
+The mainloop (`Actor._actor_mainloop`) handles messages; what it calls on the way out of a
+handler that failed, or of the loop itself, is here:
+
+- the signals every actor's dispatch table starts with (`SIGNALS`): stop, system messages,
+  input tasks, timer ticks and barriers;
+- `failed`: a handler failed on a told message: the dead letter, and the supervised child's
+  directive (resume, or end);
+- `deliver`: a message that arrived inside a signal (a timer's, a watch notice) to its handler;
+- `close`: the incarnation handles no more messages: timers cancelled, held asks failed, and the
+  mailbox either handed over to the next incarnation (a restart) or closed; `release`: input
+  tasks cancelled and children stopped;
+- `task_done`, `done_waiter`, `wake_waiters`: `Actor.stop` waits for the mainloop to be over.
+
+A supervised child's decisions (what its end counts as) are pure functions in
+``_supervision.py``; its supervisor acts on them in ``_supervisor.py``.
+"""
+
+# pyright: reportPrivateUsage=false
+# The actor's end reads and writes its framework slots (``_actor_*``): actor and incarnation are
+# one unit of the core.
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from ._ask import AskRef
+from ._dead_letters import dead_letters
+from ._dispatch import Handler, resolve_handler
+from ._exceptions import EndMainLoop, UnhandledMessage
+from ._inputs import Barrier, InputSignal, run_barrier, run_input
+from ._mailbox import SYSTEM, Signal, _SystemSignal
+from ._supervision import Outcome, directive_on_failure, outcome_of_end
+from ._timers import TimerSignal
+from ._watch import notify_watchers
+
+if TYPE_CHECKING:
+    from ._actor import Actor
+    from ._message import Message
+
+__all__ = [
+    "SIGNALS",
+    "STOP",
+    "close",
+    "deliver",
+    "done_waiter",
+    "failed",
+    "outcome_of",
+    "release",
+    "task_done",
+]
+
+
+class _StopSignal(Signal):
+    """Put ahead of the mailbox by `Actor.stop`: the mainloop ends when it reaches it."""
+
+    __slots__ = ()
+
+
+STOP = _StopSignal()
+
+
+def _end_mainloop(actor: Actor[Any], signal: _StopSignal) -> NoReturn:
+    # A plain function: it raises at the call, before any coroutine is made.
+    raise EndMainLoop()
+
+
+async def _run_system(actor: Actor[Any], signal: _SystemSignal) -> None:
+    mailbox = actor._actor_mailbox
+    system = mailbox.system
+    try:
+        while system:
+            item = system.popleft()
+            if type(item) is InputSignal:
+                await item.run()
+            else:
+                await deliver(actor, item)
+    finally:
+        if system and not mailbox.closed:
+            mailbox.queue.appendleft(SYSTEM)  # a handler failed (and the actor resumes): go on later
+
+
+async def _run_timer(actor: Actor[Any], signal: TimerSignal) -> None:
+    # Delivered only if the timer is still current for this incarnation: a replaced or cancelled
+    # timer's tick, or one of an earlier incarnation, is dropped.
+    timers = actor._actor_timers
+    if timers is not None and timers.take(signal.timer):
+        await deliver(actor, signal.timer.message)
+
+
+SIGNALS: dict[type, Handler] = {
+    _StopSignal: _end_mainloop,
+    InputSignal: run_input,
+    TimerSignal: _run_timer,
+    Barrier: run_barrier,
+    _SystemSignal: _run_system,
+}
+"""What every actor class's dispatch cache starts with."""
+
+
+async def deliver(actor: Actor[Any], message: Message[Any]) -> None:
+    """Handle a message that arrived inside a signal (a timer's, a watch notice); if the handler
+    fails, the message is the one `failed` records."""
+    cls = type(actor)
+    message_type: type = type(message)
+    handler = cls._actor_dispatch.get(message_type)
+    if handler is None:
+        handler = cls._actor_dispatch[message_type] = resolve_handler(
+            cls._actor_handlers, message_type, cls._actor_fallback
+        )
+    try:
+        await handler(actor, message)
+    except BaseException:
+        actor._actor_failing = message
+        raise
+
+
+# -- failures ---------------------------------------------------------------------------------
+
+
+def failed(actor: Actor[Any], message: Any, error: Exception) -> bool:
+    """A handler failed on a told message (or a signal): record the dead letter; True if the
+    actor's supervision says to resume."""
+    failing = message
+    if type(message) in SIGNALS:
+        failing, actor._actor_failing = actor._actor_failing, None
+    if failing is not None:
+        dead_letters.record(failing, actor.identifier, "failed", error)
+    record = actor._actor_record
+    if record is None:
+        return False
+    directive = directive_on_failure(record.decider, error)
+    if directive is None:
+        return False
+    if directive == "resume":
+        actor.logger.warning("resuming after %r", error)
+        return True
+    record.directive = directive
+    return False
+
+
+def ask_failed(actor: Actor[Any], message: Message[Any], ask: AskRef, error: Exception) -> None:
+    """A handler serving an ask raised: the error goes to the asker, and the actor carries on."""
+    if not ask.fail(error) and not isinstance(error, UnhandledMessage):
+        actor.logger.error(
+            "%s failed serving an ask that is already over", type(message).__name__, exc_info=error
+        )
+
+
+def outcome_of(actor: Actor[Any], reason: BaseException | None) -> Outcome:
+    """How this incarnation's end counts (noted on its supervision record, if any): replaced by a
+    restart, stopped for good, or stopped with its supervisor failing too."""
+    record = actor._actor_record
+    if record is None:
+        return "stop"
+    record.outcome = outcome = outcome_of_end(record, reason)
+    return outcome
+
+
+def restart_reason(actor: Actor[Any], reason: BaseException | None) -> BaseException | None:
+    """What `Actor.pre_restart` is told: this incarnation's failure, or a sibling's."""
+    record = actor._actor_record
+    if record is not None and record.state == "restarting":
+        return record.reason  # a sibling's failure
+    return reason
+
+
+# -- the end ----------------------------------------------------------------------------------
+
+
+def close(actor: Actor[Any], outcome: Outcome) -> None:
+    """This incarnation handles no more messages: cancel its timers, stop handling its input
+    tasks and fail the asks it holds unanswered. Unless it is to be replaced by a restart, the
+    mailbox closes too: what is queued becomes dead letters, and queued asks fail."""
+    actor._actor_closed = True
+    if actor._actor_timers:
+        actor.cancel_all_timers()
+    if actor._actor_inputs is not None:
+        actor._actor_inputs.close()
+    held, actor._actor_held = actor._actor_held, None
+    if held is not None:
+        held.fail_all(actor.identifier)
+    if outcome == "restart":
+        # The mailbox goes to the next incarnation; this one's signals stay behind, the watch
+        # notices for the actor (its reference watched) go on.
+        actor._actor_mailbox.hand_over(_is_notice)
+    else:
+        actor._actor_mailbox.close()
+
+
+def _is_notice(item: object) -> bool:
+    return type(item) is not InputSignal
+
+
+async def release(actor: Actor[Any]) -> None:
+    """Cancel the input tasks and stop the children, newest first. Idempotent. If this is
+    cancelled meanwhile (a stop's timeout ran out), the children not yet stopped are cancelled at
+    once rather than left running without a parent."""
+    inputs, actor._actor_inputs = actor._actor_inputs, None
+    children = actor._actor_children
+    try:
+        if inputs:
+            await inputs.cancel_all()
+    except BaseException:
+        if children is not None:
+            children.abort_all()
+        raise
+    if children is not None:
+        await children.stop_all()
+
+
+def task_done(actor: Actor[Any], task: asyncio.Task[None]) -> None:
+    """The mainloop task is done. One cancelled before its first step never ran the mainloop's
+    ``finally``: close the actor (failing its queued asks) and wake whoever waits for it to stop."""
+    if not actor._actor_closed:
+        reason: BaseException | None = None
+        if actor._actor_record is not None:
+            reason = asyncio.CancelledError()
+        outcome = outcome_of(actor, reason)  # a supervisor acts on it as usual
+        close(actor, outcome)
+        if outcome != "restart":
+            notify_watchers(actor._actor_mailbox, actor._actor_ref, reason)
+    wake_waiters(actor)
+
+
+def done_waiter(actor: Actor[Any]) -> asyncio.Future[None]:
+    """Wait until the mainloop and teardown are over, without raising the actor's error.
+
+    The caller being cancelled cancels only its wait, not the actor. The mainloop wakes its
+    waiters as its last step, so that they resume one loop iteration earlier than a done
+    callback would let them (a third of the cost of spawn + stop); `task_done` covers a task
+    cancelled before it ever ran. A future rather than a coroutine: one coroutine less per stop.
+    Call it only while the task is not done.
+    """
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    if actor._actor_waiters is None:
+        actor._actor_waiters = []
+    actor._actor_waiters.append(waiter)
+    return waiter
+
+
+def wake_waiters(actor: Actor[Any]) -> None:
+    """Resume every `Actor.stop` waiting for the mainloop to be over."""
+    waiters, actor._actor_waiters = actor._actor_waiters, None
+    for waiter in waiters or ():
+        if not waiter.done():
+            waiter.set_result(None)

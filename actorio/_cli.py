@@ -7,7 +7,9 @@
     python -m actorio stubs   module[:Actor] ... -o DIR   a typed client stub per module (.pyi)
 
 ``--path DIR`` puts ``DIR`` first on ``sys.path`` before importing. An error (a module that cannot be
-imported, a name that is not an actor class) prints one line on stderr and exits with status 1.
+imported, a name that is not an actor class, an output that cannot be written: ``-o`` naming a file,
+a directory that cannot be created, a stub that cannot be written, standard output closed or full)
+prints one line on stderr and exits with status 1.
 
 A stub, ``DIR/<module>_client.pyi``, declares the message classes the module's actors accept and
 reply with (as ``Message[Reply]`` subclasses with their fields) and, per actor, ``<Actor>Ref``
@@ -23,6 +25,7 @@ import enum
 import importlib
 import inspect
 import json
+import os
 import sys
 import types
 import typing
@@ -44,6 +47,36 @@ __all__ = ["CommandError", "main", "render_stub"]
 
 class CommandError(Exception):
     """A command that cannot be carried out: its message is the one line printed."""
+
+
+class _OutputError(CommandError):
+    """Standard output cannot be written: a closed pipe, a full disk."""
+
+
+def _reason(error: OSError) -> str:
+    """What the system said, without the errno and file name that ``str(error)`` adds."""
+    return error.strerror or str(error)
+
+
+def _write(out: TextIO, text: str) -> None:
+    try:
+        out.write(text)
+        out.flush()
+    except OSError as error:
+        raise _OutputError(f"cannot write to standard output: {_reason(error)}") from None
+
+
+def _discard_standard_output() -> None:
+    """Point the process's standard output at the null device, so that what its buffer still holds
+    is dropped at exit rather than failing again there, with a report of its own."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, sys.stdout.fileno())
+        finally:
+            os.close(null)
+    except (OSError, ValueError):  # no file descriptor: nothing is flushed to it at exit
+        pass
 
 
 # -- finding the actors --------------------------------------------------------------------------
@@ -386,12 +419,14 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
                     schema = protocol.json_schema()
                 except pydantic.PydanticUserError as error:
                     raise CommandError(f"{protocol.name}: no JSON Schema: {error}") from None
-                out.write(json.dumps(schema, indent=2) + "\n")
+                _write(out, json.dumps(schema, indent=2) + "\n")
             elif arguments.command == "inspect":
-                out.write(_inspect_table(load_actor(arguments.target).protocol))
+                _write(out, _inspect_table(load_actor(arguments.target).protocol))
             else:
                 _stubs(arguments.targets, arguments.output, out)
     except CommandError as error:
+        if isinstance(error, _OutputError) and out is sys.stdout:
+            _discard_standard_output()
         print(f"python -m actorio: error: {error}", file=sys.stderr)
         return 1
     return 0
@@ -407,11 +442,22 @@ def _stubs(targets: Sequence[str], output: str | None, out: TextIO) -> None:
         if len(modules) > 1:
             raise CommandError("stubs of several modules need -o DIR")
         for module, actors in modules.items():
-            out.write(render_stub(module, actors))
+            _write(out, render_stub(module, actors))
         return
     directory = Path(output)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # something that is not a directory (exist_ok accepts a directory)
+        raise CommandError(f"-o {output} is not a directory") from None
+    except OSError as error:  # a parent that is a file, a place where nothing can be created
+        raise CommandError(
+            f"cannot create the directory {error.filename or output}: {_reason(error)}"
+        ) from None
     for module, actors in modules.items():
         path = directory / _stub_file_name(module)
-        path.write_text(render_stub(module, actors))
-        out.write(f"wrote {path}\n")
+        text = render_stub(module, actors)
+        try:
+            path.write_text(text)
+        except OSError as error:  # a directory of that name, a directory that takes no new file
+            raise CommandError(f"cannot write {path}: {_reason(error)}") from None
+        _write(out, f"wrote {path}\n")

@@ -11,21 +11,23 @@ See the README's NATS section for the subjects, the wire form and the delivery g
 """
 
 import importlib
+from typing import TYPE_CHECKING
 
 try:
     importlib.import_module("nats")  # the optional dependency: checked first, for a clear error
 except ImportError as error:
     raise ImportError("actorio.nats needs the nats-py client: pip install 'actorio[nats]'") from error
 
-from ._errors import ActorNotFound as ActorNotFound
-from ._errors import NodeUnreachable as NodeUnreachable
-from ._errors import RemoteError as RemoteError
-from ._node import Durable as Durable
-from ._node import Node as Node
-from ._node import Publication as Publication
-from ._remote import RemoteRef as RemoteRef
-from ._server import LocalServer as LocalServer
-from ._server import find_nats_server as find_nats_server
+if TYPE_CHECKING:
+    from ._errors import ActorNotFound as ActorNotFound
+    from ._errors import NodeUnreachable as NodeUnreachable
+    from ._errors import RemoteError as RemoteError
+    from ._node import Durable as Durable
+    from ._node import Node as Node
+    from ._node import Publication as Publication
+    from ._remote import RemoteRef as RemoteRef
+    from ._server import LocalServer as LocalServer
+    from ._server import find_nats_server as find_nats_server
 
 __all__ = [
     "ActorNotFound",
@@ -38,3 +40,23 @@ __all__ = [
     "RemoteRef",
     "find_nats_server",
 ]
+
+# Each public name -> the module that defines it: what module __getattr__ imports. The imports
+# above are the same table for type checkers; tests/test_lazy_imports.py checks that the two and
+# __all__ name the same things.
+_EXPORTS = {
+    "ActorNotFound": "._errors",
+    "NodeUnreachable": "._errors",
+    "RemoteError": "._errors",
+    "Durable": "._node",
+    "Node": "._node",
+    "Publication": "._node",
+    "RemoteRef": "._remote",
+    "LocalServer": "._server",
+    "find_nats_server": "._server",
+}
+
+if not TYPE_CHECKING:  # hidden from type checkers, which would then accept any name
+    from actorio._lazy import lazy_attributes
+
+    __getattr__, __dir__ = lazy_attributes(globals(), _EXPORTS)

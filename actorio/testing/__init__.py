@@ -13,17 +13,20 @@ The pytest plugin (``actorio.testing.pytest_plugin``, registered as ``actorio``)
 ``actor_kit`` and ``mock_clock`` fixtures and the ``mock_clock`` marker; it needs pytest-asyncio.
 """
 
-from ._clock import MockClock as MockClock
-from ._clock import MockClockEventLoop as MockClockEventLoop
-from ._handler import HandlerOutcome as HandlerOutcome
-from ._handler import Sent as Sent
-from ._handler import run_handler as run_handler
-from ._kit import ActorTestKit as ActorTestKit
-from ._kit import DeadLetter as DeadLetter
-from ._probe import DEFAULT_NO_MESSAGE_WITHIN as DEFAULT_NO_MESSAGE_WITHIN
-from ._probe import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
-from ._probe import AskFailed as AskFailed
-from ._probe import TestProbe as TestProbe
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._clock import MockClock as MockClock
+    from ._clock import MockClockEventLoop as MockClockEventLoop
+    from ._handler import HandlerOutcome as HandlerOutcome
+    from ._handler import Sent as Sent
+    from ._handler import run_handler as run_handler
+    from ._kit import ActorTestKit as ActorTestKit
+    from ._kit import DeadLetter as DeadLetter
+    from ._probe import DEFAULT_NO_MESSAGE_WITHIN as DEFAULT_NO_MESSAGE_WITHIN
+    from ._probe import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+    from ._probe import AskFailed as AskFailed
+    from ._probe import TestProbe as TestProbe
 
 __all__ = [
     "DEFAULT_NO_MESSAGE_WITHIN",
@@ -38,3 +41,25 @@ __all__ = [
     "TestProbe",
     "run_handler",
 ]
+
+# Each public name -> the module that defines it: what module __getattr__ imports. The imports
+# above are the same table for type checkers; tests/test_lazy_imports.py checks that the two and
+# __all__ name the same things.
+_EXPORTS = {
+    "MockClock": "._clock",
+    "MockClockEventLoop": "._clock",
+    "HandlerOutcome": "._handler",
+    "Sent": "._handler",
+    "run_handler": "._handler",
+    "ActorTestKit": "._kit",
+    "DeadLetter": "._kit",
+    "DEFAULT_NO_MESSAGE_WITHIN": "._probe",
+    "DEFAULT_TIMEOUT": "._probe",
+    "AskFailed": "._probe",
+    "TestProbe": "._probe",
+}
+
+if not TYPE_CHECKING:  # hidden from type checkers, which would then accept any name
+    from actorio._lazy import lazy_attributes
+
+    __getattr__, __dir__ = lazy_attributes(globals(), _EXPORTS)

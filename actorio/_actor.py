@@ -134,7 +134,8 @@ class Actor(Generic[P]):
             overridden = cls.handle_message is not Actor.handle_message
             check_handlers(cls, cls._actor_handlers, cls._actor_message_types, overridden)
         check_wire_names(cls)
-        if not (isinstance(cls.mailbox_throughput, int) and cls.mailbox_throughput >= 1):
+        throughput = cast(object, cls.mailbox_throughput)  # checked at run time too, for untyped classes
+        if not (isinstance(throughput, int) and throughput >= 1):
             raise TypeError(f"{cls.__qualname__}.mailbox_throughput must be an int >= 1")
         cls._actor_dispatch = dict(incarnation.SIGNALS)
         cls._actor_accepts = {}

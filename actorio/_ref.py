@@ -178,7 +178,8 @@ class ActorRef(BaseRef, Generic[P]):
         the first thing told to ``message.sender``). Concurrent asks each get their own reply.
         Raises what the handler raised, `UnhandledMessage` if the actor has no handler for it,
         `ActorStopped` if the actor is stopped or stops before answering, `DeadlockError` at once
-        if the actor's own handler asks it, and ``asyncio.TimeoutError`` after ``timeout`` seconds. ``message`` itself is not changed.
+        if the actor's own handler asks it, and ``asyncio.TimeoutError`` after ``timeout`` seconds.
+        ``message`` itself is not changed.
         A message outside the protocol raises ``TypeError`` before anything is queued. If the
         actor's mailbox is bounded and full, the ask waits for room first (the timeout counts
         from when it is queued).

@@ -74,6 +74,8 @@ class Actor(Generic[P]):
       its stop timeout (then it is cancelled). Watchers get `Terminated` after that.
     - ``mailbox_capacity`` (a class attribute, or the constructor's argument) bounds the queued
       user messages: ``await tell`` and ``ask`` wait for room, ``tell_nowait`` raises `MailboxFull`.
+    - Fair scheduling: after ``mailbox_throughput`` messages handled in a row, the mainloop lets
+      the event loop run its other tasks before it goes on.
     """
 
     __slots__ = (
@@ -110,6 +112,11 @@ class Actor(Generic[P]):
     mailbox_capacity: ClassVar[int | None] = None
     """How many user messages the mailbox holds (``None``: no bound). See `tell` and `MailboxFull`."""
 
+    mailbox_throughput: ClassVar[int] = 1000
+    """How many messages the mainloop handles in a row before it lets the event loop run its other
+    tasks (as Akka's dispatcher ``throughput``): an actor that keeps telling itself, or drains a
+    long burst, never starves the rest of the process (signal handlers included)."""
+
     supervisor_strategy: ClassVar[SupervisorStrategy] = SupervisorStrategy()
     """How the children started with `supervise` are restarted: one for one, at most 3 restarts in
     5 seconds, restart after any ``Exception``."""
@@ -127,6 +134,9 @@ class Actor(Generic[P]):
             overridden = cls.handle_message is not Actor.handle_message
             check_handlers(cls, cls._actor_handlers, cls._actor_message_types, overridden)
         check_wire_names(cls)
+        throughput = cast(object, cls.mailbox_throughput)  # checked at run time too, for untyped classes
+        if not (isinstance(throughput, int) and throughput >= 1):
+            raise TypeError(f"{cls.__qualname__}.mailbox_throughput must be an int >= 1")
         cls._actor_dispatch = dict(incarnation.SIGNALS)
         cls._actor_accepts = {}
         # Skipping the base class's empty hooks saves two coroutines per actor lifetime.
@@ -519,12 +529,28 @@ class Actor(Generic[P]):
                 record.restarted = False
                 await self.post_restart(record.reason)
             loop = asyncio.get_running_loop()
+            throughput = cls.mailbox_throughput
+            budget = throughput
             while True:
                 if not queue:
+                    budget = throughput
                     await mailbox.waiter(loop)
+                elif budget <= 0:
+                    # Fair scheduling: after `throughput` messages in a row (an actor that keeps
+                    # telling itself, a long burst), the other tasks and signal handlers run.
+                    budget = throughput
+                    await asyncio.sleep(0)
+                # Counted per batch, not per message: the drain loop below costs what it did.
+                batch = len(queue)
+                if batch > budget:
+                    batch = budget
+                budget -= batch
                 try:
-                    while queue:
-                        message = popleft()
+                    for _ in range(batch):
+                        try:
+                            message = popleft()
+                        except IndexError:  # taken out meanwhile (Mailbox.withdraw): nothing left
+                            break
                         if putters:
                             mailbox.room()
                         message_type = type(message)

@@ -9,6 +9,7 @@
           +-- MailboxFull       tell_nowait to a bounded mailbox that is full
           +-- RestartIntensityExceeded
                                 a supervisor saw more restarts than its strategy allows
+          +-- DeadlockError     an ask that could never be answered (an actor asked itself)
 
 ``EndMainLoop`` is control flow, not an error, so it is not an ``ActorioException``.
 """
@@ -20,6 +21,7 @@ from typing import Any, NamedTuple
 __all__ = [
     "ActorStopped",
     "ActorioException",
+    "DeadlockError",
     "EndMainLoop",
     "InvalidPayload",
     "MailboxFull",
@@ -39,6 +41,25 @@ class EndMainLoop(Exception):
 
 class ActorioException(Exception):
     """Base class of the errors actorio raises."""
+
+
+class DeadlockError(ActorioException, RuntimeError):
+    """An ask that could never be answered, raised at once instead of waiting for a timeout.
+
+    An actor handles one message at a time: if its own handler asks it (``await self.ask(...)``,
+    or through its reference), the ask waits for a handler that waits for the ask. Tell yourself
+    instead, or call the method directly. (A cycle through other actors, A asking B while B asks
+    A, is not detected: give such asks a timeout.)
+    """
+
+    def __init__(self, identifier: str, message: Any) -> None:
+        self.identifier = identifier
+        self.message = message
+        super().__init__(
+            f"actor {identifier} asked itself {type(message).__name__} from its own handler: the ask "
+            "could never be answered (it handles one message at a time); tell yourself, or call the "
+            "method directly"
+        )
 
 
 class ActorStopped(ActorioException):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from asyncio import current_task
 from typing import TYPE_CHECKING, Any, Generic, cast, overload
 
 from typing_extensions import TypeVar
 
 from ._ask import AskRef, hand_off, with_sender
-from ._exceptions import ActorStopped, MailboxFull
+from ._exceptions import ActorStopped, DeadlockError, MailboxFull
 from ._message import NO_REPLY, Message, NoReply, is_message_class
 from ._sender import BaseRef
 from ._types import Member, N, P, R, Request
@@ -176,8 +177,9 @@ class ActorRef(BaseRef, Generic[P]):
         The reply is what the handler returns (or, for a message reaching ``handle_message``,
         the first thing told to ``message.sender``). Concurrent asks each get their own reply.
         Raises what the handler raised, `UnhandledMessage` if the actor has no handler for it,
-        `ActorStopped` if the actor is stopped or stops before answering, and
-        ``asyncio.TimeoutError`` after ``timeout`` seconds. ``message`` itself is not changed.
+        `ActorStopped` if the actor is stopped or stops before answering, `DeadlockError` at once
+        if the actor's own handler asks it, and ``asyncio.TimeoutError`` after ``timeout`` seconds.
+        ``message`` itself is not changed.
         A message outside the protocol raises ``TypeError`` before anything is queued. If the
         actor's mailbox is bounded and full, the ask waits for room first (the timeout counts
         from when it is queued).
@@ -191,6 +193,8 @@ class ActorRef(BaseRef, Generic[P]):
         mailbox = self._mailbox
         if mailbox.closed:
             raise ActorStopped(mailbox.identifier, message)
+        if getattr(mailbox.actor, "_actor_task", None) is current_task():
+            raise DeadlockError(mailbox.identifier, message)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         asking = with_sender(message, AskRef(future))  # ask_message, inlined: one call less per ask

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._dispatch import handles as handles
     from ._exceptions import ActorioException as ActorioException
     from ._exceptions import ActorStopped as ActorStopped
+    from ._exceptions import DeadlockError as DeadlockError
     from ._exceptions import EndMainLoop as EndMainLoop
     from ._exceptions import InvalidPayload as InvalidPayload
     from ._exceptions import MailboxFull as MailboxFull
@@ -64,6 +65,7 @@ __all__ = [
     "DataMessage",
     "DeadLetter",
     "DeadLetters",
+    "DeadlockError",
     "Decider",
     "Directive",
     "EndMainLoop",
@@ -102,6 +104,7 @@ _EXPORTS = {
     "handles": "._dispatch",
     "ActorioException": "._exceptions",
     "ActorStopped": "._exceptions",
+    "DeadlockError": "._exceptions",
     "EndMainLoop": "._exceptions",
     "InvalidPayload": "._exceptions",
     "MailboxFull": "._exceptions",

@@ -34,6 +34,7 @@ EXPECTED = {
     "ChildSpec",
     "DeadLetter",
     "DeadLetters",
+    "DeadlockError",
     "Decider",
     "Directive",
     "MailboxFull",

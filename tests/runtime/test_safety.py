@@ -9,8 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from actorio import Actor, Message, handles
-from actorio._exceptions import DeadlockError
+from actorio import Actor, DeadlockError, Message, handles
 from tests.runtime.test_shutdown import read_line, run_program
 from tests.support import bounded
 

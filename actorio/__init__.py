@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ._actor import Actor as Actor
     from ._dead_letters import DeadLetter as DeadLetter
     from ._dead_letters import DeadLetters as DeadLetters
+    from ._dead_letters import PayloadPreview as PayloadPreview
     from ._dead_letters import dead_letters as dead_letters
     from ._dispatch import handles as handles
     from ._exceptions import ActorioException as ActorioException
@@ -75,6 +76,7 @@ __all__ = [
     "Message",
     "NoReply",
     "PayloadError",
+    "PayloadPreview",
     "ProtocolEntry",
     "Reference",
     "RestartIntensityExceeded",
@@ -100,6 +102,7 @@ _EXPORTS = {
     "Actor": "._actor",
     "DeadLetter": "._dead_letters",
     "DeadLetters": "._dead_letters",
+    "PayloadPreview": "._dead_letters",
     "dead_letters": "._dead_letters",
     "handles": "._dispatch",
     "ActorioException": "._exceptions",

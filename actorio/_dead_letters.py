@@ -4,6 +4,11 @@ A message is a dead letter when it is told to an actor that has stopped (or is d
 mailbox when it stops), when its handler failed (recorded with the error), when no handler takes
 it, or when it is told to something that cannot take it (a message without a sender, an ask
 that is already over). Asks are not dead letters: their failure is raised at the asker.
+
+What a record keeps is bounded: a raw payload (bytes or text from the wire) longer than
+``PREVIEW_BYTES`` is kept as a `PayloadPreview` (its first bytes and its size), an invalid
+payload's error is kept without its traceback (whose frames would keep the payload alive), and
+every log line is cut to ``LOG_CHARS`` characters.
 """
 
 from __future__ import annotations
@@ -16,11 +21,52 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["DeadLetter", "DeadLetters", "dead_letters"]
+__all__ = ["DeadLetter", "DeadLetters", "PayloadPreview", "dead_letters"]
 
 dead_letters_logger = logging.getLogger("actorio.dead_letters")
 
 Reason = Literal["stopped", "failed", "unhandled", "no-sender", "late-reply", "invalid"]
+
+PREVIEW_BYTES = 1024
+"""How much of a raw payload a dead-letter record keeps."""
+
+LOG_CHARS = 500
+"""The longest a message or an error is written in a dead-letter log line."""
+
+
+@dataclass(frozen=True)
+class PayloadPreview:
+    """What a dead-letter record keeps of a raw payload longer than ``PREVIEW_BYTES``: its first
+    bytes (``head``, text encoded as UTF-8) and its whole ``size`` in bytes."""
+
+    head: bytes
+    size: int
+
+    def __repr__(self) -> str:
+        return f"<payload of {self.size} bytes: {self.head!r}...>"
+
+
+def preview(payload: Any) -> Any:
+    """``payload`` itself, unless it is raw bytes or text longer than ``PREVIEW_BYTES``: then a
+    `PayloadPreview` of it."""
+    raw: bytes | bytearray
+    if isinstance(payload, str):
+        if len(payload) <= PREVIEW_BYTES // 4:  # at most 4 bytes a character: short enough
+            return payload
+        raw = payload.encode("utf-8", "surrogateescape")
+    elif isinstance(payload, (bytes, bytearray)):
+        raw = payload
+    else:
+        return payload
+    if len(raw) <= PREVIEW_BYTES:
+        return payload
+    return PayloadPreview(bytes(raw[:PREVIEW_BYTES]), len(raw))
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= LOG_CHARS:
+        return text
+    return f"{text[:LOG_CHARS]}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -28,6 +74,7 @@ class DeadLetter:
     """One dead letter: the message, who it was for, why it was not handled, and when."""
 
     message: Any
+    """The message; for a raw payload longer than ``PREVIEW_BYTES``, a `PayloadPreview`."""
     recipient: str
     """The identifier of the actor (or reference) it was told to."""
     reason: Reason
@@ -41,8 +88,8 @@ class DeadLetter:
     """The event loop's clock when it was recorded (``time.monotonic()`` outside a loop)."""
 
     def __str__(self) -> str:
-        because = f": {self.error!r}" if self.error is not None else ""
-        return f"{self.message!r} for {self.recipient} ({self.reason}{because})"
+        because = f": {_shorten(repr(self.error))}" if self.error is not None else ""
+        return f"{_shorten(repr(self.message))} for {self.recipient} ({self.reason}{because})"
 
 
 def _now() -> float:
@@ -99,9 +146,13 @@ class DeadLetters:
     def record(
         self, message: Any, recipient: str, reason: Reason, error: BaseException | None = None
     ) -> DeadLetter:
-        """Record a dead letter, count it, and log it unless the log limit is reached."""
+        """Record a dead letter, count it, and log it unless the log limit is reached. A raw payload
+        is kept as a `preview`; the error of an invalid payload is kept without its traceback."""
         now = _now()
-        letter = DeadLetter(message, recipient, reason, error, now)
+        if reason == "invalid" and error is not None:
+            error.__traceback__ = None  # its frames hold the payload
+            error.__context__ = None
+        letter = DeadLetter(preview(message), recipient, reason, error, now)
         self.records.append(letter)
         self.counts[reason] += 1
         self._log(letter, now)
@@ -141,9 +192,13 @@ class DeadLetters:
             self._suppressed += 1
             return
         self._logged += 1
-        because = f": {letter.error!r}" if letter.error is not None else ""
+        because = f": {_shorten(repr(letter.error))}" if letter.error is not None else ""
         dead_letters_logger.info(
-            "dead letter (%s) for %s: %r%s", letter.reason, letter.recipient, letter.message, because
+            "dead letter (%s) for %s: %s%s",
+            letter.reason,
+            _shorten(letter.recipient),
+            _shorten(repr(letter.message)),
+            because,
         )
         if self._logged == self.log_limit:
             dead_letters_logger.info(

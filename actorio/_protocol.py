@@ -84,6 +84,13 @@ Payload: TypeAlias = Mapping[str, Any] | str | bytes | bytearray
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
+MAX_PROBLEMS = 20
+"""How many problems an `InvalidPayload` lists at most (then one saying how many more)."""
+MAX_QUOTE_CHARS = 120
+"""How much of a value from the payload a problem quotes."""
+MAX_ID_CHARS = 256
+"""The longest ``id`` an `InvalidPayload` reports (a longer one is not read)."""
+
 _CACHE_ATTRIBUTE = "_actor_wire_protocol"
 
 
@@ -351,16 +358,22 @@ class ActorProtocol(Generic[M_co]):
             )
         adapter = self._adapter
         given = cast(object, payload)  # checked at run time too, for untyped callers
+        if not isinstance(given, (str, bytes, bytearray, Mapping)):
+            problem = f"expected a JSON object, got {type(given).__name__}"
+            raise self._invalid(given, (PayloadError((), problem, "not_an_object"),))
+        problems: tuple[PayloadError, ...] = ()
+        envelope: Any = None
         try:
-            if isinstance(given, (str, bytes, bytearray)):
-                envelope = adapter.validate_json(given)
-            elif isinstance(given, Mapping):
+            if isinstance(given, Mapping):
                 envelope = adapter.validate_python(given)
             else:
-                problem = f"expected a JSON object, got {type(given).__name__}"
-                raise self._invalid(given, (PayloadError((), problem, "not_an_object"),))
+                envelope = adapter.validate_json(given)
         except ValidationError as error:
-            raise self._invalid(payload, self._problems(error)) from None
+            problems = self._problems(error)
+        if problems:
+            # Raised outside the handler: the error keeps no context (the ValidationError holds
+            # the payload), and costs bounded memory however large the payload.
+            raise self._invalid(payload, problems)
         message = envelope.data
         # Validated by the wire model (a subclass that adds nothing but stricter input rules): the
         # message becomes an instance of its own class, which dispatch and equality look at.
@@ -372,14 +385,17 @@ class ActorProtocol(Generic[M_co]):
 
     def _problems(self, error: ValidationError) -> tuple[PayloadError, ...]:
         problems: list[PayloadError] = []
-        for item in error.errors(include_url=False):
+        items = error.errors(include_url=False)
+        for item in items[:MAX_PROBLEMS]:
             kind, location, given = item["type"], item["loc"], cast(object, item["input"])
             context: dict[str, Any] = item.get("ctx", {})
             if kind == "union_tag_invalid":
                 tag: object = context.get("tag")
                 if isinstance(given, Mapping):
                     tag = cast("Mapping[str, object]", given).get("type", tag)
-                problems.append(PayloadError(("type",), f"unknown message type {tag!r}", "unknown_type"))
+                problems.append(
+                    PayloadError(("type",), f"unknown message type {_short(tag)}", "unknown_type")
+                )
             elif kind == "union_tag_not_found":
                 problems.append(
                     PayloadError(("type",), "Field required: the message's wire name", "missing_type")
@@ -392,7 +408,10 @@ class ActorProtocol(Generic[M_co]):
                 problems.append(PayloadError((), problem, "not_an_object"))
             else:
                 # The first location is the union member: the tag, which the payload gave already.
-                problems.append(PayloadError(tuple(location[1:]), item["msg"], kind))
+                problems.append(PayloadError(tuple(location[1:]), _short(item["msg"], quoted=False), kind))
+        if len(items) > MAX_PROBLEMS:
+            more = f"{len(items) - MAX_PROBLEMS} more problems not listed"
+            problems.append(PayloadError((), more, "too_many_problems"))
         return tuple(problems)
 
     # -- the wire form -----------------------------------------------------------------------
@@ -480,9 +499,20 @@ def _read_id(payload: object) -> str | int | None:
             return None
     if isinstance(payload, Mapping):
         value = cast("Mapping[str, object]", payload).get("id")
-        if isinstance(value, (str, int)) and not isinstance(value, bool):
+        if isinstance(value, str) and len(value) <= MAX_ID_CHARS:
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
             return value
     return None
+
+
+def _short(value: object, quoted: bool = True) -> str:
+    """``repr(value)`` (or ``str`` of a text, unquoted), cut to ``MAX_QUOTE_CHARS`` characters: a
+    problem report quotes the payload, which the sender chose."""
+    text = repr(value) if quoted else str(value)
+    if len(text) <= MAX_QUOTE_CHARS:
+        return text
+    return f"{text[:MAX_QUOTE_CHARS]}... ({len(text)} characters)"
 
 
 def _json_type(value: object) -> str:

@@ -36,6 +36,7 @@ EXPECTED = {
     "DeadLetters",
     "DeadlockError",
     "Decider",
+    "PayloadPreview",
     "Directive",
     "MailboxFull",
     "RestartIntensityExceeded",

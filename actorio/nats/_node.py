@@ -59,8 +59,20 @@ from ..lowlevel import (
     unwatch,
     watch,
 )
-from ._codec import MSG_ID, REPLY, SENDER, STATUS, TIMEOUT, decode_error, encode_error, reply_codec
-from ._errors import ActorNotFound, NodeUnreachable, RemoteError
+from ._codec import (
+    ERROR,
+    MSG_ID,
+    OK,
+    REPLY,
+    SENDER,
+    TIMEOUT,
+    encode_error,
+    payload_bytes,
+    read_reply,
+    reply_codec,
+    timeout_of,
+)
+from ._errors import ActorNotFound, NodeUnreachable
 from ._remote import RemoteRef
 
 __all__ = ["Durable", "Node", "Publication"]
@@ -71,8 +83,6 @@ Q = TypeVar("Q", bound=Message[Any])
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 _CONSUMER = "actorio"
-_OK = {STATUS: "ok"}
-_ERROR = {STATUS: "error"}
 
 
 def check_name(name: object) -> str:
@@ -142,14 +152,6 @@ def _protocol_members(protocol: Any) -> tuple[type, ...] | None:
         if all(is_message_class(member) for member in members):
             return members
     raise TypeError(f"ref() takes an actor class, a message class or ActorRef[<messages>], not {protocol!r}")
-
-
-def _payload_bytes(payload: Payload) -> bytes:
-    if isinstance(payload, (bytes, bytearray)):
-        return bytes(payload)
-    if isinstance(payload, str):
-        return payload.encode()
-    return json.dumps(dict(payload)).encode()
 
 
 class Publication:
@@ -635,7 +637,7 @@ class Node:
         return lambda: self._nc.publish(ref.subject, body, headers=headers)
 
     async def _tell_raw(self, ref: RemoteRef[Any], payload: Payload) -> None:
-        body = _payload_bytes(payload)
+        body = payload_bytes(payload)
         if ref.durable:
             await self._send(lambda: self._store(ref, body, None, None))
         else:
@@ -713,30 +715,13 @@ class Node:
         finally:
             self._replies.pop(token, None)
 
-    def _check_reply(self, ref: RemoteRef[Any], reply: Msg) -> None:
-        if STATUS not in (reply.headers or {}):
-            # A stream's acknowledgement, not an actor's reply: the name has a durable mailbox.
-            raise ValueError(
-                f"{ref.identifier} is published with a durable mailbox: ask it through "
-                "node.ref(name, durable=True) (this message was stored, and its reply is lost)"
-            )
-
     async def _ask(self, ref: RemoteRef[Any], message: Message[Any], timeout: float | None) -> Any:
         reply = await self._request(ref, encode_wire(message), timeout)
-        self._check_reply(ref, reply)
-        if (reply.headers or {}).get(STATUS) == "error":
-            raise decode_error(reply.data, ref.identifier, message)
-        try:
-            return reply_codec(type(message)).decode(reply.data)
-        except ValueError as error:
-            raise RemoteError(ref.identifier, "InvalidReply", __name__, str(error), "") from None
+        return read_reply(ref.identifier, reply.headers, reply.data, message)
 
     async def _ask_raw(self, ref: RemoteRef[Any], payload: Payload, timeout: float | None) -> Any:
-        reply = await self._request(ref, _payload_bytes(payload), timeout)
-        self._check_reply(ref, reply)
-        if (reply.headers or {}).get(STATUS) == "error":
-            raise decode_error(reply.data, ref.identifier, Message())
-        return json.loads(reply.data)
+        reply = await self._request(ref, payload_bytes(payload), timeout)
+        return read_reply(ref.identifier, reply.headers, reply.data, None)
 
     async def _on_reply(self, msg: Msg) -> None:
         future = self._replies.get(msg.subject.rsplit(".", 1)[-1])
@@ -751,7 +736,7 @@ class Node:
         if actor is None:
             if msg.reply:
                 body = json.dumps({"kind": "stopped", "message": "the actor is gone"}).encode()
-                await self._nc.publish(msg.reply, body, headers=_ERROR)
+                await self._nc.publish(msg.reply, body, headers=ERROR)
             else:
                 dead_letters.record(msg.data, msg.subject, "stopped")
             return
@@ -775,7 +760,7 @@ class Node:
                 f"{actor.identifier} is not published with a durable mailbox: "
                 "send to it through node.ref(name) without durable=True"
             )
-            await self._nc.publish(msg.reply, encode_error(refusal, actor.identifier), headers=_ERROR)
+            await self._nc.publish(msg.reply, encode_error(refusal, actor.identifier), headers=ERROR)
             return
         try:
             message = self._validate(actor, msg.data, msg.headers)
@@ -786,12 +771,12 @@ class Node:
             await actor.reference.tell(message)
             return
         future = await self._queue_ask(actor, message)
-        timeout = _timeout_of(msg.headers)
+        timeout = timeout_of(msg.headers)
         self._spawn(self._answer(actor, message, future, msg.reply, timeout))
 
     async def _refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None, data: bytes) -> None:
         if reply:
-            await self._nc.publish(reply, encode_error(error, actor.identifier), headers=_ERROR)
+            await self._nc.publish(reply, encode_error(error, actor.identifier), headers=ERROR)
         else:
             dead_letters.record(data, actor.identifier, "invalid", error)
 
@@ -816,14 +801,14 @@ class Node:
         except asyncio.TimeoutError:
             return False  # the asker gave up too
         except ActorStopped as error:
-            body, headers = encode_error(error, actor.identifier), _ERROR
+            body, headers = encode_error(error, actor.identifier), ERROR
         except Exception as error:
-            body, headers = encode_error(error, actor.identifier), _ERROR
+            body, headers = encode_error(error, actor.identifier), ERROR
         else:
             try:
-                body, headers = reply_codec(type(message)).encode(result), _OK
+                body, headers = reply_codec(type(message)).encode(result), OK
             except Exception as error:  # not of the reply type, or not JSON: the asker is told
-                body, headers = encode_error(error, actor.identifier), _ERROR
+                body, headers = encode_error(error, actor.identifier), ERROR
         with contextlib.suppress(nats.errors.ConnectionClosedError):
             await self._nc.publish(reply, body, headers=headers)
         return True
@@ -1005,14 +990,3 @@ class Node:
 
 async def _nothing() -> None:
     return None
-
-
-def _timeout_of(headers: Mapping[str, str] | None) -> float | None:
-    value = headers.get(TIMEOUT) if headers else None
-    if value is None:
-        return None
-    try:
-        timeout = float(value)
-    except ValueError:
-        return None
-    return timeout if timeout > 0 else None

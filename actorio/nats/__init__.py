@@ -17,10 +17,10 @@ try:
 except ImportError as error:
     raise ImportError("actorio.nats needs the nats-py client: pip install 'actorio[nats]'") from error
 
+from ._durable import Durable as Durable
 from ._errors import ActorNotFound as ActorNotFound
 from ._errors import NodeUnreachable as NodeUnreachable
 from ._errors import RemoteError as RemoteError
-from ._node import Durable as Durable
 from ._node import Node as Node
 from ._node import Publication as Publication
 from ._remote import RemoteRef as RemoteRef

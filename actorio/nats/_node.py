@@ -21,25 +21,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import json
 import logging
 import re
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
 import nats
 import nats.errors
-import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
 from .. import NO_SENDER, Actor, ActorRef, ActorStopped, BaseRef, InvalidPayload, Message, dead_letters
 from ..lowlevel import (
@@ -72,17 +68,17 @@ from ._codec import (
     reply_codec,
     timeout_of,
 )
+from ._durable import Durable, Streams
 from ._errors import ActorNotFound, NodeUnreachable
 from ._remote import RemoteRef
 
-__all__ = ["Durable", "Node", "Publication"]
+__all__ = ["Node", "Publication"]
 
 _logger = logging.getLogger("actorio.nats")
 
 Q = TypeVar("Q", bound=Message[Any])
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
-_CONSUMER = "actorio"
 
 
 def check_name(name: object) -> str:
@@ -92,48 +88,6 @@ def check_name(name: object) -> str:
             f"invalid actor name {name!r}: use dot-separated tokens of letters, digits, '_' and '-'"
         )
     return name
-
-
-@dataclass(frozen=True)
-class Durable:
-    """The settings of a durable mailbox (``node.publish(name, actor, durable=Durable(...))``).
-
-    - ``redelivery_delay``: seconds a delivered message may stay unacknowledged (the consumer's
-      ``ack_wait``) before JetStream delivers it again, to this or another process of the pool.
-      A process that dies (or whose event loop stops running) has its messages delivered again
-      after it; a working one reports the messages it fetched, the one being handled included,
-      in progress every half delay. 30 s by default.
-    - ``dedupe_window``: seconds during which a message stored again with the same message id is
-      dropped by the stream (its ``duplicate_window``). 120 s by default.
-    - ``ordered``: deliver one message at a time across the whole pool (``max_ack_pending=1``,
-      no prefetch), so that a redelivered message is handled before any later one: strict stream
-      order, at the cost of throughput. Off by default: then a redelivered message is handled after
-      messages stored later than it.
-    - ``prefetch``: messages fetched at once by each process (ignored when ``ordered``).
-    - ``max_deliver``: deliveries of one message before JetStream gives up on it (``None``: no limit).
-    """
-
-    redelivery_delay: float = 30.0
-    dedupe_window: float = 120.0
-    ordered: bool = False
-    prefetch: int = 32
-    max_deliver: int | None = None
-
-    def __post_init__(self) -> None:
-        if not self.redelivery_delay > 0:
-            raise ValueError(f"redelivery_delay must be positive, not {self.redelivery_delay!r}")
-        if not self.dedupe_window > 0:
-            raise ValueError(f"dedupe_window must be positive, not {self.dedupe_window!r}")
-        if self.prefetch < 1:
-            raise ValueError(f"prefetch must be at least 1, not {self.prefetch!r}")
-        if self.max_deliver is not None and self.max_deliver < 1:
-            raise ValueError(f"max_deliver must be at least 1 or None, not {self.max_deliver!r}")
-
-
-def stream_name(prefix: str, name: str) -> str:
-    """The JetStream stream of a durable actor: readable, and distinct for distinct names."""
-    digest = hashlib.sha1(f"{prefix}.{name}".encode()).hexdigest()[:8]
-    return f"{prefix}_{name.replace('.', '_')}_{digest}".upper()
 
 
 def _protocol_members(protocol: Any) -> tuple[type, ...] | None:
@@ -306,12 +260,12 @@ class Node:
         self, nc: Client, *, url: str, prefix: str, ask_timeout: float, store_timeout: float
     ) -> None:
         self._nc = nc
-        self._js: JetStreamContext = nc.jetstream()
         self.url = url
         self.prefix = prefix
         self.ask_timeout = ask_timeout
         self.store_timeout = store_timeout
         self.node_id = uuid.uuid4().hex[:16]
+        self._streams = Streams(nc.jetstream(), url=url, prefix=prefix, store_timeout=store_timeout)
         self._publications: set[Publication] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._outbox: collections.deque[tuple[Callable[[], Awaitable[Any]], asyncio.Future[None] | None]] = (
@@ -462,7 +416,7 @@ class Node:
         settings = Durable() if durable is True else (durable or None)
         subject = self._actor_subject(name)
         # The stream first: if it cannot be set up, nothing was started.
-        stored = None if settings is None else await self._set_up_stream(name, subject, settings)
+        stored = None if settings is None else await self._streams.set_up(name, subject, settings)
         if not cell.actor.started and not cell.closed:
             await cell.actor.start()
         publication = Publication(self, name, cell, cell.actor.reference, settings)
@@ -478,53 +432,6 @@ class Node:
             publication._pump = self._spawn(self._pump(publication, stored, settings or Durable()))
         self._publications.add(publication)
         return publication
-
-    async def _set_up_stream(
-        self, name: str, subject: str, settings: Durable
-    ) -> JetStreamContext.PullSubscription:
-        stream = stream_name(self.prefix, name)
-        config = StreamConfig(
-            name=stream,
-            subjects=[subject],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            duplicate_window=settings.dedupe_window,
-        )
-        try:
-            await self._js.add_stream(config)
-        except nats.js.errors.BadRequestError:
-            await self._js.update_stream(config)
-        except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
-            raise RuntimeError(
-                f"a durable mailbox needs JetStream, which the server at {self.url} does not offer "
-                "(start nats-server with -js)"
-            ) from None
-        consumer = ConsumerConfig(
-            durable_name=_CONSUMER,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=settings.redelivery_delay,
-            max_ack_pending=1 if settings.ordered else max(1000, settings.prefetch * 8),
-            max_deliver=settings.max_deliver if settings.max_deliver is not None else -1,
-        )
-        try:
-            existing = (await self._js.consumer_info(stream, _CONSUMER)).config
-        except nats.js.errors.NotFoundError:
-            pass
-        else:
-            changed = [
-                f"{field} {getattr(existing, field)!r} -> {getattr(consumer, field)!r}"
-                for field in ("ack_wait", "max_ack_pending", "max_deliver")
-                if getattr(existing, field) != getattr(consumer, field)
-            ]
-            if changed:
-                _logger.warning("durable %r published with other settings: %s", name, ", ".join(changed))
-        try:
-            await self._js.add_consumer(stream, consumer)
-        except nats.js.errors.BadRequestError as error:
-            raise ValueError(
-                f"{name!r} is already published durably with other settings ({error.description})"
-            ) from None
-        return await self._js.pull_subscribe_bind(durable=_CONSUMER, stream=stream)
 
     @overload
     def ref(self, name: str, protocol: None = None, *, durable: bool = False) -> RemoteRef[Message[Any]]: ...
@@ -633,13 +540,13 @@ class Node:
         body = encode_wire(message)
         headers = self._headers(message)
         if ref.durable:
-            return lambda: self._store(ref, body, headers, msg_id)
+            return lambda: self._streams.store(ref, body, headers, msg_id)
         return lambda: self._nc.publish(ref.subject, body, headers=headers)
 
     async def _tell_raw(self, ref: RemoteRef[Any], payload: Payload) -> None:
         body = payload_bytes(payload)
         if ref.durable:
-            await self._send(lambda: self._store(ref, body, None, None))
+            await self._send(lambda: self._streams.store(ref, body, None, None))
         else:
             await self._send(lambda: self._nc.publish(ref.subject, body))
 
@@ -650,39 +557,6 @@ class Node:
             ask.fail(error)
         else:
             ask.tell_nowait(reply)
-
-    async def _store(
-        self, ref: RemoteRef[Any], body: bytes, headers: Mapping[str, str] | None, msg_id: str | None
-    ) -> None:
-        """Publish to the stream and wait for its acknowledgement, retrying with the same message id
-        (so that the stream stores it once) until ``store_timeout``."""
-        stored = dict(headers or {})
-        stored[MSG_ID] = msg_id or uuid.uuid4().hex
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.store_timeout
-        while True:
-            remaining = deadline - loop.time()
-            try:
-                await self._js.publish(
-                    ref.subject, body, timeout=max(0.05, min(0.5, remaining)), headers=stored
-                )
-                return
-            except nats.errors.NoRespondersError:
-                if loop.time() >= deadline:
-                    raise ActorNotFound(ref.identifier, ref.subject) from None
-                # No stream (yet, or JetStream still starting after a restart): a pause, then again.
-                await asyncio.sleep(0.05)
-            except (TypeError, KeyError, ValueError):
-                # Answered, but not by a stream: the name is published without a durable mailbox.
-                raise ValueError(
-                    f"{ref.identifier} is not published with a durable mailbox: "
-                    "send to it through node.ref(name) without durable=True (nothing was delivered)"
-                ) from None
-            except (nats.errors.TimeoutError, nats.errors.ConnectionReconnectingError) as error:
-                if loop.time() >= deadline:
-                    raise asyncio.TimeoutError(f"the stream did not store the message: {error!r}") from None
-                if not isinstance(error, nats.errors.TimeoutError):
-                    await asyncio.sleep(0.05)  # reconnecting: a pause (a timeout waited already)
 
     # -- asking -------------------------------------------------------------------------------
 
@@ -705,7 +579,7 @@ class Node:
         headers[REPLY] = f"{self.prefix}.reply.{self.node_id}.{token}"
 
         async def store_then_wait() -> Msg:
-            await self._store(ref, body, headers, None)
+            await self._streams.store(ref, body, headers, None)
             return await future
 
         try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import re
 import uuid
@@ -37,12 +36,11 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
-from .. import NO_SENDER, Actor, ActorRef, ActorStopped, BaseRef, InvalidPayload, Message, dead_letters
+from .. import Actor, ActorRef, ActorStopped, BaseRef, InvalidPayload, Message, dead_letters
 from ..lowlevel import (
     AskRef,
     Mailbox,
     Payload,
-    actor_of,
     ask_message,
     barrier,
     encode_wire,
@@ -55,12 +53,12 @@ from ..lowlevel import (
     unwatch,
     watch,
 )
+from ._addresses import Addresses, sender_of
 from ._codec import (
     ERROR,
     MSG_ID,
     OK,
     REPLY,
-    SENDER,
     TIMEOUT,
     encode_error,
     payload_bytes,
@@ -212,27 +210,6 @@ class _PublicationEnd(BaseRef):
             self.publication.node._spawn(self.publication.unpublish())
 
 
-class _Forget(BaseRef):
-    """Death watch on an actor whose address travelled as a sender: forget the address when it
-    stops for good."""
-
-    __slots__ = ("node", "mailbox", "reference", "token")
-
-    def __init__(self, node: Node, mailbox: Mailbox, reference: ActorRef[Any], token: str) -> None:
-        self.node = node
-        self.mailbox = mailbox
-        self.reference = reference
-        self.token = token
-
-    @property
-    def identifier(self) -> str:
-        return f"address-{self.token}"
-
-    def tell_nowait(self, message: Any, /) -> None:
-        self.node._exported.pop(self.mailbox, None)
-        self.node._exports.pop(self.token, None)
-
-
 class Node:
     """One process's connection to NATS: publishes local actors, makes references to remote ones.
 
@@ -273,8 +250,7 @@ class Node:
         )
         self._flusher: asyncio.Task[None] | None = None
         self._ends: weakref.WeakKeyDictionary[Actor[Any], asyncio.Future[None]] = weakref.WeakKeyDictionary()
-        self._exported: dict[Mailbox, _Forget] = {}
-        self._exports: dict[str, ActorRef[Any]] = {}
+        self._addresses = Addresses(nc, prefix=prefix, node_id=self.node_id)
         self._replies: dict[str, asyncio.Future[Msg]] = {}
         self._closed = False
         self.reconnections = 0
@@ -458,35 +434,6 @@ class Node:
 
     # -- sending ------------------------------------------------------------------------------
 
-    def _headers(self, message: Message[Any]) -> dict[str, str] | None:
-        sender = message.sender
-        if sender is NO_SENDER or not sender:
-            return None
-        return {SENDER: self._address_of(sender)}
-
-    def _address_of(self, sender: object) -> str:
-        """The address a sender travels as: a remote reference's subject, or a local actor's address
-        on this node (made on first use, forgotten when the actor stops for good)."""
-        if isinstance(sender, RemoteRef):
-            return sender.subject
-        if isinstance(sender, ActorRef):
-            cell = mailbox_of(cast(object, sender))
-            if cell is None:
-                raise TypeError(f"{sender!r} has no local actor: it cannot travel as a sender")
-            forget = self._exported.get(cell)
-            if forget is None:
-                reference: ActorRef[Any] = cell.actor.reference
-                forget = self._exported[cell] = _Forget(self, cell, reference, uuid.uuid4().hex)
-                self._exports[forget.token] = reference
-                # Forgotten when the actor stops for good (death watch); a supervised child's
-                # address outlives its restarts, as its reference does.
-                watch(reference, forget)
-            return f"{self.prefix}.node.{self.node_id}.{forget.token}"
-        raise TypeError(
-            f"a {type(sender).__name__} cannot travel as a sender to another process: "
-            "only an actor (or a remote reference) can"
-        )
-
     def _enqueue(self, send: Callable[[], Awaitable[Any]], done: asyncio.Future[None] | None) -> None:
         self._outbox.append((send, done))
         if self._flusher is None or self._flusher.done():
@@ -538,7 +485,7 @@ class Node:
             self._spawn(self._answer_forwarded(ref, message, ask))
             return None
         body = encode_wire(message)
-        headers = self._headers(message)
+        headers = self._addresses.headers(message)
         if ref.durable:
             return lambda: self._streams.store(ref, body, headers, msg_id)
         return lambda: self._nc.publish(ref.subject, body, headers=headers)
@@ -605,23 +552,13 @@ class Node:
     # -- receiving ----------------------------------------------------------------------------
 
     async def _on_export(self, msg: Msg) -> None:
-        reference = self._exports.get(msg.subject.rsplit(".", 1)[-1])
-        actor = actor_of(reference) if reference is not None else None
-        if actor is None:
-            if msg.reply:
-                body = json.dumps({"kind": "stopped", "message": "the actor is gone"}).encode()
-                await self._nc.publish(msg.reply, body, headers=ERROR)
-            else:
-                dead_letters.record(msg.data, msg.subject, "stopped")
-            return
-        await self._receive(actor, msg)
+        await self._addresses.receive(msg, self._receive)
 
     def _validate(self, actor: Actor[Any], data: bytes, headers: Mapping[str, str] | None) -> Message[Any]:
         """The typed message of a payload, with its sender; raises `InvalidPayload`."""
         message: Message[Any] = type(actor).protocol.validate(data)
-        address = headers.get(SENDER) if headers else None
-        if address:
-            sender: RemoteRef[Any] = RemoteRef(self, address, address, None)
+        sender = sender_of(self, headers)
+        if sender is not None:
             message = message.model_copy(update={"sender": sender})
         return message
 
@@ -816,6 +753,11 @@ class Node:
         )
         return handled.done() and handled.result()
 
+    @property
+    def _exports(self) -> Mapping[str, ActorRef[Any]]:
+        """The local actors whose address travelled as a sender, by the token of the address."""
+        return self._addresses.exports
+
     # -- closing ------------------------------------------------------------------------------
 
     async def close(self, timeout: float = 10.0) -> None:
@@ -842,10 +784,7 @@ class Node:
                 await self._nc.close()
         for task in list(self._tasks):
             task.cancel()
-        exported, self._exported = self._exported, {}
-        for forget in exported.values():
-            unwatch(forget.reference, forget)  # the actors outlive this node: let them forget it
-        self._exports.clear()
+        self._addresses.forget_all()  # the actors outlive this node: let them forget it
 
     async def __aenter__(self) -> Node:
         return self

@@ -26,7 +26,7 @@ from ._codec import ERROR, SENDER
 from ._remote import RemoteRef
 
 if TYPE_CHECKING:
-    from ._node import Node
+    from ._outbox import Outbox
 
 __all__ = ["Addresses", "sender_of"]
 
@@ -120,8 +120,8 @@ class Addresses:
         await deliver(actor, msg)
 
 
-def sender_of(node: Node, headers: Mapping[str, str] | None) -> RemoteRef[Any] | None:
+def sender_of(outbox: Outbox, headers: Mapping[str, str] | None) -> RemoteRef[Any] | None:
     """The sender an incoming message names in its ``Actorio-Sender`` header, as a reference that
-    sends through ``node``; ``None`` without one."""
+    sends through ``outbox`` (the receiving node's); ``None`` without one."""
     address = headers.get(SENDER) if headers else None
-    return RemoteRef(node, address, address, None) if address else None
+    return RemoteRef(outbox, address, address, None) if address else None

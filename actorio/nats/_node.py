@@ -19,13 +19,12 @@ pull consumer, ``actorio``, shared by every process that publishes the name.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import re
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
@@ -38,13 +37,9 @@ from nats.js import JetStreamContext
 
 from .. import Actor, ActorRef, ActorStopped, BaseRef, InvalidPayload, Message, dead_letters
 from ..lowlevel import (
-    AskRef,
     Mailbox,
-    Payload,
     ask_message,
     barrier,
-    encode_wire,
-    hand_off,
     is_actor_class,
     is_message_class,
     mailbox_of,
@@ -61,13 +56,12 @@ from ._codec import (
     REPLY,
     TIMEOUT,
     encode_error,
-    payload_bytes,
-    read_reply,
     reply_codec,
     timeout_of,
 )
 from ._durable import Durable, Streams
 from ._errors import ActorNotFound, NodeUnreachable
+from ._outbox import Outbox
 from ._remote import RemoteRef
 
 __all__ = ["Node", "Publication"]
@@ -245,12 +239,11 @@ class Node:
         self._streams = Streams(nc.jetstream(), url=url, prefix=prefix, store_timeout=store_timeout)
         self._publications: set[Publication] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._outbox: collections.deque[tuple[Callable[[], Awaitable[Any]], asyncio.Future[None] | None]] = (
-            collections.deque()
-        )
-        self._flusher: asyncio.Task[None] | None = None
         self._ends: weakref.WeakKeyDictionary[Actor[Any], asyncio.Future[None]] = weakref.WeakKeyDictionary()
         self._addresses = Addresses(nc, prefix=prefix, node_id=self.node_id)
+        self._outbox = Outbox(
+            nc, spawn=self._spawn, addresses=self._addresses, streams=self._streams, request=self._request
+        )
         self._replies: dict[str, asyncio.Future[Msg]] = {}
         self._closed = False
         self.reconnections = 0
@@ -430,88 +423,15 @@ class Node:
         invalid ``protocol``.
         """
         check_name(name)
-        return RemoteRef(self, self._actor_subject(name), name, _protocol_members(protocol), durable)
-
-    # -- sending ------------------------------------------------------------------------------
-
-    def _enqueue(self, send: Callable[[], Awaitable[Any]], done: asyncio.Future[None] | None) -> None:
-        self._outbox.append((send, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = self._spawn(self._flush_outbox())
-
-    async def _flush_outbox(self) -> None:
-        outbox = self._outbox
-        while outbox:
-            send, done = outbox.popleft()
-            try:
-                await send()
-            except Exception as error:
-                if done is None:
-                    _logger.error("tell_nowait could not publish: %r", error)
-                elif not done.done():
-                    done.set_exception(error)
-            else:
-                if done is not None and not done.done():
-                    done.set_result(None)
-
-    async def _send(self, send: Callable[[], Awaitable[Any]]) -> None:
-        if self._outbox:
-            # Earlier tell_nowait calls are still queued: go after them, keeping the order.
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._enqueue(send, done)
-            await done
-        else:
-            # nats-py appends the message to its buffer before its first suspension: in order.
-            await send()
-
-    def _tell_nowait(self, ref: RemoteRef[Any], message: Message[Any]) -> None:
-        send = self._sending(ref, message, None)
-        if send is not None:
-            self._enqueue(send, None)
-
-    async def _tell(self, ref: RemoteRef[Any], message: Message[Any], msg_id: str | None) -> None:
-        send = self._sending(ref, message, msg_id)
-        if send is not None:
-            await self._send(send)
-
-    def _sending(
-        self, ref: RemoteRef[Any], message: Message[Any], msg_id: str | None
-    ) -> Callable[[], Awaitable[Any]] | None:
-        """What publishes ``message`` to ``ref`` (encoded now, so that errors raise at the call);
-        None for a message carrying an ask, which is handed on at once."""
-        ask = hand_off(message)
-        if ask is not None:
-            # A message carrying an ask, handed on: the remote actor answers it.
-            self._spawn(self._answer_forwarded(ref, message, ask))
-            return None
-        body = encode_wire(message)
-        headers = self._addresses.headers(message)
-        if ref.durable:
-            return lambda: self._streams.store(ref, body, headers, msg_id)
-        return lambda: self._nc.publish(ref.subject, body, headers=headers)
-
-    async def _tell_raw(self, ref: RemoteRef[Any], payload: Payload) -> None:
-        body = payload_bytes(payload)
-        if ref.durable:
-            await self._send(lambda: self._streams.store(ref, body, None, None))
-        else:
-            await self._send(lambda: self._nc.publish(ref.subject, body))
-
-    async def _answer_forwarded(self, ref: RemoteRef[Any], message: Message[Any], ask: AskRef) -> None:
-        try:
-            reply = await self._ask(ref, message, None)
-        except Exception as error:
-            ask.fail(error)
-        else:
-            ask.tell_nowait(reply)
+        return RemoteRef(self._outbox, self._actor_subject(name), name, _protocol_members(protocol), durable)
 
     # -- asking -------------------------------------------------------------------------------
 
     async def _request(self, ref: RemoteRef[Any], body: bytes, timeout: float | None) -> Msg:
+        """Send a request body to ``ref`` and return its reply: a core NATS request, or, durable,
+        the body stored with a reply subject of this node's. Raises `ActorNotFound` if nobody
+        publishes the name, ``asyncio.TimeoutError`` after ``timeout`` (``ask_timeout`` if None)."""
         wait = self.ask_timeout if timeout is None else timeout
-        if self._outbox:
-            # Earlier tell_nowait calls are still queued: the ask goes after them.
-            await self._send(_nothing)
         headers = {TIMEOUT: repr(wait)}
         if not ref.durable:
             try:
@@ -536,14 +456,6 @@ class Node:
         finally:
             self._replies.pop(token, None)
 
-    async def _ask(self, ref: RemoteRef[Any], message: Message[Any], timeout: float | None) -> Any:
-        reply = await self._request(ref, encode_wire(message), timeout)
-        return read_reply(ref.identifier, reply.headers, reply.data, message)
-
-    async def _ask_raw(self, ref: RemoteRef[Any], payload: Payload, timeout: float | None) -> Any:
-        reply = await self._request(ref, payload_bytes(payload), timeout)
-        return read_reply(ref.identifier, reply.headers, reply.data, None)
-
     async def _on_reply(self, msg: Msg) -> None:
         future = self._replies.get(msg.subject.rsplit(".", 1)[-1])
         if future is not None and not future.done():
@@ -557,7 +469,7 @@ class Node:
     def _validate(self, actor: Actor[Any], data: bytes, headers: Mapping[str, str] | None) -> Message[Any]:
         """The typed message of a payload, with its sender; raises `InvalidPayload`."""
         message: Message[Any] = type(actor).protocol.validate(data)
-        sender = sender_of(self, headers)
+        sender = sender_of(self._outbox, headers)
         if sender is not None:
             message = message.model_copy(update={"sender": sender})
         return message
@@ -769,11 +681,10 @@ class Node:
         self._closed = True
         for publication in list(self._publications):
             await publication.unpublish(timeout)
-        pending = [task for task in self._tasks if task is not self._flusher]
+        pending = [task for task in self._tasks if task is not self._outbox.flusher]
         if pending:
             await asyncio.wait(pending, timeout=timeout)
-        if self._flusher is not None and not self._flusher.done():
-            await asyncio.wait([self._flusher], timeout=timeout)
+        await self._outbox.flushed(timeout)
         for future in self._replies.values():
             if not future.done():
                 future.set_exception(ConnectionError(f"the node {self.node_id} closed before the reply came"))
@@ -799,7 +710,3 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.node_id} at {self.url}>"
-
-
-async def _nothing() -> None:
-    return None

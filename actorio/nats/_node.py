@@ -23,7 +23,6 @@ import contextlib
 import logging
 import re
 import uuid
-import weakref
 from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
@@ -35,33 +34,25 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
-from .. import Actor, ActorRef, ActorStopped, BaseRef, InvalidPayload, Message, dead_letters
+from .. import Actor, ActorRef, ActorStopped, BaseRef, InvalidPayload, Message
 from ..lowlevel import (
     Mailbox,
-    ask_message,
-    barrier,
     is_actor_class,
     is_message_class,
     mailbox_of,
     message_types_of,
-    task_of,
     unwatch,
     watch,
 )
-from ._addresses import Addresses, sender_of
+from ._addresses import Addresses
 from ._codec import (
-    ERROR,
-    MSG_ID,
-    OK,
     REPLY,
     TIMEOUT,
-    encode_error,
-    reply_codec,
-    timeout_of,
 )
 from ._durable import Durable, Streams
 from ._errors import ActorNotFound, NodeUnreachable
 from ._outbox import Outbox
+from ._publication import Receiver, queue_ask, wait_handled
 from ._remote import RemoteRef
 
 __all__ = ["Node", "Publication"]
@@ -172,7 +163,7 @@ class Publication:
             actor = self.actor
             if actor.running:
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.node._wait_handled(actor, self.node._ended(actor)), timeout)
+                    await asyncio.wait_for(wait_handled(actor, self.node._receiver.ended(actor)), timeout)
         self._left = True
 
     def __repr__(self) -> str:
@@ -239,11 +230,11 @@ class Node:
         self._streams = Streams(nc.jetstream(), url=url, prefix=prefix, store_timeout=store_timeout)
         self._publications: set[Publication] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._ends: weakref.WeakKeyDictionary[Actor[Any], asyncio.Future[None]] = weakref.WeakKeyDictionary()
         self._addresses = Addresses(nc, prefix=prefix, node_id=self.node_id)
         self._outbox = Outbox(
             nc, spawn=self._spawn, addresses=self._addresses, streams=self._streams, request=self._request
         )
+        self._receiver = Receiver(nc, spawn=self._spawn, outbox=self._outbox)
         self._replies: dict[str, asyncio.Future[Msg]] = {}
         self._closed = False
         self.reconnections = 0
@@ -392,7 +383,7 @@ class Node:
         if stored is None:
 
             async def on_message(msg: Msg) -> None:
-                await self._receive(publication.actor, msg)
+                await self._receiver.receive(publication.actor, msg)
 
             publication._subscription = await self._nc.subscribe(subject, queue=subject, cb=on_message)
             await self._nc.flush()
@@ -464,77 +455,7 @@ class Node:
     # -- receiving ----------------------------------------------------------------------------
 
     async def _on_export(self, msg: Msg) -> None:
-        await self._addresses.receive(msg, self._receive)
-
-    def _validate(self, actor: Actor[Any], data: bytes, headers: Mapping[str, str] | None) -> Message[Any]:
-        """The typed message of a payload, with its sender; raises `InvalidPayload`."""
-        message: Message[Any] = type(actor).protocol.validate(data)
-        sender = sender_of(self._outbox, headers)
-        if sender is not None:
-            message = message.model_copy(update={"sender": sender})
-        return message
-
-    async def _receive(self, actor: Actor[Any], msg: Msg) -> None:
-        """A message from core NATS: validated, then told (or, for a request, asked) to ``actor``."""
-        if msg.reply and MSG_ID in (msg.headers or {}):
-            # A durable tell (it asks for a stream's acknowledgement) to a name that is not durable:
-            # refused, not handled, so that the sender's error does not hide a delivery.
-            refusal = ValueError(
-                f"{actor.identifier} is not published with a durable mailbox: "
-                "send to it through node.ref(name) without durable=True"
-            )
-            await self._nc.publish(msg.reply, encode_error(refusal, actor.identifier), headers=ERROR)
-            return
-        try:
-            message = self._validate(actor, msg.data, msg.headers)
-        except InvalidPayload as error:
-            await self._refuse(actor, error, msg.reply or None, msg.data)
-            return
-        if not msg.reply:
-            await actor.reference.tell(message)
-            return
-        future = await self._queue_ask(actor, message)
-        timeout = timeout_of(msg.headers)
-        self._spawn(self._answer(actor, message, future, msg.reply, timeout))
-
-    async def _refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None, data: bytes) -> None:
-        if reply:
-            await self._nc.publish(reply, encode_error(error, actor.identifier), headers=ERROR)
-        else:
-            dead_letters.record(data, actor.identifier, "invalid", error)
-
-    async def _queue_ask(self, actor: Actor[Any], message: Message[Any]) -> asyncio.Future[Any]:
-        """Queue ``message`` as an ask, now, in arrival order; the future gets the reply."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await actor.reference.tell(ask_message(message, future))
-        return future
-
-    async def _answer(
-        self,
-        actor: Actor[Any],
-        message: Message[Any],
-        future: asyncio.Future[Any],
-        reply: str,
-        timeout: float | None,
-    ) -> bool:
-        """Wait for the reply to an ask and send it to ``reply``; False if the ask was not
-        answered (the actor stopped first, or ``timeout`` passed)."""
-        try:
-            result = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            return False  # the asker gave up too
-        except ActorStopped as error:
-            body, headers = encode_error(error, actor.identifier), ERROR
-        except Exception as error:
-            body, headers = encode_error(error, actor.identifier), ERROR
-        else:
-            try:
-                body, headers = reply_codec(type(message)).encode(result), OK
-            except Exception as error:  # not of the reply type, or not JSON: the asker is told
-                body, headers = encode_error(error, actor.identifier), ERROR
-        with contextlib.suppress(nats.errors.ConnectionClosedError):
-            await self._nc.publish(reply, body, headers=headers)
-        return True
+        await self._addresses.receive(msg, self._receiver.receive)
 
     # -- durable mailboxes --------------------------------------------------------------------
 
@@ -592,26 +513,24 @@ class Node:
         if actor is None:
             return False
         try:
-            message = self._validate(actor, msg.data, msg.headers)
+            message = self._receiver.validate(actor, msg.data, msg.headers)
         except InvalidPayload as error:
-            await self._refuse(actor, error, (msg.headers or {}).get(REPLY), msg.data)
+            await self._receiver.refuse(actor, error, (msg.headers or {}).get(REPLY), msg.data)
             await msg.term()  # never valid: not delivered again
             return True
         reply = (msg.headers or {}).get(REPLY)
-        stopped = self._ended(actor)
+        stopped = self._receiver.ended(actor)
         if reply:
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            asking = ask_message(message, future)
-            await actor.reference.tell(asking)
+            asking, future = await queue_ask(actor, message)
             await asyncio.wait([future, stopped], return_when=asyncio.FIRST_COMPLETED)
             if stopped.done() and not future.done():
                 _withdraw(publication, asking)
                 return False
-            if not await self._answer(actor, message, future, reply, None):
+            if not await self._receiver.answer(actor, message, future, reply, None):
                 return False
         else:
             await actor.reference.tell(message)
-            handled = await self._wait_handled(actor, stopped)
+            handled = await wait_handled(actor, stopped)
             if not handled:
                 _withdraw(publication, message)
                 return False
@@ -638,32 +557,6 @@ class Node:
             for msg in list(waiting):
                 with contextlib.suppress(nats.errors.Error):
                     await msg.in_progress()
-
-    def _ended(self, actor: Actor[Any]) -> asyncio.Future[None]:
-        """A future done when this incarnation of the actor has ended (one per incarnation)."""
-        ended = self._ends.get(actor)
-        if ended is None:
-            ended = self._ends[actor] = asyncio.get_running_loop().create_future()
-            task = task_of(actor)
-            if task is None or task.done():
-                ended.set_result(None)
-            else:
-                done = ended
-
-                def end(_: object) -> None:
-                    if not done.done():
-                        done.set_result(None)
-
-                task.add_done_callback(end)
-        return ended
-
-    async def _wait_handled(self, actor: Actor[Any], stopped: asyncio.Future[None]) -> bool:
-        """Wait until the actor has handled what it was told so far; False if it stopped first."""
-        handled = barrier(actor)
-        await asyncio.wait(
-            [cast("asyncio.Future[Any]", handled), stopped], return_when=asyncio.FIRST_COMPLETED
-        )
-        return handled.done() and handled.result()
 
     @property
     def _exports(self) -> Mapping[str, ActorRef[Any]]:

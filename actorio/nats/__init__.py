@@ -22,7 +22,7 @@ from ._errors import ActorNotFound as ActorNotFound
 from ._errors import NodeUnreachable as NodeUnreachable
 from ._errors import RemoteError as RemoteError
 from ._node import Node as Node
-from ._node import Publication as Publication
+from ._publication import Publication as Publication
 from ._remote import RemoteRef as RemoteRef
 from ._server import LocalServer as LocalServer
 from ._server import find_nats_server as find_nats_server

@@ -1,5 +1,10 @@
 """`Node`: one process's connection to NATS; it publishes local actors and makes remote references.
 
+The node owns connecting, publishing (a core subscription or a durable mailbox: see
+``_publication`` and ``_durable``), making references, the request plumbing of asks and closing.
+It wires the other parts together: the outbox (``_outbox``) sends what remote references are
+told, the sender addresses (``_addresses``) and the wire codec (``_codec``).
+
 Subjects (``prefix`` is ``actorio`` unless given):
 
 - ``<prefix>.actor.<name>``: a published actor. Every process that publishes ``name`` subscribes
@@ -10,11 +15,6 @@ Subjects (``prefix`` is ``actorio`` unless given):
 A durable actor's subject is captured by a JetStream stream (work-queue retention) with one durable
 pull consumer, ``actorio``, shared by every process that publishes the name.
 """
-
-# pyright: reportPrivateUsage=false
-# The node, its publications and its remote references are one package: they share private state.
-# pyright: reportUnknownMemberType=false
-# nats-py leaves a few parameters unannotated (``**params``, ``Future`` without its argument).
 
 from __future__ import annotations
 
@@ -31,31 +31,18 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from nats.js import JetStreamContext
 
-from .. import Actor, ActorRef, ActorStopped, BaseRef, InvalidPayload, Message
-from ..lowlevel import (
-    Mailbox,
-    is_actor_class,
-    is_message_class,
-    mailbox_of,
-    message_types_of,
-    unwatch,
-    watch,
-)
+from .. import Actor, ActorRef, ActorStopped, Message
+from ..lowlevel import is_actor_class, is_message_class, mailbox_of, message_types_of
 from ._addresses import Addresses
-from ._codec import (
-    REPLY,
-    TIMEOUT,
-)
-from ._durable import Durable, Streams
+from ._codec import REPLY, TIMEOUT
+from ._durable import Durable, Pump, Streams
 from ._errors import ActorNotFound, NodeUnreachable
 from ._outbox import Outbox
-from ._publication import Receiver, queue_ask, wait_handled
+from ._publication import CoreSubscription, Inlet, Publication, Receiver
 from ._remote import RemoteRef
 
-__all__ = ["Node", "Publication"]
+__all__ = ["Node"]
 
 _logger = logging.getLogger("actorio.nats")
 
@@ -91,110 +78,6 @@ def _protocol_members(protocol: Any) -> tuple[type, ...] | None:
     raise TypeError(f"ref() takes an actor class, a message class or ActorRef[<messages>], not {protocol!r}")
 
 
-class Publication:
-    """A local actor published under a name; `unpublish` ends it (the actor keeps running).
-
-    It ends by itself when the actor stops for good (death watch): the process then leaves the
-    pool, and messages to the name go to the other processes that publish it. A supervised child
-    published through its reference stays published across its restarts: each message goes to
-    the incarnation running then.
-    """
-
-    def __init__(
-        self, node: Node, name: str, mailbox: Mailbox, reference: ActorRef[Any], durable: Durable | None
-    ) -> None:
-        self.node = node
-        self.name = name
-        self.durable = durable
-        self.subject = node._actor_subject(name)
-        self._mailbox = mailbox
-        self._reference = reference
-        self._subscription: Subscription | None = None
-        self._pull: JetStreamContext.PullSubscription | None = None
-        self._pump: asyncio.Task[None] | None = None
-        self._busy = False
-        self._closing = False
-        self._left = False
-        self._watcher = _PublicationEnd(self)
-        watch(reference, self._watcher)
-
-    @property
-    def actor(self) -> Actor[Any]:
-        """The published actor (for a supervised child, its incarnation running now)."""
-        return self._mailbox.actor
-
-    def closing(self) -> bool:
-        """True from the start of `unpublish` (read again after each await: it changes meanwhile)."""
-        return self._closing
-
-    @property
-    def active(self) -> bool:
-        """True until `unpublish` (or the actor's stop) has taken this process out of the name's
-        subscribers."""
-        return not self._left
-
-    async def unpublish(self, timeout: float = 10.0) -> None:
-        """Stop receiving: unsubscribe (messages already received are still delivered to the actor),
-        or for a durable actor, finish and acknowledge the message being handled, give back
-        (negative acknowledgement) the prefetched ones, and stop fetching. Idempotent."""
-        if self._closing:
-            return
-        self._closing = True
-        unwatch(self._reference, self._watcher)
-        self.node._publications.discard(self)
-        subscription, self._subscription = self._subscription, None
-        if subscription is not None and not self.node._nc.is_closed:
-            with contextlib.suppress(nats.errors.Error):
-                # drain() is not annotated in nats-py.
-                await asyncio.wait_for(cast(Any, subscription).drain(), timeout)
-        pump = self._pump
-        if pump is not None and not pump.done():
-            if not self._busy:
-                pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(pump), timeout)
-        pull, self._pull = self._pull, None
-        if pull is not None and not self.node._nc.is_closed:
-            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
-                await asyncio.wait_for(pull.unsubscribe(), timeout)
-        elif subscription is not None and not self.node._nc.is_closed:
-            # Core: what the subscription had received is in the mailbox; wait (within the
-            # timeout) until the actor has handled it, so that a graceful exit loses none of it.
-            actor = self.actor
-            if actor.running:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(wait_handled(actor, self.node._receiver.ended(actor)), timeout)
-        self._left = True
-
-    def __repr__(self) -> str:
-        kind = "durable " if self.durable else ""
-        return f"<Publication {kind}{self.name} of {self.actor!r}>"
-
-
-def _withdraw(publication: Publication, message: Message[Any]) -> None:
-    """Take a stored message back out of the mailbox, if it is still queued there, before it is
-    given back to the stream: a supervised child's restart keeps its mailbox, and the message
-    would otherwise be handled twice."""
-    publication._mailbox.withdraw(message)
-
-
-class _PublicationEnd(BaseRef):
-    """Death watch on a published actor: its publication ends when the actor stops for good."""
-
-    __slots__ = ("publication",)
-
-    def __init__(self, publication: Publication) -> None:
-        self.publication = publication
-
-    @property
-    def identifier(self) -> str:
-        return f"publication-{self.publication.name}"
-
-    def tell_nowait(self, message: Any, /) -> None:
-        if not self.publication._closing:
-            self.publication.node._spawn(self.publication.unpublish())
-
-
 class Node:
     """One process's connection to NATS: publishes local actors, makes references to remote ones.
 
@@ -227,7 +110,9 @@ class Node:
         self.ask_timeout = ask_timeout
         self.store_timeout = store_timeout
         self.node_id = uuid.uuid4().hex[:16]
-        self._streams = Streams(nc.jetstream(), url=url, prefix=prefix, store_timeout=store_timeout)
+        # nats-py leaves ``**opts`` of jetstream() unannotated.
+        js = nc.jetstream()  # pyright: ignore[reportUnknownMemberType]
+        self._streams = Streams(js, url=url, prefix=prefix, store_timeout=store_timeout)
         self._publications: set[Publication] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._addresses = Addresses(nc, prefix=prefix, node_id=self.node_id)
@@ -297,8 +182,10 @@ class Node:
             reason = repr(last_error[0]) if last_error else repr(error)
             raise NodeUnreachable(url, f"no server answered within {connect_timeout} s ({reason})") from None
         node = cls(nc, url=url, prefix=prefix, ask_timeout=ask_timeout, store_timeout=store_timeout)
-        await nc.subscribe(f"{prefix}.node.{node.node_id}.*", cb=node._on_export)
-        await nc.subscribe(f"{prefix}.reply.{node.node_id}.*", cb=node._on_reply)
+        # nats-py leaves a parameter of subscribe() unannotated (``future: Future``).
+        subscribe = nc.subscribe  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        await subscribe(f"{prefix}.node.{node.node_id}.*", cb=node._on_export)
+        await subscribe(f"{prefix}.reply.{node.node_id}.*", cb=node._on_reply)
         await nc.flush()
         return node
 
@@ -375,21 +262,19 @@ class Node:
             raise RuntimeError("the node is closed")
         settings = Durable() if durable is True else (durable or None)
         subject = self._actor_subject(name)
-        # The stream first: if it cannot be set up, nothing was started.
-        stored = None if settings is None else await self._streams.set_up(name, subject, settings)
+        inlet: Inlet
+        if settings is None:
+            inlet = CoreSubscription(self._nc, self._receiver, subject=subject, mailbox=cell)
+        else:
+            # The stream first: if it cannot be set up, nothing was started.
+            pull = await self._streams.set_up(name, subject, settings)
+            inlet = Pump(self._nc, self._receiver, pull, settings, spawn=self._spawn, mailbox=cell, name=name)
         if not cell.actor.started and not cell.closed:
             await cell.actor.start()
-        publication = Publication(self, name, cell, cell.actor.reference, settings)
-        if stored is None:
-
-            async def on_message(msg: Msg) -> None:
-                await self._receiver.receive(publication.actor, msg)
-
-            publication._subscription = await self._nc.subscribe(subject, queue=subject, cb=on_message)
-            await self._nc.flush()
-        else:
-            publication._pull = stored
-            publication._pump = self._spawn(self._pump(publication, stored, settings or Durable()))
+        publication = Publication(
+            self, name, subject, cell, settings, inlet, spawn=self._spawn, leave=self._publications.discard
+        )
+        await inlet.open()
         self._publications.add(publication)
         return publication
 
@@ -456,107 +341,6 @@ class Node:
 
     async def _on_export(self, msg: Msg) -> None:
         await self._addresses.receive(msg, self._receiver.receive)
-
-    # -- durable mailboxes --------------------------------------------------------------------
-
-    async def _pump(
-        self, publication: Publication, subscription: JetStreamContext.PullSubscription, settings: Durable
-    ) -> None:
-        """Fetch from the durable consumer and hand each message to the actor, one at a time;
-        acknowledge it once handled."""
-        batch = 1 if settings.ordered else settings.prefetch
-        failures = 0
-        while not publication._closing:
-            try:
-                messages = await subscription.fetch(batch, timeout=1.0)
-                failures = 0
-            except nats.errors.TimeoutError:
-                continue
-            except (nats.errors.Error, OSError) as error:
-                # The server is away: wait for the client to reconnect, backing off up to 1 s.
-                failures += 1
-                _logger.debug("fetch failed (%r), retrying", error)
-                await asyncio.sleep(min(1.0, 0.05 * 2**failures))
-                continue
-            publication._busy = True
-            # The consumer's ack_wait runs from each message's delivery: the messages of a batch
-            # waiting their turn are reported in progress, so that only a process that stopped
-            # working (killed, hung) has its messages delivered again.
-            waiting = list(messages)
-            keep_alive = self._spawn(self._report_progress(waiting, settings.redelivery_delay / 2))
-            try:
-                for index, msg in enumerate(messages):
-                    try:
-                        handled = not publication._closing and await self._handle_stored(publication, msg)
-                    except Exception:
-                        _logger.exception("%s: a stored message could not be delivered", publication.name)
-                        with contextlib.suppress(nats.errors.Error):
-                            await msg.term()  # it would fail again wherever it went
-                        waiting.remove(msg)
-                        continue
-                    if not handled:
-                        for rest in messages[index:]:
-                            with contextlib.suppress(nats.errors.Error):
-                                await rest.nak()
-                        if publication.closing():
-                            return
-                        break  # an incarnation ended (a supervised restart): fetch again for the next
-                    waiting.remove(msg)
-            finally:
-                keep_alive.cancel()
-                publication._busy = False
-
-    async def _handle_stored(self, publication: Publication, msg: Msg) -> bool:
-        """Deliver one stored message and acknowledge it when handled; False if the actor stopped
-        first (the message is then given back)."""
-        actor = await self._incarnation(publication)
-        if actor is None:
-            return False
-        try:
-            message = self._receiver.validate(actor, msg.data, msg.headers)
-        except InvalidPayload as error:
-            await self._receiver.refuse(actor, error, (msg.headers or {}).get(REPLY), msg.data)
-            await msg.term()  # never valid: not delivered again
-            return True
-        reply = (msg.headers or {}).get(REPLY)
-        stopped = self._receiver.ended(actor)
-        if reply:
-            asking, future = await queue_ask(actor, message)
-            await asyncio.wait([future, stopped], return_when=asyncio.FIRST_COMPLETED)
-            if stopped.done() and not future.done():
-                _withdraw(publication, asking)
-                return False
-            if not await self._receiver.answer(actor, message, future, reply, None):
-                return False
-        else:
-            await actor.reference.tell(message)
-            handled = await wait_handled(actor, stopped)
-            if not handled:
-                _withdraw(publication, message)
-                return False
-        with contextlib.suppress(nats.errors.Error):
-            await msg.ack()
-        return True
-
-    async def _incarnation(self, publication: Publication) -> Actor[Any] | None:
-        """The published actor's running incarnation; while a supervised child waits for its next
-        one (a restart's backoff), wait for it. None once the actor stopped for good."""
-        cell = publication._mailbox
-        while not cell.closed and not publication.closing():
-            actor = cell.actor
-            if actor.running:
-                return actor
-            await asyncio.sleep(0.02)  # between incarnations: poll until the next one runs
-        return None
-
-    async def _report_progress(self, waiting: list[Msg], interval: float) -> None:
-        """Tell the stream, every ``interval`` seconds, that the fetched messages not yet handled
-        are still being worked on (their redelivery delay starts again)."""
-        while True:
-            await asyncio.sleep(interval)  # a heartbeat period, not a wait for state
-            for msg in list(waiting):
-                with contextlib.suppress(nats.errors.Error):
-                    await msg.in_progress()
 
     @property
     def _exports(self) -> Mapping[str, ActorRef[Any]]:

@@ -9,7 +9,7 @@ ActorioException
 
 from __future__ import annotations
 
-from .._exceptions import ActorioException, ActorStopped
+from .. import ActorioException, ActorStopped
 
 __all__ = ["ActorNotFound", "NodeUnreachable", "RemoteError"]
 

@@ -19,7 +19,7 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,7 @@ from .. import Actor, InvalidPayload
 from ..lowlevel import Mailbox
 from ._codec import MSG_ID, REPLY
 from ._errors import ActorNotFound
-from ._publication import queue_ask, wait_handled
+from ._publication import Spawn, queue_ask, wait_handled
 
 if TYPE_CHECKING:
     from ._publication import Receiver
@@ -193,7 +193,7 @@ class Pump:
         pull: JetStreamContext.PullSubscription,
         settings: Durable,
         *,
-        spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
+        spawn: Spawn,
         mailbox: Mailbox,
         name: str,
     ) -> None:

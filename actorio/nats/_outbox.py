@@ -25,6 +25,7 @@ from ._codec import payload_bytes, read_reply
 from ._durable import Streams
 
 if TYPE_CHECKING:
+    from ._publication import Spawn
     from ._remote import RemoteRef
 
 __all__ = ["Outbox"]
@@ -46,7 +47,7 @@ class Outbox:
         self,
         nc: Client,
         *,
-        spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
+        spawn: Spawn,
         addresses: Addresses,
         streams: Streams,
         request: Request,

@@ -36,9 +36,10 @@ if TYPE_CHECKING:
     from ._node import Node
     from ._outbox import Outbox
 
-__all__ = ["CoreSubscription", "Inlet", "Publication", "Receiver", "queue_ask", "wait_handled"]
+__all__ = ["CoreSubscription", "Inlet", "Publication", "Receiver", "Spawn", "queue_ask", "wait_handled"]
 
 Spawn = Callable[[Awaitable[Any]], "asyncio.Task[Any]"]
+"""The node's way to start a task it tracks (awaited, then cancelled, when it closes)."""
 
 
 class Inlet(Protocol):
@@ -230,8 +231,8 @@ class Receiver:
         reply: str,
         timeout: float | None,
     ) -> bool:
-        """Wait for the reply to an ask and send it to ``reply``; False if the ask was not
-        answered (the actor stopped first, or ``timeout`` passed)."""
+        """Wait for the reply to an ask and send it (or the error it raised, `ActorStopped`
+        included) to ``reply``; False if ``timeout`` passed first (the asker gave up too)."""
         try:
             result = await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:

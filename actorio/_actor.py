@@ -23,8 +23,7 @@ from typing import Any, ClassVar, Generic, TypeGuard, TypeVar, cast, overload
 
 from . import _incarnation as incarnation
 from ._ask import AskRef, HeldAsks
-from ._dead_letters import dead_letters
-from ._dispatch import Handler, build_handler_table, check_handlers, declared_message_types, resolve_handler
+from ._dispatch import Handler, resolve_handler, set_up_dispatch
 from ._exceptions import EndMainLoop, UnhandledMessage
 from ._inputs import InputTasks
 from ._mailbox import BoundedMailbox, Mailbox
@@ -127,18 +126,11 @@ class Actor(Generic[P]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._actor_handlers = build_handler_table(cls)
-        cls._actor_fallback = cls.handle_message
-        cls._actor_message_types = declared_message_types(cls, Actor)
-        if cls._actor_message_types is not None:
-            overridden = cls.handle_message is not Actor.handle_message
-            check_handlers(cls, cls._actor_handlers, cls._actor_message_types, overridden)
+        set_up_dispatch(cls, Actor, incarnation.SIGNALS)
         check_wire_names(cls)
         throughput = cast(object, cls.mailbox_throughput)  # checked at run time too, for untyped classes
         if not (isinstance(throughput, int) and throughput >= 1):
             raise TypeError(f"{cls.__qualname__}.mailbox_throughput must be an int >= 1")
-        cls._actor_dispatch = dict(incarnation.SIGNALS)
-        cls._actor_accepts = {}
         # Skipping the base class's empty hooks saves two coroutines per actor lifetime.
         cls._actor_custom_setup = cls.mainloop_setup is not Actor.mainloop_setup
         cls._actor_custom_teardown = cls.mainloop_teardown is not Actor.mainloop_teardown
@@ -475,11 +467,10 @@ class Actor(Generic[P]):
 
     def _actor_start_timer(self, key: Hashable, message: Any, delay: float, interval: float | None) -> None:
         check_message(message)
-        if self._actor_closed:
-            return
-        if self._actor_timers is None:
-            self._actor_timers = Timers(self._actor_mailbox)
-        self._actor_timers.start(key, message, delay, interval)
+        if not self._actor_closed:
+            if self._actor_timers is None:
+                self._actor_timers = Timers(self._actor_mailbox)
+            self._actor_timers.start(key, message, delay, interval)
 
     # -- input tasks ----------------------------------------------------------------------
 
@@ -580,13 +571,6 @@ class Actor(Generic[P]):
                                 if self._actor_held is None:
                                     self._actor_held = HeldAsks()
                                 self._actor_held.hold(sender, handoffs)
-                except UnhandledMessage as error:
-                    unhandled = self._actor_failing if type(message) in incarnation.SIGNALS else message
-                    if error.message is unhandled:
-                        self._actor_failing = None
-                        dead_letters.record(unhandled, self.identifier, "unhandled", error)
-                    elif not incarnation.failed(self, message, error):
-                        raise  # another actor's, from a nested ask: a failure of this handler
                 except EndMainLoop:
                     raise
                 except Exception as error:

@@ -31,6 +31,7 @@ __all__ = [
     "declared_message_types",
     "handles",
     "resolve_handler",
+    "set_up_dispatch",
 ]
 
 HANDLES_ATTRIBUTE = "__actorio_handles__"
@@ -240,3 +241,16 @@ def check_handlers(
                 f"{name}'s protocol includes {member.__name__}, but {name} has no handler for it "
                 f"(add a method decorated with @handles({member.__name__}), or override handle_message)"
             )
+
+
+def set_up_dispatch(cls: Any, root: Any, signals: dict[type, Handler]) -> None:
+    """At the creation of actor class ``cls`` (a subclass of ``root``): its handler table, its
+    fallback, its declared message types (checked against the handlers), an empty dispatch cache
+    that starts with the runtime's ``signals``, and an empty cache of accepted message classes."""
+    cls._actor_handlers = table = build_handler_table(cls)
+    cls._actor_fallback = cls.handle_message
+    cls._actor_message_types = declared = declared_message_types(cls, root)
+    if declared is not None:
+        check_handlers(cls, table, declared, cls.handle_message is not root.handle_message)
+    cls._actor_dispatch = dict(signals)
+    cls._actor_accepts = {}

@@ -122,7 +122,14 @@ async def deliver(actor: Actor[Any], message: Message[Any]) -> None:
 
 def failed(actor: Actor[Any], message: Any, error: Exception) -> bool:
     """A handler failed on a told message (or a signal): record the dead letter; True if the
-    actor's supervision says to resume."""
+    actor carries on (a message it has no handler for, or its supervision says to resume)."""
+    if isinstance(error, UnhandledMessage):
+        unhandled = actor._actor_failing if type(message) in SIGNALS else message
+        if error.message is unhandled:
+            actor._actor_failing = None
+            dead_letters.record(unhandled, actor.identifier, "unhandled", error)
+            return True
+        # Else another actor's, from a nested ask: a failure of this handler.
     failing = message
     if type(message) in SIGNALS:
         failing, actor._actor_failing = actor._actor_failing, None

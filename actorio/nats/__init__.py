@@ -19,12 +19,12 @@ except ImportError as error:
     raise ImportError("actorio.nats needs the nats-py client: pip install 'actorio[nats]'") from error
 
 if TYPE_CHECKING:
+    from ._durable import Durable as Durable
     from ._errors import ActorNotFound as ActorNotFound
     from ._errors import NodeUnreachable as NodeUnreachable
     from ._errors import RemoteError as RemoteError
-    from ._node import Durable as Durable
     from ._node import Node as Node
-    from ._node import Publication as Publication
+    from ._publication import Publication as Publication
     from ._remote import RemoteRef as RemoteRef
     from ._server import LocalServer as LocalServer
     from ._server import find_nats_server as find_nats_server
@@ -48,9 +48,9 @@ _EXPORTS = {
     "ActorNotFound": "._errors",
     "NodeUnreachable": "._errors",
     "RemoteError": "._errors",
-    "Durable": "._node",
+    "Durable": "._durable",
     "Node": "._node",
-    "Publication": "._node",
+    "Publication": "._publication",
     "RemoteRef": "._remote",
     "LocalServer": "._server",
     "find_nats_server": "._server",

@@ -1,4 +1,9 @@
-"""The wire form of replies and errors across processes.
+"""The wire codec: headers, request bodies, replies and errors across processes.
+
+Owns the header names (``Actorio-Status``, ``Actorio-Sender``, ``Actorio-Reply``,
+``Actorio-Timeout``, and JetStream's ``Nats-Msg-Id``), the body of a raw request (`payload_bytes`),
+the ask's timeout header (`timeout_of`), the reply codec (`reply_codec`, `read_reply`) and the
+error bodies (`encode_error`, `decode_error`).
 
 A request carries the message's protocol wire form (``{"type": ..., "data": {...}}``). Its reply is
 one NATS message whose ``Actorio-Status`` header says what the body is:
@@ -14,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import traceback
+from collections.abc import Mapping
 from typing import Any, TypeGuard, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -21,6 +27,7 @@ from pydantic_core import PydanticSerializationError
 
 from .. import ActorioException, ActorStopped, InvalidPayload, Message, PayloadError, UnhandledMessage
 from ..lowlevel import (
+    Payload,
     encode_wire,
     is_message_class,
     reply_type_of,
@@ -31,13 +38,58 @@ from ..lowlevel import (
 )
 from ._errors import RemoteError
 
-__all__ = ["ReplyCodec", "decode_error", "encode_error", "reply_codec"]
+__all__ = [
+    "ERROR",
+    "MSG_ID",
+    "OK",
+    "REPLY",
+    "SENDER",
+    "STATUS",
+    "TIMEOUT",
+    "ReplyCodec",
+    "decode_error",
+    "encode_error",
+    "payload_bytes",
+    "read_reply",
+    "reply_codec",
+    "timeout_of",
+]
 
 STATUS = "Actorio-Status"
+"""A reply's header: ``ok`` or ``error`` (a stream's acknowledgement has none)."""
 SENDER = "Actorio-Sender"
+"""A message's header: the address its sender travels as (see ``_addresses``)."""
 REPLY = "Actorio-Reply"
+"""A stored ask's header: the subject its reply goes to (a stream keeps no reply subject)."""
 TIMEOUT = "Actorio-Timeout"
+"""An ask's header: the seconds the asker waits (the answering side stops waiting then too)."""
 MSG_ID = "Nats-Msg-Id"
+"""JetStream's header: the message id the stream's duplicate window is keyed by."""
+
+OK = {STATUS: "ok"}
+ERROR = {STATUS: "error"}
+
+
+def payload_bytes(payload: Payload) -> bytes:
+    """The body of a raw payload, sent as it is: bytes, text (UTF-8), or a mapping (as JSON)."""
+    if isinstance(payload, (bytes, bytearray)):
+        return bytes(payload)
+    if isinstance(payload, str):
+        return payload.encode()
+    return json.dumps(dict(payload)).encode()
+
+
+def timeout_of(headers: Mapping[str, str] | None) -> float | None:
+    """The seconds an ask's sender waits (its ``Actorio-Timeout`` header), or ``None`` when the
+    header is missing, unreadable, or not positive."""
+    value = headers.get(TIMEOUT) if headers else None
+    if value is None:
+        return None
+    try:
+        timeout = float(value)
+    except ValueError:
+        return None
+    return timeout if timeout > 0 else None
 
 
 def _is_message(value: object) -> TypeGuard[Message[Any]]:
@@ -107,6 +159,32 @@ def reply_codec(message_type: type[Message[Any]]) -> ReplyCodec:
             codec = ReplyCodec(reply_type_of(message_type))
         type.__setattr__(message_type, "_actorio_nats_codec", codec)
     return codec
+
+
+def read_reply(
+    identifier: str, headers: Mapping[str, str] | None, body: bytes, message: Message[Any] | None
+) -> Any:
+    """What the reply to an ask of ``identifier`` carries: the reply to ``message``, validated
+    against its reply type, or for a raw payload (``message`` is ``None``) the JSON-decoded body.
+
+    Raises the error an ``error`` reply carries (see `decode_error`); `RemoteError` (type name
+    ``InvalidReply``) for a reply not of the reply type; ``ValueError`` for a stream's
+    acknowledgement instead of a reply (the name has a durable mailbox: the ask was stored).
+    """
+    status = (headers or {}).get(STATUS)
+    if status is None:
+        raise ValueError(
+            f"{identifier} is published with a durable mailbox: ask it through "
+            "node.ref(name, durable=True) (this message was stored, and its reply is lost)"
+        )
+    if status == "error":
+        raise decode_error(body, identifier, Message() if message is None else message)
+    if message is None:
+        return json.loads(body)
+    try:
+        return reply_codec(type(message)).decode(body)
+    except ValueError as error:
+        raise RemoteError(identifier, "InvalidReply", __name__, str(error), "") from None
 
 
 # -- errors --------------------------------------------------------------------------------------

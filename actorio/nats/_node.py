@@ -1,5 +1,10 @@
 """`Node`: one process's connection to NATS; it publishes local actors and makes remote references.
 
+The node owns connecting, publishing (a core subscription or a durable mailbox: see
+``_publication`` and ``_durable``), making references, the request plumbing of asks and closing.
+It wires the other parts together: the outbox (``_outbox``) sends what remote references are
+told, the sender addresses (``_addresses``) and the wire codec (``_codec``).
+
 Subjects (``prefix`` is ``actorio`` unless given):
 
 - ``<prefix>.actor.<name>``: a published actor. Every process that publishes ``name`` subscribes
@@ -11,68 +16,39 @@ A durable actor's subject is captured by a JetStream stream (work-queue retentio
 pull consumer, ``actorio``, shared by every process that publishes the name.
 """
 
-# pyright: reportPrivateUsage=false
-# The node, its publications and its remote references are one package: they share private state.
-# pyright: reportUnknownMemberType=false
-# nats-py leaves a few parameters unannotated (``**params``, ``Future`` without its argument).
-
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import hashlib
-import json
 import logging
 import re
 import uuid
-import weakref
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
 import nats
 import nats.errors
-import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
-from .. import NO_SENDER, Actor, ActorRef, ActorStopped, BaseRef, InvalidPayload, Message, dead_letters
-from ..lowlevel import (
-    AskRef,
-    Mailbox,
-    Payload,
-    actor_of,
-    ask_message,
-    barrier,
-    encode_wire,
-    hand_off,
-    is_actor_class,
-    is_message_class,
-    mailbox_of,
-    message_types_of,
-    task_of,
-    unwatch,
-    watch,
-)
-from ._codec import MSG_ID, REPLY, SENDER, STATUS, TIMEOUT, decode_error, encode_error, reply_codec
-from ._errors import ActorNotFound, NodeUnreachable, RemoteError
+from .. import Actor, ActorRef, ActorStopped, Message
+from ..lowlevel import is_actor_class, is_message_class, mailbox_of, message_types_of
+from ._addresses import Addresses
+from ._codec import REPLY, TIMEOUT
+from ._durable import Durable, Pump, Streams
+from ._errors import ActorNotFound, NodeUnreachable
+from ._outbox import Outbox
+from ._publication import CoreSubscription, Inlet, Publication, Receiver
 from ._remote import RemoteRef
 
-__all__ = ["Durable", "Node", "Publication"]
+__all__ = ["Node"]
 
 _logger = logging.getLogger("actorio.nats")
 
 Q = TypeVar("Q", bound=Message[Any])
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
-_CONSUMER = "actorio"
-_OK = {STATUS: "ok"}
-_ERROR = {STATUS: "error"}
 
 
 def check_name(name: object) -> str:
@@ -82,48 +58,6 @@ def check_name(name: object) -> str:
             f"invalid actor name {name!r}: use dot-separated tokens of letters, digits, '_' and '-'"
         )
     return name
-
-
-@dataclass(frozen=True)
-class Durable:
-    """The settings of a durable mailbox (``node.publish(name, actor, durable=Durable(...))``).
-
-    - ``redelivery_delay``: seconds a delivered message may stay unacknowledged (the consumer's
-      ``ack_wait``) before JetStream delivers it again, to this or another process of the pool.
-      A process that dies (or whose event loop stops running) has its messages delivered again
-      after it; a working one reports the messages it fetched, the one being handled included,
-      in progress every half delay. 30 s by default.
-    - ``dedupe_window``: seconds during which a message stored again with the same message id is
-      dropped by the stream (its ``duplicate_window``). 120 s by default.
-    - ``ordered``: deliver one message at a time across the whole pool (``max_ack_pending=1``,
-      no prefetch), so that a redelivered message is handled before any later one: strict stream
-      order, at the cost of throughput. Off by default: then a redelivered message is handled after
-      messages stored later than it.
-    - ``prefetch``: messages fetched at once by each process (ignored when ``ordered``).
-    - ``max_deliver``: deliveries of one message before JetStream gives up on it (``None``: no limit).
-    """
-
-    redelivery_delay: float = 30.0
-    dedupe_window: float = 120.0
-    ordered: bool = False
-    prefetch: int = 32
-    max_deliver: int | None = None
-
-    def __post_init__(self) -> None:
-        if not self.redelivery_delay > 0:
-            raise ValueError(f"redelivery_delay must be positive, not {self.redelivery_delay!r}")
-        if not self.dedupe_window > 0:
-            raise ValueError(f"dedupe_window must be positive, not {self.dedupe_window!r}")
-        if self.prefetch < 1:
-            raise ValueError(f"prefetch must be at least 1, not {self.prefetch!r}")
-        if self.max_deliver is not None and self.max_deliver < 1:
-            raise ValueError(f"max_deliver must be at least 1 or None, not {self.max_deliver!r}")
-
-
-def stream_name(prefix: str, name: str) -> str:
-    """The JetStream stream of a durable actor: readable, and distinct for distinct names."""
-    digest = hashlib.sha1(f"{prefix}.{name}".encode()).hexdigest()[:8]
-    return f"{prefix}_{name.replace('.', '_')}_{digest}".upper()
 
 
 def _protocol_members(protocol: Any) -> tuple[type, ...] | None:
@@ -142,139 +76,6 @@ def _protocol_members(protocol: Any) -> tuple[type, ...] | None:
         if all(is_message_class(member) for member in members):
             return members
     raise TypeError(f"ref() takes an actor class, a message class or ActorRef[<messages>], not {protocol!r}")
-
-
-def _payload_bytes(payload: Payload) -> bytes:
-    if isinstance(payload, (bytes, bytearray)):
-        return bytes(payload)
-    if isinstance(payload, str):
-        return payload.encode()
-    return json.dumps(dict(payload)).encode()
-
-
-class Publication:
-    """A local actor published under a name; `unpublish` ends it (the actor keeps running).
-
-    It ends by itself when the actor stops for good (death watch): the process then leaves the
-    pool, and messages to the name go to the other processes that publish it. A supervised child
-    published through its reference stays published across its restarts: each message goes to
-    the incarnation running then.
-    """
-
-    def __init__(
-        self, node: Node, name: str, mailbox: Mailbox, reference: ActorRef[Any], durable: Durable | None
-    ) -> None:
-        self.node = node
-        self.name = name
-        self.durable = durable
-        self.subject = node._actor_subject(name)
-        self._mailbox = mailbox
-        self._reference = reference
-        self._subscription: Subscription | None = None
-        self._pull: JetStreamContext.PullSubscription | None = None
-        self._pump: asyncio.Task[None] | None = None
-        self._busy = False
-        self._closing = False
-        self._left = False
-        self._watcher = _PublicationEnd(self)
-        watch(reference, self._watcher)
-
-    @property
-    def actor(self) -> Actor[Any]:
-        """The published actor (for a supervised child, its incarnation running now)."""
-        return self._mailbox.actor
-
-    def closing(self) -> bool:
-        """True from the start of `unpublish` (read again after each await: it changes meanwhile)."""
-        return self._closing
-
-    @property
-    def active(self) -> bool:
-        """True until `unpublish` (or the actor's stop) has taken this process out of the name's
-        subscribers."""
-        return not self._left
-
-    async def unpublish(self, timeout: float = 10.0) -> None:
-        """Stop receiving: unsubscribe (messages already received are still delivered to the actor),
-        or for a durable actor, finish and acknowledge the message being handled, give back
-        (negative acknowledgement) the prefetched ones, and stop fetching. Idempotent."""
-        if self._closing:
-            return
-        self._closing = True
-        unwatch(self._reference, self._watcher)
-        self.node._publications.discard(self)
-        subscription, self._subscription = self._subscription, None
-        if subscription is not None and not self.node._nc.is_closed:
-            with contextlib.suppress(nats.errors.Error):
-                # drain() is not annotated in nats-py.
-                await asyncio.wait_for(cast(Any, subscription).drain(), timeout)
-        pump = self._pump
-        if pump is not None and not pump.done():
-            if not self._busy:
-                pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(pump), timeout)
-        pull, self._pull = self._pull, None
-        if pull is not None and not self.node._nc.is_closed:
-            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
-                await asyncio.wait_for(pull.unsubscribe(), timeout)
-        elif subscription is not None and not self.node._nc.is_closed:
-            # Core: what the subscription had received is in the mailbox; wait (within the
-            # timeout) until the actor has handled it, so that a graceful exit loses none of it.
-            actor = self.actor
-            if actor.running:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.node._wait_handled(actor, self.node._ended(actor)), timeout)
-        self._left = True
-
-    def __repr__(self) -> str:
-        kind = "durable " if self.durable else ""
-        return f"<Publication {kind}{self.name} of {self.actor!r}>"
-
-
-def _withdraw(publication: Publication, message: Message[Any]) -> None:
-    """Take a stored message back out of the mailbox, if it is still queued there, before it is
-    given back to the stream: a supervised child's restart keeps its mailbox, and the message
-    would otherwise be handled twice."""
-    publication._mailbox.withdraw(message)
-
-
-class _PublicationEnd(BaseRef):
-    """Death watch on a published actor: its publication ends when the actor stops for good."""
-
-    __slots__ = ("publication",)
-
-    def __init__(self, publication: Publication) -> None:
-        self.publication = publication
-
-    @property
-    def identifier(self) -> str:
-        return f"publication-{self.publication.name}"
-
-    def tell_nowait(self, message: Any, /) -> None:
-        if not self.publication._closing:
-            self.publication.node._spawn(self.publication.unpublish())
-
-
-class _Forget(BaseRef):
-    """Death watch on an actor whose address travelled as a sender: forget the address when it
-    stops for good."""
-
-    __slots__ = ("node", "mailbox", "reference", "token")
-
-    def __init__(self, node: Node, mailbox: Mailbox, reference: ActorRef[Any], token: str) -> None:
-        self.node = node
-        self.mailbox = mailbox
-        self.reference = reference
-        self.token = token
-
-    @property
-    def identifier(self) -> str:
-        return f"address-{self.token}"
-
-    def tell_nowait(self, message: Any, /) -> None:
-        self.node._exported.pop(self.mailbox, None)
-        self.node._exports.pop(self.token, None)
 
 
 class Node:
@@ -304,21 +105,21 @@ class Node:
         self, nc: Client, *, url: str, prefix: str, ask_timeout: float, store_timeout: float
     ) -> None:
         self._nc = nc
-        self._js: JetStreamContext = nc.jetstream()
         self.url = url
         self.prefix = prefix
         self.ask_timeout = ask_timeout
         self.store_timeout = store_timeout
         self.node_id = uuid.uuid4().hex[:16]
+        # nats-py leaves ``**opts`` of jetstream() unannotated.
+        js = nc.jetstream()  # pyright: ignore[reportUnknownMemberType]
+        self._streams = Streams(js, url=url, prefix=prefix, store_timeout=store_timeout)
         self._publications: set[Publication] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._outbox: collections.deque[tuple[Callable[[], Awaitable[Any]], asyncio.Future[None] | None]] = (
-            collections.deque()
+        self._addresses = Addresses(nc, prefix=prefix, node_id=self.node_id)
+        self._outbox = Outbox(
+            nc, spawn=self._spawn, addresses=self._addresses, streams=self._streams, request=self._request
         )
-        self._flusher: asyncio.Task[None] | None = None
-        self._ends: weakref.WeakKeyDictionary[Actor[Any], asyncio.Future[None]] = weakref.WeakKeyDictionary()
-        self._exported: dict[Mailbox, _Forget] = {}
-        self._exports: dict[str, ActorRef[Any]] = {}
+        self._receiver = Receiver(nc, spawn=self._spawn, outbox=self._outbox)
         self._replies: dict[str, asyncio.Future[Msg]] = {}
         self._closed = False
         self.reconnections = 0
@@ -381,8 +182,10 @@ class Node:
             reason = repr(last_error[0]) if last_error else repr(error)
             raise NodeUnreachable(url, f"no server answered within {connect_timeout} s ({reason})") from None
         node = cls(nc, url=url, prefix=prefix, ask_timeout=ask_timeout, store_timeout=store_timeout)
-        await nc.subscribe(f"{prefix}.node.{node.node_id}.*", cb=node._on_export)
-        await nc.subscribe(f"{prefix}.reply.{node.node_id}.*", cb=node._on_reply)
+        # nats-py leaves a parameter of subscribe() unannotated (``future: Future``).
+        subscribe = nc.subscribe  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        await subscribe(f"{prefix}.node.{node.node_id}.*", cb=node._on_export)
+        await subscribe(f"{prefix}.reply.{node.node_id}.*", cb=node._on_reply)
         await nc.flush()
         return node
 
@@ -396,7 +199,7 @@ class Node:
         """The underlying nats-py client."""
         return self._nc
 
-    def _actor_subject(self, name: str) -> str:
+    def _subject_of(self, name: str) -> str:
         return f"{self.prefix}.actor.{name}"
 
     def _spawn(self, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -458,71 +261,22 @@ class Node:
         if self._closed:
             raise RuntimeError("the node is closed")
         settings = Durable() if durable is True else (durable or None)
-        subject = self._actor_subject(name)
-        # The stream first: if it cannot be set up, nothing was started.
-        stored = None if settings is None else await self._set_up_stream(name, subject, settings)
+        subject = self._subject_of(name)
+        inlet: Inlet
+        if settings is None:
+            inlet = CoreSubscription(self._nc, self._receiver, subject=subject, mailbox=cell)
+        else:
+            # The stream first: if it cannot be set up, nothing was started.
+            pull = await self._streams.set_up(name, subject, settings)
+            inlet = Pump(self._nc, self._receiver, pull, settings, spawn=self._spawn, mailbox=cell, name=name)
         if not cell.actor.started and not cell.closed:
             await cell.actor.start()
-        publication = Publication(self, name, cell, cell.actor.reference, settings)
-        if stored is None:
-
-            async def on_message(msg: Msg) -> None:
-                await self._receive(publication.actor, msg)
-
-            publication._subscription = await self._nc.subscribe(subject, queue=subject, cb=on_message)
-            await self._nc.flush()
-        else:
-            publication._pull = stored
-            publication._pump = self._spawn(self._pump(publication, stored, settings or Durable()))
+        publication = Publication(
+            self, name, subject, cell, settings, inlet, spawn=self._spawn, leave=self._publications.discard
+        )
+        await inlet.open()
         self._publications.add(publication)
         return publication
-
-    async def _set_up_stream(
-        self, name: str, subject: str, settings: Durable
-    ) -> JetStreamContext.PullSubscription:
-        stream = stream_name(self.prefix, name)
-        config = StreamConfig(
-            name=stream,
-            subjects=[subject],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            duplicate_window=settings.dedupe_window,
-        )
-        try:
-            await self._js.add_stream(config)
-        except nats.js.errors.BadRequestError:
-            await self._js.update_stream(config)
-        except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
-            raise RuntimeError(
-                f"a durable mailbox needs JetStream, which the server at {self.url} does not offer "
-                "(start nats-server with -js)"
-            ) from None
-        consumer = ConsumerConfig(
-            durable_name=_CONSUMER,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=settings.redelivery_delay,
-            max_ack_pending=1 if settings.ordered else max(1000, settings.prefetch * 8),
-            max_deliver=settings.max_deliver if settings.max_deliver is not None else -1,
-        )
-        try:
-            existing = (await self._js.consumer_info(stream, _CONSUMER)).config
-        except nats.js.errors.NotFoundError:
-            pass
-        else:
-            changed = [
-                f"{field} {getattr(existing, field)!r} -> {getattr(consumer, field)!r}"
-                for field in ("ack_wait", "max_ack_pending", "max_deliver")
-                if getattr(existing, field) != getattr(consumer, field)
-            ]
-            if changed:
-                _logger.warning("durable %r published with other settings: %s", name, ", ".join(changed))
-        try:
-            await self._js.add_consumer(stream, consumer)
-        except nats.js.errors.BadRequestError as error:
-            raise ValueError(
-                f"{name!r} is already published durably with other settings ({error.description})"
-            ) from None
-        return await self._js.pull_subscribe_bind(durable=_CONSUMER, stream=stream)
 
     @overload
     def ref(self, name: str, protocol: None = None, *, durable: bool = False) -> RemoteRef[Message[Any]]: ...
@@ -545,150 +299,15 @@ class Node:
         invalid ``protocol``.
         """
         check_name(name)
-        return RemoteRef(self, self._actor_subject(name), name, _protocol_members(protocol), durable)
-
-    # -- sending ------------------------------------------------------------------------------
-
-    def _headers(self, message: Message[Any]) -> dict[str, str] | None:
-        sender = message.sender
-        if sender is NO_SENDER or not sender:
-            return None
-        return {SENDER: self._address_of(sender)}
-
-    def _address_of(self, sender: object) -> str:
-        """The address a sender travels as: a remote reference's subject, or a local actor's address
-        on this node (made on first use, forgotten when the actor stops for good)."""
-        if isinstance(sender, RemoteRef):
-            return sender.subject
-        if isinstance(sender, ActorRef):
-            cell = mailbox_of(cast(object, sender))
-            if cell is None:
-                raise TypeError(f"{sender!r} has no local actor: it cannot travel as a sender")
-            forget = self._exported.get(cell)
-            if forget is None:
-                reference: ActorRef[Any] = cell.actor.reference
-                forget = self._exported[cell] = _Forget(self, cell, reference, uuid.uuid4().hex)
-                self._exports[forget.token] = reference
-                # Forgotten when the actor stops for good (death watch); a supervised child's
-                # address outlives its restarts, as its reference does.
-                watch(reference, forget)
-            return f"{self.prefix}.node.{self.node_id}.{forget.token}"
-        raise TypeError(
-            f"a {type(sender).__name__} cannot travel as a sender to another process: "
-            "only an actor (or a remote reference) can"
-        )
-
-    def _enqueue(self, send: Callable[[], Awaitable[Any]], done: asyncio.Future[None] | None) -> None:
-        self._outbox.append((send, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = self._spawn(self._flush_outbox())
-
-    async def _flush_outbox(self) -> None:
-        outbox = self._outbox
-        while outbox:
-            send, done = outbox.popleft()
-            try:
-                await send()
-            except Exception as error:
-                if done is None:
-                    _logger.error("tell_nowait could not publish: %r", error)
-                elif not done.done():
-                    done.set_exception(error)
-            else:
-                if done is not None and not done.done():
-                    done.set_result(None)
-
-    async def _send(self, send: Callable[[], Awaitable[Any]]) -> None:
-        if self._outbox:
-            # Earlier tell_nowait calls are still queued: go after them, keeping the order.
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._enqueue(send, done)
-            await done
-        else:
-            # nats-py appends the message to its buffer before its first suspension: in order.
-            await send()
-
-    def _tell_nowait(self, ref: RemoteRef[Any], message: Message[Any]) -> None:
-        send = self._sending(ref, message, None)
-        if send is not None:
-            self._enqueue(send, None)
-
-    async def _tell(self, ref: RemoteRef[Any], message: Message[Any], msg_id: str | None) -> None:
-        send = self._sending(ref, message, msg_id)
-        if send is not None:
-            await self._send(send)
-
-    def _sending(
-        self, ref: RemoteRef[Any], message: Message[Any], msg_id: str | None
-    ) -> Callable[[], Awaitable[Any]] | None:
-        """What publishes ``message`` to ``ref`` (encoded now, so that errors raise at the call);
-        None for a message carrying an ask, which is handed on at once."""
-        ask = hand_off(message)
-        if ask is not None:
-            # A message carrying an ask, handed on: the remote actor answers it.
-            self._spawn(self._answer_forwarded(ref, message, ask))
-            return None
-        body = encode_wire(message)
-        headers = self._headers(message)
-        if ref.durable:
-            return lambda: self._store(ref, body, headers, msg_id)
-        return lambda: self._nc.publish(ref.subject, body, headers=headers)
-
-    async def _tell_raw(self, ref: RemoteRef[Any], payload: Payload) -> None:
-        body = _payload_bytes(payload)
-        if ref.durable:
-            await self._send(lambda: self._store(ref, body, None, None))
-        else:
-            await self._send(lambda: self._nc.publish(ref.subject, body))
-
-    async def _answer_forwarded(self, ref: RemoteRef[Any], message: Message[Any], ask: AskRef) -> None:
-        try:
-            reply = await self._ask(ref, message, None)
-        except Exception as error:
-            ask.fail(error)
-        else:
-            ask.tell_nowait(reply)
-
-    async def _store(
-        self, ref: RemoteRef[Any], body: bytes, headers: Mapping[str, str] | None, msg_id: str | None
-    ) -> None:
-        """Publish to the stream and wait for its acknowledgement, retrying with the same message id
-        (so that the stream stores it once) until ``store_timeout``."""
-        stored = dict(headers or {})
-        stored[MSG_ID] = msg_id or uuid.uuid4().hex
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.store_timeout
-        while True:
-            remaining = deadline - loop.time()
-            try:
-                await self._js.publish(
-                    ref.subject, body, timeout=max(0.05, min(0.5, remaining)), headers=stored
-                )
-                return
-            except nats.errors.NoRespondersError:
-                if loop.time() >= deadline:
-                    raise ActorNotFound(ref.identifier, ref.subject) from None
-                # No stream (yet, or JetStream still starting after a restart): a pause, then again.
-                await asyncio.sleep(0.05)
-            except (TypeError, KeyError, ValueError):
-                # Answered, but not by a stream: the name is published without a durable mailbox.
-                raise ValueError(
-                    f"{ref.identifier} is not published with a durable mailbox: "
-                    "send to it through node.ref(name) without durable=True (nothing was delivered)"
-                ) from None
-            except (nats.errors.TimeoutError, nats.errors.ConnectionReconnectingError) as error:
-                if loop.time() >= deadline:
-                    raise asyncio.TimeoutError(f"the stream did not store the message: {error!r}") from None
-                if not isinstance(error, nats.errors.TimeoutError):
-                    await asyncio.sleep(0.05)  # reconnecting: a pause (a timeout waited already)
+        return RemoteRef(self._outbox, self._subject_of(name), name, _protocol_members(protocol), durable)
 
     # -- asking -------------------------------------------------------------------------------
 
     async def _request(self, ref: RemoteRef[Any], body: bytes, timeout: float | None) -> Msg:
+        """Send a request body to ``ref`` and return its reply: a core NATS request, or, durable,
+        the body stored with a reply subject of this node's. Raises `ActorNotFound` if nobody
+        publishes the name, ``asyncio.TimeoutError`` after ``timeout`` (``ask_timeout`` if None)."""
         wait = self.ask_timeout if timeout is None else timeout
-        if self._outbox:
-            # Earlier tell_nowait calls are still queued: the ask goes after them.
-            await self._send(_nothing)
         headers = {TIMEOUT: repr(wait)}
         if not ref.durable:
             try:
@@ -703,7 +322,7 @@ class Node:
         headers[REPLY] = f"{self.prefix}.reply.{self.node_id}.{token}"
 
         async def store_then_wait() -> Msg:
-            await self._store(ref, body, headers, None)
+            await self._streams.store(ref, body, headers, None)
             return await future
 
         try:
@@ -713,31 +332,6 @@ class Node:
         finally:
             self._replies.pop(token, None)
 
-    def _check_reply(self, ref: RemoteRef[Any], reply: Msg) -> None:
-        if STATUS not in (reply.headers or {}):
-            # A stream's acknowledgement, not an actor's reply: the name has a durable mailbox.
-            raise ValueError(
-                f"{ref.identifier} is published with a durable mailbox: ask it through "
-                "node.ref(name, durable=True) (this message was stored, and its reply is lost)"
-            )
-
-    async def _ask(self, ref: RemoteRef[Any], message: Message[Any], timeout: float | None) -> Any:
-        reply = await self._request(ref, encode_wire(message), timeout)
-        self._check_reply(ref, reply)
-        if (reply.headers or {}).get(STATUS) == "error":
-            raise decode_error(reply.data, ref.identifier, message)
-        try:
-            return reply_codec(type(message)).decode(reply.data)
-        except ValueError as error:
-            raise RemoteError(ref.identifier, "InvalidReply", __name__, str(error), "") from None
-
-    async def _ask_raw(self, ref: RemoteRef[Any], payload: Payload, timeout: float | None) -> Any:
-        reply = await self._request(ref, _payload_bytes(payload), timeout)
-        self._check_reply(ref, reply)
-        if (reply.headers or {}).get(STATUS) == "error":
-            raise decode_error(reply.data, ref.identifier, Message())
-        return json.loads(reply.data)
-
     async def _on_reply(self, msg: Msg) -> None:
         future = self._replies.get(msg.subject.rsplit(".", 1)[-1])
         if future is not None and not future.done():
@@ -746,216 +340,12 @@ class Node:
     # -- receiving ----------------------------------------------------------------------------
 
     async def _on_export(self, msg: Msg) -> None:
-        reference = self._exports.get(msg.subject.rsplit(".", 1)[-1])
-        actor = actor_of(reference) if reference is not None else None
-        if actor is None:
-            if msg.reply:
-                body = json.dumps({"kind": "stopped", "message": "the actor is gone"}).encode()
-                await self._nc.publish(msg.reply, body, headers=_ERROR)
-            else:
-                dead_letters.record(msg.data, msg.subject, "stopped")
-            return
-        await self._receive(actor, msg)
+        await self._addresses.receive(msg, self._receiver.receive)
 
-    def _validate(self, actor: Actor[Any], data: bytes, headers: Mapping[str, str] | None) -> Message[Any]:
-        """The typed message of a payload, with its sender; raises `InvalidPayload`."""
-        message: Message[Any] = type(actor).protocol.validate(data)
-        address = headers.get(SENDER) if headers else None
-        if address:
-            sender: RemoteRef[Any] = RemoteRef(self, address, address, None)
-            message = message.model_copy(update={"sender": sender})
-        return message
-
-    async def _receive(self, actor: Actor[Any], msg: Msg) -> None:
-        """A message from core NATS: validated, then told (or, for a request, asked) to ``actor``."""
-        if msg.reply and MSG_ID in (msg.headers or {}):
-            # A durable tell (it asks for a stream's acknowledgement) to a name that is not durable:
-            # refused, not handled, so that the sender's error does not hide a delivery.
-            refusal = ValueError(
-                f"{actor.identifier} is not published with a durable mailbox: "
-                "send to it through node.ref(name) without durable=True"
-            )
-            await self._nc.publish(msg.reply, encode_error(refusal, actor.identifier), headers=_ERROR)
-            return
-        try:
-            message = self._validate(actor, msg.data, msg.headers)
-        except InvalidPayload as error:
-            await self._refuse(actor, error, msg.reply or None, msg.data)
-            return
-        if not msg.reply:
-            await actor.reference.tell(message)
-            return
-        future = await self._queue_ask(actor, message)
-        timeout = _timeout_of(msg.headers)
-        self._spawn(self._answer(actor, message, future, msg.reply, timeout))
-
-    async def _refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None, data: bytes) -> None:
-        if reply:
-            await self._nc.publish(reply, encode_error(error, actor.identifier), headers=_ERROR)
-        else:
-            dead_letters.record(data, actor.identifier, "invalid", error)
-
-    async def _queue_ask(self, actor: Actor[Any], message: Message[Any]) -> asyncio.Future[Any]:
-        """Queue ``message`` as an ask, now, in arrival order; the future gets the reply."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await actor.reference.tell(ask_message(message, future))
-        return future
-
-    async def _answer(
-        self,
-        actor: Actor[Any],
-        message: Message[Any],
-        future: asyncio.Future[Any],
-        reply: str,
-        timeout: float | None,
-    ) -> bool:
-        """Wait for the reply to an ask and send it to ``reply``; False if the ask was not
-        answered (the actor stopped first, or ``timeout`` passed)."""
-        try:
-            result = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            return False  # the asker gave up too
-        except ActorStopped as error:
-            body, headers = encode_error(error, actor.identifier), _ERROR
-        except Exception as error:
-            body, headers = encode_error(error, actor.identifier), _ERROR
-        else:
-            try:
-                body, headers = reply_codec(type(message)).encode(result), _OK
-            except Exception as error:  # not of the reply type, or not JSON: the asker is told
-                body, headers = encode_error(error, actor.identifier), _ERROR
-        with contextlib.suppress(nats.errors.ConnectionClosedError):
-            await self._nc.publish(reply, body, headers=headers)
-        return True
-
-    # -- durable mailboxes --------------------------------------------------------------------
-
-    async def _pump(
-        self, publication: Publication, subscription: JetStreamContext.PullSubscription, settings: Durable
-    ) -> None:
-        """Fetch from the durable consumer and hand each message to the actor, one at a time;
-        acknowledge it once handled."""
-        batch = 1 if settings.ordered else settings.prefetch
-        failures = 0
-        while not publication._closing:
-            try:
-                messages = await subscription.fetch(batch, timeout=1.0)
-                failures = 0
-            except nats.errors.TimeoutError:
-                continue
-            except (nats.errors.Error, OSError) as error:
-                # The server is away: wait for the client to reconnect, backing off up to 1 s.
-                failures += 1
-                _logger.debug("fetch failed (%r), retrying", error)
-                await asyncio.sleep(min(1.0, 0.05 * 2**failures))
-                continue
-            publication._busy = True
-            # The consumer's ack_wait runs from each message's delivery: the messages of a batch
-            # waiting their turn are reported in progress, so that only a process that stopped
-            # working (killed, hung) has its messages delivered again.
-            waiting = list(messages)
-            keep_alive = self._spawn(self._report_progress(waiting, settings.redelivery_delay / 2))
-            try:
-                for index, msg in enumerate(messages):
-                    try:
-                        handled = not publication._closing and await self._handle_stored(publication, msg)
-                    except Exception:
-                        _logger.exception("%s: a stored message could not be delivered", publication.name)
-                        with contextlib.suppress(nats.errors.Error):
-                            await msg.term()  # it would fail again wherever it went
-                        waiting.remove(msg)
-                        continue
-                    if not handled:
-                        for rest in messages[index:]:
-                            with contextlib.suppress(nats.errors.Error):
-                                await rest.nak()
-                        if publication.closing():
-                            return
-                        break  # an incarnation ended (a supervised restart): fetch again for the next
-                    waiting.remove(msg)
-            finally:
-                keep_alive.cancel()
-                publication._busy = False
-
-    async def _handle_stored(self, publication: Publication, msg: Msg) -> bool:
-        """Deliver one stored message and acknowledge it when handled; False if the actor stopped
-        first (the message is then given back)."""
-        actor = await self._incarnation(publication)
-        if actor is None:
-            return False
-        try:
-            message = self._validate(actor, msg.data, msg.headers)
-        except InvalidPayload as error:
-            await self._refuse(actor, error, (msg.headers or {}).get(REPLY), msg.data)
-            await msg.term()  # never valid: not delivered again
-            return True
-        reply = (msg.headers or {}).get(REPLY)
-        stopped = self._ended(actor)
-        if reply:
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            asking = ask_message(message, future)
-            await actor.reference.tell(asking)
-            await asyncio.wait([future, stopped], return_when=asyncio.FIRST_COMPLETED)
-            if stopped.done() and not future.done():
-                _withdraw(publication, asking)
-                return False
-            if not await self._answer(actor, message, future, reply, None):
-                return False
-        else:
-            await actor.reference.tell(message)
-            handled = await self._wait_handled(actor, stopped)
-            if not handled:
-                _withdraw(publication, message)
-                return False
-        with contextlib.suppress(nats.errors.Error):
-            await msg.ack()
-        return True
-
-    async def _incarnation(self, publication: Publication) -> Actor[Any] | None:
-        """The published actor's running incarnation; while a supervised child waits for its next
-        one (a restart's backoff), wait for it. None once the actor stopped for good."""
-        cell = publication._mailbox
-        while not cell.closed and not publication.closing():
-            actor = cell.actor
-            if actor.running:
-                return actor
-            await asyncio.sleep(0.02)  # between incarnations: poll until the next one runs
-        return None
-
-    async def _report_progress(self, waiting: list[Msg], interval: float) -> None:
-        """Tell the stream, every ``interval`` seconds, that the fetched messages not yet handled
-        are still being worked on (their redelivery delay starts again)."""
-        while True:
-            await asyncio.sleep(interval)  # a heartbeat period, not a wait for state
-            for msg in list(waiting):
-                with contextlib.suppress(nats.errors.Error):
-                    await msg.in_progress()
-
-    def _ended(self, actor: Actor[Any]) -> asyncio.Future[None]:
-        """A future done when this incarnation of the actor has ended (one per incarnation)."""
-        ended = self._ends.get(actor)
-        if ended is None:
-            ended = self._ends[actor] = asyncio.get_running_loop().create_future()
-            task = task_of(actor)
-            if task is None or task.done():
-                ended.set_result(None)
-            else:
-                done = ended
-
-                def end(_: object) -> None:
-                    if not done.done():
-                        done.set_result(None)
-
-                task.add_done_callback(end)
-        return ended
-
-    async def _wait_handled(self, actor: Actor[Any], stopped: asyncio.Future[None]) -> bool:
-        """Wait until the actor has handled what it was told so far; False if it stopped first."""
-        handled = barrier(actor)
-        await asyncio.wait(
-            [cast("asyncio.Future[Any]", handled), stopped], return_when=asyncio.FIRST_COMPLETED
-        )
-        return handled.done() and handled.result()
+    @property
+    def _exports(self) -> Mapping[str, ActorRef[Any]]:
+        """The local actors whose address travelled as a sender, by the token of the address."""
+        return self._addresses.exports
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -968,11 +358,10 @@ class Node:
         self._closed = True
         for publication in list(self._publications):
             await publication.unpublish(timeout)
-        pending = [task for task in self._tasks if task is not self._flusher]
+        pending = [task for task in self._tasks if task is not self._outbox.flusher]
         if pending:
             await asyncio.wait(pending, timeout=timeout)
-        if self._flusher is not None and not self._flusher.done():
-            await asyncio.wait([self._flusher], timeout=timeout)
+        await self._outbox.flushed(timeout)
         for future in self._replies.values():
             if not future.done():
                 future.set_exception(ConnectionError(f"the node {self.node_id} closed before the reply came"))
@@ -983,10 +372,7 @@ class Node:
                 await self._nc.close()
         for task in list(self._tasks):
             task.cancel()
-        exported, self._exported = self._exported, {}
-        for forget in exported.values():
-            unwatch(forget.reference, forget)  # the actors outlive this node: let them forget it
-        self._exports.clear()
+        self._addresses.forget_all()  # the actors outlive this node: let them forget it
 
     async def __aenter__(self) -> Node:
         return self
@@ -1001,18 +387,3 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.node_id} at {self.url}>"
-
-
-async def _nothing() -> None:
-    return None
-
-
-def _timeout_of(headers: Mapping[str, str] | None) -> float | None:
-    value = headers.get(TIMEOUT) if headers else None
-    if value is None:
-        return None
-    try:
-        timeout = float(value)
-    except ValueError:
-        return None
-    return timeout if timeout > 0 else None

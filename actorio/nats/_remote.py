@@ -1,8 +1,5 @@
 """`RemoteRef`: the address of an actor published on NATS, as an `ActorRef`."""
 
-# pyright: reportPrivateUsage=false
-# A RemoteRef's node (one package with it) does the sending: it reads the node's private methods.
-
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast, overload
@@ -13,7 +10,7 @@ from .. import NO_REPLY, ActorRef, Message, NoReply
 from ..lowlevel import MailboxLike, Member, Payload, Request, check_accepted
 
 if TYPE_CHECKING:
-    from ._node import Node
+    from ._outbox import Outbox
 
 __all__ = ["RemoteRef"]
 
@@ -45,11 +42,11 @@ class RemoteRef(ActorRef[P]):
     Two remote references are equal when they address the same subject through the same node.
     """
 
-    __slots__ = ("_node", "_subject", "_name", "_durable")
+    __slots__ = ("_outbox", "_subject", "_name", "_durable")
 
     def __init__(
         self,
-        node: Node,
+        outbox: Outbox,
         subject: str,
         name: str,
         protocol: tuple[type, ...] | None,
@@ -58,7 +55,7 @@ class RemoteRef(ActorRef[P]):
         # No local mailbox: every method that would use it is overridden. It is None rather than
         # unset, so that ``local_ref == remote_ref`` is False rather than an AttributeError.
         super().__init__(cast(MailboxLike, None), protocol)
-        self._node = node
+        self._outbox = outbox  # its node's: the node sends what this reference is told
         self._subject = subject
         self._name = name
         self._durable = durable
@@ -83,18 +80,20 @@ class RemoteRef(ActorRef[P]):
         `ActorRef.narrow`."""
         narrowed = ActorRef.narrow(cast(Any, self), message_type)  # checks, as for a local ref
         assert isinstance(self, RemoteRef)
-        return RemoteRef(self._node, self._subject, self._name, narrowed.message_types, self._durable)
+        return RemoteRef(self._outbox, self._subject, self._name, narrowed.message_types, self._durable)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RemoteRef) and other._node is self._node and other._subject == self._subject
+        return (
+            isinstance(other, RemoteRef) and other._outbox is self._outbox and other._subject == self._subject
+        )
 
     def __hash__(self) -> int:
-        return hash((id(self._node), self._subject))
+        return hash((id(self._outbox), self._subject))
 
     def tell_nowait(self, message: P, /) -> None:
         """Queue ``message`` for publication and return at once (see the class docstring)."""
         check_accepted(self, message)
-        self._node._tell_nowait(self, message)
+        self._outbox.tell_nowait(self, message)
 
     async def tell(self, message: P, /, *, msg_id: str | None = None) -> None:
         """Publish ``message``; to a durable reference, return once the stream stored it.
@@ -107,7 +106,7 @@ class RemoteRef(ActorRef[P]):
         not confirm in time.
         """
         check_accepted(self, message)
-        await self._node._tell(self, message, msg_id)
+        await self._outbox.tell(self, message, msg_id)
 
     async def forward(self, message: P, /) -> NoReply:
         """Tell ``message`` with its sender; if it carries an ask, the remote actor answers it."""
@@ -124,17 +123,17 @@ class RemoteRef(ActorRef[P]):
         """Send ``message`` as a NATS request and return the validated reply (see the class
         docstring for what is raised). ``message`` itself is not changed."""
         check_accepted(self, message)
-        return await self._node._ask(self, message, timeout)
+        return await self._outbox.ask(self, message, timeout)
 
     async def tell_payload(self, payload: Payload, /) -> None:
         """Publish a raw wire payload as it is: the remote actor's protocol validates it there
         (an invalid one is a dead letter at the remote node)."""
-        await self._node._tell_raw(self, payload)
+        await self._outbox.tell_payload(self, payload)
 
     async def ask_payload(self, payload: Payload, /, timeout: float | None = None) -> Any:
         """Send a raw wire payload as a request; the reply is returned as JSON-decoded data.
         An invalid payload raises `InvalidPayload` from the remote actor's protocol."""
-        return await self._node._ask_raw(self, payload, timeout)
+        return await self._outbox.ask_payload(self, payload, timeout)
 
     def __repr__(self) -> str:
         return f"<RemoteRef {self._name} at {self._subject}>"

@@ -1,0 +1,333 @@
+"""Durable mailboxes: a published name's JetStream stream, what is stored in it, and its pump.
+
+Owns:
+
+- `Durable`, the settings, and `stream_name`, the stream of a durable name;
+- `Streams`: setting up a durable name's stream (work-queue retention) and its one durable pull
+  consumer, ``actorio``, shared by every process that publishes the name; and storing a message
+  in it (the sending side, retried under one message id so that the stream keeps it once);
+- `Pump`: a durable publication's inlet. It fetches, hands each stored message to the actor's
+  running incarnation (waiting for the next one while a supervised child restarts), acknowledges
+  it once handled (an ask: once its reply was sent), gives it back if the incarnation ended
+  first, and reports the fetched messages waiting their turn in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+
+from .. import Actor, InvalidPayload
+from ..lowlevel import Mailbox
+from ._codec import MSG_ID, REPLY
+from ._errors import ActorNotFound
+from ._publication import Spawn, queue_ask, wait_handled
+
+if TYPE_CHECKING:
+    from ._publication import Receiver
+    from ._remote import RemoteRef
+
+__all__ = ["CONSUMER", "Durable", "Pump", "Streams", "stream_name"]
+
+_logger = logging.getLogger("actorio.nats")
+
+CONSUMER = "actorio"
+"""The durable consumer of every durable name's stream (one, shared by the name's processes)."""
+
+
+@dataclass(frozen=True)
+class Durable:
+    """The settings of a durable mailbox (``node.publish(name, actor, durable=Durable(...))``).
+
+    - ``redelivery_delay``: seconds a delivered message may stay unacknowledged (the consumer's
+      ``ack_wait``) before JetStream delivers it again, to this or another process of the pool.
+      A process that dies (or whose event loop stops running) has its messages delivered again
+      after it; a working one reports the messages it fetched, the one being handled included,
+      in progress every half delay. 30 s by default.
+    - ``dedupe_window``: seconds during which a message stored again with the same message id is
+      dropped by the stream (its ``duplicate_window``). 120 s by default.
+    - ``ordered``: deliver one message at a time across the whole pool (``max_ack_pending=1``,
+      no prefetch), so that a redelivered message is handled before any later one: strict stream
+      order, at the cost of throughput. Off by default: then a redelivered message is handled after
+      messages stored later than it.
+    - ``prefetch``: messages fetched at once by each process (ignored when ``ordered``).
+    - ``max_deliver``: deliveries of one message before JetStream gives up on it (``None``: no limit).
+    """
+
+    redelivery_delay: float = 30.0
+    dedupe_window: float = 120.0
+    ordered: bool = False
+    prefetch: int = 32
+    max_deliver: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.redelivery_delay > 0:
+            raise ValueError(f"redelivery_delay must be positive, not {self.redelivery_delay!r}")
+        if not self.dedupe_window > 0:
+            raise ValueError(f"dedupe_window must be positive, not {self.dedupe_window!r}")
+        if self.prefetch < 1:
+            raise ValueError(f"prefetch must be at least 1, not {self.prefetch!r}")
+        if self.max_deliver is not None and self.max_deliver < 1:
+            raise ValueError(f"max_deliver must be at least 1 or None, not {self.max_deliver!r}")
+
+
+def stream_name(prefix: str, name: str) -> str:
+    """The JetStream stream of a durable actor: readable, and distinct for distinct names."""
+    digest = hashlib.sha1(f"{prefix}.{name}".encode()).hexdigest()[:8]
+    return f"{prefix}_{name.replace('.', '_')}_{digest}".upper()
+
+
+class Streams:
+    """A node's side of JetStream: sets up durable names' streams and stores messages in them."""
+
+    def __init__(self, js: JetStreamContext, *, url: str, prefix: str, store_timeout: float) -> None:
+        self._js = js
+        self._url = url
+        self._prefix = prefix
+        self._store_timeout = store_timeout
+
+    async def set_up(self, name: str, subject: str, settings: Durable) -> JetStreamContext.PullSubscription:
+        """Create (or update) the stream that captures ``subject`` and its durable consumer, and
+        bind a pull subscription to it. Raises ``RuntimeError`` without JetStream, ``ValueError``
+        for settings the server refuses to change."""
+        stream = stream_name(self._prefix, name)
+        config = StreamConfig(
+            name=stream,
+            subjects=[subject],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=settings.dedupe_window,
+        )
+        # nats-py leaves ``**params`` unannotated in add_stream, update_stream and add_consumer.
+        try:
+            await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
+        except nats.js.errors.BadRequestError:
+            await self._js.update_stream(config)  # pyright: ignore[reportUnknownMemberType]
+        except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
+            raise RuntimeError(
+                f"a durable mailbox needs JetStream, which the server at {self._url} does not offer "
+                "(start nats-server with -js)"
+            ) from None
+        consumer = ConsumerConfig(
+            durable_name=CONSUMER,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=settings.redelivery_delay,
+            max_ack_pending=1 if settings.ordered else max(1000, settings.prefetch * 8),
+            max_deliver=settings.max_deliver if settings.max_deliver is not None else -1,
+        )
+        try:
+            existing = (await self._js.consumer_info(stream, CONSUMER)).config
+        except nats.js.errors.NotFoundError:
+            pass
+        else:
+            changed = [
+                f"{field} {getattr(existing, field)!r} -> {getattr(consumer, field)!r}"
+                for field in ("ack_wait", "max_ack_pending", "max_deliver")
+                if getattr(existing, field) != getattr(consumer, field)
+            ]
+            if changed:
+                _logger.warning("durable %r published with other settings: %s", name, ", ".join(changed))
+        try:
+            await self._js.add_consumer(stream, consumer)  # pyright: ignore[reportUnknownMemberType]
+        except nats.js.errors.BadRequestError as error:
+            raise ValueError(
+                f"{name!r} is already published durably with other settings ({error.description})"
+            ) from None
+        return await self._js.pull_subscribe_bind(durable=CONSUMER, stream=stream)
+
+    async def store(
+        self, ref: RemoteRef[Any], body: bytes, headers: Mapping[str, str] | None, msg_id: str | None
+    ) -> None:
+        """Publish to the stream and wait for its acknowledgement, retrying with the same message id
+        (so that the stream stores it once) until ``store_timeout``."""
+        stored = dict(headers or {})
+        stored[MSG_ID] = msg_id or uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._store_timeout
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                await self._js.publish(
+                    ref.subject, body, timeout=max(0.05, min(0.5, remaining)), headers=stored
+                )
+                return
+            except nats.errors.NoRespondersError:
+                if loop.time() >= deadline:
+                    raise ActorNotFound(ref.identifier, ref.subject) from None
+                # No stream (yet, or JetStream still starting after a restart): a pause, then again.
+                await asyncio.sleep(0.05)
+            except (TypeError, KeyError, ValueError):
+                # Answered, but not by a stream: the name is published without a durable mailbox.
+                raise ValueError(
+                    f"{ref.identifier} is not published with a durable mailbox: "
+                    "send to it through node.ref(name) without durable=True (nothing was delivered)"
+                ) from None
+            except (nats.errors.TimeoutError, nats.errors.ConnectionReconnectingError) as error:
+                if loop.time() >= deadline:
+                    raise asyncio.TimeoutError(f"the stream did not store the message: {error!r}") from None
+                if not isinstance(error, nats.errors.TimeoutError):
+                    await asyncio.sleep(0.05)  # reconnecting: a pause (a timeout waited already)
+
+
+class Pump:
+    """A durable publication's inlet: fetches from the durable consumer and hands each stored
+    message to the actor's running incarnation, one at a time; acknowledges it once handled."""
+
+    def __init__(
+        self,
+        nc: Client,
+        receiver: Receiver,
+        pull: JetStreamContext.PullSubscription,
+        settings: Durable,
+        *,
+        spawn: Spawn,
+        mailbox: Mailbox,
+        name: str,
+    ) -> None:
+        self._nc = nc
+        self._receiver = receiver
+        self._pull = pull
+        self._settings = settings
+        self._spawn = spawn
+        self._mailbox = mailbox
+        self._name = name
+        self._task: asyncio.Task[None] | None = None
+        self._busy = False
+        self._closing = False
+
+    def closing(self) -> bool:
+        """True from the start of `close` (read again after each await: it changes meanwhile)."""
+        return self._closing
+
+    async def open(self) -> None:
+        """Start fetching (the consumer exists: a message stored from now on reaches the actor)."""
+        self._task = self._spawn(self._run())
+
+    async def close(self, timeout: float) -> None:
+        """Finish and acknowledge the message being handled, give back (negative acknowledgement)
+        the prefetched ones, and stop fetching."""
+        self._closing = True
+        pump = self._task
+        if pump is not None and not pump.done():
+            if not self._busy:
+                pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(pump), timeout)
+        if not self._nc.is_closed:
+            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+                await asyncio.wait_for(self._pull.unsubscribe(), timeout)
+
+    async def _run(self) -> None:
+        pull = self._pull
+        settings = self._settings
+        batch = 1 if settings.ordered else settings.prefetch
+        failures = 0
+        while not self.closing():
+            try:
+                messages = await pull.fetch(batch, timeout=1.0)
+                failures = 0
+            except nats.errors.TimeoutError:
+                continue
+            except (nats.errors.Error, OSError) as error:
+                # The server is away: wait for the client to reconnect, backing off up to 1 s.
+                failures += 1
+                _logger.debug("fetch failed (%r), retrying", error)
+                await asyncio.sleep(min(1.0, 0.05 * 2**failures))
+                continue
+            self._busy = True
+            # The consumer's ack_wait runs from each message's delivery: the messages of a batch
+            # waiting their turn are reported in progress, so that only a process that stopped
+            # working (killed, hung) has its messages delivered again.
+            waiting = list(messages)
+            keep_alive = self._spawn(_report_progress(waiting, settings.redelivery_delay / 2))
+            try:
+                for index, msg in enumerate(messages):
+                    try:
+                        handled = not self.closing() and await self._handle(msg)
+                    except Exception:
+                        _logger.exception("%s: a stored message could not be delivered", self._name)
+                        with contextlib.suppress(nats.errors.Error):
+                            await msg.term()  # it would fail again wherever it went
+                        waiting.remove(msg)
+                        continue
+                    if not handled:
+                        for rest in messages[index:]:
+                            with contextlib.suppress(nats.errors.Error):
+                                await rest.nak()
+                        if self.closing():
+                            return
+                        break  # an incarnation ended (a supervised restart): fetch again for the next
+                    waiting.remove(msg)
+            finally:
+                keep_alive.cancel()
+                self._busy = False
+
+    async def _handle(self, msg: Msg) -> bool:
+        """Deliver one stored message and acknowledge it when handled; False if the actor stopped
+        first (the message is then given back)."""
+        actor = await self._incarnation()
+        if actor is None:
+            return False
+        receiver = self._receiver
+        try:
+            message = receiver.validate(actor, msg.data, msg.headers)
+        except InvalidPayload as error:
+            await receiver.refuse(actor, error, (msg.headers or {}).get(REPLY), msg.data)
+            await msg.term()  # never valid: not delivered again
+            return True
+        reply = (msg.headers or {}).get(REPLY)
+        stopped = receiver.ended(actor)
+        # A message not handled is taken back out of the mailbox, if it is still queued there,
+        # before it is given back to the stream: a supervised child's restart keeps its mailbox,
+        # and the message would otherwise be handled twice.
+        if reply:
+            asking, future = await queue_ask(actor, message)
+            await asyncio.wait([future, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if stopped.done() and not future.done():
+                self._mailbox.withdraw(asking)
+                return False
+            if not await receiver.answer(actor, message, future, reply, None):
+                return False
+        else:
+            await actor.reference.tell(message)
+            handled = await wait_handled(actor, stopped)
+            if not handled:
+                self._mailbox.withdraw(message)
+                return False
+        with contextlib.suppress(nats.errors.Error):
+            await msg.ack()
+        return True
+
+    async def _incarnation(self) -> Actor[Any] | None:
+        """The published actor's running incarnation; while a supervised child waits for its next
+        one (a restart's backoff), wait for it. None once the actor stopped for good."""
+        cell = self._mailbox
+        while not cell.closed and not self.closing():
+            actor = cell.actor
+            if actor.running:
+                return actor
+            await asyncio.sleep(0.02)  # between incarnations: poll until the next one runs
+        return None
+
+
+async def _report_progress(waiting: list[Msg], interval: float) -> None:
+    """Tell the stream, every ``interval`` seconds, that the fetched messages not yet handled
+    are still being worked on (their redelivery delay starts again)."""
+    while True:
+        await asyncio.sleep(interval)  # a heartbeat period, not a wait for state
+        for msg in list(waiting):
+            with contextlib.suppress(nats.errors.Error):
+                await msg.in_progress()

@@ -1,0 +1,283 @@
+"""Publications: a local actor published under a name, and how what NATS brings reaches it.
+
+Owns:
+
+- `Publication`: a published actor; it ends by `Publication.unpublish`, or by itself through
+  death watch (`PublicationEnd`) when the actor stops for good. How it receives is its `Inlet`:
+  a core subscription (`CoreSubscription`, here) or a durable mailbox's pump (``_durable``);
+- `CoreSubscription`: a core publication's subscription, in the queue group of its name;
+- `Receiver`: a message received from NATS is validated with the actor's protocol (its
+  ``Actorio-Sender`` resolved into a `RemoteRef`), then told, or queued as an ask whose reply (or
+  error) is sent back to the asker; an invalid one is refused (an error reply, or a dead letter);
+- waiting until an actor has handled what it was told (`wait_handled`, through
+  `actorio.lowlevel.barrier`), or until its incarnation has ended (`Receiver.ended`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from .. import Actor, ActorRef, BaseRef, InvalidPayload, Message, dead_letters
+from ..lowlevel import Mailbox, ask_message, barrier, task_of, unwatch, watch
+from ._addresses import sender_of
+from ._codec import ERROR, MSG_ID, OK, encode_error, reply_codec, timeout_of
+
+if TYPE_CHECKING:
+    from ._durable import Durable
+    from ._node import Node
+    from ._outbox import Outbox
+
+__all__ = ["CoreSubscription", "Inlet", "Publication", "Receiver", "Spawn", "queue_ask", "wait_handled"]
+
+Spawn = Callable[[Awaitable[Any]], "asyncio.Task[Any]"]
+"""The node's way to start a task it tracks (awaited, then cancelled, when it closes)."""
+
+
+class Inlet(Protocol):
+    """How a publication receives: a core subscription, or a durable mailbox's pump."""
+
+    async def open(self) -> None:
+        """Start receiving; return once a message sent from now on reaches the actor."""
+
+    async def close(self, timeout: float) -> None:
+        """Stop receiving (see `Publication.unpublish`), within about ``timeout`` seconds."""
+
+
+class Publication:
+    """A local actor published under a name; `unpublish` ends it (the actor keeps running).
+
+    It ends by itself when the actor stops for good (death watch): the process then leaves the
+    pool, and messages to the name go to the other processes that publish it. A supervised child
+    published through its reference stays published across its restarts: each message goes to
+    the incarnation running then.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        name: str,
+        subject: str,
+        mailbox: Mailbox,
+        durable: Durable | None,
+        inlet: Inlet,
+        *,
+        spawn: Spawn,
+        leave: Callable[[Publication], None],
+    ) -> None:
+        self.node = node
+        self.name = name
+        self.durable = durable
+        self.subject = subject
+        self._mailbox = mailbox
+        self._reference: ActorRef[Any] = mailbox.actor.reference
+        self._inlet = inlet
+        self._leave = leave  # takes it out of its node's publications
+        self._closing = False
+        self._left = False
+        self._watcher = PublicationEnd(self, spawn)
+        watch(self._reference, self._watcher)
+
+    @property
+    def actor(self) -> Actor[Any]:
+        """The published actor (for a supervised child, its incarnation running now)."""
+        return self._mailbox.actor
+
+    def closing(self) -> bool:
+        """True from the start of `unpublish` (read again after each await: it changes meanwhile)."""
+        return self._closing
+
+    @property
+    def active(self) -> bool:
+        """True until `unpublish` (or the actor's stop) has taken this process out of the name's
+        subscribers."""
+        return not self._left
+
+    async def unpublish(self, timeout: float = 10.0) -> None:
+        """Stop receiving: unsubscribe (messages already received are still delivered to the actor),
+        or for a durable actor, finish and acknowledge the message being handled, give back
+        (negative acknowledgement) the prefetched ones, and stop fetching. Idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        unwatch(self._reference, self._watcher)
+        self._leave(self)
+        await self._inlet.close(timeout)
+        self._left = True
+
+    def __repr__(self) -> str:
+        kind = "durable " if self.durable else ""
+        return f"<Publication {kind}{self.name} of {self.actor!r}>"
+
+
+class PublicationEnd(BaseRef):
+    """Death watch on a published actor: its publication ends when the actor stops for good."""
+
+    __slots__ = ("publication", "spawn")
+
+    def __init__(self, publication: Publication, spawn: Spawn) -> None:
+        self.publication = publication
+        self.spawn = spawn
+
+    @property
+    def identifier(self) -> str:
+        return f"publication-{self.publication.name}"
+
+    def tell_nowait(self, message: Any, /) -> None:
+        if not self.publication.closing():
+            self.spawn(self.publication.unpublish())
+
+
+class CoreSubscription:
+    """A core publication's inlet: a subscription in the queue group of its name (a pool)."""
+
+    def __init__(self, nc: Client, receiver: Receiver, *, subject: str, mailbox: Mailbox) -> None:
+        self._nc = nc
+        self._receiver = receiver
+        self._subject = subject
+        self._mailbox = mailbox
+        self._subscription: Subscription | None = None
+
+    async def open(self) -> None:
+        """Subscribe; return once the server has the subscription."""
+
+        async def on_message(msg: Msg) -> None:
+            await self._receiver.receive(self._mailbox.actor, msg)
+
+        # nats-py leaves a parameter of subscribe() unannotated (``future: Future``).
+        self._subscription = await self._nc.subscribe(  # pyright: ignore[reportUnknownMemberType]
+            self._subject, queue=self._subject, cb=on_message
+        )
+        await self._nc.flush()
+
+    async def close(self, timeout: float) -> None:
+        """Unsubscribe (draining), then wait until the actor has handled what was received."""
+        subscription, self._subscription = self._subscription, None
+        if subscription is None:
+            return
+        if not self._nc.is_closed:
+            with contextlib.suppress(nats.errors.Error):
+                # drain() is not annotated in nats-py.
+                await asyncio.wait_for(cast(Any, subscription).drain(), timeout)
+        # What the subscription had received is in the mailbox; wait (within the timeout) until
+        # the actor has handled it, so that a graceful exit loses none of it.
+        actor = self._mailbox.actor
+        if not self._nc.is_closed and actor.running:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wait_handled(actor, self._receiver.ended(actor)), timeout)
+
+
+class Receiver:
+    """How a node's published actors receive from NATS: core messages (`receive`), and the
+    stored messages a durable mailbox's pump hands over (`validate`, `refuse`, `answer`)."""
+
+    def __init__(self, nc: Client, *, spawn: Spawn, outbox: Outbox) -> None:
+        self._nc = nc
+        self._spawn = spawn
+        self._outbox = outbox
+        self._ends: weakref.WeakKeyDictionary[Actor[Any], asyncio.Future[None]] = weakref.WeakKeyDictionary()
+
+    def validate(self, actor: Actor[Any], data: bytes, headers: Mapping[str, str] | None) -> Message[Any]:
+        """The typed message of a payload, with its sender; raises `InvalidPayload`."""
+        message: Message[Any] = type(actor).protocol.validate(data)
+        sender = sender_of(self._outbox, headers)
+        if sender is not None:
+            message = message.model_copy(update={"sender": sender})
+        return message
+
+    async def receive(self, actor: Actor[Any], msg: Msg) -> None:
+        """A message from core NATS: validated, then told (or, for a request, asked) to ``actor``."""
+        if msg.reply and MSG_ID in (msg.headers or {}):
+            # A durable tell (it asks for a stream's acknowledgement) to a name that is not durable:
+            # refused, not handled, so that the sender's error does not hide a delivery.
+            refusal = ValueError(
+                f"{actor.identifier} is not published with a durable mailbox: "
+                "send to it through node.ref(name) without durable=True"
+            )
+            await self._nc.publish(msg.reply, encode_error(refusal, actor.identifier), headers=ERROR)
+            return
+        try:
+            message = self.validate(actor, msg.data, msg.headers)
+        except InvalidPayload as error:
+            await self.refuse(actor, error, msg.reply or None, msg.data)
+            return
+        if not msg.reply:
+            await actor.reference.tell(message)
+            return
+        _, future = await queue_ask(actor, message)
+        timeout = timeout_of(msg.headers)
+        self._spawn(self.answer(actor, message, future, msg.reply, timeout))
+
+    async def refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None, data: bytes) -> None:
+        """An invalid message: the error goes to ``reply`` (an ask), or it is a dead letter."""
+        if reply:
+            await self._nc.publish(reply, encode_error(error, actor.identifier), headers=ERROR)
+        else:
+            dead_letters.record(data, actor.identifier, "invalid", error)
+
+    async def answer(
+        self,
+        actor: Actor[Any],
+        message: Message[Any],
+        future: asyncio.Future[Any],
+        reply: str,
+        timeout: float | None,
+    ) -> bool:
+        """Wait for the reply to an ask and send it (or the error it raised, `ActorStopped`
+        included) to ``reply``; False if ``timeout`` passed first (the asker gave up too)."""
+        try:
+            result = await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            return False  # the asker gave up too
+        except Exception as error:  # the handler's error, or ActorStopped
+            body, headers = encode_error(error, actor.identifier), ERROR
+        else:
+            try:
+                body, headers = reply_codec(type(message)).encode(result), OK
+            except Exception as error:  # not of the reply type, or not JSON: the asker is told
+                body, headers = encode_error(error, actor.identifier), ERROR
+        with contextlib.suppress(nats.errors.ConnectionClosedError):
+            await self._nc.publish(reply, body, headers=headers)
+        return True
+
+    def ended(self, actor: Actor[Any]) -> asyncio.Future[None]:
+        """A future done when this incarnation of the actor has ended (one per incarnation)."""
+        ended = self._ends.get(actor)
+        if ended is None:
+            ended = self._ends[actor] = asyncio.get_running_loop().create_future()
+            task = task_of(actor)
+            if task is None or task.done():
+                ended.set_result(None)
+            else:
+                done = ended
+
+                def end(_: object) -> None:
+                    if not done.done():
+                        done.set_result(None)
+
+                task.add_done_callback(end)
+        return ended
+
+
+async def queue_ask(actor: Actor[Any], message: Message[Any]) -> tuple[Message[Any], asyncio.Future[Any]]:
+    """Queue ``message`` as an ask, now, in arrival order: the message queued (it carries the ask)
+    and the future that gets the reply."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    asking = ask_message(message, future)
+    await actor.reference.tell(asking)
+    return asking, future
+
+
+async def wait_handled(actor: Actor[Any], stopped: asyncio.Future[None]) -> bool:
+    """Wait until the actor has handled what it was told so far; False if it stopped first."""
+    handled = barrier(actor)
+    await asyncio.wait([cast("asyncio.Future[Any]", handled), stopped], return_when=asyncio.FIRST_COMPLETED)
+    return handled.done() and handled.result()

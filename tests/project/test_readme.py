@@ -19,12 +19,18 @@ def test_typed_example_is_examples_hello_world_verbatim() -> None:
 
 
 def test_quick_start_test_command_is_what_ci_runs() -> None:
+    """CI runs the quick-start test command on every supported Python: nox, whose sessions
+    install the dev extra and run ``python -m pytest``."""
     commands = re.findall(r"```sh\n(.*?)```", README, re.S)
     assert "python -m pip install . && python examples/hello_world.py\n" in commands
     assert "python -m pip install -e '.[dev]' && python -m pytest\n" in commands
+    assert "python -m pip install -e '.[dev]' && python -m nox\n" in commands
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python -m pip install --quiet --disable-pip-version-check -e '.[dev]'" in ci
-    assert ci.rstrip().endswith("python -m pytest")
+    assert "\npython -m nox --non-interactive --error-on-missing-interpreters " in ci
+    noxfile = (ROOT / "noxfile.py").read_text()
+    session = 'session.install("-e", ".[dev]")\n    session.run("python", "-m", "pytest", *session.posargs)'
+    assert session in noxfile
 
 
 def test_fault_tolerance_snippet_is_from_the_supervision_example() -> None:

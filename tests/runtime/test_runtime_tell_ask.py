@@ -433,6 +433,7 @@ class Manager(Actor):
         if isinstance(message, RequestMessage):
             worker = Worker()
             self.workers.append(worker)
+            self.all_stopped.clear()  # set again once this worker has stopped too
             child = await self.register_child(worker)
             await child.tell(message)
 

@@ -566,6 +566,9 @@ async def test_intensity_exceeded_escalates_to_the_grandparent_which_decides() -
     sup_ref = grandparent.ref
     await bounded(sup_ref.ask(Ping()))
     await supervisors[0].refs[0].tell(Fail())  # a first restart is already too many
+    # The first supervisor gives up: only then is the Ping queued, else the first one may answer it.
+    with pytest.raises(RestartIntensityExceeded):
+        await bounded(supervisors[0].wait())
     await bounded(sup_ref.ask(Ping()))  # answered by the second supervisor, after its setup
     assert grandparent.child_stops == [("supervisor", "RestartIntensityExceeded")]
     assert len(supervisors) == 2

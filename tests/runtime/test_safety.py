@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import pytest
 
 from actorio import Actor, DeadlockError, Message, handles
-from tests.runtime.test_shutdown import read_line, run_program
+from tests.runtime.test_shutdown import program, read_line
 from tests.support import bounded
 
 
@@ -105,18 +105,13 @@ def test_a_throughput_below_one_is_refused_at_class_creation() -> None:
 async def test_serve_stops_a_tree_whose_actor_keeps_telling_itself_on_sigint() -> None:
     """A child that never runs dry does not keep SIGINT from being handled: the tree stops in
     order and the program exits 0 (before the fix, only SIGKILL ended it)."""
-    process = await run_program("--spin")
-    try:
+    async with program("--spin") as process:
         assert await read_line(process) == "ready"
         assert await read_line(process) == "spinning"
         process.send_signal(signal.SIGINT)
         lines = [await read_line(process) for _ in range(4)]
         assert lines == ["teardown root", "teardown second", "teardown first", "served"]
         assert await bounded(process.wait(), timeout=30.0) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 class Ask(Message[int]):

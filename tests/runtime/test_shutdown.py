@@ -5,9 +5,11 @@ once; `serve` stops a whole tree on SIGTERM, and a second signal cancels."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -222,6 +224,18 @@ async def run_program(*args: str) -> asyncio.subprocess.Process:
     )
 
 
+@contextlib.asynccontextmanager
+async def program(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """serving_program.py running with ``args``; killed on the way out if it still runs."""
+    process = await run_program(*args)
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 async def read_line(process: asyncio.subprocess.Process) -> str:
     assert process.stdout is not None
     line: bytes = await bounded(process.stdout.readline(), timeout=30.0)
@@ -232,25 +246,19 @@ async def read_line(process: asyncio.subprocess.Process) -> str:
 async def test_serve_stops_the_whole_tree_in_order_on_sigterm() -> None:
     """serve(): SIGTERM stops the root, which tears down and stops its children in reverse start
     order; serve returns normally and the program exits 0."""
-    process = await run_program()
-    try:
+    async with program() as process:
         assert await read_line(process) == "ready"
         process.send_signal(signal.SIGTERM)
         lines = [await read_line(process) for _ in range(4)]
         assert lines == ["teardown root", "teardown second", "teardown first", "served"]
         assert await bounded(process.wait(), timeout=30.0) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 @pytest.mark.asyncio
 async def test_a_second_signal_cancels_a_stop_that_hangs() -> None:
     """serve(): a second signal while the tree is stopping cancels the root at once (and the
     children it had not stopped yet); serve returns and the program exits 0."""
-    process = await run_program("--hang")
-    try:
+    async with program("--hang") as process:
         assert await read_line(process) == "ready"
         process.send_signal(signal.SIGINT)
         assert [await read_line(process) for _ in range(2)] == ["teardown root", "teardown second"]
@@ -259,7 +267,3 @@ async def test_a_second_signal_cancels_a_stop_that_hangs() -> None:
         # too (its teardown runs), not left running.
         assert [await read_line(process) for _ in range(2)] == ["teardown first", "served"]
         assert await bounded(process.wait(), timeout=30.0) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()

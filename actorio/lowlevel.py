@@ -24,6 +24,8 @@ What is here:
 - **Types**: `is_message_class`, `is_actor_class`, `union_arms`; `Request`, the structural type
   that lets a signature say "a member of this protocol whose reply is R" (as `actorio.ask` does),
   and `Member`, its counterpart for a message class (as `ActorRef.narrow`).
+- **Observing** (for test kits and tracing; see the block at the end): `observe_sends` sees
+  every tell and ask made in a context.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from ._message import is_message_class
 from ._protocol import Payload, encode_wire, message_types_of, reply_type_of, wire_name_of
 from ._protocol import envelope_model as wire_envelope_model
 from ._protocol import union_adapter as wire_union_adapter
-from ._ref import ActorRef
+from ._ref import ActorRef, SendObserver, observe_sends
 from ._types import Member, Request, union_arms
 from ._watch import unwatch, watch
 
@@ -52,6 +54,7 @@ __all__ = [
     "Member",
     "Payload",
     "Request",
+    "SendObserver",
     "actor_of",
     "ask_message",
     "barrier",
@@ -63,6 +66,7 @@ __all__ = [
     "is_message_class",
     "mailbox_of",
     "message_types_of",
+    "observe_sends",
     "reply_type_of",
     "task_of",
     "union_arms",
@@ -132,3 +136,12 @@ def check_accepted(ref: ActorRef[Any], message: object) -> None:
     or not one of the reference's message types."""
     if type(message) not in ref._accepts:  # pyright: ignore[reportPrivateUsage]
         ref._check(message)  # pyright: ignore[reportPrivateUsage]
+
+
+# -- observing ---------------------------------------------------------------------------------
+#
+# What a test kit needs to see what a handler sends without replacing anything of a class (as
+# Akka's BehaviorTestKit runs a behaviour against a stubbed context), and a tracer to see every
+# tell and ask: `observe_sends` (from ``_ref.py``): every tell and ask through an `ActorRef` or a
+# `Reference` in one context (a task and the tasks it creates) goes to a callback ``(recipient,
+# message, asked)``; off, it costs one test of a module global per send.

@@ -24,13 +24,17 @@ What is here:
 - **Types**: `is_message_class`, `is_actor_class`, `union_arms`; `Request`, the structural type
   that lets a signature say "a member of this protocol whose reply is R" (as `actorio.ask` does),
   and `Member`, its counterpart for a message class (as `ActorRef.narrow`).
-- **Observing** (for test kits and tracing; see the block at the end): `observe_sends` sees
-  every tell and ask made in a context.
+- **Observing and standing in** (for test kits and tracing; see the block at the end):
+  `observe_sends` sees every tell and ask made in a context; `substitute_children` gives one
+  actor a stand-in (a `SupervisorLike`) for its children; `make_child` makes what a `ChildSpec`
+  would start.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Generator
+from contextlib import contextmanager
 from typing import Any
 
 from ._actor import Actor, is_actor_class
@@ -43,6 +47,7 @@ from ._protocol import Payload, encode_wire, message_types_of, reply_type_of, wi
 from ._protocol import envelope_model as wire_envelope_model
 from ._protocol import union_adapter as wire_union_adapter
 from ._ref import ActorRef, SendObserver, observe_sends
+from ._supervisor import SupervisorLike, make_child
 from ._types import Member, Request, union_arms
 from ._watch import unwatch, watch
 
@@ -55,6 +60,7 @@ __all__ = [
     "Payload",
     "Request",
     "SendObserver",
+    "SupervisorLike",
     "actor_of",
     "ask_message",
     "barrier",
@@ -65,9 +71,11 @@ __all__ = [
     "is_actor_class",
     "is_message_class",
     "mailbox_of",
+    "make_child",
     "message_types_of",
     "observe_sends",
     "reply_type_of",
+    "substitute_children",
     "task_of",
     "union_arms",
     "unwatch",
@@ -138,10 +146,37 @@ def check_accepted(ref: ActorRef[Any], message: object) -> None:
         ref._check(message)  # pyright: ignore[reportPrivateUsage]
 
 
-# -- observing ---------------------------------------------------------------------------------
+# -- observing and standing in ------------------------------------------------------------------
 #
-# What a test kit needs to see what a handler sends without replacing anything of a class (as
-# Akka's BehaviorTestKit runs a behaviour against a stubbed context), and a tracer to see every
-# tell and ask: `observe_sends` (from ``_ref.py``): every tell and ask through an `ActorRef` or a
-# `Reference` in one context (a task and the tasks it creates) goes to a callback ``(recipient,
-# message, asked)``; off, it costs one test of a module global per send.
+# What a test kit needs to run a handler against a stubbed context (as Akka's BehaviorTestKit
+# runs a behaviour), and a tracer to see what is sent, without replacing anything of a class:
+#
+# - `observe_sends` (from ``_ref.py``): every tell and ask through an `ActorRef` or a `Reference`
+#   in one context (a task and the tasks it creates) goes to a callback ``(recipient, message,
+#   asked)``; off, it costs one test of a module global per send;
+# - `substitute_children`: for one actor and the duration of a block, what its handlers do with
+#   children (`Actor.register_child`, `Actor.supervise`, `Actor.stop_child`, `Actor.children`)
+#   goes to a stand-in that keeps `SupervisorLike`, not to its `Supervisor`;
+# - `make_child`: the actor a `ChildSpec` makes, as `Actor.supervise` would start it.
+
+
+@contextmanager
+def substitute_children(
+    actor: Actor[Any], children: SupervisorLike
+) -> Generator[SupervisorLike | None, None, None]:
+    """While the block is open, ``actor``'s children are ``children``: `Actor.register_child`,
+    `Actor.supervise`, `Actor.stop_child` and `Actor.children` go to it, whoever calls them.
+    Yields what it stands in for (the actor's `Supervisor`, or ``None`` if it had no children
+    yet), which is put back when the block ends; blocks on one actor must nest.
+
+    For an actor whose mainloop is not running (``RuntimeError`` otherwise): a running actor's
+    children are its supervisor's, which follows them until the actor stops.
+    """
+    if actor.running:
+        raise RuntimeError(f"the children of a running actor cannot be substituted; {actor!r} is running")
+    previous = actor._actor_children  # pyright: ignore[reportPrivateUsage]
+    actor._actor_children = children  # pyright: ignore[reportPrivateUsage]
+    try:
+        yield previous
+    finally:
+        actor._actor_children = previous  # pyright: ignore[reportPrivateUsage]

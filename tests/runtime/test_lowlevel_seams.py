@@ -1,4 +1,4 @@
-"""The seams of actorio.lowlevel for test kits and tracing: observe_sends."""
+"""The seams of actorio.lowlevel for test kits and tracing: observe_sends, substitute_children."""
 
 from __future__ import annotations
 
@@ -12,13 +12,21 @@ from actorio import (
     ActorRef,
     ActorStopped,
     BaseRef,
+    ChildSpec,
     MailboxFull,
     Message,
     Reference,
     dead_letters,
     handles,
 )
-from actorio.lowlevel import observe_sends
+from actorio.lowlevel import (
+    Mailbox,
+    SupervisorLike,
+    mailbox_of,
+    make_child,
+    observe_sends,
+    substitute_children,
+)
 from actorio.testing import ActorTestKit, TestProbe
 
 from ..support import bounded
@@ -198,3 +206,91 @@ async def test_blocks_nest_and_each_observes() -> None:
     assert [message.n for _, message, _ in outer if isinstance(message, Ping)] == [1, 2, 3]
     assert [message.n for _, message, _ in inner if isinstance(message, Ping)] == [2]
     await probe.receive_messages(3)
+
+
+class Parent(Actor[Ping]):
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> str:
+        await self.register_child(Echo())
+        return "spawned"
+
+
+class StandIn:
+    """Records what the actor does with its children; starts nothing."""
+
+    def __init__(self) -> None:
+        self.registered: list[Actor[Any]] = []
+
+    @property
+    def actors(self) -> list[Actor[Any]]:
+        return list(self.registered)
+
+    async def register(self, child: Actor[Any], /) -> ActorRef[Any]:
+        self.registered.append(child)
+        return child.reference
+
+    async def supervise(self, spec: ChildSpec[Actor[Any]], /) -> ActorRef[Any]:
+        return await self.register(make_child(spec))
+
+    async def stop_child(self, mailbox: Mailbox, /) -> bool:
+        return any(mailbox_of(child) is mailbox for child in self.registered)
+
+    async def stop_all(self) -> None:
+        pass
+
+    def abort_all(self) -> None:
+        pass
+
+
+async def test_substitute_children_stands_in_for_the_supervisor() -> None:
+    parent = Parent()
+    stand_in = StandIn()
+    kept: SupervisorLike = stand_in
+    with substitute_children(parent, kept) as previous:
+        assert previous is None
+        await parent.ping(Ping())  # the handler, called as a test kit would
+        named = await parent.supervise(ChildSpec(Echo, name="named"))
+        assert parent.children == stand_in.registered
+        await parent.stop_child(named)
+    [plain, supervised] = stand_in.registered
+    assert isinstance(plain, Echo)
+    assert not plain.started
+    assert supervised.identifier == "named"
+    assert not supervised.started
+    assert parent.children == []  # given back: it had none
+    with pytest.raises(ValueError, match="is not a child"):
+        await parent.stop_child(named)
+
+
+async def test_substitute_children_gives_back_what_it_stood_in_for() -> None:
+    parent = Parent()
+    child = Echo()
+    await parent.register_child(child)  # a parent not started may start children
+    try:
+        with substitute_children(parent, StandIn()) as previous:
+            assert previous is not None
+            assert previous.actors == [child]
+            assert parent.children == []
+        assert parent.children == [child]
+    finally:
+        await parent.stop_child(child)
+    assert child.stopped
+
+
+async def test_the_children_of_a_running_actor_are_not_substituted(actor_kit: ActorTestKit) -> None:
+    parent = Parent()
+    await actor_kit.spawn(parent)
+    with pytest.raises(RuntimeError, match="is running"), substitute_children(parent, StandIn()):
+        pass
+    assert await parent.ask(Ping()) == "spawned"
+    [child] = parent.children
+    assert child.running
+
+
+async def test_make_child_names_it_and_refuses_what_is_not_an_actor() -> None:
+    child = make_child(ChildSpec(Echo, name="echo-1"))
+    assert isinstance(child, Echo)
+    assert child.identifier == "echo-1"
+    assert not child.started
+    with pytest.raises(TypeError, match="must return an Actor"):
+        make_child(ChildSpec(lambda: "not an actor"))  # type: ignore[arg-type,return-value]  # pyright: ignore[reportArgumentType]

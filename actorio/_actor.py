@@ -30,7 +30,7 @@ from ._message import Message
 from ._protocol import ProtocolAttribute, check_wire_names
 from ._ref import ActorRef, check_message
 from ._supervision import Backoff, ChildSpec, Decider, RestartType, SupervisedChild, SupervisorStrategy
-from ._supervisor import Supervisor
+from ._supervisor import Supervisor, SupervisorLike
 from ._timers import Timers
 from ._types import P, R, Request
 from ._watch import notify_watchers, unwatch, watch
@@ -149,7 +149,7 @@ class Actor(Generic[P]):
         self._actor_stopping = False
         # Created only when used: every byte counts a hundred thousand times.
         self._actor_inputs: InputTasks | None = None
-        self._actor_children: Supervisor | None = None
+        self._actor_children: SupervisorLike | None = None
         self._actor_held: HeldAsks | None = None
         self._actor_waiters: list[asyncio.Future[None]] | None = None
         self._actor_timers: Timers | None = None
@@ -336,7 +336,7 @@ class Actor(Generic[P]):
 
     # -- children -------------------------------------------------------------------------
 
-    def _actor_supervisor(self) -> Supervisor:
+    def _actor_supervisor(self) -> SupervisorLike:
         children = self._actor_children
         if children is None:
             children = self._actor_children = Supervisor(self)

@@ -4,6 +4,8 @@
   a message; ``ask`` queues it and waits for the reply, correlated through a one-shot `AskRef`
   carried as the message's ``sender`` (the ask's rules are in ``_ask.py``).
 - `Reference`: a plain inbox (an ``asyncio.Queue``) for code that is not an actor.
+- `observe_sends`: the one observation point of what is told and asked through them, for a test
+  kit or a tracer; off by default, and then it costs one test of a module global per send.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 from asyncio import current_task
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, cast, overload
 
 from typing_extensions import TypeVar
@@ -26,7 +31,7 @@ if TYPE_CHECKING:
     from ._mailbox import MailboxLike
     from ._protocol import ActorProtocol, Payload
 
-__all__ = ["ActorRef", "Reference", "ask"]
+__all__ = ["ActorRef", "Reference", "SendObserver", "ask", "observe_sends"]
 
 M = TypeVar("M", bound=Message[Any])
 
@@ -129,11 +134,13 @@ class ActorRef(BaseRef, Generic[P]):
         mailbox = self._mailbox
         if mailbox.closed:
             mailbox.reject(message)
-            return
-        mailbox.put(message)
-        # hand_off, inlined: this is the hot path of every tell.
-        if type(message.sender) is AskRef:
-            message.sender.handoffs += 1
+        else:
+            mailbox.put(message)
+            # hand_off, inlined: this is the hot path of every tell.
+            if type(message.sender) is AskRef:
+                message.sender.handoffs += 1
+        if _observing:
+            _notify(self, message, False)
 
     async def tell(self, message: P, /) -> None:
         """Queue ``message`` for the actor; see `tell_nowait`. If the actor's mailbox is bounded
@@ -149,9 +156,11 @@ class ActorRef(BaseRef, Generic[P]):
         await mailbox.wait_for_room()
         if mailbox.closed:
             mailbox.reject(message)
-            return
-        mailbox.append(message)
-        hand_off(message)
+        else:
+            mailbox.append(message)
+            hand_off(message)
+        if _observing:
+            _notify(self, message, False)
 
     async def forward(self, message: P, /) -> NoReply:
         """Tell ``message`` as it is, sender included, and return `NO_REPLY`.
@@ -192,7 +201,7 @@ class ActorRef(BaseRef, Generic[P]):
             self._check(message)
         mailbox = self._mailbox
         if mailbox.closed:
-            raise ActorStopped(mailbox.identifier, message)
+            raise self._refused(message)
         if getattr(mailbox.actor, "_actor_task", None) is current_task():
             raise DeadlockError(mailbox.identifier, message)
         loop = asyncio.get_running_loop()
@@ -203,8 +212,10 @@ class ActorRef(BaseRef, Generic[P]):
         except MailboxFull:
             await mailbox.wait_for_room()
             if mailbox.closed:
-                raise ActorStopped(mailbox.identifier, message) from None
+                raise self._refused(message) from None
             mailbox.append(asking)
+        if _observing:
+            _notify(self, message, True)
         if timeout is None:
             return await future
         expiry = loop.call_later(timeout, _expire, future)
@@ -212,6 +223,12 @@ class ActorRef(BaseRef, Generic[P]):
             return await future
         finally:
             expiry.cancel()
+
+    def _refused(self, message: Any) -> ActorStopped:
+        """An ask to a stopped actor: observed as sent (see `observe_sends`), and refused."""
+        if _observing:
+            _notify(self, message, True)
+        return ActorStopped(self._mailbox.identifier, message)
 
     async def tell_payload(self, payload: Payload, /) -> None:
         """Validate a wire payload with the actor's protocol (``Actor.protocol.validate``), then tell
@@ -264,6 +281,72 @@ class Reference(BaseRef):
         check_message(message)
         hand_off(message)
         self.inbox.put_nowait(message)
+        if _observing:
+            _notify(self, message, False)
+
+
+# -- observing sends --------------------------------------------------------------------------
+
+SendObserver = Callable[[BaseRef, "Message[Any]", bool], None]
+"""What `observe_sends` calls for each send: ``(recipient, message, asked)``."""
+
+
+class _Observation:
+    __slots__ = ("callback", "open")
+
+    def __init__(self, callback: SendObserver) -> None:
+        self.callback = callback
+        self.open = True
+
+
+_observing = False
+"""True while an `observe_sends` block is open, in any context. While it is false (always, unless a
+test kit or a tracer is at work), a send costs one test of this global and nothing more: a bool,
+not the count, because the interpreter tests ``False`` faster than ``0``."""
+
+_open_blocks = 0
+"""How many `observe_sends` blocks are open, in any context."""
+
+_observations: ContextVar[tuple[_Observation, ...]] = ContextVar("actorio_send_observations", default=())
+
+
+def _notify(recipient: BaseRef, message: Message[Any], asked: bool) -> None:
+    for observation in _observations.get():
+        if observation.open:
+            observation.callback(recipient, message, asked)
+
+
+@contextmanager
+def observe_sends(callback: SendObserver) -> Generator[None, None, None]:
+    """Call ``callback(recipient, message, asked)`` for every message told or asked through an
+    `ActorRef` or a `Reference` in the current context while the block is open: in this task, and
+    in the tasks created from it meanwhile (they inherit its context variables); sends of other
+    tasks (other actors' mainloops among them) are not observed.
+
+    ``recipient`` is the reference the message went through, ``message`` the message as given to
+    ``tell`` / ``ask`` (an ask's one-shot sender is not in it), ``asked`` true for an ask. The
+    callback runs in the sender's task, once the message is queued, or once it is refused
+    because the recipient has stopped (a dead letter, or an ask that fails with `ActorStopped`);
+    not for a message refused at the sender (``TypeError``, `MailboxFull` from ``tell_nowait``).
+    Replies (what is told to an ask's sender) are not sends. It must return quickly and not
+    raise: what it raises reaches the sender, after the message went.
+
+    Blocks nest, in one context and across tasks: each observes on its own. The seam for a test
+    kit (``actorio.testing.run_handler`` records a handler's sends with it) and for tracing.
+    While no block is open anywhere, a send costs one test of a module global.
+    """
+    global _observing, _open_blocks
+    observation = _Observation(callback)
+    token = _observations.set((*_observations.get(), observation))
+    _open_blocks += 1
+    _observing = True
+    try:
+        yield
+    finally:
+        observation.open = False  # the tasks created meanwhile keep the context, not the observer
+        _open_blocks -= 1
+        _observing = _open_blocks > 0
+        _observations.reset(token)
 
 
 @overload

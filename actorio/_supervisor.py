@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ._exceptions import RestartIntensityExceeded
 from ._inputs import InputSignal
@@ -27,7 +27,31 @@ if TYPE_CHECKING:
     from ._actor import Actor
     from ._ref import ActorRef
 
-__all__ = ["Supervisor"]
+__all__ = ["Supervisor", "SupervisorLike", "make_child"]
+
+
+class SupervisorLike(Protocol):
+    """What an actor does with its children, through the one slot that holds them (made on its
+    first child). `Supervisor` keeps it for a running actor; a test kit keeps it to see what a
+    handler does with children without starting them (``actorio.testing.run_handler``).
+
+    - `register` (`Actor.register_child`), `supervise` (`Actor.supervise`): start a child, return
+      its reference;
+    - `stop_child` (`Actor.stop_child`): stop the child behind that mailbox for good; False if it
+      is not a child;
+    - ``actors`` (`Actor.children`): the children, in start order;
+    - `stop_all`, `abort_all`: the actor stops: stop its children, newest first (waiting, or at
+      once).
+    """
+
+    @property
+    def actors(self) -> list[Actor[Any]]: ...
+
+    async def register(self, child: Actor[Any], /) -> ActorRef[Any]: ...
+    async def supervise(self, spec: ChildSpec[Actor[Any]], /) -> ActorRef[Any]: ...
+    async def stop_child(self, mailbox: Mailbox, /) -> bool: ...
+    async def stop_all(self) -> None: ...
+    def abort_all(self) -> None: ...
 
 
 class Supervisor:
@@ -55,10 +79,8 @@ class Supervisor:
     async def supervise(self, spec: ChildSpec[Actor[Any]]) -> ActorRef[Any]:
         """Start the first incarnation of a supervised child (see `Actor.supervise`)."""
         parent = self.parent
-        actor = _make(spec)
+        actor = make_child(spec)
         record = SupervisedChild(spec, actor, type(parent).supervisor_strategy)
-        if spec.name is not None:
-            actor._actor_identifier = spec.name
         actor._actor_record = record
         self.children[record.mailbox] = record
         record.started_at = asyncio.get_running_loop().time()
@@ -305,6 +327,15 @@ class Supervisor:
             record.started_at = asyncio.get_running_loop().time()
             await actor.start()
             self._follow(actor)
+
+
+def make_child(spec: ChildSpec[Actor[Any]]) -> Actor[Any]:
+    """The first incarnation of a supervised child, not started: what ``spec``'s factory makes,
+    named ``spec.name`` if it has one. ``TypeError`` if the factory does not return an actor."""
+    actor = _make(spec)
+    if spec.name is not None:
+        actor._actor_identifier = spec.name
+    return actor
 
 
 def _make(spec: ChildSpec[Actor[Any]]) -> Actor[Any]:

@@ -2,7 +2,7 @@
 
 Not for daily use, as ``trio.lowlevel`` is not: an application needs ``actorio`` alone. But
 ``actorio.nats`` and ``actorio.testing`` are written against this module and nothing else of
-the core's internals (a test enforces it), so a third-party transport or test kit can do what
+the core's internals (tests/project/test_architecture.py enforces it), so a third-party transport or test kit can do what
 they do, and can rely on these names as on the rest of the public API.
 
 What is here:
@@ -24,11 +24,17 @@ What is here:
 - **Types**: `is_message_class`, `is_actor_class`, `union_arms`; `Request`, the structural type
   that lets a signature say "a member of this protocol whose reply is R" (as `actorio.ask` does),
   and `Member`, its counterpart for a message class (as `ActorRef.narrow`).
+- **Observing and standing in** (for test kits and tracing; see the block at the end):
+  `observe_sends` sees every tell and ask made in a context; `substitute_children` gives one
+  actor a stand-in (a `SupervisorLike`) for its children; `make_child` makes what a `ChildSpec`
+  would start.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Generator
+from contextlib import contextmanager
 from typing import Any
 
 from ._actor import Actor, is_actor_class
@@ -40,7 +46,8 @@ from ._message import is_message_class
 from ._protocol import Payload, encode_wire, message_types_of, reply_type_of, wire_name_of
 from ._protocol import envelope_model as wire_envelope_model
 from ._protocol import union_adapter as wire_union_adapter
-from ._ref import ActorRef
+from ._ref import ActorRef, SendObserver, observe_sends
+from ._supervisor import SupervisorLike, make_child
 from ._types import Member, Request, union_arms
 from ._watch import unwatch, watch
 
@@ -52,6 +59,8 @@ __all__ = [
     "Member",
     "Payload",
     "Request",
+    "SendObserver",
+    "SupervisorLike",
     "actor_of",
     "ask_message",
     "barrier",
@@ -62,8 +71,11 @@ __all__ = [
     "is_actor_class",
     "is_message_class",
     "mailbox_of",
+    "make_child",
     "message_types_of",
+    "observe_sends",
     "reply_type_of",
+    "substitute_children",
     "task_of",
     "union_arms",
     "unwatch",
@@ -132,3 +144,39 @@ def check_accepted(ref: ActorRef[Any], message: object) -> None:
     or not one of the reference's message types."""
     if type(message) not in ref._accepts:  # pyright: ignore[reportPrivateUsage]
         ref._check(message)  # pyright: ignore[reportPrivateUsage]
+
+
+# -- observing and standing in ------------------------------------------------------------------
+#
+# What a test kit needs to run a handler against a stubbed context (as Akka's BehaviorTestKit
+# runs a behaviour), and a tracer to see what is sent, without replacing anything of a class:
+#
+# - `observe_sends` (from ``_ref.py``): every tell and ask through an `ActorRef` or a `Reference`
+#   in one context (a task and the tasks it creates) goes to a callback ``(recipient, message,
+#   asked)``; off, it costs one test of a module global per send;
+# - `substitute_children`: for one actor and the duration of a block, what its handlers do with
+#   children (`Actor.register_child`, `Actor.supervise`, `Actor.stop_child`, `Actor.children`)
+#   goes to a stand-in that keeps `SupervisorLike`, not to its `Supervisor`;
+# - `make_child`: the actor a `ChildSpec` makes, as `Actor.supervise` would start it.
+
+
+@contextmanager
+def substitute_children(
+    actor: Actor[Any], children: SupervisorLike
+) -> Generator[SupervisorLike | None, None, None]:
+    """While the block is open, ``actor``'s children are ``children``: `Actor.register_child`,
+    `Actor.supervise`, `Actor.stop_child` and `Actor.children` go to it, whoever calls them.
+    Yields what it stands in for (the actor's `Supervisor`, or ``None`` if it had no children
+    yet), which is put back when the block ends; blocks on one actor must nest.
+
+    For an actor whose mainloop is not running (``RuntimeError`` otherwise): a running actor's
+    children are its supervisor's, which follows them until the actor stops.
+    """
+    if actor.running:
+        raise RuntimeError(f"the children of a running actor cannot be substituted; {actor!r} is running")
+    previous = actor._actor_children  # pyright: ignore[reportPrivateUsage]
+    actor._actor_children = children  # pyright: ignore[reportPrivateUsage]
+    try:
+        yield previous
+    finally:
+        actor._actor_children = previous  # pyright: ignore[reportPrivateUsage]

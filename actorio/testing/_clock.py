@@ -13,9 +13,6 @@ Everything asyncio schedules by ``loop.time()`` follows the virtual clock: ``asy
 ``ask(..., timeout=...)``. ``time.monotonic()`` and ``time.time()`` are real time and do not move.
 """
 
-# pyright: reportPrivateUsage=false
-# The loop reads its base class's timer heap to jump to a timer's exact deadline (see _deadline).
-
 from __future__ import annotations
 
 import asyncio
@@ -153,6 +150,26 @@ class MockClock:
             raise RuntimeError(f"{self!r} already drives another event loop")
         self._loop = loop
 
+    def _idle_point(self, deadline: float | None, inner: selectors.BaseSelector) -> _Events:
+        """The loop would block: it has nothing to run and no I/O is ready; ``deadline`` is its
+        next timer's. Returns the I/O events to hand it (none: it has work now).
+
+        Wakes the blocked-waiters or moves time for `advance`; else, in autojump mode, waits
+        ``autojump_threshold`` real seconds for I/O, then jumps to the deadline.
+        """
+        if self._idle(deadline):
+            return []
+        threshold = self._autojump_threshold
+        if deadline is None or threshold == math.inf:
+            # Nothing to jump to, or manual time: only I/O (or another thread) can wake the loop.
+            return inner.select(None)
+        if threshold > 0:
+            events = inner.select(threshold)
+            if events:
+                return events
+        self._now = max(self._now, deadline)
+        return []
+
     def _idle(self, deadline: float | None) -> bool:
         """Every task is blocked and no I/O is ready; ``deadline`` is the next timer's.
 
@@ -230,7 +247,7 @@ class MockClockEventLoop(asyncio.SelectorEventLoop):
         self._mock_clock = clock if clock is not None else MockClock()
         super().__init__(_ClockSelector(selectors.DefaultSelector(), self._clock_idle))
         try:
-            self._mock_clock._attach(self)
+            self._mock_clock._attach(self)  # pyright: ignore[reportPrivateUsage]  # the clock's other half
         except RuntimeError:
             self.close()  # a loop that was created must be closed, even one refused its clock
             raise
@@ -242,12 +259,12 @@ class MockClockEventLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         """The clock's virtual time (see `MockClock`)."""
-        return self._mock_clock._now
+        return self._mock_clock.time()
 
     async def shutdown_default_executor(self, *args: Any) -> None:
         """As asyncio's, with autojump off meanwhile: joining the executor's threads takes real
         time, and a jump would expire the timeout that Python 3.12+ puts on that join."""
-        self._mock_clock._autojump_threshold = math.inf
+        self._mock_clock.autojump_threshold = math.inf
         await super().shutdown_default_executor(*args)
 
     def _deadline(self, timeout: float | None) -> float | None:
@@ -263,20 +280,7 @@ class MockClockEventLoop(asyncio.SelectorEventLoop):
         scheduled: list[asyncio.TimerHandle] | None = getattr(self, "_scheduled", None)
         if scheduled:
             return scheduled[0].when()
-        return self._mock_clock._now + timeout
+        return self._mock_clock.time() + timeout
 
     def _clock_idle(self, timeout: float | None, inner: selectors.BaseSelector) -> _Events:
-        clock = self._mock_clock
-        deadline = self._deadline(timeout)
-        if clock._idle(deadline):
-            return []
-        threshold = clock._autojump_threshold
-        if deadline is None or threshold == math.inf:
-            # Nothing to jump to, or manual time: only I/O (or another thread) can wake the loop.
-            return inner.select(None)
-        if threshold > 0:
-            events = inner.select(threshold)
-            if events:
-                return events
-        clock._now = max(clock._now, deadline)
-        return []
+        return self._mock_clock._idle_point(self._deadline(timeout), inner)  # pyright: ignore[reportPrivateUsage]

@@ -1,24 +1,40 @@
 """run_handler: one handler of an actor against one message, without its mainloop.
 
-What the handler sends is observed at the references it sends through: while at least one
-`run_handler` is in progress, ``ActorRef.tell_nowait``, ``ActorRef.ask``,
-``Reference.tell_nowait`` and ``Actor.register_child`` are wrapped (class attributes, restored
-when the last run ends). The wrappers record only calls made in the context of the handler under
-test (its task, and the tasks it creates, which inherit its context variables), and otherwise do
-what the originals do, so other actors running meanwhile are not affected. The core stays free of
-any hook on its hot path.
+The handler runs against a context of its own, as Akka's BehaviorTestKit runs a behaviour against
+a stubbed context; nothing of a class is replaced, and other actors running meanwhile are not
+affected:
+
+- what it sends is observed through ``actorio.lowlevel.observe_sends``, in the handler's task
+  and the tasks it creates (they inherit its context variables), while the handler runs;
+- what it does with children goes, through ``actorio.lowlevel.substitute_children``, to a
+  stand-in for the actor's supervisor, for that actor alone and while the handler runs: the
+  children are made and recorded, not started.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import functools
+import weakref
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar, cast, overload
 
-from .. import NO_REPLY, Actor, ActorRef, BaseRef, EndMainLoop, Message, NoReply, Reference
-from ..lowlevel import AskRef, Handler, Request, check_accepted, handler_for, mailbox_of, with_sender
+from .. import NO_REPLY, Actor, ActorRef, BaseRef, ChildSpec, EndMainLoop, Message, NoReply
+from ..lowlevel import (
+    AskRef,
+    Handler,
+    Mailbox,
+    Request,
+    SupervisorLike,
+    check_accepted,
+    handler_for,
+    mailbox_of,
+    make_child,
+    observe_sends,
+    substitute_children,
+    with_sender,
+)
 from ._describe import describe_all
 from ._probe import DEFAULT_TIMEOUT
 
@@ -49,9 +65,9 @@ class HandlerOutcome(Generic[M, R]):
       on, or replied nothing yet, or the message was told.
     - ``sent``: every message the handler told or asked, in order, with its recipient; replies
       to the asker are in ``reply``, not here.
-    - ``spawned``: the children it registered, in order. They are not started: their
-      references queue what they are told (see ``sent``), and a test can run their handlers
-      in turn or start them.
+    - ``spawned``: the children it started (``register_child``, ``supervise``), in order. They
+      are made, not started: their references queue what they are told (see ``sent``), and a
+      test can run their handlers in turn or start them.
     - ``stopped``: this handler ended its actor (raised `EndMainLoop` or called ``stop()``).
     """
 
@@ -68,85 +84,84 @@ class HandlerOutcome(Generic[M, R]):
         return [sent.message for sent in self.sent if sent.recipient == target]
 
 
-class _Recorder:
-    __slots__ = ("actor", "sent", "spawned", "open")
+class _Children:
+    """The actor's children while its handler runs: what it starts is made and recorded in
+    ``spawned``, not started; what it had before (``previous``) it keeps."""
+
+    __slots__ = ("previous", "spawned", "current")
+
+    def __init__(self, previous: SupervisorLike | None) -> None:
+        self.previous = previous
+        self.spawned: list[Actor[Any]] = []
+        self.current: list[Actor[Any]] = []  # spawned, and not stopped since
+
+    @property
+    def actors(self) -> list[Actor[Any]]:
+        before = [] if self.previous is None else self.previous.actors
+        return [*before, *self.current]
+
+    def _spawn(self, child: Actor[Any]) -> ActorRef[Any]:
+        self.spawned.append(child)
+        self.current.append(child)
+        return child.reference
+
+    async def register(self, child: Actor[Any], /) -> ActorRef[Any]:
+        return self._spawn(child)
+
+    async def supervise(self, spec: ChildSpec[Actor[Any]], /) -> ActorRef[Any]:
+        return self._spawn(make_child(spec))
+
+    async def stop_child(self, mailbox: Mailbox, /) -> bool:
+        for child in self.current:
+            if mailbox_of(child) is mailbox:
+                self.current.remove(child)
+                await child.stop()  # never started: its address closes
+                return True
+        return self.previous is not None and await self.previous.stop_child(mailbox)
+
+    async def stop_all(self) -> None:
+        # The children spawned here never started; the ones from before are the supervisor's.
+        if self.previous is not None:
+            await self.previous.stop_all()
+
+    def abort_all(self) -> None:
+        if self.previous is not None:
+            self.previous.abort_all()
+
+
+class _Run:
+    """One run: the sends observed (`record`) and the children stand-in."""
+
+    __slots__ = ("actor", "sent", "children")
 
     def __init__(self, actor: Actor[Any]) -> None:
         self.actor = actor
         self.sent: list[Sent] = []
-        self.spawned: list[Actor[Any]] = []
-        self.open = True
+        self.children = _Children(None)
+
+    def record(self, recipient: BaseRef, message: Message[Any], asked: bool) -> None:
+        self.sent.append(Sent(recipient, message, asked))
+
+    @property
+    def spawned(self) -> list[Actor[Any]]:
+        return self.children.spawned
 
 
-_recorder: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar(
-    "actorio_testing_recorder", default=None
-)
-_installed = 0
-
-_ref_tell_nowait = ActorRef.tell_nowait
-_ref_ask = ActorRef.ask
-_reference_tell_nowait = Reference.tell_nowait
-_register_child = Actor.register_child
+_in_a_run: weakref.WeakSet[Actor[Any]] = weakref.WeakSet()
+"""The actors whose handler is running under `run_handler`: one at a time, as in a mainloop."""
 
 
-def _current() -> _Recorder | None:
-    recorder = _recorder.get()
-    return recorder if recorder is not None and recorder.open else None
+async def _call(handler: Handler, message: Message[Any], run: _Run) -> Any:
+    # Entered in the handler's own task: the tasks it creates inherit the observation, the caller
+    # does not; both end when the handler does (tasks it leaves running record no more).
+    actor = run.actor
+    with observe_sends(run.record), substitute_children(actor, run.children) as previous:
+        run.children.previous = previous
+        return await handler(actor, message)
 
 
-def _recording_ref_tell_nowait(self: ActorRef[Any], message: Any, /) -> None:
-    _ref_tell_nowait(self, message)
-    recorder = _current()
-    if recorder is not None:
-        recorder.sent.append(Sent(self, message))
-
-
-async def _recording_ref_ask(self: ActorRef[Any], message: Any, timeout: float | None = None) -> Any:
-    recorder = _current()
-    if recorder is not None:
-        recorder.sent.append(Sent(self, message, asked=True))
-    return await _ref_ask(self, message, timeout)
-
-
-def _recording_reference_tell_nowait(self: Reference, message: Any, /) -> None:
-    _reference_tell_nowait(self, message)
-    recorder = _current()
-    if recorder is not None:
-        recorder.sent.append(Sent(self, message))
-
-
-async def _recording_register_child(self: Actor[Any], child: Actor[Any]) -> ActorRef[Any]:
-    recorder = _current()
-    if recorder is not None and self is recorder.actor:
-        recorder.spawned.append(child)
-        return child.reference
-    return await _register_child(self, child)
-
-
-def _install() -> None:
-    global _installed
-    if _installed == 0:
-        setattr(ActorRef, "tell_nowait", _recording_ref_tell_nowait)  # noqa: B010
-        setattr(ActorRef, "ask", _recording_ref_ask)  # noqa: B010
-        setattr(Reference, "tell_nowait", _recording_reference_tell_nowait)  # noqa: B010
-        setattr(Actor, "register_child", _recording_register_child)  # noqa: B010
-    _installed += 1
-
-
-def _uninstall() -> None:
-    global _installed
-    _installed -= 1
-    if _installed == 0:
-        setattr(ActorRef, "tell_nowait", _ref_tell_nowait)  # noqa: B010
-        setattr(ActorRef, "ask", _ref_ask)  # noqa: B010
-        setattr(Reference, "tell_nowait", _reference_tell_nowait)  # noqa: B010
-        setattr(Actor, "register_child", _register_child)  # noqa: B010
-
-
-async def _call(handler: Handler, actor: Actor[Any], message: Message[Any], recorder: _Recorder) -> Any:
-    # Set in this task's own context: the tasks the handler creates inherit it, the caller does not.
-    _recorder.set(recorder)
-    return await handler(actor, message)
+def _run_over(actor: Actor[Any], task: object) -> None:
+    _in_a_run.discard(actor)
 
 
 def _take_if_queued(actor: Actor[Any], message: object) -> None:
@@ -193,14 +208,19 @@ async def run_handler(
 
     If the message waits in the actor's mailbox (it was told to a child that the outcome of a
     previous run spawned), it is taken out, as the mainloop would take it. ``mainloop_setup`` is
-    not run, and the actor is not started: ``actor`` must not be running
-    (``RuntimeError``). A message outside its protocol raises ``TypeError``. An exception from the
-    handler (other than `EndMainLoop`) is raised here. A handler still running after
-    ``timeout`` seconds is cancelled and ``AssertionError`` says what it had sent so far.
+    not run, and the actor is not started: ``actor`` must not be running, nor be running a
+    handler under another `run_handler` (``RuntimeError``: one message at a time). What it
+    sends is recorded in its task and the tasks it creates, while it runs; the children it
+    starts are made and recorded, not started (``self.children`` lists them meanwhile). A
+    message outside its protocol raises ``TypeError``. An exception from the handler (other
+    than `EndMainLoop`) is raised here. A handler still running after ``timeout`` seconds is
+    cancelled and ``AssertionError`` says what it had sent so far.
     """
     __tracebackhide__ = True
     if actor.running:
         raise RuntimeError(f"run_handler takes an actor whose mainloop is not running; {actor!r} is running")
+    if actor in _in_a_run:
+        raise RuntimeError(f"{actor!r} is running a handler under run_handler already: one at a time")
     check_accepted(actor.reference, message)
     _take_if_queued(actor, message)
     stopped_before = actor.stopped
@@ -220,10 +240,11 @@ async def run_handler(
     answered_before = ask is not None and ask.future.done()
     handoffs = ask.handoffs if ask is not None else 0
 
-    recorder = _Recorder(actor)
-    _install()
-    coroutine: Coroutine[Any, Any, Any] = _call(handler, actor, message, recorder)
+    run = _Run(actor)
+    coroutine: Coroutine[Any, Any, Any] = _call(handler, message, run)
     task = loop.create_task(coroutine)
+    _in_a_run.add(actor)
+    task.add_done_callback(functools.partial(_run_over, actor))  # once the handler is over
     try:
         await asyncio.wait([task], timeout=timeout)
         if not task.done():
@@ -231,15 +252,12 @@ async def run_handler(
             await asyncio.wait([task])
             raise AssertionError(
                 f"{cls.__name__}.{getattr(handler, '__name__', 'handler')} did not finish within "
-                f"{timeout:g} s; it had sent [{describe_all(s.message for s in recorder.sent)}] "
-                f"and spawned [{', '.join(repr(child) for child in recorder.spawned)}]"
+                f"{timeout:g} s; it had sent [{describe_all(s.message for s in run.sent)}] "
+                f"and spawned [{', '.join(repr(child) for child in run.spawned)}]"
             )
     except BaseException:
         task.cancel()
         raise
-    finally:
-        recorder.open = False  # tasks the handler left running record no more
-        _uninstall()
 
     stopped = False
     try:
@@ -264,7 +282,7 @@ async def run_handler(
         message=message,
         returned=returned,
         reply=reply,
-        sent=recorder.sent,
-        spawned=recorder.spawned,
+        sent=run.sent,
+        spawned=run.spawned,
         stopped=stopped or (actor.stopped and not stopped_before),
     )

@@ -228,3 +228,14 @@ def test_the_rules_are_checked_against_something() -> None:
     assert "actorio._ask" in targets
     assert not any(_in(t, "actorio._actor") for t in targets)  # only under TYPE_CHECKING there
     assert "actorio._incarnation" in {found.target for found in _imports(PACKAGE / "_actor.py")}
+
+
+@pytest.mark.parametrize("package", ["testing", "nats"])
+def test_extensions_switch_off_no_private_name_check_wholesale(package: str) -> None:
+    """A file-wide ``reportPrivateUsage=false`` would hide what rule 3 forbids."""
+    waived = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted((PACKAGE / package).rglob("*.py"))
+        if "reportPrivateUsage=false" in path.read_text()
+    ]
+    assert not waived

@@ -305,3 +305,97 @@ async def test_concurrent_runs_record_separately() -> None:
     assert outcomes[0].sent[0].recipient == first
     assert outcomes[1].sent[0].recipient == second
     assert all(len(outcome.sent) == 2 for outcome in outcomes)
+
+
+async def test_nothing_of_a_class_is_replaced_during_a_run() -> None:
+    def attributes() -> list[object]:
+        return [
+            ActorRef.tell_nowait,
+            ActorRef.ask,
+            Reference.tell_nowait,
+            Actor.register_child,
+            Actor.supervise,
+        ]
+
+    originals = attributes()
+    audience = TestProbe(Report)
+    boss = Boss(audience)
+    running = asyncio.ensure_future(run_handler(boss, Hold()))
+    await audience.expect_message(Report(text="holding"))  # the handler is under way
+    assert attributes() == originals
+    boss.release.set()
+    outcome = await asyncio.wait_for(running, 5)
+    assert [sent.message.text for sent in outcome.sent if isinstance(sent.message, Report)] == ["holding"]
+
+
+class Founder(Actor[Job]):
+    """Supervises a helper, registers another and stops it again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.during: list[Actor[Any]] = []
+
+    @handles(Job)
+    async def job(self, msg: Job) -> str:
+        kept = await self.supervise(Helper, name=f"helper-{msg.name}")
+        dropped = await self.register_child(Helper())
+        await self.stop_child(dropped)
+        self.during = self.children
+        return kept.identifier
+
+
+async def test_supervised_children_are_spawned_not_started() -> None:
+    founder = Founder()
+    outcome = await run_handler(founder, Job(name="x"))
+    assert outcome.reply == "helper-x"
+    kept, dropped = outcome.spawned
+    assert isinstance(kept, Helper)
+    assert kept.identifier == "helper-x"
+    assert not kept.started
+    assert dropped.stopped  # stopped by the handler: never started, its address closed
+    assert founder.during == [kept]
+    assert founder.children == []  # the run's children were its own
+    assert (await run_handler(kept, Job(name="y"))).reply == "helped with y"
+
+
+async def test_one_run_at_a_time_per_actor() -> None:
+    audience = TestProbe(Report)
+    boss = Boss(audience)
+    holding = asyncio.ensure_future(run_handler(boss, Hold()))
+    await audience.expect_message(Report(text="holding"))
+    with pytest.raises(RuntimeError, match="one at a time"):
+        await run_handler(boss, Hold())
+    boss.release.set()
+    await asyncio.wait_for(holding, 5)
+    again = await run_handler(boss, Hold())  # released already: it returns at once
+    assert [m.text for m in again.sent_to(audience) if isinstance(m, Report)] == ["holding"]
+    await audience.expect_message(Report(text="holding"))
+
+
+async def test_tasks_the_handler_leaves_running_record_no_more() -> None:
+    audience = TestProbe(Report)
+    release = asyncio.Event()
+    left: list[asyncio.Task[None]] = []
+
+    class Leaver(Actor[Job]):
+        @handles(Job)
+        async def job(self, msg: Job) -> str:
+            async def later() -> None:
+                await release.wait()
+                await audience.tell(Report(text="later"))
+
+            left.append(asyncio.ensure_future(later()))
+            await audience.tell(Report(text="now"))
+            return "left"
+
+    other_audience = TestProbe(Report)
+    other = Boss(other_audience)
+    holding = asyncio.ensure_future(run_handler(other, Hold()))  # another run keeps observing on
+    await other_audience.expect_message(Report(text="holding"))
+    outcome = await run_handler(Leaver(), Job(name="x"))
+    release.set()
+    await asyncio.wait_for(left[0], 5)
+    assert [sent.message.text for sent in outcome.sent if isinstance(sent.message, Report)] == ["now"]
+    assert [m.text for m in await audience.receive_messages(2) if isinstance(m, Report)] == ["now", "later"]
+    other.release.set()
+    assert len((await asyncio.wait_for(holding, 5)).sent) == 1

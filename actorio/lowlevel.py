@@ -2,8 +2,9 @@
 
 Not for daily use, as ``trio.lowlevel`` is not: an application needs ``actorio`` alone. But
 ``actorio.nats`` and ``actorio.testing`` are written against this module and nothing else of
-the core's internals (tests/project/test_architecture.py enforces it), so a third-party transport or test kit can do what
-they do, and can rely on these names as on the rest of the public API.
+the core's internals (tests/project/test_architecture.py enforces it), so a third-party
+transport or test kit can do what they do, and can rely on these names as on the rest of the
+public API.
 
 What is here:
 

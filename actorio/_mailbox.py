@@ -66,7 +66,9 @@ class MailboxLike(Protocol):
     - `put_system`: a system message (a watch notice), ahead of user messages;
     - ``watchers`` and ``termination``: the death-watch state (see ``_watch.py``);
     - ``identifier``: the name of whoever reads it; ``actor``: the actor (the incarnation) that
-      handles what is queued now.
+      handles what is queued now; ``waiting``: not ``None`` while its reader waits for a message
+      (so an ask from the reader's own task, which would never be answered, can only happen
+      while it is ``None``).
     """
 
     @property
@@ -78,6 +80,7 @@ class MailboxLike(Protocol):
 
     watchers: list[Sender] | None
     termination: tuple[BaseException | None] | None
+    waiting: asyncio.Future[None] | None
 
     def put(self, item: Any, /) -> None: ...
     def append(self, item: Any, /) -> None: ...
@@ -96,7 +99,7 @@ class Mailbox:
     messages.
     """
 
-    __slots__ = ("queue", "_waiter", "actor", "closed", "system", "watchers", "termination")
+    __slots__ = ("queue", "waiting", "actor", "closed", "system", "watchers", "termination")
 
     capacity: int = _UNBOUNDED
     """How many user messages it holds; a `BoundedMailbox` refuses more."""
@@ -105,7 +108,9 @@ class Mailbox:
 
     def __init__(self, actor: Actor[Any]) -> None:
         self.queue: deque[Any] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self.waiting: asyncio.Future[None] | None = None
+        """The future the reader (the mainloop) waits on while it has nothing to do; ``None``
+        while it runs (or before it started)."""
         self.actor = actor
         """The incarnation that handles what is queued now."""
         self.closed = False
@@ -120,14 +125,14 @@ class Mailbox:
     def put(self, item: Any) -> None:
         """Append a user message and wake the consumer if it waits."""
         self.queue.append(item)
-        if self._waiter is not None:
+        if self.waiting is not None:
             self.wake()
 
     def append(self, item: Any) -> None:
         """Append ``item``, never refused for capacity: a signal (input task done, timer tick), or
         a user message whose sender's turn came in `wait_for_room`."""
         self.queue.append(item)
-        if self._waiter is not None:
+        if self.waiting is not None:
             self.wake()
 
     def reject(self, message: Any) -> None:
@@ -220,9 +225,9 @@ class Mailbox:
 
     def wake(self) -> None:
         """Wake the consumer if it waits, so that it looks at the queue and its other inputs."""
-        waiter = self._waiter
+        waiter = self.waiting
         if waiter is not None:
-            self._waiter = None
+            self.waiting = None
             if not waiter.done():
                 waiter.set_result(None)
 
@@ -232,7 +237,7 @@ class Mailbox:
         A plain future rather than a coroutine: one frame less per wake-up and per idle actor.
         """
         waiter: asyncio.Future[None] = loop.create_future()
-        self._waiter = waiter
+        self.waiting = waiter
         return waiter
 
     # -- closing --------------------------------------------------------------------------
@@ -305,5 +310,5 @@ class BoundedMailbox(Mailbox):
         if len(queue) >= self.capacity or self.putters:
             raise MailboxFull(self.actor.identifier, self.capacity)
         queue.append(item)
-        if self._waiter is not None:
+        if self.waiting is not None:
             self.wake()

@@ -202,7 +202,9 @@ class ActorRef(BaseRef, Generic[P]):
         mailbox = self._mailbox
         if mailbox.closed:
             raise self._refused(message)
-        if getattr(mailbox.actor, "_actor_task", None) is current_task():
+        # An ask from the actor's own task could never be answered; only possible while its
+        # mainloop runs (not waiting for a message), so an idle actor's asker pays one test.
+        if mailbox.waiting is None and getattr(mailbox.actor, "_actor_task", None) is current_task():
             raise DeadlockError(mailbox.identifier, message)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()

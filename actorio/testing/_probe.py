@@ -61,6 +61,7 @@ class _ProbeTarget:
     __slots__ = ("identifier", "queue", "history", "waiters", "actor", "watchers", "termination")
 
     closed = False  # a probe never stops: whoever watches it waits for nothing
+    waiting: asyncio.Future[None] | None = None  # no mainloop reads it
 
     def __init__(self, identifier: str) -> None:
         self.identifier = identifier

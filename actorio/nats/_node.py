@@ -36,6 +36,7 @@ from .. import Actor, ActorRef, ActorStopped, Message
 from ..lowlevel import is_actor_class, is_message_class, mailbox_of, message_types_of
 from ._addresses import Addresses
 from ._codec import REPLY, TIMEOUT
+from ._connection import synced
 from ._durable import Durable, Pump, Streams
 from ._errors import ActorNotFound, NodeUnreachable
 from ._outbox import Outbox
@@ -186,7 +187,7 @@ class Node:
         subscribe = nc.subscribe  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
         await subscribe(f"{prefix}.node.{node.node_id}.*", cb=node._on_export)
         await subscribe(f"{prefix}.reply.{node.node_id}.*", cb=node._on_reply)
-        await nc.flush()
+        await synced(nc)
         return node
 
     @property

@@ -30,6 +30,7 @@ from .. import Actor, ActorRef, BaseRef, InvalidPayload, Message, dead_letters
 from ..lowlevel import Mailbox, ask_message, barrier, task_of, unwatch, watch
 from ._addresses import sender_of
 from ._codec import ERROR, MSG_ID, OK, encode_error, reply_codec, timeout_of
+from ._connection import synced
 
 if TYPE_CHECKING:
     from ._durable import Durable
@@ -156,7 +157,7 @@ class CoreSubscription:
         self._subscription = await self._nc.subscribe(  # pyright: ignore[reportUnknownMemberType]
             self._subject, queue=self._subject, cb=on_message
         )
-        await self._nc.flush()
+        await synced(self._nc)  # not flush(): its PING may reach the server before the SUB
 
     async def close(self, timeout: float) -> None:
         """Unsubscribe (draining), then wait until the actor has handled what was received."""

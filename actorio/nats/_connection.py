@@ -18,6 +18,7 @@ import logging
 import os
 import ssl
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any, cast
 
 import nats.errors
 from nats.aio.client import Client
+from nats.aio.subscription import Subscription
 
 from ._errors import NodeUnreachable, NotAuthorized
 
@@ -144,6 +146,19 @@ class GuardedClient(Client):
     def __init__(self, *, tls_wanted: bool) -> None:
         super().__init__()
         self.tls_wanted = tls_wanted
+        self._violations: deque[str] = deque(maxlen=64)
+        self.violation_count = 0
+        """The permission violations the server reported so far (the last 64 are kept)."""
+
+    def violated(self, text: str) -> None:
+        """Keep a permission violation that the server reported."""
+        self._violations.append(text)
+        self.violation_count += 1
+
+    def violations_since(self, count: int) -> list[str]:
+        """The permission violations reported after the first ``count`` (as far as they are kept)."""
+        new = min(self.violation_count - count, len(self._violations))
+        return list(self._violations)[len(self._violations) - new :] if new > 0 else []
 
     def _encrypted(self) -> bool:
         writer: object = getattr(self._transport, "_io_writer", None)
@@ -205,6 +220,7 @@ async def open_client(
     connect_timeout: float,
     reconnect_wait: float,
     security: Security,
+    inbox_prefix: str,
     on_reconnected: Callable[[], Awaitable[None]],
 ) -> Client:
     """A nats-py client connected to ``url`` (comma-separated servers).
@@ -238,6 +254,7 @@ async def open_client(
         elif refusal is not None:
             warnings.log(logging.WARNING, "NATS refused to reconnect: %s", refusal.reason)
         elif "permissions violation" in str(error).lower():
+            nc.violated(str(error))
             warnings.log(logging.WARNING, "NATS refused an operation of the node: %s", error)
         else:
             _logger.debug("NATS connection error: %r", error)
@@ -268,6 +285,7 @@ async def open_client(
             nkeys_seed_str=security.nkey_seed,
             nkeys_seed=_path(security.nkey_seed_file),
             user_credentials=_path(security.credentials_file),
+            inbox_prefix=inbox_prefix,
         )
     )
     failure: NodeUnreachable | None = None
@@ -306,7 +324,7 @@ async def _abandon(connecting: asyncio.Future[None], nc: Client) -> None:
         await asyncio.wait_for(nc.close(), 1.0)
 
 
-async def synced(nc: Client) -> None:
+async def synced(nc: Client, *subscriptions: Subscription) -> None:
     """Return once the server has processed every command this client sent so far.
 
     ``nc.flush()`` alone does not: nats-py 2.16 writes the flush's PING straight to the socket,
@@ -314,6 +332,22 @@ async def synced(nc: Client) -> None:
     server may answer the PING (and a message from another connection may find no subscriber)
     before it reads the SUB. The flusher writes that buffer before the first PONG is read, so the
     second flush's PING follows the SUB, and its PONG comes once the server has the subscription.
+
+    Raises ``PermissionError`` if the server refused one of ``subscriptions`` (its permissions for
+    this user do not allow the subject: it says so before the PONG), after unsubscribing it.
     """
+    before = nc.violation_count if isinstance(nc, GuardedClient) else 0
     await nc.flush()
     await nc.flush()
+    if not isinstance(nc, GuardedClient) or not subscriptions:
+        return
+    refused = [text.lower() for text in nc.violations_since(before) if "subscription" in text.lower()]
+    for subscription in subscriptions:
+        if any(f'"{subscription.subject.lower()}"' in text for text in refused):
+            for each in subscriptions:
+                with contextlib.suppress(nats.errors.Error):
+                    await each.unsubscribe()
+            raise PermissionError(
+                f"the NATS server refused the subscription to {subscription.subject!r}: "
+                "the user's permissions do not allow it"
+            )

@@ -40,7 +40,7 @@ from ._addresses import Addresses
 from ._codec import REPLY, TIMEOUT
 from ._connection import Security, open_client, redact, synced
 from ._durable import Durable, Pump, Streams
-from ._errors import ActorNotFound
+from ._errors import ActorNotFound, NotAuthorized
 from ._outbox import Outbox
 from ._publication import CoreSubscription, Inlet, Publication, Receiver
 from ._remote import RemoteRef
@@ -150,6 +150,7 @@ class Node:
         nkey_seed: str | None = None,
         nkey_seed_file: str | os.PathLike[str] | None = None,
         credentials_file: str | os.PathLike[str] | None = None,
+        inbox_prefix: str = "_INBOX",
     ) -> Node:
         """Connect to the NATS server at ``url`` (several: comma-separated).
 
@@ -172,15 +173,21 @@ class Node:
           ``"SU..."``) or ``nkey_seed_file`` (a file holding it); ``credentials_file`` (a ``.creds``
           file: a user JWT and its NKey seed, as written by ``nsc``). NKeys need the ``nkeys``
           package, in the ``nats`` extra.
+        - ``inbox_prefix``: where this connection's replies come (its asks', JetStream's answers):
+          ``<inbox_prefix>.<random token>``. Give each NATS user a prefix of its own
+          (``"_INBOX.shop-worker"``) and let it subscribe to that only: then no user can read
+          another's replies.
 
-        Raises `NotAuthorized` as soon as the server refuses the credentials or the client's
-        certificate, and `NodeUnreachable` as soon as a TLS handshake fails otherwise (the
-        server's certificate not trusted, no TLS where it is wanted), without waiting out
-        ``connect_timeout``; ``ValueError`` or ``FileNotFoundError`` for credentials that cannot
-        be used (two kinds, a password without a user, an invalid seed, a missing file), before
-        connecting.
+        Raises `NotAuthorized` as soon as the server refuses the credentials, the client's
+        certificate, or (the user's permissions) the node's subscriptions to its own addresses,
+        ``<prefix>.node.<id>.*`` and ``<prefix>.reply.<id>.*``; `NodeUnreachable` as soon as a
+        TLS handshake fails otherwise (the server's certificate not trusted, no TLS where it is
+        wanted); neither waits out ``connect_timeout``. ``ValueError`` or ``FileNotFoundError``
+        for credentials that cannot be used (two kinds, a password without a user, an invalid
+        seed, a missing file), before connecting.
         """
         check_name(prefix)
+        check_name(inbox_prefix)
         security = Security(
             tls=tls,
             tls_hostname=tls_hostname,
@@ -204,15 +211,20 @@ class Node:
             connect_timeout=connect_timeout,
             reconnect_wait=reconnect_wait,
             security=security,
+            inbox_prefix=inbox_prefix,
             on_reconnected=on_reconnected,
         )
         try:
             node = cls(nc, url=url, prefix=prefix, ask_timeout=ask_timeout, store_timeout=store_timeout)
             # nats-py leaves a parameter of subscribe() unannotated (``future: Future``).
             subscribe = nc.subscribe  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-            await subscribe(f"{prefix}.node.{node.node_id}.*", cb=node._on_export)
-            await subscribe(f"{prefix}.reply.{node.node_id}.*", cb=node._on_reply)
-            await synced(nc)
+            exports = await subscribe(f"{prefix}.node.{node.node_id}.*", cb=node._on_export)
+            replies = await subscribe(f"{prefix}.reply.{node.node_id}.*", cb=node._on_reply)
+            await synced(nc, exports, replies)
+        except PermissionError as error:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), 1.0)
+            raise NotAuthorized(redact(url), str(error)) from None
         except BaseException:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), 1.0)

@@ -148,7 +148,8 @@ class CoreSubscription:
         self._subscription: Subscription | None = None
 
     async def open(self) -> None:
-        """Subscribe; return once the server has the subscription."""
+        """Subscribe; return once the server has the subscription (``PermissionError`` if the
+        server refused it)."""
 
         async def on_message(msg: Msg) -> None:
             await self._receiver.receive(self._mailbox.actor, msg)
@@ -157,7 +158,7 @@ class CoreSubscription:
         self._subscription = await self._nc.subscribe(  # pyright: ignore[reportUnknownMemberType]
             self._subject, queue=self._subject, cb=on_message
         )
-        await synced(self._nc)  # not flush(): its PING may reach the server before the SUB
+        await synced(self._nc, self._subscription)  # not flush(): its PING may precede the SUB
 
     async def close(self, timeout: float) -> None:
         """Unsubscribe (draining), then wait until the actor has handled what was received."""

@@ -2,8 +2,9 @@
 
 The node owns connecting, publishing (a core subscription or a durable mailbox: see
 ``_publication`` and ``_durable``), making references, the request plumbing of asks and closing.
-It wires the other parts together: the outbox (``_outbox``) sends what remote references are
-told, the sender addresses (``_addresses``) and the wire codec (``_codec``).
+It wires the other parts together: the connection (``_connection``: TLS, credentials, refusals,
+syncing with the server), the outbox (``_outbox``) sends what remote references are told, the
+sender addresses (``_addresses``) and the wire codec (``_codec``).
 
 Subjects (``prefix`` is ``actorio`` unless given):
 

@@ -318,8 +318,9 @@ def _path(file: str | os.PathLike[str] | None) -> str | None:
 async def _abandon(connecting: asyncio.Future[None], nc: Client) -> None:
     """Stop connecting and close the client (within a second)."""
     connecting.cancel()
-    with contextlib.suppress(BaseException):
-        await connecting
+    await asyncio.wait({connecting})
+    if not connecting.cancelled():
+        connecting.exception()  # retrieved (asyncio reports one that never is)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(nc.close(), 1.0)
 

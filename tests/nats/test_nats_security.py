@@ -311,3 +311,11 @@ async def test_with_tls_wanted_nothing_goes_to_a_server_in_plain_text(certificat
         by_scheme = Node.connect(f"tls://alice:{SECRET}@127.0.0.1:{port}", connect_timeout=PATIENT)
         await _refused_at_once(NodeUnreachable, by_scheme)
     assert received == b""
+
+
+@pytest.mark.asyncio
+async def test_a_connect_given_up_midway_leaves_no_task_behind() -> None:
+    async with plain_server() as (port, _):  # it greets, then never answers the CONNECT
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(Node.connect(f"nats://127.0.0.1:{port}", connect_timeout=PATIENT), 0.3)
+    assert asyncio.all_tasks() == {asyncio.current_task()}

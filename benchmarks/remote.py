@@ -12,10 +12,12 @@ Sender and receiver are two connections in this one process (so both sides share
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import nats
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from actorio import Actor, Message, handles
@@ -57,72 +59,92 @@ class Counter(Actor[Count | Total | Echo]):
 async def _actorio_tell(url: str, n: int) -> float:
     async with await Node.connect(url) as server_side, await Node.connect(url) as client:
         counter = Counter()
-        await server_side.publish("bench-counter", counter)
-        ref = client.ref("bench-counter", Counter)
-        started = time.perf_counter()
-        for i in range(n):
-            ref.tell_nowait(Count(n=i))
-        assert await ref.ask(Total(), timeout=60) == n
-        elapsed = time.perf_counter() - started
-        await counter.stop()
+        try:
+            await server_side.publish("bench-counter", counter)
+            ref = client.ref("bench-counter", Counter)
+            started = time.perf_counter()
+            for i in range(n):
+                ref.tell_nowait(Count(n=i))
+            assert await ref.ask(Total(), timeout=60) == n
+            elapsed = time.perf_counter() - started
+        finally:
+            await counter.stop()
         return n / elapsed
 
 
 async def _actorio_ask(url: str, n: int) -> float:
     async with await Node.connect(url) as server_side, await Node.connect(url) as client:
         counter = Counter()
-        await server_side.publish("bench-echo", counter)
-        ref = client.ref("bench-echo", Counter)
-        await ref.ask(Echo(n=0))
-        started = time.perf_counter()
-        for i in range(n):
-            await ref.ask(Echo(n=i))
-        elapsed = time.perf_counter() - started
-        await counter.stop()
+        try:
+            await server_side.publish("bench-echo", counter)
+            ref = client.ref("bench-echo", Counter)
+            await ref.ask(Echo(n=0))
+            started = time.perf_counter()
+            for i in range(n):
+                await ref.ask(Echo(n=i))
+            elapsed = time.perf_counter() - started
+        finally:
+            await counter.stop()
         return elapsed / n * 1e6
 
 
+@contextlib.asynccontextmanager
+async def _two_connections(url: str) -> AsyncIterator[tuple[Client, Client]]:
+    """A receiving and a sending connection, both closed on the way out, whatever happened."""
+    receiver = await nats.connect(url)
+    try:
+        sender = await nats.connect(url)
+        try:
+            yield receiver, sender
+        finally:
+            await sender.close()
+    finally:
+        await receiver.close()
+
+
+async def _subscribed(nc: Client) -> None:
+    """Return once the server has the subscriptions just made. One flush is not enough: nats-py
+    writes its PING straight to the socket, ahead of a SUB still waiting in its write buffer;
+    the second flush's PING follows the SUB."""
+    await nc.flush()
+    await nc.flush()
+
+
 async def _bare_tell(url: str, n: int) -> float:
-    receiver, sender = await nats.connect(url), await nats.connect(url)
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    seen = 0
+    async with _two_connections(url) as (receiver, sender):
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        seen = 0
 
-    async def on_message(msg: Msg) -> None:
-        nonlocal seen
-        seen += 1
-        if seen == n:
-            done.set_result(None)
+        async def on_message(msg: Msg) -> None:
+            nonlocal seen
+            seen += 1
+            if seen == n:
+                done.set_result(None)
 
-    await receiver.subscribe("bench.bare", cb=on_message)
-    await receiver.flush()
-    payload = b'{"type":"Count","data":{"n":1,"creation_date":"2026-01-01T00:00:00Z"}}'
-    started = time.perf_counter()
-    for _ in range(n):
-        await sender.publish("bench.bare", payload)
-    await asyncio.wait_for(done, 60)
-    elapsed = time.perf_counter() - started
-    await sender.close()
-    await receiver.close()
-    return n / elapsed
+        await receiver.subscribe("bench.bare", cb=on_message)
+        await _subscribed(receiver)
+        payload = b'{"type":"Count","data":{"n":1,"creation_date":"2026-01-01T00:00:00Z"}}'
+        started = time.perf_counter()
+        for _ in range(n):
+            await sender.publish("bench.bare", payload)
+        await asyncio.wait_for(done, 60)
+        return n / (time.perf_counter() - started)
 
 
 async def _bare_ask(url: str, n: int) -> float:
-    receiver, sender = await nats.connect(url), await nats.connect(url)
+    async with _two_connections(url) as (receiver, sender):
 
-    async def on_request(msg: Msg) -> None:
-        await msg.respond(msg.data)
+        async def on_request(msg: Msg) -> None:
+            await msg.respond(msg.data)
 
-    await receiver.subscribe("bench.echo", cb=on_request)
-    await receiver.flush()
-    payload = b'{"type":"Echo","data":{"n":1}}'
-    await sender.request("bench.echo", payload, timeout=5)
-    started = time.perf_counter()
-    for _ in range(n):
+        await receiver.subscribe("bench.echo", cb=on_request)
+        await _subscribed(receiver)
+        payload = b'{"type":"Echo","data":{"n":1}}'
         await sender.request("bench.echo", payload, timeout=5)
-    elapsed = time.perf_counter() - started
-    await sender.close()
-    await receiver.close()
-    return elapsed / n * 1e6
+        started = time.perf_counter()
+        for _ in range(n):
+            await sender.request("bench.echo", payload, timeout=5)
+        return (time.perf_counter() - started) / n * 1e6
 
 
 async def _best(

@@ -4,7 +4,8 @@
   reachable under a name (several processes publishing one name form a pool);
   ``node.ref("greeter", Greeter)`` is an ``ActorRef`` to it from any process.
 - `Durable`: the settings of a durable mailbox (a JetStream stream): at-least-once delivery.
-- `RemoteRef`: the reference type; `RemoteError`, `ActorNotFound`, `NodeUnreachable`: the errors.
+- `RemoteRef`: the reference type; `RemoteError`, `ActorNotFound`, `NodeUnreachable`,
+  `NotAuthorized`: the errors.
 - `LocalServer`, `find_nats_server`: a local ``nats-server``, for tests and examples.
 
 See the README's NATS section for the subjects, the wire form and the delivery guarantees.
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from ._durable import Durable as Durable
     from ._errors import ActorNotFound as ActorNotFound
     from ._errors import NodeUnreachable as NodeUnreachable
+    from ._errors import NotAuthorized as NotAuthorized
     from ._errors import RemoteError as RemoteError
     from ._node import Node as Node
     from ._publication import Publication as Publication
@@ -35,6 +37,7 @@ __all__ = [
     "LocalServer",
     "Node",
     "NodeUnreachable",
+    "NotAuthorized",
     "Publication",
     "RemoteError",
     "RemoteRef",
@@ -47,6 +50,7 @@ __all__ = [
 _EXPORTS = {
     "ActorNotFound": "._errors",
     "NodeUnreachable": "._errors",
+    "NotAuthorized": "._errors",
     "RemoteError": "._errors",
     "Durable": "._durable",
     "Node": "._node",

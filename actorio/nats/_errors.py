@@ -2,7 +2,8 @@
 
 ActorioException
  +-- RemoteError            a remote handler raised: its type name, text and traceback
- +-- NodeUnreachable        no NATS server answered at connect time
+ +-- NodeUnreachable        no NATS server answered at connect time (or a TLS handshake failed)
+ |    +-- NotAuthorized     the server refused the node's credentials or TLS certificate
  +-- ActorStopped
       +-- ActorNotFound     an ask to a name that no process publishes
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from .. import ActorioException, ActorStopped
 
-__all__ = ["ActorNotFound", "NodeUnreachable", "RemoteError"]
+__all__ = ["ActorNotFound", "NodeUnreachable", "NotAuthorized", "RemoteError"]
 
 
 class RemoteError(ActorioException):
@@ -35,11 +36,23 @@ class RemoteError(ActorioException):
 
 
 class NodeUnreachable(ActorioException, ConnectionError):
-    """No NATS server could be reached at ``url`` when connecting."""
+    """`Node.connect` failed: no server answered at ``url`` in time, or a TLS handshake failed.
+
+    ``url`` is the URL given to `Node.connect` with any password or token replaced by ``***``;
+    ``reason`` says what went wrong (no server answered in time, a TLS handshake failed). Neither
+    quotes a secret.
+    """
 
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
+        self.reason = reason
         super().__init__(f"cannot connect to NATS at {url}: {reason}")
+
+
+class NotAuthorized(NodeUnreachable):
+    """The NATS server refused the node's credentials (user and password, token, NKey, credentials
+    file) or its TLS client certificate. Raised by `Node.connect` as soon as the server says so,
+    without retrying: the same credentials would be refused again."""
 
 
 class ActorNotFound(ActorStopped):

@@ -2,8 +2,9 @@
 
 The node owns connecting, publishing (a core subscription or a durable mailbox: see
 ``_publication`` and ``_durable``), making references, the request plumbing of asks and closing.
-It wires the other parts together: the outbox (``_outbox``) sends what remote references are
-told, the sender addresses (``_addresses``) and the wire codec (``_codec``).
+It wires the other parts together: the connection (``_connection``: TLS, credentials, refusals,
+syncing with the server), the outbox (``_outbox``) sends what remote references are told, the
+sender addresses (``_addresses``) and the wire codec (``_codec``).
 
 Subjects (``prefix`` is ``actorio`` unless given):
 
@@ -21,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
+import ssl
 import uuid
 from collections.abc import Awaitable, Mapping
 from types import TracebackType
@@ -36,8 +39,9 @@ from .. import Actor, ActorRef, ActorStopped, Message
 from ..lowlevel import is_actor_class, is_message_class, mailbox_of, message_types_of
 from ._addresses import Addresses
 from ._codec import REPLY, TIMEOUT
+from ._connection import Security, open_client, redact, synced
 from ._durable import Durable, Pump, Streams
-from ._errors import ActorNotFound, NodeUnreachable
+from ._errors import ActorNotFound, NotAuthorized
 from ._outbox import Outbox
 from ._publication import CoreSubscription, Inlet, Publication, Receiver
 from ._remote import RemoteRef
@@ -105,14 +109,15 @@ class Node:
         self, nc: Client, *, url: str, prefix: str, ask_timeout: float, store_timeout: float
     ) -> None:
         self._nc = nc
-        self.url = url
+        self.url = redact(url)
+        """The URL connected to, with any password or token replaced by ``***``."""
         self.prefix = prefix
         self.ask_timeout = ask_timeout
         self.store_timeout = store_timeout
         self.node_id = uuid.uuid4().hex[:16]
         # nats-py leaves ``**opts`` of jetstream() unannotated.
         js = nc.jetstream()  # pyright: ignore[reportUnknownMemberType]
-        self._streams = Streams(js, url=url, prefix=prefix, store_timeout=store_timeout)
+        self._streams = Streams(js, url=self.url, prefix=prefix, store_timeout=store_timeout)
         self._publications: set[Publication] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._addresses = Addresses(nc, prefix=prefix, node_id=self.node_id)
@@ -137,56 +142,94 @@ class Node:
         reconnect_wait: float = 0.5,
         ask_timeout: float = 30.0,
         store_timeout: float = 10.0,
+        tls: ssl.SSLContext | None = None,
+        tls_hostname: str | None = None,
+        tls_handshake_first: bool = False,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        nkey_seed: str | None = None,
+        nkey_seed_file: str | os.PathLike[str] | None = None,
+        credentials_file: str | os.PathLike[str] | None = None,
+        inbox_prefix: str = "_INBOX",
     ) -> Node:
         """Connect to the NATS server at ``url`` (several: comma-separated).
 
         Raises `NodeUnreachable` if no server answers within ``connect_timeout`` seconds. Once
         connected, the node reconnects forever, every ``reconnect_wait`` seconds. ``ask_timeout``
         bounds asks made with ``timeout=None``; ``store_timeout`` bounds a durable tell's retries.
+
+        Security (see the README's "Security" section); secrets never appear in ``node.url``,
+        ``repr(node)``, an error or a log line of actorio's:
+
+        - ``tls``: an ``ssl.SSLContext`` that trusts the server's certificate authority
+          (``ssl.create_default_context(cafile=...)``) and, for mutual TLS, holds the client's
+          certificate (``context.load_cert_chain(cert, key)``). With ``tls`` (or a ``tls://`` URL)
+          the node refuses a server that does not require TLS, before sending anything;
+          ``tls_hostname``: the name the server's certificate must carry (default: the URL's host);
+          ``tls_handshake_first``: TLS from the first byte, for a server configured with
+          ``handshake_first``.
+        - credentials, one kind at most: ``user`` and ``password`` (or ``nats://user:password@host``
+          in the URL); ``token`` (or ``nats://token@host``); ``nkey_seed`` (the NKey seed itself,
+          ``"SU..."``) or ``nkey_seed_file`` (a file holding it); ``credentials_file`` (a ``.creds``
+          file: a user JWT and its NKey seed, as written by ``nsc``). NKeys need the ``nkeys``
+          package, in the ``nats`` extra.
+        - ``inbox_prefix``: where this connection's replies come (its asks', JetStream's answers):
+          ``<inbox_prefix>.<random token>``. Give each NATS user a prefix of its own
+          (``"_INBOX.shop-worker"``) and let it subscribe to that only: then no user can read
+          another's replies.
+
+        Raises `NotAuthorized` as soon as the server refuses the credentials, the client's
+        certificate, or (the user's permissions) the node's subscriptions to its own addresses,
+        ``<prefix>.node.<id>.*`` and ``<prefix>.reply.<id>.*``; `NodeUnreachable` as soon as a
+        TLS handshake fails otherwise (the server's certificate not trusted, no TLS where it is
+        wanted); neither waits out ``connect_timeout``. ``ValueError`` or ``FileNotFoundError``
+        for credentials that cannot be used (two kinds, a password without a user, an invalid
+        seed, a missing file), before connecting.
         """
         check_name(prefix)
-        last_error: list[BaseException] = []
-
-        async def on_error(error: Exception) -> None:
-            last_error[:] = [error]
-            _logger.debug("NATS connection error: %r", error)
-
-        nc = Client()
+        check_name(inbox_prefix)
+        security = Security(
+            tls=tls,
+            tls_hostname=tls_hostname,
+            tls_handshake_first=tls_handshake_first,
+            user=user,
+            password=password,
+            token=token,
+            nkey_seed=nkey_seed,
+            nkey_seed_file=nkey_seed_file,
+            credentials_file=credentials_file,
+        )
         node: Node | None = None
 
         async def on_reconnected() -> None:
             if node is not None:
                 node.reconnections += 1
-            _logger.info("reconnected to %s", nc.connected_url)
 
-        async def on_disconnected() -> None:
-            _logger.info("disconnected from NATS")
-
+        nc = await open_client(
+            url,
+            name=name,
+            connect_timeout=connect_timeout,
+            reconnect_wait=reconnect_wait,
+            security=security,
+            inbox_prefix=inbox_prefix,
+            on_reconnected=on_reconnected,
+        )
         try:
-            await asyncio.wait_for(
-                nc.connect(
-                    servers=url.split(","),
-                    name=name,
-                    connect_timeout=max(1, round(connect_timeout)),
-                    reconnect_time_wait=cast(int, reconnect_wait),  # a float works; the stub says int
-                    max_reconnect_attempts=-1,
-                    error_cb=on_error,
-                    reconnected_cb=on_reconnected,
-                    disconnected_cb=on_disconnected,
-                ),
-                connect_timeout,
-            )
-        except (asyncio.TimeoutError, OSError, nats.errors.Error) as error:
+            node = cls(nc, url=url, prefix=prefix, ask_timeout=ask_timeout, store_timeout=store_timeout)
+            # nats-py leaves a parameter of subscribe() unannotated (``future: Future``).
+            subscribe = nc.subscribe  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            exports = await subscribe(f"{prefix}.node.{node.node_id}.*", cb=node._on_export)
+            replies = await subscribe(f"{prefix}.reply.{node.node_id}.*", cb=node._on_reply)
+            await synced(nc, exports, replies)
+        except PermissionError as error:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), 1.0)
-            reason = repr(last_error[0]) if last_error else repr(error)
-            raise NodeUnreachable(url, f"no server answered within {connect_timeout} s ({reason})") from None
-        node = cls(nc, url=url, prefix=prefix, ask_timeout=ask_timeout, store_timeout=store_timeout)
-        # nats-py leaves a parameter of subscribe() unannotated (``future: Future``).
-        subscribe = nc.subscribe  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-        await subscribe(f"{prefix}.node.{node.node_id}.*", cb=node._on_export)
-        await subscribe(f"{prefix}.reply.{node.node_id}.*", cb=node._on_reply)
-        await nc.flush()
+            raise NotAuthorized(redact(url), str(error)) from None
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), 1.0)
+            raise
         return node
 
     @property

@@ -30,6 +30,7 @@ from .. import Actor, ActorRef, BaseRef, InvalidPayload, Message, dead_letters
 from ..lowlevel import Mailbox, ask_message, barrier, task_of, unwatch, watch
 from ._addresses import sender_of
 from ._codec import ERROR, MSG_ID, OK, encode_error, reply_codec, timeout_of
+from ._connection import synced
 
 if TYPE_CHECKING:
     from ._durable import Durable
@@ -147,7 +148,8 @@ class CoreSubscription:
         self._subscription: Subscription | None = None
 
     async def open(self) -> None:
-        """Subscribe; return once the server has the subscription."""
+        """Subscribe; return once the server has the subscription (``PermissionError`` if the
+        server refused it)."""
 
         async def on_message(msg: Msg) -> None:
             await self._receiver.receive(self._mailbox.actor, msg)
@@ -156,7 +158,7 @@ class CoreSubscription:
         self._subscription = await self._nc.subscribe(  # pyright: ignore[reportUnknownMemberType]
             self._subject, queue=self._subject, cb=on_message
         )
-        await self._nc.flush()
+        await synced(self._nc, self._subscription)  # not flush(): its PING may precede the SUB
 
     async def close(self, timeout: float) -> None:
         """Unsubscribe (draining), then wait until the actor has handled what was received."""

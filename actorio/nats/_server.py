@@ -11,6 +11,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
@@ -67,6 +68,11 @@ class LocalServer:
     port and the JetStream directory, so streams and durable consumers survive it. Use it as a
     context manager (``with LocalServer() as server: server.url``); the temporary directory it
     made is removed on exit.
+
+    ``config`` is a nats-server configuration file (``-c``: TLS, authorization, accounts, ...)
+    and ``args`` more command-line options (``["--user", "u", "--pass", "p"]``); the address,
+    port and JetStream options of the command line take precedence over the file's. The server's
+    log goes to a temporary file (`log`), so a configuration must not set ``log_file``.
     """
 
     def __init__(
@@ -77,6 +83,8 @@ class LocalServer:
         store_dir: str | os.PathLike[str] | None = None,
         binary: str | None = None,
         start_timeout: float = 10.0,
+        config: str | os.PathLike[str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.port = port if port is not None else _free_port()
         self.jetstream = jetstream
@@ -87,6 +95,8 @@ class LocalServer:
         self.store_dir = None if store_dir is None else str(store_dir)
         self.binary = binary
         self.start_timeout = start_timeout
+        self.config = None if config is None else str(config)
+        self.args = tuple(args)
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -99,7 +109,10 @@ class LocalServer:
         """Start the server; return once it accepts connections."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError("the server is running already")
-        command = [self.binary or find_nats_server(), "-a", "127.0.0.1", "-p", str(self.port)]
+        command = [self.binary or find_nats_server()]
+        if self.config is not None:
+            command += ["-c", self.config]
+        command += [*self.args, "-a", "127.0.0.1", "-p", str(self.port)]
         if self.jetstream:
             assert self.store_dir is not None
             command += ["-js", "-sd", self.store_dir]
@@ -110,19 +123,36 @@ class LocalServer:
         deadline = time.monotonic() + self.start_timeout
         while True:
             if self.process.poll() is not None:
-                log.seek(0)
-                error = log.read().decode(errors="replace")[-2000:]
+                error = self.log()[-2000:]
                 raise RuntimeError(f"nats-server exited with status {self.process.returncode}: {error}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as connection:
-                    if connection.recv(4).startswith(b"INFO"):
-                        return
-            except OSError:
-                pass
+            if self._ready():
+                return
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"nats-server did not accept connections within {self.start_timeout} s")
             time.sleep(0.02)  # a child process's start-up: nothing to await
+
+    def _ready(self) -> bool:
+        """True once the server greets a connection with its INFO (or, configured for TLS
+        first, accepts one and has logged that it is ready: it then waits for the client)."""
+        try:
+            connection = socket.create_connection(("127.0.0.1", self.port), timeout=0.2)
+        except OSError:
+            return False
+        with connection:
+            try:
+                if connection.recv(4).startswith(b"INFO"):
+                    return True
+            except OSError:  # no INFO within the timeout: TLS first, or not started yet
+                pass
+        return "Server is ready" in self.log()
+
+    def log(self) -> str:
+        """What the server has logged so far (its standard error), or ``""`` when stopped."""
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
 
     def stop(self, kill: bool = False) -> None:
         """Stop the server (``SIGTERM``, or ``SIGKILL`` with ``kill``) and wait for it to exit."""

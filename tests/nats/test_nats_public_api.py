@@ -12,6 +12,7 @@ EXPECTED = {
     "LocalServer",
     "Node",
     "NodeUnreachable",
+    "NotAuthorized",
     "Publication",
     "RemoteError",
     "RemoteRef",
@@ -41,6 +42,7 @@ def test_remote_references_are_actor_references() -> None:
     assert issubclass(actorio.nats.ActorNotFound, actorio.ActorStopped)
     assert issubclass(actorio.nats.RemoteError, actorio.ActorioException)
     assert issubclass(actorio.nats.NodeUnreachable, ConnectionError)
+    assert issubclass(actorio.nats.NotAuthorized, actorio.nats.NodeUnreachable)
 
 
 def test_without_nats_py_the_import_error_says_what_to_install() -> None:

@@ -1,0 +1,354 @@
+"""The node's NATS connection: opening it securely, reporting refusals, and syncing with the server.
+
+Owns:
+
+- `Security`: the TLS and credential options of `Node.connect`, checked before anything is sent;
+- `open_client`: connect (TLS, credentials), giving up at once when the server refuses the
+  credentials or a TLS handshake fails, instead of retrying until the connect timeout;
+- `redact`: a URL with its password or token hidden, for every repr, log line and error;
+- `synced`: return once the server has processed every command sent so far (a SUB included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import ssl
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.subscription import Subscription
+
+from ._errors import NodeUnreachable, NotAuthorized
+
+__all__ = ["Security", "open_client", "redact", "synced"]
+
+_logger = logging.getLogger("actorio.nats")
+
+_REFUSED_CREDENTIALS = (
+    "authorization violation",
+    "user authentication expired",
+    "user authentication revoked",
+    "account authentication expired",
+)
+"""The server's ``-ERR`` texts (lower case) that mean: these credentials will not do."""
+
+_REFUSED_CERTIFICATE = (
+    "CERTIFICATE_REQUIRED",
+    "UNKNOWN_CA",
+    "BAD_CERTIFICATE",
+    "CERTIFICATE_REVOKED",
+    "CERTIFICATE_EXPIRED",
+    "UNSUPPORTED_CERTIFICATE",
+    "CERTIFICATE_UNKNOWN",
+    "ACCESS_DENIED",
+)
+"""TLS alerts (in ``SSLError.reason``) by which the server refuses this client's certificate."""
+
+_TRANSIENT_TLS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ssl.SSLWantReadError)
+"""TLS errors of a connection cut short, not of a handshake refused: connecting goes on."""
+
+
+def redact(url: str) -> str:
+    """``url`` (several: comma-separated) with each password or token replaced by ``***``:
+    ``nats://alice:s3cret@host`` becomes ``nats://alice:***@host``, ``nats://t0ken@host`` becomes
+    ``nats://***@host``. Everything before the last ``@`` is taken as credentials."""
+    return ",".join(_redact_one(part) for part in url.split(","))
+
+
+def _redact_one(url: str) -> str:
+    head, separator, rest = url.partition("://")
+    if separator:
+        head += separator
+    else:
+        head, rest = "", url
+    userinfo, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return f"{head}{user}:***@{host}" if colon else f"{head}***@{host}"
+
+
+@dataclass(frozen=True)
+class Security:
+    """The TLS and credential options of `Node.connect` (see there), before nats-py gets them."""
+
+    tls: ssl.SSLContext | None = None
+    tls_hostname: str | None = None
+    tls_handshake_first: bool = False
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    nkey_seed: str | None = None
+    nkey_seed_file: str | os.PathLike[str] | None = None
+    credentials_file: str | os.PathLike[str] | None = None
+
+    def __repr__(self) -> str:  # never shows a secret
+        given = [name for name, value in vars(self).items() if value not in (None, False)]
+        return f"Security({', '.join(given)})"
+
+    def check(self) -> None:
+        """Refuse what nats-py would only find out while connecting (and then retry until the
+        connect timeout): a missing file, an invalid seed, a password without a user, two kinds
+        of credentials. The errors never quote a secret."""
+        if (self.user is None) != (self.password is None):
+            raise ValueError("user and password go together: give both or neither")
+        kinds = [
+            kind
+            for kind, given in (
+                ("user/password", self.user is not None),
+                ("nkey_seed", self.nkey_seed is not None),
+                ("nkey_seed_file", self.nkey_seed_file is not None),
+                ("credentials_file", self.credentials_file is not None),
+            )
+            if given
+        ]
+        if len(kinds) > 1:
+            raise ValueError(f"give one kind of credentials, not {' and '.join(kinds)}")
+        for file in (self.nkey_seed_file, self.credentials_file):
+            if file is not None and not Path(file).is_file():
+                raise FileNotFoundError(f"no such file: {os.fspath(file)!r}")
+        seed: bytes | None = None
+        if self.nkey_seed is not None:
+            seed = self.nkey_seed.strip().encode()
+        elif self.nkey_seed_file is not None:
+            seed = Path(self.nkey_seed_file).read_bytes().strip()
+        if seed is not None:
+            try:
+                nkeys: Any = importlib.import_module("nkeys")  # untyped; in actorio's `nats` extra
+            except ImportError:
+                raise ImportError("NKeys need the nkeys package: pip install 'actorio[nats]'") from None
+            try:
+                nkeys.from_seed(bytearray(seed)).wipe()
+            except Exception:
+                raise ValueError("the NKey seed is not a valid seed (a string starting with 'S')") from None
+
+    @property
+    def tls_wanted(self) -> bool:
+        """True if the connection must be encrypted: a TLS context or handshake-first was given."""
+        return self.tls is not None or self.tls_handshake_first
+
+
+class GuardedClient(Client):
+    """nats-py's client, which never sends its CONNECT (credentials included) in the clear when
+    TLS is wanted: nats-py itself upgrades to TLS only when the server requires it, and would
+    otherwise go on in plain text, even with a TLS context or a ``tls://`` URL."""
+
+    def __init__(self, *, tls_wanted: bool) -> None:
+        super().__init__()
+        self.tls_wanted = tls_wanted
+        self._violations: deque[str] = deque(maxlen=64)
+        self.violation_count = 0
+        """The permission violations the server reported so far (the last 64 are kept)."""
+
+    def violated(self, text: str) -> None:
+        """Keep a permission violation that the server reported."""
+        self._violations.append(text)
+        self.violation_count += 1
+
+    def violations_since(self, count: int) -> list[str]:
+        """The permission violations reported after the first ``count`` (as far as they are kept)."""
+        new = min(self.violation_count - count, len(self._violations))
+        return list(self._violations)[len(self._violations) - new :] if new > 0 else []
+
+    def _encrypted(self) -> bool:
+        writer: object = getattr(self._transport, "_io_writer", None)
+        get_extra_info = getattr(writer, "get_extra_info", None)
+        if callable(get_extra_info):
+            return get_extra_info("ssl_object") is not None
+        server = self._current_server
+        return server is not None and server.uri.scheme == "wss"
+
+    def _connect_command(self) -> bytes:
+        if self.tls_wanted and not self._encrypted():
+            raise nats.errors.SecureConnWantedError
+        return super()._connect_command()
+
+
+def _refusal(error: BaseException, url: str) -> NodeUnreachable | None:
+    """The error to raise at once for a connection attempt's ``error``, or None to go on trying."""
+    text = str(error).lower()
+    if isinstance(error, nats.errors.AuthorizationError) or (
+        isinstance(error, nats.errors.Error) and any(refused in text for refused in _REFUSED_CREDENTIALS)
+    ):
+        return NotAuthorized(url, f"the server refused the credentials ({error})")
+    if isinstance(error, nats.errors.SecureConnWantedError):
+        return NodeUnreachable(
+            url, "TLS is wanted but the server did not require it: no credentials or messages were sent"
+        )
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return NodeUnreachable(url, f"the server's TLS certificate is not trusted ({error.verify_message})")
+    if isinstance(error, ssl.SSLError) and not isinstance(error, _TRANSIENT_TLS):
+        reason = error.reason or ""
+        if any(alert in reason for alert in _REFUSED_CERTIFICATE):
+            return NotAuthorized(url, f"the server refused the client's TLS certificate ({reason})")
+        return NodeUnreachable(url, f"the TLS handshake failed ({reason or error})")
+    return None
+
+
+class _Throttle:
+    """At most one log line per ``every`` seconds; the lines held back are counted in the next."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._last = -every
+        self._held = 0
+
+    def log(self, level: int, text: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every:
+            self._held += 1
+            return
+        held, self._held, self._last = self._held, 0, now
+        suffix = f" ({held} more like it held back)" if held else ""
+        _logger.log(level, text + suffix, *args)
+
+
+async def open_client(
+    url: str,
+    *,
+    name: str | None,
+    connect_timeout: float,
+    reconnect_wait: float,
+    security: Security,
+    inbox_prefix: str,
+    on_reconnected: Callable[[], Awaitable[None]],
+) -> Client:
+    """A nats-py client connected to ``url`` (comma-separated servers).
+
+    Raises `NotAuthorized` as soon as the server refuses the credentials or the client's TLS
+    certificate, `NodeUnreachable` as soon as a TLS handshake fails otherwise (the server's
+    certificate not trusted, or no TLS where it is wanted), or when no server answered within
+    ``connect_timeout`` seconds. Neither quotes a secret. Once connected, the client reconnects
+    forever; refusals and permission violations met meanwhile are logged as warnings (at most
+    one line every 10 s), other connection errors at debug level.
+    """
+    security.check()
+    shown = redact(url)
+    loop = asyncio.get_running_loop()
+    refused: asyncio.Future[NodeUnreachable] = loop.create_future()
+    last_error: list[BaseException] = []
+    connected = False
+    warnings = _Throttle(10.0)
+    nc = GuardedClient(
+        tls_wanted=security.tls_wanted
+        or any(part.strip().lower().startswith(("tls://", "wss://")) for part in url.split(","))
+    )
+
+    async def on_error(error: Exception) -> None:
+        last_error[:] = [error]
+        refusal = _refusal(error, shown)
+        if not connected:
+            if refusal is not None and not refused.done():
+                refused.set_result(refusal)
+            _logger.debug("NATS connection error: %r", error)
+        elif refusal is not None:
+            warnings.log(logging.WARNING, "NATS refused to reconnect: %s", refusal.reason)
+        elif "permissions violation" in str(error).lower():
+            nc.violated(str(error))
+            warnings.log(logging.WARNING, "NATS refused an operation of the node: %s", error)
+        else:
+            _logger.debug("NATS connection error: %r", error)
+
+    async def reconnected() -> None:
+        _logger.info("reconnected to %s", redact(nc.connected_url.geturl()) if nc.connected_url else shown)
+        await on_reconnected()
+
+    async def disconnected() -> None:
+        _logger.info("disconnected from NATS")
+
+    connecting = asyncio.ensure_future(
+        nc.connect(
+            servers=url.split(","),
+            name=name,
+            connect_timeout=max(1, round(connect_timeout)),
+            reconnect_time_wait=cast(int, reconnect_wait),  # a float works; the stub says int
+            max_reconnect_attempts=-1,
+            error_cb=on_error,
+            reconnected_cb=reconnected,
+            disconnected_cb=disconnected,
+            tls=security.tls,
+            tls_hostname=security.tls_hostname,
+            tls_handshake_first=security.tls_handshake_first,
+            user=security.user,
+            password=security.password,
+            token=security.token,
+            nkeys_seed_str=security.nkey_seed,
+            nkeys_seed=_path(security.nkey_seed_file),
+            user_credentials=_path(security.credentials_file),
+            inbox_prefix=inbox_prefix,
+        )
+    )
+    failure: NodeUnreachable | None = None
+    try:
+        either: set[asyncio.Future[Any]] = {connecting, refused}
+        await asyncio.wait(either, timeout=connect_timeout, return_when=asyncio.FIRST_COMPLETED)
+        if refused.done():
+            failure = refused.result()
+        elif not connecting.done():
+            reason = repr(last_error[0]) if last_error else "no answer"
+            failure = NodeUnreachable(shown, f"no server answered within {connect_timeout} s ({reason})")
+        elif (error := connecting.exception()) is not None:
+            if not isinstance(error, (asyncio.TimeoutError, OSError, nats.errors.Error)):
+                raise error
+            failure = _refusal(error, shown) or NodeUnreachable(shown, f"cannot connect ({error!r})")
+    except BaseException:
+        await _abandon(connecting, nc)
+        raise
+    if failure is not None:
+        await _abandon(connecting, nc)
+        raise failure
+    connected = True
+    return nc
+
+
+def _path(file: str | os.PathLike[str] | None) -> str | None:
+    return None if file is None else os.fspath(file)
+
+
+async def _abandon(connecting: asyncio.Future[None], nc: Client) -> None:
+    """Stop connecting and close the client (within a second)."""
+    connecting.cancel()
+    await asyncio.wait({connecting})
+    if not connecting.cancelled():
+        connecting.exception()  # retrieved (asyncio reports one that never is)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(nc.close(), 1.0)
+
+
+async def synced(nc: Client, *subscriptions: Subscription) -> None:
+    """Return once the server has processed every command this client sent so far.
+
+    ``nc.flush()`` alone does not: nats-py 2.16 writes the flush's PING straight to the socket,
+    while a SUB just made still waits in its write buffer for the client's flusher task, so the
+    server may answer the PING (and a message from another connection may find no subscriber)
+    before it reads the SUB. The flusher writes that buffer before the first PONG is read, so the
+    second flush's PING follows the SUB, and its PONG comes once the server has the subscription.
+
+    Raises ``PermissionError`` if the server refused one of ``subscriptions`` (its permissions for
+    this user do not allow the subject: it says so before the PONG), after unsubscribing it.
+    """
+    before = nc.violation_count if isinstance(nc, GuardedClient) else 0
+    await nc.flush()
+    await nc.flush()
+    if not isinstance(nc, GuardedClient) or not subscriptions:
+        return
+    refused = [text.lower() for text in nc.violations_since(before) if "subscription" in text.lower()]
+    for subscription in subscriptions:
+        if any(f'"{subscription.subject.lower()}"' in text for text in refused):
+            for each in subscriptions:
+                with contextlib.suppress(nats.errors.Error):
+                    await each.unsubscribe()
+            raise PermissionError(
+                f"the NATS server refused the subscription to {subscription.subject!r}: "
+                "the user's permissions do not allow it"
+            )

@@ -1,0 +1,100 @@
+"""The README's example server configuration, docs/nats-worker.conf, as it is: a worker and a client
+of the tenant "shop" sign in with NKeys and do everything a durable pool and its clients do
+(durable tells and asks, core asks, replies to a sender), and nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from actorio import Actor, handles
+from actorio.nats import Durable, LocalServer, Node, NotAuthorized
+from actorio.nats._connection import synced
+from actorio.nats._durable import stream_name
+from tests.nats_support.actors import Greet, Greeter, Greeting, Record, Report
+from tests.nats_support.credentials import Key
+from tests.nats_support.processes import ROOT
+
+CONFIG = ROOT / "docs" / "nats-worker.conf"
+
+
+class Seeds:
+    """The worker's and the client's NKey seeds; the server knows their public keys."""
+
+    def __init__(self, worker: Key, client: Key) -> None:
+        self.worker = worker.seed
+        self.client = client.seed
+
+
+@pytest.fixture
+def seeds(monkeypatch: pytest.MonkeyPatch) -> Seeds:
+    """The keys of the configuration's two users; their public keys in its environment variables."""
+    worker, client = Key.make(), Key.make()
+    monkeypatch.setenv("SHOP_WORKER_NKEY", worker.public)
+    monkeypatch.setenv("SHOP_CLIENT_NKEY", client.public)
+    return Seeds(worker, client)
+
+
+class Inbox(Actor[Greeting]):
+    """A client's local actor, sent as the sender of a message: gets the greetings told back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.got: asyncio.Queue[str] = asyncio.Queue()
+
+    @handles(Greeting)
+    async def greeting(self, msg: Greeting) -> None:
+        self.got.put_nowait(msg.text)
+
+
+@pytest.mark.asyncio
+async def test_a_durable_pool_and_a_client_work_within_the_example_permissions(
+    seeds: Seeds, caplog: pytest.LogCaptureFixture
+) -> None:
+    with LocalServer(config=CONFIG) as server:
+        worker = await Node.connect(
+            server.url, prefix="shop", nkey_seed=seeds.worker, inbox_prefix="_INBOX.shop-worker"
+        )
+        client = await Node.connect(
+            server.url, prefix="shop", nkey_seed=seeds.client, inbox_prefix="_INBOX.shop-client"
+        )
+        async with worker, client:
+            await worker.publish("jobs", Greeter(), durable=Durable(redelivery_delay=5))
+            await worker.publish("greeter", Greeter())
+
+            jobs = client.ref("jobs", Greeter, durable=True)
+            for n in range(3):
+                await jobs.tell(Record(n=n))
+            assert await jobs.ask(Report(), timeout=10) == [0, 1, 2]
+
+            greeter = client.ref("greeter", Greeter)
+            reply = await greeter.ask(Greet(name="shop"), timeout=10)
+            assert reply.text == "Hello shop!"
+            inbox = Inbox()
+            await inbox.start()
+            await greeter.tell(Record(n=7, sender=inbox.reference))
+            assert await asyncio.wait_for(inbox.got.get(), 10) == "recorded 7"
+            await inbox.stop()
+
+            # What the worker's user may not do: delete its stream, or leave its prefix.
+            stream = stream_name("shop", "jobs")
+            with caplog.at_level(logging.WARNING, logger="actorio.nats"):
+                await worker.client.publish(f"$JS.API.STREAM.DELETE.{stream}", b"")
+                await synced(worker.client)  # the server's -ERR comes before the PONG
+            refused = f'permissions violation for publish to "$JS.API.STREAM.DELETE.{stream}"'
+            assert refused.lower() in caplog.text.lower()
+            assert await jobs.ask(Report(), timeout=10) == [0, 1, 2]  # the stream is still there
+
+            # What the client's user may not do: publish an actor. Refused by the server, and
+            # publish() says so rather than return with nobody subscribed.
+            with pytest.raises(PermissionError, match=r"refused the subscription to 'shop\.actor\.impostor'"):
+                await client.publish("impostor", Greeter())
+
+        # Outside its prefix, a node cannot even subscribe to its own addresses.
+        with pytest.raises(NotAuthorized, match=r"refused the subscription to 'bank\.node\."):
+            await Node.connect(server.url, prefix="bank", nkey_seed=seeds.client)
+        # A key the server does not know.
+        with pytest.raises(NotAuthorized, match="refused the credentials"):
+            await Node.connect(server.url, prefix="shop", nkey_seed=Key.make().seed)

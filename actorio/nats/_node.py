@@ -23,7 +23,7 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
@@ -34,7 +34,7 @@ from nats.aio.msg import Msg
 
 from .. import Actor, ActorRef, ActorStopped, Message
 from ..lowlevel import is_actor_class, is_message_class, mailbox_of, message_types_of
-from ._addresses import Addresses
+from ._addresses import Addresses, check_subject_prefix
 from ._codec import REPLY, TIMEOUT
 from ._durable import Durable, Pump, Streams
 from ._errors import ActorNotFound, NodeUnreachable
@@ -102,7 +102,14 @@ class Node:
     """
 
     def __init__(
-        self, nc: Client, *, url: str, prefix: str, ask_timeout: float, store_timeout: float
+        self,
+        nc: Client,
+        *,
+        url: str,
+        prefix: str,
+        ask_timeout: float,
+        store_timeout: float,
+        reply_prefixes: Iterable[str] = (),
     ) -> None:
         self._nc = nc
         self.url = url
@@ -115,11 +122,16 @@ class Node:
         self._streams = Streams(js, url=url, prefix=prefix, store_timeout=store_timeout)
         self._publications: set[Publication] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._addresses = Addresses(nc, prefix=prefix, node_id=self.node_id)
+        self._addresses = Addresses(nc, prefix=prefix, node_id=self.node_id, reply_prefixes=reply_prefixes)
         self._outbox = Outbox(
             nc, spawn=self._spawn, addresses=self._addresses, streams=self._streams, request=self._request
         )
-        self._receiver = Receiver(nc, spawn=self._spawn, outbox=self._outbox)
+        self._receiver = Receiver(
+            nc,
+            spawn=self._spawn,
+            outbox=self._outbox,
+            destinations=self._addresses.destinations,
+        )
         self._replies: dict[str, asyncio.Future[Msg]] = {}
         self._closed = False
         self.reconnections = 0
@@ -137,14 +149,28 @@ class Node:
         reconnect_wait: float = 0.5,
         ask_timeout: float = 30.0,
         store_timeout: float = 10.0,
+        reply_prefixes: Iterable[str] = (),
     ) -> Node:
         """Connect to the NATS server at ``url`` (several: comma-separated).
 
         Raises `NodeUnreachable` if no server answers within ``connect_timeout`` seconds. Once
         connected, the node reconnects forever, every ``reconnect_wait`` seconds. ``ask_timeout``
         bounds asks made with ``timeout=None``; ``store_timeout`` bounds a durable tell's retries.
+
+        The node publishes on behalf of a message it received (a request's reply subject, the
+        address in an ``Actorio-Sender`` header, a durable ask's reply header) only to subjects
+        under the client's reply inboxes (``_INBOX.``) or its own ``prefix``: never one starting
+        with ``$``, nor a malformed one. ``reply_prefixes`` (e.g. ``["billing.replies"]``) adds
+        prefixes, for askers whose inboxes are elsewhere; ``ValueError`` for a prefix starting with
+        ``$`` or not a plain subject. A message whose reply subject or sender is refused never
+        reaches a handler: it is a dead letter ``invalid``.
         """
         check_name(prefix)
+        if isinstance(reply_prefixes, str):
+            raise ValueError("reply_prefixes is a list of subject prefixes, not one string")
+        reply_prefixes = tuple(reply_prefixes)
+        for reply_prefix in reply_prefixes:
+            check_subject_prefix(reply_prefix)
         last_error: list[BaseException] = []
 
         async def on_error(error: Exception) -> None:
@@ -181,7 +207,14 @@ class Node:
                 await asyncio.wait_for(nc.close(), 1.0)
             reason = repr(last_error[0]) if last_error else repr(error)
             raise NodeUnreachable(url, f"no server answered within {connect_timeout} s ({reason})") from None
-        node = cls(nc, url=url, prefix=prefix, ask_timeout=ask_timeout, store_timeout=store_timeout)
+        node = cls(
+            nc,
+            url=url,
+            prefix=prefix,
+            ask_timeout=ask_timeout,
+            store_timeout=store_timeout,
+            reply_prefixes=reply_prefixes,
+        )
         # nats-py leaves a parameter of subscribe() unannotated (``future: Future``).
         subscribe = nc.subscribe  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
         await subscribe(f"{prefix}.node.{node.node_id}.*", cb=node._on_export)

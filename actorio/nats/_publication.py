@@ -6,9 +6,10 @@ Owns:
   death watch (`PublicationEnd`) when the actor stops for good. How it receives is its `Inlet`:
   a core subscription (`CoreSubscription`, here) or a durable mailbox's pump (``_durable``);
 - `CoreSubscription`: a core publication's subscription, in the queue group of its name;
-- `Receiver`: a message received from NATS is validated with the actor's protocol (its
-  ``Actorio-Sender`` resolved into a `RemoteRef`), then told, or queued as an ask whose reply (or
-  error) is sent back to the asker; an invalid one is refused (an error reply, or a dead letter);
+- `Receiver`: a message received from NATS is validated with the actor's protocol (its reply
+  subject and ``Actorio-Sender`` checked by the node's `Destinations` first, the sender resolved
+  into a `RemoteRef`), then told, or queued as an ask whose reply (or error) is sent back to the
+  asker; an invalid one is refused (an error reply, or a dead letter);
 - waiting until an actor has handled what it was told (`wait_handled`, through
   `actorio.lowlevel.barrier`), or until its incarnation has ended (`Receiver.ended`).
 """
@@ -28,15 +29,31 @@ from nats.aio.subscription import Subscription
 
 from .. import Actor, ActorRef, BaseRef, InvalidPayload, Message, dead_letters
 from ..lowlevel import Mailbox, ask_message, barrier, task_of, unwatch, watch
-from ._addresses import sender_of
-from ._codec import ERROR, MSG_ID, OK, encode_error, reply_codec, timeout_of
+from ._addresses import Destinations, sender_of
+from ._codec import (
+    ERROR,
+    MSG_ID,
+    OK,
+    SENDER,
+    encode_error,
+    reply_codec,
+    timeout_of,
+)
 
 if TYPE_CHECKING:
     from ._durable import Durable
     from ._node import Node
     from ._outbox import Outbox
 
-__all__ = ["CoreSubscription", "Inlet", "Publication", "Receiver", "Spawn", "queue_ask", "wait_handled"]
+__all__ = [
+    "CoreSubscription",
+    "Inlet",
+    "Publication",
+    "Receiver",
+    "Spawn",
+    "queue_ask",
+    "wait_handled",
+]
 
 Spawn = Callable[[Awaitable[Any]], "asyncio.Task[Any]"]
 """The node's way to start a task it tracks (awaited, then cancelled, when it closes)."""
@@ -177,17 +194,40 @@ class CoreSubscription:
 
 class Receiver:
     """How a node's published actors receive from NATS: core messages (`receive`), and the
-    stored messages a durable mailbox's pump hands over (`validate`, `refuse`, `answer`)."""
+    stored messages a durable mailbox's pump hands over (`validate`, `refuse`, `answer`).
 
-    def __init__(self, nc: Client, *, spawn: Spawn, outbox: Outbox) -> None:
+    Everything it publishes on behalf of a message goes through `send`, to a subject that the
+    node's `Destinations` allows: a message whose reply subject (or ``Actorio-Sender``) it refuses
+    is refused before any handler runs.
+    """
+
+    def __init__(
+        self,
+        nc: Client,
+        *,
+        spawn: Spawn,
+        outbox: Outbox,
+        destinations: Destinations,
+    ) -> None:
         self._nc = nc
         self._spawn = spawn
         self._outbox = outbox
+        self.destinations = destinations
         self._ends: weakref.WeakKeyDictionary[Actor[Any], asyncio.Future[None]] = weakref.WeakKeyDictionary()
 
-    def validate(self, actor: Actor[Any], data: bytes, headers: Mapping[str, str] | None) -> Message[Any]:
-        """The typed message of a payload, with its sender; raises `InvalidPayload`."""
-        message: Message[Any] = type(actor).protocol.validate(data)
+    def validate(
+        self, actor: Actor[Any], data: bytes, headers: Mapping[str, str] | None, reply: str | None = None
+    ) -> Message[Any]:
+        """The typed message of a payload, with its sender. Raises `InvalidPayload` for an invalid
+        payload, and, before reading the payload, for a ``reply`` subject or an ``Actorio-Sender``
+        header that the node's `Destinations` refuses."""
+        protocol = type(actor).protocol
+        address = headers.get(SENDER) if headers else None
+        for subject, location in ((reply, ("reply",)), (address, ("headers", SENDER))):
+            problem = None if subject is None else self.destinations.problem(subject, location)
+            if problem is not None:
+                raise InvalidPayload(protocol.name, (problem,), protocol.wire_names)
+        message: Message[Any] = protocol.validate(data)
         sender = sender_of(self._outbox, headers)
         if sender is not None:
             message = message.model_copy(update={"sender": sender})
@@ -195,31 +235,33 @@ class Receiver:
 
     async def receive(self, actor: Actor[Any], msg: Msg) -> None:
         """A message from core NATS: validated, then told (or, for a request, asked) to ``actor``."""
-        if msg.reply and MSG_ID in (msg.headers or {}):
+        reply = msg.reply or None
+        if reply is not None and MSG_ID in (msg.headers or {}) and self.destinations.refusal(reply) is None:
             # A durable tell (it asks for a stream's acknowledgement) to a name that is not durable:
             # refused, not handled, so that the sender's error does not hide a delivery.
             refusal = ValueError(
                 f"{actor.identifier} is not published with a durable mailbox: "
                 "send to it through node.ref(name) without durable=True"
             )
-            await self._nc.publish(msg.reply, encode_error(refusal, actor.identifier), headers=ERROR)
+            await self.send(actor.identifier, reply, encode_error(refusal, actor.identifier), ERROR)
             return
         try:
-            message = self.validate(actor, msg.data, msg.headers)
+            message = self.validate(actor, msg.data, msg.headers, reply)
         except InvalidPayload as error:
-            await self.refuse(actor, error, msg.reply or None, msg.data)
+            await self.refuse(actor, error, reply, msg.data)
             return
-        if not msg.reply:
+        if reply is None:
             await actor.reference.tell(message)
             return
         _, future = await queue_ask(actor, message)
         timeout = timeout_of(msg.headers)
-        self._spawn(self.answer(actor, message, future, msg.reply, timeout))
+        self._spawn(self.answer(actor, message, future, reply, timeout))
 
     async def refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None, data: bytes) -> None:
-        """An invalid message: the error goes to ``reply`` (an ask), or it is a dead letter."""
-        if reply:
-            await self._nc.publish(reply, encode_error(error, actor.identifier), headers=ERROR)
+        """An invalid message: the error goes to ``reply`` (an ask whose reply subject the node
+        serves), or it is a dead letter (``invalid``: a tell, or a refused reply subject)."""
+        if reply is not None and self.destinations.refusal(reply) is None:
+            await self.send(actor.identifier, reply, encode_error(error, actor.identifier), ERROR)
         else:
             dead_letters.record(data, actor.identifier, "invalid", error)
 
@@ -244,9 +286,16 @@ class Receiver:
                 body, headers = reply_codec(type(message)).encode(result), OK
             except Exception as error:  # not of the reply type, or not JSON: the asker is told
                 body, headers = encode_error(error, actor.identifier), ERROR
-        with contextlib.suppress(nats.errors.ConnectionClosedError):
-            await self._nc.publish(reply, body, headers=headers)
+        await self.send(actor.identifier, reply, body, headers)
         return True
+
+    async def send(self, actor: str, subject: str, body: bytes, headers: dict[str, str]) -> None:
+        """Publish a reply of ``actor`` to ``subject``, if the node's `Destinations` allows it (the
+        callers checked it on arrival)."""
+        if self.destinations.refusal(subject) is not None:
+            return
+        with contextlib.suppress(nats.errors.ConnectionClosedError):
+            await self._nc.publish(subject, body, headers=headers)
 
     def ended(self, actor: Actor[Any]) -> asyncio.Future[None]:
         """A future done when this incarnation of the actor has ended (one per incarnation)."""

@@ -1,0 +1,226 @@
+"""What arrives from the wire is chosen by whoever sent it: a hostile client (a plain nats-py
+connection) and the replies it gets, on a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats
+import nats.errors
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from actorio import Actor, InvalidPayload, dead_letters
+from actorio.nats import Durable, Node
+from tests.nats_support.actors import Greeter, Report
+from tests.nats_support.processes import wait_until, worker
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+
+@pytest_asyncio.fixture
+async def nodes(nats_url: str) -> AsyncIterator[tuple[Node, Node]]:
+    """A node that publishes (the server side) and one that asks (the client)."""
+    async with await Node.connect(nats_url) as server_side, await Node.connect(nats_url) as client:
+        yield server_side, client
+
+
+@pytest_asyncio.fixture
+async def raw(nats_url: str) -> AsyncIterator[Client]:
+    """A plain nats-py client: a hostile one, which writes what it likes."""
+    nc = await nats.connect(nats_url)
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+async def publish(node: Node, name: str, actor: Actor[Any], **options: Any) -> None:
+    """``node.publish``, then one more flush: with nats-py 2.16, publish's flush can reach the
+    server before the subscription does, and another connection's request sent at once may then
+    find no responder."""
+    await node.publish(name, actor, **options)
+    await node.client.flush()
+
+
+async def subscribed(nc: Client) -> None:
+    """Return once the server has ``nc``'s subscriptions (two flushes: see `publish`)."""
+    await nc.flush()
+    await nc.flush()
+
+
+async def published_greeter(node: Node, name: str) -> Greeter:
+    greeter = Greeter()
+    await publish(node, name, greeter)
+    return greeter
+
+
+async def reachable(nc: Client, name: str) -> None:
+    """Wait until ``name`` answers ``nc`` (a worker's publish can return before the server has
+    its subscription: see `publish`)."""
+
+    async def answers() -> bool:
+        try:
+            await barrier(nc, name)
+        except nats.errors.NoRespondersError:
+            return False
+        return True
+
+    await wait_until(answers, 10)
+
+
+async def barrier(nc: Client, name: str) -> list[int]:
+    """A request from ``nc`` to ``name`` after what ``nc`` sent before: once it is answered, the
+    actor's node has received (and refused or handled) all of that."""
+    reply = await nc.request(f"actorio.actor.{name}", b'{"type":"Report"}', timeout=10)
+    return list(json.loads(reply.data))
+
+
+# -- the address rule ----------------------------------------------------------------------------
+
+
+async def test_connect_refuses_a_bad_reply_prefix(nats_url: str) -> None:
+    with pytest.raises(ValueError, match=r"invalid reply prefix '\$JS\.API'"):
+        await Node.connect(nats_url, reply_prefixes=["$JS.API"])
+    with pytest.raises(ValueError, match="not one string"):
+        await Node.connect(nats_url, reply_prefixes="billing")
+
+
+# -- forged reply subjects and senders ------------------------------------------------------------
+
+
+async def test_a_forged_reply_subject_never_makes_the_node_act(nodes: tuple[Node, Node], raw: Client) -> None:
+    """A request whose reply subject is JetStream's API (or another service's subject) is refused
+    before any handler runs, as a dead letter: the stream is not deleted, nothing is published
+    to the other service, and the actor keeps serving."""
+    server_side, _ = nodes
+    greeter = await published_greeter(server_side, "stats")
+    js = raw.jetstream()
+    await js.add_stream(name="ORDERS", subjects=["orders.>"])
+    seen: list[Msg] = []
+
+    async def other_service(msg: Msg) -> None:
+        seen.append(msg)
+
+    await raw.subscribe("other.>", cb=other_service)
+    await subscribed(raw)
+    subject = "actorio.actor.stats"
+    await raw.publish(subject, b"", reply="$JS.API.STREAM.DELETE.ORDERS")  # an invalid request
+    await raw.publish(subject, b'{"type":"Report"}', reply="$JS.API.STREAM.DELETE.ORDERS")  # a valid one
+    await raw.publish(subject, b'{"type":"Record","data":{"n":1}}', reply="other.service.billing")
+    await raw.publish(subject, b'{"type":"Report"}', reply="$JS.API.STREAM.PURGE.ORDERS")
+    assert await barrier(raw, "stats") == []  # the Record was not handled either
+    assert (await js.stream_info("ORDERS")).config.name == "ORDERS"
+    await raw.flush()
+    assert seen == []
+    refused = dead_letters.of(reason="invalid")
+    assert len(refused) == 4
+    for letter in refused:
+        assert letter.recipient == greeter.identifier
+        assert isinstance(letter.error, InvalidPayload)
+        assert letter.error.paths == ("reply",)
+        assert "is refused as an address" in str(letter.error)
+    assert "'$JS.API.STREAM.DELETE.ORDERS' is refused as an address" in str(refused[0].error)
+    assert await server_side.ref("stats", Greeter).ask(Report(), timeout=10) == []
+
+
+async def test_a_forged_sender_is_refused_and_the_actor_keeps_serving(nats_url: str, raw: Client) -> None:
+    """In a worker process: a tell whose ``Actorio-Sender`` is another service's subject, a
+    malformed one (``a b``, which stopped the actor), or JetStream's API is never handled; an ask
+    with one gets `InvalidPayload` back; the worker keeps serving."""
+    seen: list[Msg] = []
+
+    async def anywhere(msg: Msg) -> None:
+        seen.append(msg)
+
+    await raw.subscribe("other.>", cb=anywhere)
+    await raw.subscribe("$JS.API.STREAM.DELETE.>", cb=anywhere)
+    await subscribed(raw)
+    async with worker("--url", nats_url, "--mode", "greeter", "--name", "forged"):
+        await reachable(raw, "forged")
+        subject = "actorio.actor.forged"
+        for n, sender in enumerate(
+            ["other.service.billing", "a b", "$JS.API.STREAM.DELETE.ORDERS", "", "x.>"]
+        ):
+            body = json.dumps({"type": "Record", "data": {"n": n}}).encode()
+            await raw.publish(subject, body, headers={"Actorio-Sender": sender})
+        reply = await raw.request(
+            subject, b'{"type":"Record","data":{"n":9}}', timeout=10, headers={"Actorio-Sender": "a b"}
+        )
+        assert reply.headers is not None
+        assert reply.headers["Actorio-Status"] == "error"
+        error = json.loads(reply.data)
+        assert error["kind"] == "invalid_payload"
+        assert error["errors"][0]["path"] == "headers.Actorio-Sender"
+        assert error["errors"][0]["kind"] == "refused_address"
+        assert await barrier(raw, "forged") == []  # nothing was handled, and the actor still serves
+        # A sender under the node's own prefix is served as before.
+        await raw.publish(
+            subject, b'{"type":"Record","data":{"n":7}}', headers={"Actorio-Sender": "actorio.x.y"}
+        )
+        assert await barrier(raw, "forged") == [7]
+        await raw.flush()
+        assert seen == []
+
+
+async def test_a_sender_under_an_extra_reply_prefix_is_served(nats_url: str, raw: Client) -> None:
+    """``reply_prefixes`` lets a node serve senders (and reply subjects) outside its own prefix."""
+    seen: list[Msg] = []
+
+    async def billing(msg: Msg) -> None:
+        seen.append(msg)
+
+    await raw.subscribe("billing.replies.>", cb=billing)
+    await subscribed(raw)
+    async with await Node.connect(nats_url, reply_prefixes=["billing.replies"]) as server_side:
+        await published_greeter(server_side, "billed")
+        body = b'{"type":"Record","data":{"n":1}}'
+        await raw.publish("actorio.actor.billed", body, headers={"Actorio-Sender": "billing.replies.one"})
+        await raw.publish("actorio.actor.billed", b'{"type":"Report"}', reply="billing.replies.two")
+        assert await barrier(raw, "billed") == [1]
+
+        async def both() -> bool:
+            return len(seen) == 2
+
+        await wait_until(both, 10)
+        assert {msg.subject for msg in seen} == {"billing.replies.one", "billing.replies.two"}
+
+
+async def test_a_stored_reply_header_is_checked_like_any_reply_subject(
+    nodes: tuple[Node, Node], raw: Client
+) -> None:
+    """A durable ask stored with an ``Actorio-Reply`` header naming JetStream's API is a dead
+    letter, terminated (not delivered again), and nothing is published there."""
+    server_side, client = nodes
+    greeter = Greeter()
+    await publish(server_side, "kept", greeter, durable=Durable(redelivery_delay=1.0))
+    js = raw.jetstream()
+    await js.add_stream(name="INVOICES", subjects=["invoices.>"])
+    await js.publish(
+        "actorio.actor.kept",
+        b'{"type":"Report"}',
+        headers={"Actorio-Reply": "$JS.API.STREAM.DELETE.INVOICES"},
+    )
+    await js.publish("actorio.actor.kept", b'{"type":"Record","data":{"n":1}}')
+    assert await client.ref("kept", Greeter, durable=True).ask(Report(), timeout=10) == [1]
+    assert (await js.stream_info("INVOICES")).config.name == "INVOICES"
+    [letter] = dead_letters.of(reason="invalid")
+    assert isinstance(letter.error, InvalidPayload)
+    assert letter.error.paths == ("reply",)
+    await asyncio.sleep(1.5)  # longer than the redelivery delay: a redelivered one would be here
+    assert len(dead_letters.of(reason="invalid")) == 1
+    await greeter.stop()
+
+
+# -- error replies --------------------------------------------------------------------------------
+
+
+# -- Actorio-Timeout ------------------------------------------------------------------------------
+
+
+# -- replies on the wire ------------------------------------------------------------------------

@@ -11,7 +11,9 @@ one NATS message whose ``Actorio-Status`` header says what the body is:
 - ``ok``: the body is the reply as JSON: a message's wire form for a reply that is a `Message`
   (``{"type": ..., "data": {...}}``), else the JSON form of the reply type (``3``, ``[1, 2]``,
   ``null``). The asker validates it against the request's reply type.
-- ``error``: the body is ``{"kind", "type", "message", "traceback", ...}``: what failed at the actor.
+- ``error``: the body is ``{"kind", "type", "message", ...}``: what failed at the actor, its type
+  name and its text (cut to about 1,000 characters); the module and the traceback only from a node
+  connected with ``debug_errors=True``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from typing import Any, TypeGuard, cast
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from .. import ActorioException, ActorStopped, InvalidPayload, Message, PayloadError, UnhandledMessage
+from .. import (
+    ActorioException,
+    ActorStopped,
+    InvalidPayload,
+    Message,
+    PayloadError,
+    UnhandledMessage,
+)
 from ..lowlevel import (
     Payload,
     encode_wire,
@@ -168,8 +177,9 @@ def read_reply(
     against its reply type, or for a raw payload (``message`` is ``None``) the JSON-decoded body.
 
     Raises the error an ``error`` reply carries (see `decode_error`); `RemoteError` (type name
-    ``InvalidReply``) for a reply not of the reply type; ``ValueError`` for a stream's
-    acknowledgement instead of a reply (the name has a durable mailbox: the ask was stored).
+    ``InvalidReply``) for a reply not of the reply type (or not JSON); ``ValueError`` for a
+    stream's acknowledgement instead of a reply (the name has a durable mailbox: the ask was
+    stored).
     """
     status = (headers or {}).get(STATUS)
     if status is None:
@@ -179,63 +189,136 @@ def read_reply(
         )
     if status == "error":
         raise decode_error(body, identifier, Message() if message is None else message)
-    if message is None:
-        return json.loads(body)
     try:
+        if message is None:
+            return json.loads(body)
         return reply_codec(type(message)).decode(body)
-    except ValueError as error:
-        raise RemoteError(identifier, "InvalidReply", __name__, str(error), "") from None
+    except (ValueError, RecursionError) as error:
+        raise RemoteError(identifier, "InvalidReply", __name__, _cut(str(error), MESSAGE_CHARS), "") from None
 
 
 # -- errors --------------------------------------------------------------------------------------
 
+MESSAGE_CHARS = 1000
+"""The longest error text an error reply carries."""
+TRACEBACK_CHARS = 16000
+"""The longest traceback an error reply carries (with ``debug_errors``: its last lines)."""
+_FIELD_CHARS = 200
+"""The longest path, problem or name an invalid payload's error reply carries for each problem."""
+_MAX_PROBLEMS = 20
+_MAX_NAMES = 50
+_NAME_CHARS = 100
 
-def encode_error(error: BaseException, actor: str) -> bytes:
-    """The error body of a failed request: its kind, the exception's type name, text and traceback."""
-    body: dict[str, Any] = {
-        "kind": "error",
-        "actor": actor,
-        "type": type(error).__qualname__,
-        "module": type(error).__module__,
-        "message": str(error),
-        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
-    }
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _text_of(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # an exception whose __str__ fails still gets its reply
+        return f"<{type(error).__name__} that cannot be printed>"
+
+
+def encode_error(error: BaseException, actor: str, *, debug: bool = False) -> bytes:
+    """The error body of a failed request: its kind, the exception's type name and its text (cut
+    to `MESSAGE_CHARS`); for an invalid payload, its problems and the accepted wire names (each
+    cut). With ``debug`` (``Node.connect(..., debug_errors=True)``), also the actor, the
+    exception's module and its traceback (the last `TRACEBACK_CHARS` characters): they tell the
+    asker where the node's code is, so they travel only when asked for."""
+    body: dict[str, Any] = {"kind": "error", "type": type(error).__qualname__}
     if isinstance(error, InvalidPayload):
-        body.update(kind="invalid_payload", errors=error.to_dict()["errors"], accepted=list(error.accepted))
-        body["actor"] = error.actor
-        body["id"] = error.id
-    elif isinstance(error, ActorStopped):
-        body["kind"] = "stopped"
-    elif isinstance(error, UnhandledMessage):
-        body["kind"] = "unhandled"
+        body.update(
+            kind="invalid_payload",
+            actor=_cut(error.actor, _FIELD_CHARS),
+            errors=[
+                {
+                    "path": _cut(problem.path, _FIELD_CHARS),
+                    "message": _cut(problem.message, _FIELD_CHARS),
+                    "kind": _cut(problem.kind, _FIELD_CHARS),
+                }
+                for problem in error.errors[:_MAX_PROBLEMS]
+            ],
+            accepted=[_cut(name, _NAME_CHARS) for name in error.accepted[:_MAX_NAMES]],
+        )
+        if isinstance(error.id, str):
+            body["id"] = _cut(error.id, _FIELD_CHARS)
+        elif isinstance(error.id, int) and -(2**63) <= error.id < 2**64:
+            body["id"] = error.id
     elif isinstance(error, RemoteError):
         # Raised by a remote actor this handler asked: pass on the original.
-        body.update(type=error.type_name, module=error.module, message=error.remote_message)
-        body["traceback"] = error.remote_traceback + "\n" + body["traceback"]
+        body.update(type=error.type_name, message=_cut(error.remote_message, MESSAGE_CHARS))
+    else:
+        body["message"] = _cut(_text_of(error), MESSAGE_CHARS)
+        if isinstance(error, ActorStopped):
+            body["kind"] = "stopped"
+        elif isinstance(error, UnhandledMessage):
+            body["kind"] = "unhandled"
+    if debug:
+        trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        module = type(error).__module__
+        if isinstance(error, RemoteError):
+            trace, module = error.remote_traceback + "\n" + trace, error.module
+        body.update(actor=actor, module=module, traceback=trace[-TRACEBACK_CHARS:])
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def _string(data: Mapping[str, object], key: str, default: str = "") -> str:
+    value = data.get(key)
+    return value if isinstance(value, str) else default
+
+
+def _problems(entries: object) -> tuple[PayloadError, ...]:
+    if not isinstance(entries, list):
+        return ()
+    problems: list[PayloadError] = []
+    for entry in cast("list[object]", entries):
+        if isinstance(entry, dict):
+            fields = cast("dict[str, object]", entry)
+            path = _string(fields, "path")
+            problems.append(
+                PayloadError(
+                    tuple(path.split(".")) if path else (),
+                    _string(fields, "message"),
+                    _string(fields, "kind"),
+                )
+            )
+    return tuple(problems)
+
+
 def decode_error(body: bytes, identifier: str, message: Message[Any]) -> ActorioException:
-    """The exception to raise at the asker for an error body."""
+    """The exception to raise at the asker for an error body. Whatever the body (not JSON, not an
+    object, fields of the wrong types), this returns an exception: a body it cannot read is a
+    `RemoteError` of type name ``InvalidReply``."""
     try:
-        data = json.loads(body)
-        kind = str(data["kind"])
-    except (ValueError, KeyError, TypeError):
+        data: object = json.loads(body)
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict) or not isinstance(cast("dict[str, object]", data).get("kind"), str):
         return RemoteError(identifier, "InvalidReply", "", f"unreadable error reply: {body[:200]!r}", "")
+    fields = cast("dict[str, object]", data)
+    kind = fields["kind"]
     if kind == "invalid_payload":
-        errors = tuple(
-            PayloadError(tuple(str(e["path"]).split(".")) if e["path"] else (), e["message"], e["kind"])
-            for e in data.get("errors", [])
+        accepted = fields.get("accepted")
+        names = (
+            tuple(n for n in cast("list[object]", accepted) if isinstance(n, str))
+            if isinstance(accepted, list)
+            else ()
         )
-        return InvalidPayload(str(data.get("actor", identifier)), errors, tuple(data.get("accepted", [])))
+        raw_id = fields.get("id")
+        payload_id = raw_id if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
+        return InvalidPayload(
+            _string(fields, "actor", identifier), _problems(fields.get("errors")), names, payload_id
+        )
     if kind == "stopped":
         return ActorStopped(identifier, message)
     if kind == "unhandled":
         return UnhandledMessage(message, identifier)
     return RemoteError(
         identifier,
-        str(data.get("type", "Exception")),
-        str(data.get("module", "")),
-        str(data.get("message", "")),
-        str(data.get("traceback", "")),
+        _string(fields, "type", "Exception"),
+        _string(fields, "module"),
+        _string(fields, "message"),
+        _string(fields, "traceback"),
     )

@@ -18,9 +18,11 @@ class RemoteError(ActorioException):
     """An ask's handler raised in another process.
 
     ``str(error)`` is ``"<type name>: <message> (in <actor>)"``. ``type_name`` and ``module`` name the
-    original exception's class, ``remote_message`` is its text and ``remote_traceback`` the
-    traceback formatted where it was raised. The original class is not imported or rebuilt: the
-    asker may not have it.
+    original exception's class, ``remote_message`` is its text (at most about 1,000 characters) and
+    ``remote_traceback`` the traceback formatted where it was raised. ``module`` and
+    ``remote_traceback`` are empty unless the answering node was connected with
+    ``debug_errors=True``: by default an error reply tells the asker no more than the error's type
+    name and text. The original class is not imported or rebuilt: the asker may not have it.
     """
 
     def __init__(

@@ -110,6 +110,7 @@ class Node:
         ask_timeout: float,
         store_timeout: float,
         reply_prefixes: Iterable[str] = (),
+        debug_errors: bool = False,
     ) -> None:
         self._nc = nc
         self.url = url
@@ -131,6 +132,7 @@ class Node:
             spawn=self._spawn,
             outbox=self._outbox,
             destinations=self._addresses.destinations,
+            debug_errors=debug_errors,
         )
         self._replies: dict[str, asyncio.Future[Msg]] = {}
         self._closed = False
@@ -150,6 +152,7 @@ class Node:
         ask_timeout: float = 30.0,
         store_timeout: float = 10.0,
         reply_prefixes: Iterable[str] = (),
+        debug_errors: bool = False,
     ) -> Node:
         """Connect to the NATS server at ``url`` (several: comma-separated).
 
@@ -164,6 +167,10 @@ class Node:
         prefixes, for askers whose inboxes are elsewhere; ``ValueError`` for a prefix starting with
         ``$`` or not a plain subject. A message whose reply subject or sender is refused never
         reaches a handler: it is a dead letter ``invalid``.
+
+        ``debug_errors=True`` (for development only) makes error replies carry the exception's
+        module and traceback (`RemoteError.remote_traceback`); by default they carry its type
+        name and text only, as the traceback tells the asker where the node's code is.
         """
         check_name(prefix)
         if isinstance(reply_prefixes, str):
@@ -214,6 +221,7 @@ class Node:
             ask_timeout=ask_timeout,
             store_timeout=store_timeout,
             reply_prefixes=reply_prefixes,
+            debug_errors=debug_errors,
         )
         # nats-py leaves a parameter of subscribe() unannotated (``future: Future``).
         subscribe = nc.subscribe  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]

@@ -208,11 +208,13 @@ class Receiver:
         spawn: Spawn,
         outbox: Outbox,
         destinations: Destinations,
+        debug_errors: bool = False,
     ) -> None:
         self._nc = nc
         self._spawn = spawn
         self._outbox = outbox
         self.destinations = destinations
+        self._debug_errors = debug_errors
         self._ends: weakref.WeakKeyDictionary[Actor[Any], asyncio.Future[None]] = weakref.WeakKeyDictionary()
 
     def validate(
@@ -243,7 +245,7 @@ class Receiver:
                 f"{actor.identifier} is not published with a durable mailbox: "
                 "send to it through node.ref(name) without durable=True"
             )
-            await self.send(actor.identifier, reply, encode_error(refusal, actor.identifier), ERROR)
+            await self.send(actor.identifier, reply, self._error_body(refusal, actor), ERROR)
             return
         try:
             message = self.validate(actor, msg.data, msg.headers, reply)
@@ -261,7 +263,7 @@ class Receiver:
         """An invalid message: the error goes to ``reply`` (an ask whose reply subject the node
         serves), or it is a dead letter (``invalid``: a tell, or a refused reply subject)."""
         if reply is not None and self.destinations.refusal(reply) is None:
-            await self.send(actor.identifier, reply, encode_error(error, actor.identifier), ERROR)
+            await self.send(actor.identifier, reply, self._error_body(error, actor), ERROR)
         else:
             dead_letters.record(data, actor.identifier, "invalid", error)
 
@@ -280,12 +282,12 @@ class Receiver:
         except asyncio.TimeoutError:
             return False  # the asker gave up too
         except Exception as error:  # the handler's error, or ActorStopped
-            body, headers = encode_error(error, actor.identifier), ERROR
+            body, headers = self._error_body(error, actor), ERROR
         else:
             try:
                 body, headers = reply_codec(type(message)).encode(result), OK
             except Exception as error:  # not of the reply type, or not JSON: the asker is told
-                body, headers = encode_error(error, actor.identifier), ERROR
+                body, headers = self._error_body(error, actor), ERROR
         await self.send(actor.identifier, reply, body, headers)
         return True
 
@@ -296,6 +298,9 @@ class Receiver:
             return
         with contextlib.suppress(nats.errors.ConnectionClosedError):
             await self._nc.publish(subject, body, headers=headers)
+
+    def _error_body(self, error: BaseException, actor: Actor[Any]) -> bytes:
+        return encode_error(error, actor.identifier, debug=self._debug_errors)
 
     def ended(self, actor: Actor[Any]) -> asyncio.Future[None]:
         """A future done when this incarnation of the actor has ended (one per incarnation)."""

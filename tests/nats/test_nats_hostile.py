@@ -16,8 +16,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from actorio import Actor, InvalidPayload, dead_letters
-from actorio.nats import Durable, Node
-from tests.nats_support.actors import Greeter, Report
+from actorio.nats import Durable, Node, RemoteError
+from tests.nats.test_nats_wire_rules import MALFORMED
+from tests.nats_support.actors import Fail, Greet, Greeter, Report
 from tests.nats_support.processes import wait_until, worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -218,6 +219,58 @@ async def test_a_stored_reply_header_is_checked_like_any_reply_subject(
 
 
 # -- error replies --------------------------------------------------------------------------------
+
+
+async def test_error_replies_carry_the_type_and_text_only(nodes: tuple[Node, Node], raw: Client) -> None:
+    """No traceback, no module, no file path; the text is cut; a 0-byte request gets a small
+    reply."""
+    server_side, client = nodes
+    await published_greeter(server_side, "quiet")
+    with pytest.raises(RemoteError) as caught:
+        await client.ref("quiet", Greeter).ask(Fail(reason="tuesday"), timeout=10)
+    assert str(caught.value) == "ValueError: no luck: tuesday (in quiet)"
+    assert caught.value.remote_traceback == ""
+    assert caught.value.module == ""
+    reply = await raw.request("actorio.actor.quiet", b'{"type":"Fail","data":{"reason":"x"}}', timeout=10)
+    assert b"Traceback" not in reply.data
+    assert b".py" not in reply.data
+    assert json.loads(reply.data) == {"kind": "error", "type": "ValueError", "message": "no luck: x"}
+    with pytest.raises(RemoteError) as long:
+        await client.ref("quiet", Greeter).ask(Fail(reason="y" * 100_000), timeout=10)
+    assert len(long.value.remote_message) < 1100
+    assert long.value.remote_message.endswith("(100009 characters)")
+    empty = await raw.request("actorio.actor.quiet", b"", timeout=10)
+    assert len(empty.data) < 400
+    assert b"Traceback" not in empty.data
+
+
+async def test_debug_errors_send_the_traceback(nats_url: str, node: Node) -> None:
+    async with await Node.connect(nats_url, debug_errors=True) as server_side:
+        await published_greeter(server_side, "verbose")
+        with pytest.raises(RemoteError) as caught:
+            await node.ref("verbose", Greeter).ask(Fail(reason="tuesday"), timeout=10)
+        assert 'raise ValueError(f"no luck: {msg.reason}")' in caught.value.remote_traceback
+        assert caught.value.module == "builtins"
+
+
+async def test_a_bad_responder_raises_a_clear_error(node: Node, raw: Client) -> None:
+    """Whatever a responder sends back, ``ask`` raises an actorio error, never a raw
+    KeyError/TypeError/JSONDecodeError."""
+    bodies = iter([*MALFORMED[:8], b"not json either"])
+
+    async def liar(msg: Msg) -> None:
+        body = next(bodies)
+        status = "ok" if body == b"not json either" else "error"
+        await raw.publish(msg.reply, body, headers={"Actorio-Status": status})
+
+    await raw.subscribe("actorio.actor.liar", cb=liar)
+    await subscribed(raw)
+    ref = node.ref("liar")
+    for _ in range(8):
+        with pytest.raises(RemoteError, match=r"InvalidReply|Exception"):
+            await ref.ask(Greet(name="x"), timeout=10)
+    with pytest.raises(RemoteError, match="InvalidReply"):
+        await ref.ask_payload(b'{"type":"Greet","data":{"name":"x"}}', timeout=10)
 
 
 # -- Actorio-Timeout ------------------------------------------------------------------------------

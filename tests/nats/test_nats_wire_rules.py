@@ -3,9 +3,16 @@ senders, the bounds of error replies, reading any error body, and the ``Actorio-
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from actorio import ActorioException, InvalidPayload, Message, PayloadError
 from actorio.nats._addresses import Destinations, check_subject_prefix
+from actorio.nats._codec import (
+    decode_error,
+    encode_error,
+)
 
 
 def test_the_address_rule() -> None:
@@ -44,3 +51,41 @@ def test_reply_prefixes_are_checked() -> None:
     for bad in ("$JS.API", "$", "a b", "a.*", ">", "", "a..b", 7):
         with pytest.raises(ValueError, match=r"invalid reply prefix|is a string"):
             check_subject_prefix(bad)
+
+
+def test_encode_error_is_bounded_for_any_invalid_payload() -> None:
+    problems = tuple(PayloadError(("data", "k" * 10_000), "m" * 10_000, "kind") for _ in range(50))
+    error = InvalidPayload("A" * 10_000, problems, tuple("T" * 1000 for _ in range(500)), "i" * 10_000)
+    body = encode_error(error, "actor")
+    assert len(body) < 20_000  # 20 problems and 50 names at most, each cut
+    assert isinstance(decode_error(body, "x", Message()), InvalidPayload)
+    huge_id = InvalidPayload("A", (), (), 2**70)
+    assert "id" not in json.loads(encode_error(huge_id, "actor"))
+
+
+MALFORMED = [
+    b"",
+    b"not json",
+    b"[]",
+    b"1",
+    b"null",
+    b'"text"',
+    b'{"kind": 3}',
+    b'{"kind": null}',
+    b'{"kind": "invalid_payload", "errors": 5}',
+    b'{"kind": "invalid_payload", "errors": [{"path": 1, "message": [], "kind": {}}, 7, null]}',
+    b'{"kind": "invalid_payload", "accepted": "abc", "actor": [], "id": {"a": 1}}',
+    b'{"kind": "error", "type": [1], "message": {"a": 1}, "traceback": 5, "module": null}',
+    b'{"kind": "too_large", "size": "big", "limit": true}',
+    b'{"kind": "full", "capacity": -1.5}',
+    b'{"kind": "whatever"}',
+    b"[" * 100_000,
+    b'{"kind": "error", "message": "\xff\xfe"}',
+]
+
+
+@pytest.mark.parametrize("body", MALFORMED)
+def test_decode_error_reads_any_body(body: bytes) -> None:
+    error = decode_error(body, "liar", Message())
+    assert isinstance(error, ActorioException)
+    str(error)

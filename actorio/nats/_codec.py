@@ -49,6 +49,7 @@ from ._errors import RemoteError
 
 __all__ = [
     "ERROR",
+    "MAX_ASK_WAIT",
     "MSG_ID",
     "OK",
     "REPLY",
@@ -88,17 +89,23 @@ def payload_bytes(payload: Payload) -> bytes:
     return json.dumps(dict(payload)).encode()
 
 
-def timeout_of(headers: Mapping[str, str] | None) -> float | None:
-    """The seconds an ask's sender waits (its ``Actorio-Timeout`` header), or ``None`` when the
-    header is missing, unreadable, or not positive."""
+MAX_ASK_WAIT = 86400.0
+"""The longest an answering node waits for a reply to send, whatever the asker's header says."""
+
+
+def timeout_of(headers: Mapping[str, str] | None, default: float) -> float:
+    """The seconds the answering side waits for an ask's reply: the asker's ``Actorio-Timeout``
+    header when it is a finite number of seconds, positive and at most `MAX_ASK_WAIT` (a day);
+    anything else (missing, unreadable, ``nan``, ``inf``, negative, zero, longer) is read as no
+    timeout given: ``default`` (the node's ``ask_timeout``)."""
     value = headers.get(TIMEOUT) if headers else None
-    if value is None:
-        return None
+    if value is None or len(value) > 32:
+        return default
     try:
         timeout = float(value)
     except ValueError:
-        return None
-    return timeout if timeout > 0 else None
+        return default
+    return timeout if 0 < timeout <= MAX_ASK_WAIT else default  # False for nan
 
 
 def _is_message(value: object) -> TypeGuard[Message[Any]]:

@@ -132,6 +132,7 @@ class Node:
             spawn=self._spawn,
             outbox=self._outbox,
             destinations=self._addresses.destinations,
+            ask_timeout=ask_timeout,
             debug_errors=debug_errors,
         )
         self._replies: dict[str, asyncio.Future[Msg]] = {}
@@ -158,7 +159,9 @@ class Node:
 
         Raises `NodeUnreachable` if no server answers within ``connect_timeout`` seconds. Once
         connected, the node reconnects forever, every ``reconnect_wait`` seconds. ``ask_timeout``
-        bounds asks made with ``timeout=None``; ``store_timeout`` bounds a durable tell's retries.
+        bounds asks made with ``timeout=None`` (and, answering, how long the node waits for the
+        reply of an ask whose ``Actorio-Timeout`` is missing or not a sane number of seconds);
+        ``store_timeout`` bounds a durable tell's retries.
 
         The node publishes on behalf of a message it received (a request's reply subject, the
         address in an ``Actorio-Sender`` header, a durable ask's reply header) only to subjects

@@ -208,12 +208,14 @@ class Receiver:
         spawn: Spawn,
         outbox: Outbox,
         destinations: Destinations,
+        ask_timeout: float = 30.0,
         debug_errors: bool = False,
     ) -> None:
         self._nc = nc
         self._spawn = spawn
         self._outbox = outbox
         self.destinations = destinations
+        self._ask_timeout = ask_timeout
         self._debug_errors = debug_errors
         self._ends: weakref.WeakKeyDictionary[Actor[Any], asyncio.Future[None]] = weakref.WeakKeyDictionary()
 
@@ -256,7 +258,7 @@ class Receiver:
             await actor.reference.tell(message)
             return
         _, future = await queue_ask(actor, message)
-        timeout = timeout_of(msg.headers)
+        timeout = timeout_of(msg.headers, self._ask_timeout)
         self._spawn(self.answer(actor, message, future, reply, timeout))
 
     async def refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None, data: bytes) -> None:

@@ -15,10 +15,10 @@ import pytest_asyncio
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from actorio import Actor, InvalidPayload, dead_letters
+from actorio import Actor, InvalidPayload, dead_letters, handles
 from actorio.nats import Durable, Node, RemoteError
 from tests.nats.test_nats_wire_rules import MALFORMED
-from tests.nats_support.actors import Fail, Greet, Greeter, Report
+from tests.nats_support.actors import Fail, Greet, Greeter, Greeting, Report
 from tests.nats_support.processes import wait_until, worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -274,6 +274,42 @@ async def test_a_bad_responder_raises_a_clear_error(node: Node, raw: Client) -> 
 
 
 # -- Actorio-Timeout ------------------------------------------------------------------------------
+
+
+async def test_an_infinite_timeout_header_does_not_keep_the_answer_waiting(
+    nats_url: str, raw: Client
+) -> None:
+    """``Actorio-Timeout: inf`` to an actor that does not answer: the answering node gives up
+    after its own ``ask_timeout``, as for no header at all."""
+
+    class Mute(Actor[Greet]):
+        @handles(Greet)
+        async def greet(self, msg: Greet) -> Greeting:
+            await asyncio.Event().wait()  # never answers
+            raise AssertionError
+
+    async with await Node.connect(nats_url, ask_timeout=0.3) as server_side:
+        mute = Mute()
+        await publish(server_side, "mute", mute)
+        for value in ("inf", "nan", "1e308", "-5"):
+            inbox = raw.new_inbox()
+            await raw.publish(
+                "actorio.actor.mute",
+                b'{"type":"Greet","data":{"name":"x"}}',
+                reply=inbox,
+                headers={"Actorio-Timeout": value},
+            )
+        await raw.flush()
+
+        async def answers_waiting() -> bool:
+            return len(server_side._tasks) == 4  # pyright: ignore[reportPrivateUsage]
+
+        async def answers_given_up() -> bool:
+            return not server_side._tasks  # pyright: ignore[reportPrivateUsage]
+
+        await wait_until(answers_waiting, 5)  # the four asks were queued, each with its answer task
+        await wait_until(answers_given_up, 5)  # and each gave up after the node's ask_timeout
+        await mute.stop(timeout=1)
 
 
 # -- replies on the wire ------------------------------------------------------------------------

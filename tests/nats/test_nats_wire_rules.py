@@ -10,8 +10,10 @@ import pytest
 from actorio import ActorioException, InvalidPayload, Message, PayloadError
 from actorio.nats._addresses import Destinations, check_subject_prefix
 from actorio.nats._codec import (
+    MAX_ASK_WAIT,
     decode_error,
     encode_error,
+    timeout_of,
 )
 
 
@@ -89,3 +91,28 @@ def test_decode_error_reads_any_body(body: bytes) -> None:
     error = decode_error(body, "liar", Message())
     assert isinstance(error, ActorioException)
     str(error)
+
+
+def test_the_timeout_header_is_bounded() -> None:
+    def of(value: str) -> float:
+        return timeout_of({"Actorio-Timeout": value}, 30.0)
+
+    assert of("5") == 5.0
+    assert of("0.25") == 0.25
+    assert of(str(MAX_ASK_WAIT)) == MAX_ASK_WAIT
+    for bad in (
+        "inf",
+        "-inf",
+        "nan",
+        "NaN",
+        "1e308",
+        "0",
+        "-1",
+        "abc",
+        "",
+        "1" * 1000,
+        str(MAX_ASK_WAIT * 2),
+    ):
+        assert of(bad) == 30.0, bad
+    assert timeout_of(None, 30.0) == 30.0
+    assert timeout_of({}, 30.0) == 30.0

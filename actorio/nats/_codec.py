@@ -8,9 +8,9 @@ error bodies (`encode_error`, `decode_error`).
 A request carries the message's protocol wire form (``{"type": ..., "data": {...}}``). Its reply is
 one NATS message whose ``Actorio-Status`` header says what the body is:
 
-- ``ok``: the body is the reply as JSON: a message's wire form for a reply that is a `Message`
-  (``{"type": ..., "data": {...}}``), else the JSON form of the reply type (``3``, ``[1, 2]``,
-  ``null``). The asker validates it against the request's reply type.
+- ``ok``: the body is the reply as JSON (UTF-8, not ASCII-escaped): a message's wire form for a
+  reply that is a `Message` (``{"type": ..., "data": {...}}``), else the JSON form of the reply
+  type (``3``, ``[1, 2]``, ``null``). The asker validates it against the request's reply type.
 - ``error``: the body is ``{"kind", "type", "message", ...}``: what failed at the actor, its type
   name and its text (cut to about 1,000 characters); the module and the traceback only from a node
   connected with ``debug_errors=True``.
@@ -45,7 +45,7 @@ from ..lowlevel import (
     wire_name_of,
     wire_union_adapter,
 )
-from ._errors import RemoteError
+from ._errors import RemoteError, ReplyTooLarge
 
 __all__ = [
     "ERROR",
@@ -63,6 +63,8 @@ __all__ = [
     "read_reply",
     "reply_codec",
     "timeout_of",
+    "too_large_error",
+    "wire_size",
 ]
 
 STATUS = "Actorio-Status"
@@ -86,7 +88,15 @@ def payload_bytes(payload: Payload) -> bytes:
         return bytes(payload)
     if isinstance(payload, str):
         return payload.encode()
-    return json.dumps(dict(payload)).encode()
+    return json.dumps(dict(payload), ensure_ascii=False).encode()
+
+
+def wire_size(body: bytes, headers: Mapping[str, str] | None) -> int:
+    """The bytes a message takes against the server's ``max_payload``: its body and its headers."""
+    if not headers:
+        return len(body)
+    # NATS/1.0\r\n, then "key: value\r\n" for each header, then \r\n
+    return len(body) + 12 + sum(len(key.encode()) + len(value.encode()) + 4 for key, value in headers.items())
 
 
 MAX_ASK_WAIT = 86400.0
@@ -131,7 +141,8 @@ class ReplyCodec:
             self._none = reply_type is None
 
     def encode(self, value: Any) -> bytes:
-        """The reply's JSON. Raises ``TypeError`` if ``value`` is not of the reply type."""
+        """The reply's JSON (UTF-8). Raises ``TypeError`` if ``value`` is not of the reply type (or
+        not JSON)."""
         if self._messages:
             if value is None and self._optional:
                 return b"null"
@@ -253,6 +264,8 @@ def encode_error(error: BaseException, actor: str, *, debug: bool = False) -> by
             body["id"] = _cut(error.id, _FIELD_CHARS)
         elif isinstance(error.id, int) and -(2**63) <= error.id < 2**64:
             body["id"] = error.id
+    elif isinstance(error, ReplyTooLarge):
+        body.update(kind="too_large", size=error.size, limit=error.limit)
     elif isinstance(error, RemoteError):
         # Raised by a remote actor this handler asked: pass on the original.
         body.update(type=error.type_name, message=_cut(error.remote_message, MESSAGE_CHARS))
@@ -268,12 +281,23 @@ def encode_error(error: BaseException, actor: str, *, debug: bool = False) -> by
         if isinstance(error, RemoteError):
             trace, module = error.remote_traceback + "\n" + trace, error.module
         body.update(actor=actor, module=module, traceback=trace[-TRACEBACK_CHARS:])
-    return json.dumps(body, separators=(",", ":")).encode()
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def too_large_error(size: int, limit: int) -> bytes:
+    """The error body sent instead of a reply of ``size`` bytes, larger than ``limit`` (the
+    server's ``max_payload``): `ReplyTooLarge` at the asker."""
+    return json.dumps({"kind": "too_large", "type": "ReplyTooLarge", "size": size, "limit": limit}).encode()
 
 
 def _string(data: Mapping[str, object], key: str, default: str = "") -> str:
     value = data.get(key)
     return value if isinstance(value, str) else default
+
+
+def _integer(data: Mapping[str, object], key: str) -> int:
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _problems(entries: object) -> tuple[PayloadError, ...]:
@@ -322,6 +346,8 @@ def decode_error(body: bytes, identifier: str, message: Message[Any]) -> Actorio
         return ActorStopped(identifier, message)
     if kind == "unhandled":
         return UnhandledMessage(message, identifier)
+    if kind == "too_large":
+        return ReplyTooLarge(identifier, _integer(fields, "size"), _integer(fields, "limit"))
     return RemoteError(
         identifier,
         _string(fields, "type", "Exception"),

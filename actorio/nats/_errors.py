@@ -2,6 +2,7 @@
 
 ActorioException
  +-- RemoteError            a remote handler raised: its type name, text and traceback
+ |    +-- ReplyTooLarge     a reply larger than the server's max_payload
  +-- NodeUnreachable        no NATS server answered at connect time
  +-- ActorStopped
       +-- ActorNotFound     an ask to a name that no process publishes
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from .. import ActorioException, ActorStopped
 
-__all__ = ["ActorNotFound", "NodeUnreachable", "RemoteError"]
+__all__ = ["ActorNotFound", "NodeUnreachable", "RemoteError", "ReplyTooLarge"]
 
 
 class RemoteError(ActorioException):
@@ -34,6 +35,22 @@ class RemoteError(ActorioException):
         self.remote_message = remote_message
         self.remote_traceback = remote_traceback
         super().__init__(f"{type_name}: {remote_message} (in {actor})")
+
+
+class ReplyTooLarge(RemoteError):
+    """An ask's reply (or the error its handler raised) was larger than the NATS server's
+    ``max_payload``: the answering node sent this small error instead, at once.
+
+    ``size`` is the reply's size in bytes (its body and headers), ``limit`` the server's
+    ``max_payload``. The handler ran: only its reply was lost. Reply with less (a page of the
+    result, a reference to where it is stored), or raise the server's ``max_payload``.
+    """
+
+    def __init__(self, actor: str, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        message = f"the reply of {size} bytes is larger than the server's max_payload ({limit} bytes)"
+        super().__init__(actor, "ReplyTooLarge", "actorio.nats", message, "")
 
 
 class NodeUnreachable(ActorioException, ConnectionError):

@@ -23,6 +23,7 @@ from ..lowlevel import AskRef, Payload, encode_wire, hand_off
 from ._addresses import Addresses
 from ._codec import payload_bytes, read_reply
 from ._durable import Streams
+from ._publication import LogLimit
 
 if TYPE_CHECKING:
     from ._publication import Spawn
@@ -60,9 +61,11 @@ class Outbox:
         self._queue: collections.deque[tuple[Send, asyncio.Future[None] | None]] = collections.deque()
         self.flusher: asyncio.Task[None] | None = None
         """The task sending what is queued, while there is some."""
+        self._failures = LogLimit(_logger, logging.ERROR)
 
     def tell_nowait(self, ref: RemoteRef[Any], message: Message[Any]) -> None:
-        """Queue ``message`` for ``ref``; an error while publishing it is logged."""
+        """Queue ``message`` for ``ref``; an error while publishing it is logged (within a limit:
+        ten lines a minute, then a count)."""
         send = self._sending(ref, message, None)
         if send is not None:
             self._enqueue(send, None)
@@ -136,7 +139,7 @@ class Outbox:
                 await send()
             except Exception as error:
                 if done is None:
-                    _logger.error("tell_nowait could not publish: %r", error)
+                    self._failures.log("tell_nowait could not publish: %r", error)
                 elif not done.done():
                     done.set_exception(error)
             else:

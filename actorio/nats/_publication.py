@@ -9,7 +9,8 @@ Owns:
 - `Receiver`: a message received from NATS is validated with the actor's protocol (its reply
   subject and ``Actorio-Sender`` checked by the node's `Destinations` first, the sender resolved
   into a `RemoteRef`), then told, or queued as an ask whose reply (or error) is sent back to the
-  asker; an invalid one is refused (an error reply, or a dead letter);
+  asker; an invalid one is refused (an error reply, or a dead letter). A reply larger than the
+  server's ``max_payload`` is replaced by a small `ReplyTooLarge` error;
 - waiting until an actor has handled what it was told (`wait_handled`, through
   `actorio.lowlevel.barrier`), or until its incarnation has ended (`Receiver.ended`).
 """
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -38,6 +41,8 @@ from ._codec import (
     encode_error,
     reply_codec,
     timeout_of,
+    too_large_error,
+    wire_size,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CoreSubscription",
     "Inlet",
+    "LogLimit",
     "Publication",
     "Receiver",
     "Spawn",
@@ -55,8 +61,42 @@ __all__ = [
     "wait_handled",
 ]
 
+_logger = logging.getLogger("actorio.nats")
+
 Spawn = Callable[[Awaitable[Any]], "asyncio.Task[Any]"]
 """The node's way to start a task it tracks (awaited, then cancelled, when it closes)."""
+
+
+class LogLimit:
+    """Logging within a limit: at most ``limit`` lines per ``window`` seconds; the first line after
+    a window in which some were left out says how many (as the dead letters' log does)."""
+
+    def __init__(self, logger: logging.Logger, level: int, *, limit: int = 10, window: float = 60.0) -> None:
+        self._logger = logger
+        self._level = level
+        self._limit = limit
+        self._window = window
+        self._start: float | None = None
+        self._logged = 0
+        self._left_out = 0
+
+    def log(self, text: str, *args: object) -> None:
+        """Log ``text % args`` unless the limit is reached (then it is only counted)."""
+        now = time.monotonic()
+        if self._start is None or now >= self._start + self._window:
+            if self._left_out:
+                self._logger.log(
+                    self._level,
+                    "%d more like this were not logged in the last %g s",
+                    self._left_out,
+                    self._window,
+                )
+            self._start, self._logged, self._left_out = now, 0, 0
+        if self._logged >= self._limit:
+            self._left_out += 1
+            return
+        self._logged += 1
+        self._logger.log(self._level, text, *args)
 
 
 class Inlet(Protocol):
@@ -218,6 +258,7 @@ class Receiver:
         self._ask_timeout = ask_timeout
         self._debug_errors = debug_errors
         self._ends: weakref.WeakKeyDictionary[Actor[Any], asyncio.Future[None]] = weakref.WeakKeyDictionary()
+        self._reply_failures = LogLimit(_logger, logging.WARNING)
 
     def validate(
         self, actor: Actor[Any], data: bytes, headers: Mapping[str, str] | None, reply: str | None = None
@@ -295,11 +336,27 @@ class Receiver:
 
     async def send(self, actor: str, subject: str, body: bytes, headers: dict[str, str]) -> None:
         """Publish a reply of ``actor`` to ``subject``, if the node's `Destinations` allows it (the
-        callers checked it on arrival)."""
+        callers checked it on arrival). A reply larger than the server's ``max_payload`` becomes a
+        `ReplyTooLarge` error; failures are logged on ``actorio.nats`` within a limit."""
         if self.destinations.refusal(subject) is not None:
             return
-        with contextlib.suppress(nats.errors.ConnectionClosedError):
+        limit = self._nc.max_payload
+        size = wire_size(body, headers)
+        if size > limit:
+            self._reply_failures.log(
+                "%s: a reply of %d bytes is larger than the server's max_payload (%d bytes): "
+                "ReplyTooLarge was sent instead",
+                actor,
+                size,
+                limit,
+            )
+            body, headers = too_large_error(size, limit), ERROR
+        try:
             await self._nc.publish(subject, body, headers=headers)
+        except nats.errors.ConnectionClosedError:
+            pass  # closing: the asker's own node tells it
+        except nats.errors.Error as error:
+            self._reply_failures.log("%s: a reply could not be sent: %r", actor, error)
 
     def _error_body(self, error: BaseException, actor: Actor[Any]) -> bytes:
         return encode_error(error, actor.identifier, debug=self._debug_errors)

@@ -15,7 +15,7 @@ import pytest_asyncio
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from actorio import Actor, InvalidPayload, dead_letters, handles
+from actorio import Actor, InvalidPayload, Message, dead_letters, handles
 from actorio.nats import Durable, Node, RemoteError
 from tests.nats.test_nats_wire_rules import MALFORMED
 from tests.nats_support.actors import Fail, Greet, Greeter, Greeting, Report
@@ -313,3 +313,92 @@ async def test_an_infinite_timeout_header_does_not_keep_the_answer_waiting(
 
 
 # -- replies on the wire ------------------------------------------------------------------------
+
+
+async def test_replies_are_utf8_json(nodes: tuple[Node, Node], raw: Client) -> None:
+    server_side, client = nodes
+    await published_greeter(server_side, "utf8")
+    text = "日本語 é ✓"
+    reply = await raw.request(
+        "actorio.actor.utf8", json.dumps({"type": "Greet", "data": {"name": text}}).encode(), timeout=10
+    )
+    assert f"Hello {text}!".encode() in reply.data
+    assert b"\\u" not in reply.data
+    error = await raw.request(
+        "actorio.actor.utf8", json.dumps({"type": "Fail", "data": {"reason": text}}).encode(), timeout=10
+    )
+    assert f"no luck: {text}".encode() in error.data
+    assert b"\\u" not in error.data
+    invalid = await raw.request(
+        "actorio.actor.utf8",
+        json.dumps({"type": "Greet", "data": {"name": 1, "é": text}}).encode(),
+        timeout=10,
+    )
+    assert "é".encode() in invalid.data
+    assert b"\\u" not in invalid.data
+    greeting = await client.ref("utf8", Greeter).ask(Greet(name=text), timeout=10)
+    assert greeting.text == f"Hello {text}!"
+
+
+class Big(Message[str]):
+    size: int
+
+
+class Boom(Message[int]):
+    size: int
+
+
+class Sizes(Actor[Big | Boom | Report]):
+    """Replies with as many bytes as asked, or raises an error that long."""
+
+    @handles(Big)
+    async def big(self, msg: Big) -> str:
+        return "x" * msg.size
+
+    @handles(Boom)
+    async def boom(self, msg: Boom) -> int:
+        raise ValueError("b" * msg.size)
+
+    @handles(Report)
+    async def report(self, msg: Report) -> list[int]:
+        return []
+
+
+async def test_a_reply_too_large_for_the_server_is_an_error_at_once(
+    nodes: tuple[Node, Node], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reply over ``max_payload`` (1 MB by default) raises `ReplyTooLarge` at the asker at once;
+    the failures are logged within a limit; the actor and the connection carry on."""
+    from actorio.nats import ReplyTooLarge
+
+    server_side, client = nodes
+    await publish(server_side, "sizes", Sizes())
+    ref = client.ref("sizes", Sizes)
+    limit = server_side.client.max_payload
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ReplyTooLarge) as caught:
+        await ref.ask(Big(size=2_000_000), timeout=20)
+    assert asyncio.get_running_loop().time() - started < 10
+    assert caught.value.limit == limit
+    assert caught.value.size > limit
+    assert caught.value.type_name == "ReplyTooLarge"
+    # Under the limit by its body, over it with its headers: refused too, and the connection lives.
+    with pytest.raises(ReplyTooLarge):
+        await ref.ask(Big(size=limit - 4), timeout=20)
+    assert len(await ref.ask(Big(size=limit - 100), timeout=20)) == limit - 100
+    with caplog.at_level("WARNING", logger="actorio.nats"):
+        for _ in range(15):
+            with pytest.raises(ReplyTooLarge):
+                await ref.ask(Big(size=limit), timeout=20)
+    warnings = [r for r in caplog.records if "larger than the server's max_payload" in r.getMessage()]
+    assert 1 <= len(warnings) <= 10
+    assert await ref.ask(Report(), timeout=10) == []
+
+
+async def test_a_huge_error_stays_small_on_the_wire(nodes: tuple[Node, Node]) -> None:
+    server_side, client = nodes
+    await publish(server_side, "boom", Sizes())
+    with pytest.raises(RemoteError) as caught:
+        await client.ref("boom", Sizes).ask(Boom(size=5_000_000), timeout=20)
+    assert caught.value.type_name == "ValueError"
+    assert len(caught.value.remote_message) < 1100

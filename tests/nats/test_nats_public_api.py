@@ -15,6 +15,7 @@ EXPECTED = {
     "Publication",
     "RemoteError",
     "RemoteRef",
+    "ReplyTooLarge",
     "find_nats_server",
 }
 

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from actorio import ActorioException, InvalidPayload, Message, PayloadError
+from actorio.nats import ReplyTooLarge
 from actorio.nats._addresses import Destinations, check_subject_prefix
 from actorio.nats._codec import (
     MAX_ASK_WAIT,
@@ -116,3 +117,11 @@ def test_the_timeout_header_is_bounded() -> None:
         assert of(bad) == 30.0, bad
     assert timeout_of(None, 30.0) == 30.0
     assert timeout_of({}, 30.0) == 30.0
+
+
+def test_a_reply_too_large_passed_on_stays_itself() -> None:
+    error = decode_error(
+        encode_error(ReplyTooLarge("inner", 2_000_000, 1_048_576), "outer"), "outer", Message()
+    )
+    assert isinstance(error, ReplyTooLarge)
+    assert (error.size, error.limit, error.actor) == (2_000_000, 1_048_576, "outer")

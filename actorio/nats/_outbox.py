@@ -19,9 +19,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from .. import Message
-from ..lowlevel import AskRef, Payload, encode_wire, hand_off
+from ..lowlevel import AskRef, Payload, hand_off
 from ._addresses import Addresses
-from ._codec import payload_bytes, read_reply
+from ._codec import encode_message, payload_bytes, read_reply
 from ._durable import Streams
 from ._publication import LogLimit
 
@@ -87,7 +87,7 @@ class Outbox:
 
     async def ask(self, ref: RemoteRef[Any], message: Message[Any], timeout: float | None) -> Any:
         """Ask ``ref`` after what is queued; the reply, validated against the reply type."""
-        body = encode_wire(message)
+        body = encode_message(message)
         await self._after_queued()
         reply = await self._request(ref, body, timeout)
         return read_reply(ref.identifier, reply.headers, reply.data, message)
@@ -112,7 +112,7 @@ class Outbox:
             # A message carrying an ask, handed on: the remote actor answers it.
             self._spawn(self._answer_forwarded(ref, message, ask))
             return None
-        body = encode_wire(message)
+        body = encode_message(message)
         headers = self._addresses.headers(message)
         if ref.durable:
             return lambda: self._streams.store(ref, body, headers, msg_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from pydantic import ConfigDict
 
 from actorio import Actor, InvalidPayload, Message, dead_letters, handles
 from actorio.nats import Durable, Node, RemoteError
@@ -402,3 +404,93 @@ async def test_a_huge_error_stays_small_on_the_wire(nodes: tuple[Node, Node]) ->
         await client.ref("boom", Sizes).ask(Boom(size=5_000_000), timeout=20)
     assert caught.value.type_name == "ValueError"
     assert len(caught.value.remote_message) < 1100
+
+
+class Measure(Message):
+    value: float
+
+
+class Reading(Message[float]):
+    value: float
+
+
+class Sample(Message[Measure]):
+    value: float
+
+
+class Tolerant(Message):
+    """Declares that its NaN and infinite floats travel as JSON's extensions (``NaN``)."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+    value: float
+
+
+class Floats(Actor[Measure | Reading | Sample | Tolerant | Report]):
+    """Keeps the floats it is told; answers with the float it is asked about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[float] = []
+
+    @handles(Measure, Tolerant)
+    async def measure(self, msg: Measure | Tolerant) -> None:
+        self.seen.append(msg.value)
+
+    @handles(Reading)
+    async def reading(self, msg: Reading) -> float:
+        return msg.value
+
+    @handles(Sample)
+    async def sample(self, msg: Sample) -> Measure:
+        return Measure(value=msg.value)
+
+    @handles(Report)
+    async def report(self, msg: Report) -> list[int]:
+        return [len(self.seen)]
+
+
+async def test_nan_and_infinity_are_refused_before_anything_is_sent(
+    nodes: tuple[Node, Node], raw: Client
+) -> None:
+    """JSON has no NaN: a tell carrying one raises ``ValueError`` at the call (nothing is sent);
+    a reply carrying one is an error at the asker, at once; a message that declares
+    ``ser_json_inf_nan="constants"`` carries them as ``NaN``/``Infinity``, read back as floats."""
+    server_side, client = nodes
+    floats = Floats()
+    await publish(server_side, "floats", floats)
+    ref = client.ref("floats", Floats)
+    received: list[bytes] = []
+
+    async def spy(msg: Msg) -> None:
+        received.append(msg.data)
+
+    await raw.subscribe("actorio.actor.floats", cb=spy)
+    await subscribed(raw)
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match=r"Measure.value is .*: JSON has no NaN or infinity"):
+            await ref.tell(Measure(value=bad))
+        with pytest.raises(ValueError, match="JSON has no NaN"):
+            ref.tell_nowait(Measure(value=bad))
+        with pytest.raises(ValueError, match="JSON has no NaN"):
+            await ref.ask(Reading(value=bad), timeout=10)
+    await ref.tell(Measure(value=1.5))
+    assert await ref.ask(Report(), timeout=10) == [1]
+    # The replies: the handler's NaN is refused where it is encoded; the asker hears it at once.
+    body = b'{"type":"Reading","data":{"value":NaN}}'
+    reply = await raw.request("actorio.actor.floats", body, timeout=10)
+    assert reply.headers is not None
+    assert reply.headers["Actorio-Status"] == "error"
+    assert "JSON has no NaN" in json.loads(reply.data)["message"]
+    sample = await raw.request(
+        "actorio.actor.floats", b'{"type":"Sample","data":{"value":Infinity}}', timeout=10
+    )
+    assert "Measure.value is inf" in json.loads(sample.data)["message"]
+    # Declared: they travel and come back as themselves.
+    await ref.tell(Tolerant(value=math.nan))
+    await ref.tell(Tolerant(value=-math.inf))
+    assert await ref.ask(Report(), timeout=10) == [3]
+    assert floats.seen[0] == 1.5
+    assert math.isnan(floats.seen[1])
+    assert floats.seen[2] == -math.inf
+    await raw.flush()
+    assert all(b"null" not in data for data in received)

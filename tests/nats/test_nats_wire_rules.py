@@ -3,9 +3,13 @@ senders, the bounds of error replies, reading any error body, and the ``Actorio-
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+from typing import Any, Literal, TypeVar
 
 import pytest
+from pydantic import BaseModel
 
 from actorio import ActorioException, InvalidPayload, Message, PayloadError
 from actorio.nats import ReplyTooLarge
@@ -14,6 +18,9 @@ from actorio.nats._codec import (
     MAX_ASK_WAIT,
     decode_error,
     encode_error,
+    encode_message,
+    may_hold_float,
+    reply_codec,
     timeout_of,
 )
 
@@ -125,3 +132,60 @@ def test_a_reply_too_large_passed_on_stays_itself() -> None:
     )
     assert isinstance(error, ReplyTooLarge)
     assert (error.size, error.limit, error.actor) == (2_000_000, 1_048_576, "outer")
+
+
+class Tree(BaseModel):
+    children: list[Tree] = []
+    name: str = ""
+
+
+class Point(BaseModel):
+    x: float
+
+
+@dataclasses.dataclass
+class Pair:
+    left: float
+    right: float
+
+
+T = TypeVar("T")
+
+
+def test_which_types_may_hold_a_float() -> None:
+    """Only a value that may hold a float is searched for NaN: the rest costs nothing more."""
+
+    class Plain(Message):
+        n: int
+        text: str | None = None
+        tags: tuple[str, ...] = ()
+        tree: Tree | None = None
+        kind: Literal["a", "b"] = "a"
+
+    class Nested(Message):
+        points: dict[str, list[Point]] | None = None
+
+    assert not may_hold_float(Plain)
+    assert may_hold_float(Nested)
+    for yes in (float, Point, Pair, list[float], dict[str, float] | None, Any, object, T, "Forward"):
+        assert may_hold_float(yes), yes
+    for no in (int, str, None, type(None), list[str], Tree, tuple[int, ...], Literal[1, "x"]):
+        assert not may_hold_float(no), no
+
+
+def test_a_nan_anywhere_is_named_by_its_path() -> None:
+    class Nested(Message):
+        points: dict[str, list[Point]] | None = None
+        pair: Pair | None = None
+
+    with pytest.raises(ValueError, match=r"Nested.points\['k'\]\[1\].x is nan: JSON has no NaN"):
+        encode_message(Nested(points={"k": [Point(x=1.0), Point(x=math.nan)]}))
+    with pytest.raises(ValueError, match=r"Nested.pair.right is -inf"):
+        encode_message(Nested(pair=Pair(1.0, -math.inf)))
+    assert b'"pair":null' in encode_message(Nested())  # a null that lost nothing
+
+    class Measure(Message[list[float]]):
+        pass
+
+    with pytest.raises(ValueError, match=r"the reply\[2\] is inf"):
+        reply_codec(Measure).encode([1.0, 2.0, math.inf])

@@ -37,6 +37,7 @@ from .. import (
     ActorioException,
     ActorStopped,
     InvalidPayload,
+    MailboxFull,
     Message,
     PayloadError,
     UnhandledMessage,
@@ -66,6 +67,7 @@ __all__ = [
     "decode_error",
     "encode_error",
     "encode_message",
+    "full_error",
     "payload_bytes",
     "read_reply",
     "reply_codec",
@@ -403,6 +405,12 @@ def too_large_error(size: int, limit: int) -> bytes:
     return json.dumps({"kind": "too_large", "type": "ReplyTooLarge", "size": size, "limit": limit}).encode()
 
 
+def full_error(capacity: int) -> bytes:
+    """The error body sent to an asker whose request was dropped on arrival, the publication's
+    pending limit (``capacity`` messages) being full: `MailboxFull` at the asker."""
+    return json.dumps({"kind": "full", "type": "MailboxFull", "capacity": capacity}).encode()
+
+
 def _string(data: Mapping[str, object], key: str, default: str = "") -> str:
     value = data.get(key)
     return value if isinstance(value, str) else default
@@ -461,6 +469,8 @@ def decode_error(body: bytes, identifier: str, message: Message[Any]) -> Actorio
         return UnhandledMessage(message, identifier)
     if kind == "too_large":
         return ReplyTooLarge(identifier, _integer(fields, "size"), _integer(fields, "limit"))
+    if kind == "full":
+        return MailboxFull(identifier, _integer(fields, "capacity"))
     return RemoteError(
         identifier,
         _string(fields, "type", "Exception"),

@@ -39,7 +39,14 @@ from ._codec import REPLY, TIMEOUT
 from ._durable import Durable, Pump, Streams
 from ._errors import ActorNotFound, NodeUnreachable
 from ._outbox import Outbox
-from ._publication import CoreSubscription, Inlet, Publication, Receiver
+from ._publication import (
+    DEFAULT_PENDING_LIMITS,
+    CoreSubscription,
+    Inlet,
+    Publication,
+    Receiver,
+    check_pending_limits,
+)
 from ._remote import RemoteRef
 
 __all__ = ["Node"]
@@ -184,6 +191,9 @@ class Node:
         last_error: list[BaseException] = []
 
         async def on_error(error: Exception) -> None:
+            if node is not None and isinstance(error, nats.errors.SlowConsumerError):
+                await node._receiver.dropped(error)  # a message dropped on arrival: counted, reported
+                return
             last_error[:] = [error]
             _logger.debug("NATS connection error: %r", error)
 
@@ -260,7 +270,12 @@ class Node:
     # -- publishing ---------------------------------------------------------------------------
 
     async def publish(
-        self, name: str, actor: Actor[Any] | ActorRef[Any], *, durable: Durable | bool = False
+        self,
+        name: str,
+        actor: Actor[Any] | ActorRef[Any],
+        *,
+        durable: Durable | bool = False,
+        pending_limits: tuple[int, int] | None = None,
     ) -> Publication:
         """Publish ``actor`` (an actor, or the reference of a local one, such as a supervised
         child's) under ``name``: messages to ``node.ref(name, ...)`` from any process reach it.
@@ -290,11 +305,24 @@ class Node:
         publish sets them for all (the consumer is updated, and a warning logged on
         ``actorio.nats``).
 
+        ``pending_limits=(messages, bytes)`` (core publications only) bounds what the client holds
+        for the actor while it is busy (its mailbox full, or its handler slow): beyond it, messages
+        are dropped on arrival, each a dead letter ``overflow``, with a WARNING on
+        ``actorio.nats`` (within a limit); a dropped ask is answered at once with `MailboxFull`.
+        nats-py's limits by default: 524,288 messages, 128 MiB. Core tells are at most once: when
+        every message matters, ask (the asker learns of a loss), or publish with ``durable``.
+
         Raises ``ValueError`` for an invalid name, or durable settings the server refuses to
         change; ``TypeError`` if ``actor`` is neither an actor nor a local reference;
-        ``RuntimeError`` for ``durable`` on a server without JetStream.
+        ``RuntimeError`` for ``durable`` on a server without JetStream; ``ValueError`` for
+        ``pending_limits`` that are not two positive integers, or given with ``durable``.
         """
         check_name(name)
+        limits = DEFAULT_PENDING_LIMITS if pending_limits is None else check_pending_limits(pending_limits)
+        if pending_limits is not None and durable:
+            raise ValueError(
+                "pending_limits applies to core publications: a durable mailbox fetches what it handles"
+            )
         found = mailbox_of(actor)  # None for a remote reference
         if found is None:
             kind = type(cast(object, actor)).__name__
@@ -308,7 +336,9 @@ class Node:
         subject = self._subject_of(name)
         inlet: Inlet
         if settings is None:
-            inlet = CoreSubscription(self._nc, self._receiver, subject=subject, mailbox=cell)
+            inlet = CoreSubscription(
+                self._nc, self._receiver, subject=subject, mailbox=cell, pending_limits=limits
+            )
         else:
             # The stream first: if it cannot be set up, nothing was started.
             pull = await self._streams.set_up(name, subject, settings)

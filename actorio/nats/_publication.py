@@ -10,7 +10,8 @@ Owns:
   subject and ``Actorio-Sender`` checked by the node's `Destinations` first, the sender resolved
   into a `RemoteRef`), then told, or queued as an ask whose reply (or error) is sent back to the
   asker; an invalid one is refused (an error reply, or a dead letter). A reply larger than the
-  server's ``max_payload`` is replaced by a small `ReplyTooLarge` error;
+  server's ``max_payload`` is replaced by a small `ReplyTooLarge` error; a message the client
+  dropped on arrival (its pending limits full: a slow consumer) is a dead letter ``overflow``;
 - waiting until an actor has handled what it was told (`wait_handled`, through
   `actorio.lowlevel.barrier`), or until its incarnation has ended (`Receiver.ended`).
 """
@@ -28,7 +29,11 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
+from nats.aio.subscription import (
+    DEFAULT_SUB_PENDING_BYTES_LIMIT,
+    DEFAULT_SUB_PENDING_MSGS_LIMIT,
+    Subscription,
+)
 
 from .. import Actor, ActorRef, BaseRef, InvalidPayload, Message, dead_letters
 from ..lowlevel import Mailbox, ask_message, barrier, task_of, unwatch, watch
@@ -39,6 +44,7 @@ from ._codec import (
     OK,
     SENDER,
     encode_error,
+    full_error,
     reply_codec,
     timeout_of,
     too_large_error,
@@ -51,12 +57,14 @@ if TYPE_CHECKING:
     from ._outbox import Outbox
 
 __all__ = [
+    "DEFAULT_PENDING_LIMITS",
     "CoreSubscription",
     "Inlet",
     "LogLimit",
     "Publication",
     "Receiver",
     "Spawn",
+    "check_pending_limits",
     "queue_ask",
     "wait_handled",
 ]
@@ -65,6 +73,18 @@ _logger = logging.getLogger("actorio.nats")
 
 Spawn = Callable[[Awaitable[Any]], "asyncio.Task[Any]"]
 """The node's way to start a task it tracks (awaited, then cancelled, when it closes)."""
+
+DEFAULT_PENDING_LIMITS = (DEFAULT_SUB_PENDING_MSGS_LIMIT, DEFAULT_SUB_PENDING_BYTES_LIMIT)
+"""A core publication's pending limits unless given: nats-py's (524,288 messages, 128 MiB)."""
+
+
+def check_pending_limits(limits: object) -> tuple[int, int]:
+    """``(messages, bytes)``, each a positive integer (``ValueError`` otherwise)."""
+    if isinstance(limits, tuple) and len(cast("tuple[object, ...]", limits)) == 2:
+        messages, size = cast("tuple[object, object]", limits)
+        if all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in (messages, size)):
+            return cast("tuple[int, int]", limits)
+    raise ValueError(f"pending_limits is (messages, bytes), two positive integers, not {limits!r}")
 
 
 class LogLimit:
@@ -196,11 +216,20 @@ class PublicationEnd(BaseRef):
 class CoreSubscription:
     """A core publication's inlet: a subscription in the queue group of its name (a pool)."""
 
-    def __init__(self, nc: Client, receiver: Receiver, *, subject: str, mailbox: Mailbox) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        receiver: Receiver,
+        *,
+        subject: str,
+        mailbox: Mailbox,
+        pending_limits: tuple[int, int] = DEFAULT_PENDING_LIMITS,
+    ) -> None:
         self._nc = nc
         self._receiver = receiver
         self._subject = subject
         self._mailbox = mailbox
+        self._pending_limits = pending_limits
         self._subscription: Subscription | None = None
 
     async def open(self) -> None:
@@ -209,10 +238,16 @@ class CoreSubscription:
         async def on_message(msg: Msg) -> None:
             await self._receiver.receive(self._mailbox.actor, msg)
 
+        messages, size = self._pending_limits
         # nats-py leaves a parameter of subscribe() unannotated (``future: Future``).
         self._subscription = await self._nc.subscribe(  # pyright: ignore[reportUnknownMemberType]
-            self._subject, queue=self._subject, cb=on_message
+            self._subject,
+            queue=self._subject,
+            cb=on_message,
+            pending_msgs_limit=messages,
+            pending_bytes_limit=size,
         )
+        self._receiver.track(self._subscription, self._mailbox, self._pending_limits)
         await self._nc.flush()
 
     async def close(self, timeout: float) -> None:
@@ -220,6 +255,7 @@ class CoreSubscription:
         subscription, self._subscription = self._subscription, None
         if subscription is None:
             return
+        self._receiver.untrack(subscription)
         if not self._nc.is_closed:
             with contextlib.suppress(nats.errors.Error):
                 # drain() is not annotated in nats-py.
@@ -258,7 +294,11 @@ class Receiver:
         self._ask_timeout = ask_timeout
         self._debug_errors = debug_errors
         self._ends: weakref.WeakKeyDictionary[Actor[Any], asyncio.Future[None]] = weakref.WeakKeyDictionary()
+        self._subscriptions: weakref.WeakKeyDictionary[Subscription, tuple[Mailbox, tuple[int, int]]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._reply_failures = LogLimit(_logger, logging.WARNING)
+        self._overflows = LogLimit(_logger, logging.WARNING, limit=1, window=10.0)  # one line per burst
 
     def validate(
         self, actor: Actor[Any], data: bytes, headers: Mapping[str, str] | None, reply: str | None = None
@@ -360,6 +400,39 @@ class Receiver:
 
     def _error_body(self, error: BaseException, actor: Actor[Any]) -> bytes:
         return encode_error(error, actor.identifier, debug=self._debug_errors)
+
+    # -- overflow -----------------------------------------------------------------------------
+
+    def track(self, subscription: Subscription, mailbox: Mailbox, limits: tuple[int, int]) -> None:
+        """Name ``subscription``'s messages after ``mailbox``'s actor when the client drops some."""
+        self._subscriptions[subscription] = (mailbox, limits)
+
+    def untrack(self, subscription: Subscription) -> None:
+        """Stop tracking ``subscription`` (unsubscribed)."""
+        self._subscriptions.pop(subscription, None)
+
+    async def dropped(self, error: nats.errors.SlowConsumerError) -> None:
+        """A message the client dropped on arrival, its subscription's pending limits being full
+        (the actor is slower than what arrives: a slow consumer). It is a dead letter
+        ``overflow``, reported by a WARNING on ``actorio.nats`` within a limit; a dropped request
+        is answered at once with `MailboxFull`, if the node serves its reply subject."""
+        tracked = self._subscriptions.get(error.sub)
+        if tracked is not None:
+            mailbox, (messages, size) = tracked
+            recipient = mailbox.actor.identifier
+            limits = f"its publication's pending_limits ({messages} messages, {size} bytes) are full"
+        else:  # one of the node's own subscriptions: sender addresses, durable replies
+            recipient, messages = error.subject, 0
+            limits = "the subscription's pending limits are full"
+        dead_letters.record(f"a message to {error.subject}, dropped unread", recipient, "overflow")
+        self._overflows.log(
+            "%s: messages are dropped on arrival: %s (a slow consumer); they are dead letters 'overflow'",
+            recipient,
+            limits,
+        )
+        reply = error.reply or None
+        if reply is not None and self.destinations.refusal(reply) is None:
+            await self.send(recipient, reply, full_error(messages), ERROR)
 
     def ended(self, actor: Actor[Any]) -> asyncio.Future[None]:
         """A future done when this incarnation of the actor has ended (one per incarnation)."""

@@ -4,16 +4,62 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from pathlib import Path
 
 import pytest
 
 from actorio import Actor, MailboxFull, Message, dead_letters, handles
 from actorio.lowlevel import mailbox_of
-from actorio.nats import Node
-from tests.nats_support.actors import Report
-from tests.nats_support.processes import wait_until
+from actorio.nats import ActorNotFound, Node
+from tests.nats_support.actors import Greeter, Report
+from tests.nats_support.processes import wait_until, worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+JUNK_TELLS = int(os.environ.get("ACTORIO_JUNK_TELLS", "300"))
+"""How many invalid 1 MB tells the memory test sends (1,000 for the issue's figure: about 5 s)."""
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory (``VmRSS``), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/<pid>/status")
+@pytest.mark.timeout(120)
+async def test_invalid_megabyte_tells_do_not_grow_a_workers_memory(nats_url: str, node: Node) -> None:
+    """A worker receives ``JUNK_TELLS`` invalid tells of 1 MB each (half not JSON, half an invalid
+    field of 1 MB): each is a dead letter whose record keeps a 1 KB preview, and the worker's
+    resident memory grows by less than 50 MB."""
+    async with worker("--url", nats_url, "--mode", "greeter", "--name", "junk") as process:
+        ref = node.ref("junk", Greeter)
+
+        async def answers() -> bool:
+            # The worker's publish can return before the server has its subscription (nats-py
+            # 2.16 flushes before the SUB is written): ask again until it answers.
+            try:
+                await ref.ask(Report(), timeout=10)
+            except ActorNotFound:
+                return False
+            return True
+
+        await wait_until(answers, 10)
+        before = rss_mb(process.process.pid)
+        not_json = b"\x00" * 1_000_000
+        bad_field = b'{"type":"Record","data":{"n":"' + b"x" * 999_960 + b'"}}'
+        for n in range(JUNK_TELLS):
+            await ref.tell_payload(not_json if n % 2 else bad_field)
+            if n % 25 == 24:
+                # An ask after each 25 MB: the server holds less than its limit for the worker
+                # (64 MB), past which it would close the worker's connection as a slow consumer.
+                assert await ref.ask(Report(), timeout=60) == []
+        assert await ref.ask(Report(), timeout=60) == []  # after every junk tell: all refused
+        grown = rss_mb(process.process.pid) - before
+        assert grown < 50, f"the worker's RSS grew by {grown:.0f} MB"
 
 
 class Job(Message):

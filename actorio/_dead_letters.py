@@ -25,7 +25,7 @@ __all__ = ["DeadLetter", "DeadLetters", "PayloadPreview", "dead_letters"]
 
 dead_letters_logger = logging.getLogger("actorio.dead_letters")
 
-Reason = Literal["stopped", "failed", "unhandled", "no-sender", "late-reply", "invalid"]
+Reason = Literal["stopped", "failed", "unhandled", "no-sender", "late-reply", "invalid", "overflow"]
 
 PREVIEW_BYTES = 1024
 """How much of a raw payload a dead-letter record keeps."""
@@ -82,7 +82,7 @@ class DeadLetter:
     handler raised ``error``; ``unhandled``: no handler takes its type; ``no-sender``: told to the
     sender of a message created without one; ``late-reply``: a reply to an ask already over;
     ``invalid``: a wire payload its protocol refused (``message`` is the payload, ``error`` the
-    `InvalidPayload`)."""
+    `InvalidPayload`); ``overflow``: dropped on arrival, the receiver's buffers being full."""
     error: BaseException | None
     time: float
     """The event loop's clock when it was recorded (``time.monotonic()`` outside a loop)."""

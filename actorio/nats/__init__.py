@@ -4,8 +4,8 @@
   reachable under a name (several processes publishing one name form a pool);
   ``node.ref("greeter", Greeter)`` is an ``ActorRef`` to it from any process.
 - `Durable`: the settings of a durable mailbox (a JetStream stream): at-least-once delivery.
-- `RemoteRef`: the reference type; `RemoteError`, `ActorNotFound`, `NodeUnreachable`,
-  `NotAuthorized`: the errors.
+- `RemoteRef`: the reference type; `RemoteError`, `ReplyTooLarge`, `ActorNotFound`,
+  `NodeUnreachable`, `NotAuthorized`: the errors.
 - `LocalServer`, `find_nats_server`: a local ``nats-server``, for tests and examples.
 
 See the README's NATS section for the subjects, the wire form and the delivery guarantees.
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._errors import NodeUnreachable as NodeUnreachable
     from ._errors import NotAuthorized as NotAuthorized
     from ._errors import RemoteError as RemoteError
+    from ._errors import ReplyTooLarge as ReplyTooLarge
     from ._node import Node as Node
     from ._publication import Publication as Publication
     from ._remote import RemoteRef as RemoteRef
@@ -41,6 +42,7 @@ __all__ = [
     "Publication",
     "RemoteError",
     "RemoteRef",
+    "ReplyTooLarge",
     "find_nats_server",
 ]
 
@@ -52,6 +54,7 @@ _EXPORTS = {
     "NodeUnreachable": "._errors",
     "NotAuthorized": "._errors",
     "RemoteError": "._errors",
+    "ReplyTooLarge": "._errors",
     "Durable": "._durable",
     "Node": "._node",
     "Publication": "._publication",

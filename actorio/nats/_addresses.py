@@ -7,20 +7,24 @@ Owns:
   actor stops for good; a supervised child's address outlives its restarts, as its reference does;
 - receiving on an exported address: a message to it goes to the actor running behind it now;
 - resolving an incoming ``Actorio-Sender`` header into a `RemoteRef`, so that the handler's
-  ``await message.sender.tell(...)`` reaches the sender wherever it runs.
+  ``await message.sender.tell(...)`` reaches the sender wherever it runs;
+- `Destinations`: the one rule for every subject this node publishes to on behalf of a message it
+  received (a request's reply subject, an ``Actorio-Sender`` header, a stored ``Actorio-Reply``
+  header): what arrives from the wire is chosen by whoever sent it, so it is never used as given.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from .. import NO_SENDER, Actor, ActorRef, BaseRef, Message, dead_letters
+from .. import NO_SENDER, Actor, ActorRef, BaseRef, Message, PayloadError, dead_letters
 from ..lowlevel import Mailbox, actor_of, mailbox_of, unwatch, watch
 from ._codec import ERROR, SENDER
 from ._remote import RemoteRef
@@ -28,7 +32,80 @@ from ._remote import RemoteRef
 if TYPE_CHECKING:
     from ._outbox import Outbox
 
-__all__ = ["Addresses", "sender_of"]
+__all__ = ["MAX_SUBJECT_CHARS", "Addresses", "Destinations", "check_subject_prefix", "sender_of"]
+
+MAX_SUBJECT_CHARS = 256
+"""The longest subject this node publishes to on behalf of a message."""
+
+_BAD_CHARACTER = re.compile(r"[^\x21-\x7e]|[*>]")
+"""Anything but printable ASCII (spaces and control characters included), and the wildcards."""
+
+
+def subject_problem(subject: str) -> str | None:
+    """Why ``subject`` is not a plain subject to publish to, or ``None`` if it is one: printable
+    ASCII, no wildcard (``*``, ``>``), no empty token, at most `MAX_SUBJECT_CHARS` characters."""
+    if not subject:
+        return "it is empty"
+    if len(subject) > MAX_SUBJECT_CHARS:
+        return f"it is longer than {MAX_SUBJECT_CHARS} characters"
+    bad = _BAD_CHARACTER.search(subject)
+    if bad is not None:
+        return f"it contains {bad.group()!r} (a subject is printable ASCII, without wildcards)"
+    if "" in subject.split("."):
+        return "it has an empty token"
+    return None
+
+
+def check_subject_prefix(prefix: object) -> str:
+    """A subject prefix that replies may be sent under (``billing`` or ``billing.``), returned with
+    its trailing dot. Raises ``ValueError`` for one that is not a plain subject, or starts with
+    ``$`` (the server's own subjects: JetStream, KV, object store, system, services)."""
+    if not isinstance(prefix, str):
+        raise ValueError(f"a reply prefix is a string, not {type(prefix).__name__}")
+    bare = prefix[:-1] if prefix.endswith(".") else prefix
+    problem = subject_problem(bare)
+    if problem is None and bare.startswith("$"):
+        problem = "it starts with '$' (the server's own subjects)"
+    if problem is not None:
+        raise ValueError(f"invalid reply prefix {prefix!r}: {problem}")
+    return bare + "."
+
+
+class Destinations:
+    """The subjects this node publishes to on behalf of a message it received: a request's reply
+    subject, the address in an ``Actorio-Sender`` header, and a stored ``Actorio-Reply`` header.
+
+    One rule for all of them: a plain subject (see `subject_problem`), never one starting with
+    ``$``, and under one of ``prefixes``: the client's reply inboxes (``_INBOX.``), this node's own
+    prefix (``actorio.``), and those the node was connected with (``reply_prefixes``). Anything else
+    was chosen by whoever sent the message: publishing there would make this node act for them
+    (delete a stream through ``$JS.API...``, or send to another service's subjects).
+    """
+
+    def __init__(self, prefixes: Iterable[str]) -> None:
+        self.prefixes = tuple(dict.fromkeys(check_subject_prefix(prefix) for prefix in prefixes))
+        """The allowed prefixes, each ending with a dot."""
+
+    def refusal(self, subject: str) -> str | None:
+        """Why this node does not publish to ``subject`` on behalf of a message, or ``None``."""
+        problem = subject_problem(subject)
+        if problem is not None:
+            return f"not a valid subject: {problem}"
+        if subject.startswith("$"):
+            return "a subject starting with '$' is the server's own"
+        for prefix in self.prefixes:
+            if subject.startswith(prefix):
+                return None
+        allowed = ", ".join(f"{prefix}*" for prefix in self.prefixes)
+        return f"not under a prefix this node replies to ({allowed})"
+
+    def problem(self, subject: str, location: tuple[str, ...]) -> PayloadError | None:
+        """`refusal` as a payload problem at ``location`` (for an `InvalidPayload`), or ``None``."""
+        why = self.refusal(subject)
+        if why is None:
+            return None
+        shown = subject if len(subject) <= 80 else f"{subject[:80]}... ({len(subject)} characters)"
+        return PayloadError(location, f"{shown!r} is refused as an address: {why}", "refused_address")
 
 
 class Forget(BaseRef):
@@ -54,10 +131,16 @@ class Forget(BaseRef):
 class Addresses:
     """The addresses of this node's local actors that travelled as senders (the export table)."""
 
-    def __init__(self, nc: Client, *, prefix: str, node_id: str) -> None:
+    def __init__(self, nc: Client, *, prefix: str, node_id: str, reply_prefixes: Iterable[str] = ()) -> None:
         self._nc = nc
         self._prefix = prefix
         self._node_id = node_id
+        # The reply inboxes: NATS's usual ``_INBOX`` (where other clients' asks, each user with
+        # an inbox prefix of its own under it, await their replies) and this client's own prefix.
+        own = nc.new_inbox().rsplit(".", 1)[0]
+        inboxes = ["_INBOX"] if own == "_INBOX" or own.startswith("_INBOX.") else ["_INBOX", own]
+        self.destinations = Destinations([*inboxes, prefix, *reply_prefixes])
+        """The rule for the subjects this node publishes to on behalf of a message."""
         self.exported: dict[Mailbox, Forget] = {}
         """The death watch of each exported actor, by its mailbox (one per supervised child)."""
         self.exports: dict[str, ActorRef[Any]] = {}
@@ -111,9 +194,9 @@ class Addresses:
         reference = self.exports.get(msg.subject.rsplit(".", 1)[-1])
         actor = actor_of(reference) if reference is not None else None
         if actor is None:
-            if msg.reply:
-                body = json.dumps({"kind": "stopped", "message": "the actor is gone"}).encode()
-                await self._nc.publish(msg.reply, body, headers=ERROR)
+            if msg.reply and self.destinations.refusal(msg.reply) is None:
+                body = json.dumps({"kind": "stopped", "type": "ActorStopped", "message": "the actor is gone"})
+                await self._nc.publish(msg.reply, body.encode(), headers=ERROR)
             else:
                 dead_letters.record(msg.data, msg.subject, "stopped")
             return
@@ -122,6 +205,7 @@ class Addresses:
 
 def sender_of(outbox: Outbox, headers: Mapping[str, str] | None) -> RemoteRef[Any] | None:
     """The sender an incoming message names in its ``Actorio-Sender`` header, as a reference that
-    sends through ``outbox`` (the receiving node's); ``None`` without one."""
+    sends through ``outbox`` (the receiving node's); ``None`` without one. The header must have
+    passed `Destinations` (see ``Receiver.validate``)."""
     address = headers.get(SENDER) if headers else None
-    return RemoteRef(outbox, address, address, None) if address else None
+    return RemoteRef(outbox, address, address, None) if address is not None else None

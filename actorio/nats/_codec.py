@@ -8,24 +8,40 @@ error bodies (`encode_error`, `decode_error`).
 A request carries the message's protocol wire form (``{"type": ..., "data": {...}}``). Its reply is
 one NATS message whose ``Actorio-Status`` header says what the body is:
 
-- ``ok``: the body is the reply as JSON: a message's wire form for a reply that is a `Message`
-  (``{"type": ..., "data": {...}}``), else the JSON form of the reply type (``3``, ``[1, 2]``,
-  ``null``). The asker validates it against the request's reply type.
-- ``error``: the body is ``{"kind", "type", "message", "traceback", ...}``: what failed at the actor.
+- ``ok``: the body is the reply as JSON (UTF-8, not ASCII-escaped): a message's wire form for a
+  reply that is a `Message` (``{"type": ..., "data": {...}}``), else the JSON form of the reply
+  type (``3``, ``[1, 2]``, ``null``). The asker validates it against the request's reply type.
+- ``error``: the body is ``{"kind", "type", "message", ...}``: what failed at the actor, its type
+  name and its text (cut to about 1,000 characters); the module and the traceback only from a node
+  connected with ``debug_errors=True``.
+
+JSON has no NaN or infinity, and pydantic writes them as ``null``, which the receiving protocol
+would refuse: a message or a reply carrying one is refused where it is encoded, before anything
+is sent (`encode_message`, `ReplyCodec.encode`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import math
 import traceback
 from collections.abc import Mapping
-from typing import Any, TypeGuard, cast
+from typing import Annotated, Any, Literal, TypeGuard, cast, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from .. import ActorioException, ActorStopped, InvalidPayload, Message, PayloadError, UnhandledMessage
+from .. import (
+    ActorioException,
+    ActorStopped,
+    InvalidPayload,
+    MailboxFull,
+    Message,
+    PayloadError,
+    UnhandledMessage,
+)
 from ..lowlevel import (
     Payload,
     encode_wire,
@@ -36,10 +52,11 @@ from ..lowlevel import (
     wire_name_of,
     wire_union_adapter,
 )
-from ._errors import RemoteError
+from ._errors import RemoteError, ReplyTooLarge
 
 __all__ = [
     "ERROR",
+    "MAX_ASK_WAIT",
     "MSG_ID",
     "OK",
     "REPLY",
@@ -49,10 +66,14 @@ __all__ = [
     "ReplyCodec",
     "decode_error",
     "encode_error",
+    "encode_message",
+    "full_error",
     "payload_bytes",
     "read_reply",
     "reply_codec",
     "timeout_of",
+    "too_large_error",
+    "wire_size",
 ]
 
 STATUS = "Actorio-Status"
@@ -76,20 +97,136 @@ def payload_bytes(payload: Payload) -> bytes:
         return bytes(payload)
     if isinstance(payload, str):
         return payload.encode()
-    return json.dumps(dict(payload)).encode()
+    return json.dumps(dict(payload), ensure_ascii=False).encode()
 
 
-def timeout_of(headers: Mapping[str, str] | None) -> float | None:
-    """The seconds an ask's sender waits (its ``Actorio-Timeout`` header), or ``None`` when the
-    header is missing, unreadable, or not positive."""
+def wire_size(body: bytes, headers: Mapping[str, str] | None) -> int:
+    """The bytes a message takes against the server's ``max_payload``: its body and its headers."""
+    if not headers:
+        return len(body)
+    # NATS/1.0\r\n, then "key: value\r\n" for each header, then \r\n
+    return len(body) + 12 + sum(len(key.encode()) + len(value.encode()) + 4 for key, value in headers.items())
+
+
+MAX_ASK_WAIT = 86400.0
+"""The longest an answering node waits for a reply to send, whatever the asker's header says."""
+
+
+def timeout_of(headers: Mapping[str, str] | None, default: float) -> float:
+    """The seconds the answering side waits for an ask's reply: the asker's ``Actorio-Timeout``
+    header when it is a finite number of seconds, positive and at most `MAX_ASK_WAIT` (a day);
+    anything else (missing, unreadable, ``nan``, ``inf``, negative, zero, longer) is read as no
+    timeout given: ``default`` (the node's ``ask_timeout``)."""
     value = headers.get(TIMEOUT) if headers else None
-    if value is None:
-        return None
+    if value is None or len(value) > 32:
+        return default
     try:
         timeout = float(value)
     except ValueError:
+        return default
+    return timeout if 0 < timeout <= MAX_ASK_WAIT else default  # False for nan
+
+
+def _non_finite(value: object, nulls: bool) -> tuple[list[str], float] | None:
+    """The first NaN or infinite float in ``value`` that JSON would carry as ``null`` (``nulls``:
+    the enclosing model writes them so, pydantic's default): its path, innermost part first, and
+    its value; or ``None``."""
+    if isinstance(value, float):
+        return ([], value) if nulls and not math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int, bytes)):
         return None
-    return timeout if timeout > 0 else None
+    items: Any
+    if isinstance(value, BaseModel):
+        nulls = type(value).model_config.get("ser_json_inf_nan", "null") == "null"
+        items, fields = vars(value).items(), True
+    elif isinstance(value, Mapping):
+        items, fields = cast(Mapping[object, object], value).items(), False
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items, fields = enumerate(cast("list[object]", value)), False
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items, fields = (
+            ((field.name, getattr(value, field.name, None)) for field in dataclasses.fields(value)),
+            True,
+        )
+    else:
+        return None
+    for key, member in items:
+        if fields and key == "sender":
+            continue
+        found = _non_finite(member, nulls)
+        if found is not None:
+            found[0].append(f".{key}" if fields else f"[{key!r}]")
+            return found
+    return None
+
+
+def may_hold_float(annotation: Any) -> bool:
+    """Whether a value of type ``annotation`` may hold a float somewhere (a field, an item, a
+    nested model; a message's ``sender`` aside); True when unsure (``Any``, a type variable, a
+    forward reference). Only such a value can lose a NaN to JSON's ``null``. Found once per
+    message class (kept on the class, as its reply codec is)."""
+    if not is_message_class(annotation):
+        return _floats_in(annotation, frozenset())
+    known: bool | None = annotation.__dict__.get("_actorio_nats_floats")
+    if known is None:
+        known = _floats_in(annotation, frozenset())
+        type.__setattr__(annotation, "_actorio_nats_floats", known)
+    return known
+
+
+def _floats_in(annotation: Any, seen: frozenset[int]) -> bool:
+    if id(annotation) in seen:
+        return False  # a recursive type: its other members answer
+    seen = seen | {id(annotation)}
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return False  # a literal float is not NaN
+    args: tuple[Any, ...] = get_args(annotation)
+    if origin is Annotated:
+        return _floats_in(args[0], seen)
+    if annotation is Any or annotation is object or annotation is complex:
+        return True
+    if annotation is None or annotation is Ellipsis:  # ``None`` in a union, ``tuple[int, ...]``
+        return False
+    if not isinstance(annotation, type):
+        # list[float], dict[str, X], X | None, ...; else a type variable, a forward reference
+        return any(_floats_in(arg, seen) for arg in args) if args else True
+    cls: type[Any] = annotation
+    if issubclass(cls, float):
+        return True
+    if issubclass(cls, BaseModel):
+        fields = cls.model_fields
+        return any(_floats_in(field.annotation, seen) for name, field in fields.items() if name != "sender")
+    if dataclasses.is_dataclass(cls):
+        return any(_floats_in(field.type, seen) for field in dataclasses.fields(cls))
+    hints: dict[str, Any] = getattr(cls, "__annotations__", {})
+    if issubclass(cls, dict) and hints:  # a TypedDict
+        return any(_floats_in(hint, seen) for hint in hints.values())
+    return any(_floats_in(arg, seen) for arg in args)
+
+
+def _refuse_non_finite(value: object, path: str, body: bytes) -> None:
+    """Raise ``ValueError`` if ``body``, the JSON of ``value``, lost a NaN or infinite float."""
+    # Only a body with a null can have lost one: the common case costs one search of the bytes.
+    if b"null" in body:
+        found = _non_finite(value, True)
+        if found is not None:
+            parts, number = found
+            where = path + "".join(reversed(parts))
+            raise ValueError(
+                f"{where} is {number!r}: JSON has no NaN or infinity, so it cannot travel over NATS "
+                "(it would arrive as null); send None, a string or a finite number instead"
+            )
+
+
+def encode_message(message: Message[Any]) -> bytes:
+    """A message's wire form (`encode_wire`). Raises ``ValueError`` for a NaN or infinite float in
+    its fields (JSON has none; see the module docstring), ``TypeError`` for a field JSON cannot
+    carry: before anything is sent."""
+    body = encode_wire(message)
+    if may_hold_float(type(message)):
+        _refuse_non_finite(message, type(message).__name__, body)
+    return body
 
 
 def _is_message(value: object) -> TypeGuard[Message[Any]]:
@@ -113,19 +250,24 @@ class ReplyCodec:
         else:
             self._adapter: TypeAdapter[Any] = TypeAdapter(Any if reply_type is None else reply_type)
             self._none = reply_type is None
+            self._floats = may_hold_float(Any if reply_type is None else reply_type)
 
     def encode(self, value: Any) -> bytes:
-        """The reply's JSON. Raises ``TypeError`` if ``value`` is not of the reply type."""
+        """The reply's JSON (UTF-8). Raises ``TypeError`` if ``value`` is not of the reply type (or
+        not JSON), ``ValueError`` if it carries a NaN or infinite float (see the module docstring)."""
         if self._messages:
             if value is None and self._optional:
                 return b"null"
             if not _is_message(value):
                 raise TypeError(f"expected a reply of type {self.reply_type!r}, got {type(value).__name__}")
-            return encode_wire(value)
+            return encode_message(value)
         try:
-            return self._adapter.dump_json(value, warnings="error")
+            body = self._adapter.dump_json(value, warnings="error")
         except PydanticSerializationError as error:
             raise TypeError(f"expected a reply of type {self.reply_type!r}: {error}") from None
+        if self._floats:
+            _refuse_non_finite(value, "the reply", body)
+        return body
 
     def decode(self, body: bytes) -> Any:
         """The typed reply of a reply's JSON. Raises ``ValueError`` if it is not of the reply type."""
@@ -168,8 +310,9 @@ def read_reply(
     against its reply type, or for a raw payload (``message`` is ``None``) the JSON-decoded body.
 
     Raises the error an ``error`` reply carries (see `decode_error`); `RemoteError` (type name
-    ``InvalidReply``) for a reply not of the reply type; ``ValueError`` for a stream's
-    acknowledgement instead of a reply (the name has a durable mailbox: the ask was stored).
+    ``InvalidReply``) for a reply not of the reply type (or not JSON); ``ValueError`` for a
+    stream's acknowledgement instead of a reply (the name has a durable mailbox: the ask was
+    stored).
     """
     status = (headers or {}).get(STATUS)
     if status is None:
@@ -179,63 +322,159 @@ def read_reply(
         )
     if status == "error":
         raise decode_error(body, identifier, Message() if message is None else message)
-    if message is None:
-        return json.loads(body)
     try:
+        if message is None:
+            return json.loads(body)
         return reply_codec(type(message)).decode(body)
-    except ValueError as error:
-        raise RemoteError(identifier, "InvalidReply", __name__, str(error), "") from None
+    except (ValueError, RecursionError) as error:
+        raise RemoteError(identifier, "InvalidReply", __name__, _cut(str(error), MESSAGE_CHARS), "") from None
 
 
 # -- errors --------------------------------------------------------------------------------------
 
+MESSAGE_CHARS = 1000
+"""The longest error text an error reply carries."""
+TRACEBACK_CHARS = 16000
+"""The longest traceback an error reply carries (with ``debug_errors``: its last lines)."""
+_FIELD_CHARS = 200
+"""The longest path, problem or name an invalid payload's error reply carries for each problem."""
+_MAX_PROBLEMS = 20
+_MAX_NAMES = 50
+_NAME_CHARS = 100
 
-def encode_error(error: BaseException, actor: str) -> bytes:
-    """The error body of a failed request: its kind, the exception's type name, text and traceback."""
-    body: dict[str, Any] = {
-        "kind": "error",
-        "actor": actor,
-        "type": type(error).__qualname__,
-        "module": type(error).__module__,
-        "message": str(error),
-        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
-    }
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _text_of(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # an exception whose __str__ fails still gets its reply
+        return f"<{type(error).__name__} that cannot be printed>"
+
+
+def encode_error(error: BaseException, actor: str, *, debug: bool = False) -> bytes:
+    """The error body of a failed request: its kind, the exception's type name and its text (cut
+    to `MESSAGE_CHARS`); for an invalid payload, its problems and the accepted wire names (each
+    cut). With ``debug`` (``Node.connect(..., debug_errors=True)``), also the actor, the
+    exception's module and its traceback (the last `TRACEBACK_CHARS` characters): they tell the
+    asker where the node's code is, so they travel only when asked for."""
+    body: dict[str, Any] = {"kind": "error", "type": type(error).__qualname__}
     if isinstance(error, InvalidPayload):
-        body.update(kind="invalid_payload", errors=error.to_dict()["errors"], accepted=list(error.accepted))
-        body["actor"] = error.actor
-        body["id"] = error.id
-    elif isinstance(error, ActorStopped):
-        body["kind"] = "stopped"
-    elif isinstance(error, UnhandledMessage):
-        body["kind"] = "unhandled"
+        body.update(
+            kind="invalid_payload",
+            actor=_cut(error.actor, _FIELD_CHARS),
+            errors=[
+                {
+                    "path": _cut(problem.path, _FIELD_CHARS),
+                    "message": _cut(problem.message, _FIELD_CHARS),
+                    "kind": _cut(problem.kind, _FIELD_CHARS),
+                }
+                for problem in error.errors[:_MAX_PROBLEMS]
+            ],
+            accepted=[_cut(name, _NAME_CHARS) for name in error.accepted[:_MAX_NAMES]],
+        )
+        if isinstance(error.id, str):
+            body["id"] = _cut(error.id, _FIELD_CHARS)
+        elif isinstance(error.id, int) and -(2**63) <= error.id < 2**64:
+            body["id"] = error.id
+    elif isinstance(error, ReplyTooLarge):
+        body.update(kind="too_large", size=error.size, limit=error.limit)
     elif isinstance(error, RemoteError):
         # Raised by a remote actor this handler asked: pass on the original.
-        body.update(type=error.type_name, module=error.module, message=error.remote_message)
-        body["traceback"] = error.remote_traceback + "\n" + body["traceback"]
-    return json.dumps(body, separators=(",", ":")).encode()
+        body.update(type=error.type_name, message=_cut(error.remote_message, MESSAGE_CHARS))
+    else:
+        body["message"] = _cut(_text_of(error), MESSAGE_CHARS)
+        if isinstance(error, ActorStopped):
+            body["kind"] = "stopped"
+        elif isinstance(error, UnhandledMessage):
+            body["kind"] = "unhandled"
+    if debug:
+        trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        module = type(error).__module__
+        if isinstance(error, RemoteError):
+            trace, module = error.remote_traceback + "\n" + trace, error.module
+        body.update(actor=actor, module=module, traceback=trace[-TRACEBACK_CHARS:])
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def too_large_error(size: int, limit: int) -> bytes:
+    """The error body sent instead of a reply of ``size`` bytes, larger than ``limit`` (the
+    server's ``max_payload``): `ReplyTooLarge` at the asker."""
+    return json.dumps({"kind": "too_large", "type": "ReplyTooLarge", "size": size, "limit": limit}).encode()
+
+
+def full_error(capacity: int) -> bytes:
+    """The error body sent to an asker whose request was dropped on arrival, the publication's
+    pending limit (``capacity`` messages) being full: `MailboxFull` at the asker."""
+    return json.dumps({"kind": "full", "type": "MailboxFull", "capacity": capacity}).encode()
+
+
+def _string(data: Mapping[str, object], key: str, default: str = "") -> str:
+    value = data.get(key)
+    return value if isinstance(value, str) else default
+
+
+def _integer(data: Mapping[str, object], key: str) -> int:
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _problems(entries: object) -> tuple[PayloadError, ...]:
+    if not isinstance(entries, list):
+        return ()
+    problems: list[PayloadError] = []
+    for entry in cast("list[object]", entries):
+        if isinstance(entry, dict):
+            fields = cast("dict[str, object]", entry)
+            path = _string(fields, "path")
+            problems.append(
+                PayloadError(
+                    tuple(path.split(".")) if path else (),
+                    _string(fields, "message"),
+                    _string(fields, "kind"),
+                )
+            )
+    return tuple(problems)
 
 
 def decode_error(body: bytes, identifier: str, message: Message[Any]) -> ActorioException:
-    """The exception to raise at the asker for an error body."""
+    """The exception to raise at the asker for an error body. Whatever the body (not JSON, not an
+    object, fields of the wrong types), this returns an exception: a body it cannot read is a
+    `RemoteError` of type name ``InvalidReply``."""
     try:
-        data = json.loads(body)
-        kind = str(data["kind"])
-    except (ValueError, KeyError, TypeError):
+        data: object = json.loads(body)
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict) or not isinstance(cast("dict[str, object]", data).get("kind"), str):
         return RemoteError(identifier, "InvalidReply", "", f"unreadable error reply: {body[:200]!r}", "")
+    fields = cast("dict[str, object]", data)
+    kind = fields["kind"]
     if kind == "invalid_payload":
-        errors = tuple(
-            PayloadError(tuple(str(e["path"]).split(".")) if e["path"] else (), e["message"], e["kind"])
-            for e in data.get("errors", [])
+        accepted = fields.get("accepted")
+        names = (
+            tuple(n for n in cast("list[object]", accepted) if isinstance(n, str))
+            if isinstance(accepted, list)
+            else ()
         )
-        return InvalidPayload(str(data.get("actor", identifier)), errors, tuple(data.get("accepted", [])))
+        raw_id = fields.get("id")
+        payload_id = raw_id if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
+        return InvalidPayload(
+            _string(fields, "actor", identifier), _problems(fields.get("errors")), names, payload_id
+        )
     if kind == "stopped":
         return ActorStopped(identifier, message)
     if kind == "unhandled":
         return UnhandledMessage(message, identifier)
+    if kind == "too_large":
+        return ReplyTooLarge(identifier, _integer(fields, "size"), _integer(fields, "limit"))
+    if kind == "full":
+        return MailboxFull(identifier, _integer(fields, "capacity"))
     return RemoteError(
         identifier,
-        str(data.get("type", "Exception")),
-        str(data.get("module", "")),
-        str(data.get("message", "")),
-        str(data.get("traceback", "")),
+        _string(fields, "type", "Exception"),
+        _string(fields, "module"),
+        _string(fields, "message"),
+        _string(fields, "traceback"),
     )

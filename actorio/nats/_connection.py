@@ -222,15 +222,17 @@ async def open_client(
     security: Security,
     inbox_prefix: str,
     on_reconnected: Callable[[], Awaitable[None]],
+    on_slow_consumer: Callable[[nats.errors.SlowConsumerError], Awaitable[None]] | None = None,
 ) -> Client:
     """A nats-py client connected to ``url`` (comma-separated servers).
 
     Raises `NotAuthorized` as soon as the server refuses the credentials or the client's TLS
     certificate, `NodeUnreachable` as soon as a TLS handshake fails otherwise (the server's
     certificate not trusted, or no TLS where it is wanted), or when no server answered within
-    ``connect_timeout`` seconds. Neither quotes a secret. Once connected, the client reconnects
-    forever; refusals and permission violations met meanwhile are logged as warnings (at most
-    one line every 10 s), other connection errors at debug level.
+    ``connect_timeout`` seconds. Neither quotes a secret. ``on_slow_consumer`` is told of each
+    message nats-py dropped on arrival (a subscription over its pending limits). Once connected,
+    the client reconnects forever; refusals and permission violations met meanwhile are logged as
+    warnings (at most one line every 10 s), other connection errors at debug level.
     """
     security.check()
     shown = redact(url)
@@ -245,6 +247,9 @@ async def open_client(
     )
 
     async def on_error(error: Exception) -> None:
+        if on_slow_consumer is not None and isinstance(error, nats.errors.SlowConsumerError):
+            await on_slow_consumer(error)  # a message dropped on arrival, not a connection error
+            return
         last_error[:] = [error]
         refusal = _refusal(error, shown)
         if not connected:

@@ -282,13 +282,13 @@ class Pump:
         if actor is None:
             return False
         receiver = self._receiver
+        reply = (msg.headers or {}).get(REPLY)
         try:
-            message = receiver.validate(actor, msg.data, msg.headers)
+            message = receiver.validate(actor, msg.data, msg.headers, reply)  # the reply checked too
         except InvalidPayload as error:
-            await receiver.refuse(actor, error, (msg.headers or {}).get(REPLY), msg.data)
+            await receiver.refuse(actor, error, reply, msg.data)
             await msg.term()  # never valid: not delivered again
             return True
-        reply = (msg.headers or {}).get(REPLY)
         stopped = receiver.ended(actor)
         # A message not handled is taken back out of the mailbox, if it is still queued there,
         # before it is given back to the stream: a supervised child's restart keeps its mailbox,

@@ -2,6 +2,7 @@
 
 ActorioException
  +-- RemoteError            a remote handler raised: its type name, text and traceback
+ |    +-- ReplyTooLarge     a reply larger than the server's max_payload
  +-- NodeUnreachable        no NATS server answered at connect time (or a TLS handshake failed)
  |    +-- NotAuthorized     the server refused the node's credentials or TLS certificate
  +-- ActorStopped
@@ -12,16 +13,18 @@ from __future__ import annotations
 
 from .. import ActorioException, ActorStopped
 
-__all__ = ["ActorNotFound", "NodeUnreachable", "NotAuthorized", "RemoteError"]
+__all__ = ["ActorNotFound", "NodeUnreachable", "NotAuthorized", "RemoteError", "ReplyTooLarge"]
 
 
 class RemoteError(ActorioException):
     """An ask's handler raised in another process.
 
     ``str(error)`` is ``"<type name>: <message> (in <actor>)"``. ``type_name`` and ``module`` name the
-    original exception's class, ``remote_message`` is its text and ``remote_traceback`` the
-    traceback formatted where it was raised. The original class is not imported or rebuilt: the
-    asker may not have it.
+    original exception's class, ``remote_message`` is its text (at most about 1,000 characters) and
+    ``remote_traceback`` the traceback formatted where it was raised. ``module`` and
+    ``remote_traceback`` are empty unless the answering node was connected with
+    ``debug_errors=True``: by default an error reply tells the asker no more than the error's type
+    name and text. The original class is not imported or rebuilt: the asker may not have it.
     """
 
     def __init__(
@@ -33,6 +36,22 @@ class RemoteError(ActorioException):
         self.remote_message = remote_message
         self.remote_traceback = remote_traceback
         super().__init__(f"{type_name}: {remote_message} (in {actor})")
+
+
+class ReplyTooLarge(RemoteError):
+    """An ask's reply (or the error its handler raised) was larger than the NATS server's
+    ``max_payload``: the answering node sent this small error instead, at once.
+
+    ``size`` is the reply's size in bytes (its body and headers), ``limit`` the server's
+    ``max_payload``. The handler ran: only its reply was lost. Reply with less (a page of the
+    result, a reference to where it is stored), or raise the server's ``max_payload``.
+    """
+
+    def __init__(self, actor: str, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        message = f"the reply of {size} bytes is larger than the server's max_payload ({limit} bytes)"
+        super().__init__(actor, "ReplyTooLarge", "actorio.nats", message, "")
 
 
 class NodeUnreachable(ActorioException, ConnectionError):

@@ -26,7 +26,7 @@ import os
 import re
 import ssl
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
@@ -37,13 +37,20 @@ from nats.aio.msg import Msg
 
 from .. import Actor, ActorRef, ActorStopped, Message
 from ..lowlevel import is_actor_class, is_message_class, mailbox_of, message_types_of
-from ._addresses import Addresses
+from ._addresses import Addresses, check_subject_prefix
 from ._codec import REPLY, TIMEOUT
 from ._connection import Security, open_client, redact, synced
 from ._durable import Durable, Pump, Streams
 from ._errors import ActorNotFound, NotAuthorized
 from ._outbox import Outbox
-from ._publication import CoreSubscription, Inlet, Publication, Receiver
+from ._publication import (
+    DEFAULT_PENDING_LIMITS,
+    CoreSubscription,
+    Inlet,
+    Publication,
+    Receiver,
+    check_pending_limits,
+)
 from ._remote import RemoteRef
 
 __all__ = ["Node"]
@@ -106,7 +113,15 @@ class Node:
     """
 
     def __init__(
-        self, nc: Client, *, url: str, prefix: str, ask_timeout: float, store_timeout: float
+        self,
+        nc: Client,
+        *,
+        url: str,
+        prefix: str,
+        ask_timeout: float,
+        store_timeout: float,
+        reply_prefixes: Iterable[str] = (),
+        debug_errors: bool = False,
     ) -> None:
         self._nc = nc
         self.url = redact(url)
@@ -120,11 +135,18 @@ class Node:
         self._streams = Streams(js, url=self.url, prefix=prefix, store_timeout=store_timeout)
         self._publications: set[Publication] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._addresses = Addresses(nc, prefix=prefix, node_id=self.node_id)
+        self._addresses = Addresses(nc, prefix=prefix, node_id=self.node_id, reply_prefixes=reply_prefixes)
         self._outbox = Outbox(
             nc, spawn=self._spawn, addresses=self._addresses, streams=self._streams, request=self._request
         )
-        self._receiver = Receiver(nc, spawn=self._spawn, outbox=self._outbox)
+        self._receiver = Receiver(
+            nc,
+            spawn=self._spawn,
+            outbox=self._outbox,
+            destinations=self._addresses.destinations,
+            ask_timeout=ask_timeout,
+            debug_errors=debug_errors,
+        )
         self._replies: dict[str, asyncio.Future[Msg]] = {}
         self._closed = False
         self.reconnections = 0
@@ -152,12 +174,16 @@ class Node:
         nkey_seed_file: str | os.PathLike[str] | None = None,
         credentials_file: str | os.PathLike[str] | None = None,
         inbox_prefix: str = "_INBOX",
+        reply_prefixes: Iterable[str] = (),
+        debug_errors: bool = False,
     ) -> Node:
         """Connect to the NATS server at ``url`` (several: comma-separated).
 
         Raises `NodeUnreachable` if no server answers within ``connect_timeout`` seconds. Once
         connected, the node reconnects forever, every ``reconnect_wait`` seconds. ``ask_timeout``
-        bounds asks made with ``timeout=None``; ``store_timeout`` bounds a durable tell's retries.
+        bounds asks made with ``timeout=None`` (and, answering, how long the node waits for the
+        reply of an ask whose ``Actorio-Timeout`` is missing or not a sane number of seconds);
+        ``store_timeout`` bounds a durable tell's retries.
 
         Security (see the README's "Security" section); secrets never appear in ``node.url``,
         ``repr(node)``, an error or a log line of actorio's:
@@ -186,9 +212,27 @@ class Node:
         wanted); neither waits out ``connect_timeout``. ``ValueError`` or ``FileNotFoundError``
         for credentials that cannot be used (two kinds, a password without a user, an invalid
         seed, a missing file), before connecting.
+
+        Replies and senders: the node publishes on behalf of a message it received (a request's
+        reply subject, the address in an ``Actorio-Sender`` header, a durable ask's reply header)
+        only to subjects under the reply inboxes (``_INBOX.``, and ``inbox_prefix``) or its own
+        ``prefix``: never one starting with ``$``, nor a malformed one. ``reply_prefixes`` (e.g.
+        ``["billing.replies"]``) adds prefixes, for askers whose inboxes are elsewhere;
+        ``ValueError`` for a prefix starting with ``$`` or not a plain subject. A message whose
+        reply subject or sender is refused never reaches a handler: it is a dead letter
+        ``invalid``.
+
+        ``debug_errors=True`` (for development only) makes error replies carry the exception's
+        module and traceback (`RemoteError.remote_traceback`); by default they carry its type
+        name and text only, as the traceback tells the asker where the node's code is.
         """
         check_name(prefix)
         check_name(inbox_prefix)
+        if isinstance(reply_prefixes, str):
+            raise ValueError("reply_prefixes is a list of subject prefixes, not one string")
+        reply_prefixes = tuple(reply_prefixes)
+        for reply_prefix in reply_prefixes:
+            check_subject_prefix(reply_prefix)
         security = Security(
             tls=tls,
             tls_hostname=tls_hostname,
@@ -206,6 +250,10 @@ class Node:
             if node is not None:
                 node.reconnections += 1
 
+        async def on_slow_consumer(error: nats.errors.SlowConsumerError) -> None:
+            if node is not None:
+                await node._receiver.dropped(error)  # a message dropped on arrival: counted, reported
+
         nc = await open_client(
             url,
             name=name,
@@ -214,9 +262,18 @@ class Node:
             security=security,
             inbox_prefix=inbox_prefix,
             on_reconnected=on_reconnected,
+            on_slow_consumer=on_slow_consumer,
         )
         try:
-            node = cls(nc, url=url, prefix=prefix, ask_timeout=ask_timeout, store_timeout=store_timeout)
+            node = cls(
+                nc,
+                url=url,
+                prefix=prefix,
+                ask_timeout=ask_timeout,
+                store_timeout=store_timeout,
+                reply_prefixes=reply_prefixes,
+                debug_errors=debug_errors,
+            )
             # nats-py leaves a parameter of subscribe() unannotated (``future: Future``).
             subscribe = nc.subscribe  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
             exports = await subscribe(f"{prefix}.node.{node.node_id}.*", cb=node._on_export)
@@ -259,7 +316,12 @@ class Node:
     # -- publishing ---------------------------------------------------------------------------
 
     async def publish(
-        self, name: str, actor: Actor[Any] | ActorRef[Any], *, durable: Durable | bool = False
+        self,
+        name: str,
+        actor: Actor[Any] | ActorRef[Any],
+        *,
+        durable: Durable | bool = False,
+        pending_limits: tuple[int, int] | None = None,
     ) -> Publication:
         """Publish ``actor`` (an actor, or the reference of a local one, such as a supervised
         child's) under ``name``: messages to ``node.ref(name, ...)`` from any process reach it.
@@ -289,11 +351,24 @@ class Node:
         publish sets them for all (the consumer is updated, and a warning logged on
         ``actorio.nats``).
 
+        ``pending_limits=(messages, bytes)`` (core publications only) bounds what the client holds
+        for the actor while it is busy (its mailbox full, or its handler slow): beyond it, messages
+        are dropped on arrival, each a dead letter ``overflow``, with a WARNING on
+        ``actorio.nats`` (within a limit); a dropped ask is answered at once with `MailboxFull`.
+        nats-py's limits by default: 524,288 messages, 128 MiB. Core tells are at most once: when
+        every message matters, ask (the asker learns of a loss), or publish with ``durable``.
+
         Raises ``ValueError`` for an invalid name, or durable settings the server refuses to
         change; ``TypeError`` if ``actor`` is neither an actor nor a local reference;
-        ``RuntimeError`` for ``durable`` on a server without JetStream.
+        ``RuntimeError`` for ``durable`` on a server without JetStream; ``ValueError`` for
+        ``pending_limits`` that are not two positive integers, or given with ``durable``.
         """
         check_name(name)
+        limits = DEFAULT_PENDING_LIMITS if pending_limits is None else check_pending_limits(pending_limits)
+        if pending_limits is not None and durable:
+            raise ValueError(
+                "pending_limits applies to core publications: a durable mailbox fetches what it handles"
+            )
         found = mailbox_of(actor)  # None for a remote reference
         if found is None:
             kind = type(cast(object, actor)).__name__
@@ -307,7 +382,9 @@ class Node:
         subject = self._subject_of(name)
         inlet: Inlet
         if settings is None:
-            inlet = CoreSubscription(self._nc, self._receiver, subject=subject, mailbox=cell)
+            inlet = CoreSubscription(
+                self._nc, self._receiver, subject=subject, mailbox=cell, pending_limits=limits
+            )
         else:
             # The stream first: if it cannot be set up, nothing was started.
             pull = await self._streams.set_up(name, subject, settings)

@@ -19,10 +19,11 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from .. import Message
-from ..lowlevel import AskRef, Payload, encode_wire, hand_off
+from ..lowlevel import AskRef, Payload, hand_off
 from ._addresses import Addresses
-from ._codec import payload_bytes, read_reply
+from ._codec import encode_message, payload_bytes, read_reply
 from ._durable import Streams
+from ._publication import LogLimit
 
 if TYPE_CHECKING:
     from ._publication import Spawn
@@ -60,9 +61,11 @@ class Outbox:
         self._queue: collections.deque[tuple[Send, asyncio.Future[None] | None]] = collections.deque()
         self.flusher: asyncio.Task[None] | None = None
         """The task sending what is queued, while there is some."""
+        self._failures = LogLimit(_logger, logging.ERROR)
 
     def tell_nowait(self, ref: RemoteRef[Any], message: Message[Any]) -> None:
-        """Queue ``message`` for ``ref``; an error while publishing it is logged."""
+        """Queue ``message`` for ``ref``; an error while publishing it is logged (within a limit:
+        ten lines a minute, then a count)."""
         send = self._sending(ref, message, None)
         if send is not None:
             self._enqueue(send, None)
@@ -84,7 +87,7 @@ class Outbox:
 
     async def ask(self, ref: RemoteRef[Any], message: Message[Any], timeout: float | None) -> Any:
         """Ask ``ref`` after what is queued; the reply, validated against the reply type."""
-        body = encode_wire(message)
+        body = encode_message(message)
         await self._after_queued()
         reply = await self._request(ref, body, timeout)
         return read_reply(ref.identifier, reply.headers, reply.data, message)
@@ -109,7 +112,7 @@ class Outbox:
             # A message carrying an ask, handed on: the remote actor answers it.
             self._spawn(self._answer_forwarded(ref, message, ask))
             return None
-        body = encode_wire(message)
+        body = encode_message(message)
         headers = self._addresses.headers(message)
         if ref.durable:
             return lambda: self._streams.store(ref, body, headers, msg_id)
@@ -136,7 +139,7 @@ class Outbox:
                 await send()
             except Exception as error:
                 if done is None:
-                    _logger.error("tell_nowait could not publish: %r", error)
+                    self._failures.log("tell_nowait could not publish: %r", error)
                 elif not done.done():
                     done.set_exception(error)
             else:

@@ -6,9 +6,12 @@ Owns:
   death watch (`PublicationEnd`) when the actor stops for good. How it receives is its `Inlet`:
   a core subscription (`CoreSubscription`, here) or a durable mailbox's pump (``_durable``);
 - `CoreSubscription`: a core publication's subscription, in the queue group of its name;
-- `Receiver`: a message received from NATS is validated with the actor's protocol (its
-  ``Actorio-Sender`` resolved into a `RemoteRef`), then told, or queued as an ask whose reply (or
-  error) is sent back to the asker; an invalid one is refused (an error reply, or a dead letter);
+- `Receiver`: a message received from NATS is validated with the actor's protocol (its reply
+  subject and ``Actorio-Sender`` checked by the node's `Destinations` first, the sender resolved
+  into a `RemoteRef`), then told, or queued as an ask whose reply (or error) is sent back to the
+  asker; an invalid one is refused (an error reply, or a dead letter). A reply larger than the
+  server's ``max_payload`` is replaced by a small `ReplyTooLarge` error; a message the client
+  dropped on arrival (its pending limits full: a slow consumer) is a dead letter ``overflow``;
 - waiting until an actor has handled what it was told (`wait_handled`, through
   `actorio.lowlevel.barrier`), or until its incarnation has ended (`Receiver.ended`).
 """
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -24,12 +29,27 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
+from nats.aio.subscription import (
+    DEFAULT_SUB_PENDING_BYTES_LIMIT,
+    DEFAULT_SUB_PENDING_MSGS_LIMIT,
+    Subscription,
+)
 
 from .. import Actor, ActorRef, BaseRef, InvalidPayload, Message, dead_letters
 from ..lowlevel import Mailbox, ask_message, barrier, task_of, unwatch, watch
-from ._addresses import sender_of
-from ._codec import ERROR, MSG_ID, OK, encode_error, reply_codec, timeout_of
+from ._addresses import Destinations, sender_of
+from ._codec import (
+    ERROR,
+    MSG_ID,
+    OK,
+    SENDER,
+    encode_error,
+    full_error,
+    reply_codec,
+    timeout_of,
+    too_large_error,
+    wire_size,
+)
 from ._connection import synced
 
 if TYPE_CHECKING:
@@ -37,10 +57,67 @@ if TYPE_CHECKING:
     from ._node import Node
     from ._outbox import Outbox
 
-__all__ = ["CoreSubscription", "Inlet", "Publication", "Receiver", "Spawn", "queue_ask", "wait_handled"]
+__all__ = [
+    "DEFAULT_PENDING_LIMITS",
+    "CoreSubscription",
+    "Inlet",
+    "LogLimit",
+    "Publication",
+    "Receiver",
+    "Spawn",
+    "check_pending_limits",
+    "queue_ask",
+    "wait_handled",
+]
+
+_logger = logging.getLogger("actorio.nats")
 
 Spawn = Callable[[Awaitable[Any]], "asyncio.Task[Any]"]
 """The node's way to start a task it tracks (awaited, then cancelled, when it closes)."""
+
+DEFAULT_PENDING_LIMITS = (DEFAULT_SUB_PENDING_MSGS_LIMIT, DEFAULT_SUB_PENDING_BYTES_LIMIT)
+"""A core publication's pending limits unless given: nats-py's (524,288 messages, 128 MiB)."""
+
+
+def check_pending_limits(limits: object) -> tuple[int, int]:
+    """``(messages, bytes)``, each a positive integer (``ValueError`` otherwise)."""
+    if isinstance(limits, tuple) and len(cast("tuple[object, ...]", limits)) == 2:
+        messages, size = cast("tuple[object, object]", limits)
+        if all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in (messages, size)):
+            return cast("tuple[int, int]", limits)
+    raise ValueError(f"pending_limits is (messages, bytes), two positive integers, not {limits!r}")
+
+
+class LogLimit:
+    """Logging within a limit: at most ``limit`` lines per ``window`` seconds; the first line after
+    a window in which some were left out says how many (as the dead letters' log does)."""
+
+    def __init__(self, logger: logging.Logger, level: int, *, limit: int = 10, window: float = 60.0) -> None:
+        self._logger = logger
+        self._level = level
+        self._limit = limit
+        self._window = window
+        self._start: float | None = None
+        self._logged = 0
+        self._left_out = 0
+
+    def log(self, text: str, *args: object) -> None:
+        """Log ``text % args`` unless the limit is reached (then it is only counted)."""
+        now = time.monotonic()
+        if self._start is None or now >= self._start + self._window:
+            if self._left_out:
+                self._logger.log(
+                    self._level,
+                    "%d more like this were not logged in the last %g s",
+                    self._left_out,
+                    self._window,
+                )
+            self._start, self._logged, self._left_out = now, 0, 0
+        if self._logged >= self._limit:
+            self._left_out += 1
+            return
+        self._logged += 1
+        self._logger.log(self._level, text, *args)
 
 
 class Inlet(Protocol):
@@ -140,11 +217,20 @@ class PublicationEnd(BaseRef):
 class CoreSubscription:
     """A core publication's inlet: a subscription in the queue group of its name (a pool)."""
 
-    def __init__(self, nc: Client, receiver: Receiver, *, subject: str, mailbox: Mailbox) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        receiver: Receiver,
+        *,
+        subject: str,
+        mailbox: Mailbox,
+        pending_limits: tuple[int, int] = DEFAULT_PENDING_LIMITS,
+    ) -> None:
         self._nc = nc
         self._receiver = receiver
         self._subject = subject
         self._mailbox = mailbox
+        self._pending_limits = pending_limits
         self._subscription: Subscription | None = None
 
     async def open(self) -> None:
@@ -154,10 +240,16 @@ class CoreSubscription:
         async def on_message(msg: Msg) -> None:
             await self._receiver.receive(self._mailbox.actor, msg)
 
+        messages, size = self._pending_limits
         # nats-py leaves a parameter of subscribe() unannotated (``future: Future``).
         self._subscription = await self._nc.subscribe(  # pyright: ignore[reportUnknownMemberType]
-            self._subject, queue=self._subject, cb=on_message
+            self._subject,
+            queue=self._subject,
+            cb=on_message,
+            pending_msgs_limit=messages,
+            pending_bytes_limit=size,
         )
+        self._receiver.track(self._subscription, self._mailbox, self._pending_limits)
         await synced(self._nc, self._subscription)  # not flush(): its PING may precede the SUB
 
     async def close(self, timeout: float) -> None:
@@ -165,6 +257,7 @@ class CoreSubscription:
         subscription, self._subscription = self._subscription, None
         if subscription is None:
             return
+        self._receiver.untrack(subscription)
         if not self._nc.is_closed:
             with contextlib.suppress(nats.errors.Error):
                 # drain() is not annotated in nats-py.
@@ -179,17 +272,49 @@ class CoreSubscription:
 
 class Receiver:
     """How a node's published actors receive from NATS: core messages (`receive`), and the
-    stored messages a durable mailbox's pump hands over (`validate`, `refuse`, `answer`)."""
+    stored messages a durable mailbox's pump hands over (`validate`, `refuse`, `answer`).
 
-    def __init__(self, nc: Client, *, spawn: Spawn, outbox: Outbox) -> None:
+    Everything it publishes on behalf of a message goes through `send`, to a subject that the
+    node's `Destinations` allows: a message whose reply subject (or ``Actorio-Sender``) it refuses
+    is refused before any handler runs.
+    """
+
+    def __init__(
+        self,
+        nc: Client,
+        *,
+        spawn: Spawn,
+        outbox: Outbox,
+        destinations: Destinations,
+        ask_timeout: float = 30.0,
+        debug_errors: bool = False,
+    ) -> None:
         self._nc = nc
         self._spawn = spawn
         self._outbox = outbox
+        self.destinations = destinations
+        self._ask_timeout = ask_timeout
+        self._debug_errors = debug_errors
         self._ends: weakref.WeakKeyDictionary[Actor[Any], asyncio.Future[None]] = weakref.WeakKeyDictionary()
+        self._subscriptions: weakref.WeakKeyDictionary[Subscription, tuple[Mailbox, tuple[int, int]]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._reply_failures = LogLimit(_logger, logging.WARNING)
+        self._overflows = LogLimit(_logger, logging.WARNING, limit=1, window=10.0)  # one line per burst
 
-    def validate(self, actor: Actor[Any], data: bytes, headers: Mapping[str, str] | None) -> Message[Any]:
-        """The typed message of a payload, with its sender; raises `InvalidPayload`."""
-        message: Message[Any] = type(actor).protocol.validate(data)
+    def validate(
+        self, actor: Actor[Any], data: bytes, headers: Mapping[str, str] | None, reply: str | None = None
+    ) -> Message[Any]:
+        """The typed message of a payload, with its sender. Raises `InvalidPayload` for an invalid
+        payload, and, before reading the payload, for a ``reply`` subject or an ``Actorio-Sender``
+        header that the node's `Destinations` refuses."""
+        protocol = type(actor).protocol
+        address = headers.get(SENDER) if headers else None
+        for subject, location in ((reply, ("reply",)), (address, ("headers", SENDER))):
+            problem = None if subject is None else self.destinations.problem(subject, location)
+            if problem is not None:
+                raise InvalidPayload(protocol.name, (problem,), protocol.wire_names)
+        message: Message[Any] = protocol.validate(data)
         sender = sender_of(self._outbox, headers)
         if sender is not None:
             message = message.model_copy(update={"sender": sender})
@@ -197,31 +322,33 @@ class Receiver:
 
     async def receive(self, actor: Actor[Any], msg: Msg) -> None:
         """A message from core NATS: validated, then told (or, for a request, asked) to ``actor``."""
-        if msg.reply and MSG_ID in (msg.headers or {}):
+        reply = msg.reply or None
+        if reply is not None and MSG_ID in (msg.headers or {}) and self.destinations.refusal(reply) is None:
             # A durable tell (it asks for a stream's acknowledgement) to a name that is not durable:
             # refused, not handled, so that the sender's error does not hide a delivery.
             refusal = ValueError(
                 f"{actor.identifier} is not published with a durable mailbox: "
                 "send to it through node.ref(name) without durable=True"
             )
-            await self._nc.publish(msg.reply, encode_error(refusal, actor.identifier), headers=ERROR)
+            await self.send(actor.identifier, reply, self._error_body(refusal, actor), ERROR)
             return
         try:
-            message = self.validate(actor, msg.data, msg.headers)
+            message = self.validate(actor, msg.data, msg.headers, reply)
         except InvalidPayload as error:
-            await self.refuse(actor, error, msg.reply or None, msg.data)
+            await self.refuse(actor, error, reply, msg.data)
             return
-        if not msg.reply:
+        if reply is None:
             await actor.reference.tell(message)
             return
         _, future = await queue_ask(actor, message)
-        timeout = timeout_of(msg.headers)
-        self._spawn(self.answer(actor, message, future, msg.reply, timeout))
+        timeout = timeout_of(msg.headers, self._ask_timeout)
+        self._spawn(self.answer(actor, message, future, reply, timeout))
 
     async def refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None, data: bytes) -> None:
-        """An invalid message: the error goes to ``reply`` (an ask), or it is a dead letter."""
-        if reply:
-            await self._nc.publish(reply, encode_error(error, actor.identifier), headers=ERROR)
+        """An invalid message: the error goes to ``reply`` (an ask whose reply subject the node
+        serves), or it is a dead letter (``invalid``: a tell, or a refused reply subject)."""
+        if reply is not None and self.destinations.refusal(reply) is None:
+            await self.send(actor.identifier, reply, self._error_body(error, actor), ERROR)
         else:
             dead_letters.record(data, actor.identifier, "invalid", error)
 
@@ -240,15 +367,74 @@ class Receiver:
         except asyncio.TimeoutError:
             return False  # the asker gave up too
         except Exception as error:  # the handler's error, or ActorStopped
-            body, headers = encode_error(error, actor.identifier), ERROR
+            body, headers = self._error_body(error, actor), ERROR
         else:
             try:
                 body, headers = reply_codec(type(message)).encode(result), OK
             except Exception as error:  # not of the reply type, or not JSON: the asker is told
-                body, headers = encode_error(error, actor.identifier), ERROR
-        with contextlib.suppress(nats.errors.ConnectionClosedError):
-            await self._nc.publish(reply, body, headers=headers)
+                body, headers = self._error_body(error, actor), ERROR
+        await self.send(actor.identifier, reply, body, headers)
         return True
+
+    async def send(self, actor: str, subject: str, body: bytes, headers: dict[str, str]) -> None:
+        """Publish a reply of ``actor`` to ``subject``, if the node's `Destinations` allows it (the
+        callers checked it on arrival). A reply larger than the server's ``max_payload`` becomes a
+        `ReplyTooLarge` error; failures are logged on ``actorio.nats`` within a limit."""
+        if self.destinations.refusal(subject) is not None:
+            return
+        limit = self._nc.max_payload
+        size = wire_size(body, headers)
+        if size > limit:
+            self._reply_failures.log(
+                "%s: a reply of %d bytes is larger than the server's max_payload (%d bytes): "
+                "ReplyTooLarge was sent instead",
+                actor,
+                size,
+                limit,
+            )
+            body, headers = too_large_error(size, limit), ERROR
+        try:
+            await self._nc.publish(subject, body, headers=headers)
+        except nats.errors.ConnectionClosedError:
+            pass  # closing: the asker's own node tells it
+        except nats.errors.Error as error:
+            self._reply_failures.log("%s: a reply could not be sent: %r", actor, error)
+
+    def _error_body(self, error: BaseException, actor: Actor[Any]) -> bytes:
+        return encode_error(error, actor.identifier, debug=self._debug_errors)
+
+    # -- overflow -----------------------------------------------------------------------------
+
+    def track(self, subscription: Subscription, mailbox: Mailbox, limits: tuple[int, int]) -> None:
+        """Name ``subscription``'s messages after ``mailbox``'s actor when the client drops some."""
+        self._subscriptions[subscription] = (mailbox, limits)
+
+    def untrack(self, subscription: Subscription) -> None:
+        """Stop tracking ``subscription`` (unsubscribed)."""
+        self._subscriptions.pop(subscription, None)
+
+    async def dropped(self, error: nats.errors.SlowConsumerError) -> None:
+        """A message the client dropped on arrival, its subscription's pending limits being full
+        (the actor is slower than what arrives: a slow consumer). It is a dead letter
+        ``overflow``, reported by a WARNING on ``actorio.nats`` within a limit; a dropped request
+        is answered at once with `MailboxFull`, if the node serves its reply subject."""
+        tracked = self._subscriptions.get(error.sub)
+        if tracked is not None:
+            mailbox, (messages, size) = tracked
+            recipient = mailbox.actor.identifier
+            limits = f"its publication's pending_limits ({messages} messages, {size} bytes) are full"
+        else:  # one of the node's own subscriptions: sender addresses, durable replies
+            recipient, messages = error.subject, 0
+            limits = "the subscription's pending limits are full"
+        dead_letters.record(f"a message to {error.subject}, dropped unread", recipient, "overflow")
+        self._overflows.log(
+            "%s: messages are dropped on arrival: %s (a slow consumer); they are dead letters 'overflow'",
+            recipient,
+            limits,
+        )
+        reply = error.reply or None
+        if reply is not None and self.destinations.refusal(reply) is None:
+            await self.send(recipient, reply, full_error(messages), ERROR)
 
     def ended(self, actor: Actor[Any]) -> asyncio.Future[None]:
         """A future done when this incarnation of the actor has ended (one per incarnation)."""

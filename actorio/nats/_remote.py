@@ -25,16 +25,22 @@ class RemoteRef(ActorRef[P]):
 
     It is an `ActorRef`: code written against ``ActorRef[P]`` takes it as it is. What differs:
 
-    - ``tell`` publishes the message's wire form and returns once it is written to the connection
-      (at most once: a tell to a name nobody publishes is lost, like a dead letter). To a durable
+    - ``tell`` publishes the message's wire form (UTF-8 JSON) and returns once it is written to the
+      connection (at most once: a tell to a name nobody publishes is lost, like a dead letter, and
+      so is one the receiving node drops, its pending limits full). To a durable
       reference (``node.ref(..., durable=True)``), ``tell`` returns once the stream stored it, and
       is retried with the same message id (so stored once) until ``store_timeout``.
     - ``tell_nowait`` queues the publication; messages told through one node, by ``tell`` or
       ``tell_nowait``, leave in the order they were told. Publishing errors are logged, not raised.
     - ``ask`` is a NATS request; the reply is validated against the message's reply type. A
-      handler's exception is raised as `RemoteError`; `InvalidPayload`, `UnhandledMessage` and
-      `ActorStopped` come back as themselves; `ActorNotFound` if nobody publishes the name;
-      ``asyncio.TimeoutError`` after ``timeout`` (the node's ``ask_timeout`` when ``None``).
+      handler's exception is raised as `RemoteError` (its type name and text); `InvalidPayload`,
+      `UnhandledMessage` and `ActorStopped` come back as themselves; `ActorNotFound` if nobody
+      publishes the name; `ReplyTooLarge` (a `RemoteError`) at once if the reply is larger than
+      the server's ``max_payload``; `MailboxFull` at once if the receiving node dropped the request
+      on arrival (its pending limits full); ``asyncio.TimeoutError`` after ``timeout`` (the node's
+      ``ask_timeout`` when ``None``).
+    - A message (or a reply) with a NaN or infinite float raises ``ValueError`` where it is
+      encoded, before anything is sent: JSON has no such number (see the README).
     - A message's ``sender`` travels as an address: a local actor's reference becomes an address on
       this node, so ``await message.sender.tell(...)`` in the remote handler reaches it. Telling
       a message that carries an ask (``forward``) makes the remote actor answer that ask.

@@ -16,6 +16,7 @@ EXPECTED = {
     "Publication",
     "RemoteError",
     "RemoteRef",
+    "ReplyTooLarge",
     "find_nats_server",
 }
 

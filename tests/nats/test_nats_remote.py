@@ -48,7 +48,8 @@ async def test_typed_tell_and_ask_across_processes(nats_url: str, node: Node) ->
 
 
 async def test_remote_handler_error_is_raised_at_the_asker(nats_url: str, node: Node) -> None:
-    async with worker("--url", nats_url, "--mode", "greeter", "--name", "failing"):
+    # A worker in development mode: its error replies carry the traceback.
+    async with worker("--url", nats_url, "--mode", "greeter", "--name", "failing", "--debug-errors"):
         greeter = node.ref("failing", Greeter)
         with pytest.raises(RemoteError) as caught:
             await greeter.ask(Fail(reason="tuesday"))

@@ -5,6 +5,8 @@ input closes (or it is killed).
 
 - ``greeter``: a `Greeter`, under ``--name`` and, if given, ``--also`` (a name of its own).
 - ``recorder``: a durable `Recorder` under ``--name``, writing to ``--record``.
+
+``--debug-errors`` connects the node with ``debug_errors=True`` (error replies carry tracebacks).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ async def main(argv: list[str]) -> None:
     parser.add_argument("--record", type=Path)
     parser.add_argument("--hang-at", type=int)
     parser.add_argument("--redelivery", type=float, default=1.0)
+    parser.add_argument("--debug-errors", action="store_true")
     args = parser.parse_args(argv)
-    node = await Node.connect(args.url, reconnect_wait=0.1)
+    node = await Node.connect(args.url, reconnect_wait=0.1, debug_errors=args.debug_errors)
     if args.mode == "greeter":
         greeter = Greeter()
         await node.publish(args.name, greeter)

@@ -1,0 +1,496 @@
+"""What arrives from the wire is chosen by whoever sent it: a hostile client (a plain nats-py
+connection) and the replies it gets, on a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats
+import nats.errors
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from pydantic import ConfigDict
+
+from actorio import Actor, InvalidPayload, Message, dead_letters, handles
+from actorio.nats import Durable, Node, RemoteError
+from tests.nats.test_nats_wire_rules import MALFORMED
+from tests.nats_support.actors import Fail, Greet, Greeter, Greeting, Report
+from tests.nats_support.processes import wait_until, worker
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+
+@pytest_asyncio.fixture
+async def nodes(nats_url: str) -> AsyncIterator[tuple[Node, Node]]:
+    """A node that publishes (the server side) and one that asks (the client)."""
+    async with await Node.connect(nats_url) as server_side, await Node.connect(nats_url) as client:
+        yield server_side, client
+
+
+@pytest_asyncio.fixture
+async def raw(nats_url: str) -> AsyncIterator[Client]:
+    """A plain nats-py client: a hostile one, which writes what it likes."""
+    nc = await nats.connect(nats_url)
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+async def publish(node: Node, name: str, actor: Actor[Any], **options: Any) -> None:
+    """``node.publish``, then one more flush: with nats-py 2.16, publish's flush can reach the
+    server before the subscription does, and another connection's request sent at once may then
+    find no responder."""
+    await node.publish(name, actor, **options)
+    await node.client.flush()
+
+
+async def subscribed(nc: Client) -> None:
+    """Return once the server has ``nc``'s subscriptions (two flushes: see `publish`)."""
+    await nc.flush()
+    await nc.flush()
+
+
+async def published_greeter(node: Node, name: str) -> Greeter:
+    greeter = Greeter()
+    await publish(node, name, greeter)
+    return greeter
+
+
+async def reachable(nc: Client, name: str) -> None:
+    """Wait until ``name`` answers ``nc`` (a worker's publish can return before the server has
+    its subscription: see `publish`)."""
+
+    async def answers() -> bool:
+        try:
+            await barrier(nc, name)
+        except nats.errors.NoRespondersError:
+            return False
+        return True
+
+    await wait_until(answers, 10)
+
+
+async def barrier(nc: Client, name: str) -> list[int]:
+    """A request from ``nc`` to ``name`` after what ``nc`` sent before: once it is answered, the
+    actor's node has received (and refused or handled) all of that."""
+    reply = await nc.request(f"actorio.actor.{name}", b'{"type":"Report"}', timeout=10)
+    return list(json.loads(reply.data))
+
+
+# -- the address rule ----------------------------------------------------------------------------
+
+
+async def test_connect_refuses_a_bad_reply_prefix(nats_url: str) -> None:
+    with pytest.raises(ValueError, match=r"invalid reply prefix '\$JS\.API'"):
+        await Node.connect(nats_url, reply_prefixes=["$JS.API"])
+    with pytest.raises(ValueError, match="not one string"):
+        await Node.connect(nats_url, reply_prefixes="billing")
+
+
+# -- forged reply subjects and senders ------------------------------------------------------------
+
+
+async def test_a_forged_reply_subject_never_makes_the_node_act(nodes: tuple[Node, Node], raw: Client) -> None:
+    """A request whose reply subject is JetStream's API (or another service's subject) is refused
+    before any handler runs, as a dead letter: the stream is not deleted, nothing is published
+    to the other service, and the actor keeps serving."""
+    server_side, _ = nodes
+    greeter = await published_greeter(server_side, "stats")
+    js = raw.jetstream()
+    await js.add_stream(name="ORDERS", subjects=["orders.>"])
+    seen: list[Msg] = []
+
+    async def other_service(msg: Msg) -> None:
+        seen.append(msg)
+
+    await raw.subscribe("other.>", cb=other_service)
+    await subscribed(raw)
+    subject = "actorio.actor.stats"
+    await raw.publish(subject, b"", reply="$JS.API.STREAM.DELETE.ORDERS")  # an invalid request
+    await raw.publish(subject, b'{"type":"Report"}', reply="$JS.API.STREAM.DELETE.ORDERS")  # a valid one
+    await raw.publish(subject, b'{"type":"Record","data":{"n":1}}', reply="other.service.billing")
+    await raw.publish(subject, b'{"type":"Report"}', reply="$JS.API.STREAM.PURGE.ORDERS")
+    assert await barrier(raw, "stats") == []  # the Record was not handled either
+    assert (await js.stream_info("ORDERS")).config.name == "ORDERS"
+    await raw.flush()
+    assert seen == []
+    refused = dead_letters.of(reason="invalid")
+    assert len(refused) == 4
+    for letter in refused:
+        assert letter.recipient == greeter.identifier
+        assert isinstance(letter.error, InvalidPayload)
+        assert letter.error.paths == ("reply",)
+        assert "is refused as an address" in str(letter.error)
+    assert "'$JS.API.STREAM.DELETE.ORDERS' is refused as an address" in str(refused[0].error)
+    assert await server_side.ref("stats", Greeter).ask(Report(), timeout=10) == []
+
+
+async def test_a_forged_sender_is_refused_and_the_actor_keeps_serving(nats_url: str, raw: Client) -> None:
+    """In a worker process: a tell whose ``Actorio-Sender`` is another service's subject, a
+    malformed one (``a b``, which stopped the actor), or JetStream's API is never handled; an ask
+    with one gets `InvalidPayload` back; the worker keeps serving."""
+    seen: list[Msg] = []
+
+    async def anywhere(msg: Msg) -> None:
+        seen.append(msg)
+
+    await raw.subscribe("other.>", cb=anywhere)
+    await raw.subscribe("$JS.API.STREAM.DELETE.>", cb=anywhere)
+    await subscribed(raw)
+    async with worker("--url", nats_url, "--mode", "greeter", "--name", "forged"):
+        await reachable(raw, "forged")
+        subject = "actorio.actor.forged"
+        for n, sender in enumerate(
+            ["other.service.billing", "a b", "$JS.API.STREAM.DELETE.ORDERS", "", "x.>"]
+        ):
+            body = json.dumps({"type": "Record", "data": {"n": n}}).encode()
+            await raw.publish(subject, body, headers={"Actorio-Sender": sender})
+        reply = await raw.request(
+            subject, b'{"type":"Record","data":{"n":9}}', timeout=10, headers={"Actorio-Sender": "a b"}
+        )
+        assert reply.headers is not None
+        assert reply.headers["Actorio-Status"] == "error"
+        error = json.loads(reply.data)
+        assert error["kind"] == "invalid_payload"
+        assert error["errors"][0]["path"] == "headers.Actorio-Sender"
+        assert error["errors"][0]["kind"] == "refused_address"
+        assert await barrier(raw, "forged") == []  # nothing was handled, and the actor still serves
+        # A sender under the node's own prefix is served as before.
+        await raw.publish(
+            subject, b'{"type":"Record","data":{"n":7}}', headers={"Actorio-Sender": "actorio.x.y"}
+        )
+        assert await barrier(raw, "forged") == [7]
+        await raw.flush()
+        assert seen == []
+
+
+async def test_a_sender_under_an_extra_reply_prefix_is_served(nats_url: str, raw: Client) -> None:
+    """``reply_prefixes`` lets a node serve senders (and reply subjects) outside its own prefix."""
+    seen: list[Msg] = []
+
+    async def billing(msg: Msg) -> None:
+        seen.append(msg)
+
+    await raw.subscribe("billing.replies.>", cb=billing)
+    await subscribed(raw)
+    async with await Node.connect(nats_url, reply_prefixes=["billing.replies"]) as server_side:
+        await published_greeter(server_side, "billed")
+        body = b'{"type":"Record","data":{"n":1}}'
+        await raw.publish("actorio.actor.billed", body, headers={"Actorio-Sender": "billing.replies.one"})
+        await raw.publish("actorio.actor.billed", b'{"type":"Report"}', reply="billing.replies.two")
+        assert await barrier(raw, "billed") == [1]
+
+        async def both() -> bool:
+            return len(seen) == 2
+
+        await wait_until(both, 10)
+        assert {msg.subject for msg in seen} == {"billing.replies.one", "billing.replies.two"}
+
+
+async def test_a_stored_reply_header_is_checked_like_any_reply_subject(
+    nodes: tuple[Node, Node], raw: Client
+) -> None:
+    """A durable ask stored with an ``Actorio-Reply`` header naming JetStream's API is a dead
+    letter, terminated (not delivered again), and nothing is published there."""
+    server_side, client = nodes
+    greeter = Greeter()
+    await publish(server_side, "kept", greeter, durable=Durable(redelivery_delay=1.0))
+    js = raw.jetstream()
+    await js.add_stream(name="INVOICES", subjects=["invoices.>"])
+    await js.publish(
+        "actorio.actor.kept",
+        b'{"type":"Report"}',
+        headers={"Actorio-Reply": "$JS.API.STREAM.DELETE.INVOICES"},
+    )
+    await js.publish("actorio.actor.kept", b'{"type":"Record","data":{"n":1}}')
+    assert await client.ref("kept", Greeter, durable=True).ask(Report(), timeout=10) == [1]
+    assert (await js.stream_info("INVOICES")).config.name == "INVOICES"
+    [letter] = dead_letters.of(reason="invalid")
+    assert isinstance(letter.error, InvalidPayload)
+    assert letter.error.paths == ("reply",)
+    await asyncio.sleep(1.5)  # longer than the redelivery delay: a redelivered one would be here
+    assert len(dead_letters.of(reason="invalid")) == 1
+    await greeter.stop()
+
+
+# -- error replies --------------------------------------------------------------------------------
+
+
+async def test_error_replies_carry_the_type_and_text_only(nodes: tuple[Node, Node], raw: Client) -> None:
+    """No traceback, no module, no file path; the text is cut; a 0-byte request gets a small
+    reply."""
+    server_side, client = nodes
+    await published_greeter(server_side, "quiet")
+    with pytest.raises(RemoteError) as caught:
+        await client.ref("quiet", Greeter).ask(Fail(reason="tuesday"), timeout=10)
+    assert str(caught.value) == "ValueError: no luck: tuesday (in quiet)"
+    assert caught.value.remote_traceback == ""
+    assert caught.value.module == ""
+    reply = await raw.request("actorio.actor.quiet", b'{"type":"Fail","data":{"reason":"x"}}', timeout=10)
+    assert b"Traceback" not in reply.data
+    assert b".py" not in reply.data
+    assert json.loads(reply.data) == {"kind": "error", "type": "ValueError", "message": "no luck: x"}
+    with pytest.raises(RemoteError) as long:
+        await client.ref("quiet", Greeter).ask(Fail(reason="y" * 100_000), timeout=10)
+    assert len(long.value.remote_message) < 1100
+    assert long.value.remote_message.endswith("(100009 characters)")
+    empty = await raw.request("actorio.actor.quiet", b"", timeout=10)
+    assert len(empty.data) < 400
+    assert b"Traceback" not in empty.data
+
+
+async def test_debug_errors_send_the_traceback(nats_url: str, node: Node) -> None:
+    async with await Node.connect(nats_url, debug_errors=True) as server_side:
+        await published_greeter(server_side, "verbose")
+        with pytest.raises(RemoteError) as caught:
+            await node.ref("verbose", Greeter).ask(Fail(reason="tuesday"), timeout=10)
+        assert 'raise ValueError(f"no luck: {msg.reason}")' in caught.value.remote_traceback
+        assert caught.value.module == "builtins"
+
+
+async def test_a_bad_responder_raises_a_clear_error(node: Node, raw: Client) -> None:
+    """Whatever a responder sends back, ``ask`` raises an actorio error, never a raw
+    KeyError/TypeError/JSONDecodeError."""
+    bodies = iter([*MALFORMED[:8], b"not json either"])
+
+    async def liar(msg: Msg) -> None:
+        body = next(bodies)
+        status = "ok" if body == b"not json either" else "error"
+        await raw.publish(msg.reply, body, headers={"Actorio-Status": status})
+
+    await raw.subscribe("actorio.actor.liar", cb=liar)
+    await subscribed(raw)
+    ref = node.ref("liar")
+    for _ in range(8):
+        with pytest.raises(RemoteError, match=r"InvalidReply|Exception"):
+            await ref.ask(Greet(name="x"), timeout=10)
+    with pytest.raises(RemoteError, match="InvalidReply"):
+        await ref.ask_payload(b'{"type":"Greet","data":{"name":"x"}}', timeout=10)
+
+
+# -- Actorio-Timeout ------------------------------------------------------------------------------
+
+
+async def test_an_infinite_timeout_header_does_not_keep_the_answer_waiting(
+    nats_url: str, raw: Client
+) -> None:
+    """``Actorio-Timeout: inf`` to an actor that does not answer: the answering node gives up
+    after its own ``ask_timeout``, as for no header at all."""
+
+    class Mute(Actor[Greet]):
+        @handles(Greet)
+        async def greet(self, msg: Greet) -> Greeting:
+            await asyncio.Event().wait()  # never answers
+            raise AssertionError
+
+    async with await Node.connect(nats_url, ask_timeout=0.3) as server_side:
+        mute = Mute()
+        await publish(server_side, "mute", mute)
+        for value in ("inf", "nan", "1e308", "-5"):
+            inbox = raw.new_inbox()
+            await raw.publish(
+                "actorio.actor.mute",
+                b'{"type":"Greet","data":{"name":"x"}}',
+                reply=inbox,
+                headers={"Actorio-Timeout": value},
+            )
+        await raw.flush()
+
+        async def answers_waiting() -> bool:
+            return len(server_side._tasks) == 4  # pyright: ignore[reportPrivateUsage]
+
+        async def answers_given_up() -> bool:
+            return not server_side._tasks  # pyright: ignore[reportPrivateUsage]
+
+        await wait_until(answers_waiting, 5)  # the four asks were queued, each with its answer task
+        await wait_until(answers_given_up, 5)  # and each gave up after the node's ask_timeout
+        await mute.stop(timeout=1)
+
+
+# -- replies on the wire ------------------------------------------------------------------------
+
+
+async def test_replies_are_utf8_json(nodes: tuple[Node, Node], raw: Client) -> None:
+    server_side, client = nodes
+    await published_greeter(server_side, "utf8")
+    text = "日本語 é ✓"
+    reply = await raw.request(
+        "actorio.actor.utf8", json.dumps({"type": "Greet", "data": {"name": text}}).encode(), timeout=10
+    )
+    assert f"Hello {text}!".encode() in reply.data
+    assert b"\\u" not in reply.data
+    error = await raw.request(
+        "actorio.actor.utf8", json.dumps({"type": "Fail", "data": {"reason": text}}).encode(), timeout=10
+    )
+    assert f"no luck: {text}".encode() in error.data
+    assert b"\\u" not in error.data
+    invalid = await raw.request(
+        "actorio.actor.utf8",
+        json.dumps({"type": "Greet", "data": {"name": 1, "é": text}}).encode(),
+        timeout=10,
+    )
+    assert "é".encode() in invalid.data
+    assert b"\\u" not in invalid.data
+    greeting = await client.ref("utf8", Greeter).ask(Greet(name=text), timeout=10)
+    assert greeting.text == f"Hello {text}!"
+
+
+class Big(Message[str]):
+    size: int
+
+
+class Boom(Message[int]):
+    size: int
+
+
+class Sizes(Actor[Big | Boom | Report]):
+    """Replies with as many bytes as asked, or raises an error that long."""
+
+    @handles(Big)
+    async def big(self, msg: Big) -> str:
+        return "x" * msg.size
+
+    @handles(Boom)
+    async def boom(self, msg: Boom) -> int:
+        raise ValueError("b" * msg.size)
+
+    @handles(Report)
+    async def report(self, msg: Report) -> list[int]:
+        return []
+
+
+async def test_a_reply_too_large_for_the_server_is_an_error_at_once(
+    nodes: tuple[Node, Node], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reply over ``max_payload`` (1 MB by default) raises `ReplyTooLarge` at the asker at once;
+    the failures are logged within a limit; the actor and the connection carry on."""
+    from actorio.nats import ReplyTooLarge
+
+    server_side, client = nodes
+    await publish(server_side, "sizes", Sizes())
+    ref = client.ref("sizes", Sizes)
+    limit = server_side.client.max_payload
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ReplyTooLarge) as caught:
+        await ref.ask(Big(size=2_000_000), timeout=20)
+    assert asyncio.get_running_loop().time() - started < 10
+    assert caught.value.limit == limit
+    assert caught.value.size > limit
+    assert caught.value.type_name == "ReplyTooLarge"
+    # Under the limit by its body, over it with its headers: refused too, and the connection lives.
+    with pytest.raises(ReplyTooLarge):
+        await ref.ask(Big(size=limit - 4), timeout=20)
+    assert len(await ref.ask(Big(size=limit - 100), timeout=20)) == limit - 100
+    with caplog.at_level("WARNING", logger="actorio.nats"):
+        for _ in range(15):
+            with pytest.raises(ReplyTooLarge):
+                await ref.ask(Big(size=limit), timeout=20)
+    warnings = [r for r in caplog.records if "larger than the server's max_payload" in r.getMessage()]
+    assert 1 <= len(warnings) <= 10
+    assert await ref.ask(Report(), timeout=10) == []
+
+
+async def test_a_huge_error_stays_small_on_the_wire(nodes: tuple[Node, Node]) -> None:
+    server_side, client = nodes
+    await publish(server_side, "boom", Sizes())
+    with pytest.raises(RemoteError) as caught:
+        await client.ref("boom", Sizes).ask(Boom(size=5_000_000), timeout=20)
+    assert caught.value.type_name == "ValueError"
+    assert len(caught.value.remote_message) < 1100
+
+
+class Measure(Message):
+    value: float
+
+
+class Reading(Message[float]):
+    value: float
+
+
+class Sample(Message[Measure]):
+    value: float
+
+
+class Tolerant(Message):
+    """Declares that its NaN and infinite floats travel as JSON's extensions (``NaN``)."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+    value: float
+
+
+class Floats(Actor[Measure | Reading | Sample | Tolerant | Report]):
+    """Keeps the floats it is told; answers with the float it is asked about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[float] = []
+
+    @handles(Measure, Tolerant)
+    async def measure(self, msg: Measure | Tolerant) -> None:
+        self.seen.append(msg.value)
+
+    @handles(Reading)
+    async def reading(self, msg: Reading) -> float:
+        return msg.value
+
+    @handles(Sample)
+    async def sample(self, msg: Sample) -> Measure:
+        return Measure(value=msg.value)
+
+    @handles(Report)
+    async def report(self, msg: Report) -> list[int]:
+        return [len(self.seen)]
+
+
+async def test_nan_and_infinity_are_refused_before_anything_is_sent(
+    nodes: tuple[Node, Node], raw: Client
+) -> None:
+    """JSON has no NaN: a tell carrying one raises ``ValueError`` at the call (nothing is sent);
+    a reply carrying one is an error at the asker, at once; a message that declares
+    ``ser_json_inf_nan="constants"`` carries them as ``NaN``/``Infinity``, read back as floats."""
+    server_side, client = nodes
+    floats = Floats()
+    await publish(server_side, "floats", floats)
+    ref = client.ref("floats", Floats)
+    received: list[bytes] = []
+
+    async def spy(msg: Msg) -> None:
+        received.append(msg.data)
+
+    await raw.subscribe("actorio.actor.floats", cb=spy)
+    await subscribed(raw)
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match=r"Measure.value is .*: JSON has no NaN or infinity"):
+            await ref.tell(Measure(value=bad))
+        with pytest.raises(ValueError, match="JSON has no NaN"):
+            ref.tell_nowait(Measure(value=bad))
+        with pytest.raises(ValueError, match="JSON has no NaN"):
+            await ref.ask(Reading(value=bad), timeout=10)
+    await ref.tell(Measure(value=1.5))
+    assert await ref.ask(Report(), timeout=10) == [1]
+    # The replies: the handler's NaN is refused where it is encoded; the asker hears it at once.
+    body = b'{"type":"Reading","data":{"value":NaN}}'
+    reply = await raw.request("actorio.actor.floats", body, timeout=10)
+    assert reply.headers is not None
+    assert reply.headers["Actorio-Status"] == "error"
+    assert "JSON has no NaN" in json.loads(reply.data)["message"]
+    sample = await raw.request(
+        "actorio.actor.floats", b'{"type":"Sample","data":{"value":Infinity}}', timeout=10
+    )
+    assert "Measure.value is inf" in json.loads(sample.data)["message"]
+    # Declared: they travel and come back as themselves.
+    await ref.tell(Tolerant(value=math.nan))
+    await ref.tell(Tolerant(value=-math.inf))
+    assert await ref.ask(Report(), timeout=10) == [3]
+    assert floats.seen[0] == 1.5
+    assert math.isnan(floats.seen[1])
+    assert floats.seen[2] == -math.inf
+    await raw.flush()
+    assert all(b"null" not in data for data in received)

@@ -1,0 +1,147 @@
+"""Junk and overload on a real nats-server: what the receiving node keeps, and what it drops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from actorio import Actor, MailboxFull, Message, dead_letters, handles
+from actorio.lowlevel import mailbox_of
+from actorio.nats import ActorNotFound, Node
+from tests.nats_support.actors import Greeter, Report
+from tests.nats_support.processes import wait_until, worker
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+JUNK_TELLS = int(os.environ.get("ACTORIO_JUNK_TELLS", "300"))
+"""How many invalid 1 MB tells the memory test sends (1,000 for the issue's figure: about 5 s)."""
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory (``VmRSS``), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/<pid>/status")
+@pytest.mark.timeout(120)
+async def test_invalid_megabyte_tells_do_not_grow_a_workers_memory(nats_url: str, node: Node) -> None:
+    """A worker receives ``JUNK_TELLS`` invalid tells of 1 MB each (half not JSON, half an invalid
+    field of 1 MB): each is a dead letter whose record keeps a 1 KB preview, and the worker's
+    resident memory grows by less than 50 MB."""
+    async with worker("--url", nats_url, "--mode", "greeter", "--name", "junk") as process:
+        ref = node.ref("junk", Greeter)
+
+        async def answers() -> bool:
+            # The worker's publish can return before the server has its subscription (nats-py
+            # 2.16 flushes before the SUB is written): ask again until it answers.
+            try:
+                await ref.ask(Report(), timeout=10)
+            except ActorNotFound:
+                return False
+            return True
+
+        await wait_until(answers, 10)
+        before = rss_mb(process.process.pid)
+        not_json = b"\x00" * 1_000_000
+        bad_field = b'{"type":"Record","data":{"n":"' + b"x" * 999_960 + b'"}}'
+        for n in range(JUNK_TELLS):
+            await ref.tell_payload(not_json if n % 2 else bad_field)
+            if n % 25 == 24:
+                # An ask after each 25 MB: the server holds less than its limit for the worker
+                # (64 MB), past which it would close the worker's connection as a slow consumer.
+                assert await ref.ask(Report(), timeout=60) == []
+        assert await ref.ask(Report(), timeout=60) == []  # after every junk tell: all refused
+        grown = rss_mb(process.process.pid) - before
+        assert grown < 50, f"the worker's RSS grew by {grown:.0f} MB"
+
+
+class Job(Message):
+    id: int
+
+
+class Parked(Actor[Job | Report]):
+    """Handles jobs once its gate opens; a mailbox of one."""
+
+    mailbox_capacity = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.parked = False
+        self.done: list[int] = []
+
+    @handles(Job)
+    async def job(self, msg: Job) -> None:
+        self.parked = True
+        await self.gate.wait()  # parked until the test opens the gate
+        self.done.append(msg.id)
+
+    @handles(Report)
+    async def report(self, msg: Report) -> list[int]:
+        return list(self.done)
+
+
+async def test_messages_dropped_on_arrival_are_dead_letters_and_a_warning(
+    nats_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A parked actor with small pending limits: what the client drops is counted as dead letters
+    ``overflow`` (handled + dropped = sent), reported by one WARNING; an ask dropped so fails at
+    once with `MailboxFull`."""
+    async with await Node.connect(nats_url) as server_side, await Node.connect(nats_url) as client:
+        parked = Parked()
+        await server_side.publish("parked", parked, pending_limits=(5, 1_000_000))
+        await server_side.client.flush()  # see test_nats_hostile.publish
+        mailbox = mailbox_of(parked.reference)
+        assert mailbox is not None
+        ref = client.ref("parked", Parked)
+        with caplog.at_level(logging.WARNING, logger="actorio.nats"):
+            for n in range(100):
+                await ref.tell(Job(id=n))
+            await client.client.flush()
+
+            async def stuck() -> bool:
+                # The handler is parked and its mailbox full: the subscription's callback waits for
+                # room, and its pending queue no longer empties.
+                return parked.parked and len(mailbox) == 1
+
+            await wait_until(stuck, 10)
+            for n in range(100, 120):  # more than the pending queue can take: it is full now
+                await ref.tell(Job(id=n))
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(MailboxFull, match="parked"):
+                await ref.ask(Report(), timeout=30)
+            assert asyncio.get_running_loop().time() - started < 10  # at once, not at the timeout
+            asks_dropped = 1
+            parked.gate.set()
+            report: list[int] | None = None
+            while report is None:  # the pending queue empties once the gate is open
+                try:
+                    report = await ref.ask(Report(), timeout=10)
+                except MailboxFull:
+                    asks_dropped += 1
+        tells_dropped = dead_letters.counts["overflow"] - asks_dropped
+        assert tells_dropped >= 100
+        assert len(report) + tells_dropped == 120
+        assert sorted(report) == report  # what was kept was handled in order
+        letters = dead_letters.of(reason="overflow")
+        assert letters[0].recipient == parked.identifier
+        assert letters[0].message == "a message to actorio.actor.parked, dropped unread"
+        warnings = [r for r in caplog.records if "dropped on arrival" in r.getMessage()]
+        assert len(warnings) == 1
+        assert "pending_limits (5 messages, 1000000 bytes)" in warnings[0].getMessage()
+        await parked.stop()
+
+
+async def test_pending_limits_are_checked(node: Node) -> None:
+    for bad in ((0, 10), (10,), (1.5, 10), "10", (True, 10)):
+        with pytest.raises(ValueError, match="pending_limits"):
+            await node.publish("limited", Parked(), pending_limits=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="core publications"):
+        await node.publish("limited", Parked(), durable=True, pending_limits=(10, 10))

@@ -1,0 +1,191 @@
+"""The wire rules of ``actorio.nats``, without a server: the address rule for replies and
+senders, the bounds of error replies, reading any error body, and the ``Actorio-Timeout`` header."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any, Literal, TypeVar
+
+import pytest
+from pydantic import BaseModel
+
+from actorio import ActorioException, InvalidPayload, Message, PayloadError
+from actorio.nats import ReplyTooLarge
+from actorio.nats._addresses import Destinations, check_subject_prefix
+from actorio.nats._codec import (
+    MAX_ASK_WAIT,
+    decode_error,
+    encode_error,
+    encode_message,
+    may_hold_float,
+    reply_codec,
+    timeout_of,
+)
+
+
+def test_the_address_rule() -> None:
+    rule = Destinations(["_INBOX", "actorio", "billing.replies."])
+    for allowed in ("_INBOX.abc.def", "actorio.node.n1.t1", "actorio.actor.x", "billing.replies.7"):
+        assert rule.refusal(allowed) is None, allowed
+    refused = {
+        "$JS.API.STREAM.DELETE.ORDERS": "'$'",
+        "$KV.orders.x": "'$'",
+        "$SYS.REQ.SERVER.PING": "'$'",
+        "other.service.billing": "not under a prefix",
+        "actorio": "not under a prefix",
+        "actorioX.node.y": "not under a prefix",
+        "billing.other": "not under a prefix",
+        "a b": "' '",
+        "actorio.node. x": "' '",
+        "actorio.node.x\r\nPUB x 1": "'\\r'",
+        "actorio.node.x\x00": "'\\x00'",
+        "actorio..node": "empty token",
+        "actorio.node.": "empty token",
+        "actorio.*": "'*'",
+        "actorio.>": "'>'",
+        "_INBOX.é": "'é'",
+        "": "empty",
+        "actorio." + "x" * 300: "longer than",
+    }
+    for subject, why in refused.items():
+        problem = rule.refusal(subject)
+        assert problem is not None, subject
+        assert why in problem, (subject, problem)
+
+
+def test_reply_prefixes_are_checked() -> None:
+    assert check_subject_prefix("billing") == "billing."
+    assert check_subject_prefix("billing.replies.") == "billing.replies."
+    for bad in ("$JS.API", "$", "a b", "a.*", ">", "", "a..b", 7):
+        with pytest.raises(ValueError, match=r"invalid reply prefix|is a string"):
+            check_subject_prefix(bad)
+
+
+def test_encode_error_is_bounded_for_any_invalid_payload() -> None:
+    problems = tuple(PayloadError(("data", "k" * 10_000), "m" * 10_000, "kind") for _ in range(50))
+    error = InvalidPayload("A" * 10_000, problems, tuple("T" * 1000 for _ in range(500)), "i" * 10_000)
+    body = encode_error(error, "actor")
+    assert len(body) < 20_000  # 20 problems and 50 names at most, each cut
+    assert isinstance(decode_error(body, "x", Message()), InvalidPayload)
+    huge_id = InvalidPayload("A", (), (), 2**70)
+    assert "id" not in json.loads(encode_error(huge_id, "actor"))
+
+
+MALFORMED = [
+    b"",
+    b"not json",
+    b"[]",
+    b"1",
+    b"null",
+    b'"text"',
+    b'{"kind": 3}',
+    b'{"kind": null}',
+    b'{"kind": "invalid_payload", "errors": 5}',
+    b'{"kind": "invalid_payload", "errors": [{"path": 1, "message": [], "kind": {}}, 7, null]}',
+    b'{"kind": "invalid_payload", "accepted": "abc", "actor": [], "id": {"a": 1}}',
+    b'{"kind": "error", "type": [1], "message": {"a": 1}, "traceback": 5, "module": null}',
+    b'{"kind": "too_large", "size": "big", "limit": true}',
+    b'{"kind": "full", "capacity": -1.5}',
+    b'{"kind": "whatever"}',
+    b"[" * 100_000,
+    b'{"kind": "error", "message": "\xff\xfe"}',
+]
+
+
+@pytest.mark.parametrize("body", MALFORMED)
+def test_decode_error_reads_any_body(body: bytes) -> None:
+    error = decode_error(body, "liar", Message())
+    assert isinstance(error, ActorioException)
+    str(error)
+
+
+def test_the_timeout_header_is_bounded() -> None:
+    def of(value: str) -> float:
+        return timeout_of({"Actorio-Timeout": value}, 30.0)
+
+    assert of("5") == 5.0
+    assert of("0.25") == 0.25
+    assert of(str(MAX_ASK_WAIT)) == MAX_ASK_WAIT
+    for bad in (
+        "inf",
+        "-inf",
+        "nan",
+        "NaN",
+        "1e308",
+        "0",
+        "-1",
+        "abc",
+        "",
+        "1" * 1000,
+        str(MAX_ASK_WAIT * 2),
+    ):
+        assert of(bad) == 30.0, bad
+    assert timeout_of(None, 30.0) == 30.0
+    assert timeout_of({}, 30.0) == 30.0
+
+
+def test_a_reply_too_large_passed_on_stays_itself() -> None:
+    error = decode_error(
+        encode_error(ReplyTooLarge("inner", 2_000_000, 1_048_576), "outer"), "outer", Message()
+    )
+    assert isinstance(error, ReplyTooLarge)
+    assert (error.size, error.limit, error.actor) == (2_000_000, 1_048_576, "outer")
+
+
+class Tree(BaseModel):
+    children: list[Tree] = []
+    name: str = ""
+
+
+class Point(BaseModel):
+    x: float
+
+
+@dataclasses.dataclass
+class Pair:
+    left: float
+    right: float
+
+
+T = TypeVar("T")
+
+
+def test_which_types_may_hold_a_float() -> None:
+    """Only a value that may hold a float is searched for NaN: the rest costs nothing more."""
+
+    class Plain(Message):
+        n: int
+        text: str | None = None
+        tags: tuple[str, ...] = ()
+        tree: Tree | None = None
+        kind: Literal["a", "b"] = "a"
+
+    class Nested(Message):
+        points: dict[str, list[Point]] | None = None
+
+    assert not may_hold_float(Plain)
+    assert may_hold_float(Nested)
+    for yes in (float, Point, Pair, list[float], dict[str, float] | None, Any, object, T, "Forward"):
+        assert may_hold_float(yes), yes
+    for no in (int, str, None, type(None), list[str], Tree, tuple[int, ...], Literal[1, "x"]):
+        assert not may_hold_float(no), no
+
+
+def test_a_nan_anywhere_is_named_by_its_path() -> None:
+    class Nested(Message):
+        points: dict[str, list[Point]] | None = None
+        pair: Pair | None = None
+
+    with pytest.raises(ValueError, match=r"Nested.points\['k'\]\[1\].x is nan: JSON has no NaN"):
+        encode_message(Nested(points={"k": [Point(x=1.0), Point(x=math.nan)]}))
+    with pytest.raises(ValueError, match=r"Nested.pair.right is -inf"):
+        encode_message(Nested(pair=Pair(1.0, -math.inf)))
+    assert b'"pair":null' in encode_message(Nested())  # a null that lost nothing
+
+    class Measure(Message[list[float]]):
+        pass
+
+    with pytest.raises(ValueError, match=r"the reply\[2\] is inf"):
+        reply_codec(Measure).encode([1.0, 2.0, math.inf])

@@ -8,8 +8,9 @@ Owns:
   in it (the sending side, retried under one message id so that the stream keeps it once);
 - `Pump`: a durable publication's inlet. It fetches, hands each stored message to the actor's
   running incarnation (waiting for the next one while a supervised child restarts), acknowledges
-  it once handled (an ask: once its reply was sent), gives it back if the incarnation ended
-  first, and reports the fetched messages waiting their turn in progress.
+  it once handled (an ask: once its reply was sent), gives it back if its handler failed (the
+  actor resumed or restarts) or the incarnation ended first, and reports the fetched messages
+  waiting their turn in progress.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
-from .. import Actor, InvalidPayload
+from .. import Actor, DeadLetter, InvalidPayload, Message, dead_letters
 from ..lowlevel import Mailbox
 from ._codec import MSG_ID, REPLY
 from ._errors import ActorNotFound
@@ -207,6 +208,11 @@ class Pump:
         self._task: asyncio.Task[None] | None = None
         self._busy = False
         self._closing = False
+        # The told message being handled (and its recipient), and its handler's error: a failed
+        # handler's message is recorded as a dead letter (`_on_dead_letter`), whether its actor
+        # then resumes or restarts.
+        self._watching: tuple[Message[Any], str] | None = None
+        self._failure: BaseException | None = None
 
     def closing(self) -> bool:
         """True from the start of `close` (read again after each await: it changes meanwhile)."""
@@ -214,6 +220,7 @@ class Pump:
 
     async def open(self) -> None:
         """Start fetching (the consumer exists: a message stored from now on reaches the actor)."""
+        dead_letters.add_listener(self._on_dead_letter)
         self._task = self._spawn(self._run())
 
     async def close(self, timeout: float) -> None:
@@ -226,9 +233,25 @@ class Pump:
                 pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(pump), timeout)
+        dead_letters.remove_listener(self._on_dead_letter)
         if not self._nc.is_closed:
             with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
                 await asyncio.wait_for(self._pull.unsubscribe(), timeout)
+
+    def _stop_watching(self) -> BaseException | None:
+        """Stop watching the told message: its handler's error, if it failed."""
+        failure, self._watching, self._failure = self._failure, None, None
+        return failure
+
+    def _on_dead_letter(self, letter: DeadLetter) -> None:
+        watching = self._watching
+        if (
+            watching is not None
+            and letter.reason == "failed"
+            and letter.message is watching[0]
+            and letter.recipient == watching[1]
+        ):
+            self._failure = letter.error
 
     async def _run(self) -> None:
         pull = self._pull
@@ -276,8 +299,8 @@ class Pump:
                 self._busy = False
 
     async def _handle(self, msg: Msg) -> bool:
-        """Deliver one stored message and acknowledge it when handled; False if the actor stopped
-        first (the message is then given back)."""
+        """Deliver one stored message and acknowledge it when handled; False if its handler failed
+        or the actor stopped first (the message is then given back)."""
         actor = await self._incarnation()
         if actor is None:
             return False
@@ -302,8 +325,14 @@ class Pump:
             if not await receiver.answer(actor, message, future, reply, None):
                 return False
         else:
-            await actor.reference.tell(message)
-            handled = await wait_handled(actor, stopped)
+            self._watching, self._failure = (message, actor.identifier), None
+            try:
+                await actor.reference.tell(message)
+                handled = await wait_handled(actor, stopped)
+            finally:
+                failure = self._stop_watching()
+            if failure is not None:
+                return False  # its handler failed: given back, to be delivered again
             if not handled:
                 self._mailbox.withdraw(message)
                 return False

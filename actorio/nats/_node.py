@@ -23,7 +23,7 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
@@ -36,7 +36,8 @@ from .. import Actor, ActorRef, ChildSpec, Message, SupervisorStrategy
 from ..lowlevel import is_actor_class, is_message_class, message_types_of, task_of
 from ._addresses import Addresses
 from ._codec import REPLY, TIMEOUT
-from ._durable import Durable, Pump, Streams
+from ._dead_letter_stream import StoredDeadLetter
+from ._durable import Durable, Pump, Streams, stream_name
 from ._errors import ActorNotFound, NodeUnreachable
 from ._keeper import PublicationSupervisor, Target
 from ._outbox import Outbox
@@ -226,7 +227,7 @@ class Node:
         supervision: SupervisorStrategy | None = None,
     ) -> Publication:
         """Publish ``actor`` under ``name``: messages to ``node.ref(name, ...)`` from any process
-        reach it. Returns once the server has the subscription (or, durable, the stream and
+        reach it. Returns once the server has the subscription (or, durable, the streams and
         consumer): a message sent after that reaches it.
 
         What keeps it serving depends on what ``actor`` is:
@@ -265,9 +266,11 @@ class Node:
           its reply was sent); if the process dies or the actor stops first, the message is
           delivered again, to this name's next process, ``redelivery_delay`` seconds after it
           was delivered (at once if the actor stopped while this process kept running);
-        - a handler that raises on a told message: the message is delivered again (whether the
-          actor resumed or restarts); an ask's handler that raises answers the asker with the
-          error, and the message is acknowledged;
+        - a handler that raises on a told message: the message is delivered again after a
+          growing delay (``retry_backoff``), up to ``max_deliver`` deliveries (5), then moved to
+          the name's dead-letter stream (see `dead_letters`, `replay`) and recorded in
+          ``actorio.dead_letters``; the other messages keep flowing meanwhile. An ask's handler
+          that raises answers the asker with the error, and the message is acknowledged;
         - duplicates: a message stored twice with the same message id within ``dedupe_window`` is
           stored once; but a redelivered message is handled again (handlers should be idempotent);
         - order: messages are delivered in stream order, but a redelivered one comes after later
@@ -314,6 +317,7 @@ class Node:
                 spawn=self._spawn,
                 mailbox=cell,
                 name=name,
+                dead=self._streams.dead,
             )
         publication = Publication(
             self, name, subject, cell, settings, inlet, spawn=self._spawn, leave=self._publications.discard
@@ -344,6 +348,34 @@ class Node:
         """
         check_name(name)
         return RemoteRef(self._outbox, self._subject_of(name), name, _protocol_members(protocol), durable)
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    async def dead_letters(self, name: str, *, limit: int | None = 100) -> list[StoredDeadLetter]:
+        """The messages in the dead-letter stream of the durable name ``name``, oldest first (at
+        most ``limit``; ``None``: all), without taking them out: each with its payload, its
+        headers, its handler's last error and its delivery count (see `StoredDeadLetter`).
+
+        Raises ``ValueError`` for an invalid name, or one that was never published durably."""
+        check_name(name)
+        return await self._streams.dead.read(name, stream_name(self.prefix, name), limit)
+
+    async def replay(self, name: str, sequences: Iterable[int] | None = None) -> int:
+        """Store the dead letters of the durable name ``name`` in its stream again (those whose
+        ``sequence`` is in ``sequences``, else all), oldest first: each is delivered again, as a
+        new message with a new delivery count, and is deleted from the dead-letter stream once
+        stored. Returns how many were replayed. A replay cut short (a crash between storing and
+        deleting) can be run again: within ``dedupe_window`` the stream stores each message once.
+
+        Raises ``ValueError`` for an invalid name, or one that was never published durably;
+        `ActorNotFound` or ``asyncio.TimeoutError`` if its stream does not store a message."""
+        check_name(name)
+        ref = self.ref(name, durable=True)
+
+        async def store(data: bytes, headers: Mapping[str, str], msg_id: str) -> None:
+            await self._streams.store(ref, data, headers, msg_id)
+
+        return await self._streams.dead.replay(name, stream_name(self.prefix, name), sequences, store)
 
     # -- asking -------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import actorio.nats
 
 EXPECTED = {
     "ActorNotFound",
+    "DeliveryLimitReached",
     "Durable",
     "LocalServer",
     "Node",
@@ -15,6 +16,7 @@ EXPECTED = {
     "Publication",
     "RemoteError",
     "RemoteRef",
+    "StoredDeadLetter",
     "find_nats_server",
 }
 

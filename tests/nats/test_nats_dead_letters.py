@@ -213,6 +213,46 @@ async def test_replay_stores_dead_letters_again(node: Node) -> None:
     await picky.stop()
 
 
+async def test_the_readme_snippet_reads_replays_and_drops(node: Node) -> None:
+    """The README's steps, on three dead letters: one replayed by sequence, one dropped with
+    nats-py, the rest replayed; then the stream emptied with nats-py."""
+    picky = Picky(poison={0, 1, 2, 3})
+    await node.publish("readme", picky, durable=Durable(max_deliver=1, retry_backoff=FAST))
+    jobs = node.ref("readme", Picky, durable=True)
+    for n in range(3):
+        await jobs.tell(Job(id=n))
+
+    async def three_moved() -> bool:
+        return len(await node.dead_letters("readme")) == 3
+
+    await wait_until(three_moved, 20)
+    Picky.cured = True
+    letters = await node.dead_letters("readme", limit=None)
+    for letter in letters:
+        assert (letter.error_type, letter.deliveries) == ("ValueError", 1)
+        assert letter.failed_at.tzinfo is not None
+    first, second, *rest = letters
+    assert await node.replay("readme", [first.sequence]) == 1
+    await node.client.jetstream().delete_msg(second.stream, second.sequence)  # pyright: ignore[reportUnknownMemberType]
+    assert await node.replay("readme") == len(rest) == 1
+
+    async def replayed_handled() -> bool:
+        return sorted(await jobs.ask(Report(), timeout=10)) == [job_id(first), job_id(rest[0])]
+
+    await wait_until(replayed_handled, 20)
+    Picky.cured = False
+    await jobs.tell(Job(id=3))
+    await wait_until(lambda: one_left(node, "readme"), 20)
+    await node.client.jetstream().purge_stream(letters[0].stream)  # pyright: ignore[reportUnknownMemberType]
+    assert await node.dead_letters("readme") == []
+    await picky.stop()
+
+
+async def one_left(node: Node, name: str) -> bool:
+    """True once ``name``'s dead-letter stream holds one message."""
+    return len(await node.dead_letters(name)) == 1
+
+
 async def test_dead_letters_of_a_name_that_is_not_durable(node: Node) -> None:
     with pytest.raises(ValueError, match="has no dead-letter stream"):
         await node.dead_letters("never-durable")

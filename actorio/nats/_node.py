@@ -238,9 +238,10 @@ class Node:
           letter and restarts the actor, after a growing delay, with its mailbox kept.
           ``supervision`` (a `SupervisorStrategy`: ``max_restarts`` within ``within``, and the
           default ``decider`` and ``backoff``) sets the policy; the default restarts it after
-          any ``Exception``, 0.1 s doubling up to 5 s apart, for as long as it fails (see
-          ``PUBLICATION_STRATEGY``). The actor is named after the publication (unless a
-          `ChildSpec` names it) and stops when the node closes;
+          any ``Exception``, 0.1 s doubling up to 5 s apart (plus up to 20 %), for as long as it
+          fails (its intensity, 10 restarts within 10 s, is more than that backoff allows). The
+          actor is named after the publication (unless a `ChildSpec` names it) and stops when
+          the node closes;
         - an actor not yet started (or its reference): it cannot be made again, so a handler
           failing on a told message makes the message a dead letter and the same actor goes on
           with the next, state kept (the ``resume`` directive). ``supervision``'s ``decider`` may

@@ -18,7 +18,7 @@ from typing import ClassVar
 import pytest
 
 from actorio import Actor, Backoff, ChildSpec, Message, dead_letters, handles
-from actorio.nats import DeliveryLimitReached, Durable, Node, StoredDeadLetter
+from actorio.nats import DeliveryLimitReached, Durable, Node, RemoteError, StoredDeadLetter
 from tests.nats_support.actors import Job, Recorder, Report, handled_ids
 from tests.nats_support.processes import wait_until, worker
 
@@ -174,11 +174,16 @@ async def test_an_ask_whose_handler_raises_is_answered_not_retried(node: Node) -
 
     asked = Asked()
     await node.publish("asked", asked, durable=Durable(max_deliver=2, retry_backoff=FAST))
-    from actorio.nats import RemoteError
-
     with pytest.raises(RemoteError, match="ValueError: no"):
         await node.ref("asked", Asked, durable=True).ask(Boom(), timeout=10)
-    await asyncio.sleep(0.5)  # several retry delays: a redelivery would have come by now
+    # Acknowledged: the stream lets it go (a message given back would stay until moved).
+    js = node.client.jetstream()  # pyright: ignore[reportUnknownMemberType]
+    stream = await js.find_stream_name_by_subject("actorio.actor.asked")
+
+    async def acknowledged() -> bool:
+        return (await js.stream_info(stream)).state.messages == 0
+
+    await wait_until(acknowledged, 10)
     assert Asked.calls == 1
     assert await node.dead_letters("asked") == []
     await asked.stop()

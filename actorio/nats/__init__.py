@@ -3,7 +3,9 @@
 - `Node`: one process's connection; ``await node.publish("greeter", actor)`` makes a local actor
   reachable under a name (several processes publishing one name form a pool);
   ``node.ref("greeter", Greeter)`` is an ``ActorRef`` to it from any process.
-- `Durable`: the settings of a durable mailbox (a JetStream stream): at-least-once delivery.
+- `Durable`: the settings of a durable mailbox (a JetStream stream): at-least-once delivery;
+  a message that keeps failing lands in the name's dead-letter stream (`StoredDeadLetter`,
+  `DeliveryLimitReached`; ``node.dead_letters(name)``, ``node.replay(name)``).
 - `RemoteRef`: the reference type; `RemoteError`, `ReplyTooLarge`, `ActorNotFound`,
   `NodeUnreachable`, `NotAuthorized`: the errors.
 - `LocalServer`, `find_nats_server`: a local ``nats-server``, for tests and examples.
@@ -20,6 +22,8 @@ except ImportError as error:
     raise ImportError("actorio.nats needs the nats-py client: pip install 'actorio[nats]'") from error
 
 if TYPE_CHECKING:
+    from ._dead_letter_stream import DeliveryLimitReached as DeliveryLimitReached
+    from ._dead_letter_stream import StoredDeadLetter as StoredDeadLetter
     from ._durable import Durable as Durable
     from ._errors import ActorNotFound as ActorNotFound
     from ._errors import NodeUnreachable as NodeUnreachable
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ActorNotFound",
+    "DeliveryLimitReached",
     "Durable",
     "LocalServer",
     "Node",
@@ -43,6 +48,7 @@ __all__ = [
     "RemoteError",
     "RemoteRef",
     "ReplyTooLarge",
+    "StoredDeadLetter",
     "find_nats_server",
 ]
 
@@ -56,6 +62,8 @@ _EXPORTS = {
     "RemoteError": "._errors",
     "ReplyTooLarge": "._errors",
     "Durable": "._durable",
+    "DeliveryLimitReached": "._dead_letter_stream",
+    "StoredDeadLetter": "._dead_letter_stream",
     "Node": "._node",
     "Publication": "._publication",
     "RemoteRef": "._remote",

@@ -3,13 +3,16 @@
 Owns:
 
 - `Durable`, the settings, and `stream_name`, the stream of a durable name;
-- `Streams`: setting up a durable name's stream (work-queue retention) and its one durable pull
-  consumer, ``actorio``, shared by every process that publishes the name; and storing a message
-  in it (the sending side, retried under one message id so that the stream keeps it once);
+- `Streams`: setting up a durable name's stream (work-queue retention), its dead-letter stream
+  (``_dead_letter_stream``) and its one durable pull consumer, ``actorio``, shared by every
+  process that publishes the name; and storing a message in it (the sending side, retried under
+  one message id so that the stream keeps it once);
 - `Pump`: a durable publication's inlet. It fetches, hands each stored message to the actor's
-  running incarnation (waiting for the next one while a supervised child restarts), acknowledges
-  it once handled (an ask: once its reply was sent), gives it back if the incarnation ended
-  first, and reports the fetched messages waiting their turn in progress.
+  running incarnation (waiting for the next one while a supervised child restarts), and settles
+  it: acknowledged once handled (an ask: once its reply was sent); if its handler failed,
+  delivered again after a growing delay, up to ``max_deliver`` deliveries, then moved to the
+  dead-letter stream; given back if the incarnation ended first. It reports the fetched messages
+  waiting their turn in progress.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
-from .. import Actor, InvalidPayload
+from .. import Actor, Backoff, DeadLetter, InvalidPayload, Message, dead_letters
 from ..lowlevel import Mailbox
 from ._codec import MSG_ID, REPLY
+from ._dead_letter_stream import DeadLetterStreams, DeliveryLimitReached, LogLimit, dead_letter_stream
 from ._errors import ActorNotFound
 from ._publication import Spawn, queue_ask, wait_handled
 
@@ -46,6 +50,13 @@ _logger = logging.getLogger("actorio.nats")
 
 CONSUMER = "actorio"
 """The durable consumer of every durable name's stream (one, shared by the name's processes)."""
+
+_MAX_DELIVER = "actorio.max_deliver"
+"""The consumer's metadata key noting the pool's ``Durable.max_deliver``."""
+
+
+RETRY_BACKOFF = Backoff(min_delay=1.0, max_delay=60.0, factor=2.0, jitter=0.2)
+"""The default delays between the deliveries of a message whose handler failed."""
 
 
 @dataclass(frozen=True)
@@ -64,14 +75,28 @@ class Durable:
       order, at the cost of throughput. Off by default: then a redelivered message is handled after
       messages stored later than it.
     - ``prefetch``: messages fetched at once by each process (ignored when ``ordered``).
-    - ``max_deliver``: deliveries of one message before JetStream gives up on it (``None``: no limit).
+    - ``max_deliver``: the deliveries of one message: when its handler fails on the last of them,
+      the message is moved to the name's dead-letter stream (``<stream>_DLQ``, subject
+      ``<prefix>.dlq.<name>``) and taken out of the name's stream. Every delivery counts, those to
+      a process that died or closed holding it included; a message delivered more than twice
+      ``max_deliver`` times without its handler failing (processes that died on it) is moved
+      there without being handled again. 5 by default; ``None``: no limit (a failing message is
+      delivered again, ever later, until its handler succeeds).
+    - ``retry_backoff``: how long a message whose handler failed waits before its next delivery:
+      ``retry_backoff.delay(n)`` after its ``n``-th delivery (from 0). 1 s doubling up to 60 s,
+      plus up to 20 %: with the default ``max_deliver``, a message that always fails is moved
+      to the dead-letter stream about 15 s after its first delivery.
+    - ``dead_letter_limit``: how many messages the dead-letter stream keeps (beyond, the oldest is
+      discarded); ``None``: all, until deleted. 10,000 by default.
     """
 
     redelivery_delay: float = 30.0
     dedupe_window: float = 120.0
     ordered: bool = False
     prefetch: int = 32
-    max_deliver: int | None = None
+    max_deliver: int | None = 5
+    retry_backoff: Backoff = RETRY_BACKOFF
+    dead_letter_limit: int | None = 10_000
 
     def __post_init__(self) -> None:
         if not self.redelivery_delay > 0:
@@ -82,6 +107,8 @@ class Durable:
             raise ValueError(f"prefetch must be at least 1, not {self.prefetch!r}")
         if self.max_deliver is not None and self.max_deliver < 1:
             raise ValueError(f"max_deliver must be at least 1 or None, not {self.max_deliver!r}")
+        if self.dead_letter_limit is not None and self.dead_letter_limit < 1:
+            raise ValueError(f"dead_letter_limit must be at least 1 or None, not {self.dead_letter_limit!r}")
 
 
 def stream_name(prefix: str, name: str) -> str:
@@ -91,18 +118,20 @@ def stream_name(prefix: str, name: str) -> str:
 
 
 class Streams:
-    """A node's side of JetStream: sets up durable names' streams and stores messages in them."""
+    """A node's side of JetStream: sets up durable names' streams and stores messages in them;
+    ``dead`` does the same for their dead-letter streams."""
 
     def __init__(self, js: JetStreamContext, *, url: str, prefix: str, store_timeout: float) -> None:
         self._js = js
         self._url = url
         self._prefix = prefix
         self._store_timeout = store_timeout
+        self.dead = DeadLetterStreams(js, prefix=prefix, timeout=min(store_timeout, 5.0))
 
     async def set_up(self, name: str, subject: str, settings: Durable) -> JetStreamContext.PullSubscription:
-        """Create (or update) the stream that captures ``subject`` and its durable consumer, and
-        bind a pull subscription to it. Raises ``RuntimeError`` without JetStream, ``ValueError``
-        for settings the server refuses to change."""
+        """Create (or update) the stream that captures ``subject``, its dead-letter stream and its
+        durable consumer, and bind a pull subscription to it. Raises ``RuntimeError`` without
+        JetStream, ``ValueError`` for settings the server refuses to change."""
         stream = stream_name(self._prefix, name)
         config = StreamConfig(
             name=stream,
@@ -121,12 +150,19 @@ class Streams:
                 f"a durable mailbox needs JetStream, which the server at {self._url} does not offer "
                 "(start nats-server with -js)"
             ) from None
+        await self.dead.set_up(
+            name, stream, limit=settings.dead_letter_limit, dedupe_window=settings.dedupe_window
+        )
+        # JetStream itself never gives up on a message (it would stay in the stream for good, a
+        # work queue's message being removed only when acknowledged): the pump counts deliveries
+        # and moves a message to the dead-letter stream. The pool's limit is noted in metadata.
         consumer = ConsumerConfig(
             durable_name=CONSUMER,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=settings.redelivery_delay,
             max_ack_pending=1 if settings.ordered else max(1000, settings.prefetch * 8),
-            max_deliver=settings.max_deliver if settings.max_deliver is not None else -1,
+            max_deliver=-1,
+            metadata={_MAX_DELIVER: str(settings.max_deliver)},
         )
         try:
             existing = (await self._js.consumer_info(stream, CONSUMER)).config
@@ -135,9 +171,12 @@ class Streams:
         else:
             changed = [
                 f"{field} {getattr(existing, field)!r} -> {getattr(consumer, field)!r}"
-                for field in ("ack_wait", "max_ack_pending", "max_deliver")
+                for field in ("ack_wait", "max_ack_pending")
                 if getattr(existing, field) != getattr(consumer, field)
             ]
+            before = (existing.metadata or {}).get(_MAX_DELIVER)
+            if before is not None and before != str(settings.max_deliver):
+                changed.append(f"max_deliver {before} -> {settings.max_deliver}")
             if changed:
                 _logger.warning("durable %r published with other settings: %s", name, ", ".join(changed))
         try:
@@ -184,7 +223,7 @@ class Streams:
 
 class Pump:
     """A durable publication's inlet: fetches from the durable consumer and hands each stored
-    message to the actor's running incarnation, one at a time; acknowledges it once handled."""
+    message to the actor's running incarnation, one at a time; settles it once handled."""
 
     def __init__(
         self,
@@ -196,6 +235,7 @@ class Pump:
         spawn: Spawn,
         mailbox: Mailbox,
         name: str,
+        dead: DeadLetterStreams,
     ) -> None:
         self._nc = nc
         self._receiver = receiver
@@ -204,9 +244,16 @@ class Pump:
         self._spawn = spawn
         self._mailbox = mailbox
         self._name = name
+        self._dead = dead
+        self._logs = LogLimit(_logger)
         self._task: asyncio.Task[None] | None = None
         self._busy = False
         self._closing = False
+        # The told message being handled (and its recipient), and its handler's error: a failed
+        # handler's message is recorded as a dead letter (`_on_dead_letter`), whether its actor
+        # then resumes or restarts.
+        self._watching: tuple[Message[Any], str] | None = None
+        self._failure: BaseException | None = None
 
     def closing(self) -> bool:
         """True from the start of `close` (read again after each await: it changes meanwhile)."""
@@ -214,10 +261,11 @@ class Pump:
 
     async def open(self) -> None:
         """Start fetching (the consumer exists: a message stored from now on reaches the actor)."""
+        dead_letters.add_listener(self._on_dead_letter)
         self._task = self._spawn(self._run())
 
     async def close(self, timeout: float) -> None:
-        """Finish and acknowledge the message being handled, give back (negative acknowledgement)
+        """Finish and settle the message being handled, give back (negative acknowledgement)
         the prefetched ones, and stop fetching."""
         self._closing = True
         pump = self._task
@@ -226,9 +274,25 @@ class Pump:
                 pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(pump), timeout)
+        dead_letters.remove_listener(self._on_dead_letter)
         if not self._nc.is_closed:
             with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
                 await asyncio.wait_for(self._pull.unsubscribe(), timeout)
+
+    def _stop_watching(self) -> BaseException | None:
+        """Stop watching the told message: its handler's error, if it failed."""
+        failure, self._watching, self._failure = self._failure, None, None
+        return failure
+
+    def _on_dead_letter(self, letter: DeadLetter) -> None:
+        watching = self._watching
+        if (
+            watching is not None
+            and letter.reason == "failed"
+            and letter.message is watching[0]
+            and letter.recipient == watching[1]
+        ):
+            self._failure = letter.error
 
     async def _run(self) -> None:
         pull = self._pull
@@ -255,32 +319,44 @@ class Pump:
             keep_alive = self._spawn(_report_progress(waiting, settings.redelivery_delay / 2))
             try:
                 for index, msg in enumerate(messages):
+                    if self.closing():
+                        await _give_back(messages[index:])
+                        return
                     try:
-                        handled = not self.closing() and await self._handle(msg)
-                    except Exception:
-                        _logger.exception("%s: a stored message could not be delivered", self._name)
-                        with contextlib.suppress(nats.errors.Error):
-                            await msg.term()  # it would fail again wherever it went
-                        waiting.remove(msg)
+                        handled = await self._handle(msg)
+                    except Exception as error:
+                        await self._node_failed(msg, error)
+                        handled = True
+                    waiting.remove(msg)
+                    if handled:
                         continue
-                    if not handled:
-                        for rest in messages[index:]:
-                            with contextlib.suppress(nats.errors.Error):
-                                await rest.nak()
+                    await _give_back([msg])
+                    if self._mailbox.closed or self.closing():
+                        # The actor stopped for good (or the name is being unpublished): the
+                        # rest goes back to the pool. While a supervised child restarts, the
+                        # batch waits for its next incarnation instead (a message given back
+                        # counts one more delivery).
+                        await _give_back(messages[index + 1 :])
                         if self.closing():
                             return
-                        break  # an incarnation ended (a supervised restart): fetch again for the next
-                    waiting.remove(msg)
+                        break
             finally:
                 keep_alive.cancel()
                 self._busy = False
 
     async def _handle(self, msg: Msg) -> bool:
-        """Deliver one stored message and acknowledge it when handled; False if the actor stopped
-        first (the message is then given back)."""
+        """Deliver one stored message and settle it (acknowledged once handled; see `_failed` if
+        its handler failed); False if the actor stopped first (the caller gives it back)."""
         actor = await self._incarnation()
         if actor is None:
             return False
+        deliveries = msg.metadata.num_delivered
+        limit = self._settings.max_deliver
+        if limit is not None and deliveries > 2 * limit:
+            text = f"delivered {deliveries} times without an outcome (to processes that died holding it)"
+            kind = "DeliveryLimitReached"
+            await self._give_up(msg, msg.data, actor.identifier, deliveries, kind, text, None)
+            return True
         receiver = self._receiver
         reply = (msg.headers or {}).get(REPLY)
         try:
@@ -302,14 +378,88 @@ class Pump:
             if not await receiver.answer(actor, message, future, reply, None):
                 return False
         else:
-            await actor.reference.tell(message)
-            handled = await wait_handled(actor, stopped)
+            self._watching, self._failure = (message, actor.identifier), None
+            try:
+                await actor.reference.tell(message)
+                handled = await wait_handled(actor, stopped)
+            finally:
+                failure = self._stop_watching()
+            if failure is not None:
+                await self._failed(msg, message, actor.identifier, deliveries, failure)
+                return True
             if not handled:
                 self._mailbox.withdraw(message)
                 return False
         with contextlib.suppress(nats.errors.Error):
             await msg.ack()
         return True
+
+    async def _failed(
+        self, msg: Msg, message: Message[Any], recipient: str, deliveries: int, error: BaseException
+    ) -> None:
+        """The handler of a told message failed on its ``deliveries``-th delivery: it is delivered
+        again after the retry backoff's delay, or, at ``max_deliver``, moved to the dead-letter
+        stream. (Its failure is a dead letter already, recorded by the actor.)"""
+        settings = self._settings
+        limit = settings.max_deliver
+        if limit is not None and deliveries >= limit:
+            await self._give_up(msg, message, recipient, deliveries, type(error).__name__, str(error), error)
+            return
+        delay = settings.retry_backoff.delay(max(0, deliveries - 1))
+        self._logs.log(
+            logging.INFO,
+            "%s: %s failed on delivery %d of %s (%r); delivered again in %.3g s",
+            self._name,
+            type(message).__name__,
+            deliveries,
+            limit if limit is not None else "unlimited",
+            error,
+            delay,
+        )
+        with contextlib.suppress(nats.errors.Error):
+            await msg.nak(delay=delay)
+
+    async def _node_failed(self, msg: Msg, error: Exception) -> None:
+        """Delivering a stored message failed in this node (not in a handler): it would fail again
+        wherever it went, so it is moved to the dead-letter stream at once."""
+        self._logs.log(
+            logging.ERROR, "%s: a stored message could not be delivered", self._name, exc_info=error
+        )
+        deliveries = msg.metadata.num_delivered
+        await self._give_up(msg, msg.data, self._name, deliveries, type(error).__name__, str(error), error)
+
+    async def _give_up(
+        self,
+        msg: Msg,
+        message: Any,
+        recipient: str,
+        deliveries: int,
+        error_type: str,
+        text: str,
+        cause: BaseException | None,
+    ) -> None:
+        """Move ``msg`` to the dead-letter stream, record it (``actorio.dead_letters``, reason
+        ``failed``, a `DeliveryLimitReached`) and take it out of its stream; if the dead-letter
+        stream does not store it, give it back to be delivered again later instead."""
+        if not await self._dead.move(msg, self._name, deliveries, error_type, text):
+            delay = self._settings.retry_backoff.delay(max(0, deliveries - 1))
+            self._logs.log(
+                logging.WARNING,
+                "%s: the dead-letter stream did not store a message; delivered again in %.3g s",
+                self._name,
+                delay,
+            )
+            with contextlib.suppress(nats.errors.Error):
+                await msg.nak(delay=delay)
+            return
+        gave_up = DeliveryLimitReached(
+            self._name, deliveries, dead_letter_stream(msg.metadata.stream), error_type, text
+        )
+        gave_up.__cause__ = cause
+        dead_letters.record(message, recipient, "failed", gave_up)
+        self._logs.log(logging.WARNING, "%s", gave_up)
+        with contextlib.suppress(nats.errors.Error):
+            await msg.term()
 
     async def _incarnation(self) -> Actor[Any] | None:
         """The published actor's running incarnation; while a supervised child waits for its next
@@ -321,6 +471,13 @@ class Pump:
                 return actor
             await asyncio.sleep(0.02)  # between incarnations: poll until the next one runs
         return None
+
+
+async def _give_back(messages: list[Msg]) -> None:
+    """Negative acknowledgements: the stream delivers these messages again, to any process."""
+    for msg in messages:
+        with contextlib.suppress(nats.errors.Error):
+            await msg.nak()
 
 
 async def _report_progress(waiting: list[Msg], interval: float) -> None:

@@ -26,22 +26,24 @@ import os
 import re
 import ssl
 import uuid
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar, cast, overload
+from typing import Any, TypeVar, overload
 
 import nats
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from .. import Actor, ActorRef, ActorStopped, Message
-from ..lowlevel import is_actor_class, is_message_class, mailbox_of, message_types_of
+from .. import Actor, ActorRef, ChildSpec, Message, SupervisorStrategy
+from ..lowlevel import is_actor_class, is_message_class, message_types_of, task_of
 from ._addresses import Addresses, check_subject_prefix
 from ._codec import REPLY, TIMEOUT
 from ._connection import Security, open_client, redact, synced
-from ._durable import Durable, Pump, Streams
+from ._dead_letter_stream import StoredDeadLetter
+from ._durable import Durable, Pump, Streams, stream_name
 from ._errors import ActorNotFound, NotAuthorized
+from ._keeper import PublicationSupervisor, Target
 from ._outbox import Outbox
 from ._publication import (
     DEFAULT_PENDING_LIMITS,
@@ -134,6 +136,7 @@ class Node:
         js = nc.jetstream()  # pyright: ignore[reportUnknownMemberType]
         self._streams = Streams(js, url=self.url, prefix=prefix, store_timeout=store_timeout)
         self._publications: set[Publication] = set()
+        self._owned: set[PublicationSupervisor] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._addresses = Addresses(nc, prefix=prefix, node_id=self.node_id, reply_prefixes=reply_prefixes)
         self._outbox = Outbox(
@@ -318,15 +321,41 @@ class Node:
     async def publish(
         self,
         name: str,
-        actor: Actor[Any] | ActorRef[Any],
+        actor: Actor[Any] | ActorRef[Any] | ChildSpec[Actor[Any]] | Callable[[], Actor[Any]],
         *,
         durable: Durable | bool = False,
         pending_limits: tuple[int, int] | None = None,
+        supervision: SupervisorStrategy | None = None,
     ) -> Publication:
-        """Publish ``actor`` (an actor, or the reference of a local one, such as a supervised
-        child's) under ``name``: messages to ``node.ref(name, ...)`` from any process reach it.
-        Starts the actor if it is not started. Returns once the server has the
-        subscription (or, durable, the stream and consumer): a message sent after that reaches it.
+        """Publish ``actor`` under ``name``: messages to ``node.ref(name, ...)`` from any process
+        reach it. Returns once the server has the subscription (or, durable, the streams and
+        consumer): a message sent after that reaches it.
+
+        What keeps it serving depends on what ``actor`` is:
+
+        - a factory (an actor class, a ``functools.partial``, a lambda, or a `ChildSpec` for the
+          child options): the node makes the actor and supervises it, as a parent supervises a
+          child (`Actor.supervise`): a handler failing on a told message makes the message a dead
+          letter and restarts the actor, after a growing delay, with its mailbox kept.
+          ``supervision`` (a `SupervisorStrategy`: ``max_restarts`` within ``within``, and the
+          default ``decider`` and ``backoff``) sets the policy; the default restarts it after
+          any ``Exception``, 0.1 s doubling up to 5 s apart (plus up to 20 %), for as long as it
+          fails (its intensity, 10 restarts within 10 s, is more than that backoff allows). The
+          actor is named after the publication (unless a `ChildSpec` names it) and stops when
+          the node closes;
+        - an actor not yet started (or its reference): it cannot be made again, so a handler
+          failing on a told message makes the message a dead letter and the same actor goes on
+          with the next, state kept (the ``resume`` directive). ``supervision``'s ``decider`` may
+          choose ``stop`` (or ``escalate``) for some errors instead; the node starts it, and it
+          keeps running after the node closes;
+        - a running actor (the reference of a supervised child, an actor its owner started): it
+          is published as it is; whoever started it supervises it (a supervised child stays
+          published across its restarts). ``supervision`` is then a ``ValueError``.
+
+        Each actor the node supervises has a supervisor of its own: one that fails more often
+        than its ``supervision`` allows stops, and its publications end (the name is no longer
+        published by this process; logged on ``actorio.nats``), while the node's other
+        publications go on. A publication ends by itself when its actor stops for good.
 
         Messages are validated with the actor's protocol (``type(actor).protocol``); an invalid
         one never reaches a handler: an ask gets `InvalidPayload` back, a tell is a dead letter
@@ -339,9 +368,11 @@ class Node:
           its reply was sent); if the process dies or the actor stops first, the message is
           delivered again, to this name's next process, ``redelivery_delay`` seconds after it
           was delivered (at once if the actor stopped while this process kept running);
-        - a handler that raises on a told message stops the actor (as for any actor), and the
-          message is delivered again elsewhere; an ask's handler that raises answers the asker
-          with the error, and the message is acknowledged;
+        - a handler that raises on a told message: the message is delivered again after a
+          growing delay (``retry_backoff``), up to ``max_deliver`` deliveries (5), then moved to
+          the name's dead-letter stream (see `dead_letters`, `replay`) and recorded in
+          ``actorio.dead_letters``; the other messages keep flowing meanwhile. An ask's handler
+          that raises answers the asker with the error, and the message is acknowledged;
         - duplicates: a message stored twice with the same message id within ``dedupe_window`` is
           stored once; but a redelivered message is handled again (handlers should be idempotent);
         - order: messages are delivered in stream order, but a redelivered one comes after later
@@ -358,10 +389,11 @@ class Node:
         nats-py's limits by default: 524,288 messages, 128 MiB. Core tells are at most once: when
         every message matters, ask (the asker learns of a loss), or publish with ``durable``.
 
-        Raises ``ValueError`` for an invalid name, or durable settings the server refuses to
-        change; ``TypeError`` if ``actor`` is neither an actor nor a local reference;
-        ``RuntimeError`` for ``durable`` on a server without JetStream; ``ValueError`` for
-        ``pending_limits`` that are not two positive integers, or given with ``durable``.
+        Raises ``ValueError`` for an invalid name, durable settings the server refuses to
+        change, ``supervision`` for a running actor, or ``pending_limits`` that are not two
+        positive integers or are given with ``durable``; ``TypeError`` if ``actor`` is neither an
+        actor, a local reference nor a factory; `ActorStopped` for an actor that has stopped;
+        ``RuntimeError`` for ``durable`` on a server without JetStream; what a factory raises.
         """
         check_name(name)
         limits = DEFAULT_PENDING_LIMITS if pending_limits is None else check_pending_limits(pending_limits)
@@ -369,28 +401,41 @@ class Node:
             raise ValueError(
                 "pending_limits applies to core publications: a durable mailbox fetches what it handles"
             )
-        found = mailbox_of(actor)  # None for a remote reference
-        if found is None:
-            kind = type(cast(object, actor)).__name__
-            raise TypeError(f"publish() takes an actor or a local reference, not {kind}")
-        cell = found
-        if cell.closed:
-            raise ActorStopped(cell.actor.identifier)
+        target = Target.of(name, actor, supervision)
         if self._closed:
             raise RuntimeError("the node is closed")
         settings = Durable() if durable is True else (durable or None)
         subject = self._subject_of(name)
+        # The streams first: if they cannot be set up, nothing was started.
+        pull = None if settings is None else await self._streams.set_up(name, subject, settings)
+        try:
+            cell, supervisor = await target.start()
+        except BaseException:
+            if pull is not None:
+                with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+                    await asyncio.wait_for(pull.unsubscribe(), 5.0)
+            raise
+        if supervisor is not None and target.owned:
+            self._owned.add(supervisor)
+            supervisor_task = task_of(supervisor)
+            if supervisor_task is not None:
+                supervisor_task.add_done_callback(lambda _: self._owned.discard(supervisor))
         inlet: Inlet
-        if settings is None:
+        if pull is None or settings is None:
             inlet = CoreSubscription(
                 self._nc, self._receiver, subject=subject, mailbox=cell, pending_limits=limits
             )
         else:
-            # The stream first: if it cannot be set up, nothing was started.
-            pull = await self._streams.set_up(name, subject, settings)
-            inlet = Pump(self._nc, self._receiver, pull, settings, spawn=self._spawn, mailbox=cell, name=name)
-        if not cell.actor.started and not cell.closed:
-            await cell.actor.start()
+            inlet = Pump(
+                self._nc,
+                self._receiver,
+                pull,
+                settings,
+                spawn=self._spawn,
+                mailbox=cell,
+                name=name,
+                dead=self._streams.dead,
+            )
         publication = Publication(
             self, name, subject, cell, settings, inlet, spawn=self._spawn, leave=self._publications.discard
         )
@@ -420,6 +465,34 @@ class Node:
         """
         check_name(name)
         return RemoteRef(self._outbox, self._subject_of(name), name, _protocol_members(protocol), durable)
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    async def dead_letters(self, name: str, *, limit: int | None = 100) -> list[StoredDeadLetter]:
+        """The messages in the dead-letter stream of the durable name ``name``, oldest first (at
+        most ``limit``; ``None``: all), without taking them out: each with its payload, its
+        headers, its handler's last error and its delivery count (see `StoredDeadLetter`).
+
+        Raises ``ValueError`` for an invalid name, or one that was never published durably."""
+        check_name(name)
+        return await self._streams.dead.read(name, stream_name(self.prefix, name), limit)
+
+    async def replay(self, name: str, sequences: Iterable[int] | None = None) -> int:
+        """Store the dead letters of the durable name ``name`` in its stream again (those whose
+        ``sequence`` is in ``sequences``, else all), oldest first: each is delivered again, as a
+        new message with a new delivery count, and is deleted from the dead-letter stream once
+        stored. Returns how many were replayed. A replay cut short (a crash between storing and
+        deleting) can be run again: within ``dedupe_window`` the stream stores each message once.
+
+        Raises ``ValueError`` for an invalid name, or one that was never published durably;
+        `ActorNotFound` or ``asyncio.TimeoutError`` if its stream does not store a message."""
+        check_name(name)
+        ref = self.ref(name, durable=True)
+
+        async def store(data: bytes, headers: Mapping[str, str], msg_id: str) -> None:
+            await self._streams.store(ref, data, headers, msg_id)
+
+        return await self._streams.dead.replay(name, stream_name(self.prefix, name), sequences, store)
 
     # -- asking -------------------------------------------------------------------------------
 
@@ -471,8 +544,9 @@ class Node:
 
     async def close(self, timeout: float = 10.0) -> None:
         """Drain and close: unpublish every actor (see `Publication.unpublish`), wait (up to
-        ``timeout`` seconds) for the replies to asks being served, send what is queued, then
-        close the connection. Local actors keep running. Idempotent."""
+        ``timeout`` seconds) for the replies to asks being served, stop the actors this node
+        made from a factory, send what is queued, then close the connection. The actors it was
+        given keep running. Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -481,6 +555,8 @@ class Node:
         pending = [task for task in self._tasks if task is not self._outbox.flusher]
         if pending:
             await asyncio.wait(pending, timeout=timeout)
+        for supervisor in list(self._owned):
+            await supervisor.stop(timeout)
         await self._outbox.flushed(timeout)
         for future in self._replies.values():
             if not future.done():

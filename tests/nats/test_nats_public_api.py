@@ -8,6 +8,7 @@ import actorio.nats
 
 EXPECTED = {
     "ActorNotFound",
+    "DeliveryLimitReached",
     "Durable",
     "LocalServer",
     "Node",
@@ -17,6 +18,7 @@ EXPECTED = {
     "RemoteError",
     "RemoteRef",
     "ReplyTooLarge",
+    "StoredDeadLetter",
     "find_nats_server",
 }
 

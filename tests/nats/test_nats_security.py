@@ -50,8 +50,9 @@ def _server(tmp_path: Path, config: str) -> LocalServer:
 
 
 async def _round_trip(node: Node) -> None:
-    """Publish a greeter through ``node`` and ask it, through the same connection."""
-    await node.publish("greeter", Greeter())
+    """Publish a greeter through ``node`` and ask it, through the same connection. (From its
+    class: the node then owns it and stops it when it closes.)"""
+    await node.publish("greeter", Greeter)
     reply = await node.ref("greeter", Greeter).ask(Greet(name="TLS"), timeout=10)
     assert reply.text == "Hello TLS!"
 

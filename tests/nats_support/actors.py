@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from pathlib import Path
 
 from actorio import Actor, Message, handles
@@ -68,17 +69,22 @@ class Job(Message):
 
 class Recorder(Actor[Job | Report]):
     """Handles jobs, appending ``done <id>`` to a file; at ``hang_at`` it writes ``start <id>``
-    and never finishes (to be killed mid-handler)."""
+    and never finishes (to be killed mid-handler); at each of ``poison`` it writes ``fail <id>``
+    and raises."""
 
-    def __init__(self, path: Path, hang_at: int | None = None) -> None:
+    def __init__(self, path: Path, hang_at: int | None = None, poison: Collection[int] = ()) -> None:
         super().__init__()
         self.path = path
         self.hang_at = hang_at
+        self.poison = set(poison)
         self.done: list[int] = []
 
     @handles(Job)
     async def job(self, msg: Job) -> None:
         with self.path.open("a") as file:
+            if msg.id in self.poison:
+                file.write(f"fail {msg.id}\n")
+                raise ValueError(f"job {msg.id} is poison")
             if msg.id == self.hang_at:
                 file.write(f"start {msg.id}\n")
                 file.flush()
@@ -91,13 +97,14 @@ class Recorder(Actor[Job | Report]):
         return list(self.done)
 
 
-def handled_ids(path: Path) -> list[int]:
-    """The ids a `Recorder` wrote as done (a line cut by a kill is ignored)."""
+def handled_ids(path: Path, kind: str = "done") -> list[int]:
+    """The ids a `Recorder` wrote as done (or as ``kind``: ``fail``); a line cut by a kill is
+    ignored."""
     if not path.exists():
         return []
     ids: list[int] = []
     for line in path.read_text().splitlines():
-        kind, _, number = line.partition(" ")
-        if kind == "done" and number.isdigit():
+        written, _, number = line.partition(" ")
+        if written == kind and number.isdigit():
             ids.append(int(number))
     return ids

@@ -1,0 +1,288 @@
+"""A durable name's dead-letter stream: where a stored message goes once it cannot be handled.
+
+Owns:
+
+- the stream's name (``<stream>_DLQ``) and subject (``<prefix>.dlq.<name>``), and its set-up
+  (`DeadLetterStreams.set_up`);
+- what a moved message carries (`DeadLetterStreams.move`): its payload and its own headers as
+  they were stored, plus ``Actorio-Dead-*`` headers saying why it is there (error type and
+  message, deliveries, time, the stream and sequence it came from);
+- reading it back (`DeadLetterStreams.read`, as `StoredDeadLetter` records) and replaying it
+  into the name's stream (`DeadLetterStreams.replay`);
+- `DeliveryLimitReached`, the error of the dead letter recorded when a message is moved;
+- `LogLimit`: a publication's failure logs, at most so many lines a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, cast
+
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RawStreamMsg, RetentionPolicy, StorageType, StreamConfig
+
+from .. import ActorioException
+from ._codec import MSG_ID
+
+__all__ = [
+    "DEAD",
+    "DeadLetterStreams",
+    "DeliveryLimitReached",
+    "LogLimit",
+    "StoredDeadLetter",
+    "dead_letter_stream",
+    "dead_letter_subject",
+]
+
+DEAD = "Actorio-Dead-"
+"""The prefix of the headers a dead-letter stream adds to a message."""
+_NAME = DEAD + "Name"
+_STREAM = DEAD + "Stream"
+_SEQUENCE = DEAD + "Sequence"
+_DELIVERIES = DEAD + "Deliveries"
+_ERROR_TYPE = DEAD + "Error-Type"
+_ERROR = DEAD + "Error"
+_TIME = DEAD + "Time"
+
+_NATS = "Nats-"
+"""The prefix of JetStream's headers."""
+
+_ERROR_CHARS = 500
+"""The longest error message a dead-letter header keeps."""
+
+
+def dead_letter_stream(stream: str) -> str:
+    """The dead-letter stream of a durable name's stream."""
+    return f"{stream}_DLQ"
+
+
+def dead_letter_subject(prefix: str, name: str) -> str:
+    """The subject of a durable name's dead-letter stream."""
+    return f"{prefix}.dlq.{name}"
+
+
+class DeliveryLimitReached(ActorioException):
+    """A stored message was moved to its name's dead-letter stream: its handler failed on its last
+    allowed delivery (``Durable.max_deliver``), it was delivered far more often than that without
+    an outcome (to processes that died holding it), or its delivery failed in the node itself.
+
+    The error of the dead letter recorded in ``actorio.dead_letters`` for the move; ``__cause__``
+    is the handler's last error, if there was one.
+    """
+
+    def __init__(self, name: str, deliveries: int, stream: str, error_type: str, error: str) -> None:
+        self.name = name
+        self.deliveries = deliveries
+        self.stream = stream
+        self.error_type = error_type
+        self.error = error
+        super().__init__(
+            f"{name}: moved to the dead-letter stream {stream} after {deliveries} deliveries "
+            f"({error_type}: {error})"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredDeadLetter:
+    """A message in a durable name's dead-letter stream (see ``Node.dead_letters``)."""
+
+    stream: str
+    """The dead-letter stream (``<stream>_DLQ``)."""
+    sequence: int
+    """Its sequence in the dead-letter stream (to replay or delete it)."""
+    name: str
+    """The published name it was sent to."""
+    data: bytes
+    """The payload, as it was stored (the message's wire form)."""
+    headers: Mapping[str, str]
+    """The message's own headers as they were stored (``Actorio-Sender``, ...), without
+    JetStream's (its message id, ...) and without the ``Actorio-Dead-*`` headers."""
+    error_type: str
+    """The class name of the handler's last error (``ValueError``), or of what else gave up."""
+    error: str
+    """Its message (at most 500 characters)."""
+    deliveries: int
+    """How many times it was delivered before it was moved."""
+    failed_at: datetime.datetime
+    """When it was moved (UTC)."""
+    stream_sequence: int
+    """Its sequence in the name's own stream."""
+
+    @classmethod
+    def from_raw(cls, stream: str, raw: RawStreamMsg) -> StoredDeadLetter:
+        """Read one message of a dead-letter stream."""
+        # nats-py leaves the headers' dict untyped.
+        headers = cast("dict[str, str] | None", raw.headers)  # pyright: ignore[reportUnknownMemberType]
+        stored: dict[str, str] = dict(headers or {})
+
+        def number(key: str) -> int:
+            try:
+                return int(stored.get(key, "0"))
+            except ValueError:
+                return 0
+
+        try:
+            failed_at = datetime.datetime.fromisoformat(stored.get(_TIME, ""))
+        except ValueError:
+            failed_at = raw.time or datetime.datetime.fromtimestamp(0, datetime.timezone.utc)
+        return cls(
+            stream=stream,
+            sequence=raw.seq or 0,
+            name=stored.get(_NAME, ""),
+            data=raw.data or b"",
+            headers=_own_headers(stored),
+            error_type=stored.get(_ERROR_TYPE, ""),
+            error=stored.get(_ERROR, ""),
+            deliveries=number(_DELIVERIES),
+            failed_at=failed_at,
+            stream_sequence=number(_SEQUENCE),
+        )
+
+
+def _own_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """A message's own headers: without JetStream's (``Nats-Msg-Id``, ``Nats-Expected-Stream``,
+    ...) and without the ``Actorio-Dead-*`` ones."""
+    return {k: v for k, v in headers.items() if not k.startswith((DEAD, _NATS))}
+
+
+def _header_text(text: str) -> str:
+    """``text`` as one line of printable ASCII, at most ``_ERROR_CHARS`` characters."""
+    if len(text) > _ERROR_CHARS:
+        text = text[:_ERROR_CHARS] + "..."
+    flat = " ".join(text.split())
+    return flat.encode("ascii", "backslashreplace").decode("ascii")
+
+
+class DeadLetterStreams:
+    """A node's side of the dead-letter streams: sets them up, moves messages there, reads them
+    back and replays them."""
+
+    def __init__(self, js: JetStreamContext, *, prefix: str, timeout: float) -> None:
+        self._js = js
+        self._prefix = prefix
+        self._timeout = timeout
+
+    async def set_up(self, name: str, stream: str, *, limit: int | None, dedupe_window: float) -> None:
+        """Create (or update) the dead-letter stream of the durable name whose stream is ``stream``:
+        it keeps the latest ``limit`` messages (``None``: all), until they are deleted."""
+        config = StreamConfig(
+            name=dead_letter_stream(stream),
+            subjects=[dead_letter_subject(self._prefix, name)],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_msgs=limit if limit is not None else -1,
+            discard=DiscardPolicy.OLD,
+            duplicate_window=dedupe_window,
+        )
+        # nats-py leaves ``**params`` unannotated in add_stream and update_stream.
+        try:
+            await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
+        except nats.js.errors.BadRequestError:
+            await self._js.update_stream(config)  # pyright: ignore[reportUnknownMemberType]
+
+    async def move(self, msg: Msg, name: str, deliveries: int, error_type: str, error: str) -> bool:
+        """Store ``msg`` (payload and headers) in its name's dead-letter stream, with why; True once
+        the stream has it (stored once, however often this is retried). False if it could not be
+        stored: the caller gives it back to its stream instead."""
+        metadata = msg.metadata
+        stream = metadata.stream
+        sequence = metadata.sequence.stream
+        headers = _own_headers(msg.headers or {})
+        headers.update(
+            {
+                MSG_ID: f"{stream}:{sequence}",
+                _NAME: name,
+                _STREAM: stream,
+                _SEQUENCE: str(sequence),
+                _DELIVERIES: str(deliveries),
+                _ERROR_TYPE: _header_text(error_type),
+                _ERROR: _header_text(error),
+                _TIME: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+            }
+        )
+        try:
+            await self._js.publish(
+                dead_letter_subject(self._prefix, name),
+                msg.data,
+                timeout=self._timeout,
+                stream=dead_letter_stream(stream),
+                headers=headers,
+            )
+        except (nats.errors.Error, asyncio.TimeoutError):
+            return False
+        return True
+
+    async def read(self, name: str, stream: str, limit: int | None) -> list[StoredDeadLetter]:
+        """The messages of ``name``'s dead-letter stream, oldest first: at most ``limit`` of them
+        (``None``: all). Raises ``ValueError`` if the name has no dead-letter stream."""
+        dead = dead_letter_stream(stream)
+        subject = dead_letter_subject(self._prefix, name)
+        try:
+            info = await self._js.stream_info(dead)
+        except nats.js.errors.NotFoundError:
+            raise ValueError(f"{name!r} has no dead-letter stream: it was never published durably") from None
+        found: list[StoredDeadLetter] = []
+        sequence = max(info.state.first_seq, 1)
+        while limit is None or len(found) < limit:
+            try:
+                raw = await self._js.get_msg(dead, seq=sequence, subject=subject, next=True)
+            except nats.js.errors.NotFoundError:
+                break
+            found.append(StoredDeadLetter.from_raw(dead, raw))
+            sequence = (raw.seq or sequence) + 1
+        return found
+
+    async def replay(
+        self,
+        name: str,
+        stream: str,
+        sequences: Iterable[int] | None,
+        store: Callable[[bytes, Mapping[str, str], str], Awaitable[Any]],
+    ) -> int:
+        """Store the dead letters of ``name`` (those of ``sequences``, else all) in its stream
+        again, oldest first, each through ``store(data, headers, message id)``, then delete it
+        from the dead-letter stream; the number replayed."""
+        wanted = None if sequences is None else set(sequences)
+        replayed = 0
+        for letter in await self.read(name, stream, None):
+            if wanted is not None and letter.sequence not in wanted:
+                continue
+            # The id makes a replay retried after a crash (stored, not yet deleted) store it once.
+            await store(letter.data, letter.headers, f"replay:{letter.stream}:{letter.sequence}")
+            await self._js.delete_msg(letter.stream, letter.sequence)
+            replayed += 1
+        return replayed
+
+
+class LogLimit:
+    """At most ``limit`` log lines per ``window`` seconds; the first line after a window in which
+    some were skipped says how many."""
+
+    def __init__(self, logger: logging.Logger, limit: int = 10, window: float = 60.0) -> None:
+        self._logger = logger
+        self._limit = limit
+        self._window = window
+        self._start: float | None = None
+        self._logged = 0
+        self._skipped = 0
+
+    def log(self, level: int, text: str, *args: object, exc_info: BaseException | None = None) -> None:
+        """Log ``text % args`` at ``level``, unless this window's lines are used up."""
+        now = asyncio.get_running_loop().time()
+        if self._start is None or now >= self._start + self._window:
+            if self._skipped:
+                skipped = "%d similar lines were not logged in the last %g s"
+                self._logger.log(level, skipped, self._skipped, self._window)
+            self._start, self._logged, self._skipped = now, 0, 0
+        if self._logged >= self._limit:
+            self._skipped += 1
+            return
+        self._logged += 1
+        self._logger.log(level, text, *args, exc_info=exc_info)

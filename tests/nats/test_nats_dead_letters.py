@@ -1,0 +1,437 @@
+"""Failing durable messages on a real nats-server: delivered again after a growing delay, up to
+``max_deliver`` deliveries, then moved to the name's dead-letter stream (and recorded in
+``actorio.dead_letters``) while the other messages keep flowing; reading and replaying that
+stream; a durable pool of two OS processes with a poison message among many good ones.
+
+Re-run bigger: ``NATS_POISON_POOL_MESSAGES=5000 NATS_POISON_COUNT=20 pytest
+tests/nats/test_nats_dead_letters.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from actorio import Actor, Backoff, ChildSpec, Message, dead_letters, handles
+from actorio.nats import DeliveryLimitReached, Durable, Node, RemoteError, StoredDeadLetter
+from tests.nats_support.actors import Job, Recorder, Report, handled_ids
+from tests.nats_support.processes import wait_until, worker
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+POOL_MESSAGES = int(os.environ.get("NATS_POISON_POOL_MESSAGES", "300"))
+POISON_COUNT = int(os.environ.get("NATS_POISON_COUNT", "1"))
+
+FAST = Backoff(min_delay=0.05, max_delay=0.2)
+"""Retry delays short enough for a test."""
+
+
+class Attempts(Message[list[int]]):
+    """Asked: the ids of the jobs whose handler ran, once per attempt, in order."""
+
+
+class Picky(Actor[Job | Report | Attempts]):
+    """Fails on the jobs in ``poison`` (until ``cured``); records every attempt and every success."""
+
+    cured: ClassVar[bool] = False
+
+    def __init__(self, poison: set[int], failures_before_success: int | None = None) -> None:
+        super().__init__()
+        self.poison = poison
+        self.failures_before_success = failures_before_success
+        self.attempts: list[int] = []
+        self.attempt_times: list[float] = []
+        self.done: list[int] = []
+
+    @handles(Job)
+    async def job(self, msg: Job) -> None:
+        self.attempts.append(msg.id)
+        self.attempt_times.append(asyncio.get_running_loop().time())
+        if msg.id in self.poison and not Picky.cured:
+            limit = self.failures_before_success
+            if limit is None or self.attempts.count(msg.id) <= limit:
+                raise ValueError(f"job {msg.id} is poison")
+        self.done.append(msg.id)
+
+    @handles(Report)
+    async def report(self, msg: Report) -> list[int]:
+        return list(self.done)
+
+    @handles(Attempts)
+    async def attempts_so_far(self, msg: Attempts) -> list[int]:
+        return list(self.attempts)
+
+
+@pytest.fixture(autouse=True)
+def not_cured() -> None:
+    Picky.cured = False
+
+
+def job_id(letter: StoredDeadLetter) -> int:
+    """The id of the `Job` a dead letter holds."""
+    job = Recorder.protocol.validate(letter.data)
+    assert isinstance(job, Job)
+    return job.id
+
+
+async def test_a_poison_message_is_retried_then_moved_while_the_others_flow(
+    node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    picky = Picky(poison={3})
+    settings = Durable(redelivery_delay=5, max_deliver=3, retry_backoff=FAST)
+    publication = await node.publish("picky", picky, durable=settings)
+    jobs = node.ref("picky", Picky, durable=True)
+    with caplog.at_level(logging.INFO):
+        for n in range(10):
+            await jobs.tell(Job(id=n))
+
+        async def moved() -> bool:
+            return len(await node.dead_letters("picky")) == 1
+
+        await wait_until(moved, 20)
+    # The good ones, each once; the poison one three times (max_deliver), never acknowledged.
+    assert sorted(picky.done) == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    assert picky.attempts.count(3) == 3
+    assert publication.active
+    assert picky.running
+    [letter] = await node.dead_letters("picky")
+    assert isinstance(letter, StoredDeadLetter)
+    assert (letter.name, letter.error_type, letter.error) == ("picky", "ValueError", "job 3 is poison")
+    assert letter.deliveries == 3
+    assert job_id(letter) == 3
+    assert letter.stream.endswith("_DLQ")
+    assert letter.stream_sequence == 4
+    # Taken out of the name's stream: nothing is delivered again.
+    info = await node.client.jetstream().stream_info(letter.stream.removesuffix("_DLQ"))  # pyright: ignore[reportUnknownMemberType]
+    assert info.state.messages == 0
+    # Recorded: each failed delivery (by the actor), and the move.
+    moves = [d for d in dead_letters.of(reason="failed") if isinstance(d.error, DeliveryLimitReached)]
+    assert len(dead_letters.of(reason="failed")) == 4
+    assert len(moves) == 1
+    assert moves[0].message.id == 3
+    assert isinstance(moves[0].error, DeliveryLimitReached)
+    assert moves[0].error.deliveries == 3
+    assert isinstance(moves[0].error.__cause__, ValueError)
+    # No traceback logged for a failing message, and the move is said once.
+    assert not [r for r in caplog.records if r.exc_info]
+    moved_lines = [
+        r for r in caplog.records if r.name == "actorio.nats" and "dead-letter stream" in r.message
+    ]
+    assert len(moved_lines) == 1
+    assert moved_lines[0].levelno == logging.WARNING
+    assert await jobs.ask(Report(), timeout=10) == picky.done  # still serving
+    await picky.stop()
+
+
+async def test_redeliveries_come_after_a_growing_delay(node: Node) -> None:
+    picky = Picky(poison={0})
+    settings = Durable(max_deliver=3, retry_backoff=Backoff(min_delay=0.3, max_delay=5.0, factor=2.0))
+    await node.publish("growing", picky, durable=settings)
+    await node.ref("growing", Picky, durable=True).tell(Job(id=0))
+
+    async def moved() -> bool:
+        return len(await node.dead_letters("growing")) == 1
+
+    await wait_until(moved, 20)
+    first, second, third = picky.attempt_times
+    # The delays are the least the server waits; a busy machine only makes them longer.
+    assert second - first >= 0.3 * 0.9
+    assert third - second >= 0.6 * 0.9
+    await picky.stop()
+
+
+async def test_a_message_that_fails_a_few_times_then_succeeds_is_not_moved(node: Node) -> None:
+    picky = Picky(poison={1}, failures_before_success=3)
+    await node.publish("flaky-jobs", picky, durable=Durable(max_deliver=None, retry_backoff=FAST))
+    jobs = node.ref("flaky-jobs", Picky, durable=True)
+    await jobs.tell(Job(id=1))
+
+    async def done() -> bool:
+        return await jobs.ask(Report(), timeout=10) == [1]
+
+    await wait_until(done, 20)
+    assert picky.attempts == [1, 1, 1, 1]
+    assert await node.dead_letters("flaky-jobs") == []
+    await picky.stop()
+
+
+async def test_an_ask_whose_handler_raises_is_answered_not_retried(node: Node) -> None:
+    class Boom(Message[int]):
+        pass
+
+    class Asked(Actor[Boom]):
+        calls = 0
+
+        @handles(Boom)
+        async def boom(self, msg: Boom) -> int:
+            Asked.calls += 1
+            raise ValueError("no")
+
+    asked = Asked()
+    await node.publish("asked", asked, durable=Durable(max_deliver=2, retry_backoff=FAST))
+    with pytest.raises(RemoteError, match="ValueError: no"):
+        await node.ref("asked", Asked, durable=True).ask(Boom(), timeout=10)
+    # Acknowledged: the stream lets it go (a message given back would stay until moved).
+    js = node.client.jetstream()  # pyright: ignore[reportUnknownMemberType]
+    stream = await js.find_stream_name_by_subject("actorio.actor.asked")
+
+    async def acknowledged() -> bool:
+        return (await js.stream_info(stream)).state.messages == 0
+
+    await wait_until(acknowledged, 10)
+    assert Asked.calls == 1
+    assert await node.dead_letters("asked") == []
+    await asked.stop()
+
+
+async def test_replay_stores_dead_letters_again(node: Node) -> None:
+    picky = Picky(poison={1, 2})
+    await node.publish("replayed", picky, durable=Durable(max_deliver=1, retry_backoff=FAST))
+    jobs = node.ref("replayed", Picky, durable=True)
+    for n in range(4):
+        await jobs.tell(Job(id=n))
+
+    async def both_moved() -> bool:
+        return len(await node.dead_letters("replayed")) == 2
+
+    await wait_until(both_moved, 20)
+    letters = await node.dead_letters("replayed")
+    assert [job_id(letter) for letter in letters] == [1, 2]
+    assert len(await node.dead_letters("replayed", limit=1)) == 1
+    Picky.cured = True
+    # One chosen by its sequence, then the rest.
+    assert await node.replay("replayed", [letters[1].sequence]) == 1
+    assert [letter.sequence for letter in await node.dead_letters("replayed")] == [letters[0].sequence]
+    assert await node.replay("replayed") == 1
+    assert await node.dead_letters("replayed") == []
+
+    async def all_done() -> bool:
+        return sorted(await jobs.ask(Report(), timeout=10)) == [0, 1, 2, 3]
+
+    await wait_until(all_done, 20)
+    assert await node.replay("replayed") == 0
+    await picky.stop()
+
+
+async def test_the_readme_snippet_reads_replays_and_drops(node: Node) -> None:
+    """The README's steps, on three dead letters: one replayed by sequence, one dropped with
+    nats-py, the rest replayed; then the stream emptied with nats-py."""
+    picky = Picky(poison={0, 1, 2, 3})
+    await node.publish("readme", picky, durable=Durable(max_deliver=1, retry_backoff=FAST))
+    jobs = node.ref("readme", Picky, durable=True)
+    for n in range(3):
+        await jobs.tell(Job(id=n))
+
+    async def three_moved() -> bool:
+        return len(await node.dead_letters("readme")) == 3
+
+    await wait_until(three_moved, 20)
+    Picky.cured = True
+    letters = await node.dead_letters("readme", limit=None)
+    for letter in letters:
+        assert (letter.error_type, letter.deliveries) == ("ValueError", 1)
+        assert letter.failed_at.tzinfo is not None
+    first, second, *rest = letters
+    assert await node.replay("readme", [first.sequence]) == 1
+    await node.client.jetstream().delete_msg(second.stream, second.sequence)  # pyright: ignore[reportUnknownMemberType]
+    assert await node.replay("readme") == len(rest) == 1
+
+    async def replayed_handled() -> bool:
+        return sorted(await jobs.ask(Report(), timeout=10)) == [job_id(first), job_id(rest[0])]
+
+    await wait_until(replayed_handled, 20)
+    Picky.cured = False
+    await jobs.tell(Job(id=3))
+    await wait_until(lambda: one_left(node, "readme"), 20)
+    await node.client.jetstream().purge_stream(letters[0].stream)  # pyright: ignore[reportUnknownMemberType]
+    assert await node.dead_letters("readme") == []
+    await picky.stop()
+
+
+async def one_left(node: Node, name: str) -> bool:
+    """True once ``name``'s dead-letter stream holds one message."""
+    return len(await node.dead_letters(name)) == 1
+
+
+async def test_dead_letters_of_a_name_that_is_not_durable(node: Node) -> None:
+    with pytest.raises(ValueError, match="has no dead-letter stream"):
+        await node.dead_letters("never-durable")
+    with pytest.raises(ValueError, match="has no dead-letter stream"):
+        await node.replay("never-durable")
+    with pytest.raises(ValueError, match="invalid actor name"):
+        await node.dead_letters("bad name")
+
+
+async def test_a_restarted_actor_gets_its_poison_message_moved_too(node: Node) -> None:
+    """Published from a factory, the actor restarts after each failure (a growing delay); the
+    failing message is still moved after max_deliver deliveries, and the others are handled once."""
+    done: list[int] = []
+
+    class Fragile(Actor[Job | Report]):
+        @handles(Job)
+        async def job(self, msg: Job) -> None:
+            if msg.id == 2:
+                raise ValueError("fragile")
+            done.append(msg.id)
+
+        @handles(Report)
+        async def report(self, msg: Report) -> list[int]:
+            return list(done)
+
+    spec = ChildSpec(Fragile, backoff=Backoff(min_delay=0.01, max_delay=0.05))
+    publication = await node.publish("fragile", spec, durable=Durable(max_deliver=3, retry_backoff=FAST))
+    first = publication.actor
+    jobs = node.ref("fragile", Fragile, durable=True)
+    for n in range(6):
+        await jobs.tell(Job(id=n))
+
+    async def moved() -> bool:
+        return len(await node.dead_letters("fragile")) == 1
+
+    await wait_until(moved, 20)
+    assert publication.actor is not first
+    assert publication.active
+
+    async def all_done() -> bool:
+        return sorted(await jobs.ask(Report(), timeout=10)) == [0, 1, 3, 4, 5]
+
+    await wait_until(all_done, 20)
+    assert sorted(done) == [0, 1, 3, 4, 5]
+
+
+async def test_an_ordered_name_holds_the_rest_until_the_poison_message_is_moved(node: Node) -> None:
+    picky = Picky(poison={1})
+    settings = Durable(ordered=True, max_deliver=2, retry_backoff=FAST)
+    await node.publish("ordered-poison", picky, durable=settings)
+    jobs = node.ref("ordered-poison", Picky, durable=True)
+    for n in range(4):
+        await jobs.tell(Job(id=n))
+
+    async def all_done() -> bool:
+        return len(picky.done) == 3
+
+    await wait_until(all_done, 20)
+    assert picky.attempts == [0, 1, 1, 2, 3]  # strict order: nothing overtook the failing message
+    assert len(await node.dead_letters("ordered-poison")) == 1
+    await picky.stop()
+
+
+async def test_a_message_delivered_too_often_without_an_outcome_is_moved_unhandled(node: Node) -> None:
+    """Deliveries to processes that died holding a message count too: past twice max_deliver,
+    it is moved without being handled (a message that kills its process would loop forever)."""
+    picky = Picky(poison=set())
+    publication = await node.publish("killer", picky, durable=Durable(redelivery_delay=0.3, max_deliver=1))
+    await publication.unpublish()
+    await node.ref("killer", Picky, durable=True).tell(Job(id=9))
+    # A process that fetches the message and dies: it never answers, twice.
+    js = node.client.jetstream()  # pyright: ignore[reportUnknownMemberType]
+    stream = await js.find_stream_name_by_subject("actorio.actor.killer")
+    doomed = await js.pull_subscribe_bind(durable="actorio", stream=stream)
+    for delivery in (1, 2):
+        [held] = await doomed.fetch(1, timeout=5)  # then never acknowledged: redelivered after 0.3 s
+        assert held.metadata.num_delivered == delivery
+    await doomed.unsubscribe()
+    await node.publish("killer", picky, durable=Durable(redelivery_delay=0.3, max_deliver=1))
+
+    async def moved() -> bool:
+        return len(await node.dead_letters("killer")) == 1
+
+    await wait_until(moved, 20)
+    [letter] = await node.dead_letters("killer")
+    assert letter.error_type == "DeliveryLimitReached"
+    assert letter.deliveries == 3
+    assert picky.attempts == []  # never handled
+    await picky.stop()
+
+
+async def test_durable_settings_of_failures_are_checked(node: Node, tmp_path: Path) -> None:
+    assert Durable().max_deliver == 5
+    with pytest.raises(ValueError, match="dead_letter_limit"):
+        Durable(dead_letter_limit=0)
+    with pytest.raises(ValueError, match="max_deliver"):
+        Durable(max_deliver=0)
+
+
+async def test_the_pool_is_told_when_max_deliver_differs(
+    node: Node, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = Recorder(tmp_path / "a.txt"), Recorder(tmp_path / "b.txt")
+    await node.publish("limits", first, durable=Durable(max_deliver=3))
+    with caplog.at_level("WARNING", logger="actorio.nats"):
+        await node.publish("limits", second, durable=Durable(max_deliver=4))
+    assert "durable 'limits' published with other settings: max_deliver 3 -> 4" in caplog.text
+    await first.stop()
+    await second.stop()
+
+
+async def test_failure_logs_are_rate_limited(node: Node, caplog: pytest.LogCaptureFixture) -> None:
+    picky = Picky(poison=set(range(30)))
+    await node.publish("noisy", picky, durable=Durable(max_deliver=2, retry_backoff=FAST))
+    jobs = node.ref("noisy", Picky, durable=True)
+    with caplog.at_level(logging.INFO, logger="actorio.nats"):
+        for n in range(30):
+            await jobs.tell(Job(id=n))
+
+        async def all_moved() -> bool:
+            return len(await node.dead_letters("noisy")) == 30
+
+        await wait_until(all_moved, 30)
+    lines = [r for r in caplog.records if r.name == "actorio.nats"]
+    assert len(lines) <= 10  # 60 failures and 30 moves: the first ten lines of the minute
+    assert not [r for r in caplog.records if r.exc_info]
+    await picky.stop()
+
+
+@pytest.mark.timeout(120)
+async def test_a_poison_message_does_not_stop_a_durable_pool(
+    nats_url: str, node: Node, tmp_path: Path
+) -> None:
+    """Two worker processes share a durable name; among many good jobs, poison ones fail on every
+    delivery. Every good job is handled exactly once, each poison job lands in the dead-letter
+    stream after max_deliver deliveries, and both workers go on serving."""
+    count, max_deliver = POOL_MESSAGES, 3
+    poison = [count // 3 + k * (count // (2 * POISON_COUNT)) for k in range(POISON_COUNT)]
+    good = [n for n in range(count) if n not in poison]
+    files = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    common = ("--url", nats_url, "--mode", "recorder", "--name", "pool-poison", "--redelivery", "30")
+    failing: tuple[str, ...] = ("--max-deliver", str(max_deliver), "--retry", "0.05")
+    failing += tuple(arg for n in poison for arg in ("--poison", str(n)))
+    async with (
+        worker(*common, *failing, "--record", str(files[0])) as first,
+        worker(*common, *failing, "--record", str(files[1])) as second,
+    ):
+        jobs = node.ref("pool-poison", Recorder, durable=True)
+        for n in range(count):
+            await jobs.tell(Job(id=n))
+
+        async def settled() -> bool:
+            handled = sum(len(handled_ids(file)) for file in files)
+            moved = await node.dead_letters("pool-poison", limit=None)
+            return handled >= len(good) and len(moved) == len(poison)
+
+        await wait_until(settled, 60, interval=0.05)
+        handled = handled_ids(files[0]) + handled_ids(files[1])
+        assert sorted(handled) == good  # each good one once
+        assert all(handled_ids(file) for file in files)  # both took part
+        failures = handled_ids(files[0], "fail") + handled_ids(files[1], "fail")
+        assert sorted(failures) == sorted(poison * max_deliver)
+        letters = await node.dead_letters("pool-poison", limit=None)
+        assert sorted(job_id(letter) for letter in letters) == poison
+        assert all(
+            letter.deliveries == max_deliver and letter.error_type == "ValueError" for letter in letters
+        )
+        # Still serving: later jobs are handled, by live workers.
+        for n in range(count, count + 20):
+            await jobs.tell(Job(id=n))
+
+        async def later_handled() -> bool:
+            return sum(len(handled_ids(file)) for file in files) >= len(good) + 20
+
+        await wait_until(later_handled, 30, interval=0.05)
+        assert first.process.returncode is None
+        assert second.process.returncode is None

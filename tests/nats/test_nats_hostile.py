@@ -19,6 +19,7 @@ from pydantic import ConfigDict
 
 from actorio import Actor, InvalidPayload, Message, dead_letters, handles
 from actorio.nats import Durable, Node, RemoteError
+from actorio.nats._durable import CONSUMER, stream_name
 from tests.nats.test_nats_wire_rules import MALFORMED
 from tests.nats_support.actors import Fail, Greet, Greeter, Greeting, Report
 from tests.nats_support.processes import wait_until, worker
@@ -215,7 +216,14 @@ async def test_a_stored_reply_header_is_checked_like_any_reply_subject(
     [letter] = dead_letters.of(reason="invalid")
     assert isinstance(letter.error, InvalidPayload)
     assert letter.error.paths == ("reply",)
-    await asyncio.sleep(1.5)  # longer than the redelivery delay: a redelivered one would be here
+    consumer = (stream_name("actorio", "kept"), CONSUMER)
+
+    async def settled() -> bool:  # the refused message was terminated: nothing left to deliver
+        info = await js.consumer_info(*consumer)
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+    await wait_until(settled, 10)
+    assert (await js.consumer_info(*consumer)).num_redelivered == 0
     assert len(dead_letters.of(reason="invalid")) == 1
     await greeter.stop()
 

@@ -63,7 +63,8 @@ def preview(payload: Any) -> Any:
     return PayloadPreview(bytes(raw[:PREVIEW_BYTES]), len(raw))
 
 
-def _shorten(text: str) -> str:
+def shorten(text: str) -> str:
+    """``text`` cut to ``LOG_CHARS`` characters, saying how long it was."""
     if len(text) <= LOG_CHARS:
         return text
     return f"{text[:LOG_CHARS]}... ({len(text)} characters)"
@@ -88,8 +89,8 @@ class DeadLetter:
     """The event loop's clock when it was recorded (``time.monotonic()`` outside a loop)."""
 
     def __str__(self) -> str:
-        because = f": {_shorten(repr(self.error))}" if self.error is not None else ""
-        return f"{_shorten(repr(self.message))} for {self.recipient} ({self.reason}{because})"
+        because = f": {shorten(repr(self.error))}" if self.error is not None else ""
+        return f"{shorten(repr(self.message))} for {self.recipient} ({self.reason}{because})"
 
 
 def _now() -> float:
@@ -192,12 +193,12 @@ class DeadLetters:
             self._suppressed += 1
             return
         self._logged += 1
-        because = f": {_shorten(repr(letter.error))}" if letter.error is not None else ""
+        because = f": {shorten(repr(letter.error))}" if letter.error is not None else ""
         dead_letters_logger.info(
             "dead letter (%s) for %s: %s%s",
             letter.reason,
-            _shorten(letter.recipient),
-            _shorten(repr(letter.message)),
+            shorten(letter.recipient),
+            shorten(repr(letter.message)),
             because,
         )
         if self._logged == self.log_limit:

@@ -27,7 +27,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._ask import AskRef
-from ._dead_letters import dead_letters
+from ._dead_letters import dead_letters, shorten
 from ._dispatch import Handler, resolve_handler
 from ._exceptions import EndMainLoop, UnhandledMessage
 from ._inputs import Barrier, InputSignal, run_barrier, run_input
@@ -119,6 +119,32 @@ async def deliver(actor: Actor[Any], message: Message[Any]) -> None:
 
 # -- failures ---------------------------------------------------------------------------------
 
+RESUME_LOG_LIMIT = 10
+"""How many "resuming after" warnings the process logs in a minute (a flood of messages that
+fail, each resumed, would otherwise log one line each)."""
+
+
+class _LogLimit:
+    """At most ``limit`` lines per ``window`` seconds of the loop's clock."""
+
+    __slots__ = ("limit", "window", "start", "count")
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self.start = float("-inf")
+        self.count = 0
+
+    def allow(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if now >= self.start + self.window or now < self.start:
+            self.start, self.count = now, 0
+        self.count += 1
+        return self.count <= self.limit
+
+
+_resumes = _LogLimit(RESUME_LOG_LIMIT, 60.0)
+
 
 def failed(actor: Actor[Any], message: Any, error: Exception) -> bool:
     """A handler failed on a told message (or a signal): record the dead letter; True if the
@@ -142,7 +168,10 @@ def failed(actor: Actor[Any], message: Any, error: Exception) -> bool:
     if directive is None:
         return False
     if directive == "resume":
-        actor.logger.warning("resuming after %r", error)
+        if _resumes.allow():
+            # The message is a dead letter already (its own log is limited too): one line each,
+            # at most RESUME_LOG_LIMIT a minute, with the error cut.
+            actor.logger.warning("resuming after %s", shorten(repr(error)))
         return True
     record.directive = directive
     return False

@@ -4,6 +4,7 @@ ask that could never be answered (an actor asking itself) raising at once."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from typing import Any, ClassVar
 
@@ -162,3 +163,54 @@ async def test_an_ask_from_a_task_the_actor_started_is_not_a_deadlock() -> None:
     async with actor as ref:
         await ref.ask(Outer())
         assert await bounded(actor.pending) == 1
+
+
+class Boom(Message):
+    n: int
+
+
+class Resumer(Actor[Boom]):
+    @handles(Boom)
+    async def boom(self, msg: Boom) -> None:
+        raise ValueError("x" * 10_000)
+
+
+class ResumingParent(Actor[Spin]):
+    @handles(Spin)
+    async def spin(self, msg: Spin) -> None:
+        pass
+
+    async def mainloop_setup(self) -> None:
+        await super().mainloop_setup()
+        self.child = await self.supervise(Resumer, on_failure={ValueError: "resume"})
+
+
+@pytest.mark.asyncio
+async def test_resumed_failures_are_logged_within_a_limit(caplog: pytest.LogCaptureFixture) -> None:
+    """A flood of failing messages, each resumed, logs a bounded number of bounded lines (the
+    dead letters are counted in full)."""
+    from actorio import dead_letters
+    from actorio._incarnation import RESUME_LOG_LIMIT, _resumes
+
+    _resumes.start = float("-inf")  # a window of its own, whatever ran before
+    dead_letters.clear()
+    parent = ResumingParent()
+    with caplog.at_level(logging.WARNING, logger="actorio.actor"):
+        async with parent as ref:
+            await bounded(ref.ask(Spin()))  # its setup, and so its child, is done
+            for n in range(50):
+                await parent.child.tell(Boom(n=n))
+            await bounded(_barrier(parent))
+    lines = [r.getMessage() for r in caplog.records if "resuming after" in r.getMessage()]
+    assert len(lines) == RESUME_LOG_LIMIT
+    assert all(len(line) < 1_000 for line in lines)
+    assert dead_letters.counts["failed"] == 50
+    dead_letters.clear()
+
+
+async def _barrier(parent: ResumingParent) -> None:
+    from actorio.lowlevel import actor_of, barrier
+
+    child = actor_of(parent.child)
+    assert child is not None
+    assert await barrier(child)

@@ -24,6 +24,7 @@ A supervised child's decisions (what its end counts as) are pure functions in
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._ask import AskRef
@@ -31,6 +32,7 @@ from ._dead_letters import dead_letters, shorten
 from ._dispatch import Handler, resolve_handler
 from ._exceptions import EndMainLoop, UnhandledMessage
 from ._inputs import Barrier, InputSignal, run_barrier, run_input
+from ._log_limit import LogLimit
 from ._mailbox import SYSTEM, Signal, _SystemSignal
 from ._supervision import Outcome, directive_on_failure, outcome_of_end
 from ._timers import TimerSignal
@@ -124,26 +126,7 @@ RESUME_LOG_LIMIT = 10
 fail, each resumed, would otherwise log one line each)."""
 
 
-class _LogLimit:
-    """At most ``limit`` lines per ``window`` seconds of the loop's clock."""
-
-    __slots__ = ("limit", "window", "start", "count")
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        self.start = float("-inf")
-        self.count = 0
-
-    def allow(self) -> bool:
-        now = asyncio.get_running_loop().time()
-        if now >= self.start + self.window or now < self.start:
-            self.start, self.count = now, 0
-        self.count += 1
-        return self.count <= self.limit
-
-
-_resumes = _LogLimit(RESUME_LOG_LIMIT, 60.0)
+_resumes = LogLimit(logging.getLogger("actorio.actor"), limit=RESUME_LOG_LIMIT)
 
 
 def failed(actor: Actor[Any], message: Any, error: Exception) -> bool:
@@ -168,10 +151,9 @@ def failed(actor: Actor[Any], message: Any, error: Exception) -> bool:
     if directive is None:
         return False
     if directive == "resume":
-        if _resumes.allow():
-            # The message is a dead letter already (its own log is limited too): one line each,
-            # at most RESUME_LOG_LIMIT a minute, with the error cut.
-            actor.logger.warning("resuming after %s", shorten(repr(error)))
+        # The message is a dead letter already (its own log is limited too): one line each, at
+        # most RESUME_LOG_LIMIT a minute, with the error cut.
+        _resumes.log(logging.WARNING, "%s resuming after %s", actor.identifier, shorten(repr(error)))
         return True
     record.directive = directive
     return False

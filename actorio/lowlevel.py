@@ -22,6 +22,7 @@ What is here:
 - **The wire form**: `encode_wire` (the one encoder of ``{"type", "data"}``), `wire_name_of`,
   `reply_type_of`, `message_types_of`, and `wire_envelope_model` / `wire_union_adapter` to
   validate the wire form of chosen message types.
+- **Logs**: `LogLimit`, logging within a limit, for lines that input from outside could multiply.
 - **Types**: `is_message_class`, `is_actor_class`, `union_arms`; `Request`, the structural type
   that lets a signature say "a member of this protocol whose reply is R" (as `actorio.ask` does),
   and `Member`, its counterpart for a message class (as `ActorRef.narrow`).
@@ -42,6 +43,7 @@ from ._actor import Actor, is_actor_class
 from ._ask import AskRef, ask_message, hand_off, with_sender
 from ._dispatch import Handler, resolve_handler
 from ._inputs import Barrier
+from ._log_limit import LogLimit
 from ._mailbox import Mailbox, MailboxLike
 from ._message import is_message_class
 from ._protocol import Payload, encode_wire, message_types_of, reply_type_of, wire_name_of
@@ -55,6 +57,7 @@ from ._watch import unwatch, watch
 __all__ = [
     "AskRef",
     "Handler",
+    "LogLimit",
     "Mailbox",
     "MailboxLike",
     "Member",

@@ -17,7 +17,6 @@ import importlib
 import logging
 import os
 import ssl
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
+from ..lowlevel import LogLimit
 from ._errors import NodeUnreachable, NotAuthorized
 
 __all__ = ["Security", "open_client", "redact", "synced"]
@@ -195,24 +195,6 @@ def _refusal(error: BaseException, url: str) -> NodeUnreachable | None:
     return None
 
 
-class _Throttle:
-    """At most one log line per ``every`` seconds; the lines held back are counted in the next."""
-
-    def __init__(self, every: float) -> None:
-        self.every = every
-        self._last = -every
-        self._held = 0
-
-    def log(self, level: int, text: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last < self.every:
-            self._held += 1
-            return
-        held, self._held, self._last = self._held, 0, now
-        suffix = f" ({held} more like it held back)" if held else ""
-        _logger.log(level, text + suffix, *args)
-
-
 async def open_client(
     url: str,
     *,
@@ -240,7 +222,7 @@ async def open_client(
     refused: asyncio.Future[NodeUnreachable] = loop.create_future()
     last_error: list[BaseException] = []
     connected = False
-    warnings = _Throttle(10.0)
+    warnings = LogLimit(_logger, limit=1, window=10.0)
     nc = GuardedClient(
         tls_wanted=security.tls_wanted
         or any(part.strip().lower().startswith(("tls://", "wss://")) for part in url.split(","))

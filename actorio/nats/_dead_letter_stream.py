@@ -10,7 +10,6 @@ Owns:
 - reading it back (`DeadLetterStreams.read`, as `StoredDeadLetter` records) and replaying it
   into the name's stream (`DeadLetterStreams.replay`);
 - `DeliveryLimitReached`, the error of the dead letter recorded when a message is moved;
-- `LogLimit`: a publication's failure logs, at most so many lines a minute.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, cast
 
@@ -35,7 +33,6 @@ __all__ = [
     "DEAD",
     "DeadLetterStreams",
     "DeliveryLimitReached",
-    "LogLimit",
     "StoredDeadLetter",
     "dead_letter_stream",
     "dead_letter_subject",
@@ -259,30 +256,3 @@ class DeadLetterStreams:
             await self._js.delete_msg(letter.stream, letter.sequence)
             replayed += 1
         return replayed
-
-
-class LogLimit:
-    """At most ``limit`` log lines per ``window`` seconds; the first line after a window in which
-    some were skipped says how many."""
-
-    def __init__(self, logger: logging.Logger, limit: int = 10, window: float = 60.0) -> None:
-        self._logger = logger
-        self._limit = limit
-        self._window = window
-        self._start: float | None = None
-        self._logged = 0
-        self._skipped = 0
-
-    def log(self, level: int, text: str, *args: object, exc_info: BaseException | None = None) -> None:
-        """Log ``text % args`` at ``level``, unless this window's lines are used up."""
-        now = asyncio.get_running_loop().time()
-        if self._start is None or now >= self._start + self._window:
-            if self._skipped:
-                skipped = "%d similar lines were not logged in the last %g s"
-                self._logger.log(level, skipped, self._skipped, self._window)
-            self._start, self._logged, self._skipped = now, 0, 0
-        if self._logged >= self._limit:
-            self._skipped += 1
-            return
-        self._logged += 1
-        self._logger.log(level, text, *args, exc_info=exc_info)

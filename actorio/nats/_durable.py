@@ -34,9 +34,9 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
 from .. import Actor, Backoff, DeadLetter, InvalidPayload, Message, dead_letters
-from ..lowlevel import Mailbox
+from ..lowlevel import LogLimit, Mailbox
 from ._codec import MSG_ID, REPLY
-from ._dead_letter_stream import DeadLetterStreams, DeliveryLimitReached, LogLimit, dead_letter_stream
+from ._dead_letter_stream import DeadLetterStreams, DeliveryLimitReached, dead_letter_stream
 from ._errors import ActorNotFound
 from ._publication import Spawn, queue_ask, wait_handled
 

@@ -19,11 +19,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from .. import Message
-from ..lowlevel import AskRef, Payload, hand_off
+from ..lowlevel import AskRef, LogLimit, Payload, hand_off
 from ._addresses import Addresses
 from ._codec import encode_message, payload_bytes, read_reply
 from ._durable import Streams
-from ._publication import LogLimit
 
 if TYPE_CHECKING:
     from ._publication import Spawn
@@ -61,7 +60,7 @@ class Outbox:
         self._queue: collections.deque[tuple[Send, asyncio.Future[None] | None]] = collections.deque()
         self.flusher: asyncio.Task[None] | None = None
         """The task sending what is queued, while there is some."""
-        self._failures = LogLimit(_logger, logging.ERROR)
+        self._failures = LogLimit(_logger)
 
     def tell_nowait(self, ref: RemoteRef[Any], message: Message[Any]) -> None:
         """Queue ``message`` for ``ref``; an error while publishing it is logged (within a limit:
@@ -139,7 +138,7 @@ class Outbox:
                 await send()
             except Exception as error:
                 if done is None:
-                    self._failures.log("tell_nowait could not publish: %r", error)
+                    self._failures.log(logging.ERROR, "tell_nowait could not publish: %r", error)
                 elif not done.done():
                     done.set_exception(error)
             else:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -36,7 +35,7 @@ from nats.aio.subscription import (
 )
 
 from .. import Actor, ActorRef, BaseRef, InvalidPayload, Message, dead_letters
-from ..lowlevel import Mailbox, ask_message, barrier, task_of, unwatch, watch
+from ..lowlevel import LogLimit, Mailbox, ask_message, barrier, task_of, unwatch, watch
 from ._addresses import Destinations, sender_of
 from ._codec import (
     ERROR,
@@ -61,7 +60,6 @@ __all__ = [
     "DEFAULT_PENDING_LIMITS",
     "CoreSubscription",
     "Inlet",
-    "LogLimit",
     "Publication",
     "Receiver",
     "Spawn",
@@ -86,38 +84,6 @@ def check_pending_limits(limits: object) -> tuple[int, int]:
         if all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in (messages, size)):
             return cast("tuple[int, int]", limits)
     raise ValueError(f"pending_limits is (messages, bytes), two positive integers, not {limits!r}")
-
-
-class LogLimit:
-    """Logging within a limit: at most ``limit`` lines per ``window`` seconds; the first line after
-    a window in which some were left out says how many (as the dead letters' log does)."""
-
-    def __init__(self, logger: logging.Logger, level: int, *, limit: int = 10, window: float = 60.0) -> None:
-        self._logger = logger
-        self._level = level
-        self._limit = limit
-        self._window = window
-        self._start: float | None = None
-        self._logged = 0
-        self._left_out = 0
-
-    def log(self, text: str, *args: object) -> None:
-        """Log ``text % args`` unless the limit is reached (then it is only counted)."""
-        now = time.monotonic()
-        if self._start is None or now >= self._start + self._window:
-            if self._left_out:
-                self._logger.log(
-                    self._level,
-                    "%d more like this were not logged in the last %g s",
-                    self._left_out,
-                    self._window,
-                )
-            self._start, self._logged, self._left_out = now, 0, 0
-        if self._logged >= self._limit:
-            self._left_out += 1
-            return
-        self._logged += 1
-        self._logger.log(self._level, text, *args)
 
 
 class Inlet(Protocol):
@@ -299,8 +265,8 @@ class Receiver:
         self._subscriptions: weakref.WeakKeyDictionary[Subscription, tuple[Mailbox, tuple[int, int]]] = (
             weakref.WeakKeyDictionary()
         )
-        self._reply_failures = LogLimit(_logger, logging.WARNING)
-        self._overflows = LogLimit(_logger, logging.WARNING, limit=1, window=10.0)  # one line per burst
+        self._reply_failures = LogLimit(_logger)
+        self._overflows = LogLimit(_logger, limit=1, window=10.0)  # one line per burst
 
     def validate(
         self, actor: Actor[Any], data: bytes, headers: Mapping[str, str] | None, reply: str | None = None
@@ -386,6 +352,7 @@ class Receiver:
         size = wire_size(body, headers)
         if size > limit:
             self._reply_failures.log(
+                logging.WARNING,
                 "%s: a reply of %d bytes is larger than the server's max_payload (%d bytes): "
                 "ReplyTooLarge was sent instead",
                 actor,
@@ -398,7 +365,7 @@ class Receiver:
         except nats.errors.ConnectionClosedError:
             pass  # closing: the asker's own node tells it
         except nats.errors.Error as error:
-            self._reply_failures.log("%s: a reply could not be sent: %r", actor, error)
+            self._reply_failures.log(logging.WARNING, "%s: a reply could not be sent: %r", actor, error)
 
     def _error_body(self, error: BaseException, actor: Actor[Any]) -> bytes:
         return encode_error(error, actor.identifier, debug=self._debug_errors)
@@ -428,6 +395,7 @@ class Receiver:
             limits = "the subscription's pending limits are full"
         dead_letters.record(f"a message to {error.subject}, dropped unread", recipient, "overflow")
         self._overflows.log(
+            logging.WARNING,
             "%s: messages are dropped on arrival: %s (a slow consumer); they are dead letters 'overflow'",
             recipient,
             limits,

@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "actorio"
 
 LAYERS: dict[str, int] = {
     "_lazy": 0,
+    "_log_limit": 0,
     "_exceptions": 0,
     "_dead_letters": 0,
     "_types": 0,

@@ -192,7 +192,7 @@ async def test_resumed_failures_are_logged_within_a_limit(caplog: pytest.LogCapt
     from actorio import dead_letters
     from actorio._incarnation import RESUME_LOG_LIMIT, _resumes
 
-    _resumes.start = float("-inf")  # a window of its own, whatever ran before
+    _resumes.reset()  # a window of its own, whatever ran before
     dead_letters.clear()
     parent = ResumingParent()
     with caplog.at_level(logging.WARNING, logger="actorio.actor"):

@@ -1,0 +1,53 @@
+"""`LogLimit`: logging within a limit, for the lines that input from outside could multiply.
+
+At most ``limit`` lines per ``window`` seconds (the monotonic clock); the first line after a
+window in which some were left out says how many. One place for the rule, used wherever a flood
+of messages would otherwise flood the log: resumed failures, refused replies, dropped messages,
+durable redeliveries, connection refusals. (Dead letters keep their own log, in
+``_dead_letters.py``, whose suspension line is part of its documented output.)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+__all__ = ["LogLimit"]
+
+
+class LogLimit:
+    """Log through ``logger`` at most ``limit`` lines per ``window`` seconds; the lines beyond are
+    counted, and the count is logged with the first line of the next window."""
+
+    __slots__ = ("_logger", "_limit", "_window", "_start", "_logged", "_left_out")
+
+    def __init__(self, logger: logging.Logger, *, limit: int = 10, window: float = 60.0) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("LogLimit needs limit >= 1 and window > 0")
+        self._logger = logger
+        self._limit = limit
+        self._window = window
+        self._start: float | None = None
+        self._logged = 0
+        self._left_out = 0
+
+    def log(self, level: int, text: str, *args: object, exc_info: BaseException | None = None) -> bool:
+        """Log ``text % args`` at ``level`` unless this window's lines are used up (then it is only
+        counted). True if it was logged."""
+        now = time.monotonic()
+        if self._start is None or now >= self._start + self._window:
+            if self._left_out:
+                self._logger.log(
+                    level, "%d more like this were not logged in the last %g s", self._left_out, self._window
+                )
+            self._start, self._logged, self._left_out = now, 0, 0
+        if self._logged >= self._limit:
+            self._left_out += 1
+            return False
+        self._logged += 1
+        self._logger.log(level, text, *args, exc_info=exc_info)
+        return True
+
+    def reset(self) -> None:
+        """Start a new window now (for tests)."""
+        self._start, self._logged, self._left_out = None, 0, 0

@@ -20,6 +20,7 @@ import asyncio
 import sys
 from collections import deque
 from collections.abc import Callable
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._ask import AskRef
@@ -81,6 +82,7 @@ class MailboxLike(Protocol):
     watchers: list[Sender] | None
     termination: tuple[BaseException | None] | None
     waiting: asyncio.Future[None] | None
+    reader: CoroutineType[Any, Any, None] | None
 
     def put(self, item: Any, /) -> None: ...
     def append(self, item: Any, /) -> None: ...
@@ -99,7 +101,7 @@ class Mailbox:
     messages.
     """
 
-    __slots__ = ("queue", "waiting", "actor", "closed", "system", "watchers", "termination")
+    __slots__ = ("queue", "waiting", "reader", "actor", "closed", "system", "watchers", "termination")
 
     capacity: int = _UNBOUNDED
     """How many user messages it holds; a `BoundedMailbox` refuses more."""
@@ -111,6 +113,9 @@ class Mailbox:
         self.waiting: asyncio.Future[None] | None = None
         """The future the reader (the mainloop) waits on while it has nothing to do; ``None``
         while it runs (or before it started)."""
+        self.reader: CoroutineType[Any, Any, None] | None = None
+        """The mainloop coroutine of the incarnation reading this mailbox: while it is running
+        (``cr_running``), the code asking is the actor's own."""
         self.actor = actor
         """The incarnation that handles what is queued now."""
         self.closed = False

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from asyncio import current_task
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -202,10 +201,13 @@ class ActorRef(BaseRef, Generic[P]):
         mailbox = self._mailbox
         if mailbox.closed:
             raise self._refused(message)
-        # An ask from the actor's own task could never be answered; only possible while its
-        # mainloop runs (not waiting for a message), so an idle actor's asker pays one test.
-        if mailbox.waiting is None and getattr(mailbox.actor, "_actor_task", None) is current_task():
-            raise DeadlockError(mailbox.identifier, message)
+        # An ask from the actor's own code could never be answered: its mainloop coroutine is
+        # then the one running (any other asker's task runs while it is suspended). Two
+        # attribute reads, where asyncio.current_task() is a Python function costing 330 ns.
+        if mailbox.waiting is None:
+            reader = mailbox.reader
+            if reader is not None and reader.cr_running:
+                raise DeadlockError(mailbox.identifier, message)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         asking = with_sender(message, AskRef(future))  # ask_message, inlined: one call less per ask

@@ -7,6 +7,7 @@ import functools
 import itertools
 from collections import deque
 from collections.abc import Callable
+from types import CoroutineType
 from typing import Annotated, Any, ClassVar, TypeVar, cast, overload
 
 from pydantic import ConfigDict, PlainValidator
@@ -62,6 +63,7 @@ class _ProbeTarget:
 
     closed = False  # a probe never stops: whoever watches it waits for nothing
     waiting: asyncio.Future[None] | None = None  # no mainloop reads it
+    reader: CoroutineType[Any, Any, None] | None = None
 
     def __init__(self, identifier: str) -> None:
         self.identifier = identifier

@@ -1,0 +1,171 @@
+"""Events as data: `Event` (a frozen pydantic model with a wire name and a version), `upcaster`
+(the step from one version of an event to the next, declared on the model), and `EventCodec`,
+which writes events and reads stored ones back, upcasting old versions and refusing what no
+longer fits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from actorio.lowlevel import union_arms
+
+from ._errors import SchemaMismatch
+from ._records import EventData
+
+__all__ = ["Event", "EventCodec", "upcaster", "decode_model"]
+
+EventT = TypeVar("EventT", bound="Event")
+Upcast = Callable[[dict[str, Any]], dict[str, Any]]
+
+_UPCASTER_ATTRIBUTE = "__actorio_upcasts_from__"
+
+
+def upcaster(from_version: int) -> Callable[[Callable[[Any, dict[str, Any]], dict[str, Any]]], classmethod[Any, Any, Any]]:
+    """Declare, on an `Event` class, the step from stored version ``from_version`` to
+    ``from_version + 1``: a method taking the stored fields (a dict) and returning the fields
+    of the next version. It becomes a classmethod::
+
+        class Deposited(Event):
+            event_version = 2
+            amount: int
+            currency: str
+
+            @upcaster(from_version=1)
+            def add_currency(cls, fields: dict[str, Any]) -> dict[str, Any]:
+                return {**fields, "currency": "EUR"}
+
+    A stored version-1 event goes through every step up to the class's `event_version`.
+    """
+    if not (isinstance(from_version, int) and from_version >= 1):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise ValueError("from_version must be an int >= 1")
+
+    def decorate(method: Callable[[Any, dict[str, Any]], dict[str, Any]]) -> classmethod[Any, Any, Any]:
+        setattr(method, _UPCASTER_ATTRIBUTE, from_version)
+        return classmethod(method)
+
+    return decorate
+
+
+class Event(BaseModel):
+    """The base of persisted events: a frozen pydantic model.
+
+    Class attributes: ``event_name`` (the wire name stored with each event; the class name by
+    default, not inherited: give it to keep a stored name when the class is renamed) and
+    ``event_version`` (1 by default; raise it when the fields change, and declare the step from
+    the version before with `upcaster`). Two upcasters from one version is a ``TypeError`` at
+    class creation."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_name: ClassVar[str]
+    event_version: ClassVar[int] = 1
+    event_upcasters: ClassVar[dict[int, str]] = {}
+    """from version -> the name of the classmethod that upcasts it (filled at class creation)."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "event_name" not in vars(cls):
+            cls.event_name = cls.__name__
+        version = cls.event_version
+        if not (isinstance(version, int) and version >= 1):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise TypeError(f"{cls.__qualname__}.event_version must be an int >= 1")
+        steps: dict[int, str] = {}
+        for name, attribute in vars(cls).items():
+            function = getattr(attribute, "__func__", None)
+            source = getattr(function, _UPCASTER_ATTRIBUTE, None)
+            if source is None:
+                continue
+            if source in steps:
+                raise TypeError(f"{cls.__qualname__}: two upcasters from version {source}: {steps[source]}, {name}")
+            if source >= version:
+                raise TypeError(
+                    f"{cls.__qualname__}.{name} upcasts from version {source}, "
+                    f"but the event is at version {version}"
+                )
+            steps[source] = name
+        cls.event_upcasters = steps
+
+
+def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
+    """``model`` validated from stored ``fields`` (a dict): `SchemaMismatch` for a field the model
+    does not declare (it was removed: an upcaster must drop it) or a value it refuses."""
+    if not isinstance(fields, dict):
+        raise SchemaMismatch(f"{what}: stored fields are not a JSON object")
+    declared = {name for name, field in model.model_fields.items()} | {
+        field.alias for field in model.model_fields.values() if field.alias
+    }
+    removed = sorted(str(key) for key in fields if key not in declared)  # pyright: ignore[reportUnknownVariableType]
+    if removed:
+        raise SchemaMismatch(
+            f"{what}: stored field(s) {', '.join(map(repr, removed))} are not in {model.__qualname__} "
+            "(a removed field needs an upcaster that drops it)"
+        )
+    try:
+        return model.model_validate(fields)
+    except ValidationError as error:
+        raise SchemaMismatch(f"{what}: {error}") from None
+
+
+class EventCodec:
+    """Writes the events of one union and reads them back.
+
+    ``encode`` gives an event's wire name, version and JSON fields (``TypeError`` for an object
+    that is not one of the codec's events). ``decode`` reads a stored event: its wire name picks
+    the class, each upcaster from its version to the class's runs in turn, and the fields are
+    validated (`SchemaMismatch` for an unknown name, a version newer than the class's or with a
+    missing step, a field the class no longer declares, a value it refuses)."""
+
+    def __init__(self, event_types: Iterable[type[Event]]) -> None:
+        self.by_name: dict[str, type[Event]] = {}
+        for event_type in event_types:
+            if not (isinstance(event_type, type) and issubclass(event_type, Event)):  # pyright: ignore[reportUnnecessaryIsInstance]
+                raise TypeError(f"{event_type!r} is not an Event class")
+            other = self.by_name.get(event_type.event_name)
+            if other is not None and other is not event_type:
+                raise TypeError(
+                    f"{other.__qualname__} and {event_type.__qualname__} have one wire name, "
+                    f"{event_type.event_name!r}"
+                )
+            self.by_name[event_type.event_name] = event_type
+        self.types = frozenset(self.by_name.values())
+
+    @classmethod
+    def of_annotation(cls, annotation: object) -> EventCodec:
+        """The codec of an annotation: one `Event` class or a union of them."""
+        return cls(union_arms(annotation))  # type: ignore[arg-type]
+
+    def encode(self, event: Event) -> EventData:
+        event_type = type(event)
+        if event_type not in self.types:
+            raise TypeError(f"{event_type.__qualname__} is not one of this actor's events")
+        return EventData(event_type.event_name, event_type.event_version, event.model_dump_json().encode())
+
+    def decode(self, name: str, version: int, payload: bytes) -> Event:
+        event_type = self.by_name.get(name)
+        what = f"stored event {name!r} version {version}"
+        if event_type is None:
+            raise SchemaMismatch(f"{what}: no event class has that wire name (known: {sorted(self.by_name)})")
+        try:
+            fields: Any = json.loads(payload)
+        except ValueError as error:
+            raise SchemaMismatch(f"{what}: not JSON ({error})") from None
+        if version > event_type.event_version:
+            raise SchemaMismatch(f"{what}: newer than {event_type.__qualname__} (version {event_type.event_version})")
+        while version < event_type.event_version:
+            step = event_type.event_upcasters.get(version)
+            if step is None:
+                raise SchemaMismatch(
+                    f"{what}: {event_type.__qualname__} is at version {event_type.event_version} and "
+                    f"declares no upcaster from version {version}"
+                )
+            if not isinstance(fields, dict):
+                raise SchemaMismatch(f"{what}: stored fields are not a JSON object")
+            fields = getattr(event_type, step)(fields)
+            version += 1
+        event: Event = decode_model(event_type, fields, what)
+        return event

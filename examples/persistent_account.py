@@ -46,6 +46,7 @@ class Deposited(Event):
     memo: str = ""
 
     @upcaster(from_version=1)
+    @classmethod
     def note_is_now_memo(cls, fields: dict[str, Any]) -> dict[str, Any]:
         fields = dict(fields)
         fields["memo"] = fields.pop("note", "")

@@ -58,7 +58,9 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
                 continue
             state_type = arguments[1]
             if not (isinstance(state_type, type) and issubclass(state_type, BaseModel)):
-                raise TypeError(f"{cls.__qualname__}: the state type must be a pydantic model, not {state_type!r}")
+                raise TypeError(
+                    f"{cls.__qualname__}: the state type must be a pydantic model, not {state_type!r}"
+                )
             cls._persistence_state_type = state_type
 
     def __init__(

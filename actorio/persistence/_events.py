@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -16,18 +16,18 @@ from actorio.lowlevel import union_arms
 from ._errors import SchemaMismatch
 from ._records import EventData
 
-__all__ = ["Event", "EventCodec", "upcaster", "decode_model"]
-
-EventT = TypeVar("EventT", bound="Event")
-Upcast = Callable[[dict[str, Any]], dict[str, Any]]
+__all__ = ["Event", "EventCodec", "decode_model", "upcaster"]
 
 _UPCASTER_ATTRIBUTE = "__actorio_upcasts_from__"
 
 
-def upcaster(from_version: int) -> Callable[[Callable[[Any, dict[str, Any]], dict[str, Any]]], classmethod[Any, Any, Any]]:
+ClassMethodT = TypeVar("ClassMethodT")
+
+
+def upcaster(from_version: int) -> Callable[[ClassMethodT], ClassMethodT]:
     """Declare, on an `Event` class, the step from stored version ``from_version`` to
-    ``from_version + 1``: a method taking the stored fields (a dict) and returning the fields
-    of the next version. It becomes a classmethod::
+    ``from_version + 1``: a classmethod taking the stored fields (a dict) and returning the
+    fields of the next version::
 
         class Deposited(Event):
             event_version = 2
@@ -35,6 +35,7 @@ def upcaster(from_version: int) -> Callable[[Callable[[Any, dict[str, Any]], dic
             currency: str
 
             @upcaster(from_version=1)
+            @classmethod
             def add_currency(cls, fields: dict[str, Any]) -> dict[str, Any]:
                 return {**fields, "currency": "EUR"}
 
@@ -43,9 +44,12 @@ def upcaster(from_version: int) -> Callable[[Callable[[Any, dict[str, Any]], dic
     if not (isinstance(from_version, int) and from_version >= 1):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise ValueError("from_version must be an int >= 1")
 
-    def decorate(method: Callable[[Any, dict[str, Any]], dict[str, Any]]) -> classmethod[Any, Any, Any]:
-        setattr(method, _UPCASTER_ATTRIBUTE, from_version)
-        return classmethod(method)
+    def decorate(method: ClassMethodT) -> ClassMethodT:
+        function: object = getattr(method, "__func__", None)
+        if not isinstance(cast(object, method), classmethod) or function is None:
+            raise TypeError("@upcaster(...) goes above @classmethod")
+        setattr(function, _UPCASTER_ATTRIBUTE, from_version)
+        return method
 
     return decorate
 
@@ -81,7 +85,9 @@ class Event(BaseModel):
             if source is None:
                 continue
             if source in steps:
-                raise TypeError(f"{cls.__qualname__}: two upcasters from version {source}: {steps[source]}, {name}")
+                raise TypeError(
+                    f"{cls.__qualname__}: two upcasters from version {source}: {steps[source]}, {name}"
+                )
             if source >= version:
                 raise TypeError(
                     f"{cls.__qualname__}.{name} upcasts from version {source}, "
@@ -96,10 +102,9 @@ def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
     does not declare (it was removed: an upcaster must drop it) or a value it refuses."""
     if not isinstance(fields, dict):
         raise SchemaMismatch(f"{what}: stored fields are not a JSON object")
-    declared = {name for name, field in model.model_fields.items()} | {
-        field.alias for field in model.model_fields.values() if field.alias
-    }
-    removed = sorted(str(key) for key in fields if key not in declared)  # pyright: ignore[reportUnknownVariableType]
+    keys: list[object] = list(cast("dict[object, object]", fields))
+    declared = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+    removed = sorted(str(key) for key in keys if key not in declared)
     if removed:
         raise SchemaMismatch(
             f"{what}: stored field(s) {', '.join(map(repr, removed))} are not in {model.__qualname__} "
@@ -137,7 +142,7 @@ class EventCodec:
     @classmethod
     def of_annotation(cls, annotation: object) -> EventCodec:
         """The codec of an annotation: one `Event` class or a union of them."""
-        return cls(union_arms(annotation))  # type: ignore[arg-type]
+        return cls(union_arms(annotation))
 
     def encode(self, event: Event) -> EventData:
         event_type = type(event)
@@ -155,7 +160,9 @@ class EventCodec:
         except ValueError as error:
             raise SchemaMismatch(f"{what}: not JSON ({error})") from None
         if version > event_type.event_version:
-            raise SchemaMismatch(f"{what}: newer than {event_type.__qualname__} (version {event_type.event_version})")
+            raise SchemaMismatch(
+                f"{what}: newer than {event_type.__qualname__} (version {event_type.event_version})"
+            )
         while version < event_type.event_version:
             step = event_type.event_upcasters.get(version)
             if step is None:

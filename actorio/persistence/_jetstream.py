@@ -4,10 +4,11 @@ last sequence; snapshots, durable states and reminders in key-value buckets."""
 
 from __future__ import annotations
 
+import json
 import struct
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import nats
 import nats.errors
@@ -58,7 +59,9 @@ def decode_batch(persistence_id: PersistenceId, data: bytes) -> list[EventRecord
         if offset != len(data):
             raise ValueError("trailing bytes")
     except (struct.error, ValueError) as error:
-        raise JournalCorrupted(f"{persistence_id}: a stored message is not an event batch ({error})") from None
+        raise JournalCorrupted(
+            f"{persistence_id}: a stored message is not an event batch ({error})"
+        ) from None
     return records
 
 
@@ -67,7 +70,7 @@ def _header(data: bytes) -> tuple[int, int]:
     try:
         magic, first, count, _ = _HEAD.unpack_from(data)
     except struct.error:
-        magic = b""
+        raise JournalCorrupted("a stored message is not an event batch") from None
     if magic != _MAGIC:
         raise JournalCorrupted("a stored message is not an event batch")
     return first, count
@@ -94,13 +97,15 @@ class JetStreamJournal(Journal):
     nats-py client.
     """
 
-    def __init__(self, client: Client, *, prefix: str = "actorio", replicas: int = 1, timeout: float = 5.0) -> None:
+    def __init__(
+        self, client: Client, *, prefix: str = "actorio", replicas: int = 1, timeout: float = 5.0
+    ) -> None:
         PersistenceId(prefix, "x")  # the same rules as a name
         self.client = client
         self.prefix = prefix
         self.replicas = replicas
         self.timeout = timeout
-        self._js = client.jetstream(timeout=timeout)
+        self._js = client.jetstream(timeout=timeout)  # pyright: ignore[reportUnknownMemberType]
         self._owns_client = False
         self._streams: set[str] = set()
         self._buckets: dict[str, KeyValue] = {}
@@ -111,10 +116,12 @@ class JetStreamJournal(Journal):
         self._closed = False
 
     @classmethod
-    async def connect(cls, url: str, *, prefix: str = "actorio", replicas: int = 1, **options: Any) -> JetStreamJournal:
+    async def connect(
+        cls, url: str, *, prefix: str = "actorio", replicas: int = 1, **options: Any
+    ) -> JetStreamJournal:
         """Connect to ``url`` (``options`` go to ``nats.connect``); the journal closes the
         connection when it is closed."""
-        client = await nats.connect(url, **options)
+        client = await nats.connect(url, **options)  # pyright: ignore[reportUnknownMemberType]
         journal = cls(client, prefix=prefix, replicas=replicas)
         journal._owns_client = True
         return journal
@@ -141,7 +148,7 @@ class JetStreamJournal(Journal):
                 num_replicas=self.replicas,
             )
             try:
-                await self._js.add_stream(config)
+                await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
             except nats.js.errors.BadRequestError:
                 await self._js.stream_info(name)  # made meanwhile, or made with other options: it exists
             self._streams.add(name)
@@ -154,7 +161,7 @@ class JetStreamJournal(Journal):
             try:
                 bucket = await self._js.key_value(name)
             except nats.js.errors.BucketNotFoundError:
-                bucket = await self._js.create_key_value(
+                bucket = await self._js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
                     KeyValueConfig(bucket=name, history=1, storage=StorageType.FILE, replicas=self.replicas)
                 )
             self._buckets[name] = bucket
@@ -211,7 +218,10 @@ class JetStreamJournal(Journal):
         stream = await self._stream(persistence_id.entity_type)
         hint = self._hints.get(persistence_id)
         if hint is not None and hint[0] <= after:
-            options: dict[str, Any] = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": hint[1]}
+            options: dict[str, Any] = {
+                "deliver_policy": DeliverPolicy.BY_START_SEQUENCE,
+                "opt_start_seq": hint[1],
+            }
         else:
             options = {"deliver_policy": DeliverPolicy.ALL}
         subscription = await self._js.subscribe(
@@ -284,35 +294,58 @@ class JetStreamJournal(Journal):
         (version,), payload = _split(persistence_id, entry.value or b"", 1)
         return StateRecord(persistence_id, entry.revision or 0, version, payload)
 
+    async def _reminders(self, persistence_id: PersistenceId) -> tuple[dict[str, list[Any]], int]:
+        """The id's reminders (name -> [due, message]), all in one key, and that key's revision."""
+        bucket = await self._bucket("reminders", persistence_id.entity_type)
+        try:
+            entry = await bucket.get(persistence_id.entity_id)
+        except nats.js.errors.KeyNotFoundError:
+            return {}, 0
+        try:
+            stored: Any = json.loads(entry.value or b"{}")
+            if not isinstance(stored, dict):
+                raise ValueError("not an object")
+        except ValueError as error:
+            raise JournalCorrupted(f"{persistence_id}: stored reminders are not a record ({error})") from None
+        return cast("dict[str, list[Any]]", stored), entry.revision or 0
+
+    async def _change_reminders(
+        self, persistence_id: PersistenceId, name: str, value: list[Any] | None
+    ) -> None:
+        """Set (or, with ``None``, remove) one reminder: read, change, write if unchanged since."""
+        bucket = await self._bucket("reminders", persistence_id.entity_type)
+        while True:
+            reminders, revision = await self._reminders(persistence_id)
+            if value is None:
+                if reminders.pop(name, None) is None:
+                    return
+            else:
+                reminders[name] = value
+            try:
+                await bucket.update(persistence_id.entity_id, json.dumps(reminders).encode(), last=revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue  # changed meanwhile (another reminder of this id): again
+            return
+
     async def save_reminder(self, reminder: ReminderRecord) -> None:
         self._check_open()
-        bucket = await self._bucket("reminders", reminder.persistence_id.entity_type)
-        key = f"{reminder.persistence_id.entity_id}.{reminder.name}"
-        await bucket.put(key, repr(reminder.due).encode() + b"\n" + reminder.message)
+        value = [reminder.due, reminder.message.decode()]
+        await self._change_reminders(reminder.persistence_id, reminder.name, value)
 
     async def delete_reminder(self, persistence_id: PersistenceId, name: str) -> None:
         self._check_open()
-        bucket = await self._bucket("reminders", persistence_id.entity_type)
-        await bucket.delete(f"{persistence_id.entity_id}.{name}")
+        await self._change_reminders(persistence_id, name, None)
 
     async def load_reminders(self, persistence_id: PersistenceId) -> list[ReminderRecord]:
         self._check_open()
-        bucket = await self._bucket("reminders", persistence_id.entity_type)
-        reminders: list[ReminderRecord] = []
-        watcher = await bucket.watch(f"{persistence_id.entity_id}.*", ignore_deletes=True)
+        reminders, _ = await self._reminders(persistence_id)
         try:
-            while True:
-                entry = await watcher.updates(timeout=self.timeout)
-                if entry is None:
-                    break
-                if entry.operation is not None:  # a delete or a purge
-                    continue
-                due, message = (entry.value or b"").split(b"\n", 1)
-                name = entry.key.split(".", 1)[1]
-                reminders.append(ReminderRecord(persistence_id, name, float(due), message))
-        finally:
-            await watcher.stop()
-        return sorted(reminders, key=lambda r: r.name)
+            return [
+                ReminderRecord(persistence_id, name, float(due), str(message).encode())
+                for name, (due, message) in sorted(reminders.items())
+            ]
+        except (TypeError, ValueError) as error:
+            raise JournalCorrupted(f"{persistence_id}: stored reminders are not a record ({error})") from None
 
     async def persistence_ids(self) -> list[PersistenceId]:
         self._check_open()
@@ -321,19 +354,27 @@ class JetStreamJournal(Journal):
         kv_prefix = f"KV_{self.prefix}_"
         for info in await self._js.streams_info():
             name = info.config.name or ""
+            if not name.startswith((events_prefix, kv_prefix)):
+                continue
+            detail = await self._js.stream_info(name, subjects_filter=">")
+            subjects = list(detail.state.subjects or {})
             if name.startswith(events_prefix):
                 entity_type = name[len(events_prefix) :]
-                detail = await self._js.stream_info(name, subjects_filter=">")
-                for subject in detail.state.subjects or {}:
-                    found.add(PersistenceId(entity_type, subject.rsplit(".", 1)[1]))
-            elif name.startswith(kv_prefix):
-                kind, _, entity_type = name[len(kv_prefix) :].partition("_")
-                bucket = await self._bucket(kind, entity_type)
-                try:
-                    keys = await bucket.keys()
-                except nats.js.errors.NoKeysError:
-                    keys = []
-                found.update(PersistenceId(entity_type, key.split(".", 1)[0]) for key in keys)
+                found.update(PersistenceId(entity_type, s.rsplit(".", 1)[1]) for s in subjects)
+                continue
+            kind, _, entity_type = name[len(kv_prefix) :].partition("_")
+            for subject in subjects:
+                candidate = PersistenceId(entity_type, subject.rsplit(".", 1)[1])
+                if candidate in found:
+                    continue
+                if kind == "reminders":
+                    present = bool((await self._reminders(candidate))[0])
+                elif kind == "snapshots":
+                    present = await self.load_snapshot(candidate) is not None
+                else:
+                    present = await self.load_state(candidate) is not None
+                if present:
+                    found.add(candidate)
         return sorted(found, key=lambda i: (i.entity_type, i.entity_id))
 
     async def close(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic
+from typing import Any, ClassVar, Generic, cast
 
 from typing_extensions import TypeVar
 
@@ -112,7 +112,8 @@ class PersistentActor(Actor[P], Generic[P]):
         async def fire(task: asyncio.Task[Any]) -> None:
             if self._persistence_reminders.get(name) != generation:
                 return  # cancelled or replaced meanwhile
-            handler, _ = handler_for(type(self), type(message))
+            message_type: type[Message[Any]] = type(cast("Message[Any]", message))
+            handler, _ = handler_for(type(self), message_type)
             await handler(self, message)
             if self._persistence_reminders.get(name) == generation:
                 del self._persistence_reminders[name]

@@ -6,12 +6,13 @@ next one."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ._errors import PersistenceError, WriterConflict
 from ._journal import Journal
@@ -24,6 +25,8 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 PAGE = 1000
 """Events read per round trip to the journal's thread."""
+
+_LAST = "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE entity_type = ? AND entity_id = ?"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS actorio_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,7 +73,9 @@ class SqliteJournal(Journal):
     ``busy_timeout`` is how many seconds a write waits for another process's lock.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: Synchronous = "FULL", busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, synchronous: Synchronous = "FULL", busy_timeout: float = 5.0
+    ) -> None:
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.path = os.fspath(path)
@@ -111,13 +116,18 @@ class SqliteJournal(Journal):
         return self._connection
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(connection)`` on the journal's thread."""
         if self._closed:
             raise RuntimeError("the journal is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: work(self._connect()))
 
+    async def _query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
+        """The rows of one statement, run on the journal's thread."""
+        return await self._run(lambda connection: connection.execute(sql, parameters).fetchall())
+
     @staticmethod
-    def _write(connection: sqlite3.Connection, batch: list[_Append]) -> list[int | BaseException]:
+    def _write(connection: sqlite3.Connection, *, batch: list[_Append]) -> list[int | BaseException]:
         """One transaction for the whole batch, one savepoint per append."""
         results: list[int | BaseException] = []
         connection.execute("BEGIN IMMEDIATE")
@@ -127,15 +137,15 @@ class SqliteJournal(Journal):
                 key = (persistence_id.entity_type, persistence_id.entity_id)
                 connection.execute("SAVEPOINT append")
                 try:
-                    (last,) = connection.execute(
-                        "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE entity_type = ? AND entity_id = ?",
-                        key,
-                    ).fetchone()
+                    (last,) = connection.execute(_LAST, key).fetchone()
                     if last != expected:
                         raise WriterConflict(str(persistence_id), expected, last)
                     connection.executemany(
                         "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [(*key, expected + i, e.name, e.version, e.payload, now) for i, e in enumerate(events, 1)],
+                        [
+                            (*key, expected + i, e.name, e.version, e.payload, now)
+                            for i, e in enumerate(events, 1)
+                        ],
                     )
                 except Exception as error:
                     connection.execute("ROLLBACK TO append")
@@ -175,15 +185,17 @@ class SqliteJournal(Journal):
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    results = await self._run(lambda connection: self._write(connection, batch))
+                    results = await self._run(functools.partial(self._write, batch=batch))
                 except BaseException as error:
                     for *_, future in batch:
                         if not future.done():
-                            future.set_exception(error if isinstance(error, Exception) else PersistenceError(repr(error)))
+                            future.set_exception(
+                                error if isinstance(error, Exception) else PersistenceError(repr(error))
+                            )
                     if not isinstance(error, Exception):
                         raise
                     continue
-                for (*_, future), result in zip(batch, results):
+                for (*_, future), result in zip(batch, results, strict=True):
                     if future.done():  # the caller was cancelled: what was written stays written
                         continue
                     if isinstance(result, BaseException):
@@ -198,13 +210,10 @@ class SqliteJournal(Journal):
     async def read(self, persistence_id: PersistenceId, after: int = 0) -> AsyncIterator[EventRecord]:
         key = (persistence_id.entity_type, persistence_id.entity_id)
         while True:
-            start = after
-            rows: list[tuple[int, str, int, bytes, float]] = await self._run(
-                lambda connection: connection.execute(
-                    "SELECT sequence, name, version, payload, written FROM events "
-                    "WHERE entity_type = ? AND entity_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
-                    (*key, start, PAGE),
-                ).fetchall()
+            rows: list[tuple[int, str, int, bytes, float]] = await self._query(
+                "SELECT sequence, name, version, payload, written FROM events "
+                "WHERE entity_type = ? AND entity_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                (*key, after, PAGE),
             )
             for sequence, name, version, payload, written in rows:
                 yield EventRecord(persistence_id, sequence, name, version, bytes(payload), written)
@@ -214,12 +223,8 @@ class SqliteJournal(Journal):
 
     async def last_sequence(self, persistence_id: PersistenceId) -> int:
         key = (persistence_id.entity_type, persistence_id.entity_id)
-        row: tuple[int] = await self._run(
-            lambda c: c.execute(
-                "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE entity_type = ? AND entity_id = ?", key
-            ).fetchone()
-        )
-        return row[0]
+        ((last,),) = await self._query(_LAST, key)
+        return int(last)
 
     async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
         row = (
@@ -229,13 +234,14 @@ class SqliteJournal(Journal):
             snapshot.version,
             snapshot.payload,
         )
-        await self._run(lambda c: c.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)", row))
+        await self._query("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)", row)
 
     async def load_snapshot(self, persistence_id: PersistenceId) -> SnapshotRecord | None:
         key = (persistence_id.entity_type, persistence_id.entity_id)
         row: tuple[int, int, bytes] | None = await self._run(
             lambda c: c.execute(
-                "SELECT sequence, version, payload FROM snapshots WHERE entity_type = ? AND entity_id = ?", key
+                "SELECT sequence, version, payload FROM snapshots WHERE entity_type = ? AND entity_id = ?",
+                key,
             ).fetchone()
         )
         return None if row is None else SnapshotRecord(persistence_id, row[0], row[1], bytes(row[2]))
@@ -255,7 +261,8 @@ class SqliteJournal(Journal):
                 if revision != expected_revision:
                     raise WriterConflict(str(persistence_id), expected_revision, revision)
                 connection.execute(
-                    "INSERT OR REPLACE INTO states VALUES (?, ?, ?, ?, ?)", (*key, revision + 1, version, payload)
+                    "INSERT OR REPLACE INTO states VALUES (?, ?, ?, ?, ?)",
+                    (*key, revision + 1, version, payload),
                 )
                 connection.execute("COMMIT")
             except BaseException:
@@ -267,12 +274,10 @@ class SqliteJournal(Journal):
 
     async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
         key = (persistence_id.entity_type, persistence_id.entity_id)
-        row: tuple[int, int, bytes] | None = await self._run(
-            lambda c: c.execute(
-                "SELECT revision, version, payload FROM states WHERE entity_type = ? AND entity_id = ?", key
-            ).fetchone()
+        rows: list[tuple[int, int, bytes]] = await self._query(
+            "SELECT revision, version, payload FROM states WHERE entity_type = ? AND entity_id = ?", key
         )
-        return None if row is None else StateRecord(persistence_id, row[0], row[1], bytes(row[2]))
+        return None if not rows else StateRecord(persistence_id, rows[0][0], rows[0][1], bytes(rows[0][2]))
 
     async def save_reminder(self, reminder: ReminderRecord) -> None:
         row = (
@@ -282,31 +287,29 @@ class SqliteJournal(Journal):
             reminder.due,
             reminder.message,
         )
-        await self._run(lambda c: c.execute("INSERT OR REPLACE INTO reminders VALUES (?, ?, ?, ?, ?)", row))
+        await self._query("INSERT OR REPLACE INTO reminders VALUES (?, ?, ?, ?, ?)", row)
 
     async def delete_reminder(self, persistence_id: PersistenceId, name: str) -> None:
         key = (persistence_id.entity_type, persistence_id.entity_id, name)
         await self._run(
-            lambda c: c.execute("DELETE FROM reminders WHERE entity_type = ? AND entity_id = ? AND name = ?", key)
+            lambda c: c.execute(
+                "DELETE FROM reminders WHERE entity_type = ? AND entity_id = ? AND name = ?", key
+            )
         )
 
     async def load_reminders(self, persistence_id: PersistenceId) -> list[ReminderRecord]:
         key = (persistence_id.entity_type, persistence_id.entity_id)
-        rows: list[tuple[str, float, bytes]] = await self._run(
-            lambda c: c.execute(
-                "SELECT name, due, message FROM reminders WHERE entity_type = ? AND entity_id = ? ORDER BY name",
-                key,
-            ).fetchall()
+        rows: list[tuple[str, float, bytes]] = await self._query(
+            "SELECT name, due, message FROM reminders WHERE entity_type = ? AND entity_id = ? ORDER BY name",
+            key,
         )
         return [ReminderRecord(persistence_id, name, due, bytes(message)) for name, due, message in rows]
 
     async def persistence_ids(self) -> list[PersistenceId]:
-        rows: list[tuple[str, str]] = await self._run(
-            lambda c: c.execute(
-                "SELECT entity_type, entity_id FROM events UNION SELECT entity_type, entity_id FROM snapshots "
-                "UNION SELECT entity_type, entity_id FROM states "
-                "UNION SELECT entity_type, entity_id FROM reminders ORDER BY 1, 2"
-            ).fetchall()
+        rows: list[tuple[str, str]] = await self._query(
+            "SELECT entity_type, entity_id FROM events UNION SELECT entity_type, entity_id FROM snapshots "
+            "UNION SELECT entity_type, entity_id FROM states "
+            "UNION SELECT entity_type, entity_id FROM reminders ORDER BY 1, 2"
         )
         return [PersistenceId(t, i) for t, i in rows]
 
@@ -323,4 +326,3 @@ class SqliteJournal(Journal):
             await loop.run_in_executor(self._executor, connection.close)
         self._connection = None
         self._executor.shutdown(wait=False)
-

@@ -8,7 +8,14 @@ import pytest
 from pydantic import BaseModel
 
 from actorio import Message, handles
-from actorio.persistence import DurableStateActor, InMemoryJournal, Journal, PersistenceId, SchemaMismatch, WriterConflict
+from actorio.persistence import (
+    DurableStateActor,
+    InMemoryJournal,
+    Journal,
+    PersistenceId,
+    SchemaMismatch,
+    WriterConflict,
+)
 from tests.support import bounded
 
 from .support import HeldJournal

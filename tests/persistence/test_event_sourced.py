@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+
 import pytest
 from pydantic import BaseModel
 
@@ -21,7 +22,16 @@ from actorio.persistence import (
 )
 from tests.support import bounded
 
-from .support import Account, Balance, Deposit, Deposited, GetBalance, HeldJournal, InsufficientFunds, Withdraw
+from .support import (
+    Account,
+    Balance,
+    Deposit,
+    Deposited,
+    GetBalance,
+    HeldJournal,
+    InsufficientFunds,
+    Withdraw,
+)
 
 ALICE = PersistenceId("account", "alice")
 
@@ -66,7 +76,9 @@ async def test_recovery_reads_the_latest_snapshot_then_the_events_after_it() -> 
     assert (snapshot.sequence, snapshot.version) == (200, 1)
     assert Balance.model_validate_json(snapshot.payload) == Balance(amount=200)
     # Proof that recovery starts at the snapshot: a snapshot that lies is believed.
-    journal.snapshots[ALICE] = SnapshotRecord(ALICE, 200, 1, Balance(amount=10_000).model_dump_json().encode())
+    journal.snapshots[ALICE] = SnapshotRecord(
+        ALICE, 200, 1, Balance(amount=10_000).model_dump_json().encode()
+    )
     async with Account("alice", journal) as account:
         assert await bounded(account.ask(GetBalance())) == 10_050
 
@@ -138,7 +150,12 @@ async def test_several_events_in_one_persist_are_numbered_in_order(journal: Jour
         assert await bounded(counter.ask(Add(values=[]))) == 6
         assert await bounded(counter.ask(Add(values=[4]))) == 10
     records = [r async for r in journal.read(PersistenceId("Counter", "c"))]
-    assert [(r.sequence, r.payload) for r in records] == [(1, b'{"n":1}'), (2, b'{"n":2}'), (3, b'{"n":3}'), (4, b'{"n":4}')]
+    assert [(r.sequence, r.payload) for r in records] == [
+        (1, b'{"n":1}'),
+        (2, b'{"n":2}'),
+        (3, b'{"n":3}'),
+        (4, b'{"n":4}'),
+    ]
 
 
 @pytest.mark.asyncio
@@ -181,7 +198,9 @@ async def test_a_restarted_incarnation_recovers_what_the_last_one_persisted() ->
 @pytest.mark.asyncio
 async def test_a_gap_in_the_stored_numbers_is_reported() -> None:
     journal = InMemoryJournal()
-    await journal.append(PersistenceId("Counter", "c"), 0, [Counter._persistence_codec.encode(Counted(n=1))] * 3)
+    await journal.append(
+        PersistenceId("Counter", "c"), 0, [Counter._persistence_codec.encode(Counted(n=1))] * 3
+    )
     del journal.events[PersistenceId("Counter", "c")][1]
     counter = Counter("c", journal)
     with pytest.raises(JournalCorrupted, match="event 3 follows event 1"):
@@ -190,7 +209,7 @@ async def test_a_gap_in_the_stored_numbers_is_reported() -> None:
 
 
 def test_the_class_names_its_state_and_events() -> None:
-    class Untyped(EventSourcedActor):  # type: ignore[type-arg]
+    class Untyped(EventSourcedActor):
         pass
 
     with pytest.raises(TypeError, match="must name its state and events"):
@@ -217,4 +236,3 @@ def test_persisting_an_event_the_class_did_not_declare_is_a_type_error_at_run_ti
 
     with pytest.raises(TypeError, match="Other is not one of this actor's events"):
         Counter._persistence_codec.encode(Other())
-

@@ -141,4 +141,3 @@ async def test_a_closed_journal_refuses_work(journal: Journal) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         await journal.append(ACCOUNT, 0, events("a"))
     await journal.close()  # twice is fine
-

@@ -126,7 +126,9 @@ async def test_a_reminder_due_while_nobody_ran_it_fires_at_once_on_start(mock_cl
 
 
 @pytest.mark.asyncio
-async def test_a_reminder_whose_handler_failed_fires_again_in_the_next_incarnation(mock_clock: MockClock) -> None:
+async def test_a_reminder_whose_handler_failed_fires_again_in_the_next_incarnation(
+    mock_clock: MockClock,
+) -> None:
     journal = InMemoryJournal()
     first = sleeper(journal)
     await first.start()

@@ -44,7 +44,10 @@ async def test_a_journal_written_by_version_1_replays_into_version_2(v1_journal:
             assert await bounded(ref.ask(GetBalance())) == 10 + 5 + 100 - 3
             assert account.sequence == 6
             assert await bounded(ref.ask(Deposit(amount=1, memo="new"))) == 113
-        events = [Account._persistence_codec.decode(r.name, r.version, r.payload) async for r in journal.read(account.persistence_id)]
+        events = [
+            Account._persistence_codec.decode(r.name, r.version, r.payload)
+            async for r in journal.read(account.persistence_id)
+        ]
     assert [e.memo for e in events if isinstance(e, Deposited)] == ["salary", "gift", "lottery", "new"]
     assert [e for e in events if isinstance(e, Withdrawn)] == [Withdrawn(amount=1)] * 3
 
@@ -70,7 +73,10 @@ class Careless(EventSourcedActor[Message[Any], Balance, Deposited1 | Withdrawn])
 @pytest.mark.asyncio
 async def test_a_field_removed_without_an_upcaster_is_reported(v1_journal: Path) -> None:
     async with SqliteJournal(v1_journal) as journal:
-        with pytest.raises(SchemaMismatch, match=r"stored field\(s\) 'note' are not in Deposited1 \(a removed field needs an upcaster"):
+        with pytest.raises(
+            SchemaMismatch,
+            match=r"stored field\(s\) 'note' are not in Deposited1 \(a removed field needs an upcaster",
+        ):
             async with Careless("alice", journal):
                 pass
 
@@ -82,10 +88,12 @@ class Renamed(Event):
     unit: str
 
     @upcaster(from_version=1)
+    @classmethod
     def split_amount(cls, fields: dict[str, Any]) -> dict[str, Any]:
         return {"total": fields["amount"]}
 
     @upcaster(from_version=2)
+    @classmethod
     def add_unit(cls, fields: dict[str, Any]) -> dict[str, Any]:
         return {**fields, "unit": "EUR"}
 
@@ -119,6 +127,7 @@ class Gap(Event):
     event_version = 3
 
     @upcaster(from_version=2)
+    @classmethod
     def from_2(cls, fields: dict[str, Any]) -> dict[str, Any]:
         return fields
 
@@ -130,10 +139,12 @@ def test_the_event_class_is_checked_at_creation() -> None:
             event_version = 2
 
             @upcaster(from_version=1)
+            @classmethod
             def a(cls, fields: dict[str, Any]) -> dict[str, Any]:
                 return fields
 
             @upcaster(from_version=1)
+            @classmethod
             def b(cls, fields: dict[str, Any]) -> dict[str, Any]:
                 return fields
 
@@ -143,6 +154,7 @@ def test_the_event_class_is_checked_at_creation() -> None:
             event_version = 2
 
             @upcaster(from_version=2)
+            @classmethod
             def a(cls, fields: dict[str, Any]) -> dict[str, Any]:
                 return fields
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))
 
-from persistent_account import Balance, Deposit, Deposited, Withdrawn, open_journal  # noqa: E402
+from persistent_account import Balance, Deposit, Deposited, Withdrawn, open_journal
 
-from actorio import Message, handles  # noqa: E402
-from actorio.persistence import EventSourcedActor, WriterConflict  # noqa: E402
+from actorio import Message, handles
+from actorio.persistence import EventSourcedActor, WriterConflict
 
 
 class DepositMany(Message[int]):

@@ -14,18 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from account_writer import BatchAccount, DepositMany  # noqa: E402
-
-from actorio.persistence import SqliteJournal  # noqa: E402
+from actorio.persistence import SqliteJournal
+from tests.persistence.programs.account_writer import BatchAccount, DepositMany
 
 real_connect = sqlite3.connect
 
 
 def connect_then_die_at(where: str) -> Any:
     def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        connection = real_connect(*args, **kwargs)
+        connection: sqlite3.Connection = real_connect(*args, **kwargs)
         inserts = 0
 
         def trace(statement: str) -> None:
@@ -49,7 +48,7 @@ async def main(path: str, where: str) -> None:
     async with SqliteJournal(path) as journal, BatchAccount("alice", journal) as account:
         await account.ask(DepositMany(memo="before", count=3))
         print("first persist acknowledged", flush=True)
-        sqlite3.connect = connect_then_die_at(where)  # type: ignore[assignment]
+        sqlite3.connect = connect_then_die_at(where)
         # A second journal on the same file, whose connection is the one that dies.
         async with SqliteJournal(path) as dying, BatchAccount("alice", dying) as doomed:
             await doomed.ask(DepositMany(memo="doomed", count=3))

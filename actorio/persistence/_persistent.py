@@ -69,14 +69,33 @@ class PersistentActor(Actor[P], Generic[P]):
         """The clock of reminders' due times (seconds)."""
         self._persistence_reminders: dict[str, int] = {}
         self._persistence_generation = 0
+        self._persistence_recovery: asyncio.Future[None] | None = None
 
     async def mainloop_setup(self) -> None:
         """Recover the state (`recover`), then schedule the stored reminders."""
         await super().mainloop_setup()
-        await self.recover()
-        protocol = type(self).protocol
-        for reminder in await self.journal.load_reminders(self.persistence_id):
-            self._schedule(reminder.name, reminder.due, protocol.validate(reminder.message))
+        try:
+            await self.recover()
+            protocol = type(self).protocol
+            for reminder in await self.journal.load_reminders(self.persistence_id):
+                self._schedule(reminder.name, reminder.due, protocol.validate(reminder.message))
+        except BaseException as error:
+            waiting = self._persistence_recovery
+            if waiting is not None and not waiting.done():
+                waiting.set_exception(error if isinstance(error, Exception) else RuntimeError(repr(error)))
+            raise
+        if self._persistence_recovery is None:
+            self._persistence_recovery = asyncio.get_running_loop().create_future()
+        if not self._persistence_recovery.done():
+            self._persistence_recovery.set_result(None)
+
+    async def wait_recovered(self) -> None:
+        """Return once this incarnation has recovered its state (its first message then sees
+        it); raise what recovery raised if it failed. `start` returns before recovery, which
+        runs in the actor's task."""
+        if self._persistence_recovery is None:
+            self._persistence_recovery = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._persistence_recovery)
 
     async def recover(self) -> None:
         """Read the state back from the journal (event-sourced and durable-state actors each

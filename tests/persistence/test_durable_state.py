@@ -67,6 +67,7 @@ async def test_the_state_is_saved_whole_and_read_back(journal: Journal) -> None:
 async def test_a_second_writer_gets_a_conflict_and_writes_nothing(journal: Journal) -> None:
     first, second = Shopping("bob", journal), Shopping("bob", journal)
     async with first as one, second as two:
+        await bounded(second.wait_recovered())
         assert await bounded(one.ask(AddItem(item="tea"))) == 1
         with pytest.raises(WriterConflict):
             await bounded(two.ask(AddItem(item="coffee")))

@@ -96,7 +96,8 @@ async def test_a_snapshot_of_another_state_version_is_left_aside() -> None:
 async def test_a_second_writer_of_one_id_gets_a_conflict_and_writes_nothing(journal: Journal) -> None:
     first = Account("alice", journal)
     second = Account("alice", journal)
-    async with first as one, second as two:  # both recovered an empty account
+    async with first as one, second as two:
+        await bounded(second.wait_recovered())  # both recovered an empty account
         assert await bounded(one.ask(Deposit(amount=10))) == 10
         with pytest.raises(WriterConflict, match="another writer got there first"):
             await bounded(two.ask(Deposit(amount=99)))
@@ -203,9 +204,11 @@ async def test_a_gap_in_the_stored_numbers_is_reported() -> None:
     )
     del journal.events[PersistenceId("Counter", "c")][1]
     counter = Counter("c", journal)
+    await counter.start()
     with pytest.raises(JournalCorrupted, match="event 3 follows event 1"):
-        async with counter:
-            pass
+        await bounded(counter.wait_recovered())
+    with pytest.raises(JournalCorrupted):  # the actor failed with it
+        await bounded(counter.run_until_stopped())
 
 
 def test_the_class_names_its_state_and_events() -> None:

@@ -80,22 +80,26 @@ class PersistentActor(Actor[P], Generic[P]):
             for reminder in await self.journal.load_reminders(self.persistence_id):
                 self._schedule(reminder.name, reminder.due, protocol.validate(reminder.message))
         except BaseException as error:
-            waiting = self._persistence_recovery
-            if waiting is not None and not waiting.done():
-                waiting.set_exception(error if isinstance(error, Exception) else RuntimeError(repr(error)))
+            recovery = self._recovery_future()
+            if not recovery.done():
+                recovery.set_exception(error if isinstance(error, Exception) else RuntimeError(repr(error)))
             raise
+        recovery = self._recovery_future()
+        if not recovery.done():
+            recovery.set_result(None)
+
+    def _recovery_future(self) -> asyncio.Future[None]:
         if self._persistence_recovery is None:
             self._persistence_recovery = asyncio.get_running_loop().create_future()
-        if not self._persistence_recovery.done():
-            self._persistence_recovery.set_result(None)
+            # The actor's own end reports a failed recovery; nobody has to wait for this one.
+            self._persistence_recovery.add_done_callback(lambda future: future.exception())
+        return self._persistence_recovery
 
     async def wait_recovered(self) -> None:
         """Return once this incarnation has recovered its state (its first message then sees
-        it); raise what recovery raised if it failed. `start` returns before recovery, which
+        it); raise what recovery raised if it failed. `start` may return before recovery, which
         runs in the actor's task."""
-        if self._persistence_recovery is None:
-            self._persistence_recovery = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._persistence_recovery)
+        await asyncio.shield(self._recovery_future())
 
     async def recover(self) -> None:
         """Read the state back from the journal (event-sourced and durable-state actors each

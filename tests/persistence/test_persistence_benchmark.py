@@ -1,0 +1,28 @@
+"""The persistence benchmark rows run at tiny sizes in the suite, so that they cannot rot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.__main__ import main
+
+
+@pytest.mark.timeout(120)
+def test_persistence_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "figures.json"
+    assert main(["--quick", "--no-uvloop", "--persistence", "--json", str(out)]) == 0
+    assert "persistent actors" in capsys.readouterr().out
+    rows = {row["scenario"]: row for row in json.loads(out.read_text())["rows"]}
+    for name in (
+        "sqlite persist, 1 actor",
+        "sqlite persist, 10 actors",
+        "sqlite recovery",
+        "jetstream persist, 1 actor",
+        "jetstream persist, 10 actors",
+        "jetstream recovery",
+    ):
+        assert rows[name]["actorio"] > 0
+        assert rows[name]["baseline"] > 0

@@ -229,8 +229,8 @@ async def run_persistence(scale: float, repeat: int) -> list[Row]:
                 ">= 0.7x",
             )
         )
-        async with await JetStreamJournal.connect(server.url, prefix=f"r{time.monotonic_ns()}") as journal:
-            full = await _best(lambda: _recovery(journal, history, False), repeat, higher=False)
-            snapshot = await _best(lambda: _recovery(journal, history, True), repeat, higher=False)
+        async with await JetStreamJournal.connect(server.url, prefix=f"r{time.monotonic_ns()}") as shared:
+            full = await _best(lambda: _recovery(shared, history, False), repeat, higher=False)
+            snapshot = await _best(lambda: _recovery(shared, history, True), repeat, higher=False)
         rows.append(_row("jetstream recovery", "ms", history, full, snapshot, "with a snapshot"))
     return rows

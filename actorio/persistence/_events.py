@@ -61,9 +61,12 @@ class Event(BaseModel):
     default, not inherited: give it to keep a stored name when the class is renamed) and
     ``event_version`` (1 by default; raise it when the fields change, and declare the step from
     the version before with `upcaster`). Two upcasters from one version is a ``TypeError`` at
-    class creation."""
+    class creation. An event refuses fields it does not declare (``extra="forbid"``), so that a
+    stored field removed from the model is reported, not dropped."""
 
-    model_config = ConfigDict(frozen=True)
+    # extra="forbid": a stored field the model no longer declares is refused, not dropped (and
+    # checking it in pydantic's own parse costs nothing: recovery reads stored JSON straight in).
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     event_name: ClassVar[str]
     event_version: ClassVar[int] = 1
@@ -155,6 +158,11 @@ class EventCodec:
         what = f"stored event {name!r} version {version}"
         if event_type is None:
             raise SchemaMismatch(f"{what}: no event class has that wire name (known: {sorted(self.by_name)})")
+        if version == event_type.event_version:  # the usual case: pydantic parses the bytes
+            try:
+                return event_type.model_validate_json(payload)
+            except ValidationError as error:
+                raise _mismatch(event_type, error, what) from None
         try:
             fields: Any = json.loads(payload)
         except ValueError as error:
@@ -174,5 +182,22 @@ class EventCodec:
                 raise SchemaMismatch(f"{what}: stored fields are not a JSON object")
             fields = getattr(event_type, step)(fields)
             version += 1
-        event: Event = decode_model(event_type, fields, what)
-        return event
+        try:
+            return event_type.model_validate(fields)
+        except ValidationError as error:
+            raise _mismatch(event_type, error, what) from None
+
+
+def _mismatch(model: type[BaseModel], error: ValidationError, what: str) -> SchemaMismatch:
+    """The `SchemaMismatch` of a stored event that ``model`` refused: removed fields named."""
+    removed = sorted(str(e["loc"][0]) for e in error.errors() if e["type"] == "extra_forbidden" and e["loc"])
+    if removed:
+        return SchemaMismatch(
+            f"{what}: stored field(s) {', '.join(map(repr, removed))} are not in {model.__qualname__} "
+            "(a removed field needs an upcaster that drops it)"
+        )
+    if any(e["type"] == "json_invalid" for e in error.errors()):
+        return SchemaMismatch(f"{what}: not JSON ({error})")
+    if any(e["type"] == "model_type" for e in error.errors()):
+        return SchemaMismatch(f"{what}: stored fields are not a JSON object")
+    return SchemaMismatch(f"{what}: {error}")

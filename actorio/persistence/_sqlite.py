@@ -60,14 +60,14 @@ class SqliteJournal(Journal):
     set to ``synchronous`` (``"FULL"`` by default: the write-ahead log is synced to disk at each
     commit, so an acknowledged event survives a crash of the process and of the machine;
     ``"NORMAL"`` survives a crash of the process, ``kill -9`` included, but may lose the last
-    commits if the machine loses power). Each append is all or nothing (one savepoint in one
+    commits if the machine loses power). Each append is all or nothing (it is in one
     transaction). Several processes may open one file: SQLite's lock orders their writes, and
     the expected sequence is checked inside the transaction, so two writers of one id never both
     append.
 
     Group commit: appends made while a transaction is being written are written together in the
-    next transaction (each in its own savepoint: a conflict in one does not fail the others), so
-    a thousand actors persisting at once cost a few syncs, not a thousand.
+    next transaction (a conflict in one does not fail the others), so a thousand actors
+    persisting at once cost a few syncs, not a thousand.
 
     All work runs on one thread of the journal's own: no call blocks the event loop.
     ``busy_timeout`` is how many seconds a write waits for another process's lock.
@@ -128,31 +128,38 @@ class SqliteJournal(Journal):
 
     @staticmethod
     def _write(connection: sqlite3.Connection, *, batch: list[_Append]) -> list[int | BaseException]:
-        """One transaction for the whole batch, one savepoint per append."""
-        results: list[int | BaseException] = []
+        """One transaction for the whole batch: the last sequence of every id in one query per
+        400 ids, each append checked against it (and against the appends before it in the batch),
+        the rows of those that pass in one ``executemany``. A failure of the statements fails the
+        whole transaction, so each append is still all or nothing."""
+        keys = list({(p.entity_type, p.entity_id): None for p, *_ in batch})
         connection.execute("BEGIN IMMEDIATE")
         try:
+            last: dict[tuple[str, str], int] = {}
+            for start in range(0, len(keys), 400):
+                chunk = keys[start : start + 400]
+                values = ", ".join(["(?, ?)"] * len(chunk))
+                found = connection.execute(
+                    "SELECT entity_type, entity_id, MAX(sequence) FROM events "
+                    f"WHERE (entity_type, entity_id) IN (VALUES {values}) GROUP BY entity_type, entity_id",
+                    [part for key in chunk for part in key],
+                ).fetchall()
+                last.update(((t, i), n) for t, i, n in found)
             now = time.time()
+            rows: list[tuple[object, ...]] = []
+            results: list[int | BaseException] = []
             for persistence_id, expected, events, _ in batch:
                 key = (persistence_id.entity_type, persistence_id.entity_id)
-                connection.execute("SAVEPOINT append")
-                try:
-                    (last,) = connection.execute(_LAST, key).fetchone()
-                    if last != expected:
-                        raise WriterConflict(str(persistence_id), expected, last)
-                    connection.executemany(
-                        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            (*key, expected + i, e.name, e.version, e.payload, now)
-                            for i, e in enumerate(events, 1)
-                        ],
-                    )
-                except Exception as error:
-                    connection.execute("ROLLBACK TO append")
-                    results.append(error)
-                else:
-                    results.append(expected + len(events))
-                connection.execute("RELEASE append")
+                current = last.get(key, 0)
+                if current != expected:
+                    results.append(WriterConflict(str(persistence_id), expected, current))
+                    continue
+                rows += [
+                    (*key, expected + i, e.name, e.version, e.payload, now) for i, e in enumerate(events, 1)
+                ]
+                last[key] = expected + len(events)
+                results.append(last[key])
+            connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:

@@ -4,6 +4,7 @@ after a restart too, at least once."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -14,6 +15,7 @@ from actorio.persistence import (
     InMemoryJournal,
     Journal,
     PersistenceId,
+    SqliteJournal,
     copy_journal,
 )
 from actorio.testing import MockClock
@@ -159,21 +161,26 @@ async def test_a_cancelled_or_replaced_reminder_does_not_fire(mock_clock: MockCl
 
 
 @pytest.mark.asyncio
-async def test_a_recorded_journal_replays_in_memory_under_the_mock_clock(mock_clock: MockClock) -> None:
-    """Reproduce a state: copy a recorded journal into memory, start the actors on it, and the
-    state and the pending reminders are back, the reminders driven by the mock clock."""
-    recorded = InMemoryJournal()  # stands for a production journal (a SQLite file, JetStream)
-    async with Account("alice", recorded) as account:
-        for amount in (3, 4, 5):
-            await account.ask(Deposit(amount=amount))
-    async with sleeper(recorded) as ref:
-        await ref.ask(Arm(name="audit", delay=HOUR))
+async def test_a_recorded_journal_replays_in_memory_under_the_mock_clock(
+    mock_clock: MockClock, tmp_path: Path
+) -> None:
+    """Reproduce a state: copy a recorded journal (a SQLite file here) into memory, start the
+    actors on it, and the state and the pending reminders are back, the reminders driven by the
+    mock clock."""
+    async with SqliteJournal(tmp_path / "recorded.sqlite3") as recorded:
+        async with Account("alice", recorded) as account:
+            for amount in (3, 4, 5):
+                await account.ask(Deposit(amount=amount))
+        async with sleeper(recorded) as ref:
+            await ref.ask(Arm(name="audit", delay=HOUR))
     replay = InMemoryJournal()
-    assert await copy_journal(recorded, replay) == 3
+    async with SqliteJournal(tmp_path / "recorded.sqlite3") as recorded:
+        assert await copy_journal(recorded, replay) == 3
+    (audit,) = await replay.load_reminders(SAM)
     async with Account("alice", replay) as account:
         assert await account.ask(GetBalance()) == 12
     replayed = sleeper(replay)
     async with replayed as ref:
         await asyncio.wait_for(replayed.fired.wait(), HOUR + BOUND)
-        assert mock_clock.time() == HOUR
+        assert mock_clock.time() == audit.due
         assert await ref.ask(Ping()) == ["audit"]

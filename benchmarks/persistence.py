@@ -157,7 +157,7 @@ def _row(name: str, unit: str, n: int, mine: float, bare: float, label: str, tar
         baseline_label=label,
         ratio=mine / bare,
         target=target,
-        met=None,
+        met=mine / bare >= 0.7 if target else None,
     )
 
 

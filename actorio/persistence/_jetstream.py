@@ -4,6 +4,7 @@ last sequence; snapshots, durable states and reminders in key-value buckets."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 import time
@@ -206,6 +207,13 @@ class JetStreamJournal(Journal):
                 found = (await self._fetch_last(persistence_id))[0]
                 raise WriterConflict(str(persistence_id), expected_sequence, found) from None
             raise PersistenceError(f"{persistence_id}: append refused: {error}") from error
+        except (nats.errors.Error, asyncio.TimeoutError) as error:
+            # No acknowledgement: the server may have stored the batch or not. The next append
+            # reads the subject's last message again, so it cannot write after a stale sequence.
+            self._last.pop(persistence_id, None)
+            raise PersistenceError(
+                f"{persistence_id}: no acknowledgement ({error!r}); the events may or may not be stored"
+            ) from error
         last = expected_sequence + len(events)
         self._last[persistence_id] = (last, ack.seq)
         return last

@@ -1,13 +1,15 @@
 """The guarantees, with real processes: an acknowledged event survives ``kill -9`` of its process
 and is replayed; of two processes writing one persistence id, the one that is late gets a clear
 error and writes nothing; a process that dies in the middle of a multi-event persist leaves all of
-the events or none. On SQLite and on JetStream (a real nats-server)."""
+the events or none; a reminder stored by a process killed before it fired fires after the
+restart. On SQLite and on JetStream (a real nats-server)."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +19,7 @@ import pytest
 
 from actorio.persistence import JetStreamJournal, Journal, PersistenceId, SqliteJournal, WriterConflict
 
+from .programs.reminding import Alarm
 from .support import ROOT, Account, Deposit, Deposited, GetBalance
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
@@ -167,3 +170,24 @@ async def test_on_jetstream_a_multi_event_persist_is_one_message(nats_url: str) 
         assert await memos(journal, PersistenceId("account", account_id)) == [
             f"b-{i}/{n}" for i in range(2) for n in range(3)
         ]
+
+
+@pytest.mark.asyncio
+async def test_a_reminder_stored_by_a_killed_process_fires_after_the_restart(where: Where) -> None:
+    """At least once: armed in one process, killed before it fired, fired in the next."""
+    alarm_id = uuid.uuid4().hex
+    armer = await start(str(PROGRAMS / "reminding.py"), where.argument, alarm_id, "0.5")
+    try:
+        armed = await next_line(armer)
+    finally:
+        armer.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(armer.wait(), BOUND)
+    assert armed.startswith("armed ")
+    async with where.open() as journal:
+        alarm = Alarm(alarm_id, journal)
+        alarm.rang = asyncio.Event()
+        async with alarm:
+            await asyncio.wait_for(alarm.rang.wait(), BOUND)
+            assert alarm.state.times == 1
+            assert time.time() >= float(armed.split()[1])  # not before it was due
+        assert await journal.load_reminders(alarm.persistence_id) == []

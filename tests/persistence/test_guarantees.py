@@ -121,8 +121,8 @@ async def test_a_second_process_writing_one_id_gets_a_clear_error_and_writes_not
 async def test_two_processes_racing_on_one_id_never_both_write(where: Where) -> None:
     account_id = uuid.uuid4().hex
     arguments = (where.argument, account_id)
-    one = await start(str(PROGRAMS / "account_writer.py"), *arguments, "one", "200")
-    two = await start(str(PROGRAMS / "account_writer.py"), *arguments, "two", "200")
+    one = await start(str(PROGRAMS / "account_writer.py"), *arguments, "one", "100")
+    two = await start(str(PROGRAMS / "account_writer.py"), *arguments, "two", "100")
     outputs: dict[str, list[str]] = {}
     for name, process in (("one", one), ("two", two)):
         stdout, stderr = await asyncio.wait_for(process.communicate(), 120)

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, PositiveInt
 
 from actorio import Message, handles
-from actorio.persistence import Event, EventSourcedActor, JetStreamJournal, Journal, SqliteJournal, upcaster
+from actorio.persistence import Event, EventSourcedActor, Journal, SqliteJournal, upcaster
 
 
 class Deposit(Message[int]):
@@ -98,8 +98,10 @@ class Account(EventSourcedActor[Deposit | Withdraw | GetBalance, Balance, Deposi
 
 
 async def open_journal(where: str) -> Journal:
-    """A SQLite file, or JetStream at a ``nats://`` URL."""
+    """A SQLite file, or JetStream at a ``nats://`` URL (which needs nats-py: the ``nats`` extra)."""
     if where.startswith(("nats://", "tls://")):
+        from actorio.persistence import JetStreamJournal
+
         return await JetStreamJournal.connect(where)
     return SqliteJournal(where)
 

@@ -45,3 +45,19 @@ def test_without_arguments_it_prints_its_usage() -> None:
     result = run()
     assert result.returncode != 0
     assert "python examples/persistent_account.py accounts.sqlite3 alice deposit 30" in result.stderr
+
+
+def test_sqlite_persistence_needs_nothing_but_the_standard_library(tmp_path: Path) -> None:
+    """With nats-py missing (as without the ``nats`` extra), the SQLite account still runs."""
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['nats'] = None  # as if nats-py were not installed\n"
+        f"sys.argv = ['persistent_account.py', {str(tmp_path / 'a.sqlite3')!r}, 'bob', 'deposit', '7']\n"
+        f"runpy.run_path({str(EXAMPLE)!r}, run_name='__main__')\n"
+        "assert 'nats' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "deposit: balance 7\n"

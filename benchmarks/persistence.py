@@ -132,7 +132,7 @@ async def _recovery(journal: Journal, events: int, snapshot: bool) -> float:
     entity = f"r{events}{'s' if snapshot else ''}{time.monotonic_ns()}"
     persistence_id = PersistenceId("bench", entity)
     last = 0
-    codec = Ledger._persistence_codec  # pyright: ignore[reportPrivateUsage]
+    codec = Ledger.event_codec
     batch = [codec.encode(Added(amount=1))] * min(1000, events)
     while last < events:
         last = await journal.append(persistence_id, last, batch[: min(len(batch), events - last)])

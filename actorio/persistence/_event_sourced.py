@@ -65,7 +65,9 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
     fields change, and the snapshots of the version before are left aside."""
 
     _persistence_state_type: ClassVar[type[BaseModel]]
-    _persistence_codec: ClassVar[EventCodec]
+    event_codec: ClassVar[EventCodec]
+    """The codec of the class's events (made at class creation from ``E``): what writes them to
+    the journal and reads stored ones back, for tools that read a journal."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -82,7 +84,7 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
                     f"{cls.__qualname__}: the state type must be a pydantic model, not {state_type!r}"
                 )
             cls._persistence_state_type = state_type
-            cls._persistence_codec = EventCodec.of_annotation(arguments[2])
+            cls.event_codec = EventCodec.of_annotation(arguments[2])
         every = cls.snapshot_every
         if every is not None and not (isinstance(every, int) and every >= 1):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TypeError(f"{cls.__qualname__}.snapshot_every must be None or an int >= 1")
@@ -99,7 +101,7 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         super().__init__(
             entity_id, journal, clock=clock, identifier=identifier, mailbox_capacity=mailbox_capacity
         )
-        if not hasattr(type(self), "_persistence_codec"):
+        if not hasattr(type(self), "event_codec"):
             raise TypeError(
                 f"{type(self).__qualname__} must name its state and events: "
                 "EventSourcedActor[Protocol, State, Event1 | Event2]"
@@ -123,7 +125,7 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         if not events:
             return
         cls = type(self)
-        encoded = [cls._persistence_codec.encode(event) for event in events]
+        encoded = [cls.event_codec.encode(event) for event in events]
         state = self.state
         for event in events:  # before the write: an apply that raises writes nothing
             state = self.apply(state, event)
@@ -158,7 +160,7 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
                 raise SchemaMismatch(f"{self.persistence_id}: snapshot is not JSON ({error})") from None
             state = decode_model(cls._persistence_state_type, fields, f"{self.persistence_id}: snapshot")
             sequence = snapshot.sequence
-        codec = cls._persistence_codec
+        codec = cls.event_codec
         apply = self.apply
         async for record in self.journal.read(self.persistence_id, sequence):
             if record.sequence != sequence + 1:

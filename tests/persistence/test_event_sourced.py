@@ -86,7 +86,7 @@ async def test_recovery_reads_the_latest_snapshot_then_the_events_after_it() -> 
 @pytest.mark.asyncio
 async def test_a_snapshot_of_another_state_version_is_left_aside() -> None:
     journal = InMemoryJournal()
-    await journal.append(ALICE, 0, [Account._persistence_codec.encode(Deposited(amount=7))])
+    await journal.append(ALICE, 0, [Account.event_codec.encode(Deposited(amount=7))])
     await journal.save_snapshot(SnapshotRecord(ALICE, 1, 99, b'{"amount": 10000}'))
     async with Account("alice", journal) as account:
         assert await bounded(account.ask(GetBalance())) == 7
@@ -199,9 +199,7 @@ async def test_a_restarted_incarnation_recovers_what_the_last_one_persisted() ->
 @pytest.mark.asyncio
 async def test_a_gap_in_the_stored_numbers_is_reported() -> None:
     journal = InMemoryJournal()
-    await journal.append(
-        PersistenceId("Counter", "c"), 0, [Counter._persistence_codec.encode(Counted(n=1))] * 3
-    )
+    await journal.append(PersistenceId("Counter", "c"), 0, [Counter.event_codec.encode(Counted(n=1))] * 3)
     del journal.events[PersistenceId("Counter", "c")][1]
     counter = Counter("c", journal)
     await counter.start()
@@ -238,4 +236,4 @@ def test_persisting_an_event_the_class_did_not_declare_is_a_type_error_at_run_ti
         pass
 
     with pytest.raises(TypeError, match="Other is not one of this actor's events"):
-        Counter._persistence_codec.encode(Other())
+        Counter.event_codec.encode(Other())

@@ -69,7 +69,7 @@ async def next_line(process: asyncio.subprocess.Process) -> str:
 async def memos(journal: Journal, persistence_id: PersistenceId) -> list[str]:
     found: list[str] = []
     async for record in journal.read(persistence_id):
-        event = Account._persistence_codec.decode(record.name, record.version, record.payload)
+        event = Account.event_codec.decode(record.name, record.version, record.payload)
         assert isinstance(event, Deposited)
         found.append(event.memo)
     return found

@@ -45,7 +45,7 @@ async def test_a_journal_written_by_version_1_replays_into_version_2(v1_journal:
             assert account.sequence == 6
             assert await bounded(ref.ask(Deposit(amount=1, memo="new"))) == 113
         events = [
-            Account._persistence_codec.decode(r.name, r.version, r.payload)
+            Account.event_codec.decode(r.name, r.version, r.payload)
             async for r in journal.read(account.persistence_id)
         ]
     assert [e.memo for e in events if isinstance(e, Deposited)] == ["salary", "gift", "lottery", "new"]

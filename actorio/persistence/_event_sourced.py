@@ -88,6 +88,8 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         every = cls.snapshot_every
         if every is not None and not (isinstance(every, int) and every >= 1):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TypeError(f"{cls.__qualname__}.snapshot_every must be None or an int >= 1")
+        if "event_codec" in vars(cls) and cls.apply is EventSourcedActor.apply:
+            raise TypeError(f"{cls.__qualname__} names its events but defines no apply(state, event)")
 
     def __init__(
         self,

@@ -225,6 +225,11 @@ def test_the_class_names_its_state_and_events() -> None:
         class BadEvery(EventSourcedActor[Message[Any], Total, Counted]):
             snapshot_every = 0
 
+    with pytest.raises(TypeError, match="names its events but defines no apply"):
+
+        class NoApply(EventSourcedActor[Message[Any], Total, Counted]):
+            pass
+
     with pytest.raises(ValueError, match="invalid entity type"):
 
         class BadType(EventSourcedActor[Message[Any], Total, Counted]):

@@ -193,7 +193,9 @@ async def test_a_restarted_incarnation_recovers_what_the_last_one_persisted() ->
         assert await bounded(ref.ask(Add(values=[5, 6]))) == 11
         assert parent.child is not None
         await parent.child.tell(Crash())  # restarted by its supervisor
-        assert await bounded(ref.ask(Add(values=[1]))) == 12
+        # Asked directly (the parent's task must stay free to restart it): the ask waits in the
+        # mailbox, which the next incarnation takes over once it has recovered.
+        assert await bounded(parent.child.ask(Add(values=[1]))) == 12
 
 
 @pytest.mark.asyncio

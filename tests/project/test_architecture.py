@@ -173,7 +173,10 @@ def test_the_core_never_imports_testing_nats_the_cli_or_the_plugin() -> None:
         for path in _modules()
         if _core(path) is not None
         for found in _imports(path)
-        if any(_in(found.target, f"actorio.{top}") for top in ("testing", "nats", "_cli", "__main__", "mypy"))
+        if any(
+            _in(found.target, f"actorio.{top}")
+            for top in ("testing", "nats", "persistence", "_cli", "__main__", "mypy")
+        )
     ]
     assert not wrong
 
@@ -183,7 +186,7 @@ def test_the_mypy_plugin_imports_nothing_of_actorio() -> None:
     assert not wrong
 
 
-@pytest.mark.parametrize("package", ["testing", "nats"])
+@pytest.mark.parametrize("package", ["testing", "nats", "persistence"])
 def test_extensions_use_only_the_public_names_and_the_lowlevel_seam(package: str) -> None:
     """No private module of the core, no underscore name of it, no private attribute of its objects."""
     wrong: list[str] = []
@@ -216,6 +219,24 @@ def test_testing_and_nats_do_not_import_each_other() -> None:
     assert not wrong
 
 
+def test_persistence_imports_neither_the_test_kit_nor_nats_and_neither_imports_it() -> None:
+    """actorio.persistence stands beside the test kit and NATS: its JetStream journal uses nats-py
+    itself. Neither the test kit nor NATS imports persistence."""
+    wrong = [
+        f"{found.module} line {found.line}: {found.target}"
+        for package, other in (
+            ("persistence", "testing"),
+            ("persistence", "nats"),
+            ("testing", "persistence"),
+            ("nats", "persistence"),
+        )
+        for path in sorted((PACKAGE / package).rglob("*.py"))
+        for found in _imports(path)
+        if _in(found.target, f"actorio.{other}")
+    ]
+    assert not wrong
+
+
 def test_no_module_is_longer_than_about_600_lines() -> None:
     long = {
         str(p.relative_to(PACKAGE)): n for p in _modules() if (n := len(p.read_text().splitlines())) > 620
@@ -231,7 +252,7 @@ def test_the_rules_are_checked_against_something() -> None:
     assert "actorio._incarnation" in {found.target for found in _imports(PACKAGE / "_actor.py")}
 
 
-@pytest.mark.parametrize("package", ["testing", "nats"])
+@pytest.mark.parametrize("package", ["testing", "nats", "persistence"])
 def test_extensions_switch_off_no_private_name_check_wholesale(package: str) -> None:
     """A file-wide ``reportPrivateUsage=false`` would hide what rule 3 forbids."""
     waived = [

@@ -322,6 +322,11 @@ class _StubWriter:
         if wire_name is not None:
             class_var = self.use("typing", "ClassVar", typing.ClassVar)
             lines.append(f"    wire_name: {class_var}[str] = {json.dumps(wire_name)}")
+        aliases = vars(cls).get("wire_aliases")
+        if aliases is not None:
+            class_var = self.use("typing", "ClassVar", typing.ClassVar)
+            names = "".join(f"{json.dumps(alias)}, " for alias in aliases)
+            lines.append(f"    wire_aliases: {class_var}[tuple[str, ...]] = ({names.rstrip(' ')})")
         for field_name, field in cls.model_fields.items():
             if field_name == "sender" or (field_name in inherited and field_name not in own):
                 continue

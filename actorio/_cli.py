@@ -325,8 +325,8 @@ class _StubWriter:
         aliases = vars(cls).get("wire_aliases")
         if aliases is not None:
             class_var = self.use("typing", "ClassVar", typing.ClassVar)
-            names = "".join(f"{json.dumps(alias)}, " for alias in aliases)
-            lines.append(f"    wire_aliases: {class_var}[tuple[str, ...]] = ({names.rstrip(' ')})")
+            names = ", ".join(json.dumps(alias) for alias in aliases) + ("," if len(aliases) == 1 else "")
+            lines.append(f"    wire_aliases: {class_var}[tuple[str, ...]] = ({names})")
         for field_name, field in cls.model_fields.items():
             if field_name == "sender" or (field_name in inherited and field_name not in own):
                 continue

@@ -5,6 +5,8 @@
     python -m actorio schema  module:Actor             the protocol as JSON Schema, on stdout
     python -m actorio inspect module:Actor             a table: wire name, class, handler, reply
     python -m actorio stubs   module[:Actor] ... -o DIR   a typed client stub per module (.pyi)
+    python -m actorio compat  OLD NEW                  whether NEW is compatible with OLD
+    python -m actorio asyncapi module:Actor=name ...   an AsyncAPI 3.0 document of NATS publications
 
 ``--path DIR`` puts ``DIR`` first on ``sys.path`` before importing. An error (a module that cannot be
 imported, a name that is not an actor class, an output that cannot be written: ``-o`` naming a file,
@@ -407,7 +409,21 @@ def _parser() -> argparse.ArgumentParser:
     stubs = commands.add_parser("stubs", help="write a typed client stub (.pyi) per module")
     stubs.add_argument("targets", metavar="module[:Actor]", nargs="+")
     stubs.add_argument("-o", "--output", metavar="DIR", help="write DIR/<module>_client.pyi (else: print)")
-    for command in (schema, inspect_command, stubs):
+    compat = commands.add_parser(
+        "compat",
+        help="check that NEW is compatible with OLD (exit status 0: compatible, 1: not, 2: error)",
+        description="OLD and NEW are schema files printed by `schema`, or module:Actor targets.",
+    )
+    compat.add_argument("old", metavar="OLD")
+    compat.add_argument("new", metavar="NEW")
+    compat.add_argument(
+        "--require",
+        choices=("backward", "forward", "full"),
+        default="backward",
+        help="backward (default): receivers on NEW accept senders on OLD; forward: the reverse; full: both",
+    )
+    compat.add_argument("--json", action="store_true", help="print the result as JSON")
+    for command in (schema, inspect_command, stubs, compat):
         command.add_argument("--path", metavar="DIR", help="put DIR first on sys.path before importing")
     return parser
 
@@ -427,6 +443,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
                 _write(out, json.dumps(schema, indent=2) + "\n")
             elif arguments.command == "inspect":
                 _write(out, _inspect_table(load_actor(arguments.target).protocol))
+            elif arguments.command == "compat":
+                return _compat(arguments.old, arguments.new, arguments.require, arguments.json, out)
             else:
                 _stubs(arguments.targets, arguments.output, out)
     except CommandError as error:
@@ -435,6 +453,21 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         print(f"python -m actorio: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _compat(old: str, new: str, require: Any, as_json: bool, out: TextIO) -> int:
+    from .compat import ProtocolError, check_compatibility
+
+    try:
+        result = check_compatibility(old, new)
+    except ProtocolError as error:
+        print(f"python -m actorio: error: {error}", file=sys.stderr)
+        return 2
+    if as_json:
+        _write(out, json.dumps({**result.to_dict(), "require": require}, indent=2) + "\n")
+    else:
+        _write(out, result.report())
+    return 0 if result.compatible(require) else 1
 
 
 def _stubs(targets: Sequence[str], output: str | None, out: TextIO) -> None:

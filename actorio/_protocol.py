@@ -126,12 +126,15 @@ def wire_aliases_of(message_type: type[Message[Any]]) -> tuple[str, ...]:
         own = vars(origin).get("wire_aliases")
     if own is None:
         return ()
-    if not isinstance(own, tuple) or not all(isinstance(name, str) and name for name in own):
+    names: object = own
+    if not isinstance(names, tuple) or not all(
+        isinstance(name, str) and name for name in cast("tuple[object, ...]", names)
+    ):
         raise TypeError(
             f"{message_type.__qualname__}.wire_aliases must be a tuple of non-empty str, not {own!r}"
         )
     name = wire_name_of(message_type)
-    return tuple(dict.fromkeys(alias for alias in own if alias != name))
+    return tuple(dict.fromkeys(alias for alias in cast("tuple[str, ...]", names) if alias != name))
 
 
 def reply_type_of(message_type: type[Message[Any]]) -> Any:
@@ -269,11 +272,12 @@ def envelope_model(
         field.is_required() for name, field in message_type.model_fields.items() if name != "sender"
     )
     data_field: Any = ... if required else Field(default_factory=dict, validate_default=True)
+    names = (wire_name, *aliases)
     return create_model(
         f"{message_type.__name__}Envelope",
         __config__=ConfigDict(extra="forbid", title=wire_name, frozen=True),
         __module__=message_type.__module__,
-        type=(cast(Any, typing.Literal)[(wire_name, *aliases)], ...),
+        type=(cast(Any, typing.Literal)[names], ...),
         data=(data, data_field),
         id=(_CorrelationId, None),
         reply_to=(_CorrelationId, None),

@@ -423,7 +423,22 @@ def _parser() -> argparse.ArgumentParser:
         help="backward (default): receivers on NEW accept senders on OLD; forward: the reverse; full: both",
     )
     compat.add_argument("--json", action="store_true", help="print the result as JSON")
-    for command in (schema, inspect_command, stubs, compat):
+    asyncapi = commands.add_parser(
+        "asyncapi",
+        help="print an AsyncAPI 3.0 document of actors published on NATS",
+        description="Each target is module:Actor=name, an actor class and the name it is published under "
+        "(node.publish(name, ...)); without =name, the class name.",
+    )
+    asyncapi.add_argument("targets", metavar="module:Actor[=name]", nargs="+")
+    asyncapi.add_argument("--prefix", default="actorio", help="the node's subject prefix (default: actorio)")
+    asyncapi.add_argument("--server", action="append", default=[], metavar="URL", help="a NATS server URL")
+    asyncapi.add_argument("--title", default="actorio publications", help="the document's title")
+    asyncapi.add_argument("--version", default="1.0.0", help="the document's (the API's) version")
+    asyncapi.add_argument(
+        "--client", action="store_true", help="describe a client (operations: send) rather than the publisher"
+    )
+    asyncapi.add_argument("-o", "--output", metavar="FILE", help="write FILE (else: print)")
+    for command in (schema, inspect_command, stubs, compat, asyncapi):
         command.add_argument("--path", metavar="DIR", help="put DIR first on sys.path before importing")
     return parser
 
@@ -443,6 +458,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
                 _write(out, json.dumps(schema, indent=2) + "\n")
             elif arguments.command == "inspect":
                 _write(out, _inspect_table(load_actor(arguments.target).protocol))
+            elif arguments.command == "asyncapi":
+                _asyncapi(arguments, out)
             elif arguments.command == "compat":
                 return _compat(arguments.old, arguments.new, arguments.require, arguments.json, out)
             else:
@@ -468,6 +485,36 @@ def _compat(old: str, new: str, require: Any, as_json: bool, out: TextIO) -> int
     else:
         _write(out, result.report())
     return 0 if result.compatible(require) else 1
+
+
+def _asyncapi(arguments: argparse.Namespace, out: TextIO) -> None:
+    from .asyncapi import Publication, asyncapi_document
+
+    publications: list[Publication] = []
+    for target in arguments.targets:
+        actor_target, _, name = target.partition("=")
+        actor = load_actor(actor_target)
+        publications.append(Publication(name or actor.__name__, actor))
+    try:
+        document = asyncapi_document(
+            publications,
+            prefix=arguments.prefix,
+            title=arguments.title,
+            version=arguments.version,
+            servers=arguments.server,
+            action="send" if arguments.client else "receive",
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    text = json.dumps(document, indent=2) + "\n"
+    if arguments.output is None:
+        _write(out, text)
+        return
+    try:
+        Path(arguments.output).write_text(text)
+    except OSError as error:
+        raise CommandError(f"cannot write {arguments.output}: {_reason(error)}") from None
+    _write(out, f"wrote {arguments.output}\n")
 
 
 def _stubs(targets: Sequence[str], output: str | None, out: TextIO) -> None:

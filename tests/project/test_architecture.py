@@ -43,8 +43,9 @@ LAYERS: dict[str, int] = {
 UPWARD_EXCEPTIONS = {("_supervisor", "_actor")}
 """Imports of a higher layer, inside a function, to break a cycle (rule 5)."""
 
-ON_TOP = {"_cli", "__main__", "mypy"}
-"""Top-level modules that are not the core: the command line and the mypy plugin."""
+ON_TOP = {"_cli", "__main__", "mypy", "compat", "_schema_diff", "asyncapi"}
+"""Top-level modules that are not the core: the command line, the mypy plugin, and the protocol
+tools the command line runs (compatibility between versions, the AsyncAPI export)."""
 
 CORE_PRIVATE_ATTRIBUTES = {"_accepts", "_check", "_outside", "_message_types", "_tell_when_room"}
 """Private attributes of core objects (besides the ``_actor_*`` slots) that nothing outside the
@@ -175,7 +176,7 @@ def test_the_core_never_imports_testing_nats_the_cli_or_the_plugin() -> None:
         for found in _imports(path)
         if any(
             _in(found.target, f"actorio.{top}")
-            for top in ("testing", "nats", "persistence", "_cli", "__main__", "mypy")
+            for top in ("testing", "nats", "persistence", "_cli", "__main__", "mypy", "compat", "asyncapi")
         )
     ]
     assert not wrong

@@ -33,7 +33,7 @@ _OUTSIDE = "tests/project/test_typecheck_outside.py::test_a_typed_project_outsid
 _CI = "tests/project/test_readme.py::test_quick_start_test_command_is_what_ci_runs"
 
 COVERED = {
-    "python -m venv .venv": _WHEEL,
+    "python3 -m venv .venv": _WHEEL,
     ". .venv/bin/activate": _WHEEL,
     "python -m pip install .": _WHEEL,
     "python -m pip install '.[nats]'": _WHEEL,

@@ -58,5 +58,5 @@ def test_the_readme_says_where_to_install_from() -> None:
     """PyPI's ``actorio`` is the original 0.1.4: the README says so, and installs from the clone
     in a virtual environment first."""
     assert "0.1.4" in README
-    assert "python -m venv .venv" in README
-    assert README.index("python -m venv .venv") < README.index("python -m pip install .")
+    assert "python3 -m venv .venv" in README
+    assert README.index("python3 -m venv .venv") < README.index("python -m pip install .")

@@ -12,9 +12,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -105,20 +108,26 @@ def test_the_python_blocks_of_a_page_run(page: Path, tmp_path: Path) -> None:
     blocks_file.write_text(json.dumps(chosen))
     work = tmp_path / "page"
     work.mkdir()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "error::DeprecationWarning:__main__",
-            str(RUN_PAGE),
-            str(blocks_file),
-            str(work),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    # Its own session: whatever a failing page left running (a process it started, a nats-server)
+    # is killed with it.
+    command = [
+        sys.executable,
+        "-W",
+        "error::DeprecationWarning:__main__",
+        str(RUN_PAGE),
+        str(blocks_file),
+        str(work),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
+    try:
+        out, err = process.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+    result = subprocess.CompletedProcess(command, process.returncode, out, err)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -24,7 +24,7 @@ from . import _incarnation as incarnation
 from ._ask import AskRef, HeldAsks
 from ._dispatch import Handler, resolve_handler, set_up_dispatch
 from ._exceptions import EndMainLoop, UnhandledMessage
-from ._inputs import InputTasks
+from ._inputs import InputHandler, InputTasks, input_handler
 from ._mailbox import BoundedMailbox, Mailbox
 from ._message import Message
 from ._protocol import ProtocolAttribute, check_wire_names
@@ -477,17 +477,17 @@ class Actor(Generic[P]):
     def register_input_task(
         self,
         factory: Callable[[], Awaitable[Any]],
-        handler: Callable[[asyncio.Task[Any]], Awaitable[Any]],
+        handler: InputHandler | None = None,
         count: int | None = None,
+        *,
+        coro_to_run: InputHandler | None = None,
     ) -> None:
         """Run ``factory()`` as a task; when it is done, call ``await handler(task)`` in the actor.
 
         The handler never runs while a message is being handled. Then ``factory()`` runs again,
         ``count`` times in all (forever if ``None``). Tasks still running when the actor stops are
-        cancelled.
-        """
-        if count is not None and count < 1:
-            raise ValueError("count must be at least 1")
+        cancelled. ``coro_to_run`` is actorio 0.1.4's name for ``handler`` (deprecated)."""
+        handler = input_handler(handler, coro_to_run, count)
         if self._actor_inputs is None:
             self._actor_inputs = InputTasks(self._actor_mailbox)
         self._actor_inputs.add(factory, handler, count, self._actor_task is not None)

@@ -37,6 +37,11 @@ LAYERS: dict[str, int] = {
     "_run": 7,
     "__init__": 8,
     "lowlevel": 8,
+    "_compat": 8,
+    "actor": 8,
+    "errors": 8,
+    "messaging": 8,
+    "reference": 8,
 }
 """The core's modules by layer (docs/architecture.md): a module imports only its layer and below."""
 

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 import actorio
+import actorio.asyncapi
+import actorio.compat
 import actorio.nats
+import actorio.persistence
 import actorio.testing
 from tests.docs.pages import DOCS
 
@@ -41,8 +44,22 @@ def test_the_site_builds_without_a_warning(site: Path) -> None:
 
 @pytest.mark.parametrize(
     ("package", "page"),
-    [(actorio, "api"), (actorio.testing, "testing"), (actorio.nats, "nats")],
-    ids=["actorio", "actorio.testing", "actorio.nats"],
+    [
+        (actorio, "api"),
+        (actorio.testing, "testing"),
+        (actorio.nats, "nats"),
+        (actorio.persistence, "persistence"),
+        (actorio.compat, "contracts"),
+        (actorio.asyncapi, "contracts"),
+    ],
+    ids=[
+        "actorio",
+        "actorio.testing",
+        "actorio.nats",
+        "actorio.persistence",
+        "actorio.compat",
+        "actorio.asyncapi",
+    ],
 )
 def test_the_api_reference_documents_every_public_name(site: Path, package: object, page: str) -> None:
     html = (site / "reference" / f"{page}.html").read_text()

@@ -20,6 +20,8 @@ LAYERS: dict[str, int] = {
     "_exceptions": 0,
     "_dead_letters": 0,
     "_types": 0,
+    "_alarms": 0,
+    "_propagation": 0,
     "_sender": 1,
     "_message": 1,
     "_watch": 1,
@@ -33,6 +35,7 @@ LAYERS: dict[str, int] = {
     "_supervision": 6,
     "_supervisor": 6,
     "_incarnation": 6,
+    "_statistics": 6,
     "_actor": 6,
     "_run": 7,
     "__init__": 8,
@@ -173,7 +176,10 @@ def test_the_core_never_imports_testing_nats_the_cli_or_the_plugin() -> None:
         for path in _modules()
         if _core(path) is not None
         for found in _imports(path)
-        if any(_in(found.target, f"actorio.{top}") for top in ("testing", "nats", "_cli", "__main__", "mypy"))
+        if any(
+            _in(found.target, f"actorio.{top}")
+            for top in ("testing", "nats", "telemetry", "_cli", "__main__", "mypy")
+        )
     ]
     assert not wrong
 
@@ -183,7 +189,7 @@ def test_the_mypy_plugin_imports_nothing_of_actorio() -> None:
     assert not wrong
 
 
-@pytest.mark.parametrize("package", ["testing", "nats"])
+@pytest.mark.parametrize("package", ["testing", "nats", "telemetry"])
 def test_extensions_use_only_the_public_names_and_the_lowlevel_seam(package: str) -> None:
     """No private module of the core, no underscore name of it, no private attribute of its objects."""
     wrong: list[str] = []
@@ -240,3 +246,20 @@ def test_extensions_switch_off_no_private_name_check_wholesale(package: str) -> 
         if "reportPrivateUsage=false" in path.read_text()
     ]
     assert not waived
+
+
+def test_telemetry_imports_neither_testing_nor_nats_and_they_do_not_import_it() -> None:
+    """Observability stands beside the test kit and the NATS layer: each reaches the other only
+    through the hooks of ``actorio.lowlevel``."""
+    wrong = [
+        f"{found.module} line {found.line}: {found.target}"
+        for package, others in (
+            ("telemetry", ("testing", "nats")),
+            ("testing", ("telemetry",)),
+            ("nats", ("telemetry",)),
+        )
+        for path in sorted((PACKAGE / package).rglob("*.py"))
+        for found in _imports(path)
+        if any(_in(found.target, f"actorio.{other}") for other in others)
+    ]
+    assert not wrong

@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from .. import Message
-from ..lowlevel import AskRef, LogLimit, Payload, hand_off
+from ..lowlevel import AskRef, LogLimit, Payload, hand_off, inject
 from ._addresses import Addresses
 from ._codec import encode_message, payload_bytes, read_reply
 from ._durable import Streams
@@ -112,7 +112,9 @@ class Outbox:
             self._spawn(self._answer_forwarded(ref, message, ask))
             return None
         body = encode_message(message)
-        headers = self._addresses.headers(message)
+        carried = self._addresses.headers(message) or {}
+        inject(carried)  # the sending code's trace context, if a tracer propagates one
+        headers = carried or None
         if ref.durable:
             return lambda: self._streams.store(ref, body, headers, msg_id)
         return lambda: self._nc.publish(ref.subject, body, headers=headers)

@@ -35,7 +35,7 @@ from nats.aio.subscription import (
 )
 
 from .. import Actor, ActorRef, BaseRef, InvalidPayload, Message, dead_letters
-from ..lowlevel import LogLimit, Mailbox, ask_message, barrier, task_of, unwatch, watch
+from ..lowlevel import LogLimit, Mailbox, ask_message, barrier, extracted, task_of, unwatch, watch
 from ._addresses import Destinations, sender_of
 from ._codec import (
     ERROR,
@@ -303,10 +303,11 @@ class Receiver:
         except InvalidPayload as error:
             await self.refuse(actor, error, reply, msg.data)
             return
-        if reply is None:
-            await actor.reference.tell(message)
-            return
-        _, future = await queue_ask(actor, message)
+        with extracted(msg.headers):  # the sender's trace context, if a tracer propagates one
+            if reply is None:
+                await actor.reference.tell(message)
+                return
+            _, future = await queue_ask(actor, message)
         timeout = timeout_of(msg.headers, self._ask_timeout)
         self._spawn(self.answer(actor, message, future, reply, timeout))
 

@@ -7,6 +7,8 @@
   `snapshot`: a tree of actors as JSON-ready data.
 - `configure_alarms`: the always-on alarms (a handler holding the event loop, a mailbox growing,
   restarts logged as one line) and their thresholds.
+- `serve_snapshots`: the tree under a root as JSON on a local HTTP endpoint, which
+  ``python -m actorio top URL`` shows live in the terminal.
 
 Mermaid pictures of a test's conversation and of a tree are in the test kit
 (``actorio.testing.Conversation``, ``actorio.testing.tree_diagram``).
@@ -24,18 +26,24 @@ if TYPE_CHECKING:
 
     from ._counting import count_handlers as count_handlers
     from ._counting import stop_counting_handlers as stop_counting_handlers
+    from ._endpoint import SnapshotServer as SnapshotServer
+    from ._endpoint import serve_snapshots as serve_snapshots
+    from ._endpoint import snapshot_document as snapshot_document
     from ._instrument import instrument as instrument
     from ._instrument import instrumented as instrumented
     from ._instrument import uninstrument as uninstrument
 
 __all__ = [
     "AlarmSettings",
+    "SnapshotServer",
     "alarm_settings",
     "configure_alarms",
     "count_handlers",
     "instrument",
     "instrumented",
+    "serve_snapshots",
     "snapshot",
+    "snapshot_document",
     "stop_counting_handlers",
     "uninstrument",
 ]
@@ -47,6 +55,9 @@ _EXPORTS = {
     "configure_alarms": "actorio.lowlevel",
     "snapshot": "actorio.lowlevel",
     "count_handlers": "._counting",
+    "SnapshotServer": "._endpoint",
+    "serve_snapshots": "._endpoint",
+    "snapshot_document": "._endpoint",
     "stop_counting_handlers": "._counting",
     "instrument": "._instrument",
     "instrumented": "._instrument",

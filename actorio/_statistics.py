@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import time
 import weakref
+from collections import deque
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from ._dispatch import Handler, handler_wrappers
 if TYPE_CHECKING:
     from ._actor import Actor
 
-__all__ = ["ActorStatistics", "HandlerCounts", "counting_wrapper", "snapshot", "statistics"]
+__all__ = ["RECENT", "ActorStatistics", "HandlerCounts", "counting_wrapper", "snapshot", "statistics"]
 
 
 @dataclass(frozen=True)
@@ -50,18 +51,28 @@ class ActorStatistics:
     """Seconds spent in handlers (counted as ``handled``), else ``None``."""
     handling_seconds: float | None
     """How long the current message has been handled, while counting; else ``None``."""
+    handler_p50: float | None = None
+    """The median of the last `RECENT` handler times, in seconds, while counting (``None`` before
+    the first message, or while not counting)."""
+    handler_p99: float | None = None
+    """The 99th percentile of the last `RECENT` handler times, in seconds (as ``handler_p50``)."""
+
+
+RECENT = 256
+"""How many of an actor's last handler times its percentiles are taken from."""
 
 
 class HandlerCounts:
     """An incarnation's handler counts (see `counting_wrapper`)."""
 
-    __slots__ = ("handled", "failed", "seconds", "since")
+    __slots__ = ("handled", "failed", "seconds", "since", "recent")
 
     def __init__(self) -> None:
         self.handled = 0
         self.failed = 0
         self.seconds = 0.0
         self.since: float | None = None
+        self.recent: deque[float] = deque(maxlen=RECENT)
 
 
 _counts: weakref.WeakKeyDictionary[Any, HandlerCounts] = weakref.WeakKeyDictionary()
@@ -82,8 +93,10 @@ def counting_wrapper(actor_class: type, message_type: type | None, handler: Hand
             counts.failed += 1
             raise
         finally:
+            took = clock() - started
             counts.handled += 1
-            counts.seconds += clock() - started
+            counts.seconds += took
+            counts.recent.append(took)
             counts.since = None
 
     return functools.update_wrapper(counted, handler)
@@ -125,7 +138,16 @@ def statistics(actor: Actor[Any]) -> ActorStatistics:
         failed=(counts.failed if counts else 0) if counting else None,
         handler_seconds=(counts.seconds if counts else 0.0) if counting else None,
         handling_seconds=None if since is None else time.perf_counter() - since,
+        handler_p50=_percentile(counts, 0.5),
+        handler_p99=_percentile(counts, 0.99),
     )
+
+
+def _percentile(counts: HandlerCounts | None, fraction: float) -> float | None:
+    if counts is None or not counts.recent:
+        return None
+    ordered = sorted(counts.recent)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def snapshot(root: Actor[Any]) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 endpoint (`serve_snapshots`), refreshed in the terminal with Rich.
 
 Each row is an actor of the tree, indented under its parent: its class, the messages queued,
-messages handled a second and the mean time in its handler over the last interval, handled and
-failed counts, restarts, and the message it is handling now. The header says which process it
+messages handled a second and the mean time in its handler over the last interval, the median
+and 99th percentile of its last 256 handler times, handled and failed counts, restarts, and the
+message it is handling now. The header says which process it
 is and how many dead letters it has recorded.
 """
 
@@ -64,12 +65,31 @@ def render(document: dict[str, Any], previous: dict[str, Any] | None, url: str) 
         f"  dead letters {document.get('dead_letters', 0)}  {url}",
     )
     table = Table(expand=False, box=None, header_style="bold")
-    for column in ("ACTOR", "CLASS", "QUEUED", "MSG/S", "MEAN MS", "HANDLED", "FAILED", "RESTARTS", "NOW"):
+    columns = (
+        "ACTOR",
+        "CLASS",
+        "QUEUED",
+        "MSG/S",
+        "MEAN MS",
+        "P50 MS",
+        "P99 MS",
+        "HANDLED",
+        "FAILED",
+        "RESTARTS",
+        "NOW",
+    )
+    rows = list(_walk(document["tree"]))
+    # The names are never cut (the other columns give way first).
+    widths = {
+        "ACTOR": max(len("  " * depth + str(node.get("identifier", "?"))) for depth, _, node in rows),
+        "CLASS": max(len(str(node.get("actor_class", "?")).rsplit(".", 1)[-1]) for _, _, node in rows),
+    }
+    for column in columns:
         text = column in ("ACTOR", "CLASS", "NOW")
-        # The names are not cut (the figures' columns give way first); NOW, the message being
-        # handled, is cut last.
-        table.add_column(column, justify="left" if text else "right", no_wrap=column != "NOW")
-    for depth, key, node in _walk(document["tree"]):
+        table.add_column(
+            column, justify="left" if text else "right", no_wrap=column != "NOW", min_width=widths.get(column)
+        )
+    for depth, key, node in rows:
         handled = node.get("handled")
         rate = mean = "-"
         old = before.get(key)
@@ -84,12 +104,18 @@ def render(document: dict[str, Any], previous: dict[str, Any] | None, url: str) 
             str(node.get("queued", "?")),
             rate,
             mean,
+            _milliseconds(node.get("handler_p50")),
+            _milliseconds(node.get("handler_p99")),
             "-" if handled is None else str(handled),
             "-" if node.get("failed") is None else str(node.get("failed")),
             str(node.get("restarts", 0)),
             str(node.get("handling") or ""),
         )
     return Group(header, table)
+
+
+def _milliseconds(seconds: object) -> str:
+    return f"{seconds * 1000:.2f}" if isinstance(seconds, (int, float)) else "-"
 
 
 def run_top(urls: list[str], interval: float = 1.0, once: bool = False, out: TextIO | None = None) -> int:

@@ -101,6 +101,9 @@ async def test_counting_gives_handled_failed_and_time() -> None:
     assert after.handler_seconds is not None
     assert after.handler_seconds > 0
     assert after.handling_seconds is None
+    assert after.handler_p50 is not None
+    assert after.handler_p99 is not None
+    assert 0 < after.handler_p50 <= after.handler_p99 <= after.handler_seconds
 
 
 @pytest.mark.usefixtures("counting")

@@ -406,7 +406,7 @@ def _parser() -> argparse.ArgumentParser:
     for command in (schema, inspect_command, stubs):
         command.add_argument("--path", metavar="DIR", help="put DIR first on sys.path before importing")
     top = commands.add_parser("top", help="a live view of a running system (its snapshot endpoint)")
-    top.add_argument("urls", metavar="URL", nargs="+", help="an endpoint (actorio.telemetry.serve_snapshots)")
+    top.add_argument("urls", metavar="URL", nargs="+", help="a snapshot endpoint, or nats://host:port")
     top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (1)")
     top.add_argument("--once", action="store_true", help="print one view and exit")
     return parser

@@ -54,6 +54,7 @@ from ._publication import (
     check_pending_limits,
 )
 from ._remote import RemoteRef
+from ._service import NodeService
 
 __all__ = ["Node"]
 
@@ -540,6 +541,18 @@ class Node:
     def _exports(self) -> Mapping[str, ActorRef[Any]]:
         """The local actors whose address travelled as a sender, by the token of the address."""
         return self._addresses.exports
+
+    def publications(self) -> list[tuple[Publication, Actor[Any]]]:
+        """The names this node publishes now, each with the actor that handles it now."""
+        return [(publication, publication.actor) for publication in self._publications]
+
+    async def serve_as_service(self, name: str = "actorio", description: str = "actorio node") -> NodeService:
+        """Answer the NATS micro protocol (``$SRV.PING``, ``$SRV.INFO``, ``$SRV.STATS``) as service
+        ``name`` with this node's id, each published actor an endpoint (see `NodeService`), until
+        `NodeService.stop` or `close`. Needs permission to subscribe to ``$SRV.>``."""
+        service = NodeService(self, name, description)
+        await service.start()
+        return service
 
     # -- closing ------------------------------------------------------------------------------
 

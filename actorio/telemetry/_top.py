@@ -6,6 +6,10 @@ messages handled a second and the mean time in its handler over the last interva
 and 99th percentile of its last 256 handler times, handled and failed counts, restarts, and the
 message it is handling now. The header says which process it
 is and how many dead letters it has recorded.
+
+A ``nats://`` URL lists instead every node on that NATS server that answers as a service
+(``Node.serve_as_service``): one row per published actor, with its requests, errors, mean
+handling time and queue.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any, TextIO, cast
 
-__all__ = ["MAX_RESPONSE", "fetch", "render", "run_top"]
+__all__ = ["MAX_RESPONSE", "fetch", "render", "render_services", "run_top"]
 
 MAX_RESPONSE = 16 * 1024 * 1024
 """The most bytes read of a snapshot."""
@@ -114,6 +118,80 @@ def render(document: dict[str, Any], previous: dict[str, Any] | None, url: str) 
     return Group(header, table)
 
 
+async def _services(url: str, wait: float) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every actorio node on the NATS server at ``url`` that answers as a service (``$SRV.INFO``
+    and ``$SRV.STATS``, gathered for ``wait`` seconds): (info, stats) by node."""
+    import asyncio
+
+    import nats
+
+    connect = nats.connect  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    client = await connect(url, connect_timeout=5, max_reconnect_attempts=0)
+    try:
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for verb in ("INFO", "STATS"):
+            inbox = client.new_inbox()
+            replies: list[bytes] = []
+
+            async def take(msg: Any, replies: list[bytes] = replies) -> None:
+                if len(replies) < 1000:  # at most 1000 nodes a refresh
+                    replies.append(msg.data)
+
+            subscribe = client.subscribe  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            subscription = await subscribe(inbox, cb=take)
+            await client.publish(f"$SRV.{verb}.actorio", b"", reply=inbox)
+            await asyncio.sleep(wait)
+            await subscription.unsubscribe()
+            for data in replies:
+                try:
+                    reply = json.loads(data)
+                    found.setdefault(str(reply["id"]), {})[verb] = reply
+                except (ValueError, KeyError, TypeError):
+                    continue  # not a node's reply: skipped
+        return [
+            (node["INFO"], node["STATS"]) for node in found.values() if "INFO" in node and "STATS" in node
+        ]
+    finally:
+        await client.close()
+
+
+def render_services(nodes: list[tuple[dict[str, Any], dict[str, Any]]], url: str) -> Any:
+    """The Rich renderable of the nodes on a NATS server: one row per published actor."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    header = Text.assemble(
+        ("actorio top", "bold"), f" {time.strftime('%H:%M:%S')}  {len(nodes)} nodes on {url}"
+    )
+    table = Table(expand=False, box=None, header_style="bold")
+    for column in ("NODE", "NAME", "CLASS", "QUEUED", "REQUESTS", "ERRORS", "AVG MS"):
+        table.add_column(
+            column, justify="left" if column in ("NODE", "NAME", "CLASS") else "right", no_wrap=True
+        )
+    for info, stats in sorted(nodes, key=lambda pair: str(pair[0].get("id"))):
+        described: list[dict[str, Any]] = info.get("endpoints") or []
+        classes: dict[str, str] = {}
+        for endpoint in described:
+            metadata: dict[str, Any] = endpoint.get("metadata") or {}
+            classes[str(endpoint.get("name"))] = str(metadata.get("actorio.actor.class", "?"))
+        endpoints: list[dict[str, Any]] = stats.get("endpoints") or []
+        if not endpoints:
+            table.add_row(str(info.get("id")), "-", "", "", "", "", "")
+        for endpoint in endpoints:
+            data: dict[str, Any] = endpoint.get("data") or {}
+            table.add_row(
+                str(info.get("id")),
+                str(endpoint.get("name")),
+                classes.get(str(endpoint.get("name")), "?").rsplit(".", 1)[-1],
+                str(data.get("queued", "-")),
+                str(endpoint.get("num_requests", "-")),
+                str(endpoint.get("num_errors", "-")),
+                _milliseconds((endpoint.get("average_processing_time") or 0) / 1e9),
+            )
+    return Group(header, table)
+
+
 def _milliseconds(seconds: object) -> str:
     return f"{seconds * 1000:.2f}" if isinstance(seconds, (int, float)) else "-"
 
@@ -135,6 +213,15 @@ def run_top(urls: list[str], interval: float = 1.0, once: bool = False, out: Tex
         parts: list[Any] = []
         failed = False
         for url in urls:
+            if url.startswith(("nats://", "tls://")):
+                import asyncio
+
+                try:
+                    parts.append(render_services(asyncio.run(_services(url, 0.3)), url))
+                except Exception as error:  # unreachable, refused: said on the screen
+                    parts.append(Text(f"cannot read {url}: {error}"))
+                    failed = True
+                continue
             try:
                 document = fetch(url)
             except (OSError, ValueError) as error:

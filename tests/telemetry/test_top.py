@@ -1,5 +1,6 @@
 """``python -m actorio top`` driven in a real terminal (a pseudo-terminal, through pexpect)
-against a running two-process system, each process serving its snapshot endpoint."""
+against a running two-process system, each process serving its snapshot endpoint and
+answering as a NATS service."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ PROGRAM = Path(__file__).with_name("top_program.py")
 
 
 @pytest.fixture
-def endpoints() -> Iterator[list[str]]:
+def endpoints(nats_url: str) -> Iterator[list[str]]:
+    """Two processes, each serving its snapshot and answering as a NATS service."""
     processes = [
-        subprocess.Popen([sys.executable, str(PROGRAM), name], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        subprocess.Popen(
+            [sys.executable, str(PROGRAM), name, nats_url], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
         for name in ("alpha", "beta")
     ]
     try:
@@ -87,3 +91,23 @@ def test_top_says_when_an_endpoint_cannot_be_read() -> None:
     )
     assert result.returncode == 1
     assert "cannot read http://127.0.0.1:9/snapshot" in result.stdout
+
+
+def test_top_lists_every_node_on_a_nats_server(endpoints: list[str], nats_url: str) -> None:
+    top = pexpect.spawn(
+        sys.executable,
+        ["-m", "actorio", "top", "--interval", "0.3", nats_url],
+        cwd=str(ROOT),
+        dimensions=(30, 150),
+        encoding="utf-8",
+        timeout=30,
+    )
+    try:
+        top.expect("2 nodes on")
+        # Each node's published actor, its class, and its figures from $SRV.STATS.
+        top.expect(re.compile(r"(alpha|beta)\s+Dispatcher\s+\d+\s+[1-9]\d*"))
+        top.sendintr()
+        top.expect(pexpect.EOF)
+    finally:
+        top.close(force=True)
+    assert top.exitstatus == 0

@@ -2,7 +2,9 @@
 periodic timer feeds a worker pool), its snapshot endpoint on a free port. Prints the endpoint's
 URL, then runs until it is terminated.
 
-``python tests/telemetry/top_program.py NAME``: NAME is the root actor's identifier.
+``python tests/telemetry/top_program.py NAME [NATS_URL]``: NAME is the root actor's identifier;
+with NATS_URL, the process also publishes the root as NAME on that server and answers as a NATS
+service (``Node.serve_as_service``).
 """
 
 from __future__ import annotations
@@ -44,19 +46,28 @@ class Dispatcher(Actor[Tick]):
             await worker.tell(Job(n=self.sent))
 
 
-async def main(name: str) -> None:
+async def main(name: str, nats_url: str | None) -> None:
     async with Dispatcher(identifier=name) as ref:
         from actorio.lowlevel import actor_of
 
         root = actor_of(ref)
         assert root is not None
         server = await serve_snapshots(root)
+        node = None
+        if nats_url is not None:
+            from actorio.nats import Node
+
+            node = await Node.connect(nats_url)
+            await node.publish(name, ref)
+            await node.serve_as_service()
         print(server.url, flush=True)
         try:
             await asyncio.Event().wait()
         finally:
+            if node is not None:
+                await node.close()
             await server.close()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))

@@ -25,9 +25,16 @@ class Metrics:
 
     def __init__(self, meter: metrics.Meter) -> None:
         self.clock = time.perf_counter
-        self._handled = meter.create_counter(
-            "actorio.messages.handled", unit="{message}", description="Messages handled, by outcome"
+        # Counted here and read at collection (an observable counter): a dict increment per
+        # message, where Counter.add checks its attributes and makes a measurement each time.
+        self._handled: dict[tuple[str, str, str], int] = {}
+        meter.create_observable_counter(
+            "actorio.messages.handled",
+            callbacks=[self._handled_counts],
+            unit="{message}",
+            description="Messages handled, by outcome",
         )
+        self._labels: dict[tuple[str, str], dict[str, str]] = {}
         self._duration = meter.create_histogram(
             "actorio.handler.duration", unit="s", description="Time spent in a handler"
         )
@@ -52,18 +59,27 @@ class Metrics:
         self._actors: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def handled(self, actor: Any, actor_class: str, message_type: str, outcome: str, seconds: float) -> None:
-        self._actors.add(actor)
-        self._handled.add(
-            1,
-            {
+        if actor not in self._actors:
+            self._actors.add(actor)
+        key = (actor_class, message_type, outcome)
+        self._handled[key] = self._handled.get(key, 0) + 1
+        labels = self._labels.get(key[:2])
+        if labels is None:
+            labels = self._labels[key[:2]] = {
                 "actorio.actor.class": actor_class,
                 "actorio.message.type": message_type,
-                "actorio.outcome": outcome,
-            },
-        )
-        self._duration.record(
-            seconds, {"actorio.actor.class": actor_class, "actorio.message.type": message_type}
-        )
+            }
+        self._duration.record(seconds, labels)
+
+    def _handled_counts(self, options: CallbackOptions) -> Iterable[Observation]:
+        counts = dict(self._handled)  # a copy: called from the exporter's thread
+        return [
+            Observation(
+                count,
+                {"actorio.actor.class": key[0], "actorio.message.type": key[1], "actorio.outcome": key[2]},
+            )
+            for key, count in counts.items()
+        ]
 
     def restart(self, actor_class: str) -> None:
         self._restarts.add(1, {"actorio.actor.class": actor_class})

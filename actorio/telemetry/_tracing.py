@@ -120,39 +120,45 @@ class Tracing:
         metrics = self.metrics
         noted = self._noted
         class_name = f"{actor_class.__module__}.{actor_class.__qualname__}"
+        constant: dict[type, tuple[str, dict[str, Any]]] = {}  # per message class: name, attributes
 
-        async def traced(actor: Any, message: Any) -> Any:
-            kind: type[Any] = message.__class__
-            entry = noted.get(id(message))
-            parent: otel_context.Context | None = None
-            links: list[Link] = []
-            if entry is not None and entry.reference() is message:
-                if entry.timer:
-                    links.append(Link(trace.get_current_span(entry.context).get_span_context()))
-                else:
-                    parent = entry.context
-            asked = type(message.sender) is AskRef
+        def constant_of(kind: type[Any]) -> tuple[str, dict[str, Any]]:
             attributes: dict[str, Any] = {
                 "messaging.system": SYSTEM,
                 "messaging.operation.type": "process",
-                "messaging.operation.name": "ask" if asked else ("timer" if links else "tell"),
-                "messaging.destination.name": actor.identifier,
-                "actorio.actor.id": actor.identifier,
                 "actorio.actor.class": class_name,
                 "actorio.message.type": kind.__qualname__,
             }
             wire = _wire_name(kind)
             if wire is not None:
                 attributes["actorio.message.wire_name"] = wire
-            for field in getattr(kind, "telemetry_fields", ()):
-                value = getattr(message, field, None)
-                if isinstance(value, (str, bool, int, float)):
-                    attributes[f"actorio.message.field.{field}"] = value
-            started = metrics.clock() if metrics is not None else 0.0
-            outcome = "handled"
-            span_cm = (
-                tracer.start_as_current_span(
-                    f"process {kind.__name__}",
+            found = constant[kind] = (f"process {kind.__name__}", attributes)
+            return found
+
+        async def traced(actor: Any, message: Any) -> Any:
+            kind: type[Any] = message.__class__
+            asked = type(message.sender) is AskRef
+            span = token = None
+            if tracer is not None:
+                entry = noted.get(id(message))
+                parent: otel_context.Context | None = None
+                links: list[Link] = []
+                if entry is not None and entry.reference() is message:
+                    if entry.timer:
+                        links.append(Link(trace.get_current_span(entry.context).get_span_context()))
+                    else:
+                        parent = entry.context
+                name, attributes = constant.get(kind) or constant_of(kind)
+                attributes = attributes.copy()
+                attributes["messaging.operation.name"] = "ask" if asked else ("timer" if links else "tell")
+                attributes["messaging.destination.name"] = attributes["actorio.actor.id"] = actor.identifier
+                for field in getattr(kind, "telemetry_fields", ()):
+                    value = getattr(message, field, None)
+                    if isinstance(value, (str, bool, int, float)):
+                        attributes[f"actorio.message.field.{field}"] = value
+                # start_span and attach, rather than start_as_current_span: a third less per span.
+                span = tracer.start_span(
+                    name,
                     context=parent,
                     kind=SpanKind.SERVER if asked else SpanKind.CONSUMER,
                     attributes=attributes,
@@ -160,10 +166,9 @@ class Tracing:
                     record_exception=False,
                     set_status_on_exception=False,
                 )
-                if tracer is not None
-                else None
-            )
-            span = span_cm.__enter__() if span_cm is not None else None
+                token = otel_context.attach(trace.set_span_in_context(span))
+            started = metrics.clock() if metrics is not None else 0.0
+            outcome = "handled"
             try:
                 return await handler(actor, message)
             except Exception as error:
@@ -192,8 +197,9 @@ class Tracing:
             finally:
                 if span is not None:
                     span.set_attribute("actorio.outcome", outcome)
-                if span_cm is not None:
-                    span_cm.__exit__(None, None, None)
+                    span.end()
+                if token is not None:
+                    otel_context.detach(token)
                 if metrics is not None:
                     metrics.handled(actor, class_name, kind.__qualname__, outcome, metrics.clock() - started)
 

@@ -36,7 +36,9 @@ What is here:
   handler's failure on a told message leads to (restart, resume, stop, ...).
 - **Context across processes**: a tracer sets the propagator (`set_propagator`: `Inject`,
   `Extract`); a transport calls `inject` on the headers of what it sends and opens `extracted`
-  around the local tell of what it receives (both do nothing without a propagator).
+  around the local tell of what it receives (both do nothing without a propagator), and
+  `report_transport` for each message sent or received and each error, which metrics hear
+  through `add_transport_listener`.
 - **Observing and standing in** (for test kits and tracing; see the block at the end):
   `observe_sends` sees every tell and ask made in a context; `substitute_children` gives one
   actor a stand-in (a `SupervisorLike`) for its children; `make_child` makes what a `ChildSpec`
@@ -68,6 +70,8 @@ from ._ref import ActorRef, SendHook, SendObserver, add_send_hook, observe_sends
 from ._statistics import counting_wrapper, snapshot
 from ._supervisor import SupervisorLike, make_child
 from ._timers import TimerHook, add_timer_hook, remove_timer_hook
+from ._transport import TransportListener, add_transport_listener, remove_transport_listener
+from ._transport import report as report_transport
 from ._types import Member, Request, union_arms
 from ._watch import unwatch, watch
 
@@ -88,10 +92,12 @@ __all__ = [
     "SendObserver",
     "SupervisorLike",
     "TimerHook",
+    "TransportListener",
     "actor_of",
     "add_handler_wrapper",
     "add_send_hook",
     "add_timer_hook",
+    "add_transport_listener",
     "alarm_settings",
     "ask_message",
     "barrier",
@@ -114,7 +120,9 @@ __all__ = [
     "remove_handler_wrapper",
     "remove_send_hook",
     "remove_timer_hook",
+    "remove_transport_listener",
     "reply_type_of",
+    "report_transport",
     "set_propagator",
     "snapshot",
     "substitute_children",

@@ -36,7 +36,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from .. import Actor, ActorRef, ChildSpec, Message, SupervisorStrategy
-from ..lowlevel import inject, is_actor_class, is_message_class, message_types_of, task_of
+from ..lowlevel import inject, is_actor_class, is_message_class, message_types_of, report_transport, task_of
 from ._addresses import Addresses, check_subject_prefix
 from ._codec import REPLY, TIMEOUT
 from ._connection import Security, open_client, redact, synced
@@ -504,6 +504,7 @@ class Node:
         wait = self.ask_timeout if timeout is None else timeout
         headers = {TIMEOUT: repr(wait)}
         inject(headers)
+        report_transport("nats", "sent", "ask")
         if not ref.durable:
             try:
                 return await self._nc.request(ref.subject, body, timeout=wait, headers=headers)

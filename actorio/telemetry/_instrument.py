@@ -58,6 +58,8 @@ def instrument(
     lowlevel.add_timer_hook(tracing.on_timer)
     lowlevel.add_handler_wrapper(tracing.wrap)
     tracing.listen()
+    if tracing.metrics is not None:
+        lowlevel.add_transport_listener(tracing.metrics.transport)
     if tracer is not None:
         lowlevel.set_propagator((inject_w3c, extract_w3c))
     _current = tracing
@@ -71,6 +73,8 @@ def uninstrument() -> None:
     if tracing is None:
         return
     lowlevel.set_propagator(None)
+    if tracing.metrics is not None:
+        lowlevel.remove_transport_listener(tracing.metrics.transport)
     lowlevel.remove_handler_wrapper(tracing.wrap)
     lowlevel.remove_timer_hook(tracing.on_timer)
     lowlevel.remove_send_hook(tracing.on_send)

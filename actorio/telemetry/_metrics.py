@@ -57,6 +57,17 @@ class Metrics:
             description="Messages queued, summed by actor class",
         )
         self._actors: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._sent = meter.create_counter(
+            "messaging.client.sent.messages", unit="{message}", description="Messages a transport sent"
+        )
+        self._received = meter.create_counter(
+            "messaging.client.consumed.messages",
+            unit="{message}",
+            description="Messages a transport received",
+        )
+        self._transport_errors = meter.create_counter(
+            "actorio.transport.errors", unit="{error}", description="A transport's errors, by kind"
+        )
 
     def handled(self, actor: Any, actor_class: str, message_type: str, outcome: str, seconds: float) -> None:
         if actor not in self._actors:
@@ -80,6 +91,14 @@ class Metrics:
             )
             for key, count in counts.items()
         ]
+
+    def transport(self, transport: str, event: str, detail: str) -> None:
+        """Transport listener (``lowlevel.add_transport_listener``): NATS traffic and errors."""
+        if event == "error":
+            self._transport_errors.add(1, {"messaging.system": transport, "error.type": detail})
+        elif event in ("sent", "received"):
+            counter = self._sent if event == "sent" else self._received
+            counter.add(1, {"messaging.system": transport, "messaging.operation.name": detail})
 
     def restart(self, actor_class: str) -> None:
         self._restarts.add(1, {"actorio.actor.class": actor_class})

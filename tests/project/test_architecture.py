@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "_types": 0,
     "_alarms": 0,
     "_propagation": 0,
+    "_transport": 0,
     "_sender": 1,
     "_message": 1,
     "_watch": 1,

@@ -131,3 +131,39 @@ async def test_hostile_trace_headers_are_ignored(nats_url: str, spans: InMemoryS
     assert records[2].parent is None
     assert records[1].parent is not None  # a valid traceparent is kept, the long tracestate dropped
     assert len(records[1].context.trace_state) == 0
+
+
+async def test_nats_traffic_and_errors_are_counted(nats_url: str) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+
+    reader = InMemoryMetricReader()
+    instrument(meter_provider=MeterProvider(metric_readers=[reader]), traces=False)
+    try:
+        async with await Node.connect(nats_url) as node, Ledger() as ledger_ref:
+            await node.publish("ledger", ledger_ref)
+            remote = node.ref("ledger", Ledger)
+            await remote.tell(Record(card="x"))
+            await remote.tell_payload({"type": "Record", "data": {"card": 7}})  # invalid at the receiver
+            assert await remote.ask(Count()) == 1
+    finally:
+        uninstrument()
+    data = reader.get_metrics_data()
+    assert data is not None
+    points: dict[tuple[str, tuple[tuple[str, object], ...]], float] = {}
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    if isinstance(point, NumberDataPoint):
+                        key = (metric.name, tuple(sorted((point.attributes or {}).items())))
+                        points[key] = point.value
+    nats_tell = (("messaging.operation.name", "tell"), ("messaging.system", "nats"))
+    nats_ask = (("messaging.operation.name", "ask"), ("messaging.system", "nats"))
+    assert points[("messaging.client.sent.messages", nats_tell)] == 2
+    assert points[("messaging.client.sent.messages", nats_ask)] == 1
+    assert points[("messaging.client.consumed.messages", nats_tell)] == 2
+    assert points[("messaging.client.consumed.messages", nats_ask)] == 1
+    assert (
+        points[("actorio.transport.errors", (("error.type", "invalid"), ("messaging.system", "nats")))] == 1
+    )

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = Path(__file__).with_name("top_program.py")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def endpoints(nats_url: str) -> Iterator[list[str]]:
     """Two processes, each serving its snapshot and answering as a NATS service."""
     processes = [

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from actorio import Actor, ActorRef, Message, handles
+from actorio import Actor, ActorRef, Message, NoReply, handles
 from actorio.telemetry import instrument, instrumented, uninstrument
 
 SECRET = "s3cr3t-payload"
@@ -227,3 +227,30 @@ async def test_only_fields_that_opt_in_are_recorded(spans: InMemorySpanExporter)
     assert span.attributes is not None
     assert span.attributes["actorio.message.field.region"] == "eu"
     assert SECRET not in repr(span.to_json())
+
+
+class Router(Actor[Charge]):
+    def __init__(self, payments: ActorRef[Charge | Audit]) -> None:
+        super().__init__(identifier="router")
+        self.payments = payments
+
+    @handles(Charge)
+    async def charge(self, message: Charge) -> NoReply:
+        return await self.payments.forward(message)
+
+
+@pytest.mark.asyncio
+async def test_a_forwarded_ask_is_the_child_of_the_forwarding_handler(spans: InMemorySpanExporter) -> None:
+    async with Ledger() as ledger, Payments(ledger) as payments, Router(payments) as router:
+        assert await router.ask(Charge(card=SECRET)) == "ok"
+        await ledger.ask(Tick())
+    charges = {
+        (s.attributes or {})["actorio.actor.id"]: s
+        for s in spans.get_finished_spans()
+        if s.name == "process Charge"
+    }
+    routed, served = charges["router"], charges["payments"]
+    assert served.parent is not None
+    assert served.parent.span_id == routed.context.span_id
+    assert served.context.trace_id == routed.context.trace_id
+    assert served.kind == SpanKind.SERVER  # it carries the ask, and answers it

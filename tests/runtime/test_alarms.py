@@ -91,10 +91,9 @@ async def test_a_handler_holding_the_loop_is_reported_with_its_actor_and_message
     async with Blocker(seen) as ref:
         await ref.tell(Block())
         await ref.ask(Sync())
-    actor_waited = seen.event.is_set()
-    assert actor_waited
-    assert len(seen.lines) == 1
-    line = seen.lines[0]
+    assert seen.event.is_set()
+    # Only Block holds the loop (on a starved machine another handler could be caught too).
+    (line,) = [line for line in seen.lines if "handling Block" in line]
     assert "blocker (Blocker)" in line
     assert "handling Block" in line
     assert "held the event loop" in line
@@ -109,7 +108,7 @@ async def test_the_same_slow_handler_is_reported_once_a_minute(seen: _Seen) -> N
         assert blocker.waited == [True]
         await ref.tell(Block())  # the event is set already: it holds the loop 300 ms again
         await ref.ask(Sync())
-    assert len(seen.lines) == 1
+    assert len([line for line in seen.lines if "handling Block" in line]) == 1
 
 
 @pytest.mark.asyncio

@@ -167,3 +167,19 @@ async def test_nats_traffic_and_errors_are_counted(nats_url: str) -> None:
     assert (
         points[("actorio.transport.errors", (("error.type", "invalid"), ("messaging.system", "nats")))] == 1
     )
+
+
+async def test_a_durable_tell_keeps_the_senders_trace(nats_url: str, spans: InMemorySpanExporter) -> None:
+    from opentelemetry.sdk.trace import TracerProvider as SenderProvider
+
+    sender = SenderProvider().get_tracer("test")  # the code that tells: a span of its own
+    async with await Node.connect(nats_url) as node, Ledger() as ledger:
+        await node.publish("durable-ledger", ledger, durable=True)
+        remote = node.ref("durable-ledger", Ledger, durable=True)
+        with sender.start_as_current_span("checkout") as checkout:
+            await remote.tell(Record(card="x"))
+        assert await remote.ask(Count()) == 1
+    (record,) = [s for s in spans.get_finished_spans() if s.name == "process Record"]
+    assert record.parent is not None
+    assert record.parent.span_id == checkout.get_span_context().span_id
+    assert record.parent.is_remote

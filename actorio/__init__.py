@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ._sender import NO_SENDER as NO_SENDER
     from ._sender import BaseRef as BaseRef
     from ._sender import Sender as Sender
+    from ._statistics import ActorStatistics as ActorStatistics
     from ._supervision import Backoff as Backoff
     from ._supervision import ChildSpec as ChildSpec
     from ._supervision import Decider as Decider
@@ -58,6 +59,7 @@ __all__ = [
     "Actor",
     "ActorProtocol",
     "ActorRef",
+    "ActorStatistics",
     "ActorStopped",
     "ActorioException",
     "Backoff",
@@ -129,6 +131,7 @@ _EXPORTS = {
     "NO_SENDER": "._sender",
     "BaseRef": "._sender",
     "Sender": "._sender",
+    "ActorStatistics": "._statistics",
     "Backoff": "._supervision",
     "ChildSpec": "._supervision",
     "Decider": "._supervision",

@@ -28,10 +28,11 @@ from ._inputs import InputHandler, InputTasks, input_handler
 from ._mailbox import BoundedMailbox, Mailbox
 from ._message import Message
 from ._protocol import ProtocolAttribute, check_wire_names
-from ._ref import ActorRef, check_message
+from ._ref import ActorRef
+from ._statistics import statistics as _statistics
 from ._supervision import Backoff, ChildSpec, Decider, RestartType, SupervisedChild, SupervisorStrategy
 from ._supervisor import Supervisor, SupervisorLike
-from ._timers import Timers
+from ._timers import Timers, schedule
 from ._types import P, R, Request
 from ._watch import notify_watchers, unwatch, watch
 
@@ -334,6 +335,8 @@ class Actor(Generic[P]):
         """Run in the new incarnation's task after `mainloop_setup`, before its first message, when
         it replaces one that `pre_restart` was called on; ``error`` is the same."""
 
+    statistics = _statistics
+
     # -- children -------------------------------------------------------------------------
 
     def _actor_supervisor(self) -> SupervisorLike:
@@ -437,7 +440,7 @@ class Actor(Generic[P]):
         delivered, even if it was already queued. Timers are cancelled when the actor stops or
         restarts. Timer messages are not refused by a full mailbox.
         """
-        self._actor_start_timer(key, message, delay, None)
+        schedule(self, key, message, delay, None)
 
     def start_periodic_timer(
         self, key: Hashable, message: P, interval: float, initial_delay: float | None = None
@@ -447,7 +450,7 @@ class Actor(Generic[P]):
         cancelling work as for `start_timer`."""
         if interval <= 0:
             raise ValueError("a periodic timer needs an interval > 0")
-        self._actor_start_timer(key, message, interval if initial_delay is None else initial_delay, interval)
+        schedule(self, key, message, interval if initial_delay is None else initial_delay, interval)
 
     def cancel_timer(self, key: Hashable) -> None:
         """Cancel the timer under ``key`` (if any): its message is not delivered, even if queued."""
@@ -464,13 +467,6 @@ class Actor(Generic[P]):
         """True if a timer under ``key`` is started and its message not yet delivered (or, for a
         periodic timer, until it is cancelled)."""
         return self._actor_timers is not None and key in self._actor_timers
-
-    def _actor_start_timer(self, key: Hashable, message: Any, delay: float, interval: float | None) -> None:
-        check_message(message)
-        if not self._actor_closed:
-            if self._actor_timers is None:
-                self._actor_timers = Timers(self._actor_mailbox)
-            self._actor_timers.start(key, message, delay, interval)
 
     # -- input tasks ----------------------------------------------------------------------
 
@@ -523,6 +519,7 @@ class Actor(Generic[P]):
                 record.restarted = False
                 await self.post_restart(record.reason)
             loop = asyncio.get_running_loop()
+            incarnation.watch_loop(self, loop)
             budget = cls.mailbox_throughput  # the class's, read at each batch: no local kept
             while True:
                 if not queue:
@@ -536,6 +533,8 @@ class Actor(Generic[P]):
                 # Counted per batch, not per message: the drain loop below costs what it did.
                 batch = len(queue)
                 if batch > budget:
+                    if batch >= mailbox.depth_alarm:  # at most once per `throughput` messages
+                        incarnation.mailbox_depth(self, batch)
                     batch = budget
                 budget -= batch
                 try:
@@ -589,7 +588,7 @@ class Actor(Generic[P]):
         except BaseException as error:
             reason = error
             if type(error) is not GeneratorExit:  # closed, not failed: see `incarnation.can_await`
-                self.logger.exception("%s failed", self.identifier)
+                incarnation.log_failure(self, error)
             raise
         finally:
             # Inline rather than a helper coroutine: one coroutine less per actor lifetime.

@@ -399,7 +399,8 @@ def _stub_file_name(module: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m actorio", description="Export an actor's protocol: JSON Schema, a table, typed stubs."
+        prog="python -m actorio",
+        description="Export an actor's protocol (JSON Schema, a table, typed stubs); watch a running system.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     schema = commands.add_parser("schema", help="print the protocol as JSON Schema")
@@ -440,6 +441,10 @@ def _parser() -> argparse.ArgumentParser:
     asyncapi.add_argument("-o", "--output", metavar="FILE", help="write FILE (else: print)")
     for command in (schema, inspect_command, stubs, compat, asyncapi):
         command.add_argument("--path", metavar="DIR", help="put DIR first on sys.path before importing")
+    top = commands.add_parser("top", help="a live view of a running system (its snapshot endpoint)")
+    top.add_argument("urls", metavar="URL", nargs="+", help="a snapshot endpoint, or nats://host:port")
+    top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (1)")
+    top.add_argument("--once", action="store_true", help="print one view and exit")
     return parser
 
 
@@ -447,6 +452,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     """Run ``python -m actorio`` with ``argv``; return the exit status."""
     out = stdout if stdout is not None else sys.stdout
     arguments = _parser().parse_args(argv)
+    if arguments.command == "top":
+        from .telemetry._top import run_top  # Rich loads only for this command
+
+        return run_top(arguments.urls, arguments.interval, arguments.once, stdout)
     try:
         with _search_path(arguments.path):
             if arguments.command == "schema":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -26,11 +27,14 @@ if TYPE_CHECKING:
 __all__ = [
     "HANDLES_ATTRIBUTE",
     "SYSTEM_MESSAGES",
+    "HandlerWrapper",
     "build_handler_table",
     "check_handlers",
     "declared_message_types",
+    "handler_wrappers",
     "handles",
     "resolve_handler",
+    "set_handler_wrappers",
     "set_up_dispatch",
 ]
 
@@ -353,3 +357,76 @@ def set_up_dispatch(cls: Any, root: Any, signals: dict[type, Handler]) -> None:
         check_handlers(cls, table, declared, cls.handle_message is not root.handle_message)
     cls._actor_dispatch = dict(signals)
     cls._actor_accepts = {}
+    instrument_class(cls, signals)
+
+
+# -- instrumented dispatch ----------------------------------------------------------------------
+#
+# Handler wrappers that tracing, metrics or statistics put around the handlers of every actor
+# class, in the class's own tables, so that the mainloop runs as it is. Instrumenting replaces, on
+# each class, the handler table and the fallback with wrapped ones and starts a new dispatch cache
+# (the runtime's signals only). While no wrapper is set nothing is wrapped, and the mainloop pays
+# nothing: no test per message, no call more. An actor started after a change reads the new tables;
+# one already running keeps the dispatch cache it started with (its mainloop holds it): the
+# message classes it had handled keep their handlers, those it meets later are resolved through
+# the class's current table.
+
+HandlerWrapper = Callable[[type, "type | None", Handler], Handler]
+"""``wrap(actor_class, message_type, handler) -> handler``: what stands in for ``handler``, the
+handler of ``actor_class`` for ``message_type`` (``None`` for the fallback, ``handle_message``).
+The handler returned is awaited as ``await handler(actor, message)`` and must return what
+``handler`` returned and raise what it raised."""
+
+_wrappers: tuple[HandlerWrapper, ...] = ()
+
+_originals: weakref.WeakKeyDictionary[type, tuple[dict[type, Handler], Handler]] = weakref.WeakKeyDictionary()
+"""Each instrumented class's own handler table and fallback, as its creation made them."""
+
+
+def instrument_class(cls: Any, signals: dict[type, Handler]) -> None:
+    """At the creation of an actor class: wrap its handlers if wrappers are set (else nothing)."""
+    if _wrappers:
+        _apply(cls, signals)
+
+
+def set_handler_wrappers(
+    root: Any, signals: dict[type, Handler], wrappers: tuple[HandlerWrapper, ...]
+) -> None:
+    """Make ``wrappers`` (applied in order: the last is outermost) the ones around every handler of
+    ``root`` and its subclasses, now and for the classes created from now on. An empty tuple puts
+    the classes' own handlers back."""
+    global _wrappers
+    _wrappers = wrappers
+    pending = [root]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        _apply(cls, signals)
+
+
+def handler_wrappers() -> tuple[HandlerWrapper, ...]:
+    """The handler wrappers set now, innermost first."""
+    return _wrappers
+
+
+def _apply(cls: Any, signals: dict[type, Handler]) -> None:
+    original = _originals.get(cls)
+    if original is None:
+        if not _wrappers:
+            return  # never instrumented: its tables are its own
+        original = _originals[cls] = (cls._actor_handlers, cls._actor_fallback)
+    handlers, fallback = original
+    if not _wrappers:
+        del _originals[cls]
+    else:
+        handlers = {kind: _wrap(cls, kind, handler) for kind, handler in handlers.items()}
+        fallback = _wrap(cls, None, fallback)
+    cls._actor_handlers = handlers
+    cls._actor_fallback = fallback
+    cls._actor_dispatch = dict(signals)
+
+
+def _wrap(cls: type, message_type: type | None, handler: Handler) -> Handler:
+    for wrapper in _wrappers:
+        handler = wrapper(cls, message_type, handler)
+    return handler

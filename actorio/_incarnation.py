@@ -28,6 +28,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
+from . import _alarms as alarms
 from ._ask import AskRef
 from ._dead_letters import dead_letters, shorten
 from ._dispatch import Handler, resolve_handler
@@ -176,6 +177,58 @@ def ask_failed(actor: Actor[Any], message: Message[Any], ask: AskRef, error: Exc
         actor.logger.error(
             "%s failed serving an ask that is already over", type(message).__name__, exc_info=error
         )
+
+
+def decision_on(actor: Actor[Any], error: Exception) -> str:
+    """What follows when a handler of ``actor`` fails with ``error`` on a told message, as
+    `failed` and the supervisor will decide it: ``"unhandled"`` (no handler took it; the actor
+    carries on), ``"resume"``, ``"restart"``, ``"stop"`` or ``"escalate"``. Reads, changes nothing.
+    A supervisor that gives up meanwhile (restart intensity) can still turn a restart into a
+    stop."""
+    if isinstance(error, UnhandledMessage):
+        return "unhandled"
+    record = actor._actor_record
+    if record is None:
+        return "stop"
+    directive = directive_on_failure(record.decider, error)
+    if directive is None:
+        return "stop"
+    if directive in ("resume", "escalate"):
+        return directive
+    if directive == "stop" or record.spec.restart == "temporary":
+        return "stop"
+    return "restart"
+
+
+def log_failure(actor: Actor[Any], error: BaseException) -> None:
+    """Log the error that ends an incarnation: a failure that its supervision answers with a
+    restart (by design) is one WARNING line, its traceback at the level the alarm settings say;
+    any other, the error with its traceback."""
+    record = actor._actor_record
+    logger = actor.logger
+    if record is None or outcome_of_end(record, error) != "restart":
+        logger.exception("%s failed", actor.identifier)
+        return
+    logger.warning("%s failed and is restarted: %s", actor.identifier, shorten(repr(error)))
+    level = alarms.alarm_settings.restart_traceback_level
+    if logger.isEnabledFor(level):
+        logger.log(level, "%s failed (restarted)", actor.identifier, exc_info=error)
+
+
+def watch_loop(actor: Actor[Any], loop: asyncio.AbstractEventLoop) -> None:
+    """Start the slow-handler watchdog of ``loop`` (see ``_alarms``) unless it was asked for
+    already, telling it the frames in which a message is handled, and their actor and message
+    variables."""
+    if loop is alarms.last_loop:
+        return
+    mainloop = type(actor)._actor_mainloop.__code__
+    alarms.watch_loop(loop, {mainloop: ("self", "message"), deliver.__code__: ("actor", "message")})
+
+
+def mailbox_depth(actor: Actor[Any], depth: int) -> None:
+    """The mainloop saw ``depth`` messages queued, past the mailbox's next alarm: warn."""
+    mailbox = actor._actor_mailbox
+    mailbox.depth_alarm = alarms.mailbox_depth(actor.identifier, depth, mailbox.depth_alarm)
 
 
 def outcome_of(actor: Actor[Any], reason: BaseException | None) -> Outcome:

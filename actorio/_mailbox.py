@@ -23,6 +23,7 @@ from collections.abc import Callable
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import _alarms as alarms
 from ._ask import AskRef
 from ._dead_letters import dead_letters
 from ._exceptions import ActorStopped, MailboxFull
@@ -101,7 +102,17 @@ class Mailbox:
     messages.
     """
 
-    __slots__ = ("queue", "waiting", "reader", "actor", "closed", "system", "watchers", "termination")
+    __slots__ = (
+        "queue",
+        "waiting",
+        "reader",
+        "actor",
+        "closed",
+        "system",
+        "watchers",
+        "termination",
+        "depth_alarm",
+    )
 
     capacity: int = _UNBOUNDED
     """How many user messages it holds; a `BoundedMailbox` refuses more."""
@@ -124,6 +135,8 @@ class Mailbox:
         self.watchers: list[Sender] | None = None
         self.termination: tuple[BaseException | None] | None = None
         """``(reason,)`` once the actor stopped for good and its watchers were told."""
+        self.depth_alarm = alarms.first_depth
+        """The queue length at which the next "mailbox passed" warning is due (see ``_alarms``)."""
 
     # -- user messages --------------------------------------------------------------------
 

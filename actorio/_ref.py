@@ -30,7 +30,16 @@ if TYPE_CHECKING:
     from ._mailbox import MailboxLike
     from ._protocol import ActorProtocol, Payload
 
-__all__ = ["ActorRef", "Reference", "SendObserver", "ask", "observe_sends"]
+__all__ = [
+    "ActorRef",
+    "Reference",
+    "SendHook",
+    "SendObserver",
+    "add_send_hook",
+    "ask",
+    "observe_sends",
+    "remove_send_hook",
+]
 
 M = TypeVar("M", bound=Message[Any])
 
@@ -219,7 +228,7 @@ class ActorRef(BaseRef, Generic[P]):
                 raise self._refused(message) from None
             mailbox.append(asking)
         if _observing:
-            _notify(self, message, True)
+            _notify(self, message, True, asking)
         if timeout is None:
             return await future
         expiry = loop.call_later(timeout, _expire, future)
@@ -304,9 +313,9 @@ class _Observation:
 
 
 _observing = False
-"""True while an `observe_sends` block is open, in any context. While it is false (always, unless a
-test kit or a tracer is at work), a send costs one test of this global and nothing more: a bool,
-not the count, because the interpreter tests ``False`` faster than ``0``."""
+"""True while an `observe_sends` block is open, in any context, or a send hook is set. While it is
+false (always, unless a test kit or a tracer is at work), a send costs one test of this global and
+nothing more: a bool, not the count, because the interpreter tests ``False`` faster than ``0``."""
 
 _open_blocks = 0
 """How many `observe_sends` blocks are open, in any context."""
@@ -314,10 +323,42 @@ _open_blocks = 0
 _observations: ContextVar[tuple[_Observation, ...]] = ContextVar("actorio_send_observations", default=())
 
 
-def _notify(recipient: BaseRef, message: Message[Any], asked: bool) -> None:
+_hooks: tuple[SendHook, ...] = ()
+"""The process-wide send hooks (`add_send_hook`), called for every send in any context."""
+
+
+def _notify(
+    recipient: BaseRef, message: Message[Any], asked: bool, queued: Message[Any] | None = None
+) -> None:
     for observation in _observations.get():
         if observation.open:
             observation.callback(recipient, message, asked)
+    for hook in _hooks:
+        hook(recipient, message if queued is None else queued, asked)
+
+
+SendHook = Callable[[BaseRef, "Message[Any]", bool], None]
+"""What `add_send_hook` calls for each send: ``(recipient, message as queued, asked)``."""
+
+
+def add_send_hook(hook: SendHook) -> None:
+    """Call ``hook(recipient, message, asked)`` for every tell and ask through an `ActorRef` or a
+    `Reference`, in any task, from now on (until `remove_send_hook`), as `observe_sends` calls its
+    callback, except that ``message`` is the message as queued: for an ask, the copy that carries
+    it (its ``sender`` is the ask's `AskRef`, as the handler sees it); for an ask refused because
+    the actor has stopped, the message given. The seam for tracing (the context of the code that
+    sends), where `observe_sends` is a test kit's. Adding a hook twice adds it once."""
+    global _hooks, _observing
+    if hook not in _hooks:
+        _hooks = (*_hooks, hook)
+    _observing = True
+
+
+def remove_send_hook(hook: SendHook) -> None:
+    """Stop calling ``hook`` (see `add_send_hook`); nothing happens if it was not added."""
+    global _hooks, _observing
+    _hooks = tuple(h for h in _hooks if h != hook)  # ==: a bound method is made anew at each access
+    _observing = _open_blocks > 0 or bool(_hooks)
 
 
 @contextmanager
@@ -349,7 +390,7 @@ def observe_sends(callback: SendObserver) -> Generator[None, None, None]:
     finally:
         observation.open = False  # the tasks created meanwhile keep the context, not the observer
         _open_blocks -= 1
-        _observing = _open_blocks > 0
+        _observing = _open_blocks > 0 or bool(_hooks)
         _observations.reset(token)
 
 

@@ -205,6 +205,7 @@ class SupervisedChild:
         "outcome",
         "restarted",
         "attempts",
+        "restarts",
         "started_at",
         "pending",
         "group",
@@ -228,6 +229,8 @@ class SupervisedChild:
         """True until a new incarnation has run `Actor.post_restart`."""
         self.attempts = 0
         """Restarts in a row, for the backoff."""
+        self.restarts = 0
+        """Restarts in all (`Actor.statistics`)."""
         self.started_at = 0.0
         self.pending: asyncio.TimerHandle | None = None
         """A restart waiting for its backoff delay."""

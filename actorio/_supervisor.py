@@ -321,6 +321,7 @@ class Supervisor:
             record.directive = None
             record.outcome = None
             record.restarted = True
+            record.restarts += 1
             mailbox.actor = actor
             record.actor = actor
             record.state = "running"

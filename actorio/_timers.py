@@ -6,19 +6,56 @@ replaced or cancelled timer's tick is dropped even when it was already queued (a
 timers). An actor creates its `Timers` on its first timer: most actors have none.
 """
 
+# pyright: reportPrivateUsage=false
+# `schedule` starts an actor's timers in its framework slots: the actor and its timers are one unit.
+
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from ._mailbox import Signal
+from ._ref import check_message
 
 if TYPE_CHECKING:
+    from ._actor import Actor
     from ._mailbox import Mailbox
     from ._message import Message
 
-__all__ = ["Timer", "TimerSignal", "Timers"]
+__all__ = ["Timer", "TimerHook", "TimerSignal", "Timers", "add_timer_hook", "remove_timer_hook", "schedule"]
+
+TimerHook = Callable[["Actor[Any]", Hashable, "Message[Any]"], None]
+"""What `add_timer_hook` calls when a timer is started: ``(actor, key, message)``."""
+
+_hooks: tuple[TimerHook, ...] = ()
+
+
+def add_timer_hook(hook: TimerHook) -> None:
+    """Call ``hook(actor, key, message)`` in the code that starts a timer (`Actor.start_timer`,
+    `Actor.start_periodic_timer`), once the timer is started, from now on: the seam for tracing
+    (a timer's message is linked to where the timer was started). Adding a hook twice adds it
+    once."""
+    global _hooks
+    if hook not in _hooks:
+        _hooks = (*_hooks, hook)
+
+
+def remove_timer_hook(hook: TimerHook) -> None:
+    """Stop calling ``hook`` (see `add_timer_hook`); nothing happens if it was not added."""
+    global _hooks
+    _hooks = tuple(h for h in _hooks if h != hook)  # ==: a bound method is made anew at each access
+
+
+def schedule(actor: Actor[Any], key: Hashable, message: Any, delay: float, interval: float | None) -> None:
+    """Start ``actor``'s timer under ``key`` (`Actor.start_timer`, `Actor.start_periodic_timer`)."""
+    check_message(message)
+    if not actor._actor_closed:
+        if actor._actor_timers is None:
+            actor._actor_timers = Timers(actor._actor_mailbox)
+        actor._actor_timers.start(key, message, delay, interval)
+        for hook in _hooks:
+            hook(actor, key, message)
 
 
 class Timer:

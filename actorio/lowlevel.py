@@ -27,6 +27,19 @@ What is here:
 - **Types**: `is_message_class`, `is_actor_class`, `union_arms`; `Request`, the structural type
   that lets a signature say "a member of this protocol whose reply is R" (as `actorio.ask` does),
   and `Member`, its counterpart for a message class (as `ActorRef.narrow`).
+- **Instrumenting** (for tracing, metrics and statistics; see the block at the end):
+  `add_handler_wrapper` puts a `HandlerWrapper` around the handlers of every actor class (the
+  mainloop pays nothing while there is none); `counting_wrapper` counts what
+  `Actor.statistics` reports as handled, failed and time in handlers; `snapshot` gives a tree of
+  actors as JSON-ready data; `configure_alarms` and `alarm_settings()` set and read the
+  always-on alarms (`AlarmSettings`); `add_send_hook` sees every send in any task (the message
+  as queued: an ask's copy), `add_timer_hook` every timer started; `decision_on` says what a
+  handler's failure on a told message leads to (restart, resume, stop, ...).
+- **Context across processes**: a tracer sets the propagator (`set_propagator`: `Inject`,
+  `Extract`); a transport calls `inject` on the headers of what it sends and opens `extracted`
+  around the local tell of what it receives (both do nothing without a propagator), and
+  `report_transport` for each message sent or received and each error, which metrics hear
+  through `add_transport_listener`.
 - **Observing and standing in** (for test kits and tracing; see the block at the end):
   `observe_sends` sees every tell and ask made in a context; `substitute_children` gives one
   actor a stand-in (a `SupervisorLike`) for its children; `make_child` makes what a `ChildSpec`
@@ -40,46 +53,79 @@ from collections.abc import Generator
 from contextlib import contextmanager
 from typing import Any
 
+from . import _alarms
 from ._actor import Actor, is_actor_class
+from ._alarms import AlarmSettings, configure_alarms
 from ._ask import AskRef, ask_message, hand_off, with_sender
-from ._dispatch import Handler, resolve_handler
+from ._dispatch import Handler, HandlerWrapper, handler_wrappers, resolve_handler, set_handler_wrappers
+from ._incarnation import SIGNALS, decision_on
 from ._inputs import Barrier
 from ._log_limit import LogLimit
 from ._mailbox import Mailbox, MailboxLike
 from ._message import is_message_class
+from ._propagation import Extract, Inject, extracted, inject, set_propagator
 from ._protocol import Payload, encode_wire, message_types_of, reply_type_of, wire_aliases_of, wire_name_of
 from ._protocol import envelope_model as wire_envelope_model
 from ._protocol import union_adapter as wire_union_adapter
-from ._ref import ActorRef, SendObserver, observe_sends
+from ._ref import ActorRef, SendHook, SendObserver, add_send_hook, observe_sends, remove_send_hook
+from ._statistics import counting_wrapper, snapshot
 from ._supervisor import SupervisorLike, make_child
+from ._timers import TimerHook, add_timer_hook, remove_timer_hook
+from ._transport import TransportListener, add_transport_listener, remove_transport_listener
+from ._transport import report as report_transport
 from ._types import Member, Request, union_arms
 from ._watch import unwatch, watch
 
 __all__ = [
+    "AlarmSettings",
     "AskRef",
+    "Extract",
     "Handler",
+    "HandlerWrapper",
+    "Inject",
     "LogLimit",
     "Mailbox",
     "MailboxLike",
     "Member",
     "Payload",
     "Request",
+    "SendHook",
     "SendObserver",
     "SupervisorLike",
+    "TimerHook",
+    "TransportListener",
     "actor_of",
+    "add_handler_wrapper",
+    "add_send_hook",
+    "add_timer_hook",
+    "add_transport_listener",
+    "alarm_settings",
     "ask_message",
     "barrier",
     "check_accepted",
+    "configure_alarms",
+    "counting_wrapper",
+    "decision_on",
     "encode_wire",
+    "extracted",
     "hand_off",
     "handler_for",
+    "handler_wrappers",
+    "inject",
     "is_actor_class",
     "is_message_class",
     "mailbox_of",
     "make_child",
     "message_types_of",
     "observe_sends",
+    "remove_handler_wrapper",
+    "remove_send_hook",
+    "remove_timer_hook",
+    "remove_transport_listener",
     "reply_type_of",
+    "report_transport",
+    "set_propagator",
+    "snapshot",
     "substitute_children",
     "task_of",
     "union_arms",
@@ -186,3 +232,41 @@ def substitute_children(
         yield previous
     finally:
         actor._actor_children = previous  # pyright: ignore[reportPrivateUsage]
+
+
+# -- instrumenting ------------------------------------------------------------------------------
+#
+# Tracing, metrics and statistics see each handled message through handler wrappers, put into
+# the actor classes' own dispatch tables (``_dispatch.py``): the mainloop is the same with or
+# without them, and pays nothing while there are none.
+
+
+def add_handler_wrapper(wrapper: HandlerWrapper) -> None:
+    """Put ``wrapper`` around the handlers of every actor class, existing and to come (outside the
+    wrappers added before it), until `remove_handler_wrapper`. Adding one already there does
+    nothing.
+
+    ``wrapper(actor_class, message_type, handler)`` returns what stands in for ``handler``
+    (``message_type`` is ``None`` for ``handle_message``, the fallback): an ``async`` callable
+    ``(actor, message)`` that returns what ``handler`` returns and raises what it raises. It runs
+    in the actor's task, where ``handler`` would: for told and asked messages, timers' messages
+    and watch notices, not for the runtime's own signals. Actors started from now on use the
+    wrapped handlers for every message; an actor already running, for the message classes it had
+    not met yet.
+    """
+    wrappers = handler_wrappers()
+    if wrapper not in wrappers:
+        set_handler_wrappers(Actor, SIGNALS, (*wrappers, wrapper))
+
+
+def remove_handler_wrapper(wrapper: HandlerWrapper) -> None:
+    """Take ``wrapper`` off the handlers (see `add_handler_wrapper`); nothing happens if it is
+    not on. With the last one off, every actor class has its own handlers back."""
+    wrappers = handler_wrappers()
+    if wrapper in wrappers:
+        set_handler_wrappers(Actor, SIGNALS, tuple(w for w in wrappers if w != wrapper))
+
+
+def alarm_settings() -> AlarmSettings:
+    """The alarm settings in force (`configure_alarms` changes them)."""
+    return _alarms.alarm_settings

@@ -223,6 +223,36 @@ async def dispatch_depth(side: str, n: int) -> float:
     return await _dispatch(_DEEP[-1] if side == "actorio" else _FLAT[25], n)
 
 
+# -- telemetry ----------------------------------------------------------------------------------
+
+
+async def _with_telemetry(run: Callable[[str, int], Awaitable[float]], side: str, n: int) -> float:
+    """``run``'s actorio side with OpenTelemetry traces and metrics on ("actorio": the SDK's
+    tracer and meter, no exporter), or off ("baseline" column)."""
+    if side == "baseline":
+        return await run("actorio", n)
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from actorio.telemetry import instrument, uninstrument
+
+    instrument(tracer_provider=TracerProvider(), meter_provider=MeterProvider())
+    try:
+        return await run("actorio", n)
+    finally:
+        uninstrument()
+
+
+async def tell_burst_traced(side: str, n: int) -> float:
+    """`tell_burst` with telemetry on ("actorio") and off ("baseline" column)."""
+    return await _with_telemetry(tell_burst, side, n)
+
+
+async def ask_sequential_traced(side: str, n: int) -> float:
+    """`ask_sequential` with telemetry on ("actorio") and off ("baseline" column)."""
+    return await _with_telemetry(ask_sequential, side, n)
+
+
 SCENARIOS: list[Scenario] = [
     Scenario("tell, burst", "msg/s", 200_000, tell_burst, True, 1.5),
     Scenario("tell, interleaved", "msg/s", 100_000, tell_interleaved, True, 1.0),
@@ -233,4 +263,8 @@ SCENARIOS: list[Scenario] = [
     Scenario("dispatch, 5 levels deep", "us/msg", 200_000, dispatch_depth, False, 1.05, "exact hit"),
     Scenario("100k actors, time", "s", 100_000, many_actors_time, False),
     Scenario("100k actors, peak memory", "MB", 100_000, many_actors_peak, False),
+    Scenario("tell, burst, traced", "msg/s", 50_000, tell_burst_traced, True, None, "telemetry off"),
+    Scenario(
+        "ask, sequential, traced", "us/ask", 20_000, ask_sequential_traced, False, None, "telemetry off"
+    ),
 ]

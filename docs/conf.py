@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from pygments.lexers.special import TextLexer
 from sphinx.application import Sphinx
 from sphinx.ext.autodoc import DataDocumenter, Documenter, ModuleDocumenter
 from sphinx.pycode import ModuleAnalyzer
@@ -70,4 +71,5 @@ class ExportedDataDocumenter(DataDocumenter):
 def setup(app: Sphinx) -> dict[str, Any]:
     documenter: type[Documenter] = ExportedDataDocumenter
     app.add_autodocumenter(documenter)
+    app.add_lexer("mermaid", TextLexer)  # diagrams are shown as their source
     return {"parallel_read_safe": True}

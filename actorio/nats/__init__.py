@@ -8,6 +8,8 @@
   `DeliveryLimitReached`; ``node.dead_letters(name)``, ``node.replay(name)``).
 - `RemoteRef`: the reference type; `RemoteError`, `ReplyTooLarge`, `ActorNotFound`,
   `NodeUnreachable`, `NotAuthorized`: the errors.
+- `NodeService`: a node answering the NATS micro protocol (``node.serve_as_service()``), each
+  published actor an endpoint, so NATS tooling lists the nodes on a server.
 - `LocalServer`, `find_nats_server`: a local ``nats-server``, for tests and examples.
 
 See the NATS guide (docs/nats.md) for the subjects, the wire form and the delivery guarantees.
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from ._remote import RemoteRef as RemoteRef
     from ._server import LocalServer as LocalServer
     from ._server import find_nats_server as find_nats_server
+    from ._service import NodeService as NodeService
 
 __all__ = [
     "ActorNotFound",
@@ -46,6 +49,7 @@ __all__ = [
     "Durable",
     "LocalServer",
     "Node",
+    "NodeService",
     "NodeUnreachable",
     "NotAuthorized",
     "Publication",
@@ -69,6 +73,7 @@ _EXPORTS = {
     "DeliveryLimitReached": "._dead_letter_stream",
     "StoredDeadLetter": "._dead_letter_stream",
     "Node": "._node",
+    "NodeService": "._service",
     "Publication": "._publication",
     "RemoteRef": "._remote",
     "LocalServer": "._server",

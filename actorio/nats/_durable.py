@@ -34,7 +34,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
 from .. import Actor, Backoff, DeadLetter, InvalidPayload, Message, dead_letters
-from ..lowlevel import LogLimit, Mailbox
+from ..lowlevel import LogLimit, Mailbox, extracted, report_transport
 from ._codec import MSG_ID, REPLY
 from ._dead_letter_stream import DeadLetterStreams, DeliveryLimitReached, dead_letter_stream
 from ._errors import ActorNotFound
@@ -359,6 +359,7 @@ class Pump:
             return True
         receiver = self._receiver
         reply = (msg.headers or {}).get(REPLY)
+        report_transport("nats", "received", "ask" if reply else "tell")
         try:
             message = receiver.validate(actor, msg.data, msg.headers, reply)  # the reply checked too
         except InvalidPayload as error:
@@ -370,7 +371,8 @@ class Pump:
         # before it is given back to the stream: a supervised child's restart keeps its mailbox,
         # and the message would otherwise be handled twice.
         if reply:
-            asking, future = await queue_ask(actor, message)
+            with extracted(msg.headers):  # the sender's trace context, if a tracer propagates one
+                asking, future = await queue_ask(actor, message)
             await asyncio.wait([future, stopped], return_when=asyncio.FIRST_COMPLETED)
             if stopped.done() and not future.done():
                 self._mailbox.withdraw(asking)
@@ -380,7 +382,8 @@ class Pump:
         else:
             self._watching, self._failure = (message, actor.identifier), None
             try:
-                await actor.reference.tell(message)
+                with extracted(msg.headers):
+                    await actor.reference.tell(message)
                 handled = await wait_handled(actor, stopped)
             finally:
                 failure = self._stop_watching()

@@ -36,7 +36,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from .. import Actor, ActorRef, ChildSpec, Message, SupervisorStrategy
-from ..lowlevel import is_actor_class, is_message_class, message_types_of, task_of
+from ..lowlevel import inject, is_actor_class, is_message_class, message_types_of, report_transport, task_of
 from ._addresses import Addresses, check_subject_prefix
 from ._codec import REPLY, TIMEOUT
 from ._connection import Security, open_client, redact, synced
@@ -54,6 +54,7 @@ from ._publication import (
     check_pending_limits,
 )
 from ._remote import RemoteRef
+from ._service import NodeService
 
 __all__ = ["Node"]
 
@@ -502,6 +503,8 @@ class Node:
         publishes the name, ``asyncio.TimeoutError`` after ``timeout`` (``ask_timeout`` if None)."""
         wait = self.ask_timeout if timeout is None else timeout
         headers = {TIMEOUT: repr(wait)}
+        inject(headers)
+        report_transport("nats", "sent", "ask")
         if not ref.durable:
             try:
                 return await self._nc.request(ref.subject, body, timeout=wait, headers=headers)
@@ -539,6 +542,18 @@ class Node:
     def _exports(self) -> Mapping[str, ActorRef[Any]]:
         """The local actors whose address travelled as a sender, by the token of the address."""
         return self._addresses.exports
+
+    def publications(self) -> list[tuple[Publication, Actor[Any]]]:
+        """The names this node publishes now, each with the actor that handles it now."""
+        return [(publication, publication.actor) for publication in self._publications]
+
+    async def serve_as_service(self, name: str = "actorio", description: str = "actorio node") -> NodeService:
+        """Answer the NATS micro protocol (``$SRV.PING``, ``$SRV.INFO``, ``$SRV.STATS``) as service
+        ``name`` with this node's id, each published actor an endpoint (see `NodeService`), until
+        `NodeService.stop` or `close`. Needs permission to subscribe to ``$SRV.>``."""
+        service = NodeService(self, name, description)
+        await service.start()
+        return service
 
     # -- closing ------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from .. import Message
-from ..lowlevel import AskRef, LogLimit, Payload, hand_off
+from ..lowlevel import AskRef, LogLimit, Payload, hand_off, inject, report_transport
 from ._addresses import Addresses
 from ._codec import encode_message, payload_bytes, read_reply
 from ._durable import Streams
@@ -79,10 +79,14 @@ class Outbox:
     async def tell_payload(self, ref: RemoteRef[Any], payload: Payload) -> None:
         """Send a raw payload to ``ref``, as it is, after what is queued."""
         body = payload_bytes(payload)
+        carried: dict[str, str] = {}
+        inject(carried)  # the sending code's trace context, if a tracer propagates one
+        headers = carried or None
+        report_transport("nats", "sent", "tell")
         if ref.durable:
-            await self._send(lambda: self._streams.store(ref, body, None, None))
+            await self._send(lambda: self._streams.store(ref, body, headers, None))
         else:
-            await self._send(lambda: self._nc.publish(ref.subject, body))
+            await self._send(lambda: self._nc.publish(ref.subject, body, headers=headers))
 
     async def ask(self, ref: RemoteRef[Any], message: Message[Any], timeout: float | None) -> Any:
         """Ask ``ref`` after what is queued; the reply, validated against the reply type."""
@@ -112,7 +116,10 @@ class Outbox:
             self._spawn(self._answer_forwarded(ref, message, ask))
             return None
         body = encode_message(message)
-        headers = self._addresses.headers(message)
+        carried = self._addresses.headers(message) or {}
+        inject(carried)  # the sending code's trace context, if a tracer propagates one
+        report_transport("nats", "sent", "tell")
+        headers = carried or None
         if ref.durable:
             return lambda: self._streams.store(ref, body, headers, msg_id)
         return lambda: self._nc.publish(ref.subject, body, headers=headers)

@@ -35,7 +35,17 @@ from nats.aio.subscription import (
 )
 
 from .. import Actor, ActorRef, BaseRef, InvalidPayload, Message, dead_letters
-from ..lowlevel import LogLimit, Mailbox, ask_message, barrier, task_of, unwatch, watch
+from ..lowlevel import (
+    LogLimit,
+    Mailbox,
+    ask_message,
+    barrier,
+    extracted,
+    report_transport,
+    task_of,
+    unwatch,
+    watch,
+)
 from ._addresses import Destinations, sender_of
 from ._codec import (
     ERROR,
@@ -289,6 +299,7 @@ class Receiver:
     async def receive(self, actor: Actor[Any], msg: Msg) -> None:
         """A message from core NATS: validated, then told (or, for a request, asked) to ``actor``."""
         reply = msg.reply or None
+        report_transport("nats", "received", "tell" if reply is None else "ask")
         if reply is not None and MSG_ID in (msg.headers or {}) and self.destinations.refusal(reply) is None:
             # A durable tell (it asks for a stream's acknowledgement) to a name that is not durable:
             # refused, not handled, so that the sender's error does not hide a delivery.
@@ -303,16 +314,18 @@ class Receiver:
         except InvalidPayload as error:
             await self.refuse(actor, error, reply, msg.data)
             return
-        if reply is None:
-            await actor.reference.tell(message)
-            return
-        _, future = await queue_ask(actor, message)
+        with extracted(msg.headers):  # the sender's trace context, if a tracer propagates one
+            if reply is None:
+                await actor.reference.tell(message)
+                return
+            _, future = await queue_ask(actor, message)
         timeout = timeout_of(msg.headers, self._ask_timeout)
         self._spawn(self.answer(actor, message, future, reply, timeout))
 
     async def refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None, data: bytes) -> None:
         """An invalid message: the error goes to ``reply`` (an ask whose reply subject the node
         serves), or it is a dead letter (``invalid``: a tell, or a refused reply subject)."""
+        report_transport("nats", "error", "invalid")
         if reply is not None and self.destinations.refusal(reply) is None:
             await self.send(actor.identifier, reply, self._error_body(error, actor), ERROR)
         else:
@@ -360,11 +373,13 @@ class Receiver:
                 limit,
             )
             body, headers = too_large_error(size, limit), ERROR
+            report_transport("nats", "error", "reply_too_large")
         try:
             await self._nc.publish(subject, body, headers=headers)
         except nats.errors.ConnectionClosedError:
             pass  # closing: the asker's own node tells it
         except nats.errors.Error as error:
+            report_transport("nats", "error", "reply_failed")
             self._reply_failures.log(logging.WARNING, "%s: a reply could not be sent: %r", actor, error)
 
     def _error_body(self, error: BaseException, actor: Actor[Any]) -> bytes:
@@ -394,6 +409,7 @@ class Receiver:
             recipient, messages = error.subject, 0
             limits = "the subscription's pending limits are full"
         dead_letters.record(f"a message to {error.subject}, dropped unread", recipient, "overflow")
+        report_transport("nats", "error", "overflow")
         self._overflows.log(
             logging.WARNING,
             "%s: messages are dropped on arrival: %s (a slow consumer); they are dead letters 'overflow'",

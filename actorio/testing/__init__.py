@@ -6,6 +6,9 @@
   next timer when every task is blocked.
 - `run_handler`: one handler against one message, without a mainloop: its reply, what it sent
   and to whom, the children it spawned.
+- `Conversation`: who told or asked what to whom, recorded in order, as a Mermaid sequence
+  diagram (a failed probe expectation shows it); `tree_diagram`: a tree of actors as a Mermaid
+  graph.
 - `ActorTestKit`: the actors of one test, stopped afterwards; crashes nobody noticed, tasks left
   running and dead letters are reported.
 
@@ -18,6 +21,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._clock import MockClock as MockClock
     from ._clock import MockClockEventLoop as MockClockEventLoop
+    from ._conversation import Arrow as Arrow
+    from ._conversation import Conversation as Conversation
+    from ._conversation import tree_diagram as tree_diagram
     from ._handler import HandlerOutcome as HandlerOutcome
     from ._handler import Sent as Sent
     from ._handler import run_handler as run_handler
@@ -32,7 +38,9 @@ __all__ = [
     "DEFAULT_NO_MESSAGE_WITHIN",
     "DEFAULT_TIMEOUT",
     "ActorTestKit",
+    "Arrow",
     "AskFailed",
+    "Conversation",
     "DeadLetter",
     "HandlerOutcome",
     "MockClock",
@@ -40,6 +48,7 @@ __all__ = [
     "Sent",
     "TestProbe",
     "run_handler",
+    "tree_diagram",
 ]
 
 # Each public name -> the module that defines it: what module __getattr__ imports. The imports
@@ -48,6 +57,9 @@ __all__ = [
 _EXPORTS = {
     "MockClock": "._clock",
     "MockClockEventLoop": "._clock",
+    "Arrow": "._conversation",
+    "Conversation": "._conversation",
+    "tree_diagram": "._conversation",
     "HandlerOutcome": "._handler",
     "Sent": "._handler",
     "run_handler": "._handler",

@@ -15,6 +15,7 @@ from typing_extensions import TypeVar as DefaultTypeVar
 
 from .. import Actor, ActorRef, BaseRef, DataMessage, Message, Terminated, dead_letters
 from ..lowlevel import actor_of, ask_message, mailbox_of, task_of, unwatch, watch
+from ._conversation import current_conversation
 from ._describe import describe, describe_all, is_message, same_content
 
 __all__ = ["DEFAULT_NO_MESSAGE_WITHIN", "DEFAULT_TIMEOUT", "AskFailed", "TestProbe"]
@@ -255,6 +256,9 @@ class TestProbe(ActorRef[M]):
         """An assertion failure; ``earlier``: the messages taken before this call, recalled."""
         if earlier:
             text += f" (the last messages it took: {describe_all(earlier)})"
+        conversation = current_conversation()
+        if conversation is not None:
+            text += f"\nthe conversation so far (Mermaid):\n{conversation.sequence_diagram()}"
         return AssertionError(f"{self.identifier} {text}")
 
     def _deadline(self, timeout: float) -> float:

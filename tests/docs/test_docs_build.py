@@ -15,6 +15,7 @@ import actorio.asyncapi
 import actorio.compat
 import actorio.nats
 import actorio.persistence
+import actorio.telemetry
 import actorio.testing
 from tests.docs.pages import DOCS
 
@@ -49,6 +50,7 @@ def test_the_site_builds_without_a_warning(site: Path) -> None:
         (actorio.testing, "testing"),
         (actorio.nats, "nats"),
         (actorio.persistence, "persistence"),
+        (actorio.telemetry, "telemetry"),
         (actorio.compat, "contracts"),
         (actorio.asyncapi, "contracts"),
     ],
@@ -57,6 +59,7 @@ def test_the_site_builds_without_a_warning(site: Path) -> None:
         "actorio.testing",
         "actorio.nats",
         "actorio.persistence",
+        "actorio.telemetry",
         "actorio.compat",
         "actorio.asyncapi",
     ],

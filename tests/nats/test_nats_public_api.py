@@ -20,6 +20,7 @@ EXPECTED = {
     "ReplyTooLarge",
     "StoredDeadLetter",
     "find_nats_server",
+    "NodeService",
 }
 
 

@@ -20,6 +20,9 @@ LAYERS: dict[str, int] = {
     "_exceptions": 0,
     "_dead_letters": 0,
     "_types": 0,
+    "_alarms": 0,
+    "_propagation": 0,
+    "_transport": 0,
     "_sender": 1,
     "_message": 1,
     "_watch": 1,
@@ -33,6 +36,7 @@ LAYERS: dict[str, int] = {
     "_supervision": 6,
     "_supervisor": 6,
     "_incarnation": 6,
+    "_statistics": 6,
     "_actor": 6,
     "_run": 7,
     "__init__": 8,
@@ -181,7 +185,17 @@ def test_the_core_never_imports_testing_nats_the_cli_or_the_plugin() -> None:
         for found in _imports(path)
         if any(
             _in(found.target, f"actorio.{top}")
-            for top in ("testing", "nats", "persistence", "_cli", "__main__", "mypy", "compat", "asyncapi")
+            for top in (
+                "testing",
+                "nats",
+                "persistence",
+                "telemetry",
+                "_cli",
+                "__main__",
+                "mypy",
+                "compat",
+                "asyncapi",
+            )
         )
     ]
     assert not wrong
@@ -192,7 +206,7 @@ def test_the_mypy_plugin_imports_nothing_of_actorio() -> None:
     assert not wrong
 
 
-@pytest.mark.parametrize("package", ["testing", "nats", "persistence"])
+@pytest.mark.parametrize("package", ["testing", "nats", "persistence", "telemetry"])
 def test_extensions_use_only_the_public_names_and_the_lowlevel_seam(package: str) -> None:
     """No private module of the core, no underscore name of it, no private attribute of its objects."""
     wrong: list[str] = []
@@ -267,3 +281,20 @@ def test_extensions_switch_off_no_private_name_check_wholesale(package: str) -> 
         if "reportPrivateUsage=false" in path.read_text()
     ]
     assert not waived
+
+
+def test_telemetry_imports_neither_testing_nor_nats_and_they_do_not_import_it() -> None:
+    """Observability stands beside the test kit and the NATS layer: each reaches the other only
+    through the hooks of ``actorio.lowlevel``."""
+    wrong = [
+        f"{found.module} line {found.line}: {found.target}"
+        for package, others in (
+            ("telemetry", ("testing", "nats")),
+            ("testing", ("telemetry",)),
+            ("nats", ("telemetry",)),
+        )
+        for path in sorted((PACKAGE / package).rglob("*.py"))
+        for found in _imports(path)
+        if any(_in(found.target, f"actorio.{other}") for other in others)
+    ]
+    assert not wrong

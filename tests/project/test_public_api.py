@@ -47,6 +47,8 @@ EXPECTED = {
     "dead_letters",
     "run",
     "serve",
+    # observability
+    "ActorStatistics",
 }
 
 

@@ -20,6 +20,10 @@ EXPECTED = {
     "Sent",
     "TestProbe",
     "run_handler",
+    # pictures of a test
+    "Arrow",
+    "Conversation",
+    "tree_diagram",
 }
 
 

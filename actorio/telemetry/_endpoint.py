@@ -1,0 +1,107 @@
+"""The snapshot endpoint: a small HTTP server, on a port the user opens, that answers
+``GET /snapshot`` with the tree of actors under a root as JSON (what ``python -m actorio top``
+reads).
+
+Whatever arrives is hostile: a request line and headers of at most `MAX_REQUEST` bytes, read
+within `READ_TIMEOUT` seconds; anything but ``GET /snapshot`` gets a 404 or 400 and the
+connection is closed. It listens on 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import time
+from typing import Any
+
+from actorio import Actor, dead_letters
+from actorio.lowlevel import snapshot
+
+from ._counting import count_handlers
+
+__all__ = ["MAX_REQUEST", "READ_TIMEOUT", "SnapshotServer", "serve_snapshots", "snapshot_document"]
+
+MAX_REQUEST = 8192
+"""The most bytes read of a request (its line and headers)."""
+
+READ_TIMEOUT = 5.0
+"""Seconds a client has to send its request."""
+
+
+def snapshot_document(root: Actor[Any]) -> dict[str, Any]:
+    """What ``GET /snapshot`` answers: the process (``pid``, ``host``), the time (Unix seconds),
+    the dead letters recorded so far, and the tree from ``root`` (`snapshot`)."""
+    return {
+        "process": {"pid": os.getpid(), "host": socket.gethostname()},
+        "time": time.time(),
+        "dead_letters": dead_letters.total,
+        "tree": snapshot(root),
+    }
+
+
+class SnapshotServer:
+    """A running snapshot endpoint (see `serve_snapshots`)."""
+
+    def __init__(self, server: asyncio.Server, root: Actor[Any]) -> None:
+        self._server = server
+        self.root = root
+        sockets = server.sockets
+        self.host, self.port = sockets[0].getsockname()[:2]
+
+    @property
+    def url(self) -> str:
+        """Where ``python -m actorio top`` reads it: ``http://host:port/snapshot``."""
+        return f"http://{self.host}:{self.port}/snapshot"
+
+    async def close(self) -> None:
+        """Stop listening and wait until the connections are closed."""
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def __aenter__(self) -> SnapshotServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+async def serve_snapshots(root: Actor[Any], host: str = "127.0.0.1", port: int = 0) -> SnapshotServer:
+    """Serve the tree under ``root`` at ``http://host:port/snapshot`` (``port`` 0: any free one;
+    see `SnapshotServer.url`) until `SnapshotServer.close`. Turns handler counting on
+    (`count_handlers`), so that the snapshot has handled counts and handler times."""
+    count_handlers()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            status, body = await _respond(reader, root)
+            head = (
+                f"HTTP/1.0 {status}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode() + body)
+            await writer.drain()
+        except (ConnectionError, asyncio.TimeoutError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    server = await asyncio.start_server(answer, host, port, limit=MAX_REQUEST)
+    return SnapshotServer(server, root)
+
+
+async def _respond(reader: asyncio.StreamReader, root: Actor[Any]) -> tuple[str, bytes]:
+    try:
+        request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        return "400 Bad Request", b'{"error": "bad request"}'
+    line = request.split(b"\r\n", 1)[0].split(b" ")
+    if len(line) != 3 or line[0] != b"GET":
+        return "400 Bad Request", b'{"error": "bad request"}'
+    if line[1] != b"/snapshot":
+        return "404 Not Found", b'{"error": "not found: GET /snapshot"}'
+    return "200 OK", json.dumps(snapshot_document(root)).encode()

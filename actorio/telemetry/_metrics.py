@@ -1,0 +1,135 @@
+"""Metrics, through the OpenTelemetry metrics API: messages handled (by actor class, message type
+and outcome), handler durations, mailbox depths, asks in flight and timed out, restarts and dead
+letters. Names follow OpenTelemetry's conventions (dotted, lower case; units in UCUM), under
+``actorio.``; a Prometheus exporter shows them as ``actorio_messages_handled_total`` and so on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from actorio.lowlevel import mailbox_of
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    """The instruments of one `instrument` call, made from ``meter``."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self.clock = time.perf_counter
+        # Counted here and read at collection (an observable counter): a dict increment per
+        # message, where Counter.add checks its attributes and makes a measurement each time.
+        self._handled: dict[tuple[str, str, str], int] = {}
+        meter.create_observable_counter(
+            "actorio.messages.handled",
+            callbacks=[self._handled_counts],
+            unit="{message}",
+            description="Messages handled, by outcome",
+        )
+        self._labels: dict[tuple[str, str], dict[str, str]] = {}
+        self._duration = meter.create_histogram(
+            "actorio.handler.duration", unit="s", description="Time spent in a handler"
+        )
+        self._restarts = meter.create_counter(
+            "actorio.restarts", unit="{restart}", description="Failures answered by a restart"
+        )
+        self._dead_letters = meter.create_counter(
+            "actorio.dead_letters", unit="{message}", description="Dead letters, by reason"
+        )
+        self._asks = meter.create_up_down_counter(
+            "actorio.asks.in_flight", unit="{ask}", description="Asks sent and not yet answered"
+        )
+        self._timeouts = meter.create_counter(
+            "actorio.asks.timed_out", unit="{ask}", description="Asks that timed out"
+        )
+        meter.create_observable_gauge(
+            "actorio.mailbox.depth",
+            callbacks=[self._depths],
+            unit="{message}",
+            description="Messages queued, summed by actor class",
+        )
+        self._actors: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._sent = meter.create_counter(
+            "messaging.client.sent.messages", unit="{message}", description="Messages a transport sent"
+        )
+        self._received = meter.create_counter(
+            "messaging.client.consumed.messages",
+            unit="{message}",
+            description="Messages a transport received",
+        )
+        self._transport_errors = meter.create_counter(
+            "actorio.transport.errors", unit="{error}", description="A transport's errors, by kind"
+        )
+
+    def handled(self, actor: Any, actor_class: str, message_type: str, outcome: str, seconds: float) -> None:
+        if actor not in self._actors:
+            self._actors.add(actor)
+        key = (actor_class, message_type, outcome)
+        self._handled[key] = self._handled.get(key, 0) + 1
+        labels = self._labels.get(key[:2])
+        if labels is None:
+            labels = self._labels[key[:2]] = {
+                "actorio.actor.class": actor_class,
+                "actorio.message.type": message_type,
+            }
+        self._duration.record(seconds, labels)
+
+    def _handled_counts(self, options: CallbackOptions) -> Iterable[Observation]:
+        counts = dict(self._handled)  # a copy: called from the exporter's thread
+        return [
+            Observation(
+                count,
+                {"actorio.actor.class": key[0], "actorio.message.type": key[1], "actorio.outcome": key[2]},
+            )
+            for key, count in counts.items()
+        ]
+
+    def transport(self, transport: str, event: str, detail: str) -> None:
+        """Transport listener (``lowlevel.add_transport_listener``): NATS traffic and errors."""
+        if event == "error":
+            self._transport_errors.add(1, {"messaging.system": transport, "error.type": detail})
+        elif event in ("sent", "received"):
+            counter = self._sent if event == "sent" else self._received
+            counter.add(1, {"messaging.system": transport, "messaging.operation.name": detail})
+
+    def restart(self, actor_class: str) -> None:
+        self._restarts.add(1, {"actorio.actor.class": actor_class})
+
+    def dead_letter(self, reason: str) -> None:
+        self._dead_letters.add(1, {"actorio.dead_letter.reason": reason})
+
+    def ask_started(self, future: asyncio.Future[Any]) -> None:
+        self._asks.add(1)
+        future.add_done_callback(self._ask_done)
+
+    def _ask_done(self, future: asyncio.Future[Any]) -> None:
+        self._asks.add(-1)
+        if not future.cancelled() and isinstance(future.exception(), asyncio.TimeoutError):
+            self._timeouts.add(1)
+
+    def _depths(self, options: CallbackOptions) -> Iterable[Observation]:
+        # Called from the exporter's thread: the set may grow meanwhile; a copy is retried.
+        for _ in range(10):
+            try:
+                actors = list(self._actors)
+                break
+            except RuntimeError:
+                continue
+        else:
+            return []
+        depths: dict[str, int] = {}
+        for actor in actors:
+            mailbox = mailbox_of(actor)
+            if mailbox is None or not actor.running:
+                continue
+            name = f"{type(actor).__module__}.{type(actor).__qualname__}"
+            depths[name] = depths.get(name, 0) + len(mailbox.queue)
+        return [Observation(depth, {"actorio.actor.class": name}) for name, depth in depths.items()]

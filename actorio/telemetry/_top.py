@@ -1,0 +1,245 @@
+"""``python -m actorio top URL``: a live view of a running system, read from its snapshot
+endpoint (`serve_snapshots`), refreshed in the terminal with Rich.
+
+Each row is an actor of the tree, indented under its parent: its class, the messages queued,
+messages handled a second and the mean time in its handler over the last interval, the median
+and 99th percentile of its last 256 handler times, handled and failed counts, restarts, and the
+message it is handling now. The header says which process it
+is and how many dead letters it has recorded.
+
+A ``nats://`` URL lists instead every node on that NATS server that answers as a service
+(``Node.serve_as_service``): one row per published actor, with its requests, errors, mean
+handling time and queue.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any, TextIO, cast
+
+__all__ = ["MAX_RESPONSE", "fetch", "render", "render_services", "run_top"]
+
+MAX_RESPONSE = 16 * 1024 * 1024
+"""The most bytes read of a snapshot."""
+
+
+def fetch(url: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The snapshot document at ``url``. Raises ``OSError`` (unreachable) or ``ValueError`` (not a
+    snapshot)."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"not an http(s) URL: {url}")
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # an address the user gave
+        body = response.read(MAX_RESPONSE + 1)
+    if len(body) > MAX_RESPONSE:
+        raise ValueError(f"the snapshot is larger than {MAX_RESPONSE} bytes")
+    document: Any = json.loads(body)
+    if not isinstance(document, dict) or not isinstance(cast("dict[str, Any]", document).get("tree"), dict):
+        raise ValueError("not a snapshot document (no tree)")
+    return cast("dict[str, Any]", document)
+
+
+def _walk(node: dict[str, Any], depth: int = 0, path: str = "") -> Iterator[tuple[int, str, dict[str, Any]]]:
+    key = f"{path}/{node.get('identifier')}"
+    yield depth, key, node
+    children: Any = node.get("children") or ()
+    for child in children:
+        if isinstance(child, dict):
+            yield from _walk(cast("dict[str, Any]", child), depth + 1, key)
+
+
+def render(document: dict[str, Any], previous: dict[str, Any] | None, url: str) -> Any:
+    """The Rich renderable of one refresh: ``document`` now, rates against ``previous``."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    before: dict[str, dict[str, Any]] = {}
+    elapsed = 0.0
+    if previous is not None:
+        before = {key: node for _, key, node in _walk(previous["tree"])}
+        elapsed = float(document.get("time", 0)) - float(previous.get("time", 0))
+    process: dict[str, Any] = document.get("process") or {}
+    header = Text.assemble(
+        ("actorio top", "bold"),
+        f" {time.strftime('%H:%M:%S', time.localtime(float(document.get('time', 0))))}",
+        f"  pid {process.get('pid', '?')} on {process.get('host', '?')}",
+        f"  dead letters {document.get('dead_letters', 0)}  {url}",
+    )
+    table = Table(expand=False, box=None, header_style="bold")
+    columns = (
+        "ACTOR",
+        "CLASS",
+        "QUEUED",
+        "MSG/S",
+        "MEAN MS",
+        "P50 MS",
+        "P99 MS",
+        "HANDLED",
+        "FAILED",
+        "RESTARTS",
+        "NOW",
+    )
+    rows = list(_walk(document["tree"]))
+    # The names are never cut (the other columns give way first).
+    widths = {
+        "ACTOR": max(len("  " * depth + str(node.get("identifier", "?"))) for depth, _, node in rows),
+        "CLASS": max(len(str(node.get("actor_class", "?")).rsplit(".", 1)[-1]) for _, _, node in rows),
+    }
+    for column in columns:
+        text = column in ("ACTOR", "CLASS", "NOW")
+        table.add_column(
+            column, justify="left" if text else "right", no_wrap=column != "NOW", min_width=widths.get(column)
+        )
+    for depth, key, node in rows:
+        handled = node.get("handled")
+        rate = mean = "-"
+        old = before.get(key)
+        if old is not None and elapsed > 0 and handled is not None and old.get("handled") is not None:
+            count = handled - old["handled"]
+            rate = f"{count / elapsed:.1f}"
+            seconds = (node.get("handler_seconds") or 0.0) - (old.get("handler_seconds") or 0.0)
+            mean = f"{seconds / count * 1000:.2f}" if count > 0 else "-"
+        table.add_row(
+            "  " * depth + str(node.get("identifier", "?")),
+            str(node.get("actor_class", "?")).rsplit(".", 1)[-1],
+            str(node.get("queued", "?")),
+            rate,
+            mean,
+            _milliseconds(node.get("handler_p50")),
+            _milliseconds(node.get("handler_p99")),
+            "-" if handled is None else str(handled),
+            "-" if node.get("failed") is None else str(node.get("failed")),
+            str(node.get("restarts", 0)),
+            str(node.get("handling") or ""),
+        )
+    return Group(header, table)
+
+
+async def _services(url: str, wait: float) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every actorio node on the NATS server at ``url`` that answers as a service (``$SRV.INFO``
+    and ``$SRV.STATS``, gathered for ``wait`` seconds): (info, stats) by node."""
+    import asyncio
+
+    import nats
+
+    connect = nats.connect  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    client = await connect(url, connect_timeout=5, max_reconnect_attempts=0)
+    try:
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for verb in ("INFO", "STATS"):
+            inbox = client.new_inbox()
+            replies: list[bytes] = []
+
+            async def take(msg: Any, replies: list[bytes] = replies) -> None:
+                if len(replies) < 1000:  # at most 1000 nodes a refresh
+                    replies.append(msg.data)
+
+            subscribe = client.subscribe  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            subscription = await subscribe(inbox, cb=take)
+            await client.publish(f"$SRV.{verb}.actorio", b"", reply=inbox)
+            await asyncio.sleep(wait)
+            await subscription.unsubscribe()
+            for data in replies:
+                try:
+                    reply = json.loads(data)
+                    found.setdefault(str(reply["id"]), {})[verb] = reply
+                except (ValueError, KeyError, TypeError):
+                    continue  # not a node's reply: skipped
+        return [
+            (node["INFO"], node["STATS"]) for node in found.values() if "INFO" in node and "STATS" in node
+        ]
+    finally:
+        await client.close()
+
+
+def render_services(nodes: list[tuple[dict[str, Any], dict[str, Any]]], url: str) -> Any:
+    """The Rich renderable of the nodes on a NATS server: one row per published actor."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    header = Text.assemble(
+        ("actorio top", "bold"), f" {time.strftime('%H:%M:%S')}  {len(nodes)} nodes on {url}"
+    )
+    table = Table(expand=False, box=None, header_style="bold")
+    for column in ("NODE", "NAME", "CLASS", "QUEUED", "REQUESTS", "ERRORS", "AVG MS"):
+        table.add_column(
+            column, justify="left" if column in ("NODE", "NAME", "CLASS") else "right", no_wrap=True
+        )
+    for info, stats in sorted(nodes, key=lambda pair: str(pair[0].get("id"))):
+        described: list[dict[str, Any]] = info.get("endpoints") or []
+        classes: dict[str, str] = {}
+        for endpoint in described:
+            metadata: dict[str, Any] = endpoint.get("metadata") or {}
+            classes[str(endpoint.get("name"))] = str(metadata.get("actorio.actor.class", "?"))
+        endpoints: list[dict[str, Any]] = stats.get("endpoints") or []
+        if not endpoints:
+            table.add_row(str(info.get("id")), "-", "", "", "", "", "")
+        for endpoint in endpoints:
+            data: dict[str, Any] = endpoint.get("data") or {}
+            table.add_row(
+                str(info.get("id")),
+                str(endpoint.get("name")),
+                classes.get(str(endpoint.get("name")), "?").rsplit(".", 1)[-1],
+                str(data.get("queued", "-")),
+                str(endpoint.get("num_requests", "-")),
+                str(endpoint.get("num_errors", "-")),
+                _milliseconds((endpoint.get("average_processing_time") or 0) / 1e9),
+            )
+    return Group(header, table)
+
+
+def _milliseconds(seconds: object) -> str:
+    return f"{seconds * 1000:.2f}" if isinstance(seconds, (int, float)) else "-"
+
+
+def run_top(urls: list[str], interval: float = 1.0, once: bool = False, out: TextIO | None = None) -> int:
+    """Show the systems at ``urls`` (one endpoint a process) until interrupted (Ctrl-C),
+    refreshing every ``interval`` seconds; with ``once``, print one view and return (1 if an
+    endpoint could not be read). Returns the exit status."""
+    try:
+        from rich.console import Console, Group
+        from rich.live import Live
+        from rich.text import Text
+    except ImportError:
+        raise SystemExit("python -m actorio top needs Rich: pip install 'actorio[top]'") from None
+    console = Console(file=out) if out is not None else Console()
+    previous: dict[str, dict[str, Any]] = {}
+
+    def view() -> tuple[Any, bool]:
+        parts: list[Any] = []
+        failed = False
+        for url in urls:
+            if url.startswith(("nats://", "tls://")):
+                import asyncio
+
+                try:
+                    parts.append(render_services(asyncio.run(_services(url, 0.3)), url))
+                except Exception as error:  # unreachable, refused: said on the screen
+                    parts.append(Text(f"cannot read {url}: {error}"))
+                    failed = True
+                continue
+            try:
+                document = fetch(url)
+            except (OSError, ValueError) as error:
+                parts.append(Text(f"cannot read {url}: {error}"))
+                failed = True
+                continue
+            parts.append(render(document, previous.get(url), url))
+            previous[url] = document
+        return Group(*parts), failed
+
+    if once:
+        shown, failed = view()
+        console.print(shown)
+        return 1 if failed else 0
+    try:
+        with Live(Text(f"reading {' '.join(urls)} ..."), console=console, auto_refresh=False) as live:
+            while True:
+                live.update(view()[0], refresh=True)
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,80 @@
+"""A node as a NATS service: it answers $SRV.PING, $SRV.INFO and $SRV.STATS as the micro protocol
+says (nats-py's own micro types read the replies), each published actor an endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.micro.service import ServiceInfo, ServicePing, ServiceStats
+
+from actorio import Actor, Message, handles
+from actorio.nats import Node
+from actorio.telemetry import count_handlers, stop_counting_handlers
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+
+class Add(Message[int]):
+    a: int
+    b: int
+
+
+class Calculator(Actor[Add]):
+    @handles(Add)
+    async def add(self, message: Add) -> int:
+        return message.a + message.b
+
+
+async def _gather(client: Client, subject: str, wanted: int) -> list[dict[str, object]]:
+    """Replies to one request from every service that answers (``wanted`` of them, 10 s at most)."""
+    inbox = client.new_inbox()
+    replies: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+
+    async def take(msg: Msg) -> None:
+        await replies.put(json.loads(msg.data))
+
+    subscription = await client.subscribe(inbox, cb=take)
+    await client.publish(subject, b"", reply=inbox)
+    try:
+        return [await asyncio.wait_for(replies.get(), 10) for _ in range(wanted)]
+    finally:
+        await subscription.unsubscribe()
+
+
+async def test_nodes_answer_ping_info_and_stats(nats_url: str) -> None:
+    count_handlers()
+    try:
+        nodes = (await Node.connect(nats_url), await Node.connect(nats_url))
+        async with nodes[0] as one, nodes[1] as two, Calculator() as calculator:
+            await one.publish("calculator", calculator)
+            await one.serve_as_service()
+            await two.serve_as_service()
+            assert await two.ref("calculator", Calculator).ask(Add(a=2, b=3)) == 5
+            client = await nats.connect(nats_url)
+            try:
+                pings = [ServicePing.from_dict(r) for r in await _gather(client, "$SRV.PING.actorio", 2)]
+                assert {ping.id for ping in pings} == {one.node_id, two.node_id}
+                infos = await _gather(client, f"$SRV.INFO.actorio.{one.node_id}", 1)
+                (info,) = [ServiceInfo.from_dict(reply) for reply in infos]
+                every = await _gather(client, "$SRV.STATS", 2)
+                (stats,) = [ServiceStats.from_dict(reply) for reply in every if reply["id"] == one.node_id]
+            finally:
+                await client.close()
+    finally:
+        stop_counting_handlers()
+    (endpoint,) = info.endpoints
+    assert endpoint.name == "calculator"
+    assert endpoint.subject == "actorio.actor.calculator"
+    assert endpoint.metadata is not None
+    assert endpoint.metadata["actorio.actor.class"] == f"{__name__}.Calculator"
+    schema = json.loads(endpoint.metadata["actorio.schema"])
+    assert "Add" in json.dumps(schema)
+    (counted,) = stats.endpoints
+    assert counted.num_requests == 1
+    assert counted.num_errors == 0
+    assert counted.average_processing_time > 0

@@ -1,0 +1,217 @@
+"""The always-on alarms: a handler holding the event loop, a mailbox growing past its
+thresholds, a restart logged as one WARNING line."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from actorio import Actor, Message, handles
+from actorio.lowlevel import AlarmSettings, alarm_settings, configure_alarms
+
+ALARMS = "actorio.alarms"
+
+
+class Block(Message):
+    pass
+
+
+class Ping(Message):
+    pass
+
+
+class Sync(Message[int]):
+    pass
+
+
+class _Seen(logging.Handler):
+    """Sets an event when the alarm logger writes a line (from the watchdog's thread)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.event = threading.Event()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+        self.event.set()
+
+
+@pytest.fixture
+def seen() -> Iterator[_Seen]:
+    handler = _Seen()
+    logger = logging.getLogger(ALARMS)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+@pytest.fixture
+def settings() -> Iterator[AlarmSettings]:
+    previous = alarm_settings()
+    yield previous
+    configure_alarms(
+        slow_handler=previous.slow_handler,
+        mailbox_depths=previous.mailbox_depths,
+        restart_traceback_level=previous.restart_traceback_level,
+        repeat_after=previous.repeat_after,
+    )
+
+
+class Blocker(Actor[Block | Ping | Sync]):
+    def __init__(self, seen: _Seen) -> None:
+        super().__init__(identifier="blocker")
+        self.seen = seen
+        self.waited: list[bool] = []
+        self.count = 0
+
+    @handles(Block)
+    async def block(self, message: Block) -> None:
+        # Holds the loop (a blocking call, no await) until the watchdog has reported it, at least
+        # 300 ms; at most 10 s, so that a missing alarm fails the test instead of hanging it.
+        self.waited.append(self.seen.event.wait(10))
+        threading.Event().wait(0.3)
+
+    @handles(Ping)
+    async def ping(self, message: Ping) -> None:
+        self.count += 1
+
+    @handles(Sync)
+    async def sync(self, message: Sync) -> int:
+        return self.count
+
+
+@pytest.mark.asyncio
+async def test_a_handler_holding_the_loop_is_reported_with_its_actor_and_message(seen: _Seen) -> None:
+    async with Blocker(seen) as ref:
+        await ref.tell(Block())
+        await ref.ask(Sync())
+    assert seen.event.is_set()
+    # Only Block holds the loop (on a starved machine another handler could be caught too).
+    (line,) = [line for line in seen.lines if "handling Block" in line]
+    assert "blocker (Blocker)" in line
+    assert "handling Block" in line
+    assert "held the event loop" in line
+
+
+@pytest.mark.asyncio
+async def test_the_same_slow_handler_is_reported_once_a_minute(seen: _Seen) -> None:
+    blocker = Blocker(seen)
+    async with blocker as ref:
+        await ref.tell(Block())
+        await ref.ask(Sync())
+        assert blocker.waited == [True]
+        await ref.tell(Block())  # the event is set already: it holds the loop 300 ms again
+        await ref.ask(Sync())
+    assert len([line for line in seen.lines if "handling Block" in line]) == 1
+
+
+@pytest.mark.asyncio
+async def test_the_slow_handler_alarm_can_be_turned_off(seen: _Seen, settings: AlarmSettings) -> None:
+    configure_alarms(slow_handler=None)
+    assert alarm_settings().slow_handler is None
+
+    class Quick(Actor[Ping]):
+        @handles(Ping)
+        async def ping(self, message: Ping) -> None:
+            pass
+
+    async with Quick() as ref:
+        await ref.tell(Ping())
+    assert seen.lines == []
+
+
+@pytest.mark.asyncio
+async def test_a_flooded_mailbox_is_warned_once_per_threshold(seen: _Seen) -> None:
+    blocker = Blocker(seen)
+    async with blocker as ref:
+        for _ in range(100_001):
+            ref.tell_nowait(Ping())
+        assert await ref.ask(Sync()) == 100_001
+        for _ in range(20_000):  # passes 10k again: not warned twice
+            ref.tell_nowait(Ping())
+        assert await ref.ask(Sync()) == 120_001
+    depth = [line for line in seen.lines if "mailbox of blocker" in line]
+    assert len(depth) == 2
+    assert "passed 10000 queued messages" in depth[0]
+    assert "passed 100000 queued messages" in depth[1]
+
+
+@pytest.mark.asyncio
+async def test_mailbox_thresholds_are_configurable(seen: _Seen, settings: AlarmSettings) -> None:
+    configure_alarms(mailbox_depths=(1500,))
+    blocker = Blocker(seen)
+    async with blocker as ref:
+        for _ in range(2000):
+            ref.tell_nowait(Ping())
+        assert await ref.ask(Sync()) == 2000
+    assert [line for line in seen.lines if "passed 1500 queued" in line]
+
+
+def test_alarm_settings_are_checked(settings: AlarmSettings) -> None:
+    with pytest.raises(ValueError, match="mailbox_depths"):
+        configure_alarms(mailbox_depths=())
+    with pytest.raises(ValueError, match="slow_handler"):
+        configure_alarms(slow_handler=0)
+    assert alarm_settings() == settings
+
+
+class Fail(Message):
+    pass
+
+
+class Fragile(Actor[Fail | Sync]):
+    @handles(Fail)
+    async def fail(self, message: Fail) -> None:
+        raise RuntimeError("boom by design")
+
+    @handles(Sync)
+    async def sync(self, message: Sync) -> int:
+        return 1
+
+
+class Parent(Actor[Sync]):
+    @handles(Sync)
+    async def sync(self, message: Sync) -> int:
+        return 0
+
+
+async def _fail_once(caplog: pytest.LogCaptureFixture) -> None:
+    async with Parent() as parent_ref:
+        from actorio.lowlevel import actor_of
+
+        parent = actor_of(parent_ref)
+        assert parent is not None
+        child = await parent.supervise(Fragile, name="fragile")
+        await child.tell(Fail())
+        assert await child.ask(Sync()) == 1  # the new incarnation answers
+
+
+@pytest.mark.asyncio
+async def test_a_restart_logs_one_warning_line_without_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="actorio")
+    caplog.set_level(logging.WARNING, logger="actorio.actor")
+    await _fail_once(caplog)
+    lines = [r for r in caplog.records if r.name == "actorio.actor"]
+    assert len(lines) == 1
+    assert lines[0].levelno == logging.WARNING
+    assert lines[0].getMessage() == "fragile failed and is restarted: RuntimeError('boom by design')"
+    assert lines[0].exc_info is None
+
+
+@pytest.mark.asyncio
+async def test_a_restarted_failures_traceback_is_at_the_level_chosen(
+    caplog: pytest.LogCaptureFixture, settings: AlarmSettings
+) -> None:
+    configure_alarms(restart_traceback_level=logging.INFO)
+    caplog.set_level(logging.INFO, logger="actorio.actor")
+    await _fail_once(caplog)
+    lines = [r for r in caplog.records if r.name == "actorio.actor"]
+    assert [r.levelno for r in lines] == [logging.WARNING, logging.INFO]
+    assert lines[1].exc_info is not None
+    assert "boom by design" in caplog.text

@@ -1,0 +1,110 @@
+"""Metrics through the OpenTelemetry SDK, scraped over HTTP from the Prometheus exporter."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from prometheus_client import REGISTRY, start_http_server
+
+from actorio import Actor, ActorStopped, Message, dead_letters, handles
+from actorio.telemetry import instrument, uninstrument
+
+
+class Work(Message[int]):
+    n: int
+
+
+class Slow(Message[int]):
+    pass
+
+
+class Fail(Message):
+    pass
+
+
+class Worker(Actor[Work | Slow | Fail]):
+    def __init__(self) -> None:
+        super().__init__(identifier="worker")
+        self.release = asyncio.Event()
+
+    @handles(Work)
+    async def work(self, message: Work) -> int:
+        return message.n
+
+    @handles(Slow)
+    async def slow(self, message: Slow) -> int:
+        await self.release.wait()
+        return 0
+
+    @handles(Fail)
+    async def fail(self, message: Fail) -> None:
+        raise ValueError("no")
+
+
+@pytest.fixture
+def scrape_url() -> Iterator[str]:
+    reader = PrometheusMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    server, thread = start_http_server(0, addr="127.0.0.1")
+    instrument(meter_provider=provider, traces=False)
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/metrics"
+    finally:
+        uninstrument()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        provider.shutdown()
+        for collector in list(REGISTRY._collector_to_names):
+            if collector is reader._collector:
+                REGISTRY.unregister(collector)
+
+
+def _scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
+
+
+def _value(text: str, name: str, *labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(label in line for label in labels):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name} with {labels} in:\n{text}")
+
+
+@pytest.mark.asyncio
+async def test_the_metrics_are_scraped_over_http(scrape_url: str) -> None:
+    worker = Worker()
+    async with worker as ref:
+        for n in range(3):
+            assert await ref.ask(Work(n=n)) == n
+        with pytest.raises(ValueError, match="no"):
+            await ref.ask(Fail())
+        with pytest.raises(asyncio.TimeoutError):
+            await ref.ask(Slow(), timeout=0.01)
+        ref.tell_nowait(Work(n=9))
+        ref.tell_nowait(Work(n=9))
+        during = await asyncio.to_thread(_scrape, scrape_url)
+        worker.release.set()
+        assert await ref.ask(Work(n=1)) == 1
+    with pytest.raises(ActorStopped):
+        await ref.ask(Work(n=1))
+    ref.tell_nowait(Work(n=2))  # a dead letter: told to a stopped actor
+    text = await asyncio.to_thread(_scrape, scrape_url)
+    handled = "actorio_messages_handled_total"
+    worker_class = f'actorio_actor_class="{__name__}.Worker"'
+    assert (
+        _value(text, handled, worker_class, 'actorio_message_type="Work"', 'actorio_outcome="handled"') == 6
+    )
+    assert _value(text, handled, 'actorio_message_type="Fail"', 'actorio_outcome="failed"') == 1
+    assert _value(text, "actorio_handler_duration_seconds_count", worker_class, '"Work"') == 6
+    assert _value(text, "actorio_asks_timed_out_total") == 1
+    assert _value(text, "actorio_asks_in_flight") == 0
+    assert _value(during, "actorio_mailbox_depth", worker_class) == 2
+    assert _value(text, "actorio_dead_letters_total", 'actorio_dead_letter_reason="stopped"') == 1
+    assert len(dead_letters.of(reason="stopped")) == 1

@@ -1,0 +1,256 @@
+"""Traces through the OpenTelemetry SDK's in-memory exporter: a span per handled message, the
+sender's span its parent, one trace across a conversation of three actors, no payload values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from actorio import Actor, ActorRef, Message, NoReply, handles
+from actorio.telemetry import instrument, instrumented, uninstrument
+
+SECRET = "s3cr3t-payload"
+
+
+class Charge(Message[str]):
+    card: str
+
+
+class Record(Message):
+    card: str
+
+
+class Audit(Message):
+    pass
+
+
+class Tick(Message):
+    pass
+
+
+class Ledger(Actor[Record | Tick]):
+    def __init__(self) -> None:
+        super().__init__(identifier="ledger")
+        self.records = 0
+
+    @handles(Record)
+    async def record(self, message: Record) -> None:
+        self.records += 1
+
+    @handles(Tick)
+    async def tick(self, message: Tick) -> None:
+        pass
+
+
+class Payments(Actor[Charge | Audit]):
+    def __init__(self, ledger: ActorRef[Record | Tick]) -> None:
+        super().__init__(identifier="payments")
+        self.ledger = ledger
+
+    @handles(Charge)
+    async def charge(self, message: Charge) -> str:
+        await self.ledger.tell(Record(card=message.card))
+        return "ok"
+
+    @handles(Audit)
+    async def audit(self, message: Audit) -> None:
+        raise ValueError("audit failed")
+
+
+class Front(Actor[Charge]):
+    def __init__(self, payments: ActorRef[Charge | Audit]) -> None:
+        super().__init__(identifier="front")
+        self.payments = payments
+
+    @handles(Charge)
+    async def charge(self, message: Charge) -> str:
+        return await self.payments.ask(message)
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrument(tracer_provider=provider, metrics=False)
+    try:
+        yield exporter
+    finally:
+        uninstrument()
+        assert not instrumented()
+
+
+def _one(spans: InMemorySpanExporter, name: str) -> ReadableSpan:
+    found = [span for span in spans.get_finished_spans() if span.name == name]
+    assert len(found) == 1, [span.name for span in spans.get_finished_spans()]
+    return found[0]
+
+
+@pytest.mark.asyncio
+async def test_a_conversation_across_three_actors_is_one_trace(spans: InMemorySpanExporter) -> None:
+    async with Ledger() as ledger, Payments(ledger) as payments, Front(payments) as front:
+        assert await front.ask(Charge(card=SECRET)) == "ok"
+        await ledger.ask(Tick())  # Record is handled before Tick: a FIFO barrier
+    charges = [s for s in spans.get_finished_spans() if s.name == "process Charge"]
+    assert len(charges) == 2
+    by_actor = {s.attributes["actorio.actor.id"]: s for s in charges if s.attributes}
+    front_span, payments_span = by_actor["front"], by_actor["payments"]
+    record = _one(spans, "process Record")
+    assert front_span.parent is None
+    assert payments_span.parent is not None
+    assert payments_span.parent.span_id == front_span.context.span_id
+    assert record.parent is not None
+    assert record.parent.span_id == payments_span.context.span_id
+    assert len({front_span.context.trace_id, payments_span.context.trace_id, record.context.trace_id}) == 1
+    assert payments_span.kind == SpanKind.SERVER
+    assert record.kind == SpanKind.CONSUMER
+    assert record.attributes is not None
+    assert record.attributes["messaging.system"] == "actorio"
+    assert record.attributes["messaging.operation.name"] == "tell"
+    assert record.attributes["actorio.actor.class"] == f"{__name__}.Ledger"
+    assert record.attributes["actorio.message.type"] == "Record"
+    assert record.attributes["actorio.outcome"] == "handled"
+    for span in spans.get_finished_spans():
+        assert SECRET not in repr(span.to_json())
+
+
+@pytest.mark.asyncio
+async def test_a_failure_is_recorded_on_its_span_with_the_supervision_decision(
+    spans: InMemorySpanExporter,
+) -> None:
+    async with Ledger() as ledger, Payments(ledger) as payments:
+        with pytest.raises(ValueError, match="audit failed"):
+            await payments.ask(Audit())
+    audit = _one(spans, "process Audit")
+    assert audit.status.status_code == StatusCode.ERROR
+    assert audit.attributes is not None
+    assert audit.attributes["actorio.outcome"] == "failed"
+    events = {event.name: event for event in audit.events}
+    assert "exception" in events
+    supervision = events["actorio.supervision"].attributes
+    assert supervision is not None
+    assert supervision["actorio.supervision.decision"] == "raised at the asker"
+
+
+class Restarting(Actor[Audit | Tick]):
+    @handles(Audit)
+    async def audit(self, message: Audit) -> None:
+        raise ValueError("by design")
+
+    @handles(Tick)
+    async def tick(self, message: Tick) -> None:
+        pass
+
+
+class Parent(Actor[Tick]):
+    @handles(Tick)
+    async def tick(self, message: Tick) -> None:
+        child = await self.supervise(Restarting, name="child")
+        await child.tell(Audit())
+
+
+@pytest.mark.asyncio
+async def test_a_restart_and_the_dead_letter_are_events_on_the_failing_span(
+    spans: InMemorySpanExporter,
+) -> None:
+    async with Parent() as parent:
+        await parent.ask(Tick())
+        from actorio.lowlevel import actor_of
+
+        actor = actor_of(parent)
+        assert actor is not None
+        (child,) = actor.children
+        await child.reference.ask(Tick())  # the new incarnation
+    audit = _one(spans, "process Audit")
+    events = {event.name: event.attributes for event in audit.events}
+    assert events["actorio.supervision"] == {
+        "actorio.supervision.decision": "restart",
+        "exception.type": "ValueError",
+    }
+    assert audit.parent is not None
+    ticks = [s for s in spans.get_finished_spans() if s.name == "process Tick"]
+    in_parent = [s for s in ticks if s.attributes and s.attributes["actorio.actor.id"] != "child"]
+    assert audit.parent.span_id == in_parent[0].context.span_id
+
+
+class Periodic(Actor[Tick | Audit]):
+    @handles(Audit)
+    async def audit(self, message: Audit) -> None:
+        self.start_timer("tick", Tick(), 0)
+
+    @handles(Tick)
+    async def tick(self, message: Tick) -> None:
+        pass
+
+
+@pytest.mark.asyncio
+async def test_a_timers_message_is_linked_to_where_the_timer_was_started(spans: InMemorySpanExporter) -> None:
+    from actorio.lowlevel import actor_of, barrier
+
+    async with Periodic() as ref:
+        await ref.ask(Audit())
+        actor = actor_of(ref)
+        assert actor is not None
+        while not [s for s in spans.get_finished_spans() if s.name == "process Tick"]:
+            assert await barrier(actor)
+    started = _one(spans, "process Audit")
+    tick = _one(spans, "process Tick")
+    assert tick.parent is None
+    assert [link.context.span_id for link in tick.links] == [started.context.span_id]
+    assert tick.attributes is not None
+    assert tick.attributes["messaging.operation.name"] == "timer"
+
+
+class Opted(Message):
+    telemetry_fields: ClassVar[tuple[str, ...]] = ("region",)
+    region: str
+    card: str
+
+
+class Shop(Actor[Opted]):
+    @handles(Opted)
+    async def opted(self, message: Opted) -> None:
+        pass
+
+
+@pytest.mark.asyncio
+async def test_only_fields_that_opt_in_are_recorded(spans: InMemorySpanExporter) -> None:
+    async with Shop() as ref:
+        await ref.ask(Opted(region="eu", card=SECRET))
+    span = _one(spans, "process Opted")
+    assert span.attributes is not None
+    assert span.attributes["actorio.message.field.region"] == "eu"
+    assert SECRET not in repr(span.to_json())
+
+
+class Router(Actor[Charge]):
+    def __init__(self, payments: ActorRef[Charge | Audit]) -> None:
+        super().__init__(identifier="router")
+        self.payments = payments
+
+    @handles(Charge)
+    async def charge(self, message: Charge) -> NoReply:
+        return await self.payments.forward(message)
+
+
+@pytest.mark.asyncio
+async def test_a_forwarded_ask_is_the_child_of_the_forwarding_handler(spans: InMemorySpanExporter) -> None:
+    async with Ledger() as ledger, Payments(ledger) as payments, Router(payments) as router:
+        assert await router.ask(Charge(card=SECRET)) == "ok"
+        await ledger.ask(Tick())
+    charges = {
+        (s.attributes or {})["actorio.actor.id"]: s
+        for s in spans.get_finished_spans()
+        if s.name == "process Charge"
+    }
+    routed, served = charges["router"], charges["payments"]
+    assert served.parent is not None
+    assert served.parent.span_id == routed.context.span_id
+    assert served.context.trace_id == routed.context.trace_id
+    assert served.kind == SpanKind.SERVER  # it carries the ask, and answers it

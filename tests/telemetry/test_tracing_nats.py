@@ -1,0 +1,185 @@
+"""One trace across a NATS hop: the sending code's context travels as W3C ``traceparent`` /
+``tracestate`` headers, and hostile trace headers are ignored where they enter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import nats
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from actorio import Actor, ActorRef, Message, handles
+from actorio.nats import Node
+from actorio.telemetry import instrument, uninstrument
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+CARD = "4111-1111-1111-1111"
+
+
+class Charge(Message[str]):
+    card: str
+
+
+class Record(Message):
+    card: str
+
+
+class Count(Message[int]):
+    pass
+
+
+class Ledger(Actor[Record | Count]):
+    def __init__(self) -> None:
+        super().__init__(identifier="ledger")
+        self.records = 0
+
+    @handles(Record)
+    async def record(self, message: Record) -> None:
+        self.records += 1
+
+    @handles(Count)
+    async def count(self, message: Count) -> int:
+        return self.records
+
+
+class Payments(Actor[Charge]):
+    def __init__(self, ledger: ActorRef[Record | Count]) -> None:
+        super().__init__(identifier="payments")
+        self.ledger = ledger
+
+    @handles(Charge)
+    async def charge(self, message: Charge) -> str:
+        await self.ledger.tell(Record(card=message.card))
+        return "ok"
+
+
+class Front(Actor[Charge]):
+    def __init__(self, payments: ActorRef[Charge]) -> None:
+        super().__init__(identifier="front")
+        self.payments = payments
+
+    @handles(Charge)
+    async def charge(self, message: Charge) -> str:
+        return await self.payments.ask(message)
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrument(tracer_provider=provider, metrics=False)
+    try:
+        yield exporter
+    finally:
+        uninstrument()
+
+
+async def test_a_conversation_over_nats_is_one_trace(nats_url: str, spans: InMemorySpanExporter) -> None:
+    # Two nodes: the front and the ledger on one, the payments on the other; each hop goes over NATS.
+    async with (
+        await Node.connect(nats_url) as here,
+        await Node.connect(nats_url) as there,
+        Ledger() as ledger,
+    ):
+        await there.publish("ledger", ledger)
+        remote_ledger = here.ref("ledger", Ledger)
+        async with Payments(remote_ledger) as payments_ref:
+            await here.publish("payments", payments_ref)
+            async with Front(there.ref("payments", Payments)) as front:
+                assert await front.ask(Charge(card=CARD)) == "ok"
+                assert await remote_ledger.ask(Count()) == 1  # the Record was handled before
+    finished = spans.get_finished_spans()
+    by_name = {(s.name, (s.attributes or {}).get("actorio.actor.id")): s for s in finished}
+    front_span = by_name[("process Charge", "front")]
+    payments_span = by_name[("process Charge", "payments")]
+    record_span = by_name[("process Record", "ledger")]
+    assert front_span.parent is None
+    assert payments_span.parent is not None
+    assert payments_span.parent.span_id == front_span.context.span_id
+    assert payments_span.parent.is_remote
+    assert record_span.parent is not None
+    assert record_span.parent.span_id == payments_span.context.span_id
+    assert {front_span.context.trace_id, payments_span.context.trace_id, record_span.context.trace_id} == {
+        front_span.context.trace_id
+    }
+    for span in finished:
+        assert CARD not in repr(span.to_json())
+
+
+async def test_hostile_trace_headers_are_ignored(nats_url: str, spans: InMemorySpanExporter) -> None:
+    async with await Node.connect(nats_url) as node, Ledger() as ledger_ref:
+        await node.publish("ledger", ledger_ref)
+        raw = await nats.connect(nats_url)
+        body = b'{"type": "Record", "data": {"card": "x"}}'
+        for headers in (
+            {"traceparent": "00-zz-not-a-trace"},
+            {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01", "tracestate": "k=" + "v" * 100_000},
+            {"traceparent": "\x00" * 500},
+        ):
+            await raw.publish("actorio.actor.ledger", body, headers=headers)
+        await raw.flush()
+        await raw.close()
+        assert await node.ref("ledger", Ledger).ask(Count()) == 3
+    records = [s for s in spans.get_finished_spans() if s.name == "process Record"]
+    assert len(records) == 3
+    assert records[0].parent is None
+    assert records[2].parent is None
+    assert records[1].parent is not None  # a valid traceparent is kept, the long tracestate dropped
+    assert len(records[1].context.trace_state) == 0
+
+
+async def test_nats_traffic_and_errors_are_counted(nats_url: str) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+
+    reader = InMemoryMetricReader()
+    instrument(meter_provider=MeterProvider(metric_readers=[reader]), traces=False)
+    try:
+        async with await Node.connect(nats_url) as node, Ledger() as ledger_ref:
+            await node.publish("ledger", ledger_ref)
+            remote = node.ref("ledger", Ledger)
+            await remote.tell(Record(card="x"))
+            await remote.tell_payload({"type": "Record", "data": {"card": 7}})  # invalid at the receiver
+            assert await remote.ask(Count()) == 1
+    finally:
+        uninstrument()
+    data = reader.get_metrics_data()
+    assert data is not None
+    points: dict[tuple[str, tuple[tuple[str, object], ...]], float] = {}
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    if isinstance(point, NumberDataPoint):
+                        key = (metric.name, tuple(sorted((point.attributes or {}).items())))
+                        points[key] = point.value
+    nats_tell = (("messaging.operation.name", "tell"), ("messaging.system", "nats"))
+    nats_ask = (("messaging.operation.name", "ask"), ("messaging.system", "nats"))
+    assert points[("messaging.client.sent.messages", nats_tell)] == 2
+    assert points[("messaging.client.sent.messages", nats_ask)] == 1
+    assert points[("messaging.client.consumed.messages", nats_tell)] == 2
+    assert points[("messaging.client.consumed.messages", nats_ask)] == 1
+    assert (
+        points[("actorio.transport.errors", (("error.type", "invalid"), ("messaging.system", "nats")))] == 1
+    )
+
+
+async def test_a_durable_tell_keeps_the_senders_trace(nats_url: str, spans: InMemorySpanExporter) -> None:
+    from opentelemetry.sdk.trace import TracerProvider as SenderProvider
+
+    sender = SenderProvider().get_tracer("test")  # the code that tells: a span of its own
+    async with await Node.connect(nats_url) as node, Ledger() as ledger:
+        await node.publish("durable-ledger", ledger, durable=True)
+        remote = node.ref("durable-ledger", Ledger, durable=True)
+        with sender.start_as_current_span("checkout") as checkout:
+            await remote.tell(Record(card="x"))
+        assert await remote.ask(Count()) == 1
+    (record,) = [s for s in spans.get_finished_spans() if s.name == "process Record"]
+    assert record.parent is not None
+    assert record.parent.span_id == checkout.get_span_context().span_id
+    assert record.parent.is_remote

@@ -10,6 +10,10 @@ EXPECTED = {
     "ActorNotFound",
     "DeliveryLimitReached",
     "Durable",
+    "Entities",
+    "EntityHost",
+    "EntityRef",
+    "Host",
     "LocalServer",
     "Node",
     "NodeUnreachable",
@@ -20,6 +24,8 @@ EXPECTED = {
     "ReplyTooLarge",
     "StoredDeadLetter",
     "find_nats_server",
+    "least_loaded",
+    "rendezvous",
 }
 
 

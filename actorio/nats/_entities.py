@@ -159,7 +159,8 @@ class Entities:
             if not await self.wait_for_hosts(entity_type, timeout):
                 raise ActorNotFound(entity_type, self.subject(entity_type, "*", "*")) from None
             kv = await Placements.bucket(self._js, name, None)
-        placements = Placements(kv, ttl=0.0, guard=0.0, node_id=self.node_id, clock=self._clock)
+        ttl = (await kv.status()).ttl or 0.0
+        placements = Placements(kv, ttl=ttl, guard=0.0, node_id=self.node_id, clock=self._clock)
         self._lookups[entity_type] = placements
         return placements
 
@@ -290,7 +291,8 @@ class Entities:
 
     async def request(self, ref: EntityRef[Any], body: bytes, timeout: float | None) -> Msg:
         """Ask ``ref`` with ``body``: the reply message. Routed again, within ``timeout``, while
-        the node reached does not hold the key (`EntityMoved`) or nobody answers its subject."""
+        the node reached does not hold the key (`EntityMoved`), nobody answers its subject, or
+        the key's placement changes while the reply is awaited (see `_still_placed`)."""
         wait = self._ask_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
@@ -302,23 +304,69 @@ class Entities:
             if remaining <= 0:
                 raise asyncio.TimeoutError(f"no reply from {ref.identifier} within {wait} s")
             route = await self.route(ref, remaining)
-            headers = {TIMEOUT: repr(max(deadline - loop.time(), 0.001)), LEASE: str(route.claim)}
-            subject = self.subject(ref.entity_type, route.node, ref.key)
-            try:
-                reply = await self._nc.request(
-                    subject, body, timeout=max(deadline - loop.time(), 0.001), headers=headers
-                )
-            except nats.errors.NoRespondersError:
-                self.hosts.forget(ref.entity_type, route.node)
-            except nats.errors.TimeoutError:
-                raise asyncio.TimeoutError(f"no reply from {ref.identifier} within {wait} s") from None
-            else:
-                if not _moved(reply):
-                    return reply
+            reply = await self._attempt(ref, route, body, deadline)
+            if reply is not None and not _moved(reply):
+                return reply
             self.forget(ref, route)
             # The key's node is gone (its lease not yet expired) or it moved: read it again soon.
             await asyncio.sleep(min(pause, max(deadline - loop.time(), 0)))
             pause = min(pause * 2, 0.5)
+
+    async def _attempt(self, ref: EntityRef[Any], route: _Route, body: bytes, deadline: float) -> Msg | None:
+        """One request along ``route``: its reply, or None to route it again. While the reply is
+        awaited, the key's entry is read every quarter of the lease: a request sent as its node
+        died (the server had not yet seen the connection close) is otherwise lost without a
+        word, and would wait out the whole timeout."""
+        loop = asyncio.get_running_loop()
+        remaining = max(deadline - loop.time(), 0.001)
+        headers = {TIMEOUT: repr(remaining), LEASE: str(route.claim)}
+        subject = self.subject(ref.entity_type, route.node, ref.key)
+        placements = await self._placements(ref.entity_type, remaining)
+        every = max(placements.ttl / 4, 0.05) if placements.ttl else remaining
+        request = asyncio.ensure_future(self._nc.request(subject, body, timeout=remaining, headers=headers))
+        absent_since: float | None = None
+        try:
+            while True:
+                await asyncio.wait([request], timeout=min(every, max(deadline - loop.time(), 0.001)))
+                if request.done():
+                    break
+                if loop.time() >= deadline:
+                    raise asyncio.TimeoutError(f"no reply from {ref.identifier} by the deadline")
+                placed, absent_since = await self._still_placed(
+                    placements, ref.key, route, absent_since, every
+                )
+                if not placed:
+                    return None
+        finally:
+            if not request.done():
+                request.cancel()
+        try:
+            return request.result()
+        except nats.errors.NoRespondersError:
+            self.hosts.forget(ref.entity_type, route.node)
+            return None
+        except nats.errors.TimeoutError:
+            raise asyncio.TimeoutError(f"no reply from {ref.identifier} by the deadline") from None
+
+    async def _still_placed(
+        self, placements: Placements, key: str, route: _Route, absent_since: float | None, every: float
+    ) -> tuple[bool, float | None]:
+        """Whether a reply can still come along ``route``: the key's entry still names the lease
+        the request was routed with (for a key found free, the node chosen, or nobody yet for
+        less than two reads). Once the entry changed, the activation asked has stopped (see
+        docs/entities.md), so sending again cannot make it handled twice."""
+        try:
+            owner = await placements.lookup(key)
+        except (nats.errors.Error, asyncio.TimeoutError):
+            return True, absent_since  # cannot tell: keep waiting
+        if route.claim:
+            return owner is not None and owner.claim == route.claim, absent_since
+        if owner is not None:
+            return owner.node == route.node, None
+        now = self._clock()
+        if absent_since is None:
+            return True, now
+        return now - absent_since < 2 * every, absent_since
 
     # -- hosting -------------------------------------------------------------------------------
 

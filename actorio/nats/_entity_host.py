@@ -79,7 +79,7 @@ _CLAIMING, _DRAINING, _ACTIVE, _PASSIVATING = "claiming", "draining", "active", 
 class Activation:
     """One key on its host: claimed, active (a lease and an actor), or passivating."""
 
-    __slots__ = ("key", "state", "lease", "mailbox", "supervisor", "last", "pending", "renewing")
+    __slots__ = ("key", "state", "lease", "mailbox", "supervisor", "last", "pending", "renewal")
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -89,7 +89,8 @@ class Activation:
         self.supervisor: PublicationSupervisor | None = None
         self.last = 0.0
         self.pending: collections.deque[Msg] = collections.deque()
-        self.renewing = False
+        self.renewal: asyncio.Task[None] | None = None
+        """The renewal under way, if any."""
 
 
 class EntityHost:
@@ -349,6 +350,10 @@ class EntityHost:
                 await asyncio.wait_for(wait_handled(actor, self._receiver.ended(actor)), timeout)
         if supervisor is not None:
             await supervisor.stop(timeout)
+        if activation.renewal is not None:
+            # Release the revision the renewal writes, not the one it replaces.
+            await asyncio.wait([activation.renewal], timeout=timeout)
+        lease = activation.lease
         if release and lease is not None:
             await self.placements.release(activation.key, lease)
         if self.activations.get(activation.key) is activation:
@@ -379,9 +384,8 @@ class EntityHost:
                 self._spawn(self._passivate(activation, release=False, timeout=self.placements.guard / 4))
             elif now - activation.last >= self.idle_timeout:
                 self._spawn(self._passivate(activation, release=True, timeout=self.placements.guard / 4))
-            elif now >= lease.renew_at and not activation.renewing:
-                activation.renewing = True
-                self._spawn(self._renew(activation, lease))
+            elif now >= lease.renew_at and activation.renewal is None:
+                activation.renewal = self._spawn(self._renew(activation, lease))
 
     async def _renew(self, activation: Activation, lease: Lease) -> None:
         try:
@@ -396,7 +400,7 @@ class EntityHost:
             )
             return  # tried again at the next tick, until the fence
         finally:
-            activation.renewing = False
+            activation.renewal = None
         if activation.lease is not lease:
             return
         if renewed is None:  # someone else holds the key now: stop at once

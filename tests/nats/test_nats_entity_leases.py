@@ -66,10 +66,12 @@ async def activate(node: Node, host: EntityHost, key: str) -> Lease:
 @ASYNC
 async def test_a_lease_is_renewed_when_due_and_not_before(node: Node, hosted: EntityHost) -> None:
     lease = await activate(node, hosted, "renewed")
+    activation = hosted.activations["renewed"]
     hosted.check(lease.renew_at - 0.001)
-    assert hosted.activations["renewed"].renewal is None
+    before = activation.renewal
     hosted.check(lease.renew_at)
-    assert hosted.activations["renewed"].renewal is not None
+    assert before is None
+    assert activation.renewal is not None
 
     async def renewed() -> bool:
         return hosted.activations["renewed"].lease is not lease

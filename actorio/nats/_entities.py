@@ -170,7 +170,11 @@ class Entities:
         callers waiting for it resume in the order they asked)."""
         index = (ref.entity_type, ref.key)
         route = self._routes.get(index)
-        if route is not None and route.expires > self._clock():
+        if (
+            route is not None
+            and route.expires > self._clock()
+            and not self.hosts.gone(ref.entity_type, route.node)
+        ):
             return route
         resolving = self._resolving.get(index)
         if resolving is None:

@@ -25,7 +25,7 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from .. import Actor, SupervisorStrategy, dead_letters
+from .. import Actor, ChildSpec, SupervisorStrategy, dead_letters
 from ..lowlevel import LogLimit, Mailbox, task_of
 from ._codec import ERROR, encode_error
 from ._connection import synced
@@ -298,9 +298,10 @@ class EntityHost:
             await self._give_up(activation, None)
             return
         lease = claimed
-        factory = functools.partial(self._factory, key)
+        # A fenced activation must be stopped within the guard: its handler gets a quarter of it.
+        spec = ChildSpec(functools.partial(self._factory, key), stop_timeout=self.placements.guard / 4)
         try:
-            target = Target.of(identifier, factory, self._supervision)
+            target = Target.of(identifier, spec, self._supervision)
             mailbox, supervisor = await target.start()
         except Exception as error:
             await self.placements.release(key, lease)

@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -398,23 +399,28 @@ class Hosts:
         self._changed = asyncio.Event()
 
     def live(self, entity_type: str) -> list[Host]:
-        """The hosts of ``entity_type`` heard of recently enough (the stale ones are forgotten)."""
+        """The hosts of ``entity_type`` heard of recently enough (those silent for an hour are
+        forgotten)."""
         hosts = self._hosts.get(entity_type)
         if not hosts:
             return []
         now = self._clock()
-        for node in [node for node, host in hosts.items() if now - host.seen > 3 * host.every]:
+        for node in [node for node, host in hosts.items() if now - host.seen > 3600]:
             del hosts[node]
-        return list(hosts.values())
+        return [host for host in hosts.values() if now - host.seen <= 3 * host.every]
 
-    def is_live(self, entity_type: str, node: str) -> bool:
-        """Whether ``node`` is a live host of ``entity_type``."""
+    def gone(self, entity_type: str, node: str) -> bool:
+        """Whether ``node`` was a host of ``entity_type`` that has gone silent (or did not
+        answer); False for a node not heard of (it may have announced before this node
+        listened)."""
         host = self._hosts.get(entity_type, {}).get(node)
-        return host is not None and self._clock() - host.seen <= 3 * host.every
+        return host is not None and self._clock() - host.seen > 3 * host.every
 
     def forget(self, entity_type: str, node: str) -> None:
-        """Drop ``node`` (it did not answer): it comes back with its next announcement."""
-        self._hosts.get(entity_type, {}).pop(node, None)
+        """Mark ``node`` gone (it did not answer): its next announcement brings it back."""
+        host = self._hosts.get(entity_type, {}).get(node)
+        if host is not None:
+            host.seen = -math.inf
 
     async def wait_for(self, entity_type: str, timeout: float) -> list[Host]:
         """The live hosts of ``entity_type``, waiting up to ``timeout`` seconds for one to

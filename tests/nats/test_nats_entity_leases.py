@@ -5,14 +5,17 @@ reached by calling ``check`` with the time wanted."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 import pytest_asyncio
+from nats.aio.client import Client
 
 from actorio import Actor, Message, handles
 from actorio.nats import EntityHost, Node
-from actorio.nats._placement import Lease
+from actorio.nats._placement import Hosts, Lease
 from tests.nats_support.processes import wait_until
 
 ASYNC = pytest.mark.asyncio(loop_scope="function")
@@ -136,3 +139,39 @@ async def test_a_message_after_the_fence_is_not_handled_by_the_fenced_activation
     assert await node.entity(hosted.entity_type, "late", Counter).ask(Ping(), timeout=10) == "late"
     assert STOPS == ["late"]
     assert hosted.started == 2
+
+
+def test_host_announcements_are_read_as_hostile() -> None:
+    """Announcements come from anyone who may publish on the subject: bounded, checked, and a
+    host is live for three of its periods (by the clock given)."""
+    now = [100.0]
+    hosts = Hosts(cast(Client, None), prefix="actorio", clock=lambda: now[0])
+    for bad in [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"node": "a.b", "every": 1, "types": {}}',
+        b'{"node": "n1", "every": 0, "types": {"T": 1}}',
+        b'{"node": "n1", "every": true, "types": {"T": 1}}',
+        b'{"node": "n1", "every": 1, "types": []}',
+        b'{"node": "n1", "every": 1, "types": {"T": 1}, "pad": "' + b"x" * 20000 + b'"}',
+        json.dumps({"node": "n1", "every": 1, "types": {f"T{i}": 1 for i in range(101)}}).encode(),
+        b"[" * 100000,
+    ]:
+        hosts.heard(bad)
+    assert hosts.live("T") == []
+    hosts.heard(b'{"node": "n1", "every": 1, "types": {"T": 3, "bad.type": 1, "U": -1, "V": true}}')
+    assert [(h.node, h.load) for h in hosts.live("T")] == [("n1", 3)]
+    assert hosts.live("U") == []
+    assert hosts.live("V") == []
+    assert hosts.live("bad.type") == []
+    now[0] += 3.0
+    assert len(hosts.live("T")) == 1
+    now[0] += 0.001
+    assert hosts.live("T") == []  # silent for three periods
+    assert hosts.gone("T", "n1")
+    assert not hosts.gone("T", "never-heard")
+    hosts.heard(b'{"node": "n1", "every": 1, "types": {"T": 0}}')
+    assert not hosts.gone("T", "n1")
+    hosts.heard(b'{"node": "n1", "every": 1, "types": {}}')  # it left
+    assert hosts.live("T") == []

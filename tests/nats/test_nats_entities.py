@@ -5,6 +5,7 @@ fencing, key validation and hostile input."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -13,6 +14,7 @@ import pytest_asyncio
 from actorio import Actor, Message, handles
 from actorio.nats import ActorNotFound, EntityRef, Host, Node, rendezvous
 from actorio.nats._placement import Placement
+from tests.nats_support.link import SlowLink
 from tests.nats_support.processes import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -22,6 +24,7 @@ LEASE = 2.0  # real seconds: the bucket's TTL is the server's, in real time
 # Each activation, recorded by (entity type name, key): (node id, started, stopped). Tests in one
 # process share it; each test uses a type name of its own.
 EVENTS: list[tuple[str, str, str]] = []
+STAMPS: dict[tuple[str, str, str], float] = {}  # when each (kind, key, node) last happened
 
 
 class Add(Message):
@@ -56,9 +59,11 @@ class Account(Actor[Add | Balance | Where | Boom]):
 
     async def mainloop_setup(self) -> None:
         EVENTS.append(("start", self.key, type(self).node_id))
+        STAMPS[("start", self.key, type(self).node_id)] = time.monotonic()
 
     async def mainloop_teardown(self) -> None:
         EVENTS.append(("stop", self.key, type(self).node_id))
+        STAMPS[("stop", self.key, type(self).node_id)] = time.monotonic()
 
     @handles(Add)
     async def add(self, msg: Add) -> None:
@@ -301,3 +306,31 @@ async def test_tell_nowait_and_tell_keep_their_order(nodes: list[Node]) -> None:
         ref.tell_nowait(Add(amount=i))
     await ref.tell(Add(amount=1000))
     assert await ref.ask(Balance()) == sum(range(100)) + 1000
+
+
+async def test_a_host_cut_off_from_the_server_stops_before_another_takes_over(
+    nats_url: str, nodes: list[Node]
+) -> None:
+    """What the cut-off node sends waits in a relay (its renewals, its replies) while it still
+    receives: it cannot renew, reaches its fence and stops; only then can the key's entry
+    expire and another host activate it."""
+    EVENTS.clear()
+    b, client, _ = nodes
+    port = int(nats_url.rsplit(":", 1)[1])
+    async with SlowLink(port).running() as link, await Node.connect(link.url, ask_timeout=10.0) as cut:
+        host_cut = await cut.host(account_class(cut), name="acct10", lease=LEASE)
+        ref = client.entity("acct10", "island", Account)
+        assert await ref.ask(Where()) == cut.node_id
+        await b.host(account_class(b), name="acct10", lease=LEASE)
+        link.hold()
+
+        async def stopped() -> bool:
+            return "island" not in host_cut.activations
+
+        await wait_until(stopped, LEASE + 5.0)
+        # The client's cached route still names the cut-off node: its ask reaches it, the reply
+        # cannot come back, and the ask goes to the new owner once the entry has changed.
+        assert await ref.ask(Where(), timeout=LEASE + 8.0) == b.node_id
+        link.release()
+    assert STAMPS[("stop", "island", cut.node_id)] < STAMPS[("start", "island", b.node_id)]
+    live(EVENTS)

@@ -75,6 +75,7 @@ Send = Callable[[], Awaitable[Any]]
 _ROUTE_SECONDS = 10.0  # how long a known placement is trusted before it is read again
 _CHOICE_SECONDS = 1.0  # how long a choice for a free key is kept (its claim is on its way)
 _MAX_ROUTES = 100000
+_RECENT_SECONDS = 60.0  # hosts heard of this recently are chosen when none announced lately
 
 
 class Entities:
@@ -202,7 +203,13 @@ class Entities:
         if owner is not None:
             route = _Route(owner.node, owner.claim, now + _ROUTE_SECONDS)
         else:
-            hosts = await self.wait_for_hosts(entity_type, timeout)
+            hosts = self.hosts.live(entity_type)
+            if not hosts:
+                # None announced itself lately. Hosts heard of in the last minute may only be
+                # late (busy): wait a little for one, then choose among those rather than stall.
+                recent = self.hosts.recent(entity_type, _RECENT_SECONDS)
+                hosts = await self.wait_for_hosts(entity_type, min(timeout, 1.0) if recent else timeout)
+                hosts = hosts or recent
             if not hosts:
                 raise ActorNotFound(ref.identifier, self.subject(entity_type, "*", key))
             host = self.placement(key, hosts)

@@ -409,6 +409,12 @@ class Hosts:
             del hosts[node]
         return [host for host in hosts.values() if now - host.seen <= 3 * host.every]
 
+    def recent(self, entity_type: str, within: float) -> list[Host]:
+        """The hosts of ``entity_type`` heard of within ``within`` seconds, live or late (a busy
+        host's announcements can be late; one that did not answer is not among them)."""
+        now = self._clock()
+        return [host for host in self._hosts.get(entity_type, {}).values() if now - host.seen <= within]
+
     def gone(self, entity_type: str, node: str) -> bool:
         """Whether ``node`` was a host of ``entity_type`` that has gone silent (or did not
         answer); False for a node not heard of (it may have announced before this node

@@ -2,7 +2,8 @@
 joining mid-run, a host paused (SIGSTOP) past its lease then resumed. Every activation records its
 start, stop and handled messages to a file; the run is checked for two live activations of a key.
 
-Sizes: small by default; ``ACTORIO_ENTITY_SOAK=1`` runs 10,000 keys and 100,000 messages.
+Sizes: small by default; ``ACTORIO_ENTITY_SOAK=1`` runs 10,000 keys and 100,000 messages with a
+10 s lease (``ACTORIO_ENTITY_KEYS`` and ``ACTORIO_ENTITY_MESSAGES`` set other sizes).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="function")
 T = TypeVar("T")
 
 SOAK = os.environ.get("ACTORIO_ENTITY_SOAK") == "1"
-KEYS = 10000 if SOAK else 60
-MESSAGES = 100000 if SOAK else 600
+KEYS = int(os.environ.get("ACTORIO_ENTITY_KEYS", 10000 if SOAK else 60))
+MESSAGES = int(os.environ.get("ACTORIO_ENTITY_MESSAGES", 100000 if SOAK else 600))
 LEASE = 10.0 if SOAK else 2.0  # 10,000 leases of 2 s would be 20,000 renewals a second
 ENTITY_WORKER = "tests.nats_support.entity_worker"
 

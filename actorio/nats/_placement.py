@@ -249,15 +249,23 @@ class Placements:
 
     async def renew(self, key: str, lease: Lease) -> Lease | None:
         """Renew ``lease`` by a compare-and-set on its revision: the renewed lease, or None if the
-        entry changed (someone else holds the key now). Connection errors propagate."""
-        sent_at = self._clock()
-        try:
-            revision = await self._kv.update(
-                key, _encode_owner(self._node_id, lease.claim), last=lease.revision
-            )
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return None
-        return lease.renewed(revision, sent_at)
+        entry is no longer this lease's (it expired, or someone else holds the key now).
+        Connection errors propagate."""
+        last = lease.revision
+        for _ in range(2):
+            sent_at = self._clock()
+            try:
+                revision = await self._kv.update(key, _encode_owner(self._node_id, lease.claim), last=last)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                # A renewal given up on here (timed out) may have been written all the same: if
+                # the entry is still this lease's, renew on its revision.
+                found = await self.lookup_entry(key)
+                if found is None or found[0] != Owner(self._node_id, lease.claim):
+                    return None
+                last = found[1]
+            else:
+                return lease.renewed(revision, sent_at)
+        return None
 
     async def release(self, key: str, lease: Lease) -> None:
         """Give the key back (a delete on the lease's revision, so never someone else's entry).

@@ -15,7 +15,7 @@ from nats.aio.client import Client
 
 from actorio import Actor, Message, handles
 from actorio.nats import EntityHost, Node
-from actorio.nats._placement import Hosts, Lease
+from actorio.nats._placement import Hosts, Lease, _encode_owner  # pyright: ignore[reportPrivateUsage]
 from tests.nats_support.processes import wait_until
 
 ASYNC = pytest.mark.asyncio(loop_scope="function")
@@ -175,3 +175,21 @@ def test_host_announcements_are_read_as_hostile() -> None:
     assert not hosts.gone("T", "n1")
     hosts.heard(b'{"node": "n1", "every": 1, "types": {}}')  # it left
     assert hosts.live("T") == []
+
+
+@ASYNC
+async def test_a_renewal_written_after_it_was_given_up_on_is_adopted(node: Node, hosted: EntityHost) -> None:
+    """A renewal that timed out here may still have been written: the next one finds the entry
+    still this lease's and renews on its revision, instead of taking it for someone else's."""
+    lease = await activate(node, hosted, "slow")
+    kv = hosted.placements._kv  # pyright: ignore[reportPrivateUsage]
+    await kv.update("slow", _encode_owner(node.node_id, lease.claim), last=lease.revision)
+    hosted.check(lease.renew_at)
+    activation = hosted.activations["slow"]
+
+    async def renewed() -> bool:
+        return activation.lease is not lease and activation.renewal is None
+
+    await wait_until(renewed, 10.0)
+    assert hosted.active("slow") is not None
+    assert STOPS == []

@@ -9,6 +9,7 @@ Sizes: small by default; ``ACTORIO_ENTITY_SOAK=1`` runs 10,000 keys and 100,000 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import time
@@ -106,17 +107,23 @@ async def test_a_killed_host_s_keys_answer_again_within_the_lease_plus_2_s(
             async def balance_of(key: str) -> int:
                 return await client.entity("bank", key, Bank).ask(Balance())
 
-            balances = await bounded(balance_of, keys)
-            # Keys that stayed put lost nothing; the moved ones lost their in-memory balance.
-            for key, balance in zip(keys, balances, strict=False):
-                if key not in after:
-                    assert balance == sent[key], key
+            balances = dict(zip(keys, await bounded(balance_of, keys), strict=True))
     lines = records(record)
     check_one_activation_at_a_time(lines, {victim.name: killed_at})
+    starts = collections.Counter(key for kind, key, *_ in lines if kind == "start")
+    stayed = {key for key in keys if starts[key] == 1}
+    if SOAK:
+        # Under overload a lease can be lost (renewals late), and its key move without a kill.
+        print(f"{len(keys) - len(stayed)} keys moved, {len(moved)} of them from the killed host")
+    else:
+        assert stayed == set(keys) - set(moved)
+    # Keys that stayed put lost nothing; the moved ones lost their in-memory balance.
+    for key in stayed:
+        assert balances[key] == sent[key], key
     # Per-sender order, for the keys that did not move: deposits handled in the order sent.
     last: dict[str, int] = {}
     for kind, key, _node, seq, _ in lines:
-        if kind == "handle" and seq > 0 and key not in after:
+        if kind == "handle" and seq > 0 and key in stayed:
             assert seq > last.get(key, 0), f"{key}: {seq} after {last.get(key)}"
             last[key] = seq
 

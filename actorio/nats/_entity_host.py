@@ -97,7 +97,7 @@ class EntityHost:
     """One entity type hosted by one node (returned by `Node.host`).
 
     ``activations`` maps each key active here (or being activated or passivated) to its state;
-    ``history`` counts activations started here. `close` stops hosting the type.
+    ``started`` counts the activations started here. `close` stops hosting the type.
     """
 
     def __init__(

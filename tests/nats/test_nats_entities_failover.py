@@ -72,7 +72,7 @@ async def test_a_killed_host_s_keys_answer_again_within_the_lease_plus_2_s(
         host(nats_url, record) as w3,
     ):
         workers = {w.name: w for w in (w1, w2, w3)}
-        async with await Node.connect(nats_url, ask_timeout=20.0) as client:
+        async with await Node.connect(nats_url, ask_timeout=120.0 if SOAK else 20.0) as client:
 
             async def deposits(count: int) -> None:
                 for n in range(count):
@@ -98,8 +98,7 @@ async def test_a_killed_host_s_keys_answer_again_within_the_lease_plus_2_s(
                 await client.entity("bank", key, Bank).ask(Balance(), timeout=LEASE + 10)
                 return asyncio.get_running_loop().time() - started
 
-            delays = await bounded(answered, moved)
-            assert max(delays) <= LEASE + 2.0, f"slowest re-activation {max(delays):.2f} s"
+            delays = sorted(await bounded(answered, moved))  # checked last, after the invariants
             after = dict(zip(moved, await where(client, moved), strict=False))
             assert victim.name not in after.values()
             await deposits(MESSAGES - MESSAGES // 2)
@@ -126,6 +125,10 @@ async def test_a_killed_host_s_keys_answer_again_within_the_lease_plus_2_s(
         if kind == "handle" and seq > 0 and key in stayed:
             assert seq > last.get(key, 0), f"{key}: {seq} after {last.get(key)}"
             last[key] = seq
+    if SOAK:
+        median = delays[len(delays) // 2]
+        print(f"re-activations after the kill: {delays[0]:.2f} to {delays[-1]:.2f} s, median {median:.2f} s")
+    assert delays[-1] <= LEASE + 2.0, f"slowest re-activation {delays[-1]:.2f} s"
 
 
 @pytest.mark.timeout(60)

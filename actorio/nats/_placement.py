@@ -224,7 +224,8 @@ class Placements:
             sent_at = self._clock()
             try:
                 revision = await self._kv.create(key, _encode_owner(self._node_id, 0))
-            except nats.js.errors.KeyWrongLastSequenceError:
+            except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.KeyNotFoundError):
+                # Held; or (nats-py reads the entry after a failed create) it expired meanwhile.
                 pass
             else:
                 return Lease(revision, revision, sent_at, self.ttl, self.guard)

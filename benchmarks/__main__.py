@@ -6,6 +6,7 @@
     python -m benchmarks --peers         # also measure peer libraries, each in its own venv
     python -m benchmarks --nats          # also actors on NATS beside bare nats-py (benchmarks/remote.py)
     python -m benchmarks --persistence   # also persistent actors beside bare sqlite3 and JetStream
+    python -m benchmarks --entities      # also entities beside published actors (benchmarks/entities.py)
 
 Each row runs actorio and the baseline alternately, ``--repeat`` times, and keeps the best
 figure of each. The ratio is actorio / baseline; the target says which way is better. When
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--persistence", action="store_true", help="also persistent actors on SQLite and JetStream (slow)"
     )
+    parser.add_argument("--entities", action="store_true", help="also entities on a local nats-server")
     args = parser.parse_args(argv)
     scale, repeat = (0.001, 1) if args.quick else (1.0, args.repeat)
 
@@ -161,6 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(_table("persistent actors (same disk, same nats-server, same run)", persistence_rows))
         rows += persistence_rows
+    if args.entities:
+        from .entities import run_entities
+
+        progress("entities:")
+        entity_rows = asyncio.run(run_entities(scale, repeat))
+        print()
+        print(_table("entities on NATS, beside published actors (same nats-server, same run)", entity_rows))
+        rows += entity_rows
     peers: list[dict[str, Any]] = []
     if args.peers:
         from .peers import run_peers

@@ -6,6 +6,9 @@
 - `Durable`: the settings of a durable mailbox (a JetStream stream): at-least-once delivery;
   a message that keeps failing lands in the name's dead-letter stream (`StoredDeadLetter`,
   `DeliveryLimitReached`; ``node.dead_letters(name)``, ``node.replay(name)``).
+- entities (virtual actors by type and key, docs/entities.md): ``await node.host(Cart)`` on the
+  nodes that may run carts, ``node.entity(Cart, "alice")`` anywhere (an `EntityRef`);
+  `EntityHost`, `Entities`, `Host`, `least_loaded`, `rendezvous`.
 - `RemoteRef`: the reference type; `RemoteError`, `ReplyTooLarge`, `ActorNotFound`,
   `NodeUnreachable`, `NotAuthorized`: the errors.
 - `NodeService`: a node answering the NATS micro protocol (``node.serve_as_service()``), each
@@ -31,12 +34,18 @@ if TYPE_CHECKING:
     from ._dead_letter_stream import DeliveryLimitReached as DeliveryLimitReached
     from ._dead_letter_stream import StoredDeadLetter as StoredDeadLetter
     from ._durable import Durable as Durable
+    from ._entities import Entities as Entities
+    from ._entity_host import EntityHost as EntityHost
+    from ._entity_ref import EntityRef as EntityRef
     from ._errors import ActorNotFound as ActorNotFound
     from ._errors import NodeUnreachable as NodeUnreachable
     from ._errors import NotAuthorized as NotAuthorized
     from ._errors import RemoteError as RemoteError
     from ._errors import ReplyTooLarge as ReplyTooLarge
     from ._node import Node as Node
+    from ._placement import Host as Host
+    from ._placement import least_loaded as least_loaded
+    from ._placement import rendezvous as rendezvous
     from ._publication import Publication as Publication
     from ._remote import RemoteRef as RemoteRef
     from ._server import LocalServer as LocalServer
@@ -47,6 +56,10 @@ __all__ = [
     "ActorNotFound",
     "DeliveryLimitReached",
     "Durable",
+    "Entities",
+    "EntityHost",
+    "EntityRef",
+    "Host",
     "LocalServer",
     "Node",
     "NodeService",
@@ -58,6 +71,8 @@ __all__ = [
     "ReplyTooLarge",
     "StoredDeadLetter",
     "find_nats_server",
+    "least_loaded",
+    "rendezvous",
 ]
 
 # Each public name -> the module that defines it: what module __getattr__ imports. The imports
@@ -74,6 +89,12 @@ _EXPORTS = {
     "StoredDeadLetter": "._dead_letter_stream",
     "Node": "._node",
     "NodeService": "._service",
+    "Entities": "._entities",
+    "EntityHost": "._entity_host",
+    "EntityRef": "._entity_ref",
+    "Host": "._placement",
+    "least_loaded": "._placement",
+    "rendezvous": "._placement",
     "Publication": "._publication",
     "RemoteRef": "._remote",
     "LocalServer": "._server",

@@ -42,6 +42,7 @@ from ._codec import REPLY, TIMEOUT
 from ._connection import Security, open_client, redact, synced
 from ._dead_letter_stream import StoredDeadLetter
 from ._durable import Durable, Pump, Streams, stream_name
+from ._entities import Entities, NodeEntities
 from ._errors import ActorNotFound, NotAuthorized
 from ._keeper import PublicationSupervisor, Target
 from ._outbox import Outbox
@@ -92,7 +93,7 @@ def _protocol_members(protocol: Any) -> tuple[type, ...] | None:
     raise TypeError(f"ref() takes an actor class, a message class or ActorRef[<messages>], not {protocol!r}")
 
 
-class Node:
+class Node(NodeEntities):
     """One process's connection to NATS: publishes local actors, makes references to remote ones.
 
     ``node = await Node.connect("nats://host:4222")``, then ``await node.publish("greeter", actor)``
@@ -152,6 +153,7 @@ class Node:
             debug_errors=debug_errors,
         )
         self._replies: dict[str, asyncio.Future[Msg]] = {}
+        self._entities: Entities | None = None
         self._closed = False
         self.reconnections = 0
 
@@ -565,6 +567,8 @@ class Node:
         if self._closed:
             return
         self._closed = True
+        if self._entities is not None:
+            await self._entities.close(timeout)
         for publication in list(self._publications):
             await publication.unpublish(timeout)
         pending = [task for task in self._tasks if task is not self._outbox.flusher]

@@ -10,6 +10,10 @@ EXPECTED = {
     "ActorNotFound",
     "DeliveryLimitReached",
     "Durable",
+    "Entities",
+    "EntityHost",
+    "EntityRef",
+    "Host",
     "LocalServer",
     "Node",
     "NodeUnreachable",
@@ -21,6 +25,8 @@ EXPECTED = {
     "StoredDeadLetter",
     "find_nats_server",
     "NodeService",
+    "least_loaded",
+    "rendezvous",
 }
 
 

@@ -16,23 +16,36 @@ ROOT = Path(__file__).resolve().parents[2]
 class Worker:
     """A running worker process (see `worker`)."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, name: str = "") -> None:
         self.process = process
+        self.name = name
+        """What the worker printed after ``ready`` (an entity host: its node id)."""
 
     def kill(self) -> None:
         """``kill -9``."""
         if self.process.returncode is None:
             os.kill(self.process.pid, signal.SIGKILL)
 
+    def pause(self) -> None:
+        """``kill -STOP``: the process stops running, its connections stay open."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """``kill -CONT``."""
+        os.kill(self.process.pid, signal.SIGCONT)
+
 
 @contextlib.asynccontextmanager
-async def worker(*args: str, ready_timeout: float = 20.0) -> AsyncIterator[Worker]:
-    """Start ``python -m tests.nats_support.worker ARGS``; yield once it printed ``ready``; on exit
-    close its stdin (it drains and exits), killing it if it has not exited within 5 s."""
+async def worker(
+    *args: str, ready_timeout: float = 20.0, module: str = "tests.nats_support.worker"
+) -> AsyncIterator[Worker]:
+    """Start ``python -m tests.nats_support.worker ARGS`` (or ``module``); yield once it printed
+    ``ready`` (``ready NAME``: the worker's `Worker.name`); on exit close its stdin (it drains and
+    exits), killing it if it has not exited within 5 s (resumed first, if paused)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.nats_support.worker",
+        module,
         *args,
         cwd=ROOT,
         stdin=asyncio.subprocess.PIPE,
@@ -41,9 +54,11 @@ async def worker(*args: str, ready_timeout: float = 20.0) -> AsyncIterator[Worke
     try:
         assert process.stdout is not None
         line = await asyncio.wait_for(process.stdout.readline(), ready_timeout)
-        assert line == b"ready\n", f"the worker did not start: {line!r}"
-        yield Worker(process)
+        assert line == b"ready\n" or line.startswith(b"ready "), f"the worker did not start: {line!r}"
+        yield Worker(process, line.decode().strip()[len("ready ") :])
     finally:
+        if process.returncode is None:
+            os.kill(process.pid, signal.SIGCONT)
         if process.returncode is None and process.stdin is not None:
             process.stdin.close()
         try:

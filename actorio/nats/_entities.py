@@ -1,0 +1,570 @@
+"""Entities: virtual actors by type and key, activated on their first message, one node at a time.
+
+Owns:
+
+- `Entities`: a node's side of entities: routing what its references (`EntityRef`, in
+  ``_entity_ref``) are told, in order (a location cache refreshed from the type's bucket, or, for
+  a key nobody holds, a node chosen among the type's live hosts by `Entities.placement`); asks
+  routed again while their key moves; the types it hosts (`EntityHost`, ``_entity_host``) and its
+  announcements (``_placement.Hosts``);
+- `NodeEntities`: what `Node` offers of it (``node.host``, ``node.entity``, ``node.entities``).
+
+See docs/entities.md for the guarantees and their timing assumptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, cast, overload
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.client import JetStreamContext
+from typing_extensions import TypeVar
+
+from .. import Actor, ActorRef, Message, SupervisorStrategy
+from ..lowlevel import AskRef, LogLimit, hand_off
+from ._addresses import Addresses
+from ._codec import TIMEOUT, encode_message, read_reply
+from ._entity_host import ERROR_TYPE, LEASE, EntityHost
+from ._entity_ref import EntityRef
+from ._errors import ActorNotFound
+from ._placement import (
+    Host,
+    Hosts,
+    Placement,
+    Placements,
+    announcement,
+    bucket_name,
+    check_entity_type,
+    check_key,
+    least_loaded,
+)
+from ._publication import Receiver
+
+if TYPE_CHECKING:
+    from ._publication import Spawn
+
+__all__ = ["Entities", "NodeEntities"]
+
+_logger = logging.getLogger("actorio.nats")
+
+Q = TypeVar("Q", bound=Message[Any])
+
+# -- a node's entities -----------------------------------------------------------------------------
+
+
+class _Route:
+    __slots__ = ("node", "claim", "expires")
+
+    def __init__(self, node: str, claim: int, expires: float) -> None:
+        self.node = node
+        self.claim = claim
+        self.expires = expires
+
+
+Send = Callable[[], Awaitable[Any]]
+
+# How long a known placement is trusted before it is read again. A stale one costs little (the
+# node reached forwards a tell, answers an ask EntityMoved; a silent node's routes are dropped at
+# once); reading it costs a bucket read per message once a burst takes longer than this (10 s
+# made a 50,000-tell burst to 10,000 keys read the bucket for nearly every message).
+_ROUTE_SECONDS = 60.0
+_CHOICE_SECONDS = 1.0  # how long a choice for a free key is kept (its claim is on its way)
+_MAX_ROUTES = 100000
+_RECENT_SECONDS = 60.0  # hosts heard of this recently are chosen when none announced lately
+
+
+class Entities:
+    """A node's entities: the references it makes, and the types it hosts (see the module).
+
+    ``placement`` chooses the node for a key nobody holds: `least_loaded` by default (the live
+    host with the fewest activations of the type, counting those this node sent it since its
+    last announcement), or ``rendezvous``, or any ``(key, hosts) -> host``.
+    """
+
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        *,
+        prefix: str,
+        node_id: str,
+        receiver: Receiver,
+        addresses: Addresses,
+        spawn: Spawn,
+        ask_timeout: float,
+        announce_every: float = 1.0,
+    ) -> None:
+        self._nc = nc
+        self._js = js
+        self.prefix = prefix
+        self.node_id = node_id
+        self._receiver = receiver
+        self._addresses = addresses
+        self._spawn = spawn
+        self._ask_timeout = ask_timeout
+        self.announce_every = announce_every
+        self.placement: Placement = least_loaded
+        self._clock = asyncio.get_running_loop().time
+        self.hosts = Hosts(nc, prefix=prefix, clock=self._clock)
+        self.hosted: dict[str, EntityHost] = {}
+        self._lookups: dict[str, Placements] = {}
+        self._routes: dict[tuple[str, str], _Route] = {}
+        self._resolving: dict[tuple[str, str], asyncio.Future[_Route]] = {}
+        self._queue: collections.deque[Send] = collections.deque()
+        self._flusher: asyncio.Task[None] | None = None
+        self._failures = LogLimit(_logger)
+        self._announcer: asyncio.Task[None] | None = None
+        self._probes: Subscription | None = None
+        self._opened = False
+        self._closed = False
+
+    async def open(self) -> None:
+        """Subscribe to host announcements (once)."""
+        if not self._opened:
+            self._opened = True
+            await self.hosts.open()
+
+    def subject(self, entity_type: str, node: str, key: str) -> str:
+        """The subject of ``key`` of ``entity_type`` at ``node``: ``<prefix>.entity.<type>.<node>.<key>``."""
+        return f"{self.prefix}.entity.{entity_type}.{node}.{key}"
+
+    # -- references ----------------------------------------------------------------------------
+
+    def ref(self, entity_type: str, key: str, protocol: tuple[type, ...] | None) -> EntityRef[Any]:
+        """A reference to ``key`` of ``entity_type`` (see `Node.entity`); both are checked."""
+        check_entity_type(entity_type)
+        check_key(key)
+        if self._closed:
+            raise RuntimeError("the node is closed")
+        return EntityRef(self, entity_type, key, protocol)
+
+    async def _placements(self, entity_type: str, timeout: float) -> Placements:
+        """The type's bucket, for reading placements; waits (up to ``timeout``) for a host of the
+        type if the bucket does not exist yet; `ActorNotFound` if none comes."""
+        found = self._lookups.get(entity_type)
+        if found is not None:
+            return found
+        hosted = self.hosted.get(entity_type)
+        if hosted is not None:
+            return hosted.placements
+        await self.open()
+        name = bucket_name(self.prefix, entity_type)
+        try:
+            kv = await Placements.bucket(self._js, name, None)
+        except LookupError:
+            if not await self.wait_for_hosts(entity_type, timeout):
+                raise ActorNotFound(entity_type, self.subject(entity_type, "*", "*")) from None
+            kv = await Placements.bucket(self._js, name, None)
+        ttl = (await kv.status()).ttl or 0.0
+        placements = Placements(kv, ttl=ttl, guard=0.0, node_id=self.node_id, clock=self._clock)
+        self._lookups[entity_type] = placements
+        return placements
+
+    async def route(self, ref: EntityRef[Any], timeout: float) -> _Route:
+        """Where a message to ``ref`` goes now: the cached placement (if fresh and its node is
+        not known to be gone), else one read from the bucket (one read per key at a time: the
+        callers waiting for it resume in the order they asked)."""
+        index = (ref.entity_type, ref.key)
+        route = self._routes.get(index)
+        if (
+            route is not None
+            and route.expires > self._clock()
+            and not self.hosts.gone(ref.entity_type, route.node)
+        ):
+            return route
+        resolving = self._resolving.get(index)
+        if resolving is None:
+            resolving = asyncio.ensure_future(self._resolve(ref, timeout))
+            self._resolving[index] = resolving
+            resolving.add_done_callback(functools.partial(self._resolved, index))
+        return await asyncio.shield(resolving)
+
+    def _resolved(self, index: tuple[str, str], future: asyncio.Future[_Route]) -> None:
+        self._resolving.pop(index, None)
+        if not future.cancelled():
+            future.exception()  # retrieved: its callers, if any are left, raise it
+
+    async def wait_for_hosts(self, entity_type: str, timeout: float) -> list[Host]:
+        """The live hosts of ``entity_type``, waiting up to ``timeout`` seconds for one to
+        announce itself (an empty list if none did)."""
+        await self.open()
+        return await self.hosts.wait_for(entity_type, timeout)
+
+    async def _resolve(self, ref: EntityRef[Any], timeout: float) -> _Route:
+        entity_type, key = ref.entity_type, ref.key
+        placements = await self._placements(entity_type, timeout)
+        owner = await placements.lookup(key)
+        now = self._clock()
+        if owner is not None:
+            route = _Route(owner.node, owner.claim, now + _ROUTE_SECONDS)
+        else:
+            hosts = self.hosts.live(entity_type)
+            if not hosts:
+                # None announced itself lately. Hosts heard of in the last minute may only be
+                # late (busy): wait a little for one, then choose among those rather than stall.
+                recent = self.hosts.recent(entity_type, _RECENT_SECONDS)
+                hosts = await self.wait_for_hosts(entity_type, min(timeout, 1.0) if recent else timeout)
+                hosts = hosts or recent
+            if not hosts:
+                raise ActorNotFound(ref.identifier, self.subject(entity_type, "*", key))
+            host = self.placement(key, hosts)
+            host.load += 1
+            route = _Route(host.node, 0, now + _CHOICE_SECONDS)
+        if len(self._routes) >= _MAX_ROUTES:
+            for stale in list(self._routes)[: _MAX_ROUTES // 2]:  # the oldest half
+                del self._routes[stale]
+        self._routes[(entity_type, key)] = route
+        return route
+
+    def forget(self, ref: EntityRef[Any], route: _Route) -> None:
+        """Drop ``route`` from the cache (its node did not hold the key, or did not answer)."""
+        index = (ref.entity_type, ref.key)
+        if self._routes.get(index) is route:
+            del self._routes[index]
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def publish(self, ref: EntityRef[Any], body: bytes, headers: dict[str, str] | None) -> None:
+        """Send a tell's body to where ``ref`` is, after what ``tell_nowait`` queued."""
+        await self._send(self._publishing(ref, body, headers))
+
+    def _publishing(self, ref: EntityRef[Any], body: bytes, headers: dict[str, str] | None) -> Send:
+        async def send() -> None:
+            route = await self.route(ref, self._ask_timeout)
+            sent = dict(headers or {})
+            sent[LEASE] = str(route.claim)
+            await self._nc.publish(self.subject(ref.entity_type, route.node, ref.key), body, headers=sent)
+
+        return send
+
+    async def tell(self, ref: EntityRef[Any], message: Message[Any]) -> None:
+        """Send ``message`` to where ``ref`` is, after what ``tell_nowait`` queued."""
+        send = self._sending(ref, message)
+        if send is not None:
+            await self._send(send)
+
+    def tell_nowait(self, ref: EntityRef[Any], message: Message[Any]) -> None:
+        """Queue ``message`` for ``ref`` (encoded now); a failure to send it is logged."""
+        send = self._sending(ref, message)
+        if send is not None:
+            self._queue.append(send)
+            if self._flusher is None or self._flusher.done():
+                self._flusher = self._spawn(self._flush())
+
+    def _sending(self, ref: EntityRef[Any], message: Message[Any]) -> Send | None:
+        ask = hand_off(message)
+        if ask is not None:  # a message carrying an ask, handed on: the entity answers it
+            self._spawn(self._answer_forwarded(ref, message, ask))
+            return None
+        return self._publishing(ref, encode_message(message), self._addresses.headers(message))
+
+    async def _answer_forwarded(self, ref: EntityRef[Any], message: Message[Any], ask: AskRef) -> None:
+        try:
+            reply = await self.request(ref, encode_message(message), None)
+            ask.tell_nowait(read_reply(ref.identifier, reply.headers, reply.data, message))
+        except Exception as error:
+            ask.fail(error)
+
+    async def _send(self, send: Send) -> None:
+        if self._queue:  # earlier tell_nowait calls are still queued: go after them
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            async def then() -> None:
+                try:
+                    await send()
+                except Exception as error:
+                    if not done.done():
+                        done.set_exception(error)
+                else:
+                    if not done.done():
+                        done.set_result(None)
+
+            self._queue.append(then)
+            if self._flusher is None or self._flusher.done():
+                self._flusher = self._spawn(self._flush())
+            await done
+        else:
+            await send()
+
+    async def _flush(self) -> None:
+        queue = self._queue
+        while queue:
+            send = queue.popleft()
+            try:
+                await send()
+            except Exception as error:
+                self._failures.log(logging.ERROR, "an entity's tell_nowait could not be sent: %r", error)
+
+    async def request(self, ref: EntityRef[Any], body: bytes, timeout: float | None) -> Msg:
+        """Ask ``ref`` with ``body``: the reply message. Routed again, within ``timeout``, while
+        the node reached does not hold the key (`EntityMoved`), nobody answers its subject, or
+        the key's placement changes while the reply is awaited (see `_still_placed`)."""
+        wait = self._ask_timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        pause = 0.05
+        if self._queue:
+            await self._send(_nothing)
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise asyncio.TimeoutError(f"no reply from {ref.identifier} within {wait} s")
+            route = await self.route(ref, remaining)
+            reply = await self._attempt(ref, route, body, deadline)
+            if reply is not None and not _moved(reply):
+                return reply
+            self.forget(ref, route)
+            # The key's node is gone (its lease not yet expired) or it moved: read it again soon.
+            await asyncio.sleep(min(pause, max(deadline - loop.time(), 0)))
+            pause = min(pause * 2, 0.5)
+
+    async def _attempt(self, ref: EntityRef[Any], route: _Route, body: bytes, deadline: float) -> Msg | None:
+        """One request along ``route``: its reply, or None to route it again. While the reply is
+        awaited, the key's entry is read every quarter of the lease: a request sent as its node
+        died (the server had not yet seen the connection close) is otherwise lost without a
+        word, and would wait out the whole timeout."""
+        loop = asyncio.get_running_loop()
+        remaining = max(deadline - loop.time(), 0.001)
+        headers = {TIMEOUT: repr(remaining), LEASE: str(route.claim)}
+        subject = self.subject(ref.entity_type, route.node, ref.key)
+        placements = await self._placements(ref.entity_type, remaining)
+        every = max(placements.ttl / 4, 0.05) if placements.ttl else remaining
+        request = asyncio.ensure_future(self._nc.request(subject, body, timeout=remaining, headers=headers))
+        absent_since: float | None = None
+        try:
+            while True:
+                await asyncio.wait([request], timeout=min(every, max(deadline - loop.time(), 0.001)))
+                if request.done():
+                    break
+                if loop.time() >= deadline:
+                    raise asyncio.TimeoutError(f"no reply from {ref.identifier} by the deadline")
+                placed, absent_since = await self._still_placed(
+                    placements, ref.key, route, absent_since, every
+                )
+                if not placed:
+                    return None
+        finally:
+            if not request.done():
+                request.cancel()
+        try:
+            return request.result()
+        except nats.errors.NoRespondersError:
+            self.hosts.forget(ref.entity_type, route.node)
+            return None
+        except nats.errors.TimeoutError:
+            raise asyncio.TimeoutError(f"no reply from {ref.identifier} by the deadline") from None
+
+    async def _still_placed(
+        self, placements: Placements, key: str, route: _Route, absent_since: float | None, every: float
+    ) -> tuple[bool, float | None]:
+        """Whether a reply can still come along ``route``: the key's entry still names the lease
+        the request was routed with (for a key found free, the node chosen, or nobody yet for
+        less than two reads). Once the entry changed, the activation asked has stopped (see
+        docs/entities.md), so sending again cannot make it handled twice."""
+        try:
+            owner = await placements.lookup(key)
+        except (nats.errors.Error, asyncio.TimeoutError):
+            return True, absent_since  # cannot tell: keep waiting
+        if route.claim:
+            return owner is not None and owner.claim == route.claim, absent_since
+        if owner is not None:
+            return owner.node == route.node, None
+        now = self._clock()
+        if absent_since is None:
+            return True, now
+        return now - absent_since < 2 * every, absent_since
+
+    # -- hosting -------------------------------------------------------------------------------
+
+    async def host(
+        self,
+        entity_type: str,
+        factory: Callable[[str], Actor[Any]],
+        *,
+        idle_timeout: float,
+        lease: float,
+        guard: float | None,
+        supervision: SupervisorStrategy | None,
+    ) -> EntityHost:
+        """Host ``entity_type`` (see `Node.host`)."""
+        check_entity_type(entity_type)
+        if entity_type in self.hosted:
+            raise ValueError(f"this node hosts the entity type {entity_type!r} already")
+        if not lease > 0 or not idle_timeout > 0:
+            raise ValueError("lease and idle_timeout are positive numbers of seconds")
+        guard = lease / 4 if guard is None else guard
+        if not 0 < guard < lease / 2:
+            raise ValueError(f"guard is between 0 and half the lease ({lease / 2} s), not {guard!r}")
+        await self.open()
+        kv = await Placements.bucket(self._js, bucket_name(self.prefix, entity_type), lease)
+        placements = Placements(kv, ttl=lease, guard=guard, node_id=self.node_id, clock=self._clock)
+        host = EntityHost(
+            self,
+            entity_type,
+            factory,
+            placements,
+            idle_timeout=idle_timeout,
+            supervision=supervision,
+            receiver=self._receiver,
+            spawn=self._spawn,
+        )
+        await host.open()
+        self.hosted[entity_type] = host
+        if self._probes is None:
+            # nats-py leaves a parameter of subscribe() unannotated.
+            self._probes = await self._nc.subscribe(  # pyright: ignore[reportUnknownMemberType]
+                self.hosts.probe_subject, cb=self._on_probe
+            )
+            self._announcer = self._spawn(self._announce_forever())
+        await self.announce()
+        return host
+
+    async def announce(self) -> None:
+        """Tell every node which types this one hosts, and how many activations each has."""
+        loads = {name: len(host.activations) for name, host in self.hosted.items() if host.serving}
+        with contextlib.suppress(nats.errors.Error):
+            await self._nc.publish(self.hosts.subject, announcement(self.node_id, self.announce_every, loads))
+
+    async def _on_probe(self, msg: Msg) -> None:
+        await self.announce()
+
+    async def _announce_forever(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.announce_every)
+            await self.announce()
+
+    async def close(self, timeout: float) -> None:
+        """Stop hosting: leave (an empty announcement), stop receiving, passivate every
+        activation (its teardown runs, its placement is released). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._announcer is not None:
+            self._announcer.cancel()
+        hosted = list(self.hosted.values())
+        for host in hosted:
+            host.serving = False
+        if hosted:
+            await self.announce()
+        for host in hosted:
+            await host.close(timeout)
+        if self._probes is not None and not self._nc.is_closed:
+            with contextlib.suppress(nats.errors.Error):
+                await self._probes.unsubscribe()
+        await self.hosts.close()
+
+
+def _moved(reply: Msg) -> bool:
+    headers = reply.headers or {}
+    return headers.get(ERROR_TYPE) == "EntityMoved"
+
+
+async def _nothing() -> None:
+    return None
+
+
+class NodeEntities:
+    """`Node`'s entity methods (a base of `Node`): ``host``, ``entity`` and ``entities``."""
+
+    if TYPE_CHECKING:  # what Node has
+        _nc: Client
+        _receiver: Receiver
+        _addresses: Addresses
+        _closed: bool
+        _entities: Entities | None
+        prefix: str
+        node_id: str
+        ask_timeout: float
+
+        def _spawn(self, coroutine: Awaitable[Any]) -> asyncio.Task[Any]: ...
+
+    @property
+    def entities(self) -> Entities:
+        """This node's entities: the types it hosts (``hosted``), the hosts it knows of
+        (``hosts``), and ``placement``, how a node is chosen for a key nobody holds."""
+        if self._entities is None:
+            self._entities = Entities(
+                self._nc,
+                self._nc.jetstream(),  # pyright: ignore[reportUnknownMemberType]
+                prefix=self.prefix,
+                node_id=self.node_id,
+                receiver=self._receiver,
+                addresses=self._addresses,
+                spawn=self._spawn,
+                ask_timeout=self.ask_timeout,
+            )
+        return self._entities
+
+    async def host(
+        self,
+        entity_type: type[Actor[Any]] | Callable[[str], Actor[Any]],
+        *,
+        name: str | None = None,
+        idle_timeout: float = 300.0,
+        lease: float = 10.0,
+        guard: float | None = None,
+        supervision: SupervisorStrategy | None = None,
+    ) -> EntityHost:
+        """Host the entity type ``entity_type``: an actor class made from a key (``Cart(key)``),
+        or a factory of a key (then ``name`` is needed). This node may now activate the type's
+        entities, each on the first message to a key nobody holds. Returns once it receives.
+
+        ``name``: the type's name, the same on every node (default: the class's ``__name__``).
+        Each activation holds a lease on its key in the type's key-value bucket, whose TTL is
+        ``lease`` seconds (every host of a type uses the same); it is renewed every
+        ``(lease - guard) / 3`` seconds, and the activation acts only until ``guard`` seconds
+        before its lease could expire (default ``lease / 4``): see docs/entities.md for the
+        exact guarantee. An entity that handled nothing for ``idle_timeout`` seconds is
+        passivated: stopped (its teardown runs; its in-memory state is lost) and its key
+        released. A failing entity is supervised as a published factory is (``supervision``:
+        see `Node.publish`); one whose supervision gives up is passivated.
+
+        Raises ``ValueError`` for an invalid name or settings, a type hosted already, or a lease
+        other than the bucket's; ``RuntimeError`` for a closed node.
+        """
+        if self._closed:
+            raise RuntimeError("the node is closed")
+        if name is None:
+            if not isinstance(entity_type, type):
+                raise ValueError("host() of a factory needs name=")
+            name = entity_type.__name__
+        if not callable(entity_type):
+            raise TypeError(f"host() takes an actor class or a factory of a key, not {entity_type!r}")
+        factory = cast("Callable[[str], Actor[Any]]", entity_type)
+        return await self.entities.host(
+            name, factory, idle_timeout=idle_timeout, lease=lease, guard=guard, supervision=supervision
+        )
+
+    @overload
+    def entity(self, entity_type: type[Actor[Q]], key: str) -> EntityRef[Q]: ...
+    @overload
+    def entity(self, entity_type: str, key: str, protocol: type[Actor[Q]]) -> EntityRef[Q]: ...
+    @overload
+    def entity(self, entity_type: str, key: str, protocol: type[ActorRef[Q]]) -> EntityRef[Q]: ...
+    @overload
+    def entity(self, entity_type: str, key: str, protocol: None = None) -> EntityRef[Message[Any]]: ...
+    def entity(self, entity_type: Any, key: str, protocol: Any = None) -> EntityRef[Any]:
+        """A reference to the entity ``key`` of a type hosted by any node: by its class
+        (``node.entity(Cart, "alice")``: the type named after the class), or by its name and
+        protocol (``node.entity("Cart", "alice", Cart)``; without a protocol, any message).
+        Statically an ``ActorRef`` of the class's protocol. Nothing is sent until it is told or
+        asked.
+
+        Raises ``ValueError`` for an invalid type name or key (a key is 1 to 128 letters, digits,
+        ``_``, ``-`` or ``=``), ``TypeError`` for a key that is not a string or an invalid
+        protocol."""
+        # Node's reading of a protocol argument, as for node.ref (that module imports this one).
+        from ._node import _protocol_members  # pyright: ignore[reportPrivateUsage]
+
+        if isinstance(entity_type, type):
+            protocol, entity_type = entity_type, entity_type.__name__
+        return self.entities.ref(entity_type, key, _protocol_members(protocol))

@@ -1,0 +1,423 @@
+"""`EntityHost`: one entity type hosted by one node, and the headers that fence its messages.
+
+Owns the subscription ``<prefix>.entity.<type>.<node id>.*``; the activations (each a `Lease` on its
+key and an actor made by the type's factory and supervised as a published factory is, by
+``_keeper``); their renewals, idle passivation and fencing; and what happens to a message this
+node will not handle (`EntityMoved` to an ask, a tell forwarded where the bucket says).
+
+A message carries the claim revision of the lease it was routed with (``Actorio-Lease``; ``0`` for
+a key its sender found free). It is delivered only to an activation whose lease is valid by this
+node's clock (`Lease.fence_at`) and whose claim is not older than the message's; otherwise that
+activation stops at once (it was fenced), and the message waits, then goes where the bucket says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from .. import Actor, ChildSpec, SupervisorStrategy, dead_letters
+from ..lowlevel import LogLimit, Mailbox, task_of
+from ._codec import ERROR, encode_error
+from ._connection import synced
+from ._errors import ActorNotFound
+from ._keeper import PublicationSupervisor, Target
+from ._placement import Lease, Owner, Placements, check_key
+from ._publication import Receiver, wait_handled
+
+if TYPE_CHECKING:
+    from ._entities import Entities
+    from ._publication import Spawn
+
+__all__ = [
+    "ERROR_TYPE",
+    "HOPS",
+    "LEASE",
+    "MAX_HOPS",
+    "MAX_PENDING",
+    "Activation",
+    "EntityHost",
+    "EntityMoved",
+]
+
+_logger = logging.getLogger("actorio.nats")
+
+LEASE = "Actorio-Lease"
+"""The claim revision a message was routed with (``0``: its sender found the key free)."""
+HOPS = "Actorio-Hops"
+"""How many times a tell was forwarded from a node that no longer held its key."""
+MAX_HOPS = 3
+"""A tell forwarded this many times is a dead letter: the placement moves faster than it."""
+MAX_PENDING = 10000
+"""Messages held for one key while it is being activated or passivated; beyond, each is refused."""
+
+_MAX_CLAIM = 2**63
+
+
+class EntityMoved(Exception):
+    """Answered to an ask that reached a node not holding its key: its sender routes it again."""
+
+
+ERROR_TYPE = "Actorio-Error-Type"
+"""Set on the answer ``EntityMoved``, so the asking node knows it without reading the body."""
+
+
+# -- hosting a type ------------------------------------------------------------------------------
+
+_CLAIMING, _DRAINING, _ACTIVE, _PASSIVATING = "claiming", "draining", "active", "passivating"
+
+
+class Activation:
+    """One key on its host: claimed, active (a lease and an actor), or passivating."""
+
+    __slots__ = ("key", "state", "lease", "mailbox", "supervisor", "last", "pending", "renewal")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.state = _CLAIMING
+        self.lease: Lease | None = None
+        self.mailbox: Mailbox | None = None
+        self.supervisor: PublicationSupervisor | None = None
+        self.last = 0.0
+        self.pending: collections.deque[Msg] = collections.deque()
+        self.renewal: asyncio.Task[None] | None = None
+        """The renewal under way, if any."""
+
+
+class EntityHost:
+    """One entity type hosted by one node (returned by `Node.host`).
+
+    ``activations`` maps each key active here (or being activated or passivated) to its state;
+    ``started`` counts the activations started here. `close` stops hosting the type.
+    """
+
+    def __init__(
+        self,
+        entities: Entities,
+        entity_type: str,
+        factory: Callable[[str], Actor[Any]],
+        placements: Placements,
+        *,
+        idle_timeout: float,
+        supervision: SupervisorStrategy | None,
+        receiver: Receiver,
+        spawn: Spawn,
+    ) -> None:
+        self._entities = entities
+        self.entity_type = entity_type
+        self._factory = factory
+        self.placements = placements
+        self.idle_timeout = idle_timeout
+        self._supervision = supervision
+        self._receiver = receiver
+        self._spawn = spawn
+        self._nc = entities._nc  # pyright: ignore[reportPrivateUsage]
+        self._clock = entities._clock  # pyright: ignore[reportPrivateUsage]
+        self.activations: dict[str, Activation] = {}
+        self.started = 0
+        """How many activations started on this node."""
+        self.serving = True
+        self._subscription: Subscription | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._renewals = asyncio.Semaphore(64)
+        self._refusals = LogLimit(_logger)
+        lease = placements.ttl - placements.guard
+        self.tick = min(placements.guard / 4, lease / 6, idle_timeout / 2, 1.0)
+        """How often leases, fences and idleness are checked."""
+
+    @property
+    def subject(self) -> str:
+        """What this node subscribes to for the type: ``<prefix>.entity.<type>.<node id>.*``."""
+        return self._entities.subject(self.entity_type, self._entities.node_id, "*")
+
+    def active(self, key: str) -> Actor[Any] | None:
+        """The actor of ``key`` if it is active on this node now (its lease valid), else None."""
+        activation = self.activations.get(key)
+        if activation is None or activation.state != _ACTIVE or activation.mailbox is None:
+            return None
+        if activation.lease is None or not activation.lease.valid(self._clock()):
+            return None
+        return activation.mailbox.actor
+
+    async def open(self) -> None:
+        """Subscribe, and start checking leases; return once the server has the subscription."""
+        # nats-py leaves a parameter of subscribe() unannotated.
+        self._subscription = await self._nc.subscribe(  # pyright: ignore[reportUnknownMemberType]
+            self.subject, cb=self._on_message
+        )
+        await synced(self._nc, self._subscription)
+        self._ticker = self._spawn(self._tick_forever())
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop hosting the type: unsubscribe, then passivate every activation (teardown runs,
+        placements released). Idempotent."""
+        self.serving = False
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None and not self._nc.is_closed:
+            with contextlib.suppress(nats.errors.Error):
+                await subscription.unsubscribe()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        activations = list(self.activations.values())
+        if activations:
+            await asyncio.wait(
+                [self._spawn(self._passivate(a, release=True, timeout=timeout)) for a in activations],
+                timeout=timeout,
+            )
+        self._entities.hosted.pop(self.entity_type, None)
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    async def _on_message(self, msg: Msg) -> None:
+        key = msg.subject.rsplit(".", 1)[-1]
+        claim = _claim_of(msg)
+        try:
+            check_key(key)
+            if claim is None:
+                raise ValueError(f"a message to an entity without a valid {LEASE} header")
+        except ValueError as error:
+            await self._refuse(msg, f"{self.entity_type}/{key[:40]}", error)
+            return
+        activation = self.activations.get(key)
+        if activation is None:
+            if not self.serving:
+                await self._redirect(msg, key)
+                return
+            activation = self.activations[key] = Activation(key)
+            activation.pending.append(msg)
+            self._spawn(self._activate(activation))
+        elif activation.state != _ACTIVE:
+            self._hold(activation, msg)
+        else:
+            await self._deliver(activation, msg, claim)
+
+    def _hold(self, activation: Activation, msg: Msg) -> None:
+        if len(activation.pending) >= MAX_PENDING:
+            self._spawn(self._refuse(msg, self._identifier(activation.key), None, overflow=True))
+        else:
+            activation.pending.append(msg)
+
+    async def _deliver(self, activation: Activation, msg: Msg, claim: int) -> None:
+        lease, mailbox = activation.lease, activation.mailbox
+        assert lease is not None
+        assert mailbox is not None
+        now = self._clock()
+        if not lease.valid(now) or claim > lease.claim:
+            # Fenced: the lease is over by this node's clock, or the message was routed with a
+            # newer claim than this activation's (someone else holds the key). It must not act.
+            self._hold(activation, msg)
+            self._spawn(self._passivate(activation, release=False, timeout=self.placements.guard / 4))
+            return
+        activation.last = now
+        await self._receiver.receive(mailbox.actor, msg)
+
+    async def _refuse(
+        self, msg: Msg, identifier: str, error: Exception | None, *, overflow: bool = False
+    ) -> None:
+        reply = msg.reply or None
+        if reply is not None and self._receiver.destinations.refusal(reply) is None:
+            problem = error if error is not None else ActorNotFound(identifier, msg.subject)
+            await self._receiver.send(identifier, reply, encode_error(problem, identifier), ERROR)
+        else:
+            if overflow:
+                dead_letters.record(msg.data, identifier, "overflow")
+            elif error is not None:
+                dead_letters.record(msg.data, identifier, "invalid", error)
+            else:
+                dead_letters.record(msg.data, identifier, "stopped")
+
+    async def _redirect(self, msg: Msg, key: str) -> None:
+        """A message this node will not handle (it does not hold the key, or stopped hosting):
+        an ask is answered `EntityMoved` (its sender routes it again); a tell is forwarded to
+        the key's owner, if there is one, or to a live host otherwise."""
+        identifier = self._identifier(key)
+        reply = msg.reply or None
+        if reply is not None:
+            if self._receiver.destinations.refusal(reply) is None:
+                body = encode_error(
+                    EntityMoved(f"{identifier} is not on node {self._entities.node_id}"), identifier
+                )
+                await self._receiver.send(identifier, reply, body, {**ERROR, ERROR_TYPE: "EntityMoved"})
+            else:
+                dead_letters.record(msg.data, identifier, "invalid")
+            return
+        hops = _hops_of(msg)
+        if hops >= MAX_HOPS:
+            dead_letters.record(msg.data, identifier, "stopped")
+            return
+        try:
+            owner = await self.placements.lookup(key)
+        except (nats.errors.Error, asyncio.TimeoutError) as error:
+            dead_letters.record(msg.data, identifier, "stopped", error)
+            return
+        if owner is not None and owner.node != self._entities.node_id:
+            node, claim = owner.node, owner.claim
+        else:
+            hosts = [
+                h for h in self._entities.hosts.live(self.entity_type) if h.node != self._entities.node_id
+            ]
+            if not hosts:
+                dead_letters.record(msg.data, identifier, "stopped")
+                return
+            node, claim = self._entities.placement(key, hosts).node, 0
+        headers = dict(msg.headers or {})
+        headers[LEASE] = str(claim)
+        headers[HOPS] = str(hops + 1)
+        with contextlib.suppress(nats.errors.Error):
+            await self._nc.publish(
+                self._entities.subject(self.entity_type, node, key), msg.data, headers=headers
+            )
+
+    def _identifier(self, key: str) -> str:
+        return f"{self.entity_type}/{key}"
+
+    # -- activation ----------------------------------------------------------------------------
+
+    async def _activate(self, activation: Activation) -> None:
+        """Claim the key, start the entity, then hand it what arrived meanwhile, in order."""
+        key = activation.key
+        identifier = self._identifier(key)
+        try:
+            claimed = await self.placements.claim(key)
+        except (nats.errors.Error, asyncio.TimeoutError) as error:
+            self._refusals.log(logging.WARNING, "%s could not be claimed: %r", identifier, error)
+            await self._give_up(activation, error)
+            return
+        if isinstance(claimed, Owner) or not self.serving:
+            if not isinstance(claimed, Owner):
+                await self.placements.release(key, claimed)
+            await self._give_up(activation, None)
+            return
+        lease = claimed
+        # A fenced activation must be stopped within the guard: its handler gets a quarter of it.
+        spec = ChildSpec(functools.partial(self._factory, key), stop_timeout=self.placements.guard / 4)
+        try:
+            target = Target.of(identifier, spec, self._supervision)
+            mailbox, supervisor = await target.start()
+        except Exception as error:
+            await self.placements.release(key, lease)
+            await self._give_up(activation, error)
+            return
+        activation.lease, activation.mailbox, activation.supervisor = lease, mailbox, supervisor
+        activation.last = self._clock()
+        activation.state = _DRAINING
+        self.started += 1
+        task = task_of(supervisor) if supervisor is not None else None
+        if task is not None:
+            # The supervision gave up on the entity: this activation ends (the next message
+            # activates it again, from its factory).
+            task.add_done_callback(
+                lambda _: self._spawn(self._passivate(activation, release=True, timeout=1.0))
+            )
+        while activation.pending and activation.state == _DRAINING:
+            msg = activation.pending.popleft()
+            await self._deliver(activation, msg, _claim_of(msg) or 0)
+        if activation.state == _DRAINING:
+            activation.state = _ACTIVE
+
+    async def _give_up(self, activation: Activation, error: Exception | None) -> None:
+        """The key is not activated here: what waited for it goes where the bucket says (or,
+        after an error, is refused)."""
+        if self.activations.get(activation.key) is activation:
+            del self.activations[activation.key]
+        pending, activation.pending = activation.pending, collections.deque()
+        for msg in pending:
+            if error is None:
+                await self._redirect(msg, activation.key)
+            else:
+                await self._refuse(msg, self._identifier(activation.key), error)
+
+    async def _passivate(self, activation: Activation, *, release: bool, timeout: float) -> None:
+        """Stop an activation: its teardown runs, then its placement is released (``release``;
+        else it was fenced and is left to expire). Messages that arrive meanwhile wait, then
+        activate the key again (here, or where the bucket says)."""
+        if activation.state in (_PASSIVATING, _CLAIMING):
+            return
+        activation.state = _PASSIVATING
+        mailbox, supervisor, lease = activation.mailbox, activation.supervisor, activation.lease
+        if release and mailbox is not None and mailbox.actor.running:
+            # Idle, or the node closing: let it finish what it was told, within the timeout.
+            with contextlib.suppress(asyncio.TimeoutError):
+                actor = mailbox.actor
+                await asyncio.wait_for(wait_handled(actor, self._receiver.ended(actor)), timeout)
+        if supervisor is not None:
+            await supervisor.stop(timeout)
+        if activation.renewal is not None:
+            # Release the revision the renewal writes, not the one it replaces.
+            await asyncio.wait([activation.renewal], timeout=timeout)
+        lease = activation.lease
+        if release and lease is not None:
+            await self.placements.release(activation.key, lease)
+        if self.activations.get(activation.key) is activation:
+            del self.activations[activation.key]
+        if activation.pending:
+            if self.serving and release:
+                again = self.activations[activation.key] = Activation(activation.key)
+                again.pending = activation.pending
+                self._spawn(self._activate(again))
+            else:
+                await self._give_up(activation, None)
+
+    # -- leases --------------------------------------------------------------------------------
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick)
+            self.check(self._clock())
+
+    def check(self, now: float) -> None:
+        """Look at every activation at ``now``: passivate the fenced and the idle ones, renew the
+        leases that are due."""
+        for activation in list(self.activations.values()):
+            lease = activation.lease
+            if activation.state != _ACTIVE or lease is None:
+                continue
+            if not lease.valid(now):
+                self._spawn(self._passivate(activation, release=False, timeout=self.placements.guard / 4))
+            elif now - activation.last >= self.idle_timeout:
+                self._spawn(self._passivate(activation, release=True, timeout=self.placements.guard / 4))
+            elif now >= lease.renew_at and activation.renewal is None:
+                activation.renewal = self._spawn(self._renew(activation, lease))
+
+    async def _renew(self, activation: Activation, lease: Lease) -> None:
+        try:
+            async with self._renewals:
+                remaining = lease.fence_at - self._clock()
+                if remaining <= 0:
+                    return
+                renewed = await asyncio.wait_for(self.placements.renew(activation.key, lease), remaining)
+        except (nats.errors.Error, asyncio.TimeoutError) as error:
+            self._refusals.log(
+                logging.WARNING, "%s: the lease was not renewed: %r", self._identifier(activation.key), error
+            )
+            return  # tried again at the next tick, until the fence
+        finally:
+            activation.renewal = None
+        if activation.lease is not lease:
+            return
+        if renewed is None:  # someone else holds the key now: stop at once
+            self._spawn(self._passivate(activation, release=False, timeout=self.placements.guard / 4))
+        else:
+            activation.lease = renewed
+
+
+def _claim_of(msg: Msg) -> int | None:
+    value = (msg.headers or {}).get(LEASE)
+    if value is None or not value.isdigit() or len(value) > 19:
+        return None
+    claim = int(value)
+    return claim if claim < _MAX_CLAIM else None
+
+
+def _hops_of(msg: Msg) -> int:
+    value = (msg.headers or {}).get(HOPS, "0")
+    return int(value) if value.isdigit() and len(value) < 3 else MAX_HOPS

@@ -1,0 +1,459 @@
+"""Placement of entities on NATS: who holds which key, for how long, and which nodes host a type.
+
+Owns:
+
+- the rules for entity type names and keys (`check_entity_type`, `check_key`): both travel as
+  subject tokens and key-value keys, so both are bounded and drawn from a safe set;
+- `Lease`: the timing of one held placement, as pure arithmetic on a clock reading (no I/O): when
+  to renew, and until when the holder may act (its fence);
+- `Placements`: one entity type's key-value bucket (JetStream), whose TTL is the lease: a claim is
+  a create-if-absent, a renewal a compare-and-set on the last revision, a release a delete on that
+  revision; an entry that is not renewed expires, and the key is free again;
+- `Hosts`: which nodes host which types, and how loaded they are, from the announcements hosting
+  nodes publish (and repeat) on ``<prefix>.entities.hosts``; `least_loaded` and `rendezvous`,
+  the two ways of choosing a node for a key nobody holds.
+
+No membership or consensus of our own: the bucket (its create-if-absent and compare-and-set,
+decided by the server) is the only arbiter of who holds a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.client import JetStreamContext
+from nats.js.kv import KeyValue
+
+from ..lowlevel import LogLimit
+
+__all__ = [
+    "MAX_KEY_CHARS",
+    "Host",
+    "Hosts",
+    "Lease",
+    "Owner",
+    "Placement",
+    "Placements",
+    "bucket_name",
+    "check_entity_type",
+    "check_key",
+    "least_loaded",
+    "rendezvous",
+]
+
+_logger = logging.getLogger("actorio.nats")
+
+MAX_KEY_CHARS = 128
+"""The longest entity key (and entity type name)."""
+
+_TOKEN = re.compile(rf"[A-Za-z0-9_=-]{{1,{MAX_KEY_CHARS}}}")
+_TYPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+_MAX_VALUE_BYTES = 512
+_MAX_ANNOUNCEMENT_BYTES = 16384
+_MAX_HOSTS = 10000
+_MAX_TYPES_PER_HOST = 100
+
+
+def check_key(key: object) -> str:
+    """An entity key: 1 to 128 characters among letters, digits, ``_``, ``-`` and ``=`` (so that a
+    base64url encoding of anything fits). ``ValueError`` (``TypeError`` for a non-string)
+    otherwise: the key becomes a subject token and a key-value key, where ``.``, ``*``, ``>``,
+    spaces and control characters have meanings or are refused."""
+    if not isinstance(key, str):
+        raise TypeError(f"an entity key is a string, not {type(key).__name__}")
+    if not _TOKEN.fullmatch(key):
+        shown = key if len(key) <= 40 else key[:40] + "..."
+        raise ValueError(
+            f"invalid entity key {shown!r} ({len(key)} characters): use 1 to {MAX_KEY_CHARS} letters, "
+            "digits, '_', '-' or '=' (encode other keys, e.g. with base64.urlsafe_b64encode)"
+        )
+    return key
+
+
+def check_entity_type(name: object) -> str:
+    """An entity type name: 1 to 64 letters, digits, ``_`` or ``-`` (``ValueError`` otherwise)."""
+    if not isinstance(name, str) or not _TYPE.fullmatch(name):
+        raise ValueError(f"invalid entity type name {name!r}: use 1 to 64 letters, digits, '_' or '-'")
+    return name
+
+
+def bucket_name(prefix: str, entity_type: str) -> str:
+    """The key-value bucket of an entity type: readable, and distinct for distinct pairs."""
+    digest = hashlib.sha1(f"{prefix}.{entity_type}".encode()).hexdigest()[:8]
+    return f"actorio_entities_{prefix.replace('.', '_')}_{entity_type}_{digest}"
+
+
+# -- leases ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Lease:
+    """A placement held by this node: pure timing, read against the node's clock (``loop.time()``).
+
+    ``claim`` is the revision of the create that started the lease: the fencing token (it does not
+    change when the lease is renewed, and a later holder's is always larger, revisions being a
+    stream's sequence numbers). ``revision`` is the entry's latest revision, the one the next
+    renewal compares against. ``sent_at`` is when the request that wrote that revision was
+    *sent*: the server stored it later, so its entry expires no earlier than ``sent_at + ttl`` on
+    the server's clock.
+
+    The holder acts only until `fence_at`, ``sent_at + ttl - guard``: with ``guard`` covering the
+    difference of the two clocks' rates over ``ttl`` and the time the holder needs to stop, it has
+    stopped before the entry can expire and another node can claim the key.
+    """
+
+    claim: int
+    revision: int
+    sent_at: float
+    ttl: float
+    guard: float
+
+    @property
+    def fence_at(self) -> float:
+        """The holder's last moment as the owner: from then on it refuses messages and stops."""
+        return self.sent_at + self.ttl - self.guard
+
+    @property
+    def renew_at(self) -> float:
+        """When to renew: a third of the way to the fence, so that two renewals can fail (or be
+        slow) before it."""
+        return self.sent_at + (self.ttl - self.guard) / 3
+
+    def valid(self, now: float) -> bool:
+        """True while the holder may act as the owner."""
+        return now < self.fence_at
+
+    def renewed(self, revision: int, sent_at: float) -> Lease:
+        """The lease after a renewal, sent at ``sent_at``, wrote ``revision``."""
+        return dataclasses.replace(self, revision=revision, sent_at=sent_at)
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """A key's holder, as the bucket says: the node and the claim revision (its fencing token)."""
+
+    node: str
+    claim: int
+
+
+def _encode_owner(node: str, claim: int) -> bytes:
+    return json.dumps({"node": node, "claim": claim}, separators=(",", ":")).encode()
+
+
+def _decode_owner(value: bytes | None, revision: int) -> Owner | None:
+    """The owner an entry names; None for a value that is not one (the bucket is writable by
+    whoever has the permissions: its bytes are read as hostile). An entry not yet renewed holds
+    claim 0: its claim is its own revision."""
+    if value is None or len(value) > _MAX_VALUE_BYTES:
+        return None
+    try:
+        data: object = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    fields = cast("dict[str, object]", data)
+    node, claim = fields.get("node"), fields.get("claim")
+    if not isinstance(node, str) or not _TOKEN.fullmatch(node):
+        return None
+    if not isinstance(claim, int) or isinstance(claim, bool) or claim < 0:
+        return None
+    return Owner(node, claim or revision)
+
+
+class Placements:
+    """One entity type's placements: a JetStream key-value bucket whose TTL is the lease.
+
+    Every operation is decided by the server: two nodes claiming one key, one gets it; a renewal
+    after someone else's claim fails. Errors of the connection propagate (``nats.errors.Error``,
+    ``asyncio.TimeoutError``): the caller treats them as "not renewed".
+    """
+
+    def __init__(
+        self, kv: KeyValue, *, ttl: float, guard: float, node_id: str, clock: Callable[[], float]
+    ) -> None:
+        self._kv = kv
+        self.ttl = ttl
+        self.guard = guard
+        self._node_id = node_id
+        self._clock = clock
+
+    @classmethod
+    async def bucket(cls, js: JetStreamContext, name: str, ttl: float | None) -> KeyValue:
+        """The bucket ``name``: made with ``ttl`` if given and missing; bound otherwise.
+        ``LookupError`` if it is missing and ``ttl`` is None; ``ValueError`` if it exists with a
+        different TTL (every host of a type must use one lease)."""
+        try:
+            kv = await js.key_value(name)
+        except nats.js.errors.BucketNotFoundError:
+            if ttl is None:
+                raise LookupError(name) from None
+            # nats-py leaves ``**params`` of create_key_value() unannotated.
+            return await js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
+                bucket=name, ttl=ttl, history=1
+            )
+        if ttl is not None:
+            status = await kv.status()
+            if status.ttl is not None and abs(status.ttl - ttl) > 1e-3:
+                raise ValueError(
+                    f"the entity type's bucket {name} has a lease of {status.ttl} s: "
+                    f"host it with lease={status.ttl}"
+                )
+        return kv
+
+    async def claim(self, key: str) -> Lease | Owner:
+        """Claim ``key`` if nobody holds it (a create-if-absent): the new `Lease`, or the `Owner`
+        that holds it. A key held by this node's earlier lease (released but not deleted) is
+        claimed again by a compare-and-set on that entry."""
+        for _ in range(3):  # an entry can expire between the create and the read: try again
+            sent_at = self._clock()
+            try:
+                revision = await self._kv.create(key, _encode_owner(self._node_id, 0))
+            except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.KeyNotFoundError):
+                # Held; or (nats-py reads the entry after a failed create) it expired meanwhile.
+                pass
+            else:
+                return Lease(revision, revision, sent_at, self.ttl, self.guard)
+            found = await self.lookup_entry(key)
+            if found is None:
+                continue
+            owner, revision = found
+            if owner is not None and owner.node != self._node_id:
+                return owner
+            # Our own stale entry, or one that names nobody readable: take it over on its revision.
+            sent_at = self._clock()
+            try:
+                revision = await self._kv.update(key, _encode_owner(self._node_id, 0), last=revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue
+            # Claim 0 in the value: readers take this revision as the claim, as after a create.
+            return Lease(revision, revision, sent_at, self.ttl, self.guard)
+        found = await self.lookup_entry(key)
+        if found is not None and found[0] is not None:
+            return found[0]
+        raise asyncio.TimeoutError(f"entity key {key!r}: the claim kept racing with expiry")
+
+    async def renew(self, key: str, lease: Lease) -> Lease | None:
+        """Renew ``lease`` by a compare-and-set on its revision: the renewed lease, or None if the
+        entry is no longer this lease's (it expired, or someone else holds the key now).
+        Connection errors propagate."""
+        last = lease.revision
+        for _ in range(2):
+            sent_at = self._clock()
+            try:
+                revision = await self._kv.update(key, _encode_owner(self._node_id, lease.claim), last=last)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                # A renewal given up on here (timed out) may have been written all the same: if
+                # the entry is still this lease's, renew on its revision.
+                found = await self.lookup_entry(key)
+                if found is None or found[0] != Owner(self._node_id, lease.claim):
+                    return None
+                last = found[1]
+            else:
+                return lease.renewed(revision, sent_at)
+        return None
+
+    async def release(self, key: str, lease: Lease) -> None:
+        """Give the key back (a delete on the lease's revision, so never someone else's entry).
+        Failing is harmless: the entry expires."""
+        with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+            await self._kv.delete(key, last=lease.revision)
+
+    async def lookup(self, key: str) -> Owner | None:
+        """Who holds ``key`` now, or None."""
+        found = await self.lookup_entry(key)
+        return None if found is None else found[0]
+
+    async def lookup_entry(self, key: str) -> tuple[Owner | None, int] | None:
+        """The entry of ``key`` (its owner, None if unreadable, and its revision), or None."""
+        try:
+            entry = await self._kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        revision = entry.revision or 0
+        return _decode_owner(entry.value, revision), revision
+
+
+# -- hosts ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Host:
+    """A node that hosts an entity type, as its announcements say."""
+
+    node: str
+    load: int
+    """Its activations of the type, as last announced, plus the keys this node sent it since."""
+    seen: float
+    """When it was last heard of (this node's clock)."""
+    every: float
+    """How often it announces itself."""
+
+
+Placement = Callable[[str, Sequence[Host]], Host]
+"""How a node is chosen for a key nobody holds: ``(key, live hosts of the type) -> host``."""
+
+
+def least_loaded(key: str, hosts: Sequence[Host]) -> Host:
+    """The host with the fewest activations of the type (ties: the smallest node id). The
+    default: entities go where there is room, and a node that joins takes new keys first."""
+    return min(hosts, key=lambda host: (host.load, host.node))
+
+
+def rendezvous(key: str, hosts: Sequence[Host]) -> Host:
+    """Rendezvous (highest random weight) hashing: every node chooses the same host for a key, and
+    a host joining or leaving moves only its share of the choices. Fewer claims race, but the
+    load follows the keys, not the room."""
+
+    def weight(host: Host) -> bytes:
+        return hashlib.blake2b(f"{host.node}/{key}".encode(), digest_size=8).digest()
+
+    return max(hosts, key=weight)
+
+
+class Hosts:
+    """Which nodes host which entity types, from their announcements (see the module docstring).
+
+    A host is live while it has announced itself within three of its announcement periods; one
+    that leaves announces that it does. An announcement is read as hostile: a bounded size, node
+    ids and type names checked, at most 10,000 hosts remembered.
+    """
+
+    def __init__(self, nc: Client, *, prefix: str, clock: Callable[[], float]) -> None:
+        self._nc = nc
+        self.subject = f"{prefix}.entities.hosts"
+        self.probe_subject = f"{prefix}.entities.probe"
+        self._clock = clock
+        self._hosts: dict[str, dict[str, Host]] = {}  # entity type -> node -> host
+        self._changed = asyncio.Event()
+        self._subscription: Subscription | None = None
+        self._refused = LogLimit(_logger, limit=1, window=60.0)
+
+    async def open(self) -> None:
+        """Subscribe to announcements, and ask the hosts to announce themselves now."""
+        if self._subscription is not None:
+            return
+        # nats-py leaves a parameter of subscribe() unannotated.
+        self._subscription = await self._nc.subscribe(  # pyright: ignore[reportUnknownMemberType]
+            self.subject, cb=self._on_announcement
+        )
+        await self._nc.publish(self.probe_subject, b"")
+
+    async def close(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None and not self._nc.is_closed:
+            with contextlib.suppress(nats.errors.Error):
+                await subscription.unsubscribe()
+
+    async def _on_announcement(self, msg: Msg) -> None:
+        self.heard(msg.data)
+
+    def heard(self, data: bytes) -> None:
+        """Read one announcement: ``{"node": id, "every": seconds, "types": {type: load}}``; a
+        host whose ``types`` is empty has left."""
+        if len(data) > _MAX_ANNOUNCEMENT_BYTES:
+            self._refused.log(
+                logging.WARNING, "an entity host announcement of %d bytes was ignored", len(data)
+            )
+            return
+        try:
+            parsed: object = json.loads(data)
+        except (ValueError, RecursionError):
+            parsed = None
+        fields = cast("dict[str, object]", parsed) if isinstance(parsed, dict) else {}
+        node, every, types = fields.get("node"), fields.get("every"), fields.get("types")
+        if (
+            not isinstance(node, str)
+            or not _TOKEN.fullmatch(node)
+            or not isinstance(every, (int, float))
+            or isinstance(every, bool)
+            or not 0.01 <= every <= 3600
+            or not isinstance(types, dict)
+            or len(cast("dict[object, object]", types)) > _MAX_TYPES_PER_HOST
+        ):
+            self._refused.log(
+                logging.WARNING, "an invalid entity host announcement was ignored: %r", data[:200]
+            )
+            return
+        now = self._clock()
+        loads = cast("dict[object, object]", types)
+        for entity_type, hosts in self._hosts.items():
+            if entity_type not in loads:
+                hosts.pop(node, None)
+        for name, load in loads.items():
+            if not isinstance(name, str) or not _TYPE.fullmatch(name):
+                continue
+            if not isinstance(load, int) or isinstance(load, bool) or load < 0:
+                continue
+            hosts = self._hosts.setdefault(name, {})
+            if node not in hosts and sum(len(h) for h in self._hosts.values()) >= _MAX_HOSTS:
+                continue
+            hosts[node] = Host(node, load, now, float(every))
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def live(self, entity_type: str) -> list[Host]:
+        """The hosts of ``entity_type`` heard of recently enough (those silent for an hour are
+        forgotten)."""
+        hosts = self._hosts.get(entity_type)
+        if not hosts:
+            return []
+        now = self._clock()
+        for node in [node for node, host in hosts.items() if now - host.seen > 3600]:
+            del hosts[node]
+        return [host for host in hosts.values() if now - host.seen <= 3 * host.every]
+
+    def recent(self, entity_type: str, within: float) -> list[Host]:
+        """The hosts of ``entity_type`` heard of within ``within`` seconds, live or late (a busy
+        host's announcements can be late; one that did not answer is not among them)."""
+        now = self._clock()
+        return [host for host in self._hosts.get(entity_type, {}).values() if now - host.seen <= within]
+
+    def gone(self, entity_type: str, node: str) -> bool:
+        """Whether ``node`` was a host of ``entity_type`` that has gone silent (or did not
+        answer); False for a node not heard of (it may have announced before this node
+        listened)."""
+        host = self._hosts.get(entity_type, {}).get(node)
+        return host is not None and self._clock() - host.seen > 3 * host.every
+
+    def forget(self, entity_type: str, node: str) -> None:
+        """Mark ``node`` gone (it did not answer): its next announcement brings it back."""
+        host = self._hosts.get(entity_type, {}).get(node)
+        if host is not None:
+            host.seen = -math.inf
+
+    async def wait_for(self, entity_type: str, timeout: float) -> list[Host]:
+        """The live hosts of ``entity_type``, waiting up to ``timeout`` seconds for one to
+        announce itself; an empty list if none did."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            hosts = self.live(entity_type)
+            remaining = deadline - loop.time()
+            if hosts or remaining <= 0:
+                return hosts
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                return self.live(entity_type)
+
+
+def announcement(node: str, every: float, loads: Mapping[str, int]) -> bytes:
+    """The announcement of a hosting node (see `Hosts.heard`)."""
+    body: dict[str, Any] = {"node": node, "every": every, "types": dict(loads)}
+    return json.dumps(body, separators=(",", ":")).encode()

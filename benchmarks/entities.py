@@ -1,0 +1,116 @@
+"""Entities on NATS beside a plain published actor, on the same local nats-server (JetStream on),
+in the same run. Two nodes in this one process: one hosts (or publishes), one sends.
+
+- entity activation: the first ask to a new key (a placement read, a claim in the bucket, the
+  actor started, the reply), in microseconds; beside an ask to an actor already published.
+- entity tell: messages told to one active entity, handled (an ask at the end is the barrier),
+  per second; beside the same to a published actor.
+- entity ask: the round trip of an ask to an active entity; beside one to a published actor.
+"""
+
+from __future__ import annotations
+
+import time
+
+from actorio import Actor, Message, handles
+from actorio.nats import LocalServer, Node
+
+from .__main__ import Row
+
+
+class Count(Message):
+    n: int
+
+
+class Total(Message[int]):
+    pass
+
+
+class Counter(Actor[Count | Total]):
+    def __init__(self, key: str = "") -> None:
+        super().__init__()
+        self.count = 0
+
+    @handles(Count)
+    async def counted(self, msg: Count) -> None:
+        self.count += 1
+
+    @handles(Total)
+    async def total(self, msg: Total) -> int:
+        return self.count
+
+
+async def _figures(url: str, tells: int, asks: int, activations: int) -> dict[str, tuple[float, float]]:
+    async with await Node.connect(url) as host, await Node.connect(url) as client:
+        await host.host(Counter, name="bench-entity", lease=10.0)
+        await host.publish("bench-plain", Counter)
+        plain = client.ref("bench-plain", Counter)
+        entity = client.entity("bench-entity", "warm", Counter)
+        await plain.ask(Total())
+        await entity.ask(Total())
+        figures: dict[str, tuple[float, float]] = {}
+
+        started = time.perf_counter()
+        for i in range(activations):
+            await client.entity("bench-entity", f"new{i}", Counter).ask(Total())
+        activation = (time.perf_counter() - started) / activations * 1e6
+        started = time.perf_counter()
+        for _ in range(activations):
+            await plain.ask(Total())
+        figures["entity activation"] = (activation, (time.perf_counter() - started) / activations * 1e6)
+
+        rates = []
+        for ref in (entity, plain):
+            before = await ref.ask(Total())
+            started = time.perf_counter()
+            for i in range(tells):
+                ref.tell_nowait(Count(n=i))
+            assert await ref.ask(Total(), timeout=60) == before + tells
+            rates.append(tells / (time.perf_counter() - started))
+        figures["entity tell"] = (rates[0], rates[1])
+
+        times = []
+        for ref in (entity, plain):
+            started = time.perf_counter()
+            for _ in range(asks):
+                await ref.ask(Total())
+            times.append((time.perf_counter() - started) / asks * 1e6)
+        figures["entity ask"] = (times[0], times[1])
+        return figures
+
+
+async def run_entities(scale: float, repeat: int, url: str | None = None) -> list[Row]:
+    """The entity rows; on a local nats-server started for the run when ``url`` is None."""
+    if url is None:
+        with LocalServer() as server:
+            return await run_entities(scale, repeat, server.url)
+    tells, asks, activations = (
+        max(20, int(20_000 * scale)),
+        max(10, int(2_000 * scale)),
+        max(5, int(500 * scale)),
+    )
+    runs = [await _figures(url, tells, asks, activations) for _ in range(repeat)]
+    rows = []
+    for name, unit, n, higher, label in (
+        ("entity activation", "us", activations, False, "ask to a published actor"),
+        ("entity tell", "msg/s", tells, True, "tell to a published actor"),
+        ("entity ask", "us", asks, False, "ask to a published actor"),
+    ):
+        pick = max if higher else min
+        mine = pick(run[name][0] for run in runs)
+        plain = pick(run[name][1] for run in runs)
+        rows.append(
+            Row(
+                loop="asyncio",
+                scenario=name,
+                unit=unit,
+                n=n,
+                actorio=mine,
+                baseline=plain,
+                baseline_label=label,
+                ratio=mine / plain,
+                target="",
+                met=None,
+            )
+        )
+    return rows

@@ -1,0 +1,336 @@
+"""Entities on a real nats-server (several nodes in one process): activation on the first message,
+exactly one activation per key, the location cache, idle passivation and re-activation, moves,
+fencing, key validation and hostile input."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+import pytest_asyncio
+
+from actorio import Actor, Message, handles
+from actorio.nats import ActorNotFound, EntityRef, Host, Node, rendezvous
+from actorio.nats._placement import Placement
+from tests.nats_support.link import SlowLink
+from tests.nats_support.processes import wait_until
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+LEASE = 2.0  # real seconds: the bucket's TTL is the server's, in real time
+
+# Each activation, recorded by (entity type name, key): (node id, started, stopped). Tests in one
+# process share it; each test uses a type name of its own.
+EVENTS: list[tuple[str, str, str]] = []
+STAMPS: dict[tuple[str, str, str], float] = {}  # when each (kind, key, node) last happened
+
+
+class Add(Message):
+    amount: int
+
+
+class Balance(Message[int]):
+    pass
+
+
+class Where(Message[str]):
+    pass
+
+
+class Boom(Message[int]):
+    pass
+
+
+class Other(Message):
+    pass
+
+
+class Account(Actor[Add | Balance | Where | Boom]):
+    """An account: its balance in memory; records its start and teardown."""
+
+    node_id = ""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+        self.balance = 0
+
+    async def mainloop_setup(self) -> None:
+        EVENTS.append(("start", self.key, type(self).node_id))
+        STAMPS[("start", self.key, type(self).node_id)] = time.monotonic()
+
+    async def mainloop_teardown(self) -> None:
+        EVENTS.append(("stop", self.key, type(self).node_id))
+        STAMPS[("stop", self.key, type(self).node_id)] = time.monotonic()
+
+    @handles(Add)
+    async def add(self, msg: Add) -> None:
+        self.balance += msg.amount
+
+    @handles(Balance)
+    async def read(self, msg: Balance) -> int:
+        return self.balance
+
+    @handles(Where)
+    async def where(self, msg: Where) -> str:
+        return type(self).node_id
+
+    @handles(Boom)
+    async def boom(self, msg: Boom) -> int:
+        raise RuntimeError("boom")
+
+
+def account_class(node: Node) -> type[Account]:
+    """An `Account` class that knows its node (one per node, so two nodes in one process differ)."""
+    return type("Account", (Account,), {"node_id": node.node_id})
+
+
+@pytest_asyncio.fixture
+async def nodes(nats_url: str) -> AsyncIterator[list[Node]]:
+    made = [await Node.connect(nats_url, ask_timeout=10.0) for _ in range(3)]
+    try:
+        yield made
+    finally:
+        for node in made:
+            await node.close()
+
+
+def live(events: list[tuple[str, str, str]]) -> dict[str, set[str]]:
+    """The nodes each key is active on, replaying the recorded starts and stops."""
+    active: dict[str, set[str]] = {}
+    for kind, key, node in events:
+        nodes = active.setdefault(key, set())
+        if kind == "start":
+            assert not nodes, f"{key} started on {node} while active on {nodes}"
+            nodes.add(node)
+        else:
+            nodes.discard(node)
+    return active
+
+
+async def test_the_first_message_activates_the_entity_on_one_node(nodes: list[Node]) -> None:
+    EVENTS.clear()
+    a, b, client = nodes
+    host_a = await a.host(account_class(a), name="acct1", lease=LEASE)
+    host_b = await b.host(account_class(b), name="acct1", lease=LEASE)
+    refs = [client.entity("acct1", f"k{i}", Account) for i in range(20)]
+    await asyncio.gather(*(ref.tell(Add(amount=i)) for i, ref in enumerate(refs)))
+    balances = await asyncio.gather(*(ref.ask(Balance()) for ref in refs))
+    assert balances == list(range(20))
+    # Each key lives on one node, and every node (even one that hosts nothing) reaches it.
+    where = {ref.key: await ref.ask(Where()) for ref in refs}
+    for key, node_id in where.items():
+        assert await a.entity("acct1", key, Account).ask(Where()) == node_id
+        assert await b.entity("acct1", key, Account).ask(Where()) == node_id
+    assert host_a.started + host_b.started == 20
+    assert host_a.started > 0  # the default placement spreads them
+    assert host_b.started > 0
+    live(EVENTS)
+
+
+async def test_concurrent_first_messages_from_many_nodes_make_one_activation(nodes: list[Node]) -> None:
+    EVENTS.clear()
+    hosts = [await n.host(account_class(n), name="acct2", lease=LEASE, idle_timeout=60) for n in nodes]
+    keys = [f"race{i}" for i in range(10)]
+    ids = sorted(n.node_id for n in nodes)
+
+    def choose(node_id: str) -> Placement:
+        def placement(key: str, live: Sequence[Host]) -> Host:
+            return next((h for h in live if h.node == node_id), live[0])
+
+        return placement
+
+    for offset, n in enumerate(nodes):
+        # Each node chooses a different host for a free key: their claims race.
+        await n.entities.wait_for_hosts("acct2", 5.0)
+        n.entities.placement = choose(ids[offset])
+
+    async def burst(node: Node) -> None:
+        for key in keys:
+            await node.entity("acct2", key, Account).tell(Add(amount=1))
+
+    await asyncio.gather(*(burst(n) for n in nodes))
+    for key in keys:
+        assert await nodes[2].entity("acct2", key, Account).ask(Balance()) == 3
+    assert sum(host.started for host in hosts) == len(keys)
+    live(EVENTS)
+
+
+async def test_typed_reference_by_class(nodes: list[Node]) -> None:
+    a, _, client = nodes
+    await a.host(Account, lease=LEASE)
+    ref = client.entity(Account, "alice")
+    assert isinstance(ref, EntityRef)
+    assert ref.identifier == "Account/alice"
+    await ref.tell(Add(amount=5))
+    assert await ref.ask(Balance()) == 5
+    assert ref == client.entity(Account, "alice")
+    with pytest.raises(TypeError):
+        await ref.tell(Other())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+async def test_keys_are_checked_at_the_reference(node: Node) -> None:
+    for bad in ["", "a.b", "a b", "*", ">", "x" * 129, "é", "a\x00", "$SYS"]:
+        with pytest.raises(ValueError, match="invalid entity key"):
+            node.entity(Account, bad)
+    with pytest.raises(TypeError):
+        node.entity(Account, 42)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
+    with pytest.raises(ValueError, match="invalid entity type name"):
+        node.entity("a.b", "k", Account)
+    assert node.entity(Account, "x" * 128).key == "x" * 128
+    assert node.entity(Account, "YWxpY2U=").key == "YWxpY2U="
+
+
+async def test_a_type_nobody_hosts_is_not_found(node: Node) -> None:
+    ref = node.entity("nobody", "k", Account)
+    with pytest.raises(ActorNotFound):
+        await ref.ask(Balance(), timeout=0.5)
+
+
+async def test_idle_entities_are_passivated_and_reactivated(nodes: list[Node]) -> None:
+    EVENTS.clear()
+    a, _, client = nodes
+    host = await a.host(account_class(a), name="acct3", lease=LEASE, idle_timeout=0.3)
+    ref = client.entity("acct3", "sleepy", Account)
+    await ref.tell(Add(amount=7))
+    assert await ref.ask(Balance()) == 7
+
+    async def passivated() -> bool:
+        return "sleepy" not in host.activations
+
+    await wait_until(passivated, 10.0)
+    assert ("stop", "sleepy", a.node_id) in EVENTS  # its teardown ran
+    # Its placement was released: the next message activates it again, state lost (in memory).
+    assert await host.placements.lookup("sleepy") is None
+    assert await ref.ask(Balance()) == 0
+    assert host.started == 2
+    live(EVENTS)
+
+
+async def test_a_failing_entity_is_restarted_and_others_go_on(nodes: list[Node]) -> None:
+    a, _, client = nodes
+    await a.host(account_class(a), name="acct4", lease=LEASE)
+    bad, good = client.entity("acct4", "bad", Account), client.entity("acct4", "good", Account)
+    await good.tell(Add(amount=1))
+    with pytest.raises(Exception, match="boom"):
+        await bad.ask(Boom())
+    assert await bad.ask(Balance()) == 0
+    assert await good.ask(Balance()) == 1
+
+
+async def test_a_closed_host_releases_its_keys_and_they_move(nodes: list[Node]) -> None:
+    EVENTS.clear()
+    a, b, client = nodes
+    await a.host(account_class(a), name="acct5", lease=LEASE)
+    ref = client.entity("acct5", "mover", Account)
+    assert await ref.ask(Where()) == a.node_id
+    await b.host(account_class(b), name="acct5", lease=LEASE)
+    await a.close()
+    assert ("stop", "mover", a.node_id) in EVENTS
+    assert await ref.ask(Where(), timeout=10) == b.node_id
+    live(EVENTS)
+
+
+async def test_a_node_that_lost_its_lease_stops_acting(nodes: list[Node]) -> None:
+    """Fencing: the bucket entry is taken away behind the holder's back (as after a long pause):
+    its renewal fails, and it stops before handling anything more."""
+    EVENTS.clear()
+    a, b, client = nodes
+    host_a = await a.host(account_class(a), name="acct6", lease=LEASE)
+    ref = client.entity("acct6", "fenced", Account)
+    assert await ref.ask(Where()) == a.node_id
+    activation = host_a.activations["fenced"]
+    assert activation.lease is not None
+    # Someone else's claim: the entry is replaced, so the holder's compare-and-set fails.
+    await host_a.placements._kv.delete("fenced")  # pyright: ignore[reportPrivateUsage]
+
+    async def stopped() -> bool:
+        return "fenced" not in host_a.activations
+
+    await wait_until(stopped, 10.0)
+    assert ("stop", "fenced", a.node_id) in EVENTS
+    await b.host(account_class(b), name="acct6", lease=LEASE)
+    # A message routed with a newer claim than the holder's is never handled by it.
+    assert await ref.ask(Balance(), timeout=10) == 0
+    live(EVENTS)
+
+
+async def test_rendezvous_placement_is_stable(nodes: list[Node]) -> None:
+    a, b, client = nodes
+    await a.host(account_class(a), name="acct7", lease=LEASE)
+    await b.host(account_class(b), name="acct7", lease=LEASE)
+    client.entities.placement = rendezvous
+    await client.entities.wait_for_hosts("acct7", 5.0)
+
+    async def both() -> bool:
+        return len(client.entities.hosts.live("acct7")) == 2
+
+    await wait_until(both, 10.0)
+    hosts = client.entities.hosts.live("acct7")
+    for i in range(10):
+        expected = rendezvous(f"r{i}", hosts).node
+        assert await client.entity("acct7", f"r{i}", Account).ask(Where()) == expected
+
+
+async def test_hostile_messages_never_reach_an_entity(nodes: list[Node]) -> None:
+    from actorio import dead_letters
+
+    a, _, client = nodes
+    host = await a.host(account_class(a), name="acct8", lease=LEASE)
+    nc = client._nc  # pyright: ignore[reportPrivateUsage]
+    base = f"{client.prefix}.entity.acct8.{a.node_id}"
+    await nc.publish(f"{base}.k1", b'{"type":"Add","amount":1}')  # no lease header
+    await nc.publish(f"{base}.k1", b'{"type":"Add","amount":1}', headers={"Actorio-Lease": "-1"})
+    await nc.publish(f"{base}.k1", b'{"type":"Add","amount":1}', headers={"Actorio-Lease": "9" * 40})
+    await nc.publish(f"{base}.a=b=c", b"not json", headers={"Actorio-Lease": "0"})
+    await nc.publish(f"{base}.{'x' * 200}", b"{}", headers={"Actorio-Lease": "0"})
+    reply = await nc.request(f"{base}.k2", b"{}", headers={"Actorio-Lease": "nope"}, timeout=5)
+    assert (reply.headers or {}).get("Actorio-Status") == "error"
+
+    async def recorded() -> bool:
+        return len(dead_letters.of(reason="invalid")) >= 5
+
+    await wait_until(recorded, 10.0)
+    assert "k1" not in host.activations
+    ref = client.entity("acct8", "k1", Account)
+    assert await ref.ask(Balance()) == 0
+
+
+async def test_tell_nowait_and_tell_keep_their_order(nodes: list[Node]) -> None:
+    a, _, client = nodes
+    await a.host(account_class(a), name="acct9", lease=LEASE)
+    ref = client.entity("acct9", "ordered", Account)
+    for i in range(100):
+        ref.tell_nowait(Add(amount=i))
+    await ref.tell(Add(amount=1000))
+    assert await ref.ask(Balance()) == sum(range(100)) + 1000
+
+
+async def test_a_host_cut_off_from_the_server_stops_before_another_takes_over(
+    nats_url: str, nodes: list[Node]
+) -> None:
+    """What the cut-off node sends waits in a relay (its renewals, its replies) while it still
+    receives: it cannot renew, reaches its fence and stops; only then can the key's entry
+    expire and another host activate it."""
+    EVENTS.clear()
+    b, client, _ = nodes
+    port = int(nats_url.rsplit(":", 1)[1])
+    async with SlowLink(port).running() as link, await Node.connect(link.url, ask_timeout=10.0) as cut:
+        host_cut = await cut.host(account_class(cut), name="acct10", lease=LEASE)
+        ref = client.entity("acct10", "island", Account)
+        assert await ref.ask(Where()) == cut.node_id
+        await b.host(account_class(b), name="acct10", lease=LEASE)
+        link.hold()
+
+        async def stopped() -> bool:
+            return "island" not in host_cut.activations
+
+        await wait_until(stopped, LEASE + 5.0)
+        # The client's cached route still names the cut-off node: its ask reaches it, the reply
+        # cannot come back, and the ask goes to the new owner once the entry has changed.
+        assert await ref.ask(Where(), timeout=LEASE + 8.0) == b.node_id
+        link.release()
+    assert STAMPS[("stop", "island", cut.node_id)] < STAMPS[("start", "island", b.node_id)]
+    live(EVENTS)

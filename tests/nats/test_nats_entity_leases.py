@@ -1,0 +1,195 @@
+"""Lease timing: the arithmetic of `Lease`, and what a host does at each moment of a lease
+(`EntityHost.check`, given the time), against a real bucket. The lease is long (60 s) so that the
+host's own ticker, running in real time, reaches none of those moments during a test: each one is
+reached by calling ``check`` with the time wanted."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import cast
+
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client
+
+from actorio import Actor, Message, handles
+from actorio.nats import EntityHost, Node
+from actorio.nats._placement import Hosts, Lease, _encode_owner  # pyright: ignore[reportPrivateUsage]
+from tests.nats_support.processes import wait_until
+
+ASYNC = pytest.mark.asyncio(loop_scope="function")
+
+LONG = 60.0
+IDLE = 20.0  # before the fence (45 s after a renewal): idle passivation comes first
+STOPS: list[str] = []
+
+
+class Ping(Message[str]):
+    pass
+
+
+class Counter(Actor[Ping]):
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+    async def mainloop_teardown(self) -> None:
+        STOPS.append(self.key)
+
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> str:
+        return self.key
+
+
+def test_the_fence_comes_before_expiry_and_renewals_before_the_fence() -> None:
+    lease = Lease(claim=7, revision=7, sent_at=100.0, ttl=10.0, guard=2.5)
+    assert lease.fence_at == 107.5  # sent_at + ttl - guard: stopped before the entry can expire
+    assert lease.renew_at == 102.5  # a third of the way to the fence: two renewals may fail
+    assert lease.valid(107.4999)
+    assert not lease.valid(107.5)
+    renewed = lease.renewed(revision=9, sent_at=102.6)
+    assert (renewed.claim, renewed.revision) == (7, 9)  # the claim, the fencing token, stays
+    assert renewed.fence_at == pytest.approx(110.1)
+
+
+@pytest_asyncio.fixture
+async def hosted(node: Node) -> AsyncIterator[EntityHost]:
+    STOPS.clear()
+    yield await node.host(Counter, name=f"counter{id(node)}", lease=LONG, idle_timeout=IDLE)
+
+
+async def activate(node: Node, host: EntityHost, key: str) -> Lease:
+    assert await node.entity(host.entity_type, key, Counter).ask(Ping()) == key
+    lease = host.activations[key].lease
+    assert lease is not None
+    return lease
+
+
+@ASYNC
+async def test_a_lease_is_renewed_when_due_and_not_before(node: Node, hosted: EntityHost) -> None:
+    lease = await activate(node, hosted, "renewed")
+    activation = hosted.activations["renewed"]
+    hosted.check(lease.renew_at - 0.001)
+    before = activation.renewal
+    hosted.check(lease.renew_at)
+    assert before is None
+    assert activation.renewal is not None
+
+    async def renewed() -> bool:
+        return hosted.activations["renewed"].lease is not lease
+
+    await wait_until(renewed, 10.0)
+    after = hosted.activations["renewed"].lease
+    assert after is not None
+    assert after.claim == lease.claim
+    assert after.revision > lease.revision
+    assert after.fence_at > lease.fence_at
+    owner = await hosted.placements.lookup("renewed")
+    assert owner is not None
+    assert (owner.node, owner.claim) == (node.node_id, lease.claim)
+
+
+@ASYNC
+async def test_at_its_fence_an_activation_stops_and_leaves_its_entry_to_expire(
+    node: Node, hosted: EntityHost
+) -> None:
+    lease = await activate(node, hosted, "fenced")
+    hosted.activations["fenced"].last = lease.fence_at - 1.0  # busy until then: not idle
+    hosted.check(lease.fence_at - 0.001)
+    assert hosted.active("fenced") is not None
+    hosted.check(lease.fence_at)
+
+    async def stopped() -> bool:
+        return "fenced" not in hosted.activations
+
+    await wait_until(stopped, 10.0)
+    assert STOPS == ["fenced"]  # its teardown ran
+    # Not released: the entry is left to expire (a fenced node cannot know it still owns it).
+    owner = await hosted.placements.lookup("fenced")
+    assert owner is not None
+    assert owner.claim == lease.claim
+
+
+@ASYNC
+async def test_an_idle_activation_is_passivated_and_its_key_released(node: Node, hosted: EntityHost) -> None:
+    await activate(node, hosted, "idle")
+    last = hosted.activations["idle"].last
+    hosted.check(last + IDLE - 0.001)
+    assert hosted.active("idle") is not None
+    hosted.check(last + IDLE)
+
+    async def released() -> bool:
+        return "idle" not in hosted.activations and await hosted.placements.lookup("idle") is None
+
+    await wait_until(released, 10.0)
+    assert STOPS == ["idle"]
+
+
+@ASYNC
+async def test_a_message_after_the_fence_is_not_handled_by_the_fenced_activation(
+    node: Node, hosted: EntityHost
+) -> None:
+    """The fence is checked at delivery too, not only by the ticker: a message that arrives
+    after it (the process was paused, say) stops the activation instead of reaching it."""
+    lease = await activate(node, hosted, "late")
+    activation = hosted.activations["late"]
+    activation.lease = Lease(lease.claim, lease.revision, lease.sent_at - LONG, LONG, lease.guard)
+    # Its entry is still ours (not expired at the server): the message activates it again, here.
+    assert await node.entity(hosted.entity_type, "late", Counter).ask(Ping(), timeout=10) == "late"
+    assert STOPS == ["late"]
+    assert hosted.started == 2
+
+
+def test_host_announcements_are_read_as_hostile() -> None:
+    """Announcements come from anyone who may publish on the subject: bounded, checked, and a
+    host is live for three of its periods (by the clock given)."""
+    now = [100.0]
+    hosts = Hosts(cast(Client, None), prefix="actorio", clock=lambda: now[0])
+    for bad in [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"node": "a.b", "every": 1, "types": {}}',
+        b'{"node": "n1", "every": 0, "types": {"T": 1}}',
+        b'{"node": "n1", "every": true, "types": {"T": 1}}',
+        b'{"node": "n1", "every": 1, "types": []}',
+        b'{"node": "n1", "every": 1, "types": {"T": 1}, "pad": "' + b"x" * 20000 + b'"}',
+        json.dumps({"node": "n1", "every": 1, "types": {f"T{i}": 1 for i in range(101)}}).encode(),
+        b"[" * 100000,
+    ]:
+        hosts.heard(bad)
+    assert hosts.live("T") == []
+    hosts.heard(b'{"node": "n1", "every": 1, "types": {"T": 3, "bad.type": 1, "U": -1, "V": true}}')
+    assert [(h.node, h.load) for h in hosts.live("T")] == [("n1", 3)]
+    assert hosts.live("U") == []
+    assert hosts.live("V") == []
+    assert hosts.live("bad.type") == []
+    now[0] += 3.0
+    assert len(hosts.live("T")) == 1
+    now[0] += 0.001
+    assert hosts.live("T") == []  # silent for three periods
+    assert hosts.gone("T", "n1")
+    assert not hosts.gone("T", "never-heard")
+    hosts.heard(b'{"node": "n1", "every": 1, "types": {"T": 0}}')
+    assert not hosts.gone("T", "n1")
+    hosts.heard(b'{"node": "n1", "every": 1, "types": {}}')  # it left
+    assert hosts.live("T") == []
+
+
+@ASYNC
+async def test_a_renewal_written_after_it_was_given_up_on_is_adopted(node: Node, hosted: EntityHost) -> None:
+    """A renewal that timed out here may still have been written: the next one finds the entry
+    still this lease's and renews on its revision, instead of taking it for someone else's."""
+    lease = await activate(node, hosted, "slow")
+    kv = hosted.placements._kv  # pyright: ignore[reportPrivateUsage]
+    await kv.update("slow", _encode_owner(node.node_id, lease.claim), last=lease.revision)
+    hosted.check(lease.renew_at)
+    activation = hosted.activations["slow"]
+
+    async def renewed() -> bool:
+        return activation.lease is not lease and activation.renewal is None
+
+    await wait_until(renewed, 10.0)
+    assert hosted.active("slow") is not None
+    assert STOPS == []

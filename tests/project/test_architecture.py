@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "_incarnation": 6,
     "_actor": 6,
     "_run": 7,
+    "_gc_policy": 7,
     "__init__": 8,
     "lowlevel": 8,
 }

@@ -5,6 +5,7 @@
     python -m benchmarks --json out.json # also write the figures as JSON
     python -m benchmarks --peers         # also measure peer libraries, each in its own venv
     python -m benchmarks --nats          # also actors on NATS beside bare nats-py (benchmarks/remote.py)
+    python -m benchmarks --only built    # only the scenarios whose name contains "built"
 
 Each row runs actorio and the baseline alternately, ``--repeat`` times, and keeps the best
 figure of each. The ratio is actorio / baseline; the target says which way is better. When
@@ -73,11 +74,14 @@ async def _measure(scenario: Scenario, n: int, repeat: int) -> Row:
     )
 
 
-async def _run_all(scale: float, repeat: int, progress: Callable[[str], None]) -> list[Row]:
+async def _run_all(
+    scale: float, repeat: int, progress: Callable[[str], None], only: list[str] | None = None
+) -> list[Row]:
     rows = []
-    for index, scenario in enumerate(SCENARIOS, 1):
+    chosen = [s for s in SCENARIOS if not only or any(word in s.name for word in only)]
+    for index, scenario in enumerate(chosen, 1):
         n = max(10, int(scenario.size * scale))
-        progress(f"[{index}/{len(SCENARIOS)}] {scenario.name} (n={n:,})")
+        progress(f"[{index}/{len(chosen)}] {scenario.name} (n={n:,})")
         rows.append(await _measure(scenario, n, repeat))
     return rows
 
@@ -118,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", action="store_true", help="also measure peer libraries")
     parser.add_argument("--no-uvloop", action="store_true", help="skip the uvloop table")
     parser.add_argument("--nats", action="store_true", help="also remote tell/ask on a local nats-server")
+    parser.add_argument(
+        "--only", action="append", metavar="WORDS", help="only the scenarios whose name contains WORDS"
+    )
     args = parser.parse_args(argv)
     scale, repeat = (0.001, 1) if args.quick else (1.0, args.repeat)
 
@@ -128,14 +135,14 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()} on {platform.machine()} ({os.cpu_count()} cores), {sys.platform}"
     )
     print(f"actorio benchmark; {machine}")
-    rows = asyncio.run(_run_all(scale, repeat, progress))
+    rows = asyncio.run(_run_all(scale, repeat, progress, args.only))
     for row in rows:
         row.loop = "asyncio"
     print(_table("event loop: asyncio", rows))
     uvloop_run = None if args.no_uvloop else _uvloop_runner()
     if uvloop_run is not None:
         progress("uvloop:")
-        uv_rows: list[Row] = uvloop_run(_run_all(scale, repeat, progress))
+        uv_rows: list[Row] = uvloop_run(_run_all(scale, repeat, progress, args.only))
         for row in uv_rows:
             row.loop = "uvloop"
         print()

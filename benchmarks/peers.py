@@ -146,6 +146,10 @@ def _measure(peer: Peer, python: Path, scale: float, progress: Callable[[str], N
             process.kill()
             process.wait()
             raise RuntimeError(f"timed out after {timeout:g} s") from None
+        except BaseException:  # interrupted: the peer's process does not outlive the benchmark
+            process.kill()
+            process.wait()
+            raise
         finally:
             for pump in pumps:
                 pump.join(5)

@@ -16,6 +16,6 @@ def test_nats_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["--quick", "--no-uvloop", "--nats", "--json", str(out)]) == 0
     assert "actors on NATS" in capsys.readouterr().out
     rows = {row["scenario"]: row for row in json.loads(out.read_text())["rows"]}
-    for name in ("nats remote tell", "nats remote ask"):
+    for name in ("nats remote tell", "nats remote ask", "nats pool of 2 workers"):
         assert rows[name]["actorio"] > 0
         assert rows[name]["baseline"] > 0

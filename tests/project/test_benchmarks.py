@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import million
 from benchmarks.__main__ import main
 from benchmarks.scenarios import SCENARIOS
 
@@ -20,3 +21,11 @@ def test_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     figures = json.loads(out.read_text())
     assert [row["scenario"] for row in figures["rows"]] == [s.name for s in SCENARIOS]
     assert all(row["actorio"] > 0 and row["baseline"] > 0 for row in figures["rows"])
+
+
+def test_million_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    assert million.main(["--actors", "50"]) == 0
+    figures = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert figures["actors"] == 50
+    assert figures["start_s"] > 0
+    assert figures["peak_rss_mb"] > 0

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .baseline import SIDES, Echo, Ping
+from .baseline import MESSAGES, SIDES, Echo, Ping
 
 
 class PlainPing(BaseModel):
@@ -57,8 +57,9 @@ async def _tell(side: str, n: int, build: bool) -> None:
     ref = await actor.start()
     message = Ping(n=0)
     if build:
+        make = MESSAGES[side][0]  # actorio's validated Ping, or the hand-written side's slotted one
         for i in range(n):
-            await ref.tell(Ping(n=i))
+            await ref.tell(make(i))
     else:
         for _ in range(n):
             await ref.tell(message)
@@ -71,8 +72,9 @@ async def _ask(side: str, n: int, build: bool) -> None:
     ref = await actor.start()
     message = Echo(n=7)
     if build:
+        make = MESSAGES[side][1]
         for i in range(n):
-            await ref.ask(Echo(n=i))
+            await ref.ask(make(i))
     else:
         for _ in range(n):
             await ref.ask(message)
@@ -101,6 +103,7 @@ CASES: dict[str, Callable[[int], None]] = {
     "ask": _in_loop(lambda n: _ask("actorio", n, False)),
     "ask_built": _in_loop(lambda n: _ask("actorio", n, True)),
     "ask_baseline": _in_loop(lambda n: _ask("baseline", n, False)),
+    "ask_baseline_built": _in_loop(lambda n: _ask("baseline", n, True)),
     "spawn_stop": _in_loop(lambda n: _spawn_stop("actorio", n)),
     "spawn_stop_baseline": _in_loop(lambda n: _spawn_stop("baseline", n)),
 }
@@ -132,6 +135,7 @@ def _instructions(case: str, n: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions", description=__doc__)
     parser.add_argument("cases", nargs="*", help=f"of: {', '.join(CASES)}")
+    parser.add_argument("--n", type=int, help="iterations of the smaller run (default: 20,000; spawn 2,000)")
     parser.add_argument("--run", nargs=2, metavar=("CASE", "N"), help="run one case N times, uncounted")
     args = parser.parse_args(argv)
     if args.run:
@@ -141,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     for case in args.cases or list(CASES):
         if case not in CASES:
             parser.error(f"unknown case {case!r}")
-        n = SIZES.get(case, 20_000)
+        n = args.n or SIZES.get(case, 20_000)
         once, twice = _instructions(case, n), _instructions(case, 2 * n)
         print(f"{case:<22} {(twice - once) / n:>10,.0f} instructions per iteration", flush=True)
     return 0

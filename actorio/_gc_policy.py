@@ -14,8 +14,9 @@ whole stable heap again, and a burst of queued messages triggers many of them. T
   over objects that are mostly garbage already. At most that many objects in unreachable cycles
   wait for a collection: a few MB at worst.
 
-Figures (``python -m benchmarks``, row "GC policy", and docs/performance.md): building and
-telling 200,000 messages in a burst costs about a third less time with the policy than without.
+Figures (docs/performance.md; the benchmark's row "tell, built, GC policy"): building and
+telling 200,000 messages in a burst, 1.59x the throughput of the default collector; freezing
+alone gives 1.06x, the threshold alone 1.32x, a threshold of 100,000 1.35x.
 """
 
 from __future__ import annotations

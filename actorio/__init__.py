@@ -142,8 +142,15 @@ _EXPORTS = {
     "Terminated": "._watch",
 }
 
+# actorio 0.1.4's names that have a better one now: name -> (module, the name to use). Each use
+# warns; they are not in __all__, and type checkers do not see them (they report the old name).
+_DEPRECATED = {
+    "ActorReference": ("._compat", "ActorRef"),
+    "wait_for": ("._compat", "asyncio.wait_for (or asyncio.timeout)"),
+}
+
 
 if not TYPE_CHECKING:  # hidden from type checkers, which would then accept any name
     from ._lazy import lazy_attributes
 
-    __getattr__, __dir__ = lazy_attributes(globals(), _EXPORTS)
+    __getattr__, __dir__ = lazy_attributes(globals(), _EXPORTS, _DEPRECATED)

@@ -24,7 +24,7 @@ from . import _incarnation as incarnation
 from ._ask import AskRef, HeldAsks
 from ._dispatch import Handler, resolve_handler, set_up_dispatch
 from ._exceptions import EndMainLoop, UnhandledMessage
-from ._inputs import InputTasks
+from ._inputs import InputHandler, InputTasks, input_handler
 from ._mailbox import BoundedMailbox, Mailbox
 from ._message import Message
 from ._protocol import ProtocolAttribute, check_wire_names
@@ -139,9 +139,8 @@ class Actor(Generic[P]):
         capacity = mailbox_capacity if mailbox_capacity is not None else type(self).mailbox_capacity
         self._actor_mailbox = Mailbox(self) if capacity is None else BoundedMailbox(self, capacity)
         cls = type(self)
-        self._actor_ref: ActorRef[P] = ActorRef(
-            self._actor_mailbox, cls._actor_message_types, cls._actor_accepts
-        )
+        mailbox, types, accepts = self._actor_mailbox, cls._actor_message_types, cls._actor_accepts
+        self._actor_ref: ActorRef[P] = ActorRef(mailbox, types, accepts)
         self._actor_task: asyncio.Task[None] | None = None
         self._actor_closed = False
         self._actor_serial = next(_actor_serials)
@@ -228,8 +227,7 @@ class Actor(Generic[P]):
 
     @property
     def stopped(self) -> bool:
-        """True once this actor (this incarnation, for a supervised child) handles no more
-        messages."""
+        """True once this actor (this incarnation, for a supervised child) handles no messages."""
         return self._actor_closed
 
     async def start(self) -> ActorRef[P]:
@@ -243,6 +241,7 @@ class Actor(Generic[P]):
         self._actor_mailbox.reader = mainloop = self._actor_mainloop()  # type: ignore[assignment]
         self._actor_task = task = asyncio.get_running_loop().create_task(mainloop)
         task.add_done_callback(self._actor_task_done)  # a bound method: 64 B less than a partial
+        incarnation.RUNNING.add(task)
         return self._actor_ref
 
     async def stop(self, timeout: float | None = None) -> None:
@@ -478,17 +477,17 @@ class Actor(Generic[P]):
     def register_input_task(
         self,
         factory: Callable[[], Awaitable[Any]],
-        handler: Callable[[asyncio.Task[Any]], Awaitable[Any]],
+        handler: InputHandler | None = None,
         count: int | None = None,
+        *,
+        coro_to_run: InputHandler | None = None,
     ) -> None:
         """Run ``factory()`` as a task; when it is done, call ``await handler(task)`` in the actor.
 
         The handler never runs while a message is being handled. Then ``factory()`` runs again,
         ``count`` times in all (forever if ``None``). Tasks still running when the actor stops are
-        cancelled.
-        """
-        if count is not None and count < 1:
-            raise ValueError("count must be at least 1")
+        cancelled. ``coro_to_run`` is actorio 0.1.4's name for ``handler`` (deprecated)."""
+        handler = input_handler(handler, coro_to_run, count)
         if self._actor_inputs is None:
             self._actor_inputs = InputTasks(self._actor_mailbox)
         self._actor_inputs.add(factory, handler, count, self._actor_task is not None)
@@ -540,9 +539,8 @@ class Actor(Generic[P]):
                     batch = budget
                 budget -= batch
                 try:
-                    # A range only for a batch of more: a wake-up for one message (the sender
-                    # yields, an ask) skips making one (callgrind, per ask: 62,000 -> 60,200
-                    # instructions; 59,800 before fair scheduling).
+                    # A range only for a batch of more: a wake-up for one message (a sender yields, an
+                    # ask) skips making one (callgrind, per ask: 62,000 -> 60,200 instructions).
                     for _ in range(batch) if batch > 1 else _ONCE:
                         try:
                             message = popleft()
@@ -590,21 +588,23 @@ class Actor(Generic[P]):
                 raise
         except BaseException as error:
             reason = error
-            self.logger.exception("%s failed", self.identifier)
+            if type(error) is not GeneratorExit:  # closed, not failed: see `incarnation.can_await`
+                self.logger.exception("%s failed", self.identifier)
             raise
         finally:
             # Inline rather than a helper coroutine: one coroutine less per actor lifetime.
             outcome = "stop" if self._actor_record is None else incarnation.outcome_of(self, reason)
             try:
                 incarnation.close(self, outcome)
-                try:
-                    if outcome == "restart":
-                        await self.pre_restart(incarnation.restart_reason(self, reason))
-                    if cls._actor_custom_teardown:
-                        await self.mainloop_teardown()
-                finally:
-                    if self._actor_inputs or self._actor_children:
-                        await incarnation.release(self)
+                if type(reason) is not GeneratorExit or incarnation.can_await(self, reason):
+                    try:
+                        if outcome == "restart":
+                            await self.pre_restart(incarnation.restart_reason(self, reason))
+                        if cls._actor_custom_teardown:
+                            await self.mainloop_teardown()
+                    finally:
+                        if self._actor_inputs or self._actor_children:
+                            await incarnation.release(self)
             finally:
                 if outcome != "restart":
                     notify_watchers(mailbox, self._actor_ref, reason)

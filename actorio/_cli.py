@@ -5,6 +5,8 @@
     python -m actorio schema  module:Actor             the protocol as JSON Schema, on stdout
     python -m actorio inspect module:Actor             a table: wire name, class, handler, reply
     python -m actorio stubs   module[:Actor] ... -o DIR   a typed client stub per module (.pyi)
+    python -m actorio compat  OLD NEW                  whether NEW is compatible with OLD
+    python -m actorio asyncapi module:Actor=name ...   an AsyncAPI 3.0 document of NATS publications
 
 ``--path DIR`` puts ``DIR`` first on ``sys.path`` before importing. An error (a module that cannot be
 imported, a name that is not an actor class, an output that cannot be written: ``-o`` naming a file,
@@ -322,6 +324,11 @@ class _StubWriter:
         if wire_name is not None:
             class_var = self.use("typing", "ClassVar", typing.ClassVar)
             lines.append(f"    wire_name: {class_var}[str] = {json.dumps(wire_name)}")
+        aliases = vars(cls).get("wire_aliases")
+        if aliases is not None:
+            class_var = self.use("typing", "ClassVar", typing.ClassVar)
+            names = ", ".join(json.dumps(alias) for alias in aliases) + ("," if len(aliases) == 1 else "")
+            lines.append(f"    wire_aliases: {class_var}[tuple[str, ...]] = ({names})")
         for field_name, field in cls.model_fields.items():
             if field_name == "sender" or (field_name in inherited and field_name not in own):
                 continue
@@ -402,7 +409,36 @@ def _parser() -> argparse.ArgumentParser:
     stubs = commands.add_parser("stubs", help="write a typed client stub (.pyi) per module")
     stubs.add_argument("targets", metavar="module[:Actor]", nargs="+")
     stubs.add_argument("-o", "--output", metavar="DIR", help="write DIR/<module>_client.pyi (else: print)")
-    for command in (schema, inspect_command, stubs):
+    compat = commands.add_parser(
+        "compat",
+        help="check that NEW is compatible with OLD (exit status 0: compatible, 1: not, 2: error)",
+        description="OLD and NEW are schema files printed by `schema`, or module:Actor targets.",
+    )
+    compat.add_argument("old", metavar="OLD")
+    compat.add_argument("new", metavar="NEW")
+    compat.add_argument(
+        "--require",
+        choices=("backward", "forward", "full"),
+        default="backward",
+        help="backward (default): receivers on NEW accept senders on OLD; forward: the reverse; full: both",
+    )
+    compat.add_argument("--json", action="store_true", help="print the result as JSON")
+    asyncapi = commands.add_parser(
+        "asyncapi",
+        help="print an AsyncAPI 3.0 document of actors published on NATS",
+        description="Each target is module:Actor=name, an actor class and the name it is published under "
+        "(node.publish(name, ...)); without =name, the class name.",
+    )
+    asyncapi.add_argument("targets", metavar="module:Actor[=name]", nargs="+")
+    asyncapi.add_argument("--prefix", default="actorio", help="the node's subject prefix (default: actorio)")
+    asyncapi.add_argument("--server", action="append", default=[], metavar="URL", help="a NATS server URL")
+    asyncapi.add_argument("--title", default="actorio publications", help="the document's title")
+    asyncapi.add_argument("--version", default="1.0.0", help="the document's (the API's) version")
+    asyncapi.add_argument(
+        "--client", action="store_true", help="describe a client (operations: send) rather than the publisher"
+    )
+    asyncapi.add_argument("-o", "--output", metavar="FILE", help="write FILE (else: print)")
+    for command in (schema, inspect_command, stubs, compat, asyncapi):
         command.add_argument("--path", metavar="DIR", help="put DIR first on sys.path before importing")
     return parser
 
@@ -422,6 +458,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
                 _write(out, json.dumps(schema, indent=2) + "\n")
             elif arguments.command == "inspect":
                 _write(out, _inspect_table(load_actor(arguments.target).protocol))
+            elif arguments.command == "asyncapi":
+                _asyncapi(arguments, out)
+            elif arguments.command == "compat":
+                return _compat(arguments.old, arguments.new, arguments.require, arguments.json, out)
             else:
                 _stubs(arguments.targets, arguments.output, out)
     except CommandError as error:
@@ -430,6 +470,51 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         print(f"python -m actorio: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _compat(old: str, new: str, require: Any, as_json: bool, out: TextIO) -> int:
+    from .compat import ProtocolError, check_compatibility
+
+    try:
+        result = check_compatibility(old, new)
+    except ProtocolError as error:
+        print(f"python -m actorio: error: {error}", file=sys.stderr)
+        return 2
+    if as_json:
+        _write(out, json.dumps({**result.to_dict(), "require": require}, indent=2) + "\n")
+    else:
+        _write(out, result.report())
+    return 0 if result.compatible(require) else 1
+
+
+def _asyncapi(arguments: argparse.Namespace, out: TextIO) -> None:
+    from .asyncapi import Publication, asyncapi_document
+
+    publications: list[Publication] = []
+    for target in arguments.targets:
+        actor_target, _, name = target.partition("=")
+        actor = load_actor(actor_target)
+        publications.append(Publication(name or actor.__name__, actor))
+    try:
+        document = asyncapi_document(
+            publications,
+            prefix=arguments.prefix,
+            title=arguments.title,
+            version=arguments.version,
+            servers=arguments.server,
+            action="send" if arguments.client else "receive",
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    text = json.dumps(document, indent=2) + "\n"
+    if arguments.output is None:
+        _write(out, text)
+        return
+    try:
+        Path(arguments.output).write_text(text)
+    except OSError as error:
+        raise CommandError(f"cannot write {arguments.output}: {_reason(error)}") from None
+    _write(out, f"wrote {arguments.output}\n")
 
 
 def _stubs(targets: Sequence[str], output: str | None, out: TextIO) -> None:

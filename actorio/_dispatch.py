@@ -48,10 +48,22 @@ M1 = TypeVar("M1", bound=Message[Any])
 M2 = TypeVar("M2", bound=Message[Any])
 M3 = TypeVar("M3", bound=Message[Any])
 M4 = TypeVar("M4", bound=Message[Any])
+M5 = TypeVar("M5", bound=Message[Any])
+M6 = TypeVar("M6", bound=Message[Any])
+M7 = TypeVar("M7", bound=Message[Any])
+M8 = TypeVar("M8", bound=Message[Any])
+M9 = TypeVar("M9", bound=Message[Any])
+M10 = TypeVar("M10", bound=Message[Any])
 R1 = TypeVar("R1")
 R2 = TypeVar("R2")
 R3 = TypeVar("R3")
 R4 = TypeVar("R4")
+R5 = TypeVar("R5")
+R6 = TypeVar("R6")
+R7 = TypeVar("R7")
+R8 = TypeVar("R8")
+R9 = TypeVar("R9")
+R10 = TypeVar("R10")
 
 
 def _is_async(function: object) -> bool:
@@ -70,8 +82,11 @@ class handles(Generic[MI, RI]):  # noqa: N801 - reads as a decorator: @handles(G
 
     Statically (mypy and pyright), the method must accept every listed type and return the union
     of their reply types (or `NoReply`): ``@handles(Greet)`` on
-    ``async def greet(self, msg: Greet) -> Greeting``. With more than four types the handler's
-    signature is not checked.
+    ``async def greet(self, msg: Greet) -> Greeting``. With more than ten types the handler's
+    signature is not checked. A handler of several types that returns only some of their reply
+    types (``@handles(Ping, Count)`` returning a ``Pong`` where a ``Count`` wants an ``int``) is
+    reported by actorio's mypy plugin; plain generics cannot see it (a narrower return type is a
+    subtype).
     """
 
     __slots__ = ("message_types",)
@@ -79,10 +94,17 @@ class handles(Generic[MI, RI]):  # noqa: N801 - reads as a decorator: @handles(G
     # Each type's reply type is read separately (through `Request`), so that mypy builds their
     # union rather than joining them (it would join Greeting and int into object).
     @overload
-    def __init__(self: handles[M1, R1], t1: type[Request[M1, R1]], /) -> None: ...
+    def __init__(
+        self: handles[M1, R1],
+        t1: type[Request[M1, R1]],
+        /,
+    ) -> None: ...
     @overload
     def __init__(
-        self: handles[M1 | M2, R1 | R2], t1: type[Request[M1, R1]], t2: type[Request[M2, R2]], /
+        self: handles[M1 | M2, R1 | R2],
+        t1: type[Request[M1, R1]],
+        t2: type[Request[M2, R2]],
+        /,
     ) -> None: ...
     @overload
     def __init__(
@@ -99,6 +121,83 @@ class handles(Generic[MI, RI]):  # noqa: N801 - reads as a decorator: @handles(G
         t2: type[Request[M2, R2]],
         t3: type[Request[M3, R3]],
         t4: type[Request[M4, R4]],
+        /,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: handles[M1 | M2 | M3 | M4 | M5, R1 | R2 | R3 | R4 | R5],
+        t1: type[Request[M1, R1]],
+        t2: type[Request[M2, R2]],
+        t3: type[Request[M3, R3]],
+        t4: type[Request[M4, R4]],
+        t5: type[Request[M5, R5]],
+        /,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: handles[M1 | M2 | M3 | M4 | M5 | M6, R1 | R2 | R3 | R4 | R5 | R6],
+        t1: type[Request[M1, R1]],
+        t2: type[Request[M2, R2]],
+        t3: type[Request[M3, R3]],
+        t4: type[Request[M4, R4]],
+        t5: type[Request[M5, R5]],
+        t6: type[Request[M6, R6]],
+        /,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: handles[M1 | M2 | M3 | M4 | M5 | M6 | M7, R1 | R2 | R3 | R4 | R5 | R6 | R7],
+        t1: type[Request[M1, R1]],
+        t2: type[Request[M2, R2]],
+        t3: type[Request[M3, R3]],
+        t4: type[Request[M4, R4]],
+        t5: type[Request[M5, R5]],
+        t6: type[Request[M6, R6]],
+        t7: type[Request[M7, R7]],
+        /,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: handles[M1 | M2 | M3 | M4 | M5 | M6 | M7 | M8, R1 | R2 | R3 | R4 | R5 | R6 | R7 | R8],
+        t1: type[Request[M1, R1]],
+        t2: type[Request[M2, R2]],
+        t3: type[Request[M3, R3]],
+        t4: type[Request[M4, R4]],
+        t5: type[Request[M5, R5]],
+        t6: type[Request[M6, R6]],
+        t7: type[Request[M7, R7]],
+        t8: type[Request[M8, R8]],
+        /,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: handles[M1 | M2 | M3 | M4 | M5 | M6 | M7 | M8 | M9, R1 | R2 | R3 | R4 | R5 | R6 | R7 | R8 | R9],
+        t1: type[Request[M1, R1]],
+        t2: type[Request[M2, R2]],
+        t3: type[Request[M3, R3]],
+        t4: type[Request[M4, R4]],
+        t5: type[Request[M5, R5]],
+        t6: type[Request[M6, R6]],
+        t7: type[Request[M7, R7]],
+        t8: type[Request[M8, R8]],
+        t9: type[Request[M9, R9]],
+        /,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: handles[
+            M1 | M2 | M3 | M4 | M5 | M6 | M7 | M8 | M9 | M10, R1 | R2 | R3 | R4 | R5 | R6 | R7 | R8 | R9 | R10
+        ],
+        t1: type[Request[M1, R1]],
+        t2: type[Request[M2, R2]],
+        t3: type[Request[M3, R3]],
+        t4: type[Request[M4, R4]],
+        t5: type[Request[M5, R5]],
+        t6: type[Request[M6, R6]],
+        t7: type[Request[M7, R7]],
+        t8: type[Request[M8, R8]],
+        t9: type[Request[M9, R9]],
+        t10: type[Request[M10, R10]],
         /,
     ) -> None: ...
     @overload

@@ -11,7 +11,8 @@ handler that failed, or of the loop itself, is here:
 - `close`: the incarnation handles no more messages: timers cancelled, held asks failed, and the
   mailbox either handed over to the next incarnation (a restart) or closed; `release`: input
   tasks cancelled and children stopped;
-- `task_done`, `done_waiter`, `wake_waiters`: `Actor.stop` waits for the mainloop to be over.
+- `RUNNING`, `task_done`, `done_waiter`, `wake_waiters`: a started actor's task is held until it
+  is done; `Actor.stop` waits for the mainloop to be over.
 
 A supervised child's decisions (what its end counts as) are pure functions in
 ``_supervision.py``; its supervisor acts on them in ``_supervisor.py``.
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from ._ask import AskRef
 from ._dead_letters import dead_letters, shorten
@@ -43,8 +44,10 @@ if TYPE_CHECKING:
     from ._message import Message
 
 __all__ = [
+    "RUNNING",
     "SIGNALS",
     "STOP",
+    "can_await",
     "close",
     "deliver",
     "done_waiter",
@@ -53,6 +56,14 @@ __all__ = [
     "release",
     "task_done",
 ]
+
+
+RUNNING: set[asyncio.Task[None]] = set()
+"""The mainloop task of every started actor, until it is done. asyncio holds tasks by weak
+reference only: an idle actor that nobody references any more would be collected while it waits
+(its task "destroyed but pending", its teardown never run, its coroutine closed mid-``finally``).
+Held here, an actor runs until it is stopped or its loop shuts down (``asyncio.run`` cancels it
+and its teardown runs), as an Erlang process or an Akka actor lives until it stops."""
 
 
 class _StopSignal(Signal):
@@ -171,7 +182,7 @@ def outcome_of(actor: Actor[Any], reason: BaseException | None) -> Outcome:
     """How this incarnation's end counts (noted on its supervision record, if any): replaced by a
     restart, stopped for good, or stopped with its supervisor failing too."""
     record = actor._actor_record
-    if record is None:
+    if record is None or type(reason) is GeneratorExit:  # closed: see `can_await`
         return "stop"
     record.outcome = outcome = outcome_of_end(record, reason)
     return outcome
@@ -208,6 +219,17 @@ def close(actor: Actor[Any], outcome: Outcome) -> None:
         actor._actor_mailbox.close()
 
 
+def can_await(actor: Actor[Any], reason: BaseException | None) -> bool:
+    """False if the mainloop ends because its coroutine was closed (``GeneratorExit``) rather
+    than its task cancelled: at interpreter exit, the collector closes the tasks of a loop closed
+    without cancelling them. Such a coroutine can await nothing more (no teardown, no children
+    stopped), and its task will never be done: it is let go here."""
+    if type(reason) is not GeneratorExit:
+        return True
+    RUNNING.discard(cast("asyncio.Task[None]", actor._actor_task))
+    return False
+
+
 def _is_notice(item: object) -> bool:
     return type(item) is not InputSignal
 
@@ -232,6 +254,7 @@ async def release(actor: Actor[Any]) -> None:
 def task_done(actor: Actor[Any], task: asyncio.Task[None]) -> None:
     """The mainloop task is done. One cancelled before its first step never ran the mainloop's
     ``finally``: close the actor (failing its queued asks) and wake whoever waits for it to stop."""
+    RUNNING.discard(task)
     if not actor._actor_closed:
         reason: BaseException | None = None
         if actor._actor_record is not None:

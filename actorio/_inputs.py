@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import warnings
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ._mailbox import Signal
 
@@ -24,7 +25,41 @@ if TYPE_CHECKING:
     from ._actor import Actor
     from ._mailbox import Mailbox
 
-__all__ = ["Barrier", "InputSignal", "InputTask", "InputTasks", "run_barrier", "run_input"]
+__all__ = [
+    "Barrier",
+    "InputHandler",
+    "InputSignal",
+    "InputTask",
+    "InputTasks",
+    "input_handler",
+    "run_barrier",
+    "run_input",
+]
+
+InputHandler: TypeAlias = "Callable[[asyncio.Task[Any]], Awaitable[Any]]"
+"""What `Actor.register_input_task` calls with each input task that is done."""
+
+
+def input_handler(
+    handler: InputHandler | None, coro_to_run: InputHandler | None, count: int | None
+) -> InputHandler:
+    """The handler of `Actor.register_input_task`'s arguments, checked: ``coro_to_run`` (actorio
+    0.1.4's name for ``handler``) warns; neither or both is a ``TypeError``, a ``count`` below 1 a
+    ``ValueError``."""
+    if count is not None and count < 1:
+        raise ValueError("count must be at least 1")
+    if coro_to_run is not None:
+        if handler is not None:
+            raise TypeError("register_input_task() takes handler or coro_to_run (its old name), not both")
+        warnings.warn(
+            "register_input_task(coro_to_run=...) is actorio 0.1.4's name: pass the handler as handler=",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return coro_to_run
+    if handler is None:
+        raise TypeError("register_input_task() missing its handler (the second argument)")
+    return handler
 
 
 class InputSignal(Signal):

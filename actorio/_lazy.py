@@ -7,24 +7,35 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 
 __all__ = ["lazy_attributes"]
 
 
 def lazy_attributes(
-    namespace: dict[str, object], exports: Mapping[str, str]
+    namespace: dict[str, object],
+    exports: Mapping[str, str],
+    deprecated: Mapping[str, tuple[str, str]] | None = None,
 ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
     """A package's module ``__getattr__`` and ``__dir__`` (PEP 562) for ``exports``, name -> module
     (relative to the package whose globals are ``namespace``).
 
     ``__getattr__`` imports a name's module on first use and keeps the value in ``namespace``, so
     that later lookups are plain ones; a name not in ``exports`` raises ``AttributeError`` as a
-    module does. ``__dir__`` lists the package's globals and ``exports``."""
+    module does. ``__dir__`` lists the package's globals and ``exports``. A ``deprecated`` name
+    (name -> (module, what to use instead)) is never kept: each use warns
+    (``DeprecationWarning``), and ``__dir__`` does not list it."""
     package = str(namespace["__name__"])
+    old_names = deprecated or {}
 
     def module_getattr(name: str) -> object:
         module = exports.get(name)
+        if module is None and name in old_names:
+            module, instead = old_names[name]
+            message = f"{package}.{name} is actorio 0.1.4's name: use {instead}"
+            warnings.warn(message, DeprecationWarning, stacklevel=2)
+            return getattr(importlib.import_module(module, package), name)
         if module is None:
             message = f"module {package!r} has no attribute {name!r}"
             raise AttributeError(message, name=name, obj=sys.modules.get(package))

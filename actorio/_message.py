@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 from time import time_ns
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeGuard
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr, field_serializer
 from pydantic.json_schema import SkipJsonSchema
-from typing_extensions import Self, TypeVar
+from typing_extensions import Self, TypeVar, dataclass_transform
 
 from ._sender import NO_SENDER, BaseRef, Sender
 from ._types import R_co
@@ -93,7 +93,29 @@ NO_REPLY = NoReply()
 """The one `NoReply` value."""
 
 
-class Message(BaseModel, Generic[R_co]):
+if TYPE_CHECKING:
+    from pydantic._internal._model_construction import ModelMetaclass
+
+    @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(Field, PrivateAttr))
+    class _FrozenModelMeta(ModelMetaclass):
+        """pydantic's metaclass, seen by the type checkers as making frozen models."""
+
+    class _FrozenModel(BaseModel, metaclass=_FrozenModelMeta):
+        """What `Message` derives from, for the type checkers.
+
+        Neither mypy nor pyright reads ``model_config``. With ``frozen_default`` they know that
+        every class below this one is frozen, so ``msg.name = "x"`` (``msg.sender``,
+        ``msg.creation_date`` included) is an error for both, in every subclass. A ``frozen=True``
+        class keyword would not do: it is not inherited, and both checkers refuse a subclass that
+        does not repeat it. (mypy does not apply a transform to the class that names the
+        metaclass itself, hence this empty class.)
+        """
+
+else:
+    _FrozenModel = BaseModel  # at run time, pydantic's model itself: nothing changes
+
+
+class Message(_FrozenModel, Generic[R_co]):
     """A message: a frozen pydantic model whose fields are validated at construction.
 
     ``R_co`` is the type of the reply to an ask with this message: ``class Greet(Message[Greeting])``

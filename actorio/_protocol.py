@@ -10,7 +10,9 @@ The wire form of a message is one JSON object::
     {"type": "greet", "data": {"name": "World", "creation_date": "..."}, "id": 7, "reply_to": 3}
 
 - ``type``: the message class's wire name, its ``wire_name: ClassVar[str]`` if the class itself
-  declares one (it is not inherited), else its class name.
+  declares one (it is not inherited), else its class name. A receiver also accepts the class's
+  ``wire_aliases: ClassVar[tuple[str, ...]]`` (former wire names, say, so that a rename stays
+  compatible with senders that use the old one); a sender always writes the wire name.
 - ``data``: the message's fields. ``creation_date`` may be left out (it defaults to now); ``sender``
   is never part of it; a field the message does not declare is refused. ``data`` may itself be left
   out when the message has no required field.
@@ -76,6 +78,7 @@ __all__ = [
     "protocol_of_class",
     "reply_type_of",
     "union_adapter",
+    "wire_aliases_of",
     "wire_name_of",
 ]
 
@@ -83,6 +86,8 @@ Payload: TypeAlias = Mapping[str, Any] | str | bytes | bytearray
 """What `ActorProtocol.validate` takes: a dict, or JSON text (``str`` or ``bytes``)."""
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_FORMAT = 2
+"""The layout of `ActorProtocol.json_schema`'s document (``x-actorio.format``)."""
 
 MAX_PROBLEMS = 20
 """How many problems an `InvalidPayload` lists at most (then one saying how many more)."""
@@ -111,6 +116,27 @@ def wire_name_of(message_type: type[Message[Any]]) -> str:
     return own
 
 
+def wire_aliases_of(message_type: type[Message[Any]]) -> tuple[str, ...]:
+    """The other wire names that receivers accept for ``message_type``: the ``wire_aliases`` class
+    variable it declares itself (not inherited; a parametrized generic message reads its generic
+    class's), a tuple of non-empty strings, else ``()``."""
+    own = vars(message_type).get("wire_aliases")
+    origin = message_type.__pydantic_generic_metadata__["origin"]
+    if own is None and origin is not None:
+        own = vars(origin).get("wire_aliases")
+    if own is None:
+        return ()
+    names: object = own
+    if not isinstance(names, tuple) or not all(
+        isinstance(name, str) and name for name in cast("tuple[object, ...]", names)
+    ):
+        raise TypeError(
+            f"{message_type.__qualname__}.wire_aliases must be a tuple of non-empty str, not {own!r}"
+        )
+    name = wire_name_of(message_type)
+    return tuple(dict.fromkeys(alias for alias in cast("tuple[str, ...]", names) if alias != name))
+
+
 def reply_type_of(message_type: type[Message[Any]]) -> Any:
     """The reply type of ``message_type``: ``R`` in its ``Message[R]`` base (``None`` by default;
     ``Any`` where ``R`` is a type variable)."""
@@ -134,17 +160,18 @@ def message_types_of(actor_type: type[Actor[Any]]) -> tuple[type[Message[Any]], 
 
 
 def check_wire_names(actor_type: type[Actor[Any]]) -> None:
-    """At class creation: no two message types of the protocol share a wire name (``TypeError``)."""
+    """At class creation: no two message types of the protocol share a wire name or an alias
+    (``TypeError``)."""
     seen: dict[str, type[Message[Any]]] = {}
     for member in message_types_of(actor_type):
-        name = wire_name_of(member)
-        other = seen.setdefault(name, member)
-        if other is not member:
-            raise TypeError(
-                f"{actor_type.__qualname__}'s protocol has two message types with the wire name "
-                f"{name!r}: {_qualified(other)} and {_qualified(member)} (give one of them its own "
-                f'with `wire_name: ClassVar[str] = "..."`)'
-            )
+        for name in (wire_name_of(member), *wire_aliases_of(member)):
+            other = seen.setdefault(name, member)
+            if other is not member:
+                raise TypeError(
+                    f"{actor_type.__qualname__}'s protocol has two message types with the wire name "
+                    f"{name!r}: {_qualified(other)} and {_qualified(member)} (give one of them its own "
+                    f'with `wire_name: ClassVar[str] = "..."`, or drop it from `wire_aliases`)'
+                )
 
 
 @dataclass(frozen=True)
@@ -153,13 +180,14 @@ class ProtocolEntry:
 
     ``handler`` is the function that handles it on this actor class (the ``@handles`` method of the
     nearest class in the message's MRO, else ``handle_message``), called as
-    ``await handler(actor, message)``.
+    ``await handler(actor, message)``. ``aliases``: the other wire names it is accepted under.
     """
 
     wire_name: str
     message_type: type[Message[Any]]
     reply_type: Any
     handler: Handler
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -234,18 +262,22 @@ def encode_wire(message: Message[Any]) -> bytes:
     return prefix + data + b"}"
 
 
-def envelope_model(message_type: type[Message[Any]], wire_name: str) -> type[BaseModel]:
-    """The model of one message type's wire form: ``{"type", "data", "id", "reply_to"}``."""
+def envelope_model(
+    message_type: type[Message[Any]], wire_name: str, aliases: tuple[str, ...] = ()
+) -> type[BaseModel]:
+    """The model of one message type's wire form: ``{"type", "data", "id", "reply_to"}``, whose
+    ``type`` is ``wire_name`` or one of ``aliases``."""
     data = _wire_model(message_type)
     required = any(
         field.is_required() for name, field in message_type.model_fields.items() if name != "sender"
     )
     data_field: Any = ... if required else Field(default_factory=dict, validate_default=True)
+    names = (wire_name, *aliases)
     return create_model(
         f"{message_type.__name__}Envelope",
         __config__=ConfigDict(extra="forbid", title=wire_name, frozen=True),
         __module__=message_type.__module__,
-        type=(cast(Any, typing.Literal)[wire_name], ...),
+        type=(cast(Any, typing.Literal)[names], ...),
         data=(data, data_field),
         id=(_CorrelationId, None),
         reply_to=(_CorrelationId, None),
@@ -287,11 +319,16 @@ class ActorProtocol(Generic[M_co]):
         self.actor_type = actor_type
         self.entries: tuple[ProtocolEntry, ...] = tuple(
             ProtocolEntry(
-                wire_name_of(member), member, reply_type_of(member), resolve_handler(table, member, fallback)
+                wire_name_of(member),
+                member,
+                reply_type_of(member),
+                resolve_handler(table, member, fallback),
+                wire_aliases_of(member),
             )
             for member in message_types_of(actor_type)
         )
         self._by_name = {entry.wire_name: entry for entry in self.entries}
+        self._by_alias = {alias: entry for entry in self.entries for alias in entry.aliases}
         self._by_type = {entry.message_type: entry for entry in self.entries}
 
     @property
@@ -301,7 +338,8 @@ class ActorProtocol(Generic[M_co]):
 
     @property
     def wire_names(self) -> tuple[str, ...]:
-        """The accepted wire names, in protocol order."""
+        """The wire names of the protocol's message types, in protocol order (their aliases,
+        accepted too, are in each entry's ``aliases``)."""
         return tuple(self._by_name)
 
     def __iter__(self) -> Iterator[ProtocolEntry]:
@@ -311,12 +349,13 @@ class ActorProtocol(Generic[M_co]):
         return len(self.entries)
 
     def __getitem__(self, key: str | type[Message[Any]]) -> ProtocolEntry:
-        """The entry of a wire name, or of a message class (its own, else its nearest base's).
+        """The entry of a wire name (or an alias), or of a message class (its own, else its
+        nearest base's).
 
         Raises ``KeyError`` if the protocol has none.
         """
         if isinstance(key, str):
-            entry = self._by_name.get(key)
+            entry = self._by_name.get(key) or self._by_alias.get(key)
         else:
             entry = next((self._by_type[k] for k in key.__mro__ if k in self._by_type), None)
         if entry is None:
@@ -330,7 +369,10 @@ class ActorProtocol(Generic[M_co]):
 
     @functools.cached_property
     def _envelopes(self) -> dict[type[BaseModel], ProtocolEntry]:
-        return {envelope_model(entry.message_type, entry.wire_name): entry for entry in self.entries}
+        return {
+            envelope_model(entry.message_type, entry.wire_name, entry.aliases): entry
+            for entry in self.entries
+        }
 
     @functools.cached_property
     def _adapter(self) -> TypeAdapter[Any]:
@@ -440,17 +482,33 @@ class ActorProtocol(Generic[M_co]):
         return wire
 
     def json_schema(self) -> dict[str, Any]:
-        """The protocol as JSON Schema (draft 2020-12), a JSON-ready dict:
+        """The protocol as one JSON Schema document (draft 2020-12), a JSON-ready dict.
 
-        - ``messages``: wire name -> the schema of that message's wire form;
-        - ``union``: the schema of any accepted payload (a ``oneOf`` discriminated by ``type``);
-        - ``replies``: wire name -> the schema of the reply to an ask with that message (the wire
-          form of a reply message; for another reply type, the JSON form of that type).
+        The document itself validates the payloads the actor accepts: a ``oneOf`` of the wire forms
+        of its message types (discriminated by ``type``), whose definitions are in ``$defs``; an
+        empty protocol is ``{"not": {}}``. The rest is metadata, under ``x-actorio``:
 
-        Each schema stands alone (it carries its own ``$defs``).
+        - ``format``: ``2`` (this layout);
+        - ``actor``: the actor class, ``module.Class``;
+        - ``messages``: wire name -> ``{"class", "aliases", "payload", "reply"}``: the message
+          class (``module.Class``), its other accepted wire names, the schema of its wire form,
+          and the schema of the reply to an ask with it (the wire form of a reply message; for
+          another reply type, the JSON form of that type). Each of those two schemas stands alone
+          (it carries its own ``$defs``), so that a tool can take one out and use it as it is.
         """
-        messages = {entry.wire_name: model.model_json_schema() for model, entry in self._envelopes.items()}
-        union: dict[str, Any] = self._adapter.json_schema() if self.entries else {"not": {}}
+        if self.entries:
+            document: dict[str, Any] = self._adapter.json_schema()
+        else:
+            document = {"not": {}}
+        messages = {
+            entry.wire_name: {
+                "class": _qualified(entry.message_type),
+                "aliases": list(entry.aliases),
+                "payload": model.model_json_schema(),
+                "reply": _reply_schema(entry.reply_type),
+            }
+            for model, entry in self._envelopes.items()
+        }
         return {
             "$schema": JSON_SCHEMA_DIALECT,
             "title": f"{self.name} protocol",
@@ -458,9 +516,8 @@ class ActorProtocol(Generic[M_co]):
                 f"Payloads accepted by {self.name}: one JSON object "
                 '{"type": <wire name>, "data": {<fields>}}, with optional "id" and "reply_to".'
             ),
-            "messages": messages,
-            "union": union,
-            "replies": {entry.wire_name: _reply_schema(entry.reply_type) for entry in self.entries},
+            **document,
+            "x-actorio": {"format": SCHEMA_FORMAT, "actor": self.name, "messages": messages},
         }
 
 
@@ -473,7 +530,7 @@ def _reply_schema(reply_type: Any) -> dict[str, Any]:
     if messages:
         if len(messages) + (type(None) in arms) != len(arms):
             return {"$comment": f"a reply of type {reply_type!r} has no wire form"}
-        envelopes = [envelope_model(arm, wire_name_of(arm)) for arm in messages]
+        envelopes = [envelope_model(arm, wire_name_of(arm), wire_aliases_of(arm)) for arm in messages]
         if len(envelopes) == 1:
             schema = envelopes[0].model_json_schema()
         else:

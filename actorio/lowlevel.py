@@ -20,6 +20,7 @@ What is here:
   dispatch table gives a message class), `check_accepted` (a reference's filter, at the sender).
 - **Death watch**: `watch` and `unwatch` with any reference as the watcher.
 - **The wire form**: `encode_wire` (the one encoder of ``{"type", "data"}``), `wire_name_of`,
+  `wire_aliases_of` (the other wire names a receiver accepts),
   `reply_type_of`, `message_types_of`, and `wire_envelope_model` / `wire_union_adapter` to
   validate the wire form of chosen message types.
 - **Logs**: `LogLimit`, logging within a limit, for lines that input from outside could multiply.
@@ -46,7 +47,7 @@ from ._inputs import Barrier
 from ._log_limit import LogLimit
 from ._mailbox import Mailbox, MailboxLike
 from ._message import is_message_class
-from ._protocol import Payload, encode_wire, message_types_of, reply_type_of, wire_name_of
+from ._protocol import Payload, encode_wire, message_types_of, reply_type_of, wire_aliases_of, wire_name_of
 from ._protocol import envelope_model as wire_envelope_model
 from ._protocol import union_adapter as wire_union_adapter
 from ._ref import ActorRef, SendObserver, observe_sends
@@ -84,6 +85,7 @@ __all__ = [
     "union_arms",
     "unwatch",
     "watch",
+    "wire_aliases_of",
     "wire_envelope_model",
     "wire_name_of",
     "wire_union_adapter",

@@ -18,11 +18,18 @@ It adds two error codes:
   accept Other``, and replaces plain mypy's ``arg-type`` error on that argument, of which it is a
   sub-code (``# type: ignore[arg-type]`` covers it too, though ``warn_unused_ignores`` then asks
   for the narrower code). The call keeps its type: ``await ref.ask(Greet(...))`` is still a
-  ``Greeting``. The free function ``ask(ref, msg)`` is left to plain generics.
+  ``Greeting``.
 - ``actorio-handler``: on an actor class whose protocol is given (``class Greeter(Actor[Greet |
   Stop])``), a protocol member that no handler takes (unless the class overrides
   ``handle_message``), and a handler of a type outside the protocol: the checks that ``Actor``
-  makes at class creation, inherited handlers included.
+  makes at class creation, inherited handlers included. And on ``@handles(A, B, ...)``, a handler
+  whose return type leaves out the reply type of one of its messages (``@handles(Ping, Count)``
+  returning only ``Pong`` where a ``Count`` is answered with an ``int``), which plain generics
+  accept because a narrower return type is a subtype.
+
+The free function ``ask(ref, msg)`` is checked the same way as the methods: a message outside the
+protocol reads ``Counter's protocol (Count | GetTotal) does not accept Other`` (without the plugin,
+plain generics report it as an argument type mismatch).
 
 Untyped actors (``class Echo(Actor)``) and references without a protocol get no plugin errors.
 Supported mypy versions: those of the ``mypy`` requirement in actorio's ``dev`` extra (1.11 to
@@ -64,16 +71,25 @@ from mypy.nodes import (
     Var,
 )
 from mypy.options import Options
-from mypy.plugin import ClassDefContext, MethodContext, MethodSigContext, Plugin
+from mypy.plugin import (
+    ClassDefContext,
+    FunctionContext,
+    FunctionSigContext,
+    MethodContext,
+    MethodSigContext,
+    Plugin,
+)
 from mypy.subtypes import is_subtype
 from mypy.types import (
     AnyType,
+    CallableType,
     FunctionLike,
     Instance,
     ProperType,
     Type,
     TypeOfAny,
     TypeVarType,
+    UninhabitedType,
     UnionType,
     get_proper_type,
 )
@@ -97,6 +113,9 @@ ACTOR = "actorio._actor.Actor"
 TERMINATED = "actorio._watch.Terminated"
 ACTOR_REF = "actorio._ref.ActorRef"
 HANDLES = "actorio._dispatch.handles"
+NO_REPLY = "actorio._message.NoReply"
+COROUTINE = "typing.Coroutine"
+ASK_FUNCTION = "actorio._ref.ask"
 MESSAGE = "actorio._message.Message"
 REQUEST = "actorio._types.Request"
 SEND_METHODS = frozenset({"tell", "tell_nowait", "forward", "ask"})
@@ -379,22 +398,133 @@ def _relax_message_parameter(ctx: MethodSigContext, method: str) -> FunctionLike
     )
 
 
-def _report_outside_protocol(ctx: MethodContext, method: str) -> Type:
-    found = _receiver(ctx.type, method)
-    if found is None or not ctx.arg_kinds or ctx.arg_kinds[0] != [ARG_POS]:
-        return ctx.default_return_type
+def _message_type(ctx: MethodContext | FunctionContext, index: int, bound: Type) -> Type:
+    """The type of the message argument. The relaxed signature gives the argument the context
+    ``Message[Any]``, from which a generic call written inline (``probe.asking(Compute())``)
+    infers ``Message[Any]``: such an argument is typed again without a context."""
+    message = ctx.arg_types[index][0]
+    proper = get_proper_type(message)
+    bound_proper = get_proper_type(bound)
+    if (
+        isinstance(proper, Instance)
+        and isinstance(bound_proper, Instance)
+        and proper.type.fullname == bound_proper.type.fullname
+        and isinstance(ctx.args[index][0], CallExpr)
+    ):
+        return ctx.api.get_expression_type(ctx.args[index][0])
+    return message
+
+
+def _check_member(
+    ctx: MethodContext | FunctionContext, index: int, found: tuple[str, Type, list[Instance], Type]
+) -> None:
     name, protocol, members, bound = found
-    message = ctx.arg_types[0][0]
+    message = _message_type(ctx, index, bound)
     # Not a message at all: the relaxed signature reported it (arg-type) already.
     if not is_subtype(message, protocol) and is_subtype(message, bound):
         options = ctx.api.options
         ctx.api.fail(
             f"{name}'s protocol ({_show(members, options)}) does not accept "
             f"{format_type_bare(message, options)}",
-            ctx.args[0][0],  # where plain mypy puts its arg-type error
+            ctx.args[index][0],  # where plain mypy puts its arg-type error
             code=ACTORIO_PROTOCOL,
         )
+
+
+def _report_outside_protocol(ctx: MethodContext, method: str) -> Type:
+    found = _receiver(ctx.type, method)
+    if found is None or not ctx.arg_kinds or ctx.arg_kinds[0] != [ARG_POS]:
+        return ctx.default_return_type
+    _check_member(ctx, 0, found)
     return ctx.default_return_type
+
+
+# -- the free function ask(ref, msg) -----------------------------------------------------------
+
+
+def _relax_ask_function(ctx: FunctionSigContext) -> CallableType:
+    """``ask(ref: ActorRef[M] | Actor[M], message: Request[M, R])`` becomes ``message:
+    Request[Any, R]``, so that ``M`` is solved from ``ref`` alone, and a message outside ``ref``'s
+    protocol is reported here, naming the message and the protocol (plain mypy reports ``ref``
+    as the mismatched argument, against the first overload).
+
+    Reported from the signature hook rather than a function hook: mypy runs a function hook
+    inside each overload's trial, where an error would make it reject the matching overload."""
+    signature = ctx.default_signature
+    if len(signature.arg_types) < 2 or len(ctx.args) < 2 or len(ctx.args[0]) != 1 or len(ctx.args[1]) != 1:
+        return signature
+    formal = get_proper_type(signature.arg_types[1])
+    if not (isinstance(formal, Instance) and formal.type.fullname == REQUEST and len(formal.args) == 2):
+        return signature
+    receiver = get_proper_type(ctx.api.get_expression_type(ctx.args[0][0]))
+    found = _receiver(receiver, "ask")
+    if found is None:
+        return signature
+    name, protocol, members, bound = found
+    message = ctx.api.get_expression_type(ctx.args[1][0])
+    if not is_subtype(message, protocol) and is_subtype(message, bound):
+        options = ctx.api.options
+        ctx.api.fail(
+            f"{name}'s protocol ({_show(members, options)}) does not accept "
+            f"{format_type_bare(message, options)}",
+            ctx.args[1][0],
+            code=ACTORIO_PROTOCOL,
+        )
+    relaxed = Instance(formal.type, [AnyType(TypeOfAny.special_form), formal.args[1]])
+    return signature.copy_modified(  # pyright: ignore[reportUnknownMemberType]
+        arg_types=[signature.arg_types[0], relaxed, *signature.arg_types[2:]]
+    )
+
+
+# -- @handles(A, B, ...): the handler's return type covers every reply type ------------------
+
+
+def _reply_arms(reply: Type) -> list[Type]:
+    proper = get_proper_type(reply)
+    return list(proper.items) if isinstance(proper, UnionType) else [reply]
+
+
+def _report_partial_reply(ctx: MethodSigContext) -> FunctionLike:
+    """On ``@handles(Ping, Count)`` applied to a handler returning only ``Pong``: plain generics
+    accept it (``Pong`` is a subtype of ``Pong | int``), but a ``Count`` would get a ``Pong``.
+
+    Reported from the signature hook, which mypy runs once per call: a method hook runs inside
+    each overload's trial of ``__call__``, where an error would reject the matching overload."""
+    decorator = get_proper_type(ctx.type)
+    if not (
+        isinstance(decorator, Instance) and decorator.type.fullname == HANDLES and len(decorator.args) == 2
+    ):
+        return ctx.default_signature
+    if len(ctx.args) != 1 or len(ctx.args[0]) != 1:
+        return ctx.default_signature
+    handler = get_proper_type(ctx.api.get_expression_type(ctx.args[0][0]))
+    if not isinstance(handler, CallableType):
+        return ctx.default_signature
+    coroutine = get_proper_type(handler.ret_type)
+    if not (
+        isinstance(coroutine, Instance) and coroutine.type.fullname == COROUTINE and len(coroutine.args) == 3
+    ):
+        return ctx.default_signature
+    returned = get_proper_type(coroutine.args[2])
+    arms = [get_proper_type(arm) for arm in _reply_arms(returned)]
+    if isinstance(returned, (AnyType, UninhabitedType)) or all(
+        isinstance(arm, Instance) and arm.type.fullname == NO_REPLY for arm in arms
+    ):
+        return ctx.default_signature  # NoReply only: it never returns the reply
+    replies = _reply_arms(decorator.args[1])
+    if any(isinstance(get_proper_type(reply), AnyType) for reply in replies):
+        return ctx.default_signature  # more types than the overloads read: unchecked
+    missing = [reply for reply in replies if not is_subtype(reply, returned)]
+    if missing:
+        options = ctx.api.options
+        ctx.api.fail(
+            f"The handler returns {format_type_bare(returned, options)}, but its messages are "
+            f"answered with {format_type_bare(decorator.args[1], options)}: "
+            f"{' | '.join(format_type_bare(reply, options) for reply in missing)} is left out",
+            ctx.context,
+            code=ACTORIO_HANDLER,
+        )
+    return ctx.default_signature
 
 
 def _guarded(hook: Callable[[C], T], default: Callable[[C], T]) -> Callable[[C], T]:
@@ -436,10 +566,19 @@ class ActorioPlugin(Plugin):
         return None
 
     def get_method_signature_hook(self, fullname: str) -> Callable[[MethodSigContext], FunctionLike] | None:
+        if fullname == f"{HANDLES}.__call__":
+            return _guarded(_report_partial_reply, lambda ctx: ctx.default_signature)
         method = self._send_method(fullname)
         if method is None:
             return None
         return _guarded(lambda ctx: _relax_message_parameter(ctx, method), lambda ctx: ctx.default_signature)
+
+    def get_function_signature_hook(
+        self, fullname: str
+    ) -> Callable[[FunctionSigContext], FunctionLike] | None:
+        if fullname == ASK_FUNCTION:
+            return _guarded(_relax_ask_function, lambda ctx: ctx.default_signature)
+        return None
 
     def get_method_hook(self, fullname: str) -> Callable[[MethodContext], Type] | None:
         method = self._send_method(fullname)

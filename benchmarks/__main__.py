@@ -5,6 +5,7 @@
     python -m benchmarks --json out.json # also write the figures as JSON
     python -m benchmarks --peers         # also measure peer libraries, each in its own venv
     python -m benchmarks --nats          # also actors on NATS beside bare nats-py (benchmarks/remote.py)
+    python -m benchmarks --persistence   # also persistent actors beside bare sqlite3 and JetStream
     python -m benchmarks --only built    # only the scenarios whose name contains "built"
 
 Each row runs actorio and the baseline alternately, ``--repeat`` times, and keeps the best
@@ -123,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-uvloop", action="store_true", help="skip the uvloop table")
     parser.add_argument("--nats", action="store_true", help="also remote tell/ask on a local nats-server")
     parser.add_argument(
+        "--persistence", action="store_true", help="also persistent actors on SQLite and JetStream (slow)"
+    )
+    parser.add_argument(
         "--only", action="append", metavar="WORDS", help="only the scenarios whose name contains WORDS"
     )
     args = parser.parse_args(argv)
@@ -156,6 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(_table("actors on NATS (same nats-server, same run)", nats_rows))
         rows += nats_rows
+    if args.persistence:
+        from .persistence import run_persistence
+
+        progress("persistence:")
+        persistence_rows = asyncio.run(run_persistence(scale, repeat))
+        print()
+        print(_table("persistent actors (same disk, same nats-server, same run)", persistence_rows))
+        rows += persistence_rows
     peers: list[dict[str, Any]] = []
     if args.peers:
         from .peers import run_peers

@@ -2,7 +2,12 @@
 mailbox, and a program that runs until it is done or stopped (Ctrl-C, SIGTERM).
 
     python examples/supervision.py            # 12 ticks, then it stops by itself
-    python examples/supervision.py --forever  # until Ctrl-C / SIGTERM stops the whole tree
+    python examples/supervision.py --forever  # a page every 0.5 s until Ctrl-C / SIGTERM stops the tree
+
+The fetcher fails on every third page, and each failure restarts it: the crawler's restart
+intensity (at most 10 restarts within 10 s) is what a page every 0.5 s stays under for good (a
+restart every 1.5 s), and what a tight loop of failures would exceed (the crawler would then fail
+with ``RestartIntensityExceeded``).
 """
 
 from __future__ import annotations
@@ -60,21 +65,23 @@ class Crawler(Actor[Tick | Terminated]):
     supervisor_strategy = SupervisorStrategy(
         "one_for_one",
         max_restarts=10,
-        within=60.0,
+        within=10.0,
         backoff=Backoff(min_delay=0.01, max_delay=0.2, factor=2.0, jitter=0.1, reset_after=30.0),
     )
 
-    def __init__(self, ticks: int | None) -> None:
+    def __init__(self, ticks: int | None, interval: float = 0.02) -> None:
         super().__init__()
         self.ticks = ticks
+        self.interval = interval
         self.page = 0
         self.log: list[str] = []
         self.fetcher: ActorRef[Fetch] | None = None
 
     async def mainloop_setup(self) -> None:
+        await super().mainloop_setup()
         self.fetcher = await self.supervise(lambda: Fetcher(self.log), name="fetcher")
         self.watch(self.fetcher)  # a Terminated message if it stops for good
-        self.start_periodic_timer("tick", Tick(), interval=0.02)
+        self.start_periodic_timer("tick", Tick(), interval=self.interval)
         print("crawling", flush=True)
 
     @handles(Tick)
@@ -98,7 +105,7 @@ class Crawler(Actor[Tick | Terminated]):
 
 
 def main() -> None:
-    run(Crawler(ticks=None if "--forever" in sys.argv else 12))
+    run(Crawler(ticks=None, interval=0.5) if "--forever" in sys.argv else Crawler(ticks=12))
 
 
 if __name__ == "__main__":

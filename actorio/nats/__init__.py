@@ -1,4 +1,4 @@
-"""Actors across processes and machines, on NATS (``pip install 'actorio[nats]'``).
+"""Actors across processes and machines, on NATS (the ``nats`` extra: ``pip install '.[nats]'``).
 
 - `Node`: one process's connection; ``await node.publish("greeter", actor)`` makes a local actor
   reachable under a name (several processes publishing one name form a pool);
@@ -10,7 +10,7 @@
   `NodeUnreachable`, `NotAuthorized`: the errors.
 - `LocalServer`, `find_nats_server`: a local ``nats-server``, for tests and examples.
 
-See the README's NATS section for the subjects, the wire form and the delivery guarantees.
+See the NATS guide (docs/nats.md) for the subjects, the wire form and the delivery guarantees.
 """
 
 import importlib
@@ -19,7 +19,11 @@ from typing import TYPE_CHECKING
 try:
     importlib.import_module("nats")  # the optional dependency: checked first, for a clear error
 except ImportError as error:
-    raise ImportError("actorio.nats needs the nats-py client: pip install 'actorio[nats]'") from error
+    # Not "pip install 'actorio[nats]'": on PyPI, actorio is the original 0.1.4, which has no such extra.
+    raise ImportError(
+        "actorio.nats needs the nats-py client: pip install 'nats-py>=2.9,<3' nkeys"
+        " (or, in actorio's repository, pip install '.[nats]')"
+    ) from error
 
 if TYPE_CHECKING:
     from ._dead_letter_stream import DeliveryLimitReached as DeliveryLimitReached

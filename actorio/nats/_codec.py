@@ -48,6 +48,7 @@ from ..lowlevel import (
     is_message_class,
     reply_type_of,
     union_arms,
+    wire_aliases_of,
     wire_envelope_model,
     wire_name_of,
     wire_union_adapter,
@@ -244,7 +245,9 @@ class ReplyCodec:
         # same wire models as requests; anything else as the JSON form of its type.
         self._messages = bool(messages) and len(messages) + (type(None) in arms) == len(arms)
         if self._messages:
-            envelopes = [wire_envelope_model(arm, wire_name_of(arm)) for arm in messages]
+            envelopes = [
+                wire_envelope_model(arm, wire_name_of(arm), wire_aliases_of(arm)) for arm in messages
+            ]
             self._optional = type(None) in arms
             self._envelope_adapter = wire_union_adapter(envelopes)
         else:

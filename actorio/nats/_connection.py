@@ -126,7 +126,7 @@ class Security:
             try:
                 nkeys: Any = importlib.import_module("nkeys")  # untyped; in actorio's `nats` extra
             except ImportError:
-                raise ImportError("NKeys need the nkeys package: pip install 'actorio[nats]'") from None
+                raise ImportError("NKeys need the nkeys package: pip install nkeys") from None
             try:
                 nkeys.from_seed(bytearray(seed)).wipe()
             except Exception:

@@ -188,7 +188,7 @@ class Node:
         reply of an ask whose ``Actorio-Timeout`` is missing or not a sane number of seconds);
         ``store_timeout`` bounds a durable tell's retries.
 
-        Security (see the README's "Security" section); secrets never appear in ``node.url``,
+        Security (see docs/nats-security.md); secrets never appear in ``node.url``,
         ``repr(node)``, an error or a log line of actorio's:
 
         - ``tls``: an ``ssl.SSLContext`` that trusts the server's certificate authority

@@ -40,7 +40,7 @@ class RemoteRef(ActorRef[P]):
       on arrival (its pending limits full); ``asyncio.TimeoutError`` after ``timeout`` (the node's
       ``ask_timeout`` when ``None``).
     - A message (or a reply) with a NaN or infinite float raises ``ValueError`` where it is
-      encoded, before anything is sent: JSON has no such number (see the README).
+      encoded, before anything is sent: JSON has no such number (see docs/nats.md).
     - A message's ``sender`` travels as an address: a local actor's reference becomes an address on
       this node, so ``await message.sender.tell(...)`` in the remote handler reaches it. Telling
       a message that carries an ask (``forward``) makes the remote actor answer that ask.

@@ -219,8 +219,9 @@ async def test_replay_stores_dead_letters_again(node: Node) -> None:
 
 
 async def test_the_readme_snippet_reads_replays_and_drops(node: Node) -> None:
-    """The README's steps, on three dead letters: one replayed by sequence, one dropped with
-    nats-py, the rest replayed; then the stream emptied with nats-py."""
+    """The steps of the NATS guide (docs/nats.md, where they are only defined), on three dead
+    letters: one replayed by sequence, one dropped with nats-py, the rest replayed; then the
+    stream emptied with nats-py."""
     picky = Picky(poison={0, 1, 2, 3})
     await node.publish("readme", picky, durable=Durable(max_deliver=1, retry_backoff=FAST))
     jobs = node.ref("readme", Picky, durable=True)

@@ -55,4 +55,7 @@ def test_without_nats_py_the_import_error_says_what_to_install() -> None:
     code = "import sys; sys.modules['nats'] = None; import actorio.nats"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "actorio.nats needs the nats-py client: pip install 'actorio[nats]'" in result.stderr
+    # What to install, and nothing from PyPI's actorio (the original 0.1.4, which has no nats extra).
+    assert "actorio.nats needs the nats-py client: pip install 'nats-py>=2.9,<3' nkeys" in result.stderr
+    assert "'.[nats]'" in result.stderr
+    assert "actorio[nats]" not in result.stderr

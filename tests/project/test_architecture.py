@@ -38,14 +38,20 @@ LAYERS: dict[str, int] = {
     "_gc_policy": 7,
     "__init__": 8,
     "lowlevel": 8,
+    "_compat": 8,
+    "actor": 8,
+    "errors": 8,
+    "messaging": 8,
+    "reference": 8,
 }
 """The core's modules by layer (docs/architecture.md): a module imports only its layer and below."""
 
 UPWARD_EXCEPTIONS = {("_supervisor", "_actor")}
 """Imports of a higher layer, inside a function, to break a cycle (rule 5)."""
 
-ON_TOP = {"_cli", "__main__", "mypy"}
-"""Top-level modules that are not the core: the command line and the mypy plugin."""
+ON_TOP = {"_cli", "__main__", "mypy", "compat", "_schema_diff", "asyncapi"}
+"""Top-level modules that are not the core: the command line, the mypy plugin, and the protocol
+tools the command line runs (compatibility between versions, the AsyncAPI export)."""
 
 CORE_PRIVATE_ATTRIBUTES = {"_accepts", "_check", "_outside", "_message_types", "_tell_when_room"}
 """Private attributes of core objects (besides the ``_actor_*`` slots) that nothing outside the
@@ -174,7 +180,10 @@ def test_the_core_never_imports_testing_nats_the_cli_or_the_plugin() -> None:
         for path in _modules()
         if _core(path) is not None
         for found in _imports(path)
-        if any(_in(found.target, f"actorio.{top}") for top in ("testing", "nats", "_cli", "__main__", "mypy"))
+        if any(
+            _in(found.target, f"actorio.{top}")
+            for top in ("testing", "nats", "persistence", "_cli", "__main__", "mypy", "compat", "asyncapi")
+        )
     ]
     assert not wrong
 
@@ -184,7 +193,7 @@ def test_the_mypy_plugin_imports_nothing_of_actorio() -> None:
     assert not wrong
 
 
-@pytest.mark.parametrize("package", ["testing", "nats"])
+@pytest.mark.parametrize("package", ["testing", "nats", "persistence"])
 def test_extensions_use_only_the_public_names_and_the_lowlevel_seam(package: str) -> None:
     """No private module of the core, no underscore name of it, no private attribute of its objects."""
     wrong: list[str] = []
@@ -217,6 +226,24 @@ def test_testing_and_nats_do_not_import_each_other() -> None:
     assert not wrong
 
 
+def test_persistence_imports_neither_the_test_kit_nor_nats_and_neither_imports_it() -> None:
+    """actorio.persistence stands beside the test kit and NATS: its JetStream journal uses nats-py
+    itself. Neither the test kit nor NATS imports persistence."""
+    wrong = [
+        f"{found.module} line {found.line}: {found.target}"
+        for package, other in (
+            ("persistence", "testing"),
+            ("persistence", "nats"),
+            ("testing", "persistence"),
+            ("nats", "persistence"),
+        )
+        for path in sorted((PACKAGE / package).rglob("*.py"))
+        for found in _imports(path)
+        if _in(found.target, f"actorio.{other}")
+    ]
+    assert not wrong
+
+
 def test_no_module_is_longer_than_about_600_lines() -> None:
     long = {
         str(p.relative_to(PACKAGE)): n for p in _modules() if (n := len(p.read_text().splitlines())) > 620
@@ -232,7 +259,7 @@ def test_the_rules_are_checked_against_something() -> None:
     assert "actorio._incarnation" in {found.target for found in _imports(PACKAGE / "_actor.py")}
 
 
-@pytest.mark.parametrize("package", ["testing", "nats"])
+@pytest.mark.parametrize("package", ["testing", "nats", "persistence"])
 def test_extensions_switch_off_no_private_name_check_wholesale(package: str) -> None:
     """A file-wide ``reportPrivateUsage=false`` would hide what rule 3 forbids."""
     waived = [

@@ -33,6 +33,7 @@ if str(EXAMPLES) not in sys.path:
 
 import actor_spawning  # noqa: E402
 import hello_world  # noqa: E402
+import supervision  # noqa: E402
 import websocket_echo  # noqa: E402
 
 from actorio import ask  # noqa: E402
@@ -293,6 +294,23 @@ def test_supervision_example_restarts_the_flaky_worker_and_stops_by_itself() -> 
     assert [line.split("'")[1] for line in restarts] == [
         f"page {page}: connection reset" for page in (2, 5, 8)
     ]
+
+
+@pytest.mark.asyncio
+@pytest.mark.mock_clock
+async def test_supervision_example_forever_runs_until_it_is_stopped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--forever``'s crawler, a page every 0.5 s, every third one failing: ten minutes (of the mock
+    clock) and 400 restarts later it still runs, under its restart intensity."""
+    crawler = supervision.Crawler(ticks=None, interval=0.5)
+    await crawler.start()
+    await asyncio.sleep(600)
+    assert crawler.running
+    assert crawler.page >= 1190
+    assert sum(line.startswith("restarted after ConnectionError") for line in crawler.log) >= 390
+    await crawler.stop()
+    assert capsys.readouterr().out.splitlines()[-1] == f"crawler stopped after {crawler.page} pages"
 
 
 def test_supervision_example_stops_the_whole_tree_on_sigterm() -> None:

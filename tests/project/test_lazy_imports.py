@@ -23,10 +23,11 @@ import pytest
 
 import actorio
 import actorio.nats
+import actorio.persistence
 import actorio.testing
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = [actorio, actorio.nats, actorio.testing]
+PACKAGES = [actorio, actorio.nats, actorio.persistence, actorio.testing]
 
 # actorio._lazy is the lazy namespace itself (importlib and sys only), not the runtime.
 # Third-party modules that only the runtime needs.
@@ -79,6 +80,7 @@ def test_the_mypy_plugin_loads_neither_the_runtime_nor_pydantic() -> None:
             {"actorio", "actorio._lazy", "actorio.testing", "actorio.testing.pytest_plugin"},
         ),
         ("import actorio.nats", {"actorio", "actorio._lazy", "actorio.nats"}),
+        ("import actorio.persistence", {"actorio", "actorio._lazy", "actorio.persistence"}),
     ],
 )
 def test_importing_a_package_loads_neither_the_runtime_nor_pydantic(statement: str, loaded: set[str]) -> None:
@@ -93,7 +95,7 @@ def test_the_first_use_of_a_name_loads_its_module() -> None:
     assert "pydantic" in new
 
 
-@pytest.mark.parametrize("package", ["actorio", "actorio.nats", "actorio.testing"])
+@pytest.mark.parametrize("package", ["actorio", "actorio.nats", "actorio.persistence", "actorio.testing"])
 def test_a_star_import_of_a_fresh_package_binds_every_public_name(package: str) -> None:
     code = (
         f"import {package} as package\nfrom {package} import *\n"

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import ClassVar
 
@@ -267,3 +268,76 @@ async def test_a_second_signal_cancels_a_stop_that_hangs() -> None:
         # too (its teardown runs), not left running.
         assert [await read_line(process) for _ in range(2)] == ["teardown first", "served"]
         assert await bounded(process.wait(), timeout=30.0) == 0
+
+
+# -- an actor nobody references -------------------------------------------------------------------
+
+
+class Recorder(Actor[Note]):
+    """Starts a child of its own class (``depth`` levels), and records its teardown."""
+
+    torn_down: ClassVar[list[str]] = []
+
+    def __init__(self, name: str, depth: int = 0) -> None:
+        super().__init__(identifier=name)
+        self.depth = depth
+
+    async def mainloop_setup(self) -> None:
+        if self.depth:
+            await self.register_child(Recorder(f"{self.identifier}/child", self.depth - 1))
+
+    async def mainloop_teardown(self) -> None:
+        Recorder.torn_down.append(self.identifier)
+
+    @handles(Note)
+    async def note(self, msg: Note) -> None:
+        pass
+
+
+def test_an_actor_nobody_references_runs_until_its_loop_shuts_down() -> None:
+    """asyncio holds tasks by weak reference: an idle actor (and its child) that nobody
+    references was collected while waiting, its teardown never run and its coroutine closed with
+    an error. It lives until its loop shuts down, and then tears down as usual."""
+    import gc
+
+    Recorder.torn_down.clear()
+
+    async def main() -> None:
+        async def start_and_forget() -> None:
+            await Recorder("forgotten", depth=1).start()
+
+        await start_and_forget()
+        await asyncio.sleep(0)  # the parent's setup starts the child
+        await asyncio.sleep(0)
+        gc.collect()
+        assert Recorder.torn_down == []  # still running: nothing collected
+
+    asyncio.run(main())  # cancels what still runs: the teardowns run
+    assert sorted(Recorder.torn_down) == ["forgotten", "forgotten/child"]
+
+
+def test_a_closed_mainloop_awaits_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """What the collector does to a task of a loop closed without cancelling it (at interpreter
+    exit): close its coroutine. The mainloop then closes the actor and tells its watchers, without
+    awaiting (which would raise "coroutine ignored GeneratorExit") and without logging a failure."""
+    from actorio.lowlevel import task_of
+
+    loop = asyncio.new_event_loop()
+    try:
+        parent = Recorder("closed", depth=1)
+        loop.run_until_complete(parent.start())
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.run_until_complete(asyncio.sleep(0))
+        (child,) = parent.children
+        for actor in (parent, child):
+            task = task_of(actor)
+            assert task is not None
+            assert not task.done()
+            task._log_destroy_pending = False  # type: ignore[attr-defined]  # it is never done
+            coroutine = task.get_coro()
+            assert isinstance(coroutine, Coroutine)
+            coroutine.close()  # raised "coroutine ignored GeneratorExit" before
+            assert actor.stopped
+    finally:
+        loop.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

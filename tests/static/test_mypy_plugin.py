@@ -329,3 +329,20 @@ def test_incremental_runs_read_the_base_actors_from_the_cache(mypy: Mypy, tmp_pa
     v3_expected.sort()
     assert third.errors == v3_expected, third.describe()
     assert f"Parsing {users}" in third.log, third.describe()
+
+
+# -- handlers of several types ------------------------------------------------------------------
+
+
+@pytest.mark.static
+def test_a_handler_must_return_every_reply_type_of_its_messages(mypy: Mypy, tmp_path: Path) -> None:
+    name = copy_case(tmp_path, "handlers.py.txt")
+    run = mypy.check(tmp_path, [name])
+    assert run.errors == expected_errors(CASES / "handlers.py.txt"), run.describe()
+
+
+@pytest.mark.static
+def test_without_the_plugin_a_narrower_return_type_passes(mypy: Mypy, tmp_path: Path) -> None:
+    name = copy_case(tmp_path, "handlers.py.txt")
+    run = mypy.check(tmp_path, [name], plugin=False)
+    assert run.errors == [], run.describe()

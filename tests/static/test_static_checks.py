@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.static
+# The checkers take about 20 s of CPU each here, and a minute or more of wall time on a busy
+# machine: more than the suite's 60 s per test (their subprocesses have their own bound).
+pytestmark = [pytest.mark.static, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
 

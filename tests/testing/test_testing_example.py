@@ -1,5 +1,5 @@
-"""examples/testing_actors.py: its tests run here (imported) and on their own (as the README says),
-and the README's "Testing actors" section shows that file verbatim."""
+"""examples/testing_actors.py: its tests run here (imported) and on their own (as the docs say),
+and the docs' "Testing actors" page (docs/testing.md) shows that file verbatim."""
 
 from __future__ import annotations
 
@@ -22,22 +22,18 @@ from testing_actors import (  # noqa: E402, F401 - collected and run here
 )
 
 
-def _testing_section() -> str:
-    readme = (ROOT / "README.md").read_text()
-    match = re.search(r"^## Testing actors\n(.*?)^## ", readme, re.S | re.M)
-    assert match is not None, "README.md has no '## Testing actors' section followed by another"
-    return match.group(1)
+def _testing_page() -> str:
+    return (ROOT / "docs" / "testing.md").read_text()
 
 
-def test_readme_section_shows_the_example_verbatim() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", _testing_section(), re.S)
-    assert EXAMPLE.read_text() in blocks
+def test_docs_page_shows_the_example_verbatim() -> None:
+    """The page includes the file itself (``literalinclude``), so it cannot drift from it."""
+    included = re.findall(r"```\{literalinclude\} (\S+)\n", _testing_page())
+    assert [(ROOT / "docs" / path).resolve() for path in included] == [EXAMPLE]
 
 
-def test_readme_section_comes_before_benchmarks() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert readme.index("## Testing actors") < readme.index("## Benchmarks")
-    assert "python -m pytest examples/testing_actors.py" in _testing_section()
+def test_docs_page_says_how_to_run_the_example() -> None:
+    assert "python -m pytest examples/testing_actors.py" in _testing_page()
 
 
 def test_the_example_runs_on_its_own_as_documented() -> None:

@@ -36,6 +36,14 @@ class Numbers(Message[list[int]]):
     pass
 
 
+class Five(Message[str]):
+    pass
+
+
+class Six(Message[bytes]):
+    pass
+
+
 Protocol = Greet | Stop | Count | Numbers
 
 
@@ -118,6 +126,22 @@ class MultiTypeMismatch(Actor[Protocol]):
 
     @handles(Greet, Count, Stop, Numbers)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportArgumentType, reportUntypedFunctionDecorator]
     async def wrong_generic_reply_of_four(self, msg: Protocol) -> Greeting | int | list[str] | None:
+        return None
+
+
+class FiveOrMoreTypes(Actor[Protocol | Five | Six]):
+    """With five types or more, the handler is checked as with fewer (up to ten)."""
+
+    @handles(Greet, Count, Stop, Numbers, Five)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportArgumentType, reportUntypedFunctionDecorator]
+    async def five_takes_four(self, msg: Protocol) -> Greeting | int | list[int] | str | None:
+        return None
+
+    @handles(Greet, Count, Stop, Numbers, Five)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportArgumentType, reportUntypedFunctionDecorator]
+    async def five_reply_outside(self, msg: Protocol | Five) -> Greeting | int | list[int] | bytes | None:
+        return None
+
+    @handles(Greet, Count, Stop, Numbers, Five, Six)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportArgumentType, reportUntypedFunctionDecorator]
+    def six_not_async(self, msg: Protocol | Five | Six) -> Greeting | int | list[int] | str | bytes | None:
         return None
 
 

@@ -1,13 +1,15 @@
 """Must fail: a ``sender`` that is neither an actor nor a reference, invalid message fields, a
-``DataMessage`` payload of the wrong type, and a ``reply`` that is not the message's reply type.
+``DataMessage`` payload of the wrong type, a ``reply`` that is not the message's reply type, and
+assigning to a field of a message (messages are frozen).
 
-(Assigning to a field of a frozen message is caught by neither checker: see tests/static/test_typing.py.)
 See fail_tell_ask.py for how the must-fail lines are marked. Nothing here is ever run.
 """
 
 from __future__ import annotations
 
-from actorio import DataMessage, Message
+from datetime import datetime, timezone
+
+from actorio import NO_SENDER, DataMessage, Message
 
 
 class Greeting(Message):
@@ -92,3 +94,28 @@ async def reply_a_greeting_to_count(msg: Count) -> None:
 
 async def reply_the_wrong_list(msg: Numbers) -> None:
     await msg.reply(["x"])  # type: ignore[list-item]  # pyright: ignore[reportArgumentType]
+
+
+# -- messages are frozen -------------------------------------------------------------------------
+
+
+class LoudGreet(Greet):
+    volume: int = 1
+
+
+def assign_a_field(msg: Greet) -> None:
+    msg.name = "x"  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def assign_a_field_of_a_subclass(msg: LoudGreet) -> None:
+    msg.volume = 2  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue]
+    msg.name = "x"  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def assign_the_common_fields(msg: Greet) -> None:
+    msg.sender = NO_SENDER  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue]
+    msg.creation_date = datetime.now(timezone.utc)  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def assign_the_data(msg: DataMessage[int]) -> None:
+    msg.data = 2  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue]

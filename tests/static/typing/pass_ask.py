@@ -7,11 +7,13 @@ reply (``None``), generic reply types, subclasses of a request, and untyped refe
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar
 
 from typing_extensions import assert_type
 
 from actorio import Actor, ActorRef, Message, ask, handles
+
+M = TypeVar("M", bound=Message[Any])
 
 
 class Greeting(Message):
@@ -118,3 +120,16 @@ async def concurrent_asks(ref: ActorRef[Greet | Stop | Numbers | Lookup]) -> Non
         assert_type(await next_reply, Greeting)
     task = asyncio.ensure_future(ref.ask(Numbers(count=1)))
     assert_type(await task, list[int])
+
+
+async def a_generic_call_written_inline(ref: ActorRef[Greet | Stop], greeter: Greeter) -> None:
+    """A message made by a generic call inside the send, as ``probe.asking(...)`` makes one."""
+
+    def asking(message: M) -> M:
+        return message
+
+    await ref.tell(asking(Greet(name="x")))
+    ref.tell_nowait(asking(Stop()))
+    await greeter.tell(asking(Greet(name="x")))
+    assert_type(await ref.ask(asking(Greet(name="x"))), Greeting)
+    assert_type(await ask(ref, asking(Greet(name="x"))), Greeting)

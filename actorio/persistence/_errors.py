@@ -1,0 +1,49 @@
+"""The exceptions of actorio.persistence.
+
+::
+
+    ActorioException
+     └── PersistenceError            a journal could not do what it was asked
+          ├── WriterConflict         another writer wrote this persistence id first: nothing written
+          ├── SchemaMismatch         a stored event or state does not fit its model
+          └── JournalCorrupted       the stored events of one id are not 1, 2, 3, ...
+"""
+
+from __future__ import annotations
+
+from actorio import ActorioException
+
+__all__ = ["JournalCorrupted", "PersistenceError", "SchemaMismatch", "WriterConflict"]
+
+
+class PersistenceError(ActorioException):
+    """A journal could not do what it was asked."""
+
+
+class WriterConflict(PersistenceError):
+    """Another writer appended to (or saved) this persistence id since this one read it: the
+    events (or the state) given were not written, none of them. Raised by `Journal.append` and
+    `Journal.save_state`, and so by `EventSourcedActor.persist` and `DurableStateActor.save`.
+
+    It is what a second incarnation of one entity (two processes, a split brain) gets: the
+    first writer wins, the other writes nothing. An actor that got it holds a stale state and
+    keeps getting it: restart it (it recovers what the other wrote) or stop it."""
+
+    def __init__(self, persistence_id: str, expected: int, found: int) -> None:
+        super().__init__(
+            f"{persistence_id}: another writer got there first (expected to write after "
+            f"{expected}, the journal holds {found}); nothing was written"
+        )
+        self.persistence_id = persistence_id
+        self.expected = expected
+        self.found = found
+
+
+class SchemaMismatch(PersistenceError):
+    """A stored event, snapshot or state does not fit the model that reads it: an unknown wire
+    name, a version with no upcaster to the current one, a field the model no longer declares
+    (a removed field needs an upcaster that drops it), or a value the model refuses."""
+
+
+class JournalCorrupted(PersistenceError):
+    """The events stored for one persistence id are not numbered 1, 2, 3, ... without a gap."""

@@ -1,0 +1,175 @@
+"""`EventSourcedActor`: an actor whose state is the fold of its persisted events, recovered from
+the latest snapshot and the events after it."""
+
+from __future__ import annotations
+
+import json
+import typing
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic
+
+from pydantic import BaseModel
+from typing_extensions import TypeVar
+
+from actorio import Message
+
+from ._errors import JournalCorrupted, SchemaMismatch
+from ._events import Event, EventCodec, decode_model
+from ._journal import Journal
+from ._persistent import PersistentActor
+from ._records import SnapshotRecord
+
+__all__ = ["EventSourcedActor"]
+
+P = TypeVar("P", bound="Message[Any]", contravariant=True, default="Message[Any]")
+S = TypeVar("S", bound=BaseModel, default=BaseModel)
+E = TypeVar("E", bound=Event, default=Event)
+
+
+class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
+    """An actor whose state ``S`` (a pydantic model) changes only by events ``E`` (an `Event`
+    class or a union of them) that it persists::
+
+        class Account(EventSourcedActor[Deposit | GetBalance, Balance, Deposited | Withdrawn]):
+            def apply(self, state: Balance, event: Deposited | Withdrawn) -> Balance: ...
+
+            @handles(Deposit)
+            async def deposit(self, msg: Deposit) -> int:
+                await self.persist(Deposited(amount=msg.amount))
+                return self.state.amount
+
+    The contract:
+
+    - A handler decides, then calls `persist` with one or more events. `persist` returns once
+      the events are durable in the journal (all of them or none), and `state` is then the
+      result of `apply` on each. The handler's reply, and the actor's next message, come after.
+      If `persist` raises (`WriterConflict`: another writer of this id got there first; a
+      journal error), nothing was applied and, for a conflict, nothing was written.
+    - `apply` is pure: it returns the next state from a state and an event, and does nothing
+      else (it runs again at every recovery). It is typed: applying an event that is not in
+      ``E``, or persisting one, is an error for mypy and pyright.
+    - Recovery (before the first message of each incarnation): `initial_state`, or the latest
+      snapshot if its ``state_version`` is this class's (a snapshot of another version is left
+      aside: the events are the truth), then every event after it, through `apply`. Stored
+      events of older versions are upcast (see `Event`); one that no longer fits raises
+      `SchemaMismatch` and the actor does not start.
+    - ``snapshot_every = n`` (a class attribute; ``None``, the default, for never): a snapshot of
+      the state is saved after each persist that crosses a multiple of ``n`` events.
+    """
+
+    snapshot_every: ClassVar[int | None] = None
+    """Save a snapshot every this many events (``None``: never)."""
+
+    state_version: ClassVar[int] = 1
+    """The version of the state model, stored with each snapshot: raise it when the state's
+    fields change, and the snapshots of the version before are left aside."""
+
+    _persistence_state_type: ClassVar[type[BaseModel]]
+    event_codec: ClassVar[EventCodec]
+    """The codec of the class's events (made at class creation from ``E``): what writes them to
+    the journal and reads stored ones back, for tools that read a journal."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in vars(cls).get("__orig_bases__", ()):
+            origin = typing.get_origin(base)
+            if not (isinstance(origin, type) and issubclass(origin, EventSourcedActor)):
+                continue
+            arguments = typing.get_args(base)
+            if len(arguments) != 3 or any(isinstance(a, typing.TypeVar) for a in arguments[1:]):
+                continue
+            state_type = arguments[1]
+            if not (isinstance(state_type, type) and issubclass(state_type, BaseModel)):
+                raise TypeError(
+                    f"{cls.__qualname__}: the state type must be a pydantic model, not {state_type!r}"
+                )
+            cls._persistence_state_type = state_type
+            cls.event_codec = EventCodec.of_annotation(arguments[2])
+        every = cls.snapshot_every
+        if every is not None and not (isinstance(every, int) and every >= 1):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise TypeError(f"{cls.__qualname__}.snapshot_every must be None or an int >= 1")
+        if "event_codec" in vars(cls) and cls.apply is EventSourcedActor.apply:
+            raise TypeError(f"{cls.__qualname__} names its events but defines no apply(state, event)")
+
+    def __init__(
+        self,
+        entity_id: str,
+        journal: Journal,
+        *,
+        clock: Callable[[], float] | None = None,
+        identifier: str | None = None,
+        mailbox_capacity: int | None = None,
+    ) -> None:
+        super().__init__(
+            entity_id, journal, clock=clock, identifier=identifier, mailbox_capacity=mailbox_capacity
+        )
+        if not hasattr(type(self), "event_codec"):
+            raise TypeError(
+                f"{type(self).__qualname__} must name its state and events: "
+                "EventSourcedActor[Protocol, State, Event1 | Event2]"
+            )
+        self.state: S = self.initial_state()
+        """The state: what `apply` made of the events so far."""
+        self.sequence = 0
+        """The number of the last event applied (0: none)."""
+
+    def initial_state(self) -> S:
+        """The state before any event: the state model made with no arguments, unless overridden."""
+        return typing.cast("S", type(self)._persistence_state_type())
+
+    def apply(self, state: S, event: E) -> S:
+        """The state after ``event``: pure, as it runs again at every recovery."""
+        raise NotImplementedError(f"{type(self).__qualname__} must define apply(state, event)")
+
+    async def persist(self, *events: E) -> None:
+        """Write ``events`` to the journal (all or none) and, once they are durable, apply them
+        to `state`. See the class's contract."""
+        if not events:
+            return
+        cls = type(self)
+        encoded = [cls.event_codec.encode(event) for event in events]
+        state = self.state
+        for event in events:  # before the write: an apply that raises writes nothing
+            state = self.apply(state, event)
+        before = self.sequence
+        self.sequence = await self.journal.append(self.persistence_id, before, encoded)
+        self.state = state
+        every = cls.snapshot_every
+        if every is not None and self.sequence // every > before // every:
+            await self.save_snapshot()
+
+    async def save_snapshot(self) -> None:
+        """Save the current state as the latest snapshot (also done every ``snapshot_every``)."""
+        await self.journal.save_snapshot(
+            SnapshotRecord(
+                self.persistence_id,
+                self.sequence,
+                type(self).state_version,
+                self.state.model_dump_json().encode(),
+            )
+        )
+
+    async def recover(self) -> None:
+        """The latest snapshot (if of this `state_version`), then the events after it."""
+        cls = type(self)
+        state = self.initial_state()
+        sequence = 0
+        snapshot = await self.journal.load_snapshot(self.persistence_id)
+        if snapshot is not None and snapshot.version == cls.state_version:
+            try:
+                fields = json.loads(snapshot.payload)
+            except ValueError as error:
+                raise SchemaMismatch(f"{self.persistence_id}: snapshot is not JSON ({error})") from None
+            state = decode_model(cls._persistence_state_type, fields, f"{self.persistence_id}: snapshot")
+            sequence = snapshot.sequence
+        codec = cls.event_codec
+        apply = self.apply
+        async for record in self.journal.read(self.persistence_id, sequence):
+            if record.sequence != sequence + 1:
+                raise JournalCorrupted(
+                    f"{self.persistence_id}: event {record.sequence} follows event {sequence}"
+                )
+            state = apply(state, typing.cast("E", codec.decode(record.name, record.version, record.payload)))
+            sequence = record.sequence
+        self.state = state
+        self.sequence = sequence

@@ -1,0 +1,203 @@
+"""Events as data: `Event` (a frozen pydantic model with a wire name and a version), `upcaster`
+(the step from one version of an event to the next, declared on the model), and `EventCodec`,
+which writes events and reads stored ones back, upcasting old versions and refusing what no
+longer fits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, TypeVar, cast
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from actorio.lowlevel import union_arms
+
+from ._errors import SchemaMismatch
+from ._records import EventData
+
+__all__ = ["Event", "EventCodec", "decode_model", "upcaster"]
+
+_UPCASTER_ATTRIBUTE = "__actorio_upcasts_from__"
+
+
+ClassMethodT = TypeVar("ClassMethodT")
+
+
+def upcaster(from_version: int) -> Callable[[ClassMethodT], ClassMethodT]:
+    """Declare, on an `Event` class, the step from stored version ``from_version`` to
+    ``from_version + 1``: a classmethod taking the stored fields (a dict) and returning the
+    fields of the next version::
+
+        class Deposited(Event):
+            event_version = 2
+            amount: int
+            currency: str
+
+            @upcaster(from_version=1)
+            @classmethod
+            def add_currency(cls, fields: dict[str, Any]) -> dict[str, Any]:
+                return {**fields, "currency": "EUR"}
+
+    A stored version-1 event goes through every step up to the class's `event_version`.
+    """
+    if not (isinstance(from_version, int) and from_version >= 1):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise ValueError("from_version must be an int >= 1")
+
+    def decorate(method: ClassMethodT) -> ClassMethodT:
+        function: object = getattr(method, "__func__", None)
+        if not isinstance(cast(object, method), classmethod) or function is None:
+            raise TypeError("@upcaster(...) goes above @classmethod")
+        setattr(function, _UPCASTER_ATTRIBUTE, from_version)
+        return method
+
+    return decorate
+
+
+class Event(BaseModel):
+    """The base of persisted events: a frozen pydantic model.
+
+    Class attributes: ``event_name`` (the wire name stored with each event; the class name by
+    default, not inherited: give it to keep a stored name when the class is renamed) and
+    ``event_version`` (1 by default; raise it when the fields change, and declare the step from
+    the version before with `upcaster`). Two upcasters from one version is a ``TypeError`` at
+    class creation. An event refuses fields it does not declare (``extra="forbid"``), so that a
+    stored field removed from the model is reported, not dropped."""
+
+    # extra="forbid": a stored field the model no longer declares is refused, not dropped (and
+    # checking it in pydantic's own parse costs nothing: recovery reads stored JSON straight in).
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_name: ClassVar[str]
+    event_version: ClassVar[int] = 1
+    event_upcasters: ClassVar[dict[int, str]] = {}
+    """from version -> the name of the classmethod that upcasts it (filled at class creation)."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "event_name" not in vars(cls):
+            cls.event_name = cls.__name__
+        version = cls.event_version
+        if not (isinstance(version, int) and version >= 1):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise TypeError(f"{cls.__qualname__}.event_version must be an int >= 1")
+        steps: dict[int, str] = {}
+        for name, attribute in vars(cls).items():
+            function = getattr(attribute, "__func__", None)
+            source = getattr(function, _UPCASTER_ATTRIBUTE, None)
+            if source is None:
+                continue
+            if source in steps:
+                raise TypeError(
+                    f"{cls.__qualname__}: two upcasters from version {source}: {steps[source]}, {name}"
+                )
+            if source >= version:
+                raise TypeError(
+                    f"{cls.__qualname__}.{name} upcasts from version {source}, "
+                    f"but the event is at version {version}"
+                )
+            steps[source] = name
+        cls.event_upcasters = steps
+
+
+def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
+    """``model`` validated from stored ``fields`` (a dict): `SchemaMismatch` for a field the model
+    does not declare (it was removed: an upcaster must drop it) or a value it refuses."""
+    if not isinstance(fields, dict):
+        raise SchemaMismatch(f"{what}: stored fields are not a JSON object")
+    keys: list[object] = list(cast("dict[object, object]", fields))
+    declared = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+    removed = sorted(str(key) for key in keys if key not in declared)
+    if removed:
+        raise SchemaMismatch(
+            f"{what}: stored field(s) {', '.join(map(repr, removed))} are not in {model.__qualname__} "
+            "(a removed field needs an upcaster that drops it)"
+        )
+    try:
+        return model.model_validate(fields)
+    except ValidationError as error:
+        raise SchemaMismatch(f"{what}: {error}") from None
+
+
+class EventCodec:
+    """Writes the events of one union and reads them back.
+
+    ``encode`` gives an event's wire name, version and JSON fields (``TypeError`` for an object
+    that is not one of the codec's events). ``decode`` reads a stored event: its wire name picks
+    the class, each upcaster from its version to the class's runs in turn, and the fields are
+    validated (`SchemaMismatch` for an unknown name, a version newer than the class's or with a
+    missing step, a field the class no longer declares, a value it refuses)."""
+
+    def __init__(self, event_types: Iterable[type[Event]]) -> None:
+        self.by_name: dict[str, type[Event]] = {}
+        for event_type in event_types:
+            if not (isinstance(event_type, type) and issubclass(event_type, Event)):  # pyright: ignore[reportUnnecessaryIsInstance]
+                raise TypeError(f"{event_type!r} is not an Event class")
+            other = self.by_name.get(event_type.event_name)
+            if other is not None and other is not event_type:
+                raise TypeError(
+                    f"{other.__qualname__} and {event_type.__qualname__} have one wire name, "
+                    f"{event_type.event_name!r}"
+                )
+            self.by_name[event_type.event_name] = event_type
+        self.types = frozenset(self.by_name.values())
+
+    @classmethod
+    def of_annotation(cls, annotation: object) -> EventCodec:
+        """The codec of an annotation: one `Event` class or a union of them."""
+        return cls(union_arms(annotation))
+
+    def encode(self, event: Event) -> EventData:
+        event_type = type(event)
+        if event_type not in self.types:
+            raise TypeError(f"{event_type.__qualname__} is not one of this actor's events")
+        return EventData(event_type.event_name, event_type.event_version, event.model_dump_json().encode())
+
+    def decode(self, name: str, version: int, payload: bytes) -> Event:
+        event_type = self.by_name.get(name)
+        what = f"stored event {name!r} version {version}"
+        if event_type is None:
+            raise SchemaMismatch(f"{what}: no event class has that wire name (known: {sorted(self.by_name)})")
+        if version == event_type.event_version:  # the usual case: pydantic parses the bytes
+            try:
+                return event_type.model_validate_json(payload)
+            except ValidationError as error:
+                raise _mismatch(event_type, error, what) from None
+        try:
+            fields: Any = json.loads(payload)
+        except ValueError as error:
+            raise SchemaMismatch(f"{what}: not JSON ({error})") from None
+        if version > event_type.event_version:
+            raise SchemaMismatch(
+                f"{what}: newer than {event_type.__qualname__} (version {event_type.event_version})"
+            )
+        while version < event_type.event_version:
+            step = event_type.event_upcasters.get(version)
+            if step is None:
+                raise SchemaMismatch(
+                    f"{what}: {event_type.__qualname__} is at version {event_type.event_version} and "
+                    f"declares no upcaster from version {version}"
+                )
+            if not isinstance(fields, dict):
+                raise SchemaMismatch(f"{what}: stored fields are not a JSON object")
+            fields = getattr(event_type, step)(fields)
+            version += 1
+        try:
+            return event_type.model_validate(fields)
+        except ValidationError as error:
+            raise _mismatch(event_type, error, what) from None
+
+
+def _mismatch(model: type[BaseModel], error: ValidationError, what: str) -> SchemaMismatch:
+    """The `SchemaMismatch` of a stored event that ``model`` refused: removed fields named."""
+    removed = sorted(str(e["loc"][0]) for e in error.errors() if e["type"] == "extra_forbidden" and e["loc"])
+    if removed:
+        return SchemaMismatch(
+            f"{what}: stored field(s) {', '.join(map(repr, removed))} are not in {model.__qualname__} "
+            "(a removed field needs an upcaster that drops it)"
+        )
+    if any(e["type"] == "json_invalid" for e in error.errors()):
+        return SchemaMismatch(f"{what}: not JSON ({error})")
+    if any(e["type"] == "model_type" for e in error.errors()):
+        return SchemaMismatch(f"{what}: stored fields are not a JSON object")
+    return SchemaMismatch(f"{what}: {error}")

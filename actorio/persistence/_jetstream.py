@@ -1,0 +1,406 @@
+"""`JetStreamJournal`: a journal in NATS JetStream, for actors on several machines: a stream per
+entity type, a subject per persistence id, each append one message conditioned on the subject's
+last sequence; snapshots, durable states and reminders in key-value buckets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js.api import DeliverPolicy, Header, KeyValueConfig, StorageType, StreamConfig
+from nats.js.kv import KeyValue
+
+from ._errors import JournalCorrupted, PersistenceError, WriterConflict
+from ._journal import Journal
+from ._records import EventData, EventRecord, PersistenceId, ReminderRecord, SnapshotRecord, StateRecord
+
+__all__ = ["JetStreamJournal"]
+
+_MAGIC = b"AE1"
+_HEAD = struct.Struct(">3sQId")  # magic, first sequence, count, written
+_EVENT = struct.Struct(">HII")  # name length, version, payload length
+_WRONG_LAST_SEQUENCE = (10071, 10164)
+
+
+def encode_batch(first: int, events: Sequence[EventData], written: float) -> bytes:
+    """One message holding a batch of events: the unit that JetStream writes atomically."""
+    parts = [_HEAD.pack(_MAGIC, first, len(events), written)]
+    for event in events:
+        name = event.name.encode()
+        parts += (_EVENT.pack(len(name), event.version, len(event.payload)), name, event.payload)
+    return b"".join(parts)
+
+
+def decode_batch(persistence_id: PersistenceId, data: bytes) -> list[EventRecord]:
+    """The events of one message; `JournalCorrupted` for anything that is not such a message."""
+    try:
+        magic, first, count, written = _HEAD.unpack_from(data)
+        if magic != _MAGIC:
+            raise ValueError("not an actorio event batch")
+        offset = _HEAD.size
+        records: list[EventRecord] = []
+        for index in range(count):
+            name_length, version, payload_length = _EVENT.unpack_from(data, offset)
+            offset += _EVENT.size
+            name = data[offset : offset + name_length].decode()
+            offset += name_length
+            payload = data[offset : offset + payload_length]
+            offset += payload_length
+            if len(payload) != payload_length:
+                raise ValueError("truncated")
+            records.append(EventRecord(persistence_id, first + index, name, version, payload, written))
+        if offset != len(data):
+            raise ValueError("trailing bytes")
+    except (struct.error, ValueError) as error:
+        raise JournalCorrupted(
+            f"{persistence_id}: a stored message is not an event batch ({error})"
+        ) from None
+    return records
+
+
+def _header(data: bytes) -> tuple[int, int]:
+    """(first sequence, count) of a batch."""
+    try:
+        magic, first, count, _ = _HEAD.unpack_from(data)
+    except struct.error:
+        raise JournalCorrupted("a stored message is not an event batch") from None
+    if magic != _MAGIC:
+        raise JournalCorrupted("a stored message is not an event batch")
+    return first, count
+
+
+class JetStreamJournal(Journal):
+    """A `Journal` in NATS JetStream.
+
+    Layout (``prefix`` is ``"actorio"`` by default): the events of entity type ``T`` are in the
+    stream ``<PREFIX>_EVENTS_T``, those of one id on the subject ``<prefix>.events.T.<id>``, one
+    message per append (so a batch of events is written whole or not at all). An append is
+    published with ``Nats-Expected-Last-Subject-Sequence``: the server refuses it if anything was
+    appended to the id since the writer read it, and the writer gets `WriterConflict`, nothing
+    written. Snapshots, states and reminders are in the key-value buckets
+    ``<prefix>_snapshots_T``, ``<prefix>_states_T`` and ``<prefix>_reminders_T`` (a state's
+    revision is its key-value revision). Streams and buckets are made on first use, with file
+    storage and ``replicas`` replicas.
+
+    Durability is the server's: an append returns on the server's acknowledgement (the message
+    is stored; on a cluster, on a majority of ``replicas``). A snapshot, a state or a reminder
+    must fit in one message (the server's ``max_payload``, 1 MB by default).
+
+    Make it with `connect` (it then owns the connection and closes it) or from a connected
+    nats-py client.
+    """
+
+    def __init__(
+        self, client: Client, *, prefix: str = "actorio", replicas: int = 1, timeout: float = 5.0
+    ) -> None:
+        PersistenceId(prefix, "x")  # the same rules as a name
+        self.client = client
+        self.prefix = prefix
+        self.replicas = replicas
+        self.timeout = timeout
+        self._js = client.jetstream(timeout=timeout)  # pyright: ignore[reportUnknownMemberType]
+        self._owns_client = False
+        self._streams: set[str] = set()
+        self._buckets: dict[str, KeyValue] = {}
+        self._last: dict[PersistenceId, tuple[int, int]] = {}
+        """id -> (its last event's sequence, the stream sequence of the message holding it)."""
+        self._hints: dict[PersistenceId, tuple[int, int]] = {}
+        """id -> (its snapshot's sequence, the stream sequence of the message holding that event)."""
+        self._closed = False
+
+    @classmethod
+    async def connect(
+        cls, url: str, *, prefix: str = "actorio", replicas: int = 1, **options: Any
+    ) -> JetStreamJournal:
+        """Connect to ``url`` (``options`` go to ``nats.connect``); the journal closes the
+        connection when it is closed."""
+        client = await nats.connect(url, **options)  # pyright: ignore[reportUnknownMemberType]
+        journal = cls(client, prefix=prefix, replicas=replicas)
+        journal._owns_client = True
+        return journal
+
+    # -- names ------------------------------------------------------------------------------
+
+    def _stream_name(self, entity_type: str) -> str:
+        return f"{self.prefix.upper()}_EVENTS_{entity_type}"
+
+    def _subject(self, persistence_id: PersistenceId) -> str:
+        return f"{self.prefix}.events.{persistence_id.entity_type}.{persistence_id.entity_id}"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the journal is closed")
+
+    async def _stream(self, entity_type: str) -> str:
+        name = self._stream_name(entity_type)
+        if name not in self._streams:
+            config = StreamConfig(
+                name=name,
+                subjects=[f"{self.prefix}.events.{entity_type}.*"],
+                storage=StorageType.FILE,
+                num_replicas=self.replicas,
+            )
+            try:
+                await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
+            except nats.js.errors.BadRequestError:
+                await self._js.stream_info(name)  # made meanwhile, or made with other options: it exists
+            self._streams.add(name)
+        return name
+
+    async def _bucket(self, kind: str, entity_type: str) -> KeyValue:
+        name = f"{self.prefix}_{kind}_{entity_type}"
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            try:
+                bucket = await self._js.key_value(name)
+            except nats.js.errors.BucketNotFoundError:
+                bucket = await self._js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
+                    KeyValueConfig(bucket=name, history=1, storage=StorageType.FILE, replicas=self.replicas)
+                )
+            self._buckets[name] = bucket
+        return bucket
+
+    async def _fetch_last(self, persistence_id: PersistenceId) -> tuple[int, int]:
+        stream = await self._stream(persistence_id.entity_type)
+        try:
+            message = await self._js.get_last_msg(stream, self._subject(persistence_id))
+        except nats.js.errors.NotFoundError:
+            return (0, 0)
+        first, count = _header(message.data or b"")
+        last = (first + count - 1, message.seq or 0)
+        self._last[persistence_id] = last
+        return last
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def append(
+        self, persistence_id: PersistenceId, expected_sequence: int, events: Sequence[EventData]
+    ) -> int:
+        self._check_open()
+        known = self._last.get(persistence_id)
+        if known is None or known[0] != expected_sequence:
+            known = await self._fetch_last(persistence_id)
+        if known[0] != expected_sequence:
+            raise WriterConflict(str(persistence_id), expected_sequence, known[0])
+        if not events:
+            return expected_sequence
+        stream = await self._stream(persistence_id.entity_type)
+        body = encode_batch(expected_sequence + 1, events, time.time())
+        try:
+            ack = await self._js.publish(
+                self._subject(persistence_id),
+                body,
+                stream=stream,
+                headers={Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(known[1])},
+            )
+        except nats.js.errors.APIError as error:
+            self._last.pop(persistence_id, None)
+            if error.err_code in _WRONG_LAST_SEQUENCE:
+                found = (await self._fetch_last(persistence_id))[0]
+                raise WriterConflict(str(persistence_id), expected_sequence, found) from None
+            raise PersistenceError(f"{persistence_id}: append refused: {error}") from error
+        except (nats.errors.Error, asyncio.TimeoutError) as error:
+            # No acknowledgement: the server may have stored the batch or not. The next append
+            # reads the subject's last message again, so it cannot write after a stale sequence.
+            self._last.pop(persistence_id, None)
+            raise PersistenceError(
+                f"{persistence_id}: no acknowledgement ({error!r}); the events may or may not be stored"
+            ) from error
+        last = expected_sequence + len(events)
+        self._last[persistence_id] = (last, ack.seq)
+        return last
+
+    async def read(self, persistence_id: PersistenceId, after: int = 0) -> AsyncIterator[EventRecord]:
+        self._check_open()
+        last_event, last_stream = await self._fetch_last(persistence_id)
+        if last_event <= after:
+            return
+        stream = await self._stream(persistence_id.entity_type)
+        hint = self._hints.get(persistence_id)
+        if hint is not None and hint[0] <= after:
+            options: dict[str, Any] = {
+                "deliver_policy": DeliverPolicy.BY_START_SEQUENCE,
+                "opt_start_seq": hint[1],
+            }
+        else:
+            options = {"deliver_policy": DeliverPolicy.ALL}
+        subscription = await self._js.subscribe(
+            self._subject(persistence_id), stream=stream, ordered_consumer=True, **options
+        )
+        try:
+            while True:
+                try:
+                    message = await subscription.next_msg(timeout=self.timeout)
+                except nats.errors.TimeoutError:
+                    raise PersistenceError(f"{persistence_id}: reading the events timed out") from None
+                for record in decode_batch(persistence_id, message.data):
+                    if record.sequence > after:
+                        yield record
+                if message.metadata.sequence.stream >= last_stream:
+                    return
+        finally:
+            await subscription.unsubscribe()
+
+    async def last_sequence(self, persistence_id: PersistenceId) -> int:
+        self._check_open()
+        return (await self._fetch_last(persistence_id))[0]
+
+    # -- key-value records --------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        self._check_open()
+        known = self._last.get(snapshot.persistence_id)
+        # Where the snapshot's event is in the stream, if known: recovery reads from there.
+        stream_sequence = known[1] if known is not None and known[0] == snapshot.sequence else 0
+        head = f"{snapshot.sequence} {snapshot.version} {stream_sequence}\n".encode()
+        bucket = await self._bucket("snapshots", snapshot.persistence_id.entity_type)
+        await bucket.put(snapshot.persistence_id.entity_id, head + snapshot.payload)
+
+    async def load_snapshot(self, persistence_id: PersistenceId) -> SnapshotRecord | None:
+        self._check_open()
+        bucket = await self._bucket("snapshots", persistence_id.entity_type)
+        try:
+            entry = await bucket.get(persistence_id.entity_id)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        head, payload = _split(persistence_id, entry.value or b"", 3)
+        sequence, version, stream_sequence = head
+        if stream_sequence:
+            self._hints[persistence_id] = (sequence, stream_sequence)
+        return SnapshotRecord(persistence_id, sequence, version, payload)
+
+    async def save_state(
+        self, persistence_id: PersistenceId, expected_revision: int, version: int, payload: bytes
+    ) -> int:
+        self._check_open()
+        bucket = await self._bucket("states", persistence_id.entity_type)
+        try:
+            return await bucket.update(
+                persistence_id.entity_id, f"{version}\n".encode() + payload, last=expected_revision
+            )
+        except nats.js.errors.KeyWrongLastSequenceError:
+            current = await self.load_state(persistence_id)
+            raise WriterConflict(
+                str(persistence_id), expected_revision, 0 if current is None else current.revision
+            ) from None
+
+    async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
+        self._check_open()
+        bucket = await self._bucket("states", persistence_id.entity_type)
+        try:
+            entry = await bucket.get(persistence_id.entity_id)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        (version,), payload = _split(persistence_id, entry.value or b"", 1)
+        return StateRecord(persistence_id, entry.revision or 0, version, payload)
+
+    async def _reminders(self, persistence_id: PersistenceId) -> tuple[dict[str, list[Any]], int]:
+        """The id's reminders (name -> [due, message]), all in one key, and that key's revision."""
+        bucket = await self._bucket("reminders", persistence_id.entity_type)
+        try:
+            entry = await bucket.get(persistence_id.entity_id)
+        except nats.js.errors.KeyNotFoundError:
+            return {}, 0
+        try:
+            stored: Any = json.loads(entry.value or b"{}")
+            if not isinstance(stored, dict):
+                raise ValueError("not an object")
+        except ValueError as error:
+            raise JournalCorrupted(f"{persistence_id}: stored reminders are not a record ({error})") from None
+        return cast("dict[str, list[Any]]", stored), entry.revision or 0
+
+    async def _change_reminders(
+        self, persistence_id: PersistenceId, name: str, value: list[Any] | None
+    ) -> None:
+        """Set (or, with ``None``, remove) one reminder: read, change, write if unchanged since."""
+        bucket = await self._bucket("reminders", persistence_id.entity_type)
+        while True:
+            reminders, revision = await self._reminders(persistence_id)
+            if value is None:
+                if reminders.pop(name, None) is None:
+                    return
+            else:
+                reminders[name] = value
+            try:
+                await bucket.update(persistence_id.entity_id, json.dumps(reminders).encode(), last=revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue  # changed meanwhile (another reminder of this id): again
+            return
+
+    async def save_reminder(self, reminder: ReminderRecord) -> None:
+        self._check_open()
+        value = [reminder.due, reminder.message.decode()]
+        await self._change_reminders(reminder.persistence_id, reminder.name, value)
+
+    async def delete_reminder(self, persistence_id: PersistenceId, name: str) -> None:
+        self._check_open()
+        await self._change_reminders(persistence_id, name, None)
+
+    async def load_reminders(self, persistence_id: PersistenceId) -> list[ReminderRecord]:
+        self._check_open()
+        reminders, _ = await self._reminders(persistence_id)
+        try:
+            return [
+                ReminderRecord(persistence_id, name, float(due), str(message).encode())
+                for name, (due, message) in sorted(reminders.items())
+            ]
+        except (TypeError, ValueError) as error:
+            raise JournalCorrupted(f"{persistence_id}: stored reminders are not a record ({error})") from None
+
+    async def persistence_ids(self) -> list[PersistenceId]:
+        self._check_open()
+        found: set[PersistenceId] = set()
+        events_prefix = f"{self.prefix.upper()}_EVENTS_"
+        kv_prefix = f"KV_{self.prefix}_"
+        for info in await self._js.streams_info():
+            name = info.config.name or ""
+            if not name.startswith((events_prefix, kv_prefix)):
+                continue
+            detail = await self._js.stream_info(name, subjects_filter=">")
+            subjects = list(detail.state.subjects or {})
+            if name.startswith(events_prefix):
+                entity_type = name[len(events_prefix) :]
+                found.update(PersistenceId(entity_type, s.rsplit(".", 1)[1]) for s in subjects)
+                continue
+            kind, _, entity_type = name[len(kv_prefix) :].partition("_")
+            for subject in subjects:
+                candidate = PersistenceId(entity_type, subject.rsplit(".", 1)[1])
+                if candidate in found:
+                    continue
+                if kind == "reminders":
+                    present = bool((await self._reminders(candidate))[0])
+                elif kind == "snapshots":
+                    present = await self.load_snapshot(candidate) is not None
+                else:
+                    present = await self.load_state(candidate) is not None
+                if present:
+                    found.add(candidate)
+        return sorted(found, key=lambda i: (i.entity_type, i.entity_id))
+
+    async def close(self) -> None:
+        """Forget the streams and buckets; close the connection if the journal made it."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client:
+            await self.client.close()
+
+
+def _split(persistence_id: PersistenceId, value: bytes, fields: int) -> tuple[list[int], bytes]:
+    """A stored value's header line of ``fields`` integers, and the payload after it."""
+    try:
+        head, payload = value.split(b"\n", 1)
+        numbers = [int(field) for field in head.split()]
+        if len(numbers) != fields:
+            raise ValueError(f"{len(numbers)} fields")
+    except ValueError as error:
+        raise JournalCorrupted(f"{persistence_id}: a stored value is not a record ({error})") from None
+    return numbers, payload

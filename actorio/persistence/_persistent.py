@@ -1,0 +1,145 @@
+"""`PersistentActor`: what event-sourced and durable-state actors share: a persistence id on a
+journal, recovery before the first message, and durable reminders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, cast
+
+from typing_extensions import TypeVar
+
+from actorio import Actor, Message
+from actorio.lowlevel import encode_wire, handler_for
+
+from ._journal import Journal
+from ._records import PersistenceId, ReminderRecord
+
+__all__ = ["PersistentActor"]
+
+P = TypeVar("P", bound="Message[Any]", contravariant=True, default="Message[Any]")
+
+
+class PersistentActor(Actor[P], Generic[P]):
+    """An actor whose state outlives its process: the base of `EventSourcedActor` and
+    `DurableStateActor` (subclass one of those).
+
+    ``entity_type`` (a class attribute, the class name by default) and the ``entity_id`` given
+    to the constructor make its `persistence_id`; ``journal`` is where it is kept. Its state is
+    recovered in `mainloop_setup`, before the first message, in each incarnation (a restart by
+    its supervisor recovers again): a subclass that overrides `mainloop_setup` calls
+    ``await super().mainloop_setup()`` first.
+
+    **Reminders** (`remind`): a message stored in the journal and told to the actor at a time,
+    also if the process stopped meanwhile: each incarnation schedules the reminders it finds.
+    A reminder fires at least once: it is deleted from the journal after its handler returned,
+    so a crash in between fires it again after the restart. Its due time is ``clock()`` +
+    delay, where ``clock`` (a constructor argument) is ``time.time`` by default; it waits on the
+    event loop's clock, so the mock clock drives it in tests (pass ``clock=mock_clock.time`` to
+    keep due times on the mock clock across incarnations too).
+    """
+
+    entity_type: ClassVar[str]
+    """The kind of entity (``"account"``): with the entity id, the persistence id. Letters,
+    digits, ``_`` and ``-``; the class name unless the class sets it."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "entity_type" not in vars(cls):
+            cls.entity_type = cls.__name__
+        PersistenceId(cls.entity_type, "x")  # the name's rules, checked at class creation
+
+    def __init__(
+        self,
+        entity_id: str,
+        journal: Journal,
+        *,
+        clock: Callable[[], float] | None = None,
+        identifier: str | None = None,
+        mailbox_capacity: int | None = None,
+    ) -> None:
+        persistence_id = PersistenceId(type(self).entity_type, entity_id)
+        super().__init__(identifier=identifier or str(persistence_id), mailbox_capacity=mailbox_capacity)
+        self.persistence_id = persistence_id
+        """Whose records this actor reads and writes."""
+        self.journal = journal
+        """Where they are kept."""
+        self.clock: Callable[[], float] = clock or time.time
+        """The clock of reminders' due times (seconds)."""
+        self._persistence_reminders: dict[str, int] = {}
+        self._persistence_generation = 0
+        self._persistence_recovery: asyncio.Future[None] | None = None
+
+    async def mainloop_setup(self) -> None:
+        """Recover the state (`recover`), then schedule the stored reminders."""
+        await super().mainloop_setup()
+        try:
+            await self.recover()
+            protocol = type(self).protocol
+            for reminder in await self.journal.load_reminders(self.persistence_id):
+                self._schedule(reminder.name, reminder.due, protocol.validate(reminder.message))
+        except BaseException as error:
+            recovery = self._recovery_future()
+            if not recovery.done():
+                recovery.set_exception(error if isinstance(error, Exception) else RuntimeError(repr(error)))
+            raise
+        recovery = self._recovery_future()
+        if not recovery.done():
+            recovery.set_result(None)
+
+    def _recovery_future(self) -> asyncio.Future[None]:
+        if self._persistence_recovery is None:
+            self._persistence_recovery = asyncio.get_running_loop().create_future()
+            # The actor's own end reports a failed recovery; nobody has to wait for this one.
+            self._persistence_recovery.add_done_callback(lambda future: future.exception())
+        return self._persistence_recovery
+
+    async def wait_recovered(self) -> None:
+        """Return once this incarnation has recovered its state (its first message then sees
+        it); raise what recovery raised if it failed. `start` may return before recovery, which
+        runs in the actor's task."""
+        await asyncio.shield(self._recovery_future())
+
+    async def recover(self) -> None:
+        """Read the state back from the journal (event-sourced and durable-state actors each
+        define it)."""
+        raise NotImplementedError
+
+    # -- reminders --------------------------------------------------------------------------
+
+    async def remind(self, name: str, message: P, delay: float) -> None:
+        """Tell this actor ``message`` in ``delay`` seconds, durably: returns once the reminder
+        is in the journal. A reminder of the same name is replaced. ``message`` is stored in its
+        wire form (its ``sender`` is not kept), so it must be one of the actor's message types."""
+        due = self.clock() + delay
+        record = ReminderRecord(self.persistence_id, name, due, encode_wire(message))
+        await self.journal.save_reminder(record)
+        self._schedule(name, due, message)
+
+    async def cancel_reminder(self, name: str) -> None:
+        """Forget the reminder ``name`` (if any); it does not fire, in this incarnation or later."""
+        self._persistence_reminders.pop(name, None)
+        await self.journal.delete_reminder(self.persistence_id, name)
+
+    @property
+    def reminders(self) -> frozenset[str]:
+        """The names of the reminders scheduled and not yet fired."""
+        return frozenset(self._persistence_reminders)
+
+    def _schedule(self, name: str, due: float, message: Any) -> None:
+        self._persistence_generation += 1
+        generation = self._persistence_reminders[name] = self._persistence_generation
+        delay = max(0.0, due - self.clock())
+
+        async def fire(task: asyncio.Task[Any]) -> None:
+            if self._persistence_reminders.get(name) != generation:
+                return  # cancelled or replaced meanwhile
+            message_type: type[Message[Any]] = type(cast("Message[Any]", message))
+            handler, _ = handler_for(type(self), message_type)
+            await handler(self, message)
+            if self._persistence_reminders.get(name) == generation:
+                del self._persistence_reminders[name]
+                await self.journal.delete_reminder(self.persistence_id, name)
+
+        self.register_input_task(lambda: asyncio.sleep(delay), fire, count=1)

@@ -1,0 +1,93 @@
+"""What a journal stores: persistence ids and the records of events, snapshots, states and
+reminders, as plain data (payloads are JSON bytes, made and read by `actorio.persistence`'s
+codecs; a journal never looks inside them)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["EventData", "EventRecord", "PersistenceId", "ReminderRecord", "SnapshotRecord", "StateRecord"]
+
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def _check_name(what: str, value: str) -> None:
+    if not isinstance(value, str) or _NAME.fullmatch(value) is None:  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise ValueError(
+            f"invalid {what} {value!r}: 1 to 128 characters among letters, digits, '_' and '-' "
+            "(it names a table row, a NATS subject token and a key-value key)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PersistenceId:
+    """Whose records: an entity type (``"account"``, one stream or table space per type) and an
+    entity id (``"42"``). Each is 1 to 128 letters, digits, ``_`` or ``-``; anything else is a
+    ``ValueError`` here, where it enters, so that no journal has to escape it."""
+
+    entity_type: str
+    entity_id: str
+
+    def __post_init__(self) -> None:
+        _check_name("entity type", self.entity_type)
+        _check_name("entity id", self.entity_id)
+
+    def __str__(self) -> str:
+        return f"{self.entity_type}/{self.entity_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class EventData:
+    """One event to append: its wire name, its version and its fields as JSON bytes."""
+
+    name: str
+    version: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One stored event: its persistence id, its sequence number (1, 2, 3, ... per id), its wire
+    name, version and payload, and when it was written (seconds since the epoch)."""
+
+    persistence_id: PersistenceId
+    sequence: int
+    name: str
+    version: int
+    payload: bytes
+    written: float
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    """The state of an event-sourced actor after event ``sequence``, with its state version."""
+
+    persistence_id: PersistenceId
+    sequence: int
+    version: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StateRecord:
+    """The whole state of a durable-state actor at ``revision`` (1 after the first save)."""
+
+    persistence_id: PersistenceId
+    revision: int
+    version: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderRecord:
+    """A durable reminder: ``message`` (a message's wire form) told to the actor of
+    ``persistence_id`` at ``due`` (seconds since the epoch). One per ``name`` and id."""
+
+    persistence_id: PersistenceId
+    name: str
+    due: float
+    message: bytes
+
+    def __post_init__(self) -> None:
+        _check_name("reminder name", self.name)

@@ -1,0 +1,1 @@
+"""Programs that the guarantee tests run as real processes (and kill)."""

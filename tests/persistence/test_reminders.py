@@ -1,0 +1,186 @@
+"""Durable reminders: stored with the journal, fired on the loop's clock (the mock clock here),
+after a restart too, at least once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from actorio import Message, handles
+from actorio.persistence import (
+    DurableStateActor,
+    InMemoryJournal,
+    Journal,
+    PersistenceId,
+    SqliteJournal,
+    copy_journal,
+)
+from actorio.testing import MockClock
+
+from .support import Account, Deposit, GetBalance
+
+HOUR = 3600.0
+BOUND = 10.0
+
+
+class Wake(Message):
+    text: str
+
+
+class Arm(Message):
+    name: str
+    delay: float
+
+
+class Disarm(Message):
+    name: str
+
+
+class Ping(Message[list[str]]):
+    pass
+
+
+class Woken(BaseModel):
+    texts: list[str] = []
+
+
+class Sleeper(DurableStateActor[Wake | Arm | Disarm | Ping, Woken]):
+    """Saves each wake-up; fails on a wake-up whose text is "fail"."""
+
+    fired: asyncio.Event
+    """Set by each wake-up (made by `sleeper`)."""
+
+    @handles(Wake)
+    async def wake(self, msg: Wake) -> None:
+        if msg.text == "fail" and "failed once" not in self.state.texts:
+            await self.save(Woken(texts=[*self.state.texts, "failed once"]))
+            raise RuntimeError("the handler failed")
+        await self.save(Woken(texts=[*self.state.texts, msg.text]))
+        self.fired.set()
+
+    @handles(Arm)
+    async def arm(self, msg: Arm) -> None:
+        await self.remind(msg.name, Wake(text=msg.name), msg.delay)
+
+    @handles(Disarm)
+    async def disarm(self, msg: Disarm) -> None:
+        await self.cancel_reminder(msg.name)
+
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> list[str]:
+        return self.state.texts
+
+
+SAM = PersistenceId("Sleeper", "sam")
+
+
+def sleeper(journal: Journal) -> Sleeper:
+    actor = Sleeper("sam", journal, clock=asyncio.get_running_loop().time)
+    actor.fired = asyncio.Event()
+    return actor
+
+
+@pytest.mark.asyncio
+async def test_a_reminder_fires_at_its_time_on_the_loop_clock(mock_clock: MockClock) -> None:
+    journal = InMemoryJournal()
+    actor = sleeper(journal)
+    async with actor as ref:
+        await ref.ask(Arm(name="wake", delay=HOUR))
+        assert [r.name for r in await journal.load_reminders(SAM)] == ["wake"]
+        await asyncio.sleep(HOUR - 1)  # autojump: to this sleep's end, before the reminder's
+        assert await ref.ask(Ping()) == []
+        await asyncio.wait_for(actor.fired.wait(), BOUND)
+        assert mock_clock.time() == HOUR
+        assert await ref.ask(Ping()) == ["wake"]
+        assert actor.reminders == frozenset()
+    assert await journal.load_reminders(SAM) == []  # fired: deleted
+
+
+@pytest.mark.asyncio
+async def test_a_reminder_fires_after_the_actor_was_stopped_and_started_again(mock_clock: MockClock) -> None:
+    journal = InMemoryJournal()
+    async with sleeper(journal) as ref:
+        await ref.ask(Arm(name="later", delay=HOUR))
+    await asyncio.sleep(10)  # nobody runs it meanwhile
+    again = sleeper(journal)
+    async with again as ref:
+        assert await ref.ask(Ping()) == []  # recovered (before its first message)
+        assert again.reminders == {"later"}
+        await asyncio.wait_for(again.fired.wait(), HOUR + BOUND)
+        assert mock_clock.time() == HOUR
+        assert await ref.ask(Ping()) == ["later"]
+
+
+@pytest.mark.asyncio
+async def test_a_reminder_due_while_nobody_ran_it_fires_at_once_on_start(mock_clock: MockClock) -> None:
+    journal = InMemoryJournal()
+    async with sleeper(journal) as ref:
+        await ref.ask(Arm(name="missed", delay=60))
+    await asyncio.sleep(HOUR)
+    again = sleeper(journal)
+    async with again as ref:
+        await asyncio.wait_for(again.fired.wait(), BOUND)
+        assert mock_clock.time() == HOUR
+        assert await ref.ask(Ping()) == ["missed"]
+
+
+@pytest.mark.asyncio
+async def test_a_reminder_whose_handler_failed_fires_again_in_the_next_incarnation(
+    mock_clock: MockClock,
+) -> None:
+    journal = InMemoryJournal()
+    first = sleeper(journal)
+    await first.start()
+    await first.reference.ask(Arm(name="fail", delay=5))
+    with pytest.raises(RuntimeError, match="the handler failed"):
+        await asyncio.wait_for(first.run_until_stopped(), BOUND)
+    assert [r.name for r in await journal.load_reminders(SAM)] == ["fail"]  # still there
+    again = sleeper(journal)
+    async with again as ref:
+        await asyncio.wait_for(again.fired.wait(), BOUND)
+        assert await ref.ask(Ping()) == ["failed once", "fail"]
+    assert await journal.load_reminders(SAM) == []
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_or_replaced_reminder_does_not_fire(mock_clock: MockClock) -> None:
+    journal = InMemoryJournal()
+    async with sleeper(journal) as ref:
+        await ref.ask(Arm(name="a", delay=60))
+        await ref.ask(Arm(name="b", delay=60))
+        await ref.ask(Arm(name="b", delay=120))  # replaces the first "b"
+        await ref.ask(Disarm(name="a"))
+        await asyncio.sleep(119)
+        assert await ref.ask(Ping()) == []
+        await asyncio.sleep(2)
+        assert await ref.ask(Ping()) == ["b"]
+    assert await journal.load_reminders(SAM) == []
+
+
+@pytest.mark.asyncio
+async def test_a_recorded_journal_replays_in_memory_under_the_mock_clock(
+    mock_clock: MockClock, tmp_path: Path
+) -> None:
+    """Reproduce a state: copy a recorded journal (a SQLite file here) into memory, start the
+    actors on it, and the state and the pending reminders are back, the reminders driven by the
+    mock clock."""
+    async with SqliteJournal(tmp_path / "recorded.sqlite3") as recorded:
+        async with Account("alice", recorded) as account:
+            for amount in (3, 4, 5):
+                await account.ask(Deposit(amount=amount))
+        async with sleeper(recorded) as ref:
+            await ref.ask(Arm(name="audit", delay=HOUR))
+    replay = InMemoryJournal()
+    async with SqliteJournal(tmp_path / "recorded.sqlite3") as recorded:
+        assert await copy_journal(recorded, replay) == 3
+    (audit,) = await replay.load_reminders(SAM)
+    async with Account("alice", replay) as account:
+        assert await account.ask(GetBalance()) == 12
+    replayed = sleeper(replay)
+    async with replayed as ref:
+        await asyncio.wait_for(replayed.fired.wait(), HOUR + BOUND)
+        assert mock_clock.time() == audit.due
+        assert await ref.ask(Ping()) == ["audit"]

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._exceptions import PayloadError as PayloadError
     from ._exceptions import RestartIntensityExceeded as RestartIntensityExceeded
     from ._exceptions import UnhandledMessage as UnhandledMessage
+    from ._gc_policy import GcPolicy as GcPolicy
     from ._message import NO_REPLY as NO_REPLY
     from ._message import DataMessage as DataMessage
     from ._message import Message as Message
@@ -73,6 +74,7 @@ __all__ = [
     "Directive",
     "EndMainLoop",
     "Envelope",
+    "GcPolicy",
     "InvalidPayload",
     "MailboxFull",
     "Message",
@@ -116,6 +118,7 @@ _EXPORTS = {
     "PayloadError": "._exceptions",
     "RestartIntensityExceeded": "._exceptions",
     "UnhandledMessage": "._exceptions",
+    "GcPolicy": "._gc_policy",
     "NO_REPLY": "._message",
     "DataMessage": "._message",
     "Message": "._message",

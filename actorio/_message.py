@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from time import time_ns
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeGuard
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr, field_serializer
 from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import Self, TypeVar, dataclass_transform
 
@@ -17,8 +18,48 @@ __all__ = ["NO_REPLY", "DataMessage", "Message", "NoReply", "is_message_class"]
 T = TypeVar("T", default=Any)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+def _as_datetime(value: Any) -> Any:
+    """A message's stored ``creation_date`` as the datetime it stands for.
+
+    A message created without one stores ``time.time_ns()`` (an ``int``): 40 ns, where
+    ``datetime.now(timezone.utc)`` costs 0.4 us, a third of the cost of a whole message. It
+    becomes a datetime when read, floored to the microsecond as ``datetime.now`` is. A given or
+    decoded creation date is validated into a datetime and stored as it is.
+    """
+    if type(value) is int:
+        # Whole microseconds, as a float of seconds: exact until 2106 (a float's step is below
+        # half a microsecond until 2**32 s), and twice as fast as adding a timedelta.
+        return datetime.fromtimestamp(value // 1000 / 1e6, timezone.utc)
+    return value
+
+
+class _CreationDate:
+    """``Message.creation_date`` as read: the stored value as a datetime (see `_as_datetime`).
+
+    A data descriptor, so that it takes precedence over the instance's ``__dict__``, where
+    pydantic keeps the fields. Read on the class, it is absent, as any pydantic field is.
+    """
+
+    __slots__ = ()
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        if instance is None:
+            raise AttributeError("creation_date")
+        try:
+            return _as_datetime(instance.__dict__["creation_date"])
+        except KeyError:
+            raise AttributeError("creation_date") from None
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance.__dict__["creation_date"] = value
+
+
+def _dated(message: BaseModel) -> BaseModel:
+    """``message``, with its creation date stored as a datetime (a copy if it was not)."""
+    stored = message.__dict__.get("creation_date")
+    if type(stored) is not int:
+        return message
+    return message.model_copy(update={"creation_date": _as_datetime(stored)})
 
 
 def _as_sender(value: Any) -> BaseRef:
@@ -86,7 +127,8 @@ class Message(_FrozenModel, Generic[R_co]):
       reference; defaults to `NO_SENDER`. While a handler serves an ask, ``msg.sender`` is a
       reference made for that ask (the asker's own message object is never changed). It is not
       part of the message's JSON form.
-    - ``creation_date``: a timezone-aware UTC datetime, set at creation.
+    - ``creation_date``: a timezone-aware UTC datetime, set at creation (to the microsecond,
+      as ``datetime.now``), unless given. It is part of the JSON form.
 
     Invalid fields raise pydantic's ``ValidationError`` at construction. Messages are frozen: an
     actor cannot change a message that another actor also holds.
@@ -101,7 +143,48 @@ class Message(_FrozenModel, Generic[R_co]):
         sender: Annotated[Any, PlainValidator(_as_sender), SkipJsonSchema()] = Field(
             default=NO_SENDER, exclude=True
         )
-    creation_date: datetime = Field(default_factory=_utcnow)
+    if TYPE_CHECKING:
+        creation_date: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    else:
+        # Stored as time.time_ns() unless given, read as a datetime through _CreationDate (set
+        # on the class below): equality, hashing, repr, dict() and the dumps see the datetime.
+        creation_date: datetime = Field(default_factory=time_ns)
+
+    if not TYPE_CHECKING:
+
+        def __init__(self, /, **data: Any) -> None:
+            # BaseModel.__init__ without its check for a model validator that returns another
+            # object (a message class has none): 2% of a message's cost. Validation is the same.
+            self.__pydantic_validator__.validate_python(data, self_instance=self)
+
+        # The pydantic mark of an __init__ that does what BaseModel's does: pydantic then keeps
+        # validating nested messages and decoded payloads without calling it.
+        __init__.__pydantic_base_init__ = True
+
+    @field_serializer("creation_date")
+    def _dump_creation_date(self, value: Any) -> datetime:
+        dated: datetime = _as_datetime(value)
+        return dated
+
+    def __eq__(self, other: object) -> bool:
+        equal = super().__eq__(other)
+        if equal is False and isinstance(other, BaseModel):
+            mine, theirs = _dated(self), _dated(other)
+            if mine is not self or theirs is not other:
+                return BaseModel.__eq__(mine, theirs)
+        return equal
+
+    def __hash__(self) -> int:
+        fields = self.__dict__
+        return hash(tuple(_as_datetime(fields[name]) for name in type(self).__pydantic_fields__))
+
+    def __iter__(self) -> Any:
+        for name, value in super().__iter__():
+            yield name, (_as_datetime(value) if name == "creation_date" else value)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, (_as_datetime(value) if name == "creation_date" else value)
 
     def __actorio_reply__(self) -> R_co:
         """Never called: it lets the type checkers read a message's reply type (see `Request`)."""
@@ -124,6 +207,9 @@ class Message(_FrozenModel, Generic[R_co]):
         else:
             await sender.tell(DataMessage(data=response))
         return NO_REPLY
+
+
+Message.creation_date = _CreationDate()  # type: ignore[assignment]  # pyright: ignore[reportAttributeAccessIssue]
 
 
 class DataMessage(Message[Any], Generic[T]):

@@ -7,6 +7,7 @@
     python -m benchmarks --nats          # also actors on NATS beside bare nats-py (benchmarks/remote.py)
     python -m benchmarks --persistence   # also persistent actors beside bare sqlite3 and JetStream
     python -m benchmarks --entities      # also entities beside published actors (benchmarks/entities.py)
+    python -m benchmarks --only built    # only the scenarios whose name contains "built"
 
 Each row runs actorio and the baseline alternately, ``--repeat`` times, and keeps the best
 figure of each. The ratio is actorio / baseline; the target says which way is better. When
@@ -75,11 +76,14 @@ async def _measure(scenario: Scenario, n: int, repeat: int) -> Row:
     )
 
 
-async def _run_all(scale: float, repeat: int, progress: Callable[[str], None]) -> list[Row]:
+async def _run_all(
+    scale: float, repeat: int, progress: Callable[[str], None], only: list[str] | None = None
+) -> list[Row]:
     rows = []
-    for index, scenario in enumerate(SCENARIOS, 1):
+    chosen = [s for s in SCENARIOS if not only or any(word in s.name for word in only)]
+    for index, scenario in enumerate(chosen, 1):
         n = max(10, int(scenario.size * scale))
-        progress(f"[{index}/{len(SCENARIOS)}] {scenario.name} (n={n:,})")
+        progress(f"[{index}/{len(chosen)}] {scenario.name} (n={n:,})")
         rows.append(await _measure(scenario, n, repeat))
     return rows
 
@@ -124,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         "--persistence", action="store_true", help="also persistent actors on SQLite and JetStream (slow)"
     )
     parser.add_argument("--entities", action="store_true", help="also entities on a local nats-server")
+    parser.add_argument(
+        "--only", action="append", metavar="WORDS", help="only the scenarios whose name contains WORDS"
+    )
     args = parser.parse_args(argv)
     scale, repeat = (0.001, 1) if args.quick else (1.0, args.repeat)
 
@@ -134,14 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()} on {platform.machine()} ({os.cpu_count()} cores), {sys.platform}"
     )
     print(f"actorio benchmark; {machine}")
-    rows = asyncio.run(_run_all(scale, repeat, progress))
+    rows = asyncio.run(_run_all(scale, repeat, progress, args.only))
     for row in rows:
         row.loop = "asyncio"
     print(_table("event loop: asyncio", rows))
     uvloop_run = None if args.no_uvloop else _uvloop_runner()
     if uvloop_run is not None:
         progress("uvloop:")
-        uv_rows: list[Row] = uvloop_run(_run_all(scale, repeat, progress))
+        uv_rows: list[Row] = uvloop_run(_run_all(scale, repeat, progress, args.only))
         for row in uv_rows:
             row.loop = "uvloop"
         print()

@@ -25,6 +25,24 @@ class Echo(Message[int]):
     n: int
 
 
+class SlotPing:
+    """The hand-written side's told message: a plain class with ``__slots__``, no validation."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+class SlotEcho:
+    """The hand-written side's asked message, answered with its number."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
 class _Stop:
     """Ends a baseline actor's loop."""
 
@@ -34,14 +52,19 @@ class BaselineActor:
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[tuple[Any, asyncio.Future[Any] | None]] = asyncio.Queue()
-        self.handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {Ping: self.on_ping, Echo: self.on_echo}
+        self.handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
+            Ping: self.on_ping,
+            Echo: self.on_echo,
+            SlotPing: self.on_ping,
+            SlotEcho: self.on_echo,
+        }
         self.count = 0
         self.task: asyncio.Task[None] | None = None
 
-    async def on_ping(self, message: Ping) -> None:
+    async def on_ping(self, message: Ping | SlotPing) -> None:
         self.count += 1
 
-    async def on_echo(self, message: Echo) -> int:
+    async def on_echo(self, message: Echo | SlotEcho) -> int:
         return message.n
 
     async def run(self) -> None:
@@ -96,3 +119,10 @@ class Counter(Actor[Ping | Echo]):
 SIDES: dict[str, Callable[[], Any]] = {"actorio": Counter, "baseline": BaselineActor}
 """How each side makes one actor; both have ``start() -> ref``, ``stop()``, ``count``, and refs
 with ``tell`` and ``ask``."""
+
+MESSAGES: dict[str, tuple[Callable[[int], Any], Callable[[int], Any]]] = {
+    "actorio": (lambda n: Ping(n=n), lambda n: Echo(n=n)),
+    "baseline": (SlotPing, SlotEcho),
+}
+"""How each side builds a told and an asked message, when it builds one per send: actorio's are
+validated pydantic models, the hand-written side's plain classes with ``__slots__``."""

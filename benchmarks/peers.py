@@ -1,5 +1,9 @@
 """``python -m benchmarks --peers``: the same three scenarios measured with peer libraries.
 
+Every library builds its messages in the sending loop, one per tell and per ask, as a program
+does: actorio its validated messages, the hand-written baseline, pykka and thespian slotted
+classes, tapio-py and actorio 0.1.4 their own message models.
+
 Each peer gets its own virtual environment under ``build/bench-peers/<peer>/``, made once and
 reused, with the peer installed at the version pinned below: actorio 0.1.4 has this project's
 import name, and the others must not share this interpreter's packages either. Its program in
@@ -24,7 +28,7 @@ from typing import IO, Any
 
 import actorio
 
-from .scenarios import ask_sequential, spawn_stop, tell_burst
+from .scenarios import ask_built, spawn_stop, tell_built, tell_built_gc_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / "build" / "bench-peers"
@@ -142,6 +146,10 @@ def _measure(peer: Peer, python: Path, scale: float, progress: Callable[[str], N
             process.kill()
             process.wait()
             raise RuntimeError(f"timed out after {timeout:g} s") from None
+        except BaseException:  # interrupted: the peer's process does not outlive the benchmark
+            process.kill()
+            process.wait()
+            raise
         finally:
             for pump in pumps:
                 pump.join(5)
@@ -175,12 +183,20 @@ def _own_rows(scale: float) -> list[dict[str, Any]]:
         rows.append(
             {
                 "peer": label,
-                "tell_burst_msg_per_s": asyncio.run(tell_burst(side, sizes["tell"])),
-                "ask_us": asyncio.run(ask_sequential(side, sizes["ask"])),
+                "tell_burst_msg_per_s": asyncio.run(tell_built(side, sizes["tell"])),
+                "ask_us": asyncio.run(ask_built(side, sizes["ask"])),
                 "spawn_stop_us": asyncio.run(spawn_stop(side, sizes["spawn_stop"])),
-                "note": "asyncio, measured in this process",
+                "note": "asyncio, measured in this process, CPython's default collector"
+                + ("; slotted messages" if side == "baseline" else ""),
             }
         )
+    rows.append(
+        {
+            "peer": f"{own.split(' (')[0]} under run()",
+            "tell_burst_msg_per_s": asyncio.run(tell_built_gc_policy("actorio", sizes["tell"])),
+            "note": "tell only: the same, under actorio.run's GC policy (GcPolicy())",
+        }
+    )
     return rows
 
 
@@ -193,7 +209,7 @@ def table(rows: list[dict[str, Any]], scale: float) -> str:
     sizes = _sizes(scale)
     lines = [
         f"peers (tell n={sizes['tell']:,}, ask n={sizes['ask']:,}, spawn + stop n={sizes['spawn_stop']:,}; "
-        "one run each)",
+        "one run each; messages built in the loop)",
         f"{'library':<30} {'tell, msg/s':>13} {'ask, us':>9} {'spawn+stop, us':>15}",
         "-" * 70,
     ]

@@ -6,15 +6,21 @@
 - remote ask: the round trip of one ask (validated request, typed reply); beside ``nc.request`` to
   a subscriber that responds with the payload it got.
 
+- pool scale-out: asks with 1 ms of CPU work each, 16 in flight, to a pool of one worker
+  process, then of two (`benchmarks.nats_worker`): what the second process adds.
+
 Sender and receiver are two connections in this one process (so both sides share one core).
+Every connection, server and process is closed on every path, failures included.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import nats
 from nats.aio.client import Client
@@ -24,6 +30,9 @@ from actorio import Actor, Message, handles
 from actorio.nats import LocalServer, Node
 
 from .__main__ import Row
+from .nats_worker import WORK, Burn, Burner
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Count(Message):
@@ -147,6 +156,62 @@ async def _bare_ask(url: str, n: int) -> float:
         return (time.perf_counter() - started) / n * 1e6
 
 
+@contextlib.asynccontextmanager
+async def _workers(url: str, name: str, count: int) -> AsyncIterator[None]:
+    """``count`` worker processes serving ``name``; each is stopped (its stdin closed, killed
+    after 10 s) on the way out, whatever happened, the ones that failed to start included."""
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        for _ in range(count):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "benchmarks.nats_worker",
+                url,
+                name,
+                cwd=ROOT,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            processes.append(process)
+            assert process.stdout is not None
+            line = await asyncio.wait_for(process.stdout.readline(), 30)
+            if line != b"ready\n":
+                raise RuntimeError(f"a NATS benchmark worker did not start: {line!r}")
+        yield
+    finally:
+        for process in processes:
+            if process.returncode is None and process.stdin is not None:
+                process.stdin.close()
+        for process in processes:
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+IN_FLIGHT = 16
+
+
+async def _pool_rate(url: str, workers: int, n: int) -> float:
+    """Asks per second handled by a pool of ``workers`` processes, ``IN_FLIGHT`` asks at once."""
+    name = f"bench-pool-{workers}"
+    async with _workers(url, name, workers), await Node.connect(url) as client:
+        ref = client.ref(name, Burner)
+        for _ in range(4 * workers):  # every worker has served one before the clock starts
+            assert await ref.ask(Burn(n=0), timeout=60) == WORK
+        per_asker = max(1, n // IN_FLIGHT)
+
+        async def asker() -> None:
+            for i in range(per_asker):
+                assert await ref.ask(Burn(n=i), timeout=60) == WORK
+
+        started = time.perf_counter()
+        await asyncio.gather(*(asker() for _ in range(IN_FLIGHT)))
+        return per_asker * IN_FLIGHT / (time.perf_counter() - started)
+
+
 async def _best(
     measure: Callable[[str, int], Awaitable[float]], url: str, n: int, repeat: int, higher: bool
 ) -> float:
@@ -160,13 +225,25 @@ async def run_nats(scale: float, repeat: int, url: str | None = None) -> list[Ro
         with LocalServer(jetstream=False) as server:
             return await run_nats(scale, repeat, server.url)
     tells, asks = max(20, int(20_000 * scale)), max(10, int(2_000 * scale))
+    pooled = max(20, int(2_000 * scale))
     rows = []
-    for name, unit, n, mine, bare, label, higher in (
-        ("nats remote tell", "msg/s", tells, _actorio_tell, _bare_tell, "nats-py publish", True),
-        ("nats remote ask", "us", asks, _actorio_ask, _bare_ask, "nats-py request", False),
+    for name, unit, n, mine, bare, label, higher, target in (
+        ("nats remote tell", "msg/s", tells, _actorio_tell, _bare_tell, "nats-py publish", True, 0.8),
+        ("nats remote ask", "us", asks, _actorio_ask, _bare_ask, "nats-py request", False, 1.1),
+        (
+            "nats pool of 2 workers",
+            "asks/s",
+            pooled,
+            lambda url, n: _pool_rate(url, 2, n),
+            lambda url, n: _pool_rate(url, 1, n),
+            "1 worker",
+            True,
+            1.7,
+        ),
     ):
         actorio_figure = await _best(mine, url, n, repeat, higher)
         bare_figure = await _best(bare, url, n, repeat, higher)
+        ratio = actorio_figure / bare_figure
         rows.append(
             Row(
                 loop="asyncio",
@@ -176,9 +253,9 @@ async def run_nats(scale: float, repeat: int, url: str | None = None) -> list[Ro
                 actorio=actorio_figure,
                 baseline=bare_figure,
                 baseline_label=label,
-                ratio=actorio_figure / bare_figure,
-                target="",
-                met=None,
+                ratio=ratio,
+                target=f"{'>=' if higher else '<='} {target:g}x",
+                met=ratio >= target if higher else ratio <= target,
             )
         )
     return rows

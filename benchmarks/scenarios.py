@@ -15,9 +15,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from actorio import Actor, Message, handles
+from pydantic import BaseModel, ConfigDict
 
-from .baseline import SIDES, Echo, Ping
+from actorio import Actor, GcPolicy, Message, handles
+
+from .baseline import MESSAGES, SIDES, Echo, Ping
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,35 @@ async def tell_burst(side: str, n: int) -> float:
     return n / elapsed
 
 
+async def tell_built(side: str, n: int) -> float:
+    """Messages per second when the sender builds each message as it tells it, never yielding:
+    actorio's validated messages, the hand-written side's slotted ones."""
+    actor = SIDES[side]()
+    ref = await actor.start()
+    make = MESSAGES[side][0]
+    started = time.perf_counter()
+    for i in range(n):
+        await ref.tell(make(i))
+    await ref.ask(Echo(n=0))
+    elapsed = time.perf_counter() - started
+    assert actor.count == n
+    await actor.stop()
+    return n / elapsed
+
+
+async def tell_built_gc_policy(side: str, n: int) -> float:
+    """`tell_built` for actorio, under `actorio.run`'s GC policy ("actorio") or CPython's default
+    collector ("baseline" column): what the policy buys a program that queues many messages."""
+    if side == "baseline":
+        return await tell_built("actorio", n)
+    applied = GcPolicy().apply()
+    try:
+        applied.started()
+        return await tell_built("actorio", n)
+    finally:
+        applied.restore()
+
+
 async def tell_interleaved(side: str, n: int) -> float:
     """Messages per second when the sender yields to the loop after each send."""
     actor = SIDES[side]()
@@ -79,6 +110,38 @@ async def ask_sequential(side: str, n: int) -> float:
     elapsed = time.perf_counter() - started
     await actor.stop()
     return elapsed / n * 1e6
+
+
+async def ask_built(side: str, n: int) -> float:
+    """Microseconds per ask round trip, one asker building each message as it asks it."""
+    actor = SIDES[side]()
+    ref = await actor.start()
+    make = MESSAGES[side][1]
+    started = time.perf_counter()
+    for i in range(n):
+        await ref.ask(make(i))
+    elapsed = time.perf_counter() - started
+    await actor.stop()
+    return elapsed / n * 1e6
+
+
+class PlainPing(BaseModel):
+    """A plain frozen pydantic model with the user's fields only: what a message costs at least."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n: int
+
+
+async def construct(side: str, n: int) -> float:
+    """Microseconds to build one message: actorio's `Ping` (validated, with ``sender`` and
+    ``creation_date``), or a plain frozen pydantic model with the same field ("baseline")."""
+    make: Callable[..., object] = Ping if side == "actorio" else PlainPing
+    gc.collect()
+    started = time.perf_counter()
+    for i in range(n):
+        make(n=i)
+    return (time.perf_counter() - started) / n * 1e6
 
 
 ASKERS = 100
@@ -256,7 +319,11 @@ async def ask_sequential_traced(side: str, n: int) -> float:
 SCENARIOS: list[Scenario] = [
     Scenario("tell, burst", "msg/s", 200_000, tell_burst, True, 1.5),
     Scenario("tell, interleaved", "msg/s", 100_000, tell_interleaved, True, 1.0),
+    Scenario("message construction", "us/msg", 200_000, construct, False, 1.2, "plain pydantic"),
+    Scenario("tell, built in the loop", "msg/s", 200_000, tell_built, True, 0.5, "hand-written, slotted"),
+    Scenario("tell, built, GC policy", "msg/s", 200_000, tell_built_gc_policy, True, None, "default GC"),
     Scenario("ask, sequential", "us/ask", 50_000, ask_sequential, False, 1.0),
+    Scenario("ask, built in the loop", "us/ask", 50_000, ask_built, False, 1.3, "hand-written, slotted"),
     Scenario(f"ask, {ASKERS} askers", "us/ask", 100_000, ask_concurrent, False, 1.0),
     Scenario("spawn + stop", "us/actor", 20_000, spawn_stop, False, 1.0),
     Scenario("idle actor memory", "B/actor", 5_000, idle_memory, False, 0.5),

@@ -567,27 +567,35 @@ class Node(NodeEntities):
         if self._closed:
             return
         self._closed = True
-        if self._entities is not None:
-            await self._entities.close(timeout)
-        for publication in list(self._publications):
-            await publication.unpublish(timeout)
-        pending = [task for task in self._tasks if task is not self._outbox.flusher]
-        if pending:
-            await asyncio.wait(pending, timeout=timeout)
-        for supervisor in list(self._owned):
-            await supervisor.stop(timeout)
-        await self._outbox.flushed(timeout)
-        for future in self._replies.values():
-            if not future.done():
-                future.set_exception(ConnectionError(f"the node {self.node_id} closed before the reply came"))
-        if not self._nc.is_closed:
+        try:
+            if self._entities is not None:
+                await self._entities.close(timeout)
+            for publication in list(self._publications):
+                await publication.unpublish(timeout)
+            pending = [task for task in self._tasks if task is not self._outbox.flusher]
+            if pending:
+                await asyncio.wait(pending, timeout=timeout)
+            for supervisor in list(self._owned):
+                await supervisor.stop(timeout)
+            await self._outbox.flushed(timeout)
+        finally:
+            # Whatever failed above (the server gone, a timeout, a cancellation), the connection
+            # is closed: a close that raises must not leave it open behind it.
+            for future in self._replies.values():
+                if not future.done():
+                    future.set_exception(
+                        ConnectionError(f"the node {self.node_id} closed before the reply came")
+                    )
             try:
-                await asyncio.wait_for(self._nc.drain(), timeout)
-            except (asyncio.TimeoutError, nats.errors.Error):
-                await self._nc.close()
-        for task in list(self._tasks):
-            task.cancel()
-        self._addresses.forget_all()  # the actors outlive this node: let them forget it
+                if not self._nc.is_closed:
+                    with contextlib.suppress(asyncio.TimeoutError, nats.errors.Error, OSError):
+                        await asyncio.wait_for(self._nc.drain(), timeout)
+            finally:
+                if not self._nc.is_closed:
+                    await self._nc.close()
+                for task in list(self._tasks):
+                    task.cancel()
+                self._addresses.forget_all()  # the actors outlive this node: let them forget it
 
     async def __aenter__(self) -> Node:
         return self

@@ -19,19 +19,37 @@ TELL, ASK, SPAWN = 200_000, 20_000, 5_000
 BASE = "simpleSystemBase"
 
 
+class Ping:
+    """A told message, built for each send (as actorio's benchmark does): a slotted class."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+class Echo:
+    """An asked message, built for each ask, answered with its number."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
 def _counter_class(actors: Any) -> Any:
     class Counter(actors.Actor):  # type: ignore[misc]
-        """Counts ``"ping"``; answers ``("echo", n)`` with ``n`` and ``"count"`` with its count."""
+        """Counts `Ping`; answers `Echo` with its number and ``"count"`` with its count."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.count = 0
 
         def receiveMessage(self, message: Any, sender: Any) -> None:  # noqa: N802 - thespian's name
-            if message == "ping":
+            if type(message) is Ping:
                 self.count += 1
-            elif isinstance(message, tuple) and message[0] == "echo":
-                self.send(sender, message[1])
+            elif type(message) is Echo:
+                self.send(sender, message.n)
             elif message == "count":
                 self.send(sender, self.count)
 
@@ -41,8 +59,8 @@ def _counter_class(actors: Any) -> Any:
 def tell_burst(system: Any, counter: Any, exit_request: Any, n: int) -> float:
     address = system.createActor(counter)
     started = time.perf_counter()
-    for _ in range(n):
-        system.tell(address, "ping")
+    for i in range(n):
+        system.tell(address, Ping(i))
     count = system.ask(address, "count", 600)  # FIFO: answered after every ping is handled
     elapsed = time.perf_counter() - started
     assert count == n, count
@@ -52,10 +70,9 @@ def tell_burst(system: Any, counter: Any, exit_request: Any, n: int) -> float:
 
 def ask_sequential(system: Any, counter: Any, exit_request: Any, n: int) -> float:
     address = system.createActor(counter)
-    message = ("echo", 7)
     started = time.perf_counter()
-    for _ in range(n):
-        system.ask(address, message, 60)
+    for i in range(n):
+        system.ask(address, Echo(i), 60)
     elapsed = time.perf_counter() - started
     system.tell(address, exit_request())
     return elapsed / n * 1e6

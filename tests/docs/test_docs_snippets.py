@@ -74,6 +74,7 @@ OWN_RUNNER = {
     "docs/contracts.md": "tests/contracts/test_docs.py::test_the_code_blocks_run",
     "docs/persistence.md": "tests/persistence/test_docs.py::test_the_code_blocks_run_and_print_what_they_say",
     "docs/observability.md": "tests/telemetry/test_observability_doc.py::test_each_python_block_runs",
+    "docs/performance.md": "tests/project/test_docs_performance.py::test_the_python_block_prints_its_text",
 }
 """Pages whose blocks (all of them, in order, as one program) are run by a test of their own."""
 

@@ -203,3 +203,28 @@ async def test_a_durable_supervised_child_restarting_with_backoff_handles_each_m
     await asyncio.sleep(0.5)  # longer than the backoff: a duplicate would have come by now
     assert sorted(handled) == list(range(6))
     await parent.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_close_that_fails_still_closes_the_connection(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever fails while a node closes (here, unpublishing), its connection is closed: no
+    connection is left open behind an error (the suite turns the leak into a failure)."""
+    from actorio.nats._publication import Publication
+
+    async def failing(self: Publication, timeout: float) -> None:
+        raise RuntimeError("unpublish failed")
+
+    node = await Node.connect(nats_url)
+    actor = _CloseProbe()
+    await node.publish("close-probe", actor)
+    monkeypatch.setattr(Publication, "unpublish", failing)
+    with pytest.raises(RuntimeError, match="unpublish failed"):
+        await node.close()
+    assert node._nc.is_closed
+    await actor.stop()
+
+
+class _CloseProbe(Actor[Any]):
+    pass

@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "_statistics": 6,
     "_actor": 6,
     "_run": 7,
+    "_gc_policy": 7,
     "__init__": 8,
     "lowlevel": 8,
     "_compat": 8,

@@ -19,6 +19,7 @@ EXPECTED = {
     "DataMessage",
     "EndMainLoop",
     "Envelope",
+    "GcPolicy",
     "InvalidPayload",
     "Message",
     "NoReply",

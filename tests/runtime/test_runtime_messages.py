@@ -159,6 +159,51 @@ def test_creation_date_is_per_message() -> None:
     assert Note.model_fields["creation_date"].default_factory is not None
 
 
+def test_creation_date_reads_the_same_everywhere() -> None:
+    """Promise 1: the creation date taken at creation is the same datetime wherever it is read:
+    the attribute, ``dict()``, ``repr``, ``model_dump`` and the JSON form."""
+    note = Note(text="a")
+    date = note.creation_date
+    assert isinstance(date, datetime)
+    assert note.creation_date == date  # read twice, the same value
+    assert dict(note)["creation_date"] == date
+    assert repr(date) in repr(note)
+    assert note.model_dump()["creation_date"] == date
+    assert note.model_dump(mode="json")["creation_date"] == date.isoformat().replace("+00:00", "Z")
+    assert Note.model_validate_json(note.model_dump_json()).creation_date == date
+    assert Note.model_json_schema(mode="serialization") == Note.model_json_schema()
+
+
+def test_messages_equal_whether_their_date_was_taken_or_given() -> None:
+    """Promise 1: a message built with another's creation date equals it, and hashes the same."""
+    note = Note(text="a")
+    copied = Note(text="a", creation_date=note.creation_date)
+    assert note == copied
+    assert copied == note
+    assert hash(note) == hash(copied)
+    assert note != Note(text="b", creation_date=note.creation_date)
+    assert note != Note(text="a", creation_date=note.creation_date + timedelta(microseconds=1))
+    assert note.model_copy() == note
+
+
+def test_creation_date_is_frozen() -> None:
+    """Promise 1: as every field of a message, the creation date cannot be changed."""
+    note = Note(text="a")
+    date = note.creation_date
+    with pytest.raises(ValidationError):
+        note.creation_date = datetime.now(timezone.utc)  # type: ignore[misc]
+    assert note.creation_date == date
+
+
+def test_creation_date_given_is_validated() -> None:
+    """Promise 1: a creation date given at construction is validated (the fast default never
+    replaces validation), and a timestamp is read as UTC."""
+    with pytest.raises(ValidationError):
+        Note(text="a", creation_date="yesterday")  # type: ignore[arg-type]
+    given = Note(text="a", creation_date=0)  # type: ignore[arg-type]
+    assert given.creation_date == datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 # -- DataMessage ------------------------------------------------------------------------------
 
 

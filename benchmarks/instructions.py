@@ -1,0 +1,155 @@
+"""Instruction counts of the hot paths, for before/after figures that a busy machine cannot blur.
+
+    python -m benchmarks.instructions                  # every case, under valgrind (callgrind)
+    python -m benchmarks.instructions tell_built ask   # some cases
+    python -m benchmarks.instructions --run CASE N     # run one case N times (what valgrind runs)
+
+Each case runs under ``valgrind --tool=callgrind`` twice, with ``n`` and ``2n`` iterations; the
+difference of the two totals divided by ``n`` is the cost of one iteration, start-up excluded.
+Needs valgrind; the figures are instructions, not time, and are stable to about 0.1%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from .baseline import MESSAGES, SIDES, Echo, Ping
+
+
+class PlainPing(BaseModel):
+    """A plain frozen pydantic model with the user's fields only: what `Ping` is compared with."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n: int
+
+
+def _construct(n: int) -> None:
+    for i in range(n):
+        Ping(n=i)
+
+
+def _construct_plain(n: int) -> None:
+    for i in range(n):
+        PlainPing(n=i)
+
+
+def _construct_read_date(n: int) -> None:
+    for i in range(n):
+        date: datetime = Ping(n=i).creation_date
+        del date
+
+
+async def _tell(side: str, n: int, build: bool) -> None:
+    actor = SIDES[side]()
+    ref = await actor.start()
+    message = Ping(n=0)
+    if build:
+        make = MESSAGES[side][0]  # actorio's validated Ping, or the hand-written side's slotted one
+        for i in range(n):
+            await ref.tell(make(i))
+    else:
+        for _ in range(n):
+            await ref.tell(message)
+    await ref.ask(Echo(n=0))
+    await actor.stop()
+
+
+async def _ask(side: str, n: int, build: bool) -> None:
+    actor = SIDES[side]()
+    ref = await actor.start()
+    message = Echo(n=7)
+    if build:
+        make = MESSAGES[side][1]
+        for i in range(n):
+            await ref.ask(make(i))
+    else:
+        for _ in range(n):
+            await ref.ask(message)
+    await actor.stop()
+
+
+async def _spawn_stop(side: str, n: int) -> None:
+    make = SIDES[side]
+    for _ in range(n):
+        actor = make()
+        await actor.start()
+        await actor.stop()
+
+
+def _in_loop(run: Callable[[int], Coroutine[Any, Any, None]]) -> Callable[[int], None]:
+    return lambda n: asyncio.run(run(n))
+
+
+CASES: dict[str, Callable[[int], None]] = {
+    "construct": _construct,
+    "construct_plain": _construct_plain,
+    "construct_read_date": _construct_read_date,
+    "tell": _in_loop(lambda n: _tell("actorio", n, False)),
+    "tell_built": _in_loop(lambda n: _tell("actorio", n, True)),
+    "tell_baseline_built": _in_loop(lambda n: _tell("baseline", n, True)),
+    "ask": _in_loop(lambda n: _ask("actorio", n, False)),
+    "ask_built": _in_loop(lambda n: _ask("actorio", n, True)),
+    "ask_baseline": _in_loop(lambda n: _ask("baseline", n, False)),
+    "ask_baseline_built": _in_loop(lambda n: _ask("baseline", n, True)),
+    "spawn_stop": _in_loop(lambda n: _spawn_stop("actorio", n)),
+    "spawn_stop_baseline": _in_loop(lambda n: _spawn_stop("baseline", n)),
+}
+
+SIZES = {"spawn_stop": 2_000, "spawn_stop_baseline": 2_000}
+"""Iterations of the smaller run (the other has twice as many); 20,000 unless given here."""
+
+
+def _instructions(case: str, n: int) -> int:
+    with tempfile.TemporaryDirectory() as out:
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={os.path.join(out, 'callgrind.out')}",
+            sys.executable,
+            "-m",
+            "benchmarks.instructions",
+            "--run",
+            case,
+            str(n),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if done.returncode != 0 or found is None:
+            raise RuntimeError(f"{case}: valgrind failed: {done.stderr[-500:]}")
+        return int(found.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions", description=__doc__)
+    parser.add_argument("cases", nargs="*", help=f"of: {', '.join(CASES)}")
+    parser.add_argument("--n", type=int, help="iterations of the smaller run (default: 20,000; spawn 2,000)")
+    parser.add_argument("--run", nargs=2, metavar=("CASE", "N"), help="run one case N times, uncounted")
+    args = parser.parse_args(argv)
+    if args.run:
+        gc.disable()  # a collection landing in one run and not the other would blur the difference
+        CASES[args.run[0]](int(args.run[1]))
+        return 0
+    for case in args.cases or list(CASES):
+        if case not in CASES:
+            parser.error(f"unknown case {case!r}")
+        n = args.n or SIZES.get(case, 20_000)
+        once, twice = _instructions(case, n), _instructions(case, 2 * n)
+        print(f"{case:<22} {(twice - once) / n:>10,.0f} instructions per iteration", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,7 +17,9 @@ What is here:
   a queued message back.
 - **Actors**: `actor_of` (the incarnation behind a reference), `task_of` (its mainloop task),
   `barrier` (wait until an actor handled what it was told so far), `handler_for` (what the
-  dispatch table gives a message class), `check_accepted` (a reference's filter, at the sender).
+  dispatch table gives a message class), `HANDLES_ATTRIBUTE` (the attribute by which ``@handles``
+  marks a method: a wrapper that copies it, as `functools.wraps` does, handles the same types),
+  `check_accepted` (a reference's filter, at the sender).
 - **Death watch**: `watch` and `unwatch` with any reference as the watcher.
 - **The wire form**: `encode_wire` (the one encoder of ``{"type", "data"}``), `wire_name_of`,
   `reply_type_of`, `message_types_of`, and `wire_envelope_model` / `wire_union_adapter` to
@@ -41,7 +43,7 @@ from typing import Any
 
 from ._actor import Actor, is_actor_class
 from ._ask import AskRef, ask_message, hand_off, with_sender
-from ._dispatch import Handler, resolve_handler
+from ._dispatch import HANDLES_ATTRIBUTE, Handler, resolve_handler
 from ._inputs import Barrier
 from ._log_limit import LogLimit
 from ._mailbox import Mailbox, MailboxLike
@@ -55,6 +57,7 @@ from ._types import Member, Request, union_arms
 from ._watch import unwatch, watch
 
 __all__ = [
+    "HANDLES_ATTRIBUTE",
     "AskRef",
     "Handler",
     "LogLimit",

@@ -34,6 +34,7 @@ def test_the_code_blocks_run_and_print_what_they_say(tmp_path: Path, nats_url: s
         "18",
         "1",
         "WriterConflict",
+        "0",
         "5",
         "amount=3 memo=''",
         "['wake-up']",

@@ -19,6 +19,7 @@ import pytest
 
 from actorio.persistence import JetStreamJournal, Journal, PersistenceId, SqliteJournal, WriterConflict
 
+from .programs.counter_writer import Total
 from .programs.reminding import Alarm
 from .support import ROOT, Account, Deposit, Deposited, GetBalance
 
@@ -194,3 +195,24 @@ async def test_a_reminder_stored_by_a_killed_process_fires_after_the_restart(whe
             assert alarm.state.times == 1
             assert time.time() >= float(armed.split()[1])  # not before it was due
         assert await journal.load_reminders(alarm.persistence_id) == []
+
+
+@pytest.mark.asyncio
+async def test_a_durable_state_acknowledged_by_an_ask_survives_kill_9(where: Where) -> None:
+    counter_id = uuid.uuid4().hex
+    writer = await start(str(PROGRAMS / "counter_writer.py"), where.argument, counter_id)
+    acked: list[str] = []
+    try:
+        while len(acked) < 25:
+            acked.append(await next_line(writer))
+    finally:
+        writer.send_signal(signal.SIGKILL)  # kill -9, while it keeps counting
+        await asyncio.wait_for(writer.wait(), BOUND)
+    assert writer.stdout is not None
+    acked += (await asyncio.wait_for(writer.stdout.read(), BOUND)).decode().splitlines()
+    assert acked == [f"acked {i + 1}" for i in range(len(acked))]
+    async with where.open() as journal:
+        stored = await journal.load_state(PersistenceId("counter", counter_id))
+        assert stored is not None
+        # The last acknowledged value is saved; at most the one being saved at the kill is too.
+        assert len(acked) <= Total.model_validate_json(stored.payload).value <= len(acked) + 1

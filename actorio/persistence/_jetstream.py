@@ -118,12 +118,18 @@ class JetStreamJournal(Journal):
 
     @classmethod
     async def connect(
-        cls, url: str, *, prefix: str = "actorio", replicas: int = 1, **options: Any
+        cls,
+        url: str,
+        *,
+        prefix: str = "actorio",
+        replicas: int = 1,
+        timeout: float = 5.0,
+        **options: Any,
     ) -> JetStreamJournal:
         """Connect to ``url`` (``options`` go to ``nats.connect``); the journal closes the
-        connection when it is closed."""
+        connection when it is closed. ``timeout``: seconds to wait for each acknowledgement."""
         client = await nats.connect(url, **options)  # pyright: ignore[reportUnknownMemberType]
-        journal = cls(client, prefix=prefix, replicas=replicas)
+        journal = cls(client, prefix=prefix, replicas=replicas, timeout=timeout)
         journal._owns_client = True
         return journal
 
@@ -142,18 +148,24 @@ class JetStreamJournal(Journal):
     async def _stream(self, entity_type: str) -> str:
         name = self._stream_name(entity_type)
         if name not in self._streams:
-            config = StreamConfig(
-                name=name,
-                subjects=[f"{self.prefix}.events.{entity_type}.*"],
-                storage=StorageType.FILE,
-                num_replicas=self.replicas,
-            )
             try:
-                await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
-            except nats.js.errors.BadRequestError:
-                await self._js.stream_info(name)  # made meanwhile, or made with other options: it exists
+                await self._add_stream(name, entity_type)
+            except (nats.errors.Error, asyncio.TimeoutError) as error:
+                raise PersistenceError(f"{name}: could not make the stream ({error!r})") from error
             self._streams.add(name)
         return name
+
+    async def _add_stream(self, name: str, entity_type: str) -> None:
+        config = StreamConfig(
+            name=name,
+            subjects=[f"{self.prefix}.events.{entity_type}.*"],
+            storage=StorageType.FILE,
+            num_replicas=self.replicas,
+        )
+        try:
+            await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
+        except nats.js.errors.BadRequestError:
+            await self._js.stream_info(name)  # made meanwhile, or made with other options: it exists
 
     async def _bucket(self, kind: str, entity_type: str) -> KeyValue:
         name = f"{self.prefix}_{kind}_{entity_type}"
@@ -174,6 +186,8 @@ class JetStreamJournal(Journal):
             message = await self._js.get_last_msg(stream, self._subject(persistence_id))
         except nats.js.errors.NotFoundError:
             return (0, 0)
+        except (nats.errors.Error, asyncio.TimeoutError) as error:
+            raise PersistenceError(f"{persistence_id}: could not read the last event ({error!r})") from error
         first, count = _header(message.data or b"")
         last = (first + count - 1, message.seq or 0)
         self._last[persistence_id] = last

@@ -16,7 +16,7 @@ from actorio import Actor, EndMainLoop, Message
 from actorio.lowlevel import HANDLES_ATTRIBUTE
 
 from ._errors import PersistenceError, SchemaMismatch, WriterConflict
-from ._events import decode_model
+from ._events import decode_model, dump_json
 from ._journal import Journal
 from ._persistent import PersistentActor
 
@@ -141,7 +141,7 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
         """The state: saved after each message that changed it."""
         self.revision = 0
         """The journal's revision of the state last saved (0: never saved)."""
-        self._persistence_saved = self.state.model_dump_json().encode()
+        self._persistence_saved = dump_json(self.state)
         """The JSON form of the state last saved (or recovered): what a change is measured against."""
         self._persistence_unsure: bytes | None = None
         """The payload of a save that failed without saying whether it was written."""
@@ -159,7 +159,7 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
         await self._persistence_save_if_changed()
 
     async def _persistence_save_if_changed(self) -> None:
-        payload = self.state.model_dump_json().encode()
+        payload = dump_json(self.state)
         if payload == self._persistence_saved:
             return
         if self._persistence_unsure is not None:  # a handler that caught an unsure save saves again
@@ -210,7 +210,7 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
 
     def _persistence_roll_back(self) -> None:
         """`state` back to what was last saved (a state changed in place is made again)."""
-        if self.state.model_dump_json().encode() != self._persistence_saved:
+        if dump_json(self.state) != self._persistence_saved:
             self.state = typing.cast(
                 "S", type(self)._persistence_state_type.model_validate_json(self._persistence_saved)
             )
@@ -222,7 +222,7 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
         record = await self.journal.load_state(self.persistence_id)
         if record is None:
             self.state, self.revision = self.initial_state(), 0
-            self._persistence_saved = self.state.model_dump_json().encode()
+            self._persistence_saved = dump_json(self.state)
             return
         what = f"{self.persistence_id}: stored state version {record.version}"
         if record.version != cls.state_version:
@@ -233,4 +233,4 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
             raise SchemaMismatch(f"{what}: not JSON ({error})") from None
         self.state = decode_model(cls._persistence_state_type, fields, what)
         self.revision = record.revision
-        self._persistence_saved = self.state.model_dump_json().encode()
+        self._persistence_saved = dump_json(self.state)

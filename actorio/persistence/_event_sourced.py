@@ -14,7 +14,7 @@ from typing_extensions import TypeVar
 from actorio import Message
 
 from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict
-from ._events import Event, EventCodec, decode_model
+from ._events import Event, EventCodec, decode_model, dump_json
 from ._journal import Journal
 from ._persistent import PersistentActor
 from ._records import EventData, SnapshotRecord
@@ -193,7 +193,7 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
                 self.persistence_id,
                 self.sequence,
                 type(self).state_version,
-                self.state.model_dump_json().encode(),
+                dump_json(self.state),
             )
         )
 

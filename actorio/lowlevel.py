@@ -17,7 +17,9 @@ What is here:
   a queued message back.
 - **Actors**: `actor_of` (the incarnation behind a reference), `task_of` (its mainloop task),
   `barrier` (wait until an actor handled what it was told so far), `handler_for` (what the
-  dispatch table gives a message class), `check_accepted` (a reference's filter, at the sender).
+  dispatch table gives a message class), `HANDLES_ATTRIBUTE` (the attribute by which ``@handles``
+  marks a method: a wrapper that copies it, as `functools.wraps` does, handles the same types),
+  `check_accepted` (a reference's filter, at the sender).
 - **Death watch**: `watch` and `unwatch` with any reference as the watcher.
 - **The wire form**: `encode_wire` (the one encoder of ``{"type", "data"}``), `wire_name_of`,
   `wire_aliases_of` (the other wire names a receiver accepts),
@@ -57,7 +59,14 @@ from . import _alarms
 from ._actor import Actor, is_actor_class
 from ._alarms import AlarmSettings, configure_alarms
 from ._ask import AskRef, ask_message, hand_off, with_sender
-from ._dispatch import Handler, HandlerWrapper, handler_wrappers, resolve_handler, set_handler_wrappers
+from ._dispatch import (
+    HANDLES_ATTRIBUTE,
+    Handler,
+    HandlerWrapper,
+    handler_wrappers,
+    resolve_handler,
+    set_handler_wrappers,
+)
 from ._incarnation import SIGNALS, decision_on
 from ._inputs import Barrier
 from ._log_limit import LogLimit
@@ -77,6 +86,7 @@ from ._types import Member, Request, union_arms
 from ._watch import unwatch, watch
 
 __all__ = [
+    "HANDLES_ATTRIBUTE",
     "AlarmSettings",
     "AskRef",
     "Extract",

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import tempfile
@@ -166,8 +167,9 @@ async def _best(measure: Callable[[], Awaitable[float]], repeat: int, higher: bo
     return max(figures) if higher else min(figures)
 
 
-async def run_persistence(scale: float, repeat: int) -> list[Row]:
-    """The persistence rows, on a temporary SQLite file and a nats-server started for the run."""
+async def run_persistence(scale: float, repeat: int, nats_url: str | None = None) -> list[Row]:
+    """The persistence rows, on a temporary SQLite file and a nats-server started for the run
+    (or the one at ``nats_url``: streams and buckets of their own, deleted or left there)."""
     single = max(20, int(1000 * scale))
     crowd, rounds = max(10, int(1000 * scale)), max(2, int(5 * scale))
     history = max(100, int(100_000 * scale))
@@ -205,19 +207,18 @@ async def run_persistence(scale: float, repeat: int) -> list[Row]:
             full = await _best(lambda: _recovery(journal, history, False), repeat, higher=False)
             snapshot = await _best(lambda: _recovery(journal, history, True), repeat, higher=False)
         rows.append(_row("sqlite recovery", "ms", history, full, snapshot, "with a snapshot"))
-    with LocalServer() as server:
+    with contextlib.ExitStack() as stack:
+        url = nats_url if nats_url is not None else stack.enter_context(LocalServer()).url
 
         async def js_actors(actors: int, events: int) -> float:
-            async with await JetStreamJournal.connect(
-                server.url, prefix=f"b{time.monotonic_ns()}"
-            ) as journal:
+            async with await JetStreamJournal.connect(url, prefix=f"b{time.monotonic_ns()}") as journal:
                 return await _actors(journal, actors, events)
 
         mine = await _best(lambda: js_actors(1, single), repeat)
-        bare = await _best(lambda: _bare_jetstream(server.url, single, 1), repeat)
+        bare = await _best(lambda: _bare_jetstream(url, single, 1), repeat)
         rows.append(_row("jetstream persist, 1 actor", "events/s", single, mine, bare, "js.publish + ack"))
         mine = await _best(lambda: js_actors(crowd, rounds), repeat)
-        bare = await _best(lambda: _bare_jetstream(server.url, crowd * rounds, crowd), repeat)
+        bare = await _best(lambda: _bare_jetstream(url, crowd * rounds, crowd), repeat)
         rows.append(
             _row(
                 f"jetstream persist, {crowd:,} actors",
@@ -229,7 +230,7 @@ async def run_persistence(scale: float, repeat: int) -> list[Row]:
                 ">= 0.7x",
             )
         )
-        async with await JetStreamJournal.connect(server.url, prefix=f"r{time.monotonic_ns()}") as shared:
+        async with await JetStreamJournal.connect(url, prefix=f"r{time.monotonic_ns()}") as shared:
             full = await _best(lambda: _recovery(shared, history, False), repeat, higher=False)
             snapshot = await _best(lambda: _recovery(shared, history, True), repeat, higher=False)
         rows.append(_row("jetstream recovery", "ms", history, full, snapshot, "with a snapshot"))

@@ -1,20 +1,22 @@
-"""`DurableStateActor`: an actor whose whole state is saved, with a revision for optimistic
-concurrency."""
+"""`DurableStateActor`: an actor whose whole state is saved after each message that changed it,
+with a revision for optimistic concurrency."""
 
 from __future__ import annotations
 
+import functools
 import json
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic
 
 from pydantic import BaseModel
 from typing_extensions import TypeVar
 
-from actorio import Message
+from actorio import Actor, EndMainLoop, Message
+from actorio.lowlevel import HANDLES_ATTRIBUTE
 
-from ._errors import SchemaMismatch
-from ._events import decode_model
+from ._errors import PersistenceError, SchemaMismatch, WriterConflict
+from ._events import decode_model, dump_json
 from ._journal import Journal
 from ._persistent import PersistentActor
 
@@ -24,22 +26,41 @@ P = TypeVar("P", bound="Message[Any]", contravariant=True, default="Message[Any]
 S = TypeVar("S", bound=BaseModel, default=BaseModel)
 
 
+_SAVING = "__actorio_saves_state__"
+"""Marks a handler that saves the state after it, so that a subclass does not wrap it twice."""
+
+
 class DurableStateActor(PersistentActor[P], Generic[P, S]):
-    """An actor whose state ``S`` (a pydantic model) is saved whole::
+    """An actor whose state ``S`` (a pydantic model) is saved whole, after each message that
+    changed it::
 
         class Counter(DurableStateActor[Increment, Count]):
             @handles(Increment)
             async def increment(self, msg: Increment) -> int:
-                await self.save(Count(value=self.state.value + 1))
+                self.state = Count(value=self.state.value + 1)  # saved when the handler returns
                 return self.state.value
 
-    The contract: `save` writes the new state if the journal's revision is still `revision`
-    (the one this actor recovered or last saved) and returns once it is durable; then `state`
-    and `revision` are the new ones, and the reply and the next message come after. If another
-    writer saved this id meanwhile, `save` raises `WriterConflict` and writes nothing. Before
-    the first message of each incarnation, the state is read back (`initial_state` if none
-    was saved); a stored state of another ``state_version`` raises `SchemaMismatch`, as does
-    a field the model no longer declares.
+    The contract:
+
+    - After each handled message (a handler of the class, its ``handle_message`` if it has its
+      own, a durable reminder), if `state` is not what was last saved (compared in its JSON
+      form, so a state changed in place counts too), it is saved, if the journal's revision is
+      still `revision` (the one this actor recovered or last saved). The reply of an ask, and
+      the next message, come only once the save is durable. A message that changed nothing
+      writes nothing.
+    - If another writer saved this id meanwhile, the save raises `WriterConflict` (at the asker,
+      or to the supervisor for a told message) and writes nothing. A handler that raises saves
+      nothing either. In both cases `state` goes back to what was last saved.
+    - `save` writes at once, in the middle of a handler (before telling another actor that it
+      is done, say).
+    - If the journal fails otherwise (no acknowledgement, a disk error), the actor reads the
+      state back to learn whether the save was written: if it was, it carries on from it as if
+      the save had returned; if it was not, the error is raised and `state` goes back to what was
+      last saved; if it cannot read it back either, the error is raised and the next save reads
+      it back first (`PersistenceError` says which).
+    - Before the first message of each incarnation, the state is read back (`initial_state` if
+      none was saved); a stored state of another ``state_version`` raises `SchemaMismatch`, as
+      does a field the model no longer declares.
     """
 
     state_version: ClassVar[int] = 1
@@ -48,6 +69,19 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
     _persistence_state_type: ClassVar[type[BaseModel]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Before the dispatch table is built (by the base classes): it takes each handler by name.
+        names = {
+            name
+            for klass in cls.__mro__
+            for name, value in vars(klass).items()
+            if hasattr(value, HANDLES_ATTRIBUTE)
+        }
+        if cls.handle_message is not Actor.handle_message:
+            names.add("handle_message")
+        for name in names:
+            handler: Callable[[Any, Any], Awaitable[Any]] = getattr(cls, name)
+            if not hasattr(handler, _SAVING):
+                setattr(cls, name, DurableStateActor._persistence_saving_after(handler))
         super().__init_subclass__(**kwargs)
         for base in vars(cls).get("__orig_bases__", ()):
             origin = typing.get_origin(base)
@@ -62,6 +96,30 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
                     f"{cls.__qualname__}: the state type must be a pydantic model, not {state_type!r}"
                 )
             cls._persistence_state_type = state_type
+
+    @staticmethod
+    def _persistence_saving_after(
+        handler: Callable[[Any, Any], Awaitable[Any]],
+    ) -> Callable[[Any, Any], Awaitable[Any]]:
+        """``handler``, followed by a save of the state if it changed (see the class)."""
+
+        @functools.wraps(handler)  # keeps the @handles declaration: the dispatch table sees the same types
+        async def handle_then_save(self: DurableStateActor[Any, Any], message: Any) -> Any:
+            if self._persistence_unsure is not None:
+                await self._persistence_resolve()  # the handler must see the state as stored
+            try:
+                result = await handler(self, message)
+            except EndMainLoop:
+                await self._persistence_save_if_changed()  # a clean stop: what the handler did counts
+                raise
+            except BaseException:
+                self._persistence_roll_back()
+                raise
+            await self._persistence_save_if_changed()
+            return result
+
+        setattr(handle_then_save, _SAVING, True)
+        return handle_then_save
 
     def __init__(
         self,
@@ -80,28 +138,91 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
                 f"{type(self).__qualname__} must name its state: DurableStateActor[Protocol, State]"
             )
         self.state: S = self.initial_state()
-        """The state last saved (or recovered)."""
+        """The state: saved after each message that changed it."""
         self.revision = 0
-        """The journal's revision of `state` (0: never saved)."""
+        """The journal's revision of the state last saved (0: never saved)."""
+        self._persistence_saved = dump_json(self.state)
+        """The JSON form of the state last saved (or recovered): what a change is measured against."""
+        self._persistence_unsure: bytes | None = None
+        """The payload of a save that failed without saying whether it was written."""
 
     def initial_state(self) -> S:
         """The state before any save: the state model made with no arguments, unless overridden."""
         return typing.cast("S", type(self)._persistence_state_type())
 
-    async def save(self, state: S) -> None:
-        """Write ``state`` whole, if nobody else saved this id since; then it is `state`."""
-        payload = state.model_dump_json().encode()
-        self.revision = await self.journal.save_state(
-            self.persistence_id, self.revision, type(self).state_version, payload
-        )
-        self.state = state
+    async def save(self, state: S | None = None) -> None:
+        """Make ``state`` (the current `state` if none is given) the state and write it now, if it
+        is not what was last saved; return once it is durable. `WriterConflict` if another writer
+        saved this id since: nothing written, `state` back to what was last saved."""
+        if state is not None:
+            self.state = state
+        await self._persistence_save_if_changed()
+
+    async def _persistence_save_if_changed(self) -> None:
+        payload = dump_json(self.state)
+        if payload == self._persistence_saved:
+            return
+        if self._persistence_unsure is not None:  # a handler that caught an unsure save saves again
+            state = self.state
+            await self._persistence_resolve()
+            self.state = state
+            if payload == self._persistence_saved:
+                return
+        try:
+            self.revision = await self.journal.save_state(
+                self.persistence_id, self.revision, type(self).state_version, payload
+            )
+        except WriterConflict:
+            self._persistence_roll_back()
+            raise
+        except PersistenceError as error:
+            self._persistence_unsure = payload
+            try:
+                written = await self._persistence_resolve()
+            except PersistenceError:
+                self._persistence_roll_back()
+                raise error from None  # still unsure: the next save reads it back first
+            if not written:
+                raise PersistenceError(f"{error} (read back: the state was not saved)") from error
+            return
+        self._persistence_saved = payload
+
+    async def _persistence_resolve(self) -> bool:
+        """Whether the save left unsure was written, from the stored state; carry on from there.
+
+        Written (the stored revision is the next one, and the stored state is byte for byte the
+        one this actor tried to save): `revision` and `state` are that save's. Not written (the
+        revision is this actor's): `state` goes back to what was last saved. Anything else was
+        written by another writer: `WriterConflict`. A read that fails raises, still unsure."""
+        unsure = self._persistence_unsure
+        assert unsure is not None
+        stored = await self.journal.load_state(self.persistence_id)
+        found = 0 if stored is None else stored.revision
+        self._persistence_unsure = None
+        if stored is not None and found > self.revision and stored.payload == unsure:
+            self.state = typing.cast("S", type(self)._persistence_state_type.model_validate_json(unsure))
+            self.revision, self._persistence_saved = found, unsure
+            return True
+        self._persistence_roll_back()
+        if found != self.revision:
+            raise WriterConflict(str(self.persistence_id), self.revision, found)
+        return False
+
+    def _persistence_roll_back(self) -> None:
+        """`state` back to what was last saved (a state changed in place is made again)."""
+        if dump_json(self.state) != self._persistence_saved:
+            self.state = typing.cast(
+                "S", type(self)._persistence_state_type.model_validate_json(self._persistence_saved)
+            )
 
     async def recover(self) -> None:
         """The state saved last, or `initial_state`."""
         cls = type(self)
+        self._persistence_unsure = None
         record = await self.journal.load_state(self.persistence_id)
         if record is None:
             self.state, self.revision = self.initial_state(), 0
+            self._persistence_saved = dump_json(self.state)
             return
         what = f"{self.persistence_id}: stored state version {record.version}"
         if record.version != cls.state_version:
@@ -112,3 +233,4 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
             raise SchemaMismatch(f"{what}: not JSON ({error})") from None
         self.state = decode_model(cls._persistence_state_type, fields, what)
         self.revision = record.revision
+        self._persistence_saved = dump_json(self.state)

@@ -13,11 +13,11 @@ from typing_extensions import TypeVar
 
 from actorio import Message
 
-from ._errors import JournalCorrupted, SchemaMismatch
-from ._events import Event, EventCodec, decode_model
+from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict
+from ._events import Event, EventCodec, decode_model, dump_json
 from ._journal import Journal
 from ._persistent import PersistentActor
-from ._records import SnapshotRecord
+from ._records import EventData, SnapshotRecord
 
 __all__ = ["EventSourcedActor"]
 
@@ -45,6 +45,12 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
       result of `apply` on each. The handler's reply, and the actor's next message, come after.
       If `persist` raises (`WriterConflict`: another writer of this id got there first; a
       journal error), nothing was applied and, for a conflict, nothing was written.
+    - A journal error other than a conflict (no acknowledgement, a disk error) may or may not
+      have written the events: `persist` reads them back. Written: it returns as if the append
+      had. Not written: it raises, saying so, and the actor carries on. The read fails too: it
+      raises the error, and the next `persist` reads back first; if the events turn out to be
+      stored, the state includes them and that next `persist` raises `PersistenceError` without
+      writing (its handler decided on the state before them).
     - `apply` is pure: it returns the next state from a state and an event, and does nothing
       else (it runs again at every recovery). It is typed: applying an event that is not in
       ``E``, or persisting one, is an error for mypy and pyright.
@@ -112,6 +118,9 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         """The state: what `apply` made of the events so far."""
         self.sequence = 0
         """The number of the last event applied (0: none)."""
+        self._persistence_unsure: tuple[list[EventData], S] | None = None
+        """A persist that failed without saying whether it was written: its events, and the
+        state they lead to."""
 
     def initial_state(self) -> S:
         """The state before any event: the state model made with no arguments, unless overridden."""
@@ -126,17 +135,56 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         to `state`. See the class's contract."""
         if not events:
             return
+        if self._persistence_unsure is not None and await self._persistence_resolve():
+            raise PersistenceError(
+                f"{self.persistence_id}: the persist before this one, left unsure, turned out to be "
+                "stored: the state now includes it; this command decided on the state before it "
+                "and persisted nothing"
+            )
         cls = type(self)
         encoded = [cls.event_codec.encode(event) for event in events]
         state = self.state
         for event in events:  # before the write: an apply that raises writes nothing
             state = self.apply(state, event)
         before = self.sequence
-        self.sequence = await self.journal.append(self.persistence_id, before, encoded)
-        self.state = state
+        try:
+            self.sequence = await self.journal.append(self.persistence_id, before, encoded)
+        except WriterConflict:
+            raise
+        except PersistenceError as error:
+            # The journal cannot say whether the events were written: read them back.
+            self._persistence_unsure = (encoded, state)
+            try:
+                written = await self._persistence_resolve()
+            except PersistenceError:
+                raise error from None  # still unsure: the next persist reads back first
+            if not written:
+                raise PersistenceError(f"{error} (read back: the events were not stored)") from error
+        else:
+            self.state = state
         every = cls.snapshot_every
         if every is not None and self.sequence // every > before // every:
             await self.save_snapshot()
+
+    async def _persistence_resolve(self) -> bool:
+        """Whether the persist left unsure was written, from the events stored after `sequence`.
+
+        Written (the events after it are, name, version and payload, the ones this actor tried
+        to append): `state` and `sequence` become that persist's. Not written (no event after
+        it): nothing changes. Other events: another writer's, `WriterConflict`. A read that
+        fails raises, and it stays unsure."""
+        unsure = self._persistence_unsure
+        assert unsure is not None
+        encoded, state = unsure
+        stored = [record async for record in self.journal.read(self.persistence_id, self.sequence)]
+        self._persistence_unsure = None
+        if not stored:
+            return False
+        mine = [(r.name, r.version, r.payload) for r in stored[: len(encoded)]]
+        if mine != [(e.name, e.version, e.payload) for e in encoded]:
+            raise WriterConflict(str(self.persistence_id), self.sequence, stored[-1].sequence)
+        self.state, self.sequence = state, self.sequence + len(encoded)
+        return True
 
     async def save_snapshot(self) -> None:
         """Save the current state as the latest snapshot (also done every ``snapshot_every``)."""
@@ -145,7 +193,7 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
                 self.persistence_id,
                 self.sequence,
                 type(self).state_version,
-                self.state.model_dump_json().encode(),
+                dump_json(self.state),
             )
         )
 
@@ -173,3 +221,4 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
             sequence = record.sequence
         self.state = state
         self.sequence = sequence
+        self._persistence_unsure = None

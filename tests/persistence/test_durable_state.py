@@ -1,4 +1,6 @@
-"""Durable-state actors: the whole state saved with an optimistic revision, read back on start."""
+"""Durable-state actors: the whole state saved after each message that changed it, with an
+optimistic revision, read back on start; a journal error that leaves the save unsure is
+resolved by reading the state back."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from actorio.persistence import (
     DurableStateActor,
     InMemoryJournal,
     Journal,
+    PersistenceError,
     PersistenceId,
     SchemaMismatch,
+    StateRecord,
     WriterConflict,
 )
 from tests.support import bounded
@@ -31,6 +35,69 @@ class AddItem(Message[int]):
 
 class Count(Message[int]):
     pass
+
+
+class Tag(Message[int]):
+    """Changes the state in place: the actor saves it without being told."""
+
+    item: str
+
+
+class Spoil(Message[None]):
+    """Changes the state, then fails: nothing is saved."""
+
+
+class Keeper(DurableStateActor[AddItem | Count | Tag | Spoil, Cart]):
+    """Never calls `save`: each handler only changes ``state``."""
+
+    entity_type = "cart"
+
+    @handles(AddItem)
+    async def add(self, msg: AddItem) -> int:
+        self.state = Cart(items=[*self.state.items, msg.item])
+        return len(self.state.items)
+
+    @handles(Tag)
+    async def tag(self, msg: Tag) -> int:
+        self.state.items.append(msg.item)
+        return len(self.state.items)
+
+    @handles(Count)
+    async def count(self, msg: Count) -> int:
+        return len(self.state.items)
+
+    @handles(Spoil)
+    async def spoil(self, msg: Spoil) -> None:
+        self.state.items.append("spoiled")
+        raise ValueError("no")
+
+
+class CountingJournal(InMemoryJournal):
+    """Counts the saves; `fail_after_write` makes the next save write, then fail as a lost
+    acknowledgement would; `fail_before_write` fail without writing; `fail_reads` the reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saves = 0
+        self.fail_after_write = self.fail_before_write = self.fail_reads = False
+
+    async def save_state(
+        self, persistence_id: PersistenceId, expected_revision: int, version: int, payload: bytes
+    ) -> int:
+        self.saves += 1
+        if self.fail_before_write:
+            self.fail_before_write = False
+            raise PersistenceError("disk error")
+        revision = await super().save_state(persistence_id, expected_revision, version, payload)
+        if self.fail_after_write:
+            self.fail_after_write = False
+            raise PersistenceError("no acknowledgement")
+        return revision
+
+    async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
+        if self.fail_reads:
+            raise PersistenceError("unreachable")
+        return await super().load_state(persistence_id)
 
 
 class Shopping(DurableStateActor[AddItem | Count, Cart]):
@@ -105,3 +172,125 @@ async def test_a_stored_state_of_another_version_or_with_a_removed_field_is_repo
     with pytest.raises(SchemaMismatch, match="'coupon' are not in Cart"):
         async with Shopping("bob", other):
             pass
+
+
+async def stored_items(journal: Journal) -> list[str] | None:
+    stored = await journal.load_state(BOB)
+    return None if stored is None else Cart.model_validate_json(stored.payload).items
+
+
+@pytest.mark.asyncio
+async def test_a_changed_state_is_saved_after_each_message_without_save(journal: Journal) -> None:
+    async with Keeper("bob", journal) as cart:
+        assert await bounded(cart.ask(AddItem(item="tea"))) == 1
+        assert await stored_items(journal) == ["tea"]  # durable when the reply came
+        assert await bounded(cart.ask(Tag(item="milk"))) == 2  # changed in place: saved too
+        assert await stored_items(journal) == ["tea", "milk"]
+    keeper = Keeper("bob", journal)
+    async with keeper as cart:
+        assert await bounded(cart.ask(Count())) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_message_that_changes_nothing_writes_nothing() -> None:
+    journal = CountingJournal()
+    keeper = Keeper("bob", journal)
+    async with keeper as cart:
+        assert await bounded(cart.ask(Count())) == 0  # the initial state, unchanged: not written
+        assert journal.saves == 0
+        await bounded(cart.ask(AddItem(item="tea")))
+        assert journal.saves == 1
+        for _ in range(3):
+            assert await bounded(cart.ask(Count())) == 1
+        await keeper.save()  # nothing changed since: nothing written
+        assert (journal.saves, keeper.revision) == (1, 1)
+    async with Keeper("bob", journal) as cart:  # recovered: unchanged, so nothing written
+        assert await bounded(cart.ask(Count())) == 1
+    assert journal.saves == 1
+
+
+@pytest.mark.asyncio
+async def test_a_handler_that_raises_saves_nothing_and_the_state_goes_back() -> None:
+    journal = CountingJournal()
+    keeper = Keeper("bob", journal)
+    async with keeper as cart:
+        await bounded(cart.ask(AddItem(item="tea")))
+        with pytest.raises(ValueError, match="no"):
+            await bounded(cart.ask(Spoil()))
+        assert keeper.state == Cart(items=["tea"])
+        assert await bounded(cart.ask(Count())) == 1
+    assert journal.saves == 1
+    assert await stored_items(journal) == ["tea"]
+
+
+@pytest.mark.asyncio
+async def test_a_second_writer_of_automatic_saves_gets_a_conflict_and_writes_nothing(
+    journal: Journal,
+) -> None:
+    first, second = Keeper("bob", journal), Keeper("bob", journal)
+    async with first as one, second as two:
+        await bounded(second.wait_recovered())
+        assert await bounded(one.ask(AddItem(item="tea"))) == 1
+        with pytest.raises(WriterConflict, match="cart/bob: another writer got there first"):
+            await bounded(two.ask(Tag(item="coffee")))
+        assert second.state == Cart()  # back to what it last saved (here: recovered)
+        assert await bounded(one.ask(AddItem(item="milk"))) == 2  # the first writer carries on
+    assert await stored_items(journal) == ["tea", "milk"]
+
+
+@pytest.mark.asyncio
+async def test_the_reply_waits_for_the_automatic_save() -> None:
+    journal = HeldJournal()
+    async with Keeper("bob", journal) as cart:
+        task = asyncio.ensure_future(cart.ask(AddItem(item="tea")))
+        count = asyncio.ensure_future(cart.ask(Count()))
+        await bounded(journal.waiting.wait())
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not task.done()
+        assert not count.done()
+        journal.release.set()
+        assert await bounded(task) == 1
+        assert await bounded(count) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_save_written_without_acknowledgement_is_read_back_and_the_actor_carries_on() -> None:
+    journal = CountingJournal()
+    keeper = Keeper("bob", journal)
+    async with keeper as cart:
+        journal.fail_after_write = True
+        assert await bounded(cart.ask(AddItem(item="tea"))) == 1  # read back: it was written
+        assert keeper.revision == 1
+        assert await bounded(cart.ask(AddItem(item="milk"))) == 2  # no conflict after it
+    assert await stored_items(journal) == ["tea", "milk"]
+
+
+@pytest.mark.asyncio
+async def test_a_save_not_written_is_reported_as_such_and_the_actor_carries_on() -> None:
+    journal = CountingJournal()
+    keeper = Keeper("bob", journal)
+    async with keeper as cart:
+        journal.fail_before_write = True
+        with pytest.raises(PersistenceError, match="disk error \\(read back: the state was not saved\\)"):
+            await bounded(cart.ask(AddItem(item="tea")))
+        assert keeper.state == Cart()
+        assert await bounded(cart.ask(AddItem(item="milk"))) == 1
+    assert await stored_items(journal) == ["milk"]
+
+
+@pytest.mark.asyncio
+async def test_a_save_that_stays_unsure_is_read_back_before_the_next_one() -> None:
+    journal = CountingJournal()
+    keeper = Keeper("bob", journal)
+    async with keeper as cart:
+        await bounded(keeper.wait_recovered())
+        journal.fail_after_write = journal.fail_reads = True
+        with pytest.raises(PersistenceError, match="no acknowledgement"):
+            await bounded(cart.ask(AddItem(item="tea")))
+        assert keeper.state == Cart()  # unsure: what it last knew to be saved
+        journal.fail_reads = False
+        # The next save reads back first: "tea" was written, so it carries on after it.
+        assert await bounded(cart.ask(AddItem(item="milk"))) == 2
+        assert keeper.revision == 2
+    assert await stored_items(journal) == ["tea", "milk"]

@@ -7,6 +7,7 @@ restart. On SQLite and on JetStream (a real nats-server)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -19,12 +20,17 @@ import pytest
 
 from actorio.persistence import JetStreamJournal, Journal, PersistenceId, SqliteJournal, WriterConflict
 
+from .programs.counter_writer import Total
 from .programs.reminding import Alarm
 from .support import ROOT, Account, Deposit, Deposited, GetBalance
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 BOUND = 30.0
 """Seconds for a process to print its next line (processes start slowly on a busy machine)."""
+ACKS_BEFORE_KILL = int(os.environ.get("PERSISTENCE_ACKS_BEFORE_KILL", "25"))
+"""Acknowledgements a writer prints before it is killed (it goes on meanwhile); soak: 1000."""
+RACE_DEPOSITS = int(os.environ.get("PERSISTENCE_RACE_DEPOSITS", "100"))
+"""Deposits each of two racing processes tries; soak: 1000."""
 
 
 class Where:
@@ -81,13 +87,13 @@ async def test_an_acknowledged_event_survives_kill_9_and_is_replayed(where: Wher
     writer = await start(str(PROGRAMS / "account_writer.py"), where.argument, account_id, "w", "0")
     acked: list[str] = []
     try:
-        while len(acked) < 25:
+        while len(acked) < ACKS_BEFORE_KILL:
             acked.append(await next_line(writer))
     finally:
         writer.send_signal(signal.SIGKILL)  # kill -9, while it keeps persisting
         await asyncio.wait_for(writer.wait(), BOUND)
     assert writer.returncode == -signal.SIGKILL
-    # It went on between its 25th line and the kill: what it printed meanwhile was acknowledged too.
+    # It went on between its last line read and the kill: what it printed meanwhile was acknowledged too.
     assert writer.stdout is not None
     acked += (await asyncio.wait_for(writer.stdout.read(), BOUND)).decode().splitlines()
     assert acked == [f"acked w-{i} {i + 1}" for i in range(len(acked))]
@@ -124,8 +130,8 @@ async def test_a_second_process_writing_one_id_gets_a_clear_error_and_writes_not
 async def test_two_processes_racing_on_one_id_never_both_write(where: Where) -> None:
     account_id = uuid.uuid4().hex
     arguments = (where.argument, account_id)
-    one = await start(str(PROGRAMS / "account_writer.py"), *arguments, "one", "100")
-    two = await start(str(PROGRAMS / "account_writer.py"), *arguments, "two", "100")
+    one = await start(str(PROGRAMS / "account_writer.py"), *arguments, "one", str(RACE_DEPOSITS))
+    two = await start(str(PROGRAMS / "account_writer.py"), *arguments, "two", str(RACE_DEPOSITS))
     outputs: dict[str, list[str]] = {}
     for name, process in (("one", one), ("two", two)):
         stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
@@ -194,3 +200,24 @@ async def test_a_reminder_stored_by_a_killed_process_fires_after_the_restart(whe
             assert alarm.state.times == 1
             assert time.time() >= float(armed.split()[1])  # not before it was due
         assert await journal.load_reminders(alarm.persistence_id) == []
+
+
+@pytest.mark.asyncio
+async def test_a_durable_state_acknowledged_by_an_ask_survives_kill_9(where: Where) -> None:
+    counter_id = uuid.uuid4().hex
+    writer = await start(str(PROGRAMS / "counter_writer.py"), where.argument, counter_id)
+    acked: list[str] = []
+    try:
+        while len(acked) < ACKS_BEFORE_KILL:
+            acked.append(await next_line(writer))
+    finally:
+        writer.send_signal(signal.SIGKILL)  # kill -9, while it keeps counting
+        await asyncio.wait_for(writer.wait(), BOUND)
+    assert writer.stdout is not None
+    acked += (await asyncio.wait_for(writer.stdout.read(), BOUND)).decode().splitlines()
+    assert acked == [f"acked {i + 1}" for i in range(len(acked))]
+    async with where.open() as journal:
+        stored = await journal.load_state(PersistenceId("counter", counter_id))
+        assert stored is not None
+        # The last acknowledged value is saved; at most the one being saved at the kill is too.
+        assert len(acked) <= Total.model_validate_json(stored.payload).value <= len(acked) + 1

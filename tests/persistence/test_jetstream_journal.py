@@ -1,12 +1,25 @@
 """What is particular to the JetStream journal: what it reads back from the server is checked
-before it is believed (a message that is not an event batch is a clear error)."""
+before it is believed (a message that is not an event batch is a clear error); values larger
+than one message go to the object store, and an append too large is refused at the write."""
 
 from __future__ import annotations
 
+import nats.js.errors
 import pytest
 
-from actorio.persistence import EventData, JournalCorrupted, PersistenceId
+from actorio.persistence import (
+    EventData,
+    JetStreamJournal,
+    JournalCorrupted,
+    PersistenceError,
+    PersistenceId,
+    ReminderRecord,
+    SnapshotRecord,
+    WriterConflict,
+)
 from actorio.persistence._jetstream import decode_batch, encode_batch
+
+from .journals import unique_prefix
 
 ACCOUNT = PersistenceId("account", "a")
 
@@ -34,3 +47,71 @@ def test_a_batch_reads_back_as_it_was_written() -> None:
 def test_anything_else_is_reported_as_corrupted(data: bytes) -> None:
     with pytest.raises(JournalCorrupted, match="account/a: a stored message is not an event batch"):
         decode_batch(ACCOUNT, data)
+
+
+# -- values larger than one message: the object store ---------------------------------------------
+
+
+async def objects(journal: JetStreamJournal, entity_type: str) -> list[str]:
+    """The names of the objects in the entity type's object store."""
+    store = await journal.client.jetstream().object_store(f"{journal.prefix}_objects_{entity_type}")
+    try:
+        return sorted(info.name or "" for info in await store.list(ignore_deletes=True))
+    except nats.js.errors.NotFoundError:  # the store has no object
+        return []
+
+
+@pytest.mark.asyncio
+async def test_a_state_larger_than_one_message_goes_to_the_object_store(nats_url: str) -> None:
+    big = b'{"blob": "' + b"x" * 1_500_000 + b'"}'  # more than the server's 1 MB max_payload
+    async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as journal:
+        assert await journal.save_state(ACCOUNT, 0, 1, big) == 1
+        stored = await journal.load_state(ACCOUNT)
+        assert stored is not None
+        assert (stored.revision, stored.version, stored.payload) == (1, 1, big)
+        assert len(await objects(journal, "account")) == 1
+        # The key is still the point of optimistic concurrency; the loser's object is removed.
+        with pytest.raises(WriterConflict):
+            await journal.save_state(ACCOUNT, 0, 1, big + b" ")
+        assert len(await objects(journal, "account")) == 1
+        # Replaced by a small state: the object is removed.
+        assert await journal.save_state(ACCOUNT, 1, 1, b"{}") == 2
+        assert await objects(journal, "account") == []
+        other = await JetStreamJournal.connect(nats_url, prefix=journal.prefix)
+        async with other:  # another process reads it back the same way
+            found = await other.load_state(ACCOUNT)
+            assert found is not None
+            assert found.payload == b"{}"
+
+
+@pytest.mark.asyncio
+async def test_large_snapshots_and_reminders_go_to_the_object_store(nats_url: str) -> None:
+    journal = await JetStreamJournal.connect(nats_url, prefix=unique_prefix(), max_inline=200)
+    async with journal:
+        payload = b'{"amount": ' + b"1" * 500 + b"}"
+        await journal.save_snapshot(SnapshotRecord(ACCOUNT, 7, 1, payload))
+        snapshot = await journal.load_snapshot(ACCOUNT)
+        assert snapshot is not None
+        assert (snapshot.sequence, snapshot.version, snapshot.payload) == (7, 1, payload)
+        message = b'{"type": "Wake", "data": {"note": "' + b"z" * 300 + b'"}}'
+        await journal.save_reminder(ReminderRecord(ACCOUNT, "wake", 12.5, message))
+        await journal.save_reminder(ReminderRecord(ACCOUNT, "later", 13.0, b"{}"))
+        assert [(r.name, r.due, r.message) for r in await journal.load_reminders(ACCOUNT)] == [
+            ("later", 13.0, b"{}"),
+            ("wake", 12.5, message),
+        ]
+        assert len(await objects(journal, "account")) == 2  # one snapshot, one set of reminders
+        await journal.delete_reminder(ACCOUNT, "wake")  # small again: kept in the key
+        await journal.save_snapshot(SnapshotRecord(ACCOUNT, 8, 1, b"{}"))
+        assert await objects(journal, "account") == []
+        assert await journal.persistence_ids() == [ACCOUNT]
+
+
+@pytest.mark.asyncio
+async def test_an_append_larger_than_one_message_is_refused_at_the_write(nats_url: str) -> None:
+    async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as journal:
+        events = [EventData("E", 1, b"x" * 600_000), EventData("E", 1, b"y" * 600_000)]
+        with pytest.raises(PersistenceError, match=r"do not fit in one message.*nothing was written"):
+            await journal.append(ACCOUNT, 0, events)
+        assert await journal.last_sequence(ACCOUNT) == 0
+        assert await journal.append(ACCOUNT, 0, events[:1]) == 1  # one of them fits

@@ -11,8 +11,8 @@ from benchmarks.persistence import run_persistence
 
 
 @pytest.mark.timeout(120)
-def test_persistence_benchmark_smoke() -> None:
-    rows = {row.scenario: row for row in asyncio.run(run_persistence(0.001, 1))}
+def test_persistence_benchmark_smoke(nats_url: str) -> None:
+    rows = {row.scenario: row for row in asyncio.run(run_persistence(0.001, 1, nats_url))}
     assert sorted(rows) == [
         "jetstream persist, 1 actor",
         "jetstream persist, 10 actors",

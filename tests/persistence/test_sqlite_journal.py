@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from actorio.persistence import EventData, PersistenceId, SqliteJournal
+from actorio.persistence._sqlite import last_sequences_sql
 
 ACCOUNT = PersistenceId("account", "a")
 
@@ -60,3 +61,25 @@ async def test_appends_made_while_one_is_written_share_the_next_transaction(
 def test_the_durability_setting_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="synchronous must be OFF, NORMAL, FULL or EXTRA"):
         SqliteJournal(tmp_path / "j.sqlite3", synchronous="ALWAYS")  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_the_conflict_check_of_a_group_commit_searches_the_key_and_scans_nothing(
+    tmp_path: Path,
+) -> None:
+    """The check reads each id's last sequence through the primary key: its cost does not grow
+    with the table (a scan of every event at each commit did)."""
+    async with SqliteJournal(tmp_path / "j.sqlite3") as journal:
+        await journal.append(PersistenceId("account", "a"), 0, [EventData("E", 1, b"{}")])
+    connection = sqlite3.connect(tmp_path / "j.sqlite3")
+    try:
+        plan = [
+            row[3]
+            for row in connection.execute("EXPLAIN QUERY PLAN " + last_sequences_sql(3), ["t", "i"] * 3)
+        ]
+        found = connection.execute(last_sequences_sql(2), ["account", "a", "account", "b"]).fetchall()
+    finally:
+        connection.close()
+    assert any(step.startswith("SEARCH events USING PRIMARY KEY") for step in plan), plan
+    assert not any(step.startswith("SCAN events") for step in plan), plan
+    assert found == [("account", "a", 1), ("account", "b", None)]

@@ -1,0 +1,174 @@
+"""A journal error that is not a conflict may or may not have written the events: the actor reads
+them back and carries on from what is stored, rather than meeting `WriterConflict` until it is
+restarted. In memory (each outcome forced), then against a real nats-server whose stream is
+deleted or which is stopped and started again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import nats
+import pytest
+
+from actorio.nats import LocalServer
+from actorio.persistence import (
+    EventData,
+    EventRecord,
+    InMemoryJournal,
+    JetStreamJournal,
+    Journal,
+    PersistenceError,
+    PersistenceId,
+    WriterConflict,
+)
+from tests.support import bounded
+
+from .journals import unique_prefix
+from .support import Account, Deposit, Deposited, GetBalance
+
+ALICE = PersistenceId("account", "alice")
+
+
+class FailingJournal(InMemoryJournal):
+    """`fail` = "after" writes the next append and then fails (a lost acknowledgement), "before"
+    fails without writing; `fail_reads` fails the reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = ""
+        self.fail_reads = False
+
+    async def append(
+        self, persistence_id: PersistenceId, expected_sequence: int, events: Sequence[EventData]
+    ) -> int:
+        fail, self.fail = self.fail, ""
+        if fail == "before":
+            raise PersistenceError("disk error")
+        last = await super().append(persistence_id, expected_sequence, events)
+        if fail == "after":
+            raise PersistenceError("no acknowledgement")
+        return last
+
+    async def last_sequence(self, persistence_id: PersistenceId) -> int:
+        if self.fail_reads:
+            raise PersistenceError("unreachable")
+        return await super().last_sequence(persistence_id)
+
+    def read(self, persistence_id: PersistenceId, after: int = 0) -> AsyncIterator[EventRecord]:
+        if self.fail_reads:
+            raise PersistenceError("unreachable")
+        return super().read(persistence_id, after)
+
+
+async def recovered_balance(journal: Journal) -> int:
+    async with Account("alice", journal) as account:
+        return await bounded(account.ask(GetBalance()))
+
+
+@pytest.mark.asyncio
+async def test_events_written_without_acknowledgement_are_read_back_and_the_persist_returns() -> None:
+    journal = FailingJournal()
+    account = Account("alice", journal)
+    async with account as ref:
+        assert await bounded(ref.ask(Deposit(amount=5))) == 5
+        journal.fail = "after"
+        assert await bounded(ref.ask(Deposit(amount=7))) == 12  # stored: as if acknowledged
+        assert await bounded(ref.ask(Deposit(amount=1))) == 13  # no conflict after it
+        assert account.sequence == 3
+    assert await recovered_balance(journal) == 13
+
+
+@pytest.mark.asyncio
+async def test_events_not_written_are_reported_as_such_and_the_actor_carries_on() -> None:
+    journal = FailingJournal()
+    async with Account("alice", journal) as ref:
+        journal.fail = "before"
+        with pytest.raises(PersistenceError, match="disk error \\(read back: the events were not stored\\)"):
+            await bounded(ref.ask(Deposit(amount=7)))
+        assert await bounded(ref.ask(Deposit(amount=1))) == 1
+    assert await recovered_balance(journal) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_persist_that_stays_unsure_is_read_back_by_the_next_one() -> None:
+    journal = FailingJournal()
+    account = Account("alice", journal)
+    async with account as ref:
+        await bounded(account.wait_recovered())
+        journal.fail, journal.fail_reads = "after", True
+        with pytest.raises(PersistenceError, match="no acknowledgement"):
+            await bounded(ref.ask(Deposit(amount=7)))
+        assert await bounded(ref.ask(GetBalance())) == 0  # unsure: not applied yet
+        journal.fail_reads = False
+        with pytest.raises(PersistenceError, match=r"turned out to be stored.*persisted nothing"):
+            await bounded(ref.ask(Deposit(amount=1)))
+        assert await bounded(ref.ask(GetBalance())) == 7
+        assert await bounded(ref.ask(Deposit(amount=1))) == 8  # and it carries on
+    assert await recovered_balance(journal) == 8
+
+
+@pytest.mark.asyncio
+async def test_events_of_another_writer_found_when_reading_back_are_a_conflict() -> None:
+    journal = FailingJournal()
+    account = Account("alice", journal)
+    async with account as ref:
+        await bounded(account.wait_recovered())
+        journal.fail = "before"
+        journal.fail_reads = True
+        with pytest.raises(PersistenceError, match="disk error"):
+            await bounded(ref.ask(Deposit(amount=7)))
+        journal.fail_reads = False
+        await journal.append(ALICE, 0, [Account.event_codec.encode(Deposited(amount=100))])  # another writer
+        with pytest.raises(WriterConflict, match="account/alice: another writer got there first"):
+            await bounded(ref.ask(Deposit(amount=1)))
+    assert await recovered_balance(journal) == 100
+
+
+# -- JetStream, against a real server ------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_jetstream_a_deleted_stream_means_no_acknowledgement_read_back_as_not_stored(
+    nats_url: str,
+) -> None:
+    prefix = unique_prefix()
+    journal = await JetStreamJournal.connect(nats_url, prefix=prefix, timeout=2.0)
+    async with journal, Account("alice", journal) as ref:
+        assert await bounded(ref.ask(Deposit(amount=5))) == 5
+        admin = await nats.connect(nats_url)
+        try:
+            await admin.jetstream().delete_stream(f"{prefix.upper()}_EVENTS_account")
+        finally:
+            await admin.close()
+        with pytest.raises(PersistenceError, match=r"no acknowledgement.*\(read back: the events were not"):
+            await bounded(ref.ask(Deposit(amount=7)))
+
+
+@pytest.mark.asyncio
+async def test_jetstream_a_stopped_server_leaves_the_persist_unsure_until_it_is_back() -> None:
+    with LocalServer() as server:
+        async with await JetStreamJournal.connect(
+            server.url, timeout=1.0, reconnect_time_wait=0.1, max_reconnect_attempts=-1
+        ) as journal:
+            account = Account("alice", journal)
+            async with account as ref:
+                assert await bounded(ref.ask(Deposit(amount=5))) == 5
+                await asyncio.get_running_loop().run_in_executor(None, server.stop)
+                with pytest.raises(PersistenceError, match="may or may not be stored"):
+                    await bounded(ref.ask(Deposit(amount=7)))
+                await asyncio.get_running_loop().run_in_executor(None, server.start)
+                # Whether the server got the deposit of 7 (the client may send what it buffered
+                # when it reconnects) is for the next persist to find out; either way the actor
+                # ends where a recovery ends, without a conflict.
+                balance = None
+                failures: list[PersistenceError] = []
+                while balance is None and len(failures) < 20:  # reconnecting takes a moment
+                    try:
+                        balance = await bounded(ref.ask(Deposit(amount=1)))
+                    except PersistenceError as error:
+                        failures.append(error)
+                assert not [f for f in failures if isinstance(f, WriterConflict)]
+                assert balance in (6, 13)
+                assert account.sequence == (2 if balance == 6 else 3)
+            assert await recovered_balance(journal) == balance

@@ -6,6 +6,8 @@
   next timer when every task is blocked.
 - `run_handler`: one handler against one message, without a mainloop: its reply, what it sent
   and to whom, the children it spawned.
+- `assert_message`: a message compared with the expected one by class and content, without
+  ``sender`` and ``creation_date`` (two messages created apart are never ``==``).
 - `ActorTestKit`: the actors of one test, stopped afterwards; crashes nobody noticed, tasks left
   running and dead letters are reported.
 
@@ -16,6 +18,7 @@ The pytest plugin (``actorio.testing.pytest_plugin``, registered as ``actorio``)
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ._assert import assert_message as assert_message
     from ._clock import MockClock as MockClock
     from ._clock import MockClockEventLoop as MockClockEventLoop
     from ._handler import HandlerOutcome as HandlerOutcome
@@ -39,6 +42,7 @@ __all__ = [
     "MockClockEventLoop",
     "Sent",
     "TestProbe",
+    "assert_message",
     "run_handler",
 ]
 
@@ -46,6 +50,7 @@ __all__ = [
 # above are the same table for type checkers; tests/test_lazy_imports.py checks that the two and
 # __all__ name the same things.
 _EXPORTS = {
+    "assert_message": "._assert",
     "MockClock": "._clock",
     "MockClockEventLoop": "._clock",
     "HandlerOutcome": "._handler",

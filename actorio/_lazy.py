@@ -37,7 +37,8 @@ def lazy_attributes(
             # ``from package import name`` looks the name up twice: once in importlib's
             # _handle_fromlist (a ``hasattr``, to know whether to import a submodule), then for the
             # import itself. Only the second is the user's: warn once.
-            if sys._getframe(1).f_globals.get("__name__") != "importlib._bootstrap":
+            caller = sys._getframe(1)  # pyright: ignore[reportPrivateUsage]  # CPython's, since 2.1
+            if caller.f_globals.get("__name__") != "importlib._bootstrap":
                 message = f"{package}.{name} is actorio 0.1.4's name: use {instead}"
                 warnings.warn(message, DeprecationWarning, stacklevel=2)
             return getattr(importlib.import_module(module, package), name)

@@ -38,7 +38,7 @@ def warn_moved(module: str, names: str) -> None:
 async def wait_for(
     awaitable: Awaitable[T], timeout: float | None, *, loop: None = None, shield: bool = False
 ) -> T:
-    """actorio 0.1.4's ``wait_for``: ``asyncio.wait_for(awaitable, timeout)``, of
+    """actorio 0.1.4's ``wait_for``: ``asyncio.wait_for(awaitable, timeout)``, or of
     ``asyncio.shield(awaitable)`` if ``shield`` (the awaitable goes on when the wait times out).
 
     ``loop`` is accepted only as ``None``: asyncio no longer takes a loop (``TypeError``)."""

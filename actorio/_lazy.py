@@ -25,7 +25,8 @@ def lazy_attributes(
     that later lookups are plain ones; a name not in ``exports`` raises ``AttributeError`` as a
     module does. ``__dir__`` lists the package's globals and ``exports``. A ``deprecated`` name
     (name -> (module, what to use instead)) is never kept: each use warns
-    (``DeprecationWarning``), and ``__dir__`` does not list it."""
+    (``DeprecationWarning``, once per ``from package import name``), and ``__dir__`` does not list
+    it."""
     package = str(namespace["__name__"])
     old_names = deprecated or {}
 
@@ -33,8 +34,13 @@ def lazy_attributes(
         module = exports.get(name)
         if module is None and name in old_names:
             module, instead = old_names[name]
-            message = f"{package}.{name} is actorio 0.1.4's name: use {instead}"
-            warnings.warn(message, DeprecationWarning, stacklevel=2)
+            # ``from package import name`` looks the name up twice: once in importlib's
+            # _handle_fromlist (a ``hasattr``, to know whether to import a submodule), then for the
+            # import itself. Only the second is the user's: warn once.
+            caller = sys._getframe(1)  # pyright: ignore[reportPrivateUsage]  # CPython's, since 2.1
+            if caller.f_globals.get("__name__") != "importlib._bootstrap":
+                message = f"{package}.{name} is actorio 0.1.4's name: use {instead}"
+                warnings.warn(message, DeprecationWarning, stacklevel=2)
             return getattr(importlib.import_module(module, package), name)
         if module is None:
             message = f"module {package!r} has no attribute {name!r}"

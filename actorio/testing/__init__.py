@@ -9,6 +9,8 @@
 - `Conversation`: who told or asked what to whom, recorded in order, as a Mermaid sequence
   diagram (a failed probe expectation shows it); `tree_diagram`: a tree of actors as a Mermaid
   graph.
+- `assert_message`: a message compared with the expected one by class and content, without
+  ``sender`` and ``creation_date`` (two messages created apart are never ``==``).
 - `ActorTestKit`: the actors of one test, stopped afterwards; crashes nobody noticed, tasks left
   running and dead letters are reported.
 
@@ -19,6 +21,7 @@ The pytest plugin (``actorio.testing.pytest_plugin``, registered as ``actorio``)
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ._assert import assert_message as assert_message
     from ._clock import MockClock as MockClock
     from ._clock import MockClockEventLoop as MockClockEventLoop
     from ._conversation import Arrow as Arrow
@@ -47,6 +50,7 @@ __all__ = [
     "MockClockEventLoop",
     "Sent",
     "TestProbe",
+    "assert_message",
     "run_handler",
     "tree_diagram",
 ]
@@ -55,6 +59,7 @@ __all__ = [
 # above are the same table for type checkers; tests/test_lazy_imports.py checks that the two and
 # __all__ name the same things.
 _EXPORTS = {
+    "assert_message": "._assert",
     "MockClock": "._clock",
     "MockClockEventLoop": "._clock",
     "Arrow": "._conversation",

@@ -2,7 +2,7 @@
 
 Fixtures (async: they need pytest-asyncio, 1.4 or newer for ``mock_clock``, and run in the
 test's loop, so the test must be an ``@pytest.mark.asyncio`` test with the function loop scope,
-the default):
+the default; without pytest-asyncio, a test using one fails with a message saying to install it):
 
 - ``actor_kit``: an `ActorTestKit`, shut down after the test; its problems (an actor that
   crashed unnoticed, a task left running, an unexpected dead letter) fail the test at teardown.
@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
-from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
@@ -103,8 +102,24 @@ def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestR
     return report
 
 
-if find_spec("pytest_asyncio") is not None:
+try:
     import pytest_asyncio
+except ImportError:
+    # Without pytest-asyncio the fixtures cannot exist; pytest would say "fixture 'actor_kit' not
+    # found" for every test. Say instead what to install.
+    _NEEDS = (
+        "actorio's {} fixture needs pytest-asyncio 1.4 or newer: python -m pip install 'pytest-asyncio>=1.4'"
+    )
+
+    @pytest.fixture(name="mock_clock")
+    def _mock_clock_without_pytest_asyncio() -> None:
+        pytest.fail(_NEEDS.format("mock_clock"), pytrace=False)
+
+    @pytest.fixture(name="actor_kit")
+    def _actor_kit_without_pytest_asyncio() -> None:
+        pytest.fail(_NEEDS.format("actor_kit"), pytrace=False)
+
+else:
 
     @pytest_asyncio.fixture
     async def mock_clock() -> MockClock:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import sys
+import warnings
 
 import pytest
 
@@ -21,6 +22,18 @@ def test_actor_reference_is_actor_ref_and_warns() -> None:
     assert ActorReference is ActorRef
     with pytest.warns(DeprecationWarning, match="use ActorRef"):
         assert actorio.ActorReference is ActorRef  # type: ignore[attr-defined]
+
+
+def test_importing_an_old_name_warns_once_at_the_import() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from actorio import ActorReference, wait_for  # type: ignore[attr-defined]  # unknown to type checkers
+    assert ActorReference is ActorRef
+    assert callable(wait_for)
+    assert [(str(w.message).split(" ")[0], w.category, w.filename) for w in caught] == [
+        ("actorio.ActorReference", DeprecationWarning, __file__),
+        ("actorio.wait_for", DeprecationWarning, __file__),
+    ]
 
 
 def test_the_old_names_are_not_exported_nor_kept() -> None:

@@ -19,6 +19,7 @@ EXPECTED = {
     "MockClockEventLoop",
     "Sent",
     "TestProbe",
+    "assert_message",
     "run_handler",
     # pictures of a test
     "Arrow",

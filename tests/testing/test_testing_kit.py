@@ -449,3 +449,38 @@ def test_a_bad_marker_is_a_usage_error(tmp_path: Path) -> None:
     result = run_pytest(tmp_path, "test_bad_marker.py")
     assert result.returncode != 0
     assert "mark.mock_clock: autojump_threshold must be >= 0, not -1" in result.stdout + result.stderr
+
+
+def test_without_pytest_asyncio_the_fixtures_say_what_to_install(tmp_path: Path) -> None:
+    """A user's project with plain pytest: each fixture's test errors with the install line, not
+    with pytest's "fixture 'actor_kit' not found"."""
+    (tmp_path / "test_user.py").write_text(
+        "def test_kit(actor_kit: object) -> None:\n    pass\n\n\n"
+        "def test_clock(mock_clock: object) -> None:\n    pass\n"
+    )
+    # pytest-asyncio is installed here: hide it, as if it were not (its own plugin is not loaded;
+    # no assertion rewriting, whose import hook comes first and would find it).
+    hide = """if True:
+        import sys
+        import pytest
+
+        class Hide:
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] == "pytest_asyncio":
+                    raise ImportError(name)
+
+        sys.meta_path.insert(0, Hide())
+        arguments = ["-p", "no:asyncio", "-p", "no:cacheprovider", "-p", "no:randomly", "--assert=plain"]
+        sys.exit(pytest.main([*arguments, "--junitxml=report.xml", "test_user.py"]))
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", hide], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    found = outcomes(tmp_path / "report.xml")
+    assert [(name, outcome) for name, outcome, _ in found] == [("test_kit", "error"), ("test_clock", "error")]
+    for (_, _, message), fixture in zip(found, ("actor_kit", "mock_clock"), strict=True):
+        assert (
+            f"actorio's {fixture} fixture needs pytest-asyncio 1.4 or newer: "
+            "python -m pip install 'pytest-asyncio>=1.4'"
+        ) in message

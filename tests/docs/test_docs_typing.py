@@ -22,6 +22,7 @@ from tests.docs.pages import DOCS, ROOT, blocks, pages
 NOT_TYPED = {
     "docs/start/migrating.md": "actorio 0.1.4's untyped code, shown as it was written",
     "docs/contracts.md": "successive versions of one protocol, each block redefining its messages",
+    "docs/observability.md": "each block a program of its own (run one by one), redefining its names",
 }
 """Pages whose blocks are not meant to type-check, and why."""
 

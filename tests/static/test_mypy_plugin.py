@@ -74,6 +74,15 @@ class Mypy:
     """One mypy installation, run as ``python -m mypy`` by its interpreter."""
 
     python: str
+    shared_cache: Path | None = None
+    """The cache of the runs given none of their own: the standard library, pydantic and actorio
+    are checked once per mypy, not once per case (a case's own modules are checked anew, by
+    their paths and contents)."""
+
+    def _cache(self, project: Path, plugin: bool) -> Path:
+        if self.shared_cache is None:
+            return project / ".mypy_cache"
+        return self.shared_cache / ("plugin" if plugin else "plain")  # options differ: two caches
 
     def version(self) -> str:
         result = _run([self.python, "-m", "mypy", "--version"], cwd=ROOT)
@@ -105,7 +114,7 @@ class Mypy:
             "--config-file",
             str(config),
             "--cache-dir",
-            str(cache or project / ".mypy_cache"),
+            str(cache or self._cache(project, plugin)),
             "--show-error-codes",
             "--no-error-summary",
             "--no-pretty",
@@ -195,12 +204,20 @@ def oldest_mypy() -> Mypy:
     return Mypy(str(python))
 
 
+@pytest.fixture(scope="session")
+def newest_mypy(tmp_path_factory: pytest.TempPathFactory) -> Mypy:
+    return Mypy(sys.executable, tmp_path_factory.mktemp("mypy-newest-cache"))
+
+
 @pytest.fixture(params=["newest", "oldest"])
-def mypy(request: pytest.FixtureRequest) -> Mypy:
-    """The newest supported mypy (installed here), then the oldest."""
+def mypy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Mypy:
+    """The newest supported mypy (installed here), then the oldest; each with its shared cache."""
     if request.param == "newest":
-        return Mypy(sys.executable)
+        newest: Mypy = request.getfixturevalue("newest_mypy")
+        return newest
     oldest: Mypy = request.getfixturevalue("oldest_mypy")
+    if oldest.shared_cache is None:
+        oldest.shared_cache = tmp_path_factory.mktemp("mypy-oldest-cache")
     return oldest
 
 

@@ -122,6 +122,9 @@ async def test_hostile_trace_headers_are_ignored(nats_url: str, spans: InMemoryS
             {"traceparent": "\x00" * 500},
         ):
             await raw.publish("actorio.actor.ledger", body, headers=headers)
+        # Twice: nats-py writes the first flush's PING straight to the socket, possibly ahead of
+        # the buffered PUBs; the second PONG comes once the server has routed them all.
+        await raw.flush()
         await raw.flush()
         await raw.close()
         assert await node.ref("ledger", Ledger).ask(Count()) == 3

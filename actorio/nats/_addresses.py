@@ -71,20 +71,31 @@ def check_subject_prefix(prefix: object) -> str:
     return bare + "."
 
 
+RESERVED_SPACES = ("events", "entities")
+"""The subject spaces under a node's prefix that no reply or sender address may name: a JetStream
+journal's events (``<prefix>.events.<type>.<id>``) and the entity hosts' announcements and probes
+(``<prefix>.entities.hosts``, ``.probe``)."""
+
+
 class Destinations:
     """The subjects this node publishes to on behalf of a message it received: a request's reply
     subject, the address in an ``Actorio-Sender`` header, and a stored ``Actorio-Reply`` header.
 
     One rule for all of them: a plain subject (see `subject_problem`), never one starting with
-    ``$``, and under one of ``prefixes``: the client's reply inboxes (``_INBOX.``), this node's own
-    prefix (``actorio.``), and those the node was connected with (``reply_prefixes``). Anything else
-    was chosen by whoever sent the message: publishing there would make this node act for them
-    (delete a stream through ``$JS.API...``, or send to another service's subjects).
+    ``$``, under one of ``prefixes``: the client's reply inboxes (``_INBOX.``), this node's own
+    prefix (``actorio.``), and those the node was connected with (``reply_prefixes``), and under
+    none of ``reserved``: the subjects under the node's prefix that hold stored or control data
+    (``actorio.events.``, a JetStream journal's streams; ``actorio.entities.``, the entity hosts'
+    announcements). Anything else was chosen by whoever sent the message: publishing there would
+    make this node act for them (delete a stream through ``$JS.API...``, append to a journal, send
+    to another service's subjects).
     """
 
-    def __init__(self, prefixes: Iterable[str]) -> None:
+    def __init__(self, prefixes: Iterable[str], reserved: Iterable[str] = ()) -> None:
         self.prefixes = tuple(dict.fromkeys(check_subject_prefix(prefix) for prefix in prefixes))
         """The allowed prefixes, each ending with a dot."""
+        self.reserved = tuple(dict.fromkeys(check_subject_prefix(prefix) for prefix in reserved))
+        """The refused prefixes inside the allowed ones, each ending with a dot."""
 
     def refusal(self, subject: str) -> str | None:
         """Why this node does not publish to ``subject`` on behalf of a message, or ``None``."""
@@ -93,6 +104,9 @@ class Destinations:
             return f"not a valid subject: {problem}"
         if subject.startswith("$"):
             return "a subject starting with '$' is the server's own"
+        for prefix in self.reserved:
+            if subject.startswith(prefix):
+                return f"{prefix}* holds stored or control data"
         for prefix in self.prefixes:
             if subject.startswith(prefix):
                 return None
@@ -139,7 +153,8 @@ class Addresses:
         # an inbox prefix of its own under it, await their replies) and this client's own prefix.
         own = nc.new_inbox().rsplit(".", 1)[0]
         inboxes = ["_INBOX"] if own == "_INBOX" or own.startswith("_INBOX.") else ["_INBOX", own]
-        self.destinations = Destinations([*inboxes, prefix, *reply_prefixes])
+        reserved = [f"{prefix}.{space}" for space in RESERVED_SPACES]
+        self.destinations = Destinations([*inboxes, prefix, *reply_prefixes], reserved)
         """The rule for the subjects this node publishes to on behalf of a message."""
         self.exported: dict[Mailbox, Forget] = {}
         """The death watch of each exported actor, by its mailbox (one per supervised child)."""

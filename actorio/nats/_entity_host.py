@@ -211,11 +211,19 @@ class EntityHost:
         assert lease is not None
         assert mailbox is not None
         now = self._clock()
-        if not lease.valid(now) or claim > lease.claim:
-            # Fenced: the lease is over by this node's clock, or the message was routed with a
-            # newer claim than this activation's (someone else holds the key). It must not act.
+        if not lease.valid(now):
+            # Fenced: the lease is over by this node's clock. It must not act.
             self._hold(activation, msg)
             self._spawn(self._passivate(activation, release=False, timeout=self.placements.guard / 4))
+            return
+        if claim > lease.claim:
+            # Routed with a newer claim than this activation's: the key moved behind this node's
+            # back, or the header is forged. The bucket decides, not the header: renew now (a
+            # compare-and-set, which passivates if someone else holds the key), and route the
+            # message as one for a key this node does not hold.
+            if activation.renewal is None:
+                activation.renewal = self._spawn(self._renew(activation, lease))
+            await self._redirect(msg, activation.key)
             return
         activation.last = now
         await self._receiver.receive(mailbox.actor, msg)
@@ -412,7 +420,7 @@ class EntityHost:
 
 def _claim_of(msg: Msg) -> int | None:
     value = (msg.headers or {}).get(LEASE)
-    if value is None or not value.isdigit() or len(value) > 19:
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 19:
         return None
     claim = int(value)
     return claim if claim < _MAX_CLAIM else None
@@ -420,4 +428,4 @@ def _claim_of(msg: Msg) -> int | None:
 
 def _hops_of(msg: Msg) -> int:
     value = (msg.headers or {}).get(HOPS, "0")
-    return int(value) if value.isdigit() and len(value) < 3 else MAX_HOPS
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 3 else MAX_HOPS

@@ -553,7 +553,7 @@ class Node(NodeEntities):
         """Answer the NATS micro protocol (``$SRV.PING``, ``$SRV.INFO``, ``$SRV.STATS``) as service
         ``name`` with this node's id, each published actor an endpoint (see `NodeService`), until
         `NodeService.stop` or `close`. Needs permission to subscribe to ``$SRV.>``."""
-        service = NodeService(self, name, description)
+        service = NodeService(self, name, description, self._addresses.destinations)
         await service.start()
         return service
 

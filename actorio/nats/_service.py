@@ -29,6 +29,7 @@ from nats.micro.service import (
 )
 
 if TYPE_CHECKING:
+    from ._addresses import Destinations
     from ._node import Node
 
 __all__ = ["MAX_SCHEMA", "NodeService"]
@@ -53,8 +54,10 @@ class NodeService:
     """A node answering the micro protocol (see `Node.serve_as_service`): ``name`` is the
     service name, the node's id its instance id."""
 
-    def __init__(self, node: Node, name: str, description: str) -> None:
+    def __init__(self, node: Node, name: str, description: str, destinations: Destinations) -> None:
         self.node = node
+        self._destinations = destinations
+        """The node's rule for the subjects it publishes to on behalf of a message."""
         self.name = name
         self.description = description
         self.started = datetime.now(timezone.utc)
@@ -94,6 +97,8 @@ class NodeService:
             ).to_dict()
         else:
             body = ServiceStats(**self._identity(), started=self.started, endpoints=self._stats()).to_dict()
+        if self._destinations.refusal(msg.reply) is not None:
+            return  # a reply subject chosen to make this node write elsewhere ($KV..., $JS.API...)
         await self.node.client.publish(msg.reply, json.dumps(body, default=str).encode())
 
     def _endpoints(self) -> list[EndpointInfo]:

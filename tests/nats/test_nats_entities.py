@@ -334,3 +334,23 @@ async def test_a_host_cut_off_from_the_server_stops_before_another_takes_over(
         link.release()
     assert STAMPS[("stop", "island", cut.node_id)] < STAMPS[("start", "island", b.node_id)]
     live(EVENTS)
+
+
+async def test_a_forged_newer_lease_claim_does_not_passivate_the_entity(nodes: list[Node]) -> None:
+    """A message routed with a claim newer than the activation's (a forged ``Actorio-Lease``, or
+    Unicode digits that ``int`` refuses) is not handled and does not stop the entity: the bucket,
+    not a header, says who holds the key."""
+    a, _, client = nodes
+    host = await a.host(account_class(a), name="acct12", lease=LEASE)
+    ref = client.entity("acct12", "kept", Account)
+    await ref.tell(Add(amount=5))
+    assert await ref.ask(Balance()) == 5
+    activation = host.activations["kept"]
+    nc = client._nc  # pyright: ignore[reportPrivateUsage]
+    subject = f"{client.prefix}.entity.acct12.{a.node_id}.kept"
+    for lease in ("9" * 18, "\u00b2", "\u0663"):  # a huge claim; superscript two; Arabic-Indic three
+        await nc.publish(subject, b'{"type":"Add","amount":1000}', headers={"Actorio-Lease": lease})
+        reply = await nc.request(subject, b'{"type":"Balance"}', headers={"Actorio-Lease": lease}, timeout=5)
+        assert (reply.headers or {}).get("Actorio-Status") == "error"
+    assert await ref.ask(Balance()) == 5  # the same activation, its state kept, no forged Add handled
+    assert host.activations["kept"] is activation

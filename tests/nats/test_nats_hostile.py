@@ -502,3 +502,27 @@ async def test_nan_and_infinity_are_refused_before_anything_is_sent(
     assert floats.seen[2] == -math.inf
     await raw.flush()
     assert all(b"null" not in data for data in received)
+
+
+async def test_a_node_never_replies_into_a_journal(nats_url: str, node: Node, raw: Client) -> None:
+    """An ask whose reply subject names a JetStream journal's subject is answered nowhere."""
+    await published_greeter(node, "journalled")
+    captured: list[bytes] = []
+
+    async def capture(msg: Msg) -> None:
+        captured.append(msg.data)
+
+    await raw.subscribe(f"{node.prefix}.events.>", cb=capture)
+    await raw.subscribe(f"{node.prefix}.entities.>", cb=capture)
+    await raw.flush()
+    await raw.flush()
+    subject = f"{node.prefix}.actor.journalled"
+    body = b'{"type": "Greet", "data": {"name": "x"}}'
+    for reply in (f"{node.prefix}.events.Account.alice", f"{node.prefix}.entities.hosts"):
+        await raw.publish(subject, body, reply=reply)
+        await raw.publish(subject, body, headers={"Actorio-Sender": reply})
+    answer = await raw.request(subject, body, timeout=10)  # served after the four above
+    assert (answer.headers or {}).get("Actorio-Status") == "ok"
+    await raw.flush()
+    await raw.flush()
+    assert captured == []

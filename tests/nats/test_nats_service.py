@@ -78,3 +78,30 @@ async def test_nodes_answer_ping_info_and_stats(nats_url: str) -> None:
     assert counted.num_requests == 1
     assert counted.num_errors == 0
     assert counted.average_processing_time > 0
+
+
+async def test_a_service_request_cannot_aim_the_answer_at_stored_data(nats_url: str) -> None:
+    """A $SRV request whose reply subject names a key-value entry, the JetStream API or a journal
+    is answered nowhere: the node never writes where a requester points it."""
+    async with await Node.connect(nats_url) as node:
+        await node.serve_as_service()
+        client = await nats.connect(nats_url)
+        try:
+            captured: list[str] = []
+
+            async def capture(msg: Msg) -> None:
+                captured.append(msg.subject)
+
+            targets = ["$KV.actorio_states_T.x", "$JS.API.STREAM.DELETE.X", f"{node.prefix}.events.T.x"]
+            for target in targets:
+                await client.subscribe(target, cb=capture)
+            await client.flush()
+            await client.flush()
+            for target in targets:
+                await client.publish("$SRV.INFO", b"", reply=target)
+            assert await _gather(client, "$SRV.INFO", 1)  # answered after the three above
+            await client.flush()
+            await client.flush()
+            assert captured == []
+        finally:
+            await client.close()

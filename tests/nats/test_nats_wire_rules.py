@@ -55,6 +55,18 @@ def test_the_address_rule() -> None:
         assert why in problem, (subject, problem)
 
 
+def test_the_stored_and_control_subjects_of_the_own_prefix_are_refused() -> None:
+    """A reply or sender address naming a journal's events or the entity hosts' subjects would
+    make the node append to a stream or speak for a host."""
+    rule = Destinations(["_INBOX", "actorio"], ["actorio.events", "actorio.entities."])
+    for subject in ("actorio.events.Account.alice", "actorio.entities.hosts", "actorio.entities.probe"):
+        problem = rule.refusal(subject)
+        assert problem is not None, subject
+        assert "stored or control data" in problem
+    assert rule.refusal("actorio.eventsX.y") is None  # a token of its own, not the events space
+    assert rule.refusal("actorio.node.n1.t1") is None
+
+
 def test_reply_prefixes_are_checked() -> None:
     assert check_subject_prefix("billing") == "billing."
     assert check_subject_prefix("billing.replies.") == "billing.replies."

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import struct
 import time
 import uuid
@@ -427,8 +428,10 @@ class JetStreamJournal(Journal):
             stored: Any = json.loads(found[0] or b"{}")
             if not isinstance(stored, dict):
                 raise ValueError("not an object")
-        except ValueError as error:
-            raise JournalCorrupted(f"{persistence_id}: stored reminders are not a record ({error})") from None
+        except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
+            raise JournalCorrupted(
+                f"{persistence_id}: stored reminders are not a record ({error!r})"
+            ) from None
         return cast("dict[str, list[Any]]", stored), found[1]
 
     async def _change_reminders(
@@ -461,10 +464,13 @@ class JetStreamJournal(Journal):
         self._check_open()
         reminders, _ = await self._reminders(persistence_id)
         try:
-            return [
+            found = [
                 ReminderRecord(persistence_id, name, float(due), str(message).encode())
                 for name, (due, message) in sorted(reminders.items())
             ]
+            if not all(math.isfinite(reminder.due) for reminder in found):
+                raise ValueError("a due time that is not a finite number")
+            return found
         except (TypeError, ValueError) as error:
             raise JournalCorrupted(f"{persistence_id}: stored reminders are not a record ({error})") from None
 

@@ -115,3 +115,25 @@ async def test_an_append_larger_than_one_message_is_refused_at_the_write(nats_ur
             await journal.append(ACCOUNT, 0, events)
         assert await journal.last_sequence(ACCOUNT) == 0
         assert await journal.append(ACCOUNT, 0, events[:1]) == 1  # one of them fits
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "stored",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"r": [NaN, "{}"]}',
+        b'{"r": [Infinity, "{}"]}',
+        b'{"r": [1e999, "{}"]}',
+    ],
+    ids=["nested too deep", "nan", "infinity", "overflow"],
+)
+async def test_hostile_stored_reminders_are_reported_as_corrupted(nats_url: str, stored: bytes) -> None:
+    """Whoever can write the reminders bucket cannot crash a recovery with a RecursionError nor
+    arm a reminder that is never (or always) due."""
+    async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as journal:
+        await journal.save_reminder(ReminderRecord(ACCOUNT, "r", 1.0, b"{}"))
+        bucket = await journal.client.jetstream().key_value(f"{journal.prefix}_reminders_account")
+        await bucket.put("a", stored)
+        with pytest.raises(JournalCorrupted, match="account/a: stored reminders are not a record"):
+            await journal.load_reminders(ACCOUNT)

@@ -112,16 +112,22 @@ class SqliteJournal(Journal):
                 self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
             )
             try:
-                connection.execute("PRAGMA journal_mode=WAL")
+                # WAL is kept in the file: only its first opener switches to it. The switch wants
+                # an exclusive lock, which another process writing the journal without pause can
+                # keep from it beyond busy_timeout ("database is locked"); reading the mode does not.
+                (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+                if str(mode).lower() != "wal":
+                    connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute(f"PRAGMA synchronous={self.synchronous}")
-                connection.executescript(_SCHEMA)
-                connection.execute(
-                    "INSERT OR IGNORE INTO actorio_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                )
-                (found,) = connection.execute(
-                    "SELECT value FROM actorio_meta WHERE key = 'schema_version'"
-                ).fetchone()
-                if int(found) != SCHEMA_VERSION:
+                found = _schema_version(connection)
+                if found is None:  # a new journal: its first opener writes the schema
+                    connection.executescript(_SCHEMA)
+                    connection.execute(
+                        "INSERT OR IGNORE INTO actorio_meta VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
+                    found = _schema_version(connection)
+                if found is None or int(found) != SCHEMA_VERSION:
                     raise PersistenceError(
                         f"{self.path}: journal schema version {found}, this actorio reads {SCHEMA_VERSION}"
                     )
@@ -346,3 +352,16 @@ class SqliteJournal(Journal):
             await loop.run_in_executor(self._executor, connection.close)
         self._connection = None
         self._executor.shutdown(wait=False)
+
+
+def _schema_version(connection: sqlite3.Connection) -> str | None:
+    """The journal's schema version, or ``None`` for a file without the schema yet. A read: a
+    journal that exists is opened without a write lock, which another process writing it without
+    pause could keep from this one beyond ``busy_timeout``."""
+    try:
+        row = connection.execute("SELECT value FROM actorio_meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.OperationalError as error:
+        if "no such table" not in str(error):
+            raise
+        return None
+    return None if row is None else str(row[0])

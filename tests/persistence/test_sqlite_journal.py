@@ -83,3 +83,25 @@ async def test_the_conflict_check_of_a_group_commit_searches_the_key_and_scans_n
     assert any(step.startswith("SEARCH events USING PRIMARY KEY") for step in plan), plan
     assert not any(step.startswith("SCAN events") for step in plan), plan
     assert found == [("account", "a", 1), ("account", "b", None)]
+
+
+@pytest.mark.asyncio
+async def test_a_journal_that_exists_opens_while_another_process_writes_it(tmp_path: Path) -> None:
+    """Opening an existing journal takes no write lock (the WAL switch and the schema are the
+    first opener's): a second process opening it while another writes without pause was refused
+    with "database is locked" once its busy timeout ran out."""
+    path = tmp_path / "journal.sqlite3"
+    first = SqliteJournal(path)
+    await first.load_snapshot(PersistenceId("account", "a"))  # makes the file, in WAL mode
+    await first.close()
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # holds the write lock, as a busy writer does
+        second = SqliteJournal(path, busy_timeout=0.2)
+        try:
+            assert await second.load_snapshot(PersistenceId("account", "a")) is None
+        finally:
+            await second.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

@@ -35,9 +35,11 @@ class GcPolicy:
       the other two are kept. ``None`` leaves the thresholds as they are.
     - ``freeze_after_start``: call ``gc.freeze()`` once the root actor has started, so that the
       collector never walks again what start-up built (the objects stay freed by reference
-      counting; a cycle among them is collected only after the program).
+      counting; a cycle among them is collected only after the program). Not when something is
+      frozen already (by the program itself): what it froze stays frozen, and nothing is added.
 
-    Everything is restored when `run` returns: the thresholds, and ``gc.unfreeze()``.
+    Everything is restored when `run` returns: the thresholds, and ``gc.unfreeze()`` of what it
+    froze.
     ``run(root, gc_policy=None)`` leaves the collector alone.
     """
 
@@ -72,7 +74,7 @@ class AppliedGcPolicy:
 
     def started(self) -> None:
         """Start-up is over: freeze what exists, if the policy says so."""
-        if self._policy.freeze_after_start and not self._frozen:
+        if self._policy.freeze_after_start and not self._frozen and gc.get_freeze_count() == 0:
             gc.collect()  # what start-up left as garbage is not kept frozen
             gc.freeze()
             self._frozen = True

@@ -115,17 +115,24 @@ class SqliteJournal(Journal):
                 # WAL is kept in the file: only its first opener switches to it. The switch wants
                 # an exclusive lock, which another process writing the journal without pause can
                 # keep from it beyond busy_timeout ("database is locked"); reading the mode does not.
-                (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
-                if str(mode).lower() != "wal":
-                    connection.execute("PRAGMA journal_mode=WAL")
+                if not _in_wal(connection):
+                    try:
+                        connection.execute("PRAGMA journal_mode=WAL")
+                    except sqlite3.OperationalError:  # locked: another first opener's switch?
+                        if not _in_wal(connection):
+                            raise
                 connection.execute(f"PRAGMA synchronous={self.synchronous}")
                 found = _schema_version(connection)
                 if found is None:  # a new journal: its first opener writes the schema
-                    connection.executescript(_SCHEMA)
-                    connection.execute(
-                        "INSERT OR IGNORE INTO actorio_meta VALUES ('schema_version', ?)",
-                        (str(SCHEMA_VERSION),),
-                    )
+                    try:
+                        connection.executescript(_SCHEMA)
+                        connection.execute(
+                            "INSERT OR IGNORE INTO actorio_meta VALUES ('schema_version', ?)",
+                            (str(SCHEMA_VERSION),),
+                        )
+                    except sqlite3.OperationalError:  # locked: another first opener wrote it?
+                        if _schema_version(connection) is None:
+                            raise
                     found = _schema_version(connection)
                 if found is None or int(found) != SCHEMA_VERSION:
                     raise PersistenceError(
@@ -352,6 +359,11 @@ class SqliteJournal(Journal):
             await loop.run_in_executor(self._executor, connection.close)
         self._connection = None
         self._executor.shutdown(wait=False)
+
+
+def _in_wal(connection: sqlite3.Connection) -> bool:
+    (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+    return str(mode).lower() == "wal"
 
 
 def _schema_version(connection: sqlite3.Connection) -> str | None:

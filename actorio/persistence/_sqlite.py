@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from time import monotonic
 from typing import Any, Literal, TypeVar
 
 from ._errors import PersistenceError, WriterConflict
@@ -25,6 +26,8 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 PAGE = 1000
 """Events read per round trip to the journal's thread."""
+_OPEN_RETRY_PAUSE = 0.01
+"""Seconds between two tries to open a journal another process holds."""
 
 _LAST = "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE entity_type = ? AND entity_id = ?"
 
@@ -86,7 +89,8 @@ class SqliteJournal(Journal):
     persisting at once cost a few syncs, not a thousand.
 
     All work runs on one thread of the journal's own: no call blocks the event loop.
-    ``busy_timeout`` is how many seconds a write waits for another process's lock.
+    ``busy_timeout`` is how many seconds a write waits for another process's lock, and how long
+    opening the journal keeps trying while other processes open it too.
     """
 
     def __init__(
@@ -107,42 +111,55 @@ class SqliteJournal(Journal):
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
+            self._connection = self._open()
+        return self._connection
+
+    def _open(self) -> sqlite3.Connection:
+        """A connection to the journal, in WAL mode, with the schema.
+
+        Processes opening a new journal at the same moment race to switch it to WAL and to write
+        the schema; a loser is refused ("database is locked"), sometimes at once (SQLite refuses
+        rather than risk a deadlock), and the connection that was refused may still see the mode
+        it read before. So a refused opening is tried again on a new connection until
+        ``busy_timeout`` has passed since the first try."""
+        deadline = monotonic() + self.busy_timeout
+        while True:
             # isolation_level=None: no implicit transactions, ours are explicit (BEGIN IMMEDIATE).
             connection = sqlite3.connect(
                 self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
             )
             try:
-                # WAL is kept in the file: only its first opener switches to it. The switch wants
-                # an exclusive lock, which another process writing the journal without pause can
-                # keep from it beyond busy_timeout ("database is locked"); reading the mode does not.
-                if not _in_wal(connection):
-                    try:
-                        connection.execute("PRAGMA journal_mode=WAL")
-                    except sqlite3.OperationalError:  # locked: another first opener's switch?
-                        if not _in_wal(connection):
-                            raise
-                connection.execute(f"PRAGMA synchronous={self.synchronous}")
-                found = _schema_version(connection)
-                if found is None:  # a new journal: its first opener writes the schema
-                    try:
-                        connection.executescript(_SCHEMA)
-                        connection.execute(
-                            "INSERT OR IGNORE INTO actorio_meta VALUES ('schema_version', ?)",
-                            (str(SCHEMA_VERSION),),
-                        )
-                    except sqlite3.OperationalError:  # locked: another first opener wrote it?
-                        if _schema_version(connection) is None:
-                            raise
-                    found = _schema_version(connection)
-                if found is None or int(found) != SCHEMA_VERSION:
-                    raise PersistenceError(
-                        f"{self.path}: journal schema version {found}, this actorio reads {SCHEMA_VERSION}"
-                    )
+                self._prepare(connection)
+            except sqlite3.OperationalError as error:
+                connection.close()
+                if "locked" not in str(error) or monotonic() >= deadline:
+                    raise
+                time.sleep(_OPEN_RETRY_PAUSE)  # on the journal's thread, not the event loop's
+                continue
             except BaseException:
                 connection.close()
                 raise
-            self._connection = connection
-        return self._connection
+            return connection
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        """Switch to WAL and write the schema if nobody did; check the schema's version."""
+        # WAL is kept in the file: only its first opener switches to it. The switch wants an
+        # exclusive lock, which another process writing the journal without pause can keep from
+        # it beyond busy_timeout; reading the mode does not.
+        if not _in_wal(connection):
+            connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={self.synchronous}")
+        found = _schema_version(connection)
+        if found is None:  # a new journal: its first opener writes the schema (idempotent)
+            connection.executescript(_SCHEMA)
+            connection.execute(
+                "INSERT OR IGNORE INTO actorio_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            found = _schema_version(connection)
+        if found is None or int(found) != SCHEMA_VERSION:
+            raise PersistenceError(
+                f"{self.path}: journal schema version {found}, this actorio reads {SCHEMA_VERSION}"
+            )
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work(connection)`` on the journal's thread."""

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from actorio.persistence import EventData, PersistenceId, SqliteJournal
-from actorio.persistence._sqlite import last_sequences_sql
+from actorio.persistence import _sqlite as sqlite_module
+from actorio.persistence._sqlite import SCHEMA_VERSION, last_sequences_sql
 
 ACCOUNT = PersistenceId("account", "a")
 
@@ -105,3 +106,57 @@ async def test_a_journal_that_exists_opens_while_another_process_writes_it(tmp_p
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+@pytest.mark.asyncio
+async def test_a_first_opener_whose_wal_switch_is_refused_tries_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes open a new journal at once: both read the mode (not WAL yet), and this one's
+    switch is refused ("database is locked") while the other holds the file. That was reported
+    as an error (seen once in four CI runs of the racing writers test); an opener tries again,
+    on a new connection, until ``busy_timeout`` has passed, and here the second try finds the
+    file free."""
+    path = tmp_path / "journal.sqlite3"
+    rival = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    checks: list[bool] = []
+    real_in_wal = sqlite_module._in_wal
+
+    def in_wal_while_another_opener_holds_the_file(connection: sqlite3.Connection) -> bool:
+        if rival.in_transaction:
+            rival.execute("ROLLBACK")  # it lets go: the next try finds the file free
+        found = real_in_wal(connection)
+        if not checks:
+            rival.execute("BEGIN EXCLUSIVE")  # the other opener, between this one's check and switch
+        checks.append(found)
+        return found
+
+    monkeypatch.setattr(sqlite_module, "_in_wal", in_wal_while_another_opener_holds_the_file)
+    monkeypatch.setattr(sqlite_module, "monotonic", lambda: 0.0)  # busy_timeout never runs out here
+    journal = SqliteJournal(path, busy_timeout=0.05)
+    try:
+        assert await journal.load_snapshot(PersistenceId("account", "a")) is None
+    finally:
+        await journal.close()
+        rival.close()
+    assert checks[0] is False
+    assert len(checks) >= 2
+    with sqlite3.connect(path) as reader:
+        assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert sqlite_module._schema_version(reader) == str(SCHEMA_VERSION)
+
+
+def test_an_opener_refused_beyond_busy_timeout_gets_the_error(tmp_path: Path) -> None:
+    """The retries are bounded: a file held by another process for longer than ``busy_timeout``
+    is reported, not waited on for ever."""
+    path = tmp_path / "journal.sqlite3"
+    rival = sqlite3.connect(path, isolation_level=None)
+    rival.execute("BEGIN EXCLUSIVE")
+    journal = SqliteJournal(path, busy_timeout=0.05)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            asyncio.run(journal.load_snapshot(PersistenceId("account", "a")))
+    finally:
+        asyncio.run(journal.close())
+        rival.execute("ROLLBACK")
+        rival.close()

@@ -373,3 +373,43 @@ async def test_a_stop_timeout_spent_on_input_tasks_still_stops_the_children(mock
     assert mock_clock.time() < 10
     with pytest.raises(ActorStopped):
         await ref.ask(Ping())
+
+
+@pytest.mark.asyncio
+async def test_a_parent_asking_its_failed_child_waits_for_its_own_restart_unless_bounded(
+    mock_clock: MockClock,
+) -> None:
+    """Restarts run in the parent's task, between its messages (as Akka's supervision runs in the
+    parent's context): a parent's handler that tells its child a failing message and then asks it
+    waits for a restart only the parent can run. Bounded, the ask times out, the handler returns,
+    the restart runs and the queued ask is served by the new incarnation (its answer discarded);
+    the next ask is answered. docs/concepts/supervision.md states the rule."""
+
+    class Asking(Actor[Go | Ping]):
+        answers: ClassVar[list[str]] = []
+
+        async def mainloop_setup(self) -> None:
+            await super().mainloop_setup()
+            self.child = await self.supervise(Worker, name="child")
+
+        @handles(Go)
+        async def go(self, msg: Go) -> None:
+            await self.child.tell(Fail())
+            try:
+                self.answers.append(await asyncio.wait_for(self.child.ask(Ping()), 5.0))
+            except asyncio.TimeoutError:
+                self.answers.append("timed out")
+
+        @handles(Ping)
+        async def ping(self, msg: Ping) -> str:
+            return await asyncio.wait_for(self.child.ask(Ping()), 5.0)
+
+    Worker.made = 0
+    async with Asking() as parent:
+        await parent.tell(Go())
+        await mock_clock.wait_all_tasks_blocked()
+        assert Asking.answers == []  # waiting for a restart that runs in this very actor
+        await mock_clock.advance(5.0)
+        await mock_clock.wait_all_tasks_blocked()
+        assert Asking.answers == ["timed out"]
+        assert await bounded(parent.ask(Ping())) == "pong 2"  # the second incarnation answers

@@ -396,13 +396,13 @@ async def test_a_parent_asking_its_failed_child_waits_for_its_own_restart_unless
         async def go(self, msg: Go) -> None:
             await self.child.tell(Fail())
             try:
-                self.answers.append(await asyncio.wait_for(self.child.ask(Ping()), 5.0))
+                self.answers.append(await self.child.ask(Ping(), timeout=5.0))
             except asyncio.TimeoutError:
                 self.answers.append("timed out")
 
         @handles(Ping)
         async def ping(self, msg: Ping) -> str:
-            return await asyncio.wait_for(self.child.ask(Ping()), 5.0)
+            return await self.child.ask(Ping(), timeout=5.0)
 
     Worker.made = 0
     async with Asking() as parent:

@@ -413,3 +413,32 @@ async def test_a_parent_asking_its_failed_child_waits_for_its_own_restart_unless
         await mock_clock.wait_all_tasks_blocked()
         assert Asking.answers == ["timed out"]
         assert await bounded(parent.ask(Ping())) == "pong 2"  # the second incarnation answers
+
+
+@pytest.mark.asyncio
+async def test_a_parent_asking_its_failed_child_from_an_input_task_gets_the_answer() -> None:
+    """The other way out the supervision page gives: the ask runs in an input task, so the
+    parent's handler returns, the restart runs, and the answer comes back to the parent."""
+    answered = asyncio.Event()
+
+    class Asking(Actor[Go]):
+        answers: ClassVar[list[str]] = []
+
+        async def mainloop_setup(self) -> None:
+            await super().mainloop_setup()
+            self.child = await self.supervise(Worker, name="child")
+
+        @handles(Go)
+        async def go(self, msg: Go) -> None:
+            await self.child.tell(Fail())
+            self.register_input_task(lambda: self.child.ask(Ping()), self.on_answer, count=1)
+
+        async def on_answer(self, task: asyncio.Task[str]) -> None:
+            self.answers.append(task.result())
+            answered.set()
+
+    Worker.made = 0
+    async with Asking() as parent:
+        await parent.tell(Go())
+        await bounded(answered.wait())
+    assert Asking.answers == ["pong 2"]

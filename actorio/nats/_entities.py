@@ -433,10 +433,15 @@ class Entities:
         )
         made.append(host)
         host.reminders = reminders
-        await host.open()
-        self.hosted[entity_type] = host
         if reminders is not None:
-            await reminders.open()
+            await reminders.open()  # before the first activation: its reminders are indexed
+        try:
+            await host.open()
+        except BaseException:
+            if reminders is not None:
+                await reminders.close()
+            raise
+        self.hosted[entity_type] = host
         if self._probes is None:
             # nats-py leaves a parameter of subscribe() unannotated.
             self._probes = await self._nc.subscribe(  # pyright: ignore[reportUnknownMemberType]

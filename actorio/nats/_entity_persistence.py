@@ -107,7 +107,7 @@ class EntityJournal:
         a wake-up of a key with nothing due clears its entry)."""
         found = await self.journal.load_reminders(persistence_id)
         if self._may_write():
-            await self._reminders.note(self._key, [r.due for r in found])
+            await self._reminders.note_quietly(self._key, [r.due for r in found])
         return found
 
     # -- writes ------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ class EntityJournal:
         self._fence(persistence_id)
         await self.journal.delete_reminder(persistence_id, name)
         left = await self.journal.load_reminders(persistence_id)
-        await self._reminders.note(self._key, [r.due for r in left])
+        await self._reminders.note_quietly(self._key, [r.due for r in left])
 
     async def close(self) -> None:
         """Nothing: the journal belongs to whoever gave it to the host."""
@@ -192,9 +192,8 @@ class Reminders:
             self._kv = await self._js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
                 bucket=self.bucket, history=1, max_value_size=_MAX_DUE_BYTES
             )
-        watcher = await self._kv.watchall()  # pyright: ignore[reportUnknownMemberType]  # nats-py: **kwargs
         self._tasks = [
-            asyncio.ensure_future(self._watch(watcher)),
+            asyncio.ensure_future(self._watch_forever()),
             asyncio.ensure_future(self._scan_forever()),
         ]
 
@@ -223,6 +222,27 @@ class Reminders:
             with contextlib.suppress(nats.js.errors.KeyNotFoundError):
                 await kv.delete(key)
             self.due.pop(key, None)
+
+    async def note_quietly(self, key: str, dues: list[float]) -> None:
+        """`note`, logging a failure instead of raising it: for an entry that may only be too
+        early (a wake-up for nothing clears it), never missing."""
+        try:
+            await self.note(key, dues)
+        except (nats.errors.Error, asyncio.TimeoutError) as error:
+            self._warnings.log(
+                logging.WARNING, "%s: the due entry of %s not updated: %r", self.bucket, key, error
+            )
+
+    async def _watch_forever(self) -> None:
+        """Follow the bucket; watch it again after an error (a lost connection, say)."""
+        while True:
+            try:
+                assert self._kv is not None
+                watcher = await self._kv.watchall()  # pyright: ignore[reportUnknownMemberType]  # nats-py: **kwargs
+                await self._watch(watcher)
+            except (nats.errors.Error, asyncio.TimeoutError) as error:
+                self._warnings.log(logging.WARNING, "%s: watching again after %r", self.bucket, error)
+                await asyncio.sleep(self.scan_every)
 
     async def _watch(self, watcher: Any) -> None:
         while True:

@@ -26,12 +26,15 @@ from actorio.persistence import (
     WriterConflict,
 )
 from actorio.testing import MockClock
+from tests.nats_support.persistent_worker import Put, Total, Vault, Where
+from tests.nats_support.processes import worker
 from tests.persistence.support import Account, Deposit, GetBalance
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
 LEASE = 60.0  # real seconds (the bucket's TTL): long enough that no lease runs out in a test
 BOUND = 20.0  # real seconds any wait below may take on a busy machine
+PERSISTENT_WORKER = "tests.nats_support.persistent_worker"
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = BOUND) -> None:
@@ -303,3 +306,47 @@ async def _indexed(reminders: object, key: str) -> bool:
 
 async def _hosted_by(client: Node, name: str, node: Node) -> bool:
     return any(h.node == node.node_id for h in client.entities.hosts.live(name))
+
+
+# -- across processes: a host paused past its lease ---------------------------------------------
+
+
+@pytest.mark.timeout(90)
+async def test_a_host_paused_in_a_handler_past_its_lease_writes_nothing_when_resumed(
+    nats_url: str, tmp_path: Path
+) -> None:
+    record = tmp_path / "record"
+    prefix = unique("paused")
+    args = ["--url", nats_url, "--prefix", prefix, "--record", str(record), "--lease", "2.0"]
+    async with (
+        worker(*args, module=PERSISTENT_WORKER) as w1,
+        worker(*args, module=PERSISTENT_WORKER) as w2,
+        await Node.connect(nats_url, ask_timeout=BOUND) as client,
+        await JetStreamJournal.connect(nats_url, prefix=prefix) as journal,
+    ):
+        ref = client.entity("vault", "v1", Vault)
+        assert await ref.ask(Put(amount=5)) == 5
+        owner, other = (w1, w2) if await ref.ask(Where()) == w1.name else (w2, w1)
+        await ref.tell(Put(amount=1000, wait=1.0))
+        await eventually(_recorded(record, "waiting 1000"))
+        owner.pause()  # inside the handler, before its persist
+        # Its lease expires; another host activates the key, recovers 5, and writes.
+        assert await client.entity("vault", "v1", Vault).ask(Where(), timeout=BOUND) == other.name
+        assert await client.entity("vault", "v1", Vault).ask(Put(amount=7)) == 12
+        owner.resume()  # the handler goes on to persist: refused, nothing written
+        await eventually(_recorded(record, "refused "))
+        assert await ref.ask(Total()) == 12
+        pid = PersistenceId("vault", "v1")
+        assert [event.payload async for event in journal.read(pid)] == [b'{"amount":5}', b'{"amount":7}']
+    refused = [line for line in record.read_text().splitlines() if line.startswith("refused")]
+    assert [line.split()[:3] for line in refused] == [["refused", "EntityFenced", "1000"]]
+
+
+def _recorded(record: Path, text: str) -> Callable[[], Awaitable[bool]]:
+    def lines() -> list[str]:
+        return record.read_text().splitlines() if record.exists() else []
+
+    async def check() -> bool:
+        return any(line.startswith(text) for line in lines())
+
+    return check

@@ -26,7 +26,7 @@ from actorio.persistence import (
     WriterConflict,
 )
 from actorio.testing import MockClock
-from tests.nats_support.persistent_worker import Put, Total, Vault, Where
+from tests.nats_support.persistent_worker import Put, Remind, Total, Vault, Where
 from tests.nats_support.processes import worker
 from tests.persistence.support import Account, Deposit, GetBalance
 
@@ -340,6 +340,30 @@ async def test_a_host_paused_in_a_handler_past_its_lease_writes_nothing_when_res
         assert [event.payload async for event in journal.read(pid)] == [b'{"amount":5}', b'{"amount":7}']
     refused = [line for line in record.read_text().splitlines() if line.startswith("refused")]
     assert [line.split()[:3] for line in refused] == [["refused", "EntityFenced", "1000"]]
+
+
+@pytest.mark.timeout(90)
+async def test_a_reminder_fires_on_another_host_after_kill_9_of_its_own(
+    nats_url: str, tmp_path: Path
+) -> None:
+    """Real time (the hosts are other processes): the reminder is due 1 s after it is stored;
+    its host is killed at once; it fires on the other host once the key's lease (2 s) expired."""
+    record = tmp_path / "record"
+    prefix = unique("killed")
+    args = ["--url", nats_url, "--prefix", prefix, "--record", str(record), "--lease", "2.0"]
+    async with (
+        worker(*args, module=PERSISTENT_WORKER) as w1,
+        worker(*args, module=PERSISTENT_WORKER) as w2,
+        await Node.connect(nats_url, ask_timeout=BOUND) as client,
+    ):
+        ref = client.entity("vault", "r1", Vault)
+        owner, other = (w1, w2) if await ref.ask(Where()) == w1.name else (w2, w1)
+        await ref.ask(Remind(amount=3, delay=1.0))
+        owner.kill()
+        await eventually(_recorded(record, "fired 3"), timeout=40.0)
+        assert await ref.ask(Total()) == 3
+    fired = [line.split() for line in record.read_text().splitlines() if line.startswith("fired")]
+    assert [line[2] for line in fired] == [other.name]
 
 
 def _recorded(record: Path, text: str) -> Callable[[], Awaitable[bool]]:

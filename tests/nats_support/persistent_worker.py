@@ -37,6 +37,19 @@ class Where(Message[str]):
     """Asked: the node id of the activation."""
 
 
+class Remind(Message[None]):
+    """Asked: store a durable reminder that tells `Fire` in ``delay`` seconds."""
+
+    amount: int
+    delay: float
+
+
+class Fire(Message):
+    """The reminder's message: persist ``amount``, record ``fired``."""
+
+    amount: int
+
+
 class PutIn(Event):
     """An amount put in."""
 
@@ -47,7 +60,7 @@ class Sum(BaseModel):
     amount: int = 0
 
 
-class Vault(EventSourcedActor[Put | Total | Where, Sum, PutIn]):
+class Vault(EventSourcedActor[Put | Total | Where | Remind | Fire, Sum, PutIn]):
     """Records ``waiting``, ``written`` or ``refused <error>`` for each `Put`, with its amount."""
 
     entity_type = "vault"
@@ -72,6 +85,15 @@ class Vault(EventSourcedActor[Put | Total | Where, Sum, PutIn]):
             raise
         self.note("written", msg.amount)
         return self.state.amount
+
+    @handles(Remind)
+    async def remind_later(self, msg: Remind) -> None:
+        await self.remind("later", Fire(amount=msg.amount), msg.delay)
+
+    @handles(Fire)
+    async def fire(self, msg: Fire) -> None:
+        await self.persist(PutIn(amount=msg.amount))
+        self.note("fired", msg.amount)
 
     @handles(Total)
     async def total(self, msg: Total) -> int:

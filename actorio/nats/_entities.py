@@ -418,9 +418,9 @@ class Entities:
         made: list[EntityHost] = []
         if journal is not None:
             reminders = Reminders(self, entity_type, self._js, bucket_name(self.prefix, entity_type) + "_due")
-            if made_on_journal:
-                factory = _made_on(factory, journal, reminders)
-            factory = persistent_factory(factory, lambda: made[0] if made else None, reminders, self._clock)
+            factory = persistent_factory(
+                factory, journal if made_on_journal else None, made, reminders, self._clock
+            )
         host = EntityHost(
             self,
             entity_type,
@@ -484,18 +484,6 @@ class Entities:
             with contextlib.suppress(nats.errors.Error):
                 await self._probes.unsubscribe()
         await self.hosts.close()
-
-
-def _made_on(
-    cls: Callable[..., Actor[Any]], journal: Journal, reminders: Reminders
-) -> Callable[[str], Actor[Any]]:
-    """A persistent actor class as a factory of a key: ``cls(key, journal, clock=...)``, the
-    clock of its reminders being the type's (`Reminders.clock`)."""
-
-    def factory(key: str) -> Actor[Any]:
-        return cls(key, journal, clock=reminders.clock)
-
-    return factory
 
 
 def _moved(reply: Msg) -> bool:

@@ -313,36 +313,34 @@ class Reminders:
 
 
 def persistent_factory(
-    factory: Callable[[str], Actor[Any]],
-    host: Callable[[], EntityHost | None],
+    factory: Callable[..., Actor[Any]],
+    journal: Journal | None,
+    host: list[EntityHost],
     reminders: Reminders,
     clock: Callable[[], float],
 ) -> Callable[[str], Actor[Any]]:
-    """``factory``, whose persistent actors get an `EntityJournal` (fenced by their activation's
-    lease, keeping the reminder index)."""
+    """The factory of a persistent type's activations: ``factory(key)``, or, given the
+    ``journal``, ``factory(key, journal, clock=reminders.clock)`` (a persistent actor class);
+    either way each persistent actor made gets an `EntityJournal`, fenced by the lease of the
+    key's activation on ``host[0]`` (the type's `EntityHost`, once made) by ``clock``."""
 
     def make(key: str) -> Actor[Any]:
-        actor = factory(key)
+        actor = factory(key) if journal is None else factory(key, journal, clock=reminders.clock)
         if is_persistent(actor):
-            journal = getattr(actor, "journal")  # noqa: B009
-            if isinstance(journal, EntityJournal):
-                journal = journal.journal
+            made_on = getattr(actor, "journal")  # noqa: B009
+            if isinstance(made_on, EntityJournal):
+                made_on = made_on.journal
             # The NATS layer knows the actor by its shape only (it does not import persistence).
-            fenced = EntityJournal(journal, _may_write(host, key, clock), reminders, key)
+            fenced = EntityJournal(made_on, _may_write(host, key, clock), reminders, key)
             setattr(actor, "journal", fenced)  # noqa: B010
         return actor
 
     return make
 
 
-def _may_write(
-    host: Callable[[], EntityHost | None], key: str, clock: Callable[[], float]
-) -> Callable[[], bool]:
+def _may_write(host: list[EntityHost], key: str, clock: Callable[[], float]) -> Callable[[], bool]:
     def may_write() -> bool:
-        hosting = host()
-        if hosting is None:
-            return False
-        activation = hosting.activations.get(key)
+        activation = host[0].activations.get(key) if host else None
         lease = None if activation is None else activation.lease
         return lease is not None and lease.valid(clock())
 

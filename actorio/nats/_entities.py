@@ -557,7 +557,7 @@ class NodeEntities:
         clock=host.reminders.clock)``; a factory makes its actors itself, on that journal), its
         writes are refused (`EntityFenced`) once its lease is over, and its durable reminders
         fire after a passivation or a crash by activating the key on a hosting node (see
-        docs/entities.md, "Persistent entities"). The key is the entity id, so it must also be a
+        docs/entities.md, "State"). The key is the entity id, so it must also be a
         valid one (no ``=``).
 
         Raises ``ValueError`` for an invalid name or settings, a type hosted already, or a lease

@@ -15,7 +15,7 @@ Owns:
 
 The NATS layer does not import ``actorio.persistence``: a persistent actor is recognised by what it
 has (``persistence_id``, ``journal``, ``clock``), and the journal is used through its interface.
-See docs/entities.md ("Persistent entities").
+See docs/entities.md ("State").
 """
 
 from __future__ import annotations

@@ -152,8 +152,9 @@ class Reminders:
     ``clock`` is the clock of the reminders' due times (``time.time`` by default, the clock of
     ``PersistentActor``; set it, and make the entities with the same, to run on a mock clock);
     every ``scan_every`` seconds of the event loop's clock, the keys due by ``clock()`` that this
-    node is responsible for are woken; a key still due is woken again every ``retry_every``
-    seconds, until its reminders are fired and deleted.
+    node is responsible for are woken (at most ``max_per_scan`` per scan); a key still due is
+    woken again every ``retry_every`` seconds, until its reminders are fired and deleted. At
+    most a million keys with reminders are followed per type (a warning names the others).
     """
 
     def __init__(
@@ -173,6 +174,8 @@ class Reminders:
         self.clock: Callable[[], float] = time.time
         self.scan_every = scan_every
         self.retry_every = retry_every
+        self.max_per_scan = 1000
+        """At most this many keys are woken per scan (the others at the next ones)."""
         self.due: dict[str, float] = {}
         """Each key with reminders, and the earliest due time among them (from the watch)."""
         self.woken = 0
@@ -268,6 +271,14 @@ class Reminders:
                 continue
             if key in self.due or len(self.due) < _MAX_INDEXED:
                 self.due[key] = due
+            else:
+                self._warnings.log(
+                    logging.WARNING,
+                    "%s: over %d keys with reminders; %s is not followed",
+                    self.bucket,
+                    _MAX_INDEXED,
+                    key,
+                )
 
     # -- waking --------------------------------------------------------------------------------
 
@@ -296,6 +307,8 @@ class Reminders:
             del self._sent[key]
         woken = 0
         for key, due in list(self.due.items()):
+            if woken >= self.max_per_scan:
+                break
             if due > now or key in self._sent or not self.mine(key):
                 continue
             self._sent[key] = then

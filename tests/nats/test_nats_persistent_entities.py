@@ -374,3 +374,35 @@ def _recorded(record: Path, text: str) -> Callable[[], Awaitable[bool]]:
         return any(line.startswith(text) for line in lines())
 
     return check
+
+
+async def test_due_entries_are_read_as_hostile_and_wakes_are_bounded_per_scan(node: Node) -> None:
+    memory = InMemoryJournal()
+    name = unique("sleeper")
+    host = await node.host(Sleeper, name=name, journal=memory, lease=LEASE)
+    reminders = host.reminders
+    assert reminders is not None
+    kv = await node._nc.jetstream().key_value(reminders.bucket)  # pyright: ignore[reportPrivateUsage]
+    later = repr(time.time() + 3600).encode()
+    for key, value in [
+        ("bad1", b"nan"),
+        ("bad2", b"soon"),
+        ("bad3", b"\xff"),
+        ("a.b", b"1.0"),
+        ("good", later),
+    ]:
+        await kv.put(key, value)
+    await eventually(lambda: _indexed(reminders, "good"))
+    assert set(reminders.due) == {"good"}
+    await reminders.close()  # no scans of its own from here: the test scans
+    reminders.due.update({"a1": 1.0, "a2": 2.0, "a3": 3.0})
+    reminders.max_per_scan = 2
+    assert await reminders.scan() == 2
+    assert await reminders.scan() == 1  # the third; "good" is not due
+    assert await reminders.scan() == 0  # each woken once per retry_every
+    assert reminders.woken == 3
+
+    async def started() -> bool:
+        return host.started == 3
+
+    await eventually(started)

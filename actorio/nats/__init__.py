@@ -8,7 +8,8 @@
   `DeliveryLimitReached`; ``node.dead_letters(name)``, ``node.replay(name)``).
 - entities (virtual actors by type and key, docs/entities.md): ``await node.host(Cart)`` on the
   nodes that may run carts, ``node.entity(Cart, "alice")`` anywhere (an `EntityRef`);
-  `EntityHost`, `Entities`, `Host`, `least_loaded`, `rendezvous`.
+  `EntityHost`, `Entities`, `Host`, `least_loaded`, `rendezvous`; persistent entities
+  (``node.host(Account, journal=journal)``): `Reminders`, `EntityFenced`.
 - `RemoteRef`: the reference type; `RemoteError`, `ReplyTooLarge`, `ActorNotFound`,
   `NodeUnreachable`, `NotAuthorized`: the errors.
 - `NodeService`: a node answering the NATS micro protocol (``node.serve_as_service()``), each
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from ._durable import Durable as Durable
     from ._entities import Entities as Entities
     from ._entity_host import EntityHost as EntityHost
+    from ._entity_persistence import EntityFenced as EntityFenced
+    from ._entity_persistence import Reminders as Reminders
     from ._entity_ref import EntityRef as EntityRef
     from ._errors import ActorNotFound as ActorNotFound
     from ._errors import NodeUnreachable as NodeUnreachable
@@ -57,6 +60,7 @@ __all__ = [
     "DeliveryLimitReached",
     "Durable",
     "Entities",
+    "EntityFenced",
     "EntityHost",
     "EntityRef",
     "Host",
@@ -66,6 +70,7 @@ __all__ = [
     "NodeUnreachable",
     "NotAuthorized",
     "Publication",
+    "Reminders",
     "RemoteError",
     "RemoteRef",
     "ReplyTooLarge",
@@ -92,6 +97,8 @@ _EXPORTS = {
     "Entities": "._entities",
     "EntityHost": "._entity_host",
     "EntityRef": "._entity_ref",
+    "EntityFenced": "._entity_persistence",
+    "Reminders": "._entity_persistence",
     "Host": "._placement",
     "least_loaded": "._placement",
     "rendezvous": "._placement",

@@ -34,6 +34,7 @@ from ..lowlevel import AskRef, LogLimit, hand_off
 from ._addresses import Addresses
 from ._codec import TIMEOUT, encode_message, read_reply
 from ._entity_host import ERROR_TYPE, LEASE, EntityHost
+from ._entity_persistence import Reminders, persistent_factory
 from ._entity_ref import EntityRef
 from ._errors import ActorNotFound
 from ._placement import (
@@ -50,6 +51,8 @@ from ._placement import (
 from ._publication import Receiver
 
 if TYPE_CHECKING:
+    from actorio.persistence import Journal
+
     from ._publication import Spawn
 
 __all__ = ["Entities", "NodeEntities"]
@@ -394,8 +397,12 @@ class Entities:
         lease: float,
         guard: float | None,
         supervision: SupervisorStrategy | None,
+        journal: Journal | None = None,
+        made_on_journal: bool = False,
     ) -> EntityHost:
-        """Host ``entity_type`` (see `Node.host`)."""
+        """Host ``entity_type`` (see `Node.host`). With a ``journal``, the type is persistent
+        (see ``_entity_persistence``); ``made_on_journal``: ``factory`` is a persistent actor
+        class, made as ``factory(key, journal, clock=...)``."""
         check_entity_type(entity_type)
         if entity_type in self.hosted:
             raise ValueError(f"this node hosts the entity type {entity_type!r} already")
@@ -407,6 +414,13 @@ class Entities:
         await self.open()
         kv = await Placements.bucket(self._js, bucket_name(self.prefix, entity_type), lease)
         placements = Placements(kv, ttl=lease, guard=guard, node_id=self.node_id, clock=self._clock)
+        reminders: Reminders | None = None
+        made: list[EntityHost] = []
+        if journal is not None:
+            reminders = Reminders(self, entity_type, self._js, bucket_name(self.prefix, entity_type) + "_due")
+            factory = persistent_factory(
+                factory, journal if made_on_journal else None, made, reminders, self._clock
+            )
         host = EntityHost(
             self,
             entity_type,
@@ -417,7 +431,16 @@ class Entities:
             receiver=self._receiver,
             spawn=self._spawn,
         )
-        await host.open()
+        made.append(host)
+        host.reminders = reminders
+        if reminders is not None:
+            await reminders.open()  # before the first activation: its reminders are indexed
+        try:
+            await host.open()
+        except BaseException:
+            if reminders is not None:
+                await reminders.close()
+            raise
         self.hosted[entity_type] = host
         if self._probes is None:
             # nats-py leaves a parameter of subscribe() unannotated.
@@ -513,6 +536,7 @@ class NodeEntities:
         lease: float = 10.0,
         guard: float | None = None,
         supervision: SupervisorStrategy | None = None,
+        journal: Journal | None = None,
     ) -> EntityHost:
         """Host the entity type ``entity_type``: an actor class made from a key (``Cart(key)``),
         or a factory of a key (then ``name`` is needed). This node may now activate the type's
@@ -528,6 +552,14 @@ class NodeEntities:
         released. A failing entity is supervised as a published factory is (``supervision``:
         see `Node.publish`); one whose supervision gives up is passivated.
 
+        ``journal``: the type is persistent (an ``EventSourcedActor`` or ``DurableStateActor``):
+        each activation recovers its state from ``journal`` (made as ``Cls(key, journal,
+        clock=host.reminders.clock)``; a factory makes its actors itself, on that journal), its
+        writes are refused (`EntityFenced`) once its lease is over, and its durable reminders
+        fire after a passivation or a crash by activating the key on a hosting node (see
+        docs/entities.md, "State"). The key is the entity id, so it must also be a
+        valid one (no ``=``).
+
         Raises ``ValueError`` for an invalid name or settings, a type hosted already, or a lease
         other than the bucket's; ``RuntimeError`` for a closed node.
         """
@@ -540,8 +572,18 @@ class NodeEntities:
         if not callable(entity_type):
             raise TypeError(f"host() takes an actor class or a factory of a key, not {entity_type!r}")
         factory = cast("Callable[[str], Actor[Any]]", entity_type)
+        made_on_journal = journal is not None and isinstance(entity_type, type)
+        if made_on_journal and not hasattr(entity_type, "remind"):
+            raise TypeError(f"host(journal=...) takes a persistent actor class, not {entity_type!r}")
         return await self.entities.host(
-            name, factory, idle_timeout=idle_timeout, lease=lease, guard=guard, supervision=supervision
+            name,
+            factory,
+            idle_timeout=idle_timeout,
+            lease=lease,
+            guard=guard,
+            supervision=supervision,
+            journal=journal,
+            made_on_journal=made_on_journal,
         )
 
     @overload

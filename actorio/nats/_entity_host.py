@@ -29,6 +29,7 @@ from .. import Actor, ChildSpec, SupervisorStrategy, dead_letters
 from ..lowlevel import LogLimit, Mailbox, task_of
 from ._codec import ERROR, encode_error
 from ._connection import synced
+from ._entity_persistence import WAKE
 from ._errors import ActorNotFound
 from ._keeper import PublicationSupervisor, Target
 from ._placement import Lease, Owner, Placements, check_key
@@ -36,6 +37,7 @@ from ._publication import Receiver, wait_handled
 
 if TYPE_CHECKING:
     from ._entities import Entities
+    from ._entity_persistence import Reminders
     from ._publication import Spawn
 
 __all__ = [
@@ -125,6 +127,8 @@ class EntityHost:
         self.activations: dict[str, Activation] = {}
         self.started = 0
         """How many activations started on this node."""
+        self.reminders: Reminders | None = None
+        """The durable reminders of a persistent type (``host(journal=...)``), else None."""
         self.serving = True
         self._subscription: Subscription | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -167,6 +171,8 @@ class EntityHost:
                 await subscription.unsubscribe()
         if self._ticker is not None:
             self._ticker.cancel()
+        if self.reminders is not None:
+            await self.reminders.close()
         activations = list(self.activations.values())
         if activations:
             await asyncio.wait(
@@ -225,6 +231,8 @@ class EntityHost:
                 activation.renewal = self._spawn(self._renew(activation, lease))
             await self._redirect(msg, activation.key)
             return
+        if msg.headers and WAKE in msg.headers:
+            return  # it only activated the key (its due reminders fire from its recovery)
         activation.last = now
         await self._receiver.receive(mailbox.actor, msg)
 
@@ -308,6 +316,7 @@ class EntityHost:
         lease = claimed
         # A fenced activation must be stopped within the guard: its handler gets a quarter of it.
         spec = ChildSpec(functools.partial(self._factory, key), stop_timeout=self.placements.guard / 4)
+        activation.lease = lease  # before the entity starts: its journal writes are fenced by it
         try:
             target = Target.of(identifier, spec, self._supervision)
             mailbox, supervisor = await target.start()

@@ -1,10 +1,14 @@
-"""The bank account entity: its messages and its actor class, shared by the hosts and the client."""
+"""The bank account entity: its messages, its events and its actor class, shared by the hosts and
+the client."""
 
 from __future__ import annotations
 
 import os
 
-from actorio import Actor, Message, handles
+from pydantic import BaseModel
+
+from actorio import Message, handles
+from actorio.persistence import Event, EventSourcedActor
 
 
 class Deposit(Message):
@@ -21,23 +25,35 @@ class Host(Message[int]):
     """Asked: the process id of the host the account is active in."""
 
 
-class Account(Actor[Deposit | Balance | Host]):
-    """One account by key (``Account(key)``), active on one host at a time. Its balance lives in
-    memory: it starts at 0 each time the account is activated (after an idle passivation or a
-    move), until actorio's persistence keeps it."""
+class Deposited(Event):
+    """Money came in (what the journal keeps)."""
 
-    def __init__(self, key: str) -> None:
-        super().__init__()
-        self.key = key
-        self.balance = 0
+    amount: int
+
+
+class Funds(BaseModel):
+    """The account's state: the sum of its deposits."""
+
+    amount: int = 0
+
+
+class Account(EventSourcedActor[Deposit | Balance | Host, Funds, Deposited]):
+    """One account by key, active on one host at a time (``node.host(Account, journal=...)``
+    makes it as ``Account(key, journal)``). Its balance is the fold of its events: each
+    activation, on whichever host, recovers it from the journal first."""
+
+    entity_type = "account"
+
+    def apply(self, state: Funds, event: Deposited) -> Funds:
+        return Funds(amount=state.amount + event.amount)
 
     @handles(Deposit)
     async def deposit(self, msg: Deposit) -> None:
-        self.balance += msg.amount
+        await self.persist(Deposited(amount=msg.amount))  # durable before the next message
 
     @handles(Balance)
     async def read(self, msg: Balance) -> int:
-        return self.balance
+        return self.state.amount
 
     @handles(Host)
     async def host(self, msg: Host) -> int:

@@ -25,3 +25,4 @@ def test_bank_accounts_example_runs_by_one_command() -> None:
     assert lines[0] == "30 accounts on 3 host processes of 3"
     assert lines[1].startswith("killed host ")
     assert lines[2].startswith("all 30 accounts answered again within ")
+    assert " moved to the other hosts with their balances, " in lines[3]

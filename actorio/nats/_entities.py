@@ -33,6 +33,8 @@ from .. import Actor, ActorRef, Message, SupervisorStrategy
 from ..lowlevel import AskRef, LogLimit, hand_off
 from ._addresses import Addresses
 from ._codec import TIMEOUT, encode_message, read_reply
+from ._durable import Durable
+from ._durable_entities import DurableMailbox, DurableSending
 from ._entity_host import ERROR_TYPE, LEASE, EntityHost
 from ._entity_ref import EntityRef
 from ._errors import ActorNotFound
@@ -50,6 +52,7 @@ from ._placement import (
 from ._publication import Receiver
 
 if TYPE_CHECKING:
+    from ._durable import Streams
     from ._publication import Spawn
 
 __all__ = ["Entities", "NodeEntities"]
@@ -124,6 +127,8 @@ class Entities:
         self._failures = LogLimit(_logger)
         self._announcer: asyncio.Task[None] | None = None
         self._probes: Subscription | None = None
+        self.mailboxes: DurableSending | None = None
+        """Sending to durable types (``_durable_entities``), set by the node."""
         self._opened = False
         self._closed = False
 
@@ -239,6 +244,10 @@ class Entities:
 
     def _publishing(self, ref: EntityRef[Any], body: bytes, headers: dict[str, str] | None) -> Send:
         async def send() -> None:
+            mailboxes = self.mailboxes
+            if mailboxes is not None and await mailboxes.durable(ref.entity_type, self._ask_timeout):
+                await mailboxes.tell(ref, body, headers)
+                return
             route = await self.route(ref, self._ask_timeout)
             sent = dict(headers or {})
             sent[LEASE] = str(route.claim)
@@ -314,6 +323,9 @@ class Entities:
         pause = 0.05
         if self._queue:
             await self._send(_nothing)
+        mailboxes = self.mailboxes
+        if mailboxes is not None and await mailboxes.durable(ref.entity_type, wait):
+            return await mailboxes.request(ref, body, max(deadline - loop.time(), 0.001))
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -394,6 +406,7 @@ class Entities:
         lease: float,
         guard: float | None,
         supervision: SupervisorStrategy | None,
+        durable: Durable | None = None,
     ) -> EntityHost:
         """Host ``entity_type`` (see `Node.host`)."""
         check_entity_type(entity_type)
@@ -405,6 +418,19 @@ class Entities:
         if not 0 < guard < lease / 2:
             raise ValueError(f"guard is between 0 and half the lease ({lease / 2} s), not {guard!r}")
         await self.open()
+        mailboxes = self.mailboxes
+        if durable is not None and mailboxes is not None:
+            # The stream before the bucket: a sender that finds the bucket finds the stream.
+            await DurableMailbox.set_up(
+                self._js,
+                mailboxes.streams.dead,
+                prefix=self.prefix,
+                entity_type=entity_type,
+                settings=durable,
+            )
+            mailboxes.noted(entity_type)
+        elif await DurableMailbox.exists(self._js, prefix=self.prefix, entity_type=entity_type):
+            raise ValueError(f"the entity type {entity_type!r} is hosted durably: host it with durable=")
         kv = await Placements.bucket(self._js, bucket_name(self.prefix, entity_type), lease)
         placements = Placements(kv, ttl=lease, guard=guard, node_id=self.node_id, clock=self._clock)
         host = EntityHost(
@@ -417,6 +443,25 @@ class Entities:
             receiver=self._receiver,
             spawn=self._spawn,
         )
+        if durable is not None and mailboxes is not None:
+            sending = mailboxes
+
+            async def wake(key: str) -> None:
+                await sending.wake(self.ref(entity_type, key, None))
+
+            host.durable = DurableMailbox(
+                host,
+                self._js,
+                self._nc,
+                durable,
+                prefix=self.prefix,
+                dead=mailboxes.streams.dead,
+                receiver=self._receiver,
+                spawn=self._spawn,
+                lease=lease,
+                clock=self._clock,
+                wake=wake,
+            )
         await host.open()
         self.hosted[entity_type] = host
         if self._probes is None:
@@ -426,6 +471,8 @@ class Entities:
             )
             self._announcer = self._spawn(self._announce_forever())
         await self.announce()
+        if host.durable is not None:
+            host.durable.open()  # scans for keys with stored messages, now and every lease
         return host
 
     async def announce(self) -> None:
@@ -481,6 +528,8 @@ class NodeEntities:
         _addresses: Addresses
         _closed: bool
         _entities: Entities | None
+        _streams: Streams
+        _replies: dict[str, asyncio.Future[Msg]]
         prefix: str
         node_id: str
         ask_timeout: float
@@ -502,6 +551,15 @@ class NodeEntities:
                 spawn=self._spawn,
                 ask_timeout=self.ask_timeout,
             )
+            self._entities.mailboxes = DurableSending(
+                self._entities,
+                self._nc,
+                self._nc.jetstream(),  # pyright: ignore[reportUnknownMemberType]
+                streams=self._streams,
+                replies=self._replies,
+                node_id=self.node_id,
+                ask_timeout=self.ask_timeout,
+            )
         return self._entities
 
     async def host(
@@ -513,6 +571,7 @@ class NodeEntities:
         lease: float = 10.0,
         guard: float | None = None,
         supervision: SupervisorStrategy | None = None,
+        durable: Durable | bool = False,
     ) -> EntityHost:
         """Host the entity type ``entity_type``: an actor class made from a key (``Cart(key)``),
         or a factory of a key (then ``name`` is needed). This node may now activate the type's
@@ -528,8 +587,19 @@ class NodeEntities:
         released. A failing entity is supervised as a published factory is (``supervision``:
         see `Node.publish`); one whose supervision gives up is passivated.
 
-        Raises ``ValueError`` for an invalid name or settings, a type hosted already, or a lease
-        other than the bucket's; ``RuntimeError`` for a closed node.
+        ``durable`` (``True`` or a `Durable`): the type gets a JetStream mailbox (a stream per
+        type, a subject per key). A tell returns once the stream stored it; each message is
+        acknowledged only after its handler ran, and delivered again to the key's next owner if
+        its host dies or loses its lease first; per-key order is kept; a message whose handler
+        keeps failing follows the durable rules (``max_deliver``, ``retry_backoff``, the
+        dead-letter stream ``<prefix>.dlq.entities.<type>``). ``redelivery_delay``, ``ordered``
+        and ``prefetch`` do not apply: a key's messages are delivered one at a time, and one
+        delivered to a host that died is delivered again ``lease`` seconds after. Every host of
+        a type hosts it durably, or none does. See docs/entities.md, "Durable entity types".
+
+        Raises ``ValueError`` for an invalid name or settings, a type hosted already, a lease
+        other than the bucket's, or a type hosted durably elsewhere hosted without ``durable``;
+        ``RuntimeError`` for a closed node, or ``durable`` on a server without JetStream.
         """
         if self._closed:
             raise RuntimeError("the node is closed")
@@ -540,8 +610,15 @@ class NodeEntities:
         if not callable(entity_type):
             raise TypeError(f"host() takes an actor class or a factory of a key, not {entity_type!r}")
         factory = cast("Callable[[str], Actor[Any]]", entity_type)
+        settings = Durable() if durable is True else (durable or None)
         return await self.entities.host(
-            name, factory, idle_timeout=idle_timeout, lease=lease, guard=guard, supervision=supervision
+            name,
+            factory,
+            idle_timeout=idle_timeout,
+            lease=lease,
+            guard=guard,
+            supervision=supervision,
+            durable=settings,
         )
 
     @overload

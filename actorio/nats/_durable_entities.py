@@ -90,8 +90,9 @@ def dead_letter_name(entity_type: str) -> str:
 
 
 def _consumer_name(key: str) -> str:
-    """A key's consumer: the key itself (its characters are valid in a consumer name)."""
-    return key
+    """A key's consumer: ``k-<key>`` (a key's characters are valid in a consumer name; the
+    prefix keeps it apart from the consumers of forged subjects, ``forged-<digest>``)."""
+    return f"k-{key}"
 
 
 # -- sending -----------------------------------------------------------------------------------

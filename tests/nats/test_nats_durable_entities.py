@@ -72,7 +72,7 @@ async def test_tells_are_handled_in_per_key_order_and_asks_see_them(pair: tuple[
     hosting, client = pair
     host = await hosting.host(Ledger, name="ledger1", durable=FAST, lease=LEASE)
     assert host.durable is not None
-    refs = [client.entity("ledger1", f"k{n}", Ledger) for n in range(3)]
+    refs = [client.entity("ledger1", key, Ledger) for key in ("k0", "a=b-", "-_=" * 42 + "z")]
     assert_type(client.entity(Ledger, "x"), EntityRef[Put | Seen])
     for seq in range(1, 21):
         for ref in refs:

@@ -104,21 +104,19 @@ class DurableSending:
     def __init__(
         self,
         entities: Entities,
-        nc: Client,
-        js: JetStreamContext,
         *,
         streams: Streams,
         replies: dict[str, asyncio.Future[Msg]],
-        node_id: str,
-        ask_timeout: float,
+        receiver: Receiver,
     ) -> None:
-        self._ask_timeout = ask_timeout
         self._entities = entities
-        self._nc = nc
-        self._js = js
+        self._nc: Client = entities._nc  # pyright: ignore[reportPrivateUsage]
+        self._js: JetStreamContext = entities._js  # pyright: ignore[reportPrivateUsage]
+        self._ask_timeout: float = entities._ask_timeout  # pyright: ignore[reportPrivateUsage]
+        self._node_id = entities.node_id
         self.streams = streams
         self._replies = replies
-        self._node_id = node_id
+        self._receiver = receiver
         self._durable: dict[str, float] = {}  # type -> until when the answer holds (inf: durable)
         self._wakes = LogLimit(_logger)
 
@@ -140,9 +138,40 @@ class DurableSending:
         self._durable[entity_type] = float("inf")
         return True
 
-    def noted(self, entity_type: str) -> None:
-        """This node hosts ``entity_type`` durably: it is durable."""
-        self._durable[entity_type] = float("inf")
+    async def prepare(self, entity_type: str, durable: Durable | None) -> None:
+        """Before a host sets up ``entity_type``'s bucket: a durable type's streams (so that a
+        sender that finds the bucket finds the stream); ``ValueError`` for a plain host of a type
+        hosted durably."""
+        prefix = self._entities.prefix
+        if durable is not None:
+            await DurableMailbox.set_up(
+                self._js, self.streams.dead, prefix=prefix, entity_type=entity_type, settings=durable
+            )
+            self._durable[entity_type] = float("inf")
+        elif await DurableMailbox.exists(self._js, prefix=prefix, entity_type=entity_type):
+            raise ValueError(f"the entity type {entity_type!r} is hosted durably: host it with durable=")
+
+    def mailbox(self, host: EntityHost, settings: Durable, lease: float) -> DurableMailbox:
+        """The mailbox of ``host``'s durable type (opened once the host announces itself)."""
+        entities = self._entities
+        entity_type = host.entity_type
+
+        async def wake(key: str) -> None:
+            await self.wake(entities.ref(entity_type, key, None))
+
+        return DurableMailbox(
+            host,
+            self._js,
+            self._nc,
+            settings,
+            prefix=entities.prefix,
+            dead=self.streams.dead,
+            receiver=self._receiver,
+            spawn=entities._spawn,  # pyright: ignore[reportPrivateUsage]
+            lease=lease,
+            clock=entities._clock,  # pyright: ignore[reportPrivateUsage]
+            wake=wake,
+        )
 
     async def tell(self, ref: EntityRef[Any], body: bytes, headers: dict[str, str] | None) -> None:
         """Store a tell in the key's mailbox (returns once JetStream acknowledged it), then wake

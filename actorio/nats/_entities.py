@@ -34,7 +34,7 @@ from ..lowlevel import AskRef, LogLimit, hand_off
 from ._addresses import Addresses
 from ._codec import TIMEOUT, encode_message, read_reply
 from ._durable import Durable
-from ._durable_entities import DurableMailbox, DurableSending
+from ._durable_entities import DurableSending
 from ._entity_host import ERROR_TYPE, LEASE, EntityHost
 from ._entity_ref import EntityRef
 from ._errors import ActorNotFound
@@ -418,19 +418,8 @@ class Entities:
         if not 0 < guard < lease / 2:
             raise ValueError(f"guard is between 0 and half the lease ({lease / 2} s), not {guard!r}")
         await self.open()
-        mailboxes = self.mailboxes
-        if durable is not None and mailboxes is not None:
-            # The stream before the bucket: a sender that finds the bucket finds the stream.
-            await DurableMailbox.set_up(
-                self._js,
-                mailboxes.streams.dead,
-                prefix=self.prefix,
-                entity_type=entity_type,
-                settings=durable,
-            )
-            mailboxes.noted(entity_type)
-        elif await DurableMailbox.exists(self._js, prefix=self.prefix, entity_type=entity_type):
-            raise ValueError(f"the entity type {entity_type!r} is hosted durably: host it with durable=")
+        if self.mailboxes is not None:  # a durable type's streams come before its bucket
+            await self.mailboxes.prepare(entity_type, durable)
         kv = await Placements.bucket(self._js, bucket_name(self.prefix, entity_type), lease)
         placements = Placements(kv, ttl=lease, guard=guard, node_id=self.node_id, clock=self._clock)
         host = EntityHost(
@@ -443,25 +432,8 @@ class Entities:
             receiver=self._receiver,
             spawn=self._spawn,
         )
-        if durable is not None and mailboxes is not None:
-            sending = mailboxes
-
-            async def wake(key: str) -> None:
-                await sending.wake(self.ref(entity_type, key, None))
-
-            host.durable = DurableMailbox(
-                host,
-                self._js,
-                self._nc,
-                durable,
-                prefix=self.prefix,
-                dead=mailboxes.streams.dead,
-                receiver=self._receiver,
-                spawn=self._spawn,
-                lease=lease,
-                clock=self._clock,
-                wake=wake,
-            )
+        if durable is not None and self.mailboxes is not None:
+            host.durable = self.mailboxes.mailbox(host, durable, lease)
         await host.open()
         self.hosted[entity_type] = host
         if self._probes is None:
@@ -552,13 +524,7 @@ class NodeEntities:
                 ask_timeout=self.ask_timeout,
             )
             self._entities.mailboxes = DurableSending(
-                self._entities,
-                self._nc,
-                self._nc.jetstream(),  # pyright: ignore[reportUnknownMemberType]
-                streams=self._streams,
-                replies=self._replies,
-                node_id=self.node_id,
-                ask_timeout=self.ask_timeout,
+                self._entities, streams=self._streams, replies=self._replies, receiver=self._receiver
             )
         return self._entities
 
@@ -587,15 +553,11 @@ class NodeEntities:
         released. A failing entity is supervised as a published factory is (``supervision``:
         see `Node.publish`); one whose supervision gives up is passivated.
 
-        ``durable`` (``True`` or a `Durable`): the type gets a JetStream mailbox (a stream per
-        type, a subject per key). A tell returns once the stream stored it; each message is
-        acknowledged only after its handler ran, and delivered again to the key's next owner if
-        its host dies or loses its lease first; per-key order is kept; a message whose handler
-        keeps failing follows the durable rules (``max_deliver``, ``retry_backoff``, the
-        dead-letter stream ``<prefix>.dlq.entities.<type>``). ``redelivery_delay``, ``ordered``
-        and ``prefetch`` do not apply: a key's messages are delivered one at a time, and one
-        delivered to a host that died is delivered again ``lease`` seconds after. Every host of
-        a type hosts it durably, or none does. See docs/entities.md, "Durable entity types".
+        ``durable`` (``True`` or a `Durable`): a JetStream mailbox per type. A tell returns once
+        stored; each message is acknowledged after its handler ran, delivered again to the key's
+        next owner if its host dies first, in per-key order; failing ones follow the durable
+        rules (``max_deliver``, ``retry_backoff``, a dead-letter stream). Every host of a type
+        hosts it durably, or none does. See docs/entities.md, "Durable entity types".
 
         Raises ``ValueError`` for an invalid name or settings, a type hosted already, a lease
         other than the bucket's, or a type hosted durably elsewhere hosted without ``durable``;

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -118,6 +119,7 @@ class DurableSending:
         self._replies = replies
         self._receiver = receiver
         self._durable: dict[str, float] = {}  # type -> until when the answer holds (inf: durable)
+        self._waking: dict[tuple[str, str], bool] = {}  # keys being woken -> woken again after?
         self._wakes = LogLimit(_logger)
 
     async def durable(self, entity_type: str, timeout: float) -> bool:
@@ -179,7 +181,7 @@ class DurableSending:
         prefix = self._entities.prefix
         subject = mailbox_subject(prefix, ref.entity_type, ref.key)
         await self.streams.store_at(subject, ref.identifier, body, headers, None)
-        await self.wake(ref)
+        self.wake_soon(ref)
 
     async def request(self, ref: EntityRef[Any], body: bytes, timeout: float) -> Msg:
         """Store an ask, with this node's reply address, then wake the key; the reply (sent once,
@@ -195,7 +197,7 @@ class DurableSending:
         async def store_then_wait() -> Msg:
             subject = mailbox_subject(prefix, ref.entity_type, ref.key)
             await self.streams.store_at(subject, ref.identifier, body, headers, None)
-            await self.wake(ref)
+            self.wake_soon(ref)
             return await future
 
         try:
@@ -204,6 +206,27 @@ class DurableSending:
             raise asyncio.TimeoutError(f"no reply from {ref.identifier} within {timeout} s") from None
         finally:
             self._replies.pop(token, None)
+
+    def wake_soon(self, ref: EntityRef[Any]) -> None:
+        """Wake ``ref``'s key in the background: a store's acknowledgement does not wait for the
+        key's route (which waits for a live host). One wake per key at a time; a key stored to
+        again meanwhile is woken once more after it."""
+        index = (ref.entity_type, ref.key)
+        if index in self._waking:
+            self._waking[index] = True
+            return
+        self._waking[index] = False
+        self._entities._spawn(self._wake_while_stored(ref, index))  # pyright: ignore[reportPrivateUsage]
+
+    async def _wake_while_stored(self, ref: EntityRef[Any], index: tuple[str, str]) -> None:
+        try:
+            while True:
+                await self.wake(ref)
+                if not self._waking.get(index):
+                    return
+                self._waking[index] = False
+        finally:
+            self._waking.pop(index, None)
 
     async def wake(self, ref: EntityRef[Any]) -> None:
         """Wake ``ref``'s key: an empty message routed as a plain tell (so the key is activated
@@ -288,16 +311,20 @@ class DurableMailbox:
 
     @staticmethod
     async def exists(js: JetStreamContext, *, prefix: str, entity_type: str) -> bool:
-        """Whether the type has a mailbox stream (it was hosted durably)."""
+        """Whether the type has a mailbox stream (it was hosted durably); False without JetStream
+        (its bucket's set-up then says so)."""
         try:
             await js.stream_info(mailbox_stream(prefix, entity_type))
-        except nats.js.errors.NotFoundError:
+        except (
+            nats.js.errors.NotFoundError,
+            nats.errors.NoRespondersError,
+            nats.js.errors.ServiceUnavailableError,
+        ):
             return False
         return True
 
     def open(self) -> None:
-        """Start: listen for failed handlers, and scan the stream now and every lease."""
-        self.failures.open()
+        """Start scanning the stream, now and every lease."""
         self._scanner = self.spawn(self._scan_forever())
 
     async def close(self) -> None:
@@ -310,6 +337,7 @@ class DurableMailbox:
 
     def started(self, activation: Activation) -> None:
         """``activation`` is active: its key's pump starts."""
+        self.failures.open()  # once: a failed handler is noted from the first activation on
         pump = KeyPump(self, activation)
         self.pumps[activation.key] = pump
         pump.start()
@@ -317,7 +345,8 @@ class DurableMailbox:
     async def stopping(self, activation: Activation, *, release: bool, timeout: float) -> None:
         """``activation`` stops: its pump finishes and settles the message being handled (within
         ``timeout``), gives back the others and stops; released (the lease still held), the
-        key's consumer is deleted, so that nothing it delivered waits for its ``ack_wait``."""
+        key's consumer is deleted if no message of it is pending (nothing waits for an
+        ``ack_wait``, and a message being retried keeps its delivery count)."""
         pump = self.pumps.get(activation.key)
         if pump is None or pump.activation is not activation:
             return
@@ -365,7 +394,9 @@ class DurableMailbox:
             except ValueError:
                 forged.append(subject)
         woken = 0
-        for key in sorted(keys):
+        order = list(keys)
+        random.shuffle(order)  # beyond the limit, other keys at the next scan
+        for key in order:
             if woken >= _MAX_WAKES_PER_SCAN:
                 break
             if key in self.host.activations:
@@ -455,7 +486,7 @@ class KeyPump:
 
     async def stop(self, timeout: float, *, delete: bool) -> None:
         """Finish and settle the message being handled (within ``timeout``), stop fetching; with
-        ``delete``, delete the key's consumer."""
+        ``delete``, delete the key's consumer if no message of it is pending."""
         self._stopping = True
         task = self._task
         if task is not None and not task.done():
@@ -471,9 +502,13 @@ class KeyPump:
             with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
                 await asyncio.wait_for(self._pull.unsubscribe(), timeout)
         if delete and not nc.is_closed:
-            js = mailbox.js
+            # Unless a message is still pending (being retried after a failure, or fetched and
+            # not given back): its delivery count must survive for the durable rules.
+            js, name = mailbox.js, _consumer_name(self.key)
             with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError):
-                await asyncio.wait_for(js.delete_consumer(mailbox.stream, _consumer_name(self.key)), timeout)
+                info = await asyncio.wait_for(js.consumer_info(mailbox.stream, name), timeout)
+                if not info.num_ack_pending and not info.num_redelivered:
+                    await asyncio.wait_for(js.delete_consumer(mailbox.stream, name), timeout)
 
     def _holding(self) -> bool:
         """The activation may act: not stopping, and its lease valid by this node's clock."""

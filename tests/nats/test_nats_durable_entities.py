@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from typing_extensions import assert_type
 
-from actorio import Actor, ActorRef, Backoff, DeadLetter, Message, dead_letters, handles
+from actorio import Actor, ActorRef, Backoff, DeadLetter, Message, SupervisorStrategy, dead_letters, handles
 from actorio.nats import DeliveryLimitReached, Durable, EntityRef, Node
 from actorio.nats._durable_entities import mailbox_stream, mailbox_subject
 from tests.nats_support.processes import wait_until
@@ -116,6 +116,31 @@ async def test_a_failing_message_is_delivered_again_then_dead_lettered(pair: tup
     assert stored[0].error_type == "ValueError"
     assert stored[0].subject == mailbox_subject("actorio", "ledger2", "poisoned")
     assert await other.ask(Seen(), timeout=20) == [1, 2, 3]  # the host and other keys carry on
+
+
+async def test_a_poison_message_is_dead_lettered_even_when_supervision_gives_up(
+    pair: tuple[Node, Node],
+) -> None:
+    """Supervision that gives up passivates the entity: the message's delivery count survives
+    into the next activation (the consumer is kept while a message of it is pending)."""
+    hosting, client = pair
+    await hosting.host(
+        Ledger,
+        name="ledger7",
+        durable=Durable(max_deliver=4, retry_backoff=Backoff(min_delay=0.05, max_delay=0.1)),
+        lease=LEASE,
+        supervision=SupervisorStrategy(max_restarts=1, within=60.0),
+    )
+    ref = client.entity("ledger7", "fragile", Ledger)
+    await ref.tell(Put(seq=1, fail=True))
+    await ref.tell(Put(seq=2))
+
+    async def moved_on() -> bool:
+        return Ledger.HANDLED.get("fragile", [])[-1:] == [2]
+
+    await wait_until(moved_on, 6 * LEASE + 10)
+    assert Ledger.HANDLED["fragile"] == [1, 1, 1, 1, 2]
+    assert len(dead_letters.of(reason="failed")) >= 5  # four failures, then the delivery limit
 
 
 async def test_a_lost_wake_is_recovered_by_the_host_s_scan(nats_url: str, pair: tuple[Node, Node]) -> None:

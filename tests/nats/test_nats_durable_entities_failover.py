@@ -127,3 +127,57 @@ async def test_every_acknowledged_tell_is_handled_in_order_after_a_kill_9(
         f"{len(moved)} keys moved; {redelivered} deposits handled twice; "
         f"every deposit handled {recovered:.1f} s after the kill"
     )
+
+
+@pytest.mark.timeout(90)
+async def test_a_paused_owner_s_messages_are_handled_by_the_next_one_and_never_by_it(
+    nats_url: str, tmp_path: Path
+) -> None:
+    record = tmp_path / "record"
+    async with (
+        host(nats_url, record) as w1,
+        host(nats_url, record) as w2,
+        await Node.connect(nats_url, ask_timeout=30.0) as client,
+    ):
+        workers = {w1.name: w1, w2.name: w2}
+        ref = client.entity("dbank", "paused", Bank)
+        await ref.tell(Deposit(amount=1, seq=1))
+        owner = workers[await ref.ask(Where())]
+        other = w2 if owner is w1 else w1
+        owner.pause()
+        paused_at = time.time()
+        for seq in range(2, 6):
+            await ref.tell(Deposit(amount=1, seq=seq))  # stored: acknowledged while the owner sleeps
+
+        def handled_by(node: str) -> list[int]:
+            return [
+                line[3] for line in records(record) if line[0] == "handle" and line[2] == node and line[3] > 0
+            ]
+
+        async def moved() -> bool:
+            return set(handled_by(other.name)) >= {2, 3, 4, 5}
+
+        await wait_until(moved, 6 * LEASE + 15, interval=0.2)
+        owner.resume()
+        resumed_at = time.time()
+        await ref.tell(Deposit(amount=1, seq=6))
+        assert await ref.ask(Where(), timeout=20) == other.name  # stored after 6: handled after it
+
+        async def stopped() -> bool:  # the resumed owner noticed its fence and stopped the entity
+            return any(
+                line[0] == "stop" and line[2] == owner.name and line[4] >= resumed_at
+                for line in records(record)
+            )
+
+        await wait_until(stopped, 10.0)
+    lines = records(record)
+    assert not [
+        line for line in lines if line[0] == "handle" and line[2] == owner.name and line[4] > paused_at
+    ]
+    order = [
+        line[3] for line in sorted(lines, key=lambda line: line[4]) if line[0] == "handle" and line[3] > 0
+    ]
+    assert sorted(set(order)) == [1, 2, 3, 4, 5, 6]
+    for before, after in itertools.pairwise(order):
+        assert after in (before, before + 1), order
+    check_one_activation_at_a_time(lines, {})

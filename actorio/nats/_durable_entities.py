@@ -14,8 +14,8 @@ Owns:
   binds) the key's durable pull consumer (filtered on the key's subject, one message
   outstanding at a time), fetches while the activation holds its lease, and has each message
   settled by the durable rules (``_settlement``); a wake just activates. The host scans the
-  stream for keys with stored messages when it starts and every lease, and wakes those nobody
-  woke (a lost wake is recovered). A subject whose key is invalid (forged) has its messages
+  stream for keys with stored messages when it starts and every half lease, and wakes those
+  nobody woke (a lost wake is recovered). A subject whose key is invalid (forged) has its messages
   moved to the dead-letter stream.
 
 See docs/entities.md, "Durable entity types", for the guarantee and why it is shaped this way.
@@ -279,6 +279,9 @@ class DurableMailbox:
         self.failures = Failures()
         self.pumps: dict[str, KeyPump] = {}
         self._scanner: asyncio.Task[None] | None = None
+        self.scan_every = max(lease / 2, 0.5)
+        """Seconds between scans: a lost wake is recovered within two of them, once the key
+        is free (its old owner's lease expired)."""
         self._seen: set[str] = set()
         self._logs = LogLimit(_logger)
 
@@ -324,7 +327,7 @@ class DurableMailbox:
         return True
 
     def open(self) -> None:
-        """Start scanning the stream, now and every lease."""
+        """Start scanning the stream, now and every half lease."""
         self._scanner = self.spawn(self._scan_forever())
 
     async def close(self) -> None:
@@ -374,7 +377,7 @@ class DurableMailbox:
                 await self.scan()
             except (nats.errors.Error, asyncio.TimeoutError, OSError) as error:
                 self._logs.log(logging.WARNING, "%s: the mailbox scan failed: %r", self.entity_type, error)
-            await asyncio.sleep(self.lease)  # a period, not a wait for state
+            await asyncio.sleep(self.scan_every)  # a period, not a wait for state
 
     async def scan(self) -> int:
         """Read which keys have stored messages, and wake those not active here that had some at

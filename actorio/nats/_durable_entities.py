@@ -283,7 +283,8 @@ class DurableMailbox:
         """Seconds between scans: a lost wake is recovered within two of them, once the key
         is free (its old owner's lease expired)."""
         self._seen: set[str] = set()
-        self._logs = LogLimit(_logger)
+        self.logs = LogLimit(_logger)
+        """The type's log lines, within one limit for all its keys."""
 
     @staticmethod
     async def set_up(
@@ -376,7 +377,7 @@ class DurableMailbox:
             try:
                 await self.scan()
             except (nats.errors.Error, asyncio.TimeoutError, OSError) as error:
-                self._logs.log(logging.WARNING, "%s: the mailbox scan failed: %r", self.entity_type, error)
+                self.logs.log(logging.WARNING, "%s: the mailbox scan failed: %r", self.entity_type, error)
             await asyncio.sleep(self.scan_every)  # a period, not a wait for state
 
     async def scan(self) -> int:
@@ -478,6 +479,7 @@ class KeyPump:
             dead_name=mailbox.dead_name,
             failures=mailbox.failures,
             closing=self.closing,
+            logs=mailbox.logs,
         )
 
     def closing(self) -> bool:
@@ -552,7 +554,15 @@ class KeyPump:
                 continue
             except (nats.errors.Error, nats.js.errors.Error, OSError) as error:
                 failures += 1
-                _logger.debug("%s: fetch failed (%r), retrying", self.key, error)
+                _logger.debug("%s/%s: fetch failed (%r)", mailbox.entity_type, self.key, error)
+                if failures == 5:  # not the server restarting: say so, within the type's limit
+                    mailbox.logs.log(
+                        logging.WARNING,
+                        "%s/%s: fetch keeps failing: %r",
+                        mailbox.entity_type,
+                        self.key,
+                        error,
+                    )
                 await asyncio.sleep(min(1.0, 0.05 * 2**failures))  # the server away: back off
                 continue
             msg = messages[0]

@@ -87,7 +87,7 @@ class Settlement:
     ``name`` names the mailbox in logs and in the dead-letter stream's headers; ``dead_name``
     is the name whose dead-letter stream (``<prefix>.dlq.<dead_name>``) takes the messages
     given up on; ``closing`` says when the caller stops (a message not yet handled is then
-    given back).
+    given back); ``logs`` bounds its log lines (shared by many settlements: one limit for all).
     """
 
     def __init__(
@@ -101,6 +101,7 @@ class Settlement:
         dead_name: str,
         failures: Failures,
         closing: Callable[[], bool],
+        logs: LogLimit | None = None,
     ) -> None:
         self._receiver = receiver
         self._settings = settings
@@ -110,7 +111,7 @@ class Settlement:
         self._dead_name = dead_name
         self._failures = failures
         self._closing = closing
-        self._logs = LogLimit(_logger)
+        self._logs = logs if logs is not None else LogLimit(_logger)
 
     async def handle(self, msg: Msg) -> bool:
         """Deliver one stored message and settle it (acknowledged once handled; see `_failed` if

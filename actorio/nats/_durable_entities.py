@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ._publication import Receiver, Spawn
 
 __all__ = [
+    "MAX_ACTIVE_KEYS",
     "WAKE",
     "DurableMailbox",
     "DurableSending",
@@ -68,6 +69,12 @@ _logger = logging.getLogger("actorio.nats")
 
 WAKE = "Actorio-Wake"
 """Set on the empty message that wakes a durable entity's key after a store."""
+
+MAX_ACTIVE_KEYS = 100_000
+"""The most keys of one durable type with a consumer at once (active, or left by a host that
+died): the stream's ``max_consumers``. Beyond it, an activation waits for a consumer (its fetch
+fails, logged) until others passivate. nats-server 2.15 limits a stream to 1,000 consumers
+unless the stream sets a limit of its own."""
 
 _NOT_DURABLE_SECONDS = 5.0  # how long "this type has no mailbox stream" is believed
 _MAX_WAKES_PER_SCAN = 1000  # keys woken by one scan of the stream (the next scan wakes the rest)
@@ -298,6 +305,7 @@ class DurableMailbox:
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             duplicate_window=settings.dedupe_window,
+            max_consumers=MAX_ACTIVE_KEYS,
         )
         # nats-py leaves ``**params`` unannotated in add_stream and update_stream.
         try:

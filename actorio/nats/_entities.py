@@ -444,7 +444,7 @@ class Entities:
             self._announcer = self._spawn(self._announce_forever())
         await self.announce()
         if host.durable is not None:
-            host.durable.open()  # scans for keys with stored messages, now and every lease
+            host.durable.open()  # scans for keys with stored messages, now and every half lease
         return host
 
     async def announce(self) -> None:

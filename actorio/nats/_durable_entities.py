@@ -166,7 +166,11 @@ class DurableSending:
         entity_type = host.entity_type
 
         async def wake(key: str) -> None:
-            await self.wake(entities.ref(entity_type, key, None))
+            try:
+                ref = entities.ref(entity_type, key, None)
+            except RuntimeError:  # the node is closing: its scan's wakes are moot
+                return
+            await self.wake(ref)
 
         return DurableMailbox(
             host,

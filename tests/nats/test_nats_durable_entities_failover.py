@@ -158,8 +158,8 @@ async def test_a_paused_owner_s_messages_are_handled_by_the_next_one_and_never_b
             return set(handled_by(other.name)) >= {2, 3, 4, 5}
 
         await wait_until(moved, 6 * LEASE + 15, interval=0.2)
+        resumed_at = time.time()  # before: the resumed process may write its stop before we read the clock
         owner.resume()
-        resumed_at = time.time()
         await ref.tell(Deposit(amount=1, seq=6))
         assert await ref.ask(Where(), timeout=20) == other.name  # stored after 6: handled after it
 

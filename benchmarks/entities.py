@@ -6,6 +6,8 @@ in the same run. Two nodes in this one process: one hosts (or publishes), one se
 - entity tell: messages told to one active entity, handled (an ask at the end is the barrier),
   per second; beside the same to a published actor.
 - entity ask: the round trip of an ask to an active entity; beside one to a published actor.
+- durable entity tell and ask: the same to an entity of a durable type (each tell stored in the
+  type's stream, then handled and acknowledged); beside a durably published actor.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import time
 
 from actorio import Actor, Message, handles
-from actorio.nats import LocalServer, Node
+from actorio.nats import Durable, LocalServer, Node
 
 from .__main__ import Row
 
@@ -44,6 +46,8 @@ async def _figures(url: str, tells: int, asks: int, activations: int) -> dict[st
     async with await Node.connect(url) as host, await Node.connect(url) as client:
         await host.host(Counter, name="bench-entity", lease=10.0)
         await host.publish("bench-plain", Counter)
+        await host.host(Counter, name="bench-durable-entity", lease=10.0, durable=True)
+        await host.publish("bench-durable", Counter, durable=Durable(ordered=True))
         plain = client.ref("bench-plain", Counter)
         entity = client.entity("bench-entity", "warm", Counter)
         await plain.ask(Total())
@@ -76,6 +80,25 @@ async def _figures(url: str, tells: int, asks: int, activations: int) -> dict[st
                 await ref.ask(Total())
             times.append((time.perf_counter() - started) / asks * 1e6)
         figures["entity ask"] = (times[0], times[1])
+
+        # Durable: one message at a time per key (an entity's consumer) beside an ordered durable
+        # publication (one at a time across its pool): the same delivery discipline.
+        durable = client.entity("bench-durable-entity", "warm", Counter)
+        stored = client.ref("bench-durable", Counter, durable=True)
+        rates, times = [], []
+        for ref in (durable, stored):
+            before = await ref.ask(Total(), timeout=60)
+            started = time.perf_counter()
+            for i in range(max(10, tells // 20)):
+                await ref.tell(Count(n=i))
+            assert await ref.ask(Total(), timeout=60) == before + max(10, tells // 20)
+            rates.append(max(10, tells // 20) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            for _ in range(max(5, asks // 10)):
+                await ref.ask(Total(), timeout=60)
+            times.append((time.perf_counter() - started) / max(5, asks // 10) * 1e6)
+        figures["durable entity tell"] = (rates[0], rates[1])
+        figures["durable entity ask"] = (times[0], times[1])
         return figures
 
 
@@ -95,6 +118,8 @@ async def run_entities(scale: float, repeat: int, url: str | None = None) -> lis
         ("entity activation", "us", activations, False, "ask to a published actor"),
         ("entity tell", "msg/s", tells, True, "tell to a published actor"),
         ("entity ask", "us", asks, False, "ask to a published actor"),
+        ("durable entity tell", "msg/s", max(10, tells // 20), True, "tell to a durable actor (ordered)"),
+        ("durable entity ask", "us", max(5, asks // 10), False, "ask to a durable actor (ordered)"),
     ):
         pick = max if higher else min
         mine = pick(run[name][0] for run in runs)

@@ -47,6 +47,7 @@ _DELIVERIES = DEAD + "Deliveries"
 _ERROR_TYPE = DEAD + "Error-Type"
 _ERROR = DEAD + "Error"
 _TIME = DEAD + "Time"
+_SUBJECT = DEAD + "Subject"
 
 _NATS = "Nats-"
 """The prefix of JetStream's headers."""
@@ -111,6 +112,9 @@ class StoredDeadLetter:
     """When it was moved (UTC)."""
     stream_sequence: int
     """Its sequence in the name's own stream."""
+    subject: str = ""
+    """The subject it was stored under (for a durable entity type's message,
+    ``<prefix>.mailbox.<type>.<key>``: its key is the last token)."""
 
     @classmethod
     def from_raw(cls, stream: str, raw: RawStreamMsg) -> StoredDeadLetter:
@@ -140,6 +144,7 @@ class StoredDeadLetter:
             deliveries=number(_DELIVERIES),
             failed_at=failed_at,
             stream_sequence=number(_SEQUENCE),
+            subject=stored.get(_SUBJECT, ""),
         )
 
 
@@ -198,6 +203,7 @@ class DeadLetterStreams:
                 _NAME: name,
                 _STREAM: stream,
                 _SEQUENCE: str(sequence),
+                _SUBJECT: _header_text(msg.subject),
                 _DELIVERIES: str(deliveries),
                 _ERROR_TYPE: _header_text(error_type),
                 _ERROR: _header_text(error),

@@ -7,12 +7,11 @@ Owns:
   (``_dead_letter_stream``) and its one durable pull consumer, ``actorio``, shared by every
   process that publishes the name; and storing a message in it (the sending side, retried under
   one message id so that the stream keeps it once);
-- `Pump`: a durable publication's inlet. It fetches, hands each stored message to the actor's
-  running incarnation (waiting for the next one while a supervised child restarts), and settles
-  it: acknowledged once handled (an ask: once its reply was sent); if its handler failed,
+- `Pump`: a durable publication's inlet. It fetches, and has each stored message settled by
+  the durable rules (``_settlement``: acknowledged once handled; if its handler failed,
   delivered again after a growing delay, up to ``max_deliver`` deliveries, then moved to the
-  dead-letter stream; given back if the incarnation ended first. It reports the fetched messages
-  waiting their turn in progress.
+  dead-letter stream; given back if the incarnation ended first). It reports the fetched
+  messages waiting their turn in progress.
 """
 
 from __future__ import annotations
@@ -29,16 +28,16 @@ from typing import TYPE_CHECKING, Any
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
-from .. import Actor, Backoff, DeadLetter, InvalidPayload, Message, dead_letters
-from ..lowlevel import LogLimit, Mailbox, extracted, report_transport
-from ._codec import MSG_ID, REPLY
-from ._dead_letter_stream import DeadLetterStreams, DeliveryLimitReached, dead_letter_stream
+from .. import Backoff
+from ..lowlevel import Mailbox
+from ._codec import MSG_ID
+from ._dead_letter_stream import DeadLetterStreams
 from ._errors import ActorNotFound
-from ._publication import Spawn, queue_ask, wait_handled
+from ._publication import Spawn
+from ._settlement import Failures, Settlement, give_back, report_progress
 
 if TYPE_CHECKING:
     from ._publication import Receiver
@@ -192,6 +191,17 @@ class Streams:
     ) -> None:
         """Publish to the stream and wait for its acknowledgement, retrying with the same message id
         (so that the stream stores it once) until ``store_timeout``."""
+        await self.store_at(ref.subject, ref.identifier, body, headers, msg_id)
+
+    async def store_at(
+        self,
+        subject: str,
+        identifier: str,
+        body: bytes,
+        headers: Mapping[str, str] | None,
+        msg_id: str | None,
+    ) -> None:
+        """`store` to ``subject`` (a stream's), for the mailbox named ``identifier`` in errors."""
         stored = dict(headers or {})
         stored[MSG_ID] = msg_id or uuid.uuid4().hex
         loop = asyncio.get_running_loop()
@@ -199,19 +209,17 @@ class Streams:
         while True:
             remaining = deadline - loop.time()
             try:
-                await self._js.publish(
-                    ref.subject, body, timeout=max(0.05, min(0.5, remaining)), headers=stored
-                )
+                await self._js.publish(subject, body, timeout=max(0.05, min(0.5, remaining)), headers=stored)
                 return
             except nats.errors.NoRespondersError:
                 if loop.time() >= deadline:
-                    raise ActorNotFound(ref.identifier, ref.subject) from None
+                    raise ActorNotFound(identifier, subject) from None
                 # No stream (yet, or JetStream still starting after a restart): a pause, then again.
                 await asyncio.sleep(0.05)
             except (TypeError, KeyError, ValueError):
                 # Answered, but not by a stream: the name is published without a durable mailbox.
                 raise ValueError(
-                    f"{ref.identifier} is not published with a durable mailbox: "
+                    f"{identifier} is not published with a durable mailbox: "
                     "send to it through node.ref(name) without durable=True (nothing was delivered)"
                 ) from None
             except (nats.errors.TimeoutError, nats.errors.ConnectionReconnectingError) as error:
@@ -223,7 +231,8 @@ class Streams:
 
 class Pump:
     """A durable publication's inlet: fetches from the durable consumer and hands each stored
-    message to the actor's running incarnation, one at a time; settles it once handled."""
+    message to the actor's running incarnation, one at a time; settles it once handled (the
+    durable rules, ``_settlement``)."""
 
     def __init__(
         self,
@@ -238,22 +247,24 @@ class Pump:
         dead: DeadLetterStreams,
     ) -> None:
         self._nc = nc
-        self._receiver = receiver
         self._pull = pull
         self._settings = settings
         self._spawn = spawn
         self._mailbox = mailbox
-        self._name = name
-        self._dead = dead
-        self._logs = LogLimit(_logger)
         self._task: asyncio.Task[None] | None = None
         self._busy = False
         self._closing = False
-        # The told message being handled (and its recipient), and its handler's error: a failed
-        # handler's message is recorded as a dead letter (`_on_dead_letter`), whether its actor
-        # then resumes or restarts.
-        self._watching: tuple[Message[Any], str] | None = None
-        self._failure: BaseException | None = None
+        self._failures = Failures()
+        self._settlement = Settlement(
+            receiver,
+            settings,
+            mailbox=mailbox,
+            name=name,
+            dead=dead,
+            dead_name=name,
+            failures=self._failures,
+            closing=self.closing,
+        )
 
     def closing(self) -> bool:
         """True from the start of `close` (read again after each await: it changes meanwhile)."""
@@ -261,7 +272,7 @@ class Pump:
 
     async def open(self) -> None:
         """Start fetching (the consumer exists: a message stored from now on reaches the actor)."""
-        dead_letters.add_listener(self._on_dead_letter)
+        self._failures.open()
         self._task = self._spawn(self._run())
 
     async def close(self, timeout: float) -> None:
@@ -274,25 +285,10 @@ class Pump:
                 pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(pump), timeout)
-        dead_letters.remove_listener(self._on_dead_letter)
+        self._failures.close()
         if not self._nc.is_closed:
             with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
                 await asyncio.wait_for(self._pull.unsubscribe(), timeout)
-
-    def _stop_watching(self) -> BaseException | None:
-        """Stop watching the told message: its handler's error, if it failed."""
-        failure, self._watching, self._failure = self._failure, None, None
-        return failure
-
-    def _on_dead_letter(self, letter: DeadLetter) -> None:
-        watching = self._watching
-        if (
-            watching is not None
-            and letter.reason == "failed"
-            and letter.message is watching[0]
-            and letter.recipient == watching[1]
-        ):
-            self._failure = letter.error
 
     async def _run(self) -> None:
         pull = self._pull
@@ -316,178 +312,30 @@ class Pump:
             # waiting their turn are reported in progress, so that only a process that stopped
             # working (killed, hung) has its messages delivered again.
             waiting = list(messages)
-            keep_alive = self._spawn(_report_progress(waiting, settings.redelivery_delay / 2))
+            keep_alive = self._spawn(report_progress(waiting, settings.redelivery_delay / 2))
             try:
                 for index, msg in enumerate(messages):
                     if self.closing():
-                        await _give_back(messages[index:])
+                        await give_back(messages[index:])
                         return
                     try:
-                        handled = await self._handle(msg)
+                        handled = await self._settlement.handle(msg)
                     except Exception as error:
-                        await self._node_failed(msg, error)
+                        await self._settlement.node_failed(msg, error)
                         handled = True
                     waiting.remove(msg)
                     if handled:
                         continue
-                    await _give_back([msg])
+                    await give_back([msg])
                     if self._mailbox.closed or self.closing():
                         # The actor stopped for good (or the name is being unpublished): the
                         # rest goes back to the pool. While a supervised child restarts, the
                         # batch waits for its next incarnation instead (a message given back
                         # counts one more delivery).
-                        await _give_back(messages[index + 1 :])
+                        await give_back(messages[index + 1 :])
                         if self.closing():
                             return
                         break
             finally:
                 keep_alive.cancel()
                 self._busy = False
-
-    async def _handle(self, msg: Msg) -> bool:
-        """Deliver one stored message and settle it (acknowledged once handled; see `_failed` if
-        its handler failed); False if the actor stopped first (the caller gives it back)."""
-        actor = await self._incarnation()
-        if actor is None:
-            return False
-        deliveries = msg.metadata.num_delivered
-        limit = self._settings.max_deliver
-        if limit is not None and deliveries > 2 * limit:
-            text = f"delivered {deliveries} times without an outcome (to processes that died holding it)"
-            kind = "DeliveryLimitReached"
-            await self._give_up(msg, msg.data, actor.identifier, deliveries, kind, text, None)
-            return True
-        receiver = self._receiver
-        reply = (msg.headers or {}).get(REPLY)
-        report_transport("nats", "received", "ask" if reply else "tell")
-        try:
-            message = receiver.validate(actor, msg.data, msg.headers, reply)  # the reply checked too
-        except InvalidPayload as error:
-            await receiver.refuse(actor, error, reply, msg.data)
-            await msg.term()  # never valid: not delivered again
-            return True
-        stopped = receiver.ended(actor)
-        # A message not handled is taken back out of the mailbox, if it is still queued there,
-        # before it is given back to the stream: a supervised child's restart keeps its mailbox,
-        # and the message would otherwise be handled twice.
-        if reply:
-            with extracted(msg.headers):  # the sender's trace context, if a tracer propagates one
-                asking, future = await queue_ask(actor, message)
-            await asyncio.wait([future, stopped], return_when=asyncio.FIRST_COMPLETED)
-            if stopped.done() and not future.done():
-                self._mailbox.withdraw(asking)
-                return False
-            if not await receiver.answer(actor, message, future, reply, None):
-                return False
-        else:
-            self._watching, self._failure = (message, actor.identifier), None
-            try:
-                with extracted(msg.headers):
-                    await actor.reference.tell(message)
-                handled = await wait_handled(actor, stopped)
-            finally:
-                failure = self._stop_watching()
-            if failure is not None:
-                await self._failed(msg, message, actor.identifier, deliveries, failure)
-                return True
-            if not handled:
-                self._mailbox.withdraw(message)
-                return False
-        with contextlib.suppress(nats.errors.Error):
-            await msg.ack()
-        return True
-
-    async def _failed(
-        self, msg: Msg, message: Message[Any], recipient: str, deliveries: int, error: BaseException
-    ) -> None:
-        """The handler of a told message failed on its ``deliveries``-th delivery: it is delivered
-        again after the retry backoff's delay, or, at ``max_deliver``, moved to the dead-letter
-        stream. (Its failure is a dead letter already, recorded by the actor.)"""
-        settings = self._settings
-        limit = settings.max_deliver
-        if limit is not None and deliveries >= limit:
-            await self._give_up(msg, message, recipient, deliveries, type(error).__name__, str(error), error)
-            return
-        delay = settings.retry_backoff.delay(max(0, deliveries - 1))
-        self._logs.log(
-            logging.INFO,
-            "%s: %s failed on delivery %d of %s (%r); delivered again in %.3g s",
-            self._name,
-            type(message).__name__,
-            deliveries,
-            limit if limit is not None else "unlimited",
-            error,
-            delay,
-        )
-        with contextlib.suppress(nats.errors.Error):
-            await msg.nak(delay=delay)
-
-    async def _node_failed(self, msg: Msg, error: Exception) -> None:
-        """Delivering a stored message failed in this node (not in a handler): it would fail again
-        wherever it went, so it is moved to the dead-letter stream at once."""
-        self._logs.log(
-            logging.ERROR, "%s: a stored message could not be delivered", self._name, exc_info=error
-        )
-        deliveries = msg.metadata.num_delivered
-        await self._give_up(msg, msg.data, self._name, deliveries, type(error).__name__, str(error), error)
-
-    async def _give_up(
-        self,
-        msg: Msg,
-        message: Any,
-        recipient: str,
-        deliveries: int,
-        error_type: str,
-        text: str,
-        cause: BaseException | None,
-    ) -> None:
-        """Move ``msg`` to the dead-letter stream, record it (``actorio.dead_letters``, reason
-        ``failed``, a `DeliveryLimitReached`) and take it out of its stream; if the dead-letter
-        stream does not store it, give it back to be delivered again later instead."""
-        if not await self._dead.move(msg, self._name, deliveries, error_type, text):
-            delay = self._settings.retry_backoff.delay(max(0, deliveries - 1))
-            self._logs.log(
-                logging.WARNING,
-                "%s: the dead-letter stream did not store a message; delivered again in %.3g s",
-                self._name,
-                delay,
-            )
-            with contextlib.suppress(nats.errors.Error):
-                await msg.nak(delay=delay)
-            return
-        gave_up = DeliveryLimitReached(
-            self._name, deliveries, dead_letter_stream(msg.metadata.stream), error_type, text
-        )
-        gave_up.__cause__ = cause
-        dead_letters.record(message, recipient, "failed", gave_up)
-        self._logs.log(logging.WARNING, "%s", gave_up)
-        with contextlib.suppress(nats.errors.Error):
-            await msg.term()
-
-    async def _incarnation(self) -> Actor[Any] | None:
-        """The published actor's running incarnation; while a supervised child waits for its next
-        one (a restart's backoff), wait for it. None once the actor stopped for good."""
-        cell = self._mailbox
-        while not cell.closed and not self.closing():
-            actor = cell.actor
-            if actor.running:
-                return actor
-            await asyncio.sleep(0.02)  # between incarnations: poll until the next one runs
-        return None
-
-
-async def _give_back(messages: list[Msg]) -> None:
-    """Negative acknowledgements: the stream delivers these messages again, to any process."""
-    for msg in messages:
-        with contextlib.suppress(nats.errors.Error):
-            await msg.nak()
-
-
-async def _report_progress(waiting: list[Msg], interval: float) -> None:
-    """Tell the stream, every ``interval`` seconds, that the fetched messages not yet handled
-    are still being worked on (their redelivery delay starts again)."""
-    while True:
-        await asyncio.sleep(interval)  # a heartbeat period, not a wait for state
-        for msg in list(waiting):
-            with contextlib.suppress(nats.errors.Error):
-                await msg.in_progress()

@@ -33,6 +33,8 @@ from .. import Actor, ActorRef, Message, SupervisorStrategy
 from ..lowlevel import AskRef, LogLimit, hand_off
 from ._addresses import Addresses
 from ._codec import TIMEOUT, encode_message, read_reply
+from ._durable import Durable
+from ._durable_entities import DurableSending
 from ._entity_host import ERROR_TYPE, LEASE, EntityHost
 from ._entity_persistence import Reminders, persistent_factory
 from ._entity_ref import EntityRef
@@ -53,6 +55,7 @@ from ._publication import Receiver
 if TYPE_CHECKING:
     from actorio.persistence import Journal
 
+    from ._durable import Streams
     from ._publication import Spawn
 
 __all__ = ["Entities", "NodeEntities"]
@@ -127,6 +130,8 @@ class Entities:
         self._failures = LogLimit(_logger)
         self._announcer: asyncio.Task[None] | None = None
         self._probes: Subscription | None = None
+        self.mailboxes: DurableSending | None = None
+        """Sending to durable types (``_durable_entities``), set by the node."""
         self._opened = False
         self._closed = False
 
@@ -242,6 +247,10 @@ class Entities:
 
     def _publishing(self, ref: EntityRef[Any], body: bytes, headers: dict[str, str] | None) -> Send:
         async def send() -> None:
+            mailboxes = self.mailboxes
+            if mailboxes is not None and await mailboxes.durable(ref.entity_type, self._ask_timeout):
+                await mailboxes.tell(ref, body, headers)
+                return
             route = await self.route(ref, self._ask_timeout)
             sent = dict(headers or {})
             sent[LEASE] = str(route.claim)
@@ -317,6 +326,9 @@ class Entities:
         pause = 0.05
         if self._queue:
             await self._send(_nothing)
+        mailboxes = self.mailboxes
+        if mailboxes is not None and await mailboxes.durable(ref.entity_type, wait):
+            return await mailboxes.request(ref, body, max(deadline - loop.time(), 0.001))
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -399,6 +411,7 @@ class Entities:
         supervision: SupervisorStrategy | None,
         journal: Journal | None = None,
         made_on_journal: bool = False,
+        durable: Durable | None = None,
     ) -> EntityHost:
         """Host ``entity_type`` (see `Node.host`). With a ``journal``, the type is persistent
         (see ``_entity_persistence``); ``made_on_journal``: ``factory`` is a persistent actor
@@ -412,6 +425,8 @@ class Entities:
         if not 0 < guard < lease / 2:
             raise ValueError(f"guard is between 0 and half the lease ({lease / 2} s), not {guard!r}")
         await self.open()
+        if self.mailboxes is not None:  # a durable type's streams come before its bucket
+            await self.mailboxes.prepare(entity_type, durable)
         kv = await Placements.bucket(self._js, bucket_name(self.prefix, entity_type), lease)
         placements = Placements(kv, ttl=lease, guard=guard, node_id=self.node_id, clock=self._clock)
         reminders: Reminders | None = None
@@ -433,6 +448,8 @@ class Entities:
         )
         made.append(host)
         host.reminders = reminders
+        if durable is not None and self.mailboxes is not None:
+            host.durable = self.mailboxes.mailbox(host, durable, lease)
         if reminders is not None:
             await reminders.open()  # before the first activation: its reminders are indexed
         try:
@@ -449,6 +466,8 @@ class Entities:
             )
             self._announcer = self._spawn(self._announce_forever())
         await self.announce()
+        if host.durable is not None:
+            host.durable.open()  # scans for keys with stored messages, now and every half lease
         return host
 
     async def announce(self) -> None:
@@ -504,6 +523,8 @@ class NodeEntities:
         _addresses: Addresses
         _closed: bool
         _entities: Entities | None
+        _streams: Streams
+        _replies: dict[str, asyncio.Future[Msg]]
         prefix: str
         node_id: str
         ask_timeout: float
@@ -525,6 +546,9 @@ class NodeEntities:
                 spawn=self._spawn,
                 ask_timeout=self.ask_timeout,
             )
+            self._entities.mailboxes = DurableSending(
+                self._entities, streams=self._streams, replies=self._replies, receiver=self._receiver
+            )
         return self._entities
 
     async def host(
@@ -537,6 +561,7 @@ class NodeEntities:
         guard: float | None = None,
         supervision: SupervisorStrategy | None = None,
         journal: Journal | None = None,
+        durable: Durable | bool = False,
     ) -> EntityHost:
         """Host the entity type ``entity_type``: an actor class made from a key (``Cart(key)``),
         or a factory of a key (then ``name`` is needed). This node may now activate the type's
@@ -560,8 +585,16 @@ class NodeEntities:
         docs/entities.md, "State"). The key is the entity id, so it must also be a
         valid one (no ``=``).
 
-        Raises ``ValueError`` for an invalid name or settings, a type hosted already, or a lease
-        other than the bucket's; ``RuntimeError`` for a closed node.
+        ``durable`` (``True`` or a `Durable`): a JetStream mailbox per type. A tell returns once
+        stored; each message is acknowledged after its handler ran, delivered again to the key's
+        next owner if its host dies first, in per-key order; failing ones follow the durable
+        rules (``max_deliver``, ``retry_backoff``, a dead-letter stream). Every host of a type
+        hosts it durably, or none does. See docs/entities.md, "Durable entity types".
+
+        Raises ``ValueError`` for an invalid name or settings, a type hosted already, a lease
+        other than the bucket's, or a type hosted durably elsewhere hosted without ``durable``;
+        ``TypeError`` for ``journal`` with a class that is not persistent; ``RuntimeError`` for
+        a closed node, or ``durable`` on a server without JetStream.
         """
         if self._closed:
             raise RuntimeError("the node is closed")
@@ -575,6 +608,7 @@ class NodeEntities:
         made_on_journal = journal is not None and isinstance(entity_type, type)
         if made_on_journal and not hasattr(entity_type, "remind"):
             raise TypeError(f"host(journal=...) takes a persistent actor class, not {entity_type!r}")
+        settings = Durable() if durable is True else (durable or None)
         return await self.entities.host(
             name,
             factory,
@@ -584,6 +618,7 @@ class NodeEntities:
             supervision=supervision,
             journal=journal,
             made_on_journal=made_on_journal,
+            durable=settings,
         )
 
     @overload

@@ -36,6 +36,7 @@ from ._placement import Lease, Owner, Placements, check_key
 from ._publication import Receiver, wait_handled
 
 if TYPE_CHECKING:
+    from ._durable_entities import DurableMailbox
     from ._entities import Entities
     from ._entity_persistence import Reminders
     from ._publication import Spawn
@@ -130,6 +131,8 @@ class EntityHost:
         self.reminders: Reminders | None = None
         """The durable reminders of a persistent type (``host(journal=...)``), else None."""
         self.serving = True
+        self.durable: DurableMailbox | None = None
+        """A durable type's mailbox (``_durable_entities``): its messages come from there."""
         self._subscription: Subscription | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._renewals = asyncio.Semaphore(64)
@@ -179,6 +182,8 @@ class EntityHost:
                 [self._spawn(self._passivate(a, release=True, timeout=timeout)) for a in activations],
                 timeout=timeout,
             )
+        if self.durable is not None:
+            await self.durable.close()
         self._entities.hosted.pop(self.entity_type, None)
 
     # -- receiving -----------------------------------------------------------------------------
@@ -234,6 +239,9 @@ class EntityHost:
         if msg.headers and WAKE in msg.headers:
             return  # it only activated the key (its due reminders fire from its recovery)
         activation.last = now
+        if self.durable is not None:  # a wake: the key's pump fetches its messages
+            await self.durable.woken(msg)
+            return
         await self._receiver.receive(mailbox.actor, msg)
 
     async def _refuse(
@@ -327,6 +335,8 @@ class EntityHost:
         activation.lease, activation.mailbox, activation.supervisor = lease, mailbox, supervisor
         activation.last = self._clock()
         activation.state = _DRAINING
+        if self.durable is not None:
+            self.durable.started(activation)
         self.started += 1
         task = task_of(supervisor) if supervisor is not None else None
         if task is not None:
@@ -361,6 +371,8 @@ class EntityHost:
             return
         activation.state = _PASSIVATING
         mailbox, supervisor, lease = activation.mailbox, activation.supervisor, activation.lease
+        if self.durable is not None:
+            await self.durable.stopping(activation, release=release, timeout=timeout)
         if release and mailbox is not None and mailbox.actor.running:
             # Idle, or the node closing: let it finish what it was told, within the timeout.
             with contextlib.suppress(asyncio.TimeoutError):

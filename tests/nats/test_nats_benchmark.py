@@ -22,6 +22,12 @@ def test_nats_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     for name in ("nats remote tell", "nats remote ask", "nats pool of 2 workers"):
         assert rows[name]["actorio"] > 0
         assert rows[name]["baseline"] > 0
-    for name in ("entity activation", "entity tell", "entity ask"):
+    for name in (
+        "entity activation",
+        "entity tell",
+        "entity ask",
+        "durable entity tell",
+        "durable entity ask",
+    ):
         assert rows[name]["actorio"] > 0
         assert rows[name]["baseline"] > 0

@@ -50,3 +50,7 @@ async def wrong_reply_type(node: Node) -> None:
 
 def key_not_a_string(node: Node) -> None:
     node.entity(Account, 42)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
+
+
+async def durable_not_settings(node: Node) -> None:
+    await node.host(Account, durable="yes")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]

@@ -7,7 +7,7 @@ from typing import Any
 from typing_extensions import assert_type
 
 from actorio import Actor, ActorRef, Message, ask, handles
-from actorio.nats import EntityRef, Node
+from actorio.nats import Durable, EntityRef, Node, StoredDeadLetter
 
 
 class Deposit(Message):
@@ -57,3 +57,12 @@ async def hosting(node: Node) -> None:
     host = await node.host(Account, lease=10.0, idle_timeout=60.0)
     assert_type(host.started, int)
     await node.host(Account, name="Savings")
+
+
+async def hosting_durably(node: Node) -> None:
+    host = await node.host(Account, durable=True)
+    await node.host(Account, name="Ledger", durable=Durable(max_deliver=3))
+    if host.durable is not None:
+        assert_type(await host.durable.dead_letters(), list[StoredDeadLetter])
+    account = node.entity(Account, "alice")  # the same typed reference, durable or not
+    assert_type(await account.ask(Balance()), int)

@@ -1,0 +1,267 @@
+"""Settling a stored message: the durable rules shared by every JetStream mailbox.
+
+Owns what happens to one message fetched from a durable consumer, whoever fetched it (a durable
+publication's `Pump`, ``_durable``; a durable entity's key pump, ``_durable_entities``):
+
+- `Settlement.handle`: the message is validated with the actor's protocol where it enters (an
+  invalid one never reaches a handler: a dead letter ``invalid``, terminated), handed to the
+  actor's running incarnation (waiting for the next one while a supervised child restarts), and
+  acknowledged once handled (an ask: once its reply was sent);
+- the durable rules for a message that keeps failing: a handler that failed has its message
+  delivered again after ``Durable.retry_backoff``'s delay, up to ``max_deliver`` deliveries,
+  then moved to the dead-letter stream (``_dead_letter_stream``); a message delivered more than
+  twice ``max_deliver`` times without an outcome (processes that died holding it), or whose
+  delivery failed in the node itself, is moved there at once;
+- `Failures`: which told messages' handlers failed (one dead-letter listener for all the
+  messages a set of settlements is watching);
+- `give_back` and `report_progress`, the negative and the "still working" acknowledgements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import nats.errors
+from nats.aio.msg import Msg
+
+from .. import Actor, DeadLetter, InvalidPayload, Message, dead_letters
+from ..lowlevel import LogLimit, Mailbox, extracted, report_transport
+from ._codec import REPLY
+from ._dead_letter_stream import DeadLetterStreams, DeliveryLimitReached, dead_letter_stream
+from ._publication import queue_ask, wait_handled
+
+if TYPE_CHECKING:
+    from ._durable import Durable
+    from ._publication import Receiver
+
+__all__ = ["Failures", "Settlement", "give_back", "report_progress"]
+
+_logger = logging.getLogger("actorio.nats")
+
+
+class Failures:
+    """Which told messages' handlers failed: the actor records a failed handler's message as a
+    dead letter (reason ``failed``), whether it then resumes or restarts; this one listener
+    notes the error for each message being watched."""
+
+    def __init__(self) -> None:
+        self._watching: dict[int, tuple[Message[Any], str, list[BaseException]]] = {}
+        self._open = False
+
+    def open(self) -> None:
+        """Start listening to dead letters (once)."""
+        if not self._open:
+            self._open = True
+            dead_letters.add_listener(self._on_dead_letter)
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._open = False
+        dead_letters.remove_listener(self._on_dead_letter)
+
+    def watch(self, message: Message[Any], recipient: str) -> None:
+        """Watch ``message`` told to ``recipient`` until `unwatch`."""
+        self._watching[id(message)] = (message, recipient, [])
+
+    def unwatch(self, message: Message[Any]) -> BaseException | None:
+        """Stop watching ``message``: its handler's error, if it failed."""
+        found = self._watching.pop(id(message), None)
+        return found[2][0] if found is not None and found[2] else None
+
+    def _on_dead_letter(self, letter: DeadLetter) -> None:
+        if letter.reason != "failed":
+            return
+        found = self._watching.get(id(letter.message))
+        if found is not None and letter.message is found[0] and letter.recipient == found[1]:
+            found[2][:] = [letter.error] if letter.error is not None else []
+
+
+class Settlement:
+    """Hands stored messages to one actor (its mailbox cell: each incarnation in turn) and
+    settles them by the durable rules (see the module).
+
+    ``name`` names the mailbox in logs and in the dead-letter stream's headers; ``dead_name``
+    is the name whose dead-letter stream (``<prefix>.dlq.<dead_name>``) takes the messages
+    given up on; ``closing`` says when the caller stops (a message not yet handled is then
+    given back); ``logs`` bounds its log lines (shared by many settlements: one limit for all).
+    """
+
+    def __init__(
+        self,
+        receiver: Receiver,
+        settings: Durable,
+        *,
+        mailbox: Mailbox,
+        name: str,
+        dead: DeadLetterStreams,
+        dead_name: str,
+        failures: Failures,
+        closing: Callable[[], bool],
+        logs: LogLimit | None = None,
+    ) -> None:
+        self._receiver = receiver
+        self._settings = settings
+        self._mailbox = mailbox
+        self._name = name
+        self._dead = dead
+        self._dead_name = dead_name
+        self._failures = failures
+        self._closing = closing
+        self._logs = logs if logs is not None else LogLimit(_logger)
+
+    async def handle(self, msg: Msg) -> bool:
+        """Deliver one stored message and settle it (acknowledged once handled; see `_failed` if
+        its handler failed); False if the actor stopped first (the caller gives it back)."""
+        actor = await self._incarnation()
+        if actor is None:
+            return False
+        deliveries = msg.metadata.num_delivered
+        limit = self._settings.max_deliver
+        if limit is not None and deliveries > 2 * limit:
+            text = f"delivered {deliveries} times without an outcome (to processes that died holding it)"
+            kind = "DeliveryLimitReached"
+            await self._give_up(msg, msg.data, actor.identifier, deliveries, kind, text, None)
+            return True
+        receiver = self._receiver
+        reply = (msg.headers or {}).get(REPLY)
+        report_transport("nats", "received", "ask" if reply else "tell")
+        try:
+            message = receiver.validate(actor, msg.data, msg.headers, reply)  # the reply checked too
+        except InvalidPayload as error:
+            await receiver.refuse(actor, error, reply, msg.data)
+            await msg.term()  # never valid: not delivered again
+            return True
+        stopped = receiver.ended(actor)
+        # A message not handled is taken back out of the mailbox, if it is still queued there,
+        # before it is given back to the stream: a supervised child's restart keeps its mailbox,
+        # and the message would otherwise be handled twice.
+        if reply:
+            with extracted(msg.headers):  # the sender's trace context, if a tracer propagates one
+                asking, future = await queue_ask(actor, message)
+            await asyncio.wait([future, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if stopped.done() and not future.done():
+                self._mailbox.withdraw(asking)
+                return False
+            if not await receiver.answer(actor, message, future, reply, None):
+                return False
+        else:
+            self._failures.watch(message, actor.identifier)
+            try:
+                with extracted(msg.headers):
+                    await actor.reference.tell(message)
+                handled = await wait_handled(actor, stopped)
+            finally:
+                failure = self._failures.unwatch(message)
+            if failure is not None:
+                await self._failed(msg, message, actor.identifier, deliveries, failure)
+                return True
+            if not handled:
+                self._mailbox.withdraw(message)
+                return False
+        with contextlib.suppress(nats.errors.Error):
+            await msg.ack()
+        return True
+
+    async def _failed(
+        self, msg: Msg, message: Message[Any], recipient: str, deliveries: int, error: BaseException
+    ) -> None:
+        """The handler of a told message failed on its ``deliveries``-th delivery: it is delivered
+        again after the retry backoff's delay, or, at ``max_deliver``, moved to the dead-letter
+        stream. (Its failure is a dead letter already, recorded by the actor.)"""
+        settings = self._settings
+        limit = settings.max_deliver
+        if limit is not None and deliveries >= limit:
+            await self._give_up(msg, message, recipient, deliveries, type(error).__name__, str(error), error)
+            return
+        delay = settings.retry_backoff.delay(max(0, deliveries - 1))
+        self._logs.log(
+            logging.INFO,
+            "%s: %s failed on delivery %d of %s (%r); delivered again in %.3g s",
+            self._name,
+            type(message).__name__,
+            deliveries,
+            limit if limit is not None else "unlimited",
+            error,
+            delay,
+        )
+        with contextlib.suppress(nats.errors.Error):
+            await msg.nak(delay=delay)
+
+    async def node_failed(self, msg: Msg, error: Exception) -> None:
+        """Delivering a stored message failed in this node (not in a handler): it would fail again
+        wherever it went, so it is moved to the dead-letter stream at once."""
+        self._logs.log(
+            logging.ERROR, "%s: a stored message could not be delivered", self._name, exc_info=error
+        )
+        deliveries = msg.metadata.num_delivered
+        await self._give_up(msg, msg.data, self._name, deliveries, type(error).__name__, str(error), error)
+
+    async def give_up(self, msg: Msg, recipient: str, error_type: str, text: str) -> None:
+        """Move ``msg`` to the dead-letter stream without handling it (see `_give_up`)."""
+        deliveries = msg.metadata.num_delivered
+        await self._give_up(msg, msg.data, recipient, deliveries, error_type, text, None)
+
+    async def _give_up(
+        self,
+        msg: Msg,
+        message: Any,
+        recipient: str,
+        deliveries: int,
+        error_type: str,
+        text: str,
+        cause: BaseException | None,
+    ) -> None:
+        """Move ``msg`` to the dead-letter stream, record it (``actorio.dead_letters``, reason
+        ``failed``, a `DeliveryLimitReached`) and take it out of its stream; if the dead-letter
+        stream does not store it, give it back to be delivered again later instead."""
+        if not await self._dead.move(msg, self._dead_name, deliveries, error_type, text):
+            delay = self._settings.retry_backoff.delay(max(0, deliveries - 1))
+            self._logs.log(
+                logging.WARNING,
+                "%s: the dead-letter stream did not store a message; delivered again in %.3g s",
+                self._name,
+                delay,
+            )
+            with contextlib.suppress(nats.errors.Error):
+                await msg.nak(delay=delay)
+            return
+        gave_up = DeliveryLimitReached(
+            self._name, deliveries, dead_letter_stream(msg.metadata.stream), error_type, text
+        )
+        gave_up.__cause__ = cause
+        dead_letters.record(message, recipient, "failed", gave_up)
+        self._logs.log(logging.WARNING, "%s", gave_up)
+        with contextlib.suppress(nats.errors.Error):
+            await msg.term()
+
+    async def _incarnation(self) -> Actor[Any] | None:
+        """The actor's running incarnation; while a supervised child waits for its next one (a
+        restart's backoff), wait for it. None once the actor stopped for good."""
+        cell = self._mailbox
+        while not cell.closed and not self._closing():
+            actor = cell.actor
+            if actor.running:
+                return actor
+            await asyncio.sleep(0.02)  # between incarnations: poll until the next one runs
+        return None
+
+
+async def give_back(messages: list[Msg]) -> None:
+    """Negative acknowledgements: the stream delivers these messages again, to any process."""
+    for msg in messages:
+        with contextlib.suppress(nats.errors.Error):
+            await msg.nak()
+
+
+async def report_progress(waiting: list[Msg], interval: float) -> None:
+    """Tell the stream, every ``interval`` seconds, that the fetched messages not yet handled
+    are still being worked on (their redelivery delay starts again)."""
+    while True:
+        await asyncio.sleep(interval)  # a heartbeat period, not a wait for state
+        for msg in list(waiting):
+            with contextlib.suppress(nats.errors.Error):
+                await msg.in_progress()

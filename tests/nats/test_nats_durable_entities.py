@@ -1,0 +1,223 @@
+"""Durable entity types on a real nats-server (several nodes in one process): tells stored before
+they return, handled in per-key order, acknowledged after their handler; a failing handler's
+message delivered again then moved to the dead-letter stream while the host and the other keys
+carry on; a lost wake recovered by the host's scan; forged messages in the mailbox stream.
+
+Failover across OS processes (``kill -9``) is in test_nats_durable_entities_failover.py."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+import nats
+import pytest
+import pytest_asyncio
+from typing_extensions import assert_type
+
+from actorio import Actor, ActorRef, Backoff, DeadLetter, Message, SupervisorStrategy, dead_letters, handles
+from actorio.nats import DeliveryLimitReached, Durable, EntityRef, Node
+from actorio.nats._durable_entities import mailbox_stream, mailbox_subject
+from tests.nats_support.processes import wait_until
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+LEASE = 2.0
+FAST = Durable(max_deliver=3, retry_backoff=Backoff(min_delay=0.05, max_delay=0.2))
+
+
+class Put(Message):
+    """Told: ``seq`` is noted, in the order handled; ``fail`` makes the handler raise."""
+
+    seq: int
+    fail: bool = False
+
+
+class Seen(Message[list[int]]):
+    """Asked: the seqs this activation handled, in order."""
+
+
+class Ledger(Actor[Put | Seen]):
+    """Records, per key and across activations, the seqs its handlers ran on (``HANDLED``)."""
+
+    HANDLED: ClassVar[dict[str, list[int]]] = {}
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+        self.seen: list[int] = []
+
+    @handles(Put)
+    async def put(self, msg: Put) -> None:
+        Ledger.HANDLED.setdefault(self.key, []).append(msg.seq)
+        if msg.fail:
+            raise ValueError(f"{self.key}: {msg.seq} is poison")
+        self.seen.append(msg.seq)
+
+    @handles(Seen)
+    async def read(self, msg: Seen) -> list[int]:
+        return self.seen
+
+
+@pytest_asyncio.fixture
+async def pair(nats_url: str) -> AsyncIterator[tuple[Node, Node]]:
+    """A hosting node and a client node."""
+    Ledger.HANDLED.clear()
+    async with await Node.connect(nats_url) as hosting, await Node.connect(nats_url) as client:
+        yield hosting, client
+
+
+async def test_tells_are_handled_in_per_key_order_and_asks_see_them(pair: tuple[Node, Node]) -> None:
+    hosting, client = pair
+    host = await hosting.host(Ledger, name="ledger1", durable=FAST, lease=LEASE)
+    assert host.durable is not None
+    refs = [client.entity("ledger1", key, Ledger) for key in ("k0", "a=b-", "-_=" * 42 + "z")]
+    assert_type(client.entity(Ledger, "x"), EntityRef[Put | Seen])
+    for seq in range(1, 21):
+        for ref in refs:
+            await ref.tell(Put(seq=seq))  # returns once the stream stored it
+    refs[0].tell_nowait(Put(seq=21))
+    for ref in refs:
+        seen = await ref.ask(Seen(), timeout=20)  # stored after the tells: handled after them
+        assert_type(seen, list[int])
+        assert seen == list(range(1, 21)) + ([21] if ref is refs[0] else [])
+    # Each acknowledged once handled: nothing is left in the mailbox.
+    js = client.client.jetstream()
+    info = await js.stream_info(mailbox_stream("actorio", "ledger1"))
+    assert info.state.messages == 0
+
+
+async def test_a_failing_message_is_delivered_again_then_dead_lettered(pair: tuple[Node, Node]) -> None:
+    hosting, client = pair
+    host = await hosting.host(Ledger, name="ledger2", durable=FAST, lease=LEASE)
+    assert host.durable is not None
+    gave_up: list[DeadLetter] = []
+    dead_letters.add_listener(lambda letter: gave_up.append(letter) if letter.reason == "failed" else None)
+    poisoned, other = client.entity("ledger2", "poisoned", Ledger), client.entity("ledger2", "other", Ledger)
+    await poisoned.tell(Put(seq=1))
+    await poisoned.tell(Put(seq=2, fail=True))
+    await poisoned.tell(Put(seq=3))
+    for seq in range(1, 4):
+        await other.tell(Put(seq=seq))
+    assert await other.ask(Seen(), timeout=20) == [1, 2, 3]  # the other key is not held up
+
+    async def dead_lettered() -> bool:
+        return any(isinstance(letter.error, DeliveryLimitReached) for letter in gave_up)
+
+    await wait_until(dead_lettered, 20.0)
+    assert await poisoned.ask(Seen(), timeout=20) == [3]  # each failure restarted the entity
+    # Per-key order: 3 waits until 2 is settled (three deliveries, then the dead-letter stream).
+    assert Ledger.HANDLED["poisoned"] == [1, 2, 2, 2, 3]
+    stored = await host.durable.dead_letters()
+    assert len(stored) == 1
+    assert json.loads(stored[0].data)["data"]["seq"] == 2
+    assert stored[0].deliveries == 3
+    assert stored[0].error_type == "ValueError"
+    assert stored[0].subject == mailbox_subject("actorio", "ledger2", "poisoned")
+    assert await other.ask(Seen(), timeout=20) == [1, 2, 3]  # the host and other keys carry on
+
+
+async def test_a_poison_message_is_dead_lettered_even_when_supervision_gives_up(
+    pair: tuple[Node, Node],
+) -> None:
+    """Supervision that gives up passivates the entity: the message's delivery count survives
+    into the next activation (the consumer is kept while a message of it is pending)."""
+    hosting, client = pair
+    await hosting.host(
+        Ledger,
+        name="ledger7",
+        durable=Durable(max_deliver=4, retry_backoff=Backoff(min_delay=0.05, max_delay=0.1)),
+        lease=LEASE,
+        supervision=SupervisorStrategy(max_restarts=1, within=60.0),
+    )
+    ref = client.entity("ledger7", "fragile", Ledger)
+    await ref.tell(Put(seq=1, fail=True))
+    await ref.tell(Put(seq=2))
+
+    async def moved_on() -> bool:
+        return Ledger.HANDLED.get("fragile", [])[-1:] == [2]
+
+    await wait_until(moved_on, 6 * LEASE + 10)
+    assert Ledger.HANDLED["fragile"] == [1, 1, 1, 1, 2]
+    assert len(dead_letters.of(reason="failed")) >= 5  # four failures, then the delivery limit
+
+
+async def test_a_lost_wake_is_recovered_by_the_host_s_scan(nats_url: str, pair: tuple[Node, Node]) -> None:
+    hosting, _ = pair
+    await hosting.host(Ledger, name="ledger3", durable=FAST, lease=LEASE)
+    raw = await nats.connect(nats_url)
+    try:
+        js = raw.jetstream()
+        # Stored, never woken (as if the sender died between the store and the wake).
+        for seq in (1, 2):
+            body = json.dumps({"type": "Put", "data": {"seq": seq}}).encode()
+            await js.publish(mailbox_subject("actorio", "ledger3", "asleep"), body)
+
+        async def handled() -> bool:
+            return Ledger.HANDLED.get("asleep") == [1, 2]
+
+        await wait_until(handled, 4 * LEASE + 5)  # the key was seen by two scans, then woken
+    finally:
+        await raw.close()
+
+
+async def test_a_host_starting_wakes_the_keys_with_stored_messages(nats_url: str) -> None:
+    Ledger.HANDLED.clear()
+    async with await Node.connect(nats_url) as first:
+        await first.host(Ledger, name="ledger4", durable=FAST, lease=LEASE)
+        ref = first.entity("ledger4", "waiting", Ledger)
+        await ref.tell(Put(seq=1))
+        assert await ref.ask(Seen(), timeout=20) == [1]
+    # No host: a tell is still stored (acknowledged), and handled once a host starts.
+    async with await Node.connect(nats_url) as client:
+        raw = client.client.jetstream()
+        body = json.dumps({"type": "Put", "data": {"seq": 2}}).encode()
+        await raw.publish(mailbox_subject("actorio", "ledger4", "waiting"), body)
+        async with await Node.connect(nats_url) as second:
+            await second.host(Ledger, name="ledger4", durable=FAST, lease=LEASE)
+
+            async def handled() -> bool:
+                return Ledger.HANDLED.get("waiting") == [1, 2]
+
+            await wait_until(handled, 10.0)
+
+
+async def test_forged_messages_never_reach_a_handler(nats_url: str, pair: tuple[Node, Node]) -> None:
+    hosting, client = pair
+    host = await hosting.host(Ledger, name="ledger5", durable=FAST, lease=LEASE)
+    assert host.durable is not None
+    raw = await nats.connect(nats_url)
+    try:
+        js = raw.jetstream()
+        key = mailbox_subject("actorio", "ledger5", "forged")
+        await js.publish(key, b"\xff not json")
+        await js.publish(key, json.dumps({"type": "Put", "data": {"seq": "x"}}).encode())
+        await js.publish(key, b"{" * 100_000)  # deeply nested: bounded by the protocol's validation
+        # A reply subject the node must never publish to: refused before any handler runs.
+        forged_reply = {"Actorio-Reply": "$JS.API.STREAM.DELETE.X"}
+        await js.publish(key, json.dumps({"type": "Seen", "data": {}}).encode(), headers=forged_reply)
+        await js.publish(mailbox_subject("actorio", "ledger5", "bad!key"), b"{}")  # no valid key
+        await client.entity("ledger5", "forged", Ledger).tell(Put(seq=7))
+
+        async def refused() -> bool:
+            return len(dead_letters.of(reason="invalid")) >= 5
+
+        await wait_until(refused, 4 * LEASE + 10)
+        assert Ledger.HANDLED["forged"] == [7]
+        stored = await host.durable.dead_letters()
+        assert [letter.error_type for letter in stored] == ["InvalidKey"]
+        info = await js.stream_info(mailbox_stream("actorio", "ledger5"))
+        assert info.state.messages == 0  # every forged message settled, none left behind
+    finally:
+        await raw.close()
+
+
+async def test_a_plain_host_of_a_durable_type_is_refused(pair: tuple[Node, Node]) -> None:
+    hosting, client = pair
+    await hosting.host(Ledger, name="ledger6", durable=True, lease=LEASE)
+    with pytest.raises(ValueError, match="hosted durably"):
+        await client.host(Ledger, name="ledger6", lease=LEASE)
+    ref: ActorRef[Put | Seen] = client.entity("ledger6", "a", Ledger)
+    await ref.tell(Put(seq=1))
+    assert await client.entity("ledger6", "a", Ledger).ask(Seen(), timeout=20) == [1]

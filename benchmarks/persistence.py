@@ -20,7 +20,7 @@ Each side runs ``repeat`` times, the two alternating, and the best of each count
 - recovery of an actor with 100,000 events (written 1,000 to an append): the time from its start
   to its first reply, without a snapshot, beside with a snapshot at the last event.
 
-The issue's target, 0.7x of the bare figure for batches, is on the 1,000-actor rows and the
+The target, 0.7x of the bare figure for batches, is on the 1,000-actor rows and the
 k-event rows. For one event per ask the bare side costs about 19,000 instructions per row on
 SQLite (callgrind) while an ask alone, with its handler and the models it makes, costs about
 78,000 (without persisting anything): on SQLite that row cannot reach 0.7x whatever the

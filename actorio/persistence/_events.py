@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from actorio.lowlevel import union_arms
 
 from ._errors import SchemaMismatch
-from ._records import EventData
+from ._records import EventData, event_data
 
 __all__ = ["Event", "EventCodec", "decode_model", "dump_json", "upcaster"]
 
@@ -164,7 +164,7 @@ class EventCodec:
         event_type = type(event)
         if event_type not in self.types:
             raise TypeError(f"{event_type.__qualname__} is not one of this actor's events")
-        return EventData(event_type.event_name, event_type.event_version, dump_json(event))
+        return event_data(event_type.event_name, event_type.event_version, dump_json(event))
 
     def decode(self, name: str, version: int, payload: bytes) -> Event:
         event_type = self.by_name.get(name)

@@ -26,6 +26,8 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 PAGE = 1000
 """Events read per round trip to the journal's thread."""
+_LAST_KEPT = 100_000
+"""Ids whose last sequence the writer keeps between transactions (beyond, it forgets them all)."""
 _OPEN_RETRY_PAUSE = 0.01
 """Seconds between two tries to open a journal another process holds."""
 
@@ -104,6 +106,9 @@ class SqliteJournal(Journal):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="actorio-sqlite")
         self._connection: sqlite3.Connection | None = None
         self._pending: list[_Append] = []
+        self._last: dict[tuple[str, str], int] = {}
+        """(type, id) -> its last sequence, as of ``_data_version`` (on the journal's thread only)."""
+        self._data_version: object = None
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -172,16 +177,24 @@ class SqliteJournal(Journal):
         """The rows of one statement, run on the journal's thread."""
         return await self._run(lambda connection: connection.execute(sql, parameters).fetchall())
 
-    @staticmethod
-    def _write(connection: sqlite3.Connection, *, batch: list[_Append]) -> list[int | BaseException]:
-        """One transaction for the whole batch: the last sequence of every id in one query per
-        400 ids, each append checked against it (and against the appends before it in the batch),
-        the rows of those that pass in one ``executemany``. A failure of the statements fails the
-        whole transaction, so each append is still all or nothing."""
-        keys = list({(p.entity_type, p.entity_id): None for p, *_ in batch})
+    def _write(self, connection: sqlite3.Connection, batch: list[_Append]) -> list[int | BaseException]:
+        """One transaction for the whole batch: each append checked against its id's last
+        sequence (and against the appends before it in the batch), the rows of those that pass
+        in one ``executemany``. A failure of the statements fails the whole transaction, so each
+        append is still all or nothing.
+
+        The last sequences are read inside the transaction (which holds the write lock), from
+        the table for the ids this connection does not know, else from what this connection
+        wrote last: ``PRAGMA data_version`` changes when any other connection, of this process or
+        another, has committed since, and then everything known is forgotten and read again."""
         connection.execute("BEGIN IMMEDIATE")
+        last = self._last
         try:
-            last: dict[tuple[str, str], int] = {}
+            ((version,),) = connection.execute("PRAGMA data_version").fetchall()
+            if version != self._data_version or len(last) > _LAST_KEPT:
+                last.clear()
+                self._data_version = version
+            keys = list({key: None for p, *_ in batch if (key := (p.entity_type, p.entity_id)) not in last})
             for start in range(0, len(keys), 400):
                 chunk = keys[start : start + 400]
                 found = connection.execute(
@@ -193,18 +206,19 @@ class SqliteJournal(Journal):
             results: list[int | BaseException] = []
             for persistence_id, expected, events, _ in batch:
                 key = (persistence_id.entity_type, persistence_id.entity_id)
-                current = last.get(key, 0)
+                current = last[key]
                 if current != expected:
                     results.append(WriterConflict(str(persistence_id), expected, current))
                     continue
-                rows += [
-                    (*key, expected + i, e.name, e.version, e.payload, now) for i, e in enumerate(events, 1)
-                ]
-                last[key] = expected + len(events)
-                results.append(last[key])
+                for event in events:
+                    expected += 1
+                    rows.append((*key, expected, event.name, event.version, event.payload, now))
+                last[key] = expected
+                results.append(expected)
             connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             connection.execute("COMMIT")
         except BaseException:
+            last.clear()  # it may hold sequences of a transaction that did not commit
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise

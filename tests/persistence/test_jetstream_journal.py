@@ -17,7 +17,12 @@ from actorio.persistence import (
     SnapshotRecord,
     WriterConflict,
 )
-from actorio.persistence._jetstream import decode_batch, encode_batch
+from actorio.persistence._jetstream import (
+    UnreadableAcknowledgement,
+    acknowledged_sequence,
+    decode_batch,
+    encode_batch,
+)
 
 from .journals import unique_prefix
 
@@ -31,6 +36,46 @@ def test_a_batch_reads_back_as_it_was_written() -> None:
         (7, "Deposited", 2, b'{"amount":1}', 12.5),
         (8, "Withdrawn", 1, b"{}", 12.5),
     ]
+
+
+def test_an_acknowledgement_gives_its_stream_sequence() -> None:
+    assert acknowledged_sequence(b'{"stream":"S","seq":42}') == 42
+
+
+def test_a_refusal_is_the_servers_error_with_its_code() -> None:
+    refusal = b'{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 3"}}'
+    with pytest.raises(nats.js.errors.APIError) as caught:
+        acknowledged_sequence(refusal)
+    assert (caught.value.code, caught.value.err_code) == (400, 10071)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xff not JSON",
+        b"[" * 100_000,  # nested too deep
+        b"[1, 2]",
+        b'{"error": "refused"}',
+        b'{"stream":"S"}',
+        b'{"seq":"42"}',
+        b'{"seq":true}',
+        b'{"seq":0}',
+    ],
+)
+def test_an_acknowledgement_that_says_nothing_readable_is_unreadable(data: bytes) -> None:
+    """An append answered so is reported as unsure (it may or may not be stored), not believed."""
+    with pytest.raises(UnreadableAcknowledgement):
+        acknowledged_sequence(data)
+
+
+def test_a_refusal_with_hostile_fields_is_still_a_refusal() -> None:
+    with pytest.raises(nats.js.errors.APIError) as caught:
+        acknowledged_sequence(
+            b'{"error":{"code":"x","err_code":null,"unknown":1,"description":"' + b"d" * 5000 + b'"}}'
+        )
+    assert (caught.value.code, caught.value.err_code) == (None, None)
+    assert len(caught.value.description or "") == 500
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,11 @@ def test_persistence_benchmark_smoke(nats_url: str) -> None:
     assert sorted(rows) == [
         "jetstream persist, 1 actor",
         "jetstream persist, 10 actors",
+        "jetstream persist, 100 per ask",
         "jetstream recovery",
         "sqlite persist, 1 actor",
         "sqlite persist, 10 actors",
+        "sqlite persist, 100 per ask",
         "sqlite recovery",
     ]
     for row in rows.values():

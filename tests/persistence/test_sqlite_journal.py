@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from actorio.persistence import EventData, PersistenceId, SqliteJournal
+from actorio.persistence import EventData, PersistenceId, SqliteJournal, WriterConflict
 from actorio.persistence import _sqlite as sqlite_module
 from actorio.persistence._sqlite import SCHEMA_VERSION, last_sequences_sql
 
@@ -57,6 +57,45 @@ async def test_appends_made_while_one_is_written_share_the_next_transaction(
         await asyncio.gather(*(journal.append(i, 0, [EventData("E", 1, b"{}")]) for i in ids))
         assert len(commits) <= 2  # the first append alone, then the 199 that waited for it
         assert [await journal.last_sequence(i) for i in ids] == [1] * 200
+
+
+@pytest.mark.asyncio
+async def test_an_append_after_another_connection_wrote_the_id_is_a_conflict(tmp_path: Path) -> None:
+    """The writer keeps the last sequences it wrote between transactions; a commit by another
+    connection (another process's journal) makes it read them again, so a stale expected
+    sequence is still a conflict and writes nothing."""
+    path = tmp_path / "j.sqlite3"
+    event = [EventData("E", 1, b"{}")]
+    async with SqliteJournal(path) as first, SqliteJournal(path) as second:
+        assert await first.append(ACCOUNT, 0, event) == 1
+        assert await first.append(ACCOUNT, 1, event) == 2  # known to the writer: no read
+        assert await second.append(ACCOUNT, 2, event) == 3
+        with pytest.raises(WriterConflict) as caught:
+            await first.append(ACCOUNT, 2, event)
+        assert (caught.value.expected, caught.value.found) == (2, 3)
+        assert await first.append(ACCOUNT, 3, event) == 4
+        with pytest.raises(WriterConflict):
+            await second.append(ACCOUNT, 3, event)
+    async with SqliteJournal(path) as journal:
+        assert [r.sequence async for r in journal.read(ACCOUNT)] == [1, 2, 3, 4]
+
+
+@pytest.mark.asyncio
+async def test_a_failed_transaction_forgets_the_sequences_it_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose transaction fails (here its insert) is not stored, and what the writer
+    counted for it is forgotten: the next append of the id still expects the stored sequence."""
+    async with SqliteJournal(tmp_path / "j.sqlite3") as journal:
+        assert await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")]) == 1
+        # a payload sqlite3 cannot bind: the insert fails
+        failing = EventData("E", 1, object())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        with pytest.raises(sqlite3.ProgrammingError):
+            await journal.append(ACCOUNT, 1, [EventData("E", 1, b"{}"), failing])
+        with pytest.raises(WriterConflict):
+            await journal.append(ACCOUNT, 3, [EventData("E", 1, b"{}")])
+        assert await journal.append(ACCOUNT, 1, [EventData("E", 1, b"{}")]) == 2
+        assert [r.sequence async for r in journal.read(ACCOUNT)] == [1, 2]
 
 
 def test_the_durability_setting_is_checked(tmp_path: Path) -> None:

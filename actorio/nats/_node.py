@@ -42,9 +42,10 @@ from ._codec import REPLY, TIMEOUT
 from ._connection import Security, open_client, redact, synced
 from ._dead_letter_stream import StoredDeadLetter
 from ._durable import Durable, Pump, Streams, stream_name
-from ._entities import Entities, NodeEntities
+from ._entities import Entities
 from ._errors import ActorNotFound, NotAuthorized
 from ._keeper import PublicationSupervisor, Target
+from ._node_entities import NodeEntities
 from ._outbox import Outbox
 from ._publication import (
     DEFAULT_PENDING_LIMITS,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from .. import Message
+from .. import NO_SENDER, Message
 from ..lowlevel import AskRef, LogLimit, Payload, hand_off, inject, report_transport
 from ._addresses import Addresses
 from ._codec import encode_message, payload_bytes, read_reply
@@ -69,7 +69,10 @@ class Outbox:
         ten lines a minute, then a count)."""
         sending = self._sending(ref, message, None)
         if sending is not None:
-            self._enqueue(sending, None)
+            self._queue.append((sending, None))
+            flusher = self.flusher
+            if flusher is None or flusher.done():
+                self.flusher = self._spawn(self._flush())
 
     async def tell(self, ref: RemoteRef[Any], message: Message[Any], msg_id: str | None) -> None:
         """Send ``message`` to ``ref`` after what is queued; to a durable reference, return once
@@ -110,13 +113,16 @@ class Outbox:
     def _sending(self, ref: RemoteRef[Any], message: Message[Any], msg_id: str | None) -> Sending | None:
         """What publishes ``message`` to ``ref`` (encoded now, so that errors raise at the call);
         None for a message carrying an ask, which is handed on at once."""
-        ask = hand_off(message)
-        if ask is not None:
+        sender = message.sender
+        if type(sender) is AskRef:
             # A message carrying an ask, handed on: the remote actor answers it.
+            ask = hand_off(message)
+            assert ask is not None
             self._spawn(self._answer_forwarded(ref, message, ask))
             return None
         body = encode_message(message)
-        carried = self._addresses.headers(message) or {}
+        # Most tells have no sender: no call to make its address then.
+        carried = {} if sender is NO_SENDER else self._addresses.headers(message) or {}
         inject(carried)  # the sending code's trace context, if a tracer propagates one
         report_transport("nats", "sent", "tell")
         return ref, body, carried or None, msg_id

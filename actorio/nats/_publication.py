@@ -34,7 +34,7 @@ from nats.aio.subscription import (
     Subscription,
 )
 
-from .. import Actor, ActorRef, BaseRef, InvalidPayload, Message, dead_letters
+from .. import Actor, ActorRef, BaseRef, InvalidPayload, MailboxFull, Message, dead_letters
 from ..lowlevel import (
     LogLimit,
     Mailbox,
@@ -315,6 +315,15 @@ class Receiver:
             message = self.validate(actor, msg.data, headers, reply)
         except InvalidPayload as error:
             await self.refuse(actor, error, reply, msg.data)
+            return
+        if reply is None and not headers:
+            # No trace context to restore (extracted() would be an empty block): told as
+            # ActorRef.tell does, without its coroutine unless the mailbox is full.
+            reference = actor.reference
+            try:
+                reference.tell_nowait(message)
+            except MailboxFull:
+                await reference.tell(message)  # waits for room
             return
         with extracted(headers):  # the sender's trace context, if a tracer propagates one
             if reply is None:

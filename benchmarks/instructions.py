@@ -96,16 +96,20 @@ def _in_loop(run: Callable[[int], Coroutine[Any, Any, None]]) -> Callable[[int],
 
 NATS_URL = "ACTORIO_BENCH_NATS_URL"
 """The environment variable naming the nats-server of the ``nats_*`` cases (one is started for
-the run unless it is set)."""
+the run, or for the case run alone, unless it is set)."""
 
 
 def _over_nats(measure: str) -> Callable[[int], None]:
     """A case of `benchmarks.remote` (sender and receiver in this process, the server apart)."""
 
     def run(n: int) -> None:
+        from actorio.nats import LocalServer
+
         from . import remote
 
-        asyncio.run(getattr(remote, measure)(os.environ[NATS_URL], n))
+        with contextlib.ExitStack() as stack:
+            url = os.environ.get(NATS_URL) or stack.enter_context(LocalServer(jetstream=False)).url
+            asyncio.run(getattr(remote, measure)(url, n))
 
     return run
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
 import re
@@ -93,6 +94,26 @@ def _in_loop(run: Callable[[int], Coroutine[Any, Any, None]]) -> Callable[[int],
     return lambda n: asyncio.run(run(n))
 
 
+NATS_URL = "ACTORIO_BENCH_NATS_URL"
+"""The environment variable naming the nats-server of the ``nats_*`` cases (one is started for
+the run, or for the case run alone, unless it is set)."""
+
+
+def _over_nats(measure: str) -> Callable[[int], None]:
+    """A case of `benchmarks.remote` (sender and receiver in this process, the server apart)."""
+
+    def run(n: int) -> None:
+        from actorio.nats import LocalServer
+
+        from . import remote
+
+        with contextlib.ExitStack() as stack:
+            url = os.environ.get(NATS_URL) or stack.enter_context(LocalServer(jetstream=False)).url
+            asyncio.run(getattr(remote, measure)(url, n))
+
+    return run
+
+
 CASES: dict[str, Callable[[int], None]] = {
     "construct": _construct,
     "construct_plain": _construct_plain,
@@ -106,9 +127,20 @@ CASES: dict[str, Callable[[int], None]] = {
     "ask_baseline_built": _in_loop(lambda n: _ask("baseline", n, True)),
     "spawn_stop": _in_loop(lambda n: _spawn_stop("actorio", n)),
     "spawn_stop_baseline": _in_loop(lambda n: _spawn_stop("baseline", n)),
+    "nats_tell": _over_nats("_actorio_tell"),
+    "nats_tell_bare": _over_nats("_bare_tell"),
+    "nats_ask": _over_nats("_actorio_ask"),
+    "nats_ask_bare": _over_nats("_bare_ask"),
 }
 
-SIZES = {"spawn_stop": 2_000, "spawn_stop_baseline": 2_000}
+SIZES = {
+    "spawn_stop": 2_000,
+    "spawn_stop_baseline": 2_000,
+    "nats_tell": 5_000,
+    "nats_tell_bare": 5_000,
+    "nats_ask": 1_000,
+    "nats_ask_bare": 1_000,
+}
 """Iterations of the smaller run (the other has twice as many); 20,000 unless given here."""
 
 
@@ -142,13 +174,24 @@ def main(argv: list[str] | None = None) -> int:
         gc.disable()  # a collection landing in one run and not the other would blur the difference
         CASES[args.run[0]](int(args.run[1]))
         return 0
-    for case in args.cases or list(CASES):
+    cases = args.cases or list(CASES)
+    for case in cases:
         if case not in CASES:
             parser.error(f"unknown case {case!r}")
-        n = args.n or SIZES.get(case, 20_000)
+    with contextlib.ExitStack() as stack:
+        if any(case.startswith("nats_") for case in cases) and NATS_URL not in os.environ:
+            from actorio.nats import LocalServer
+
+            os.environ[NATS_URL] = stack.enter_context(LocalServer(jetstream=False)).url
+        _count(cases, args.n)
+    return 0
+
+
+def _count(cases: list[str], size: int | None) -> None:
+    for case in cases:
+        n = size or SIZES.get(case, 20_000)
         once, twice = _instructions(case, n), _instructions(case, 2 * n)
         print(f"{case:<22} {(twice - once) / n:>10,.0f} instructions per iteration", flush=True)
-    return 0
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from .. import (
 from ..lowlevel import (
     Payload,
     encode_wire,
+    is_actor_class,
     is_message_class,
     reply_type_of,
     union_arms,
@@ -64,11 +65,13 @@ __all__ = [
     "SENDER",
     "STATUS",
     "TIMEOUT",
+    "MessageValidator",
     "ReplyCodec",
     "decode_error",
     "encode_error",
     "encode_message",
     "full_error",
+    "message_validator",
     "payload_bytes",
     "read_reply",
     "reply_codec",
@@ -225,9 +228,62 @@ def encode_message(message: Message[Any]) -> bytes:
     its fields (JSON has none; see the module docstring), ``TypeError`` for a field JSON cannot
     carry: before anything is sent."""
     body = encode_wire(message)
-    if may_hold_float(type(message)):
-        _refuse_non_finite(message, type(message).__name__, body)
+    cls = type(message)
+    floats: bool | None = cls.__dict__.get("_actorio_nats_floats")  # kept by may_hold_float
+    if floats is None:
+        floats = may_hold_float(cls)
+    if floats:
+        _refuse_non_finite(message, cls.__name__, body)
     return body
+
+
+class MessageValidator:
+    """Validates the wire payloads one actor class receives, as its protocol's
+    ``validate`` does (the same wire models: each message validated by its own class, extra
+    fields refused), with one call into pydantic and nothing around it: a remote tell's payload
+    went through five Python layers of ``ActorProtocol.validate_envelope`` before.
+
+    A payload the wire models refuse is validated again by the protocol itself, which raises
+    `InvalidPayload` listing every problem: only an invalid payload pays twice.
+    """
+
+    def __init__(self, actor_type: type[Any]) -> None:
+        self._protocol = actor_type.protocol
+        entries = list(self._protocol)
+        self._classes: dict[type[BaseModel], type[Message[Any]]] = {}
+        self._validate_json: Any = None
+        if entries:
+            for entry in entries:
+                envelope = wire_envelope_model(entry.message_type, entry.wire_name, entry.aliases)
+                self._classes[envelope] = entry.message_type
+            self._validate_json = wire_union_adapter(list(self._classes)).validator.validate_json
+
+    def validate(self, data: bytes) -> Message[Any]:
+        """The typed message of a wire payload (its sender `NO_SENDER`); `InvalidPayload` if it is
+        not one of the protocol's messages."""
+        if self._validate_json is not None:
+            try:
+                envelope = self._validate_json(data)
+            except ValidationError:
+                pass  # the protocol says why, below
+            else:
+                message: Message[Any] = envelope.__dict__["data"]  # no cast(): a call per message
+                # The wire model is a subclass of the message class that only refuses extra fields:
+                # the message becomes an instance of its own class, as ActorProtocol.validate does.
+                object.__setattr__(message, "__class__", self._classes[type(envelope)])
+                return message
+        refused: Message[Any] = self._protocol.validate(data)  # raises InvalidPayload
+        return refused
+
+
+def message_validator(actor_type: type[Any]) -> MessageValidator:
+    """The validator of what ``actor_type`` receives, made once per actor class."""
+    validator: MessageValidator | None = actor_type.__dict__.get("_actorio_nats_validator")
+    if validator is None:
+        assert is_actor_class(actor_type)
+        validator = MessageValidator(actor_type)
+        type.__setattr__(actor_type, "_actorio_nats_validator", validator)
+    return validator
 
 
 def _is_message(value: object) -> TypeGuard[Message[Any]]:
@@ -279,7 +335,7 @@ class ReplyCodec:
                 if self._optional and body.strip() == b"null":
                     return None
                 envelope = cast(BaseModel, self._envelope_adapter.validate_json(body))
-                message = cast(Message[Any], envelope.__dict__["data"])
+                message = cast("Message[Any]", envelope.__dict__["data"])
                 # The wire model is a subclass of the message class that only refuses extra fields:
                 # the reply becomes an instance of its own class, as ActorProtocol.validate does.
                 object.__setattr__(message, "__class__", type(message).__mro__[1])

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from .. import Message
+from .. import NO_SENDER, Message
 from ..lowlevel import AskRef, LogLimit, Payload, hand_off, inject, report_transport
 from ._addresses import Addresses
 from ._codec import encode_message, payload_bytes, read_reply
@@ -32,7 +32,9 @@ __all__ = ["Outbox"]
 
 _logger = logging.getLogger("actorio.nats")
 
-Send = Callable[[], Awaitable[Any]]
+Sending = tuple["RemoteRef[Any] | None", bytes, "dict[str, str] | None", "str | None"]
+"""What one queued send publishes: to a reference (None: nothing, a marker to wait for), its body,
+its headers and, durable, its message id."""
 Request = Callable[["RemoteRef[Any]", bytes, "float | None"], Awaitable[Msg]]
 
 
@@ -57,7 +59,7 @@ class Outbox:
         self._addresses = addresses
         self._streams = streams
         self._request = request
-        self._queue: collections.deque[tuple[Send, asyncio.Future[None] | None]] = collections.deque()
+        self._queue: collections.deque[tuple[Sending, asyncio.Future[None] | None]] = collections.deque()
         self.flusher: asyncio.Task[None] | None = None
         """The task sending what is queued, while there is some."""
         self._failures = LogLimit(_logger)
@@ -65,16 +67,19 @@ class Outbox:
     def tell_nowait(self, ref: RemoteRef[Any], message: Message[Any]) -> None:
         """Queue ``message`` for ``ref``; an error while publishing it is logged (within a limit:
         ten lines a minute, then a count)."""
-        send = self._sending(ref, message, None)
-        if send is not None:
-            self._enqueue(send, None)
+        sending = self._sending(ref, message, None)
+        if sending is not None:
+            self._queue.append((sending, None))
+            flusher = self.flusher
+            if flusher is None or flusher.done():
+                self.flusher = self._spawn(self._flush())
 
     async def tell(self, ref: RemoteRef[Any], message: Message[Any], msg_id: str | None) -> None:
         """Send ``message`` to ``ref`` after what is queued; to a durable reference, return once
         the stream stored it (under ``msg_id``, or one made for this call)."""
-        send = self._sending(ref, message, msg_id)
-        if send is not None:
-            await self._send(send)
+        sending = self._sending(ref, message, msg_id)
+        if sending is not None:
+            await self._send(sending)
 
     async def tell_payload(self, ref: RemoteRef[Any], payload: Payload) -> None:
         """Send a raw payload to ``ref``, as it is, after what is queued."""
@@ -83,15 +88,13 @@ class Outbox:
         inject(carried)  # the sending code's trace context, if a tracer propagates one
         headers = carried or None
         report_transport("nats", "sent", "tell")
-        if ref.durable:
-            await self._send(lambda: self._streams.store(ref, body, headers, None))
-        else:
-            await self._send(lambda: self._nc.publish(ref.subject, body, headers=headers))
+        await self._send((ref, body, headers, None))
 
     async def ask(self, ref: RemoteRef[Any], message: Message[Any], timeout: float | None) -> Any:
         """Ask ``ref`` after what is queued; the reply, validated against the reply type."""
         body = encode_message(message)
-        await self._after_queued()
+        if self._queue:
+            await self._after_queued()
         reply = await self._request(ref, body, timeout)
         return read_reply(ref.identifier, reply.headers, reply.data, message)
 
@@ -107,22 +110,22 @@ class Outbox:
         if self.flusher is not None and not self.flusher.done():
             await asyncio.wait([self.flusher], timeout=timeout)
 
-    def _sending(self, ref: RemoteRef[Any], message: Message[Any], msg_id: str | None) -> Send | None:
+    def _sending(self, ref: RemoteRef[Any], message: Message[Any], msg_id: str | None) -> Sending | None:
         """What publishes ``message`` to ``ref`` (encoded now, so that errors raise at the call);
         None for a message carrying an ask, which is handed on at once."""
-        ask = hand_off(message)
-        if ask is not None:
+        sender = message.sender
+        if type(sender) is AskRef:
             # A message carrying an ask, handed on: the remote actor answers it.
+            ask = hand_off(message)
+            assert ask is not None
             self._spawn(self._answer_forwarded(ref, message, ask))
             return None
         body = encode_message(message)
-        carried = self._addresses.headers(message) or {}
+        # Most tells have no sender: no call to make its address then.
+        carried = {} if sender is NO_SENDER else self._addresses.headers(message) or {}
         inject(carried)  # the sending code's trace context, if a tracer propagates one
         report_transport("nats", "sent", "tell")
-        headers = carried or None
-        if ref.durable:
-            return lambda: self._streams.store(ref, body, headers, msg_id)
-        return lambda: self._nc.publish(ref.subject, body, headers=headers)
+        return ref, body, carried or None, msg_id
 
     async def _answer_forwarded(self, ref: RemoteRef[Any], message: Message[Any], ask: AskRef) -> None:
         try:
@@ -132,17 +135,34 @@ class Outbox:
         else:
             ask.tell_nowait(reply)
 
-    def _enqueue(self, send: Send, done: asyncio.Future[None] | None) -> None:
-        self._queue.append((send, done))
+    def _enqueue(self, sending: Sending, done: asyncio.Future[None] | None) -> None:
+        self._queue.append((sending, done))
         if self.flusher is None or self.flusher.done():
             self.flusher = self._spawn(self._flush())
 
+    async def _publish(self, sending: Sending) -> None:
+        ref, body, headers, msg_id = sending
+        if ref is None:
+            return
+        if ref.durable:
+            await self._streams.store(ref, body, headers, msg_id)
+        else:
+            await self._nc.publish(ref.subject, body, headers=headers)
+
     async def _flush(self) -> None:
+        """Send what is queued, in order. Each core message is one ``publish``: nats-py appends it to
+        its write buffer without suspending, and its own flusher writes the whole buffer at once."""
         queue = self._queue
+        publish = self._nc.publish
         while queue:
-            send, done = queue.popleft()
+            (ref, body, headers, msg_id), done = queue.popleft()
             try:
-                await send()
+                if ref is None:
+                    pass  # a marker: what was queued before it is sent
+                elif ref.durable:
+                    await self._streams.store(ref, body, headers, msg_id)
+                else:
+                    await publish(ref.subject, body, headers=headers)
             except Exception as error:
                 if done is None:
                     self._failures.log(logging.ERROR, "tell_nowait could not publish: %r", error)
@@ -152,21 +172,17 @@ class Outbox:
                 if done is not None and not done.done():
                     done.set_result(None)
 
-    async def _send(self, send: Send) -> None:
+    async def _send(self, sending: Sending) -> None:
         if self._queue:
             # Earlier tell_nowait calls are still queued: go after them, keeping the order.
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._enqueue(send, done)
+            self._enqueue(sending, done)
             await done
         else:
             # nats-py appends the message to its buffer before its first suspension: in order.
-            await send()
+            await self._publish(sending)
 
     async def _after_queued(self) -> None:
         """Wait until what was queued so far has been sent (an ask goes after it)."""
         if self._queue:
-            await self._send(_nothing)
-
-
-async def _nothing() -> None:
-    return None
+            await self._send((None, b"", None, None))

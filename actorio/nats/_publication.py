@@ -34,7 +34,7 @@ from nats.aio.subscription import (
     Subscription,
 )
 
-from .. import Actor, ActorRef, BaseRef, InvalidPayload, Message, dead_letters
+from .. import Actor, ActorRef, BaseRef, InvalidPayload, MailboxFull, Message, dead_letters
 from ..lowlevel import (
     LogLimit,
     Mailbox,
@@ -54,6 +54,7 @@ from ._codec import (
     SENDER,
     encode_error,
     full_error,
+    message_validator,
     reply_codec,
     timeout_of,
     too_large_error,
@@ -284,23 +285,24 @@ class Receiver:
         """The typed message of a payload, with its sender. Raises `InvalidPayload` for an invalid
         payload, and, before reading the payload, for a ``reply`` subject or an ``Actorio-Sender``
         header that the node's `Destinations` refuses."""
-        protocol = type(actor).protocol
         address = headers.get(SENDER) if headers else None
-        for subject, location in ((reply, ("reply",)), (address, ("headers", SENDER))):
-            problem = None if subject is None else self.destinations.problem(subject, location)
-            if problem is not None:
-                raise InvalidPayload(protocol.name, (problem,), protocol.wire_names)
-        message: Message[Any] = protocol.validate(data)
-        sender = sender_of(self._outbox, headers)
-        if sender is not None:
-            message = message.model_copy(update={"sender": sender})
+        if reply is not None or address is not None:
+            for subject, location in ((reply, ("reply",)), (address, ("headers", SENDER))):
+                problem = None if subject is None else self.destinations.problem(subject, location)
+                if problem is not None:
+                    protocol = type(actor).protocol
+                    raise InvalidPayload(protocol.name, (problem,), protocol.wire_names)
+        message = message_validator(type(actor)).validate(data)
+        if address is not None:
+            message = message.model_copy(update={"sender": sender_of(self._outbox, headers)})
         return message
 
     async def receive(self, actor: Actor[Any], msg: Msg) -> None:
         """A message from core NATS: validated, then told (or, for a request, asked) to ``actor``."""
         reply = msg.reply or None
+        headers = msg.headers
         report_transport("nats", "received", "tell" if reply is None else "ask")
-        if reply is not None and MSG_ID in (msg.headers or {}) and self.destinations.refusal(reply) is None:
+        if reply is not None and headers and MSG_ID in headers and self.destinations.refusal(reply) is None:
             # A durable tell (it asks for a stream's acknowledgement) to a name that is not durable:
             # refused, not handled, so that the sender's error does not hide a delivery.
             refusal = ValueError(
@@ -310,16 +312,25 @@ class Receiver:
             await self.send(actor.identifier, reply, self._error_body(refusal, actor), ERROR)
             return
         try:
-            message = self.validate(actor, msg.data, msg.headers, reply)
+            message = self.validate(actor, msg.data, headers, reply)
         except InvalidPayload as error:
             await self.refuse(actor, error, reply, msg.data)
             return
-        with extracted(msg.headers):  # the sender's trace context, if a tracer propagates one
+        if reply is None and not headers:
+            # No trace context to restore (extracted() would be an empty block): told as
+            # ActorRef.tell does, without its coroutine unless the mailbox is full.
+            reference = actor.reference
+            try:
+                reference.tell_nowait(message)
+            except MailboxFull:
+                await reference.tell(message)  # waits for room
+            return
+        with extracted(headers):  # the sender's trace context, if a tracer propagates one
             if reply is None:
                 await actor.reference.tell(message)
                 return
             _, future = await queue_ask(actor, message)
-        timeout = timeout_of(msg.headers, self._ask_timeout)
+        timeout = timeout_of(headers, self._ask_timeout)
         self._spawn(self.answer(actor, message, future, reply, timeout))
 
     async def refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None, data: bytes) -> None:
@@ -341,10 +352,16 @@ class Receiver:
     ) -> bool:
         """Wait for the reply to an ask and send it (or the error it raised, `ActorStopped`
         included) to ``reply``; False if ``timeout`` passed first (the asker gave up too)."""
+        # A timer that cancels the future, as asyncio.wait_for would, but without wait_for's own
+        # future and callback: the reply leaves one turn of the event loop sooner.
+        loop = asyncio.get_running_loop()
+        expiry = None if timeout is None or future.done() else loop.call_later(timeout, future.cancel)
         try:
-            result = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            return False  # the asker gave up too
+            result = await future
+        except asyncio.CancelledError:
+            if expiry is not None and loop.time() >= expiry.when():
+                return False  # the asker gave up too
+            raise  # this task was cancelled (the node is closing)
         except Exception as error:  # the handler's error, or ActorStopped
             body, headers = self._error_body(error, actor), ERROR
         else:
@@ -352,6 +369,9 @@ class Receiver:
                 body, headers = reply_codec(type(message)).encode(result), OK
             except Exception as error:  # not of the reply type, or not JSON: the asker is told
                 body, headers = self._error_body(error, actor), ERROR
+        finally:
+            if expiry is not None:
+                expiry.cancel()
         await self.send(actor.identifier, reply, body, headers)
         return True
 

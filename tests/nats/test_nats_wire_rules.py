@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import pytest
 from pydantic import BaseModel
 
-from actorio import ActorioException, InvalidPayload, Message, PayloadError
+from actorio import NO_SENDER, Actor, ActorioException, InvalidPayload, Message, PayloadError, handles
 from actorio.nats import ReplyTooLarge
 from actorio.nats._addresses import Destinations, check_subject_prefix
 from actorio.nats._codec import (
@@ -20,6 +20,7 @@ from actorio.nats._codec import (
     encode_error,
     encode_message,
     may_hold_float,
+    message_validator,
     reply_codec,
     timeout_of,
 )
@@ -201,3 +202,75 @@ def test_a_nan_anywhere_is_named_by_its_path() -> None:
 
     with pytest.raises(ValueError, match=r"the reply\[2\] is inf"):
         reply_codec(Measure).encode([1.0, 2.0, math.inf])
+
+
+# -- what a published actor receives --------------------------------------------------------
+
+
+class _Renamed(Message[None]):
+    wire_name: ClassVar[str] = "renamed"
+    wire_aliases: ClassVar[tuple[str, ...]] = ("Old",)
+    n: int
+
+
+class _Plain(Message[int]):
+    text: str = "x"
+
+
+class _Receiving(Actor[_Renamed | _Plain]):
+    @handles(_Renamed)
+    async def renamed(self, msg: _Renamed) -> None:
+        pass
+
+    @handles(_Plain)
+    async def plain(self, msg: _Plain) -> int:
+        return 1
+
+
+class _Untyped(Actor):
+    pass
+
+
+def test_the_receiving_validator_agrees_with_the_protocol() -> None:
+    """What a published actor receives is validated by its protocol's wire models in one call:
+    the same messages (own class, no sender) for valid payloads, the same `InvalidPayload` (every
+    problem listed) for invalid ones, whatever the bytes."""
+    validator = message_validator(_Receiving)
+    assert message_validator(_Receiving) is validator  # made once per class
+    protocol = _Receiving.protocol
+    valid = [
+        b'{"type":"renamed","data":{"n":1}}',
+        b'{"type":"Old","data":{"n":"2"}}',
+        b'{"type":"_Plain"}',
+    ]
+    dated = b'{"type":"_Plain","data":{"text":"y","creation_date":"2026-01-01T00:00:00Z"}}'
+    assert validator.validate(dated) == protocol.validate(dated)
+    for payload in valid:
+        message, expected = validator.validate(payload), protocol.validate(payload)
+        assert type(message) is type(expected)
+        undated = {"creation_date"}  # made when the payload has none: a moment apart
+        assert message.model_dump(exclude=undated) == expected.model_dump(exclude=undated)
+        assert message.sender is NO_SENDER
+    invalid = [
+        b"",
+        b"[]",
+        b"null",
+        b"not json",
+        b'{"type":"renamed","data":{"n":1,"sender":"x"}}',
+        b'{"type":"renamed","data":{"n":1,"extra":1}}',
+        b'{"type":"renamed","data":{}}',
+        b'{"type":"Unknown","data":{}}',
+        b'{"data":{"n":1}}',
+        b'{"type":"renamed","data":{"n":1},"more":1}',
+        b"[" * 10_000,
+        b'{"type":"renamed","data":{"n":1}' + b"\xff",
+    ]
+    for payload in invalid:
+        with pytest.raises(InvalidPayload) as fast:
+            validator.validate(payload)
+        with pytest.raises(InvalidPayload) as slow:
+            protocol.validate(payload)
+        assert fast.value.errors == slow.value.errors, payload
+        assert fast.value.accepted == slow.value.accepted
+    with pytest.raises(InvalidPayload, match="accepts no wire messages"):
+        message_validator(_Untyped).validate(b'{"type":"_Plain"}')

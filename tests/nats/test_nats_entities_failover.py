@@ -175,8 +175,8 @@ async def test_a_host_paused_past_its_lease_does_not_act_as_the_owner_when_resum
         paused_at = time.time()
         # Its lease expires; the key answers from the other host, state lost (it was in memory).
         assert await fresh.entity("bank", key, Bank).ask(Where(), timeout=LEASE + 5) == other.name
+        resumed_at = time.time()  # before SIGCONT: the resumed process may record its stop at once
         owner.resume()
-        resumed_at = time.time()
         # The stale node still routes to the paused owner, with its old claim: the resumed
         # process refuses to act, and the messages reach the new owner.
         assert await ref.ask(Where(), timeout=10) == other.name

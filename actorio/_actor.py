@@ -267,29 +267,14 @@ class Actor(Generic[P]):
             return
         self._actor_stopping = True
         mailbox = self._actor_mailbox
-        if mailbox.queue:
-            # Ahead of the queued messages: the mainloop stops after the message it handles.
-            mailbox.put_first(incarnation.STOP)
-        else:
-            # Nothing queued: the mainloop sees ``_actor_stopping`` before it takes the next
-            # message or waits again. No signal to queue, no exception to end the loop with
-            # (callgrind, spawn + stop: 91,300 -> 80,700 instructions).
-            mailbox.wake()
+        mailbox.put_first(incarnation.STOP)  # or, with nothing queued, only a wake-up
         reader = mailbox.reader
         if reader is not None and reader.cr_running:
             return  # called from this actor's own code: it stops once the handler returns
         if timeout is None:
             await incarnation.done_waiter(self)
-            return
-        # asyncio.wait, not wait_for: on Python 3.11, wait_for returns normally when the caller is
-        # cancelled in the same loop iteration as the actor ends, losing the cancellation (a
-        # supervisor cancelled during a group restart then never ends, and loop shutdown hangs).
-        waiter = incarnation.done_waiter(self)
-        await asyncio.wait([waiter], timeout=timeout)
-        if not waiter.done():
-            task.cancel()
-            if not task.done():
-                await incarnation.done_waiter(self)
+        else:
+            await incarnation.stopped_within(self, task, timeout)
 
     async def wait(self) -> None:
         """Wait until the mainloop ends; raise the exception that ended it, if any."""
@@ -533,8 +518,7 @@ class Actor(Generic[P]):
                     if self._actor_stopping:  # see `stop`: set while nothing was queued
                         break
                     budget = cls.mailbox_throughput
-                    # A plain future, not a coroutine: one frame less per wake-up and per idle
-                    # actor; made directly rather than by loop.create_future, a Python call.
+                    # A plain future (not a coroutine: one frame less), not loop.create_future's.
                     waiter = mailbox.waiting = Future(loop=loop)
                     await waiter
                     queue = mailbox.queue

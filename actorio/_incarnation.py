@@ -394,6 +394,20 @@ def ended(actor: Actor[Any]) -> None:
                 waiter.set_result(None)
 
 
+async def stopped_within(actor: Actor[Any], task: asyncio.Task[None], timeout: float) -> None:
+    """`Actor.stop` with a timeout: wait until the mainloop is over, and if that takes longer
+    than ``timeout`` seconds, cancel its task and wait until it is over."""
+    # asyncio.wait, not wait_for: on Python 3.11, wait_for returns normally when the caller is
+    # cancelled in the same loop iteration as the actor ends, losing the cancellation (a
+    # supervisor cancelled during a group restart then never ends, and loop shutdown hangs).
+    waiter = done_waiter(actor)
+    await asyncio.wait([waiter], timeout=timeout)
+    if not waiter.done():
+        task.cancel()
+        if not task.done():
+            await done_waiter(actor)
+
+
 def wake_waiters(actor: Actor[Any]) -> None:
     """Resume every `Actor.stop` waiting for the mainloop to be over."""
     waiters, actor._actor_waiters = actor._actor_waiters, None

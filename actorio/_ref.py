@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from asyncio import Future
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, cast, overload
 
 from typing_extensions import TypeVar
 
-from ._ask import AskRef, hand_off, with_sender
+from ._ask import AskRef, ask_message, hand_off
 from ._exceptions import ActorStopped, DeadlockError, MailboxFull
 from ._message import NO_REPLY, Message, NoReply, is_message_class
 from ._sender import BaseRef
@@ -218,8 +219,8 @@ class ActorRef(BaseRef, Generic[P]):
             if reader is not None and reader.cr_running:
                 raise DeadlockError(mailbox.identifier, message)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        asking = with_sender(message, AskRef(future))  # ask_message, inlined: one call less per ask
+        future: asyncio.Future[Any] = Future(loop=loop)  # not loop.create_future: a Python call
+        asking = ask_message(message, future)
         try:
             mailbox.put(asking)
         except MailboxFull:

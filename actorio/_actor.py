@@ -604,9 +604,11 @@ class Actor(Generic[P]):
                         if self._actor_inputs or self._actor_children:
                             await incarnation.release(self)
             finally:
-                if outcome != "restart":
-                    notify_watchers(mailbox, self._actor_ref, reason)
-                incarnation.ended(self)
+                try:
+                    if outcome != "restart":
+                        notify_watchers(mailbox, self._actor_ref, reason)
+                finally:  # even if a watcher's reference raised: stoppers wait for this
+                    incarnation.ended(self)
 
 
 def is_actor_class(value: object) -> TypeGuard[type[Actor[Any]]]:

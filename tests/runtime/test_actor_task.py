@@ -15,6 +15,8 @@ import pytest
 
 from actorio import Actor, ActorStopped, Message, dead_letters, handles
 from actorio._mailbox import NO_QUEUE
+from actorio._sender import BaseRef
+from actorio._watch import watch
 from actorio.lowlevel import mailbox_of, task_of
 from actorio.testing import TestProbe
 from tests.support import bounded
@@ -179,3 +181,29 @@ async def test_an_idle_actor_never_told_anything_holds_no_queue() -> None:
     for actor in actors:
         await actor.stop()
     assert used / IDLE_ACTORS < IDLE_BYTES
+
+
+class Refusing(BaseRef):
+    """A watcher whose reference raises when it is told its notice."""
+
+    __slots__ = ()
+
+    @property
+    def identifier(self) -> str:
+        return "refusing"
+
+    def tell_nowait(self, message: Any, /) -> None:
+        raise RuntimeError("refused")
+
+
+@pytest.mark.asyncio
+async def test_stop_returns_even_if_a_watchers_reference_raises() -> None:
+    """The mainloop's last step (its task let go, its stoppers woken) runs even when telling a
+    watcher its notice raises; the error is the actor's."""
+    actor = Worker()
+    ref = await actor.start()
+    watch(ref, Refusing())
+    await bounded(actor.stop())
+    assert actor.stopped
+    with pytest.raises(RuntimeError, match="refused"):
+        await bounded(actor.wait())

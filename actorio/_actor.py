@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from asyncio import Future
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable
 from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeGuard, TypeVar, cast, overload
 
+from . import _alarms as alarms
 from . import _incarnation as incarnation
 from ._ask import AskRef, HeldAsks
 from ._dispatch import Handler, resolve_handler, set_up_dispatch
@@ -43,6 +45,7 @@ M = TypeVar("M", bound=Message[Any])
 
 _actor_serials = itertools.count(1)
 _ONCE = (None,)
+_NO_MESSAGE = cast("Message[Any]", None)
 _logger = logging.getLogger("actorio.actor")
 
 
@@ -137,11 +140,11 @@ class Actor(Generic[P]):
         cls._actor_custom_teardown = cls.mainloop_teardown is not Actor.mainloop_teardown
 
     def __init__(self, *, identifier: str | None = None, mailbox_capacity: int | None = None) -> None:
-        capacity = mailbox_capacity if mailbox_capacity is not None else type(self).mailbox_capacity
-        self._actor_mailbox = Mailbox(self) if capacity is None else BoundedMailbox(self, capacity)
         cls = type(self)
-        mailbox, types, accepts = self._actor_mailbox, cls._actor_message_types, cls._actor_accepts
-        self._actor_ref: ActorRef[P] = ActorRef(mailbox, types, accepts)
+        capacity = mailbox_capacity if mailbox_capacity is not None else cls.mailbox_capacity
+        mailbox = Mailbox(self) if capacity is None else BoundedMailbox(self, capacity)
+        self._actor_mailbox = mailbox
+        self._actor_ref: ActorRef[P] = ActorRef(mailbox, cls._actor_message_types, cls._actor_accepts)
         self._actor_task: asyncio.Task[None] | None = None
         self._actor_closed = False
         self._actor_serial = next(_actor_serials)
@@ -240,9 +243,7 @@ class Actor(Generic[P]):
         if self._actor_task is not None or self._actor_closed:
             raise RuntimeError(f"{self!r} was already started")
         self._actor_mailbox.reader = mainloop = self._actor_mainloop()  # type: ignore[assignment]
-        self._actor_task = task = asyncio.get_running_loop().create_task(mainloop)
-        task.add_done_callback(self._actor_task_done)  # a bound method: 64 B less than a partial
-        incarnation.RUNNING.add(task)
+        self._actor_task = incarnation.start_task(self, mainloop)
         return self._actor_ref
 
     async def stop(self, timeout: float | None = None) -> None:
@@ -265,21 +266,15 @@ class Actor(Generic[P]):
         if task.done():
             return
         self._actor_stopping = True
-        self._actor_mailbox.put_first(incarnation.STOP)
-        if asyncio.current_task() is task:
-            return
+        mailbox = self._actor_mailbox
+        mailbox.put_first(incarnation.STOP)  # or, with nothing queued, only a wake-up
+        reader = mailbox.reader
+        if reader is not None and reader.cr_running:
+            return  # called from this actor's own code: it stops once the handler returns
         if timeout is None:
             await incarnation.done_waiter(self)
-            return
-        # asyncio.wait, not wait_for: on Python 3.11, wait_for returns normally when the caller is
-        # cancelled in the same loop iteration as the actor ends, losing the cancellation (a
-        # supervisor cancelled during a group restart then never ends, and loop shutdown hangs).
-        waiter = incarnation.done_waiter(self)
-        await asyncio.wait([waiter], timeout=timeout)
-        if not waiter.done():
-            task.cancel()
-            if not task.done():
-                await incarnation.done_waiter(self)
+        else:
+            await incarnation.stopped_within(self, task, timeout)
 
     async def wait(self) -> None:
         """Wait until the mainloop ends; raise the exception that ended it, if any."""
@@ -490,9 +485,6 @@ class Actor(Generic[P]):
 
     # -- the mainloop ---------------------------------------------------------------------
 
-    def _actor_task_done(self, task: asyncio.Task[None]) -> None:
-        incarnation.task_done(self, task)
-
     async def _actor_mainloop(self) -> None:
         """The actor's task: setup, then handle what the mailbox holds until the loop ends, then
         close and tear down.
@@ -502,13 +494,11 @@ class Actor(Generic[P]):
         """
         cls = type(self)
         mailbox = self._actor_mailbox
-        queue = mailbox.queue
-        popleft = queue.popleft
         putters = mailbox.putters
         dispatch = cls._actor_dispatch
         fallback = cls._actor_fallback
         reason: BaseException | None = None
-        message: Message[Any] = cast("Message[Any]", None)  # bound for the failure paths below
+        message: Message[Any] = _NO_MESSAGE  # bound for the failure paths below
         try:
             if self._actor_inputs is not None:
                 self._actor_inputs.start()
@@ -519,17 +509,26 @@ class Actor(Generic[P]):
                 record.restarted = False
                 await self.post_restart(record.reason)
             loop = asyncio.get_running_loop()
-            incarnation.watch_loop(self, loop)
+            if loop is not alarms.last_loop:
+                incarnation.watch_loop(self, loop)
             budget = cls.mailbox_throughput  # the class's, read at each batch: no local kept
             while True:
+                queue = mailbox.queue  # NO_QUEUE until the first item comes (see Mailbox.queued)
                 if not queue:
+                    if self._actor_stopping:  # see `stop`: set while nothing was queued
+                        break
                     budget = cls.mailbox_throughput
-                    await mailbox.waiter(loop)
+                    # A plain future (not a coroutine: one frame less), not loop.create_future's.
+                    waiter = mailbox.waiting = Future(loop=loop)
+                    await waiter
+                    queue = mailbox.queue
                 elif budget <= 0:
                     # Fair scheduling: after `throughput` messages in a row (an actor that keeps
                     # telling itself, a long burst), the other tasks and signal handlers run.
                     budget = cls.mailbox_throughput
                     await asyncio.sleep(0)
+                if self._actor_stopping:  # stopped while it waited, or before what is queued
+                    break
                 # Counted per batch, not per message: the drain loop below costs what it did.
                 batch = len(queue)
                 if batch > budget:
@@ -542,7 +541,7 @@ class Actor(Generic[P]):
                     # ask) skips making one (callgrind, per ask: 62,000 -> 60,200 instructions).
                     for _ in range(batch) if batch > 1 else _ONCE:
                         try:
-                            message = popleft()
+                            message = queue.popleft()
                         except IndexError:  # taken out meanwhile (Mailbox.withdraw): nothing left
                             break
                         if putters:
@@ -605,9 +604,11 @@ class Actor(Generic[P]):
                         if self._actor_inputs or self._actor_children:
                             await incarnation.release(self)
             finally:
-                if outcome != "restart":
-                    notify_watchers(mailbox, self._actor_ref, reason)
-                incarnation.wake_waiters(self)
+                try:
+                    if outcome != "restart":
+                        notify_watchers(mailbox, self._actor_ref, reason)
+                finally:  # even if a watcher's reference raised: stoppers wait for this
+                    incarnation.ended(self)
 
 
 def is_actor_class(value: object) -> TypeGuard[type[Actor[Any]]]:

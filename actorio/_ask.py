@@ -150,5 +150,19 @@ def with_sender(message: M, sender: BaseRef) -> M:
 
 
 def ask_message(message: M, future: asyncio.Future[Any]) -> M:
-    """The copy of ``message`` that carries a new ask answered through ``future``."""
-    return with_sender(message, AskRef(future))
+    """The copy of ``message`` that carries a new ask answered through ``future``.
+
+    `with_sender` and ``AskRef(future)``, inlined: the hot path of every ask, which made two
+    Python calls (one of them ``AskRef.__init__``, through a class call) where this is one.
+    """
+    ask = _new(AskRef)
+    ask.future = future
+    ask.handoffs = 0
+    copied = _new(type(message))
+    fields = message.__dict__.copy()
+    fields["sender"] = ask
+    _set_dict(copied, fields)
+    _set_fields_set(copied, message.__pydantic_fields_set__)
+    _set_extra(copied, message.__pydantic_extra__)
+    _set_private(copied, message.__pydantic_private__)
+    return copied

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from asyncio import Future
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, cast, overload
 
 from typing_extensions import TypeVar
 
-from ._ask import AskRef, hand_off, with_sender
+from ._ask import AskRef, ask_message, hand_off
 from ._exceptions import ActorStopped, DeadlockError, MailboxFull
 from ._message import NO_REPLY, Message, NoReply, is_message_class
 from ._sender import BaseRef
@@ -154,10 +155,23 @@ class ActorRef(BaseRef, Generic[P]):
         """Queue ``message`` for the actor; see `tell_nowait`. If the actor's mailbox is bounded
         and full, wait for room first (backpressure; senders waiting are served in order). If
         the actor stops meanwhile, the message is a dead letter."""
-        try:
-            self.tell_nowait(message)
-        except MailboxFull:  # try/except costs nothing until it raises: the unbounded path is free
-            await self._tell_when_room(message)
+        # tell_nowait, inlined: one Python call less on the path of every tell (callgrind, per
+        # message told: 6,548 -> 6,070 instructions).
+        if type(message) not in self._accepts:
+            self._check(message)
+        mailbox = self._mailbox
+        if mailbox.closed:
+            mailbox.reject(message)
+        else:
+            try:
+                mailbox.put(message)
+            except MailboxFull:  # try/except costs nothing until it raises: unbounded is free
+                await self._tell_when_room(message)
+                return
+            if type(message.sender) is AskRef:
+                message.sender.handoffs += 1
+        if _observing:
+            _notify(self, message, False)
 
     async def _tell_when_room(self, message: P) -> None:
         mailbox = self._mailbox
@@ -218,8 +232,8 @@ class ActorRef(BaseRef, Generic[P]):
             if reader is not None and reader.cr_running:
                 raise DeadlockError(mailbox.identifier, message)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        asking = with_sender(message, AskRef(future))  # ask_message, inlined: one call less per ask
+        future: asyncio.Future[Any] = Future(loop=loop)  # not loop.create_future: a Python call
+        asking = ask_message(message, future)
         try:
             mailbox.put(asking)
         except MailboxFull:

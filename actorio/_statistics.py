@@ -130,7 +130,7 @@ def statistics(actor: Actor[Any]) -> ActorStatistics:
         identifier=actor.identifier,
         actor_class=f"{cls.__module__}.{cls.__qualname__}",
         running=actor.running,
-        queued=len(actor._actor_mailbox.queue),
+        queued=len(actor._actor_mailbox),
         children=len(actor.children),
         restarts=0 if record is None else record.restarts,
         handling=_handling(actor),

@@ -131,5 +131,5 @@ class Metrics:
             if mailbox is None or not actor.running:
                 continue
             name = f"{type(actor).__module__}.{type(actor).__qualname__}"
-            depths[name] = depths.get(name, 0) + len(mailbox.queue)
+            depths[name] = depths.get(name, 0) + len(mailbox)
         return [Observation(depth, {"actorio.actor.class": name}) for name, depth in depths.items()]

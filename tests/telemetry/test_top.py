@@ -5,6 +5,7 @@ answering as a NATS service."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -43,6 +44,13 @@ def endpoints(nats_url: str) -> Iterator[list[str]]:
                 process.stdout.close()
 
 
+def _ctrl_c_interrupts() -> None:
+    """In the child before exec: SIGINT back to its default. A runner started in the background
+    by a shell without job control ignores SIGINT, its children inherit that, and Python then
+    never turns Ctrl-C into KeyboardInterrupt: the test would check the runner, not `top`."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_top_shows_both_processes_live_and_stops_on_ctrl_c(endpoints: list[str]) -> None:
     top = pexpect.spawn(
         sys.executable,
@@ -51,6 +59,7 @@ def test_top_shows_both_processes_live_and_stops_on_ctrl_c(endpoints: list[str])
         dimensions=(40, 150),
         encoding="utf-8",
         timeout=30,
+        preexec_fn=_ctrl_c_interrupts,
     )
     try:
         for name in ("alpha", "beta"):
@@ -101,6 +110,7 @@ def test_top_lists_every_node_on_a_nats_server(endpoints: list[str], nats_url: s
         dimensions=(30, 150),
         encoding="utf-8",
         timeout=30,
+        preexec_fn=_ctrl_c_interrupts,
     )
     try:
         top.expect("2 nodes on")

@@ -4,6 +4,7 @@ durability setting is checked, and several appends waiting together share one tr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from pathlib import Path
@@ -181,7 +182,7 @@ async def test_a_first_opener_whose_wal_switch_is_refused_tries_again(
         rival.close()
     assert checks[0] is False
     assert len(checks) >= 2
-    with sqlite3.connect(path) as reader:
+    with contextlib.closing(sqlite3.connect(path)) as reader:  # sqlite3's own `with` does not close
         assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert sqlite_module._schema_version(reader) == str(SCHEMA_VERSION)
 

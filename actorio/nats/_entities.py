@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import enum
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -84,6 +85,17 @@ _ROUTE_SECONDS = 60.0
 _CHOICE_SECONDS = 1.0  # how long a choice for a free key is kept (its claim is on its way)
 _MAX_ROUTES = 100000
 _RECENT_SECONDS = 60.0  # hosts heard of this recently are chosen when none announced lately
+_EXPIRY_MARGIN = 0.02  # read an entry this long after it should have expired
+
+
+class _Retry(enum.Enum):
+    """Why a request is routed again."""
+
+    AGAIN = "the key's entry changed, or its node said it does not hold the key"
+    SILENT = "nobody answered the node's subject"
+
+
+_SILENT = _Retry.SILENT
 
 
 class Entities:
@@ -171,7 +183,9 @@ class Entities:
                 raise ActorNotFound(entity_type, self.subject(entity_type, "*", "*")) from None
             kv = await Placements.bucket(self._js, name, None)
         ttl = (await kv.status()).ttl or 0.0
-        placements = Placements(kv, ttl=ttl, guard=0.0, node_id=self.node_id, clock=self._clock)
+        placements = Placements(
+            kv, js=self._js, bucket=name, ttl=ttl, guard=0.0, node_id=self.node_id, clock=self._clock
+        )
         self._lookups[entity_type] = placements
         return placements
 
@@ -333,38 +347,56 @@ class Entities:
                 raise asyncio.TimeoutError(f"no reply from {ref.identifier} within {wait} s")
             route = await self.route(ref, remaining)
             reply = await self._attempt(ref, route, body, deadline)
-            if reply is not None and not _moved(reply):
+            if isinstance(reply, Msg) and not _moved(reply):
                 return reply
             self.forget(ref, route)
-            # The key's node is gone (its lease not yet expired) or it moved: read it again soon.
-            await asyncio.sleep(min(pause, max(deadline - loop.time(), 0)))
+            again = pause
+            if reply is _SILENT and route.claim:
+                # Its node is gone, its lease not yet expired: nobody can hold the key before
+                # the entry expires, so wait for that (one read) rather than reading it again
+                # and again (thousands of keys of a dead node would each poll the bucket).
+                again = await self._until_expiry(ref, route, pause)
+            await asyncio.sleep(min(again, max(deadline - loop.time(), 0)))
             pause = min(pause * 2, 0.5)
 
-    async def _attempt(self, ref: EntityRef[Any], route: _Route, body: bytes, deadline: float) -> Msg | None:
-        """One request along ``route``: its reply, or None to route it again. While the reply is
-        awaited, the key's entry is read every quarter of the lease: a request sent as its node
-        died (the server had not yet seen the connection close) is otherwise lost without a
-        word, and would wait out the whole timeout."""
+    async def _until_expiry(self, ref: EntityRef[Any], route: _Route, pause: float) -> float:
+        """How long to wait before routing ``ref`` again after ``route``'s node did not answer:
+        until its entry expires (at least ``pause``), 0 if the entry changed already."""
+        placements = await self._placements(ref.entity_type, pause)
+        try:
+            left = await placements.remaining(ref.key, route.claim)
+        except (nats.errors.Error, asyncio.TimeoutError):
+            return pause
+        return 0.0 if left is None else max(left + _EXPIRY_MARGIN, pause)
+
+    async def _attempt(
+        self, ref: EntityRef[Any], route: _Route, body: bytes, deadline: float
+    ) -> Msg | _Retry:
+        """One request along ``route``: its reply, or why to route it again. While the reply is
+        awaited, the key's entry is read every quarter of the lease, or when it expires if that
+        is sooner: a request sent as its node died (the server had not yet seen the connection
+        close) is otherwise lost without a word, and would wait out the whole timeout."""
         loop = asyncio.get_running_loop()
         remaining = max(deadline - loop.time(), 0.001)
         headers = {TIMEOUT: repr(remaining), LEASE: str(route.claim)}
         subject = self.subject(ref.entity_type, route.node, ref.key)
         placements = await self._placements(ref.entity_type, remaining)
         every = max(placements.ttl / 4, 0.05) if placements.ttl else remaining
+        check = every
         request = asyncio.ensure_future(self._nc.request(subject, body, timeout=remaining, headers=headers))
         absent_since: float | None = None
         try:
             while True:
-                await asyncio.wait([request], timeout=min(every, max(deadline - loop.time(), 0.001)))
+                await asyncio.wait([request], timeout=min(check, max(deadline - loop.time(), 0.001)))
                 if request.done():
                     break
                 if loop.time() >= deadline:
                     raise asyncio.TimeoutError(f"no reply from {ref.identifier} by the deadline")
-                placed, absent_since = await self._still_placed(
+                placed, absent_since, check = await self._still_placed(
                     placements, ref.key, route, absent_since, every
                 )
                 if not placed:
-                    return None
+                    return _Retry.AGAIN
         finally:
             if not request.done():
                 request.cancel()
@@ -372,29 +404,33 @@ class Entities:
             return request.result()
         except nats.errors.NoRespondersError:
             self.hosts.forget(ref.entity_type, route.node)
-            return None
+            return _SILENT
         except nats.errors.TimeoutError:
             raise asyncio.TimeoutError(f"no reply from {ref.identifier} by the deadline") from None
 
     async def _still_placed(
         self, placements: Placements, key: str, route: _Route, absent_since: float | None, every: float
-    ) -> tuple[bool, float | None]:
-        """Whether a reply can still come along ``route``: the key's entry still names the lease
-        the request was routed with (for a key found free, the node chosen, or nobody yet for
-        less than two reads). Once the entry changed, the activation asked has stopped (see
-        docs/entities.md), so sending again cannot make it handled twice."""
+    ) -> tuple[bool, float | None, float]:
+        """Whether a reply can still come along ``route``, and when to look again: the key's
+        entry still names the lease the request was routed with (for a key found free, the node
+        chosen, or nobody yet for less than two reads). Once the entry changed, the activation
+        asked has stopped (see docs/entities.md), so sending again cannot make it handled twice.
+        A routed lease is looked at again when its entry expires, if that is before ``every``."""
         try:
+            if route.claim:
+                left = await placements.remaining(key, route.claim)
+                if left is None:
+                    return False, absent_since, every
+                return True, absent_since, min(every, left + _EXPIRY_MARGIN)
             owner = await placements.lookup(key)
         except (nats.errors.Error, asyncio.TimeoutError):
-            return True, absent_since  # cannot tell: keep waiting
-        if route.claim:
-            return owner is not None and owner.claim == route.claim, absent_since
+            return True, absent_since, every  # cannot tell: keep waiting
         if owner is not None:
-            return owner.node == route.node, None
+            return owner.node == route.node, None, every
         now = self._clock()
         if absent_since is None:
-            return True, now
-        return now - absent_since < 2 * every, absent_since
+            return True, now, every
+        return now - absent_since < 2 * every, absent_since, every
 
     # -- hosting -------------------------------------------------------------------------------
 
@@ -425,12 +461,15 @@ class Entities:
         await self.open()
         if self.mailboxes is not None:  # a durable type's streams come before its bucket
             await self.mailboxes.prepare(entity_type, durable)
-        kv = await Placements.bucket(self._js, bucket_name(self.prefix, entity_type), lease)
-        placements = Placements(kv, ttl=lease, guard=guard, node_id=self.node_id, clock=self._clock)
+        name = bucket_name(self.prefix, entity_type)
+        kv = await Placements.bucket(self._js, name, lease)
+        placements = Placements(
+            kv, js=self._js, bucket=name, ttl=lease, guard=guard, node_id=self.node_id, clock=self._clock
+        )
         reminders: Reminders | None = None
         made: list[EntityHost] = []
         if journal is not None:
-            reminders = Reminders(self, entity_type, self._js, bucket_name(self.prefix, entity_type) + "_due")
+            reminders = Reminders(self, entity_type, self._js, name + "_due")
             factory = persistent_factory(
                 factory, journal if made_on_journal else None, made, reminders, self._clock
             )

@@ -593,7 +593,10 @@ class Node(NodeEntities):
                         await asyncio.wait_for(self._nc.drain(), timeout)
             finally:
                 if not self._nc.is_closed:
-                    await self._nc.close()
+                    # A connection already lost fails to flush what it still holds: nothing
+                    # more can be sent anyway.
+                    with contextlib.suppress(OSError):
+                        await self._nc.close()
                 for task in list(self._tasks):
                     task.cancel()
                 self._addresses.forget_all()  # the actors outlive this node: let them forget it

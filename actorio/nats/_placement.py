@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -185,9 +186,20 @@ class Placements:
     """
 
     def __init__(
-        self, kv: KeyValue, *, ttl: float, guard: float, node_id: str, clock: Callable[[], float]
+        self,
+        kv: KeyValue,
+        *,
+        js: JetStreamContext,
+        bucket: str,
+        ttl: float,
+        guard: float,
+        node_id: str,
+        clock: Callable[[], float],
     ) -> None:
         self._kv = kv
+        self._js = js
+        self._stream = f"KV_{bucket}"
+        self._subject = f"$KV.{bucket}."
         self.ttl = ttl
         self.guard = guard
         self._node_id = node_id
@@ -287,6 +299,28 @@ class Placements:
             return None
         revision = entry.revision or 0
         return _decode_owner(entry.value, revision), revision
+
+    async def remaining(self, key: str, claim: int) -> float | None:
+        """How long the entry of ``key`` that holds ``claim`` has left before it expires: the TTL
+        counted from when the server stored it (the server's clock) against this node's wall
+        clock, within ``[0, ttl]``; None if the entry no longer holds that claim (expired,
+        released, or someone else's). A hint for how long to wait before reading the entry
+        again, never a decision on who holds the key: a skewed clock makes the wait longer or
+        shorter, never a second owner. Errors of the connection propagate."""
+        try:
+            msg = await self._js.get_msg(self._stream, subject=self._subject + key)
+        except nats.js.errors.NotFoundError:
+            return None
+        # nats-py leaves the headers' dict unparameterised.
+        headers = cast("dict[str, str]", msg.headers or {})  # pyright: ignore[reportUnknownMemberType]
+        if headers.get("KV-Operation") in ("DEL", "PURGE") or msg.seq is None:
+            return None
+        owner = _decode_owner(msg.data, msg.seq)
+        if owner is None or owner.claim != claim:
+            return None
+        if msg.time is None:
+            return self.ttl
+        return min(max(msg.time.timestamp() + self.ttl - time.time(), 0.0), self.ttl)
 
 
 # -- hosts ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from actorio import Actor, Message, handles
 from actorio.nats import ActorNotFound, EntityRef, Host, Node, rendezvous
-from actorio.nats._placement import Placement
+from actorio.nats._placement import Owner, Placement
 from tests.nats_support.link import SlowLink
 from tests.nats_support.processes import wait_until
 
@@ -333,6 +333,61 @@ async def test_a_host_cut_off_from_the_server_stops_before_another_takes_over(
         assert await ref.ask(Where(), timeout=LEASE + 8.0) == b.node_id
         link.release()
     assert STAMPS[("stop", "island", cut.node_id)] < STAMPS[("start", "island", b.node_id)]
+    live(EVENTS)
+
+
+async def test_an_entry_s_remaining_time_is_read_for_its_own_claim_only(nodes: list[Node]) -> None:
+    a, client, _ = nodes
+    host = await a.host(account_class(a), name="acct13", lease=LEASE)
+    ref = client.entity("acct13", "timed", Account)
+    assert await ref.ask(Where()) == a.node_id
+    lease = host.activations["timed"].lease
+    assert lease is not None
+    left = await host.placements.remaining("timed", lease.claim)
+    assert left is not None
+    assert 0 < left <= LEASE
+    assert await host.placements.remaining("timed", lease.claim + 1) is None
+    assert await host.placements.remaining("nobody", 1) is None
+    await host.placements._kv.delete("timed")  # pyright: ignore[reportPrivateUsage]
+    assert await host.placements.remaining("timed", lease.claim) is None
+
+
+async def test_an_ask_to_a_dead_host_s_key_waits_for_its_entry_to_expire_without_polling(
+    nats_url: str, nodes: list[Node]
+) -> None:
+    """The key's node died holding its lease: the asker reads the entry's remaining time and
+    waits for its expiry, rather than reading the bucket again every half second (thousands of
+    a dead node's keys would each poll it)."""
+    EVENTS.clear()
+    b, client, _ = nodes
+    lease = 4.0
+    port = int(nats_url.rsplit(":", 1)[1])
+    async with SlowLink(port).running() as link, await Node.connect(link.url, ask_timeout=10.0) as dead:
+        await dead.host(account_class(dead), name="acct14", lease=lease)
+        ref = client.entity("acct14", "orphan", Account)
+        assert await ref.ask(Where()) == dead.node_id
+        await b.host(account_class(b), name="acct14", lease=lease)
+        placements = await client._entities._placements("acct14", 1.0)  # type: ignore[union-attr]  # pyright: ignore[reportPrivateUsage, reportOptionalMemberAccess]
+        reads = 0
+        lookup, remaining = placements.lookup, placements.remaining
+
+        async def counted_lookup(key: str) -> Owner | None:
+            nonlocal reads
+            reads += 1
+            return await lookup(key)
+
+        async def counted_remaining(key: str, claim: int) -> float | None:
+            nonlocal reads
+            reads += 1
+            return await remaining(key, claim)
+
+        placements.lookup = counted_lookup  # type: ignore[method-assign]
+        placements.remaining = counted_remaining  # type: ignore[method-assign]
+        link.sever()
+        assert await ref.ask(Where(), timeout=lease + 8.0) == b.node_id
+    # Read every half second, the entry was read 21 times here; now: the route, the remaining
+    # time, and a few reads while the server's expiry of the entry lags behind its TTL.
+    assert reads <= 10, reads
     live(EVENTS)
 
 

@@ -41,6 +41,14 @@ class SlowLink:
         for relay in self._links:
             relay.release()
 
+    def sever(self) -> None:
+        """As if the clients' machine died: stop listening (no reconnection gets through) and
+        close every relayed connection, so the server drops their subscriptions."""
+        if self._server is not None:
+            self._server.close()
+        for relay in list(self._links):
+            relay.close()
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.server_port)
         relay = _Relay(self, writer, upstream_writer)

@@ -206,10 +206,13 @@ class Streams:
         stored[MSG_ID] = msg_id or uuid.uuid4().hex
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._store_timeout
+        wait = 0.5  # for an acknowledgement: doubled after each miss (up to 4 s), so that a busy
+        # server is not sent every stored message again each half second (the message id makes
+        # a copy harmless, not free)
         while True:
             remaining = deadline - loop.time()
             try:
-                await self._js.publish(subject, body, timeout=max(0.05, min(0.5, remaining)), headers=stored)
+                await self._js.publish(subject, body, timeout=max(0.05, min(wait, remaining)), headers=stored)
                 return
             except nats.errors.NoRespondersError:
                 if loop.time() >= deadline:
@@ -225,7 +228,9 @@ class Streams:
             except (nats.errors.TimeoutError, nats.errors.ConnectionReconnectingError) as error:
                 if loop.time() >= deadline:
                     raise asyncio.TimeoutError(f"the stream did not store the message: {error!r}") from None
-                if not isinstance(error, nats.errors.TimeoutError):
+                if isinstance(error, nats.errors.TimeoutError):
+                    wait = min(wait * 2, 4.0)
+                else:
                     await asyncio.sleep(0.05)  # reconnecting: a pause (a timeout waited already)
 
 

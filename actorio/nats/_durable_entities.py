@@ -294,6 +294,9 @@ class DurableMailbox:
         """Seconds between scans: a lost wake is recovered within two of them, once the key
         is free (its old owner's lease expired)."""
         self._seen: set[str] = set()
+        # The scan's answer lists every key with stored messages: with thousands of keys, under
+        # load, it took longer than nats-py's default 5 s; a scan may take up to a lease.
+        self._scan_js = nc.jetstream(timeout=max(5.0, lease))  # pyright: ignore[reportUnknownMemberType]
         self.logs = LogLimit(_logger)
         """The type's log lines, within one limit for all its keys."""
 
@@ -397,7 +400,7 @@ class DurableMailbox:
         the last scan too (a wake may be on its way for the others; all of them when the last
         scan found none, as at the first); move forged subjects' messages to the dead-letter
         stream. The number of keys woken."""
-        info = await self.js.stream_info(
+        info = await self._scan_js.stream_info(
             self.stream, subjects_filter=mailbox_subject(self.prefix, self.entity_type, "*")
         )
         subjects: dict[str, int] = dict(info.state.subjects or {})
@@ -535,7 +538,11 @@ class KeyPump:
 
     async def _bind(self) -> JetStreamContext.PullSubscription:
         """Create the key's consumer if it is missing (one message outstanding at a time, so that
-        a message delivered again comes before any later one), and bind to it."""
+        a message delivered again comes before any later one), and bind to it. The consumer is
+        kept in the server's memory: making one for each activated key costs no file; a
+        restarted server has lost it, and its next owner (or this pump) makes it again, from the
+        first message still stored (the stream, a work queue, keeps only what is unacknowledged;
+        delivery counts start again)."""
         mailbox = self._mailbox
         js = mailbox.js
         name = _consumer_name(self.key)
@@ -547,6 +554,7 @@ class KeyPump:
             max_ack_pending=1,
             max_deliver=-1,
             inactive_threshold=max(3600.0, 10 * mailbox.lease),
+            mem_storage=True,
         )
         # nats-py leaves ``**params`` unannotated in add_consumer.
         await js.add_consumer(mailbox.stream, config)  # pyright: ignore[reportUnknownMemberType]
@@ -567,6 +575,12 @@ class KeyPump:
             except (nats.errors.Error, nats.js.errors.Error, OSError) as error:
                 failures += 1
                 _logger.debug("%s/%s: fetch failed (%r)", mailbox.entity_type, self.key, error)
+                # The consumer lives in the server's memory: a restarted server lost it. Bind
+                # again (making it again) at the next try.
+                pull, self._pull = self._pull, None
+                if pull is not None:
+                    with contextlib.suppress(nats.errors.Error):
+                        await pull.unsubscribe()
                 if failures == 5:  # not the server restarting: say so, within the type's limit
                     mailbox.logs.log(
                         logging.WARNING,

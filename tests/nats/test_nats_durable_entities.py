@@ -7,8 +7,10 @@ Failover across OS processes (``kill -9``) is in test_nats_durable_entities_fail
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import ClassVar
 
 import nats
@@ -17,7 +19,7 @@ import pytest_asyncio
 from typing_extensions import assert_type
 
 from actorio import Actor, ActorRef, Backoff, DeadLetter, Message, SupervisorStrategy, dead_letters, handles
-from actorio.nats import DeliveryLimitReached, Durable, EntityRef, Node
+from actorio.nats import DeliveryLimitReached, Durable, EntityRef, LocalServer, Node
 from actorio.nats._durable_entities import mailbox_stream, mailbox_subject
 from tests.nats_support.processes import wait_until
 
@@ -221,3 +223,30 @@ async def test_a_plain_host_of_a_durable_type_is_refused(pair: tuple[Node, Node]
     ref: ActorRef[Put | Seen] = client.entity("ledger6", "a", Ledger)
     await ref.tell(Put(seq=1))
     assert await client.entity("ledger6", "a", Ledger).ask(Seen(), timeout=20) == [1]
+
+
+async def test_an_active_key_goes_on_after_a_server_restart(tmp_path: Path) -> None:
+    """The key's consumer lives in the server's memory (cheap to make for every active key); a
+    restarted server has lost it: the activation's pump makes it again, and the stored messages
+    are delivered in order (the stream, on file, kept them)."""
+    Ledger.HANDLED.clear()
+    with LocalServer(store_dir=tmp_path / "js") as server:
+        hosting = await Node.connect(server.url, reconnect_wait=0.1)
+        client = await Node.connect(server.url, reconnect_wait=0.1)
+        async with hosting, client:
+            host = await hosting.host(Ledger, name="ledger7", durable=FAST, lease=30.0)
+            ref = client.entity("ledger7", "kept", Ledger)
+            await ref.tell(Put(seq=1))
+            assert await ref.ask(Seen(), timeout=10) == [1]
+            server.stop()
+            told = asyncio.ensure_future(ref.tell(Put(seq=2)))  # stored once the server is back
+            server.start()
+            await asyncio.wait_for(told, 15)
+            await ref.tell(Put(seq=3))
+
+            async def all_handled() -> bool:
+                return Ledger.HANDLED.get("kept") == [1, 2, 3]
+
+            await wait_until(all_handled, 30, interval=0.1)
+            assert "kept" in host.activations  # the same activation: its lease outlived the restart
+            assert await ref.ask(Seen(), timeout=10) == [1, 2, 3]

@@ -111,7 +111,7 @@ def _message_size(events: int) -> int:
 # -- one actor, one event per ask -----------------------------------------------------------------
 
 
-async def _actors(journal: Journal, actors: int, events: int, per_ask: int = 1) -> float:
+async def persisting_actors(journal: Journal, actors: int, events: int, per_ask: int = 1) -> float:
     """Events/s of ``actors`` actors each asked ``events // per_ask`` times to persist
     ``per_ask`` events, all actors at once."""
     started_actors = [Ledger(f"a{i}", journal) for i in range(actors)]
@@ -136,7 +136,7 @@ async def _actors(journal: Journal, actors: int, events: int, per_ask: int = 1) 
     return actors * asks * per_ask / elapsed
 
 
-def _bare_sqlite(path: str, rows: int, per_transaction: int, ids: int) -> float:
+def bare_sqlite(path: str, rows: int, per_transaction: int, ids: int) -> float:
     """Rows/s inserting ``rows`` journal rows of ``ids`` ids, ``per_transaction`` a commit."""
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
@@ -159,7 +159,7 @@ def _bare_sqlite(path: str, rows: int, per_transaction: int, ids: int) -> float:
     return rows / elapsed
 
 
-async def _bare_jetstream(url: str, rows: int, at_once: int, per_message: int = 1) -> float:
+async def bare_jetstream(url: str, rows: int, at_once: int, per_message: int = 1) -> float:
     """Rows/s publishing ``rows // per_message`` messages of the journal's size for
     ``per_message`` events, ``at_once`` in flight, each acknowledged."""
     client = await nats.connect(url)  # pyright: ignore[reportUnknownMemberType]
@@ -244,10 +244,10 @@ async def run_persistence(scale: float, repeat: int, nats_url: str | None = None
 
         async def sqlite_actors(actors: int, events: int, per: int = 1) -> float:
             async with SqliteJournal(path()) as journal:
-                return await _actors(journal, actors, events, per)
+                return await persisting_actors(journal, actors, events, per)
 
         async def sqlite_bare(rows_: int, per: int, ids: int) -> float:
-            return await asyncio.to_thread(_bare_sqlite, path(), rows_, per, ids)
+            return await asyncio.to_thread(bare_sqlite, path(), rows_, per, ids)
 
         mine, bare = await _side_by_side(
             lambda: sqlite_actors(1, single), lambda: sqlite_bare(single, 1, 1), repeat
@@ -292,14 +292,14 @@ async def run_persistence(scale: float, repeat: int, nats_url: str | None = None
 
         async def js_actors(actors: int, events: int, per: int = 1) -> float:
             async with await JetStreamJournal.connect(url, prefix=f"b{time.monotonic_ns()}") as journal:
-                return await _actors(journal, actors, events, per)
+                return await persisting_actors(journal, actors, events, per)
 
         mine, bare = await _side_by_side(
-            lambda: js_actors(1, single), lambda: _bare_jetstream(url, single, 1), repeat
+            lambda: js_actors(1, single), lambda: bare_jetstream(url, single, 1), repeat
         )
         rows.append(_row("jetstream persist, 1 actor", "events/s", single, mine, bare, "js.publish + ack"))
         mine, bare = await _side_by_side(
-            lambda: js_actors(crowd, rounds), lambda: _bare_jetstream(url, crowd * rounds, crowd), repeat
+            lambda: js_actors(crowd, rounds), lambda: bare_jetstream(url, crowd * rounds, crowd), repeat
         )
         rows.append(
             _row(
@@ -314,7 +314,7 @@ async def run_persistence(scale: float, repeat: int, nats_url: str | None = None
         )
         mine, bare = await _side_by_side(
             lambda: js_actors(1, batches * per_ask, per_ask),
-            lambda: _bare_jetstream(url, batches * per_ask, 1, per_ask),
+            lambda: bare_jetstream(url, batches * per_ask, 1, per_ask),
             repeat,
         )
         rows.append(

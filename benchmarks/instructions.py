@@ -127,7 +127,8 @@ cases (one is started for the run, or for the case run alone, unless it is set).
 
 def _persisting(store: str, actors: int, per_ask: int, bare: bool) -> Callable[[int], None]:
     """A case of `benchmarks.persistence`, ``n`` events: ``actors`` event-sourced actors
-    persisting ``per_ask`` events per ask, or (``bare``) the bare store beside them doing the same
+    persisting ``per_ask`` events per ask (no actor, ``0``: the journal alone, ``per_ask`` events
+    encoded and appended per call), or (``bare``) the bare store beside them doing the same
     durable work. One iteration is one persisted event."""
 
     def run(n: int) -> None:
@@ -141,6 +142,14 @@ def _persisting(store: str, actors: int, per_ask: int, bare: bool) -> Callable[[
                 path = os.path.join(directory, "journal.sqlite3")
                 if bare:
                     persistence.bare_sqlite(path, n, per_ask * actors, actors)
+                    return
+                if actors == 0:  # the journal alone
+
+                    async def journal_alone() -> None:
+                        async with SqliteJournal(path) as journal:
+                            await persistence.appending(journal, n, per_ask)
+
+                    asyncio.run(journal_alone())
                     return
 
                 async def on_sqlite() -> None:
@@ -158,7 +167,10 @@ def _persisting(store: str, actors: int, per_ask: int, bare: bool) -> Callable[[
                     return
                 prefix = f"i{os.getpid()}"
                 async with await JetStreamJournal.connect(url, prefix=prefix) as journal:
-                    await persistence.persisting_actors(journal, actors, n // actors, per_ask)
+                    if actors == 0:  # the journal alone
+                        await persistence.appending(journal, n, per_ask)
+                    else:
+                        await persistence.persisting_actors(journal, actors, n // actors, per_ask)
 
             asyncio.run(on_jetstream())
 
@@ -186,10 +198,12 @@ CASES: dict[str, Callable[[int], None]] = {
     "persist_sqlite_crowd_bare": _persisting("sqlite", 1000, 1, bare=True),
     "persist_sqlite_batch": _persisting("sqlite", 1, 100, bare=False),
     "persist_sqlite_batch_bare": _persisting("sqlite", 1, 100, bare=True),
+    "persist_sqlite_batch_journal": _persisting("sqlite", 0, 100, bare=False),
     "persist_jetstream_crowd": _persisting("jetstream", 1000, 1, bare=False),
     "persist_jetstream_crowd_bare": _persisting("jetstream", 1000, 1, bare=True),
     "persist_jetstream_batch": _persisting("jetstream", 1, 100, bare=False),
     "persist_jetstream_batch_bare": _persisting("jetstream", 1, 100, bare=True),
+    "persist_jetstream_batch_journal": _persisting("jetstream", 0, 100, bare=False),
 }
 
 SIZES = {

@@ -17,6 +17,9 @@ Each side runs ``repeat`` times, the two alternating, and the best of each count
   1,000 appends in flight on JetStream);
 - persisted events/s, one actor persisting k events per ask ("batches": one transaction, or one
   message, for k events);
+- the journal alone for those batches: the same k events (made beforehand) encoded and
+  appended by a loop, no actor, no ask, no ``apply``: what the library adds to the store for a
+  batch, apart from the actor (no target: the target is on the actors' rows);
 - recovery of an actor with 100,000 events (written 1,000 to an append): the time from its start
   to its first reply, without a snapshot, beside with a snapshot at the last event.
 
@@ -134,6 +137,20 @@ async def persisting_actors(journal: Journal, actors: int, events: int, per_ask:
     for actor in started_actors:
         await actor.stop()
     return actors * asks * per_ask / elapsed
+
+
+async def appending(journal: Journal, events: int, per_append: int) -> float:
+    """Events/s of the journal alone: ``per_append`` events (made beforehand, as a handler makes
+    them) encoded and appended per call, one id, no actor, no ask and no ``apply``: what
+    `EventSourcedActor.persist` does for a batch, less the actor."""
+    persistence_id = PersistenceId("bench", f"j{time.monotonic_ns()}")
+    encode = Ledger.event_codec.encode
+    batch = [Added(amount=1) for _ in range(per_append)]
+    last = await journal.last_sequence(persistence_id)
+    started = time.perf_counter()
+    for _ in range(events // per_append):
+        last = await journal.append(persistence_id, last, [encode(event) for event in batch])
+    return events // per_append * per_append / (time.perf_counter() - started)
 
 
 def bare_sqlite(path: str, rows: int, per_transaction: int, ids: int) -> float:
@@ -283,6 +300,26 @@ async def run_persistence(scale: float, repeat: int, nats_url: str | None = None
                 ">= 0.7x",
             )
         )
+
+        async def sqlite_appending(events: int, per: int) -> float:
+            async with SqliteJournal(path()) as journal:
+                return await appending(journal, events, per)
+
+        mine, bare = await _side_by_side(
+            lambda: sqlite_appending(batches * per_ask, per_ask),
+            lambda: sqlite_bare(batches * per_ask, per_ask, 1),
+            repeat,
+        )
+        rows.append(
+            _row(
+                f"sqlite journal, {per_ask} per append",
+                "events/s",
+                batches * per_ask,
+                mine,
+                bare,
+                f"sqlite3, {per_ask} per commit",
+            )
+        )
         async with SqliteJournal(path()) as journal:
             full = await _best(lambda: _recovery(journal, history, False), repeat, higher=False)
             snapshot = await _best(lambda: _recovery(journal, history, True), repeat, higher=False)
@@ -326,6 +363,26 @@ async def run_persistence(scale: float, repeat: int, nats_url: str | None = None
                 bare,
                 f"js.publish, {per_ask} in a message",
                 ">= 0.7x",
+            )
+        )
+
+        async def js_appending(events: int, per: int) -> float:
+            async with await JetStreamJournal.connect(url, prefix=f"a{time.monotonic_ns()}") as journal:
+                return await appending(journal, events, per)
+
+        mine, bare = await _side_by_side(
+            lambda: js_appending(batches * per_ask, per_ask),
+            lambda: bare_jetstream(url, batches * per_ask, 1, per_ask),
+            repeat,
+        )
+        rows.append(
+            _row(
+                f"jetstream journal, {per_ask} per append",
+                "events/s",
+                batches * per_ask,
+                mine,
+                bare,
+                f"js.publish, {per_ask} in a message",
             )
         )
         async with await JetStreamJournal.connect(url, prefix=f"r{time.monotonic_ns()}") as shared:

@@ -120,6 +120,63 @@ def _over_nats(measure: str) -> Callable[[int], None]:
     return run
 
 
+JETSTREAM_URL = "ACTORIO_BENCH_JETSTREAM_URL"
+"""The environment variable naming the nats-server, JetStream on, of the ``persist_jetstream_*``
+cases (one is started for the run, or for the case run alone, unless it is set)."""
+
+
+def _persisting(store: str, actors: int, per_ask: int, bare: bool) -> Callable[[int], None]:
+    """A case of `benchmarks.persistence`, ``n`` events: ``actors`` event-sourced actors
+    persisting ``per_ask`` events per ask (no actor, ``0``: the journal alone, ``per_ask`` events
+    encoded and appended per call), or (``bare``) the bare store beside them doing the same
+    durable work. One iteration is one persisted event."""
+
+    def run(n: int) -> None:
+        from actorio.nats import LocalServer
+        from actorio.persistence import JetStreamJournal, SqliteJournal
+
+        from . import persistence
+
+        if store == "sqlite":
+            with tempfile.TemporaryDirectory() as directory:
+                path = os.path.join(directory, "journal.sqlite3")
+                if bare:
+                    persistence.bare_sqlite(path, n, per_ask * actors, actors)
+                    return
+                if actors == 0:  # the journal alone
+
+                    async def journal_alone() -> None:
+                        async with SqliteJournal(path) as journal:
+                            await persistence.appending(journal, n, per_ask)
+
+                    asyncio.run(journal_alone())
+                    return
+
+                async def on_sqlite() -> None:
+                    async with SqliteJournal(path) as journal:
+                        await persistence.persisting_actors(journal, actors, n // actors, per_ask)
+
+                asyncio.run(on_sqlite())
+            return
+        with contextlib.ExitStack() as stack:
+            url = os.environ.get(JETSTREAM_URL) or stack.enter_context(LocalServer()).url
+
+            async def on_jetstream() -> None:
+                if bare:
+                    await persistence.bare_jetstream(url, n, actors, per_ask)
+                    return
+                prefix = f"i{os.getpid()}"
+                async with await JetStreamJournal.connect(url, prefix=prefix) as journal:
+                    if actors == 0:  # the journal alone
+                        await persistence.appending(journal, n, per_ask)
+                    else:
+                        await persistence.persisting_actors(journal, actors, n // actors, per_ask)
+
+            asyncio.run(on_jetstream())
+
+    return run
+
+
 CASES: dict[str, Callable[[int], None]] = {
     "construct": _construct,
     "construct_plain": _construct_plain,
@@ -137,6 +194,16 @@ CASES: dict[str, Callable[[int], None]] = {
     "nats_tell_bare": _over_nats("_bare_tell"),
     "nats_ask": _over_nats("_actorio_ask"),
     "nats_ask_bare": _over_nats("_bare_ask"),
+    "persist_sqlite_crowd": _persisting("sqlite", 1000, 1, bare=False),
+    "persist_sqlite_crowd_bare": _persisting("sqlite", 1000, 1, bare=True),
+    "persist_sqlite_batch": _persisting("sqlite", 1, 100, bare=False),
+    "persist_sqlite_batch_bare": _persisting("sqlite", 1, 100, bare=True),
+    "persist_sqlite_batch_journal": _persisting("sqlite", 0, 100, bare=False),
+    "persist_jetstream_crowd": _persisting("jetstream", 1000, 1, bare=False),
+    "persist_jetstream_crowd_bare": _persisting("jetstream", 1000, 1, bare=True),
+    "persist_jetstream_batch": _persisting("jetstream", 1, 100, bare=False),
+    "persist_jetstream_batch_bare": _persisting("jetstream", 1, 100, bare=True),
+    "persist_jetstream_batch_journal": _persisting("jetstream", 0, 100, bare=False),
 }
 
 SIZES = {
@@ -146,6 +213,7 @@ SIZES = {
     "nats_tell_bare": 5_000,
     "nats_ask": 1_000,
     "nats_ask_bare": 1_000,
+    **{case: 2_000 for case in CASES if case.startswith("persist_")},
 }
 """Iterations of the smaller run (the other has twice as many); 20,000 unless given here."""
 
@@ -190,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
             from actorio.nats import LocalServer
 
             os.environ[NATS_URL] = stack.enter_context(LocalServer(jetstream=False)).url
+        if any(case.startswith("persist_jetstream") for case in cases) and JETSTREAM_URL not in os.environ:
+            from actorio.nats import LocalServer
+
+            os.environ[JETSTREAM_URL] = stack.enter_context(LocalServer()).url
         _count(cases, args.n)
     return 0
 

@@ -17,6 +17,9 @@ Each side runs ``repeat`` times, the two alternating, and the best of each count
   1,000 appends in flight on JetStream);
 - persisted events/s, one actor persisting k events per ask ("batches": one transaction, or one
   message, for k events);
+- the journal alone for those batches: the same k events (made beforehand) encoded and
+  appended by a loop, no actor, no ask, no ``apply``: what the library adds to the store for a
+  batch, apart from the actor (no target: the target is on the actors' rows);
 - recovery of an actor with 100,000 events (written 1,000 to an append): the time from its start
   to its first reply, without a snapshot, beside with a snapshot at the last event.
 
@@ -111,7 +114,7 @@ def _message_size(events: int) -> int:
 # -- one actor, one event per ask -----------------------------------------------------------------
 
 
-async def _actors(journal: Journal, actors: int, events: int, per_ask: int = 1) -> float:
+async def persisting_actors(journal: Journal, actors: int, events: int, per_ask: int = 1) -> float:
     """Events/s of ``actors`` actors each asked ``events // per_ask`` times to persist
     ``per_ask`` events, all actors at once."""
     started_actors = [Ledger(f"a{i}", journal) for i in range(actors)]
@@ -136,7 +139,21 @@ async def _actors(journal: Journal, actors: int, events: int, per_ask: int = 1) 
     return actors * asks * per_ask / elapsed
 
 
-def _bare_sqlite(path: str, rows: int, per_transaction: int, ids: int) -> float:
+async def appending(journal: Journal, events: int, per_append: int) -> float:
+    """Events/s of the journal alone: ``per_append`` events (made beforehand, as a handler makes
+    them) encoded and appended per call, one id, no actor, no ask and no ``apply``: what
+    `EventSourcedActor.persist` does for a batch, less the actor."""
+    persistence_id = PersistenceId("bench", f"j{time.monotonic_ns()}")
+    encode = Ledger.event_codec.encode
+    batch = [Added(amount=1) for _ in range(per_append)]
+    last = await journal.last_sequence(persistence_id)
+    started = time.perf_counter()
+    for _ in range(events // per_append):
+        last = await journal.append(persistence_id, last, [encode(event) for event in batch])
+    return events // per_append * per_append / (time.perf_counter() - started)
+
+
+def bare_sqlite(path: str, rows: int, per_transaction: int, ids: int) -> float:
     """Rows/s inserting ``rows`` journal rows of ``ids`` ids, ``per_transaction`` a commit."""
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
@@ -159,7 +176,7 @@ def _bare_sqlite(path: str, rows: int, per_transaction: int, ids: int) -> float:
     return rows / elapsed
 
 
-async def _bare_jetstream(url: str, rows: int, at_once: int, per_message: int = 1) -> float:
+async def bare_jetstream(url: str, rows: int, at_once: int, per_message: int = 1) -> float:
     """Rows/s publishing ``rows // per_message`` messages of the journal's size for
     ``per_message`` events, ``at_once`` in flight, each acknowledged."""
     client = await nats.connect(url)  # pyright: ignore[reportUnknownMemberType]
@@ -244,10 +261,10 @@ async def run_persistence(scale: float, repeat: int, nats_url: str | None = None
 
         async def sqlite_actors(actors: int, events: int, per: int = 1) -> float:
             async with SqliteJournal(path()) as journal:
-                return await _actors(journal, actors, events, per)
+                return await persisting_actors(journal, actors, events, per)
 
         async def sqlite_bare(rows_: int, per: int, ids: int) -> float:
-            return await asyncio.to_thread(_bare_sqlite, path(), rows_, per, ids)
+            return await asyncio.to_thread(bare_sqlite, path(), rows_, per, ids)
 
         mine, bare = await _side_by_side(
             lambda: sqlite_actors(1, single), lambda: sqlite_bare(single, 1, 1), repeat
@@ -283,6 +300,26 @@ async def run_persistence(scale: float, repeat: int, nats_url: str | None = None
                 ">= 0.7x",
             )
         )
+
+        async def sqlite_appending(events: int, per: int) -> float:
+            async with SqliteJournal(path()) as journal:
+                return await appending(journal, events, per)
+
+        mine, bare = await _side_by_side(
+            lambda: sqlite_appending(batches * per_ask, per_ask),
+            lambda: sqlite_bare(batches * per_ask, per_ask, 1),
+            repeat,
+        )
+        rows.append(
+            _row(
+                f"sqlite journal, {per_ask} per append",
+                "events/s",
+                batches * per_ask,
+                mine,
+                bare,
+                f"sqlite3, {per_ask} per commit",
+            )
+        )
         async with SqliteJournal(path()) as journal:
             full = await _best(lambda: _recovery(journal, history, False), repeat, higher=False)
             snapshot = await _best(lambda: _recovery(journal, history, True), repeat, higher=False)
@@ -292,14 +329,14 @@ async def run_persistence(scale: float, repeat: int, nats_url: str | None = None
 
         async def js_actors(actors: int, events: int, per: int = 1) -> float:
             async with await JetStreamJournal.connect(url, prefix=f"b{time.monotonic_ns()}") as journal:
-                return await _actors(journal, actors, events, per)
+                return await persisting_actors(journal, actors, events, per)
 
         mine, bare = await _side_by_side(
-            lambda: js_actors(1, single), lambda: _bare_jetstream(url, single, 1), repeat
+            lambda: js_actors(1, single), lambda: bare_jetstream(url, single, 1), repeat
         )
         rows.append(_row("jetstream persist, 1 actor", "events/s", single, mine, bare, "js.publish + ack"))
         mine, bare = await _side_by_side(
-            lambda: js_actors(crowd, rounds), lambda: _bare_jetstream(url, crowd * rounds, crowd), repeat
+            lambda: js_actors(crowd, rounds), lambda: bare_jetstream(url, crowd * rounds, crowd), repeat
         )
         rows.append(
             _row(
@@ -314,7 +351,7 @@ async def run_persistence(scale: float, repeat: int, nats_url: str | None = None
         )
         mine, bare = await _side_by_side(
             lambda: js_actors(1, batches * per_ask, per_ask),
-            lambda: _bare_jetstream(url, batches * per_ask, 1, per_ask),
+            lambda: bare_jetstream(url, batches * per_ask, 1, per_ask),
             repeat,
         )
         rows.append(
@@ -326,6 +363,26 @@ async def run_persistence(scale: float, repeat: int, nats_url: str | None = None
                 bare,
                 f"js.publish, {per_ask} in a message",
                 ">= 0.7x",
+            )
+        )
+
+        async def js_appending(events: int, per: int) -> float:
+            async with await JetStreamJournal.connect(url, prefix=f"a{time.monotonic_ns()}") as journal:
+                return await appending(journal, events, per)
+
+        mine, bare = await _side_by_side(
+            lambda: js_appending(batches * per_ask, per_ask),
+            lambda: bare_jetstream(url, batches * per_ask, 1, per_ask),
+            repeat,
+        )
+        rows.append(
+            _row(
+                f"jetstream journal, {per_ask} per append",
+                "events/s",
+                batches * per_ask,
+                mine,
+                bare,
+                f"js.publish, {per_ask} in a message",
             )
         )
         async with await JetStreamJournal.connect(url, prefix=f"r{time.monotonic_ns()}") as shared:

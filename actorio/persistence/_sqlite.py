@@ -210,9 +210,12 @@ class SqliteJournal(Journal):
                 if current != expected:
                     results.append(WriterConflict(str(persistence_id), expected, current))
                     continue
-                for event in events:
-                    expected += 1
-                    rows.append((*key, expected, event.name, event.version, event.payload, now))
+                entity_type, entity_id = key
+                rows += [
+                    (entity_type, entity_id, expected + n, e.name, e.version, e.payload, now)
+                    for n, e in enumerate(events, 1)
+                ]
+                expected += len(events)
                 last[key] = expected
                 results.append(expected)
             connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)

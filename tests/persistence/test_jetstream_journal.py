@@ -22,6 +22,7 @@ from actorio.persistence._jetstream import (
     acknowledged_sequence,
     decode_batch,
     encode_batch,
+    filter_covers,
 )
 
 from .journals import unique_prefix
@@ -182,3 +183,38 @@ async def test_hostile_stored_reminders_are_reported_as_corrupted(nats_url: str,
         await bucket.put("a", stored)
         with pytest.raises(JournalCorrupted, match="account/a: stored reminders are not a record"):
             await journal.load_reminders(ACCOUNT)
+
+
+@pytest.mark.asyncio
+async def test_a_stream_of_its_name_must_store_its_subjects(nats_url: str) -> None:
+    """An append sends no Nats-Expected-Stream header: the stream it finds made must take the
+    type's subjects (then it alone does), else nothing is written anywhere."""
+    prefix = unique_prefix()
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix) as journal:
+        js = journal.client.jetstream()  # pyright: ignore[reportUnknownMemberType]
+        await js.add_stream(name=f"{prefix.upper()}_EVENTS_account", subjects=[f"{prefix}.other"])  # pyright: ignore[reportUnknownMemberType]
+        with pytest.raises(PersistenceError, match=r"does not store the subjects"):
+            await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")])
+        await js.delete_stream(f"{prefix.upper()}_EVENTS_account")
+        await js.add_stream(name=f"{prefix.upper()}_EVENTS_account", subjects=[f"{prefix}.events.>"])  # pyright: ignore[reportUnknownMemberType]
+        assert await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")]) == 1
+        with pytest.raises(WriterConflict):
+            await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")])
+
+
+@pytest.mark.parametrize(
+    ("subject_filter", "covers"),
+    [
+        ("p.events.T.*", True),
+        ("p.events.>", True),
+        (">", True),
+        ("p.*.T.*", True),
+        ("p.events.T.a", False),
+        ("p.events.T", False),
+        ("p.events.T.*.x", False),
+        ("p.events.U.*", False),
+        ("p.events.T.>", True),
+    ],
+)
+def test_which_subject_filters_take_a_types_subjects(subject_filter: str, covers: bool) -> None:
+    assert filter_covers(subject_filter, "p.events.T.*") is covers

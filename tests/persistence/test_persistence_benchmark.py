@@ -14,10 +14,12 @@ from benchmarks.persistence import run_persistence
 def test_persistence_benchmark_smoke(nats_url: str) -> None:
     rows = {row.scenario: row for row in asyncio.run(run_persistence(0.001, 1, nats_url))}
     assert sorted(rows) == [
+        "jetstream journal, 100 per append",
         "jetstream persist, 1 actor",
         "jetstream persist, 10 actors",
         "jetstream persist, 100 per ask",
         "jetstream recovery",
+        "sqlite journal, 100 per append",
         "sqlite persist, 1 actor",
         "sqlite persist, 10 actors",
         "sqlite persist, 100 per ask",

@@ -15,6 +15,7 @@ import itertools
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,7 +93,8 @@ async def test_every_acknowledged_tell_is_handled_in_order_after_a_kill_9(
         # A sender whose store failed ends the wait at once (its error is raised below), rather
         # than leaving the others' count short of halfway until the timeout.
         deadline = 60.0 if not SOAK else 1200.0
-        await asyncio.wait([halfway_reached, senders], timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
+        waited: list[asyncio.Future[Any]] = [halfway_reached, senders]
+        await asyncio.wait(waited, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
         if not halfway_reached.done():
             halfway_reached.cancel()
             if senders.done():

@@ -386,8 +386,9 @@ async def test_an_ask_to_a_dead_host_s_key_waits_for_its_entry_to_expire_without
         link.sever()
         assert await ref.ask(Where(), timeout=lease + 8.0) == b.node_id
     # Read every half second, the entry was read 21 times here; now: the route, the remaining
-    # time, and a few reads while the server's expiry of the entry lags behind its TTL.
-    assert reads <= 10, reads
+    # time, and a few reads while the server's expiry of the entry lags behind its TTL (7 to 8
+    # here, idle or beside two CPU burners).
+    assert reads <= 12, reads
     live(EVENTS)
 
 

@@ -593,9 +593,10 @@ class Node(NodeEntities):
                         await asyncio.wait_for(self._nc.drain(), timeout)
             finally:
                 if not self._nc.is_closed:
-                    # A connection already lost fails to flush what it still holds: nothing
-                    # more can be sent anyway.
-                    with contextlib.suppress(OSError):
+                    # A connection already lost fails to flush what it still holds (nothing more
+                    # can be sent anyway): ConnectionResetError, or a TypeError from asyncio 3.12.1's
+                    # transport, whose writelines() after the connection was lost calls None.
+                    with contextlib.suppress(OSError, TypeError):
                         await self._nc.close()
                 for task in list(self._tasks):
                     task.cancel()

@@ -86,6 +86,7 @@ _CHOICE_SECONDS = 1.0  # how long a choice for a free key is kept (its claim is 
 _MAX_ROUTES = 100000
 _RECENT_SECONDS = 60.0  # hosts heard of this recently are chosen when none announced lately
 _EXPIRY_MARGIN = 0.02  # read an entry this long after it should have expired
+_EXPIRED_RECHECK = 0.1  # an entry past its TTL that the server has not removed yet: read again then
 
 
 class _Retry(enum.Enum):
@@ -421,7 +422,7 @@ class Entities:
                 left = await placements.remaining(key, route.claim)
                 if left is None:
                     return False, absent_since, every
-                return True, absent_since, min(every, left + _EXPIRY_MARGIN)
+                return True, absent_since, min(every, max(left, _EXPIRED_RECHECK) + _EXPIRY_MARGIN)
             owner = await placements.lookup(key)
         except (nats.errors.Error, asyncio.TimeoutError):
             return True, absent_since, every  # cannot tell: keep waiting

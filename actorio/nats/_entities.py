@@ -96,9 +96,6 @@ class _Retry(enum.Enum):
     SILENT = "nobody answered the node's subject"
 
 
-_SILENT = _Retry.SILENT
-
-
 class Entities:
     """A node's entities: the references it makes, and the types it hosts (see the module).
 
@@ -352,7 +349,7 @@ class Entities:
                 return reply
             self.forget(ref, route)
             again = pause
-            if reply is _SILENT and route.claim:
+            if reply is _Retry.SILENT and route.claim:
                 # Its node is gone, its lease not yet expired: nobody can hold the key before
                 # the entry expires, so wait for that (one read) rather than reading it again
                 # and again (thousands of keys of a dead node would each poll the bucket).
@@ -405,7 +402,7 @@ class Entities:
             return request.result()
         except nats.errors.NoRespondersError:
             self.hosts.forget(ref.entity_type, route.node)
-            return _SILENT
+            return _Retry.SILENT
         except nats.errors.TimeoutError:
             raise asyncio.TimeoutError(f"no reply from {ref.identifier} by the deadline") from None
 

@@ -77,13 +77,18 @@ class _Key:
         """The key's next message, if it may be handled now (per-key stream order)."""
         if not self.waiting:
             return None
-        for seq in [seq for seq, until in self.returned.items() if until <= now]:
-            del self.returned[seq]  # never came back (taken out of the stream): wait no more
+        self.expire(now)
         seq = min(self.waiting)
         if self.returned and seq > min(self.returned):
             return None
         self.returned.pop(seq, None)
         return self.waiting.pop(seq)
+
+    def expire(self, now: float) -> None:
+        """Stop waiting for the messages given back that are overdue (taken out of the stream by
+        someone else: they never come back)."""
+        for seq in [seq for seq, until in self.returned.items() if until <= now]:
+            del self.returned[seq]
 
     def alive(self) -> bool:
         """Its entity runs, or restarts under its supervision (not stopped for good)."""
@@ -196,7 +201,8 @@ class ShardPump:
                 await asyncio.sleep(min(1.0, 0.05 * 2**failures))  # the server away: back off
                 continue
             if not self._holding():
-                await give_back(messages)
+                if not self._fenced():  # (past the lease, they are the next owner's: untouched)
+                    await give_back(messages)
                 return
             self._drained = False
             for msg in messages:
@@ -229,6 +235,8 @@ class ShardPump:
     async def _forged(self, msg: Msg) -> None:
         """Move a message whose subject names no key of this shard to the dead-letter stream."""
         mailbox = self._mailbox
+        if self._fenced():
+            return
         text = f"the subject {msg.subject[:200]!r} names no valid entity key of shard {self.shard}"
         identifier = f"{mailbox.entity_type}/{msg.subject.rsplit('.', 1)[-1][:40]}"
         if await mailbox.dead.move(msg, mailbox.dead_name, msg.metadata.num_delivered, "InvalidKey", text):
@@ -248,7 +256,19 @@ class ShardPump:
                 msg = state.ready(mailbox.clock())
                 if msg is None:
                     return
-                await self._settle(state, msg)
+                try:
+                    await self._settle(state, msg)
+                except Exception as error:  # not the handler's (settled above): this node's
+                    mailbox.logs.log(
+                        logging.ERROR,
+                        "%s/%s: a message was not settled",
+                        mailbox.entity_type,
+                        state.key,
+                        exc_info=error,
+                    )
+                    if not self._fenced():
+                        await give_back([msg])
+                    self._returned(state, msg.metadata.sequence.stream, 0.0)
                 state.last = mailbox.clock()
         finally:
             state.worker = None
@@ -259,8 +279,9 @@ class ShardPump:
         settlement = await self._entity(state)
         if settlement is None:  # its factory failed: delivered again later
             delay = mailbox.settings.retry_backoff.delay(max(0, msg.metadata.num_delivered - 1))
-            with contextlib.suppress(nats.errors.Error):
-                await msg.nak(delay=delay)
+            if not self._fenced():
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.nak(delay=delay)
             self._returned(state, seq, delay)
             return
         try:
@@ -269,7 +290,8 @@ class ShardPump:
             await settlement.node_failed(msg, error)
             handled = True
         if not handled:  # the entity stopped first: given back, handled by its next one
-            await give_back([msg])
+            if not self._fenced():
+                await give_back([msg])
             self._returned(state, seq, 0.0)
         elif settlement.redelivering:
             self._returned(state, seq, mailbox.settings.retry_backoff.max_delay)
@@ -342,6 +364,7 @@ class ShardPump:
         for state in list(self.keys.values()):
             if state.worker is not None:
                 continue
+            state.expire(now)
             if state.waiting:
                 self._go_on(state)
             elif not state.returned and (now - state.last >= idle_timeout or not state.alive()):
@@ -376,7 +399,8 @@ class ShardPump:
         for state in self.keys.values():
             state.waiting.clear()
         self._held.clear()
-        await give_back(waiting)
+        if not self._fenced():  # (past the lease, they are the next owner's: untouched)
+            await give_back(waiting)
         supervisors = [state.supervisor for state in self.keys.values() if state.supervisor is not None]
         self.keys.clear()
         if supervisors:

@@ -100,7 +100,10 @@ class EntityHost:
     """One entity type hosted by one node (returned by `Node.host`).
 
     ``activations`` maps each key active here (or being activated or passivated) to its state;
-    ``started`` counts the activations started here. `close` stops hosting the type.
+    ``started`` counts the activations started here. For a durable type, what is placed and
+    activated is a shard (its number is the key here), whose keys' entities run in its pump
+    (``_durable_shards``); `active` finds a key's entity either way. `close` stops hosting the
+    type.
     """
 
     def __init__(

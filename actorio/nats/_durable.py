@@ -87,6 +87,11 @@ class Durable:
       to the dead-letter stream about 15 s after its first delivery.
     - ``dead_letter_limit``: how many messages the dead-letter stream keeps (beyond, the oldest is
       discarded); ``None``: all, until deleted. 10,000 by default.
+    - ``shards``: durable entity types only: how many shards the type's keys are spread over
+      (a key's shard is a digest of the key modulo ``shards``). A shard is what hosts place and
+      lease, and each active shard has one consumer: enough shards to spread a type over its
+      hosts evenly, few enough that the server keeps up with their consumers. 64 by default;
+      every host of a type uses the same number (see docs/entities.md).
     """
 
     redelivery_delay: float = 30.0
@@ -96,6 +101,7 @@ class Durable:
     max_deliver: int | None = 5
     retry_backoff: Backoff = RETRY_BACKOFF
     dead_letter_limit: int | None = 10_000
+    shards: int = 64
 
     def __post_init__(self) -> None:
         if not self.redelivery_delay > 0:
@@ -108,6 +114,8 @@ class Durable:
             raise ValueError(f"max_deliver must be at least 1 or None, not {self.max_deliver!r}")
         if self.dead_letter_limit is not None and self.dead_letter_limit < 1:
             raise ValueError(f"dead_letter_limit must be at least 1 or None, not {self.dead_letter_limit!r}")
+        if not 1 <= self.shards <= 1000:
+            raise ValueError(f"shards must be from 1 to 1000, not {self.shards!r}")
 
 
 def stream_name(prefix: str, name: str) -> str:

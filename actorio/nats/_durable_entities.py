@@ -1,22 +1,23 @@
-"""Durable entity types: a JetStream mailbox per type, a subject per key, a consumer per active key.
+"""Durable entity types: a JetStream mailbox per type, a subject per key, keys grouped in shards.
 
 Owns:
 
 - the names: the type's mailbox stream (`mailbox_stream`, work-queue retention) capturing
-  ``<prefix>.mailbox.<type>.<key>`` (`mailbox_subject`), and its dead-letter stream (name
-  ``entities.<type>``: subject ``<prefix>.dlq.entities.<type>``);
+  ``<prefix>.mailbox.<type>.<shard>.<key>`` (`mailbox_subject`; a key's shard is `shard_of`, a
+  stable digest of the key modulo the type's number of shards, ``Durable.shards``, noted in the
+  stream's metadata), and its dead-letter stream (name ``entities.<type>``: subject
+  ``<prefix>.dlq.entities.<type>``);
 - `DurableSending`: a node's sending side. A tell (or an ask, with its reply address) to a key
   of a durable type is stored in the stream first (``tell`` returns once JetStream acknowledged
-  it), then the key is *woken*: an empty message routed as a plain one (``_entities``), which
-  activates the key where the placement says; which types are durable, read from the server
-  (a type is durable when its mailbox stream exists);
-- `DurableMailbox`: one hosted durable type. Each activation gets a `KeyPump`: it creates (or
-  binds) the key's durable pull consumer (filtered on the key's subject, one message
-  outstanding at a time), fetches while the activation holds its lease, and has each message
-  settled by the durable rules (``_settlement``); a wake just activates. The host scans the
-  stream for keys with stored messages when it starts and every half lease, and wakes those
-  nobody woke (a lost wake is recovered). A subject whose key is invalid (forged) has its messages
-  moved to the dead-letter stream.
+  it), then the key's *shard* is woken: an empty message routed as a plain one (``_entities``)
+  to the shard, which the type's hosts place, lease and fence as a plain type's key; which
+  types are durable, read from the server (a type is durable when its mailbox stream exists),
+  with their number of shards;
+- `DurableMailbox`: one hosted durable type. Each shard's activation gets a `ShardPump`
+  (``_durable_shards``: the shard's consumer, its keys' entities); a wake just activates. The
+  host scans the stream for shards with stored messages when it starts and every half lease,
+  and wakes those nobody woke (a lost wake is recovered). A subject that names no shard's key
+  (forged) has its messages moved to the dead-letter stream.
 
 See docs/entities.md, "Durable entity types", for the guarantee and why it is shaped this way.
 """
@@ -39,14 +40,15 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
-from .. import dead_letters
-from ..lowlevel import LogLimit, inject, report_transport
+from .. import Actor, ChildSpec, dead_letters
+from ..lowlevel import LogLimit, Mailbox, inject, report_transport
 from ._codec import ERROR, REPLY, TIMEOUT, encode_error
 from ._dead_letter_stream import DeadLetterStreams, StoredDeadLetter
 from ._durable import Durable, Streams
+from ._durable_shards import ShardPump
 from ._entity_host import LEASE
-from ._placement import check_key
-from ._settlement import Failures, Settlement, give_back, report_progress
+from ._keeper import PublicationSupervisor, Target
+from ._settlement import Failures, give_back
 
 if TYPE_CHECKING:
     from ._entities import Entities
@@ -55,29 +57,27 @@ if TYPE_CHECKING:
     from ._publication import Receiver, Spawn
 
 __all__ = [
-    "MAX_ACTIVE_KEYS",
+    "SHARDS",
     "WAKE",
     "DurableMailbox",
     "DurableSending",
-    "KeyPump",
     "dead_letter_name",
     "mailbox_stream",
     "mailbox_subject",
+    "shard_of",
 ]
 
 _logger = logging.getLogger("actorio.nats")
 
 WAKE = "Actorio-Wake"
-"""Set on the empty message that wakes a durable entity's key after a store."""
+"""Set on the empty message that wakes a durable entity's shard after a store."""
 
-MAX_ACTIVE_KEYS = 100_000
-"""The most keys of one durable type with a consumer at once (active, or left by a host that
-died): the stream's ``max_consumers``. Beyond it, an activation waits for a consumer (its fetch
-fails, logged) until others passivate. nats-server 2.15 limits a stream to 1,000 consumers
-unless the stream sets a limit of its own."""
+SHARDS = "actorio.shards"
+"""The mailbox stream's metadata key noting the type's number of shards (``Durable.shards``)."""
 
+_MAX_CONSUMERS = 10_000  # the stream's max_consumers: a consumer per shard, and forged subjects'
 _NOT_DURABLE_SECONDS = 5.0  # how long "this type has no mailbox stream" is believed
-_MAX_WAKES_PER_SCAN = 1000  # keys woken by one scan of the stream (the next scan wakes the rest)
+_MAX_WAKES_PER_SCAN = 1000  # shards woken by one scan of the stream (the next scan wakes the rest)
 _MAX_FORGED_PER_SCAN = 100  # messages of forged subjects moved to dead letters by one scan
 
 
@@ -87,9 +87,17 @@ def mailbox_stream(prefix: str, entity_type: str) -> str:
     return f"ENTITIES_{prefix.replace('.', '_')}_{entity_type}_{digest}".upper()
 
 
-def mailbox_subject(prefix: str, entity_type: str, key: str) -> str:
-    """The subject of ``key``'s messages in its type's mailbox stream (``key`` ``*``: all)."""
-    return f"{prefix}.mailbox.{entity_type}.{key}"
+def shard_of(key: str, shards: int) -> int:
+    """The shard of ``key`` among ``shards``: a digest of the key (the same in every process and
+    every version, unlike ``hash()``), modulo ``shards``."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def mailbox_subject(prefix: str, entity_type: str, key: str, shards: int = Durable.shards) -> str:
+    """The subject of ``key``'s messages in its type's mailbox stream:
+    ``<prefix>.mailbox.<type>.<shard>.<key>``, its shard among ``shards``."""
+    return f"{prefix}.mailbox.{entity_type}.{shard_of(key, shards)}.{key}"
 
 
 def dead_letter_name(entity_type: str) -> str:
@@ -97,10 +105,15 @@ def dead_letter_name(entity_type: str) -> str:
     return f"entities.{entity_type}"
 
 
-def _consumer_name(key: str) -> str:
-    """A key's consumer: ``k-<key>`` (a key's characters are valid in a consumer name; the
-    prefix keeps it apart from the consumers of forged subjects, ``forged-<digest>``)."""
-    return f"k-{key}"
+def _shards_in(metadata: dict[str, str] | None) -> int | None:
+    """The number of shards a mailbox stream's metadata notes (None: none, or not a number)."""
+    value = (metadata or {}).get(SHARDS, "")
+    return int(value) if value.isascii() and value.isdigit() and 0 < len(value) < 6 else None
+
+
+class _Shard(Actor):
+    """The actor of a shard's activation: it handles nothing (the shard's pump feeds its keys'
+    entities); it is what the host starts, supervises and stops for the shard."""
 
 
 # -- sending -----------------------------------------------------------------------------------
@@ -126,7 +139,8 @@ class DurableSending:
         self._replies = replies
         self._receiver = receiver
         self._durable: dict[str, float] = {}  # type -> until when the answer holds (inf: durable)
-        self._waking: dict[tuple[str, str], bool] = {}  # keys being woken -> woken again after?
+        self._shards: dict[str, int] = {}  # a durable type -> its number of shards
+        self._waking: dict[tuple[str, int], bool] = {}  # shards being woken -> woken again after?
         self._wakes = LogLimit(_logger)
 
     async def durable(self, entity_type: str, timeout: float) -> bool:
@@ -140,10 +154,11 @@ class DurableSending:
         # Waits for a host of the type: one that hosts it durably made the stream before its bucket.
         await entities._placements(entity_type, timeout)  # pyright: ignore[reportPrivateUsage]
         try:
-            await self._js.stream_info(mailbox_stream(entities.prefix, entity_type))
+            info = await self._js.stream_info(mailbox_stream(entities.prefix, entity_type))
         except nats.js.errors.NotFoundError:
             self._durable[entity_type] = clock() + _NOT_DURABLE_SECONDS
             return False
+        self._shards[entity_type] = _shards_in(info.config.metadata) or Durable.shards
         self._durable[entity_type] = float("inf")
         return True
 
@@ -156,6 +171,7 @@ class DurableSending:
             await DurableMailbox.set_up(
                 self._js, self.streams.dead, prefix=prefix, entity_type=entity_type, settings=durable
             )
+            self._shards[entity_type] = durable.shards
             self._durable[entity_type] = float("inf")
         elif await DurableMailbox.exists(self._js, prefix=prefix, entity_type=entity_type):
             raise ValueError(f"the entity type {entity_type!r} is hosted durably: host it with durable=")
@@ -165,12 +181,9 @@ class DurableSending:
         entities = self._entities
         entity_type = host.entity_type
 
-        async def wake(key: str) -> None:
-            try:
-                ref = entities.ref(entity_type, key, None)
-            except RuntimeError:  # the node is closing: its scan's wakes are moot
-                return
-            await self.wake(ref)
+        async def wake(shard: int) -> None:
+            if not entities._closed:  # pyright: ignore[reportPrivateUsage]
+                await self.wake(entity_type, shard)  # (closing: its scan's wakes are moot)
 
         return DurableMailbox(
             host,
@@ -186,17 +199,22 @@ class DurableSending:
             wake=wake,
         )
 
+    def _subject(self, ref: EntityRef[Any]) -> tuple[str, int]:
+        """Where ``ref``'s messages are stored, and its shard (the type known durable)."""
+        shards = self._shards.get(ref.entity_type, Durable.shards)
+        shard = shard_of(ref.key, shards)
+        return f"{self._entities.prefix}.mailbox.{ref.entity_type}.{shard}.{ref.key}", shard
+
     async def tell(self, ref: EntityRef[Any], body: bytes, headers: dict[str, str] | None) -> None:
         """Store a tell in the key's mailbox (returns once JetStream acknowledged it), then wake
-        the key."""
-        prefix = self._entities.prefix
-        subject = mailbox_subject(prefix, ref.entity_type, ref.key)
+        the key's shard."""
+        subject, shard = self._subject(ref)
         await self.streams.store_at(subject, ref.identifier, body, headers, None)
-        self.wake_soon(ref)
+        self.wake_soon(ref.entity_type, shard)
 
     async def request(self, ref: EntityRef[Any], body: bytes, timeout: float) -> Msg:
-        """Store an ask, with this node's reply address, then wake the key; the reply (sent once,
-        by the activation that handled it: see docs/entities.md)."""
+        """Store an ask, with this node's reply address, then wake the key's shard; the reply
+        (sent once, by the activation that handled it: see docs/entities.md)."""
         prefix = self._entities.prefix
         token = uuid.uuid4().hex
         future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
@@ -206,9 +224,9 @@ class DurableSending:
         report_transport("nats", "sent", "ask")
 
         async def store_then_wait() -> Msg:
-            subject = mailbox_subject(prefix, ref.entity_type, ref.key)
+            subject, shard = self._subject(ref)
             await self.streams.store_at(subject, ref.identifier, body, headers, None)
-            self.wake_soon(ref)
+            self.wake_soon(ref.entity_type, shard)
             return await future
 
         try:
@@ -218,45 +236,48 @@ class DurableSending:
         finally:
             self._replies.pop(token, None)
 
-    def wake_soon(self, ref: EntityRef[Any]) -> None:
-        """Wake ``ref``'s key in the background: a store's acknowledgement does not wait for the
-        key's route (which waits for a live host). One wake per key at a time; a key stored to
-        again meanwhile is woken once more after it."""
-        index = (ref.entity_type, ref.key)
+    def wake_soon(self, entity_type: str, shard: int) -> None:
+        """Wake ``shard`` in the background: a store's acknowledgement does not wait for the
+        shard's route (which waits for a live host). One wake per shard at a time; a shard
+        stored to again meanwhile is woken once more after it."""
+        index = (entity_type, shard)
         if index in self._waking:
             self._waking[index] = True
             return
         self._waking[index] = False
-        self._entities._spawn(self._wake_while_stored(ref, index))  # pyright: ignore[reportPrivateUsage]
+        self._entities._spawn(self._wake_while_stored(index))  # pyright: ignore[reportPrivateUsage]
 
-    async def _wake_while_stored(self, ref: EntityRef[Any], index: tuple[str, str]) -> None:
+    async def _wake_while_stored(self, index: tuple[str, int]) -> None:
         try:
             while True:
-                await self.wake(ref)
+                await self.wake(*index)
                 if not self._waking.get(index):
                     return
                 self._waking[index] = False
         finally:
             self._waking.pop(index, None)
 
-    async def wake(self, ref: EntityRef[Any]) -> None:
-        """Wake ``ref``'s key: an empty message routed as a plain tell (so the key is activated
-        where the placement says). Its failure is logged: the message is stored, and a host's
-        scan of the stream wakes the key later."""
+    async def wake(self, entity_type: str, shard: int) -> None:
+        """Wake ``shard`` of ``entity_type``: an empty message routed as a plain tell to the
+        shard (so that it is activated where the placement says). Its failure is logged: the
+        message is stored, and a host's scan of the stream wakes the shard later."""
         entities = self._entities
         try:
+            ref = entities.ref(entity_type, str(shard), None)
             route = await entities.route(ref, self._ask_timeout)
-            subject = entities.subject(ref.entity_type, route.node, ref.key)
+            subject = entities.subject(entity_type, route.node, ref.key)
             await self._nc.publish(subject, b"", headers={LEASE: str(route.claim), WAKE: "1"})
         except Exception as error:
-            self._wakes.log(logging.INFO, "%s: not woken (%r); a host's scan will", ref.identifier, error)
+            self._wakes.log(
+                logging.INFO, "%s/%d: not woken (%r); a host's scan will", entity_type, shard, error
+            )
 
 
 # -- hosting -----------------------------------------------------------------------------------
 
 
 class DurableMailbox:
-    """One durable entity type on one host: its streams, its keys' pumps and its scans."""
+    """One durable entity type on one host: its streams, its shards' pumps and its scans."""
 
     def __init__(
         self,
@@ -271,7 +292,7 @@ class DurableMailbox:
         spawn: Spawn,
         lease: float,
         clock: Callable[[], float],
-        wake: Callable[[str], Awaitable[None]],
+        wake: Callable[[int], Awaitable[None]],
     ) -> None:
         self.host = host
         self.js = js
@@ -285,15 +306,17 @@ class DurableMailbox:
         self.clock = clock
         self._wake = wake
         self.entity_type = host.entity_type
+        self.shards = settings.shards
         self.stream = mailbox_stream(prefix, host.entity_type)
         self.dead_name = dead_letter_name(host.entity_type)
         self.failures = Failures()
-        self.pumps: dict[str, KeyPump] = {}
+        self.pumps: dict[str, ShardPump] = {}
+        """The pump of each shard active here, by its key (the shard's number)."""
         self._scanner: asyncio.Task[None] | None = None
         self.scan_every = max(lease / 2, 0.5)
-        """Seconds between scans: a lost wake is recovered within two of them, once the key
+        """Seconds between scans: a lost wake is recovered within two of them, once the shard
         is free (its old owner's lease expired)."""
-        self._seen: set[str] = set()
+        self._seen: set[int] = set()
         # The scan's answer lists every key with stored messages: with thousands of keys, under
         # load, it took longer than nats-py's default 5 s; a scan may take up to a lease.
         self._scan_js = nc.jetstream(timeout=max(5.0, lease))  # pyright: ignore[reportUnknownMemberType]
@@ -305,14 +328,30 @@ class DurableMailbox:
         js: JetStreamContext, dead: DeadLetterStreams, *, prefix: str, entity_type: str, settings: Durable
     ) -> None:
         """Create (or update) the type's mailbox stream and its dead-letter stream. Raises
-        ``RuntimeError`` without JetStream."""
+        ``RuntimeError`` without JetStream, ``ValueError`` if the type has a different number of
+        shards already (every host of a type uses the same)."""
+        name = mailbox_stream(prefix, entity_type)
+        try:
+            info = await js.stream_info(name)
+        except nats.js.errors.NotFoundError:
+            pass
+        except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
+            raise RuntimeError("a durable entity type needs JetStream (start nats-server with -js)") from None
+        else:
+            shards = _shards_in(info.config.metadata)
+            if shards is not None and shards != settings.shards:
+                raise ValueError(
+                    f"the durable entity type {entity_type!r} has {shards} shards: "
+                    f"host it with Durable(shards={shards})"
+                )
         config = StreamConfig(
-            name=mailbox_stream(prefix, entity_type),
-            subjects=[mailbox_subject(prefix, entity_type, "*")],
+            name=name,
+            subjects=[f"{prefix}.mailbox.{entity_type}.>"],  # forged subjects too: see scan()
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             duplicate_window=settings.dedupe_window,
-            max_consumers=MAX_ACTIVE_KEYS,
+            max_consumers=_MAX_CONSUMERS,
+            metadata={SHARDS: str(settings.shards)},
         )
         # nats-py leaves ``**params`` unannotated in add_stream and update_stream.
         try:
@@ -323,7 +362,7 @@ class DurableMailbox:
             raise RuntimeError("a durable entity type needs JetStream (start nats-server with -js)") from None
         await dead.set_up(
             dead_letter_name(entity_type),
-            config.name or "",
+            name,
             limit=settings.dead_letter_limit,
             dedupe_window=settings.dedupe_window,
         )
@@ -352,36 +391,70 @@ class DurableMailbox:
             self._scanner.cancel()
         self.failures.close()
 
+    # -- shards ----------------------------------------------------------------------------------
+
+    def shard_of(self, key: str) -> int:
+        """The shard of ``key`` in this type."""
+        return shard_of(key, self.shards)
+
+    def subject_of_shard(self, shard: int) -> str:
+        """The subjects of ``shard``'s keys: ``<prefix>.mailbox.<type>.<shard>.*``."""
+        return f"{self.prefix}.mailbox.{self.entity_type}.{shard}.*"
+
+    def check_shard(self, key: str) -> None:
+        """``ValueError`` unless ``key`` (a subject token routed to this host) names a shard: a
+        durable type's keys are reached through its mailbox, and its hosts place shards."""
+        if not (key.isascii() and key.isdigit() and str(int(key)) == key and int(key) < self.shards):
+            raise ValueError(
+                f"{key[:40]!r} is not a shard of the durable entity type {self.entity_type}: "
+                "tell or ask its keys through node.entity(...), which stores in its mailbox"
+            )
+
+    async def start_shard(self, shard: str) -> tuple[Mailbox, PublicationSupervisor | None]:
+        """Start the actor of ``shard``'s activation (its keys' entities start in its pump)."""
+        spec = ChildSpec(_Shard, stop_timeout=self.host.placements.guard / 4)
+        return await Target.of(f"{self.entity_type}/{shard}", spec, None).start()
+
+    def active(self, key: str) -> Actor[Any] | None:
+        """The entity of ``key`` if it runs on this node now (its shard's lease valid)."""
+        pump = self.pumps.get(str(self.shard_of(key)))
+        if pump is None or pump.activation.lease is None or not pump.activation.lease.valid(self.clock()):
+            return None
+        mailbox = pump.active(key)
+        return None if mailbox is None else mailbox.actor
+
     # -- the activations' hooks ----------------------------------------------------------------
 
     def started(self, activation: Activation) -> None:
-        """``activation`` is active: its key's pump starts."""
+        """A shard's ``activation`` is active: its pump starts."""
         self.failures.open()  # once: a failed handler is noted from the first activation on
-        pump = KeyPump(self, activation)
+        pump = ShardPump(self, activation)
         self.pumps[activation.key] = pump
         pump.start()
 
     async def stopping(self, activation: Activation, *, release: bool, timeout: float) -> None:
-        """``activation`` stops: its pump finishes and settles the message being handled (within
-        ``timeout``), gives back the others and stops; released (the lease still held), the
-        key's consumer is deleted if no message of it is pending (nothing waits for an
-        ``ack_wait``, and a message being retried keeps its delivery count)."""
+        """A shard's ``activation`` stops: its pump lets each key finish the message it handles
+        (within ``timeout``), gives back the others and stops its keys' entities (their
+        teardowns run) before the shard's lease is released or can expire."""
         pump = self.pumps.get(activation.key)
         if pump is None or pump.activation is not activation:
             return
         del self.pumps[activation.key]
-        await pump.stop(timeout, delete=release)
+        await pump.stop(timeout)
 
-    async def woken(self, msg: Msg) -> None:
-        """A message on the key's core subject, the key being active: a wake, nothing to do (the
-        pump fetches). A request there is answered with an error: a durable type is asked
-        through its mailbox."""
+    async def woken(self, activation: Activation, msg: Msg) -> None:
+        """A message on the shard's core subject, the shard being active: a wake (the pump
+        fetches). A request there is answered with an error: a durable type is asked through
+        its mailbox."""
+        pump = self.pumps.get(activation.key)
+        if pump is not None:
+            pump.woken()
         if msg.reply:
             refusal = ValueError(
                 f"{self.entity_type} is a durable entity type: ask it through node.entity(...), "
                 "which stores the ask in its mailbox"
             )
-            identifier = f"{self.entity_type}/{msg.subject.rsplit('.', 1)[-1]}"
+            identifier = f"{self.entity_type}/{activation.key}"
             if self.receiver.destinations.refusal(msg.reply) is None:
                 await self.receiver.send(identifier, msg.reply, encode_error(refusal, identifier), ERROR)
 
@@ -396,34 +469,39 @@ class DurableMailbox:
             await asyncio.sleep(self.scan_every)  # a period, not a wait for state
 
     async def scan(self) -> int:
-        """Read which keys have stored messages, and wake those not active here that had some at
-        the last scan too (a wake may be on its way for the others; all of them when the last
-        scan found none, as at the first); move forged subjects' messages to the dead-letter
-        stream. The number of keys woken."""
-        info = await self._scan_js.stream_info(
-            self.stream, subjects_filter=mailbox_subject(self.prefix, self.entity_type, "*")
-        )
+        """Read which shards have stored messages, and wake those not active here that had some
+        at the last scan too (a wake may be on its way for the others; all of them when the last
+        scan found none, as at the first); move the messages of subjects no shard's consumer
+        reads (forged: no shard's number, or more tokens) to the dead-letter stream. A shard's
+        subject whose key is invalid, or of another shard, is the shard's pump's to move. The
+        number of shards woken."""
+        base = f"{self.prefix}.mailbox.{self.entity_type}."
+        info = await self._scan_js.stream_info(self.stream, subjects_filter=base + ">")
         subjects: dict[str, int] = dict(info.state.subjects or {})
-        keys: set[str] = set()
+        shards: set[int] = set()
         forged: list[str] = []
         for subject in subjects:
-            key = subject.rsplit(".", 1)[-1]
+            shard, _, key = subject[len(base) :].partition(".")
             try:
-                keys.add(check_key(key))
+                self.check_shard(shard)
+                if "." in key or not key:
+                    raise ValueError(key)
             except ValueError:
                 forged.append(subject)
+            else:
+                shards.add(int(shard))
         woken = 0
-        order = list(keys)
-        random.shuffle(order)  # beyond the limit, other keys at the next scan
-        for key in order:
+        order = list(shards)
+        random.shuffle(order)  # beyond the limit, other shards at the next scan
+        for number in order:
             if woken >= _MAX_WAKES_PER_SCAN:
                 break
-            if key in self.host.activations:
+            if str(number) in self.host.activations:
                 continue
-            if not self._seen or key in self._seen:
+            if not self._seen or number in self._seen:
                 woken += 1
-                self.spawn(self._wake(key))
-        self._seen = keys
+                self.spawn(self._wake(number))
+        self._seen = shards
         for subject in forged[:_MAX_FORGED_PER_SCAN]:
             await self._forged(subject)
         return woken
@@ -469,146 +547,3 @@ class DurableMailbox:
     async def dead_letters(self, limit: int | None = 100) -> list[StoredDeadLetter]:
         """The messages in the type's dead-letter stream, oldest first (see `Node.dead_letters`)."""
         return await self.dead.read(self.dead_name, self.stream, limit)
-
-
-class KeyPump:
-    """One active key's inlet: its durable pull consumer (see the module), fetched one message at
-    a time while its activation holds its lease; each message settled by the durable rules."""
-
-    def __init__(self, mailbox: DurableMailbox, activation: Activation) -> None:
-        self._mailbox = mailbox
-        self.activation = activation
-        self.key = activation.key
-        self._stopping = False
-        self._busy = False
-        self._task: asyncio.Task[None] | None = None
-        self._pull: JetStreamContext.PullSubscription | None = None
-        assert activation.mailbox is not None
-        host = mailbox.host
-        self._settlement = Settlement(
-            mailbox.receiver,
-            mailbox.settings,
-            mailbox=activation.mailbox,
-            name=f"{host.entity_type}/{activation.key}",
-            dead=mailbox.dead,
-            dead_name=mailbox.dead_name,
-            failures=mailbox.failures,
-            closing=self.closing,
-            logs=mailbox.logs,
-        )
-
-    def closing(self) -> bool:
-        """True once the activation stops."""
-        return self._stopping
-
-    def start(self) -> None:
-        self._task = self._mailbox.spawn(self._run())
-
-    async def stop(self, timeout: float, *, delete: bool) -> None:
-        """Finish and settle the message being handled (within ``timeout``), stop fetching; with
-        ``delete``, delete the key's consumer if no message of it is pending."""
-        self._stopping = True
-        task = self._task
-        if task is not None and not task.done():
-            if not self._busy:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(task), timeout)
-            if not task.done():
-                task.cancel()
-        mailbox = self._mailbox
-        nc = mailbox.nc
-        if self._pull is not None and not nc.is_closed:
-            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
-                await asyncio.wait_for(self._pull.unsubscribe(), timeout)
-        if delete and not nc.is_closed:
-            # Unless a message is still pending (being retried after a failure, or fetched and
-            # not given back): its delivery count must survive for the durable rules.
-            js, name = mailbox.js, _consumer_name(self.key)
-            with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError):
-                info = await asyncio.wait_for(js.consumer_info(mailbox.stream, name), timeout)
-                if not info.num_ack_pending and not info.num_redelivered:
-                    await asyncio.wait_for(js.delete_consumer(mailbox.stream, name), timeout)
-
-    def _holding(self) -> bool:
-        """The activation may act: not stopping, and its lease valid by this node's clock."""
-        lease = self.activation.lease
-        clock = self._mailbox.clock
-        return not self._stopping and lease is not None and lease.valid(clock())
-
-    async def _bind(self) -> JetStreamContext.PullSubscription:
-        """Create the key's consumer if it is missing (one message outstanding at a time, so that
-        a message delivered again comes before any later one), and bind to it. The consumer is
-        kept in the server's memory: making one for each activated key costs no file; a
-        restarted server has lost it, and its next owner (or this pump) makes it again, from the
-        first message still stored (the stream, a work queue, keeps only what is unacknowledged;
-        delivery counts start again)."""
-        mailbox = self._mailbox
-        js = mailbox.js
-        name = _consumer_name(self.key)
-        config = ConsumerConfig(
-            durable_name=name,
-            filter_subject=mailbox_subject(mailbox.prefix, mailbox.entity_type, self.key),
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=mailbox.lease,
-            max_ack_pending=1,
-            max_deliver=-1,
-            inactive_threshold=max(3600.0, 10 * mailbox.lease),
-            mem_storage=True,
-        )
-        # nats-py leaves ``**params`` unannotated in add_consumer.
-        await js.add_consumer(mailbox.stream, config)  # pyright: ignore[reportUnknownMemberType]
-        return await js.pull_subscribe_bind(durable=name, stream=mailbox.stream)
-
-    async def _run(self) -> None:
-        mailbox = self._mailbox
-        poll = min(5.0, max(mailbox.lease / 2, 0.5))
-        failures = 0
-        while self._holding():
-            try:
-                if self._pull is None:
-                    self._pull = await self._bind()
-                messages = await self._pull.fetch(1, timeout=poll)
-                failures = 0
-            except nats.errors.TimeoutError:
-                continue
-            except (nats.errors.Error, nats.js.errors.Error, OSError) as error:
-                failures += 1
-                _logger.debug("%s/%s: fetch failed (%r)", mailbox.entity_type, self.key, error)
-                # The consumer lives in the server's memory: a restarted server lost it. Bind
-                # again (making it again) at the next try.
-                pull, self._pull = self._pull, None
-                if pull is not None:
-                    with contextlib.suppress(nats.errors.Error):
-                        await pull.unsubscribe()
-                if failures == 5:  # not the server restarting: say so, within the type's limit
-                    mailbox.logs.log(
-                        logging.WARNING,
-                        "%s/%s: fetch keeps failing: %r",
-                        mailbox.entity_type,
-                        self.key,
-                        error,
-                    )
-                await asyncio.sleep(min(1.0, 0.05 * 2**failures))  # the server away: back off
-                continue
-            msg = messages[0]
-            if not self._holding():
-                await give_back([msg])
-                return
-            self._busy = True
-            keep_alive = mailbox.spawn(report_progress([msg], mailbox.lease / 2))
-            try:
-                try:
-                    handled = await self._settlement.handle(msg)
-                except Exception as error:
-                    await self._settlement.node_failed(msg, error)
-                    handled = True
-            finally:
-                keep_alive.cancel()
-                self._busy = False
-            self.activation.last = mailbox.clock()
-            if not handled:
-                await give_back([msg])
-                assert self.activation.mailbox is not None
-                if self.activation.mailbox.closed or self._stopping:
-                    return

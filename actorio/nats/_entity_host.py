@@ -100,7 +100,10 @@ class EntityHost:
     """One entity type hosted by one node (returned by `Node.host`).
 
     ``activations`` maps each key active here (or being activated or passivated) to its state;
-    ``started`` counts the activations started here. `close` stops hosting the type.
+    ``started`` counts the activations started here. For a durable type, what is placed and
+    activated is a shard (its number is the key here), whose keys' entities run in its pump
+    (``_durable_shards``); `active` finds a key's entity either way. `close` stops hosting the
+    type.
     """
 
     def __init__(
@@ -148,6 +151,8 @@ class EntityHost:
 
     def active(self, key: str) -> Actor[Any] | None:
         """The actor of ``key`` if it is active on this node now (its lease valid), else None."""
+        if self.durable is not None:
+            return self.durable.active(key)
         activation = self.activations.get(key)
         if activation is None or activation.state != _ACTIVE or activation.mailbox is None:
             return None
@@ -193,6 +198,8 @@ class EntityHost:
         claim = _claim_of(msg)
         try:
             check_key(key)
+            if self.durable is not None:
+                self.durable.check_shard(key)
             if claim is None:
                 raise ValueError(f"a message to an entity without a valid {LEASE} header")
         except ValueError as error:
@@ -236,12 +243,12 @@ class EntityHost:
                 activation.renewal = self._spawn(self._renew(activation, lease))
             await self._redirect(msg, activation.key)
             return
+        if self.durable is not None:  # a wake: the shard's pump fetches its messages
+            await self.durable.woken(activation, msg)
+            return
         if msg.headers and WAKE in msg.headers:
             return  # it only activated the key (its due reminders fire from its recovery)
         activation.last = now
-        if self.durable is not None:  # a wake: the key's pump fetches its messages
-            await self.durable.woken(msg)
-            return
         await self._receiver.receive(mailbox.actor, msg)
 
     async def _refuse(
@@ -322,12 +329,12 @@ class EntityHost:
             await self._give_up(activation, None)
             return
         lease = claimed
-        # A fenced activation must be stopped within the guard: its handler gets a quarter of it.
-        spec = ChildSpec(functools.partial(self._factory, key), stop_timeout=self.placements.guard / 4)
         activation.lease = lease  # before the entity starts: its journal writes are fenced by it
         try:
-            target = Target.of(identifier, spec, self._supervision)
-            mailbox, supervisor = await target.start()
+            if self.durable is not None:  # a shard: its keys' entities start in its pump
+                mailbox, supervisor = await self.durable.start_shard(key)
+            else:
+                mailbox, supervisor = await self.start_entity(key)
         except Exception as error:
             await self.placements.release(key, lease)
             await self._give_up(activation, error)
@@ -350,6 +357,13 @@ class EntityHost:
             await self._deliver(activation, msg, _claim_of(msg) or 0)
         if activation.state == _DRAINING:
             activation.state = _ACTIVE
+
+    async def start_entity(self, key: str) -> tuple[Mailbox, PublicationSupervisor | None]:
+        """Start the entity of ``key`` from the type's factory, supervised as a published factory
+        is: its mailbox and its supervisor. Raises what its first start raised."""
+        # A fenced activation must be stopped within the guard: its handler gets a quarter of it.
+        spec = ChildSpec(functools.partial(self._factory, key), stop_timeout=self.placements.guard / 4)
+        return await Target.of(self._identifier(key), spec, self._supervision).start()
 
     async def _give_up(self, activation: Activation, error: Exception | None) -> None:
         """The key is not activated here: what waited for it goes where the bucket says (or,

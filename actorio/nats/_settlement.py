@@ -1,7 +1,7 @@
 """Settling a stored message: the durable rules shared by every JetStream mailbox.
 
 Owns what happens to one message fetched from a durable consumer, whoever fetched it (a durable
-publication's `Pump`, ``_durable``; a durable entity's key pump, ``_durable_entities``):
+publication's `Pump`, ``_durable``; a durable entity type's shard pump, ``_durable_shards``):
 
 - `Settlement.handle`: the message is validated with the actor's protocol where it enters (an
   invalid one never reaches a handler: a dead letter ``invalid``, terminated), handed to the
@@ -87,7 +87,10 @@ class Settlement:
     ``name`` names the mailbox in logs and in the dead-letter stream's headers; ``dead_name``
     is the name whose dead-letter stream (``<prefix>.dlq.<dead_name>``) takes the messages
     given up on; ``closing`` says when the caller stops (a message not yet handled is then
-    given back); ``logs`` bounds its log lines (shared by many settlements: one limit for all).
+    given back); ``logs`` bounds its log lines (shared by many settlements: one limit for all);
+    ``fenced``, if given, says when the caller no longer owns what it reads (a lease over): a
+    message handled by then is left unsettled (neither acknowledged nor given back), for the
+    next owner, which reads it again.
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class Settlement:
         failures: Failures,
         closing: Callable[[], bool],
         logs: LogLimit | None = None,
+        fenced: Callable[[], bool] | None = None,
     ) -> None:
         self._receiver = receiver
         self._settings = settings
@@ -112,10 +116,16 @@ class Settlement:
         self._failures = failures
         self._closing = closing
         self._logs = logs if logs is not None else LogLimit(_logger)
+        self._fenced = fenced
+        self.redelivering = False
+        """True when the message `handle` last settled was given back to be delivered again
+        later (its handler failed, or the dead-letter stream did not store it): a caller that
+        keeps an order waits for it."""
 
     async def handle(self, msg: Msg) -> bool:
         """Deliver one stored message and settle it (acknowledged once handled; see `_failed` if
         its handler failed); False if the actor stopped first (the caller gives it back)."""
+        self.redelivering = False
         actor = await self._incarnation()
         if actor is None:
             return False
@@ -156,12 +166,16 @@ class Settlement:
                 handled = await wait_handled(actor, stopped)
             finally:
                 failure = self._failures.unwatch(message)
+            if self._fenced is not None and self._fenced():
+                return True  # past the lease: settling is the next owner's
             if failure is not None:
                 await self._failed(msg, message, actor.identifier, deliveries, failure)
                 return True
             if not handled:
                 self._mailbox.withdraw(message)
                 return False
+        if self._fenced is not None and self._fenced():
+            return True  # past the lease: settling is the next owner's
         with contextlib.suppress(nats.errors.Error):
             await msg.ack()
         return True
@@ -178,6 +192,7 @@ class Settlement:
             await self._give_up(msg, message, recipient, deliveries, type(error).__name__, str(error), error)
             return
         delay = settings.retry_backoff.delay(max(0, deliveries - 1))
+        self.redelivering = True
         self._logs.log(
             logging.INFO,
             "%s: %s failed on delivery %d of %s (%r); delivered again in %.3g s",
@@ -220,6 +235,7 @@ class Settlement:
         stream does not store it, give it back to be delivered again later instead."""
         if not await self._dead.move(msg, self._dead_name, deliveries, error_type, text):
             delay = self._settings.retry_backoff.delay(max(0, deliveries - 1))
+            self.redelivering = True
             self._logs.log(
                 logging.WARNING,
                 "%s: the dead-letter stream did not store a message; delivered again in %.3g s",

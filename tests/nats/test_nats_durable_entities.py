@@ -20,7 +20,7 @@ from typing_extensions import assert_type
 
 from actorio import Actor, ActorRef, Backoff, DeadLetter, Message, SupervisorStrategy, dead_letters, handles
 from actorio.nats import DeliveryLimitReached, Durable, EntityRef, LocalServer, Node
-from actorio.nats._durable_entities import mailbox_stream, mailbox_subject
+from actorio.nats._durable_entities import mailbox_stream, mailbox_subject, shard_of
 from tests.nats_support.processes import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -226,9 +226,9 @@ async def test_a_plain_host_of_a_durable_type_is_refused(pair: tuple[Node, Node]
 
 
 async def test_an_active_key_goes_on_after_a_server_restart(tmp_path: Path) -> None:
-    """The key's consumer lives in the server's memory (cheap to make for every active key); a
-    restarted server has lost it: the activation's pump makes it again, and the stored messages
-    are delivered in order (the stream, on file, kept them)."""
+    """The key's shard's consumer survives the restart (it is on file); the activation's pump
+    binds to it again, and the stored messages are delivered in order (the stream, on file,
+    kept them)."""
     Ledger.HANDLED.clear()
     with LocalServer(store_dir=tmp_path / "js") as server:
         hosting = await Node.connect(server.url, reconnect_wait=0.1)
@@ -238,6 +238,8 @@ async def test_an_active_key_goes_on_after_a_server_restart(tmp_path: Path) -> N
             ref = client.entity("ledger7", "kept", Ledger)
             await ref.tell(Put(seq=1))
             assert await ref.ask(Seen(), timeout=10) == [1]
+            entity = host.active("kept")
+            assert entity is not None
             server.stop()
             told = asyncio.ensure_future(ref.tell(Put(seq=2)))  # stored once the server is back
             server.start()
@@ -248,5 +250,95 @@ async def test_an_active_key_goes_on_after_a_server_restart(tmp_path: Path) -> N
                 return Ledger.HANDLED.get("kept") == [1, 2, 3]
 
             await wait_until(all_handled, 30, interval=0.1)
-            assert "kept" in host.activations  # the same activation: its lease outlived the restart
+            assert host.active("kept") is entity  # the same activation: its lease outlived the restart
             assert await ref.ask(Seen(), timeout=10) == [1, 2, 3]
+
+
+# -- shards ----------------------------------------------------------------------------------------
+
+
+async def test_a_key_s_shard_is_a_stable_digest_of_the_key() -> None:
+    """Every process, of every version, must find a key in the same shard: never ``hash()``."""
+    assert [shard_of(key, 64) for key in ("alice", "stuck", "k73")] == [9, 10, 10]
+    assert mailbox_subject("actorio", "t", "alice") == "actorio.mailbox.t.9.alice"
+    assert {shard_of(f"k{i}", 8) for i in range(200)} == set(range(8))
+
+
+async def test_a_key_waiting_for_its_retry_holds_up_no_other_key_of_its_shard(
+    pair: tuple[Node, Node],
+) -> None:
+    hosting, client = pair
+    host = await hosting.host(Ledger, name="ledger8", durable=FAST, lease=LEASE)
+    assert shard_of("stuck", 64) == shard_of("k73", 64)  # one shard, so one consumer and one pump
+    stuck, other = client.entity("ledger8", "stuck", Ledger), client.entity("ledger8", "k73", Ledger)
+    await stuck.tell(Put(seq=1, fail=True))
+    await stuck.tell(Put(seq=2))
+    for seq in range(1, 4):
+        await other.tell(Put(seq=seq))
+    assert await other.ask(Seen(), timeout=20) == [1, 2, 3]
+    assert await stuck.ask(Seen(), timeout=20) == [2]  # stored after 2, handled after it
+    assert Ledger.HANDLED["stuck"] == [1, 1, 1, 2]  # 2 waited for 1's retries, then its dead letter
+    assert list(host.activations) == [str(shard_of("stuck", 64))]  # the shard is what is placed
+
+
+async def test_subjects_naming_no_key_of_their_shard_are_dead_lettered(
+    nats_url: str, pair: tuple[Node, Node]
+) -> None:
+    hosting, client = pair
+    host = await hosting.host(Ledger, name="ledger9", durable=FAST, lease=LEASE)
+    assert host.durable is not None
+    raw = await nats.connect(nats_url)
+    try:
+        js = raw.jetstream()
+        body = json.dumps({"type": "Put", "data": {"seq": 1}}).encode()
+        wrong = (shard_of("alice", 64) + 1) % 64
+        forged = [
+            f"actorio.mailbox.ledger9.{wrong}.alice",  # a key of another shard
+            "actorio.mailbox.ledger9.9.alice.more",  # more tokens
+            "actorio.mailbox.ledger9.09.alice",  # not a shard's number as written
+            "actorio.mailbox.ledger9.64.alice",  # no such shard
+            "actorio.mailbox.ledger9.alice",  # the layout of a key without its shard
+        ]
+        for subject in forged:
+            await js.publish(subject, body)
+        await client.entity("ledger9", "alice", Ledger).tell(Put(seq=2))
+
+        async def all_moved() -> bool:
+            assert host.durable is not None
+            return len(await host.durable.dead_letters()) >= len(forged)
+
+        await wait_until(all_moved, 4 * LEASE + 10)
+        stored = await host.durable.dead_letters()
+        assert sorted(letter.subject for letter in stored) == sorted(forged)
+        assert {letter.error_type for letter in stored} == {"InvalidKey"}
+        assert Ledger.HANDLED["alice"] == [2]
+        info = await js.stream_info(mailbox_stream("actorio", "ledger9"))
+        assert info.state.messages == 0
+    finally:
+        await raw.close()
+
+
+async def test_every_host_of_a_type_has_its_number_of_shards(pair: tuple[Node, Node]) -> None:
+    hosting, client = pair
+    await hosting.host(Ledger, name="ledger10", durable=Durable(shards=8), lease=LEASE)
+    with pytest.raises(ValueError, match="has 8 shards"):
+        await client.host(Ledger, name="ledger10", durable=True, lease=LEASE)
+    with pytest.raises(ValueError, match="shards"):
+        Durable(shards=0)
+    ref = client.entity("ledger10", "a", Ledger)  # a sender reads the number from the stream
+    await ref.tell(Put(seq=1))
+    assert await ref.ask(Seen(), timeout=20) == [1]
+    js = client.client.jetstream()
+    info = await js.stream_info(mailbox_stream("actorio", "ledger10"), subjects_filter=">")
+    assert info.state.messages == 0
+    assert shard_of("a", 8) < 8
+
+
+async def test_a_request_to_a_durable_type_s_core_subject_is_refused(pair: tuple[Node, Node]) -> None:
+    hosting, client = pair
+    await hosting.host(Ledger, name="ledger11", durable=FAST, lease=LEASE)
+    subject = f"actorio.entity.ledger11.{hosting.node_id}.alice"
+    body = json.dumps({"type": "Seen", "data": {}}).encode()
+    reply = await client.client.request(subject, body, headers={"Actorio-Lease": "0"}, timeout=10)
+    assert b"not a shard" in reply.data
+    assert "alice" not in Ledger.HANDLED

@@ -1,0 +1,411 @@
+"""The shard pump of a durable entity type: one consumer per shard, the shard's keys inside it.
+
+Owns `ShardPump`: the inlet of one active shard (a shard is what a durable type places, leases
+and fences, as a plain type does a key; ``_durable_entities``). When the shard's activation
+starts, its pump makes the shard's durable pull consumer anew (deleted, then created delivering
+every stored message: the stream is a work queue, so that is exactly what no owner
+acknowledged, in stream order), then fetches in batches while the activation holds its lease.
+Each message goes to its key's entity, started here from the type's factory on its key's first
+message (the keys of a shard live on the shard's owner) and stopped when idle, when its
+supervision gives up, or when the shard stops. Per key, one message is handled at a time, in
+stream order: the key's later messages wait in the pump, and a message given back (its handler
+failed and it waits for its retry, or its entity stopped first) is handled before any later one
+of its key. Other keys go on meanwhile. Each message is settled by the durable rules
+(``_settlement``). A message whose subject names no key of the shard (forged) is moved to the
+dead-letter stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from .. import dead_letters
+from ..lowlevel import Mailbox, task_of
+from ._placement import check_key
+from ._settlement import Settlement, give_back
+
+if TYPE_CHECKING:
+    from ._durable_entities import DurableMailbox
+    from ._entity_host import Activation
+    from ._keeper import PublicationSupervisor
+
+__all__ = ["MAX_ACK_PENDING", "ShardPump", "consumer_name"]
+
+_logger = logging.getLogger("actorio.nats")
+
+MAX_ACK_PENDING = 512
+"""The messages one shard's pump holds at once (fetched, not yet settled): its consumer's
+``max_ack_pending``. Enough for hundreds of keys of a shard to be handled in parallel, and a
+bound on the memory one shard takes (with 64 shards, 32,768 messages for a type)."""
+
+_BATCH = 128  # messages asked for by one fetch
+
+
+def consumer_name(shard: int) -> str:
+    """The durable consumer of ``shard``: ``shard-<n>``."""
+    return f"shard-{shard}"
+
+
+class _Key:
+    """One key of the shard: its entity (once started), and its messages waiting in the pump."""
+
+    __slots__ = ("key", "mailbox", "supervisor", "settlement", "waiting", "returned", "worker", "last")
+
+    def __init__(self, key: str, now: float) -> None:
+        self.key = key
+        self.mailbox: Mailbox | None = None
+        self.supervisor: PublicationSupervisor | None = None
+        self.settlement: Settlement | None = None
+        self.waiting: dict[int, Msg] = {}
+        """Fetched messages of the key not yet handled, by stream sequence."""
+        self.returned: dict[int, float] = {}
+        """Stream sequences given back and due again (until when they are waited for): none of
+        the key's later messages is handled before they come back."""
+        self.worker: asyncio.Task[None] | None = None
+        self.last = now
+
+    def ready(self, now: float) -> Msg | None:
+        """The key's next message, if it may be handled now (per-key stream order)."""
+        if not self.waiting:
+            return None
+        self.expire(now)
+        seq = min(self.waiting)
+        if self.returned and seq > min(self.returned):
+            return None
+        self.returned.pop(seq, None)
+        return self.waiting.pop(seq)
+
+    def expire(self, now: float) -> None:
+        """Stop waiting for the messages given back that are overdue (taken out of the stream by
+        someone else: they never come back)."""
+        for seq in [seq for seq, until in self.returned.items() if until <= now]:
+            del self.returned[seq]
+
+    def alive(self) -> bool:
+        """Its entity runs, or restarts under its supervision (not stopped for good)."""
+        if self.mailbox is None or self.mailbox.closed:
+            return False
+        task = task_of(self.supervisor) if self.supervisor is not None else None
+        return task is None or not task.done()
+
+
+class ShardPump:
+    """One active shard's inlet (see the module)."""
+
+    def __init__(self, mailbox: DurableMailbox, activation: Activation) -> None:
+        self._mailbox = mailbox
+        self.activation = activation
+        self.shard = int(activation.key)
+        self.keys: dict[str, _Key] = {}
+        self._held: dict[int, Msg] = {}  # every fetched message not yet settled, by stream sequence
+        self._room = asyncio.Event()
+        self._stopping = False
+        self._drained = False  # the last fetch found nothing
+        self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._pull: JetStreamContext.PullSubscription | None = None
+        self._base = mailbox.subject_of_shard(self.shard)[:-1]  # "<prefix>.mailbox.<type>.<n>."
+
+    def start(self) -> None:
+        self._task = self._mailbox.spawn(self._run())
+        self._ticker = self._mailbox.spawn(self._tick_forever())
+
+    def idle(self) -> bool:
+        """No key active, nothing held, and the last fetch found nothing: the shard may go."""
+        return not self.keys and not self._held and self._drained
+
+    def woken(self) -> None:
+        """A wake reached the active shard: something was stored; it is not idle until fetched."""
+        self._drained = False
+
+    def _fenced(self) -> bool:
+        """The shard's lease is over by this node's clock: it must not settle what it read."""
+        lease = self.activation.lease
+        return lease is None or not lease.valid(self._mailbox.clock())
+
+    def _holding(self) -> bool:
+        """The activation may act: not stopping, and its lease valid by this node's clock."""
+        lease = self.activation.lease
+        return not self._stopping and lease is not None and lease.valid(self._mailbox.clock())
+
+    # -- the consumer ----------------------------------------------------------------------------
+
+    async def _bind(self, *, anew: bool) -> JetStreamContext.PullSubscription:
+        """Bind to the shard's consumer; ``anew`` (a new owner): delete it first, so that every
+        message no owner acknowledged is delivered again, in stream order (delivery counts start
+        again)."""
+        mailbox = self._mailbox
+        js, name = mailbox.js, consumer_name(self.shard)
+        if anew:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await js.delete_consumer(mailbox.stream, name)
+        config = ConsumerConfig(
+            durable_name=name,
+            filter_subject=mailbox.subject_of_shard(self.shard),
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=mailbox.lease,
+            max_ack_pending=MAX_ACK_PENDING,
+            max_deliver=-1,
+            inactive_threshold=max(3600.0, 10 * mailbox.lease),
+        )
+        # nats-py leaves ``**params`` unannotated in add_consumer.
+        await js.add_consumer(mailbox.stream, config)  # pyright: ignore[reportUnknownMemberType]
+        return await js.pull_subscribe_bind(durable=name, stream=mailbox.stream)
+
+    async def _run(self) -> None:
+        mailbox = self._mailbox
+        poll = min(5.0, max(mailbox.lease / 2, 0.5))
+        failures = 0
+        anew = True
+        while self._holding():
+            room = MAX_ACK_PENDING - len(self._held)
+            if room <= 0:
+                self._room.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._room.wait(), poll)
+                continue
+            try:
+                if self._pull is None:
+                    self._pull = await self._bind(anew=anew)
+                    anew = False
+                messages = await self._pull.fetch(min(room, _BATCH), timeout=poll)
+                failures = 0
+            except nats.errors.TimeoutError:
+                self._drained = True
+                continue
+            except (nats.errors.Error, nats.js.errors.Error, OSError) as error:
+                failures += 1
+                _logger.debug("%s/%d: fetch failed (%r)", mailbox.entity_type, self.shard, error)
+                pull, self._pull = self._pull, None  # bound again (made again if lost) next time
+                if pull is not None:
+                    with contextlib.suppress(nats.errors.Error):
+                        await pull.unsubscribe()
+                if failures == 5:
+                    mailbox.logs.log(
+                        logging.WARNING,
+                        "%s/%d: fetch keeps failing: %r",
+                        mailbox.entity_type,
+                        self.shard,
+                        error,
+                    )
+                await asyncio.sleep(min(1.0, 0.05 * 2**failures))  # the server away: back off
+                continue
+            if not self._holding():
+                if not self._fenced():  # (past the lease, they are the next owner's: untouched)
+                    await give_back(messages)
+                return
+            self._drained = False
+            for msg in messages:
+                self._accept(msg)
+
+    def _accept(self, msg: Msg) -> None:
+        """Queue ``msg`` behind its key's earlier messages (a copy delivered again replaces the
+        one held), and have the key's worker go on."""
+        mailbox = self._mailbox
+        key = msg.subject[len(self._base) :] if msg.subject.startswith(self._base) else ""
+        try:
+            check_key(key)
+            if mailbox.shard_of(key) != self.shard:
+                raise ValueError("a key of another shard")
+        except ValueError:
+            mailbox.spawn(self._forged(msg))
+            return
+        seq = msg.metadata.sequence.stream
+        self._held[seq] = msg
+        state = self.keys.get(key)
+        if state is None:
+            state = self.keys[key] = _Key(key, mailbox.clock())
+        state.waiting[seq] = msg
+        self._go_on(state)
+
+    def _go_on(self, state: _Key) -> None:
+        if state.worker is None and state.waiting and not self._stopping:
+            state.worker = self._mailbox.spawn(self._work(state))
+
+    async def _forged(self, msg: Msg) -> None:
+        """Move a message whose subject names no key of this shard to the dead-letter stream."""
+        mailbox = self._mailbox
+        if self._fenced():
+            return
+        text = f"the subject {msg.subject[:200]!r} names no valid entity key of shard {self.shard}"
+        identifier = f"{mailbox.entity_type}/{msg.subject.rsplit('.', 1)[-1][:40]}"
+        if await mailbox.dead.move(msg, mailbox.dead_name, msg.metadata.num_delivered, "InvalidKey", text):
+            dead_letters.record(msg.data, identifier, "invalid", ValueError(text))
+            with contextlib.suppress(nats.errors.Error):
+                await msg.term()
+        else:
+            await give_back([msg])
+
+    # -- the keys ----------------------------------------------------------------------------------
+
+    async def _work(self, state: _Key) -> None:
+        """Handle the key's messages one at a time, in stream order, while the shard is held."""
+        mailbox = self._mailbox
+        try:
+            while self._holding():
+                msg = state.ready(mailbox.clock())
+                if msg is None:
+                    return
+                try:
+                    await self._settle(state, msg)
+                except Exception as error:  # not the handler's (settled above): this node's
+                    mailbox.logs.log(
+                        logging.ERROR,
+                        "%s/%s: a message was not settled",
+                        mailbox.entity_type,
+                        state.key,
+                        exc_info=error,
+                    )
+                    if not self._fenced():
+                        await give_back([msg])
+                    self._returned(state, msg.metadata.sequence.stream, 0.0)
+                state.last = mailbox.clock()
+        finally:
+            state.worker = None
+
+    async def _settle(self, state: _Key, msg: Msg) -> None:
+        mailbox = self._mailbox
+        seq = msg.metadata.sequence.stream
+        settlement = await self._entity(state)
+        if settlement is None:  # its factory failed: delivered again later
+            delay = mailbox.settings.retry_backoff.delay(max(0, msg.metadata.num_delivered - 1))
+            if not self._fenced():
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.nak(delay=delay)
+            self._returned(state, seq, delay)
+            return
+        try:
+            handled = await settlement.handle(msg)
+        except Exception as error:
+            await settlement.node_failed(msg, error)
+            handled = True
+        if not handled:  # the entity stopped first: given back, handled by its next one
+            if not self._fenced():
+                await give_back([msg])
+            self._returned(state, seq, 0.0)
+        elif settlement.redelivering:
+            self._returned(state, seq, mailbox.settings.retry_backoff.max_delay)
+        else:
+            state.waiting.pop(seq, None)  # a copy delivered again meanwhile: settled already
+            self._settled(seq)
+
+    def _returned(self, state: _Key, seq: int, delay: float) -> None:
+        """``seq`` was given back: the key's later messages wait for it (a while: if it never
+        comes back, e.g. taken out of the stream, the key goes on without it)."""
+        if seq not in state.waiting:
+            state.returned[seq] = self._mailbox.clock() + 1.5 * delay + 2 * self._mailbox.lease
+            self._settled(seq)
+
+    def _settled(self, seq: int) -> None:
+        self._held.pop(seq, None)
+        self._room.set()
+
+    async def _entity(self, state: _Key) -> Settlement | None:
+        """The key's running entity's settlement (its entity started if it is not alive); None
+        if its factory failed."""
+        if state.settlement is not None and state.alive():
+            return state.settlement
+        mailbox = self._mailbox
+        if state.supervisor is not None:
+            await state.supervisor.stop(mailbox.host.placements.guard / 4)
+        try:
+            state.mailbox, state.supervisor = await mailbox.host.start_entity(state.key)
+        except Exception as error:
+            state.mailbox = state.supervisor = state.settlement = None
+            mailbox.logs.log(
+                logging.WARNING, "%s/%s could not be started: %r", mailbox.entity_type, state.key, error
+            )
+            return None
+        state.settlement = Settlement(
+            mailbox.receiver,
+            mailbox.settings,
+            mailbox=state.mailbox,
+            name=f"{mailbox.entity_type}/{state.key}",
+            dead=mailbox.dead,
+            dead_name=mailbox.dead_name,
+            failures=mailbox.failures,
+            closing=lambda: not self._holding(),
+            logs=mailbox.logs,
+            fenced=self._fenced,
+        )
+        return state.settlement
+
+    # -- time --------------------------------------------------------------------------------------
+
+    async def _tick_forever(self) -> None:
+        mailbox = self._mailbox
+        every = mailbox.host.tick
+        progress_every, since = mailbox.lease / 2, 0.0
+        while not self._stopping:
+            await asyncio.sleep(every)  # a period, not a wait for state
+            since += every
+            if since >= progress_every:  # what waits in the pump stays ours
+                since = 0.0
+                for msg in list(self._held.values()):
+                    with contextlib.suppress(nats.errors.Error):
+                        await msg.in_progress()
+            self.check(mailbox.clock())
+
+    def check(self, now: float) -> None:
+        """Stop the keys idle for the type's ``idle_timeout`` (or whose supervision gave up);
+        keep the shard's activation from being idle while it has keys; resume keys that waited
+        for a message that did not come back."""
+        idle_timeout = self._mailbox.host.idle_timeout
+        for state in list(self.keys.values()):
+            if state.worker is not None:
+                continue
+            state.expire(now)
+            if state.waiting:
+                self._go_on(state)
+            elif not state.returned and (now - state.last >= idle_timeout or not state.alive()):
+                del self.keys[state.key]
+                if state.supervisor is not None:
+                    self._mailbox.spawn(state.supervisor.stop(self._mailbox.host.placements.guard / 4))
+        if not self.idle():
+            self.activation.last = now
+        else:  # nothing to do: the host passivates the shard at its next look
+            self.activation.last = min(self.activation.last, now - idle_timeout)
+
+    # -- stopping ------------------------------------------------------------------------------------
+
+    def active(self, key: str) -> Mailbox | None:
+        """The mailbox of ``key``'s entity if it runs here."""
+        state = self.keys.get(key)
+        return state.mailbox if state is not None and state.alive() else None
+
+    async def stop(self, timeout: float) -> None:
+        """Stop fetching; let each key finish the message it handles (within ``timeout``); give
+        back what waits; stop every key's entity (their teardowns run)."""
+        self._stopping = True
+        for task in (self._task, self._ticker):
+            if task is not None and not task.done():
+                task.cancel()
+        workers = [state.worker for state in self.keys.values() if state.worker is not None]
+        if workers:
+            await asyncio.wait(workers, timeout=timeout)
+            for worker in workers:
+                worker.cancel()
+        waiting = [msg for state in self.keys.values() for msg in state.waiting.values()]
+        for state in self.keys.values():
+            state.waiting.clear()
+        self._held.clear()
+        if not self._fenced():  # (past the lease, they are the next owner's: untouched)
+            await give_back(waiting)
+        supervisors = [state.supervisor for state in self.keys.values() if state.supervisor is not None]
+        self.keys.clear()
+        if supervisors:
+            await asyncio.wait([self._mailbox.spawn(s.stop(timeout)) for s in supervisors], timeout=timeout)
+        nc = self._mailbox.nc
+        if self._pull is not None and not nc.is_closed:
+            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+                await asyncio.wait_for(self._pull.unsubscribe(), timeout)

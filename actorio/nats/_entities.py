@@ -35,7 +35,7 @@ from ._addresses import Addresses
 from ._codec import TIMEOUT, encode_message, read_reply
 from ._durable import Durable
 from ._durable_entities import DurableSending
-from ._entity_host import ERROR_TYPE, LEASE, EntityHost
+from ._entity_host import ERROR_TYPE, LEASE, MAX_ACTIVE, EntityHost
 from ._entity_persistence import Reminders, persistent_factory
 from ._entity_ref import EntityRef
 from ._errors import ActorNotFound
@@ -444,6 +444,7 @@ class Entities:
         journal: Journal | None = None,
         made_on_journal: bool = False,
         durable: Durable | None = None,
+        max_active: int | None = MAX_ACTIVE,
     ) -> EntityHost:
         """Host ``entity_type`` (see `Node.host`). With a ``journal``, the type is persistent
         (see ``_entity_persistence``); ``made_on_journal``: ``factory`` is a persistent actor
@@ -453,6 +454,8 @@ class Entities:
             raise ValueError(f"this node hosts the entity type {entity_type!r} already")
         if not lease > 0 or not idle_timeout > 0:
             raise ValueError("lease and idle_timeout are positive numbers of seconds")
+        if max_active is not None and (type(max_active) is not int or max_active < 1):
+            raise ValueError(f"max_active is a positive int or None, not {max_active!r}")
         guard = lease / 4 if guard is None else guard
         if not 0 < guard < lease / 2:
             raise ValueError(f"guard is between 0 and half the lease ({lease / 2} s), not {guard!r}")
@@ -480,6 +483,7 @@ class Entities:
             supervision=supervision,
             receiver=self._receiver,
             spawn=self._spawn,
+            max_active=max_active,
         )
         made.append(host)
         host.reminders = reminders

@@ -25,7 +25,7 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from .. import Actor, ChildSpec, SupervisorStrategy, dead_letters
+from .. import Actor, ActorioException, ChildSpec, SupervisorStrategy, dead_letters
 from ..lowlevel import LogLimit, Mailbox, task_of
 from ._codec import ERROR, encode_error
 from ._connection import synced
@@ -45,11 +45,13 @@ __all__ = [
     "ERROR_TYPE",
     "HOPS",
     "LEASE",
+    "MAX_ACTIVE",
     "MAX_HOPS",
     "MAX_PENDING",
     "Activation",
     "EntityHost",
     "EntityMoved",
+    "HostFull",
 ]
 
 _logger = logging.getLogger("actorio.nats")
@@ -63,11 +65,21 @@ MAX_HOPS = 3
 MAX_PENDING = 10000
 """Messages held for one key while it is being activated or passivated; beyond, each is refused."""
 
+MAX_ACTIVE = 100_000
+"""The default bound on one type's activations on one node (``node.host(max_active=...)``)."""
+
 _MAX_CLAIM = 2**63
 
 
 class EntityMoved(Exception):
     """Answered to an ask that reached a node not holding its key: its sender routes it again."""
+
+
+class HostFull(ActorioException):
+    """A key could not be activated: its host holds ``max_active`` activations of the type and
+    none of them is idle (each is handling a message) to be passivated for it. An ask gets it (as
+    a `RemoteError` named ``HostFull``), a tell is a dead letter (reason ``overflow``); nothing
+    was handled, and a later message may find room."""
 
 
 ERROR_TYPE = "Actorio-Error-Type"
@@ -101,6 +113,12 @@ class EntityHost:
 
     ``activations`` maps each key active here (or being activated or passivated) to its state;
     ``started`` counts the activations started here. `close` stops hosting the type.
+
+    ``max_active`` bounds the activations held at once (None: no bound). A key to activate when
+    the host is full takes the place of the least recently used idle activation (one waiting for
+    a message, not in a handler), which is passivated as an idle one is (teardown, lease
+    released) before the new key is claimed; ``evicted`` counts them. If every activation is
+    handling a message, the new key is refused (`HostFull`) at once rather than held.
     """
 
     def __init__(
@@ -114,12 +132,19 @@ class EntityHost:
         supervision: SupervisorStrategy | None,
         receiver: Receiver,
         spawn: Spawn,
+        max_active: int | None = MAX_ACTIVE,
     ) -> None:
         self._entities = entities
         self.entity_type = entity_type
         self._factory = factory
         self.placements = placements
         self.idle_timeout = idle_timeout
+        self.max_active = max_active
+        self.evicted = 0
+        """How many activations were passivated to make room for another (``max_active``)."""
+        # The activations counted by max_active (admitted, not yet ended), least recently
+        # delivered to first: the eviction order.
+        self._recent: collections.OrderedDict[str, Activation] = collections.OrderedDict()
         self._supervision = supervision
         self._receiver = receiver
         self._spawn = spawn
@@ -239,6 +264,8 @@ class EntityHost:
         if msg.headers and WAKE in msg.headers:
             return  # it only activated the key (its due reminders fire from its recovery)
         activation.last = now
+        if activation.key in self._recent:
+            self._recent.move_to_end(activation.key)
         if self.durable is not None:  # a wake: the key's pump fetches its messages
             await self.durable.woken(msg)
             return
@@ -253,7 +280,7 @@ class EntityHost:
             await self._receiver.send(identifier, reply, encode_error(problem, identifier), ERROR)
         else:
             if overflow:
-                dead_letters.record(msg.data, identifier, "overflow")
+                dead_letters.record(msg.data, identifier, "overflow", error)
             elif error is not None:
                 dead_letters.record(msg.data, identifier, "invalid", error)
             else:
@@ -310,6 +337,14 @@ class EntityHost:
         """Claim the key, start the entity, then hand it what arrived meanwhile, in order."""
         key = activation.key
         identifier = self._identifier(key)
+        if not await self._room_for(activation):
+            full = HostFull(
+                f"{identifier} not activated: node {self._entities.node_id} holds max_active="
+                f"{self.max_active} activations of {self.entity_type!r}, all handling a message"
+            )
+            self._refusals.log(logging.WARNING, "%s", full)
+            await self._give_up(activation, full)
+            return
         try:
             claimed = await self.placements.claim(key)
         except (nats.errors.Error, asyncio.TimeoutError) as error:
@@ -351,17 +386,37 @@ class EntityHost:
         if activation.state == _DRAINING:
             activation.state = _ACTIVE
 
-    async def _give_up(self, activation: Activation, error: Exception | None) -> None:
-        """The key is not activated here: what waited for it goes where the bucket says (or,
-        after an error, is refused)."""
+    async def _room_for(self, activation: Activation) -> bool:
+        """Count ``activation`` among the ``max_active``, first passivating the least recently
+        used idle activations while the host is full; False if none of them is idle."""
+        limit = self.max_active
+        while limit is not None and len(self._recent) >= limit:
+            victim = next((a for a in self._recent.values() if a.state == _ACTIVE and _idle(a)), None)
+            if victim is None:
+                return False
+            self.evicted += 1
+            await self._passivate(victim, release=True, timeout=self.placements.guard / 4)
+        self._recent[activation.key] = activation
+        return True
+
+    def _forget(self, activation: Activation) -> None:
+        """``activation`` has ended (or never started): it no longer holds the key here."""
         if self.activations.get(activation.key) is activation:
             del self.activations[activation.key]
+        if self._recent.get(activation.key) is activation:
+            del self._recent[activation.key]
+
+    async def _give_up(self, activation: Activation, error: Exception | None) -> None:
+        """The key is not activated here: what waited for it goes where the bucket says (or,
+        after an error, is refused; a tell refused for `HostFull` is an ``overflow``)."""
+        self._forget(activation)
         pending, activation.pending = activation.pending, collections.deque()
         for msg in pending:
             if error is None:
                 await self._redirect(msg, activation.key)
             else:
-                await self._refuse(msg, self._identifier(activation.key), error)
+                overflow = isinstance(error, HostFull)
+                await self._refuse(msg, self._identifier(activation.key), error, overflow=overflow)
 
     async def _passivate(self, activation: Activation, *, release: bool, timeout: float) -> None:
         """Stop an activation: its teardown runs, then its placement is released (``release``;
@@ -386,8 +441,7 @@ class EntityHost:
         lease = activation.lease
         if release and lease is not None:
             await self.placements.release(activation.key, lease)
-        if self.activations.get(activation.key) is activation:
-            del self.activations[activation.key]
+        self._forget(activation)
         if activation.pending:
             if self.serving and release:
                 again = self.activations[activation.key] = Activation(activation.key)
@@ -437,6 +491,12 @@ class EntityHost:
             self._spawn(self._passivate(activation, release=False, timeout=self.placements.guard / 4))
         else:
             activation.lease = renewed
+
+
+def _idle(activation: Activation) -> bool:
+    """Whether the activation's actor waits for a message (not in a handler, nothing queued)."""
+    mailbox = activation.mailbox
+    return mailbox is not None and mailbox.waiting is not None and not len(mailbox)
 
 
 def _claim_of(msg: Msg) -> int | None:

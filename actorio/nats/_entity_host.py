@@ -32,7 +32,7 @@ from ._connection import synced
 from ._entity_persistence import WAKE
 from ._errors import ActorNotFound
 from ._keeper import PublicationSupervisor, Target
-from ._placement import Lease, Owner, Placements, check_key
+from ._placement import BucketFull, Lease, Owner, Placements, check_key
 from ._publication import Receiver, wait_handled
 
 if TYPE_CHECKING:
@@ -347,7 +347,7 @@ class EntityHost:
             return
         try:
             claimed = await self.placements.claim(key)
-        except (nats.errors.Error, asyncio.TimeoutError) as error:
+        except (nats.errors.Error, asyncio.TimeoutError, BucketFull) as error:
             self._refusals.log(logging.WARNING, "%s could not be claimed: %r", identifier, error)
             await self._give_up(activation, error)
             return
@@ -408,14 +408,15 @@ class EntityHost:
 
     async def _give_up(self, activation: Activation, error: Exception | None) -> None:
         """The key is not activated here: what waited for it goes where the bucket says (or,
-        after an error, is refused; a tell refused for `HostFull` is an ``overflow``)."""
+        after an error, is refused; a tell refused for `HostFull` or `BucketFull` is an
+        ``overflow``)."""
         self._forget(activation)
         pending, activation.pending = activation.pending, collections.deque()
         for msg in pending:
             if error is None:
                 await self._redirect(msg, activation.key)
             else:
-                overflow = isinstance(error, HostFull)
+                overflow = isinstance(error, (HostFull, BucketFull))
                 await self._refuse(msg, self._identifier(activation.key), error, overflow=overflow)
 
     async def _passivate(self, activation: Activation, *, release: bool, timeout: float) -> None:

@@ -8,11 +8,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import nats
 import pytest
 import pytest_asyncio
+from pydantic import BaseModel
 
 from actorio import Actor, Message, dead_letters, handles
-from actorio.nats import Node, RemoteError
+from actorio.nats import BucketFull, Node, RemoteError
+from actorio.nats._entity_persistence import DUE_MAX_BYTES
+from actorio.nats._placement import BUCKET_MAX_BYTES
+from actorio.persistence import DurableStateActor, InMemoryJournal, PersistenceId
 from tests.nats_support.processes import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -152,3 +157,125 @@ async def test_max_active_is_checked(pair: tuple[Node, Node]) -> None:
     assert unbounded.max_active is None
     default = await node.host(Counter, name="lru4", lease=LEASE)
     assert default.max_active == 100_000
+
+
+# -- the size bounds of the buckets --------------------------------------------------------------
+
+
+class Count(BaseModel):
+    value: int = 0
+
+
+class Arm(Message[None]):
+    """Asked: store a durable reminder an hour from now."""
+
+
+class Ring(Message):
+    pass
+
+
+class Alarm(DurableStateActor[Arm | Ring, Count]):
+    entity_type = "alarm"
+
+    @handles(Arm)
+    async def arm(self, msg: Arm) -> None:
+        await self.remind("later", Ring(), 3600.0)
+
+    @handles(Ring)
+    async def ring(self, msg: Ring) -> None:
+        self.state = Count(value=self.state.value + 1)
+
+
+async def max_bytes(nats_url: str, bucket: str) -> int:
+    """The ``max_bytes`` the server has for the key-value bucket ``bucket``."""
+    nc = await nats.connect(nats_url)
+    try:
+        info = await nc.jetstream().stream_info(f"KV_{bucket}")
+        assert info.config.max_bytes is not None
+        return info.config.max_bytes
+    finally:
+        await nc.close()
+
+
+async def test_the_entity_buckets_are_bounded_by_default(pair: tuple[Node, Node], nats_url: str) -> None:
+    node, _ = pair
+    host = await node.host(Alarm, name="bounds1", lease=LEASE, journal=InMemoryJournal())
+    assert host.reminders is not None
+    assert await max_bytes(nats_url, host.placements.name) == BUCKET_MAX_BYTES == 1024**3
+    assert await max_bytes(nats_url, host.reminders.bucket) == DUE_MAX_BYTES == 256 * 1024**2
+
+
+async def test_the_bucket_bounds_are_settings(pair: tuple[Node, Node], nats_url: str) -> None:
+    node, _ = pair
+    node.entities.bucket_max_bytes = 65536
+    node.entities.due_max_bytes = 32768
+    host = await node.host(Alarm, name="bounds2", lease=LEASE, journal=InMemoryJournal())
+    assert host.reminders is not None
+    assert await max_bytes(nats_url, host.placements.name) == 65536
+    assert await max_bytes(nats_url, host.reminders.bucket) == 32768
+    node.entities.bucket_max_bytes = node.entities.due_max_bytes = None
+    unbounded = await node.host(Alarm, name="bounds3", lease=LEASE, journal=InMemoryJournal())
+    assert unbounded.reminders is not None
+    assert await max_bytes(nats_url, unbounded.placements.name) == -1
+    assert await max_bytes(nats_url, unbounded.reminders.bucket) == -1
+    node.entities.due_max_bytes = 0
+    with pytest.raises(ValueError, match=r"entities\.due_max_bytes"):
+        await node.host(Alarm, name="bounds4", lease=LEASE, journal=InMemoryJournal())
+
+
+async def test_a_full_placement_bucket_refuses_new_keys_and_keeps_the_active_ones(
+    pair: tuple[Node, Node],
+) -> None:
+    node, client = pair
+    node.entities.bucket_max_bytes = 1024
+    host = await node.host(Counter, name="full1", lease=LEASE)
+    active: list[str] = []
+    refused: RemoteError | None = None
+    for i in range(100):
+        try:
+            await client.entity("full1", f"k{i}", Counter).ask(Balance())
+        except RemoteError as error:
+            refused = error
+            break
+        active.append(f"k{i}")
+    assert refused is not None, "1,024 bytes held 100 placements"
+    assert refused.type_name == "BucketFull"
+    assert host.placements.name in refused.remote_message
+    assert active  # some fitted
+    assert sorted(host.activations) == sorted(active)
+    for key in active:  # the active keys still answer
+        assert await client.entity("full1", key, Counter).ask(Balance()) == 0
+    await client.entity("full1", "new", Counter).tell(Add(amount=1))
+
+    async def dead_lettered() -> bool:
+        return bool(dead_letters.of(recipient="full1/new", reason="overflow"))
+
+    await wait_until(dead_lettered, 10.0)
+    letter = dead_letters.of(recipient="full1/new", reason="overflow")[0]
+    assert isinstance(letter.error, BucketFull)
+
+
+async def test_a_full_index_of_due_reminders_refuses_a_reminder(pair: tuple[Node, Node]) -> None:
+    node, client = pair
+    node.entities.due_max_bytes = 1024
+    memory = InMemoryJournal()
+    host = await node.host(Alarm, name="full2", lease=LEASE, journal=memory)
+    assert host.reminders is not None
+    armed: list[str] = []
+    refused: RemoteError | None = None
+    refused_key = ""
+    for i in range(100):
+        try:
+            await client.entity("full2", f"a{i}", Alarm).ask(Arm())
+        except RemoteError as error:
+            refused = error
+            refused_key = f"a{i}"
+            break
+        armed.append(f"a{i}")
+    assert refused is not None, "1,024 bytes held 100 due entries"
+    assert refused.type_name == "BucketFull"
+    assert host.reminders.bucket in refused.remote_message
+    assert armed
+    for key in armed:
+        assert await memory.load_reminders(PersistenceId("alarm", key))
+    assert not await memory.load_reminders(PersistenceId("alarm", refused_key))  # nothing stored

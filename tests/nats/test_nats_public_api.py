@@ -8,6 +8,8 @@ import actorio.nats
 
 EXPECTED = {
     "ActorNotFound",
+    "BucketFull",
+    "HostFull",
     "DeliveryLimitReached",
     "Durable",
     "Entities",

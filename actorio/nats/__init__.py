@@ -10,7 +10,8 @@
   nodes that may run carts, ``node.entity(Cart, "alice")`` anywhere (an `EntityRef`);
   `EntityHost`, `Entities`, `Host`, `least_loaded`, `rendezvous`; persistent entities
   (``node.host(Account, journal=journal)``): `Reminders`, `EntityFenced`; the bounds of
-  hosting: `HostFull` (``max_active``), `BucketFull`.
+  hosting: `HostFull` (``max_active``), `BucketFull`; `fencing_token()`, the activation's claim
+  revision, for fencing its writes to other stores.
 - `RemoteRef`: the reference type; `RemoteError`, `ReplyTooLarge`, `ActorNotFound`,
   `NodeUnreachable`, `NotAuthorized`: the errors.
 - `NodeService`: a node answering the NATS micro protocol (``node.serve_as_service()``), each
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from ._errors import NotAuthorized as NotAuthorized
     from ._errors import RemoteError as RemoteError
     from ._errors import ReplyTooLarge as ReplyTooLarge
+    from ._fencing import fencing_token as fencing_token
     from ._node import Node as Node
     from ._placement import BucketFull as BucketFull
     from ._placement import Host as Host
@@ -80,6 +82,7 @@ __all__ = [
     "RemoteRef",
     "ReplyTooLarge",
     "StoredDeadLetter",
+    "fencing_token",
     "find_nats_server",
     "least_loaded",
     "rendezvous",
@@ -94,6 +97,7 @@ _EXPORTS = {
     "NotAuthorized": "._errors",
     "RemoteError": "._errors",
     "ReplyTooLarge": "._errors",
+    "fencing_token": "._fencing",
     "Durable": "._durable",
     "DeliveryLimitReached": "._dead_letter_stream",
     "StoredDeadLetter": "._dead_letter_stream",

@@ -31,6 +31,7 @@ from ._codec import ERROR, encode_error
 from ._connection import synced
 from ._entity_persistence import WAKE
 from ._errors import ActorNotFound
+from ._fencing import set_fencing_token
 from ._keeper import PublicationSupervisor, Target
 from ._placement import BucketFull, Lease, Owner, Placements, check_key
 from ._publication import Receiver, wait_handled
@@ -360,6 +361,7 @@ class EntityHost:
         # A fenced activation must be stopped within the guard: its handler gets a quarter of it.
         spec = ChildSpec(functools.partial(self._factory, key), stop_timeout=self.placements.guard / 4)
         activation.lease = lease  # before the entity starts: its journal writes are fenced by it
+        set_fencing_token(lease.claim)  # this task's context: the tasks started below inherit it
         try:
             target = Target.of(identifier, spec, self._supervision)
             mailbox, supervisor = await target.start()

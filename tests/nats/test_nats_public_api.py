@@ -27,6 +27,7 @@ EXPECTED = {
     "RemoteRef",
     "ReplyTooLarge",
     "StoredDeadLetter",
+    "fencing_token",
     "find_nats_server",
     "NodeService",
     "least_loaded",

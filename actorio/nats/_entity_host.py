@@ -119,7 +119,8 @@ class EntityHost:
     the host is full takes the place of the least recently used idle activation (one waiting for
     a message, not in a handler), which is passivated as an idle one is (teardown, lease
     released) before the new key is claimed; ``evicted`` counts them. If every activation is
-    handling a message, the new key is refused (`HostFull`) at once rather than held.
+    handling a message, the new key is refused (`HostFull`) at once rather than held;
+    ``refused`` counts those refusals.
     """
 
     def __init__(
@@ -143,6 +144,8 @@ class EntityHost:
         self.max_active = max_active
         self.evicted = 0
         """How many activations were passivated to make room for another (``max_active``)."""
+        self.refused = 0
+        """How many activations were refused because every one held was busy (`HostFull`)."""
         # The activations counted by max_active (admitted, not yet ended), least recently
         # delivered to first: the eviction order.
         self._recent: collections.OrderedDict[str, Activation] = collections.OrderedDict()
@@ -343,6 +346,7 @@ class EntityHost:
                 f"{identifier} not activated: node {self._entities.node_id} holds max_active="
                 f"{self.max_active} activations of {self.entity_type!r}, all handling a message"
             )
+            self.refused += 1
             self._refusals.log(logging.WARNING, "%s", full)
             await self._give_up(activation, full)
             return
@@ -417,6 +421,10 @@ class EntityHost:
         for msg in pending:
             if error is None:
                 await self._redirect(msg, activation.key)
+            elif msg.headers and WAKE in msg.headers:
+                # A wake carries no message: what it was for (a durable type's stored messages,
+                # a due reminder) stays stored, and the type's scans wake the key again.
+                continue
             else:
                 overflow = isinstance(error, (HostFull, BucketFull))
                 await self._refuse(msg, self._identifier(activation.key), error, overflow=overflow)

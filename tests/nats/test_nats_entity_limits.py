@@ -138,6 +138,7 @@ async def test_a_host_whose_activations_are_all_busy_refuses_a_new_key(pair: tup
 
     await wait_until(dead_lettered, 10.0)
     assert host.evicted == 0
+    assert host.refused == 2
     assert list(host.activations) == ["busy"]
     assert STOPPED == []
 
@@ -279,3 +280,26 @@ async def test_a_full_index_of_due_reminders_refuses_a_reminder(pair: tuple[Node
     for key in armed:
         assert await memory.load_reminders(PersistenceId("alarm", key))
     assert not await memory.load_reminders(PersistenceId("alarm", refused_key))  # nothing stored
+
+
+async def test_a_durable_key_refused_by_a_full_host_keeps_its_messages(pair: tuple[Node, Node]) -> None:
+    STOPPED.clear()
+    parked, gate = EVENTS["parked"], EVENTS["gate"] = asyncio.Event(), asyncio.Event()
+    node, client = pair
+    host = await node.host(Counter, name="lru5", lease=LEASE, max_active=1, durable=True)
+    busy, other = client.entity("lru5", "busy", Counter), client.entity("lru5", "other", Counter)
+    await busy.tell(Park())
+    await asyncio.wait_for(parked.wait(), 10.0)
+    await other.tell(Add(amount=5))  # stored (acknowledged); its wake is refused: the host is full
+    await other.tell(Add(amount=2))
+
+    async def refused() -> bool:
+        return host.refused >= 1
+
+    await wait_until(refused, 10.0)
+    gate.set()
+    # Not lost: still stored, handled once the key finds room (woken by this ask or a scan).
+    assert await other.ask(Balance()) == 7
+    assert STOPPED == ["busy"]
+    assert host.evicted == 1
+    assert not dead_letters.of(reason="overflow")  # a refused wake is no lost message

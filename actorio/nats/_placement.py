@@ -182,8 +182,16 @@ class Owner:
     claim: int
 
 
-def _encode_owner(node: str, claim: int) -> bytes:
-    return json.dumps({"node": node, "claim": claim}, separators=(",", ":")).encode()
+def _encode_owner(node: str, claim: int, last: int = 0) -> bytes:
+    """The value of an entry, written on the entry's revision ``last`` (0: a create).
+
+    Padded with spaces so that the value and the digits of ``last`` (sent in the write's
+    ``Nats-Expected-Last-Subject-Sequence`` header, which the server stores with it) have one
+    length: every write of one holder's entry stores the same size. A bucket at its max_bytes
+    (discard "new") replaces an entry only by one no larger: without the padding, a renewal
+    (a claim of several digits, written on a revision of several) would be refused there."""
+    body = f'{{"node":{json.dumps(node)},"claim":{claim}}}'
+    return (body + " " * (40 - len(str(claim)) - len(str(last)))).encode()
 
 
 def _decode_owner(value: bytes | None, revision: int) -> Owner | None:
@@ -294,7 +302,9 @@ class Placements:
             # Our own stale entry, or one that names nobody readable: take it over on its revision.
             sent_at = self._clock()
             try:
-                revision = await self._kv.update(key, _encode_owner(self._node_id, 0), last=revision)
+                revision = await self._kv.update(
+                    key, _encode_owner(self._node_id, 0, revision), last=revision
+                )
             except nats.js.errors.KeyWrongLastSequenceError:
                 continue
             # Claim 0 in the value: readers take this revision as the claim, as after a create.
@@ -312,7 +322,9 @@ class Placements:
         for _ in range(2):
             sent_at = self._clock()
             try:
-                revision = await self._kv.update(key, _encode_owner(self._node_id, lease.claim), last=last)
+                revision = await self._kv.update(
+                    key, _encode_owner(self._node_id, lease.claim, last), last=last
+                )
             except nats.js.errors.KeyWrongLastSequenceError:
                 # A renewal given up on here (timed out) may have been written all the same: if
                 # the entry is still this lease's, renew on its revision.

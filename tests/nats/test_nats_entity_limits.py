@@ -14,9 +14,9 @@ import pytest_asyncio
 from pydantic import BaseModel
 
 from actorio import Actor, Message, dead_letters, handles
-from actorio.nats import BucketFull, Node, RemoteError
+from actorio.nats import BucketFull, EntityHost, Node, RemoteError
 from actorio.nats._entity_persistence import DUE_MAX_BYTES
-from actorio.nats._placement import BUCKET_MAX_BYTES
+from actorio.nats._placement import BUCKET_MAX_BYTES, Lease
 from actorio.persistence import DurableStateActor, InMemoryJournal, PersistenceId
 from tests.nats_support.processes import wait_until
 
@@ -224,12 +224,27 @@ async def test_the_bucket_bounds_are_settings(pair: tuple[Node, Node], nats_url:
         await node.host(Alarm, name="bounds4", lease=LEASE, journal=InMemoryJournal())
 
 
+def lease_of(host: EntityHost, key: str) -> Lease:
+    lease = host.activations[key].lease
+    assert lease is not None
+    return lease
+
+
 async def test_a_full_placement_bucket_refuses_new_keys_and_keeps_the_active_ones(
-    pair: tuple[Node, Node],
+    pair: tuple[Node, Node], nats_url: str
 ) -> None:
     node, client = pair
     node.entities.bucket_max_bytes = 1024
-    host = await node.host(Counter, name="full1", lease=LEASE)
+    # A long lease: renewals come when the test says (host.check), not on their own.
+    host = await node.host(Counter, name="full1", lease=60.0)
+    nc = await nats.connect(nats_url)
+    try:  # revisions of two digits and more: a renewal then writes more digits than a claim
+        kv = await nc.jetstream().key_value(host.placements.name)
+        for _ in range(20):
+            await kv.put("warm", b"-")
+        await kv.purge("warm")
+    finally:
+        await nc.close()
     active: list[str] = []
     refused: RemoteError | None = None
     for i in range(100):
@@ -244,8 +259,16 @@ async def test_a_full_placement_bucket_refuses_new_keys_and_keeps_the_active_one
     assert host.placements.name in refused.remote_message
     assert active  # some fitted
     assert sorted(host.activations) == sorted(active)
-    for key in active:  # the active keys still answer
+    first = {key: lease_of(host, key) for key in active}
+    host.check(max(lease.renew_at for lease in first.values()) + 0.001)  # renew them all now
+
+    async def renewed() -> bool:  # a full bucket still takes renewals: they store no more bytes
+        return all(lease_of(host, key).revision > first[key].revision for key in active)
+
+    await wait_until(renewed, 10.0)
+    for key in active:  # the active keys still answer, on their first claims
         assert await client.entity("full1", key, Counter).ask(Balance()) == 0
+        assert lease_of(host, key).claim == first[key].claim
     await client.entity("full1", "new", Counter).tell(Add(amount=1))
 
     async def dead_lettered() -> bool:

@@ -175,7 +175,11 @@ class Ring(Message):
     pass
 
 
-class Alarm(DurableStateActor[Arm | Ring, Count]):
+class Rings(Message[int]):
+    pass
+
+
+class Alarm(DurableStateActor[Arm | Ring | Rings, Count]):
     entity_type = "alarm"
 
     @handles(Arm)
@@ -185,6 +189,10 @@ class Alarm(DurableStateActor[Arm | Ring, Count]):
     @handles(Ring)
     async def ring(self, msg: Ring) -> None:
         self.state = Count(value=self.state.value + 1)
+
+    @handles(Rings)
+    async def rings(self, msg: Rings) -> int:
+        return self.state.value
 
 
 async def max_bytes(nats_url: str, bucket: str) -> int:
@@ -326,3 +334,17 @@ async def test_a_durable_key_refused_by_a_full_host_keeps_its_messages(pair: tup
     assert STOPPED == ["busy"]
     assert host.evicted == 1
     assert not dead_letters.of(reason="overflow")  # a refused wake is no lost message
+
+
+async def test_a_persistent_entity_passivated_for_room_recovers_its_state(pair: tuple[Node, Node]) -> None:
+    node, client = pair
+    memory = InMemoryJournal()
+    host = await node.host(Alarm, name="lru6", lease=LEASE, journal=memory, max_active=1)
+    first, second = client.entity("lru6", "p1", Alarm), client.entity("lru6", "p2", Alarm)
+    await first.tell(Ring())
+    await first.tell(Ring())
+    assert await first.ask(Rings()) == 2
+    assert await second.ask(Rings()) == 0  # p1 passivated to make room
+    assert list(host.activations) == ["p2"]
+    assert await first.ask(Rings()) == 2  # activated again (p2 makes room), recovered from the journal
+    assert host.evicted == 2

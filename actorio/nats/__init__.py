@@ -9,7 +9,9 @@
 - entities (virtual actors by type and key, docs/entities.md): ``await node.host(Cart)`` on the
   nodes that may run carts, ``node.entity(Cart, "alice")`` anywhere (an `EntityRef`);
   `EntityHost`, `Entities`, `Host`, `least_loaded`, `rendezvous`; persistent entities
-  (``node.host(Account, journal=journal)``): `Reminders`, `EntityFenced`.
+  (``node.host(Account, journal=journal)``): `Reminders`, `EntityFenced`; the bounds of
+  hosting: `HostFull` (``max_active``), `BucketFull`; `fencing_token()`, the activation's claim
+  revision, for fencing its writes to other stores.
 - `RemoteRef`: the reference type; `RemoteError`, `ReplyTooLarge`, `ActorNotFound`,
   `NodeUnreachable`, `NotAuthorized`: the errors.
 - `NodeService`: a node answering the NATS micro protocol (``node.serve_as_service()``), each
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from ._durable import Durable as Durable
     from ._entities import Entities as Entities
     from ._entity_host import EntityHost as EntityHost
+    from ._entity_host import HostFull as HostFull
     from ._entity_persistence import EntityFenced as EntityFenced
     from ._entity_persistence import Reminders as Reminders
     from ._entity_ref import EntityRef as EntityRef
@@ -45,7 +48,9 @@ if TYPE_CHECKING:
     from ._errors import NotAuthorized as NotAuthorized
     from ._errors import RemoteError as RemoteError
     from ._errors import ReplyTooLarge as ReplyTooLarge
+    from ._fencing import fencing_token as fencing_token
     from ._node import Node as Node
+    from ._placement import BucketFull as BucketFull
     from ._placement import Host as Host
     from ._placement import least_loaded as least_loaded
     from ._placement import rendezvous as rendezvous
@@ -57,6 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ActorNotFound",
+    "BucketFull",
     "DeliveryLimitReached",
     "Durable",
     "Entities",
@@ -64,6 +70,7 @@ __all__ = [
     "EntityHost",
     "EntityRef",
     "Host",
+    "HostFull",
     "LocalServer",
     "Node",
     "NodeService",
@@ -75,6 +82,7 @@ __all__ = [
     "RemoteRef",
     "ReplyTooLarge",
     "StoredDeadLetter",
+    "fencing_token",
     "find_nats_server",
     "least_loaded",
     "rendezvous",
@@ -89,6 +97,7 @@ _EXPORTS = {
     "NotAuthorized": "._errors",
     "RemoteError": "._errors",
     "ReplyTooLarge": "._errors",
+    "fencing_token": "._fencing",
     "Durable": "._durable",
     "DeliveryLimitReached": "._dead_letter_stream",
     "StoredDeadLetter": "._dead_letter_stream",
@@ -96,10 +105,12 @@ _EXPORTS = {
     "NodeService": "._service",
     "Entities": "._entities",
     "EntityHost": "._entity_host",
+    "HostFull": "._entity_host",
     "EntityRef": "._entity_ref",
     "EntityFenced": "._entity_persistence",
     "Reminders": "._entity_persistence",
     "Host": "._placement",
+    "BucketFull": "._placement",
     "least_loaded": "._placement",
     "rendezvous": "._placement",
     "Publication": "._publication",

@@ -25,6 +25,7 @@ See docs/entities.md, "Durable entity types", for the guarantee and why it is sh
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import logging
@@ -311,6 +312,9 @@ class DurableMailbox:
         self.dead_name = dead_letter_name(host.entity_type)
         self.failures = Failures()
         self.pumps: dict[str, ShardPump] = {}
+        self.running: collections.OrderedDict[tuple[int, str], Any] = collections.OrderedDict()
+        """The keys whose entity runs on this node (any shard), least recently handled first:
+        what ``max_active`` counts for a durable type (``_durable_shards``)."""
         """The pump of each shard active here, by its key (the shard's number)."""
         self._scanner: asyncio.Task[None] | None = None
         self.scan_every = max(lease / 2, 0.5)

@@ -284,6 +284,9 @@ class ShardPump:
                     await msg.nak(delay=delay)
             self._returned(state, seq, delay)
             return
+        running = mailbox.running
+        if (self.shard, state.key) in running:
+            running.move_to_end((self.shard, state.key))
         try:
             handled = await settlement.handle(msg)
         except Exception as error:
@@ -310,6 +313,34 @@ class ShardPump:
         self._held.pop(seq, None)
         self._room.set()
 
+    async def _make_room(self) -> bool:
+        """Room for one more entity under the host's ``max_active`` (counted over every shard of
+        the type on this node): the least recently handled idle keys (no message handled or
+        waiting) are stopped first, as idle ones are; False if none of them is idle."""
+        mailbox = self._mailbox
+        limit = mailbox.host.max_active
+        running = mailbox.running
+        while limit is not None and len(running) >= limit:
+            found: tuple[int, _Key] | None = next(
+                (
+                    (shard, key)
+                    for (shard, _), key in running.items()
+                    if key.worker is None and not key.waiting and not key.returned
+                ),
+                None,
+            )
+            if found is None:
+                return False
+            shard, chosen = found
+            del running[(shard, chosen.key)]
+            pump = mailbox.pumps.get(str(shard))
+            if pump is not None and pump.keys.get(chosen.key) is chosen:
+                del pump.keys[chosen.key]
+            mailbox.host.evicted += 1
+            if chosen.supervisor is not None:  # its teardown ends before the new key starts
+                await chosen.supervisor.stop(mailbox.host.placements.guard / 4)
+        return True
+
     async def _entity(self, state: _Key) -> Settlement | None:
         """The key's running entity's settlement (its entity started if it is not alive); None
         if its factory failed."""
@@ -317,7 +348,21 @@ class ShardPump:
             return state.settlement
         mailbox = self._mailbox
         if state.supervisor is not None:
+            mailbox.running.pop((self.shard, state.key), None)
             await state.supervisor.stop(mailbox.host.placements.guard / 4)
+            state.supervisor = state.mailbox = state.settlement = None
+        if not await self._make_room():
+            host = mailbox.host
+            host.refused += 1
+            mailbox.logs.log(
+                logging.WARNING,
+                "%s/%s not started: this node runs max_active=%s entities of the type, all "
+                "handling a message; its messages wait for room",
+                mailbox.entity_type,
+                state.key,
+                host.max_active,
+            )
+            return None
         try:
             state.mailbox, state.supervisor = await mailbox.host.start_entity(state.key)
         except Exception as error:
@@ -326,6 +371,7 @@ class ShardPump:
                 logging.WARNING, "%s/%s could not be started: %r", mailbox.entity_type, state.key, error
             )
             return None
+        mailbox.running[(self.shard, state.key)] = state
         state.settlement = Settlement(
             mailbox.receiver,
             mailbox.settings,
@@ -369,6 +415,7 @@ class ShardPump:
                 self._go_on(state)
             elif not state.returned and (now - state.last >= idle_timeout or not state.alive()):
                 del self.keys[state.key]
+                self._mailbox.running.pop((self.shard, state.key), None)
                 if state.supervisor is not None:
                     self._mailbox.spawn(state.supervisor.stop(self._mailbox.host.placements.guard / 4))
         if not self.idle():
@@ -402,6 +449,8 @@ class ShardPump:
         if not self._fenced():  # (past the lease, they are the next owner's: untouched)
             await give_back(waiting)
         supervisors = [state.supervisor for state in self.keys.values() if state.supervisor is not None]
+        for key in self.keys:
+            self._mailbox.running.pop((self.shard, key), None)
         self.keys.clear()
         if supervisors:
             await asyncio.wait([self._mailbox.spawn(s.stop(timeout)) for s in supervisors], timeout=timeout)

@@ -35,11 +35,12 @@ from ._addresses import Addresses
 from ._codec import TIMEOUT, encode_message, read_reply
 from ._durable import Durable
 from ._durable_entities import DurableSending
-from ._entity_host import ERROR_TYPE, LEASE, EntityHost
-from ._entity_persistence import Reminders, persistent_factory
+from ._entity_host import ERROR_TYPE, LEASE, MAX_ACTIVE, EntityHost
+from ._entity_persistence import DUE_MAX_BYTES, Reminders, persistent_factory
 from ._entity_ref import EntityRef
 from ._errors import ActorNotFound
 from ._placement import (
+    BUCKET_MAX_BYTES,
     Host,
     Hosts,
     Placement,
@@ -127,6 +128,11 @@ class Entities:
         self._ask_timeout = ask_timeout
         self.announce_every = announce_every
         self.placement: Placement = least_loaded
+        self.bucket_max_bytes: int | None = BUCKET_MAX_BYTES
+        """The size bound of a type's placement bucket when this node creates it (None: none)."""
+        self.due_max_bytes: int | None = DUE_MAX_BYTES
+        """The size bound of a persistent type's index of due reminders when this node creates
+        it (None: none)."""
         self._clock = asyncio.get_running_loop().time
         self.hosts = Hosts(nc, prefix=prefix, clock=self._clock)
         self.hosted: dict[str, EntityHost] = {}
@@ -444,6 +450,7 @@ class Entities:
         journal: Journal | None = None,
         made_on_journal: bool = False,
         durable: Durable | None = None,
+        max_active: int | None = MAX_ACTIVE,
     ) -> EntityHost:
         """Host ``entity_type`` (see `Node.host`). With a ``journal``, the type is persistent
         (see ``_entity_persistence``); ``made_on_journal``: ``factory`` is a persistent actor
@@ -453,6 +460,13 @@ class Entities:
             raise ValueError(f"this node hosts the entity type {entity_type!r} already")
         if not lease > 0 or not idle_timeout > 0:
             raise ValueError("lease and idle_timeout are positive numbers of seconds")
+        for setting, value in (
+            ("max_active", max_active),
+            ("entities.bucket_max_bytes", self.bucket_max_bytes),
+            ("entities.due_max_bytes", self.due_max_bytes),
+        ):
+            if value is not None and (type(value) is not int or value < 1):
+                raise ValueError(f"{setting} is a positive int or None, not {value!r}")
         guard = lease / 4 if guard is None else guard
         if not 0 < guard < lease / 2:
             raise ValueError(f"guard is between 0 and half the lease ({lease / 2} s), not {guard!r}")
@@ -460,14 +474,14 @@ class Entities:
         if self.mailboxes is not None:  # a durable type's streams come before its bucket
             await self.mailboxes.prepare(entity_type, durable)
         name = bucket_name(self.prefix, entity_type)
-        kv = await Placements.bucket(self._js, name, lease)
+        kv = await Placements.bucket(self._js, name, lease, self.bucket_max_bytes)
         placements = Placements(
             kv, js=self._js, bucket=name, ttl=lease, guard=guard, node_id=self.node_id, clock=self._clock
         )
         reminders: Reminders | None = None
         made: list[EntityHost] = []
         if journal is not None:
-            reminders = Reminders(self, entity_type, self._js, name + "_due")
+            reminders = Reminders(self, entity_type, self._js, name + "_due", max_bytes=self.due_max_bytes)
             factory = persistent_factory(
                 factory, journal if made_on_journal else None, made, reminders, self._clock
             )
@@ -480,6 +494,7 @@ class Entities:
             supervision=supervision,
             receiver=self._receiver,
             spawn=self._spawn,
+            max_active=max_active,
         )
         made.append(host)
         host.reminders = reminders

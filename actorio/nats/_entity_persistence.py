@@ -35,7 +35,7 @@ from nats.js.kv import KeyValue
 
 from .. import Actor, ActorioException
 from ..lowlevel import LogLimit
-from ._placement import check_key, rendezvous
+from ._placement import BucketFull, check_key, full_bucket, rendezvous
 
 if TYPE_CHECKING:
     from actorio.persistence import Journal, PersistenceId, ReminderRecord
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ._entities import Entities
     from ._entity_host import EntityHost
 
-__all__ = ["WAKE", "EntityFenced", "EntityJournal", "Reminders", "is_persistent"]
+__all__ = ["DUE_MAX_BYTES", "WAKE", "EntityFenced", "EntityJournal", "Reminders", "is_persistent"]
 
 _logger = logging.getLogger("actorio.nats")
 
@@ -52,6 +52,11 @@ WAKE = "Actorio-Wake"
 
 _MAX_DUE_BYTES = 64
 _MAX_INDEXED = 1_000_000
+
+DUE_MAX_BYTES = 256 * 1024**2
+"""The default size bound of a persistent type's index of due reminders (256 MiB: about the
+million keys with reminders a node follows; an entry is a key and a time, about 250 bytes stored,
+and a deleted one leaves a marker of about the same size)."""
 
 
 class EntityFenced(ActorioException):
@@ -155,6 +160,8 @@ class Reminders:
     node is responsible for are woken (at most ``max_per_scan`` per scan); a key still due is
     woken again every ``retry_every`` seconds, until its reminders are fired and deleted. At
     most a million keys with reminders are followed per type (a warning names the others).
+    The index bucket is made with ``max_bytes`` (None: no bound) by the first node that opens it;
+    a reminder that does not fit is refused (`BucketFull`, nothing stored).
     """
 
     def __init__(
@@ -166,11 +173,13 @@ class Reminders:
         *,
         scan_every: float = 1.0,
         retry_every: float = 5.0,
+        max_bytes: int | None = DUE_MAX_BYTES,
     ) -> None:
         self._entities = entities
         self.entity_type = entity_type
         self._js = js
         self.bucket = bucket
+        self.max_bytes = max_bytes
         self.clock: Callable[[], float] = time.time
         self.scan_every = scan_every
         self.retry_every = retry_every
@@ -193,7 +202,10 @@ class Reminders:
         except nats.js.errors.BucketNotFoundError:
             # nats-py leaves ``**params`` of create_key_value() unannotated.
             self._kv = await self._js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
-                bucket=self.bucket, history=1, max_value_size=_MAX_DUE_BYTES
+                bucket=self.bucket,
+                history=1,
+                max_value_size=_MAX_DUE_BYTES,
+                max_bytes=-1 if self.max_bytes is None else self.max_bytes,
             )
         self._tasks = [
             asyncio.ensure_future(self._watch_forever()),
@@ -212,14 +224,21 @@ class Reminders:
     # -- the index -----------------------------------------------------------------------------
 
     async def note(self, key: str, dues: list[float]) -> None:
-        """Set ``key``'s entry to the earliest of ``dues`` (remove it for none)."""
+        """Set ``key``'s entry to the earliest of ``dues`` (remove it for none); `BucketFull` if
+        the index is full."""
         kv = self._kv
         if kv is None:
             return
         if dues:
             due = min(dues)
             if self.due.get(key) != due:
-                await kv.put(key, repr(due).encode())
+                try:
+                    await kv.put(key, repr(due).encode())
+                except nats.js.errors.APIError as error:
+                    full = full_bucket(error, self.bucket, f"the due time of {key!r}")
+                    if full is None:
+                        raise
+                    raise full from None
                 self.due[key] = due
         elif key in self.due:  # (a key the watch has not shown is left: a wake-up clears it)
             with contextlib.suppress(nats.js.errors.KeyNotFoundError):
@@ -231,7 +250,7 @@ class Reminders:
         early (a wake-up for nothing clears it), never missing."""
         try:
             await self.note(key, dues)
-        except (nats.errors.Error, asyncio.TimeoutError) as error:
+        except (nats.errors.Error, asyncio.TimeoutError, BucketFull) as error:
             self._warnings.log(
                 logging.WARNING, "%s: the due entry of %s not updated: %r", self.bucket, key, error
             )
@@ -334,8 +353,9 @@ def persistent_factory(
 ) -> Callable[[str], Actor[Any]]:
     """The factory of a persistent type's activations: ``factory(key)``, or, given the
     ``journal``, ``factory(key, journal, clock=reminders.clock)`` (a persistent actor class);
-    either way each persistent actor made gets an `EntityJournal`, fenced by the lease of the
-    key's activation on ``host[0]`` (the type's `EntityHost`, once made) by ``clock``."""
+    either way each persistent actor made gets an `EntityJournal`, fenced by ``clock`` by the
+    lease of the activation holding the key (its own, or its shard's for a durable type) on
+    ``host[0]`` (the type's `EntityHost`, once made)."""
 
     def make(key: str) -> Actor[Any]:
         actor = factory(key) if journal is None else factory(key, journal, clock=reminders.clock)
@@ -353,7 +373,7 @@ def persistent_factory(
 
 def _may_write(host: list[EntityHost], key: str, clock: Callable[[], float]) -> Callable[[], bool]:
     def may_write() -> bool:
-        activation = host[0].activations.get(key) if host else None
+        activation = host[0].holder(key) if host else None
         lease = None if activation is None else activation.lease
         return lease is not None and lease.valid(clock())
 

@@ -17,7 +17,7 @@ from ._addresses import Addresses
 from ._durable import Durable
 from ._durable_entities import DurableSending
 from ._entities import Entities
-from ._entity_host import EntityHost
+from ._entity_host import MAX_ACTIVE, EntityHost
 from ._entity_ref import EntityRef
 from ._publication import Receiver
 
@@ -79,6 +79,7 @@ class NodeEntities:
         supervision: SupervisorStrategy | None = None,
         journal: Journal | None = None,
         durable: Durable | bool = False,
+        max_active: int | None = MAX_ACTIVE,
     ) -> EntityHost:
         """Host the entity type ``entity_type``: an actor class made from a key (``Cart(key)``),
         or a factory of a key (then ``name`` is needed). This node may now activate the type's
@@ -93,6 +94,13 @@ class NodeEntities:
         passivated: stopped (its teardown runs; its in-memory state is lost) and its key
         released. A failing entity is supervised as a published factory is (``supervision``:
         see `Node.publish`); one whose supervision gives up is passivated.
+
+        ``max_active``: at most this many activations of the type on this node at once (default
+        100,000; None: no bound). When a key must be activated and the node is full, the least
+        recently used idle activation (waiting for a message, not in a handler) is passivated
+        first, as an idle one is; if none is idle, the new key's messages are refused at once:
+        an ask raises a `RemoteError` named ``HostFull``, a tell is a dead letter
+        (``overflow``). See docs/entities.md, "A bound on activations".
 
         ``journal``: the type is persistent (an ``EventSourcedActor`` or ``DurableStateActor``):
         each activation recovers its state from ``journal`` (made as ``Cls(key, journal,
@@ -136,6 +144,7 @@ class NodeEntities:
             journal=journal,
             made_on_journal=made_on_journal,
             durable=settings,
+            max_active=max_active,
         )
 
     @overload

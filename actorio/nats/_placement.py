@@ -9,6 +9,8 @@ Owns:
 - `Placements`: one entity type's key-value bucket (JetStream), whose TTL is the lease: a claim is
   a create-if-absent, a renewal a compare-and-set on the last revision, a release a delete on that
   revision; an entry that is not renewed expires, and the key is free again;
+- `BucketFull`: what a write to one of a type's buckets raises when the bucket holds its
+  ``max_bytes`` (this one, or the index of due reminders);
 - `Hosts`: which nodes host which types, and how loaded they are, from the announcements hosting
   nodes publish (and repeat) on ``<prefix>.entities.hosts``; `least_loaded` and `rendezvous`,
   the two ways of choosing a node for a key nobody holds.
@@ -39,10 +41,13 @@ from nats.aio.subscription import Subscription
 from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
+from .. import ActorioException
 from ..lowlevel import LogLimit
 
 __all__ = [
+    "BUCKET_MAX_BYTES",
     "MAX_KEY_CHARS",
+    "BucketFull",
     "Host",
     "Hosts",
     "Lease",
@@ -52,6 +57,7 @@ __all__ = [
     "bucket_name",
     "check_entity_type",
     "check_key",
+    "full_bucket",
     "least_loaded",
     "rendezvous",
 ]
@@ -65,6 +71,30 @@ _TOKEN = re.compile(rf"[A-Za-z0-9_=-]{{1,{MAX_KEY_CHARS}}}")
 _TYPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 _MAX_VALUE_BYTES = 512
+
+BUCKET_MAX_BYTES = 1024**3
+"""The default size bound of a type's placement bucket (1 GiB: a few million keys held at once;
+an entry is a key, a node id and a revision, about 300 bytes stored)."""
+
+
+class BucketFull(ActorioException):
+    """The server refused a write to one of an entity type's key-value buckets: the bucket holds
+    its ``max_bytes``. Nothing was written. ``bucket`` names it. A placement bucket frees itself
+    as leases expire or are released; an index of due reminders, as reminders fire."""
+
+    def __init__(self, bucket: str, what: str) -> None:
+        self.bucket = bucket
+        super().__init__(f"the key-value bucket {bucket} is full (its max_bytes): {what} was not written")
+
+
+def full_bucket(error: BaseException, bucket: str, what: str) -> BucketFull | None:
+    """The `BucketFull` that ``error`` (from a write to ``bucket``) means, or None if it is not a
+    refusal for size ("maximum bytes exceeded", JetStream's error 10077)."""
+    if isinstance(error, nats.js.errors.APIError) and "maximum bytes" in (error.description or ""):
+        return BucketFull(bucket, what)
+    return None
+
+
 _MAX_ANNOUNCEMENT_BYTES = 16384
 _MAX_HOSTS = 10000
 _MAX_TYPES_PER_HOST = 100
@@ -152,8 +182,16 @@ class Owner:
     claim: int
 
 
-def _encode_owner(node: str, claim: int) -> bytes:
-    return json.dumps({"node": node, "claim": claim}, separators=(",", ":")).encode()
+def _encode_owner(node: str, claim: int, last: int = 0) -> bytes:
+    """The value of an entry, written on the entry's revision ``last`` (0: a create).
+
+    Padded with spaces so that the value and the digits of ``last`` (sent in the write's
+    ``Nats-Expected-Last-Subject-Sequence`` header, which the server stores with it) have one
+    length: every write of one holder's entry stores the same size. A bucket at its max_bytes
+    (discard "new") replaces an entry only by one no larger: without the padding, a renewal
+    (a claim of several digits, written on a revision of several) would be refused there."""
+    body = f'{{"node":{json.dumps(node)},"claim":{claim}}}'
+    return (body + " " * (40 - len(str(claim)) - len(str(last)))).encode()
 
 
 def _decode_owner(value: bytes | None, revision: int) -> Owner | None:
@@ -198,6 +236,8 @@ class Placements:
     ) -> None:
         self._kv = kv
         self._js = js
+        self.name = bucket
+        """The bucket's name."""
         self._stream = f"KV_{bucket}"
         self._subject = f"$KV.{bucket}."
         self.ttl = ttl
@@ -206,8 +246,11 @@ class Placements:
         self._clock = clock
 
     @classmethod
-    async def bucket(cls, js: JetStreamContext, name: str, ttl: float | None) -> KeyValue:
-        """The bucket ``name``: made with ``ttl`` if given and missing; bound otherwise.
+    async def bucket(
+        cls, js: JetStreamContext, name: str, ttl: float | None, max_bytes: int | None = BUCKET_MAX_BYTES
+    ) -> KeyValue:
+        """The bucket ``name``: made with ``ttl`` and ``max_bytes`` (None: no bound) if ``ttl`` is
+        given and it is missing; bound otherwise (an existing bucket keeps its configuration).
         ``LookupError`` if it is missing and ``ttl`` is None; ``ValueError`` if it exists with a
         different TTL (every host of a type must use one lease)."""
         try:
@@ -217,7 +260,7 @@ class Placements:
                 raise LookupError(name) from None
             # nats-py leaves ``**params`` of create_key_value() unannotated.
             return await js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
-                bucket=name, ttl=ttl, history=1
+                bucket=name, ttl=ttl, history=1, max_bytes=-1 if max_bytes is None else max_bytes
             )
         if ttl is not None:
             status = await kv.status()
@@ -231,7 +274,16 @@ class Placements:
     async def claim(self, key: str) -> Lease | Owner:
         """Claim ``key`` if nobody holds it (a create-if-absent): the new `Lease`, or the `Owner`
         that holds it. A key held by this node's earlier lease (released but not deleted) is
-        claimed again by a compare-and-set on that entry."""
+        claimed again by a compare-and-set on that entry. `BucketFull` if the bucket is full."""
+        try:
+            return await self._claim(key)
+        except nats.js.errors.APIError as error:
+            full = full_bucket(error, self.name, f"the claim of {key!r}")
+            if full is None:
+                raise
+            raise full from None
+
+    async def _claim(self, key: str) -> Lease | Owner:
         for _ in range(3):  # an entry can expire between the create and the read: try again
             sent_at = self._clock()
             try:
@@ -250,7 +302,9 @@ class Placements:
             # Our own stale entry, or one that names nobody readable: take it over on its revision.
             sent_at = self._clock()
             try:
-                revision = await self._kv.update(key, _encode_owner(self._node_id, 0), last=revision)
+                revision = await self._kv.update(
+                    key, _encode_owner(self._node_id, 0, revision), last=revision
+                )
             except nats.js.errors.KeyWrongLastSequenceError:
                 continue
             # Claim 0 in the value: readers take this revision as the claim, as after a create.
@@ -268,7 +322,9 @@ class Placements:
         for _ in range(2):
             sent_at = self._clock()
             try:
-                revision = await self._kv.update(key, _encode_owner(self._node_id, lease.claim), last=last)
+                revision = await self._kv.update(
+                    key, _encode_owner(self._node_id, lease.claim, last), last=last
+                )
             except nats.js.errors.KeyWrongLastSequenceError:
                 # A renewal given up on here (timed out) may have been written all the same: if
                 # the entry is still this lease's, renew on its revision.

@@ -8,6 +8,8 @@ import actorio.nats
 
 EXPECTED = {
     "ActorNotFound",
+    "BucketFull",
+    "HostFull",
     "DeliveryLimitReached",
     "Durable",
     "Entities",
@@ -25,6 +27,7 @@ EXPECTED = {
     "RemoteRef",
     "ReplyTooLarge",
     "StoredDeadLetter",
+    "fencing_token",
     "find_nats_server",
     "NodeService",
     "least_loaded",

@@ -125,3 +125,25 @@ async def test_a_key_moved_by_a_kill_9_has_a_larger_token(nats_url: str, tmp_pat
         after = await ref.ask(Token())  # activated again on the other host, once the lease expired
         assert await ref.ask(Where()) != owner.name
         assert after > before
+
+
+async def test_a_durable_key_s_token_is_its_shard_s_claim_and_grows_with_the_shard(
+    pair: tuple[Node, Node],
+) -> None:
+    # A durable type places shards: a key's entity runs inside its shard's activation, whose
+    # claim fences it. Passivating the shard and activating it again gives a larger token.
+    TOKENS.clear()
+    node, client = pair
+    host = await node.host(Teller, name="token4", lease=LEASE, durable=True)
+    ref = client.entity("token4", "d", Teller)
+    token = await ref.ask(Read())
+    assert host.durable is not None
+    shard = str(host.durable.shard_of("d"))
+    owner = await host.placements.lookup(shard)
+    assert owner is not None
+    assert token == owner.claim
+    activation = host.activations[shard]
+    await host._passivate(activation, release=True, timeout=5.0)  # pyright: ignore[reportPrivateUsage]
+    assert ("teardown", token) in TOKENS  # the key's teardown ran with its shard's token
+    again = await ref.ask(Read())
+    assert again > token

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import runpy
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -123,14 +124,22 @@ def _strip_ignores(line: str) -> str:
     return PYRIGHT_IGNORE.sub("", MYPY_IGNORE.sub("", line)).rstrip()
 
 
-def _mypy_errors(files: list[Path]) -> tuple[Marks, str]:
+def _mypy_errors(files: list[Path], cache: Path) -> tuple[Marks, str]:
+    """mypy's errors in ``files``, under the corpus's configuration. ``cache`` starts as a copy of
+    the corpus run's cache, where there is one: the standard library, pydantic and actorio, under
+    the same options, then come from it (3.1 s of CPU without it, 0.2 s with it, here); the fail
+    files, at other paths and with other contents, are checked anew."""
+    corpus_cache = ROOT / ".mypy_cache" / "typing-corpus"  # MYPY_CONFIG's cache_dir
+    if corpus_cache.is_dir():
+        shutil.copytree(corpus_cache, cache)
     result = _run(
         sys.executable,
         "-m",
         "mypy",
         "--config-file",
         str(MYPY_CONFIG),
-        "--no-incremental",
+        "--cache-dir",
+        str(cache),
         "--show-error-codes",
         *map(str, files),
     )
@@ -177,7 +186,9 @@ def _compare(expected: Marks, actual: Marks) -> list[str]:
 
 
 @pytest.mark.static
-def test_must_fail_lines_fail_without_their_ignores(tmp_path: Path) -> None:
+def test_must_fail_lines_fail_without_their_ignores(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """With the ignore comments removed, each marked line gets exactly the codes it lists in each
     checker, and no other line gets any: no misuse hides in code a checker skipped as unreachable."""
     mypy_marks, pyright_marks = _marks()
@@ -188,7 +199,7 @@ def test_must_fail_lines_fail_without_their_ignores(tmp_path: Path) -> None:
         copy.write_text("\n".join(lines) + "\n")
         stripped.append(copy)
 
-    mypy_errors, mypy_output = _mypy_errors(stripped)
+    mypy_errors, mypy_output = _mypy_errors(stripped, tmp_path_factory.mktemp("mypy") / "cache")
     pyright_errors, pyright_output = _pyright_errors(tmp_path)
     mypy_problems = _compare(mypy_marks, mypy_errors)
     pyright_problems = _compare(pyright_marks, pyright_errors)

@@ -11,6 +11,7 @@ import pytest_asyncio
 
 from actorio import dead_letters
 from actorio.nats import LocalServer, Node
+from tests.docs.typing_project import PyrightRun, run_pyright
 
 # Read by asyncio each time a loop is created: every test's loop runs in debug mode.
 os.environ["PYTHONASYNCIODEBUG"] = "1"
@@ -36,3 +37,10 @@ async def node(nats_url: str) -> AsyncIterator[Node]:
     """A node connected to the module's nats-server, closed after the test."""
     async with await Node.connect(nats_url) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def docs_pyright(tmp_path_factory: pytest.TempPathFactory) -> PyrightRun:
+    """pyright over the documentation's Python blocks and docs/typing.md's program, in a project
+    outside the repository: one run for the tests of both (tests/docs/typing_project.py)."""
+    return run_pyright(tmp_path_factory.mktemp("docs-pyright"))

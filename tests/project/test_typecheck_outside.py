@@ -65,7 +65,9 @@ def _check(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.static
-def test_a_typed_project_outside_the_repository(tmp_path: Path, docs_pyright: PyrightRun) -> None:
+def test_a_typed_project_outside_the_repository(
+    tmp_path: Path, docs_pyright: PyrightRun, strict_plugin_mypy_cache: Path
+) -> None:
     project, line = _project(tmp_path / "project")
     assert not project.is_relative_to(ROOT)
     configs = [b for b in blocks(PAGE) if b.language in ("ini", "toml", "json")]
@@ -74,7 +76,7 @@ def test_a_typed_project_outside_the_repository(tmp_path: Path, docs_pyright: Py
     [pyright_config] = [b.code for b in configs if b.language == "json"]
     assert len(ini) == 2
     assert len(toml) == 1
-    cache = tmp_path / "mypy-cache"
+    cache = strict_plugin_mypy_cache
     expected = EXPECTED_MYPY.format(line=line)
 
     for name, config in [("mypy.ini", ini[0]), ("mypy.ini", ini[1]), ("pyproject.toml", toml[0])]:

@@ -33,7 +33,10 @@ def test_mypy_strict_is_clean() -> None:
 
 
 def test_pyright_strict_is_clean(pyright_report: PyrightReport) -> None:
-    assert pyright_report.returncode == 0, "\n".join(pyright_report.errors()) or pyright_report.output
+    # Exit status 1: errors, which the stripped fail files of the shared run have (2 and 3: pyright
+    # or its configuration failed); none may be in the project.
+    assert pyright_report.returncode in (0, 1), pyright_report.output
+    assert not pyright_report.errors(ROOT), "\n".join(pyright_report.errors(ROOT))
 
 
 def test_ruff_is_clean() -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.docs.pages import DOCS, blocks
+from tests.docs.typing_project import PROGRAM, PyrightRun
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = DOCS / "typing.md"
@@ -64,7 +65,9 @@ def _check(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.static
-def test_a_typed_project_outside_the_repository(tmp_path: Path) -> None:
+def test_a_typed_project_outside_the_repository(
+    tmp_path: Path, docs_pyright: PyrightRun, strict_plugin_mypy_cache: Path
+) -> None:
     project, line = _project(tmp_path / "project")
     assert not project.is_relative_to(ROOT)
     configs = [b for b in blocks(PAGE) if b.language in ("ini", "toml", "json")]
@@ -73,7 +76,7 @@ def test_a_typed_project_outside_the_repository(tmp_path: Path) -> None:
     [pyright_config] = [b.code for b in configs if b.language == "json"]
     assert len(ini) == 2
     assert len(toml) == 1
-    cache = tmp_path / "mypy-cache"
+    cache = strict_plugin_mypy_cache
     expected = EXPECTED_MYPY.format(line=line)
 
     for name, config in [("mypy.ini", ini[0]), ("mypy.ini", ini[1]), ("pyproject.toml", toml[0])]:
@@ -87,10 +90,12 @@ def test_a_typed_project_outside_the_repository(tmp_path: Path) -> None:
             name + "\n" + result.stdout + result.stderr
         )
 
-    (project / "pyrightconfig.json").write_text(pyright_config)
-    result = _check(["pyright", "--outputjson", "prog.py"], project)
-    report = json.loads(result.stdout)
-    errors = [d for d in report["generalDiagnostics"] if d["severity"] == "error"]
+    # pyright, from the run shared with tests/docs/test_docs_typing.py: the same program, as prog.py,
+    # under the same configuration, in a project outside the repository too.
+    assert not docs_pyright.project.is_relative_to(ROOT)
+    assert (docs_pyright.project / PROGRAM).read_text() == (project / "prog.py").read_text()
+    assert (docs_pyright.project / "pyrightconfig.json").read_text() == pyright_config
+    errors = docs_pyright.errors({PROGRAM})
     assert [(e["range"]["start"]["line"] + 1, e["rule"]) for e in errors] == [(line, "reportArgumentType")], (
         errors
     )

@@ -54,7 +54,7 @@ async def client(node: Node, greeting: Greeting) -> None:
 
 @pytest.mark.static
 @pytest.mark.timeout(120)
-def test_a_client_typed_only_against_a_generated_stub(tmp_path: Path) -> None:
+def test_a_client_typed_only_against_a_generated_stub(tmp_path: Path, strict_plugin_mypy_cache: Path) -> None:
     """mypy checks a remote client that imports only the stub: a right one passes, a message
     outside the protocol is an error (the stub is regenerated here, so it is current)."""
     stubs = tmp_path / "stubs"
@@ -74,7 +74,7 @@ def test_a_client_typed_only_against_a_generated_stub(tmp_path: Path) -> None:
             strict = True
             mypy_path = {stubs}:{ROOT}
             plugins = actorio.mypy
-            cache_dir = {tmp_path / "cache"}
+            cache_dir = {strict_plugin_mypy_cache}
             """
         )
     )

@@ -510,6 +510,19 @@ class DurableMailbox:
             await self._forged(subject)
         return woken
 
+    async def dead_letter_forged(self, msg: Msg, text: str) -> bool:
+        """Move ``msg``, whose subject names no valid key (``text`` says why), to the type's
+        dead-letter stream and take it out of the mailbox; False (it is given back) if the
+        dead-letter stream did not store it."""
+        identifier = f"{self.entity_type}/{msg.subject.rsplit('.', 1)[-1][:40]}"
+        if not await self.dead.move(msg, self.dead_name, msg.metadata.num_delivered, "InvalidKey", text):
+            await give_back([msg])
+            return False
+        dead_letters.record(msg.data, identifier, "invalid", ValueError(text))
+        with contextlib.suppress(nats.errors.Error):
+            await msg.term()
+        return True
+
     async def _forged(self, subject: str) -> None:
         """Move the messages of a subject whose key is invalid (written by someone other than
         actorio) to the dead-letter stream, through a consumer of their own (then deleted)."""
@@ -525,7 +538,6 @@ class DurableMailbox:
         # nats-py leaves ``**params`` unannotated in add_consumer.
         await self.js.add_consumer(self.stream, config)  # pyright: ignore[reportUnknownMemberType]
         pull = await self.js.pull_subscribe_bind(durable=name, stream=self.stream)
-        identifier = f"{self.entity_type}/{subject.rsplit('.', 1)[-1][:40]}"
         try:
             for _ in range(_MAX_FORGED_PER_SCAN):
                 try:
@@ -533,12 +545,7 @@ class DurableMailbox:
                 except nats.errors.TimeoutError:
                     break
                 text = f"the subject {subject[:200]!r} names no valid entity key"
-                if await self.dead.move(msg, self.dead_name, msg.metadata.num_delivered, "InvalidKey", text):
-                    dead_letters.record(msg.data, identifier, "invalid", ValueError(text))
-                    with contextlib.suppress(nats.errors.Error):
-                        await msg.term()
-                else:
-                    await give_back([msg])
+                if not await self.dead_letter_forged(msg, text):
                     break
         finally:
             with contextlib.suppress(nats.errors.Error):

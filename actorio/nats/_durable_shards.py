@@ -28,7 +28,6 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from .. import dead_letters
 from ..lowlevel import Mailbox, task_of
 from ._placement import check_key
 from ._settlement import Settlement, give_back
@@ -237,14 +236,9 @@ class ShardPump:
         mailbox = self._mailbox
         if self._fenced():
             return
-        text = f"the subject {msg.subject[:200]!r} names no valid entity key of shard {self.shard}"
-        identifier = f"{mailbox.entity_type}/{msg.subject.rsplit('.', 1)[-1][:40]}"
-        if await mailbox.dead.move(msg, mailbox.dead_name, msg.metadata.num_delivered, "InvalidKey", text):
-            dead_letters.record(msg.data, identifier, "invalid", ValueError(text))
-            with contextlib.suppress(nats.errors.Error):
-                await msg.term()
-        else:
-            await give_back([msg])
+        await mailbox.dead_letter_forged(
+            msg, f"the subject {msg.subject[:200]!r} names no valid entity key of shard {self.shard}"
+        )
 
     # -- the keys ----------------------------------------------------------------------------------
 

@@ -15,13 +15,12 @@ import itertools
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from actorio.nats import Node
 from tests.nats_support.entities import Bank, Deposit, Where, check_one_activation_at_a_time, records
-from tests.nats_support.processes import Worker, wait_until, worker
+from tests.nats_support.processes import Worker, kill_halfway, wait_until, worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -89,19 +88,10 @@ async def test_every_acknowledged_tell_is_handled_in_order_after_a_kill_9(
                     half.set()
 
         senders = asyncio.gather(*(deposits(key) for key in keys))
-        halfway_reached = asyncio.ensure_future(half.wait())
-        # A sender whose store failed ends the wait at once (its error is raised below), rather
-        # than leaving the others' count short of halfway until the timeout.
         deadline = 60.0 if not SOAK else 1200.0
-        waited: list[asyncio.Future[Any]] = [halfway_reached, senders]
-        await asyncio.wait(waited, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
-        if not halfway_reached.done():
-            halfway_reached.cancel()
-            if senders.done():
-                senders.result()  # the sender's error
-            pytest.fail(f"{told} of {halfway} deposits acknowledged within {deadline} s")
-        victim.kill()
-        killed_at, started = time.time(), asyncio.get_running_loop().time()
+        killed_at, started = await kill_halfway(
+            senders, half, victim, deadline, lambda: f"{told} of {halfway} deposits acknowledged"
+        )
         at_kill = dict(acknowledged)
         await senders
         assert acknowledged == dict.fromkeys(keys, per_key)

@@ -17,14 +17,13 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from actorio.nats import Node
 from actorio.persistence import JetStreamJournal, PersistenceId
 from tests.nats_support.ledger_worker import Credit, Ledger, Statement, Where
-from tests.nats_support.processes import Worker, wait_until, worker
+from tests.nats_support.processes import Worker, kill_halfway, wait_until, worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -94,17 +93,10 @@ async def test_a_durable_persistent_entity_recovers_and_handles_every_credit_in_
                     half.set()
 
         senders = asyncio.gather(*(credits(key) for key in keys))
-        halfway_reached = asyncio.ensure_future(half.wait())
         deadline = 60.0 if not SOAK else 1200.0
-        waited: list[asyncio.Future[Any]] = [halfway_reached, senders]
-        await asyncio.wait(waited, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
-        if not halfway_reached.done():
-            halfway_reached.cancel()
-            if senders.done():
-                senders.result()  # the sender's error
-            pytest.fail(f"{told} of {halfway} credits acknowledged within {deadline} s")
-        victim.kill()
-        killed_at, started = time.time(), asyncio.get_running_loop().time()
+        killed_at, started = await kill_halfway(
+            senders, half, victim, deadline, lambda: f"{told} of {halfway} credits acknowledged"
+        )
         at_kill = dict(acknowledged)
         await senders
         assert acknowledged == dict.fromkeys(keys, per_key)

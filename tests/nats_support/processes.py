@@ -7,8 +7,10 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,3 +78,26 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, inter
         if loop.time() > deadline:
             raise AssertionError(f"not true within {timeout} s")
         await asyncio.sleep(interval)  # polling interval, bounded by the deadline
+
+
+async def kill_halfway(
+    senders: asyncio.Future[Any],
+    half: asyncio.Event,
+    victim: Worker,
+    deadline: float,
+    progress: Callable[[], str],
+) -> tuple[float, float]:
+    """Wait until ``half`` is set (the senders are half-way), then ``kill -9`` ``victim``: the
+    wall-clock time and the loop's time of the kill. A sender's error ends the wait at once
+    (raised here) rather than leaving the count short until ``deadline``; short at the deadline,
+    the test fails with ``progress()``."""
+    halfway = asyncio.ensure_future(half.wait())
+    waited: list[asyncio.Future[Any]] = [halfway, senders]
+    await asyncio.wait(waited, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
+    if not halfway.done():
+        halfway.cancel()
+        if senders.done():
+            senders.result()  # the sender's error
+        raise AssertionError(f"{progress()} within {deadline} s")
+    victim.kill()
+    return time.time(), asyncio.get_running_loop().time()

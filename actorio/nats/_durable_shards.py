@@ -57,7 +57,20 @@ def consumer_name(shard: int) -> str:
 class _Key:
     """One key of the shard: its entity (once started), and its messages waiting in the pump."""
 
-    __slots__ = ("key", "mailbox", "supervisor", "settlement", "waiting", "returned", "worker", "last")
+    __slots__ = (
+        "key",
+        "mailbox",
+        "supervisor",
+        "settlement",
+        "waiting",
+        "returned",
+        "worker",
+        "last",
+        "retiring",
+        "not_before",
+        "failed_starts",
+        "handled",
+    )
 
     def __init__(self, key: str, now: float) -> None:
         self.key = key
@@ -71,10 +84,19 @@ class _Key:
         the key's later messages is handled before they come back."""
         self.worker: asyncio.Task[None] | None = None
         self.last = now
+        self.retiring: asyncio.Task[None] | None = None
+        """Its entity being stopped: the key starts again only once that is done (its messages
+        wait meanwhile), so that two entities of the key never run at once."""
+        self.not_before = 0.0
+        """No message of the key is handled before this time (its entity could not start)."""
+        self.failed_starts = 0
+        self.handled = 0
+        """The stream sequence of the key's last message handled and acknowledged: a copy of it
+        (or of an earlier one) delivered again, its acknowledgement lost, is not handled again."""
 
     def ready(self, now: float) -> Msg | None:
         """The key's next message, if it may be handled now (per-key stream order)."""
-        if not self.waiting:
+        if not self.waiting or now < self.not_before:
             return None
         self.expire(now)
         seq = min(self.waiting)
@@ -220,15 +242,26 @@ class ShardPump:
             mailbox.spawn(self._forged(msg))
             return
         seq = msg.metadata.sequence.stream
-        self._held[seq] = msg
         state = self.keys.get(key)
+        if state is not None and seq <= state.handled:
+            # A copy of a message handled and acknowledged already (its acknowledgement was
+            # lost): acknowledged again, not handled again, and never after a later one.
+            mailbox.spawn(_ack_again(msg))
+            return
+        self._held[seq] = msg
         if state is None:
             state = self.keys[key] = _Key(key, mailbox.clock())
         state.waiting[seq] = msg
         self._go_on(state)
 
     def _go_on(self, state: _Key) -> None:
-        if state.worker is None and state.waiting and not self._stopping:
+        if (
+            state.worker is None
+            and state.retiring is None
+            and state.waiting
+            and not self._stopping
+            and self._mailbox.clock() >= state.not_before
+        ):
             state.worker = self._mailbox.spawn(self._work(state))
 
     async def _forged(self, msg: Msg) -> None:
@@ -271,12 +304,13 @@ class ShardPump:
         mailbox = self._mailbox
         seq = msg.metadata.sequence.stream
         settlement = await self._entity(state)
-        if settlement is None:  # its factory failed: delivered again later
-            delay = mailbox.settings.retry_backoff.delay(max(0, msg.metadata.num_delivered - 1))
-            if not self._fenced():
-                with contextlib.suppress(nats.errors.Error):
-                    await msg.nak(delay=delay)
-            self._returned(state, seq, delay)
+        if settlement is None:
+            # Its entity could not start (its factory failed, or no room under max_active): the
+            # message stays here, kept from redelivery by the progress reports, and is tried
+            # again after the backoff. Not a delivery: the durable rules do not count it.
+            state.waiting[seq] = msg
+            state.not_before = mailbox.clock() + mailbox.settings.retry_backoff.delay(state.failed_starts)
+            state.failed_starts += 1
             return
         running = mailbox.running
         if (self.shard, state.key) in running:
@@ -294,58 +328,83 @@ class ShardPump:
             self._returned(state, seq, mailbox.settings.retry_backoff.max_delay)
         else:
             state.waiting.pop(seq, None)  # a copy delivered again meanwhile: settled already
+            state.handled = max(state.handled, seq)
             self._settled(seq)
 
     def _returned(self, state: _Key, seq: int, delay: float) -> None:
         """``seq`` was given back: the key's later messages wait for it (a while: if it never
         comes back, e.g. taken out of the stream, the key goes on without it)."""
         if seq not in state.waiting:
-            state.returned[seq] = self._mailbox.clock() + 1.5 * delay + 2 * self._mailbox.lease
+            stretch = 1.5 + self._mailbox.settings.retry_backoff.jitter  # the backoff's jitter, and a margin
+            state.returned[seq] = self._mailbox.clock() + stretch * delay + 2 * self._mailbox.lease
             self._settled(seq)
 
     def _settled(self, seq: int) -> None:
         self._held.pop(seq, None)
         self._room.set()
 
-    async def _make_room(self) -> bool:
-        """Room for one more entity under the host's ``max_active`` (counted over every shard of
-        the type on this node): the least recently handled idle keys (no message handled or
-        waiting) are stopped first, as idle ones are; False if none of them is idle."""
+    async def _make_room(self, state: _Key) -> bool:
+        """Reserve ``state``'s place under the host's ``max_active`` (counted over every shard of
+        the type on this node), first stopping the least recently handled idle keys (nothing
+        handled or waiting, their entity waiting for a message) as idle ones are; False if
+        none of them is idle."""
         mailbox = self._mailbox
         limit = mailbox.host.max_active
         running = mailbox.running
         while limit is not None and len(running) >= limit:
-            found: tuple[int, _Key] | None = next(
-                (
-                    (shard, key)
-                    for (shard, _), key in running.items()
-                    if key.worker is None and not key.waiting and not key.returned
-                ),
+            found = next(
+                ((shard, key) for (shard, _), key in running.items() if _evictable(key)),
                 None,
             )
             if found is None:
                 return False
             shard, chosen = found
-            del running[(shard, chosen.key)]
             pump = mailbox.pumps.get(str(shard))
-            if pump is not None and pump.keys.get(chosen.key) is chosen:
-                del pump.keys[chosen.key]
             mailbox.host.evicted += 1
-            if chosen.supervisor is not None:  # its teardown ends before the new key starts
-                await chosen.supervisor.stop(mailbox.host.placements.guard / 4)
+            if pump is None:  # (its shard stopped: its stop stops it)
+                running.pop((shard, chosen.key), None)
+                continue
+            # Its teardown ends before the new key starts (and before it can start again).
+            await asyncio.shield(pump.retire(chosen))
+        running[(self.shard, state.key)] = state  # reserved before the start's await
         return True
+
+    def retire(self, state: _Key) -> asyncio.Task[None]:
+        """Stop ``state``'s entity (its teardown runs) and forget the key once that is done;
+        messages of the key arriving meanwhile wait, and start it again after the stop: two
+        entities of a key never run at once here. The task doing it."""
+        if state.retiring is not None:
+            return state.retiring
+        mailbox = self._mailbox
+        mailbox.running.pop((self.shard, state.key), None)
+        supervisor = state.supervisor
+        state.supervisor = state.mailbox = state.settlement = None
+
+        async def retire() -> None:
+            try:
+                if supervisor is not None:
+                    await supervisor.stop(mailbox.host.placements.guard / 4)
+            finally:
+                state.retiring = None
+                if state.waiting or state.returned:
+                    self._go_on(state)
+                elif self.keys.get(state.key) is state:
+                    del self.keys[state.key]
+
+        state.retiring = mailbox.spawn(retire())
+        return state.retiring
 
     async def _entity(self, state: _Key) -> Settlement | None:
         """The key's running entity's settlement (its entity started if it is not alive); None
-        if its factory failed."""
+        if it could not start (its factory failed, or no room under ``max_active``)."""
         if state.settlement is not None and state.alive():
             return state.settlement
         mailbox = self._mailbox
-        if state.supervisor is not None:
+        if state.supervisor is not None:  # its supervision gave up: stopped, then started again
             mailbox.running.pop((self.shard, state.key), None)
             await state.supervisor.stop(mailbox.host.placements.guard / 4)
             state.supervisor = state.mailbox = state.settlement = None
-        if not await self._make_room():
+        if not await self._make_room(state):
             host = mailbox.host
             host.refused += 1
             mailbox.logs.log(
@@ -357,19 +416,29 @@ class ShardPump:
                 host.max_active,
             )
             return None
+        if not self._holding():
+            mailbox.running.pop((self.shard, state.key), None)
+            return None
+        start = asyncio.ensure_future(mailbox.host.start_entity(state.key))
         try:
-            state.mailbox, state.supervisor = await mailbox.host.start_entity(state.key)
+            entity, supervisor = await asyncio.shield(start)
+        except asyncio.CancelledError:
+            # The pump stopped during the start: the entity, once started, is stopped too.
+            mailbox.running.pop((self.shard, state.key), None)
+            start.add_done_callback(self._stop_late_start)
+            raise
         except Exception as error:
+            mailbox.running.pop((self.shard, state.key), None)
             state.mailbox = state.supervisor = state.settlement = None
             mailbox.logs.log(
                 logging.WARNING, "%s/%s could not be started: %r", mailbox.entity_type, state.key, error
             )
             return None
-        mailbox.running[(self.shard, state.key)] = state
+        state.mailbox, state.supervisor, state.failed_starts = entity, supervisor, 0
         state.settlement = Settlement(
             mailbox.receiver,
             mailbox.settings,
-            mailbox=state.mailbox,
+            mailbox=entity,
             name=f"{mailbox.entity_type}/{state.key}",
             dead=mailbox.dead,
             dead_name=mailbox.dead_name,
@@ -379,6 +448,13 @@ class ShardPump:
             fenced=self._fenced,
         )
         return state.settlement
+
+    def _stop_late_start(self, start: asyncio.Future[tuple[Mailbox, PublicationSupervisor | None]]) -> None:
+        if start.cancelled() or start.exception() is not None:
+            return
+        _, supervisor = start.result()
+        if supervisor is not None:
+            self._mailbox.spawn(supervisor.stop(self._mailbox.host.placements.guard / 4))
 
     # -- time --------------------------------------------------------------------------------------
 
@@ -402,16 +478,13 @@ class ShardPump:
         for a message that did not come back."""
         idle_timeout = self._mailbox.host.idle_timeout
         for state in list(self.keys.values()):
-            if state.worker is not None:
+            if state.worker is not None or state.retiring is not None:
                 continue
             state.expire(now)
             if state.waiting:
                 self._go_on(state)
             elif not state.returned and (now - state.last >= idle_timeout or not state.alive()):
-                del self.keys[state.key]
-                self._mailbox.running.pop((self.shard, state.key), None)
-                if state.supervisor is not None:
-                    self._mailbox.spawn(state.supervisor.stop(self._mailbox.host.placements.guard / 4))
+                self.retire(state)  # the key stays known here until its teardown has ended
         if not self.idle():
             self.activation.last = now
         else:  # nothing to do: the host passivates the shard at its next look
@@ -425,15 +498,18 @@ class ShardPump:
         return state.mailbox if state is not None and state.alive() else None
 
     async def stop(self, timeout: float) -> None:
-        """Stop fetching; let each key finish the message it handles (within ``timeout``); give
-        back what waits; stop every key's entity (their teardowns run)."""
+        """Stop fetching; let each key finish the message it handles (within ``timeout``; at
+        once if the shard's lease is over: its fence allows no more); give back what waits; stop
+        every key's entity (their teardowns run), also those being stopped already, before
+        returning: the shard's lease is released only after."""
         self._stopping = True
         for task in (self._task, self._ticker):
             if task is not None and not task.done():
                 task.cancel()
         workers = [state.worker for state in self.keys.values() if state.worker is not None]
         if workers:
-            await asyncio.wait(workers, timeout=timeout)
+            if not self._fenced():
+                await asyncio.wait(workers, timeout=timeout)
             for worker in workers:
                 worker.cancel()
         waiting = [msg for state in self.keys.values() for msg in state.waiting.values()]
@@ -443,12 +519,30 @@ class ShardPump:
         if not self._fenced():  # (past the lease, they are the next owner's: untouched)
             await give_back(waiting)
         supervisors = [state.supervisor for state in self.keys.values() if state.supervisor is not None]
+        retiring = [state for state in self.keys.values() if state.retiring is not None]
         for key in self.keys:
             self._mailbox.running.pop((self.shard, key), None)
         self.keys.clear()
-        if supervisors:
-            await asyncio.wait([self._mailbox.spawn(s.stop(timeout)) for s in supervisors], timeout=timeout)
+        stops = [self._mailbox.spawn(s.stop(timeout)) for s in supervisors]
+        stops += [state.retiring for state in retiring if state.retiring is not None]
+        if stops:
+            await asyncio.wait(stops, timeout=2 * timeout)
         nc = self._mailbox.nc
         if self._pull is not None and not nc.is_closed:
             with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
                 await asyncio.wait_for(self._pull.unsubscribe(), timeout)
+
+
+def _evictable(state: _Key) -> bool:
+    """Whether the key's entity may be stopped to make room: nothing handled, waiting or given
+    back, not being stopped, and its entity waiting for a message (no timer's or self-sent
+    message in its mailbox, not in a handler)."""
+    if state.worker is not None or state.waiting or state.returned or state.retiring is not None:
+        return False
+    mailbox = state.mailbox
+    return mailbox is None or (mailbox.waiting is not None and not len(mailbox))
+
+
+async def _ack_again(msg: Msg) -> None:
+    with contextlib.suppress(nats.errors.Error):
+        await msg.ack()

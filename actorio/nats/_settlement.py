@@ -10,8 +10,10 @@ publication's `Pump`, ``_durable``; a durable entity type's shard pump, ``_durab
 - the durable rules for a message that keeps failing: a handler that failed has its message
   delivered again after ``Durable.retry_backoff``'s delay, up to ``max_deliver`` deliveries,
   then moved to the dead-letter stream (``_dead_letter_stream``); a message delivered more than
-  twice ``max_deliver`` times without an outcome (processes that died holding it), or whose
-  delivery failed in the node itself, is moved there at once;
+  twice ``max_deliver`` times without an outcome (processes that died holding it, as far as the
+  consumer's delivery count knows: a durable entity type's shard consumer is made anew by each
+  owner, so its counts start again at a move), or whose delivery failed in the node itself, is
+  moved there at once;
 - `Failures`: which told messages' handlers failed (one dead-letter listener for all the
   messages a set of settlements is watching);
 - `give_back` and `report_progress`, the negative and the "still working" acknowledgements.

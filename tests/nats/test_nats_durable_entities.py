@@ -342,3 +342,33 @@ async def test_a_request_to_a_durable_type_s_core_subject_is_refused(pair: tuple
     reply = await client.client.request(subject, body, headers={"Actorio-Lease": "0"}, timeout=10)
     assert b"not a shard" in reply.data
     assert "alice" not in Ledger.HANDLED
+
+
+class Late(Ledger):
+    """A ledger whose first ``FAILS`` constructions raise (its factory fails, then recovers)."""
+
+    FAILS: ClassVar[int] = 0
+
+    def __init__(self, key: str) -> None:
+        if Late.FAILS > 0:
+            Late.FAILS -= 1
+            raise RuntimeError("not yet")
+        super().__init__(key)
+
+
+async def test_a_key_whose_entity_cannot_start_keeps_its_message_past_the_delivery_limit(
+    pair: tuple[Node, Node],
+) -> None:
+    # Failed starts are not deliveries: more of them than twice max_deliver (3 here) neither
+    # dead-letters the message nor loses it; it is handled once the entity starts.
+    hosting, client = pair
+    Late.FAILS = 8
+    letters: list[DeadLetter] = []
+    dead_letters.add_listener(letters.append)
+    await hosting.host(Late, name="late1", durable=FAST, lease=LEASE)
+    ref = client.entity("late1", "k", Late)
+    await ref.tell(Put(seq=1))
+    assert await ref.ask(Seen(), timeout=30) == [1]
+    assert Late.FAILS == 0
+    assert Ledger.HANDLED["k"] == [1]
+    assert not [letter for letter in letters if letter.recipient.startswith("late1")]

@@ -312,7 +312,7 @@ class Pump:
             try:
                 messages = await pull.fetch(batch, timeout=1.0)
                 failures = 0
-            except nats.errors.TimeoutError:
+            except asyncio.TimeoutError:  # nats-py's, or asyncio's from a batch fetch (3.10: no OSError)
                 continue
             except (nats.errors.Error, OSError) as error:
                 # The server is away: wait for the client to reconnect, backing off up to 1 s.

@@ -201,7 +201,7 @@ class ShardPump:
                     anew = False
                 messages = await self._pull.fetch(min(room, _BATCH), timeout=poll)
                 failures = 0
-            except nats.errors.TimeoutError:
+            except asyncio.TimeoutError:  # nats-py's, or asyncio's from a batch fetch (3.10: no OSError)
                 self._drained = True
                 continue
             except (nats.errors.Error, nats.js.errors.Error, OSError) as error:

@@ -11,11 +11,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import nats
 import pytest
 import pytest_asyncio
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from typing_extensions import assert_type
 
 from actorio import Actor, ActorRef, Backoff, DeadLetter, Message, SupervisorStrategy, dead_letters, handles
@@ -372,3 +374,27 @@ async def test_a_key_whose_entity_cannot_start_keeps_its_message_past_the_delive
     assert Late.FAILS == 0
     assert Ledger.HANDLED["k"] == [1]
     assert not [letter for letter in letters if letter.recipient.startswith("late1")]
+
+
+async def test_asyncio_s_timeout_from_a_batch_fetch_is_an_empty_fetch(
+    pair: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # nats-py's batch fetch can raise asyncio's TimeoutError, not its own: on Python 3.10 that is
+    # no OSError either, and it ended the shard's pump (its keys then waited forever).
+    hosting, client = pair
+    original = JetStreamContext.PullSubscription.fetch
+    raised = 0
+
+    async def fetch(self: JetStreamContext.PullSubscription, *args: Any, **kwargs: Any) -> list[Msg]:
+        nonlocal raised
+        if raised < 2:
+            raised += 1
+            raise asyncio.TimeoutError
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", fetch)
+    await hosting.host(Ledger, name="ledger11", durable=FAST, lease=LEASE)
+    ref = client.entity("ledger11", "t", Ledger)
+    await ref.tell(Put(seq=1))
+    assert await ref.ask(Seen(), timeout=20) == [1]
+    assert raised == 2

@@ -31,7 +31,9 @@ def fencing_token() -> int:
     - a later activation of the same key, on this node or any other, has a larger token, as long
       as the type's key-value bucket is not deleted (the token is a sequence number of that
       bucket's stream, which only grows);
-    - two activations of a key never have the same token.
+    - two activations of a key on different nodes, or one after the other's lease, never have
+      the same token. For a durable entity type the lease is its shard's: keys stopped and
+      started again inside one activation of their shard keep its token (they never overlap).
 
     So a store that refuses a write whose token is smaller than the largest it has seen for the
     key refuses the writes of an activation that has been superseded, even one whose process

@@ -61,8 +61,9 @@ class MailboxLike(Protocol):
     """What a reference (`ActorRef`) and death watch need from a mailbox.
 
     - ``closed``: once true, the address accepts nothing more: a reference then calls `reject`;
-    - `put`: queue a user message (may raise `MailboxFull`); `wait_for_room`, then `append`, for a
-      sender that waits for room;
+    - `put`: queue a user message (may raise `MailboxFull`) and return how many user messages
+      are queued now (`ActorRef.tell` yields to the loop at each multiple of 256);
+      `wait_for_room`, then `append`, for a sender that waits for room;
     - `reject`: a message arrived after the close: fail its ask with `ActorStopped`, or record
       a dead letter;
     - `put_system`: a system message (a watch notice), ahead of user messages;
@@ -85,7 +86,7 @@ class MailboxLike(Protocol):
     waiting: asyncio.Future[None] | None
     reader: CoroutineType[Any, Any, None] | None
 
-    def put(self, item: Any, /) -> None: ...
+    def put(self, item: Any, /) -> int: ...
     def append(self, item: Any, /) -> None: ...
     async def wait_for_room(self) -> None: ...
     def reject(self, message: Any, /) -> None: ...
@@ -157,8 +158,8 @@ class Mailbox:
 
     # -- user messages --------------------------------------------------------------------
 
-    def put(self, item: Any) -> None:
-        """Append a user message and wake the consumer if it waits."""
+    def put(self, item: Any) -> int:
+        """Append a user message and wake the consumer if it waits; return the queue's length."""
         queue = self.queue
         if queue is NO_QUEUE:
             queue = self.queue = deque()
@@ -168,6 +169,7 @@ class Mailbox:
             self.waiting = None
             if not waiter.done():
                 waiter.set_result(None)
+        return len(queue)
 
     def append(self, item: Any) -> None:
         """Append ``item``, never refused for capacity: a signal (input task done, timer tick), or
@@ -338,14 +340,16 @@ class BoundedMailbox(Mailbox):
         self.capacity = capacity
         self.putters = deque()
 
-    def put(self, item: Any) -> None:
-        """Append a user message and wake the consumer if it waits.
+    def put(self, item: Any) -> int:
+        """Append a user message and wake the consumer if it waits; return the queue's length.
 
         Raises `MailboxFull` if ``capacity`` messages are queued already, or senders wait for
         room (they go first); nothing is queued then.
         """
         if len(self) >= self.capacity or self.putters:
             raise MailboxFull(self.actor.identifier, self.capacity)
-        self.queued().append(item)
+        queue = self.queued()
+        queue.append(item)
         if self.waiting is not None:
             self.wake()
+        return len(queue)

@@ -46,6 +46,12 @@ M = TypeVar("M", bound=Message[Any])
 
 _reference_serials = itertools.count(1)
 
+CATCH_UP_DEPTH = 256
+"""`ActorRef.tell` yields to the event loop once each time it brings an actor's queue to a
+multiple of this many messages (a power of two), so that the actor catches up with its sender."""
+_CATCH_UP_MASK = CATCH_UP_DEPTH - 1
+_catch_up = asyncio.sleep
+
 
 def check_message(message: object) -> None:
     """Refuse, at the sender, anything that is not a `Message`."""
@@ -154,7 +160,15 @@ class ActorRef(BaseRef, Generic[P]):
     async def tell(self, message: P, /) -> None:
         """Queue ``message`` for the actor; see `tell_nowait`. If the actor's mailbox is bounded
         and full, wait for room first (backpressure; senders waiting are served in order). If
-        the actor stops meanwhile, the message is a dead letter."""
+        the actor stops meanwhile, the message is a dead letter.
+
+        A sender that gets ahead of the actor lets it catch up: each time this tell brings the
+        actor's queue to a multiple of 256 messages (``CATCH_UP_DEPTH``), it yields to the event
+        loop once (``await asyncio.sleep(0)``) after queueing, so that a loop of tells never
+        holds the loop for long and a burst is handled while its messages are young, instead of
+        piling up (memory, and the cyclic collector walking them). Nothing else changes: the
+        message is queued before the yield, in order. `tell_nowait` never yields.
+        """
         # tell_nowait, inlined: one Python call less on the path of every tell (callgrind, per
         # message told: 6,548 -> 6,070 instructions).
         if type(message) not in self._accepts:
@@ -162,16 +176,20 @@ class ActorRef(BaseRef, Generic[P]):
         mailbox = self._mailbox
         if mailbox.closed:
             mailbox.reject(message)
-        else:
-            try:
-                mailbox.put(message)
-            except MailboxFull:  # try/except costs nothing until it raises: unbounded is free
-                await self._tell_when_room(message)
-                return
-            if type(message.sender) is AskRef:
-                message.sender.handoffs += 1
+            if _observing:
+                _notify(self, message, False)
+            return
+        try:
+            queued = mailbox.put(message)
+        except MailboxFull:  # try/except costs nothing until it raises: unbounded is free
+            await self._tell_when_room(message)
+            return
+        if type(message.sender) is AskRef:
+            message.sender.handoffs += 1
         if _observing:
             _notify(self, message, False)
+        if not queued & _CATCH_UP_MASK:
+            await _catch_up(0)
 
     async def _tell_when_room(self, message: P) -> None:
         mailbox = self._mailbox

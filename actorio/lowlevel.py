@@ -12,7 +12,9 @@ What is here:
   that carries a new ask; `hand_off` notes that a message carrying an ask went onwards (and
   returns that ask, for a transport that answers it itself); `AskRef.settle`, `AskRef.abandon`
   and `AskRef.fail` end it as the mainloop does.
-- **Mailboxes**: `MailboxLike`, the contract a reference relies on (a test double can keep it);
+- **Mailboxes**: `MailboxLike`, the contract a reference relies on (a test double can keep it;
+  its ``put`` returns the queue's length, and ``ActorRef.tell`` yields to the event loop at each
+  multiple of `CATCH_UP_DEPTH`);
   `mailbox_of` finds the mailbox behind an actor or a local reference; `Mailbox.withdraw` takes
   a queued message back.
 - **Actors**: `actor_of` (the incarnation behind a reference), `task_of` (its mainloop task),
@@ -76,7 +78,15 @@ from ._propagation import Extract, Inject, extracted, inject, set_propagator
 from ._protocol import Payload, encode_wire, message_types_of, reply_type_of, wire_aliases_of, wire_name_of
 from ._protocol import envelope_model as wire_envelope_model
 from ._protocol import union_adapter as wire_union_adapter
-from ._ref import ActorRef, SendHook, SendObserver, add_send_hook, observe_sends, remove_send_hook
+from ._ref import (
+    CATCH_UP_DEPTH,
+    ActorRef,
+    SendHook,
+    SendObserver,
+    add_send_hook,
+    observe_sends,
+    remove_send_hook,
+)
 from ._statistics import counting_wrapper, snapshot
 from ._supervisor import SupervisorLike, make_child
 from ._timers import TimerHook, add_timer_hook, remove_timer_hook
@@ -86,6 +96,7 @@ from ._types import Member, Request, union_arms
 from ._watch import unwatch, watch
 
 __all__ = [
+    "CATCH_UP_DEPTH",
     "HANDLES_ATTRIBUTE",
     "AlarmSettings",
     "AskRef",

@@ -75,14 +75,17 @@ class _ProbeTarget:
         self.watchers: list[Any] | None = None
         self.termination: tuple[BaseException | None] | None = None
 
-    def put(self, message: Message[Any]) -> None:
+    def append(self, message: Message[Any]) -> None:
         self.queue.append(message)
         waiters, self.waiters = self.waiters, []
         for waiter in waiters:
             _resolve(waiter)
 
-    append = put
-    put_system = put
+    put_system = append
+
+    def put(self, message: Message[Any]) -> int:
+        self.append(message)
+        return len(self.queue)
 
     async def wait_for_room(self) -> None:
         """A probe is unbounded: there is always room."""

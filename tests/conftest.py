@@ -17,6 +17,22 @@ from tests.docs.typing_project import PyrightRun, run_pyright
 # Read by asyncio each time a loop is created: every test's loop runs in debug mode.
 os.environ["PYTHONASYNCIODEBUG"] = "1"
 
+_SHARED_CHECKER_RUNS = ("tests/static/", "tests/project/test_typecheck_outside.py")
+"""Test files whose session fixtures share checker runs (pyright over the project, mypy caches)."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``-n 2 --dist loadgroup``, the default options), the tests whose session
+    fixtures share a checker run go to one worker together, or each worker would run the checkers
+    again; the others are spread one by one."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    root = Path(str(config.rootpath))
+    for item in items:
+        if Path(str(item.path)).relative_to(root).as_posix().startswith(_SHARED_CHECKER_RUNS):
+            item.add_marker(pytest.mark.xdist_group("static-checks"))
+
 
 @pytest.fixture(autouse=True)
 def fresh_dead_letters() -> Iterator[None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -32,3 +33,11 @@ def queued(ref: ActorRef[Any]) -> int:
     mailbox = mailbox_of(ref)
     assert mailbox is not None, f"{ref!r} has no local mailbox"
     return len(mailbox)
+
+
+def outside_pytest_env() -> dict[str, str]:
+    """This process's environment without what pytest and pytest-xdist set for their own runs
+    (``PYTEST_XDIST_WORKER``, ``PYTEST_CURRENT_TEST``...): for a pytest run in a subprocess,
+    which is a session of its own, not a worker of this one."""
+    own = ("PYTEST_XDIST", "PYTEST_CURRENT")
+    return {key: value for key, value in os.environ.items() if not key.startswith(own)}

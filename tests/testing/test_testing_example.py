@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support import outside_pytest_env
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 EXAMPLE = EXAMPLES / "testing_actors.py"
@@ -40,6 +42,7 @@ def test_the_example_runs_on_its_own_as_documented() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "examples/testing_actors.py"],
         cwd=ROOT,
+        env=outside_pytest_env(),
         capture_output=True,
         text=True,
         timeout=120,

@@ -20,6 +20,7 @@ import pytest
 
 from actorio import Actor, ActorStopped, EndMainLoop, Message, dead_letters, handles
 from actorio.testing import ActorTestKit, DeadLetter, MockClock, TestProbe
+from tests.support import outside_pytest_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DEAD_LETTERS = logging.getLogger("actorio.dead_letters")
@@ -370,6 +371,7 @@ def run_pytest(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", *args],
         cwd=directory,
+        env=outside_pytest_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -474,7 +476,13 @@ def test_without_pytest_asyncio_the_fixtures_say_what_to_install(tmp_path: Path)
         sys.exit(pytest.main([*arguments, "--junitxml=report.xml", "test_user.py"]))
     """
     result = subprocess.run(
-        [sys.executable, "-c", hide], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", hide],
+        cwd=tmp_path,
+        env=outside_pytest_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 1, result.stdout + result.stderr
     found = outcomes(tmp_path / "report.xml")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -61,9 +61,10 @@ class MailboxLike(Protocol):
     """What a reference (`ActorRef`) and death watch need from a mailbox.
 
     - ``closed``: once true, the address accepts nothing more: a reference then calls `reject`;
-    - `put`: queue a user message (may raise `MailboxFull`) and return how many user messages
-      are queued now (`ActorRef.tell` yields to the loop at each multiple of 256);
-      `wait_for_room`, then `append`, for a sender that waits for room;
+    - `put`: queue a user message (may raise `MailboxFull`); `wait_for_room`, then `append`, for a
+      sender that waits for room;
+    - ``queue``: what is queued (its length is read by `ActorRef.tell`, which lets the actor
+      catch up at each multiple of ``CATCH_UP_DEPTH`` items);
     - `reject`: a message arrived after the close: fail its ask with `ActorStopped`, or record
       a dead letter;
     - `put_system`: a system message (a watch notice), ahead of user messages;
@@ -80,13 +81,15 @@ class MailboxLike(Protocol):
     def identifier(self) -> str: ...
     @property
     def actor(self) -> Any: ...
+    @property
+    def queue(self) -> Sized: ...
 
     watchers: list[Sender] | None
     termination: tuple[BaseException | None] | None
     waiting: asyncio.Future[None] | None
     reader: CoroutineType[Any, Any, None] | None
 
-    def put(self, item: Any, /) -> int: ...
+    def put(self, item: Any, /) -> None: ...
     def append(self, item: Any, /) -> None: ...
     async def wait_for_room(self) -> None: ...
     def reject(self, message: Any, /) -> None: ...
@@ -158,8 +161,8 @@ class Mailbox:
 
     # -- user messages --------------------------------------------------------------------
 
-    def put(self, item: Any) -> int:
-        """Append a user message and wake the consumer if it waits; return the queue's length."""
+    def put(self, item: Any) -> None:
+        """Append a user message and wake the consumer if it waits."""
         queue = self.queue
         if queue is NO_QUEUE:
             queue = self.queue = deque()
@@ -169,7 +172,6 @@ class Mailbox:
             self.waiting = None
             if not waiter.done():
                 waiter.set_result(None)
-        return len(queue)
 
     def append(self, item: Any) -> None:
         """Append ``item``, never refused for capacity: a signal (input task done, timer tick), or
@@ -340,16 +342,14 @@ class BoundedMailbox(Mailbox):
         self.capacity = capacity
         self.putters = deque()
 
-    def put(self, item: Any) -> int:
-        """Append a user message and wake the consumer if it waits; return the queue's length.
+    def put(self, item: Any) -> None:
+        """Append a user message and wake the consumer if it waits.
 
         Raises `MailboxFull` if ``capacity`` messages are queued already, or senders wait for
         room (they go first); nothing is queued then.
         """
         if len(self) >= self.capacity or self.putters:
             raise MailboxFull(self.actor.identifier, self.capacity)
-        queue = self.queued()
-        queue.append(item)
+        self.queued().append(item)
         if self.waiting is not None:
             self.wake()
-        return len(queue)

@@ -13,8 +13,8 @@ What is here:
   returns that ask, for a transport that answers it itself); `AskRef.settle`, `AskRef.abandon`
   and `AskRef.fail` end it as the mainloop does.
 - **Mailboxes**: `MailboxLike`, the contract a reference relies on (a test double can keep it;
-  its ``put`` returns the queue's length, and ``ActorRef.tell`` yields to the event loop at each
-  multiple of `CATCH_UP_DEPTH`);
+  ``ActorRef.tell`` reads the length of its ``queue`` and yields to the event loop first when it
+  is a multiple of `CATCH_UP_DEPTH`);
   `mailbox_of` finds the mailbox behind an actor or a local reference; `Mailbox.withdraw` takes
   a queued message back.
 - **Actors**: `actor_of` (the incarnation behind a reference), `task_of` (its mainloop task),

@@ -75,17 +75,14 @@ class _ProbeTarget:
         self.watchers: list[Any] | None = None
         self.termination: tuple[BaseException | None] | None = None
 
-    def append(self, message: Message[Any]) -> None:
+    def put(self, message: Message[Any]) -> None:
         self.queue.append(message)
         waiters, self.waiters = self.waiters, []
         for waiter in waiters:
             _resolve(waiter)
 
-    put_system = append
-
-    def put(self, message: Message[Any]) -> int:
-        self.append(message)
-        return len(self.queue)
+    append = put
+    put_system = put
 
     async def wait_for_room(self) -> None:
         """A probe is unbounded: there is always room."""

@@ -1,5 +1,5 @@
 """A sender that gets ahead of an actor lets it catch up: ``await ref.tell`` yields to the event
-loop once each time it brings the actor's queue to a multiple of 256 messages."""
+loop once, before queueing, when the actor's queue holds a multiple of 256 items."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from actorio import Actor, Message, handles
 from actorio.lowlevel import CATCH_UP_DEPTH
 from actorio.testing import ActorTestKit
+from tests.support import queued
 
 pytestmark = pytest.mark.asyncio
 
@@ -42,10 +43,11 @@ async def test_a_sender_in_a_loop_lets_the_actor_catch_up_every_256_messages(act
     for n in range(3 * CATCH_UP_DEPTH):
         await ref.tell(Note(n=n))
         sent[0] += 1
-    # The sender yielded (after queueing) each time the queue reached 256: the actor then handled
-    # those 256 before the sender told the next one.
+    # Each time the queue held 256 messages, the next tell yielded before queueing: the actor
+    # then handled those 256 while the sender had told exactly that many.
     depth = CATCH_UP_DEPTH
-    assert actor.seen_at == [depth - 1] * depth + [2 * depth - 1] * depth + [3 * depth - 1] * depth
+    assert actor.seen_at == [depth] * depth + [2 * depth] * depth
+    assert queued(ref) == depth  # the last 256: queued, not handled yet
 
 
 async def test_a_stalled_actor_does_not_hold_its_sender(actor_kit: ActorTestKit) -> None:
@@ -74,3 +76,23 @@ async def test_tell_nowait_never_yields(actor_kit: ActorTestKit) -> None:
     assert actor.seen_at == []
     await asyncio.wait_for(ref.ask(Note(n=0)), timeout=5)
     assert actor.seen_at == [3 * CATCH_UP_DEPTH] * (3 * CATCH_UP_DEPTH + 1)
+
+
+async def test_a_tell_cancelled_at_its_yield_queued_nothing(actor_kit: ActorTestKit) -> None:
+    sent = [0]
+    actor = Recorder(sent)
+    actor.gate = asyncio.Event()
+    ref = await actor_kit.spawn(actor)
+    await ref.tell(Note(n=-1))  # the actor waits in its handler from now on
+    for n in range(CATCH_UP_DEPTH):
+        await ref.tell(Note(n=n))
+    assert queued(ref) == CATCH_UP_DEPTH
+    telling = asyncio.create_task(ref.tell(Note(n=999)))
+    await asyncio.sleep(0)  # the task runs up to its catch-up yield
+    telling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await telling
+    assert queued(ref) == CATCH_UP_DEPTH  # nothing was sent
+    actor.gate.set()
+    await asyncio.wait_for(ref.ask(Note(n=0)), timeout=5)
+    assert len(actor.seen_at) == CATCH_UP_DEPTH + 2

@@ -17,21 +17,27 @@ from tests.docs.typing_project import PyrightRun, run_pyright
 # Read by asyncio each time a loop is created: every test's loop runs in debug mode.
 os.environ["PYTHONASYNCIODEBUG"] = "1"
 
-_SHARED_CHECKER_RUNS = ("tests/static/", "tests/project/test_typecheck_outside.py")
-"""Test files whose session fixtures share checker runs (pyright over the project, mypy caches)."""
+_SHARED_CHECKER_RUNS = (
+    "tests/static/",
+    "tests/project/test_typecheck_outside.py",
+    "tests/docs/test_docs_typing.py",
+)
+"""Test files whose session fixtures share checker runs (pyright over the project or the docs,
+mypy caches)."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``-n 2 --dist loadgroup``, the default options), the tests whose session
-    fixtures share a checker run go to one worker together, or each worker would run the checkers
-    again; the others are spread one by one."""
+    """Under pytest-xdist (``-n 2 --dist loadgroup``, the default options), the tests of one file
+    run in one worker, so that its module and session fixtures (a nats-server, the docs site, a
+    build of the package in the repository) are made once, never twice at the same time; the
+    files that share checker runs go to one worker together."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
-    root = Path(str(config.rootpath))
     for item in items:
-        if Path(str(item.path)).relative_to(root).as_posix().startswith(_SHARED_CHECKER_RUNS):
-            item.add_marker(pytest.mark.xdist_group("static-checks"))
+        path = item.nodeid.partition("::")[0]
+        group = "static-checks" if path.startswith(_SHARED_CHECKER_RUNS) else path
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True)

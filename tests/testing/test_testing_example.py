@@ -40,7 +40,18 @@ def test_docs_page_says_how_to_run_the_example() -> None:
 
 def test_the_example_runs_on_its_own_as_documented() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "examples/testing_actors.py"],
+        # -n 0: in this process, not in two more workers beside the suite's own.
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "0",
+            "examples/testing_actors.py",
+        ],
         cwd=ROOT,
         env=outside_pytest_env(),
         capture_output=True,

@@ -48,7 +48,9 @@ _reference_serials = itertools.count(1)
 
 CATCH_UP_DEPTH = 256
 """`ActorRef.tell` yields to the event loop once before queueing when the actor's queue holds a
-multiple of this many items (a power of two), so that the actor catches up with its sender."""
+multiple of this many items (a power of two), so that the actor catches up with its sender.
+Measured (200,000 tells, msg/s, built in the loop / prebuilt): 64: 470k / 1.31M, 128: 490k /
+1.29-1.45M, 256: 474-504k / 1.57-1.58M, 512: 430k / 1.60M, 1024: 414-419k / 1.64M."""
 _CATCH_UP_MASK = CATCH_UP_DEPTH - 1
 _catch_up = asyncio.sleep
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from actorio import Actor, ActorRef
@@ -41,3 +44,17 @@ def outside_pytest_env() -> dict[str, str]:
     which is a session of its own, not a worker of this one."""
     own = ("PYTEST_XDIST", "PYTEST_CURRENT")
     return {key: value for key, value in os.environ.items() if not key.startswith(own)}
+
+
+def run_python(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run this Python with ``args`` in ``cwd`` (a pytest run of its own: `outside_pytest_env`),
+    output captured as text, at most two minutes; the caller checks the return code."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=outside_pytest_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -4,11 +4,10 @@ and the docs' "Testing actors" page (docs/testing.md) shows that file verbatim."
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import outside_pytest_env
+from tests.support import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -39,25 +38,9 @@ def test_docs_page_says_how_to_run_the_example() -> None:
 
 
 def test_the_example_runs_on_its_own_as_documented() -> None:
-    result = subprocess.run(
-        # -n 0: in this process, not in two more workers beside the suite's own.
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-n",
-            "0",
-            "examples/testing_actors.py",
-        ],
-        cwd=ROOT,
-        env=outside_pytest_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    # -n 0: in this process, not in two more workers beside the suite's own.
+    result = run_python(
+        ROOT, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "examples/testing_actors.py"
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout

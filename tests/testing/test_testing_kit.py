@@ -11,7 +11,6 @@ import asyncio
 import logging
 import re
 import subprocess
-import sys
 import textwrap
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 
 from actorio import Actor, ActorStopped, EndMainLoop, Message, dead_letters, handles
 from actorio.testing import ActorTestKit, DeadLetter, MockClock, TestProbe
-from tests.support import outside_pytest_env
+from tests.support import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 DEAD_LETTERS = logging.getLogger("actorio.dead_letters")
@@ -368,15 +367,7 @@ filterwarnings = error
 
 
 def run_pytest(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", *args],
-        cwd=directory,
-        env=outside_pytest_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_python(directory, "-m", "pytest", *args)
 
 
 def outcomes(report: Path) -> list[tuple[str, str, str]]:
@@ -475,15 +466,7 @@ def test_without_pytest_asyncio_the_fixtures_say_what_to_install(tmp_path: Path)
         arguments = ["-p", "no:asyncio", "-p", "no:cacheprovider", "-p", "no:randomly", "--assert=plain"]
         sys.exit(pytest.main([*arguments, "--junitxml=report.xml", "test_user.py"]))
     """
-    result = subprocess.run(
-        [sys.executable, "-c", hide],
-        cwd=tmp_path,
-        env=outside_pytest_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python(tmp_path, "-c", hide)
     assert result.returncode == 1, result.stdout + result.stderr
     found = outcomes(tmp_path / "report.xml")
     assert [(name, outcome) for name, outcome, _ in found] == [("test_kit", "error"), ("test_clock", "error")]

@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     build of the package in the repository) are made once, never twice at the same time; the
     files that share checker runs go to one worker together."""
     if not config.pluginmanager.hasplugin("xdist"):
-        return
+        return  # (`-o addopts= -p no:xdist`): its marker is unknown then, refused by --strict-markers
     for item in items:
         path = item.nodeid.partition("::")[0]
         group = "static-checks" if path.startswith(_SHARED_CHECKER_RUNS) else path

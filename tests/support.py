@@ -38,21 +38,16 @@ def queued(ref: ActorRef[Any]) -> int:
     return len(mailbox)
 
 
-def outside_pytest_env() -> dict[str, str]:
-    """This process's environment without what pytest and pytest-xdist set for their own runs
-    (``PYTEST_XDIST_WORKER``, ``PYTEST_CURRENT_TEST``...): for a pytest run in a subprocess,
-    which is a session of its own, not a worker of this one."""
-    own = ("PYTEST_XDIST", "PYTEST_CURRENT")
-    return {key: value for key, value in os.environ.items() if not key.startswith(own)}
-
-
 def run_python(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run this Python with ``args`` in ``cwd`` (a pytest run of its own: `outside_pytest_env`),
-    output captured as text, at most two minutes; the caller checks the return code."""
+    """Run this Python with ``args`` in ``cwd``, output captured as text, at most two minutes; the
+    caller checks the return code. Its environment lacks what pytest and pytest-xdist set for
+    their own runs (``PYTEST_XDIST_WORKER``, ``PYTEST_CURRENT_TEST``...): a pytest run there is a
+    session of its own, not a worker of this one."""
+    own = ("PYTEST_XDIST", "PYTEST_CURRENT")
     return subprocess.run(
         [sys.executable, *args],
         cwd=cwd,
-        env=outside_pytest_env(),
+        env={key: value for key, value in os.environ.items() if not key.startswith(own)},
         capture_output=True,
         text=True,
         timeout=120,

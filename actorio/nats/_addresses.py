@@ -147,7 +147,8 @@ class Addresses:
 
     def __init__(self, nc: Client, *, prefix: str, node_id: str, reply_prefixes: Iterable[str] = ()) -> None:
         self._nc = nc
-        self._prefix = prefix
+        self.prefix = prefix
+        """The node's subject prefix (``actorio``): its actors' addresses are under it."""
         self._node_id = node_id
         # The reply inboxes: NATS's usual ``_INBOX`` (where other clients' asks, each user with
         # an inbox prefix of its own under it, await their replies) and this client's own prefix.
@@ -185,7 +186,7 @@ class Addresses:
                 # Forgotten when the actor stops for good (death watch); a supervised child's
                 # address outlives its restarts, as its reference does.
                 watch(reference, forget)
-            return f"{self._prefix}.node.{self._node_id}.{forget.token}"
+            return f"{self.prefix}.node.{self._node_id}.{forget.token}"
         raise TypeError(
             f"a {type(sender).__name__} cannot travel as a sender to another process: "
             "only an actor (or a remote reference) can"

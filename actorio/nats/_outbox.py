@@ -21,6 +21,7 @@ from nats.aio.msg import Msg
 from .. import NO_SENDER, Message
 from ..lowlevel import AskRef, LogLimit, Payload, hand_off, inject, report_transport
 from ._addresses import Addresses
+from ._batch import MAX_BATCH, MAX_BATCH_BYTES, batch_headers, joinable
 from ._codec import encode_message, payload_bytes, read_reply
 from ._durable import Streams
 
@@ -32,9 +33,12 @@ __all__ = ["Outbox"]
 
 _logger = logging.getLogger("actorio.nats")
 
-Sending = tuple["RemoteRef[Any] | None", bytes, "dict[str, str] | None", "str | None"]
+Sending = tuple[
+    "RemoteRef[Any] | None", bytes, "dict[str, str] | None", "str | None", "asyncio.Future[None] | None"
+]
 """What one queued send publishes: to a reference (None: nothing, a marker to wait for), its body,
-its headers and, durable, its message id."""
+its headers, durable, its message id, and the future of the caller waiting for it (None for
+``tell_nowait``). One flat tuple: a queued tell is one object for the collector to track."""
 Request = Callable[["RemoteRef[Any]", bytes, "float | None"], Awaitable[Msg]]
 
 
@@ -59,17 +63,20 @@ class Outbox:
         self._addresses = addresses
         self._streams = streams
         self._request = request
-        self._queue: collections.deque[tuple[Sending, asyncio.Future[None] | None]] = collections.deque()
+        self._queue: collections.deque[Sending] = collections.deque()
         self.flusher: asyncio.Task[None] | None = None
         """The task sending what is queued, while there is some."""
         self._failures = LogLimit(_logger)
+        self._own_subjects = f"{addresses.prefix}."
+        """Where batches may go: the subjects of actorio's own receivers, under the node's prefix
+        (a reply inbox or another prefix may be a client that reads one message at a time)."""
 
     def tell_nowait(self, ref: RemoteRef[Any], message: Message[Any]) -> None:
         """Queue ``message`` for ``ref``; an error while publishing it is logged (within a limit:
         ten lines a minute, then a count)."""
         sending = self._sending(ref, message, None)
         if sending is not None:
-            self._queue.append((sending, None))
+            self._queue.append(sending)
             flusher = self.flusher
             if flusher is None or flusher.done():
                 self.flusher = self._spawn(self._flush())
@@ -88,7 +95,7 @@ class Outbox:
         inject(carried)  # the sending code's trace context, if a tracer propagates one
         headers = carried or None
         report_transport("nats", "sent", "tell")
-        await self._send((ref, body, headers, None))
+        await self._send((ref, body, headers, None, None))
 
     async def ask(self, ref: RemoteRef[Any], message: Message[Any], timeout: float | None) -> Any:
         """Ask ``ref`` after what is queued; the reply, validated against the reply type."""
@@ -125,7 +132,7 @@ class Outbox:
         carried = {} if sender is NO_SENDER else self._addresses.headers(message) or {}
         inject(carried)  # the sending code's trace context, if a tracer propagates one
         report_transport("nats", "sent", "tell")
-        return ref, body, carried or None, msg_id
+        return ref, body, carried or None, msg_id, None
 
     async def _answer_forwarded(self, ref: RemoteRef[Any], message: Message[Any], ask: AskRef) -> None:
         try:
@@ -135,13 +142,13 @@ class Outbox:
         else:
             ask.tell_nowait(reply)
 
-    def _enqueue(self, sending: Sending, done: asyncio.Future[None] | None) -> None:
-        self._queue.append((sending, done))
+    def _enqueue(self, sending: Sending) -> None:
+        self._queue.append(sending)
         if self.flusher is None or self.flusher.done():
             self.flusher = self._spawn(self._flush())
 
     async def _publish(self, sending: Sending) -> None:
-        ref, body, headers, msg_id = sending
+        ref, body, headers, msg_id, _ = sending
         if ref is None:
             return
         if ref.durable:
@@ -151,32 +158,71 @@ class Outbox:
 
     async def _flush(self) -> None:
         """Send what is queued, in order. Each core message is one ``publish``: nats-py appends it to
-        its write buffer without suspending, and its own flusher writes the whole buffer at once."""
+        its write buffer without suspending, and its own flusher writes the whole buffer at once.
+        Tells queued one after the other for one of actorio's own subjects, with no headers, leave
+        as one batch (``_batch``)."""
         queue = self._queue
         publish = self._nc.publish
+        own = self._own_subjects
         while queue:
-            (ref, body, headers, msg_id), done = queue.popleft()
+            ref, body, headers, msg_id, done = queue.popleft()
+            dones: list[asyncio.Future[None] | None] | None = None
             try:
                 if ref is None:
                     pass  # a marker: what was queued before it is sent
                 elif ref.durable:
                     await self._streams.store(ref, body, headers, msg_id)
                 else:
-                    await publish(ref.subject, body, headers=headers)
+                    subject = ref.subject
+                    if queue and headers is None and subject.startswith(own) and joinable(body):
+                        body, headers, dones = self._batched(ref, body, done)
+                    await publish(subject, body, headers=headers)
             except Exception as error:
-                if done is None:
-                    self._failures.log(logging.ERROR, "tell_nowait could not publish: %r", error)
-                elif not done.done():
-                    done.set_exception(error)
+                lost = 0
+                for each in (done,) if dones is None else dones:
+                    if each is None:
+                        lost += 1
+                    elif not each.done():
+                        each.set_exception(error)
+                if lost:
+                    self._failures.log(
+                        logging.ERROR, "tell_nowait could not publish %d message(s): %r", lost, error
+                    )
             else:
-                if done is not None and not done.done():
-                    done.set_result(None)
+                for each in (done,) if dones is None else dones:
+                    if each is not None and not each.done():
+                        each.set_result(None)
+
+    def _batched(
+        self, first: RemoteRef[Any], body: bytes, done: asyncio.Future[None] | None
+    ) -> tuple[bytes, dict[str, str] | None, list[asyncio.Future[None] | None]]:
+        """``body``, told to ``first`` (a core reference), joined with the tells queued right after
+        it for the same subject (taken off the queue), within `MAX_BATCH` tells and
+        `MAX_BATCH_BYTES`: the body and headers to publish, and the futures of the tells in it."""
+        queue = self._queue
+        subject = first.subject
+        bodies = [body]
+        dones = [done]
+        room = min(MAX_BATCH_BYTES, self._nc.max_payload - 64) - len(body)
+        while queue and len(bodies) < MAX_BATCH:
+            ref, next_body, headers, _, next_done = queue[0]
+            room -= len(next_body) + 1
+            if room < 0 or headers is not None or b"\n" in next_body:  # b"\n": see joinable()
+                break
+            if ref is not first and (ref is None or ref.durable or ref.subject != subject):
+                break
+            queue.popleft()
+            bodies.append(next_body)
+            dones.append(next_done)
+        if len(bodies) == 1:
+            return body, None, dones
+        return b"\n".join(bodies), batch_headers(len(bodies)), dones
 
     async def _send(self, sending: Sending) -> None:
         if self._queue:
             # Earlier tell_nowait calls are still queued: go after them, keeping the order.
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._enqueue(sending, done)
+            self._enqueue((*sending[:4], done))
             await done
         else:
             # nats-py appends the message to its buffer before its first suspension: in order.
@@ -185,4 +231,4 @@ class Outbox:
     async def _after_queued(self) -> None:
         """Wait until what was queued so far has been sent (an ask goes after it)."""
         if self._queue:
-            await self._send((None, b"", None, None))
+            await self._send((None, b"", None, None, None))

@@ -34,7 +34,7 @@ from nats.aio.subscription import (
     Subscription,
 )
 
-from .. import Actor, ActorRef, BaseRef, InvalidPayload, MailboxFull, Message, dead_letters
+from .. import Actor, ActorRef, BaseRef, InvalidPayload, MailboxFull, Message, PayloadError, dead_letters
 from ..lowlevel import (
     LogLimit,
     Mailbox,
@@ -47,6 +47,7 @@ from ..lowlevel import (
     watch,
 )
 from ._addresses import Destinations, sender_of
+from ._batch import BATCH, pieces
 from ._codec import (
     ERROR,
     MSG_ID,
@@ -301,6 +302,9 @@ class Receiver:
         """A message from core NATS: validated, then told (or, for a request, asked) to ``actor``."""
         reply = msg.reply or None
         headers = msg.headers
+        if headers and BATCH in headers:
+            await self._receive_batch(actor, msg.data, headers, reply)
+            return
         report_transport("nats", "received", "tell" if reply is None else "ask")
         if reply is not None and headers and MSG_ID in headers and self.destinations.refusal(reply) is None:
             # A durable tell (it asks for a stream's acknowledgement) to a name that is not durable:
@@ -332,6 +336,36 @@ class Receiver:
             _, future = await queue_ask(actor, message)
         timeout = timeout_of(headers, self._ask_timeout)
         self._spawn(self.answer(actor, message, future, reply, timeout))
+
+    async def _receive_batch(
+        self, actor: Actor[Any], data: bytes, headers: Mapping[str, str], reply: str | None
+    ) -> None:
+        """A batch of tells (``_batch``): each piece validated and told in order, as a tell without
+        headers is; an invalid piece is a dead letter ``invalid`` and the others are handled. A
+        batch that is malformed, or sent as a request, is refused whole."""
+        found = pieces(data, headers)
+        if reply is not None and not isinstance(found, PayloadError):
+            found = PayloadError((), "a batch of tells cannot be sent as a request", "invalid_batch")
+        if isinstance(found, PayloadError):
+            report_transport("nats", "received", "tell")
+            protocol = type(actor).protocol
+            await self.refuse(
+                actor, InvalidPayload(protocol.name, (found,), protocol.wire_names), reply, data
+            )
+            return
+        validator = message_validator(type(actor))
+        for piece in found:
+            report_transport("nats", "received", "tell")
+            try:
+                message = validator.validate(piece)
+            except InvalidPayload as error:
+                await self.refuse(actor, error, None, piece)
+                continue
+            reference = actor.reference
+            try:
+                reference.tell_nowait(message)
+            except MailboxFull:
+                await reference.tell(message)  # waits for room
 
     async def refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None, data: bytes) -> None:
         """An invalid message: the error goes to ``reply`` (an ask whose reply subject the node

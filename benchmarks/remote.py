@@ -2,7 +2,8 @@
 
 - remote tell: messages told to an actor published on NATS, handled (an ask at the end is the
   barrier), per second; beside nats-py publishing the same JSON bytes to a subscriber that counts
-  them (a future set at the last one is the barrier).
+  them (a future set at the last one is the barrier). Twice: through a plain reference (one NATS
+  message a tell) and through ``ref.batched()`` (tells queued together leave as one message).
 - remote ask: the round trip of one ask (validated request, typed reply); beside ``nc.request`` to
   a subscriber that responds with the payload it got.
 
@@ -65,12 +66,14 @@ class Counter(Actor[Count | Total | Echo]):
         return msg.n
 
 
-async def _actorio_tell(url: str, n: int) -> float:
+async def _actorio_tell(url: str, n: int, batched: bool = False) -> float:
     async with await Node.connect(url) as server_side, await Node.connect(url) as client:
         counter = Counter()
         try:
             await server_side.publish("bench-counter", counter)
             ref = client.ref("bench-counter", Counter)
+            if batched:
+                ref = ref.batched()
             started = time.perf_counter()
             for i in range(n):
                 ref.tell_nowait(Count(n=i))
@@ -241,6 +244,16 @@ async def run_nats(scale: float, repeat: int, url: str | None = None) -> list[Ro
     rows = []
     for name, unit, n, mine, bare, label, higher, target in (
         ("nats remote tell", "msg/s", tells, _actorio_tell, _bare_tell, "nats-py publish", True, 0.8),
+        (
+            "nats remote tell, batched",
+            "msg/s",
+            tells,
+            lambda url, n: _actorio_tell(url, n, batched=True),
+            _bare_tell,
+            "nats-py publish",
+            True,
+            0.8,
+        ),
         ("nats remote ask", "us", asks, _actorio_ask, _bare_ask, "nats-py request", False, 1.1),
         (
             "nats pool of 2 workers",

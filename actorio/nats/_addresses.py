@@ -26,6 +26,7 @@ from nats.aio.msg import Msg
 
 from .. import NO_SENDER, Actor, ActorRef, BaseRef, Message, PayloadError, dead_letters
 from ..lowlevel import Mailbox, actor_of, mailbox_of, unwatch, watch
+from ._batch import BATCH, pieces
 from ._codec import ERROR, SENDER
 from ._remote import RemoteRef
 
@@ -214,7 +215,9 @@ class Addresses:
                 body = json.dumps({"kind": "stopped", "type": "ActorStopped", "message": "the actor is gone"})
                 await self._nc.publish(msg.reply, body.encode(), headers=ERROR)
             else:
-                dead_letters.record(msg.data, msg.subject, "stopped")
+                found = pieces(msg.data, msg.headers) if msg.headers and BATCH in msg.headers else None
+                for data in found if isinstance(found, list) else (msg.data,):
+                    dead_letters.record(data, msg.subject, "stopped")
             return
         await deliver(actor, msg)
 
@@ -224,4 +227,7 @@ def sender_of(outbox: Outbox, headers: Mapping[str, str] | None) -> RemoteRef[An
     sends through ``outbox`` (the receiving node's); ``None`` without one. The header must have
     passed `Destinations` (see ``Receiver.validate``)."""
     address = headers.get(SENDER) if headers else None
-    return RemoteRef(outbox, address, address, None) if address is not None else None
+    if address is None:
+        return None
+    # A node's address has one subscriber, never a pool: what is told to it may leave in batches.
+    return RemoteRef(outbox, address, address, None, batch=address.startswith(outbox.node_addresses))

@@ -67,9 +67,9 @@ class Outbox:
         self.flusher: asyncio.Task[None] | None = None
         """The task sending what is queued, while there is some."""
         self._failures = LogLimit(_logger)
-        self._own_subjects = f"{addresses.prefix}."
-        """Where batches may go: the subjects of actorio's own receivers, under the node's prefix
-        (a reply inbox or another prefix may be a client that reads one message at a time)."""
+        self.node_addresses = f"{addresses.prefix}.node."
+        """Where actorio nodes of this prefix receive for their actors that travelled as senders:
+        one node each, never a pool, so tells to them leave as batches (see `sender_of`)."""
 
     def tell_nowait(self, ref: RemoteRef[Any], message: Message[Any]) -> None:
         """Queue ``message`` for ``ref``; an error while publishing it is logged (within a limit:
@@ -159,11 +159,10 @@ class Outbox:
     async def _flush(self) -> None:
         """Send what is queued, in order. Each core message is one ``publish``: nats-py appends it to
         its write buffer without suspending, and its own flusher writes the whole buffer at once.
-        Tells queued one after the other for one of actorio's own subjects, with no headers, leave
-        as one batch (``_batch``)."""
+        Tells queued one after the other through batched references to one subject, with no
+        headers, leave as one batch (``_batch``)."""
         queue = self._queue
         publish = self._nc.publish
-        own = self._own_subjects
         while queue:
             ref, body, headers, msg_id, done = queue.popleft()
             dones: list[asyncio.Future[None] | None] | None = None
@@ -174,7 +173,7 @@ class Outbox:
                     await self._streams.store(ref, body, headers, msg_id)
                 else:
                     subject = ref.subject
-                    if queue and headers is None and subject.startswith(own) and joinable(body):
+                    if queue and headers is None and ref.batch and joinable(body):
                         body, headers, dones = self._batched(ref, body, done)
                     await publish(subject, body, headers=headers)
             except Exception as error:
@@ -196,7 +195,7 @@ class Outbox:
     def _batched(
         self, first: RemoteRef[Any], body: bytes, done: asyncio.Future[None] | None
     ) -> tuple[bytes, dict[str, str] | None, list[asyncio.Future[None] | None]]:
-        """``body``, told to ``first`` (a core reference), joined with the tells queued right after
+        """``body``, told to ``first`` (a batched core reference), joined with the tells queued right after
         it for the same subject (taken off the queue), within `MAX_BATCH` tells and
         `MAX_BATCH_BYTES`: the body and headers to publish, and the futures of the tells in it."""
         queue = self._queue
@@ -209,7 +208,7 @@ class Outbox:
             room -= len(next_body) + 1
             if room < 0 or headers is not None or b"\n" in next_body:  # b"\n": see joinable()
                 break
-            if ref is not first and (ref is None or ref.durable or ref.subject != subject):
+            if ref is not first and (ref is None or not ref.batch or ref.subject != subject):
                 break
             queue.popleft()
             bodies.append(next_body)

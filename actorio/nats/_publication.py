@@ -287,12 +287,16 @@ class Receiver:
         payload, and, before reading the payload, for a ``reply`` subject or an ``Actorio-Sender``
         header that the node's `Destinations` refuses."""
         address = headers.get(SENDER) if headers else None
+        if headers and BATCH in headers:  # here only from a stream: see _receive_batch for core
+            why = (
+                "a batch of tells was stored whole: tell a durable name through node.ref(name, durable=True)"
+            )
+            raise _invalid(actor, PayloadError((), why, "invalid_batch"))
         if reply is not None or address is not None:
             for subject, location in ((reply, ("reply",)), (address, ("headers", SENDER))):
                 problem = None if subject is None else self.destinations.problem(subject, location)
                 if problem is not None:
-                    protocol = type(actor).protocol
-                    raise InvalidPayload(protocol.name, (problem,), protocol.wire_names)
+                    raise _invalid(actor, problem)
         message = message_validator(type(actor)).validate(data)
         if address is not None:
             message = message.model_copy(update={"sender": sender_of(self._outbox, headers)})
@@ -348,10 +352,7 @@ class Receiver:
             found = PayloadError((), "a batch of tells cannot be sent as a request", "invalid_batch")
         if isinstance(found, PayloadError):
             report_transport("nats", "received", "tell")
-            protocol = type(actor).protocol
-            await self.refuse(
-                actor, InvalidPayload(protocol.name, (found,), protocol.wire_names), reply, data
-            )
+            await self.refuse(actor, _invalid(actor, found), reply, data)
             return
         validator = message_validator(type(actor))
         for piece in found:
@@ -491,6 +492,12 @@ class Receiver:
 
                 task.add_done_callback(end)
         return ended
+
+
+def _invalid(actor: Actor[Any], problem: PayloadError) -> InvalidPayload:
+    """``problem`` as the `InvalidPayload` of ``actor``'s protocol."""
+    protocol = type(actor).protocol
+    return InvalidPayload(protocol.name, (problem,), protocol.wire_names)
 
 
 async def queue_ask(actor: Actor[Any], message: Message[Any]) -> tuple[Message[Any], asyncio.Future[Any]]:

@@ -31,8 +31,9 @@ class RemoteRef(ActorRef[P]):
       reference (``node.ref(..., durable=True)``), ``tell`` returns once the stream stored it, and
       is retried with the same message id (so stored once) until ``store_timeout``.
     - ``tell_nowait`` queues the publication; messages told through one node, by ``tell`` or
-      ``tell_nowait``, leave in the order they were told (tells queued together for one name
-      leave as one batch: see docs/nats.md). Publishing errors are logged, not raised.
+      ``tell_nowait``, leave in the order they were told. Publishing errors are logged, not raised.
+      Through a `batched` reference (and to a remote sender), tells queued together leave as one
+      NATS message (see docs/nats.md, "Batches").
     - ``ask`` is a NATS request; the reply is validated against the message's reply type. A
       handler's exception is raised as `RemoteError` (its type name and text); `InvalidPayload`,
       `UnhandledMessage` and `ActorStopped` come back as themselves; `ActorNotFound` if nobody
@@ -49,7 +50,7 @@ class RemoteRef(ActorRef[P]):
     Two remote references are equal when they address the same subject through the same node.
     """
 
-    __slots__ = ("_outbox", "_subject", "_name", "_durable")
+    __slots__ = ("_outbox", "_subject", "_name", "_durable", "_batch")
 
     def __init__(
         self,
@@ -58,6 +59,7 @@ class RemoteRef(ActorRef[P]):
         name: str,
         protocol: tuple[type, ...] | None,
         durable: bool = False,
+        batch: bool = False,
     ) -> None:
         # No local mailbox: every method that would use it is overridden. It is None rather than
         # unset, so that ``local_ref == remote_ref`` is False rather than an AttributeError.
@@ -66,6 +68,7 @@ class RemoteRef(ActorRef[P]):
         self._subject = subject
         self._name = name
         self._durable = durable
+        self._batch = batch
 
     @property
     def identifier(self) -> str:
@@ -82,12 +85,35 @@ class RemoteRef(ActorRef[P]):
         """Whether tells are stored by JetStream before ``tell`` returns."""
         return self._durable
 
+    @property
+    def batch(self) -> bool:
+        """Whether tells queued together leave as one NATS message (see `batched`)."""
+        return self._batch
+
+    def batched(self) -> RemoteRef[P]:
+        """A reference to the same actor through which tells queued together (a burst of
+        ``tell_nowait``, or ``tell`` calls waiting behind one) leave as one NATS message, up to
+        256 tells and 64 KiB: a remote tell then costs about half as much (see docs/nats.md,
+        "Batches"). Order and validation are unchanged: the receiving node splits the batch and
+        validates each message on its own.
+
+        A pool (a name several processes publish) gets each batch whole at one process: its
+        queue group shares NATS messages, not tells. Tells with headers (a sender, a trace
+        context) leave alone. Every node receiving the batches must be of this version or newer.
+        Raises ``ValueError`` for a durable reference (its tells are stored one by one).
+        """
+        if self._durable:
+            raise ValueError("a durable reference stores each tell on its own: it has no batched form")
+        return RemoteRef(self._outbox, self._subject, self._name, self.message_types, batch=True)
+
     def narrow(self: ActorRef[M], message_type: type[Member[M, N]], /) -> ActorRef[N]:
         """A reference to the same remote actor that accepts only ``message_type``; see
         `ActorRef.narrow`."""
         narrowed = ActorRef.narrow(cast(Any, self), message_type)  # checks, as for a local ref
         assert isinstance(self, RemoteRef)
-        return RemoteRef(self._outbox, self._subject, self._name, narrowed.message_types, self._durable)
+        return RemoteRef(
+            self._outbox, self._subject, self._name, narrowed.message_types, self._durable, self._batch
+        )
 
     def __eq__(self, other: object) -> bool:
         return (

@@ -14,7 +14,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from actorio import Actor, InvalidPayload, Message, dead_letters, handles
-from actorio.nats import Node
+from actorio.nats import Durable, Node
 from actorio.nats._batch import BATCH, MAX_BATCH, MAX_BATCH_BYTES, pieces
 from tests.nats.test_nats_hostile import barrier, publish, subscribed
 from tests.nats_support.actors import Greeter, Greeting, Record, Report
@@ -45,15 +45,16 @@ async def spy(nc: Client, subject: str) -> list[Msg]:
     return seen
 
 
-async def test_a_burst_of_tells_leaves_as_batches_in_order(nats_url: str, raw: Client) -> None:
-    """1,000 ``tell_nowait`` calls in a row reach the actor in order, in a few NATS messages of at
-    most `MAX_BATCH` tells each; a tell with a sender (headers) in the middle leaves alone, in
-    its place."""
+async def test_a_burst_through_a_batched_ref_leaves_as_batches_in_order(nats_url: str, raw: Client) -> None:
+    """1,000 ``tell_nowait`` calls in a row through ``ref.batched()`` reach the actor in order, in
+    a few NATS messages of at most `MAX_BATCH` tells each; a tell with a sender (headers) in the
+    middle leaves alone, in its place."""
     seen = await spy(raw, "actorio.actor.batched")
     async with await Node.connect(nats_url) as server_side, await Node.connect(nats_url) as client:
         greeter = Greeter()
         await publish(server_side, "batched", greeter)
-        ref = client.ref("batched", Greeter)
+        ref = client.ref("batched", Greeter).batched()
+        assert ref.batch
         for n in range(500):
             ref.tell_nowait(Record(n=n))
         ref.tell_nowait(Record(n=500, sender=client.ref("nobody", Greeter)))
@@ -78,8 +79,41 @@ async def test_a_burst_of_tells_leaves_as_batches_in_order(nats_url: str, raw: C
         assert len(msg.data) <= MAX_BATCH_BYTES
 
 
+async def test_a_plain_ref_sends_one_tell_a_message_and_a_pool_shares_a_burst(
+    nats_url: str, raw: Client
+) -> None:
+    """Without ``batched()``, each tell is a NATS message of its own: a pool's queue group shares
+    a burst among its processes, tell by tell."""
+    seen = await spy(raw, "actorio.actor.shared")
+    async with (
+        await Node.connect(nats_url) as first,
+        await Node.connect(nats_url) as second,
+        await Node.connect(nats_url) as client,
+    ):
+        greeters = [Greeter(), Greeter()]
+        await publish(first, "shared", greeters[0])
+        await publish(second, "shared", greeters[1])
+        ref = client.ref("shared", Greeter)
+        assert not ref.batch
+        for n in range(200):
+            ref.tell_nowait(Record(n=n))
+
+        async def all_handled() -> bool:
+            return sum(len(greeter.recorded) for greeter in greeters) == 200
+
+        await wait_until(all_handled, 10)
+    assert all(greeter.recorded for greeter in greeters)  # both had a share (each 200 to 1 against)
+    assert sorted(greeters[0].recorded + greeters[1].recorded) == list(range(200))
+    assert all(not msg.headers for msg in seen)
+
+
+async def test_a_durable_ref_has_no_batched_form(node: Node) -> None:
+    with pytest.raises(ValueError, match="no batched form"):
+        node.ref("kept", Greeter, durable=True).batched()
+
+
 class Fan(Message):
-    """Told: ``n`` records are told back to the sender, with ``tell_nowait``."""
+    """Told: ``n`` greetings are told back to the sender, with ``tell_nowait``."""
 
     n: int
 
@@ -91,30 +125,47 @@ class Fanner(Actor[Fan]):
             msg.sender.tell_nowait(Greeting(text=str(n)))
 
 
-async def test_only_subjects_under_the_node_prefix_get_batches(nats_url: str, raw: Client) -> None:
-    """A sender under another prefix (``reply_prefixes``) may be a client that reads one message
-    at a time: what is told to it leaves one message a NATS message. Under the node's own
-    prefix, it leaves as a batch."""
+class Collector(Actor[Greeting]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    @handles(Greeting)
+    async def collect(self, msg: Greeting) -> None:
+        self.texts.append(msg.text)
+
+
+async def test_only_a_node_address_gets_batches_as_a_sender(nats_url: str, raw: Client) -> None:
+    """Told back to a sender that is an actor of another node (its address,
+    ``actorio.node.<id>.<token>``, has one subscriber), a burst leaves as a batch. To any other
+    sender address (another prefix, or another subject under the node's prefix: any NATS
+    client may read those, one message at a time), each tell is a NATS message."""
+    node_addresses = await spy(raw, "actorio.node.>")
     foreign = await spy(raw, "billing.replies.one")
     own = await spy(raw, "actorio.spy.one")
-    async with await Node.connect(nats_url, reply_prefixes=["billing.replies"]) as server_side:
+    async with (
+        await Node.connect(nats_url, reply_prefixes=["billing.replies"]) as server_side,
+        await Node.connect(nats_url) as client,
+    ):
         await publish(server_side, "fan", Fanner())
         for address in ("billing.replies.one", "actorio.spy.one"):
             await raw.publish(
                 "actorio.actor.fan", b'{"type":"Fan","data":{"n":10}}', headers={"Actorio-Sender": address}
             )
+        collector = Collector()
+        async with collector as collector_ref:
+            await client.ref("fan", Fanner).tell(Fan(n=10, sender=collector_ref))
 
-        async def both() -> bool:
-            return len(foreign) == 10 and len(own) == 1
+            async def all_arrived() -> bool:
+                return len(foreign) == 10 and len(own) == 10 and len(collector.texts) == 10
 
-        await wait_until(both, 10)
-    assert [json.loads(msg.data)["data"]["text"] for msg in foreign] == [str(n) for n in range(10)]
-    assert all(not msg.headers for msg in foreign)
-    [batch] = own
+            await wait_until(all_arrived, 10)
+        assert collector.texts == [str(n) for n in range(10)]
+    for seen in (foreign, own):
+        assert [json.loads(msg.data)["data"]["text"] for msg in seen] == [str(n) for n in range(10)]
+        assert all(not msg.headers for msg in seen)
+    [batch] = node_addresses
     assert batch.headers == {BATCH: "10"}
-    assert [json.loads(line)["data"]["text"] for line in batch.data.split(b"\n")] == [
-        str(n) for n in range(10)
-    ]
 
 
 def record(n: object) -> bytes:
@@ -188,3 +239,38 @@ async def test_pieces_reads_a_batch_and_refuses_a_lie() -> None:
         refused = pieces(b"a\nb\nc", {BATCH: count})
         assert not isinstance(refused, list)
         assert refused.kind == "invalid_batch"
+
+
+async def test_a_batch_stored_by_a_durable_name_is_refused_with_the_reason(nats_url: str) -> None:
+    """A durable name's stream also stores core publications to its subject: a batch that a
+    batched (core) reference sent there is one stored message, refused whole, naming the fix."""
+    async with await Node.connect(nats_url) as server_side, await Node.connect(nats_url) as client:
+        greeter = Greeter()
+        await publish(server_side, "stored", greeter, durable=Durable(redelivery_delay=1.0))
+        ref = client.ref("stored", Greeter).batched()
+        for n in range(3):
+            ref.tell_nowait(Record(n=n))
+        durable = client.ref("stored", Greeter, durable=True)
+        await durable.tell(Record(n=9))
+
+        async def refused() -> bool:
+            return bool(dead_letters.of(reason="invalid")) and greeter.recorded == [9]
+
+        await wait_until(refused, 10)
+        [letter] = dead_letters.of(reason="invalid")
+        assert isinstance(letter.error, InvalidPayload)
+        assert letter.error.errors[0].kind == "invalid_batch"
+        assert "node.ref(name, durable=True)" in str(letter.error)
+
+
+async def test_a_batch_to_a_gone_sender_is_one_dead_letter_a_tell(nats_url: str, raw: Client) -> None:
+    async with await Node.connect(nats_url) as node:
+        subject = f"actorio.node.{node.node_id}.gone"
+        await raw.publish(subject, record(1) + b"\n" + record(2), headers={BATCH: "2"})
+        await raw.flush()
+
+        async def recorded() -> bool:
+            return len(dead_letters.of(reason="stopped")) == 2
+
+        await wait_until(recorded, 10)
+        assert [letter.message for letter in dead_letters.of(reason="stopped")] == [record(1), record(2)]

@@ -19,7 +19,12 @@ def test_nats_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "actors on NATS" in printed
     assert "entities on NATS" in printed
     rows = {row["scenario"]: row for row in json.loads(out.read_text())["rows"]}
-    for name in ("nats remote tell", "nats remote ask", "nats pool of 2 workers"):
+    for name in (
+        "nats remote tell",
+        "nats remote tell, batched",
+        "nats remote ask",
+        "nats pool of 2 workers",
+    ):
         assert rows[name]["actorio"] > 0
         assert rows[name]["baseline"] > 0
     for name in (

@@ -416,7 +416,7 @@ class DurableMailbox:
 
     async def start_shard(self, shard: str) -> tuple[Mailbox, PublicationSupervisor | None]:
         """Start the actor of ``shard``'s activation (its keys' entities start in its pump)."""
-        spec = ChildSpec(_Shard, stop_timeout=self.host.placements.guard / 4)
+        spec = ChildSpec(_Shard, stop_timeout=self.host.placements.stop_timeout)
         return await Target.of(f"{self.entity_type}/{shard}", spec, None).start()
 
     def active(self, key: str) -> Actor[Any] | None:

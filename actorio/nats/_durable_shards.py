@@ -383,7 +383,7 @@ class ShardPump:
         async def retire() -> None:
             try:
                 if supervisor is not None:
-                    await supervisor.stop(mailbox.host.placements.guard / 4)
+                    await supervisor.stop(mailbox.host.placements.stop_timeout)
             finally:
                 state.retiring = None
                 if state.waiting or state.returned:
@@ -402,7 +402,7 @@ class ShardPump:
         mailbox = self._mailbox
         if state.supervisor is not None:  # its supervision gave up: stopped, then started again
             mailbox.running.pop((self.shard, state.key), None)
-            await state.supervisor.stop(mailbox.host.placements.guard / 4)
+            await state.supervisor.stop(mailbox.host.placements.stop_timeout)
             state.supervisor = state.mailbox = state.settlement = None
         if not await self._make_room(state):
             host = mailbox.host
@@ -454,7 +454,7 @@ class ShardPump:
             return
         _, supervisor = start.result()
         if supervisor is not None:
-            self._mailbox.spawn(supervisor.stop(self._mailbox.host.placements.guard / 4))
+            self._mailbox.spawn(supervisor.stop(self._mailbox.host.placements.stop_timeout))
 
     # -- time --------------------------------------------------------------------------------------
 

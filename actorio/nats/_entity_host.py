@@ -270,7 +270,7 @@ class EntityHost:
         if not lease.valid(now):
             # Fenced: the lease is over by this node's clock. It must not act.
             self._hold(activation, msg)
-            self._spawn(self._passivate(activation, release=False, timeout=self.placements.guard / 4))
+            self._spawn(self._passivate(activation, release=False, timeout=self.placements.stop_timeout))
             return
         if claim > lease.claim:
             # Routed with a newer claim than this activation's: the key moved behind this node's
@@ -412,7 +412,7 @@ class EntityHost:
         """Start the entity of ``key`` from the type's factory, supervised as a published factory
         is: its mailbox and its supervisor. Raises what its first start raised."""
         # A fenced activation must be stopped within the guard: its handler gets a quarter of it.
-        spec = ChildSpec(functools.partial(self._factory, key), stop_timeout=self.placements.guard / 4)
+        spec = ChildSpec(functools.partial(self._factory, key), stop_timeout=self.placements.stop_timeout)
         return await Target.of(self._identifier(key), spec, self._supervision).start()
 
     async def _room_for(self, activation: Activation) -> bool:
@@ -424,7 +424,7 @@ class EntityHost:
             if victim is None:
                 return False
             self.evicted += 1
-            await self._passivate(victim, release=True, timeout=self.placements.guard / 4)
+            await self._passivate(victim, release=True, timeout=self.placements.stop_timeout)
         self._recent[activation.key] = activation
         return True
 
@@ -499,9 +499,9 @@ class EntityHost:
             if activation.state != _ACTIVE or lease is None:
                 continue
             if not lease.valid(now):
-                self._spawn(self._passivate(activation, release=False, timeout=self.placements.guard / 4))
+                self._spawn(self._passivate(activation, release=False, timeout=self.placements.stop_timeout))
             elif now - activation.last >= self.idle_timeout:
-                self._spawn(self._passivate(activation, release=True, timeout=self.placements.guard / 4))
+                self._spawn(self._passivate(activation, release=True, timeout=self.placements.stop_timeout))
             elif now >= lease.renew_at and activation.renewal is None:
                 activation.renewal = self._spawn(self._renew(activation, lease))
 
@@ -522,7 +522,7 @@ class EntityHost:
         if activation.lease is not lease:
             return
         if renewed is None:  # someone else holds the key now: stop at once
-            self._spawn(self._passivate(activation, release=False, timeout=self.placements.guard / 4))
+            self._spawn(self._passivate(activation, release=False, timeout=self.placements.stop_timeout))
         else:
             activation.lease = renewed
 

@@ -242,6 +242,9 @@ class Placements:
         self._subject = f"$KV.{bucket}."
         self.ttl = ttl
         self.guard = guard
+        self.stop_timeout = guard / 4
+        """The longest this node waits for an entity of the type to stop (its handler to finish,
+        its teardown to run) before it goes on: a quarter of the guard (docs/entities.md)."""
         self._node_id = node_id
         self._clock = clock
 

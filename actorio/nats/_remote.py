@@ -32,8 +32,9 @@ class RemoteRef(ActorRef[P]):
       is retried with the same message id (so stored once) until ``store_timeout``.
     - ``tell_nowait`` queues the publication; messages told through one node, by ``tell`` or
       ``tell_nowait``, leave in the order they were told. Publishing errors are logged, not raised.
-      Through a `batched` reference (and to a remote sender), tells queued together leave as one
-      NATS message (see docs/nats.md, "Batches").
+      Through a `batched` reference, and to a remote sender that is an actor of another node
+      (its address is under ``<prefix>.node.``), tells queued together leave as one NATS message
+      (see docs/nats.md, "Batches").
     - ``ask`` is a NATS request; the reply is validated against the message's reply type. A
       handler's exception is raised as `RemoteError` (its type name and text); `InvalidPayload`,
       `UnhandledMessage` and `ActorStopped` come back as themselves; `ActorNotFound` if nobody
@@ -99,7 +100,7 @@ class RemoteRef(ActorRef[P]):
 
         A pool (a name several processes publish) gets each batch whole at one process: its
         queue group shares NATS messages, not tells. Tells with headers (a sender, a trace
-        context) leave alone. Every node receiving the batches must be of this version or newer.
+        context) leave alone. Every node of actorio 0.2.0 or later reads batches.
         Raises ``ValueError`` for a durable reference (its tells are stored one by one).
         """
         if self._durable:
@@ -169,4 +170,4 @@ class RemoteRef(ActorRef[P]):
         return await self._outbox.ask_payload(self, payload, timeout)
 
     def __repr__(self) -> str:
-        return f"<RemoteRef {self._name} at {self._subject}>"
+        return f"<RemoteRef {self._name} at {self._subject}{', batched' if self._batch else ''}>"

@@ -53,8 +53,11 @@ async def test_a_burst_through_a_batched_ref_leaves_as_batches_in_order(nats_url
     async with await Node.connect(nats_url) as server_side, await Node.connect(nats_url) as client:
         greeter = Greeter()
         await publish(server_side, "batched", greeter)
-        ref = client.ref("batched", Greeter).batched()
+        plain = client.ref("batched", Greeter)
+        ref = plain.batched()
         assert ref.batch
+        assert ref == plain  # one address
+        assert repr(ref) == "<RemoteRef batched at actorio.actor.batched, batched>"
         for n in range(500):
             ref.tell_nowait(Record(n=n))
         ref.tell_nowait(Record(n=500, sender=client.ref("nobody", Greeter)))

@@ -50,7 +50,9 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
       had. Not written: it raises, saying so, and the actor carries on. The read fails too: it
       raises the error, and the next `persist` reads back first; if the events turn out to be
       stored, the state includes them and that next `persist` raises `PersistenceError` without
-      writing (its handler decided on the state before them).
+      writing (its handler decided on the state before them). Events read back as not stored
+      may still be stored later (a client re-sending what it buffered while reconnecting): the
+      next `persist` then finds them the same way.
     - `apply` is pure: it returns the next state from a state and an event, and does nothing
       else (it runs again at every recovery). It is typed: applying an event that is not in
       ``E``, or persisting one, is an error for mypy and pyright.
@@ -121,6 +123,10 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         self._persistence_unsure: tuple[list[EventData], S] | None = None
         """A persist that failed without saying whether it was written: its events, and the
         state they lead to."""
+        self._persistence_late: tuple[list[EventData], S] | None = None
+        """A persist read back as not stored, whose message may still be stored (a client
+        sending what it buffered while reconnecting, a cluster): the next append's conflict says
+        if it was. The writer fence stores at most one of the two."""
 
     def initial_state(self) -> S:
         """The state before any event: the state model made with no arguments, unless overridden."""
@@ -150,18 +156,26 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         try:
             self.sequence = await self.journal.append(self.persistence_id, before, encoded)
         except WriterConflict:
+            if self._persistence_late is None:
+                raise
+            # The conflict may be a persist read back as not stored, stored since: read again.
+            self._persistence_unsure = self._persistence_late
+            await self._persistence_resolve()  # raises _StoredLate if it was
             raise
         except PersistenceError as error:
             # The journal cannot say whether the events were written: read them back.
             self._persistence_unsure = (encoded, state)
             try:
                 written = await self._persistence_resolve()
+            except _StoredLate:
+                raise
             except PersistenceError:
                 raise error from None  # still unsure: the next persist reads back first
             if not written:
                 raise PersistenceError(f"{error} (read back: the events were not stored)") from error
         else:
             self.state = state
+            self._persistence_late = None  # the writer fence keeps it out now
         every = cls.snapshot_every
         if every is not None and self.sequence // every > before // every:
             await self.save_snapshot()
@@ -171,20 +185,34 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
 
         Written (the events after it are, name, version and payload, the ones this actor tried
         to append): `state` and `sequence` become that persist's. Not written (no event after
-        it): nothing changes. Other events: another writer's, `WriterConflict`. A read that
+        it): nothing changes, and that persist may still be stored late (`_persistence_late`).
+        The events of an earlier persist read back as not stored: `state` and `sequence` become
+        that one's, and `_StoredLate` is raised (the unsure one was not written: the writer fence
+        stores one of the two). Other events: another writer's, `WriterConflict`. A read that
         fails raises, and it stays unsure."""
         unsure = self._persistence_unsure
         assert unsure is not None
-        encoded, state = unsure
         stored = [record async for record in self.journal.read(self.persistence_id, self.sequence)]
         self._persistence_unsure = None
         if not stored:
+            self._persistence_late = unsure
             return False
-        mine = [(r.name, r.version, r.payload) for r in stored[: len(encoded)]]
-        if mine != [(e.name, e.version, e.payload) for e in encoded]:
-            raise WriterConflict(str(self.persistence_id), self.sequence, stored[-1].sequence)
-        self.state, self.sequence = state, self.sequence + len(encoded)
-        return True
+        late, self._persistence_late = self._persistence_late, None
+        for candidate in (unsure, late):
+            if candidate is None:
+                continue
+            encoded, state = candidate
+            mine = [(r.name, r.version, r.payload) for r in stored[: len(encoded)]]
+            if mine == [(e.name, e.version, e.payload) for e in encoded]:
+                self.state, self.sequence = state, self.sequence + len(encoded)
+                if candidate is late:
+                    raise _StoredLate(
+                        f"{self.persistence_id}: the persist before this one, read back as not stored, "
+                        "was stored after all (its message arrived late): the state now includes it; "
+                        "this command decided on the state before it and persisted nothing"
+                    )
+                return True
+        raise WriterConflict(str(self.persistence_id), self.sequence, stored[-1].sequence)
 
     async def save_snapshot(self) -> None:
         """Save the current state as the latest snapshot (also done every ``snapshot_every``)."""
@@ -221,4 +249,8 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
             sequence = record.sequence
         self.state = state
         self.sequence = sequence
-        self._persistence_unsure = None
+        self._persistence_unsure = self._persistence_late = None
+
+
+class _StoredLate(PersistenceError):
+    """A persist read back as not stored turned out to be stored (see `_persistence_late`)."""

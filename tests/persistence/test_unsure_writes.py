@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import nats
 import pytest
 
+from actorio import ActorRef
 from actorio.nats import LocalServer
 from actorio.persistence import (
     EventData,
@@ -125,6 +127,56 @@ async def test_events_of_another_writer_found_when_reading_back_are_a_conflict()
     assert await recovered_balance(journal) == 100
 
 
+async def _read_back_as_not_stored(journal: FailingJournal, ref: ActorRef[Any]) -> None:
+    """Alice deposits 5, then 7 without an acknowledgement, read back as not stored; the 7 is
+    then stored after all, late (as a client re-sending what it buffered while reconnecting
+    stores it, or a cluster after the read)."""
+    assert await bounded(ref.ask(Deposit(amount=5))) == 5
+    journal.fail = "before"
+    with pytest.raises(PersistenceError, match=r"\(read back: the events were not stored\)"):
+        await bounded(ref.ask(Deposit(amount=7)))
+    await journal.append(ALICE, 1, [Account.event_codec.encode(Deposited(amount=7))])
+
+
+@pytest.mark.asyncio
+async def test_a_persist_stored_late_is_found_by_the_next_conflict_and_the_actor_carries_on() -> None:
+    journal = FailingJournal()
+    async with Account("alice", journal) as ref:
+        await _read_back_as_not_stored(journal, ref)
+        with pytest.raises(PersistenceError, match="was stored after all") as raised:
+            await bounded(ref.ask(Deposit(amount=1)))
+        assert not isinstance(raised.value, WriterConflict)
+        assert await bounded(ref.ask(GetBalance())) == 12
+        assert await bounded(ref.ask(Deposit(amount=1))) == 13
+    assert await recovered_balance(journal) == 13
+
+
+@pytest.mark.asyncio
+async def test_a_persist_stored_late_is_found_when_the_next_one_is_unsure() -> None:
+    journal = FailingJournal()
+    async with Account("alice", journal) as ref:
+        await _read_back_as_not_stored(journal, ref)
+        journal.fail = "before"  # the next append fails too, without writing: the 7 is found
+        with pytest.raises(PersistenceError, match="was stored after all"):
+            await bounded(ref.ask(Deposit(amount=1)))
+        assert await bounded(ref.ask(Deposit(amount=2))) == 14
+    assert await recovered_balance(journal) == 14
+
+
+@pytest.mark.asyncio
+async def test_another_writer_after_a_read_back_is_still_a_conflict() -> None:
+    journal = FailingJournal()
+    async with Account("alice", journal) as ref:
+        assert await bounded(ref.ask(Deposit(amount=5))) == 5
+        journal.fail = "before"
+        with pytest.raises(PersistenceError, match="not stored"):
+            await bounded(ref.ask(Deposit(amount=7)))
+        await journal.append(ALICE, 1, [Account.event_codec.encode(Deposited(amount=100))])
+        with pytest.raises(WriterConflict, match="another writer got there first"):
+            await bounded(ref.ask(Deposit(amount=1)))
+    assert await recovered_balance(journal) == 105
+
+
 # -- JetStream, against a real server ------------------------------------------------------------
 
 
@@ -159,8 +211,8 @@ async def test_jetstream_a_stopped_server_leaves_the_persist_unsure_until_it_is_
                     await bounded(ref.ask(Deposit(amount=7)))
                 await asyncio.get_running_loop().run_in_executor(None, server.start)
                 # Whether the server got the deposit of 7 (the client may send what it buffered
-                # when it reconnects) is for the next persist to find out; either way the actor
-                # ends where a recovery ends, without a conflict.
+                # when it reconnects, even after a read found nothing) is for the next persists to
+                # find out; either way the actor ends where a recovery ends, without a conflict.
                 balance = None
                 failures: list[PersistenceError] = []
                 while balance is None and len(failures) < 20:  # reconnecting takes a moment

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import typing
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic
+from typing import Any, ClassVar, Generic, Literal
 
 from pydantic import BaseModel
 from typing_extensions import TypeVar
@@ -24,6 +24,16 @@ __all__ = ["EventSourcedActor"]
 P = TypeVar("P", bound="Message[Any]", contravariant=True, default="Message[Any]")
 S = TypeVar("S", bound=BaseModel, default=BaseModel)
 E = TypeVar("E", bound=Event, default=Event)
+
+
+_FOUND = {
+    "unsure": "the persist before this one, left unsure, turned out to be stored: the state now "
+    "includes it; this command decided on the state before it and persisted nothing",
+    "late": "a persist before this one, read back as not stored, was stored after all (its message "
+    "arrived late): the state now includes it; this command decided on the state before it and "
+    "persisted nothing",
+}
+"""Why a persist raised without writing: what the read-back before it found stored."""
 
 
 class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
@@ -123,10 +133,11 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         self._persistence_unsure: tuple[list[EventData], S] | None = None
         """A persist that failed without saying whether it was written: its events, and the
         state they lead to."""
-        self._persistence_late: tuple[list[EventData], S] | None = None
-        """A persist read back as not stored, whose message may still be stored (a client
-        sending what it buffered while reconnecting, a cluster): the next append's conflict says
-        if it was. The writer fence stores at most one of the two."""
+        self._persistence_late: list[tuple[list[EventData], S]] = []
+        """The persists read back as not stored since the last stored one: their messages may
+        still be stored (a client sending what it buffered while reconnecting, a cluster). All
+        were appended after `sequence`, so the writer fence stores at most one of them; the next
+        append's conflict, or the next read-back, says which."""
 
     def initial_state(self) -> S:
         """The state before any event: the state model made with no arguments, unless overridden."""
@@ -141,12 +152,17 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         to `state`. See the class's contract."""
         if not events:
             return
-        if self._persistence_unsure is not None and await self._persistence_resolve():
-            raise PersistenceError(
-                f"{self.persistence_id}: the persist before this one, left unsure, turned out to be "
-                "stored: the state now includes it; this command decided on the state before it "
-                "and persisted nothing"
-            )
+        if self._persistence_unsure is not None:
+            unsure, self._persistence_unsure = self._persistence_unsure, None
+            try:
+                found = await self._persistence_read_back(unsure)
+            except WriterConflict:
+                raise
+            except PersistenceError:
+                self._persistence_unsure = unsure  # the read failed: still unsure
+                raise
+            if found is not None:
+                raise PersistenceError(f"{self.persistence_id}: {_FOUND[found]}")
         cls = type(self)
         encoded = [cls.event_codec.encode(event) for event in events]
         state = self.state
@@ -156,63 +172,60 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         try:
             self.sequence = await self.journal.append(self.persistence_id, before, encoded)
         except WriterConflict:
-            if self._persistence_late is None:
-                raise
-            # The conflict may be a persist read back as not stored, stored since: read again.
-            self._persistence_unsure = self._persistence_late
-            await self._persistence_resolve()  # raises _StoredLate if it was
+            if self._persistence_late:
+                # The conflict may be a persist read back as not stored, stored since.
+                found = await self._persistence_read_back(None)
+                if found is not None:
+                    raise PersistenceError(f"{self.persistence_id}: {_FOUND[found]}") from None
             raise
         except PersistenceError as error:
             # The journal cannot say whether the events were written: read them back.
-            self._persistence_unsure = (encoded, state)
             try:
-                written = await self._persistence_resolve()
-            except _StoredLate:
+                found = await self._persistence_read_back((encoded, state))
+            except WriterConflict:
                 raise
             except PersistenceError:
+                self._persistence_unsure = (encoded, state)
                 raise error from None  # still unsure: the next persist reads back first
-            if not written:
-                raise PersistenceError(f"{error} (read back: the events were not stored)") from error
+            if found is None:
+                raise PersistenceError(f"{error} (read back: the events were not stored, so far)") from error
+            if found == "late":
+                raise PersistenceError(f"{self.persistence_id}: {_FOUND[found]}") from error
         else:
             self.state = state
-            self._persistence_late = None  # the writer fence keeps it out now
+            self._persistence_late.clear()  # the writer fence keeps them out now
         every = cls.snapshot_every
         if every is not None and self.sequence // every > before // every:
             await self.save_snapshot()
 
-    async def _persistence_resolve(self) -> bool:
-        """Whether the persist left unsure was written, from the events stored after `sequence`.
+    async def _persistence_read_back(
+        self, unsure: tuple[list[EventData], S] | None
+    ) -> Literal["unsure", "late"] | None:
+        """Read what is stored after `sequence`, for a persist left ``unsure`` and those read back
+        as not stored before (`_persistence_late`); carry on from what was stored.
 
-        Written (the events after it are, name, version and payload, the ones this actor tried
-        to append): `state` and `sequence` become that persist's. Not written (no event after
-        it): nothing changes, and that persist may still be stored late (`_persistence_late`).
-        The events of an earlier persist read back as not stored: `state` and `sequence` become
-        that one's, and `_StoredLate` is raised (the unsure one was not written: the writer fence
-        stores one of the two). Other events: another writer's, `WriterConflict`. A read that
-        fails raises, and it stays unsure."""
-        unsure = self._persistence_unsure
-        assert unsure is not None
+        Nothing: ``None``, nothing changes (``unsure`` joins the late ones). The events of one of
+        them (name, version and payload; the longest that matches, as one may begin like
+        another): `state` and `sequence` become that persist's, and the return says which
+        (``"unsure"`` or ``"late"``). Other events: another writer's, `WriterConflict`. A read
+        that fails raises; nothing changes."""
         stored = [record async for record in self.journal.read(self.persistence_id, self.sequence)]
-        self._persistence_unsure = None
+        candidates = self._persistence_late if unsure is None else [*self._persistence_late, unsure]
         if not stored:
-            self._persistence_late = unsure
-            return False
-        late, self._persistence_late = self._persistence_late, None
-        for candidate in (unsure, late):
-            if candidate is None:
-                continue
-            encoded, state = candidate
+            self._persistence_late = candidates
+            return None
+        self._persistence_late = []
+        best: tuple[list[EventData], S] | None = None
+        for candidate in candidates:
+            encoded = candidate[0]
             mine = [(r.name, r.version, r.payload) for r in stored[: len(encoded)]]
-            if mine == [(e.name, e.version, e.payload) for e in encoded]:
-                self.state, self.sequence = state, self.sequence + len(encoded)
-                if candidate is late:
-                    raise _StoredLate(
-                        f"{self.persistence_id}: the persist before this one, read back as not stored, "
-                        "was stored after all (its message arrived late): the state now includes it; "
-                        "this command decided on the state before it and persisted nothing"
-                    )
-                return True
-        raise WriterConflict(str(self.persistence_id), self.sequence, stored[-1].sequence)
+            longer = best is None or len(encoded) > len(best[0])
+            if longer and mine == [(e.name, e.version, e.payload) for e in encoded]:
+                best = candidate
+        if best is None:
+            raise WriterConflict(str(self.persistence_id), self.sequence, stored[-1].sequence)
+        self.state, self.sequence = best[1], self.sequence + len(best[0])
+        return "unsure" if best is unsure else "late"
 
     async def save_snapshot(self) -> None:
         """Save the current state as the latest snapshot (also done every ``snapshot_every``)."""
@@ -249,8 +262,5 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
             sequence = record.sequence
         self.state = state
         self.sequence = sequence
-        self._persistence_unsure = self._persistence_late = None
-
-
-class _StoredLate(PersistenceError):
-    """A persist read back as not stored turned out to be stored (see `_persistence_late`)."""
+        self._persistence_unsure = None
+        self._persistence_late = []

@@ -12,11 +12,12 @@ from typing import Any
 import nats
 import pytest
 
-from actorio import ActorRef
+from actorio import ActorRef, Message, handles
 from actorio.nats import LocalServer
 from actorio.persistence import (
     EventData,
     EventRecord,
+    EventSourcedActor,
     InMemoryJournal,
     JetStreamJournal,
     Journal,
@@ -27,7 +28,7 @@ from actorio.persistence import (
 from tests.support import bounded
 
 from .journals import unique_prefix
-from .support import Account, Deposit, Deposited, GetBalance
+from .support import Account, Balance, Deposit, Deposited, GetBalance
 
 ALICE = PersistenceId("account", "alice")
 
@@ -63,6 +64,33 @@ class FailingJournal(InMemoryJournal):
         return super().read(persistence_id, after)
 
 
+class DepositEach(Message[int]):
+    amounts: list[int]
+
+
+class SplitAccount(EventSourcedActor[DepositEach | Deposit | GetBalance, Balance, Deposited]):
+    """The account, with a command that persists several events at once."""
+
+    entity_type = "account"
+
+    def apply(self, state: Balance, event: Deposited) -> Balance:
+        return Balance(amount=state.amount + event.amount)
+
+    @handles(DepositEach)
+    async def deposit_each(self, msg: DepositEach) -> int:
+        await self.persist(*[Deposited(amount=amount) for amount in msg.amounts])
+        return self.state.amount
+
+    @handles(Deposit)
+    async def deposit(self, msg: Deposit) -> int:
+        await self.persist(Deposited(amount=msg.amount))
+        return self.state.amount
+
+    @handles(GetBalance)
+    async def balance(self, msg: GetBalance) -> int:
+        return self.state.amount
+
+
 async def recovered_balance(journal: Journal) -> int:
     async with Account("alice", journal) as account:
         return await bounded(account.ask(GetBalance()))
@@ -86,7 +114,9 @@ async def test_events_not_written_are_reported_as_such_and_the_actor_carries_on(
     journal = FailingJournal()
     async with Account("alice", journal) as ref:
         journal.fail = "before"
-        with pytest.raises(PersistenceError, match="disk error \\(read back: the events were not stored\\)"):
+        with pytest.raises(
+            PersistenceError, match="disk error \\(read back: the events were not stored, so far\\)"
+        ):
             await bounded(ref.ask(Deposit(amount=7)))
         assert await bounded(ref.ask(Deposit(amount=1))) == 1
     assert await recovered_balance(journal) == 1
@@ -133,7 +163,7 @@ async def _read_back_as_not_stored(journal: FailingJournal, ref: ActorRef[Any]) 
     stores it, or a cluster after the read)."""
     assert await bounded(ref.ask(Deposit(amount=5))) == 5
     journal.fail = "before"
-    with pytest.raises(PersistenceError, match=r"\(read back: the events were not stored\)"):
+    with pytest.raises(PersistenceError, match=r"\(read back: the events were not stored, so far\)"):
         await bounded(ref.ask(Deposit(amount=7)))
     await journal.append(ALICE, 1, [Account.event_codec.encode(Deposited(amount=7))])
 
@@ -175,6 +205,44 @@ async def test_another_writer_after_a_read_back_is_still_a_conflict() -> None:
         with pytest.raises(WriterConflict, match="another writer got there first"):
             await bounded(ref.ask(Deposit(amount=1)))
     assert await recovered_balance(journal) == 105
+
+
+@pytest.mark.asyncio
+async def test_of_two_persists_read_back_as_not_stored_the_one_stored_late_is_found() -> None:
+    journal = FailingJournal()
+    async with Account("alice", journal) as ref:
+        assert await bounded(ref.ask(Deposit(amount=5))) == 5
+        for amount in (7, 9):
+            journal.fail = "before"
+            with pytest.raises(PersistenceError, match="not stored, so far"):
+                await bounded(ref.ask(Deposit(amount=amount)))
+        await journal.append(ALICE, 1, [Account.event_codec.encode(Deposited(amount=7))])  # late
+        with pytest.raises(PersistenceError, match="was stored after all"):
+            await bounded(ref.ask(Deposit(amount=1)))
+        assert await bounded(ref.ask(Deposit(amount=1))) == 13
+    assert await recovered_balance(journal) == 13
+
+
+@pytest.mark.asyncio
+async def test_the_longest_persist_that_matches_is_the_one_taken_as_stored() -> None:
+    """A persist of [3, 4] read back as not stored, then stored late; the next persist, [3],
+    fails without an acknowledgement: what is stored begins like both, and is the [3, 4]."""
+    journal = FailingJournal()
+    account = SplitAccount("alice", journal)
+    async with account as ref:
+        await bounded(account.wait_recovered())
+        journal.fail = "before"
+        with pytest.raises(PersistenceError, match="not stored, so far"):
+            await bounded(ref.ask(DepositEach(amounts=[3, 4])))
+        encode = Account.event_codec.encode
+        await journal.append(ALICE, 0, [encode(Deposited(amount=3)), encode(Deposited(amount=4))])
+        journal.fail = "before"
+        with pytest.raises(PersistenceError, match="was stored after all"):
+            await bounded(ref.ask(Deposit(amount=3)))
+        assert await bounded(ref.ask(GetBalance())) == 7
+        assert account.sequence == 2
+        assert await bounded(ref.ask(Deposit(amount=1))) == 8
+    assert await recovered_balance(journal) == 8
 
 
 # -- JetStream, against a real server ------------------------------------------------------------

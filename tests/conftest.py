@@ -7,8 +7,10 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
 import pytest_asyncio
+from nats.aio.client import Client
 
 from actorio import dead_letters
 from actorio.nats import LocalServer, Node
@@ -60,6 +62,17 @@ async def node(nats_url: str) -> AsyncIterator[Node]:
     """A node connected to the module's nats-server, closed after the test."""
     async with await Node.connect(nats_url) as client:
         yield client
+
+
+@pytest_asyncio.fixture
+async def raw(nats_url: str) -> AsyncIterator[Client]:
+    """A plain nats-py client of the module's nats-server (a spy, or a hostile client that
+    writes what it likes), closed after the test."""
+    nc = await nats.connect(nats_url)
+    try:
+        yield nc
+    finally:
+        await nc.close()
 
 
 @pytest.fixture(scope="session")

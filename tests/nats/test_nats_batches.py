@@ -5,11 +5,8 @@ batches refused where they enter."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
-import nats
 import pytest
-import pytest_asyncio
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
@@ -21,16 +18,6 @@ from tests.nats_support.actors import Greeter, Greeting, Record, Report
 from tests.nats_support.processes import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
-
-
-@pytest_asyncio.fixture
-async def raw(nats_url: str) -> AsyncIterator[Client]:
-    """A plain nats-py client: a spy, or a hostile sender."""
-    nc = await nats.connect(nats_url)
-    try:
-        yield nc
-    finally:
-        await nc.close()
 
 
 async def spy(nc: Client, subject: str) -> list[Msg]:

@@ -34,16 +34,6 @@ async def nodes(nats_url: str) -> AsyncIterator[tuple[Node, Node]]:
         yield server_side, client
 
 
-@pytest_asyncio.fixture
-async def raw(nats_url: str) -> AsyncIterator[Client]:
-    """A plain nats-py client: a hostile one, which writes what it likes."""
-    nc = await nats.connect(nats_url)
-    try:
-        yield nc
-    finally:
-        await nc.close()
-
-
 async def publish(node: Node, name: str, actor: Actor[Any], **options: Any) -> None:
     """``node.publish``, then one more flush: with nats-py 2.16, publish's flush can reach the
     server before the subscription does, and another connection's request sent at once may then

@@ -7,7 +7,7 @@ import functools
 import json
 import typing
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Generic
+from typing import Any, ClassVar, Generic, Literal
 
 from pydantic import BaseModel
 from typing_extensions import TypeVar
@@ -28,6 +28,12 @@ S = TypeVar("S", bound=BaseModel, default=BaseModel)
 
 _SAVING = "__actorio_saves_state__"
 """Marks a handler that saves the state after it, so that a subclass does not wrap it twice."""
+
+
+_SAVED_LATE = (
+    "a save before this one, read back as not saved, was saved after all (its message arrived "
+    "late): the state is now that one; this message's changes were not saved"
+)
 
 
 class DurableStateActor(PersistentActor[P], Generic[P, S]):
@@ -57,7 +63,9 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
       state back to learn whether the save was written: if it was, it carries on from it as if
       the save had returned; if it was not, the error is raised and `state` goes back to what was
       last saved; if it cannot read it back either, the error is raised and the next save reads
-      it back first (`PersistenceError` says which).
+      it back first (`PersistenceError` says which). A save read back as not saved may still
+      be stored later (a client re-sending what it buffered while reconnecting): the next save
+      finds it, takes that state, and raises `PersistenceError` for its own message's changes.
     - Before the first message of each incarnation, the state is read back (`initial_state` if
       none was saved); a stored state of another ``state_version`` raises `SchemaMismatch`, as
       does a field the model no longer declares.
@@ -106,7 +114,7 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
         @functools.wraps(handler)  # keeps the @handles declaration: the dispatch table sees the same types
         async def handle_then_save(self: DurableStateActor[Any, Any], message: Any) -> Any:
             if self._persistence_unsure is not None:
-                await self._persistence_resolve()  # the handler must see the state as stored
+                await self._persistence_read_back_unsure()  # the handler must see the state as stored
             try:
                 result = await handler(self, message)
             except EndMainLoop:
@@ -145,6 +153,11 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
         """The JSON form of the state last saved (or recovered): what a change is measured against."""
         self._persistence_unsure: bytes | None = None
         """The payload of a save that failed without saying whether it was written."""
+        self._persistence_late: list[bytes] = []
+        """The payloads of the saves read back as not saved since the last saved one: their
+        messages may still be stored (a client sending what it buffered while reconnecting, a
+        cluster). All expected `revision`, so the journal stores at most one of them; the next
+        save's conflict, or the next read-back, says which."""
 
     def initial_state(self) -> S:
         """The state before any save: the state model made with no arguments, unless overridden."""
@@ -164,7 +177,7 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
             return
         if self._persistence_unsure is not None:  # a handler that caught an unsure save saves again
             state = self.state
-            await self._persistence_resolve()
+            await self._persistence_read_back_unsure()
             self.state = state
             if payload == self._persistence_saved:
                 return
@@ -173,40 +186,64 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
                 self.persistence_id, self.revision, type(self).state_version, payload
             )
         except WriterConflict:
+            # The conflict may be a save read back as not saved, stored since.
+            if self._persistence_late and await self._persistence_read_back(None) is not None:
+                raise PersistenceError(f"{self.persistence_id}: {_SAVED_LATE}") from None
             self._persistence_roll_back()
             raise
         except PersistenceError as error:
-            self._persistence_unsure = payload
             try:
-                written = await self._persistence_resolve()
+                found = await self._persistence_read_back(payload)
+            except WriterConflict:
+                raise
             except PersistenceError:
+                self._persistence_unsure = payload
                 self._persistence_roll_back()
                 raise error from None  # still unsure: the next save reads it back first
-            if not written:
-                raise PersistenceError(f"{error} (read back: the state was not saved)") from error
+            if found is None:
+                raise PersistenceError(f"{error} (read back: the state was not saved, so far)") from error
+            if found == "late":
+                raise PersistenceError(f"{self.persistence_id}: {_SAVED_LATE}") from error
             return
         self._persistence_saved = payload
+        self._persistence_late.clear()  # the revision check keeps them out now
 
-    async def _persistence_resolve(self) -> bool:
-        """Whether the save left unsure was written, from the stored state; carry on from there.
+    async def _persistence_read_back_unsure(self) -> None:
+        """Read back the save left unsure (before a handler, or a save after one) and carry on
+        from what is stored; a read that fails raises, and it stays unsure."""
+        unsure, self._persistence_unsure = self._persistence_unsure, None
+        try:
+            await self._persistence_read_back(unsure)
+        except WriterConflict:
+            raise
+        except PersistenceError:
+            self._persistence_unsure = unsure
+            raise
 
-        Written (the stored revision is the next one, and the stored state is byte for byte the
-        one this actor tried to save): `revision` and `state` are that save's. Not written (the
-        revision is this actor's): `state` goes back to what was last saved. Anything else was
-        written by another writer: `WriterConflict`. A read that fails raises, still unsure."""
-        unsure = self._persistence_unsure
-        assert unsure is not None
+    async def _persistence_read_back(self, unsure: bytes | None) -> Literal["unsure", "late"] | None:
+        """Read the stored state, for a save left ``unsure`` and those read back as not saved
+        before (`_persistence_late`); carry on from what is stored.
+
+        Not saved (the revision is this actor's): ``None``, `state` goes back to what was last
+        saved (``unsure`` joins the late ones). One of them (the stored revision is a later one
+        and its state byte for byte that save's): `revision` and `state` are that save's, and
+        the return says which (``"unsure"`` or ``"late"``). Anything else was written by another
+        writer: `WriterConflict`. A read that fails raises; nothing changes."""
         stored = await self.journal.load_state(self.persistence_id)
         found = 0 if stored is None else stored.revision
-        self._persistence_unsure = None
-        if stored is not None and found > self.revision and stored.payload == unsure:
-            self.state = typing.cast("S", type(self)._persistence_state_type.model_validate_json(unsure))
-            self.revision, self._persistence_saved = found, unsure
-            return True
+        candidates = self._persistence_late if unsure is None else [*self._persistence_late, unsure]
+        if stored is not None and found > self.revision and stored.payload in candidates:
+            self._persistence_late = []
+            payload = stored.payload
+            self.state = typing.cast("S", type(self)._persistence_state_type.model_validate_json(payload))
+            self.revision, self._persistence_saved = found, payload
+            return "unsure" if payload == unsure else "late"
         self._persistence_roll_back()
         if found != self.revision:
+            self._persistence_late = []
             raise WriterConflict(str(self.persistence_id), self.revision, found)
-        return False
+        self._persistence_late = candidates
+        return None
 
     def _persistence_roll_back(self) -> None:
         """`state` back to what was last saved (a state changed in place is made again)."""
@@ -219,6 +256,7 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
         """The state saved last, or `initial_state`."""
         cls = type(self)
         self._persistence_unsure = None
+        self._persistence_late = []
         record = await self.journal.load_state(self.persistence_id)
         if record is None:
             self.state, self.revision = self.initial_state(), 0

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from pydantic import BaseModel
 
-from actorio import Message, handles
+from actorio import ActorRef, Message, handles
 from actorio.persistence import (
     DurableStateActor,
     InMemoryJournal,
@@ -80,6 +80,8 @@ class CountingJournal(InMemoryJournal):
         super().__init__()
         self.saves = 0
         self.fail_after_write = self.fail_before_write = self.fail_reads = False
+        self.refused: list[bytes] = []
+        """The payloads of the saves failed before writing (to store one late)."""
 
     async def save_state(
         self, persistence_id: PersistenceId, expected_revision: int, version: int, payload: bytes
@@ -87,6 +89,7 @@ class CountingJournal(InMemoryJournal):
         self.saves += 1
         if self.fail_before_write:
             self.fail_before_write = False
+            self.refused.append(payload)
             raise PersistenceError("disk error")
         revision = await super().save_state(persistence_id, expected_revision, version, payload)
         if self.fail_after_write:
@@ -272,11 +275,52 @@ async def test_a_save_not_written_is_reported_as_such_and_the_actor_carries_on()
     keeper = Keeper("bob", journal)
     async with keeper as cart:
         journal.fail_before_write = True
-        with pytest.raises(PersistenceError, match="disk error \\(read back: the state was not saved\\)"):
+        with pytest.raises(
+            PersistenceError, match="disk error \\(read back: the state was not saved, so far\\)"
+        ):
             await bounded(cart.ask(AddItem(item="tea")))
         assert keeper.state == Cart()
         assert await bounded(cart.ask(AddItem(item="milk"))) == 1
     assert await stored_items(journal) == ["milk"]
+
+
+async def _tea_read_back_as_not_saved(
+    journal: CountingJournal, keeper: Keeper, cart: ActorRef[AddItem]
+) -> None:
+    await bounded(keeper.wait_recovered())
+    journal.fail_before_write = True
+    with pytest.raises(PersistenceError, match="not saved, so far"):
+        await bounded(cart.ask(AddItem(item="tea")))
+
+
+@pytest.mark.asyncio
+async def test_a_save_stored_late_is_found_by_the_next_conflict_and_the_actor_carries_on() -> None:
+    """A save read back as not saved may still be stored (a client sending what it buffered while
+    reconnecting): the next save meets the revision check, reads back, and finds it."""
+    journal = CountingJournal()
+    keeper = Keeper("bob", journal)
+    async with keeper as cart:
+        await _tea_read_back_as_not_saved(journal, keeper, cart)
+        await journal.save_state(BOB, 0, 1, journal.refused[-1])  # the tea, stored late
+        with pytest.raises(PersistenceError, match="was saved after all") as raised:
+            await bounded(cart.ask(AddItem(item="milk")))
+        assert not isinstance(raised.value, WriterConflict)
+        assert keeper.state == Cart(items=["tea"])
+        assert await bounded(cart.ask(AddItem(item="milk"))) == 2
+    assert await stored_items(journal) == ["tea", "milk"]
+
+
+@pytest.mark.asyncio
+async def test_another_writer_after_a_save_read_back_as_not_saved_is_still_a_conflict() -> None:
+    journal = CountingJournal()
+    keeper = Keeper("bob", journal)
+    async with keeper as cart:
+        await _tea_read_back_as_not_saved(journal, keeper, cart)
+        await journal.save_state(BOB, 0, 1, Cart(items=["coffee"]).model_dump_json().encode())
+        with pytest.raises(WriterConflict):
+            await bounded(cart.ask(AddItem(item="milk")))
+        assert keeper.state == Cart()
+    assert await stored_items(journal) == ["coffee"]
 
 
 @pytest.mark.asyncio

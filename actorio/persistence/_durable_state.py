@@ -185,10 +185,18 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
             self.revision = await self.journal.save_state(
                 self.persistence_id, self.revision, type(self).state_version, payload
             )
-        except WriterConflict:
-            # The conflict may be a save read back as not saved, stored since.
-            if self._persistence_late and await self._persistence_read_back(None) is not None:
-                raise PersistenceError(f"{self.persistence_id}: {_SAVED_LATE}") from None
+        except WriterConflict as conflict:
+            if self._persistence_late:
+                # The conflict may be a save read back as not saved, stored since.
+                try:
+                    found = await self._persistence_read_back(None)
+                except WriterConflict:
+                    raise
+                except PersistenceError:
+                    self._persistence_roll_back()
+                    raise conflict from None  # unread: the late ones stay, and nothing was written
+                if found is not None:
+                    raise PersistenceError(f"{self.persistence_id}: {_SAVED_LATE}") from None
             self._persistence_roll_back()
             raise
         except PersistenceError as error:

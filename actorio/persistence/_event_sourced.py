@@ -3,6 +3,7 @@ the latest snapshot and the events after it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import typing
 from collections.abc import Callable
@@ -153,6 +154,7 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         if not events:
             return
         if self._persistence_unsure is not None:
+            before_read = self.sequence
             unsure, self._persistence_unsure = self._persistence_unsure, None
             try:
                 found = await self._persistence_read_back(unsure)
@@ -162,6 +164,7 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
                 self._persistence_unsure = unsure  # the read failed: still unsure
                 raise
             if found is not None:
+                await self._persistence_snapshot_after(before_read)
                 raise PersistenceError(f"{self.persistence_id}: {_FOUND[found]}")
         cls = type(self)
         encoded = [cls.event_codec.encode(event) for event in events]
@@ -171,11 +174,17 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         before = self.sequence
         try:
             self.sequence = await self.journal.append(self.persistence_id, before, encoded)
-        except WriterConflict:
+        except WriterConflict as conflict:
             if self._persistence_late:
                 # The conflict may be a persist read back as not stored, stored since.
-                found = await self._persistence_read_back(None)
+                try:
+                    found = await self._persistence_read_back(None)
+                except WriterConflict:
+                    raise
+                except PersistenceError:
+                    raise conflict from None  # unread: the late ones stay, and nothing was written
                 if found is not None:
+                    await self._persistence_snapshot_after(before)
                     raise PersistenceError(f"{self.persistence_id}: {_FOUND[found]}") from None
             raise
         except PersistenceError as error:
@@ -190,6 +199,7 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
             if found is None:
                 raise PersistenceError(f"{error} (read back: the events were not stored, so far)") from error
             if found == "late":
+                await self._persistence_snapshot_after(before)
                 raise PersistenceError(f"{self.persistence_id}: {_FOUND[found]}") from error
         else:
             self.state = state
@@ -197,6 +207,15 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         every = cls.snapshot_every
         if every is not None and self.sequence // every > before // every:
             await self.save_snapshot()
+
+    async def _persistence_snapshot_after(self, before: int) -> None:
+        """Before a persist raises for events found stored: the snapshot that crossing a
+        multiple of ``snapshot_every`` calls for, if it can be saved (it only saves recovery
+        time; the error that says why the persist wrote nothing is the one to raise)."""
+        every = type(self).snapshot_every
+        if every is not None and self.sequence // every > before // every:
+            with contextlib.suppress(PersistenceError):
+                await self.save_snapshot()
 
     async def _persistence_read_back(
         self, unsure: tuple[list[EventData], S] | None
@@ -206,11 +225,12 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
 
         Nothing: ``None``, nothing changes (``unsure`` joins the late ones). The events of one of
         them (name, version and payload; the longest that matches, as one may begin like
-        another): `state` and `sequence` become that persist's, and the return says which
-        (``"unsure"`` or ``"late"``). Other events: another writer's, `WriterConflict`. A read
-        that fails raises; nothing changes."""
+        another; ``unsure`` of two alike): `state` and `sequence` become that persist's, and the
+        return says which (``"unsure"`` or ``"late"``). Other events: another writer's,
+        `WriterConflict`. A read that fails raises; nothing changes."""
         stored = [record async for record in self.journal.read(self.persistence_id, self.sequence)]
-        candidates = self._persistence_late if unsure is None else [*self._persistence_late, unsure]
+        # The unsure one first: of two that match alike (one command retried), it is the latest.
+        candidates = self._persistence_late if unsure is None else [unsure, *self._persistence_late]
         if not stored:
             self._persistence_late = candidates
             return None

@@ -311,6 +311,24 @@ async def test_a_save_stored_late_is_found_by_the_next_conflict_and_the_actor_ca
 
 
 @pytest.mark.asyncio
+async def test_a_save_conflict_whose_read_back_fails_is_still_a_conflict() -> None:
+    journal = CountingJournal()
+    keeper = Keeper("bob", journal)
+    async with keeper as cart:
+        await _tea_read_back_as_not_saved(journal, keeper, cart)
+        await journal.save_state(BOB, 0, 1, journal.refused[-1])  # the tea, stored late
+        journal.fail_reads = True
+        with pytest.raises(WriterConflict):
+            await bounded(cart.ask(AddItem(item="milk")))
+        assert keeper.state == Cart()
+        journal.fail_reads = False
+        with pytest.raises(PersistenceError, match="was saved after all"):
+            await bounded(cart.ask(AddItem(item="milk")))
+        assert await bounded(cart.ask(AddItem(item="milk"))) == 2
+    assert await stored_items(journal) == ["tea", "milk"]
+
+
+@pytest.mark.asyncio
 async def test_another_writer_after_a_save_read_back_as_not_saved_is_still_a_conflict() -> None:
     journal = CountingJournal()
     keeper = Keeper("bob", journal)

@@ -245,6 +245,54 @@ async def test_the_longest_persist_that_matches_is_the_one_taken_as_stored() -> 
     assert await recovered_balance(journal) == 8
 
 
+@pytest.mark.asyncio
+async def test_a_command_retried_after_a_read_back_is_the_one_taken_when_both_match() -> None:
+    """The 7 read back as not stored; the caller retries it, stored without acknowledgement:
+    what is stored matches both, and the retry returns (the 7 is stored once)."""
+    journal = FailingJournal()
+    async with Account("alice", journal) as ref:
+        assert await bounded(ref.ask(Deposit(amount=5))) == 5
+        journal.fail = "before"
+        with pytest.raises(PersistenceError, match="not stored, so far"):
+            await bounded(ref.ask(Deposit(amount=7)))
+        journal.fail = "after"
+        assert await bounded(ref.ask(Deposit(amount=7))) == 12
+        assert await bounded(ref.ask(Deposit(amount=1))) == 13
+    assert await recovered_balance(journal) == 13
+
+
+class SnappingAccount(SplitAccount):
+    entity_type = "account"
+    snapshot_every = 2
+
+
+@pytest.mark.asyncio
+async def test_events_found_stored_late_count_for_the_snapshots() -> None:
+    journal = FailingJournal()
+    async with SnappingAccount("alice", journal) as ref:
+        await _read_back_as_not_stored(journal, ref)  # 5 at 1; the 7 at 2, stored late
+        with pytest.raises(PersistenceError, match="was stored after all"):
+            await bounded(ref.ask(Deposit(amount=1)))
+    snapshot = await journal.load_snapshot(ALICE)
+    assert snapshot is not None
+    assert snapshot.sequence == 2
+
+
+@pytest.mark.asyncio
+async def test_a_conflict_whose_read_back_fails_is_still_a_conflict() -> None:
+    journal = FailingJournal()
+    async with Account("alice", journal) as ref:
+        await _read_back_as_not_stored(journal, ref)
+        journal.fail_reads = True
+        with pytest.raises(WriterConflict):
+            await bounded(ref.ask(Deposit(amount=1)))
+        journal.fail_reads = False
+        with pytest.raises(PersistenceError, match="was stored after all"):
+            await bounded(ref.ask(Deposit(amount=1)))
+        assert await bounded(ref.ask(Deposit(amount=1))) == 13
+    assert await recovered_balance(journal) == 13
+
+
 # -- JetStream, against a real server ------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from typing_extensions import TypeVar
 from actorio import Actor, EndMainLoop, Message
 from actorio.lowlevel import HANDLES_ATTRIBUTE
 
-from ._errors import PersistenceError, SchemaMismatch, WriterConflict
+from ._errors import PersistenceError, SchemaMismatch, WriterConflict, unread_conflict
 from ._events import decode_model, dump_json
 from ._journal import Journal
 from ._persistent import PersistentActor
@@ -192,9 +192,9 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
                     found = await self._persistence_read_back(None)
                 except WriterConflict:
                     raise
-                except PersistenceError:
+                except PersistenceError as unread:  # the late ones stay: the next save reads back
                     self._persistence_roll_back()
-                    raise conflict from None  # unread: the late ones stay, and nothing was written
+                    raise unread_conflict(self.persistence_id, unread) from conflict
                 if found is not None:
                     raise PersistenceError(f"{self.persistence_id}: {_SAVED_LATE}") from None
             self._persistence_roll_back()

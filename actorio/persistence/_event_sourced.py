@@ -14,7 +14,7 @@ from typing_extensions import TypeVar
 
 from actorio import Message
 
-from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict
+from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict, unread_conflict
 from ._events import Event, EventCodec, decode_model, dump_json
 from ._journal import Journal
 from ._persistent import PersistentActor
@@ -181,8 +181,8 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
                     found = await self._persistence_read_back(None)
                 except WriterConflict:
                     raise
-                except PersistenceError:
-                    raise conflict from None  # unread: the late ones stay, and nothing was written
+                except PersistenceError as unread:  # the late ones stay: the next persist reads back
+                    raise unread_conflict(self.persistence_id, unread) from conflict
                 if found is not None:
                     await self._persistence_snapshot_after(before)
                     raise PersistenceError(f"{self.persistence_id}: {_FOUND[found]}") from None

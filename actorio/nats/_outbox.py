@@ -206,7 +206,7 @@ class Outbox:
         while queue and len(bodies) < MAX_BATCH:
             ref, next_body, headers, _, next_done = queue[0]
             room -= len(next_body) + 1
-            if room < 0 or headers is not None or b"\n" in next_body:  # b"\n": see joinable()
+            if room < 0 or headers is not None or not joinable(next_body):
                 break
             if ref is not first and (ref is None or not ref.batch or ref.subject != subject):
                 break

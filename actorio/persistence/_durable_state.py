@@ -15,7 +15,7 @@ from typing_extensions import TypeVar
 from actorio import Actor, EndMainLoop, Message
 from actorio.lowlevel import HANDLES_ATTRIBUTE
 
-from ._errors import PersistenceError, SchemaMismatch, WriterConflict, unread_conflict
+from ._errors import PersistenceError, SchemaMismatch, WriterConflict
 from ._events import decode_model, dump_json
 from ._journal import Journal
 from ._persistent import PersistentActor
@@ -186,15 +186,12 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
                 self.persistence_id, self.revision, type(self).state_version, payload
             )
         except WriterConflict as conflict:
-            if self._persistence_late:
-                # The conflict may be a save read back as not saved, stored since.
+            if self._persistence_late:  # it may be a save read back as not saved, stored since
                 try:
-                    found = await self._persistence_read_back(None)
-                except WriterConflict:
-                    raise
-                except PersistenceError as unread:  # the late ones stay: the next save reads back
+                    found = await self._persistence_explain(conflict, self._persistence_read_back(None))
+                except PersistenceError:
                     self._persistence_roll_back()
-                    raise unread_conflict(self.persistence_id, unread) from conflict
+                    raise
                 if found is not None:
                     raise PersistenceError(f"{self.persistence_id}: {_SAVED_LATE}") from None
             self._persistence_roll_back()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from actorio import ActorioException
 
-__all__ = ["JournalCorrupted", "PersistenceError", "SchemaMismatch", "WriterConflict", "unread_conflict"]
+__all__ = ["JournalCorrupted", "PersistenceError", "SchemaMismatch", "WriterConflict"]
 
 
 class PersistenceError(ActorioException):
@@ -47,14 +47,3 @@ class SchemaMismatch(PersistenceError):
 
 class JournalCorrupted(PersistenceError):
     """The events stored for one persistence id are not numbered 1, 2, 3, ... without a gap."""
-
-
-def unread_conflict(persistence_id: object, unread: PersistenceError) -> PersistenceError:
-    """What a persistent actor raises for a `WriterConflict` that one of its own writes, read
-    back as not stored and stored since, may explain, when reading the journal back failed
-    (``unread``): not a conflict, as the other writer may be itself; nothing was written."""
-    return PersistenceError(
-        f"{persistence_id}: nothing was written: the journal holds more than this actor knows "
-        "(another writer's, or a write of its own read back as not stored, stored since), and "
-        f"reading it back failed ({unread}); the next write reads it back first"
-    )

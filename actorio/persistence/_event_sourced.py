@@ -14,7 +14,7 @@ from typing_extensions import TypeVar
 
 from actorio import Message
 
-from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict, unread_conflict
+from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict
 from ._events import Event, EventCodec, decode_model, dump_json
 from ._journal import Journal
 from ._persistent import PersistentActor
@@ -175,14 +175,8 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         try:
             self.sequence = await self.journal.append(self.persistence_id, before, encoded)
         except WriterConflict as conflict:
-            if self._persistence_late:
-                # The conflict may be a persist read back as not stored, stored since.
-                try:
-                    found = await self._persistence_read_back(None)
-                except WriterConflict:
-                    raise
-                except PersistenceError as unread:  # the late ones stay: the next persist reads back
-                    raise unread_conflict(self.persistence_id, unread) from conflict
+            if self._persistence_late:  # it may be a persist read back as not stored, stored since
+                found = await self._persistence_explain(conflict, self._persistence_read_back(None))
                 if found is not None:
                     await self._persistence_snapshot_after(before)
                     raise PersistenceError(f"{self.persistence_id}: {_FOUND[found]}") from None

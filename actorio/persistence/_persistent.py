@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, cast
 
 from typing_extensions import TypeVar
@@ -13,12 +13,14 @@ from typing_extensions import TypeVar
 from actorio import Actor, Message
 from actorio.lowlevel import encode_wire, handler_for
 
+from ._errors import PersistenceError, WriterConflict
 from ._journal import Journal
 from ._records import PersistenceId, ReminderRecord
 
 __all__ = ["PersistentActor"]
 
 P = TypeVar("P", bound="Message[Any]", contravariant=True, default="Message[Any]")
+T = TypeVar("T")
 
 
 class PersistentActor(Actor[P], Generic[P]):
@@ -107,6 +109,21 @@ class PersistentActor(Actor[P], Generic[P]):
         raise NotImplementedError
 
     # -- reminders --------------------------------------------------------------------------
+
+    async def _persistence_explain(self, conflict: WriterConflict, read_back: Awaitable[T]) -> T:
+        """``read_back``'s answer, for a ``conflict`` that one of this actor's own writes, read back
+        as not stored and stored since, may explain. If the read fails: a `PersistenceError`
+        saying that nothing was written (not the conflict: the other writer may be this actor)."""
+        try:
+            return await read_back
+        except WriterConflict:
+            raise
+        except PersistenceError as unread:
+            raise PersistenceError(
+                f"{self.persistence_id}: nothing was written: the journal holds more than this actor "
+                "knows (another writer's, or a write of its own read back as not stored, stored "
+                f"since), and reading it back failed ({unread}); the next write reads it back first"
+            ) from conflict
 
     async def remind(self, name: str, message: P, delay: float) -> None:
         """Tell this actor ``message`` in ``delay`` seconds, durably: returns once the reminder

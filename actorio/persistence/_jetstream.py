@@ -23,7 +23,7 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from ._errors import JournalCorrupted, PersistenceError, WriterConflict
-from ._journal import Journal
+from ._journal import LAST_KEPT, Journal
 from ._records import EventData, EventRecord, PersistenceId, ReminderRecord, SnapshotRecord, StateRecord
 
 __all__ = ["JetStreamJournal"]
@@ -301,12 +301,16 @@ class JetStreamJournal(Journal):
         try:
             message = await self._js.get_last_msg(stream, self._subject(persistence_id))
         except nats.js.errors.NotFoundError:
-            return (0, 0)
+            # Nothing stored yet, as known now: kept like a found last event, so that a new
+            # id's first append does not read it again. The writer fence (an expected last
+            # subject sequence of 0) refuses that append if another writer stored one since.
+            last = (0, 0)
         except (nats.errors.Error, asyncio.TimeoutError) as error:
             raise PersistenceError(f"{persistence_id}: could not read the last event ({error!r})") from error
-        first, count = _header(message.data or b"")
-        last = (first + count - 1, message.seq or 0)
-        self._last[persistence_id] = last
+        else:
+            first, count = _header(message.data or b"")
+            last = (first + count - 1, message.seq or 0)
+        _keep(self._last, persistence_id, last)
         return last
 
     # -- events -----------------------------------------------------------------------------
@@ -356,7 +360,7 @@ class JetStreamJournal(Journal):
                 f"{persistence_id}: no acknowledgement ({error!r}); the events may or may not be stored"
             ) from error
         last = expected_sequence + len(events)
-        self._last[persistence_id] = (last, stream_sequence)
+        _keep(self._last, persistence_id, (last, stream_sequence))
         return last
 
     async def read(self, persistence_id: PersistenceId, after: int = 0) -> AsyncIterator[EventRecord]:
@@ -412,7 +416,7 @@ class JetStreamJournal(Journal):
         head, payload = _split(persistence_id, found[0], 3)
         sequence, version, stream_sequence = head
         if stream_sequence:
-            self._hints[persistence_id] = (sequence, stream_sequence)
+            _keep(self._hints, persistence_id, (sequence, stream_sequence))
         return SnapshotRecord(persistence_id, sequence, version, payload)
 
     async def save_state(
@@ -528,6 +532,16 @@ class JetStreamJournal(Journal):
         self._closed = True
         if self._owns_client:
             await self.client.close()
+
+
+def _keep(
+    known: dict[PersistenceId, tuple[int, int]], persistence_id: PersistenceId, value: tuple[int, int]
+) -> None:
+    """Remember ``value`` for ``persistence_id`` in ``known``, which holds at most `LAST_KEPT`
+    ids: beyond, it forgets them all (what it knew is read again when needed)."""
+    if len(known) >= LAST_KEPT and persistence_id not in known:
+        known.clear()
+    known[persistence_id] = value
 
 
 class UnreadableAcknowledgement(Exception):

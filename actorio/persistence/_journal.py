@@ -14,6 +14,10 @@ from ._records import EventData, EventRecord, PersistenceId, ReminderRecord, Sna
 
 __all__ = ["Journal"]
 
+LAST_KEPT = 100_000
+"""Ids whose last sequence a journal keeps between appends (beyond, it forgets them all: each
+id forgotten is read again by its next append). It bounds what a journal remembers."""
+
 
 class Journal(ABC):
     """Where persistent actors keep what they must not lose.

@@ -16,7 +16,7 @@ from time import monotonic
 from typing import Any, Literal, TypeVar
 
 from ._errors import PersistenceError, WriterConflict
-from ._journal import Journal
+from ._journal import LAST_KEPT, Journal
 from ._records import EventData, EventRecord, PersistenceId, ReminderRecord, SnapshotRecord, StateRecord
 
 __all__ = ["SqliteJournal"]
@@ -26,8 +26,6 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 PAGE = 1000
 """Events read per round trip to the journal's thread."""
-_LAST_KEPT = 100_000
-"""Ids whose last sequence the writer keeps between transactions (beyond, it forgets them all)."""
 _OPEN_RETRY_PAUSE = 0.01
 """Seconds between two tries to open a journal another process holds."""
 
@@ -191,7 +189,7 @@ class SqliteJournal(Journal):
         last = self._last
         try:
             ((version,),) = connection.execute("PRAGMA data_version").fetchall()
-            if version != self._data_version or len(last) > _LAST_KEPT:
+            if version != self._data_version or len(last) > LAST_KEPT:
                 last.clear()
                 self._data_version = version
             keys = list({key: None for p, *_ in batch if (key := (p.entity_type, p.entity_id)) not in last})

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import nats.js.errors
 import pytest
+from nats.aio.client import Client
+from nats.aio.subscription import Subscription
 
 from actorio.persistence import (
     EventData,
@@ -17,6 +19,7 @@ from actorio.persistence import (
     SnapshotRecord,
     WriterConflict,
 )
+from actorio.persistence import _jetstream as jetstream_module
 from actorio.persistence._jetstream import (
     UnreadableAcknowledgement,
     acknowledged_sequence,
@@ -200,6 +203,58 @@ async def test_a_stream_of_its_name_must_store_its_subjects(nats_url: str) -> No
         assert await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")]) == 1
         with pytest.raises(WriterConflict):
             await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")])
+
+
+async def _last_event_reads(spy: Subscription, raw: Client) -> int:
+    """How many "last message of a subject" reads the spy saw (the server delivered them
+    before it answered the flush)."""
+    await raw.flush()
+    subjects = [(await spy.next_msg(timeout=5)).subject for _ in range(spy.pending_msgs)]
+    return sum(".MSG.GET." in subject or ".DIRECT.GET." in subject for subject in subjects)
+
+
+@pytest.mark.asyncio
+async def test_an_id_read_as_empty_is_not_read_again_and_stays_fenced(nats_url: str, raw: Client) -> None:
+    """An id found with no event is remembered as such, as a found last event is: its first
+    append reads nothing more. The writer fence still refuses that append if another writer
+    stored an event since, and nothing of it is written."""
+    spy = await raw.subscribe("$JS.API.>")
+    prefix = unique_prefix()
+    mine = await JetStreamJournal.connect(nats_url, prefix=prefix)
+    theirs = await JetStreamJournal.connect(nats_url, prefix=prefix)
+    async with mine, theirs:
+        other = PersistenceId("account", "b")
+        assert await mine.last_sequence(ACCOUNT) == 0
+        assert await mine.last_sequence(other) == 0
+        await _last_event_reads(spy, raw)
+        assert await mine.append(ACCOUNT, 0, [EventData("E", 1, b'{"n": 1}')]) == 1
+        assert await _last_event_reads(spy, raw) == 0  # known: nothing read before the write
+        assert await theirs.append(other, 0, [EventData("E", 1, b'{"theirs": 1}')]) == 1
+        with pytest.raises(WriterConflict) as conflict:
+            await mine.append(other, 0, [EventData("E", 1, b'{"mine": 1}')])
+        assert (conflict.value.expected, conflict.value.found) == (0, 1)
+        assert [record.payload async for record in mine.read(other)] == [b'{"theirs": 1}']
+
+
+@pytest.mark.asyncio
+async def test_what_a_journal_remembers_of_ids_is_bounded(
+    nats_url: str, raw: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond `LAST_KEPT` ids, the journal forgets what it knew of every id: an id forgotten is
+    read again before its next append, which is fenced as before."""
+    monkeypatch.setattr(jetstream_module, "LAST_KEPT", 2)
+    spy = await raw.subscribe("$JS.API.>")
+    async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as journal:
+        ids = [PersistenceId("account", name) for name in "abc"]
+        for persistence_id in ids:
+            assert await journal.append(persistence_id, 0, [EventData("E", 1, b"{}")]) == 1
+        await _last_event_reads(spy, raw)
+        assert await journal.append(ids[2], 1, [EventData("E", 1, b"{}")]) == 2  # remembered
+        assert await _last_event_reads(spy, raw) == 0
+        assert await journal.append(ids[0], 1, [EventData("E", 1, b"{}")]) == 2  # forgotten: read
+        assert await _last_event_reads(spy, raw) == 1
+        with pytest.raises(WriterConflict):
+            await journal.append(ids[1], 0, [EventData("E", 1, b"{}")])
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,15 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
-from nats.js.api import DeliverPolicy, Header, KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
+from nats.js.api import (
+    ConsumerConfig,
+    DeliverPolicy,
+    Header,
+    KeyValueConfig,
+    ObjectStoreConfig,
+    StorageType,
+    StreamConfig,
+)
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
@@ -371,14 +379,13 @@ class JetStreamJournal(Journal):
         stream = await self._stream(persistence_id.entity_type)
         hint = self._hints.get(persistence_id)
         if hint is not None and hint[0] <= after:
-            options: dict[str, Any] = {
-                "deliver_policy": DeliverPolicy.BY_START_SEQUENCE,
-                "opt_start_seq": hint[1],
-            }
+            # From the message holding the snapshot's event (its earlier events are skipped
+            # below). A start sequence is a consumer's setting: subscribe() takes no such word.
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=hint[1])
         else:
-            options = {"deliver_policy": DeliverPolicy.ALL}
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
         subscription = await self._js.subscribe(
-            self._subject(persistence_id), stream=stream, ordered_consumer=True, **options
+            self._subject(persistence_id), stream=stream, ordered_consumer=True, config=config
         )
         try:
             while True:

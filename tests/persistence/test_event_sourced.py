@@ -50,6 +50,30 @@ async def test_each_reply_comes_after_the_events_are_in_the_journal(journal: Jou
         assert await bounded(again.ask(GetBalance())) == 18
 
 
+class SnapshotEveryTwo(Account):
+    """The example account, with a snapshot every two events."""
+
+    entity_type = "account"
+    snapshot_every = 2
+
+
+@pytest.mark.asyncio
+async def test_an_actor_recovers_from_its_snapshot_and_the_events_after_it(journal: Journal) -> None:
+    """On every journal: three deposits (a snapshot after the second), then a new incarnation
+    recovers from the snapshot and the third event."""
+    async with SnapshotEveryTwo("alice", journal) as account:
+        for amount in (1, 2, 4):
+            await bounded(account.ask(Deposit(amount=amount)))
+    snapshot = await journal.load_snapshot(ALICE)
+    assert snapshot is not None
+    assert snapshot.sequence == 2
+    again = SnapshotEveryTwo("alice", journal)
+    async with again:
+        await bounded(again.wait_recovered())
+        assert await bounded(again.ask(GetBalance())) == 7
+        assert again.sequence == 3
+
+
 @pytest.mark.asyncio
 async def test_no_reply_and_no_next_message_until_the_append_returns() -> None:
     journal = HeldJournal()

@@ -4,6 +4,8 @@ than one message go to the object store, and an append too large is refused at t
 
 from __future__ import annotations
 
+import json
+
 import nats.js.errors
 import pytest
 from nats.aio.client import Client
@@ -255,6 +257,33 @@ async def test_what_a_journal_remembers_of_ids_is_bounded(
         assert await _last_event_reads(spy, raw) == 1
         with pytest.raises(WriterConflict):
             await journal.append(ids[1], 0, [EventData("E", 1, b"{}")])
+
+
+@pytest.mark.asyncio
+async def test_recovery_reads_from_the_message_holding_the_snapshots_event(
+    nats_url: str, raw: Client
+) -> None:
+    """A new journal (the next process) that loaded a snapshot reads the events after it from
+    the stream message holding the snapshot's event on: its consumer asks for that start."""
+    spy = await raw.subscribe("$JS.API.CONSUMER.CREATE.>")
+    prefix = unique_prefix()
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix) as first:
+        for sequence in range(4):  # stream messages 1 to 4, one event each
+            await first.append(ACCOUNT, sequence, [EventData("E", 1, b'{"n": %d}' % sequence)])
+        await first.save_snapshot(SnapshotRecord(ACCOUNT, 4, 1, b"{}"))
+        await first.append(ACCOUNT, 4, [EventData("E", 1, b'{"n": 4}'), EventData("E", 1, b'{"n": 5}')])
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix) as second:
+        assert await second.load_snapshot(ACCOUNT) == SnapshotRecord(ACCOUNT, 4, 1, b"{}")
+        await raw.flush()
+        before = spy.pending_msgs
+        assert [(r.sequence, r.payload) async for r in second.read(ACCOUNT, 4)] == [
+            (5, b'{"n": 4}'),
+            (6, b'{"n": 5}'),
+        ]
+        await raw.flush()
+        requests = [json.loads((await spy.next_msg(timeout=5)).data) for _ in range(spy.pending_msgs)]
+    config = requests[before]["config"]
+    assert (config["deliver_policy"], config["opt_start_seq"]) == ("by_start_sequence", 4)
 
 
 @pytest.mark.parametrize(

@@ -104,6 +104,21 @@ async def test_the_latest_snapshot_is_kept(journal: Journal) -> None:
     assert await journal.load_snapshot(OTHER) is None
 
 
+async def test_a_read_after_a_loaded_snapshot_gives_the_events_after_it(journal: Journal) -> None:
+    """What recovery does: a snapshot saved right after the append of its last event, more
+    events, then the snapshot loaded and the events after it read (a journal may start reading
+    where the snapshot's event is stored)."""
+    for sequence, name in enumerate("abc"):
+        await journal.append(ACCOUNT, sequence, events(name))
+    await journal.save_snapshot(SnapshotRecord(ACCOUNT, 3, 1, b'{"x":3}'))
+    await journal.append(ACCOUNT, 3, events("d"))
+    await journal.append(ACCOUNT, 4, events("e", "f"))
+    assert await journal.load_snapshot(ACCOUNT) == SnapshotRecord(ACCOUNT, 3, 1, b'{"x":3}')
+    assert await read_all(journal, ACCOUNT, 3) == [(4, "d"), (5, "e"), (6, "f")]
+    assert await read_all(journal, ACCOUNT, 5) == [(6, "f")]
+    assert await read_all(journal, ACCOUNT, 1) == [(2, "b"), (3, "c"), (4, "d"), (5, "e"), (6, "f")]
+
+
 async def test_states_are_saved_with_an_optimistic_revision(journal: Journal) -> None:
     assert await journal.load_state(ACCOUNT) is None
     first = await journal.save_state(ACCOUNT, 0, 1, b'{"v":1}')

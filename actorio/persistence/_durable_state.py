@@ -16,7 +16,7 @@ from actorio import Actor, EndMainLoop, Message
 from actorio.lowlevel import HANDLES_ATTRIBUTE
 
 from ._errors import PersistenceError, SchemaMismatch, WriterConflict
-from ._events import decode_model, dump_json
+from ._events import declared_upcasters, decode_model, dump_json, upcast
 from ._journal import Journal
 from ._persistent import PersistentActor
 
@@ -67,12 +67,19 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
       be stored later (a client re-sending what it buffered while reconnecting): the next save
       finds it, takes that state, and raises `PersistenceError` for its own message's changes.
     - Before the first message of each incarnation, the state is read back (`initial_state` if
-      none was saved); a stored state of another ``state_version`` raises `SchemaMismatch`, as
-      does a field the model no longer declares.
+      none was saved). A stored state of an older ``state_version`` goes through the class's
+      upcasters (`upcaster`, declared on the actor class, inherited) up to its version, and is
+      saved in that version by the next message that changes it; a version newer than the
+      class's, a missing step, or a field the model no longer declares raises `SchemaMismatch`.
     """
 
     state_version: ClassVar[int] = 1
-    """The version of the state model, stored with the state."""
+    """The version of the state model, stored with the state: raise it when the model's fields
+    change, and declare the step from the version before with `upcaster` on the actor class."""
+
+    state_upcasters: ClassVar[dict[int, str]] = {}
+    """from version -> the name of the classmethod that upcasts a stored state from it (filled
+    at class creation, from the class and its bases)."""
 
     _persistence_state_type: ClassVar[type[BaseModel]]
 
@@ -91,6 +98,9 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
             if not hasattr(handler, _SAVING):
                 setattr(cls, name, DurableStateActor._persistence_saving_after(handler))
         super().__init_subclass__(**kwargs)
+        cls.state_upcasters = declared_upcasters(
+            cls, cls.state_version, "state_version", reversed(cls.__mro__)
+        )
         for base in vars(cls).get("__orig_bases__", ()):
             origin = typing.get_origin(base)
             if not (isinstance(origin, type) and issubclass(origin, DurableStateActor)):
@@ -268,12 +278,11 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
             self._persistence_saved = dump_json(self.state)
             return
         what = f"{self.persistence_id}: stored state version {record.version}"
-        if record.version != cls.state_version:
-            raise SchemaMismatch(f"{what}: {cls.__qualname__} is at state_version {cls.state_version}")
         try:
             fields = json.loads(record.payload)
         except ValueError as error:
             raise SchemaMismatch(f"{what}: not JSON ({error})") from None
+        fields = upcast(cls, cls.state_upcasters, fields, record.version, cls.state_version, what)
         self.state = decode_model(cls._persistence_state_type, fields, what)
         self.revision = record.revision
         self._persistence_saved = dump_json(self.state)

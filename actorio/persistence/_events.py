@@ -18,7 +18,7 @@ from actorio.lowlevel import union_arms
 from ._errors import SchemaMismatch
 from ._records import EventData, event_data
 
-__all__ = ["Event", "EventCodec", "decode_model", "dump_json", "upcaster"]
+__all__ = ["Event", "EventCodec", "declared_upcasters", "decode_model", "dump_json", "upcast", "upcaster"]
 
 _UPCASTER_ATTRIBUTE = "__actorio_upcasts_from__"
 
@@ -27,9 +27,9 @@ ClassMethodT = TypeVar("ClassMethodT")
 
 
 def upcaster(from_version: int) -> Callable[[ClassMethodT], ClassMethodT]:
-    """Declare, on an `Event` class, the step from stored version ``from_version`` to
-    ``from_version + 1``: a classmethod taking the stored fields (a dict) and returning the
-    fields of the next version::
+    """Declare, on an `Event` class (or on a `DurableStateActor` class, for its stored state),
+    the step from stored version ``from_version`` to ``from_version + 1``: a classmethod taking
+    the stored fields (a dict) and returning the fields of the next version::
 
         class Deposited(Event):
             event_version = 2
@@ -41,7 +41,8 @@ def upcaster(from_version: int) -> Callable[[ClassMethodT], ClassMethodT]:
             def add_currency(cls, fields: dict[str, Any]) -> dict[str, Any]:
                 return {**fields, "currency": "EUR"}
 
-    A stored version-1 event goes through every step up to the class's `event_version`.
+    A stored version-1 event goes through every step up to the class's `event_version` (a
+    stored state up to the actor's ``state_version``).
     """
     if not (isinstance(from_version, int) and from_version >= 1):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise ValueError("from_version must be an int >= 1")
@@ -80,26 +81,58 @@ class Event(BaseModel):
         super().__pydantic_init_subclass__(**kwargs)
         if "event_name" not in vars(cls):
             cls.event_name = cls.__name__
-        version = cls.event_version
-        if not (isinstance(version, int) and version >= 1):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise TypeError(f"{cls.__qualname__}.event_version must be an int >= 1")
-        steps: dict[int, str] = {}
-        for name, attribute in vars(cls).items():
-            function = getattr(attribute, "__func__", None)
+        cls.event_upcasters = declared_upcasters(cls, cls.event_version, "event_version", (cls,))
+
+
+def declared_upcasters(
+    owner: type, version: object, attribute: str, classes: Iterable[type]
+) -> dict[int, str]:
+    """from version -> the name of the classmethod that `upcaster` declared for that step, on
+    ``classes`` (in order: a later class's step replaces an earlier one's), for ``owner`` whose
+    ``attribute`` is ``version``. ``TypeError`` for a version that is not an int >= 1, two steps
+    from one version in one class, or a step from ``version`` or later."""
+    if not (isinstance(version, int) and version >= 1):
+        raise TypeError(f"{owner.__qualname__}.{attribute} must be an int >= 1")
+    steps: dict[int, str] = {}
+    for klass in classes:
+        mine: dict[int, str] = {}
+        for name, value in vars(klass).items():
+            function = getattr(value, "__func__", None)
             source = getattr(function, _UPCASTER_ATTRIBUTE, None)
             if source is None:
                 continue
-            if source in steps:
+            if source in mine:
                 raise TypeError(
-                    f"{cls.__qualname__}: two upcasters from version {source}: {steps[source]}, {name}"
+                    f"{klass.__qualname__}: two upcasters from version {source}: {mine[source]}, {name}"
                 )
-            if source >= version:
-                raise TypeError(
-                    f"{cls.__qualname__}.{name} upcasts from version {source}, "
-                    f"but the event is at version {version}"
-                )
-            steps[source] = name
-        cls.event_upcasters = steps
+            mine[source] = name
+        steps.update(mine)
+    for source, name in steps.items():
+        if source >= version:
+            raise TypeError(
+                f"{owner.__qualname__}.{name} upcasts from version {source}, but {attribute} is {version}"
+            )
+    return steps
+
+
+def upcast(owner: type, steps: dict[int, str], fields: Any, version: int, target: int, what: str) -> Any:
+    """Stored ``fields`` of ``version``, through each of ``owner``'s ``steps`` (see
+    `declared_upcasters`) up to ``target``. `SchemaMismatch` (its text begins with ``what``)
+    for a version newer than ``target``, a missing step, or fields that are not a JSON object."""
+    if version > target:
+        raise SchemaMismatch(f"{what}: newer than {owner.__qualname__} (version {target})")
+    while version < target:
+        step = steps.get(version)
+        if step is None:
+            raise SchemaMismatch(
+                f"{what}: {owner.__qualname__} is at version {target} and declares no upcaster "
+                f"from version {version}"
+            )
+        if not isinstance(fields, dict):
+            raise SchemaMismatch(f"{what}: stored fields are not a JSON object")
+        fields = getattr(owner, step)(fields)
+        version += 1
+    return fields
 
 
 _BY_ALIAS: bool | None = inspect.signature(BaseModel.model_dump_json).parameters["by_alias"].default
@@ -201,21 +234,9 @@ class EventCodec:
             fields: Any = json.loads(payload)
         except ValueError as error:
             raise SchemaMismatch(f"{what}: not JSON ({error})") from None
-        if version > event_type.event_version:
-            raise SchemaMismatch(
-                f"{what}: newer than {event_type.__qualname__} (version {event_type.event_version})"
-            )
-        while version < event_type.event_version:
-            step = event_type.event_upcasters.get(version)
-            if step is None:
-                raise SchemaMismatch(
-                    f"{what}: {event_type.__qualname__} is at version {event_type.event_version} and "
-                    f"declares no upcaster from version {version}"
-                )
-            if not isinstance(fields, dict):
-                raise SchemaMismatch(f"{what}: stored fields are not a JSON object")
-            fields = getattr(event_type, step)(fields)
-            version += 1
+        fields = upcast(
+            event_type, event_type.event_upcasters, fields, version, event_type.event_version, what
+        )
         try:
             return event_type.model_validate(fields)
         except ValidationError as error:

@@ -86,7 +86,10 @@ class SnapshotRecord:
 
 @dataclass(frozen=True, slots=True)
 class StateRecord:
-    """The whole state of a durable-state actor at ``revision`` (1 after the first save)."""
+    """The whole state of a durable-state actor at ``revision``: a number that grows with each
+    save of the id (at least 1 after the first). Only its equality means something: on
+    JetStream it is the key-value bucket's sequence, which the type's other ids share, so it
+    may grow by more than one between two saves of one id."""
 
     persistence_id: PersistenceId
     revision: int

@@ -34,6 +34,7 @@ def test_the_code_blocks_run_and_print_what_they_say(
         "0",
         "5",
         "amount=3 memo=''",
+        "2 lines={'tea': 2}",
         "['wake-up']",
         "1",
         "",

@@ -5,6 +5,7 @@ resolved by reading the state back."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -19,6 +20,7 @@ from actorio.persistence import (
     SchemaMismatch,
     StateRecord,
     WriterConflict,
+    upcaster,
 )
 from tests.support import bounded
 
@@ -167,7 +169,7 @@ async def test_the_reply_waits_for_the_save() -> None:
 async def test_a_stored_state_of_another_version_or_with_a_removed_field_is_reported() -> None:
     journal = InMemoryJournal()
     await journal.save_state(BOB, 0, 2, b'{"items": []}')
-    with pytest.raises(SchemaMismatch, match="stored state version 2: Shopping is at state_version 1"):
+    with pytest.raises(SchemaMismatch, match=r"stored state version 2: newer than Shopping \(version 1\)"):
         async with Shopping("bob", journal):
             pass
     other = InMemoryJournal()
@@ -175,6 +177,107 @@ async def test_a_stored_state_of_another_version_or_with_a_removed_field_is_repo
     with pytest.raises(SchemaMismatch, match="'coupon' are not in Cart"):
         async with Shopping("bob", other):
             pass
+
+
+class CartV3(BaseModel):
+    """The cart's state, version 3: items with a quantity (version 2 renamed ``items`` to
+    ``lines``; version 1 is `Cart`)."""
+
+    lines: dict[str, int] = {}
+    coupon: str = ""
+
+
+class ShoppingV3(DurableStateActor[AddItem | Count, CartV3]):
+    entity_type = "cart"
+    state_version = 3
+
+    @upcaster(from_version=1)
+    @classmethod
+    def rename_items(cls, fields: dict[str, Any]) -> dict[str, Any]:
+        return {"lines": fields["items"], "coupon": ""}
+
+    @upcaster(from_version=2)
+    @classmethod
+    def count_lines(cls, fields: dict[str, Any]) -> dict[str, Any]:
+        lines: list[str] = fields["lines"]
+        return {**fields, "lines": {item: lines.count(item) for item in lines}}
+
+    @handles(AddItem)
+    async def add(self, msg: AddItem) -> int:
+        lines = dict(self.state.lines)
+        lines[msg.item] = lines.get(msg.item, 0) + 1
+        self.state = CartV3(lines=lines, coupon=self.state.coupon)
+        return sum(lines.values())
+
+    @handles(Count)
+    async def count(self, msg: Count) -> int:
+        return sum(self.state.lines.values())
+
+
+class ShoppingV3Audited(ShoppingV3):
+    """A subclass: the upcasters are inherited."""
+
+    entity_type = "cart"
+
+
+@pytest.mark.asyncio
+async def test_a_stored_state_of_an_older_version_is_upcast_then_saved_in_the_new_one(
+    journal: Journal,
+) -> None:
+    async with Shopping("bob", journal) as cart:  # version 1 of the state
+        await bounded(cart.ask(AddItem(item="tea")))
+        await bounded(cart.ask(AddItem(item="tea")))
+        await bounded(cart.ask(AddItem(item="jam")))
+    for actor_class in (ShoppingV3, ShoppingV3Audited):
+        upgraded = actor_class("bob", journal)
+        async with upgraded:
+            assert await bounded(upgraded.ask(Count())) == 3
+            assert upgraded.state == CartV3(lines={"tea": 2, "jam": 1})
+        stored = await journal.load_state(BOB)
+        assert stored is not None
+        assert stored.version == 1  # nothing changed: nothing saved
+    async with ShoppingV3("bob", journal) as cart_v3:
+        assert await bounded(cart_v3.ask(AddItem(item="jam"))) == 4
+    stored = await journal.load_state(BOB)
+    assert stored is not None
+    assert stored.version == 3
+    assert CartV3.model_validate_json(stored.payload) == CartV3(lines={"tea": 2, "jam": 2})
+    with pytest.raises(SchemaMismatch, match=r"stored state version 3: newer than Shopping \(version 1\)"):
+        async with Shopping("bob", journal):
+            pass
+
+
+@pytest.mark.asyncio
+async def test_a_missing_state_upcaster_is_reported_and_bad_ones_refused_at_class_creation() -> None:
+    class Skipping(DurableStateActor[Count, CartV3]):
+        entity_type = "cart"
+        state_version = 3
+
+        @upcaster(from_version=2)
+        @classmethod
+        def count_lines(cls, fields: dict[str, Any]) -> dict[str, Any]:
+            return fields
+
+        @handles(Count)
+        async def count(self, msg: Count) -> int:
+            return 0
+
+    journal = InMemoryJournal()
+    await journal.save_state(BOB, 0, 1, b'{"items": []}')
+    with pytest.raises(
+        SchemaMismatch, match="Skipping is at version 3 and declares no upcaster from version 1"
+    ):
+        async with Skipping("bob", journal):
+            pass
+    with pytest.raises(TypeError, match="TooFar.count_lines upcasts from version 2, but state_version is 2"):
+
+        class TooFar(Skipping):
+            state_version = 2
+
+    with pytest.raises(TypeError, match="state_version must be an int >= 1"):
+
+        class Zero(Skipping):
+            state_version = 0
 
 
 async def stored_items(journal: Journal) -> list[str] | None:

@@ -149,7 +149,7 @@ def test_the_event_class_is_checked_at_creation() -> None:
             def b(cls, fields: dict[str, Any]) -> dict[str, Any]:
                 return fields
 
-    with pytest.raises(TypeError, match="upcasts from version 2, but the event is at version 2"):
+    with pytest.raises(TypeError, match="upcasts from version 2, but event_version is 2"):
 
         class Ahead(Event):
             event_version = 2

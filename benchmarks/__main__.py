@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.peers:
         from .peers import run_peers
 
-        peers = run_peers(scale, progress)
+        peers = run_peers(scale, progress, repeat)
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"machine": machine, "rows": [asdict(r) for r in rows], "peers": peers}, out, indent=2)

@@ -10,6 +10,10 @@ import name, and the others must not share this interpreter's packages either. I
 ``benchmarks/peer_programs/`` runs with that venv's python, in a subprocess bounded by a timeout,
 and prints one JSON line of figures. A peer that fails to install or to run gives a row with an
 ``error`` instead of figures; nothing here raises.
+
+Every library runs ``repeat`` times, in rounds (each round runs every peer, then actorio and the
+baseline), and each figure is the best of its runs, as the scenario table's are: one run of a
+threaded peer can be three times slower than the next (how its threads are scheduled).
 """
 
 from __future__ import annotations
@@ -204,12 +208,13 @@ def _cell(value: Any, fmt: str) -> str:
     return format(value, fmt) if isinstance(value, (int, float)) else "-"
 
 
-def table(rows: list[dict[str, Any]], scale: float) -> str:
+def table(rows: list[dict[str, Any]], scale: float, repeat: int = 1) -> str:
     """The figures, one library a line, with each row's note or error below it."""
     sizes = _sizes(scale)
+    runs = "one run each" if repeat == 1 else f"the best of {repeat} runs each"
     lines = [
         f"peers (tell n={sizes['tell']:,}, ask n={sizes['ask']:,}, spawn + stop n={sizes['spawn_stop']:,}; "
-        "one run each; messages built in the loop)",
+        f"{runs}; messages built in the loop)",
         f"{'library':<30} {'tell, msg/s':>13} {'ask, us':>9} {'spawn+stop, us':>15}",
         "-" * 70,
     ]
@@ -225,21 +230,48 @@ def table(rows: list[dict[str, Any]], scale: float) -> str:
     return "\n".join(lines)
 
 
-def run_peers(scale: float, progress: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Measure every peer that installs and runs; print their table beside actorio's own figures.
+BETTER = {"tell_burst_msg_per_s": max, "ask_us": min, "spawn_stop_us": min}
+"""How two runs' figures combine: the best of them (most messages, fewest microseconds)."""
+
+
+def best_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from a library's runs: each figure the best of the runs that gave it (a failed
+    run's ``error`` is kept only if no run gave a figure), ``runs`` the number of runs."""
+    good = [run for run in runs if "error" not in run]
+    if not good:
+        return runs[-1]
+    row = dict(good[-1])
+    for figure, better in BETTER.items():
+        values = [run[figure] for run in good if isinstance(run.get(figure), (int, float))]
+        if values:
+            row[figure] = better(values)
+    row["runs"] = len(good)
+    return row
+
+
+def run_peers(scale: float, progress: Callable[[str], None], repeat: int = 1) -> list[dict[str, Any]]:
+    """Measure every peer that installs and runs, ``repeat`` times in alternating rounds; print
+    their table (each figure the best of its runs) beside actorio's own figures.
 
     Returns one dict per peer: its figures (``tell_burst_msg_per_s``, ``ask_us``,
-    ``spawn_stop_us``, ``n``, ``note``) or an ``error``.
+    ``spawn_stop_us``, ``n``, ``note``, ``runs``) or an ``error``.
     """
-    rows = []
-    for index, peer in enumerate(PEERS, 1):
-        progress(f"[peers {index}/{len(PEERS)}] {peer.requirement}")
-        rows.append(_peer_row(peer, scale, progress))
-    progress("[peers] actorio and the baseline at the same sizes")
-    try:
-        own = _own_rows(scale)
-    except Exception as error:
-        own = [{"peer": "actorio (this checkout)", "error": f"{type(error).__name__}: {error}"}]
+    runs: list[list[dict[str, Any]]] = [[] for _ in PEERS]
+    own_runs: list[list[dict[str, Any]]] = []
+    for round_ in range(1, repeat + 1):
+        for index, peer in enumerate(PEERS):
+            progress(f"[peers {index + 1}/{len(PEERS)}, run {round_}/{repeat}] {peer.requirement}")
+            runs[index].append(_peer_row(peer, scale, progress))
+        progress(f"[peers, run {round_}/{repeat}] actorio and the baseline at the same sizes")
+        try:
+            own = _own_rows(scale)
+        except Exception as error:
+            own = [{"peer": "actorio (this checkout)", "error": f"{type(error).__name__}: {error}"}]
+        if not own_runs:
+            own_runs = [[] for _ in own]
+        for kept, row in zip(own_runs, own, strict=False):
+            kept.append(row)
+    rows = [best_of(peer_runs) for peer_runs in runs]
     print()
-    print(table(own + rows, scale), flush=True)
+    print(table([best_of(kept) for kept in own_runs] + rows, scale, repeat), flush=True)
     return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +53,26 @@ def test_peer_programs_build_their_messages_in_the_loop() -> None:
         source = (peers.PROGRAMS / peer.program).read_text()
         assert "for i in range(n)" in source or "built for each send" in source, peer.program
     assert not peers.table([], 0.001).count("error")
+
+
+def test_a_peers_figures_are_the_best_of_its_runs() -> None:
+    """``--peers --repeat N``: each figure is the best of the runs that gave one (most messages
+    per second, fewest microseconds); a failed run does not count, unless every run failed."""
+    runs: list[dict[str, Any]] = [
+        {"peer": "p", "tell_burst_msg_per_s": 100.0, "ask_us": 9.0, "spawn_stop_us": 30.0},
+        {"peer": "p", "error": "timed out"},
+        {"peer": "p", "tell_burst_msg_per_s": 300.0, "ask_us": 12.0, "spawn_stop_us": 20.0},
+    ]
+    best = peers.best_of(runs)
+    assert (best["tell_burst_msg_per_s"], best["ask_us"], best["spawn_stop_us"]) == (300.0, 9.0, 20.0)
+    assert best["runs"] == 2
+    assert "error" not in best
+    assert peers.best_of([{"peer": "p", "error": "x"}, {"peer": "p", "error": "y"}]) == {
+        "peer": "p",
+        "error": "y",
+    }
+    only_tell = peers.best_of(
+        [{"peer": "q", "tell_burst_msg_per_s": 5.0}, {"peer": "q", "tell_burst_msg_per_s": 7.0}]
+    )
+    assert only_tell == {"peer": "q", "tell_burst_msg_per_s": 7.0, "runs": 2}
+    assert "the best of 3 runs each" in peers.table([best], 0.001, 3)

@@ -593,7 +593,7 @@ class Actor(Generic[P]):
             # Inline rather than a helper coroutine: one coroutine less per actor lifetime.
             outcome = "stop" if self._actor_record is None else incarnation.outcome_of(self, reason)
             try:
-                incarnation.close(self, outcome)
+                incarnation.close(self, outcome, reason)
                 if type(reason) is not GeneratorExit or incarnation.can_await(self, reason):
                     try:
                         if outcome == "restart":

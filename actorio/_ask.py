@@ -85,12 +85,18 @@ class AskRef(BaseRef):
         self.future.set_result(result)
         return False
 
-    def abandon(self, handoffs: int, identifier: str, message: Message[Any] | None = None) -> None:
+    def abandon(
+        self,
+        handoffs: int,
+        identifier: str,
+        message: Message[Any] | None = None,
+        reason: BaseException | None = None,
+    ) -> None:
         """The actor ``identifier`` ends while serving this ask (``EndMainLoop``, cancellation):
-        unless it was handed on since ``handoffs``, the ask fails now with `ActorStopped` rather
-        than waiting for its timeout."""
+        unless it was handed on since ``handoffs``, the ask fails now with `ActorStopped` (its
+        ``reason``: why the actor ended, if it failed) rather than waiting for its timeout."""
         if self.handoffs == handoffs:
-            self.fail(ActorStopped(identifier, message))
+            self.fail(ActorStopped(identifier, message, reason))
 
 
 class HeldAsks:
@@ -107,11 +113,12 @@ class HeldAsks:
         """Keep ``ask`` (served with ``handoffs`` hand-offs so far) until `fail_all`."""
         self._held.append((ask, handoffs))
 
-    def fail_all(self, identifier: str) -> None:
-        """The actor ``identifier`` stopped: fail every held ask not handed on since."""
+    def fail_all(self, identifier: str, reason: BaseException | None = None) -> None:
+        """The actor ``identifier`` stopped (``reason``: why, if it failed): fail every held ask
+        not handed on since."""
         held, self._held = self._held, []
         for ask, handoffs in held:
-            ask.abandon(handoffs, identifier)
+            ask.abandon(handoffs, identifier, None, reason)
 
 
 def hand_off(message: Message[Any]) -> AskRef | None:

@@ -67,13 +67,21 @@ class ActorStopped(ActorioException):
 
     Raised at once at the asker: by ``ask`` on a stopped actor, and for every ask still
     queued (or held by the actor without a reply) when the actor stops.
+
+    ``reason`` is why the actor stopped, if it failed (the exception its mainloop ended with, a
+    failed recovery for instance), else ``None``; it is also the exception's ``__cause__``, so a
+    traceback of the asker's error shows it. The message text does not include it (it may
+    cross the wire to a remote asker).
     """
 
-    def __init__(self, identifier: str, message: Any = None) -> None:
+    def __init__(self, identifier: str, message: Any = None, reason: BaseException | None = None) -> None:
         self.identifier = identifier
         self.message = message
+        self.reason = reason
         what = f" before answering {type(message).__name__}" if message is not None else ""
         super().__init__(f"actor {identifier} stopped{what}")
+        if reason is not None:
+            self.__cause__ = reason
 
 
 class UnhandledMessage(ActorioException):

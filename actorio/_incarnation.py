@@ -254,10 +254,11 @@ def restart_reason(actor: Actor[Any], reason: BaseException | None) -> BaseExcep
 # -- the end ----------------------------------------------------------------------------------
 
 
-def close(actor: Actor[Any], outcome: Outcome) -> None:
+def close(actor: Actor[Any], outcome: Outcome, reason: BaseException | None = None) -> None:
     """This incarnation handles no more messages: cancel its timers, stop handling its input
     tasks and fail the asks it holds unanswered. Unless it is to be replaced by a restart, the
-    mailbox closes too: what is queued becomes dead letters, and queued asks fail."""
+    mailbox closes too: what is queued becomes dead letters, and queued asks fail. The asks fail
+    with `ActorStopped` whose ``reason`` is ``reason`` (why the mainloop ended, if it failed)."""
     actor._actor_closed = True
     if actor._actor_timers:
         actor.cancel_all_timers()
@@ -265,13 +266,13 @@ def close(actor: Actor[Any], outcome: Outcome) -> None:
         actor._actor_inputs.close()
     held, actor._actor_held = actor._actor_held, None
     if held is not None:
-        held.fail_all(actor.identifier)
+        held.fail_all(actor.identifier, reason)
     if outcome == "restart":
         # The mailbox goes to the next incarnation; this one's signals stay behind, the watch
         # notices for the actor (its reference watched) go on.
         actor._actor_mailbox.hand_over(_is_notice)
     else:
-        actor._actor_mailbox.close()
+        actor._actor_mailbox.close(reason)
 
 
 def can_await(actor: Actor[Any], reason: BaseException | None) -> bool:

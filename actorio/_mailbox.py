@@ -180,12 +180,16 @@ class Mailbox:
         if self.waiting is not None:
             self.wake()
 
-    def reject(self, message: Any) -> None:
-        """A message told after the close: its ask fails with `ActorStopped`, or it is a dead
+    def reject(self, message: Any, reason: BaseException | None = None) -> None:
+        """A message told after the close: its ask fails with `ActorStopped` (whose ``reason`` is
+        ``reason``, else why the actor stopped, once its watchers were told), or it is a dead
         letter (reason ``stopped``)."""
         sender = getattr(message, "sender", None)
-        if type(sender) is AskRef and sender.fail(ActorStopped(self.identifier, message)):
-            return
+        if type(sender) is AskRef:
+            if reason is None and self.termination is not None:
+                reason = self.termination[0]
+            if sender.fail(ActorStopped(self.identifier, message, reason)):
+                return
         dead_letters.record(message, self.identifier, "stopped")
 
     def withdraw(self, item: Any) -> bool:
@@ -283,10 +287,10 @@ class Mailbox:
 
     # -- closing --------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Accept nothing more: queued user messages are rejected (`reject`: dead letters, failed
-        asks), queued signals dropped, and the senders waiting for room let go (they then find
-        the mailbox closed)."""
+    def close(self, reason: BaseException | None = None) -> None:
+        """Accept nothing more: queued user messages are rejected (`reject`: dead letters, asks
+        failed with ``reason``, why the actor stopped), queued signals dropped, and the senders
+        waiting for room let go (they then find the mailbox closed)."""
         self.closed = True
         queue = self.queue
         if not (queue or self.putters):
@@ -302,7 +306,7 @@ class Mailbox:
             if isinstance(item, Signal):
                 item.dropped()
             else:
-                self.reject(item)
+                self.reject(item, reason)
 
     def hand_over(self, keep_system: Callable[[Any], bool]) -> None:
         """The incarnation reading this mailbox ends and a restart will bring the next: queued user

@@ -270,10 +270,13 @@ class ActorRef(BaseRef, Generic[P]):
             expiry.cancel()
 
     def _refused(self, message: Any) -> ActorStopped:
-        """An ask to a stopped actor: observed as sent (see `observe_sends`), and refused."""
+        """An ask to a stopped actor: observed as sent (see `observe_sends`), and refused (with
+        why it stopped, if it failed and its watchers were told)."""
         if _observing:
             _notify(self, message, True)
-        return ActorStopped(self._mailbox.identifier, message)
+        mailbox = self._mailbox
+        termination = mailbox.termination
+        return ActorStopped(mailbox.identifier, message, None if termination is None else termination[0])
 
     async def tell_payload(self, payload: Payload, /) -> None:
         """Validate a wire payload with the actor's protocol (``Actor.protocol.validate``), then tell

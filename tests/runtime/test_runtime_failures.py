@@ -262,6 +262,59 @@ async def test_asks_queued_behind_a_failing_told_message_fail_with_actor_stopped
 
 
 @pytest.mark.asyncio
+async def test_an_actor_that_failed_says_why_to_the_asks_it_could_not_answer() -> None:
+    """ActorStopped's ``reason`` (and ``__cause__``) is the exception the actor failed with: for
+    the asks queued behind the failure, the ones held without a reply, and the ones made after
+    it stopped. A clean stop gives none. The text stays the same (it may go to a remote asker)."""
+
+    class FailsAtSetup(Worker):
+        async def mainloop_setup(self) -> None:
+            await super().mainloop_setup()
+            await self.release.wait()
+            raise Boom("setup failed")
+
+    actor = FailsAtSetup()
+    ref = await actor.start()
+    queued = asyncio.ensure_future(ref.ask(Get(n=1)))
+    await asyncio.sleep(0)
+    actor.release.set()
+    with pytest.raises(ActorStopped) as stopped:
+        await bounded(queued)
+    assert type(stopped.value.reason) is Boom
+    assert stopped.value.__cause__ is stopped.value.reason
+    assert str(stopped.value) == f"actor {ref.identifier} stopped before answering Get"
+    with pytest.raises(Boom):
+        await bounded(actor.wait())
+    with pytest.raises(ActorStopped) as later:
+        await ref.ask(Get(n=2))
+    assert type(later.value.reason) is Boom
+    assert "Boom: setup failed" in "".join(traceback.format_exception(later.value))
+
+    class HoldsThenFails(Holder):
+        async def handle_message(self, message: Any) -> Any:
+            if isinstance(message, Die):
+                raise Boom("told message failed")
+            await super().handle_message(message)
+
+    holder = HoldsThenFails()
+    held_ref = await holder.start()
+    held = asyncio.ensure_future(held_ref.ask(Get()))
+    await bounded(holder.holding.wait())
+    await held_ref.tell(Die())
+    with pytest.raises(ActorStopped) as abandoned:
+        await bounded(held)
+    assert type(abandoned.value.reason) is Boom
+
+    clean = Worker()
+    clean_ref = await clean.start()
+    await bounded(clean.stop())
+    with pytest.raises(ActorStopped) as after_stop:
+        await clean_ref.ask(Get())
+    assert after_stop.value.reason is None
+    assert after_stop.value.__cause__ is None
+
+
+@pytest.mark.asyncio
 async def test_asks_queued_behind_end_main_loop_fail_with_actor_stopped() -> None:
     """Promise 4: asks queued behind a told message whose handler raises EndMainLoop fail at once."""
     actor = Worker()

@@ -358,9 +358,9 @@ def _close_mailbox(mailbox: Mailbox, record: SupervisedChild | None) -> None:
     """A child waits for a restart that will not come: its address closes now (queued messages
     are dead letters, queued asks fail) and its watchers are told why it ended."""
     actor = mailbox.actor
-    mailbox.close()
     reason = record.reason if record is not None else None
     task = actor._actor_task
     if reason is None and task is not None and task.done() and not task.cancelled():
         reason = task.exception()
+    mailbox.close(reason)  # the queued asks fail with why the child ended
     notify_watchers(mailbox, actor._actor_ref, reason)

@@ -257,7 +257,7 @@ def run_peers(scale: float, progress: Callable[[str], None], repeat: int = 1) ->
     ``spawn_stop_us``, ``n``, ``note``, ``runs``) or an ``error``.
     """
     runs: list[list[dict[str, Any]]] = [[] for _ in PEERS]
-    own_runs: list[list[dict[str, Any]]] = []
+    own_runs: dict[str, list[dict[str, Any]]] = {}  # by label: a failed round gives other rows
     for round_ in range(1, repeat + 1):
         for index, peer in enumerate(PEERS):
             progress(f"[peers {index + 1}/{len(PEERS)}, run {round_}/{repeat}] {peer.requirement}")
@@ -267,11 +267,9 @@ def run_peers(scale: float, progress: Callable[[str], None], repeat: int = 1) ->
             own = _own_rows(scale)
         except Exception as error:
             own = [{"peer": "actorio (this checkout)", "error": f"{type(error).__name__}: {error}"}]
-        if not own_runs:
-            own_runs = [[] for _ in own]
-        for kept, row in zip(own_runs, own, strict=False):
-            kept.append(row)
+        for row in own:
+            own_runs.setdefault(row["peer"], []).append(row)
     rows = [best_of(peer_runs) for peer_runs in runs]
     print()
-    print(table([best_of(kept) for kept in own_runs] + rows, scale, repeat), flush=True)
+    print(table([best_of(kept) for kept in own_runs.values()] + rows, scale, repeat), flush=True)
     return rows

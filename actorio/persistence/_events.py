@@ -108,6 +108,14 @@ def declared_upcasters(
             mine[source] = name
         steps.update(mine)
     for source, name in steps.items():
+        # A step runs as getattr(owner, name): a class below the one that declared it must not
+        # give that name to something else (another step, a plain method).
+        found = getattr(getattr(owner, name, None), "__func__", None)
+        if getattr(found, _UPCASTER_ATTRIBUTE, None) != source:
+            raise TypeError(
+                f"{owner.__qualname__}.{name} hides the upcaster from version {source} declared above "
+                "it: give each step a name of its own"
+            )
         if source >= version:
             raise TypeError(
                 f"{owner.__qualname__}.{name} upcasts from version {source}, but {attribute} is {version}"

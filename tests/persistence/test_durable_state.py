@@ -269,10 +269,20 @@ async def test_a_missing_state_upcaster_is_reported_and_bad_ones_refused_at_clas
     ):
         async with Skipping("bob", journal):
             pass
-    with pytest.raises(TypeError, match="TooFar.count_lines upcasts from version 2, but state_version is 2"):
+    with pytest.raises(TypeError, match=r"TooFar\.count_lines upcasts from version 2, but state_version is"):
 
         class TooFar(Skipping):
             state_version = 2
+
+    with pytest.raises(TypeError, match=r"Hiding\.count_lines hides the upcaster from version 2"):
+
+        class Hiding(Skipping):  # its step from 3 takes the name of the step from 2: both would run it
+            state_version = 4
+
+            @upcaster(from_version=3)
+            @classmethod
+            def count_lines(cls, fields: dict[str, Any]) -> dict[str, Any]:
+                return fields
 
     with pytest.raises(TypeError, match="state_version must be an int >= 1"):
 

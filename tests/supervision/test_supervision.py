@@ -21,6 +21,7 @@ import pytest
 from actorio import (
     Actor,
     ActorRef,
+    ActorStopped,
     Backoff,
     ChildSpec,
     Decider,
@@ -514,8 +515,12 @@ async def test_intensity_exceeded_stops_children_in_reverse_order_and_fails_the_
     await b.tell(Fail())
     assert await bounded(b.ask(Which())) == "b2"
     await b.tell(Fail(kind="value"))
+    queued = asyncio.ensure_future(b.ask(Which()))  # behind the failure: the restart never comes
     error = await probe.expect_terminated(supervisor, error=RestartIntensityExceeded)
     assert isinstance(error.__cause__, ValueError)
+    with pytest.raises(ActorStopped) as stopped:
+        await bounded(queued)
+    assert isinstance(stopped.value.reason, ValueError)  # why b ended, for the ask it never saw
     assert (error.max_restarts, error.within) == (1, 60.0)
     assert journal.of("teardown")[-2:] == ["c1", "a1"]
     assert journal.made["b"] == 2

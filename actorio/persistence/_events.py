@@ -126,7 +126,8 @@ def declared_upcasters(
 def upcast(owner: type, steps: dict[int, str], fields: Any, version: int, target: int, what: str) -> Any:
     """Stored ``fields`` of ``version``, through each of ``owner``'s ``steps`` (see
     `declared_upcasters`) up to ``target``. `SchemaMismatch` (its text begins with ``what``)
-    for a version newer than ``target``, a missing step, or fields that are not a JSON object."""
+    for a version newer than ``target``, a missing step, fields that are not a JSON object, or a
+    step that raised (stored fields it did not expect: its error is the cause)."""
     if version > target:
         raise SchemaMismatch(f"{what}: newer than {owner.__qualname__} (version {target})")
     while version < target:
@@ -138,7 +139,12 @@ def upcast(owner: type, steps: dict[int, str], fields: Any, version: int, target
             )
         if not isinstance(fields, dict):
             raise SchemaMismatch(f"{what}: stored fields are not a JSON object")
-        fields = getattr(owner, step)(fields)
+        try:
+            fields = getattr(owner, step)(fields)
+        except Exception as error:
+            raise SchemaMismatch(
+                f"{what}: {owner.__qualname__}.{step} (from version {version}) failed: {error!r}"[:1000]
+            ) from error
         version += 1
     return fields
 

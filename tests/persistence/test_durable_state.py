@@ -269,6 +269,13 @@ async def test_a_missing_state_upcaster_is_reported_and_bad_ones_refused_at_clas
     ):
         async with Skipping("bob", journal):
             pass
+    await journal.save_state(PersistenceId("cart", "eve"), 0, 1, b'{"things": []}')
+    with pytest.raises(
+        SchemaMismatch, match=r"ShoppingV3\.rename_items \(from version 1\) failed: KeyError"
+    ) as raised:
+        async with ShoppingV3("eve", journal):
+            pass
+    assert isinstance(raised.value.__cause__, KeyError)
     with pytest.raises(TypeError, match=r"TooFar\.count_lines upcasts from version 2, but state_version is"):
 
         class TooFar(Skipping):

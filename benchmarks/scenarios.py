@@ -54,11 +54,12 @@ async def tell_burst(side: str, n: int) -> float:
     return n / elapsed
 
 
-async def tell_built(side: str, n: int) -> float:
+async def tell_built(side: str, n: int, make_actor: Callable[[], Any] | None = None) -> float:
     """Messages per second when the sender builds each message as it tells it, in a loop that
     awaits nothing else: actorio's validated messages (its ``tell`` lets the actor catch up every
-    256 queued), the hand-written side's slotted ones (its queue holds the whole burst)."""
-    actor = SIDES[side]()
+    256 queued), the hand-written side's slotted ones (its queue holds the whole burst).
+    ``make_actor``, if given, makes the actor instead of the side's own class."""
+    actor = (make_actor or SIDES[side])()
     ref = await actor.start()
     make = MESSAGES[side][0]
     started = time.perf_counter()
@@ -74,19 +75,7 @@ async def tell_built(side: str, n: int) -> float:
 async def tell_built_vs_yielding(side: str, n: int) -> float:
     """`tell_built` for actorio, or for the hand-written actor that also lets its actor catch up
     every 256 queued messages (`YieldingBaselineActor`) ("baseline" column)."""
-    if side == "actorio":
-        return await tell_built("actorio", n)
-    actor = YieldingBaselineActor()
-    ref = await actor.start()
-    make = MESSAGES["baseline"][0]
-    started = time.perf_counter()
-    for i in range(n):
-        await ref.tell(make(i))
-    await ref.ask(Echo(n=0))
-    elapsed = time.perf_counter() - started
-    assert actor.count == n
-    await actor.stop()
-    return n / elapsed
+    return await tell_built(side, n, YieldingBaselineActor if side == "baseline" else None)
 
 
 async def tell_built_gc_policy(side: str, n: int) -> float:

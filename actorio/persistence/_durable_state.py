@@ -223,18 +223,6 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
         self._persistence_saved = payload
         self._persistence_late.clear()  # the revision check keeps them out now
 
-    async def _persistence_read_back_unsure(self) -> None:
-        """Read back the save left unsure (before a handler, or a save after one) and carry on
-        from what is stored; a read that fails raises, and it stays unsure."""
-        unsure, self._persistence_unsure = self._persistence_unsure, None
-        try:
-            await self._persistence_read_back(unsure)
-        except WriterConflict:
-            raise
-        except PersistenceError:
-            self._persistence_unsure = unsure
-            raise
-
     async def _persistence_read_back(self, unsure: bytes | None) -> Literal["unsure", "late"] | None:
         """Read the stored state, for a save left ``unsure`` and those read back as not saved
         before (`_persistence_late`); carry on from what is stored.

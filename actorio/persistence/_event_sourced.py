@@ -155,14 +155,7 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
             return
         if self._persistence_unsure is not None:
             before_read = self.sequence
-            unsure, self._persistence_unsure = self._persistence_unsure, None
-            try:
-                found = await self._persistence_read_back(unsure)
-            except WriterConflict:
-                raise
-            except PersistenceError:
-                self._persistence_unsure = unsure  # the read failed: still unsure
-                raise
+            found = await self._persistence_read_back_unsure()
             if found is not None:
                 await self._persistence_snapshot_after(before_read)
                 raise PersistenceError(f"{self.persistence_id}: {_FOUND[found]}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Generic, cast
+from typing import Any, ClassVar, Generic, Literal, cast
 
 from typing_extensions import TypeVar
 
@@ -45,6 +45,10 @@ class PersistentActor(Actor[P], Generic[P]):
     entity_type: ClassVar[str]
     """The kind of entity (``"account"``): with the entity id, the persistence id. Letters,
     digits, ``_`` and ``-``; the class name unless the class sets it."""
+
+    _persistence_unsure: Any
+    """A write that failed without saying whether it was stored (in its kind's form: events and
+    their state, or a state's payload), until it is read back; ``None`` if there is none."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -109,6 +113,24 @@ class PersistentActor(Actor[P], Generic[P]):
         raise NotImplementedError
 
     # -- reminders --------------------------------------------------------------------------
+
+    async def _persistence_read_back(self, unsure: Any) -> Literal["unsure", "late"] | None:
+        """Read back what is stored for the write left ``unsure`` (and those read back as not
+        stored before), carrying on from it (each kind of actor defines it)."""
+        raise NotImplementedError
+
+    async def _persistence_read_back_unsure(self) -> Literal["unsure", "late"] | None:
+        """Read back the write left unsure (before the next write, or before a handler that must
+        see the state as stored): what `_persistence_read_back` found. If the read fails, it
+        raises and the write stays unsure; a `WriterConflict` raises and ends it."""
+        unsure, self._persistence_unsure = self._persistence_unsure, None
+        try:
+            return await self._persistence_read_back(unsure)
+        except WriterConflict:
+            raise
+        except PersistenceError:
+            self._persistence_unsure = unsure
+            raise
 
     async def _persistence_explain(self, conflict: WriterConflict, read_back: Awaitable[T]) -> T:
         """``read_back``'s answer, for a ``conflict`` that one of this actor's own writes, read back

@@ -106,6 +106,7 @@ class Security:
             kind
             for kind, given in (
                 ("user/password", self.user is not None),
+                ("token", self.token is not None),
                 ("nkey_seed", self.nkey_seed is not None),
                 ("nkey_seed_file", self.nkey_seed_file is not None),
                 ("credentials_file", self.credentials_file is not None),

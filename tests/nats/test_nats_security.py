@@ -200,6 +200,11 @@ async def test_credentials_that_cannot_be_used_are_refused_before_connecting(tmp
         await Node.connect(url, password=SECRET)
     with pytest.raises(ValueError, match="one kind of credentials"):
         await Node.connect(url, user="alice", password=SECRET, nkey_seed=Key.make().seed)
+    with pytest.raises(ValueError, match="not user/password and token") as caught:
+        await Node.connect(url, user="alice", password=SECRET, token=SECRET)
+    _no_secret_in(str(caught.value))
+    with pytest.raises(ValueError, match="not token and credentials_file"):
+        await Node.connect(url, token=SECRET, credentials_file=tmp_path / "missing.creds")
     with pytest.raises(FileNotFoundError):
         await Node.connect(url, credentials_file=tmp_path / "missing.creds")
     with pytest.raises(ValueError, match="not a valid seed") as caught:

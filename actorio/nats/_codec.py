@@ -27,11 +27,11 @@ import functools
 import json
 import math
 import traceback
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Annotated, Any, Literal, TypeGuard, cast, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import PydanticSerializationError
+from pydantic_core import CoreSchema, PydanticSerializationError, SchemaValidator, core_schema
 
 from .. import (
     ActorioException,
@@ -70,6 +70,7 @@ __all__ = [
     "decode_error",
     "encode_error",
     "encode_message",
+    "fields_validator",
     "full_error",
     "message_validator",
     "payload_bytes",
@@ -237,6 +238,41 @@ def encode_message(message: Message[Any]) -> bytes:
     return body
 
 
+def fields_validator(envelopes: list[type[BaseModel]]) -> SchemaValidator:
+    """A validator of a payload in the wire form of one of ``envelopes`` (wire envelope models),
+    whose result is the dict of the envelope's fields (``"type"``, ``"data"``, ``"id"``,
+    ``"reply_to"``) rather than an envelope: the same field schemas, the same refusals (extra
+    fields too) as their union (``wire_union_adapter``), as typed dicts. No envelope instance is
+    made for a payload that only its ``data`` is wanted from: 0.2 us of the 1.3 us a remote tell's
+    validation cost.
+
+    An envelope whose schema has another shape than pydantic's (a model, maybe inside its
+    definitions) keeps the envelope union, and gives the envelope's fields all the same."""
+    choices: dict[Hashable, CoreSchema] = {}
+    definitions: dict[str, CoreSchema] = {}  # by ref: messages share them
+    for envelope in envelopes:
+        schema: Any = envelope.__pydantic_core_schema__
+        if schema["type"] == "definitions":
+            definitions.update((each["ref"], each) for each in schema["definitions"])
+            schema = schema["schema"]
+        if schema["type"] != "model" or schema["schema"]["type"] != "model-fields":
+            union = wire_union_adapter(envelopes).core_schema
+            return SchemaValidator(core_schema.no_info_after_validator_function(_fields_of, union))
+        fields = {
+            name: core_schema.typed_dict_field(field["schema"], required=field["schema"]["type"] != "default")
+            for name, field in schema["schema"]["fields"].items()
+        }
+        typed = core_schema.typed_dict_schema(fields, extra_behavior="forbid")
+        for name in get_args(envelope.model_fields["type"].annotation):
+            choices[name] = typed
+    union = core_schema.tagged_union_schema(choices, discriminator="type")
+    return SchemaValidator(core_schema.definitions_schema(union, list(definitions.values())))
+
+
+def _fields_of(envelope: BaseModel) -> Mapping[str, Any]:
+    return envelope.__dict__
+
+
 class MessageValidator:
     """Validates the wire payloads one actor class receives, as its protocol's
     ``validate`` does (the same wire models: each message validated by its own class, extra
@@ -250,27 +286,25 @@ class MessageValidator:
     def __init__(self, actor_type: type[Any]) -> None:
         self._protocol = actor_type.protocol
         entries = list(self._protocol)
-        self._classes: dict[type[BaseModel], type[Message[Any]]] = {}
         self._validate_json: Any = None
         if entries:
-            for entry in entries:
-                envelope = wire_envelope_model(entry.message_type, entry.wire_name, entry.aliases)
-                self._classes[envelope] = entry.message_type
-            self._validate_json = wire_union_adapter(list(self._classes)).validator.validate_json
+            envelopes = [
+                wire_envelope_model(entry.message_type, entry.wire_name, entry.aliases) for entry in entries
+            ]
+            self._validate_json = fields_validator(envelopes).validate_json
 
     def validate(self, data: bytes) -> Message[Any]:
         """The typed message of a wire payload (its sender `NO_SENDER`); `InvalidPayload` if it is
         not one of the protocol's messages."""
         if self._validate_json is not None:
             try:
-                envelope = self._validate_json(data)
+                message: Message[Any] = self._validate_json(data)["data"]
             except ValidationError:
                 pass  # the protocol says why, below
             else:
-                message: Message[Any] = envelope.__dict__["data"]  # no cast(): a call per message
                 # The wire model is a subclass of the message class that only refuses extra fields:
                 # the message becomes an instance of its own class, as ActorProtocol.validate does.
-                object.__setattr__(message, "__class__", self._classes[type(envelope)])
+                object.__setattr__(message, "__class__", type(message).__mro__[1])
                 return message
         refused: Message[Any] = self._protocol.validate(data)  # raises InvalidPayload
         return refused
@@ -305,7 +339,7 @@ class ReplyCodec:
                 wire_envelope_model(arm, wire_name_of(arm), wire_aliases_of(arm)) for arm in messages
             ]
             self._optional = type(None) in arms
-            self._envelope_adapter = wire_union_adapter(envelopes)
+            self._validate_fields = fields_validator(envelopes).validate_json
         else:
             self._adapter: TypeAdapter[Any] = TypeAdapter(Any if reply_type is None else reply_type)
             self._none = reply_type is None
@@ -334,8 +368,7 @@ class ReplyCodec:
             if self._messages:
                 if self._optional and body.strip() == b"null":
                     return None
-                envelope = cast(BaseModel, self._envelope_adapter.validate_json(body))
-                message = cast("Message[Any]", envelope.__dict__["data"])
+                message = cast("Message[Any]", self._validate_fields(body)["data"])
                 # The wire model is a subclass of the message class that only refuses extra fields:
                 # the reply becomes an instance of its own class, as ActorProtocol.validate does.
                 object.__setattr__(message, "__class__", type(message).__mro__[1])

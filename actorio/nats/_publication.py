@@ -354,15 +354,15 @@ class Receiver:
             report_transport("nats", "received", "tell")
             await self.refuse(actor, _invalid(actor, found), reply, data)
             return
-        validator = message_validator(type(actor))
+        validate = message_validator(type(actor)).validate
+        reference = actor.reference
         for piece in found:
             report_transport("nats", "received", "tell")
             try:
-                message = validator.validate(piece)
+                message = validate(piece)
             except InvalidPayload as error:
                 await self.refuse(actor, error, None, piece)
                 continue
-            reference = actor.reference
             try:
                 reference.tell_nowait(message)
             except MailboxFull:

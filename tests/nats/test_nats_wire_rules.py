@@ -4,12 +4,14 @@ senders, the bounds of error replies, reading any error body, and the ``Actorio-
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
+import re
 from typing import Any, ClassVar, Literal, TypeVar
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from actorio import NO_SENDER, Actor, ActorioException, InvalidPayload, Message, PayloadError, handles
 from actorio.nats import ReplyTooLarge
@@ -19,6 +21,7 @@ from actorio.nats._codec import (
     decode_error,
     encode_error,
     encode_message,
+    fields_validator,
     may_hold_float,
     message_validator,
     reply_codec,
@@ -274,3 +277,110 @@ def test_the_receiving_validator_agrees_with_the_protocol() -> None:
         assert fast.value.accepted == slow.value.accepted
     with pytest.raises(InvalidPayload, match="accepts no wire messages"):
         message_validator(_Untyped).validate(b'{"type":"_Plain"}')
+
+
+class _Leaf(BaseModel):
+    x: int
+
+
+class _Tree(BaseModel):
+    kids: list[_Tree] = []
+
+
+class _Nested(Message):
+    leaf: _Leaf
+    other: _Leaf | None = None
+
+
+class _Grown(Message[_Nested]):
+    wire_name: ClassVar[str] = "grown"
+    wire_aliases: ClassVar[tuple[str, ...]] = ("planted",)
+    tree: _Tree = _Tree()
+    leaf: _Leaf | None = None  # _Leaf's definition, shared with _Nested's
+
+
+class _Chain(Message[int]):
+    next: _Chain | None = None
+
+
+class _Structured(Actor[_Nested | _Grown | _Chain]):
+    @handles(_Nested)
+    async def nested(self, msg: _Nested) -> None:
+        pass
+
+    @handles(_Grown)
+    async def grown(self, msg: _Grown) -> _Nested:
+        return _Nested(leaf=_Leaf(x=1))
+
+    @handles(_Chain)
+    async def chain(self, msg: _Chain) -> int:
+        return 1
+
+
+def _undated(message: Message[Any]) -> str:
+    """A message's repr without its datetimes (made when a payload has none: a moment apart)."""
+    return re.sub(r"datetime\.datetime\([^)]*\)", "...", repr(message))
+
+
+def test_the_receiving_validator_agrees_with_the_protocol_on_nested_models() -> None:
+    """Nested, shared and recursive models, aliases, payloads without data: every combination is
+    accepted or refused as the protocol does, and gives the same message."""
+    validator, protocol = message_validator(_Structured), _Structured.protocol
+    names = ["_Nested", "grown", "planted", "_Chain", "Unknown", 3]
+    datas: list[object] = [
+        {},
+        {"leaf": {"x": 1}},
+        {"leaf": {"x": "1"}, "other": {"x": 2}},
+        {"leaf": {"x": 1}, "extra": 1},
+        {"tree": {"kids": [{"kids": []}]}, "leaf": {"x": 1}},
+        {"tree": {"kids": [{"kids": 1}]}},
+        {"next": {"next": {"next": None}}},
+        {"next": {"next": "x"}},
+        {"sender": "x"},
+        None,
+    ]
+    extras: list[dict[str, object]] = [{}, {"id": 1}, {"reply_to": 2.5}, {"more": 1}]
+    for name, data, extra, with_data in itertools.product(names, datas, extras, (True, False)):
+        payload = json.dumps({"type": name, **({"data": data} if with_data else {}), **extra}).encode()
+        expected: Message[Any] | InvalidPayload
+        try:
+            expected = protocol.validate(payload)
+        except InvalidPayload as refused:
+            expected = refused
+        if isinstance(expected, InvalidPayload):
+            with pytest.raises(InvalidPayload) as fast:
+                validator.validate(payload)
+            assert fast.value.errors == expected.errors, payload
+            continue
+        message = validator.validate(payload)
+        assert type(message) is type(expected), payload
+        assert _undated(message) == _undated(expected), payload
+    codec = reply_codec(_Grown)
+    reply = codec.decode(encode_message(_Nested(leaf=_Leaf(x=5))))
+    assert type(reply) is _Nested
+    assert reply.leaf == _Leaf(x=5)
+    with pytest.raises(ValueError, match="invalid reply"):
+        codec.decode(b'{"type":"_Nested","data":{"leaf":{"x":1},"extra":1}}')
+
+
+def test_an_envelope_of_another_shape_is_validated_as_a_model() -> None:
+    """`fields_validator` reads pydantic's schema of an envelope; one it does not know the shape
+    of (here, an envelope with a model validator) is validated by the envelope model itself,
+    with the same result: the envelope's fields."""
+
+    class Odd(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        type: Literal["odd"]
+        data: int
+
+        @model_validator(mode="before")
+        @classmethod
+        def unchanged(cls, value: Any) -> Any:
+            return value
+
+    assert Odd.__pydantic_core_schema__["schema"]["type"] != "model-fields"  # pyright: ignore[reportTypedDictNotRequiredAccess, reportGeneralTypeIssues]
+    validate = fields_validator([Odd]).validate_json
+    assert validate(b'{"type":"odd","data":"3"}') == {"type": "odd", "data": 3}
+    for refused in (b'{"type":"odd","data":3,"more":1}', b'{"type":"other","data":3}'):
+        with pytest.raises(ValidationError):
+            validate(refused)

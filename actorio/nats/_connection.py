@@ -66,16 +66,36 @@ def redact(url: str) -> str:
 
 
 def _redact_one(url: str) -> str:
+    head, userinfo, host = _userinfo(url)
+    if userinfo is None:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return f"{head}{user}:***@{host}" if colon else f"{head}***@{host}"
+
+
+def _userinfo(url: str) -> tuple[str, str | None, str]:
+    """One server's URL as its scheme (with ``://``, or empty), the credentials before its last
+    ``@`` (``None`` without one) and the rest."""
     head, separator, rest = url.partition("://")
     if separator:
         head += separator
     else:
         head, rest = "", url
     userinfo, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user, colon, _ = userinfo.partition(":")
-    return f"{head}{user}:***@{host}" if colon else f"{head}***@{host}"
+    return (head, userinfo, host) if at else (head, None, rest)
+
+
+def _url_credentials(url: str) -> list[str]:
+    """The kinds of credentials that ``url`` (comma-separated servers) carries: ``user/password``
+    (``nats://user:password@host``), ``token`` (``nats://token@host``)."""
+    kinds: list[str] = []
+    for part in url.split(","):
+        userinfo = _userinfo(part.strip())[1]
+        if userinfo is not None:
+            kind = "user/password in the URL" if ":" in userinfo else "token in the URL"
+            if kind not in kinds:
+                kinds.append(kind)
+    return kinds
 
 
 @dataclass(frozen=True)
@@ -96,13 +116,13 @@ class Security:
         given = [name for name, value in vars(self).items() if value not in (None, False)]
         return f"Security({', '.join(given)})"
 
-    def check(self) -> None:
+    def check(self, url: str = "") -> None:
         """Refuse what nats-py would only find out while connecting (and then retry until the
         connect timeout): a missing file, an invalid seed, a password without a user, two kinds
-        of credentials. The errors never quote a secret."""
+        of credentials (those in ``url`` included). The errors never quote a secret."""
         if (self.user is None) != (self.password is None):
             raise ValueError("user and password go together: give both or neither")
-        kinds = [
+        kinds = _url_credentials(url) + [
             kind
             for kind, given in (
                 ("user/password", self.user is not None),
@@ -217,7 +237,7 @@ async def open_client(
     the client reconnects forever; refusals and permission violations met meanwhile are logged as
     warnings (at most one line every 10 s), other connection errors at debug level.
     """
-    security.check()
+    security.check(url)
     shown = redact(url)
     loop = asyncio.get_running_loop()
     refused: asyncio.Future[NodeUnreachable] = loop.create_future()

@@ -205,6 +205,11 @@ async def test_credentials_that_cannot_be_used_are_refused_before_connecting(tmp
     _no_secret_in(str(caught.value))
     with pytest.raises(ValueError, match="not token and credentials_file"):
         await Node.connect(url, token=SECRET, credentials_file=tmp_path / "missing.creds")
+    with pytest.raises(ValueError, match="not user/password in the URL and token") as caught:
+        await Node.connect(f"nats://alice:{SECRET}@127.0.0.1:1", token=SECRET)
+    _no_secret_in(str(caught.value))
+    with pytest.raises(ValueError, match="not token in the URL and user/password"):
+        await Node.connect(f"nats://{SECRET}@127.0.0.1:1,nats://{SECRET}@127.0.0.1:2", user="a", password="b")
     with pytest.raises(FileNotFoundError):
         await Node.connect(url, credentials_file=tmp_path / "missing.creds")
     with pytest.raises(ValueError, match="not a valid seed") as caught:

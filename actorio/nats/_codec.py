@@ -27,7 +27,7 @@ import functools
 import json
 import math
 import traceback
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeGuard, cast, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -238,16 +238,25 @@ def encode_message(message: Message[Any]) -> bytes:
     return body
 
 
-def fields_validator(envelopes: list[type[BaseModel]]) -> SchemaValidator:
-    """A validator of a payload in the wire form of one of ``envelopes`` (wire envelope models),
-    whose result is the dict of the envelope's fields (``"type"``, ``"data"``, ``"id"``,
-    ``"reply_to"``) rather than an envelope: the same field schemas, the same refusals (extra
-    fields too) as their union (``wire_union_adapter``), as typed dicts. No envelope instance is
-    made for a payload that only its ``data`` is wanted from: 0.2 us of the 1.3 us a remote tell's
-    validation cost.
+WireMessages = Sequence[tuple[type[Message[Any]], str, tuple[str, ...]]]
+"""Message classes with their wire names and aliases."""
 
-    An envelope whose schema has another shape than pydantic's (a model, maybe inside its
-    definitions) keeps the envelope union, and gives the envelope's fields all the same."""
+
+def fields_validator(messages: WireMessages) -> tuple[SchemaValidator, dict[str, type[Message[Any]]]]:
+    """A validator of a payload in the wire form of one of ``messages``, whose result is the dict of
+    its envelope's fields (``"type"``, ``"data"``, ``"id"``, ``"reply_to"``), and the message
+    class of each wire name (a payload's ``"type"``), which its ``data`` (an instance of the wire
+    model) becomes.
+
+    The same field schemas and refusals (extra fields too) as the union of the wire envelope
+    models (``wire_union_adapter``), as typed dicts: no envelope instance is made for a payload
+    that only its ``data`` is wanted from (0.2 us of the 1.3 us a remote tell's validation
+    cost). An envelope whose schema has another shape than pydantic's (a model, maybe inside its
+    definitions), or a wire name two classes claim (``TypeError``, from pydantic), goes through
+    the envelope union itself."""
+    envelopes = [wire_envelope_model(cls, name, aliases) for cls, name, aliases in messages]
+    classes = {tag: cls for cls, name, aliases in messages for tag in (name, *aliases)}
+    config = core_schema.CoreConfig(title=" | ".join(envelope.__name__ for envelope in envelopes))
     choices: dict[Hashable, CoreSchema] = {}
     definitions: dict[str, CoreSchema] = {}  # by ref: messages share them
     for envelope in envelopes:
@@ -255,18 +264,21 @@ def fields_validator(envelopes: list[type[BaseModel]]) -> SchemaValidator:
         if schema["type"] == "definitions":
             definitions.update((each["ref"], each) for each in schema["definitions"])
             schema = schema["schema"]
-        if schema["type"] != "model" or schema["schema"]["type"] != "model-fields":
+        names = get_args(envelope.model_fields["type"].annotation)
+        if schema["type"] != "model" or schema["schema"]["type"] != "model-fields" or choices.keys() & names:
             union = wire_union_adapter(envelopes).core_schema
-            return SchemaValidator(core_schema.no_info_after_validator_function(_fields_of, union))
+            validator = SchemaValidator(
+                core_schema.no_info_after_validator_function(_fields_of, union), config
+            )
+            return validator, classes
         fields = {
             name: core_schema.typed_dict_field(field["schema"], required=field["schema"]["type"] != "default")
             for name, field in schema["schema"]["fields"].items()
         }
         typed = core_schema.typed_dict_schema(fields, extra_behavior="forbid")
-        for name in get_args(envelope.model_fields["type"].annotation):
-            choices[name] = typed
+        choices.update((name, typed) for name in names)
     union = core_schema.tagged_union_schema(choices, discriminator="type")
-    return SchemaValidator(core_schema.definitions_schema(union, list(definitions.values())))
+    return SchemaValidator(core_schema.definitions_schema(union, list(definitions.values())), config), classes
 
 
 def _fields_of(envelope: BaseModel) -> Mapping[str, Any]:
@@ -288,23 +300,24 @@ class MessageValidator:
         entries = list(self._protocol)
         self._validate_json: Any = None
         if entries:
-            envelopes = [
-                wire_envelope_model(entry.message_type, entry.wire_name, entry.aliases) for entry in entries
-            ]
-            self._validate_json = fields_validator(envelopes).validate_json
+            validator, self._classes = fields_validator(
+                [(entry.message_type, entry.wire_name, entry.aliases) for entry in entries]
+            )
+            self._validate_json = validator.validate_json
 
     def validate(self, data: bytes) -> Message[Any]:
         """The typed message of a wire payload (its sender `NO_SENDER`); `InvalidPayload` if it is
         not one of the protocol's messages."""
         if self._validate_json is not None:
             try:
-                message: Message[Any] = self._validate_json(data)["data"]
+                fields = self._validate_json(data)
             except ValidationError:
                 pass  # the protocol says why, below
             else:
+                message: Message[Any] = fields["data"]
                 # The wire model is a subclass of the message class that only refuses extra fields:
                 # the message becomes an instance of its own class, as ActorProtocol.validate does.
-                object.__setattr__(message, "__class__", type(message).__mro__[1])
+                object.__setattr__(message, "__class__", self._classes[fields["type"]])
                 return message
         refused: Message[Any] = self._protocol.validate(data)  # raises InvalidPayload
         return refused
@@ -335,11 +348,11 @@ class ReplyCodec:
         # same wire models as requests; anything else as the JSON form of its type.
         self._messages = bool(messages) and len(messages) + (type(None) in arms) == len(arms)
         if self._messages:
-            envelopes = [
-                wire_envelope_model(arm, wire_name_of(arm), wire_aliases_of(arm)) for arm in messages
-            ]
             self._optional = type(None) in arms
-            self._validate_fields = fields_validator(envelopes).validate_json
+            validator, self._classes = fields_validator(
+                [(arm, wire_name_of(arm), wire_aliases_of(arm)) for arm in messages]
+            )
+            self._validate_fields = validator.validate_json
         else:
             self._adapter: TypeAdapter[Any] = TypeAdapter(Any if reply_type is None else reply_type)
             self._none = reply_type is None
@@ -368,10 +381,11 @@ class ReplyCodec:
             if self._messages:
                 if self._optional and body.strip() == b"null":
                     return None
-                message = cast("Message[Any]", self._validate_fields(body)["data"])
+                fields = self._validate_fields(body)
+                message = cast("Message[Any]", fields["data"])
                 # The wire model is a subclass of the message class that only refuses extra fields:
                 # the reply becomes an instance of its own class, as ActorProtocol.validate does.
-                object.__setattr__(message, "__class__", type(message).__mro__[1])
+                object.__setattr__(message, "__class__", self._classes[fields["type"]])
                 return message
             return self._adapter.validate_json(body)
         except ValidationError as error:
@@ -402,24 +416,36 @@ def read_reply(
     against its reply type, or for a raw payload (``message`` is ``None``) the JSON-decoded body.
 
     Raises the error an ``error`` reply carries (see `decode_error`); `RemoteError` (type name
-    ``InvalidReply``) for a reply not of the reply type (or not JSON); ``ValueError`` for a
-    stream's acknowledgement instead of a reply (the name has a durable mailbox: the ask was
-    stored).
+    ``InvalidReply``) for a reply not of the reply type (or not JSON), or whose status is neither
+    ``ok`` nor ``error``; ``ValueError`` for a stream's acknowledgement instead of a reply (the
+    name has a durable mailbox: the ask was stored).
     """
     status = (headers or {}).get(STATUS)
-    if status is None:
+    if status is None and _is_stream_ack(body):
         raise ValueError(
             f"{identifier} is published with a durable mailbox: ask it through "
             "node.ref(name, durable=True) (this message was stored, and its reply is lost)"
         )
     if status == "error":
         raise decode_error(body, identifier, Message() if message is None else message)
+    if status != "ok":
+        why = f"a reply whose {STATUS} is {'missing' if status is None else repr(_cut(status, 20))}"
+        raise RemoteError(identifier, "InvalidReply", __name__, why, "")
     try:
         if message is None:
             return json.loads(body)
         return reply_codec(type(message)).decode(body)
     except (ValueError, RecursionError) as error:
         raise RemoteError(identifier, "InvalidReply", __name__, _cut(str(error), MESSAGE_CHARS), "") from None
+
+
+def _is_stream_ack(body: bytes) -> bool:
+    """Whether a reply without a status is a JetStream acknowledgement: ``{"stream", "seq", ...}``."""
+    try:
+        data: object = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and "stream" in data and "seq" in data
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -503,9 +529,18 @@ def full_error(capacity: int) -> bytes:
     return json.dumps({"kind": "full", "type": "MailboxFull", "capacity": capacity}).encode()
 
 
-def _string(data: Mapping[str, object], key: str, default: str = "") -> str:
+_CUT_ROOM = 40
+"""What `_cut`'s note (``... (N characters)``) adds to a text: an error body's field this much over
+its limit was cut by the node that sent it, and is not cut again."""
+
+
+def _string(data: Mapping[str, object], key: str, limit: int, default: str = "") -> str:
+    """``data[key]`` if it is a string, within ``limit`` characters as `encode_error` makes them
+    (an error body comes from the wire: another sender's are not bounded); else ``default``."""
     value = data.get(key)
-    return value if isinstance(value, str) else default
+    if not isinstance(value, str):
+        return default
+    return value if len(value) <= limit + _CUT_ROOM else _cut(value, limit)
 
 
 def _integer(data: Mapping[str, object], key: str) -> int:
@@ -517,15 +552,15 @@ def _problems(entries: object) -> tuple[PayloadError, ...]:
     if not isinstance(entries, list):
         return ()
     problems: list[PayloadError] = []
-    for entry in cast("list[object]", entries):
+    for entry in cast("list[object]", entries)[:_MAX_PROBLEMS]:
         if isinstance(entry, dict):
             fields = cast("dict[str, object]", entry)
-            path = _string(fields, "path")
+            path = _string(fields, "path", _FIELD_CHARS)
             problems.append(
                 PayloadError(
                     tuple(path.split(".")) if path else (),
-                    _string(fields, "message"),
-                    _string(fields, "kind"),
+                    _string(fields, "message", _FIELD_CHARS),
+                    _string(fields, "kind", _FIELD_CHARS),
                 )
             )
     return tuple(problems)
@@ -533,8 +568,9 @@ def _problems(entries: object) -> tuple[PayloadError, ...]:
 
 def decode_error(body: bytes, identifier: str, message: Message[Any]) -> ActorioException:
     """The exception to raise at the asker for an error body. Whatever the body (not JSON, not an
-    object, fields of the wrong types), this returns an exception: a body it cannot read is a
-    `RemoteError` of type name ``InvalidReply``."""
+    object, fields of the wrong types, fields longer or more numerous than `encode_error` makes
+    them: cut to its limits), this returns an exception: a body it cannot read is a `RemoteError`
+    of type name ``InvalidReply``."""
     try:
         data: object = json.loads(body)
     except (ValueError, RecursionError):
@@ -546,14 +582,21 @@ def decode_error(body: bytes, identifier: str, message: Message[Any]) -> Actorio
     if kind == "invalid_payload":
         accepted = fields.get("accepted")
         names = (
-            tuple(n for n in cast("list[object]", accepted) if isinstance(n, str))
+            tuple(
+                _cut(name, _NAME_CHARS)
+                for name in cast("list[object]", accepted)[:_MAX_NAMES]
+                if isinstance(name, str)
+            )
             if isinstance(accepted, list)
             else ()
         )
         raw_id = fields.get("id")
         payload_id = raw_id if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
         return InvalidPayload(
-            _string(fields, "actor", identifier), _problems(fields.get("errors")), names, payload_id
+            _string(fields, "actor", _FIELD_CHARS, identifier),
+            _problems(fields.get("errors")),
+            names,
+            payload_id,
         )
     if kind == "stopped":
         return ActorStopped(identifier, message)
@@ -565,8 +608,8 @@ def decode_error(body: bytes, identifier: str, message: Message[Any]) -> Actorio
         return MailboxFull(identifier, _integer(fields, "capacity"))
     return RemoteError(
         identifier,
-        _string(fields, "type", "Exception"),
-        _string(fields, "module"),
-        _string(fields, "message"),
-        _string(fields, "traceback"),
+        _string(fields, "type", _FIELD_CHARS, "Exception"),
+        _string(fields, "module", _FIELD_CHARS),
+        _string(fields, "message", MESSAGE_CHARS),
+        _string(fields, "traceback", TRACEBACK_CHARS),
     )

@@ -11,10 +11,11 @@ import re
 from typing import Any, ClassVar, Literal, TypeVar
 
 import pytest
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError, model_validator
 
 from actorio import NO_SENDER, Actor, ActorioException, InvalidPayload, Message, PayloadError, handles
-from actorio.nats import ReplyTooLarge
+from actorio.lowlevel import wire_envelope_model
+from actorio.nats import RemoteError, ReplyTooLarge, _codec
 from actorio.nats._addresses import Destinations, check_subject_prefix
 from actorio.nats._codec import (
     MAX_ASK_WAIT,
@@ -24,6 +25,7 @@ from actorio.nats._codec import (
     fields_validator,
     may_hold_float,
     message_validator,
+    read_reply,
     reply_codec,
     timeout_of,
 )
@@ -115,6 +117,55 @@ def test_decode_error_reads_any_body(body: bytes) -> None:
     error = decode_error(body, "liar", Message())
     assert isinstance(error, ActorioException)
     str(error)
+
+
+def test_decode_error_bounds_what_another_sender_made_long() -> None:
+    """An error body comes from the wire: whoever answers an ask may send fields of any length and
+    any number. The asker's exception keeps them within `encode_error`'s own limits; what an
+    actorio node sent (cut already, with its note) arrives as it was sent."""
+    huge = "m" * 1_000_000
+    forged = json.dumps({"kind": "error", "type": huge, "module": huge, "message": huge, "traceback": huge})
+    error = decode_error(forged.encode(), "liar", Message())
+    assert isinstance(error, RemoteError)
+    assert len(error.type_name) < 300
+    assert len(error.module) < 300
+    assert len(error.remote_message) < 1_100
+    assert len(error.remote_traceback) < 16_100
+    assert len(str(error)) < 20_000
+    long = "p" * 1_000
+    many = json.dumps(
+        {
+            "kind": "invalid_payload",
+            "actor": huge,
+            "errors": [{"path": long, "message": long, "kind": long}] * 1_000,
+            "accepted": [long] * 5_000,
+        }
+    )
+    invalid = decode_error(many.encode(), "liar", Message())
+    assert isinstance(invalid, InvalidPayload)
+    assert len(invalid.errors) == 20
+    assert len(invalid.accepted) == 50
+    assert len(str(invalid)) < 20_000
+    sent = encode_error(ValueError("x" * 5_000), "a", debug=True)
+    received = decode_error(sent, "a", Message())
+    assert isinstance(received, RemoteError)
+    assert received.remote_message == json.loads(sent)["message"]
+    assert received.remote_message.endswith("(5000 characters)")
+
+
+def test_a_reply_is_read_by_its_status_only_when_it_is_ok_or_error() -> None:
+    body = b"3"
+    assert read_reply("x", {"Actorio-Status": "ok"}, body, None) == 3
+    for status in ("OK", "maybe", "", "o" * 10_000):
+        with pytest.raises(RemoteError, match="InvalidReply") as caught:
+            read_reply("x", {"Actorio-Status": status}, body, None)
+        assert len(str(caught.value)) < 300
+    with pytest.raises(RemoteError, match=r"InvalidReply.*missing"):
+        read_reply("x", {}, body, None)
+    with pytest.raises(RemoteError, match=r"InvalidReply.*missing"):
+        read_reply("x", None, b'{"seq": 1}', None)
+    with pytest.raises(ValueError, match="durable mailbox"):
+        read_reply("x", None, b'{"stream": "ACTORIO_x", "seq": 1}', None)
 
 
 def test_the_timeout_header_is_bounded() -> None:
@@ -363,24 +414,77 @@ def test_the_receiving_validator_agrees_with_the_protocol_on_nested_models() -> 
         codec.decode(b'{"type":"_Nested","data":{"leaf":{"x":1},"extra":1}}')
 
 
-def test_an_envelope_of_another_shape_is_validated_as_a_model() -> None:
-    """`fields_validator` reads pydantic's schema of an envelope; one it does not know the shape
-    of (here, an envelope with a model validator) is validated by the envelope model itself,
-    with the same result: the envelope's fields."""
+def test_an_envelope_of_another_shape_is_validated_as_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fields_validator` reads pydantic's schema of each envelope; one it does not know the shape
+    of (here, an envelope with a model validator) is validated by the envelope models themselves,
+    with the same result."""
+    made = wire_envelope_model
 
-    class Odd(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        type: Literal["odd"]
-        data: int
+    def odd(message_type: type[Message[Any]], name: str, aliases: tuple[str, ...]) -> type[BaseModel]:
+        class Odd(made(message_type, name, aliases)):  # type: ignore[misc]  # pyright: ignore[reportUntypedBaseClass]
+            @model_validator(mode="before")
+            @classmethod
+            def unchanged(cls, value: Any) -> Any:
+                return value
 
-        @model_validator(mode="before")
-        @classmethod
-        def unchanged(cls, value: Any) -> Any:
-            return value
+        return Odd
 
-    assert Odd.__pydantic_core_schema__["schema"]["type"] != "model-fields"  # pyright: ignore[reportTypedDictNotRequiredAccess, reportGeneralTypeIssues]
-    validate = fields_validator([Odd]).validate_json
-    assert validate(b'{"type":"odd","data":"3"}') == {"type": "odd", "data": 3}
-    for refused in (b'{"type":"odd","data":3,"more":1}', b'{"type":"other","data":3}'):
+    monkeypatch.setattr(_codec, "wire_envelope_model", odd)
+    validate, classes = fields_validator([(_Nested, "_Nested", ()), (_Grown, "grown", ("planted",))])
+    fields = validate.validate_json(b'{"type":"planted","data":{"leaf":{"x":"3"}}}')
+    assert classes[fields["type"]] is _Grown
+    assert fields["data"].leaf == _Leaf(x=3)
+    for refused in (b'{"type":"grown","data":{},"more":1}', b'{"type":"other"}'):
         with pytest.raises(ValidationError):
-            validate(refused)
+            validate.validate_json(refused)
+
+
+class _Found(Message):
+    n: int
+
+
+class _FoundAgain(Message):
+    wire_aliases: ClassVar[tuple[str, ...]] = ("_Found",)
+    n: int
+
+
+class _Lookup(Message[_Found | _FoundAgain]):
+    pass
+
+
+def test_a_wire_name_two_reply_classes_claim_is_refused() -> None:
+    with pytest.raises(TypeError, match="mapped to multiple choices"):
+        reply_codec(_Lookup).decode(encode_message(_Found(n=1)))
+
+
+_interned: dict[int, Any] = {}
+
+
+class _Replaced(Message):
+    """A message whose validators hand back another instance than the one validated."""
+
+    x: int
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def interned(cls, value: Any, handler: Any) -> Any:
+        made = handler(value)
+        return _interned.setdefault(made.x, made)
+
+    @model_validator(mode="after")
+    def rebuilt(self) -> Any:
+        return _Replaced.model_construct(x=self.x)
+
+
+class _Replacing(Actor[_Replaced]):
+    @handles(_Replaced)
+    async def replaced(self, msg: _Replaced) -> None:
+        pass
+
+
+def test_a_message_replaced_by_its_validators_is_of_its_own_class() -> None:
+    validator, protocol = message_validator(_Replacing), _Replacing.protocol
+    for _ in range(3):
+        for payload in (b'{"type":"_Replaced","data":{"x":1}}', b'{"type":"_Replaced","data":{"x":2}}'):
+            assert type(validator.validate(payload)) is _Replaced
+            assert type(protocol.validate(payload)) is _Replaced

@@ -4,12 +4,14 @@ Owns the batch's wire form and its limits, for both ends:
 
 - the outbox joins the wire forms of tells queued together for one subject (``tell_nowait``
   bursts) with newlines (compact JSON has none of its own) into one body, with an
-  ``Actorio-Batch: <count>`` header: one publish, one delivery and one callback for up to
+  ``Actorio-Batch: <count>`` header (and no other: a tell with a sender or a trace context
+  leaves alone): one publish, one delivery and one callback for up to
   `MAX_BATCH` tells, instead of one each. Only what is already queued is joined: a batch never
   waits for more;
 - the receiver splits a batch back into its pieces (`pieces`), each validated and told as a
   message of its own. A batch is data from the wire: a count that is not a number, above
-  `MAX_BATCH`, or not the number of pieces, refuses the whole batch before anything is split.
+  `MAX_BATCH`, or not the number of pieces, or an ``Actorio-Sender`` header (which no piece
+  would get, and no check would see), refuses the whole batch before anything is split.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .. import PayloadError
+from ._codec import SENDER
 
 __all__ = ["BATCH", "MAX_BATCH", "MAX_BATCH_BYTES", "batch_headers", "joinable", "pieces"]
 
@@ -41,7 +44,12 @@ def batch_headers(count: int) -> dict[str, str]:
 
 
 def pieces(data: bytes, headers: Mapping[str, str]) -> list[bytes] | PayloadError:
-    """The wire forms a batch holds, or why it is refused as a whole."""
+    """The wire forms a batch holds, or why it is refused as a whole (a batch carrying a sender
+    too: tells with one leave alone)."""
+    if SENDER in headers:
+        return PayloadError(
+            (), f"a batch of tells carries no {SENDER}: tells with a sender travel alone", "invalid_batch"
+        )
     declared = headers.get(BATCH, "")
     if not (declared.isascii() and declared.isdigit() and len(declared) <= 4):
         return PayloadError((), f"{BATCH} is not a count of messages: {declared[:20]!r}", "invalid_batch")

@@ -203,6 +203,23 @@ async def test_a_malformed_batch_is_refused_whole(
         assert why in str(letter.error)
 
 
+async def test_a_batch_with_a_sender_is_refused_whole(nats_url: str, raw: Client) -> None:
+    """actorio never batches a tell with a sender; one that arrives (from another client) would
+    have its sender neither checked nor given to a piece: it is refused, nothing handled."""
+    async with await Node.connect(nats_url) as server_side:
+        await _greeter(server_side, "sent")
+        for sender in ("$JS.API.STREAM.DELETE.X", "actorio.node.x.y"):
+            headers = {BATCH: "2", "Actorio-Sender": sender}
+            await raw.publish("actorio.actor.sent", record(1) + b"\n" + record(2), headers=headers)
+        assert await barrier(raw, "sent") == []
+        letters = dead_letters.of(reason="invalid")
+        assert len(letters) == 2
+        for letter in letters:
+            assert isinstance(letter.error, InvalidPayload)
+            assert letter.error.errors[0].kind == "invalid_batch"
+            assert "carries no Actorio-Sender" in str(letter.error)
+
+
 async def test_a_batch_sent_as_a_request_gets_an_error_back(nats_url: str, raw: Client) -> None:
     async with await Node.connect(nats_url) as server_side:
         await _greeter(server_side, "asked")

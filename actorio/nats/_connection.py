@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import nats.errors
 from nats.aio.client import Client
@@ -66,36 +67,26 @@ def redact(url: str) -> str:
 
 
 def _redact_one(url: str) -> str:
-    head, userinfo, host = _userinfo(url)
-    if userinfo is None:
-        return url
-    user, colon, _ = userinfo.partition(":")
-    return f"{head}{user}:***@{host}" if colon else f"{head}***@{host}"
-
-
-def _userinfo(url: str) -> tuple[str, str | None, str]:
-    """One server's URL as its scheme (with ``://``, or empty), the credentials before its last
-    ``@`` (``None`` without one) and the rest."""
     head, separator, rest = url.partition("://")
     if separator:
         head += separator
     else:
         head, rest = "", url
     userinfo, at, host = rest.rpartition("@")
-    return (head, userinfo, host) if at else (head, None, rest)
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return f"{head}{user}:***@{host}" if colon else f"{head}***@{host}"
 
 
-def _url_credentials(url: str) -> list[str]:
-    """The kinds of credentials that ``url`` (comma-separated servers) carries: ``user/password``
-    (``nats://user:password@host``), ``token`` (``nats://token@host``)."""
-    kinds: list[str] = []
+def _has_url_credentials(url: str) -> bool:
+    """Whether a server of ``url`` (comma-separated) carries credentials, as nats-py reads them:
+    the user (or token) of its network location."""
     for part in url.split(","):
-        userinfo = _userinfo(part.strip())[1]
-        if userinfo is not None:
-            kind = "user/password in the URL" if ":" in userinfo else "token in the URL"
-            if kind not in kinds:
-                kinds.append(kind)
-    return kinds
+        part = part.strip()
+        if urlsplit(part if "://" in part else f"nats://{part}").username:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -119,22 +110,35 @@ class Security:
     def check(self, url: str = "") -> None:
         """Refuse what nats-py would only find out while connecting (and then retry until the
         connect timeout): a missing file, an invalid seed, a password without a user, two kinds
-        of credentials (those in ``url`` included). The errors never quote a secret."""
+        of credentials that nats-py would not both use (those in ``url`` included; a token may go
+        with an NKey or a ``.creds`` file). The errors never quote a secret."""
         if (self.user is None) != (self.password is None):
             raise ValueError("user and password go together: give both or neither")
-        kinds = _url_credentials(url) + [
+        secrets = [
             kind
             for kind, given in (
+                ("credentials in the URL", _has_url_credentials(url)),
                 ("user/password", self.user is not None),
                 ("token", self.token is not None),
+            )
+            if given
+        ]
+        keys = [
+            kind
+            for kind, given in (
                 ("nkey_seed", self.nkey_seed is not None),
                 ("nkey_seed_file", self.nkey_seed_file is not None),
                 ("credentials_file", self.credentials_file is not None),
             )
             if given
         ]
-        if len(kinds) > 1:
-            raise ValueError(f"give one kind of credentials, not {' and '.join(kinds)}")
+        # nats-py would use one and drop the other, except a token beside an NKey or a .creds file
+        # (both are sent: an auth callout reads the token).
+        clash = secrets if len(secrets) > 1 else keys if len(keys) > 1 else []
+        if not clash and keys and self.user is not None:
+            clash = ["user/password", keys[0]]
+        if clash:
+            raise ValueError(f"give one kind of credentials, not {' and '.join(clash)}")
         for file in (self.nkey_seed_file, self.credentials_file):
             if file is not None and not Path(file).is_file():
                 raise FileNotFoundError(f"no such file: {os.fspath(file)!r}")

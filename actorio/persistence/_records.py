@@ -10,12 +10,16 @@ from dataclasses import dataclass
 __all__ = ["EventData", "EventRecord", "PersistenceId", "ReminderRecord", "SnapshotRecord", "StateRecord"]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_ID = re.compile(r"[A-Za-z0-9_=-]{1,128}")
+"""An entity id also takes ``=`` (as an entity's key does, see ``actorio.nats``): a subject token
+and a key-value key both allow it."""
 
 
-def _check_name(what: str, value: str) -> None:
-    if not isinstance(value, str) or _NAME.fullmatch(value) is None:  # pyright: ignore[reportUnnecessaryIsInstance]
+def _check_name(what: str, value: str, rule: re.Pattern[str]) -> None:
+    if not isinstance(value, str) or rule.fullmatch(value) is None:  # pyright: ignore[reportUnnecessaryIsInstance]
+        allowed = "'_', '=' and '-'" if rule is _ID else "'_' and '-'"
         raise ValueError(
-            f"invalid {what} {value!r}: 1 to 128 characters among letters, digits, '_' and '-' "
+            f"invalid {what} {value!r}: 1 to 128 characters among letters, digits, {allowed} "
             "(it names a table row, a NATS subject token and a key-value key)"
         )
 
@@ -23,15 +27,16 @@ def _check_name(what: str, value: str) -> None:
 @dataclass(frozen=True, slots=True)
 class PersistenceId:
     """Whose records: an entity type (``"account"``, one stream or table space per type) and an
-    entity id (``"42"``). Each is 1 to 128 letters, digits, ``_`` or ``-``; anything else is a
-    ``ValueError`` here, where it enters, so that no journal has to escape it."""
+    entity id (``"42"``). Each is 1 to 128 letters, digits, ``_`` or ``-`` (the id ``=`` too,
+    as an entity's key); anything else is a ``ValueError`` here, where it enters, so that no
+    journal has to escape it."""
 
     entity_type: str
     entity_id: str
 
     def __post_init__(self) -> None:
-        _check_name("entity type", self.entity_type)
-        _check_name("entity id", self.entity_id)
+        _check_name("entity type", self.entity_type, _NAME)
+        _check_name("entity id", self.entity_id, _ID)
 
     def __str__(self) -> str:
         return f"{self.entity_type}/{self.entity_id}"
@@ -108,4 +113,4 @@ class ReminderRecord:
     message: bytes
 
     def __post_init__(self) -> None:
-        _check_name("reminder name", self.name)
+        _check_name("reminder name", self.name, _NAME)

@@ -78,20 +78,21 @@ def not_active(node: Node, entity_type: str, key: str) -> Callable[[], Awaitable
 # -- state ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("key", ["alice", "k=1"])  # a key may hold "=", and so may its persistence id
 async def test_an_event_sourced_entity_keeps_its_state_across_passivation(
-    nodes: list[Node], journal: JetStreamJournal
+    nodes: list[Node], journal: JetStreamJournal, key: str
 ) -> None:
     a, _, client = nodes
     name = unique("acct")
     host = await a.host(Account, name=name, journal=journal, lease=LEASE, idle_timeout=0.5)
-    ref = client.entity(name, "alice", Account)
+    ref = client.entity(name, key, Account)
     assert await ref.ask(Deposit(amount=30)) == 30
     assert await ref.ask(Deposit(amount=12)) == 42
-    await eventually(not_active(a, name, "alice"))  # passivated (idle): its memory is gone
+    await eventually(not_active(a, name, key))  # passivated (idle): its memory is gone
     assert host.started == 1
     assert await ref.ask(GetBalance()) == 42  # re-activated: recovered from the journal
     assert host.started == 2
-    assert await journal.last_sequence(PersistenceId("account", "alice")) == 2
+    assert await journal.last_sequence(PersistenceId("account", key)) == 2
 
 
 async def test_an_entity_moves_to_another_node_with_its_state(

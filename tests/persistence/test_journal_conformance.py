@@ -56,6 +56,23 @@ async def test_ids_are_kept_apart_by_entity_type_and_id(journal: Journal) -> Non
     assert await journal.persistence_ids() == [ACCOUNT, OTHER, CART]
 
 
+async def test_an_id_with_an_equals_sign_is_stored_as_any_other(journal: Journal) -> None:
+    """An entity's key may hold ``=`` (base64, ``k=v``); a persistent entity's id is its key."""
+    keyed, plain = PersistenceId("account", "k=1"), PersistenceId("account", "k")
+    await journal.append(keyed, 0, events("a"))
+    await journal.append(plain, 0, events("b"))
+    assert await read_all(journal, keyed) == [(1, "a")]
+    assert await read_all(journal, plain) == [(1, "b")]
+    await journal.save_snapshot(SnapshotRecord(keyed, 1, 1, b'{"x":1}'))
+    assert await journal.load_snapshot(keyed) == SnapshotRecord(keyed, 1, 1, b'{"x":1}')
+    assert await journal.load_snapshot(plain) is None
+    assert await journal.save_state(keyed, 0, 1, b'{"v":1}') > 0
+    assert await journal.load_state(plain) is None
+    assert keyed in await journal.persistence_ids()
+    with pytest.raises(ValueError, match="invalid entity type"):
+        PersistenceId("a=b", "k")
+
+
 async def test_an_append_after_a_stale_sequence_is_a_conflict_and_writes_nothing(journal: Journal) -> None:
     await journal.append(ACCOUNT, 0, events("a", "b"))
     for stale in (0, 1, 3):

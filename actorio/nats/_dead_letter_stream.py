@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, cast
 
@@ -48,6 +49,8 @@ _ERROR_TYPE = DEAD + "Error-Type"
 _ERROR = DEAD + "Error"
 _TIME = DEAD + "Time"
 _SUBJECT = DEAD + "Subject"
+_REPLAY = DEAD + "Replay"
+"""A random token made when a message is moved: the message id its replay is stored under."""
 
 _NATS = "Nats-"
 """The prefix of JetStream's headers."""
@@ -115,6 +118,11 @@ class StoredDeadLetter:
     subject: str = ""
     """The subject it was stored under (for a durable entity type's message,
     ``<prefix>.mailbox.<type>.<key>``: its key is the last token)."""
+    replay_id: str = ""
+    """The message id `Node.replay` stores it again under: a random token made when it was
+    moved, the same for every replay of this letter (a replay retried after a crash stores it
+    once), and one that no one who cannot read the dead-letter stream can know (a message stored
+    first under it would make the replay a duplicate: lost)."""
 
     @classmethod
     def from_raw(cls, stream: str, raw: RawStreamMsg) -> StoredDeadLetter:
@@ -145,6 +153,8 @@ class StoredDeadLetter:
             failed_at=failed_at,
             stream_sequence=number(_SEQUENCE),
             subject=stored.get(_SUBJECT, ""),
+            # A letter moved before the token existed: its old id.
+            replay_id=stored.get(_REPLAY) or f"replay:{stream}:{raw.seq or 0}",
         )
 
 
@@ -199,7 +209,10 @@ class DeadLetterStreams:
         headers = _own_headers(msg.headers or {})
         headers.update(
             {
-                MSG_ID: f"{stream}:{sequence}",
+                # The sequence and the time it was stored: what only a consumer of the stream
+                # knows. A retried move stores it once; no one else can store a decoy first.
+                MSG_ID: f"{stream}:{sequence}:{metadata.timestamp.isoformat()}",
+                _REPLAY: f"replay:{secrets.token_hex(16)}",
                 _NAME: name,
                 _STREAM: stream,
                 _SEQUENCE: str(sequence),
@@ -258,7 +271,7 @@ class DeadLetterStreams:
             if wanted is not None and letter.sequence not in wanted:
                 continue
             # The id makes a replay retried after a crash (stored, not yet deleted) store it once.
-            await store(letter.data, letter.headers, f"replay:{letter.stream}:{letter.sequence}")
+            await store(letter.data, letter.headers, letter.replay_id)
             await self._js.delete_msg(letter.stream, letter.sequence)
             replayed += 1
         return replayed

@@ -218,6 +218,42 @@ async def test_replay_stores_dead_letters_again(node: Node) -> None:
     await picky.stop()
 
 
+async def test_message_ids_stored_first_by_another_client_lose_no_dead_letter(node: Node) -> None:
+    """A move to the dead-letter stream and a replay are each stored under a message id, so that a
+    retry stores them once. Ids another client could work out (a stream and a sequence) let it
+    store a decoy first: the real message was then a duplicate, dropped. Neither id can be
+    worked out now; decoys under the old ones change nothing."""
+    picky = Picky(poison={1})
+    await node.publish("decoyed", picky, durable=Durable(max_deliver=1, retry_backoff=FAST))
+    jobs = node.ref("decoyed", Picky, durable=True)
+    js = node.client.jetstream()
+    await jobs.tell(Job(id=0))  # stream sequence 1; the poison job will be 2
+    stream = await js.find_stream_name_by_subject(jobs.subject)
+    decoy = Job(id=99).model_dump_json().encode()
+    await js.publish("actorio.dlq.decoyed", decoy, headers={"Nats-Msg-Id": f"{stream}:2"})
+    await jobs.tell(Job(id=1))
+
+    async def moved() -> bool:
+        return any(letter.stream_sequence == 2 for letter in await node.dead_letters("decoyed"))
+
+    await wait_until(moved, 20)
+    [letter] = [each for each in await node.dead_letters("decoyed") if each.stream_sequence == 2]
+    assert job_id(letter) == 1
+    old_id = f"replay:{letter.stream}:{letter.sequence}"
+    assert letter.replay_id.startswith("replay:")
+    assert letter.replay_id != old_id
+    forged = Job(id=666).model_dump_json().encode()
+    await js.publish(jobs.subject, forged, headers={"Nats-Msg-Id": old_id})
+    Picky.cured = True
+    assert await node.replay("decoyed", [letter.sequence]) == 1
+
+    async def replayed() -> bool:
+        return 1 in await jobs.ask(Report(), timeout=10)
+
+    await wait_until(replayed, 20)
+    await picky.stop()
+
+
 async def test_the_readme_snippet_reads_replays_and_drops(node: Node) -> None:
     """The steps of the NATS guide (docs/nats.md, where they are only defined), on three dead
     letters: one replayed by sequence, one dropped with nats-py, the rest replayed; then the

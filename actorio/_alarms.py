@@ -10,7 +10,9 @@
   branch: at most once per ``mailbox_throughput`` messages), the queue's length is compared
   with the thresholds; each is warned once per mailbox.
 - **A restart.** A supervised incarnation that fails and is restarted logs one WARNING line with
-  the error; its traceback goes at the level set in `AlarmSettings` (DEBUG unless changed).
+  the error; its traceback goes at the level set in `AlarmSettings` (DEBUG unless changed). At
+  most ten such lines a minute for one actor class (the lines beyond are counted, and the count
+  logged with the next line): a failing message told to many entities restarts as many.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import weakref
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -142,6 +143,12 @@ fail, each resumed, would otherwise log one line each)."""
 
 _resumes = LogLimit(logging.getLogger("actorio.actor"), limit=RESUME_LOG_LIMIT)
 
+RESTART_LOG_LIMIT = 10
+"""How many "failed and is restarted" warnings the process logs in a minute for one actor class
+(an entity type's failing message, told to many keys, restarts as many activations)."""
+
+_restarts: weakref.WeakKeyDictionary[type, LogLimit] = weakref.WeakKeyDictionary()
+
 
 def failed(actor: Actor[Any], message: Any, error: Exception) -> bool:
     """A handler failed on a told message (or a signal): record the dead letter; True if the
@@ -204,14 +211,20 @@ def decision_on(actor: Actor[Any], error: Exception) -> str:
 
 def log_failure(actor: Actor[Any], error: BaseException) -> None:
     """Log the error that ends an incarnation: a failure that its supervision answers with a
-    restart (by design) is one WARNING line, its traceback at the level the alarm settings say;
-    any other, the error with its traceback."""
+    restart (by design) is one WARNING line, its traceback at the level the alarm settings say
+    (within `RESTART_LOG_LIMIT` lines a minute for the actor's class); any other, the error with
+    its traceback."""
     record = actor._actor_record
     logger = actor.logger
     if record is None or outcome_of_end(record, error) != "restart":
         logger.exception("%s failed", actor.identifier)
         return
-    logger.warning("%s failed and is restarted: %s", actor.identifier, shorten(repr(error)))
+    limit = _restarts.get(type(actor))
+    if limit is None:
+        limit = _restarts[type(actor)] = LogLimit(logger.logger, limit=RESTART_LOG_LIMIT)
+    text = "%s failed and is restarted: %s"
+    if not limit.log(logging.WARNING, text, actor.identifier, shorten(repr(error)), through=logger):
+        return
     level = alarms.alarm_settings.restart_traceback_level
     if logger.isEnabledFor(level):
         logger.log(level, "%s failed (restarted)", actor.identifier, exc_info=error)

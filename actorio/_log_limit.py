@@ -31,9 +31,17 @@ class LogLimit:
         self._logged = 0
         self._left_out = 0
 
-    def log(self, level: int, text: str, *args: object, exc_info: BaseException | None = None) -> bool:
+    def log(
+        self,
+        level: int,
+        text: str,
+        *args: object,
+        exc_info: BaseException | None = None,
+        through: logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> bool:
         """Log ``text % args`` at ``level`` unless this window's lines are used up (then it is only
-        counted). True if it was logged."""
+        counted). True if it was logged. ``through``: an adapter of the same logger to log the
+        line with (an actor's, whose records carry its identifier)."""
         now = time.monotonic()
         if self._start is None or now >= self._start + self._window:
             if self._left_out:
@@ -45,7 +53,10 @@ class LogLimit:
             self._left_out += 1
             return False
         self._logged += 1
-        self._logger.log(level, text, *args, exc_info=exc_info)
+        if through is None:
+            self._logger.log(level, text, *args, exc_info=exc_info)
+        else:
+            through.log(level, text, *args, exc_info=exc_info)
         return True
 
     def reset(self) -> None:

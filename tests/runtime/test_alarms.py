@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from actorio import Actor, Message, handles
-from actorio.lowlevel import AlarmSettings, alarm_settings, configure_alarms
+from actorio import Actor, Message, SupervisorStrategy, handles
+from actorio._incarnation import RESTART_LOG_LIMIT
+from actorio.lowlevel import AlarmSettings, actor_of, alarm_settings, configure_alarms
 
 ALARMS = "actorio.alarms"
 
@@ -215,3 +216,37 @@ async def test_a_restarted_failures_traceback_is_at_the_level_chosen(
     assert [r.levelno for r in lines] == [logging.WARNING, logging.INFO]
     assert lines[1].exc_info is not None
     assert "boom by design" in caplog.text
+
+
+class _Many(Actor[Fail | Sync]):
+    @handles(Fail)
+    async def fail(self, msg: Fail) -> None:
+        raise RuntimeError("one of many")
+
+    @handles(Sync)
+    async def sync(self, msg: Sync) -> int:
+        return 1
+
+
+@pytest.mark.asyncio
+async def test_restart_lines_are_limited_per_actor_class(caplog: pytest.LogCaptureFixture) -> None:
+    """Thirty children of one class failing (as many entities of a type, told one failing
+    message each) log RESTART_LOG_LIMIT lines, not thirty; another class still gets its own."""
+    caplog.set_level(logging.WARNING, logger="actorio.actor")
+
+    class Lenient(Actor[Message]):
+        supervisor_strategy = SupervisorStrategy(max_restarts=100)
+
+    async with Lenient() as parent_ref:
+        parent = actor_of(parent_ref)
+        assert parent is not None
+        children = [await parent.supervise(_Many, name=f"many-{i}") for i in range(30)]
+        for child in children:
+            await child.tell(Fail())
+        for child in children:
+            assert await child.ask(Sync()) == 1  # restarted: its failure was logged, or counted
+    await _fail_once(caplog)
+    restarts = [r for r in caplog.records if "failed and is restarted" in r.getMessage()]
+    assert len([r for r in restarts if r.getMessage().startswith("many-")]) == RESTART_LOG_LIMIT
+    assert len([r for r in restarts if r.getMessage().startswith("fragile")]) == 1
+    assert all(getattr(r, "actor", None) for r in restarts)  # the actor's adapter logged them

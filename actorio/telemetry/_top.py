@@ -20,25 +20,64 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any, TextIO, cast
 
-__all__ = ["MAX_RESPONSE", "fetch", "render", "render_services", "run_top"]
+__all__ = ["MAX_RESPONSE", "MAX_ROWS", "fetch", "render", "render_services", "run_top"]
 
 MAX_RESPONSE = 16 * 1024 * 1024
 """The most bytes read of a snapshot."""
 
 
+MAX_ROWS = 2000
+"""The most actors one view shows (a terminal shows fewer; the rest are counted)."""
+
+_CELL_CHARS = 200
+"""The longest text a cell or the header shows of one value from a snapshot."""
+
+
 def fetch(url: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The snapshot document at ``url``. Raises ``OSError`` (unreachable) or ``ValueError`` (not a
-    snapshot)."""
+    """The snapshot document at ``url``, read within ``timeout`` seconds in all. Raises
+    ``OSError`` (unreachable, too slow) or ``ValueError`` (not a snapshot)."""
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"not an http(s) URL: {url}")
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
     with urllib.request.urlopen(url, timeout=timeout) as response:  # an address the user gave
-        body = response.read(MAX_RESPONSE + 1)
-    if len(body) > MAX_RESPONSE:
+        while size <= MAX_RESPONSE:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the snapshot took more than {timeout} s to arrive")
+            chunk = response.read1(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    if size > MAX_RESPONSE:
         raise ValueError(f"the snapshot is larger than {MAX_RESPONSE} bytes")
-    document: Any = json.loads(body)
+    try:
+        document: Any = json.loads(b"".join(chunks))
+    except RecursionError:
+        raise ValueError("the snapshot is nested too deeply") from None
     if not isinstance(document, dict) or not isinstance(cast("dict[str, Any]", document).get("tree"), dict):
         raise ValueError("not a snapshot document (no tree)")
     return cast("dict[str, Any]", document)
+
+
+def _plain(value: object) -> str:
+    """A value of a snapshot as the screen shows it: its text, cut to `_CELL_CHARS`, with every
+    character that is not printable (escape sequences, newlines, bidi overrides) shown escaped.
+    A snapshot is data from another process: nothing in it drives the terminal."""
+    text = str(value)
+    if len(text) > _CELL_CHARS:
+        text = f"{text[:_CELL_CHARS]}..."
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _cells(*values: object) -> list[Any]:
+    """Table cells of plain text: Rich reads a string cell as markup, a `Text` as it is."""
+    from rich.text import Text
+
+    return [Text(_plain(value)) for value in values]
 
 
 def _walk(node: dict[str, Any], depth: int = 0, path: str = "") -> Iterator[tuple[int, str, dict[str, Any]]]:
@@ -65,8 +104,8 @@ def render(document: dict[str, Any], previous: dict[str, Any] | None, url: str) 
     header = Text.assemble(
         ("actorio top", "bold"),
         f" {time.strftime('%H:%M:%S', time.localtime(float(document.get('time', 0))))}",
-        f"  pid {process.get('pid', '?')} on {process.get('host', '?')}",
-        f"  dead letters {document.get('dead_letters', 0)}  {url}",
+        f"  pid {_plain(process.get('pid', '?'))} on {_plain(process.get('host', '?'))}",
+        f"  dead letters {_plain(document.get('dead_letters', 0))}  {_plain(url)}",
     )
     table = Table(expand=False, box=None, header_style="bold")
     columns = (
@@ -83,10 +122,12 @@ def render(document: dict[str, Any], previous: dict[str, Any] | None, url: str) 
         "NOW",
     )
     rows = list(_walk(document["tree"]))
+    hidden = len(rows) - MAX_ROWS
+    rows = rows[:MAX_ROWS]
     # The names are never cut (the other columns give way first).
     widths = {
-        "ACTOR": max(len("  " * depth + str(node.get("identifier", "?"))) for depth, _, node in rows),
-        "CLASS": max(len(str(node.get("actor_class", "?")).rsplit(".", 1)[-1]) for _, _, node in rows),
+        "ACTOR": max(len("  " * depth + _plain(node.get("identifier", "?"))) for depth, _, node in rows),
+        "CLASS": max(len(_plain(node.get("actor_class", "?")).rsplit(".", 1)[-1]) for _, _, node in rows),
     }
     for column in columns:
         text = column in ("ACTOR", "CLASS", "NOW")
@@ -103,18 +144,22 @@ def render(document: dict[str, Any], previous: dict[str, Any] | None, url: str) 
             seconds = (node.get("handler_seconds") or 0.0) - (old.get("handler_seconds") or 0.0)
             mean = f"{seconds / count * 1000:.2f}" if count > 0 else "-"
         table.add_row(
-            "  " * depth + str(node.get("identifier", "?")),
-            str(node.get("actor_class", "?")).rsplit(".", 1)[-1],
-            str(node.get("queued", "?")),
-            rate,
-            mean,
-            _milliseconds(node.get("handler_p50")),
-            _milliseconds(node.get("handler_p99")),
-            "-" if handled is None else str(handled),
-            "-" if node.get("failed") is None else str(node.get("failed")),
-            str(node.get("restarts", 0)),
-            str(node.get("handling") or ""),
+            *_cells(
+                "  " * depth + _plain(node.get("identifier", "?")),
+                _plain(node.get("actor_class", "?")).rsplit(".", 1)[-1],
+                node.get("queued", "?"),
+                rate,
+                mean,
+                _milliseconds(node.get("handler_p50")),
+                _milliseconds(node.get("handler_p99")),
+                "-" if handled is None else handled,
+                "-" if node.get("failed") is None else node.get("failed"),
+                node.get("restarts", 0),
+                node.get("handling") or "",
+            )
         )
+    if hidden > 0:
+        return Group(header, table, Text(f"... and {hidden} more actors"))
     return Group(header, table)
 
 
@@ -134,7 +179,8 @@ async def _services(url: str, wait: float) -> list[tuple[dict[str, Any], dict[st
             replies: list[bytes] = []
 
             async def take(msg: Any, replies: list[bytes] = replies) -> None:
-                if len(replies) < 1000:  # at most 1000 nodes a refresh
+                # At most 1000 nodes a refresh, and MAX_RESPONSE bytes of their replies.
+                if len(replies) < 1000 and sum(map(len, replies)) + len(msg.data) <= MAX_RESPONSE:
                     replies.append(msg.data)
 
             subscribe = client.subscribe  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
@@ -146,7 +192,7 @@ async def _services(url: str, wait: float) -> list[tuple[dict[str, Any], dict[st
                 try:
                     reply = json.loads(data)
                     found.setdefault(str(reply["id"]), {})[verb] = reply
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, RecursionError):
                     continue  # not a node's reply: skipped
         return [
             (node["INFO"], node["STATS"]) for node in found.values() if "INFO" in node and "STATS" in node
@@ -162,7 +208,7 @@ def render_services(nodes: list[tuple[dict[str, Any], dict[str, Any]]], url: str
     from rich.text import Text
 
     header = Text.assemble(
-        ("actorio top", "bold"), f" {time.strftime('%H:%M:%S')}  {len(nodes)} nodes on {url}"
+        ("actorio top", "bold"), f" {time.strftime('%H:%M:%S')}  {len(nodes)} nodes on {_plain(url)}"
     )
     table = Table(expand=False, box=None, header_style="bold")
     for column in ("NODE", "NAME", "CLASS", "QUEUED", "REQUESTS", "ERRORS", "AVG MS"):
@@ -177,17 +223,19 @@ def render_services(nodes: list[tuple[dict[str, Any], dict[str, Any]]], url: str
             classes[str(endpoint.get("name"))] = str(metadata.get("actorio.actor.class", "?"))
         endpoints: list[dict[str, Any]] = stats.get("endpoints") or []
         if not endpoints:
-            table.add_row(str(info.get("id")), "-", "", "", "", "", "")
+            table.add_row(*_cells(info.get("id"), "-", "", "", "", "", ""))
         for endpoint in endpoints:
             data: dict[str, Any] = endpoint.get("data") or {}
             table.add_row(
-                str(info.get("id")),
-                str(endpoint.get("name")),
-                classes.get(str(endpoint.get("name")), "?").rsplit(".", 1)[-1],
-                str(data.get("queued", "-")),
-                str(endpoint.get("num_requests", "-")),
-                str(endpoint.get("num_errors", "-")),
-                _milliseconds((endpoint.get("average_processing_time") or 0) / 1e9),
+                *_cells(
+                    info.get("id"),
+                    endpoint.get("name"),
+                    classes.get(str(endpoint.get("name")), "?").rsplit(".", 1)[-1],
+                    data.get("queued", "-"),
+                    endpoint.get("num_requests", "-"),
+                    endpoint.get("num_errors", "-"),
+                    _milliseconds((endpoint.get("average_processing_time") or 0) / 1e9),
+                )
             )
     return Group(header, table)
 
@@ -218,17 +266,18 @@ def run_top(urls: list[str], interval: float = 1.0, once: bool = False, out: Tex
 
                 try:
                     parts.append(render_services(asyncio.run(_services(url, 0.3)), url))
-                except Exception as error:  # unreachable, refused: said on the screen
-                    parts.append(Text(f"cannot read {url}: {error}"))
+                except Exception as error:  # unreachable, refused, malformed: said on the screen
+                    parts.append(Text(_plain(f"cannot read {url}: {error}")))
                     failed = True
                 continue
             try:
                 document = fetch(url)
-            except (OSError, ValueError) as error:
-                parts.append(Text(f"cannot read {url}: {error}"))
+                parts.append(render(document, previous.get(url), url))
+            except Exception as error:  # unreachable, too slow, not a snapshot, fields of wrong types
+                parts.append(Text(_plain(f"cannot read {url}: {error}")))
+                previous.pop(url, None)
                 failed = True
                 continue
-            parts.append(render(document, previous.get(url), url))
             previous[url] = document
         return Group(*parts), failed
 

@@ -121,3 +121,109 @@ def test_top_lists_every_node_on_a_nats_server(endpoints: list[str], nats_url: s
     finally:
         top.close(force=True)
     assert top.exitstatus == 0
+
+
+# -- a hostile snapshot endpoint ------------------------------------------------------------------
+
+
+def _node(identifier: object, **fields: object) -> dict[str, object]:
+    return {"identifier": identifier, "actor_class": "m.Worker", "queued": 0, "handled": 1, **fields}
+
+
+_ESCAPES = "\x1b[2J\x1b]0;TITLE\x07\x1b]8;;http://evil\x07CLICK\r\nFORGED\x00\u202e"
+_HOSTILE: dict[str, object] = {
+    "escapes": {
+        "time": 1.0,
+        "process": {"pid": _ESCAPES, "host": _ESCAPES},
+        "dead_letters": _ESCAPES,
+        "tree": _node("id" + _ESCAPES, actor_class="m." + _ESCAPES, handling=_ESCAPES, queued=_ESCAPES),
+    },
+    "markup": {"time": 1.0, "tree": _node("[link=http://evil.example]click[/link] [/nope]")},
+    "children": {"time": 1.0, "tree": _node("r", children=5)},
+    "time": {"time": "yesterday", "tree": _node("r")},
+    "process": {"time": 1.0, "process": [1, 2], "tree": _node("r")},
+    "many": {"time": 1.0, "tree": _node("root", children=[{"identifier": f"w{i}"} for i in range(5000)])},
+}
+
+
+@pytest.fixture(scope="module")
+def hostile() -> Iterator[str]:
+    """An HTTP endpoint serving snapshots made to break a terminal (``/<case>``), and one that
+    sends a byte every half second (``/trickle``)."""
+    import http.server
+    import json
+    import threading
+    import time
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            if self.path == "/trickle":
+                for _ in range(40):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+                return
+            self.wfile.write(json.dumps(_HOSTILE[self.path.strip("/")]).encode())
+
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass  # the trickle's reader gave up: its broken pipe is expected
+
+    server = Server(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _once(url: str) -> tuple[int, str]:
+    import io
+
+    from actorio.telemetry._top import run_top
+
+    out = io.StringIO()
+    status = run_top([url], once=True, out=out)
+    return status, out.getvalue()
+
+
+def test_a_snapshot_cannot_drive_the_terminal(hostile: str) -> None:
+    """Snapshot text is shown, escaped: no escape sequence, newline, NUL or bidi override of a
+    snapshot reaches the terminal, and Rich markup in it is shown as text, not applied."""
+    status, shown = _once(f"{hostile}/escapes")
+    assert status == 0
+    for raw in ("\x1b", "\x07", "\x00", "\u202e", "\r", "FORGED\n"):
+        assert raw not in shown, repr(raw)
+    assert "\\x1b[2J" in shown
+    status, shown = _once(f"{hostile}/markup")
+    assert status == 0
+    assert "[link=http://evil.example]click[/link] [/nope]" in shown
+
+
+@pytest.mark.parametrize("case", ["children", "time", "process"])
+def test_a_malformed_snapshot_is_said_not_raised(hostile: str, case: str) -> None:
+    status, shown = _once(f"{hostile}/{case}")
+    assert status == 1
+    assert f"cannot read {hostile}/{case}" in shown
+
+
+def test_a_slow_endpoint_is_given_up_and_a_large_tree_is_cut(hostile: str) -> None:
+    import time
+
+    from actorio.telemetry._top import MAX_ROWS, fetch
+
+    started = time.monotonic()
+    with pytest.raises(OSError, match="took more than"):
+        fetch(f"{hostile}/trickle", timeout=1.0)
+    assert time.monotonic() - started < 10
+    status, shown = _once(f"{hostile}/many")
+    assert status == 0
+    assert f"and {5001 - MAX_ROWS} more actors" in shown

@@ -583,7 +583,7 @@ def decode_error(body: bytes, identifier: str, message: Message[Any]) -> Actorio
         accepted = fields.get("accepted")
         names = (
             tuple(
-                _cut(name, _NAME_CHARS)
+                name if len(name) <= _NAME_CHARS + _CUT_ROOM else _cut(name, _NAME_CHARS)
                 for name in cast("list[object]", accepted)[:_MAX_NAMES]
                 if isinstance(name, str)
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import importlib.metadata
 import logging
 import os
 import ssl
@@ -79,6 +80,19 @@ def _redact_one(url: str) -> str:
     return f"{head}{user}:***@{host}" if colon else f"{head}***@{host}"
 
 
+def _sends_token_beside_keys() -> bool:
+    """Whether the installed nats-py sends a token with an NKey's or a ``.creds`` file's
+    signature (2.15 and later); before, it dropped the token."""
+    try:
+        major, minor = (int(part) for part in importlib.metadata.version("nats-py").split(".")[:2])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return False
+    return (major, minor) >= (2, 15)
+
+
+_TOKEN_BESIDE_KEYS = _sends_token_beside_keys()
+
+
 def _has_url_credentials(url: str) -> bool:
     """Whether a server of ``url`` (comma-separated) carries credentials, as nats-py reads them:
     the user (or token) of its network location."""
@@ -111,7 +125,7 @@ class Security:
         """Refuse what nats-py would only find out while connecting (and then retry until the
         connect timeout): a missing file, an invalid seed, a password without a user, two kinds
         of credentials that nats-py would not both use (those in ``url`` included; a token may go
-        with an NKey or a ``.creds`` file). The errors never quote a secret."""
+        with an NKey or a ``.creds`` file from nats-py 2.15 on). The errors never quote a secret."""
         if (self.user is None) != (self.password is None):
             raise ValueError("user and password go together: give both or neither")
         secrets = [
@@ -133,10 +147,10 @@ class Security:
             if given
         ]
         # nats-py would use one and drop the other, except a token beside an NKey or a .creds file
-        # (both are sent: an auth callout reads the token).
+        # from nats-py 2.15 on (both are sent: an auth callout reads the token).
         clash = secrets if len(secrets) > 1 else keys if len(keys) > 1 else []
-        if not clash and keys and self.user is not None:
-            clash = ["user/password", keys[0]]
+        if not clash and keys and secrets and (secrets != ["token"] or not _TOKEN_BESIDE_KEYS):
+            clash = [secrets[0], keys[0]]
         if clash:
             raise ValueError(f"give one kind of credentials, not {' and '.join(clash)}")
         for file in (self.nkey_seed_file, self.credentials_file):

@@ -158,6 +158,19 @@ class StoredDeadLetter:
         )
 
 
+def _stored_at(msg: Msg) -> str:
+    """When ``msg`` was stored in its stream, in nanoseconds, as its acknowledgement subject says
+    (``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>``,
+    or with a domain and an account before the stream and a token after): the same on every
+    delivery, whatever the nats-py version or the time zone."""
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == 9:
+        return tokens[7]
+    if len(tokens) >= 11:
+        return tokens[9]
+    return ""
+
+
 def _own_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """A message's own headers: without JetStream's (``Nats-Msg-Id``, ``Nats-Expected-Stream``,
     ...) and without the ``Actorio-Dead-*`` ones."""
@@ -209,9 +222,9 @@ class DeadLetterStreams:
         headers = _own_headers(msg.headers or {})
         headers.update(
             {
-                # The sequence and the time it was stored: what only a consumer of the stream
-                # knows. A retried move stores it once; no one else can store a decoy first.
-                MSG_ID: f"{stream}:{sequence}:{metadata.timestamp.isoformat()}",
+                # The sequence and the time it was stored: what a consumer of the stream reads.
+                # A retried move stores it once; a decoy stored first must guess the time.
+                MSG_ID: f"{stream}:{sequence}:{_stored_at(msg)}",
                 _REPLAY: f"replay:{secrets.token_hex(16)}",
                 _NAME: name,
                 _STREAM: stream,

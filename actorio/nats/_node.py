@@ -206,8 +206,8 @@ class Node(NodeEntities):
           in the URL); ``token`` (or ``nats://token@host``); ``nkey_seed`` (the NKey seed itself,
           ``"SU..."``) or ``nkey_seed_file`` (a file holding it); ``credentials_file`` (a ``.creds``
           file: a user JWT and its NKey seed, as written by ``nsc``); a ``token`` may also go with
-          an NKey or a ``.creds`` file (both are sent: an auth callout reads the token). NKeys need
-          the ``nkeys`` package, in the ``nats`` extra.
+          an NKey or a ``.creds`` file with nats-py 2.15 or later (an auth callout reads it). NKeys
+          need the ``nkeys`` package, in the ``nats`` extra.
         - ``inbox_prefix``: where this connection's replies come (its asks', JetStream's answers):
           ``<inbox_prefix>.<random token>``. Give each NATS user a prefix of its own
           (``"_INBOX.shop-worker"``) and let it subscribe to that only: then no user can read

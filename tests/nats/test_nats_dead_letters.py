@@ -472,3 +472,17 @@ async def test_a_poison_message_does_not_stop_a_durable_pool(
         await wait_until(later_handled, 30, interval=0.05)
         assert first.process.returncode is None
         assert second.process.returncode is None
+
+
+async def test_the_time_a_message_was_stored_is_read_from_its_acknowledgement_subject() -> None:
+    """The move's id holds it: the same on every delivery, in any time zone and nats-py version."""
+    from nats.aio.msg import Msg
+
+    from actorio.nats._dead_letter_stream import _stored_at  # pyright: ignore[reportPrivateUsage]
+
+    def stored(reply: str) -> str:
+        return _stored_at(Msg(None, reply=reply))  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+    assert stored("$JS.ACK.S.c.2.5.7.1796540929437294141.0") == "1796540929437294141"
+    assert stored("$JS.ACK.hub.ACCHASH.S.c.2.5.7.1796540929437294141.0.tok") == "1796540929437294141"
+    assert stored("") == ""

@@ -211,8 +211,11 @@ async def test_credentials_that_cannot_be_used_are_refused_before_connecting(tmp
     # What nats-py uses together is not refused: a token beside a .creds file (an auth callout
     # reads it; here the missing file is what is refused), each server with its own credentials,
     # and an "@" that is not in a URL's network location.
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError):  # nats-py 2.15 or later, as this suite installs
         await Node.connect(url, token=SECRET, credentials_file=tmp_path / "missing.creds")
+    for credentialed in (f"nats://alice:{SECRET}@127.0.0.1:1", f"nats://{SECRET}@127.0.0.1:1"):
+        with pytest.raises(ValueError, match="not credentials in the URL and nkey_seed"):
+            await Node.connect(credentialed, nkey_seed=Key.make().seed)
     with pytest.raises(NodeUnreachable):
         await Node.connect(f"nats://a:{SECRET}@127.0.0.1:1,nats://{SECRET}@127.0.0.1:2", connect_timeout=0.5)
     with pytest.raises(NodeUnreachable):

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ._log_limit import printable
+
 __all__ = ["DeadLetter", "DeadLetters", "PayloadPreview", "dead_letters"]
 
 dead_letters_logger = logging.getLogger("actorio.dead_letters")
@@ -197,7 +199,7 @@ class DeadLetters:
         dead_letters_logger.info(
             "dead letter (%s) for %s: %s%s",
             letter.reason,
-            shorten(letter.recipient),
+            shorten(printable(letter.recipient)),
             shorten(repr(letter.message)),
             because,
         )

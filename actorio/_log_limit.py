@@ -12,7 +12,17 @@ from __future__ import annotations
 import logging
 import time
 
-__all__ = ["LogLimit"]
+__all__ = ["LogLimit", "printable"]
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with every character that is not printable (escape sequences, control characters,
+    newlines, bidi overrides) written as its Python escape (``\\x1b``), but those in ``keep``
+    (``"\\n"``: a multi-line text stays one): what came from outside, safe in a log line or on a
+    terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
 
 
 class LogLimit:

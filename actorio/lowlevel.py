@@ -27,7 +27,8 @@ What is here:
   `wire_aliases_of` (the other wire names a receiver accepts),
   `reply_type_of`, `message_types_of`, and `wire_envelope_model` / `wire_union_adapter` to
   validate the wire form of chosen message types.
-- **Logs**: `LogLimit`, logging within a limit, for lines that input from outside could multiply.
+- **Logs**: `LogLimit`, logging within a limit, for lines that input from outside could multiply;
+  `printable`, text from outside with its control characters escaped.
 - **Types**: `is_message_class`, `is_actor_class`, `union_arms`; `Request`, the structural type
   that lets a signature say "a member of this protocol whose reply is R" (as `actorio.ask` does),
   and `Member`, its counterpart for a message class (as `ActorRef.narrow`).
@@ -71,7 +72,7 @@ from ._dispatch import (
 )
 from ._incarnation import SIGNALS, decision_on
 from ._inputs import Barrier
-from ._log_limit import LogLimit
+from ._log_limit import LogLimit, printable
 from ._mailbox import Mailbox, MailboxLike
 from ._message import is_message_class
 from ._propagation import Extract, Inject, extracted, inject, set_propagator
@@ -139,6 +140,7 @@ __all__ = [
     "make_child",
     "message_types_of",
     "observe_sends",
+    "printable",
     "remove_handler_wrapper",
     "remove_send_hook",
     "remove_timer_hook",

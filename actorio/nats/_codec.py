@@ -47,6 +47,7 @@ from ..lowlevel import (
     encode_wire,
     is_actor_class,
     is_message_class,
+    printable,
     reply_type_of,
     union_arms,
     wire_aliases_of,
@@ -534,13 +535,15 @@ _CUT_ROOM = 40
 its limit was cut by the node that sent it, and is not cut again."""
 
 
-def _string(data: Mapping[str, object], key: str, limit: int, default: str = "") -> str:
+def _string(data: Mapping[str, object], key: str, limit: int, default: str = "", keep: str = "") -> str:
     """``data[key]`` if it is a string, within ``limit`` characters as `encode_error` makes them
-    (an error body comes from the wire: another sender's are not bounded); else ``default``."""
+    (an error body comes from the wire: another sender's are not bounded), its characters that
+    are not printable escaped but those in ``keep`` (it ends in logs and tracebacks); else
+    ``default``."""
     value = data.get(key)
     if not isinstance(value, str):
         return default
-    return value if len(value) <= limit + _CUT_ROOM else _cut(value, limit)
+    return printable(value if len(value) <= limit + _CUT_ROOM else _cut(value, limit), keep)
 
 
 def _integer(data: Mapping[str, object], key: str) -> int:
@@ -610,6 +613,6 @@ def decode_error(body: bytes, identifier: str, message: Message[Any]) -> Actorio
         identifier,
         _string(fields, "type", _FIELD_CHARS, "Exception"),
         _string(fields, "module", _FIELD_CHARS),
-        _string(fields, "message", MESSAGE_CHARS),
-        _string(fields, "traceback", TRACEBACK_CHARS),
+        _string(fields, "message", MESSAGE_CHARS, keep="\n\t"),
+        _string(fields, "traceback", TRACEBACK_CHARS, keep="\n\t"),
     )

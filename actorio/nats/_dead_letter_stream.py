@@ -28,6 +28,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RawStreamMsg, RetentionPolicy, StorageType, StreamConfig
 
 from .. import ActorioException
+from ..lowlevel import printable
 from ._codec import MSG_ID
 
 __all__ = [
@@ -129,7 +130,8 @@ class StoredDeadLetter:
         """Read one message of a dead-letter stream."""
         # nats-py leaves the headers' dict untyped.
         headers = cast("dict[str, str] | None", raw.headers)  # pyright: ignore[reportUnknownMemberType]
-        stored: dict[str, str] = dict(headers or {})
+        # nats-py gives a value it parsed as a non-ASCII header an email Header object: a string here.
+        stored: dict[str, str] = {key: str(value) for key, value in (headers or {}).items()}
 
         def number(key: str) -> int:
             try:
@@ -181,7 +183,7 @@ def _header_text(text: str) -> str:
     """``text`` as one line of printable ASCII, at most ``_ERROR_CHARS`` characters."""
     if len(text) > _ERROR_CHARS:
         text = text[:_ERROR_CHARS] + "..."
-    flat = " ".join(text.split())
+    flat = printable(" ".join(text.split()))
     return flat.encode("ascii", "backslashreplace").decode("ascii")
 
 

@@ -31,7 +31,7 @@ import nats.errors
 from nats.aio.msg import Msg
 
 from .. import Actor, DeadLetter, InvalidPayload, Message, dead_letters
-from ..lowlevel import LogLimit, Mailbox, extracted, report_transport
+from ..lowlevel import LogLimit, Mailbox, extracted, printable, report_transport
 from ._codec import REPLY
 from ._dead_letter_stream import DeadLetterStreams, DeliveryLimitReached, dead_letter_stream
 from ._publication import queue_ask, wait_handled
@@ -252,7 +252,7 @@ class Settlement:
         )
         gave_up.__cause__ = cause
         dead_letters.record(message, recipient, "failed", gave_up)
-        self._logs.log(logging.WARNING, "%s", gave_up)
+        self._logs.log(logging.WARNING, "%s", printable(str(gave_up)))  # the error's text: any
         with contextlib.suppress(nats.errors.Error):
             await msg.term()
 

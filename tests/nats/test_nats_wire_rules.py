@@ -153,6 +153,18 @@ def test_decode_error_bounds_what_another_sender_made_long() -> None:
     assert received.remote_message.endswith("(5000 characters)")
 
 
+def test_an_error_reply_cannot_drive_a_terminal_or_a_log() -> None:
+    """An error reply's text ends in logs and tracebacks: its escape sequences and control
+    characters arrive escaped (a message's newlines stay: errors span lines)."""
+    evil = "\x1b[2J\x1b]0;TITLE\x07\x00\u202e"
+    body = json.dumps({"kind": "error", "type": "X" + evil, "module": evil, "message": "a\nb" + evil})
+    error = decode_error(body.encode(), "liar", Message())
+    assert isinstance(error, RemoteError)
+    for text in (error.type_name, error.module, error.remote_message, str(error)):
+        assert not any(raw in text for raw in ("\x1b", "\x07", "\x00", "\u202e")), repr(text)
+    assert error.remote_message.startswith("a\nb\\x1b[2J")
+
+
 def test_a_reply_is_read_by_its_status_only_when_it_is_ok_or_error() -> None:
     body = b"3"
     assert read_reply("x", {"Actorio-Status": "ok"}, body, None) == 3

@@ -252,3 +252,21 @@ async def test_restart_lines_are_limited_per_actor_class(caplog: pytest.LogCaptu
     assert len([r for r in restarts if r.getMessage().startswith("many-")]) == RESTART_LOG_LIMIT
     assert len([r for r in restarts if r.getMessage().startswith("fragile")]) == 1
     assert all(getattr(r, "actor", None) for r in restarts)  # the actor's adapter logged them
+
+
+def test_printable_escapes_what_could_drive_a_terminal_or_forge_a_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from actorio import dead_letters
+    from actorio.lowlevel import printable
+
+    assert printable("plain text, é") == "plain text, é"
+    assert printable("a\x1b[2J\nb\u202e") == "a\\x1b[2J\\nb\\u202e"
+    assert printable("a\nb\tc\x07", keep="\n\t") == "a\nb\tc\\x07"
+    caplog.set_level(logging.INFO, logger="actorio.dead_letters")
+    dead_letters.clear()
+    dead_letters.record(Sync(), "key\x1b]0;TITLE\x07\nFORGED", "stopped")
+    [line] = [r.getMessage() for r in caplog.records if r.name == "actorio.dead_letters"]
+    assert "\x1b" not in line
+    assert "\n" not in line
+    assert "key\\x1b]0;TITLE" in line

@@ -218,14 +218,8 @@ async def test_a_restarted_failures_traceback_is_at_the_level_chosen(
     assert "boom by design" in caplog.text
 
 
-class _Many(Actor[Fail | Sync]):
-    @handles(Fail)
-    async def fail(self, msg: Fail) -> None:
-        raise RuntimeError("one of many")
-
-    @handles(Sync)
-    async def sync(self, msg: Sync) -> int:
-        return 1
+class _Many(Fragile):
+    """Fragile's handlers, a class of its own: restart lines are limited per class."""
 
 
 @pytest.mark.asyncio

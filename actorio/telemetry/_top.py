@@ -20,6 +20,8 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any, TextIO, cast
 
+from ..lowlevel import printable
+
 __all__ = ["MAX_RESPONSE", "MAX_ROWS", "fetch", "render", "render_services", "run_top"]
 
 MAX_RESPONSE = 16 * 1024 * 1024
@@ -66,11 +68,7 @@ def _plain(value: object) -> str:
     character that is not printable (escape sequences, newlines, bidi overrides) shown escaped.
     A snapshot is data from another process: nothing in it drives the terminal."""
     text = str(value)
-    if len(text) > _CELL_CHARS:
-        text = f"{text[:_CELL_CHARS]}..."
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return printable(f"{text[:_CELL_CHARS]}..." if len(text) > _CELL_CHARS else text)
 
 
 def _cells(*values: object) -> list[Any]:

@@ -68,7 +68,8 @@ class MailboxLike(Protocol):
     - `reject`: a message arrived after the close: fail its ask with `ActorStopped`, or record
       a dead letter;
     - `put_system`: a system message (a watch notice), ahead of user messages;
-    - ``watchers`` and ``termination``: the death-watch state (see ``_watch.py``);
+    - ``watchers`` and ``termination``: the death-watch state (see ``_watch.py``); ``stop_reason``:
+      why the actor stopped, read from ``termination``;
     - ``identifier``: the name of whoever reads it; ``actor``: the actor (the incarnation) that
       handles what is queued now; ``waiting``: not ``None`` while its reader waits for a message
       (so an ask from the reader's own task, which would never be answered, can only happen
@@ -87,6 +88,10 @@ class MailboxLike(Protocol):
     watchers: list[Sender] | None
     termination: tuple[BaseException | None] | None
     waiting: asyncio.Future[None] | None
+
+    @property
+    def stop_reason(self) -> BaseException | None: ...
+
     reader: CoroutineType[Any, Any, None] | None
 
     def put(self, item: Any, /) -> None: ...
@@ -185,12 +190,17 @@ class Mailbox:
         ``reason``, else why the actor stopped, once its watchers were told), or it is a dead
         letter (reason ``stopped``)."""
         sender = getattr(message, "sender", None)
-        if type(sender) is AskRef:
-            if reason is None and self.termination is not None:
-                reason = self.termination[0]
-            if sender.fail(ActorStopped(self.identifier, message, reason)):
-                return
+        if type(sender) is AskRef and sender.fail(
+            ActorStopped(self.identifier, message, reason or self.stop_reason)
+        ):
+            return
         dead_letters.record(message, self.identifier, "stopped")
+
+    @property
+    def stop_reason(self) -> BaseException | None:
+        """Why the actor stopped, once its watchers were told (``None``: not yet, or a clean stop)."""
+        termination = self.termination
+        return None if termination is None else termination[0]
 
     def withdraw(self, item: Any) -> bool:
         """Take ``item`` (that very object) back out of the queue, if it is still there; True if

@@ -275,8 +275,7 @@ class ActorRef(BaseRef, Generic[P]):
         if _observing:
             _notify(self, message, True)
         mailbox = self._mailbox
-        termination = mailbox.termination
-        return ActorStopped(mailbox.identifier, message, None if termination is None else termination[0])
+        return ActorStopped(mailbox.identifier, message, mailbox.stop_reason)
 
     async def tell_payload(self, payload: Payload, /) -> None:
         """Validate a wire payload with the actor's protocol (``Actor.protocol.validate``), then tell

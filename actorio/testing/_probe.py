@@ -87,6 +87,10 @@ class _ProbeTarget:
     async def wait_for_room(self) -> None:
         """A probe is unbounded: there is always room."""
 
+    @property
+    def stop_reason(self) -> BaseException | None:  # a probe never stops
+        return None
+
     def reject(self, message: Any) -> None:  # a probe is never closed
         dead_letters.record(message, self.identifier, "stopped")
 

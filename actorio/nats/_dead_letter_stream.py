@@ -73,7 +73,9 @@ def dead_letter_subject(prefix: str, name: str) -> str:
 class DeliveryLimitReached(ActorioException):
     """A stored message was moved to its name's dead-letter stream: its handler failed on its last
     allowed delivery (``Durable.max_deliver``), it was delivered far more often than that without
-    an outcome (to processes that died holding it), or its delivery failed in the node itself.
+    an outcome (to processes that died holding it), its delivery failed in the node itself, or
+    it was for an entity that cannot start while such entities held half of their shard's
+    messages (error type ``EntityNotStarted``; the dead letter's reason is then ``overflow``).
 
     The error of the dead letter recorded in ``actorio.dead_letters`` for the move; ``__cause__``
     is the handler's last error, if there was one.

@@ -32,7 +32,7 @@ import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import nats.errors
 import nats.js.errors
@@ -44,7 +44,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
 from .. import Actor, ChildSpec, dead_letters
 from ..lowlevel import LogLimit, Mailbox, inject, report_transport
 from ._codec import ERROR, REPLY, TIMEOUT, encode_error
-from ._dead_letter_stream import DeadLetterStreams, StoredDeadLetter
+from ._dead_letter_stream import (
+    DeadLetterStreams,
+    DeliveryLimitReached,
+    StoredDeadLetter,
+    dead_letter_stream,
+)
 from ._durable import Durable, Streams
 from ._durable_shards import ShardPump
 from ._entity_host import LEASE
@@ -514,14 +519,42 @@ class DurableMailbox:
         """Move ``msg``, whose subject names no valid key (``text`` says why), to the type's
         dead-letter stream and take it out of the mailbox; False (it is given back) if the
         dead-letter stream did not store it."""
-        identifier = f"{self.entity_type}/{msg.subject.rsplit('.', 1)[-1][:40]}"
-        if not await self.dead.move(msg, self.dead_name, msg.metadata.num_delivered, "InvalidKey", text):
+        return await self._dead_letter(msg, "InvalidKey", text, "invalid", ValueError(text))
+
+    async def dead_letter_unstarted(self, msg: Msg, text: str, cause: BaseException | None) -> bool:
+        """Move ``msg``, a message for a key whose entity cannot start (``text`` says why, and
+        ``cause`` is the start's error), to the dead-letter stream (error type
+        ``EntityNotStarted``) and take it out of the mailbox: a dead letter ``overflow``, its
+        error a `DeliveryLimitReached`. False (it is given back) if it was not stored."""
+        gave_up = DeliveryLimitReached(
+            self._identifier(msg),
+            msg.metadata.num_delivered,
+            dead_letter_stream(self.stream),
+            "EntityNotStarted",
+            text,
+        )
+        gave_up.__cause__ = cause
+        return await self._dead_letter(msg, "EntityNotStarted", text, "overflow", gave_up)
+
+    async def _dead_letter(
+        self,
+        msg: Msg,
+        error_type: str,
+        text: str,
+        reason: Literal["invalid", "overflow"],
+        error: BaseException,
+    ) -> bool:
+        if not await self.dead.move(msg, self.dead_name, msg.metadata.num_delivered, error_type, text):
             await give_back([msg])
             return False
-        dead_letters.record(msg.data, identifier, "invalid", ValueError(text))
+        dead_letters.record(msg.data, self._identifier(msg), reason, error)
         with contextlib.suppress(nats.errors.Error):
             await msg.term()
         return True
+
+    def _identifier(self, msg: Msg) -> str:
+        """``<type>/<key>`` of a stored message, by its subject's last token (cut to 40)."""
+        return f"{self.entity_type}/{msg.subject.rsplit('.', 1)[-1][:40]}"
 
     async def _forged(self, subject: str) -> None:
         """Move the messages of a subject whose key is invalid (written by someone other than

@@ -12,7 +12,8 @@ stream order: the key's later messages wait in the pump, and a message given bac
 failed and it waits for its retry, or its entity stopped first) is handled before any later one
 of its key. Other keys go on meanwhile. Each message is settled by the durable rules
 (``_settlement``). A message whose subject names no key of the shard (forged) is moved to the
-dead-letter stream.
+dead-letter stream, and so are the messages of keys whose entity cannot start beyond
+`stuck_limit` (half the pump), so that such keys never stop the shard's other keys.
 """
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ bound on the memory one shard takes (with 64 shards, 32,768 messages for a type)
 _BATCH = 128  # messages asked for by one fetch
 
 
+def stuck_limit() -> int:
+    """The messages that the keys of a shard whose entity cannot start may hold in its pump,
+    together: half of `MAX_ACK_PENDING`. Their messages beyond it are moved to the dead-letter
+    stream, so that the shard's other keys always have the other half."""
+    return MAX_ACK_PENDING // 2
+
+
 def consumer_name(shard: int) -> str:
     """The durable consumer of ``shard``: ``shard-<n>``."""
     return f"shard-{shard}"
@@ -69,6 +77,7 @@ class _Key:
         "retiring",
         "not_before",
         "failed_starts",
+        "start_error",
         "handled",
     )
 
@@ -90,6 +99,9 @@ class _Key:
         self.not_before = 0.0
         """No message of the key is handled before this time (its entity could not start)."""
         self.failed_starts = 0
+        self.start_error: Exception | None = None
+        """Why its entity's last start failed (its factory or its recovery raised); None once
+        it started."""
         self.handled = 0
         """The stream sequence of the key's last message handled and acknowledged: a copy of it
         (or of an earlier one) delivered again, its acknowledgement lost, is not handled again."""
@@ -248,6 +260,9 @@ class ShardPump:
             # lost): acknowledged again, not handled again, and never after a later one.
             mailbox.spawn(_ack_again(msg))
             return
+        if state is not None and state.start_error is not None and self._stuck() >= stuck_limit():
+            mailbox.spawn(self._unstarted(state, msg))
+            return
         self._held[seq] = msg
         if state is None:
             state = self.keys[key] = _Key(key, mailbox.clock())
@@ -263,6 +278,22 @@ class ShardPump:
             and self._mailbox.clock() >= state.not_before
         ):
             state.worker = self._mailbox.spawn(self._work(state))
+
+    def _stuck(self) -> int:
+        """The messages held for keys whose entity cannot start."""
+        return sum(len(state.waiting) for state in self.keys.values() if state.start_error is not None)
+
+    async def _unstarted(self, state: _Key, msg: Msg) -> None:
+        """Move ``msg``, of a key whose entity cannot start, to the dead-letter stream: the keys
+        that cannot start hold `stuck_limit` messages of the shard already."""
+        if self._fenced():
+            return
+        text = (
+            f"{self._mailbox.entity_type}/{state.key} could not start ({state.failed_starts} "
+            f"tries, last: {state.start_error!r}), and keys that cannot start hold "
+            f"{stuck_limit()} messages of shard {self.shard}"
+        )
+        await self._mailbox.dead_letter_unstarted(msg, text, state.start_error)
 
     async def _forged(self, msg: Msg) -> None:
         """Move a message whose subject names no key of this shard to the dead-letter stream."""
@@ -311,6 +342,11 @@ class ShardPump:
             state.waiting[seq] = msg
             state.not_before = mailbox.clock() + mailbox.settings.retry_backoff.delay(state.failed_starts)
             state.failed_starts += 1
+            if state.start_error is not None:  # the newest beyond the limit go, the oldest wait
+                excess = self._stuck() - stuck_limit()
+                for late in sorted(state.waiting, reverse=True)[: max(0, excess)]:
+                    self._settled(late)
+                    await self._unstarted(state, state.waiting.pop(late))
             return
         running = mailbox.running
         if (self.shard, state.key) in running:
@@ -430,11 +466,13 @@ class ShardPump:
         except Exception as error:
             mailbox.running.pop((self.shard, state.key), None)
             state.mailbox = state.supervisor = state.settlement = None
+            state.start_error = error
             mailbox.logs.log(
                 logging.WARNING, "%s/%s could not be started: %r", mailbox.entity_type, state.key, error
             )
             return None
         state.mailbox, state.supervisor, state.failed_starts = entity, supervisor, 0
+        state.start_error = None
         state.settlement = Settlement(
             mailbox.receiver,
             mailbox.settings,

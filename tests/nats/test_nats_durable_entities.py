@@ -23,6 +23,7 @@ from typing_extensions import assert_type
 from actorio import Actor, ActorRef, Backoff, DeadLetter, Message, SupervisorStrategy, dead_letters, handles
 from actorio.nats import DeliveryLimitReached, Durable, EntityRef, LocalServer, Node
 from actorio.nats._durable_entities import mailbox_stream, mailbox_subject, shard_of
+from actorio.nats._durable_shards import MAX_ACK_PENDING, stuck_limit
 from tests.nats_support.processes import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -398,3 +399,62 @@ async def test_asyncio_s_timeout_from_a_batch_fetch_is_an_empty_fetch(
     await ref.tell(Put(seq=1))
     assert await ref.ask(Seen(), timeout=20) == [1]
     assert raised == 2
+
+
+class Broken(Ledger):
+    """A ledger whose keys in ``BROKEN`` cannot start (their factory raises)."""
+
+    BROKEN: ClassVar[set[str]] = set()
+
+    def __init__(self, key: str) -> None:
+        if key in Broken.BROKEN:
+            raise RuntimeError(f"{key} cannot start")
+        super().__init__(key)
+
+
+async def test_keys_that_cannot_start_hold_at_most_half_their_shard(pair: tuple[Node, Node]) -> None:
+    # One key whose entity cannot start, told more messages than the shard's pump holds
+    # (MAX_ACK_PENDING): it keeps its oldest messages up to half the pump, the newer ones go to
+    # the dead-letter stream, and another key of its shard is still served. Without the limit
+    # the pump filled with the stuck key's messages and the shard stopped.
+    hosting, client = pair
+    Broken.BROKEN = {"stuck"}
+    letters: list[DeadLetter] = []
+    dead_letters.add_listener(letters.append)
+    host = await hosting.host(Broken, name="broken1", durable=FAST, lease=LEASE)
+    assert host.durable is not None
+    assert shard_of("stuck", 64) == shard_of("k73", 64)
+    stuck, other = client.entity("broken1", "stuck", Broken), client.entity("broken1", "k73", Broken)
+    told = MAX_ACK_PENDING + 100
+    for seq in range(1, told + 1):
+        await stuck.tell(Put(seq=seq))
+    await other.tell(Put(seq=1))
+    assert await other.ask(Seen(), timeout=30) == [1]
+
+    moved = told - stuck_limit()
+
+    async def all_moved() -> bool:
+        assert host.durable is not None
+        return len(await host.durable.dead_letters(limit=None)) >= moved
+
+    await wait_until(all_moved, 30)
+    stored = await host.durable.dead_letters(limit=None)
+    assert len(stored) == moved
+    assert {letter.error_type for letter in stored} == {"EntityNotStarted"}
+    assert "stuck cannot start" in stored[0].error
+    assert sorted(json.loads(letter.data)["data"]["seq"] for letter in stored) == list(
+        range(stuck_limit() + 1, told + 1)
+    )
+    overflow = [letter for letter in letters if letter.recipient == "broken1/stuck"]
+    assert len(overflow) == moved
+    assert {letter.reason for letter in overflow} == {"overflow"}
+    assert isinstance(overflow[0].error, DeliveryLimitReached)
+    assert isinstance(overflow[0].error.__cause__, RuntimeError)
+
+    Broken.BROKEN = set()  # it starts at its next try, and handles what it kept, in order
+
+    async def all_handled() -> bool:
+        return len(Ledger.HANDLED.get("stuck", [])) >= stuck_limit()
+
+    await wait_until(all_handled, 30)
+    assert await stuck.ask(Seen(), timeout=30) == list(range(1, stuck_limit() + 1))

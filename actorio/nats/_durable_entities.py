@@ -53,6 +53,7 @@ from ._dead_letter_stream import (
 from ._durable import Durable, Streams
 from ._durable_shards import ShardPump
 from ._entity_host import LEASE
+from ._entity_persistence import WAKE
 from ._keeper import PublicationSupervisor, Target
 from ._settlement import Failures, give_back
 
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SHARDS",
-    "WAKE",
     "DurableMailbox",
     "DurableSending",
     "dead_letter_name",
@@ -75,8 +75,6 @@ __all__ = [
 
 _logger = logging.getLogger("actorio.nats")
 
-WAKE = "Actorio-Wake"
-"""Set on the empty message that wakes a durable entity's shard after a store."""
 
 SHARDS = "actorio.shards"
 """The mailbox stream's metadata key noting the type's number of shards (``Durable.shards``)."""
@@ -458,14 +456,20 @@ class DurableMailbox:
         pump = self.pumps.get(activation.key)
         if pump is not None:
             pump.woken()
+        identifier = f"{self.entity_type}/{activation.key}"
         if msg.reply:
             refusal = ValueError(
                 f"{self.entity_type} is a durable entity type: ask it through node.entity(...), "
                 "which stores the ask in its mailbox"
             )
-            identifier = f"{self.entity_type}/{activation.key}"
             if self.receiver.destinations.refusal(msg.reply) is None:
                 await self.receiver.send(identifier, msg.reply, encode_error(refusal, identifier), ERROR)
+        elif msg.data:  # not a wake (those are empty): a tell that was not stored
+            refusal = ValueError(
+                f"{self.entity_type} is a durable entity type: a tell to its core subject is not "
+                "stored or handled; tell it through node.entity(...)"
+            )
+            dead_letters.record(msg.data, identifier, "invalid", refusal)
 
     # -- scans ---------------------------------------------------------------------------------
 

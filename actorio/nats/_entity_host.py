@@ -285,7 +285,12 @@ class EntityHost:
             await self.durable.woken(activation, msg)
             return
         if msg.headers and WAKE in msg.headers:
-            return  # it only activated the key (its due reminders fire from its recovery)
+            # It only activated the key (its due reminders fire from its recovery). A wake is
+            # an empty tell: one with a payload or a reply address was not sent by actorio.
+            if msg.data or msg.reply:
+                problem = ValueError(f"a message with an {WAKE} header must be empty and told")
+                await self._refuse(msg, self._identifier(activation.key), problem)
+            return
         activation.last = now
         if activation.key in self._recent:  # 65 ns (100,000 keys); a delivery costs ~300 us
             self._recent.move_to_end(activation.key)

@@ -48,7 +48,8 @@ __all__ = ["DUE_MAX_BYTES", "WAKE", "EntityFenced", "EntityJournal", "Reminders"
 _logger = logging.getLogger("actorio.nats")
 
 WAKE = "Actorio-Wake"
-"""Marks an empty message that only activates its key (to fire its due reminders)."""
+"""Marks an empty told message that only activates its key: to fire its due reminders, or
+(a durable type) to have its shard's pump fetch what was stored for it."""
 
 _MAX_DUE_BYTES = 64
 _MAX_INDEXED = 1_000_000

@@ -347,6 +347,31 @@ async def test_a_request_to_a_durable_type_s_core_subject_is_refused(pair: tuple
     assert "alice" not in Ledger.HANDLED
 
 
+async def test_a_tell_to_a_durable_type_s_core_subject_is_a_dead_letter(pair: tuple[Node, Node]) -> None:
+    # Wakes are empty: a tell with a payload on a shard's core subject was not stored, so it is
+    # not handled, and it is recorded as refused rather than dropped unseen.
+    hosting, client = pair
+    letters: list[DeadLetter] = []
+    dead_letters.add_listener(letters.append)
+    await hosting.host(Ledger, name="ledger12", durable=FAST, lease=LEASE)
+    ref = client.entity("ledger12", "alice", Ledger)
+    await ref.tell(Put(seq=1))
+    assert await ref.ask(Seen(), timeout=20) == [1]  # its shard active
+    shard = shard_of("alice", 64)
+    subject = f"actorio.entity.ledger12.{hosting.node_id}.{shard}"
+    body = json.dumps({"type": "Put", "data": {"seq": 2}}).encode()
+    await client.client.publish(subject, body, headers={"Actorio-Lease": "0"})
+
+    async def recorded() -> bool:
+        return any(letter.recipient == f"ledger12/{shard}" for letter in letters)
+
+    await wait_until(recorded, 10)
+    (letter,) = [letter for letter in letters if letter.recipient == f"ledger12/{shard}"]
+    assert letter.reason == "invalid"
+    assert "core subject" in str(letter.error)
+    assert await ref.ask(Seen(), timeout=20) == [1]
+
+
 class Late(Ledger):
     """A ledger whose first ``FAILS`` constructions raise (its factory fails, then recovers)."""
 

@@ -410,3 +410,32 @@ async def test_a_forged_newer_lease_claim_does_not_passivate_the_entity(nodes: l
         assert (reply.headers or {}).get("Actorio-Status") == "error"
     assert await ref.ask(Balance()) == 5  # the same activation, its state kept, no forged Add handled
     assert host.activations["kept"] is activation
+
+
+async def test_a_wake_header_on_a_message_with_a_payload_is_refused_not_dropped(nodes: list[Node]) -> None:
+    """Actorio's wakes are empty tells: a message with a payload (or a reply address) and an
+    ``Actorio-Wake`` header was not sent by actorio. It is not handled, and it is refused where
+    it enters: a dead letter ``invalid`` for a tell, an error reply for an ask."""
+    from actorio import dead_letters
+
+    a, _, client = nodes
+    host = await a.host(account_class(a), name="acct13", lease=LEASE)
+    ref = client.entity("acct13", "w", Account)
+    assert await ref.ask(Balance()) == 0  # active: its lease's claim is in the bucket
+    owner = await host.placements.lookup("w")
+    assert owner is not None
+    nc = client._nc  # pyright: ignore[reportPrivateUsage]
+    subject = f"{client.prefix}.entity.acct13.{a.node_id}.w"
+    headers = {"Actorio-Lease": str(owner.claim), "Actorio-Wake": "1"}
+    await nc.publish(subject, b'{"type":"Add","amount":7}', headers=headers)
+    reply = await nc.request(subject, b'{"type":"Balance"}', headers=headers, timeout=5)
+    assert (reply.headers or {}).get("Actorio-Status") == "error"
+    assert b"Actorio-Wake" in reply.data
+
+    async def recorded() -> bool:
+        return any(letter.recipient == "acct13/w" for letter in dead_letters.of(reason="invalid"))
+
+    await wait_until(recorded, 10.0)
+    await nc.publish(subject, b"", headers=headers)  # a real wake: no dead letter, nothing handled
+    assert await ref.ask(Balance()) == 0
+    assert [letter.recipient for letter in dead_letters.of(reason="invalid")].count("acct13/w") == 1

@@ -214,28 +214,42 @@ def render_services(nodes: list[tuple[dict[str, Any], dict[str, Any]]], url: str
             column, justify="left" if column in ("NODE", "NAME", "CLASS") else "right", no_wrap=True
         )
     for info, stats in sorted(nodes, key=lambda pair: str(pair[0].get("id"))):
-        described: list[dict[str, Any]] = info.get("endpoints") or []
-        classes: dict[str, str] = {}
-        for endpoint in described:
-            metadata: dict[str, Any] = endpoint.get("metadata") or {}
-            classes[str(endpoint.get("name"))] = str(metadata.get("actorio.actor.class", "?"))
-        endpoints: list[dict[str, Any]] = stats.get("endpoints") or []
-        if not endpoints:
-            table.add_row(*_cells(info.get("id"), "-", "", "", "", "", ""))
-        for endpoint in endpoints:
-            data: dict[str, Any] = endpoint.get("data") or {}
-            table.add_row(
-                *_cells(
-                    info.get("id"),
-                    endpoint.get("name"),
-                    classes.get(str(endpoint.get("name")), "?").rsplit(".", 1)[-1],
-                    data.get("queued", "-"),
-                    endpoint.get("num_requests", "-"),
-                    endpoint.get("num_errors", "-"),
-                    _milliseconds((endpoint.get("average_processing_time") or 0) / 1e9),
-                )
-            )
+        try:
+            rows = _service_rows(info, stats)
+        except (AttributeError, TypeError, ValueError, ArithmeticError) as error:  # fields of wrong types
+            rows = [
+                _cells(info.get("id"), "?", f"cannot read its stats ({type(error).__name__})", "", "", "", "")
+            ]
+        for row in rows:
+            table.add_row(*row)
     return Group(header, table)
+
+
+def _service_rows(info: dict[str, Any], stats: dict[str, Any]) -> list[list[Any]]:
+    """The rows of one node's published actors (raises on a field of the wrong type)."""
+    described: list[dict[str, Any]] = info.get("endpoints") or []
+    classes: dict[str, str] = {}
+    for endpoint in described:
+        metadata: dict[str, Any] = endpoint.get("metadata") or {}
+        classes[str(endpoint.get("name"))] = str(metadata.get("actorio.actor.class", "?"))
+    endpoints: list[dict[str, Any]] = stats.get("endpoints") or []
+    if not endpoints:
+        return [_cells(info.get("id"), "-", "", "", "", "", "")]
+    rows: list[list[Any]] = []
+    for endpoint in endpoints:
+        data: dict[str, Any] = endpoint.get("data") or {}
+        rows.append(
+            _cells(
+                info.get("id"),
+                endpoint.get("name"),
+                classes.get(str(endpoint.get("name")), "?").rsplit(".", 1)[-1],
+                data.get("queued", "-"),
+                endpoint.get("num_requests", "-"),
+                endpoint.get("num_errors", "-"),
+                _milliseconds((endpoint.get("average_processing_time") or 0) / 1e9),
+            )
+        )
+    return rows
 
 
 def _milliseconds(seconds: object) -> str:

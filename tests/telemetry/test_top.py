@@ -123,6 +123,52 @@ def test_top_lists_every_node_on_a_nats_server(endpoints: list[str], nats_url: s
     assert top.exitstatus == 0
 
 
+def test_a_node_with_malformed_stats_is_one_row_not_the_whole_view(
+    endpoints: list[str], nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service on the server answering ``$SRV.INFO``/``$SRV.STATS`` for actorio with fields of
+    the wrong types takes one row that says so; the real nodes are still listed."""
+    import asyncio
+    import json
+    import threading
+
+    import nats
+
+    ready, done = threading.Event(), threading.Event()
+
+    async def impostor() -> None:
+        client = await nats.connect(nats_url)
+        replies = {
+            "INFO": {"id": "impostor", "endpoints": [{"name": "x", "metadata": "not a dict"}]},
+            "STATS": {"id": "impostor", "endpoints": [7]},
+        }
+        for verb, body in replies.items():
+
+            async def answer(msg: nats.aio.msg.Msg, body: object = body) -> None:
+                await msg.respond(json.dumps(body).encode())
+
+            await client.subscribe(f"$SRV.{verb}.actorio", cb=answer)
+        await client.flush()
+        ready.set()
+        await asyncio.to_thread(done.wait, 60)  # until the test has read the view
+        await client.close()
+
+    monkeypatch.setenv("COLUMNS", "200")  # the view's width: no cell cut
+    thread = threading.Thread(target=asyncio.run, args=(impostor(),), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(20)
+        status, shown = _once(nats_url)
+    finally:
+        done.set()
+        thread.join(20)
+    assert status == 0
+    assert "3 nodes on" in shown
+    assert re.search(r"impostor\s+\?\s+cannot read its stats \(AttributeError\)", shown), shown
+    assert re.search(r"\s+alpha\s+Dispatcher\s", shown), shown
+    assert re.search(r"\s+beta\s+Dispatcher\s", shown), shown
+
+
 # -- a hostile snapshot endpoint ------------------------------------------------------------------
 
 

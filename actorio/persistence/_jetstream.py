@@ -86,14 +86,14 @@ def decode_batch(persistence_id: PersistenceId, data: bytes) -> list[EventRecord
     return records
 
 
-def _header(data: bytes) -> tuple[int, int]:
-    """(first sequence, count) of a batch."""
+def _header(persistence_id: PersistenceId, data: bytes) -> tuple[int, int]:
+    """(first sequence, count) of a batch: at least one event, numbered from 1 or later."""
     try:
         magic, first, count, _ = _HEAD.unpack_from(data)
     except struct.error:
-        raise JournalCorrupted("a stored message is not an event batch") from None
-    if magic != _MAGIC:
-        raise JournalCorrupted("a stored message is not an event batch")
+        magic, first, count = b"", 0, 0
+    if magic != _MAGIC or first < 1 or count < 1:
+        raise JournalCorrupted(f"{persistence_id}: the last stored message is not an event batch")
     return first, count
 
 
@@ -316,7 +316,7 @@ class JetStreamJournal(Journal):
         except (nats.errors.Error, asyncio.TimeoutError) as error:
             raise PersistenceError(f"{persistence_id}: could not read the last event ({error!r})") from error
         else:
-            first, count = _header(message.data or b"")
+            first, count = _header(persistence_id, message.data or b"")
             last = (first + count - 1, message.seq or 0)
         _keep(self._last, persistence_id, last)
         return last
@@ -387,13 +387,24 @@ class JetStreamJournal(Journal):
         subscription = await self._js.subscribe(
             self._subject(persistence_id), stream=stream, ordered_consumer=True, config=config
         )
+        expected = 0  # the first event of the next batch, once a batch was read
         try:
             while True:
                 try:
                     message = await subscription.next_msg(timeout=self.timeout)
                 except nats.errors.TimeoutError:
                     raise PersistenceError(f"{persistence_id}: reading the events timed out") from None
-                for record in decode_batch(persistence_id, message.data):
+                records = decode_batch(persistence_id, message.data)
+                # Batches follow on, from event 1: one that does not (written by someone else)
+                # is refused here, even when all its events are before ``after``.
+                first = records[0].sequence if records else 0
+                if first < 1 or (expected and first != expected):
+                    raise JournalCorrupted(
+                        f"{persistence_id}: stream message {message.metadata.sequence.stream} holds "
+                        f"{len(records)} events from {first}, expected events from {expected or 1}"
+                    )
+                expected = records[-1].sequence + 1
+                for record in records:
                     if record.sequence > after:
                         yield record
                 if message.metadata.sequence.stream >= last_stream:

@@ -302,3 +302,35 @@ async def test_recovery_reads_from_the_message_holding_the_snapshots_event(
 )
 def test_which_subject_filters_take_a_types_subjects(subject_filter: str, covers: bool) -> None:
     assert filter_covers(subject_filter, "p.events.T.*") is covers
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("forged", [(0, 1), (1, 2)], ids=["numbered-from-0", "numbered-again"])
+async def test_a_batch_out_of_the_numbering_is_refused_not_skipped(
+    nats_url: str, raw: Client, forged: tuple[int, int]
+) -> None:
+    """Batches follow on from event 1. One stored by someone else that does not (numbered from
+    0, or numbering events again) is refused at recovery even when all its events come before
+    the point read from (a snapshot's), where it used to be skipped unseen; and a last message
+    numbered from 0 is refused where the last event is read."""
+    prefix = unique_prefix()
+    event = EventData("E", 1, b"{}")
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix) as writer:
+        assert await writer.append(ACCOUNT, 0, [event, event]) == 2
+        subject = writer._subject(ACCOUNT)  # pyright: ignore[reportPrivateUsage]
+    js = raw.jetstream()
+    first, count = forged
+    await js.publish(subject, encode_batch(first, [event] * count, 0.0))
+    await js.publish(subject, encode_batch(3, [event], 0.0))
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix) as reader:
+        assert await reader.last_sequence(ACCOUNT) == 3
+        with pytest.raises(
+            JournalCorrupted, match=f"holds {count} events from {first}, expected events from 3"
+        ):
+            [record async for record in reader.read(ACCOUNT, after=2)]
+    await js.publish(subject, encode_batch(0, [event], 0.0))
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix) as reader:
+        with pytest.raises(
+            JournalCorrupted, match="account/a: the last stored message is not an event batch"
+        ):
+            await reader.last_sequence(ACCOUNT)

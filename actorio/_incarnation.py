@@ -221,7 +221,8 @@ def log_failure(actor: Actor[Any], error: BaseException) -> None:
         return
     limit = _restarts.get(type(actor))
     if limit is None:
-        limit = _restarts[type(actor)] = LogLimit(logger.logger, limit=RESTART_LOG_LIMIT)
+        about = f"restarts of {type(actor).__qualname__}"
+        limit = _restarts[type(actor)] = LogLimit(logger.logger, limit=RESTART_LOG_LIMIT, about=about)
     text = "%s failed and is restarted: %s"
     if not limit.log(logging.WARNING, text, actor.identifier, shorten(repr(error)), through=logger):
         return

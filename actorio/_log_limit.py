@@ -27,13 +27,17 @@ def printable(text: str, keep: str = "") -> str:
 
 class LogLimit:
     """Log through ``logger`` at most ``limit`` lines per ``window`` seconds; the lines beyond are
-    counted, and the count is logged with the first line of the next window."""
+    counted, and the count is logged with the first line of the next window (naming ``about``,
+    when given: what the lines are, for a limit that is one of many on its logger)."""
 
-    __slots__ = ("_logger", "_limit", "_window", "_start", "_logged", "_left_out")
+    __slots__ = ("_logger", "_limit", "_window", "_start", "_logged", "_left_out", "_about")
 
-    def __init__(self, logger: logging.Logger, *, limit: int = 10, window: float = 60.0) -> None:
+    def __init__(
+        self, logger: logging.Logger, *, limit: int = 10, window: float = 60.0, about: str = ""
+    ) -> None:
         if limit < 1 or window <= 0:
             raise ValueError("LogLimit needs limit >= 1 and window > 0")
+        self._about = f" ({about})" if about else ""
         self._logger = logger
         self._limit = limit
         self._window = window
@@ -56,7 +60,11 @@ class LogLimit:
         if self._start is None or now >= self._start + self._window:
             if self._left_out:
                 self._logger.log(
-                    level, "%d more like this were not logged in the last %g s", self._left_out, self._window
+                    level,
+                    "%d more like this%s were not logged in the last %g s",
+                    self._left_out,
+                    self._about,
+                    self._window,
                 )
             self._start, self._logged, self._left_out = now, 0, 0
         if self._logged >= self._limit:

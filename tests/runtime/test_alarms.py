@@ -248,6 +248,29 @@ async def test_restart_lines_are_limited_per_actor_class(caplog: pytest.LogCaptu
     assert all(getattr(r, "actor", None) for r in restarts)  # the actor's adapter logged them
 
 
+def test_the_count_of_lines_left_out_names_what_they_were(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A limit that is one of many on its logger (one per actor class for restarts) names what
+    it left out in its count line."""
+    import types
+
+    from actorio import _log_limit
+
+    now = [100.0]
+    monkeypatch.setattr(_log_limit, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    caplog.set_level(logging.WARNING, logger="test.limit")
+    limit = _log_limit.LogLimit(logging.getLogger("test.limit"), limit=1, window=60.0, about="restarts of X")
+    assert [limit.log(logging.WARNING, "line %d", n) for n in range(3)] == [True, False, False]
+    now[0] += 60.0
+    assert limit.log(logging.WARNING, "line %d", 3)
+    assert [r.getMessage() for r in caplog.records] == [
+        "line 0",
+        "2 more like this (restarts of X) were not logged in the last 60 s",
+        "line 3",
+    ]
+
+
 def test_printable_escapes_what_could_drive_a_terminal_or_forge_a_log_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -218,8 +218,10 @@ class DeadLetterStreams:
 
     async def move(self, msg: Msg, name: str, deliveries: int, error_type: str, error: str) -> bool:
         """Store ``msg`` (payload and headers) in its name's dead-letter stream, with why; True once
-        the stream has it (stored once, however often this is retried). False if it could not be
-        stored: the caller gives it back to its stream instead."""
+        the stream has it (stored once, however often this is retried, unless someone stored
+        something else under its message id first: it is then stored under another, and a retry
+        may store it twice). False if it could not be stored: the caller gives it back to its
+        stream instead."""
         metadata = msg.metadata
         stream = metadata.stream
         sequence = metadata.sequence.stream
@@ -240,17 +242,33 @@ class DeadLetterStreams:
                 _TIME: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
             }
         )
+        subject, dead = dead_letter_subject(self._prefix, name), dead_letter_stream(stream)
         try:
-            await self._js.publish(
-                dead_letter_subject(self._prefix, name),
-                msg.data,
-                timeout=self._timeout,
-                stream=dead_letter_stream(stream),
-                headers=headers,
+            ack = await self._js.publish(
+                subject, msg.data, timeout=self._timeout, stream=dead, headers=headers
             )
+            if ack.duplicate and not await self._holds(dead, ack.seq, msg.data, stream, sequence):
+                # Someone stored something else under the id first (a guessed decoy): this
+                # copy goes under an id no one can guess (a retry may then store it twice).
+                headers[MSG_ID] = f"{headers[MSG_ID]}:{secrets.token_hex(16)}"
+                await self._js.publish(subject, msg.data, timeout=self._timeout, stream=dead, headers=headers)
         except (nats.errors.Error, asyncio.TimeoutError):
             return False
         return True
+
+    async def _holds(self, dead: str, at: int | None, data: bytes, stream: str, sequence: int) -> bool:
+        """Whether the dead-letter stream's message ``at`` is a move of stream ``stream``'s
+        message ``sequence`` with payload ``data`` (an earlier try of this move)."""
+        if at is None:
+            return False
+        try:
+            stored = await self._js.get_msg(dead, seq=at)
+        except nats.js.errors.NotFoundError:
+            return False
+        headers = stored.headers or {}
+        return (
+            stored.data == data and headers.get(_STREAM) == stream and headers.get(_SEQUENCE) == str(sequence)
+        )
 
     async def read(self, name: str, stream: str, limit: int | None) -> list[StoredDeadLetter]:
         """The messages of ``name``'s dead-letter stream, oldest first: at most ``limit`` of them

@@ -254,6 +254,36 @@ async def test_message_ids_stored_first_by_another_client_lose_no_dead_letter(no
     await picky.stop()
 
 
+async def test_a_decoy_under_the_move_s_exact_id_loses_no_dead_letter(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The move's id holds the time the message was stored, which its sender knows to within a
+    round trip. A decoy stored first under that exact id made the move a duplicate (the real
+    message was lost, the decoy read as its dead letter). The move now reads what holds its id
+    and, when it is not this message, stores it under an id of its own."""
+    from actorio.nats import _dead_letter_stream
+
+    monkeypatch.setattr(_dead_letter_stream, "_stored_at", lambda msg: "guessed")
+    picky = Picky(poison={1})
+    await node.publish("guessed", picky, durable=Durable(max_deliver=1, retry_backoff=FAST))
+    jobs = node.ref("guessed", Picky, durable=True)
+    js = node.client.jetstream()
+    await jobs.tell(Job(id=0))  # stream sequence 1; the poison job will be 2
+    stream = await js.find_stream_name_by_subject(jobs.subject)
+    decoy = Job(id=99).model_dump_json().encode()
+    await js.publish("actorio.dlq.guessed", decoy, headers={"Nats-Msg-Id": f"{stream}:2:guessed"})
+    await jobs.tell(Job(id=1))
+
+    async def moved() -> bool:
+        return any(letter.stream_sequence == 2 for letter in await node.dead_letters("guessed"))
+
+    await wait_until(moved, 20)
+    [letter] = [each for each in await node.dead_letters("guessed") if each.stream_sequence == 2]
+    assert job_id(letter) == 1
+    assert len(await node.dead_letters("guessed")) == 2  # the decoy, and the real one beside it
+    await picky.stop()
+
+
 async def test_the_readme_snippet_reads_replays_and_drops(node: Node) -> None:
     """The steps of the NATS guide (docs/nats.md, where they are only defined), on three dead
     letters: one replayed by sequence, one dropped with nats-py, the rest replayed; then the

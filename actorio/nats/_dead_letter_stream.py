@@ -265,7 +265,7 @@ class DeadLetterStreams:
             stored = await self._js.get_msg(dead, seq=at)
         except nats.js.errors.NotFoundError:
             return False
-        headers = stored.headers or {}
+        headers = cast("dict[str, str] | None", stored.headers) or {}  # pyright: ignore[reportUnknownMemberType]
         return (
             stored.data == data and headers.get(_STREAM) == stream and headers.get(_SEQUENCE) == str(sequence)
         )

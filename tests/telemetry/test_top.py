@@ -133,6 +133,7 @@ def test_a_node_with_malformed_stats_is_one_row_not_the_whole_view(
     import threading
 
     import nats
+    from nats.aio.msg import Msg
 
     ready, done = threading.Event(), threading.Event()
 
@@ -144,7 +145,7 @@ def test_a_node_with_malformed_stats_is_one_row_not_the_whole_view(
         }
         for verb, body in replies.items():
 
-            async def answer(msg: nats.aio.msg.Msg, body: object = body) -> None:
+            async def answer(msg: Msg, body: object = body) -> None:
                 await msg.respond(json.dumps(body).encode())
 
             await client.subscribe(f"$SRV.{verb}.actorio", cb=answer)

@@ -527,6 +527,12 @@ class EntityHost:
         if activation.lease is not lease:
             return
         if renewed is None:  # someone else holds the key now: stop at once
+            self._refusals.log(
+                logging.WARNING,
+                "%s: the lease was lost (the placement entry changed: another node holds the key, "
+                "or something else wrote it); the entity stops here",
+                self._identifier(activation.key),
+            )
             self._spawn(self._passivate(activation, release=False, timeout=self.placements.stop_timeout))
         else:
             activation.lease = renewed

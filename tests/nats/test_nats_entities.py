@@ -5,6 +5,7 @@ fencing, key validation and hostile input."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 
@@ -233,9 +234,12 @@ async def test_a_closed_host_releases_its_keys_and_they_move(nodes: list[Node]) 
     live(EVENTS)
 
 
-async def test_a_node_that_lost_its_lease_stops_acting(nodes: list[Node]) -> None:
+async def test_a_node_that_lost_its_lease_stops_acting(
+    nodes: list[Node], caplog: pytest.LogCaptureFixture
+) -> None:
     """Fencing: the bucket entry is taken away behind the holder's back (as after a long pause):
-    its renewal fails, and it stops before handling anything more."""
+    its renewal fails, and it stops before handling anything more, saying so in the log."""
+    caplog.set_level(logging.WARNING, logger="actorio.nats")
     EVENTS.clear()
     a, b, client = nodes
     host_a = await a.host(account_class(a), name="acct6", lease=LEASE)
@@ -251,6 +255,7 @@ async def test_a_node_that_lost_its_lease_stops_acting(nodes: list[Node]) -> Non
 
     await wait_until(stopped, 10.0)
     assert ("stop", "fenced", a.node_id) in EVENTS
+    assert any("acct6/fenced: the lease was lost" in r.getMessage() for r in caplog.records)
     await b.host(account_class(b), name="acct6", lease=LEASE)
     # A message routed with a newer claim than the holder's is never handled by it.
     assert await ref.ask(Balance(), timeout=10) == 0

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
 from actorio import Actor, Backoff, ChildSpec, Message, dead_letters, handles
-from actorio.nats import DeliveryLimitReached, Durable, Node, RemoteError, StoredDeadLetter
+from actorio.nats import DeliveryLimitReached, Durable, Node, RemoteError, RemoteRef, StoredDeadLetter
 from tests.nats_support.actors import Job, Recorder, Report, handled_ids
 from tests.nats_support.processes import wait_until, worker
 
@@ -218,27 +219,38 @@ async def test_replay_stores_dead_letters_again(node: Node) -> None:
     await picky.stop()
 
 
+async def _moved_beside_a_decoy(
+    node: Node, name: str, decoy_id: Callable[[str], str]
+) -> tuple[Picky, RemoteRef[Job | Report | Attempts], StoredDeadLetter]:
+    """``name`` published durably; job 0 told (stream sequence 1), a decoy (job 99) stored in the
+    dead-letter stream under ``decoy_id(stream)``, then the poison job 1 (sequence 2) told: the
+    actor, its reference, and job 1's dead letter once moved."""
+    picky = Picky(poison={1})
+    await node.publish(name, picky, durable=Durable(max_deliver=1, retry_backoff=FAST))
+    jobs = node.ref(name, Picky, durable=True)
+    js = node.client.jetstream()
+    await jobs.tell(Job(id=0))
+    stream = await js.find_stream_name_by_subject(jobs.subject)
+    decoy = Job(id=99).model_dump_json().encode()
+    await js.publish(f"actorio.dlq.{name}", decoy, headers={"Nats-Msg-Id": decoy_id(stream)})
+    await jobs.tell(Job(id=1))
+
+    async def moved() -> bool:
+        return any(letter.stream_sequence == 2 for letter in await node.dead_letters(name))
+
+    await wait_until(moved, 20)
+    [letter] = [each for each in await node.dead_letters(name) if each.stream_sequence == 2]
+    assert job_id(letter) == 1
+    return picky, jobs, letter
+
+
 async def test_message_ids_stored_first_by_another_client_lose_no_dead_letter(node: Node) -> None:
     """A move to the dead-letter stream and a replay are each stored under a message id, so that a
     retry stores them once. Ids another client could work out (a stream and a sequence) let it
     store a decoy first: the real message was then a duplicate, dropped. Neither id can be
     worked out now; decoys under the old ones change nothing."""
-    picky = Picky(poison={1})
-    await node.publish("decoyed", picky, durable=Durable(max_deliver=1, retry_backoff=FAST))
-    jobs = node.ref("decoyed", Picky, durable=True)
+    picky, jobs, letter = await _moved_beside_a_decoy(node, "decoyed", lambda stream: f"{stream}:2")
     js = node.client.jetstream()
-    await jobs.tell(Job(id=0))  # stream sequence 1; the poison job will be 2
-    stream = await js.find_stream_name_by_subject(jobs.subject)
-    decoy = Job(id=99).model_dump_json().encode()
-    await js.publish("actorio.dlq.decoyed", decoy, headers={"Nats-Msg-Id": f"{stream}:2"})
-    await jobs.tell(Job(id=1))
-
-    async def moved() -> bool:
-        return any(letter.stream_sequence == 2 for letter in await node.dead_letters("decoyed"))
-
-    await wait_until(moved, 20)
-    [letter] = [each for each in await node.dead_letters("decoyed") if each.stream_sequence == 2]
-    assert job_id(letter) == 1
     old_id = f"replay:{letter.stream}:{letter.sequence}"
     assert letter.replay_id.startswith("replay:")
     assert letter.replay_id != old_id
@@ -264,22 +276,7 @@ async def test_a_decoy_under_the_move_s_exact_id_loses_no_dead_letter(
     from actorio.nats import _dead_letter_stream
 
     monkeypatch.setattr(_dead_letter_stream, "_stored_at", lambda msg: "guessed")
-    picky = Picky(poison={1})
-    await node.publish("guessed", picky, durable=Durable(max_deliver=1, retry_backoff=FAST))
-    jobs = node.ref("guessed", Picky, durable=True)
-    js = node.client.jetstream()
-    await jobs.tell(Job(id=0))  # stream sequence 1; the poison job will be 2
-    stream = await js.find_stream_name_by_subject(jobs.subject)
-    decoy = Job(id=99).model_dump_json().encode()
-    await js.publish("actorio.dlq.guessed", decoy, headers={"Nats-Msg-Id": f"{stream}:2:guessed"})
-    await jobs.tell(Job(id=1))
-
-    async def moved() -> bool:
-        return any(letter.stream_sequence == 2 for letter in await node.dead_letters("guessed"))
-
-    await wait_until(moved, 20)
-    [letter] = [each for each in await node.dead_letters("guessed") if each.stream_sequence == 2]
-    assert job_id(letter) == 1
+    picky, _, _ = await _moved_beside_a_decoy(node, "guessed", lambda stream: f"{stream}:2:guessed")
     assert len(await node.dead_letters("guessed")) == 2  # the decoy, and the real one beside it
     await picky.stop()
 

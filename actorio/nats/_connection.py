@@ -30,6 +30,7 @@ from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
 from ..lowlevel import LogLimit
+from ._codec import wire_size
 from ._errors import NodeUnreachable, NotAuthorized
 
 __all__ = ["Security", "open_client", "redact", "synced"]
@@ -211,6 +212,16 @@ class GuardedClient(Client):
         if self.tls_wanted and not self._encrypted():
             raise nats.errors.SecureConnWantedError
         return super()._connect_command()
+
+    async def publish(
+        self, subject: str, payload: bytes = b"", reply: str = "", headers: dict[str, str] | None = None
+    ) -> None:
+        """nats-py's publish, which also refuses (``MaxPayloadError``, nothing sent) a message
+        whose headers take it past the server's ``max_payload``: nats-py checks the payload
+        alone, and the server closes the connection for good on such a message."""
+        if headers and wire_size(payload, headers) > self.max_payload:
+            raise nats.errors.MaxPayloadError
+        await super().publish(subject, payload, reply, headers)
 
 
 def _refusal(error: BaseException, url: str) -> NodeUnreachable | None:

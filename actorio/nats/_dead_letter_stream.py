@@ -15,6 +15,7 @@ Owns:
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime
 import secrets
@@ -29,7 +30,7 @@ from nats.js.api import DiscardPolicy, RawStreamMsg, RetentionPolicy, StorageTyp
 
 from .. import ActorioException
 from ..lowlevel import printable
-from ._codec import MSG_ID
+from ._codec import MSG_ID, wire_size
 
 __all__ = [
     "DEAD",
@@ -52,9 +53,15 @@ _TIME = DEAD + "Time"
 _SUBJECT = DEAD + "Subject"
 _REPLAY = DEAD + "Replay"
 """A random token made when a message is moved: the message id its replay is stored under."""
+_CUT = DEAD + "Cut"
+"""On a message whose payload was cut to fit: its size, in bytes, before."""
+
+_TOKENS_KEPT = 1024
+"""How many moves' replay tokens a node remembers (for its own retries)."""
 
 _NATS = "Nats-"
 """The prefix of JetStream's headers."""
+_EXPECTED_STREAM = "Nats-Expected-Stream"
 
 _ERROR_CHARS = 500
 """The longest error message a dead-letter header keeps."""
@@ -126,6 +133,10 @@ class StoredDeadLetter:
     moved, the same for every replay of this letter (a replay retried after a crash stores it
     once), and one that no one who cannot read the dead-letter stream can know (a message stored
     first under it would make the replay a duplicate: lost)."""
+    cut: int = 0
+    """The payload's size in bytes before it was cut to fit the server's ``max_payload`` with
+    the dead-letter headers (``data`` is then its beginning, and `Node.replay` leaves it); 0:
+    whole."""
 
     @classmethod
     def from_raw(cls, stream: str, raw: RawStreamMsg) -> StoredDeadLetter:
@@ -159,6 +170,7 @@ class StoredDeadLetter:
             subject=stored.get(_SUBJECT, ""),
             # A letter moved before the token existed: its old id.
             replay_id=stored.get(_REPLAY) or f"replay:{stream}:{raw.seq or 0}",
+            cut=number(_CUT),
         )
 
 
@@ -193,10 +205,17 @@ class DeadLetterStreams:
     """A node's side of the dead-letter streams: sets them up, moves messages there, reads them
     back and replays them."""
 
-    def __init__(self, js: JetStreamContext, *, prefix: str, timeout: float) -> None:
+    def __init__(
+        self, js: JetStreamContext, *, prefix: str, timeout: float, max_payload: Callable[[], int]
+    ) -> None:
         self._js = js
         self._prefix = prefix
         self._timeout = timeout
+        self._max_payload = max_payload
+        self._tokens: collections.OrderedDict[tuple[str, int], str] = collections.OrderedDict()
+        """The replay token of each message this node moved lately, by stream and sequence: a
+        retried move sends the same, and a duplicate is this node's earlier try only if the
+        stored copy holds it (no one else knows it)."""
 
     async def set_up(self, name: str, stream: str, *, limit: int | None, dedupe_window: float) -> None:
         """Create (or update) the dead-letter stream of the durable name whose stream is ``stream``:
@@ -218,20 +237,25 @@ class DeadLetterStreams:
 
     async def move(self, msg: Msg, name: str, deliveries: int, error_type: str, error: str) -> bool:
         """Store ``msg`` (payload and headers) in its name's dead-letter stream, with why; True once
-        the stream has it (stored once, however often this is retried, unless someone stored
-        something else under its message id first: it is then stored under another, and a retry
-        may store it twice). False if it could not be stored: the caller gives it back to its
-        stream instead."""
+        the stream has it (stored once, however often this node retries it; a retry from
+        another node, or a message id taken first by someone else, stores it under another
+        id). A payload that the dead-letter headers would take past the server's
+        ``max_payload`` is cut to fit (`StoredDeadLetter.cut`). False if it could not be stored:
+        the caller gives it back to its stream instead."""
         metadata = msg.metadata
         stream = metadata.stream
         sequence = metadata.sequence.stream
+        token = self._tokens.pop((stream, sequence), None) or f"replay:{secrets.token_hex(16)}"
+        self._tokens[(stream, sequence)] = token
+        while len(self._tokens) > _TOKENS_KEPT:
+            self._tokens.popitem(last=False)
         headers = _own_headers(msg.headers or {})
         headers.update(
             {
                 # The sequence and the time it was stored: what a consumer of the stream reads.
                 # A retried move stores it once; a decoy stored first must guess the time.
                 MSG_ID: f"{stream}:{sequence}:{_stored_at(msg)}",
-                _REPLAY: f"replay:{secrets.token_hex(16)}",
+                _REPLAY: token,
                 _NAME: name,
                 _STREAM: stream,
                 _SEQUENCE: str(sequence),
@@ -243,22 +267,25 @@ class DeadLetterStreams:
             }
         )
         subject, dead = dead_letter_subject(self._prefix, name), dead_letter_stream(stream)
+        data = msg.data
+        sent = {**headers, _CUT: str(len(data)), _EXPECTED_STREAM: dead}  # (nats-py adds the last)
+        if wire_size(data, sent) > self._max_payload():
+            headers[_CUT] = str(len(data))
+            data = data[: max(0, self._max_payload() - wire_size(b"", sent))]
         try:
-            ack = await self._js.publish(
-                subject, msg.data, timeout=self._timeout, stream=dead, headers=headers
-            )
-            if ack.duplicate and not await self._holds(dead, ack.seq, msg.data, stream, sequence):
-                # Someone stored something else under the id first (a guessed decoy): this
-                # copy goes under an id no one can guess (a retry may then store it twice).
+            ack = await self._js.publish(subject, data, timeout=self._timeout, stream=dead, headers=headers)
+            if ack.duplicate and not await self._holds(dead, ack.seq, token):
+                # Someone stored something else under the id first (a guessed decoy), or
+                # another node moved it before it died: stored again, under an id of its own.
                 headers[MSG_ID] = f"{headers[MSG_ID]}:{secrets.token_hex(16)}"
-                await self._js.publish(subject, msg.data, timeout=self._timeout, stream=dead, headers=headers)
+                await self._js.publish(subject, data, timeout=self._timeout, stream=dead, headers=headers)
         except (nats.errors.Error, asyncio.TimeoutError):
             return False
         return True
 
-    async def _holds(self, dead: str, at: int | None, data: bytes, stream: str, sequence: int) -> bool:
-        """Whether the dead-letter stream's message ``at`` is a move of stream ``stream``'s
-        message ``sequence`` with payload ``data`` (an earlier try of this move)."""
+    async def _holds(self, dead: str, at: int | None, token: str) -> bool:
+        """Whether the dead-letter stream's message ``at`` holds the replay token ``token``:
+        this node's earlier try of this move."""
         if at is None:
             return False
         try:
@@ -266,9 +293,7 @@ class DeadLetterStreams:
         except nats.js.errors.NotFoundError:
             return False
         headers = cast("dict[str, str] | None", stored.headers) or {}  # pyright: ignore[reportUnknownMemberType]
-        return (
-            stored.data == data and headers.get(_STREAM) == stream and headers.get(_SEQUENCE) == str(sequence)
-        )
+        return headers.get(_REPLAY) == token
 
     async def read(self, name: str, stream: str, limit: int | None) -> list[StoredDeadLetter]:
         """The messages of ``name``'s dead-letter stream, oldest first: at most ``limit`` of them
@@ -299,11 +324,12 @@ class DeadLetterStreams:
     ) -> int:
         """Store the dead letters of ``name`` (those of ``sequences``, else all) in its stream
         again, oldest first, each through ``store(data, headers, message id)``, then delete it
-        from the dead-letter stream; the number replayed."""
+        from the dead-letter stream; the number replayed. A letter whose payload was cut
+        (`StoredDeadLetter.cut`) is left where it is: only its beginning was kept."""
         wanted = None if sequences is None else set(sequences)
         replayed = 0
         for letter in await self.read(name, stream, None):
-            if wanted is not None and letter.sequence not in wanted:
+            if (wanted is not None and letter.sequence not in wanted) or letter.cut:
                 continue
             # The id makes a replay retried after a crash (stored, not yet deleted) store it once.
             await store(letter.data, letter.headers, letter.replay_id)

@@ -128,12 +128,16 @@ class Streams:
     """A node's side of JetStream: sets up durable names' streams and stores messages in them;
     ``dead`` does the same for their dead-letter streams."""
 
-    def __init__(self, js: JetStreamContext, *, url: str, prefix: str, store_timeout: float) -> None:
+    def __init__(self, nc: Client, *, url: str, prefix: str, store_timeout: float) -> None:
+        # nats-py leaves ``**opts`` of jetstream() unannotated.
+        js: JetStreamContext = nc.jetstream()  # pyright: ignore[reportUnknownMemberType]
         self._js = js
         self._url = url
         self._prefix = prefix
         self._store_timeout = store_timeout
-        self.dead = DeadLetterStreams(js, prefix=prefix, timeout=min(store_timeout, 5.0))
+        self.dead = DeadLetterStreams(
+            js, prefix=prefix, timeout=min(store_timeout, 5.0), max_payload=lambda: nc.max_payload
+        )
 
     async def set_up(self, name: str, subject: str, settings: Durable) -> JetStreamContext.PullSubscription:
         """Create (or update) the stream that captures ``subject``, its dead-letter stream and its

@@ -135,9 +135,7 @@ class Node(NodeEntities):
         self.ask_timeout = ask_timeout
         self.store_timeout = store_timeout
         self.node_id = uuid.uuid4().hex[:16]
-        # nats-py leaves ``**opts`` of jetstream() unannotated.
-        js = nc.jetstream()  # pyright: ignore[reportUnknownMemberType]
-        self._streams = Streams(js, url=self.url, prefix=prefix, store_timeout=store_timeout)
+        self._streams = Streams(nc, url=self.url, prefix=prefix, store_timeout=store_timeout)
         self._publications: set[Publication] = set()
         self._owned: set[PublicationSupervisor] = set()
         self._tasks: set[asyncio.Task[Any]] = set()

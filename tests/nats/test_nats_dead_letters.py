@@ -10,6 +10,7 @@ tests/nats/test_nats_dead_letters.py``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -220,26 +221,39 @@ async def test_replay_stores_dead_letters_again(node: Node) -> None:
 
 
 async def _moved_beside_a_decoy(
-    node: Node, name: str, decoy_id: Callable[[str], str]
+    node: Node, name: str, decoy_id: Callable[[str], str], *, copy: bool = False
 ) -> tuple[Picky, RemoteRef[Job | Report | Attempts], StoredDeadLetter]:
-    """``name`` published durably; job 0 told (stream sequence 1), a decoy (job 99) stored in the
-    dead-letter stream under ``decoy_id(stream)``, then the poison job 1 (sequence 2) told: the
-    actor, its reference, and job 1's dead letter once moved."""
+    """``name`` published durably; job 0 told (stream sequence 1), a decoy (job 99; with
+    ``copy``, job 1's very bytes with the dead-letter headers of its move and a replay token of
+    the decoy's choosing) stored in the dead-letter stream under ``decoy_id(stream)``, then the
+    poison job 1 (sequence 2) stored by the same client: the actor, its reference, and job 1's
+    dead letter once moved (not the decoy)."""
     picky = Picky(poison={1})
     await node.publish(name, picky, durable=Durable(max_deliver=1, retry_backoff=FAST))
     jobs = node.ref(name, Picky, durable=True)
     js = node.client.jetstream()
     await jobs.tell(Job(id=0))
     stream = await js.find_stream_name_by_subject(jobs.subject)
-    decoy = Job(id=99).model_dump_json().encode()
-    await js.publish(f"actorio.dlq.{name}", decoy, headers={"Nats-Msg-Id": decoy_id(stream)})
-    await jobs.tell(Job(id=1))
+    poison = json.dumps(Recorder.protocol.dump(Job(id=1))).encode()
+    headers = {"Nats-Msg-Id": decoy_id(stream)}
+    if copy:
+        chosen = {
+            "Actorio-Dead-Stream": stream,
+            "Actorio-Dead-Sequence": "2",
+            "Actorio-Dead-Replay": "replay:x",
+        }
+        headers.update(chosen)
+    decoy = poison if copy else Job(id=99).model_dump_json().encode()
+    await js.publish(f"actorio.dlq.{name}", decoy, headers=headers)
+    await js.publish(jobs.subject, poison)
 
     async def moved() -> bool:
-        return any(letter.stream_sequence == 2 for letter in await node.dead_letters(name))
+        letters = await node.dead_letters(name)
+        return any(each.stream_sequence == 2 and each.replay_id != "replay:x" for each in letters)
 
     await wait_until(moved, 20)
-    [letter] = [each for each in await node.dead_letters(name) if each.stream_sequence == 2]
+    letters = await node.dead_letters(name)
+    [letter] = [each for each in letters if each.stream_sequence == 2 and each.replay_id != "replay:x"]
     assert job_id(letter) == 1
     return picky, jobs, letter
 
@@ -271,14 +285,18 @@ async def test_a_decoy_under_the_move_s_exact_id_loses_no_dead_letter(
 ) -> None:
     """The move's id holds the time the message was stored, which its sender knows to within a
     round trip. A decoy stored first under that exact id made the move a duplicate (the real
-    message was lost, the decoy read as its dead letter). The move now reads what holds its id
-    and, when it is not this message, stores it under an id of its own."""
+    message was lost, the decoy read as its dead letter, its replay token the decoy's). The move
+    now reads what holds its id and, unless it holds the random replay token of this node's own
+    earlier try, stores the message again under an id of its own."""
     from actorio.nats import _dead_letter_stream
 
     monkeypatch.setattr(_dead_letter_stream, "_stored_at", lambda msg: "guessed")
-    picky, _, _ = await _moved_beside_a_decoy(node, "guessed", lambda stream: f"{stream}:2:guessed")
-    assert len(await node.dead_letters("guessed")) == 2  # the decoy, and the real one beside it
-    await picky.stop()
+    for copy in (False, True):  # a decoy of its own, or a copy of the message with its own token
+        name = f"guessed-{copy}"
+        picky, _, letter = await _moved_beside_a_decoy(node, name, lambda s: f"{s}:2:guessed", copy=copy)
+        assert len(await node.dead_letters(name)) == 2  # the decoy, and the real one beside it
+        assert letter.replay_id != "replay:x"
+        await picky.stop()
 
 
 async def test_the_readme_snippet_reads_replays_and_drops(node: Node) -> None:
@@ -513,3 +531,53 @@ async def test_the_time_a_message_was_stored_is_read_from_its_acknowledgement_su
     assert stored("$JS.ACK.S.c.2.5.7.1796540929437294141.0") == "1796540929437294141"
     assert stored("$JS.ACK.hub.ACCHASH.S.c.2.5.7.1796540929437294141.0.tok") == "1796540929437294141"
     assert stored("") == ""
+
+
+async def test_a_message_the_dead_letter_headers_would_make_too_large_is_cut_to_fit(node: Node) -> None:
+    """The dead-letter headers add some hundred bytes to a stored message: one that fitted the
+    server's max_payload might no longer, and the server then closes the connection for good.
+    The move cuts the payload to fit and says so (`StoredDeadLetter.cut`); a replay leaves it."""
+    from nats.js.api import ConsumerConfig
+
+    from actorio.nats._dead_letter_stream import DeadLetterStreams
+
+    nc = node.client
+    js = nc.jetstream()
+    await js.add_stream(name="CUTS", subjects=["cuts.in"])
+    big = b"x" * (nc.max_payload - 100)
+    await js.publish("cuts.in", big)
+    pull = await js.pull_subscribe("cuts.in", durable="cuts", stream="CUTS", config=ConsumerConfig())
+    [msg] = await pull.fetch(1, timeout=10)
+    streams = DeadLetterStreams(js, prefix="cutting", timeout=5.0, max_payload=lambda: nc.max_payload)
+    await streams.set_up("cuts", "CUTS", limit=None, dedupe_window=60.0)
+    assert await streams.move(msg, "cuts", 1, "ValueError", "too big to handle")
+    [letter] = await streams.read("cuts", "CUTS", None)
+    assert letter.cut == len(big)
+    assert 0 < len(letter.data) < len(big)
+    assert big.startswith(letter.data)
+    assert not nc.is_closed
+
+    async def never(data: bytes, headers: object, msg_id: str) -> None:
+        raise AssertionError("a cut letter is not replayed")
+
+    assert await streams.replay("cuts", "CUTS", None, never) == 0
+    assert len(await streams.read("cuts", "CUTS", None)) == 1
+    await js.delete_stream("CUTS")
+    await js.delete_stream("CUTS_DLQ")
+
+
+async def test_a_message_its_headers_take_past_max_payload_is_refused_and_the_connection_kept(
+    node: Node,
+) -> None:
+    """nats-py checks a message's payload against the server's max_payload, not its headers too:
+    the server closed the connection for good on such a message (a durable tell near the limit,
+    whose message id is a header). The node's client refuses it before sending."""
+    import nats.errors
+
+    nc = node.client
+    with pytest.raises(nats.errors.MaxPayloadError):
+        await nc.publish("anywhere", b"x" * (nc.max_payload - 10), headers={"Big": "y" * 100})
+    await nc.flush(timeout=5)
+    assert not nc.is_closed
+    await nc.publish("anywhere", b"small", headers={"Small": "z"})
+    await nc.flush(timeout=5)

@@ -55,7 +55,7 @@ from ._durable_shards import ShardPump
 from ._entity_host import LEASE
 from ._entity_persistence import WAKE
 from ._keeper import PublicationSupervisor, Target
-from ._settlement import Failures, give_back
+from ._settlement import Failures
 
 if TYPE_CHECKING:
     from ._entities import Entities
@@ -521,8 +521,8 @@ class DurableMailbox:
 
     async def dead_letter_forged(self, msg: Msg, text: str) -> bool:
         """Move ``msg``, whose subject names no valid key (``text`` says why), to the type's
-        dead-letter stream and take it out of the mailbox; False (it is given back) if the
-        dead-letter stream did not store it."""
+        dead-letter stream and take it out of the mailbox (an ask is answered with the error);
+        False (it is given back, delivered again after a while) if it was not stored."""
         return await self._dead_letter(msg, "InvalidKey", text, "invalid", ValueError(text))
 
     async def dead_letter_unstarted(self, msg: Msg, text: str, cause: BaseException | None) -> bool:
@@ -548,12 +548,18 @@ class DurableMailbox:
         reason: Literal["invalid", "overflow"],
         error: BaseException,
     ) -> bool:
-        if not await self.dead.move(msg, self.dead_name, msg.metadata.num_delivered, error_type, text):
-            await give_back([msg])
+        deliveries = msg.metadata.num_delivered
+        if not await self.dead.move(msg, self.dead_name, deliveries, error_type, text):
+            with contextlib.suppress(nats.errors.Error):  # delivered again, after a while
+                await msg.nak(delay=self.settings.retry_backoff.delay(max(0, deliveries - 1)))
             return False
-        dead_letters.record(msg.data, self._identifier(msg), reason, error)
+        identifier = self._identifier(msg)
+        dead_letters.record(msg.data, identifier, reason, error)
         with contextlib.suppress(nats.errors.Error):
             await msg.term()
+        reply = (msg.headers or {}).get(REPLY)
+        if reply and self.receiver.destinations.refusal(reply) is None:  # an ask: answered
+            await self.receiver.send(identifier, reply, encode_error(error, identifier), ERROR)
         return True
 
     def _identifier(self, msg: Msg) -> str:

@@ -52,8 +52,8 @@ _BATCH = 128  # messages asked for by one fetch
 
 def stuck_limit() -> int:
     """The messages that the keys of a shard whose entity cannot start may hold in its pump,
-    together: half of `MAX_ACK_PENDING`. Their messages beyond it are moved to the dead-letter
-    stream, so that the shard's other keys always have the other half."""
+    together, once it is full: half of `MAX_ACK_PENDING`. Their newest messages beyond it are
+    then moved to the dead-letter stream, so that the shard's other keys get the other half."""
     return MAX_ACK_PENDING // 2
 
 
@@ -204,6 +204,7 @@ class ShardPump:
             room = MAX_ACK_PENDING - len(self._held)
             if room <= 0:
                 self._room.clear()
+                self._trim()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._room.wait(), poll)
                 continue
@@ -260,9 +261,6 @@ class ShardPump:
             # lost): acknowledged again, not handled again, and never after a later one.
             mailbox.spawn(_ack_again(msg))
             return
-        if state is not None and state.start_error is not None and self._stuck() >= stuck_limit():
-            mailbox.spawn(self._unstarted(state, msg))
-            return
         self._held[seq] = msg
         if state is None:
             state = self.keys[key] = _Key(key, mailbox.clock())
@@ -279,13 +277,28 @@ class ShardPump:
         ):
             state.worker = self._mailbox.spawn(self._work(state))
 
-    def _stuck(self) -> int:
-        """The messages held for keys whose entity cannot start."""
-        return sum(len(state.waiting) for state in self.keys.values() if state.start_error is not None)
+    def _trim(self) -> None:
+        """The pump is full. If the keys whose entity's last start failed hold more than
+        `stuck_limit` of it, their newest messages go to the dead-letter stream until they hold
+        that many, so that the other keys get room; each such key keeps its oldest message
+        while there are others to move."""
+        stuck = [state for state in self.keys.values() if state.start_error is not None]
+        # (A key whose worker runs, a start being tried, holds its oldest message out of `waiting`.)
+        excess = sum(len(state.waiting) + (state.worker is not None) for state in stuck) - stuck_limit()
+        if excess <= 0:
+            return
+        later = [(seq, state) for state in stuck for seq in sorted(state.waiting)[0 if state.worker else 1 :]]
+        oldest = [(min(state.waiting), state) for state in stuck if state.waiting and not state.worker]
+        chosen = sorted(later, key=_newest_first)[:excess]
+        chosen += sorted(oldest, key=_newest_first)[: excess - len(chosen)]
+        for seq, state in chosen:
+            msg = state.waiting.pop(seq)
+            self._settled(seq)
+            self._mailbox.spawn(self._unstarted(state, msg))
 
     async def _unstarted(self, state: _Key, msg: Msg) -> None:
-        """Move ``msg``, of a key whose entity cannot start, to the dead-letter stream: the keys
-        that cannot start hold `stuck_limit` messages of the shard already."""
+        """Move ``msg``, of a key whose entity cannot start, to the dead-letter stream (see
+        `_trim`)."""
         if self._fenced():
             return
         text = (
@@ -342,11 +355,6 @@ class ShardPump:
             state.waiting[seq] = msg
             state.not_before = mailbox.clock() + mailbox.settings.retry_backoff.delay(state.failed_starts)
             state.failed_starts += 1
-            if state.start_error is not None:  # the newest beyond the limit go, the oldest wait
-                excess = self._stuck() - stuck_limit()
-                for late in sorted(state.waiting, reverse=True)[: max(0, excess)]:
-                    self._settled(late)
-                    await self._unstarted(state, state.waiting.pop(late))
             return
         running = mailbox.running
         if (self.shard, state.key) in running:
@@ -584,3 +592,7 @@ def _evictable(state: _Key) -> bool:
 async def _ack_again(msg: Msg) -> None:
     with contextlib.suppress(nats.errors.Error):
         await msg.ack()
+
+
+def _newest_first(entry: tuple[int, _Key]) -> int:
+    return -entry[0]

@@ -30,6 +30,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from ..lowlevel import Mailbox, task_of
+from ._codec import REPLY
+from ._entity_persistence import WAKE
 from ._placement import check_key
 from ._settlement import Settlement, give_back
 
@@ -259,7 +261,7 @@ class ShardPump:
         if state is not None and seq <= state.handled:
             # A copy of a message handled and acknowledged already (its acknowledgement was
             # lost): acknowledged again, not handled again, and never after a later one.
-            mailbox.spawn(_ack_again(msg))
+            mailbox.spawn(_ack(msg))
             return
         self._held[seq] = msg
         if state is None:
@@ -359,6 +361,16 @@ class ShardPump:
         running = mailbox.running
         if (self.shard, state.key) in running:
             running.move_to_end((self.shard, state.key))
+        headers = msg.headers or {}
+        if not msg.data and WAKE in headers and REPLY not in headers:
+            # A stored wake (a durable reminder's): it only starts the key, whose recovery
+            # fires what is due. Not a message: nothing to deliver or to refuse.
+            if not self._fenced():
+                await _ack(msg)
+            state.waiting.pop(seq, None)
+            state.handled = max(state.handled, seq)
+            self._settled(seq)
+            return
         try:
             handled = await settlement.handle(msg)
         except Exception as error:
@@ -589,7 +601,8 @@ def _evictable(state: _Key) -> bool:
     return mailbox is None or (mailbox.waiting is not None and not len(mailbox))
 
 
-async def _ack_again(msg: Msg) -> None:
+async def _ack(msg: Msg) -> None:
+    """Acknowledge ``msg`` (an error of the connection is the redelivery's to mend)."""
     with contextlib.suppress(nats.errors.Error):
         await msg.ack()
 

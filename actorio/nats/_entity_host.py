@@ -449,7 +449,7 @@ class EntityHost:
         for msg in pending:
             if error is None:
                 await self._redirect(msg, activation.key)
-            elif msg.headers and WAKE in msg.headers:
+            elif msg.headers and WAKE in msg.headers and not msg.data and not msg.reply:
                 # A wake carries no message: what it was for (a durable type's stored messages,
                 # a due reminder) stays stored, and the type's scans wake the key again.
                 continue

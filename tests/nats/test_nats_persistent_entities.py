@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from pydantic import BaseModel
 
-from actorio import Message, handles
+from actorio import DeadLetter, Message, dead_letters, handles
 from actorio.nats import EntityFenced, Node
 from actorio.nats._entity_persistence import EntityJournal
 from actorio.persistence import (
@@ -249,11 +249,20 @@ def fired_count(memory: InMemoryJournal, key: str) -> Callable[[], Awaitable[boo
 
 
 @pytest.mark.mock_clock(autojump_threshold=math.inf)
-async def test_a_reminder_wakes_its_passivated_entity(nats_url: str, mock_clock: MockClock) -> None:
+@pytest.mark.parametrize("durable", [False, True], ids=["plain", "durable"])
+async def test_a_reminder_wakes_its_passivated_entity(
+    nats_url: str, mock_clock: MockClock, durable: bool
+) -> None:
+    """Also for a durable type, whose wake is stored in its mailbox: it starts the key, and it is
+    not a message (no dead letter)."""
+    letters: list[DeadLetter] = []
+    dead_letters.add_listener(letters.append)
     memory = InMemoryJournal()
     name = unique("sleeper")
     async with await Node.connect(nats_url, ask_timeout=BOUND) as node:
-        host = await node.host(Sleeper, name=name, journal=memory, lease=LEASE, idle_timeout=100.0)
+        host = await node.host(
+            Sleeper, name=name, journal=memory, lease=LEASE, idle_timeout=100.0, durable=durable
+        )
         assert host.reminders is not None
         host.reminders.clock = mock_clock.time
         ref = node.entity(name, "s1", Sleeper)
@@ -267,6 +276,7 @@ async def test_a_reminder_wakes_its_passivated_entity(nats_url: str, mock_clock:
         await eventually(fired_count(memory, "s1"))
         await eventually(lambda: _no_reminder(memory, "s1"))
         assert await ref.ask(Fires()) == 1
+    assert [letter for letter in letters if letter.recipient.startswith(name)] == []
 
 
 @pytest.mark.mock_clock(autojump_threshold=math.inf)

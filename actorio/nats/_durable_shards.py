@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import nats.errors
 import nats.js.errors
@@ -148,6 +148,7 @@ class ShardPump:
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._pull: JetStreamContext.PullSubscription | None = None
+        self._moving: set[asyncio.Task[Any]] = set()  # messages of keys that cannot start, moving
         self._base = mailbox.subject_of_shard(self.shard)[:-1]  # "<prefix>.mailbox.<type>.<n>."
 
     def start(self) -> None:
@@ -296,7 +297,9 @@ class ShardPump:
         for seq, state in chosen:
             msg = state.waiting.pop(seq)
             self._settled(seq)
-            self._mailbox.spawn(self._unstarted(state, msg))
+            moving = self._mailbox.spawn(self._unstarted(state, msg))
+            self._moving.add(moving)
+            moving.add_done_callback(self._moving.discard)
 
     async def _unstarted(self, state: _Key, msg: Msg) -> None:
         """Move ``msg``, of a key whose entity cannot start, to the dead-letter stream (see
@@ -570,6 +573,8 @@ class ShardPump:
                 await asyncio.wait(workers, timeout=timeout)
             for worker in workers:
                 worker.cancel()
+        if self._moving:  # (a move cut short would leave a message both moved and stored)
+            await asyncio.wait(set(self._moving), timeout=timeout)
         waiting = [msg for state in self.keys.values() for msg in state.waiting.values()]
         for state in self.keys.values():
             state.waiting.clear()

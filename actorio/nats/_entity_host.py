@@ -342,7 +342,11 @@ class EntityHost:
                 h for h in self._entities.hosts.live(self.entity_type) if h.node != self._entities.node_id
             ]
             if not hosts:
-                dead_letters.record(msg.data, identifier, "stopped")
+                nowhere = RuntimeError(
+                    f"{identifier}: not held by node {self._entities.node_id} for the message's "
+                    f"{LEASE} claim, and no other live host of the type was found"
+                )
+                dead_letters.record(msg.data, identifier, "stopped", nowhere)
                 return
             node, claim = self._entities.placement(key, hosts).node, 0
         headers = dict(msg.headers or {})

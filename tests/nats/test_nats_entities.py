@@ -415,6 +415,11 @@ async def test_a_forged_newer_lease_claim_does_not_passivate_the_entity(nodes: l
         assert (reply.headers or {}).get("Actorio-Status") == "error"
     assert await ref.ask(Balance()) == 5  # the same activation, its state kept, no forged Add handled
     assert host.activations["kept"] is activation
+    from actorio import dead_letters
+
+    forged = [letter for letter in dead_letters.of("acct12/kept") if letter.reason == "stopped"]
+    assert forged  # the forged tells: no other host to route them to, and said so
+    assert all("no other live host" in str(letter.error) for letter in forged)
 
 
 async def test_a_wake_header_on_a_message_with_a_payload_is_refused_not_dropped(nodes: list[Node]) -> None:

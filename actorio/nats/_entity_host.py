@@ -352,10 +352,14 @@ class EntityHost:
         headers = dict(msg.headers or {})
         headers[LEASE] = str(claim)
         headers[HOPS] = str(hops + 1)
-        with contextlib.suppress(nats.errors.Error):
+        try:
             await self._nc.publish(
                 self._entities.subject(self.entity_type, node, key), msg.data, headers=headers
             )
+        except nats.errors.MaxPayloadError as error:  # the routing headers took it past the limit
+            dead_letters.record(msg.data, identifier, "overflow", error)
+        except nats.errors.Error:
+            pass  # the connection failed: lost, as a core NATS tell may be (at most once)
 
     def _identifier(self, key: str) -> str:
         return f"{self.entity_type}/{key}"

@@ -15,9 +15,9 @@ Owns:
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import datetime
+import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, cast
@@ -56,8 +56,8 @@ _REPLAY = DEAD + "Replay"
 _CUT = DEAD + "Cut"
 """On a message whose payload was cut to fit: its size, in bytes, before."""
 
-_TOKENS_KEPT = 1024
-"""How many moves' replay tokens a node remembers (for its own retries)."""
+_MAX_HEADER_BYTES = 65_535
+"""The most header bytes JetStream stores with a message."""
 
 _NATS = "Nats-"
 """The prefix of JetStream's headers."""
@@ -134,9 +134,9 @@ class StoredDeadLetter:
     once), and one that no one who cannot read the dead-letter stream can know (a message stored
     first under it would make the replay a duplicate: lost)."""
     cut: int = 0
-    """The payload's size in bytes before it was cut to fit the server's ``max_payload`` with
-    the dead-letter headers (``data`` is then its beginning, and `Node.replay` leaves it); 0:
-    whole."""
+    """The message's size in bytes (payload and own headers) before it was cut to fit with the
+    dead-letter headers (``data`` is then the payload's beginning, or ``headers`` left out);
+    `Node.replay` leaves such a letter. 0: whole."""
 
     @classmethod
     def from_raw(cls, stream: str, raw: RawStreamMsg) -> StoredDeadLetter:
@@ -212,10 +212,9 @@ class DeadLetterStreams:
         self._prefix = prefix
         self._timeout = timeout
         self._max_payload = max_payload
-        self._tokens: collections.OrderedDict[tuple[str, int], str] = collections.OrderedDict()
-        """The replay token of each message this node moved lately, by stream and sequence: a
-        retried move sends the same, and a duplicate is this node's earlier try only if the
-        stored copy holds it (no one else knows it)."""
+        self._secret = secrets.token_bytes(32)
+        """The key of the replay tokens this node makes: its retries of a move make the same,
+        and no one else can (a duplicate is this node's earlier try only if it holds it)."""
 
     async def set_up(self, name: str, stream: str, *, limit: int | None, dedupe_window: float) -> None:
         """Create (or update) the dead-letter stream of the durable name whose stream is ``stream``:
@@ -239,45 +238,51 @@ class DeadLetterStreams:
         """Store ``msg`` (payload and headers) in its name's dead-letter stream, with why; True once
         the stream has it (stored once, however often this node retries it; a retry from
         another node, or a message id taken first by someone else, stores it under another
-        id). A payload that the dead-letter headers would take past the server's
-        ``max_payload`` is cut to fit (`StoredDeadLetter.cut`). False if it could not be stored:
+        id). A message that the dead-letter headers would take past the server's
+        ``max_payload``, or past JetStream's 64 KiB of headers, is cut to fit: its payload cut,
+        or its own headers left out (`StoredDeadLetter.cut`). False if it could not be stored:
         the caller gives it back to its stream instead."""
         metadata = msg.metadata
         stream = metadata.stream
         sequence = metadata.sequence.stream
-        token = self._tokens.pop((stream, sequence), None) or f"replay:{secrets.token_hex(16)}"
-        self._tokens[(stream, sequence)] = token
-        while len(self._tokens) > _TOKENS_KEPT:
-            self._tokens.popitem(last=False)
-        headers = _own_headers(msg.headers or {})
-        headers.update(
-            {
-                # The sequence and the time it was stored: what a consumer of the stream reads.
-                # A retried move stores it once; a decoy stored first must guess the time.
-                MSG_ID: f"{stream}:{sequence}:{_stored_at(msg)}",
-                _REPLAY: token,
-                _NAME: name,
-                _STREAM: stream,
-                _SEQUENCE: str(sequence),
-                _SUBJECT: _header_text(msg.subject),
-                _DELIVERIES: str(deliveries),
-                _ERROR_TYPE: _header_text(error_type),
-                _ERROR: _header_text(error),
-                _TIME: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
-            }
-        )
+        stored_at = _stored_at(msg)
+        # The same for every try of this node, and for no one else's: a keyed digest.
+        digest = hmac.new(self._secret, f"{stream}:{sequence}:{stored_at}".encode(), "sha256")
+        token = f"replay:{digest.hexdigest()[:32]}"
+        own = _own_headers(msg.headers or {})
+        headers = {
+            **own,
+            # The sequence and the time it was stored: what a consumer of the stream reads.
+            # A retried move stores it once; a decoy stored first must guess the time.
+            MSG_ID: f"{stream}:{sequence}:{stored_at}",
+            _REPLAY: token,
+            _NAME: name,
+            _STREAM: stream,
+            _SEQUENCE: str(sequence),
+            _SUBJECT: _header_text(msg.subject),
+            _DELIVERIES: str(deliveries),
+            _ERROR_TYPE: _header_text(error_type),
+            _ERROR: _header_text(error),
+            _TIME: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+        }
         subject, dead = dead_letter_subject(self._prefix, name), dead_letter_stream(stream)
-        data = msg.data
-        sent = {**headers, _CUT: str(len(data)), _EXPECTED_STREAM: dead}  # (nats-py adds the last)
-        if wire_size(data, sent) > self._max_payload():
-            headers[_CUT] = str(len(data))
-            data = data[: max(0, self._max_payload() - wire_size(b"", sent))]
+        data, before, second_id = msg.data, str(wire_size(msg.data, own)), f"{headers[MSG_ID]}:{token}"
+
+        def header_bytes() -> int:  # as sent at most: the longer id, the cut, nats-py's stream check
+            return wire_size(b"", {**headers, MSG_ID: second_id, _CUT: before, _EXPECTED_STREAM: dead})
+
+        if header_bytes() > _MAX_HEADER_BYTES:
+            headers = {key: value for key, value in headers.items() if key not in own}
+            headers[_CUT] = before
+        if len(data) + header_bytes() > self._max_payload():
+            headers[_CUT] = before
+            data = data[: max(0, self._max_payload() - header_bytes())]
         try:
             ack = await self._js.publish(subject, data, timeout=self._timeout, stream=dead, headers=headers)
             if ack.duplicate and not await self._holds(dead, ack.seq, token):
                 # Someone stored something else under the id first (a guessed decoy), or
                 # another node moved it before it died: stored again, under an id of its own.
-                headers[MSG_ID] = f"{headers[MSG_ID]}:{secrets.token_hex(16)}"
+                headers[MSG_ID] = second_id
                 await self._js.publish(subject, data, timeout=self._timeout, stream=dead, headers=headers)
         except (nats.errors.Error, asyncio.TimeoutError):
             return False

@@ -533,35 +533,49 @@ async def test_the_time_a_message_was_stored_is_read_from_its_acknowledgement_su
     assert stored("") == ""
 
 
-async def test_a_message_the_dead_letter_headers_would_make_too_large_is_cut_to_fit(node: Node) -> None:
+async def test_a_message_the_dead_letter_headers_would_make_too_large_is_cut_to_fit(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The dead-letter headers add some hundred bytes to a stored message: one that fitted the
-    server's max_payload might no longer, and the server then closes the connection for good.
-    The move cuts the payload to fit and says so (`StoredDeadLetter.cut`); a replay leaves it."""
+    server's max_payload (or JetStream's 64 KiB of headers) might no longer, and the server then
+    closed the connection for good, or refused the move forever. The move cuts the payload, or
+    leaves out the message's own headers, and says so (`StoredDeadLetter.cut`); a replay leaves
+    it. Also when a decoy holds the move's id, so that it is stored under its longer second id,
+    and stored once however often this node retries."""
     from nats.js.api import ConsumerConfig
 
+    from actorio.nats import _dead_letter_stream
     from actorio.nats._dead_letter_stream import DeadLetterStreams
 
+    monkeypatch.setattr(_dead_letter_stream, "_stored_at", lambda msg: "guessed")
     nc = node.client
     js = nc.jetstream()
     await js.add_stream(name="CUTS", subjects=["cuts.in"])
     big = b"x" * (nc.max_payload - 100)
     await js.publish("cuts.in", big)
+    await js.publish("cuts.in", b"{}", headers={f"H{n:02}": "v" * 645 for n in range(100)})  # 65.2 KB
     pull = await js.pull_subscribe("cuts.in", durable="cuts", stream="CUTS", config=ConsumerConfig())
-    [msg] = await pull.fetch(1, timeout=10)
+    msgs = await pull.fetch(2, timeout=10)
     streams = DeadLetterStreams(js, prefix="cutting", timeout=5.0, max_payload=lambda: nc.max_payload)
     await streams.set_up("cuts", "CUTS", limit=None, dedupe_window=60.0)
-    assert await streams.move(msg, "cuts", 1, "ValueError", "too big to handle")
-    [letter] = await streams.read("cuts", "CUTS", None)
+    await js.publish("cutting.dlq.cuts", b"decoy", headers={"Nats-Msg-Id": "CUTS:1:guessed"})
+    for _ in range(2):  # a retry by this node stores nothing more
+        for msg in msgs:
+            assert await streams.move(msg, "cuts", 1, "ValueError", "too big to handle")
+    decoy, letter, headless = await streams.read("cuts", "CUTS", None)
+    assert decoy.data == b"decoy"
     assert letter.cut == len(big)
     assert 0 < len(letter.data) < len(big)
     assert big.startswith(letter.data)
+    assert (headless.data, headless.headers) == (b"{}", {})
+    assert headless.cut > 64_000
     assert not nc.is_closed
 
     async def never(data: bytes, headers: object, msg_id: str) -> None:
         raise AssertionError("a cut letter is not replayed")
 
-    assert await streams.replay("cuts", "CUTS", None, never) == 0
-    assert len(await streams.read("cuts", "CUTS", None)) == 1
+    assert await streams.replay("cuts", "CUTS", [letter.sequence, headless.sequence], never) == 0
+    assert len(await streams.read("cuts", "CUTS", None)) == 3
     await js.delete_stream("CUTS")
     await js.delete_stream("CUTS_DLQ")
 

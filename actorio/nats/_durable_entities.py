@@ -525,11 +525,15 @@ class DurableMailbox:
         False (it is given back, delivered again after a while) if it was not stored."""
         return await self._dead_letter(msg, "InvalidKey", text, "invalid", ValueError(text))
 
-    async def dead_letter_unstarted(self, msg: Msg, text: str, cause: BaseException | None) -> bool:
+    async def dead_letter_unstarted(
+        self, msg: Msg, text: str, cause: BaseException | None, fenced: Callable[[], bool]
+    ) -> bool:
         """Move ``msg``, a message for a key whose entity cannot start (``text`` says why, and
         ``cause`` is the start's error), to the dead-letter stream (error type
         ``EntityNotStarted``) and take it out of the mailbox: a dead letter ``overflow``, its
-        error a `DeliveryLimitReached`. False (it is given back) if it was not stored."""
+        error a `DeliveryLimitReached`, and an ask is answered with it; unless ``fenced()`` (the
+        shard's lease is over: it is the next owner's) once moved. False (it is given back,
+        delivered again after `retry_delay`) if it was not stored."""
         gave_up = DeliveryLimitReached(
             self._identifier(msg),
             msg.metadata.num_delivered,
@@ -538,7 +542,12 @@ class DurableMailbox:
             text,
         )
         gave_up.__cause__ = cause
-        return await self._dead_letter(msg, "EntityNotStarted", text, "overflow", gave_up)
+        return await self._dead_letter(msg, "EntityNotStarted", text, "overflow", gave_up, fenced)
+
+    def retry_delay(self, msg: Msg) -> float:
+        """How long a message given back waits before it is delivered again: the retry
+        backoff's delay after its deliveries so far."""
+        return self.settings.retry_backoff.delay(max(0, msg.metadata.num_delivered - 1))
 
     async def _dead_letter(
         self,
@@ -547,14 +556,17 @@ class DurableMailbox:
         text: str,
         reason: Literal["invalid", "overflow"],
         error: BaseException,
+        fenced: Callable[[], bool] | None = None,
     ) -> bool:
         deliveries = msg.metadata.num_delivered
         if not await self.dead.move(msg, self.dead_name, deliveries, error_type, text):
             with contextlib.suppress(nats.errors.Error):  # delivered again, after a while
-                await msg.nak(delay=self.settings.retry_backoff.delay(max(0, deliveries - 1)))
+                await msg.nak(delay=self.retry_delay(msg))
             return False
         identifier = self._identifier(msg)
         dead_letters.record(msg.data, identifier, reason, error)
+        if fenced is not None and fenced():
+            return True  # stored twice at worst: past the lease, settling is the next owner's
         with contextlib.suppress(nats.errors.Error):
             await msg.term()
         reply = (msg.headers or {}).get(REPLY)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import nats.errors
@@ -29,108 +30,28 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from ..lowlevel import Mailbox, task_of
+from ..lowlevel import Mailbox
 from ._codec import REPLY
 from ._entity_persistence import WAKE
 from ._placement import check_key
 from ._settlement import Settlement, give_back
+from ._shard_keys import MAX_ACK_PENDING, ShardKey, stuck_limit, to_move
 
 if TYPE_CHECKING:
     from ._durable_entities import DurableMailbox
     from ._entity_host import Activation
     from ._keeper import PublicationSupervisor
 
-__all__ = ["MAX_ACK_PENDING", "ShardPump", "consumer_name"]
+__all__ = ["ShardPump", "consumer_name"]
 
 _logger = logging.getLogger("actorio.nats")
 
-MAX_ACK_PENDING = 512
-"""The messages one shard's pump holds at once (fetched, not yet settled): its consumer's
-``max_ack_pending``. Enough for hundreds of keys of a shard to be handled in parallel, and a
-bound on the memory one shard takes (with 64 shards, 32,768 messages for a type)."""
-
 _BATCH = 128  # messages asked for by one fetch
-
-
-def stuck_limit() -> int:
-    """The messages that the keys of a shard whose entity cannot start may hold in its pump,
-    together, once it is full: half of `MAX_ACK_PENDING`. Their newest messages beyond it are
-    then moved to the dead-letter stream, so that the shard's other keys get the other half."""
-    return MAX_ACK_PENDING // 2
 
 
 def consumer_name(shard: int) -> str:
     """The durable consumer of ``shard``: ``shard-<n>``."""
     return f"shard-{shard}"
-
-
-class _Key:
-    """One key of the shard: its entity (once started), and its messages waiting in the pump."""
-
-    __slots__ = (
-        "key",
-        "mailbox",
-        "supervisor",
-        "settlement",
-        "waiting",
-        "returned",
-        "worker",
-        "last",
-        "retiring",
-        "not_before",
-        "failed_starts",
-        "start_error",
-        "handled",
-    )
-
-    def __init__(self, key: str, now: float) -> None:
-        self.key = key
-        self.mailbox: Mailbox | None = None
-        self.supervisor: PublicationSupervisor | None = None
-        self.settlement: Settlement | None = None
-        self.waiting: dict[int, Msg] = {}
-        """Fetched messages of the key not yet handled, by stream sequence."""
-        self.returned: dict[int, float] = {}
-        """Stream sequences given back and due again (until when they are waited for): none of
-        the key's later messages is handled before they come back."""
-        self.worker: asyncio.Task[None] | None = None
-        self.last = now
-        self.retiring: asyncio.Task[None] | None = None
-        """Its entity being stopped: the key starts again only once that is done (its messages
-        wait meanwhile), so that two entities of the key never run at once."""
-        self.not_before = 0.0
-        """No message of the key is handled before this time (its entity could not start)."""
-        self.failed_starts = 0
-        self.start_error: Exception | None = None
-        """Why its entity's last start failed (its factory or its recovery raised); None once
-        it started."""
-        self.handled = 0
-        """The stream sequence of the key's last message handled and acknowledged: a copy of it
-        (or of an earlier one) delivered again, its acknowledgement lost, is not handled again."""
-
-    def ready(self, now: float) -> Msg | None:
-        """The key's next message, if it may be handled now (per-key stream order)."""
-        if not self.waiting or now < self.not_before:
-            return None
-        self.expire(now)
-        seq = min(self.waiting)
-        if self.returned and seq > min(self.returned):
-            return None
-        self.returned.pop(seq, None)
-        return self.waiting.pop(seq)
-
-    def expire(self, now: float) -> None:
-        """Stop waiting for the messages given back that are overdue (taken out of the stream by
-        someone else: they never come back)."""
-        for seq in [seq for seq, until in self.returned.items() if until <= now]:
-            del self.returned[seq]
-
-    def alive(self) -> bool:
-        """Its entity runs, or restarts under its supervision (not stopped for good)."""
-        if self.mailbox is None or self.mailbox.closed:
-            return False
-        task = task_of(self.supervisor) if self.supervisor is not None else None
-        return task is None or not task.done()
 
 
 class ShardPump:
@@ -140,7 +61,7 @@ class ShardPump:
         self._mailbox = mailbox
         self.activation = activation
         self.shard = int(activation.key)
-        self.keys: dict[str, _Key] = {}
+        self.keys: dict[str, ShardKey] = {}
         self._held: dict[int, Msg] = {}  # every fetched message not yet settled, by stream sequence
         self._room = asyncio.Event()
         self._stopping = False
@@ -148,7 +69,8 @@ class ShardPump:
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._pull: JetStreamContext.PullSubscription | None = None
-        self._moving: set[asyncio.Task[Any]] = set()  # messages of keys that cannot start, moving
+        self._moving: dict[int, asyncio.Task[Any]] = {}  # trimmed messages being moved, by sequence
+        self._behind = False  # messages wait in the stream behind those held (as far as known)
         self._base = mailbox.subject_of_shard(self.shard)[:-1]  # "<prefix>.mailbox.<type>.<n>."
 
     def start(self) -> None:
@@ -162,6 +84,7 @@ class ShardPump:
     def woken(self) -> None:
         """A wake reached the active shard: something was stored; it is not idle until fetched."""
         self._drained = False
+        self._behind = True
 
     def _fenced(self) -> bool:
         """The shard's lease is over by this node's clock: it must not settle what it read."""
@@ -242,6 +165,7 @@ class ShardPump:
                     await give_back(messages)
                 return
             self._drained = False
+            self._behind = bool(messages) and messages[-1].metadata.num_pending > 0
             for msg in messages:
                 self._accept(msg)
 
@@ -258,6 +182,8 @@ class ShardPump:
             mailbox.spawn(self._forged(msg))
             return
         seq = msg.metadata.sequence.stream
+        if seq in self._moving:
+            return  # a copy of a message being moved (settled by its move, or given back)
         state = self.keys.get(key)
         if state is not None and seq <= state.handled:
             # A copy of a message handled and acknowledged already (its acknowledgement was
@@ -266,11 +192,11 @@ class ShardPump:
             return
         self._held[seq] = msg
         if state is None:
-            state = self.keys[key] = _Key(key, mailbox.clock())
+            state = self.keys[key] = ShardKey(key, mailbox.clock())
         state.waiting[seq] = msg
         self._go_on(state)
 
-    def _go_on(self, state: _Key) -> None:
+    def _go_on(self, state: ShardKey) -> None:
         if (
             state.worker is None
             and state.retiring is None
@@ -281,37 +207,41 @@ class ShardPump:
             state.worker = self._mailbox.spawn(self._work(state))
 
     def _trim(self) -> None:
-        """The pump is full. If the keys whose entity's last start failed hold more than
-        `stuck_limit` of it, their newest messages go to the dead-letter stream until they hold
-        that many, so that the other keys get room; each such key keeps its oldest message
-        while there are others to move."""
-        stuck = [state for state in self.keys.values() if state.start_error is not None]
-        # (A key whose worker runs, a start being tried, holds its oldest message out of `waiting`.)
-        excess = sum(len(state.waiting) + (state.worker is not None) for state in stuck) - stuck_limit()
-        if excess <= 0:
+        """The pump is full, and messages wait behind it in the stream. If the keys whose entity
+        cannot start (they failed as many starts in a row as `Durable.max_deliver`, 5 if None)
+        hold more than `stuck_limit` of it, some of their messages go to the dead-letter stream
+        until they hold that many, so that the other keys get room: those of the keys that
+        failed the most starts first, each key's newest first, each keeping its oldest while
+        others can go. Until moved, they stay held, copies delivered again are dropped, and
+        their key's later messages wait for them (as for a message given back)."""
+        if not self._behind or len(self._held) < MAX_ACK_PENDING:
             return
-        later = [(seq, state) for state in stuck for seq in sorted(state.waiting)[0 if state.worker else 1 :]]
-        oldest = [(min(state.waiting), state) for state in stuck if state.waiting and not state.worker]
-        chosen = sorted(later, key=_newest_first)[:excess]
-        chosen += sorted(oldest, key=_newest_first)[: excess - len(chosen)]
-        for seq, state in chosen:
-            msg = state.waiting.pop(seq)
-            self._settled(seq)
-            moving = self._mailbox.spawn(self._unstarted(state, msg))
-            self._moving.add(moving)
-            moving.add_done_callback(self._moving.discard)
+        after = self._mailbox.settings.max_deliver or 5
+        for seq, state in to_move(self.keys.values(), after):
+            state.returned[seq] = math.inf  # until its move ends
+            self._moving[seq] = self._mailbox.spawn(self._unstarted(state, state.waiting.pop(seq)))
 
-    async def _unstarted(self, state: _Key, msg: Msg) -> None:
+    async def _unstarted(self, state: ShardKey, msg: Msg) -> None:
         """Move ``msg``, of a key whose entity cannot start, to the dead-letter stream (see
-        `_trim`)."""
-        if self._fenced():
-            return
+        `_trim`); given back, its key's later messages wait for it, if it was not moved."""
+        seq = msg.metadata.sequence.stream
         text = (
             f"{self._mailbox.entity_type}/{state.key} could not start ({state.failed_starts} "
             f"tries, last: {state.start_error!r}), and keys that cannot start hold "
             f"{stuck_limit()} messages of shard {self.shard}"
         )
-        await self._mailbox.dead_letter_unstarted(msg, text, state.start_error)
+        moved = False
+        try:
+            if not self._fenced():
+                moved = await self._mailbox.dead_letter_unstarted(msg, text, state.start_error, self._fenced)
+        finally:
+            self._moving.pop(seq, None)
+            state.returned.pop(seq, None)
+            if moved:
+                self._settled(seq)
+            else:
+                self._returned(state, seq, self._mailbox.retry_delay(msg))
+            self._go_on(state)
 
     async def _forged(self, msg: Msg) -> None:
         """Move a message whose subject names no key of this shard to the dead-letter stream."""
@@ -324,7 +254,7 @@ class ShardPump:
 
     # -- the keys ----------------------------------------------------------------------------------
 
-    async def _work(self, state: _Key) -> None:
+    async def _work(self, state: ShardKey) -> None:
         """Handle the key's messages one at a time, in stream order, while the shard is held."""
         mailbox = self._mailbox
         try:
@@ -332,6 +262,7 @@ class ShardPump:
                 msg = state.ready(mailbox.clock())
                 if msg is None:
                     return
+                state.current = msg.metadata.sequence.stream
                 try:
                     await self._settle(state, msg)
                 except Exception as error:  # not the handler's (settled above): this node's
@@ -345,11 +276,12 @@ class ShardPump:
                     if not self._fenced():
                         await give_back([msg])
                     self._returned(state, msg.metadata.sequence.stream, 0.0)
+                state.current = 0
                 state.last = mailbox.clock()
         finally:
-            state.worker = None
+            state.worker, state.current = None, 0
 
-    async def _settle(self, state: _Key, msg: Msg) -> None:
+    async def _settle(self, state: ShardKey, msg: Msg) -> None:
         mailbox = self._mailbox
         seq = msg.metadata.sequence.stream
         settlement = await self._entity(state)
@@ -360,6 +292,7 @@ class ShardPump:
             state.waiting[seq] = msg
             state.not_before = mailbox.clock() + mailbox.settings.retry_backoff.delay(state.failed_starts)
             state.failed_starts += 1
+            self._trim()  # (if the pump is full)
             return
         running = mailbox.running
         if (self.shard, state.key) in running:
@@ -390,7 +323,7 @@ class ShardPump:
             state.handled = max(state.handled, seq)
             self._settled(seq)
 
-    def _returned(self, state: _Key, seq: int, delay: float) -> None:
+    def _returned(self, state: ShardKey, seq: int, delay: float) -> None:
         """``seq`` was given back: the key's later messages wait for it (a while: if it never
         comes back, e.g. taken out of the stream, the key goes on without it)."""
         if seq not in state.waiting:
@@ -402,7 +335,7 @@ class ShardPump:
         self._held.pop(seq, None)
         self._room.set()
 
-    async def _make_room(self, state: _Key) -> bool:
+    async def _make_room(self, state: ShardKey) -> bool:
         """Reserve ``state``'s place under the host's ``max_active`` (counted over every shard of
         the type on this node), first stopping the least recently handled idle keys (nothing
         handled or waiting, their entity waiting for a message) as idle ones are; False if
@@ -428,7 +361,7 @@ class ShardPump:
         running[(self.shard, state.key)] = state  # reserved before the start's await
         return True
 
-    def retire(self, state: _Key) -> asyncio.Task[None]:
+    def retire(self, state: ShardKey) -> asyncio.Task[None]:
         """Stop ``state``'s entity (its teardown runs) and forget the key once that is done;
         messages of the key arriving meanwhile wait, and start it again after the stop: two
         entities of a key never run at once here. The task doing it."""
@@ -453,7 +386,7 @@ class ShardPump:
         state.retiring = mailbox.spawn(retire())
         return state.retiring
 
-    async def _entity(self, state: _Key) -> Settlement | None:
+    async def _entity(self, state: ShardKey) -> Settlement | None:
         """The key's running entity's settlement (its entity started if it is not alive); None
         if it could not start (its factory failed, or no room under ``max_active``)."""
         if state.settlement is not None and state.alive():
@@ -574,7 +507,7 @@ class ShardPump:
             for worker in workers:
                 worker.cancel()
         if self._moving:  # (a move cut short would leave a message both moved and stored)
-            await asyncio.wait(set(self._moving), timeout=timeout)
+            await asyncio.wait(set(self._moving.values()), timeout=timeout)
         waiting = [msg for state in self.keys.values() for msg in state.waiting.values()]
         for state in self.keys.values():
             state.waiting.clear()
@@ -596,7 +529,7 @@ class ShardPump:
                 await asyncio.wait_for(self._pull.unsubscribe(), timeout)
 
 
-def _evictable(state: _Key) -> bool:
+def _evictable(state: ShardKey) -> bool:
     """Whether the key's entity may be stopped to make room: nothing handled, waiting or given
     back, not being stopped, and its entity waiting for a message (no timer's or self-sent
     message in its mailbox, not in a handler)."""
@@ -610,7 +543,3 @@ async def _ack(msg: Msg) -> None:
     """Acknowledge ``msg`` (an error of the connection is the redelivery's to mend)."""
     with contextlib.suppress(nats.errors.Error):
         await msg.ack()
-
-
-def _newest_first(entry: tuple[int, _Key]) -> int:
-    return -entry[0]

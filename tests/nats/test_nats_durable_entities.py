@@ -23,7 +23,7 @@ from typing_extensions import assert_type
 from actorio import Actor, ActorRef, Backoff, DeadLetter, Message, SupervisorStrategy, dead_letters, handles
 from actorio.nats import DeliveryLimitReached, Durable, EntityRef, LocalServer, Node
 from actorio.nats._durable_entities import mailbox_stream, mailbox_subject, shard_of
-from actorio.nats._durable_shards import MAX_ACK_PENDING, stuck_limit
+from actorio.nats._shard_keys import MAX_ACK_PENDING, stuck_limit
 from tests.nats_support.processes import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -476,27 +476,22 @@ async def test_keys_that_cannot_start_hold_at_most_half_a_full_shard(pair: tuple
     await other.tell(Put(seq=1))
     assert await other.ask(Seen(), timeout=30) == [1]
 
-    moved = MAX_ACK_PENDING - stuck_limit()  # positions 257..512: the newest half of a full pump
+    first = MAX_ACK_PENDING - stuck_limit()  # positions 257..512: the newest half of a full pump
 
-    async def all_moved() -> bool:
+    async def moved() -> list[int]:
         assert host.durable is not None
-        return len(await host.durable.dead_letters(limit=None)) >= moved
+        stored = await host.durable.dead_letters(limit=None)
+        assert {letter.error_type for letter in stored} <= {"EntityNotStarted"}
+        return [json.loads(letter.data)["data"].get("seq", 0) for letter in stored]  # 0: the ask
 
-    await wait_until(all_moved, 30)
-    stored = await host.durable.dead_letters(limit=None)
-    assert len(stored) == moved
-    assert {letter.error_type for letter in stored} == {"EntityNotStarted"}
-    assert "stuck cannot start" in stored[0].error
-    puts = sorted(json.loads(letter.data)["data"].get("seq", 0) for letter in stored)
-    assert puts == [0, *range(stuck_limit() + 1, 400), *range(400, MAX_ACK_PENDING)]  # 0: the ask
+    async def first_moved() -> bool:
+        return len(await moved()) >= first
+
+    await wait_until(first_moved, 30)
     assert asked is not None
     with pytest.raises(Exception, match="EntityNotStarted"):
-        await asked
-    overflow = [letter for letter in letters if letter.recipient == "broken1/stuck"]
-    assert len(overflow) == moved
-    assert {letter.reason for letter in overflow} == {"overflow"}
-    assert isinstance(overflow[0].error, DeliveryLimitReached)
-    assert isinstance(overflow[0].error.__cause__, RuntimeError)
+        await asked  # the ask, at position 400, was in the first half moved: answered
+    assert "stuck cannot start" in (await host.durable.dead_letters(limit=1))[0].error
 
     Broken.FAILS[flaky] = 1  # one failed start, while the stuck key holds its half: nothing lost
     for seq in range(1, 4):
@@ -504,10 +499,71 @@ async def test_keys_that_cannot_start_hold_at_most_half_a_full_shard(pair: tuple
     assert await client.entity("broken1", flaky, Broken).ask(Seen(), timeout=30) == [1, 2, 3]
 
     Broken.BROKEN = set()  # it starts at its next try, and handles what it kept, in order
-    kept = [*range(1, stuck_limit() + 1), *range(MAX_ACK_PENDING, MAX_ACK_PENDING + 100)]
+    told = MAX_ACK_PENDING + 99
 
-    async def all_handled() -> bool:
-        return len(Ledger.HANDLED.get("stuck", [])) >= len(kept)
+    async def all_settled() -> bool:
+        return len(Ledger.HANDLED.get("stuck", [])) + len(await moved()) >= told + 1
 
-    await wait_until(all_handled, 30)
-    assert await stuck.ask(Seen(), timeout=30) == kept
+    await wait_until(all_settled, 30)
+    handled, gone = Ledger.HANDLED["stuck"], await moved()
+    assert handled == sorted(set(handled))  # once each, in order
+    assert sorted(handled + gone) == [0, *range(1, told + 1)]  # nothing lost, nothing twice
+    assert handled[: stuck_limit()] == list(range(1, stuck_limit() + 1))  # the oldest half kept
+    assert set(range(stuck_limit() + 1, 400)) | {0} | set(range(400, MAX_ACK_PENDING)) <= set(gone)
+    assert await stuck.ask(Seen(), timeout=30) == handled
+    overflow = [letter for letter in letters if letter.recipient == "broken1/stuck"]
+    assert len(overflow) == len(gone)
+    assert {letter.reason for letter in overflow} == {"overflow"}
+    assert isinstance(overflow[0].error, DeliveryLimitReached)
+    assert isinstance(overflow[0].error.__cause__, RuntimeError)
+
+
+@pytest.mark.parametrize("fails", [1, 8], ids=["fails-once", "fails-for-a-while"])
+async def test_a_key_whose_start_fails_a_while_with_a_full_pump_loses_nothing(
+    pair: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch, fails: int
+) -> None:
+    # A key with a backlog larger than the pump whose entity fails some starts, then starts.
+    # Failing once, it is not stuck: nothing is moved, every message is handled, in order.
+    # Failing more than max_deliver (3) times, it is, and its newest messages go to the
+    # dead-letter stream, whose first 50 moves are refused, and only once the key started and
+    # handled what it kept: those are given back, and the key's later messages wait for them
+    # (they were lost: handled past, then acknowledged as copies). Each message is handled once,
+    # in order, or moved.
+    from actorio.nats._dead_letter_stream import DeadLetterStreams
+
+    move = DeadLetterStreams.move
+    tried: list[int] = []
+
+    async def kept_handled() -> bool:
+        return len(Ledger.HANDLED.get("backlog", [])) >= stuck_limit()
+
+    async def refusing_at_first(self: DeadLetterStreams, msg: Msg, *args: Any) -> bool:
+        tried.append(msg.metadata.sequence.stream)
+        if len(tried) > 50:
+            return await move(self, msg, *args)
+        await wait_until(kept_handled, 30)
+        return False
+
+    monkeypatch.setattr(DeadLetterStreams, "move", refusing_at_first)
+    hosting, client = pair
+    Broken.BROKEN, Broken.FAILS = set(), {"backlog": fails}
+    host = await hosting.host(Broken, name=f"backlog{fails}", durable=FAST, lease=LEASE)
+    assert host.durable is not None
+    ref = client.entity(f"backlog{fails}", "backlog", Broken)
+    told = MAX_ACK_PENDING + 100
+    for seq in range(1, told + 1):
+        await ref.tell(Put(seq=seq))
+
+    async def moved() -> list[int]:
+        assert host.durable is not None
+        return [json.loads(letter.data)["data"]["seq"] for letter in await host.durable.dead_letters(None)]
+
+    async def all_settled() -> bool:
+        return len(Ledger.HANDLED.get("backlog", [])) + len(await moved()) >= told
+
+    await wait_until(all_settled, 40)
+    handled = Ledger.HANDLED["backlog"]
+    assert handled == sorted(set(handled))  # once each, in order
+    assert sorted(handled + await moved()) == list(range(1, told + 1))  # nothing lost, nothing twice
+    assert await ref.ask(Seen(), timeout=30) == handled
+    assert bool(tried) == (fails > 1)  # only a stuck key's messages are moved

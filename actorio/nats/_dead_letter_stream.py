@@ -15,6 +15,7 @@ Owns:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import hmac
@@ -234,14 +235,14 @@ class DeadLetterStreams:
         except nats.js.errors.BadRequestError:
             await self._js.update_stream(config)  # pyright: ignore[reportUnknownMemberType]
 
-    async def move(self, msg: Msg, name: str, deliveries: int, error_type: str, error: str) -> bool:
-        """Store ``msg`` (payload and headers) in its name's dead-letter stream, with why; True once
-        the stream has it (stored once, however often this node retries it; a retry from
+    async def move(self, msg: Msg, name: str, deliveries: int, error_type: str, error: str) -> int:
+        """Store ``msg`` (payload and headers) in its name's dead-letter stream, with why; its
+        sequence there once the stream has it (stored once, however often this node retries it; a retry from
         another node, or a message id taken first by someone else, stores it under another
         id). A message that the dead-letter headers would take past the server's
         ``max_payload``, or past JetStream's 64 KiB of headers, is cut to fit: its payload cut,
-        or its own headers left out (`StoredDeadLetter.cut`). False if it could not be stored:
-        the caller gives it back to its stream instead."""
+        or its own headers left out (`StoredDeadLetter.cut`). 0 if it could not be stored: the
+        caller gives it back to its stream instead."""
         metadata = msg.metadata
         stream = metadata.stream
         sequence = metadata.sequence.stream
@@ -271,7 +272,7 @@ class DeadLetterStreams:
         def header_bytes() -> int:  # as sent at most: the longer id, the cut, nats-py's stream check
             return wire_size(b"", {**headers, MSG_ID: second_id, _CUT: before, _EXPECTED_STREAM: dead})
 
-        if header_bytes() > _MAX_HEADER_BYTES:
+        if header_bytes() > min(_MAX_HEADER_BYTES, self._max_payload()):
             headers = {key: value for key, value in headers.items() if key not in own}
             headers[_CUT] = before
         if len(data) + header_bytes() > self._max_payload():
@@ -283,10 +284,18 @@ class DeadLetterStreams:
                 # Someone stored something else under the id first (a guessed decoy), or
                 # another node moved it before it died: stored again, under an id of its own.
                 headers[MSG_ID] = second_id
-                await self._js.publish(subject, data, timeout=self._timeout, stream=dead, headers=headers)
+                ack = await self._js.publish(
+                    subject, data, timeout=self._timeout, stream=dead, headers=headers
+                )
         except (nats.errors.Error, asyncio.TimeoutError):
-            return False
-        return True
+            return 0
+        return ack.seq or 0
+
+    async def forget(self, stream: str, at: int) -> None:
+        """Delete message ``at`` of the dead-letter stream of ``stream`` (a move that must not
+        stand); errors are suppressed (it then stays, a letter too many)."""
+        with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError):
+            await self._js.delete_msg(dead_letter_stream(stream), at)
 
     async def _holds(self, dead: str, at: int | None, token: str) -> bool:
         """Whether the dead-letter stream's message ``at`` holds the replay token ``token``:

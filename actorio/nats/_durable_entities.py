@@ -531,9 +531,10 @@ class DurableMailbox:
         """Move ``msg``, a message for a key whose entity cannot start (``text`` says why, and
         ``cause`` is the start's error), to the dead-letter stream (error type
         ``EntityNotStarted``) and take it out of the mailbox: a dead letter ``overflow``, its
-        error a `DeliveryLimitReached`, and an ask is answered with it; unless ``fenced()`` (the
-        shard's lease is over: it is the next owner's) once moved. False (it is given back,
-        delivered again after `retry_delay`) if it was not stored."""
+        error a `DeliveryLimitReached`, and an ask is answered with it. If ``fenced()`` once it
+        is stored (the shard's lease is over, or its stop gave up waiting: the next owner may
+        handle it), the stored letter is deleted and the message left alone: False. False too
+        (it is given back, delivered again after `retry_delay`) if it was not stored."""
         gave_up = DeliveryLimitReached(
             self._identifier(msg),
             msg.metadata.num_delivered,
@@ -559,14 +560,17 @@ class DurableMailbox:
         fenced: Callable[[], bool] | None = None,
     ) -> bool:
         deliveries = msg.metadata.num_delivered
-        if not await self.dead.move(msg, self.dead_name, deliveries, error_type, text):
+        at = await self.dead.move(msg, self.dead_name, deliveries, error_type, text)
+        if fenced is not None and fenced():  # settling is the next owner's now: it may handle it
+            if at:
+                await self.dead.forget(self.stream, at)
+            return False
+        if not at:
             with contextlib.suppress(nats.errors.Error):  # delivered again, after a while
                 await msg.nak(delay=self.retry_delay(msg))
             return False
         identifier = self._identifier(msg)
         dead_letters.record(msg.data, identifier, reason, error)
-        if fenced is not None and fenced():
-            return True  # stored twice at worst: past the lease, settling is the next owner's
         with contextlib.suppress(nats.errors.Error):
             await msg.term()
         reply = (msg.headers or {}).get(REPLY)

@@ -70,7 +70,8 @@ class ShardPump:
         self._ticker: asyncio.Task[None] | None = None
         self._pull: JetStreamContext.PullSubscription | None = None
         self._moving: dict[int, asyncio.Task[Any]] = {}  # trimmed messages being moved, by sequence
-        self._behind = False  # messages wait in the stream behind those held (as far as known)
+        self._moved: dict[int, None] = {}  # the last messages moved (a copy is acknowledged)
+        self._stopped = False  # stop() waited for the moves it could: later ones must not settle
         self._base = mailbox.subject_of_shard(self.shard)[:-1]  # "<prefix>.mailbox.<type>.<n>."
 
     def start(self) -> None:
@@ -84,7 +85,6 @@ class ShardPump:
     def woken(self) -> None:
         """A wake reached the active shard: something was stored; it is not idle until fetched."""
         self._drained = False
-        self._behind = True
 
     def _fenced(self) -> bool:
         """The shard's lease is over by this node's clock: it must not settle what it read."""
@@ -130,7 +130,7 @@ class ShardPump:
             room = MAX_ACK_PENDING - len(self._held)
             if room <= 0:
                 self._room.clear()
-                self._trim()
+                await self._trim()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._room.wait(), poll)
                 continue
@@ -165,7 +165,6 @@ class ShardPump:
                     await give_back(messages)
                 return
             self._drained = False
-            self._behind = bool(messages) and messages[-1].metadata.num_pending > 0
             for msg in messages:
                 self._accept(msg)
 
@@ -184,6 +183,9 @@ class ShardPump:
         seq = msg.metadata.sequence.stream
         if seq in self._moving:
             return  # a copy of a message being moved (settled by its move, or given back)
+        if seq in self._moved:  # a copy of one moved (its term was lost): not handled
+            mailbox.spawn(_ack(msg))
+            return
         state = self.keys.get(key)
         if state is not None and seq <= state.handled:
             # A copy of a message handled and acknowledged already (its acknowledgement was
@@ -206,20 +208,34 @@ class ShardPump:
         ):
             state.worker = self._mailbox.spawn(self._work(state))
 
-    def _trim(self) -> None:
-        """The pump is full, and messages wait behind it in the stream. If the keys whose entity
+    async def _trim(self) -> None:
+        """If the pump is full and messages wait behind it in the stream, and the keys whose entity
         cannot start (they failed as many starts in a row as `Durable.max_deliver`, 5 if None)
         hold more than `stuck_limit` of it, some of their messages go to the dead-letter stream
         until they hold that many, so that the other keys get room: those of the keys that
         failed the most starts first, each key's newest first, each keeping its oldest while
         others can go. Until moved, they stay held, copies delivered again are dropped, and
         their key's later messages wait for them (as for a message given back)."""
-        if not self._behind or len(self._held) < MAX_ACK_PENDING:
-            return
         after = self._mailbox.settings.max_deliver or 5
-        for seq, state in to_move(self.keys.values(), after):
+        if len(self._held) < MAX_ACK_PENDING or not to_move(self.keys.values(), after):
+            return
+        if not await self._more_behind():
+            return  # nothing waits behind the pump: no other key needs the room
+        for seq, state in to_move(self.keys.values(), after):  # (again: the await let things move)
             state.returned[seq] = math.inf  # until its move ends
             self._moving[seq] = self._mailbox.spawn(self._unstarted(state, state.waiting.pop(seq)))
+
+    async def _more_behind(self) -> bool:
+        """Whether the shard's consumer has messages it has not delivered yet (asked of the
+        server: a wake can be lost); False if that cannot be read."""
+        pull = self._pull
+        if pull is None:
+            return False
+        try:
+            info = await pull.consumer_info()
+        except (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError):
+            return False
+        return (info.num_pending or 0) > 0
 
     async def _unstarted(self, state: ShardKey, msg: Msg) -> None:
         """Move ``msg``, of a key whose entity cannot start, to the dead-letter stream (see
@@ -232,16 +248,24 @@ class ShardPump:
         )
         moved = False
         try:
-            if not self._fenced():
-                moved = await self._mailbox.dead_letter_unstarted(msg, text, state.start_error, self._fenced)
+            if not self._done():
+                moved = await self._mailbox.dead_letter_unstarted(msg, text, state.start_error, self._done)
         finally:
             self._moving.pop(seq, None)
             state.returned.pop(seq, None)
             if moved:
+                self._moved[seq] = None
+                if len(self._moved) > 2 * MAX_ACK_PENDING:
+                    del self._moved[next(iter(self._moved))]
                 self._settled(seq)
             else:
                 self._returned(state, seq, self._mailbox.retry_delay(msg))
             self._go_on(state)
+
+    def _done(self) -> bool:
+        """This activation may settle nothing more: its lease is over by this node's clock, or
+        its stop stopped waiting for what was under way (the next owner may have it)."""
+        return self._stopped or self._fenced()
 
     async def _forged(self, msg: Msg) -> None:
         """Move a message whose subject names no key of this shard to the dead-letter stream."""
@@ -292,7 +316,7 @@ class ShardPump:
             state.waiting[seq] = msg
             state.not_before = mailbox.clock() + mailbox.settings.retry_backoff.delay(state.failed_starts)
             state.failed_starts += 1
-            self._trim()  # (if the pump is full)
+            await self._trim()  # (if the pump is full)
             return
         running = mailbox.running
         if (self.shard, state.key) in running:
@@ -508,6 +532,7 @@ class ShardPump:
                 worker.cancel()
         if self._moving:  # (a move cut short would leave a message both moved and stored)
             await asyncio.wait(set(self._moving.values()), timeout=timeout)
+        self._stopped = True  # a move still under way now leaves the message to the next owner
         waiting = [msg for state in self.keys.values() for msg in state.waiting.values()]
         for state in self.keys.values():
             state.waiting.clear()

@@ -595,3 +595,34 @@ async def test_a_message_its_headers_take_past_max_payload_is_refused_and_the_co
     assert not nc.is_closed
     await nc.publish("anywhere", b"small", headers={"Small": "z"})
     await nc.flush(timeout=5)
+
+
+async def test_own_headers_too_large_for_a_small_max_payload_are_left_out(tmp_path: Path) -> None:
+    """On a server whose max_payload is below JetStream's 64 KiB of headers, a stored message
+    whose own headers leave no room for the dead-letter ones is moved without them (it was
+    refused on every try, given back and tried again without end)."""
+    from nats.js.api import ConsumerConfig
+
+    from actorio.nats import LocalServer
+    from actorio.nats._dead_letter_stream import DeadLetterStreams
+
+    config = tmp_path / "small.conf"
+    config.write_text("max_payload: 32768\n")
+    with LocalServer(config=config) as server:
+        async with await Node.connect(server.url) as small:
+            nc = small.client
+            js = nc.jetstream()
+            await js.add_stream(name="SMALL", subjects=["small.in"])
+            for size in (30_000, 32_000):
+                await js.publish("small.in", b"x" * 10, headers={"X-Big": "a" * size})
+            pull = await js.pull_subscribe("small.in", durable="c", stream="SMALL", config=ConsumerConfig())
+            msgs = await pull.fetch(2, timeout=10)
+            streams = DeadLetterStreams(js, prefix="small", timeout=5.0, max_payload=lambda: nc.max_payload)
+            await streams.set_up("small", "SMALL", limit=None, dedupe_window=60.0)
+            for msg in msgs:
+                assert await streams.move(msg, "small", 1, "ValueError", "why " * 200)
+            kept, headless = await streams.read("small", "SMALL", None)
+            assert (kept.cut, len(kept.headers["X-Big"])) == (0, 30_000)
+            assert (headless.headers, headless.data) == ({}, b"x" * 10)
+            assert headless.cut > 32_000
+            assert not nc.is_closed

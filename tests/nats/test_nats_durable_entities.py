@@ -537,12 +537,12 @@ async def test_a_key_whose_start_fails_a_while_with_a_full_pump_loses_nothing(
     async def kept_handled() -> bool:
         return len(Ledger.HANDLED.get("backlog", [])) >= stuck_limit()
 
-    async def refusing_at_first(self: DeadLetterStreams, msg: Msg, *args: Any) -> bool:
+    async def refusing_at_first(self: DeadLetterStreams, msg: Msg, *args: Any) -> int:
         tried.append(msg.metadata.sequence.stream)
         if len(tried) > 50:
             return await move(self, msg, *args)
         await wait_until(kept_handled, 30)
-        return False
+        return 0
 
     monkeypatch.setattr(DeadLetterStreams, "move", refusing_at_first)
     hosting, client = pair
@@ -567,3 +567,130 @@ async def test_a_key_whose_start_fails_a_while_with_a_full_pump_loses_nothing(
     assert sorted(handled + await moved()) == list(range(1, told + 1))  # nothing lost, nothing twice
     assert await ref.ask(Seen(), timeout=30) == handled
     assert bool(tried) == (fails > 1)  # only a stuck key's messages are moved
+
+
+async def test_a_full_pump_of_a_stuck_key_makes_room_though_the_wake_of_what_follows_is_lost(
+    pair: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stuck key fills the pump exactly (nothing more stored then), then another key of the
+    # shard is told and asked with its wakes lost: the pump, full, asks the server whether
+    # messages wait behind it, and makes room. (A flag set by the last fetch or a wake left
+    # the shard stopped.)
+    from actorio.nats._durable_entities import DurableSending
+
+    hosting, client = pair
+    Broken.BROKEN, Broken.FAILS = {"stuck"}, {}
+    host = await hosting.host(Broken, name="behind1", durable=FAST, lease=LEASE)
+    assert host.durable is not None
+    shard = str(shard_of("stuck", 64))
+    stuck, other = client.entity("behind1", "stuck", Broken), client.entity("behind1", "k73", Broken)
+    for seq in range(1, MAX_ACK_PENDING + 1):
+        await stuck.tell(Put(seq=seq))
+
+    async def full_and_stuck() -> bool:
+        assert host.durable is not None
+        pump = host.durable.pumps.get(shard)
+        key = None if pump is None else pump.keys.get("stuck")
+        return key is not None and key.failed_starts >= 3 and len(key.waiting) >= MAX_ACK_PENDING - 1
+
+    await wait_until(full_and_stuck, 30)
+    monkeypatch.setattr(DurableSending, "wake_soon", lambda self, entity_type, shard: None)
+    await other.tell(Put(seq=1))
+    assert await other.ask(Seen(), timeout=30) == [1]
+
+
+async def test_a_move_that_ends_past_the_lease_leaves_the_message_to_the_next_owner(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The moves of a stuck key's messages take longer than the lease; meanwhile the key is
+    # cured and its node closes (its lease no longer renewed). A move that ends past the fence
+    # deletes the letter it stored and leaves the message to the next owner, which handles
+    # it: each message is handled or moved, never both. (The letter stayed, and was handled.)
+    from actorio.nats._dead_letter_stream import DeadLetterStreams
+
+    Ledger.HANDLED.clear()
+    move = DeadLetterStreams.move
+    tried: list[int] = []
+
+    async def slow(self: DeadLetterStreams, msg: Msg, *args: Any) -> int:
+        tried.append(msg.metadata.sequence.stream)
+        await asyncio.sleep(1.5 * LEASE)  # a move slower than the lease: a pause, bounded
+        return await move(self, msg, *args)
+
+    monkeypatch.setattr(DeadLetterStreams, "move", slow)
+    Broken.BROKEN, Broken.FAILS = {"stuck"}, {}
+    async with await Node.connect(nats_url) as b, await Node.connect(nats_url) as client:
+        a = await Node.connect(nats_url)
+        try:
+            await a.host(Broken, name="fenced1", durable=FAST, lease=LEASE)
+            stuck = client.entity("fenced1", "stuck", Broken)
+            told = MAX_ACK_PENDING + 99
+            for seq in range(1, told + 1):
+                await stuck.tell(Put(seq=seq))
+
+            async def moving() -> bool:
+                return bool(tried)
+
+            await wait_until(moving, 30)
+            Broken.BROKEN = set()
+            host_b = await b.host(Broken, name="fenced1", durable=FAST, lease=LEASE)
+        finally:
+            await a.close()
+        await client.entity("fenced1", "k73", Broken).tell(Put(seq=1))  # B takes the shard
+        assert host_b.durable is not None
+
+        async def moved() -> list[int]:
+            assert host_b.durable is not None
+            letters = await host_b.durable.dead_letters(limit=None)
+            return [json.loads(letter.data)["data"]["seq"] for letter in letters]
+
+        async def all_settled() -> bool:
+            return len(Ledger.HANDLED.get("stuck", [])) + len(await moved()) >= told
+
+        await wait_until(all_settled, 40)
+        handled = Ledger.HANDLED["stuck"]
+        assert not set(handled) & set(await moved())
+        assert sorted(handled + await moved()) == list(range(1, told + 1))
+
+
+async def test_a_copy_of_a_moved_message_whose_term_was_lost_is_neither_handled_nor_moved_again(
+    pair: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The moves' terms are lost: the server delivers the moved messages again after ack_wait
+    # (the lease). The pump knows them as moved: the copies are acknowledged, not handled once
+    # the key is cured, nor moved (or answered) again.
+    hosting, client = pair
+    terms_lost: list[int] = []
+
+    async def lost(self: Msg) -> None:
+        terms_lost.append(self.metadata.sequence.stream)
+
+    monkeypatch.setattr(Msg, "term", lost)
+    Broken.BROKEN, Broken.FAILS = {"stuck"}, {}
+    host = await hosting.host(Broken, name="lostterm1", durable=FAST, lease=LEASE)
+    assert host.durable is not None
+    stuck = client.entity("lostterm1", "stuck", Broken)
+    told = MAX_ACK_PENDING + 99
+    for seq in range(1, told + 1):
+        await stuck.tell(Put(seq=seq))
+    js = client.client.jetstream()
+    stream, consumer = mailbox_stream("actorio", "lostterm1"), f"shard-{shard_of('stuck', 64)}"
+
+    async def copies_delivered() -> bool:  # at least one moved message delivered again
+        return bool(terms_lost) and (await js.consumer_info(stream, consumer)).num_redelivered > 0
+
+    await wait_until(copies_delivered, 30)
+    Broken.BROKEN = set()
+
+    async def moved() -> list[int]:
+        assert host.durable is not None
+        letters = await host.durable.dead_letters(limit=None)
+        return [json.loads(letter.data)["data"]["seq"] for letter in letters]
+
+    async def all_settled() -> bool:
+        return len(Ledger.HANDLED.get("stuck", [])) + len(await moved()) >= told
+
+    await wait_until(all_settled, 40)
+    handled, gone = Ledger.HANDLED["stuck"], await moved()
+    assert not set(handled) & set(gone)
+    assert sorted(handled + gone) == list(range(1, told + 1))

@@ -21,7 +21,7 @@ from nats.js import JetStreamContext
 from typing_extensions import assert_type
 
 from actorio import Actor, ActorRef, Backoff, DeadLetter, Message, SupervisorStrategy, dead_letters, handles
-from actorio.nats import DeliveryLimitReached, Durable, EntityRef, LocalServer, Node
+from actorio.nats import DeliveryLimitReached, Durable, EntityHost, EntityRef, LocalServer, Node
 from actorio.nats._durable_entities import mailbox_stream, mailbox_subject, shard_of
 from actorio.nats._shard_keys import MAX_ACK_PENDING, stuck_limit
 from tests.nats_support.processes import wait_until
@@ -426,6 +426,29 @@ async def test_asyncio_s_timeout_from_a_batch_fetch_is_an_empty_fetch(
     assert raised == 2
 
 
+async def moved_seqs(host: EntityHost) -> list[int]:
+    """The seqs of the `Put`s in the type's dead-letter stream (0 for an ask), all moved for a
+    key that could not start."""
+    assert host.durable is not None
+    stored = await host.durable.dead_letters(limit=None)
+    assert {letter.error_type for letter in stored} <= {"EntityNotStarted"}
+    return [json.loads(letter.data)["data"].get("seq", 0) for letter in stored]
+
+
+async def handled_or_moved(host: EntityHost, key: str, expected: list[int]) -> tuple[list[int], list[int]]:
+    """Once each of ``expected`` (seqs of ``key``'s messages) is handled or moved: each is one or
+    the other, once, and those handled were handled in order. (handled, moved)."""
+
+    async def settled() -> bool:
+        return len(Ledger.HANDLED.get(key, [])) + len(await moved_seqs(host)) >= len(expected)
+
+    await wait_until(settled, 40)
+    handled, gone = Ledger.HANDLED.get(key, []), await moved_seqs(host)
+    assert handled == sorted(set(handled))  # once each, in order
+    assert sorted(handled + gone) == sorted(expected)  # nothing lost, nothing twice
+    return handled, gone
+
+
 class Broken(Ledger):
     """A ledger whose keys in ``BROKEN`` cannot start, and whose keys in ``FAILS`` fail that many
     starts first (their factory raises)."""
@@ -478,14 +501,8 @@ async def test_keys_that_cannot_start_hold_at_most_half_a_full_shard(pair: tuple
 
     first = MAX_ACK_PENDING - stuck_limit()  # positions 257..512: the newest half of a full pump
 
-    async def moved() -> list[int]:
-        assert host.durable is not None
-        stored = await host.durable.dead_letters(limit=None)
-        assert {letter.error_type for letter in stored} <= {"EntityNotStarted"}
-        return [json.loads(letter.data)["data"].get("seq", 0) for letter in stored]  # 0: the ask
-
     async def first_moved() -> bool:
-        return len(await moved()) >= first
+        return len(await moved_seqs(host)) >= first
 
     await wait_until(first_moved, 30)
     assert asked is not None
@@ -499,15 +516,7 @@ async def test_keys_that_cannot_start_hold_at_most_half_a_full_shard(pair: tuple
     assert await client.entity("broken1", flaky, Broken).ask(Seen(), timeout=30) == [1, 2, 3]
 
     Broken.BROKEN = set()  # it starts at its next try, and handles what it kept, in order
-    told = MAX_ACK_PENDING + 99
-
-    async def all_settled() -> bool:
-        return len(Ledger.HANDLED.get("stuck", [])) + len(await moved()) >= told + 1
-
-    await wait_until(all_settled, 30)
-    handled, gone = Ledger.HANDLED["stuck"], await moved()
-    assert handled == sorted(set(handled))  # once each, in order
-    assert sorted(handled + gone) == [0, *range(1, told + 1)]  # nothing lost, nothing twice
+    handled, gone = await handled_or_moved(host, "stuck", [0, *range(1, MAX_ACK_PENDING + 100)])
     assert handled[: stuck_limit()] == list(range(1, stuck_limit() + 1))  # the oldest half kept
     assert set(range(stuck_limit() + 1, 400)) | {0} | set(range(400, MAX_ACK_PENDING)) <= set(gone)
     assert await stuck.ask(Seen(), timeout=30) == handled
@@ -554,17 +563,7 @@ async def test_a_key_whose_start_fails_a_while_with_a_full_pump_loses_nothing(
     for seq in range(1, told + 1):
         await ref.tell(Put(seq=seq))
 
-    async def moved() -> list[int]:
-        assert host.durable is not None
-        return [json.loads(letter.data)["data"]["seq"] for letter in await host.durable.dead_letters(None)]
-
-    async def all_settled() -> bool:
-        return len(Ledger.HANDLED.get("backlog", [])) + len(await moved()) >= told
-
-    await wait_until(all_settled, 40)
-    handled = Ledger.HANDLED["backlog"]
-    assert handled == sorted(set(handled))  # once each, in order
-    assert sorted(handled + await moved()) == list(range(1, told + 1))  # nothing lost, nothing twice
+    handled, _ = await handled_or_moved(host, "backlog", list(range(1, told + 1)))
     assert await ref.ask(Seen(), timeout=30) == handled
     assert bool(tried) == (fails > 1)  # only a stuck key's messages are moved
 
@@ -637,20 +636,7 @@ async def test_a_move_that_ends_past_the_lease_leaves_the_message_to_the_next_ow
         finally:
             await a.close()
         await client.entity("fenced1", "k73", Broken).tell(Put(seq=1))  # B takes the shard
-        assert host_b.durable is not None
-
-        async def moved() -> list[int]:
-            assert host_b.durable is not None
-            letters = await host_b.durable.dead_letters(limit=None)
-            return [json.loads(letter.data)["data"]["seq"] for letter in letters]
-
-        async def all_settled() -> bool:
-            return len(Ledger.HANDLED.get("stuck", [])) + len(await moved()) >= told
-
-        await wait_until(all_settled, 40)
-        handled = Ledger.HANDLED["stuck"]
-        assert not set(handled) & set(await moved())
-        assert sorted(handled + await moved()) == list(range(1, told + 1))
+        await handled_or_moved(host_b, "stuck", list(range(1, told + 1)))
 
 
 async def test_a_copy_of_a_moved_message_whose_term_was_lost_is_neither_handled_nor_moved_again(
@@ -682,15 +668,4 @@ async def test_a_copy_of_a_moved_message_whose_term_was_lost_is_neither_handled_
     await wait_until(copies_delivered, 30)
     Broken.BROKEN = set()
 
-    async def moved() -> list[int]:
-        assert host.durable is not None
-        letters = await host.durable.dead_letters(limit=None)
-        return [json.loads(letter.data)["data"]["seq"] for letter in letters]
-
-    async def all_settled() -> bool:
-        return len(Ledger.HANDLED.get("stuck", [])) + len(await moved()) >= told
-
-    await wait_until(all_settled, 40)
-    handled, gone = Ledger.HANDLED["stuck"], await moved()
-    assert not set(handled) & set(gone)
-    assert sorted(handled + gone) == list(range(1, told + 1))
+    await handled_or_moved(host, "stuck", list(range(1, told + 1)))

@@ -235,18 +235,22 @@ class DeadLetterStreams:
         except nats.js.errors.BadRequestError:
             await self._js.update_stream(config)  # pyright: ignore[reportUnknownMemberType]
 
-    async def move(self, msg: Msg, name: str, deliveries: int, error_type: str, error: str) -> int:
+    async def move(
+        self, msg: Msg, name: str, deliveries: int, error_type: str, error: str, *, owner: str = ""
+    ) -> int:
         """Store ``msg`` (payload and headers) in its name's dead-letter stream, with why; its
         sequence there once the stream has it (stored once, however often this node retries it; a retry from
         another node, or a message id taken first by someone else, stores it under another
         id). A message that the dead-letter headers would take past the server's
         ``max_payload``, or past JetStream's 64 KiB of headers, is cut to fit: its payload cut,
         or its own headers left out (`StoredDeadLetter.cut`). 0 if it could not be stored: the
-        caller gives it back to its stream instead."""
+        caller gives it back to its stream instead. ``owner`` (an activation's claim) is part of
+        the ids: two owners' moves of a message never share a letter, so that one may undo its
+        own (`forget`) without touching the other's."""
         metadata = msg.metadata
         stream = metadata.stream
         sequence = metadata.sequence.stream
-        stored_at = _stored_at(msg)
+        stored_at = _stored_at(msg) + (f":{owner}" if owner else "")
         # The same for every try of this node, and for no one else's: a keyed digest.
         digest = hmac.new(self._secret, f"{stream}:{sequence}:{stored_at}".encode(), "sha256")
         token = f"replay:{digest.hexdigest()[:32]}"
@@ -269,8 +273,9 @@ class DeadLetterStreams:
         subject, dead = dead_letter_subject(self._prefix, name), dead_letter_stream(stream)
         data, before, second_id = msg.data, str(wire_size(msg.data, own)), f"{headers[MSG_ID]}:{token}"
 
-        def header_bytes() -> int:  # as sent at most: the longer id, the cut, nats-py's stream check
-            return wire_size(b"", {**headers, MSG_ID: second_id, _CUT: before, _EXPECTED_STREAM: dead})
+        def header_bytes() -> int:  # as sent at most: the longest id, the cut, nats-py's stream check
+            longest = f"{second_id}:{'0' * 16}"
+            return wire_size(b"", {**headers, MSG_ID: longest, _CUT: before, _EXPECTED_STREAM: dead})
 
         if header_bytes() > min(_MAX_HEADER_BYTES, self._max_payload()):
             headers = {key: value for key, value in headers.items() if key not in own}
@@ -287,6 +292,13 @@ class DeadLetterStreams:
                 ack = await self._js.publish(
                     subject, data, timeout=self._timeout, stream=dead, headers=headers
                 )
+                if ack.duplicate and not await self._holds(dead, ack.seq, token):
+                    # That one too, or this node's letter under it was deleted (`forget`): an
+                    # id of its own, once per try (a retry may store it again).
+                    headers[MSG_ID] = f"{second_id}:{secrets.token_hex(8)}"
+                    ack = await self._js.publish(
+                        subject, data, timeout=self._timeout, stream=dead, headers=headers
+                    )
         except (nats.errors.Error, asyncio.TimeoutError):
             return 0
         return ack.seq or 0

@@ -526,24 +526,20 @@ class DurableMailbox:
         return await self._dead_letter(msg, "InvalidKey", text, "invalid", ValueError(text))
 
     async def dead_letter_unstarted(
-        self, msg: Msg, text: str, cause: BaseException | None, fenced: Callable[[], bool]
+        self, msg: Msg, text: str, cause: BaseException | None, fenced: Callable[[], bool], owner: str
     ) -> bool:
         """Move ``msg``, a message for a key whose entity cannot start (``text`` says why, and
         ``cause`` is the start's error), to the dead-letter stream (error type
         ``EntityNotStarted``) and take it out of the mailbox: a dead letter ``overflow``, its
         error a `DeliveryLimitReached`, and an ask is answered with it. If ``fenced()`` once it
         is stored (the shard's lease is over, or its stop gave up waiting: the next owner may
-        handle it), the stored letter is deleted and the message left alone: False. False too
+        handle it), the letter it stored is deleted (``owner``, the activation's claim, keeps
+        it apart from any other activation's) and the message left alone: False. False too
         (it is given back, delivered again after `retry_delay`) if it was not stored."""
-        gave_up = DeliveryLimitReached(
-            self._identifier(msg),
-            msg.metadata.num_delivered,
-            dead_letter_stream(self.stream),
-            "EntityNotStarted",
-            text,
-        )
+        stream, deliveries = dead_letter_stream(self.stream), msg.metadata.num_delivered
+        gave_up = DeliveryLimitReached(self._identifier(msg), deliveries, stream, "EntityNotStarted", text)
         gave_up.__cause__ = cause
-        return await self._dead_letter(msg, "EntityNotStarted", text, "overflow", gave_up, fenced)
+        return await self._dead_letter(msg, "EntityNotStarted", text, "overflow", gave_up, fenced, owner)
 
     def retry_delay(self, msg: Msg) -> float:
         """How long a message given back waits before it is delivered again: the retry
@@ -558,9 +554,10 @@ class DurableMailbox:
         reason: Literal["invalid", "overflow"],
         error: BaseException,
         fenced: Callable[[], bool] | None = None,
+        owner: str = "",
     ) -> bool:
         deliveries = msg.metadata.num_delivered
-        at = await self.dead.move(msg, self.dead_name, deliveries, error_type, text)
+        at = await self.dead.move(msg, self.dead_name, deliveries, error_type, text, owner=owner)
         if fenced is not None and fenced():  # settling is the next owner's now: it may handle it
             if at:
                 await self.dead.forget(self.stream, at)

@@ -249,7 +249,11 @@ class ShardPump:
         moved = False
         try:
             if not self._done():
-                moved = await self._mailbox.dead_letter_unstarted(msg, text, state.start_error, self._done)
+                lease = self.activation.lease
+                owner = str(lease.claim) if lease is not None else ""
+                moved = await self._mailbox.dead_letter_unstarted(
+                    msg, text, state.start_error, self._done, owner
+                )
         finally:
             self._moving.pop(seq, None)
             state.returned.pop(seq, None)

@@ -626,3 +626,37 @@ async def test_own_headers_too_large_for_a_small_max_payload_are_left_out(tmp_pa
             assert (headless.headers, headless.data) == ({}, b"x" * 10)
             assert headless.cut > 32_000
             assert not nc.is_closed
+
+
+async def test_a_move_returns_a_letter_of_its_own_owner_that_is_there(node: Node) -> None:
+    """Two activations (owners) moving one message never share a letter, so that one undoing
+    its move (`forget`, past its lease) leaves the other's; and a move made again after its own
+    letters were undone stores a letter that is there (the second id's duplicate was taken for
+    a stored letter, and the move counted as done with nothing stored)."""
+    from nats.js.api import ConsumerConfig
+
+    from actorio.nats._dead_letter_stream import DeadLetterStreams
+
+    nc = node.client
+    js = nc.jetstream()
+    await js.add_stream(name="OWNERS", subjects=["owners.in"])
+    await js.publish("owners.in", b"{}")
+    pull = await js.pull_subscribe("owners.in", durable="c", stream="OWNERS", config=ConsumerConfig())
+    [msg] = await pull.fetch(1, timeout=10)
+    streams = DeadLetterStreams(js, prefix="owners", timeout=5.0, max_payload=lambda: nc.max_payload)
+    await streams.set_up("owners", "OWNERS", limit=None, dedupe_window=60.0)
+
+    async def stored() -> list[int]:
+        return [letter.sequence for letter in await streams.read("owners", "OWNERS", None)]
+
+    old = await streams.move(msg, "owners", 1, "E", "why", owner="1")
+    new = await streams.move(msg, "owners", 1, "E", "why", owner="2")
+    assert 0 < old != new > 0
+    await streams.forget("OWNERS", old)  # the old owner, fenced, undoes its own
+    assert await stored() == [new]
+    for _ in range(3):  # undone, made again: each time a letter that is there
+        await streams.forget("OWNERS", (await stored())[0])
+        again = await streams.move(msg, "owners", 1, "E", "why", owner="2")
+        assert await stored() == [again]
+    await js.delete_stream("OWNERS")
+    await js.delete_stream("OWNERS_DLQ")

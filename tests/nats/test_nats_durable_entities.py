@@ -546,10 +546,10 @@ async def test_a_key_whose_start_fails_a_while_with_a_full_pump_loses_nothing(
     async def kept_handled() -> bool:
         return len(Ledger.HANDLED.get("backlog", [])) >= stuck_limit()
 
-    async def refusing_at_first(self: DeadLetterStreams, msg: Msg, *args: Any) -> int:
+    async def refusing_at_first(self: DeadLetterStreams, msg: Msg, *args: Any, **kwargs: Any) -> int:
         tried.append(msg.metadata.sequence.stream)
         if len(tried) > 50:
-            return await move(self, msg, *args)
+            return await move(self, msg, *args, **kwargs)
         await wait_until(kept_handled, 30)
         return 0
 
@@ -611,10 +611,10 @@ async def test_a_move_that_ends_past_the_lease_leaves_the_message_to_the_next_ow
     move = DeadLetterStreams.move
     tried: list[int] = []
 
-    async def slow(self: DeadLetterStreams, msg: Msg, *args: Any) -> int:
+    async def slow(self: DeadLetterStreams, msg: Msg, *args: Any, **kwargs: Any) -> int:
         tried.append(msg.metadata.sequence.stream)
         await asyncio.sleep(1.5 * LEASE)  # a move slower than the lease: a pause, bounded
-        return await move(self, msg, *args)
+        return await move(self, msg, *args, **kwargs)
 
     monkeypatch.setattr(DeadLetterStreams, "move", slow)
     Broken.BROKEN, Broken.FAILS = {"stuck"}, {}

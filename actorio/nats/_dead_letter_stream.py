@@ -53,7 +53,8 @@ _ERROR = DEAD + "Error"
 _TIME = DEAD + "Time"
 _SUBJECT = DEAD + "Subject"
 _REPLAY = DEAD + "Replay"
-"""A random token made when a message is moved: the message id its replay is stored under."""
+"""A token made when a message is moved (a digest keyed with the moving node's secret): the
+message id its replay is stored under."""
 _CUT = DEAD + "Cut"
 """On a message whose payload was cut to fit: its size, in bytes, before."""
 
@@ -130,10 +131,10 @@ class StoredDeadLetter:
     """The subject it was stored under (for a durable entity type's message,
     ``<prefix>.mailbox.<type>.<key>``: its key is the last token)."""
     replay_id: str = ""
-    """The message id `Node.replay` stores it again under: a random token made when it was
-    moved, the same for every replay of this letter (a replay retried after a crash stores it
-    once), and one that no one who cannot read the dead-letter stream can know (a message stored
-    first under it would make the replay a duplicate: lost)."""
+    """The message id `Node.replay` stores it again under: a token made when it was moved (keyed
+    with a secret of the moving node), the same for every replay of this letter (a replay
+    retried after a crash stores it once), and one that no one who cannot read the dead-letter
+    stream can know (a message stored first under it would make the replay a duplicate: lost)."""
     cut: int = 0
     """The message's size in bytes (payload and own headers) before it was cut to fit with the
     dead-letter headers (``data`` is then the payload's beginning, or ``headers`` left out);
@@ -239,14 +240,15 @@ class DeadLetterStreams:
         self, msg: Msg, name: str, deliveries: int, error_type: str, error: str, *, owner: str = ""
     ) -> int:
         """Store ``msg`` (payload and headers) in its name's dead-letter stream, with why; its
-        sequence there once the stream has it (stored once, however often this node retries it; a retry from
-        another node, or a message id taken first by someone else, stores it under another
-        id). A message that the dead-letter headers would take past the server's
-        ``max_payload``, or past JetStream's 64 KiB of headers, is cut to fit: its payload cut,
-        or its own headers left out (`StoredDeadLetter.cut`). 0 if it could not be stored: the
-        caller gives it back to its stream instead. ``owner`` (an activation's claim) is part of
-        the ids: two owners' moves of a message never share a letter, so that one may undo its
-        own (`forget`) without touching the other's."""
+        sequence there once the stream has it (stored once, however often this node retries it
+        for one owner; a retry from another node or for another owner, or a message id taken
+        first by someone else, stores it under another id). A message that the dead-letter
+        headers would take past the server's ``max_payload``, or past JetStream's 64 KiB of
+        headers, is cut to fit: its payload cut, or its own headers left out
+        (`StoredDeadLetter.cut`). 0 if it could not be stored: the caller gives it back to its
+        stream instead. ``owner`` (an activation's claim) is part of the ids: two owners' moves
+        of a message never share a letter, so that one may undo its own (`forget`) without
+        touching the other's."""
         metadata = msg.metadata
         stream = metadata.stream
         sequence = metadata.sequence.stream

@@ -117,6 +117,11 @@ class Durable:
         if not 1 <= self.shards <= 1000:
             raise ValueError(f"shards must be from 1 to 1000, not {self.shards!r}")
 
+    def retry_delay(self, deliveries: int) -> float:
+        """How long a message given back after its ``deliveries``-th delivery waits before it is
+        delivered again: ``retry_backoff``'s delay for that delivery (from the first)."""
+        return self.retry_backoff.delay(max(0, deliveries - 1))
+
 
 def stream_name(prefix: str, name: str) -> str:
     """The JetStream stream of a durable actor: readable, and distinct for distinct names."""

@@ -535,16 +535,11 @@ class DurableMailbox:
         is stored (the shard's lease is over, or its stop gave up waiting: the next owner may
         handle it), the letter it stored is deleted (``owner``, the activation's claim, keeps
         it apart from any other activation's) and the message left alone: False. False too
-        (it is given back, delivered again after `retry_delay`) if it was not stored."""
+        (it is given back, delivered again after `Durable.retry_delay`) if it was not stored."""
         stream, deliveries = dead_letter_stream(self.stream), msg.metadata.num_delivered
         gave_up = DeliveryLimitReached(self._identifier(msg), deliveries, stream, "EntityNotStarted", text)
         gave_up.__cause__ = cause
         return await self._dead_letter(msg, "EntityNotStarted", text, "overflow", gave_up, fenced, owner)
-
-    def retry_delay(self, msg: Msg) -> float:
-        """How long a message given back waits before it is delivered again: the retry
-        backoff's delay after its deliveries so far."""
-        return self.settings.retry_backoff.delay(max(0, msg.metadata.num_delivered - 1))
 
     async def _dead_letter(
         self,
@@ -564,7 +559,7 @@ class DurableMailbox:
             return False
         if not at:
             with contextlib.suppress(nats.errors.Error):  # delivered again, after a while
-                await msg.nak(delay=self.retry_delay(msg))
+                await msg.nak(delay=self.settings.retry_delay(deliveries))
             return False
         identifier = self._identifier(msg)
         dead_letters.record(msg.data, identifier, reason, error)

@@ -263,7 +263,7 @@ class ShardPump:
                     del self._moved[next(iter(self._moved))]
                 self._settled(seq)
             else:
-                self._returned(state, seq, self._mailbox.retry_delay(msg))
+                self._returned(state, seq, self._mailbox.settings.retry_delay(msg.metadata.num_delivered))
             self._go_on(state)
 
     def _done(self) -> bool:

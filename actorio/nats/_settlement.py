@@ -193,7 +193,7 @@ class Settlement:
         if limit is not None and deliveries >= limit:
             await self._give_up(msg, message, recipient, deliveries, type(error).__name__, str(error), error)
             return
-        delay = settings.retry_backoff.delay(max(0, deliveries - 1))
+        delay = settings.retry_delay(deliveries)
         self.redelivering = True
         self._logs.log(
             logging.INFO,
@@ -236,7 +236,7 @@ class Settlement:
         ``failed``, a `DeliveryLimitReached`) and take it out of its stream; if the dead-letter
         stream does not store it, give it back to be delivered again later instead."""
         if not await self._dead.move(msg, self._dead_name, deliveries, error_type, text):
-            delay = self._settings.retry_backoff.delay(max(0, deliveries - 1))
+            delay = self._settings.retry_delay(deliveries)
             self.redelivering = True
             self._logs.log(
                 logging.WARNING,

@@ -416,9 +416,11 @@ class Receiver:
         `ReplyTooLarge` error; failures are logged on ``actorio.nats`` within a limit."""
         if self.destinations.refusal(subject) is not None:
             return
-        limit = self._nc.max_payload
-        size = wire_size(body, headers)
-        if size > limit:
+        try:
+            await self._publish_reply(actor, subject, body, headers)
+        except nats.errors.MaxPayloadError:  # (the node's client counts the headers too)
+            limit = self._nc.max_payload
+            size = wire_size(body, headers)
             self._reply_failures.log(
                 logging.WARNING,
                 "%s: a reply of %d bytes is larger than the server's max_payload (%d bytes): "
@@ -427,10 +429,15 @@ class Receiver:
                 size,
                 limit,
             )
-            body, headers = too_large_error(size, limit), ERROR
             report_transport("nats", "error", "reply_too_large")
+            await self._publish_reply(actor, subject, too_large_error(size, limit), ERROR)
+
+    async def _publish_reply(self, actor: str, subject: str, body: bytes, headers: dict[str, str]) -> None:
+        """Publish a reply; a failure other than its size is logged within a limit."""
         try:
             await self._nc.publish(subject, body, headers=headers)
+        except nats.errors.MaxPayloadError:
+            raise  # too large: the caller sends ReplyTooLarge instead
         except nats.errors.ConnectionClosedError:
             pass  # closing: the asker's own node tells it
         except nats.errors.Error as error:

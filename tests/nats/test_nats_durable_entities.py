@@ -332,8 +332,12 @@ async def test_every_host_of_a_type_has_its_number_of_shards(pair: tuple[Node, N
     await ref.tell(Put(seq=1))
     assert await ref.ask(Seen(), timeout=20) == [1]
     js = client.client.jetstream()
-    info = await js.stream_info(mailbox_stream("actorio", "ledger10"), subjects_filter=">")
-    assert info.state.messages == 0
+
+    async def both_acknowledged() -> bool:  # an ask's message is acknowledged after its reply
+        info = await js.stream_info(mailbox_stream("actorio", "ledger10"), subjects_filter=">")
+        return info.state.messages == 0
+
+    await wait_until(both_acknowledged, 10)
     assert shard_of("a", 8) < 8
 
 

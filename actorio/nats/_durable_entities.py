@@ -43,7 +43,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
 
 from .. import Actor, ChildSpec, dead_letters
 from ..lowlevel import LogLimit, Mailbox, inject, report_transport
-from ._codec import ERROR, REPLY, TIMEOUT, encode_error
+from ._codec import REPLY, TIMEOUT
 from ._dead_letter_stream import (
     DeadLetterStreams,
     DeliveryLimitReached,
@@ -462,8 +462,7 @@ class DurableMailbox:
                 f"{self.entity_type} is a durable entity type: ask it through node.entity(...), "
                 "which stores the ask in its mailbox"
             )
-            if self.receiver.destinations.refusal(msg.reply) is None:
-                await self.receiver.send(identifier, msg.reply, encode_error(refusal, identifier), ERROR)
+            await self.receiver.send_error(identifier, msg.reply, refusal)
         elif msg.data:  # not a wake (those are empty): a tell that was not stored
             refusal = ValueError(
                 f"{self.entity_type} is a durable entity type: a tell to its core subject is not "
@@ -565,9 +564,7 @@ class DurableMailbox:
         dead_letters.record(msg.data, identifier, reason, error)
         with contextlib.suppress(nats.errors.Error):
             await msg.term()
-        reply = (msg.headers or {}).get(REPLY)
-        if reply and self.receiver.destinations.refusal(reply) is None:  # an ask: answered
-            await self.receiver.send(identifier, reply, encode_error(error, identifier), ERROR)
+        await self.receiver.send_error(identifier, (msg.headers or {}).get(REPLY), error)  # an ask: answered
         return True
 
     def _identifier(self, msg: Msg) -> str:

@@ -432,6 +432,12 @@ class Receiver:
             report_transport("nats", "error", "reply_too_large")
             await self._publish_reply(actor, subject, too_large_error(size, limit), ERROR)
 
+    async def send_error(self, actor: str, reply: str | None, error: BaseException) -> None:
+        """Answer an ask of ``actor`` with ``error`` (what its asker raises, as `RemoteError`),
+        if ``reply`` is a subject the node's `Destinations` allows; nothing for a tell (None)."""
+        if reply:
+            await self.send(actor, reply, encode_error(error, actor, debug=self._debug_errors), ERROR)
+
     async def _publish_reply(self, actor: str, subject: str, body: bytes, headers: dict[str, str]) -> None:
         """Publish a reply; a failure other than its size is logged within a limit."""
         try:

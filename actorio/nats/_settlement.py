@@ -217,11 +217,6 @@ class Settlement:
         deliveries = msg.metadata.num_delivered
         await self._give_up(msg, msg.data, self._name, deliveries, type(error).__name__, str(error), error)
 
-    async def give_up(self, msg: Msg, recipient: str, error_type: str, text: str) -> None:
-        """Move ``msg`` to the dead-letter stream without handling it (see `_give_up`)."""
-        deliveries = msg.metadata.num_delivered
-        await self._give_up(msg, msg.data, recipient, deliveries, error_type, text, None)
-
     async def _give_up(
         self,
         msg: Msg,
@@ -233,8 +228,9 @@ class Settlement:
         cause: BaseException | None,
     ) -> None:
         """Move ``msg`` to the dead-letter stream, record it (``actorio.dead_letters``, reason
-        ``failed``, a `DeliveryLimitReached`) and take it out of its stream; if the dead-letter
-        stream does not store it, give it back to be delivered again later instead."""
+        ``failed``, a `DeliveryLimitReached`), take it out of its stream and, if it is an ask,
+        answer it with that error (its asker would otherwise wait for its timeout); if the
+        dead-letter stream does not store it, give it back to be delivered again later instead."""
         if not await self._dead.move(msg, self._dead_name, deliveries, error_type, text):
             delay = self._settings.retry_delay(deliveries)
             self.redelivering = True
@@ -255,6 +251,7 @@ class Settlement:
         self._logs.log(logging.WARNING, "%s", printable(str(gave_up)))  # the error's text: any
         with contextlib.suppress(nats.errors.Error):
             await msg.term()
+        await self._receiver.send_error(recipient, (msg.headers or {}).get(REPLY), gave_up)
 
     async def _incarnation(self) -> Actor[Any] | None:
         """The actor's running incarnation; while a supervised child waits for its next one (a

@@ -21,6 +21,7 @@ import pytest
 
 from actorio import Actor, Backoff, ChildSpec, Message, dead_letters, handles
 from actorio.nats import DeliveryLimitReached, Durable, Node, RemoteError, RemoteRef, StoredDeadLetter
+from actorio.nats._publication import Receiver
 from tests.nats_support.actors import Job, Recorder, Report, handled_ids
 from tests.nats_support.processes import wait_until, worker
 
@@ -428,6 +429,53 @@ async def test_a_message_delivered_too_often_without_an_outcome_is_moved_unhandl
     assert letter.error_type == "DeliveryLimitReached"
     assert letter.deliveries == 3
     assert picky.attempts == []  # never handled
+    await picky.stop()
+
+
+async def test_an_ask_moved_unhandled_is_answered_with_the_reason(node: Node) -> None:
+    """A stored ask moved to the dead-letter stream without being handled (delivered too often
+    to processes that died holding it) is answered with the error: its asker does not wait for
+    its timeout."""
+    picky = Picky(poison=set())
+    durable = Durable(redelivery_delay=0.3, max_deliver=1)
+    publication = await node.publish("doomed-ask", picky, durable=durable)
+    await publication.unpublish()
+    asking = asyncio.ensure_future(node.ref("doomed-ask", Picky, durable=True).ask(Attempts(), timeout=60))
+    js = node.client.jetstream()  # pyright: ignore[reportUnknownMemberType]
+    stream = await js.find_stream_name_by_subject("actorio.actor.doomed-ask")
+    doomed = await js.pull_subscribe_bind(durable="actorio", stream=stream)
+    for delivery in (1, 2):
+        [held] = await doomed.fetch(1, timeout=5)  # then never acknowledged: redelivered after 0.3 s
+        assert held.metadata.num_delivered == delivery
+    await doomed.unsubscribe()
+    assert not asking.done()
+    await node.publish("doomed-ask", picky, durable=durable)
+    with pytest.raises(RemoteError, match="DeliveryLimitReached") as raised:
+        await asyncio.wait_for(asking, 20)  # well before the ask's own timeout
+    assert "delivered 3 times without an outcome" in str(raised.value)
+    [letter] = await node.dead_letters("doomed-ask")
+    assert letter.error_type == "DeliveryLimitReached"
+    assert picky.attempts == []  # never handled
+    await picky.stop()
+
+
+async def test_an_ask_the_node_fails_to_deliver_is_answered(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stored ask whose delivery fails in the node itself (not in its handler) is moved at
+    once, and its asker is told why."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the node could not deliver it")
+
+    picky = Picky(poison=set())
+    await node.publish("undeliverable", picky, durable=Durable(max_deliver=3, retry_backoff=FAST))
+    monkeypatch.setattr(Receiver, "validate", broken)
+    with pytest.raises(RemoteError, match="the node could not deliver it"):
+        await node.ref("undeliverable", Picky, durable=True).ask(Attempts(), timeout=20)
+    [letter] = await node.dead_letters("undeliverable")
+    assert letter.error_type == "RuntimeError"
+    assert picky.attempts == []
     await picky.stop()
 
 

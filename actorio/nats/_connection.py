@@ -219,9 +219,24 @@ class GuardedClient(Client):
         """nats-py's publish, which also refuses (``MaxPayloadError``, nothing sent) a message
         whose headers take it past the server's ``max_payload``: nats-py checks the payload
         alone, and the server closes the connection for good on such a message."""
-        if headers and wire_size(payload, headers) > self.max_payload:
-            raise nats.errors.MaxPayloadError
+        if headers and (size := wire_size(payload, headers)) > self.max_payload:
+            raise TooLargeWithHeaders(size, len(payload), self.max_payload)
         await super().publish(subject, payload, reply, headers)
+
+
+class TooLargeWithHeaders(nats.errors.MaxPayloadError):
+    """nats-py's ``MaxPayloadError`` (whoever catches that catches this) for a message whose
+    payload fits the server's ``max_payload`` but whose headers take it past; it says so."""
+
+    def __init__(self, size: int, payload: int, limit: int) -> None:
+        super().__init__(size, payload, limit)
+        self.size, self.payload, self.limit = size, payload, limit
+
+    def __str__(self) -> str:
+        return (
+            f"nats: maximum payload exceeded: {self.size} bytes with the headers ({self.payload} of "
+            f"payload), the server's max_payload is {self.limit}"
+        )
 
 
 def _refusal(error: BaseException, url: str) -> NodeUnreachable | None:

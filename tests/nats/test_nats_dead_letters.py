@@ -637,7 +637,7 @@ async def test_a_message_its_headers_take_past_max_payload_is_refused_and_the_co
     import nats.errors
 
     nc = node.client
-    with pytest.raises(nats.errors.MaxPayloadError):
+    with pytest.raises(nats.errors.MaxPayloadError, match=r"with the headers \(\d+ of payload\)"):
         await nc.publish("anywhere", b"x" * (nc.max_payload - 10), headers={"Big": "y" * 100})
     await nc.flush(timeout=5)
     assert not nc.is_closed

@@ -72,6 +72,8 @@ class ShardPump:
         self._moving: dict[int, asyncio.Task[Any]] = {}  # trimmed messages being moved, by sequence
         self._moved: dict[int, None] = {}  # the last messages moved (a copy is acknowledged)
         self._stopped = False  # stop() waited for the moves it could: later ones must not settle
+        self._turns = 0  # wakes and polls of a full pump: a new one lets `_trim` ask the server
+        self._nothing_behind = -1  # the turn at which the server said nothing waits behind
         self._base = mailbox.subject_of_shard(self.shard)[:-1]  # "<prefix>.mailbox.<type>.<n>."
 
     def start(self) -> None:
@@ -85,6 +87,7 @@ class ShardPump:
     def woken(self) -> None:
         """A wake reached the active shard: something was stored; it is not idle until fetched."""
         self._drained = False
+        self._turns += 1
 
     def _fenced(self) -> bool:
         """The shard's lease is over by this node's clock: it must not settle what it read."""
@@ -130,6 +133,7 @@ class ShardPump:
             room = MAX_ACK_PENDING - len(self._held)
             if room <= 0:
                 self._room.clear()
+                self._turns += 1  # (a wake can be lost: the poll asks anyway)
                 await self._trim()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._room.wait(), poll)
@@ -215,11 +219,18 @@ class ShardPump:
         until they hold that many, so that the other keys get room: those of the keys that
         failed the most starts first, each key's newest first, each keeping its oldest while
         others can go. Until moved, they stay held, copies delivered again are dropped, and
-        their key's later messages wait for them (as for a message given back)."""
+        their key's later messages wait for them (as for a message given back).
+
+        Whether messages wait behind is asked of the server once a poll or a wake, not at each
+        failed start of a stuck key: the answer stays "no" until something is stored."""
         after = self._mailbox.settings.max_deliver or 5
-        if len(self._held) < MAX_ACK_PENDING or not to_move(self.keys.values(), after):
+        turn = self._turns
+        if len(self._held) < MAX_ACK_PENDING or turn == self._nothing_behind:
+            return
+        if not to_move(self.keys.values(), after):
             return
         if not await self._more_behind():
+            self._nothing_behind = turn
             return  # nothing waits behind the pump: no other key needs the room
         for seq, state in to_move(self.keys.values(), after):  # (again: the await let things move)
             state.returned[seq] = math.inf  # until its move ends

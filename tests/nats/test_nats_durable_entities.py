@@ -23,6 +23,7 @@ from typing_extensions import assert_type
 from actorio import Actor, ActorRef, Backoff, DeadLetter, Message, SupervisorStrategy, dead_letters, handles
 from actorio.nats import DeliveryLimitReached, Durable, EntityHost, EntityRef, LocalServer, Node
 from actorio.nats._durable_entities import mailbox_stream, mailbox_subject, shard_of
+from actorio.nats._durable_shards import ShardPump
 from actorio.nats._shard_keys import MAX_ACK_PENDING, stuck_limit
 from tests.nats_support.processes import wait_until
 
@@ -600,6 +601,49 @@ async def test_a_full_pump_of_a_stuck_key_makes_room_though_the_wake_of_what_fol
     monkeypatch.setattr(DurableSending, "wake_soon", lambda self, entity_type, shard: None)
     await other.tell(Put(seq=1))
     assert await other.ask(Seen(), timeout=30) == [1]
+
+
+async def test_a_full_pump_of_a_stuck_key_asks_the_server_once_a_poll_not_at_each_failed_start(
+    pair: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stuck key fills the pump and nothing waits behind it: whether something does is asked
+    # of the server when the pump polls (once a second here) or is woken, not at each of the
+    # key's failed starts (five a second here): 64 shards of stuck keys would flood the server.
+    hosting, client = pair
+    Broken.BROKEN, Broken.FAILS = {"stuck"}, {}
+    host = await hosting.host(Broken, name="behind2", durable=FAST, lease=LEASE)
+    assert host.durable is not None
+    shard = str(shard_of("stuck", 64))
+    stuck = client.entity("behind2", "stuck", Broken)
+    for seq in range(1, MAX_ACK_PENDING + 1):
+        await stuck.tell(Put(seq=seq))
+
+    def key() -> Any:
+        assert host.durable is not None
+        pump = host.durable.pumps.get(shard)
+        return None if pump is None else pump.keys.get("stuck")
+
+    async def full_and_stuck() -> bool:
+        found = key()
+        return found is not None and found.failed_starts >= 3 and len(found.waiting) >= MAX_ACK_PENDING
+
+    await wait_until(full_and_stuck, 30)
+    asked: list[int] = []
+    more_behind = ShardPump._more_behind
+
+    async def counted(self: ShardPump) -> bool:
+        asked.append(key().failed_starts)
+        return await more_behind(self)
+
+    monkeypatch.setattr(ShardPump, "_more_behind", counted)
+    first = key().failed_starts
+
+    async def failed_twenty_more() -> bool:
+        return key().failed_starts >= first + 20
+
+    await wait_until(failed_twenty_more, 60)
+    assert 1 <= len(asked) <= 10, asked  # about one a second: not one a failed start
+    assert len(key().waiting) == MAX_ACK_PENDING  # nothing was moved: no other key needs room
 
 
 async def test_a_move_that_ends_past_the_lease_leaves_the_message_to_the_next_owner(

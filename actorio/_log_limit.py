@@ -28,7 +28,9 @@ def printable(text: str, keep: str = "") -> str:
 class LogLimit:
     """Log through ``logger`` at most ``limit`` lines per ``window`` seconds; the lines beyond are
     counted, and the count is logged with the first line of the next window (naming ``about``,
-    when given: what the lines are, for a limit that is one of many on its logger)."""
+    when given: what the lines are, for a limit that is one of many on its logger).
+
+    One thread uses a limit (the event loop's, for all of actorio's): its count is not locked."""
 
     __slots__ = ("_logger", "_limit", "_window", "_start", "_logged", "_left_out", "_about")
 

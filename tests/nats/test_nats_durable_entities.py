@@ -24,7 +24,7 @@ from actorio import Actor, ActorRef, Backoff, DeadLetter, Message, SupervisorStr
 from actorio.nats import DeliveryLimitReached, Durable, EntityHost, EntityRef, LocalServer, Node
 from actorio.nats._durable_entities import mailbox_stream, mailbox_subject, shard_of
 from actorio.nats._durable_shards import ShardPump
-from actorio.nats._shard_keys import MAX_ACK_PENDING, stuck_limit
+from actorio.nats._shard_keys import MAX_ACK_PENDING, ShardKey, stuck_limit
 from tests.nats_support.processes import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -618,10 +618,15 @@ async def test_a_full_pump_of_a_stuck_key_asks_the_server_once_a_poll_not_at_eac
     for seq in range(1, MAX_ACK_PENDING + 1):
         await stuck.tell(Put(seq=seq))
 
-    def key() -> Any:
+    def key() -> ShardKey | None:
         assert host.durable is not None
         pump = host.durable.pumps.get(shard)
         return None if pump is None else pump.keys.get("stuck")
+
+    def failed_starts() -> int:
+        found = key()
+        assert found is not None
+        return found.failed_starts
 
     async def full_and_stuck() -> bool:
         found = key()
@@ -632,18 +637,18 @@ async def test_a_full_pump_of_a_stuck_key_asks_the_server_once_a_poll_not_at_eac
     more_behind = ShardPump._more_behind
 
     async def counted(self: ShardPump) -> bool:
-        asked.append(key().failed_starts)
+        asked.append(failed_starts())
         return await more_behind(self)
 
     monkeypatch.setattr(ShardPump, "_more_behind", counted)
-    first = key().failed_starts
+    first = failed_starts()
 
     async def failed_twenty_more() -> bool:
-        return key().failed_starts >= first + 20
+        return failed_starts() >= first + 20
 
     await wait_until(failed_twenty_more, 60)
     assert 1 <= len(asked) <= 10, asked  # about one a second: not one a failed start
-    assert len(key().waiting) == MAX_ACK_PENDING  # nothing was moved: no other key needs room
+    assert len(getattr(key(), "waiting", {})) == MAX_ACK_PENDING  # nothing was moved: no other key needs room
 
 
 async def test_a_move_that_ends_past_the_lease_leaves_the_message_to_the_next_owner(

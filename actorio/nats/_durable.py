@@ -35,7 +35,7 @@ from .. import Backoff
 from ..lowlevel import Mailbox
 from ._codec import MSG_ID
 from ._dead_letter_stream import DeadLetterStreams
-from ._errors import ActorNotFound
+from ._errors import NO_JETSTREAM, ActorNotFound, jetstream_missing
 from ._publication import Spawn
 from ._settlement import Failures, Settlement, give_back, report_progress
 
@@ -133,11 +133,10 @@ class Streams:
     """A node's side of JetStream: sets up durable names' streams and stores messages in them;
     ``dead`` does the same for their dead-letter streams."""
 
-    def __init__(self, nc: Client, *, url: str, prefix: str, store_timeout: float) -> None:
+    def __init__(self, nc: Client, *, prefix: str, store_timeout: float) -> None:
         # nats-py leaves ``**opts`` of jetstream() unannotated.
         js: JetStreamContext = nc.jetstream()  # pyright: ignore[reportUnknownMemberType]
         self._js = js
-        self._url = url
         self._prefix = prefix
         self._store_timeout = store_timeout
         self.dead = DeadLetterStreams(
@@ -161,11 +160,8 @@ class Streams:
             await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
         except nats.js.errors.BadRequestError:
             await self._js.update_stream(config)  # pyright: ignore[reportUnknownMemberType]
-        except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
-            raise RuntimeError(
-                f"a durable mailbox needs JetStream, which the server at {self._url} does not offer "
-                "(start nats-server with -js)"
-            ) from None
+        except NO_JETSTREAM:
+            raise jetstream_missing("a durable mailbox") from None
         await self.dead.set_up(
             name, stream, limit=settings.dead_letter_limit, dedupe_window=settings.dedupe_window
         )

@@ -54,6 +54,7 @@ from ._durable import Durable, Streams
 from ._durable_shards import ShardPump
 from ._entity_host import LEASE
 from ._entity_persistence import WAKE
+from ._errors import NO_JETSTREAM, jetstream_missing
 from ._keeper import PublicationSupervisor, Target
 from ._settlement import Failures
 
@@ -342,8 +343,8 @@ class DurableMailbox:
             info = await js.stream_info(name)
         except nats.js.errors.NotFoundError:
             pass
-        except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
-            raise RuntimeError("a durable entity type needs JetStream (start nats-server with -js)") from None
+        except NO_JETSTREAM:
+            raise jetstream_missing("a durable entity type") from None
         else:
             shards = _shards_in(info.config.metadata)
             if shards is not None and shards != settings.shards:
@@ -365,8 +366,8 @@ class DurableMailbox:
             await js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
         except nats.js.errors.BadRequestError:
             await js.update_stream(config)  # pyright: ignore[reportUnknownMemberType]
-        except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
-            raise RuntimeError("a durable entity type needs JetStream (start nats-server with -js)") from None
+        except NO_JETSTREAM:
+            raise jetstream_missing("a durable entity type") from None
         await dead.set_up(
             dead_letter_name(entity_type),
             name,
@@ -380,11 +381,7 @@ class DurableMailbox:
         (its bucket's set-up then says so)."""
         try:
             await js.stream_info(mailbox_stream(prefix, entity_type))
-        except (
-            nats.js.errors.NotFoundError,
-            nats.errors.NoRespondersError,
-            nats.js.errors.ServiceUnavailableError,
-        ):
+        except (nats.js.errors.NotFoundError, *NO_JETSTREAM):
             return False
         return True
 

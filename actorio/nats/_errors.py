@@ -11,9 +11,31 @@ ActorioException
 
 from __future__ import annotations
 
+import nats.errors
+import nats.js.errors
+
 from .. import ActorioException, ActorStopped
 
-__all__ = ["ActorNotFound", "NodeUnreachable", "NotAuthorized", "RemoteError", "ReplyTooLarge"]
+__all__ = [
+    "NO_JETSTREAM",
+    "ActorNotFound",
+    "NodeUnreachable",
+    "NotAuthorized",
+    "RemoteError",
+    "ReplyTooLarge",
+    "jetstream_missing",
+]
+
+NO_JETSTREAM = (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError)
+"""What nats-py raises for a JetStream request to a server that does not offer JetStream."""
+
+
+def jetstream_missing(what: str) -> RuntimeError:
+    """The error to raise (``from None``) for `NO_JETSTREAM` met while setting up ``what``."""
+    return RuntimeError(
+        f"{what} needs JetStream, which the server does not offer (start nats-server with -js, "
+        "or with jetstream {} in its configuration file)"
+    )
 
 
 class RemoteError(ActorioException):

@@ -135,7 +135,7 @@ class Node(NodeEntities):
         self.ask_timeout = ask_timeout
         self.store_timeout = store_timeout
         self.node_id = uuid.uuid4().hex[:16]
-        self._streams = Streams(nc, url=self.url, prefix=prefix, store_timeout=store_timeout)
+        self._streams = Streams(nc, prefix=prefix, store_timeout=store_timeout)
         self._publications: set[Publication] = set()
         self._owned: set[PublicationSupervisor] = set()
         self._tasks: set[asyncio.Task[Any]] = set()

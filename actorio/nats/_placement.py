@@ -43,6 +43,7 @@ from nats.js.kv import KeyValue
 
 from .. import ActorioException
 from ..lowlevel import LogLimit
+from ._errors import NO_JETSTREAM, jetstream_missing
 
 __all__ = [
     "BUCKET_MAX_BYTES",
@@ -258,6 +259,8 @@ class Placements:
         different TTL (every host of a type must use one lease)."""
         try:
             kv = await js.key_value(name)
+        except NO_JETSTREAM:
+            raise jetstream_missing("an entity type (its placement bucket)") from None
         except nats.js.errors.BucketNotFoundError:
             if ttl is None:
                 raise LookupError(name) from None

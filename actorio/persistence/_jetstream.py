@@ -11,7 +11,7 @@ import math
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, cast
 
 import nats
@@ -48,6 +48,18 @@ reminders with ``{``."""
 _HEADROOM = 4096
 """Bytes of a key-value message kept for its subject and headers: a value larger than the
 server's ``max_payload`` less this goes to the object store."""
+
+
+@contextlib.contextmanager
+def _needs_jetstream(name: str) -> Iterator[None]:
+    """Turn nats-py's errors for a server without JetStream into a `PersistenceError` saying so."""
+    try:
+        yield
+    except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
+        raise PersistenceError(
+            f"{name}: the JetStream journal needs JetStream, which the server does not offer "
+            "(start nats-server with -js, or with jetstream {} in its configuration file)"
+        ) from None
 
 
 def encode_batch(first: int, events: Sequence[EventData], written: float) -> bytes:
@@ -188,7 +200,10 @@ class JetStreamJournal(Journal):
         name = self._stream_name(entity_type)
         if name not in self._streams:
             try:
-                await self._add_stream(name, entity_type)
+                with _needs_jetstream(name):
+                    await self._add_stream(name, entity_type)
+            except PersistenceError:
+                raise
             except (nats.errors.Error, asyncio.TimeoutError) as error:
                 raise PersistenceError(f"{name}: could not make the stream ({error!r})") from error
             self._streams.add(name)
@@ -221,7 +236,8 @@ class JetStreamJournal(Journal):
         bucket = self._buckets.get(name)
         if bucket is None:
             try:
-                bucket = await self._js.key_value(name)
+                with _needs_jetstream(name):
+                    bucket = await self._js.key_value(name)
             except nats.js.errors.BucketNotFoundError:
                 bucket = await self._js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
                     KeyValueConfig(bucket=name, history=1, storage=StorageType.FILE, replicas=self.replicas)
@@ -234,7 +250,8 @@ class JetStreamJournal(Journal):
         store = self._object_stores.get(name)
         if store is None:
             try:
-                store = await self._js.object_store(name)
+                with _needs_jetstream(name):
+                    store = await self._js.object_store(name)
             except nats.js.errors.BucketNotFoundError:
                 store = await self._js.create_object_store(  # pyright: ignore[reportUnknownMemberType]
                     name, ObjectStoreConfig(storage=StorageType.FILE, replicas=self.replicas)

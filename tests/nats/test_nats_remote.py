@@ -10,6 +10,7 @@ import pytest
 
 from actorio import Actor, ActorRef, InvalidPayload, Message, UnhandledMessage, ask, handles
 from actorio.nats import ActorNotFound, LocalServer, Node, NodeUnreachable, RemoteError, RemoteRef
+from actorio.persistence import JetStreamJournal, PersistenceError, PersistenceId
 from tests.nats_support.actors import Double, Fail, Greet, Greeter, Greeting, Record, Report
 from tests.nats_support.processes import wait_until, worker
 from tests.support import incarnation
@@ -177,11 +178,26 @@ async def test_unreachable_server_is_a_clear_error() -> None:
     server.close()
 
 
-async def test_durable_needs_jetstream() -> None:
+class Keyed(Greeter):
+    def __init__(self, key: str) -> None:
+        super().__init__()
+
+
+async def test_what_needs_jetstream_says_so_on_a_server_without_it() -> None:
+    # nats-py's own error names no cause ("ServiceUnavailableError ... description='None'").
     with LocalServer(jetstream=False) as server:
         async with await Node.connect(server.url) as client:
-            with pytest.raises(RuntimeError, match="needs JetStream"):
+            with pytest.raises(RuntimeError, match=r"a durable mailbox needs JetStream.* -js"):
                 await client.publish("jobs", Greeter(), durable=True)
+            with pytest.raises(RuntimeError, match=r"an entity type .* needs JetStream.* -js"):
+                await client.host(Keyed, name="keyed")
+            with pytest.raises(RuntimeError, match=r"a durable entity type needs JetStream.* -js"):
+                await client.host(Keyed, name="stored", durable=True)
+            journal = JetStreamJournal(client.client)
+            pid = PersistenceId("account", "a")
+            for call in (journal.last_sequence, journal.load_snapshot, journal.load_state):
+                with pytest.raises(PersistenceError, match=r"journal needs JetStream.* -js"):
+                    await call(pid)
 
 
 async def test_remote_and_local_references_compare(node: Node) -> None:

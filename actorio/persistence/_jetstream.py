@@ -8,10 +8,9 @@ import asyncio
 import contextlib
 import json
 import math
-import struct
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Sequence
 from typing import Any, cast
 
 import nats
@@ -31,14 +30,12 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from ._errors import JournalCorrupted, PersistenceError, WriterConflict
+from ._event_batches import batch_header, decode_batch, encode_batch
 from ._journal import LAST_KEPT, Journal
 from ._records import EventData, EventRecord, PersistenceId, ReminderRecord, SnapshotRecord, StateRecord
 
 __all__ = ["JetStreamJournal"]
 
-_MAGIC = b"AE1"
-_HEAD = struct.Struct(">3sQId")  # magic, first sequence, count, written
-_EVENT = struct.Struct(">HII")  # name length, version, payload length
 _WRONG_LAST_SEQUENCE = (10071, 10164)
 _EXPECTED_LAST: str = Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value
 _POINTER = b"@object "
@@ -51,7 +48,7 @@ server's ``max_payload`` less this goes to the object store."""
 
 
 @contextlib.contextmanager
-def _needs_jetstream(name: str) -> Iterator[None]:
+def _needs_jetstream(name: str) -> Generator[None, None, None]:
     """Turn nats-py's errors for a server without JetStream into a `PersistenceError` saying so."""
     try:
         yield
@@ -60,53 +57,6 @@ def _needs_jetstream(name: str) -> Iterator[None]:
             f"{name}: the JetStream journal needs JetStream, which the server does not offer "
             "(start nats-server with -js, or with jetstream {} in its configuration file)"
         ) from None
-
-
-def encode_batch(first: int, events: Sequence[EventData], written: float) -> bytes:
-    """One message holding a batch of events: the unit that JetStream writes atomically."""
-    parts = [_HEAD.pack(_MAGIC, first, len(events), written)]
-    for event in events:
-        name = event.name.encode()
-        parts += (_EVENT.pack(len(name), event.version, len(event.payload)), name, event.payload)
-    return b"".join(parts)
-
-
-def decode_batch(persistence_id: PersistenceId, data: bytes) -> list[EventRecord]:
-    """The events of one message; `JournalCorrupted` for anything that is not such a message."""
-    try:
-        magic, first, count, written = _HEAD.unpack_from(data)
-        if magic != _MAGIC:
-            raise ValueError("not an actorio event batch")
-        offset = _HEAD.size
-        records: list[EventRecord] = []
-        for index in range(count):
-            name_length, version, payload_length = _EVENT.unpack_from(data, offset)
-            offset += _EVENT.size
-            name = data[offset : offset + name_length].decode()
-            offset += name_length
-            payload = data[offset : offset + payload_length]
-            offset += payload_length
-            if len(payload) != payload_length:
-                raise ValueError("truncated")
-            records.append(EventRecord(persistence_id, first + index, name, version, payload, written))
-        if offset != len(data):
-            raise ValueError("trailing bytes")
-    except (struct.error, ValueError) as error:
-        raise JournalCorrupted(
-            f"{persistence_id}: a stored message is not an event batch ({error})"
-        ) from None
-    return records
-
-
-def _header(persistence_id: PersistenceId, data: bytes) -> tuple[int, int]:
-    """(first sequence, count) of a batch: at least one event, numbered from 1 or later."""
-    try:
-        magic, first, count, _ = _HEAD.unpack_from(data)
-    except struct.error:
-        magic, first, count = b"", 0, 0
-    if magic != _MAGIC or first < 1 or count < 1:
-        raise JournalCorrupted(f"{persistence_id}: the last stored message is not an event batch")
-    return first, count
 
 
 class JetStreamJournal(Journal):
@@ -333,7 +283,7 @@ class JetStreamJournal(Journal):
         except (nats.errors.Error, asyncio.TimeoutError) as error:
             raise PersistenceError(f"{persistence_id}: could not read the last event ({error!r})") from error
         else:
-            first, count = _header(persistence_id, message.data or b"")
+            first, count = batch_header(persistence_id, message.data or b"")
             last = (first + count - 1, message.seq or 0)
         _keep(self._last, persistence_id, last)
         return last

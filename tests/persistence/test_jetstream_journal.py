@@ -22,13 +22,8 @@ from actorio.persistence import (
     WriterConflict,
 )
 from actorio.persistence import _jetstream as jetstream_module
-from actorio.persistence._jetstream import (
-    UnreadableAcknowledgement,
-    acknowledged_sequence,
-    decode_batch,
-    encode_batch,
-    filter_covers,
-)
+from actorio.persistence._event_batches import decode_batch, encode_batch
+from actorio.persistence._jetstream import UnreadableAcknowledgement, acknowledged_sequence, filter_covers
 
 from .journals import unique_prefix
 

@@ -11,7 +11,8 @@
 
 Each row runs actorio and the baseline alternately, ``--repeat`` times, and keeps the best
 figure of each. The ratio is actorio / baseline; the target says which way is better. When
-uvloop is installed (``pip install actorio[uvloop]``), the table is printed again on uvloop.
+uvloop is installed (``pip install uvloop``, or ``pip install '.[uvloop]'`` in the repository), the
+table is printed again on uvloop.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`instrument` and `uninstrument`: OpenTelemetry traces and metrics on, and off again.
 
-Needs the ``otel`` extra (``pip install 'actorio[otel]'``, which brings ``opentelemetry-api``):
+Needs the ``otel`` extra (``pip install '.[otel]'`` in the repository: ``opentelemetry-api``):
 the API alone records nothing until an SDK (or another implementation) is configured, and
 then the spans and figures go where its providers send them.
 """
@@ -42,7 +42,8 @@ def instrument(
         from opentelemetry import trace
     except ImportError as error:  # pragma: no cover - the extra is installed for the tests
         raise ImportError(
-            "actorio.telemetry.instrument needs OpenTelemetry: pip install 'actorio[otel]'"
+            "actorio.telemetry.instrument needs OpenTelemetry: pip install opentelemetry-api "
+            "(or, in actorio's repository, pip install '.[otel]')"
         ) from error
     from ._metrics import Metrics
     from ._tracing import INSTRUMENTATION, Tracing, extract_w3c, inject_w3c

@@ -265,7 +265,10 @@ def run_top(urls: list[str], interval: float = 1.0, once: bool = False, out: Tex
         from rich.live import Live
         from rich.text import Text
     except ImportError:
-        raise SystemExit("python -m actorio top needs Rich: pip install 'actorio[top]'") from None
+        raise SystemExit(
+            "python -m actorio top needs Rich: pip install rich "
+            "(or, in actorio's repository, pip install '.[top]')"
+        ) from None
     console = Console(file=out) if out is not None else Console()
     previous: dict[str, dict[str, Any]] = {}
 

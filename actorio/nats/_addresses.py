@@ -72,10 +72,13 @@ def check_subject_prefix(prefix: object) -> str:
     return bare + "."
 
 
-RESERVED_SPACES = ("events", "entities")
+RESERVED_SPACES = ("events", "entities", "dlq", "mailbox")
 """The subject spaces under a node's prefix that no reply or sender address may name: a JetStream
-journal's events (``<prefix>.events.<type>.<id>``) and the entity hosts' announcements and probes
-(``<prefix>.entities.hosts``, ``.probe``)."""
+journal's events (``<prefix>.events.<type>.<id>``), the entity hosts' announcements and probes
+(``<prefix>.entities.hosts``, ``.probe``), the dead-letter streams (``<prefix>.dlq.<name>``: a
+reply stored there would push real dead letters out) and the durable entity types' mailboxes
+(``<prefix>.mailbox.<type>.<shard>.<key>``: a reply stored there would be delivered as a
+message). A client without the right to publish there must not get a node to do it for it."""
 
 
 class Destinations:
@@ -86,10 +89,11 @@ class Destinations:
     ``$``, under one of ``prefixes``: the client's reply inboxes (``_INBOX.``), this node's own
     prefix (``actorio.``), and those the node was connected with (``reply_prefixes``), and under
     none of ``reserved``: the subjects under the node's prefix that hold stored or control data
-    (``actorio.events.``, a JetStream journal's streams; ``actorio.entities.``, the entity hosts'
-    announcements). Anything else was chosen by whoever sent the message: publishing there would
-    make this node act for them (delete a stream through ``$JS.API...``, append to a journal, send
-    to another service's subjects).
+    (`RESERVED_SPACES`: a journal's events, the entity hosts' announcements, the dead-letter
+    streams and the durable entity mailboxes). Anything else was chosen by whoever sent the
+    message: publishing there would make this node act for them (delete a stream through
+    ``$JS.API...``, append to a journal or a dead-letter stream, send to another service's
+    subjects).
     """
 
     def __init__(self, prefixes: Iterable[str], reserved: Iterable[str] = ()) -> None:

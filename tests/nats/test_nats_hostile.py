@@ -495,7 +495,9 @@ async def test_nan_and_infinity_are_refused_before_anything_is_sent(
 
 
 async def test_a_node_never_replies_into_a_journal(nats_url: str, node: Node, raw: Client) -> None:
-    """An ask whose reply subject names a JetStream journal's subject is answered nowhere."""
+    """An ask whose reply subject names a JetStream journal's subject, the entity hosts' subjects,
+    a dead-letter stream's or a durable entity mailbox's is answered nowhere: a client that may
+    not publish there cannot get the node to (junk replies pushed real dead letters out)."""
     await published_greeter(node, "journalled")
     captured: list[bytes] = []
 
@@ -504,11 +506,14 @@ async def test_a_node_never_replies_into_a_journal(nats_url: str, node: Node, ra
 
     await raw.subscribe(f"{node.prefix}.events.>", cb=capture)
     await raw.subscribe(f"{node.prefix}.entities.>", cb=capture)
+    await raw.subscribe(f"{node.prefix}.dlq.>", cb=capture)
+    await raw.subscribe(f"{node.prefix}.mailbox.>", cb=capture)
     await raw.flush()
     await raw.flush()
     subject = f"{node.prefix}.actor.journalled"
     body = b'{"type": "Greet", "data": {"name": "x"}}'
-    for reply in (f"{node.prefix}.events.Account.alice", f"{node.prefix}.entities.hosts"):
+    reserved = ("events.Account.alice", "entities.hosts", "dlq.jobs", "mailbox.Account.3.alice")
+    for reply in (f"{node.prefix}.{space}" for space in reserved):
         await raw.publish(subject, body, reply=reply)
         await raw.publish(subject, body, headers={"Actorio-Sender": reply})
     answer = await raw.request(subject, body, timeout=10)  # served after the four above

@@ -200,7 +200,9 @@ async def _services(url: str, wait: float) -> list[tuple[dict[str, Any], dict[st
 
 
 def render_services(nodes: list[tuple[dict[str, Any], dict[str, Any]]], url: str) -> Any:
-    """The Rich renderable of the nodes on a NATS server: one row per published actor."""
+    """The Rich renderable of the nodes on a NATS server: one row per published actor, at most
+    `MAX_ROWS` in all, shared among the nodes (any service on the server may answer for actorio,
+    with any number of endpoints: the rest are counted, not drawn)."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -213,30 +215,38 @@ def render_services(nodes: list[tuple[dict[str, Any], dict[str, Any]]], url: str
         table.add_column(
             column, justify="left" if column in ("NODE", "NAME", "CLASS") else "right", no_wrap=True
         )
+    shown, hidden = 0, 0
+    each = max(20, MAX_ROWS // max(1, len(nodes)))  # a node with thousands hides no other
     for info, stats in sorted(nodes, key=lambda pair: str(pair[0].get("id"))):
         try:
-            rows = _service_rows(info, stats)
+            rows, more = _service_rows(info, stats, min(each, MAX_ROWS - shown))
         except (AttributeError, TypeError, ValueError, ArithmeticError) as error:  # fields of wrong types
             rows = [
                 _cells(info.get("id"), "?", f"cannot read its stats ({type(error).__name__})", "", "", "", "")
             ]
-        for row in rows:
+            more = 0
+        for row in rows[: MAX_ROWS - shown]:
             table.add_row(*row)
+        hidden += more + max(0, len(rows) - (MAX_ROWS - shown))
+        shown = min(MAX_ROWS, shown + len(rows))
+    if hidden > 0:
+        return Group(header, table, Text(f"... and {hidden} more actors"))
     return Group(header, table)
 
 
-def _service_rows(info: dict[str, Any], stats: dict[str, Any]) -> list[list[Any]]:
-    """The rows of one node's published actors (raises on a field of the wrong type)."""
+def _service_rows(info: dict[str, Any], stats: dict[str, Any], limit: int) -> tuple[list[list[Any]], int]:
+    """The rows of one node's published actors, at most ``limit``, and how many more it has
+    (raises on a field of the wrong type)."""
     described: list[dict[str, Any]] = info.get("endpoints") or []
     classes: dict[str, str] = {}
-    for endpoint in described:
+    for endpoint in described[: 4 * MAX_ROWS]:
         metadata: dict[str, Any] = endpoint.get("metadata") or {}
         classes[str(endpoint.get("name"))] = str(metadata.get("actorio.actor.class", "?"))
     endpoints: list[dict[str, Any]] = stats.get("endpoints") or []
     if not endpoints:
-        return [_cells(info.get("id"), "-", "", "", "", "", "")]
+        return [_cells(info.get("id"), "-", "", "", "", "", "")], 0
     rows: list[list[Any]] = []
-    for endpoint in endpoints:
+    for endpoint in endpoints[: max(0, limit)]:
         data: dict[str, Any] = endpoint.get("data") or {}
         rows.append(
             _cells(
@@ -249,7 +259,7 @@ def _service_rows(info: dict[str, Any], stats: dict[str, Any]) -> list[list[Any]
                 _milliseconds((endpoint.get("average_processing_time") or 0) / 1e9),
             )
         )
-    return rows
+    return rows, len(endpoints) - len(rows)
 
 
 def _milliseconds(seconds: object) -> str:

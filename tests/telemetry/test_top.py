@@ -4,6 +4,7 @@ answering as a NATS service."""
 
 from __future__ import annotations
 
+import io
 import re
 import signal
 import subprocess
@@ -121,6 +122,24 @@ def test_top_lists_every_node_on_a_nats_server(endpoints: list[str], nats_url: s
     finally:
         top.close(force=True)
     assert top.exitstatus == 0
+
+
+def test_the_service_view_draws_at_most_max_rows() -> None:
+    """Any service on the server may answer for actorio, with any number of endpoints (100,000
+    empty ones fit in 300 kB: drawing them all took half a minute and 600 MB). The view draws
+    `MAX_ROWS` rows in all, and counts the rest."""
+    from rich.console import Console
+
+    from actorio.telemetry._top import MAX_ROWS, render_services
+
+    flood = ({"id": "evil", "endpoints": [{}] * 100_000}, {"id": "evil", "endpoints": [{}] * 100_000})
+    real = ({"id": "real", "endpoints": []}, {"id": "real", "endpoints": [{"name": "worker"}]})
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(render_services([flood, real], "nats://x"))
+    shown = console.export_text()
+    assert len(shown.splitlines()) <= MAX_ROWS + 3, len(shown.splitlines())
+    assert re.search(r"real\s+worker\s", shown), shown[-500:]  # the flood hides no other node
+    assert f"... and {100_000 - MAX_ROWS // 2} more actors" in shown
 
 
 def test_a_node_with_malformed_stats_is_one_row_not_the_whole_view(

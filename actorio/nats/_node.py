@@ -386,8 +386,10 @@ class Node(NodeEntities):
         ``actorio.nats``).
 
         ``pending_limits=(messages, bytes)`` (core publications only) bounds what the client holds
-        for the actor while it is busy (its mailbox full, or its handler slow), counted in NATS
-        messages (a batch of tells is one; see docs/nats.md): beyond it, messages
+        for the actor while its mailbox is full, counted in NATS messages (a batch of tells is
+        one; see docs/nats.md). An actor's mailbox is unbounded unless it has a
+        ``mailbox_capacity``: without one, what a slow handler has not taken waits in the
+        mailbox, without bound, and these limits never apply. Beyond them, messages
         are dropped on arrival, each a dead letter ``overflow``, with a WARNING on
         ``actorio.nats`` (within a limit); a dropped ask is answered at once with `MailboxFull`.
         nats-py's limits by default: 524,288 messages, 128 MiB. Core tells are at most once: when

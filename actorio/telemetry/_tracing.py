@@ -16,6 +16,7 @@ rest under ``actorio.*``. No message field's value is recorded, unless its class
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Generator, Hashable, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -218,6 +219,24 @@ class Tracing:
 # -- across processes -----------------------------------------------------------------------------
 
 _W3C = TraceContextTextMapPropagator()
+_TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+"""W3C's ``traceparent``, version 00 (the one defined so far; any other value is ignored)."""
+_TRACESTATE_MEMBER = re.compile(
+    r"(?:[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13})"
+    r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+)
+"""One ``key=value`` member of W3C's ``tracestate``."""
+
+
+def _tracestate_ok(value: str) -> bool:
+    """Whether ``value`` is a ``tracestate`` the propagator reads without a complaint."""
+    if len(value) > MAX_TRACESTATE:
+        return False
+    members = [member.strip(" \t") for member in value.split(",")]
+    members = [member for member in members if member]
+    if len(members) > 32 or not all(_TRACESTATE_MEMBER.fullmatch(member) for member in members):
+        return False
+    return len({member.split("=", 1)[0] for member in members}) == len(members)
 
 
 def inject_w3c(headers: MutableMapping[str, str]) -> None:
@@ -228,15 +247,19 @@ def inject_w3c(headers: MutableMapping[str, str]) -> None:
 @contextmanager
 def extract_w3c(headers: Mapping[str, str]) -> Generator[object, None, None]:
     """The context of W3C headers from the wire, current in the block. Headers it cannot read are
-    ignored (the block runs in the current context): the propagator checks the ``traceparent``
-    format, and a ``tracestate`` longer than `MAX_TRACESTATE` is dropped before it is parsed."""
+    ignored, silently (the block runs in the current context): a ``traceparent`` that is not
+    version 00's 55 characters of the W3C format, and a ``tracestate`` longer than
+    `MAX_TRACESTATE` or that is not a list of at most 32 valid, distinct members, are dropped
+    before the propagator reads them (it would log a line, with the value, for each one)."""
     carrier = {key: headers[key] for key in ("traceparent", "tracestate") if key in headers}
-    if len(carrier.get("tracestate", "")) > MAX_TRACESTATE:
-        del carrier["tracestate"]
-    try:
-        context = _W3C.extract(carrier)
-    except Exception:  # hostile input: never the receiver's failure
-        context = None
+    context = None
+    if _TRACEPARENT.fullmatch(carrier.get("traceparent", "")):
+        if "tracestate" in carrier and not _tracestate_ok(carrier["tracestate"]):
+            del carrier["tracestate"]
+        try:
+            context = _W3C.extract(carrier)
+        except Exception:  # hostile input: never the receiver's failure
+            context = None
     token = otel_context.attach(context) if context is not None else None
     try:
         yield context

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import nats
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -14,6 +16,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from actorio import Actor, ActorRef, Message, handles
 from actorio.nats import Node
 from actorio.telemetry import instrument, uninstrument
+from actorio.telemetry._tracing import extract_w3c
+
+PARENT = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -134,6 +139,42 @@ async def test_hostile_trace_headers_are_ignored(nats_url: str, spans: InMemoryS
     assert records[2].parent is None
     assert records[1].parent is not None  # a valid traceparent is kept, the long tracestate dropped
     assert len(records[1].context.trace_state) == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"traceparent": PARENT, "tracestate": "ok=1,\x1b[2Jbad member\x1b[31m"},
+        {"traceparent": PARENT, "tracestate": ",".join(f"k{n}=v" for n in range(33))},
+        {"traceparent": PARENT, "tracestate": "k=1,k=2"},
+        {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01-" + "x" * 600},
+        {"traceparent": "01-" + "a" * 32 + "-" + "b" * 16 + "-01" + "x" * 600},
+        {"traceparent": "\x1b[2J" * 200},
+    ],
+    ids=["malformed-member", "33-members", "duplicate-key", "long-00", "long-01", "escapes"],
+)
+async def test_hostile_trace_headers_log_nothing(
+    headers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """OpenTelemetry's propagator logs a WARNING, with the value, for each malformed or too long
+    header it reads: one per hostile message, unlimited, raw control characters included. They
+    are dropped before it reads them: a bad tracestate alone, a bad traceparent with both."""
+    caplog.set_level(logging.DEBUG)
+    with extract_w3c(headers) as context:
+        kept = trace.get_current_span().get_span_context()
+    assert caplog.records == []
+    if headers["traceparent"] == PARENT:  # the traceparent is kept, the tracestate dropped
+        assert context is not None
+        assert kept.trace_id == int("a" * 32, 16)
+        assert len(kept.trace_state) == 0
+    else:
+        assert context is None
+
+
+async def test_a_valid_tracestate_is_kept() -> None:
+    with extract_w3c({"traceparent": PARENT, "tracestate": "k=v, t@vendor=x-1 ,,a=b"}):
+        state = trace.get_current_span().get_span_context().trace_state
+    assert dict(state) == {"k": "v", "t@vendor": "x-1", "a": "b"}
 
 
 async def test_nats_traffic_and_errors_are_counted(nats_url: str) -> None:

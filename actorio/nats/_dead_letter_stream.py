@@ -20,7 +20,7 @@ import dataclasses
 import datetime
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, cast
 
 import nats.errors
@@ -326,22 +326,34 @@ class DeadLetterStreams:
     async def read(self, name: str, stream: str, limit: int | None) -> list[StoredDeadLetter]:
         """The messages of ``name``'s dead-letter stream, oldest first: at most ``limit`` of them
         (``None``: all). Raises ``ValueError`` if the name has no dead-letter stream."""
+        found: list[StoredDeadLetter] = []
+        if limit is None or limit > 0:
+            async for letter in self._letters(name, stream):
+                found.append(letter)
+                if len(found) == limit:
+                    break
+        return found
+
+    async def _letters(self, name: str, stream: str) -> AsyncIterator[StoredDeadLetter]:
+        """``name``'s dead letters, oldest first, one at a time, up to the last one stored when
+        this started (a letter stored meanwhile, a replayed message failing again, is not
+        reached). ``ValueError`` if the name has no dead-letter stream."""
         dead = dead_letter_stream(stream)
         subject = dead_letter_subject(self._prefix, name)
         try:
             info = await self._js.stream_info(dead)
         except nats.js.errors.NotFoundError:
             raise ValueError(f"{name!r} has no dead-letter stream: it was never published durably") from None
-        found: list[StoredDeadLetter] = []
-        sequence = max(info.state.first_seq, 1)
-        while limit is None or len(found) < limit:
+        sequence, last = max(info.state.first_seq, 1), info.state.last_seq
+        while sequence <= last:
             try:
                 raw = await self._js.get_msg(dead, seq=sequence, subject=subject, next=True)
             except nats.js.errors.NotFoundError:
-                break
-            found.append(StoredDeadLetter.from_raw(dead, raw))
+                return
+            if raw.seq is not None and raw.seq > last:
+                return
+            yield StoredDeadLetter.from_raw(dead, raw)
             sequence = (raw.seq or sequence) + 1
-        return found
 
     async def replay(
         self,
@@ -350,13 +362,14 @@ class DeadLetterStreams:
         sequences: Iterable[int] | None,
         store: Callable[[bytes, Mapping[str, str], str], Awaitable[Any]],
     ) -> int:
-        """Store the dead letters of ``name`` (those of ``sequences``, else all) in its stream
-        again, oldest first, each through ``store(data, headers, message id)``, then delete it
-        from the dead-letter stream; the number replayed. A letter whose payload was cut
-        (`StoredDeadLetter.cut`) is left where it is: only its beginning was kept."""
+        """Store the dead letters of ``name`` (those of ``sequences``, else all those there when
+        it starts) in its stream again, oldest first, each through ``store(data, headers,
+        message id)``, then delete it from the dead-letter stream; the number replayed. One
+        letter is in memory at a time. A letter whose payload was cut (`StoredDeadLetter.cut`)
+        is left where it is: only its beginning was kept."""
         wanted = None if sequences is None else set(sequences)
         replayed = 0
-        for letter in await self.read(name, stream, None):
+        async for letter in self._letters(name, stream):
             if (wanted is not None and letter.sequence not in wanted) or letter.cut:
                 continue
             # The id makes a replay retried after a crash (stored, not yet deleted) store it once.

@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -219,6 +219,31 @@ async def test_replay_stores_dead_letters_again(node: Node) -> None:
     await wait_until(all_done, 20)
     assert await node.replay("replayed") == 0
     await picky.stop()
+
+
+async def test_a_replay_ends_at_the_letters_there_when_it_started(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replayed message that fails again at once is a new dead letter while the replay goes on:
+    the replay reads one letter at a time, and stops at the last one there when it started (else
+    it would replay the new ones, for ever)."""
+    from actorio.nats._durable import Streams
+
+    picky = Picky(poison=set())
+    await node.publish("again", picky, durable=Durable(max_deliver=1, retry_backoff=FAST))
+    await picky.stop()  # nothing handles what is replayed: only the dead-letter stream moves
+    js = node.client.jetstream()
+    for n in range(3):
+        await js.publish("actorio.dlq.again", json.dumps(Recorder.protocol.dump(Job(id=n))).encode())
+    store = Streams.store
+
+    async def failing_again(self: Streams, *args: Any, **kwargs: Any) -> None:
+        await store(self, *args, **kwargs)
+        await js.publish("actorio.dlq.again", json.dumps(Recorder.protocol.dump(Job(id=100))).encode())
+
+    monkeypatch.setattr(Streams, "store", failing_again)
+    assert await asyncio.wait_for(node.replay("again"), 30) == 3
+    assert [job_id(letter) for letter in await node.dead_letters("again")] == [100, 100, 100]
 
 
 async def _moved_beside_a_decoy(

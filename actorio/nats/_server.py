@@ -11,6 +11,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+import weakref
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -67,7 +68,8 @@ class LocalServer:
     ``start_timeout`` seconds); ``stop`` terminates it and waits for it. ``restart`` keeps the
     port and the JetStream directory, so streams and durable consumers survive it. Use it as a
     context manager (``with LocalServer() as server: server.url``); the temporary directory it
-    made is removed on exit.
+    made is removed on exit. A server never stopped is stopped when its `LocalServer` is
+    garbage-collected, or when the Python process exits normally: it does not outlive it.
 
     ``config`` is a nats-server configuration file (``-c``: TLS, authorization, accounts, ...)
     and ``args`` more command-line options (``["--user", "u", "--pass", "p"]``); the address,
@@ -99,6 +101,7 @@ class LocalServer:
         self.args = tuple(args)
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._forgotten = weakref.finalize(self, lambda: None)  # (a server started replaces it)
 
     @property
     def url(self) -> str:
@@ -120,6 +123,7 @@ class LocalServer:
         log = tempfile.TemporaryFile()  # noqa: SIM115 (kept open as long as the server runs)
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
         self._log = log
+        self._forgotten = weakref.finalize(self, _stop_forgotten, self.process)
         deadline = time.monotonic() + self.start_timeout
         while True:
             if self.process.poll() is not None:
@@ -159,6 +163,7 @@ class LocalServer:
         process, self.process = self.process, None
         if process is None:
             return
+        self._forgotten.detach()
         if process.poll() is None:
             process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
@@ -193,3 +198,10 @@ class LocalServer:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _stop_forgotten(process: subprocess.Popen[bytes]) -> None:
+    """Stop the server of a `LocalServer` that was never stopped (collected, or at exit)."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)

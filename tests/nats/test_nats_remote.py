@@ -178,6 +178,34 @@ async def test_unreachable_server_is_a_clear_error() -> None:
     server.close()
 
 
+async def test_a_local_server_never_stopped_does_not_outlive_its_process() -> None:
+    """A program (or a test, or a pasted snippet) that starts a LocalServer and ends without
+    stopping it left the nats-server running, its store directory deleted."""
+    import os
+    import subprocess
+    import sys
+
+    program = "from actorio.nats import LocalServer; s = LocalServer(); s.start(); print(s.process.pid)"
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout)
+
+    async def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    try:
+        await wait_until(gone, 10)
+    finally:
+        if not await gone():
+            os.kill(pid, 9)
+
+
 class Keyed(Greeter):
     def __init__(self, key: str) -> None:
         super().__init__()

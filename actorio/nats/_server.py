@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 __all__ = ["LocalServer", "find_nats_server"]
 
@@ -101,7 +101,7 @@ class LocalServer:
         self.args = tuple(args)
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
-        self._forgotten = weakref.finalize(self, lambda: None)  # (a server started replaces it)
+        self._forgotten: weakref.finalize[..., Any] = weakref.finalize(self, _nothing)  # (start replaces it)
 
     @property
     def url(self) -> str:
@@ -205,3 +205,7 @@ def _stop_forgotten(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()
         process.wait(timeout=10)
+
+
+def _nothing() -> None:
+    """What a `LocalServer` not started does when collected."""

@@ -327,8 +327,9 @@ class DeadLetterStreams:
         """The messages of ``name``'s dead-letter stream, oldest first: at most ``limit`` of them
         (``None``: all). Raises ``ValueError`` if the name has no dead-letter stream."""
         found: list[StoredDeadLetter] = []
+        letters = await self._letters(name, stream)
         if limit is None or limit > 0:
-            async for letter in self._letters(name, stream):
+            async for letter in letters:
                 found.append(letter)
                 if len(found) == limit:
                     break
@@ -336,15 +337,18 @@ class DeadLetterStreams:
 
     async def _letters(self, name: str, stream: str) -> AsyncIterator[StoredDeadLetter]:
         """``name``'s dead letters, oldest first, one at a time, up to the last one stored when
-        this started (a letter stored meanwhile, a replayed message failing again, is not
-        reached). ``ValueError`` if the name has no dead-letter stream."""
+        this is called (a letter stored meanwhile, a replayed message failing again, is not
+        reached). ``ValueError`` (at once) if the name has no dead-letter stream."""
         dead = dead_letter_stream(stream)
-        subject = dead_letter_subject(self._prefix, name)
         try:
             info = await self._js.stream_info(dead)
         except nats.js.errors.NotFoundError:
             raise ValueError(f"{name!r} has no dead-letter stream: it was never published durably") from None
-        sequence, last = max(info.state.first_seq, 1), info.state.last_seq
+        subject = dead_letter_subject(self._prefix, name)
+        return self._walk(dead, subject, info.state.first_seq, info.state.last_seq)
+
+    async def _walk(self, dead: str, subject: str, first: int, last: int) -> AsyncIterator[StoredDeadLetter]:
+        sequence = max(first, 1)
         while sequence <= last:
             try:
                 raw = await self._js.get_msg(dead, seq=sequence, subject=subject, next=True)
@@ -369,7 +373,7 @@ class DeadLetterStreams:
         is left where it is: only its beginning was kept."""
         wanted = None if sequences is None else set(sequences)
         replayed = 0
-        async for letter in self._letters(name, stream):
+        async for letter in await self._letters(name, stream):
             if (wanted is not None and letter.sequence not in wanted) or letter.cut:
                 continue
             # The id makes a replay retried after a crash (stored, not yet deleted) store it once.

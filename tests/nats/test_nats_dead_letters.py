@@ -370,6 +370,8 @@ async def test_dead_letters_of_a_name_that_is_not_durable(node: Node) -> None:
     with pytest.raises(ValueError, match="has no dead-letter stream"):
         await node.dead_letters("never-durable")
     with pytest.raises(ValueError, match="has no dead-letter stream"):
+        await node.dead_letters("never-durable", limit=0)
+    with pytest.raises(ValueError, match="has no dead-letter stream"):
         await node.replay("never-durable")
     with pytest.raises(ValueError, match="invalid actor name"):
         await node.dead_letters("bad name")

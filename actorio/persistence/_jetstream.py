@@ -485,7 +485,9 @@ class JetStreamJournal(Journal):
         found: set[PersistenceId] = set()
         events_prefix = f"{self.prefix.upper()}_EVENTS_"
         kv_prefix = f"KV_{self.prefix}_"
-        for info in await self._js.streams_info():
+        with _needs_jetstream("the journal's streams"):
+            streams = await self._js.streams_info()
+        for info in streams:
             name = info.config.name or ""
             if not name.startswith((events_prefix, kv_prefix)):
                 continue

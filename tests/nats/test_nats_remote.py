@@ -226,6 +226,8 @@ async def test_what_needs_jetstream_says_so_on_a_server_without_it() -> None:
             for call in (journal.last_sequence, journal.load_snapshot, journal.load_state):
                 with pytest.raises(PersistenceError, match=r"journal needs JetStream.* -js"):
                     await call(pid)
+            with pytest.raises(PersistenceError, match=r"journal needs JetStream.* -js"):
+                await journal.persistence_ids()
 
 
 async def test_remote_and_local_references_compare(node: Node) -> None:

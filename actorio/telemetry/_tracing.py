@@ -219,8 +219,14 @@ class Tracing:
 # -- across processes -----------------------------------------------------------------------------
 
 _W3C = TraceContextTextMapPropagator()
-_TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
-"""W3C's ``traceparent``, version 00 (the one defined so far; any other value is ignored)."""
+_TRACEPARENT = re.compile(
+    r"[ \t]*(?:00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}"
+    r"|(?!ff)[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-[\x21-\x7e]*)?)[ \t]*"
+)
+"""W3C's ``traceparent``: version 00, or a later version (its first four fields read as 00's, as
+W3C asks of a receiver, and whatever printable fields follow), never ``ff``."""
+MAX_TRACEPARENT = 512
+"""The longest ``traceparent`` read (OpenTelemetry's limit: longer ones it logs, and ignores)."""
 _TRACESTATE_MEMBER = re.compile(
     r"(?:[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13})"
     r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
@@ -247,13 +253,14 @@ def inject_w3c(headers: MutableMapping[str, str]) -> None:
 @contextmanager
 def extract_w3c(headers: Mapping[str, str]) -> Generator[object, None, None]:
     """The context of W3C headers from the wire, current in the block. Headers it cannot read are
-    ignored, silently (the block runs in the current context): a ``traceparent`` that is not
-    version 00's 55 characters of the W3C format, and a ``tracestate`` longer than
+    ignored, silently (the block runs in the current context): a ``traceparent`` that is not of
+    the W3C format (any version but ``ff``) or is longer than 512 characters, and a ``tracestate`` longer than
     `MAX_TRACESTATE` or that is not a list of at most 32 valid, distinct members, are dropped
     before the propagator reads them (it would log a line, with the value, for each one)."""
     carrier = {key: headers[key] for key in ("traceparent", "tracestate") if key in headers}
     context = None
-    if _TRACEPARENT.fullmatch(carrier.get("traceparent", "")):
+    parent = carrier.get("traceparent", "")
+    if len(parent) <= MAX_TRACEPARENT and _TRACEPARENT.fullmatch(parent):
         if "tracestate" in carrier and not _tracestate_ok(carrier["tracestate"]):
             del carrier["tracestate"]
         try:

@@ -171,6 +171,21 @@ async def test_hostile_trace_headers_log_nothing(
         assert context is None
 
 
+@pytest.mark.parametrize(
+    "parent",
+    [PARENT, "01-" + "a" * 32 + "-" + "b" * 16 + "-01", "cc-" + "a" * 32 + "-" + "b" * 16 + "-01-future-x"],
+    ids=["00", "01", "cc-with-a-field"],
+)
+async def test_a_traceparent_of_any_version_but_ff_is_kept(parent: str) -> None:
+    """W3C asks a receiver to read a later version's first fields as version 00's."""
+    with extract_w3c({"traceparent": parent}) as context:
+        kept = trace.get_current_span().get_span_context()
+    assert context is not None
+    assert kept.trace_id == int("a" * 32, 16)
+    with extract_w3c({"traceparent": "ff" + parent[2:]}) as context:
+        assert context is None
+
+
 async def test_a_valid_tracestate_is_kept() -> None:
     with extract_w3c({"traceparent": PARENT, "tracestate": "k=v, t@vendor=x-1 ,,a=b"}):
         state = trace.get_current_span().get_span_context().trace_state

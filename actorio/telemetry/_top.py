@@ -202,7 +202,8 @@ async def _services(url: str, wait: float) -> list[tuple[dict[str, Any], dict[st
 def render_services(nodes: list[tuple[dict[str, Any], dict[str, Any]]], url: str) -> Any:
     """The Rich renderable of the nodes on a NATS server: one row per published actor, at most
     `MAX_ROWS` in all, shared among the nodes (any service on the server may answer for actorio,
-    with any number of endpoints: the rest are counted, not drawn)."""
+    with any number of endpoints: a node with thousands takes no row from a smaller one; the
+    rows left out are counted, not drawn)."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -215,23 +216,48 @@ def render_services(nodes: list[tuple[dict[str, Any], dict[str, Any]]], url: str
         table.add_column(
             column, justify="left" if column in ("NODE", "NAME", "CLASS") else "right", no_wrap=True
         )
-    shown, hidden = 0, 0
-    each = max(20, MAX_ROWS // max(1, len(nodes)))  # a node with thousands hides no other
-    for info, stats in sorted(nodes, key=lambda pair: str(pair[0].get("id"))):
+    ordered = sorted(nodes, key=lambda pair: str(pair[0].get("id")))
+    actors = [_actor_count(stats) for _, stats in ordered]
+    hidden_actors, hidden_nodes = 0, 0
+    shares = _shares([max(1, count) for count in actors])  # (a node without actors: a row "-")
+    for (info, stats), count, rows_left in zip(ordered, actors, shares, strict=True):
+        if rows_left == 0:
+            hidden_actors, hidden_nodes = hidden_actors + count, hidden_nodes + 1
+            continue
         try:
-            rows, more = _service_rows(info, stats, min(each, MAX_ROWS - shown))
+            rows, more = _service_rows(info, stats, rows_left)
         except (AttributeError, TypeError, ValueError, ArithmeticError) as error:  # fields of wrong types
             rows = [
                 _cells(info.get("id"), "?", f"cannot read its stats ({type(error).__name__})", "", "", "", "")
             ]
             more = 0
-        for row in rows[: MAX_ROWS - shown]:
+        for row in rows:
             table.add_row(*row)
-        hidden += more + max(0, len(rows) - (MAX_ROWS - shown))
-        shown = min(MAX_ROWS, shown + len(rows))
-    if hidden > 0:
-        return Group(header, table, Text(f"... and {hidden} more actors"))
+        hidden_actors += more
+    if hidden_actors or hidden_nodes:
+        nodes_text = f" ({hidden_nodes} nodes not shown)" if hidden_nodes else ""
+        return Group(header, table, Text(f"... and {hidden_actors} more actors{nodes_text}"))
     return Group(header, table)
+
+
+def _actor_count(stats: object) -> int:
+    """How many actors a node's ``$SRV.STATS`` reply lists (0 if it lists none, or cannot be read)."""
+    fields = cast("dict[str, object]", stats) if isinstance(stats, dict) else {}
+    endpoints = fields.get("endpoints")
+    return len(cast("list[object]", endpoints)) if isinstance(endpoints, list) else 0
+
+
+def _shares(wanted: list[int]) -> list[int]:
+    """The rows each node gets of `MAX_ROWS`: all it has if it can, the smallest first, and what
+    those leave shared evenly among the rest (at least one row each while rows remain)."""
+    given = [0] * len(wanted)
+    left = MAX_ROWS
+    order = sorted(range(len(wanted)), key=wanted.__getitem__)
+    for done, index in enumerate(order):
+        share = max(1, left // (len(order) - done)) if left > 0 else 0
+        given[index] = min(wanted[index], share)
+        left -= given[index]
+    return given
 
 
 def _service_rows(info: dict[str, Any], stats: dict[str, Any], limit: int) -> tuple[list[list[Any]], int]:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pytest
@@ -132,14 +133,28 @@ def test_the_service_view_draws_at_most_max_rows() -> None:
 
     from actorio.telemetry._top import MAX_ROWS, render_services
 
-    flood = ({"id": "evil", "endpoints": [{}] * 100_000}, {"id": "evil", "endpoints": [{}] * 100_000})
-    real = ({"id": "real", "endpoints": []}, {"id": "real", "endpoints": [{"name": "worker"}]})
-    console = Console(width=200, record=True, file=io.StringIO())
-    console.print(render_services([flood, real], "nats://x"))
-    shown = console.export_text()
+    def node(name: str, actors: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        endpoints = [{"name": f"{name}-{n}"} for n in range(actors)]
+        return {"id": name, "endpoints": []}, {"id": name, "endpoints": endpoints}
+
+    def drawn(nodes: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
+        console = Console(width=200, record=True, file=io.StringIO())
+        console.print(render_services(nodes, "nats://x"))
+        return console.export_text()
+
+    shown = drawn([node("evil", 100_000), node("real", 1)])
     assert len(shown.splitlines()) <= MAX_ROWS + 3, len(shown.splitlines())
-    assert re.search(r"real\s+worker\s", shown), shown[-500:]  # the flood hides no other node
-    assert f"... and {100_000 - MAX_ROWS // 2} more actors" in shown
+    assert re.search(r"real\s+real-0\s", shown), shown[-500:]  # the flood hides no other node
+    assert f"... and {100_000 - (MAX_ROWS - 1)} more actors" in shown
+    # Rows are left out only past MAX_ROWS: two nodes that fit are drawn whole.
+    shown = drawn([node("a", 5), node("b", 1_500), node("c", 0)])
+    assert "more actors" not in shown
+    assert "b-1499" in shown
+    assert re.search(r"c\s+-", shown)
+    # Many small fake nodes (sorting first) take no row from a real one.
+    shown = drawn([*(node(f"!fake{n:03}", 20) for n in range(100)), node("real", 3)])
+    assert "real-2" in shown
+    assert "more actors" in shown  # 2,003 rows: some fake ones left out
 
 
 def test_a_node_with_malformed_stats_is_one_row_not_the_whole_view(

@@ -41,6 +41,7 @@ import pydantic
 import actorio
 
 from ._actor import Actor
+from ._log_limit import printable
 from ._message import Message
 from ._protocol import ActorProtocol, message_types_of, reply_type_of, wire_name_of
 
@@ -486,8 +487,8 @@ def _compat(old: str, new: str, require: Any, as_json: bool, out: TextIO) -> int
 
     try:
         result = check_compatibility(old, new)
-    except ProtocolError as error:
-        print(f"python -m actorio: error: {error}", file=sys.stderr)
+    except ProtocolError as error:  # (its text may quote the documents: printable)
+        print(f"python -m actorio: error: {printable(str(error))}", file=sys.stderr)
         return 2
     if as_json:
         _write(out, json.dumps({**result.to_dict(), "require": require}, indent=2) + "\n")

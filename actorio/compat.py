@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from ._log_limit import printable
 from ._schema_diff import compare_schemas
 
 __all__ = [
@@ -162,18 +163,18 @@ def load_protocol(source: object) -> ProtocolVersion:
         return _from_document(protocol.json_schema(), protocol.name)
     source = given
     if isinstance(source, Mapping):
-        return _from_document(cast("Mapping[str, Any]", source), "the document")
+        return _checked_document(cast("Mapping[str, Any]", source), "the document")
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(cast("str | os.PathLike[str]", source))
         path = Path(text)
         if path.is_file():
             try:
                 document = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise ProtocolError(f"cannot read {text}: {error}") from None
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+                raise ProtocolError(f"cannot read {text}: {type(error).__name__}: {error}") from None
             if not isinstance(document, Mapping):
                 raise ProtocolError(f"{text} is not a protocol schema printed by `python -m actorio schema`")
-            return _from_document(cast("Mapping[str, Any]", document), text)
+            return _checked_document(cast("Mapping[str, Any]", document), text)
         if ":" in text:
             from ._cli import CommandError, load_actor
 
@@ -183,6 +184,20 @@ def load_protocol(source: object) -> ProtocolVersion:
                 raise ProtocolError(str(error)) from None
         raise ProtocolError(f"{text}: no such file, and not a module:Actor target")
     raise ProtocolError(f"cannot read a protocol from {type(given).__name__}")
+
+
+def _checked_document(document: Mapping[str, Any], where: str) -> ProtocolVersion:
+    """`_from_document`, its errors on a malformed document (fields of the wrong types, nesting
+    too deep: a document may come from anywhere) turned into a `ProtocolError`."""
+    try:
+        return _from_document(document, where)
+    except ProtocolError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as error:
+        raise ProtocolError(
+            f"{where} is not a protocol schema printed by `python -m actorio schema` "
+            f"({type(error).__name__}: {str(error)[:200]})"
+        ) from None
 
 
 # -- the result ------------------------------------------------------------------------------------
@@ -243,7 +258,9 @@ class Compatibility:
             )
             lines.append(f"{direction} ({meaning}): {verdict}")
             lines.extend(f"  - {change}" for change in changes)
-        return "\n".join(lines) + "\n"
+        # Names and texts come from the documents, which may come from anywhere: no escape
+        # sequence of theirs reaches a terminal.
+        return "\n".join(printable(line) for line in lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready data."""

@@ -331,6 +331,47 @@ def test_the_command_exits_0_1_or_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "error: " in capsys.readouterr().err
 
 
+def test_the_command_reads_hostile_documents_safely(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A protocol export may come from anywhere (another node's service answer, a file handed
+    over): its names reach the terminal without their escape sequences, and a malformed or
+    deeply nested document is an error (status 2), not a traceback."""
+    escape = "\x1b]0;title\x1b\\\x1b[2J\u202e"
+
+    def export(name: str, wire_name: str, aliases: object = ()) -> str:
+        document = {
+            "x-actorio": {
+                "format": 2,
+                "actor": f"Shop{escape}",
+                "messages": {
+                    wire_name: {
+                        "class": "m.C",
+                        "aliases": aliases,
+                        "payload": {"type": "object", "properties": {}},
+                        "reply": {"type": "null"},
+                    }
+                },
+            }
+        }
+        path = tmp_path / name
+        path.write_text(json.dumps(document))
+        return str(path)
+
+    assert main(["compat", export("old.json", f"Old{escape}"), export("new.json", "New")]) == 1
+    out = capsys.readouterr().out
+    assert "breaking change" in out
+    assert "\x1b" not in out
+    assert "\u202e" not in out
+    assert "\\x1b[2J" in out  # shown escaped
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"x-actorio": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert main(["compat", str(deep), export("new.json", "New")]) == 2
+    assert "RecursionError" in capsys.readouterr().err
+    assert main(["compat", export("odd.json", "Odd", aliases=5), export("new.json", "New")]) == 2
+    assert "not a protocol schema" in capsys.readouterr().err
+
+
 def test_the_command_reads_targets_and_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["compat", "hello_world:Greeter", "hello_world:Greeter", "--path", "examples", "--json"])
     assert status == 0

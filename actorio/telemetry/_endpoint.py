@@ -4,14 +4,17 @@ reads).
 
 Whatever arrives is hostile: a request line and headers of at most `MAX_REQUEST` bytes, read
 within `READ_TIMEOUT` seconds; anything but ``GET /snapshot`` gets a 404 or 400 and the
-connection is closed. It listens on 127.0.0.1 unless told otherwise.
+connection is closed. An answer not taken by the client within `WRITE_TIMEOUT` seconds is
+dropped, with its connection; at most `MAX_CONNECTIONS` are open at once (those beyond are
+closed at once); the tree is built at most once every `FRESH_FOR` seconds, whatever the number
+of requests (they share it). It listens on 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import math
 import os
 import socket
 import time
@@ -22,13 +25,32 @@ from actorio.lowlevel import snapshot
 
 from ._counting import count_handlers
 
-__all__ = ["MAX_REQUEST", "READ_TIMEOUT", "SnapshotServer", "serve_snapshots", "snapshot_document"]
+__all__ = [
+    "FRESH_FOR",
+    "MAX_CONNECTIONS",
+    "MAX_REQUEST",
+    "READ_TIMEOUT",
+    "WRITE_TIMEOUT",
+    "SnapshotServer",
+    "serve_snapshots",
+    "snapshot_document",
+]
 
 MAX_REQUEST = 8192
 """The most bytes read of a request (its line and headers)."""
 
 READ_TIMEOUT = 5.0
 """Seconds a client has to send its request."""
+
+WRITE_TIMEOUT = 10.0
+"""Seconds a client has to take the answer (a large tree is megabytes): then it is dropped."""
+
+MAX_CONNECTIONS = 16
+"""Connections open at once; one beyond is closed as soon as it is accepted."""
+
+FRESH_FOR = 0.25
+"""Seconds an answer is reused for: building the tree is the event loop's work, so a flood of
+requests costs at most one build this often."""
 
 
 def snapshot_document(root: Actor[Any]) -> dict[str, Any]:
@@ -45,8 +67,11 @@ def snapshot_document(root: Actor[Any]) -> dict[str, Any]:
 class SnapshotServer:
     """A running snapshot endpoint (see `serve_snapshots`)."""
 
-    def __init__(self, server: asyncio.Server, root: Actor[Any]) -> None:
+    def __init__(
+        self, server: asyncio.Server, root: Actor[Any], connections: set[asyncio.StreamWriter]
+    ) -> None:
         self._server = server
+        self._connections = connections
         self.root = root
         sockets = server.sockets
         self.host, self.port = sockets[0].getsockname()[:2]
@@ -57,8 +82,10 @@ class SnapshotServer:
         return f"http://{self.host}:{self.port}/snapshot"
 
     async def close(self) -> None:
-        """Stop listening and wait until the connections are closed."""
+        """Stop listening, drop the connections still open, and wait until they are closed."""
         self._server.close()
+        for writer in list(self._connections):
+            writer.transport.abort()
         await self._server.wait_closed()
 
     async def __aenter__(self) -> SnapshotServer:
@@ -73,28 +100,51 @@ async def serve_snapshots(root: Actor[Any], host: str = "127.0.0.1", port: int =
     see `SnapshotServer.url`) until `SnapshotServer.close`. Turns handler counting on
     (`count_handlers`), so that the snapshot has handled counts and handler times."""
     count_handlers()
+    connections: set[asyncio.StreamWriter] = set()
+    answers = _Answers(root)
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(connections) >= MAX_CONNECTIONS:
+            writer.transport.abort()
+            return
+        connections.add(writer)
         try:
-            status, body = await _respond(reader, root)
+            status, body = await _respond(reader, answers)
             head = (
                 f"HTTP/1.0 {status}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             )
             writer.write(head.encode() + body)
-            await writer.drain()
+            await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+            writer.close()
+            await asyncio.wait_for(writer.wait_closed(), WRITE_TIMEOUT)
         except (ConnectionError, asyncio.TimeoutError):
             pass
         finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+            connections.discard(writer)
+            writer.transport.abort()  # (what the client did not take is dropped)
 
     server = await asyncio.start_server(answer, host, port, limit=MAX_REQUEST)
-    return SnapshotServer(server, root)
+    return SnapshotServer(server, root, connections)
 
 
-async def _respond(reader: asyncio.StreamReader, root: Actor[Any]) -> tuple[str, bytes]:
+class _Answers:
+    """The body of ``GET /snapshot``, built again once it is `FRESH_FOR` seconds old."""
+
+    def __init__(self, root: Actor[Any]) -> None:
+        self.root = root
+        self._body = b""
+        self._built = -math.inf
+
+    def snapshot(self) -> bytes:
+        now = time.monotonic()
+        if now - self._built >= FRESH_FOR:
+            self._body = json.dumps(snapshot_document(self.root)).encode()
+            self._built = now
+        return self._body
+
+
+async def _respond(reader: asyncio.StreamReader, answers: _Answers) -> tuple[str, bytes]:
     try:
         request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
@@ -104,4 +154,4 @@ async def _respond(reader: asyncio.StreamReader, root: Actor[Any]) -> tuple[str,
         return "400 Bad Request", b'{"error": "bad request"}'
     if line[1] != b"/snapshot":
         return "404 Not Found", b'{"error": "not found: GET /snapshot"}'
-    return "200 OK", json.dumps(snapshot_document(root)).encode()
+    return "200 OK", answers.snapshot()

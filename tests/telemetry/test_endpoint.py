@@ -1,0 +1,142 @@
+"""The snapshot endpoint against hostile clients: bad requests, clients that never take their
+answer, more connections than it keeps, and floods of requests (each would build the tree on
+the event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from actorio import Actor, Message, handles
+from actorio.lowlevel import actor_of
+from actorio.telemetry import _endpoint
+from actorio.telemetry._endpoint import MAX_CONNECTIONS, SnapshotServer, serve_snapshots
+from tests.nats_support.processes import wait_until
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+
+class Ping(Message):
+    pass
+
+
+class Root(Actor[Ping]):
+    @handles(Ping)
+    async def ping(self, message: Ping) -> None:
+        pass
+
+
+@pytest_asyncio.fixture
+async def endpoint() -> AsyncIterator[SnapshotServer]:
+    async with Root(identifier="root") as ref:
+        root = actor_of(ref)
+        assert root is not None
+        server = await serve_snapshots(root)
+        try:
+            yield server
+        finally:
+            await server.close()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Return once ``condition()`` holds, polled, within ``timeout`` seconds (else fail)."""
+
+    async def check() -> bool:
+        return condition()
+
+    await wait_until(check, timeout)
+
+
+async def request(server: SnapshotServer, raw: bytes) -> bytes:
+    """What the endpoint answers ``raw`` with, whole (it closes the connection after)."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(raw)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+async def test_it_answers_get_snapshot_and_refuses_the_rest(endpoint: SnapshotServer) -> None:
+    answer = await request(endpoint, b"GET /snapshot HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.0 200 OK")
+    assert json.loads(body)["tree"]["identifier"] == "root"
+    assert (await request(endpoint, b"GET /other HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.0 404")
+    assert (await request(endpoint, b"POST /snapshot HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.0 400")
+    assert (await request(endpoint, b"G" * 20_000 + b"\r\n\r\n")).startswith(b"HTTP/1.0 400")
+
+
+async def test_connections_beyond_the_limit_are_closed_at_once(endpoint: SnapshotServer) -> None:
+    """Connections that send nothing (a slowloris) hold at most MAX_CONNECTIONS: one more is
+    closed as soon as it is accepted (it used to be kept, until the process ran out of file
+    descriptors and asyncio logged an error a connection); once they go, requests are served."""
+    idle = [await asyncio.open_connection(endpoint.host, endpoint.port) for _ in range(MAX_CONNECTIONS)]
+    try:
+        await until(lambda: len(endpoint._connections) == MAX_CONNECTIONS)
+        reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
+        try:
+            with contextlib.suppress(ConnectionResetError):  # (aborted: the same as closed)
+                assert await asyncio.wait_for(reader.read(), 10) == b""  # closed, unanswered
+        finally:
+            writer.close()
+    finally:
+        for _, writer in idle:
+            writer.close()
+    await until(lambda: not endpoint._connections)
+    answer = await request(endpoint, b"GET /snapshot HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 200 OK")
+
+
+async def test_an_answer_the_client_does_not_take_is_dropped(
+    endpoint: SnapshotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that asks and never reads kept its connection, its task and its copy of the
+    tree (megabytes for a large one) for as long as it liked, close() included."""
+    monkeypatch.setattr(_endpoint, "WRITE_TIMEOUT", 0.5)
+    monkeypatch.setattr(_endpoint._Answers, "snapshot", lambda self: b"x" * (64 << 20))
+    _, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
+    try:
+        writer.write(b"GET /snapshot HTTP/1.0\r\n\r\n")
+        await writer.drain()
+        await until(lambda: bool(endpoint._connections))
+        await until(lambda: not endpoint._connections, 20)  # WRITE_TIMEOUT: then it is dropped
+    finally:
+        writer.close()
+
+
+async def test_close_drops_the_connections_still_open(endpoint: SnapshotServer) -> None:
+    idle = [await asyncio.open_connection(endpoint.host, endpoint.port) for _ in range(3)]
+    await until(lambda: len(endpoint._connections) == 3)
+    await asyncio.wait_for(endpoint.close(), 10)  # it waited for them, for as long as they stayed
+    for reader, writer in idle:
+        with contextlib.suppress(ConnectionResetError):  # (aborted: the same as closed)
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+
+
+async def test_a_flood_of_requests_builds_the_tree_once_a_while(
+    endpoint: SnapshotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each request built the whole tree on the event loop: four clients asking without pause
+    stalled every actor of the process. Answers are now shared for FRESH_FOR seconds."""
+    built: list[int] = []
+    document = _endpoint.snapshot_document
+
+    def counted(root: Actor[Any]) -> dict[str, Any]:
+        built.append(1)
+        return document(root)
+
+    monkeypatch.setattr(_endpoint, "snapshot_document", counted)
+    monkeypatch.setattr(_endpoint, "FRESH_FOR", 60.0)
+    answers = await asyncio.gather(*(request(endpoint, b"GET /snapshot HTTP/1.0\r\n\r\n") for _ in range(12)))
+    assert all(answer.startswith(b"HTTP/1.0 200 OK") for answer in answers)
+    assert len({answer for answer in answers}) == 1
+    assert len(built) == 1

@@ -431,6 +431,19 @@ async def test_an_ordered_name_holds_the_rest_until_the_poison_message_is_moved(
     await picky.stop()
 
 
+async def _delivered_to_a_process_that_dies_twice(node: Node, name: str) -> None:
+    """The one message stored for the durable ``name`` (published with a redelivery delay of
+    0.3 s, then unpublished) is fetched by a process that dies holding it, twice: it is never
+    acknowledged, and delivered again after the delay."""
+    js = node.client.jetstream()  # pyright: ignore[reportUnknownMemberType]
+    stream = await js.find_stream_name_by_subject(f"actorio.actor.{name}")
+    doomed = await js.pull_subscribe_bind(durable="actorio", stream=stream)
+    for delivery in (1, 2):
+        [held] = await doomed.fetch(1, timeout=5)
+        assert held.metadata.num_delivered == delivery
+    await doomed.unsubscribe()
+
+
 async def test_a_message_delivered_too_often_without_an_outcome_is_moved_unhandled(node: Node) -> None:
     """Deliveries to processes that died holding a message count too: past twice max_deliver,
     it is moved without being handled (a message that kills its process would loop forever)."""
@@ -438,14 +451,7 @@ async def test_a_message_delivered_too_often_without_an_outcome_is_moved_unhandl
     publication = await node.publish("killer", picky, durable=Durable(redelivery_delay=0.3, max_deliver=1))
     await publication.unpublish()
     await node.ref("killer", Picky, durable=True).tell(Job(id=9))
-    # A process that fetches the message and dies: it never answers, twice.
-    js = node.client.jetstream()  # pyright: ignore[reportUnknownMemberType]
-    stream = await js.find_stream_name_by_subject("actorio.actor.killer")
-    doomed = await js.pull_subscribe_bind(durable="actorio", stream=stream)
-    for delivery in (1, 2):
-        [held] = await doomed.fetch(1, timeout=5)  # then never acknowledged: redelivered after 0.3 s
-        assert held.metadata.num_delivered == delivery
-    await doomed.unsubscribe()
+    await _delivered_to_a_process_that_dies_twice(node, "killer")
     await node.publish("killer", picky, durable=Durable(redelivery_delay=0.3, max_deliver=1))
 
     async def moved() -> bool:
@@ -468,13 +474,7 @@ async def test_an_ask_moved_unhandled_is_answered_with_the_reason(node: Node) ->
     publication = await node.publish("doomed-ask", picky, durable=durable)
     await publication.unpublish()
     asking = asyncio.ensure_future(node.ref("doomed-ask", Picky, durable=True).ask(Attempts(), timeout=60))
-    js = node.client.jetstream()  # pyright: ignore[reportUnknownMemberType]
-    stream = await js.find_stream_name_by_subject("actorio.actor.doomed-ask")
-    doomed = await js.pull_subscribe_bind(durable="actorio", stream=stream)
-    for delivery in (1, 2):
-        [held] = await doomed.fetch(1, timeout=5)  # then never acknowledged: redelivered after 0.3 s
-        assert held.metadata.num_delivered == delivery
-    await doomed.unsubscribe()
+    await _delivered_to_a_process_that_dies_twice(node, "doomed-ask")
     assert not asking.done()
     await node.publish("doomed-ask", picky, durable=durable)
     with pytest.raises(RemoteError, match="DeliveryLimitReached") as raised:

@@ -573,6 +573,32 @@ async def test_a_key_whose_start_fails_a_while_with_a_full_pump_loses_nothing(
     assert bool(tried) == (fails > 1)  # only a stuck key's messages are moved
 
 
+async def _a_stuck_key_filling_its_pump(
+    hosting: Node, client: Node, name: str
+) -> Callable[[], ShardKey | None]:
+    """The type ``name`` (`Broken`) hosted durably, its key ``stuck`` told `MAX_ACK_PENDING`
+    messages, which fill its shard's pump while it fails to start: once it failed three starts
+    and holds them all (but one, maybe being retried), the key's state as its pump has it."""
+    Broken.BROKEN, Broken.FAILS = {"stuck"}, {}
+    host = await hosting.host(Broken, name=name, durable=FAST, lease=LEASE)
+    shard = str(shard_of("stuck", 64))
+    stuck = client.entity(name, "stuck", Broken)
+    for seq in range(1, MAX_ACK_PENDING + 1):
+        await stuck.tell(Put(seq=seq))
+
+    def key() -> ShardKey | None:
+        assert host.durable is not None
+        pump = host.durable.pumps.get(shard)
+        return None if pump is None else pump.keys.get("stuck")
+
+    async def full_and_stuck() -> bool:
+        found = key()
+        return found is not None and found.failed_starts >= 3 and len(found.waiting) >= MAX_ACK_PENDING - 1
+
+    await wait_until(full_and_stuck, 30)
+    return key
+
+
 async def test_a_full_pump_of_a_stuck_key_makes_room_though_the_wake_of_what_follows_is_lost(
     pair: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -583,21 +609,8 @@ async def test_a_full_pump_of_a_stuck_key_makes_room_though_the_wake_of_what_fol
     from actorio.nats._durable_entities import DurableSending
 
     hosting, client = pair
-    Broken.BROKEN, Broken.FAILS = {"stuck"}, {}
-    host = await hosting.host(Broken, name="behind1", durable=FAST, lease=LEASE)
-    assert host.durable is not None
-    shard = str(shard_of("stuck", 64))
-    stuck, other = client.entity("behind1", "stuck", Broken), client.entity("behind1", "k73", Broken)
-    for seq in range(1, MAX_ACK_PENDING + 1):
-        await stuck.tell(Put(seq=seq))
-
-    async def full_and_stuck() -> bool:
-        assert host.durable is not None
-        pump = host.durable.pumps.get(shard)
-        key = None if pump is None else pump.keys.get("stuck")
-        return key is not None and key.failed_starts >= 3 and len(key.waiting) >= MAX_ACK_PENDING - 1
-
-    await wait_until(full_and_stuck, 30)
+    await _a_stuck_key_filling_its_pump(hosting, client, "behind1")
+    other = client.entity("behind1", "k73", Broken)
     monkeypatch.setattr(DurableSending, "wake_soon", lambda self, entity_type, shard: None)
     await other.tell(Put(seq=1))
     assert await other.ask(Seen(), timeout=30) == [1]
@@ -610,29 +623,13 @@ async def test_a_full_pump_of_a_stuck_key_asks_the_server_once_a_poll_not_at_eac
     # of the server when the pump polls (once a second here) or is woken, not at each of the
     # key's failed starts (five a second here): 64 shards of stuck keys would flood the server.
     hosting, client = pair
-    Broken.BROKEN, Broken.FAILS = {"stuck"}, {}
-    host = await hosting.host(Broken, name="behind2", durable=FAST, lease=LEASE)
-    assert host.durable is not None
-    shard = str(shard_of("stuck", 64))
-    stuck = client.entity("behind2", "stuck", Broken)
-    for seq in range(1, MAX_ACK_PENDING + 1):
-        await stuck.tell(Put(seq=seq))
-
-    def key() -> ShardKey | None:
-        assert host.durable is not None
-        pump = host.durable.pumps.get(shard)
-        return None if pump is None else pump.keys.get("stuck")
+    key = await _a_stuck_key_filling_its_pump(hosting, client, "behind2")
 
     def failed_starts() -> int:
         found = key()
         assert found is not None
         return found.failed_starts
 
-    async def full_and_stuck() -> bool:
-        found = key()
-        return found is not None and found.failed_starts >= 3 and len(found.waiting) >= MAX_ACK_PENDING
-
-    await wait_until(full_and_stuck, 30)
     asked: list[int] = []
     more_behind = ShardPump._more_behind
 

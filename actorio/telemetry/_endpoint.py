@@ -13,6 +13,7 @@ of requests (they share it). It listens on 127.0.0.1 unless told otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -67,9 +68,7 @@ def snapshot_document(root: Actor[Any]) -> dict[str, Any]:
 class SnapshotServer:
     """A running snapshot endpoint (see `serve_snapshots`)."""
 
-    def __init__(
-        self, server: asyncio.Server, root: Actor[Any], connections: set[asyncio.StreamWriter]
-    ) -> None:
+    def __init__(self, server: asyncio.Server, root: Actor[Any], connections: _Connections) -> None:
         self._server = server
         self._connections = connections
         self.root = root
@@ -82,10 +81,14 @@ class SnapshotServer:
         return f"http://{self.host}:{self.port}/snapshot"
 
     async def close(self) -> None:
-        """Stop listening, drop the connections still open, and wait until they are closed."""
+        """Stop listening, drop the connections still open (and any accepted meanwhile), and
+        return once their handlers have ended."""
+        self._connections.closing = True
         self._server.close()
-        for writer in list(self._connections):
-            writer.transport.abort()
+        handlers = list(self._connections.open)
+        for handler in handlers:
+            handler.cancel()  # (its finally drops its connection)
+        await asyncio.gather(*handlers, return_exceptions=True)
         await self._server.wait_closed()
 
     async def __aenter__(self) -> SnapshotServer:
@@ -95,37 +98,60 @@ class SnapshotServer:
         await self.close()
 
 
+class _Connections:
+    """The connections being answered, by their handler's task; none more once ``closing``."""
+
+    def __init__(self) -> None:
+        self.open: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+        self.closing = False
+
+    def __len__(self) -> int:
+        return len(self.open)
+
+
 async def serve_snapshots(root: Actor[Any], host: str = "127.0.0.1", port: int = 0) -> SnapshotServer:
     """Serve the tree under ``root`` at ``http://host:port/snapshot`` (``port`` 0: any free one;
     see `SnapshotServer.url`) until `SnapshotServer.close`. Turns handler counting on
     (`count_handlers`), so that the snapshot has handled counts and handler times."""
     count_handlers()
-    connections: set[asyncio.StreamWriter] = set()
+    connections = _Connections()
     answers = _Answers(root)
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(connections) >= MAX_CONNECTIONS:
-            writer.transport.abort()
+        handler = asyncio.current_task()
+        if handler is None or connections.closing or len(connections) >= MAX_CONNECTIONS:
+            _drop(writer)
             return
-        connections.add(writer)
+        connections.open[handler] = writer
+        closed = False
         try:
             status, body = await _respond(reader, answers)
             head = (
                 f"HTTP/1.0 {status}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             )
-            writer.write(head.encode() + body)
+            writer.write(head.encode())
+            writer.write(body)  # (the shared body, not a copy a connection)
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
             writer.close()
             await asyncio.wait_for(writer.wait_closed(), WRITE_TIMEOUT)
-        except (ConnectionError, asyncio.TimeoutError):
-            pass
+            closed = True
+        except (ConnectionError, asyncio.TimeoutError, asyncio.CancelledError):
+            pass  # (cancelled: by close(); this task is the connection's own, nobody awaits it)
         finally:
-            connections.discard(writer)
-            writer.transport.abort()  # (what the client did not take is dropped)
+            del connections.open[handler]
+            if not closed:
+                _drop(writer)  # (what the client did not take is dropped)
 
     server = await asyncio.start_server(answer, host, port, limit=MAX_REQUEST)
     return SnapshotServer(server, root, connections)
+
+
+def _drop(writer: asyncio.StreamWriter) -> None:
+    """Close ``writer``'s connection at once, dropping what it has not sent. (A transport that
+    CPython closed meanwhile, its last bytes sent, raises AttributeError on abort: it is gone.)"""
+    with contextlib.suppress(AttributeError):
+        writer.transport.abort()
 
 
 class _Answers:

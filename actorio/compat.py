@@ -186,6 +186,10 @@ def load_protocol(source: object) -> ProtocolVersion:
     raise ProtocolError(f"cannot read a protocol from {type(given).__name__}")
 
 
+_MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError)
+"""What reading a schema document of wrong shapes raises (fields of the wrong types, too deep)."""
+
+
 def _checked_document(document: Mapping[str, Any], where: str) -> ProtocolVersion:
     """`_from_document`, its errors on a malformed document (fields of the wrong types, nesting
     too deep: a document may come from anywhere) turned into a `ProtocolError`."""
@@ -193,7 +197,7 @@ def _checked_document(document: Mapping[str, Any], where: str) -> ProtocolVersio
         return _from_document(document, where)
     except ProtocolError:
         raise
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as error:
+    except _MALFORMED as error:
         raise ProtocolError(
             f"{where} is not a protocol schema printed by `python -m actorio schema` "
             f"({type(error).__name__}: {str(error)[:200]})"
@@ -331,12 +335,15 @@ def check_compatibility(old: object, new: object) -> Compatibility:
     """Compare two versions of a protocol (each anything `load_protocol` reads); see the module's
     documentation for what counts as a breaking change in each direction."""
     old_version, new_version = load_protocol(old), load_protocol(new)
-    return Compatibility(
-        old_version.name,
-        new_version.name,
-        tuple(_direction("backward", new_version, old_version)),
-        tuple(_direction("forward", old_version, new_version)),
-    )
+    try:
+        backward = tuple(_direction("backward", new_version, old_version))
+        forward = tuple(_direction("forward", old_version, new_version))
+    except _MALFORMED as error:  # a schema of wrong shapes (a document may come from anywhere)
+        raise ProtocolError(
+            f"{old_version.name} or {new_version.name} has a schema that cannot be compared "
+            f"({type(error).__name__}: {str(error)[:200]})"
+        ) from None
+    return Compatibility(old_version.name, new_version.name, backward, forward)
 
 
 def assert_compatible(old: object, new: object, *, require: Requirement = "backward") -> Compatibility:

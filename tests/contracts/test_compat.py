@@ -370,6 +370,14 @@ def test_the_command_reads_hostile_documents_safely(
     assert "RecursionError" in capsys.readouterr().err
     assert main(["compat", export("odd.json", "Odd", aliases=5), export("new.json", "New")]) == 2
     assert "not a protocol schema" in capsys.readouterr().err
+    # Read whole, but of wrong shapes where the comparison looks: an error too.
+    odd = json.loads(Path(export("odd.json", "New")).read_text())
+    odd["x-actorio"]["messages"]["New"]["payload"] = {"type": "object", "properties": 5}
+    (tmp_path / "odd.json").write_text(json.dumps(odd))
+    assert main(["compat", export("new.json", "New"), str(tmp_path / "odd.json")]) == 2
+    assert "cannot be compared" in capsys.readouterr().err
+    with pytest.raises(ProtocolError):
+        check_compatibility(json.loads(Path(export("new.json", "New")).read_text()), odd)
 
 
 def test_the_command_reads_targets_and_prints_json(capsys: pytest.CaptureFixture[str]) -> None:

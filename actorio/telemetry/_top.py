@@ -230,7 +230,7 @@ def render_services(nodes: list[tuple[dict[str, Any], dict[str, Any]]], url: str
             rows = [
                 _cells(info.get("id"), "?", f"cannot read its stats ({type(error).__name__})", "", "", "", "")
             ]
-            more = 0
+            more = count  # (none of its actors is drawn)
         for row in rows:
             table.add_row(*row)
         hidden_actors += more
@@ -306,7 +306,8 @@ def run_top(urls: list[str], interval: float = 1.0, once: bool = False, out: Tex
             "(or, in actorio's repository, pip install '.[top]')"
         ) from None
     console = Console(file=out) if out is not None else Console()
-    previous: dict[str, dict[str, Any]] = {}
+    previous: dict[str, dict[str, Any]] = {}  # the rates' base: the last document of another time
+    latest: dict[str, dict[str, Any]] = {}
 
     def view() -> tuple[Any, bool]:
         parts: list[Any] = []
@@ -323,13 +324,17 @@ def run_top(urls: list[str], interval: float = 1.0, once: bool = False, out: Tex
                 continue
             try:
                 document = fetch(url)
+                last = latest.get(url)
+                if last is not None and last.get("time") != document.get("time"):
+                    previous[url] = last  # (the endpoint may answer the same document again)
                 parts.append(render(document, previous.get(url), url))
             except Exception as error:  # unreachable, too slow, not a snapshot, fields of wrong types
                 parts.append(Text(_plain(f"cannot read {url}: {error}")))
                 previous.pop(url, None)
+                latest.pop(url, None)
                 failed = True
                 continue
-            previous[url] = document
+            latest[url] = document
         return Group(*parts), failed
 
     if once:

@@ -151,6 +151,13 @@ def test_the_service_view_draws_at_most_max_rows() -> None:
     assert "more actors" not in shown
     assert "b-1499" in shown
     assert re.search(r"c\s+-", shown)
+    # A node whose stats cannot be read is one row; none of its actors is drawn, all counted.
+    broken = node("broken", 30)
+    broken[1]["endpoints"][7]["data"] = 5
+    shown = drawn([broken, node("fine", 2)])
+    assert re.search(r"broken\s+\?\s+cannot read its stats", shown)
+    assert "fine-1" in shown
+    assert "... and 30 more actors" in shown
     # Many small fake nodes (sorting first) take no row from a real one.
     shown = drawn([*(node(f"!fake{n:03}", 20) for n in range(100)), node("real", 3)])
     assert "real-2" in shown

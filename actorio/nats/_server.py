@@ -101,7 +101,7 @@ class LocalServer:
         self.args = tuple(args)
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
-        self._forgotten: weakref.finalize[..., Any] = weakref.finalize(self, _nothing)  # (start replaces it)
+        self._forgotten: weakref.finalize[..., Any] | None = None  # stops a server never stopped
 
     @property
     def url(self) -> str:
@@ -163,7 +163,8 @@ class LocalServer:
         process, self.process = self.process, None
         if process is None:
             return
-        self._forgotten.detach()
+        if self._forgotten is not None:
+            self._forgotten.detach()
         if process.poll() is None:
             process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
@@ -205,7 +206,3 @@ def _stop_forgotten(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()
         process.wait(timeout=10)
-
-
-def _nothing() -> None:
-    """What a `LocalServer` not started does when collected."""

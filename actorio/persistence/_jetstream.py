@@ -150,10 +150,8 @@ class JetStreamJournal(Journal):
         name = self._stream_name(entity_type)
         if name not in self._streams:
             try:
-                with _needs_jetstream(name):
+                with _needs_jetstream(name):  # (its PersistenceError is not caught below)
                     await self._add_stream(name, entity_type)
-            except PersistenceError:
-                raise
             except (nats.errors.Error, asyncio.TimeoutError) as error:
                 raise PersistenceError(f"{name}: could not make the stream ({error!r})") from error
             self._streams.add(name)

@@ -225,15 +225,16 @@ def render_services(nodes: list[tuple[dict[str, Any], dict[str, Any]]], url: str
             hidden_actors, hidden_nodes = hidden_actors + count, hidden_nodes + 1
             continue
         try:
-            rows, more = _service_rows(info, stats, rows_left)
+            rows = _service_rows(info, stats, rows_left)
+            drawn = len(rows) if count else 0  # (a node without actors: its row "-")
         except (AttributeError, TypeError, ValueError, ArithmeticError) as error:  # fields of wrong types
             rows = [
                 _cells(info.get("id"), "?", f"cannot read its stats ({type(error).__name__})", "", "", "", "")
             ]
-            more = count  # (none of its actors is drawn)
+            drawn = 0
         for row in rows:
             table.add_row(*row)
-        hidden_actors += more
+        hidden_actors += count - drawn
     if hidden_actors or hidden_nodes:
         nodes_text = f" ({hidden_nodes} nodes not shown)" if hidden_nodes else ""
         return Group(header, table, Text(f"... and {hidden_actors} more actors{nodes_text}"))
@@ -260,9 +261,9 @@ def _shares(wanted: list[int]) -> list[int]:
     return given
 
 
-def _service_rows(info: dict[str, Any], stats: dict[str, Any], limit: int) -> tuple[list[list[Any]], int]:
-    """The rows of one node's published actors, at most ``limit``, and how many more it has
-    (raises on a field of the wrong type)."""
+def _service_rows(info: dict[str, Any], stats: dict[str, Any], limit: int) -> list[list[Any]]:
+    """The rows of one node's published actors, at most ``limit`` (raises on a field of the
+    wrong type)."""
     described: list[dict[str, Any]] = info.get("endpoints") or []
     classes: dict[str, str] = {}
     for endpoint in described[: 4 * MAX_ROWS]:
@@ -270,7 +271,7 @@ def _service_rows(info: dict[str, Any], stats: dict[str, Any], limit: int) -> tu
         classes[str(endpoint.get("name"))] = str(metadata.get("actorio.actor.class", "?"))
     endpoints: list[dict[str, Any]] = stats.get("endpoints") or []
     if not endpoints:
-        return [_cells(info.get("id"), "-", "", "", "", "", "")], 0
+        return [_cells(info.get("id"), "-", "", "", "", "", "")]
     rows: list[list[Any]] = []
     for endpoint in endpoints[: max(0, limit)]:
         data: dict[str, Any] = endpoint.get("data") or {}
@@ -285,7 +286,7 @@ def _service_rows(info: dict[str, Any], stats: dict[str, Any], limit: int) -> tu
                 _milliseconds((endpoint.get("average_processing_time") or 0) / 1e9),
             )
         )
-    return rows, len(endpoints) - len(rows)
+    return rows
 
 
 def _milliseconds(seconds: object) -> str:

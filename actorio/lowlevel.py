@@ -26,7 +26,10 @@ What is here:
 - **The wire form**: `encode_wire` (the one encoder of ``{"type", "data"}``), `wire_name_of`,
   `wire_aliases_of` (the other wire names a receiver accepts),
   `reply_type_of`, `message_types_of`, and `wire_envelope_model` / `wire_union_adapter` to
-  validate the wire form of chosen message types.
+  validate the wire form of chosen message types. JSON has no NaN or infinity:
+  `refuse_non_finite` raises ``ValueError`` for one that a JSON body lost, where
+  `may_hold_float` says a type may hold one (`FLOATS_ATTRIBUTE`: where a model class keeps
+  that answer).
 - **Logs**: `LogLimit`, logging within a limit, for lines that input from outside could multiply;
   `printable`, text from outside with its control characters escaped.
 - **Types**: `is_message_class`, `is_actor_class`, `union_arms`; `Request`, the structural type
@@ -70,6 +73,7 @@ from ._dispatch import (
     resolve_handler,
     set_handler_wrappers,
 )
+from ._finite import FLOATS_ATTRIBUTE, may_hold_float, refuse_non_finite
 from ._incarnation import SIGNALS, decision_on
 from ._inputs import Barrier
 from ._log_limit import LogLimit, printable
@@ -98,6 +102,7 @@ from ._watch import unwatch, watch
 
 __all__ = [
     "CATCH_UP_DEPTH",
+    "FLOATS_ATTRIBUTE",
     "HANDLES_ATTRIBUTE",
     "AlarmSettings",
     "AskRef",
@@ -138,9 +143,11 @@ __all__ = [
     "is_message_class",
     "mailbox_of",
     "make_child",
+    "may_hold_float",
     "message_types_of",
     "observe_sends",
     "printable",
+    "refuse_non_finite",
     "remove_handler_wrapper",
     "remove_send_hook",
     "remove_timer_hook",

@@ -22,13 +22,11 @@ is sent (`encode_message`, `ReplyCodec.encode`).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
-import math
 import traceback
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Annotated, Any, Literal, TypeGuard, cast, get_args, get_origin
+from typing import Any, TypeGuard, cast, get_args
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import CoreSchema, PydanticSerializationError, SchemaValidator, core_schema
@@ -43,11 +41,14 @@ from .. import (
     UnhandledMessage,
 )
 from ..lowlevel import (
+    FLOATS_ATTRIBUTE,
     Payload,
     encode_wire,
     is_actor_class,
     is_message_class,
+    may_hold_float,
     printable,
+    refuse_non_finite,
     reply_type_of,
     union_arms,
     wire_aliases_of,
@@ -133,96 +134,7 @@ def timeout_of(headers: Mapping[str, str] | None, default: float) -> float:
     return timeout if 0 < timeout <= MAX_ASK_WAIT else default  # False for nan
 
 
-def _non_finite(value: object, nulls: bool) -> tuple[list[str], float] | None:
-    """The first NaN or infinite float in ``value`` that JSON would carry as ``null`` (``nulls``:
-    the enclosing model writes them so, pydantic's default): its path, innermost part first, and
-    its value; or ``None``."""
-    if isinstance(value, float):
-        return ([], value) if nulls and not math.isfinite(value) else None
-    if value is None or isinstance(value, (str, int, bytes)):
-        return None
-    items: Any
-    if isinstance(value, BaseModel):
-        nulls = type(value).model_config.get("ser_json_inf_nan", "null") == "null"
-        items, fields = vars(value).items(), True
-    elif isinstance(value, Mapping):
-        items, fields = cast(Mapping[object, object], value).items(), False
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        items, fields = enumerate(cast("list[object]", value)), False
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        items, fields = (
-            ((field.name, getattr(value, field.name, None)) for field in dataclasses.fields(value)),
-            True,
-        )
-    else:
-        return None
-    for key, member in items:
-        if fields and key == "sender":
-            continue
-        found = _non_finite(member, nulls)
-        if found is not None:
-            found[0].append(f".{key}" if fields else f"[{key!r}]")
-            return found
-    return None
-
-
-def may_hold_float(annotation: Any) -> bool:
-    """Whether a value of type ``annotation`` may hold a float somewhere (a field, an item, a
-    nested model; a message's ``sender`` aside); True when unsure (``Any``, a type variable, a
-    forward reference). Only such a value can lose a NaN to JSON's ``null``. Found once per
-    message class (kept on the class, as its reply codec is)."""
-    if not is_message_class(annotation):
-        return _floats_in(annotation, frozenset())
-    known: bool | None = annotation.__dict__.get("_actorio_nats_floats")
-    if known is None:
-        known = _floats_in(annotation, frozenset())
-        type.__setattr__(annotation, "_actorio_nats_floats", known)
-    return known
-
-
-def _floats_in(annotation: Any, seen: frozenset[int]) -> bool:
-    if id(annotation) in seen:
-        return False  # a recursive type: its other members answer
-    seen = seen | {id(annotation)}
-    origin = get_origin(annotation)
-    if origin is Literal:
-        return False  # a literal float is not NaN
-    args: tuple[Any, ...] = get_args(annotation)
-    if origin is Annotated:
-        return _floats_in(args[0], seen)
-    if annotation is Any or annotation is object or annotation is complex:
-        return True
-    if annotation is None or annotation is Ellipsis:  # ``None`` in a union, ``tuple[int, ...]``
-        return False
-    if not isinstance(annotation, type):
-        # list[float], dict[str, X], X | None, ...; else a type variable, a forward reference
-        return any(_floats_in(arg, seen) for arg in args) if args else True
-    cls: type[Any] = annotation
-    if issubclass(cls, float):
-        return True
-    if issubclass(cls, BaseModel):
-        fields = cls.model_fields
-        return any(_floats_in(field.annotation, seen) for name, field in fields.items() if name != "sender")
-    if dataclasses.is_dataclass(cls):
-        return any(_floats_in(field.type, seen) for field in dataclasses.fields(cls))
-    hints: dict[str, Any] = getattr(cls, "__annotations__", {})
-    if issubclass(cls, dict) and hints:  # a TypedDict
-        return any(_floats_in(hint, seen) for hint in hints.values())
-    return any(_floats_in(arg, seen) for arg in args)
-
-
-def _refuse_non_finite(value: object, path: str, body: bytes) -> None:
-    """Raise ``ValueError`` if ``body``, the JSON of ``value``, lost a NaN or infinite float."""
-    # Only a body with a null can have lost one: the common case costs one search of the bytes.
-    if b"null" in body:
-        found = _non_finite(value, True)
-        if found is not None:
-            parts, number = found
-            where = path + "".join(reversed(parts))
-            raise ValueError(
-                f"{where} is {number!r}: JSON has no NaN or infinity, so it cannot travel over NATS "
-                "(it would arrive as null); send None, a string or a finite number instead"
-            )
+_OVER_NATS = "travel over NATS"
 
 
 def encode_message(message: Message[Any]) -> bytes:
@@ -231,11 +143,11 @@ def encode_message(message: Message[Any]) -> bytes:
     carry: before anything is sent."""
     body = encode_wire(message)
     cls = type(message)
-    floats: bool | None = cls.__dict__.get("_actorio_nats_floats")  # kept by may_hold_float
+    floats: bool | None = cls.__dict__.get(FLOATS_ATTRIBUTE)  # kept by may_hold_float
     if floats is None:
         floats = may_hold_float(cls)
     if floats:
-        _refuse_non_finite(message, cls.__name__, body)
+        refuse_non_finite(message, cls.__name__, body, _OVER_NATS)
     return body
 
 
@@ -373,7 +285,7 @@ class ReplyCodec:
         except PydanticSerializationError as error:
             raise TypeError(f"expected a reply of type {self.reply_type!r}: {error}") from None
         if self._floats:
-            _refuse_non_finite(value, "the reply", body)
+            refuse_non_finite(value, "the reply", body, _OVER_NATS)
         return body
 
     def decode(self, body: bytes) -> Any:

@@ -16,7 +16,7 @@ from actorio import Actor, EndMainLoop, Message
 from actorio.lowlevel import HANDLES_ATTRIBUTE
 
 from ._errors import PersistenceError, SchemaMismatch, WriterConflict
-from ._events import declared_upcasters, decode_model, dump_json, upcast
+from ._events import check_stored, declared_upcasters, decode_model, dump_json, load_json, upcast
 from ._journal import Journal
 from ._persistent import PersistentActor
 
@@ -185,6 +185,11 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
         payload = dump_json(self.state)
         if payload == self._persistence_saved:
             return
+        try:
+            check_stored(self.state, payload, type(self.state).__qualname__)
+        except ValueError:
+            self._persistence_roll_back()
+            raise
         if self._persistence_unsure is not None:  # a handler that caught an unsure save saves again
             state = self.state
             await self._persistence_read_back_unsure()
@@ -238,7 +243,7 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
         if stored is not None and found > self.revision and stored.payload in candidates:
             self._persistence_late = []
             payload = stored.payload
-            self.state = typing.cast("S", type(self)._persistence_state_type.model_validate_json(payload))
+            self.state = typing.cast("S", load_json(type(self)._persistence_state_type, payload))
             self.revision, self._persistence_saved = found, payload
             return "unsure" if payload == unsure else "late"
         self._persistence_roll_back()
@@ -252,7 +257,7 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
         """`state` back to what was last saved (a state changed in place is made again)."""
         if dump_json(self.state) != self._persistence_saved:
             self.state = typing.cast(
-                "S", type(self)._persistence_state_type.model_validate_json(self._persistence_saved)
+                "S", load_json(type(self)._persistence_state_type, self._persistence_saved)
             )
 
     async def recover(self) -> None:

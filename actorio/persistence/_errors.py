@@ -6,7 +6,7 @@
      └── PersistenceError            a journal could not do what it was asked
           ├── WriterConflict         another writer wrote this persistence id first: nothing written
           ├── SchemaMismatch         a stored event or state does not fit its model
-          └── JournalCorrupted       the stored events of one id are not 1, 2, 3, ...
+          └── JournalCorrupted       stored events not 1, 2, 3, ..., or records not of the journal's form
 """
 
 from __future__ import annotations
@@ -46,4 +46,6 @@ class SchemaMismatch(PersistenceError):
 
 
 class JournalCorrupted(PersistenceError):
-    """The events stored for one persistence id are not numbered 1, 2, 3, ... without a gap."""
+    """The events stored for one persistence id are not numbered 1, 2, 3, ... without a gap (or a
+    snapshot is beyond the last of them), or a stored record is not of the form its journal
+    writes (a file edited by hand, a stream written by something else)."""

@@ -3,8 +3,8 @@ the latest snapshot and the events after it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import typing
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, Literal
@@ -13,9 +13,10 @@ from pydantic import BaseModel
 from typing_extensions import TypeVar
 
 from actorio import Message
+from actorio.lowlevel import LogLimit
 
 from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict
-from ._events import Event, EventCodec, decode_model, dump_json
+from ._events import Event, EventCodec, check_stored, decode_model, dump_json
 from ._journal import Journal
 from ._persistent import PersistentActor
 from ._records import EventData, SnapshotRecord
@@ -25,6 +26,8 @@ __all__ = ["EventSourcedActor"]
 P = TypeVar("P", bound="Message[Any]", contravariant=True, default="Message[Any]")
 S = TypeVar("S", bound=BaseModel, default=BaseModel)
 E = TypeVar("E", bound=Event, default=Event)
+
+_snapshot_failures = LogLimit(logging.getLogger("actorio.persistence"))
 
 
 _FOUND = {
@@ -73,7 +76,13 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
       events of older versions are upcast (see `Event`); one that no longer fits raises
       `SchemaMismatch` and the actor does not start.
     - ``snapshot_every = n`` (a class attribute; ``None``, the default, for never): a snapshot of
-      the state is saved after each persist that crosses a multiple of ``n`` events.
+      the state is saved after each persist that crosses a multiple of ``n`` events. A snapshot
+      that cannot be saved (a journal error, a NaN in the state) does not fail that persist,
+      whose events are stored and applied: it is logged on ``actorio.persistence`` (within a
+      limit), and the next multiple tries again. A snapshot beyond the journal's last event
+      (the events after it lost) raises `JournalCorrupted` at recovery.
+    - JSON has no NaN or infinity: `persist` raises ``ValueError`` for an event that holds one,
+      before anything is written or applied (it would be read back as ``null``).
     """
 
     snapshot_every: ClassVar[int | None] = None
@@ -191,18 +200,24 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         else:
             self.state = state
             self._persistence_late.clear()  # the writer fence keeps them out now
-        every = cls.snapshot_every
-        if every is not None and self.sequence // every > before // every:
-            await self.save_snapshot()
+        await self._persistence_snapshot_after(before)
 
     async def _persistence_snapshot_after(self, before: int) -> None:
-        """Before a persist raises for events found stored: the snapshot that crossing a
-        multiple of ``snapshot_every`` calls for, if it can be saved (it only saves recovery
-        time; the error that says why the persist wrote nothing is the one to raise)."""
+        """After events were stored (by this persist, or by one found stored): the snapshot that
+        crossing a multiple of ``snapshot_every`` calls for, if it can be saved. It only saves
+        recovery time: a failure is logged, not raised (the persist's outcome is the events')."""
         every = type(self).snapshot_every
         if every is not None and self.sequence // every > before // every:
-            with contextlib.suppress(PersistenceError):
+            try:
                 await self.save_snapshot()
+            except Exception as error:
+                _snapshot_failures.log(
+                    logging.WARNING,
+                    "%s: the snapshot at event %d was not saved (%s); recovery replays the events",
+                    self.persistence_id,
+                    self.sequence,
+                    repr(error)[:300],
+                )
 
     async def _persistence_read_back(
         self, unsure: tuple[list[EventData], S] | None
@@ -235,14 +250,14 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         return "unsure" if best is unsure else "late"
 
     async def save_snapshot(self) -> None:
-        """Save the current state as the latest snapshot (also done every ``snapshot_every``)."""
+        """Save the current state as the latest snapshot (also done every ``snapshot_every``).
+        ``ValueError`` for a state holding a NaN or an infinite float (JSON has none)."""
+        state = self.state
+        payload = dump_json(state)
+        check_stored(state, payload, f"the snapshot's {type(state).__qualname__}")
+        cls = type(self)
         await self.journal.save_snapshot(
-            SnapshotRecord(
-                self.persistence_id,
-                self.sequence,
-                type(self).state_version,
-                dump_json(self.state),
-            )
+            SnapshotRecord(self.persistence_id, self.sequence, cls.state_version, payload)
         )
 
     async def recover(self) -> None:
@@ -267,6 +282,13 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
                 )
             state = apply(state, typing.cast("E", codec.decode(record.name, record.version, record.payload)))
             sequence = record.sequence
+        if snapshot is not None and sequence == snapshot.sequence and sequence > 0:
+            last = await self.journal.last_sequence(self.persistence_id)
+            if last < sequence:
+                raise JournalCorrupted(
+                    f"{self.persistence_id}: the snapshot is at event {sequence}, but the journal's "
+                    f"last event is {last} (the events after {last} are lost)"
+                )
         self.state = state
         self.sequence = sequence
         self._persistence_unsure = None

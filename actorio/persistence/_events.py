@@ -13,12 +13,25 @@ from typing import Any, ClassVar, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from actorio.lowlevel import union_arms
+from actorio.lowlevel import may_hold_float, refuse_non_finite, union_arms
 
 from ._errors import SchemaMismatch
 from ._records import EventData, event_data
 
-__all__ = ["Event", "EventCodec", "declared_upcasters", "decode_model", "dump_json", "upcast", "upcaster"]
+__all__ = [
+    "Event",
+    "EventCodec",
+    "check_stored",
+    "declared_upcasters",
+    "decode_model",
+    "dump_json",
+    "load_json",
+    "read_options",
+    "upcast",
+    "upcaster",
+]
+
+M = TypeVar("M", bound=BaseModel)
 
 _UPCASTER_ATTRIBUTE = "__actorio_upcasts_from__"
 
@@ -149,16 +162,75 @@ def upcast(owner: type, steps: dict[int, str], fields: Any, version: int, target
     return fields
 
 
-_BY_ALIAS: bool | None = inspect.signature(BaseModel.model_dump_json).parameters["by_alias"].default
-"""What ``model_dump_json`` passes its serializer for ``by_alias`` (``False`` before pydantic 2.11,
-``None`` since), where the serializer's own default differed (``True`` before 2.11)."""
+_VALIDATE = inspect.signature(BaseModel.model_validate).parameters
+_BY_NAME = "by_name" in _VALIDATE  # pydantic 2.11 or later
+_EXTRA = "extra" in _VALIDATE  # pydantic 2.12 or later
+_READ_OPTIONS = "_actorio_read_options"
+STORED = "be stored"
+"""What a NaN or infinite float in an event or a state cannot do (see `refuse_non_finite`)."""
 
 
 def dump_json(model: BaseModel) -> bytes:
-    """``model.model_dump_json().encode()``, the same bytes, at a third of the cost: the model's
-    serializer called directly, without the keyword arguments that ``model_dump_json`` passes on
-    (callgrind: 18,900 instructions per event encoded, of which ``model_dump_json`` 10,800)."""
-    return type(model).__pydantic_serializer__.to_json(model, by_alias=_BY_ALIAS)
+    """The stored JSON of ``model``: ``model.model_dump_json(by_alias=True).encode()``, field names
+    as on the wire (a field's alias, if it has one), at a third of the cost: the model's serializer
+    called directly, without the keyword arguments that ``model_dump_json`` passes on (callgrind:
+    18,900 instructions per event encoded, of which ``model_dump_json`` 10,800)."""
+    return type(model).__pydantic_serializer__.to_json(model, by_alias=True)
+
+
+def check_stored(model: BaseModel, payload: bytes, what: str) -> None:
+    """Raise ``ValueError`` if ``payload``, ``model``'s `dump_json`, lost a NaN or an infinite
+    float: JSON has none, and the model would read ``null`` back (``what`` names the model)."""
+    if may_hold_float(type(model)):
+        refuse_non_finite(model, what, payload, STORED)
+
+
+def read_options(model: type[BaseModel]) -> dict[str, Any]:
+    """How stored JSON is read into ``model`` (found once per class, kept on it): each field by its
+    alias or by its name (`dump_json` writes aliases; earlier builds wrote names);
+    and, where no model inside allows extra fields, every model inside refusing a field it does
+    not declare, so that a field removed from a nested model is reported too, not dropped (the
+    class's own setting aside). Each needs pydantic 2.11 and 2.12 respectively; before, fields
+    are read by alias, and only the top level is checked (`decode_model`)."""
+    options: dict[str, Any] | None = model.__dict__.get(_READ_OPTIONS)
+    if options is None:
+        options = {"by_alias": True, "by_name": True} if _BY_NAME else {}
+        if _EXTRA and not _allows_extra(model.__pydantic_core_schema__):
+            options["extra"] = "forbid"
+        type.__setattr__(model, _READ_OPTIONS, options)
+    return options
+
+
+def _allows_extra(schema: object) -> bool:
+    """Whether a pydantic core schema has a model (a typed dict, a dataclass) that keeps extra fields."""
+    return _schema_has(
+        schema, lambda node: "allow" in (node.get("extra_behavior"), node.get("extra_fields_behavior"))
+    )
+
+
+def has_aliases(schema: object) -> bool:
+    """Whether a pydantic core schema has a field with an alias (else names and aliases are one)."""
+    return _schema_has(schema, lambda node: "serialization_alias" in node or "validation_alias" in node)
+
+
+def _schema_has(schema: object, found: Callable[[dict[str, object]], bool]) -> bool:
+    """Whether a node of a pydantic core schema (dicts and lists) is ``found``."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            items = cast("dict[str, object]", node)
+            if found(items):
+                return True
+            stack.extend(items.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(cast("list[object]", node))
+    return False
+
+
+def load_json(model: type[M], payload: bytes) -> M:
+    """``model`` validated from stored JSON, read as `read_options` says."""
+    return model.model_validate_json(payload, **read_options(model))
 
 
 def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
@@ -175,9 +247,9 @@ def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
             "(a removed field needs an upcaster that drops it)"
         )
     try:
-        return model.model_validate(fields)
+        return model.model_validate(fields, **read_options(model))
     except ValidationError as error:
-        raise SchemaMismatch(f"{what}: {error}") from None
+        raise _mismatch(model, error, what) from None
 
 
 class EventCodec:
@@ -202,11 +274,16 @@ class EventCodec:
                 )
             self.by_name[event_type.event_name] = event_type
         self.types = frozenset(self.by_name.values())
-        self._writers: dict[type[Event], tuple[str, int, Callable[[Event], bytes]]] = {}
-        """event class -> its wire name, its version and its serializer's ``to_json``, read once:
+        self._writers: dict[type[Event], tuple[str, int, Callable[[Event], bytes], bool]] = {}
+        """event class -> its wire name, its version, its serializer's ``to_json`` and whether it
+        may hold a float (`may_hold_float`), read once:
         each is a class attribute of a pydantic model, whose metaclass's ``__getattr__`` makes a
         class attribute cost about 1,000 instructions to read (callgrind), and ``encode`` read
         three per event."""
+
+        self._readers: dict[type[Event], Callable[[bytes], Event]] = {}
+        """event class -> its validator's ``validate_json`` with `read_options`, made on its first
+        event read (as `_writers`)."""
 
     @classmethod
     def of_annotation(cls, annotation: object) -> EventCodec:
@@ -217,21 +294,25 @@ class EventCodec:
         writer = self._writers.get(type(event))
         if writer is None:
             writer = self._writer(type(event))
-        name, version, to_json = writer
-        return event_data(name, version, to_json(event))
+        name, version, to_json, floats = writer
+        payload = to_json(event)
+        if floats:
+            refuse_non_finite(event, type(event).__qualname__, payload, STORED)
+        return event_data(name, version, payload)
 
-    def _writer(self, event_type: type[Event]) -> tuple[str, int, Callable[[Event], bytes]]:
+    def _writer(self, event_type: type[Event]) -> tuple[str, int, Callable[[Event], bytes], bool]:
         """What `encode` reads of ``event_type``, read on its first event (not at the codec's
         making: a model may be completed, and its serializer made, after the actor class)."""
         if event_type not in self.types:
             raise TypeError(f"{event_type.__qualname__} is not one of this actor's events")
         serializer = event_type.__pydantic_serializer__
+        # Without an alias, by alias is by name: no keyword to pass (each costs).
+        aliases = has_aliases(event_type.__pydantic_core_schema__)
         to_json: Callable[[Event], bytes] = (
-            serializer.to_json
-            if _BY_ALIAS is None
-            else functools.partial(serializer.to_json, by_alias=_BY_ALIAS)
+            functools.partial(serializer.to_json, by_alias=True) if aliases else serializer.to_json
         )
-        writer = self._writers[event_type] = (event_type.event_name, event_type.event_version, to_json)
+        name, floats = event_type.event_name, may_hold_float(event_type)
+        writer = self._writers[event_type] = (name, event_type.event_version, to_json, floats)
         return writer
 
     def decode(self, name: str, version: int, payload: bytes) -> Event:
@@ -240,8 +321,12 @@ class EventCodec:
         if event_type is None:
             raise SchemaMismatch(f"{what}: no event class has that wire name (known: {sorted(self.by_name)})")
         if version == event_type.event_version:  # the usual case: pydantic parses the bytes
+            reader = self._readers.get(event_type)
+            if reader is None:
+                validate: Callable[..., Event] = event_type.__pydantic_validator__.validate_json
+                reader = self._readers[event_type] = functools.partial(validate, **read_options(event_type))
             try:
-                return event_type.model_validate_json(payload)
+                return reader(payload)
             except ValidationError as error:
                 raise _mismatch(event_type, error, what) from None
         try:
@@ -252,14 +337,16 @@ class EventCodec:
             event_type, event_type.event_upcasters, fields, version, event_type.event_version, what
         )
         try:
-            return event_type.model_validate(fields)
+            return event_type.model_validate(fields, **read_options(event_type))
         except ValidationError as error:
             raise _mismatch(event_type, error, what) from None
 
 
 def _mismatch(model: type[BaseModel], error: ValidationError, what: str) -> SchemaMismatch:
     """The `SchemaMismatch` of a stored event that ``model`` refused: removed fields named."""
-    removed = sorted(str(e["loc"][0]) for e in error.errors() if e["type"] == "extra_forbidden" and e["loc"])
+    removed = sorted(
+        ".".join(map(str, e["loc"])) for e in error.errors() if e["type"] == "extra_forbidden" and e["loc"]
+    )
     if removed:
         return SchemaMismatch(
             f"{what}: stored field(s) {', '.join(map(repr, removed))} are not in {model.__qualname__} "

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from time import monotonic
 from typing import Any, Literal, TypeVar
 
-from ._errors import PersistenceError, WriterConflict
+from ._errors import JournalCorrupted, PersistenceError, WriterConflict
 from ._journal import LAST_KEPT, Journal
 from ._records import EventData, EventRecord, PersistenceId, ReminderRecord, SnapshotRecord, StateRecord
 
@@ -165,11 +165,16 @@ class SqliteJournal(Journal):
             )
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """``work(connection)`` on the journal's thread."""
+        """``work(connection)`` on the journal's thread. SQLite's own errors ("database is locked"
+        past ``busy_timeout``, a disk error) are raised as `PersistenceError`: the transaction
+        they ended was rolled back, and the persistent actors read back what is stored."""
         if self._closed:
             raise RuntimeError("the journal is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: work(self._connect()))
+        try:
+            return await loop.run_in_executor(self._executor, lambda: work(self._connect()))
+        except sqlite3.Error as error:
+            raise PersistenceError(f"{self.path}: {error}") from error
 
     async def _query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
         """The rows of one statement, run on the journal's thread."""
@@ -280,8 +285,10 @@ class SqliteJournal(Journal):
                 "WHERE entity_type = ? AND entity_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
                 (*key, after, PAGE),
             )
-            for sequence, name, version, payload, written in rows:
-                yield EventRecord(persistence_id, sequence, name, version, bytes(payload), written)
+            for row in rows:
+                _check_row(persistence_id, "event", row, _EVENT_ROW)
+                sequence, name, version, payload, written = row
+                yield EventRecord(persistence_id, sequence, name, version, payload, float(written))
             if len(rows) < PAGE:
                 return
             after = rows[-1][0]
@@ -309,7 +316,10 @@ class SqliteJournal(Journal):
                 key,
             ).fetchone()
         )
-        return None if row is None else SnapshotRecord(persistence_id, row[0], row[1], bytes(row[2]))
+        if row is None:
+            return None
+        _check_row(persistence_id, "snapshot", row, _SNAPSHOT_ROW)
+        return SnapshotRecord(persistence_id, *row)
 
     async def save_state(
         self, persistence_id: PersistenceId, expected_revision: int, version: int, payload: bytes
@@ -331,7 +341,8 @@ class SqliteJournal(Journal):
                 )
                 connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
                 raise
             return revision + 1
 
@@ -342,7 +353,10 @@ class SqliteJournal(Journal):
         rows: list[tuple[int, int, bytes]] = await self._query(
             "SELECT revision, version, payload FROM states WHERE entity_type = ? AND entity_id = ?", key
         )
-        return None if not rows else StateRecord(persistence_id, rows[0][0], rows[0][1], bytes(rows[0][2]))
+        if not rows:
+            return None
+        _check_row(persistence_id, "state", rows[0], _SNAPSHOT_ROW)
+        return StateRecord(persistence_id, *rows[0])
 
     async def save_reminder(self, reminder: ReminderRecord) -> None:
         row = (
@@ -368,7 +382,15 @@ class SqliteJournal(Journal):
             "SELECT name, due, message FROM reminders WHERE entity_type = ? AND entity_id = ? ORDER BY name",
             key,
         )
-        return [ReminderRecord(persistence_id, name, due, bytes(message)) for name, due, message in rows]
+        reminders: list[ReminderRecord] = []
+        for row in rows:
+            _check_row(persistence_id, "reminder", row, _REMINDER_ROW)
+            name, due, message = row
+            try:
+                reminders.append(ReminderRecord(persistence_id, name, float(due), message))
+            except ValueError as error:
+                raise JournalCorrupted(f"{persistence_id}: a stored reminder: {error}") from None
+        return reminders
 
     async def persistence_ids(self) -> list[PersistenceId]:
         rows: list[tuple[str, str]] = await self._query(
@@ -376,7 +398,10 @@ class SqliteJournal(Journal):
             "UNION SELECT entity_type, entity_id FROM states "
             "UNION SELECT entity_type, entity_id FROM reminders ORDER BY 1, 2"
         )
-        return [PersistenceId(t, i) for t, i in rows]
+        try:
+            return [PersistenceId(t, i) for t, i in rows]
+        except ValueError as error:
+            raise JournalCorrupted(f"{self.path}: a stored persistence id: {error}") from None
 
     async def close(self) -> None:
         """Wait for the pending appends, close the file and the journal's thread."""
@@ -391,6 +416,29 @@ class SqliteJournal(Journal):
             await loop.run_in_executor(self._executor, connection.close)
         self._connection = None
         self._executor.shutdown(wait=False)
+
+
+_EVENT_ROW = (int, str, int, bytes, (int, float))
+"""The types of an event row as read (sequence, name, version, payload, written)."""
+_SNAPSHOT_ROW = (int, int, bytes)
+"""The types of a snapshot row (sequence, version, payload), and of a state row (revision,
+version, payload)."""
+_REMINDER_ROW = (str, (int, float), bytes)
+"""The types of a reminder row (name, due, message)."""
+
+
+def _check_row(
+    persistence_id: PersistenceId, what: str, row: Sequence[object], types: Sequence[type | tuple[type, ...]]
+) -> None:
+    """`JournalCorrupted` if a row read is not of the types this journal writes (the file was
+    edited, or written by something else): said here, not as a ``TypeError`` deep in a codec."""
+    for value, kind in zip(row, types, strict=True):
+        if not isinstance(value, kind):
+            found = ", ".join(type(value).__name__ for value in row)
+            raise JournalCorrupted(
+                f"{persistence_id}: a stored {what} row holds ({found}), not the types this journal "
+                "writes: the file was changed by something else"
+            )
 
 
 def _in_wal(connection: sqlite3.Connection) -> bool:

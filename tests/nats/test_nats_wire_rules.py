@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel, ValidationError, model_validator
 
 from actorio import NO_SENDER, Actor, ActorioException, InvalidPayload, Message, PayloadError, handles
-from actorio.lowlevel import wire_envelope_model
+from actorio.lowlevel import may_hold_float, wire_envelope_model
 from actorio.nats import RemoteError, ReplyTooLarge, _codec
 from actorio.nats._addresses import Destinations, check_subject_prefix
 from actorio.nats._codec import (
@@ -23,7 +23,6 @@ from actorio.nats._codec import (
     encode_error,
     encode_message,
     fields_validator,
-    may_hold_float,
     message_validator,
     read_reply,
     reply_codec,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from actorio.persistence import EventData, PersistenceId, SqliteJournal, WriterConflict
+from actorio.persistence import EventData, PersistenceError, PersistenceId, SqliteJournal, WriterConflict
 from actorio.persistence import _sqlite as sqlite_module
 from actorio.persistence._sqlite import SCHEMA_VERSION, last_sequences_sql
 
@@ -91,9 +91,10 @@ async def test_a_failed_transaction_forgets_the_sequences_it_counted(
         assert await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")]) == 1
         # a payload sqlite3 cannot bind: the insert fails
         failing = EventData("E", 1, object())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
-        # ProgrammingError from Python 3.11 on, InterfaceError on 3.10
-        with pytest.raises((sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+        with pytest.raises(PersistenceError, match="Error binding parameter") as raised:
             await journal.append(ACCOUNT, 1, [EventData("E", 1, b"{}"), failing])
+        # ProgrammingError from Python 3.11 on, InterfaceError on 3.10
+        assert isinstance(raised.value.__cause__, (sqlite3.ProgrammingError, sqlite3.InterfaceError))
         with pytest.raises(WriterConflict):
             await journal.append(ACCOUNT, 3, [EventData("E", 1, b"{}")])
         assert await journal.append(ACCOUNT, 1, [EventData("E", 1, b"{}")]) == 2
@@ -195,8 +196,9 @@ def test_an_opener_refused_beyond_busy_timeout_gets_the_error(tmp_path: Path) ->
     rival.execute("BEGIN EXCLUSIVE")
     journal = SqliteJournal(path, busy_timeout=0.05)
     try:
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with pytest.raises(PersistenceError, match="locked") as raised:
             asyncio.run(journal.load_snapshot(PersistenceId("account", "a")))
+        assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
     finally:
         asyncio.run(journal.close())
         rival.execute("ROLLBACK")

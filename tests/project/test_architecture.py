@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "_watch": 1,
     "_dispatch": 2,
     "_protocol": 3,
+    "_finite": 3,
     "_ask": 4,
     "_mailbox": 4,
     "_ref": 5,

@@ -1,0 +1,317 @@
+"""What is stored reads back as it was written, or is refused where it is written:
+
+- fields with an alias, in events and states (stored under their alias, as on the wire; read
+  back by alias or by name, as earlier versions stored them);
+- NaN and infinity, which JSON lacks: refused where an event is persisted or a state saved;
+- a field removed from a nested model: reported, as one removed from the model itself is;
+- a snapshot that cannot be saved does not fail the persist whose events are stored, and a
+  snapshot beyond the journal's last event is reported at recovery;
+- SQLite: its own errors (a file locked past ``busy_timeout``) are `PersistenceError`, so that a
+  state whose save failed goes back to what was saved; rows edited by hand into other types are
+  `JournalCorrupted`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, Field
+
+from actorio import Message, handles
+from actorio.persistence import (
+    DurableStateActor,
+    Event,
+    EventData,
+    EventSourcedActor,
+    InMemoryJournal,
+    Journal,
+    JournalCorrupted,
+    PersistenceError,
+    PersistenceId,
+    SchemaMismatch,
+    SnapshotRecord,
+    SqliteJournal,
+)
+from tests.support import bounded
+
+pytestmark = pytest.mark.asyncio
+
+_VALIDATE = inspect.signature(BaseModel.model_validate).parameters
+needs_by_name = pytest.mark.skipif("by_name" not in _VALIDATE, reason="reading by name needs pydantic 2.11")
+needs_extra = pytest.mark.skipif("extra" not in _VALIDATE, reason="nested checks need pydantic 2.12")
+
+
+class Place(BaseModel):
+    street_name: str = Field(alias="streetName")
+
+
+class Moved(Event):
+    distance: float = Field(alias="dist")
+    to: Place | None = None
+
+
+class Position(BaseModel):
+    total: float = 0.0
+    last: Place | None = None
+
+
+class Move(Message[float]):
+    distance: float
+    to: str = "Main St"
+
+
+class Walker(EventSourcedActor[Move, Position, Moved]):
+    entity_type = "walker"
+    snapshot_every = 2
+
+    def apply(self, state: Position, event: Moved) -> Position:
+        return Position(total=state.total + event.distance, last=event.to)
+
+    @handles(Move)
+    async def move(self, msg: Move) -> float:
+        await self.persist(Moved(dist=msg.distance, to=Place(streetName=msg.to)))
+        return self.state.total
+
+
+class Prefs(BaseModel):
+    dark_mode: bool = Field(False, alias="darkMode")
+    home: Place | None = None
+    weight: float = 1.0
+
+
+class Set(Message[int]):
+    dark: bool
+    weight: float = 1.0
+
+
+class Read(Message[bool]):
+    pass
+
+
+class Settings(DurableStateActor[Set | Read, Prefs]):
+    entity_type = "settings"
+
+    @handles(Set)
+    async def set(self, msg: Set) -> int:
+        self.state = Prefs(darkMode=msg.dark, home=Place(streetName="Elm"), weight=msg.weight)
+        return self.revision
+
+    @handles(Read)
+    async def read(self, msg: Read) -> bool:
+        return self.state.dark_mode
+
+
+async def test_aliased_fields_of_events_and_states_survive_recovery(journal: Journal) -> None:
+    async with Walker("w", journal) as ref:
+        assert await bounded(ref.ask(Move(distance=2.5, to="Oak"))) == 2.5
+        assert await bounded(ref.ask(Move(distance=1.0))) == 3.5  # a snapshot at 2
+        assert await bounded(ref.ask(Move(distance=1.0))) == 4.5
+    again = Walker("w", journal)
+    async with again:
+        await bounded(again.wait_recovered())
+        assert again.state == Position(total=4.5, last=Place(streetName="Main St"))
+    stored = [record.payload async for record in journal.read(PersistenceId("walker", "w"))]
+    assert b'"dist":2.5' in stored[0]
+    assert b'"streetName":"Oak"' in stored[0]
+
+    async with Settings("s", journal) as ref:
+        await bounded(ref.ask(Set(dark=True)))
+    settings = Settings("s", journal)
+    async with settings as ref:
+        assert await bounded(ref.ask(Read())) is True
+        assert settings.state.home == Place(streetName="Elm")
+
+
+@needs_by_name
+async def test_events_and_states_stored_under_field_names_read_back() -> None:
+    """Earlier versions stored field names, not aliases: such journals still read back."""
+    journal = InMemoryJournal()
+    walker = PersistenceId("walker", "old")
+    payload = b'{"distance":2.0,"to":{"street_name":"Oak"}}'
+    await journal.append(walker, 0, [EventData("Moved", 1, payload)])
+    await journal.save_state(PersistenceId("settings", "old"), 0, 1, b'{"dark_mode":true}')
+    recovered = Walker("old", journal)
+    async with recovered:
+        await bounded(recovered.wait_recovered())
+        assert recovered.state == Position(total=2.0, last=Place(streetName="Oak"))
+    settings = Settings("old", journal)
+    async with settings:
+        await bounded(settings.wait_recovered())
+        assert settings.state.dark_mode is True
+
+
+async def test_an_event_with_nan_or_infinity_is_refused_before_anything_is_written(
+    journal: Journal,
+) -> None:
+    async with Walker("nan", journal) as ref:
+        assert await bounded(ref.ask(Move(distance=1.0))) == 1.0
+        for number in (math.inf, -math.inf, math.nan):
+            with pytest.raises(ValueError, match=r"Moved.distance is .*JSON has no NaN.*cannot be stored"):
+                await bounded(ref.ask(Move(distance=number)))
+        assert await bounded(ref.ask(Move(distance=1.0))) == 2.0  # the actor goes on
+    assert await journal.last_sequence(PersistenceId("walker", "nan")) == 2
+
+
+async def test_a_state_with_nan_is_refused_and_goes_back_to_what_was_saved(journal: Journal) -> None:
+    settings = Settings("nan", journal)
+    async with settings as ref:
+        await bounded(ref.ask(Set(dark=True, weight=2.0)))
+        saved = await journal.load_state(PersistenceId("settings", "nan"))
+        with pytest.raises(ValueError, match=r"Prefs.weight is inf: JSON has no NaN"):
+            await bounded(ref.ask(Set(dark=False, weight=math.inf)))
+        assert settings.state.weight == 2.0
+        assert settings.state.dark_mode is True
+        assert await bounded(ref.ask(Read())) is True
+    assert await journal.load_state(PersistenceId("settings", "nan")) == saved
+
+
+class Address(BaseModel):
+    street: str
+
+
+class MovedTo(Event):
+    event_name = "MovedTo"
+    address: Address
+
+
+class Home(BaseModel):
+    address: Address | None = None
+
+
+class Resident(EventSourcedActor[Read, Home, MovedTo]):
+    entity_type = "resident"
+
+    def apply(self, state: Home, event: MovedTo) -> Home:
+        return Home(address=event.address)
+
+    @handles(Read)
+    async def read(self, msg: Read) -> bool:
+        return self.state.address is not None
+
+
+class Keeper(DurableStateActor[Read, Home]):
+    entity_type = "keeper"
+
+    @handles(Read)
+    async def read(self, msg: Read) -> bool:
+        return self.state.address is not None
+
+
+@needs_extra
+async def test_a_field_removed_from_a_nested_model_is_reported() -> None:
+    journal = InMemoryJournal()
+    stored = b'{"address":{"street":"Main St","floor":2}}'
+    await journal.append(PersistenceId("resident", "r"), 0, [EventData("MovedTo", 1, stored)])
+    with pytest.raises(SchemaMismatch, match=r"stored field\(s\) 'address.floor' are not in MovedTo"):
+        async with Resident("r", journal):
+            pass
+    await journal.save_state(PersistenceId("keeper", "k"), 0, 1, stored)
+    with pytest.raises(SchemaMismatch, match=r"stored field\(s\) 'address.floor' are not in Home"):
+        async with Keeper("k", journal):
+            pass
+
+
+class NoSnapshots(InMemoryJournal):
+    """Snapshots fail: the disk is full, say."""
+
+    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        raise PersistenceError("no room for the snapshot")
+
+
+async def test_a_snapshot_that_cannot_be_saved_does_not_fail_the_persist(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    journal = NoSnapshots()
+    walker = Walker("snap", journal)
+    with caplog.at_level(logging.WARNING, logger="actorio.persistence"):
+        async with walker as ref:
+            assert await bounded(ref.ask(Move(distance=1.0))) == 1.0
+            assert await bounded(ref.ask(Move(distance=1.0))) == 2.0  # crosses snapshot_every
+            assert walker.sequence == 2
+    assert await journal.last_sequence(PersistenceId("walker", "snap")) == 2
+    assert "walker/snap: the snapshot at event 2 was not saved" in caplog.text
+    assert "no room for the snapshot" in caplog.text
+
+
+async def test_a_snapshot_beyond_the_last_event_is_reported_at_recovery() -> None:
+    journal = InMemoryJournal()
+    walker = PersistenceId("walker", "ahead")
+    await journal.append(walker, 0, [EventData("Moved", 1, b'{"dist":1.0}')])
+    await journal.save_snapshot(SnapshotRecord(walker, 3, 1, b'{"total":3.0}'))
+    ahead = "the snapshot is at event 3, but the journal's last event is 1"
+    with pytest.raises(JournalCorrupted, match=ahead):
+        async with Walker("ahead", journal):
+            pass
+
+
+async def test_a_locked_sqlite_file_fails_the_save_and_nothing_saves_it_later(tmp_path: Path) -> None:
+    """Another connection holds the write lock past ``busy_timeout``: the save raises
+    `PersistenceError` (not sqlite3's own error), the state goes back to what was saved, and a
+    later message that changes nothing does not save the failed change."""
+    path = tmp_path / "journal.sqlite3"
+    async with SqliteJournal(path, busy_timeout=0.05) as journal:
+        settings = Settings("locked", journal)
+        async with settings as ref:
+            await bounded(ref.ask(Set(dark=True)))
+            rival = sqlite3.connect(path, isolation_level=None)
+            rival.execute("BEGIN IMMEDIATE")
+            try:
+                with pytest.raises(PersistenceError, match="locked"):
+                    await bounded(ref.ask(Set(dark=False)))
+            finally:
+                rival.execute("ROLLBACK")
+                rival.close()
+            assert settings.state.dark_mode is True
+            assert await bounded(ref.ask(Read())) is True
+        stored = await journal.load_state(PersistenceId("settings", "locked"))
+        assert stored is not None
+        assert b'"darkMode":true' in stored.payload
+
+
+EDITS: Sequence[tuple[int, str, str]] = [
+    (1, "UPDATE events SET payload = CAST(payload AS TEXT)", "event"),
+    (1, "UPDATE events SET version = 'one'", "event"),
+    (2, "UPDATE snapshots SET payload = CAST(payload AS TEXT)", "snapshot"),  # a snapshot at 2
+]
+
+
+@pytest.mark.parametrize(("moves", "edit", "what"), EDITS)
+async def test_sqlite_rows_edited_into_other_types_are_journal_corrupted(
+    tmp_path: Path, moves: int, edit: str, what: str
+) -> None:
+    path = tmp_path / "journal.sqlite3"
+    async with SqliteJournal(path) as journal, Walker("edited", journal) as ref:
+        for _ in range(moves):
+            await bounded(ref.ask(Move(distance=1.0)))
+    with sqlite3.connect(path) as edit_connection:
+        edit_connection.execute(edit)
+    edit_connection.close()
+    async with SqliteJournal(path) as journal:
+        with pytest.raises(JournalCorrupted, match=f"walker/edited: a stored {what} row holds"):
+            async with Walker("edited", journal):
+                pass
+
+
+async def test_sqlite_state_and_reminder_rows_of_other_types_are_journal_corrupted(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    settings = PersistenceId("settings", "edited")
+    async with SqliteJournal(path) as journal:
+        await journal.save_state(settings, 0, 1, b'{"darkMode":true}')
+    with sqlite3.connect(path) as edit_connection:
+        edit_connection.execute("UPDATE states SET revision = 'one'")
+        edit_connection.execute(
+            "INSERT INTO reminders VALUES ('settings', 'edited', 'not a name', 1.0, x'7b7d')"
+        )
+    edit_connection.close()
+    async with SqliteJournal(path) as journal:
+        with pytest.raises(JournalCorrupted, match="settings/edited: a stored state row holds"):
+            await journal.load_state(settings)
+        bad_name = "settings/edited: a stored reminder: invalid reminder name"
+        with pytest.raises(JournalCorrupted, match=bad_name):
+            await journal.load_reminders(settings)

@@ -1,11 +1,14 @@
 """Alarms without a collector: plain log lines, always on, that cost the message path nothing.
 
 - **A handler holding the event loop.** A watchdog thread per event loop (started with the
-  loop's first actor) posts a beat to the loop every half threshold (20 a second by default); a
-  beat not run within the threshold means the loop is held (a hold is seen once it lasts 1.5
-  thresholds at most). The thread then reads the loop thread's frames:
-  if an actor's mainloop is in them, one WARNING names the actor, its class and the message
-  type, once per actor class and message type a minute. Nothing runs per message.
+  loop's first actor) looks at the loop every half threshold (20 times a second by default):
+  unless it waits for I/O, it posts a beat; a beat not run within the threshold means the loop
+  is held. The thread then reads the loop thread's frames: if an actor's handler is running
+  (its mainloop is at the line that calls it), and the same handler, with the same message, is
+  still running a tenth of the threshold later, one WARNING names the actor, its class and the
+  message type, once per actor class and message type a minute (a burst of short handlers in
+  one turn of the loop, or the runtime's own code, is nobody's to blame). A handler holding
+  the loop for about 2.5 thresholds is always reported. Nothing runs per message.
 - **A mailbox growing.** When the mainloop starts a batch longer than its throughput (a rare
   branch: at most once per ``mailbox_throughput`` messages), the queue's length is compared
   with the thresholds; each is warned once per mailbox.
@@ -18,7 +21,9 @@
 from __future__ import annotations
 
 import asyncio
+import dis
 import logging
+import operator
 import sys
 import threading
 import time
@@ -124,7 +129,8 @@ def watch_loop(loop: asyncio.AbstractEventLoop, codes: dict[CodeType, tuple[str,
     """Start the watchdog of ``loop`` (running in this thread) unless it runs already.
 
     ``codes`` maps the code objects whose frames handle a message to the names of their actor
-    and message local variables."""
+    and message local variables; the frame calls its handler through a local named ``handler``
+    (the lines where it does are found here, once)."""
     global last_loop
     last_loop = loop
     if alarm_settings.slow_handler is None:
@@ -132,13 +138,46 @@ def watch_loop(loop: asyncio.AbstractEventLoop, codes: dict[CodeType, tuple[str,
     with _lock:
         if loop in _watched:
             return
-        watch = _watched[loop] = _LoopWatch(loop, threading.get_ident(), codes)
+        handling = {code: (*names, handler_lines(code)) for code, names in codes.items()}
+        watch = _watched[loop] = _LoopWatch(loop, threading.get_ident(), handling)
     watch.start()
+
+
+def handler_lines(code: CodeType) -> frozenset[int]:
+    """The lines of ``code`` that call its local ``handler``: where a frame of it that has a
+    callee is running the handler (and not the runtime's own code around it)."""
+    lines: set[int] = set()
+    line: int | None = None
+    called: int | None = None  # the line where ``handler`` was loaded, until its call or not
+    for instruction in dis.get_instructions(code):
+        if sys.version_info >= (3, 11):
+            line = instruction.positions.lineno if instruction.positions else line
+        elif instruction.starts_line is not None:
+            line = instruction.starts_line
+        name = instruction.opname
+        if called is not None and name.startswith(("CALL", "PRECALL")) and name != "CALL_INTRINSIC_1":
+            lines.add(called)
+            called = None
+        elif called is not None and name != "PUSH_NULL" and "LOAD_FAST" not in name:
+            called = None  # loaded for something else (``handler is None``)
+        argval = instruction.argval
+        if "LOAD_FAST" in name and "handler" in (argval if isinstance(argval, tuple) else (argval,)):
+            called = line
+    return frozenset(lines)
+
+
+CONFIRM = 10
+"""A handler caught holding the loop is reported once it is caught again, with the same message,
+a tenth of the threshold later: a burst of short handlers run in one turn of the loop is no
+single handler's doing."""
 
 
 class _LoopWatch(threading.Thread):
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, loop_thread: int, codes: dict[CodeType, tuple[str, str]]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        loop_thread: int,
+        codes: dict[CodeType, tuple[str, str, frozenset[int]]],
     ) -> None:
         super().__init__(name="actorio-loop-watch", daemon=True)
         self._loop = weakref.ref(loop)
@@ -153,39 +192,63 @@ class _LoopWatch(threading.Thread):
         self._reported = False
 
     def run(self) -> None:
+        suspect: tuple[Any, Any] | None = None  # the handler caught at the last look, this hold
         while True:
             threshold = alarm_settings.slow_handler
-            time.sleep(threshold / 2 if threshold else 0.05)
+            pause = threshold / 2 if threshold else 0.05
+            time.sleep(pause / CONFIRM * 2 if suspect is not None else pause)
             loop = self._loop()
             if loop is None or loop.is_closed():
                 return
             now = time.monotonic()
             posted = self._posted
             if posted is None:
-                self._posted = now
-                try:
-                    loop.call_soon_threadsafe(self._beat)
-                except RuntimeError:  # closed meanwhile
-                    return
+                suspect = None
+                # Waiting for I/O: not held, and no beat (it would wake the loop: a mock clock
+                # jumps only once the loop has been idle for a while).
+                if not self._idle():
+                    self._posted = now
+                    try:
+                        loop.call_soon_threadsafe(self._beat)
+                    except RuntimeError:  # closed meanwhile
+                        return
             elif threshold is not None and not self._reported and now - posted > threshold:
-                self._reported = True
-                if loop.is_running():
-                    self._report(now - posted)
+                found = self._handling() if loop.is_running() else None
+                same = suspect is not None and found is not None and all(map(operator.is_, found, suspect))
+                if same and found is not None:
+                    self._reported = True
+                    self._report(found, now - posted)
+                suspect = found
             del loop
 
-    def _report(self, held: float) -> None:
+    def _top(self) -> FrameType | None:
         frame: FrameType | None = sys._current_frames().get(self._loop_thread)  # pyright: ignore[reportPrivateUsage]
-        found: tuple[Any, Any] | None = None
+        return frame
+
+    def _idle(self) -> bool:
+        """The loop's thread waits in its selector (a selector event loop with nothing to run)."""
+        frame = self._top()
+        if frame is None:
+            return False
+        code = frame.f_code
+        return code.co_name == "select" and code.co_filename.endswith("selectors.py")
+
+    def _handling(self) -> tuple[Any, Any] | None:
+        """The actor and the message whose handler runs now in the loop's thread, if one does:
+        the innermost frame that handles messages, stopped at a line that runs its handler."""
+        frame = self._top()
         while frame is not None:
             names = self._codes.get(frame.f_code)
             if names is not None:
+                actor_name, message_name, lines = names
+                if frame.f_lineno not in lines:
+                    return None  # the runtime's own code, between two messages
                 local = frame.f_locals
-                found = (local.get(names[0]), local.get(names[1]))
-                break
+                return (local.get(actor_name), local.get(message_name))
             frame = frame.f_back
-        del frame
-        if found is None:
-            return
+        return None
+
+    def _report(self, found: tuple[Any, Any], held: float) -> None:
         actor, message = found
         actor_class = type(actor).__qualname__
         message_type = type(message).__qualname__

@@ -3,8 +3,10 @@ thresholds, a restart logged as one WARNING line."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from actorio import Actor, Message, SupervisorStrategy, handles
 from actorio._incarnation import RESTART_LOG_LIMIT, _restarts
 from actorio.lowlevel import AlarmSettings, actor_of, alarm_settings, configure_alarms
+from actorio.testing import MockClock, MockClockEventLoop
 
 ALARMS = "actorio.alarms"
 
@@ -98,6 +101,103 @@ async def test_a_handler_holding_the_loop_is_reported_with_its_actor_and_message
     assert "blocker (Blocker)" in line
     assert "handling Block" in line
     assert "held the event loop" in line
+
+
+def _spin(seconds: float) -> None:
+    """Hold the loop's thread, running Python (as a busy handler does), for ``seconds``."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+class Short(Actor[Ping]):
+    @handles(Ping)
+    async def ping(self, message: Ping) -> None:
+        _spin(0.001)
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_short_handlers_in_one_turn_of_the_loop_blames_none(seen: _Seen) -> None:
+    """400 actors each handle one message of 1 ms in the same turn of the loop: the loop is held
+    for 400 ms, by no handler in particular."""
+    actors = [Short() for _ in range(400)]
+    refs = [await actor.start() for actor in actors]
+    for ref in refs:
+        ref.tell_nowait(Ping())  # each actor's task is woken for the same turn
+    await asyncio.sleep(0)
+    await asyncio.gather(*(actor.stop() for actor in actors))
+    assert [line for line in seen.lines if "held the event loop" in line] == []
+
+
+class Lingering(Actor[Ping | Sync]):
+    """Handles its messages at once, then holds the loop in its teardown: runtime time, no handler's."""
+
+    @handles(Ping)
+    async def ping(self, message: Ping) -> None:
+        pass
+
+    @handles(Sync)
+    async def sync(self, message: Sync) -> int:
+        return 0
+
+    async def mainloop_teardown(self) -> None:
+        _spin(0.4)
+
+
+@pytest.mark.asyncio
+async def test_time_after_the_last_message_is_not_blamed_on_it(seen: _Seen) -> None:
+    """The mainloop's variable still holds the last message handled: it is not the culprit."""
+    async with Lingering() as ref:
+        await ref.tell(Ping())
+        await ref.ask(Sync())
+    assert [line for line in seen.lines if "held the event loop" in line] == []
+
+
+@pytest.mark.asyncio
+async def test_a_handler_is_reported_after_a_hold_that_was_not_one(seen: _Seen) -> None:
+    """A callback that is no actor's holds the loop first, then, in the same turn, a handler
+    does: the handler is reported (the watchdog keeps looking through the hold)."""
+    async with Blocker(seen) as ref:
+        asyncio.get_running_loop().call_soon(_spin, 0.3)
+        ref.tell_nowait(Block())  # its actor's turn comes after the callback's
+        await ref.ask(Sync())
+    assert [line for line in seen.lines if "blocker (Blocker)" in line and "handling Block" in line]
+
+
+def test_the_watchdog_leaves_a_mock_clock_idle_for_its_autojump() -> None:
+    """The watchdog posts no beat while the loop waits for I/O: a mock clock that jumps after
+    0.2 s of idleness jumps (a beat every 50 ms kept it from ever being idle)."""
+
+    class Sleeper(Actor[Ping]):
+        def __init__(self, done: asyncio.Future[float]) -> None:
+            super().__init__()
+            self.done = done
+
+        async def mainloop_setup(self) -> None:
+            self.start_timer("wake", Ping(), 10.0)
+
+        @handles(Ping)
+        async def ping(self, message: Ping) -> None:
+            self.done.set_result(asyncio.get_running_loop().time())
+
+    async def main() -> float:
+        done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        actor = Sleeper(done)
+        await actor.start()
+        try:
+            return await done
+        finally:
+            await actor.stop()
+
+    loop = MockClockEventLoop(MockClock(autojump_threshold=0.2))
+    guard = threading.Timer(10.0, lambda: loop.call_soon_threadsafe(loop.stop))  # a bound, not a wait
+    guard.start()
+    try:
+        assert loop.run_until_complete(main()) == 10.0
+    finally:
+        guard.cancel()
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
 
 
 @pytest.mark.asyncio

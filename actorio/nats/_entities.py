@@ -85,6 +85,8 @@ Send = Callable[[], Awaitable[Any]]
 _ROUTE_SECONDS = 60.0
 _CHOICE_SECONDS = 1.0  # how long a choice for a free key is kept (its claim is on its way)
 _MAX_ROUTES = 100000
+PROBE_ANSWERS = 8
+"""Probes answered at once in a burst (nodes starting together); beyond, four a period."""
 _RECENT_SECONDS = 60.0  # hosts heard of this recently are chosen when none announced lately
 _EXPIRY_MARGIN = 0.02  # read an entry this long after it should have expired
 _EXPIRED_RECHECK = 0.1  # an entry past its TTL that the server has not removed yet: read again then
@@ -127,6 +129,9 @@ class Entities:
         self._spawn = spawn
         self._ask_timeout = ask_timeout
         self.announce_every = announce_every
+        self._answers = float(PROBE_ANSWERS)  # probe answers it may send now (see _on_probe)
+        self._answered = 0.0  # when that was counted (the loop's clock)
+        self._probe_answer: asyncio.Task[None] | None = None  # an answer to probes, coming
         self.placement: Placement = least_loaded
         self.bucket_max_bytes: int | None = BUCKET_MAX_BYTES
         """The size bound of a type's placement bucket when this node creates it (None: none)."""
@@ -527,7 +532,26 @@ class Entities:
             await self._nc.publish(self.hosts.subject, announcement(self.node_id, self.announce_every, loads))
 
     async def _on_probe(self, msg: Msg) -> None:
-        await self.announce()
+        """Answer a probe with an announcement. Anyone may probe: answers are rationed (a burst
+        of `PROBE_ANSWERS` at once, then four a period), and the probes beyond share one answer,
+        sent when the ration allows."""
+        if self._probe_answer is not None and not self._probe_answer.done():
+            return  # an answer is coming
+        now = asyncio.get_running_loop().time()
+        rate = 4 / self.announce_every
+        self._answers = min(PROBE_ANSWERS, self._answers + (now - self._answered) * rate)
+        self._answered = now
+        if self._answers >= 1:
+            self._answers -= 1
+            await self.announce()
+        else:
+            self._probe_answer = self._spawn(self._announce_after((1 - self._answers) / rate))
+
+    async def _announce_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if not self._closed:  # (a node that closed meanwhile announced that it left)
+            await self.announce()
+            self._answers, self._answered = 0.0, asyncio.get_running_loop().time()
 
     async def _announce_forever(self) -> None:
         while not self._closed:

@@ -294,7 +294,8 @@ class EntityHost:
         activation.last = now
         if activation.key in self._recent:  # 65 ns (100,000 keys); a delivery costs ~300 us
             self._recent.move_to_end(activation.key)
-        await self._receiver.receive(mailbox.actor, msg)
+        # One subscription serves every key of the type: a full mailbox drops, it does not wait.
+        await self._receiver.receive(mailbox.actor, msg, wait_for_room=False)
 
     async def _refuse(
         self, msg: Msg, identifier: str, error: Exception | None, *, overflow: bool = False

@@ -99,6 +99,11 @@ def full_bucket(error: BaseException, bucket: str, what: str) -> BucketFull | No
 _MAX_ANNOUNCEMENT_BYTES = 16384
 _MAX_HOSTS = 10000
 _MAX_TYPES_PER_HOST = 100
+_MAX_EVERY = 60.0
+"""The longest announcement period a host may give (nodes announce every second): one that
+announced a longer one would be taken for live long after it went silent."""
+_FORGOTTEN_AFTER = 3600.0
+"""Seconds after which a silent host is forgotten."""
 
 
 def check_key(key: object) -> str:
@@ -425,9 +430,11 @@ def rendezvous(key: str, hosts: Sequence[Host]) -> Host:
 class Hosts:
     """Which nodes host which entity types, from their announcements (see the module docstring).
 
-    A host is live while it has announced itself within three of its announcement periods; one
-    that leaves announces that it does. An announcement is read as hostile: a bounded size, node
-    ids and type names checked, at most 10,000 hosts remembered.
+    A host is live while it has announced itself within three of its announcement periods (each at
+    most a minute); one that leaves announces that it does. An announcement is read as hostile: a
+    bounded size, node ids and type names checked, at most 100 types a host and 10,000 (type, host)
+    pairs remembered in all, each one's cost bounded by its own size (not by what is remembered),
+    and a turn of the event loop given every 100 of a backlog.
     """
 
     def __init__(self, nc: Client, *, prefix: str, clock: Callable[[], float]) -> None:
@@ -436,6 +443,9 @@ class Hosts:
         self.probe_subject = f"{prefix}.entities.probe"
         self._clock = clock
         self._hosts: dict[str, dict[str, Host]] = {}  # entity type -> node -> host
+        self._types_of: dict[str, set[str]] = {}  # node -> the types it hosts, as remembered
+        self._count = 0  # (type, node) pairs remembered, at most _MAX_HOSTS
+        self._read = 0  # announcements read
         self._changed = asyncio.Event()
         self._subscription: Subscription | None = None
         self._refused = LogLimit(_logger, limit=1, window=60.0)
@@ -458,6 +468,9 @@ class Hosts:
 
     async def _on_announcement(self, msg: Msg) -> None:
         self.heard(msg.data)
+        self._read += 1
+        if self._read % 100 == 0:
+            await asyncio.sleep(0)  # a backlog (a flood) is read without the loop's other work waiting
 
     def heard(self, data: bytes) -> None:
         """Read one announcement: ``{"node": id, "every": seconds, "types": {type: load}}``; a
@@ -478,7 +491,7 @@ class Hosts:
             or not _TOKEN.fullmatch(node)
             or not isinstance(every, (int, float))
             or isinstance(every, bool)
-            or not 0.01 <= every <= 3600
+            or not 0.01 <= every <= _MAX_EVERY
             or not isinstance(types, dict)
             or len(cast("dict[object, object]", types)) > _MAX_TYPES_PER_HOST
         ):
@@ -488,20 +501,36 @@ class Hosts:
             return
         now = self._clock()
         loads = cast("dict[object, object]", types)
-        for entity_type, hosts in self._hosts.items():
-            if entity_type not in loads:
-                hosts.pop(node, None)
+        mine = self._types_of.pop(node, set())
+        for entity_type in mine - loads.keys():  # the types it no longer hosts (few: its own)
+            self._drop(entity_type, node)
+        kept: set[str] = set()
         for name, load in loads.items():
             if not isinstance(name, str) or not _TYPE.fullmatch(name):
                 continue
             if not isinstance(load, int) or isinstance(load, bool) or load < 0:
                 continue
-            hosts = self._hosts.setdefault(name, {})
-            if node not in hosts and sum(len(h) for h in self._hosts.values()) >= _MAX_HOSTS:
-                continue
+            hosts = self._hosts.get(name)
+            if (hosts is None or node not in hosts) and self._count >= _MAX_HOSTS:
+                continue  # full: the hosts already known stay, a newcomer waits for room
+            if hosts is None:
+                hosts = self._hosts[name] = {}
+            if node not in hosts:
+                self._count += 1
             hosts[node] = Host(node, load, now, float(every))
+            kept.add(name)
+        if kept:
+            self._types_of[node] = kept
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def _drop(self, entity_type: str, node: str) -> None:
+        """Forget that ``node`` hosts ``entity_type`` (and the type, when it has no host left)."""
+        hosts = self._hosts.get(entity_type)
+        if hosts is not None and hosts.pop(node, None) is not None:
+            self._count -= 1
+            if not hosts:
+                del self._hosts[entity_type]
 
     def live(self, entity_type: str) -> list[Host]:
         """The hosts of ``entity_type`` heard of recently enough (those silent for an hour are
@@ -510,8 +539,13 @@ class Hosts:
         if not hosts:
             return []
         now = self._clock()
-        for node in [node for node, host in hosts.items() if now - host.seen > 3600]:
-            del hosts[node]
+        for node in [node for node, host in hosts.items() if now - host.seen > _FORGOTTEN_AFTER]:
+            self._drop(entity_type, node)
+            types = self._types_of.get(node)
+            if types is not None:
+                types.discard(entity_type)
+                if not types:
+                    del self._types_of[node]
         return [host for host in hosts.values() if now - host.seen <= 3 * host.every]
 
     def recent(self, entity_type: str, within: float) -> list[Host]:

@@ -302,12 +302,17 @@ class Receiver:
             message = message.model_copy(update={"sender": sender_of(self._outbox, headers)})
         return message
 
-    async def receive(self, actor: Actor[Any], msg: Msg) -> None:
-        """A message from core NATS: validated, then told (or, for a request, asked) to ``actor``."""
+    async def receive(self, actor: Actor[Any], msg: Msg, *, wait_for_room: bool = True) -> None:
+        """A message from core NATS: validated, then told (or, for a request, asked) to ``actor``.
+
+        If the actor's mailbox is bounded and full, the subscription waits for room
+        (backpressure), or, ``wait_for_room`` False (a subscription that serves many actors,
+        which one full mailbox must not hold up), the message is dropped as when its pending
+        limits are full: an ask is answered `MailboxFull`, a tell is a dead letter ``overflow``."""
         reply = msg.reply or None
         headers = msg.headers
         if headers and BATCH in headers:
-            await self._receive_batch(actor, msg.data, headers, reply)
+            await self._receive_batch(actor, msg.data, headers, reply, wait_for_room)
             return
         report_transport("nats", "received", "tell" if reply is None else "ask")
         if reply is not None and headers and MSG_ID in headers and self.destinations.refusal(reply) is None:
@@ -326,23 +331,64 @@ class Receiver:
             return
         if reply is None and not headers:
             # No trace context to restore (extracted() would be an empty block): told as
-            # ActorRef.tell does, without its coroutine unless the mailbox is full.
+            # ActorRef.tell does, without its coroutine unless the mailbox is full (`_tell`, inlined).
             reference = actor.reference
             try:
                 reference.tell_nowait(message)
             except MailboxFull:
-                await reference.tell(message)  # waits for room
+                if wait_for_room:
+                    await reference.tell(message)
+                else:
+                    self._overflowed(actor, msg.data)
             return
         with extracted(headers):  # the sender's trace context, if a tracer propagates one
             if reply is None:
-                await actor.reference.tell(message)
+                await self._tell(actor, message, msg.data, wait_for_room)
                 return
-            _, future = await queue_ask(actor, message)
+            if wait_for_room:
+                _, future = await queue_ask(actor, message)
+            else:
+                future = asyncio.get_running_loop().create_future()
+                try:
+                    actor.reference.tell_nowait(ask_message(message, future))
+                except MailboxFull as full:
+                    self._overflowed(actor, None)
+                    await self.send(actor.identifier, reply, full_error(full.capacity), ERROR)
+                    return
         timeout = timeout_of(headers, self._ask_timeout)
         self._spawn(self.answer(actor, message, future, reply, timeout))
 
+    async def _tell(self, actor: Actor[Any], message: Message[Any], data: bytes, wait_for_room: bool) -> None:
+        """Tell ``message`` (``data`` on the wire) to ``actor``: at once, or, its mailbox full,
+        once there is room (``wait_for_room``) or never (a dead letter ``overflow``)."""
+        reference = actor.reference
+        try:
+            reference.tell_nowait(message)
+        except MailboxFull:
+            if wait_for_room:
+                await reference.tell(message)
+            else:
+                self._overflowed(actor, data)
+
+    def _overflowed(self, actor: Actor[Any], data: bytes | None) -> None:
+        """A message dropped, ``actor``'s mailbox full: reported, and (a tell's ``data``) a dead letter."""
+        report_transport("nats", "error", "overflow")
+        if data is not None:
+            dead_letters.record(data, actor.identifier, "overflow")
+        self._overflows.log(
+            logging.WARNING,
+            "%s: messages are dropped on arrival: its mailbox is full (a slow consumer); they are "
+            "dead letters 'overflow', and asks are answered MailboxFull",
+            actor.identifier,
+        )
+
     async def _receive_batch(
-        self, actor: Actor[Any], data: bytes, headers: Mapping[str, str], reply: str | None
+        self,
+        actor: Actor[Any],
+        data: bytes,
+        headers: Mapping[str, str],
+        reply: str | None,
+        wait_for_room: bool,
     ) -> None:
         """A batch of tells (``_batch``): each piece validated and told in order, as a tell without
         headers is; an invalid piece is a dead letter ``invalid`` and the others are handled. A
@@ -355,7 +401,6 @@ class Receiver:
             await self.refuse(actor, _invalid(actor, found), reply, data)
             return
         validate = message_validator(type(actor)).validate
-        reference = actor.reference
         for piece in found:
             report_transport("nats", "received", "tell")
             try:
@@ -363,10 +408,7 @@ class Receiver:
             except InvalidPayload as error:
                 await self.refuse(actor, error, None, piece)
                 continue
-            try:
-                reference.tell_nowait(message)
-            except MailboxFull:
-                await reference.tell(message)  # waits for room
+            await self._tell(actor, message, piece, wait_for_room)
 
     async def refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None, data: bytes) -> None:
         """An invalid message: the error goes to ``reply`` (an ask whose reply subject the node

@@ -9,12 +9,15 @@ import json
 from collections.abc import AsyncIterator
 from typing import cast
 
+import nats
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from actorio import Actor, Message, handles
 from actorio.nats import EntityHost, Node
+from actorio.nats._entities import PROBE_ANSWERS
 from actorio.nats._placement import Hosts, Lease, _encode_owner  # pyright: ignore[reportPrivateUsage]
 from tests.nats_support.processes import wait_until
 
@@ -175,6 +178,55 @@ def test_host_announcements_are_read_as_hostile() -> None:
     assert not hosts.gone("T", "n1")
     hosts.heard(b'{"node": "n1", "every": 1, "types": {}}')  # it left
     assert hosts.live("T") == []
+    hosts.heard(b'{"node": "n1", "every": 61, "types": {"T": 1}}')  # live for three minutes: no
+    assert hosts.live("T") == []
+
+
+def test_a_flood_of_host_announcements_is_bounded_in_memory_and_in_cost() -> None:
+    """Announcements of many new type names from many nodes: the (type, host) pairs remembered
+    stay within 10,000 (the hosts known before the flood stay), and an announcement costs what
+    it holds, not what is remembered: a node's leaving forgets its types only."""
+    hosts = Hosts(cast(Client, None), prefix="actorio", clock=lambda: 100.0)
+    hosts.heard(b'{"node": "real", "every": 1, "types": {"Account": 2}}')
+    for n in range(300):
+        types = {f"T{n}x{i}": 0 for i in range(100)}
+        hosts.heard(json.dumps({"node": f"fake{n}", "every": 1, "types": types}).encode())
+    remembered = sum(len(nodes) for nodes in hosts._hosts.values())  # pyright: ignore[reportPrivateUsage]
+    assert remembered == 10_000
+    assert len(hosts._hosts) <= 10_000  # no type without a host  # pyright: ignore[reportPrivateUsage]
+    assert [host.node for host in hosts.live("Account")] == ["real"]
+    hosts.heard(b'{"node": "fake0", "every": 1, "types": {}}')  # it left: its 100 pairs go
+    assert sum(len(nodes) for nodes in hosts._hosts.values()) == 9_900  # pyright: ignore[reportPrivateUsage]
+    hosts.heard(b'{"node": "late", "every": 1, "types": {"Account": 0}}')  # room again
+    assert sorted(host.node for host in hosts.live("Account")) == ["late", "real"]
+
+
+@ASYNC
+async def test_a_flood_of_probes_gets_few_announcements(node: Node, hosted: EntityHost) -> None:
+    """Anyone may probe: 200 probes at once get PROBE_ANSWERS announcements at once and one
+    more a quarter period later, not 200."""
+    spy = await nats.connect(node.url)
+    try:
+        heard: list[bytes] = []
+
+        async def on_announcement(msg: Msg) -> None:
+            if json.loads(msg.data)["node"] == node.node_id:
+                heard.append(msg.data)
+
+        await spy.subscribe("actorio.entities.hosts", cb=on_announcement)
+        await spy.flush()
+        await spy.flush()
+        for _ in range(200):
+            await spy.publish("actorio.entities.probe", b"")
+        await spy.flush()
+
+        async def answered() -> bool:
+            return len(heard) >= PROBE_ANSWERS + 1
+
+        await wait_until(answered, 10.0)
+        assert len(heard) <= PROBE_ANSWERS + 3  # and at most two of the announcements each second
+    finally:
+        await spy.close()
 
 
 @ASYNC

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from pydantic import BaseModel
 
-from actorio import Actor, Message, dead_letters, handles
+from actorio import Actor, MailboxFull, Message, dead_letters, handles
 from actorio.nats import BucketFull, EntityHost, Node, RemoteError
 from actorio.nats._entity_persistence import DUE_MAX_BYTES
 from actorio.nats._placement import BUCKET_MAX_BYTES, Lease
@@ -83,6 +83,36 @@ async def pair(nats_url: str) -> AsyncIterator[tuple[Node, Node]]:
             EVENTS.pop("gate").set()
         await client.close()
         await host.close()
+
+
+class Bounded(Counter):
+    """A counter whose mailbox holds two messages."""
+
+    mailbox_capacity = 2
+
+
+async def test_a_full_mailbox_of_one_key_holds_up_no_other_key(pair: tuple[Node, Node]) -> None:
+    """One subscription serves every key of a type: a key whose bounded mailbox is full drops
+    what comes (a tell is a dead letter ``overflow``, an ask gets `MailboxFull`), instead of
+    making the subscription wait for room while the other keys' messages queue behind."""
+    parked, gate = EVENTS["parked"], EVENTS["gate"] = asyncio.Event(), asyncio.Event()
+    node, client = pair
+    await node.host(Bounded, name="bounded", lease=LEASE)
+    victim, other = client.entity("bounded", "victim", Bounded), client.entity("bounded", "other", Bounded)
+    await victim.tell(Park())
+    await asyncio.wait_for(parked.wait(), 10.0)  # in its handler, its mailbox empty
+    for amount in range(10):  # two fit, eight are dropped
+        await victim.tell(Add(amount=amount))
+    with pytest.raises(MailboxFull):
+        await victim.ask(Balance(), timeout=10)
+    assert await other.ask(Balance(), timeout=10) == 0  # at once: nothing waits for the victim's room
+
+    async def dropped() -> bool:
+        return len(dead_letters.of(recipient="bounded/victim", reason="overflow")) == 8
+
+    await wait_until(dropped, 10.0)
+    gate.set()
+    assert await victim.ask(Balance(), timeout=10) == 0 + 1  # the two that fit were handled
 
 
 async def test_a_full_host_passivates_its_least_recently_used_idle_activation(

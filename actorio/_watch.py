@@ -53,17 +53,26 @@ def watch(ref: ActorRef[Any], watcher: Sender) -> None:
     if mailbox.termination is not None:
         _notify(watcher, Terminated(ref=ref, identifier=ref.identifier, reason=mailbox.termination[0]))
         return
-    if mailbox.watchers is None:
-        mailbox.watchers = []
-    if watcher not in mailbox.watchers:
-        mailbox.watchers.append(watcher)
+    watchers = mailbox.watchers
+    if watchers is None:
+        watchers = mailbox.watchers = {}
+    elif len(watchers) >= _PRUNE_FROM and len(watchers) & (len(watchers) - 1) == 0:
+        # At each power of two: forget the watchers that stopped for good (a notice to them
+        # would be dropped), so that short-lived watchers of a long-lived actor do not pile up.
+        for gone in [w for w in watchers if getattr(getattr(w, "_mailbox", None), "termination", None)]:
+            del watchers[gone]
+    watchers[watcher] = None  # a dict: watching twice (or through two references) is one watcher
+
+
+_PRUNE_FROM = 64
+"""The number of watchers from which `watch` forgets those that stopped (then at each power of two)."""
 
 
 def unwatch(ref: ActorRef[Any], watcher: Sender) -> None:
     """Forget ``watcher``; a notice already queued for it is still delivered."""
     mailbox: MailboxLike | None = getattr(ref, "_mailbox", None)
-    if mailbox is not None and mailbox.watchers is not None and watcher in mailbox.watchers:
-        mailbox.watchers.remove(watcher)
+    if mailbox is not None and mailbox.watchers is not None:
+        mailbox.watchers.pop(watcher, None)
 
 
 def notify_watchers(mailbox: MailboxLike, ref: ActorRef[Any], reason: BaseException | None) -> None:
@@ -75,13 +84,10 @@ def notify_watchers(mailbox: MailboxLike, ref: ActorRef[Any], reason: BaseExcept
     watchers, mailbox.watchers = mailbox.watchers, None
     if watchers:
         notice = Terminated(ref=ref, identifier=ref.identifier, reason=reason)
-        told: list[Sender] = []
+        # Once per watcher: two references to one mailbox are one key (a supervised child's
+        # incarnations each watched through a reference to it).
         for watcher in watchers:
-            # Once per watcher: two references to one mailbox are one watcher (a supervised
-            # child's incarnations each watched through a reference to it).
-            if watcher not in told:
-                told.append(watcher)
-                _notify(watcher, notice)
+            _notify(watcher, notice)
 
 
 _CLEAN: tuple[BaseException | None] = (None,)

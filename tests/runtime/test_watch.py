@@ -4,10 +4,14 @@ watched actor stops for good, also when it had stopped before the watch."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import pytest
 
-from actorio import Actor, EndMainLoop, Message, Terminated, UnhandledMessage, dead_letters, handles
+from actorio import Actor, ActorRef, EndMainLoop, Message, Terminated, UnhandledMessage, dead_letters, handles
+from actorio._watch import _PRUNE_FROM
+from actorio.lowlevel import mailbox_of
 from actorio.testing import TestProbe
 from tests.support import bounded
 
@@ -194,3 +198,44 @@ async def test_a_failing_terminated_handler_fails_the_watcher() -> None:
     [letter] = dead_letters.of("fragile", "failed")
     assert isinstance(letter.message, Terminated)
     assert isinstance(letter.error, Boom)
+
+
+class ShortLived(Actor[Ping]):
+    """Watches a long-lived actor for its whole short life (a request's actor, say)."""
+
+    def __init__(self, target: ActorRef[Ping | Die | End]) -> None:
+        super().__init__()
+        self.target = target
+
+    async def mainloop_setup(self) -> None:
+        self.watch(self.target)
+
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> int:
+        return 2
+
+
+@pytest.mark.asyncio
+async def test_watchers_that_stopped_do_not_pile_up_on_a_long_lived_actor() -> None:
+    """1,000 short-lived actors watch one long-lived actor, then stop: the long-lived actor's
+    watchers are forgotten as they stop (at the latest when their number doubles), so the
+    stopped ones are not kept alive by it; a live watcher is still told."""
+    async with Target() as target_ref:
+        probe = TestProbe()
+        probe.watch(target_ref)
+        gone: list[weakref.ref[ShortLived]] = []
+        for _ in range(1000):
+            short = ShortLived(target_ref)
+            async with short as ref:
+                assert await bounded(ref.ask(Ping())) == 2
+            gone.append(weakref.ref(short))
+        del short
+        mailbox = mailbox_of(target_ref)
+        assert mailbox is not None
+        assert mailbox.watchers is not None
+        assert len(mailbox.watchers) <= 2 * _PRUNE_FROM  # not 1,001
+        gc.collect()
+        assert sum(ref() is not None for ref in gone) <= 2 * _PRUNE_FROM
+        await target_ref.tell(End())
+        notice = await probe.expect_message(Terminated)
+        assert notice.ref == target_ref

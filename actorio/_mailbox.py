@@ -85,7 +85,7 @@ class MailboxLike(Protocol):
     @property
     def queue(self) -> Sized: ...
 
-    watchers: dict[Sender, None] | None
+    watchers: list[Sender] | None
     termination: tuple[BaseException | None] | None
     waiting: asyncio.Future[None] | None
 
@@ -146,7 +146,7 @@ class Mailbox:
         self.closed = False
         """True once the address accepts nothing more: the actor stopped for good."""
         self.system: deque[Any] | None = None
-        self.watchers: dict[Sender, None] | None = None
+        self.watchers: list[Sender] | None = None
         self.termination: tuple[BaseException | None] | None = None
         """``(reason,)`` once the actor stopped for good and its watchers were told."""
         self.depth_alarm = alarms.first_depth

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict
@@ -55,24 +56,47 @@ def watch(ref: ActorRef[Any], watcher: Sender) -> None:
         return
     watchers = mailbox.watchers
     if watchers is None:
-        watchers = mailbox.watchers = {}
-    elif len(watchers) >= _PRUNE_FROM and len(watchers) & (len(watchers) - 1) == 0:
-        # At each power of two: forget the watchers that stopped for good (a notice to them
-        # would be dropped), so that short-lived watchers of a long-lived actor do not pile up.
-        for gone in [w for w in watchers if getattr(getattr(w, "_mailbox", None), "termination", None)]:
-            del watchers[gone]
-    watchers[watcher] = None  # a dict: watching twice (or through two references) is one watcher
+        mailbox.watchers = [watcher]
+    elif len(watchers) < _PRUNE_FROM:
+        if watcher not in watchers:
+            watchers.append(watcher)
+    else:
+        # Past 64 watchers, no search at each watch: at each power of two, the list drops the
+        # watchers that stopped for good (a notice to them would be dropped) and the repeats,
+        # so that short-lived watchers of a long-lived actor do not pile up.
+        if len(watchers) & (len(watchers) - 1) == 0:
+            watchers[:] = _distinct(w for w in watchers if not _stopped(w))
+        watchers.append(watcher)
 
 
 _PRUNE_FROM = 64
-"""The number of watchers from which `watch` forgets those that stopped (then at each power of two)."""
+"""The number of watchers from which `watch` stops searching for a repeat (see `watch`)."""
+
+
+def _stopped(watcher: Sender) -> bool:
+    return getattr(getattr(watcher, "_mailbox", None), "termination", None) is not None
+
+
+def _distinct(watchers: Iterable[Sender]) -> list[Sender]:
+    """``watchers`` without repeats, in order: two references to one mailbox are one watcher
+    (compared by mailbox when told: a reference made in ``__init__`` gets its mailbox after);
+    any other watcher by its own equality."""
+    seen: set[object] = set()
+    kept: list[Sender] = []
+    for watcher in watchers:
+        mailbox = getattr(watcher, "_mailbox", None)
+        key: object = ("mailbox", id(mailbox)) if mailbox is not None else ("watcher", watcher)
+        if key not in seen:
+            seen.add(key)
+            kept.append(watcher)
+    return kept
 
 
 def unwatch(ref: ActorRef[Any], watcher: Sender) -> None:
     """Forget ``watcher``; a notice already queued for it is still delivered."""
     mailbox: MailboxLike | None = getattr(ref, "_mailbox", None)
-    if mailbox is not None and mailbox.watchers is not None:
-        mailbox.watchers.pop(watcher, None)
+    if mailbox is not None and mailbox.watchers is not None and watcher in mailbox.watchers:
+        mailbox.watchers[:] = [w for w in mailbox.watchers if w != watcher]
 
 
 def notify_watchers(mailbox: MailboxLike, ref: ActorRef[Any], reason: BaseException | None) -> None:
@@ -84,9 +108,9 @@ def notify_watchers(mailbox: MailboxLike, ref: ActorRef[Any], reason: BaseExcept
     watchers, mailbox.watchers = mailbox.watchers, None
     if watchers:
         notice = Terminated(ref=ref, identifier=ref.identifier, reason=reason)
-        # Once per watcher: two references to one mailbox are one key (a supervised child's
+        # Once per watcher: two references to one mailbox are one watcher (a supervised child's
         # incarnations each watched through a reference to it).
-        for watcher in watchers:
+        for watcher in _distinct(watchers):
             _notify(watcher, notice)
 
 

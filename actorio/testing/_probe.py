@@ -72,7 +72,7 @@ class _ProbeTarget:
         self.history: deque[Message[Any]] = deque(maxlen=_HISTORY)
         self.waiters: list[asyncio.Future[None]] = []
         self.actor = self
-        self.watchers: dict[Any, None] | None = None
+        self.watchers: list[Any] | None = None
         self.termination: tuple[BaseException | None] | None = None
 
     def put(self, message: Message[Any]) -> None:

@@ -603,6 +603,9 @@ class Actor(Generic[P]):
                     finally:
                         if self._actor_inputs or self._actor_children:
                             await incarnation.release(self)
+            except BaseException as error:  # a teardown that failed: the watchers are told of it
+                reason = reason or error
+                raise
             finally:
                 try:
                     if outcome != "restart":

@@ -161,7 +161,9 @@ class ActorRef(BaseRef, Generic[P]):
     async def tell(self, message: P, /) -> None:
         """Queue ``message`` for the actor; see `tell_nowait`. If the actor's mailbox is bounded
         and full, wait for room first (backpressure; senders waiting are served in order). If
-        the actor stops meanwhile, the message is a dead letter.
+        the actor stops meanwhile, the message is a dead letter. An actor's own handler telling
+        it into its full mailbox gets `MailboxFull` at once: the room it would wait for comes only
+        once that handler returns.
 
         A sender that gets ahead of the actor lets it catch up: when the actor's queue holds a
         multiple of 256 items (``CATCH_UP_DEPTH``), this tell first yields to the event loop once
@@ -183,16 +185,20 @@ class ActorRef(BaseRef, Generic[P]):
         else:
             try:
                 mailbox.put(message)
-            except MailboxFull:  # try/except costs nothing until it raises: unbounded is free
-                await self._tell_when_room(message)
+            except MailboxFull as full:  # try/except costs nothing until it raises: unbounded is free
+                await self._tell_when_room(message, full)
                 return
             if type(message.sender) is AskRef:
                 message.sender.handoffs += 1
         if _observing:
             _notify(self, message, False)
 
-    async def _tell_when_room(self, message: P) -> None:
+    async def _tell_when_room(self, message: P, full: MailboxFull) -> None:
         mailbox = self._mailbox
+        if mailbox.waiting is None:
+            reader = mailbox.reader
+            if reader is not None and reader.cr_running:
+                raise full  # the actor's own handler: the room would come only once it returns
         await mailbox.wait_for_room()
         if mailbox.closed:
             mailbox.reject(message)
@@ -210,8 +216,8 @@ class ActorRef(BaseRef, Generic[P]):
         """
         try:
             self.tell_nowait(message)  # as tell, without its coroutine
-        except MailboxFull:
-            await self._tell_when_room(message)
+        except MailboxFull as full:
+            await self._tell_when_room(message, full)
         return NO_REPLY
 
     @overload

@@ -264,3 +264,53 @@ async def test_system_messages_go_ahead_of_queued_user_messages_even_when_full(
     await bounded(stopping)
     assert actor.seen[-1] == "parked"  # note-3 was never handled
     assert [type(letter.message) for letter in dead_letters.of("slow", "stopped")] == [Note]
+
+
+class Next(Message):
+    pass
+
+
+class Looper(Actor[Next | Note | Seen]):
+    """Loops by telling itself, as the docs advise; its mailbox holds two messages."""
+
+    mailbox_capacity = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loops = 0
+        self.refused = 0
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    @handles(Next)
+    async def next(self, msg: Next) -> None:
+        self.loops += 1
+        self.entered.set()
+        await self.gate.wait()  # the mailbox fills meanwhile
+        try:
+            await self.tell(Next())
+        except MailboxFull:
+            self.refused += 1
+
+    @handles(Note)
+    async def note(self, msg: Note) -> None:
+        pass
+
+    @handles(Seen)
+    async def seen(self, msg: Seen) -> list[str]:
+        return [f"loops={self.loops}", f"refused={self.refused}"]
+
+
+@pytest.mark.asyncio
+async def test_an_actor_telling_itself_into_its_full_mailbox_gets_mailbox_full_at_once() -> None:
+    """The room its own tell would wait for comes only once its handler returns: waiting would
+    hang the actor (and its stop) for good, so the tell raises `MailboxFull` instead."""
+    looper = Looper()
+    ref = await looper.start()
+    ref.tell_nowait(Next())
+    await bounded(looper.entered.wait())
+    ref.tell_nowait(Note(n=1))
+    ref.tell_nowait(Note(n=2))  # full
+    looper.gate.set()
+    assert await bounded(ref.ask(Seen())) == ["loops=1", "refused=1"]
+    await bounded(looper.stop())

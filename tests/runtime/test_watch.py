@@ -239,3 +239,29 @@ async def test_watchers_that_stopped_do_not_pile_up_on_a_long_lived_actor() -> N
         await target_ref.tell(End())
         notice = await probe.expect_message(Terminated)
         assert notice.ref == target_ref
+
+
+class FailingTeardown(Actor[Ping]):
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> int:
+        return 3
+
+    async def mainloop_teardown(self) -> None:
+        raise Boom("teardown failed")
+
+
+@pytest.mark.asyncio
+async def test_a_teardown_that_fails_is_the_reason_the_watchers_get() -> None:
+    """A clean stop whose teardown raises has failed: the watchers' notice says so (reason None
+    would say it stopped cleanly), as awaiting the actor does."""
+    actor = FailingTeardown()
+    ref = await actor.start()
+    probe = TestProbe()
+    probe.watch(ref)
+    assert await bounded(ref.ask(Ping())) == 3
+    await bounded(actor.stop())
+    notice = await probe.expect_message(Terminated)
+    assert isinstance(notice.reason, Boom)
+    assert notice.failed
+    with pytest.raises(Boom, match="teardown failed"):
+        await bounded(actor)

@@ -312,10 +312,9 @@ class Actor(Generic[P]):
         supervised child). Override and call ``super()``."""
 
     async def mainloop_teardown(self) -> None:
-        """Run once in the actor's task after it stopped (or before it is replaced by a restart):
-        cancels input tasks, stops children in reverse start order. Override and call ``super()``
-        (if an override does not, the actor still cancels its input tasks and stops its children
-        after it)."""
+        """Run once in the actor's task after it stopped (or before a restart replaces it): cancels
+        input tasks, stops children in reverse start order. Override and call ``super()`` (else
+        both still happen after it). An error it raises is the reason the watchers are told."""
         await incarnation.release(self)
 
     async def pre_restart(self, error: BaseException | None) -> None:
@@ -418,8 +417,7 @@ class Actor(Generic[P]):
 
     def watch(self, target: ActorRef[Any] | Actor[Any]) -> None:
         """Receive a `Terminated` message when ``target`` stops for good (at once, if it has
-        already). Watching twice sends one notice; a restart of a supervised child is not a
-        stop."""
+        already). Watching twice sends one notice; a supervised child's restart is not a stop."""
         watch(target.reference if isinstance(target, Actor) else target, self._actor_ref)
 
     def unwatch(self, target: ActorRef[Any] | Actor[Any]) -> None:
@@ -487,11 +485,8 @@ class Actor(Generic[P]):
 
     async def _actor_mainloop(self) -> None:
         """The actor's task: setup, then handle what the mailbox holds until the loop ends, then
-        close and tear down.
-
-        One coroutine does it all (no helper coroutine for the loop, none per ask): each frame
-        costs about 300 bytes per idle actor, and a coroutine per ask about 0.5 us.
-        """
+        close and tear down. One coroutine does it all (no helper coroutine for the loop, none per
+        ask): each frame costs about 300 bytes per idle actor, and a coroutine per ask 0.5 us."""
         cls = type(self)
         mailbox = self._actor_mailbox
         putters = mailbox.putters

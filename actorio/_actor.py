@@ -599,7 +599,8 @@ class Actor(Generic[P]):
                         if self._actor_inputs or self._actor_children:
                             await incarnation.release(self)
             except BaseException as error:  # a teardown that failed: the watchers are told of it
-                reason = reason or error
+                if not (self._actor_stopping and isinstance(error, asyncio.CancelledError)):
+                    reason = reason or error  # (stop's timeout cancels a clean stop's teardown)
                 raise
             finally:
                 try:

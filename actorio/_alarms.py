@@ -218,6 +218,7 @@ class _LoopWatch(threading.Thread):
                 if same and found is not None:
                     self._reported = True
                     self._report(found, now - posted)
+                    found = None  # reported: back to the usual pace until the next hold
                 suspect = found
             del loop
 

@@ -86,6 +86,10 @@ def _distinct(watchers: Iterable[Sender]) -> list[Sender]:
     for watcher in watchers:
         mailbox = getattr(watcher, "_mailbox", None)
         key: object = ("mailbox", id(mailbox)) if mailbox is not None else ("watcher", watcher)
+        try:
+            hash(key)
+        except TypeError:  # a watcher of the user's that cannot be hashed: itself only
+            key = ("id", id(watcher))
         if key not in seen:
             seen.add(key)
             kept.append(watcher)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import re
@@ -541,8 +540,8 @@ class Node(NodeEntities):
 
     # -- receiving ----------------------------------------------------------------------------
 
-    async def _on_export(self, msg: Msg) -> None:  # one subscription for all: a full mailbox drops
-        await self._addresses.receive(msg, functools.partial(self._receiver.receive, wait_for_room=False))
+    async def _on_export(self, msg: Msg) -> None:
+        await self._addresses.receive(msg, self._receiver.receive)
 
     @property
     def _exports(self) -> Mapping[str, ActorRef[Any]]:

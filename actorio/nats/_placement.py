@@ -502,8 +502,6 @@ class Hosts:
         now = self._clock()
         loads = cast("dict[object, object]", types)
         mine = self._types_of.pop(node, set())
-        for entity_type in mine - loads.keys():  # the types it no longer hosts (few: its own)
-            self._drop(entity_type, node)
         kept: set[str] = set()
         for name, load in loads.items():
             if not isinstance(name, str) or not _TYPE.fullmatch(name):
@@ -519,6 +517,8 @@ class Hosts:
                 self._count += 1
             hosts[node] = Host(node, load, now, float(every))
             kept.add(name)
+        for entity_type in mine - kept:  # the types it no longer hosts, validly (few: its own)
+            self._drop(entity_type, node)
         if kept:
             self._types_of[node] = kept
         self._changed.set()

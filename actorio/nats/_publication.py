@@ -330,16 +330,8 @@ class Receiver:
             await self.refuse(actor, error, reply, msg.data)
             return
         if reply is None and not headers:
-            # No trace context to restore (extracted() would be an empty block): told as
-            # ActorRef.tell does, without its coroutine unless the mailbox is full (`_tell`, inlined).
-            reference = actor.reference
-            try:
-                reference.tell_nowait(message)
-            except MailboxFull:
-                if wait_for_room:
-                    await reference.tell(message)
-                else:
-                    self._overflowed(actor, msg.data)
+            # No trace context to restore (extracted() would be an empty block).
+            await self._tell(actor, message, msg.data, wait_for_room)
             return
         with extracted(headers):  # the sender's trace context, if a tracer propagates one
             if reply is None:
@@ -359,8 +351,9 @@ class Receiver:
         self._spawn(self.answer(actor, message, future, reply, timeout))
 
     async def _tell(self, actor: Actor[Any], message: Message[Any], data: bytes, wait_for_room: bool) -> None:
-        """Tell ``message`` (``data`` on the wire) to ``actor``: at once, or, its mailbox full,
-        once there is room (``wait_for_room``) or never (a dead letter ``overflow``)."""
+        """Tell ``message`` (``data`` on the wire) to ``actor`` as `ActorRef.tell` does, without its
+        coroutine unless the mailbox is full: then once there is room (``wait_for_room``), or
+        never (a dead letter ``overflow``)."""
         reference = actor.reference
         try:
             reference.tell_nowait(message)

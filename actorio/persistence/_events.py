@@ -22,6 +22,7 @@ __all__ = [
     "Event",
     "EventCodec",
     "check_stored",
+    "computed",
     "declared_upcasters",
     "decode_model",
     "dump_json",
@@ -171,11 +172,12 @@ STORED = "be stored"
 
 
 def dump_json(model: BaseModel) -> bytes:
-    """The stored JSON of ``model``: ``model.model_dump_json(by_alias=True).encode()``, field names
-    as on the wire (a field's alias, if it has one), at a third of the cost: the model's serializer
-    called directly, without the keyword arguments that ``model_dump_json`` passes on (callgrind:
-    18,900 instructions per event encoded, of which ``model_dump_json`` 10,800)."""
-    return type(model).__pydantic_serializer__.to_json(model, by_alias=True)
+    """The stored JSON of ``model``: ``model.model_dump_json(by_alias=False).encode()`` (each field
+    under its name, whatever its aliases: a serialization alias need not be one the model reads),
+    at a third of the cost: the model's serializer called directly, without the keyword arguments
+    that ``model_dump_json`` passes on (callgrind: 18,900 instructions per event encoded, of which
+    ``model_dump_json`` 10,800)."""
+    return type(model).__pydantic_serializer__.to_json(model, by_alias=False)
 
 
 def check_stored(model: BaseModel, payload: bytes, what: str) -> None:
@@ -186,26 +188,47 @@ def check_stored(model: BaseModel, payload: bytes, what: str) -> None:
 
 
 def read_options(model: type[BaseModel]) -> dict[str, Any]:
-    """How stored JSON is read into ``model`` (found once per class, kept on it): each field by its
-    alias or by its name (`dump_json` writes aliases; earlier builds wrote names);
-    and, where no model inside allows extra fields, every model inside refusing a field it does
-    not declare, so that a field removed from a nested model is reported too, not dropped (the
-    class's own setting aside). Each needs pydantic 2.11 and 2.12 respectively; before, fields
-    are read by alias, and only the top level is checked (`decode_model`)."""
+    """How stored JSON is read into ``model`` (found once per class, kept on it), as keyword
+    arguments of its validation, none where none is needed: a model with aliases reads each field
+    by its name too (`dump_json` writes names; pydantic 2.11 or later); and a model with models
+    inside refuses, in each, a field it does not declare (pydantic 2.12 or later), so that a
+    field removed from a nested model is reported, not dropped, unless one of them keeps extra
+    fields or has computed ones (written to JSON, not read back). Before those versions, only
+    the top level is checked (`decode_model`)."""
     options: dict[str, Any] | None = model.__dict__.get(_READ_OPTIONS)
     if options is None:
-        options = {"by_alias": True, "by_name": True} if _BY_NAME else {}
-        if _EXTRA and not _allows_extra(model.__pydantic_core_schema__):
+        schema = model.__pydantic_core_schema__
+        options = {"by_alias": True, "by_name": True} if _BY_NAME and has_aliases(schema) else {}
+        if _EXTRA and _count(schema, _is_model) > 1 and not _schema_has(schema, _keeps_extra):
             options["extra"] = "forbid"
         type.__setattr__(model, _READ_OPTIONS, options)
     return options
 
 
-def _allows_extra(schema: object) -> bool:
-    """Whether a pydantic core schema has a model (a typed dict, a dataclass) that keeps extra fields."""
-    return _schema_has(
-        schema, lambda node: "allow" in (node.get("extra_behavior"), node.get("extra_fields_behavior"))
+def _is_model(node: dict[str, object]) -> bool:
+    return node.get("type") in ("model", "typed-dict", "dataclass")
+
+
+def _keeps_extra(node: dict[str, object]) -> bool:
+    """A model (a typed dict, a dataclass) that keeps extra fields, or a model's computed fields."""
+    return "allow" in (node.get("extra_behavior"), node.get("extra_fields_behavior")) or bool(
+        node.get("computed_fields")
     )
+
+
+def _count(schema: object, found: Callable[[dict[str, object]], bool]) -> int:
+    """How many nodes of a pydantic core schema (dicts and lists) are ``found``."""
+    count = 0
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            items = cast("dict[str, object]", node)
+            count += found(items)
+            stack.extend(items.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(cast("list[object]", node))
+    return count
 
 
 def has_aliases(schema: object) -> bool:
@@ -213,19 +236,14 @@ def has_aliases(schema: object) -> bool:
     return _schema_has(schema, lambda node: "serialization_alias" in node or "validation_alias" in node)
 
 
+def computed(model: type[BaseModel]) -> frozenset[str]:
+    """The names of ``model``'s computed fields: written to JSON, dropped when read back."""
+    return frozenset(model.model_computed_fields)
+
+
 def _schema_has(schema: object, found: Callable[[dict[str, object]], bool]) -> bool:
-    """Whether a node of a pydantic core schema (dicts and lists) is ``found``."""
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            items = cast("dict[str, object]", node)
-            if found(items):
-                return True
-            stack.extend(items.values())
-        elif isinstance(node, (list, tuple)):
-            stack.extend(cast("list[object]", node))
-    return False
+    """Whether a node of a pydantic core schema is ``found``."""
+    return _count(schema, found) > 0
 
 
 def load_json(model: type[M], payload: bytes) -> M:
@@ -238,6 +256,11 @@ def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
     does not declare (it was removed: an upcaster must drop it) or a value it refuses."""
     if not isinstance(fields, dict):
         raise SchemaMismatch(f"{what}: stored fields are not a JSON object")
+    derived = computed(model)
+    if derived:
+        fields = {
+            key: value for key, value in cast("dict[object, object]", fields).items() if key not in derived
+        }
     keys: list[object] = list(cast("dict[object, object]", fields))
     declared = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
     removed = sorted(str(key) for key in keys if key not in declared)
@@ -281,9 +304,9 @@ class EventCodec:
         class attribute cost about 1,000 instructions to read (callgrind), and ``encode`` read
         three per event."""
 
-        self._readers: dict[type[Event], Callable[[bytes], Event]] = {}
-        """event class -> its validator's ``validate_json`` with `read_options`, made on its first
-        event read (as `_writers`)."""
+        self._readers: dict[type[Event], Callable[[bytes], Event] | None] = {}
+        """event class -> what reads its stored bytes (`_reader`), made on its first event read
+        (as `_writers`)."""
 
     @classmethod
     def of_annotation(cls, annotation: object) -> EventCodec:
@@ -309,7 +332,7 @@ class EventCodec:
         # Without an alias, by alias is by name: no keyword to pass (each costs).
         aliases = has_aliases(event_type.__pydantic_core_schema__)
         to_json: Callable[[Event], bytes] = (
-            functools.partial(serializer.to_json, by_alias=True) if aliases else serializer.to_json
+            functools.partial(serializer.to_json, by_alias=False) if aliases else serializer.to_json
         )
         name, floats = event_type.event_name, may_hold_float(event_type)
         writer = self._writers[event_type] = (name, event_type.event_version, to_json, floats)
@@ -320,11 +343,11 @@ class EventCodec:
         what = f"stored event {name!r} version {version}"
         if event_type is None:
             raise SchemaMismatch(f"{what}: no event class has that wire name (known: {sorted(self.by_name)})")
-        if version == event_type.event_version:  # the usual case: pydantic parses the bytes
-            reader = self._readers.get(event_type)
-            if reader is None:
-                validate: Callable[..., Event] = event_type.__pydantic_validator__.validate_json
-                reader = self._readers[event_type] = functools.partial(validate, **read_options(event_type))
+        if event_type in self._readers:
+            reader = self._readers[event_type]
+        else:
+            reader = self._readers[event_type] = _reader(event_type)
+        if reader is not None and version == event_type.event_version:  # pydantic parses the bytes
             try:
                 return reader(payload)
             except ValidationError as error:
@@ -336,10 +359,19 @@ class EventCodec:
         fields = upcast(
             event_type, event_type.event_upcasters, fields, version, event_type.event_version, what
         )
-        try:
-            return event_type.model_validate(fields, **read_options(event_type))
-        except ValidationError as error:
-            raise _mismatch(event_type, error, what) from None
+        event: Event = decode_model(event_type, fields, what)
+        return event
+
+
+def _reader(event_type: type[Event]) -> Callable[[bytes], Event] | None:
+    """What reads a stored event of ``event_type``'s version from its bytes: its validator with
+    `read_options`; None for a class with computed fields, read through `decode_model` (which
+    drops them)."""
+    if computed(event_type):
+        return None
+    validate: Callable[..., Event] = event_type.__pydantic_validator__.validate_json
+    options = read_options(event_type)
+    return functools.partial(validate, **options) if options else validate
 
 
 def _mismatch(model: type[BaseModel], error: ValidationError, what: str) -> SchemaMismatch:

@@ -180,6 +180,12 @@ def test_host_announcements_are_read_as_hostile() -> None:
     assert hosts.live("T") == []
     hosts.heard(b'{"node": "n1", "every": 61, "types": {"T": 1}}')  # live for three minutes: no
     assert hosts.live("T") == []
+    hosts.heard(b'{"node": "n1", "every": 1, "types": {"T": 1}}')
+    hosts.heard(b'{"node": "n1", "every": 1, "types": {"T": -1}}')  # T not validly announced: gone
+    assert hosts.live("T") == []
+    hosts.heard(b'{"node": "n1", "every": 1, "types": {"T": 1}}')
+    hosts.heard(b'{"node": "n1", "every": 1, "types": {}}')
+    assert hosts.live("T") == []
 
 
 def test_a_flood_of_host_announcements_is_bounded_in_memory_and_in_cost() -> None:

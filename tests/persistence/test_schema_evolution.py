@@ -170,8 +170,8 @@ def test_the_event_class_is_checked_at_creation() -> None:
 
 def test_an_event_is_stored_as_model_dump_json_writes_it() -> None:
     """The codec calls the model's serializer directly (it is faster): the bytes are those of
-    ``model_dump_json(by_alias=True)`` (the wire's field names), aliases, nested models, dates
-    and non-ASCII text included."""
+    ``model_dump_json(by_alias=False)`` (each field under its name), aliases, nested models,
+    dates and non-ASCII text included."""
 
     class Line(BaseModel):
         text: str
@@ -185,4 +185,4 @@ def test_an_event_is_stored_as_model_dump_json_writes_it() -> None:
 
     event = Noted(Amount=3, lines=[Line(text="caf\u00e9 \u2713", at=datetime.date(2026, 1, 2))])
     encoded = EventCodec([Noted]).encode(event)
-    assert encoded.payload == event.model_dump_json(by_alias=True).encode()
+    assert encoded.payload == event.model_dump_json(by_alias=False).encode()

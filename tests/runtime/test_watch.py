@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
+from typing import Any, cast
 
 import pytest
 
 from actorio import Actor, ActorRef, EndMainLoop, Message, Terminated, UnhandledMessage, dead_letters, handles
 from actorio._watch import _PRUNE_FROM
-from actorio.lowlevel import mailbox_of
+from actorio.lowlevel import mailbox_of, watch
 from actorio.testing import TestProbe
 from tests.support import bounded
 
@@ -265,3 +266,44 @@ async def test_a_teardown_that_fails_is_the_reason_the_watchers_get() -> None:
     assert notice.failed
     with pytest.raises(Boom, match="teardown failed"):
         await bounded(actor)
+
+
+class SlowTeardown(Actor[Ping]):
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> int:
+        return 4
+
+    async def mainloop_teardown(self) -> None:
+        await asyncio.Event().wait()  # never ends: stop's timeout cancels it
+
+
+@pytest.mark.asyncio
+async def test_a_teardown_cancelled_by_stops_timeout_is_still_a_clean_stop() -> None:
+    actor = SlowTeardown()
+    ref = await actor.start()
+    probe = TestProbe()
+    probe.watch(ref)
+    await bounded(actor.stop(timeout=0.01))
+    notice = await probe.expect_message(Terminated)
+    assert notice.reason is None
+
+
+class Unhashable:
+    """A watcher of the user's own: not a reference, and no hash (a dataclass with eq)."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        self.notices: list[Terminated] = []
+
+    def tell_nowait(self, message: Terminated) -> None:
+        self.notices.append(message)
+
+
+@pytest.mark.asyncio
+async def test_a_watcher_that_cannot_be_hashed_is_told() -> None:
+    async with Target() as ref:
+        watchers = [Unhashable() for _ in range(_PRUNE_FROM + 2)]  # past the search, and a prune
+        for watcher in watchers:
+            watch(ref, cast(Any, watcher))
+    assert [len(watcher.notices) for watcher in watchers] == [1] * len(watchers)

@@ -367,18 +367,23 @@ class Framer(DurableStateActor[Resize, Canvas]):
         return msg.width * 3
 
 
+async def _written_then_recovered(
+    actor_type: type[Painter | Framer], journal: Journal, message: Resize, answer: int
+) -> Canvas:
+    """The state a new incarnation recovers after one that was asked ``message`` (answering
+    ``answer``) stopped."""
+    async with actor_type("k", journal) as ref:
+        assert await bounded(ref.ask(message)) == answer
+    again = actor_type("k", journal)
+    async with again:
+        await bounded(again.wait_recovered())
+        return again.state
+
+
 async def test_computed_fields_and_output_only_aliases_read_back(journal: Journal) -> None:
     """A computed field is written (as pydantic writes it) and dropped when read back, nested or
     not; a serialization alias that the model does not read is not what is stored."""
-    async with Painter("p", journal) as ref:
-        assert await bounded(ref.ask(Resize(width=5))) == 10
-    painter = Painter("p", journal)
-    async with painter:
-        await bounded(painter.wait_recovered())
-        assert painter.state == Canvas(size=Sized(width=5, height=2), label="wide")
-    async with Framer("f", journal) as ref:
-        assert await bounded(ref.ask(Resize(width=4))) == 12
-    framer = Framer("f", journal)
-    async with framer:
-        await bounded(framer.wait_recovered())
-        assert framer.state == Canvas(size=Sized(width=4, height=3), label="framed")
+    painted = await _written_then_recovered(Painter, journal, Resize(width=5), 10)
+    assert painted == Canvas(size=Sized(width=5, height=2), label="wide")
+    framed = await _written_then_recovered(Framer, journal, Resize(width=4), 12)
+    assert framed == Canvas(size=Sized(width=4, height=3), label="framed")

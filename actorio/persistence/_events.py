@@ -164,7 +164,6 @@ def upcast(owner: type, steps: dict[int, str], fields: Any, version: int, target
 
 
 _VALIDATE = inspect.signature(BaseModel.model_validate).parameters
-_BY_NAME = "by_name" in _VALIDATE  # pydantic 2.11 or later
 _EXTRA = "extra" in _VALIDATE  # pydantic 2.12 or later
 _READ_OPTIONS = "_actorio_read_options"
 STORED = "be stored"
@@ -190,30 +189,43 @@ def check_stored(model: BaseModel, payload: bytes, what: str) -> None:
 def read_options(model: type[BaseModel]) -> dict[str, Any]:
     """How stored JSON is read into ``model`` (found once per class, kept on it), as keyword
     arguments of its validation, none where none is needed: a model with aliases reads each field
-    by its name too (`dump_json` writes names; pydantic 2.11 or later); and a model with models
-    inside refuses, in each, a field it does not declare (pydantic 2.12 or later), so that a
-    field removed from a nested model is reported, not dropped, unless one of them keeps extra
-    fields or has computed ones (written to JSON, not read back). Before those versions, only
-    the top level is checked (`decode_model`)."""
+    by its name only (`dump_json` writes names: by alias too, an alias equal to another field's
+    name would swap them); and a model with models inside refuses, in each, a field it does not
+    declare (pydantic 2.12 or later; before, only the top level is checked, by `decode_model`),
+    so that a field removed from a nested model is reported, not dropped, unless one of them
+    keeps extra fields or has computed fields (written to JSON, not read back)."""
     options: dict[str, Any] | None = model.__dict__.get(_READ_OPTIONS)
     if options is None:
         schema = model.__pydantic_core_schema__
-        options = {"by_alias": True, "by_name": True} if _BY_NAME and has_aliases(schema) else {}
-        if _EXTRA and _count(schema, _is_model) > 1 and not _schema_has(schema, _keeps_extra):
+        options = {"by_alias": False, "by_name": True} if has_aliases(schema) else {}
+        if _EXTRA and _nested_check(model, schema):
             options["extra"] = "forbid"
         type.__setattr__(model, _READ_OPTIONS, options)
     return options
 
 
-def _is_model(node: dict[str, object]) -> bool:
-    return node.get("type") in ("model", "typed-dict", "dataclass")
+def _nested_check(model: type[BaseModel], schema: Any) -> bool:
+    """Whether ``model`` may refuse extra fields in the models inside it: it has some (counting
+    itself, when it is recursive), none keeps extra fields, and none but itself has computed
+    fields (its own are dropped before validation; a recursive one's are nested too)."""
+    root = schema.get("ref") if schema.get("type") == "model" else schema.get("schema", {}).get("schema_ref")
+    refs = _count(
+        schema, lambda node: node.get("type") == "definition-ref" and node.get("schema_ref") == root
+    )
+    recursive = refs > (1 if schema.get("type") == "definitions" else 0)
+    models = _count(schema, lambda node: node.get("type") in ("model", "typed-dict", "dataclass"))
+    own = 1 if computed(model) else 0
+    return (
+        (models > 1 or recursive)
+        and not _schema_has(schema, _keeps_extra)
+        and _count(schema, lambda node: bool(node.get("computed_fields"))) == own
+        and not (own and recursive)
+    )
 
 
 def _keeps_extra(node: dict[str, object]) -> bool:
-    """A model (a typed dict, a dataclass) that keeps extra fields, or a model's computed fields."""
-    return "allow" in (node.get("extra_behavior"), node.get("extra_fields_behavior")) or bool(
-        node.get("computed_fields")
-    )
+    """A model (a typed dict, a dataclass) that keeps extra fields."""
+    return "allow" in (node.get("extra_behavior"), node.get("extra_fields_behavior"))
 
 
 def _count(schema: object, found: Callable[[dict[str, object]], bool]) -> int:
@@ -232,13 +244,22 @@ def _count(schema: object, found: Callable[[dict[str, object]], bool]) -> int:
 
 
 def has_aliases(schema: object) -> bool:
-    """Whether a pydantic core schema has a field with an alias (else names and aliases are one)."""
-    return _schema_has(schema, lambda node: "serialization_alias" in node or "validation_alias" in node)
+    """Whether a pydantic core schema has a field (or a computed field) with an alias."""
+    return _schema_has(
+        schema,
+        lambda node: (
+            "serialization_alias" in node
+            or "validation_alias" in node
+            or (node.get("type") == "computed-field" and "alias" in node)
+        ),
+    )
 
 
 def computed(model: type[BaseModel]) -> frozenset[str]:
-    """The names of ``model``'s computed fields: written to JSON, dropped when read back."""
-    return frozenset(model.model_computed_fields)
+    """The keys ``model``'s computed fields are written under (names and aliases): dropped when
+    read back."""
+    fields = model.model_computed_fields
+    return frozenset(fields) | {field.alias for field in fields.values() if field.alias}
 
 
 def _schema_has(schema: object, found: Callable[[dict[str, object]], bool]) -> bool:
@@ -247,8 +268,13 @@ def _schema_has(schema: object, found: Callable[[dict[str, object]], bool]) -> b
 
 
 def load_json(model: type[M], payload: bytes) -> M:
-    """``model`` validated from stored JSON, read as `read_options` says."""
-    return model.model_validate_json(payload, **read_options(model))
+    """``model`` validated from stored JSON, read as `read_options` says (its computed fields
+    dropped first)."""
+    derived = computed(model)
+    if not derived:
+        return model.model_validate_json(payload, **read_options(model))
+    fields = {key: value for key, value in json.loads(payload).items() if key not in derived}
+    return model.model_validate(fields, **read_options(model))
 
 
 def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
@@ -262,7 +288,7 @@ def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
             key: value for key, value in cast("dict[object, object]", fields).items() if key not in derived
         }
     keys: list[object] = list(cast("dict[object, object]", fields))
-    declared = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+    declared = set(model.model_fields)  # read by name (see `read_options`)
     removed = sorted(str(key) for key in keys if key not in declared)
     if removed:
         raise SchemaMismatch(

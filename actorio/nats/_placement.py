@@ -525,12 +525,18 @@ class Hosts:
         self._changed = asyncio.Event()
 
     def _drop(self, entity_type: str, node: str) -> None:
-        """Forget that ``node`` hosts ``entity_type`` (and the type, when it has no host left)."""
+        """Forget that ``node`` hosts ``entity_type`` (the type, when it has no host left; the
+        node, when it hosts nothing left)."""
         hosts = self._hosts.get(entity_type)
         if hosts is not None and hosts.pop(node, None) is not None:
             self._count -= 1
             if not hosts:
                 del self._hosts[entity_type]
+        types = self._types_of.get(node)
+        if types is not None:
+            types.discard(entity_type)
+            if not types:
+                del self._types_of[node]
 
     def live(self, entity_type: str) -> list[Host]:
         """The hosts of ``entity_type`` heard of recently enough (those silent for an hour are
@@ -541,11 +547,6 @@ class Hosts:
         now = self._clock()
         for node in [node for node, host in hosts.items() if now - host.seen > _FORGOTTEN_AFTER]:
             self._drop(entity_type, node)
-            types = self._types_of.get(node)
-            if types is not None:
-                types.discard(entity_type)
-                if not types:
-                    del self._types_of[node]
         return [host for host in hosts.values() if now - host.seen <= 3 * host.every]
 
     def recent(self, entity_type: str, within: float) -> list[Host]:

@@ -270,11 +270,15 @@ def _schema_has(schema: object, found: Callable[[dict[str, object]], bool]) -> b
 def load_json(model: type[M], payload: bytes) -> M:
     """``model`` validated from stored JSON, read as `read_options` says (its computed fields
     dropped first)."""
-    derived = computed(model)
-    if not derived:
+    if not computed(model):
         return model.model_validate_json(payload, **read_options(model))
-    fields = {key: value for key, value in json.loads(payload).items() if key not in derived}
-    return model.model_validate(fields, **read_options(model))
+    return model.model_validate(_stored_fields(model, json.loads(payload)), **read_options(model))
+
+
+def _stored_fields(model: type[BaseModel], fields: dict[object, object]) -> dict[object, object]:
+    """Stored ``fields`` without ``model``'s computed fields (written, never read back)."""
+    derived = computed(model)
+    return {key: value for key, value in fields.items() if key not in derived} if derived else fields
 
 
 def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
@@ -282,12 +286,8 @@ def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
     does not declare (it was removed: an upcaster must drop it) or a value it refuses."""
     if not isinstance(fields, dict):
         raise SchemaMismatch(f"{what}: stored fields are not a JSON object")
-    derived = computed(model)
-    if derived:
-        fields = {
-            key: value for key, value in cast("dict[object, object]", fields).items() if key not in derived
-        }
-    keys: list[object] = list(cast("dict[object, object]", fields))
+    fields = _stored_fields(model, cast("dict[object, object]", fields))
+    keys: list[object] = list(fields)
     declared = set(model.model_fields)  # read by name (see `read_options`)
     removed = sorted(str(key) for key in keys if key not in declared)
     if removed:

@@ -44,6 +44,7 @@ from ._dead_letter_stream import StoredDeadLetter
 from ._durable import Durable, Pump, Streams, stream_name
 from ._entities import Entities
 from ._errors import ActorNotFound, NotAuthorized
+from ._export_lanes import ExportLanes
 from ._keeper import PublicationSupervisor, Target
 from ._node_entities import NodeEntities
 from ._outbox import Outbox
@@ -151,6 +152,7 @@ class Node(NodeEntities):
             ask_timeout=ask_timeout,
             debug_errors=debug_errors,
         )
+        self._lanes = ExportLanes(self._receiver, self._spawn)
         self._replies: dict[str, asyncio.Future[Msg]] = {}
         self._entities: Entities | None = None
         self._closed = False
@@ -541,12 +543,7 @@ class Node(NodeEntities):
     # -- receiving ----------------------------------------------------------------------------
 
     async def _on_export(self, msg: Msg) -> None:
-        await self._addresses.receive(msg, self._receiver.receive)
-
-    @property
-    def _exports(self) -> Mapping[str, ActorRef[Any]]:
-        """The local actors whose address travelled as a sender, by the token of the address."""
-        return self._addresses.exports
+        await self._addresses.receive(msg, self._lanes.deliver)
 
     def publications(self) -> list[tuple[Publication, Actor[Any]]]:
         """The names this node publishes now, each with the actor that handles it now."""

@@ -41,6 +41,7 @@ from ..lowlevel import (
     ask_message,
     barrier,
     extracted,
+    mailbox_of,
     report_transport,
     task_of,
     unwatch,
@@ -374,6 +375,20 @@ class Receiver:
             "dead letters 'overflow', and asks are answered MailboxFull",
             actor.identifier,
         )
+
+    async def overflow(self, actor: Actor[Any], msg: Msg) -> None:
+        """``msg`` for ``actor`` dropped unread (the node holds too much for it already): each tell
+        (of a batch, each piece) a dead letter ``overflow``, an ask answered `MailboxFull` if the
+        node serves its reply subject; reported as `_overflowed` does."""
+        headers, reply = msg.headers, msg.reply or None
+        found = pieces(msg.data, headers) if headers and BATCH in headers else None
+        if reply is None or isinstance(found, list):
+            for data in found if isinstance(found, list) else (msg.data,):
+                self._overflowed(actor, data)
+            return
+        self._overflowed(actor, None)
+        mailbox = mailbox_of(actor)
+        await self.send(actor.identifier, reply, full_error(mailbox.capacity if mailbox else 0), ERROR)
 
     async def _receive_batch(
         self,

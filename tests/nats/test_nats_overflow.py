@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
+from nats.aio.client import Client
 
+import actorio.nats._export_lanes as export_lanes
 from actorio import Actor, MailboxFull, Message, dead_letters, handles
 from actorio.lowlevel import mailbox_of
 from actorio.nats import ActorNotFound, Node
@@ -145,3 +147,97 @@ async def test_pending_limits_are_checked(node: Node) -> None:
             await node.publish("limited", Parked(), pending_limits=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="core publications"):
         await node.publish("limited", Parked(), durable=True, pending_limits=(10, 10))
+
+
+class Fan(Message):
+    """Tell the sender ``count`` jobs, numbered from ``first``."""
+
+    first: int
+    count: int
+
+
+class Relay(Actor[Fan]):
+    @handles(Fan)
+    async def fan(self, msg: Fan) -> None:
+        for n in range(msg.first, msg.first + msg.count):
+            await msg.sender.tell(Job(id=n))
+
+
+class Tally(Actor[Job | Report]):
+    """Keeps the jobs it is told, at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done: list[int] = []
+
+    @handles(Job)
+    async def job(self, msg: Job) -> None:
+        self.done.append(msg.id)
+
+    @handles(Report)
+    async def report(self, msg: Report) -> list[int]:
+        return list(self.done)
+
+
+async def test_a_full_sender_mailbox_holds_up_no_other_sender(nats_url: str, node: Node) -> None:
+    """Two local actors travel as senders to a remote relay, which tells each of them jobs back
+    on the node's one subscription for sender addresses. The first is parked with a mailbox of
+    one: its jobs wait, in order, and the second still gets its own at once. Once the first is
+    let go, it handles all of its jobs (a batch is not cut to its capacity), in order."""
+    async with await Node.connect(nats_url) as remote:
+        await remote.publish("relay", Relay())
+        await remote.client.flush()
+        relay = node.ref("relay", Relay)
+        parked, tally = Parked(), Tally()
+        async with parked, tally:
+            await relay.tell(Fan(first=0, count=30, sender=parked))
+
+            async def stuck() -> bool:
+                mailbox = mailbox_of(parked)
+                return parked.parked and mailbox is not None and len(mailbox) == 1
+
+            await wait_until(stuck, 10)
+            for first in range(0, 50, 10):  # several NATS messages, after the parked one's
+                await relay.tell(Fan(first=first, count=10, sender=tally))
+
+            async def all_told() -> bool:
+                return len(tally.done) == 50
+
+            await wait_until(all_told, 10)  # held up behind the parked mailbox before
+            assert tally.done == list(range(50))
+            assert parked.done == []
+            parked.gate.set()
+
+            async def all_handled() -> bool:
+                return len(parked.done) == 30
+
+            await wait_until(all_handled, 10)
+            assert parked.done == list(range(30))
+            assert dead_letters.counts["overflow"] == 0
+
+
+async def test_what_a_full_sender_lane_cannot_hold_is_dropped(
+    node: Node, raw: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parked sender's lane holds at most ``LANE_MESSAGES`` messages: a tell beyond is a dead
+    letter ``overflow``, an ask beyond is answered `MailboxFull` at once; what was kept is handled
+    in order once the actor is let go."""
+    monkeypatch.setattr(export_lanes, "LANE_MESSAGES", 3)
+    parked = Parked()
+    async with parked:
+        address = node._addresses.address_of(parked.reference)  # what travels as its sender
+        for n in range(10):
+            await raw.publish(address, b'{"type":"Job","data":{"id":%d}}' % n)
+        started = asyncio.get_running_loop().time()
+        # After the tells (one connection keeps its order): the lane is full by then.
+        reply = await raw.request(address, b'{"type":"Report","data":{}}', timeout=10)
+        assert asyncio.get_running_loop().time() - started < 5  # at once, not at a timeout
+        assert b"MailboxFull" in reply.data
+        parked.gate.set()
+        kept = await parked.reference.ask(Report(), timeout=10)
+    # The three of the lane; and, if its delivery ran while the tells were arriving, one being
+    # handled, one in the mailbox and one held by the delivery, waiting for room.
+    assert kept == list(range(len(kept)))
+    assert 3 <= len(kept) <= 6
+    assert dead_letters.counts["overflow"] == 10 - len(kept)
+    assert dead_letters.of(reason="overflow")[0].recipient == parked.identifier

@@ -284,9 +284,9 @@ async def test_a_supervised_senders_address_outlives_its_restarts_and_not_its_st
         await greeter.tell(Record(n=2, sender=child))  # the same address as before
         await wait_until(lambda: received_up_to(2), 10)
         assert incarnation(child) is not first
-        assert len(node._exports) == 1
+        assert len(node._addresses.exports) == 1
         await parent.stop_child(child)
-        assert node._exports == {}
+        assert node._addresses.exports == {}
 
 
 async def test_a_published_supervised_child_stays_published_across_its_restarts(node: Node) -> None:

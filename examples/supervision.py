@@ -37,7 +37,11 @@ class Tick(Message):
     """The crawler's periodic timer."""
 
 
-class Fetcher(Actor[Fetch]):
+class Done(Message):
+    """Told after the last page: the fetcher tells it back once every page before it was handled."""
+
+
+class Fetcher(Actor[Fetch | Done]):
     """Fails on every third page. Its state (pages fetched) starts again with each incarnation."""
 
     mailbox_capacity = 100  # await tell waits when 100 pages are queued
@@ -54,13 +58,18 @@ class Fetcher(Actor[Fetch]):
         self.fetched += 1
         self.log.append(f"fetched page {msg.page}")
 
+    @handles(Done)
+    async def done(self, msg: Done) -> None:
+        await msg.sender.tell(Done())
+
     async def post_restart(self, error: BaseException | None) -> None:
         self.log.append(f"restarted after {error!r}")
 
 
-class Crawler(Actor[Tick | Terminated]):
+class Crawler(Actor[Tick | Done | Terminated]):
     """Supervises the fetcher: each failure restarts it after a growing delay; the page that failed
-    is a dead letter, the pages queued behind it are fetched by the new incarnation."""
+    is a dead letter, the pages queued behind it are fetched by the new incarnation. After its
+    last page it stops once the fetcher has handled every page (`Done` comes back)."""
 
     supervisor_strategy = SupervisorStrategy(
         "one_for_one",
@@ -75,7 +84,7 @@ class Crawler(Actor[Tick | Terminated]):
         self.interval = interval
         self.page = 0
         self.log: list[str] = []
-        self.fetcher: ActorRef[Fetch] | None = None
+        self.fetcher: ActorRef[Fetch | Done] | None = None
 
     async def mainloop_setup(self) -> None:
         await super().mainloop_setup()
@@ -90,7 +99,12 @@ class Crawler(Actor[Tick | Terminated]):
         await self.fetcher.tell(Fetch(page=self.page))
         self.page += 1
         if self.ticks is not None and self.page >= self.ticks:
-            raise EndMainLoop()
+            self.cancel_timer("tick")
+            await self.fetcher.tell(Done(sender=self))  # behind the pages, restarts or not
+
+    @handles(Done)
+    async def fetched_all(self, msg: Done) -> None:
+        raise EndMainLoop()
 
     @handles(Terminated)
     async def fetcher_gone(self, msg: Terminated) -> None:

@@ -50,7 +50,16 @@ async def wait_for(
 class MessageQueue(asyncio.Queue[Any]):
     """actorio 0.1.4's inbox queue: an ``asyncio.Queue`` that refuses, with `ActorioException`,
     a message without a sender (the original's rule; today's mailboxes take such messages, whose
-    replies are dead letters)."""
+    replies are dead letters). Making one warns (``DeprecationWarning``) to use ``asyncio.Queue``."""
+
+    def __init__(self, maxsize: int = 0) -> None:
+        warnings.warn(
+            "MessageQueue is actorio 0.1.4's name of an inbox queue: use an asyncio.Queue "
+            "(actors' mailboxes are private)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        super().__init__(maxsize)
 
     async def put(self, item: Any) -> None:
         """Queue ``item``, waiting for room; `ActorioException` if it has no sender."""

@@ -10,7 +10,7 @@ import sys
 import warnings
 from collections.abc import Callable, Mapping
 
-__all__ = ["lazy_attributes"]
+__all__ = ["lazy_attributes", "require_nats_client"]
 
 
 def lazy_attributes(
@@ -53,3 +53,17 @@ def lazy_attributes(
         return sorted({*namespace, *exports})
 
     return module_getattr, module_dir
+
+
+def require_nats_client(what: str) -> None:
+    """``ImportError`` naming what to install, if nats-py (an optional dependency) is missing:
+    raised where ``what`` (``actorio.nats``, `JetStreamJournal`) is imported, before its own
+    imports would fail with a bare ``No module named 'nats'``."""
+    try:
+        importlib.import_module("nats")
+    except ImportError as error:
+        # Not "pip install 'actorio[nats]'": on PyPI, actorio is the original 0.1.4, which has no such extra.
+        raise ImportError(
+            f"{what} needs the nats-py client: pip install 'nats-py>=2.9,<3' nkeys"
+            " (or, in actorio's repository, pip install '.[nats]')"
+        ) from error

@@ -21,17 +21,11 @@
 See the NATS guide (docs/nats.md) for the subjects, the wire form and the delivery guarantees.
 """
 
-import importlib
 from typing import TYPE_CHECKING
 
-try:
-    importlib.import_module("nats")  # the optional dependency: checked first, for a clear error
-except ImportError as error:
-    # Not "pip install 'actorio[nats]'": on PyPI, actorio is the original 0.1.4, which has no such extra.
-    raise ImportError(
-        "actorio.nats needs the nats-py client: pip install 'nats-py>=2.9,<3' nkeys"
-        " (or, in actorio's repository, pip install '.[nats]')"
-    ) from error
+from actorio._lazy import require_nats_client
+
+require_nats_client("actorio.nats")  # the optional dependency: checked first, for a clear error
 
 if TYPE_CHECKING:
     from ._dead_letter_stream import DeliveryLimitReached as DeliveryLimitReached

@@ -13,7 +13,13 @@ import uuid
 from collections.abc import AsyncIterator, Generator, Sequence
 from typing import Any, cast
 
-import nats
+from actorio._lazy import require_nats_client
+
+try:
+    import nats
+except ImportError:  # the optional dependency: an error that says what to install
+    require_nats_client("JetStreamJournal")
+    raise
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 import actorio.nats
 
 EXPECTED = {
@@ -60,14 +62,21 @@ def test_remote_references_are_actor_references() -> None:
     assert issubclass(actorio.nats.NotAuthorized, actorio.nats.NodeUnreachable)
 
 
-def test_without_nats_py_the_import_error_says_what_to_install() -> None:
+@pytest.mark.parametrize(
+    ("statement", "what"),
+    [
+        ("import actorio.nats", "actorio.nats"),
+        ("from actorio.persistence import JetStreamJournal", "JetStreamJournal"),
+    ],
+)
+def test_without_nats_py_the_import_error_says_what_to_install(statement: str, what: str) -> None:
     import subprocess
     import sys
 
-    code = "import sys; sys.modules['nats'] = None; import actorio.nats"
+    code = f"import sys; sys.modules['nats'] = None; {statement}"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     # What to install, and nothing from PyPI's actorio (the original 0.1.4, which has no nats extra).
-    assert "actorio.nats needs the nats-py client: pip install 'nats-py>=2.9,<3' nkeys" in result.stderr
+    assert f"{what} needs the nats-py client: pip install 'nats-py>=2.9,<3' nkeys" in result.stderr
     assert "'.[nats]'" in result.stderr
     assert "actorio[nats]" not in result.stderr

@@ -88,7 +88,8 @@ async def test_the_original_message_queue_refuses_a_message_without_sender() -> 
     sys.modules.pop("actorio.messaging", None)
     with pytest.warns(DeprecationWarning, match="actorio.messaging is actorio 0.1.4's module"):
         from actorio.messaging import MessageQueue
-    queue = MessageQueue()
+    with pytest.warns(DeprecationWarning, match=r"0\.1\.4's name of an inbox queue: use an asyncio\.Queue"):
+        queue = MessageQueue()
     with pytest.raises(ActorioException, match="should have a sender"):
         queue.put_nowait(Message())
     with pytest.raises(ActorioException):

@@ -7,15 +7,24 @@ protocol's. An endpoint's metadata carries the actor's class and its protocol's 
 to `MAX_SCHEMA` characters); its statistics are the actor's (`Actor.statistics`): requests are
 the messages it handled and errors those whose handler raised, counted while handler counting
 is on (``actorio.telemetry.count_handlers``), else 0.
+
+What a request costs is bounded: the reply subject is checked before anything is built; a
+class's schema is made once; the INFO body is made again only when the publications change;
+INFO and STATS are answered at most `ANSWERS_PER_SECOND` times a second (a request beyond gets
+no answer, as a lost one); an INFO body larger than the server's payload limit leaves the
+schemas out (``{"error": "too large"}``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
+import nats.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.micro.service import (
@@ -28,11 +37,17 @@ from nats.micro.service import (
     control_subject,
 )
 
+from ..lowlevel import LogLimit
+
 if TYPE_CHECKING:
+    from .. import Actor
     from ._addresses import Destinations
     from ._node import Node
+    from ._publication import Publication
 
-__all__ = ["MAX_SCHEMA", "NodeService"]
+__all__ = ["ANSWERS_PER_SECOND", "MAX_SCHEMA", "NodeService"]
+
+_logger = logging.getLogger("actorio.nats")
 
 
 def _version() -> str:
@@ -49,6 +64,11 @@ MAX_SCHEMA = 65536
 """The longest JSON Schema an endpoint's metadata carries (the whole INFO reply must fit the
 server's payload limit)."""
 
+ANSWERS_PER_SECOND = 20
+"""INFO and STATS requests answered per second at most (PING is cheap and always answered)."""
+
+_TOO_LARGE = '{"error": "too large"}'
+
 
 class NodeService:
     """A node answering the micro protocol (see `Node.serve_as_service`): ``name`` is the
@@ -62,6 +82,12 @@ class NodeService:
         self.description = description
         self.started = datetime.now(timezone.utc)
         self._subscriptions: list[Subscription] = []
+        self._schemas: dict[type, str] = {}
+        """Each published class's schema, as the metadata carries it (made once per class)."""
+        self._info: tuple[tuple[tuple[str, type, str], ...], bytes] | None = None
+        """The last INFO body, and the publications it was made for."""
+        self._window = (0.0, 0)  # (second, answers in it)
+        self._failures = LogLimit(_logger)
 
     async def start(self) -> None:
         """Subscribe to the protocol's subjects: ``$SRV.<VERB>``, ``$SRV.<VERB>.<name>`` and
@@ -86,36 +112,72 @@ class NodeService:
         return {"id": self.node.node_id, "name": self.name, "version": VERSION, "metadata": {"url": ""}}
 
     async def _answer(self, msg: Msg) -> None:
-        if not msg.reply:
-            return
+        reply = msg.reply
+        if not reply or self._destinations.refusal(reply) is not None:
+            return  # none, or one chosen to make this node write elsewhere ($KV..., $JS.API...)
         verb = msg.subject.split(".")[1]
         if verb == "PING":
-            body = ServicePing(**self._identity()).to_dict()
+            data = json.dumps(ServicePing(**self._identity()).to_dict()).encode()
+        elif not self._may_answer():
+            return
         elif verb == "INFO":
-            body = ServiceInfo(
-                **self._identity(), description=self.description, endpoints=self._endpoints()
-            ).to_dict()
+            data = self._info_body()
         else:
             body = ServiceStats(**self._identity(), started=self.started, endpoints=self._stats()).to_dict()
-        if self._destinations.refusal(msg.reply) is not None:
-            return  # a reply subject chosen to make this node write elsewhere ($KV..., $JS.API...)
-        await self.node.client.publish(msg.reply, json.dumps(body, default=str).encode())
+            data = json.dumps(body, default=str).encode()
+        try:
+            await self.node.client.publish(reply, data)
+        except nats.errors.MaxPayloadError:
+            self._failures.log(
+                logging.WARNING,
+                "the service's %s reply (%d bytes) is larger than the server's max_payload: not sent",
+                verb,
+                len(data),
+            )
 
-    def _endpoints(self) -> list[EndpointInfo]:
+    def _may_answer(self) -> bool:
+        """True for at most `ANSWERS_PER_SECOND` INFO or STATS requests a second."""
+        second = monotonic() // 1
+        start, count = self._window
+        if second != start:
+            start, count = second, 0
+        self._window = (start, count + 1)
+        return count < ANSWERS_PER_SECOND
+
+    def _info_body(self) -> bytes:
+        """The INFO reply, made again only when the publications changed."""
+        published = self.node.publications()
+        key = tuple((p.name, type(actor), str(p.durable)) for p, actor in published)
+        if self._info is not None and self._info[0] == key:
+            return self._info[1]
+        data = self._info_of(published, with_schemas=True)
+        if len(data) > self.node.client.max_payload:
+            data = self._info_of(published, with_schemas=False)
+        self._info = (key, data)
+        return data
+
+    def _info_of(self, published: list[tuple[Publication, Actor[Any]]], *, with_schemas: bool) -> bytes:
         found: list[EndpointInfo] = []
-        for publication, actor in self.node.publications():
+        for publication, actor in published:
             cls = type(actor)
+            metadata = {
+                "actorio.durable": str(publication.durable).lower(),
+                "actorio.actor.class": f"{cls.__module__}.{cls.__qualname__}",
+                "actorio.schema": self._schema(cls) if with_schemas else _TOO_LARGE,
+            }
+            found.append(EndpointInfo(publication.name, publication.subject, publication.subject, metadata))
+        body = ServiceInfo(**self._identity(), description=self.description, endpoints=found).to_dict()
+        return json.dumps(body, default=str).encode()
+
+    def _schema(self, cls: type[Actor[Any]]) -> str:
+        schema = self._schemas.get(cls)
+        if schema is None:
             try:
                 schema = json.dumps(cls.protocol.json_schema())
             except Exception as error:  # a protocol without a JSON Schema
                 schema = json.dumps({"error": str(error)[:200]})
-            metadata = {
-                "actorio.durable": str(publication.durable).lower(),
-                "actorio.actor.class": f"{cls.__module__}.{cls.__qualname__}",
-                "actorio.schema": schema if len(schema) <= MAX_SCHEMA else '{"error": "too large"}',
-            }
-            found.append(EndpointInfo(publication.name, publication.subject, publication.subject, metadata))
-        return found
+            schema = self._schemas[cls] = schema if len(schema) <= MAX_SCHEMA else _TOO_LARGE
+        return schema
 
     def _stats(self) -> list[EndpointStats]:
         found: list[EndpointStats] = []

@@ -4,6 +4,7 @@ says (nats-py's own micro types read the replies), each published actor an endpo
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 import nats
@@ -12,6 +13,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.micro.service import ServiceInfo, ServicePing, ServiceStats
 
+import actorio.nats._service as service
 from actorio import Actor, Message, handles
 from actorio.nats import Node
 from actorio.telemetry import count_handlers, stop_counting_handlers
@@ -103,5 +105,68 @@ async def test_a_service_request_cannot_aim_the_answer_at_stored_data(nats_url: 
             await client.flush()
             await client.flush()
             assert captured == []
+        finally:
+            await client.close()
+
+
+async def test_a_flood_of_info_requests_is_answered_within_a_budget(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 INFO requests in one second: 20 answered (``ANSWERS_PER_SECOND``), the others dropped
+    as lost ones; the schema is made once for all of them. The next second answers again."""
+    asked = itertools.count()  # the clock, read once per INFO request: 200 in one second, then the next
+    monkeypatch.setattr(service, "monotonic", lambda: 1000.0 if next(asked) < 200 else 1001.0)
+    made: list[type] = []
+    schema = service.NodeService._schema
+
+    def counted(self: service.NodeService, cls: type[Actor[Add]]) -> str:
+        made.append(cls)
+        return schema(self, cls)
+
+    monkeypatch.setattr(service.NodeService, "_schema", counted)
+    async with await Node.connect(nats_url) as node:
+        await node.publish("calculator", Calculator())
+        await node.serve_as_service()
+        client = await nats.connect(nats_url)
+        try:
+            answers: list[bytes] = []
+
+            async def take(msg: Msg) -> None:
+                answers.append(msg.data)
+
+            inbox = client.new_inbox()
+            await client.subscribe(inbox, cb=take)
+            await client.flush()
+            for _ in range(200):
+                await client.publish("$SRV.INFO", b"", reply=inbox)
+            # In the next second, and after the 200 (one subscription takes them in order).
+            assert await _gather(client, "$SRV.INFO", 1)
+            await client.flush()
+            await client.flush()  # the answers sent before it have reached this client too
+            assert len(answers) == service.ANSWERS_PER_SECOND
+            assert len(set(answers)) == 1
+            assert ServiceInfo.from_dict(json.loads(answers[0])).endpoints[0].name == "calculator"
+            assert made == [Calculator]  # one body made for all 21 answers
+        finally:
+            await client.close()
+
+
+async def test_an_info_body_over_the_payload_limit_leaves_the_schemas_out(nats_url: str) -> None:
+    async with await Node.connect(nats_url) as node:
+        await node.publish("calculator", Calculator())
+        service_ = await node.serve_as_service()
+        client = await nats.connect(nats_url)
+        try:
+            (full,) = await _gather(client, "$SRV.INFO", 1)
+            schema = ServiceInfo.from_dict(full).endpoints[0].metadata["actorio.schema"]
+            assert "Add" in schema
+            # A limit between the body without schemas and the one with them (as a server's
+            # max_payload would be): the next body made leaves them out, and still goes.
+            node.client._max_payload = len(json.dumps(full)) - len(schema) // 2  # pyright: ignore[reportPrivateUsage]
+            service_._info = None  # pyright: ignore[reportPrivateUsage]
+            (cut,) = await _gather(client, "$SRV.INFO", 1)
+            endpoint = ServiceInfo.from_dict(cut).endpoints[0]
+            assert endpoint.name == "calculator"
+            assert endpoint.metadata["actorio.schema"] == '{"error": "too large"}'
         finally:
             await client.close()

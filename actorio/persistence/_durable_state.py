@@ -3,6 +3,7 @@ with a revision for optimistic concurrency."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import typing
@@ -66,6 +67,8 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
       it back first (`PersistenceError` says which). A save read back as not saved may still
       be stored later (a client re-sending what it buffered while reconnecting): the next save
       finds it, takes that state, and raises `PersistenceError` for its own message's changes.
+      A save cancelled while the journal writes (a timeout around `save`) is unsure in the same
+      way: the next save reads it back first.
     - Before the first message of each incarnation, the state is read back (`initial_state` if
       none was saved). A stored state of an older ``state_version`` goes through the class's
       upcasters (`upcaster`, declared on the actor class, inherited) up to its version, and is
@@ -200,6 +203,12 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
             self.revision = await self.journal.save_state(
                 self.persistence_id, self.revision, type(self).state_version, payload
             )
+        except asyncio.CancelledError:
+            # Cancelled while the journal writes: the write goes on, or already went. Unsure:
+            # the next save reads back first.
+            self._persistence_unsure = payload
+            self._persistence_roll_back()
+            raise
         except WriterConflict as conflict:
             if self._persistence_late:  # it may be a save read back as not saved, stored since
                 try:

@@ -3,6 +3,7 @@ the latest snapshot and the events after it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import typing
@@ -81,6 +82,8 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
       whose events are stored and applied: it is logged on ``actorio.persistence`` (within a
       limit), and the next multiple tries again. A snapshot beyond the journal's last event
       (the events after it lost) raises `JournalCorrupted` at recovery.
+    - A persist cancelled while the journal writes (``asyncio.wait_for`` around it, the task
+      cancelled) is unsure in the same way: the next `persist` reads back first.
     - JSON has no NaN or infinity: `persist` raises ``ValueError`` for an event that holds one,
       before anything is written or applied (it would be read back as ``null``).
     """
@@ -176,6 +179,11 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         before = self.sequence
         try:
             self.sequence = await self.journal.append(self.persistence_id, before, encoded)
+        except asyncio.CancelledError:
+            # Cancelled (a timeout around persist, the task cancelled) while the journal writes:
+            # the write goes on, or already went. Unsure: the next persist reads back first.
+            self._persistence_unsure = (encoded, state)
+            raise
         except WriterConflict as conflict:
             if self._persistence_late:  # it may be a persist read back as not stored, stored since
                 found = await self._persistence_explain(conflict, self._persistence_read_back(None))

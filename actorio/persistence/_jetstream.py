@@ -65,6 +65,18 @@ def _needs_jetstream(name: str) -> Generator[None, None, None]:
         ) from None
 
 
+@contextlib.contextmanager
+def _failed(persistence_id: PersistenceId | str, what: str) -> Generator[None, None, None]:
+    """nats-py's errors (no answer in time, a lost connection, a refusal) as `PersistenceError`,
+    which the persistent actors handle (read back, roll back): not as nats-py's own types."""
+    try:
+        yield
+    except nats.js.errors.KeyWrongLastSequenceError:
+        raise  # a conflict, which the caller turns into WriterConflict (or tries again)
+    except (nats.errors.Error, asyncio.TimeoutError) as error:
+        raise PersistenceError(f"{persistence_id}: {what} failed ({error!r})") from error
+
+
 class JetStreamJournal(Journal):
     """A `Journal` in NATS JetStream.
 
@@ -355,16 +367,15 @@ class JetStreamJournal(Journal):
             config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=hint[1])
         else:
             config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-        subscription = await self._js.subscribe(
-            self._subject(persistence_id), stream=stream, ordered_consumer=True, config=config
-        )
+        with _failed(persistence_id, "reading the events"):
+            subscription = await self._js.subscribe(
+                self._subject(persistence_id), stream=stream, ordered_consumer=True, config=config
+            )
         expected = 0  # the first event of the next batch, once a batch was read
         try:
             while True:
-                try:
+                with _failed(persistence_id, "reading the events"):
                     message = await subscription.next_msg(timeout=self.timeout)
-                except nats.errors.TimeoutError:
-                    raise PersistenceError(f"{persistence_id}: reading the events timed out") from None
                 records = decode_batch(persistence_id, message.data)
                 # Batches follow on, from event 1: one that does not (written by someone else)
                 # is refused here, even when all its events are before ``after``.
@@ -381,7 +392,17 @@ class JetStreamJournal(Journal):
                 if message.metadata.sequence.stream >= last_stream:
                     return
         finally:
+            await self._unsubscribe(stream, subscription)
+
+    async def _unsubscribe(self, stream: str, subscription: Any) -> None:
+        """End a read: unsubscribe, and delete its consumer on the server, which would otherwise
+        stay there for seconds after each read (a stream takes a limited number of consumers:
+        a thousand recoveries at once would be refused). A failure leaves it to expire."""
+        consumer = getattr(subscription, "_consumer", None)  # nats-py keeps its name there
+        with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
             await subscription.unsubscribe()
+            if isinstance(consumer, str) and consumer:
+                await self._js.delete_consumer(stream, consumer)
 
     async def last_sequence(self, persistence_id: PersistenceId) -> int:
         self._check_open()
@@ -395,11 +416,13 @@ class JetStreamJournal(Journal):
         # Where the snapshot's event is in the stream, if known: recovery reads from there.
         stream_sequence = known[1] if known is not None and known[0] == snapshot.sequence else 0
         head = f"{snapshot.sequence} {snapshot.version} {stream_sequence}\n".encode()
-        await self._put("snapshots", snapshot.persistence_id, head + snapshot.payload, None)
+        with _failed(snapshot.persistence_id, "saving the snapshot"):
+            await self._put("snapshots", snapshot.persistence_id, head + snapshot.payload, None)
 
     async def load_snapshot(self, persistence_id: PersistenceId) -> SnapshotRecord | None:
         self._check_open()
-        found = await self._get("snapshots", persistence_id)
+        with _failed(persistence_id, "loading the snapshot"):
+            found = await self._get("snapshots", persistence_id)
         if found is None:
             return None
         head, payload = _split(persistence_id, found[0], 3)
@@ -414,7 +437,8 @@ class JetStreamJournal(Journal):
         self._check_open()
         try:
             value = f"{version}\n".encode() + payload
-            return await self._put("states", persistence_id, value, expected_revision)
+            with _failed(persistence_id, "saving the state (it may or may not be stored)"):
+                return await self._put("states", persistence_id, value, expected_revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             current = await self.load_state(persistence_id)
             raise WriterConflict(
@@ -423,7 +447,8 @@ class JetStreamJournal(Journal):
 
     async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
         self._check_open()
-        found = await self._get("states", persistence_id)
+        with _failed(persistence_id, "loading the state"):
+            found = await self._get("states", persistence_id)
         if found is None:
             return None
         (version,), payload = _split(persistence_id, found[0], 1)
@@ -464,15 +489,18 @@ class JetStreamJournal(Journal):
     async def save_reminder(self, reminder: ReminderRecord) -> None:
         self._check_open()
         value = [reminder.due, reminder.message.decode()]
-        await self._change_reminders(reminder.persistence_id, reminder.name, value)
+        with _failed(reminder.persistence_id, "saving a reminder"):
+            await self._change_reminders(reminder.persistence_id, reminder.name, value)
 
     async def delete_reminder(self, persistence_id: PersistenceId, name: str) -> None:
         self._check_open()
-        await self._change_reminders(persistence_id, name, None)
+        with _failed(persistence_id, "deleting a reminder"):
+            await self._change_reminders(persistence_id, name, None)
 
     async def load_reminders(self, persistence_id: PersistenceId) -> list[ReminderRecord]:
         self._check_open()
-        reminders, _ = await self._reminders(persistence_id)
+        with _failed(persistence_id, "loading the reminders"):
+            reminders, _ = await self._reminders(persistence_id)
         try:
             found = [
                 ReminderRecord(persistence_id, name, float(due), str(message).encode())

@@ -15,6 +15,7 @@ handling time and queue.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -35,11 +36,43 @@ _CELL_CHARS = 200
 """The longest text a cell or the header shows of one value from a snapshot."""
 
 
+_fetching: dict[str, threading.Thread] = {}
+"""The fetch under way for each URL (one at most: a URL that never answers holds one thread)."""
+
+
 def fetch(url: str, timeout: float = 5.0) -> dict[str, Any]:
     """The snapshot document at ``url``, read within ``timeout`` seconds in all. Raises
-    ``OSError`` (unreachable, too slow) or ``ValueError`` (not a snapshot)."""
+    ``OSError`` (unreachable, too slow) or ``ValueError`` (not a snapshot).
+
+    The read runs on a thread of its own, waited for ``timeout`` seconds: a server that sends its
+    headers a byte at a time would keep a socket's own timeout from ever expiring. While a read of
+    ``url`` that outlived its time still runs, the next one raises ``TimeoutError`` at once."""
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"not an http(s) URL: {url}")
+    running = _fetching.get(url)
+    if running is not None and running.is_alive():
+        raise TimeoutError(f"the snapshot took more than {timeout} s to arrive (still waiting)")
+    outcome: list[dict[str, Any] | BaseException] = []
+
+    def read() -> None:
+        try:
+            outcome.append(_read(url, timeout))
+        except BaseException as error:  # handed to the caller's thread
+            outcome.append(error)
+
+    thread = _fetching[url] = threading.Thread(target=read, name="actorio-top-fetch", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        raise TimeoutError(f"the snapshot took more than {timeout} s to arrive")
+    del _fetching[url]
+    found = outcome[0]
+    if isinstance(found, BaseException):
+        raise found
+    return found
+
+
+def _read(url: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     chunks: list[bytes] = []
     size = 0

@@ -103,6 +103,9 @@ async def test_the_metrics_are_scraped_over_http(scrape_url: str) -> None:
     )
     assert _value(text, handled, 'actorio_message_type="Fail"', 'actorio_outcome="failed"') == 1
     assert _value(text, "actorio_handler_duration_seconds_count", worker_class, '"Work"') == 6
+    # Buckets in seconds (the SDK's default ones are for milliseconds: 5 is its second bound).
+    assert _value(text, "actorio_handler_duration_seconds_bucket", worker_class, '"Work"', 'le="0.0001"') <= 6
+    assert _value(text, "actorio_handler_duration_seconds_bucket", worker_class, '"Work"', 'le="10.0"') == 6
     assert _value(text, "actorio_asks_timed_out_total") == 1
     assert _value(text, "actorio_asks_in_flight") == 0
     assert _value(during, "actorio_mailbox_depth", worker_class) == 2

@@ -239,8 +239,9 @@ _HOSTILE: dict[str, object] = {
 
 @pytest.fixture(scope="module")
 def hostile() -> Iterator[str]:
-    """An HTTP endpoint serving snapshots made to break a terminal (``/<case>``), and one that
-    sends a byte every half second (``/trickle``)."""
+    """An HTTP endpoint serving snapshots made to break a terminal (``/<case>``), one that sends a
+    byte every half second (``/trickle``), and one that sends a header line every half second
+    (``/headers``)."""
     import http.server
     import json
     import threading
@@ -251,6 +252,13 @@ def hostile() -> Iterator[str]:
             pass
 
         def do_GET(self) -> None:
+            if self.path == "/headers":  # a header line every half second, no end
+                self.wfile.write(b"HTTP/1.0 200 OK\r\n")
+                for _ in range(40):
+                    self.wfile.write(b"X-Slow: 1\r\n")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+                return
             self.send_response(200)
             self.end_headers()
             if self.path == "/trickle":
@@ -314,6 +322,13 @@ def test_a_slow_endpoint_is_given_up_and_a_large_tree_is_cut(hostile: str) -> No
     started = time.monotonic()
     with pytest.raises(OSError, match="took more than"):
         fetch(f"{hostile}/trickle", timeout=1.0)
+    assert time.monotonic() - started < 10
+    # Headers that never end: each line resets a socket's own timeout, the fetch's time does not.
+    started = time.monotonic()
+    with pytest.raises(OSError, match="took more than"):
+        fetch(f"{hostile}/headers", timeout=1.0)
+    with pytest.raises(OSError, match="still waiting"):  # no second thread for that URL meanwhile
+        fetch(f"{hostile}/headers", timeout=1.0)
     assert time.monotonic() - started < 10
     status, shown = _once(f"{hostile}/many")
     assert status == 0

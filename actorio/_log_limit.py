@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 
-__all__ = ["LogLimit", "printable"]
+__all__ = ["LogLimit", "printable", "reset_log_limits"]
 
 
 def printable(text: str, keep: str = "") -> str:
@@ -32,7 +33,7 @@ class LogLimit:
 
     One thread uses a limit (the event loop's, for all of actorio's): its count is not locked."""
 
-    __slots__ = ("_logger", "_limit", "_window", "_start", "_logged", "_left_out", "_about")
+    __slots__ = ("__weakref__", "_about", "_left_out", "_limit", "_logged", "_logger", "_start", "_window")
 
     def __init__(
         self, logger: logging.Logger, *, limit: int = 10, window: float = 60.0, about: str = ""
@@ -46,6 +47,7 @@ class LogLimit:
         self._start: float | None = None
         self._logged = 0
         self._left_out = 0
+        _every.add(self)
 
     def log(
         self,
@@ -82,3 +84,15 @@ class LogLimit:
     def reset(self) -> None:
         """Start a new window now (for tests)."""
         self._start, self._logged, self._left_out = None, 0, 0
+
+
+_every: weakref.WeakSet[LogLimit] = weakref.WeakSet()
+"""Every limit alive, for `reset_log_limits`."""
+
+
+def reset_log_limits() -> None:
+    """Start a new window now in every `LogLimit` (what was counted is forgotten, not logged): the
+    test kit's pytest plugin does it before each test, so that what one test logged does not
+    silence the next one's lines."""
+    for limit in list(_every):
+        limit.reset()

@@ -30,8 +30,9 @@ What is here:
   `refuse_non_finite` raises ``ValueError`` for one that a JSON body lost, where
   `may_hold_float` says a type may hold one (`FLOATS_ATTRIBUTE`: where a model class keeps
   that answer).
-- **Logs**: `LogLimit`, logging within a limit, for lines that input from outside could multiply;
-  `printable`, text from outside with its control characters escaped.
+- **Logs**: `LogLimit`, logging within a limit, for lines that input from outside could multiply
+  (`reset_log_limits` starts every limit's window again, for tests); `printable`, text from
+  outside with its control characters escaped.
 - **Types**: `is_message_class`, `is_actor_class`, `union_arms`; `Request`, the structural type
   that lets a signature say "a member of this protocol whose reply is R" (as `actorio.ask` does),
   and `Member`, its counterpart for a message class (as `ActorRef.narrow`).
@@ -76,7 +77,7 @@ from ._dispatch import (
 from ._finite import FLOATS_ATTRIBUTE, may_hold_float, refuse_non_finite
 from ._incarnation import SIGNALS, decision_on
 from ._inputs import Barrier
-from ._log_limit import LogLimit, printable
+from ._log_limit import LogLimit, printable, reset_log_limits
 from ._mailbox import Mailbox, MailboxLike
 from ._message import is_message_class
 from ._propagation import Extract, Inject, extracted, inject, set_propagator
@@ -154,6 +155,7 @@ __all__ = [
     "remove_transport_listener",
     "reply_type_of",
     "report_transport",
+    "reset_log_limits",
     "set_propagator",
     "snapshot",
     "substitute_children",

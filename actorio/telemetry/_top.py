@@ -171,9 +171,10 @@ def render(document: dict[str, Any], previous: dict[str, Any] | None, url: str) 
         old = before.get(key)
         if old is not None and elapsed > 0 and handled is not None and old.get("handled") is not None:
             count = handled - old["handled"]
-            rate = f"{count / elapsed:.1f}"
-            seconds = (node.get("handler_seconds") or 0.0) - (old.get("handler_seconds") or 0.0)
-            mean = f"{seconds / count * 1000:.2f}" if count > 0 else "-"
+            if count >= 0:  # less: the counts are an incarnation's, and it restarted meanwhile
+                rate = f"{count / elapsed:.1f}"
+                seconds = (node.get("handler_seconds") or 0.0) - (old.get("handler_seconds") or 0.0)
+                mean = f"{seconds / count * 1000:.2f}" if count > 0 else "-"
         table.add_row(
             *_cells(
                 "  " * depth + _plain(node.get("identifier", "?")),

@@ -19,12 +19,17 @@ The loop comes from pytest-asyncio's ``pytest_asyncio_loop_factories`` hook. For
 asyncio tests the plugin answers with ``asyncio.new_event_loop`` (the loop pytest-asyncio would
 create, through the same policy) if no other plugin answers the hook, and stands aside otherwise.
 Disable the plugin with ``-p no:actorio``.
+
+Before each test, every `actorio.lowlevel.LogLimit` starts a new window
+(`actorio.lowlevel.reset_log_limits`): what one test logged (ten restarts of a class, say) does
+not silence the lines the next test looks for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import sys
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -33,7 +38,12 @@ import pytest
 if TYPE_CHECKING:
     from actorio.testing import ActorTestKit, MockClock
 
-__all__ = ["pytest_asyncio_loop_factories", "pytest_configure", "pytest_runtest_makereport"]
+__all__ = [
+    "pytest_asyncio_loop_factories",
+    "pytest_configure",
+    "pytest_runtest_makereport",
+    "pytest_runtest_setup",
+]
 
 MARKER = "mock_clock"
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
@@ -91,6 +101,15 @@ def pytest_asyncio_loop_factories(
     except (TypeError, ValueError) as error:
         raise pytest.UsageError(f"{item.nodeid}: mark.{MARKER}: {error}") from None
     return {MARKER: factory}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Start every log limit's window again (see the module's text). Only once actorio's runtime
+    is loaded: a test session that never imports it does not load it for this."""
+    if "actorio._log_limit" in sys.modules:
+        from actorio.lowlevel import reset_log_limits
+
+        reset_log_limits()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -333,3 +333,25 @@ def test_a_slow_endpoint_is_given_up_and_a_large_tree_is_cut(hostile: str) -> No
     status, shown = _once(f"{hostile}/many")
     assert status == 0
     assert f"and {5001 - MAX_ROWS} more actors" in shown
+
+
+def test_counts_that_went_down_give_no_rate() -> None:
+    """An actor's counts are its incarnation's: after a restart they start again, and the view
+    shows no rate rather than a negative one."""
+    import io
+
+    from rich.console import Console
+
+    from actorio.telemetry._top import render
+
+    def document(time: float, handled: int) -> dict[str, Any]:
+        node = _node("worker", actor_class="app.Worker", handled=handled, handler_seconds=handled / 1000)
+        return {"time": time, "tree": node}
+
+    out = io.StringIO()
+    console = Console(file=out, width=160)
+    console.print(render(document(11.0, 8), document(10.0, 500), "http://x"))
+    console.print(render(document(12.0, 58), document(11.0, 8), "http://x"))
+    shown = out.getvalue()
+    assert "-492" not in shown
+    assert "50.0" in shown  # the next refresh has a rate again

@@ -475,3 +475,67 @@ def test_without_pytest_asyncio_the_fixtures_say_what_to_install(tmp_path: Path)
             f"actorio's {fixture} fixture needs pytest-asyncio 1.4 or newer: "
             "python -m pip install 'pytest-asyncio>=1.4'"
         ) in message
+
+
+def test_what_one_test_logged_does_not_silence_the_next(tmp_path: Path) -> None:
+    """Eleven restarts of a class use up its warnings for the minute (``RESTART_LOG_LIMIT``); the
+    plugin starts every log limit again before the next test, which sees its own warning."""
+    (tmp_path / "pytest.ini").write_text(CONFIG)
+    (tmp_path / "test_logs.py").write_text(
+        textwrap.dedent(
+            """
+            import asyncio
+            import logging
+
+            import pytest
+
+            from actorio import Actor, Message, SupervisorStrategy, handles
+
+
+            class Boom(Message):
+                pass
+
+
+            class Ping(Message[int]):
+                pass
+
+
+            class Fragile(Actor[Boom | Ping]):
+                @handles(Boom)
+                async def boom(self, msg: Boom) -> None:
+                    raise ValueError("boom")
+
+                @handles(Ping)
+                async def ping(self, msg: Ping) -> int:
+                    return 1
+
+
+            class Parent(Actor):
+                supervisor_strategy = SupervisorStrategy(max_restarts=100, within=60.0)
+
+
+            async def fail(times: int) -> None:
+                parent = Parent()
+                async with parent:
+                    child = await parent.supervise(Fragile, name="fragile")
+                    for _ in range(times):
+                        await child.tell(Boom())
+                        assert await child.ask(Ping()) == 1  # behind it: the next incarnation answers
+
+
+            @pytest.mark.asyncio
+            async def test_a_first(caplog: pytest.LogCaptureFixture) -> None:
+                with caplog.at_level(logging.WARNING, logger="actorio.actor"):
+                    await fail(11)
+
+
+            @pytest.mark.asyncio
+            async def test_b_restart_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+                with caplog.at_level(logging.WARNING, logger="actorio.actor"):
+                    await fail(1)
+                assert any("is restarted" in r.getMessage() for r in caplog.records)
+            """
+        )
+    )
+    result = run_pytest(tmp_path, "test_logs.py")
+    assert result.returncode == 0, result.stdout + result.stderr

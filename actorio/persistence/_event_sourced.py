@@ -288,7 +288,11 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
                 raise JournalCorrupted(
                     f"{self.persistence_id}: event {record.sequence} follows event {sequence}"
                 )
-            state = apply(state, typing.cast("E", codec.decode(record.name, record.version, record.payload)))
+            try:
+                event = codec.decode(record.name, record.version, record.payload)
+            except SchemaMismatch as error:  # said with where it is: the id and the event's number
+                raise SchemaMismatch(f"{self.persistence_id}: event {record.sequence}: {error}") from None
+            state = apply(state, typing.cast("E", event))
             sequence = record.sequence
         if snapshot is not None and sequence == snapshot.sequence and sequence > 0:
             last = await self.journal.last_sequence(self.persistence_id)

@@ -76,7 +76,9 @@ async def test_a_field_removed_without_an_upcaster_is_reported(v1_journal: Path)
     async with SqliteJournal(v1_journal) as journal:
         with pytest.raises(
             SchemaMismatch,
-            match=r"stored field\(s\) 'note' are not in Deposited1 \(a removed field needs an upcaster",
+            # Where: the persistence id and the event's number, then what.
+            match=r"^account/alice: event 1: stored event 'Deposited' version 1: "
+            r".*stored field\(s\) 'note' are not in Deposited1 \(a removed field needs an upcaster",
         ):
             async with Careless("alice", journal):
                 pass

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ._exceptions import RestartIntensityExceeded
@@ -27,7 +28,35 @@ if TYPE_CHECKING:
     from ._actor import Actor
     from ._ref import ActorRef
 
-__all__ = ["Supervisor", "SupervisorLike", "make_child"]
+__all__ = [
+    "RestartHook",
+    "Supervisor",
+    "SupervisorLike",
+    "add_restart_hook",
+    "make_child",
+    "remove_restart_hook",
+]
+
+RestartHook = Callable[["Actor[Any]", "BaseException | None"], None]
+"""What `add_restart_hook` calls when a supervisor restarts a child: ``(incarnation, error)``."""
+
+_restart_hooks: tuple[RestartHook, ...] = ()
+
+
+def add_restart_hook(hook: RestartHook) -> None:
+    """Call ``hook(incarnation, error)`` each time a supervisor restarts a child, once its restart
+    intensity allowed it (not for a failure that made the supervisor give up): ``incarnation``
+    is the one that ended, ``error`` why (``None``: a permanent child that returned). The seam
+    for metrics. Adding a hook twice adds it once."""
+    global _restart_hooks
+    if hook not in _restart_hooks:
+        _restart_hooks = (*_restart_hooks, hook)
+
+
+def remove_restart_hook(hook: RestartHook) -> None:
+    """Stop calling ``hook`` (see `add_restart_hook`); nothing happens if it was not added."""
+    global _restart_hooks
+    _restart_hooks = tuple(h for h in _restart_hooks if h != hook)
 
 
 class SupervisorLike(Protocol):
@@ -238,6 +267,8 @@ class Supervisor:
             raise RestartIntensityExceeded(
                 parent.identifier, strategy.max_restarts, strategy.within
             ) from error
+        for hook in _restart_hooks:
+            hook(record.actor, error)
         records = [r for r in self.children.values() if r is not None and r.state != "gone"]
         if strategy.strategy == "one_for_one":
             group = [record]

@@ -42,7 +42,8 @@ What is here:
   `Actor.statistics` reports as handled, failed and time in handlers; `snapshot` gives a tree of
   actors as JSON-ready data; `configure_alarms` and `alarm_settings()` set and read the
   always-on alarms (`AlarmSettings`); `add_send_hook` sees every send in any task (the message
-  as queued: an ask's copy), `add_timer_hook` every timer started; `decision_on` says what a
+  as queued: an ask's copy), `add_timer_hook` every timer started, `add_restart_hook` every
+  restart a supervisor makes (after its intensity allowed it); `decision_on` says what a
   handler's failure on a told message leads to (restart, resume, stop, ...).
 - **Context across processes**: a tracer sets the propagator (`set_propagator`: `Inject`,
   `Extract`); a transport calls `inject` on the headers of what it sends and opens `extracted`
@@ -94,7 +95,7 @@ from ._ref import (
     remove_send_hook,
 )
 from ._statistics import counting_wrapper, snapshot
-from ._supervisor import SupervisorLike, make_child
+from ._supervisor import RestartHook, SupervisorLike, add_restart_hook, make_child, remove_restart_hook
 from ._timers import TimerHook, add_timer_hook, remove_timer_hook
 from ._transport import TransportListener, add_transport_listener, remove_transport_listener
 from ._transport import report as report_transport
@@ -117,6 +118,7 @@ __all__ = [
     "Member",
     "Payload",
     "Request",
+    "RestartHook",
     "SendHook",
     "SendObserver",
     "SupervisorLike",
@@ -124,6 +126,7 @@ __all__ = [
     "TransportListener",
     "actor_of",
     "add_handler_wrapper",
+    "add_restart_hook",
     "add_send_hook",
     "add_timer_hook",
     "add_transport_listener",
@@ -150,6 +153,7 @@ __all__ = [
     "printable",
     "refuse_non_finite",
     "remove_handler_wrapper",
+    "remove_restart_hook",
     "remove_send_hook",
     "remove_timer_hook",
     "remove_transport_listener",

@@ -28,7 +28,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from actorio import Actor, BaseRef, UnhandledMessage, dead_letters
-from actorio.lowlevel import AskRef, Handler, decision_on, wire_name_of
+from actorio.lowlevel import AskRef, Handler, add_restart_hook, decision_on, remove_restart_hook, wire_name_of
 
 from ._metrics import Metrics
 
@@ -189,8 +189,6 @@ class Tracing:
                             "exception.type": type(error).__qualname__,
                         },
                     )
-                if metrics is not None and decision == "restart":
-                    metrics.restart(class_name)
                 raise
             except BaseException:
                 outcome = "cancelled"
@@ -209,10 +207,18 @@ class Tracing:
         traced.__doc__ = getattr(handler, "__doc__", None)
         return traced
 
+    def on_restart(self, actor: Actor[Any], error: BaseException | None) -> None:
+        """Restart hook: a failure answered by a restart (one the supervisor made), counted."""
+        if self.metrics is not None and error is not None:
+            cls = type(actor)
+            self.metrics.restart(f"{cls.__module__}.{cls.__qualname__}")
+
     def listen(self) -> None:
         dead_letters.add_listener(self.on_dead_letter)
+        add_restart_hook(self.on_restart)
 
     def stop_listening(self) -> None:
+        remove_restart_hook(self.on_restart)
         dead_letters.remove_listener(self.on_dead_letter)
 
 

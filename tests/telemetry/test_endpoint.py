@@ -16,8 +16,8 @@ import pytest
 import pytest_asyncio
 
 from actorio import Actor, Message, handles
-from actorio.lowlevel import actor_of
-from actorio.telemetry import _endpoint
+from actorio.lowlevel import actor_of, counting_wrapper, handler_wrappers
+from actorio.telemetry import _endpoint, count_handlers, stop_counting_handlers
 from actorio.telemetry._endpoint import MAX_CONNECTIONS, SnapshotServer, serve_snapshots
 from tests.nats_support.processes import wait_until
 
@@ -182,3 +182,23 @@ async def test_a_flood_of_requests_builds_the_tree_once_a_while(
     assert all(answer.startswith(b"HTTP/1.0 200 OK") for answer in answers)
     assert len({answer for answer in answers}) == 1
     assert len(built) == 1
+
+
+async def test_handler_counting_goes_off_with_the_last_endpoint_it_turned_on() -> None:
+    async with Root(identifier="root") as ref:
+        root = actor_of(ref)
+        assert root is not None
+        assert counting_wrapper not in handler_wrappers()
+        first, second = await serve_snapshots(root), await serve_snapshots(root)
+        assert counting_wrapper in handler_wrappers()
+        await first.close()
+        await first.close()  # twice: counted once
+        assert counting_wrapper in handler_wrappers()  # the second still serves counts
+        await second.close()
+        assert counting_wrapper not in handler_wrappers()
+        count_handlers()  # the program's own: an endpoint leaves it on
+        try:
+            await (await serve_snapshots(root)).close()
+            assert counting_wrapper in handler_wrappers()
+        finally:
+            stop_counting_handlers()

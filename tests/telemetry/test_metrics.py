@@ -11,7 +11,15 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import REGISTRY, start_http_server
 
-from actorio import Actor, ActorStopped, Message, dead_letters, handles
+from actorio import (
+    Actor,
+    ActorStopped,
+    Message,
+    RestartIntensityExceeded,
+    SupervisorStrategy,
+    dead_letters,
+    handles,
+)
 from actorio.telemetry import instrument, uninstrument
 
 
@@ -111,3 +119,37 @@ async def test_the_metrics_are_scraped_over_http(scrape_url: str) -> None:
     assert _value(during, "actorio_mailbox_depth", worker_class) == 2
     assert _value(text, "actorio_dead_letters_total", 'actorio_dead_letter_reason="stopped"') == 1
     assert len(dead_letters.of(reason="stopped")) == 1
+
+
+class Crash(Message[int]):
+    pass
+
+
+class Flaky(Actor[Crash | Work]):
+    @handles(Crash)
+    async def crash(self, message: Crash) -> int:
+        raise ValueError("crash")
+
+    @handles(Work)
+    async def work(self, message: Work) -> int:
+        return message.n
+
+
+class Keeper(Actor):
+    supervisor_strategy = SupervisorStrategy(max_restarts=1, within=60.0)
+
+
+@pytest.mark.asyncio
+async def test_restarts_count_what_the_supervisor_did_not_what_it_would_do(scrape_url: str) -> None:
+    """Two failures under ``max_restarts=1``: the first is answered by a restart, the second makes
+    the supervisor give up (`RestartIntensityExceeded`): one restart counted, not two."""
+    keeper = Keeper()
+    await keeper.start()
+    child = await keeper.supervise(Flaky, name="flaky")
+    await child.tell(Crash())
+    assert await child.ask(Work(n=1)) == 1  # behind the crash: the next incarnation answers
+    await child.tell(Crash())
+    with pytest.raises(RestartIntensityExceeded):
+        await keeper.wait()
+    text = await asyncio.to_thread(_scrape, scrape_url)
+    assert _value(text, "actorio_restarts_total", f'actorio_actor_class="{__name__}.Flaky"') == 1

@@ -370,10 +370,16 @@ def _receiver(typ: ProperType, method: str) -> tuple[str, Type, list[Instance], 
     actorio's own: the receiver's name, protocol type, members and bound."""
     if not isinstance(typ, Instance):
         return None
-    definer = next((klass.fullname for klass in typ.type.mro if method in klass.names), None)
-    if definer not in (ACTOR, ACTOR_REF):
+    definer = next((klass for klass in typ.type.mro if method in klass.names), None)
+    if definer is None:
         return None
-    found = _protocol(typ, definer)
+    if definer.fullname in (ACTOR, ACTOR_REF):
+        base = definer.fullname
+    elif definer.has_base(ACTOR_REF):  # a reference that sends its own way (RemoteRef, EntityRef)
+        base = ACTOR_REF
+    else:
+        return None
+    found = _protocol(typ, base)
     if found is None:
         return None
     return (typ.type.name, *found)

@@ -169,7 +169,7 @@ async def test_typed_reference_by_class(nodes: list[Node]) -> None:
     assert await ref.ask(Balance()) == 5
     assert ref == client.entity(Account, "alice")
     with pytest.raises(TypeError):
-        await ref.tell(Other())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        await ref.tell(Other())  # type: ignore[actorio-protocol]  # pyright: ignore[reportArgumentType]
 
 
 async def test_keys_are_checked_at_the_reference(node: Node) -> None:

@@ -126,7 +126,7 @@ async def test_local_protocol_check_and_missing_actor(node: Node) -> None:
     assert isinstance(greeter, RemoteRef)
     assert isinstance(greeter, ActorRef)
     with pytest.raises(TypeError, match="does not accept Greeting"):
-        await greeter.tell(Greeting(text="x"))  # type: ignore[arg-type]
+        await greeter.tell(Greeting(text="x"))  # type: ignore[actorio-protocol]
     with pytest.raises(ActorNotFound, match="no actor is published as 'nobody-here'"):
         await greeter.ask(Greet(name="x"), timeout=5)
     with pytest.raises(ValueError, match="invalid actor name"):

@@ -110,6 +110,7 @@ ACTORIO_HANDLER = ErrorCode(
 )
 
 ACTOR = "actorio._actor.Actor"
+EVENT_SOURCED = "actorio.persistence._event_sourced.EventSourcedActor"
 TERMINATED = "actorio._watch.Terminated"
 ACTOR_REF = "actorio._ref.ActorRef"
 HANDLES = "actorio._dispatch.handles"
@@ -360,6 +361,35 @@ def _actor_class_hook(ctx: ClassDefContext, lookup: Lookup) -> None:
         return
     info.metadata[METADATA_KEY] = {"handlers": own}
     _check_class(ctx, info, lookup)
+    _check_apply(ctx, info)
+
+
+def _check_apply(ctx: ClassDefContext, info: TypeInfo) -> None:
+    """Mirror ``EventSourcedActor.__init_subclass__``: a class that names its state and events
+    (``EventSourcedActor[P, S, E]`` among its own bases) defines ``apply``, or inherits one from
+    a class below `EventSourcedActor`."""
+    subscripted = any(  # a bare ``EventSourcedActor`` base names nothing (its defaults are not)
+        isinstance(expr, IndexExpr) and isinstance(expr.base, RefExpr) and expr.base.fullname == EVENT_SOURCED
+        for expr in ctx.cls.base_type_exprs
+    )
+    named = subscripted and any(
+        base.type.fullname == EVENT_SOURCED
+        and len(base.args) == 3
+        and not any(isinstance(get_proper_type(arg), TypeVarType) for arg in base.args[1:])
+        for base in info.bases
+    )
+    if not named:
+        return
+    for klass in info.mro:
+        if klass.fullname == EVENT_SOURCED:
+            ctx.api.fail(
+                f"{info.name} names its events but defines no apply(state, event)",
+                ctx.cls,
+                code=ACTORIO_HANDLER,
+            )
+            return
+        if "apply" in klass.names:
+            return
 
 
 # -- sends (type checking) -------------------------------------------------------------------

@@ -310,13 +310,12 @@ def test_actor_classes_are_checked_against_their_protocol(mypy: Mypy) -> None:
     assert run.errors == expected_errors(CASES / "classes.py.txt"), run.describe()
 
 
-def test_the_class_checks_mirror_those_made_at_class_creation() -> None:
-    """Run the classes case: each top-level class whose bases could be created raises TypeError
+@pytest.mark.parametrize("case", ["classes.py.txt", "persistence.py.txt"])
+def test_the_class_checks_mirror_those_made_at_class_creation(case: str) -> None:
+    """Run a case of classes: each top-level class whose bases could be created raises TypeError
     exactly where the plugin is expected to report `actorio-handler`."""
-    source = (CASES / "classes.py.txt").read_text()
-    expected = {
-        line for _, line, code in expected_errors(CASES / "classes.py.txt") if code == "actorio-handler"
-    }
+    source = (CASES / case).read_text()
+    expected = {line for _, line, code in expected_errors(CASES / case) if code == "actorio-handler"}
     module = types.ModuleType("actorio_mypy_plugin_classes_case")
     sys.modules[module.__name__] = module
     raised: set[int] = set()
@@ -325,7 +324,7 @@ def test_the_class_checks_mirror_those_made_at_class_creation() -> None:
         for statement in ast.parse(source).body:
             code = compile(
                 ast.Module(body=[statement], type_ignores=[]),
-                "classes.py",
+                case.removesuffix(".txt"),
                 "exec",
                 flags=__future__.annotations.compiler_flag,
                 dont_inherit=True,
@@ -400,3 +399,11 @@ def test_a_handler_must_return_every_reply_type_of_its_messages(mypy: Mypy) -> N
 def test_without_the_plugin_a_narrower_return_type_passes(mypy: Mypy) -> None:
     run = mypy.check_case("handlers.py.txt", plugin=False)
     assert run.errors == [], run.describe()
+
+
+@pytest.mark.static
+def test_an_event_sourced_actor_naming_its_events_needs_apply(newest_mypy: Mypy, tmp_path: Path) -> None:
+    name = copy_case(tmp_path, "persistence.py.txt")
+    run = newest_mypy.check(tmp_path, [name], cache=tmp_path / ".mypy_cache")
+    assert run.errors == expected_errors(CASES / "persistence.py.txt"), run.describe()
+    assert "NoApply names its events but defines no apply(state, event)" in run.output

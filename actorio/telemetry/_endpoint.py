@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import os
 import socket
@@ -22,7 +23,7 @@ import time
 from typing import Any
 
 from actorio import Actor, dead_letters
-from actorio.lowlevel import counting_wrapper, handler_wrappers, snapshot
+from actorio.lowlevel import LogLimit, counting_wrapper, handler_wrappers, snapshot
 
 from ._counting import count_handlers, stop_counting_handlers
 
@@ -52,6 +53,8 @@ MAX_CONNECTIONS = 16
 FRESH_FOR = 0.25
 """Seconds an answer is reused for: building the tree is the event loop's work, so a flood of
 requests costs at most one build this often."""
+
+_failures = LogLimit(logging.getLogger("actorio.telemetry"))
 
 
 def snapshot_document(root: Actor[Any]) -> dict[str, Any]:
@@ -184,15 +187,22 @@ class _Answers:
 
     def __init__(self, root: Actor[Any]) -> None:
         self.root = root
-        self._body = b""
+        self._answer = ("200 OK", b"")
         self._built = -math.inf
 
-    def snapshot(self) -> bytes:
+    def snapshot(self) -> tuple[str, bytes]:
+        """The status and body; a tree that cannot be built (nested deeper than the stack allows)
+        is a 500, logged within a limit, and built again no sooner than a good one would be."""
         now = time.monotonic()
         if now - self._built >= FRESH_FOR:
-            self._body = json.dumps(snapshot_document(self.root)).encode()
+            try:
+                self._answer = ("200 OK", json.dumps(snapshot_document(self.root)).encode())
+            except Exception as error:
+                _failures.log(logging.ERROR, "the snapshot could not be built: %s", repr(error)[:300])
+                why = {"error": f"the snapshot could not be built ({type(error).__name__})"}
+                self._answer = ("500 Internal Server Error", json.dumps(why).encode())
             self._built = now
-        return self._body
+        return self._answer
 
 
 async def _respond(reader: asyncio.StreamReader, answers: _Answers) -> tuple[str, bytes]:
@@ -205,4 +215,4 @@ async def _respond(reader: asyncio.StreamReader, answers: _Answers) -> tuple[str
         return "400 Bad Request", b'{"error": "bad request"}'
     if line[1] != b"/snapshot":
         return "404 Not Found", b'{"error": "not found: GET /snapshot"}'
-    return "200 OK", answers.snapshot()
+    return answers.snapshot()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -135,7 +136,7 @@ async def test_slow_readers_of_a_large_answer_get_it_whole_and_nothing_is_logged
     aborted: dropping every connection after its answer logged a traceback for honest clients
     (a remote top reading a large tree)."""
     body = b"x" * 3_000_000
-    monkeypatch.setattr(_endpoint._Answers, "snapshot", lambda self: body)
+    monkeypatch.setattr(_endpoint._Answers, "snapshot", lambda self: ("200 OK", body))
     loop = asyncio.get_running_loop()
     errors: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _, context: errors.append(context))
@@ -202,3 +203,25 @@ async def test_handler_counting_goes_off_with_the_last_endpoint_it_turned_on() -
             assert counting_wrapper in handler_wrappers()
         finally:
             stop_counting_handlers()
+
+
+async def test_a_tree_that_cannot_be_built_is_a_500_logged_within_a_limit(
+    endpoint: SnapshotServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tree nested deeper than the stack allows (a chain of 700 supervised actors) raises
+    RecursionError while it is built: each request got its connection dropped, and a traceback
+    logged, unbounded. Now a 500, one log line (within a limit), and no new build sooner."""
+    builds: list[Actor[Any]] = []
+
+    def too_deep(root: Actor[Any]) -> dict[str, Any]:
+        builds.append(root)
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(_endpoint, "snapshot_document", too_deep)
+    with caplog.at_level(logging.ERROR, logger="actorio.telemetry"):
+        answers = [await request(endpoint, b"GET /snapshot HTTP/1.0\r\n\r\n") for _ in range(3)]
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.0 500 "), answer[:200]
+        assert b"the snapshot could not be built (RecursionError)" in answer
+    assert 1 <= len(builds) <= 3  # once per FRESH_FOR at most
+    assert len([r for r in caplog.records if "could not be built" in r.getMessage()]) == len(builds)

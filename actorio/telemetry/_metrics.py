@@ -80,9 +80,14 @@ class Metrics:
             "actorio.transport.errors", unit="{error}", description="A transport's errors, by kind"
         )
 
-    def handled(self, actor: Any, actor_class: str, message_type: str, outcome: str, seconds: float) -> None:
+    def started(self, actor: Any) -> float:
+        """A handler of ``actor`` starts: the actor's mailbox counts in the depth gauge from now
+        on (an actor stuck in its first handler too); returns the time, for `handled`."""
         if actor not in self._actors:
             self._actors.add(actor)
+        return self.clock()
+
+    def handled(self, actor_class: str, message_type: str, outcome: str, seconds: float) -> None:
         key = (actor_class, message_type, outcome)
         self._handled[key] = self._handled.get(key, 0) + 1
         labels = self._labels.get(key[:2])

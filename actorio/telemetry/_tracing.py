@@ -168,7 +168,7 @@ class Tracing:
                     set_status_on_exception=False,
                 )
                 token = otel_context.attach(trace.set_span_in_context(span))
-            started = metrics.clock() if metrics is not None else 0.0
+            started = metrics.started(actor) if metrics is not None else 0.0
             outcome = "handled"
             try:
                 return await handler(actor, message)
@@ -200,7 +200,7 @@ class Tracing:
                 if token is not None:
                     otel_context.detach(token)
                 if metrics is not None:
-                    metrics.handled(actor, class_name, kind.__qualname__, outcome, metrics.clock() - started)
+                    metrics.handled(class_name, kind.__qualname__, outcome, metrics.clock() - started)
 
         traced.__name__ = getattr(handler, "__name__", "traced")
         traced.__qualname__ = getattr(handler, "__qualname__", traced.__name__)

@@ -153,3 +153,33 @@ async def test_restarts_count_what_the_supervisor_did_not_what_it_would_do(scrap
         await keeper.wait()
     text = await asyncio.to_thread(_scrape, scrape_url)
     assert _value(text, "actorio_restarts_total", f'actorio_actor_class="{__name__}.Flaky"') == 1
+
+
+class Stuck(Actor[Slow | Work]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    @handles(Slow)
+    async def slow(self, message: Slow) -> int:
+        self.entered.set()
+        await self.release.wait()
+        return 0
+
+    @handles(Work)
+    async def work(self, message: Work) -> int:
+        return message.n
+
+
+@pytest.mark.asyncio
+async def test_the_depth_gauge_sees_an_actor_stuck_in_its_first_handler(scrape_url: str) -> None:
+    stuck = Stuck()
+    async with stuck as ref:
+        ref.tell_nowait(Slow())
+        await stuck.entered.wait()
+        for n in range(3):
+            ref.tell_nowait(Work(n=n))
+        text = await asyncio.to_thread(_scrape, scrape_url)
+        stuck.release.set()
+    assert _value(text, "actorio_mailbox_depth", f'actorio_actor_class="{__name__}.Stuck"') == 3

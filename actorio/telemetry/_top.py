@@ -35,6 +35,9 @@ MAX_ROWS = 2000
 _CELL_CHARS = 200
 """The longest text a cell or the header shows of one value from a snapshot."""
 
+_SERVICE_TEXT = 40
+"""The widest a text column (node, name, class) of the NATS view is drawn."""
+
 
 _fetching: dict[str, threading.Thread] = {}
 """The fetch under way for each URL (one at most: a URL that never answers holds one thread)."""
@@ -247,8 +250,15 @@ def render_services(nodes: list[tuple[dict[str, Any], dict[str, Any]]], url: str
     )
     table = Table(expand=False, box=None, header_style="bold")
     for column in ("NODE", "NAME", "CLASS", "QUEUED", "REQUESTS", "ERRORS", "AVG MS"):
+        text = column in ("NODE", "NAME", "CLASS")
+        # Text columns at most _SERVICE_TEXT wide, cut with an ellipsis: a responder with a long
+        # name must not push the other nodes' figures off the screen.
         table.add_column(
-            column, justify="left" if column in ("NODE", "NAME", "CLASS") else "right", no_wrap=True
+            column,
+            justify="left" if text else "right",
+            no_wrap=True,
+            max_width=_SERVICE_TEXT if text else None,
+            overflow="ellipsis",
         )
     ordered = sorted(nodes, key=lambda pair: str(pair[0].get("id")))
     actors = [_actor_count(stats) for _, stats in ordered]

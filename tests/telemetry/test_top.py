@@ -162,6 +162,14 @@ def test_the_service_view_draws_at_most_max_rows() -> None:
     shown = drawn([*(node(f"!fake{n:03}", 20) for n in range(100)), node("real", 3)])
     assert "real-2" in shown
     assert "more actors" in shown  # 2,003 rows: some fake ones left out
+    # A responder's long texts are cut: the real node's figures stay on an 80-column screen.
+    wide = node("w" * 200, 1)
+    wide[1]["endpoints"][0]["name"] = "n" * 200
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(render_services([wide, node("real", 1)], "nats://x"))
+    shown = console.export_text()
+    assert re.search(r"real\s+real-0\s+\S*\s+\S+\s+\S+\s+\S+\s+\S+", shown), shown
+    assert max(len(line) for line in shown.splitlines()) <= 80
 
 
 def test_a_node_with_malformed_stats_is_one_row_not_the_whole_view(

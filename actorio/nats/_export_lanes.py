@@ -6,9 +6,12 @@ An actor with an unbounded mailbox never waits for room: what arrives for it is 
 once. An actor with a bounded mailbox gets a `_Lane`: what arrives for it waits there, in order of
 arrival, and one task of the node delivers it, waiting for room as `ActorRef.tell` does (so a
 batch of tells to an idle actor is not cut to its capacity). A lane holds at most
-`LANE_MESSAGES` NATS messages and `LANE_BYTES` bytes (payloads and headers); what comes beyond
-is dropped as when a subscription's pending limits are full (`Receiver.overflow`: dead letters
-``overflow``, an ask answered `MailboxFull`). The lane, and its task, end when it is empty.
+`LANE_MESSAGES` NATS messages and `LANE_BYTES` bytes, and all the lanes of a node together at
+most `NODE_BYTES` (what a message costs: its payload, subject, reply subject and headers, and
+`MESSAGE_COST` more for its objects); what comes beyond is dropped as when a subscription's
+pending limits are full (`Receiver.overflow`: dead letters ``overflow``, an ask answered
+`MailboxFull`). The lane, and its task, end when it is empty. When the node closes, what its
+lanes still hold (and the message a delivery was waiting to queue) is dead letters.
 """
 
 from __future__ import annotations
@@ -22,20 +25,33 @@ from .. import Actor, dead_letters
 from ..lowlevel import Mailbox, mailbox_of
 from ._publication import Receiver, Spawn
 
-__all__ = ["LANE_BYTES", "LANE_MESSAGES", "ExportLanes"]
+__all__ = ["LANE_BYTES", "LANE_MESSAGES", "MESSAGE_COST", "NODE_BYTES", "ExportLanes"]
 
 LANE_MESSAGES = 10_000
 """The NATS messages (a batch of tells is one) a lane holds at most."""
 LANE_BYTES = 16 * 1024 * 1024
-"""The bytes (payloads and headers) a lane holds at most."""
+"""The bytes a lane holds at most."""
+NODE_BYTES = 64 * 1024 * 1024
+"""The bytes all the lanes of a node hold at most (half of what nats-py lets one subscription
+hold: the limit that applied to these messages when the subscription waited for room)."""
+MESSAGE_COST = 400
+"""What a message held costs beyond its bytes (the nats-py message and the lane's entry)."""
 
 
 class _Lane:
-    __slots__ = ("queue", "size")
+    __slots__ = ("current", "queue", "size")
 
     def __init__(self) -> None:
         self.queue: deque[tuple[Msg, int]] = deque()
         self.size = 0
+        self.current: Msg | None = None
+        """The message being delivered (out of the queue, not yet in the mailbox)."""
+
+
+def _cost(msg: Msg) -> int:
+    headers = msg.headers
+    size = MESSAGE_COST + len(msg.data) + len(msg.subject) + len(msg.reply or "")
+    return size + (sum(len(k) + len(v) for k, v in headers.items()) if headers else 0)
 
 
 class ExportLanes:
@@ -45,6 +61,8 @@ class ExportLanes:
         self._receiver = receiver
         self._spawn = spawn
         self._lanes: dict[Mailbox, _Lane] = {}
+        self._size = 0
+        """The bytes all the lanes hold (see `_cost`)."""
 
     async def deliver(self, actor: Actor[Any], msg: Msg) -> None:
         """Deliver ``msg`` to ``actor`` now (an unbounded mailbox), or through its lane."""
@@ -52,17 +70,20 @@ class ExportLanes:
         if mailbox is None or mailbox.putters is None:  # unbounded: a tell never waits
             await self._receiver.receive(actor, msg)
             return
+        size = _cost(msg)
         lane = self._lanes.get(mailbox)
-        if lane is None:
-            lane = self._lanes[mailbox] = _Lane()
-            self._spawn(self._drain(mailbox, lane))
-        headers = msg.headers
-        size = len(msg.data) + (sum(len(k) + len(v) for k, v in headers.items()) if headers else 0)
-        if len(lane.queue) >= LANE_MESSAGES or lane.size + size > LANE_BYTES:
+        held = (0, 0) if lane is None else (len(lane.queue), lane.size)
+        if held[0] >= LANE_MESSAGES or held[1] + size > LANE_BYTES or self._size + size > NODE_BYTES:
             await self._receiver.overflow(actor, msg)
             return
+        fresh = lane is None
+        if lane is None:
+            lane = self._lanes[mailbox] = _Lane()
         lane.queue.append((msg, size))
         lane.size += size
+        self._size += size
+        if fresh:  # after the message is in: an eager task factory runs the delivery at once
+            self._spawn(self._drain(mailbox, lane))
 
     async def _drain(self, mailbox: Mailbox, lane: _Lane) -> None:
         """Deliver the lane's messages in order, each to the incarnation reading the mailbox then
@@ -70,12 +91,31 @@ class ExportLanes:
         `ActorStopped` for an ask). Cancelled (the node closing): what is left is dead letters."""
         try:
             while lane.queue:
-                msg, size = lane.queue.popleft()
+                lane.current, size = lane.queue.popleft()
                 lane.size -= size
-                await self._receiver.receive(mailbox.actor, msg)
+                self._size -= size
+                await self._receiver.receive(mailbox.actor, lane.current)
+                lane.current = None
         finally:
-            if self._lanes.get(mailbox) is lane:
-                del self._lanes[mailbox]
-            for msg, _ in lane.queue:
-                dead_letters.record(msg.data, mailbox.identifier, "stopped")
-            lane.queue.clear()
+            self._drop(mailbox, lane)
+
+    def _drop(self, mailbox: Mailbox, lane: _Lane) -> None:
+        """End ``lane``: what it holds (the message being delivered, cancelled while it waited
+        for room, included) is dead letters."""
+        if self._lanes.get(mailbox) is lane:
+            del self._lanes[mailbox]
+        held = [msg for msg, _ in lane.queue]
+        if lane.current is not None:
+            held.insert(0, lane.current)
+            lane.current = None
+        for msg in held:
+            dead_letters.record(msg.data, mailbox.identifier, "stopped")
+        self._size -= lane.size
+        lane.queue.clear()
+        lane.size = 0
+
+    def close(self) -> None:
+        """The node closed: what the lanes still hold is dead letters (a delivery task cancelled
+        before its first step never ran its own ``finally``)."""
+        for mailbox, lane in list(self._lanes.items()):
+            self._drop(mailbox, lane)

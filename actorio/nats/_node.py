@@ -599,6 +599,7 @@ class Node(NodeEntities):
                         await self._nc.close()
                 for task in list(self._tasks):
                     task.cancel()
+                self._lanes.close()
                 self._addresses.forget_all()  # the actors outlive this node: let them forget it
 
     async def __aenter__(self) -> Node:

@@ -8,11 +8,11 @@ to `MAX_SCHEMA` characters); its statistics are the actor's (`Actor.statistics`)
 the messages it handled and errors those whose handler raised, counted while handler counting
 is on (``actorio.telemetry.count_handlers``), else 0.
 
-What a request costs is bounded: the reply subject is checked before anything is built; a
-class's schema is made once; the INFO body is made again only when the publications change;
-INFO and STATS are answered at most `ANSWERS_PER_SECOND` times a second (a request beyond gets
-no answer, as a lost one); an INFO body larger than the server's payload limit leaves the
-schemas out (``{"error": "too large"}``).
+What a request costs is bounded, and every request is answered: the reply subject is checked
+before anything is built; a class's schema is made once; the INFO body is made again only when
+the publications change, and the STATS body (every published actor's statistics) at most every
+`STATS_FRESH_FOR` seconds, so that a flood of requests costs a publish each; an INFO body larger
+than the server's payload limit leaves the schemas out (``{"error": "too large"}``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ._node import Node
     from ._publication import Publication
 
-__all__ = ["ANSWERS_PER_SECOND", "MAX_SCHEMA", "NodeService"]
+__all__ = ["MAX_SCHEMA", "STATS_FRESH_FOR", "NodeService"]
 
 _logger = logging.getLogger("actorio.nats")
 
@@ -64,8 +64,8 @@ MAX_SCHEMA = 65536
 """The longest JSON Schema an endpoint's metadata carries (the whole INFO reply must fit the
 server's payload limit)."""
 
-ANSWERS_PER_SECOND = 20
-"""INFO and STATS requests answered per second at most (PING is cheap and always answered)."""
+STATS_FRESH_FOR = 0.25
+"""Seconds a STATS body is reused for (as the snapshot endpoint reuses its answer)."""
 
 _TOO_LARGE = '{"error": "too large"}'
 
@@ -86,7 +86,8 @@ class NodeService:
         """Each published class's schema, as the metadata carries it (made once per class)."""
         self._info: tuple[tuple[tuple[str, type, str], ...], bytes] | None = None
         """The last INFO body, and the publications it was made for."""
-        self._window = (0.0, 0)  # (second, answers in it)
+        self._stats: tuple[float, bytes] | None = None
+        """The last STATS body, and when it was made."""
         self._failures = LogLimit(_logger)
 
     async def start(self) -> None:
@@ -118,13 +119,10 @@ class NodeService:
         verb = msg.subject.split(".")[1]
         if verb == "PING":
             data = json.dumps(ServicePing(**self._identity()).to_dict()).encode()
-        elif not self._may_answer():
-            return
         elif verb == "INFO":
             data = self._info_body()
         else:
-            body = ServiceStats(**self._identity(), started=self.started, endpoints=self._stats()).to_dict()
-            data = json.dumps(body, default=str).encode()
+            data = self._stats_body()
         try:
             await self.node.client.publish(reply, data)
         except nats.errors.MaxPayloadError:
@@ -135,14 +133,13 @@ class NodeService:
                 len(data),
             )
 
-    def _may_answer(self) -> bool:
-        """True for at most `ANSWERS_PER_SECOND` INFO or STATS requests a second."""
-        second = monotonic() // 1
-        start, count = self._window
-        if second != start:
-            start, count = second, 0
-        self._window = (start, count + 1)
-        return count < ANSWERS_PER_SECOND
+    def _stats_body(self) -> bytes:
+        """The STATS reply, made again once it is `STATS_FRESH_FOR` seconds old."""
+        now = monotonic()
+        if self._stats is None or now - self._stats[0] >= STATS_FRESH_FOR:
+            body = ServiceStats(**self._identity(), started=self.started, endpoints=self._endpoint_stats())
+            self._stats = (now, json.dumps(body.to_dict(), default=str).encode())
+        return self._stats[1]
 
     def _info_body(self) -> bytes:
         """The INFO reply, made again only when the publications changed."""
@@ -179,7 +176,7 @@ class NodeService:
             schema = self._schemas[cls] = schema if len(schema) <= MAX_SCHEMA else _TOO_LARGE
         return schema
 
-    def _stats(self) -> list[EndpointStats]:
+    def _endpoint_stats(self) -> list[EndpointStats]:
         found: list[EndpointStats] = []
         for publication, actor in self.node.publications():
             statistics = actor.statistics()

@@ -216,13 +216,24 @@ async def test_a_full_sender_mailbox_holds_up_no_other_sender(nats_url: str, nod
             assert dead_letters.counts["overflow"] == 0
 
 
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"LANE_MESSAGES": 3},
+        {"LANE_BYTES": 3_500, "MESSAGE_COST": 1_000},  # three messages of about 1,100 bytes
+        {"NODE_BYTES": 3_500, "MESSAGE_COST": 1_000},  # the same, for all the node's lanes
+    ],
+    ids=["messages", "bytes", "node-bytes"],
+)
 async def test_what_a_full_sender_lane_cannot_hold_is_dropped(
-    node: Node, raw: Client, monkeypatch: pytest.MonkeyPatch
+    node: Node, raw: Client, monkeypatch: pytest.MonkeyPatch, limits: dict[str, int]
 ) -> None:
-    """A parked sender's lane holds at most ``LANE_MESSAGES`` messages: a tell beyond is a dead
-    letter ``overflow``, an ask beyond is answered `MailboxFull` at once; what was kept is handled
-    in order once the actor is let go."""
-    monkeypatch.setattr(export_lanes, "LANE_MESSAGES", 3)
+    """A parked sender's lane holds at most ``LANE_MESSAGES`` messages and ``LANE_BYTES`` bytes,
+    and a node's lanes together ``NODE_BYTES``: a tell beyond is a dead letter ``overflow``, an
+    ask beyond is answered `MailboxFull` at once; what was kept is handled in order once the
+    actor is let go."""
+    for name, value in limits.items():
+        monkeypatch.setattr(export_lanes, name, value)
     parked = Parked()
     async with parked:
         address = node._addresses.address_of(parked.reference)  # what travels as its sender
@@ -241,3 +252,60 @@ async def test_what_a_full_sender_lane_cannot_hold_is_dropped(
     assert 3 <= len(kept) <= 6
     assert dead_letters.counts["overflow"] == 10 - len(kept)
     assert dead_letters.of(reason="overflow")[0].recipient == parked.identifier
+
+
+class BoundedTally(Tally):
+    mailbox_capacity = 10
+
+
+@pytest.mark.skipif(not hasattr(asyncio, "eager_task_factory"), reason="eager tasks: Python 3.12+")
+async def test_an_eager_task_factory_loses_nothing_sent_to_a_bounded_sender(
+    nats_url: str, node: Node
+) -> None:
+    """With an eager task factory a lane's delivery runs as soon as it is made: it must find the
+    message already in the lane (it found none, ended, and the message waited for ever)."""
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+    try:
+        async with await Node.connect(nats_url) as remote:
+            await remote.publish("relay", Relay())
+            await remote.client.flush()
+            tally = BoundedTally()
+            async with tally:
+                await node.ref("relay", Relay).tell(Fan(first=0, count=5, sender=tally))
+
+                async def all_told() -> bool:
+                    return len(tally.done) == 5
+
+                await wait_until(all_told, 10)
+                assert tally.done == list(range(5))
+    finally:
+        loop.set_task_factory(None)
+
+
+async def test_what_a_closing_node_holds_for_a_sender_is_dead_letters(nats_url: str, raw: Client) -> None:
+    """Six tells to a parked sender with a mailbox of one: one handled, one queued; the node
+    closes meanwhile, and the four it held (three in the lane, one waiting for room) are dead
+    letters, none lost without a trace."""
+    parked = Parked()
+    async with parked:
+        node = await Node.connect(nats_url)
+        try:
+            address = node._addresses.address_of(parked.reference)
+            for n in range(6):
+                await raw.publish(address, b'{"type":"Job","data":{"id":%d}}' % n)
+            await raw.flush()
+
+            async def all_there() -> bool:  # one handled, one queued, one held, three in the lane
+                mailbox = mailbox_of(parked)
+                lanes = node._lanes._lanes  # pyright: ignore[reportPrivateUsage]
+                held = sum(len(lane.queue) for lane in lanes.values())
+                return parked.parked and mailbox is not None and len(mailbox) == 1 and held == 3
+
+            await wait_until(all_there, 10)
+            await node.close(timeout=0.2)  # the delivery waits for room for ever: cancelled
+            assert dead_letters.counts["stopped"] == 4
+        finally:
+            await node.close(timeout=0.2)
+            parked.gate.set()
+        assert await parked.reference.ask(Report(), timeout=10) == [0, 1]

@@ -4,14 +4,13 @@ says (nats-py's own micro types read the replies), each published actor an endpo
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 
 import nats
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.micro.service import ServiceInfo, ServicePing, ServiceStats
+from nats.micro.service import EndpointStats, ServiceInfo, ServicePing, ServiceStats
 
 import actorio.nats._service as service
 from actorio import Actor, Message, handles
@@ -109,44 +108,54 @@ async def test_a_service_request_cannot_aim_the_answer_at_stored_data(nats_url: 
             await client.close()
 
 
-async def test_a_flood_of_info_requests_is_answered_within_a_budget(
+async def test_a_flood_of_info_and_stats_requests_is_answered_from_bodies_made_once(
     nats_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """200 INFO requests in one second: 20 answered (``ANSWERS_PER_SECOND``), the others dropped
-    as lost ones; the schema is made once for all of them. The next second answers again."""
-    asked = itertools.count()  # the clock, read once per INFO request: 200 in one second, then the next
-    monkeypatch.setattr(service, "monotonic", lambda: 1000.0 if next(asked) < 200 else 1001.0)
-    made: list[type] = []
-    schema = service.NodeService._schema
+    """200 INFO and 200 STATS requests (a hostile client's flood stalled the node for seconds,
+    each INFO making every schema again): all answered, from one INFO body (the schema made
+    once) and one STATS body; a STATS body ``STATS_FRESH_FOR`` seconds old is made again."""
+    now = [1000.0]
+    monkeypatch.setattr(service, "monotonic", lambda: now[0])
+    made: list[str] = []
+    schema, endpoint_stats = service.NodeService._schema, service.NodeService._endpoint_stats
 
-    def counted(self: service.NodeService, cls: type[Actor[Add]]) -> str:
-        made.append(cls)
+    def counted_schema(self: service.NodeService, cls: type[Actor[Add]]) -> str:
+        made.append("schema")
         return schema(self, cls)
 
-    monkeypatch.setattr(service.NodeService, "_schema", counted)
+    def counted_stats(self: service.NodeService) -> list[EndpointStats]:
+        made.append("stats")
+        return endpoint_stats(self)
+
+    monkeypatch.setattr(service.NodeService, "_schema", counted_schema)
+    monkeypatch.setattr(service.NodeService, "_endpoint_stats", counted_stats)
     async with await Node.connect(nats_url) as node:
         await node.publish("calculator", Calculator())
         await node.serve_as_service()
         client = await nats.connect(nats_url)
         try:
-            answers: list[bytes] = []
+            answers: dict[str, list[bytes]] = {"INFO": [], "STATS": []}
 
             async def take(msg: Msg) -> None:
-                answers.append(msg.data)
+                answers[msg.subject.rsplit(".", 1)[-1]].append(msg.data)
 
             inbox = client.new_inbox()
-            await client.subscribe(inbox, cb=take)
+            await client.subscribe(f"{inbox}.*", cb=take)
             await client.flush()
-            for _ in range(200):
-                await client.publish("$SRV.INFO", b"", reply=inbox)
-            # In the next second, and after the 200 (one subscription takes them in order).
-            assert await _gather(client, "$SRV.INFO", 1)
+            for verb in ("INFO", "STATS"):
+                for _ in range(200):
+                    await client.publish(f"$SRV.{verb}", b"", reply=f"{inbox}.{verb}")
+                # After the 200 (one subscription a subject takes them in order): all handled.
+                assert await _gather(client, f"$SRV.{verb}", 1)
             await client.flush()
-            await client.flush()  # the answers sent before it have reached this client too
-            assert len(answers) == service.ANSWERS_PER_SECOND
-            assert len(set(answers)) == 1
-            assert ServiceInfo.from_dict(json.loads(answers[0])).endpoints[0].name == "calculator"
-            assert made == [Calculator]  # one body made for all 21 answers
+            await client.flush()  # the answers sent before have reached this client too
+            assert [len(answers["INFO"]), len(answers["STATS"])] == [200, 200]
+            assert len(set(answers["INFO"])) == len(set(answers["STATS"])) == 1
+            assert ServiceInfo.from_dict(json.loads(answers["INFO"][0])).endpoints[0].name == "calculator"
+            assert made == ["schema", "stats"]
+            now[0] += service.STATS_FRESH_FOR
+            assert await _gather(client, "$SRV.STATS", 1)
+            assert made == ["schema", "stats", "stats"]
         finally:
             await client.close()
 

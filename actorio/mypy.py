@@ -365,31 +365,21 @@ def _actor_class_hook(ctx: ClassDefContext, lookup: Lookup) -> None:
 
 
 def _check_apply(ctx: ClassDefContext, info: TypeInfo) -> None:
-    """Mirror ``EventSourcedActor.__init_subclass__``: a class that names its state and events
-    (``EventSourcedActor[P, S, E]`` among its own bases) defines ``apply``, or inherits one from
-    a class below `EventSourcedActor`."""
-    subscripted = any(  # a bare ``EventSourcedActor`` base names nothing (its defaults are not)
+    """Mirror ``EventSourcedActor.__init_subclass__``: a class that subscripts it (naming its state
+    and events: a bare base names nothing) defines ``apply`` or inherits one from below it."""
+    if not any(
         isinstance(expr, IndexExpr) and isinstance(expr.base, RefExpr) and expr.base.fullname == EVENT_SOURCED
         for expr in ctx.cls.base_type_exprs
-    )
-    named = subscripted and any(
+    ) or not any(
         base.type.fullname == EVENT_SOURCED
-        and len(base.args) == 3
         and not any(isinstance(get_proper_type(arg), TypeVarType) for arg in base.args[1:])
         for base in info.bases
-    )
-    if not named:
+    ):
         return
-    for klass in info.mro:
-        if klass.fullname == EVENT_SOURCED:
-            ctx.api.fail(
-                f"{info.name} names its events but defines no apply(state, event)",
-                ctx.cls,
-                code=ACTORIO_HANDLER,
-            )
-            return
-        if "apply" in klass.names:
-            return
+    definer = next(klass for klass in info.mro if "apply" in klass.names or klass.fullname == EVENT_SOURCED)
+    if definer.fullname == EVENT_SOURCED:
+        message = f"{info.name} names its events but defines no apply(state, event)"
+        ctx.api.fail(message, ctx.cls, code=ACTORIO_HANDLER)
 
 
 # -- sends (type checking) -------------------------------------------------------------------

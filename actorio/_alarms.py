@@ -5,8 +5,8 @@
   unless it waits for I/O, it posts a beat; a beat not run within the threshold means the loop
   is held. The thread then reads the loop thread's frames: if an actor's handler is running
   (its mainloop is at the line that calls it), and the same handler, with the same message, is
-  still running a tenth of the threshold later, one WARNING names the actor, its class and the
-  message type, once per actor class and message type a minute (a burst of short handlers in
+  seen at every look (ten a threshold) for half the threshold, one WARNING names the actor, its
+  class and the message type, once per actor class and message type a minute (a burst of short handlers in
   one turn of the loop, or the runtime's own code, is nobody's to blame). A handler holding
   the loop for about 2.5 thresholds is always reported. Nothing runs per message.
 - **A mailbox growing.** When the mainloop starts a batch longer than its throughput (a rare
@@ -167,9 +167,11 @@ def handler_lines(code: CodeType) -> frozenset[int]:
 
 
 CONFIRM = 10
-"""A handler caught holding the loop is reported once it is caught again, with the same message,
-a tenth of the threshold later: a burst of short handlers run in one turn of the loop is no
-single handler's doing."""
+"""While a handler is suspected, the watchdog looks again every tenth of the threshold."""
+CONFIRM_FOR = 0.5
+"""A handler caught holding the loop is reported once it has been seen running, with the same
+message, at every look for half the threshold: a burst of short handlers run in one turn of the
+loop is no single handler's doing, nor is one that the machine paused for a few milliseconds."""
 
 
 class _LoopWatch(threading.Thread):
@@ -193,6 +195,7 @@ class _LoopWatch(threading.Thread):
 
     def run(self) -> None:
         suspect: tuple[Any, Any] | None = None  # the handler caught at the last look, this hold
+        since = 0.0  # when it was first caught, at the looks since
         while True:
             threshold = alarm_settings.slow_handler
             pause = threshold / 2 if threshold else 0.05
@@ -215,11 +218,12 @@ class _LoopWatch(threading.Thread):
             elif threshold is not None and not self._reported and now - posted > threshold:
                 found = self._handling() if loop.is_running() else None
                 same = suspect is not None and found is not None and all(map(operator.is_, found, suspect))
-                if same and found is not None:
+                if not same:
+                    suspect, since = found, now
+                elif found is not None and now - since >= threshold * CONFIRM_FOR:
                     self._reported = True
                     self._report(found, now - posted)
-                    found = None  # reported: back to the usual pace until the next hold
-                suspect = found
+                    suspect = None  # reported: back to the usual pace until the next hold
             del loop
 
     def _top(self) -> FrameType | None:

@@ -44,10 +44,12 @@ _restart_hooks: tuple[RestartHook, ...] = ()
 
 
 def add_restart_hook(hook: RestartHook) -> None:
-    """Call ``hook(incarnation, error)`` each time a supervisor restarts a child, once its restart
-    intensity allowed it (not for a failure that made the supervisor give up): ``incarnation``
-    is the one that ended, ``error`` why (``None``: a permanent child that returned). The seam
-    for metrics. Adding a hook twice adds it once."""
+    """Call ``hook(incarnation, error)`` each time a supervisor restarts a child, when the new
+    incarnation is made (after the backoff; never for a failure that made the supervisor give
+    up, nor for a restart that did not happen): ``incarnation`` is the one that ended, ``error``
+    why (a sibling restarted with it, by ``one_for_all`` or ``rest_for_one``: the failing child's
+    error; ``None``: a permanent child that returned). The seam for metrics. Adding a hook twice
+    adds it once."""
     global _restart_hooks
     if hook not in _restart_hooks:
         _restart_hooks = (*_restart_hooks, hook)
@@ -267,8 +269,6 @@ class Supervisor:
             raise RestartIntensityExceeded(
                 parent.identifier, strategy.max_restarts, strategy.within
             ) from error
-        for hook in _restart_hooks:
-            hook(record.actor, error)
         records = [r for r in self.children.values() if r is not None and r.state != "gone"]
         if strategy.strategy == "one_for_one":
             group = [record]
@@ -357,6 +357,8 @@ class Supervisor:
             record.actor = actor
             record.state = "running"
             record.started_at = asyncio.get_running_loop().time()
+            for hook in _restart_hooks:
+                hook(old, record.reason)
             await actor.start()
             self._follow(actor)
 

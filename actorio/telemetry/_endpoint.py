@@ -23,9 +23,9 @@ import time
 from typing import Any
 
 from actorio import Actor, dead_letters
-from actorio.lowlevel import LogLimit, counting_wrapper, handler_wrappers, snapshot
+from actorio.lowlevel import LogLimit, snapshot
 
-from ._counting import count_handlers, stop_counting_handlers
+from ._counting import hold, release
 
 __all__ = [
     "FRESH_FOR",
@@ -88,7 +88,7 @@ class SnapshotServer:
         return once their handlers have ended. Handler counting goes off again with the last
         endpoint open, if an endpoint turned it on."""
         if not self._connections.closing:
-            _Counting.release()
+            release()
         self._connections.closing = True
         self._server.close()
         handlers = list(self._connections.open)
@@ -102,27 +102,6 @@ class SnapshotServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
-class _Counting:
-    """Handler counting for the endpoints open (`serve_snapshots` turns it on): turned off with
-    the last one closed, unless it was on before the first (the program's own)."""
-
-    endpoints = 0
-    ours = False
-
-    @classmethod
-    def hold(cls) -> None:
-        if cls.endpoints == 0:
-            cls.ours = counting_wrapper not in handler_wrappers()
-            count_handlers()
-        cls.endpoints += 1
-
-    @classmethod
-    def release(cls) -> None:
-        cls.endpoints -= 1
-        if cls.endpoints == 0 and cls.ours:
-            stop_counting_handlers()
 
 
 class _Connections:
@@ -140,7 +119,7 @@ async def serve_snapshots(root: Actor[Any], host: str = "127.0.0.1", port: int =
     """Serve the tree under ``root`` at ``http://host:port/snapshot`` (``port`` 0: any free one;
     see `SnapshotServer.url`) until `SnapshotServer.close`. Turns handler counting on
     (`count_handlers`), so that the snapshot has handled counts and handler times, until the last
-    endpoint is closed (unless counting was on already)."""
+    endpoint is closed (unless the program asked for counting: `count_handlers`)."""
     connections = _Connections()
     answers = _Answers(root)
 
@@ -171,7 +150,7 @@ async def serve_snapshots(root: Actor[Any], host: str = "127.0.0.1", port: int =
                 _drop(writer)  # (what the client did not take is dropped)
 
     server = await asyncio.start_server(answer, host, port, limit=MAX_REQUEST)
-    _Counting.hold()  # (after the one await that can fail: a port taken turns nothing on)
+    hold()  # (after the one await that can fail: a port taken turns nothing on)
     return SnapshotServer(server, root, connections)
 
 

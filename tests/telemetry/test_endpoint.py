@@ -201,8 +201,15 @@ async def test_handler_counting_goes_off_with_the_last_endpoint_it_turned_on() -
         try:
             await (await serve_snapshots(root)).close()
             assert counting_wrapper in handler_wrappers()
+            endpoint = await serve_snapshots(root)
+            stop_counting_handlers()  # the program's off, an endpoint's on: on until it closes
+            assert counting_wrapper in handler_wrappers()
+            count_handlers()  # on again, while the endpoint is open: the endpoint leaves it on
+            await endpoint.close()
+            assert counting_wrapper in handler_wrappers()
         finally:
             stop_counting_handlers()
+        assert counting_wrapper not in handler_wrappers()
 
 
 async def test_a_tree_that_cannot_be_built_is_a_500_logged_within_a_limit(

@@ -8,10 +8,11 @@ arrival, and one task of the node delivers it, waiting for room as `ActorRef.tel
 batch of tells to an idle actor is not cut to its capacity). A lane holds at most
 `LANE_MESSAGES` NATS messages and `LANE_BYTES` bytes, and all the lanes of a node together at
 most `NODE_BYTES` (what a message costs: its payload, subject, reply subject and headers, and
-`MESSAGE_COST` more for its objects); what comes beyond is dropped as when a subscription's
-pending limits are full (`Receiver.overflow`: dead letters ``overflow``, an ask answered
-`MailboxFull`). The lane, and its task, end when it is empty. When the node closes, what its
-lanes still hold (and the message a delivery was waiting to queue) is dead letters.
+`MESSAGE_COST` more for its objects, `HEADER_COST` more for each header); what comes beyond is
+dropped as when a subscription's pending limits are full (`Receiver.overflow`: dead letters
+``overflow``, an ask answered `MailboxFull`). The lane, and its task, end when it is empty. When
+the node closes, what its lanes still hold (and the message a delivery was waiting to queue) is
+dead letters ``stopped``, one for each tell of a batch.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from nats.aio.msg import Msg
 
 from .. import Actor, dead_letters
 from ..lowlevel import Mailbox, mailbox_of
+from ._batch import BATCH, pieces
 from ._publication import Receiver, Spawn
 
-__all__ = ["LANE_BYTES", "LANE_MESSAGES", "MESSAGE_COST", "NODE_BYTES", "ExportLanes"]
+__all__ = ["HEADER_COST", "LANE_BYTES", "LANE_MESSAGES", "MESSAGE_COST", "NODE_BYTES", "ExportLanes"]
 
 LANE_MESSAGES = 10_000
 """The NATS messages (a batch of tells is one) a lane holds at most."""
@@ -36,6 +38,8 @@ NODE_BYTES = 64 * 1024 * 1024
 hold: the limit that applied to these messages when the subscription waited for room)."""
 MESSAGE_COST = 400
 """What a message held costs beyond its bytes (the nats-py message and the lane's entry)."""
+HEADER_COST = 100
+"""What each header of a message held costs beyond its bytes (its two strings, its dict slot)."""
 
 
 class _Lane:
@@ -51,7 +55,7 @@ class _Lane:
 def _cost(msg: Msg) -> int:
     headers = msg.headers
     size = MESSAGE_COST + len(msg.data) + len(msg.subject) + len(msg.reply or "")
-    return size + (sum(len(k) + len(v) for k, v in headers.items()) if headers else 0)
+    return size + (sum(HEADER_COST + len(k) + len(v) for k, v in headers.items()) if headers else 0)
 
 
 class ExportLanes:
@@ -105,11 +109,14 @@ class ExportLanes:
         if self._lanes.get(mailbox) is lane:
             del self._lanes[mailbox]
         held = [msg for msg, _ in lane.queue]
-        if lane.current is not None:
-            held.insert(0, lane.current)
-            lane.current = None
+        current, lane.current = lane.current, None
+        if current is not None and not (current.headers and BATCH in current.headers):
+            held.insert(0, current)  # (a batch's pieces not told yet: the Receiver records them)
         for msg in held:
-            dead_letters.record(msg.data, mailbox.identifier, "stopped")
+            headers = msg.headers
+            found = pieces(msg.data, headers) if headers and BATCH in headers else None
+            for data in found if isinstance(found, list) else (msg.data,):  # each tell of a batch
+                dead_letters.record(data, mailbox.identifier, "stopped")
         self._size -= lane.size
         lane.queue.clear()
         lane.size = 0

@@ -597,10 +597,13 @@ class Node(NodeEntities):
                     # transport, whose writelines() after the connection was lost calls None.
                     with contextlib.suppress(OSError, TypeError):
                         await self._nc.close()
-                for task in list(self._tasks):
+                tasks = list(self._tasks)
+                for task in tasks:
                     task.cancel()
                 self._lanes.close()
                 self._addresses.forget_all()  # the actors outlive this node: let them forget it
+                if tasks:  # let them end: a batch being told records the pieces it did not tell
+                    await asyncio.wait(tasks, timeout=1.0)
 
     async def __aenter__(self) -> Node:
         return self

@@ -400,7 +400,8 @@ class Receiver:
     ) -> None:
         """A batch of tells (``_batch``): each piece validated and told in order, as a tell without
         headers is; an invalid piece is a dead letter ``invalid`` and the others are handled. A
-        batch that is malformed, or sent as a request, is refused whole."""
+        batch that is malformed, or sent as a request, is refused whole. Cancelled while waiting
+        for room (the node closing), the pieces not told yet are dead letters ``stopped``."""
         found = pieces(data, headers)
         if reply is not None and not isinstance(found, PayloadError):
             found = PayloadError((), "a batch of tells cannot be sent as a request", "invalid_batch")
@@ -409,14 +410,19 @@ class Receiver:
             await self.refuse(actor, _invalid(actor, found), reply, data)
             return
         validate = message_validator(type(actor)).validate
-        for piece in found:
+        for index, piece in enumerate(found):
             report_transport("nats", "received", "tell")
             try:
                 message = validate(piece)
             except InvalidPayload as error:
                 await self.refuse(actor, error, None, piece)
                 continue
-            await self._tell(actor, message, piece, wait_for_room)
+            try:
+                await self._tell(actor, message, piece, wait_for_room)
+            except asyncio.CancelledError:  # waiting for room, the node closing: the rest are lost
+                for lost in found[index:]:
+                    dead_letters.record(lost, actor.identifier, "stopped")
+                raise
 
     async def refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None, data: bytes) -> None:
         """An invalid message: the error goes to ``reply`` (an ask whose reply subject the node

@@ -8,11 +8,13 @@ to `MAX_SCHEMA` characters); its statistics are the actor's (`Actor.statistics`)
 the messages it handled and errors those whose handler raised, counted while handler counting
 is on (``actorio.telemetry.count_handlers``), else 0.
 
-What a request costs is bounded, and every request is answered: the reply subject is checked
-before anything is built; a class's schema is made once; the INFO body is made again only when
-the publications change, and the STATS body (every published actor's statistics) at most every
-`STATS_FRESH_FOR` seconds, so that a flood of requests costs a publish each; an INFO body larger
-than the server's payload limit leaves the schemas out (``{"error": "too large"}``).
+What a request costs is bounded: the reply subject is checked before anything is built; a
+class's schema is made once; the INFO body is made again only when the publications change, and
+the STATS body (every published actor's statistics) at most every `STATS_FRESH_FOR` seconds;
+INFO and STATS replies leave at most `REPLY_BYTES_PER_SECOND` a second (a token bucket: a
+request beyond goes unanswered, as a lost one), so that a small request cannot make the node
+send its large INFO body thousands of times a second; an INFO body larger than the server's
+payload limit leaves the schemas out (``{"error": "too large"}``).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
     from ._node import Node
     from ._publication import Publication
 
-__all__ = ["MAX_SCHEMA", "STATS_FRESH_FOR", "NodeService"]
+__all__ = ["MAX_SCHEMA", "REPLY_BYTES_PER_SECOND", "STATS_FRESH_FOR", "NodeService"]
 
 _logger = logging.getLogger("actorio.nats")
 
@@ -66,6 +68,10 @@ server's payload limit)."""
 
 STATS_FRESH_FOR = 0.25
 """Seconds a STATS body is reused for (as the snapshot endpoint reuses its answer)."""
+
+REPLY_BYTES_PER_SECOND = 4 * 1024 * 1024
+"""The bytes of INFO and STATS replies a node sends a second at most, on average (bursts of as
+many). An operator's tools ask a few times a second; a flood beyond goes unanswered."""
 
 _TOO_LARGE = '{"error": "too large"}'
 
@@ -89,6 +95,7 @@ class NodeService:
         self._stats: tuple[float, bytes] | None = None
         """The last STATS body, and when it was made."""
         self._failures = LogLimit(_logger)
+        self._budget, self._refilled = float(REPLY_BYTES_PER_SECOND), monotonic()
 
     async def start(self) -> None:
         """Subscribe to the protocol's subjects: ``$SRV.<VERB>``, ``$SRV.<VERB>.<name>`` and
@@ -119,10 +126,11 @@ class NodeService:
         verb = msg.subject.split(".")[1]
         if verb == "PING":
             data = json.dumps(ServicePing(**self._identity()).to_dict()).encode()
-        elif verb == "INFO":
-            data = self._info_body()
+        elif not self._may_send():
+            return
         else:
-            data = self._stats_body()
+            data = self._info_body() if verb == "INFO" else self._stats_body()
+            self._budget -= len(data)
         try:
             await self.node.client.publish(reply, data)
         except nats.errors.MaxPayloadError:
@@ -132,6 +140,15 @@ class NodeService:
                 verb,
                 len(data),
             )
+
+    def _may_send(self) -> bool:
+        """True while the reply budget (`REPLY_BYTES_PER_SECOND`, refilled continuously) is not
+        spent: the reply then goes whole, and what it takes is owed."""
+        now = monotonic()
+        rate = REPLY_BYTES_PER_SECOND
+        self._budget = min(float(rate), self._budget + (now - self._refilled) * rate)
+        self._refilled = now
+        return self._budget > 0
 
     def _stats_body(self) -> bytes:
         """The STATS reply, made again once it is `STATS_FRESH_FOR` seconds old."""

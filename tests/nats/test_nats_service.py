@@ -179,3 +179,40 @@ async def test_an_info_body_over_the_payload_limit_leaves_the_schemas_out(nats_u
             assert endpoint.metadata["actorio.schema"] == '{"error": "too large"}'
         finally:
             await client.close()
+
+
+async def test_info_and_stats_replies_leave_within_a_byte_budget(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small request must not make the node send its large INFO body without end (a client
+    sending 5,000 got 648 MB out of a node with 150 actors). With a budget of one byte a second:
+    of 50 INFO requests at one instant the first goes whole and the others get nothing; the next
+    is answered once the time to pay its bytes back has passed. PING is not in the budget."""
+    monkeypatch.setattr(service, "REPLY_BYTES_PER_SECOND", 1)
+    # The service reads the clock once when made, then once per INFO request: these instants.
+    times = iter([1000.0] * 51 + [11000.0])
+    monkeypatch.setattr(service, "monotonic", lambda: next(times))
+    async with await Node.connect(nats_url) as node:
+        await node.publish("calculator", Calculator())
+        await node.serve_as_service()
+        client = await nats.connect(nats_url)
+        try:
+            answers: list[bytes] = []
+
+            async def take(msg: Msg) -> None:
+                answers.append(msg.data)
+
+            inbox = client.new_inbox()
+            await client.subscribe(inbox, cb=take)
+            await client.flush()
+            for _ in range(50):
+                await client.publish("$SRV.INFO", b"", reply=inbox)
+            assert await _gather(client, "$SRV.PING", 1)
+            # 10,000 s later, after the 50 (one subscription takes them in order): answered.
+            assert await _gather(client, "$SRV.INFO", 1)
+            await client.flush()
+            await client.flush()  # the answers sent before have reached this client too
+            assert len(answers) == 1
+            assert len(answers[0]) < 10_000  # (paid back within the 10,000 s)
+        finally:
+            await client.close()

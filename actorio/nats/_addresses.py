@@ -26,7 +26,7 @@ from nats.aio.msg import Msg
 
 from .. import NO_SENDER, Actor, ActorRef, BaseRef, Message, PayloadError, dead_letters
 from ..lowlevel import Mailbox, actor_of, mailbox_of, unwatch, watch
-from ._batch import BATCH, pieces
+from ._batch import tells_of
 from ._codec import ERROR, SENDER
 from ._remote import RemoteRef
 
@@ -219,8 +219,7 @@ class Addresses:
                 body = json.dumps({"kind": "stopped", "type": "ActorStopped", "message": "the actor is gone"})
                 await self._nc.publish(msg.reply, body.encode(), headers=ERROR)
             else:
-                found = pieces(msg.data, msg.headers) if msg.headers and BATCH in msg.headers else None
-                for data in found if isinstance(found, list) else (msg.data,):
+                for data in tells_of(msg.data, msg.headers):
                     dead_letters.record(data, msg.subject, "stopped")
             return
         await deliver(actor, msg)

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from .. import PayloadError
 from ._codec import SENDER
 
-__all__ = ["BATCH", "MAX_BATCH", "MAX_BATCH_BYTES", "batch_headers", "joinable", "pieces"]
+__all__ = ["BATCH", "MAX_BATCH", "MAX_BATCH_BYTES", "batch_headers", "joinable", "pieces", "tells_of"]
 
 BATCH = "Actorio-Batch"
 """A batch's header: how many tells its body holds, one wire form per line."""
@@ -62,3 +62,10 @@ def pieces(data: bytes, headers: Mapping[str, str]) -> list[bytes] | PayloadErro
             (), f"the batch declares {count} messages and holds {lines} lines", "invalid_batch"
         )
     return data.split(b"\n")
+
+
+def tells_of(data: bytes, headers: Mapping[str, str] | None) -> list[bytes]:
+    """The payloads of the tells a NATS message holds, for recording them as dead letters: each
+    piece of a batch, else the message's payload whole (one tell, or a batch refused whole)."""
+    found = pieces(data, headers) if headers and BATCH in headers else None
+    return found if isinstance(found, list) else [data]

@@ -24,7 +24,7 @@ from nats.aio.msg import Msg
 
 from .. import Actor, dead_letters
 from ..lowlevel import Mailbox, mailbox_of
-from ._batch import BATCH, pieces
+from ._batch import BATCH, tells_of
 from ._publication import Receiver, Spawn
 
 __all__ = ["HEADER_COST", "LANE_BYTES", "LANE_MESSAGES", "MESSAGE_COST", "NODE_BYTES", "ExportLanes"]
@@ -113,9 +113,7 @@ class ExportLanes:
         if current is not None and not (current.headers and BATCH in current.headers):
             held.insert(0, current)  # (a batch's pieces not told yet: the Receiver records them)
         for msg in held:
-            headers = msg.headers
-            found = pieces(msg.data, headers) if headers and BATCH in headers else None
-            for data in found if isinstance(found, list) else (msg.data,):  # each tell of a batch
+            for data in tells_of(msg.data, msg.headers):  # each tell of a batch
                 dead_letters.record(data, mailbox.identifier, "stopped")
         self._size -= lane.size
         lane.queue.clear()

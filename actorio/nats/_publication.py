@@ -48,7 +48,7 @@ from ..lowlevel import (
     watch,
 )
 from ._addresses import Destinations, sender_of
-from ._batch import BATCH, pieces
+from ._batch import BATCH, pieces, tells_of
 from ._codec import (
     ERROR,
     MSG_ID,
@@ -380,15 +380,14 @@ class Receiver:
         """``msg`` for ``actor`` dropped unread (the node holds too much for it already): each tell
         (of a batch, each piece) a dead letter ``overflow``, an ask answered `MailboxFull` if the
         node serves its reply subject; reported as `_overflowed` does."""
-        headers, reply = msg.headers, msg.reply or None
-        found = pieces(msg.data, headers) if headers and BATCH in headers else None
-        if reply is None or isinstance(found, list):
-            for data in found if isinstance(found, list) else (msg.data,):
+        tells = tells_of(msg.data, msg.headers)
+        if not msg.reply or len(tells) > 1:  # a tell, or a batch (of two tells or more)
+            for data in tells:
                 self._overflowed(actor, data)
             return
         self._overflowed(actor, None)
         mailbox = mailbox_of(actor)
-        await self.send(actor.identifier, reply, full_error(mailbox.capacity if mailbox else 0), ERROR)
+        await self.send(actor.identifier, msg.reply, full_error(mailbox.capacity if mailbox else 0), ERROR)
 
     async def _receive_batch(
         self,

@@ -85,8 +85,8 @@ class SnapshotServer:
 
     async def close(self) -> None:
         """Stop listening, drop the connections still open (and any accepted meanwhile), and
-        return once their handlers have ended. Handler counting goes off again with the last
-        endpoint open, if an endpoint turned it on."""
+        return once their handlers have ended. Handler counting goes off with the last endpoint
+        closed, unless the program asked for it (`count_handlers`)."""
         if not self._connections.closing:
             release()
         self._connections.closing = True

@@ -17,7 +17,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from actorio.lowlevel import mailbox_of
 
-__all__ = ["DURATION_BUCKETS", "Metrics"]
+__all__ = ["DURATION_BUCKETS", "Metrics", "class_name"]
 
 DURATION_BUCKETS = [
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0
@@ -26,6 +26,11 @@ DURATION_BUCKETS = [
 advice for request durations, from 5 ms up to 10 s, below which three finer ones for handlers
 under a millisecond). Without it the SDK's default bounds (0, 5, 10, 25 ... 10,000) are made for
 milliseconds: every handler would fall in the first bucket."""
+
+
+def class_name(cls: type) -> str:
+    """An actor class as the metrics and spans name it (``actorio.actor.class``)."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class Metrics:
@@ -146,6 +151,6 @@ class Metrics:
             mailbox = mailbox_of(actor)
             if mailbox is None or not actor.running:
                 continue
-            name = f"{type(actor).__module__}.{type(actor).__qualname__}"
+            name = class_name(actor.__class__)
             depths[name] = depths.get(name, 0) + len(mailbox)
         return [Observation(depth, {"actorio.actor.class": name}) for name, depth in depths.items()]

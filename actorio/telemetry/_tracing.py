@@ -30,7 +30,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from actorio import Actor, BaseRef, UnhandledMessage, dead_letters
 from actorio.lowlevel import AskRef, Handler, add_restart_hook, decision_on, remove_restart_hook, wire_name_of
 
-from ._metrics import Metrics
+from ._metrics import Metrics, class_name
 
 if TYPE_CHECKING:
     from actorio import DeadLetter, Message
@@ -120,14 +120,14 @@ class Tracing:
         tracer = self.tracer
         metrics = self.metrics
         noted = self._noted
-        class_name = f"{actor_class.__module__}.{actor_class.__qualname__}"
+        actor_class_name = class_name(actor_class)
         constant: dict[type, tuple[str, dict[str, Any]]] = {}  # per message class: name, attributes
 
         def constant_of(kind: type[Any]) -> tuple[str, dict[str, Any]]:
             attributes: dict[str, Any] = {
                 "messaging.system": SYSTEM,
                 "messaging.operation.type": "process",
-                "actorio.actor.class": class_name,
+                "actorio.actor.class": actor_class_name,
                 "actorio.message.type": kind.__qualname__,
             }
             wire = _wire_name(kind)
@@ -200,7 +200,7 @@ class Tracing:
                 if token is not None:
                     otel_context.detach(token)
                 if metrics is not None:
-                    metrics.handled(class_name, kind.__qualname__, outcome, metrics.clock() - started)
+                    metrics.handled(actor_class_name, kind.__qualname__, outcome, metrics.clock() - started)
 
         traced.__name__ = getattr(handler, "__name__", "traced")
         traced.__qualname__ = getattr(handler, "__qualname__", traced.__name__)
@@ -210,8 +210,7 @@ class Tracing:
     def on_restart(self, actor: Actor[Any], error: BaseException | None) -> None:
         """Restart hook: a failure answered by a restart (one the supervisor made), counted."""
         if self.metrics is not None and error is not None:
-            cls = type(actor)
-            self.metrics.restart(f"{cls.__module__}.{cls.__qualname__}")
+            self.metrics.restart(class_name(type(actor)))
 
     def listen(self) -> None:
         dead_letters.add_listener(self.on_dead_letter)

@@ -22,19 +22,20 @@ from __future__ import annotations
 import __future__
 
 import ast
-import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+
+from tests.static.file_lock import locked
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = Path(__file__).resolve().parent / "mypy_plugin_cases"
@@ -204,23 +205,6 @@ def _release(text: str) -> tuple[int, int, int]:
     return major, minor, patch
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` where the platform has one, so that two test runs do not
-    build the same environment at once."""
-    with path.open("a") as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="session")
 def oldest_mypy() -> Mypy:
     oldest, _ = declared_mypy_range()
@@ -234,7 +218,7 @@ def oldest_mypy() -> Mypy:
     stamp = environment / "actorio-test-requirements.txt"
     wanted = "\n".join([*requirements, f"-e {ROOT}"]) + "\n"
     OLDEST_HOME.mkdir(parents=True, exist_ok=True)
-    with _locked(OLDEST_HOME / "lock"):
+    with locked(OLDEST_HOME / "lock"):
         if not (python.exists() and stamp.is_file() and stamp.read_text() == wanted):
             shutil.rmtree(environment, ignore_errors=True)
             _run([sys.executable, "-m", "venv", str(environment)], cwd=ROOT)

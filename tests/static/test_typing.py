@@ -25,10 +25,16 @@ from pathlib import Path
 import pytest
 
 from tests.static.corpus import CORPUS, MYPY_IGNORE, PYRIGHT_IGNORE, corpus_files
+from tests.static.file_lock import locked
 from tests.static.project_pyright import PyrightReport
 
 ROOT = Path(__file__).resolve().parents[2]
 MYPY_CONFIG = CORPUS / "mypy.ini"
+CORPUS_CACHE = ROOT / ".mypy_cache" / "typing-corpus"  # MYPY_CONFIG's cache_dir
+CORPUS_CACHE_LOCK = ROOT / ".mypy_cache" / "typing-corpus.lock"
+"""Held exclusively by the corpus run, which writes CORPUS_CACHE, and shared by its copiers: a copy
+taken while mypy writes the cache's SQLite files fails (their write-ahead logs come and go) or is
+torn."""
 
 MUST_FAIL_MINIMUM = 40
 
@@ -69,7 +75,8 @@ def test_corpus_is_there() -> None:
 
 @pytest.mark.static
 def test_mypy_accepts_the_corpus() -> None:
-    result = _run(sys.executable, "-m", "mypy", "--config-file", str(MYPY_CONFIG))
+    with locked(CORPUS_CACHE_LOCK):
+        result = _run(sys.executable, "-m", "mypy", "--config-file", str(MYPY_CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
     checked = re.search(r"no issues found in (\d+) source files", result.stdout)
     assert checked is not None, result.stdout
@@ -118,9 +125,9 @@ def _mypy_errors(files: list[Path], cache: Path) -> tuple[Marks, str]:
     the corpus run's cache, where there is one: the standard library, pydantic and actorio, under
     the same options, then come from it (3.1 s of CPU without it, 0.2 s with it, here); the fail
     files, at other paths and with other contents, are checked anew."""
-    corpus_cache = ROOT / ".mypy_cache" / "typing-corpus"  # MYPY_CONFIG's cache_dir
-    if corpus_cache.is_dir():
-        shutil.copytree(corpus_cache, cache)
+    with locked(CORPUS_CACHE_LOCK, shared=True):
+        if CORPUS_CACHE.is_dir():
+            shutil.copytree(CORPUS_CACHE, cache)
     result = _run(
         sys.executable,
         "-m",

@@ -19,6 +19,10 @@ import actorio.telemetry
 import actorio.testing
 from tests.docs.pages import DOCS
 
+# The site's build (its subprocess given 300 s) is part of a test: a busy machine needs more than
+# the suite's 60 s a test.
+pytestmark = pytest.mark.timeout(300)
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:

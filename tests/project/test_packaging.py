@@ -20,6 +20,10 @@ from pathlib import Path
 
 import pytest
 
+# Each test builds, installs or runs in subprocesses given 300 s each; a busy machine needs more
+# than the suite's 60 s a test.
+pytestmark = pytest.mark.timeout(300)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -180,11 +180,24 @@ def failed(actor: Actor[Any], message: Any, error: Exception) -> bool:
     return False
 
 
+LATE_ASK_LOG_LIMIT = 10
+"""How many "failed serving an ask that is already over" errors the process logs in a minute
+(callers timing out while the handler they asked fails: an overload logs one each)."""
+
+_late_asks = LogLimit(logging.getLogger("actorio.actor"), limit=LATE_ASK_LOG_LIMIT, about="late asks failed")
+
+
 def ask_failed(actor: Actor[Any], message: Message[Any], ask: AskRef, error: Exception) -> None:
-    """A handler serving an ask raised: the error goes to the asker, and the actor carries on."""
+    """A handler serving an ask raised: the error goes to the asker, and the actor carries on. If
+    the asker is gone (timed out, cancelled), the error is logged, within `LATE_ASK_LOG_LIMIT`
+    lines a minute."""
     if not ask.fail(error) and not isinstance(error, UnhandledMessage):
-        actor.logger.error(
-            "%s failed serving an ask that is already over", type(message).__name__, exc_info=error
+        _late_asks.log(
+            logging.ERROR,
+            "%s failed serving an ask that is already over",
+            type(message).__name__,
+            exc_info=error,
+            through=actor.logger,
         )
 
 
@@ -213,11 +226,21 @@ def log_failure(actor: Actor[Any], error: BaseException) -> None:
     """Log the error that ends an incarnation: a failure that its supervision answers with a
     restart (by design) is one WARNING line, its traceback at the level the alarm settings say
     (within `RESTART_LOG_LIMIT` lines a minute for the actor's class); any other, the error with
-    its traceback."""
+    its traceback, also a failure its supervisor would restart but for its restart intensity
+    (as the restarts counted so far stand: the supervisor's decision follows, in its task)."""
     record = actor._actor_record
     logger = actor.logger
     if record is None or outcome_of_end(record, error) != "restart":
         logger.exception("%s failed", actor.identifier)
+        return
+    strategy = record.strategy
+    if not record.restart_log.would_allow(asyncio.get_running_loop().time(), strategy):
+        logger.exception(
+            "%s failed, past its supervisor's restart intensity (%d in %g s): not restarted",
+            actor.identifier,
+            strategy.max_restarts,
+            strategy.within,
+        )
         return
     limit = _restarts.get(type(actor))
     if limit is None:

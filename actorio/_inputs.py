@@ -124,6 +124,11 @@ class InputTasks:
         self._entries: list[InputTask] = []
         self._closed = False
 
+    def rebind(self, mailbox: Mailbox) -> None:
+        """Queue the handlers in ``mailbox`` from now on (a restarted child's, which its supervisor
+        keeps across incarnations, rather than the one its new incarnation was made with)."""
+        self._mailbox = mailbox
+
     def add(
         self,
         factory: Callable[[], Awaitable[Any]],

@@ -209,10 +209,18 @@ class SupervisedChild:
         "started_at",
         "pending",
         "group",
+        "strategy",
+        "restart_log",
     )
 
-    def __init__(self, spec: ChildSpec[Any], actor: Actor[Any], strategy: SupervisorStrategy) -> None:
+    def __init__(
+        self, spec: ChildSpec[Any], actor: Actor[Any], strategy: SupervisorStrategy, restart_log: RestartLog
+    ) -> None:
         self.spec = spec
+        self.strategy = strategy
+        """The supervisor's strategy."""
+        self.restart_log = restart_log
+        """The supervisor's recent restarts (the intensity), shared by its children."""
         self.decider = spec.on_failure if spec.on_failure is not None else strategy.decider
         self.backoff = spec.backoff if spec.backoff is not None else strategy.backoff
         self.actor = actor
@@ -253,3 +261,9 @@ class RestartLog:
             times.popleft()
         times.append(now)
         return len(times) <= strategy.max_restarts
+
+    def would_allow(self, now: float, strategy: SupervisorStrategy) -> bool:
+        """Whether `allow` at ``now`` would say yes, counting nothing (read as a child fails, so
+        that its log line says what its supervisor will do)."""
+        since = now - strategy.within
+        return sum(1 for time in self.times if time > since) < strategy.max_restarts

@@ -15,14 +15,23 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ._exceptions import RestartIntensityExceeded
 from ._inputs import InputSignal
+from ._log_limit import LogLimit
 from ._mailbox import SYSTEM, Mailbox
 from ._supervision import ChildSpec, RestartLog, SupervisedChild
 from ._watch import notify_watchers
+
+FACTORY_FAILURE_LOG_LIMIT = 10
+"""How many "could not restart" errors (a child's factory raising) the process logs in a minute."""
+
+_factory_failures = LogLimit(
+    logging.getLogger("actorio.actor"), limit=FACTORY_FAILURE_LOG_LIMIT, about="failed child factories"
+)
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -96,7 +105,7 @@ class Supervisor:
         """Each child's mailbox (which outlives its incarnations) -> its record (``None``: a child
         from `register_child`, never restarted)."""
         self.restarts: RestartLog | None = None
-        """The recent restarts, for the intensity (made on the first restart)."""
+        """The recent restarts, for the intensity (made with the first supervised child)."""
 
     # -- starting -------------------------------------------------------------------------
 
@@ -111,7 +120,9 @@ class Supervisor:
         """Start the first incarnation of a supervised child (see `Actor.supervise`)."""
         parent = self.parent
         actor = make_child(spec)
-        record = SupervisedChild(spec, actor, type(parent).supervisor_strategy)
+        if self.restarts is None:
+            self.restarts = RestartLog()
+        record = SupervisedChild(spec, actor, type(parent).supervisor_strategy, self.restarts)
         actor._actor_record = record
         self.children[record.mailbox] = record
         record.started_at = asyncio.get_running_loop().time()
@@ -262,10 +273,8 @@ class Supervisor:
         strategy = type(parent).supervisor_strategy
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if self.restarts is None:
-            self.restarts = RestartLog()
         record.state = "restarting"
-        if not self.restarts.allow(now, strategy):
+        if not record.restart_log.allow(now, strategy):
             raise RestartIntensityExceeded(
                 parent.identifier, strategy.max_restarts, strategy.within
             ) from error
@@ -329,9 +338,17 @@ class Supervisor:
             try:
                 actor = _make(record.spec)
             except Exception as error:
-                parent.logger.error("could not restart %s", record.ref.identifier, exc_info=error)
+                _factory_failures.log(
+                    logging.ERROR,
+                    "could not restart %s",
+                    record.ref.identifier,
+                    exc_info=error,
+                    through=parent.logger,
+                )
                 record.reason = error
-                await self._restart(record, error)
+                # A restart like any other (intensity, backoff), as a step of the parent's: called
+                # from here, a factory failing again and again would recurse without bound.
+                self._in_parent(self._restart, record, error)
                 return
             old = record.actor
             mailbox = record.mailbox
@@ -345,6 +362,10 @@ class Supervisor:
             for item in made.system or ():
                 mailbox.put_system(item)
             made.queue.clear()
+            if actor._actor_timers is not None:
+                actor._actor_timers.rebind(mailbox)
+            if actor._actor_inputs is not None:
+                actor._actor_inputs.rebind(mailbox)
             actor._actor_mailbox = mailbox
             actor._actor_ref = record.ref
             actor._actor_identifier = old.identifier

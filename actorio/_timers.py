@@ -112,6 +112,11 @@ class Timers:
             if timer.handle is not None:
                 timer.handle.cancel()
 
+    def rebind(self, mailbox: Mailbox) -> None:
+        """Tell ticks to ``mailbox`` from now on (a restarted child's, which its supervisor keeps
+        across incarnations, rather than the one its new incarnation was made with)."""
+        self._mailbox = mailbox
+
     def __contains__(self, key: Hashable) -> bool:
         return key in self._timers
 

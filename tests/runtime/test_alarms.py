@@ -318,6 +318,42 @@ async def test_a_restarted_failures_traceback_is_at_the_level_chosen(
     assert "boom by design" in caplog.text
 
 
+@pytest.mark.asyncio
+async def test_a_failure_past_the_restart_intensity_is_not_announced_as_a_restart(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The second failure under ``max_restarts=1`` ends the supervisor (RestartIntensityExceeded):
+    its line says so, with the traceback, rather than "is restarted"."""
+    from actorio import RestartIntensityExceeded
+
+    caplog.set_level(logging.WARNING, logger="actorio.actor")
+
+    class Strict(Actor[Sync]):
+        supervisor_strategy = SupervisorStrategy(max_restarts=1, within=60)
+
+        @handles(Sync)
+        async def sync(self, message: Sync) -> int:
+            return 0
+
+    parent = Strict()
+    await parent.start()
+    child = await parent.supervise(Fragile, name="fragile-strict")
+    await child.tell(Fail())
+    assert await child.ask(Sync()) == 1  # restarted once
+    await child.tell(Fail())
+    with pytest.raises(RestartIntensityExceeded):
+        await asyncio.wait_for(parent.wait(), 10)
+    lines = [r for r in caplog.records if r.getMessage().startswith("fragile-strict failed")]
+    assert [(r.levelno, r.exc_info is not None) for r in lines] == [
+        (logging.WARNING, False),
+        (logging.ERROR, True),
+    ], [r.getMessage() for r in lines]
+    assert lines[0].getMessage() == "fragile-strict failed and is restarted: RuntimeError('boom by design')"
+    assert lines[1].getMessage() == (
+        "fragile-strict failed, past its supervisor's restart intensity (1 in 60 s): not restarted"
+    )
+
+
 class _Many(Fragile):
     """Fragile's handlers, a class of its own: restart lines are limited per class."""
 
@@ -387,3 +423,34 @@ def test_printable_escapes_what_could_drive_a_terminal_or_forge_a_log_line(
     assert "\x1b" not in line
     assert "\n" not in line
     assert "key\\x1b]0;TITLE" in line
+
+
+@pytest.mark.asyncio
+async def test_failures_serving_asks_already_over_are_logged_within_a_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Callers giving up (cancelled, timed out) while the handler they asked then fails: an
+    overload would log one error with its traceback each; the process logs LATE_ASK_LOG_LIMIT."""
+    from actorio._incarnation import LATE_ASK_LOG_LIMIT
+
+    caplog.set_level(logging.ERROR, logger="actorio.actor")  # the plugin resets the limits per test
+    gate = asyncio.Event()
+
+    class Backend(Actor[Sync]):
+        @handles(Sync)
+        async def sync(self, message: Sync) -> int:
+            await gate.wait()
+            raise ValueError("backend down")
+
+    async with Backend() as backend:
+        asks = [asyncio.ensure_future(backend.ask(Sync())) for _ in range(3 * LATE_ASK_LOG_LIMIT)]
+        await asyncio.sleep(0)  # each ask queued
+        for ask in asks:
+            ask.cancel()
+        await asyncio.gather(*asks, return_exceptions=True)
+        gate.set()
+        with pytest.raises(ValueError, match="backend down"):  # after every abandoned one
+            await asyncio.wait_for(backend.ask(Sync()), 10)
+    late = [r for r in caplog.records if "already over" in r.getMessage()]
+    assert len(late) == LATE_ASK_LOG_LIMIT
+    assert all(r.exc_info is not None for r in late)

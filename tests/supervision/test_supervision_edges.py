@@ -442,3 +442,110 @@ async def test_a_parent_asking_its_failed_child_from_an_input_task_gets_the_answ
         await parent.tell(Go())
         await bounded(answered.wait())
     assert Asking.answers == ["pong 2"]
+
+
+class Tick(Message):
+    pass
+
+
+class Ticking(Actor[Fail | Tick | Ping]):
+    """Starts a periodic timer and an input task in ``__init__``, and counts what reaches this
+    incarnation."""
+
+    made: ClassVar[int] = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        Ticking.made += 1
+        self.number = Ticking.made
+        self.ticks = 0
+        self.inputs = 0
+        self.input_seen = asyncio.Event()
+        self.ticked = asyncio.Event()
+        self.start_periodic_timer("tick", Tick(), 0.001)
+        self.register_input_task(self._read, self._on_read)
+
+    async def _read(self) -> int:
+        return self.number
+
+    async def _on_read(self, task: asyncio.Task[int]) -> None:
+        self.inputs += 1
+        self.input_seen.set()
+
+    @handles(Fail)
+    async def fail(self, msg: Fail) -> None:
+        raise RuntimeError("boom")
+
+    @handles(Tick)
+    async def tick(self, msg: Tick) -> None:
+        self.ticks += 1
+        self.ticked.set()
+
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> str:
+        return f"{self.number} {self.ticks}"
+
+
+@pytest.mark.asyncio
+async def test_a_timer_and_an_input_task_started_in_init_reach_each_restarted_incarnation() -> None:
+    """A restart makes the child anew, in its parent's task, then gives it the mailbox its first
+    incarnation had: what ``__init__`` started (a timer, an input task) goes to that mailbox too,
+    not to the one the new incarnation was made with, which nobody reads."""
+    parent = Parent(("ticking", Ticking))
+    refs = await started(parent)
+    child = refs["ticking"]
+    await child.tell(Fail())
+    for _ in range(2):
+        assert (await bounded(child.ask(Ping()))).startswith(f"{Ticking.made} ")
+    second = incarnation(child)
+    assert isinstance(second, Ticking)
+    assert second.number == Ticking.made >= 2
+    await bounded(second.input_seen.wait())
+    for _ in range(3):  # ticks reach this incarnation
+        second.ticked.clear()
+        await bounded(second.ticked.wait())
+    assert second.inputs >= 1
+    assert second.is_timer_active("tick")
+    await bounded(parent.stop())
+
+
+class Unmakeable(Actor[Fail]):
+    """The first one is made; every later one fails in ``__init__`` (a resource gone)."""
+
+    made: ClassVar[int] = 0
+
+    def __init__(self) -> None:
+        Unmakeable.made += 1
+        if Unmakeable.made > 1:
+            raise OSError("cannot connect")
+        super().__init__()
+
+    @handles(Fail)
+    async def fail(self, msg: Fail) -> None:
+        raise RuntimeError("boom")
+
+
+class Generous(Parent):
+    supervisor_strategy = SupervisorStrategy(max_restarts=2000, within=60)
+
+
+@pytest.mark.asyncio
+async def test_a_factory_failing_at_every_restart_ends_in_the_restart_intensity_not_a_recursion(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each failed making is a restart like any other, taken as a step of the parent: 2,000 of them
+    end the parent with RestartIntensityExceeded (not a RecursionError), and the "could not
+    restart" errors are logged within their limit."""
+    from actorio import RestartIntensityExceeded
+    from actorio._supervisor import FACTORY_FAILURE_LOG_LIMIT
+
+    Unmakeable.made = 0
+    parent = Generous(("unmakeable", Unmakeable))
+    refs = await started(parent)
+    await refs["unmakeable"].tell(Fail())
+    with pytest.raises(RestartIntensityExceeded) as raised:
+        await bounded(parent.wait())
+    assert isinstance(raised.value.__cause__, OSError)
+    assert Unmakeable.made == 2001
+    errors = [r for r in caplog.records if r.getMessage().startswith("could not restart")]
+    assert len(errors) == FACTORY_FAILURE_LOG_LIMIT

@@ -28,8 +28,9 @@ from urllib.parse import urlsplit
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
+from nats.protocol.parser import Parser
 
-from ..lowlevel import LogLimit
+from ..lowlevel import LogLimit, printable
 from ._codec import wire_size
 from ._errors import NodeUnreachable, NotAuthorized
 
@@ -189,6 +190,10 @@ class GuardedClient(Client):
         self._violations: deque[str] = deque(maxlen=64)
         self.violation_count = 0
         """The permission violations the server reported so far (the last 64 are kept)."""
+        self.unreadable_count = 0
+        """The messages dropped because nats-py could not read them (see `_GuardedParser`)."""
+        self._terminating: set[asyncio.Task[None]] = set()
+        self._ps = _GuardedParser(self)
 
     def violated(self, text: str) -> None:
         """Keep a permission violation that the server reported."""
@@ -213,6 +218,31 @@ class GuardedClient(Client):
             raise nats.errors.SecureConnWantedError
         return super()._connect_command()
 
+    def unreadable(self, subject: bytes, reply: bytes, error: Exception) -> None:
+        """The message on ``subject`` could not be read (see `_GuardedParser`): count it, log it
+        within a limit and, if JetStream delivered it, terminate it (``+TERM``) so that it is not
+        delivered again to clog its consumer."""
+        self.unreadable_count += 1
+        _unreadable.log(
+            logging.WARNING,
+            "dropped a message the client cannot read (%s), on subject %s: %s",
+            type(error).__name__,
+            _shown(subject),
+            printable(str(error)[:200]),
+        )
+        try:
+            ack = reply.decode()
+        except UnicodeDecodeError:
+            return
+        if ack.startswith("$JS.ACK.") and ack.isprintable() and " " not in ack:
+            task = asyncio.get_running_loop().create_task(self._terminate(ack))
+            self._terminating.add(task)
+            task.add_done_callback(self._terminating.discard)
+
+    async def _terminate(self, ack: str) -> None:
+        with contextlib.suppress(Exception):  # the connection may be closing: it stays undelivered
+            await super().publish(ack, b"+TERM")
+
     async def publish(
         self, subject: str, payload: bytes = b"", reply: str = "", headers: dict[str, str] | None = None
     ) -> None:
@@ -222,6 +252,45 @@ class GuardedClient(Client):
         if headers and (size := wire_size(payload, headers)) > self.max_payload:
             raise TooLargeWithHeaders(size, len(payload), self.max_payload)
         await super().publish(subject, payload, reply, headers)
+
+
+_unreadable = LogLimit(_logger, limit=10, about="messages the client could not read")
+
+
+class _GuardedParser(Parser):
+    """nats-py's protocol parser, which drops a message that its client cannot read rather than
+    end the connection's read loop.
+
+    nats-py decodes subjects, reply subjects and header status lines as strict UTF-8 as it hands
+    a message on (``Client._process_msg``), and an error there ends its read loop for good while
+    the connection still looks connected: the node would hear nothing more. The server forwards
+    such bytes from any client. The message was taken out of the buffer before the error, and its
+    arguments are still the parser's: the client is told (`GuardedClient.unreadable`) and parsing
+    goes on with the rest. Guarded per chunk read, not per message: a message costs nothing more."""
+
+    def __init__(self, nc: GuardedClient) -> None:
+        super().__init__(nc)  # pyright: ignore[reportUnknownMemberType]  # nats-py: untyped
+        self._guarded = nc
+
+    async def parse(self, data: bytes = b"") -> None:
+        while True:
+            held = len(self.buf) + len(data)
+            try:
+                await super().parse(data)
+                return
+            except nats.errors.ProtocolError:
+                raise
+            except Exception as error:
+                if len(self.buf) >= held:  # nothing was taken: not a message's (it would recur)
+                    raise
+                arguments: dict[str, Any] = self.msg_arg
+                self._guarded.unreadable(arguments.get("subject", b""), arguments.get("reply", b""), error)
+                data = b""
+
+
+def _shown(raw: bytes) -> str:
+    """A subject from the wire, safe and short in a log line."""
+    return printable(raw[:120].decode(errors="backslashreplace")) + ("..." if len(raw) > 120 else "")
 
 
 class TooLargeWithHeaders(nats.errors.MaxPayloadError):

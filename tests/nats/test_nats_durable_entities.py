@@ -322,6 +322,37 @@ async def test_subjects_naming_no_key_of_their_shard_are_dead_lettered(
         await raw.close()
 
 
+async def test_a_stored_subject_that_is_not_utf8_is_terminated_and_the_shard_goes_on(
+    nats_url: str, pair: tuple[Node, Node]
+) -> None:
+    """A message stored under a subject nats-py cannot read (another client's bytes) is dropped
+    by the node's client as it arrives and terminated, not delivered again; the owner of its
+    shard keeps reading and serving the shard's keys."""
+    from tests.nats.test_nats_hostile import raw_publish
+
+    hosting, client = pair
+    host = await hosting.host(Ledger, name="ledgerU", durable=FAST, lease=LEASE)
+    assert host.durable is not None
+    shard = shard_of("alice", 64)
+    poison = f"actorio.mailbox.ledgerU.{shard}.".encode() + b"\xff\xfe"
+    await asyncio.to_thread(
+        raw_publish, nats_url, poison, json.dumps({"type": "Put", "data": {"seq": 1}}).encode()
+    )
+    await client.entity("ledgerU", "alice", Ledger).tell(Put(seq=2))
+    assert await client.entity("ledgerU", "alice", Ledger).ask(Seen(), timeout=4 * LEASE + 10) == [2]
+    raw = await nats.connect(nats_url)
+    try:
+        js = raw.jetstream()
+
+        async def settled() -> bool:
+            return (await js.stream_info(mailbox_stream("actorio", "ledgerU"))).state.messages == 0
+
+        await wait_until(settled, 4 * LEASE + 10)
+    finally:
+        await raw.close()
+    assert Ledger.HANDLED["alice"] == [2]
+
+
 async def test_every_host_of_a_type_has_its_number_of_shards(pair: tuple[Node, Node]) -> None:
     hosting, client = pair
     await hosting.host(Ledger, name="ledger10", durable=Durable(shards=8), lease=LEASE)

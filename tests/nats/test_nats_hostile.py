@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from pydantic import ConfigDict
 
 from actorio import Actor, InvalidPayload, Message, dead_letters, handles
 from actorio.nats import Durable, Node, RemoteError
+from actorio.nats._connection import GuardedClient
 from actorio.nats._durable import CONSUMER, stream_name
 from tests.nats.test_nats_wire_rules import MALFORMED
 from tests.nats_support.actors import Fail, Greet, Greeter, Greeting, Report
@@ -121,6 +123,72 @@ async def test_a_forged_reply_subject_never_makes_the_node_act(nodes: tuple[Node
         assert "is refused as an address" in str(letter.error)
     assert "'$JS.API.STREAM.DELETE.ORDERS' is refused as an address" in str(refused[0].error)
     assert await server_side.ref("stats", Greeter).ask(Report(), timeout=10) == []
+
+
+def raw_publish(url: str, subject: bytes, payload: bytes, reply: bytes = b"", headers: bytes = b"") -> None:
+    """Publish bytes nats-py would refuse to send (a subject or a reply subject that is not UTF-8,
+    a header block of any bytes) from a plain socket; return once the server has taken them (its
+    PONG to a PING sent after)."""
+    host, port = url.removeprefix("nats://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.recv(4096)  # INFO
+        connection.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n')
+        reply_part = b" " + reply if reply else b""
+        if headers:
+            block = b"NATS/1.0" + headers + b"\r\n\r\n"
+            sizes = b"%d %d" % (len(block), len(block) + len(payload))
+            command = b"HPUB " + subject + reply_part + b" " + sizes + b"\r\n" + block + payload
+        else:
+            command = b"PUB " + subject + reply_part + b" %d\r\n" % len(payload) + payload
+        connection.sendall(command + b"\r\nPING\r\n")
+        answer = b""
+        while b"PONG" not in answer:
+            chunk = connection.recv(4096)
+            assert chunk, answer
+            assert b"-ERR" not in chunk, answer + chunk
+            answer += chunk
+
+
+@pytest.mark.parametrize(
+    ("subject", "reply", "headers"),
+    [
+        (b"actorio.actor.poisoned", b"_INBOX.\xff\xfe", b""),  # nats-py decodes the reply subject
+        (b"actorio.actor.poisoned", b"", b" 100 \xff\xfe"),  # and a header's status line
+        (b"wildcard.\xff\xfe", b"", b""),  # and the subject, under a wildcard subscription
+    ],
+    ids=["reply", "status line", "subject"],
+)
+async def test_bytes_the_client_cannot_read_drop_one_message_not_the_connection(
+    nats_url: str, nodes: tuple[Node, Node], subject: bytes, reply: bytes, headers: bytes
+) -> None:
+    """nats-py reads subjects, reply subjects and header status lines as strict UTF-8 in its read
+    loop, which an error ends for good while the connection still looks connected. The node's
+    client drops that one message (counted, logged) and goes on reading."""
+    server_side, client = nodes
+    await published_greeter(server_side, "poisoned")
+    heard: list[str] = []
+    fine = asyncio.Event()
+
+    async def wildcard(msg: Msg) -> None:
+        heard.append(msg.subject)
+        fine.set()
+
+    await server_side.client.subscribe("wildcard.*", cb=wildcard)
+    await subscribed(server_side.client)
+    guarded = server_side.client
+    assert isinstance(guarded, GuardedClient)
+    before = guarded.unreadable_count
+    await asyncio.to_thread(
+        raw_publish, nats_url, subject, b'{"type":"Record","data":{"n":1}}', reply, headers
+    )
+    # Published after the poison: once it is answered, the poison was read (same subscription).
+    assert await client.ref("poisoned", Greeter).ask(Report(), timeout=10) == []
+    if subject.startswith(b"wildcard"):
+        await asyncio.to_thread(raw_publish, nats_url, b"wildcard.fine", b"")
+        await asyncio.wait_for(fine.wait(), 10)
+        assert heard == ["wildcard.fine"]
+    assert guarded.unreadable_count == before + 1
+    assert guarded.is_connected
 
 
 async def test_a_forged_sender_is_refused_and_the_actor_keeps_serving(nats_url: str, raw: Client) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import math
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Generator, Sequence
@@ -37,6 +38,13 @@ from nats.js.object_store import ObjectStore
 
 from ._errors import JournalCorrupted, PersistenceError, WriterConflict
 from ._event_batches import batch_header, decode_batch, encode_batch
+from ._jetstream_wire import (
+    UnreadableAcknowledgement,
+    acknowledged_sequence,
+    deleted_at,
+    filter_covers,
+    split_record,
+)
 from ._journal import LAST_KEPT, Journal
 from ._records import EventData, EventRecord, PersistenceId, ReminderRecord, SnapshotRecord, StateRecord
 
@@ -48,6 +56,10 @@ _POINTER = b"@object "
 """A key's value that starts so names the object (in the entity type's object store) holding the
 real value. No stored record starts with ``@``: a state and a snapshot start with a digit,
 reminders with ``{``."""
+_UNIQUE = re.compile("[0-9a-f]{32}")
+"""The end of an object's name: a uuid's hex."""
+REMINDER_TRIES = 100
+"""Writes of an id's reminders tried, each after reading them again, before giving up."""
 _HEADROOM = 4096
 """Bytes of a key-value message kept for its subject and headers: a value larger than the
 server's ``max_payload`` less this goes to the object store."""
@@ -242,6 +254,9 @@ class JetStreamJournal(Journal):
             if not value.startswith(_POINTER):
                 return value, revision
             name = value[len(_POINTER) :].decode(errors="replace")
+            prefix = f"{kind}.{persistence_id.entity_id}."
+            if not (name.startswith(prefix) and _UNIQUE.fullmatch(name[len(prefix) :])):  # as `_put` names
+                raise JournalCorrupted(f"{persistence_id}: its {kind} key names another record's object")
             store = await self._object_store(persistence_id.entity_type)
             try:
                 found = await store.get(name)
@@ -269,7 +284,15 @@ class JetStreamJournal(Journal):
             if last is None:
                 revision = await bucket.put(persistence_id.entity_id, value)
             else:
-                revision = await bucket.update(persistence_id.entity_id, value, last=last)
+                try:
+                    revision = await bucket.update(persistence_id.entity_id, value, last=last)
+                except nats.js.errors.KeyWrongLastSequenceError:
+                    # Nothing stored (0) reads the same as a key deleted or purged by someone
+                    # else, whose marker is its last revision: write after the marker.
+                    marker = await deleted_at(bucket, persistence_id.entity_id) if last == 0 else None
+                    if marker is None:
+                        raise
+                    revision = await bucket.update(persistence_id.entity_id, value, last=marker)
         except BaseException:
             if name is not None:
                 await self._remove_object(persistence_id, name)
@@ -425,7 +448,7 @@ class JetStreamJournal(Journal):
             found = await self._get("snapshots", persistence_id)
         if found is None:
             return None
-        head, payload = _split(persistence_id, found[0], 3)
+        head, payload = split_record(persistence_id, found[0], 3)
         sequence, version, stream_sequence = head
         if stream_sequence:
             _keep(self._hints, persistence_id, (sequence, stream_sequence))
@@ -451,7 +474,7 @@ class JetStreamJournal(Journal):
             found = await self._get("states", persistence_id)
         if found is None:
             return None
-        (version,), payload = _split(persistence_id, found[0], 1)
+        (version,), payload = split_record(persistence_id, found[0], 1)
         return StateRecord(persistence_id, found[1], version, payload)
 
     async def _reminders(self, persistence_id: PersistenceId) -> tuple[dict[str, list[Any]], int]:
@@ -472,8 +495,9 @@ class JetStreamJournal(Journal):
     async def _change_reminders(
         self, persistence_id: PersistenceId, name: str, value: list[Any] | None
     ) -> None:
-        """Set (or, with ``None``, remove) one reminder: read, change, write if unchanged since."""
-        while True:
+        """Set (or, with ``None``, remove) one reminder: read, change, write if unchanged since
+        (tried `REMINDER_TRIES` times: other writers changing the key as often are a fault)."""
+        for _ in range(REMINDER_TRIES):
             reminders, revision = await self._reminders(persistence_id)
             if value is None:
                 if reminders.pop(name, None) is None:
@@ -485,6 +509,9 @@ class JetStreamJournal(Journal):
             except nats.js.errors.KeyWrongLastSequenceError:
                 continue  # changed meanwhile (another reminder of this id): again
             return
+        raise PersistenceError(
+            f"{persistence_id}: the reminders changed under each of {REMINDER_TRIES} writes in a row"
+        )
 
     async def save_reminder(self, reminder: ReminderRecord) -> None:
         self._check_open()
@@ -561,58 +588,3 @@ def _keep(
     if len(known) >= LAST_KEPT and persistence_id not in known:
         known.clear()
     known[persistence_id] = value
-
-
-class UnreadableAcknowledgement(Exception):
-    """An acknowledgement that says neither a stream sequence nor an error."""
-
-
-def acknowledged_sequence(data: bytes) -> int:
-    """The stream sequence in a publish acknowledgement; the server's `APIError` if it refused;
-    `UnreadableAcknowledgement` for anything else (bounded: the text is not quoted)."""
-    try:
-        found: Any = json.loads(data)
-    except (ValueError, RecursionError):
-        raise UnreadableAcknowledgement(f"not JSON ({len(data)} bytes)") from None
-    if not isinstance(found, dict):
-        raise UnreadableAcknowledgement("not an object")
-    answer = cast("dict[str, Any]", found)
-    error = answer.get("error")
-    if error is not None:
-        if not isinstance(error, dict):
-            raise UnreadableAcknowledgement("an error that is not an object")
-        fields = cast("dict[str, Any]", error)
-        code, err_code, description = fields.get("code"), fields.get("err_code"), fields.get("description")
-        raise nats.js.errors.APIError(
-            code=code if type(code) is int else None,
-            err_code=err_code if type(err_code) is int else None,
-            description=None if description is None else str(description)[:500],
-        )
-    sequence = answer.get("seq")
-    if type(sequence) is not int or sequence < 1:
-        raise UnreadableAcknowledgement("no stream sequence")
-    return sequence
-
-
-def filter_covers(subject_filter: str, pattern: str) -> bool:
-    """Whether a stream's subject filter takes every subject ``pattern`` (a subject whose tokens
-    may be ``*``) takes: a ``*`` of the filter takes any one token, a ``>`` the rest."""
-    wanted = pattern.split(".")
-    for index, token in enumerate(subject_filter.split(".")):
-        if token == ">":
-            return index < len(wanted)
-        if index >= len(wanted) or (token != "*" and token != wanted[index]):
-            return False
-    return len(subject_filter.split(".")) == len(wanted)
-
-
-def _split(persistence_id: PersistenceId, value: bytes, fields: int) -> tuple[list[int], bytes]:
-    """A stored value's header line of ``fields`` integers, and the payload after it."""
-    try:
-        head, payload = value.split(b"\n", 1)
-        numbers = [int(field) for field in head.split()]
-        if len(numbers) != fields:
-            raise ValueError(f"{len(numbers)} fields")
-    except ValueError as error:
-        raise JournalCorrupted(f"{persistence_id}: a stored value is not a record ({error})") from None
-    return numbers, payload

@@ -4,6 +4,7 @@ than one message go to the object store, and an append too large is refused at t
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import nats.js.errors
@@ -23,7 +24,11 @@ from actorio.persistence import (
 )
 from actorio.persistence import _jetstream as jetstream_module
 from actorio.persistence._event_batches import decode_batch, encode_batch
-from actorio.persistence._jetstream import UnreadableAcknowledgement, acknowledged_sequence, filter_covers
+from actorio.persistence._jetstream_wire import (
+    UnreadableAcknowledgement,
+    acknowledged_sequence,
+    filter_covers,
+)
 
 from .journals import unique_prefix
 
@@ -151,6 +156,60 @@ async def test_large_snapshots_and_reminders_go_to_the_object_store(nats_url: st
         await journal.save_snapshot(SnapshotRecord(ACCOUNT, 8, 1, b"{}"))
         assert await objects(journal, "account") == []
         assert await journal.persistence_ids() == [ACCOUNT]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("how", ["delete", "purge"])
+async def test_a_key_deleted_by_someone_else_reads_as_nothing_and_can_be_written_again(
+    nats_url: str, how: str
+) -> None:
+    """A delete or purge marker is the key's last revision: a state, or reminders, saved after it
+    as after nothing stored are written after the marker (not refused as another writer's, nor
+    tried again and again)."""
+    async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as journal:
+        js = journal.client.jetstream()
+        assert await journal.save_state(ACCOUNT, 0, 1, b"{}") == 1
+        await journal.save_reminder(ReminderRecord(ACCOUNT, "r", 1.0, b"{}"))
+        for kind in ("states", "reminders"):
+            bucket = await js.key_value(f"{journal.prefix}_{kind}_account")
+            await (bucket.delete(ACCOUNT.entity_id) if how == "delete" else bucket.purge(ACCOUNT.entity_id))
+        assert await journal.load_state(ACCOUNT) is None
+        assert await journal.load_reminders(ACCOUNT) == []
+        revision = await journal.save_state(ACCOUNT, 0, 1, b'{"n": 1}')
+        assert revision > 1
+        stored = await journal.load_state(ACCOUNT)
+        assert stored is not None
+        assert (stored.revision, stored.payload) == (revision, b'{"n": 1}')
+        with pytest.raises(WriterConflict):  # the fence holds after the marker as before
+            await journal.save_state(ACCOUNT, 0, 1, b'{"n": 2}')
+        await asyncio.wait_for(journal.save_reminder(ReminderRecord(ACCOUNT, "s", 2.0, b"{}")), 10)
+        assert [r.name for r in await journal.load_reminders(ACCOUNT)] == ["s"]
+
+
+@pytest.mark.asyncio
+async def test_a_key_naming_another_records_object_is_corrupted_and_that_object_is_kept(
+    nats_url: str,
+) -> None:
+    """A key (written by anyone) that names the object holding another id's state is refused:
+    reading it would give that state, and replacing it would remove the other's object."""
+    other = PersistenceId("account", "victim")
+    journal = await JetStreamJournal.connect(nats_url, prefix=unique_prefix(), max_inline=8)
+    async with journal:
+        await journal.save_state(other, 0, 1, b'{"amount": 42}')
+        bucket = await journal.client.jetstream().key_value(f"{journal.prefix}_states_account")
+        pointer = (await bucket.get("victim")).value
+        assert pointer is not None
+        assert pointer.startswith(b"@object states.victim.")
+        await bucket.put(ACCOUNT.entity_id, pointer)
+        with pytest.raises(JournalCorrupted, match="account/a: its states key names another record's object"):
+            await journal.load_state(ACCOUNT)
+        for forged in (b"@object states.a.x", b"@object states.a." + b"0" * 31 + b"g"):
+            await bucket.put(ACCOUNT.entity_id, forged)
+            with pytest.raises(JournalCorrupted, match="names another record's object"):
+                await journal.load_state(ACCOUNT)
+        found = await journal.load_state(other)
+        assert found is not None
+        assert found.payload == b'{"amount": 42}'
 
 
 @pytest.mark.asyncio

@@ -1,0 +1,87 @@
+"""What the JetStream journal reads from the server and its buckets, all of it checked: a publish
+acknowledgement, a stored value's header line, a key's delete marker, whether a stream's subject
+filter covers the journal's subjects."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+import nats.js.errors
+from nats.js.kv import KeyValue
+
+from ._errors import JournalCorrupted
+from ._records import PersistenceId
+
+__all__ = [
+    "UnreadableAcknowledgement",
+    "acknowledged_sequence",
+    "deleted_at",
+    "filter_covers",
+    "split_record",
+]
+
+
+async def deleted_at(bucket: KeyValue, key: str) -> int | None:
+    """The revision of ``key``'s delete or purge marker, if that is its last entry; else ``None``."""
+    try:
+        await bucket.get(key)
+    except nats.js.errors.KeyNotFoundError as error:  # nats-py gives a marker's entry with it
+        revision = getattr(getattr(error, "entry", None), "revision", None)
+        return revision if type(revision) is int and revision > 0 else None
+    return None
+
+
+class UnreadableAcknowledgement(Exception):
+    """An acknowledgement that says neither a stream sequence nor an error."""
+
+
+def acknowledged_sequence(data: bytes) -> int:
+    """The stream sequence in a publish acknowledgement; the server's `APIError` if it refused;
+    `UnreadableAcknowledgement` for anything else (bounded: the text is not quoted)."""
+    try:
+        found: Any = json.loads(data)
+    except (ValueError, RecursionError):
+        raise UnreadableAcknowledgement(f"not JSON ({len(data)} bytes)") from None
+    if not isinstance(found, dict):
+        raise UnreadableAcknowledgement("not an object")
+    answer = cast("dict[str, Any]", found)
+    error = answer.get("error")
+    if error is not None:
+        if not isinstance(error, dict):
+            raise UnreadableAcknowledgement("an error that is not an object")
+        fields = cast("dict[str, Any]", error)
+        code, err_code, description = fields.get("code"), fields.get("err_code"), fields.get("description")
+        raise nats.js.errors.APIError(
+            code=code if type(code) is int else None,
+            err_code=err_code if type(err_code) is int else None,
+            description=None if description is None else str(description)[:500],
+        )
+    sequence = answer.get("seq")
+    if type(sequence) is not int or sequence < 1:
+        raise UnreadableAcknowledgement("no stream sequence")
+    return sequence
+
+
+def filter_covers(subject_filter: str, pattern: str) -> bool:
+    """Whether a stream's subject filter takes every subject ``pattern`` (a subject whose tokens
+    may be ``*``) takes: a ``*`` of the filter takes any one token, a ``>`` the rest."""
+    wanted = pattern.split(".")
+    for index, token in enumerate(subject_filter.split(".")):
+        if token == ">":
+            return index < len(wanted)
+        if index >= len(wanted) or (token != "*" and token != wanted[index]):
+            return False
+    return len(subject_filter.split(".")) == len(wanted)
+
+
+def split_record(persistence_id: PersistenceId, value: bytes, fields: int) -> tuple[list[int], bytes]:
+    """A stored value's header line of ``fields`` integers, and the payload after it."""
+    try:
+        head, payload = value.split(b"\n", 1)
+        numbers = [int(field) for field in head.split()]
+        if len(numbers) != fields:
+            raise ValueError(f"{len(numbers)} fields")
+    except ValueError as error:
+        raise JournalCorrupted(f"{persistence_id}: a stored value is not a record ({error})") from None
+    return numbers, payload

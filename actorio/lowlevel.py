@@ -32,7 +32,7 @@ What is here:
   that answer).
 - **Logs**: `LogLimit`, logging within a limit, for lines that input from outside could multiply
   (`reset_log_limits` starts every limit's window again, for tests); `printable`, text from
-  outside with its control characters escaped.
+  outside with its control characters escaped; `shorten`, text cut to a bounded length.
 - **Types**: `is_message_class`, `is_actor_class`, `union_arms`; `Request`, the structural type
   that lets a signature say "a member of this protocol whose reply is R" (as `actorio.ask` does),
   and `Member`, its counterpart for a message class (as `ActorRef.narrow`).
@@ -67,6 +67,7 @@ from . import _alarms
 from ._actor import Actor, is_actor_class
 from ._alarms import AlarmSettings, configure_alarms
 from ._ask import AskRef, ask_message, hand_off, with_sender
+from ._dead_letters import shorten
 from ._dispatch import (
     HANDLES_ATTRIBUTE,
     Handler,
@@ -161,6 +162,7 @@ __all__ = [
     "report_transport",
     "reset_log_limits",
     "set_propagator",
+    "shorten",
     "snapshot",
     "substitute_children",
     "task_of",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import typing
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, Literal
@@ -16,8 +15,8 @@ from typing_extensions import TypeVar
 from actorio import Actor, EndMainLoop, Message
 from actorio.lowlevel import HANDLES_ATTRIBUTE
 
-from ._errors import PersistenceError, SchemaMismatch, WriterConflict
-from ._events import check_stored, declared_upcasters, decode_model, dump_json, load_json, upcast
+from ._errors import PersistenceError, WriterConflict
+from ._events import check_stored, declared_upcasters, decode_model, dump_json, load_json, stored_json, upcast
 from ._journal import Journal
 from ._persistent import PersistentActor
 
@@ -280,10 +279,7 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
             self._persistence_saved = dump_json(self.state)
             return
         what = f"{self.persistence_id}: stored state version {record.version}"
-        try:
-            fields = json.loads(record.payload)
-        except ValueError as error:
-            raise SchemaMismatch(f"{what}: not JSON ({error})") from None
+        fields = stored_json(record.payload, what)
         fields = upcast(cls, cls.state_upcasters, fields, record.version, cls.state_version, what)
         self.state = decode_model(cls._persistence_state_type, fields, what)
         self.revision = record.revision

@@ -4,7 +4,6 @@ the latest snapshot and the events after it."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import typing
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from actorio import Message
 from actorio.lowlevel import LogLimit
 
 from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict
-from ._events import Event, EventCodec, check_stored, decode_model, dump_json
+from ._events import Event, EventCodec, check_stored, decode_model, dump_json, stored_json
 from ._journal import Journal
 from ._persistent import PersistentActor
 from ._records import EventData, SnapshotRecord
@@ -275,11 +274,8 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         sequence = 0
         snapshot = await self.journal.load_snapshot(self.persistence_id)
         if snapshot is not None and snapshot.version == cls.state_version:
-            try:
-                fields = json.loads(snapshot.payload)
-            except ValueError as error:
-                raise SchemaMismatch(f"{self.persistence_id}: snapshot is not JSON ({error})") from None
-            state = decode_model(cls._persistence_state_type, fields, f"{self.persistence_id}: snapshot")
+            what = f"{self.persistence_id}: snapshot"
+            state = decode_model(cls._persistence_state_type, stored_json(snapshot.payload, what), what)
             sequence = snapshot.sequence
         codec = cls.event_codec
         apply = self.apply

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from actorio.lowlevel import may_hold_float, refuse_non_finite, union_arms
+from actorio.lowlevel import may_hold_float, refuse_non_finite, shorten, union_arms
 
 from ._errors import SchemaMismatch
 from ._records import EventData, event_data
@@ -28,6 +28,7 @@ __all__ = [
     "dump_json",
     "load_json",
     "read_options",
+    "stored_json",
     "upcast",
     "upcaster",
 ]
@@ -267,6 +268,15 @@ def _schema_has(schema: object, found: Callable[[dict[str, object]], bool]) -> b
     return _count(schema, found) > 0
 
 
+def stored_json(payload: bytes, what: str) -> Any:
+    """Stored JSON, read: `SchemaMismatch` naming ``what`` if it is not JSON, or is nested deeper
+    than the parser goes (a ``RecursionError`` otherwise)."""
+    try:
+        return json.loads(payload)
+    except (ValueError, RecursionError) as error:
+        raise SchemaMismatch(f"{what}: not JSON ({shorten(str(error))})") from None
+
+
 def load_json(model: type[M], payload: bytes) -> M:
     """``model`` validated from stored JSON, read as `read_options` says (its computed fields
     dropped first)."""
@@ -291,10 +301,7 @@ def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
     declared = set(model.model_fields)  # read by name (see `read_options`)
     removed = sorted(str(key) for key in keys if key not in declared)
     if removed:
-        raise SchemaMismatch(
-            f"{what}: stored field(s) {', '.join(map(repr, removed))} are not in {model.__qualname__} "
-            "(a removed field needs an upcaster that drops it)"
-        )
+        raise _removed_fields(what, removed, model)
     try:
         return model.model_validate(fields, **read_options(model))
     except ValidationError as error:
@@ -366,7 +373,7 @@ class EventCodec:
 
     def decode(self, name: str, version: int, payload: bytes) -> Event:
         event_type = self.by_name.get(name)
-        what = f"stored event {name!r} version {version}"
+        what = f"stored event {shorten(name)!r} version {version}"
         if event_type is None:
             raise SchemaMismatch(f"{what}: no event class has that wire name (known: {sorted(self.by_name)})")
         if event_type in self._readers:
@@ -378,10 +385,7 @@ class EventCodec:
                 return reader(payload)
             except ValidationError as error:
                 raise _mismatch(event_type, error, what) from None
-        try:
-            fields: Any = json.loads(payload)
-        except ValueError as error:
-            raise SchemaMismatch(f"{what}: not JSON ({error})") from None
+        fields = stored_json(payload, what)
         fields = upcast(
             event_type, event_type.event_upcasters, fields, version, event_type.event_version, what
         )
@@ -401,17 +405,27 @@ def _reader(event_type: type[Event]) -> Callable[[bytes], Event] | None:
 
 
 def _mismatch(model: type[BaseModel], error: ValidationError, what: str) -> SchemaMismatch:
-    """The `SchemaMismatch` of a stored event that ``model`` refused: removed fields named."""
+    """The `SchemaMismatch` of a stored event that ``model`` refused: removed fields named. Its
+    text is bounded whatever the stored event held (a field each of a million is one error each)."""
+    errors = error.errors(include_url=False, include_context=False, include_input=False)
     removed = sorted(
-        ".".join(map(str, e["loc"])) for e in error.errors() if e["type"] == "extra_forbidden" and e["loc"]
+        ".".join(map(str, e["loc"])) for e in errors if e["type"] == "extra_forbidden" and e["loc"]
     )
     if removed:
-        return SchemaMismatch(
-            f"{what}: stored field(s) {', '.join(map(repr, removed))} are not in {model.__qualname__} "
-            "(a removed field needs an upcaster that drops it)"
-        )
-    if any(e["type"] == "json_invalid" for e in error.errors()):
-        return SchemaMismatch(f"{what}: not JSON ({error})")
-    if any(e["type"] == "model_type" for e in error.errors()):
+        return _removed_fields(what, removed, model)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return SchemaMismatch(f"{what}: not JSON ({shorten(str(error))})")
+    if any(e["type"] == "model_type" for e in errors):
         return SchemaMismatch(f"{what}: stored fields are not a JSON object")
-    return SchemaMismatch(f"{what}: {error}")
+    return SchemaMismatch(f"{what}: {shorten(str(error))}")
+
+
+def _removed_fields(what: str, removed: list[str], model: type[BaseModel]) -> SchemaMismatch:
+    """Stored fields ``model`` does not declare: the error naming them (within `shorten`'s bound)."""
+    fields = shorten(", ".join(map(repr, removed[:100])))
+    if len(removed) > 100:
+        fields += f" and {len(removed) - 100} more"
+    return SchemaMismatch(
+        f"{what}: stored field(s) {fields} are not in {model.__qualname__} "
+        "(a removed field needs an upcaster that drops it)"
+    )

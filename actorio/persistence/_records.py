@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from actorio.lowlevel import shorten
+
 __all__ = ["EventData", "EventRecord", "PersistenceId", "ReminderRecord", "SnapshotRecord", "StateRecord"]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -19,7 +21,7 @@ def _check_name(what: str, value: str, rule: re.Pattern[str]) -> None:
     if not isinstance(value, str) or rule.fullmatch(value) is None:  # pyright: ignore[reportUnnecessaryIsInstance]
         allowed = "'_', '=' and '-'" if rule is _ID else "'_' and '-'"
         raise ValueError(
-            f"invalid {what} {value!r}: 1 to 128 characters among letters, digits, {allowed} "
+            f"invalid {what} {shorten(repr(value))}: 1 to 128 characters among letters, digits, {allowed} "
             "(it names a table row, a NATS subject token and a key-value key)"
         )
 

@@ -149,7 +149,9 @@ class SqliteJournal(Journal):
         # WAL is kept in the file: only its first opener switches to it. The switch wants an
         # exclusive lock, which another process writing the journal without pause can keep from
         # it beyond busy_timeout; reading the mode does not.
-        if not _in_wal(connection):
+        in_wal = _in_wal(connection)
+        _check_not_foreign(connection, self.path)  # before anything is written to the file
+        if not in_wal:
             connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={self.synchronous}")
         found = _schema_version(connection)
@@ -439,6 +441,15 @@ def _check_row(
                 f"{persistence_id}: a stored {what} row holds ({found}), not the types this journal "
                 "writes: the file was changed by something else"
             )
+
+
+def _check_not_foreign(connection: sqlite3.Connection, path: str) -> None:
+    """`PersistenceError` for a database of something else: tables, and none of them the journal's
+    ``actorio_meta`` (made first of the schema's tables). Its file is left as it is."""
+    tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    if tables and "actorio_meta" not in tables:
+        shown = ", ".join(repr(str(name)[:64]) for name in tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise PersistenceError(f"{path}: not an actorio journal (it has tables {shown}, and no actorio_meta)")
 
 
 def _in_wal(connection: sqlite3.Connection) -> bool:

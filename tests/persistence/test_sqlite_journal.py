@@ -203,3 +203,27 @@ def test_an_opener_refused_beyond_busy_timeout_gets_the_error(tmp_path: Path) ->
         asyncio.run(journal.close())
         rival.execute("ROLLBACK")
         rival.close()
+
+
+@pytest.mark.asyncio
+async def test_another_applications_database_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    """A file with tables of its own, none of them the journal's: refused before anything is
+    written to it (no WAL switch, no schema)."""
+    path = tmp_path / "app.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, what TEXT)")
+        connection.execute("INSERT INTO events (what) VALUES ('kept')")
+        connection.commit()
+    before = _on_disk(path)
+    journal = SqliteJournal(path)
+    try:
+        with pytest.raises(PersistenceError, match=r"not an actorio journal \(it has tables 'events'"):
+            await journal.last_sequence(PersistenceId("account", "a"))
+    finally:
+        await journal.close()
+    assert _on_disk(path) == before
+
+
+def _on_disk(path: Path) -> tuple[bytes, bool]:
+    """A database file's bytes, and whether it has a write-ahead log beside it."""
+    return path.read_bytes(), Path(f"{path}-wal").exists()

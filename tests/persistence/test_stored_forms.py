@@ -230,6 +230,47 @@ async def test_a_field_removed_from_a_nested_model_is_reported() -> None:
             pass
 
 
+DEEP = b"[" * 100_000 + b"]" * 100_000
+"""JSON nested deeper than the parser goes: a RecursionError, unless caught where it is read."""
+
+
+async def test_stored_json_nested_too_deep_is_a_schema_mismatch_naming_the_record() -> None:
+    journal = InMemoryJournal()
+    await journal.save_state(PersistenceId("settings", "deep"), 0, 1, DEEP)
+    with pytest.raises(SchemaMismatch, match="settings/deep: stored state version 1: not JSON"):
+        async with Settings("deep", journal):
+            pass
+    walker = PersistenceId("walker", "deep")
+    await journal.append(walker, 0, [EventData("Moved", 1, b'{"distance":1.0}')])
+    await journal.save_snapshot(SnapshotRecord(walker, 1, 1, DEEP))
+    with pytest.raises(SchemaMismatch, match="walker/deep: snapshot: not JSON"):
+        async with Walker("deep", journal):
+            pass
+    old = PersistenceId("resident", "deep")  # an event of an older version: read as JSON first
+    await journal.append(old, 0, [EventData("MovedTo", 0, DEEP)])
+    with pytest.raises(
+        SchemaMismatch, match="resident/deep: event 1: stored event 'MovedTo' version 0: not JSON"
+    ):
+        async with Resident("deep", journal):
+            pass
+
+
+async def test_what_a_hostile_stored_event_holds_is_not_quoted_without_bound() -> None:
+    """A name of a megabyte, a payload of 20,000 undeclared fields: the error stays short."""
+    journal = InMemoryJournal()
+    await journal.append(PersistenceId("walker", "long"), 0, [EventData("N" * 1_000_000, 1, b"{}")])
+    with pytest.raises(SchemaMismatch) as unknown:
+        async with Walker("long", journal):
+            pass
+    fields = b"{" + b",".join(b'"f%05d":1' % n for n in range(20_000)) + b', "distance":1.0}'
+    await journal.append(PersistenceId("walker", "wide"), 0, [EventData("Moved", 1, fields)])
+    with pytest.raises(SchemaMismatch, match=r"'f00000', 'f00001'.* are not in Moved") as wide:
+        async with Walker("wide", journal):
+            pass
+    assert len(str(unknown.value)) < 2_000
+    assert len(str(wide.value)) < 2_000
+
+
 class NoSnapshots(InMemoryJournal):
     """Snapshots fail: the disk is full, say."""
 

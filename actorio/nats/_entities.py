@@ -215,7 +215,8 @@ class Entities:
             resolving = asyncio.ensure_future(self._resolve(ref, timeout))
             self._resolving[index] = resolving
             resolving.add_done_callback(functools.partial(self._resolved, index))
-        return await asyncio.shield(resolving)
+        # Shared by every caller for this key, each waiting within its own timeout.
+        return await asyncio.wait_for(asyncio.shield(resolving), timeout)
 
     def _resolved(self, index: tuple[str, str], future: asyncio.Future[_Route]) -> None:
         self._resolving.pop(index, None)
@@ -344,17 +345,28 @@ class Entities:
         wait = self._ask_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        late = f"no reply from {ref.identifier} within {wait} s"
         pause = 0.05
-        if self._queue:
-            await self._send(_nothing)
+        if self._queue:  # after what tell_nowait queued, within the ask's own timeout
+            try:
+                await asyncio.wait_for(self._send(_nothing), wait)
+            except asyncio.TimeoutError:
+                raise asyncio.TimeoutError(
+                    f"{late} (earlier tell_nowait calls were still being sent)"
+                ) from None
         mailboxes = self.mailboxes
-        if mailboxes is not None and await mailboxes.durable(ref.entity_type, wait):
+        if mailboxes is not None and await mailboxes.durable(
+            ref.entity_type, max(deadline - loop.time(), 0.001)
+        ):
             return await mailboxes.request(ref, body, max(deadline - loop.time(), 0.001))
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise asyncio.TimeoutError(f"no reply from {ref.identifier} within {wait} s")
-            route = await self.route(ref, remaining)
+                raise asyncio.TimeoutError(late)
+            try:
+                route = await self.route(ref, remaining)
+            except asyncio.TimeoutError:
+                raise asyncio.TimeoutError(f"{late} (its placement was not found)") from None
             reply = await self._attempt(ref, route, body, deadline)
             if isinstance(reply, Msg) and not _moved(reply):
                 return reply

@@ -190,6 +190,49 @@ async def test_a_type_nobody_hosts_is_not_found(node: Node) -> None:
         await ref.ask(Balance(), timeout=0.5)
 
 
+async def test_an_ask_waits_for_earlier_tell_nowaits_within_its_own_timeout(nats_url: str) -> None:
+    """An ask goes after what ``tell_nowait`` queued before it; a queued tell to a type nobody
+    hosts waits up to the node's ``ask_timeout`` for a host: the ask gives up at its own."""
+    async with await Node.connect(nats_url) as hosting:
+        client = await Node.connect(nats_url, ask_timeout=30.0)
+        await hosting.host(account_class(hosting), name="acct-queue", lease=LEASE)
+        ref = client.entity("acct-queue", "k", Account)
+        assert await ref.ask(Balance(), timeout=10) == 0
+        for key in ("k1", "k2"):  # the first is being sent (waiting for a host), the second queued
+            client.entity("ghost-queue", key, Account).tell_nowait(Add(amount=1))
+        queued = "earlier tell_nowait calls were still being sent"
+        try:
+            with pytest.raises(asyncio.TimeoutError, match=queued):  # not the bound's, at 10 s
+                await asyncio.wait_for(ref.ask(Balance(), timeout=0.5), 10)
+        finally:
+            await client.close(timeout=0.5)  # the queued tells would wait for a host
+
+
+async def test_callers_sharing_a_keys_lookup_each_wait_within_their_own_timeout(nats_url: str) -> None:
+    """The asks of one key share one lookup of its placement: the first asker's timeout (and its
+    wait for a host) must not become the others'."""
+    async with await Node.connect(nats_url) as hosting:
+        await hosting.host(account_class(hosting), name="acct-gone", lease=LEASE)
+    async with await Node.connect(nats_url, ask_timeout=30.0) as client:  # its bucket, no host
+        ref = client.entity("acct-gone", "k", Account)
+        patient = asyncio.ensure_future(ref.ask(Balance(), timeout=20))
+        try:
+            entities = client._entities
+
+            async def looking_up() -> bool:
+                return entities is not None and ("acct-gone", "k") in entities._resolving
+
+            while not await looking_up():  # bounded: the test's timeout; its lookup starts at once
+                await asyncio.sleep(0.01)
+                if entities is None:
+                    entities = client._entities
+            with pytest.raises(asyncio.TimeoutError, match="its placement was not found"):
+                await asyncio.wait_for(ref.ask(Balance(), timeout=0.5), 10)
+        finally:
+            patient.cancel()
+            await asyncio.gather(patient, return_exceptions=True)
+
+
 async def test_idle_entities_are_passivated_and_reactivated(nodes: list[Node]) -> None:
     EVENTS.clear()
     a, _, client = nodes

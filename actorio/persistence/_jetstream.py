@@ -42,6 +42,7 @@ from ._jetstream_wire import (
     UnreadableAcknowledgement,
     acknowledged_sequence,
     deleted_at,
+    dropping_limits,
     filter_covers,
     split_record,
 )
@@ -208,6 +209,7 @@ class JetStreamJournal(Journal):
                     f"{name}: the stream exists but does not store the subjects "
                     f"{self.prefix}.events.{entity_type}.* (its subjects: {info.config.subjects})"
                 ) from None
+            _check_kept(name, "events", dropping_limits(info.config, per_subject=True))
 
     async def _bucket(self, kind: str, entity_type: str) -> KeyValue:
         name = f"{self.prefix}_{kind}_{entity_type}"
@@ -216,6 +218,8 @@ class JetStreamJournal(Journal):
             try:
                 with _needs_jetstream(name):
                     bucket = await self._js.key_value(name)
+                config = (await bucket.status()).stream_info.config
+                _check_kept(name, kind, dropping_limits(config, per_subject=False))
             except nats.js.errors.BucketNotFoundError:
                 bucket = await self._js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
                     KeyValueConfig(bucket=name, history=1, storage=StorageType.FILE, replicas=self.replicas)
@@ -578,6 +582,16 @@ class JetStreamJournal(Journal):
         self._closed = True
         if self._owns_client:
             await self.client.close()
+
+
+def _check_kept(name: str, what: str, dropping: list[str]) -> None:
+    """`PersistenceError` for a stream or bucket made beforehand whose settings delete what is
+    stored (see `dropping_limits`): acknowledged records would be lost without a word."""
+    if dropping:
+        raise PersistenceError(
+            f"{name}: its settings delete stored {what} by themselves ({', '.join(dropping)}), "
+            "which would lose what was acknowledged; give the journal a stream without them"
+        )
 
 
 def _keep(

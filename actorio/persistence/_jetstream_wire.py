@@ -8,6 +8,7 @@ import json
 from typing import Any, cast
 
 import nats.js.errors
+from nats.js.api import StreamConfig
 from nats.js.kv import KeyValue
 
 from ._errors import JournalCorrupted
@@ -17,6 +18,7 @@ __all__ = [
     "UnreadableAcknowledgement",
     "acknowledged_sequence",
     "deleted_at",
+    "dropping_limits",
     "filter_covers",
     "split_record",
 ]
@@ -30,6 +32,27 @@ async def deleted_at(bucket: KeyValue, key: str) -> int | None:
         revision = getattr(getattr(error, "entry", None), "revision", None)
         return revision if type(revision) is int and revision > 0 else None
     return None
+
+
+def dropping_limits(config: StreamConfig, *, per_subject: bool) -> list[str]:
+    """The settings of a stream (or a bucket's) under which the server deletes stored messages by
+    itself: a retention other than limits, a maximum age, and, discarding the oldest, a maximum
+    of messages or bytes (and of messages per subject where ``per_subject``: a bucket keeps one
+    value a key by design). An empty list: nothing acknowledged is deleted but on request."""
+    found: list[str] = []
+    retention = getattr(config.retention, "value", config.retention)
+    if retention not in (None, "limits"):
+        found.append(f"retention {retention}")
+    if config.max_age:
+        found.append(f"max_age {config.max_age:g} s")
+    if getattr(config.discard, "value", config.discard) in (None, "old"):
+        limits = [("max_msgs", config.max_msgs), ("max_bytes", config.max_bytes)]
+        if per_subject:
+            limits.append(("max_msgs_per_subject", config.max_msgs_per_subject))
+        found += [
+            f"{name} {value} with discard old" for name, value in limits if value is not None and value > 0
+        ]
+    return found
 
 
 class UnreadableAcknowledgement(Exception):

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import nats.js.errors
 import pytest
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
+from nats.js.api import RetentionPolicy
 
 from actorio.persistence import (
     EventData,
@@ -259,6 +261,47 @@ async def test_a_stream_of_its_name_must_store_its_subjects(nats_url: str) -> No
         assert await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")]) == 1
         with pytest.raises(WriterConflict):
             await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")])
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("limits", "named"),
+    [
+        ({"max_msgs_per_subject": 1}, "max_msgs_per_subject 1 with discard old"),
+        ({"max_msgs": 100}, "max_msgs 100 with discard old"),
+        ({"max_age": 3600.0}, "max_age 3600 s"),
+        ({"retention": RetentionPolicy.WORK_QUEUE}, "retention workqueue"),
+    ],
+    ids=["per subject", "messages", "age", "work queue"],
+)
+async def test_a_stream_made_beforehand_that_deletes_events_is_refused(
+    nats_url: str, limits: dict[str, Any], named: str
+) -> None:
+    """Limits under which the server deletes events by itself would lose acknowledged ones (an id
+    whose first events went recovers as corrupted, or as shorter): refused at the first use."""
+    prefix = unique_prefix()
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix) as journal:
+        js = journal.client.jetstream()  # pyright: ignore[reportUnknownMemberType]
+        name = f"{prefix.upper()}_EVENTS_account"
+        await js.add_stream(name=name, subjects=[f"{prefix}.events.account.*"], **limits)  # pyright: ignore[reportUnknownMemberType]
+        with pytest.raises(
+            PersistenceError, match=f"its settings delete stored events by themselves \\({named}"
+        ):
+            await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")])
+        assert (await js.stream_info(name)).state.messages == 0
+
+
+@pytest.mark.asyncio
+async def test_a_bucket_made_beforehand_with_a_ttl_is_refused(nats_url: str) -> None:
+    """A states bucket whose values expire would give back an initial state, saying nothing."""
+    prefix = unique_prefix()
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix) as journal:
+        js = journal.client.jetstream()  # pyright: ignore[reportUnknownMemberType]
+        await js.create_key_value(bucket=f"{prefix}_states_account", ttl=60)  # pyright: ignore[reportUnknownMemberType]
+        with pytest.raises(
+            PersistenceError, match=r"its settings delete stored states by themselves \(max_age 60 s"
+        ):
+            await journal.save_state(ACCOUNT, 0, 1, b"{}")
 
 
 async def _last_event_reads(spy: Subscription, raw: Client) -> int:

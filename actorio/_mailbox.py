@@ -96,7 +96,7 @@ class MailboxLike(Protocol):
 
     def put(self, item: Any, /) -> None: ...
     def append(self, item: Any, /) -> None: ...
-    async def wait_for_room(self) -> None: ...
+    async def wait_for_room(self, timeout: float | None = None) -> None: ...
     def reject(self, message: Any, /) -> None: ...
     def put_system(self, item: Any, /) -> None: ...
     def __len__(self) -> int: ...
@@ -217,23 +217,29 @@ class Mailbox:
         """The identifier of the actor that reads this mailbox."""
         return self.actor.identifier
 
-    async def wait_for_room(self) -> None:
+    async def wait_for_room(self, timeout: float | None = None) -> None:
         """Wait until this sender may queue a user message, or the mailbox closed; the caller then
         queues it at once with `append`. Senders are served in the order they began to wait,
         and none that arrives later takes the room of one already woken. Returns at once for an
-        unbounded mailbox."""
+        unbounded mailbox. ``asyncio.TimeoutError`` after ``timeout`` seconds without room (the
+        sender then leaves its place)."""
         putters = self.putters
         if putters is None or not (len(self) >= self.capacity or putters):
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        waiter: asyncio.Future[None] = loop.create_future()
         putters.append(waiter)
         try:
             while True:
-                await waiter
+                if deadline is None:
+                    await waiter
+                else:  # on a future, not a coroutine: no task between it and the caller's append
+                    await asyncio.wait_for(waiter, max(deadline - loop.time(), 0.0))
                 if self.closed or len(self) < self.capacity:
                     return
                 # Woken, but a signal took the room: wait again, in the same place.
-                renewed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                renewed: asyncio.Future[None] = loop.create_future()
                 putters[putters.index(waiter)] = waiter = renewed
         except BaseException:
             if waiter.done() and not waiter.cancelled() and not self.closed:

@@ -236,8 +236,8 @@ class ActorRef(BaseRef, Generic[P]):
         if the actor's own handler asks it, and ``asyncio.TimeoutError`` after ``timeout`` seconds.
         ``message`` itself is not changed.
         A message outside the protocol raises ``TypeError`` before anything is queued. If the
-        actor's mailbox is bounded and full, the ask waits for room first (the timeout counts
-        from when it is queued).
+        actor's mailbox is bounded and full, the ask waits for room first, within ``timeout``
+        (``asyncio.TimeoutError`` if none comes: nothing was queued).
 
         Statically, the reply is typed by the message (``Greet(Message[Greeting])`` gives a
         ``Greeting``) and a message outside the protocol is an error; on a reference without a
@@ -261,7 +261,18 @@ class ActorRef(BaseRef, Generic[P]):
         try:
             mailbox.put(asking)
         except MailboxFull:
-            await mailbox.wait_for_room()
+            if timeout is None:
+                await mailbox.wait_for_room()
+            else:  # the timeout covers the wait for room too
+                started = loop.time()
+                try:
+                    await mailbox.wait_for_room(timeout)
+                except asyncio.TimeoutError:
+                    raise asyncio.TimeoutError(
+                        f"{mailbox.identifier}'s mailbox had no room for {type(message).__name__} "
+                        f"within {timeout} s"
+                    ) from None
+                timeout = max(timeout - (loop.time() - started), 0.0)
             if mailbox.closed:
                 raise self._refused(message) from None
             mailbox.append(asking)

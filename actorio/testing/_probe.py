@@ -84,7 +84,7 @@ class _ProbeTarget:
     append = put
     put_system = put
 
-    async def wait_for_room(self) -> None:
+    async def wait_for_room(self, timeout: float | None = None) -> None:
         """A probe is unbounded: there is always room."""
 
     @property

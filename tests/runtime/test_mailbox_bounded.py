@@ -204,6 +204,26 @@ async def test_ask_waits_for_room(mock_clock: MockClock) -> None:
 
 
 @pytest.mark.asyncio
+async def test_an_asks_timeout_covers_its_wait_for_room(mock_clock: MockClock) -> None:
+    """``ask(timeout=...)`` on a full mailbox gives up at its timeout, nothing queued (the room
+    may only come from the asker's own task: a parent asking its restarting child); the sender
+    behind it gets the room when it comes."""
+    actor = Slow(capacity=1)
+    await parked(actor)
+    ref = actor.reference
+    await ref.tell(Note(n=0))
+    behind = asyncio.create_task(ref.ask(Echo(n=6)))
+    with pytest.raises(asyncio.TimeoutError, match=r"slow's mailbox had no room for Echo within 0\.5 s"):
+        await ref.ask(Echo(n=5), timeout=0.5)  # the mock clock jumps there
+    assert not behind.done()
+    actor.release.set()
+    assert await bounded(behind) == 6
+    assert actor.seen == ["parked", "note-0", "echo-6"]
+    assert await bounded(ref.ask(Echo(n=7), timeout=0.5)) == 7  # the room and the reply in time
+    await bounded(actor.stop())
+
+
+@pytest.mark.asyncio
 async def test_waiting_senders_are_released_when_the_actor_stops(mock_clock: MockClock) -> None:
     """Senders waiting for room when the actor stops: a tell's message becomes a dead letter
     (reason stopped) and an ask fails with ActorStopped; neither waits any longer."""

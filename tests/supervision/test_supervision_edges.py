@@ -549,3 +549,71 @@ async def test_a_factory_failing_at_every_restart_ends_in_the_restart_intensity_
     assert Unmakeable.made == 2001
     errors = [r for r in caplog.records if r.getMessage().startswith("could not restart")]
     assert len(errors) == FACTORY_FAILURE_LOG_LIMIT
+
+
+class Work(Message):
+    pass
+
+
+class Full(Actor[Fail | Work | Ping]):
+    """A child with room for two messages, which says when its incarnation fails."""
+
+    mailbox_capacity: ClassVar[int | None] = 2
+    failed: ClassVar[asyncio.Event]
+
+    @handles(Fail)
+    async def fail(self, msg: Fail) -> None:
+        raise RuntimeError("boom")
+
+    @handles(Work)
+    async def work(self, msg: Work) -> None:
+        pass
+
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> str:
+        return "pong"
+
+    async def pre_restart(self, error: BaseException | None) -> None:
+        Full.failed.set()
+
+
+class AsksItsFullChild(Actor[Go]):
+    """Its handler makes its child fail, fills the child's mailbox, then asks it with a timeout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcome = ""
+        self.done = asyncio.Event()
+
+    async def mainloop_setup(self) -> None:
+        self.child = await self.supervise(Full, name="full")
+
+    @handles(Go)
+    async def go(self, msg: Go) -> None:
+        self.child.tell_nowait(Fail())
+        await Full.failed.wait()  # its restart waits for this handler: the mailbox fills up
+        self.child.tell_nowait(Work())
+        self.child.tell_nowait(Work())
+        try:
+            self.outcome = await self.child.ask(Ping(), timeout=0.5)
+        except asyncio.TimeoutError:
+            self.outcome = "timed out"
+        self.done.set()
+
+
+@pytest.mark.asyncio
+async def test_a_parent_asking_its_full_restarting_child_with_a_timeout_goes_on(
+    mock_clock: MockClock,
+) -> None:
+    """The room in the child's mailbox can only come from its restart, which runs in the parent's
+    task: the ask's timeout covers the wait for room, so the handler goes on and the restart
+    comes (supervision.md's advice to bound such an ask)."""
+    Full.failed = asyncio.Event()
+    parent = AsksItsFullChild()
+    ref = await parent.start()
+    await ref.tell(Go())
+    await bounded(parent.done.wait())  # the clock jumps to the ask's timeout, not to the bound
+    assert parent.outcome == "timed out"
+    assert mock_clock.time() < 10
+    assert await bounded(parent.child.ask(Ping())) == "pong"  # restarted, its mailbox read again
+    await bounded(parent.stop())

@@ -222,30 +222,41 @@ class Mailbox:
         queues it at once with `append`. Senders are served in the order they began to wait,
         and none that arrives later takes the room of one already woken. Returns at once for an
         unbounded mailbox. ``asyncio.TimeoutError`` after ``timeout`` seconds without room (the
-        sender then leaves its place)."""
+        sender then leaves its place; a cancelled one too), and a sender leaving passes on the
+        room it was given, or any that came while it left, to the next."""
         putters = self.putters
         if putters is None or not (len(self) >= self.capacity or putters):
             return
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
         waiter: asyncio.Future[None] = loop.create_future()
         putters.append(waiter)
+        expiry: asyncio.TimerHandle | None = None
+        held = [waiter]  # the future waited on now (renewed below), for the timer
+        expired: list[bool] = []
+        if timeout is not None:  # a timer on the waiter, not wait_for: see `_expire_waiter`
+            expiry = loop.call_later(timeout, _expire_waiter, held, expired)
         try:
             while True:
-                if deadline is None:
+                try:
                     await waiter
-                else:  # on a future, not a coroutine: no task between it and the caller's append
-                    await asyncio.wait_for(waiter, max(deadline - loop.time(), 0.0))
+                except asyncio.CancelledError:
+                    if expired and not _cancelling():
+                        raise asyncio.TimeoutError from None
+                    raise
                 if self.closed or len(self) < self.capacity:
                     return
                 # Woken, but a signal took the room: wait again, in the same place.
                 renewed: asyncio.Future[None] = loop.create_future()
-                putters[putters.index(waiter)] = waiter = renewed
+                putters[putters.index(waiter)] = waiter = held[0] = renewed
         except BaseException:
-            if waiter.done() and not waiter.cancelled() and not self.closed:
-                self.room()  # given the room, but leaving: pass it on
+            if waiter in putters:
+                putters.remove(waiter)
+            if not self.closed:
+                self.rooms()  # the room it was given, or that came as it left: to the next ones
             raise
         finally:
+            if expiry is not None:
+                expiry.cancel()
             if waiter in putters:
                 putters.remove(waiter)
 
@@ -373,3 +384,21 @@ class BoundedMailbox(Mailbox):
         self.queued().append(item)
         if self.waiting is not None:
             self.wake()
+
+
+def _expire_waiter(held: list[asyncio.Future[None]], expired: list[bool]) -> None:
+    """A waiting sender's time is up: cancel the future it waits on now (``held[0]``), noting
+    why. Not ``asyncio.wait_for`` around the waiter: on Python 3.10 and 3.11 it returns the
+    result of a future that completes as its task is cancelled, losing the cancellation."""
+    waiter = held[0]
+    if not waiter.done():
+        expired.append(True)
+        waiter.cancel()
+
+
+def _cancelling() -> bool:
+    """Whether the current task is being cancelled (Python 3.11+; False before: a timer's cancel
+    and the task's own, at once, then count as the timer's)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False

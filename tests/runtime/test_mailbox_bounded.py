@@ -17,8 +17,9 @@ from actorio import (
     dead_letters,
     handles,
 )
+from actorio._mailbox import BoundedMailbox
 from actorio.testing import MockClock
-from tests.support import bounded, queued
+from tests.support import BOUND, bounded, queued
 
 
 class Note(Message):
@@ -220,6 +221,69 @@ async def test_an_asks_timeout_covers_its_wait_for_room(mock_clock: MockClock) -
     assert await bounded(behind) == 6
     assert actor.seen == ["parked", "note-0", "echo-6"]
     assert await bounded(ref.ask(Echo(n=7), timeout=0.5)) == 7  # the room and the reply in time
+    await bounded(actor.stop())
+
+
+class _Reader:
+    identifier = "reader"
+
+
+@pytest.mark.asyncio
+async def test_a_sender_that_leaves_passes_on_room_that_came_as_it_left() -> None:
+    """A sender whose wait ends (its timer, or a cancellation) leaves its waiter in the queue of
+    senders until its task runs again; room that comes then skips it (it is done). A sender
+    arriving meanwhile waits behind it: the one leaving passes the room on, rather than leave
+    the other waiting with room free."""
+    mailbox = BoundedMailbox(_Reader(), 1)  # type: ignore[arg-type]  # what a mailbox reads of its actor
+    mailbox.put("queued")  # full
+    leaving = asyncio.create_task(mailbox.wait_for_room(60.0))
+    await asyncio.sleep(0)  # it runs until it waits for room
+    assert mailbox.putters is not None
+    [waiter] = mailbox.putters
+    waiter.cancel()  # what its timer or its cancellation does; its task has not run since
+    mailbox.queue.popleft()  # what the mainloop does as it takes a message out
+    mailbox.room()
+    task = asyncio.current_task()
+    assert task is not None
+    watchdog = asyncio.get_running_loop().call_later(BOUND, task.cancel)
+    try:
+        await mailbox.wait_for_room()  # arriving now, in this step (as `await tell` does): behind it
+    finally:
+        watchdog.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await bounded(leaving)
+
+
+class Canceller(Slow):
+    """Its Note handler cancels ``victim``: the sender woken as that Note was taken out."""
+
+    victim: asyncio.Task[int] | None = None
+
+    @handles(Note)
+    async def note(self, msg: Note) -> None:
+        assert self.victim is not None
+        self.victim.cancel()
+
+
+@pytest.mark.asyncio
+async def test_a_sender_cancelled_as_room_is_given_is_cancelled_with_a_timeout_too() -> None:
+    """On Python 3.10 and 3.11, ``asyncio.wait_for`` on a future that completes as its task is
+    cancelled returns the result: an ``ask(timeout=...)`` cancelled just as its room came queued
+    its message anyway and returned the reply. The cancellation wins, as without a timeout."""
+    actor = Canceller(capacity=1)
+    await parked(actor)
+    ref = actor.reference
+    await ref.tell(Note(n=0))  # full
+    asking = actor.victim = asyncio.create_task(ref.ask(Echo(n=7), timeout=5.0))
+    await asyncio.sleep(0)  # the ask runs until it waits for room
+    mailbox = ref._mailbox
+    assert isinstance(mailbox, BoundedMailbox)
+    assert mailbox.putters is not None
+    assert len(mailbox.putters) == 1  # Park in its handler, Note queued: the ask waits for room
+    actor.release.set()  # Park ends; Note is taken out (the asker woken), then cancels the asker
+    with pytest.raises(asyncio.CancelledError):
+        await bounded(asking)
+    assert "echo-7" not in (await bounded(ref.ask(Seen())))
     await bounded(actor.stop())
 
 

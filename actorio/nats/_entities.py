@@ -347,6 +347,7 @@ class Entities:
         deadline = loop.time() + wait
         late = f"no reply from {ref.identifier} within {wait} s"
         pause = 0.05
+        moved = False
         if self._queue:  # after what tell_nowait queued, within the ask's own timeout
             try:
                 await asyncio.wait_for(self._send(_nothing), wait)
@@ -372,7 +373,11 @@ class Entities:
                 return reply
             self.forget(ref, route)
             again = pause
-            if reply is _Retry.SILENT and route.claim:
+            if isinstance(reply, Msg) and not moved:
+                # The first `EntityMoved`: most often a route cached from before the key moved or
+                # was activated again (then refused: see `EntityHost._deliver`). Routed again now.
+                moved, again = True, 0.0
+            elif reply is _Retry.SILENT and route.claim:
                 # Its node is gone, its lease not yet expired: nobody can hold the key before
                 # the entry expires, so wait for that (one read) rather than reading it again
                 # and again (thousands of keys of a dead node would each poll the bucket).

@@ -281,6 +281,12 @@ class EntityHost:
                 activation.renewal = self._spawn(self._renew(activation, lease))
             await self._redirect(msg, activation.key)
             return
+        if msg.reply and 0 < claim < lease.claim:
+            # An ask routed to an earlier activation of the key (held while it passivated): its
+            # asker sends it again once it sees the entry name another claim, so handling this
+            # copy too could handle it twice. Answered `EntityMoved`: the asker routes it again.
+            await self._redirect(msg, activation.key)
+            return
         if self.durable is not None:  # a wake: the shard's pump fetches its messages
             await self.durable.woken(activation, msg)
             return

@@ -5,15 +5,20 @@ fencing, key validation and hostile input."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
 import pytest_asyncio
+from nats.aio.client import Client
 
 from actorio import Actor, Message, handles
 from actorio.nats import ActorNotFound, EntityRef, Host, Node, rendezvous
+from actorio.nats._codec import encode_message
+from actorio.nats._entity_host import ERROR_TYPE
+from actorio.nats._entity_host import LEASE as LEASE_HEADER
 from actorio.nats._placement import Owner, Placement
 from tests.nats_support.link import SlowLink
 from tests.nats_support.processes import wait_until
@@ -251,6 +256,42 @@ async def test_idle_entities_are_passivated_and_reactivated(nodes: list[Node]) -
     assert await ref.ask(Balance()) == 0
     assert host.started == 2
     live(EVENTS)
+
+
+async def test_an_ask_routed_to_an_earlier_activation_is_answered_moved_not_handled(
+    nodes: list[Node], raw: Client
+) -> None:
+    """An ask that arrives with the claim of an activation that has stopped (held while the key
+    passivated, then the key activated again): its asker sends it again once the entry names
+    the new claim, so the new activation must not handle this copy too. It is answered
+    `EntityMoved` (the asker routes it again); a tell with that claim is still delivered."""
+    a, _, client = nodes
+    host = await a.host(account_class(a), name="acct-old", lease=LEASE, idle_timeout=0.3)
+    ref = client.entity("acct-old", "k", Account)
+    await ref.tell(Add(amount=1))
+    assert await ref.ask(Balance()) == 1
+    first = host.holder("k")
+    assert first is not None
+    assert first.lease is not None
+    earlier = first.lease.claim
+
+    async def passivated() -> bool:
+        return "k" not in host.activations
+
+    await wait_until(passivated, 10.0)
+    assert await ref.ask(Balance()) == 0  # active again, under a newer claim
+    again = host.holder("k")
+    assert again is not None
+    assert again.lease is not None
+    assert again.lease.claim > earlier
+    subject = host.subject.replace("*", "k")
+    body = encode_message(Add(amount=5))
+    reply = await raw.request(subject, body, timeout=10, headers={LEASE_HEADER: str(earlier)})
+    assert (reply.headers or {}).get(ERROR_TYPE) == "EntityMoved"
+    await raw.publish(subject, body, headers={LEASE_HEADER: str(earlier)})  # a tell: delivered
+    current = {LEASE_HEADER: str(again.lease.claim)}  # after the tell: one connection, in order
+    balance = await raw.request(subject, encode_message(Balance()), timeout=10, headers=current)
+    assert json.loads(balance.data) == 5  # the ask's Add was not handled, the tell's was
 
 
 async def test_a_failing_entity_is_restarted_and_others_go_on(nodes: list[Node]) -> None:

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import CodeType
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -257,6 +258,19 @@ class GuardedClient(Client):
 _unreadable = LogLimit(_logger, limit=10, about="messages the client could not read")
 
 
+_PROCESS_MSG = Client._process_msg.__code__  # pyright: ignore[reportPrivateUsage]
+
+
+def _raised_in(error: BaseException, code: CodeType) -> bool:
+    """Whether ``error`` went through a frame running ``code`` (read on the error path only)."""
+    frames = error.__traceback__
+    while frames is not None:
+        if frames.tb_frame.f_code is code:
+            return True
+        frames = frames.tb_next
+    return False
+
+
 class _GuardedParser(Parser):
     """nats-py's protocol parser, which drops a message that its client cannot read rather than
     end the connection's read loop.
@@ -266,7 +280,9 @@ class _GuardedParser(Parser):
     the connection still looks connected: the node would hear nothing more. The server forwards
     such bytes from any client. The message was taken out of the buffer before the error, and its
     arguments are still the parser's: the client is told (`GuardedClient.unreadable`) and parsing
-    goes on with the rest. Guarded per chunk read, not per message: a message costs nothing more."""
+    goes on with the rest. An error of another operation after its bytes were taken (nats-py's
+    PONG for a flush given up raises) is logged, and parsing goes on too: no message is blamed.
+    Guarded per chunk read, not per message: a message costs nothing more."""
 
     def __init__(self, nc: GuardedClient) -> None:
         super().__init__(nc)  # pyright: ignore[reportUnknownMemberType]  # nats-py: untyped
@@ -283,8 +299,17 @@ class _GuardedParser(Parser):
             except Exception as error:
                 if len(self.buf) >= held:  # nothing was taken: not a message's (it would recur)
                     raise
-                arguments: dict[str, Any] = self.msg_arg
-                self._guarded.unreadable(arguments.get("subject", b""), arguments.get("reply", b""), error)
+                if _raised_in(error, _PROCESS_MSG):  # the message just taken (its arguments)
+                    arguments: dict[str, Any] = self.msg_arg
+                    self._guarded.unreadable(
+                        arguments.get("subject", b""), arguments.get("reply", b""), error
+                    )
+                else:  # another operation's (a PONG for a flush given up): no message to blame
+                    _unreadable.log(
+                        logging.WARNING,
+                        "the client met an error reading from the server, and reads on: %s",
+                        printable(repr(error)[:200]),
+                    )
                 data = b""
 
 

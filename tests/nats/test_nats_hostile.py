@@ -191,6 +191,25 @@ async def test_bytes_the_client_cannot_read_drop_one_message_not_the_connection(
     assert guarded.is_connected
 
 
+async def test_an_error_of_another_operation_blames_no_message_and_reading_goes_on(
+    nodes: tuple[Node, Node],
+) -> None:
+    """nats-py raises on the PONG of a flush that was given up (its future cancelled), after the
+    PONG was read: no message is counted unreadable (nor terminated), and the node reads on."""
+    server_side, client = nodes
+    await published_greeter(server_side, "ponged")
+    guarded = server_side.client
+    assert isinstance(guarded, GuardedClient)
+    before = guarded.unreadable_count
+    flushing = asyncio.ensure_future(guarded.flush())
+    await asyncio.sleep(0)  # its PING is sent
+    flushing.cancel()
+    await asyncio.gather(flushing, return_exceptions=True)
+    await guarded.flush()  # the given-up PONG comes first
+    assert await client.ref("ponged", Greeter).ask(Report(), timeout=10) == []
+    assert guarded.unreadable_count == before
+
+
 async def test_a_forged_sender_is_refused_and_the_actor_keeps_serving(nats_url: str, raw: Client) -> None:
     """In a worker process: a tell whose ``Actorio-Sender`` is another service's subject, a
     malformed one (``a b``, which stopped the actor), or JetStream's API is never handled; an ask

@@ -234,6 +234,8 @@ class JetStreamJournal(Journal):
             try:
                 with _needs_jetstream(name):
                     store = await self._js.object_store(name)
+                config = (await store.status()).stream_info.config
+                _check_kept(name, "objects", dropping_limits(config, per_subject=False))
             except nats.js.errors.BucketNotFoundError:
                 store = await self._js.create_object_store(  # pyright: ignore[reportUnknownMemberType]
                     name, ObjectStoreConfig(storage=StorageType.FILE, replicas=self.replicas)

@@ -36,22 +36,24 @@ async def deleted_at(bucket: KeyValue, key: str) -> int | None:
 
 def dropping_limits(config: StreamConfig, *, per_subject: bool) -> list[str]:
     """The settings of a stream (or a bucket's) under which the server deletes stored messages by
-    itself: a retention other than limits, a maximum age, and, discarding the oldest, a maximum
-    of messages or bytes (and of messages per subject where ``per_subject``: a bucket keeps one
-    value a key by design). An empty list: nothing acknowledged is deleted but on request."""
+    itself: a retention other than limits, a maximum age, a maximum of messages or bytes
+    discarding the oldest, and where ``per_subject`` (a bucket keeps one value a key by design)
+    a maximum per subject, unless the newest are discarded per subject. An empty list: nothing
+    acknowledged is deleted but on request."""
     found: list[str] = []
     retention = getattr(config.retention, "value", config.retention)
     if retention not in (None, "limits"):
         found.append(f"retention {retention}")
     if config.max_age:
         found.append(f"max_age {config.max_age:g} s")
-    if getattr(config.discard, "value", config.discard) in (None, "old"):
+    discard_old = getattr(config.discard, "value", config.discard) in (None, "old")
+    if discard_old:
         limits = [("max_msgs", config.max_msgs), ("max_bytes", config.max_bytes)]
-        if per_subject:
-            limits.append(("max_msgs_per_subject", config.max_msgs_per_subject))
-        found += [
-            f"{name} {value} with discard old" for name, value in limits if value is not None and value > 0
-        ]
+        found += [f"{name} {value} with discard old" for name, value in limits if value and value > 0]
+    # A subject's oldest message goes under discard new too, unless discard_new_per_subject.
+    per = config.max_msgs_per_subject
+    if per_subject and per and per > 0 and (discard_old or not config.discard_new_per_subject):
+        found.append(f"max_msgs_per_subject {per}" + (" with discard old" if discard_old else ""))
     return found
 
 

@@ -12,7 +12,7 @@ import nats.js.errors
 import pytest
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
-from nats.js.api import RetentionPolicy
+from nats.js.api import DiscardPolicy, RetentionPolicy
 
 from actorio.persistence import (
     EventData,
@@ -271,8 +271,9 @@ async def test_a_stream_of_its_name_must_store_its_subjects(nats_url: str) -> No
         ({"max_msgs": 100}, "max_msgs 100 with discard old"),
         ({"max_age": 3600.0}, "max_age 3600 s"),
         ({"retention": RetentionPolicy.WORK_QUEUE}, "retention workqueue"),
+        ({"max_msgs_per_subject": 1, "discard": DiscardPolicy.NEW}, "max_msgs_per_subject 1\\)"),
     ],
-    ids=["per subject", "messages", "age", "work queue"],
+    ids=["per subject", "messages", "age", "work queue", "per subject, discard new"],
 )
 async def test_a_stream_made_beforehand_that_deletes_events_is_refused(
     nats_url: str, limits: dict[str, Any], named: str
@@ -289,6 +290,19 @@ async def test_a_stream_made_beforehand_that_deletes_events_is_refused(
         ):
             await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")])
         assert (await js.stream_info(name)).state.messages == 0
+
+
+@pytest.mark.asyncio
+async def test_an_object_store_made_beforehand_with_a_ttl_is_refused(nats_url: str) -> None:
+    """Large states and snapshots live there: expiring, they would be missing later."""
+    prefix = unique_prefix()
+    journal = await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=8)
+    async with journal:
+        js = journal.client.jetstream()  # pyright: ignore[reportUnknownMemberType]
+        await js.create_object_store(f"{prefix}_objects_account", ttl=60)  # pyright: ignore[reportUnknownMemberType]
+        deleting = r"its settings delete stored objects by themselves \(max_age 60 s"
+        with pytest.raises(PersistenceError, match=deleting):
+            await journal.save_state(ACCOUNT, 0, 1, b'{"amount": 1}')
 
 
 @pytest.mark.asyncio

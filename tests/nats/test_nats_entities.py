@@ -9,6 +9,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -17,6 +18,7 @@ from nats.aio.client import Client
 from actorio import Actor, Message, handles
 from actorio.nats import ActorNotFound, EntityRef, Host, Node, rendezvous
 from actorio.nats._codec import encode_message
+from actorio.nats._entities import Entities
 from actorio.nats._entity_host import ERROR_TYPE
 from actorio.nats._entity_host import LEASE as LEASE_HEADER
 from actorio.nats._placement import Owner, Placement
@@ -213,24 +215,26 @@ async def test_an_ask_waits_for_earlier_tell_nowaits_within_its_own_timeout(nats
             await client.close(timeout=0.5)  # the queued tells would wait for a host
 
 
-async def test_callers_sharing_a_keys_lookup_each_wait_within_their_own_timeout(nats_url: str) -> None:
+async def test_callers_sharing_a_keys_lookup_each_wait_within_their_own_timeout(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The asks of one key share one lookup of its placement: the first asker's timeout (and its
     wait for a host) must not become the others'."""
+    looking_up = asyncio.Event()
+    resolve = Entities._resolve
+
+    async def noted(self: Entities, ref: EntityRef[Any], timeout: float) -> Any:
+        looking_up.set()
+        return await resolve(self, ref, timeout)
+
+    monkeypatch.setattr(Entities, "_resolve", noted)
     async with await Node.connect(nats_url) as hosting:
         await hosting.host(account_class(hosting), name="acct-gone", lease=LEASE)
     async with await Node.connect(nats_url, ask_timeout=30.0) as client:  # its bucket, no host
         ref = client.entity("acct-gone", "k", Account)
         patient = asyncio.ensure_future(ref.ask(Balance(), timeout=20))
         try:
-            entities = client._entities
-
-            async def looking_up() -> bool:
-                return entities is not None and ("acct-gone", "k") in entities._resolving
-
-            while not await looking_up():  # bounded: the test's timeout; its lookup starts at once
-                await asyncio.sleep(0.01)
-                if entities is None:
-                    entities = client._entities
+            await asyncio.wait_for(looking_up.wait(), 10)  # its lookup, shared by what follows
             with pytest.raises(asyncio.TimeoutError, match="its placement was not found"):
                 await asyncio.wait_for(ref.ask(Balance(), timeout=0.5), 10)
         finally:

@@ -232,23 +232,22 @@ class Mailbox:
         putters.append(waiter)
         expiry: asyncio.TimerHandle | None = None
         held = [waiter]  # the future waited on now (renewed below), for the timer
-        expired: list[bool] = []
+        due: list[bool] = []
         if timeout is not None:  # a timer on the waiter, not wait_for: see `_expire_waiter`
-            expiry = loop.call_later(timeout, _expire_waiter, held, expired)
+            expiry = loop.call_later(timeout, _expire_waiter, held, due)
         try:
             while True:
-                try:
-                    await waiter
-                except asyncio.CancelledError:
-                    if expired and not _cancelling():
-                        raise asyncio.TimeoutError from None
-                    raise
+                await waiter  # the timer's asyncio.TimeoutError, if it came first
                 if self.closed or len(self) < self.capacity:
                     return
+                if due:  # its time came while it was woken: no more waiting
+                    raise asyncio.TimeoutError
                 # Woken, but a signal took the room: wait again, in the same place.
                 renewed: asyncio.Future[None] = loop.create_future()
                 putters[putters.index(waiter)] = waiter = held[0] = renewed
         except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                waiter.exception()  # retrieved (the timer's), also when a cancellation came next
             if waiter in putters:
                 putters.remove(waiter)
             if not self.closed:
@@ -386,19 +385,13 @@ class BoundedMailbox(Mailbox):
             self.wake()
 
 
-def _expire_waiter(held: list[asyncio.Future[None]], expired: list[bool]) -> None:
-    """A waiting sender's time is up: cancel the future it waits on now (``held[0]``), noting
-    why. Not ``asyncio.wait_for`` around the waiter: on Python 3.10 and 3.11 it returns the
-    result of a future that completes as its task is cancelled, losing the cancellation."""
+def _expire_waiter(held: list[asyncio.Future[None]], due: list[bool]) -> None:
+    """A waiting sender's time is up: note it, and fail the future it waits on now (``held[0]``)
+    with ``asyncio.TimeoutError`` if it was not woken yet. An exception rather than a cancel, so
+    that a cancellation of the sender's task, before or after, stays a cancellation; and not
+    ``asyncio.wait_for`` around the waiter, which on Python 3.10 and 3.11 returns the result of
+    a future that completes as its task is cancelled, losing the cancellation."""
+    due.append(True)
     waiter = held[0]
     if not waiter.done():
-        expired.append(True)
-        waiter.cancel()
-
-
-def _cancelling() -> bool:
-    """Whether the current task is being cancelled (Python 3.11+; False before: a timer's cancel
-    and the task's own, at once, then count as the timer's)."""
-    task = asyncio.current_task()
-    cancelling = getattr(task, "cancelling", None)
-    return bool(cancelling()) if cancelling is not None else False
+        waiter.set_exception(asyncio.TimeoutError())

@@ -254,6 +254,46 @@ async def test_a_sender_that_leaves_passes_on_room_that_came_as_it_left() -> Non
         await bounded(leaving)
 
 
+@pytest.mark.asyncio
+async def test_a_timeout_holds_after_a_woken_sender_has_to_wait_again(mock_clock: MockClock) -> None:
+    """Woken for room that a signal then took, a sender waits again: its timeout, passed while it
+    was woken, still ends the wait (the timer had fired on a future already done)."""
+    mailbox = BoundedMailbox(_Reader(), 1)  # type: ignore[arg-type]  # what a mailbox reads of its actor
+    mailbox.put("queued")  # full
+    waiting = asyncio.create_task(mailbox.wait_for_room(0.05))
+    await asyncio.sleep(0)  # it runs until it waits for room
+
+    def mainloop_step() -> None:  # takes the message out, then a timer's tick is queued
+        mailbox.queue.popleft()
+        mailbox.room()
+        mailbox.append("tick")
+
+    # Due just before the sender's timer: both run in one iteration, before the sender does.
+    asyncio.get_running_loop().call_later(0.049, mainloop_step)
+    mock_clock.jump(0.1)
+    done, _ = await asyncio.wait([waiting], timeout=BOUND)  # not `bounded`: its own TimeoutError
+    assert waiting in done, "the sender waits past its timeout"
+    with pytest.raises(asyncio.TimeoutError):
+        waiting.result()
+
+
+@pytest.mark.asyncio
+async def test_a_cancellation_right_after_the_timeout_stays_a_cancellation(mock_clock: MockClock) -> None:
+    """The sender's time is up and, before its task runs, the task is cancelled: it ends
+    cancelled (a TimeoutError would let a caller that handles timeouts swallow the cancel)."""
+    mailbox = BoundedMailbox(_Reader(), 1)  # type: ignore[arg-type]  # what a mailbox reads of its actor
+    mailbox.put("queued")  # full
+    waiting = asyncio.create_task(mailbox.wait_for_room(0.05))
+    await asyncio.sleep(0)  # it runs until it waits for room
+    asyncio.get_running_loop().call_later(0.0501, waiting.cancel)  # just after its timer
+    mock_clock.jump(0.1)  # both in one iteration, before the sender runs
+    done, _ = await asyncio.wait([waiting], timeout=BOUND)
+    assert waiting in done
+    assert waiting.cancelled()
+    assert mailbox.putters is not None
+    assert not mailbox.putters
+
+
 class Canceller(Slow):
     """Its Note handler cancels ``victim``: the sender woken as that Note was taken out."""
 

@@ -282,7 +282,9 @@ class _GuardedParser(Parser):
     arguments are still the parser's: the client is told (`GuardedClient.unreadable`) and parsing
     goes on with the rest. An error of another operation after its bytes were taken (nats-py's
     PONG for a flush given up raises) is logged, and parsing goes on too: no message is blamed.
-    Guarded per chunk read, not per message: a message costs nothing more."""
+    A protocol error or an ``OSError`` (the connection's) is not caught: nats-py's read loop then
+    ends and it reconnects, as without the guard. Guarded per chunk read, not per message: a
+    message costs nothing more."""
 
     def __init__(self, nc: GuardedClient) -> None:
         super().__init__(nc)  # pyright: ignore[reportUnknownMemberType]  # nats-py: untyped
@@ -294,8 +296,8 @@ class _GuardedParser(Parser):
             try:
                 await super().parse(data)
                 return
-            except nats.errors.ProtocolError:
-                raise
+            except (nats.errors.ProtocolError, OSError):
+                raise  # the connection's: its read loop ends, and nats-py reconnects
             except Exception as error:
                 if len(self.buf) >= held:  # nothing was taken: not a message's (it would recur)
                     raise

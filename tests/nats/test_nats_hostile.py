@@ -210,6 +210,21 @@ async def test_an_error_of_another_operation_blames_no_message_and_reading_goes_
     assert guarded.unreadable_count == before
 
 
+async def test_the_guard_lets_a_connection_error_end_the_reading() -> None:
+    """An ``OSError`` while the client answers the server (a PING's PONG written to a broken
+    connection) is the connection's: it ends nats-py's read loop, which reconnects, rather than
+    being logged and read past."""
+
+    class Broken(GuardedClient):
+        async def _process_ping(self) -> None:
+            raise OSError("broken pipe")
+
+    client = Broken(tls_wanted=False)
+    with pytest.raises(OSError, match="broken pipe"):
+        await client._ps.parse(b"PING\r\n")
+    assert client.unreadable_count == 0
+
+
 async def test_a_forged_sender_is_refused_and_the_actor_keeps_serving(nats_url: str, raw: Client) -> None:
     """In a worker process: a tell whose ``Actorio-Sender`` is another service's subject, a
     malformed one (``a b``, which stopped the actor), or JetStream's API is never handled; an ask

@@ -209,7 +209,7 @@ class JetStreamJournal(Journal):
                     f"{name}: the stream exists but does not store the subjects "
                     f"{self.prefix}.events.{entity_type}.* (its subjects: {info.config.subjects})"
                 ) from None
-            _check_kept(name, "events", dropping_limits(info.config, per_subject=True))
+            _check_kept(name, "events", info.config, per_subject=True)
 
     async def _bucket(self, kind: str, entity_type: str) -> KeyValue:
         name = f"{self.prefix}_{kind}_{entity_type}"
@@ -218,8 +218,7 @@ class JetStreamJournal(Journal):
             try:
                 with _needs_jetstream(name):
                     bucket = await self._js.key_value(name)
-                config = (await bucket.status()).stream_info.config
-                _check_kept(name, kind, dropping_limits(config, per_subject=False))
+                _check_kept(name, kind, (await bucket.status()).stream_info.config)
             except nats.js.errors.BucketNotFoundError:
                 bucket = await self._js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
                     KeyValueConfig(bucket=name, history=1, storage=StorageType.FILE, replicas=self.replicas)
@@ -234,8 +233,7 @@ class JetStreamJournal(Journal):
             try:
                 with _needs_jetstream(name):
                     store = await self._js.object_store(name)
-                config = (await store.status()).stream_info.config
-                _check_kept(name, "objects", dropping_limits(config, per_subject=False))
+                _check_kept(name, "objects", (await store.status()).stream_info.config)
             except nats.js.errors.BucketNotFoundError:
                 store = await self._js.create_object_store(  # pyright: ignore[reportUnknownMemberType]
                     name, ObjectStoreConfig(storage=StorageType.FILE, replicas=self.replicas)
@@ -586,9 +584,11 @@ class JetStreamJournal(Journal):
             await self.client.close()
 
 
-def _check_kept(name: str, what: str, dropping: list[str]) -> None:
-    """`PersistenceError` for a stream or bucket made beforehand whose settings delete what is
-    stored (see `dropping_limits`): acknowledged records would be lost without a word."""
+def _check_kept(name: str, what: str, config: StreamConfig, *, per_subject: bool = False) -> None:
+    """`PersistenceError` for a stream, bucket or object store made beforehand whose settings
+    (``config``) delete what is stored (see `dropping_limits`): acknowledged records would be
+    lost without a word."""
+    dropping = dropping_limits(config, per_subject=per_subject)
     if dropping:
         raise PersistenceError(
             f"{name}: its settings delete stored {what} by themselves ({', '.join(dropping)}), "

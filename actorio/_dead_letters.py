@@ -7,18 +7,26 @@ that is already over). Asks are not dead letters: their failure is raised at the
 
 What a record keeps is bounded: a raw payload (bytes or text from the wire) longer than
 ``PREVIEW_BYTES`` is kept as a `PayloadPreview` (its first bytes and its size), an invalid
-payload's error is kept without its traceback (whose frames would keep the payload alive), and
-every log line is cut to ``LOG_CHARS`` characters.
+payload's error is kept without its traceback (whose frames would keep the payload alive), a
+failed handler's error keeps its traceback without the frames' local variables (which would keep
+the failed incarnation and its state alive as long as the record), and every log line is cut to
+``LOG_CHARS`` characters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dis
+import inspect
 import logging
+import sys
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, Literal
 
 from ._log_limit import printable
@@ -34,6 +42,9 @@ PREVIEW_BYTES = 1024
 
 LOG_CHARS = 500
 """The longest a message or an error is written in a dead-letter log line."""
+
+CHAINED_ERRORS = 100
+"""How many errors of a chain (causes and contexts) `forget_locals` goes through, at most."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,86 @@ def preview(payload: Any) -> Any:
     if len(raw) <= PREVIEW_BYTES:
         return payload
     return PayloadPreview(bytes(raw[:PREVIEW_BYTES]), len(raw))
+
+
+def forget_locals(error: BaseException) -> None:
+    """Clear the local variables of the frames in ``error``'s traceback, and in those of its
+    causes and contexts: the traceback still says where each frame was (files, lines, what
+    ``traceback`` prints), but no longer keeps what the frames held (a handler's ``self``, the
+    message, the state) alive. A frame still running (the mainloop that caught the error) is
+    cleared when its task is done: a frame that a traceback holds keeps its variables after it
+    returned. A frame that may be suspended (another task's, which caught the error and handed
+    it on) is left as it is: clearing it would close its coroutine.
+    """
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    running: list[FrameType] = []
+    while pending and len(seen) < CHAINED_ERRORS:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        trace = current.__traceback__
+        while trace is not None:
+            frame = trace.tb_frame
+            trace = trace.tb_next
+            if _may_be_suspended(frame):
+                continue
+            try:
+                frame.clear()
+            except RuntimeError:  # running (or, from Python 3.13, suspended)
+                running.append(frame)
+        pending.extend(chained for chained in (current.__cause__, current.__context__) if chained is not None)
+    if running:
+        clear_when_done(running)
+
+
+_SUSPENDABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+_YIELD_VALUE = dis.opmap["YIELD_VALUE"]
+_YIELD_FROM = dis.opmap.get("YIELD_FROM")  # Python 3.10: an ``await`` suspends just before it
+
+
+def _may_be_suspended(frame: FrameType) -> bool:
+    """True for a generator's or coroutine's frame that stands where such a frame is suspended.
+
+    Before Python 3.13, `frame.clear` on a suspended frame closes its generator (from 3.13 it
+    raises `RuntimeError`). A frame the error went through has returned, and stands where the
+    error left it: never at a suspension point, but for an error thrown into a bare ``yield``
+    (such a frame is then kept, with its variables).
+    """
+    if sys.version_info >= (3, 13) or not frame.f_code.co_flags & _SUSPENDABLE:
+        return False
+    code, at = frame.f_code.co_code, frame.f_lasti
+    if not 0 <= at < len(code):
+        return True
+    if code[at] == _YIELD_VALUE:
+        return True
+    return _YIELD_FROM is not None and at + 2 < len(code) and code[at + 2] == _YIELD_FROM
+
+
+_running_frames: weakref.WeakKeyDictionary[asyncio.Task[Any], set[FrameType]] = weakref.WeakKeyDictionary()
+"""Frames of each task to clear when it is done (see `forget_locals`)."""
+
+
+def clear_when_done(frames: list[FrameType]) -> None:
+    """Clear ``frames`` (the current task's, running now) when the current task is done."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop: the frames are those of a thread's stack, left as they are
+        return
+    if task is None:
+        return
+    waiting = _running_frames.get(task)
+    if waiting is None:
+        waiting = _running_frames[task] = set()
+        task.add_done_callback(_clear_frames_of)
+    waiting.update(frames)  # a set: an actor that fails and resumes again and again adds nothing
+
+
+def _clear_frames_of(task: asyncio.Task[Any]) -> None:
+    for frame in _running_frames.pop(task, ()):
+        with contextlib.suppress(RuntimeError):
+            frame.clear()
 
 
 def shorten(text: str) -> str:
@@ -150,11 +241,15 @@ class DeadLetters:
         self, message: Any, recipient: str, reason: Reason, error: BaseException | None = None
     ) -> DeadLetter:
         """Record a dead letter, count it, and log it unless the log limit is reached. A raw payload
-        is kept as a `preview`; the error of an invalid payload is kept without its traceback."""
+        is kept as a `preview`; the error of an invalid payload is kept without its traceback, any
+        other error without the local variables of its traceback's frames (`forget_locals`)."""
         now = _now()
-        if reason == "invalid" and error is not None:
-            error.__traceback__ = None  # its frames hold the payload
-            error.__context__ = None
+        if error is not None:
+            if reason == "invalid":
+                error.__traceback__ = None  # its frames hold the payload
+                error.__context__ = None
+            else:
+                forget_locals(error)
         letter = DeadLetter(preview(message), recipient, reason, error, now)
         self.records.append(letter)
         self.counts[reason] += 1

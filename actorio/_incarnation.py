@@ -27,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 import weakref
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from . import _alarms as alarms
 from ._ask import AskRef
-from ._dead_letters import dead_letters, shorten
+from ._dead_letters import clear_when_done, dead_letters, shorten
 from ._dispatch import Handler, resolve_handler
 from ._exceptions import EndMainLoop, UnhandledMessage
 from ._inputs import Barrier, InputSignal, run_barrier, run_input
@@ -190,7 +191,17 @@ _late_asks = LogLimit(logging.getLogger("actorio.actor"), limit=LATE_ASK_LOG_LIM
 def ask_failed(actor: Actor[Any], message: Message[Any], ask: AskRef, error: Exception) -> None:
     """A handler serving an ask raised: the error goes to the asker, and the actor carries on. If
     the asker is gone (timed out, cancelled), the error is logged, within `LATE_ASK_LOG_LIMIT`
-    lines a minute."""
+    lines a minute.
+
+    The error leaves without this mainloop's frame, where it was caught, and that frame is
+    cleared when the mainloop ends: a record of the error in the asker (a dead letter if the
+    asker fails) would else keep it, and this actor, alive after this actor has ended (the
+    handler's frame links back to it)."""
+    trace = error.__traceback__
+    mainloop = sys._getframe(1)  # the caller
+    if trace is not None and trace.tb_frame is mainloop:
+        error.__traceback__ = trace.tb_next
+        clear_when_done([mainloop])
     if not ask.fail(error) and not isinstance(error, UnhandledMessage):
         _late_asks.log(
             logging.ERROR,

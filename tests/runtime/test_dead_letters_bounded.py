@@ -1,19 +1,35 @@
 """Dead letters cost bounded memory and log space whatever the wire sends: a raw payload is kept
-as a preview, an invalid payload's error keeps neither the payload nor its traceback, and log
-lines are cut."""
+as a preview, an invalid payload's error keeps neither the payload nor its traceback, a failed
+handler's error does not keep its incarnation alive, and log lines are cut."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
+import traceback
 import tracemalloc
+import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from actorio import Actor, InvalidPayload, Message, PayloadPreview, dead_letters, handles
+from actorio import (
+    Actor,
+    ActorRef,
+    ActorStopped,
+    InvalidPayload,
+    Message,
+    PayloadPreview,
+    SupervisorStrategy,
+    dead_letters,
+    handles,
+)
 from actorio._dead_letters import LOG_CHARS, PREVIEW_BYTES
+from actorio.lowlevel import task_of
+from tests.support import BOUND, bounded
 
 
 class Greet(Message):
@@ -97,3 +113,178 @@ def test_a_thousand_invalid_payloads_cost_bounded_memory() -> None:
     assert dead_letters.counts["invalid"] == 1000
     # 1,000 records of a 1 KB preview and a small error: a few MB at most, not 100 MB and more.
     assert grown < 10_000_000, grown
+
+
+class Fail(Message):
+    pass
+
+
+class Ping(Message[int]):
+    pass
+
+
+INCARNATIONS: weakref.WeakSet[Actor[Any]] = weakref.WeakSet()
+
+
+class Failing(Actor[Fail | Ping]):
+    """An incarnation that holds a large state and fails on `Fail`, chaining the error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = bytearray(100_000)
+        INCARNATIONS.add(self)
+
+    @handles(Fail)
+    async def fail(self, msg: Fail) -> None:
+        try:
+            raise KeyError("cause")
+        except KeyError as error:
+            raise RuntimeError("failed on purpose") from error
+
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> int:
+        return 1
+
+
+class Parent(Actor):
+    supervisor_strategy = SupervisorStrategy(max_restarts=1000, within=60.0)
+
+
+def _alive() -> int:
+    gc.collect()
+    return len(INCARNATIONS)
+
+
+@pytest.mark.asyncio
+async def test_failed_records_do_not_keep_their_incarnations_alive() -> None:
+    """Each record of a failed message used to keep its incarnation (and its state) alive through
+    its error's traceback: 1,000 records held 303 MB. The traceback still names the handler."""
+    logging.disable(logging.WARNING)
+    try:
+        parent = Parent()
+        async with parent:
+            child = await parent.supervise(Failing)
+            for _ in range(20):
+                await child.tell(Fail())
+                assert await child.ask(Ping(), timeout=BOUND) == 1
+            assert _alive() == 1  # the one running now
+        del parent, child
+    finally:
+        logging.disable(logging.NOTSET)
+    letters = dead_letters.of(reason="failed")
+    assert len(letters) == 20
+    error = letters[-1].error
+    assert error is not None
+    printed = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    assert 'raise RuntimeError("failed on purpose") from error' in printed
+    assert 'raise KeyError("cause")' in printed  # the cause's traceback too
+    assert _alive() == 0
+
+
+@pytest.mark.asyncio
+async def test_a_resumed_or_stopped_actor_is_not_kept_alive_by_its_records() -> None:
+    logging.disable(logging.WARNING)
+    try:
+        parent = Parent()
+        async with parent:
+            resumed = await parent.supervise(Failing, on_failure={RuntimeError: "resume"})
+            await resumed.tell(Fail())
+            await resumed.tell(Fail())
+            assert await resumed.ask(Ping(), timeout=BOUND) == 1
+            await parent.stop_child(resumed)
+        del parent, resumed
+        alone = Failing()  # not supervised: the failure stops it
+        ref = await alone.start()
+        await ref.tell(Fail())
+        with pytest.raises(ActorStopped):
+            await ref.ask(Ping(), timeout=BOUND)
+        task = task_of(alone)
+        assert task is not None
+        await asyncio.wait([task], timeout=BOUND)  # done, and its done callbacks run next
+        await asyncio.sleep(0)
+        # Not `await alone`: re-raised, the error's traceback gains the awaiting frames, and
+        # `Actor.wait`'s holds the actor.
+        assert isinstance(task.exception(), RuntimeError)
+        del alone, ref, task
+    finally:
+        logging.disable(logging.NOTSET)
+    assert len(dead_letters.of(reason="failed")) == 3
+    assert _alive() == 0
+
+
+@pytest.mark.asyncio
+async def test_an_error_handed_on_by_a_running_task_leaves_that_task_running() -> None:
+    """The frame that caught an error and handed it on may still be suspended: clearing it would
+    close its coroutine (before Python 3.13), so it is left as it is."""
+    handed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+    go_on = asyncio.Event()
+
+    async def fail() -> None:
+        raise RuntimeError("handed on")
+
+    async def worker() -> str:
+        try:
+            await fail()
+        except RuntimeError as error:
+            handed.set_result(error)
+        await go_on.wait()
+        return "still running"
+
+    task = asyncio.create_task(worker())
+    error = await bounded(handed)
+    dead_letters.record(Fail(), "relay", "failed", error)
+    go_on.set()
+    assert await bounded(task) == "still running"
+    printed = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    assert 'raise RuntimeError("handed on")' in printed
+
+
+class Answering(Actor[Ping]):
+    """Fails every ask it serves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = bytearray(100_000)
+        INCARNATIONS.add(self)
+
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> int:
+        raise RuntimeError("cannot answer")
+
+
+class Asker(Actor[Fail]):
+    def __init__(self, asked: ActorRef[Ping]) -> None:
+        super().__init__()
+        self.asked = asked
+
+    @handles(Fail)
+    async def fail(self, msg: Fail) -> None:
+        await self.asked.ask(Ping(), timeout=BOUND)
+
+
+@pytest.mark.asyncio
+async def test_a_failed_asker_does_not_keep_the_actor_it_asked_alive() -> None:
+    """The asker's error comes from the answering actor's mainloop, which caught it and goes on:
+    the error leaves that frame behind, or the asker's dead letter would keep it (and its actor)
+    alive once it ended."""
+    answering = Answering()
+    answering_ref = await answering.start()
+
+    asker = Asker(answering_ref)
+    ref = await asker.start()
+    await ref.tell(Fail())
+    task = task_of(asker)
+    assert task is not None
+    await asyncio.wait([task], timeout=BOUND)
+    assert isinstance(task.exception(), RuntimeError)
+    await bounded(answering.stop())
+    answering_task = task_of(answering)
+    assert answering_task is not None
+    await asyncio.wait([answering_task], timeout=BOUND)
+    await asyncio.sleep(0)  # its done callbacks run
+    del answering, answering_ref, asker, ref, task, answering_task
+    error = dead_letters.of(reason="failed")[0].error
+    assert error is not None
+    printed = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    assert 'raise RuntimeError("cannot answer")' in printed
+    assert _alive() == 0

@@ -3,8 +3,9 @@
 Owns:
 
 - `Entities`: a node's side of entities: routing what its references (`EntityRef`, in
-  ``_entity_ref``) are told, in order (a location cache refreshed from the type's bucket, or, for
-  a key nobody holds, a node chosen among the type's live hosts by `Entities.placement`); asks
+  ``_entity_ref``) are told, in order (a queue per type: ``_entity_queues``; a location cache
+  refreshed from the type's bucket, or, for a key nobody holds, a node chosen among the type's
+  live hosts by `Entities.placement`); asks
   routed again while their key moves; the types it hosts (`EntityHost`, ``_entity_host``) and its
   announcements (``_placement.Hosts``). What `Node` offers of it is in ``_node_entities``.
 
@@ -14,12 +15,11 @@ See docs/entities.md for the guarantees and their timing assumptions.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import enum
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import nats.errors
@@ -30,13 +30,14 @@ from nats.js.client import JetStreamContext
 from typing_extensions import TypeVar
 
 from .. import Actor, Message, SupervisorStrategy
-from ..lowlevel import AskRef, LogLimit, hand_off
+from ..lowlevel import AskRef, hand_off
 from ._addresses import Addresses
 from ._codec import TIMEOUT, encode_message, read_reply
 from ._durable import Durable
 from ._durable_entities import DurableSending
 from ._entity_host import ERROR_TYPE, LEASE, MAX_ACTIVE, EntityHost
 from ._entity_persistence import DUE_MAX_BYTES, Reminders, persistent_factory
+from ._entity_queues import Send, TellQueues
 from ._entity_ref import EntityRef
 from ._errors import ActorNotFound
 from ._placement import (
@@ -75,8 +76,6 @@ class _Route:
         self.claim = claim
         self.expires = expires
 
-
-Send = Callable[[], Awaitable[Any]]
 
 # How long a known placement is trusted before it is read again. A stale one costs little (the
 # node reached forwards a tell, answers an ask EntityMoved; a silent node's routes are dropped at
@@ -144,9 +143,7 @@ class Entities:
         self._lookups: dict[str, Placements] = {}
         self._routes: dict[tuple[str, str], _Route] = {}
         self._resolving: dict[tuple[str, str], asyncio.Future[_Route]] = {}
-        self._queue: collections.deque[Send] = collections.deque()
-        self._flusher: asyncio.Task[None] | None = None
-        self._failures = LogLimit(_logger)
+        self._queues = TellQueues(spawn, node_id)
         self._announcer: asyncio.Task[None] | None = None
         self._probes: Subscription | None = None
         self.mailboxes: DurableSending | None = None
@@ -264,8 +261,8 @@ class Entities:
     # -- sending -------------------------------------------------------------------------------
 
     async def publish(self, ref: EntityRef[Any], body: bytes, headers: dict[str, str] | None) -> None:
-        """Send a tell's body to where ``ref`` is, after what ``tell_nowait`` queued."""
-        await self._send(self._publishing(ref, body, headers))
+        """Send a tell's body to where ``ref`` is, after what ``tell_nowait`` queued for its type."""
+        await self._queues.send(ref.entity_type, self._publishing(ref, body, headers))
 
     def _publishing(self, ref: EntityRef[Any], body: bytes, headers: dict[str, str] | None) -> Send:
         async def send() -> None:
@@ -281,18 +278,17 @@ class Entities:
         return send
 
     async def tell(self, ref: EntityRef[Any], message: Message[Any]) -> None:
-        """Send ``message`` to where ``ref`` is, after what ``tell_nowait`` queued."""
+        """Send ``message`` to where ``ref`` is, after what ``tell_nowait`` queued for its type."""
         send = self._sending(ref, message)
         if send is not None:
-            await self._send(send)
+            await self._queues.send(ref.entity_type, send)
 
     def tell_nowait(self, ref: EntityRef[Any], message: Message[Any]) -> None:
-        """Queue ``message`` for ``ref`` (encoded now); a failure to send it is logged."""
+        """Queue ``message`` for ``ref`` (encoded now) behind what is queued for its type (a queue
+        per type: see ``_entity_queues``); a failure to send it is logged."""
         send = self._sending(ref, message)
         if send is not None:
-            self._queue.append(send)
-            if self._flusher is None or self._flusher.done():
-                self._flusher = self._spawn(self._flush())
+            self._queues.tell_nowait(ref.entity_type, send)
 
     def _sending(self, ref: EntityRef[Any], message: Message[Any]) -> Send | None:
         ask = hand_off(message)
@@ -308,36 +304,6 @@ class Entities:
         except Exception as error:
             ask.fail(error)
 
-    async def _send(self, send: Send) -> None:
-        if self._queue:  # earlier tell_nowait calls are still queued: go after them
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-            async def then() -> None:
-                try:
-                    await send()
-                except Exception as error:
-                    if not done.done():
-                        done.set_exception(error)
-                else:
-                    if not done.done():
-                        done.set_result(None)
-
-            self._queue.append(then)
-            if self._flusher is None or self._flusher.done():
-                self._flusher = self._spawn(self._flush())
-            await done
-        else:
-            await send()
-
-    async def _flush(self) -> None:
-        queue = self._queue
-        while queue:
-            send = queue.popleft()
-            try:
-                await send()
-            except Exception as error:
-                self._failures.log(logging.ERROR, "an entity's tell_nowait could not be sent: %r", error)
-
     async def request(self, ref: EntityRef[Any], body: bytes, timeout: float | None) -> Msg:
         """Ask ``ref`` with ``body``: the reply message. Routed again, within ``timeout``, while
         the node reached does not hold the key (`EntityMoved`), nobody answers its subject, or
@@ -348,9 +314,9 @@ class Entities:
         late = f"no reply from {ref.identifier} within {wait} s"
         pause = 0.05
         moved = False
-        if self._queue:  # after what tell_nowait queued, within the ask's own timeout
+        if ref.entity_type in self._queues:  # after what tell_nowait queued, within its own timeout
             try:
-                await asyncio.wait_for(self._send(_nothing), wait)
+                await asyncio.wait_for(self._queues.send(ref.entity_type, _nothing), wait)
             except asyncio.TimeoutError:
                 raise asyncio.TimeoutError(
                     f"{late} (earlier tell_nowait calls were still being sent)"

@@ -86,7 +86,9 @@ class EntityRef(ActorRef[P]):
         return hash((id(self._entities), self._type, self._key))
 
     def tell_nowait(self, message: P, /) -> None:
-        """Queue ``message`` and return at once; errors are logged (within a limit)."""
+        """Queue ``message`` and return at once; this node sends it after the calls queued
+        before it for the entity's type (a queue per type: another type's wait does not hold it
+        up). Errors are logged (within a limit)."""
         check_accepted(self, message)
         self._entities.tell_nowait(self, message)
 

@@ -198,8 +198,9 @@ async def test_a_type_nobody_hosts_is_not_found(node: Node) -> None:
 
 
 async def test_an_ask_waits_for_earlier_tell_nowaits_within_its_own_timeout(nats_url: str) -> None:
-    """An ask goes after what ``tell_nowait`` queued before it; a queued tell to a type nobody
-    hosts waits up to the node's ``ask_timeout`` for a host: the ask gives up at its own."""
+    """An ask goes after what ``tell_nowait`` queued before it for its type; a queued tell to a
+    type nobody hosts waits up to the node's ``ask_timeout`` for a host: the ask gives up at its
+    own. An ask to another type does not wait for them."""
     async with await Node.connect(nats_url) as hosting:
         client = await Node.connect(nats_url, ask_timeout=30.0)
         await hosting.host(account_class(hosting), name="acct-queue", lease=LEASE)
@@ -209,8 +210,10 @@ async def test_an_ask_waits_for_earlier_tell_nowaits_within_its_own_timeout(nats
             client.entity("ghost-queue", key, Account).tell_nowait(Add(amount=1))
         queued = "earlier tell_nowait calls were still being sent"
         try:
+            assert await asyncio.wait_for(ref.ask(Balance(), timeout=10), 10) == 0
+            ghost = client.entity("ghost-queue", "k1", Account)
             with pytest.raises(asyncio.TimeoutError, match=queued):  # not the bound's, at 10 s
-                await asyncio.wait_for(ref.ask(Balance(), timeout=0.5), 10)
+                await asyncio.wait_for(ghost.ask(Balance(), timeout=0.5), 10)
         finally:
             await client.close(timeout=0.5)  # the queued tells would wait for a host
 
@@ -537,3 +540,27 @@ async def test_a_wake_header_on_a_message_with_a_payload_is_refused_not_dropped(
     await nc.publish(subject, b"", headers=headers)  # a real wake: no dead letter, nothing handled
     assert await ref.ask(Balance()) == 0
     assert [letter.recipient for letter in dead_letters.of(reason="invalid")].count("acct13/w") == 1
+
+
+async def test_a_type_nobody_hosts_does_not_hold_up_tell_nowaits_to_other_types(
+    nats_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ``tell_nowait`` to a type nobody hosts waits (up to ``ask_timeout``) for a host; the
+    tells to other types, told after it, are delivered meanwhile. Closing the node sends what it
+    can within its timeout and counts the rest in a warning."""
+    handled = asyncio.Event()
+
+    class Noted(Account):
+        @handles(Add)
+        async def add(self, msg: Add) -> None:
+            handled.set()
+
+    async with await Node.connect(nats_url, ask_timeout=60.0) as node:
+        try:
+            await node.host(Noted, name="acct-beside-ghost", lease=LEASE)
+            node.entity("ghost-beside", "k", Account).tell_nowait(Add(amount=1))  # waits for a host
+            node.entity("acct-beside-ghost", "k", Account).tell_nowait(Add(amount=1))
+            await asyncio.wait_for(handled.wait(), 10)  # well before the ghost's 60 s
+        finally:
+            await node.close(timeout=0.5)  # the ghost's tell would wait for a host
+    assert "1 tell(s) to entities of type 'ghost-beside' not sent: the node closed" in caplog.text

@@ -1,0 +1,107 @@
+"""The per-type queues of entity tells (``actorio.nats._entity_queues``), without a server: each
+type in its own order, one type's stuck send holding up no other type, a queue dropped once
+empty, and what is left when its task is cancelled (the node closed)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from actorio.nats._entity_queues import Send, TellQueues
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+
+class Noting(TellQueues):
+    """Sets ``queued`` at each send queued."""
+
+    def __init__(self, spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]], node_id: str) -> None:
+        super().__init__(spawn, node_id)
+        self.queued = asyncio.Event()
+
+    def tell_nowait(self, entity_type: str, send: Send) -> None:
+        super().tell_nowait(entity_type, send)
+        self.queued.set()
+
+
+def queues() -> tuple[Noting, set[asyncio.Task[Any]]]:
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coroutine)
+        tasks.add(task)
+        return task
+
+    return Noting(spawn, "node-1"), tasks
+
+
+def recording(sent: list[str], name: str, wait: asyncio.Event | None = None) -> Send:
+    async def send() -> None:
+        if wait is not None:
+            await wait.wait()
+        sent.append(name)
+
+    return send
+
+
+async def test_each_type_keeps_its_order_and_a_stuck_type_holds_up_no_other() -> None:
+    tells, tasks = queues()
+    sent: list[str] = []
+    never = asyncio.Event()
+    tells.tell_nowait("stuck", recording(sent, "stuck-1", never))
+    tells.tell_nowait("stuck", recording(sent, "stuck-2"))
+    for i in range(3):
+        tells.tell_nowait("ok", recording(sent, f"ok-{i}"))
+    await asyncio.wait_for(tells.send("ok", recording(sent, "ok-told")), 5)  # after the queued ones
+    assert sent == ["ok-0", "ok-1", "ok-2", "ok-told"]
+    assert "ok" not in tells
+    assert "stuck" in tells
+    await asyncio.wait_for(tells.send("ok", recording(sent, "ok-direct")), 5)  # nothing queued: at once
+    assert sent[-1] == "ok-direct"
+    assert "ok" not in tells
+    never.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert sent[-2:] == ["stuck-1", "stuck-2"]
+    assert "stuck" not in tells
+
+
+async def test_a_cancelled_queue_fails_the_tells_awaiting_it_and_counts_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tells, tasks = queues()
+    sent: list[str] = []
+    tells.tell_nowait("stuck", recording(sent, "stuck-1", asyncio.Event()))
+    tells.tell_nowait("stuck", recording(sent, "stuck-2"))
+    tells.queued.clear()
+    told = asyncio.ensure_future(tells.send("stuck", recording(sent, "stuck-told")))
+    await asyncio.wait_for(tells.queued.wait(), 5)  # told is queued
+    for task in tasks:
+        task.cancel()
+    with pytest.raises(ConnectionError, match="the node node-1 closed before the tell was sent"):
+        await asyncio.wait_for(told, 5)
+    assert sent == []
+    assert "stuck" not in tells
+    assert "3 tell(s) to entities of type 'stuck' not sent: the node closed" in caplog.text
+
+
+async def test_a_failed_tell_nowait_is_logged_and_the_queue_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    tells, _ = queues()
+    sent: list[str] = []
+
+    async def failing() -> None:
+        raise OSError("refused")
+
+    tells.tell_nowait("t", failing)
+    await asyncio.wait_for(tells.send("t", recording(sent, "after")), 5)
+    assert sent == ["after"]
+    assert "an entity's tell_nowait could not be sent: OSError('refused')" in caplog.text
+
+    async def failing_told() -> None:
+        raise OSError("told")
+
+    tells.tell_nowait("t", recording(sent, "queued"))
+    with pytest.raises(OSError, match="told"):  # an awaited tell's error is its caller's
+        await asyncio.wait_for(tells.send("t", failing_told), 5)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import re
 import time
 import uuid
@@ -44,6 +43,7 @@ from ._jetstream_wire import (
     deleted_at,
     dropping_limits,
     filter_covers,
+    reminder_records,
     split_record,
 )
 from ._journal import LAST_KEPT, Journal
@@ -532,16 +532,7 @@ class JetStreamJournal(Journal):
         self._check_open()
         with _failed(persistence_id, "loading the reminders"):
             reminders, _ = await self._reminders(persistence_id)
-        try:
-            found = [
-                ReminderRecord(persistence_id, name, float(due), str(message).encode())
-                for name, (due, message) in sorted(reminders.items())
-            ]
-            if not all(math.isfinite(reminder.due) for reminder in found):
-                raise ValueError("a due time that is not a finite number")
-            return found
-        except (TypeError, ValueError) as error:
-            raise JournalCorrupted(f"{persistence_id}: stored reminders are not a record ({error})") from None
+        return reminder_records(persistence_id, reminders)
 
     async def persistence_ids(self) -> list[PersistenceId]:
         self._check_open()

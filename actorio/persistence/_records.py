@@ -4,8 +4,10 @@ codecs; a journal never looks inside them)."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from typing import cast
 
 from actorio.lowlevel import shorten
 
@@ -107,7 +109,11 @@ class StateRecord:
 @dataclass(frozen=True, slots=True)
 class ReminderRecord:
     """A durable reminder: ``message`` (a message's wire form) told to the actor of
-    ``persistence_id`` at ``due`` (seconds since the epoch). One per ``name`` and id."""
+    ``persistence_id`` at ``due`` (seconds since the epoch). One per ``name`` and id.
+
+    ``due`` must be a finite number (an ``int`` or a ``float``, not a bool): anything else, NaN
+    and infinity included, is a ``ValueError`` naming the reminder, here where it enters, so that
+    no journal stores a reminder that is never (or always) due."""
 
     persistence_id: PersistenceId
     name: str
@@ -116,3 +122,9 @@ class ReminderRecord:
 
     def __post_init__(self) -> None:
         _check_name("reminder name", self.name, _NAME)
+        due = cast(object, self.due)  # anything, from a caller that ignored the type
+        if not isinstance(due, (int, float)) or isinstance(due, bool) or not math.isfinite(due):
+            raise ValueError(
+                f"reminder {self.name!r} of {self.persistence_id}: due {shorten(repr(due))} is not a "
+                "finite number of seconds"
+            )

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from time import monotonic
 from typing import Any, Literal, TypeVar
 
+from actorio.lowlevel import shorten
+
 from ._errors import JournalCorrupted, PersistenceError, WriterConflict
 from ._journal import LAST_KEPT, Journal
 from ._records import EventData, EventRecord, PersistenceId, ReminderRecord, SnapshotRecord, StateRecord
@@ -386,10 +388,10 @@ class SqliteJournal(Journal):
         )
         reminders: list[ReminderRecord] = []
         for row in rows:
-            _check_row(persistence_id, "reminder", row, _REMINDER_ROW)
             name, due, message = row
+            _check_row(persistence_id, f"reminder {shorten(repr(name))}", row, _REMINDER_ROW)
             try:
-                reminders.append(ReminderRecord(persistence_id, name, float(due), message))
+                reminders.append(ReminderRecord(persistence_id, name, due, message))
             except ValueError as error:
                 raise JournalCorrupted(f"{persistence_id}: a stored reminder: {error}") from None
         return reminders

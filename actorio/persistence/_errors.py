@@ -5,7 +5,7 @@
     ActorioException
      └── PersistenceError            a journal could not do what it was asked
           ├── WriterConflict         another writer wrote this persistence id first: nothing written
-          ├── SchemaMismatch         a stored event or state does not fit its model
+          ├── SchemaMismatch         a stored event, state or reminder does not fit its model
           └── JournalCorrupted       stored events not 1, 2, 3, ..., or records not of the journal's form
 """
 
@@ -40,9 +40,10 @@ class WriterConflict(PersistenceError):
 
 
 class SchemaMismatch(PersistenceError):
-    """A stored event, snapshot or state does not fit the model that reads it: an unknown wire
-    name, a version with no upcaster to the current one, a field the model no longer declares
-    (a removed field needs an upcaster that drops it), or a value the model refuses."""
+    """A stored event, snapshot, state or reminder's message does not fit the model that reads
+    it: an unknown wire name, a version with no upcaster to the current one, a field the model
+    no longer declares (a removed field needs an upcaster that drops it), or a value the model
+    refuses."""
 
 
 class JournalCorrupted(PersistenceError):

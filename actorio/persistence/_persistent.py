@@ -10,10 +10,10 @@ from typing import Any, ClassVar, Generic, Literal, cast
 
 from typing_extensions import TypeVar
 
-from actorio import Actor, Message
-from actorio.lowlevel import encode_wire, handler_for
+from actorio import Actor, InvalidPayload, Message
+from actorio.lowlevel import encode_wire, handler_for, shorten
 
-from ._errors import PersistenceError, WriterConflict
+from ._errors import PersistenceError, SchemaMismatch, WriterConflict
 from ._journal import Journal
 from ._records import PersistenceId, ReminderRecord
 
@@ -39,7 +39,9 @@ class PersistentActor(Actor[P], Generic[P]):
     so a crash in between fires it again after the restart. Its due time is ``clock()`` +
     delay, where ``clock`` (a constructor argument) is ``time.time`` by default; it waits on the
     event loop's clock, so the mock clock drives it in tests (pass ``clock=mock_clock.time`` to
-    keep due times on the mock clock across incarnations too).
+    keep due times on the mock clock across incarnations too). A stored reminder whose message
+    no longer validates against the actor's protocol fails the recovery with `SchemaMismatch`
+    naming the persistence id and the reminder.
     """
 
     entity_type: ClassVar[str]
@@ -84,7 +86,13 @@ class PersistentActor(Actor[P], Generic[P]):
             await self.recover()
             protocol = type(self).protocol
             for reminder in await self.journal.load_reminders(self.persistence_id):
-                self._schedule(reminder.name, reminder.due, protocol.validate(reminder.message))
+                try:
+                    message = protocol.validate(reminder.message)
+                except InvalidPayload as error:  # said with whose reminder it is
+                    raise SchemaMismatch(
+                        shorten(f"{self.persistence_id}: the stored reminder {reminder.name!r}: {error}")
+                    ) from None
+                self._schedule(reminder.name, reminder.due, message)
         except BaseException as error:
             recovery = self._recovery_future()
             if not recovery.done():
@@ -150,7 +158,9 @@ class PersistentActor(Actor[P], Generic[P]):
     async def remind(self, name: str, message: P, delay: float) -> None:
         """Tell this actor ``message`` in ``delay`` seconds, durably: returns once the reminder
         is in the journal. A reminder of the same name is replaced. ``message`` is stored in its
-        wire form (its ``sender`` is not kept), so it must be one of the actor's message types."""
+        wire form (its ``sender`` is not kept), so it must be one of the actor's message types.
+        ``ValueError`` (nothing stored) for a due time that is not a finite number (a ``delay``
+        of NaN or infinity)."""
         due = self.clock() + delay
         record = ReminderRecord(self.persistence_id, name, due, encode_wire(message))
         await self.journal.save_reminder(record)

@@ -20,6 +20,7 @@ from actorio.persistence import (
     JournalCorrupted,
     PersistenceId,
     ReminderRecord,
+    SchemaMismatch,
     SqliteJournal,
 )
 from tests.support import bounded
@@ -107,3 +108,27 @@ async def test_a_jetstream_reminder_stored_not_of_its_form_is_corrupt_naming_it(
         corrupt = r"account/a: stored reminders are not a record \(reminder 'late'"
         with pytest.raises(JournalCorrupted, match=corrupt):
             await journal.load_reminders(ACCOUNT)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b'{"type": "Wake", "data": {}}',
+        b'{"type": "Gone", "data": {}}',
+        b'{"type": "' + b"G" * 100_000 + b'"}',
+    ],
+    ids=["invalid", "unknown", "long"],
+)
+async def test_a_stored_reminder_message_that_no_longer_validates_names_the_reminder(
+    journal: Journal, message: bytes
+) -> None:
+    """The recovery fails with `SchemaMismatch` naming the id and the reminder, its text
+    bounded, whatever the journal."""
+    await journal.save_reminder(ReminderRecord(ALARM, "stale", 1.0, message))
+    alarm = Alarm("al", journal)
+    await alarm.start()
+    with pytest.raises(SchemaMismatch, match="Alarm/al: the stored reminder 'stale': ") as caught:
+        await bounded(alarm.wait_recovered())
+    assert len(str(caught.value)) < 1000
+    with pytest.raises(SchemaMismatch):
+        await bounded(alarm.run_until_stopped())

@@ -45,6 +45,7 @@ from ._jetstream_wire import (
     filter_covers,
     reminder_records,
     split_record,
+    stored_id,
 )
 from ._journal import LAST_KEPT, Journal
 from ._records import EventData, EventRecord, PersistenceId, ReminderRecord, SnapshotRecord, StateRecord
@@ -535,6 +536,9 @@ class JetStreamJournal(Journal):
         return reminder_records(persistence_id, reminders)
 
     async def persistence_ids(self) -> list[PersistenceId]:
+        """Every id with events, a snapshot, a state or a reminder, sorted. A subject or key of
+        the journal's streams and buckets that is not a persistence id (published there by
+        something else) is `JournalCorrupted` naming the stream and the subject."""
         self._check_open()
         found: set[PersistenceId] = set()
         events_prefix = f"{self.prefix.upper()}_EVENTS_"
@@ -545,15 +549,20 @@ class JetStreamJournal(Journal):
             name = info.config.name or ""
             if not name.startswith((events_prefix, kv_prefix)):
                 continue
-            detail = await self._js.stream_info(name, subjects_filter=">")
-            subjects = list(detail.state.subjects or {})
             if name.startswith(events_prefix):
-                entity_type = name[len(events_prefix) :]
-                found.update(PersistenceId(entity_type, s.rsplit(".", 1)[1]) for s in subjects)
+                kind, entity_type = "events", name[len(events_prefix) :]
+                subject_prefix = f"{self.prefix}.events.{entity_type}."
+            else:
+                kind, _, entity_type = name[len(kv_prefix) :].partition("_")
+                if kind not in ("reminders", "snapshots", "states"):
+                    continue  # another journal's, whose prefix begins as this one's
+                subject_prefix = f"$KV.{name[3:]}."
+            detail = await self._js.stream_info(name, subjects_filter=">")
+            ids = [stored_id(name, entity_type, subject_prefix, s) for s in detail.state.subjects or {}]
+            if kind == "events":
+                found.update(ids)
                 continue
-            kind, _, entity_type = name[len(kv_prefix) :].partition("_")
-            for subject in subjects:
-                candidate = PersistenceId(entity_type, subject.rsplit(".", 1)[1])
+            for candidate in ids:
                 if candidate in found:
                     continue
                 if kind == "reminders":

@@ -24,6 +24,7 @@ __all__ = [
     "filter_covers",
     "reminder_records",
     "split_record",
+    "stored_id",
 ]
 
 
@@ -132,3 +133,17 @@ def reminder_records(persistence_id: PersistenceId, stored: dict[str, Any]) -> l
                 f"(reminder {shorten(repr(name))}: {shorten(str(error))})"
             ) from None
     return found
+
+
+def stored_id(stream: str, entity_type: str, subject_prefix: str, subject: str) -> PersistenceId:
+    """The persistence id a subject of one of the journal's streams stands for (``subject`` is
+    ``subject_prefix`` then the entity id); `JournalCorrupted` naming the stream and the subject
+    (bounded) for one that is not of that form or names no valid id."""
+    try:
+        if not subject.startswith(subject_prefix):
+            raise ValueError(f"not a subject under {subject_prefix}*")
+        return PersistenceId(entity_type, subject[len(subject_prefix) :])
+    except ValueError as error:
+        raise JournalCorrupted(
+            f"{stream}: the stored subject {shorten(repr(subject))} is not a persistence id's ({error})"
+        ) from None

@@ -38,7 +38,9 @@ class Journal(ABC):
       nothing written.
     - **Reminders**: one per name and id; `save_reminder` replaces, `delete_reminder` removes
       (none is fine), `load_reminders` lists an id's reminders.
-    - `persistence_ids` lists the ids that have events, a snapshot, a state or a reminder.
+    - `persistence_ids` lists the ids that have events, a snapshot, a state or a reminder. An
+      id stored that is not a valid `PersistenceId` (storage written by something else) is
+      `JournalCorrupted` naming it, never skipped unsaid (`copy_journal` would leave it behind).
 
     Every method is a coroutine that never blocks the event loop. Use a journal as an async
     context manager, or call `close` when done.
@@ -90,7 +92,8 @@ class Journal(ABC):
 
     @abstractmethod
     async def persistence_ids(self) -> list[PersistenceId]:
-        """Every id with events, a snapshot, a state or a reminder, sorted."""
+        """Every id with events, a snapshot, a state or a reminder, sorted; `JournalCorrupted`
+        naming a stored id that is not a valid one."""
 
     @abstractmethod
     async def close(self) -> None:

@@ -445,3 +445,31 @@ async def test_a_batch_out_of_the_numbering_is_refused_not_skipped(
             JournalCorrupted, match="account/a: the last stored message is not an event batch"
         ):
             await reader.last_sequence(ACCOUNT)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kind", ["events", "states"])
+async def test_a_subject_that_is_no_persistence_id_is_corrupted_naming_it(
+    nats_url: str, raw: Client, kind: str
+) -> None:
+    """Another client publishing to the journal's stream or bucket under a key that is no valid
+    entity id makes `persistence_ids` raise `JournalCorrupted` naming it, as on SQLite (it used to
+    be a raw ``ValueError``)."""
+    async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as journal:
+        await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")])
+        await journal.save_state(ACCOUNT, 0, 1, b"{}")
+        if kind == "events":
+            stream, subject = (
+                f"{journal.prefix.upper()}_EVENTS_account",
+                f"{journal.prefix}.events.account.b@d",
+            )
+        else:
+            stream, subject = (
+                f"KV_{journal.prefix}_states_account",
+                f"$KV.{journal.prefix}_states_account.b@d",
+            )
+        await raw.jetstream().publish(subject, b"1\n{}", stream=stream)
+        with pytest.raises(
+            JournalCorrupted, match=f"{stream}: the stored subject '.*b@d' is not a persistence id"
+        ):
+            await journal.persistence_ids()

@@ -40,6 +40,7 @@ from ._event_batches import batch_header, decode_batch, encode_batch
 from ._jetstream_wire import (
     UnreadableAcknowledgement,
     acknowledged_sequence,
+    check_hint,
     deleted_at,
     dropping_limits,
     filter_covers,
@@ -392,8 +393,10 @@ class JetStreamJournal(Journal):
         if hint is not None and hint[0] <= after:
             # From the message holding the snapshot's event (its earlier events are skipped
             # below). A start sequence is a consumer's setting: subscribe() takes no such word.
+            check_hint(persistence_id, hint, last_stream, None)  # beyond the last: no wait for nothing
             config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=hint[1])
         else:
+            hint = None
             config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
         with _failed(persistence_id, "reading the events"):
             subscription = await self._js.subscribe(
@@ -405,6 +408,8 @@ class JetStreamJournal(Journal):
                 with _failed(persistence_id, "reading the events"):
                     message = await subscription.next_msg(timeout=self.timeout)
                 records = decode_batch(persistence_id, message.data)
+                if hint is not None and not expected:
+                    check_hint(persistence_id, hint, last_stream, records[0].sequence if records else 0)
                 # Batches follow on, from event 1: one that does not (written by someone else)
                 # is refused here, even when all its events are before ``after``.
                 first = records[0].sequence if records else 0
@@ -455,6 +460,8 @@ class JetStreamJournal(Journal):
             return None
         head, payload = split_record(persistence_id, found[0], 3)
         sequence, version, stream_sequence = head
+        if sequence < 0 or stream_sequence < 0:
+            raise JournalCorrupted(f"{persistence_id}: its stored snapshot's head holds a negative number")
         if stream_sequence:
             _keep(self._hints, persistence_id, (sequence, stream_sequence))
         return SnapshotRecord(persistence_id, sequence, version, payload)

@@ -19,6 +19,7 @@ from ._records import PersistenceId, ReminderRecord
 __all__ = [
     "UnreadableAcknowledgement",
     "acknowledged_sequence",
+    "check_hint",
     "deleted_at",
     "dropping_limits",
     "filter_covers",
@@ -147,3 +148,19 @@ def stored_id(stream: str, entity_type: str, subject_prefix: str, subject: str) 
         raise JournalCorrupted(
             f"{stream}: the stored subject {shorten(repr(subject))} is not a persistence id's ({error})"
         ) from None
+
+
+def check_hint(
+    persistence_id: PersistenceId, hint: tuple[int, int], last_stream: int, first: int | None
+) -> None:
+    """`JournalCorrupted` for a snapshot's hint (its event's sequence, and the stream message
+    said to hold that event) that cannot be right: a message beyond the id's last one
+    (``last_stream``: reading from there would wait in vain), or one whose batch begins after
+    the event (``first``, once read: the events before it would be skipped)."""
+    sequence, stream_sequence = hint
+    if stream_sequence > last_stream or (first is not None and first > sequence):
+        found = f"beyond the id's last, {last_stream}" if first is None else f"whose events begin at {first}"
+        raise JournalCorrupted(
+            f"{persistence_id}: its stored snapshot says event {sequence} is in stream message "
+            f"{stream_sequence}, {found}: the snapshot's record is not the journal's"
+        )

@@ -16,6 +16,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy
 
 from actorio.persistence import (
     EventData,
+    EventRecord,
     JetStreamJournal,
     JournalCorrupted,
     PersistenceError,
@@ -473,3 +474,40 @@ async def test_a_subject_that_is_no_persistence_id_is_corrupted_naming_it(
             JournalCorrupted, match=f"{stream}: the stored subject '.*b@d' is not a persistence id"
         ):
             await journal.persistence_ids()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("head", "error"),
+    [
+        (
+            b"2 1 999999",
+            "its stored snapshot says event 2 is in stream message 999999, beyond the id's last, 4",
+        ),
+        (b"2 1 4", "its stored snapshot says event 2 is in stream message 4, whose events begin at 4"),
+        (b"2 1 -1", "its stored snapshot's head holds a negative number"),
+    ],
+    ids=["beyond-the-last", "after-the-event", "negative"],
+)
+async def test_a_forged_snapshot_hint_is_corrupted_at_once(
+    nats_url: str, raw: Client, head: bytes, error: str
+) -> None:
+    """A snapshot whose head (written by another client) names a stream message that cannot hold
+    its event is `JournalCorrupted` at once: no wait for a message that never comes (it used to
+    cost the journal's whole timeout), no events skipped."""
+    prefix = unique_prefix()
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix) as writer:
+        for sequence in range(4):  # stream messages 1 to 4, one event each
+            await writer.append(ACCOUNT, sequence, [EventData("E", 1, b"{}")])
+        await writer.save_snapshot(SnapshotRecord(ACCOUNT, 2, 1, b"{}"))
+    bucket = await raw.jetstream().key_value(f"{prefix}_snapshots_account")
+    await bucket.put(ACCOUNT.entity_id, head + b"\n{}")
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix, timeout=30) as reader:
+        with pytest.raises(JournalCorrupted, match=f"account/a: {error}"):
+            await asyncio.wait_for(_load_and_read(reader, 2), 5)
+
+
+async def _load_and_read(journal: JetStreamJournal, after: int) -> list[EventRecord]:
+    """Load the snapshot (which keeps its hint), then read the events after ``after``."""
+    await journal.load_snapshot(ACCOUNT)
+    return [record async for record in journal.read(ACCOUNT, after)]

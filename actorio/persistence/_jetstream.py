@@ -10,7 +10,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
 from actorio._lazy import require_nats_client
@@ -41,9 +41,12 @@ from ._jetstream_wire import (
     UnreadableAcknowledgement,
     acknowledged_sequence,
     check_hint,
+    check_kept,
     deleted_at,
-    dropping_limits,
+    failed,
     filter_covers,
+    needs_jetstream,
+    read_object,
     reminder_records,
     split_record,
     stored_id,
@@ -63,33 +66,11 @@ _UNIQUE = re.compile("[0-9a-f]{32}")
 """The end of an object's name: a uuid's hex."""
 REMINDER_TRIES = 100
 """Writes of an id's reminders tried, each after reading them again, before giving up."""
+MAX_OBJECT = 64 * 1024 * 1024
+"""The default ``max_object`` of a `JetStreamJournal`: 64 MiB."""
 _HEADROOM = 4096
 """Bytes of a key-value message kept for its subject and headers: a value larger than the
 server's ``max_payload`` less this goes to the object store."""
-
-
-@contextlib.contextmanager
-def _needs_jetstream(name: str) -> Generator[None, None, None]:
-    """Turn nats-py's errors for a server without JetStream into a `PersistenceError` saying so."""
-    try:
-        yield
-    except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
-        raise PersistenceError(
-            f"{name}: the JetStream journal needs JetStream, which the server does not offer "
-            "(start nats-server with -js, or with jetstream {} in its configuration file)"
-        ) from None
-
-
-@contextlib.contextmanager
-def _failed(persistence_id: PersistenceId | str, what: str) -> Generator[None, None, None]:
-    """nats-py's errors (no answer in time, a lost connection, a refusal) as `PersistenceError`,
-    which the persistent actors handle (read back, roll back): not as nats-py's own types."""
-    try:
-        yield
-    except nats.js.errors.KeyWrongLastSequenceError:
-        raise  # a conflict, which the caller turns into WriterConflict (or tries again)
-    except (nats.errors.Error, asyncio.TimeoutError) as error:
-        raise PersistenceError(f"{persistence_id}: {what} failed ({error!r})") from error
 
 
 class JetStreamJournal(Journal):
@@ -110,8 +91,10 @@ class JetStreamJournal(Journal):
     reminders larger than one message (``max_inline``: the server's ``max_payload``, 1 MB by
     default, less 4 KB) go to the object store ``<prefix>_objects_T``, and their key names the
     object: the key stays the point of optimistic concurrency, the object is written first and
-    removed when the key no longer names it. One append (a batch of events) must fit in one
-    message: a larger one raises `PersistenceError` at the append.
+    removed when the key no longer names it. Such a value is at most ``max_object`` bytes
+    (`MAX_OBJECT`, 64 MiB, by default): a larger one is refused where it is written, and a
+    stored object larger than that is refused before it is read. One append (a batch of events)
+    must fit in one message: a larger one raises `PersistenceError` at the append.
 
     Make it with `connect` (it then owns the connection and closes it) or from a connected
     nats-py client.
@@ -125,14 +108,19 @@ class JetStreamJournal(Journal):
         replicas: int = 1,
         timeout: float = 5.0,
         max_inline: int | None = None,
+        max_object: int = MAX_OBJECT,
     ) -> None:
         PersistenceId(prefix, "x")  # the same rules as a name
-        if max_inline is not None and max_inline < 1:
-            raise ValueError("max_inline must be at least 1")
+        if (max_inline is not None and max_inline < 1) or max_object < 1:
+            raise ValueError("max_inline and max_object must be at least 1")
         self.client = client
         self.max_inline = max_inline
         """The largest value kept in a key itself (``None``: the server's ``max_payload`` less
         4 KB); a larger snapshot, state or set of reminders goes to the object store."""
+        self.max_object = max_object
+        """The largest snapshot, state or set of reminders written or read (bytes): a larger
+        one is refused at the write, and an object larger than it, as its stored size says,
+        is `PersistenceError` before it is read (memory stays bounded, whatever is stored)."""
         self.prefix = prefix
         self.replicas = replicas
         self.timeout = timeout
@@ -158,12 +146,20 @@ class JetStreamJournal(Journal):
         replicas: int = 1,
         timeout: float = 5.0,
         max_inline: int | None = None,
+        max_object: int = MAX_OBJECT,
         **options: Any,
     ) -> JetStreamJournal:
         """Connect to ``url`` (``options`` go to ``nats.connect``); the journal closes the
         connection when it is closed. ``timeout``: seconds to wait for each acknowledgement."""
         client = await nats.connect(url, **options)  # pyright: ignore[reportUnknownMemberType]
-        journal = cls(client, prefix=prefix, replicas=replicas, timeout=timeout, max_inline=max_inline)
+        journal = cls(
+            client,
+            prefix=prefix,
+            replicas=replicas,
+            timeout=timeout,
+            max_inline=max_inline,
+            max_object=max_object,
+        )
         journal._owns_client = True
         return journal
 
@@ -183,7 +179,7 @@ class JetStreamJournal(Journal):
         name = self._stream_name(entity_type)
         if name not in self._streams:
             try:
-                with _needs_jetstream(name):  # (its PersistenceError is not caught below)
+                with needs_jetstream(name):  # (its PersistenceError is not caught below)
                     await self._add_stream(name, entity_type)
             except (nats.errors.Error, asyncio.TimeoutError) as error:
                 raise PersistenceError(f"{name}: could not make the stream ({error!r})") from error
@@ -211,16 +207,16 @@ class JetStreamJournal(Journal):
                     f"{name}: the stream exists but does not store the subjects "
                     f"{self.prefix}.events.{entity_type}.* (its subjects: {info.config.subjects})"
                 ) from None
-            _check_kept(name, "events", info.config, per_subject=True)
+            check_kept(name, "events", info.config, per_subject=True)
 
     async def _bucket(self, kind: str, entity_type: str) -> KeyValue:
         name = f"{self.prefix}_{kind}_{entity_type}"
         bucket = self._buckets.get(name)
         if bucket is None:
             try:
-                with _needs_jetstream(name):
+                with needs_jetstream(name):
                     bucket = await self._js.key_value(name)
-                _check_kept(name, kind, (await bucket.status()).stream_info.config)
+                check_kept(name, kind, (await bucket.status()).stream_info.config)
             except nats.js.errors.BucketNotFoundError:
                 bucket = await self._js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
                     KeyValueConfig(bucket=name, history=1, storage=StorageType.FILE, replicas=self.replicas)
@@ -233,9 +229,9 @@ class JetStreamJournal(Journal):
         store = self._object_stores.get(name)
         if store is None:
             try:
-                with _needs_jetstream(name):
+                with needs_jetstream(name):
                     store = await self._js.object_store(name)
-                _check_kept(name, "objects", (await store.status()).stream_info.config)
+                check_kept(name, "objects", (await store.status()).stream_info.config)
             except nats.js.errors.BucketNotFoundError:
                 store = await self._js.create_object_store(  # pyright: ignore[reportUnknownMemberType]
                     name, ObjectStoreConfig(storage=StorageType.FILE, replicas=self.replicas)
@@ -265,7 +261,7 @@ class JetStreamJournal(Journal):
                 raise JournalCorrupted(f"{persistence_id}: its {kind} key names another record's object")
             store = await self._object_store(persistence_id.entity_type)
             try:
-                found = await store.get(name)
+                found = await read_object(store, name, self.max_object, f"{persistence_id}: its {kind}")
             except (nats.js.errors.ObjectNotFoundError, nats.js.errors.ObjectDeletedError):
                 if attempt:
                     raise JournalCorrupted(
@@ -273,7 +269,7 @@ class JetStreamJournal(Journal):
                     ) from None
                 continue  # replaced (and its object removed) since the key was read: again
             self._objects[(kind, persistence_id)] = name
-            return found.data or b"", revision
+            return found, revision
         raise AssertionError("unreachable")
 
     async def _put(self, kind: str, persistence_id: PersistenceId, value: bytes, last: int | None) -> int:
@@ -281,6 +277,11 @@ class JetStreamJournal(Journal):
         message goes to the object store first, and the key names it. Returns the revision."""
         bucket = await self._bucket(kind, persistence_id.entity_type)
         name: str | None = None
+        if len(value) > self.max_object:
+            raise PersistenceError(
+                f"{persistence_id}: its {kind} of {len(value)} bytes is larger than max_object "
+                f"({self.max_object}); nothing was written"
+            )
         if len(value) > self._inline_limit():
             name = f"{kind}.{persistence_id.entity_id}.{uuid.uuid4().hex}"
             store = await self._object_store(persistence_id.entity_type)
@@ -398,14 +399,14 @@ class JetStreamJournal(Journal):
         else:
             hint = None
             config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-        with _failed(persistence_id, "reading the events"):
+        with failed(persistence_id, "reading the events"):
             subscription = await self._js.subscribe(
                 self._subject(persistence_id), stream=stream, ordered_consumer=True, config=config
             )
         expected = 0  # the first event of the next batch, once a batch was read
         try:
             while True:
-                with _failed(persistence_id, "reading the events"):
+                with failed(persistence_id, "reading the events"):
                     message = await subscription.next_msg(timeout=self.timeout)
                 records = decode_batch(persistence_id, message.data)
                 if hint is not None and not expected:
@@ -449,12 +450,12 @@ class JetStreamJournal(Journal):
         # Where the snapshot's event is in the stream, if known: recovery reads from there.
         stream_sequence = known[1] if known is not None and known[0] == snapshot.sequence else 0
         head = f"{snapshot.sequence} {snapshot.version} {stream_sequence}\n".encode()
-        with _failed(snapshot.persistence_id, "saving the snapshot"):
+        with failed(snapshot.persistence_id, "saving the snapshot"):
             await self._put("snapshots", snapshot.persistence_id, head + snapshot.payload, None)
 
     async def load_snapshot(self, persistence_id: PersistenceId) -> SnapshotRecord | None:
         self._check_open()
-        with _failed(persistence_id, "loading the snapshot"):
+        with failed(persistence_id, "loading the snapshot"):
             found = await self._get("snapshots", persistence_id)
         if found is None:
             return None
@@ -472,7 +473,7 @@ class JetStreamJournal(Journal):
         self._check_open()
         try:
             value = f"{version}\n".encode() + payload
-            with _failed(persistence_id, "saving the state (it may or may not be stored)"):
+            with failed(persistence_id, "saving the state (it may or may not be stored)"):
                 return await self._put("states", persistence_id, value, expected_revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             current = await self.load_state(persistence_id)
@@ -482,7 +483,7 @@ class JetStreamJournal(Journal):
 
     async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
         self._check_open()
-        with _failed(persistence_id, "loading the state"):
+        with failed(persistence_id, "loading the state"):
             found = await self._get("states", persistence_id)
         if found is None:
             return None
@@ -528,17 +529,17 @@ class JetStreamJournal(Journal):
     async def save_reminder(self, reminder: ReminderRecord) -> None:
         self._check_open()
         value = [reminder.due, reminder.message.decode()]
-        with _failed(reminder.persistence_id, "saving a reminder"):
+        with failed(reminder.persistence_id, "saving a reminder"):
             await self._change_reminders(reminder.persistence_id, reminder.name, value)
 
     async def delete_reminder(self, persistence_id: PersistenceId, name: str) -> None:
         self._check_open()
-        with _failed(persistence_id, "deleting a reminder"):
+        with failed(persistence_id, "deleting a reminder"):
             await self._change_reminders(persistence_id, name, None)
 
     async def load_reminders(self, persistence_id: PersistenceId) -> list[ReminderRecord]:
         self._check_open()
-        with _failed(persistence_id, "loading the reminders"):
+        with failed(persistence_id, "loading the reminders"):
             reminders, _ = await self._reminders(persistence_id)
         return reminder_records(persistence_id, reminders)
 
@@ -550,7 +551,7 @@ class JetStreamJournal(Journal):
         found: set[PersistenceId] = set()
         events_prefix = f"{self.prefix.upper()}_EVENTS_"
         kv_prefix = f"KV_{self.prefix}_"
-        with _needs_jetstream("the journal's streams"):
+        with needs_jetstream("the journal's streams"):
             streams = await self._js.streams_info()
         for info in streams:
             name = info.config.name or ""
@@ -589,18 +590,6 @@ class JetStreamJournal(Journal):
         self._closed = True
         if self._owns_client:
             await self.client.close()
-
-
-def _check_kept(name: str, what: str, config: StreamConfig, *, per_subject: bool = False) -> None:
-    """`PersistenceError` for a stream, bucket or object store made beforehand whose settings
-    (``config``) delete what is stored (see `dropping_limits`): acknowledged records would be
-    lost without a word."""
-    dropping = dropping_limits(config, per_subject=per_subject)
-    if dropping:
-        raise PersistenceError(
-            f"{name}: its settings delete stored {what} by themselves ({', '.join(dropping)}), "
-            "which would lose what was acknowledged; give the journal a stream without them"
-        )
 
 
 def _keep(

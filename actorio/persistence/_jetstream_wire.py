@@ -1,28 +1,40 @@
 """What the JetStream journal reads from the server and its buckets, all of it checked: a publish
 acknowledgement, a stored value's header line, a key's delete marker, whether a stream's subject
-filter covers the journal's subjects."""
+filter covers the journal's subjects and its settings keep what is stored, stored reminders and
+subjects, a snapshot's hint, an object within its size; and nats-py's errors said as
+`PersistenceError`."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
+from collections.abc import Generator
 from typing import Any, cast
 
+import nats.errors
 import nats.js.errors
 from nats.js.api import StreamConfig
 from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
 
 from actorio.lowlevel import shorten
 
-from ._errors import JournalCorrupted
+from ._errors import JournalCorrupted, PersistenceError
 from ._records import PersistenceId, ReminderRecord
 
 __all__ = [
     "UnreadableAcknowledgement",
     "acknowledged_sequence",
     "check_hint",
+    "check_kept",
     "deleted_at",
     "dropping_limits",
+    "failed",
     "filter_covers",
+    "needs_jetstream",
+    "read_object",
     "reminder_records",
     "split_record",
     "stored_id",
@@ -37,6 +49,42 @@ async def deleted_at(bucket: KeyValue, key: str) -> int | None:
         revision = getattr(getattr(error, "entry", None), "revision", None)
         return revision if type(revision) is int and revision > 0 else None
     return None
+
+
+@contextlib.contextmanager
+def needs_jetstream(name: str) -> Generator[None, None, None]:
+    """Turn nats-py's errors for a server without JetStream into a `PersistenceError` saying so."""
+    try:
+        yield
+    except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
+        raise PersistenceError(
+            f"{name}: the JetStream journal needs JetStream, which the server does not offer "
+            "(start nats-server with -js, or with jetstream {} in its configuration file)"
+        ) from None
+
+
+@contextlib.contextmanager
+def failed(persistence_id: PersistenceId | str, what: str) -> Generator[None, None, None]:
+    """nats-py's errors (no answer in time, a lost connection, a refusal) as `PersistenceError`,
+    which the persistent actors handle (read back, roll back): not as nats-py's own types."""
+    try:
+        yield
+    except nats.js.errors.KeyWrongLastSequenceError:
+        raise  # a conflict, which the caller turns into WriterConflict (or tries again)
+    except (nats.errors.Error, asyncio.TimeoutError) as error:
+        raise PersistenceError(f"{persistence_id}: {what} failed ({error!r})") from error
+
+
+def check_kept(name: str, what: str, config: StreamConfig, *, per_subject: bool = False) -> None:
+    """`PersistenceError` for a stream, bucket or object store made beforehand whose settings
+    (``config``) delete what is stored (see `dropping_limits`): acknowledged records would be
+    lost without a word."""
+    dropping = dropping_limits(config, per_subject=per_subject)
+    if dropping:
+        raise PersistenceError(
+            f"{name}: its settings delete stored {what} by themselves ({', '.join(dropping)}), "
+            "which would lose what was acknowledged; give the journal a stream without them"
+        )
 
 
 def dropping_limits(config: StreamConfig, *, per_subject: bool) -> list[str]:
@@ -164,3 +212,37 @@ def check_hint(
             f"{persistence_id}: its stored snapshot says event {sequence} is in stream message "
             f"{stream_sequence}, {found}: the snapshot's record is not the journal's"
         )
+
+
+class _Bounded(io.BytesIO):
+    """The bytes of an object as they are read, refused past ``limit`` (an object whose stored
+    size says less than it holds)."""
+
+    def __init__(self, limit: int, what: str) -> None:
+        super().__init__()
+        self.limit, self.what = limit, what
+
+    def write(self, data: Any, /) -> int:
+        if self.tell() + len(data) > self.limit:
+            raise JournalCorrupted(f"{self.what}: its object holds more than its stored size says")
+        return super().write(data)
+
+
+async def read_object(store: ObjectStore, name: str, limit: int, what: str) -> bytes:
+    """The object ``name`` of ``store``, if its stored size is at most ``limit`` bytes: else
+    `PersistenceError` saying ``what`` it holds and its size, before anything of it is read. A
+    link (to another object or bucket) is `JournalCorrupted`: the journal writes none."""
+    info = await store.get_info(name)
+    if info.is_link():
+        raise JournalCorrupted(
+            f"{what}: its object {shorten(repr(name))} is a link, which the journal never writes"
+        )
+    size = info.size or 0
+    if size > limit:
+        raise PersistenceError(
+            f"{what}: its object {shorten(repr(name))} is {size} bytes, more than max_object ({limit}): "
+            "not read"
+        )
+    buffer = _Bounded(size, what)
+    await store.get(name, writeinto=buffer)
+    return buffer.getvalue()

@@ -5,6 +5,7 @@ than one message go to the object store, and an append too large is refused at t
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any
 
@@ -511,3 +512,66 @@ async def _load_and_read(journal: JetStreamJournal, after: int) -> list[EventRec
     """Load the snapshot (which keeps its hint), then read the events after ``after``."""
     await journal.load_snapshot(ACCOUNT)
     return [record async for record in journal.read(ACCOUNT, after)]
+
+
+@pytest.mark.asyncio
+async def test_a_value_larger_than_max_object_is_refused_at_the_write(nats_url: str) -> None:
+    journal = await JetStreamJournal.connect(
+        nats_url, prefix=unique_prefix(), max_inline=100, max_object=1000
+    )
+    async with journal:
+        with pytest.raises(
+            PersistenceError, match=r"account/a: its states of 2002 bytes is larger than max_object"
+        ):
+            await journal.save_state(ACCOUNT, 0, 1, b"x" * 2000)
+        assert await journal.load_state(ACCOUNT) is None
+        with pytest.raises(ValueError, match="max_object must be at least 1"):
+            JetStreamJournal(journal.client, max_object=0)
+
+
+@pytest.mark.asyncio
+async def test_a_stored_object_larger_than_max_object_is_refused_before_it_is_read(
+    nats_url: str, raw: Client
+) -> None:
+    """Its size is read from the object's info: nothing of the object is read (no consumer of
+    its chunks is made), and the error names the id and the size."""
+    prefix = unique_prefix()
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100) as writer:
+        await writer.save_snapshot(SnapshotRecord(ACCOUNT, 0, 1, b"x" * 5000))
+    spy = await raw.subscribe("$JS.API.CONSUMER.>")
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix, max_object=1000) as reader:
+        with pytest.raises(
+            PersistenceError,
+            match=r"account/a: its snapshots: its object .* is 5006 bytes, more than max_object",
+        ):
+            await reader.load_snapshot(ACCOUNT)
+        assert await _chunk_reads(spy, raw, prefix) == 0
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix, max_object=5006) as reader:
+        snapshot = await reader.load_snapshot(ACCOUNT)
+        assert snapshot is not None
+        assert snapshot.payload == b"x" * 5000
+        assert await _chunk_reads(spy, raw, prefix) == 1
+
+
+async def _chunk_reads(spy: Subscription, raw: Client, prefix: str) -> int:
+    """How many consumers of the type's object store the spy saw made (one per object read)."""
+    await raw.flush()
+    subjects = [(await spy.next_msg(timeout=5)).subject for _ in range(spy.pending_msgs)]
+    return sum(f".CREATE.OBJ_{prefix}_objects_account" in subject for subject in subjects)
+
+
+@pytest.mark.asyncio
+async def test_an_object_holding_more_than_its_info_says_is_corrupted(nats_url: str, raw: Client) -> None:
+    prefix = unique_prefix()
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100) as writer:
+        await writer.save_snapshot(SnapshotRecord(ACCOUNT, 0, 1, b"x" * 5000))
+        (name,) = await objects(writer, "account")
+    js = raw.jetstream()
+    stream = f"OBJ_{prefix}_objects_account"
+    meta = f"$O.{prefix}_objects_account.M.{base64.urlsafe_b64encode(name.encode()).decode()}"
+    info = json.loads((await js.get_last_msg(stream, meta)).data or b"")
+    info["size"] = 10
+    await js.publish(meta, json.dumps(info).encode(), stream=stream, headers={"Nats-Rollup": "sub"})
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix) as reader:
+        with pytest.raises(JournalCorrupted, match="account/a: its snapshots: its object holds more than"):
+            await asyncio.wait_for(reader.load_snapshot(ACCOUNT), 5)

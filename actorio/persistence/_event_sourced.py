@@ -19,7 +19,7 @@ from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterC
 from ._events import Event, EventCodec, check_stored, decode_model, dump_json, stored_json
 from ._journal import Journal
 from ._persistent import PersistentActor
-from ._records import EventData, SnapshotRecord
+from ._records import EventData, EventRecord, SnapshotRecord
 
 __all__ = ["EventSourcedActor"]
 
@@ -230,16 +230,30 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         self, unsure: tuple[list[EventData], S] | None
     ) -> Literal["unsure", "late"] | None:
         """Read what is stored after `sequence`, for a persist left ``unsure`` and those read back
-        as not stored before (`_persistence_late`); carry on from what was stored.
+        as not stored before (`_persistence_late`); carry on from what was stored. At most as
+        many events are read as the longest of those persists holds (memory stays bounded
+        however many events were appended since).
 
         Nothing: ``None``, nothing changes (``unsure`` joins the late ones). The events of one of
         them (name, version and payload; the longest that matches, as one may begin like
         another; ``unsure`` of two alike): `state` and `sequence` become that persist's, and the
         return says which (``"unsure"`` or ``"late"``). Other events: another writer's,
         `WriterConflict`. A read that fails raises; nothing changes."""
-        stored = [record async for record in self.journal.read(self.persistence_id, self.sequence)]
         # The unsure one first: of two that match alike (one command retried), it is the latest.
         candidates = self._persistence_late if unsure is None else [unsure, *self._persistence_late]
+        # Only as many events as the longest of them: whatever came after is not read.
+        wanted = max((len(candidate[0]) for candidate in candidates), default=1)
+        stored: list[EventRecord] = []
+        records = self.journal.read(self.persistence_id, self.sequence)
+        try:
+            async for record in records:
+                stored.append(record)
+                if len(stored) >= wanted:
+                    break
+        finally:
+            close = getattr(records, "aclose", None)  # at once: a journal's read holds a subscription
+            if close is not None:
+                await close()
         if not stored:
             self._persistence_late = candidates
             return None
@@ -252,7 +266,12 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
             if longer and mine == [(e.name, e.version, e.payload) for e in encoded]:
                 best = candidate
         if best is None:
-            raise WriterConflict(str(self.persistence_id), self.sequence, stored[-1].sequence)
+            last = (
+                stored[-1].sequence
+                if len(stored) < wanted
+                else await self.journal.last_sequence(self.persistence_id)
+            )
+            raise WriterConflict(str(self.persistence_id), self.sequence, last)
         self.state, self.sequence = best[1], self.sequence + len(best[0])
         return "unsure" if best is unsure else "late"
 

@@ -41,6 +41,7 @@ class FailingJournal(InMemoryJournal):
         super().__init__()
         self.fail = ""
         self.fail_reads = False
+        self.records_read = 0
 
     async def append(
         self, persistence_id: PersistenceId, expected_sequence: int, events: Sequence[EventData]
@@ -61,7 +62,12 @@ class FailingJournal(InMemoryJournal):
     def read(self, persistence_id: PersistenceId, after: int = 0) -> AsyncIterator[EventRecord]:
         if self.fail_reads:
             raise PersistenceError("unreachable")
-        return super().read(persistence_id, after)
+        return self._counted(super().read(persistence_id, after))
+
+    async def _counted(self, records: AsyncIterator[EventRecord]) -> AsyncIterator[EventRecord]:
+        async for record in records:
+            self.records_read += 1
+            yield record
 
 
 class DepositEach(Message[int]):
@@ -155,6 +161,42 @@ async def test_events_of_another_writer_found_when_reading_back_are_a_conflict()
         with pytest.raises(WriterConflict, match="account/alice: another writer got there first"):
             await bounded(ref.ask(Deposit(amount=1)))
     assert await recovered_balance(journal) == 100
+
+
+@pytest.mark.asyncio
+async def test_a_read_back_reads_its_own_events_not_all_those_after_them() -> None:
+    """Once the unsure persist is found, the events others appended after it are not read (they
+    were all loaded into one list); another writer's events are still a conflict saying the
+    journal's last event."""
+    journal = FailingJournal()
+    account = SplitAccount("alice", journal)
+    async with account as ref:
+        await bounded(account.wait_recovered())
+        journal.fail, journal.fail_reads = "after", True
+        with pytest.raises(PersistenceError, match="no acknowledgement"):
+            await bounded(ref.ask(DepositEach(amounts=[3, 4])))
+        journal.fail_reads = False
+        later = [Account.event_codec.encode(Deposited(amount=1))] * 1000  # another writer's
+        await journal.append(ALICE, 2, later)
+        journal.records_read = 0
+        with pytest.raises(PersistenceError, match="turned out to be stored"):
+            await bounded(ref.ask(Deposit(amount=1)))
+        assert journal.records_read == 2
+        assert await bounded(ref.ask(GetBalance())) == 7
+        with pytest.raises(WriterConflict):
+            await bounded(ref.ask(Deposit(amount=1)))
+    other = SplitAccount("alice", journal)  # from the start: not its events, a conflict
+    async with other as ref:
+        await bounded(other.wait_recovered())
+        journal.fail, journal.fail_reads = "before", True
+        with pytest.raises(PersistenceError, match="disk error"):
+            await bounded(ref.ask(Deposit(amount=5)))
+        journal.fail_reads = False
+        await journal.append(ALICE, 1002, [Account.event_codec.encode(Deposited(amount=9))] * 500)
+        journal.records_read = 0
+        with pytest.raises(WriterConflict, match=r"expected to write after 1002, the journal holds 1502"):
+            await bounded(ref.ask(Deposit(amount=1)))
+        assert journal.records_read == 1
 
 
 async def _read_back_as_not_stored(journal: FailingJournal, ref: ActorRef[Any]) -> None:

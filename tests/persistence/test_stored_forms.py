@@ -371,6 +371,20 @@ async def test_sqlite_state_and_reminder_rows_of_other_types_are_journal_corrupt
             await journal.load_reminders(settings)
 
 
+async def test_sqlite_a_stored_id_that_is_no_persistence_id_is_journal_corrupted(tmp_path: Path) -> None:
+    """As on JetStream: `persistence_ids` names a stored id that is not a valid one, never
+    skipping it nor raising a bare ``ValueError``."""
+    path = tmp_path / "journal.sqlite3"
+    async with SqliteJournal(path) as journal:
+        await journal.save_state(PersistenceId("settings", "fine"), 0, 1, b"{}")
+    with sqlite3.connect(path) as edit_connection:
+        edit_connection.execute("INSERT INTO snapshots VALUES ('settings', 'b@d', 1, 1, x'7b7d')")
+    edit_connection.close()
+    async with SqliteJournal(path) as journal:
+        with pytest.raises(JournalCorrupted, match="a stored persistence id: invalid entity id 'b@d'"):
+            await journal.persistence_ids()
+
+
 class Sized(BaseModel):
     width: int
     height: int

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from typing_extensions import TypeVar
 
 from actorio import Actor, EndMainLoop, Message
-from actorio.lowlevel import HANDLES_ATTRIBUTE
+from actorio.lowlevel import HANDLES_ATTRIBUTE, shorten
 
 from ._errors import PersistenceError, WriterConflict
 from ._events import check_stored, declared_upcasters, decode_model, dump_json, load_json, stored_json, upcast
@@ -224,10 +224,10 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
                 found = await self._persistence_read_back(payload)
             except WriterConflict:
                 raise
-            except PersistenceError:
-                self._persistence_unsure = payload
+            except PersistenceError as unread:
+                self._persistence_unsure = payload  # the next save reads it back first
                 self._persistence_roll_back()
-                raise error from None  # still unsure: the next save reads it back first
+                raise PersistenceError(shorten(f"{error} (reading it back failed: {unread})")) from error
             if found is None:
                 raise PersistenceError(f"{error} (read back: the state was not saved, so far)") from error
             if found == "late":

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from typing_extensions import TypeVar
 
 from actorio import Message
-from actorio.lowlevel import LogLimit
+from actorio.lowlevel import LogLimit, shorten
 
 from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict
 from ._events import Event, EventCodec, check_stored, decode_model, dump_json, stored_json
@@ -196,9 +196,9 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
                 found = await self._persistence_read_back((encoded, state))
             except WriterConflict:
                 raise
-            except PersistenceError:
-                self._persistence_unsure = (encoded, state)
-                raise error from None  # still unsure: the next persist reads back first
+            except PersistenceError as unread:
+                self._persistence_unsure = (encoded, state)  # the next persist reads back first
+                raise PersistenceError(shorten(f"{error} (reading them back failed: {unread})")) from error
             if found is None:
                 raise PersistenceError(f"{error} (read back: the events were not stored, so far)") from error
             if found == "late":

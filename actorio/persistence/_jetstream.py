@@ -42,6 +42,7 @@ from ._jetstream_wire import (
     acknowledged_sequence,
     check_hint,
     check_kept,
+    check_not_gone,
     deleted_at,
     failed,
     filter_covers,
@@ -321,10 +322,12 @@ class JetStreamJournal(Journal):
         stream = await self._stream(persistence_id.entity_type)
         try:
             message = await self._js.get_last_msg(stream, self._subject(persistence_id))
-        except nats.js.errors.NotFoundError:
+        except nats.js.errors.NotFoundError as error:
             # Nothing stored yet, as known now: kept like a found last event, so that a new
             # id's first append does not read it again. The writer fence (an expected last
             # subject sequence of 0) refuses that append if another writer stored one since.
+            # Unless the stream, or events this journal saw, are gone: removed by someone else.
+            check_not_gone(persistence_id, stream, error, self._last.get(persistence_id))
             last = (0, 0)
         except (nats.errors.Error, asyncio.TimeoutError) as error:
             raise PersistenceError(f"{persistence_id}: could not read the last event ({error!r})") from error

@@ -198,6 +198,33 @@ def stored_id(stream: str, entity_type: str, subject_prefix: str, subject: str) 
         ) from None
 
 
+STREAM_NOT_FOUND = 10059
+"""JetStream's error code for a stream that does not exist."""
+
+
+def check_not_gone(
+    persistence_id: PersistenceId,
+    stream: str,
+    error: nats.js.errors.NotFoundError,
+    known: tuple[int, int] | None,
+) -> None:
+    """After nats-py's ``NotFoundError`` for the last event of ``persistence_id``: a
+    `PersistenceError` if the stream itself is gone (deleted since the journal made or found it:
+    its history would read as empty, and every append fail), and `JournalCorrupted` if this
+    journal ``known`` a last event there (a journal never removes events: someone purged or
+    deleted them). Else nothing: the id has no events yet."""
+    if error.err_code == STREAM_NOT_FOUND:
+        raise PersistenceError(
+            f"{persistence_id}: the stream {stream} is gone (deleted by someone else since this journal "
+            "made or found it); what it held cannot be read, and nothing is written"
+        )
+    if known is not None and known[0] > 0:
+        raise JournalCorrupted(
+            f"{persistence_id}: its events 1 to {known[0]} are gone from the stream {stream} "
+            "(purged or deleted by someone else)"
+        )
+
+
 def check_hint(
     persistence_id: PersistenceId, hint: tuple[int, int], last_stream: int, first: int | None
 ) -> None:

@@ -575,3 +575,38 @@ async def test_an_object_holding_more_than_its_info_says_is_corrupted(nats_url: 
     async with await JetStreamJournal.connect(nats_url, prefix=prefix) as reader:
         with pytest.raises(JournalCorrupted, match="account/a: its snapshots: its object holds more than"):
             await asyncio.wait_for(reader.load_snapshot(ACCOUNT), 5)
+
+
+@pytest.mark.asyncio
+async def test_a_stream_deleted_under_a_running_journal_is_an_error_not_an_empty_history(
+    nats_url: str, raw: Client
+) -> None:
+    """It read as an empty history (an actor recovered to its initial state), and every append
+    then failed unsure."""
+    async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as journal:
+        assert await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")] * 3) == 3
+        stream = journal._stream_name("account")  # pyright: ignore[reportPrivateUsage]
+        await raw.jetstream().delete_stream(stream)
+        for reading in (journal.last_sequence(ACCOUNT), _read_all(journal, ACCOUNT)):
+            with pytest.raises(PersistenceError, match=f"the stream {stream} is gone"):
+                await reading
+        with pytest.raises(PersistenceError, match="is gone"):
+            await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")])
+
+
+@pytest.mark.asyncio
+async def test_events_purged_under_a_running_journal_are_corrupted_not_an_empty_history(
+    nats_url: str, raw: Client
+) -> None:
+    async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as journal:
+        assert await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")] * 3) == 3
+        stream = journal._stream_name("account")  # pyright: ignore[reportPrivateUsage]
+        await raw.jetstream().purge_stream(stream, subject=journal._subject(ACCOUNT))  # pyright: ignore[reportPrivateUsage]
+        with pytest.raises(JournalCorrupted, match="events 1 to 3 are gone"):
+            await journal.last_sequence(ACCOUNT)
+        with pytest.raises(JournalCorrupted, match="are gone"):
+            await _read_all(journal, ACCOUNT)
+
+
+async def _read_all(journal: JetStreamJournal, persistence_id: PersistenceId) -> list[EventRecord]:
+    return [record async for record in journal.read(persistence_id)]

@@ -278,9 +278,11 @@ class Actor(Generic[P]):
 
     async def wait(self) -> None:
         """Wait until the mainloop ends; raise the exception that ended it, if any."""
-        if self._actor_task is None:
+        task = self._actor_task
+        if task is None:
             raise RuntimeError(f"{self!r} was not started")
-        await self._actor_task
+        del self  # the error raised gains this frame: a record of it does not keep the actor
+        await task
 
     def __await__(self) -> Generator[Any, None, None]:
         return self.wait().__await__()
@@ -302,6 +304,7 @@ class Actor(Generic[P]):
     ) -> None:
         await self.stop()
         task = self._actor_task
+        del self  # the error raised gains this frame: a record of it does not keep the actor
         if exc is None and task is not None and not task.cancelled():
             error = task.exception()
             if error is not None:

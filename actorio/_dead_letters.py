@@ -16,6 +16,7 @@ the failed incarnation and its state alive as long as the record), and every log
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import dis
 import inspect
@@ -104,6 +105,8 @@ def forget_locals(error: BaseException) -> None:
             except RuntimeError:  # running (or, from Python 3.13, suspended)
                 running.append(frame)
         pending.extend(chained for chained in (current.__cause__, current.__context__) if chained is not None)
+        if sys.version_info >= (3, 11) and isinstance(current, builtins.BaseExceptionGroup):
+            pending.extend(current.exceptions)  # a task group's errors, each with its traceback
     if running:
         clear_when_done(running)
 
@@ -136,24 +139,38 @@ _running_frames: weakref.WeakKeyDictionary[asyncio.Task[Any], set[FrameType]] = 
 
 
 def clear_when_done(frames: list[FrameType]) -> None:
-    """Clear ``frames`` (the current task's, running now) when the current task is done."""
+    """Clear those of ``frames`` that the current task's coroutine runs (the task's own frame,
+    or one it awaits) when the task is done. Others are left as they are: a generator's, or a
+    coroutine's that another task runs, may outlive this task, and is suspended then."""
     try:
         task = asyncio.current_task()
-    except RuntimeError:  # no event loop: the frames are those of a thread's stack, left as they are
+    except RuntimeError:  # no event loop: the frames are those of a thread's stack
         return
     if task is None:
+        return
+    own: set[FrameType] = set()
+    awaited: Any = task.get_coro()  # then what it awaits, and so on: coroutines, generators
+    while awaited is not None and len(own) < CHAINED_ERRORS:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            break
+        own.add(frame)
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    mine = [frame for frame in frames if frame in own]
+    if not mine:
         return
     waiting = _running_frames.get(task)
     if waiting is None:
         waiting = _running_frames[task] = set()
         task.add_done_callback(_clear_frames_of)
-    waiting.update(frames)  # a set: an actor that fails and resumes again and again adds nothing
+    waiting.update(mine)  # a set: an actor that fails and resumes again and again adds nothing
 
 
 def _clear_frames_of(task: asyncio.Task[Any]) -> None:
     for frame in _running_frames.pop(task, ()):
-        with contextlib.suppress(RuntimeError):
-            frame.clear()
+        if not _may_be_suspended(frame):
+            with contextlib.suppress(RuntimeError):
+                frame.clear()
 
 
 def shorten(text: str) -> str:

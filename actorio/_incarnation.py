@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from . import _alarms as alarms
 from ._ask import AskRef
-from ._dead_letters import clear_when_done, dead_letters, shorten
+from ._dead_letters import clear_when_done, dead_letters, forget_locals, shorten
 from ._dispatch import Handler, resolve_handler
 from ._exceptions import EndMainLoop, UnhandledMessage
 from ._inputs import Barrier, InputSignal, run_barrier, run_input
@@ -166,6 +166,8 @@ def failed(actor: Actor[Any], message: Any, error: Exception) -> bool:
         failing, actor._actor_failing = actor._actor_failing, None
     if failing is not None:
         dead_letters.record(failing, actor.identifier, "failed", error)
+    else:  # a timer's or an input's handler, or a child's error escalated: no record, but the
+        forget_locals(error)  # error may be a child's, which a record holds (as one does)
     record = actor._actor_record
     if record is None:
         return False
@@ -436,6 +438,8 @@ def ended(actor: Actor[Any]) -> None:
     task = actor._actor_task
     if task is not None:
         RUNNING.discard(task)
+        if type(task) is ActorTask:  # a record's traceback may reach the task (`Actor.wait`'s
+            del task.actor  # frame): let go of the actor (only `cancel` reads it, before this)
     waiters, actor._actor_waiters = actor._actor_waiters, None
     if waiters is not None:  # `wake_waiters`, inlined: spawn + stop is a few calls long
         for waiter in waiters:

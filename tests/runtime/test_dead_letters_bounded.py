@@ -8,10 +8,11 @@ import asyncio
 import gc
 import json
 import logging
+import sys
 import traceback
 import tracemalloc
 import weakref
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -287,4 +288,131 @@ async def test_a_failed_asker_does_not_keep_the_actor_it_asked_alive() -> None:
     assert error is not None
     printed = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     assert 'raise RuntimeError("cannot answer")' in printed
+    assert _alive() == 0
+
+
+def _feeding() -> Generator[int, str, None]:
+    """A generator that records the errors it catches and goes on (any task may feed it)."""
+    fed = 0
+    while True:
+        item = yield fed
+        try:
+            if item == "bad":
+                raise ValueError(item)
+            fed += 1
+        except ValueError as error:
+            dead_letters.record(item, "feeding", "failed", error)
+
+
+@pytest.mark.asyncio
+async def test_a_generator_that_records_an_error_is_not_closed_when_its_feeder_ends() -> None:
+    """Its frame runs when it records: it is not the feeding task's own frame, so it is not
+    cleared when that task ends (it would be suspended then, and clearing it closes it)."""
+    feeding = _feeding()
+    next(feeding)
+
+    async def feed(item: str) -> int:
+        return feeding.send(item)
+
+    await bounded(asyncio.create_task(feed("bad")))
+    await asyncio.sleep(0)  # the task's done callbacks run
+    assert feeding.send("good") == 1
+
+
+@pytest.mark.asyncio
+async def test_awaiting_a_failed_actor_does_not_make_its_record_keep_it() -> None:
+    """`await actor` and `async with actor` raise its error again: their frames join its
+    traceback, and held the actor."""
+    logging.disable(logging.WARNING)
+    try:
+        for _ in range(3):
+            awaited = Failing()
+            await (await awaited.start()).tell(Fail())
+            with pytest.raises(RuntimeError, match="failed on purpose"):
+                await bounded(awaited.wait())
+            entered = Failing()
+            with pytest.raises(RuntimeError, match="failed on purpose"):  # noqa: PT012
+                async with entered as ref:
+                    await ref.tell(Fail())
+                    await _stopped(entered)
+        del awaited, entered, ref
+    finally:
+        logging.disable(logging.NOTSET)
+    assert len(dead_letters.of(reason="failed")) == 6
+    assert _alive() == 0
+
+
+async def _stopped(actor: Actor[Any]) -> None:
+    """Wait until ``actor``'s task is done, without raising its error."""
+    task = task_of(actor)
+    assert task is not None
+    await asyncio.wait([task], timeout=BOUND)
+
+
+class Escalating(Actor[Ping]):
+    """Supervises a `Failing` child whose errors it escalates."""
+
+    supervisor_strategy = SupervisorStrategy(max_restarts=1000, within=60.0)
+    child: ActorRef[Fail | Ping] | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        INCARNATIONS.add(self)
+
+    async def mainloop_setup(self) -> None:
+        Escalating.child = await self.supervise(Failing, on_failure={RuntimeError: "escalate"})
+
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> int:
+        return 1
+
+
+@pytest.mark.asyncio
+async def test_an_escalated_error_does_not_make_its_record_keep_the_parent() -> None:
+    logging.disable(logging.WARNING)
+    try:
+        parent = Parent()
+        async with parent:
+            escalating = await parent.supervise(Escalating)
+            for _ in range(3):
+                assert await escalating.ask(Ping(), timeout=BOUND) == 1
+                assert Escalating.child is not None
+                await Escalating.child.tell(Fail())
+            assert await escalating.ask(Ping(), timeout=BOUND) == 1
+        del parent, escalating
+        Escalating.child = None
+    finally:
+        logging.disable(logging.NOTSET)
+    # Each Fail went to the child of that moment: failed, or told to one already replaced.
+    assert dead_letters.of(reason="failed")
+    assert _alive() == 0
+
+
+class Grouping(Failing):
+    """Fails in a task of a task group: its error comes in an exception group."""
+
+    @handles(Fail)
+    async def fail(self, msg: Fail) -> None:
+        async with asyncio.TaskGroup() as group:  # type: ignore[attr-defined,unused-ignore]
+            group.create_task(self.part())
+
+    async def part(self) -> None:
+        raise RuntimeError("failed in a part")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="task groups: Python 3.11+")
+@pytest.mark.asyncio
+async def test_errors_in_an_exception_group_do_not_keep_their_incarnation() -> None:
+    logging.disable(logging.WARNING)
+    try:
+        parent = Parent()
+        async with parent:
+            child = await parent.supervise(Grouping)
+            for _ in range(3):
+                await child.tell(Fail())
+                assert await child.ask(Ping(), timeout=BOUND) == 1
+        del parent, child
+    finally:
+        logging.disable(logging.NOTSET)
+    assert len(dead_letters.of(reason="failed")) == 3
     assert _alive() == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -66,10 +67,13 @@ class TellQueues:
         """Queue ``send`` behind what is queued for ``entity_type``; its failure is logged
         (within a limit)."""
         queue = self._queues.get(entity_type)
-        if queue is None:
-            queue = self._queues[entity_type] = collections.deque()
-            self._spawn(self._flush(entity_type, queue))
-        queue.append(send)
+        if queue is not None:
+            queue.append(send)
+            return
+        # Queued before the task starts: an eager task factory runs it at once.
+        queue = self._queues[entity_type] = collections.deque((send,))
+        task = self._spawn(self._flush(entity_type, queue))
+        task.add_done_callback(functools.partial(self._ended, entity_type, queue))
 
     async def send(self, entity_type: str, send: Send) -> None:
         """Run ``send`` after what is queued for ``entity_type`` (at once if nothing is); its
@@ -83,27 +87,30 @@ class TellQueues:
 
     async def _flush(self, entity_type: str, queue: collections.deque[Send]) -> None:
         """Send what is queued for ``entity_type``, in order, until the queue is empty; then drop
-        the queue. Cancelled (the node closed), what is left is not sent: it is counted in a
-        warning, and the tells awaiting it fail with `ConnectionError`."""
-        current: Send | None = None
-        try:
-            while queue:
-                current = queue.popleft()
-                try:
-                    await current()
-                except Exception as error:
-                    self._failures.log(logging.ERROR, "an entity's tell_nowait could not be sent: %r", error)
-                current = None
-        finally:
-            if self._queues.get(entity_type) is queue:
-                del self._queues[entity_type]
-            left = [current, *queue] if current is not None else list(queue)
-            queue.clear()
-            if left:
-                lost = ConnectionError(f"the node {self._node_id} closed before the tell was sent")
-                for told in left:
-                    if isinstance(told, _Told) and not told.done.done():
-                        told.done.set_exception(lost)
-                _logger.warning(
-                    "%d tell(s) to entities of type %r not sent: the node closed", len(left), entity_type
-                )
+        the queue (no await between: a call finding it queues behind what is being sent). Each
+        send leaves the queue once sent: a cancelled task leaves it there, for `_ended`."""
+        while queue:
+            try:
+                await queue[0]()
+            except Exception as error:
+                self._failures.log(logging.ERROR, "an entity's tell_nowait could not be sent: %r", error)
+            queue.popleft()
+        if self._queues.get(entity_type) is queue:
+            del self._queues[entity_type]
+
+    def _ended(self, entity_type: str, queue: collections.deque[Send], task: asyncio.Task[Any]) -> None:
+        """The task of ``queue`` is done: if it did not send it all (cancelled when the node
+        closed, even before it started), what is left is not sent. It is counted in a warning,
+        and the tells awaiting it fail with `ConnectionError`; the queue is dropped."""
+        if self._queues.get(entity_type) is queue:
+            del self._queues[entity_type]
+        left = list(queue)
+        queue.clear()
+        if left:
+            lost = ConnectionError(f"the node {self._node_id} closed before the tell was sent")
+            for told in left:
+                if isinstance(told, _Told) and not told.done.done():
+                    told.done.set_exception(lost)
+            _logger.warning(
+                "%d tell(s) to entities of type %r not sent: the node closed", len(left), entity_type
+            )

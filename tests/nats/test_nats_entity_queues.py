@@ -105,3 +105,42 @@ async def test_a_failed_tell_nowait_is_logged_and_the_queue_goes_on(caplog: pyte
     tells.tell_nowait("t", recording(sent, "queued"))
     with pytest.raises(OSError, match="told"):  # an awaited tell's error is its caller's
         await asyncio.wait_for(tells.send("t", failing_told), 5)
+
+
+async def test_a_queue_whose_task_is_cancelled_before_it_starts_is_dropped_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The node's close may cancel the task before its first step: its queue stayed, with no
+    task, and every later tell of the type waited for good."""
+    tells, tasks = queues()
+    sent: list[str] = []
+    tells.tell_nowait("t", recording(sent, "lost"))
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks, timeout=5)
+    await asyncio.sleep(0)  # the tasks' done callbacks run
+    assert "t" not in tells
+    assert "1 tell(s) to entities of type 't' not sent: the node closed" in caplog.text
+    await asyncio.wait_for(tells.send("t", recording(sent, "told")), 5)
+    assert sent == ["told"]
+
+
+@pytest.mark.skipif(not hasattr(asyncio, "eager_task_factory"), reason="eager tasks: Python 3.12+")
+async def test_tell_nowait_with_an_eager_task_factory_loses_nothing() -> None:
+    """An eager task runs at once: it found the queue empty, and the tell went to a dropped
+    queue."""
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+    try:
+        tells, tasks = queues()
+        sent: list[str] = []
+        gate = asyncio.Event()
+        tells.tell_nowait("t", recording(sent, "a"))
+        tells.tell_nowait("t", recording(sent, "b", gate))
+        tells.tell_nowait("t", recording(sent, "c"))
+        gate.set()
+        await asyncio.wait(tasks, timeout=5)
+        assert sent == ["a", "b", "c"]
+        assert "t" not in tells
+    finally:
+        loop.set_task_factory(None)

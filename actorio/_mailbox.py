@@ -221,9 +221,11 @@ class Mailbox:
         """Wait until this sender may queue a user message, or the mailbox closed; the caller then
         queues it at once with `append`. Senders are served in the order they began to wait,
         and none that arrives later takes the room of one already woken. Returns at once for an
-        unbounded mailbox. ``asyncio.TimeoutError`` after ``timeout`` seconds without room (the
-        sender then leaves its place; a cancelled one too), and a sender leaving passes on the
-        room it was given, or any that came while it left, to the next."""
+        unbounded mailbox. Every waiting sender for which there is room is woken: a woken sender
+        that finds more room than its own wakes as many of the senders behind it as there is room
+        for. ``asyncio.TimeoutError`` after ``timeout`` seconds without room (the sender then leaves
+        its place; a cancelled one too), and a sender leaving passes on the room it was given, or
+        any that came while it left, to the next."""
         putters = self.putters
         if putters is None or not (len(self) >= self.capacity or putters):
             return
@@ -238,7 +240,11 @@ class Mailbox:
         try:
             while True:
                 await waiter  # the timer's asyncio.TimeoutError, if it came first
-                if self.closed or len(self) < self.capacity:
+                if self.closed:
+                    return
+                if len(self) < self.capacity:
+                    if len(putters) > 1:
+                        self.rooms()  # room left beyond its own (and the other woken ones'): pass it on
                     return
                 if due:  # its time came while it was woken: no more waiting
                     raise asyncio.TimeoutError

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import ClassVar
 
 import pytest
@@ -438,3 +439,65 @@ async def test_an_actor_telling_itself_into_its_full_mailbox_gets_mailbox_full_a
     looper.gate.set()
     assert await bounded(ref.ask(Seen())) == ["loops=1", "refused=1"]
     await bounded(looper.stop())
+
+
+class Batches(Slow):
+    """Parks on each Park until ``release`` is set (and clears it as it goes on)."""
+
+    @handles(Park)
+    async def park(self, msg: Park) -> None:
+        self.parked.set()
+        await self.release.wait()
+        self.release.clear()
+        self.seen.append("parked")
+
+
+async def in_this_task(awaitable: Awaitable[None], what: str) -> None:
+    """Await ``awaitable`` in this task, not in a task of its own (as `bounded` would): the step it
+    begins in matters. Fails the test if it is not done within ``BOUND`` seconds."""
+    task = asyncio.current_task()
+    assert task is not None
+    expired: list[bool] = []
+
+    def expire() -> None:
+        expired.append(True)
+        task.cancel()
+
+    watchdog = asyncio.get_running_loop().call_later(BOUND, expire)
+    try:
+        await awaitable
+    except asyncio.CancelledError:
+        if expired:
+            pytest.fail(f"{what} waited past {BOUND} s")
+        raise
+    finally:
+        watchdog.cancel()
+
+
+@pytest.mark.asyncio
+async def test_a_woken_sender_wakes_the_next_one_while_room_is_left(mock_clock: MockClock) -> None:
+    """The actor takes out several messages and parks again before the one sender it woke has run;
+    a sender arriving then waits behind that one. The woken sender queues its message and, room
+    being left, wakes the next: the next does not wait for the actor to take another out."""
+    actor = Batches(capacity=3)
+    await parked(actor)
+    ref = actor.reference
+    for message in (Note(n=0), Note(n=1), Park()):
+        ref.tell_nowait(message)  # full
+    actor.parked.clear()
+    first = asyncio.create_task(ref.tell(Note(n=2)))
+    await mock_clock.wait_all_tasks_blocked()
+    actor.release.set()
+    for _ in range(100):  # one loop step at a time (bounded), until the actor parks again
+        await asyncio.sleep(0)
+        if actor.parked.is_set():
+            break
+    assert actor.parked.is_set()
+    assert queued(ref) == 0  # three messages taken out, in one step of the actor
+    assert not first.done()  # woken, not yet run
+    await in_this_task(ref.tell(Note(n=3)), "a sender behind a woken one, with room left,")
+    assert first.done()
+    assert queued(ref) == 2  # both in, the actor still parked
+    actor.release.set()
+    assert await bounded(ref.ask(Seen())) == ["parked", "note-0", "note-1", "parked", "note-2", "note-3"]
+    await bounded(actor.stop())

@@ -434,7 +434,7 @@ class Actor(Generic[P]):
 
         Starting a timer under a key in use replaces that timer: the old one's message is not
         delivered, even if it was already queued. Timers are cancelled when the actor stops or
-        restarts. Timer messages are not refused by a full mailbox.
+        restarts. Timer messages are neither refused by a bounded mailbox nor counted in its capacity.
         """
         schedule(self, key, message, delay, None)
 
@@ -542,8 +542,8 @@ class Actor(Generic[P]):
                             message = queue.popleft()
                         except IndexError:  # taken out meanwhile (Mailbox.withdraw): nothing left
                             break
-                        if putters:
-                            mailbox.room()
+                        if putters is not None:  # bounded: a user message taken out frees room
+                            mailbox.taken(message)
                         message_type = type(message)
                         handler = dispatch.get(message_type)
                         if handler is None:

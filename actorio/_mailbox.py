@@ -38,7 +38,8 @@ __all__ = ["NO_QUEUE", "SYSTEM", "BoundedMailbox", "Mailbox", "MailboxLike", "Si
 class Signal:
     """Base of the runtime's own items in a mailbox (stop, timer ticks, input tasks done, ...):
     handled in turn with the messages by the mainloop, never dead letters, never refused for
-    capacity. Each kind is handled by the function the actor's dispatch table gives its class."""
+    capacity nor counted against it. Each kind is handled by the function the actor's dispatch
+    table gives its class."""
 
     __slots__ = ()
     sender = None
@@ -128,7 +129,7 @@ class Mailbox:
     )
 
     capacity: int = _UNBOUNDED
-    """How many user messages it holds; a `BoundedMailbox` refuses more."""
+    """How many user messages it holds (signals are not counted); a `BoundedMailbox` refuses more."""
     putters: deque[asyncio.Future[None]] | None = None
     """The senders waiting for room, oldest first; ``None`` for an unbounded mailbox."""
 
@@ -218,74 +219,10 @@ class Mailbox:
         return self.actor.identifier
 
     async def wait_for_room(self, timeout: float | None = None) -> None:
-        """Wait until this sender may queue a user message, or the mailbox closed; the caller then
-        queues it at once with `append`. Senders are served in the order they began to wait,
-        and none that arrives later takes the room of one already woken. Returns at once for an
-        unbounded mailbox. Every waiting sender for which there is room is woken: a woken sender
-        that finds more room than its own wakes as many of the senders behind it as there is room
-        for. ``asyncio.TimeoutError`` after ``timeout`` seconds without room (the sender then leaves
-        its place; a cancelled one too), and a sender leaving passes on the room it was given, or
-        any that came while it left, to the next."""
-        putters = self.putters
-        if putters is None or not (len(self) >= self.capacity or putters):
-            return
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        putters.append(waiter)
-        expiry: asyncio.TimerHandle | None = None
-        held = [waiter]  # the future waited on now (renewed below), for the timer
-        due: list[bool] = []
-        if timeout is not None:  # a timer on the waiter, not wait_for: see `_expire_waiter`
-            expiry = loop.call_later(timeout, _expire_waiter, held, due)
-        try:
-            while True:
-                await waiter  # the timer's asyncio.TimeoutError, if it came first
-                if self.closed:
-                    return
-                if len(self) < self.capacity:
-                    if len(putters) > 1:
-                        self.rooms()  # room left beyond its own (and the other woken ones'): pass it on
-                    return
-                if due:  # its time came while it was woken: no more waiting
-                    raise asyncio.TimeoutError
-                # Woken, but a signal took the room: wait again, in the same place.
-                renewed: asyncio.Future[None] = loop.create_future()
-                putters[putters.index(waiter)] = waiter = held[0] = renewed
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                waiter.exception()  # retrieved (the timer's), also when a cancellation came next
-            if waiter in putters:
-                putters.remove(waiter)
-            if not self.closed:
-                self.rooms()  # the room it was given, or that came as it left: to the next ones
-            raise
-        finally:
-            if expiry is not None:
-                expiry.cancel()
-            if waiter in putters:
-                putters.remove(waiter)
+        """Return at once: an unbounded mailbox always has room (see `BoundedMailbox`)."""
 
-    def rooms(self) -> None:
-        """Items were taken out at once (a restart drops the old incarnation's signals): wake as
-        many waiting senders as there is room for now."""
-        free = self.capacity - len(self)
-        for waiter in self.putters or ():
-            if free <= 0:
-                return
-            if waiter.cancelled():
-                continue  # a sender that left: it takes no room
-            if not waiter.done():
-                waiter.set_result(None)
-            free -= 1  # a sender woken before and not yet in has its room too
-
-    def room(self) -> None:
-        """A message was taken out: wake the first sender still waiting for room. (A woken sender
-        stays in ``putters`` until it has queued its message, so that `put` keeps refusing the
-        senders that arrive meanwhile.)"""
-        for waiter in self.putters or ():
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+    def taken(self, item: Any) -> None:
+        """The mainloop took ``item`` out (called for a `BoundedMailbox` only: it frees room)."""
 
     # -- signals --------------------------------------------------------------------------
 
@@ -351,8 +288,6 @@ class Mailbox:
                 item.dropped()
         queue.clear()
         queue.extend(kept)
-        if self.putters:
-            self.rooms()
         system = self.system
         if system:
             notices = [item for item in system if keep_system(item)]
@@ -367,9 +302,11 @@ class Mailbox:
 
 class BoundedMailbox(Mailbox):
     """A mailbox that holds at most ``capacity`` user messages: `put` raises `MailboxFull` beyond,
-    and senders can `wait_for_room`. Signals and system messages are never refused."""
+    and senders can `wait_for_room`. Signals (stop, timer ticks, input tasks done, the place of
+    system messages such as watch notices) are never refused nor counted: ``users`` counts the
+    user messages queued, and the mainloop reports each item it takes out (`taken`)."""
 
-    __slots__ = ("capacity", "putters")
+    __slots__ = ("capacity", "putters", "users")
 
     def __init__(self, actor: Actor[Any], capacity: int) -> None:
         super().__init__(actor)
@@ -377,18 +314,122 @@ class BoundedMailbox(Mailbox):
             raise ValueError(f"a mailbox capacity must be at least 1, not {capacity}")
         self.capacity = capacity
         self.putters = deque()
+        self.users = 0
+        """How many user messages are queued (what ``capacity`` bounds)."""
 
     def put(self, item: Any) -> None:
         """Append a user message and wake the consumer if it waits.
 
-        Raises `MailboxFull` if ``capacity`` messages are queued already, or senders wait for
-        room (they go first); nothing is queued then.
+        Raises `MailboxFull` if ``capacity`` user messages are queued already, or senders wait
+        for room (they go first); nothing is queued then.
         """
-        if len(self) >= self.capacity or self.putters:
+        if self.users >= self.capacity or self.putters:
             raise MailboxFull(self.actor.identifier, self.capacity)
         self.queued().append(item)
+        self.users += 1
         if self.waiting is not None:
             self.wake()
+
+    def append(self, item: Any) -> None:
+        """Append ``item``, never refused for capacity; a user message (not a `Signal`) is counted."""
+        self.queued().append(item)
+        if not isinstance(item, Signal):
+            self.users += 1
+        if self.waiting is not None:
+            self.wake()
+
+    def taken(self, item: Any) -> None:
+        """The mainloop took ``item`` out: a user message frees room (`room`), a signal none."""
+        if not isinstance(item, Signal):
+            if self.putters:
+                self.room()
+            else:
+                self.users -= 1  # `room`, inlined: no sender waits
+
+    def withdraw(self, item: Any) -> bool:
+        """As `Mailbox.withdraw`; a user message taken back frees room."""
+        if not super().withdraw(item):
+            return False
+        self.taken(item)
+        return True
+
+    def close(self, reason: BaseException | None = None) -> None:
+        """As `Mailbox.close`: nothing is queued any more."""
+        super().close(reason)
+        self.users = 0
+
+    async def wait_for_room(self, timeout: float | None = None) -> None:
+        """Wait until this sender may queue a user message, or the mailbox closed; the caller then
+        queues it at once with `append`. Returns at once while fewer than ``capacity`` user
+        messages are queued and no sender waits. Senders are served in the order they began to
+        wait, and none that arrives later takes the room of one already woken. Every waiting
+        sender for which there is room is woken: a woken sender that finds more room than its
+        own wakes as many of the senders behind it as there is room for.
+        ``asyncio.TimeoutError`` after ``timeout`` seconds without room (the sender then leaves
+        its place; a cancelled one too), and a sender leaving passes on the room it was given, or
+        any that came while it left, to the next."""
+        putters = self.putters
+        if putters is None or not (self.users >= self.capacity or putters):
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        putters.append(waiter)
+        expiry: asyncio.TimerHandle | None = None
+        held = [waiter]  # the future waited on now (renewed below), for the timer
+        due: list[bool] = []
+        if timeout is not None:  # a timer on the waiter, not wait_for: see `_expire_waiter`
+            expiry = loop.call_later(timeout, _expire_waiter, held, due)
+        try:
+            while True:
+                await waiter  # the timer's asyncio.TimeoutError, if it came first
+                if self.closed:
+                    return
+                if self.users < self.capacity:
+                    if len(putters) > 1:
+                        self.rooms()  # room left beyond its own (and the other woken ones'): pass it on
+                    return
+                if due:  # its time came while it was woken: no more waiting
+                    raise asyncio.TimeoutError
+                # Woken, but a message queued without waiting took the room (what a restarted
+                # child's constructor told itself): wait again, in the same place.
+                renewed: asyncio.Future[None] = loop.create_future()
+                putters[putters.index(waiter)] = waiter = held[0] = renewed
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                waiter.exception()  # retrieved (the timer's), also when a cancellation came next
+            if waiter in putters:
+                putters.remove(waiter)
+            if not self.closed:
+                self.rooms()  # the room it was given, or that came as it left: to the next ones
+            raise
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+            if waiter in putters:
+                putters.remove(waiter)
+
+    def rooms(self) -> None:
+        """Wake as many waiting senders as there is room for now (a sender woken before and not
+        yet in takes room too)."""
+        free = self.capacity - self.users
+        for waiter in self.putters or ():
+            if free <= 0:
+                return
+            if waiter.cancelled():
+                continue  # a sender that left: it takes no room
+            if not waiter.done():
+                waiter.set_result(None)
+            free -= 1  # a sender woken before and not yet in has its room too
+
+    def room(self) -> None:
+        """A user message was taken out: count it, and wake the first sender still waiting for
+        room. (A woken sender stays in ``putters`` until it has queued its message, so that `put`
+        keeps refusing the senders that arrive meanwhile.)"""
+        self.users -= 1
+        for waiter in self.putters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
 
 def _expire_waiter(held: list[asyncio.Future[None]], due: list[bool]) -> None:

@@ -18,7 +18,7 @@ from actorio import (
     dead_letters,
     handles,
 )
-from actorio._mailbox import BoundedMailbox
+from actorio._mailbox import BoundedMailbox, Signal
 from actorio.testing import MockClock
 from tests.support import BOUND, bounded, queued
 
@@ -501,3 +501,56 @@ async def test_a_woken_sender_wakes_the_next_one_while_room_is_left(mock_clock: 
     actor.release.set()
     assert await bounded(ref.ask(Seen())) == ["parked", "note-0", "note-1", "parked", "note-2", "note-3"]
     await bounded(actor.stop())
+
+
+@pytest.mark.asyncio
+async def test_signals_do_not_count_against_the_capacity(mock_clock: MockClock) -> None:
+    """Only user messages count against ``mailbox_capacity``: with timer ticks and a watch notice
+    queued, a mailbox of capacity 2 still takes two user messages and refuses a third; a sender
+    waiting for room gets in when a user message is taken out."""
+    actor = Slow(capacity=2)
+    await parked(actor)
+    ref = actor.reference
+    actor.start_timer("a", Note(n=10), 0.01)
+    actor.start_timer("b", Note(n=11), 0.01)
+    await mock_clock.advance(0.02)  # both ticks queued
+    watched = Slow()
+    actor.watch(await watched.start())
+    await bounded(watched.stop())  # a Terminated notice
+    assert queued(ref) == 3  # the two ticks and the notice's place: no user message
+    ref.tell_nowait(Note(n=1))
+    ref.tell_nowait(Note(n=2))
+    with pytest.raises(MailboxFull):
+        ref.tell_nowait(Note(n=3))
+    waiting = asyncio.create_task(ref.tell(Note(n=3)))
+    await mock_clock.wait_all_tasks_blocked()
+    assert not waiting.done()
+    actor.release.set()
+    await bounded(waiting)
+    assert await bounded(ref.ask(Seen())) == [
+        "parked",
+        "terminated-slow",
+        "note-10",
+        "note-11",
+        "note-1",
+        "note-2",
+        "note-3",
+    ]
+    await bounded(actor.stop())
+
+
+@pytest.mark.asyncio
+async def test_a_message_taken_back_frees_room(mock_clock: MockClock) -> None:
+    """`withdraw` (a message handed over, then taken back before it is handled) frees its room: a
+    sender waiting for it gets in; a signal taken back frees none."""
+    mailbox = BoundedMailbox(_Reader(), 1)  # type: ignore[arg-type]  # what a mailbox reads of its actor
+    mailbox.put("queued")  # full
+    tick = Signal()
+    mailbox.append(tick)
+    waiting = asyncio.create_task(mailbox.wait_for_room())
+    await mock_clock.wait_all_tasks_blocked()
+    assert mailbox.withdraw(tick)
+    await mock_clock.wait_all_tasks_blocked()
+    assert not waiting.done()
+    assert mailbox.withdraw("queued")
+    await bounded(waiting)

@@ -278,10 +278,9 @@ class Actor(Generic[P]):
 
     async def wait(self) -> None:
         """Wait until the mainloop ends; raise the exception that ended it, if any."""
-        task = self._actor_task
-        if task is None:
+        if (task := self._actor_task) is None:
             raise RuntimeError(f"{self!r} was not started")
-        del self  # the error raised gains this frame: a record of it does not keep the actor
+        del self  # the error raised gains this frame: a record of it must not keep the actor
         await task
 
     def __await__(self) -> Generator[Any, None, None]:
@@ -291,7 +290,9 @@ class Actor(Generic[P]):
         """Start the actor if needed, then wait until it stops (see `wait`)."""
         if self._actor_task is None:
             await self.start()
-        await self.wait()
+        waiting = self.wait()
+        del self  # (as in `wait`)
+        await waiting
 
     async def __aenter__(self) -> ActorRef[P]:
         return await self.start()
@@ -304,11 +305,9 @@ class Actor(Generic[P]):
     ) -> None:
         await self.stop()
         task = self._actor_task
-        del self  # the error raised gains this frame: a record of it does not keep the actor
-        if exc is None and task is not None and not task.cancelled():
-            error = task.exception()
-            if error is not None:
-                raise error
+        del self  # (as in `wait`)
+        if exc is None and task is not None and not task.cancelled() and (error := task.exception()):
+            raise error
 
     async def mainloop_setup(self) -> None:
         """Run in the actor's task before the first message (in every incarnation of a
@@ -434,8 +433,7 @@ class Actor(Generic[P]):
 
         Starting a timer under a key in use replaces that timer: the old one's message is not
         delivered, even if it was already queued. Timers are cancelled when the actor stops or
-        restarts. Timer messages are neither refused by a bounded mailbox nor counted in its capacity.
-        """
+        restarts. A bounded mailbox neither refuses timer messages nor counts them in its capacity."""
         schedule(self, key, message, delay, None)
 
     def start_periodic_timer(

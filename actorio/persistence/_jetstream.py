@@ -37,6 +37,7 @@ from nats.js.object_store import ObjectStore
 
 from ._errors import JournalCorrupted, PersistenceError, WriterConflict
 from ._event_batches import batch_header, decode_batch, encode_batch
+from ._jetstream_objects import end_read, read_object
 from ._jetstream_wire import (
     UnreadableAcknowledgement,
     acknowledged_sequence,
@@ -47,7 +48,6 @@ from ._jetstream_wire import (
     failed,
     filter_covers,
     needs_jetstream,
-    read_object,
     reminder_records,
     split_record,
     stored_id,
@@ -261,8 +261,12 @@ class JetStreamJournal(Journal):
             if not (name.startswith(prefix) and _UNIQUE.fullmatch(name[len(prefix) :])):  # as `_put` names
                 raise JournalCorrupted(f"{persistence_id}: its {kind} key names another record's object")
             store = await self._object_store(persistence_id.entity_type)
+            bucket_name = f"{self.prefix}_objects_{persistence_id.entity_type}"
+            what = f"{persistence_id}: its {kind}"
             try:
-                found = await read_object(store, name, self.max_object, f"{persistence_id}: its {kind}")
+                found = await read_object(
+                    self._js, store, bucket_name, name, limit=self.max_object, what=what, timeout=self.timeout
+                )
             except (nats.js.errors.ObjectNotFoundError, nats.js.errors.ObjectDeletedError):
                 if attempt:
                     raise JournalCorrupted(
@@ -429,17 +433,7 @@ class JetStreamJournal(Journal):
                 if message.metadata.sequence.stream >= last_stream:
                     return
         finally:
-            await self._unsubscribe(stream, subscription)
-
-    async def _unsubscribe(self, stream: str, subscription: Any) -> None:
-        """End a read: unsubscribe, and delete its consumer on the server, which would otherwise
-        stay there for seconds after each read (a stream takes a limited number of consumers:
-        a thousand recoveries at once would be refused). A failure leaves it to expire."""
-        consumer = getattr(subscription, "_consumer", None)  # nats-py keeps its name there
-        with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
-            await subscription.unsubscribe()
-            if isinstance(consumer, str) and consumer:
-                await self._js.delete_consumer(stream, consumer)
+            await end_read(self._js, stream, subscription)
 
     async def last_sequence(self, persistence_id: PersistenceId) -> int:
         self._check_open()

@@ -1,14 +1,12 @@
 """What the JetStream journal reads from the server and its buckets, all of it checked: a publish
 acknowledgement, a stored value's header line, a key's delete marker, whether a stream's subject
 filter covers the journal's subjects and its settings keep what is stored, stored reminders and
-subjects, a snapshot's hint, an object within its size; and nats-py's errors said as
-`PersistenceError`."""
+subjects, a snapshot's hint; and nats-py's errors said as `PersistenceError`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 from collections.abc import Generator
 from typing import Any, cast
@@ -17,7 +15,6 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import StreamConfig
 from nats.js.kv import KeyValue
-from nats.js.object_store import ObjectStore
 
 from actorio.lowlevel import shorten
 
@@ -34,7 +31,6 @@ __all__ = [
     "failed",
     "filter_covers",
     "needs_jetstream",
-    "read_object",
     "reminder_records",
     "split_record",
     "stored_id",
@@ -239,37 +235,3 @@ def check_hint(
             f"{persistence_id}: its stored snapshot says event {sequence} is in stream message "
             f"{stream_sequence}, {found}: the snapshot's record is not the journal's"
         )
-
-
-class _Bounded(io.BytesIO):
-    """The bytes of an object as they are read, refused past ``limit`` (an object whose stored
-    size says less than it holds)."""
-
-    def __init__(self, limit: int, what: str) -> None:
-        super().__init__()
-        self.limit, self.what = limit, what
-
-    def write(self, data: Any, /) -> int:
-        if self.tell() + len(data) > self.limit:
-            raise JournalCorrupted(f"{self.what}: its object holds more than its stored size says")
-        return super().write(data)
-
-
-async def read_object(store: ObjectStore, name: str, limit: int, what: str) -> bytes:
-    """The object ``name`` of ``store``, if its stored size is at most ``limit`` bytes: else
-    `PersistenceError` saying ``what`` it holds and its size, before anything of it is read. A
-    link (to another object or bucket) is `JournalCorrupted`: the journal writes none."""
-    info = await store.get_info(name)
-    if info.is_link():
-        raise JournalCorrupted(
-            f"{what}: its object {shorten(repr(name))} is a link, which the journal never writes"
-        )
-    size = info.size or 0
-    if size > limit:
-        raise PersistenceError(
-            f"{what}: its object {shorten(repr(name))} is {size} bytes, more than max_object ({limit}): "
-            "not read"
-        )
-    buffer = _Bounded(size, what)
-    await store.get(name, writeinto=buffer)
-    return buffer.getvalue()

@@ -1,0 +1,166 @@
+"""Objects of the JetStream journal's object store as hostile storage holds them: stored info the
+journal never writes (a size that is no positive integer, chunks that are not there, a link, a
+wrong digest) is `JournalCorrupted` at once, a read never waits longer than the journal's
+timeout a chunk, and however a read ends its subscription and its consumer are gone."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from nats.aio.client import Client
+
+from actorio.persistence import (
+    JetStreamJournal,
+    JournalCorrupted,
+    PersistenceError,
+    PersistenceId,
+    ReminderRecord,
+)
+
+from .journals import unique_prefix
+
+pytestmark = pytest.mark.asyncio
+
+ACCOUNT = PersistenceId("account", "a")
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()
+"""A field of the stored info left out."""
+
+
+async def _stored_object(nats_url: str, prefix: str) -> str:
+    """Save reminders of ``ACCOUNT`` large enough for the object store; the object's name."""
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100) as writer:
+        await writer.save_reminder(ReminderRecord(ACCOUNT, "r", 5.0, b'"' + b"m" * 5000 + b'"'))
+        entry = await (await writer.client.jetstream().key_value(f"{prefix}_reminders_account")).get("a")
+        return (entry.value or b"").decode().split(" ", 1)[1]
+
+
+async def _forge(raw: Client, prefix: str, name: str, **fields: Any) -> dict[str, Any]:
+    """Rewrite fields of the object's stored info (``MISSING``: remove it); the info before."""
+    js = raw.jetstream()
+    stream = f"OBJ_{prefix}_objects_account"
+    meta = f"$O.{prefix}_objects_account.M.{base64.urlsafe_b64encode(name.encode()).decode()}"
+    info: dict[str, Any] = json.loads((await js.get_last_msg(stream, meta)).data or b"")
+    before = dict(info)
+    for field, value in fields.items():
+        if value is MISSING:
+            del info[field]
+        else:
+            info[field] = value
+    await js.publish(meta, json.dumps(info).encode(), stream=stream, headers={"Nats-Rollup": "sub"})
+    return before
+
+
+async def _no_read_left(reader: JetStreamJournal, raw: Client, prefix: str) -> None:
+    """No consumer of the object store is left on the server, no chunk subscription in the client."""
+    assert await raw.jetstream().consumers_info(f"OBJ_{prefix}_objects_account") == []
+    subjects = [sub.subject for sub in reader.client._subs.values()]  # pyright: ignore[reportPrivateUsage]
+    assert not [subject for subject in subjects if not subject.startswith("_INBOX.")]
+    assert len(subjects) <= 1  # the client's one inbox of requests
+
+
+@pytest.mark.parametrize("size", [10, 4999])
+async def test_a_refused_object_read_leaves_no_consumer_nor_subscription(
+    nats_url: str, raw: Client, size: int
+) -> None:
+    prefix = unique_prefix()
+    name = await _stored_object(nats_url, prefix)
+    await _forge(raw, prefix, name, size=size)
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix) as reader:
+        for _ in range(3):
+            with pytest.raises(
+                JournalCorrupted, match="account/a: its reminders: its object holds more than"
+            ):
+                await asyncio.wait_for(reader.load_reminders(ACCOUNT), 5)
+        await _no_read_left(reader, raw, prefix)
+
+
+@pytest.mark.parametrize("size", ["10", 0, -1, True, 10.0, None, MISSING], ids=repr)
+async def test_an_object_whose_stored_size_is_no_positive_integer_is_corrupted(
+    nats_url: str, raw: Client, size: object
+) -> None:
+    """A size 0 or none read as an empty object: the reminders were silently gone (the journal
+    never writes an empty object); a size of another type raised a TypeError."""
+    prefix = unique_prefix()
+    name = await _stored_object(nats_url, prefix)
+    await _forge(raw, prefix, name, size=size)
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix) as reader:
+        with pytest.raises(
+            JournalCorrupted, match=r"its object '.*' has a stored size of .*, not a positive"
+        ):
+            await asyncio.wait_for(reader.load_reminders(ACCOUNT), 5)
+        await _no_read_left(reader, raw, prefix)
+
+
+@pytest.mark.parametrize("nuid", ["NOSUCHNUID", ">", "a.b", "", 7])
+async def test_an_object_naming_chunks_that_are_not_there_is_corrupted_at_once(
+    nats_url: str, raw: Client, nuid: object
+) -> None:
+    """It waited forever, whatever the journal's timeout (nats-py's read has none)."""
+    prefix = unique_prefix()
+    name = await _stored_object(nats_url, prefix)
+    await _forge(raw, prefix, name, nuid=nuid)
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix, timeout=10) as reader:
+        with pytest.raises(
+            JournalCorrupted, match=r"account/a: its reminders: its object '.*' (lacks|names) chunks"
+        ):
+            await asyncio.wait_for(reader.load_reminders(ACCOUNT), 3)
+        await _no_read_left(reader, raw, prefix)
+
+
+async def test_chunks_gone_while_an_object_is_read_fail_within_the_journals_timeout(
+    nats_url: str, raw: Client
+) -> None:
+    prefix = unique_prefix()
+    name = await _stored_object(nats_url, prefix)
+    nuid = (await _forge(raw, prefix, name))["nuid"]
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix, timeout=0.3) as reader:
+        js: Any = reader._js  # pyright: ignore[reportPrivateUsage]
+        subscribe = js.subscribe
+
+        async def purged_first(subject: str, **options: Any) -> Any:
+            await raw.jetstream().purge_stream(
+                f"OBJ_{prefix}_objects_account", subject=f"$O.{prefix}_objects_account.C.{nuid}"
+            )
+            return await subscribe(subject, **options)
+
+        js.subscribe = purged_first
+        with pytest.raises(PersistenceError, match=r"reading its object '.*' took more than 0.3 s a chunk"):
+            await asyncio.wait_for(reader.load_reminders(ACCOUNT), 3)
+        await _no_read_left(reader, raw, prefix)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"options": {"link": {"bucket": "elsewhere", "name": "x"}}},
+        {"options": {"link": {"bucket": "elsewhere"}}},
+        {"digest": "SHA-256=" + base64.urlsafe_b64encode(hashlib.sha256(b"other").digest()).decode()},
+        {"digest": "SHA-256=!!"},
+        {"digest": MISSING},
+        {"chunks": 0},
+        {"chunks": 2},
+    ],
+    ids=["link", "bucket-link", "other-digest", "bad-digest", "no-digest", "no-chunks", "more-chunks"],
+)
+async def test_object_info_the_journal_never_writes_is_corrupted(
+    nats_url: str, raw: Client, fields: dict[str, Any]
+) -> None:
+    prefix = unique_prefix()
+    name = await _stored_object(nats_url, prefix)
+    await _forge(raw, prefix, name, **fields)
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix) as reader:
+        with pytest.raises(JournalCorrupted, match="account/a: its reminders: its object"):
+            await asyncio.wait_for(reader.load_reminders(ACCOUNT), 3)
+        await _no_read_left(reader, raw, prefix)

@@ -493,7 +493,7 @@ class JetStreamJournal(Journal):
         if found is None:
             return {}, 0
         try:
-            stored: Any = json.loads(found[0] or b"{}")
+            stored: Any = json.loads(found[0])  # the journal writes no empty value: not {}
             if not isinstance(stored, dict):
                 raise ValueError("not an object")
         except (ValueError, RecursionError) as error:  # RecursionError: nested too deep

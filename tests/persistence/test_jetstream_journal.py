@@ -234,8 +234,9 @@ async def test_an_append_larger_than_one_message_is_refused_at_the_write(nats_ur
         b'{"r": [NaN, "{}"]}',
         b'{"r": [Infinity, "{}"]}',
         b'{"r": [1e999, "{}"]}',
+        b"",
     ],
-    ids=["nested too deep", "nan", "infinity", "overflow"],
+    ids=["nested too deep", "nan", "infinity", "overflow", "empty"],
 )
 async def test_hostile_stored_reminders_are_reported_as_corrupted(nats_url: str, stored: bytes) -> None:
     """Whoever can write the reminders bucket cannot crash a recovery with a RecursionError nor

@@ -160,8 +160,14 @@ class PersistentActor(Actor[P], Generic[P]):
         is in the journal. A reminder of the same name is replaced. ``message`` is stored in its
         wire form (its ``sender`` is not kept), so it must be one of the actor's message types.
         ``ValueError`` (nothing stored) for a due time that is not a finite number (a ``delay``
-        of NaN or infinity)."""
-        due = self.clock() + delay
+        of NaN or infinity, or an ``int`` beyond a float's range)."""
+        try:
+            due = self.clock() + delay
+        except OverflowError:  # an int delay too large for a float
+            raise ValueError(
+                f"reminder {name!r} of {self.persistence_id}: due in {shorten(repr(delay))} s is not a "
+                "finite number of seconds"
+            ) from None
         record = ReminderRecord(self.persistence_id, name, due, encode_wire(message))
         await self.journal.save_reminder(record)
         self._schedule(name, due, message)

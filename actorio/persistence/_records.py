@@ -111,9 +111,11 @@ class ReminderRecord:
     """A durable reminder: ``message`` (a message's wire form) told to the actor of
     ``persistence_id`` at ``due`` (seconds since the epoch). One per ``name`` and id.
 
-    ``due`` must be a finite number (an ``int`` or a ``float``, not a bool): anything else, NaN
-    and infinity included, is a ``ValueError`` naming the reminder, here where it enters, so that
-    no journal stores a reminder that is never (or always) due."""
+    ``due`` must be a finite number (an ``int`` or a ``float``, not a bool, that a float can
+    hold): anything else, NaN, infinity and an ``int`` beyond a float's range included, is a
+    ``ValueError`` naming the reminder, here where it enters, so that no journal stores a
+    reminder that is never (or always) due. So is a ``message`` that is not UTF-8 text (a
+    message's wire form is JSON), which not every journal could store."""
 
     persistence_id: PersistenceId
     name: str
@@ -123,8 +125,19 @@ class ReminderRecord:
     def __post_init__(self) -> None:
         _check_name("reminder name", self.name, _NAME)
         due = cast(object, self.due)  # anything, from a caller that ignored the type
-        if not isinstance(due, (int, float)) or isinstance(due, bool) or not math.isfinite(due):
+        try:
+            finite = isinstance(due, (int, float)) and not isinstance(due, bool) and math.isfinite(due)
+        except OverflowError:  # an int too large for a float
+            finite = False
+        if not finite:
             raise ValueError(
                 f"reminder {self.name!r} of {self.persistence_id}: due {shorten(repr(due))} is not a "
                 "finite number of seconds"
             )
+        try:
+            self.message.decode()
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"reminder {self.name!r} of {self.persistence_id}: its message is not UTF-8 text "
+                f"({error.reason} at byte {error.start})"
+            ) from None

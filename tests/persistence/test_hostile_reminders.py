@@ -22,6 +22,7 @@ from actorio.persistence import (
     ReminderRecord,
     SchemaMismatch,
     SqliteJournal,
+    copy_journal,
 )
 from tests.support import bounded
 
@@ -39,7 +40,7 @@ class Wake(Message):
 
 class Arm(Message):
     name: str
-    delay: float
+    delay: int | float
 
 
 class Woken(BaseModel):
@@ -59,16 +60,23 @@ class Alarm(DurableStateActor[Wake | Arm, Woken]):
 ALARM = PersistenceId("Alarm", "al")
 
 
-@pytest.mark.parametrize("due", [*NOT_FINITE, "1.0", True, None], ids=repr)
+def short_id(value: object) -> str:
+    """A test id: the value's repr, an int of hundreds of digits cut short."""
+    text = repr(value)
+    return text if len(text) <= 20 else f"{text[:6]}...({len(text)} chars)"
+
+
+@pytest.mark.parametrize("due", [*NOT_FINITE, 10**400, -(10**400), "1.0", True, None], ids=short_id)
 async def test_a_reminder_due_at_no_finite_time_is_refused_where_it_is_made(due: object) -> None:
     with pytest.raises(ValueError, match=r"reminder 'r' of account/a: due .* is not a finite number"):
         ReminderRecord(ACCOUNT, "r", due, b"{}")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("delay", NOT_FINITE, ids=repr)
+@pytest.mark.parametrize("delay", [*NOT_FINITE, 10**400], ids=short_id)
 async def test_a_remind_with_no_finite_due_time_raises_and_stores_nothing(
     journal: Journal, delay: float
 ) -> None:
+    """An int delay beyond a float's range raised OverflowError, not the ValueError promised."""
     async with Alarm("al", journal) as ref:
         with pytest.raises(ValueError, match=r"reminder 'never' of Alarm/al: due .* is not a finite"):
             await bounded(ref.ask(Arm(name="never", delay=delay)))
@@ -96,7 +104,16 @@ async def test_a_sqlite_reminder_stored_due_at_infinity_is_corrupt_naming_it(tmp
 
 @pytest.mark.parametrize(
     "stored",
-    [b'[Infinity, "{}"]', b'[NaN, "{}"]', b'[1e999, "{}"]', b'["1.0", "{}"]', b'[1.0, {"a": 1}]', b"[1.0]"],
+    [
+        b'[Infinity, "{}"]',
+        b'[NaN, "{}"]',
+        b'[1e999, "{}"]',
+        b"[1" + b"0" * 400 + b', "{}"]',
+        b'["1.0", "{}"]',
+        b'[1.0, {"a": 1}]',
+        b"[1.0]",
+    ],
+    ids=["infinity", "nan", "overflow", "int-overflow", "text", "object", "single"],
 )
 async def test_a_jetstream_reminder_stored_not_of_its_form_is_corrupt_naming_it(
     nats_url: str, stored: bytes
@@ -132,3 +149,27 @@ async def test_a_stored_reminder_message_that_no_longer_validates_names_the_remi
     assert len(str(caught.value)) < 1000
     with pytest.raises(SchemaMismatch):
         await bounded(alarm.run_until_stopped())
+
+
+async def test_a_reminder_message_that_is_not_utf8_is_refused_where_it_is_made() -> None:
+    with pytest.raises(ValueError, match=r"reminder 'r' of account/a: its message is not UTF-8 text"):
+        ReminderRecord(ACCOUNT, "r", 1.0, b'{"a": "\xff"}')
+
+
+async def test_a_sqlite_reminder_message_that_is_not_utf8_is_corrupt_naming_it(
+    tmp_path: Path, nats_url: str
+) -> None:
+    """It was loaded, and copying the journal to JetStream then failed with a UnicodeDecodeError."""
+    path = tmp_path / "journal.sqlite3"
+    async with SqliteJournal(path) as journal:
+        await journal.save_reminder(ReminderRecord(ACCOUNT, "bad", 1.0, b"{}"))
+    with sqlite3.connect(path) as edit:
+        edit.execute("UPDATE reminders SET message = x'ff'")
+    edit.close()
+    corrupt = r"account/a: a stored reminder: reminder 'bad' of account/a: its message is not UTF-8"
+    async with SqliteJournal(path) as journal:
+        with pytest.raises(JournalCorrupted, match=corrupt):
+            await journal.load_reminders(ACCOUNT)
+        async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as target:
+            with pytest.raises(JournalCorrupted, match=corrupt):
+                await copy_journal(journal, target)

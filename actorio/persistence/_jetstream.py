@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
 from actorio._lazy import require_nats_client
+from actorio.lowlevel import shorten
 
 try:
     import nats
@@ -37,6 +38,7 @@ from nats.js.object_store import ObjectStore
 
 from ._errors import JournalCorrupted, PersistenceError, WriterConflict
 from ._event_batches import batch_header, decode_batch, encode_batch
+from ._jetstream_ids import bucket_description, bucket_is_ours, journal_streams, stream_subjects, streams
 from ._jetstream_objects import end_read, read_object
 from ._jetstream_wire import (
     UnreadableAcknowledgement,
@@ -217,10 +219,24 @@ class JetStreamJournal(Journal):
             try:
                 with needs_jetstream(name):
                     bucket = await self._js.key_value(name)
-                check_kept(name, kind, (await bucket.status()).stream_info.config)
+                config = (await bucket.status()).stream_info.config
+                if not bucket_is_ours(self.prefix, kind, entity_type, config.description):
+                    raise PersistenceError(
+                        f"{name}: the bucket is another journal's ({shorten(repr(config.description))}), "
+                        f"whose prefix and entity type make the same name as {self.prefix!r} and "
+                        f"{entity_type!r}: give one of the journals another prefix"
+                    )
+                check_kept(name, kind, config)
             except nats.js.errors.BucketNotFoundError:
+                description = bucket_description(self.prefix, kind, entity_type)
                 bucket = await self._js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
-                    KeyValueConfig(bucket=name, history=1, storage=StorageType.FILE, replicas=self.replicas)
+                    KeyValueConfig(
+                        bucket=name,
+                        description=description,
+                        history=1,
+                        storage=StorageType.FILE,
+                        replicas=self.replicas,
+                    )
                 )
             self._buckets[name] = bucket
         return bucket
@@ -541,44 +557,33 @@ class JetStreamJournal(Journal):
         return reminder_records(persistence_id, reminders)
 
     async def persistence_ids(self) -> list[PersistenceId]:
-        """Every id with events, a snapshot, a state or a reminder, sorted. A subject or key of
-        the journal's streams and buckets that is not a persistence id (published there by
-        something else) is `JournalCorrupted` naming the stream and the subject."""
+        """Every id with events, a snapshot, a state or a reminder, sorted, read from every page
+        of the server's listings. A subject or key of the journal's streams and buckets that is
+        not a persistence id (published there by something else) is `JournalCorrupted` naming
+        the stream and the subject; a stream or bucket deleted meanwhile is skipped; another
+        journal's, whose prefix begins as this one's, is not read (see `journal_streams`)."""
         self._check_open()
         found: set[PersistenceId] = set()
-        events_prefix = f"{self.prefix.upper()}_EVENTS_"
-        kv_prefix = f"KV_{self.prefix}_"
-        with needs_jetstream("the journal's streams"):
-            streams = await self._js.streams_info()
-        for info in streams:
-            name = info.config.name or ""
-            if not name.startswith((events_prefix, kv_prefix)):
-                continue
-            if name.startswith(events_prefix):
-                kind, entity_type = "events", name[len(events_prefix) :]
-                subject_prefix = f"{self.prefix}.events.{entity_type}."
-            else:
-                kind, _, entity_type = name[len(kv_prefix) :].partition("_")
-                if kind not in ("reminders", "snapshots", "states"):
-                    continue  # another journal's, whose prefix begins as this one's
-                subject_prefix = f"$KV.{name[3:]}."
-            detail = await self._js.stream_info(name, subjects_filter=">")
-            ids = [stored_id(name, entity_type, subject_prefix, s) for s in detail.state.subjects or {}]
-            if kind == "events":
-                found.update(ids)
-                continue
+        with failed("the journal's streams", "listing the streams"), needs_jetstream("the journal's streams"):
+            configs = await streams(self.client, self.timeout)
+        for stream in journal_streams(self.prefix, configs):
+            name, kind, entity_type = stream.name, stream.kind, stream.entity_type
+            with failed(name, "listing its subjects"):
+                subjects = await stream_subjects(self.client, name, stream.subject_filter, self.timeout)
+            ids = [stored_id(name, entity_type, stream.subject_prefix, s) for s in subjects or ()]
             for candidate in ids:
-                if candidate in found:
-                    continue
-                if kind == "reminders":
-                    present = bool((await self._reminders(candidate))[0])
-                elif kind == "snapshots":
-                    present = await self.load_snapshot(candidate) is not None
-                else:
-                    present = await self.load_state(candidate) is not None
-                if present:
+                if candidate not in found and (kind == "events" or await self._present(kind, candidate)):
                     found.add(candidate)
         return sorted(found, key=lambda i: (i.entity_type, i.entity_id))
+
+    async def _present(self, kind: str, persistence_id: PersistenceId) -> bool:
+        """Whether the id's key of that kind holds a record (not a delete marker, not {})."""
+        if kind == "reminders":
+            with failed(persistence_id, "loading the reminders"):
+                return bool((await self._reminders(persistence_id))[0])
+        if kind == "snapshots":
+            return await self.load_snapshot(persistence_id) is not None
+        return await self.load_state(persistence_id) is not None
 
     async def close(self) -> None:
         """Forget the streams and buckets; close the connection if the journal made it."""

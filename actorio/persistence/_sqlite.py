@@ -27,7 +27,10 @@ T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 PAGE = 1000
-"""Events read per round trip to the journal's thread."""
+"""Events read per round trip to the journal's thread, at most."""
+FIRST_PAGE = 16
+"""Events read by a read's first round trip; each next one reads twice as many, up to `PAGE`: a
+reader that stops early (the read-back of a persist) pays for a few events, not a page."""
 _OPEN_RETRY_PAUSE = 0.01
 """Seconds between two tries to open a journal another process holds."""
 
@@ -283,19 +286,20 @@ class SqliteJournal(Journal):
 
     async def read(self, persistence_id: PersistenceId, after: int = 0) -> AsyncIterator[EventRecord]:
         key = (persistence_id.entity_type, persistence_id.entity_id)
+        page = FIRST_PAGE
         while True:
             rows: list[tuple[int, str, int, bytes, float]] = await self._query(
                 "SELECT sequence, name, version, payload, written FROM events "
                 "WHERE entity_type = ? AND entity_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
-                (*key, after, PAGE),
+                (*key, after, page),
             )
             for row in rows:
                 _check_row(persistence_id, "event", row, _EVENT_ROW)
                 sequence, name, version, payload, written = row
                 yield EventRecord(persistence_id, sequence, name, version, payload, float(written))
-            if len(rows) < PAGE:
+            if len(rows) < page:
                 return
-            after = rows[-1][0]
+            after, page = rows[-1][0], min(2 * page, PAGE)
 
     async def last_sequence(self, persistence_id: PersistenceId) -> int:
         key = (persistence_id.entity_type, persistence_id.entity_id)

@@ -227,3 +227,30 @@ async def test_another_applications_database_is_refused_and_left_as_it_was(tmp_p
 def _on_disk(path: Path) -> tuple[bytes, bool]:
     """A database file's bytes, and whether it has a write-ahead log beside it."""
     return path.read_bytes(), Path(f"{path}-wal").exists()
+
+
+@pytest.mark.asyncio
+async def test_a_read_asks_for_a_few_events_first_then_for_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader that stops after one event (the read-back of a persist) made the journal load a
+    whole page (a thousand events, however large) at once; a whole read still gets every event."""
+    monkeypatch.setattr(sqlite_module, "PAGE", 40)
+    async with SqliteJournal(tmp_path / "j.sqlite3") as journal:
+        await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")] * 100)
+        limits: list[object] = []
+        query = journal._query  # pyright: ignore[reportPrivateUsage]
+
+        async def spy(sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
+            if sql.startswith("SELECT sequence, name"):
+                limits.append(parameters[-1])
+            return await query(sql, parameters)
+
+        monkeypatch.setattr(journal, "_query", spy)
+        async for record in journal.read(ACCOUNT, after=10):
+            assert record.sequence == 11
+            break
+        assert limits == [16]
+        limits.clear()
+        assert [r.sequence async for r in journal.read(ACCOUNT)] == list(range(1, 101))
+        assert limits == [16, 32, 40, 40]

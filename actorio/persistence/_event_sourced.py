@@ -198,6 +198,8 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
                 raise
             except PersistenceError as unread:
                 self._persistence_unsure = (encoded, state)  # the next persist reads back first
+                if isinstance(unread, JournalCorrupted):
+                    raise
                 raise PersistenceError(shorten(f"{error} (reading them back failed: {unread})")) from error
             if found is None:
                 raise PersistenceError(f"{error} (read back: the events were not stored, so far)") from error
@@ -238,7 +240,8 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         them (name, version and payload; the longest that matches, as one may begin like
         another; ``unsure`` of two alike): `state` and `sequence` become that persist's, and the
         return says which (``"unsure"`` or ``"late"``). Other events: another writer's,
-        `WriterConflict`. A read that fails raises; nothing changes."""
+        `WriterConflict`. A read that fails raises, and so does (`JournalCorrupted`) one that
+        does not follow on from `sequence` event by event; nothing changes."""
         # The unsure one first: of two that match alike (one command retried), it is the latest.
         candidates = self._persistence_late if unsure is None else [unsure, *self._persistence_late]
         # Only as many events as the longest of them: whatever came after is not read.
@@ -254,6 +257,12 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
             close = getattr(records, "aclose", None)  # at once: a journal's read holds a subscription
             if close is not None:
                 await close()
+        for index, record in enumerate(stored):  # as at recovery: a gap is not a late persist
+            if record.sequence != self.sequence + 1 + index:
+                follows = stored[index - 1].sequence if index else self.sequence
+                raise JournalCorrupted(
+                    f"{self.persistence_id}: event {record.sequence} follows event {follows}"
+                )
         if not stored:
             self._persistence_late = candidates
             return None

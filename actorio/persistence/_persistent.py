@@ -13,7 +13,7 @@ from typing_extensions import TypeVar
 from actorio import Actor, InvalidPayload, Message
 from actorio.lowlevel import encode_wire, handler_for, shorten
 
-from ._errors import PersistenceError, SchemaMismatch, WriterConflict
+from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict
 from ._journal import Journal
 from ._records import PersistenceId, ReminderRecord
 
@@ -143,10 +143,11 @@ class PersistentActor(Actor[P], Generic[P]):
     async def _persistence_explain(self, conflict: WriterConflict, read_back: Awaitable[T]) -> T:
         """``read_back``'s answer, for a ``conflict`` that one of this actor's own writes, read back
         as not stored and stored since, may explain. If the read fails: a `PersistenceError`
-        saying that nothing was written (not the conflict: the other writer may be this actor)."""
+        saying that nothing was written (not the conflict: the other writer may be this actor);
+        `JournalCorrupted` if what it read is, as it is."""
         try:
             return await read_back
-        except WriterConflict:
+        except (WriterConflict, JournalCorrupted):
             raise
         except PersistenceError as unread:
             raise PersistenceError(

@@ -37,6 +37,14 @@ _OPEN_RETRY_PAUSE = 0.01
 _LAST = "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE entity_type = ? AND entity_id = ?"
 
 
+def _bad_last(persistence_id: PersistenceId, last: object) -> JournalCorrupted:
+    """The error for an id whose greatest stored sequence is not an integer (a row written by
+    something else: SQLite orders text after every number)."""
+    return JournalCorrupted(
+        f"{persistence_id}: its last stored event's sequence is {shorten(repr(last))}, not an integer"
+    )
+
+
 def last_sequences_sql(ids: int) -> str:
     """The query of the last sequence of ``ids`` ids at once (parameters: type, id, type, id, ...).
 
@@ -210,13 +218,16 @@ class SqliteJournal(Journal):
                 found = connection.execute(
                     last_sequences_sql(len(chunk)), [part for key in chunk for part in key]
                 ).fetchall()
-                last.update(((t, i), n or 0) for t, i, n in found)
+                last.update(((t, i), 0 if n is None else n) for t, i, n in found)
             now = time.time()
             rows: list[tuple[object, ...]] = []
             results: list[int | BaseException] = []
             for persistence_id, expected, events, _ in batch:
                 key = (persistence_id.entity_type, persistence_id.entity_id)
                 current = last[key]
+                if type(current) is not int:
+                    results.append(_bad_last(persistence_id, current))
+                    continue
                 if current != expected:
                     results.append(WriterConflict(str(persistence_id), expected, current))
                     continue
@@ -304,7 +315,9 @@ class SqliteJournal(Journal):
     async def last_sequence(self, persistence_id: PersistenceId) -> int:
         key = (persistence_id.entity_type, persistence_id.entity_id)
         ((last,),) = await self._query(_LAST, key)
-        return int(last)
+        if type(last) is not int:
+            raise _bad_last(persistence_id, last)
+        return last
 
     async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
         row = (

@@ -7,12 +7,20 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from actorio.persistence import EventData, PersistenceError, PersistenceId, SqliteJournal, WriterConflict
+from actorio.persistence import (
+    EventData,
+    JournalCorrupted,
+    PersistenceError,
+    PersistenceId,
+    SqliteJournal,
+    WriterConflict,
+)
 from actorio.persistence import _sqlite as sqlite_module
 from actorio.persistence._sqlite import SCHEMA_VERSION, last_sequences_sql
 
@@ -254,3 +262,28 @@ async def test_a_read_asks_for_a_few_events_first_then_for_more(
         limits.clear()
         assert [r.sequence async for r in journal.read(ACCOUNT)] == list(range(1, 101))
         assert limits == [16, 32, 40, 40]
+
+
+@pytest.mark.asyncio
+async def test_a_last_sequence_stored_as_text_is_corrupted_in_bounded_words(tmp_path: Path) -> None:
+    """It was a raw ValueError for `last_sequence`, and a `WriterConflict` quoting the whole
+    text (a million characters) for an append."""
+    path = tmp_path / "j.sqlite3"
+    async with SqliteJournal(path) as journal:
+        await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")])
+    with sqlite3.connect(path) as edit:
+        edit.execute(
+            "INSERT INTO events VALUES ('account', 'a', ?, 'E', 1, x'7b7d', 0.0)", ("z" * 1_000_000,)
+        )
+    edit.close()
+    async with SqliteJournal(path) as journal:
+        attempts: list[Callable[[], Awaitable[int]]] = [
+            lambda: journal.last_sequence(ACCOUNT),
+            lambda: journal.append(ACCOUNT, 1, [EventData("E", 1, b"{}")]),
+        ]
+        for attempt in attempts:
+            with pytest.raises(
+                JournalCorrupted, match="account/a: its last stored event's sequence is 'zzz"
+            ) as caught:
+                await attempt()
+            assert len(str(caught.value)) < 1000

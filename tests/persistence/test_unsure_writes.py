@@ -21,6 +21,7 @@ from actorio.persistence import (
     InMemoryJournal,
     JetStreamJournal,
     Journal,
+    JournalCorrupted,
     PersistenceError,
     PersistenceId,
     WriterConflict,
@@ -385,3 +386,40 @@ async def test_jetstream_a_stopped_server_leaves_the_persist_unsure_until_it_is_
                 assert balance in (6, 13)
                 assert account.sequence == (2 if balance == 6 else 3)
             assert await recovered_balance(journal) == balance
+
+
+class ForgingJournal(FailingJournal):
+    """Its reads give ``forged`` after what it holds (as rows written past a gap would read)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forged: list[EventRecord] = []
+
+    def read(self, persistence_id: PersistenceId, after: int = 0) -> AsyncIterator[EventRecord]:
+        return self._then_forged(super().read(persistence_id, after))
+
+    async def _then_forged(self, records: AsyncIterator[EventRecord]) -> AsyncIterator[EventRecord]:
+        async for record in records:
+            yield record
+        for record in self.forged:
+            yield record
+
+
+@pytest.mark.asyncio
+async def test_a_read_back_that_does_not_follow_on_is_corrupted_not_a_late_persist() -> None:
+    """Event 3 after event 1, holding what a persist read back as not stored held, was taken as
+    that persist stored late (and the next write then met a conflict that said nothing of a
+    corrupt journal)."""
+    journal = ForgingJournal()
+    account = Account("alice", journal)
+    async with account as ref:
+        assert await bounded(ref.ask(Deposit(amount=5))) == 5
+        journal.fail = "before"
+        with pytest.raises(PersistenceError, match="the events were not stored"):
+            await bounded(ref.ask(Deposit(amount=7)))
+        payload = Account.event_codec.encode(Deposited(amount=7)).payload
+        journal.forged = [EventRecord(ALICE, 3, "Deposited", 1, payload, 0.0)]
+        journal.fail = "before"
+        with pytest.raises(JournalCorrupted, match="account/alice: event 3 follows event 1"):
+            await bounded(ref.ask(Deposit(amount=1)))
+        assert (account.sequence, await bounded(ref.ask(GetBalance()))) == (1, 5)

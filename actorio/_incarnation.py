@@ -369,7 +369,8 @@ class ActorTask(asyncio.Task[None]):
 
     __slots__ = ("actor",)
 
-    actor: Actor[Any]
+    actor: Actor[Any] | None
+    """The actor, until its mainloop's last step (`ended`)."""
 
     def cancel(self, msg: Any | None = None) -> bool:
         cancelled = super().cancel(msg)
@@ -379,7 +380,9 @@ class ActorTask(asyncio.Task[None]):
 
 
 def _cancelled_task_done(task: asyncio.Task[None]) -> None:
-    task_done(cast(ActorTask, task).actor, task)
+    actor = cast(ActorTask, task).actor
+    if actor is not None:  # else its mainloop ran to its last step, which did all of this
+        task_done(actor, task)
 
 
 def start_task(actor: Actor[Any], mainloop: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -439,7 +442,7 @@ def ended(actor: Actor[Any]) -> None:
     if task is not None:
         RUNNING.discard(task)
         if type(task) is ActorTask:  # a record's traceback may reach the task (`Actor.wait`'s
-            del task.actor  # frame): let go of the actor (only `cancel` reads it, before this)
+            task.actor = None  # frame): let go of the actor
     waiters, actor._actor_waiters = actor._actor_waiters, None
     if waiters is not None:  # `wake_waiters`, inlined: spawn + stop is a few calls long
         for waiter in waiters:

@@ -92,6 +92,10 @@ class TellQueues:
         while queue:
             try:
                 await queue[0]()
+            except asyncio.CancelledError as error:
+                if _cancelling():  # the node closes: what is left is `_ended`'s
+                    raise
+                self._failures.log(logging.ERROR, "an entity's tell_nowait could not be sent: %r", error)
             except Exception as error:
                 self._failures.log(logging.ERROR, "an entity's tell_nowait could not be sent: %r", error)
             queue.popleft()
@@ -114,3 +118,10 @@ class TellQueues:
             _logger.warning(
                 "%d tell(s) to entities of type %r not sent: the node closed", len(left), entity_type
             )
+
+
+def _cancelling() -> bool:
+    """Whether the current task is being cancelled: a send's `CancelledError` may be another's
+    (a future it awaited, cancelled by someone else). Python 3.10 cannot tell: always."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    return cancelling is None or bool(cancelling())

@@ -5,6 +5,7 @@ empty, and what is left when its task is cancelled (the node closed)."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -144,3 +145,21 @@ async def test_tell_nowait_with_an_eager_task_factory_loses_nothing() -> None:
         assert "t" not in tells
     finally:
         loop.set_task_factory(None)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling: Python 3.11+")
+async def test_a_send_cancelled_by_someone_else_is_logged_and_the_queue_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its `CancelledError` is not the task's: the queue is not dropped as if the node closed."""
+    tells, _ = queues()
+    sent: list[str] = []
+
+    async def cancelled_elsewhere() -> None:
+        raise asyncio.CancelledError
+
+    tells.tell_nowait("t", cancelled_elsewhere)
+    await asyncio.wait_for(tells.send("t", recording(sent, "after")), 5)
+    assert sent == ["after"]
+    assert "an entity's tell_nowait could not be sent: CancelledError()" in caplog.text
+    assert "not sent: the node closed" not in caplog.text

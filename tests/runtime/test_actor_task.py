@@ -19,7 +19,7 @@ from actorio._sender import BaseRef
 from actorio._watch import watch
 from actorio.lowlevel import mailbox_of, task_of
 from actorio.testing import TestProbe
-from tests.support import bounded
+from tests.support import BOUND, bounded
 
 
 class Ping(Message[int]):
@@ -207,3 +207,41 @@ async def test_stop_returns_even_if_a_watchers_reference_raises() -> None:
     assert actor.stopped
     with pytest.raises(RuntimeError, match="refused"):
         await bounded(actor.wait())
+
+
+class SlowTeardown(Actor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tearing_down = asyncio.Event()
+
+    async def mainloop_teardown(self) -> None:
+        self.tearing_down.set()
+        await asyncio.Event().wait()  # until cancelled: the stop's timeout
+
+
+@pytest.mark.asyncio
+async def test_cancelling_a_running_actor_task_reports_no_error_to_the_loop() -> None:
+    """The cancelled task's done callback ran after the mainloop's last step had let go of the
+    actor: an ``AttributeError`` went to the loop's exception handler."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        running = Worker()
+        await running.start()
+        task = task_of(running)
+        assert task is not None
+        task.cancel()
+        await asyncio.wait([task], timeout=BOUND)
+        slow = SlowTeardown()
+        await slow.start()
+        stopping = asyncio.ensure_future(slow.stop(0.01))
+        await bounded(slow.tearing_down.wait())
+        await bounded(stopping)
+        slow_task = task_of(slow)
+        assert slow_task is not None
+        assert slow_task.done()
+        await asyncio.sleep(0)  # the done callbacks run
+    finally:
+        loop.set_exception_handler(None)
+    assert reported == []

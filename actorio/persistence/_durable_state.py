@@ -15,7 +15,7 @@ from typing_extensions import TypeVar
 from actorio import Actor, EndMainLoop, Message
 from actorio.lowlevel import HANDLES_ATTRIBUTE, shorten
 
-from ._errors import PersistenceError, WriterConflict
+from ._errors import JournalCorrupted, PersistenceError, WriterConflict
 from ._events import check_stored, declared_upcasters, decode_model, dump_json, load_json, stored_json, upcast
 from ._journal import Journal
 from ._persistent import PersistentActor
@@ -227,6 +227,8 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
             except PersistenceError as unread:
                 self._persistence_unsure = payload  # the next save reads it back first
                 self._persistence_roll_back()
+                if isinstance(unread, JournalCorrupted):
+                    raise
                 raise PersistenceError(shorten(f"{error} (reading it back failed: {unread})")) from error
             if found is None:
                 raise PersistenceError(f"{error} (read back: the state was not saved, so far)") from error

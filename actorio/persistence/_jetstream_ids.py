@@ -44,8 +44,8 @@ class JournalStream(NamedTuple):
 
 def bucket_description(prefix: str, kind: str, entity_type: str) -> str:
     """The description a journal gives the buckets it makes: whose, and of what. A bucket's name
-    alone does not say it (``a`` + ``states`` + ``b_c`` and ``a_states`` + ``states`` + ``c``
-    make one name), so that a journal need not take another's bucket for its own."""
+    alone does not say it (``a`` + ``states`` + ``b_states_c`` and ``a_states_b`` + ``states`` +
+    ``c`` make one name), so that a journal need not take another's bucket for its own."""
     return f"{_DESCRIBED}{prefix}: {kind} of entity type {entity_type}"
 
 

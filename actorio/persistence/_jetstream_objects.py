@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import nats.errors
 import nats.js.errors
-from nats.js.api import ObjectInfo
+from nats.js.api import ObjectInfo, ObjectMetaOptions
 from nats.js.client import JetStreamContext
 from nats.js.object_store import ObjectStore
 
@@ -102,6 +102,9 @@ def _checked(info: ObjectInfo, name: str, what: str) -> tuple[int, int, str, byt
     size, chunks, nuid, digest = (
         cast("object", field) for field in (info.size, info.chunks, info.nuid, info.digest)
     )
+    options = cast("object", info.options)
+    if options is not None and not isinstance(options, ObjectMetaOptions):
+        raise corrupted(f"has stored options {shorten(repr(options))}, not of an object's form")
     if info.is_link():
         raise corrupted("is a link, which the journal never writes")
     if type(size) is not int or size < 1:  # the journal writes no empty object

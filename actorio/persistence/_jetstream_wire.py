@@ -101,7 +101,12 @@ def dropping_limits(config: StreamConfig, *, per_subject: bool) -> list[str]:
         found += [f"{name} {value} with discard old" for name, value in limits if value and value > 0]
     # A subject's oldest message goes under discard new too, unless discard_new_per_subject.
     per = config.max_msgs_per_subject
-    if per_subject and per and per > 0 and (discard_old or not config.discard_new_per_subject):
+    if (
+        per_subject
+        and per
+        and per > 0
+        and (discard_old or not getattr(config, "discard_new_per_subject", False))
+    ):
         found.append(f"max_msgs_per_subject {per}" + (" with discard old" if discard_old else ""))
     return found
 

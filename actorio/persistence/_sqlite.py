@@ -41,8 +41,15 @@ def _bad_last(persistence_id: PersistenceId, last: object) -> JournalCorrupted:
     """The error for an id whose greatest stored sequence is not an integer (a row written by
     something else: SQLite orders text after every number)."""
     return JournalCorrupted(
-        f"{persistence_id}: its last stored event's sequence is {shorten(repr(last))}, not an integer"
+        f"{persistence_id}: its last stored event's sequence is {_short_repr(last)}, not an integer"
     )
+
+
+def _short_repr(value: object) -> str:
+    """``repr(value)`` within bounds, without making the whole of a large text or blob first."""
+    if isinstance(value, (str, bytes)) and len(value) > 1000:
+        return f"{shorten(repr(value[:1000]))}... ({len(value)} long)"
+    return shorten(repr(value))
 
 
 def last_sequences_sql(ids: int) -> str:

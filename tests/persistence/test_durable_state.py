@@ -15,6 +15,7 @@ from actorio.persistence import (
     DurableStateActor,
     InMemoryJournal,
     Journal,
+    JournalCorrupted,
     PersistenceError,
     PersistenceId,
     SchemaMismatch,
@@ -477,3 +478,22 @@ async def test_a_save_that_stays_unsure_is_read_back_before_the_next_one() -> No
         assert await bounded(cart.ask(AddItem(item="milk"))) == 2
         assert keeper.revision == 2
     assert await stored_items(journal) == ["tea", "milk"]
+
+
+class CorruptReadsJournal(CountingJournal):
+    async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
+        if self.fail_reads:
+            raise JournalCorrupted("a corrupt state record")
+        return await super().load_state(persistence_id)
+
+
+@pytest.mark.asyncio
+async def test_a_read_back_that_finds_the_journal_corrupted_says_so() -> None:
+    """As an event-sourced actor's does: it was folded into "reading it back failed"."""
+    journal = CorruptReadsJournal()
+    keeper = Keeper("bob", journal)
+    async with keeper as cart:
+        await bounded(keeper.wait_recovered())
+        journal.fail_after_write = journal.fail_reads = True
+        with pytest.raises(JournalCorrupted, match="a corrupt state record"):
+            await bounded(cart.ask(AddItem(item="tea")))

@@ -151,8 +151,20 @@ async def test_chunks_gone_while_an_object_is_read_fail_within_the_journals_time
         {"digest": MISSING},
         {"chunks": 0},
         {"chunks": 2},
+        {"options": []},
+        {"options": [{}]},
     ],
-    ids=["link", "bucket-link", "other-digest", "bad-digest", "no-digest", "no-chunks", "more-chunks"],
+    ids=[
+        "link",
+        "bucket-link",
+        "other-digest",
+        "bad-digest",
+        "no-digest",
+        "no-chunks",
+        "more-chunks",
+        "options-list",
+        "options-list-of-one",
+    ],
 )
 async def test_object_info_the_journal_never_writes_is_corrupted(
     nats_url: str, raw: Client, fields: dict[str, Any]

@@ -139,31 +139,22 @@ _running_frames: weakref.WeakKeyDictionary[asyncio.Task[Any], set[FrameType]] = 
 
 
 def clear_when_done(frames: list[FrameType]) -> None:
-    """Clear those of ``frames`` that the current task's coroutine runs (the task's own frame,
-    or one it awaits) when the task is done. Others are left as they are: a generator's, or a
-    coroutine's that another task runs, may outlive this task, and is suspended then."""
+    """Clear the current task's own frame (its coroutine's: an actor's mainloop), if it is one
+    of ``frames``, when the task is done. Others are left as they are: a generator's, or a
+    coroutine's that another task runs, may outlive this task, and is suspended then; and a
+    long-lived task would hold a frame for each error recorded inside it."""
     try:
         task = asyncio.current_task()
     except RuntimeError:  # no event loop: the frames are those of a thread's stack
         return
-    if task is None:
-        return
-    own: set[FrameType] = set()
-    awaited: Any = task.get_coro()  # then what it awaits, and so on: coroutines, generators
-    while awaited is not None and len(own) < CHAINED_ERRORS:
-        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
-        if frame is None:
-            break
-        own.add(frame)
-        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
-    mine = [frame for frame in frames if frame in own]
-    if not mine:
+    own = getattr(task.get_coro(), "cr_frame", None) if task is not None else None
+    if task is None or own is None or own not in frames:
         return
     waiting = _running_frames.get(task)
     if waiting is None:
         waiting = _running_frames[task] = set()
         task.add_done_callback(_clear_frames_of)
-    waiting.update(mine)  # a set: an actor that fails and resumes again and again adds nothing
+    waiting.add(own)  # a set: an actor that fails and resumes again and again adds nothing
 
 
 def _clear_frames_of(task: asyncio.Task[Any]) -> None:

@@ -43,6 +43,7 @@ from ._jetstream_objects import end_read, read_object
 from ._jetstream_wire import (
     UnreadableAcknowledgement,
     acknowledged_sequence,
+    check_bucket_not_gone,
     check_hint,
     check_kept,
     check_not_gone,
@@ -267,7 +268,10 @@ class JetStreamJournal(Journal):
         for attempt in range(2):
             try:
                 entry = await bucket.get(persistence_id.entity_id)
-            except nats.js.errors.KeyNotFoundError:
+            except nats.js.errors.KeyNotFoundError as error:
+                check_bucket_not_gone(
+                    persistence_id, f"{self.prefix}_{kind}_{persistence_id.entity_type}", error
+                )
                 return None
             value, revision = entry.value or b"", entry.revision or 0
             if not value.startswith(_POINTER):

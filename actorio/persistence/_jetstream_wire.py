@@ -203,6 +203,18 @@ STREAM_NOT_FOUND = 10059
 """JetStream's error code for a stream that does not exist."""
 
 
+def check_bucket_not_gone(persistence_id: PersistenceId, bucket: str, error: BaseException) -> None:
+    """After nats-py's ``KeyNotFoundError`` for ``persistence_id``'s key: `PersistenceError` if
+    the bucket itself is gone (deleted since the journal made or found it: its state or its
+    reminders would read as none). Else nothing: the key holds nothing."""
+    cause = error.__context__
+    if getattr(cause, "err_code", None) == STREAM_NOT_FOUND:  # (a deleted key's error has none)
+        raise PersistenceError(
+            f"{persistence_id}: the bucket {bucket} is gone (deleted by someone else since this journal "
+            "made or found it); what it held cannot be read, and nothing is written"
+        )
+
+
 def check_not_gone(
     persistence_id: PersistenceId,
     stream: str,

@@ -611,3 +611,24 @@ async def test_events_purged_under_a_running_journal_are_corrupted_not_an_empty_
 
 async def _read_all(journal: JetStreamJournal, persistence_id: PersistenceId) -> list[EventRecord]:
     return [record async for record in journal.read(persistence_id)]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kind", ["states", "snapshots", "reminders"])
+async def test_a_bucket_deleted_under_a_running_journal_is_an_error_not_nothing_stored(
+    nats_url: str, raw: Client, kind: str
+) -> None:
+    """A durable state's actor recovered its initial state, and reminders were gone unsaid."""
+    prefix = unique_prefix()
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix) as journal:
+        await journal.save_state(ACCOUNT, 0, 1, b"{}")
+        await journal.save_snapshot(SnapshotRecord(ACCOUNT, 0, 1, b"{}"))
+        await journal.save_reminder(ReminderRecord(ACCOUNT, "r", 1.0, b'{"type":"Tick","data":{}}'))
+        await raw.jetstream().delete_key_value(f"{prefix}_{kind}_account")
+        load = {
+            "states": journal.load_state,
+            "snapshots": journal.load_snapshot,
+            "reminders": journal.load_reminders,
+        }[kind]
+        with pytest.raises(PersistenceError, match=f"the bucket {prefix}_{kind}_account is gone"):
+            await load(ACCOUNT)

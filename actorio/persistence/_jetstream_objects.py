@@ -72,13 +72,7 @@ async def read_object(
     try:
         data = bytearray()
         for _ in range(chunks):
-            try:
-                message = await subscription.next_msg(timeout=timeout)
-            except nats.errors.TimeoutError:
-                await store.get_info(name)  # removed while read: ObjectNotFoundError
-                raise PersistenceError(
-                    f"{what}: reading its object {shorten(repr(name))} took more than {timeout:g} s a chunk"
-                ) from None
+            message = await _next_chunk(subscription, store, name, timeout, what)
             if len(data) + len(message.data) > size:
                 raise JournalCorrupted(f"{what}: its object holds more than its stored size says")
             data += message.data
@@ -89,6 +83,27 @@ async def read_object(
     if hashlib.sha256(data).digest() != digest:
         raise JournalCorrupted(f"{what}: its object's bytes do not match its stored digest")
     return bytes(data)
+
+
+RECHECK = 0.2
+"""Seconds a chunk is awaited before the object is looked up again: removed meanwhile (its key
+replaced by another writer), its chunks never come, and the read starts again at once."""
+
+
+async def _next_chunk(subscription: Any, store: ObjectStore, name: str, timeout: float, what: str) -> Any:
+    """The next chunk, within ``timeout`` seconds (`PersistenceError`); nats-py's
+    `ObjectNotFoundError` as soon as the object is found removed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await subscription.next_msg(timeout=max(min(deadline - loop.time(), RECHECK), 0.001))
+        except nats.errors.TimeoutError:
+            await store.get_info(name)  # removed while read: ObjectNotFoundError
+            if loop.time() >= deadline:
+                raise PersistenceError(
+                    f"{what}: reading its object {shorten(repr(name))} took more than {timeout:g} s a chunk"
+                ) from None
 
 
 def _checked(info: ObjectInfo, name: str, what: str) -> tuple[int, int, str, bytes]:

@@ -176,3 +176,29 @@ async def test_object_info_the_journal_never_writes_is_corrupted(
         with pytest.raises(JournalCorrupted, match="account/a: its reminders: its object"):
             await asyncio.wait_for(reader.load_reminders(ACCOUNT), 3)
         await _no_read_left(reader, raw, prefix)
+
+
+async def test_an_object_removed_while_it_is_read_is_read_again_at_once(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer replaced the state (and removed its object) as the reader began to read
+    its chunks: the read waited the journal's whole timeout for chunks that were gone."""
+    from nats.js.client import JetStreamContext
+
+    prefix = unique_prefix()
+    writer = await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100)
+    reader = await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100, timeout=60)
+    async with writer, reader:
+        revision = await writer.save_state(ACCOUNT, 0, 1, b"1" * 5000)
+        subscribe = JetStreamContext.subscribe
+        replaced: list[int] = []
+
+        async def replacing_first(self: JetStreamContext, subject: str, *args: Any, **kwargs: Any) -> Any:
+            if subject.startswith("$O.") and not replaced:
+                replaced.append(await writer.save_state(ACCOUNT, revision, 1, b"2" * 5000))
+            return await subscribe(self, subject, *args, **kwargs)
+
+        monkeypatch.setattr(JetStreamContext, "subscribe", replacing_first)
+        found = await asyncio.wait_for(reader.load_state(ACCOUNT), 10)  # not the 60 s timeout
+        assert found is not None
+        assert (found.revision, found.payload) == (replaced[0], b"2" * 5000)

@@ -42,6 +42,10 @@ class _Told:
     async def __call__(self) -> None:
         try:
             await self.send()
+        except asyncio.CancelledError:  # the queue's task, or the send's own (see `_flush`)
+            if not self.done.done():
+                self.done.cancel()
+            raise
         except Exception as error:
             if not self.done.done():
                 self.done.set_exception(error)

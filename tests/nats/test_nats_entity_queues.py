@@ -163,3 +163,23 @@ async def test_a_send_cancelled_by_someone_else_is_logged_and_the_queue_goes_on(
     assert sent == ["after"]
     assert "an entity's tell_nowait could not be sent: CancelledError()" in caplog.text
     assert "not sent: the node closed" not in caplog.text
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling: Python 3.11+")
+async def test_an_awaited_tell_whose_send_is_cancelled_by_someone_else_returns() -> None:
+    """Queued behind another, it waited for good: its future was never settled."""
+    tells, _ = queues()
+    sent: list[str] = []
+    gate = asyncio.Event()
+
+    async def cancelled_elsewhere() -> None:
+        raise asyncio.CancelledError
+
+    tells.tell_nowait("t", recording(sent, "first", gate))
+    told = asyncio.ensure_future(tells.send("t", cancelled_elsewhere))
+    await asyncio.sleep(0)  # queued behind the first
+    gate.set()
+    await asyncio.wait([told], timeout=5)
+    assert told.cancelled()
+    await asyncio.wait_for(tells.send("t", recording(sent, "after")), 5)
+    assert sent == ["first", "after"]

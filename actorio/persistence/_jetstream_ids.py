@@ -100,18 +100,41 @@ def _next_offset(subject: str, answer: dict[str, Any], offset: int, taken: int) 
     return offset + taken
 
 
+LISTING_TRIES = 5
+"""Listings of the streams tried while streams are made or deleted meanwhile."""
+
+
 async def streams(client: Client, timeout: float) -> list[dict[str, Any]]:
-    """Every stream's configuration, from every page of the server's listing."""
+    """Every stream's configuration, from every page of the server's listing. The server pages a
+    sorted list by offset: a stream made or deleted before a page's start while it is listed
+    shifts the rest, and one would be left out unsaid. So each page after the first starts one
+    stream early, and must start with the last one read; else the listing starts again (at
+    most `LISTING_TRIES` times, then `PersistenceError`)."""
+    for _ in range(LISTING_TRIES):
+        listed = await _listing(client, timeout)
+        if listed is not None:
+            return listed
+    raise PersistenceError(f"STREAM.LIST: the streams kept changing while listed ({LISTING_TRIES} tries)")
+
+
+async def _listing(client: Client, timeout: float) -> list[dict[str, Any]] | None:
+    """One listing of every stream; ``None`` if a page did not follow on from the one before."""
     found: list[dict[str, Any]] = []
     offset: int | None = 0
     while offset is not None:
-        answer = await _request(client, "STREAM.LIST", {"offset": offset}, timeout)
+        start = offset - 1 if found else offset  # the last one read again: nothing shifted?
+        answer = await _request(client, "STREAM.LIST", {"offset": start}, timeout)
         page = _field(answer, "streams")
         if page is not None and not isinstance(page, list):
             raise PersistenceError("STREAM.LIST: the server's answer holds no list of streams")
         configs = [_field(info, "config") for info in cast("list[object]", page or [])]
-        found += [cast("dict[str, Any]", config) for config in configs if isinstance(config, dict)]
-        offset = _next_offset("STREAM.LIST", answer or {}, offset, len(configs))
+        taken = [cast("dict[str, Any]", config) for config in configs if isinstance(config, dict)]
+        if found:
+            if not taken or taken[0].get("name") != found[-1].get("name"):
+                return None
+            taken = taken[1:]
+        found += taken
+        offset = _next_offset("STREAM.LIST", answer or {}, offset, len(taken))
     return found
 
 

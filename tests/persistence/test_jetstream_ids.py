@@ -183,3 +183,36 @@ async def test_a_bucket_without_description_is_taken_by_its_name(
         state = await journal.load_state(ACCOUNT)
         assert state is not None
         assert state.payload == b"{}"
+
+
+@pytest.mark.asyncio
+async def test_a_stream_deleted_between_two_pages_starts_the_listing_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server pages a sorted list by offset: a stream deleted before the next page's start
+    shifted the rest, and the first stream of that page was in neither page."""
+    from actorio.persistence import _jetstream_ids
+
+    names = ["A", "B", "C", "D", "E"]
+    pages: list[int] = []
+
+    async def listing(client: Any, subject: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        offset = body["offset"]
+        pages.append(offset)
+        if len(pages) == 2:
+            names.remove("A")  # another application's stream, deleted between two pages
+        page = names[offset : offset + 2]
+        return {"total": len(names), "streams": [{"config": {"name": name}} for name in page]}
+
+    monkeypatch.setattr(_jetstream_ids, "_request", listing)
+    listed = await _jetstream_ids.streams(None, 1.0)  # type: ignore[arg-type]
+    assert [config["name"] for config in listed] == ["B", "C", "D", "E"]
+    assert pages[:3] == [0, 1, 0]  # the second page did not follow on: listed again
+
+    def changing(client: Any, subject: str, body: dict[str, Any], timeout: float) -> Any:
+        names.insert(0, f"new{len(names)}")  # made at every page: never a listing that follows on
+        return listing(client, subject, body, timeout)
+
+    monkeypatch.setattr(_jetstream_ids, "_request", changing)
+    with pytest.raises(PersistenceError, match="the streams kept changing while listed"):
+        await _jetstream_ids.streams(None, 1.0)  # type: ignore[arg-type]

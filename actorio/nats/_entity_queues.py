@@ -42,10 +42,10 @@ class _Told:
     async def __call__(self) -> None:
         try:
             await self.send()
-        except asyncio.CancelledError:  # the queue's task, or the send's own (see `_flush`)
-            if not self.done.done():
+        except asyncio.CancelledError:
+            if not _cancelling() and not self.done.done():  # the send's own (see `_flush`)
                 self.done.cancel()
-            raise
+            raise  # the queue's task's (the node closes): `_ended` fails it
         except Exception as error:
             if not self.done.done():
                 self.done.set_exception(error)

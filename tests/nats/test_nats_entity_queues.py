@@ -183,3 +183,23 @@ async def test_an_awaited_tell_whose_send_is_cancelled_by_someone_else_returns()
     assert told.cancelled()
     await asyncio.wait_for(tells.send("t", recording(sent, "after")), 5)
     assert sent == ["first", "after"]
+
+
+async def test_a_tell_being_sent_when_the_node_closes_fails_with_connection_error() -> None:
+    tells, tasks = queues()
+    sending = asyncio.Event()
+
+    async def blocked() -> None:
+        sending.set()
+        await asyncio.Event().wait()
+
+    gate = asyncio.Event()
+    tells.tell_nowait("t", recording([], "first", gate))
+    told = asyncio.ensure_future(tells.send("t", blocked))  # queued behind the first
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.wait_for(sending.wait(), 5)
+    for task in tasks:
+        task.cancel()
+    with pytest.raises(ConnectionError, match="closed before the tell was sent"):
+        await asyncio.wait_for(told, 5)

@@ -380,7 +380,7 @@ class EventCodec:
             reader = self._readers[event_type]
         else:
             reader = self._readers[event_type] = _reader(event_type)
-        if reader is not None and version == event_type.event_version and len(payload) <= FAST_READ_BYTES:
+        if reader is not None and version == event_type.event_version:  # pydantic parses the bytes
             try:
                 return reader(payload)
             except ValidationError as error:
@@ -391,12 +391,6 @@ class EventCodec:
         )
         event: Event = decode_model(event_type, fields, what)
         return event
-
-
-FAST_READ_BYTES = 64 * 1024
-"""The largest stored event read by pydantic from its bytes in one step. A larger one is parsed
-first, and its fields checked before pydantic sees them: pydantic makes one error per field a
-model does not declare, and a stored event of a million of them (14 MB) took a gigabyte."""
 
 
 def _reader(event_type: type[Event]) -> Callable[[bytes], Event] | None:

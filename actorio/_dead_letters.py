@@ -111,6 +111,8 @@ def forget_locals(error: BaseException) -> None:
         clear_when_done(running)
 
 
+_CLEAR_CLOSES: bool = sys.version_info < (3, 13)
+"""Whether `frame.clear` closes a suspended generator (it raises `RuntimeError` from 3.13)."""
 _SUSPENDABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 _YIELD_VALUE = dis.opmap["YIELD_VALUE"]
 _YIELD_FROM = dis.opmap.get("YIELD_FROM")  # Python 3.10: an ``await`` suspends just before it
@@ -124,7 +126,7 @@ def _may_be_suspended(frame: FrameType) -> bool:
     error left it: never at a suspension point, but for an error thrown into a bare ``yield``
     (such a frame is then kept, with its variables).
     """
-    if sys.version_info >= (3, 13) or not frame.f_code.co_flags & _SUSPENDABLE:
+    if not _CLEAR_CLOSES or not frame.f_code.co_flags & _SUSPENDABLE:
         return False
     code, at = frame.f_code.co_code, frame.f_lasti
     if not 0 <= at < len(code):

@@ -136,8 +136,8 @@ def _may_be_suspended(frame: FrameType) -> bool:
     return _YIELD_FROM is not None and at + 2 < len(code) and code[at + 2] == _YIELD_FROM
 
 
-_running_frames: weakref.WeakKeyDictionary[asyncio.Task[Any], set[FrameType]] = weakref.WeakKeyDictionary()
-"""Frames of each task to clear when it is done (see `forget_locals`)."""
+_running_frames: weakref.WeakKeyDictionary[asyncio.Task[Any], FrameType] = weakref.WeakKeyDictionary()
+"""The frame of each task to clear when it is done (see `clear_when_done`)."""
 
 
 def clear_when_done(frames: list[FrameType]) -> None:
@@ -150,20 +150,17 @@ def clear_when_done(frames: list[FrameType]) -> None:
     except RuntimeError:  # no event loop: the frames are those of a thread's stack
         return
     own = getattr(task.get_coro(), "cr_frame", None) if task is not None else None
-    if task is None or own is None or own not in frames:
-        return
-    waiting = _running_frames.get(task)
-    if waiting is None:
-        waiting = _running_frames[task] = set()
-        task.add_done_callback(_clear_frames_of)
-    waiting.add(own)  # a set: an actor that fails and resumes again and again adds nothing
+    if task is None or own is None or own not in frames or task in _running_frames:
+        return  # (once per task: an actor that fails and resumes again and again adds nothing)
+    _running_frames[task] = own
+    task.add_done_callback(_clear_frame_of)
 
 
-def _clear_frames_of(task: asyncio.Task[Any]) -> None:
-    for frame in _running_frames.pop(task, ()):
-        if not _may_be_suspended(frame):
-            with contextlib.suppress(RuntimeError):
-                frame.clear()
+def _clear_frame_of(task: asyncio.Task[Any]) -> None:
+    frame = _running_frames.pop(task, None)
+    if frame is not None and not _may_be_suspended(frame):
+        with contextlib.suppress(RuntimeError):
+            frame.clear()
 
 
 def shorten(text: str) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticSerializationError, to_json
 
 from actorio.lowlevel import may_hold_float, refuse_non_finite, shorten, union_arms
 
@@ -282,7 +283,21 @@ def load_json(model: type[M], payload: bytes) -> M:
     dropped first)."""
     if not computed(model):
         return model.model_validate_json(payload, **read_options(model))
-    return model.model_validate(_stored_fields(model, json.loads(payload)), **read_options(model))
+    return _validate_fields(model, _stored_fields(model, json.loads(payload)))
+
+
+def _validate_fields(model: type[M], fields: dict[object, object]) -> M:
+    """``model`` validated from stored ``fields`` (read from JSON, then changed: computed fields
+    dropped, upcasters run) by JSON's rules, as stored bytes are read: the fields are written
+    back to JSON first. Read from a dict, pydantic keeps a string in a ``datetime | str`` union
+    a string, and a strict model refuses the strings JSON stores a datetime, a UUID or a
+    decimal as. Only fields that JSON cannot hold (an upcaster's own objects) are read from the
+    dict. ``ValidationError`` if ``model`` refuses them."""
+    try:
+        payload = to_json(fields, inf_nan_mode="constants")
+    except PydanticSerializationError:
+        return model.model_validate(fields, **read_options(model))
+    return model.model_validate_json(payload, **read_options(model))
 
 
 def _stored_fields(model: type[BaseModel], fields: dict[object, object]) -> dict[object, object]:
@@ -292,8 +307,9 @@ def _stored_fields(model: type[BaseModel], fields: dict[object, object]) -> dict
 
 
 def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
-    """``model`` validated from stored ``fields`` (a dict): `SchemaMismatch` for a field the model
-    does not declare (it was removed: an upcaster must drop it) or a value it refuses."""
+    """``model`` validated from stored ``fields`` (a dict, read by JSON's rules: see
+    `_validate_fields`): `SchemaMismatch` for a field the model does not declare (it was
+    removed: an upcaster must drop it) or a value it refuses."""
     if not isinstance(fields, dict):
         raise SchemaMismatch(f"{what}: stored fields are not a JSON object")
     fields = _stored_fields(model, cast("dict[object, object]", fields))
@@ -303,7 +319,7 @@ def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
     if removed:
         raise _removed_fields(what, removed, model)
     try:
-        return model.model_validate(fields, **read_options(model))
+        return _validate_fields(model, fields)
     except ValidationError as error:
         raise _mismatch(model, error, what) from None
 

@@ -13,20 +13,24 @@
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import logging
 import math
 import sqlite3
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from actorio import Message, handles
 from actorio.persistence import (
     DurableStateActor,
     Event,
+    EventCodec,
     EventData,
     EventSourcedActor,
     InMemoryJournal,
@@ -37,6 +41,7 @@ from actorio.persistence import (
     SchemaMismatch,
     SnapshotRecord,
     SqliteJournal,
+    upcaster,
 )
 from tests.support import bounded
 
@@ -477,3 +482,81 @@ async def test_a_field_removed_from_a_recursive_model_is_reported() -> None:
     with pytest.raises(SchemaMismatch, match=r"stored field\(s\) 'children.0.gone' are not in Tree"):
         async with Forest("f", journal):
             pass
+
+
+class Stamp(BaseModel):
+    """Fields that pydantic reads differently from a dict than from JSON: strict ones refuse the
+    strings JSON stores them as; in a union with ``str`` a dict's string stays one."""
+
+    model_config = ConfigDict(strict=True)
+    at: datetime.datetime = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+    tag: uuid.UUID = uuid.UUID(int=0)
+    seen: datetime.datetime | str = ""
+    count: int = 0
+
+
+class Stamped(Event):
+    model_config = ConfigDict(strict=True)
+    event_version = 2
+    at: datetime.datetime
+    seen: datetime.datetime | str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def year(self) -> int:
+        return self.at.year
+
+    @upcaster(from_version=1)
+    @classmethod
+    def from_1(cls, fields: dict[str, Any]) -> dict[str, Any]:
+        return {**fields, "seen": fields["at"]}
+
+
+class StampNow(Message[int]):
+    at: datetime.datetime
+
+
+class Stamper(EventSourcedActor[StampNow, Stamp, Stamped]):
+    entity_type = "stamper"
+    snapshot_every = 2
+
+    def apply(self, state: Stamp, event: Stamped) -> Stamp:
+        return Stamp(at=event.at, tag=uuid.UUID(int=event.at.year), seen=event.seen, count=state.count + 1)
+
+    @handles(StampNow)
+    async def stamp(self, msg: StampNow) -> int:
+        await self.persist(Stamped(at=msg.at, seen=msg.at))
+        return self.state.count
+
+
+class Clerk(DurableStateActor[StampNow, Stamp]):
+    entity_type = "clerk"
+
+    @handles(StampNow)
+    async def stamp(self, msg: StampNow) -> int:
+        self.state = Stamp(at=msg.at, tag=uuid.UUID(int=7), seen=msg.at, count=self.state.count + 1)
+        return self.state.count
+
+
+async def test_strict_fields_and_unions_with_str_read_back_as_they_were_written(journal: Journal) -> None:
+    """Snapshots, saved states, events with computed fields and upcast events are read back by
+    JSON's rules, as events of the current version are: a strict model's datetime and UUID are
+    not refused, and a ``datetime | str`` written as a datetime comes back as one."""
+    when = datetime.datetime(2024, 5, 6, 7, 8, tzinfo=datetime.timezone.utc)
+    async with Stamper("s", journal) as ref:
+        for _ in range(3):  # a snapshot at 2, then an event after it
+            await bounded(ref.ask(StampNow(at=when)))
+    again = Stamper("s", journal)
+    async with again:
+        await bounded(again.wait_recovered())
+        assert again.state == Stamp(at=when, tag=uuid.UUID(int=2024), seen=when, count=3)
+
+    async with Clerk("k", journal) as ref:
+        await bounded(ref.ask(StampNow(at=when)))
+    kept = Clerk("k", journal)
+    async with kept:
+        await bounded(kept.wait_recovered())
+        assert kept.state == Stamp(at=when, tag=uuid.UUID(int=7), seen=when, count=1)
+
+    old = EventCodec([Stamped]).decode("Stamped", 1, b'{"at": "2024-05-06T07:08:00Z", "year": 2024}')
+    assert old == Stamped(at=when, seen=when)

@@ -68,6 +68,8 @@ real value. No stored record starts with ``@``: a state and a snapshot start wit
 reminders with ``{``."""
 _UNIQUE = re.compile("[0-9a-f]{32}")
 """The end of an object's name: a uuid's hex."""
+_READS = 5
+"""Reads of a key whose object was replaced as it was read, before giving up (see `_get`)."""
 REMINDER_TRIES = 100
 """Writes of an id's reminders tried, each after reading them again, before giving up."""
 MAX_OBJECT = 64 * 1024 * 1024
@@ -263,9 +265,15 @@ class JetStreamJournal(Journal):
         return self.client.max_payload - _HEADROOM
 
     async def _get(self, kind: str, persistence_id: PersistenceId) -> tuple[bytes, int] | None:
-        """A key's value (read from the object store if the key names an object) and revision."""
+        """A key's value (read from the object store if the key names an object) and revision.
+
+        An object gone as it is read was replaced since the key was read (a writer removes the
+        object of the value it replaced): the key is read again, up to `_READS` times.
+        `JournalCorrupted` if the key still names the object it named (the object is missing);
+        `PersistenceError` if the key changed at each read (replaced faster than it is read)."""
         bucket = await self._bucket(kind, persistence_id.entity_type)
-        for attempt in range(2):
+        named: tuple[str, int] | None = None  # the object the key named at the last read
+        for _ in range(_READS):
             try:
                 entry = await bucket.get(persistence_id.entity_id)
             except nats.js.errors.KeyNotFoundError as error:
@@ -280,6 +288,8 @@ class JetStreamJournal(Journal):
             prefix = f"{kind}.{persistence_id.entity_id}."
             if not (name.startswith(prefix) and _UNIQUE.fullmatch(name[len(prefix) :])):  # as `_put` names
                 raise JournalCorrupted(f"{persistence_id}: its {kind} key names another record's object")
+            if named == (name, revision):
+                raise JournalCorrupted(f"{persistence_id}: the object {name!r} holding its {kind} is missing")
             store = await self._object_store(persistence_id.entity_type)
             bucket_name = f"{self.prefix}_objects_{persistence_id.entity_type}"
             what = f"{persistence_id}: its {kind}"
@@ -288,14 +298,14 @@ class JetStreamJournal(Journal):
                     self._js, store, bucket_name, name, limit=self.max_object, what=what, timeout=self.timeout
                 )
             except (nats.js.errors.ObjectNotFoundError, nats.js.errors.ObjectDeletedError):
-                if attempt:
-                    raise JournalCorrupted(
-                        f"{persistence_id}: the object {name!r} holding its {kind} is missing"
-                    ) from None
+                named = (name, revision)
                 continue  # replaced (and its object removed) since the key was read: again
             self._objects[(kind, persistence_id)] = name
             return found, revision
-        raise AssertionError("unreachable")
+        raise PersistenceError(
+            f"{persistence_id}: its {kind} record was replaced at each of {_READS} reads; nothing read, "
+            "try again"
+        )
 
     async def _put(self, kind: str, persistence_id: PersistenceId, value: bytes, last: int | None) -> int:
         """Write a key (if its revision is ``last``, unless ``None``); a value too large for one

@@ -178,27 +178,75 @@ async def test_object_info_the_journal_never_writes_is_corrupted(
         await _no_read_left(reader, raw, prefix)
 
 
+@pytest.mark.parametrize("times", [1, 4])
 async def test_an_object_removed_while_it_is_read_is_read_again_at_once(
-    nats_url: str, monkeypatch: pytest.MonkeyPatch
+    nats_url: str, monkeypatch: pytest.MonkeyPatch, times: int
 ) -> None:
     """Another writer replaced the state (and removed its object) as the reader began to read
-    its chunks: the read waited the journal's whole timeout for chunks that were gone."""
+    its chunks, ``times`` times in a row: the read waited the journal's whole timeout for chunks
+    that were gone, and then, reading the key once more only, said a replaced object was
+    missing (``JournalCorrupted``)."""
     from nats.js.client import JetStreamContext
 
     prefix = unique_prefix()
     writer = await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100)
     reader = await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100, timeout=60)
     async with writer, reader:
-        revision = await writer.save_state(ACCOUNT, 0, 1, b"1" * 5000)
+        revisions = [await writer.save_state(ACCOUNT, 0, 1, b"0" * 5000)]
         subscribe = JetStreamContext.subscribe
-        replaced: list[int] = []
 
         async def replacing_first(self: JetStreamContext, subject: str, *args: Any, **kwargs: Any) -> Any:
-            if subject.startswith("$O.") and not replaced:
-                replaced.append(await writer.save_state(ACCOUNT, revision, 1, b"2" * 5000))
+            if subject.startswith("$O.") and len(revisions) <= times:
+                value = b"%d" % len(revisions) * 5000
+                revisions.append(await writer.save_state(ACCOUNT, revisions[-1], 1, value))
             return await subscribe(self, subject, *args, **kwargs)
 
         monkeypatch.setattr(JetStreamContext, "subscribe", replacing_first)
         found = await asyncio.wait_for(reader.load_state(ACCOUNT), 10)  # not the 60 s timeout
         assert found is not None
-        assert (found.revision, found.payload) == (replaced[0], b"2" * 5000)
+        assert (found.revision, found.payload) == (revisions[-1], b"%d" % times * 5000)
+
+
+async def test_a_state_replaced_at_every_read_is_no_corruption(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state replaced (its object removed) each time the reader begins its object: after five
+    reads of the key, each naming another object, a `PersistenceError` that says so, not
+    `JournalCorrupted`: nothing stored is wrong."""
+    from nats.js.client import JetStreamContext
+
+    prefix = unique_prefix()
+    writer = await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100)
+    reader = await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100, timeout=60)
+    async with writer, reader:
+        revisions = [await writer.save_state(ACCOUNT, 0, 1, b"0" * 5000)]
+        subscribe = JetStreamContext.subscribe
+
+        async def replacing(self: JetStreamContext, subject: str, *args: Any, **kwargs: Any) -> Any:
+            if subject.startswith("$O."):
+                revisions.append(await writer.save_state(ACCOUNT, revisions[-1], 1, b"1" * 5000))
+            return await subscribe(self, subject, *args, **kwargs)
+
+        monkeypatch.setattr(JetStreamContext, "subscribe", replacing)
+        with pytest.raises(
+            PersistenceError, match="account/a: its states record was replaced at each of 5 reads"
+        ) as caught:
+            await asyncio.wait_for(reader.load_state(ACCOUNT), 10)
+        assert not isinstance(caught.value, JournalCorrupted)
+        assert len(revisions) == 6
+
+
+async def test_an_object_missing_under_its_key_is_corrupted(nats_url: str) -> None:
+    """The key names an object that is not there (removed by hand; the key unchanged since):
+    `JournalCorrupted` naming it, after one more read of the key."""
+    prefix = unique_prefix()
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100) as journal:
+        await journal.save_state(ACCOUNT, 0, 1, b"1" * 5000)
+        js = journal.client.jetstream()
+        name = ((await (await js.key_value(f"{prefix}_states_account")).get("a")).value or b"").decode()
+        await (await js.object_store(f"{prefix}_objects_account")).delete(name.split(" ", 1)[1])
+        with pytest.raises(
+            JournalCorrupted,
+            match=r"account/a: the object 'states\.a\.[0-9a-f]{32}' holding its states is missing",
+        ):
+            await asyncio.wait_for(journal.load_state(ACCOUNT), 10)

@@ -283,6 +283,7 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
         what = f"{self.persistence_id}: stored state version {record.version}"
         fields = stored_json(record.payload, what)
         fields = upcast(cls, cls.state_upcasters, fields, record.version, cls.state_version, what)
-        self.state = decode_model(cls._persistence_state_type, fields, what)
+        stored = record.version == cls.state_version
+        self.state = decode_model(cls._persistence_state_type, fields, what, stored=stored)
         self.revision = record.revision
         self._persistence_saved = dump_json(self.state)

@@ -286,18 +286,53 @@ def load_json(model: type[M], payload: bytes) -> M:
     return _validate_fields(model, _stored_fields(model, json.loads(payload)))
 
 
-def _validate_fields(model: type[M], fields: dict[object, object]) -> M:
-    """``model`` validated from stored ``fields`` (read from JSON, then changed: computed fields
-    dropped, upcasters run) by JSON's rules, as stored bytes are read: the fields are written
-    back to JSON first. Read from a dict, pydantic keeps a string in a ``datetime | str`` union
-    a string, and a strict model refuses the strings JSON stores a datetime, a UUID or a
-    decimal as. Only fields that JSON cannot hold (an upcaster's own objects) are read from the
-    dict. ``ValidationError`` if ``model`` refuses them."""
-    try:
-        payload = to_json(fields, inf_nan_mode="constants")
-    except PydanticSerializationError:
-        return model.model_validate(fields, **read_options(model))
-    return model.model_validate_json(payload, **read_options(model))
+def _validate_fields(model: type[M], fields: dict[object, object], *, stored: bool = True) -> M:
+    """``model`` validated from ``fields`` read from stored JSON (computed fields dropped, and,
+    ``stored`` False, upcasters run since) by JSON's rules, as stored bytes are read: written
+    back to JSON first. From a dict, pydantic keeps a string in a ``datetime | str`` union a
+    string, and a strict model refuses the strings JSON stores a datetime, a UUID or a decimal
+    as.
+
+    Read from the dict, by pydantic's Python rules, as a whole: fields in which an upcaster put
+    anything JSON does not hold (a datetime, bytes, a model, a tuple: written to JSON, some
+    would read back otherwise), and fields nested deeper than pydantic's JSON reader goes.
+    ``ValidationError`` if ``model`` refuses them."""
+    options = read_options(model)
+    if stored or _json_only(fields):
+        try:
+            payload = to_json(fields, inf_nan_mode="constants")
+        except PydanticSerializationError:  # nested too deep, a string that is no UTF-8
+            pass
+        else:
+            try:
+                return model.model_validate_json(payload, **options)
+            except ValidationError as error:
+                if not any(e["type"] == "json_invalid" for e in error.errors(include_url=False)):
+                    raise
+                # JSON written here is valid: nested deeper than pydantic reads JSON.
+    return model.model_validate(fields, **options)
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _json_only(fields: object) -> bool:
+    """Whether ``fields`` holds only what JSON holds: dicts with string keys, lists, strings,
+    numbers, booleans and ``None`` (looked at without recursion: depth costs no stack)."""
+    stack = [fields]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            items = cast("dict[object, object]", value)
+            if not all(type(key) is str for key in items):
+                return False
+            stack.extend(items.values())
+        elif kind is list:
+            stack.extend(cast("list[object]", value))
+        elif kind not in _JSON_SCALARS:
+            return False
+    return True
 
 
 def _stored_fields(model: type[BaseModel], fields: dict[object, object]) -> dict[object, object]:
@@ -306,10 +341,11 @@ def _stored_fields(model: type[BaseModel], fields: dict[object, object]) -> dict
     return {key: value for key, value in fields.items() if key not in derived} if derived else fields
 
 
-def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
-    """``model`` validated from stored ``fields`` (a dict, read by JSON's rules: see
-    `_validate_fields`): `SchemaMismatch` for a field the model does not declare (it was
-    removed: an upcaster must drop it) or a value it refuses."""
+def decode_model(model: type[BaseModel], fields: object, what: str, *, stored: bool = True) -> Any:
+    """``model`` validated from ``fields`` (a dict read from stored JSON; ``stored`` False:
+    upcasters ran since), read by JSON's rules (see `_validate_fields`): `SchemaMismatch` for a
+    field the model does not declare (it was removed: an upcaster must drop it) or a value it
+    refuses."""
     if not isinstance(fields, dict):
         raise SchemaMismatch(f"{what}: stored fields are not a JSON object")
     fields = _stored_fields(model, cast("dict[object, object]", fields))
@@ -319,7 +355,7 @@ def decode_model(model: type[BaseModel], fields: object, what: str) -> Any:
     if removed:
         raise _removed_fields(what, removed, model)
     try:
-        return _validate_fields(model, fields)
+        return _validate_fields(model, fields, stored=stored)
     except ValidationError as error:
         raise _mismatch(model, error, what) from None
 
@@ -405,7 +441,7 @@ class EventCodec:
         fields = upcast(
             event_type, event_type.event_upcasters, fields, version, event_type.event_version, what
         )
-        event: Event = decode_model(event_type, fields, what)
+        event: Event = decode_model(event_type, fields, what, stored=version == event_type.event_version)
         return event
 
 

@@ -560,3 +560,108 @@ async def test_strict_fields_and_unions_with_str_read_back_as_they_were_written(
 
     old = EventCodec([Stamped]).decode("Stamped", 1, b'{"at": "2024-05-06T07:08:00Z", "year": 2024}')
     assert old == Stamped(at=when, seen=when)
+
+
+class Grove(BaseModel):
+    """A state nested deeper than pydantic's JSON reader goes (about 200 levels), which
+    ``json.loads`` and pydantic's writer take: read from the dict."""
+
+    tree: Tree = Tree()
+    n: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def twice(self) -> int:
+        return 2 * self.n
+
+
+class Grow(Message[int]):
+    levels: int
+
+
+class Oops(Message[int]):
+    pass
+
+
+class Ranger(DurableStateActor[Grow | Oops | Read, Grove]):
+    entity_type = "ranger"
+
+    @handles(Grow)
+    async def grow(self, msg: Grow) -> int:
+        tree = Tree()
+        for _ in range(msg.levels):
+            tree = Tree(children=[tree])
+        self.state = Grove(tree=tree)
+        return msg.levels
+
+    @handles(Oops)
+    async def oops(self, msg: Oops) -> int:
+        self.state = Grove(tree=self.state.tree, n=5)
+        raise RuntimeError("handler failed")
+
+    @handles(Read)
+    async def read(self, msg: Read) -> bool:
+        return self.state.n == 0
+
+
+async def test_a_state_nested_deeper_than_pydantic_reads_json_recovers_and_rolls_back(
+    journal: Journal,
+) -> None:
+    """110 levels of a recursive model (JSON nested 221 deep): saved, rolled back after a failed
+    handler, and recovered."""
+    async with Ranger("r", journal) as ref:
+        assert await bounded(ref.ask(Grow(levels=110))) == 110
+        with pytest.raises(RuntimeError, match="handler failed"):
+            await bounded(ref.ask(Oops()))
+        assert await bounded(ref.ask(Read())) is True  # rolled back to what was saved
+    again = Ranger("r", journal)
+    async with again:
+        await bounded(again.wait_recovered())
+        depth, tree = 0, again.state.tree
+        while tree.children:
+            depth, tree = depth + 1, tree.children[0]
+        assert depth == 110
+
+
+class Own:
+    """An object of the user's own, which JSON cannot hold."""
+
+
+class Addressed(BaseModel):
+    street_name: str = Field(alias="streetName")
+
+
+class Upcast(Event):
+    """Version 1 stored prices; version 2's upcaster returns what JSON does not hold: a model
+    instance (with an alias), raw bytes for a base64 model, tuple keys, a generator, an object
+    of its own. Such a record is read from the dict as it was returned."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, ser_json_bytes="base64", val_json_bytes="base64")
+    event_version = 2
+    to: Addressed
+    blob: bytes
+    pairs: dict[tuple[int, int], str]
+    cents: list[int]
+    own: Own
+
+    @upcaster(from_version=1)
+    @classmethod
+    def from_1(cls, fields: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "to": Addressed(streetName="Main St"),
+            "blob": b"hello",
+            "pairs": {(1, 2): "a"},
+            "cents": (round(price * 100) for price in fields["prices"]),
+            "own": Own(),
+        }
+
+
+async def test_what_an_upcaster_returns_beyond_json_is_read_as_it_was_returned() -> None:
+    event = EventCodec([Upcast]).decode("Upcast", 1, b'{"prices": [1.5, 2.25]}')
+    assert isinstance(event, Upcast)
+    assert (event.to.street_name, event.blob, event.pairs, event.cents) == (
+        "Main St",
+        b"hello",
+        {(1, 2): "a"},
+        [150, 225],
+    )

@@ -55,7 +55,7 @@ from ._jetstream_wire import (
     split_record,
     stored_id,
 )
-from ._journal import LAST_KEPT, Journal
+from ._journal import Journal, keep_last
 from ._records import EventData, EventRecord, PersistenceId, ReminderRecord, SnapshotRecord, StateRecord
 
 __all__ = ["JetStreamJournal"]
@@ -69,7 +69,7 @@ reminders with ``{``."""
 _UNIQUE = re.compile("[0-9a-f]{32}")
 """The end of an object's name: a uuid's hex."""
 _READS = 5
-"""Reads of a key whose object was replaced as it was read, before giving up (see `_get`)."""
+"""Objects of a key read, each found replaced as it was read, before giving up (see `_get`)."""
 REMINDER_TRIES = 100
 """Writes of an id's reminders tried, each after reading them again, before giving up."""
 MAX_OBJECT = 64 * 1024 * 1024
@@ -268,12 +268,13 @@ class JetStreamJournal(Journal):
         """A key's value (read from the object store if the key names an object) and revision.
 
         An object gone as it is read was replaced since the key was read (a writer removes the
-        object of the value it replaced): the key is read again, up to `_READS` times.
-        `JournalCorrupted` if the key still names the object it named (the object is missing);
-        `PersistenceError` if the key changed at each read (replaced faster than it is read)."""
+        object of the value it replaced): the key is read again, and its object, up to `_READS`
+        times. `JournalCorrupted` if the key names again an object found gone (names are never
+        reused: it is missing); `PersistenceError` if each of `_READS` objects was gone and the
+        key named another one after it (replaced faster than it is read)."""
         bucket = await self._bucket(kind, persistence_id.entity_type)
-        named: tuple[str, int] | None = None  # the object the key named at the last read
-        for _ in range(_READS):
+        gone: str | None = None  # the object found gone at the last read (names are never reused)
+        for read in range(_READS + 1):
             try:
                 entry = await bucket.get(persistence_id.entity_id)
             except nats.js.errors.KeyNotFoundError as error:
@@ -288,8 +289,10 @@ class JetStreamJournal(Journal):
             prefix = f"{kind}.{persistence_id.entity_id}."
             if not (name.startswith(prefix) and _UNIQUE.fullmatch(name[len(prefix) :])):  # as `_put` names
                 raise JournalCorrupted(f"{persistence_id}: its {kind} key names another record's object")
-            if named == (name, revision):
+            if name == gone:
                 raise JournalCorrupted(f"{persistence_id}: the object {name!r} holding its {kind} is missing")
+            if read == _READS:  # read only to tell a replaced object from a missing one
+                break
             store = await self._object_store(persistence_id.entity_type)
             bucket_name = f"{self.prefix}_objects_{persistence_id.entity_type}"
             what = f"{persistence_id}: its {kind}"
@@ -298,7 +301,7 @@ class JetStreamJournal(Journal):
                     self._js, store, bucket_name, name, limit=self.max_object, what=what, timeout=self.timeout
                 )
             except (nats.js.errors.ObjectNotFoundError, nats.js.errors.ObjectDeletedError):
-                named = (name, revision)
+                gone = name
                 continue  # replaced (and its object removed) since the key was read: again
             self._objects[(kind, persistence_id)] = name
             return found, revision
@@ -335,7 +338,9 @@ class JetStreamJournal(Journal):
                     if marker is None:
                         raise
                     revision = await bucket.update(persistence_id.entity_id, value, last=marker)
-        except BaseException:
+        except (nats.js.errors.APIError, nats.errors.NoRespondersError):  # refused: not stored
+            # (Any other end, a timeout, a lost connection, a cancellation, leaves the write
+            # unsure: the key may name the object now, so it stays, unread if not stored.)
             if name is not None:
                 await self._remove_object(persistence_id, name)
             raise
@@ -368,7 +373,7 @@ class JetStreamJournal(Journal):
         else:
             first, count = batch_header(persistence_id, message.data or b"")
             last = (first + count - 1, message.seq or 0)
-        _keep(self._last, persistence_id, last)
+        keep_last(self._last, persistence_id, last)
         return last
 
     # -- events -----------------------------------------------------------------------------
@@ -418,7 +423,7 @@ class JetStreamJournal(Journal):
                 f"{persistence_id}: no acknowledgement ({error!r}); the events may or may not be stored"
             ) from error
         last = expected_sequence + len(events)
-        _keep(self._last, persistence_id, (last, stream_sequence))
+        keep_last(self._last, persistence_id, (last, stream_sequence))
         return last
 
     async def read(self, persistence_id: PersistenceId, after: int = 0) -> AsyncIterator[EventRecord]:
@@ -491,7 +496,7 @@ class JetStreamJournal(Journal):
         if sequence < 0 or stream_sequence < 0:
             raise JournalCorrupted(f"{persistence_id}: its stored snapshot's head holds a negative number")
         if stream_sequence:
-            _keep(self._hints, persistence_id, (sequence, stream_sequence))
+            keep_last(self._hints, persistence_id, (sequence, stream_sequence))
         return SnapshotRecord(persistence_id, sequence, version, payload)
 
     async def save_state(
@@ -606,13 +611,3 @@ class JetStreamJournal(Journal):
         self._closed = True
         if self._owns_client:
             await self.client.close()
-
-
-def _keep(
-    known: dict[PersistenceId, tuple[int, int]], persistence_id: PersistenceId, value: tuple[int, int]
-) -> None:
-    """Remember ``value`` for ``persistence_id`` in ``known``, which holds at most `LAST_KEPT`
-    ids: beyond, it forgets them all (what it knew is read again when needed)."""
-    if len(known) >= LAST_KEPT and persistence_id not in known:
-        known.clear()
-    known[persistence_id] = value

@@ -7,16 +7,27 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
+from typing import TypeVar
 
 from typing_extensions import Self
 
 from ._records import EventData, EventRecord, PersistenceId, ReminderRecord, SnapshotRecord, StateRecord
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "keep_last"]
 
 LAST_KEPT = 100_000
 """Ids whose last sequence a journal keeps between appends (beyond, it forgets them all: each
 id forgotten is read again by its next append). It bounds what a journal remembers."""
+
+V = TypeVar("V")
+
+
+def keep_last(known: dict[PersistenceId, V], persistence_id: PersistenceId, value: V) -> None:
+    """Remember ``value`` for ``persistence_id`` in ``known``, which holds at most `LAST_KEPT`
+    ids: beyond, it forgets them all (what it knew is read again when needed)."""
+    if len(known) >= LAST_KEPT and persistence_id not in known:
+        known.clear()
+    known[persistence_id] = value
 
 
 class Journal(ABC):

@@ -26,7 +26,7 @@ from actorio.persistence import (
     SnapshotRecord,
     WriterConflict,
 )
-from actorio.persistence import _jetstream as jetstream_module
+from actorio.persistence import _journal as journal_module
 from actorio.persistence._event_batches import decode_batch, encode_batch
 from actorio.persistence._jetstream_wire import (
     UnreadableAcknowledgement,
@@ -358,7 +358,7 @@ async def test_what_a_journal_remembers_of_ids_is_bounded(
 ) -> None:
     """Beyond `LAST_KEPT` ids, the journal forgets what it knew of every id: an id forgotten is
     read again before its next append, which is fenced as before."""
-    monkeypatch.setattr(jetstream_module, "LAST_KEPT", 2)
+    monkeypatch.setattr(journal_module, "LAST_KEPT", 2)
     spy = await raw.subscribe("$JS.API.>")
     async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as journal:
         ids = [PersistenceId("account", name) for name in "abc"]

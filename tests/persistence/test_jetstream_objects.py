@@ -11,15 +11,18 @@ import hashlib
 import json
 from typing import Any
 
+import nats.errors
 import pytest
 from nats.aio.client import Client
 
+import actorio.persistence._jetstream as jetstream
 from actorio.persistence import (
     JetStreamJournal,
     JournalCorrupted,
     PersistenceError,
     PersistenceId,
     ReminderRecord,
+    WriterConflict,
 )
 
 from .journals import unique_prefix
@@ -250,3 +253,91 @@ async def test_an_object_missing_under_its_key_is_corrupted(nats_url: str) -> No
             match=r"account/a: the object 'states\.a\.[0-9a-f]{32}' holding its states is missing",
         ):
             await asyncio.wait_for(journal.load_state(ACCOUNT), 10)
+
+
+async def test_an_object_missing_under_a_key_rewritten_as_it_is_read_is_corrupted(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key names an object that is gone, and another client writes the same value again
+    between each read of the key and of its object (a new revision each time): the name is
+    never reused, so the object is missing (`JournalCorrupted`), not replaced."""
+    prefix = unique_prefix()
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100) as journal:
+        await journal.save_state(ACCOUNT, 0, 1, b"1" * 5000)
+        js = journal.client.jetstream()
+        bucket = await js.key_value(f"{prefix}_states_account")
+        value = (await bucket.get("a")).value or b""
+        await (await js.object_store(f"{prefix}_objects_account")).delete(value.decode().split(" ", 1)[1])
+        read_object = jetstream.read_object
+        rewrites: list[int] = []
+
+        async def rewriting(*args: Any, **kwargs: Any) -> Any:
+            rewrites.append(await bucket.put("a", value))
+            return await read_object(*args, **kwargs)
+
+        monkeypatch.setattr(jetstream, "read_object", rewriting)
+        with pytest.raises(JournalCorrupted, match="holding its states is missing"):
+            await asyncio.wait_for(journal.load_state(ACCOUNT), 10)
+        assert len(rewrites) == 1
+
+
+async def test_the_last_object_found_gone_is_told_from_a_replaced_one(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replaced at four object reads in a row, then the fifth object is removed by hand under an
+    unchanged key: the key is read once more, and the object is missing (`JournalCorrupted`),
+    not 'replaced at each of 5 reads'."""
+    prefix = unique_prefix()
+    writer = await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100)
+    reader = await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100)
+    async with writer, reader:
+        revisions = [await writer.save_state(ACCOUNT, 0, 1, b"0" * 5000)]
+        store = await writer.client.jetstream().object_store(f"{prefix}_objects_account")
+        read_object = jetstream.read_object
+        names: list[str] = []
+
+        async def racing(js: Any, objects: Any, bucket: str, name: str, **kwargs: Any) -> Any:
+            names.append(name)
+            if len(names) <= 4:
+                value = b"%d" % len(revisions) * 5000
+                revisions.append(await writer.save_state(ACCOUNT, revisions[-1], 1, value))
+            else:
+                await store.delete(name)
+            return await read_object(js, objects, bucket, name, **kwargs)
+
+        monkeypatch.setattr(jetstream, "read_object", racing)
+        with pytest.raises(JournalCorrupted, match="holding its states is missing"):
+            await asyncio.wait_for(reader.load_state(ACCOUNT), 10)
+        assert len(names) == 5
+
+
+async def test_an_unsure_write_keeps_the_object_its_key_may_name(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server stores the key's update but its acknowledgement is lost: the object the key
+    now names was removed (the state lost: its read-back was 'missing'). It stays, and the
+    read-back finds the state; an update the server refused still removes its object."""
+    from nats.js.kv import KeyValue
+
+    prefix = unique_prefix()
+    async with await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100) as journal:
+        revision = await journal.save_state(ACCOUNT, 0, 1, b"1" * 5000)
+        update = KeyValue.update
+
+        async def acknowledgement_lost(self: KeyValue, *args: Any, **kwargs: Any) -> Any:
+            await update(self, *args, **kwargs)
+            raise nats.errors.TimeoutError
+
+        monkeypatch.setattr(KeyValue, "update", acknowledgement_lost)
+        with pytest.raises(PersistenceError, match="may or may not be stored"):
+            await journal.save_state(ACCOUNT, revision, 1, b"2" * 5000)
+        monkeypatch.setattr(KeyValue, "update", update)
+        found = await asyncio.wait_for(journal.load_state(ACCOUNT), 10)
+        assert found is not None
+        assert (found.revision, found.payload) == (revision + 1, b"2" * 5000)
+
+        store = await journal.client.jetstream().object_store(f"{prefix}_objects_account")
+        before = {info.name for info in await store.list(ignore_deletes=True)}
+        with pytest.raises(WriterConflict):
+            await journal.save_state(ACCOUNT, revision, 1, b"3" * 5000)  # a stale revision: refused
+        assert {info.name for info in await store.list(ignore_deletes=True)} == before

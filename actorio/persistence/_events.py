@@ -280,9 +280,13 @@ def stored_json(payload: bytes, what: str) -> Any:
 
 def load_json(model: type[M], payload: bytes) -> M:
     """``model`` validated from stored JSON, read as `read_options` says (its computed fields
-    dropped first)."""
+    dropped first; nested deeper than pydantic reads JSON: see `_validate_fields`)."""
     if not computed(model):
-        return model.model_validate_json(payload, **read_options(model))
+        try:
+            return model.model_validate_json(payload, **read_options(model))
+        except ValidationError as error:
+            if not _too_deep(error):
+                raise
     return _validate_fields(model, _stored_fields(model, json.loads(payload)))
 
 
@@ -293,43 +297,60 @@ def _validate_fields(model: type[M], fields: dict[object, object], *, stored: bo
     string, and a strict model refuses the strings JSON stores a datetime, a UUID or a decimal
     as.
 
-    Read from the dict, by pydantic's Python rules, as a whole: fields in which an upcaster put
-    anything JSON does not hold (a datetime, bytes, a model, a tuple: written to JSON, some
-    would read back otherwise), and fields nested deeper than pydantic's JSON reader goes.
-    ``ValidationError`` if ``model`` refuses them."""
+    Read from the dict, by pydantic's Python rules, as a whole: what an upcaster returned if it
+    holds anything but JSON's values (`_json_only`: a datetime, bytes, a model, a tuple, written
+    to JSON, would read back otherwise), and a record nested deeper than pydantic reads JSON
+    (`_too_deep`). ``ValidationError`` if ``model`` refuses them."""
     options = read_options(model)
     if stored or _json_only(fields):
         try:
             payload = to_json(fields, inf_nan_mode="constants")
-        except PydanticSerializationError:  # nested too deep, a string that is no UTF-8
+        except PydanticSerializationError:  # nested too deep for the writer, a lone surrogate
             pass
         else:
             try:
                 return model.model_validate_json(payload, **options)
             except ValidationError as error:
-                if not any(e["type"] == "json_invalid" for e in error.errors(include_url=False)):
+                if not _too_deep(error):
                     raise
-                # JSON written here is valid: nested deeper than pydantic reads JSON.
+            # JSON's values, too deep for JSON's rules: read laxly, so that a strict model
+            # takes the strings its datetimes are stored as (a state it saved itself).
+            return model.model_validate(fields, strict=False, **options)
     return model.model_validate(fields, **options)
+
+
+def _too_deep(error: ValidationError) -> bool:
+    """Whether pydantic refused JSON for its depth alone: its JSON reader stops at about 200
+    levels, where ``json.loads`` and pydantic's own writer go further (a state the actor saved)."""
+    if error.error_count() != 1:
+        return False
+    (found,) = error.errors(include_url=False, include_context=False, include_input=False)
+    return found["type"] == "json_invalid" and not found["loc"] and "recursion limit" in found["msg"]
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 def _json_only(fields: object) -> bool:
-    """Whether ``fields`` holds only what JSON holds: dicts with string keys, lists, strings,
-    numbers, booleans and ``None`` (looked at without recursion: depth costs no stack)."""
+    """Whether ``fields`` holds only JSON's values: dicts (exactly) with string keys, lists,
+    strings, numbers, booleans and ``None``, each dict and list met once (a cycle or a shared
+    part is not JSON's), looked at without recursion."""
     stack = [fields]
+    seen: set[int] = set()
     while stack:
         value = stack.pop()
         kind = type(value)
-        if kind is dict:
+        if kind is dict or kind is list:
+            if id(value) in seen:
+                return False
+            seen.add(id(value))
+            if kind is list:
+                stack.extend(cast("list[object]", value))
+                continue
             items = cast("dict[object, object]", value)
             if not all(type(key) is str for key in items):
                 return False
             stack.extend(items.values())
-        elif kind is list:
-            stack.extend(cast("list[object]", value))
         elif kind not in _JSON_SCALARS:
             return False
     return True
@@ -436,7 +457,8 @@ class EventCodec:
             try:
                 return reader(payload)
             except ValidationError as error:
-                raise _mismatch(event_type, error, what) from None
+                if not _too_deep(error):
+                    raise _mismatch(event_type, error, what) from None
         fields = stored_json(payload, what)
         fields = upcast(
             event_type, event_type.event_upcasters, fields, version, event_type.event_version, what
@@ -465,7 +487,7 @@ def _mismatch(model: type[BaseModel], error: ValidationError, what: str) -> Sche
     )
     if removed:
         return _removed_fields(what, removed, model)
-    if any(e["type"] == "json_invalid" for e in errors):
+    if any(e["type"] == "json_invalid" and not e["loc"] for e in errors):  # (not a `Json` field's)
         return SchemaMismatch(f"{what}: not JSON ({shorten(str(error))})")
     if any(e["type"] == "model_type" for e in errors):
         return SchemaMismatch(f"{what}: stored fields are not a JSON object")

@@ -43,6 +43,9 @@ characters; 512 keeps the common cases)."""
 
 SYSTEM = "actorio"
 INSTRUMENTATION = "actorio"
+_INT64 = 2**63
+"""An integer attribute is a signed 64-bit one in OTLP: a larger one fails the exporter's
+encoding (a traceback logged per span), so such a field is left out."""
 
 
 class _Noted:
@@ -155,7 +158,9 @@ class Tracing:
                 attributes["messaging.destination.name"] = attributes["actorio.actor.id"] = actor.identifier
                 for field in getattr(kind, "telemetry_fields", ()):
                     value = getattr(message, field, None)
-                    if isinstance(value, (str, bool, int, float)):
+                    if isinstance(value, (str, bool, float)) or (
+                        isinstance(value, int) and -_INT64 <= value < _INT64  # OTLP's integers
+                    ):
                         attributes[f"actorio.message.field.{field}"] = value
                 # start_span and attach, rather than start_as_current_span: a third less per span.
                 span = tracer.start_span(

@@ -213,9 +213,18 @@ class Opted(Message):
     card: str
 
 
-class Shop(Actor[Opted]):
+class Counted(Message):
+    telemetry_fields: ClassVar[tuple[str, ...]] = ("amount",)
+    amount: int
+
+
+class Shop(Actor[Opted | Counted]):
     @handles(Opted)
     async def opted(self, message: Opted) -> None:
+        pass
+
+    @handles(Counted)
+    async def counted(self, message: Counted) -> None:
         pass
 
 
@@ -227,6 +236,21 @@ async def test_only_fields_that_opt_in_are_recorded(spans: InMemorySpanExporter)
     assert span.attributes is not None
     assert span.attributes["actorio.message.field.region"] == "eu"
     assert SECRET not in repr(span.to_json())
+
+
+@pytest.mark.asyncio
+async def test_an_integer_field_beyond_64_bits_is_left_out(spans: InMemorySpanExporter) -> None:
+    """OTLP carries signed 64-bit integers: a larger one (a remote sender chooses it) failed the
+    exporter's encoding, with a traceback logged per span."""
+    async with Shop() as ref:
+        for amount in (2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 10**400):
+            await ref.ask(Counted(amount=amount))
+    recorded = [
+        (s.attributes or {}).get("actorio.message.field.amount")
+        for s in spans.get_finished_spans()
+        if s.name == "process Counted"
+    ]
+    assert recorded == [2**63 - 1, -(2**63), None, None, None]
 
 
 class Router(Actor[Charge]):

@@ -8,7 +8,8 @@ to `MAX_SCHEMA` characters); its statistics are the actor's (`Actor.statistics`)
 the messages it handled and errors those whose handler raised, counted while handler counting
 is on (``actorio.telemetry.count_handlers``), else 0.
 
-What a request costs is bounded: the reply subject is checked before anything is built; a
+What a request costs is bounded: the reply subject is checked before anything is built (the
+node's rule for what it publishes on behalf of a message, and never under its own prefix); a
 class's schema is made once; the INFO body is made again only when the publications change, and
 the STATS body (every published actor's statistics) at most every `STATS_FRESH_FOR` seconds;
 INFO and STATS replies leave at most `REPLY_BYTES_PER_SECOND` a second (a token bucket: a
@@ -84,6 +85,8 @@ class NodeService:
         self.node = node
         self._destinations = destinations
         """The node's rule for the subjects it publishes to on behalf of a message."""
+        self._own = f"{node.prefix}."
+        """The node's own subjects (its actors', its sender addresses): never a reply's."""
         self.name = name
         self.description = description
         self.started = datetime.now(timezone.utc)
@@ -121,8 +124,10 @@ class NodeService:
 
     async def _answer(self, msg: Msg) -> None:
         reply = msg.reply
-        if not reply or self._destinations.refusal(reply) is not None:
-            return  # none, or one chosen to make this node write elsewhere ($KV..., $JS.API...)
+        if not reply or reply.startswith(self._own) or self._destinations.refusal(reply) is not None:
+            # None, or one chosen to make this node write elsewhere ($KV..., $JS.API..., or its
+            # own actors' subjects: a durable one stores what comes, a tool's inbox is never there).
+            return
         verb = msg.subject.split(".")[1]
         if verb == "PING":
             data = json.dumps(ServicePing(**self._identity()).to_dict()).encode()

@@ -82,9 +82,12 @@ async def test_nodes_answer_ping_info_and_stats(nats_url: str) -> None:
 
 
 async def test_a_service_request_cannot_aim_the_answer_at_stored_data(nats_url: str) -> None:
-    """A $SRV request whose reply subject names a key-value entry, the JetStream API or a journal
-    is answered nowhere: the node never writes where a requester points it."""
+    """A $SRV request whose reply subject names a key-value entry, the JetStream API, a journal or
+    the node's own actors (a durable one stored each answer: a client allowed to publish on
+    $SRV.> only filled its stream) is answered nowhere: the node never writes where a requester
+    points it."""
     async with await Node.connect(nats_url) as node:
+        await node.publish("calculator", Calculator())
         await node.serve_as_service()
         client = await nats.connect(nats_url)
         try:
@@ -93,7 +96,13 @@ async def test_a_service_request_cannot_aim_the_answer_at_stored_data(nats_url: 
             async def capture(msg: Msg) -> None:
                 captured.append(msg.subject)
 
-            targets = ["$KV.actorio_states_T.x", "$JS.API.STREAM.DELETE.X", f"{node.prefix}.events.T.x"]
+            targets = [
+                "$KV.actorio_states_T.x",
+                "$JS.API.STREAM.DELETE.X",
+                f"{node.prefix}.events.T.x",
+                f"{node.prefix}.actor.calculator",
+                f"{node.prefix}.node.x",
+            ]
             for target in targets:
                 await client.subscribe(target, cb=capture)
             await client.flush()

@@ -6,7 +6,9 @@ Owns:
 - `open_client`: connect (TLS, credentials), giving up at once when the server refuses the
   credentials or a TLS handshake fails, instead of retrying until the connect timeout;
 - `redact`: a URL with its password or token hidden, for every repr, log line and error;
-- `synced`: return once the server has processed every command sent so far (a SUB included).
+- `synced`: return once the server has processed every command sent so far (a SUB included);
+- `beyond_payload` and `count_whole_messages`: a subscription's pending bytes limit counts what
+  a message holds beyond its payload (subject, reply subject, headers), which nats-py leaves out.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 
 import nats.errors
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.protocol.parser import Parser
 
@@ -35,7 +38,15 @@ from ..lowlevel import LogLimit, printable
 from ._codec import wire_size
 from ._errors import NodeUnreachable, NotAuthorized
 
-__all__ = ["Security", "open_client", "redact", "synced"]
+__all__ = [
+    "HEADER_COST",
+    "Security",
+    "beyond_payload",
+    "count_whole_messages",
+    "open_client",
+    "redact",
+    "synced",
+]
 
 _logger = logging.getLogger("actorio.nats")
 
@@ -178,6 +189,61 @@ class Security:
     def tls_wanted(self) -> bool:
         """True if the connection must be encrypted: a TLS context or handshake-first was given."""
         return self.tls is not None or self.tls_handshake_first
+
+
+HEADER_COST = 100
+"""What each header of a message held costs beyond its bytes (its two strings, its dict slot)."""
+
+
+def beyond_payload(msg: Msg) -> int:
+    """The bytes a received message holds beyond its payload: its subject and reply subject, and
+    each header's name and value with `HEADER_COST` more."""
+    headers = msg.headers
+    size = len(msg.subject) + len(msg.reply or "")
+    return size + (sum(HEADER_COST + len(k) + len(v) for k, v in headers.items()) if headers else 0)
+
+
+def count_whole_messages(subscription: Subscription) -> None:
+    """Make ``subscription``'s pending bytes limit count each message whole (`beyond_payload`
+    too). nats-py counts payloads only: a subscription whose callback waits (for room in a
+    bounded mailbox) held 397 messages of a small payload and 1 MB of headers each under a
+    limit of 8 MiB. A message beyond the limit is then dropped on arrival as nats-py drops one
+    (a slow consumer: reported to the client's error callback). Called as the subscription is
+    made, for those whose callback may wait (a publication's, an entity type's): the others
+    empty their queue as fast as it fills. Does nothing with a nats-py whose subscriptions keep
+    no such queue."""
+    queue: Any = getattr(subscription, "_pending_queue", None)
+    if queue is None or not hasattr(subscription, "_pending_size"):
+        return
+    put, get = queue.put_nowait, queue.get_nowait
+    limit: int = getattr(subscription, "_pending_bytes_limit", 0)
+    extras: deque[int] = deque()  # what each message queued counted, in the queue's order
+    uncounted = [queue.qsize()]  # arrived before: taken first (a FIFO), never counted
+    sub: Any = subscription
+
+    def put_nowait(msg: Msg) -> None:
+        # nats-py has counted the payload and checked its limit already. `beyond_payload`,
+        # inlined: this runs for every message received.
+        headers = msg.headers
+        extra = len(msg.subject) + len(msg.reply)
+        if headers:
+            for name, value in headers.items():
+                extra += HEADER_COST + len(name) + len(value)
+        if limit > 0 and sub._pending_size + extra >= limit:
+            raise asyncio.QueueFull  # nats-py gives the payload's count back and reports it
+        put(msg)
+        extras.append(extra)
+        sub._pending_size += extra
+
+    def get_nowait() -> Msg:
+        msg: Msg = get()
+        if uncounted[0]:
+            uncounted[0] -= 1
+        else:
+            sub._pending_size -= extras.popleft()
+        return msg
+
+    queue.put_nowait, queue.get_nowait = put_nowait, get_nowait
 
 
 class GuardedClient(Client):

@@ -28,7 +28,7 @@ from nats.aio.subscription import Subscription
 from .. import Actor, ActorioException, ChildSpec, SupervisorStrategy, dead_letters
 from ..lowlevel import LogLimit, Mailbox, task_of
 from ._codec import ERROR, encode_error
-from ._connection import synced
+from ._connection import count_whole_messages, synced
 from ._entity_persistence import WAKE
 from ._errors import ActorNotFound
 from ._fencing import set_fencing_token
@@ -204,6 +204,7 @@ class EntityHost:
         self._subscription = await self._nc.subscribe(  # pyright: ignore[reportUnknownMemberType]
             self.subject, cb=self._on_message
         )
+        count_whole_messages(self._subscription)
         await synced(self._nc, self._subscription)
         self._ticker = self._spawn(self._tick_forever())
 

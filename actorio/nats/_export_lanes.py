@@ -25,6 +25,7 @@ from nats.aio.msg import Msg
 from .. import Actor, dead_letters
 from ..lowlevel import Mailbox, mailbox_of
 from ._batch import BATCH, tells_of
+from ._connection import HEADER_COST, beyond_payload
 from ._publication import Receiver, Spawn
 
 __all__ = ["HEADER_COST", "LANE_BYTES", "LANE_MESSAGES", "MESSAGE_COST", "NODE_BYTES", "ExportLanes"]
@@ -38,8 +39,6 @@ NODE_BYTES = 64 * 1024 * 1024
 hold: the limit that applied to these messages when the subscription waited for room)."""
 MESSAGE_COST = 400
 """What a message held costs beyond its bytes (the nats-py message and the lane's entry)."""
-HEADER_COST = 100
-"""What each header of a message held costs beyond its bytes (its two strings, its dict slot)."""
 
 
 class _Lane:
@@ -53,9 +52,7 @@ class _Lane:
 
 
 def _cost(msg: Msg) -> int:
-    headers = msg.headers
-    size = MESSAGE_COST + len(msg.data) + len(msg.subject) + len(msg.reply or "")
-    return size + (sum(HEADER_COST + len(k) + len(v) for k, v in headers.items()) if headers else 0)
+    return MESSAGE_COST + len(msg.data) + beyond_payload(msg)
 
 
 class ExportLanes:

@@ -389,7 +389,8 @@ class Node(NodeEntities):
 
         ``pending_limits=(messages, bytes)`` (core publications only) bounds what the client holds
         for the actor while its mailbox is full, counted in NATS messages (a batch of tells is
-        one; see docs/nats.md). An actor's mailbox is unbounded unless it has a
+        one; see docs/nats.md) and in bytes (each message whole: payload, subjects, headers).
+        An actor's mailbox is unbounded unless it has a
         ``mailbox_capacity``: without one, what a slow handler has not taken waits in the
         mailbox, without bound, and these limits never apply. Beyond them, messages
         are dropped on arrival, each a dead letter ``overflow``, with a WARNING on

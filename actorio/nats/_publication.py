@@ -62,7 +62,7 @@ from ._codec import (
     too_large_error,
     wire_size,
 )
-from ._connection import synced
+from ._connection import count_whole_messages, synced
 
 if TYPE_CHECKING:
     from ._durable import Durable
@@ -228,6 +228,7 @@ class CoreSubscription:
             pending_msgs_limit=messages,
             pending_bytes_limit=size,
         )
+        count_whole_messages(self._subscription)
         self._receiver.track(self._subscription, self._mailbox, self._pending_limits)
         await synced(self._nc, self._subscription)  # not flush(): its PING may precede the SUB
 

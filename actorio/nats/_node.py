@@ -388,15 +388,14 @@ class Node(NodeEntities):
         ``actorio.nats``).
 
         ``pending_limits=(messages, bytes)`` (core publications only) bounds what the client holds
-        for the actor while its mailbox is full, counted in NATS messages (a batch of tells is
-        one; see docs/nats.md) and in bytes (each message whole: payload, subjects, headers).
-        An actor's mailbox is unbounded unless it has a
-        ``mailbox_capacity``: without one, what a slow handler has not taken waits in the
-        mailbox, without bound, and these limits never apply. Beyond them, messages
-        are dropped on arrival, each a dead letter ``overflow``, with a WARNING on
-        ``actorio.nats`` (within a limit); a dropped ask is answered at once with `MailboxFull`.
-        nats-py's limits by default: 524,288 messages, 128 MiB. Core tells are at most once: when
-        every message matters, ask (the asker learns of a loss), or publish with ``durable``.
+        for the actor while its mailbox is full: NATS messages (a batch of tells is one; see
+        docs/nats.md), and bytes (each message whole: payload, subjects, headers). An actor's
+        mailbox is unbounded unless it has a ``mailbox_capacity``: without one, what a slow
+        handler has not taken waits in the mailbox, without bound, and these limits never apply.
+        Beyond them, messages are dropped on arrival, each a dead letter ``overflow``, with a
+        WARNING on ``actorio.nats`` (within a limit); a dropped ask is answered at once with
+        `MailboxFull`. By default nats-py's limits: 524,288 messages, 128 MiB. Core tells are at
+        most once: if every message matters, ask (the asker learns of a loss) or use ``durable``.
 
         Raises ``ValueError`` for an invalid name, durable settings the server refuses to
         change, ``supervision`` for a running actor, or ``pending_limits`` that are not two

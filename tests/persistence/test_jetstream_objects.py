@@ -15,7 +15,6 @@ import nats.errors
 import pytest
 from nats.aio.client import Client
 
-import actorio.persistence._jetstream as jetstream
 from actorio.persistence import (
     JetStreamJournal,
     JournalCorrupted,
@@ -24,6 +23,7 @@ from actorio.persistence import (
     ReminderRecord,
     WriterConflict,
 )
+from actorio.persistence._jetstream_objects import read_object
 
 from .journals import unique_prefix
 
@@ -268,14 +268,13 @@ async def test_an_object_missing_under_a_key_rewritten_as_it_is_read_is_corrupte
         bucket = await js.key_value(f"{prefix}_states_account")
         value = (await bucket.get("a")).value or b""
         await (await js.object_store(f"{prefix}_objects_account")).delete(value.decode().split(" ", 1)[1])
-        read_object = jetstream.read_object
         rewrites: list[int] = []
 
         async def rewriting(*args: Any, **kwargs: Any) -> Any:
             rewrites.append(await bucket.put("a", value))
             return await read_object(*args, **kwargs)
 
-        monkeypatch.setattr(jetstream, "read_object", rewriting)
+        monkeypatch.setattr("actorio.persistence._jetstream.read_object", rewriting)
         with pytest.raises(JournalCorrupted, match="holding its states is missing"):
             await asyncio.wait_for(journal.load_state(ACCOUNT), 10)
         assert len(rewrites) == 1
@@ -293,7 +292,6 @@ async def test_the_last_object_found_gone_is_told_from_a_replaced_one(
     async with writer, reader:
         revisions = [await writer.save_state(ACCOUNT, 0, 1, b"0" * 5000)]
         store = await writer.client.jetstream().object_store(f"{prefix}_objects_account")
-        read_object = jetstream.read_object
         names: list[str] = []
 
         async def racing(js: Any, objects: Any, bucket: str, name: str, **kwargs: Any) -> Any:
@@ -305,7 +303,7 @@ async def test_the_last_object_found_gone_is_told_from_a_replaced_one(
                 await store.delete(name)
             return await read_object(js, objects, bucket, name, **kwargs)
 
-        monkeypatch.setattr(jetstream, "read_object", racing)
+        monkeypatch.setattr("actorio.persistence._jetstream.read_object", racing)
         with pytest.raises(JournalCorrupted, match="holding its states is missing"):
             await asyncio.wait_for(reader.load_state(ACCOUNT), 10)
         assert len(names) == 5

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from sys import getsizeof
 from types import CodeType
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -192,15 +193,19 @@ class Security:
 
 
 HEADER_COST = 100
-"""What each header of a message held costs beyond its bytes (its two strings, its dict slot)."""
+"""What each header of a message held costs beyond its name and value (its dict slot)."""
 
 
 def beyond_payload(msg: Msg) -> int:
     """The bytes a received message holds beyond its payload: its subject and reply subject, and
-    each header's name and value with `HEADER_COST` more."""
+    each header's name and value as held in memory (``sys.getsizeof``: a character outside
+    Latin-1 takes 2 or 4 bytes) with `HEADER_COST` more."""
     headers = msg.headers
     size = len(msg.subject) + len(msg.reply or "")
-    return size + (sum(HEADER_COST + len(k) + len(v) for k, v in headers.items()) if headers else 0)
+    if headers:
+        for name, value in headers.items():
+            size += HEADER_COST + getsizeof(name) + getsizeof(value)
+    return size
 
 
 def count_whole_messages(subscription: Subscription) -> None:
@@ -224,13 +229,18 @@ def count_whole_messages(subscription: Subscription) -> None:
     def put_nowait(msg: Msg) -> None:
         # nats-py has counted the payload and checked its limit already. `beyond_payload`,
         # inlined: this runs for every message received.
-        headers = msg.headers
-        extra = len(msg.subject) + len(msg.reply)
-        if headers:
-            for name, value in headers.items():
-                extra += HEADER_COST + len(name) + len(value)
+        try:
+            headers = msg.headers
+            extra = len(msg.subject) + len(msg.reply or "")
+            if headers:
+                for name, value in headers.items():
+                    extra += HEADER_COST + getsizeof(name) + getsizeof(value)
+        except Exception:  # (nats-py 2.9 can leave an object of its own as a value): dropped
+            extra = limit
         if limit > 0 and sub._pending_size + extra >= limit:
-            raise asyncio.QueueFull  # nats-py gives the payload's count back and reports it
+            # nats-py gives the payload's count back and reports it; any other error would keep
+            # the payload counted for good.
+            raise asyncio.QueueFull
         put(msg)
         extras.append(extra)
         sub._pending_size += extra

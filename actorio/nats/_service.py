@@ -9,7 +9,7 @@ the messages it handled and errors those whose handler raised, counted while han
 is on (``actorio.telemetry.count_handlers``), else 0.
 
 What a request costs is bounded: the reply subject is checked before anything is built (the
-node's rule for what it publishes on behalf of a message, and never under its own prefix); a
+node's rule for what it publishes on behalf of a message, and never `DELIVERED_SPACES`); a
 class's schema is made once; the INFO body is made again only when the publications change, and
 the STATS body (every published actor's statistics) at most every `STATS_FRESH_FOR` seconds;
 INFO and STATS replies leave at most `REPLY_BYTES_PER_SECOND` a second (a token bucket: a
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from ._node import Node
     from ._publication import Publication
 
-__all__ = ["MAX_SCHEMA", "REPLY_BYTES_PER_SECOND", "STATS_FRESH_FOR", "NodeService"]
+__all__ = ["DELIVERED_SPACES", "MAX_SCHEMA", "REPLY_BYTES_PER_SECOND", "STATS_FRESH_FOR", "NodeService"]
 
 _logger = logging.getLogger("actorio.nats")
 
@@ -63,6 +63,10 @@ def _version() -> str:
 VERSION = _version()
 """The version the services announce: the installed actorio's."""
 
+DELIVERED_SPACES = ("actor", "entity", "node", "reply")
+"""The subject spaces under a node's prefix whose messages reach actors (published ones, entities,
+sender addresses, asks' replies): a service request's reply never goes there (a durable actor
+stores what comes; a tool's inbox, even under the prefix, is elsewhere)."""
 MAX_SCHEMA = 65536
 """The longest JSON Schema an endpoint's metadata carries (the whole INFO reply must fit the
 server's payload limit)."""
@@ -85,8 +89,8 @@ class NodeService:
         self.node = node
         self._destinations = destinations
         """The node's rule for the subjects it publishes to on behalf of a message."""
-        self._own = f"{node.prefix}."
-        """The node's own subjects (its actors', its sender addresses): never a reply's."""
+        self._delivered = tuple(f"{node.prefix}.{space}." for space in DELIVERED_SPACES)
+        """The subjects under the node's prefix that reach actors: never a reply's."""
         self.name = name
         self.description = description
         self.started = datetime.now(timezone.utc)
@@ -124,9 +128,9 @@ class NodeService:
 
     async def _answer(self, msg: Msg) -> None:
         reply = msg.reply
-        if not reply or reply.startswith(self._own) or self._destinations.refusal(reply) is not None:
-            # None, or one chosen to make this node write elsewhere ($KV..., $JS.API..., or its
-            # own actors' subjects: a durable one stores what comes, a tool's inbox is never there).
+        if not reply or reply.startswith(self._delivered) or self._destinations.refusal(reply) is not None:
+            # None, or one chosen to make this node write elsewhere ($KV..., $JS.API..., or what
+            # nodes deliver to actors: a durable one stores what comes, a tool's inbox is not there).
             return
         verb = msg.subject.split(".")[1]
         if verb == "PING":

@@ -102,6 +102,8 @@ async def test_a_service_request_cannot_aim_the_answer_at_stored_data(nats_url: 
                 f"{node.prefix}.events.T.x",
                 f"{node.prefix}.actor.calculator",
                 f"{node.prefix}.node.x",
+                f"{node.prefix}.entity.T.x",
+                f"{node.prefix}.reply.x",
             ]
             for target in targets:
                 await client.subscribe(target, cb=capture)
@@ -109,10 +111,19 @@ async def test_a_service_request_cannot_aim_the_answer_at_stored_data(nats_url: 
             await client.flush()
             for target in targets:
                 await client.publish("$SRV.INFO", b"", reply=target)
-            assert await _gather(client, "$SRV.INFO", 1)  # answered after the three above
+            assert await _gather(client, "$SRV.INFO", 1)  # answered after the ones above
             await client.flush()
             await client.flush()
             assert captured == []
+            # An inbox under the node's prefix elsewhere (a tenant's tool) is answered.
+            tool = f"{node.prefix}.tools.inbox"
+            await client.subscribe(tool, cb=capture)
+            await client.flush()
+            await client.publish("$SRV.PING", b"", reply=tool)
+            assert await _gather(client, "$SRV.PING", 1)
+            await client.flush()
+            await client.flush()
+            assert captured == [tool]
         finally:
             await client.close()
 

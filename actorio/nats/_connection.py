@@ -234,8 +234,10 @@ def count_whole_messages(subscription: Subscription) -> None:
             extra = len(msg.subject) + len(msg.reply or "")
             if headers:
                 for name, value in headers.items():
+                    if type(value) is not str:  # nats-py 2.9 can leave an object of its own
+                        raise TypeError(f"a header value of type {type(value).__name__}")
                     extra += HEADER_COST + getsizeof(name) + getsizeof(value)
-        except Exception:  # (nats-py 2.9 can leave an object of its own as a value): dropped
+        except Exception:  # not counted: dropped
             extra = limit
         if limit > 0 and sub._pending_size + extra >= limit:
             # nats-py gives the payload's count back and reports it; any other error would keep

@@ -9,7 +9,7 @@ the messages it handled and errors those whose handler raised, counted while han
 is on (``actorio.telemetry.count_handlers``), else 0.
 
 What a request costs is bounded: the reply subject is checked before anything is built (the
-node's rule for what it publishes on behalf of a message, and never `DELIVERED_SPACES`); a
+node's rule for what it publishes on behalf of a message, and no token of `DELIVERED_SPACES`); a
 class's schema is made once; the INFO body is made again only when the publications change, and
 the STATS body (every published actor's statistics) at most every `STATS_FRESH_FOR` seconds;
 INFO and STATS replies leave at most `REPLY_BYTES_PER_SECOND` a second (a token bucket: a
@@ -41,6 +41,7 @@ from nats.micro.service import (
 )
 
 from ..lowlevel import LogLimit
+from ._addresses import RESERVED_SPACES
 
 if TYPE_CHECKING:
     from .. import Actor
@@ -65,8 +66,11 @@ VERSION = _version()
 
 DELIVERED_SPACES = ("actor", "entity", "node", "reply")
 """The subject spaces under a node's prefix whose messages reach actors (published ones, entities,
-sender addresses, asks' replies): a service request's reply never goes there (a durable actor
-stores what comes; a tool's inbox, even under the prefix, is elsewhere)."""
+sender addresses, asks' replies). A service request's reply subject with a token that names one
+of them, or one of `RESERVED_SPACES` (stored or control data), is not answered, whatever the
+prefix before it (another node's, on a prefix this node replies under): a durable actor stores
+what comes, and a tool's inbox (``_INBOX.``, ``shop.tools.``) is never there."""
+_SPACES = frozenset((*DELIVERED_SPACES, *RESERVED_SPACES))
 MAX_SCHEMA = 65536
 """The longest JSON Schema an endpoint's metadata carries (the whole INFO reply must fit the
 server's payload limit)."""
@@ -89,8 +93,6 @@ class NodeService:
         self.node = node
         self._destinations = destinations
         """The node's rule for the subjects it publishes to on behalf of a message."""
-        self._delivered = tuple(f"{node.prefix}.{space}." for space in DELIVERED_SPACES)
-        """The subjects under the node's prefix that reach actors: never a reply's."""
         self.name = name
         self.description = description
         self.started = datetime.now(timezone.utc)
@@ -128,9 +130,9 @@ class NodeService:
 
     async def _answer(self, msg: Msg) -> None:
         reply = msg.reply
-        if not reply or reply.startswith(self._delivered) or self._destinations.refusal(reply) is not None:
+        if not reply or not _SPACES.isdisjoint(reply.split(".")) or self._destinations.refusal(reply):
             # None, or one chosen to make this node write elsewhere ($KV..., $JS.API..., or what
-            # nodes deliver to actors: a durable one stores what comes, a tool's inbox is not there).
+            # nodes deliver to actors or store, under any prefix: a tool's inbox is not there).
             return
         verb = msg.subject.split(".")[1]
         if verb == "PING":

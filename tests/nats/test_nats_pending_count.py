@@ -60,3 +60,16 @@ async def test_a_message_that_cannot_be_counted_is_refused_not_counted_for_good(
         pending._pending_queue.put_nowait(_message(Unreadable({"X": "v"})))
     assert pending._pending_size == 0
     assert pending._pending_queue.empty()
+
+
+@pytest.mark.asyncio
+async def test_a_header_value_that_is_no_string_is_refused() -> None:
+    """nats-py 2.9 can leave an ``email.header.Header`` as a value (an inline status line):
+    ``sys.getsizeof`` of it is 56 bytes whatever it holds, so it cannot be counted."""
+    from email.header import Header
+
+    pending = Pending(limit=1_000_000)
+    count_whole_messages(pending)  # type: ignore[arg-type]
+    with pytest.raises(asyncio.QueueFull):
+        pending._pending_queue.put_nowait(_message({"X": Header("\u00e9" * 10_000)}))  # type: ignore[dict-item]
+    assert pending._pending_size == 0

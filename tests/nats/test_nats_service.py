@@ -201,6 +201,41 @@ async def test_an_info_body_over_the_payload_limit_leaves_the_schemas_out(nats_u
             await client.close()
 
 
+async def test_a_service_request_cannot_aim_the_answer_at_actors_under_another_prefix(nats_url: str) -> None:
+    """A node that replies under another prefix (``reply_prefixes``) or whose prefix holds
+    another node's: a reply subject that names actors there (``billing.actor.jobs``) is
+    answered nowhere, as under the node's own prefix."""
+    async with await Node.connect(nats_url, reply_prefixes=["billing"]) as node:
+        await node.serve_as_service()
+        client = await nats.connect(nats_url)
+        try:
+            captured: list[str] = []
+
+            async def capture(msg: Msg) -> None:
+                captured.append(msg.subject)
+
+            targets = [
+                "billing.actor.jobs",
+                "billing.mailbox.T.0.x",
+                f"{node.prefix}.shop.actor.jobs",
+                f"{node.prefix}.shop.dlq.jobs",
+            ]
+            for target in targets:
+                await client.subscribe(target, cb=capture)
+            await client.subscribe("billing.tools.inbox", cb=capture)
+            await client.flush()
+            await client.flush()
+            for target in targets:
+                await client.publish("$SRV.PING", b"", reply=target)
+            await client.publish("$SRV.PING", b"", reply="billing.tools.inbox")  # a tool's
+            assert await _gather(client, "$SRV.PING", 1)
+            await client.flush()
+            await client.flush()
+            assert captured == ["billing.tools.inbox"]
+        finally:
+            await client.close()
+
+
 async def test_info_and_stats_replies_leave_within_a_byte_budget(
     nats_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -299,8 +299,9 @@ def _validate_fields(model: type[M], fields: dict[object, object], *, stored: bo
 
     Read from the dict, by pydantic's Python rules, as a whole: what an upcaster returned if it
     holds anything but JSON's values (`_json_only`: a datetime, bytes, a model, a tuple, written
-    to JSON, would read back otherwise), and a record nested deeper than pydantic reads JSON
-    (`_too_deep`). ``ValidationError`` if ``model`` refuses them."""
+    to JSON, would read back otherwise), and, laxly (a strict model too), a record of JSON's
+    values nested deeper than pydantic reads JSON (`_too_deep`). ``ValidationError`` if
+    ``model`` refuses them."""
     options = read_options(model)
     if stored or _json_only(fields):
         try:

@@ -199,11 +199,15 @@ HEADER_COST = 100
 def beyond_payload(msg: Msg) -> int:
     """The bytes a received message holds beyond its payload: its subject and reply subject, and
     each header's name and value as held in memory (``sys.getsizeof``: a character outside
-    Latin-1 takes 2 or 4 bytes) with `HEADER_COST` more."""
+    Latin-1 takes 2 or 4 bytes) with `HEADER_COST` more. ``TypeError`` for a header value that
+    is no string (nats-py 2.9 can leave an object of its own, whose size says nothing of what
+    it holds): such a message cannot be counted, and is dropped where it is."""
     headers = msg.headers
     size = len(msg.subject) + len(msg.reply or "")
     if headers:
         for name, value in headers.items():
+            if type(value) is not str:
+                raise TypeError(f"a header value of type {type(value).__name__}")
             size += HEADER_COST + getsizeof(name) + getsizeof(value)
     return size
 
@@ -227,16 +231,9 @@ def count_whole_messages(subscription: Subscription) -> None:
     sub: Any = subscription
 
     def put_nowait(msg: Msg) -> None:
-        # nats-py has counted the payload and checked its limit already. `beyond_payload`,
-        # inlined: this runs for every message received.
+        # nats-py has counted the payload and checked its limit already.
         try:
-            headers = msg.headers
-            extra = len(msg.subject) + len(msg.reply or "")
-            if headers:
-                for name, value in headers.items():
-                    if type(value) is not str:  # nats-py 2.9 can leave an object of its own
-                        raise TypeError(f"a header value of type {type(value).__name__}")
-                    extra += HEADER_COST + getsizeof(name) + getsizeof(value)
+            extra = beyond_payload(msg)
         except Exception:  # not counted: dropped
             extra = limit
         if limit > 0 and sub._pending_size + extra >= limit:

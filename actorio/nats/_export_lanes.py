@@ -71,7 +71,10 @@ class ExportLanes:
         if mailbox is None or mailbox.putters is None:  # unbounded: a tell never waits
             await self._receiver.receive(actor, msg)
             return
-        size = _cost(msg)
+        try:
+            size = _cost(msg)
+        except TypeError:  # a message that cannot be counted (`beyond_payload`): dropped
+            size = NODE_BYTES + 1
         lane = self._lanes.get(mailbox)
         held = (0, 0) if lane is None else (len(lane.queue), lane.size)
         if held[0] >= LANE_MESSAGES or held[1] + size > LANE_BYTES or self._size + size > NODE_BYTES:

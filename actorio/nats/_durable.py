@@ -124,9 +124,13 @@ class Durable:
 
 
 def stream_name(prefix: str, name: str) -> str:
-    """The JetStream stream of a durable actor: readable, and distinct for distinct names."""
-    digest = hashlib.sha1(f"{prefix}.{name}".encode()).hexdigest()[:8]
-    return f"{prefix}_{name.replace('.', '_')}_{digest}".upper()
+    """The JetStream stream of a durable actor: readable, and distinct for distinct pairs of a
+    prefix and a name (``"a.b"`` and ``"c"`` is not ``"a"`` and ``"b.c"``). A stream name holds
+    no dot: the prefix's and the name's dots become ``_``."""
+    # A prefix without a dot keeps the digest of "prefix.name", so that existing streams keep
+    # their names; a dotted prefix (whose stream could not be made before) has "prefix/name".
+    digest = hashlib.sha1(f"{prefix}{'/' if '.' in prefix else '.'}{name}".encode()).hexdigest()[:8]
+    return f"{prefix}_{name}_{digest}".replace(".", "_").upper()
 
 
 class Streams:

@@ -17,6 +17,7 @@ import pytest
 
 from actorio import InvalidPayload
 from actorio.nats import Durable, LocalServer, Node
+from actorio.nats._durable import stream_name
 from tests.nats_support.actors import Double, Greeter, Job, Record, Recorder, Report, handled_ids
 from tests.nats_support.processes import wait_until, worker
 
@@ -97,6 +98,24 @@ async def test_durable_dedupe_and_ask(node: Node, tmp_path: Path) -> None:
     # An ask to a durable actor is stored too, and answered by the handler.
     assert await jobs.ask(Report(), timeout=10) == [1, 2, 2]
     await recorder.stop()
+
+
+async def test_a_durable_name_under_a_prefix_of_several_tokens(nats_url: str, tmp_path: Path) -> None:
+    # A dotted prefix made a stream name with a dot, which the server refused. Now its dots
+    # are '_', with a digest that tells it from a prefix of fewer tokens and a dotted name; the
+    # streams of a prefix without a dot keep their names.
+    assert stream_name("actorio", "jobs") == "ACTORIO_JOBS_F932566D"
+    assert stream_name("acme.shop", "jobs") != stream_name("acme", "shop.jobs")
+    async with await Node.connect(nats_url, prefix="acme.shop") as node:
+        recorder = Recorder(tmp_path / "jobs.txt")
+        await node.publish("jobs", recorder, durable=Durable())
+        jobs = node.ref("jobs", Recorder, durable=True)
+        await jobs.tell(Job(id=1))
+        assert await jobs.ask(Report(), timeout=10) == [1]
+        info = await node.client.jetstream().stream_info(stream_name("acme.shop", "jobs"))
+        assert info.config.subjects is not None
+        assert all(s.startswith("acme.shop.") for s in info.config.subjects)
+        await recorder.stop()
 
 
 async def test_ordered_durable_actor_handles_in_stream_order(node: Node, tmp_path: Path) -> None:

@@ -275,11 +275,12 @@ class EntityHost:
             return
         if claim > lease.claim:
             # Routed with a newer claim than this activation's: the key moved behind this node's
-            # back, or the header is forged. The bucket decides, not the header: renew now (a
-            # compare-and-set, which passivates if someone else holds the key), and route the
-            # message as one for a key this node does not hold.
+            # back, or the header is forged. The bucket decides, not the header: read it (one
+            # read at a time; a renewal, a compare-and-set which passivates, only if it names
+            # another holder: a forged header costs no write), and route the message as one for
+            # a key this node does not hold.
             if activation.renewal is None:
-                activation.renewal = self._spawn(self._renew(activation, lease))
+                activation.renewal = self._spawn(self._renew(activation, lease, if_moved=True))
             await self._redirect(msg, activation.key)
             return
         if msg.reply and 0 < claim < lease.claim:
@@ -526,12 +527,21 @@ class EntityHost:
             elif now >= lease.renew_at and activation.renewal is None:
                 activation.renewal = self._spawn(self._renew(activation, lease))
 
-    async def _renew(self, activation: Activation, lease: Lease) -> None:
+    async def _renew(self, activation: Activation, lease: Lease, *, if_moved: bool = False) -> None:
+        """Renew ``lease`` (passivate the activation if the entry names another holder now);
+        ``if_moved``: only if a read of the entry finds that it no longer names ``lease``."""
         try:
             async with self._renewals:
                 remaining = lease.fence_at - self._clock()
                 if remaining <= 0:
                     return
+                if if_moved:
+                    found = await asyncio.wait_for(self.placements.lookup_entry(activation.key), remaining)
+                    if found is not None and found[0] == Owner(self._entities.node_id, lease.claim):
+                        return  # the entry names this lease: the newer claim was forged
+                    remaining = lease.fence_at - self._clock()
+                    if remaining <= 0:
+                        return
                 renewed = await asyncio.wait_for(self.placements.renew(activation.key, lease), remaining)
         except (nats.errors.Error, asyncio.TimeoutError) as error:
             self._refusals.log(

@@ -203,7 +203,9 @@ def _encode_owner(node: str, claim: int, last: int = 0) -> bytes:
 def _decode_owner(value: bytes | None, revision: int) -> Owner | None:
     """The owner an entry names; None for a value that is not one (the bucket is writable by
     whoever has the permissions: its bytes are read as hostile). An entry not yet renewed holds
-    claim 0: its claim is its own revision."""
+    claim 0: its claim is its own revision. A renewed one holds the revision of its create, an
+    earlier one: a claim beyond the entry's own revision was not written by a node (a sender
+    that believed it would route with it, and be refused, until its route expired)."""
     if value is None or len(value) > _MAX_VALUE_BYTES:
         return None
     try:
@@ -216,7 +218,7 @@ def _decode_owner(value: bytes | None, revision: int) -> Owner | None:
     node, claim = fields.get("node"), fields.get("claim")
     if not isinstance(node, str) or not _TOKEN.fullmatch(node):
         return None
-    if not isinstance(claim, int) or isinstance(claim, bool) or claim < 0:
+    if not isinstance(claim, int) or isinstance(claim, bool) or not 0 <= claim <= revision:
         return None
     return Owner(node, claim or revision)
 

@@ -251,3 +251,69 @@ async def test_a_renewal_written_after_it_was_given_up_on_is_adopted(node: Node,
     await wait_until(renewed, 10.0)
     assert hosted.active("slow") is not None
     assert STOPS == []
+
+
+@ASYNC
+async def test_a_forged_newer_claim_costs_a_read_of_the_bucket_not_a_write(
+    node: Node, hosted: EntityHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message routed with a claim newer than the activation's makes the host read the bucket,
+    which still names the activation: no renewal is written (a flood of forged ``Actorio-Lease``
+    headers made one compare-and-set after another), the activation keeps its lease, and the
+    message is not handled. The host's clock is held still: no renewal falls due meanwhile."""
+    from actorio import dead_letters
+
+    lease = await activate(node, hosted, "forged")
+    now = hosted._clock()  # pyright: ignore[reportPrivateUsage]
+    monkeypatch.setattr(hosted, "_clock", lambda: now)
+    placements = hosted.placements
+    writes: list[str] = []
+    reads: list[str] = []
+    renew, lookup_entry = placements.renew, placements.lookup_entry
+
+    async def counted_renew(key: str, held: Lease) -> Lease | None:
+        writes.append(key)
+        return await renew(key, held)
+
+    async def counted_lookup(key: str) -> tuple[object, int] | None:
+        reads.append(key)
+        return await lookup_entry(key)
+
+    monkeypatch.setattr(placements, "renew", counted_renew)
+    monkeypatch.setattr(placements, "lookup_entry", counted_lookup)
+    subject = f"{node.prefix}.entity.{hosted.entity_type}.{node.node_id}.forged"
+    for i in range(50):
+        await node.client.publish(subject, b'{"type":"Ping"}', headers={"Actorio-Lease": str(10**15 + i)})
+
+    async def all_refused() -> bool:
+        return len(dead_letters.of(f"{hosted.entity_type}/forged")) >= 50
+
+    await wait_until(all_refused, 20.0)
+    assert writes == []
+    assert "forged" in reads
+    assert hosted.activations["forged"].lease is lease
+    assert STOPS == []
+
+
+@ASYNC
+async def test_an_entry_whose_claim_is_beyond_its_revision_names_no_owner(
+    node: Node, hosted: EntityHost
+) -> None:
+    """A claim is the revision of its entry's create: never beyond the entry's own revision. An
+    entry that says otherwise was not written by a host, and names no owner. (Read as naming
+    this host with that claim, it made senders route the key's tells with it for a minute, and
+    the host refused each: lost, even once the entry was gone.)"""
+    from actorio import dead_letters
+
+    kv = hosted.placements._kv  # pyright: ignore[reportPrivateUsage]
+    await kv.put("bob", json.dumps({"node": node.node_id, "claim": 10**12}).encode())
+    assert await hosted.placements.lookup("bob") is None
+    ref = node.entity(hosted.entity_type, "bob", Counter)
+    for _ in range(3):
+        await ref.tell(Ping())
+    assert await ref.ask(Ping(), timeout=10) == "bob"
+    owner = await hosted.placements.lookup("bob")
+    assert owner is not None
+    assert owner.node == node.node_id
+    assert owner.claim < 10**12
+    assert dead_letters.of(f"{hosted.entity_type}/bob") == []

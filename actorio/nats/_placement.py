@@ -22,6 +22,7 @@ decided by the server) is the only arbiter of who holds a key.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -433,10 +434,11 @@ class Hosts:
     """Which nodes host which entity types, from their announcements (see the module docstring).
 
     A host is live while it has announced itself within three of its announcement periods (each at
-    most a minute); one that leaves announces that it does. An announcement is read as hostile: a
-    bounded size, node ids and type names checked, at most 100 types a host and 10,000 (type, host)
-    pairs remembered in all, each one's cost bounded by its own size (not by what is remembered),
-    and a turn of the event loop given every 100 of a backlog.
+    most a minute); one that leaves announces that it does, and is gone until it announces the
+    type again. An announcement is read as hostile: a bounded size, node ids and type names
+    checked, at most 100 types a host and 10,000 (type, host) pairs remembered in all (and as
+    many that left), each one's cost bounded by its own size (not by what is remembered), and a
+    turn of the event loop given every 100 of a backlog.
     """
 
     def __init__(self, nc: Client, *, prefix: str, clock: Callable[[], float]) -> None:
@@ -447,6 +449,9 @@ class Hosts:
         self._hosts: dict[str, dict[str, Host]] = {}  # entity type -> node -> host
         self._types_of: dict[str, set[str]] = {}  # node -> the types it hosts, as remembered
         self._count = 0  # (type, node) pairs remembered, at most _MAX_HOSTS
+        # (type, node) pairs whose node announced that it left the type, oldest first, at most
+        # _MAX_HOSTS: gone until they announce the type again (routes to them are dropped).
+        self._left: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
         self._read = 0  # announcements read
         self._changed = asyncio.Event()
         self._subscription: Subscription | None = None
@@ -518,9 +523,13 @@ class Hosts:
             if node not in hosts:
                 self._count += 1
             hosts[node] = Host(node, load, now, float(every))
+            self._left.pop((name, node), None)
             kept.add(name)
         for entity_type in mine - kept:  # the types it no longer hosts, validly (few: its own)
             self._drop(entity_type, node)
+            self._left[(entity_type, node)] = None
+            if len(self._left) > _MAX_HOSTS:
+                self._left.popitem(last=False)
         if kept:
             self._types_of[node] = kept
         self._changed.set()
@@ -559,10 +568,12 @@ class Hosts:
 
     def gone(self, entity_type: str, node: str) -> bool:
         """Whether ``node`` was a host of ``entity_type`` that has gone silent (or did not
-        answer); False for a node not heard of (it may have announced before this node
-        listened)."""
+        answer), or announced that it left the type (until it announces the type again); False
+        for a node not heard of (it may have announced before this node listened)."""
         host = self._hosts.get(entity_type, {}).get(node)
-        return host is not None and self._clock() - host.seen > 3 * host.every
+        if host is None:
+            return (entity_type, node) in self._left
+        return self._clock() - host.seen > 3 * host.every
 
     def forget(self, entity_type: str, node: str) -> None:
         """Mark ``node`` gone (it did not answer): its next announcement brings it back."""

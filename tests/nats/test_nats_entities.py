@@ -325,6 +325,29 @@ async def test_a_closed_host_releases_its_keys_and_they_move(nodes: list[Node]) 
     live(EVENTS)
 
 
+async def test_a_tell_after_its_key_s_host_left_reaches_the_next_host(nodes: list[Node]) -> None:
+    """A host that leaves announces it. A sender's route to it (cached for a minute) is dropped
+    then: a tell is routed anew. (It was published to the departed node's subject, where nobody
+    listens: lost, as was every tell to the key for up to a minute, and a durable type's wakes
+    of the shards that node held, so that their stored messages waited.)"""
+    EVENTS.clear()
+    a, b, client = nodes
+    await a.host(account_class(a), name="acct14", lease=LEASE)
+    ref = client.entity("acct14", "left", Account)
+    assert await ref.ask(Where()) == a.node_id  # its route is cached
+    await b.host(account_class(b), name="acct14", lease=LEASE)
+    await a.close()
+
+    async def heard_leaving() -> bool:
+        return [host.node for host in client.entities.hosts.live("acct14")] == [b.node_id]
+
+    await wait_until(heard_leaving, 10.0)
+    await ref.tell(Add(amount=3))
+    assert await ref.ask(Balance(), timeout=10) == 3
+    assert await ref.ask(Where()) == b.node_id
+    live(EVENTS)
+
+
 async def test_a_node_that_lost_its_lease_stops_acting(
     nodes: list[Node], caplog: pytest.LogCaptureFixture
 ) -> None:

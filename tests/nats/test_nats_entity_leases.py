@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 from actorio import Actor, Message, handles
 from actorio.nats import EntityHost, Node
 from actorio.nats._entities import PROBE_ANSWERS
-from actorio.nats._placement import Hosts, Lease, _encode_owner  # pyright: ignore[reportPrivateUsage]
+from actorio.nats._placement import Hosts, Lease, _encode_owner, announcement  # pyright: ignore[reportPrivateUsage]
 from tests.nats_support.processes import wait_until
 
 ASYNC = pytest.mark.asyncio(loop_scope="function")
@@ -317,3 +317,29 @@ async def test_an_entry_whose_claim_is_beyond_its_revision_names_no_owner(
     assert owner.node == node.node_id
     assert owner.claim < 10**12
     assert dead_letters.of(f"{hosted.entity_type}/bob") == []
+
+
+def test_a_host_that_left_a_type_is_gone_until_it_announces_it_again() -> None:
+    """A node that announces it no longer hosts a type is gone for it (a sender's cached route to
+    it is dropped: tells routed there were lost for up to a minute), until it announces the type
+    again. The nodes remembered so are bounded, the oldest forgotten first."""
+    now = [100.0]
+    hosts = Hosts(cast(Client, None), prefix="actorio", clock=lambda: now[0])
+    assert not hosts.gone("T", "n1")  # never heard of: maybe announced before this node listened
+    hosts.heard(announcement("n1", 1.0, {"T": 0, "U": 0}))
+    assert not hosts.gone("T", "n1")
+    hosts.heard(announcement("n1", 1.0, {"U": 0}))  # it left T, still hosts U
+    assert hosts.gone("T", "n1")
+    assert not hosts.gone("U", "n1")
+    hosts.heard(announcement("n1", 1.0, {}))  # it left
+    assert hosts.gone("U", "n1")
+    assert hosts.live("T") == []
+    hosts.heard(announcement("n1", 1.0, {"T": 0}))  # back
+    assert not hosts.gone("T", "n1")
+    assert hosts.gone("U", "n1")
+    for i in range(10_001):
+        hosts.heard(announcement(f"m{i}", 1.0, {"T": 0}))
+        hosts.heard(announcement(f"m{i}", 1.0, {}))
+    assert len(hosts._left) == 10_000  # pyright: ignore[reportPrivateUsage]
+    assert not hosts.gone("U", "n1")  # the oldest, forgotten
+    assert hosts.gone("T", "m10000")

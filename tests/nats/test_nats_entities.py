@@ -332,14 +332,14 @@ async def test_a_tell_after_its_key_s_host_left_reaches_the_next_host(nodes: lis
     of the shards that node held, so that their stored messages waited.)"""
     EVENTS.clear()
     a, b, client = nodes
-    await a.host(account_class(a), name="acct14", lease=LEASE)
-    ref = client.entity("acct14", "left", Account)
+    await a.host(account_class(a), name="acct20", lease=LEASE)
+    ref = client.entity("acct20", "left", Account)
     assert await ref.ask(Where()) == a.node_id  # its route is cached
-    await b.host(account_class(b), name="acct14", lease=LEASE)
+    await b.host(account_class(b), name="acct20", lease=LEASE)
     await a.close()
 
     async def heard_leaving() -> bool:
-        return [host.node for host in client.entities.hosts.live("acct14")] == [b.node_id]
+        return [host.node for host in client.entities.hosts.live("acct20")] == [b.node_id]
 
     await wait_until(heard_leaving, 10.0)
     await ref.tell(Add(amount=3))

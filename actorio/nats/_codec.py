@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import traceback
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, TypeGuard, cast, get_args
@@ -78,6 +79,7 @@ __all__ = [
     "payload_bytes",
     "read_reply",
     "reply_codec",
+    "sendable_headers",
     "timeout_of",
     "too_large_error",
     "wire_size",
@@ -113,6 +115,17 @@ def wire_size(body: bytes, headers: Mapping[str, str] | None) -> int:
         return len(body)
     # NATS/1.0\r\n, then "key: value\r\n" for each header, then \r\n
     return len(body) + 12 + sum(len(key.encode()) + len(value.encode()) + 4 for key, value in headers.items())
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""A header name nats-py sends: an HTTP token (it refuses any other with ``BadHeaderError``)."""
+
+
+def sendable_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` (received: the server stores and delivers names no client may send, such as
+    ``X(y)``) without those whose name nats-py would refuse to send again, so that a message
+    handed on (moved to a dead-letter stream, replayed, forwarded) is not refused whole."""
+    return {name: value for name, value in headers.items() if _HEADER_NAME.fullmatch(name)}
 
 
 MAX_ASK_WAIT = 86400.0

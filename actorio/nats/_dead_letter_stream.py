@@ -31,7 +31,7 @@ from nats.js.api import DiscardPolicy, RawStreamMsg, RetentionPolicy, StorageTyp
 
 from .. import ActorioException
 from ..lowlevel import printable
-from ._codec import MSG_ID, wire_size
+from ._codec import MSG_ID, sendable_headers, wire_size
 
 __all__ = [
     "DEAD",
@@ -191,8 +191,10 @@ def _stored_at(msg: Msg) -> str:
 
 def _own_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """A message's own headers: without JetStream's (``Nats-Msg-Id``, ``Nats-Expected-Stream``,
-    ...) and without the ``Actorio-Dead-*`` ones."""
-    return {k: v for k, v in headers.items() if not k.startswith((DEAD, _NATS))}
+    ...), without the ``Actorio-Dead-*`` ones, and without those whose name no client may send
+    (`sendable_headers`: kept, the move, and every retry of it, would be refused, and so would a
+    replay of the letter)."""
+    return {k: v for k, v in sendable_headers(headers).items() if not k.startswith((DEAD, _NATS))}
 
 
 def _header_text(text: str) -> str:

@@ -27,7 +27,7 @@ from nats.aio.subscription import Subscription
 
 from .. import Actor, ActorioException, ChildSpec, SupervisorStrategy, dead_letters
 from ..lowlevel import LogLimit, Mailbox, task_of
-from ._codec import ERROR, encode_error
+from ._codec import ERROR, encode_error, sendable_headers
 from ._connection import count_whole_messages, synced
 from ._entity_persistence import WAKE
 from ._errors import ActorNotFound
@@ -358,7 +358,7 @@ class EntityHost:
                 dead_letters.record(msg.data, identifier, "stopped", nowhere)
                 return
             node, claim = self._entities.placement(key, hosts).node, 0
-        headers = dict(msg.headers or {})
+        headers = sendable_headers(msg.headers or {})
         headers[LEASE] = str(claim)
         headers[HOPS] = str(hops + 1)
         try:

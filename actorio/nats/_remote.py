@@ -133,7 +133,8 @@ class RemoteRef(ActorRef[P]):
         """Publish ``message``; to a durable reference, return once the stream stored it.
 
         ``msg_id`` (durable only) names the message for the stream's duplicate window: a message
-        stored again with the same id within the window is dropped. Without one, each call makes its
+        stored again with the same id within the window is dropped, whoever stored the first
+        (choose ids that no other publisher can guess). Without one, each call makes its
         own (its internal retries reuse it). Raises ``TypeError`` for a message outside the protocol
         or a sender that cannot travel (a plain `Reference`), `ActorNotFound` if no stream stores
         this name (durable, after ``store_timeout``), ``asyncio.TimeoutError`` if the stream did

@@ -18,12 +18,12 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from pydantic import ConfigDict
 
-from actorio import Actor, InvalidPayload, Message, dead_letters, handles
+from actorio import Actor, Backoff, InvalidPayload, Message, dead_letters, handles
 from actorio.nats import Durable, Node, RemoteError
 from actorio.nats._connection import GuardedClient
 from actorio.nats._durable import CONSUMER, stream_name
 from tests.nats.test_nats_wire_rules import MALFORMED
-from tests.nats_support.actors import Fail, Greet, Greeter, Greeting, Report
+from tests.nats_support.actors import Fail, Greet, Greeter, Greeting, Record, Report
 from tests.nats_support.processes import wait_until, worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -317,6 +317,47 @@ async def test_a_stored_reply_header_is_checked_like_any_reply_subject(
     await wait_until(settled, 10)
     assert (await js.consumer_info(*consumer)).num_redelivered == 0
     assert len(dead_letters.of(reason="invalid")) == 1
+    await greeter.stop()
+
+
+async def test_a_failing_message_with_a_header_no_client_may_send_is_moved_and_replayed(
+    nodes: tuple[Node, Node], nats_url: str
+) -> None:
+    """The server stores header names nats-py refuses to send (``X(y)``). A durable message that
+    carries one and keeps failing is moved to the dead-letter stream all the same, without that
+    header, and its letter can be replayed. (The move, each retry of it, and the replay were
+    refused: the message was delivered again forever, an ordered pool stuck behind it, and a
+    replay of the name's letters failed at it every time.)"""
+    server_side, client = nodes
+    greeter = Greeter()
+    settings = Durable(
+        max_deliver=2,
+        redelivery_delay=1.0,
+        ordered=True,
+        retry_backoff=Backoff(min_delay=0.01, max_delay=0.02),
+    )
+    await publish(server_side, "poisoned2", greeter, durable=settings)
+    body = b'{"type":"Fail","data":{"reason":"poison"}}'
+    headers = b"\r\nX(y): 1\r\nX-Kept: 2"
+    await asyncio.to_thread(raw_publish, nats_url, b"actorio.actor.poisoned2", body, headers=headers)
+    ref = client.ref("poisoned2", Greeter, durable=True)
+    await ref.tell(Record(n=1))
+    assert await ref.ask(Report(), timeout=20) == [1]  # past it, in order: it was moved
+    [letter] = await server_side.dead_letters("poisoned2")
+    assert letter.data == body
+    assert letter.headers == {"X-Kept": "2"}
+    assert letter.error_type == "ValueError"
+    # A letter stored straight into the dead-letter stream, with such a header, replays too.
+    forged = b'{"type":"Record","data":{"n":2}}'
+    await asyncio.to_thread(raw_publish, nats_url, b"actorio.dlq.poisoned2", forged, headers=headers)
+    assert await server_side.replay("poisoned2") == 2  # stored again: one fails again, and is moved
+
+    async def moved_again() -> bool:
+        letters = await server_side.dead_letters("poisoned2")
+        return len(letters) == 1 and letters[0].sequence != letter.sequence
+
+    await wait_until(moved_again, 20)
+    assert await ref.ask(Report(), timeout=20) == [1, 2]
     await greeter.stop()
 
 

@@ -19,6 +19,7 @@ import contextlib
 import enum
 import functools
 import logging
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -69,12 +70,13 @@ Q = TypeVar("Q", bound=Message[Any])
 
 
 class _Route:
-    __slots__ = ("node", "claim", "expires")
+    __slots__ = ("node", "claim", "expires", "made")
 
-    def __init__(self, node: str, claim: int, expires: float) -> None:
+    def __init__(self, node: str, claim: int, expires: float, made: float) -> None:
         self.node = node
         self.claim = claim
         self.expires = expires
+        self.made = made  # when it was read: a leave of its node heard since makes it stale
 
 
 # How long a known placement is trusted before it is read again. A stale one costs little (the
@@ -196,15 +198,16 @@ class Entities:
         return placements
 
     async def route(self, ref: EntityRef[Any], timeout: float) -> _Route:
-        """Where a message to ``ref`` goes now: the cached placement (if fresh and its node is
-        not known to be gone), else one read from the bucket (one read per key at a time: the
-        callers waiting for it resume in the order they asked)."""
+        """Where a message to ``ref`` goes now: the cached placement (if fresh, its node not known
+        to be gone, and not heard leaving since it was read), else one read from the bucket (one
+        read per key at a time: the callers waiting for it resume in the order they asked)."""
         index = (ref.entity_type, ref.key)
         route = self._routes.get(index)
         if (
             route is not None
             and route.expires > self._clock()
             and not self.hosts.gone(ref.entity_type, route.node)
+            and self.hosts.left_at(ref.entity_type, route.node) < route.made
         ):
             return route
         resolving = self._resolving.get(index)
@@ -232,7 +235,10 @@ class Entities:
         owner = await placements.lookup(key)
         now = self._clock()
         if owner is not None:
-            route = _Route(owner.node, owner.claim, now + _ROUTE_SECONDS)
+            # A holder heard leaving (its entry not released yet, or the leave forged): the
+            # bucket decides, but is read again within a second, not a minute.
+            left = self.hosts.left_at(entity_type, owner.node) > -math.inf
+            route = _Route(owner.node, owner.claim, now + (_CHOICE_SECONDS if left else _ROUTE_SECONDS), now)
         else:
             hosts = self.hosts.live(entity_type)
             if not hosts:
@@ -245,7 +251,7 @@ class Entities:
                 raise ActorNotFound(ref.identifier, self.subject(entity_type, "*", key))
             host = self.placement(key, hosts)
             host.load += 1
-            route = _Route(host.node, 0, now + _CHOICE_SECONDS)
+            route = _Route(host.node, 0, now + _CHOICE_SECONDS, now)
         if len(self._routes) >= _MAX_ROUTES:
             for stale in list(self._routes)[: _MAX_ROUTES // 2]:  # the oldest half
                 del self._routes[stale]

@@ -537,8 +537,11 @@ class EntityHost:
                     return
                 if if_moved:
                     found = await asyncio.wait_for(self.placements.lookup_entry(activation.key), remaining)
-                    if found is not None and found[0] == Owner(self._entities.node_id, lease.claim):
+                    owned = found is not None and found[0] == Owner(self._entities.node_id, lease.claim)
+                    if owned and self._clock() < lease.renew_at:
                         return  # the entry names this lease: the newer claim was forged
+                    # (Due, it is renewed here: a flood of forged claims, each taking the renewal
+                    # slot for a read, must not leave the lease unrenewed until its fence.)
                     remaining = lease.fence_at - self._clock()
                     if remaining <= 0:
                         return

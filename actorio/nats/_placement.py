@@ -434,11 +434,11 @@ class Hosts:
     """Which nodes host which entity types, from their announcements (see the module docstring).
 
     A host is live while it has announced itself within three of its announcement periods (each at
-    most a minute); one that leaves announces that it does, and is gone until it announces the
-    type again. An announcement is read as hostile: a bounded size, node ids and type names
-    checked, at most 100 types a host and 10,000 (type, host) pairs remembered in all (and as
-    many that left), each one's cost bounded by its own size (not by what is remembered), and a
-    turn of the event loop given every 100 of a backlog.
+    most a minute); one that leaves announces that it does (`left_at`). An announcement is read
+    as hostile: a bounded size, node ids and type names checked, at most 100 types a host and
+    10,000 (type, host) pairs remembered in all (and as many that left), each one's cost bounded
+    by its own size (not by what is remembered), and a turn of the event loop given every 100 of
+    a backlog.
     """
 
     def __init__(self, nc: Client, *, prefix: str, clock: Callable[[], float]) -> None:
@@ -449,9 +449,9 @@ class Hosts:
         self._hosts: dict[str, dict[str, Host]] = {}  # entity type -> node -> host
         self._types_of: dict[str, set[str]] = {}  # node -> the types it hosts, as remembered
         self._count = 0  # (type, node) pairs remembered, at most _MAX_HOSTS
-        # (type, node) pairs whose node announced that it left the type, oldest first, at most
-        # _MAX_HOSTS: gone until they announce the type again (routes to them are dropped).
-        self._left: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
+        # (type, node) pairs whose node announced that it left the type, with when that was
+        # heard, oldest first, at most _MAX_HOSTS; until they announce the type again.
+        self._left: collections.OrderedDict[tuple[str, str], float] = collections.OrderedDict()
         self._read = 0  # announcements read
         self._changed = asyncio.Event()
         self._subscription: Subscription | None = None
@@ -527,7 +527,7 @@ class Hosts:
             kept.add(name)
         for entity_type in mine - kept:  # the types it no longer hosts, validly (few: its own)
             self._drop(entity_type, node)
-            self._left[(entity_type, node)] = None
+            self._left[(entity_type, node)] = now
             if len(self._left) > _MAX_HOSTS:
                 self._left.popitem(last=False)
         if kept:
@@ -568,12 +568,17 @@ class Hosts:
 
     def gone(self, entity_type: str, node: str) -> bool:
         """Whether ``node`` was a host of ``entity_type`` that has gone silent (or did not
-        answer), or announced that it left the type (until it announces the type again); False
-        for a node not heard of (it may have announced before this node listened)."""
+        answer); False for a node not heard of (it may have announced before this node
+        listened), or one that announced it left (see `left_at`)."""
         host = self._hosts.get(entity_type, {}).get(node)
-        if host is None:
-            return (entity_type, node) in self._left
-        return self._clock() - host.seen > 3 * host.every
+        return host is not None and self._clock() - host.seen > 3 * host.every
+
+    def left_at(self, entity_type: str, node: str) -> float:
+        """When ``node`` was heard announcing that it left ``entity_type`` (this node's clock),
+        if it has not announced the type again since; ``-inf`` otherwise. Anyone who may
+        publish announcements can say so of any node: it is a reason to read the bucket again,
+        never a decision on who holds a key."""
+        return self._left.get((entity_type, node), -math.inf)
 
     def forget(self, entity_type: str, node: str) -> None:
         """Mark ``node`` gone (it did not answer): its next announcement brings it back."""

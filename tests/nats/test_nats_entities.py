@@ -348,6 +348,39 @@ async def test_a_tell_after_its_key_s_host_left_reaches_the_next_host(nodes: lis
     live(EVENTS)
 
 
+async def test_a_forged_leave_costs_a_sender_one_read_of_the_bucket_per_key(
+    nodes: list[Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone who may publish announcements can say that a live host left. A sender then reads
+    the key's entry again, once: the bucket still names the host, and the route it read after
+    the leave is kept (for a second, then read again). (Each message read the bucket until the
+    host's next announcement: a forged leave 20 times a second cut a type's tells sevenfold.)"""
+    a, _, client = nodes
+    await a.host(account_class(a), name="acct21", lease=LEASE)
+    ref = client.entity("acct21", "kept", Account)
+    assert await ref.ask(Where()) == a.node_id
+    entities = client.entities
+    now = [entities.hosts._clock()]  # pyright: ignore[reportPrivateUsage]
+    monkeypatch.setattr(entities, "_clock", lambda: now[0])
+    monkeypatch.setattr(entities.hosts, "_clock", lambda: now[0])
+    placements = await entities._placements("acct21", 1.0)  # pyright: ignore[reportPrivateUsage]
+    reads = 0
+    lookup = placements.lookup
+
+    async def counted(key: str) -> Owner | None:
+        nonlocal reads
+        reads += 1
+        return await lookup(key)
+
+    monkeypatch.setattr(placements, "lookup", counted)
+    entities.hosts.heard(json.dumps({"node": a.node_id, "every": 1.0, "types": {}}).encode())
+    now[0] += 0.001
+    for _ in range(50):
+        await ref.tell(Add(amount=1))
+    assert reads <= 1
+    assert await ref.ask(Balance()) == 50
+
+
 async def test_a_node_that_lost_its_lease_stops_acting(
     nodes: list[Node], caplog: pytest.LogCaptureFixture
 ) -> None:

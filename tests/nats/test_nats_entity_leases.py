@@ -6,6 +6,7 @@ reached by calling ``check`` with the time wanted."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator
 from typing import cast
 
@@ -319,27 +320,50 @@ async def test_an_entry_whose_claim_is_beyond_its_revision_names_no_owner(
     assert dead_letters.of(f"{hosted.entity_type}/bob") == []
 
 
-def test_a_host_that_left_a_type_is_gone_until_it_announces_it_again() -> None:
-    """A node that announces it no longer hosts a type is gone for it (a sender's cached route to
-    it is dropped: tells routed there were lost for up to a minute), until it announces the type
-    again. The nodes remembered so are bounded, the oldest forgotten first."""
+def test_a_host_that_left_a_type_is_remembered_until_it_announces_it_again() -> None:
+    """A node that announces it no longer hosts a type is remembered with when that was heard
+    (a sender's route to it read before then is stale: tells routed there were lost for up to
+    a minute), until it announces the type again. The nodes remembered so are bounded, the
+    oldest forgotten first."""
     now = [100.0]
     hosts = Hosts(cast(Client, None), prefix="actorio", clock=lambda: now[0])
-    assert not hosts.gone("T", "n1")  # never heard of: maybe announced before this node listened
+    assert hosts.left_at("T", "n1") == -math.inf  # never heard of
     hosts.heard(announcement("n1", 1.0, {"T": 0, "U": 0}))
-    assert not hosts.gone("T", "n1")
+    assert hosts.left_at("T", "n1") == -math.inf
+    now[0] = 101.0
     hosts.heard(announcement("n1", 1.0, {"U": 0}))  # it left T, still hosts U
-    assert hosts.gone("T", "n1")
-    assert not hosts.gone("U", "n1")
+    assert hosts.left_at("T", "n1") == 101.0
+    assert hosts.left_at("U", "n1") == -math.inf
+    now[0] = 102.0
     hosts.heard(announcement("n1", 1.0, {}))  # it left
-    assert hosts.gone("U", "n1")
+    assert hosts.left_at("U", "n1") == 102.0
     assert hosts.live("T") == []
+    assert not hosts.gone("T", "n1")  # not silent: gone() is for those
     hosts.heard(announcement("n1", 1.0, {"T": 0}))  # back
-    assert not hosts.gone("T", "n1")
-    assert hosts.gone("U", "n1")
+    assert hosts.left_at("T", "n1") == -math.inf
+    assert hosts.left_at("U", "n1") == 102.0
     for i in range(10_001):
         hosts.heard(announcement(f"m{i}", 1.0, {"T": 0}))
         hosts.heard(announcement(f"m{i}", 1.0, {}))
     assert len(hosts._left) == 10_000  # pyright: ignore[reportPrivateUsage]
-    assert not hosts.gone("U", "n1")  # the oldest, forgotten
-    assert hosts.gone("T", "m10000")
+    assert hosts.left_at("U", "n1") == -math.inf  # the oldest, forgotten
+    assert hosts.left_at("T", "m10000") == 102.0
+
+
+@ASYNC
+async def test_a_forged_newer_claim_read_when_the_lease_is_due_renews_it(
+    node: Node, hosted: EntityHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read a forged newer claim makes holds the activation's renewal slot: when the lease
+    is due, it renews it. (It did not: a flood of forged claims kept the slot busy at every tick,
+    the lease reached its fence unrenewed, and the entity stopped, its state lost.)"""
+    lease = await activate(node, hosted, "due")
+    monkeypatch.setattr(hosted, "_clock", lambda: lease.renew_at)
+    activation = hosted.activations["due"]
+    await hosted._renew(activation, lease, if_moved=True)  # pyright: ignore[reportPrivateUsage]
+    renewed = activation.lease
+    assert renewed is not None
+    assert renewed is not lease
+    assert renewed.claim == lease.claim
+    assert renewed.revision > lease.revision
+    assert STOPS == []

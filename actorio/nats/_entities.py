@@ -188,7 +188,8 @@ class Entities:
             kv = await Placements.bucket(self._js, name, None)
         except LookupError:
             if not await self.wait_for_hosts(entity_type, timeout):
-                raise ActorNotFound(entity_type, self.subject(entity_type, "*", "*")) from None
+                subject = self.subject(entity_type, "*", "*")
+                raise ActorNotFound(entity_type, subject, entity_type=entity_type) from None
             kv = await Placements.bucket(self._js, name, None)
         ttl = (await kv.status()).ttl or 0.0
         placements = Placements(
@@ -248,7 +249,8 @@ class Entities:
                 hosts = await self.wait_for_hosts(entity_type, min(timeout, 1.0) if recent else timeout)
                 hosts = hosts or recent
             if not hosts:
-                raise ActorNotFound(ref.identifier, self.subject(entity_type, "*", key))
+                subject = self.subject(entity_type, "*", key)
+                raise ActorNotFound(ref.identifier, subject, entity_type=entity_type)
             host = self.placement(key, hosts)
             host.load += 1
             route = _Route(host.node, 0, now + _CHOICE_SECONDS, now)

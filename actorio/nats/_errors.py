@@ -97,12 +97,20 @@ class NotAuthorized(NodeUnreachable):
 
 
 class ActorNotFound(ActorStopped):
-    """An ask reached no actor: no process publishes that name (or every one stopped)."""
+    """An ask reached no actor: no process publishes that name (or every one stopped), or, for
+    an entity (``entity_type`` given), no node hosts its type."""
 
-    def __init__(self, identifier: str, subject: str) -> None:
+    def __init__(self, identifier: str, subject: str, *, entity_type: str | None = None) -> None:
         self.subject = subject
         super().__init__(identifier)
-        self.args = (f"no actor is published as {identifier!r} (subject {subject!r})",)
+        if entity_type is None:
+            self.args = (f"no actor is published as {identifier!r} (subject {subject!r})",)
+        else:
+            of = "" if identifier == entity_type else f" (of {identifier!r})"
+            self.args = (
+                f"no node hosts the entity type {entity_type!r}{of}: none announced itself lately "
+                "(a hosting process calls node.host)",
+            )
 
     def __str__(self) -> str:
         return str(self.args[0])

@@ -193,7 +193,7 @@ async def test_keys_are_checked_at_the_reference(node: Node) -> None:
 
 async def test_a_type_nobody_hosts_is_not_found(node: Node) -> None:
     ref = node.entity("nobody", "k", Account)
-    with pytest.raises(ActorNotFound):
+    with pytest.raises(ActorNotFound, match="no node hosts the entity type 'nobody'"):
         await ref.ask(Balance(), timeout=0.5)
 
 

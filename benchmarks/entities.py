@@ -42,6 +42,21 @@ class Counter(Actor[Count | Total]):
         return self.count
 
 
+async def entity_tells(url: str, n: int) -> None:
+    """``n`` tells to one active entity, from another node of this process, handled: the case
+    ``entity_tell`` of `benchmarks.instructions`. An ask after every 50 tells is the barrier (a
+    core NATS tell is at most once: under valgrind, a burst outran the host's subscription)."""
+    async with await Node.connect(url) as host, await Node.connect(url) as client:
+        await host.host(Counter, name="bench-entity", lease=10.0)
+        entity = client.entity("bench-entity", "warm", Counter)
+        before = await entity.ask(Total())
+        for i in range(n):
+            await entity.tell(Count(n=i))
+            if i % 50 == 49:
+                await entity.ask(Total(), timeout=60)
+        assert await entity.ask(Total(), timeout=60) == before + n
+
+
 async def _figures(url: str, tells: int, asks: int, activations: int) -> dict[str, tuple[float, float]]:
     async with await Node.connect(url) as host, await Node.connect(url) as client:
         await host.host(Counter, name="bench-entity", lease=10.0)

@@ -122,7 +122,22 @@ def _over_nats(measure: str, **options: bool) -> Callable[[int], None]:
 
 JETSTREAM_URL = "ACTORIO_BENCH_JETSTREAM_URL"
 """The environment variable naming the nats-server, JetStream on, of the ``persist_jetstream_*``
-cases (one is started for the run, or for the case run alone, unless it is set)."""
+and ``entity_*`` cases (one is started for the run, or for the case run alone, unless it is set)."""
+
+
+def _on_jetstream(measure: str) -> Callable[[int], None]:
+    """A case of `benchmarks.entities` (host and sender in this process, the server apart)."""
+
+    def run(n: int) -> None:
+        from actorio.nats import LocalServer
+
+        from . import entities
+
+        with contextlib.ExitStack() as stack:
+            url = os.environ.get(JETSTREAM_URL) or stack.enter_context(LocalServer()).url
+            asyncio.run(getattr(entities, measure)(url, n))
+
+    return run
 
 
 def _persisting(store: str, actors: int, per_ask: int, bare: bool) -> Callable[[int], None]:
@@ -199,6 +214,7 @@ CASES: dict[str, Callable[[int], None]] = {
     "nats_tell_bare": _over_nats("_bare_tell"),
     "nats_ask": _over_nats("_actorio_ask"),
     "nats_ask_bare": _over_nats("_bare_ask"),
+    "entity_tell": _on_jetstream("entity_tells"),
     "persist_sqlite_crowd": _persisting("sqlite", 1000, 1, bare=False),
     "persist_sqlite_crowd_bare": _persisting("sqlite", 1000, 1, bare=True),
     "persist_sqlite_batch": _persisting("sqlite", 1, 100, bare=False),
@@ -219,6 +235,7 @@ SIZES = {
     "nats_tell_bare": 5_000,
     "nats_ask": 1_000,
     "nats_ask_bare": 1_000,
+    "entity_tell": 2_000,
     **{case: 2_000 for case in CASES if case.startswith("persist_")},
 }
 """Iterations of the smaller run (the other has twice as many); 20,000 unless given here."""
@@ -264,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
             from actorio.nats import LocalServer
 
             os.environ[NATS_URL] = stack.enter_context(LocalServer(jetstream=False)).url
-        if any(case.startswith("persist_jetstream") for case in cases) and JETSTREAM_URL not in os.environ:
+        on_jetstream = ("persist_jetstream", "entity_")
+        if any(case.startswith(on_jetstream) for case in cases) and JETSTREAM_URL not in os.environ:
             from actorio.nats import LocalServer
 
             os.environ[JETSTREAM_URL] = stack.enter_context(LocalServer()).url

@@ -157,7 +157,9 @@ class StoredDeadLetter:
         try:
             failed_at = datetime.datetime.fromisoformat(stored.get(_TIME, ""))
         except ValueError:
-            failed_at = raw.time or datetime.datetime.fromtimestamp(0, datetime.timezone.utc)
+            # (an older nats-py has no stored time on a message read from a stream.)
+            stored_time: datetime.datetime | None = getattr(raw, "time", None)
+            failed_at = stored_time or datetime.datetime.fromtimestamp(0, datetime.timezone.utc)
         return cls(
             stream=stream,
             sequence=raw.seq or 0,

@@ -19,7 +19,6 @@ import contextlib
 import enum
 import functools
 import logging
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +75,7 @@ class _Route:
         self.node = node
         self.claim = claim
         self.expires = expires
-        self.made = made  # when it was read: a leave of its node heard since makes it stale
+        self.made = made  # when it was read (a route to a node that is not live lasts a second)
 
 
 # How long a known placement is trusted before it is read again. A stale one costs little (the
@@ -199,18 +198,19 @@ class Entities:
         return placements
 
     async def route(self, ref: EntityRef[Any], timeout: float) -> _Route:
-        """Where a message to ``ref`` goes now: the cached placement (if fresh, its node not known
-        to be gone, and not heard leaving since it was read), else one read from the bucket (one
-        read per key at a time: the callers waiting for it resume in the order they asked)."""
+        """Where a message to ``ref`` goes now: the cached placement (if fresh: read within a
+        minute, or within a second if its node is not live, as when it announced that it left
+        or went silent), else one read from the bucket (one read per key at a time: the
+        callers waiting for it resume in the order they asked). A forged announcement of a
+        leave costs a sender at most a read per key per second, however many are sent."""
         index = (ref.entity_type, ref.key)
         route = self._routes.get(index)
-        if (
-            route is not None
-            and route.expires > self._clock()
-            and not self.hosts.gone(ref.entity_type, route.node)
-            and self.hosts.left_at(ref.entity_type, route.node) < route.made
-        ):
-            return route
+        if route is not None:
+            now = self._clock()
+            if route.expires > now and (
+                now - route.made < _CHOICE_SECONDS or self.hosts.is_live(ref.entity_type, route.node)
+            ):
+                return route
         resolving = self._resolving.get(index)
         if resolving is None:
             resolving = asyncio.ensure_future(self._resolve(ref, timeout))
@@ -236,10 +236,7 @@ class Entities:
         owner = await placements.lookup(key)
         now = self._clock()
         if owner is not None:
-            # A holder heard leaving (its entry not released yet, or the leave forged): the
-            # bucket decides, but is read again within a second, not a minute.
-            left = self.hosts.left_at(entity_type, owner.node) > -math.inf
-            route = _Route(owner.node, owner.claim, now + (_CHOICE_SECONDS if left else _ROUTE_SECONDS), now)
+            route = _Route(owner.node, owner.claim, now + _ROUTE_SECONDS, now)
         else:
             hosts = self.hosts.live(entity_type)
             if not hosts:

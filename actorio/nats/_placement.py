@@ -22,9 +22,9 @@ decided by the server) is the only arbiter of who holds a key.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
+import datetime
 import hashlib
 import json
 import logging
@@ -388,9 +388,10 @@ class Placements:
         owner = _decode_owner(msg.data, msg.seq)
         if owner is None or owner.claim != claim:
             return None
-        if msg.time is None:
+        stored: datetime.datetime | None = getattr(msg, "time", None)  # (an older nats-py has none)
+        if stored is None:
             return self.ttl
-        return min(max(msg.time.timestamp() + self.ttl - time.time(), 0.0), self.ttl)
+        return min(max(stored.timestamp() + self.ttl - time.time(), 0.0), self.ttl)
 
 
 # -- hosts ---------------------------------------------------------------------------------------
@@ -434,11 +435,10 @@ class Hosts:
     """Which nodes host which entity types, from their announcements (see the module docstring).
 
     A host is live while it has announced itself within three of its announcement periods (each at
-    most a minute); one that leaves announces that it does (`left_at`). An announcement is read
-    as hostile: a bounded size, node ids and type names checked, at most 100 types a host and
-    10,000 (type, host) pairs remembered in all (and as many that left), each one's cost bounded
-    by its own size (not by what is remembered), and a turn of the event loop given every 100 of
-    a backlog.
+    most a minute); one that leaves announces that it does, and is forgotten. An announcement
+    is read as hostile: a bounded size, node ids and type names checked, at most 100 types a
+    host and 10,000 (type, host) pairs remembered in all, each one's cost bounded by its own
+    size (not by what is remembered), and a turn of the event loop given every 100 of a backlog.
     """
 
     def __init__(self, nc: Client, *, prefix: str, clock: Callable[[], float]) -> None:
@@ -449,9 +449,6 @@ class Hosts:
         self._hosts: dict[str, dict[str, Host]] = {}  # entity type -> node -> host
         self._types_of: dict[str, set[str]] = {}  # node -> the types it hosts, as remembered
         self._count = 0  # (type, node) pairs remembered, at most _MAX_HOSTS
-        # (type, node) pairs whose node announced that it left the type, with when that was
-        # heard, oldest first, at most _MAX_HOSTS; until they announce the type again.
-        self._left: collections.OrderedDict[tuple[str, str], float] = collections.OrderedDict()
         self._read = 0  # announcements read
         self._changed = asyncio.Event()
         self._subscription: Subscription | None = None
@@ -523,13 +520,9 @@ class Hosts:
             if node not in hosts:
                 self._count += 1
             hosts[node] = Host(node, load, now, float(every))
-            self._left.pop((name, node), None)
             kept.add(name)
         for entity_type in mine - kept:  # the types it no longer hosts, validly (few: its own)
             self._drop(entity_type, node)
-            self._left[(entity_type, node)] = now
-            if len(self._left) > _MAX_HOSTS:
-                self._left.popitem(last=False)
         if kept:
             self._types_of[node] = kept
         self._changed.set()
@@ -573,12 +566,13 @@ class Hosts:
         host = self._hosts.get(entity_type, {}).get(node)
         return host is not None and self._clock() - host.seen > 3 * host.every
 
-    def left_at(self, entity_type: str, node: str) -> float:
-        """When ``node`` was heard announcing that it left ``entity_type`` (this node's clock),
-        if it has not announced the type again since; ``-inf`` otherwise. Anyone who may
-        publish announcements can say so of any node: it is a reason to read the bucket again,
-        never a decision on who holds a key."""
-        return self._left.get((entity_type, node), -math.inf)
+    def is_live(self, entity_type: str, node: str) -> bool:
+        """Whether ``node`` hosts ``entity_type`` as far as its announcements say: heard of
+        within three of its periods, and not since announcing that it left the type. A sender
+        keeps a key's route to a node that is not live for a second only (see
+        `Entities.route`)."""
+        host = self._hosts.get(entity_type, {}).get(node)
+        return host is not None and self._clock() - host.seen <= 3 * host.every
 
     def forget(self, entity_type: str, node: str) -> None:
         """Mark ``node`` gone (it did not answer): its next announcement brings it back."""

@@ -6,7 +6,6 @@ reached by calling ``check`` with the time wanted."""
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import AsyncIterator
 from typing import cast
 
@@ -320,34 +319,24 @@ async def test_an_entry_whose_claim_is_beyond_its_revision_names_no_owner(
     assert dead_letters.of(f"{hosted.entity_type}/bob") == []
 
 
-def test_a_host_that_left_a_type_is_remembered_until_it_announces_it_again() -> None:
-    """A node that announces it no longer hosts a type is remembered with when that was heard
-    (a sender's route to it read before then is stale: tells routed there were lost for up to
-    a minute), until it announces the type again. The nodes remembered so are bounded, the
-    oldest forgotten first."""
+def test_a_host_is_live_until_it_goes_silent_or_announces_it_left() -> None:
+    """`Hosts.is_live`: heard of within three periods, and not since it announced that it left
+    the type (a sender keeps a route to a node that is not live for a second only)."""
     now = [100.0]
     hosts = Hosts(cast(Client, None), prefix="actorio", clock=lambda: now[0])
-    assert hosts.left_at("T", "n1") == -math.inf  # never heard of
+    assert not hosts.is_live("T", "n1")  # never heard of
     hosts.heard(announcement("n1", 1.0, {"T": 0, "U": 0}))
-    assert hosts.left_at("T", "n1") == -math.inf
-    now[0] = 101.0
+    assert hosts.is_live("T", "n1")
     hosts.heard(announcement("n1", 1.0, {"U": 0}))  # it left T, still hosts U
-    assert hosts.left_at("T", "n1") == 101.0
-    assert hosts.left_at("U", "n1") == -math.inf
-    now[0] = 102.0
-    hosts.heard(announcement("n1", 1.0, {}))  # it left
-    assert hosts.left_at("U", "n1") == 102.0
-    assert hosts.live("T") == []
-    assert not hosts.gone("T", "n1")  # not silent: gone() is for those
-    hosts.heard(announcement("n1", 1.0, {"T": 0}))  # back
-    assert hosts.left_at("T", "n1") == -math.inf
-    assert hosts.left_at("U", "n1") == 102.0
-    for i in range(10_001):
-        hosts.heard(announcement(f"m{i}", 1.0, {"T": 0}))
-        hosts.heard(announcement(f"m{i}", 1.0, {}))
-    assert len(hosts._left) == 10_000  # pyright: ignore[reportPrivateUsage]
-    assert hosts.left_at("U", "n1") == -math.inf  # the oldest, forgotten
-    assert hosts.left_at("T", "m10000") == 102.0
+    assert not hosts.is_live("T", "n1")
+    assert hosts.is_live("U", "n1")
+    now[0] = 103.0
+    assert hosts.is_live("U", "n1")  # three periods
+    now[0] = 103.001
+    assert not hosts.is_live("U", "n1")  # silent
+    hosts.heard(announcement("n1", 1.0, {"T": 0}))  # back for T; U left
+    assert hosts.is_live("T", "n1")
+    assert not hosts.is_live("U", "n1")
 
 
 @ASYNC

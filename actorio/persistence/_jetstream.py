@@ -48,6 +48,7 @@ from ._jetstream_wire import (
     check_kept,
     check_not_gone,
     deleted_at,
+    events_gone,
     failed,
     filter_covers,
     needs_jetstream,
@@ -373,6 +374,9 @@ class JetStreamJournal(Journal):
         else:
             first, count = batch_header(persistence_id, message.data or b"")
             last = (first + count - 1, message.seq or 0)
+            known = self._last.get(persistence_id)
+            if known is not None and last[0] < known[0]:
+                raise events_gone(persistence_id, stream, last[0], known[0])
         keep_last(self._last, persistence_id, last)
         return last
 
@@ -410,10 +414,12 @@ class JetStreamJournal(Journal):
             )
             stream_sequence = acknowledged_sequence(reply.data)
         except nats.js.errors.APIError as error:
-            self._last.pop(persistence_id, None)
             if error.err_code in _WRONG_LAST_SEQUENCE:
+                # Read again: another writer's events (it only adds), or `JournalCorrupted` if
+                # fewer than this journal stored are there (and at each read after).
                 found = (await self._fetch_last(persistence_id))[0]
                 raise WriterConflict(str(persistence_id), expected_sequence, found) from None
+            self._last.pop(persistence_id, None)
             raise PersistenceError(f"{persistence_id}: append refused: {error}") from error
         except (nats.errors.Error, asyncio.TimeoutError, UnreadableAcknowledgement) as error:
             # No acknowledgement: the server may have stored the batch or not. The next append

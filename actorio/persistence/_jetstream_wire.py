@@ -232,10 +232,17 @@ def check_not_gone(
             "made or found it); what it held cannot be read, and nothing is written"
         )
     if known is not None and known[0] > 0:
-        raise JournalCorrupted(
-            f"{persistence_id}: its events 1 to {known[0]} are gone from the stream {stream} "
-            "(purged or deleted by someone else)"
-        )
+        raise events_gone(persistence_id, stream, 0, known[0])
+
+
+def events_gone(persistence_id: PersistenceId, stream: str, found: int, known: int) -> JournalCorrupted:
+    """The error for an id whose last event in ``stream`` is ``found`` where this journal knows
+    that ``known``, a later one, was stored: a journal never removes events, so someone purged
+    or deleted them (an acknowledged event lost, not another writer's, which only adds)."""
+    return JournalCorrupted(
+        f"{persistence_id}: its events {found + 1} to {known} are gone from the stream {stream} "
+        "(purged or deleted by someone else)"
+    )
 
 
 def check_hint(

@@ -609,6 +609,30 @@ async def test_events_purged_under_a_running_journal_are_corrupted_not_an_empty_
             await _read_all(journal, ACCOUNT)
 
 
+@pytest.mark.asyncio
+async def test_the_newest_events_deleted_under_a_running_journal_are_corrupted_not_a_conflict(
+    nats_url: str, raw: Client
+) -> None:
+    """Someone deletes an id's newest message. The journal knows a later event than the stream
+    now holds: its next append, and its reads, are `JournalCorrupted`. (The append's refusal
+    read as a `WriterConflict`, a restart recovered the shorter history without a word, and the
+    next append reused the lost event's number.)"""
+    async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as journal:
+        assert await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")] * 2) == 2
+        assert await journal.append(ACCOUNT, 2, [EventData("E", 1, b"{}")]) == 3
+        stream = journal._stream_name("account")  # pyright: ignore[reportPrivateUsage]
+        js = raw.jetstream()
+        newest = await js.get_last_msg(stream, journal._subject(ACCOUNT))  # pyright: ignore[reportPrivateUsage]
+        assert newest.seq is not None
+        await js.delete_msg(stream, newest.seq)
+        with pytest.raises(JournalCorrupted, match="events 3 to 3 are gone"):
+            await journal.append(ACCOUNT, 3, [EventData("E", 1, b"{}")])
+        with pytest.raises(JournalCorrupted, match="events 3 to 3 are gone"):
+            await journal.last_sequence(ACCOUNT)
+        with pytest.raises(JournalCorrupted, match="are gone"):
+            await _read_all(journal, ACCOUNT)
+
+
 async def _read_all(journal: JetStreamJournal, persistence_id: PersistenceId) -> list[EventRecord]:
     return [record async for record in journal.read(persistence_id)]
 

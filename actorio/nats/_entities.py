@@ -200,7 +200,8 @@ class Entities:
     async def route(self, ref: EntityRef[Any], timeout: float) -> _Route:
         """Where a message to ``ref`` goes now: the cached placement (if fresh: read within a
         minute, or within a second if its node is not live, as when it announced that it left
-        or went silent), else one read from the bucket (one read per key at a time: the
+        or went silent, or has not hosted the type without a break since the read), else one
+        read from the bucket (one read per key at a time: the
         callers waiting for it resume in the order they asked). A forged announcement of a
         leave costs a sender at most a read per key per second, however many are sent."""
         index = (ref.entity_type, ref.key)
@@ -208,7 +209,8 @@ class Entities:
         if route is not None:
             now = self._clock()
             if route.expires > now and (
-                now - route.made < _CHOICE_SECONDS or self.hosts.is_live(ref.entity_type, route.node)
+                now - route.made < _CHOICE_SECONDS
+                or self.hosts.is_live(ref.entity_type, route.node, route.made)
             ):
                 return route
         resolving = self._resolving.get(index)

@@ -408,6 +408,8 @@ class Host:
     """When it was last heard of (this node's clock)."""
     every: float
     """How often it announces itself."""
+    since: float = -math.inf
+    """When this node first heard it host the type, since it last heard it leave (its clock)."""
 
 
 Placement = Callable[[str, Sequence[Host]], Host]
@@ -519,7 +521,8 @@ class Hosts:
                 hosts = self._hosts[name] = {}
             if node not in hosts:
                 self._count += 1
-            hosts[node] = Host(node, load, now, float(every))
+            prior = hosts.get(node)
+            hosts[node] = Host(node, load, now, float(every), now if prior is None else prior.since)
             kept.add(name)
         for entity_type in mine - kept:  # the types it no longer hosts, validly (few: its own)
             self._drop(entity_type, node)
@@ -566,13 +569,15 @@ class Hosts:
         host = self._hosts.get(entity_type, {}).get(node)
         return host is not None and self._clock() - host.seen > 3 * host.every
 
-    def is_live(self, entity_type: str, node: str) -> bool:
+    def is_live(self, entity_type: str, node: str, since: float = math.inf) -> bool:
         """Whether ``node`` hosts ``entity_type`` as far as its announcements say: heard of
-        within three of its periods, and not since announcing that it left the type. A sender
-        keeps a key's route to a node that is not live for a second only (see
-        `Entities.route`)."""
+        within three of its periods, and not since announcing that it left the type; and, with
+        ``since``, hosting it without a leave heard from then on (a route read then is still
+        its). A sender keeps a key's route to a node that is not so for a second only (see
+        `Entities.route`): a departed host's route is read again at once, even if someone
+        announces it again."""
         host = self._hosts.get(entity_type, {}).get(node)
-        return host is not None and self._clock() - host.seen <= 3 * host.every
+        return host is not None and host.since <= since and self._clock() - host.seen <= 3 * host.every
 
     def forget(self, entity_type: str, node: str) -> None:
         """Mark ``node`` gone (it did not answer): its next announcement brings it back."""

@@ -360,6 +360,7 @@ class JetStreamJournal(Journal):
 
     async def _fetch_last(self, persistence_id: PersistenceId) -> tuple[int, int]:
         stream = await self._stream(persistence_id.entity_type)
+        stored = self._last.get(persistence_id)  # before the read (a later append is kept)
         try:
             message = await self._js.get_last_msg(stream, self._subject(persistence_id))
         except nats.js.errors.NotFoundError as error:
@@ -367,16 +368,17 @@ class JetStreamJournal(Journal):
             # id's first append does not read it again. The writer fence (an expected last
             # subject sequence of 0) refuses that append if another writer stored one since.
             # Unless the stream, or events this journal saw, are gone: removed by someone else.
-            check_not_gone(persistence_id, stream, error, self._last.get(persistence_id))
+            check_not_gone(persistence_id, stream, error, stored)
             last = (0, 0)
         except (nats.errors.Error, asyncio.TimeoutError) as error:
             raise PersistenceError(f"{persistence_id}: could not read the last event ({error!r})") from error
         else:
             first, count = batch_header(persistence_id, message.data or b"")
             last = (first + count - 1, message.seq or 0)
-            known = self._last.get(persistence_id)
-            if known is not None and last[0] < known[0]:
-                raise events_gone(persistence_id, stream, last[0], known[0])
+            if stored is not None and last[0] < stored[0]:
+                raise events_gone(persistence_id, stream, last[0], stored[0])
+        if (now := self._last.get(persistence_id)) is not None and now[0] > last[0]:
+            return now  # an append acknowledged while the read was on its way
         keep_last(self._last, persistence_id, last)
         return last
 
@@ -407,8 +409,7 @@ class JetStreamJournal(Journal):
         headers: dict[str, Any] = {_EXPECTED_LAST: str(known[1])}
         try:
             # A request, as js.publish makes it, read here: js.publish builds a PubAck through
-            # dataclasses.fields() for every acknowledgement, a third of the client's work per
-            # append (callgrind).
+            # dataclasses.fields() per acknowledgement, a third of the client's work per append.
             reply = await self.client.request(
                 self._subject(persistence_id), body, timeout=self.timeout, headers=headers
             )

@@ -335,9 +335,16 @@ async def test_a_tell_after_its_key_s_host_left_reaches_the_next_host(
     messages waited.)"""
     EVENTS.clear()
     a, b, client = nodes
+    loop, later = asyncio.get_running_loop(), [0.0]
+    monkeypatch.setattr(client.entities, "_clock", lambda: loop.time() + later[0])
+    monkeypatch.setattr(client.entities.hosts, "_clock", lambda: loop.time() + later[0])
     await a.host(account_class(a), name="acct20", lease=LEASE)
     ref = client.entity("acct20", "left", Account)
-    assert await ref.ask(Where()) == a.node_id  # its route is cached
+    assert await ref.ask(Where()) == a.node_id  # the key, free, placed on a: a route for a second
+    later[0] = 1.0
+    assert await ref.ask(Where()) == a.node_id  # read again: a holds it, a route for a minute
+    route = client.entities._routes[("acct20", "left")]  # pyright: ignore[reportPrivateUsage]
+    assert (route.node, route.expires - route.made) == (a.node_id, 60.0)
     await b.host(account_class(b), name="acct20", lease=LEASE)
     await a.close()
 
@@ -345,8 +352,12 @@ async def test_a_tell_after_its_key_s_host_left_reaches_the_next_host(
         return [host.node for host in client.entities.hosts.live("acct20")] == [b.node_id]
 
     await wait_until(heard_leaving, 10.0)
-    loop = asyncio.get_running_loop()
-    monkeypatch.setattr(client.entities, "_clock", lambda: loop.time() + 1.0)  # the route: a second old
+    # Anyone may announce it again: it did not host the type without a break since the read. (A
+    # free key may then be placed on it, and its tells lost, as docs/entities.md says: here b is
+    # chosen, so that what is tested is the route read before a left.)
+    client.entities.hosts.heard(json.dumps({"node": a.node_id, "every": 60, "types": {"acct20": 0}}).encode())
+    client.entities.placement = lambda key, hosts: next(h for h in hosts if h.node == b.node_id)
+    later[0] = 2.0  # the route: a second old
     await ref.tell(Add(amount=3))
     assert await ref.ask(Balance(), timeout=10) == 3
     assert await ref.ask(Where()) == b.node_id

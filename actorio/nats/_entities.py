@@ -201,9 +201,9 @@ class Entities:
         """Where a message to ``ref`` goes now: the cached placement (if fresh: read within a
         minute, or within a second if its node is not live, as when it announced that it left
         or went silent, or has not hosted the type without a break since the read), else one
-        read from the bucket (one read per key at a time: the
-        callers waiting for it resume in the order they asked). A forged announcement of a
-        leave costs a sender at most a read per key per second, however many are sent."""
+        read from the bucket (one read per key at a time: the callers waiting for it resume in
+        the order they asked). Forged announcements cost a sender at most a read per key per
+        second, however many are sent."""
         index = (ref.entity_type, ref.key)
         route = self._routes.get(index)
         if route is not None:

@@ -565,7 +565,7 @@ class Hosts:
     def gone(self, entity_type: str, node: str) -> bool:
         """Whether ``node`` was a host of ``entity_type`` that has gone silent (or did not
         answer); False for a node not heard of (it may have announced before this node
-        listened), or one that announced it left (see `left_at`)."""
+        listened), or one that announced it left (see `is_live`)."""
         host = self._hosts.get(entity_type, {}).get(node)
         return host is not None and self._clock() - host.seen > 3 * host.every
 

@@ -17,12 +17,7 @@ from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterC
 from ._journal import Journal
 from ._records import PersistenceId, ReminderRecord
 
-__all__ = ["MAX_REMINDERS", "PersistentActor"]
-
-MAX_REMINDERS = 1_000
-"""The most reminders one persistent actor keeps at once. Beyond, `PersistentActor.remind`
-refuses a new name, and an actor whose journal holds more (written by something other than
-actorio) does not start (`JournalCorrupted`): 8,000 forged reminders held an ask for 103 s."""
+__all__ = ["PersistentActor"]
 
 P = TypeVar("P", bound="Message[Any]", contravariant=True, default="Message[Any]")
 T = TypeVar("T")
@@ -90,13 +85,7 @@ class PersistentActor(Actor[P], Generic[P]):
         try:
             await self.recover()
             protocol = type(self).protocol
-            stored = await self.journal.load_reminders(self.persistence_id)
-            if len(stored) > MAX_REMINDERS:
-                raise JournalCorrupted(
-                    f"{self.persistence_id}: {len(stored)} stored reminders, more than the "
-                    f"{MAX_REMINDERS} an actor keeps (not written by actorio)"
-                )
-            for reminder in stored:
+            for reminder in await self.journal.load_reminders(self.persistence_id):
                 try:
                     message = protocol.validate(reminder.message)
                 except InvalidPayload as error:  # said with whose reminder it is
@@ -172,13 +161,7 @@ class PersistentActor(Actor[P], Generic[P]):
         is in the journal. A reminder of the same name is replaced. ``message`` is stored in its
         wire form (its ``sender`` is not kept), so it must be one of the actor's message types.
         ``ValueError`` (nothing stored) for a due time that is not a finite number (a ``delay``
-        of NaN or infinity, or an ``int`` beyond a float's range), and for a new name when
-        1,000 reminders are scheduled already (the most an actor keeps)."""
-        if name not in self._persistence_reminders and len(self._persistence_reminders) >= MAX_REMINDERS:
-            raise ValueError(
-                f"{self.persistence_id}: {MAX_REMINDERS} reminders are scheduled, the most an actor "
-                f"keeps: cancel one, or let one fire, before adding {shorten(repr(name))}"
-            )
+        of NaN or infinity, or an ``int`` beyond a float's range)."""
         try:
             due = self.clock() + delay
         except OverflowError:  # an int delay too large for a float

@@ -15,7 +15,6 @@ from pydantic import BaseModel
 from actorio import Message, handles
 from actorio.persistence import (
     DurableStateActor,
-    InMemoryJournal,
     JetStreamJournal,
     Journal,
     JournalCorrupted,
@@ -174,36 +173,3 @@ async def test_a_sqlite_reminder_message_that_is_not_utf8_is_corrupt_naming_it(
         async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as target:
             with pytest.raises(JournalCorrupted, match=corrupt):
                 await copy_journal(journal, target)
-
-
-async def test_an_actor_keeps_at_most_a_thousand_reminders() -> None:
-    """`remind` refuses a new name beyond 1,000 reminders (nothing stored); a name scheduled
-    already is replaced, and one more fits once one is cancelled."""
-    journal = InMemoryJournal()
-    async with Alarm("al", journal) as ref:
-        for i in range(1000):
-            await bounded(ref.ask(Arm(name=f"r{i}", delay=3600)))
-        with pytest.raises(ValueError, match=r"Alarm/al: 1000 reminders are scheduled, the most"):
-            await bounded(ref.ask(Arm(name="one-more", delay=3600)))
-        await bounded(ref.ask(Arm(name="r7", delay=60)))  # replaced: not a new one
-    stored = await journal.load_reminders(ALARM)
-    assert len(stored) == 1000
-    assert "one-more" not in {reminder.name for reminder in stored}
-
-
-async def test_more_stored_reminders_than_an_actor_keeps_are_corrupt_before_any_is_scheduled() -> None:
-    """Reminders written by something else, beyond the 1,000 an actor keeps: its recovery fails
-    with `JournalCorrupted` before scheduling any (8,000 forged ones, each firing rewriting the
-    set, held an honest ask for 103 s)."""
-    journal = InMemoryJournal()
-    for i in range(1001):
-        await journal.save_reminder(
-            ReminderRecord(ALARM, f"r{i}", 0.0, b'{"type":"Wake","data":{"text":"x"}}')
-        )
-    alarm = Alarm("al", journal)
-    await alarm.start()
-    with pytest.raises(JournalCorrupted, match="Alarm/al: 1001 stored reminders, more than the 1000"):
-        await bounded(alarm.wait_recovered())
-    with pytest.raises(JournalCorrupted):
-        await bounded(alarm.run_until_stopped())
-    assert alarm.reminders == frozenset()

@@ -83,6 +83,10 @@ class EntityJournal:
         self._may_write = may_write
         self._reminders = reminders
         self._key = key
+        self._dues: dict[str, float] | None = None
+        """The id's reminders (name -> due) as this activation last read or wrote them; ``None``
+        while unknown (not read yet, or a write of them failed): read from the journal."""
+        self._reminder_writes = asyncio.Lock()  # one at a time: each changes ``_dues``
 
     def _fence(self, persistence_id: object) -> None:
         if not self._may_write():
@@ -112,6 +116,7 @@ class EntityJournal:
         """The id's reminders; the index is set from them (the activation's recovery reads them:
         a wake-up of a key with nothing due clears its entry)."""
         found = await self.journal.load_reminders(persistence_id)
+        self._dues = {r.name: r.due for r in found}
         if self._may_write():
             await self._reminders.note_quietly(self._key, [r.due for r in found])
         return found
@@ -132,21 +137,35 @@ class EntityJournal:
         self._fence(persistence_id)
         return await self.journal.save_state(persistence_id, expected_revision, version, payload)
 
+    async def _known_dues(self, persistence_id: PersistenceId) -> dict[str, float]:
+        if self._dues is None:
+            self._dues = {r.name: r.due for r in await self.journal.load_reminders(persistence_id)}
+        return self._dues
+
     async def save_reminder(self, reminder: ReminderRecord) -> None:
         """The index first (so that a crash between the two leaves at worst a wake-up for
-        nothing, never a reminder nobody wakes), then the journal."""
+        nothing, never a reminder nobody wakes), then the journal. The index is computed from
+        the reminders this activation knows: read once, not again at each write (firing ``n``
+        reminders would read them ``n`` times)."""
         self._fence(reminder.persistence_id)
-        others = await self.journal.load_reminders(reminder.persistence_id)
-        dues = [r.due for r in others if r.name != reminder.name] + [reminder.due]
-        await self._reminders.note(self._key, dues)
-        await self.journal.save_reminder(reminder)
+        async with self._reminder_writes:
+            dues = dict(await self._known_dues(reminder.persistence_id))
+            dues[reminder.name] = reminder.due
+            await self._reminders.note(self._key, list(dues.values()))
+            self._dues = None  # unsure until stored: read again if the write fails
+            await self.journal.save_reminder(reminder)
+            self._dues = dues
 
     async def delete_reminder(self, persistence_id: PersistenceId, name: str) -> None:
         """The journal first, then the index (from what is left)."""
         self._fence(persistence_id)
-        await self.journal.delete_reminder(persistence_id, name)
-        left = await self.journal.load_reminders(persistence_id)
-        await self._reminders.note_quietly(self._key, [r.due for r in left])
+        async with self._reminder_writes:
+            known, self._dues = self._dues, None  # unsure until deleted
+            await self.journal.delete_reminder(persistence_id, name)
+            left = dict(known) if known is not None else await self._known_dues(persistence_id)
+            left.pop(name, None)
+            self._dues = left
+            await self._reminders.note_quietly(self._key, list(left.values()))
 
     async def close(self) -> None:
         """Nothing: the journal belongs to whoever gave it to the host."""

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, cast
+from typing import Any
 
 from actorio._lazy import require_nats_client
 from actorio.lowlevel import shorten
@@ -40,6 +39,7 @@ from ._errors import JournalCorrupted, PersistenceError, WriterConflict
 from ._event_batches import batch_header, decode_batch, encode_batch
 from ._jetstream_ids import bucket_description, bucket_is_ours, journal_streams, stream_subjects, streams
 from ._jetstream_objects import end_read, read_object
+from ._jetstream_reminders import check_no_earlier_layout, decode_reminder, encode_reminder, reminder_key
 from ._jetstream_wire import (
     UnreadableAcknowledgement,
     acknowledged_sequence,
@@ -52,7 +52,6 @@ from ._jetstream_wire import (
     failed,
     filter_covers,
     needs_jetstream,
-    reminder_records,
     split_record,
     stored_id,
 )
@@ -65,14 +64,12 @@ _WRONG_LAST_SEQUENCE = (10071, 10164)
 _EXPECTED_LAST: str = Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value
 _POINTER = b"@object "
 """A key's value that starts so names the object (in the entity type's object store) holding the
-real value. No stored record starts with ``@``: a state and a snapshot start with a digit,
-reminders with ``{``."""
+real value. No stored record starts with ``@``: a state, a snapshot and a reminder start with
+a digit (a reminder's due time; a negative one with ``-``)."""
 _UNIQUE = re.compile("[0-9a-f]{32}")
 """The end of an object's name: a uuid's hex."""
 _READS = 5
 """Objects of a key read, each found replaced as it was read, before giving up (see `_get`)."""
-REMINDER_TRIES = 100
-"""Writes of an id's reminders tried, each after reading them again, before giving up."""
 MAX_OBJECT = 64 * 1024 * 1024
 """The default ``max_object`` of a `JetStreamJournal`: 64 MiB."""
 _HEADROOM = 4096
@@ -90,12 +87,12 @@ class JetStreamJournal(Journal):
     appended to the id since the writer read it, and the writer gets `WriterConflict`, nothing
     written. Snapshots, states and reminders are in the key-value buckets
     ``<prefix>_snapshots_T``, ``<prefix>_states_T`` and ``<prefix>_reminders_T`` (a state's
-    revision is its key-value revision). Streams and buckets are made on first use, with file
-    storage and ``replicas`` replicas.
+    revision is its key-value revision; a key per reminder, ``<id>.<name>``). Streams and
+    buckets are made on first use, with file storage and ``replicas`` replicas.
 
     Durability is the server's: an append returns on the server's acknowledgement (the message
-    is stored; on a cluster, on a majority of ``replicas``). A snapshot, a state or an id's
-    reminders larger than one message (``max_inline``: the server's ``max_payload``, 1 MB by
+    is stored; on a cluster, on a majority of ``replicas``). A snapshot, a state or a
+    reminder larger than one message (``max_inline``: the server's ``max_payload``, 1 MB by
     default, less 4 KB) go to the object store ``<prefix>_objects_T``, and their key names the
     object: the key stays the point of optimistic concurrency, the object is written first and
     removed when the key no longer names it. Such a value is at most ``max_object`` bytes
@@ -123,9 +120,9 @@ class JetStreamJournal(Journal):
         self.client = client
         self.max_inline = max_inline
         """The largest value kept in a key itself (``None``: the server's ``max_payload`` less
-        4 KB); a larger snapshot, state or set of reminders goes to the object store."""
+        4 KB); a larger snapshot, state or reminder goes to the object store."""
         self.max_object = max_object
-        """The largest snapshot, state or set of reminders written or read (bytes): a larger
+        """The largest snapshot, state or reminder written or read (bytes): a larger
         one is refused at the write, and an object larger than it, as its stored size says,
         is `PersistenceError` before it is read (memory stays bounded, whatever is stored)."""
         self.prefix = prefix
@@ -136,8 +133,8 @@ class JetStreamJournal(Journal):
         self._streams: set[str] = set()
         self._buckets: dict[str, KeyValue] = {}
         self._object_stores: dict[str, ObjectStore] = {}
-        self._objects: dict[tuple[str, PersistenceId], str] = {}
-        """(kind, id) -> the object holding that key's value, as last read or written here."""
+        self._objects: dict[tuple[str, PersistenceId, str], str] = {}
+        """(kind, id, key) -> the object holding that key's value, as last read or written here."""
         self._last: dict[PersistenceId, tuple[int, int]] = {}
         """id -> (its last event's sequence, the stream sequence of the message holding it)."""
         self._hints: dict[PersistenceId, tuple[int, int]] = {}
@@ -231,6 +228,9 @@ class JetStreamJournal(Journal):
                         f"{entity_type!r}: give one of the journals another prefix"
                     )
                 check_kept(name, kind, config)
+                if kind == "reminders":  # one key per id: an earlier layout, not read
+                    singles = await stream_subjects(self.client, f"KV_{name}", f"$KV.{name}.*", self.timeout)
+                    check_no_earlier_layout(name, singles)
             except nats.js.errors.BucketNotFoundError:
                 description = bucket_description(self.prefix, kind, entity_type)
                 bucket = await self._js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
@@ -265,8 +265,11 @@ class JetStreamJournal(Journal):
             return self.max_inline
         return self.client.max_payload - _HEADROOM
 
-    async def _get(self, kind: str, persistence_id: PersistenceId) -> tuple[bytes, int] | None:
+    async def _get(
+        self, kind: str, persistence_id: PersistenceId, key: str | None = None
+    ) -> tuple[bytes, int] | None:
         """A key's value (read from the object store if the key names an object) and revision.
+        The key is the entity id, unless ``key`` names another (a reminder's).
 
         An object gone as it is read was replaced since the key was read (a writer removes the
         object of the value it replaced): the key is read again, and its object, up to `_READS`
@@ -274,10 +277,11 @@ class JetStreamJournal(Journal):
         reused: it is missing); `PersistenceError` if each of `_READS` objects was gone and the
         key named another one after it (replaced faster than it is read)."""
         bucket = await self._bucket(kind, persistence_id.entity_type)
+        key = key or persistence_id.entity_id
         gone: str | None = None  # the object found gone at the last read (names are never reused)
         for read in range(_READS + 1):
             try:
-                entry = await bucket.get(persistence_id.entity_id)
+                entry = await bucket.get(key)
             except nats.js.errors.KeyNotFoundError as error:
                 check_bucket_not_gone(
                     persistence_id, f"{self.prefix}_{kind}_{persistence_id.entity_type}", error
@@ -287,7 +291,7 @@ class JetStreamJournal(Journal):
             if not value.startswith(_POINTER):
                 return value, revision
             name = value[len(_POINTER) :].decode(errors="replace")
-            prefix = f"{kind}.{persistence_id.entity_id}."
+            prefix = f"{kind}.{key}."
             if not (name.startswith(prefix) and _UNIQUE.fullmatch(name[len(prefix) :])):  # as `_put` names
                 raise JournalCorrupted(f"{persistence_id}: its {kind} key names another record's object")
             if name == gone:
@@ -304,17 +308,21 @@ class JetStreamJournal(Journal):
             except (nats.js.errors.ObjectNotFoundError, nats.js.errors.ObjectDeletedError):
                 gone = name
                 continue  # replaced (and its object removed) since the key was read: again
-            self._objects[(kind, persistence_id)] = name
+            self._objects[(kind, persistence_id, key)] = name
             return found, revision
         raise PersistenceError(
             f"{persistence_id}: its {kind} record was replaced at each of {_READS} reads; nothing read, "
             "try again"
         )
 
-    async def _put(self, kind: str, persistence_id: PersistenceId, value: bytes, last: int | None) -> int:
-        """Write a key (if its revision is ``last``, unless ``None``); a value too large for one
-        message goes to the object store first, and the key names it. Returns the revision."""
+    async def _put(
+        self, kind: str, persistence_id: PersistenceId, value: bytes, last: int | None, key: str | None = None
+    ) -> int:
+        """Write a key (if its revision is ``last``, unless ``None``; the entity id unless ``key``
+        names another); a value too large for one message goes to the object store first, and
+        the key names it. Returns the revision."""
         bucket = await self._bucket(kind, persistence_id.entity_type)
+        key = key or persistence_id.entity_id
         name: str | None = None
         if len(value) > self.max_object:
             raise PersistenceError(
@@ -322,32 +330,32 @@ class JetStreamJournal(Journal):
                 f"({self.max_object}); nothing was written"
             )
         if len(value) > self._inline_limit():
-            name = f"{kind}.{persistence_id.entity_id}.{uuid.uuid4().hex}"
+            name = f"{kind}.{key}.{uuid.uuid4().hex}"
             store = await self._object_store(persistence_id.entity_type)
             await store.put(name, value)
             value = _POINTER + name.encode()
         try:
             if last is None:
-                revision = await bucket.put(persistence_id.entity_id, value)
+                revision = await bucket.put(key, value)
             else:
                 try:
-                    revision = await bucket.update(persistence_id.entity_id, value, last=last)
+                    revision = await bucket.update(key, value, last=last)
                 except nats.js.errors.KeyWrongLastSequenceError:
                     # Nothing stored (0) reads the same as a key deleted or purged by someone
                     # else, whose marker is its last revision: write after the marker.
-                    marker = await deleted_at(bucket, persistence_id.entity_id) if last == 0 else None
+                    marker = await deleted_at(bucket, key) if last == 0 else None
                     if marker is None:
                         raise
-                    revision = await bucket.update(persistence_id.entity_id, value, last=marker)
+                    revision = await bucket.update(key, value, last=marker)
         except (nats.js.errors.APIError, nats.errors.NoRespondersError):  # refused: not stored
             # (Any other end, a timeout, a lost connection, a cancellation, leaves the write
             # unsure: the key may name the object now, so it stays, unread if not stored.)
             if name is not None:
                 await self._remove_object(persistence_id, name)
             raise
-        previous = self._objects.pop((kind, persistence_id), None)
+        previous = self._objects.pop((kind, persistence_id, key), None)
         if name is not None:
-            self._objects[(kind, persistence_id)] = name
+            self._objects[(kind, persistence_id, key)] = name
         if previous is not None and previous != name:
             await self._remove_object(persistence_id, previous)
         return revision
@@ -529,58 +537,41 @@ class JetStreamJournal(Journal):
         (version,), payload = split_record(persistence_id, found[0], 1)
         return StateRecord(persistence_id, found[1], version, payload)
 
-    async def _reminders(self, persistence_id: PersistenceId) -> tuple[dict[str, list[Any]], int]:
-        """The id's reminders (name -> [due, message]), all in one key, and that key's revision."""
-        found = await self._get("reminders", persistence_id)
-        if found is None:
-            return {}, 0
-        try:
-            stored: Any = json.loads(found[0])  # the journal writes no empty value: not {}
-            if not isinstance(stored, dict):
-                raise ValueError("not an object")
-        except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
-            raise JournalCorrupted(
-                f"{persistence_id}: stored reminders are not a record ({error!r})"
-            ) from None
-        return cast("dict[str, list[Any]]", stored), found[1]
-
-    async def _change_reminders(
-        self, persistence_id: PersistenceId, name: str, value: list[Any] | None
-    ) -> None:
-        """Set (or, with ``None``, remove) one reminder: read, change, write if unchanged since
-        (tried `REMINDER_TRIES` times: other writers changing the key as often are a fault)."""
-        for _ in range(REMINDER_TRIES):
-            reminders, revision = await self._reminders(persistence_id)
-            if value is None:
-                if reminders.pop(name, None) is None:
-                    return
-            else:
-                reminders[name] = value
-            try:
-                await self._put("reminders", persistence_id, json.dumps(reminders).encode(), revision)
-            except nats.js.errors.KeyWrongLastSequenceError:
-                continue  # changed meanwhile (another reminder of this id): again
-            return
-        raise PersistenceError(
-            f"{persistence_id}: the reminders changed under each of {REMINDER_TRIES} writes in a row"
-        )
-
     async def save_reminder(self, reminder: ReminderRecord) -> None:
         self._check_open()
-        value = [reminder.due, reminder.message.decode()]
+        key = reminder_key(reminder.persistence_id, reminder.name)
         with failed(reminder.persistence_id, "saving a reminder"):
-            await self._change_reminders(reminder.persistence_id, reminder.name, value)
+            await self._put("reminders", reminder.persistence_id, encode_reminder(reminder), None, key)
 
     async def delete_reminder(self, persistence_id: PersistenceId, name: str) -> None:
         self._check_open()
+        key = reminder_key(persistence_id, name)
         with failed(persistence_id, "deleting a reminder"):
-            await self._change_reminders(persistence_id, name, None)
+            if await self._get("reminders", persistence_id, key) is None:  # (and its object, if any)
+                return
+            bucket = f"{self.prefix}_reminders_{persistence_id.entity_type}"
+            # A purge of the key's subject: no delete marker stays for each later listing to read.
+            await self._js.purge_stream(f"KV_{bucket}", subject=f"$KV.{bucket}.{key}")
+            name_of_object = self._objects.pop(("reminders", persistence_id, key), None)
+        if name_of_object is not None:
+            await self._remove_object(persistence_id, name_of_object)
 
     async def load_reminders(self, persistence_id: PersistenceId) -> list[ReminderRecord]:
         self._check_open()
+        found: list[ReminderRecord] = []
         with failed(persistence_id, "loading the reminders"):
-            reminders, _ = await self._reminders(persistence_id)
-        return reminder_records(persistence_id, reminders)
+            await self._bucket("reminders", persistence_id.entity_type)  # (made, or checked)
+            bucket = f"{self.prefix}_reminders_{persistence_id.entity_type}"
+            keys = f"$KV.{bucket}.{persistence_id.entity_id}."
+            subjects = await stream_subjects(self.client, f"KV_{bucket}", keys + "*", self.timeout)
+            if subjects is None:
+                raise PersistenceError(f"{persistence_id}: the bucket {bucket} is gone (deleted by someone)")
+            for subject in sorted(subjects):
+                name = subject[len(keys) :]
+                stored = await self._get("reminders", persistence_id, reminder_key(persistence_id, name))
+                if stored is not None:  # (removed since the listing, or a delete marker)
+                    found.append(decode_reminder(persistence_id, name, stored[0]))
+        return found
 
     async def persistence_ids(self) -> list[PersistenceId]:
         """Every id with events, a snapshot, a state or a reminder, sorted, read from every page
@@ -596,6 +587,8 @@ class JetStreamJournal(Journal):
             name, kind, entity_type = stream.name, stream.kind, stream.entity_type
             with failed(name, "listing its subjects"):
                 subjects = await stream_subjects(self.client, name, stream.subject_filter, self.timeout)
+            if kind == "reminders":  # a key per reminder: <entity id>.<name>
+                subjects = sorted({s.rpartition(".")[0] for s in subjects or ()})
             ids = [stored_id(name, entity_type, stream.subject_prefix, s) for s in subjects or ()]
             for candidate in ids:
                 if candidate not in found and (kind == "events" or await self._present(kind, candidate)):
@@ -605,8 +598,7 @@ class JetStreamJournal(Journal):
     async def _present(self, kind: str, persistence_id: PersistenceId) -> bool:
         """Whether the id's key of that kind holds a record (not a delete marker, not {})."""
         if kind == "reminders":
-            with failed(persistence_id, "loading the reminders"):
-                return bool((await self._reminders(persistence_id))[0])
+            return bool(await self.load_reminders(persistence_id))
         if kind == "snapshots":
             return await self.load_snapshot(persistence_id) is not None
         return await self.load_state(persistence_id) is not None

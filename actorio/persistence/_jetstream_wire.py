@@ -19,7 +19,7 @@ from nats.js.kv import KeyValue
 from actorio.lowlevel import shorten
 
 from ._errors import JournalCorrupted, PersistenceError
-from ._records import PersistenceId, ReminderRecord
+from ._records import PersistenceId
 
 __all__ = [
     "UnreadableAcknowledgement",
@@ -31,7 +31,6 @@ __all__ = [
     "failed",
     "filter_covers",
     "needs_jetstream",
-    "reminder_records",
     "split_record",
     "stored_id",
 ]
@@ -164,25 +163,6 @@ def split_record(persistence_id: PersistenceId, value: bytes, fields: int) -> tu
     except ValueError as error:
         raise JournalCorrupted(f"{persistence_id}: a stored value is not a record ({error})") from None
     return numbers, payload
-
-
-def reminder_records(persistence_id: PersistenceId, stored: dict[str, Any]) -> list[ReminderRecord]:
-    """An id's reminders as its key holds them (name -> [due, message text]), by name; a value
-    not of that form, a due time that is not a finite number or a bad name is `JournalCorrupted`
-    naming the reminder (the text bounded)."""
-    found: list[ReminderRecord] = []
-    for name, value in sorted(stored.items()):
-        try:
-            due, message = value  # a pair; else a ValueError or a TypeError
-            if not isinstance(message, str):
-                raise ValueError(f"a message of type {type(message).__name__}, not text")
-            found.append(ReminderRecord(persistence_id, name, due, message.encode()))
-        except (TypeError, ValueError) as error:
-            raise JournalCorrupted(
-                f"{persistence_id}: stored reminders are not a record "
-                f"(reminder {shorten(repr(name))}: {shorten(str(error))})"
-            ) from None
-    return found
 
 
 def stored_id(stream: str, entity_type: str, subject_prefix: str, subject: str) -> PersistenceId:

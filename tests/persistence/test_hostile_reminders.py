@@ -105,15 +105,17 @@ async def test_a_sqlite_reminder_stored_due_at_infinity_is_corrupt_naming_it(tmp
 @pytest.mark.parametrize(
     "stored",
     [
-        b'[Infinity, "{}"]',
-        b'[NaN, "{}"]',
-        b'[1e999, "{}"]',
-        b"[1" + b"0" * 400 + b', "{}"]',
-        b'["1.0", "{}"]',
-        b'[1.0, {"a": 1}]',
-        b"[1.0]",
+        b"Infinity\n{}",
+        b"NaN\n{}",
+        b"1e999\n{}",
+        b"1" + b"0" * 400 + b"\n{}",
+        b'"1.0"\n{}',
+        b'{"a": 1}\n{}',
+        b"1.0",
+        b"true\n{}",
+        b"1.0\n\xff",
     ],
-    ids=["infinity", "nan", "overflow", "int-overflow", "text", "object", "single"],
+    ids=["infinity", "nan", "overflow", "int-overflow", "text", "object", "single", "bool", "not-utf8"],
 )
 async def test_a_jetstream_reminder_stored_not_of_its_form_is_corrupt_naming_it(
     nats_url: str, stored: bytes
@@ -121,7 +123,7 @@ async def test_a_jetstream_reminder_stored_not_of_its_form_is_corrupt_naming_it(
     async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as journal:
         await journal.save_reminder(ReminderRecord(ACCOUNT, "fine", 1.0, b"{}"))
         bucket = await journal.client.jetstream().key_value(f"{journal.prefix}_reminders_account")
-        await bucket.put("a", b'{"fine": [1.0, "{}"], "late": ' + stored + b"}")
+        await bucket.put("a.late", stored)  # one key per reminder: <entity id>.<name>
         corrupt = r"account/a: stored reminders are not a record \(reminder 'late'"
         with pytest.raises(JournalCorrupted, match=corrupt):
             await journal.load_reminders(ACCOUNT)

@@ -155,8 +155,8 @@ async def test_large_snapshots_and_reminders_go_to_the_object_store(nats_url: st
             ("later", 13.0, b"{}"),
             ("wake", 12.5, message),
         ]
-        assert len(await objects(journal, "account")) == 2  # one snapshot, one set of reminders
-        await journal.delete_reminder(ACCOUNT, "wake")  # small again: kept in the key
+        assert len(await objects(journal, "account")) == 2  # one snapshot, one reminder ("wake")
+        await journal.delete_reminder(ACCOUNT, "wake")  # its object goes with it
         await journal.save_snapshot(SnapshotRecord(ACCOUNT, 8, 1, b"{}"))
         assert await objects(journal, "account") == []
         assert await journal.persistence_ids() == [ACCOUNT]
@@ -176,7 +176,8 @@ async def test_a_key_deleted_by_someone_else_reads_as_nothing_and_can_be_written
         await journal.save_reminder(ReminderRecord(ACCOUNT, "r", 1.0, b"{}"))
         for kind in ("states", "reminders"):
             bucket = await js.key_value(f"{journal.prefix}_{kind}_account")
-            await (bucket.delete(ACCOUNT.entity_id) if how == "delete" else bucket.purge(ACCOUNT.entity_id))
+            key = ACCOUNT.entity_id if kind == "states" else f"{ACCOUNT.entity_id}.r"  # a key per reminder
+            await (bucket.delete(key) if how == "delete" else bucket.purge(key))
         assert await journal.load_state(ACCOUNT) is None
         assert await journal.load_reminders(ACCOUNT) == []
         revision = await journal.save_state(ACCOUNT, 0, 1, b'{"n": 1}')
@@ -230,10 +231,10 @@ async def test_an_append_larger_than_one_message_is_refused_at_the_write(nats_ur
 @pytest.mark.parametrize(
     "stored",
     [
-        b"[" * 100_000 + b"]" * 100_000,
-        b'{"r": [NaN, "{}"]}',
-        b'{"r": [Infinity, "{}"]}',
-        b'{"r": [1e999, "{}"]}',
+        b"[" * 100_000 + b"]" * 100_000 + b"\n{}",
+        b"NaN\n{}",
+        b"Infinity\n{}",
+        b"1e999\n{}",
         b"",
     ],
     ids=["nested too deep", "nan", "infinity", "overflow", "empty"],
@@ -244,7 +245,7 @@ async def test_hostile_stored_reminders_are_reported_as_corrupted(nats_url: str,
     async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as journal:
         await journal.save_reminder(ReminderRecord(ACCOUNT, "r", 1.0, b"{}"))
         bucket = await journal.client.jetstream().key_value(f"{journal.prefix}_reminders_account")
-        await bucket.put("a", stored)
+        await bucket.put("a.r", stored)
         with pytest.raises(JournalCorrupted, match="account/a: stored reminders are not a record"):
             await journal.load_reminders(ACCOUNT)
 

@@ -42,10 +42,10 @@ MISSING = _Missing()
 
 
 async def _stored_object(nats_url: str, prefix: str) -> str:
-    """Save reminders of ``ACCOUNT`` large enough for the object store; the object's name."""
+    """Save a reminder of ``ACCOUNT`` large enough for the object store; the object's name."""
     async with await JetStreamJournal.connect(nats_url, prefix=prefix, max_inline=100) as writer:
         await writer.save_reminder(ReminderRecord(ACCOUNT, "r", 5.0, b'"' + b"m" * 5000 + b'"'))
-        entry = await (await writer.client.jetstream().key_value(f"{prefix}_reminders_account")).get("a")
+        entry = await (await writer.client.jetstream().key_value(f"{prefix}_reminders_account")).get("a.r")
         return (entry.value or b"").decode().split(" ", 1)[1]
 
 

@@ -1,0 +1,103 @@
+"""How a persistent entity's activation keeps its type's index of due reminders: from the
+reminders it read once, not from a read of all of them at each write (firing ``n`` reminders
+read them ``n`` times, each read one round trip per reminder on JetStream), and never later than
+the earliest reminder stored."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from actorio.nats._entity_persistence import EntityJournal
+from actorio.persistence import InMemoryJournal, PersistenceError, PersistenceId, ReminderRecord
+
+pytestmark = pytest.mark.asyncio
+
+ALICE = PersistenceId("account", "alice")
+
+
+class CountingJournal(InMemoryJournal):
+    """Counts the reads of reminders; fails the next save of a reminder when told to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.fail_next_save = False
+
+    async def load_reminders(self, persistence_id: PersistenceId) -> list[ReminderRecord]:
+        self.reads += 1
+        return await super().load_reminders(persistence_id)
+
+    async def save_reminder(self, reminder: ReminderRecord) -> None:
+        await asyncio.sleep(0)  # (a round trip: lets concurrent writes interleave)
+        if self.fail_next_save:
+            self.fail_next_save = False
+            raise PersistenceError("refused")
+        await super().save_reminder(reminder)
+
+
+class Index:
+    """The type's index as the activation tells it: the key's earliest due time, or none."""
+
+    def __init__(self) -> None:
+        self.entry: float | None = None
+
+    async def note(self, key: str, dues: list[float]) -> None:
+        self.entry = min(dues) if dues else None
+
+    async def note_quietly(self, key: str, dues: list[float]) -> None:
+        await self.note(key, dues)
+
+
+def _activation(journal: CountingJournal, index: Index) -> EntityJournal:
+    reminders: Any = index
+    return EntityJournal(journal, lambda: True, reminders, "alice")
+
+
+async def _stored_earliest(journal: InMemoryJournal) -> float | None:
+    dues = [r.due for r in await journal.load_reminders(ALICE)]
+    return min(dues) if dues else None
+
+
+async def test_firing_many_reminders_reads_them_once() -> None:
+    journal, index = CountingJournal(), Index()
+    for n in range(50):
+        await journal.save_reminder(ReminderRecord(ALICE, f"r{n}", float(100 + n), b"{}"))
+    activation = _activation(journal, index)
+    found = await activation.load_reminders(ALICE)  # the recovery's read
+    assert index.entry == 100.0
+    for reminder in found:  # each fired, then deleted
+        await activation.delete_reminder(ALICE, reminder.name)
+        assert index.entry == await _stored_earliest(journal)
+    await activation.save_reminder(ReminderRecord(ALICE, "again", 7.0, b"{}"))
+    assert index.entry == 7.0
+    assert journal.reads == 1 + 50  # the recovery's, and this test's own checks
+
+
+async def test_a_failed_write_makes_the_next_one_read_them_again() -> None:
+    journal, index = CountingJournal(), Index()
+    activation = _activation(journal, index)
+    await activation.load_reminders(ALICE)
+    await activation.save_reminder(ReminderRecord(ALICE, "a", 10.0, b"{}"))
+    journal.fail_next_save = True
+    with pytest.raises(PersistenceError):
+        await activation.save_reminder(ReminderRecord(ALICE, "b", 5.0, b"{}"))
+    assert index.entry == 5.0  # too early at worst: a wake-up for nothing
+    reads = journal.reads
+    await activation.save_reminder(ReminderRecord(ALICE, "c", 20.0, b"{}"))
+    assert journal.reads == reads + 1
+    assert index.entry == 10.0 == await _stored_earliest(journal)
+
+
+async def test_concurrent_writes_leave_the_index_at_the_earliest_stored() -> None:
+    journal, index = CountingJournal(), Index()
+    activation = _activation(journal, index)
+    await activation.save_reminder(ReminderRecord(ALICE, "late", 50.0, b"{}"))  # before any read
+    await asyncio.gather(
+        *(activation.save_reminder(ReminderRecord(ALICE, f"r{n}", float(n), b"{}")) for n in range(1, 6)),
+        activation.delete_reminder(ALICE, "r1"),
+    )
+    await asyncio.gather(*(activation.delete_reminder(ALICE, f"r{n}") for n in range(1, 5)))
+    assert index.entry == 5.0 == await _stored_earliest(journal)

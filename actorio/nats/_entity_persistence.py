@@ -113,10 +113,14 @@ class EntityJournal:
         return await self.journal.persistence_ids()
 
     async def load_reminders(self, persistence_id: PersistenceId) -> list[ReminderRecord]:
-        """The id's reminders; the index is set from them (the activation's recovery reads them:
-        a wake-up of a key with nothing due clears its entry)."""
-        found = await self.journal.load_reminders(persistence_id)
-        self._dues = {r.name: r.due for r in found}
+        """The id's reminders; for the activation's own id, the index is set from them (the
+        activation's recovery reads them: a wake-up of a key with nothing due clears its entry)."""
+        if persistence_id.entity_id != self._key:
+            return await self.journal.load_reminders(persistence_id)
+        async with self._reminder_writes:
+            self._dues = None
+            found = await self.journal.load_reminders(persistence_id)
+            self._dues = {r.name: r.due for r in found}
         if self._may_write():
             await self._reminders.note_quietly(self._key, [r.due for r in found])
         return found
@@ -146,20 +150,31 @@ class EntityJournal:
         """The index first (so that a crash between the two leaves at worst a wake-up for
         nothing, never a reminder nobody wakes), then the journal. The index is computed from
         the reminders this activation knows: read once, not again at each write (firing ``n``
-        reminders would read them ``n`` times)."""
-        self._fence(reminder.persistence_id)
+        reminders would read them ``n`` times). Another id's reminder (not the activation's
+        own) is written through, the index left as it is."""
+        persistence_id = reminder.persistence_id
+        if persistence_id.entity_id != self._key:
+            self._fence(persistence_id)
+            return await self.journal.save_reminder(reminder)
         async with self._reminder_writes:
-            dues = dict(await self._known_dues(reminder.persistence_id))
-            dues[reminder.name] = reminder.due
-            await self._reminders.note(self._key, list(dues.values()))
+            self._fence(persistence_id)  # (again: the lease may have ended while this waited)
+            known = await self._known_dues(persistence_id)
+            dues = {**known, reminder.name: reminder.due}
+            # The earlier of the stored and the new due time while the write is unsure; the new
+            # one once it is stored (moving a reminder later must not leave the entry late).
+            await self._reminders.note(self._key, [*known.values(), reminder.due])
             self._dues = None  # unsure until stored: read again if the write fails
             await self.journal.save_reminder(reminder)
             self._dues = dues
+            await self._reminders.note_quietly(self._key, list(dues.values()))
 
     async def delete_reminder(self, persistence_id: PersistenceId, name: str) -> None:
         """The journal first, then the index (from what is left)."""
-        self._fence(persistence_id)
+        if persistence_id.entity_id != self._key:
+            self._fence(persistence_id)
+            return await self.journal.delete_reminder(persistence_id, name)
         async with self._reminder_writes:
+            self._fence(persistence_id)
             known, self._dues = self._dues, None  # unsure until deleted
             await self.journal.delete_reminder(persistence_id, name)
             left = dict(known) if known is not None else await self._known_dues(persistence_id)

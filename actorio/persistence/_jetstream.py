@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -38,8 +36,8 @@ from nats.js.object_store import ObjectStore
 from ._errors import JournalCorrupted, PersistenceError, WriterConflict
 from ._event_batches import batch_header, decode_batch, encode_batch
 from ._jetstream_ids import bucket_description, bucket_is_ours, journal_streams, stream_subjects, streams
-from ._jetstream_objects import end_read, read_object
-from ._jetstream_reminders import check_no_earlier_layout, decode_reminder, encode_reminder, reminder_key
+from ._jetstream_objects import POINTER, end_read, object_name, pointed_object, read_object
+from ._jetstream_reminders import decode_reminder, encode_reminder, reminder_key, subject_id
 from ._jetstream_wire import (
     UnreadableAcknowledgement,
     acknowledged_sequence,
@@ -62,12 +60,6 @@ __all__ = ["JetStreamJournal"]
 
 _WRONG_LAST_SEQUENCE = (10071, 10164)
 _EXPECTED_LAST: str = Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value
-_POINTER = b"@object "
-"""A key's value that starts so names the object (in the entity type's object store) holding the
-real value. No stored record starts with ``@``: a state, a snapshot and a reminder start with
-a digit (a reminder's due time; a negative one with ``-``)."""
-_UNIQUE = re.compile("[0-9a-f]{32}")
-"""The end of an object's name: a uuid's hex."""
 _READS = 5
 """Objects of a key read, each found replaced as it was read, before giving up (see `_get`)."""
 MAX_OBJECT = 64 * 1024 * 1024
@@ -228,9 +220,6 @@ class JetStreamJournal(Journal):
                         f"{entity_type!r}: give one of the journals another prefix"
                     )
                 check_kept(name, kind, config)
-                if kind == "reminders":  # one key per id: an earlier layout, not read
-                    singles = await stream_subjects(self.client, f"KV_{name}", f"$KV.{name}.*", self.timeout)
-                    check_no_earlier_layout(name, singles)
             except nats.js.errors.BucketNotFoundError:
                 description = bucket_description(self.prefix, kind, entity_type)
                 bucket = await self._js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
@@ -288,12 +277,9 @@ class JetStreamJournal(Journal):
                 )
                 return None
             value, revision = entry.value or b"", entry.revision or 0
-            if not value.startswith(_POINTER):
+            name = pointed_object(kind, persistence_id, key, value)
+            if name is None:
                 return value, revision
-            name = value[len(_POINTER) :].decode(errors="replace")
-            prefix = f"{kind}.{key}."
-            if not (name.startswith(prefix) and _UNIQUE.fullmatch(name[len(prefix) :])):  # as `_put` names
-                raise JournalCorrupted(f"{persistence_id}: its {kind} key names another record's object")
             if name == gone:
                 raise JournalCorrupted(f"{persistence_id}: the object {name!r} holding its {kind} is missing")
             if read == _READS:  # read only to tell a replaced object from a missing one
@@ -301,6 +287,7 @@ class JetStreamJournal(Journal):
             store = await self._object_store(persistence_id.entity_type)
             bucket_name = f"{self.prefix}_objects_{persistence_id.entity_type}"
             what = f"{persistence_id}: its {kind}"
+            known = self._objects.get((kind, persistence_id, key))
             try:
                 found = await read_object(
                     self._js, store, bucket_name, name, limit=self.max_object, what=what, timeout=self.timeout
@@ -308,7 +295,8 @@ class JetStreamJournal(Journal):
             except (nats.js.errors.ObjectNotFoundError, nats.js.errors.ObjectDeletedError):
                 gone = name
                 continue  # replaced (and its object removed) since the key was read: again
-            self._objects[(kind, persistence_id, key)] = name
+            if self._objects.get((kind, persistence_id, key)) == known:  # (not written here meanwhile)
+                self._objects[(kind, persistence_id, key)] = name
             return found, revision
         raise PersistenceError(
             f"{persistence_id}: its {kind} record was replaced at each of {_READS} reads; nothing read, "
@@ -330,10 +318,10 @@ class JetStreamJournal(Journal):
                 f"({self.max_object}); nothing was written"
             )
         if len(value) > self._inline_limit():
-            name = f"{kind}.{key}.{uuid.uuid4().hex}"
+            name = object_name(kind, key)
             store = await self._object_store(persistence_id.entity_type)
             await store.put(name, value)
-            value = _POINTER + name.encode()
+            value = POINTER + name.encode()
         try:
             if last is None:
                 revision = await bucket.put(key, value)
@@ -546,19 +534,31 @@ class JetStreamJournal(Journal):
     async def delete_reminder(self, persistence_id: PersistenceId, name: str) -> None:
         self._check_open()
         key = reminder_key(persistence_id, name)
+        bucket = f"{self.prefix}_reminders_{persistence_id.entity_type}"
         with failed(persistence_id, "deleting a reminder"):
-            if await self._get("reminders", persistence_id, key) is None:  # (and its object, if any)
+            kv = await self._bucket("reminders", persistence_id.entity_type)
+            try:
+                entry = await kv.get(key)
+            except nats.js.errors.KeyNotFoundError as error:
+                check_bucket_not_gone(persistence_id, bucket, error)
                 return
-            bucket = f"{self.prefix}_reminders_{persistence_id.entity_type}"
-            # A purge of the key's subject: no delete marker stays for each later listing to read.
-            await self._js.purge_stream(f"KV_{bucket}", subject=f"$KV.{bucket}.{key}")
-            name_of_object = self._objects.pop(("reminders", persistence_id, key), None)
-        if name_of_object is not None:
-            await self._remove_object(persistence_id, name_of_object)
+            pointed = pointed_object("reminders", persistence_id, key, entry.value or b"")
+            # A purge of the key's subject (no delete marker stays for each later listing to
+            # read), up to the value read: one saved since is kept, and so is its object.
+            subject = f"$KV.{bucket}.{key}"
+            await self._js.purge_stream(f"KV_{bucket}", subject=subject, seq=(entry.revision or 0) + 1)
+        if pointed is not None:
+            if self._objects.get(("reminders", persistence_id, key)) == pointed:
+                del self._objects[("reminders", persistence_id, key)]
+            await self._remove_object(persistence_id, pointed)
 
     async def load_reminders(self, persistence_id: PersistenceId) -> list[ReminderRecord]:
+        """The id's reminders, by name: one listing of its keys, then a read of each. Together
+        they may hold at most ``max_object`` bytes (`PersistenceError` beyond: memory stays
+        bounded, whatever is stored)."""
         self._check_open()
         found: list[ReminderRecord] = []
+        size = 0
         with failed(persistence_id, "loading the reminders"):
             await self._bucket("reminders", persistence_id.entity_type)  # (made, or checked)
             bucket = f"{self.prefix}_reminders_{persistence_id.entity_type}"
@@ -569,8 +569,14 @@ class JetStreamJournal(Journal):
             for subject in sorted(subjects):
                 name = subject[len(keys) :]
                 stored = await self._get("reminders", persistence_id, reminder_key(persistence_id, name))
-                if stored is not None:  # (removed since the listing, or a delete marker)
-                    found.append(decode_reminder(persistence_id, name, stored[0]))
+                if stored is None:  # (removed since the listing, or a delete marker)
+                    continue
+                if (size := size + len(stored[0])) > self.max_object:
+                    raise PersistenceError(
+                        f"{persistence_id}: its reminders hold more than max_object ({self.max_object}) "
+                        "bytes; a journal with a larger max_object reads them"
+                    )
+                found.append(decode_reminder(persistence_id, name, stored[0]))
         return found
 
     async def persistence_ids(self) -> list[PersistenceId]:
@@ -588,9 +594,11 @@ class JetStreamJournal(Journal):
             with failed(name, "listing its subjects"):
                 subjects = await stream_subjects(self.client, name, stream.subject_filter, self.timeout)
             if kind == "reminders":  # a key per reminder: <entity id>.<name>
-                subjects = sorted({s.rpartition(".")[0] for s in subjects or ()})
-            ids = [stored_id(name, entity_type, stream.subject_prefix, s) for s in subjects or ()]
-            for candidate in ids:
+                kept = (subject_id(name, entity_type, stream.subject_prefix, s) for s in subjects or ())
+                ids = [i for i in kept if i is not None]
+            else:
+                ids = [stored_id(name, entity_type, stream.subject_prefix, s) for s in subjects or ()]
+            for candidate in dict.fromkeys(ids):
                 if candidate not in found and (kind == "events" or await self._present(kind, candidate)):
                     found.add(candidate)
         return sorted(found, key=lambda i: (i.entity_type, i.entity_id))

@@ -11,6 +11,7 @@ import binascii
 import contextlib
 import hashlib
 import re
+import uuid
 from typing import Any, cast
 
 import nats.errors
@@ -22,8 +23,36 @@ from nats.js.object_store import ObjectStore
 from actorio.lowlevel import shorten
 
 from ._errors import JournalCorrupted, PersistenceError
+from ._records import PersistenceId
 
-__all__ = ["end_read", "read_object"]
+__all__ = ["POINTER", "end_read", "object_name", "pointed_object", "read_object"]
+
+POINTER = b"@object "
+"""A key's value that starts so names the object (in the entity type's object store) holding the
+real value. No stored record starts with ``@``: a state, a snapshot and a reminder start with
+a digit (a reminder's due time; a negative one with ``-``)."""
+_UNIQUE = re.compile("[0-9a-f]{32}")
+"""The end of an object's name: a uuid's hex."""
+
+
+def object_name(kind: str, key: str) -> str:
+    """A new object's name, for the value of the key ``key`` of the bucket of that kind: never
+    reused, and telling whose it is (`pointed_object` checks it)."""
+    return f"{kind}.{key}.{uuid.uuid4().hex}"
+
+
+def pointed_object(kind: str, persistence_id: PersistenceId, key: str, value: bytes) -> str | None:
+    """The object a key's value names (``None``: the value is the record itself);
+    `JournalCorrupted` for a name `object_name` does not give that key's objects (reading it
+    would give another record, and replacing it would remove that record's object)."""
+    if not value.startswith(POINTER):
+        return None
+    name = value[len(POINTER) :].decode(errors="replace")
+    prefix = f"{kind}.{key}."
+    if not (name.startswith(prefix) and _UNIQUE.fullmatch(name[len(prefix) :])):
+        raise JournalCorrupted(f"{persistence_id}: its {kind} key names another record's object")
+    return name
+
 
 _NUID = re.compile("[0-9A-Za-z]{1,64}")
 """A chunk subject's last token as nats clients make it (a NUID): no ``.``, ``*`` or ``>``."""

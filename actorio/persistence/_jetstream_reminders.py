@@ -4,9 +4,11 @@ bucket ``<prefix>_reminders_<type>``, holding ``<due>\\n<message>``.
 One key per reminder, not one key per id holding them all: saving or deleting one reminder then
 reads and writes that reminder alone. (With all of an id's reminders in one value, each deletion
 rewrote the whole set, so firing ``n`` reminders cost ``n`` squared, and one forged value of many
-tiny reminders cost fifty times its size to parse.) A deletion purges the key's subject, so no
-delete marker stays behind for a listing to read: an actor that arms reminders under ever new
-names does not make its later recoveries slower.
+tiny reminders cost fifty times its size to parse.) A deletion purges the key's subject up to
+the value it read (one saved since stays), so no delete marker stays behind for a listing to
+read: an actor that arms reminders under ever new names does not make its later recoveries
+slower. Keys of one token (all of an id's reminders in one key, as earlier development versions
+kept them) are not read.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import json
 
 from actorio.lowlevel import shorten
 
-from ._errors import JournalCorrupted, PersistenceError
+from ._errors import JournalCorrupted
 from ._records import PersistenceId, ReminderRecord
 
-__all__ = ["check_no_earlier_layout", "decode_reminder", "encode_reminder", "reminder_key"]
+__all__ = ["decode_reminder", "encode_reminder", "reminder_key", "subject_id"]
 
 _HEAD = 64
 """The most bytes a stored reminder's due time may take before its newline."""
@@ -31,8 +33,10 @@ def reminder_key(persistence_id: PersistenceId, name: str) -> str:
 
 
 def encode_reminder(reminder: ReminderRecord) -> bytes:
-    """A reminder's stored value: its due time as JSON, a newline, its message."""
-    return json.dumps(reminder.due).encode() + b"\n" + reminder.message
+    """A reminder's stored value: its due time as a float's JSON (at most 24 bytes, whatever
+    the number: an ``int`` of a hundred digits is finite as a float too), a newline, its
+    message."""
+    return repr(float(reminder.due)).encode() + b"\n" + reminder.message
 
 
 def decode_reminder(persistence_id: PersistenceId, name: str, value: bytes) -> ReminderRecord:
@@ -54,14 +58,23 @@ def decode_reminder(persistence_id: PersistenceId, name: str, value: bytes) -> R
         ) from None
 
 
-def check_no_earlier_layout(bucket: str, keys: list[str] | None) -> None:
-    """`PersistenceError` if the reminders bucket holds keys of one token (``keys``: their
-    subjects): all of an id's reminders in one key, as earlier development versions kept them.
-    Read as no reminders, they would be lost without a word."""
-    if keys:
-        raise PersistenceError(
-            f"{bucket}: {len(keys)} key(s) hold reminders in an earlier layout (all of an id's "
-            f"reminders in one key, such as {shorten(repr(keys[0]))}); this version keeps one key "
-            "per reminder and does not read them: fire or re-arm them with the version that wrote "
-            "them, or remove the keys"
-        )
+def subject_id(bucket: str, entity_type: str, subject_prefix: str, subject: str) -> PersistenceId | None:
+    """The persistence id whose reminder a subject of the reminders bucket holds (``subject`` is
+    ``subject_prefix`` then ``<entity id>.<name>``); ``None`` for a key of one token (all of an id's
+    reminders in one key, as earlier development versions kept them: not read). Any other
+    subject is `JournalCorrupted` naming the bucket and the subject (bounded)."""
+    key = subject[len(subject_prefix) :] if subject.startswith(subject_prefix) else None
+    if key is not None and "." not in key:
+        return None
+    try:
+        if key is None:
+            raise ValueError(f"not a subject under {subject_prefix}*")
+        entity_id, _, name = key.partition(".")
+        persistence_id = PersistenceId(entity_type, entity_id)
+        ReminderRecord(persistence_id, name, 0.0, b"")  # the name's rules
+        return persistence_id
+    except ValueError as error:
+        raise JournalCorrupted(
+            f"{bucket}: the stored subject {shorten(repr(subject))} is not a reminder's "
+            f"({shorten(str(error))})"
+        ) from None

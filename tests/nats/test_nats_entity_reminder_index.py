@@ -28,7 +28,10 @@ class CountingJournal(InMemoryJournal):
 
     async def load_reminders(self, persistence_id: PersistenceId) -> list[ReminderRecord]:
         self.reads += 1
-        return await super().load_reminders(persistence_id)
+        found = await super().load_reminders(persistence_id)
+        for _ in range(5):  # (a slow read: what it read may be stale when it returns)
+            await asyncio.sleep(0)
+        return found
 
     async def save_reminder(self, reminder: ReminderRecord) -> None:
         await asyncio.sleep(0)  # (a round trip: lets concurrent writes interleave)
@@ -100,4 +103,47 @@ async def test_concurrent_writes_leave_the_index_at_the_earliest_stored() -> Non
         activation.delete_reminder(ALICE, "r1"),
     )
     await asyncio.gather(*(activation.delete_reminder(ALICE, f"r{n}") for n in range(1, 5)))
+    assert index.entry == 5.0 == await _stored_earliest(journal)
+
+
+async def test_moving_a_reminder_later_leaves_the_entry_early_until_stored() -> None:
+    """The entry is the earlier of the stored and the new due time while the write is unsure:
+    a failed write that moved the earliest reminder later leaves a wake-up for nothing, never a
+    late one."""
+    journal, index = CountingJournal(), Index()
+    activation = _activation(journal, index)
+    await activation.load_reminders(ALICE)
+    await activation.save_reminder(ReminderRecord(ALICE, "a", 10.0, b"{}"))
+    journal.fail_next_save = True
+    with pytest.raises(PersistenceError):
+        await activation.save_reminder(ReminderRecord(ALICE, "a", 50.0, b"{}"))
+    assert index.entry == 10.0 == await _stored_earliest(journal)
+    await activation.save_reminder(ReminderRecord(ALICE, "a", 50.0, b"{}"))  # stored: the entry moves
+    assert index.entry == 50.0 == await _stored_earliest(journal)
+
+
+async def test_another_ids_reminders_read_or_written_leave_the_activations_own_alone() -> None:
+    journal, index = CountingJournal(), Index()
+    bob = PersistenceId("account", "bob")
+    await journal.save_reminder(ReminderRecord(bob, "b", 500.0, b"{}"))
+    activation = _activation(journal, index)
+    await activation.load_reminders(ALICE)
+    await activation.save_reminder(ReminderRecord(ALICE, "a", 10.0, b"{}"))
+    await activation.save_reminder(ReminderRecord(ALICE, "c", 20.0, b"{}"))
+    assert [r.name for r in await activation.load_reminders(bob)] == ["b"]
+    await activation.save_reminder(ReminderRecord(bob, "d", 1.0, b"{}"))
+    assert index.entry == 10.0
+    await activation.delete_reminder(ALICE, "c")
+    assert index.entry == 10.0 == await _stored_earliest(journal)
+
+
+async def test_a_read_beside_a_write_leaves_the_entry_at_the_earliest_stored() -> None:
+    journal, index = CountingJournal(), Index()
+    await journal.save_reminder(ReminderRecord(ALICE, "late", 101.0, b"{}"))
+    activation = _activation(journal, index)
+    await activation.load_reminders(ALICE)  # the recovery's read; then another, beside a write
+    await asyncio.gather(
+        activation.load_reminders(ALICE), activation.save_reminder(ReminderRecord(ALICE, "soon", 5.0, b"{}"))
+    )
+    await activation.delete_reminder(ALICE, "late")
     assert index.entry == 5.0 == await _stored_earliest(journal)

@@ -513,8 +513,8 @@ class Actor(Generic[P]):
                 if not queue:
                     if self._actor_stopping:  # see `stop`: set while nothing was queued
                         break
-                    budget = cls.mailbox_throughput
-                    # A plain future (not a coroutine: one frame less), not loop.create_future's.
+                    # Idle: nothing kept of the last message (payload, asker, reply); a bare Future.
+                    budget, message, sender, result = cls.mailbox_throughput, _NO_MESSAGE, None, None
                     waiter = mailbox.waiting = Future(loop=loop)
                     await waiter
                     queue = mailbox.queue

@@ -252,11 +252,15 @@ class RestartLog:
     __slots__ = ("times",)
 
     def __init__(self) -> None:
-        self.times: deque[float] = deque()
+        self.times: deque[float] | None = None
+        """The restarts' times, oldest first (none until the first: a deque is 760 bytes, and
+        most supervisors never restart anything)."""
 
     def allow(self, now: float, strategy: SupervisorStrategy) -> bool:
         """Count a restart at ``now``; False if that makes more than the strategy allows."""
         times = self.times
+        if times is None:
+            times = self.times = deque()
         while times and times[0] <= now - strategy.within:
             times.popleft()
         times.append(now)
@@ -266,4 +270,4 @@ class RestartLog:
         """Whether `allow` at ``now`` would say yes, counting nothing (read as a child fails, so
         that its log line says what its supervisor will do)."""
         since = now - strategy.within
-        return sum(1 for time in self.times if time > since) < strategy.max_restarts
+        return sum(1 for time in self.times or () if time > since) < strategy.max_restarts

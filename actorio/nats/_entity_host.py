@@ -104,7 +104,8 @@ class Activation:
         self.mailbox: Mailbox | None = None
         self.supervisor: PublicationSupervisor | None = None
         self.last = 0.0
-        self.pending: collections.deque[Msg] = collections.deque()
+        self.pending: collections.deque[Msg] | None = None
+        """What waits for the key to be active (none kept once it is: a deque is 760 bytes)."""
         self.renewal: asyncio.Task[None] | None = None
         """The renewal under way, if any."""
 
@@ -250,7 +251,7 @@ class EntityHost:
                 await self._redirect(msg, key)
                 return
             activation = self.activations[key] = Activation(key)
-            activation.pending.append(msg)
+            activation.pending = collections.deque((msg,))
             self._spawn(self._activate(activation))
         elif activation.state != _ACTIVE:
             self._hold(activation, msg)
@@ -258,10 +259,13 @@ class EntityHost:
             await self._deliver(activation, msg, claim)
 
     def _hold(self, activation: Activation, msg: Msg) -> None:
-        if len(activation.pending) >= MAX_PENDING:
+        pending = activation.pending
+        if pending is None:
+            pending = activation.pending = collections.deque()
+        if len(pending) >= MAX_PENDING:
             self._spawn(self._refuse(msg, self._identifier(activation.key), None, overflow=True))
         else:
-            activation.pending.append(msg)
+            pending.append(msg)
 
     async def _deliver(self, activation: Activation, msg: Msg, claim: int) -> None:
         lease, mailbox = activation.lease, activation.mailbox
@@ -429,6 +433,7 @@ class EntityHost:
             await self._deliver(activation, msg, _claim_of(msg) or 0)
         if activation.state == _DRAINING:
             activation.state = _ACTIVE
+            activation.pending = None  # (empty: the loop above ended)
 
     async def start_entity(self, key: str) -> tuple[Mailbox, PublicationSupervisor | None]:
         """Start the entity of ``key`` from the type's factory, supervised as a published factory
@@ -462,7 +467,7 @@ class EntityHost:
         after an error, is refused; a tell refused for `HostFull` or `BucketFull` is an
         ``overflow``)."""
         self._forget(activation)
-        pending, activation.pending = activation.pending, collections.deque()
+        pending, activation.pending = activation.pending or (), None
         for msg in pending:
             if error is None:
                 await self._redirect(msg, activation.key)

@@ -77,12 +77,19 @@ class EntityJournal:
     of ``actorio.persistence.Journal``; closing it does nothing (the host's journal is shared)."""
 
     def __init__(
-        self, journal: Journal, may_write: Callable[[], bool], reminders: Reminders, key: str
+        self,
+        journal: Journal,
+        may_write: Callable[[], bool],
+        reminders: Reminders,
+        key: str,
+        persistence_id: PersistenceId | None = None,
     ) -> None:
         self.journal = journal
         self._may_write = may_write
         self._reminders = reminders
         self._key = key
+        self._own = persistence_id
+        """The activation's own persistence id: its reminders are the index entry of ``key``."""
         self._dues: dict[str, float] | None = None
         """The id's reminders (name -> due) as this activation last read or wrote them; ``None``
         while unknown (not read yet, or a write of them failed): read from the journal."""
@@ -115,7 +122,7 @@ class EntityJournal:
     async def load_reminders(self, persistence_id: PersistenceId) -> list[ReminderRecord]:
         """The id's reminders; for the activation's own id, the index is set from them (the
         activation's recovery reads them: a wake-up of a key with nothing due clears its entry)."""
-        if persistence_id.entity_id != self._key:
+        if persistence_id != self._own:
             return await self.journal.load_reminders(persistence_id)
         async with self._reminder_writes:
             self._dues = None
@@ -153,7 +160,7 @@ class EntityJournal:
         reminders would read them ``n`` times). Another id's reminder (not the activation's
         own) is written through, the index left as it is."""
         persistence_id = reminder.persistence_id
-        if persistence_id.entity_id != self._key:
+        if persistence_id != self._own:
             self._fence(persistence_id)
             return await self.journal.save_reminder(reminder)
         async with self._reminder_writes:
@@ -170,7 +177,7 @@ class EntityJournal:
 
     async def delete_reminder(self, persistence_id: PersistenceId, name: str) -> None:
         """The journal first, then the index (from what is left)."""
-        if persistence_id.entity_id != self._key:
+        if persistence_id != self._own:
             self._fence(persistence_id)
             return await self.journal.delete_reminder(persistence_id, name)
         async with self._reminder_writes:
@@ -225,6 +232,8 @@ class Reminders:
         self.woken = 0
         """How many wake-ups this node sent."""
         self._kv: KeyValue | None = None
+        self._unsure: set[str] = set()
+        """Keys whose last write by this node was not acknowledged (see `note`)."""
         self._sent: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._warnings = LogLimit(_logger)
@@ -264,9 +273,13 @@ class Reminders:
         kv = self._kv
         if kv is None:
             return
+        # Written again whatever ``due`` says while a write of this node to the key is unsure (it
+        # failed, or was cancelled before its acknowledgement: it may be stored all the same).
+        unsure = key in self._unsure
         if dues:
             due = min(dues)
-            if self.due.get(key) != due:
+            if self.due.get(key) != due or unsure:
+                self._unsure.add(key)
                 try:
                     await kv.put(key, repr(due).encode())
                 except nats.js.errors.APIError as error:
@@ -274,10 +287,13 @@ class Reminders:
                     if full is None:
                         raise
                     raise full from None
+                self._unsure.discard(key)
                 self.due[key] = due
-        elif key in self.due:  # (a key the watch has not shown is left: a wake-up clears it)
+        elif key in self.due or unsure:  # (a key the watch has not shown is left: a wake-up clears it)
+            self._unsure.add(key)
             with contextlib.suppress(nats.js.errors.KeyNotFoundError):
                 await kv.delete(key)
+            self._unsure.discard(key)
             self.due.pop(key, None)
 
     async def note_quietly(self, key: str, dues: list[float]) -> None:
@@ -399,7 +415,8 @@ def persistent_factory(
             if isinstance(made_on, EntityJournal):
                 made_on = made_on.journal
             # The NATS layer knows the actor by its shape only (it does not import persistence).
-            fenced = EntityJournal(made_on, _may_write(host, key, clock), reminders, key)
+            own = getattr(actor, "persistence_id")  # noqa: B009
+            fenced = EntityJournal(made_on, _may_write(host, key, clock), reminders, key, own)
             setattr(actor, "journal", fenced)  # noqa: B010
         return actor
 

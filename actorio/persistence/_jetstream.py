@@ -5,13 +5,11 @@ last sequence; snapshots, durable states and reminders in key-value buckets."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from actorio._lazy import require_nats_client
-from actorio.lowlevel import shorten
 
 try:
     import nats
@@ -25,27 +23,22 @@ from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
     Header,
-    KeyValueConfig,
-    ObjectStoreConfig,
     StorageType,
     StreamConfig,
 )
-from nats.js.kv import KeyValue
-from nats.js.object_store import ObjectStore
 
 from ._errors import JournalCorrupted, PersistenceError, WriterConflict
 from ._event_batches import batch_header, decode_batch, encode_batch
-from ._jetstream_ids import bucket_description, bucket_is_ours, journal_streams, stream_subjects, streams
-from ._jetstream_objects import POINTER, end_read, object_name, pointed_object, read_object
-from ._jetstream_reminders import decode_reminder, encode_reminder, reminder_key, subject_id
+from ._jetstream_ids import journal_streams, stream_subjects, streams
+from ._jetstream_objects import end_read
+from ._jetstream_records import HEADROOM, KeyRecords
+from ._jetstream_reminders import delete_reminder, holds_reminders, load_reminders, save_reminder, subject_id
 from ._jetstream_wire import (
     UnreadableAcknowledgement,
     acknowledged_sequence,
-    check_bucket_not_gone,
     check_hint,
     check_kept,
     check_not_gone,
-    deleted_at,
     events_gone,
     failed,
     filter_covers,
@@ -60,13 +53,8 @@ __all__ = ["JetStreamJournal"]
 
 _WRONG_LAST_SEQUENCE = (10071, 10164)
 _EXPECTED_LAST: str = Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value
-_READS = 5
-"""Objects of a key read, each found replaced as it was read, before giving up (see `_get`)."""
 MAX_OBJECT = 64 * 1024 * 1024
 """The default ``max_object`` of a `JetStreamJournal`: 64 MiB."""
-_HEADROOM = 4096
-"""Bytes of a key-value message kept for its subject and headers: a value larger than the
-server's ``max_payload`` less this goes to the object store."""
 
 
 class JetStreamJournal(Journal):
@@ -123,10 +111,7 @@ class JetStreamJournal(Journal):
         self._js = client.jetstream(timeout=timeout)  # pyright: ignore[reportUnknownMemberType]
         self._owns_client = False
         self._streams: set[str] = set()
-        self._buckets: dict[str, KeyValue] = {}
-        self._object_stores: dict[str, ObjectStore] = {}
-        self._objects: dict[tuple[str, PersistenceId, str], str] = {}
-        """(kind, id, key) -> the object holding that key's value, as last read or written here."""
+        self._records = KeyRecords(self)
         self._last: dict[PersistenceId, tuple[int, int]] = {}
         """id -> (its last event's sequence, the stream sequence of the message holding it)."""
         self._hints: dict[PersistenceId, tuple[int, int]] = {}
@@ -205,155 +190,6 @@ class JetStreamJournal(Journal):
                 ) from None
             check_kept(name, "events", info.config, per_subject=True)
 
-    async def _bucket(self, kind: str, entity_type: str) -> KeyValue:
-        name = f"{self.prefix}_{kind}_{entity_type}"
-        bucket = self._buckets.get(name)
-        if bucket is None:
-            try:
-                with needs_jetstream(name):
-                    bucket = await self._js.key_value(name)
-                config = (await bucket.status()).stream_info.config
-                if not bucket_is_ours(self.prefix, kind, entity_type, config.description):
-                    raise PersistenceError(
-                        f"{name}: the bucket is another journal's ({shorten(repr(config.description))}), "
-                        f"whose prefix and entity type make the same name as {self.prefix!r} and "
-                        f"{entity_type!r}: give one of the journals another prefix"
-                    )
-                check_kept(name, kind, config)
-            except nats.js.errors.BucketNotFoundError:
-                description = bucket_description(self.prefix, kind, entity_type)
-                bucket = await self._js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
-                    KeyValueConfig(
-                        bucket=name,
-                        description=description,
-                        history=1,
-                        storage=StorageType.FILE,
-                        replicas=self.replicas,
-                    )
-                )
-            self._buckets[name] = bucket
-        return bucket
-
-    async def _object_store(self, entity_type: str) -> ObjectStore:
-        name = f"{self.prefix}_objects_{entity_type}"
-        store = self._object_stores.get(name)
-        if store is None:
-            try:
-                with needs_jetstream(name):
-                    store = await self._js.object_store(name)
-                check_kept(name, "objects", (await store.status()).stream_info.config)
-            except nats.js.errors.BucketNotFoundError:
-                store = await self._js.create_object_store(  # pyright: ignore[reportUnknownMemberType]
-                    name, ObjectStoreConfig(storage=StorageType.FILE, replicas=self.replicas)
-                )
-            self._object_stores[name] = store
-        return store
-
-    def _inline_limit(self) -> int:
-        if self.max_inline is not None:
-            return self.max_inline
-        return self.client.max_payload - _HEADROOM
-
-    async def _get(
-        self, kind: str, persistence_id: PersistenceId, key: str | None = None
-    ) -> tuple[bytes, int] | None:
-        """A key's value (read from the object store if the key names an object) and revision.
-        The key is the entity id, unless ``key`` names another (a reminder's).
-
-        An object gone as it is read was replaced since the key was read (a writer removes the
-        object of the value it replaced): the key is read again, and its object, up to `_READS`
-        times. `JournalCorrupted` if the key names again an object found gone (names are never
-        reused: it is missing); `PersistenceError` if each of `_READS` objects was gone and the
-        key named another one after it (replaced faster than it is read)."""
-        bucket = await self._bucket(kind, persistence_id.entity_type)
-        key = key or persistence_id.entity_id
-        gone: str | None = None  # the object found gone at the last read (names are never reused)
-        for read in range(_READS + 1):
-            try:
-                entry = await bucket.get(key)
-            except nats.js.errors.KeyNotFoundError as error:
-                check_bucket_not_gone(
-                    persistence_id, f"{self.prefix}_{kind}_{persistence_id.entity_type}", error
-                )
-                return None
-            value, revision = entry.value or b"", entry.revision or 0
-            name = pointed_object(kind, persistence_id, key, value)
-            if name is None:
-                return value, revision
-            if name == gone:
-                raise JournalCorrupted(f"{persistence_id}: the object {name!r} holding its {kind} is missing")
-            if read == _READS:  # read only to tell a replaced object from a missing one
-                break
-            store = await self._object_store(persistence_id.entity_type)
-            bucket_name = f"{self.prefix}_objects_{persistence_id.entity_type}"
-            what = f"{persistence_id}: its {kind}"
-            known = self._objects.get((kind, persistence_id, key))
-            try:
-                found = await read_object(
-                    self._js, store, bucket_name, name, limit=self.max_object, what=what, timeout=self.timeout
-                )
-            except (nats.js.errors.ObjectNotFoundError, nats.js.errors.ObjectDeletedError):
-                gone = name
-                continue  # replaced (and its object removed) since the key was read: again
-            if self._objects.get((kind, persistence_id, key)) == known:  # (not written here meanwhile)
-                self._objects[(kind, persistence_id, key)] = name
-            return found, revision
-        raise PersistenceError(
-            f"{persistence_id}: its {kind} record was replaced at each of {_READS} reads; nothing read, "
-            "try again"
-        )
-
-    async def _put(
-        self, kind: str, persistence_id: PersistenceId, value: bytes, last: int | None, key: str | None = None
-    ) -> int:
-        """Write a key (if its revision is ``last``, unless ``None``; the entity id unless ``key``
-        names another); a value too large for one message goes to the object store first, and
-        the key names it. Returns the revision."""
-        bucket = await self._bucket(kind, persistence_id.entity_type)
-        key = key or persistence_id.entity_id
-        name: str | None = None
-        if len(value) > self.max_object:
-            raise PersistenceError(
-                f"{persistence_id}: its {kind} of {len(value)} bytes is larger than max_object "
-                f"({self.max_object}); nothing was written"
-            )
-        if len(value) > self._inline_limit():
-            name = object_name(kind, key)
-            store = await self._object_store(persistence_id.entity_type)
-            await store.put(name, value)
-            value = POINTER + name.encode()
-        try:
-            if last is None:
-                revision = await bucket.put(key, value)
-            else:
-                try:
-                    revision = await bucket.update(key, value, last=last)
-                except nats.js.errors.KeyWrongLastSequenceError:
-                    # Nothing stored (0) reads the same as a key deleted or purged by someone
-                    # else, whose marker is its last revision: write after the marker.
-                    marker = await deleted_at(bucket, key) if last == 0 else None
-                    if marker is None:
-                        raise
-                    revision = await bucket.update(key, value, last=marker)
-        except (nats.js.errors.APIError, nats.errors.NoRespondersError):  # refused: not stored
-            # (Any other end, a timeout, a lost connection, a cancellation, leaves the write
-            # unsure: the key may name the object now, so it stays, unread if not stored.)
-            if name is not None:
-                await self._remove_object(persistence_id, name)
-            raise
-        previous = self._objects.pop((kind, persistence_id, key), None)
-        if name is not None:
-            self._objects[(kind, persistence_id, key)] = name
-        if previous is not None and previous != name:
-            await self._remove_object(persistence_id, previous)
-        return revision
-
-    async def _remove_object(self, persistence_id: PersistenceId, name: str) -> None:
-        """Remove an object no key names any more; if that fails, it stays (nothing reads it)."""
-        store = await self._object_store(persistence_id.entity_type)
-        with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
-            await store.delete(name)
-
     async def _fetch_last(self, persistence_id: PersistenceId) -> tuple[int, int]:
         stream = await self._stream(persistence_id.entity_type)
         stored = self._last.get(persistence_id)  # before the read (a later append is kept)
@@ -395,7 +231,7 @@ class JetStreamJournal(Journal):
         if stream not in self._streams:
             await self._stream(persistence_id.entity_type)
         body = encode_batch(expected_sequence + 1, events, time.time())
-        if len(body) > self.client.max_payload - _HEADROOM:
+        if len(body) > self.client.max_payload - HEADROOM:
             raise PersistenceError(
                 f"{persistence_id}: {len(events)} events of {len(body)} bytes do not fit in one message "
                 f"(the server's max_payload is {self.client.max_payload}); nothing was written"
@@ -486,12 +322,12 @@ class JetStreamJournal(Journal):
         stream_sequence = known[1] if known is not None and known[0] == snapshot.sequence else 0
         head = f"{snapshot.sequence} {snapshot.version} {stream_sequence}\n".encode()
         with failed(snapshot.persistence_id, "saving the snapshot"):
-            await self._put("snapshots", snapshot.persistence_id, head + snapshot.payload, None)
+            await self._records.put("snapshots", snapshot.persistence_id, head + snapshot.payload, None)
 
     async def load_snapshot(self, persistence_id: PersistenceId) -> SnapshotRecord | None:
         self._check_open()
         with failed(persistence_id, "loading the snapshot"):
-            found = await self._get("snapshots", persistence_id)
+            found = await self._records.get("snapshots", persistence_id)
         if found is None:
             return None
         head, payload = split_record(persistence_id, found[0], 3)
@@ -509,7 +345,7 @@ class JetStreamJournal(Journal):
         try:
             value = f"{version}\n".encode() + payload
             with failed(persistence_id, "saving the state (it may or may not be stored)"):
-                return await self._put("states", persistence_id, value, expected_revision)
+                return await self._records.put("states", persistence_id, value, expected_revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             current = await self.load_state(persistence_id)
             raise WriterConflict(
@@ -519,7 +355,7 @@ class JetStreamJournal(Journal):
     async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
         self._check_open()
         with failed(persistence_id, "loading the state"):
-            found = await self._get("states", persistence_id)
+            found = await self._records.get("states", persistence_id)
         if found is None:
             return None
         (version,), payload = split_record(persistence_id, found[0], 1)
@@ -527,57 +363,20 @@ class JetStreamJournal(Journal):
 
     async def save_reminder(self, reminder: ReminderRecord) -> None:
         self._check_open()
-        key = reminder_key(reminder.persistence_id, reminder.name)
         with failed(reminder.persistence_id, "saving a reminder"):
-            await self._put("reminders", reminder.persistence_id, encode_reminder(reminder), None, key)
+            await save_reminder(self._records, reminder)
 
     async def delete_reminder(self, persistence_id: PersistenceId, name: str) -> None:
         self._check_open()
-        key = reminder_key(persistence_id, name)
-        bucket = f"{self.prefix}_reminders_{persistence_id.entity_type}"
         with failed(persistence_id, "deleting a reminder"):
-            kv = await self._bucket("reminders", persistence_id.entity_type)
-            try:
-                entry = await kv.get(key)
-            except nats.js.errors.KeyNotFoundError as error:
-                check_bucket_not_gone(persistence_id, bucket, error)
-                return
-            pointed = pointed_object("reminders", persistence_id, key, entry.value or b"")
-            # A purge of the key's subject (no delete marker stays for each later listing to
-            # read), up to the value read: one saved since is kept, and so is its object.
-            subject = f"$KV.{bucket}.{key}"
-            await self._js.purge_stream(f"KV_{bucket}", subject=subject, seq=(entry.revision or 0) + 1)
-        if pointed is not None:
-            if self._objects.get(("reminders", persistence_id, key)) == pointed:
-                del self._objects[("reminders", persistence_id, key)]
-            await self._remove_object(persistence_id, pointed)
+            await delete_reminder(self._records, persistence_id, name)
 
     async def load_reminders(self, persistence_id: PersistenceId) -> list[ReminderRecord]:
-        """The id's reminders, by name: one listing of its keys, then a read of each. Together
-        they may hold at most ``max_object`` bytes (`PersistenceError` beyond: memory stays
-        bounded, whatever is stored)."""
+        """The id's reminders, by name (see `load_reminders` of the reminders' module: together
+        at most ``max_object`` bytes)."""
         self._check_open()
-        found: list[ReminderRecord] = []
-        size = 0
         with failed(persistence_id, "loading the reminders"):
-            await self._bucket("reminders", persistence_id.entity_type)  # (made, or checked)
-            bucket = f"{self.prefix}_reminders_{persistence_id.entity_type}"
-            keys = f"$KV.{bucket}.{persistence_id.entity_id}."
-            subjects = await stream_subjects(self.client, f"KV_{bucket}", keys + "*", self.timeout)
-            if subjects is None:
-                raise PersistenceError(f"{persistence_id}: the bucket {bucket} is gone (deleted by someone)")
-            for subject in sorted(subjects):
-                name = subject[len(keys) :]
-                stored = await self._get("reminders", persistence_id, reminder_key(persistence_id, name))
-                if stored is None:  # (removed since the listing, or a delete marker)
-                    continue
-                if (size := size + len(stored[0])) > self.max_object:
-                    raise PersistenceError(
-                        f"{persistence_id}: its reminders hold more than max_object ({self.max_object}) "
-                        "bytes; a journal with a larger max_object reads them"
-                    )
-                found.append(decode_reminder(persistence_id, name, stored[0]))
-        return found
+            return await load_reminders(self._records, persistence_id)
 
     async def persistence_ids(self) -> list[PersistenceId]:
         """Every id with events, a snapshot, a state or a reminder, sorted, read from every page
@@ -606,7 +405,8 @@ class JetStreamJournal(Journal):
     async def _present(self, kind: str, persistence_id: PersistenceId) -> bool:
         """Whether the id's key of that kind holds a record (not a delete marker, not {})."""
         if kind == "reminders":
-            return bool(await self.load_reminders(persistence_id))
+            with failed(persistence_id, "listing the reminders"):
+                return await holds_reminders(self._records, persistence_id)
         if kind == "snapshots":
             return await self.load_snapshot(persistence_id) is not None
         return await self.load_state(persistence_id) is not None

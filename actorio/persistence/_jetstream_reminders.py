@@ -13,14 +13,30 @@ kept them) are not read.
 
 from __future__ import annotations
 
+import contextlib
 import json
+
+import nats.js.errors
 
 from actorio.lowlevel import shorten
 
-from ._errors import JournalCorrupted
+from ._errors import JournalCorrupted, PersistenceError
+from ._jetstream_ids import stream_subjects
+from ._jetstream_objects import pointed_object
+from ._jetstream_records import KeyRecords
+from ._jetstream_wire import check_bucket_not_gone
 from ._records import PersistenceId, ReminderRecord
 
-__all__ = ["decode_reminder", "encode_reminder", "reminder_key", "subject_id"]
+__all__ = [
+    "decode_reminder",
+    "delete_reminder",
+    "encode_reminder",
+    "holds_reminders",
+    "load_reminders",
+    "reminder_key",
+    "save_reminder",
+    "subject_id",
+]
 
 _HEAD = 64
 """The most bytes a stored reminder's due time may take before its newline."""
@@ -78,3 +94,70 @@ def subject_id(bucket: str, entity_type: str, subject_prefix: str, subject: str)
             f"{bucket}: the stored subject {shorten(repr(subject))} is not a reminder's "
             f"({shorten(str(error))})"
         ) from None
+
+
+async def save_reminder(records: KeyRecords, reminder: ReminderRecord) -> None:
+    """Keep ``reminder`` in its key (replacing the one of that name)."""
+    key = reminder_key(reminder.persistence_id, reminder.name)
+    await records.put("reminders", reminder.persistence_id, encode_reminder(reminder), None, key)
+
+
+async def delete_reminder(records: KeyRecords, persistence_id: PersistenceId, name: str) -> None:
+    """Remove the id's reminder ``name`` (none is fine): purge its key's subject up to the value
+    read (one saved since is kept, and so is its object), then remove that value's object."""
+    key = reminder_key(persistence_id, name)
+    bucket = f"{records.journal.prefix}_reminders_{persistence_id.entity_type}"
+    kv = await records.bucket("reminders", persistence_id.entity_type)
+    try:
+        entry = await kv.get(key)
+    except nats.js.errors.KeyNotFoundError as error:
+        check_bucket_not_gone(persistence_id, bucket, error)
+        return
+    pointed = pointed_object("reminders", persistence_id, key, entry.value or b"")
+    subject = f"$KV.{bucket}.{key}"
+    await records.js.purge_stream(f"KV_{bucket}", subject=subject, seq=(entry.revision or 0) + 1)
+    if pointed is not None:  # (forgotten once removed: if cancelled, a later save removes it)
+        await records.remove_object(persistence_id, pointed)
+        if records.objects.get(("reminders", persistence_id, key)) == pointed:
+            del records.objects[("reminders", persistence_id, key)]
+
+
+async def _names(records: KeyRecords, persistence_id: PersistenceId) -> list[str]:
+    """The names of the id's reminders, sorted, as the listing of its keys gives them."""
+    journal = records.journal
+    await records.bucket("reminders", persistence_id.entity_type)  # (made, or checked)
+    bucket = f"{journal.prefix}_reminders_{persistence_id.entity_type}"
+    keys = f"$KV.{bucket}.{persistence_id.entity_id}."
+    subjects = await stream_subjects(journal.client, f"KV_{bucket}", keys + "*", journal.timeout)
+    if subjects is None:
+        raise PersistenceError(f"{persistence_id}: the bucket {bucket} is gone (deleted by someone)")
+    return sorted(subject[len(keys) :] for subject in subjects)
+
+
+async def load_reminders(records: KeyRecords, persistence_id: PersistenceId) -> list[ReminderRecord]:
+    """The id's reminders, by name: one listing of its keys, then a read of each. Together they
+    may hold at most the journal's ``max_object`` bytes (`PersistenceError` beyond: memory stays
+    bounded, whatever is stored); saves are not held to that total."""
+    found: list[ReminderRecord] = []
+    size, limit = 0, records.journal.max_object
+    for name in await _names(records, persistence_id):
+        stored = await records.get("reminders", persistence_id, reminder_key(persistence_id, name))
+        if stored is None:  # (removed since the listing, or a delete marker)
+            continue
+        if (size := size + len(stored[0])) > limit:
+            raise PersistenceError(
+                f"{persistence_id}: its reminders hold more than max_object ({limit}) bytes; a "
+                "journal with a larger max_object reads them"
+            )
+        found.append(decode_reminder(persistence_id, name, stored[0]))
+    return found
+
+
+async def holds_reminders(records: KeyRecords, persistence_id: PersistenceId) -> bool:
+    """Whether one of the id's reminder keys holds a value (not a delete marker; its object,
+    if any, is not read)."""
+    kv = await records.bucket("reminders", persistence_id.entity_type)
+    for name in await _names(records, persistence_id):
+        with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+            return bool(await kv.get(reminder_key(persistence_id, name)))
+    return False

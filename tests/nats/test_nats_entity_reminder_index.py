@@ -56,7 +56,7 @@ class Index:
 
 def _activation(journal: CountingJournal, index: Index) -> EntityJournal:
     reminders: Any = index
-    return EntityJournal(journal, lambda: True, reminders, "alice")
+    return EntityJournal(journal, lambda: True, reminders, "alice", ALICE)
 
 
 async def _stored_earliest(journal: InMemoryJournal) -> float | None:
@@ -125,12 +125,15 @@ async def test_moving_a_reminder_later_leaves_the_entry_early_until_stored() -> 
 async def test_another_ids_reminders_read_or_written_leave_the_activations_own_alone() -> None:
     journal, index = CountingJournal(), Index()
     bob = PersistenceId("account", "bob")
+    other_type = PersistenceId("other", "alice")  # the same entity id, of another type
     await journal.save_reminder(ReminderRecord(bob, "b", 500.0, b"{}"))
+    await journal.save_reminder(ReminderRecord(other_type, "z", 900.0, b"{}"))
     activation = _activation(journal, index)
     await activation.load_reminders(ALICE)
     await activation.save_reminder(ReminderRecord(ALICE, "a", 10.0, b"{}"))
     await activation.save_reminder(ReminderRecord(ALICE, "c", 20.0, b"{}"))
     assert [r.name for r in await activation.load_reminders(bob)] == ["b"]
+    assert [r.name for r in await activation.load_reminders(other_type)] == ["z"]
     await activation.save_reminder(ReminderRecord(bob, "d", 1.0, b"{}"))
     assert index.entry == 10.0
     await activation.delete_reminder(ALICE, "c")
@@ -147,3 +150,40 @@ async def test_a_read_beside_a_write_leaves_the_entry_at_the_earliest_stored() -
     )
     await activation.delete_reminder(ALICE, "late")
     assert index.entry == 5.0 == await _stored_earliest(journal)
+
+
+class StoringBucket:
+    """The index bucket as the server holds it; a put can be stored and its acknowledgement lost
+    (the caller cancelled)."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, bytes] = {}
+        self.lose_next_acknowledgement = False
+
+    async def put(self, key: str, value: bytes) -> int:
+        self.stored[key] = value
+        if self.lose_next_acknowledgement:
+            self.lose_next_acknowledgement = False
+            raise asyncio.CancelledError
+        return 1
+
+    async def delete(self, key: str) -> None:
+        self.stored.pop(key, None)
+
+
+async def test_an_index_write_cancelled_after_it_was_stored_is_made_again() -> None:
+    """The node's view of the entry (``due``) said 50 while the bucket held 100, after a write of
+    100 whose acknowledgement was lost: a later write of 50 was skipped, and the key was woken
+    only at 100."""
+    from actorio.nats._entity_persistence import Reminders
+
+    entities: Any = None
+    index = Reminders(entities, "account", entities, "index")
+    bucket = index._kv = StoringBucket()  # type: ignore[assignment]  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
+    await index.note("alice", [50.0, 100.0])
+    bucket.lose_next_acknowledgement = True
+    with pytest.raises(asyncio.CancelledError):
+        await index.note("alice", [100.0])  # (the reminder due at 50 deleted)
+    assert bucket.stored["alice"] == b"100.0"
+    await index.note("alice", [50.0, 100.0])  # (armed again)
+    assert bucket.stored["alice"] == b"50.0"

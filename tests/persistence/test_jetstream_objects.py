@@ -129,7 +129,7 @@ async def test_chunks_gone_while_an_object_is_read_fail_within_the_journals_time
     name = await _stored_object(nats_url, prefix)
     nuid = (await _forge(raw, prefix, name))["nuid"]
     async with await JetStreamJournal.connect(nats_url, prefix=prefix, timeout=0.3) as reader:
-        js: Any = reader._js  # pyright: ignore[reportPrivateUsage]
+        js: Any = reader._records.js  # pyright: ignore[reportPrivateUsage]
         subscribe = js.subscribe
 
         async def purged_first(subject: str, **options: Any) -> Any:
@@ -274,7 +274,7 @@ async def test_an_object_missing_under_a_key_rewritten_as_it_is_read_is_corrupte
             rewrites.append(await bucket.put("a", value))
             return await read_object(*args, **kwargs)
 
-        monkeypatch.setattr("actorio.persistence._jetstream.read_object", rewriting)
+        monkeypatch.setattr("actorio.persistence._jetstream_records.read_object", rewriting)
         with pytest.raises(JournalCorrupted, match="holding its states is missing"):
             await asyncio.wait_for(journal.load_state(ACCOUNT), 10)
         assert len(rewrites) == 1
@@ -303,7 +303,7 @@ async def test_the_last_object_found_gone_is_told_from_a_replaced_one(
                 await store.delete(name)
             return await read_object(js, objects, bucket, name, **kwargs)
 
-        monkeypatch.setattr("actorio.persistence._jetstream.read_object", racing)
+        monkeypatch.setattr("actorio.persistence._jetstream_records.read_object", racing)
         with pytest.raises(JournalCorrupted, match="holding its states is missing"):
             await asyncio.wait_for(reader.load_state(ACCOUNT), 10)
         assert len(names) == 5

@@ -110,7 +110,7 @@ async def test_a_reminder_saved_while_its_deletion_reads_it_is_kept(nats_url: st
     ):
         await journal.save_reminder(ReminderRecord(ACCOUNT, "r", 1.0, b"{}"))
         later = b'{"note": "' + b"x" * 500 + b'"}'
-        kv: Any = await journal._bucket("reminders", "account")  # pyright: ignore[reportPrivateUsage]
+        kv: Any = await journal._records.bucket("reminders", "account")  # pyright: ignore[reportPrivateUsage]
         read = kv.get
 
         async def read_then_saved_by_the_other(key: str) -> Any:

@@ -429,6 +429,12 @@ class EntityHost:
                 lambda _: self._spawn(self._passivate(activation, release=True, timeout=1.0))
             )
         while activation.pending and activation.state == _DRAINING:
+            if not lease.valid(self._clock()):
+                # Fenced before what waited was delivered (a slow start, a stalled loop): it stays
+                # held for the passivation, which gives it up. (Delivered one by one, each would
+                # be held again: a loop that never yields.)
+                self._spawn(self._passivate(activation, release=False, timeout=self.placements.stop_timeout))
+                return
             msg = activation.pending.popleft()
             await self._deliver(activation, msg, _claim_of(msg) or 0)
         if activation.state == _DRAINING:

@@ -128,8 +128,8 @@ class EntityJournal:
             self._dues = None
             found = await self.journal.load_reminders(persistence_id)
             self._dues = {r.name: r.due for r in found}
-        if self._may_write():
-            await self._reminders.note_quietly(self._key, [r.due for r in found])
+            if self._may_write():
+                await self._reminders.note_quietly(self._key, [r.due for r in found])
         return found
 
     # -- writes ------------------------------------------------------------------------------
@@ -264,6 +264,7 @@ class Reminders:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        self._unsure.clear()
 
     # -- the index -----------------------------------------------------------------------------
 
@@ -273,28 +274,33 @@ class Reminders:
         kv = self._kv
         if kv is None:
             return
-        # Written again whatever ``due`` says while a write of this node to the key is unsure (it
-        # failed, or was cancelled before its acknowledgement: it may be stored all the same).
+        # Written again whatever ``due`` says while a write of this node to the key is unsure (no
+        # answer, or cancelled before its acknowledgement: it may be stored all the same). A
+        # refusal stored nothing. (At most `_MAX_INDEXED` keys are kept so.)
         unsure = key in self._unsure
-        if dues:
-            due = min(dues)
-            if self.due.get(key) != due or unsure:
-                self._unsure.add(key)
-                try:
-                    await kv.put(key, repr(due).encode())
-                except nats.js.errors.APIError as error:
-                    full = full_bucket(error, self.bucket, f"the due time of {key!r}")
-                    if full is None:
-                        raise
-                    raise full from None
-                self._unsure.discard(key)
-                self.due[key] = due
-        elif key in self.due or unsure:  # (a key the watch has not shown is left: a wake-up clears it)
+        if len(self._unsure) < _MAX_INDEXED:
             self._unsure.add(key)
-            with contextlib.suppress(nats.js.errors.KeyNotFoundError):
-                await kv.delete(key)
+        try:
+            if dues:
+                due = min(dues)
+                if self.due.get(key) != due or unsure:
+                    try:
+                        await kv.put(key, repr(due).encode())
+                    except nats.js.errors.APIError as error:
+                        self._unsure.discard(key)
+                        full = full_bucket(error, self.bucket, f"the due time of {key!r}")
+                        if full is None:
+                            raise
+                        raise full from None
+                    self.due[key] = due
+            elif key in self.due or unsure:  # (a key the watch has not shown is left: a wake-up clears it)
+                with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+                    await kv.delete(key)
+                self.due.pop(key, None)
+        except nats.js.errors.APIError:
             self._unsure.discard(key)
-            self.due.pop(key, None)
+            raise
+        self._unsure.discard(key)
 
     async def note_quietly(self, key: str, dues: list[float]) -> None:
         """`note`, logging a failure instead of raising it: for an entry that may only be too

@@ -356,3 +356,36 @@ async def test_a_forged_newer_claim_read_when_the_lease_is_due_renews_it(
     assert renewed.claim == lease.claim
     assert renewed.revision > lease.revision
     assert STOPS == []
+
+
+class SlowStart(Counter):
+    """An entity whose start takes past its lease's fence (a slow constructor, a stalled loop),
+    by the host's clock, which ``CLOCK`` moves."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        CLOCK[0] += LONG
+
+
+CLOCK = [0.0]
+
+
+@ASYNC
+async def test_an_activation_fenced_before_its_first_message_is_passivated_not_spun(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The messages that waited for the activation were delivered one by one, each found fenced
+    and held again: a loop that never yielded, the node's event loop stuck (the suite's timeout
+    ended it). They are now left held, and the fenced activation passivates."""
+    STOPS.clear()
+    CLOCK[0] = 0.0
+    host = await node.host(SlowStart, name=f"slow{id(node)}", lease=LONG, idle_timeout=IDLE)
+    clock = host._clock  # pyright: ignore[reportPrivateUsage]
+    monkeypatch.setattr(host, "_clock", lambda: clock() + CLOCK[0])
+    ref = node.entity(host.entity_type, "slow", SlowStart)
+    await ref.tell(Ping())  # (a tell: its sender waits for nothing)
+
+    async def passivated() -> bool:
+        return host.started == 1 and "slow" not in host.activations  # started, fenced, stopped
+
+    await wait_until(passivated, 10.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import nats.js.errors
 import pytest
 
 from actorio.nats._entity_persistence import EntityJournal
@@ -159,8 +160,12 @@ class StoringBucket:
     def __init__(self) -> None:
         self.stored: dict[str, bytes] = {}
         self.lose_next_acknowledgement = False
+        self.refuse_next = False
 
     async def put(self, key: str, value: bytes) -> int:
+        if self.refuse_next:
+            self.refuse_next = False
+            raise nats.js.errors.APIError(description="refused")
         self.stored[key] = value
         if self.lose_next_acknowledgement:
             self.lose_next_acknowledgement = False
@@ -187,3 +192,21 @@ async def test_an_index_write_cancelled_after_it_was_stored_is_made_again() -> N
     assert bucket.stored["alice"] == b"100.0"
     await index.note("alice", [50.0, 100.0])  # (armed again)
     assert bucket.stored["alice"] == b"50.0"
+
+
+async def test_a_refused_index_write_is_not_unsure() -> None:
+    """A write the server refused stored nothing: the next one is skipped as before if the
+    entry it would write is the one the node last saw, and the key is not kept as unsure."""
+    from actorio.nats._entity_persistence import Reminders
+
+    entities: Any = None
+    index = Reminders(entities, "account", entities, "index")
+    bucket = index._kv = StoringBucket()  # type: ignore[assignment]  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
+    await index.note("alice", [50.0])
+    bucket.refuse_next = True
+    with pytest.raises(nats.js.errors.APIError):
+        await index.note("alice", [10.0])
+    assert not index._unsure  # pyright: ignore[reportPrivateUsage]
+    await index.note("alice", [])  # (the reminder due at 50 deleted)
+    assert "alice" not in bucket.stored
+    assert not index._unsure  # pyright: ignore[reportPrivateUsage]

@@ -74,7 +74,9 @@ def is_persistent(actor: object) -> bool:
 
 class EntityJournal:
     """The journal of one activation of a persistent entity (see the module). It has the methods
-    of ``actorio.persistence.Journal``; closing it does nothing (the host's journal is shared)."""
+    of ``actorio.persistence.Journal``; closing it does nothing (the host's journal is shared).
+    The reminders of ``persistence_id`` (the activation's own) make the index entry of ``key``;
+    another id's are read and written through."""
 
     def __init__(
         self,
@@ -82,7 +84,7 @@ class EntityJournal:
         may_write: Callable[[], bool],
         reminders: Reminders,
         key: str,
-        persistence_id: PersistenceId | None = None,
+        persistence_id: PersistenceId,
     ) -> None:
         self.journal = journal
         self._may_write = may_write

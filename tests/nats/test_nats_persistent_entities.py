@@ -22,6 +22,7 @@ from actorio.persistence import (
     InMemoryJournal,
     JetStreamJournal,
     PersistenceId,
+    ReminderRecord,
     SqliteJournal,
     WriterConflict,
 )
@@ -196,14 +197,17 @@ async def test_a_write_after_the_lease_is_refused_and_writes_nothing() -> None:
         async def note(self, key: str, dues: list[float]) -> None:
             pass
 
-    fenced = EntityJournal(memory, lambda: allowed, Index(), "k")  # type: ignore[arg-type]
     pid = PersistenceId("counter", "k")
+    fenced = EntityJournal(memory, lambda: allowed, Index(), "k", pid)  # type: ignore[arg-type]
     assert await fenced.save_state(pid, 0, 1, b'{"value":1}') == 1
     allowed = False
     with pytest.raises(EntityFenced, match="nothing was written"):
         await fenced.save_state(pid, 1, 1, b'{"value":2}')
     with pytest.raises(EntityFenced):
         await fenced.append(pid, 0, [])
+    with pytest.raises(EntityFenced):
+        await fenced.save_reminder(ReminderRecord(pid, "r", 1.0, b"{}"))
+    assert await memory.load_reminders(pid) == []
     stored = await memory.load_state(pid)
     assert stored is not None
     assert (stored.revision, stored.payload) == (1, b'{"value":1}')

@@ -109,9 +109,14 @@ async def test_a_poison_message_is_retried_then_moved_while_the_others_flow(
     assert job_id(letter) == 3
     assert letter.stream.endswith("_DLQ")
     assert letter.stream_sequence == 4
-    # Taken out of the name's stream: nothing is delivered again.
-    info = await node.client.jetstream().stream_info(letter.stream.removesuffix("_DLQ"))  # pyright: ignore[reportUnknownMemberType]
-    assert info.state.messages == 0
+    # Taken out of the name's stream: nothing is delivered again (its settlement comes after
+    # the move: waited for, not read at once).
+    js = node.client.jetstream()  # pyright: ignore[reportUnknownMemberType]
+
+    async def taken_out() -> bool:
+        return (await js.stream_info(letter.stream.removesuffix("_DLQ"))).state.messages == 0
+
+    await wait_until(taken_out, 10)
     # Recorded: each failed delivery (by the actor), and the move.
     moves = [d for d in dead_letters.of(reason="failed") if isinstance(d.error, DeliveryLimitReached)]
     assert len(dead_letters.of(reason="failed")) == 4

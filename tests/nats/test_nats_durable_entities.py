@@ -88,10 +88,15 @@ async def test_tells_are_handled_in_per_key_order_and_asks_see_them(pair: tuple[
         seen = await ref.ask(Seen(), timeout=20)  # stored after the tells: handled after them
         assert_type(seen, list[int])
         assert seen == list(range(1, 21)) + ([21] if ref is refs[0] else [])
-    # Each acknowledged once handled: nothing is left in the mailbox.
+    # Each acknowledged once handled: nothing is left in the mailbox (an ask's message is
+    # acknowledged after its reply is sent: waited for, not read at once).
     js = client.client.jetstream()
-    info = await js.stream_info(mailbox_stream("actorio", "ledger1"))
-    assert info.state.messages == 0
+
+    async def all_acknowledged() -> bool:
+        info = await js.stream_info(mailbox_stream("actorio", "ledger1"))
+        return info.state.messages == 0
+
+    await wait_until(all_acknowledged, 10)
 
 
 async def test_a_failing_message_is_delivered_again_then_dead_lettered(pair: tuple[Node, Node]) -> None:
@@ -213,8 +218,11 @@ async def test_forged_messages_never_reach_a_handler(nats_url: str, pair: tuple[
         assert Ledger.HANDLED["forged"] == [7]
         stored = await host.durable.dead_letters()
         assert [letter.error_type for letter in stored] == ["InvalidKey"]
-        info = await js.stream_info(mailbox_stream("actorio", "ledger5"))
-        assert info.state.messages == 0  # every forged message settled, none left behind
+
+        async def settled() -> bool:  # every forged message settled, none left behind
+            return (await js.stream_info(mailbox_stream("actorio", "ledger5"))).state.messages == 0
+
+        await wait_until(settled, 10)  # (an acknowledgement comes after the handler: waited for)
     finally:
         await raw.close()
 
@@ -316,8 +324,11 @@ async def test_subjects_naming_no_key_of_their_shard_are_dead_lettered(
         assert sorted(letter.subject for letter in stored) == sorted(forged)
         assert {letter.error_type for letter in stored} == {"InvalidKey"}
         assert Ledger.HANDLED["alice"] == [2]
-        info = await js.stream_info(mailbox_stream("actorio", "ledger9"))
-        assert info.state.messages == 0
+
+        async def settled() -> bool:  # (an acknowledgement comes after the handler: waited for)
+            return (await js.stream_info(mailbox_stream("actorio", "ledger9"))).state.messages == 0
+
+        await wait_until(settled, 10)
     finally:
         await raw.close()
 

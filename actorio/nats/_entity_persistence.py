@@ -286,22 +286,18 @@ class Reminders:
             if dues:
                 due = min(dues)
                 if self.due.get(key) != due or unsure:
-                    try:
-                        await kv.put(key, repr(due).encode())
-                    except nats.js.errors.APIError as error:
-                        self._unsure.discard(key)
-                        full = full_bucket(error, self.bucket, f"the due time of {key!r}")
-                        if full is None:
-                            raise
-                        raise full from None
+                    await kv.put(key, repr(due).encode())
                     self.due[key] = due
             elif key in self.due or unsure:  # (a key the watch has not shown is left: a wake-up clears it)
                 with contextlib.suppress(nats.js.errors.KeyNotFoundError):
                     await kv.delete(key)
                 self.due.pop(key, None)
-        except nats.js.errors.APIError:
+        except nats.js.errors.APIError as error:  # refused: nothing stored
             self._unsure.discard(key)
-            raise
+            full = full_bucket(error, self.bucket, f"the due time of {key!r}")
+            if full is None:
+                raise
+            raise full from None
         self._unsure.discard(key)
 
     async def note_quietly(self, key: str, dues: list[float]) -> None:

@@ -49,9 +49,14 @@ class KeyRecords:
         self.objects: dict[tuple[str, PersistenceId, str], str] = {}
         """(kind, id, key) -> the object holding that key's value, as last read or written here."""
 
+    def name(self, kind: str, entity_type: str) -> str:
+        """The name of the bucket of that kind of records of ``entity_type`` (``objects``: its
+        object store): ``<prefix>_<kind>_<type>``."""
+        return f"{self.journal.prefix}_{kind}_{entity_type}"
+
     async def bucket(self, kind: str, entity_type: str) -> KeyValue:
         """The bucket of that kind of records of ``entity_type`` (made, or checked, once)."""
-        name = f"{self.journal.prefix}_{kind}_{entity_type}"
+        name = self.name(kind, entity_type)
         bucket = self.buckets.get(name)
         if bucket is None:
             try:
@@ -81,7 +86,7 @@ class KeyRecords:
 
     async def object_store(self, entity_type: str) -> ObjectStore:
         """The object store of ``entity_type`` (made, or checked, once)."""
-        name = f"{self.journal.prefix}_objects_{entity_type}"
+        name = self.name("objects", entity_type)
         store = self.object_stores.get(name)
         if store is None:
             try:
@@ -119,9 +124,7 @@ class KeyRecords:
             try:
                 entry = await bucket.get(key)
             except nats.js.errors.KeyNotFoundError as error:
-                check_bucket_not_gone(
-                    persistence_id, f"{self.journal.prefix}_{kind}_{persistence_id.entity_type}", error
-                )
+                check_bucket_not_gone(persistence_id, self.name(kind, persistence_id.entity_type), error)
                 return None
             value, revision = entry.value or b"", entry.revision or 0
             name = pointed_object(kind, persistence_id, key, value)
@@ -132,7 +135,7 @@ class KeyRecords:
             if read == _READS:  # read only to tell a replaced object from a missing one
                 break
             store = await self.object_store(persistence_id.entity_type)
-            bucket_name = f"{self.journal.prefix}_objects_{persistence_id.entity_type}"
+            bucket_name = self.name("objects", persistence_id.entity_type)
             what = f"{persistence_id}: its {kind}"
             known = self.objects.get((kind, persistence_id, key))
             try:

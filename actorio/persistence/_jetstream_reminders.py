@@ -106,7 +106,7 @@ async def delete_reminder(records: KeyRecords, persistence_id: PersistenceId, na
     """Remove the id's reminder ``name`` (none is fine): purge its key's subject up to the value
     read (one saved since is kept, and so is its object), then remove that value's object."""
     key = reminder_key(persistence_id, name)
-    bucket = f"{records.journal.prefix}_reminders_{persistence_id.entity_type}"
+    bucket = records.name("reminders", persistence_id.entity_type)
     kv = await records.bucket("reminders", persistence_id.entity_type)
     try:
         entry = await kv.get(key)
@@ -126,7 +126,7 @@ async def _names(records: KeyRecords, persistence_id: PersistenceId) -> list[str
     """The names of the id's reminders, sorted, as the listing of its keys gives them."""
     journal = records.journal
     await records.bucket("reminders", persistence_id.entity_type)  # (made, or checked)
-    bucket = f"{journal.prefix}_reminders_{persistence_id.entity_type}"
+    bucket = records.name("reminders", persistence_id.entity_type)
     keys = f"$KV.{bucket}.{persistence_id.entity_id}."
     subjects = await stream_subjects(journal.client, f"KV_{bucket}", keys + "*", journal.timeout)
     if subjects is None:

@@ -60,6 +60,13 @@ def _activation(journal: CountingJournal, index: Index) -> EntityJournal:
     return EntityJournal(journal, lambda: True, reminders, "alice", ALICE)
 
 
+async def _refused(journal: CountingJournal, activation: EntityJournal, reminder: ReminderRecord) -> None:
+    """Save ``reminder`` through ``activation``, the journal failing the write."""
+    journal.fail_next_save = True
+    with pytest.raises(PersistenceError):
+        await activation.save_reminder(reminder)
+
+
 async def _stored_earliest(journal: InMemoryJournal) -> float | None:
     dues = [r.due for r in await journal.load_reminders(ALICE)]
     return min(dues) if dues else None
@@ -85,9 +92,7 @@ async def test_a_failed_write_makes_the_next_one_read_them_again() -> None:
     activation = _activation(journal, index)
     await activation.load_reminders(ALICE)
     await activation.save_reminder(ReminderRecord(ALICE, "a", 10.0, b"{}"))
-    journal.fail_next_save = True
-    with pytest.raises(PersistenceError):
-        await activation.save_reminder(ReminderRecord(ALICE, "b", 5.0, b"{}"))
+    await _refused(journal, activation, ReminderRecord(ALICE, "b", 5.0, b"{}"))
     assert index.entry == 5.0  # too early at worst: a wake-up for nothing
     reads = journal.reads
     await activation.save_reminder(ReminderRecord(ALICE, "c", 20.0, b"{}"))
@@ -115,9 +120,7 @@ async def test_moving_a_reminder_later_leaves_the_entry_early_until_stored() -> 
     activation = _activation(journal, index)
     await activation.load_reminders(ALICE)
     await activation.save_reminder(ReminderRecord(ALICE, "a", 10.0, b"{}"))
-    journal.fail_next_save = True
-    with pytest.raises(PersistenceError):
-        await activation.save_reminder(ReminderRecord(ALICE, "a", 50.0, b"{}"))
+    await _refused(journal, activation, ReminderRecord(ALICE, "a", 50.0, b"{}"))
     assert index.entry == 10.0 == await _stored_earliest(journal)
     await activation.save_reminder(ReminderRecord(ALICE, "a", 50.0, b"{}"))  # stored: the entry moves
     assert index.entry == 50.0 == await _stored_earliest(journal)

@@ -261,6 +261,19 @@ class MockClockEventLoop(asyncio.SelectorEventLoop):
         """The clock's virtual time (see `MockClock`)."""
         return self._mock_clock.time()
 
+    # asyncio runs a timer once ``when < time() + _clock_resolution`` (the monotonic clock's
+    # resolution, 1e-9 s). Past about 1.7e7 s of virtual time, adding 1e-9 to a float no longer
+    # changes it: a timer due exactly now (where a jump puts time) would never run, and the loop
+    # would spin with a zero timeout. The resolution is therefore at least one step of the float
+    # at the current virtual time (a real clock's values stay far below that magnitude).
+    @property
+    def _clock_resolution(self) -> float:
+        return max(self._base_resolution, math.ulp(self._mock_clock.time()))
+
+    @_clock_resolution.setter
+    def _clock_resolution(self, seconds: float) -> None:  # set by asyncio's __init__
+        self._base_resolution = seconds
+
     async def shutdown_default_executor(self, *args: Any) -> None:
         """As asyncio's, with autojump off meanwhile: joining the executor's threads takes real
         time, and a jump would expire the timeout that Python 3.12+ puts on that join."""

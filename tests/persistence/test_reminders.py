@@ -161,6 +161,30 @@ async def test_a_cancelled_or_replaced_reminder_does_not_fire(mock_clock: MockCl
 
 
 @pytest.mark.asyncio
+async def test_reminders_recorded_on_the_wall_clock_replay_under_the_mock_clock(
+    mock_clock: MockClock, tmp_path: Path
+) -> None:
+    """A production journal's due times are on ``time.time`` (about 1.8e9 s): the mock clock moved
+    to the recording's time fires them at their exact due time. (asyncio's clock resolution, 1e-9
+    s, is lost in a float that large: a timer due exactly when a jump put time was never run, and
+    the loop spun.)"""
+    async with SqliteJournal(tmp_path / "recorded.sqlite3") as recorded:
+        production = Sleeper("sam", recorded)  # the default clock: time.time
+        async with production as ref:
+            await ref.ask(Arm(name="audit", delay=HOUR))
+        replay = InMemoryJournal()
+        await copy_journal(recorded, replay)
+    (audit,) = await replay.load_reminders(SAM)
+    assert audit.due > 1e9
+    mock_clock.jump(audit.due - HOUR - mock_clock.time())  # back to when it was recorded, about
+    replayed = sleeper(replay)
+    async with replayed as ref:
+        await asyncio.wait_for(replayed.fired.wait(), HOUR + BOUND)
+        assert mock_clock.time() == audit.due
+        assert await ref.ask(Ping()) == ["audit"]
+
+
+@pytest.mark.asyncio
 async def test_a_recorded_journal_replays_in_memory_under_the_mock_clock(
     mock_clock: MockClock, tmp_path: Path
 ) -> None:

@@ -376,6 +376,35 @@ async def test_the_default_executor_still_works(mock_clock: MockClock) -> None:
     assert await loop.run_in_executor(None, sum, [1, 2, 3]) == 6
 
 
+@pytest.mark.parametrize("start", [1.7e7, 1_796_626_573.0, 1e15])
+def test_timers_fire_at_large_virtual_times(start: float) -> None:
+    """Past about 1.7e7 s a float no longer changes by asyncio's clock resolution (1e-9 s): a timer
+    due exactly when time was put (a jump to it, ``call_later(0)``) must still run, at its time."""
+    clock = MockClock(start, autojump_threshold=0)
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        seen: list[float] = []
+        loop.call_later(0, lambda: seen.append(loop.time()))
+        await asyncio.sleep(5)  # autojump: time put exactly at the deadline
+        seen.append(loop.time())
+        clock.autojump_threshold = math.inf
+        loop.call_later(60, lambda: seen.append(loop.time()))
+        await clock.advance(120)  # advance: to each deadline, then to its end
+        seen.append(loop.time())
+        clock.jump(60)
+        loop.call_later(0, lambda: seen.append(loop.time()))
+        await clock.wait_all_tasks_blocked()
+        return seen
+
+    loop = MockClockEventLoop(clock)
+    try:
+        seen = loop.run_until_complete(asyncio.wait_for(main(), HOUR))
+    finally:
+        loop.close()
+    assert seen == [start, start + 5, start + 65, start + 125, start + 185]
+
+
 def test_a_mock_clock_loop_outside_pytest() -> None:
     clock = MockClock(autojump_threshold=0)
 

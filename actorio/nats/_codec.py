@@ -42,7 +42,6 @@ from .. import (
     UnhandledMessage,
 )
 from ..lowlevel import (
-    FLOATS_ATTRIBUTE,
     Payload,
     encode_wire,
     is_actor_class,
@@ -150,15 +149,20 @@ def timeout_of(headers: Mapping[str, str] | None, default: float) -> float:
 _OVER_NATS = "travel over NATS"
 
 
+_floats: dict[type, bool] = {}
+"""Per message class, whether it may hold a float (`may_hold_float`, as its class keeps it; a
+dict here is read faster than a pydantic class's ``__dict__``)."""
+
+
 def encode_message(message: Message[Any]) -> bytes:
     """A message's wire form (`encode_wire`). Raises ``ValueError`` for a NaN or infinite float in
     its fields (JSON has none; see the module docstring), ``TypeError`` for a field JSON cannot
     carry: before anything is sent."""
     body = encode_wire(message)
     cls = type(message)
-    floats: bool | None = cls.__dict__.get(FLOATS_ATTRIBUTE)  # kept by may_hold_float
+    floats = _floats.get(cls)
     if floats is None:
-        floats = may_hold_float(cls)
+        floats = _floats[cls] = may_hold_float(cls)
     if floats:
         refuse_non_finite(message, cls.__name__, body, _OVER_NATS)
     return body

@@ -162,20 +162,31 @@ class Outbox:
         Tells queued one after the other through batched references to one subject, with no
         headers, leave as one batch (``_batch``)."""
         queue = self._queue
-        publish = self._nc.publish
+        nc = self._nc
+        publish = nc.publish
+        # A message without headers leaves through nats-py's own publish: the client's guard
+        # (`GuardedClient.publish`) checks headers only, and is one coroutine more per message.
+        publish_plain = Client.publish
+        last: RemoteRef[Any] | None = None  # a burst goes to one reference: its fields read once
+        subject, durable, batch = "", False, False
         while queue:
             ref, body, headers, msg_id, done = queue.popleft()
             dones: list[asyncio.Future[None] | None] | None = None
             try:
                 if ref is None:
                     pass  # a marker: what was queued before it is sent
-                elif ref.durable:
-                    await self._streams.store(ref, body, headers, msg_id)
                 else:
-                    subject = ref.subject
-                    if queue and headers is None and ref.batch and joinable(body):
+                    if ref is not last:
+                        last, subject, durable, batch = ref, ref.subject, ref.durable, ref.batch
+                    if durable:
+                        await self._streams.store(ref, body, headers, msg_id)
+                    elif headers is not None:
+                        await publish(subject, body, headers=headers)
+                    elif queue and batch and joinable(body):
                         body, headers, dones = self._batched(ref, body, done)
-                    await publish(subject, body, headers=headers)
+                        await publish(subject, body, headers=headers)
+                    else:
+                        await publish_plain(nc, subject, body)
             except Exception as error:
                 lost = 0
                 for each in (done,) if dones is None else dones:
@@ -188,9 +199,13 @@ class Outbox:
                         logging.ERROR, "tell_nowait could not publish %d message(s): %r", lost, error
                     )
             else:
-                for each in (done,) if dones is None else dones:
-                    if each is not None and not each.done():
-                        each.set_result(None)
+                if dones is None:
+                    if done is not None and not done.done():
+                        done.set_result(None)
+                else:
+                    for each in dones:
+                        if each is not None and not each.done():
+                            each.set_result(None)
 
     def _batched(
         self, first: RemoteRef[Any], body: bytes, done: asyncio.Future[None] | None

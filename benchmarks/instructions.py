@@ -120,6 +120,29 @@ def _over_nats(measure: str, **options: bool) -> Callable[[int], None]:
     return run
 
 
+def _encode(n: int) -> None:
+    """A remote tell's encoding alone: `Count` (the remote benchmarks' message) to its wire form."""
+    from actorio.nats._codec import encode_message
+
+    from .remote import Count
+
+    message = Count(n=1)
+    for _ in range(n):
+        encode_message(message)
+
+
+def _validate(n: int) -> None:
+    """A remote tell's validation on arrival alone: the wire form of a `Count` to the message."""
+    from actorio.nats._codec import encode_message, message_validator
+
+    from .remote import Count, Counter
+
+    validate = message_validator(Counter).validate
+    body = encode_message(Count(n=1))
+    for _ in range(n):
+        validate(body)
+
+
 JETSTREAM_URL = "ACTORIO_BENCH_JETSTREAM_URL"
 """The environment variable naming the nats-server, JetStream on, of the ``persist_jetstream_*``
 and ``entity_*`` cases (one is started for the run, or for the case run alone, unless it is set)."""
@@ -212,6 +235,10 @@ CASES: dict[str, Callable[[int], None]] = {
     "nats_tell": _over_nats("_actorio_tell"),
     "nats_tell_batched": _over_nats("_actorio_tell", batched=True),
     "nats_tell_bare": _over_nats("_bare_tell"),
+    "nats_send": _over_nats("_actorio_send"),
+    "nats_send_bare": _over_nats("_bare_send"),
+    "encode": _encode,
+    "validate": _validate,
     "nats_ask": _over_nats("_actorio_ask"),
     "nats_ask_bare": _over_nats("_bare_ask"),
     "entity_tell": _on_jetstream("entity_tells"),
@@ -233,6 +260,8 @@ SIZES = {
     "nats_tell": 5_000,
     "nats_tell_batched": 5_000,
     "nats_tell_bare": 5_000,
+    "nats_send": 5_000,
+    "nats_send_bare": 5_000,
     "nats_ask": 1_000,
     "nats_ask_bare": 1_000,
     "entity_tell": 2_000,

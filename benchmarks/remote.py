@@ -84,6 +84,32 @@ async def _actorio_tell(url: str, n: int, batched: bool = False) -> float:
         return n / elapsed
 
 
+async def _actorio_send(url: str, n: int) -> float:
+    """The sending side of `_actorio_tell` alone: tells to a name nobody publishes (the server
+    drops them), until the node has sent them and closed."""
+    async with await Node.connect(url) as client:
+        ref = client.ref("bench-nobody", Counter)
+        started = time.perf_counter()
+        for i in range(n):
+            ref.tell_nowait(Count(n=i))
+    # Closing the node sent what was queued, then drained the connection.
+    return n / (time.perf_counter() - started)
+
+
+async def _bare_send(url: str, n: int) -> float:
+    """The sending side of `_bare_tell` alone: prebuilt bytes to a subject nobody subscribes to."""
+    sender = await nats.connect(url)
+    try:
+        payload = b'{"type":"Count","data":{"n":1,"creation_date":"2026-01-01T00:00:00Z"}}'
+        started = time.perf_counter()
+        for _ in range(n):
+            await sender.publish("bench.nobody", payload)
+        await sender.flush()
+        return n / (time.perf_counter() - started)
+    finally:
+        await sender.close()
+
+
 async def _actorio_ask(url: str, n: int) -> float:
     async with await Node.connect(url) as server_side, await Node.connect(url) as client:
         counter = Counter()

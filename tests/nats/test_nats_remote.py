@@ -4,7 +4,7 @@ senders travelling as addresses, connection errors, and a client typed against a
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -46,6 +46,26 @@ async def test_typed_tell_and_ask_across_processes(nats_url: str, node: Node) ->
         for n in range(102, 300):
             greeter.tell_nowait(Record(n=n))
         assert await greeter.ask(Report()) == list(range(300))  # an ask goes after queued tells
+
+
+async def test_every_tell_goes_through_the_clients_publish(nats_url: str, node: Node) -> None:
+    """Queued tells, told in a burst, are published through the node's client as any other
+    message: a wrapper on ``node.client.publish`` (metrics, tracing, fault injection) sees each."""
+    async with worker("--url", nats_url, "--mode", "greeter", "--name", "watched"):
+        greeter = node.ref("watched", Greeter)
+        seen: list[str] = []
+        publish = node.client.publish
+
+        async def watched(subject: str, payload: bytes = b"", reply: str = "", headers: Any = None) -> None:
+            seen.append(subject)
+            await publish(subject, payload, reply, headers)
+
+        node.client.publish = watched  # type: ignore[method-assign]
+        await greeter.tell(Record(n=0))
+        for n in range(1, 11):
+            greeter.tell_nowait(Record(n=n))
+        assert await greeter.ask(Report(), timeout=5) == list(range(11))
+        assert len(seen) == 12  # 11 tells and the ask
 
 
 async def test_remote_handler_error_is_raised_at_the_asker(nats_url: str, node: Node) -> None:

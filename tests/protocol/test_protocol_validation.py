@@ -504,3 +504,22 @@ async def test_a_narrowed_reference_refuses_a_valid_payload_outside_its_protocol
             await pings.tell_payload({"type": "Stop"})
         assert await bounded(pings.ask_payload({"type": "Ping", "data": {"n": 4}})) == 5
         assert [type(message) for message in server.seen] == [Ping]
+
+
+def test_a_message_class_rebuilt_is_encoded_as_rebuilt() -> None:
+    """The wire encoder reads a class's serializer at each encoding: a field excluded by a
+    ``model_rebuild`` after the first encoding leaves the wire form too."""
+
+    class Secret(Message):
+        user: str
+        token: str
+
+    class Holder(Actor[Secret]):
+        @handles(Secret)
+        async def secret(self, msg: Secret) -> None:
+            pass
+
+    assert Holder.protocol.dump(Secret(user="u", token="t"))["data"]["token"] == "t"
+    Secret.model_fields["token"].exclude = True
+    Secret.model_rebuild(force=True)
+    assert "token" not in Holder.protocol.dump(Secret(user="u", token="t"))["data"]

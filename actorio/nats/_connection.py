@@ -324,9 +324,10 @@ class GuardedClient(Client):
     ) -> None:
         """nats-py's publish, which also refuses (``MaxPayloadError``, nothing sent) a message
         whose headers take it past the server's ``max_payload``: nats-py checks the payload
-        alone, and the server closes the connection for good on such a message. (The outbox
-        publishes tells without headers through nats-py's publish directly: a check added here
-        for messages without headers must be added there too.)"""
+        alone, and the server closes the connection for good on such a message. (While a
+        client's publish is this method itself, the outbox sends tells without headers through
+        nats-py's publish beneath it: a check added here for messages without headers must be
+        added there too.)"""
         if headers and (size := wire_size(payload, headers)) > self.max_payload:
             raise TooLargeWithHeaders(size, len(payload), self.max_payload)
         await super().publish(subject, payload, reply, headers)

@@ -42,6 +42,7 @@ from ._jetstream_wire import (
     events_gone,
     failed,
     filter_covers,
+    foreign_last,
     needs_jetstream,
     split_record,
     stored_id,
@@ -208,6 +209,8 @@ class JetStreamJournal(Journal):
             first, count = batch_header(persistence_id, message.data or b"")
             last = (first + count - 1, message.seq or 0)
             if stored is not None and last[0] < stored[0]:
+                if last[1] > stored[1]:  # a later message, not a removal of the known one
+                    raise foreign_last(persistence_id, stream, last[1], last[0], stored[0])
                 raise events_gone(persistence_id, stream, last[0], stored[0])
         if (now := self._last.get(persistence_id)) is not None and now[0] > last[0]:
             return now  # an append acknowledged while the read was on its way

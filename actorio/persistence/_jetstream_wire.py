@@ -225,6 +225,20 @@ def events_gone(persistence_id: PersistenceId, stream: str, found: int, known: i
     )
 
 
+def foreign_last(
+    persistence_id: PersistenceId, stream: str, stream_sequence: int, found: int, known: int
+) -> JournalCorrupted:
+    """The error for an id whose last message in ``stream`` (``stream_sequence``, later than the
+    one that held its event ``known``) ends at an earlier event, ``found``: a journal's append
+    only continues the id's events (its writer fence), so someone else wrote that message, or
+    removed the events before it first."""
+    return JournalCorrupted(
+        f"{persistence_id}: the stream {stream}'s message {stream_sequence}, stored after its event "
+        f"{known}, ends at event {found}: written by someone else (a journal's append continues the "
+        "events), or after someone removed events"
+    )
+
+
 def check_hint(
     persistence_id: PersistenceId, hint: tuple[int, int], last_stream: int, first: int | None
 ) -> None:

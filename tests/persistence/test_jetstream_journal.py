@@ -635,6 +635,22 @@ async def test_the_newest_events_deleted_under_a_running_journal_are_corrupted_n
 
 
 @pytest.mark.asyncio
+async def test_a_forged_later_message_is_named_as_written_by_someone_else(nats_url: str, raw: Client) -> None:
+    """Someone stores, after an id's last append, a message that ends at an earlier event: the
+    running journal says so, rather than that the events after it were purged or deleted."""
+    async with await JetStreamJournal.connect(nats_url, prefix=unique_prefix()) as journal:
+        assert await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")] * 3) == 3
+        stream = journal._stream_name("account")  # pyright: ignore[reportPrivateUsage]
+        subject = journal._subject(ACCOUNT)  # pyright: ignore[reportPrivateUsage]
+        await raw.jetstream().publish(subject, encode_batch(1, [EventData("E", 1, b"{}")], 0.0))
+        forged = f"the stream {stream}'s message 2, stored after its event 3, ends at event 1: written by"
+        with pytest.raises(JournalCorrupted, match=forged):
+            await journal.append(ACCOUNT, 3, [EventData("E", 1, b"{}")])
+        with pytest.raises(JournalCorrupted, match="written by someone else"):
+            await journal.last_sequence(ACCOUNT)
+
+
+@pytest.mark.asyncio
 async def test_a_read_answered_before_an_append_is_not_taken_for_lost_events(
     nats_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -36,6 +36,10 @@ from .nats_worker import WORK, Burn, Burner
 ROOT = Path(__file__).resolve().parent.parent
 
 
+BARE_COUNT = b'{"type":"Count","data":{"n":1,"creation_date":"2026-01-01T00:00:00Z"}}'
+"""What bare nats-py publishes beside a remote tell: a `Count` in its wire form, prebuilt."""
+
+
 class Count(Message):
     n: int
 
@@ -100,10 +104,9 @@ async def _bare_send(url: str, n: int) -> float:
     """The sending side of `_bare_tell` alone: prebuilt bytes to a subject nobody subscribes to."""
     sender = await nats.connect(url)
     try:
-        payload = b'{"type":"Count","data":{"n":1,"creation_date":"2026-01-01T00:00:00Z"}}'
         started = time.perf_counter()
         for _ in range(n):
-            await sender.publish("bench.nobody", payload)
+            await sender.publish("bench.nobody", BARE_COUNT)
         await sender.flush()
         return n / (time.perf_counter() - started)
     finally:
@@ -161,10 +164,9 @@ async def _bare_tell(url: str, n: int) -> float:
 
         await receiver.subscribe("bench.bare", cb=on_message)
         await _subscribed(receiver)
-        payload = b'{"type":"Count","data":{"n":1,"creation_date":"2026-01-01T00:00:00Z"}}'
         started = time.perf_counter()
         for _ in range(n):
-            await sender.publish("bench.bare", payload)
+            await sender.publish("bench.bare", BARE_COUNT)
         await asyncio.wait_for(done, 60)
         return n / (time.perf_counter() - started)
 

@@ -10,8 +10,8 @@ from typing import Any, ClassVar, Generic, Literal, cast
 
 from typing_extensions import TypeVar
 
-from actorio import Actor, InvalidPayload, Message
-from actorio.lowlevel import encode_wire, handler_for, shorten
+from actorio import Actor, InvalidPayload, Message, dead_letters
+from actorio.lowlevel import AskRef, encode_wire, handler_for, mailbox_of, shorten
 
 from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict
 from ._journal import Journal
@@ -31,7 +31,10 @@ class PersistentActor(Actor[P], Generic[P]):
     to the constructor make its `persistence_id`; ``journal`` is where it is kept. Its state is
     recovered in `mainloop_setup`, before the first message, in each incarnation (a restart by
     its supervisor recovers again): a subclass that overrides `mainloop_setup` calls
-    ``await super().mainloop_setup()`` first.
+    ``await super().mainloop_setup()`` first. If recovery fails on what is stored
+    (`JournalCorrupted`, `SchemaMismatch`), the messages waiting in the mailbox are handled as
+    if their handler had raised that error (asks fail with it, tells are dead letters
+    ``failed``), not kept for a restart that would fail the same way.
 
     **Reminders** (`remind`): a message stored in the journal and told to the actor at a time,
     also if the process stopped meanwhile: each incarnation schedules the reminders it finds.
@@ -97,10 +100,33 @@ class PersistentActor(Actor[P], Generic[P]):
             recovery = self._recovery_future()
             if not recovery.done():
                 recovery.set_exception(error if isinstance(error, Exception) else RuntimeError(repr(error)))
+            if isinstance(error, (JournalCorrupted, SchemaMismatch)):
+                self._refuse_waiting(error)
             raise
         recovery = self._recovery_future()
         if not recovery.done():
             recovery.set_result(None)
+
+    def _refuse_waiting(self, error: PersistenceError) -> None:
+        """The recovery failed on what is stored (``error``): no incarnation can recover until the
+        journal is repaired or the model fits it, so the messages waiting in the mailbox are not
+        kept for the next one. Each is treated as if its handler had raised ``error``: an ask
+        fails with it, a tell is a dead letter ``failed`` (a durable mailbox's rules then apply to
+        it). Messages that arrive later wait for the next incarnation, whose recovery fails them
+        again if nothing changed (a supervisor restarts it after its backoff)."""
+        mailbox = mailbox_of(self)
+        if mailbox is None:
+            return
+        # In queue order: each one withdrawn is at the front, behind the signals kept.
+        waiting: list[Message[Any]] = [item for item in mailbox.queue if isinstance(item, Message)]
+        for item in waiting:
+            if not mailbox.withdraw(item):
+                continue
+            sender = item.sender
+            if type(sender) is AskRef:
+                sender.fail(error)  # (nothing, if its asker gave up already)
+                continue
+            dead_letters.record(item, self.identifier, "failed", error)
 
     def _recovery_future(self) -> asyncio.Future[None]:
         if self._persistence_recovery is None:

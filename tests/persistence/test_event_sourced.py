@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from actorio import Actor, ActorRef, Message, handles
+from actorio import (
+    Actor,
+    ActorRef,
+    Backoff,
+    Message,
+    SupervisorStrategy,
+    dead_letters,
+    handles,
+)
+from actorio.lowlevel import barrier
 from actorio.persistence import (
     Event,
     EventSourcedActor,
@@ -233,6 +242,46 @@ async def test_a_gap_in_the_stored_numbers_is_reported() -> None:
         await bounded(counter.wait_recovered())
     with pytest.raises(JournalCorrupted):  # the actor failed with it
         await bounded(counter.run_until_stopped())
+
+
+class PatientParent(Parent):
+    """Restarts its counter for as long as it fails, after a short backoff (as a node does)."""
+
+    supervisor_strategy = SupervisorStrategy(max_restarts=1000, within=1.0)
+
+    async def mainloop_setup(self) -> None:
+        self.child = await self.supervise(
+            lambda: Counter("c", self.journal),
+            name="counter",
+            backoff=Backoff(min_delay=0.01, max_delay=0.05),
+        )
+
+
+@pytest.mark.asyncio
+async def test_messages_waiting_for_a_recovery_that_fails_on_what_is_stored_fail_with_its_error() -> None:
+    """No restart recovers a corrupt journal: what waits for one is not kept waiting (an ask would
+    wait for its timeout), each is treated as a handler failing with the error would be."""
+    journal = InMemoryJournal()
+    await journal.append(PersistenceId("Counter", "c"), 0, [Counter.event_codec.encode(Counted(n=1))] * 3)
+    kept = journal.events[PersistenceId("Counter", "c")].pop(1)
+    dead_letters.clear()
+    parent = PatientParent(journal)
+    async with parent:
+        assert await bounded(barrier(parent))  # its setup ran: its child started
+        assert parent.child is not None
+        for _ in range(3):  # each one waits in the mailbox for an incarnation, which fails it
+            with pytest.raises(JournalCorrupted, match="event 3 follows event 1"):
+                await bounded(parent.child.ask(Add(values=[1])))
+        await parent.child.tell(Add(values=[2]))
+        with pytest.raises(JournalCorrupted):  # queued behind the tell: failed after it
+            await bounded(parent.child.ask(Add(values=[3])))
+        [letter] = dead_letters.of(reason="failed")
+        assert isinstance(letter.message, Add)
+        assert letter.message.values == [2]
+        assert isinstance(letter.error, JournalCorrupted)
+        # Repaired: the next incarnation recovers, and the next ask is served.
+        journal.events[PersistenceId("Counter", "c")].insert(1, kept)
+        assert await bounded(parent.child.ask(Add(values=[4]))) == 7
 
 
 def test_the_class_names_its_state_and_events() -> None:

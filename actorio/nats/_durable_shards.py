@@ -32,7 +32,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from ..lowlevel import Mailbox
 from ._codec import REPLY
-from ._entity_persistence import WAKE
+from ._entity_persistence import WAKE, started_and_recovered
 from ._placement import check_key
 from ._settlement import Settlement, give_back
 from ._shard_keys import MAX_ACK_PENDING, ShardKey, stuck_limit, to_move
@@ -325,7 +325,7 @@ class ShardPump:
         seq = msg.metadata.sequence.stream
         settlement = await self._entity(state)
         if settlement is None:
-            # Its entity could not start (its factory failed, or no room under max_active): the
+            # Its entity could not start (its factory or recovery failed, or no room under max_active): the
             # message stays here, kept from redelivery by the progress reports, and is tried
             # again after the backoff. Not a delivery: the durable rules do not count it.
             state.waiting[seq] = msg
@@ -427,7 +427,7 @@ class ShardPump:
 
     async def _entity(self, state: ShardKey) -> Settlement | None:
         """The key's running entity's settlement (its entity started if it is not alive); None
-        if it could not start (its factory failed, or no room under ``max_active``)."""
+        if it could not start (its factory or its recovery failed, or no room under ``max_active``)."""
         if state.settlement is not None and state.alive():
             return state.settlement
         mailbox = self._mailbox
@@ -450,7 +450,8 @@ class ShardPump:
         if not self._holding():
             mailbox.running.pop((self.shard, state.key), None)
             return None
-        start = asyncio.ensure_future(mailbox.host.start_entity(state.key))
+        starting = mailbox.host.start_entity(state.key)
+        start = asyncio.ensure_future(started_and_recovered(starting, mailbox.host.placements.stop_timeout))
         try:
             entity, supervisor = await asyncio.shield(start)
         except asyncio.CancelledError:

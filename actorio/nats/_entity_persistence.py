@@ -25,7 +25,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import nats.errors
@@ -34,7 +34,7 @@ from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
 from .. import Actor, ActorioException
-from ..lowlevel import LogLimit
+from ..lowlevel import LogLimit, Mailbox, task_of
 from ._placement import BucketFull, check_key, full_bucket, rendezvous
 
 if TYPE_CHECKING:
@@ -42,8 +42,17 @@ if TYPE_CHECKING:
 
     from ._entities import Entities
     from ._entity_host import EntityHost
+    from ._keeper import PublicationSupervisor
 
-__all__ = ["DUE_MAX_BYTES", "WAKE", "EntityFenced", "EntityJournal", "Reminders", "is_persistent"]
+__all__ = [
+    "DUE_MAX_BYTES",
+    "WAKE",
+    "EntityFenced",
+    "EntityJournal",
+    "Reminders",
+    "is_persistent",
+    "started_and_recovered",
+]
 
 _logger = logging.getLogger("actorio.nats")
 
@@ -70,6 +79,35 @@ def is_persistent(actor: object) -> bool:
     """Whether ``actor`` keeps its state in a journal (a ``PersistentActor``, read by its shape)."""
     journal = getattr(actor, "journal", None)
     return getattr(actor, "persistence_id", None) is not None and hasattr(journal, "save_reminder")
+
+
+async def started_and_recovered(
+    start: Awaitable[tuple[Mailbox, PublicationSupervisor | None]], stop_timeout: float
+) -> tuple[Mailbox, PublicationSupervisor | None]:
+    """What ``start`` (an entity's start) gives, once a persistent entity's first incarnation has
+    also recovered its state. A recovery that fails makes the start fail: its supervisor is
+    stopped (rather than restarting it while the messages wait for an incarnation that does not
+    come) and the recovery's error raised. An incarnation that ends before its recovery is not
+    waited for."""
+    mailbox, supervisor = await start
+    actor = mailbox.actor
+    if not is_persistent(actor):
+        return mailbox, supervisor
+    wait_recovered: Callable[[], Awaitable[None]] = getattr(actor, "wait_recovered")  # noqa: B009
+    recovered = asyncio.ensure_future(wait_recovered())
+    ending = task_of(actor)
+    waits: list[asyncio.Future[Any]] = [recovered] if ending is None else [recovered, ending]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not recovered.done():
+            recovered.cancel()
+    error = None if recovered.cancelled() else recovered.exception()
+    if error is None:
+        return mailbox, supervisor
+    if supervisor is not None:
+        await supervisor.stop(stop_timeout)
+    raise error
 
 
 class EntityJournal:

@@ -32,7 +32,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from ..lowlevel import Mailbox
 from ._codec import REPLY
-from ._entity_persistence import WAKE, started_and_recovered
+from ._entity_persistence import WAKE, failed_recovery, recovery_failed
 from ._placement import check_key
 from ._settlement import Settlement, give_back
 from ._shard_keys import MAX_ACK_PENDING, ShardKey, stuck_limit, to_move
@@ -429,9 +429,11 @@ class ShardPump:
         """The key's running entity's settlement (its entity started if it is not alive); None
         if it could not start (its factory or its recovery failed, or no room under ``max_active``)."""
         if state.settlement is not None and state.alive():
-            return state.settlement
+            assert state.mailbox is not None
+            if not recovery_failed(state.mailbox.actor):
+                return state.settlement
         mailbox = self._mailbox
-        if state.supervisor is not None:  # its supervision gave up: stopped, then started again
+        if state.supervisor is not None:  # its supervision gave up (or a restart's recovery failed)
             mailbox.running.pop((self.shard, state.key), None)
             await state.supervisor.stop(mailbox.host.placements.stop_timeout)
             state.supervisor = state.mailbox = state.settlement = None
@@ -450,8 +452,7 @@ class ShardPump:
         if not self._holding():
             mailbox.running.pop((self.shard, state.key), None)
             return None
-        starting = mailbox.host.start_entity(state.key)
-        start = asyncio.ensure_future(started_and_recovered(starting, mailbox.host.placements.stop_timeout))
+        start = asyncio.ensure_future(mailbox.host.start_entity(state.key))
         try:
             entity, supervisor = await asyncio.shield(start)
         except asyncio.CancelledError:
@@ -460,15 +461,19 @@ class ShardPump:
             start.add_done_callback(self._stop_late_start)
             raise
         except Exception as error:
-            mailbox.running.pop((self.shard, state.key), None)
-            state.mailbox = state.supervisor = state.settlement = None
-            state.start_error = error
-            mailbox.logs.log(
-                logging.WARNING, "%s/%s could not be started: %r", mailbox.entity_type, state.key, error
-            )
+            self._not_started(state, error)
             return None
-        state.mailbox, state.supervisor, state.failed_starts = entity, supervisor, 0
-        state.start_error = None
+        # Held from now on (a stop of the key or the shard stops it), also while it recovers: a
+        # recovery that fails is a failed start, not an incarnation to wait for.
+        state.mailbox, state.supervisor = entity, supervisor
+        failed = await failed_recovery(entity.actor)
+        if failed is not None:
+            state.mailbox = state.supervisor = None
+            if supervisor is not None:
+                await supervisor.stop(mailbox.host.placements.stop_timeout)
+            self._not_started(state, failed)
+            return None
+        state.failed_starts, state.start_error = 0, None
         state.settlement = Settlement(
             mailbox.receiver,
             mailbox.settings,
@@ -480,8 +485,19 @@ class ShardPump:
             closing=lambda: not self._holding(),
             logs=mailbox.logs,
             fenced=self._fenced,
+            ends_at_failed_recovery=True,
         )
         return state.settlement
+
+    def _not_started(self, state: ShardKey, error: BaseException) -> None:
+        """The key's entity could not start (its factory or its recovery raised ``error``)."""
+        mailbox = self._mailbox
+        mailbox.running.pop((self.shard, state.key), None)
+        state.mailbox = state.supervisor = state.settlement = None
+        state.start_error = error if isinstance(error, Exception) else RuntimeError(repr(error))
+        mailbox.logs.log(
+            logging.WARNING, "%s/%s could not be started: %r", mailbox.entity_type, state.key, error
+        )
 
     def _stop_late_start(self, start: asyncio.Future[tuple[Mailbox, PublicationSupervisor | None]]) -> None:
         if start.cancelled() or start.exception() is not None:

@@ -26,7 +26,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import nats.errors
 import nats.js.errors
@@ -34,7 +34,7 @@ from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
 from .. import Actor, ActorioException
-from ..lowlevel import LogLimit, Mailbox, task_of
+from ..lowlevel import LogLimit, task_of
 from ._placement import BucketFull, check_key, full_bucket, rendezvous
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
     from ._entities import Entities
     from ._entity_host import EntityHost
-    from ._keeper import PublicationSupervisor
 
 __all__ = [
     "DUE_MAX_BYTES",
@@ -50,8 +49,10 @@ __all__ = [
     "EntityFenced",
     "EntityJournal",
     "Reminders",
+    "failed_recovery",
     "is_persistent",
-    "started_and_recovered",
+    "recovering",
+    "recovery_failed",
 ]
 
 _logger = logging.getLogger("actorio.nats")
@@ -81,20 +82,26 @@ def is_persistent(actor: object) -> bool:
     return getattr(actor, "persistence_id", None) is not None and hasattr(journal, "save_reminder")
 
 
-async def started_and_recovered(
-    start: Awaitable[tuple[Mailbox, PublicationSupervisor | None]], stop_timeout: float
-) -> tuple[Mailbox, PublicationSupervisor | None]:
-    """What ``start`` (an entity's start) gives, once a persistent entity's first incarnation has
-    also recovered its state. A recovery that fails makes the start fail: its supervisor is
-    stopped (rather than restarting it while the messages wait for an incarnation that does not
-    come) and the recovery's error raised. An incarnation that ends before its recovery is not
-    waited for."""
-    mailbox, supervisor = await start
-    actor = mailbox.actor
-    if not is_persistent(actor):
-        return mailbox, supervisor
-    wait_recovered: Callable[[], Awaitable[None]] = getattr(actor, "wait_recovered")  # noqa: B009
-    recovered = asyncio.ensure_future(wait_recovered())
+def recovery_failed(actor: object) -> bool:
+    """Whether ``actor``, an incarnation of a persistent actor (read by its shape), failed to
+    recover its state; False for any other actor."""
+    return is_persistent(actor) and getattr(actor, "recovery_error", None) is not None
+
+
+def recovering(actor: object) -> bool:
+    """Whether ``actor``, an incarnation of a persistent actor (read by its shape), has not yet
+    recovered its state (it recovers, or it failed to); False for any other actor."""
+    return is_persistent(actor) and not getattr(actor, "recovered", True)
+
+
+async def failed_recovery(actor: Actor[Any]) -> BaseException | None:
+    """Once ``actor`` (an incarnation) has recovered its state: ``None``, or what its recovery
+    raised. At once ``None`` for an actor that is not persistent; ``None`` too if the incarnation
+    ends before its recovery does."""
+    wait_recovered = getattr(actor, "wait_recovered", None)
+    if not is_persistent(actor) or wait_recovered is None:
+        return None
+    recovered = asyncio.ensure_future(cast("Callable[[], Awaitable[None]]", wait_recovered)())
     ending = task_of(actor)
     waits: list[asyncio.Future[Any]] = [recovered] if ending is None else [recovered, ending]
     try:
@@ -102,12 +109,7 @@ async def started_and_recovered(
     finally:
         if not recovered.done():
             recovered.cancel()
-    error = None if recovered.cancelled() else recovered.exception()
-    if error is None:
-        return mailbox, supervisor
-    if supervisor is not None:
-        await supervisor.stop(stop_timeout)
-    raise error
+    return None if recovered.cancelled() else recovered.exception()
 
 
 class EntityJournal:

@@ -34,6 +34,7 @@ from .. import Actor, DeadLetter, InvalidPayload, Message, dead_letters
 from ..lowlevel import LogLimit, Mailbox, extracted, printable, report_transport
 from ._codec import REPLY
 from ._dead_letter_stream import DeadLetterStreams, DeliveryLimitReached, dead_letter_stream
+from ._entity_persistence import recovering, recovery_failed
 from ._publication import queue_ask, wait_handled
 
 if TYPE_CHECKING:
@@ -92,7 +93,10 @@ class Settlement:
     given back); ``logs`` bounds its log lines (shared by many settlements: one limit for all);
     ``fenced``, if given, says when the caller no longer owns what it reads (a lease over): a
     message handled by then is left unsettled (neither acknowledged nor given back), for the
-    next owner, which reads it again.
+    next owner, which reads it again. A persistent actor's incarnation is handed messages only
+    once it has recovered its state; with ``ends_at_failed_recovery`` (a durable entity type's
+    key, which then counts a failed start), an incarnation whose recovery failed ends `handle`
+    (False) rather than being waited out.
     """
 
     def __init__(
@@ -108,6 +112,7 @@ class Settlement:
         closing: Callable[[], bool],
         logs: LogLimit | None = None,
         fenced: Callable[[], bool] | None = None,
+        ends_at_failed_recovery: bool = False,
     ) -> None:
         self._receiver = receiver
         self._settings = settings
@@ -119,6 +124,7 @@ class Settlement:
         self._closing = closing
         self._logs = logs if logs is not None else LogLimit(_logger)
         self._fenced = fenced
+        self._ends_at_failed_recovery = ends_at_failed_recovery
         self.redelivering = False
         """True when the message `handle` last settled was given back to be delivered again
         later (its handler failed, or the dead-letter stream did not store it): a caller that
@@ -254,13 +260,16 @@ class Settlement:
         await self._receiver.send_error(recipient, (msg.headers or {}).get(REPLY), gave_up)
 
     async def _incarnation(self) -> Actor[Any] | None:
-        """The actor's running incarnation; while a supervised child waits for its next one (a
-        restart's backoff), wait for it. None once the actor stopped for good."""
+        """The actor's running incarnation (a persistent one once it has recovered); while a
+        supervised child waits for its next one (a restart's backoff, a recovery), wait for it.
+        None once the actor stopped for good (or its recovery failed: see the class)."""
         cell = self._mailbox
         while not cell.closed and not self._closing():
             actor = cell.actor
-            if actor.running:
+            if actor.running and not recovering(actor):
                 return actor
+            if self._ends_at_failed_recovery and recovery_failed(actor):
+                return None
             await asyncio.sleep(0.02)  # between incarnations: poll until the next one runs
         return None
 

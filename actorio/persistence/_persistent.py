@@ -135,6 +135,19 @@ class PersistentActor(Actor[P], Generic[P]):
             self._persistence_recovery.add_done_callback(lambda future: future.exception())
         return self._persistence_recovery
 
+    @property
+    def recovered(self) -> bool:
+        """True once this incarnation has recovered its state (its messages then see it)."""
+        recovery = self._persistence_recovery
+        return recovery is not None and recovery.done() and recovery.exception() is None
+
+    @property
+    def recovery_error(self) -> BaseException | None:
+        """What this incarnation's recovery raised, if it failed; ``None`` while it recovers, once
+        it recovered, or before it started."""
+        recovery = self._persistence_recovery
+        return recovery.exception() if recovery is not None and recovery.done() else None
+
     async def wait_recovered(self) -> None:
         """Return once this incarnation has recovered its state (its first message then sees
         it); raise what recovery raised if it failed. `start` may return before recovery, which

@@ -14,11 +14,9 @@ import pytest
 import pytest_asyncio
 from pydantic import BaseModel
 
-from actorio import Backoff, DeadLetter, Message, dead_letters, handles
-from actorio.nats import Durable, EntityFenced, Node, RemoteError
-from actorio.nats._durable_entities import shard_of
+from actorio import DeadLetter, Message, dead_letters, handles
+from actorio.nats import EntityFenced, Node, RemoteError
 from actorio.nats._entity_persistence import EntityJournal
-from actorio.nats._shard_keys import MAX_ACK_PENDING
 from actorio.persistence import (
     DurableStateActor,
     InMemoryJournal,
@@ -59,12 +57,6 @@ async def nodes(nats_url: str) -> AsyncIterator[list[Node]]:
     finally:
         for node in made:
             await node.close()
-
-
-@pytest_asyncio.fixture
-async def pair_of_nodes(nats_url: str) -> AsyncIterator[tuple[Node, Node]]:
-    async with await Node.connect(nats_url) as hosting, await Node.connect(nats_url) as client:
-        yield hosting, client
 
 
 @pytest_asyncio.fixture
@@ -182,57 +174,6 @@ async def test_an_ask_to_an_entity_whose_stored_state_does_not_fit_fails_with_wh
     assert record is not None
     await memory.save_state(bad, record.revision, 1, b'{"value": 41}')  # repaired
     assert await asyncio.wait_for(ref.ask(Increment()), BOUND) == 42
-
-
-class Seqs(BaseModel):
-    seqs: list[int] = []
-
-
-class Note(Message):
-    seq: int
-
-
-class Seen(Message[list[int]]):
-    pass
-
-
-class Keeper(DurableStateActor[Note | Seen, Seqs]):
-    entity_type = "keeper"
-
-    @handles(Note)
-    async def note(self, msg: Note) -> None:
-        self.state = Seqs(seqs=[*self.state.seqs, msg.seq])
-
-    @handles(Seen)
-    async def seen(self, msg: Seen) -> list[int]:
-        return self.state.seqs
-
-
-async def test_a_durable_key_whose_stored_state_does_not_fit_is_a_key_that_cannot_start(
-    pair_of_nodes: tuple[Node, Node],
-) -> None:
-    """On a durable type, a recovery that fails is a failed start: the key's messages stay stored
-    and are tried again, and once they fill its shard's pump the newest half of them go to the
-    dead-letter stream, so that the shard's other keys are served (before, the key's messages
-    waited for an incarnation that never recovered, and filled the pump: the shard stopped)."""
-    hosting, client = pair_of_nodes
-    memory = InMemoryJournal()
-    await memory.save_state(PersistenceId("keeper", "stuck"), 0, 1, b'{"seqs": "many"}')
-    name = unique("keeper")
-    quick = Durable(max_deliver=3, retry_backoff=Backoff(min_delay=0.05, max_delay=0.2))
-    host = await hosting.host(Keeper, name=name, journal=memory, lease=LEASE, durable=quick)
-    assert host.durable is not None
-    durable = host.durable
-    assert shard_of("k73", 64) == shard_of("stuck", 64)
-    stuck = client.entity(name, "stuck", Keeper)
-    for seq in range(1, MAX_ACK_PENDING + 100):
-        await stuck.tell(Note(seq=seq))
-    other = client.entity(name, "k73", Keeper)
-    await other.tell(Note(seq=1))
-    assert await other.ask(Seen(), timeout=BOUND) == [1]
-    [letter] = await durable.dead_letters(limit=1)
-    assert letter.error_type == "EntityNotStarted"
-    assert "SchemaMismatch" in letter.error
 
 
 # -- two activations cannot both write ----------------------------------------------------------

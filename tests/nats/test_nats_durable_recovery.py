@@ -1,0 +1,228 @@
+"""A persistent entity type with a durable mailbox whose entity cannot recover its state, on a real
+nats-server: a failed recovery, at the first start or at a restart's, is a failed start (the
+key's stored messages are kept and tried again, and hold at most half of their shard's pump, so
+the shard's other keys are served); no stored message is handed to an incarnation before it has
+recovered; a key stopped while it recovers is stopped with it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import pytest
+import pytest_asyncio
+from pydantic import BaseModel
+
+from actorio import Actor, Backoff, Message, handles
+from actorio.nats import Durable, EntityHost, Node
+from actorio.nats._durable_entities import shard_of
+from actorio.nats._shard_keys import MAX_ACK_PENDING
+from actorio.persistence import DurableStateActor, InMemoryJournal, PersistenceId, StateRecord
+from tests.nats_support.processes import wait_until
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+LEASE = 60.0  # real seconds: no lease runs out in a test
+BOUND = 20.0  # real seconds any wait below may take on a busy machine
+QUICK = Durable(max_deliver=3, retry_backoff=Backoff(min_delay=0.05, max_delay=0.2))
+CORRUPT = b'{"seqs": "many"}'  # a state that no longer fits the model: SchemaMismatch
+
+
+class Seqs(BaseModel):
+    seqs: list[int] = []
+
+
+class Note(Message):
+    seq: int
+
+
+class Boom(Message):
+    pass
+
+
+class Seen(Message[list[int]]):
+    pass
+
+
+class Keeper(DurableStateActor[Note | Boom | Seen, Seqs]):
+    entity_type = "keeper"
+    made: ClassVar[list[Keeper]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        Keeper.made.append(self)
+
+    @handles(Note)
+    async def note(self, msg: Note) -> None:
+        self.state = Seqs(seqs=[*self.state.seqs, msg.seq])
+
+    @handles(Boom)
+    async def boom(self, msg: Boom) -> None:
+        raise RuntimeError("boom")  # a restart: the next incarnation recovers again
+
+    @handles(Seen)
+    async def seen(self, msg: Seen) -> list[int]:
+        return self.state.seqs
+
+
+@pytest_asyncio.fixture
+async def pair(nats_url: str) -> AsyncIterator[tuple[Node, Node]]:
+    """A hosting node and a client node."""
+    Keeper.made.clear()
+    async with await Node.connect(nats_url) as hosting, await Node.connect(nats_url) as client:
+        yield hosting, client
+
+
+def unique(name: str) -> str:
+    return f"{name}{time.monotonic_ns() % 10**9}"
+
+
+def failed_starts(host: EntityHost, key: str) -> int:
+    """How many starts in a row the key's entity failed, as its shard's pump counts them."""
+    assert host.durable is not None
+    pump = host.durable.pumps.get(str(shard_of(key, 64)))
+    state = None if pump is None else pump.keys.get(key)
+    return 0 if state is None else state.failed_starts
+
+
+async def spoiled(memory: InMemoryJournal, key: str) -> StateRecord:
+    """Overwrite the key's stored state with one that no longer fits; what was stored before."""
+    record = await memory.load_state(PersistenceId("keeper", key))
+    assert record is not None
+    await memory.save_state(record.persistence_id, record.revision, 1, CORRUPT)
+    return record
+
+
+async def test_a_key_whose_stored_state_does_not_fit_is_a_key_that_cannot_start(
+    pair: tuple[Node, Node],
+) -> None:
+    """Its messages fill its shard's pump, then the newest half of them go to the dead-letter
+    stream: the shard's other keys are served (before, the key's messages waited for an
+    incarnation that never recovered, and the whole shard stopped)."""
+    hosting, client = pair
+    memory = InMemoryJournal()
+    await memory.save_state(PersistenceId("keeper", "stuck"), 0, 1, CORRUPT)
+    name = unique("keeper")
+    host = await hosting.host(Keeper, name=name, journal=memory, lease=LEASE, durable=QUICK)
+    assert host.durable is not None
+    assert shard_of("k73", 64) == shard_of("stuck", 64)
+    stuck = client.entity(name, "stuck", Keeper)
+    for seq in range(1, MAX_ACK_PENDING + 100):
+        await stuck.tell(Note(seq=seq))
+    other = client.entity(name, "k73", Keeper)
+    await other.tell(Note(seq=1))
+    assert await other.ask(Seen(), timeout=BOUND) == [1]
+    [letter] = await host.durable.dead_letters(limit=1)
+    assert letter.error_type == "EntityNotStarted"
+    assert "SchemaMismatch" in letter.error
+
+
+async def test_a_restart_whose_recovery_fails_is_a_failed_start_too(pair: tuple[Node, Node]) -> None:
+    """A key that started, then restarts and cannot recover: the same, its shard's other keys
+    served (before, the key's worker waited for an incarnation that recovers, and its messages
+    filled the pump)."""
+    hosting, client = pair
+    memory = InMemoryJournal()
+    name = unique("keeper")
+    host = await hosting.host(Keeper, name=name, journal=memory, lease=LEASE, durable=QUICK)
+    stuck = client.entity(name, "stuck", Keeper)
+    await stuck.tell(Note(seq=0))
+    assert await stuck.ask(Seen(), timeout=BOUND) == [0]  # started and recovered: served
+    await spoiled(memory, "stuck")
+    await stuck.tell(Boom())  # a restart: its recovery, and every later one, fails
+    for seq in range(1, MAX_ACK_PENDING + 100):
+        await stuck.tell(Note(seq=seq))
+    other = client.entity(name, "k73", Keeper)
+    await other.tell(Note(seq=1))
+    assert await other.ask(Seen(), timeout=BOUND) == [1]
+    assert failed_starts(host, "stuck") >= 1
+
+
+async def test_stored_tells_wait_for_an_incarnation_that_recovers(pair: tuple[Node, Node]) -> None:
+    """No stored message is handed to an incarnation before it has recovered, so none is failed by
+    a recovery that fails (nor counted as a delivery): once the state fits again, each is
+    handled."""
+    hosting, client = pair
+    memory = InMemoryJournal()
+    name = unique("keeper")
+    host = await hosting.host(Keeper, name=name, journal=memory, lease=LEASE, durable=QUICK)
+    assert host.durable is not None
+    ref = client.entity(name, "k", Keeper)
+    await ref.tell(Note(seq=1))
+    assert await ref.ask(Seen(), timeout=BOUND) == [1]
+    record = await spoiled(memory, "k")
+    await ref.tell(Boom())
+    await ref.tell(Note(seq=2))
+
+    async def stuck() -> bool:
+        return failed_starts(host, "k") > 3  # past max_deliver (3): still kept
+
+    await wait_until(stuck, BOUND)
+    assert await host.durable.dead_letters(limit=None) == []
+    repaired = await memory.load_state(record.persistence_id)
+    assert repaired is not None
+    await memory.save_state(record.persistence_id, repaired.revision, 1, record.payload)
+    assert await ref.ask(Seen(), timeout=BOUND) == [1, 2]
+
+
+class HeldState(InMemoryJournal):
+    """An in-memory journal whose state reads wait until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
+        self.reading.set()
+        await self.release.wait()
+        return await super().load_state(persistence_id)
+
+
+async def test_closing_a_host_stops_a_key_that_is_recovering(pair: tuple[Node, Node]) -> None:
+    """The entity of a key stopped while it recovers is stopped before its shard's lease is
+    released (the node's close returns): two entities of a key never run at once."""
+    hosting, client = pair
+    memory = HeldState()
+    name = unique("keeper")
+    await hosting.host(Keeper, name=name, journal=memory, lease=LEASE, durable=QUICK)
+    await client.entity(name, "k", Keeper).tell(Note(seq=1))
+    await asyncio.wait_for(memory.reading.wait(), BOUND)
+    [recovering] = Keeper.made
+    await asyncio.wait_for(hosting.close(timeout=1.0), BOUND)
+    assert not recovering.running
+
+
+class Duck(Actor[Note | Seen]):
+    """Not a persistent actor, though it has a persistence id and a journal (a projection, say)."""
+
+    made: ClassVar[int] = 0
+
+    def __init__(self, key: str, journal: InMemoryJournal) -> None:
+        super().__init__()
+        self.persistence_id = PersistenceId("duck", key)
+        self.journal = journal
+        self.seqs: list[int] = []
+        Duck.made += 1
+
+    @handles(Note)
+    async def note(self, msg: Note) -> None:
+        self.seqs.append(msg.seq)
+
+    @handles(Seen)
+    async def seen(self, msg: Seen) -> list[int]:
+        return self.seqs
+
+
+async def test_an_actor_shaped_like_a_persistent_one_is_served_as_any_other(pair: tuple[Node, Node]) -> None:
+    hosting, client = pair
+    journal = InMemoryJournal()
+    name = unique("duck")
+    Duck.made = 0
+    await hosting.host(lambda key: Duck(key, journal), name=name, journal=journal, lease=LEASE, durable=QUICK)
+    ref = client.entity(name, "k", Duck)
+    await ref.tell(Note(seq=1))
+    assert await ref.ask(Seen(), timeout=BOUND) == [1]
+    assert Duck.made == 1

@@ -32,7 +32,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from ..lowlevel import Mailbox
 from ._codec import REPLY
-from ._entity_persistence import WAKE, failed_recovery, recovery_failed
+from ._entity_persistence import WAKE, failed_start, recovery_failed
 from ._placement import check_key
 from ._settlement import Settlement, give_back
 from ._shard_keys import MAX_ACK_PENDING, ShardKey, stuck_limit, to_move
@@ -351,7 +351,11 @@ class ShardPump:
         except Exception as error:
             await settlement.node_failed(msg, error)
             handled = True
-        if not handled:  # the entity stopped first: given back, handled by its next one
+        if not handled and settlement.not_recovered:
+            # Its entity restarted and failed to recover before handing it over: not a delivery,
+            # kept as for a failed start (the key is started again: `_entity` counts that one).
+            state.waiting[seq] = msg
+        elif not handled:  # the entity stopped first: given back, handled by its next one
             if not self._fenced():
                 await give_back([msg])
             self._returned(state, seq, 0.0)
@@ -466,7 +470,7 @@ class ShardPump:
         # Held from now on (a stop of the key or the shard stops it), also while it recovers: a
         # recovery that fails is a failed start, not an incarnation to wait for.
         state.mailbox, state.supervisor = entity, supervisor
-        failed = await failed_recovery(entity.actor)
+        failed = await failed_start(entity.actor, entity)
         if failed is not None:
             state.mailbox = state.supervisor = None
             if supervisor is not None:

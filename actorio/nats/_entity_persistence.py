@@ -25,8 +25,8 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 import nats.errors
 import nats.js.errors
@@ -34,7 +34,7 @@ from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
 from .. import Actor, ActorioException
-from ..lowlevel import LogLimit, task_of
+from ..lowlevel import LogLimit, Mailbox, task_of
 from ._placement import BucketFull, check_key, full_bucket, rendezvous
 
 if TYPE_CHECKING:
@@ -49,9 +49,9 @@ __all__ = [
     "EntityFenced",
     "EntityJournal",
     "Reminders",
-    "failed_recovery",
+    "failed_start",
     "is_persistent",
-    "recovering",
+    "ready_for_messages",
     "recovery_failed",
 ]
 
@@ -82,34 +82,49 @@ def is_persistent(actor: object) -> bool:
     return getattr(actor, "persistence_id", None) is not None and hasattr(journal, "save_reminder")
 
 
-def recovery_failed(actor: object) -> bool:
-    """Whether ``actor``, an incarnation of a persistent actor (read by its shape), failed to
-    recover its state; False for any other actor."""
-    return is_persistent(actor) and getattr(actor, "recovery_error", None) is not None
+def recovery_failed(actor: Actor[Any]) -> bool:
+    """Whether ``actor``, an incarnation of a persistent actor (read by its shape), ended because
+    its recovery failed; False for any other actor, and for one that caught the error and runs."""
+    if not is_persistent(actor) or getattr(actor, "recovery_error", None) is None:
+        return False
+    task = task_of(actor)
+    return task is None or task.done()
 
 
-def recovering(actor: object) -> bool:
-    """Whether ``actor``, an incarnation of a persistent actor (read by its shape), has not yet
-    recovered its state (it recovers, or it failed to); False for any other actor."""
-    return is_persistent(actor) and not getattr(actor, "recovered", True)
+def ready_for_messages(actor: Actor[Any], mailbox: Mailbox) -> bool:
+    """Whether ``actor``, the incarnation reading ``mailbox``, may be handed stored messages: at
+    once if it is not persistent (read by its shape); a persistent one once it has recovered its
+    state, or once its mainloop waits for messages (its setup is over, without a recovery: a
+    subclass that does not call its base's ``mainloop_setup``, or caught its error and goes on)."""
+    if not is_persistent(actor) or getattr(actor, "recovered", True):
+        return True
+    return mailbox.waiting is not None
 
 
-async def failed_recovery(actor: Actor[Any]) -> BaseException | None:
-    """Once ``actor`` (an incarnation) has recovered its state: ``None``, or what its recovery
-    raised. At once ``None`` for an actor that is not persistent; ``None`` too if the incarnation
-    ends before its recovery does."""
-    wait_recovered = getattr(actor, "wait_recovered", None)
-    if not is_persistent(actor) or wait_recovered is None:
-        return None
-    recovered = asyncio.ensure_future(cast("Callable[[], Awaitable[None]]", wait_recovered)())
+async def failed_start(actor: Actor[Any], mailbox: Mailbox) -> BaseException | None:
+    """Once ``actor`` (the incarnation reading ``mailbox``, just started) is ready for messages
+    (see `ready_for_messages`): ``None``; if it ended first, what ended it (its recovery or its
+    setup raised; ``None`` for a stop). At once ``None`` for an actor that is not persistent."""
     ending = task_of(actor)
-    waits: list[asyncio.Future[Any]] = [recovered] if ending is None else [recovered, ending]
+    if not is_persistent(actor) or ending is None:
+        return None
+    wait_recovered = getattr(actor, "wait_recovered", None)
+    recovered = None if wait_recovered is None else asyncio.ensure_future(wait_recovered())
     try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        while not ready_for_messages(actor, mailbox) and not ending.done():
+            # Woken as it recovers or ends; a setup over without a recovery is seen by its
+            # mainloop waiting for messages, looked at every 50 ms.
+            waits: list[asyncio.Future[Any]] = [ending]
+            if recovered is not None and not recovered.done():
+                waits.append(recovered)
+            await asyncio.wait(waits, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        if not recovered.done():
-            recovered.cancel()
-    return None if recovered.cancelled() else recovered.exception()
+        if recovered is not None:
+            if recovered.done():
+                _ = recovered.cancelled() or recovered.exception()  # retrieved: not logged
+            else:
+                recovered.cancel()
+    return ending.exception() if ending.done() and not ending.cancelled() else None
 
 
 class EntityJournal:

@@ -34,7 +34,7 @@ from .. import Actor, DeadLetter, InvalidPayload, Message, dead_letters
 from ..lowlevel import LogLimit, Mailbox, extracted, printable, report_transport
 from ._codec import REPLY
 from ._dead_letter_stream import DeadLetterStreams, DeliveryLimitReached, dead_letter_stream
-from ._entity_persistence import recovering, recovery_failed
+from ._entity_persistence import ready_for_messages, recovery_failed
 from ._publication import queue_ask, wait_handled
 
 if TYPE_CHECKING:
@@ -129,11 +129,15 @@ class Settlement:
         """True when the message `handle` last settled was given back to be delivered again
         later (its handler failed, or the dead-letter stream did not store it): a caller that
         keeps an order waits for it."""
+        self.not_recovered = False
+        """True when `handle` last returned False because the actor's incarnation failed to recover
+        (``ends_at_failed_recovery``): not a delivery; its caller keeps the message."""
 
     async def handle(self, msg: Msg) -> bool:
         """Deliver one stored message and settle it (acknowledged once handled; see `_failed` if
-        its handler failed); False if the actor stopped first (the caller gives it back)."""
-        self.redelivering = False
+        its handler failed); False if the actor stopped first (the caller gives it back), or
+        its incarnation failed to recover (`not_recovered`: the caller keeps it)."""
+        self.redelivering = self.not_recovered = False
         actor = await self._incarnation()
         if actor is None:
             return False
@@ -266,9 +270,10 @@ class Settlement:
         cell = self._mailbox
         while not cell.closed and not self._closing():
             actor = cell.actor
-            if actor.running and not recovering(actor):
+            if actor.running and ready_for_messages(actor, cell):
                 return actor
             if self._ends_at_failed_recovery and recovery_failed(actor):
+                self.not_recovered = True
                 return None
             await asyncio.sleep(0.02)  # between incarnations: poll until the next one runs
         return None

@@ -32,9 +32,12 @@ class PersistentActor(Actor[P], Generic[P]):
     recovered in `mainloop_setup`, before the first message, in each incarnation (a restart by
     its supervisor recovers again): a subclass that overrides `mainloop_setup` calls
     ``await super().mainloop_setup()`` first. If recovery fails on what is stored
-    (`JournalCorrupted`, `SchemaMismatch`), the messages waiting in the mailbox are handled as
-    if their handler had raised that error (asks fail with it, tells are dead letters
-    ``failed``), not kept for a restart that would fail the same way.
+    (`JournalCorrupted`, `SchemaMismatch`) and the incarnation ends with that error (its
+    supervisor restarts it), the messages waiting in the mailbox are handled as if their handler
+    had raised it (asks fail with it, tells are dead letters ``failed``), not kept for a restart
+    that would fail the same way (`pre_restart` does it: an override calls its base's). A
+    subclass may catch the error in its ``mainloop_setup`` and go on (from an empty state, say):
+    then nothing is refused.
 
     **Reminders** (`remind`): a message stored in the journal and told to the actor at a time,
     also if the process stopped meanwhile: each incarnation schedules the reminders it finds.
@@ -100,12 +103,19 @@ class PersistentActor(Actor[P], Generic[P]):
             recovery = self._recovery_future()
             if not recovery.done():
                 recovery.set_exception(error if isinstance(error, Exception) else RuntimeError(repr(error)))
-            if isinstance(error, (JournalCorrupted, SchemaMismatch)):
-                self._refuse_waiting(error)
             raise
         recovery = self._recovery_future()
         if not recovery.done():
             recovery.set_result(None)
+
+    async def pre_restart(self, error: BaseException | None) -> None:
+        """If this incarnation ends because its recovery failed on what is stored
+        (`JournalCorrupted`, `SchemaMismatch`), the messages waiting for the next one are handled
+        as if their handler had raised that error (see the class). A subclass that overrides it
+        calls ``await super().pre_restart(error)``."""
+        await super().pre_restart(error)
+        if isinstance(error, (JournalCorrupted, SchemaMismatch)) and error is self.recovery_error:
+            self._refuse_waiting(error)
 
     def _refuse_waiting(self, error: PersistenceError) -> None:
         """The recovery failed on what is stored (``error``): no incarnation can recover until the

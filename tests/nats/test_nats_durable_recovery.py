@@ -19,7 +19,14 @@ from actorio import Actor, Backoff, Message, handles
 from actorio.nats import Durable, EntityHost, Node
 from actorio.nats._durable_entities import shard_of
 from actorio.nats._shard_keys import MAX_ACK_PENDING
-from actorio.persistence import DurableStateActor, InMemoryJournal, PersistenceId, StateRecord
+from actorio.persistence import (
+    DurableStateActor,
+    InMemoryJournal,
+    PersistenceError,
+    PersistenceId,
+    SchemaMismatch,
+    StateRecord,
+)
 from tests.nats_support.processes import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -226,3 +233,188 @@ async def test_an_actor_shaped_like_a_persistent_one_is_served_as_any_other(pair
     await ref.tell(Note(seq=1))
     assert await ref.ask(Seen(), timeout=BOUND) == [1]
     assert Duck.made == 1
+
+
+class Once(Message):
+    """Its handler fails the first time it runs (delivered again after the retry backoff)."""
+
+    seq: int
+
+
+class Arm(Message):
+    pass
+
+
+class Crash(Message):
+    pass
+
+
+class Restarting(DurableStateActor[Note | Once | Arm | Crash | Seen, Seqs]):
+    entity_type = "restarting"
+    failed_once: ClassVar[bool] = False
+
+    @handles(Note)
+    async def note(self, msg: Note) -> None:
+        self.state = Seqs(seqs=[*self.state.seqs, msg.seq])
+
+    @handles(Once)
+    async def once(self, msg: Once) -> None:
+        if not Restarting.failed_once:
+            Restarting.failed_once = True
+            raise RuntimeError("the first try fails")
+        self.state = Seqs(seqs=[*self.state.seqs, msg.seq])
+
+    @handles(Arm)
+    async def arm(self, msg: Arm) -> None:
+        await self.reference.tell(Crash())  # in this process: nothing stored fails with it
+
+    @handles(Crash)
+    async def crash(self, msg: Crash) -> None:
+        raise RuntimeError("crash")  # a restart: the next incarnation recovers again
+
+    @handles(Seen)
+    async def seen(self, msg: Seen) -> list[int]:
+        return self.state.seqs
+
+
+class FailsOnce(InMemoryJournal):
+    """An in-memory journal whose state reads, once `held`, wait until `release` is set; the
+    first of them then raises `PersistenceError` (a journal away for a moment)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = False
+        self.reading = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
+        if self.held:
+            self.reading.set()
+            await self.release.wait()
+            if self.held:
+                self.held = False
+                raise PersistenceError("the journal is away for a moment")
+        return await super().load_state(persistence_id)
+
+
+async def test_a_message_waiting_for_a_restart_that_fails_to_recover_is_not_delivered(
+    pair: tuple[Node, Node],
+) -> None:
+    """A stored message handed to the key while its restarted entity recovers, whose recovery
+    then fails, is kept as for a failed start: not given back to the stream, so its delivery
+    count is not spent (before, its first real handling counted as its second delivery, and one
+    failure of its handler moved it to the dead-letter stream with max_deliver=2)."""
+    hosting, client = pair
+    Restarting.failed_once = False
+    memory = FailsOnce()
+    name = unique("restarting")
+    once = Durable(max_deliver=2, retry_backoff=Backoff(min_delay=0.05, max_delay=0.2))
+    host = await hosting.host(Restarting, name=name, journal=memory, lease=LEASE, durable=once)
+    assert host.durable is not None
+    durable = host.durable
+    ref = client.entity(name, "k", Restarting)
+    await ref.tell(Note(seq=1))
+    assert await ref.ask(Seen(), timeout=BOUND) == [1]
+    memory.held = True
+    await ref.tell(Arm())  # the entity restarts; its recovery waits for `release`
+    await asyncio.wait_for(memory.reading.wait(), BOUND)
+    await ref.tell(Once(seq=2))
+
+    async def handed_over() -> bool:  # the key's worker holds it: waiting for the recovery
+        pump = durable.pumps.get(str(shard_of("k", 64)))
+        state = None if pump is None else pump.keys.get("k")
+        return state is not None and state.current != 0
+
+    await wait_until(handed_over, BOUND)
+    memory.release.set()  # the recovery fails; the next one succeeds
+    assert await ref.ask(Seen(), timeout=BOUND) == [1, 2]
+    assert await durable.dead_letters(limit=None) == []
+
+
+class EarlyFailure(DurableStateActor[Note | Seen, Seqs]):
+    """Its setup fails (before its recovery) the first ``fails`` times."""
+
+    entity_type = "early"
+    fails: ClassVar[int] = 0
+    made: ClassVar[int] = 0
+
+    async def mainloop_setup(self) -> None:
+        EarlyFailure.made += 1
+        if EarlyFailure.made <= EarlyFailure.fails:
+            raise OSError("what this entity needs is not there yet")
+        await super().mainloop_setup()
+
+    @handles(Note)
+    async def note(self, msg: Note) -> None:
+        self.state = Seqs(seqs=[*self.state.seqs, msg.seq])
+
+    @handles(Seen)
+    async def seen(self, msg: Seen) -> list[int]:
+        return self.state.seqs
+
+
+async def test_a_setup_that_fails_before_its_recovery_is_a_failed_start(pair: tuple[Node, Node]) -> None:
+    """Tried again after the retry backoff, its message kept (before, the key was started again at
+    once, thousands of times a second, its message given back each time until the stream moved
+    it to the dead-letter stream)."""
+    hosting, client = pair
+    EarlyFailure.fails, EarlyFailure.made = 3, 0  # more than 2 * max_deliver
+    name = unique("early")
+    one = Durable(max_deliver=1, retry_backoff=Backoff(min_delay=0.05, max_delay=0.2))
+    host = await hosting.host(EarlyFailure, name=name, journal=InMemoryJournal(), lease=LEASE, durable=one)
+    assert host.durable is not None
+    ref = client.entity(name, "k", EarlyFailure)
+    await ref.tell(Note(seq=1))
+    assert await ref.ask(Seen(), timeout=BOUND) == [1]
+    assert EarlyFailure.made <= 2 * (EarlyFailure.fails + 1)  # one start each (or a restart raced)
+    assert await host.durable.dead_letters(limit=None) == []
+
+
+class NoRecovery(DurableStateActor[Seen, Seqs]):
+    """Its setup does not call its base's: nothing recovered (against the documented rule)."""
+
+    entity_type = "norecovery"
+
+    async def mainloop_setup(self) -> None:
+        pass
+
+    @handles(Seen)
+    async def seen(self, msg: Seen) -> list[int]:
+        return [7]
+
+
+class Afresh(DurableStateActor[Seen, Seqs]):
+    """Starts from an empty state when the stored one no longer fits."""
+
+    entity_type = "afresh"
+
+    async def mainloop_setup(self) -> None:
+        try:
+            await super().mainloop_setup()
+        except SchemaMismatch:
+            self.state = Seqs()
+
+    @handles(Seen)
+    async def seen(self, msg: Seen) -> list[int]:
+        return [8]
+
+
+@pytest.mark.parametrize("kind", [NoRecovery, Afresh])
+async def test_an_entity_that_goes_on_without_recovering_is_served(
+    pair: tuple[Node, Node], kind: type[NoRecovery | Afresh]
+) -> None:
+    """A subclass that catches its recovery's error and goes on, or does not recover at all, is
+    served as it is, in this process, published durably, and as a durable entity type."""
+    hosting, client = pair
+    memory = InMemoryJournal()
+    for key in ("p", "k"):
+        await memory.save_state(PersistenceId(kind.entity_type, key), 0, 1, CORRUPT)
+    expected = [7] if kind is NoRecovery else [8]
+    async with kind("p", memory) as local:
+        assert await local.ask(Seen(), timeout=BOUND) == expected
+    name = unique("pub")
+    await hosting.publish(name, lambda: kind("p", memory), durable=QUICK)
+    assert await client.ref(name, kind, durable=True).ask(Seen(), timeout=BOUND) == expected
+    entities = unique("ent")
+    await hosting.host(kind, name=entities, journal=memory, lease=LEASE, durable=QUICK)
+    assert await client.entity(entities, "k", kind).ask(Seen(), timeout=BOUND) == expected

@@ -470,7 +470,7 @@ class ShardPump:
         # Held from now on (a stop of the key or the shard stops it), also while it recovers: a
         # recovery that fails is a failed start, not an incarnation to wait for.
         state.mailbox, state.supervisor = entity, supervisor
-        failed = await failed_start(entity.actor, entity)
+        failed = await failed_start(entity.actor, entity, lambda: not self._holding())
         if failed is not None:
             state.mailbox = state.supervisor = None
             if supervisor is not None:

@@ -83,37 +83,43 @@ def is_persistent(actor: object) -> bool:
 
 
 def recovery_failed(actor: Actor[Any]) -> bool:
-    """Whether ``actor``, an incarnation of a persistent actor (read by its shape), ended because
-    its recovery failed; False for any other actor, and for one that caught the error and runs."""
-    if not is_persistent(actor) or getattr(actor, "recovery_error", None) is None:
-        return False
+    """Whether ``actor``, an incarnation of a persistent actor (read by its shape), ended with the
+    error its recovery raised; False for any other actor, and for one that caught the error."""
+    error = getattr(actor, "recovery_error", None) if is_persistent(actor) else None
     task = task_of(actor)
-    return task is None or task.done()
+    if error is None or task is None or not task.done() or task.cancelled():
+        return False
+    return task.exception() is error
 
 
 def ready_for_messages(actor: Actor[Any], mailbox: Mailbox) -> bool:
     """Whether ``actor``, the incarnation reading ``mailbox``, may be handed stored messages: at
     once if it is not persistent (read by its shape); a persistent one once it has recovered its
-    state, or once its mainloop waits for messages (its setup is over, without a recovery: a
-    subclass that does not call its base's ``mainloop_setup``, or caught its error and goes on)."""
+    state, or once its mainloop waits for messages (its setup is over without a recovery: a
+    subclass that does not call its base's ``mainloop_setup``, or caught its error and goes on).
+    (A waiting future that is done is a former incarnation's: cancelled, or woken to stop.)"""
     if not is_persistent(actor) or getattr(actor, "recovered", True):
         return True
-    return mailbox.waiting is not None
+    waiting = mailbox.waiting
+    return waiting is not None and not waiting.done()
 
 
-async def failed_start(actor: Actor[Any], mailbox: Mailbox) -> BaseException | None:
+async def failed_start(
+    actor: Actor[Any], mailbox: Mailbox, stopping: Callable[[], bool]
+) -> BaseException | None:
     """Once ``actor`` (the incarnation reading ``mailbox``, just started) is ready for messages
     (see `ready_for_messages`): ``None``; if it ended first, what ended it (its recovery or its
-    setup raised; ``None`` for a stop). At once ``None`` for an actor that is not persistent."""
+    setup raised; ``None`` for a stop). At once ``None`` for an actor that is not persistent, and
+    ``None`` as soon as ``stopping()`` (its caller stops: the incarnation is stopped with it)."""
     ending = task_of(actor)
     if not is_persistent(actor) or ending is None:
         return None
     wait_recovered = getattr(actor, "wait_recovered", None)
     recovered = None if wait_recovered is None else asyncio.ensure_future(wait_recovered())
     try:
-        while not ready_for_messages(actor, mailbox) and not ending.done():
-            # Woken as it recovers or ends; a setup over without a recovery is seen by its
-            # mainloop waiting for messages, looked at every 50 ms.
+        while not ready_for_messages(actor, mailbox) and not ending.done() and not stopping():
+            # Woken as it recovers or ends; a setup over without a recovery (its mainloop waiting
+            # for messages) and the caller stopping are looked at every 50 ms.
             waits: list[asyncio.Future[Any]] = [ending]
             if recovered is not None and not recovered.done():
                 waits.append(recovered)

@@ -11,7 +11,11 @@ Owns:
   the earliest due time of its reminders), watched by each hosting node; each node wakes the due
   keys that rendezvous hashing over the type's live hosts gives it, by sending the key an empty
   message marked ``Actorio-Wake``: the key is activated (wherever the bucket of placements says),
-  recovers, and fires its due reminders itself (``PersistentActor`` schedules what it finds).
+  recovers, and fires its due reminders itself (``PersistentActor`` schedules what it finds);
+- when a persistent actor's incarnation may be handed stored messages (`ready_for_messages`:
+  once it has recovered), whether it ended because its recovery failed (`recovery_failed`),
+  and the wait for a durable key's first start (`failed_start`: a recovery that fails is a
+  failed start of the key).
 
 The NATS layer does not import ``actorio.persistence``: a persistent actor is recognised by what it
 has (``persistence_id``, ``journal``, ``clock``), and the journal is used through its interface.

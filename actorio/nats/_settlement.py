@@ -268,15 +268,22 @@ class Settlement:
         supervised child waits for its next one (a restart's backoff, a recovery), wait for it.
         None once the actor stopped for good (or its recovery failed: see the class)."""
         cell = self._mailbox
-        while not cell.closed and not self._closing():
+        seen: Actor[Any] | None = None  # the incarnation looked at last (since replaced, maybe)
+        while True:
             actor = cell.actor
-            if actor.running and ready_for_messages(actor, cell):
-                return actor
-            if self._ends_at_failed_recovery and recovery_failed(actor):
+            if self._ends_at_failed_recovery and (
+                recovery_failed(actor) or (seen is not None and seen is not actor and recovery_failed(seen))
+            ):
+                # (Also one replaced between two looks: a supervisor without backoff restarts at
+                # once, or gave up and closed the mailbox.)
                 self.not_recovered = True
                 return None
+            if cell.closed or self._closing():
+                return None
+            if actor.running and ready_for_messages(actor, cell):
+                return actor
+            seen = actor
             await asyncio.sleep(0.02)  # between incarnations: poll until the next one runs
-        return None
 
 
 async def give_back(messages: list[Msg]) -> None:

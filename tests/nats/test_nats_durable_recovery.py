@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from pydantic import BaseModel
 
-from actorio import Actor, Backoff, Message, handles
+from actorio import Actor, Backoff, Message, SupervisorStrategy, handles
 from actorio.lowlevel import mailbox_of, task_of
 from actorio.nats import Durable, EntityHost, Node
 from actorio.nats._durable_entities import shard_of
@@ -482,6 +482,54 @@ async def test_an_incarnation_killed_while_idle_leaves_its_successor_nothing_bef
 
     await wait_until(handed_over, BOUND)
     memory.release.set()  # the recovery fails, and so do the key's starts after it
+
+    async def stuck() -> bool:
+        return failed_starts(host, "k") >= 1
+
+    await wait_until(stuck, BOUND)
+    spoilt = await memory.load_state(record.persistence_id)
+    assert spoilt is not None
+    await memory.save_state(record.persistence_id, spoilt.revision, 1, record.payload)  # repaired
+    assert await ref.ask(Seen(), timeout=BOUND) == [1, 2]
+    assert await durable.dead_letters(limit=None) == []
+
+
+async def test_a_restart_failing_to_recover_under_a_supervision_without_backoff_spends_no_delivery(
+    pair: tuple[Node, Node],
+) -> None:
+    """Restarted at once, the failed incarnations are replaced (and, the restarts used up, the
+    mailbox closed) between two looks of the settlement: the message it holds is still kept as
+    for a failed start (before, it was given back: a delivery spent, and one failure of its
+    handler then moved it to the dead-letter stream with max_deliver=2)."""
+    hosting, client = pair
+    Restarting.failed_once = False
+    memory = HeldLater()
+    name = unique("restarting")
+    two = Durable(max_deliver=2, retry_backoff=Backoff(min_delay=0.05, max_delay=0.2))
+    at_once = SupervisorStrategy(max_restarts=2, within=30.0)  # no backoff
+    host = await hosting.host(
+        Restarting, name=name, journal=memory, lease=LEASE, durable=two, supervision=at_once
+    )
+    assert host.durable is not None
+    durable = host.durable
+    ref = client.entity(name, "k", Restarting)
+    await ref.tell(Note(seq=1))
+    assert await ref.ask(Seen(), timeout=BOUND) == [1]
+    record = await memory.load_state(PersistenceId("restarting", "k"))
+    assert record is not None
+    await memory.save_state(record.persistence_id, record.revision, 1, CORRUPT)
+    memory.held = True
+    await ref.tell(Arm())  # a restart, whose recovery waits for `release`
+    await asyncio.wait_for(memory.reading.wait(), BOUND)
+    await ref.tell(Once(seq=2))
+
+    async def handed_over() -> bool:
+        pump = durable.pumps.get(str(shard_of("k", 64)))
+        state = None if pump is None else pump.keys.get("k")
+        return state is not None and state.current != 0
+
+    await wait_until(handed_over, BOUND)
+    memory.release.set()  # each restart's recovery fails at once, until the supervisor gives up
 
     async def stuck() -> bool:
         return failed_starts(host, "k") >= 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
 import pytest
@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from actorio import Actor, Backoff, Message, SupervisorStrategy, handles
 from actorio.lowlevel import mailbox_of, task_of
-from actorio.nats import Durable, EntityHost, Node
-from actorio.nats._durable_entities import shard_of
+from actorio.nats import Durable, EntityHost, EntityRef, Node
+from actorio.nats._durable_entities import DurableMailbox, shard_of
 from actorio.nats._entity_persistence import ready_for_messages
 from actorio.nats._shard_keys import MAX_ACK_PENDING
 from actorio.persistence import (
@@ -55,9 +55,20 @@ class Seen(Message[list[int]]):
     pass
 
 
-class Keeper(DurableStateActor[Note | Boom | Seen, Seqs]):
+class Once(Message):
+    """Its handler fails the first time it runs (delivered again after the retry backoff)."""
+
+    seq: int
+
+
+class Arm(Message):
+    pass
+
+
+class Keeper(DurableStateActor[Note | Once | Arm | Boom | Seen, Seqs]):
     entity_type = "keeper"
     made: ClassVar[list[Keeper]] = []
+    failed_once: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -66,6 +77,17 @@ class Keeper(DurableStateActor[Note | Boom | Seen, Seqs]):
     @handles(Note)
     async def note(self, msg: Note) -> None:
         self.state = Seqs(seqs=[*self.state.seqs, msg.seq])
+
+    @handles(Once)
+    async def once(self, msg: Once) -> None:
+        if not Keeper.failed_once:
+            Keeper.failed_once = True
+            raise RuntimeError("the first try fails")
+        self.state = Seqs(seqs=[*self.state.seqs, msg.seq])
+
+    @handles(Arm)
+    async def arm(self, msg: Arm) -> None:
+        await self.reference.tell(Boom())  # in this process: nothing stored fails with it
 
     @handles(Boom)
     async def boom(self, msg: Boom) -> None:
@@ -80,6 +102,7 @@ class Keeper(DurableStateActor[Note | Boom | Seen, Seqs]):
 async def pair(nats_url: str) -> AsyncIterator[tuple[Node, Node]]:
     """A hosting node and a client node."""
     Keeper.made.clear()
+    Keeper.failed_once = False
     async with await Node.connect(nats_url) as hosting, await Node.connect(nats_url) as client:
         yield hosting, client
 
@@ -96,12 +119,85 @@ def failed_starts(host: EntityHost, key: str) -> int:
     return 0 if state is None else state.failed_starts
 
 
+def handed_over(host: EntityHost, key: str) -> Callable[[], Awaitable[bool]]:
+    """A check: the key's worker holds one of its messages (waiting for its entity to recover)."""
+
+    async def check() -> bool:
+        assert host.durable is not None
+        pump = host.durable.pumps.get(str(shard_of(key, 64)))
+        state = None if pump is None else pump.keys.get(key)
+        return state is not None and state.current != 0
+
+    return check
+
+
+def failing(host: EntityHost, key: str, starts: int = 1) -> Callable[[], Awaitable[bool]]:
+    """A check: the key's entity failed at least ``starts`` starts in a row."""
+
+    async def check() -> bool:
+        return failed_starts(host, key) >= starts
+
+    return check
+
+
 async def spoiled(memory: InMemoryJournal, key: str) -> StateRecord:
     """Overwrite the key's stored state with one that no longer fits; what was stored before."""
     record = await memory.load_state(PersistenceId("keeper", key))
     assert record is not None
     await memory.save_state(record.persistence_id, record.revision, 1, CORRUPT)
     return record
+
+
+class HeldLater(InMemoryJournal):
+    """An in-memory journal whose state reads, once `held`, wait until `release` is set; with
+    ``fail_once``, the first of them then raises `PersistenceError` (a journal away for a moment)
+    and reads are no longer held."""
+
+    def __init__(self, *, fail_once: bool = False) -> None:
+        super().__init__()
+        self.held = False
+        self.fail_once = fail_once
+        self.reading = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
+        if self.held:
+            self.reading.set()
+            await self.release.wait()
+            if self.fail_once:
+                self.fail_once = self.held = False
+                raise PersistenceError("the journal is away for a moment")
+        return await super().load_state(persistence_id)
+
+
+async def repair(memory: InMemoryJournal, record: StateRecord) -> None:
+    """Store ``record``'s state again, over the one that `spoiled` it."""
+    spoilt = await memory.load_state(record.persistence_id)
+    assert spoilt is not None
+    await memory.save_state(record.persistence_id, spoilt.revision, 1, record.payload)
+
+
+async def started(
+    pair: tuple[Node, Node],
+    kind: type[Keeper],
+    journal: InMemoryJournal,
+    *,
+    max_deliver: int,
+    supervision: SupervisorStrategy | None = None,
+) -> tuple[EntityHost, DurableMailbox, EntityRef[Any]]:
+    """``kind`` hosted durably on ``journal``, its key ``k`` told `Note` 1 and asked: started and
+    recovered. The host, its durable mailbox, and a reference to the key."""
+    hosting, client = pair
+    name = unique(kind.entity_type)
+    durable = Durable(max_deliver=max_deliver, retry_backoff=Backoff(min_delay=0.05, max_delay=0.2))
+    host = await hosting.host(
+        kind, name=name, journal=journal, lease=LEASE, durable=durable, supervision=supervision
+    )
+    assert host.durable is not None
+    ref: EntityRef[Any] = client.entity(name, "k", kind)
+    await ref.tell(Note(seq=1))
+    assert await ref.ask(Seen(), timeout=BOUND) == [1]
+    return host, host.durable, ref
 
 
 async def test_a_key_whose_stored_state_does_not_fit_is_a_key_that_cannot_start(
@@ -153,48 +249,23 @@ async def test_stored_tells_wait_for_an_incarnation_that_recovers(pair: tuple[No
     """No stored message is handed to an incarnation before it has recovered, so none is failed by
     a recovery that fails (nor counted as a delivery): once the state fits again, each is
     handled."""
-    hosting, client = pair
     memory = InMemoryJournal()
-    name = unique("keeper")
-    host = await hosting.host(Keeper, name=name, journal=memory, lease=LEASE, durable=QUICK)
-    assert host.durable is not None
-    ref = client.entity(name, "k", Keeper)
-    await ref.tell(Note(seq=1))
-    assert await ref.ask(Seen(), timeout=BOUND) == [1]
+    host, durable, ref = await started(pair, Keeper, memory, max_deliver=3)
     record = await spoiled(memory, "k")
     await ref.tell(Boom())
     await ref.tell(Note(seq=2))
-
-    async def stuck() -> bool:
-        return failed_starts(host, "k") > 3  # past max_deliver (3): still kept
-
-    await wait_until(stuck, BOUND)
-    assert await host.durable.dead_letters(limit=None) == []
-    repaired = await memory.load_state(record.persistence_id)
-    assert repaired is not None
-    await memory.save_state(record.persistence_id, repaired.revision, 1, record.payload)
+    await wait_until(failing(host, "k", starts=4), BOUND)  # past max_deliver (3): still kept
+    assert await durable.dead_letters(limit=None) == []
+    await repair(memory, record)
     assert await ref.ask(Seen(), timeout=BOUND) == [1, 2]
-
-
-class HeldState(InMemoryJournal):
-    """An in-memory journal whose state reads wait until `release` is set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reading = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
-        self.reading.set()
-        await self.release.wait()
-        return await super().load_state(persistence_id)
 
 
 async def test_closing_a_host_stops_a_key_that_is_recovering(pair: tuple[Node, Node]) -> None:
     """The entity of a key stopped while it recovers is stopped before its shard's lease is
     released (the node's close returns): two entities of a key never run at once."""
     hosting, client = pair
-    memory = HeldState()
+    memory = HeldLater()
+    memory.held = True
     name = unique("keeper")
     await hosting.host(Keeper, name=name, journal=memory, lease=LEASE, durable=QUICK)
     await client.entity(name, "k", Keeper).tell(Note(seq=1))
@@ -238,68 +309,6 @@ async def test_an_actor_shaped_like_a_persistent_one_is_served_as_any_other(pair
     assert Duck.made == 1
 
 
-class Once(Message):
-    """Its handler fails the first time it runs (delivered again after the retry backoff)."""
-
-    seq: int
-
-
-class Arm(Message):
-    pass
-
-
-class Crash(Message):
-    pass
-
-
-class Restarting(DurableStateActor[Note | Once | Arm | Crash | Seen, Seqs]):
-    entity_type = "restarting"
-    failed_once: ClassVar[bool] = False
-
-    @handles(Note)
-    async def note(self, msg: Note) -> None:
-        self.state = Seqs(seqs=[*self.state.seqs, msg.seq])
-
-    @handles(Once)
-    async def once(self, msg: Once) -> None:
-        if not Restarting.failed_once:
-            Restarting.failed_once = True
-            raise RuntimeError("the first try fails")
-        self.state = Seqs(seqs=[*self.state.seqs, msg.seq])
-
-    @handles(Arm)
-    async def arm(self, msg: Arm) -> None:
-        await self.reference.tell(Crash())  # in this process: nothing stored fails with it
-
-    @handles(Crash)
-    async def crash(self, msg: Crash) -> None:
-        raise RuntimeError("crash")  # a restart: the next incarnation recovers again
-
-    @handles(Seen)
-    async def seen(self, msg: Seen) -> list[int]:
-        return self.state.seqs
-
-
-class FailsOnce(InMemoryJournal):
-    """An in-memory journal whose state reads, once `held`, wait until `release` is set; the
-    first of them then raises `PersistenceError` (a journal away for a moment)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held = False
-        self.reading = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
-        if self.held:
-            self.reading.set()
-            await self.release.wait()
-            if self.held:
-                self.held = False
-                raise PersistenceError("the journal is away for a moment")
-        return await super().load_state(persistence_id)
-
-
 async def test_a_message_waiting_for_a_restart_that_fails_to_recover_is_not_delivered(
     pair: tuple[Node, Node],
 ) -> None:
@@ -307,28 +316,15 @@ async def test_a_message_waiting_for_a_restart_that_fails_to_recover_is_not_deli
     then fails, is kept as for a failed start: not given back to the stream, so its delivery
     count is not spent (before, its first real handling counted as its second delivery, and one
     failure of its handler moved it to the dead-letter stream with max_deliver=2)."""
-    hosting, client = pair
-    Restarting.failed_once = False
-    memory = FailsOnce()
-    name = unique("restarting")
-    once = Durable(max_deliver=2, retry_backoff=Backoff(min_delay=0.05, max_delay=0.2))
-    host = await hosting.host(Restarting, name=name, journal=memory, lease=LEASE, durable=once)
-    assert host.durable is not None
-    durable = host.durable
-    ref = client.entity(name, "k", Restarting)
-    await ref.tell(Note(seq=1))
-    assert await ref.ask(Seen(), timeout=BOUND) == [1]
+    Keeper.failed_once = False
+    memory = HeldLater(fail_once=True)
+    host, durable, ref = await started(pair, Keeper, memory, max_deliver=2)
     memory.held = True
     await ref.tell(Arm())  # the entity restarts; its recovery waits for `release`
     await asyncio.wait_for(memory.reading.wait(), BOUND)
     await ref.tell(Once(seq=2))
 
-    async def handed_over() -> bool:  # the key's worker holds it: waiting for the recovery
-        pump = durable.pumps.get(str(shard_of("k", 64)))
-        state = None if pump is None else pump.keys.get("k")
-        return state is not None and state.current != 0
-
-    await wait_until(handed_over, BOUND)
+    await wait_until(handed_over(host, "k"), BOUND)
     memory.release.set()  # the recovery fails; the next one succeeds
     assert await ref.ask(Seen(), timeout=BOUND) == [1, 2]
     assert await durable.dead_letters(limit=None) == []
@@ -423,22 +419,6 @@ async def test_an_entity_that_goes_on_without_recovering_is_served(
     assert await client.entity(entities, "k", kind).ask(Seen(), timeout=BOUND) == expected
 
 
-class HeldLater(InMemoryJournal):
-    """An in-memory journal whose state reads, once `held`, wait until `release` is set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held = False
-        self.reading = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
-        if self.held:
-            self.reading.set()
-            await self.release.wait()
-        return await super().load_state(persistence_id)
-
-
 async def test_an_incarnation_killed_while_idle_leaves_its_successor_nothing_before_it_recovers(
     pair: tuple[Node, Node],
 ) -> None:
@@ -446,16 +426,8 @@ async def test_an_incarnation_killed_while_idle_leaves_its_successor_nothing_bef
     (cancelled) waiting future while the next one recovers: that is not a mainloop waiting for
     messages (before, a stored tell was handed over, failed by the recovery that then failed,
     and, with max_deliver=1, moved to the dead-letter stream)."""
-    hosting, client = pair
     memory = HeldLater()
-    name = unique("keeper")
-    one = Durable(max_deliver=1, retry_backoff=Backoff(min_delay=0.05, max_delay=0.2))
-    host = await hosting.host(Keeper, name=name, journal=memory, lease=LEASE, durable=one)
-    assert host.durable is not None
-    durable = host.durable
-    ref = client.entity(name, "k", Keeper)
-    await ref.tell(Note(seq=1))
-    assert await ref.ask(Seen(), timeout=BOUND) == [1]
+    host, durable, ref = await started(pair, Keeper, memory, max_deliver=1)
     [first] = Keeper.made
     mailbox = mailbox_of(first)
     assert mailbox is not None
@@ -475,21 +447,11 @@ async def test_an_incarnation_killed_while_idle_leaves_its_successor_nothing_bef
     assert not ready_for_messages(second, mailbox)
     await ref.tell(Note(seq=2))
 
-    async def handed_over() -> bool:  # the key's worker holds it: waiting for the recovery
-        pump = durable.pumps.get(str(shard_of("k", 64)))
-        state = None if pump is None else pump.keys.get("k")
-        return state is not None and state.current != 0
-
-    await wait_until(handed_over, BOUND)
+    await wait_until(handed_over(host, "k"), BOUND)
     memory.release.set()  # the recovery fails, and so do the key's starts after it
 
-    async def stuck() -> bool:
-        return failed_starts(host, "k") >= 1
-
-    await wait_until(stuck, BOUND)
-    spoilt = await memory.load_state(record.persistence_id)
-    assert spoilt is not None
-    await memory.save_state(record.persistence_id, spoilt.revision, 1, record.payload)  # repaired
+    await wait_until(failing(host, "k"), BOUND)
+    await repair(memory, record)
     assert await ref.ask(Seen(), timeout=BOUND) == [1, 2]
     assert await durable.dead_letters(limit=None) == []
 
@@ -501,42 +463,20 @@ async def test_a_restart_failing_to_recover_under_a_supervision_without_backoff_
     mailbox closed) between two looks of the settlement: the message it holds is still kept as
     for a failed start (before, it was given back: a delivery spent, and one failure of its
     handler then moved it to the dead-letter stream with max_deliver=2)."""
-    hosting, client = pair
-    Restarting.failed_once = False
+    Keeper.failed_once = False
     memory = HeldLater()
-    name = unique("restarting")
-    two = Durable(max_deliver=2, retry_backoff=Backoff(min_delay=0.05, max_delay=0.2))
     at_once = SupervisorStrategy(max_restarts=2, within=30.0)  # no backoff
-    host = await hosting.host(
-        Restarting, name=name, journal=memory, lease=LEASE, durable=two, supervision=at_once
-    )
-    assert host.durable is not None
-    durable = host.durable
-    ref = client.entity(name, "k", Restarting)
-    await ref.tell(Note(seq=1))
-    assert await ref.ask(Seen(), timeout=BOUND) == [1]
-    record = await memory.load_state(PersistenceId("restarting", "k"))
-    assert record is not None
-    await memory.save_state(record.persistence_id, record.revision, 1, CORRUPT)
+    host, durable, ref = await started(pair, Keeper, memory, max_deliver=2, supervision=at_once)
+    record = await spoiled(memory, "k")
     memory.held = True
     await ref.tell(Arm())  # a restart, whose recovery waits for `release`
     await asyncio.wait_for(memory.reading.wait(), BOUND)
     await ref.tell(Once(seq=2))
 
-    async def handed_over() -> bool:
-        pump = durable.pumps.get(str(shard_of("k", 64)))
-        state = None if pump is None else pump.keys.get("k")
-        return state is not None and state.current != 0
-
-    await wait_until(handed_over, BOUND)
+    await wait_until(handed_over(host, "k"), BOUND)
     memory.release.set()  # each restart's recovery fails at once, until the supervisor gives up
 
-    async def stuck() -> bool:
-        return failed_starts(host, "k") >= 1
-
-    await wait_until(stuck, BOUND)
-    spoilt = await memory.load_state(record.persistence_id)
-    assert spoilt is not None
-    await memory.save_state(record.persistence_id, spoilt.revision, 1, record.payload)  # repaired
+    await wait_until(failing(host, "k"), BOUND)
+    await repair(memory, record)
     assert await ref.ask(Seen(), timeout=BOUND) == [1, 2]
     assert await durable.dead_letters(limit=None) == []

@@ -34,6 +34,7 @@ from tests.nats_support.processes import wait_until
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
 LEASE = 60.0  # real seconds: no lease runs out in a test
+GUARD = 2.0  # a key's entity is stopped within GUARD / 4 s, and its pump looks every GUARD / 4 s
 BOUND = 20.0  # real seconds any wait below may take on a busy machine
 QUICK = Durable(max_deliver=3, retry_backoff=Backoff(min_delay=0.05, max_delay=0.2))
 CORRUPT = b'{"seqs": "many"}'  # a state that no longer fits the model: SchemaMismatch
@@ -191,7 +192,7 @@ async def started(
     name = unique(kind.entity_type)
     durable = Durable(max_deliver=max_deliver, retry_backoff=Backoff(min_delay=0.05, max_delay=0.2))
     host = await hosting.host(
-        kind, name=name, journal=journal, lease=LEASE, durable=durable, supervision=supervision
+        kind, name=name, journal=journal, lease=LEASE, guard=GUARD, durable=durable, supervision=supervision
     )
     assert host.durable is not None
     ref: EntityRef[Any] = client.entity(name, "k", kind)
@@ -210,7 +211,7 @@ async def test_a_key_whose_stored_state_does_not_fit_is_a_key_that_cannot_start(
     memory = InMemoryJournal()
     await memory.save_state(PersistenceId("keeper", "stuck"), 0, 1, CORRUPT)
     name = unique("keeper")
-    host = await hosting.host(Keeper, name=name, journal=memory, lease=LEASE, durable=QUICK)
+    host = await hosting.host(Keeper, name=name, journal=memory, lease=LEASE, guard=GUARD, durable=QUICK)
     assert host.durable is not None
     assert shard_of("k73", 64) == shard_of("stuck", 64)
     stuck = client.entity(name, "stuck", Keeper)
@@ -231,7 +232,7 @@ async def test_a_restart_whose_recovery_fails_is_a_failed_start_too(pair: tuple[
     hosting, client = pair
     memory = InMemoryJournal()
     name = unique("keeper")
-    host = await hosting.host(Keeper, name=name, journal=memory, lease=LEASE, durable=QUICK)
+    host = await hosting.host(Keeper, name=name, journal=memory, lease=LEASE, guard=GUARD, durable=QUICK)
     stuck = client.entity(name, "stuck", Keeper)
     await stuck.tell(Note(seq=0))
     assert await stuck.ask(Seen(), timeout=BOUND) == [0]  # started and recovered: served
@@ -250,11 +251,11 @@ async def test_stored_tells_wait_for_an_incarnation_that_recovers(pair: tuple[No
     a recovery that fails (nor counted as a delivery): once the state fits again, each is
     handled."""
     memory = InMemoryJournal()
-    host, durable, ref = await started(pair, Keeper, memory, max_deliver=3)
+    host, durable, ref = await started(pair, Keeper, memory, max_deliver=2)
     record = await spoiled(memory, "k")
     await ref.tell(Boom())
     await ref.tell(Note(seq=2))
-    await wait_until(failing(host, "k", starts=4), BOUND)  # past max_deliver (3): still kept
+    await wait_until(failing(host, "k", starts=3), BOUND)  # past max_deliver (2): still kept
     assert await durable.dead_letters(limit=None) == []
     await repair(memory, record)
     assert await ref.ask(Seen(), timeout=BOUND) == [1, 2]
@@ -267,7 +268,7 @@ async def test_closing_a_host_stops_a_key_that_is_recovering(pair: tuple[Node, N
     memory = HeldLater()
     memory.held = True
     name = unique("keeper")
-    await hosting.host(Keeper, name=name, journal=memory, lease=LEASE, durable=QUICK)
+    await hosting.host(Keeper, name=name, journal=memory, lease=LEASE, guard=GUARD, durable=QUICK)
     await client.entity(name, "k", Keeper).tell(Note(seq=1))
     await asyncio.wait_for(memory.reading.wait(), BOUND)
     [recovering] = Keeper.made
@@ -302,7 +303,9 @@ async def test_an_actor_shaped_like_a_persistent_one_is_served_as_any_other(pair
     journal = InMemoryJournal()
     name = unique("duck")
     Duck.made = 0
-    await hosting.host(lambda key: Duck(key, journal), name=name, journal=journal, lease=LEASE, durable=QUICK)
+    await hosting.host(
+        lambda key: Duck(key, journal), name=name, journal=journal, lease=LEASE, guard=GUARD, durable=QUICK
+    )
     ref = client.entity(name, "k", Duck)
     await ref.tell(Note(seq=1))
     assert await ref.ask(Seen(), timeout=BOUND) == [1]
@@ -360,7 +363,9 @@ async def test_a_setup_that_fails_before_its_recovery_is_a_failed_start(pair: tu
     EarlyFailure.fails, EarlyFailure.made = 3, 0  # more than 2 * max_deliver
     name = unique("early")
     one = Durable(max_deliver=1, retry_backoff=Backoff(min_delay=0.05, max_delay=0.2))
-    host = await hosting.host(EarlyFailure, name=name, journal=InMemoryJournal(), lease=LEASE, durable=one)
+    host = await hosting.host(
+        EarlyFailure, name=name, journal=InMemoryJournal(), lease=LEASE, guard=GUARD, durable=one
+    )
     assert host.durable is not None
     ref = client.entity(name, "k", EarlyFailure)
     await ref.tell(Note(seq=1))
@@ -415,7 +420,7 @@ async def test_an_entity_that_goes_on_without_recovering_is_served(
     await hosting.publish(name, lambda: kind("p", memory), durable=QUICK)
     assert await client.ref(name, kind, durable=True).ask(Seen(), timeout=BOUND) == expected
     entities = unique("ent")
-    await hosting.host(kind, name=entities, journal=memory, lease=LEASE, durable=QUICK)
+    await hosting.host(kind, name=entities, journal=memory, lease=LEASE, guard=GUARD, durable=QUICK)
     assert await client.entity(entities, "k", kind).ask(Seen(), timeout=BOUND) == expected
 
 

@@ -239,6 +239,7 @@ def _wire_model(message_type: type[Message[Any]]) -> type[Message[Any]]:
 
 
 _wire_prefixes: dict[type, bytes] = {}
+"""Per message class, its ``{"type": ...,"data":`` prefix, made at its first encoding."""
 
 
 def encode_wire(message: Message[Any]) -> bytes:

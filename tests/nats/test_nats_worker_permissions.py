@@ -1,4 +1,4 @@
-"""The README's example server configuration, docs/nats-worker.conf, as it is: a worker and a client
+"""The example server configuration, docs/nats-worker.conf, as it is: a worker and a client
 of the tenant "shop" sign in with NKeys and do everything a durable pool and its clients do
 (durable tells and asks, core asks, replies to a sender), and nothing more."""
 
@@ -10,31 +10,26 @@ import logging
 import pytest
 
 from actorio import Actor, handles
-from actorio.nats import Durable, LocalServer, Node, NotAuthorized
+from actorio.nats import Durable, Node, NotAuthorized
 from actorio.nats._connection import synced
 from actorio.nats._durable import stream_name
 from tests.nats_support.actors import Greet, Greeter, Greeting, Record, Report
-from tests.nats_support.credentials import Key
-from tests.nats_support.processes import ROOT
-
-CONFIG = ROOT / "docs" / "nats-worker.conf"
+from tests.nats_support.credentials import Key, ShopKeys, example_server
 
 
 class Seeds:
     """The worker's and the client's NKey seeds; the server knows their public keys."""
 
-    def __init__(self, worker: Key, client: Key) -> None:
-        self.worker = worker.seed
-        self.client = client.seed
+    def __init__(self, keys: ShopKeys) -> None:
+        self.keys = keys
+        self.worker = keys.worker.seed
+        self.client = keys.client.seed
 
 
 @pytest.fixture
-def seeds(monkeypatch: pytest.MonkeyPatch) -> Seeds:
-    """The keys of the configuration's two users; their public keys in its environment variables."""
-    worker, client = Key.make(), Key.make()
-    monkeypatch.setenv("SHOP_WORKER_NKEY", worker.public)
-    monkeypatch.setenv("SHOP_CLIENT_NKEY", client.public)
-    return Seeds(worker, client)
+def seeds() -> Seeds:
+    """Keys of the configuration's users."""
+    return Seeds(ShopKeys.make())
 
 
 class Inbox(Actor[Greeting]):
@@ -53,7 +48,7 @@ class Inbox(Actor[Greeting]):
 async def test_a_durable_pool_and_a_client_work_within_the_example_permissions(
     seeds: Seeds, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with LocalServer(config=CONFIG) as server:
+    with example_server(seeds.keys) as server:
         worker = await Node.connect(
             server.url, prefix="shop", nkey_seed=seeds.worker, inbox_prefix="_INBOX.shop-worker"
         )

@@ -1,5 +1,7 @@
 """NKeys and decentralized (JWT) credentials for the NATS security tests, made on the spot: an
-operator, an account and its users, a server configuration that trusts them, ``.creds`` files."""
+operator, an account and its users, a server configuration that trusts them, ``.creds`` files;
+and the documentation's example configuration (docs/nats-worker.conf) run with keys of its
+users."""
 
 from __future__ import annotations
 
@@ -8,11 +10,21 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nkeys
+
+from actorio.nats import LocalServer
+
+from .processes import ROOT
+
+EXAMPLE_CONFIG = ROOT / "docs" / "nats-worker.conf"
+"""The documentation's server configuration for the tenant "shop": a worker, a client and a
+journal user, each with the permissions it needs and no more."""
 
 
 @dataclass(frozen=True)
@@ -109,3 +121,44 @@ class Operator:
             f"-----BEGIN USER NKEY SEED-----\n{user.seed}\n------END USER NKEY SEED------\n"
         )
         return path
+
+
+@dataclass(frozen=True)
+class ShopKeys:
+    """Keys of the users of `EXAMPLE_CONFIG`, which reads their public keys from the environment."""
+
+    worker: Key
+    client: Key
+    journal: Key
+
+    @classmethod
+    def make(cls) -> ShopKeys:
+        return cls(Key.make(), Key.make(), Key.make())
+
+    def environment(self) -> dict[str, str]:
+        """The variables `EXAMPLE_CONFIG` names, set to the public keys."""
+        return {
+            "SHOP_WORKER_NKEY": self.worker.public,
+            "SHOP_CLIENT_NKEY": self.client.public,
+            "SHOP_JOURNAL_NKEY": self.journal.public,
+        }
+
+
+@contextmanager
+def example_server(
+    keys: ShopKeys, *, config: Path = EXAMPLE_CONFIG, store_dir: Path | None = None
+) -> Iterator[LocalServer]:
+    """A nats-server running ``config`` (the example by default) with ``keys``' public keys: set
+    in this process's environment while the server starts, which reads them then."""
+    with ExitStack() as stack:
+        saved = {name: os.environ.get(name) for name in keys.environment()}
+        os.environ.update(keys.environment())
+        try:
+            server = stack.enter_context(LocalServer(config=config, store_dir=store_dir))
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+        yield server

@@ -1,0 +1,167 @@
+"""The journal user of the example server configuration, docs/nats-worker.conf, as the file gives
+it: a `JetStreamJournal` does all of its work within those permissions; the tenant's other
+users (and the journal's own) can neither forge what it stores or is answered nor remove it."""
+
+from __future__ import annotations
+
+import time
+
+import nats
+import pytest
+from nats.aio.client import Client
+
+from actorio.nats._connection import synced
+from actorio.persistence import (
+    EventData,
+    JetStreamJournal,
+    PersistenceId,
+    ReminderRecord,
+    SnapshotRecord,
+)
+from tests.nats_support.credentials import ShopKeys, example_server
+
+pytestmark = pytest.mark.asyncio
+
+ACCOUNT = PersistenceId("account", "a-1")
+EVENTS = "SHOP_EVENTS_account"
+OBJECTS = "OBJ_shop_objects_account"
+BIG = 2_000_000
+"""Bytes of a value kept in the object store (larger than a message)."""
+
+
+class Refusals:
+    """What the server refused a client (its error callback: nats-py calls it for each
+    permissions violation the server reports, before it reads what the server sends next)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def record(self, error: Exception) -> None:
+        """The error callback."""
+        self.seen.append(str(error).lower())
+
+    def refused(self, operation: str, subject: str) -> bool:
+        """Whether the server refused ``operation`` (``publish``, ``subscription``) on ``subject``."""
+        return any(f'violation for {operation} to "{subject.lower()}"' in seen for seen in self.seen)
+
+
+async def journal_of(
+    server_url: str, keys: ShopKeys, refusals: Refusals, timeout: float = 5.0
+) -> JetStreamJournal:
+    """A journal signed in as the configuration's journal user, reading its answers in its inbox."""
+    return await JetStreamJournal.connect(
+        server_url,
+        prefix="shop",
+        timeout=timeout,
+        nkeys_seed_str=keys.journal.seed,
+        inbox_prefix="_INBOX.shop-journal",
+        error_cb=refusals.record,
+    )
+
+
+def events(count: int, size: int = 8) -> list[EventData]:
+    return [EventData("e", 1, b'"%s"' % (b"x" * size)) for _ in range(count)]
+
+
+async def consumers(journal: JetStreamJournal, stream: str) -> int:
+    """How many consumers the stream has (the journal's user may ask for a stream's info)."""
+    return (await journal.client.jetstream().stream_info(stream)).state.consumer_count
+
+
+async def chunks(journal: JetStreamJournal) -> dict[str, int]:
+    """The subjects holding objects' chunks in the type's object store."""
+    info = await journal.client.jetstream().stream_info(OBJECTS, subjects_filter="$O.*.C.>")
+    return info.state.subjects or {}
+
+
+async def every_kind_of_work(journal: JetStreamJournal) -> None:
+    """What a journal does for an entity type: append and read events (a history long enough to
+    need the reads' flow control), snapshots, states and reminders (small, and larger than a
+    message: in the object store, an object replaced then removed), and the ids' listing."""
+    last = await journal.last_sequence(ACCOUNT)
+    for _ in range(6):  # 60 events of 60 KB: a read of 3.6 MB stalls without flow control
+        last = await journal.append(ACCOUNT, last, events(10, 60_000))
+    assert [r.sequence async for r in journal.read(ACCOUNT)] == list(range(1, last + 1))
+    assert [r.sequence async for r in journal.read(ACCOUNT, last - 1)] == [last]
+
+    await journal.save_snapshot(SnapshotRecord(ACCOUNT, last, 1, b'{"total":1}'))
+    snapshot = await journal.load_snapshot(ACCOUNT)
+    assert snapshot is not None
+    assert snapshot.sequence == last
+
+    stored = await journal.load_state(ACCOUNT)
+    revision = stored.revision if stored is not None else 0
+    revision = await journal.save_state(ACCOUNT, revision, 1, b'{"a":1}')
+    revision = await journal.save_state(ACCOUNT, revision, 1, b'"%s"' % (b"s" * BIG))
+    stored = await journal.load_state(ACCOUNT)
+    assert stored is not None
+    assert len(stored.payload) == BIG + 2
+    await journal.save_state(ACCOUNT, revision, 1, b'{"a":2}')  # the object is removed
+
+    due = time.time() + 3600
+    await journal.save_reminder(ReminderRecord(ACCOUNT, "small", due, b"{}"))
+    await journal.save_reminder(ReminderRecord(ACCOUNT, "large", due, b'"%s"' % (b"r" * BIG)))
+    assert sorted(r.name for r in await journal.load_reminders(ACCOUNT)) == ["large", "small"]
+    await journal.delete_reminder(ACCOUNT, "small")
+    await journal.delete_reminder(ACCOUNT, "large")  # its object too
+    assert await journal.load_reminders(ACCOUNT) == []
+
+    assert await journal.persistence_ids() == [ACCOUNT]
+    # Every read removed its consumer, and the objects of replaced values were removed.
+    assert await consumers(journal, EVENTS) == await consumers(journal, OBJECTS) == 0
+    assert await chunks(journal) == {}
+
+
+async def test_a_journal_does_all_its_work_within_the_example_permissions() -> None:
+    keys, refusals = ShopKeys.make(), Refusals()
+    with example_server(keys) as server:
+        async with await journal_of(server.url, keys, refusals) as journal:
+            await every_kind_of_work(journal)
+    assert refusals.seen == []
+
+
+async def test_no_user_of_the_example_can_forge_or_remove_what_the_journal_stores() -> None:
+    keys, refusals = ShopKeys.make(), Refusals()
+    with example_server(keys) as server:
+        async with await journal_of(server.url, keys, refusals) as journal:
+            assert await journal.append(ACCOUNT, 0, events(2)) == 2
+
+            # A worker may subscribe and publish under the tenant's prefix, and answer inboxes:
+            # not the events (whose reply subjects are the journal's inbox), nor that inbox.
+            worker_refusals = Refusals()
+            worker: Client = await nats.connect(
+                server.url,
+                nkeys_seed_str=keys.worker.seed,
+                inbox_prefix="_INBOX.shop-worker",
+                error_cb=worker_refusals.record,
+            )
+            try:
+                await worker.subscribe("shop.events.>")
+                await worker.subscribe("shop.events.account.a-1")
+                await worker.publish("shop.events.account.a-1", b'{"forged":true}')
+                await worker.publish("_INBOX.shop-journal.x.y", b'{"stream":"SHOP_EVENTS_account","seq":9}')
+                await synced(worker)  # the server's refusals come before its PONG
+            finally:
+                await worker.close()
+            assert worker_refusals.refused("subscription", "shop.events.>")
+            assert worker_refusals.refused("subscription", "shop.events.account.a-1")
+            assert worker_refusals.refused("publish", "shop.events.account.a-1")
+            assert worker_refusals.refused("publish", "_INBOX.shop-journal.x.y")
+
+            # The journal's own user may write its events, not remove them.
+            for subject in (
+                f"$JS.API.STREAM.DELETE.{EVENTS}",
+                f"$JS.API.STREAM.PURGE.{EVENTS}",
+                f"$JS.API.STREAM.MSG.DELETE.{EVENTS}",
+            ):
+                await journal.client.publish(subject, b"{}")
+            await journal.client.subscribe("shop.events.>")
+            await synced(journal.client)
+            assert refusals.refused("publish", f"$JS.API.STREAM.DELETE.{EVENTS}")
+            assert refusals.refused("publish", f"$JS.API.STREAM.PURGE.{EVENTS}")
+            assert refusals.refused("publish", f"$JS.API.STREAM.MSG.DELETE.{EVENTS}")
+            assert refusals.refused("subscription", "shop.events.>")
+
+            assert [(r.sequence, r.name) async for r in journal.read(ACCOUNT)] == [(1, "e"), (2, "e")]
+            info = await journal.client.jetstream().stream_info(EVENTS)
+            assert info.state.messages == 1  # the batch of two, and nothing forged

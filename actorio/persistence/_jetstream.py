@@ -169,27 +169,31 @@ class JetStreamJournal(Journal):
         return name
 
     async def _add_stream(self, name: str, entity_type: str) -> None:
-        config = StreamConfig(
-            name=name,
-            subjects=[f"{self.prefix}.events.{entity_type}.*"],
-            storage=StorageType.FILE,
-            num_replicas=self.replicas,
-        )
+        """Check the type's stream, or make it if there is none. Looked for first, so that a
+        journal whose credentials may not create streams works on streams made beforehand."""
         try:
-            await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
-        except nats.js.errors.BadRequestError:
-            # Made meanwhile, or made with other options: it must store this type's subjects.
-            # Then it alone does (the server refuses streams whose subjects overlap), so an
-            # append needs no Nats-Expected-Stream header.
             info = await self._js.stream_info(name)
-            if not any(
-                filter_covers(f, f"{self.prefix}.events.{entity_type}.*") for f in info.config.subjects or ()
-            ):
-                raise PersistenceError(
-                    f"{name}: the stream exists but does not store the subjects "
-                    f"{self.prefix}.events.{entity_type}.* (its subjects: {info.config.subjects})"
-                ) from None
-            check_kept(name, "events", info.config, per_subject=True)
+        except nats.js.errors.NotFoundError:
+            config = StreamConfig(
+                name=name,
+                subjects=[f"{self.prefix}.events.{entity_type}.*"],
+                storage=StorageType.FILE,
+                num_replicas=self.replicas,
+            )
+            try:
+                await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
+                return
+            except nats.js.errors.BadRequestError:  # made meanwhile, with other options maybe
+                info = await self._js.stream_info(name)
+        # It must store this type's subjects. Then it alone does (the server refuses streams
+        # whose subjects overlap), so an append needs no Nats-Expected-Stream header.
+        subjects = f"{self.prefix}.events.{entity_type}.*"
+        if not any(filter_covers(f, subjects) for f in info.config.subjects or ()):
+            raise PersistenceError(
+                f"{name}: the stream exists but does not store the subjects "
+                f"{subjects} (its subjects: {info.config.subjects})"
+            )
+        check_kept(name, "events", info.config, per_subject=True)
 
     async def _fetch_last(self, persistence_id: PersistenceId) -> tuple[int, int]:
         stream = await self._stream(persistence_id.entity_type)

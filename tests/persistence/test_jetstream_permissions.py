@@ -1,10 +1,12 @@
 """The journal user of the example server configuration, docs/nats-worker.conf, as the file gives
 it: a `JetStreamJournal` does all of its work within those permissions; the tenant's other
-users (and the journal's own) can neither forge what it stores or is answered nor remove it."""
+users (and the journal's own) can neither forge what it stores or is answered nor remove it;
+and a journal whose user may not make streams works on streams made beforehand."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import nats
 import pytest
@@ -14,11 +16,12 @@ from actorio.nats._connection import synced
 from actorio.persistence import (
     EventData,
     JetStreamJournal,
+    PersistenceError,
     PersistenceId,
     ReminderRecord,
     SnapshotRecord,
 )
-from tests.nats_support.credentials import ShopKeys, example_server
+from tests.nats_support.credentials import EXAMPLE_CONFIG, ShopKeys, example_server
 
 pytestmark = pytest.mark.asyncio
 
@@ -165,3 +168,28 @@ async def test_no_user_of_the_example_can_forge_or_remove_what_the_journal_store
             assert [(r.sequence, r.name) async for r in journal.read(ACCOUNT)] == [(1, "e"), (2, "e")]
             info = await journal.client.jetstream().stream_info(EVENTS)
             assert info.state.messages == 1  # the batch of two, and nothing forged
+
+
+async def test_a_journal_whose_user_may_not_make_streams_works_on_streams_made_beforehand(
+    tmp_path: Path,
+) -> None:
+    keys, refusals = ShopKeys.make(), Refusals()
+    store = tmp_path / "jetstream"
+    # Made beforehand: here by a journal with the file's rights, as an operator would make them.
+    with example_server(keys, store_dir=store) as server:
+        async with await journal_of(server.url, keys, refusals) as journal:
+            await every_kind_of_work(journal)
+            made = await journal.last_sequence(ACCOUNT)
+    stricter = tmp_path / "no-create.conf"
+    lines = EXAMPLE_CONFIG.read_text().splitlines(keepends=True)
+    stricter.write_text("".join(line for line in lines if '"$JS.API.STREAM.CREATE.*"' not in line))
+
+    with example_server(keys, config=stricter, store_dir=store) as server:
+        async with await journal_of(server.url, keys, refusals, timeout=1.0) as journal:
+            await every_kind_of_work(journal)
+            assert await journal.last_sequence(ACCOUNT) == made + 60
+            assert refusals.seen == []
+            # A type whose stream nobody made cannot be used, and says why.
+            with pytest.raises(PersistenceError, match="SHOP_EVENTS_cart: could not make the stream"):
+                await journal.last_sequence(PersistenceId("cart", "c-1"))
+            assert refusals.refused("publish", "$JS.API.STREAM.CREATE.SHOP_EVENTS_cart")

@@ -350,6 +350,11 @@ async def test_a_failing_message_with_a_header_no_client_may_send_is_moved_and_r
     # A letter stored straight into the dead-letter stream, with such a header, replays too.
     forged = b'{"type":"Record","data":{"n":2}}'
     await asyncio.to_thread(raw_publish, nats_url, b"actorio.dlq.poisoned2", forged, headers=headers)
+
+    async def both_stored() -> bool:  # a plain publish: the stream stores it a little later
+        return len(await server_side.dead_letters("poisoned2")) == 2
+
+    await wait_until(both_stored, 10)
     assert await server_side.replay("poisoned2") == 2  # stored again: one fails again, and is moved
 
     async def moved_again() -> bool:

@@ -69,7 +69,8 @@ class JetStreamJournal(Journal):
     written. Snapshots, states and reminders are in the key-value buckets
     ``<prefix>_snapshots_T``, ``<prefix>_states_T`` and ``<prefix>_reminders_T`` (a state's
     revision is its key-value revision; a key per reminder, ``<id>.<name>``). Streams and
-    buckets are made on first use, with file storage and ``replicas`` replicas.
+    buckets are made on first use (or beforehand: `provision`), with file storage and ``replicas``
+    replicas.
 
     Durability is the server's: an append returns on the server's acknowledgement (the message
     is stored; on a cluster, on a majority of ``replicas``). A snapshot, a state or a
@@ -194,6 +195,25 @@ class JetStreamJournal(Journal):
                 f"{subjects} (its subjects: {info.config.subjects})"
             )
         check_kept(name, "events", info.config, per_subject=True)
+
+    async def provision(self, *entity_types: str) -> None:
+        """Make every stream and bucket of each of ``entity_types`` now, or check those that
+        exist: its events stream, its snapshots, states and reminders buckets and its object
+        store. Otherwise each is made at its first use, which needs the right to create streams
+        (with it, a user may in effect purge and delete any stream of its account: a stream's
+        republish setting makes the server call the JetStream API for it). So an operator can
+        provision the types as a user of its own, and give the journal's user no such right
+        (docs/nats-security.md). `PersistenceError` if one cannot be made, or is not fit to keep
+        the journal's records; `ValueError` for a type that is not a valid name."""
+        self._check_open()
+        for entity_type in entity_types:
+            PersistenceId(entity_type, "x")  # the same rules as a name
+        for entity_type in entity_types:
+            await self._stream(entity_type)
+            with failed(entity_type, "making its buckets and object store"):
+                for kind in ("snapshots", "states", "reminders"):
+                    await self._records.bucket(kind, entity_type)
+                await self._records.object_store(entity_type)
 
     async def _fetch_last(self, persistence_id: PersistenceId) -> tuple[int, int]:
         stream = await self._stream(persistence_id.entity_type)

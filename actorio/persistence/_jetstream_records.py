@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 import nats.errors
@@ -26,6 +27,8 @@ from ._jetstream_wire import check_bucket_not_gone, check_kept, deleted_at, need
 from ._records import PersistenceId
 
 if TYPE_CHECKING:
+    from nats.js.client import JetStreamContext
+
     from ._jetstream import JetStreamJournal
 
 __all__ = ["HEADROOM", "KeyRecords"]
@@ -35,6 +38,28 @@ _READS = 5
 HEADROOM = 4096
 """Bytes of a key-value message kept for its subject and headers: a value larger than the
 server's ``max_payload`` less this goes to the object store."""
+
+
+@contextlib.contextmanager
+def opening(persistence_id: PersistenceId, kind: str) -> Generator[None, None, None]:
+    """Where a write of an id's ``kind`` of record opens its bucket or object store: nats-py's
+    errors (no answer, a refusal) as `PersistenceError` saying that nothing was written."""
+    try:
+        yield
+    except (nats.errors.Error, asyncio.TimeoutError) as error:
+        raise PersistenceError(
+            f"{persistence_id}: where its {kind} are kept could not be made or checked ({error!r}); "
+            "nothing was written"
+        ) from error
+
+
+def leader_read(js: JetStreamContext, name: str) -> KeyValue:
+    """The bucket ``name`` (found or made), reading its keys through its stream's leader
+    (``STREAM.MSG.GET``) even where the bucket allows direct reads, as the buckets other NATS
+    clients make do by default: any replica may answer a direct read, one that is behind too,
+    and it needs a right (``$JS.API.DIRECT.GET``) that the journal's user is not given
+    (docs/nats-security.md)."""
+    return KeyValue(name=name, stream=f"KV_{name}", pre=f"$KV.{name}.", js=js, direct=False)
 
 
 class KeyRecords:
@@ -61,7 +86,8 @@ class KeyRecords:
         if bucket is None:
             try:
                 with needs_jetstream(name):
-                    bucket = await self.js.key_value(name)
+                    await self.js.key_value(name)  # (BucketNotFoundError if there is none)
+                    bucket = leader_read(self.js, name)
                 config = (await bucket.status()).stream_info.config
                 if not bucket_is_ours(self.journal.prefix, kind, entity_type, config.description):
                     raise PersistenceError(
@@ -72,7 +98,7 @@ class KeyRecords:
                 check_kept(name, kind, config)
             except nats.js.errors.BucketNotFoundError:
                 description = bucket_description(self.journal.prefix, kind, entity_type)
-                bucket = await self.js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
+                await self.js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
                     KeyValueConfig(
                         bucket=name,
                         description=description,
@@ -81,6 +107,7 @@ class KeyRecords:
                         replicas=self.journal.replicas,
                     )
                 )
+                bucket = leader_read(self.js, name)
             self.buckets[name] = bucket
         return bucket
 
@@ -164,8 +191,10 @@ class KeyRecords:
     ) -> int:
         """Write a key (if its revision is ``last``, unless ``None``; the entity id unless ``key``
         names another); a value too large for one message goes to the object store first, and
-        the key names it. Returns the revision."""
-        bucket = await self.bucket(kind, persistence_id.entity_type)
+        the key names it. Returns the revision. A bucket or object store that cannot be made or
+        checked is `PersistenceError` saying nothing was written."""
+        with opening(persistence_id, kind):
+            bucket = await self.bucket(kind, persistence_id.entity_type)
         key = key or persistence_id.entity_id
         name: str | None = None
         if len(value) > self.journal.max_object:
@@ -175,7 +204,8 @@ class KeyRecords:
             )
         if len(value) > self.inline_limit():
             name = object_name(kind, key)
-            store = await self.object_store(persistence_id.entity_type)
+            with opening(persistence_id, kind):
+                store = await self.object_store(persistence_id.entity_type)
             await store.put(name, value)
             value = POINTER + name.encode()
         try:

@@ -24,7 +24,7 @@ from .processes import ROOT
 
 EXAMPLE_CONFIG = ROOT / "docs" / "nats-worker.conf"
 """The documentation's server configuration for the tenant "shop": a worker, a client and a
-journal user, each with the permissions it needs and no more."""
+journal user, each with the permissions it needs and no more, and the journal's admin."""
 
 
 @dataclass(frozen=True)
@@ -130,10 +130,11 @@ class ShopKeys:
     worker: Key
     client: Key
     journal: Key
+    journal_admin: Key
 
     @classmethod
     def make(cls) -> ShopKeys:
-        return cls(Key.make(), Key.make(), Key.make())
+        return cls(Key.make(), Key.make(), Key.make(), Key.make())
 
     def environment(self) -> dict[str, str]:
         """The variables `EXAMPLE_CONFIG` names, set to the public keys."""
@@ -141,6 +142,7 @@ class ShopKeys:
             "SHOP_WORKER_NKEY": self.worker.public,
             "SHOP_CLIENT_NKEY": self.client.public,
             "SHOP_JOURNAL_NKEY": self.journal.public,
+            "SHOP_JOURNAL_ADMIN_NKEY": self.journal_admin.public,
         }
 
 

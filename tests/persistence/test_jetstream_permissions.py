@@ -1,11 +1,13 @@
-"""The journal user of the example server configuration, docs/nats-worker.conf, as the file gives
-it: a `JetStreamJournal` does all of its work within those permissions; the tenant's other
-users can neither see, forge nor change what it stores or is answered (it has an account of its
-own), and its own user cannot remove its events; and a journal whose user may not make streams
-works on streams made beforehand."""
+"""The journal users of the example server configuration, docs/nats-worker.conf, as the file
+gives them: a `JetStreamJournal` whose types its admin provisioned does all of its work within
+the journal user's permissions; the tenant's other users can neither see, forge nor change what
+it stores or is answered (it has an account of its own), and the journal's user can neither
+remove its events nor make a stream (whose republish setting would remove them); a type nobody
+provisioned says why it cannot be used; each account stays within its own storage."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import nats
 import nats.js.errors
 import pytest
 from nats.aio.client import Client
-from nats.js.api import StreamConfig
+from nats.js.api import KeyValueConfig, StreamConfig
 
 from actorio.nats._connection import synced
 from actorio.persistence import (
@@ -63,6 +65,17 @@ async def journal_of(
         inbox_prefix="_INBOX.shop-journal",
         error_cb=refusals.record,
     )
+
+
+async def provision(server_url: str, keys: ShopKeys) -> None:
+    """What an operator does once, as the journal's admin: the snapshots bucket made as other
+    NATS clients make buckets (direct reads allowed), then every stream and bucket of the type."""
+    async with await JetStreamJournal.connect(
+        server_url, prefix="shop", nkeys_seed_str=keys.journal_admin.seed
+    ) as admin:
+        js = admin.client.jetstream()
+        await js.create_key_value(KeyValueConfig(bucket="shop_snapshots_account", history=1, direct=True))
+        await admin.provision("account")
 
 
 def events(count: int, size: int = 8) -> list[EventData]:
@@ -118,17 +131,20 @@ async def every_kind_of_work(journal: JetStreamJournal) -> None:
     assert await chunks(journal) == {}
 
 
-async def test_a_journal_does_all_its_work_within_the_example_permissions() -> None:
+async def test_a_provisioned_journal_does_all_its_work_within_the_example_permissions() -> None:
     keys, refusals = ShopKeys.make(), Refusals()
     with example_server(keys) as server:
+        await provision(server.url, keys)
         async with await journal_of(server.url, keys, refusals) as journal:
             await every_kind_of_work(journal)
+            await every_kind_of_work(journal)  # (where there is something to replace and read)
     assert refusals.seen == []
 
 
 async def test_no_user_of_the_example_can_forge_change_or_remove_what_the_journal_stores() -> None:
     keys, refusals = ShopKeys.make(), Refusals()
     with example_server(keys) as server:
+        await provision(server.url, keys)
         async with await journal_of(server.url, keys, refusals) as journal:
             # A worker may subscribe and publish under the tenant's prefix, answer inboxes, and
             # make and update streams: all in its own account, where the journal is not.
@@ -148,18 +164,26 @@ async def test_no_user_of_the_example_can_forge_change_or_remove_what_the_journa
             finally:
                 await worker.close()
 
-            # The journal's own user may write its events, not remove them.
-            for subject in (
-                f"$JS.API.STREAM.DELETE.{EVENTS}",
-                f"$JS.API.STREAM.PURGE.{EVENTS}",
-                f"$JS.API.STREAM.MSG.DELETE.{EVENTS}",
-            ):
-                await journal.client.publish(subject, b"{}")
+            # The journal's own user may write its events, not remove them: neither by the API
+            # nor through a stream of its own, or its own made anew, republishing to the API.
+            trap = {
+                "name": "TRAP",
+                "subjects": ["shop.events.trap.*"],
+                "republish": {"src": ">", "dest": f"$JS.API.STREAM.PURGE.{EVENTS}"},
+            }
+            attempts = {
+                f"$JS.API.STREAM.DELETE.{EVENTS}": {},
+                f"$JS.API.STREAM.PURGE.{EVENTS}": {},
+                f"$JS.API.STREAM.MSG.DELETE.{EVENTS}": {"seq": 1},
+                "$JS.API.STREAM.CREATE.TRAP": trap,
+                f"$JS.API.STREAM.UPDATE.{EVENTS}": {**trap, "name": EVENTS},
+            }
+            for subject, body in attempts.items():
+                await journal.client.publish(subject, json.dumps(body).encode())
             await journal.client.subscribe("shop.events.>")
             await synced(journal.client)
-            assert refusals.refused("publish", f"$JS.API.STREAM.DELETE.{EVENTS}")
-            assert refusals.refused("publish", f"$JS.API.STREAM.PURGE.{EVENTS}")
-            assert refusals.refused("publish", f"$JS.API.STREAM.MSG.DELETE.{EVENTS}")
+            for subject in attempts:
+                assert refusals.refused("publish", subject), subject
             assert refusals.refused("subscription", "shop.events.>")
 
             assert [(r.sequence, r.name) async for r in journal.read(ACCOUNT)] == [(1, "e"), (2, "e")]
@@ -167,26 +191,39 @@ async def test_no_user_of_the_example_can_forge_change_or_remove_what_the_journa
             assert info.state.messages == 1  # the batch of two, and nothing forged
 
 
-async def test_a_journal_whose_user_may_not_make_streams_works_on_streams_made_beforehand(
-    tmp_path: Path,
-) -> None:
+async def test_a_type_nobody_provisioned_cannot_be_used_and_says_why() -> None:
     keys, refusals = ShopKeys.make(), Refusals()
-    store = tmp_path / "jetstream"
-    # Made beforehand: here by a journal with the file's rights, as an operator would make them.
-    with example_server(keys, store_dir=store) as server:
-        async with await journal_of(server.url, keys, refusals) as journal:
-            await every_kind_of_work(journal)
-            made = await journal.last_sequence(ACCOUNT)
-    stricter = tmp_path / "no-create.conf"
-    lines = EXAMPLE_CONFIG.read_text().splitlines(keepends=True)
-    stricter.write_text("".join(line for line in lines if '"$JS.API.STREAM.CREATE.*"' not in line))
-
-    with example_server(keys, config=stricter, store_dir=store) as server:
+    cart = PersistenceId("cart", "c-1")
+    with example_server(keys) as server:
         async with await journal_of(server.url, keys, refusals, timeout=1.0) as journal:
-            await every_kind_of_work(journal)
-            assert await journal.last_sequence(ACCOUNT) == made + 60
-            assert refusals.seen == []
-            # A type whose stream nobody made cannot be used, and says why.
             with pytest.raises(PersistenceError, match="SHOP_EVENTS_cart: could not make the stream"):
-                await journal.last_sequence(PersistenceId("cart", "c-1"))
-            assert refusals.refused("publish", "$JS.API.STREAM.CREATE.SHOP_EVENTS_cart")
+                await journal.last_sequence(cart)
+            with pytest.raises(
+                PersistenceError, match=r"could not be made or checked .*; nothing was written"
+            ):
+                await journal.save_state(cart, 0, 1, b"{}")
+    assert refusals.refused("publish", "$JS.API.STREAM.CREATE.SHOP_EVENTS_cart")
+    assert refusals.refused("publish", "$JS.API.STREAM.CREATE.KV_shop_states_cart")
+
+
+async def test_each_account_stays_within_its_storage(tmp_path: Path) -> None:
+    """The worker fills its account's storage (here made 3 MB): the journal still writes."""
+    keys, refusals = ShopKeys.make(), Refusals()
+    small = tmp_path / "small.conf"
+    small.write_text(EXAMPLE_CONFIG.read_text().replace("max_file: 20G", "max_file: 3M", 1))
+    with example_server(keys, config=small) as server:
+        await provision(server.url, keys)
+        worker: Client = await nats.connect(
+            server.url, nkeys_seed_str=keys.worker.seed, inbox_prefix="_INBOX.shop-worker"
+        )
+        try:
+            js = worker.jetstream()
+            await js.add_stream(StreamConfig(name="FILLER", subjects=["shop.filler"]))
+            with pytest.raises(nats.js.errors.APIError, match=r"resource limits exceeded for account"):  # noqa: PT012
+                for _ in range(10):  # 5 MB
+                    await js.publish("shop.filler", b"f" * 500_000)
+        finally:
+            await worker.close()
+        async with await journal_of(server.url, keys, refusals) as journal:
+            assert await journal.append(ACCOUNT, 0, events(10, 60_000)) == 10
+    assert refusals.seen == []

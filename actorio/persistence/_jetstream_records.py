@@ -41,16 +41,23 @@ server's ``max_payload`` less this goes to the object store."""
 
 
 @contextlib.contextmanager
-def opening(persistence_id: PersistenceId, kind: str) -> Generator[None, None, None]:
-    """Where a write of an id's ``kind`` of record opens its bucket or object store: nats-py's
-    errors (no answer, a refusal) as `PersistenceError` saying that nothing was written."""
+def unopened(name: str) -> Generator[None, None, None]:
+    """Where the bucket or object store ``name`` is made or checked: nats-py's errors (no answer,
+    a refusal) as `PersistenceError` naming it."""
     try:
         yield
     except (nats.errors.Error, asyncio.TimeoutError) as error:
-        raise PersistenceError(
-            f"{persistence_id}: where its {kind} are kept could not be made or checked ({error!r}); "
-            "nothing was written"
-        ) from error
+        raise PersistenceError(f"{name}: could not be made or checked ({error!r})") from error
+
+
+@contextlib.contextmanager
+def opening(persistence_id: PersistenceId) -> Generator[None, None, None]:
+    """Where a write opens its bucket or object store: a failure there is a `PersistenceError`
+    saying that nothing was written."""
+    try:
+        yield
+    except PersistenceError as error:
+        raise PersistenceError(f"{persistence_id}: {error}; nothing was written") from error
 
 
 def leader_read(js: JetStreamContext, name: str) -> KeyValue:
@@ -80,50 +87,58 @@ class KeyRecords:
         return f"{self.journal.prefix}_{kind}_{entity_type}"
 
     async def bucket(self, kind: str, entity_type: str) -> KeyValue:
-        """The bucket of that kind of records of ``entity_type`` (made, or checked, once)."""
+        """The bucket of that kind of records of ``entity_type`` (made, or checked, once);
+        `PersistenceError` naming it if it can be neither."""
         name = self.name(kind, entity_type)
         bucket = self.buckets.get(name)
         if bucket is None:
-            try:
-                with needs_jetstream(name):
-                    await self.js.key_value(name)  # (BucketNotFoundError if there is none)
-                    bucket = leader_read(self.js, name)
-                config = (await bucket.status()).stream_info.config
-                if not bucket_is_ours(self.journal.prefix, kind, entity_type, config.description):
-                    raise PersistenceError(
-                        f"{name}: the bucket is another journal's ({shorten(repr(config.description))}), "
-                        f"whose prefix and entity type make the same name as {self.journal.prefix!r} and "
-                        f"{entity_type!r}: give one of the journals another prefix"
-                    )
-                check_kept(name, kind, config)
-            except nats.js.errors.BucketNotFoundError:
-                description = bucket_description(self.journal.prefix, kind, entity_type)
-                await self.js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
-                    KeyValueConfig(
-                        bucket=name,
-                        description=description,
-                        history=1,
-                        storage=StorageType.FILE,
-                        replicas=self.journal.replicas,
-                    )
-                )
-                bucket = leader_read(self.js, name)
+            with unopened(name):
+                bucket = await self._open_bucket(name, kind, entity_type)
             self.buckets[name] = bucket
         return bucket
 
+    async def _open_bucket(self, name: str, kind: str, entity_type: str) -> KeyValue:
+        try:
+            with needs_jetstream(name):
+                await self.js.key_value(name)  # (BucketNotFoundError if there is none)
+                bucket = leader_read(self.js, name)
+            config = (await bucket.status()).stream_info.config
+            if not bucket_is_ours(self.journal.prefix, kind, entity_type, config.description):
+                raise PersistenceError(
+                    f"{name}: the bucket is another journal's ({shorten(repr(config.description))}), "
+                    f"whose prefix and entity type make the same name as {self.journal.prefix!r} and "
+                    f"{entity_type!r}: give one of the journals another prefix"
+                )
+            check_kept(name, kind, config)
+        except nats.js.errors.BucketNotFoundError:
+            description = bucket_description(self.journal.prefix, kind, entity_type)
+            await self.js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
+                KeyValueConfig(
+                    bucket=name,
+                    description=description,
+                    history=1,
+                    storage=StorageType.FILE,
+                    replicas=self.journal.replicas,
+                )
+            )
+            bucket = leader_read(self.js, name)
+        return bucket
+
     async def object_store(self, entity_type: str) -> ObjectStore:
-        """The object store of ``entity_type`` (made, or checked, once)."""
+        """The object store of ``entity_type`` (made, or checked, once); `PersistenceError`
+        naming it if it can be neither."""
         name = self.name("objects", entity_type)
         store = self.object_stores.get(name)
         if store is None:
-            try:
-                with needs_jetstream(name):
-                    store = await self.js.object_store(name)
-                check_kept(name, "objects", (await store.status()).stream_info.config)
-            except nats.js.errors.BucketNotFoundError:
-                store = await self.js.create_object_store(  # pyright: ignore[reportUnknownMemberType]
-                    name, ObjectStoreConfig(storage=StorageType.FILE, replicas=self.journal.replicas)
-                )
+            with unopened(name):
+                try:
+                    with needs_jetstream(name):
+                        store = await self.js.object_store(name)
+                    check_kept(name, "objects", (await store.status()).stream_info.config)
+                except nats.js.errors.BucketNotFoundError:
+                    store = await self.js.create_object_store(  # pyright: ignore[reportUnknownMemberType]
+                        name, ObjectStoreConfig(storage=StorageType.FILE, replicas=self.journal.replicas)
+                    )
             self.object_stores[name] = store
         return store
 
@@ -193,7 +208,7 @@ class KeyRecords:
         names another); a value too large for one message goes to the object store first, and
         the key names it. Returns the revision. A bucket or object store that cannot be made or
         checked is `PersistenceError` saying nothing was written."""
-        with opening(persistence_id, kind):
+        with opening(persistence_id):
             bucket = await self.bucket(kind, persistence_id.entity_type)
         key = key or persistence_id.entity_id
         name: str | None = None
@@ -204,7 +219,7 @@ class KeyRecords:
             )
         if len(value) > self.inline_limit():
             name = object_name(kind, key)
-            with opening(persistence_id, kind):
+            with opening(persistence_id):
                 store = await self.object_store(persistence_id.entity_type)
             await store.put(name, value)
             value = POINTER + name.encode()

@@ -31,6 +31,7 @@ __all__ = [
     "failed",
     "filter_covers",
     "needs_jetstream",
+    "removal_routes",
     "split_record",
     "stored_id",
 ]
@@ -80,6 +81,26 @@ def check_kept(name: str, what: str, config: StreamConfig, *, per_subject: bool 
             f"{name}: its settings delete stored {what} by themselves ({', '.join(dropping)}), "
             "which would lose what was acknowledged; give the journal a stream without them"
         )
+    routes = removal_routes(config, rollups=not per_subject)
+    if routes:
+        raise PersistenceError(
+            f"{name}: its settings let whoever may publish to it have stored {what} removed "
+            f"({', '.join(routes)}); give the journal a stream without them"
+        )
+
+
+def removal_routes(config: StreamConfig, *, rollups: bool) -> list[str]:
+    """The settings of a stream through which whoever may publish to it can have what it stores
+    removed: a republish to a subject starting with ``$`` (the server then publishes there with
+    its own rights: to ``$JS.API.STREAM.DELETE.<stream>``, say) and, unless ``rollups`` (a
+    bucket or an object store takes them by design), rollup headers. An empty list: none."""
+    found: list[str] = []
+    destination = getattr(config.republish, "dest", None)
+    if isinstance(destination, str) and destination.startswith("$"):
+        found.append(f"republish to {shorten(destination)}")
+    if not rollups and config.allow_rollup_hdrs:
+        found.append("allow_rollup_hdrs")
+    return found
 
 
 def dropping_limits(config: StreamConfig, *, per_subject: bool) -> list[str]:

@@ -15,7 +15,7 @@ import nats
 import nats.js.errors
 import pytest
 from nats.aio.client import Client
-from nats.js.api import KeyValueConfig, StreamConfig
+from nats.js.api import KeyValueConfig, RePublish, StreamConfig
 
 from actorio.nats._connection import synced
 from actorio.persistence import (
@@ -202,8 +202,42 @@ async def test_a_type_nobody_provisioned_cannot_be_used_and_says_why() -> None:
                 PersistenceError, match=r"could not be made or checked .*; nothing was written"
             ):
                 await journal.save_state(cart, 0, 1, b"{}")
+            with pytest.raises(PersistenceError, match="shop_snapshots_cart: could not be made or checked"):
+                await journal.load_snapshot(cart)
     assert refusals.refused("publish", "$JS.API.STREAM.CREATE.SHOP_EVENTS_cart")
     assert refusals.refused("publish", "$JS.API.STREAM.CREATE.KV_shop_states_cart")
+
+
+@pytest.mark.parametrize("where", ["events", "states", "objects"])
+async def test_a_stream_through_which_a_publisher_removes_what_is_stored_is_refused(where: str) -> None:
+    """Made beforehand with settings that let whoever may publish to it have what it stores
+    removed (rollups on the events, a republish to the JetStream API): `provision` refuses it,
+    as a journal's first use of it does, before anything is written there."""
+    keys = ShopKeys.make()
+    with example_server(keys) as server:
+        async with await JetStreamJournal.connect(
+            server.url, prefix="shop", nkeys_seed_str=keys.journal_admin.seed
+        ) as admin:
+            js = admin.client.jetstream()
+            if where == "events":
+                config = StreamConfig(name=EVENTS, subjects=["shop.events.account.*"], allow_rollup_hdrs=True)
+                await js.add_stream(config)
+                refused = "allow_rollup_hdrs"
+            else:
+                if where == "states":
+                    await js.create_key_value(KeyValueConfig(bucket="shop_states_account"))
+                    stream, subject = "KV_shop_states_account", "$KV.shop_states_account.trap"
+                else:
+                    await js.create_object_store("shop_objects_account")
+                    stream, subject = OBJECTS, "$O.shop_objects_account.M.trap"
+                config = (await js.stream_info(stream)).config
+                config.republish = RePublish(
+                    src=subject, dest=f"$JS.API.STREAM.PURGE.{EVENTS}", headers_only=True
+                )
+                await js.update_stream(config)
+                refused = r"republish to \$JS\.API\.STREAM\.PURGE"
+            with pytest.raises(PersistenceError, match=f"let whoever may publish to it .*{refused}"):
+                await admin.provision("account")
 
 
 async def test_each_account_stays_within_its_storage(tmp_path: Path) -> None:

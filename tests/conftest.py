@@ -30,7 +30,7 @@ mypy caches)."""
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``-n 2 --dist loadgroup``, the default options), the tests of one file
+    """Under pytest-xdist (``-n 3 --dist loadgroup``, the default options), the tests of one file
     run in one worker, so that its module and session fixtures (a nats-server, the docs site, a
     build of the package in the repository) are made once, never twice at the same time; the
     files that share checker runs go to one worker together."""

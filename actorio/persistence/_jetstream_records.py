@@ -208,8 +208,10 @@ class KeyRecords:
         names another); a value too large for one message goes to the object store first, and
         the key names it. Returns the revision. A bucket or object store that cannot be made or
         checked is `PersistenceError` saying nothing was written."""
-        with opening(persistence_id):
-            bucket = await self.bucket(kind, persistence_id.entity_type)
+        bucket = self.buckets.get(self.name(kind, persistence_id.entity_type))
+        if bucket is None:  # (once: then kept)
+            with opening(persistence_id):
+                bucket = await self.bucket(kind, persistence_id.entity_type)
         key = key or persistence_id.entity_id
         name: str | None = None
         if len(value) > self.journal.max_object:

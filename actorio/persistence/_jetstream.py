@@ -27,6 +27,8 @@ from nats.js.api import (
     StreamConfig,
 )
 
+from actorio.lowlevel import shorten
+
 from ._errors import JournalCorrupted, PersistenceError, WriterConflict
 from ._event_batches import batch_header, decode_batch, encode_batch
 from ._jetstream_ids import journal_streams, stream_subjects, streams
@@ -192,9 +194,9 @@ class JetStreamJournal(Journal):
         if not any(filter_covers(f, subjects) for f in info.config.subjects or ()):
             raise PersistenceError(
                 f"{name}: the stream exists but does not store the subjects "
-                f"{subjects} (its subjects: {info.config.subjects})"
+                f"{subjects} (its subjects: {shorten(repr(info.config.subjects))})"
             )
-        check_kept(name, "events", info.config, per_subject=True)
+        check_kept(name, "events", info.config, per_subject=True, rollups=False)
 
     async def provision(self, *entity_types: str) -> None:
         """Make every stream and bucket of each of ``entity_types`` now, or check those that

@@ -134,7 +134,7 @@ class KeyRecords:
                 try:
                     with needs_jetstream(name):
                         store = await self.js.object_store(name)
-                    check_kept(name, "objects", (await store.status()).stream_info.config)
+                    check_kept(name, "objects", (await store.status()).stream_info.config, per_subject=True)
                 except nats.js.errors.BucketNotFoundError:
                     store = await self.js.create_object_store(  # pyright: ignore[reportUnknownMemberType]
                         name, ObjectStoreConfig(storage=StorageType.FILE, replicas=self.journal.replicas)

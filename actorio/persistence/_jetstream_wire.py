@@ -71,33 +71,47 @@ def failed(persistence_id: PersistenceId | str, what: str) -> Generator[None, No
         raise PersistenceError(f"{persistence_id}: {what} failed ({error!r})") from error
 
 
-def check_kept(name: str, what: str, config: StreamConfig, *, per_subject: bool = False) -> None:
+def check_kept(
+    name: str, what: str, config: StreamConfig, *, per_subject: bool = False, rollups: bool = True
+) -> None:
     """`PersistenceError` for a stream, bucket or object store made beforehand whose settings
-    (``config``) delete what is stored (see `dropping_limits`): acknowledged records would be
-    lost without a word."""
+    (``config``) delete what is stored (see `dropping_limits`: ``per_subject`` checks the limit
+    per subject too), or let whoever may publish to it have it removed or moved (see
+    `removal_routes`: ``rollups`` says whether rollup headers are expected): acknowledged records
+    would be lost without a word."""
     dropping = dropping_limits(config, per_subject=per_subject)
     if dropping:
         raise PersistenceError(
             f"{name}: its settings delete stored {what} by themselves ({', '.join(dropping)}), "
             "which would lose what was acknowledged; give the journal a stream without them"
         )
-    routes = removal_routes(config, rollups=not per_subject)
+    routes = removal_routes(config, rollups=rollups)
     if routes:
         raise PersistenceError(
-            f"{name}: its settings let whoever may publish to it have stored {what} removed "
-            f"({', '.join(routes)}); give the journal a stream without them"
+            f"{name}: its settings would let the journal's records be removed, or be stored where "
+            f"it does not read them ({', '.join(routes)}); give the journal a stream without them"
         )
 
 
 def removal_routes(config: StreamConfig, *, rollups: bool) -> list[str]:
-    """The settings of a stream through which whoever may publish to it can have what it stores
-    removed: a republish to a subject starting with ``$`` (the server then publishes there with
-    its own rights: to ``$JS.API.STREAM.DELETE.<stream>``, say) and, unless ``rollups`` (a
-    bucket or an object store takes them by design), rollup headers. An empty list: none."""
+    """The settings of a stream through which what it stores can be removed, or stored where
+    the journal does not read it: a republish whose destination starts with ``$`` or with a
+    mapping function (the server then publishes there with its own rights: to
+    ``$JS.API.STREAM.DELETE.<stream>``, say), a subject transform, sources or a mirror and,
+    unless ``rollups`` (a bucket or an object store takes them by design), rollup headers. An
+    empty list: none."""
     found: list[str] = []
     destination = getattr(config.republish, "dest", None)
-    if isinstance(destination, str) and destination.startswith("$"):
-        found.append(f"republish to {shorten(destination)}")
+    if isinstance(destination, str):
+        first = destination.split(".", 1)[0].strip()
+        if first.startswith("$") or "{{" in first:
+            found.append(f"republish to {shorten(destination)}")
+    if config.subject_transform is not None:
+        found.append("a subject transform")
+    if config.sources:
+        found.append("sources")
+    if config.mirror is not None:
+        found.append("a mirror")
     if not rollups and config.allow_rollup_hdrs:
         found.append("allow_rollup_hdrs")
     return found
@@ -105,11 +119,14 @@ def removal_routes(config: StreamConfig, *, rollups: bool) -> list[str]:
 
 def dropping_limits(config: StreamConfig, *, per_subject: bool) -> list[str]:
     """The settings of a stream (or a bucket's) under which the server deletes stored messages by
-    itself: a retention other than limits, a maximum age, a maximum of messages or bytes
-    discarding the oldest, and where ``per_subject`` (a bucket keeps one value a key by design)
-    a maximum per subject, unless the newest are discarded per subject. An empty list: nothing
-    acknowledged is deleted but on request."""
+    itself: storage other than files, a retention other than limits, a maximum age, a maximum of
+    messages or bytes discarding the oldest, and where ``per_subject`` (a bucket keeps one value
+    a key by design) a maximum per subject, unless the newest are discarded per subject. An
+    empty list: nothing acknowledged is deleted but on request."""
     found: list[str] = []
+    storage = getattr(config.storage, "value", config.storage)
+    if storage not in (None, "file"):
+        found.append(f"{storage} storage (lost when the server restarts)")
     retention = getattr(config.retention, "value", config.retention)
     if retention not in (None, "limits"):
         found.append(f"retention {retention}")

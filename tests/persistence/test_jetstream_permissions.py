@@ -7,15 +7,26 @@ provisioned says why it cannot be used; each account stays within its own storag
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import nats
 import nats.js.errors
 import pytest
 from nats.aio.client import Client
-from nats.js.api import KeyValueConfig, RePublish, StreamConfig
+from nats.js.api import (
+    KeyValueConfig,
+    RePublish,
+    StorageType,
+    StreamConfig,
+    StreamSource,
+    SubjectTransform,
+)
+from nats.js.client import JetStreamContext
 
 from actorio.nats._connection import synced
 from actorio.persistence import (
@@ -208,36 +219,106 @@ async def test_a_type_nobody_provisioned_cannot_be_used_and_says_why() -> None:
     assert refusals.refused("publish", "$JS.API.STREAM.CREATE.KV_shop_states_cart")
 
 
-@pytest.mark.parametrize("where", ["events", "states", "objects"])
-async def test_a_stream_through_which_a_publisher_removes_what_is_stored_is_refused(where: str) -> None:
-    """Made beforehand with settings that let whoever may publish to it have what it stores
-    removed (rollups on the events, a republish to the JetStream API): `provision` refuses it,
-    as a journal's first use of it does, before anything is written there."""
+async def events_stream(js: JetStreamContext, **settings: Any) -> None:
+    await js.add_stream(StreamConfig(name=EVENTS, subjects=["shop.events.account.*"], **settings))
+
+
+async def changed(js: JetStreamContext, stream: str, **settings: Any) -> None:
+    """The stream, as its client made it, with ``settings`` changed."""
+    config = (await js.stream_info(stream)).config
+    await js.update_stream(dataclasses.replace(config, **settings))
+
+
+async def states_bucket(js: JetStreamContext, **settings: Any) -> None:
+    await js.create_key_value(KeyValueConfig(bucket="shop_states_account"))
+    await changed(js, "KV_shop_states_account", **settings)
+
+
+async def object_store(js: JetStreamContext, **settings: Any) -> None:
+    await js.create_object_store("shop_objects_account")
+    await changed(js, OBJECTS, **settings)
+
+
+async def sourcing_events(js: JetStreamContext) -> None:
+    await js.add_stream(StreamConfig(name="ELSEWHERE", subjects=["elsewhere.>"]))
+    await events_stream(js, sources=[StreamSource(name="ELSEWHERE")])
+
+
+PURGE = f"$JS.API.STREAM.PURGE.{EVENTS}"
+UNFIT: dict[str, tuple[Callable[[JetStreamContext], Awaitable[None]], str]] = {
+    "events taking rollups": (lambda js: events_stream(js, allow_rollup_hdrs=True), "allow_rollup_hdrs"),
+    "events republished through a mapping": (
+        lambda js: events_stream(
+            js,
+            republish=RePublish(
+                src="shop.events.account.*", dest="{{wildcard(1)}}.API.STREAM.PURGE." + EVENTS
+            ),
+        ),
+        r"republish to \{\{wildcard\(1\)\}\}\.API",
+    ),
+    "events transformed": (
+        lambda js: events_stream(
+            js,
+            subject_transform=SubjectTransform(src="shop.events.account.*", dest="shop.old.{{wildcard(1)}}"),
+        ),
+        "a subject transform",
+    ),
+    "events sourced": (sourcing_events, "sources"),
+    "events in memory": (lambda js: events_stream(js, storage=StorageType.MEMORY), "memory storage"),
+    "states republished to the API": (
+        lambda js: states_bucket(
+            js, republish=RePublish(src="$KV.shop_states_account.trap", dest=PURGE, headers_only=True)
+        ),
+        r"republish to \$JS\.API\.STREAM\.PURGE",
+    ),
+    "objects republished to the API": (
+        lambda js: object_store(
+            js, republish=RePublish(src="$O.shop_objects_account.M.trap", dest=PURGE, headers_only=True)
+        ),
+        r"republish to \$JS\.API\.STREAM\.PURGE",
+    ),
+    "objects one message a subject": (
+        lambda js: object_store(js, max_msgs_per_subject=1),
+        "max_msgs_per_subject 1",
+    ),
+}
+
+
+@pytest.mark.parametrize("unfit", list(UNFIT))
+async def test_a_stream_that_would_lose_or_let_remove_what_is_stored_is_refused(unfit: str) -> None:
+    """Made beforehand with settings that lose what it stores (memory, a limit per subject on the
+    objects' chunks), store it where the journal does not read it (a transform, sources), or let
+    whoever may publish to it have the events removed (rollups, a republish to the JetStream
+    API, directly or through a mapping): `provision` refuses it, as a journal's first use of it
+    does, before anything is written there."""
+    make, refused = UNFIT[unfit]
+    keys = ShopKeys.make()
+    with example_server(keys) as server:
+        async with await JetStreamJournal.connect(
+            server.url, prefix="shop", nkeys_seed_str=keys.journal_admin.seed
+        ) as admin:
+            await make(admin.client.jetstream())
+            with pytest.raises(PersistenceError, match=refused):
+                await admin.provision("account")
+
+
+async def test_a_stream_republishing_elsewhere_is_fit_and_an_error_about_subjects_is_bounded() -> None:
     keys = ShopKeys.make()
     with example_server(keys) as server:
         async with await JetStreamJournal.connect(
             server.url, prefix="shop", nkeys_seed_str=keys.journal_admin.seed
         ) as admin:
             js = admin.client.jetstream()
-            if where == "events":
-                config = StreamConfig(name=EVENTS, subjects=["shop.events.account.*"], allow_rollup_hdrs=True)
-                await js.add_stream(config)
-                refused = "allow_rollup_hdrs"
-            else:
-                if where == "states":
-                    await js.create_key_value(KeyValueConfig(bucket="shop_states_account"))
-                    stream, subject = "KV_shop_states_account", "$KV.shop_states_account.trap"
-                else:
-                    await js.create_object_store("shop_objects_account")
-                    stream, subject = OBJECTS, "$O.shop_objects_account.M.trap"
-                config = (await js.stream_info(stream)).config
-                config.republish = RePublish(
-                    src=subject, dest=f"$JS.API.STREAM.PURGE.{EVENTS}", headers_only=True
-                )
-                await js.update_stream(config)
-                refused = r"republish to \$JS\.API\.STREAM\.PURGE"
-            with pytest.raises(PersistenceError, match=f"let whoever may publish to it .*{refused}"):
-                await admin.provision("account")
+            # A copy of each event for an audit: the journal's records stay where they are.
+            audit = RePublish(src="shop.events.account.*", dest="audit.events.{{wildcard(1)}}")
+            await events_stream(js, republish=audit)
+            await admin.provision("account")
+            # A stream of the name holding other subjects, 200 of a kilobyte each: said, bounded.
+            long = [f"other.{n}.{'x' * 1000}" for n in range(200)]
+            await js.add_stream(StreamConfig(name="SHOP_EVENTS_cart", subjects=long))
+            with pytest.raises(PersistenceError, match="does not store the subjects") as refused:
+                await admin.provision("cart")
+            assert len(str(refused.value)) < 1000
 
 
 async def test_each_account_stays_within_its_storage(tmp_path: Path) -> None:

@@ -189,7 +189,11 @@ class LocalServer:
             self._own_dir = None
 
     def __enter__(self) -> LocalServer:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # a server that did not start leaves no log file or directory behind
+            raise
         return self
 
     def __exit__(

@@ -205,12 +205,15 @@ class JetStreamJournal(Journal):
         (with it, a user may in effect purge and delete any stream of its account: a stream's
         republish setting makes the server call the JetStream API for it). So an operator can
         provision the types as a user of its own, and give the journal's user no such right
-        (docs/nats-security.md). `PersistenceError` if one cannot be made, or is not fit to keep
+        (docs/nats-security.md). Each is looked at again, even where this journal checked it
+        before. `PersistenceError` if one cannot be made, or is not fit to keep
         the journal's records; `ValueError` for a type that is not a valid name."""
         self._check_open()
         for entity_type in entity_types:
             PersistenceId(entity_type, "x")  # the same rules as a name
         for entity_type in entity_types:
+            self._streams.discard(self._stream_name(entity_type))  # looked at again, now
+            self._records.forget(entity_type)
             await self._stream(entity_type)
             with failed(entity_type, "making its buckets and object store"):
                 for kind in ("snapshots", "states", "reminders"):

@@ -97,31 +97,48 @@ class KeyRecords:
             self.buckets[name] = bucket
         return bucket
 
+    def forget(self, entity_type: str) -> None:
+        """Forget that the buckets and object store of ``entity_type`` were made or checked."""
+        for kind in ("snapshots", "states", "reminders"):
+            self.buckets.pop(self.name(kind, entity_type), None)
+        self.object_stores.pop(self.name("objects", entity_type), None)
+
     async def _open_bucket(self, name: str, kind: str, entity_type: str) -> KeyValue:
         try:
-            with needs_jetstream(name):
-                await self.js.key_value(name)  # (BucketNotFoundError if there is none)
-                bucket = leader_read(self.js, name)
-            config = (await bucket.status()).stream_info.config
-            if not bucket_is_ours(self.journal.prefix, kind, entity_type, config.description):
-                raise PersistenceError(
-                    f"{name}: the bucket is another journal's ({shorten(repr(config.description))}), "
-                    f"whose prefix and entity type make the same name as {self.journal.prefix!r} and "
-                    f"{entity_type!r}: give one of the journals another prefix"
-                )
-            check_kept(name, kind, config)
+            return await self._found_bucket(name, kind, entity_type)
         except nats.js.errors.BucketNotFoundError:
             description = bucket_description(self.journal.prefix, kind, entity_type)
-            await self.js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
-                KeyValueConfig(
-                    bucket=name,
-                    description=description,
-                    history=1,
-                    storage=StorageType.FILE,
-                    replicas=self.journal.replicas,
+            try:
+                await self.js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
+                    KeyValueConfig(
+                        bucket=name,
+                        description=description,
+                        history=1,
+                        storage=StorageType.FILE,
+                        replicas=self.journal.replicas,
+                    )
                 )
-            )
+            except nats.js.errors.BadRequestError as refused:  # made meanwhile by someone else?
+                try:
+                    return await self._found_bucket(name, kind, entity_type)  # then checked
+                except nats.js.errors.BucketNotFoundError:
+                    raise refused from None
+            return leader_read(self.js, name)
+
+    async def _found_bucket(self, name: str, kind: str, entity_type: str) -> KeyValue:
+        """The bucket ``name``, if there is one fit for the journal's records (else
+        `PersistenceError`); `BucketNotFoundError` if there is none."""
+        with needs_jetstream(name):
+            await self.js.key_value(name)  # (BucketNotFoundError if there is none)
             bucket = leader_read(self.js, name)
+        config = (await bucket.status()).stream_info.config
+        if not bucket_is_ours(self.journal.prefix, kind, entity_type, config.description):
+            raise PersistenceError(
+                f"{name}: the bucket is another journal's ({shorten(repr(config.description))}), "
+                f"whose prefix and entity type make the same name as {self.journal.prefix!r} and "
+                f"{entity_type!r}: give one of the journals another prefix"
+            )
+        check_kept(name, kind, config)
         return bucket
 
     async def object_store(self, entity_type: str) -> ObjectStore:
@@ -132,14 +149,26 @@ class KeyRecords:
         if store is None:
             with unopened(name):
                 try:
-                    with needs_jetstream(name):
-                        store = await self.js.object_store(name)
-                    check_kept(name, "objects", (await store.status()).stream_info.config, per_subject=True)
+                    store = await self._found_object_store(name)
                 except nats.js.errors.BucketNotFoundError:
-                    store = await self.js.create_object_store(  # pyright: ignore[reportUnknownMemberType]
-                        name, ObjectStoreConfig(storage=StorageType.FILE, replicas=self.journal.replicas)
-                    )
+                    try:
+                        store = await self.js.create_object_store(  # pyright: ignore[reportUnknownMemberType]
+                            name, ObjectStoreConfig(storage=StorageType.FILE, replicas=self.journal.replicas)
+                        )
+                    except nats.js.errors.BadRequestError as refused:  # made meanwhile?
+                        try:
+                            store = await self._found_object_store(name)  # then checked
+                        except nats.js.errors.BucketNotFoundError:
+                            raise refused from None
             self.object_stores[name] = store
+        return store
+
+    async def _found_object_store(self, name: str) -> ObjectStore:
+        """The object store ``name``, if there is one fit for the journal's records (else
+        `PersistenceError`); `BucketNotFoundError` if there is none."""
+        with needs_jetstream(name):
+            store = await self.js.object_store(name)
+        check_kept(name, "objects", (await store.status()).stream_info.config, per_subject=True)
         return store
 
     def inline_limit(self) -> int:

@@ -97,9 +97,9 @@ def removal_routes(config: StreamConfig, *, rollups: bool) -> list[str]:
     """The settings of a stream through which what it stores can be removed, or stored where
     the journal does not read it: a republish whose destination starts with ``$`` or with a
     mapping function (the server then publishes there with its own rights: to
-    ``$JS.API.STREAM.DELETE.<stream>``, say), a subject transform, sources or a mirror and,
-    unless ``rollups`` (a bucket or an object store takes them by design), rollup headers. An
-    empty list: none."""
+    ``$JS.API.STREAM.DELETE.<stream>``, say), a subject transform, sources or a mirror,
+    unless ``rollups`` (a bucket or an object store takes them by design) rollup headers, and
+    message counters (under which the server refuses any other record). An empty list: none."""
     found: list[str] = []
     destination = getattr(config.republish, "dest", None)
     if isinstance(destination, str):
@@ -114,12 +114,15 @@ def removal_routes(config: StreamConfig, *, rollups: bool) -> list[str]:
         found.append("a mirror")
     if not rollups and config.allow_rollup_hdrs:
         found.append("allow_rollup_hdrs")
+    if getattr(config, "allow_msg_counter", False):
+        found.append("allow_msg_counter (it refuses every record but a counter's)")
     return found
 
 
 def dropping_limits(config: StreamConfig, *, per_subject: bool) -> list[str]:
     """The settings of a stream (or a bucket's) under which the server deletes stored messages by
-    itself: storage other than files, a retention other than limits, a maximum age, a maximum of
+    itself: storage other than files, a persistence mode that acknowledges before writing,
+    a retention other than limits, a maximum age, a maximum of
     messages or bytes discarding the oldest, and where ``per_subject`` (a bucket keeps one value
     a key by design) a maximum per subject, unless the newest are discarded per subject. An
     empty list: nothing acknowledged is deleted but on request."""
@@ -127,6 +130,10 @@ def dropping_limits(config: StreamConfig, *, per_subject: bool) -> list[str]:
     storage = getattr(config.storage, "value", config.storage)
     if storage not in (None, "file"):
         found.append(f"{storage} storage (lost when the server restarts)")
+    mode = getattr(config, "persist_mode", None)  # (a nats-py older than the setting drops it)
+    mode = getattr(mode, "value", mode)
+    if mode not in (None, "default"):
+        found.append(f"persist_mode {shorten(str(mode))} (acknowledged before it is written)")
     retention = getattr(config.retention, "value", config.retention)
     if retention not in (None, "limits"):
         found.append(f"retention {retention}")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import (
     KeyValueConfig,
+    ObjectStoreConfig,
+    PersistMode,
     RePublish,
     StorageType,
     StreamConfig,
@@ -76,6 +79,18 @@ async def journal_of(
         inbox_prefix="_INBOX.shop-journal",
         error_cb=refusals.record,
     )
+
+
+@asynccontextmanager
+async def admin_on_example() -> AsyncIterator[JetStreamJournal]:
+    """A server running the example configuration, and a journal signed in as its journal admin
+    (every right in the journal's account)."""
+    keys = ShopKeys.make()
+    with example_server(keys) as server:
+        async with await JetStreamJournal.connect(
+            server.url, prefix="shop", nkeys_seed_str=keys.journal_admin.seed
+        ) as admin:
+            yield admin
 
 
 async def provision(server_url: str, keys: ShopKeys) -> None:
@@ -265,6 +280,11 @@ UNFIT: dict[str, tuple[Callable[[JetStreamContext], Awaitable[None]], str]] = {
     ),
     "events sourced": (sourcing_events, "sources"),
     "events in memory": (lambda js: events_stream(js, storage=StorageType.MEMORY), "memory storage"),
+    "events acknowledged before written": (
+        lambda js: events_stream(js, persist_mode=PersistMode.ASYNC),
+        "persist_mode async",
+    ),
+    "events counting": (lambda js: events_stream(js, allow_msg_counter=True), "allow_msg_counter"),
     "states republished to the API": (
         lambda js: states_bucket(
             js, republish=RePublish(src="$KV.shop_states_account.trap", dest=PURGE, headers_only=True)
@@ -292,41 +312,71 @@ async def test_a_stream_that_would_lose_or_let_remove_what_is_stored_is_refused(
     API, directly or through a mapping): `provision` refuses it, as a journal's first use of it
     does, before anything is written there."""
     make, refused = UNFIT[unfit]
-    keys = ShopKeys.make()
-    with example_server(keys) as server:
-        async with await JetStreamJournal.connect(
-            server.url, prefix="shop", nkeys_seed_str=keys.journal_admin.seed
-        ) as admin:
-            await make(admin.client.jetstream())
-            with pytest.raises(PersistenceError, match=refused):
-                await admin.provision("account")
+    async with admin_on_example() as admin:
+        await make(admin.client.jetstream())
+        with pytest.raises(PersistenceError, match=refused):
+            await admin.provision("account")
 
 
 async def test_a_stream_republishing_elsewhere_is_fit_and_an_error_about_subjects_is_bounded() -> None:
-    keys = ShopKeys.make()
-    with example_server(keys) as server:
-        async with await JetStreamJournal.connect(
-            server.url, prefix="shop", nkeys_seed_str=keys.journal_admin.seed
-        ) as admin:
-            js = admin.client.jetstream()
-            # A copy of each event for an audit: the journal's records stay where they are.
-            audit = RePublish(src="shop.events.account.*", dest="audit.events.{{wildcard(1)}}")
-            await events_stream(js, republish=audit)
+    async with admin_on_example() as admin:
+        js = admin.client.jetstream()
+        # A copy of each event for an audit: the journal's records stay where they are.
+        audit = RePublish(src="shop.events.account.*", dest="audit.events.{{wildcard(1)}}")
+        await events_stream(js, republish=audit)
+        await admin.provision("account")
+        # A stream of the name holding other subjects, 200 of a kilobyte each: said, bounded.
+        long = [f"other.{n}.{'x' * 1000}" for n in range(200)]
+        await js.add_stream(StreamConfig(name="SHOP_EVENTS_cart", subjects=long))
+        with pytest.raises(PersistenceError, match="does not store the subjects") as refused:
+            await admin.provision("cart")
+        assert len(str(refused.value)) < 1000
+
+
+async def test_provision_checks_names_first_and_looks_again_at_what_it_checked_before() -> None:
+    async with admin_on_example() as admin:
+        js = admin.client.jetstream()
+        with pytest.raises(ValueError, match="bad type"):
+            await admin.provision("account", "bad type")
+        with pytest.raises(nats.js.errors.NotFoundError):
+            await js.stream_info(EVENTS)  # nothing made
+        await admin.provision("account")
+        await js.delete_key_value("shop_states_account")
+        await admin.provision("account")
+        await js.stream_info("KV_shop_states_account")  # made again
+        await js.delete_stream(EVENTS)
+        await events_stream(js, max_age=60.0)
+        with pytest.raises(PersistenceError, match="max_age 60 s"):
             await admin.provision("account")
-            # A stream of the name holding other subjects, 200 of a kilobyte each: said, bounded.
-            long = [f"other.{n}.{'x' * 1000}" for n in range(200)]
-            await js.add_stream(StreamConfig(name="SHOP_EVENTS_cart", subjects=long))
-            with pytest.raises(PersistenceError, match="does not store the subjects") as refused:
-                await admin.provision("cart")
-            assert len(str(refused.value)) < 1000
 
 
-async def test_each_account_stays_within_its_storage(tmp_path: Path) -> None:
-    """The worker fills its account's storage (here made 3 MB): the journal still writes."""
+async def test_a_write_whose_object_store_is_unfit_writes_nothing() -> None:
+    async with admin_on_example() as admin:
+        js = admin.client.jetstream()
+        memory = ObjectStoreConfig(storage=StorageType.MEMORY)  # lost at a restart: unfit
+        await js.create_object_store("shop_objects_account", memory)
+        with pytest.raises(PersistenceError, match=r"shop_objects_account: .*; nothing was written"):
+            await admin.save_state(ACCOUNT, 0, 1, b'"%s"' % (b"s" * BIG))
+        assert await admin.load_state(ACCOUNT) is None
+
+
+def limited(tmp_path: Path, account: int, size: str) -> Path:
+    """The example configuration with the ``account``-th account's storage (0: the tenant's,
+    1: the journal's) made ``size``."""
+    parts = EXAMPLE_CONFIG.read_text().split("max_file: 20G")
+    assert len(parts) == 3  # the two accounts' limits
+    limits = ["20G", "20G"]
+    limits[account] = size
+    path = tmp_path / "limited.conf"
+    path.write_text(f"{parts[0]}max_file: {limits[0]}{parts[1]}max_file: {limits[1]}{parts[2]}")
+    return path
+
+
+@pytest.mark.parametrize("full", ["tenant", "journal"])
+async def test_each_account_stays_within_its_storage(tmp_path: Path, full: str) -> None:
+    """One account fills its storage (here made 3 MB): the other still writes."""
     keys, refusals = ShopKeys.make(), Refusals()
-    small = tmp_path / "small.conf"
-    small.write_text(EXAMPLE_CONFIG.read_text().replace("max_file: 20G", "max_file: 3M", 1))
-    with example_server(keys, config=small) as server:
+    with example_server(keys, config=limited(tmp_path, 0 if full == "tenant" else 1, "3M")) as server:
         await provision(server.url, keys)
         worker: Client = await nats.connect(
             server.url, nkeys_seed_str=keys.worker.seed, inbox_prefix="_INBOX.shop-worker"
@@ -334,11 +384,25 @@ async def test_each_account_stays_within_its_storage(tmp_path: Path) -> None:
         try:
             js = worker.jetstream()
             await js.add_stream(StreamConfig(name="FILLER", subjects=["shop.filler"]))
-            with pytest.raises(nats.js.errors.APIError, match=r"resource limits exceeded for account"):  # noqa: PT012
-                for _ in range(10):  # 5 MB
-                    await js.publish("shop.filler", b"f" * 500_000)
+            async with await journal_of(server.url, keys, refusals) as journal:
+                if full == "tenant":
+                    with pytest.raises(nats.js.errors.APIError, match="resource limits exceeded"):  # noqa: PT012
+                        for _ in range(10):  # 5 MB
+                            await js.publish("shop.filler", b"f" * 500_000)
+                    assert await journal.append(ACCOUNT, 0, events(10, 60_000)) == 10
+                else:
+                    with pytest.raises(PersistenceError, match="resource limits exceeded"):  # noqa: PT012
+                        for n in range(10):  # 6 MB
+                            await journal.append(ACCOUNT, n * 10, events(10, 60_000))
+                    assert (await js.publish("shop.filler", b"f" * 500_000)).seq == 1
         finally:
             await worker.close()
-        async with await journal_of(server.url, keys, refusals) as journal:
-            assert await journal.append(ACCOUNT, 0, events(10, 60_000)) == 10
     assert refusals.seen == []
+
+
+async def test_the_server_refuses_to_start_with_less_storage_than_its_accounts(tmp_path: Path) -> None:
+    config = tmp_path / "short.conf"
+    config.write_text(EXAMPLE_CONFIG.read_text().replace("max_file_store: 40G", "max_file_store: 30G"))
+    with pytest.raises(RuntimeError, match="insufficient storage resources"):  # noqa: SIM117
+        with example_server(ShopKeys.make(), config=config):
+            pass

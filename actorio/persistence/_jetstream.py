@@ -45,6 +45,7 @@ from ._jetstream_wire import (
     failed,
     filter_covers,
     foreign_last,
+    found_or_made,
     needs_jetstream,
     split_record,
     stored_id,
@@ -172,31 +173,27 @@ class JetStreamJournal(Journal):
         return name
 
     async def _add_stream(self, name: str, entity_type: str) -> None:
-        """Check the type's stream, or make it if there is none. Looked for first, so that a
-        journal whose credentials may not create streams works on streams made beforehand."""
-        try:
-            info = await self._js.stream_info(name)
-        except nats.js.errors.NotFoundError:
-            config = StreamConfig(
-                name=name,
-                subjects=[f"{self.prefix}.events.{entity_type}.*"],
-                storage=StorageType.FILE,
-                num_replicas=self.replicas,
-            )
-            try:
-                await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
-                return
-            except nats.js.errors.BadRequestError:  # made meanwhile, with other options maybe
-                info = await self._js.stream_info(name)
-        # It must store this type's subjects. Then it alone does (the server refuses streams
-        # whose subjects overlap), so an append needs no Nats-Expected-Stream header.
+        """Check the type's stream, or make it if there is none (`found_or_made`)."""
         subjects = f"{self.prefix}.events.{entity_type}.*"
-        if not any(filter_covers(f, subjects) for f in info.config.subjects or ()):
-            raise PersistenceError(
-                f"{name}: the stream exists but does not store the subjects "
-                f"{subjects} (its subjects: {shorten(repr(info.config.subjects))})"
+
+        async def found() -> None:
+            info = await self._js.stream_info(name)
+            # It must store this type's subjects. Then it alone does (the server refuses streams
+            # whose subjects overlap), so an append needs no Nats-Expected-Stream header.
+            if not any(filter_covers(f, subjects) for f in info.config.subjects or ()):
+                raise PersistenceError(
+                    f"{name}: the stream exists but does not store the subjects "
+                    f"{subjects} (its subjects: {shorten(repr(info.config.subjects))})"
+                )
+            check_kept(name, "events", info.config, per_subject=True, rollups=False)
+
+        async def made() -> None:
+            config = StreamConfig(
+                name=name, subjects=[subjects], storage=StorageType.FILE, num_replicas=self.replicas
             )
-        check_kept(name, "events", info.config, per_subject=True, rollups=False)
+            await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
+
+        await found_or_made(found, made, nats.js.errors.NotFoundError)
 
     async def provision(self, *entity_types: str) -> None:
         """Make every stream and bucket of each of ``entity_types`` now, or check those that

@@ -23,7 +23,7 @@ from actorio.lowlevel import shorten
 from ._errors import JournalCorrupted, PersistenceError
 from ._jetstream_ids import bucket_description, bucket_is_ours
 from ._jetstream_objects import POINTER, object_name, pointed_object, read_object
-from ._jetstream_wire import check_bucket_not_gone, check_kept, deleted_at, needs_jetstream
+from ._jetstream_wire import check_bucket_not_gone, check_kept, deleted_at, found_or_made, needs_jetstream
 from ._records import PersistenceId
 
 if TYPE_CHECKING:
@@ -104,26 +104,20 @@ class KeyRecords:
         self.object_stores.pop(self.name("objects", entity_type), None)
 
     async def _open_bucket(self, name: str, kind: str, entity_type: str) -> KeyValue:
-        try:
-            return await self._found_bucket(name, kind, entity_type)
-        except nats.js.errors.BucketNotFoundError:
-            description = bucket_description(self.journal.prefix, kind, entity_type)
-            try:
-                await self.js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
-                    KeyValueConfig(
-                        bucket=name,
-                        description=description,
-                        history=1,
-                        storage=StorageType.FILE,
-                        replicas=self.journal.replicas,
-                    )
-                )
-            except nats.js.errors.BadRequestError as refused:  # made meanwhile by someone else?
-                try:
-                    return await self._found_bucket(name, kind, entity_type)  # then checked
-                except nats.js.errors.BucketNotFoundError:
-                    raise refused from None
+        async def made() -> KeyValue:
+            config = KeyValueConfig(
+                bucket=name,
+                description=bucket_description(self.journal.prefix, kind, entity_type),
+                history=1,
+                storage=StorageType.FILE,
+                replicas=self.journal.replicas,
+            )
+            await self.js.create_key_value(config)  # pyright: ignore[reportUnknownMemberType]
             return leader_read(self.js, name)
+
+        return await found_or_made(
+            lambda: self._found_bucket(name, kind, entity_type), made, nats.js.errors.BucketNotFoundError
+        )
 
     async def _found_bucket(self, name: str, kind: str, entity_type: str) -> KeyValue:
         """The bucket ``name``, if there is one fit for the journal's records (else
@@ -147,19 +141,13 @@ class KeyRecords:
         name = self.name("objects", entity_type)
         store = self.object_stores.get(name)
         if store is None:
+            config = ObjectStoreConfig(storage=StorageType.FILE, replicas=self.journal.replicas)
             with unopened(name):
-                try:
-                    store = await self._found_object_store(name)
-                except nats.js.errors.BucketNotFoundError:
-                    try:
-                        store = await self.js.create_object_store(  # pyright: ignore[reportUnknownMemberType]
-                            name, ObjectStoreConfig(storage=StorageType.FILE, replicas=self.journal.replicas)
-                        )
-                    except nats.js.errors.BadRequestError as refused:  # made meanwhile?
-                        try:
-                            store = await self._found_object_store(name)  # then checked
-                        except nats.js.errors.BucketNotFoundError:
-                            raise refused from None
+                store = await found_or_made(
+                    lambda: self._found_object_store(name),
+                    lambda: self.js.create_object_store(name, config),  # pyright: ignore[reportUnknownMemberType]
+                    nats.js.errors.BucketNotFoundError,
+                )
             self.object_stores[name] = store
         return store
 

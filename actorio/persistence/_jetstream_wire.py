@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Generator
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, TypeVar, cast
 
 import nats.errors
 import nats.js.errors
@@ -21,6 +21,8 @@ from actorio.lowlevel import shorten
 from ._errors import JournalCorrupted, PersistenceError
 from ._records import PersistenceId
 
+T = TypeVar("T")
+
 __all__ = [
     "UnreadableAcknowledgement",
     "acknowledged_sequence",
@@ -30,6 +32,7 @@ __all__ = [
     "dropping_limits",
     "failed",
     "filter_covers",
+    "found_or_made",
     "needs_jetstream",
     "removal_routes",
     "split_record",
@@ -69,6 +72,27 @@ def failed(persistence_id: PersistenceId | str, what: str) -> Generator[None, No
         raise  # a conflict, which the caller turns into WriterConflict (or tries again)
     except (nats.errors.Error, asyncio.TimeoutError) as error:
         raise PersistenceError(f"{persistence_id}: {what} failed ({error!r})") from error
+
+
+async def found_or_made(
+    find: Callable[[], Awaitable[T]], make: Callable[[], Awaitable[T]], absent: type[BaseException]
+) -> T:
+    """What ``find()`` gives (a stream, bucket or object store, checked); if it raises
+    ``absent`` (there is none), what ``make()`` makes. Looked for first, so that a journal whose
+    user may not make streams works on those made beforehand. One made meanwhile by someone
+    else, with other settings, makes ``make()`` refused: then it is found (and checked), or, if
+    it is not there, the refusal is raised."""
+    try:
+        return await find()
+    except absent:
+        pass
+    try:
+        return await make()
+    except nats.js.errors.BadRequestError as refused:
+        try:
+            return await find()
+        except absent:
+            raise refused from None
 
 
 def check_kept(

@@ -87,18 +87,19 @@ async def admin_on_example() -> AsyncIterator[JetStreamJournal]:
     (every right in the journal's account)."""
     keys = ShopKeys.make()
     with example_server(keys) as server:
-        async with await JetStreamJournal.connect(
-            server.url, prefix="shop", nkeys_seed_str=keys.journal_admin.seed
-        ) as admin:
+        async with await admin_of(server.url, keys) as admin:
             yield admin
+
+
+async def admin_of(server_url: str, keys: ShopKeys) -> JetStreamJournal:
+    """A journal signed in as the configuration's journal admin."""
+    return await JetStreamJournal.connect(server_url, prefix="shop", nkeys_seed_str=keys.journal_admin.seed)
 
 
 async def provision(server_url: str, keys: ShopKeys) -> None:
     """What an operator does once, as the journal's admin: the snapshots bucket made as other
     NATS clients make buckets (direct reads allowed), then every stream and bucket of the type."""
-    async with await JetStreamJournal.connect(
-        server_url, prefix="shop", nkeys_seed_str=keys.journal_admin.seed
-    ) as admin:
+    async with await admin_of(server_url, keys) as admin:
         js = admin.client.jetstream()
         await js.create_key_value(KeyValueConfig(bucket="shop_snapshots_account", history=1, direct=True))
         await admin.provision("account")

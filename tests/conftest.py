@@ -19,27 +19,7 @@ from tests.docs.typing_project import PyrightRun, run_pyright
 # Read by asyncio each time a loop is created: every test's loop runs in debug mode.
 os.environ["PYTHONASYNCIODEBUG"] = "1"
 
-_SHARED_CHECKER_RUNS = (
-    "tests/static/",
-    "tests/project/test_typecheck_outside.py",
-    "tests/docs/test_docs_typing.py",
-)
-"""Test files whose session fixtures share checker runs (pyright over the project or the docs,
-mypy caches)."""
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``-n 3 --dist loadgroup``, the default options), the tests of one file
-    run in one worker, so that its module and session fixtures (a nats-server, the docs site, a
-    build of the package in the repository) are made once, never twice at the same time; the
-    files that share checker runs go to one worker together."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return  # (`-o addopts= -p no:xdist`): its marker is unknown then, refused by --strict-markers
-    for item in items:
-        path = item.nodeid.partition("::")[0]
-        group = "static-checks" if path.startswith(_SHARED_CHECKER_RUNS) else path
-        item.add_marker(pytest.mark.xdist_group(group))
+pytest_plugins = ["tests.distribution"]  # how the tests are shared among xdist's workers
 
 
 @pytest.fixture(autouse=True)

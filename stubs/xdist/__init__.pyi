@@ -1,0 +1,1 @@
+# The part of pytest-xdist (untyped for mypy: no py.typed) that tests/distribution.py uses.

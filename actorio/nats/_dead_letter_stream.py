@@ -32,6 +32,7 @@ from nats.js.api import DiscardPolicy, RawStreamMsg, RetentionPolicy, StorageTyp
 from .. import ActorioException
 from ..lowlevel import printable
 from ._codec import MSG_ID, sendable_headers, wire_size
+from ._stream_setup import made_or_kept
 
 __all__ = [
     "DEAD",
@@ -223,8 +224,9 @@ class DeadLetterStreams:
         and no one else can (a duplicate is this node's earlier try only if it holds it)."""
 
     async def set_up(self, name: str, stream: str, *, limit: int | None, dedupe_window: float) -> None:
-        """Create (or update) the dead-letter stream of the durable name whose stream is ``stream``:
-        it keeps the latest ``limit`` messages (``None``: all), until they are deleted."""
+        """Make (or keep, or update: `made_or_kept`) the dead-letter stream of the durable name
+        whose stream is ``stream``: it keeps the latest ``limit`` messages (``None``: all), until
+        they are deleted."""
         config = StreamConfig(
             name=dead_letter_stream(stream),
             subjects=[dead_letter_subject(self._prefix, name)],
@@ -234,11 +236,7 @@ class DeadLetterStreams:
             discard=DiscardPolicy.OLD,
             duplicate_window=dedupe_window,
         )
-        # nats-py leaves ``**params`` unannotated in add_stream and update_stream.
-        try:
-            await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
-        except nats.js.errors.BadRequestError:
-            await self._js.update_stream(config)  # pyright: ignore[reportUnknownMemberType]
+        await made_or_kept(self._js, config, "a dead-letter stream")
 
     async def move(
         self, msg: Msg, name: str, deliveries: int, error_type: str, error: str, *, owner: str = ""

@@ -35,9 +35,10 @@ from .. import Backoff
 from ..lowlevel import Mailbox
 from ._codec import MSG_ID
 from ._dead_letter_stream import DeadLetterStreams
-from ._errors import NO_JETSTREAM, ActorNotFound, jetstream_missing
+from ._errors import ActorNotFound
 from ._publication import Spawn
 from ._settlement import Failures, Settlement, give_back, report_progress
+from ._stream_setup import made_or_kept
 
 if TYPE_CHECKING:
     from ._publication import Receiver
@@ -147,10 +148,9 @@ class Streams:
             js, prefix=prefix, timeout=min(store_timeout, 5.0), max_payload=lambda: nc.max_payload
         )
 
-    async def set_up(self, name: str, subject: str, settings: Durable) -> JetStreamContext.PullSubscription:
-        """Create (or update) the stream that captures ``subject``, its dead-letter stream and its
-        durable consumer, and bind a pull subscription to it. Raises ``RuntimeError`` without
-        JetStream, ``ValueError`` for settings the server refuses to change."""
+    async def provision(self, name: str, subject: str, settings: Durable) -> str:
+        """Make (or keep, or update: `made_or_kept`) the stream that captures ``subject`` and its
+        dead-letter stream; return the stream's name. Raises as `set_up`."""
         stream = stream_name(self._prefix, name)
         config = StreamConfig(
             name=stream,
@@ -159,16 +159,18 @@ class Streams:
             storage=StorageType.FILE,
             duplicate_window=settings.dedupe_window,
         )
-        # nats-py leaves ``**params`` unannotated in add_stream, update_stream and add_consumer.
-        try:
-            await self._js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
-        except nats.js.errors.BadRequestError:
-            await self._js.update_stream(config)  # pyright: ignore[reportUnknownMemberType]
-        except NO_JETSTREAM:
-            raise jetstream_missing("a durable mailbox") from None
+        await made_or_kept(self._js, config, "a durable mailbox")
         await self.dead.set_up(
             name, stream, limit=settings.dead_letter_limit, dedupe_window=settings.dedupe_window
         )
+        return stream
+
+    async def set_up(self, name: str, subject: str, settings: Durable) -> JetStreamContext.PullSubscription:
+        """Make (or keep, or update: `made_or_kept`) the stream that captures ``subject`` and its
+        dead-letter stream, create its durable consumer, and bind a pull subscription to it.
+        Raises ``RuntimeError`` without JetStream, ``ValueError`` for settings the server (or the
+        user's rights) refuses to change."""
+        stream = await self.provision(name, subject, settings)
         # JetStream itself never gives up on a message (it would stay in the stream for good, a
         # work queue's message being removed only when acknowledged): the pump counts deliveries
         # and moves a message to the dead-letter stream. The pool's limit is noted in metadata.
@@ -196,6 +198,7 @@ class Streams:
             if changed:
                 _logger.warning("durable %r published with other settings: %s", name, ", ".join(changed))
         try:
+            # nats-py leaves ``**params`` unannotated in add_consumer.
             await self._js.add_consumer(stream, consumer)  # pyright: ignore[reportUnknownMemberType]
         except nats.js.errors.BadRequestError as error:
             raise ValueError(

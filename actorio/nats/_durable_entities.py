@@ -57,6 +57,7 @@ from ._entity_persistence import WAKE
 from ._errors import NO_JETSTREAM, jetstream_missing
 from ._keeper import PublicationSupervisor, Target
 from ._settlement import Failures
+from ._stream_setup import made_or_kept
 
 if TYPE_CHECKING:
     from ._entities import Entities
@@ -335,9 +336,10 @@ class DurableMailbox:
     async def set_up(
         js: JetStreamContext, dead: DeadLetterStreams, *, prefix: str, entity_type: str, settings: Durable
     ) -> None:
-        """Create (or update) the type's mailbox stream and its dead-letter stream. Raises
-        ``RuntimeError`` without JetStream, ``ValueError`` if the type has a different number of
-        shards already (every host of a type uses the same)."""
+        """Make (or keep, or update: `made_or_kept`) the type's mailbox stream and its dead-letter
+        stream. Raises ``RuntimeError`` without JetStream, ``ValueError`` if the type has a
+        different number of shards already (every host of a type uses the same), or if its
+        stream has other settings that could not be updated."""
         name = mailbox_stream(prefix, entity_type)
         try:
             info = await js.stream_info(name)
@@ -361,13 +363,7 @@ class DurableMailbox:
             max_consumers=_MAX_CONSUMERS,
             metadata={SHARDS: str(settings.shards)},
         )
-        # nats-py leaves ``**params`` unannotated in add_stream and update_stream.
-        try:
-            await js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
-        except nats.js.errors.BadRequestError:
-            await js.update_stream(config)  # pyright: ignore[reportUnknownMemberType]
-        except NO_JETSTREAM:
-            raise jetstream_missing("a durable entity type") from None
+        await made_or_kept(js, config, "a durable entity type")
         await dead.set_up(
             dead_letter_name(entity_type),
             name,

@@ -323,6 +323,31 @@ class Node(NodeEntities):
 
     # -- publishing ---------------------------------------------------------------------------
 
+    async def provision(self, name: str, durable: Durable | bool = True) -> None:
+        """Make the JetStream streams of the durable name ``name`` (its mailbox and its dead-letter
+        stream, with ``durable``'s settings: ``True`` for `Durable`'s defaults), without publishing
+        it; a stream of that name is kept as it is if its settings fit, and updated otherwise.
+
+        A process that then publishes ``name`` with the same settings (or with ``durable=True``
+        if provisioned with the defaults) finds the streams as it would make them, and neither
+        makes nor updates them: it needs no right to make or update streams, which is in effect
+        the right to purge and delete every stream of the account (docs/nats-security.md). Run
+        it connected as a user that may make streams (an operator's), once per durable name
+        and whenever its settings change. The durable consumer is not made here: each process
+        that publishes the name makes (or updates) it.
+
+        Raises ``ValueError`` for an invalid name or settings, or for a stream of that name with
+        other settings that could not be updated; ``RuntimeError`` on a server without
+        JetStream, or for a closed node.
+        """
+        check_name(name)
+        if self._closed:
+            raise RuntimeError("the node is closed")
+        settings = Durable() if durable is True else durable
+        if not isinstance(settings, Durable):
+            raise ValueError(f"durable must be True or a Durable, not {durable!r}")
+        await self._streams.provision(name, self._subject_of(name), settings)
+
     async def publish(
         self,
         name: str,

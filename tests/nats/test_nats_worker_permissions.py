@@ -1,6 +1,7 @@
 """The example server configuration, docs/nats-worker.conf, as it is: a worker and a client
 of the tenant "shop" sign in with NKeys and do everything a durable pool and its clients do
-(durable tells and asks, core asks, replies to a sender), and nothing more."""
+(durable tells and asks, core asks, replies to a sender) once the tenant's admin provisioned the
+durable name's streams, and nothing more."""
 
 from __future__ import annotations
 
@@ -55,6 +56,9 @@ async def test_a_durable_pool_and_a_client_work_within_the_example_permissions(
         client = await Node.connect(
             server.url, prefix="shop", nkey_seed=seeds.client, inbox_prefix="_INBOX.shop-client"
         )
+        # The tenant's admin provisions the durable name's streams; the worker may not make them.
+        async with await Node.connect(server.url, prefix="shop", nkey_seed=seeds.keys.admin.seed) as admin:
+            await admin.provision("jobs", Durable(redelivery_delay=5))
         async with worker, client:
             await worker.publish("jobs", Greeter(), durable=Durable(redelivery_delay=5))
             await worker.publish("greeter", Greeter())
@@ -81,6 +85,19 @@ async def test_a_durable_pool_and_a_client_work_within_the_example_permissions(
             refused = f'permissions violation for publish to "$JS.API.STREAM.DELETE.{stream}"'
             assert refused.lower() in caplog.text.lower()
             assert await jobs.ask(Report(), timeout=10) == [0, 1, 2]  # the stream is still there
+
+            # Nor make a stream (a durable name nobody provisioned), or update one (a provisioned
+            # name published with other settings): either would let it purge and delete any
+            # stream of its account (a republish to the JetStream API).
+            with pytest.raises(
+                ValueError, match=r"there is no stream SHOP_OTHER_\w+, and it could not be made"
+            ):
+                await worker.publish("other", Greeter(), durable=True)
+            with pytest.raises(
+                ValueError, match=r"\(duplicate_window 120\.0 \(wanted 60\)\), and it could not be updated"
+            ):
+                await worker.publish("jobs", Greeter(), durable=Durable(dedupe_window=60))
+            assert await jobs.ask(Report(), timeout=10) == [0, 1, 2]  # (the pool goes on)
 
             # What the client's user may not do: publish an actor. Refused by the server, and
             # publish() says so rather than return with nobody subscribed.

@@ -131,10 +131,12 @@ class ShopKeys:
     client: Key
     journal: Key
     journal_admin: Key
+    admin: Key
+    """The tenant's operator: provisions the durable names' streams."""
 
     @classmethod
     def make(cls) -> ShopKeys:
-        return cls(Key.make(), Key.make(), Key.make(), Key.make())
+        return cls(Key.make(), Key.make(), Key.make(), Key.make(), Key.make())
 
     def environment(self) -> dict[str, str]:
         """The variables `EXAMPLE_CONFIG` names, set to the public keys."""
@@ -143,6 +145,7 @@ class ShopKeys:
             "SHOP_CLIENT_NKEY": self.client.public,
             "SHOP_JOURNAL_NKEY": self.journal.public,
             "SHOP_JOURNAL_ADMIN_NKEY": self.journal_admin.public,
+            "SHOP_ADMIN_NKEY": self.admin.public,
         }
 
 

@@ -173,11 +173,12 @@ async def test_no_user_of_the_example_can_forge_change_or_remove_what_the_journa
     with example_server(keys) as server:
         await provision(server.url, keys)
         async with await journal_of(server.url, keys, refusals) as journal:
-            # A worker may subscribe and publish under the tenant's prefix, answer inboxes, and
-            # make and update streams: all in its own account, where the journal is not.
+            # A worker may subscribe and publish under the tenant's prefix and answer inboxes, and
+            # the tenant's admin may do anything: all in their own account, where the journal is not.
             worker: Client = await nats.connect(
                 server.url, nkeys_seed_str=keys.worker.seed, inbox_prefix="_INBOX.shop-worker"
             )
+            tenant_admin: Client = await nats.connect(server.url, nkeys_seed_str=keys.admin.seed)
             try:
                 appends = await worker.subscribe("shop.events.>")
                 await synced(worker)
@@ -187,9 +188,10 @@ async def test_no_user_of_the_example_can_forge_change_or_remove_what_the_journa
                 await worker.publish("shop.events.account.a-1", b'{"forged":true}')  # not stored
                 stealthy = StreamConfig(name=EVENTS, subjects=["shop.events.account.*"], max_age=1.0)
                 with pytest.raises(nats.js.errors.NotFoundError):
-                    await worker.jetstream().update_stream(stealthy)
+                    await tenant_admin.jetstream().update_stream(stealthy)
             finally:
                 await worker.close()
+                await tenant_admin.close()
 
             # The journal's own user may write its events, not remove them: neither by the API
             # nor through a stream of its own, or its own made anew, republishing to the API.
@@ -379,11 +381,9 @@ async def test_each_account_stays_within_its_storage(tmp_path: Path, full: str) 
     keys, refusals = ShopKeys.make(), Refusals()
     with example_server(keys, config=limited(tmp_path, 0 if full == "tenant" else 1, "3M")) as server:
         await provision(server.url, keys)
-        worker: Client = await nats.connect(
-            server.url, nkeys_seed_str=keys.worker.seed, inbox_prefix="_INBOX.shop-worker"
-        )
+        tenant_admin: Client = await nats.connect(server.url, nkeys_seed_str=keys.admin.seed)
         try:
-            js = worker.jetstream()
+            js = tenant_admin.jetstream()
             await js.add_stream(StreamConfig(name="FILLER", subjects=["shop.filler"]))
             async with await journal_of(server.url, keys, refusals) as journal:
                 if full == "tenant":
@@ -397,7 +397,7 @@ async def test_each_account_stays_within_its_storage(tmp_path: Path, full: str) 
                             await journal.append(ACCOUNT, n * 10, events(10, 60_000))
                     assert (await js.publish("shop.filler", b"f" * 500_000)).seq == 1
         finally:
-            await worker.close()
+            await tenant_admin.close()
     assert refusals.seen == []
 
 

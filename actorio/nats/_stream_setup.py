@@ -1,0 +1,142 @@
+"""How a node sets up the JetStream streams it uses (a durable name's, its dead-letter stream, a
+durable entity type's): looked for first, and kept as they are when they fit; made when there is
+none; updated otherwise.
+
+A stream that fits is neither made nor updated, so a node whose streams were made beforehand (by
+an operator, with `Node.provision`, or with replicas and placement of the operator's choosing)
+needs no right to make or update streams: a right that is, in effect, the right to purge and
+delete every stream of the account (docs/nats-security.md).
+
+A stream fits when every setting that decides what it keeps, and for how long, is the one the
+node would give it: its subjects, retention, storage, deduplication window, limits and what they
+discard, and none of the settings through which stored messages are removed, moved, expire or
+are acknowledged before they are written (a republish, a subject transform, sources, a mirror,
+rollup headers, per-message TTLs, counters, an asynchronous persistence mode, no
+acknowledgement). The others (replicas, placement, description, compression, a limit on a
+message's size, denying deletes and purges) are the operator's, and kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats.errors
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
+
+from ..lowlevel import printable
+from ._errors import NO_JETSTREAM, jetstream_missing
+
+__all__ = ["differences", "made_or_kept"]
+
+_DECIDING = (
+    "subjects",
+    "retention",
+    "storage",
+    "duplicate_window",
+    "max_consumers",
+    "max_msgs",
+    "max_bytes",
+    "max_age",
+    "max_msgs_per_subject",
+    "discard",
+    "no_ack",
+    "sealed",
+    "allow_rollup_hdrs",
+    "republish",
+    "subject_transform",
+    "sources",
+    "mirror",
+    "allow_msg_ttl",
+    "allow_msg_schedules",
+    "allow_msg_counter",
+    "persist_mode",
+)
+"""The settings a stream must have as the node would give them (read with ``getattr``: a nats-py
+older than a setting has no attribute for it, and the server's default then holds)."""
+
+_DEFAULTS = ("limits", "old", "file", "default")
+"""The server's defaults of the retention, discard, storage and persistence mode, as nats-py
+reads them: the same as a setting the node leaves out."""
+
+
+def _normal(value: object) -> object:
+    """A setting as compared: enums by value, subjects in any order, every default as ``None``."""
+    value = getattr(value, "value", value)
+    if isinstance(value, list):
+        return tuple(sorted(map(repr, value))) or None  # pyright: ignore[reportUnknownArgumentType]
+    if isinstance(value, float):
+        value = round(value, 6)  # seconds (nats-py reads the server's nanoseconds)
+    if value in (None, 0, -1, False, "") or value in _DEFAULTS:
+        return None
+    return value
+
+
+def differences(found: StreamConfig, wanted: StreamConfig) -> list[str]:
+    """The settings of the stream ``found`` that decide what it keeps (see the module's docstring)
+    and differ from ``wanted``, and the metadata ``wanted`` notes that ``found`` lacks: each as
+    ``"<setting> <found> (wanted <wanted>)"``. An empty list: it fits."""
+    changed: list[str] = []
+    for name in _DECIDING:
+        has, wants = getattr(found, name, None), getattr(wanted, name, None)
+        if _normal(has) != _normal(wants):
+            changed.append(f"{name} {_shown(has)} (wanted {_shown(wants)})")
+    notes = found.metadata or {}
+    for key, value in (wanted.metadata or {}).items():
+        if notes.get(key) != value:
+            changed.append(f"metadata {key} {_shown(notes.get(key))} (wanted {_shown(value)})")
+    return changed
+
+
+def _shown(value: object) -> str:
+    text = printable(repr(getattr(value, "value", value)))
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+async def made_or_kept(js: JetStreamContext, config: StreamConfig, what: str) -> None:
+    """Make the stream ``config`` describes, keep the one of its name if it fits (`differences`),
+    or update it. ``what`` names the stream's use in errors ("a durable mailbox").
+
+    Raises ``RuntimeError`` without JetStream; ``ValueError`` if the stream exists with other
+    settings and could not be updated (the server refused the change, or the user's right to
+    update streams); nats-py's errors for anything else.
+    """
+    name = config.name
+    assert name is not None
+    # nats-py leaves ``**params`` unannotated in add_stream and update_stream.
+    try:
+        try:
+            found = (await js.stream_info(name)).config
+        except nats.js.errors.NotFoundError:
+            try:
+                await js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
+                return
+            except nats.js.errors.BadRequestError:  # made meanwhile, with other settings
+                found = (await js.stream_info(name)).config
+            except asyncio.TimeoutError as error:  # (nats-py's too) no answer: a refused right?
+                raise ValueError(
+                    f"{what}: there is no stream {name}, and it could not be made ({_said(error)}): "
+                    "have it made by a user that may make streams (Node.provision)"
+                ) from None
+    except NO_JETSTREAM:
+        raise jetstream_missing(what) from None
+    changed = differences(found, config)
+    if not changed:
+        return
+    try:
+        await js.update_stream(config)  # pyright: ignore[reportUnknownMemberType]
+    except (nats.errors.Error, asyncio.TimeoutError) as error:
+        raise ValueError(
+            f"{what}: the stream {name} exists with other settings ({', '.join(changed)}), and it "
+            f"could not be updated ({_said(error)}): have it updated by a user that may update "
+            "streams (Node.provision)"
+        ) from None
+
+
+def _said(error: BaseException) -> str:
+    """What nats-py said of a refused or unanswered request, within bounds; "no answer" for a
+    timeout (the server answers nothing to a request its permissions refuse)."""
+    if isinstance(error, asyncio.TimeoutError):
+        return "no answer: the user may lack the right"
+    return printable(repr(error))[:200]

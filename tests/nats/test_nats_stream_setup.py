@@ -1,0 +1,167 @@
+"""A node's streams made beforehand (`Node.provision`, or an operator's own) on a real
+nats-server: a stream that fits is used as it is, without a request to make or update it; one
+whose settings would lose, move or expire stored messages is updated to the node's."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import (
+    DiscardPolicy,
+    Placement,
+    RePublish,
+    RetentionPolicy,
+    StorageType,
+    StoreCompression,
+    StreamConfig,
+    StreamSource,
+    SubjectTransform,
+)
+
+from actorio.nats import Durable, Node
+from actorio.nats._dead_letter_stream import dead_letter_stream
+from actorio.nats._durable import stream_name
+from actorio.nats._stream_setup import differences
+from tests.nats_support.actors import Greeter, Record, Report
+
+MAILBOX = StreamConfig(
+    name="M",
+    subjects=["p.actor.jobs"],
+    retention=RetentionPolicy.WORK_QUEUE,
+    storage=StorageType.FILE,
+    duplicate_window=120.0,
+)
+
+
+def test_the_settings_that_decide_what_a_stream_keeps_are_differences() -> None:
+    unfit: dict[str, Any] = {
+        "max_age": 60.0,
+        "max_msgs": 10,
+        "max_bytes": 1_000,
+        "max_msgs_per_subject": 1,
+        "discard": DiscardPolicy.NEW,
+        "storage": StorageType.MEMORY,
+        "retention": RetentionPolicy.LIMITS,
+        "subjects": ["p.actor.>"],
+        "duplicate_window": 60.0,
+        "no_ack": True,
+        "allow_rollup_hdrs": True,
+        "allow_msg_ttl": True,
+        "republish": RePublish(src=">", dest="$JS.API.STREAM.PURGE.X"),
+        "subject_transform": SubjectTransform(src=">", dest="other.>"),
+        "sources": [StreamSource(name="S")],
+        "metadata": None,  # (checked below: only the keys the node notes)
+    }
+    for name, value in unfit.items():
+        if name == "metadata":
+            continue
+        found = dataclasses.replace(MAILBOX, **{name: value})
+        assert [d.split()[0] for d in differences(found, MAILBOX)] == [name], name
+    # The operator's choices are not differences; nor is what the server fills in by default.
+    kept = dataclasses.replace(
+        MAILBOX,
+        num_replicas=3,
+        placement=Placement(cluster="east"),
+        description="the operator's",
+        compression=StoreCompression.S2,
+        max_msg_size=1 << 20,
+        deny_delete=True,
+        deny_purge=True,
+        subjects=["p.actor.jobs"],
+        discard=DiscardPolicy.OLD,
+        max_msgs=-1,
+        max_age=0.0,
+        metadata={"_nats.ver": "2.12.0", "other": "x"},
+    )
+    assert differences(kept, MAILBOX) == []
+    noted = dataclasses.replace(MAILBOX, metadata={"actorio.shards": "4"})
+    assert differences(dataclasses.replace(noted, metadata={"actorio.shards": "2"}), noted) == [
+        "metadata actorio.shards '2' (wanted '4')"
+    ]
+    assert differences(MAILBOX, noted) == ["metadata actorio.shards None (wanted '4')"]
+
+
+class Requests:
+    """The JetStream API requests to make or update a stream, as a spy on the server sees them."""
+
+    def __init__(self) -> None:
+        self.subjects: list[str] = []
+
+    async def on(self, msg: Msg) -> None:
+        self.subjects.append(msg.subject)
+
+
+@pytest_asyncio.fixture
+async def requests(raw: Client) -> AsyncIterator[Requests]:
+    spy = Requests()
+    subscription = await raw.subscribe("$JS.API.STREAM.*.>", cb=spy.on)
+    await raw.flush()
+    yield spy
+    await subscription.unsubscribe()
+
+
+@pytest.mark.asyncio
+async def test_streams_made_beforehand_that_fit_are_used_as_they_are(
+    node: Node, raw: Client, requests: Requests
+) -> None:
+    js = raw.jetstream()
+    stream = stream_name(node.prefix, "kept")
+    # An operator's: the node's settings, with a description, compression and deny_delete.
+    await js.add_stream(  # pyright: ignore[reportUnknownMemberType]
+        dataclasses.replace(
+            MAILBOX,
+            name=stream,
+            subjects=[f"{node.prefix}.actor.kept"],
+            description="the operator's",
+            compression=StoreCompression.S2,
+            deny_delete=True,
+        )
+    )
+    await node.provision("kept")  # the dead-letter stream, as the node makes it
+    await raw.flush()
+    made = list(requests.subjects)
+    assert f"$JS.API.STREAM.CREATE.{dead_letter_stream(stream)}" in made
+    assert not any(".UPDATE." in subject for subject in made), made
+
+    publication = await node.publish("kept", Greeter(), durable=True)
+    ref = node.ref("kept", Greeter, durable=True)
+    await ref.tell(Record(n=1))
+    assert await ref.ask(Report(), timeout=10) == [1]
+    await publication.unpublish()
+    await raw.flush()
+    later = requests.subjects[len(made) :]
+    assert not [s for s in later if ".CREATE." in s or ".UPDATE." in s], later
+    info = await js.stream_info(stream)
+    assert info.config.description == "the operator's"
+    assert info.config.deny_delete
+
+
+@pytest.mark.asyncio
+async def test_a_stream_whose_settings_lose_messages_is_updated_to_the_node_s(
+    node: Node, raw: Client, requests: Requests
+) -> None:
+    js = raw.jetstream()
+    stream = stream_name(node.prefix, "aged")
+    await js.add_stream(  # pyright: ignore[reportUnknownMemberType]
+        dataclasses.replace(MAILBOX, name=stream, subjects=[f"{node.prefix}.actor.aged"], max_age=600.0)
+    )
+    await node.provision("aged", Durable(dedupe_window=30))
+    await raw.flush()
+    assert f"$JS.API.STREAM.UPDATE.{stream}" in requests.subjects
+    config = (await js.stream_info(stream)).config
+    assert not config.max_age
+    assert config.duplicate_window == 30
+
+
+@pytest.mark.asyncio
+async def test_provision_refuses_what_publish_refuses(node: Node) -> None:
+    with pytest.raises(ValueError, match="durable must be True or a Durable"):
+        await node.provision("jobs", False)
+    with pytest.raises(ValueError, match="name"):
+        await node.provision("a b")

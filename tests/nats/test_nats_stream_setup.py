@@ -106,22 +106,22 @@ async def requests(raw: Client) -> AsyncIterator[Requests]:
     await subscription.unsubscribe()
 
 
+async def operator_made(raw: Client, node: Node, name: str, **settings: Any) -> str:
+    """Make the stream of ``node``'s durable name ``name`` as an operator would: the node's
+    settings, and ``settings``. Returns its name."""
+    stream = stream_name(node.prefix, name)
+    config = dataclasses.replace(MAILBOX, name=stream, subjects=[f"{node.prefix}.actor.{name}"], **settings)
+    await raw.jetstream().add_stream(config)  # pyright: ignore[reportUnknownMemberType]
+    return stream
+
+
 @pytest.mark.asyncio
 async def test_streams_made_beforehand_that_fit_are_used_as_they_are(
     node: Node, raw: Client, requests: Requests
 ) -> None:
-    js = raw.jetstream()
-    stream = stream_name(node.prefix, "kept")
-    # An operator's: the node's settings, with a description, compression and deny_delete.
-    await js.add_stream(  # pyright: ignore[reportUnknownMemberType]
-        dataclasses.replace(
-            MAILBOX,
-            name=stream,
-            subjects=[f"{node.prefix}.actor.kept"],
-            description="the operator's",
-            compression=StoreCompression.S2,
-            deny_delete=True,
-        )
+    # The node's settings, with a description, compression and deny_delete.
+    stream = await operator_made(
+        raw, node, "kept", description="the operator's", compression=StoreCompression.S2, deny_delete=True
     )
     await node.provision("kept")  # the dead-letter stream, as the node makes it
     await raw.flush()
@@ -137,7 +137,7 @@ async def test_streams_made_beforehand_that_fit_are_used_as_they_are(
     await raw.flush()
     later = requests.subjects[len(made) :]
     assert not [s for s in later if ".CREATE." in s or ".UPDATE." in s], later
-    info = await js.stream_info(stream)
+    info = await raw.jetstream().stream_info(stream)
     assert info.config.description == "the operator's"
     assert info.config.deny_delete
 
@@ -146,15 +146,11 @@ async def test_streams_made_beforehand_that_fit_are_used_as_they_are(
 async def test_a_stream_whose_settings_lose_messages_is_updated_to_the_node_s(
     node: Node, raw: Client, requests: Requests
 ) -> None:
-    js = raw.jetstream()
-    stream = stream_name(node.prefix, "aged")
-    await js.add_stream(  # pyright: ignore[reportUnknownMemberType]
-        dataclasses.replace(MAILBOX, name=stream, subjects=[f"{node.prefix}.actor.aged"], max_age=600.0)
-    )
+    stream = await operator_made(raw, node, "aged", max_age=600.0)
     await node.provision("aged", Durable(dedupe_window=30))
     await raw.flush()
     assert f"$JS.API.STREAM.UPDATE.{stream}" in requests.subjects
-    config = (await js.stream_info(stream)).config
+    config = (await raw.jetstream().stream_info(stream)).config
     assert not config.max_age
     assert config.duplicate_window == 30
 

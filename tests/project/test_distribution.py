@@ -4,13 +4,11 @@ installed here: a pytest run in a subprocess, two workers, on files laid out as 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 from tests.distribution import CHECKER_RUNS_GROUP, group_of
+from tests.support import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,29 +28,28 @@ import pytest
 
 @pytest.mark.parametrize("n", range(8))
 def test_records_its_worker(n: int) -> None:
-    with open(os.environ["WORKERS_SEEN"], "a") as seen:
-        seen.write(f"{__file__} {os.environ['PYTEST_XDIST_WORKER']}\\n")
+    with open({seen!r}, "a") as seen:
+        seen.write(f"{{__file__}} {{os.environ['PYTEST_XDIST_WORKER']}}\\n")
+"""
+
+CONFTEST = """\
+import sys
+
+sys.path.insert(0, {root!r})  # the repository's tests.distribution
+pytest_plugins = ["tests.distribution"]
 """
 
 
 def test_each_file_and_the_shared_checker_runs_go_to_one_worker(tmp_path: Path) -> None:
+    seen = tmp_path / "seen.txt"
     for name in FILES:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(TEST_FILE)
+        path.write_text(TEST_FILE.format(seen=str(seen)))
+    (tmp_path / "conftest.py").write_text(CONFTEST.format(root=str(ROOT)))
     (tmp_path / "pytest.ini").write_text("[pytest]\n")  # none of the repository's options
-    seen = tmp_path / "seen.txt"
-    environment = {**os.environ, "WORKERS_SEEN": str(seen), "PYTHONPATH": str(ROOT)}
-    options = ["-p", "tests.distribution", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile"]
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", *options, "--import-mode", "importlib", "-q", *FILES],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    options = ["-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", "--import-mode", "importlib"]
+    result = run_python(tmp_path, "-m", "pytest", *options, "-q", *FILES)
     assert result.returncode == 0, result.stdout + result.stderr
 
     workers: defaultdict[str, set[str]] = defaultdict(set)

@@ -33,7 +33,14 @@ from ._remote import RemoteRef
 if TYPE_CHECKING:
     from ._outbox import Outbox
 
-__all__ = ["MAX_SUBJECT_CHARS", "Addresses", "Destinations", "check_subject_prefix", "sender_of"]
+__all__ = [
+    "MAX_SUBJECT_CHARS",
+    "Addresses",
+    "Destinations",
+    "check_name",
+    "check_subject_prefix",
+    "sender_of",
+]
 
 MAX_SUBJECT_CHARS = 256
 """The longest subject this node publishes to on behalf of a message."""
@@ -55,6 +62,18 @@ def subject_problem(subject: str) -> str | None:
     if "" in subject.split("."):
         return "it has an empty token"
     return None
+
+
+_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
+
+def check_name(name: object) -> str:
+    """A published name: dot-separated tokens of letters, digits, ``_`` and ``-`` (``ValueError``)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid actor name {name!r}: use dot-separated tokens of letters, digits, '_' and '-'"
+        )
+    return name
 
 
 def check_subject_prefix(prefix: object) -> str:

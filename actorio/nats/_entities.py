@@ -433,6 +433,22 @@ class Entities:
 
     # -- hosting -------------------------------------------------------------------------------
 
+    async def provision(
+        self, entity_type: str, *, lease: float, durable: Durable | None, persistent: bool
+    ) -> None:
+        """Make ``entity_type``'s streams and buckets without hosting it (see
+        `Node.provision_entities`): a durable type's mailbox and dead-letter streams, its
+        placement bucket (with the TTL ``lease``), and, ``persistent``, its reminders' index."""
+        check_entity_type(entity_type)
+        if not lease > 0:
+            raise ValueError("lease is a positive number of seconds")
+        if self.mailboxes is not None:  # as a host does: the streams come before the bucket
+            await self.mailboxes.prepare(entity_type, durable)
+        name = bucket_name(self.prefix, entity_type)
+        await Placements.bucket(self._js, name, lease, self.bucket_max_bytes)
+        if persistent:
+            await Reminders.index(self._js, name + "_due", self.due_max_bytes)
+
     async def host(
         self,
         entity_type: str,

@@ -40,6 +40,7 @@ from nats.js.kv import KeyValue
 from .. import Actor, ActorioException
 from ..lowlevel import LogLimit, Mailbox, task_of
 from ._placement import BucketFull, check_key, full_bucket, rendezvous
+from ._stream_setup import not_made
 
 if TYPE_CHECKING:
     from actorio.persistence import Journal, PersistenceId, ReminderRecord
@@ -306,18 +307,30 @@ class Reminders:
         self._warnings = LogLimit(_logger)
         self._loop_time = asyncio.get_running_loop().time
 
-    async def open(self) -> None:
-        """Make (or bind) the index bucket, and start watching it and waking due keys."""
+    @staticmethod
+    async def index(js: JetStreamContext, bucket: str, max_bytes: int | None) -> KeyValue:
+        """The index bucket ``bucket``: bound if it exists, else made with ``max_bytes`` (None:
+        no bound); ``ValueError`` if it could not be made."""
         try:
-            self._kv = await self._js.key_value(self.bucket)
+            return await js.key_value(bucket)
         except nats.js.errors.BucketNotFoundError:
+            pass
+        try:
             # nats-py leaves ``**params`` of create_key_value() unannotated.
-            self._kv = await self._js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
-                bucket=self.bucket,
+            return await js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
+                bucket=bucket,
                 history=1,
                 max_value_size=_MAX_DUE_BYTES,
-                max_bytes=-1 if self.max_bytes is None else self.max_bytes,
+                max_bytes=-1 if max_bytes is None else max_bytes,
             )
+        except asyncio.TimeoutError as error:  # (nats-py's too) no answer: a refused right?
+            raise not_made(
+                "a persistent entity type's reminders", f"bucket {bucket}", error, "Node.provision_entities"
+            ) from None
+
+    async def open(self) -> None:
+        """Make (or bind) the index bucket, and start watching it and waking due keys."""
+        self._kv = await self.index(self._js, self.bucket, self.max_bytes)
         self._tasks = [
             asyncio.ensure_future(self._watch_forever()),
             asyncio.ensure_future(self._scan_forever()),

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -37,7 +36,7 @@ from nats.aio.msg import Msg
 
 from .. import Actor, ActorRef, ChildSpec, Message, SupervisorStrategy
 from ..lowlevel import inject, is_actor_class, is_message_class, message_types_of, report_transport, task_of
-from ._addresses import Addresses, check_subject_prefix
+from ._addresses import Addresses, check_name, check_subject_prefix
 from ._codec import REPLY, TIMEOUT
 from ._connection import Security, open_client, redact, synced
 from ._dead_letter_stream import StoredDeadLetter
@@ -47,6 +46,7 @@ from ._errors import ActorNotFound, NotAuthorized
 from ._export_lanes import ExportLanes
 from ._keeper import PublicationSupervisor, Target
 from ._node_entities import NodeEntities
+from ._node_provision import NodeProvision
 from ._outbox import Outbox
 from ._publication import (
     DEFAULT_PENDING_LIMITS,
@@ -64,17 +64,6 @@ __all__ = ["Node"]
 _logger = logging.getLogger("actorio.nats")
 
 Q = TypeVar("Q", bound=Message[Any])
-
-_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
-
-
-def check_name(name: object) -> str:
-    """A published name: dot-separated tokens of letters, digits, ``_`` and ``-`` (``ValueError``)."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(
-            f"invalid actor name {name!r}: use dot-separated tokens of letters, digits, '_' and '-'"
-        )
-    return name
 
 
 def _protocol_members(protocol: Any) -> tuple[type, ...] | None:
@@ -95,7 +84,7 @@ def _protocol_members(protocol: Any) -> tuple[type, ...] | None:
     raise TypeError(f"ref() takes an actor class, a message class or ActorRef[<messages>], not {protocol!r}")
 
 
-class Node(NodeEntities):
+class Node(NodeProvision, NodeEntities):
     """One process's connection to NATS: publishes local actors, makes references to remote ones.
 
     ``node = await Node.connect("nats://host:4222")``, then ``await node.publish("greeter", actor)``
@@ -322,31 +311,6 @@ class Node(NodeEntities):
             _logger.error("actorio.nats task failed", exc_info=task.exception())
 
     # -- publishing ---------------------------------------------------------------------------
-
-    async def provision(self, name: str, durable: Durable | bool = True) -> None:
-        """Make the JetStream streams of the durable name ``name`` (its mailbox and its dead-letter
-        stream, with ``durable``'s settings: ``True`` for `Durable`'s defaults), without publishing
-        it; a stream of that name is kept as it is if its settings fit, and updated otherwise.
-
-        A process that then publishes ``name`` with the same settings (or with ``durable=True``
-        if provisioned with the defaults) finds the streams as it would make them, and neither
-        makes nor updates them: it needs no right to make or update streams, which is in effect
-        the right to purge and delete every stream of the account (docs/nats-security.md). Run
-        it connected as a user that may make streams (an operator's), once per durable name
-        and whenever its settings change. The durable consumer is not made here: each process
-        that publishes the name makes (or updates) it.
-
-        Raises ``ValueError`` for an invalid name or settings, or for a stream of that name with
-        other settings that could not be updated; ``RuntimeError`` on a server without
-        JetStream, or for a closed node.
-        """
-        check_name(name)
-        if self._closed:
-            raise RuntimeError("the node is closed")
-        settings = Durable() if durable is True else durable
-        if not isinstance(settings, Durable):
-            raise ValueError(f"durable must be True or a Durable, not {durable!r}")
-        await self._streams.provision(name, self._subject_of(name), settings)
 
     async def publish(
         self,

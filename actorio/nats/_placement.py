@@ -45,6 +45,7 @@ from nats.js.kv import KeyValue
 from .. import ActorioException
 from ..lowlevel import LogLimit
 from ._errors import NO_JETSTREAM, jetstream_missing
+from ._stream_setup import not_made
 
 __all__ = [
     "BUCKET_MAX_BYTES",
@@ -264,7 +265,8 @@ class Placements:
         """The bucket ``name``: made with ``ttl`` and ``max_bytes`` (None: no bound) if ``ttl`` is
         given and it is missing; bound otherwise (an existing bucket keeps its configuration).
         ``LookupError`` if it is missing and ``ttl`` is None; ``ValueError`` if it exists with a
-        different TTL (every host of a type must use one lease)."""
+        different TTL (every host of a type must use one lease), or if it is missing and could not
+        be made."""
         try:
             kv = await js.key_value(name)
         except NO_JETSTREAM:
@@ -272,10 +274,13 @@ class Placements:
         except nats.js.errors.BucketNotFoundError:
             if ttl is None:
                 raise LookupError(name) from None
-            # nats-py leaves ``**params`` of create_key_value() unannotated.
-            return await js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
-                bucket=name, ttl=ttl, history=1, max_bytes=-1 if max_bytes is None else max_bytes
-            )
+            try:
+                # nats-py leaves ``**params`` of create_key_value() unannotated.
+                return await js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
+                    bucket=name, ttl=ttl, history=1, max_bytes=-1 if max_bytes is None else max_bytes
+                )
+            except asyncio.TimeoutError as error:  # (nats-py's too) no answer: a refused right?
+                raise not_made("an entity type", f"bucket {name}", error, "Node.provision_entities") from None
         if ttl is not None:
             status = await kv.status()
             if status.ttl is not None and abs(status.ttl - ttl) > 1e-3:

@@ -28,7 +28,7 @@ from nats.js.api import StreamConfig
 from ..lowlevel import printable
 from ._errors import NO_JETSTREAM, jetstream_missing
 
-__all__ = ["differences", "made_or_kept"]
+__all__ = ["differences", "made_or_kept", "not_made"]
 
 _DECIDING = (
     "subjects",
@@ -115,10 +115,7 @@ async def made_or_kept(js: JetStreamContext, config: StreamConfig, what: str) ->
             except nats.js.errors.BadRequestError:  # made meanwhile, with other settings
                 found = (await js.stream_info(name)).config
             except asyncio.TimeoutError as error:  # (nats-py's too) no answer: a refused right?
-                raise ValueError(
-                    f"{what}: there is no stream {name}, and it could not be made ({_said(error)}): "
-                    "have it made by a user that may make streams (Node.provision)"
-                ) from None
+                raise not_made(what, f"stream {name}", error, "Node.provision") from None
     except NO_JETSTREAM:
         raise jetstream_missing(what) from None
     changed = differences(found, config)
@@ -132,6 +129,15 @@ async def made_or_kept(js: JetStreamContext, config: StreamConfig, what: str) ->
             f"could not be updated ({_said(error)}): have it updated by a user that may update "
             "streams (Node.provision)"
         ) from None
+
+
+def not_made(what: str, stream: str, error: BaseException, provision: str) -> ValueError:
+    """The error of a ``stream`` (``"stream X"``, ``"bucket Y"``) that is not there and that the
+    node could not make (``error``): a user that may make streams should, with ``provision``."""
+    return ValueError(
+        f"{what}: there is no {stream}, and it could not be made ({_said(error)}): have it made by a "
+        f"user that may make streams ({provision})"
+    )
 
 
 def _said(error: BaseException) -> str:

@@ -9,13 +9,17 @@ import asyncio
 import logging
 
 import pytest
+from pydantic import BaseModel
 
-from actorio import Actor, handles
+from actorio import Actor, Message, handles
 from actorio.nats import Durable, Node, NotAuthorized
 from actorio.nats._connection import synced
 from actorio.nats._durable import stream_name
+from actorio.persistence import DurableStateActor, JetStreamJournal
 from tests.nats_support.actors import Greet, Greeter, Greeting, Record, Report
 from tests.nats_support.credentials import Key, ShopKeys, example_server
+from tests.nats_support.processes import wait_until
+from tests.persistence.test_jetstream_permissions import provision as provision_journal
 
 
 class Seeds:
@@ -110,3 +114,106 @@ async def test_a_durable_pool_and_a_client_work_within_the_example_permissions(
         # A key the server does not know.
         with pytest.raises(NotAuthorized, match="refused the credentials"):
             await Node.connect(server.url, prefix="shop", nkey_seed=Key.make().seed)
+
+
+class Deposit(Message):
+    amount: int
+
+
+class Balance(Message[int]):
+    pass
+
+
+class Wallet(Actor[Deposit | Balance]):
+    """An entity: one per key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.balance = 0
+
+    @handles(Deposit)
+    async def deposit(self, msg: Deposit) -> None:
+        self.balance += msg.amount
+
+    @handles(Balance)
+    async def read(self, msg: Balance) -> int:
+        return self.balance
+
+
+class Count(BaseModel):
+    value: int = 0
+
+
+class Arm(Message):
+    delay: float
+
+
+class Fired(Message):
+    pass
+
+
+class Fires(Message[int]):
+    pass
+
+
+class Sleeper(DurableStateActor[Arm | Fired | Fires, Count]):
+    """A persistent entity whose reminder counts in its state, in the journal's type "account"."""
+
+    entity_type = "account"
+
+    @handles(Arm)
+    async def arm(self, msg: Arm) -> None:
+        await self.remind("wake", Fired(), msg.delay)
+
+    @handles(Fired)
+    async def fired(self, msg: Fired) -> None:
+        self.state = Count(value=self.state.value + 1)
+
+    @handles(Fires)
+    async def fires(self, msg: Fires) -> int:
+        return self.state.value
+
+
+@pytest.mark.asyncio
+async def test_entity_types_work_within_the_example_permissions(
+    seeds: Seeds, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Plain, durable and persistent entity types, provisioned by the tenant's admin (and the
+    journal's by its admin), hosted by a worker and used by a client, with no refusal."""
+    keys = seeds.keys
+    with example_server(keys) as server, caplog.at_level(logging.WARNING, logger="actorio.nats"):
+        await provision_journal(server.url, keys)
+        async with await Node.connect(server.url, prefix="shop", nkey_seed=keys.admin.seed) as admin:
+            await admin.provision_entities("Wallet", lease=10.0)
+            await admin.provision_entities("DurableWallet", lease=10.0, durable=True)
+            await admin.provision_entities("Sleeper", lease=10.0, durable=True, persistent=True)
+        journal = await JetStreamJournal.connect(
+            server.url, prefix="shop", nkeys_seed_str=keys.journal.seed, inbox_prefix="_INBOX.shop-journal"
+        )
+        worker = await Node.connect(
+            server.url, prefix="shop", nkey_seed=seeds.worker, inbox_prefix="_INBOX.shop-worker"
+        )
+        client = await Node.connect(
+            server.url, prefix="shop", nkey_seed=seeds.client, inbox_prefix="_INBOX.shop-client"
+        )
+        async with journal, worker, client:
+            await worker.host(Wallet, lease=10.0)
+            await worker.host(Wallet, name="DurableWallet", lease=10.0, durable=True)
+            await worker.host(Sleeper, journal=journal, lease=10.0, idle_timeout=0.5, durable=True)
+            for name in ("Wallet", "DurableWallet"):
+                wallet = client.entity(name, "alice", Wallet)
+                await wallet.tell(Deposit(amount=10))
+                assert await wallet.ask(Balance(), timeout=10) == 10
+            sleeper = client.entity(Sleeper, "k1")
+            await sleeper.tell(Arm(delay=0.2))  # fires after the key was passivated (idle 0.5 s)
+
+            async def fired() -> bool:
+                return await sleeper.ask(Fires(), timeout=10) == 1
+
+            await wait_until(fired, 20)
+
+            # The worker may not make an entity type's bucket: a type nobody provisioned.
+            with pytest.raises(ValueError, match=r"there is no bucket \w+, and it could not be made"):
+                await worker.host(Wallet, name="Unprovisioned", lease=10.0)
+        refused = [r.getMessage() for r in caplog.records if "refused an operation" in r.getMessage()]
+        assert all("$js.api.stream.create" in line.lower() for line in refused), refused

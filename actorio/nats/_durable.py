@@ -69,7 +69,7 @@ class Durable:
       after it; a working one reports the messages it fetched, the one being handled included,
       in progress every half delay. 30 s by default.
     - ``dedupe_window``: seconds during which a message stored again with the same message id is
-      dropped by the stream (its ``duplicate_window``). 120 s by default.
+      dropped by the stream (its ``duplicate_window``). 120 s by default; at least 0.001 s.
     - ``ordered``: deliver one message at a time across the whole pool (``max_ack_pending=1``,
       no prefetch), so that a redelivered message is handled before any later one: strict stream
       order, at the cost of throughput. Off by default: then a redelivered message is handled after
@@ -107,8 +107,8 @@ class Durable:
     def __post_init__(self) -> None:
         if not self.redelivery_delay > 0:
             raise ValueError(f"redelivery_delay must be positive, not {self.redelivery_delay!r}")
-        if not self.dedupe_window > 0:
-            raise ValueError(f"dedupe_window must be positive, not {self.dedupe_window!r}")
+        if not self.dedupe_window >= 0.001:  # the server's window is in nanoseconds, 0 its default
+            raise ValueError(f"dedupe_window must be at least 0.001 s, not {self.dedupe_window!r}")
         if self.prefetch < 1:
             raise ValueError(f"prefetch must be at least 1, not {self.prefetch!r}")
         if self.max_deliver is not None and self.max_deliver < 1:

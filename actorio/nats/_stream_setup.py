@@ -9,16 +9,24 @@ delete every stream of the account (docs/nats-security.md).
 
 A stream fits when every setting that decides what it keeps, and for how long, is the one the
 node would give it: its subjects, retention, storage, deduplication window, limits and what they
-discard, and none of the settings through which stored messages are removed, moved, expire or
-are acknowledged before they are written (a republish, a subject transform, sources, a mirror,
-rollup headers, per-message TTLs, counters, an asynchronous persistence mode, no
-acknowledgement). The others (replicas, placement, description, compression, a limit on a
-message's size, denying deletes and purges) are the operator's, and kept.
+discard, the largest message it takes, and none of the settings through which stored messages
+are removed, moved, expire or are acknowledged before they are written (a republish, a subject
+transform, sources, a mirror, rollup headers, per-message TTLs, counters, an asynchronous
+persistence mode, no acknowledgement), nor limits of its consumers (an inactivity threshold
+would delete the durable consumer). The others (replicas, placement, description, compression,
+denying deletes and purges) are the operator's: an update changes the deciding settings only,
+and keeps them.
+
+The settings are read as nats-py reads them: one the installed nats-py does not know is not
+seen (per-message TTLs need nats-py 2.12, the persistence mode 2.13, consumer limits 2.15,
+counters 2.16).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from typing import cast
 
 import nats.errors
 import nats.js.errors
@@ -40,6 +48,7 @@ _DECIDING = (
     "max_bytes",
     "max_age",
     "max_msgs_per_subject",
+    "max_msg_size",
     "discard",
     "no_ack",
     "sealed",
@@ -52,9 +61,10 @@ _DECIDING = (
     "allow_msg_schedules",
     "allow_msg_counter",
     "persist_mode",
+    "consumer_limits",
 )
 """The settings a stream must have as the node would give them (read with ``getattr``: a nats-py
-older than a setting has no attribute for it, and the server's default then holds)."""
+older than a setting has no attribute for it, and does not see it)."""
 
 _DEFAULTS = ("limits", "old", "file", "default")
 """The server's defaults of the retention, discard, storage and persistence mode, as nats-py
@@ -62,8 +72,15 @@ reads them: the same as a setting the node leaves out."""
 
 
 def _normal(value: object) -> object:
-    """A setting as compared: enums by value, subjects in any order, every default as ``None``."""
+    """A setting as compared: enums by value, subjects in any order, settings of settings (a
+    republish, consumer limits) by the ones that are set, every default as ``None``."""
     value = getattr(value, "value", value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        settings = cast("dict[object, object]", value)
+        items = {str(k): _normal(v) for k, v in settings.items()}
+        return tuple(sorted((k, repr(v)) for k, v in items.items() if v is not None)) or None
     if isinstance(value, list):
         return tuple(sorted(map(repr, value))) or None  # pyright: ignore[reportUnknownArgumentType]
     if isinstance(value, float):
@@ -96,11 +113,14 @@ def _shown(value: object) -> str:
 
 async def made_or_kept(js: JetStreamContext, config: StreamConfig, what: str) -> None:
     """Make the stream ``config`` describes, keep the one of its name if it fits (`differences`),
-    or update it. ``what`` names the stream's use in errors ("a durable mailbox").
+    or update its deciding settings to ``config``'s (the operator's others are kept). ``what``
+    names the stream's use in errors ("a durable mailbox").
 
-    Raises ``RuntimeError`` without JetStream; ``ValueError`` if the stream exists with other
-    settings and could not be updated (the server refused the change, or the user's right to
-    update streams); nats-py's errors for anything else.
+    Raises ``RuntimeError`` without JetStream; ``ValueError`` if the stream is missing and could
+    not be made (the server refused it, or the user's right to make streams), or exists with
+    other settings and could not be updated (the server refused the change: some, like the
+    storage or denied deletes, it never changes; or the user's right); nats-py's errors for
+    anything else.
     """
     name = config.name
     assert name is not None
@@ -112,8 +132,11 @@ async def made_or_kept(js: JetStreamContext, config: StreamConfig, what: str) ->
             try:
                 await js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
                 return
-            except nats.js.errors.BadRequestError:  # made meanwhile, with other settings
-                found = (await js.stream_info(name)).config
+            except nats.js.errors.BadRequestError as error:  # made meanwhile, with other settings?
+                try:
+                    found = (await js.stream_info(name)).config
+                except nats.js.errors.NotFoundError:  # no: refused (another stream's subjects)
+                    raise not_made(what, f"stream {name}", error, "Node.provision") from None
             except asyncio.TimeoutError as error:  # (nats-py's too) no answer: a refused right?
                 raise not_made(what, f"stream {name}", error, "Node.provision") from None
     except NO_JETSTREAM:
@@ -121,13 +144,19 @@ async def made_or_kept(js: JetStreamContext, config: StreamConfig, what: str) ->
     changed = differences(found, config)
     if not changed:
         return
+    kept = {key: value for key, value in (found.metadata or {}).items() if not key.startswith("_nats.")}
+    updated = dataclasses.replace(
+        found,
+        **{setting: getattr(config, setting) for setting in _DECIDING if hasattr(config, setting)},
+        metadata={**kept, **(config.metadata or {})} or None,
+    )
     try:
-        await js.update_stream(config)  # pyright: ignore[reportUnknownMemberType]
+        await js.update_stream(updated)  # pyright: ignore[reportUnknownMemberType]
     except (nats.errors.Error, asyncio.TimeoutError) as error:
+        hint = ": have it updated by a user that may (Node.provision)" if _unanswered(error) else ""
         raise ValueError(
             f"{what}: the stream {name} exists with other settings ({', '.join(changed)}), and it "
-            f"could not be updated ({_said(error)}): have it updated by a user that may update "
-            "streams (Node.provision)"
+            f"could not be updated ({_said(error)}){hint}"
         ) from None
 
 
@@ -140,9 +169,15 @@ def not_made(what: str, stream: str, error: BaseException, provision: str) -> Va
     )
 
 
+def _unanswered(error: BaseException) -> bool:
+    """A request the server did not answer: it answers nothing to one its permissions refuse."""
+    return isinstance(error, asyncio.TimeoutError)
+
+
 def _said(error: BaseException) -> str:
-    """What nats-py said of a refused or unanswered request, within bounds; "no answer" for a
-    timeout (the server answers nothing to a request its permissions refuse)."""
-    if isinstance(error, asyncio.TimeoutError):
+    """What the server said of a refused request (its description), or "no answer", within
+    bounds."""
+    if _unanswered(error):
         return "no answer: the user may lack the right"
-    return printable(repr(error))[:200]
+    description = getattr(error, "description", None)
+    return printable(str(description) if description else repr(error))[:200]

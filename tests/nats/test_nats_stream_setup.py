@@ -20,6 +20,7 @@ from nats.js.api import (
     StorageType,
     StoreCompression,
     StreamConfig,
+    StreamConsumerLimits,
     StreamSource,
     SubjectTransform,
 )
@@ -56,11 +57,10 @@ def test_the_settings_that_decide_what_a_stream_keeps_are_differences() -> None:
         "republish": RePublish(src=">", dest="$JS.API.STREAM.PURGE.X"),
         "subject_transform": SubjectTransform(src=">", dest="other.>"),
         "sources": [StreamSource(name="S")],
-        "metadata": None,  # (checked below: only the keys the node notes)
+        "max_msg_size": 1 << 20,  # (a dead letter too large would go round for good)
+        "consumer_limits": StreamConsumerLimits(inactive_threshold=2.0),  # (the consumer deleted)
     }
     for name, value in unfit.items():
-        if name == "metadata":
-            continue
         found = dataclasses.replace(MAILBOX, **{name: value})
         assert [d.split()[0] for d in differences(found, MAILBOX)] == [name], name
     # The operator's choices are not differences; nor is what the server fills in by default.
@@ -70,7 +70,7 @@ def test_the_settings_that_decide_what_a_stream_keeps_are_differences() -> None:
         placement=Placement(cluster="east"),
         description="the operator's",
         compression=StoreCompression.S2,
-        max_msg_size=1 << 20,
+        consumer_limits=StreamConsumerLimits(),  # (as nats-py reads the server's {})
         deny_delete=True,
         deny_purge=True,
         subjects=["p.actor.jobs"],
@@ -146,13 +146,30 @@ async def test_streams_made_beforehand_that_fit_are_used_as_they_are(
 async def test_a_stream_whose_settings_lose_messages_is_updated_to_the_node_s(
     node: Node, raw: Client, requests: Requests
 ) -> None:
-    stream = await operator_made(raw, node, "aged", max_age=600.0)
+    operators = {"description": "the operator's", "compression": StoreCompression.S2, "deny_delete": True}
+    stream = await operator_made(raw, node, "aged", max_age=600.0, **operators)
     await node.provision("aged", Durable(dedupe_window=30))
     await raw.flush()
     assert f"$JS.API.STREAM.UPDATE.{stream}" in requests.subjects
     config = (await raw.jetstream().stream_info(stream)).config
     assert not config.max_age
     assert config.duplicate_window == 30
+    assert (config.description, config.compression, config.deny_delete) == tuple(operators.values())
+
+
+@pytest.mark.asyncio
+async def test_a_change_the_server_refuses_is_an_error_with_its_reason(node: Node, raw: Client) -> None:
+    await operator_made(raw, node, "memory", storage=StorageType.MEMORY)
+    with pytest.raises(
+        ValueError, match=r"storage 'memory' \(wanted 'file'\).*could not be updated \(.*storage"
+    ):
+        await node.provision("memory")
+    # Another stream takes the name's subject: the server refuses to make its stream.
+    await raw.jetstream().add_stream(  # pyright: ignore[reportUnknownMemberType]
+        StreamConfig(name="SQUATTER", subjects=[f"{node.prefix}.actor.squatted"])
+    )
+    with pytest.raises(ValueError, match=r"there is no stream \w+, and it could not be made \(.*overlap"):
+        await node.provision("squatted")
 
 
 @pytest.mark.asyncio

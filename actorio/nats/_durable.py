@@ -11,7 +11,8 @@ Owns:
   the durable rules (``_settlement``: acknowledged once handled; if its handler failed,
   delivered again after a growing delay, up to ``max_deliver`` deliveries, then moved to the
   dead-letter stream; given back if the incarnation ended first). It reports the fetched
-  messages waiting their turn in progress.
+  messages waiting their turn in progress, and makes the durable consumer again if it was
+  deleted (nobody answers its fetches then).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ from .. import Backoff
 from ..lowlevel import Mailbox
 from ._codec import MSG_ID
 from ._dead_letter_stream import DeadLetterStreams
-from ._errors import ActorNotFound
+from ._errors import NO_JETSTREAM, ActorNotFound
 from ._publication import Spawn
 from ._settlement import Failures, Settlement, give_back, report_progress
 from ._stream_setup import made_or_kept
@@ -165,10 +166,13 @@ class Streams:
         )
         return stream
 
-    async def set_up(self, name: str, subject: str, settings: Durable) -> JetStreamContext.PullSubscription:
+    async def set_up(
+        self, name: str, subject: str, settings: Durable
+    ) -> tuple[JetStreamContext.PullSubscription, Callable[[], Awaitable[None]]]:
         """Make (or keep, or update: `made_or_kept`) the stream that captures ``subject`` and its
-        dead-letter stream, create its durable consumer, and bind a pull subscription to it.
-        Raises ``RuntimeError`` without JetStream, ``ValueError`` for settings the server (or the
+        dead-letter stream, create its durable consumer, and bind a pull subscription to it;
+        return it, and what makes the consumer again if it was deleted (see `Pump`). Raises
+        ``RuntimeError`` without JetStream, ``ValueError`` for settings the server (or the
         user's rights) refuses to change."""
         stream = await self.provision(name, subject, settings)
         # JetStream itself never gives up on a message (it would stay in the stream for good, a
@@ -204,7 +208,15 @@ class Streams:
             raise ValueError(
                 f"{name!r} is already published durably with other settings ({error.description})"
             ) from None
-        return await self._js.pull_subscribe_bind(durable=CONSUMER, stream=stream)
+
+        async def restore() -> None:
+            try:
+                await self._js.consumer_info(stream, CONSUMER)
+            except nats.js.errors.NotFoundError:
+                _logger.warning("durable %r: its consumer was deleted, and is made again", name)
+                await self._js.add_consumer(stream, consumer)  # pyright: ignore[reportUnknownMemberType]
+
+        return await self._js.pull_subscribe_bind(durable=CONSUMER, stream=stream), restore
 
     async def store(
         self, ref: RemoteRef[Any], body: bytes, headers: Mapping[str, str] | None, msg_id: str | None
@@ -270,9 +282,11 @@ class Pump:
         mailbox: Mailbox,
         name: str,
         dead: DeadLetterStreams,
+        restore: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._nc = nc
         self._pull = pull
+        self._restore = restore
         self._settings = settings
         self._spawn = spawn
         self._mailbox = mailbox
@@ -331,6 +345,11 @@ class Pump:
                 failures += 1
                 _logger.debug("fetch failed (%r), retrying", error)
                 await asyncio.sleep(min(1.0, 0.05 * 2**failures))
+                if failures % 4 == 0 and isinstance(error, NO_JETSTREAM) and self._restore is not None:
+                    # Nobody answers fetches of a consumer that is gone (deleted by an operator,
+                    # another process, or its stream's limits): make it again.
+                    with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+                        await self._restore()
                 continue
             self._busy = True
             # The consumer's ack_wait runs from each message's delivery: the messages of a batch

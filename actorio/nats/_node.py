@@ -404,7 +404,9 @@ class Node(NodeProvision, NodeEntities):
         settings = Durable() if durable is True else (durable or None)
         subject = self._subject_of(name)
         # The streams first: if they cannot be set up, nothing was started.
-        pull = None if settings is None else await self._streams.set_up(name, subject, settings)
+        pull, restore = (
+            (None, None) if settings is None else await self._streams.set_up(name, subject, settings)
+        )
         try:
             cell, supervisor = await target.start()
         except BaseException:
@@ -432,6 +434,7 @@ class Node(NodeProvision, NodeEntities):
                 mailbox=cell,
                 name=name,
                 dead=self._streams.dead,
+                restore=restore,
             )
         publication = Publication(
             self, name, subject, cell, settings, inlet, spawn=self._spawn, leave=self._publications.discard

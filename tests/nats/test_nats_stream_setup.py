@@ -5,6 +5,7 @@ whose settings would lose, move or expire stored messages is updated to the node
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -178,3 +179,21 @@ async def test_provision_refuses_what_publish_refuses(node: Node) -> None:
         await node.provision("jobs", False)
     with pytest.raises(ValueError, match="name"):
         await node.provision("a b")
+
+
+@pytest.mark.asyncio
+async def test_a_deleted_consumer_is_made_again_and_the_stored_tells_are_handled(
+    node: Node, raw: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nobody answers the fetches of a consumer that was deleted (by an operator, or another
+    process with the right): the pump makes it again, and nothing stored is left behind."""
+    publication = await node.publish("orphan", Greeter(), durable=True)
+    ref = node.ref("orphan", Greeter, durable=True)
+    await ref.tell(Record(n=1))
+    assert await ref.ask(Report(), timeout=10) == [1]
+    with caplog.at_level(logging.WARNING, logger="actorio.nats"):
+        await raw.jetstream().delete_consumer(stream_name(node.prefix, "orphan"), "actorio")
+        await ref.tell(Record(n=2))  # stored: the stream does not need the consumer
+        assert await ref.ask(Report(), timeout=20) == [1, 2]
+    assert "'orphan': its consumer was deleted, and is made again" in caplog.text
+    await publication.unpublish()

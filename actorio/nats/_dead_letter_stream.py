@@ -236,7 +236,15 @@ class DeadLetterStreams:
             discard=DiscardPolicy.OLD,
             duplicate_window=dedupe_window,
         )
-        await made_or_kept(self._js, config, "a dead-letter stream")
+        # Denied deletes would keep a replayed or forgotten letter for good (a mailbox, whose
+        # acknowledged messages go anyway, may deny them).
+        await made_or_kept(
+            self._js,
+            config,
+            "a dead-letter stream",
+            also=("deny_delete",),
+            provision="Node.provision, or Node.provision_entities for an entity type",
+        )
 
     async def move(
         self, msg: Msg, name: str, deliveries: int, error_type: str, error: str, *, owner: str = ""

@@ -363,7 +363,7 @@ class DurableMailbox:
             max_consumers=_MAX_CONSUMERS,
             metadata={SHARDS: str(settings.shards)},
         )
-        await made_or_kept(js, config, "a durable entity type")
+        await made_or_kept(js, config, "a durable entity type", provision="Node.provision_entities")
         await dead.set_up(
             dead_letter_name(entity_type),
             name,

@@ -19,6 +19,7 @@ import contextlib
 import enum
 import functools
 import logging
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -433,6 +434,19 @@ class Entities:
 
     # -- hosting -------------------------------------------------------------------------------
 
+    def _check_settings(self, lease: float, idle_timeout: float, max_active: int | None) -> None:
+        """``ValueError`` unless ``lease`` and ``idle_timeout`` are positive, finite numbers of
+        seconds, and ``max_active`` and the node's bucket sizes positive ints or None."""
+        if not (0 < lease < math.inf and 0 < idle_timeout < math.inf):
+            raise ValueError("lease and idle_timeout are positive, finite numbers of seconds")
+        for setting, value in (
+            ("max_active", max_active),
+            ("entities.bucket_max_bytes", self.bucket_max_bytes),
+            ("entities.due_max_bytes", self.due_max_bytes),
+        ):
+            if value is not None and (type(value) is not int or value < 1):
+                raise ValueError(f"{setting} is a positive int or None, not {value!r}")
+
     async def provision(
         self, entity_type: str, *, lease: float, durable: Durable | None, persistent: bool
     ) -> None:
@@ -440,8 +454,7 @@ class Entities:
         `Node.provision_entities`): a durable type's mailbox and dead-letter streams, its
         placement bucket (with the TTL ``lease``), and, ``persistent``, its reminders' index."""
         check_entity_type(entity_type)
-        if not lease > 0:
-            raise ValueError("lease is a positive number of seconds")
+        self._check_settings(lease, 1.0, None)
         if self.mailboxes is not None:  # as a host does: the streams come before the bucket
             await self.mailboxes.prepare(entity_type, durable)
         name = bucket_name(self.prefix, entity_type)
@@ -469,15 +482,7 @@ class Entities:
         check_entity_type(entity_type)
         if entity_type in self.hosted:
             raise ValueError(f"this node hosts the entity type {entity_type!r} already")
-        if not lease > 0 or not idle_timeout > 0:
-            raise ValueError("lease and idle_timeout are positive numbers of seconds")
-        for setting, value in (
-            ("max_active", max_active),
-            ("entities.bucket_max_bytes", self.bucket_max_bytes),
-            ("entities.due_max_bytes", self.due_max_bytes),
-        ):
-            if value is not None and (type(value) is not int or value < 1):
-                raise ValueError(f"{setting} is a positive int or None, not {value!r}")
+        self._check_settings(lease, idle_timeout, max_active)
         guard = lease / 4 if guard is None else guard
         if not 0 < guard < lease / 2:
             raise ValueError(f"guard is between 0 and half the lease ({lease / 2} s), not {guard!r}")

@@ -6,7 +6,7 @@ types beforehand, so that the processes that use them need no right to make stre
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ._addresses import check_name
 from ._durable import Durable
@@ -81,5 +81,7 @@ class NodeProvision:
         """
         if self._closed:
             raise RuntimeError("the node is closed")
+        if not isinstance(cast(object, durable), (bool, Durable)):  # (durable=5, say)
+            raise ValueError(f"durable must be a bool or a Durable, not {durable!r}")
         settings = Durable() if durable is True else (durable or None)
         await self.entities.provision(name, lease=lease, durable=settings, persistent=persistent)

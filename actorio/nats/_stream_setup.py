@@ -1,6 +1,6 @@
 """How a node sets up the JetStream streams it uses (a durable name's, its dead-letter stream, a
 durable entity type's): looked for first, and kept as they are when they fit; made when there is
-none; updated otherwise.
+none; updated otherwise. And how it reads the buckets it uses (`leader_read`).
 
 A stream that fits is neither made nor updated, so a node whose streams were made beforehand (by
 an operator, with `Node.provision`, or with replicas and placement of the operator's choosing)
@@ -32,11 +32,12 @@ import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
+from nats.js.kv import KeyValue
 
 from ..lowlevel import printable
 from ._errors import NO_JETSTREAM, jetstream_missing
 
-__all__ = ["differences", "made_or_kept", "not_made"]
+__all__ = ["differences", "leader_read", "made_or_kept", "not_made"]
 
 _DECIDING = (
     "subjects",
@@ -50,6 +51,7 @@ _DECIDING = (
     "max_msgs_per_subject",
     "max_msg_size",
     "discard",
+    "discard_new_per_subject",
     "no_ack",
     "sealed",
     "allow_rollup_hdrs",
@@ -62,6 +64,7 @@ _DECIDING = (
     "allow_msg_counter",
     "persist_mode",
     "consumer_limits",
+    "subject_delete_marker_ttl",
 )
 """The settings a stream must have as the node would give them (read with ``getattr``: a nats-py
 older than a setting has no attribute for it, and does not see it)."""
@@ -90,12 +93,13 @@ def _normal(value: object) -> object:
     return value
 
 
-def differences(found: StreamConfig, wanted: StreamConfig) -> list[str]:
-    """The settings of the stream ``found`` that decide what it keeps (see the module's docstring)
-    and differ from ``wanted``, and the metadata ``wanted`` notes that ``found`` lacks: each as
-    ``"<setting> <found> (wanted <wanted>)"``. An empty list: it fits."""
+def differences(found: StreamConfig, wanted: StreamConfig, also: tuple[str, ...] = ()) -> list[str]:
+    """The settings of the stream ``found`` that decide what it keeps (see the module's docstring;
+    ``also``: more settings that do, for this stream) and differ from ``wanted``, and the
+    metadata ``wanted`` notes that ``found`` lacks or notes otherwise: each as ``"<setting>
+    <found> (wanted <wanted>)"``. An empty list: it fits."""
     changed: list[str] = []
-    for name in _DECIDING:
+    for name in (*_DECIDING, *also):
         has, wants = getattr(found, name, None), getattr(wanted, name, None)
         if _normal(has) != _normal(wants):
             changed.append(f"{name} {_shown(has)} (wanted {_shown(wants)})")
@@ -111,16 +115,25 @@ def _shown(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-async def made_or_kept(js: JetStreamContext, config: StreamConfig, what: str) -> None:
-    """Make the stream ``config`` describes, keep the one of its name if it fits (`differences`),
-    or update its deciding settings to ``config``'s (the operator's others are kept). ``what``
-    names the stream's use in errors ("a durable mailbox").
+async def made_or_kept(
+    js: JetStreamContext,
+    config: StreamConfig,
+    what: str,
+    *,
+    also: tuple[str, ...] = (),
+    provision: str = "Node.provision",
+) -> None:
+    """Make the stream ``config`` describes, keep the one of its name if it fits (`differences`,
+    with the settings ``also``), or update its deciding settings to ``config``'s (the operator's
+    others are kept), and look again. ``what`` names the stream's use in errors ("a durable
+    mailbox"); ``provision``, the method that makes it beforehand.
 
     Raises ``RuntimeError`` without JetStream; ``ValueError`` if the stream is missing and could
-    not be made (the server refused it, or the user's right to make streams), or exists with
-    other settings and could not be updated (the server refused the change: some, like the
-    storage or denied deletes, it never changes; or the user's right); nats-py's errors for
-    anything else.
+    not be made (the server refused it, or the user's right to make streams), if its metadata
+    notes another value than ``config``'s (a durable entity type's shards: never updated), or if
+    it exists with other settings and could not be updated (the server refused the change: some,
+    like the storage or denied deletes, it never changes; or the user's right), or kept some
+    after the update; nats-py's errors for anything else.
     """
     name = config.name
     assert name is not None
@@ -136,28 +149,42 @@ async def made_or_kept(js: JetStreamContext, config: StreamConfig, what: str) ->
                 try:
                     found = (await js.stream_info(name)).config
                 except nats.js.errors.NotFoundError:  # no: refused (another stream's subjects)
-                    raise not_made(what, f"stream {name}", error, "Node.provision") from None
+                    raise not_made(what, f"stream {name}", error, provision) from None
             except asyncio.TimeoutError as error:  # (nats-py's too) no answer: a refused right?
-                raise not_made(what, f"stream {name}", error, "Node.provision") from None
+                raise not_made(what, f"stream {name}", error, provision) from None
     except NO_JETSTREAM:
         raise jetstream_missing(what) from None
-    changed = differences(found, config)
+    changed = differences(found, config, also)
     if not changed:
         return
-    kept = {key: value for key, value in (found.metadata or {}).items() if not key.startswith("_nats.")}
+    notes = found.metadata or {}
+    conflicts = [
+        f"{key} {_shown(notes[key])} (wanted {_shown(value)})"
+        for key, value in (config.metadata or {}).items()
+        if key in notes and notes[key] != value
+    ]
+    if conflicts:  # (made meanwhile by another node with other settings: its own are not undone)
+        raise ValueError(f"{what}: the stream {name} notes other settings ({', '.join(conflicts)})")
+    kept = {key: value for key, value in notes.items() if not key.startswith("_nats.")}
     updated = dataclasses.replace(
         found,
-        **{setting: getattr(config, setting) for setting in _DECIDING if hasattr(config, setting)},
+        **{setting: getattr(config, setting) for setting in (*_DECIDING, *also) if hasattr(config, setting)},
         metadata={**kept, **(config.metadata or {})} or None,
     )
     try:
         await js.update_stream(updated)  # pyright: ignore[reportUnknownMemberType]
+        left = differences((await js.stream_info(name)).config, config, also)
     except (nats.errors.Error, asyncio.TimeoutError) as error:
-        hint = ": have it updated by a user that may (Node.provision)" if _unanswered(error) else ""
+        hint = f": have it updated by a user that may ({provision})" if _unanswered(error) else ""
         raise ValueError(
             f"{what}: the stream {name} exists with other settings ({', '.join(changed)}), and it "
             f"could not be updated ({_said(error)}){hint}"
         ) from None
+    if left:  # the server keeps some settings on by itself (subject delete markers: TTLs, rollups)
+        raise ValueError(
+            f"{what}: the stream {name} was updated, but the server kept other settings "
+            f"({', '.join(left)}): make it anew"
+        )
 
 
 def not_made(what: str, stream: str, error: BaseException, provision: str) -> ValueError:
@@ -181,3 +208,12 @@ def _said(error: BaseException) -> str:
         return "no answer: the user may lack the right"
     description = getattr(error, "description", None)
     return printable(str(description) if description else repr(error))[:200]
+
+
+def leader_read(js: JetStreamContext, name: str) -> KeyValue:
+    """The bucket ``name`` (found or made), reading its keys through its stream's leader
+    (``STREAM.MSG.GET``) even where it allows direct reads, as the buckets other NATS clients
+    make do by default: any replica may answer a direct read, one that is behind too, and it
+    needs a right (``$JS.API.DIRECT.GET``) that the example configuration's users are not
+    given."""
+    return KeyValue(name=name, stream=f"KV_{name}", pre=f"$KV.{name}.", js=js, direct=False)

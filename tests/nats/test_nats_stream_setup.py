@@ -29,7 +29,7 @@ from nats.js.api import (
 from actorio.nats import Durable, Node
 from actorio.nats._dead_letter_stream import dead_letter_stream
 from actorio.nats._durable import stream_name
-from actorio.nats._stream_setup import differences
+from actorio.nats._stream_setup import differences, made_or_kept
 from tests.nats_support.actors import Greeter, Record, Report
 
 MAILBOX = StreamConfig(
@@ -59,6 +59,8 @@ def test_the_settings_that_decide_what_a_stream_keeps_are_differences() -> None:
         "subject_transform": SubjectTransform(src=">", dest="other.>"),
         "sources": [StreamSource(name="S")],
         "max_msg_size": 1 << 20,  # (a dead letter too large would go round for good)
+        "discard_new_per_subject": True,
+        "subject_delete_marker_ttl": 60.0,  # (the server then keeps TTLs and rollups on)
         "consumer_limits": StreamConsumerLimits(inactive_threshold=2.0),  # (the consumer deleted)
     }
     for name, value in unfit.items():
@@ -156,6 +158,35 @@ async def test_a_stream_whose_settings_lose_messages_is_updated_to_the_node_s(
     assert not config.max_age
     assert config.duplicate_window == 30
     assert (config.description, config.compression, config.deny_delete) == tuple(operators.values())
+
+
+@pytest.mark.asyncio
+async def test_what_cannot_be_kept_nor_updated_is_an_error(node: Node, raw: Client) -> None:
+    js = raw.jetstream()
+    # A dead-letter stream denying deletes would keep replayed letters: refused, with the reason.
+    stream = stream_name(node.prefix, "denied")
+    dead = StreamConfig(
+        name=dead_letter_stream(stream), subjects=[f"{node.prefix}.dlq.denied"], deny_delete=True
+    )
+    await js.add_stream(dead)  # pyright: ignore[reportUnknownMemberType]
+    with pytest.raises(
+        ValueError,
+        match=r"deny_delete True \(wanted False\)\), and it could not be updated \(.*deny message deletes",
+    ):
+        await node.provision("denied")
+    # Subject delete markers: the server keeps TTLs and rollups on.
+    await operator_made(
+        raw, node, "markers", max_age=600.0, subject_delete_marker_ttl=60.0, allow_msg_ttl=True
+    )
+    with pytest.raises(ValueError, match=r"stream \w+ (was updated, but the server kept|exists with other)"):
+        await node.provision("markers")
+    # A stream another node noted other shards in (made meanwhile) is not rewritten.
+    noted = dataclasses.replace(MAILBOX, name="NOTED", subjects=["noted.>"], metadata={"actorio.shards": "4"})
+    await js.add_stream(noted)  # pyright: ignore[reportUnknownMemberType]
+    wanted = dataclasses.replace(noted, metadata={"actorio.shards": "8"})
+    with pytest.raises(ValueError, match=r"NOTED notes other settings \(actorio.shards '4' \(wanted '8'\)\)"):
+        await made_or_kept(js, wanted, "a test")
+    assert (await js.stream_info("NOTED")).config.metadata["actorio.shards"] == "4"  # type: ignore[index]
 
 
 @pytest.mark.asyncio

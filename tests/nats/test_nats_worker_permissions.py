@@ -9,13 +9,15 @@ import asyncio
 import logging
 
 import pytest
-from pydantic import BaseModel
+from nats.js.api import KeyValueConfig
 
 from actorio import Actor, Message, handles
 from actorio.nats import Durable, Node, NotAuthorized
 from actorio.nats._connection import synced
 from actorio.nats._durable import stream_name
-from actorio.persistence import DurableStateActor, JetStreamJournal
+from actorio.nats._placement import bucket_name
+from actorio.persistence import JetStreamJournal
+from tests.nats.test_nats_persistent_entities import Arm, Fires, Sleeper
 from tests.nats_support.actors import Greet, Greeter, Greeting, Record, Report
 from tests.nats_support.credentials import Key, ShopKeys, example_server
 from tests.nats_support.processes import wait_until
@@ -140,38 +142,10 @@ class Wallet(Actor[Deposit | Balance]):
         return self.balance
 
 
-class Count(BaseModel):
-    value: int = 0
-
-
-class Arm(Message):
-    delay: float
-
-
-class Fired(Message):
-    pass
-
-
-class Fires(Message[int]):
-    pass
-
-
-class Sleeper(DurableStateActor[Arm | Fired | Fires, Count]):
+class AccountSleeper(Sleeper):
     """A persistent entity whose reminder counts in its state, in the journal's type "account"."""
 
     entity_type = "account"
-
-    @handles(Arm)
-    async def arm(self, msg: Arm) -> None:
-        await self.remind("wake", Fired(), msg.delay)
-
-    @handles(Fired)
-    async def fired(self, msg: Fired) -> None:
-        self.state = Count(value=self.state.value + 1)
-
-    @handles(Fires)
-    async def fires(self, msg: Fires) -> int:
-        return self.state.value
 
 
 @pytest.mark.asyncio
@@ -184,9 +158,13 @@ async def test_entity_types_work_within_the_example_permissions(
     with example_server(keys) as server, caplog.at_level(logging.WARNING, logger="actorio.nats"):
         await provision_journal(server.url, keys)
         async with await Node.connect(server.url, prefix="shop", nkey_seed=keys.admin.seed) as admin:
+            # Wallet's bucket made as other NATS clients make buckets: direct reads allowed, which
+            # need a right nobody here has; the nodes read through the stream's leader.
+            bucket = KeyValueConfig(bucket=bucket_name("shop", "Wallet"), ttl=10.0, history=1, direct=True)
+            await admin.client.jetstream().create_key_value(bucket)
             await admin.provision_entities("Wallet", lease=10.0)
             await admin.provision_entities("DurableWallet", lease=10.0, durable=True)
-            await admin.provision_entities("Sleeper", lease=10.0, durable=True, persistent=True)
+            await admin.provision_entities("AccountSleeper", lease=10.0, durable=True, persistent=True)
         journal = await JetStreamJournal.connect(
             server.url, prefix="shop", nkeys_seed_str=keys.journal.seed, inbox_prefix="_INBOX.shop-journal"
         )
@@ -199,12 +177,12 @@ async def test_entity_types_work_within_the_example_permissions(
         async with journal, worker, client:
             await worker.host(Wallet, lease=10.0)
             await worker.host(Wallet, name="DurableWallet", lease=10.0, durable=True)
-            await worker.host(Sleeper, journal=journal, lease=10.0, idle_timeout=0.5, durable=True)
+            await worker.host(AccountSleeper, journal=journal, lease=10.0, idle_timeout=0.5, durable=True)
             for name in ("Wallet", "DurableWallet"):
                 wallet = client.entity(name, "alice", Wallet)
                 await wallet.tell(Deposit(amount=10))
                 assert await wallet.ask(Balance(), timeout=10) == 10
-            sleeper = client.entity(Sleeper, "k1")
+            sleeper = client.entity(AccountSleeper, "k1")
             await sleeper.tell(Arm(delay=0.2))  # fires after the key was passivated (idle 0.5 s)
 
             async def fired() -> bool:

@@ -434,7 +434,7 @@ class Entities:
 
     # -- hosting -------------------------------------------------------------------------------
 
-    def _check_settings(self, lease: float, idle_timeout: float, max_active: int | None) -> None:
+    def _check_settings(self, lease: float, idle_timeout: float = 1.0, max_active: int | None = None) -> None:
         """``ValueError`` unless ``lease`` and ``idle_timeout`` are positive, finite numbers of
         seconds, and ``max_active`` and the node's bucket sizes positive ints or None."""
         if not (0 < lease < math.inf and 0 < idle_timeout < math.inf):
@@ -454,7 +454,7 @@ class Entities:
         `Node.provision_entities`): a durable type's mailbox and dead-letter streams, its
         placement bucket (with the TTL ``lease``), and, ``persistent``, its reminders' index."""
         check_entity_type(entity_type)
-        self._check_settings(lease, 1.0, None)
+        self._check_settings(lease)
         if self.mailboxes is not None:  # as a host does: the streams come before the bucket
             await self.mailboxes.prepare(entity_type, durable)
         name = bucket_name(self.prefix, entity_type)

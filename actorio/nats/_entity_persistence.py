@@ -40,7 +40,7 @@ from nats.js.kv import KeyValue
 from .. import Actor, ActorioException
 from ..lowlevel import LogLimit, Mailbox, task_of
 from ._placement import BucketFull, check_key, full_bucket, rendezvous
-from ._stream_setup import leader_read, not_made
+from ._stream_setup import bucket_found_or_made
 
 if TYPE_CHECKING:
     from actorio.persistence import Journal, PersistenceId, ReminderRecord
@@ -312,24 +312,12 @@ class Reminders:
         """The index bucket ``bucket``: bound if it exists, else made with ``max_bytes`` (None:
         no bound), read through its leader (`leader_read`); ``ValueError`` if it could not be
         made."""
-        try:
-            await js.key_value(bucket)
-            return leader_read(js, bucket)
-        except nats.js.errors.BucketNotFoundError:
-            pass
-        try:
-            # nats-py leaves ``**params`` of create_key_value() unannotated.
-            await js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
-                bucket=bucket,
-                history=1,
-                max_value_size=_MAX_DUE_BYTES,
-                max_bytes=-1 if max_bytes is None else max_bytes,
-            )
-            return leader_read(js, bucket)
-        except asyncio.TimeoutError as error:  # (nats-py's too) no answer: a refused right?
-            raise not_made(
-                "a persistent entity type's reminders", f"bucket {bucket}", error, "Node.provision_entities"
-            ) from None
+        make = {
+            "history": 1,
+            "max_value_size": _MAX_DUE_BYTES,
+            "max_bytes": -1 if max_bytes is None else max_bytes,
+        }
+        return await bucket_found_or_made(js, bucket, "a persistent entity type's reminders", make)
 
     async def open(self) -> None:
         """Make (or bind) the index bucket, and start watching it and waking due keys."""

@@ -45,7 +45,7 @@ from nats.js.kv import KeyValue
 from .. import ActorioException
 from ..lowlevel import LogLimit
 from ._errors import NO_JETSTREAM, jetstream_missing
-from ._stream_setup import leader_read, not_made
+from ._stream_setup import bucket_found_or_made
 
 __all__ = [
     "BUCKET_MAX_BYTES",
@@ -267,22 +267,17 @@ class Placements:
         ``LookupError`` if it is missing and ``ttl`` is None; ``ValueError`` if it exists with a
         different TTL (every host of a type must use one lease), or if it is missing and could not
         be made."""
+        make = (
+            None
+            if ttl is None
+            else {"ttl": ttl, "history": 1, "max_bytes": -1 if max_bytes is None else max_bytes}
+        )
         try:
-            await js.key_value(name)
-            kv = leader_read(js, name)
+            kv = await bucket_found_or_made(js, name, "an entity type", make)
         except NO_JETSTREAM:
             raise jetstream_missing("an entity type (its placement bucket)") from None
         except nats.js.errors.BucketNotFoundError:
-            if ttl is None:
-                raise LookupError(name) from None
-            try:
-                # nats-py leaves ``**params`` of create_key_value() unannotated.
-                await js.create_key_value(  # pyright: ignore[reportUnknownMemberType]
-                    bucket=name, ttl=ttl, history=1, max_bytes=-1 if max_bytes is None else max_bytes
-                )
-            except asyncio.TimeoutError as error:  # (nats-py's too) no answer: a refused right?
-                raise not_made("an entity type", f"bucket {name}", error, "Node.provision_entities") from None
-            return leader_read(js, name)
+            raise LookupError(name) from None
         if ttl is not None:
             status = await kv.status()
             if status.ttl is not None and abs(status.ttl - ttl) > 1e-3:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import cast
+from typing import Any, cast
 
 import nats.errors
 import nats.js.errors
@@ -37,7 +37,7 @@ from nats.js.kv import KeyValue
 from ..lowlevel import printable
 from ._errors import NO_JETSTREAM, jetstream_missing
 
-__all__ = ["differences", "leader_read", "made_or_kept", "not_made"]
+__all__ = ["bucket_found_or_made", "differences", "leader_read", "made_or_kept", "not_made"]
 
 _DECIDING = (
     "subjects",
@@ -217,3 +217,26 @@ def leader_read(js: JetStreamContext, name: str) -> KeyValue:
     needs a right (``$JS.API.DIRECT.GET``) that the example configuration's users are not
     given."""
     return KeyValue(name=name, stream=f"KV_{name}", pre=f"$KV.{name}.", js=js, direct=False)
+
+
+async def bucket_found_or_made(
+    js: JetStreamContext, name: str, what: str, make: dict[str, Any] | None
+) -> KeyValue:
+    """The bucket ``name`` (``what`` names its use in errors), found, or made with the settings
+    ``make`` (``create_key_value``'s) if it is missing; read through its leader (`leader_read`).
+
+    Raises nats-py's ``BucketNotFoundError`` if it is missing and ``make`` is None,
+    ``ValueError`` if it could not be made (the server did not answer: the user may lack the
+    right), what nats-py raises otherwise.
+    """
+    try:
+        await js.key_value(name)
+    except nats.js.errors.BucketNotFoundError:
+        if make is None:
+            raise
+        try:
+            # nats-py leaves ``**params`` of create_key_value() unannotated.
+            await js.create_key_value(bucket=name, **make)  # pyright: ignore[reportUnknownMemberType]
+        except asyncio.TimeoutError as error:  # (nats-py's too) no answer: a refused right?
+            raise not_made(what, f"bucket {name}", error, "Node.provision_entities") from None
+    return leader_read(js, name)

@@ -173,6 +173,26 @@ async def test_a_lost_wake_is_recovered_by_the_host_s_scan(nats_url: str, pair: 
         await raw.close()
 
 
+async def test_a_deleted_shard_consumer_is_made_again_and_what_is_stored_is_handled(
+    nats_url: str, pair: tuple[Node, Node]
+) -> None:
+    """An operator (or a process with the right) deletes a shard's durable consumer: the shard's
+    pump makes it again, and the tells stored after the deletion are handled."""
+    hosting, client = pair
+    await hosting.host(Ledger, name="ledger9", durable=FAST, lease=LEASE)
+    ref = client.entity("ledger9", "k", Ledger)
+    await ref.tell(Put(seq=1))
+    assert await ref.ask(Seen(), timeout=20) == [1]
+    raw = await nats.connect(nats_url)
+    try:
+        stream = mailbox_stream("actorio", "ledger9")
+        await raw.jetstream().delete_consumer(stream, f"shard-{shard_of('k', Durable.shards)}")
+    finally:
+        await raw.close()
+    await ref.tell(Put(seq=2))  # stored: the stream does not need the consumer
+    assert await ref.ask(Seen(), timeout=30) == [1, 2]
+
+
 async def test_a_host_starting_wakes_the_keys_with_stored_messages(nats_url: str) -> None:
     Ledger.HANDLED.clear()
     async with await Node.connect(nats_url) as first:

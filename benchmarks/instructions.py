@@ -88,6 +88,20 @@ async def _ask(side: str, n: int, build: bool) -> None:
     await actor.stop()
 
 
+async def _ask_concurrent(side: str, n: int) -> None:
+    """``n`` asks in all, from 100 askers at once (the scenario "ask, 100 askers")."""
+    actor = SIDES[side]()
+    ref = await actor.start()
+
+    async def asker(k: int) -> None:
+        message = Echo(n=k)
+        for _ in range(n // 100):
+            await ref.ask(message)
+
+    await asyncio.gather(*(asker(k) for k in range(100)))
+    await actor.stop()
+
+
 async def _spawn_stop(side: str, n: int) -> None:
     make = SIDES[side]
     for _ in range(n):
@@ -230,6 +244,8 @@ CASES: dict[str, Callable[[int], None]] = {
     "ask_built": _in_loop(lambda n: _ask("actorio", n, True)),
     "ask_baseline": _in_loop(lambda n: _ask("baseline", n, False)),
     "ask_baseline_built": _in_loop(lambda n: _ask("baseline", n, True)),
+    "ask_concurrent": _in_loop(lambda n: _ask_concurrent("actorio", n)),
+    "ask_concurrent_baseline": _in_loop(lambda n: _ask_concurrent("baseline", n)),
     "spawn_stop": _in_loop(lambda n: _spawn_stop("actorio", n)),
     "spawn_stop_baseline": _in_loop(lambda n: _spawn_stop("baseline", n)),
     "nats_tell": _over_nats("_actorio_tell"),

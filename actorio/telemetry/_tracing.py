@@ -16,6 +16,7 @@ rest under ``actorio.*``. No message field's value is recorded, unless its class
 
 from __future__ import annotations
 
+import logging
 import re
 import weakref
 from collections.abc import Generator, Hashable, Mapping, MutableMapping
@@ -24,15 +25,25 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from actorio import Actor, BaseRef, UnhandledMessage, dead_letters
-from actorio.lowlevel import AskRef, Handler, add_restart_hook, decision_on, remove_restart_hook, wire_name_of
+from actorio.lowlevel import (
+    AskRef,
+    Handler,
+    LogLimit,
+    add_restart_hook,
+    decision_on,
+    remove_restart_hook,
+    wire_name_of,
+)
 
 from ._metrics import Metrics, class_name
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
     from actorio import DeadLetter, Message
 
 __all__ = ["MAX_TRACESTATE", "Tracing", "extract_w3c", "inject_w3c"]
@@ -139,11 +150,14 @@ class Tracing:
             found = constant[kind] = (f"process {kind.__name__}", attributes)
             return found
 
-        async def traced(actor: Any, message: Any) -> Any:
-            kind: type[Any] = message.__class__
-            asked = type(message.sender) is AskRef
-            span = token = None
-            if tracer is not None:
+        def start(
+            actor: Any, message: Any, kind: type[Any], asked: bool
+        ) -> tuple[Span | None, Token[otel_context.Context] | None]:
+            """The span of this handling, current (its context's token): what the SDK raises
+            (a sampler, a span processor's ``on_start``) is logged and the message handled
+            without a span."""
+            assert tracer is not None
+            try:
                 entry = noted.get(id(message))
                 parent: otel_context.Context | None = None
                 links: list[Link] = []
@@ -172,7 +186,17 @@ class Tracing:
                     record_exception=False,
                     set_status_on_exception=False,
                 )
-                token = otel_context.attach(trace.set_span_in_context(span))
+                return span, otel_context.attach(trace.set_span_in_context(span))
+            except Exception as error:
+                _telemetry_failed("starting a span", error)
+                return None, None
+
+        async def traced(actor: Any, message: Any) -> Any:
+            kind: type[Any] = message.__class__
+            asked = type(message.sender) is AskRef
+            span = token = None
+            if tracer is not None:
+                span, token = start(actor, message, kind, asked)
             started = metrics.started(actor) if metrics is not None else 0.0
             outcome = "handled"
             try:
@@ -185,27 +209,40 @@ class Tracing:
                     decision = decision_on(actor, error)
                     outcome = "unhandled" if decision == "unhandled" else "failed"
                 if span is not None:
-                    span.record_exception(error)
-                    span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-                    span.add_event(
-                        "actorio.supervision",
-                        {
-                            "actorio.supervision.decision": decision,
-                            "exception.type": type(error).__qualname__,
-                        },
-                    )
+                    try:
+                        span.record_exception(error)
+                        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                        span.add_event(
+                            "actorio.supervision",
+                            {
+                                "actorio.supervision.decision": decision,
+                                "exception.type": type(error).__qualname__,
+                            },
+                        )
+                    except Exception as failure:
+                        _telemetry_failed("recording a failure", failure)
                 raise
             except BaseException:
                 outcome = "cancelled"
                 raise
             finally:
+                # What the SDK raises here (a span processor's on_end, a metric reader's view)
+                # is logged: it never replaces the handler's result or error.
                 if span is not None:
-                    span.set_attribute("actorio.outcome", outcome)
-                    span.end()
+                    try:
+                        span.set_attribute("actorio.outcome", outcome)
+                        span.end()
+                    except Exception as failure:
+                        _telemetry_failed("ending a span", failure)
                 if token is not None:
                     otel_context.detach(token)
                 if metrics is not None:
-                    metrics.handled(actor_class_name, kind.__qualname__, outcome, metrics.clock() - started)
+                    try:
+                        metrics.handled(
+                            actor_class_name, kind.__qualname__, outcome, metrics.clock() - started
+                        )
+                    except Exception as failure:
+                        _telemetry_failed("recording a metric", failure)
 
         traced.__name__ = getattr(handler, "__name__", "traced")
         traced.__qualname__ = getattr(handler, "__qualname__", traced.__name__)
@@ -224,6 +261,16 @@ class Tracing:
     def stop_listening(self) -> None:
         remove_restart_hook(self.on_restart)
         dead_letters.remove_listener(self.on_dead_letter)
+
+
+_failures = LogLimit(logging.getLogger("actorio.telemetry"), about="telemetry failures")
+
+
+def _telemetry_failed(doing: str, error: Exception) -> None:
+    """The OpenTelemetry SDK (a sampler, a span processor, a view) raised ``error`` while actorio
+    was ``doing`` something for a handled message: logged within a limit; the message is handled
+    as if telemetry were off for it."""
+    _failures.log(logging.ERROR, "telemetry failed %s, the message is handled without it: %r", doing, error)
 
 
 # -- across processes -----------------------------------------------------------------------------

@@ -3,16 +3,19 @@ sender's span its parent, one trace across a conversation of three actors, no pa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import ClassVar
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
 from opentelemetry.trace import SpanKind, StatusCode
 
-from actorio import Actor, ActorRef, Message, NoReply, handles
+from actorio import Actor, ActorRef, DeadLetter, Message, NoReply, dead_letters, handles
 from actorio.telemetry import instrument, instrumented, uninstrument
 
 SECRET = "s3cr3t-payload"
@@ -278,3 +281,60 @@ async def test_a_forwarded_ask_is_the_child_of_the_forwarding_handler(spans: InM
     assert served.parent.span_id == routed.context.span_id
     assert served.context.trace_id == routed.context.trace_id
     assert served.kind == SpanKind.SERVER  # it carries the ask, and answers it
+
+
+class _RaisingSampler(Sampler):
+    """A sampler with a fault: it raises for every span."""
+
+    def should_sample(self, *args: object, **kwargs: object) -> SamplingResult:
+        raise RuntimeError("sampler fault")
+
+    def get_description(self) -> str:
+        return "raising"
+
+
+class _RaisingProcessor(SpanProcessor):
+    """A span processor with a fault on start or on end."""
+
+    def __init__(self, on: str) -> None:
+        self.on = on
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if self.on == "start":
+            raise RuntimeError("processor fault on start")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.on == "end":
+            raise RuntimeError("processor fault on end")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("fault", ["sampler", "start", "end"])
+async def test_telemetry_that_raises_never_fails_a_handler(
+    fault: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sampler or span processor with a fault is logged (within a limit): every message is
+    handled, every ask answered, nothing is a dead letter and no actor stops."""
+    provider = TracerProvider(sampler=_RaisingSampler()) if fault == "sampler" else TracerProvider()
+    if fault != "sampler":
+        provider.add_span_processor(_RaisingProcessor(fault))
+    letters: list[DeadLetter] = []
+    dead_letters.add_listener(letters.append)
+    instrument(tracer_provider=provider, metrics=False)
+    try:
+        with caplog.at_level(logging.ERROR, logger="actorio.telemetry"):
+            kept = Ledger()
+            async with kept as ledger, Payments(ledger) as payments:
+                for _ in range(20):
+                    assert await payments.ask(Charge(card="c")) == "ok"
+                with pytest.raises(ValueError, match="audit failed"):  # the handler's own error
+                    await payments.ask(Audit())
+                await ledger.ask(Tick())
+                assert kept.records == 20
+    finally:
+        uninstrument()
+        dead_letters.remove_listener(letters.append)
+    assert letters == []
+    failures = [r for r in caplog.records if "telemetry failed" in r.getMessage()]
+    assert 1 <= len(failures) <= 11  # the limit's 10 lines, and the count of those left out
+    assert "fault" in failures[0].getMessage()

@@ -31,7 +31,7 @@ from nats.js.client import JetStreamContext
 from typing_extensions import TypeVar
 
 from .. import Actor, Message, SupervisorStrategy
-from ..lowlevel import AskRef, hand_off
+from ..lowlevel import AskRef, hand_off, inject, report_transport
 from ._addresses import Addresses
 from ._codec import TIMEOUT, encode_message, read_reply
 from ._durable import Durable
@@ -272,6 +272,14 @@ class Entities:
         """Send a tell's body to where ``ref`` is, after what ``tell_nowait`` queued for its type."""
         await self._queues.send(ref.entity_type, self._publishing(ref, body, headers))
 
+    async def tell_payload(self, ref: EntityRef[Any], body: bytes) -> None:
+        """Send a raw payload's body to ``ref`` as `publish` does, with the sending code's trace
+        context."""
+        headers: dict[str, str] = {}
+        inject(headers)
+        report_transport("nats", "sent", "tell")
+        await self.publish(ref, body, headers or None)
+
     def _publishing(self, ref: EntityRef[Any], body: bytes, headers: dict[str, str] | None) -> Send:
         async def send() -> None:
             mailboxes = self.mailboxes
@@ -303,7 +311,11 @@ class Entities:
         if ask is not None:  # a message carrying an ask, handed on: the entity answers it
             self._spawn(self._answer_forwarded(ref, message, ask))
             return None
-        return self._publishing(ref, encode_message(message), self._addresses.headers(message))
+        body = encode_message(message)
+        headers = self._addresses.headers(message) or {}
+        inject(headers)  # the sending code's trace context, if a tracer propagates one
+        report_transport("nats", "sent", "tell")
+        return self._publishing(ref, body, headers or None)
 
     async def _answer_forwarded(self, ref: EntityRef[Any], message: Message[Any], ask: AskRef) -> None:
         try:
@@ -334,6 +346,7 @@ class Entities:
             ref.entity_type, max(deadline - loop.time(), 0.001)
         ):
             return await mailboxes.request(ref, body, max(deadline - loop.time(), 0.001))
+        report_transport("nats", "sent", "ask")  # (a durable type's request reports its own)
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -379,6 +392,7 @@ class Entities:
         loop = asyncio.get_running_loop()
         remaining = max(deadline - loop.time(), 0.001)
         headers = {TIMEOUT: repr(remaining), LEASE: str(route.claim)}
+        inject(headers)  # the asking code's trace context, if a tracer propagates one
         subject = self.subject(ref.entity_type, route.node, ref.key)
         placements = await self._placements(ref.entity_type, remaining)
         every = max(placements.ttl / 4, 0.05) if placements.ttl else remaining

@@ -116,7 +116,7 @@ class EntityRef(ActorRef[P]):
 
     async def tell_payload(self, payload: Payload, /) -> None:
         """Send a raw wire payload as it is: the entity's protocol validates it where it lands."""
-        await self._entities.publish(self, payload_bytes(payload), None)
+        await self._entities.tell_payload(self, payload_bytes(payload))
 
     async def ask_payload(self, payload: Payload, /, timeout: float | None = None) -> Any:
         """Ask with a raw wire payload; the reply as JSON-decoded data."""

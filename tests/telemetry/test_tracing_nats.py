@@ -242,3 +242,61 @@ async def test_a_durable_tell_keeps_the_senders_trace(nats_url: str, spans: InMe
     assert record.parent is not None
     assert record.parent.span_id == checkout.get_span_context().span_id
     assert record.parent.is_remote
+
+
+class Tally(Actor[Record | Count]):
+    """An entity: counts the records told to its key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.records = 0
+
+    @handles(Record)
+    async def record(self, message: Record) -> None:
+        self.records += 1
+
+    @handles(Count)
+    async def count(self, message: Count) -> int:
+        return self.records
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["plain", "durable"])
+async def test_entity_messages_keep_the_senders_trace_and_are_counted(nats_url: str, durable: bool) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    instrument(tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[reader]))
+    sender = TracerProvider().get_tracer("test")  # the code that sends: a span of its own
+    try:
+        async with await Node.connect(nats_url) as hosting, await Node.connect(nats_url) as client:
+            await hosting.host(Tally, name=f"tally-{durable}", lease=5.0, durable=durable)
+            ref = client.entity(f"tally-{durable}", "k", Tally)
+            with sender.start_as_current_span("checkout") as checkout:
+                await ref.tell(Record(card="x"))
+                ref.tell_nowait(Record(card="y"))
+                await ref.tell_payload({"type": "Record", "data": {"card": "z"}})
+                assert await ref.ask(Count(), timeout=20) == 3
+    finally:
+        uninstrument()
+    handled = [s for s in exporter.get_finished_spans() if s.name in ("process Record", "process Count")]
+    assert len(handled) == 4
+    for span in handled:
+        assert span.parent is not None, span.name
+        assert span.parent.span_id == checkout.get_span_context().span_id
+        assert span.parent.is_remote
+    data = reader.get_metrics_data()
+    assert data is not None
+    sent = {
+        (point.attributes or {}).get("messaging.operation.name"): point.value
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "messaging.client.sent.messages"
+        for point in metric.data.data_points
+        if isinstance(point, NumberDataPoint)
+    }
+    assert sent == {"tell": 3, "ask": 1}

@@ -159,7 +159,7 @@ class Parent(Actor[Tick]):
 
 
 @pytest.mark.asyncio
-async def test_a_restart_and_the_dead_letter_are_events_on_the_failing_span(
+async def test_a_restart_is_an_event_on_the_failing_span(
     spans: InMemorySpanExporter,
 ) -> None:
     async with Parent() as parent:

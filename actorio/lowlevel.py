@@ -49,7 +49,9 @@ What is here:
   `Extract`); a transport calls `inject` on the headers of what it sends and opens `extracted`
   around the local tell of what it receives (both do nothing without a propagator), and
   `report_transport` for each message sent or received and each error, which metrics hear
-  through `add_transport_listener`.
+  through `add_transport_listener`; it opens `transport_operation` around each operation its
+  client makes and waits for (a remote ask), a block that telemetry sets
+  (`set_transport_operation_hook`, a `TransportOperation`) for a span and its duration.
 - **Observing and standing in** (for test kits and tracing; see the block at the end):
   `observe_sends` sees every tell and ask made in a context; `substitute_children` gives one
   actor a stand-in (a `SupervisorLike`) for its children; `make_child` makes what a `ChildSpec`
@@ -98,8 +100,11 @@ from ._ref import (
 from ._statistics import counting_wrapper, snapshot
 from ._supervisor import RestartHook, SupervisorLike, add_restart_hook, make_child, remove_restart_hook
 from ._timers import TimerHook, add_timer_hook, remove_timer_hook
+from ._transport import Operation as TransportOperation
 from ._transport import TransportListener, add_transport_listener, remove_transport_listener
+from ._transport import operation as transport_operation
 from ._transport import report as report_transport
+from ._transport import set_operation_hook as set_transport_operation_hook
 from ._types import Member, Request, union_arms
 from ._watch import unwatch, watch
 
@@ -125,6 +130,7 @@ __all__ = [
     "SupervisorLike",
     "TimerHook",
     "TransportListener",
+    "TransportOperation",
     "actor_of",
     "add_handler_wrapper",
     "add_restart_hook",
@@ -162,10 +168,12 @@ __all__ = [
     "report_transport",
     "reset_log_limits",
     "set_propagator",
+    "set_transport_operation_hook",
     "shorten",
     "snapshot",
     "substitute_children",
     "task_of",
+    "transport_operation",
     "union_arms",
     "unwatch",
     "watch",

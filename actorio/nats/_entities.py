@@ -33,7 +33,7 @@ from typing_extensions import TypeVar
 from .. import Actor, Message, SupervisorStrategy
 from ..lowlevel import AskRef, hand_off, inject, report_transport
 from ._addresses import Addresses
-from ._codec import TIMEOUT, encode_message, read_reply
+from ._codec import TIMEOUT, encode_message
 from ._durable import Durable
 from ._durable_entities import DurableSending
 from ._entity_host import ERROR_TYPE, LEASE, MAX_ACTIVE, EntityHost
@@ -319,8 +319,7 @@ class Entities:
 
     async def _answer_forwarded(self, ref: EntityRef[Any], message: Message[Any], ask: AskRef) -> None:
         try:
-            reply = await self.request(ref, encode_message(message), None)
-            ask.tell_nowait(read_reply(ref.identifier, reply.headers, reply.data, message))
+            ask.tell_nowait(await ref.ask(message))
         except Exception as error:
             ask.fail(error)
 

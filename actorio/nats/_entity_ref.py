@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast, overload
 from typing_extensions import TypeVar
 
 from .. import NO_REPLY, ActorRef, Message, NoReply
-from ..lowlevel import MailboxLike, Member, Payload, Request, check_accepted
+from ..lowlevel import MailboxLike, Member, Payload, Request, check_accepted, transport_operation
 from ._codec import encode_message, payload_bytes, read_reply
 
 if TYPE_CHECKING:
@@ -111,8 +111,7 @@ class EntityRef(ActorRef[P]):
     async def ask(self, message: Any, timeout: float | None = None) -> Any:
         """Ask the entity; the validated reply (see the class docstring)."""
         check_accepted(self, message)
-        reply = await self._entities.request(self, encode_message(message), timeout)
-        return read_reply(self.identifier, reply.headers, reply.data, message)
+        return await self._asked(encode_message(message), message, timeout)
 
     async def tell_payload(self, payload: Payload, /) -> None:
         """Send a raw wire payload as it is: the entity's protocol validates it where it lands."""
@@ -120,8 +119,14 @@ class EntityRef(ActorRef[P]):
 
     async def ask_payload(self, payload: Payload, /, timeout: float | None = None) -> Any:
         """Ask with a raw wire payload; the reply as JSON-decoded data."""
-        reply = await self._entities.request(self, payload_bytes(payload), timeout)
-        return read_reply(self.identifier, reply.headers, reply.data, None)
+        return await self._asked(payload_bytes(payload), None, timeout)
+
+    async def _asked(self, body: bytes, message: Message[Any] | None, timeout: float | None) -> Any:
+        """Ask with ``body``: the reply, read against ``message``'s reply type (``None``: as
+        JSON-decoded data)."""
+        with transport_operation("nats", "ask", self.identifier, self.entity_type):
+            reply = await self._entities.request(self, body, timeout)
+            return read_reply(self.identifier, reply.headers, reply.data, message)
 
     def __repr__(self) -> str:
         return f"<EntityRef {self.identifier}>"

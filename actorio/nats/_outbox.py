@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from .. import NO_SENDER, Message
-from ..lowlevel import AskRef, LogLimit, Payload, hand_off, inject, report_transport
+from ..lowlevel import AskRef, LogLimit, Payload, hand_off, inject, report_transport, transport_operation
 from ._addresses import Addresses
 from ._batch import MAX_BATCH, MAX_BATCH_BYTES, batch_headers, joinable
 from ._codec import encode_message, payload_bytes, read_reply
@@ -101,17 +101,19 @@ class Outbox:
     async def ask(self, ref: RemoteRef[Any], message: Message[Any], timeout: float | None) -> Any:
         """Ask ``ref`` after what is queued; the reply, validated against the reply type."""
         body = encode_message(message)
-        if self._queue:
-            await self._after_queued()
-        reply = await self._request(ref, body, timeout)
-        return read_reply(ref.identifier, reply.headers, reply.data, message)
+        with transport_operation("nats", "ask", ref.identifier, _template(ref)):
+            if self._queue:
+                await self._after_queued()
+            reply = await self._request(ref, body, timeout)
+            return read_reply(ref.identifier, reply.headers, reply.data, message)
 
     async def ask_payload(self, ref: RemoteRef[Any], payload: Payload, timeout: float | None) -> Any:
         """Ask ``ref`` with a raw payload after what is queued; the reply as JSON-decoded data."""
         body = payload_bytes(payload)
-        await self._after_queued()
-        reply = await self._request(ref, body, timeout)
-        return read_reply(ref.identifier, reply.headers, reply.data, None)
+        with transport_operation("nats", "ask", ref.identifier, _template(ref)):
+            await self._after_queued()
+            reply = await self._request(ref, body, timeout)
+            return read_reply(ref.identifier, reply.headers, reply.data, None)
 
     async def flushed(self, timeout: float) -> None:
         """Wait (up to ``timeout`` seconds) until what is queued has been sent."""
@@ -254,3 +256,10 @@ def _is_guard(publish: object) -> bool:
     """Whether ``publish`` is a client's `GuardedClient.publish` itself (not a wrapper set on the
     instance, nor a subclass's override)."""
     return getattr(publish, "__func__", None) is GuardedClient.publish
+
+
+def _template(ref: RemoteRef[Any]) -> str:
+    """``ref``'s destination for metrics: its published name, or ``""`` for a sender's address (its
+    name is its subject: one per sender)."""
+    name = ref.identifier
+    return "" if name == ref.subject else name

@@ -33,7 +33,9 @@ def instrument(
     classes it had not met yet (see ``actorio.lowlevel.add_handler_wrapper``).
 
     With traces on, the NATS layer carries the sending code's context as W3C ``traceparent`` /
-    ``tracestate`` headers, so that a conversation across processes is one trace.
+    ``tracestate`` headers, so that a conversation across processes is one trace; a remote ask
+    is a ``CLIENT`` span of its own (``ask <name>``), parent of the span that handles it, and
+    its duration (``messaging.client.operation.duration``) is recorded with metrics on.
 
     Raises ``ImportError`` with a hint if ``opentelemetry-api`` is not installed.
     """
@@ -46,6 +48,7 @@ def instrument(
             "(or, in actorio's repository, pip install '.[otel]')"
         ) from error
     from ._metrics import Metrics
+    from ._operations import Operations
     from ._tracing import INSTRUMENTATION, Tracing, extract_w3c, inject_w3c
 
     global _current
@@ -63,6 +66,7 @@ def instrument(
         lowlevel.add_transport_listener(tracing.metrics.transport)
     if tracer is not None:
         lowlevel.set_propagator((inject_w3c, extract_w3c))
+    lowlevel.set_transport_operation_hook(Operations(tracer, meter))
     _current = tracing
 
 
@@ -74,6 +78,7 @@ def uninstrument() -> None:
     if tracing is None:
         return
     lowlevel.set_propagator(None)
+    lowlevel.set_transport_operation_hook(None)
     if tracing.metrics is not None:
         lowlevel.remove_transport_listener(tracing.metrics.transport)
     lowlevel.remove_handler_wrapper(tracing.wrap)

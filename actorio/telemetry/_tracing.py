@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from actorio import DeadLetter, Message
 
-__all__ = ["MAX_TRACESTATE", "Tracing", "extract_w3c", "inject_w3c"]
+__all__ = ["MAX_TRACESTATE", "Tracing", "extract_w3c", "inject_w3c", "telemetry_failed"]
 
 MAX_TRACESTATE = 512
 """The longest ``tracestate`` header read from the wire (W3C allows 32 members of at most 256
@@ -188,7 +188,7 @@ class Tracing:
                 )
                 return span, otel_context.attach(trace.set_span_in_context(span))
             except Exception as error:
-                _telemetry_failed("starting a span", error)
+                telemetry_failed("starting a span", error)
                 return None, None
 
         async def traced(actor: Any, message: Any) -> Any:
@@ -220,7 +220,7 @@ class Tracing:
                             },
                         )
                     except Exception as failure:
-                        _telemetry_failed("recording a failure", failure)
+                        telemetry_failed("recording a failure", failure)
                 raise
             except BaseException:
                 outcome = "cancelled"
@@ -233,7 +233,7 @@ class Tracing:
                         span.set_attribute("actorio.outcome", outcome)
                         span.end()
                     except Exception as failure:
-                        _telemetry_failed("ending a span", failure)
+                        telemetry_failed("ending a span", failure)
                 if token is not None:
                     otel_context.detach(token)
                 if metrics is not None:
@@ -242,7 +242,7 @@ class Tracing:
                             actor_class_name, kind.__qualname__, outcome, metrics.clock() - started
                         )
                     except Exception as failure:
-                        _telemetry_failed("recording a metric", failure)
+                        telemetry_failed("recording a metric", failure)
 
         traced.__name__ = getattr(handler, "__name__", "traced")
         traced.__qualname__ = getattr(handler, "__qualname__", traced.__name__)
@@ -266,7 +266,7 @@ class Tracing:
 _failures = LogLimit(logging.getLogger("actorio.telemetry"), about="telemetry failures")
 
 
-def _telemetry_failed(doing: str, error: Exception) -> None:
+def telemetry_failed(doing: str, error: Exception) -> None:
     """The OpenTelemetry SDK (a sampler, a span processor, a view) raised ``error`` while actorio
     was ``doing`` something for a handled message: logged within a limit; the message is handled
     as if telemetry were off for it."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 
@@ -12,9 +13,10 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from actorio import Actor, ActorRef, Message, handles
-from actorio.nats import Node
+from actorio.nats import ActorNotFound, Node, RemoteError
 from actorio.telemetry import instrument, uninstrument
 from actorio.telemetry._tracing import extract_w3c
 
@@ -103,9 +105,19 @@ async def test_a_conversation_over_nats_is_one_trace(nats_url: str, spans: InMem
     front_span = by_name[("process Charge", "front")]
     payments_span = by_name[("process Charge", "payments")]
     record_span = by_name[("process Record", "ledger")]
+    (asking,) = [s for s in finished if s.name == "ask payments"]  # the front's remote ask
+    assert asking.kind == SpanKind.CLIENT
+    assert asking.attributes == {
+        "messaging.system": "nats",
+        "messaging.operation.name": "ask",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": "payments",
+    }
     assert front_span.parent is None
+    assert asking.parent is not None
+    assert asking.parent.span_id == front_span.context.span_id
     assert payments_span.parent is not None
-    assert payments_span.parent.span_id == front_span.context.span_id
+    assert payments_span.parent.span_id == asking.context.span_id
     assert payments_span.parent.is_remote
     assert record_span.parent is not None
     assert record_span.parent.span_id == payments_span.context.span_id
@@ -282,11 +294,21 @@ async def test_entity_messages_keep_the_senders_trace_and_are_counted(nats_url: 
                 assert await ref.ask(Count(), timeout=20) == 3
     finally:
         uninstrument()
-    handled = [s for s in exporter.get_finished_spans() if s.name in ("process Record", "process Count")]
+    finished = exporter.get_finished_spans()
+    (asking,) = [s for s in finished if s.name == f"ask tally-{durable}"]
+    assert asking.kind == SpanKind.CLIENT
+    assert (asking.attributes or {})["messaging.destination.name"] == f"tally-{durable}/k"
+    assert (asking.attributes or {})["messaging.destination.template"] == f"tally-{durable}"
+    assert asking.parent is not None
+    assert asking.parent.span_id == checkout.get_span_context().span_id
+    handled = [s for s in finished if s.name in ("process Record", "process Count")]
     assert len(handled) == 4
     for span in handled:
         assert span.parent is not None, span.name
-        assert span.parent.span_id == checkout.get_span_context().span_id
+        asked = span.name == "process Count"  # (asking's context is a SpanContext, not None)
+        parent = asking.get_span_context() if asked else checkout.get_span_context()
+        assert parent is not None
+        assert span.parent.span_id == parent.span_id
         assert span.parent.is_remote
     data = reader.get_metrics_data()
     assert data is not None
@@ -300,3 +322,80 @@ async def test_entity_messages_keep_the_senders_trace_and_are_counted(nats_url: 
         if isinstance(point, NumberDataPoint)
     }
     assert sent == {"tell": 3, "ask": 1}
+
+
+class Faulty(Actor[Charge | Count]):
+    """Raises on a charge; answers a count only once ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    @handles(Charge)
+    async def charge(self, message: Charge) -> str:
+        raise ValueError("declined")
+
+    @handles(Count)
+    async def count(self, message: Count) -> int:
+        await self.release.wait()
+        return 0
+
+
+async def test_remote_asks_are_client_spans_with_their_errors_and_durations(nats_url: str) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    instrument(tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[reader]))
+    try:
+        held = Faulty()
+        async with await Node.connect(nats_url) as node, Ledger() as ledger, held as faulty:
+            await node.publish("ledger", ledger)
+            await node.publish("faulty", faulty)
+            assert await node.ref("ledger", Ledger).ask(Count()) == 0
+            with pytest.raises(RemoteError, match="declined"):
+                await node.ref("faulty", Faulty).ask(Charge(card="x"))
+            with pytest.raises(asyncio.TimeoutError):
+                await node.ref("faulty", Faulty).ask(Count(), timeout=0.2)
+            held.release.set()
+            with pytest.raises(ActorNotFound):
+                await node.ref("nobody", Ledger).ask(Count())
+    finally:
+        uninstrument()
+    clients = {
+        (s.name, (s.attributes or {}).get("error.type")): s
+        for s in exporter.get_finished_spans()
+        if s.kind == SpanKind.CLIENT
+    }
+    assert set(clients) == {
+        ("ask ledger", None),
+        ("ask faulty", "RemoteError"),
+        ("ask faulty", "TimeoutError"),
+        ("ask nobody", "ActorNotFound"),
+    }
+    for (_, error), span in clients.items():
+        assert span.status.status_code == (StatusCode.UNSET if error is None else StatusCode.ERROR)
+    data = reader.get_metrics_data()
+    assert data is not None
+    durations = {
+        tuple(sorted((point.attributes or {}).items())): point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "messaging.client.operation.duration"
+        for point in metric.data.data_points
+        if isinstance(point, HistogramDataPoint)
+    }
+    base = (("messaging.operation.name", "ask"), ("messaging.system", "nats"))
+    assert set(durations) == {
+        (("messaging.destination.name", "ledger"), *base),
+        (("error.type", "RemoteError"), ("messaging.destination.name", "faulty"), *base),
+        (("error.type", "TimeoutError"), ("messaging.destination.name", "faulty"), *base),
+        (("error.type", "ActorNotFound"), ("messaging.destination.name", "nobody"), *base),
+    }
+    assert all(point.count == 1 for point in durations.values())
+    timed_out = durations[(("error.type", "TimeoutError"), ("messaging.destination.name", "faulty"), *base)]
+    assert timed_out.sum >= 0.2

@@ -346,10 +346,24 @@ def check_handlers(
             )
 
 
+def _check_names(cls: type, root: type) -> None:
+    """``TypeError`` for a handler of ``cls`` whose name is one of ``root``'s attributes but
+    ``handle_message`` (``start``, ``stop``, ``tell``, ...): it would replace that method, and the
+    actor would fail far from the cause (``async with`` calling the handler as ``start``)."""
+    for name, value in vars(cls).items():
+        if name != "handle_message" and hasattr(value, HANDLES_ATTRIBUTE) and hasattr(root, name):
+            types = ", ".join(t.__name__ for t in getattr(value, HANDLES_ATTRIBUTE))
+            raise TypeError(
+                f"{cls.__qualname__}.{name} handles {types}, but {name} is {root.__qualname__}.{name}, "
+                f"which the handler would replace: give the handler another name"
+            )
+
+
 def set_up_dispatch(cls: Any, root: Any, signals: dict[type, Handler]) -> None:
     """At the creation of actor class ``cls`` (a subclass of ``root``): its handler table, its
     fallback, its declared message types (checked against the handlers), an empty dispatch cache
     that starts with the runtime's ``signals``, and an empty cache of accepted message classes."""
+    _check_names(cls, root)
     cls._actor_handlers = table = build_handler_table(cls)
     cls._actor_fallback = cls.handle_message
     cls._actor_message_types = declared = declared_message_types(cls, root)

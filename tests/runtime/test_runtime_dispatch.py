@@ -108,6 +108,29 @@ def test_handles_refuses_a_non_message_among_valid_types() -> None:
         handles(Base, bad)
 
 
+@pytest.mark.parametrize("name", ["start", "stop", "tell", "ask", "watch", "mainloop_setup"])
+def test_a_handler_named_as_an_actor_method_is_refused_at_class_creation(name: str) -> None:
+    """A handler named ``stop`` (for a ``Stop`` message, say) would replace ``Actor.stop``: the
+    actor would fail at ``async with``'s exit, far from the cause. The class is refused."""
+
+    async def handler(self: Actor[Any], message: Base) -> None:
+        pass
+
+    with pytest.raises(TypeError, match=f"Named.{name} handles Base, but {name} is Actor.{name}"):
+        type("Named", (Actor,), {name: handles(Base)(handler)})
+
+
+def test_a_handler_may_be_named_handle_message() -> None:
+    """``handle_message`` is the fallback, made to be overridden: a handler may take its name."""
+
+    class Fallback(Actor):
+        @handles(Base)
+        async def handle_message(self, message: Any) -> None:
+            pass
+
+    assert Fallback.handle_message is Fallback.__dict__["handle_message"]
+
+
 def test_two_handlers_for_one_type_in_one_class_name_both_methods() -> None:
     """Promise 2: two handlers for one type in one class is a TypeError at class creation, naming both."""
     with pytest.raises(TypeError) as excinfo:

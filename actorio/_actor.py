@@ -306,8 +306,12 @@ class Actor(Generic[P]):
         await self.stop()
         task = self._actor_task
         del self  # (as in `wait`)
-        if exc is None and task is not None and not task.cancelled() and (error := task.exception()):
-            raise error
+        if task is not None and not task.cancelled() and (error := task.exception()):
+            # Read either way: when the block raised, its error goes on (the actor's was logged
+            # when it failed, and is the reason of the ActorStopped its asks got), and asyncio
+            # does not log the actor's again as "never retrieved" when the task is freed.
+            if exc is None:
+                raise error
 
     async def mainloop_setup(self) -> None:
         """Run in the actor's task before the first message (in every incarnation of a

@@ -5,6 +5,8 @@ Reference inboxes, identity and logging."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import re
 from typing import Any
@@ -343,6 +345,30 @@ async def test_async_with_keeps_the_blocks_own_exception() -> None:
         await block()
     with pytest.raises(Boom):
         await actor
+
+
+@pytest.mark.asyncio
+async def test_async_with_reads_the_actors_failure_when_the_block_raised() -> None:
+    """When the block raised, the actor's failure (logged when it failed) is read all the same:
+    asyncio does not log it again as "never retrieved" when the actor is freed."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+
+    async def block() -> None:
+        actor = Basic()
+        async with actor as ref:
+            await ref.tell(Die())
+            await bounded(actor.torn_down.wait())
+            raise KeyError("block")
+
+    try:
+        with contextlib.suppress(KeyError):
+            await block()
+        gc.collect()  # the actor and its task, freed
+    finally:
+        loop.set_exception_handler(None)
+    assert [context["message"] for context in reported] == []
 
 
 # -- children ---------------------------------------------------------------------------------

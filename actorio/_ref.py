@@ -60,9 +60,14 @@ def check_message(message: object) -> None:
         raise TypeError(f"only actorio Message instances can be sent, not {type(message).__name__}")
 
 
+class _Expired(asyncio.TimeoutError):
+    """An ask's timeout, as its timer fails the future (said in full where the ask is awaited:
+    the timer's arguments stay one, and a handler's own ``TimeoutError`` is never renamed)."""
+
+
 def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
-        future.set_exception(asyncio.TimeoutError())
+        future.set_exception(_Expired())
 
 
 class ActorRef(BaseRef, Generic[P]):
@@ -283,6 +288,10 @@ class ActorRef(BaseRef, Generic[P]):
         expiry = loop.call_later(timeout, _expire, future)
         try:
             return await future
+        except _Expired:
+            raise asyncio.TimeoutError(
+                f"no reply from {mailbox.identifier} to {type(message).__name__} within {timeout:g} s"
+            ) from None
         finally:
             expiry.cancel()
 

@@ -411,7 +411,9 @@ async def test_timed_out_ask_raises_timeout_error_and_the_actor_carries_on() -> 
     the late reply is dropped and the actor still answers the next ask."""
     actor = Worker()
     async with actor as ref:
-        with pytest.raises(asyncio.TimeoutError):
+        with pytest.raises(
+            asyncio.TimeoutError, match=rf"^no reply from {actor.identifier} to Park within 0.01 s$"
+        ):
             await ref.ask(Park(), timeout=0.01)
         with pytest.raises(asyncio.TimeoutError):
             await ask(ref, Park(), timeout=0.01)

@@ -502,5 +502,6 @@ def _removed_fields(what: str, removed: list[str], model: type[BaseModel]) -> Sc
         fields += f" and {len(removed) - 100} more"
     return SchemaMismatch(
         f"{what}: stored field(s) {fields} are not in {model.__qualname__} "
-        "(a removed field needs an upcaster that drops it)"
+        "(a removed field needs an upcaster that drops it; or another program's records share "
+        "this persistence id: give each program its own entity type or journal)"
     )

@@ -64,7 +64,7 @@ class Operations:
             error_type = type(error).__qualname__
             if span is not None:
                 try:
-                    span.record_exception(error)
+                    span.record_exception(error, escaped=True)  # (raised on, out of the span)
                     span.set_status(Status(StatusCode.ERROR, error_type))
                     span.set_attribute("error.type", error_type)
                 except Exception as failure:

@@ -210,8 +210,9 @@ class Tracing:
                     outcome = "unhandled" if decision == "unhandled" else "failed"
                 if span is not None:
                     try:
-                        span.record_exception(error)
+                        span.record_exception(error, escaped=True)  # (raised on, out of the span)
                         span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                        span.set_attribute("error.type", type(error).__qualname__)
                         span.add_event(
                             "actorio.supervision",
                             {

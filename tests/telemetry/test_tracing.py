@@ -134,8 +134,9 @@ async def test_a_failure_is_recorded_on_its_span_with_the_supervision_decision(
     assert audit.status.status_code == StatusCode.ERROR
     assert audit.attributes is not None
     assert audit.attributes["actorio.outcome"] == "failed"
+    assert audit.attributes["error.type"] == "ValueError"
     events = {event.name: event for event in audit.events}
-    assert "exception" in events
+    assert (events["exception"].attributes or {})["exception.escaped"] == "True"
     supervision = events["actorio.supervision"].attributes
     assert supervision is not None
     assert supervision["actorio.supervision.decision"] == "raised at the asker"

@@ -378,6 +378,10 @@ async def test_remote_asks_are_client_spans_with_their_errors_and_durations(nats
     }
     for (_, error), span in clients.items():
         assert span.status.status_code == (StatusCode.UNSET if error is None else StatusCode.ERROR)
+        escaped = [
+            (e.attributes or {}).get("exception.escaped") for e in span.events if e.name == "exception"
+        ]
+        assert escaped == ([] if error is None else ["True"])
     data = reader.get_metrics_data()
     assert data is not None
     durations = {

@@ -19,10 +19,12 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from ._exceptions import RestartIntensityExceeded
+from ._ask import AskRef
+from ._exceptions import DeadlockError, RestartIntensityExceeded
 from ._inputs import InputSignal
 from ._log_limit import LogLimit
 from ._mailbox import SYSTEM, Mailbox
+from ._ref import ActorRef
 from ._supervision import ChildSpec, RestartLog, SupervisedChild
 from ._watch import notify_watchers
 
@@ -35,7 +37,6 @@ _factory_failures = LogLimit(
 
 if TYPE_CHECKING:
     from ._actor import Actor
-    from ._ref import ActorRef
 
 __all__ = [
     "RestartHook",
@@ -233,6 +234,8 @@ class Supervisor:
             task.exception()
         if self.parent._actor_closed:
             return
+        if self.children.get(child._actor_mailbox) is not None:  # supervised: the parent decides
+            _fail_deadlocked_ask(self.parent, child)
         self._in_parent(self._child_stopped, child, task)
 
     async def _child_stopped(self, child: Actor[Any], task: asyncio.Task[None]) -> None:
@@ -382,6 +385,39 @@ class Supervisor:
                 hook(old, record.reason)
             await actor.start()
             self._follow(actor)
+
+
+def _fail_deadlocked_ask(parent: Actor[Any], child: Actor[Any]) -> None:
+    """``child``, supervised by ``parent``, ended: what follows runs in the parent's task, between
+    its messages. If the parent's handler awaits, without a timeout, an ask queued in the child's
+    mailbox, that ask could never be answered: it fails now with `DeadlockError`. (An ask with a
+    timeout times out, and the handler goes on: docs/concepts/supervision.md.)
+
+    Read from the coroutines the parent's task awaits, one inside the other, down to an
+    ``ActorRef.ask`` awaiting its future: the ask's path pays nothing for it."""
+    task = parent._actor_task
+    if task is None or task.done():
+        return
+    awaited: Any = task.get_coro()
+    for _ in range(_DEPTH):
+        frame = getattr(awaited, "cr_frame", None)
+        if frame is None:
+            return  # (a future, or an awaitable that is no coroutine: the chain ends)
+        if frame.f_code is _ASK_CODE:
+            if frame.f_locals.get("timeout") is not None:
+                return
+            future = frame.f_locals.get("future")
+            for item in child._actor_mailbox.queue:
+                sender = getattr(item, "sender", None)
+                if type(sender) is AskRef and sender.future is future:
+                    sender.fail(DeadlockError(parent.identifier, item, child.identifier))
+            return
+        awaited = awaited.cr_await
+
+
+_DEPTH = 100
+"""How many coroutines deep, one awaiting the next, `_fail_deadlocked_ask` looks."""
+_ASK_CODE = ActorRef.ask.__code__
 
 
 def make_child(spec: ChildSpec[Actor[Any]]) -> Actor[Any]:

@@ -13,8 +13,10 @@ from actorio import (
     ActorRef,
     ActorStopped,
     Backoff,
+    DeadlockError,
     Message,
     SupervisorStrategy,
+    ask,
     handles,
 )
 from actorio.lowlevel import task_of
@@ -413,6 +415,50 @@ async def test_a_parent_asking_its_failed_child_waits_for_its_own_restart_unless
         await mock_clock.wait_all_tasks_blocked()
         assert Asking.answers == ["timed out"]
         assert await bounded(parent.ask(Ping())) == "pong 2"  # the second incarnation answers
+
+
+class Probe(Message[str]):
+    """Asked of `AsksItsFailingChild`: it tells its child a failing message, then asks it."""
+
+    through_function: bool = False
+
+
+class AsksItsFailingChild(Actor[Probe | Ping]):
+    """Asks its supervised child without a timeout, right after telling it a failing message."""
+
+    async def mainloop_setup(self) -> None:
+        await super().mainloop_setup()
+        self.child = await self.supervise(Worker, name="child")
+
+    @handles(Probe)
+    async def probe(self, msg: Probe) -> str:
+        await self.child.tell(Fail())
+        try:
+            if msg.through_function:
+                return await ask(self.child, Ping())
+            return await self.child.ask(Ping())
+        except DeadlockError as error:
+            return f"{error.child} {type(error.message).__name__}: {error}"
+
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> str:
+        return await self.child.ask(Ping())
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("through_function", [False, True])
+async def test_a_parent_asking_its_failed_child_without_a_timeout_gets_a_deadlock_error_at_once(
+    through_function: bool,
+) -> None:
+    """Without a timeout the ask would wait for ever (and so would the parent's stop): it fails
+    with DeadlockError when the child ends, the handler goes on, the restart runs, and the new
+    incarnation answers the next ask (it also serves the queued one, whose answer is dropped)."""
+    Worker.made = 0
+    async with AsksItsFailingChild() as parent:
+        said = await bounded(parent.ask(Probe(through_function=through_function)))
+        assert said.startswith("child Ping: actor AsksItsFailingChild-")
+        assert "asked its child child Ping from its own handler without a timeout" in said
+        assert await bounded(parent.ask(Ping())) == "pong 2"
 
 
 @pytest.mark.asyncio

@@ -19,9 +19,10 @@ import importlib
 import importlib.metadata
 import logging
 import os
+import re
 import ssl
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from sys import getsizeof
@@ -58,6 +59,9 @@ _REFUSED_CREDENTIALS = (
     "account authentication expired",
 )
 """The server's ``-ERR`` texts (lower case) that mean: these credentials will not do."""
+
+_REFUSED_PUBLISH = re.compile(r'(?i)permissions violation for publish to "([^"\s]+)"')
+"""The server's ``-ERR`` for a publish its permissions refused, and its subject."""
 
 _REFUSED_CERTIFICATE = (
     "CERTIFICATE_REQUIRED",
@@ -264,6 +268,8 @@ class GuardedClient(Client):
         super().__init__()
         self.tls_wanted = tls_wanted
         self._violations: deque[str] = deque(maxlen=64)
+        self._refusals: dict[str, list[asyncio.Future[str]]] = {}
+        """Who waits to hear of a refused publish, by subject (see `refusal`)."""
         self.violation_count = 0
         """The permission violations the server reported so far (the last 64 are kept)."""
         self.unreadable_count = 0
@@ -272,9 +278,32 @@ class GuardedClient(Client):
         self._ps = _GuardedParser(self)
 
     def violated(self, text: str) -> None:
-        """Keep a permission violation that the server reported."""
+        """Keep a permission violation that the server reported; tell who waits for a refusal of
+        its subject (see `refusal`)."""
         self._violations.append(text)
         self.violation_count += 1
+        if self._refusals:
+            found = _REFUSED_PUBLISH.search(text)
+            for waiter in self._refusals.get(found.group(1).lower() if found else "", ()):
+                if not waiter.done():
+                    waiter.set_result(text)
+
+    @contextlib.contextmanager
+    def refusal(self, subject: str) -> Generator[asyncio.Future[str], None, None]:
+        """A future set to the server's text if it reports, within the block, that the user may
+        not publish to ``subject``: the server answers nothing to a request it refused (a
+        JetStream API call would wait for its timeout), and reports it apart, as an error."""
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        subject = subject.lower()  # (nats-py gives the server's error in lower case)
+        waiting = self._refusals.setdefault(subject, [])
+        waiting.append(waiter)
+        try:
+            yield waiter
+        finally:
+            waiting.remove(waiter)
+            if not waiting:
+                del self._refusals[subject]
+            waiter.cancel()
 
     def violations_since(self, count: int) -> list[str]:
         """The permission violations reported after the first ``count`` (as far as they are kept)."""

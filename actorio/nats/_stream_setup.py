@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any, cast
+from collections.abc import Coroutine
+from typing import Any, TypeVar, cast
 
 import nats.errors
 import nats.js.errors
@@ -35,9 +36,12 @@ from nats.js.api import StreamConfig
 from nats.js.kv import KeyValue
 
 from ..lowlevel import printable
+from ._connection import GuardedClient
 from ._errors import NO_JETSTREAM, jetstream_missing
 
-__all__ = ["bucket_found_or_made", "differences", "leader_read", "made_or_kept", "not_made"]
+__all__ = ["Refused", "bucket_found_or_made", "differences", "leader_read", "made_or_kept", "not_made"]
+
+T = TypeVar("T")
 
 _DECIDING = (
     "subjects",
@@ -143,14 +147,14 @@ async def made_or_kept(
             found = (await js.stream_info(name)).config
         except nats.js.errors.NotFoundError:
             try:
-                await js.add_stream(config)  # pyright: ignore[reportUnknownMemberType]
+                await _answered(js, f"STREAM.CREATE.{name}", js.add_stream(config))  # pyright: ignore[reportUnknownMemberType]
                 return
             except nats.js.errors.BadRequestError as error:  # made meanwhile, with other settings?
                 try:
                     found = (await js.stream_info(name)).config
                 except nats.js.errors.NotFoundError:  # no: refused (another stream's subjects)
                     raise not_made(what, f"stream {name}", error, provision) from None
-            except asyncio.TimeoutError as error:  # (nats-py's too) no answer: a refused right?
+            except (asyncio.TimeoutError, Refused) as error:  # (nats-py's too) no answer: a right?
                 raise not_made(what, f"stream {name}", error, provision) from None
     except NO_JETSTREAM:
         raise jetstream_missing(what) from None
@@ -172,10 +176,10 @@ async def made_or_kept(
         metadata={**kept, **(config.metadata or {})} or None,
     )
     try:
-        await js.update_stream(updated)  # pyright: ignore[reportUnknownMemberType]
+        await _answered(js, f"STREAM.UPDATE.{name}", js.update_stream(updated))  # pyright: ignore[reportUnknownMemberType]
         left = differences((await js.stream_info(name)).config, config, also)
     except (nats.errors.Error, asyncio.TimeoutError) as error:
-        hint = f": have it updated by a user that may ({provision})" if _unanswered(error) else ""
+        hint = f": have it updated by a user that may ({provision})" if _refused(error) else ""
         raise ValueError(
             f"{what}: the stream {name} exists with other settings ({', '.join(changed)}), and it "
             f"could not be updated ({_said(error)}){hint}"
@@ -196,15 +200,48 @@ def not_made(what: str, stream: str, error: BaseException, provision: str) -> Va
     )
 
 
-def _unanswered(error: BaseException) -> bool:
-    """A request the server did not answer: it answers nothing to one its permissions refuse."""
-    return isinstance(error, asyncio.TimeoutError)
+def _refused(error: BaseException) -> bool:
+    """A request the user may not make: the server said so (`Refused`), or did not answer (it
+    answers nothing to one its permissions refuse, and a client that is not actorio's does not
+    hear of it)."""
+    return isinstance(error, (asyncio.TimeoutError, Refused))
+
+
+class Refused(nats.errors.Error):
+    """The server reported that the user may not make a JetStream API request (a permission
+    violation); ``description`` is what it said."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+async def _answered(js: JetStreamContext, api: str, call: Coroutine[Any, Any, T]) -> T:
+    """``call``, a request to ``$JS.API.<api>``: its result, or `Refused` as soon as the server
+    reports that the user may not publish there, rather than after the request's timeout (5 s
+    by default: the server answers nothing to a request it refused). Through a node's client
+    only (it hears the server's reports); through another, ``call`` as it is."""
+    nc = getattr(js, "_nc", None)  # (nats-py's; every version since 2.0)
+    if not isinstance(nc, GuardedClient):
+        return await call
+    prefix = getattr(js, "_prefix", "$JS.API")
+    with nc.refusal(f"{prefix}.{api}") as refusal:
+        request = asyncio.ensure_future(call)
+        try:
+            either: list[asyncio.Future[Any]] = [request, refusal]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not request.done():
+                request.cancel()  # (refused, or the caller cancelled)
+        if request.done():
+            return request.result()
+        raise Refused(refusal.result())
 
 
 def _said(error: BaseException) -> str:
     """What the server said of a refused request (its description), or "no answer", within
     bounds."""
-    if _unanswered(error):
+    if isinstance(error, asyncio.TimeoutError):
         return "no answer: the user may lack the right"
     description = getattr(error, "description", None)
     return printable(str(description) if description else repr(error))[:200]
@@ -236,7 +273,8 @@ async def bucket_found_or_made(
             raise
         try:
             # nats-py leaves ``**params`` of create_key_value() unannotated.
-            await js.create_key_value(bucket=name, **make)  # pyright: ignore[reportUnknownMemberType]
-        except asyncio.TimeoutError as error:  # (nats-py's too) no answer: a refused right?
+            made = js.create_key_value(bucket=name, **make)  # pyright: ignore[reportUnknownMemberType]
+            await _answered(js, f"STREAM.CREATE.KV_{name}", made)
+        except (asyncio.TimeoutError, Refused) as error:  # (nats-py's too) no answer: a right?
             raise not_made(what, f"bucket {name}", error, "Node.provision_entities") from None
     return leader_read(js, name)

@@ -96,11 +96,15 @@ async def test_a_durable_pool_and_a_client_work_within_the_example_permissions(
             # name published with other settings): either would let it purge and delete any
             # stream of its account (a republish to the JetStream API).
             with pytest.raises(
-                ValueError, match=r"there is no stream SHOP_OTHER_\w+, and it could not be made"
+                ValueError,
+                match=r"there is no stream SHOP_OTHER_\w+, and it could not be made \(nats: permissions "
+                r'violation for publish to "\$js\.api\.stream\.create\.shop_other_\w+"\)',
             ):
                 await worker.publish("other", Greeter(), durable=True)
             with pytest.raises(
-                ValueError, match=r"\(duplicate_window 120\.0 \(wanted 60\)\), and it could not be updated"
+                ValueError,
+                match=r"\(duplicate_window 120\.0 \(wanted 60\)\), and it could not be updated \(nats: "
+                r'permissions violation for publish to "\$js\.api\.stream\.update\.shop_jobs_\w+"\)',
             ):
                 await worker.publish("jobs", Greeter(), durable=Durable(dedupe_window=60))
             assert await jobs.ask(Report(), timeout=10) == [0, 1, 2]  # (the pool goes on)
@@ -191,7 +195,11 @@ async def test_entity_types_work_within_the_example_permissions(
             await wait_until(fired, 20)
 
             # The worker may not make an entity type's bucket: a type nobody provisioned.
-            with pytest.raises(ValueError, match=r"there is no bucket \w+, and it could not be made"):
+            with pytest.raises(
+                ValueError,
+                match=r"there is no bucket \w+, and it could not be made \(nats: permissions violation "
+                r'for publish to "\$js\.api\.stream\.create\.kv_\w+"\)',
+            ):
                 await worker.host(Wallet, name="Unprovisioned", lease=10.0)
         refused = [r.getMessage() for r in caplog.records if "refused an operation" in r.getMessage()]
         assert all("$js.api.stream.create" in line.lower() for line in refused), refused

@@ -304,14 +304,10 @@ class Actor(Generic[P]):
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
-        task = self._actor_task
+        error = incarnation.exit_error(self, exc)
         del self  # (as in `wait`)
-        if task is not None and not task.cancelled() and (error := task.exception()):
-            # Read either way: when the block raised, its error goes on (the actor's was logged
-            # when it failed, and is the reason of the ActorStopped its asks got), and asyncio
-            # does not log the actor's again as "never retrieved" when the task is freed.
-            if exc is None:
-                raise error
+        if error is not None:
+            raise error
 
     async def mainloop_setup(self) -> None:
         """Run in the actor's task before the first message (in every incarnation of a

@@ -464,6 +464,36 @@ async def stopped_within(actor: Actor[Any], task: asyncio.Task[None], timeout: f
             await done_waiter(actor)
 
 
+def exit_error(actor: Actor[Any], raised: BaseException | None) -> BaseException | None:
+    """What ``async with actor`` raises on exit (the actor stopped): its own error, if its block
+    ``raised`` none. If the block raised, that error goes on; the actor's is read all the same
+    (asyncio would log it as never retrieved whenever the task is freed) and, unless the block's
+    error carries it (an ask's `ActorStopped` has it as its cause), logged now with its
+    traceback: an error of its teardown was logged nowhere else."""
+    task = actor._actor_task
+    if task is None or task.cancelled() or (error := task.exception()) is None:
+        return None
+    if raised is None:
+        return error
+    carried: BaseException | None = raised
+    for _ in range(_CHAIN):
+        if carried is None or carried is error:
+            break
+        carried = carried.__cause__ or carried.__context__
+    if carried is not error:
+        actor.logger.error(
+            "%s ended with an error that async with does not raise (its block raised %s)",
+            actor.identifier,
+            type(raised).__qualname__,
+            exc_info=error,
+        )
+    return None
+
+
+_CHAIN = 20
+"""How far along an error's causes `exit_error` looks for the actor's own."""
+
+
 def wake_waiters(actor: Actor[Any]) -> None:
     """Resume every `Actor.stop` waiting for the mainloop to be over."""
     waiters, actor._actor_waiters = actor._actor_waiters, None

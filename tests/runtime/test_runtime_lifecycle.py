@@ -16,6 +16,7 @@ import pytest
 from actorio import (
     Actor,
     ActorRef,
+    ActorStopped,
     DataMessage,
     EndMainLoop,
     Message,
@@ -369,6 +370,41 @@ async def test_async_with_reads_the_actors_failure_when_the_block_raised() -> No
     finally:
         loop.set_exception_handler(None)
     assert [context["message"] for context in reported] == []
+
+
+@pytest.mark.asyncio
+async def test_async_with_logs_a_teardown_error_its_block_s_error_hides(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A teardown error is raised by the actor's task and logged nowhere else: when the block
+    raised an error of its own, which goes on, the teardown's is logged on exit, with its
+    traceback. An error the block's carries (an ask's ActorStopped has it as its cause) is not."""
+
+    class BadTeardown(Basic):
+        async def mainloop_teardown(self) -> None:
+            await super().mainloop_teardown()
+            raise RuntimeError("teardown failed")
+
+    with caplog.at_level(logging.ERROR, logger="actorio.actor"):
+        with pytest.raises(KeyError):
+            async with BadTeardown():
+                raise KeyError("block")
+        lines = [r for r in caplog.records if "async with does not raise" in r.getMessage()]
+        assert len(lines) == 1
+        assert "its block raised KeyError" in lines[0].getMessage()
+        assert lines[0].exc_info is not None
+        assert "teardown failed" in str(lines[0].exc_info[1])
+        caplog.clear()
+
+        async def block() -> None:
+            async with Basic() as ref:
+                await ref.tell(Die())
+                await ref.ask(Ping())  # unanswered: the actor failed on Die first
+
+        with pytest.raises(ActorStopped) as raised:
+            await block()
+        assert isinstance(raised.value.__cause__, Boom)
+    assert not [r for r in caplog.records if "async with does not raise" in r.getMessage()]
 
 
 # -- children ---------------------------------------------------------------------------------

@@ -346,16 +346,43 @@ def check_handlers(
             )
 
 
+RUNTIME_NAMES = frozenset(
+    {
+        "start", "stop", "wait", "run_until_stopped", "mainloop_setup", "mainloop_teardown",
+        "pre_restart", "post_restart", "handle_child_stopped", "statistics", "identifier",
+        "reference", "logger", "running", "started", "stopped", "children", "protocol",
+        "mailbox_capacity", "mailbox_throughput", "child_stop_timeout", "supervisor_strategy",
+    }
+)  # fmt: skip
+"""The names of `Actor` that the runtime calls or reads on an actor: a handler may not take one
+(see `reserve_handler_names`). The helpers only a user calls (``ask``, ``tell``, ``watch``, ...)
+may be shadowed: only that user's own calls then reach the handler."""
+
+_reserved: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def reserve_handler_names(cls: type, *names: str) -> None:
+    """Refuse, from now on, a handler named as one of ``names`` in any subclass of ``cls``
+    (`TypeError` at class creation): the methods and attributes that the runtime, or an
+    extension's (persistence's ``recover``, ``save``), calls or reads on its actors. A handler
+    taking such a name would replace it, and the actor would fail far from the cause."""
+    _reserved[cls] = _reserved.get(cls, frozenset()) | frozenset(names)
+
+
 def _check_names(cls: type, root: type) -> None:
-    """``TypeError`` for a handler of ``cls`` whose name is one of ``root``'s attributes but
-    ``handle_message`` (``start``, ``stop``, ``tell``, ...): it would replace that method, and the
-    actor would fail far from the cause (``async with`` calling the handler as ``start``)."""
-    for name, value in vars(cls).items():
-        if name != "handle_message" and hasattr(value, HANDLES_ATTRIBUTE) and hasattr(root, name):
+    """``TypeError`` for a handler of ``cls`` (its own, or a mixin's) named as a reserved name
+    (`RUNTIME_NAMES`, and those of `reserve_handler_names` for ``cls``'s bases)."""
+    reserved = set(RUNTIME_NAMES)
+    for klass in cls.__mro__:
+        reserved |= _reserved.get(klass, frozenset())
+    for name in sorted(reserved):
+        value = inspect.getattr_static(cls, name, None)
+        if hasattr(value, HANDLES_ATTRIBUTE):
             types = ", ".join(t.__name__ for t in getattr(value, HANDLES_ATTRIBUTE))
+            owner = next((k for k in reversed(cls.__mro__) if name in vars(k)), root)
             raise TypeError(
-                f"{cls.__qualname__}.{name} handles {types}, but {name} is {root.__qualname__}.{name}, "
-                f"which the handler would replace: give the handler another name"
+                f"{cls.__qualname__}.{name} handles {types}, but the runtime calls {name} on an "
+                f"actor ({owner.__qualname__}.{name}): give the handler another name"
             )
 
 

@@ -263,6 +263,7 @@ class ActorRef(BaseRef, Generic[P]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = Future(loop=loop)  # not loop.create_future: a Python call
         asking = ask_message(message, future)
+        delay = timeout  # (less the wait for room, if there was one)
         try:
             mailbox.put(asking)
         except MailboxFull:
@@ -277,15 +278,15 @@ class ActorRef(BaseRef, Generic[P]):
                         f"{mailbox.identifier}'s mailbox had no room for {type(message).__name__} "
                         f"within {timeout} s"
                     ) from None
-                timeout = max(timeout - (loop.time() - started), 0.0)
+                delay = max(timeout - (loop.time() - started), 0.0)
             if mailbox.closed:
                 raise self._refused(message) from None
             mailbox.append(asking)
         if _observing:
             _notify(self, message, True, asking)
-        if timeout is None:
+        if delay is None:
             return await future
-        expiry = loop.call_later(timeout, _expire, future)
+        expiry = loop.call_later(delay, _expire, future)
         try:
             return await future
         except _Expired:

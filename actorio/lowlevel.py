@@ -21,7 +21,8 @@ What is here:
   `barrier` (wait until an actor handled what it was told so far), `handler_for` (what the
   dispatch table gives a message class), `HANDLES_ATTRIBUTE` (the attribute by which ``@handles``
   marks a method: a wrapper that copies it, as `functools.wraps` does, handles the same types),
-  `check_accepted` (a reference's filter, at the sender).
+  `check_accepted` (a reference's filter, at the sender), `reserve_handler_names` (names an
+  extension's actor classes call on their actors, which no handler of a subclass may take).
 - **Death watch**: `watch` and `unwatch` with any reference as the watcher.
 - **The wire form**: `encode_wire` (the one encoder of ``{"type", "data"}``), `wire_name_of`,
   `wire_aliases_of` (the other wire names a receiver accepts),
@@ -75,6 +76,7 @@ from ._dispatch import (
     Handler,
     HandlerWrapper,
     handler_wrappers,
+    reserve_handler_names,
     resolve_handler,
     set_handler_wrappers,
 )
@@ -166,6 +168,7 @@ __all__ = [
     "remove_transport_listener",
     "reply_type_of",
     "report_transport",
+    "reserve_handler_names",
     "reset_log_limits",
     "set_propagator",
     "set_transport_operation_hook",

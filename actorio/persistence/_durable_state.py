@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from typing_extensions import TypeVar
 
 from actorio import Actor, EndMainLoop, Message
-from actorio.lowlevel import HANDLES_ATTRIBUTE, shorten
+from actorio.lowlevel import HANDLES_ATTRIBUTE, reserve_handler_names, shorten
 
 from ._errors import JournalCorrupted, PersistenceError, WriterConflict
 from ._events import check_stored, declared_upcasters, decode_model, dump_json, load_json, stored_json, upcast
@@ -287,3 +287,10 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
         self.state = decode_model(cls._persistence_state_type, fields, what, stored=stored)
         self.revision = record.revision
         self._persistence_saved = dump_json(self.state)
+
+
+# What the runtime and this class call or read on its actors (and its settings): no handler of a
+# subclass may take these names (a handler named ``recover`` or ``save`` would replace them).
+reserve_handler_names(
+    DurableStateActor, *(name for name in vars(DurableStateActor) if not name.startswith("_"))
+)

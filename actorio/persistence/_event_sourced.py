@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from typing_extensions import TypeVar
 
 from actorio import Message
-from actorio.lowlevel import LogLimit, shorten
+from actorio.lowlevel import LogLimit, reserve_handler_names, shorten
 
 from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict
 from ._events import Event, EventCodec, check_stored, decode_model, dump_json, stored_json
@@ -329,3 +329,10 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         self.sequence = sequence
         self._persistence_unsure = None
         self._persistence_late = []
+
+
+# What the runtime and this class call or read on its actors (and its settings): no handler of a
+# subclass may take these names (a handler named ``recover`` or ``save`` would replace them).
+reserve_handler_names(
+    EventSourcedActor, *(name for name in vars(EventSourcedActor) if not name.startswith("_"))
+)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Generic, Literal, cast
 from typing_extensions import TypeVar
 
 from actorio import Actor, InvalidPayload, Message, dead_letters
-from actorio.lowlevel import AskRef, encode_wire, handler_for, mailbox_of, shorten
+from actorio.lowlevel import AskRef, encode_wire, handler_for, mailbox_of, reserve_handler_names, shorten
 
 from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict
 from ._journal import Journal
@@ -248,3 +248,8 @@ class PersistentActor(Actor[P], Generic[P]):
                 await self.journal.delete_reminder(self.persistence_id, name)
 
         self.register_input_task(lambda: asyncio.sleep(delay), fire, count=1)
+
+
+# What the runtime and this class call or read on its actors (and its settings): no handler of a
+# subclass may take these names (a handler named ``recover`` or ``save`` would replace them).
+reserve_handler_names(PersistentActor, *(name for name in vars(PersistentActor) if not name.startswith("_")))

@@ -14,6 +14,7 @@ figure.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Generator
 from contextlib import contextmanager
@@ -58,8 +59,19 @@ class Operations:
         span, token = self._start(transport, name, destination, template)
         started = time.perf_counter()
         error_type: str | None = None
+        cancelled = False
         try:
             yield
+        except asyncio.CancelledError:
+            # Cancelled by its caller (a wait_for's timeout, a task cancelled): not the
+            # operation's failure. The span ends so marked, and no duration is recorded.
+            cancelled = True
+            if span is not None:
+                try:
+                    span.set_attribute("actorio.outcome", "cancelled")
+                except Exception as failure:
+                    telemetry_failed("recording a cancellation", failure)
+            raise
         except BaseException as error:
             error_type = type(error).__qualname__
             if span is not None:
@@ -78,7 +90,7 @@ class Operations:
                     span.end()
                 except Exception as failure:
                     telemetry_failed("ending a span", failure)
-            if self.duration is not None:
+            if self.duration is not None and not cancelled:
                 attributes = {"messaging.system": transport, "messaging.operation.name": name}
                 if template:
                     key = (

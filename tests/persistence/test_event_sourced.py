@@ -305,6 +305,16 @@ def test_the_class_names_its_state_and_events() -> None:
         class NoApply(EventSourcedActor[Message[Any], Total, Counted]):  # type: ignore[actorio-handler]
             pass
 
+    with pytest.raises(TypeError, match=r"Recovering\.recover handles Deposit, but the runtime calls"):
+
+        class Recovering(EventSourcedActor[Deposit, Balance, Deposited]):
+            def apply(self, state: Balance, event: Deposited) -> Balance:
+                return state
+
+            @handles(Deposit)
+            async def recover(self, msg: Deposit) -> int:  # type: ignore[override]
+                return 0
+
     with pytest.raises(ValueError, match="invalid entity type"):
 
         class BadType(EventSourcedActor[Message[Any], Total, Counted]):  # type: ignore[actorio-handler]

@@ -225,6 +225,26 @@ async def test_an_asks_timeout_covers_its_wait_for_room(mock_clock: MockClock) -
     await bounded(actor.stop())
 
 
+@pytest.mark.asyncio
+async def test_an_ask_that_waited_for_room_says_the_timeout_it_was_given(mock_clock: MockClock) -> None:
+    """Room came after 0.4 s, then no reply: the ask times out at the 1 s it was given in all,
+    and says 1 s (not what was left of it once queued)."""
+    actor = Slow(capacity=1)
+    await parked(actor)
+    ref = actor.reference
+    await ref.tell(Note(n=0))
+    asking = asyncio.create_task(ref.ask(Park(), timeout=1.0))
+    await mock_clock.wait_all_tasks_blocked()
+    await mock_clock.advance(0.4)
+    first, actor.release = actor.release, asyncio.Event()  # the asked Park waits on a new one
+    first.set()
+    with pytest.raises(asyncio.TimeoutError, match=r"^no reply from slow to Park within 1 s$"):
+        await asking
+    assert mock_clock.time() == pytest.approx(1.0)
+    actor.release.set()
+    await bounded(actor.stop())
+
+
 class _Reader:
     identifier = "reader"
 

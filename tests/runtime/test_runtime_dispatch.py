@@ -108,16 +108,43 @@ def test_handles_refuses_a_non_message_among_valid_types() -> None:
         handles(Base, bad)
 
 
-@pytest.mark.parametrize("name", ["start", "stop", "tell", "ask", "watch", "mainloop_setup"])
-def test_a_handler_named_as_an_actor_method_is_refused_at_class_creation(name: str) -> None:
+@pytest.mark.parametrize("name", ["start", "stop", "wait", "mainloop_setup", "identifier", "children"])
+def test_a_handler_named_as_what_the_runtime_calls_is_refused_at_class_creation(name: str) -> None:
     """A handler named ``stop`` (for a ``Stop`` message, say) would replace ``Actor.stop``: the
-    actor would fail at ``async with``'s exit, far from the cause. The class is refused."""
+    actor would fail at ``async with``'s exit, far from the cause. The class is refused, also
+    when the handler comes from a mixin."""
 
-    async def handler(self: Actor[Any], message: Base) -> None:
-        pass
+    def handler() -> Any:
+        async def handle(self: Actor[Any], message: Base) -> str:
+            return ""
 
-    with pytest.raises(TypeError, match=f"Named.{name} handles Base, but {name} is Actor.{name}"):
-        type("Named", (Actor,), {name: handles(Base)(handler)})
+        return handles(Base)(handle)
+
+    with pytest.raises(
+        TypeError, match=f"Named.{name} handles Base, but the runtime calls {name} on an actor"
+    ):
+        type("Named", (Actor,), {name: handler()})
+    mixin = type("Mixin", (), {name: handler()})
+    with pytest.raises(TypeError, match=f"Mixed.{name} handles Base, but the runtime calls {name}"):
+        type("Mixed", (mixin, Actor), {})
+
+
+def test_a_handler_may_shadow_a_helper_only_its_user_calls() -> None:
+    """``ask``, ``tell``, ``watch``: the runtime never calls them on an actor, so a handler may
+    take their names (as before the check): only the user's own ``actor.ask(...)`` reaches it."""
+
+    class Server(Actor[Base]):
+        @handles(Base)
+        async def ask(self, message: Base) -> str:  # type: ignore[override]
+            return ""
+
+    class Relay(Actor[Base]):
+        @handles(Base)
+        async def tell(self, message: Base) -> str:  # type: ignore[override]
+            return ""
+
+    assert Server._actor_handlers[Base] is Server.__dict__["ask"]
+    assert Relay._actor_handlers[Base] is Relay.__dict__["tell"]
 
 
 def test_a_handler_may_be_named_handle_message() -> None:
@@ -125,8 +152,8 @@ def test_a_handler_may_be_named_handle_message() -> None:
 
     class Fallback(Actor):
         @handles(Base)
-        async def handle_message(self, message: Any) -> None:
-            pass
+        async def handle_message(self, message: Any) -> str:
+            return ""
 
     assert Fallback.handle_message is Fallback.__dict__["handle_message"]
 

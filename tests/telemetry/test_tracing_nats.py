@@ -360,6 +360,8 @@ async def test_remote_asks_are_client_spans_with_their_errors_and_durations(nats
                 await node.ref("faulty", Faulty).ask(Charge(card="x"))
             with pytest.raises(asyncio.TimeoutError):
                 await node.ref("faulty", Faulty).ask(Count(), timeout=0.2)
+            with pytest.raises(asyncio.TimeoutError):  # the ask is cancelled: not its failure
+                await asyncio.wait_for(node.ref("faulty", Faulty).ask(Count()), 0.2)
             held.release.set()
             with pytest.raises(ActorNotFound):
                 await node.ref("nobody", Ledger).ask(Count())
@@ -375,7 +377,9 @@ async def test_remote_asks_are_client_spans_with_their_errors_and_durations(nats
         ("ask faulty", "RemoteError"),
         ("ask faulty", "TimeoutError"),
         ("ask nobody", "ActorNotFound"),
+        ("ask faulty", None),  # cancelled by wait_for
     }
+    assert (clients[("ask faulty", None)].attributes or {})["actorio.outcome"] == "cancelled"
     for (_, error), span in clients.items():
         assert span.status.status_code == (StatusCode.UNSET if error is None else StatusCode.ERROR)
         escaped = [
@@ -401,5 +405,5 @@ async def test_remote_asks_are_client_spans_with_their_errors_and_durations(nats
         (("error.type", "ActorNotFound"), ("messaging.destination.name", "nobody"), *base),
     }
     assert all(point.count == 1 for point in durations.values())
-    timed_out = durations[(("error.type", "TimeoutError"), ("messaging.destination.name", "faulty"), *base)]
-    assert timed_out.sum >= 0.2
+    timed_out = (("error.type", "TimeoutError"), ("messaging.destination.name", "faulty"), *base)
+    assert durations[timed_out].sum >= 0.2

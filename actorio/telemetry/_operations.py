@@ -25,7 +25,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ._metrics import DURATION_BUCKETS
-from ._tracing import telemetry_failed
+from ._tracing import current_span, telemetry_failed
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -120,15 +120,6 @@ class Operations:
         }
         if template and template != destination:
             attributes["messaging.destination.template"] = template
-        try:
-            span = self.tracer.start_span(
-                f"{name} {template or '(address)'}",
-                kind=SpanKind.CLIENT,
-                attributes=attributes,
-                record_exception=False,
-                set_status_on_exception=False,
-            )
-            return span, otel_context.attach(trace.set_span_in_context(span))
-        except Exception as failure:
-            telemetry_failed("starting a span", failure)
-            return None, None
+        return current_span(
+            self.tracer, f"{name} {template or '(address)'}", kind=SpanKind.CLIENT, attributes=attributes
+        )

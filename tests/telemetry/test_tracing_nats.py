@@ -256,20 +256,11 @@ async def test_a_durable_tell_keeps_the_senders_trace(nats_url: str, spans: InMe
     assert record.parent.is_remote
 
 
-class Tally(Actor[Record | Count]):
-    """An entity: counts the records told to its key."""
+class Tally(Ledger):
+    """An entity: a ledger per key."""
 
     def __init__(self, key: str) -> None:
         super().__init__()
-        self.records = 0
-
-    @handles(Record)
-    async def record(self, message: Record) -> None:
-        self.records += 1
-
-    @handles(Count)
-    async def count(self, message: Count) -> int:
-        return self.records
 
 
 @pytest.mark.parametrize("durable", [False, True], ids=["plain", "durable"])

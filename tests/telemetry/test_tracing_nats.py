@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import nats
 import pytest
@@ -256,6 +257,20 @@ async def test_a_durable_tell_keeps_the_senders_trace(nats_url: str, spans: InMe
     assert record.parent.is_remote
 
 
+def _points(reader: Any, name: str) -> list[Any]:
+    """The data points of the metric ``name`` that ``reader`` (an InMemoryMetricReader) holds."""
+    data = reader.get_metrics_data()
+    assert data is not None
+    return [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]
+
+
 class Tally(Ledger):
     """An entity: a ledger per key."""
 
@@ -301,15 +316,9 @@ async def test_entity_messages_keep_the_senders_trace_and_are_counted(nats_url: 
         assert parent is not None
         assert span.parent.span_id == parent.span_id
         assert span.parent.is_remote
-    data = reader.get_metrics_data()
-    assert data is not None
     sent = {
         (point.attributes or {}).get("messaging.operation.name"): point.value
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == "messaging.client.sent.messages"
-        for point in metric.data.data_points
+        for point in _points(reader, "messaging.client.sent.messages")
         if isinstance(point, NumberDataPoint)
     }
     assert sent == {"tell": 3, "ask": 1}
@@ -377,15 +386,9 @@ async def test_remote_asks_are_client_spans_with_their_errors_and_durations(nats
             (e.attributes or {}).get("exception.escaped") for e in span.events if e.name == "exception"
         ]
         assert escaped == ([] if error is None else ["True"])
-    data = reader.get_metrics_data()
-    assert data is not None
     durations = {
         tuple(sorted((point.attributes or {}).items())): point
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == "messaging.client.operation.duration"
-        for point in metric.data.data_points
+        for point in _points(reader, "messaging.client.operation.duration")
         if isinstance(point, HistogramDataPoint)
     }
     base = (("messaging.operation.name", "ask"), ("messaging.system", "nats"))

@@ -599,9 +599,9 @@ class Actor(Generic[P]):
                     finally:
                         if self._actor_inputs or self._actor_children:
                             await incarnation.release(self)
-            except BaseException as error:  # a teardown that failed: the watchers are told of it
+            except BaseException as error:  # a teardown that failed: logged, the watchers told of it
                 if not (self._actor_stopping and isinstance(error, asyncio.CancelledError)):
-                    reason = reason or error  # (stop's timeout cancels a clean stop's teardown)
+                    reason = incarnation.teardown_failed(self, reason, error)  # (see its docstring)
                 raise
             finally:
                 try:

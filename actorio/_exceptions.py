@@ -48,33 +48,18 @@ class DeadlockError(ActorioException, RuntimeError):
 
     An actor handles one message at a time: if its own handler asks it (``await self.ask(...)``,
     or through its reference), the ask waits for a handler that waits for the ask. Tell yourself
-    instead, or call the method directly. So does a parent's handler that asks its supervised
-    child, without a timeout, when the child fails before answering: the child's restart runs in
-    the parent's task once that handler returns (``child`` is then the child's identifier; the
-    ask fails when the child's incarnation ends). (A cycle through other actors, A asking B while
-    B asks A, or an ask made once the child had failed, is not detected: give such asks a
-    timeout.)
+    instead, or call the method directly. (A cycle through other actors, A asking B while B asks
+    A, is not detected: give such asks a timeout.)
     """
 
-    def __init__(self, identifier: str, message: Any, child: str | None = None) -> None:
+    def __init__(self, identifier: str, message: Any) -> None:
         self.identifier = identifier
         self.message = message
-        self.child = child
-        asked = type(message).__name__
-        if child is None:
-            text = (
-                f"actor {identifier} asked itself {asked} from its own handler: the ask could never "
-                "be answered (it handles one message at a time); tell yourself, or call the method "
-                "directly"
-            )
-        else:
-            text = (
-                f"actor {identifier} asked its child {child} {asked} from its own handler without a "
-                f"timeout, and the child ended before answering: its restart runs in {identifier}'s "
-                "task once the handler returns, so the ask could never be answered; give the ask a "
-                "timeout, or ask from an input task (register_input_task)"
-            )
-        super().__init__(text)
+        super().__init__(
+            f"actor {identifier} asked itself {type(message).__name__} from its own handler: the ask "
+            "could never be answered (it handles one message at a time); tell yourself, or call the "
+            "method directly"
+        )
 
 
 class ActorStopped(ActorioException):

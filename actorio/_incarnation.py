@@ -466,32 +466,23 @@ async def stopped_within(actor: Actor[Any], task: asyncio.Task[None], timeout: f
 
 def exit_error(actor: Actor[Any], raised: BaseException | None) -> BaseException | None:
     """What ``async with actor`` raises on exit (the actor stopped): its own error, if its block
-    ``raised`` none. If the block raised, that error goes on; the actor's is read all the same
-    (asyncio would log it as never retrieved whenever the task is freed) and, unless the block's
-    error carries it (an ask's `ActorStopped` has it as its cause), logged now with its
-    traceback: an error of its teardown was logged nowhere else."""
+    ``raised`` none. If the block raised, that error goes on, and the actor's is read all the
+    same: it was logged where it happened (`log_failure`, `teardown_failed`), and asyncio would
+    log it again as never retrieved whenever the task is freed."""
     task = actor._actor_task
     if task is None or task.cancelled() or (error := task.exception()) is None:
         return None
-    if raised is None:
-        return error
-    carried: BaseException | None = raised
-    for _ in range(_CHAIN):
-        if carried is None or carried is error:
-            break
-        carried = carried.__cause__ or carried.__context__
-    if carried is not error:
-        actor.logger.error(
-            "%s ended with an error that async with does not raise (its block raised %s)",
-            actor.identifier,
-            type(raised).__qualname__,
-            exc_info=error,
-        )
-    return None
+    return error if raised is None else None
 
 
-_CHAIN = 20
-"""How far along an error's causes `exit_error` looks for the actor's own."""
+def teardown_failed(actor: Actor[Any], reason: BaseException | None, error: BaseException) -> BaseException:
+    """The incarnation's teardown (``pre_restart``, ``mainloop_teardown``, the release of its
+    inputs and children) raised ``error``, which ends its task: logged here with its traceback,
+    as nothing else logs it (a cancellation is not: a stop's timeout cancels a clean stop's
+    teardown). Returns the reason its watchers are told: why it failed first, if it did."""
+    if isinstance(error, Exception):
+        actor.logger.error("%s failed in its teardown", actor.identifier, exc_info=error)
+    return reason or error
 
 
 def wake_waiters(actor: Actor[Any]) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ._ask import AskRef
-from ._exceptions import DeadlockError, RestartIntensityExceeded
+from ._exceptions import RestartIntensityExceeded
 from ._inputs import InputSignal
 from ._log_limit import LogLimit
 from ._mailbox import SYSTEM, Mailbox
@@ -389,9 +389,11 @@ class Supervisor:
 
 def _fail_deadlocked_ask(parent: Actor[Any], child: Actor[Any]) -> None:
     """``child``, supervised by ``parent``, ended: what follows runs in the parent's task, between
-    its messages. If the parent's handler awaits, without a timeout, an ask queued in the child's
-    mailbox, that ask could never be answered: it fails now with `DeadlockError`. (An ask with a
-    timeout times out, and the handler goes on: docs/concepts/supervision.md.)
+    its messages. If the parent's handler awaits an ask queued in the child's mailbox, that ask
+    can only time out (or wait for ever, without a timeout): it times out now, with
+    ``asyncio.TimeoutError`` saying why, and the handler goes on, as it would at its timeout
+    (docs/concepts/supervision.md). However the ask was bounded (its ``timeout``, a ``wait_for``
+    or an ``asyncio.timeout`` block), it ends as its bound would have ended it, only sooner.
 
     Read from the coroutines the parent's task awaits, one inside the other, down to an
     ``ActorRef.ask`` awaiting its future: the ask's path pays nothing for it."""
@@ -404,13 +406,18 @@ def _fail_deadlocked_ask(parent: Actor[Any], child: Actor[Any]) -> None:
         if frame is None:
             return  # (a future, or an awaitable that is no coroutine: the chain ends)
         if frame.f_code is _ASK_CODE:
-            if frame.f_locals.get("timeout") is not None:
-                return
             future = frame.f_locals.get("future")
             for item in child._actor_mailbox.queue:
                 sender = getattr(item, "sender", None)
                 if type(sender) is AskRef and sender.future is future:
-                    sender.fail(DeadlockError(parent.identifier, item, child.identifier))
+                    sender.fail(
+                        asyncio.TimeoutError(
+                            f"no reply from {child.identifier} to {type(item).__name__}: it ended, "
+                            f"and its restart runs in {parent.identifier}'s task once this handler "
+                            "returns, so the ask could only time out; ask from an input task "
+                            "(register_input_task) to wait for the answer"
+                        )
+                    )
             return
         awaited = awaited.cr_await
 

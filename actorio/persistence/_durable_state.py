@@ -289,8 +289,9 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
         self._persistence_saved = dump_json(self.state)
 
 
-# What the runtime and this class call or read on its actors (and its settings): no handler of a
-# subclass may take these names (a handler named ``recover`` or ``save`` would replace them).
+# What the runtime and this class call or read on its actors, its settings, and the methods every
+# handler of a persistent actor calls (``persist``, ``remind``): no handler of a subclass may take
+# these names (a handler named ``recover`` or ``persist`` would replace what the others rely on).
 reserve_handler_names(
     DurableStateActor, *(name for name in vars(DurableStateActor) if not name.startswith("_"))
 )

@@ -250,6 +250,7 @@ class PersistentActor(Actor[P], Generic[P]):
         self.register_input_task(lambda: asyncio.sleep(delay), fire, count=1)
 
 
-# What the runtime and this class call or read on its actors (and its settings): no handler of a
-# subclass may take these names (a handler named ``recover`` or ``save`` would replace them).
+# What the runtime and this class call or read on its actors, its settings, and the methods every
+# handler of a persistent actor calls (``persist``, ``remind``): no handler of a subclass may take
+# these names (a handler named ``recover`` or ``persist`` would replace what the others rely on).
 reserve_handler_names(PersistentActor, *(name for name in vars(PersistentActor) if not name.startswith("_")))

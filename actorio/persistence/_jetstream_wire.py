@@ -57,8 +57,8 @@ def needs_jetstream(name: str) -> Generator[None, None, None]:
         yield
     except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
         raise PersistenceError(
-            f"{name}: the JetStream journal needs JetStream, which the server does not offer "
-            "(start nats-server with -js, or with jetstream {} in its configuration file)"
+            "the JetStream journal needs JetStream, which the server does not offer (start "
+            f"nats-server with -js, or with jetstream {{}} in its configuration file; seen at {name})"
         ) from None
 
 

@@ -241,6 +241,7 @@ def log_failure(actor: Actor[Any], error: BaseException) -> None:
     (within `RESTART_LOG_LIMIT` lines a minute for the actor's class); any other, the error with
     its traceback, also a failure its supervisor would restart but for its restart intensity
     (as the restarts counted so far stand: the supervisor's decision follows, in its task)."""
+    _read_when_done(actor)
     record = actor._actor_record
     logger = actor.logger
     if record is None or outcome_of_end(record, error) != "restart":
@@ -482,7 +483,23 @@ def teardown_failed(actor: Actor[Any], reason: BaseException | None, error: Base
     teardown). Returns the reason its watchers are told: why it failed first, if it did."""
     if isinstance(error, Exception):
         actor.logger.error("%s failed in its teardown", actor.identifier, exc_info=error)
+        _read_when_done(actor)
     return reason or error
+
+
+def _read_when_done(actor: Actor[Any]) -> None:
+    """The error the actor's task ends with was logged: read it once the task is done, so that
+    asyncio does not log it again as never retrieved when the task is freed (an actor run with
+    ``start`` and ``stop``, which does not raise it, is awaited by nobody). ``await actor`` still
+    raises it."""
+    task = actor._actor_task
+    if task is not None:
+        task.add_done_callback(_read)
+
+
+def _read(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def wake_waiters(actor: Actor[Any]) -> None:

@@ -23,7 +23,7 @@ from ._ask import AskRef
 from ._exceptions import RestartIntensityExceeded
 from ._inputs import InputSignal
 from ._log_limit import LogLimit
-from ._mailbox import SYSTEM, Mailbox
+from ._mailbox import SYSTEM, BoundedMailbox, Mailbox
 from ._ref import ActorRef
 from ._supervision import ChildSpec, RestartLog, SupervisedChild
 from ._watch import notify_watchers
@@ -389,11 +389,12 @@ class Supervisor:
 
 def _fail_deadlocked_ask(parent: Actor[Any], child: Actor[Any]) -> None:
     """``child``, supervised by ``parent``, ended: what follows runs in the parent's task, between
-    its messages. If the parent's handler awaits an ask queued in the child's mailbox, that ask
-    can only time out (or wait for ever, without a timeout): it times out now, with
-    ``asyncio.TimeoutError`` saying why, and the handler goes on, as it would at its timeout
-    (docs/concepts/supervision.md). However the ask was bounded (its ``timeout``, a ``wait_for``
-    or an ``asyncio.timeout`` block), it ends as its bound would have ended it, only sooner.
+    its messages. If the parent's handler awaits an ask to the child (queued in its mailbox, or
+    waiting for room there), that ask can only time out (or wait for ever, without a timeout): it
+    times out now, with ``asyncio.TimeoutError`` saying why, and the handler goes on, as it
+    would at its timeout (docs/concepts/supervision.md). However the ask was bounded (its
+    ``timeout``, an ``asyncio.timeout`` block, ``wait_for`` from Python 3.12), it ends as its
+    bound would have ended it, only sooner. An ask awaited from another task is not seen.
 
     Read from the coroutines the parent's task awaits, one inside the other, down to an
     ``ActorRef.ask`` awaiting its future: the ask's path pays nothing for it."""
@@ -406,18 +407,24 @@ def _fail_deadlocked_ask(parent: Actor[Any], child: Actor[Any]) -> None:
         if frame is None:
             return  # (a future, or an awaitable that is no coroutine: the chain ends)
         if frame.f_code is _ASK_CODE:
-            future = frame.f_locals.get("future")
-            for item in child._actor_mailbox.queue:
+            future, mailbox = frame.f_locals.get("future"), child._actor_mailbox
+            asked = type(frame.f_locals.get("message")).__name__
+            timed_out = asyncio.TimeoutError(
+                f"no reply from {child.identifier} to {asked}: it ended, and its restart runs in "
+                f"{parent.identifier}'s task once this handler returns, so the ask could only "
+                "time out; ask from an input task (register_input_task) to wait for the answer"
+            )
+            for item in mailbox.queue:
                 sender = getattr(item, "sender", None)
                 if type(sender) is AskRef and sender.future is future:
-                    sender.fail(
-                        asyncio.TimeoutError(
-                            f"no reply from {child.identifier} to {type(item).__name__}: it ended, "
-                            f"and its restart runs in {parent.identifier}'s task once this handler "
-                            "returns, so the ask could only time out; ask from an input task "
-                            "(register_input_task) to wait for the answer"
-                        )
-                    )
+                    sender.fail(timed_out)
+                    return
+            # Not queued: waiting for room in the child's bounded mailbox (what frees it is the
+            # restart), on the future ``wait_for_room`` holds as ``waiter``.
+            room = getattr(awaited.cr_await, "cr_frame", None)
+            waiter = room.f_locals.get("waiter") if room is not None and room.f_code is _ROOM_CODE else None
+            if waiter is not None and waiter in (mailbox.putters or ()) and not waiter.done():
+                waiter.set_exception(timed_out)
             return
         awaited = awaited.cr_await
 
@@ -425,6 +432,7 @@ def _fail_deadlocked_ask(parent: Actor[Any], child: Actor[Any]) -> None:
 _DEPTH = 100
 """How many coroutines deep, one awaiting the next, `_fail_deadlocked_ask` looks."""
 _ASK_CODE = ActorRef.ask.__code__
+_ROOM_CODE = BoundedMailbox.wait_for_room.__code__
 
 
 def make_child(spec: ChildSpec[Actor[Any]]) -> Actor[Any]:

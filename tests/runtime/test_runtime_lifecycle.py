@@ -392,16 +392,36 @@ async def test_every_error_of_an_actor_is_logged_once_whatever_its_async_with_bl
                 await ref.ask(Ping())  # unanswered: the actor failed on Die first
             raise KeyError("block")
 
-    with caplog.at_level(logging.ERROR, logger="actorio.actor"):
-        with pytest.raises(KeyError):
-            async with BadTeardown():
-                raise KeyError("block")
-        with pytest.raises(KeyError):
-            await failing_then_raising()
-        gc.collect()
+    async def started_and_stopped() -> None:  # nobody awaits these two: stop does not raise
+        torn = BadTeardown()
+        await torn.start()
+        await torn.stop()
+        failing = Basic()
+        ref = await failing.start()
+        await ref.tell(Die())
+        await bounded(failing.torn_down.wait())
+        await failing.stop()
+
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        with caplog.at_level(logging.ERROR, logger="actorio.actor"):
+            with pytest.raises(KeyError):
+                async with BadTeardown():
+                    raise KeyError("block")
+            with pytest.raises(KeyError):
+                await failing_then_raising()
+            await started_and_stopped()
+            await asyncio.sleep(0)  # (the tasks' done callbacks)
+            gc.collect()
+    finally:
+        loop.set_exception_handler(None)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert [r.getMessage().split(" ", 1)[1] for r in errors] == ["failed in its teardown", "failed"]
-    assert [type(r.exc_info[1]).__name__ for r in errors if r.exc_info] == ["RuntimeError", "Boom"]
+    said = ["failed in its teardown", "failed"] * 2
+    assert [r.getMessage().split(" ", 1)[1] for r in errors] == said
+    assert [type(r.exc_info[1]).__name__ for r in errors if r.exc_info] == ["RuntimeError", "Boom"] * 2
+    assert [context["message"] for context in reported] == []  # no "never retrieved"
 
 
 # -- children ---------------------------------------------------------------------------------

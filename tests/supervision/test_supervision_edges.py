@@ -479,6 +479,73 @@ async def test_a_parent_asking_its_failed_child_times_out_at_once_however_it_is_
         assert await bounded(parent.ask(Ping())) == "pong 2"
 
 
+class Hold(Message):
+    """Told to `Gated`: its handler waits for the gate, then fails."""
+
+
+class Gated(Actor[Hold | Go | Ping]):
+    """A child with room for one message, whose `Hold` fails once the test opens its gate."""
+
+    mailbox_capacity: ClassVar[int | None] = 1
+    gate: ClassVar[asyncio.Event]
+    made: ClassVar[int] = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        Gated.made += 1
+
+    @handles(Hold)
+    async def hold(self, msg: Hold) -> None:
+        await Gated.gate.wait()
+        raise RuntimeError("boom")
+
+    @handles(Go)
+    async def go(self, msg: Go) -> None:
+        pass
+
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> str:
+        return f"pong {Gated.made}"
+
+
+class AsksItsGatedChild(Actor[Probe]):
+    """Fills its child's mailbox behind a held message, then asks it: the ask waits for room."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = asyncio.Event()
+
+    async def mainloop_setup(self) -> None:
+        await super().mainloop_setup()
+        self.child: ActorRef[Hold | Go | Ping] = await self.supervise(Gated, name="gated")
+
+    @handles(Probe)
+    async def probe(self, msg: Probe) -> str:
+        await self.child.tell(Hold())  # taken at once: the child waits at its gate
+        await self.child.tell(Go())  # queued: the mailbox is full
+        self.waiting.set()
+        try:
+            return await self.child.ask(Ping())  # waits for room that only the restart frees
+        except asyncio.TimeoutError as error:
+            return str(error)
+
+
+@pytest.mark.asyncio
+async def test_a_parent_asking_its_ended_child_with_no_room_for_it_times_out_at_once() -> None:
+    """The ask waits for room in the child's full mailbox; the child ends (what frees the room
+    is its restart, which waits for this handler): the ask times out at once, not for ever."""
+    Gated.gate = asyncio.Event()
+    Gated.made = 0
+    parent = AsksItsGatedChild()
+    async with parent as ref:
+        asking = asyncio.create_task(ref.ask(Probe()))
+        await bounded(parent.waiting.wait())
+        Gated.gate.set()
+        said = await bounded(asking)
+        assert said.startswith("no reply from gated to Ping: it ended, and its restart runs in ")
+        assert await bounded(parent.child.ask(Ping())) == "pong 2"
+
+
 @pytest.mark.asyncio
 async def test_a_parent_asking_its_failed_child_from_an_input_task_gets_the_answer() -> None:
     """The other way out the supervision page gives: the ask runs in an input task, so the

@@ -273,7 +273,9 @@ class ActorRef(BaseRef, Generic[P]):
                 started = loop.time()
                 try:
                     await mailbox.wait_for_room(timeout)
-                except asyncio.TimeoutError:
+                except asyncio.TimeoutError as error:
+                    if error.args:  # said already (a supervisor's: see _supervisor)
+                        raise
                     raise asyncio.TimeoutError(
                         f"{mailbox.identifier}'s mailbox had no room for {type(message).__name__} "
                         f"within {timeout} s"

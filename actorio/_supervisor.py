@@ -423,8 +423,14 @@ def _fail_deadlocked_ask(parent: Actor[Any], child: Actor[Any]) -> None:
             # restart), on the future ``wait_for_room`` holds as ``waiter``.
             room = getattr(awaited.cr_await, "cr_frame", None)
             waiter = room.f_locals.get("waiter") if room is not None and room.f_code is _ROOM_CODE else None
-            if waiter is not None and waiter in (mailbox.putters or ()) and not waiter.done():
+            if waiter is None or waiter not in (mailbox.putters or ()):
+                return
+            if not waiter.done():
                 waiter.set_exception(timed_out)
+            elif not mailbox.closed and future is not None and not future.done():
+                # Woken for room that came as the child ended, and not yet resumed: the ask will
+                # queue its message there, then await its future, which times out now.
+                future.set_exception(timed_out)
             return
         awaited = awaited.cr_await
 

@@ -524,21 +524,23 @@ class AsksItsGatedChild(Actor[Probe]):
         await self.child.tell(Hold())  # taken at once: the child waits at its gate
         await self.child.tell(Go())  # queued: the mailbox is full
         self.waiting.set()
+        timeout = 3600.0 if msg.how == "timeout" else None  # (an hour: the test would not end)
         try:
-            return await self.child.ask(Ping())  # waits for room that only the restart frees
+            return await self.child.ask(Ping(), timeout=timeout)  # room only the restart frees
         except asyncio.TimeoutError as error:
             return str(error)
 
 
 @pytest.mark.asyncio
-async def test_a_parent_asking_its_ended_child_with_no_room_for_it_times_out_at_once() -> None:
+@pytest.mark.parametrize("how", ["unbounded", "timeout"])
+async def test_a_parent_asking_its_ended_child_with_no_room_for_it_times_out_at_once(how: str) -> None:
     """The ask waits for room in the child's full mailbox; the child ends (what frees the room
     is its restart, which waits for this handler): the ask times out at once, not for ever."""
     Gated.gate = asyncio.Event()
     Gated.made = 0
     parent = AsksItsGatedChild()
     async with parent as ref:
-        asking = asyncio.create_task(ref.ask(Probe()))
+        asking = asyncio.create_task(ref.ask(Probe(how=how)))
         await bounded(parent.waiting.wait())
         Gated.gate.set()
         said = await bounded(asking)

@@ -241,7 +241,6 @@ def log_failure(actor: Actor[Any], error: BaseException) -> None:
     (within `RESTART_LOG_LIMIT` lines a minute for the actor's class); any other, the error with
     its traceback, also a failure its supervisor would restart but for its restart intensity
     (as the restarts counted so far stand: the supervisor's decision follows, in its task)."""
-    _read_when_done(actor, error)
     record = actor._actor_record
     logger = actor.logger
     if record is None or outcome_of_end(record, error) != "restart":
@@ -483,36 +482,7 @@ def teardown_failed(actor: Actor[Any], reason: BaseException | None, error: Base
     teardown). Returns the reason its watchers are told: why it failed first, if it did."""
     if isinstance(error, Exception):
         actor.logger.error("%s failed in its teardown", actor.identifier, exc_info=error)
-        _read_when_done(actor, error)
     return reason or error
-
-
-def _read_when_done(actor: Actor[Any], error: BaseException) -> None:
-    """``error`` was logged: once the task is done, read what it ended with, so that asyncio
-    does not log it again as never retrieved when the task is freed (an actor run with ``start``
-    and ``stop``, which does not raise it, is awaited by nobody); if it ended with an error not
-    logged (a watcher's reference that raised as it was told, a teardown's ``BaseException``),
-    that one is logged then. ``await actor`` still raises it."""
-    task = actor._actor_task
-    if task is None:
-        return
-    logged = _logged.get(task)
-    if logged is None:
-        logged = _logged[task] = []
-        task.add_done_callback(functools.partial(_read, actor.logger, actor.identifier, logged))
-    logged.append(error)
-
-
-_logged: weakref.WeakKeyDictionary[asyncio.Task[None], list[BaseException]] = weakref.WeakKeyDictionary()
-"""The errors logged for a task that has not ended yet (see `_read_when_done`)."""
-
-
-def _read(logger: Any, identifier: str, logged: list[BaseException], task: asyncio.Task[None]) -> None:
-    if task.cancelled():
-        return
-    ended = task.exception()
-    if ended is not None and all(ended is not error for error in logged):
-        logger.error("%s ended with another error", identifier, exc_info=ended)
 
 
 def wake_waiters(actor: Actor[Any]) -> None:

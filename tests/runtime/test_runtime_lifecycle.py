@@ -17,7 +17,6 @@ from actorio import (
     Actor,
     ActorRef,
     ActorStopped,
-    BaseRef,
     DataMessage,
     EndMainLoop,
     Message,
@@ -25,7 +24,6 @@ from actorio import (
     Reference,
     handles,
 )
-from actorio.lowlevel import watch
 from actorio.testing import ActorTestKit, TestProbe
 
 
@@ -394,16 +392,6 @@ async def test_every_error_of_an_actor_is_logged_once_whatever_its_async_with_bl
                 await ref.ask(Ping())  # unanswered: the actor failed on Die first
             raise KeyError("block")
 
-    async def started_and_stopped() -> None:  # nobody awaits these two: stop does not raise
-        torn = BadTeardown()
-        await torn.start()
-        await torn.stop()
-        failing = Basic()
-        ref = await failing.start()
-        await ref.tell(Die())
-        await bounded(failing.torn_down.wait())
-        await failing.stop()
-
     loop = asyncio.get_running_loop()
     reported: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _, context: reported.append(context))
@@ -414,43 +402,14 @@ async def test_every_error_of_an_actor_is_logged_once_whatever_its_async_with_bl
                     raise KeyError("block")
             with pytest.raises(KeyError):
                 await failing_then_raising()
-            await started_and_stopped()
-            await asyncio.sleep(0)  # (the tasks' done callbacks)
             gc.collect()
     finally:
         loop.set_exception_handler(None)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    said = ["failed in its teardown", "failed"] * 2
+    said = ["failed in its teardown", "failed"]
     assert [r.getMessage().split(" ", 1)[1] for r in errors] == said
-    assert [type(r.exc_info[1]).__name__ for r in errors if r.exc_info] == ["RuntimeError", "Boom"] * 2
+    assert [type(r.exc_info[1]).__name__ for r in errors if r.exc_info] == ["RuntimeError", "Boom"]
     assert [context["message"] for context in reported] == []  # no "never retrieved"
-
-
-class _RaisingWatcher(BaseRef):
-    """A watcher whose reference raises when it is told the `Terminated` notice."""
-
-    identifier = "raising-watcher"
-
-    def tell_nowait(self, message: Any, /) -> None:
-        raise ValueError("the watcher's reference raised")
-
-
-@pytest.mark.asyncio
-async def test_an_error_after_the_logged_failure_is_logged_too(caplog: pytest.LogCaptureFixture) -> None:
-    """A handler's failure is logged, then a watcher's reference raises as it is told: the task
-    ends with that second error, which nothing else logs. It is logged when the task ends (and
-    asyncio does not log it as never retrieved)."""
-    actor = Basic()
-    with caplog.at_level(logging.ERROR, logger="actorio.actor"):
-        ref = await actor.start()
-        watch(ref, _RaisingWatcher())
-        await ref.tell(Die())
-        await bounded(actor.torn_down.wait())
-        await actor.stop()
-        await asyncio.sleep(0)  # (the task's done callbacks)
-    said = [r.getMessage().split(" ", 1)[1] for r in caplog.records if r.levelno >= logging.ERROR]
-    assert said == ["failed", "ended with another error"]
-    assert "the watcher's reference raised" in caplog.text
 
 
 # -- children ---------------------------------------------------------------------------------

@@ -168,7 +168,8 @@ class ActorRef(BaseRef, Generic[P]):
         and full, wait for room first (backpressure; senders waiting are served in order). If
         the actor stops meanwhile, the message is a dead letter. An actor's own handler telling
         it into its full mailbox gets `MailboxFull` at once: the room it would wait for comes only
-        once that handler returns.
+        once that handler returns. So does a parent's handler waiting for room in the mailbox of
+        its supervised child when the child ends (its restart waits for that handler).
 
         A sender that gets ahead of the actor lets it catch up: when the actor's queue holds a
         multiple of 256 items (``CATCH_UP_DEPTH``), this tell first yields to the event loop once

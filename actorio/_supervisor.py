@@ -392,7 +392,8 @@ def _fail_deadlocked_ask(parent: Actor[Any], child: Actor[Any]) -> None:
     its messages. If the parent's handler awaits an ask to the child (queued in its mailbox, or
     waiting for room there), that ask can only time out (or wait for ever, without a timeout): it
     times out now, with ``asyncio.TimeoutError`` saying why, and the handler goes on, as it
-    would at its timeout (docs/concepts/supervision.md). However the ask was bounded (its
+    would at its timeout (docs/concepts/supervision.md). A tell waiting for room there gets
+    `MailboxFull`, as an actor telling itself into its full mailbox does. However the ask was bounded (its
     ``timeout``, an ``asyncio.timeout`` block, ``wait_for`` from Python 3.12), it ends as its
     bound would have ended it, only sooner. An ask awaited from another task is not seen.
 
@@ -406,6 +407,11 @@ def _fail_deadlocked_ask(parent: Actor[Any], child: Actor[Any]) -> None:
         frame = getattr(awaited, "cr_frame", None)
         if frame is None:
             return  # (a future, or an awaitable that is no coroutine: the chain ends)
+        if frame.f_code is _TELL_CODE:  # a tell waiting for room: MailboxFull, as to itself
+            waiter = _room_waiter(awaited, child._actor_mailbox)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(frame.f_locals["full"])
+            return
         if frame.f_code is _ASK_CODE:
             future, mailbox = frame.f_locals.get("future"), child._actor_mailbox
             asked = type(frame.f_locals.get("message")).__name__
@@ -420,10 +426,9 @@ def _fail_deadlocked_ask(parent: Actor[Any], child: Actor[Any]) -> None:
                     sender.fail(timed_out)
                     return
             # Not queued: waiting for room in the child's bounded mailbox (what frees it is the
-            # restart), on the future ``wait_for_room`` holds as ``waiter``.
-            room = getattr(awaited.cr_await, "cr_frame", None)
-            waiter = room.f_locals.get("waiter") if room is not None and room.f_code is _ROOM_CODE else None
-            if waiter is None or waiter not in (mailbox.putters or ()):
+            # restart).
+            waiter = _room_waiter(awaited, mailbox)
+            if waiter is None:
                 return
             if not waiter.done():
                 waiter.set_exception(timed_out)
@@ -435,9 +440,20 @@ def _fail_deadlocked_ask(parent: Actor[Any], child: Actor[Any]) -> None:
         awaited = awaited.cr_await
 
 
+def _room_waiter(sending: Any, mailbox: Mailbox) -> asyncio.Future[None] | None:
+    """The future that ``sending`` (a coroutine of `ActorRef`) waits on for room in ``mailbox``:
+    the ``waiter`` of the ``wait_for_room`` it awaits; ``None`` if it waits for nothing there."""
+    room = getattr(sending.cr_await, "cr_frame", None)
+    if room is None or room.f_code is not _ROOM_CODE:
+        return None
+    waiter = room.f_locals.get("waiter")
+    return waiter if waiter in (mailbox.putters or ()) else None
+
+
 _DEPTH = 100
 """How many coroutines deep, one awaiting the next, `_fail_deadlocked_ask` looks."""
 _ASK_CODE = ActorRef.ask.__code__
+_TELL_CODE = ActorRef._tell_when_room.__code__
 _ROOM_CODE = BoundedMailbox.wait_for_room.__code__
 
 

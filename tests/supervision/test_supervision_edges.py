@@ -14,6 +14,7 @@ from actorio import (
     ActorRef,
     ActorStopped,
     Backoff,
+    MailboxFull,
     Message,
     SupervisorStrategy,
     ask,
@@ -524,6 +525,12 @@ class AsksItsGatedChild(Actor[Probe]):
         await self.child.tell(Hold())  # taken at once: the child waits at its gate
         await self.child.tell(Go())  # queued: the mailbox is full
         self.waiting.set()
+        if msg.how == "tell":
+            try:
+                await self.child.tell(Go())  # waits for room, as the ask below
+            except MailboxFull as error:
+                return f"MailboxFull: {error}"
+            return "told"
         timeout = 3600.0 if msg.how == "timeout" else None  # (an hour: the test would not end)
         try:
             return await self.child.ask(Ping(), timeout=timeout)  # room only the restart frees
@@ -532,10 +539,12 @@ class AsksItsGatedChild(Actor[Probe]):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("how", ["unbounded", "timeout"])
+@pytest.mark.parametrize("how", ["unbounded", "timeout", "tell"])
 async def test_a_parent_asking_its_ended_child_with_no_room_for_it_times_out_at_once(how: str) -> None:
     """The ask waits for room in the child's full mailbox; the child ends (what frees the room
-    is its restart, which waits for this handler): the ask times out at once, not for ever."""
+    is its restart, which waits for this handler): the ask times out at once, not for ever. A
+    tell waiting there gets MailboxFull at once, as an actor telling itself into its full
+    mailbox does."""
     Gated.gate = asyncio.Event()
     Gated.made = 0
     parent = AsksItsGatedChild()
@@ -544,7 +553,10 @@ async def test_a_parent_asking_its_ended_child_with_no_room_for_it_times_out_at_
         await bounded(parent.waiting.wait())
         Gated.gate.set()
         said = await bounded(asking)
-        assert said.startswith("no reply from gated to Ping: it ended, and its restart runs in ")
+        if how == "tell":
+            assert said == "MailboxFull: the mailbox of gated is full (1 messages queued)"
+        else:
+            assert said.startswith("no reply from gated to Ping: it ended, and its restart runs in ")
         assert await bounded(parent.child.ask(Ping())) == "pong 2"
 
 

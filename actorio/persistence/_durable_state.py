@@ -194,7 +194,11 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
             raise
         if self._persistence_unsure is not None:  # a handler that caught an unsure save saves again
             state = self.state
-            await self._persistence_read_back_unsure()
+            try:
+                await self._persistence_read_back_unsure()
+            except BaseException:  # failed or cancelled: nothing written, as a failed save
+                self._persistence_roll_back()
+                raise
             self.state = state
             if payload == self._persistence_saved:
                 return
@@ -224,10 +228,10 @@ class DurableStateActor(PersistentActor[P], Generic[P, S]):
                 found = await self._persistence_read_back(payload)
             except WriterConflict:
                 raise
-            except PersistenceError as unread:
+            except BaseException as unread:  # failed, or cancelled while it reads
                 self._persistence_unsure = payload  # the next save reads it back first
                 self._persistence_roll_back()
-                if isinstance(unread, JournalCorrupted):
+                if not isinstance(unread, PersistenceError) or isinstance(unread, JournalCorrupted):
                     raise
                 raise PersistenceError(shorten(f"{error} (reading it back failed: {unread})")) from error
             if found is None:

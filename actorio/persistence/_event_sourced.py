@@ -196,9 +196,9 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
                 found = await self._persistence_read_back((encoded, state))
             except WriterConflict:
                 raise
-            except PersistenceError as unread:
+            except BaseException as unread:  # failed, or cancelled while it reads
                 self._persistence_unsure = (encoded, state)  # the next persist reads back first
-                if isinstance(unread, JournalCorrupted):
+                if not isinstance(unread, PersistenceError) or isinstance(unread, JournalCorrupted):
                     raise
                 raise PersistenceError(shorten(f"{error} (reading them back failed: {unread})")) from error
             if found is None:
@@ -266,7 +266,6 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         if not stored:
             self._persistence_late = candidates
             return None
-        self._persistence_late = []
         best: tuple[list[EventData], S] | None = None
         for candidate in candidates:
             encoded = candidate[0]
@@ -280,7 +279,9 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
                 if len(stored) < wanted
                 else await self.journal.last_sequence(self.persistence_id)
             )
+            self._persistence_late = []
             raise WriterConflict(str(self.persistence_id), self.sequence, last)
+        self._persistence_late = []
         self.state, self.sequence = best[1], self.sequence + len(best[0])
         return "unsure" if best is unsure else "late"
 

@@ -179,13 +179,14 @@ class PersistentActor(Actor[P], Generic[P]):
     async def _persistence_read_back_unsure(self) -> Literal["unsure", "late"] | None:
         """Read back the write left unsure (before the next write, or before a handler that must
         see the state as stored): what `_persistence_read_back` found. If the read fails, it
-        raises and the write stays unsure; a `WriterConflict` raises and ends it."""
+        raises and the write stays unsure, as it does if the read is cancelled (a timeout around
+        the write that reads back first); a `WriterConflict` raises and ends it."""
         unsure, self._persistence_unsure = self._persistence_unsure, None
         try:
             return await self._persistence_read_back(unsure)
         except WriterConflict:
             raise
-        except PersistenceError:
+        except BaseException:
             self._persistence_unsure = unsure
             raise
 

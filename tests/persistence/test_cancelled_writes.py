@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
 import pytest
@@ -17,11 +18,16 @@ from pydantic import BaseModel
 from actorio import ActorRef, Message, handles
 from actorio.persistence import (
     DurableStateActor,
+    EventData,
+    EventRecord,
     EventSourcedActor,
+    InMemoryJournal,
     JetStreamJournal,
     Journal,
     PersistenceError,
+    PersistenceId,
     SqliteJournal,
+    StateRecord,
     WriterConflict,
 )
 from tests.support import bounded
@@ -175,3 +181,146 @@ async def test_jetstream_reads_leave_no_consumer_on_the_stream(nats_url: str) ->
         stream = f"{journal.prefix.upper()}_EVENTS_hasty"
         info = await journal.client.jetstream().stream_info(stream)
         assert info.state.consumer_count == 0
+
+
+class StallingJournal(InMemoryJournal):
+    """An in-memory journal that can stall, once each: an append (after it stored the events)
+    or a state save (after it saved) until cancelled, and a read of events or of the state
+    before it reads anything; `entered` is set when one stalls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stall_write = False
+        self.stall_read = False
+        self.entered = asyncio.Event()
+
+    async def _stall(self) -> None:
+        self.entered.set()
+        await asyncio.Event().wait()  # until cancelled
+
+    async def append(
+        self, persistence_id: PersistenceId, expected_sequence: int, events: Sequence[EventData]
+    ) -> int:
+        last = await super().append(persistence_id, expected_sequence, events)
+        if self.stall_write:
+            self.stall_write = False
+            await self._stall()
+        return last
+
+    async def save_state(
+        self, persistence_id: PersistenceId, expected_revision: int, version: int, payload: bytes
+    ) -> int:
+        revision = await super().save_state(persistence_id, expected_revision, version, payload)
+        if self.stall_write:
+            self.stall_write = False
+            await self._stall()
+        return revision
+
+    async def read(self, persistence_id: PersistenceId, after: int = 0) -> AsyncIterator[EventRecord]:
+        if self.stall_read:
+            self.stall_read = False
+            await self._stall()
+        async for record in super().read(persistence_id, after):
+            yield record
+
+    async def load_state(self, persistence_id: PersistenceId) -> StateRecord | None:
+        if self.stall_read:
+            self.stall_read = False
+            await self._stall()
+        return await super().load_state(persistence_id)
+
+
+async def _cancelled_when_stalled(journal: StallingJournal, write: Coroutine[Any, Any, None]) -> None:
+    """Run ``write`` until the journal stalls in it, then cancel it (a deadline around it)."""
+    journal.entered.clear()
+    task = asyncio.ensure_future(write)
+    await journal.entered.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+class CancelledDeposit(Message[int]):
+    """Deposit, cancelling the persist where the journal stalls (``stall``: "write" once the
+    events are stored, "read" as it reads back a persist left unsure first)."""
+
+    amount: int
+    stall: str
+
+
+class Stalled(EventSourcedActor[CancelledDeposit | Deposit | GetBalance, Balance, Deposited]):
+    entity_type = "stalled"
+
+    @handles(CancelledDeposit)
+    async def cancelled_deposit(self, msg: CancelledDeposit) -> int:
+        journal = self.journal
+        assert isinstance(journal, StallingJournal)
+        setattr(journal, f"stall_{msg.stall}", True)
+        await _cancelled_when_stalled(journal, self.persist(Deposited(amount=msg.amount)))
+        return self.state.amount
+
+    def apply(self, state: Balance, event: Deposited) -> Balance:
+        return Balance(amount=state.amount + event.amount)
+
+    @handles(Deposit)
+    async def deposit(self, msg: Deposit) -> int:
+        await self.persist(Deposited(amount=msg.amount))
+        return self.state.amount
+
+    @handles(GetBalance)
+    async def balance(self, msg: GetBalance) -> int:
+        return self.state.amount
+
+
+async def test_a_persist_whose_read_back_is_cancelled_leaves_the_write_unsure_not_forgotten() -> None:
+    journal = StallingJournal()
+    stalled = Stalled("s1", journal)
+    async with stalled as ref:
+        assert await bounded(ref.ask(Deposit(amount=1))) == 1
+        assert await bounded(ref.ask(CancelledDeposit(amount=10, stall="write"))) == 1  # stored, unsure
+        # The next persist reads the unsure one back first, and is cancelled while it reads.
+        assert await bounded(ref.ask(CancelledDeposit(amount=100, stall="read"))) == 1
+        # Still unsure: read back by the next persist, found stored (not another writer's).
+        with pytest.raises(PersistenceError, match="turned out to be stored"):
+            await bounded(ref.ask(Deposit(amount=1000)))
+        assert await bounded(ref.ask(Deposit(amount=1000))) == 1011
+        assert stalled.sequence == 3
+    async with Stalled("s1", journal) as again:
+        assert await bounded(again.ask(GetBalance())) == 1011
+
+
+class CancelledBumps(Message[int]):
+    """Save twice, each save cancelled where the journal stalls: the first once the state is
+    saved, the second as it reads the first back."""
+
+
+class StalledTally(DurableStateActor[CancelledBumps | Bump, Counter]):
+    entity_type = "stalled_tally"
+
+    @handles(CancelledBumps)
+    async def cancelled_bumps(self, msg: CancelledBumps) -> int:
+        journal = self.journal
+        assert isinstance(journal, StallingJournal)
+        journal.stall_write = True
+        await _cancelled_when_stalled(journal, self.save(Counter(n=self.state.n + 1)))
+        journal.stall_read = True
+        await _cancelled_when_stalled(journal, self.save(Counter(n=self.state.n + 10)))
+        return self.state.n
+
+    @handles(Bump)
+    async def bump(self, msg: Bump) -> int:
+        self.state = Counter(n=self.state.n + 1)
+        return self.state.n
+
+
+async def test_a_save_whose_read_back_is_cancelled_leaves_the_write_unsure_not_forgotten() -> None:
+    journal = StallingJournal()
+    tally = StalledTally("t3", journal)
+    async with tally as ref:
+        assert await bounded(ref.ask(Bump())) == 1
+        assert await bounded(ref.ask(CancelledBumps())) == 1  # both rolled back: unsure
+        # The save after the handler reads the first one back (found saved), not a conflict.
+        assert await bounded(ref.ask(Bump())) == 3
+        assert tally.revision == 3
+    async with StalledTally("t3", journal) as again:
+        assert await bounded(again.ask(Bump())) == 4

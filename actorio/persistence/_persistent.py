@@ -11,7 +11,15 @@ from typing import Any, ClassVar, Generic, Literal, cast
 from typing_extensions import TypeVar
 
 from actorio import Actor, InvalidPayload, Message, dead_letters
-from actorio.lowlevel import AskRef, encode_wire, handler_for, mailbox_of, reserve_handler_names, shorten
+from actorio.lowlevel import (
+    AskRef,
+    encode_wire,
+    handler_for,
+    mailbox_of,
+    message_types_of,
+    reserve_handler_names,
+    shorten,
+)
 
 from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict
 from ._journal import Journal
@@ -82,6 +90,7 @@ class PersistentActor(Actor[P], Generic[P]):
         self.clock: Callable[[], float] = clock or time.time
         """The clock of reminders' due times (seconds)."""
         self._persistence_reminders: dict[str, int] = {}
+        self._persistence_timers: dict[str, asyncio.Future[None]] = {}
         self._persistence_generation = 0
         self._persistence_recovery: asyncio.Future[None] | None = None
 
@@ -208,10 +217,26 @@ class PersistentActor(Actor[P], Generic[P]):
 
     async def remind(self, name: str, message: P, delay: float) -> None:
         """Tell this actor ``message`` in ``delay`` seconds, durably: returns once the reminder
-        is in the journal. A reminder of the same name is replaced. ``message`` is stored in its
-        wire form (its ``sender`` is not kept), so it must be one of the actor's message types.
-        ``ValueError`` (nothing stored) for a due time that is not a finite number (a ``delay``
-        of NaN or infinity, or an ``int`` beyond a float's range)."""
+        is in the journal. A reminder of the same name is replaced (its timer with it).
+        ``message`` is stored in its wire form (its ``sender`` is not kept), so it must be one of
+        the actor's message types: ``TypeError`` (nothing stored) for a message outside the
+        protocol, ``ValueError`` for one whose wire form the protocol would not read back (made
+        with ``model_construct``, say), as for a due time that is not a finite number (a
+        ``delay`` of NaN or infinity, or an ``int`` beyond a float's range)."""
+        protocol = type(self).protocol
+        if not isinstance(message, message_types_of(type(self))):
+            accepted = " | ".join(member.__name__ for member in message_types_of(type(self)))
+            raise TypeError(
+                f"reminder {name!r} of {self.persistence_id}: {type(message).__name__} is not a "
+                f"message of its protocol ({accepted})"
+            )
+        payload = encode_wire(message)
+        try:
+            protocol.validate(payload)
+        except InvalidPayload as error:  # it would fail every recovery of this id
+            raise ValueError(
+                shorten(f"reminder {name!r} of {self.persistence_id}: its message does not validate: {error}")
+            ) from None
         try:
             due = self.clock() + delay
         except OverflowError:  # an int delay too large for a float
@@ -219,13 +244,14 @@ class PersistentActor(Actor[P], Generic[P]):
                 f"reminder {name!r} of {self.persistence_id}: due in {shorten(repr(delay))} s is not a "
                 "finite number of seconds"
             ) from None
-        record = ReminderRecord(self.persistence_id, name, due, encode_wire(message))
+        record = ReminderRecord(self.persistence_id, name, due, payload)
         await self.journal.save_reminder(record)
         self._schedule(name, due, message)
 
     async def cancel_reminder(self, name: str) -> None:
         """Forget the reminder ``name`` (if any); it does not fire, in this incarnation or later."""
         self._persistence_reminders.pop(name, None)
+        self._persistence_stop_timer(name)
         await self.journal.delete_reminder(self.persistence_id, name)
 
     @property
@@ -234,11 +260,21 @@ class PersistentActor(Actor[P], Generic[P]):
         return frozenset(self._persistence_reminders)
 
     def _schedule(self, name: str, due: float, message: Any) -> None:
+        """Tell ``message`` at ``due`` (on `clock`) through an input task, replacing the timer of
+        a reminder of the same name: its wait is cancelled now, not left to end at its own due
+        time (a reminder re-armed at every message would pile up waits)."""
         self._persistence_generation += 1
         generation = self._persistence_reminders[name] = self._persistence_generation
-        delay = max(0.0, due - self.clock())
+        self._persistence_stop_timer(name)
+        loop = asyncio.get_running_loop()
+        timer: asyncio.Future[None] = loop.create_future()
+        ringing = loop.call_later(max(0.0, due - self.clock()), _ring, timer)
+        timer.add_done_callback(lambda _: ringing.cancel())  # cancelled: the loop forgets it now
+        self._persistence_timers[name] = timer
 
-        async def fire(task: asyncio.Task[Any]) -> None:
+        async def fire(task: asyncio.Future[Any]) -> None:
+            if self._persistence_timers.get(name) is timer:
+                del self._persistence_timers[name]
             if self._persistence_reminders.get(name) != generation:
                 return  # cancelled or replaced meanwhile
             message_type: type[Message[Any]] = type(cast("Message[Any]", message))
@@ -248,7 +284,19 @@ class PersistentActor(Actor[P], Generic[P]):
                 del self._persistence_reminders[name]
                 await self.journal.delete_reminder(self.persistence_id, name)
 
-        self.register_input_task(lambda: asyncio.sleep(delay), fire, count=1)
+        self.register_input_task(lambda: timer, fire, count=1)
+
+    def _persistence_stop_timer(self, name: str) -> None:
+        """Cancel the wait of the reminder ``name`` (if any): its input task ends at once."""
+        timer = self._persistence_timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+
+def _ring(timer: asyncio.Future[None]) -> None:
+    """A reminder's time has come (unless its wait was cancelled meanwhile)."""
+    if not timer.done():
+        timer.set_result(None)
 
 
 # What the runtime and this class call or read on its actors, its settings, and the methods every

@@ -4,10 +4,11 @@ after a restart too, at least once."""
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from actorio import Message, handles
 from actorio.persistence import (
@@ -208,3 +209,72 @@ async def test_a_recorded_journal_replays_in_memory_under_the_mock_clock(
         await asyncio.wait_for(replayed.fired.wait(), HOUR + BOUND)
         assert mock_clock.time() == audit.due
         assert await ref.ask(Ping()) == ["audit"]
+
+
+class Stray(Message):
+    """Not a message of `Sleeper`'s protocol."""
+
+
+class ArmStray(Message):
+    pass
+
+
+class Unreadable(Message):
+    when: int = Field(gt=0)
+
+
+class Strict(DurableStateActor[ArmStray | Unreadable, Woken]):
+    @handles(ArmStray)
+    async def arm_stray(self, msg: ArmStray) -> None:
+        await self.remind("stray", Stray(), HOUR)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+    @handles(Unreadable)
+    async def unreadable(self, msg: Unreadable) -> None:
+        await self.remind("bad", Unreadable.model_construct(when=-1), HOUR)
+
+
+@pytest.mark.asyncio
+async def test_a_reminder_whose_message_would_not_be_read_back_is_refused_and_nothing_stored() -> None:
+    """A reminder's message is read back by the protocol at each recovery: one outside it
+    (``TypeError``) or whose wire form does not validate (``ValueError``) would fail every
+    recovery of the id, so it is refused where it is made, nothing stored."""
+    journal = InMemoryJournal()
+    strict = Strict("s", journal)
+    async with strict as ref:
+        with pytest.raises(
+            TypeError, match=r"Stray is not a message of its protocol \(ArmStray \| Unreadable\)"
+        ):
+            await ref.ask(ArmStray())
+        with pytest.raises(ValueError, match="'bad' of Strict/s: its message does not validate"):
+            await ref.ask(Unreadable(when=1))
+        assert strict.reminders == frozenset()
+    assert await journal.load_reminders(strict.persistence_id) == []
+    again = Strict("s", journal)
+    async with again:
+        await asyncio.wait_for(again.wait_recovered(), BOUND)  # recovers: nothing unreadable stored
+
+
+@pytest.mark.asyncio
+async def test_a_reminder_re_armed_at_every_message_keeps_one_wait(mock_clock: MockClock) -> None:
+    """Replacing a reminder (an idle timeout re-armed at every message) or cancelling it ends
+    the old one's wait at once: neither a task nor memory is kept per re-arm until its due time."""
+    journal = InMemoryJournal()
+    actor = sleeper(journal)
+    async with actor as ref:
+        for _ in range(100):
+            await ref.ask(Arm(name="idle", delay=HOUR))
+        tasks = len(asyncio.all_tasks())
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(1000):
+                await ref.ask(Arm(name="idle", delay=HOUR))
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert len(asyncio.all_tasks()) == tasks
+        assert grown < 300_000, grown  # a wait kept per re-arm held about 2,800 bytes each
+        await ref.ask(Disarm(name="idle"))
+        await asyncio.sleep(2 * HOUR)
+        assert await ref.ask(Ping()) == []  # none of them fired
+    assert await journal.load_reminders(SAM) == []

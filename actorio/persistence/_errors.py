@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from actorio import ActorioException
 
-__all__ = ["JournalCorrupted", "PersistenceError", "SchemaMismatch", "WriterConflict"]
+__all__ = ["JournalCorrupted", "PersistenceError", "SchemaMismatch", "WriterConflict", "out_of_order"]
 
 
 class PersistenceError(ActorioException):
@@ -50,3 +50,13 @@ class JournalCorrupted(PersistenceError):
     """The events stored for one persistence id are not numbered 1, 2, 3, ... without a gap (or a
     snapshot is beyond the last of them), or a stored record is not of the form its journal
     writes (a file edited by hand, a stream written by something else)."""
+
+
+def out_of_order(persistence_id: object, sequence: int, follows: int) -> JournalCorrupted:
+    """The error for a stored event of ``persistence_id`` numbered ``sequence`` where event
+    ``follows`` + 1 was due (the one rule of the events' numbers: 1, 2, 3, ... per id)."""
+    if sequence < 1:
+        return JournalCorrupted(
+            f"{persistence_id}: an event is numbered {sequence}: events are numbered from 1"
+        )
+    return JournalCorrupted(f"{persistence_id}: event {sequence} follows event {follows}")

@@ -15,7 +15,7 @@ from typing_extensions import TypeVar
 from actorio import Message
 from actorio.lowlevel import LogLimit, reserve_handler_names, shorten
 
-from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict
+from ._errors import JournalCorrupted, PersistenceError, SchemaMismatch, WriterConflict, out_of_order
 from ._events import Event, EventCodec, check_stored, decode_model, dump_json, stored_json
 from ._journal import Journal
 from ._persistent import PersistentActor
@@ -260,9 +260,7 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         for index, record in enumerate(stored):  # as at recovery: a gap is not a late persist
             if record.sequence != self.sequence + 1 + index:
                 follows = stored[index - 1].sequence if index else self.sequence
-                raise JournalCorrupted(
-                    f"{self.persistence_id}: event {record.sequence} follows event {follows}"
-                )
+                raise out_of_order(self.persistence_id, record.sequence, follows)
         if not stored:
             self._persistence_late = candidates
             return None
@@ -310,9 +308,7 @@ class EventSourcedActor(PersistentActor[P], Generic[P, S, E]):
         apply = self.apply
         async for record in self.journal.read(self.persistence_id, sequence):
             if record.sequence != sequence + 1:
-                raise JournalCorrupted(
-                    f"{self.persistence_id}: event {record.sequence} follows event {sequence}"
-                )
+                raise out_of_order(self.persistence_id, record.sequence, sequence)
             try:
                 event = codec.decode(record.name, record.version, record.payload)
             except SchemaMismatch as error:  # said with where it is: the id and the event's number

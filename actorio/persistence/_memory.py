@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from ._errors import WriterConflict
+from ._errors import WriterConflict, out_of_order
 from ._journal import Journal
 from ._records import EventData, EventRecord, PersistenceId, ReminderRecord, SnapshotRecord, StateRecord
 
@@ -109,12 +109,20 @@ async def copy_journal(source: Journal, target: Journal) -> int:
 
     For reproducing a production state: copy a recorded journal (a SQLite file, a JetStream
     account) into an `InMemoryJournal`, then start the actor on it under the mock clock: it
-    recovers the same state, and its reminders fire as the mock clock is moved."""
+    recovers the same state, and its reminders fire as the mock clock is moved.
+
+    The events keep their numbers: an id whose stored events are not numbered 1, 2, 3, ... (on
+    which recovery from ``source`` fails) raises `JournalCorrupted` as that recovery does, rather
+    than being renumbered into a journal that recovers (what was copied before it stays)."""
     copied = 0
     for persistence_id in await source.persistence_ids():
         batch: list[EventData] = []
         last = 0
+        read = 0
         async for record in source.read(persistence_id):
+            if record.sequence != read + 1:
+                raise out_of_order(persistence_id, record.sequence, read)
+            read = record.sequence
             batch.append(EventData(record.name, record.version, record.payload))
             if len(batch) == 1000:
                 last = await target.append(persistence_id, last, batch)

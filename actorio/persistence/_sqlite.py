@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from time import monotonic
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeGuard, TypeVar
 
 from actorio.lowlevel import shorten
 
@@ -34,15 +34,29 @@ reader that stops early (the read-back of a persist) pays for a few events, not 
 _OPEN_RETRY_PAUSE = 0.01
 """Seconds between two tries to open a journal another process holds."""
 
+_READ_FIRST = (
+    "SELECT sequence, name, version, payload, written FROM events "
+    "WHERE entity_type = ? AND entity_id = ? ORDER BY sequence LIMIT ?"
+)
+_READ_AFTER = (
+    "SELECT sequence, name, version, payload, written FROM events "
+    "WHERE entity_type = ? AND entity_id = ? AND sequence > ? ORDER BY sequence LIMIT ?"
+)
 _LAST = "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE entity_type = ? AND entity_id = ?"
 
 
 def _bad_last(persistence_id: PersistenceId, last: object) -> JournalCorrupted:
-    """The error for an id whose greatest stored sequence is not an integer (a row written by
-    something else: SQLite orders text after every number)."""
+    """The error for an id whose greatest stored sequence is not an integer, or is below 0 (a row
+    written by something else: SQLite orders text after every number)."""
+    what = "below 1" if type(last) is int else "not an integer"
     return JournalCorrupted(
-        f"{persistence_id}: its last stored event's sequence is {_short_repr(last)}, not an integer"
+        f"{persistence_id}: its last stored event's sequence is {_short_repr(last)}, {what}"
     )
+
+
+def _is_last(last: object) -> TypeGuard[int]:
+    """Whether ``last``, the greatest sequence stored for an id, can be one (0: none stored)."""
+    return type(last) is int and last >= 0
 
 
 def _short_repr(value: object) -> str:
@@ -232,7 +246,7 @@ class SqliteJournal(Journal):
             for persistence_id, expected, events, _ in batch:
                 key = (persistence_id.entity_type, persistence_id.entity_id)
                 current = last[key]
-                if type(current) is not int:
+                if not _is_last(current):
                     results.append(_bad_last(persistence_id, current))
                     continue
                 if current != expected:
@@ -305,11 +319,13 @@ class SqliteJournal(Journal):
     async def read(self, persistence_id: PersistenceId, after: int = 0) -> AsyncIterator[EventRecord]:
         key = (persistence_id.entity_type, persistence_id.entity_id)
         page = FIRST_PAGE
+        # From the first event, every row of the id: those numbered 0 or below (written by
+        # something else) too, for recovery to report rather than skip.
+        bound: int | None = after if after > 0 else None
         while True:
             rows: list[tuple[int, str, int, bytes, float]] = await self._query(
-                "SELECT sequence, name, version, payload, written FROM events "
-                "WHERE entity_type = ? AND entity_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
-                (*key, after, page),
+                _READ_FIRST if bound is None else _READ_AFTER,
+                (*key, page) if bound is None else (*key, bound, page),
             )
             for row in rows:
                 _check_row(persistence_id, "event", row, _EVENT_ROW)
@@ -317,12 +333,12 @@ class SqliteJournal(Journal):
                 yield EventRecord(persistence_id, sequence, name, version, payload, float(written))
             if len(rows) < page:
                 return
-            after, page = rows[-1][0], min(2 * page, PAGE)
+            bound, page = rows[-1][0], min(2 * page, PAGE)
 
     async def last_sequence(self, persistence_id: PersistenceId) -> int:
         key = (persistence_id.entity_type, persistence_id.entity_id)
         ((last,),) = await self._query(_LAST, key)
-        if type(last) is not int:
+        if not _is_last(last):
             raise _bad_last(persistence_id, last)
         return last
 

@@ -21,6 +21,7 @@ from actorio import (
 from actorio.lowlevel import barrier
 from actorio.persistence import (
     Event,
+    EventRecord,
     EventSourcedActor,
     InMemoryJournal,
     Journal,
@@ -28,6 +29,7 @@ from actorio.persistence import (
     PersistenceId,
     SnapshotRecord,
     WriterConflict,
+    copy_journal,
 )
 from tests.support import bounded
 
@@ -242,6 +244,40 @@ async def test_a_gap_in_the_stored_numbers_is_reported() -> None:
         await bounded(counter.wait_recovered())
     with pytest.raises(JournalCorrupted):  # the actor failed with it
         await bounded(counter.run_until_stopped())
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("stored", [[0, 1, 2], [-1]])
+async def test_an_event_numbered_0_or_below_is_reported(stored: list[int]) -> None:
+    journal = InMemoryJournal()
+    event = Counter.event_codec.encode(Counted(n=1))
+    journal.events[PersistenceId("Counter", "c")] = [
+        EventRecord(PersistenceId("Counter", "c"), n, event.name, event.version, event.payload, 0.0)
+        for n in stored
+    ]
+    counter = Counter("c", journal)
+    await counter.start()
+    with pytest.raises(
+        JournalCorrupted, match=rf"^Counter/c: an event is numbered {stored[0]}: events are numbered from 1$"
+    ):
+        await bounded(counter.wait_recovered())
+    with pytest.raises(JournalCorrupted):  # the actor failed with it
+        await bounded(counter.run_until_stopped())
+
+
+@pytest.mark.asyncio
+async def test_a_copy_keeps_the_numbers_a_gap_is_reported_not_renumbered() -> None:
+    """`copy_journal` into memory (to replay a recording) fails where recovery from the
+    recording fails, rather than renumbering the events into a journal that recovers."""
+    source = InMemoryJournal()
+    pid = PersistenceId("Counter", "c")
+    await source.append(pid, 0, [Counter.event_codec.encode(Counted(n=n)) for n in (1, 10, 100)])
+    copy = InMemoryJournal()
+    assert await copy_journal(source, copy) == 3
+    assert [r.sequence async for r in copy.read(pid)] == [1, 2, 3]
+    del source.events[pid][1]
+    with pytest.raises(JournalCorrupted, match=r"^Counter/c: event 3 follows event 1$"):
+        await copy_journal(source, InMemoryJournal())
 
 
 class PatientParent(Parent):

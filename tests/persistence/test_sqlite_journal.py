@@ -287,3 +287,31 @@ async def test_a_last_sequence_stored_as_text_is_corrupted_in_bounded_words(tmp_
             ) as caught:
                 await attempt()
             assert len(str(caught.value)) < 1000
+
+
+@pytest.mark.asyncio
+async def test_rows_numbered_0_or_below_are_read_and_reported_not_skipped(tmp_path: Path) -> None:
+    """Events are numbered from 1: rows at 0 or below (written by something else) are read from
+    the first event on, so recovery reports them, and an id whose last is below 0 is corrupted
+    for `last_sequence` and an append (it was taken for a conflict with a writer at -1)."""
+    path = tmp_path / "j.sqlite3"
+    zero, below = PersistenceId("account", "zero"), PersistenceId("account", "below")
+    async with SqliteJournal(path) as journal:
+        await journal.append(zero, 0, [EventData("E", 1, b"{}")] * 2)
+    with sqlite3.connect(path) as edit:
+        for entity_id, sequence in (("zero", 0), ("below", -1), ("below", -(2**63))):
+            edit.execute(
+                "INSERT INTO events VALUES ('account', ?, ?, 'E', 1, x'7b7d', 0.0)", (entity_id, sequence)
+            )
+    edit.close()
+    async with SqliteJournal(path) as journal:
+        assert [r.sequence async for r in journal.read(zero)] == [0, 1, 2]
+        assert [r.sequence async for r in journal.read(zero, 1)] == [2]
+        assert [r.sequence async for r in journal.read(below)] == [-(2**63), -1]
+        assert await journal.last_sequence(zero) == 2
+        with pytest.raises(
+            JournalCorrupted, match="account/below: its last stored event's sequence is -1, below 1"
+        ):
+            await journal.last_sequence(below)
+        with pytest.raises(JournalCorrupted, match="account/below: its last stored event's sequence is -1"):
+            await journal.append(below, 0, [EventData("E", 1, b"{}")])

@@ -77,8 +77,15 @@ class AskRef(BaseRef):
         Returns True if the ask must be held instead (`HeldAsks`): the handler is the untyped
         fallback (``by_fallback``: ``handle_message``, whose reply is what it tells the sender)
         or returned `NO_REPLY`, and nothing answered it yet.
+
+        A typed handler's ``result`` for an ask already over (its asker gave up, or it was
+        answered or failed meanwhile) is a dead letter ``late-reply``, as a late `tell_nowait` is.
         """
-        if self.handoffs != handoffs or self.future.done():
+        if self.handoffs != handoffs:
+            return False
+        if self.future.done():
+            if not by_fallback and result is not NO_REPLY:
+                dead_letters.record(result, self.identifier, "late-reply")
             return False
         if by_fallback or result is NO_REPLY:
             return True

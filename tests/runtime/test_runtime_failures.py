@@ -19,6 +19,7 @@ from actorio import (
     Message,
     UnhandledMessage,
     ask,
+    dead_letters,
     handles,
 )
 
@@ -420,3 +421,23 @@ async def test_timed_out_ask_raises_timeout_error_and_the_actor_carries_on() -> 
         actor.release.set()
         assert await bounded(ref.ask(Get(n=5))) == 5
         assert await bounded(ref.ask(Park(), timeout=2)) == "released"
+
+
+@pytest.mark.asyncio
+async def test_a_return_value_for_an_ask_already_over_is_a_late_reply_dead_letter() -> None:
+    """The handler's return value for an ask whose asker gave up (a timeout, a cancellation) is
+    recorded as a dead letter ``late-reply``, as a late ``msg.reply`` is; one on time is not."""
+    actor = Worker()
+    async with actor as ref:
+        dead_letters.clear()
+        with pytest.raises(asyncio.TimeoutError):
+            await ref.ask(Park(), timeout=0.01)
+        cancelled = asyncio.ensure_future(ref.ask(Park()))
+        await bounded(actor.entered.wait())
+        cancelled.cancel()
+        actor.release.set()
+        assert await bounded(ref.ask(Get(n=5))) == 5  # both parked handlers returned before it
+        late = [(d.message, d.reason) for d in dead_letters.records if d.recipient.startswith("ask-")]
+        assert late == [("released", "late-reply"), ("released", "late-reply")]
+        assert dead_letters.counts == {"late-reply": 2}
+    dead_letters.clear()

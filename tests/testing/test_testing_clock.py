@@ -170,6 +170,9 @@ async def test_an_ask_times_out_at_the_exact_virtual_time(
     assert mock_clock.time() == 30
     assert time.perf_counter() - started < REAL_BUDGET
     actor.release.set()  # the handler finishes; its late reply is for an ask that is over
+    assert await ask(parked, Park(), timeout=30) == "released"  # after the first handler
+    (late,) = actor_kit.take_dead_letters()
+    assert (late.message, late.reason) == ("released", "late-reply")
 
 
 @pytest.mark.asyncio

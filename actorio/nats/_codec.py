@@ -22,6 +22,7 @@ is sent (`encode_message`, `ReplyCodec.encode`).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
@@ -29,6 +30,7 @@ import traceback
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, TypeGuard, cast, get_args
 
+from nats.aio.msg import Msg
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import CoreSchema, PydanticSerializationError, SchemaValidator, core_schema
 
@@ -59,6 +61,7 @@ from ..lowlevel import (
 from ._errors import RemoteError, ReplyTooLarge
 
 __all__ = [
+    "ANSWERS",
     "ERROR",
     "MAX_ASK_WAIT",
     "MSG_ID",
@@ -69,6 +72,8 @@ __all__ = [
     "TIMEOUT",
     "MessageValidator",
     "ReplyCodec",
+    "StoredAsk",
+    "answered",
     "decode_error",
     "encode_error",
     "encode_message",
@@ -79,6 +84,7 @@ __all__ = [
     "read_reply",
     "reply_codec",
     "sendable_headers",
+    "stored_at",
     "timeout_of",
     "too_large_error",
     "wire_size",
@@ -90,6 +96,11 @@ SENDER = "Actorio-Sender"
 """A message's header: the address its sender travels as (see ``_addresses``)."""
 REPLY = "Actorio-Reply"
 """A stored ask's header: the subject its reply goes to (a stream keeps no reply subject)."""
+ANSWERS = "Actorio-Answers"
+"""The header of a reply to a stored ask: the stream and sequence of the ask it answers
+(`answered`), set by the answering node from JetStream's own metadata. The asker takes only a
+reply that names where its ask was stored (`StoredAsk`): whoever can read a stored ask's reply
+address cannot answer it."""
 TIMEOUT = "Actorio-Timeout"
 """An ask's header: the seconds the asker waits (the answering side stops waiting then too)."""
 MSG_ID = "Nats-Msg-Id"
@@ -545,3 +556,53 @@ def decode_error(body: bytes, identifier: str, message: Message[Any]) -> Actorio
         _string(fields, "message", MESSAGE_CHARS, keep="\n\t"),
         _string(fields, "traceback", TRACEBACK_CHARS, keep="\n\t"),
     )
+
+
+def stored_at(stream: str, sequence: int) -> str:
+    """The `ANSWERS` value of the ask stored in ``stream`` at ``sequence``."""
+    return f"{stream} {sequence}"
+
+
+def answered(msg: Msg) -> str:
+    """The `ANSWERS` value of a reply to ``msg``, a stored ask JetStream delivered."""
+    metadata = msg.metadata
+    return stored_at(metadata.stream, metadata.sequence.stream)
+
+
+class StoredAsk:
+    """The reply awaited by one stored ask (a durable name's, a durable entity's): `future` gets
+    the first reply whose `ANSWERS` header names where the ask was stored.
+
+    A reply address travels in the stored ask, where whoever may read the stream reads it, and
+    a node answers any message with a reply subject: such a reply, sent through another ask
+    (core, or stored elsewhere), does not name this ask's place (a node sets it from
+    JetStream's metadata only), and is dropped. The replies that come before the stream's
+    acknowledgement (the place) wait for it, a few at most."""
+
+    __slots__ = ("future", "place", "_early")
+
+    EARLY = 8
+    """The replies kept while the place is not known yet; later ones are dropped."""
+
+    def __init__(self, future: asyncio.Future[Msg]) -> None:
+        self.future = future
+        self.place: str | None = None
+        self._early: list[Msg] = []
+
+    def offer(self, msg: Msg) -> None:
+        """A message on this ask's reply address: the reply, if it answers this ask."""
+        if self.future.done():
+            return
+        if self.place is None:
+            if len(self._early) < self.EARLY:
+                self._early.append(msg)
+        elif (msg.headers or {}).get(ANSWERS) == self.place:
+            self.future.set_result(msg)
+
+    def stored(self, place: tuple[str, int]) -> None:
+        """The stream stored the ask (its stream and sequence): a reply that came before may be
+        taken now."""
+        self.place = stored_at(*place)
+        early, self._early = self._early, []
+        for msg in early:
+            self.offer(msg)

@@ -220,10 +220,11 @@ class Streams:
 
     async def store(
         self, ref: RemoteRef[Any], body: bytes, headers: Mapping[str, str] | None, msg_id: str | None
-    ) -> None:
+    ) -> tuple[str, int]:
         """Publish to the stream and wait for its acknowledgement, retrying with the same message id
-        (so that the stream stores it once) until ``store_timeout``."""
-        await self.store_at(ref.subject, ref.identifier, body, headers, msg_id)
+        (so that the stream stores it once) until ``store_timeout``; return where it is stored
+        (the stream's name and sequence)."""
+        return await self.store_at(ref.subject, ref.identifier, body, headers, msg_id)
 
     async def store_at(
         self,
@@ -232,7 +233,7 @@ class Streams:
         body: bytes,
         headers: Mapping[str, str] | None,
         msg_id: str | None,
-    ) -> None:
+    ) -> tuple[str, int]:
         """`store` to ``subject`` (a stream's), for the mailbox named ``identifier`` in errors."""
         stored = dict(headers or {})
         stored[MSG_ID] = msg_id or uuid.uuid4().hex
@@ -244,8 +245,10 @@ class Streams:
         while True:
             remaining = deadline - loop.time()
             try:
-                await self._js.publish(subject, body, timeout=max(0.05, min(wait, remaining)), headers=stored)
-                return
+                ack = await self._js.publish(
+                    subject, body, timeout=max(0.05, min(wait, remaining)), headers=stored
+                )
+                return ack.stream, ack.seq
             except nats.errors.NoRespondersError:
                 if loop.time() >= deadline:
                     raise ActorNotFound(identifier, subject) from None

@@ -43,7 +43,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
 
 from .. import Actor, ChildSpec, dead_letters
 from ..lowlevel import LogLimit, Mailbox, inject, report_transport
-from ._codec import REPLY, TIMEOUT
+from ._codec import REPLY, TIMEOUT, StoredAsk, answered
 from ._dead_letter_stream import (
     DeadLetterStreams,
     DeliveryLimitReached,
@@ -133,7 +133,7 @@ class DurableSending:
         entities: Entities,
         *,
         streams: Streams,
-        replies: dict[str, asyncio.Future[Msg]],
+        replies: dict[str, StoredAsk],
         receiver: Receiver,
     ) -> None:
         self._entities = entities
@@ -223,17 +223,16 @@ class DurableSending:
         (sent once, by the activation that handled it: see docs/entities.md)."""
         prefix = self._entities.prefix
         token = uuid.uuid4().hex
-        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
-        self._replies[token] = future
+        pending = self._replies[token] = StoredAsk(asyncio.get_running_loop().create_future())
         headers = {TIMEOUT: repr(timeout), REPLY: f"{prefix}.reply.{self._node_id}.{token}"}
         inject(headers)
         report_transport("nats", "sent", "ask")
 
         async def store_then_wait() -> Msg:
             subject, shard = self._subject(ref)
-            await self.streams.store_at(subject, ref.identifier, body, headers, None)
+            pending.stored(await self.streams.store_at(subject, ref.identifier, body, headers, None))
             self.wake_soon(ref.entity_type, shard)
-            return await future
+            return await pending.future
 
         try:
             return await asyncio.wait_for(store_then_wait(), timeout)
@@ -557,7 +556,8 @@ class DurableMailbox:
         dead_letters.record(msg.data, identifier, reason, error)
         with contextlib.suppress(nats.errors.Error):
             await msg.term()
-        await self.receiver.send_error(identifier, (msg.headers or {}).get(REPLY), error)  # an ask: answered
+        reply = (msg.headers or {}).get(REPLY)  # an ask: answered
+        await self.receiver.send_error(identifier, reply, error, answered(msg))
         return True
 
     def _identifier(self, msg: Msg) -> str:

@@ -37,7 +37,7 @@ from nats.aio.msg import Msg
 from .. import Actor, ActorRef, ChildSpec, Message, SupervisorStrategy
 from ..lowlevel import inject, is_actor_class, is_message_class, message_types_of, report_transport, task_of
 from ._addresses import Addresses, check_name, check_subject_prefix
-from ._codec import REPLY, TIMEOUT
+from ._codec import REPLY, TIMEOUT, StoredAsk
 from ._connection import Security, open_client, redact, synced
 from ._dead_letter_stream import StoredDeadLetter
 from ._durable import Durable, Pump, Streams, stream_name
@@ -142,7 +142,7 @@ class Node(NodeProvision, NodeEntities):
             debug_errors=debug_errors,
         )
         self._lanes = ExportLanes(self._receiver, self._spawn)
-        self._replies: dict[str, asyncio.Future[Msg]] = {}
+        self._replies: dict[str, StoredAsk] = {}
         self._entities: Entities | None = None
         self._closed = False
         self.reconnections = 0
@@ -512,13 +512,12 @@ class Node(NodeProvision, NodeEntities):
             except nats.errors.TimeoutError:
                 raise asyncio.TimeoutError(f"no reply from {ref.identifier} within {wait} s") from None
         token = uuid.uuid4().hex
-        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
-        self._replies[token] = future
+        pending = self._replies[token] = StoredAsk(asyncio.get_running_loop().create_future())
         headers[REPLY] = f"{self.prefix}.reply.{self.node_id}.{token}"
 
         async def store_then_wait() -> Msg:
-            await self._streams.store(ref, body, headers, None)
-            return await future
+            pending.stored(await self._streams.store(ref, body, headers, None))
+            return await pending.future
 
         try:
             return await asyncio.wait_for(store_then_wait(), wait)
@@ -528,9 +527,9 @@ class Node(NodeProvision, NodeEntities):
             self._replies.pop(token, None)
 
     async def _on_reply(self, msg: Msg) -> None:
-        future = self._replies.get(msg.subject.rsplit(".", 1)[-1])
-        if future is not None and not future.done():
-            future.set_result(msg)
+        pending = self._replies.get(msg.subject.rsplit(".", 1)[-1])
+        if pending is not None:
+            pending.offer(msg)
 
     # -- receiving ----------------------------------------------------------------------------
 
@@ -573,9 +572,9 @@ class Node(NodeProvision, NodeEntities):
         finally:
             # Whatever failed above (the server gone, a timeout, a cancellation), the connection
             # is closed: a close that raises must not leave it open behind it.
-            for future in self._replies.values():
-                if not future.done():
-                    future.set_exception(
+            for stored in self._replies.values():
+                if not stored.future.done():
+                    stored.future.set_exception(
                         ConnectionError(f"the node {self.node_id} closed before the reply came")
                     )
             try:

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast, overload
 
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from typing_extensions import TypeVar
 
 from .. import Actor, ActorRef, Message, SupervisorStrategy
@@ -24,6 +23,7 @@ from ._publication import Receiver
 if TYPE_CHECKING:
     from actorio.persistence import Journal
 
+    from ._codec import StoredAsk
     from ._durable import Streams
 
 __all__ = ["NodeEntities"]
@@ -41,7 +41,7 @@ class NodeEntities:
         _closed: bool
         _entities: Entities | None
         _streams: Streams
-        _replies: dict[str, asyncio.Future[Msg]]
+        _replies: dict[str, StoredAsk]
         prefix: str
         node_id: str
         ask_timeout: float

@@ -50,6 +50,7 @@ from ..lowlevel import (
 from ._addresses import Destinations, sender_of
 from ._batch import BATCH, pieces, tells_of
 from ._codec import (
+    ANSWERS,
     ERROR,
     MSG_ID,
     OK,
@@ -424,12 +425,20 @@ class Receiver:
                     dead_letters.record(lost, actor.identifier, "stopped")
                 raise
 
-    async def refuse(self, actor: Actor[Any], error: InvalidPayload, reply: str | None, data: bytes) -> None:
+    async def refuse(
+        self,
+        actor: Actor[Any],
+        error: InvalidPayload,
+        reply: str | None,
+        data: bytes,
+        answers: str | None = None,
+    ) -> None:
         """An invalid message: the error goes to ``reply`` (an ask whose reply subject the node
-        serves), or it is a dead letter (``invalid``: a tell, or a refused reply subject)."""
+        serves), or it is a dead letter (``invalid``: a tell, or a refused reply subject).
+        ``answers``: where a stored ask is stored (see `send`)."""
         report_transport("nats", "error", "invalid")
         if reply is not None and self.destinations.refusal(reply) is None:
-            await self.send(actor.identifier, reply, self._error_body(error, actor), ERROR)
+            await self.send(actor.identifier, reply, self._error_body(error, actor), ERROR, answers)
         else:
             dead_letters.record(data, actor.identifier, "invalid", error)
 
@@ -440,9 +449,11 @@ class Receiver:
         future: asyncio.Future[Any],
         reply: str,
         timeout: float | None,
+        answers: str | None = None,
     ) -> bool:
         """Wait for the reply to an ask and send it (or the error it raised, `ActorStopped`
-        included) to ``reply``; False if ``timeout`` passed first (the asker gave up too)."""
+        included) to ``reply``; False if ``timeout`` passed first (the asker gave up too).
+        ``answers``: where a stored ask is stored (see `send`)."""
         # A timer that cancels the future, as asyncio.wait_for would, but without wait_for's own
         # future and callback: the reply leaves one turn of the event loop sooner.
         loop = asyncio.get_running_loop()
@@ -463,15 +474,21 @@ class Receiver:
         finally:
             if expiry is not None:
                 expiry.cancel()
-        await self.send(actor.identifier, reply, body, headers)
+        await self.send(actor.identifier, reply, body, headers, answers)
         return True
 
-    async def send(self, actor: str, subject: str, body: bytes, headers: dict[str, str]) -> None:
+    async def send(
+        self, actor: str, subject: str, body: bytes, headers: dict[str, str], answers: str | None = None
+    ) -> None:
         """Publish a reply of ``actor`` to ``subject``, if the node's `Destinations` allows it (the
         callers checked it on arrival). A reply larger than the server's ``max_payload`` becomes a
-        `ReplyTooLarge` error; failures are logged on ``actorio.nats`` within a limit."""
+        `ReplyTooLarge` error; failures are logged on ``actorio.nats`` within a limit. The reply
+        to a stored ask carries ``answers``, where it was stored (`answered`: JetStream's metadata,
+        never a header of the message): its asker takes no other (`StoredAsk`)."""
         if self.destinations.refusal(subject) is not None:
             return
+        if answers is not None:
+            headers = {**headers, ANSWERS: answers}
         try:
             await self._publish_reply(actor, subject, body, headers)
         except nats.errors.MaxPayloadError:  # (the node's client counts the headers too)
@@ -486,13 +503,18 @@ class Receiver:
                 limit,
             )
             report_transport("nats", "error", "reply_too_large")
-            await self._publish_reply(actor, subject, too_large_error(size, limit), ERROR)
+            headers = {**ERROR, ANSWERS: answers} if answers is not None else ERROR
+            await self._publish_reply(actor, subject, too_large_error(size, limit), headers)
 
-    async def send_error(self, actor: str, reply: str | None, error: BaseException) -> None:
+    async def send_error(
+        self, actor: str, reply: str | None, error: BaseException, answers: str | None = None
+    ) -> None:
         """Answer an ask of ``actor`` with ``error`` (what its asker raises, as `RemoteError`),
-        if ``reply`` is a subject the node's `Destinations` allows; nothing for a tell (None)."""
+        if ``reply`` is a subject the node's `Destinations` allows; nothing for a tell (None).
+        ``answers``: where a stored ask is stored (see `send`)."""
         if reply:
-            await self.send(actor, reply, encode_error(error, actor, debug=self._debug_errors), ERROR)
+            body = encode_error(error, actor, debug=self._debug_errors)
+            await self.send(actor, reply, body, ERROR, answers)
 
     async def _publish_reply(self, actor: str, subject: str, body: bytes, headers: dict[str, str]) -> None:
         """Publish a reply; a failure other than its size is logged within a limit."""

@@ -32,7 +32,7 @@ from nats.aio.msg import Msg
 
 from .. import Actor, DeadLetter, InvalidPayload, Message, dead_letters
 from ..lowlevel import LogLimit, Mailbox, extracted, printable, report_transport
-from ._codec import REPLY
+from ._codec import REPLY, answered
 from ._dead_letter_stream import DeadLetterStreams, DeliveryLimitReached, dead_letter_stream
 from ._entity_persistence import ready_for_messages, recovery_failed
 from ._publication import queue_ask, wait_handled
@@ -154,7 +154,7 @@ class Settlement:
         try:
             message = receiver.validate(actor, msg.data, msg.headers, reply)  # the reply checked too
         except InvalidPayload as error:
-            await receiver.refuse(actor, error, reply, msg.data)
+            await receiver.refuse(actor, error, reply, msg.data, answered(msg))
             await msg.term()  # never valid: not delivered again
             return True
         stopped = receiver.ended(actor)
@@ -168,7 +168,7 @@ class Settlement:
             if stopped.done() and not future.done():
                 self._mailbox.withdraw(asking)
                 return False
-            if not await receiver.answer(actor, message, future, reply, None):
+            if not await receiver.answer(actor, message, future, reply, None, answered(msg)):
                 return False
         else:
             self._failures.watch(message, actor.identifier)
@@ -261,7 +261,8 @@ class Settlement:
         self._logs.log(logging.WARNING, "%s", printable(str(gave_up)))  # the error's text: any
         with contextlib.suppress(nats.errors.Error):
             await msg.term()
-        await self._receiver.send_error(recipient, (msg.headers or {}).get(REPLY), gave_up)
+        reply = (msg.headers or {}).get(REPLY)
+        await self._receiver.send_error(recipient, reply, gave_up, answered(msg))
 
     async def _incarnation(self) -> Actor[Any] | None:
         """The actor's running incarnation (a persistent one once it has recovered); while a

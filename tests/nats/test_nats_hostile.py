@@ -23,7 +23,7 @@ from actorio.nats import Durable, Node, RemoteError
 from actorio.nats._connection import GuardedClient
 from actorio.nats._durable import CONSUMER, stream_name
 from tests.nats.test_nats_wire_rules import MALFORMED
-from tests.nats_support.actors import Fail, Greet, Greeter, Greeting, Record, Report
+from tests.nats_support.actors import Double, Fail, Greet, Greeter, Greeting, Record, Report
 from tests.nats_support.processes import wait_until, worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -318,6 +318,61 @@ async def test_a_stored_reply_header_is_checked_like_any_reply_subject(
     assert (await js.consumer_info(*consumer)).num_redelivered == 0
     assert len(dead_letters.of(reason="invalid")) == 1
     await greeter.stop()
+
+
+class Gate(Actor[Double]):
+    """Doubles, once `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    @handles(Double)
+    async def double(self, msg: Double) -> int:
+        self.entered.set()
+        await self.release.wait()
+        return 2 * msg.value
+
+
+async def test_a_stored_asks_reply_address_read_by_another_client_cannot_be_answered(
+    nodes: tuple[Node, Node], raw: Client
+) -> None:
+    """A stored ask's reply address is in the stream, where a client that may read it finds it.
+    Sent as the reply subject of a core ask, or stored in a durable ask of its own, it makes a
+    node answer there: the asker takes neither reply (they answer no ask stored at its ask's
+    sequence), and gets its own."""
+    server_side, client = nodes
+    gate = Gate()
+    await publish(server_side, "slow", gate, durable=True)
+    await publish(server_side, "doubler", Greeter())
+    await publish(server_side, "stored-doubler", Greeter(), durable=True)
+    asking = asyncio.ensure_future(client.ref("slow", Gate, durable=True).ask(Double(value=21), timeout=30))
+    try:
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        js = raw.jetstream()
+        stored = await js.get_last_msg(stream_name("actorio", "slow"), "actorio.actor.slow")
+        address = (stored.headers or {})["Actorio-Reply"]
+        forged: asyncio.Queue[Msg] = asyncio.Queue()
+        watch = await raw.subscribe(address, cb=forged.put)
+        await subscribed(raw)
+        await raw.publish("actorio.actor.doubler", b'{"type":"Double","data":{"value":1}}', reply=address)
+        await js.publish(
+            "actorio.actor.stored-doubler",
+            b'{"type":"Double","data":{"value":5}}',
+            headers={"Actorio-Reply": address},
+        )
+        answers = {json.loads((await asyncio.wait_for(forged.get(), 10)).data) for _ in range(2)}
+        assert answers == {2, 10}  # both nodes answered there, with no sequence of the asker's
+        await watch.unsubscribe()
+        await client.client.flush()  # the asker's connection has both before the real reply
+        assert not asking.done()
+        gate.release.set()
+        assert await asyncio.wait_for(asking, 10) == 42
+    finally:
+        asking.cancel()
+        gate.release.set()
+        await gate.stop()
 
 
 async def test_a_failing_message_with_a_header_no_client_may_send_is_moved_and_replayed(

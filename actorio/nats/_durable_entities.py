@@ -321,6 +321,7 @@ class DurableMailbox:
         what ``max_active`` counts for a durable type (``_durable_shards``)."""
         """The pump of each shard active here, by its key (the shard's number)."""
         self._scanner: asyncio.Task[None] | None = None
+        self._forging: asyncio.Task[None] | None = None
         self.scan_every = max(lease / 2, 0.5)
         """Seconds between scans: a lost wake is recovered within two of them, once the shard
         is free (its old owner's lease expired)."""
@@ -386,8 +387,9 @@ class DurableMailbox:
 
     async def close(self) -> None:
         """Stop scanning (the pumps were stopped by the activations' passivation)."""
-        if self._scanner is not None:
-            self._scanner.cancel()
+        for task in (self._scanner, self._forging):
+            if task is not None:
+                task.cancel()
         self.failures.close()
 
     # -- shards ----------------------------------------------------------------------------------
@@ -476,9 +478,11 @@ class DurableMailbox:
         """Read which shards have stored messages, and wake those not active here that had some
         at the last scan too (a wake may be on its way for the others; all of them when the last
         scan found none, as at the first); move the messages of subjects no shard's consumer
-        reads (forged: no shard's number, or more tokens) to the dead-letter stream. A shard's
-        subject whose key is invalid, or of another shard, is the shard's pump's to move. The
-        number of shards woken."""
+        reads (forged: no shard's number, or more tokens) to the dead-letter stream, at most
+        `_MAX_FORGED_PER_SCAN` of them, in a task of their own (unless the last scan's still
+        runs): moving them waits on the server, and the next scans must not wait for it. A
+        shard's subject whose key is invalid, or of another shard, is the shard's pump's to
+        move. The number of shards woken."""
         base = f"{self.prefix}.mailbox.{self.entity_type}."
         info = await self._scan_js.stream_info(self.stream, subjects_filter=base + ">")
         subjects: dict[str, int] = dict(info.state.subjects or {})
@@ -506,9 +510,20 @@ class DurableMailbox:
                 woken += 1
                 self.spawn(self._wake(number))
         self._seen = shards
-        for subject in forged[:_MAX_FORGED_PER_SCAN]:
-            await self._forged(subject)
+        if forged and (self._forging is None or self._forging.done()):
+            self._forging = self.spawn(self._move_forged({subject: subjects[subject] for subject in forged}))
         return woken
+
+    async def _move_forged(self, counts: dict[str, int]) -> None:
+        """Move at most `_MAX_FORGED_PER_SCAN` of the messages the scan found (``counts``)."""
+        budget = _MAX_FORGED_PER_SCAN
+        try:
+            for subject, count in counts.items():
+                if budget <= 0:
+                    return
+                budget -= await self._forged(subject, min(count, budget))
+        except (nats.errors.Error, asyncio.TimeoutError, OSError) as error:
+            self.logs.log(logging.WARNING, "%s: moving forged messages failed: %r", self.entity_type, error)
 
     async def dead_letter_forged(self, msg: Msg, text: str) -> bool:
         """Move ``msg``, whose subject names no valid key (``text`` says why), to the type's
@@ -564,9 +579,10 @@ class DurableMailbox:
         """``<type>/<key>`` of a stored message, by its subject's last token (cut to 40)."""
         return f"{self.entity_type}/{msg.subject.rsplit('.', 1)[-1][:40]}"
 
-    async def _forged(self, subject: str) -> None:
-        """Move the messages of a subject whose key is invalid (written by someone other than
-        actorio) to the dead-letter stream, through a consumer of their own (then deleted)."""
+    async def _forged(self, subject: str, count: int) -> int:
+        """Move up to ``count`` messages (those the scan found) of a subject whose key is invalid
+        (written by someone other than actorio) to the dead-letter stream, through a consumer of
+        their own (then deleted); return how many were moved."""
         digest = hashlib.sha1(subject.encode()).hexdigest()[:16]
         name = f"forged-{digest}"
         config = ConsumerConfig(
@@ -579,20 +595,23 @@ class DurableMailbox:
         # nats-py leaves ``**params`` unannotated in add_consumer.
         await self.js.add_consumer(self.stream, config)  # pyright: ignore[reportUnknownMemberType]
         pull = await self.js.pull_subscribe_bind(durable=name, stream=self.stream)
+        moved = 0
         try:
-            for _ in range(_MAX_FORGED_PER_SCAN):
+            while moved < count:  # as many as the scan found: no fetch waits for one more
                 try:
                     msg = (await pull.fetch(1, timeout=1.0))[0]
                 except nats.errors.TimeoutError:
-                    break
+                    break  # taken meanwhile (another host's scan)
                 text = f"the subject {subject[:200]!r} names no valid entity key"
                 if not await self.dead_letter_forged(msg, text):
                     break
+                moved += 1
         finally:
             with contextlib.suppress(nats.errors.Error):
                 await pull.unsubscribe()
             with contextlib.suppress(nats.errors.Error, nats.js.errors.NotFoundError):
                 await self.js.delete_consumer(self.stream, name)
+        return moved
 
     # -- dead letters --------------------------------------------------------------------------
 

@@ -353,6 +353,31 @@ async def test_subjects_naming_no_key_of_their_shard_are_dead_lettered(
         await raw.close()
 
 
+async def test_forged_subjects_do_not_hold_up_the_scan(nats_url: str, pair: tuple[Node, Node]) -> None:
+    """Moving forged subjects' messages waits on the server: a scan leaves it to a task of its
+    own, fetches as many as it found (no wait for one more), and returns, so the next scans go
+    on waking shards. (Each forged subject held a scan a second at least: 30 of them, 30 s.)"""
+    hosting, _ = pair
+    host = await hosting.host(Ledger, name="ledger10", durable=FAST, lease=LEASE)
+    assert host.durable is not None
+    raw = await nats.connect(nats_url)
+    try:
+        js = raw.jetstream()
+        forged = [f"actorio.mailbox.ledger10.x{i}.k" for i in range(30)]
+        for subject in forged:
+            await js.publish(subject, b"junk")
+        await asyncio.wait_for(host.durable.scan(), 10)
+
+        async def all_moved() -> bool:
+            assert host.durable is not None
+            return len(await host.durable.dead_letters()) >= len(forged)
+
+        await wait_until(all_moved, 20)
+        assert sorted(letter.subject for letter in await host.durable.dead_letters()) == sorted(forged)
+    finally:
+        await raw.close()
+
+
 async def test_a_stored_subject_that_is_not_utf8_is_terminated_and_the_shard_goes_on(
     nats_url: str, pair: tuple[Node, Node]
 ) -> None:

@@ -17,7 +17,7 @@ Owns:
   (``_durable_shards``: the shard's consumer, its keys' entities); a wake just activates. The
   host scans the stream for shards with stored messages when it starts and every half lease,
   and wakes those nobody woke (a lost wake is recovered). A subject that names no shard's key
-  (forged) has its messages moved to the dead-letter stream.
+  (forged) has its messages dropped (``_forged_subjects``).
 
 See docs/entities.md, "Durable entity types", for the guarantee and why it is shaped this way.
 """
@@ -39,10 +39,11 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 
 from .. import Actor, ChildSpec, dead_letters
 from ..lowlevel import LogLimit, Mailbox, inject, report_transport
+from . import _forged_subjects as forged_subjects
 from ._codec import REPLY, TIMEOUT, StoredAsk, answered
 from ._dead_letter_stream import (
     DeadLetterStreams,
@@ -84,7 +85,6 @@ SHARDS = "actorio.shards"
 _MAX_CONSUMERS = 10_000  # the stream's max_consumers: a consumer per shard, and forged subjects'
 _NOT_DURABLE_SECONDS = 5.0  # how long "this type has no mailbox stream" is believed
 _MAX_WAKES_PER_SCAN = 1000  # shards woken by one scan of the stream (the next scan wakes the rest)
-_MAX_FORGED_PER_SCAN = 100  # messages of forged subjects moved to dead letters by one scan
 
 
 def mailbox_stream(prefix: str, entity_type: str) -> str:
@@ -477,12 +477,11 @@ class DurableMailbox:
     async def scan(self) -> int:
         """Read which shards have stored messages, and wake those not active here that had some
         at the last scan too (a wake may be on its way for the others; all of them when the last
-        scan found none, as at the first); move the messages of subjects no shard's consumer
-        reads (forged: no shard's number, or more tokens) to the dead-letter stream, at most
-        `_MAX_FORGED_PER_SCAN` of them, in a task of their own (unless the last scan's still
-        runs): moving them waits on the server, and the next scans must not wait for it. A
-        shard's subject whose key is invalid, or of another shard, is the shard's pump's to
-        move. The number of shards woken."""
+        scan found none, as at the first); drop the messages of subjects no shard's consumer
+        reads (forged: no shard's number, or more tokens), in a task of their own unless the
+        last scan's still runs (``_forged_subjects``). A shard's subject
+        whose key is invalid, or of another shard, is the shard's pump's to drop. The number of
+        shards woken."""
         base = f"{self.prefix}.mailbox.{self.entity_type}."
         info = await self._scan_js.stream_info(self.stream, subjects_filter=base + ">")
         subjects: dict[str, int] = dict(info.state.subjects or {})
@@ -510,26 +509,16 @@ class DurableMailbox:
                 woken += 1
                 self.spawn(self._wake(number))
         self._seen = shards
+        forged = forged[: forged_subjects.MAX_PER_SCAN]
         if forged and (self._forging is None or self._forging.done()):
-            self._forging = self.spawn(self._move_forged({subject: subjects[subject] for subject in forged}))
+            self._forging = self.spawn(self._drop_forged({subject: subjects[subject] for subject in forged}))
         return woken
 
-    async def _move_forged(self, counts: dict[str, int]) -> None:
-        """Move at most `_MAX_FORGED_PER_SCAN` of the messages the scan found (``counts``)."""
-        budget = _MAX_FORGED_PER_SCAN
+    async def _drop_forged(self, counts: dict[str, int]) -> None:
         try:
-            for subject, count in counts.items():
-                if budget <= 0:
-                    return
-                budget -= await self._forged(subject, min(count, budget))
+            await forged_subjects.drop_found(self, counts)
         except (nats.errors.Error, asyncio.TimeoutError, OSError) as error:
-            self.logs.log(logging.WARNING, "%s: moving forged messages failed: %r", self.entity_type, error)
-
-    async def dead_letter_forged(self, msg: Msg, text: str) -> bool:
-        """Move ``msg``, whose subject names no valid key (``text`` says why), to the type's
-        dead-letter stream and take it out of the mailbox (an ask is answered with the error);
-        False (it is given back, delivered again after a while) if it was not stored."""
-        return await self._dead_letter(msg, "InvalidKey", text, "invalid", ValueError(text))
+            self.logs.log(logging.WARNING, "%s: dropping forged messages failed: %r", self.entity_type, error)
 
     async def dead_letter_unstarted(
         self, msg: Msg, text: str, cause: BaseException | None, fenced: Callable[[], bool], owner: str
@@ -578,40 +567,6 @@ class DurableMailbox:
     def _identifier(self, msg: Msg) -> str:
         """``<type>/<key>`` of a stored message, by its subject's last token (cut to 40)."""
         return f"{self.entity_type}/{msg.subject.rsplit('.', 1)[-1][:40]}"
-
-    async def _forged(self, subject: str, count: int) -> int:
-        """Move up to ``count`` messages (those the scan found) of a subject whose key is invalid
-        (written by someone other than actorio) to the dead-letter stream, through a consumer of
-        their own (then deleted); return how many were moved."""
-        digest = hashlib.sha1(subject.encode()).hexdigest()[:16]
-        name = f"forged-{digest}"
-        config = ConsumerConfig(
-            durable_name=name,
-            filter_subject=subject,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.lease,
-            max_ack_pending=1,
-        )
-        # nats-py leaves ``**params`` unannotated in add_consumer.
-        await self.js.add_consumer(self.stream, config)  # pyright: ignore[reportUnknownMemberType]
-        pull = await self.js.pull_subscribe_bind(durable=name, stream=self.stream)
-        moved = 0
-        try:
-            while moved < count:  # as many as the scan found: no fetch waits for one more
-                try:
-                    msg = (await pull.fetch(1, timeout=1.0))[0]
-                except nats.errors.TimeoutError:
-                    break  # taken meanwhile (another host's scan)
-                text = f"the subject {subject[:200]!r} names no valid entity key"
-                if not await self.dead_letter_forged(msg, text):
-                    break
-                moved += 1
-        finally:
-            with contextlib.suppress(nats.errors.Error):
-                await pull.unsubscribe()
-            with contextlib.suppress(nats.errors.Error, nats.js.errors.NotFoundError):
-                await self.js.delete_consumer(self.stream, name)
-        return moved
 
     # -- dead letters --------------------------------------------------------------------------
 

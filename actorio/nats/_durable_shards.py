@@ -31,6 +31,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from ..lowlevel import Mailbox
+from . import _forged_subjects as forged_subjects
 from ._codec import REPLY
 from ._entity_persistence import WAKE, failed_start, recovery_failed
 from ._placement import check_key
@@ -283,13 +284,11 @@ class ShardPump:
         return self._stopped or self._fenced()
 
     async def _forged(self, msg: Msg) -> None:
-        """Move a message whose subject names no key of this shard to the dead-letter stream."""
-        mailbox = self._mailbox
+        """Drop a message whose subject names no key of this shard (``_forged_subjects``)."""
         if self._fenced():
             return
-        await mailbox.dead_letter_forged(
-            msg, f"the subject {msg.subject[:200]!r} names no valid entity key of shard {self.shard}"
-        )
+        text = f"the subject {msg.subject[:200]!r} names no valid entity key of shard {self.shard}"
+        await forged_subjects.drop(self._mailbox, msg, text)
 
     # -- the keys ----------------------------------------------------------------------------------
 

@@ -70,6 +70,8 @@ MAX_ACTIVE = 100_000
 """The default bound on one type's activations on one node (``node.host(max_active=...)``)."""
 
 _MAX_CLAIM = 2**63
+_OWNER_FRESH = 1.0  # seconds a key's owner, read to redirect a message, is taken as read
+_MAX_OWNERS = 10_000  # the keys whose owner is kept so, the latest read
 
 
 class EntityMoved(Exception):
@@ -155,6 +157,9 @@ class EntityHost:
         # The activations counted by max_active (admitted, not yet ended), least recently
         # delivered to first: the eviction order.
         self._recent: collections.OrderedDict[str, Activation] = collections.OrderedDict()
+        # Each key's owner as last read for a redirection, with when (the loop's clock): one
+        # read of the bucket per key a second, however many messages come with a forged claim.
+        self._owners: collections.OrderedDict[str, tuple[float, Owner | None]] = collections.OrderedDict()
         self._supervision = supervision
         self._receiver = receiver
         self._spawn = spawn
@@ -344,7 +349,7 @@ class EntityHost:
             dead_letters.record(msg.data, identifier, "stopped")
             return
         try:
-            owner = await self.placements.lookup(key)
+            owner = await self._owner(key)
         except (nats.errors.Error, asyncio.TimeoutError) as error:
             dead_letters.record(msg.data, identifier, "stopped", error)
             return
@@ -373,6 +378,20 @@ class EntityHost:
             dead_letters.record(msg.data, identifier, "overflow", error)
         except nats.errors.Error:
             pass  # the connection failed: lost, as a core NATS tell may be (at most once)
+
+    async def _owner(self, key: str) -> Owner | None:
+        """Who holds ``key``: the bucket's entry, read at most once a second per key (a read is
+        awaited in the type's one subscription, where every key's messages wait behind it)."""
+        now = asyncio.get_running_loop().time()
+        known = self._owners.get(key)
+        if known is not None and now - known[0] < _OWNER_FRESH:
+            return known[1]
+        owner = await self.placements.lookup(key)
+        self._owners[key] = (now, owner)
+        self._owners.move_to_end(key)
+        if len(self._owners) > _MAX_OWNERS:
+            self._owners.popitem(last=False)
+        return owner
 
     def _identifier(self, key: str) -> str:
         return f"{self.entity_type}/{key}"

@@ -594,6 +594,37 @@ async def test_a_forged_newer_lease_claim_does_not_passivate_the_entity(nodes: l
     assert all("no other live host" in str(letter.error) for letter in forged)
 
 
+async def test_a_flood_of_forged_claims_reads_the_bucket_once_a_second_per_key(nodes: list[Node]) -> None:
+    """A tell with a newer claim than the activation's is routed by the bucket's entry, read in
+    the type's one subscription: a flood of them read it once a second per key, not once each,
+    so the type's other keys do not wait behind the reads."""
+    a, _, client = nodes
+    host = await a.host(account_class(a), name="acct40", lease=LEASE)
+    ref = client.entity("acct40", "target", Account)
+    assert await ref.ask(Balance()) == 0
+    reads = 0
+    lookup = host.placements.lookup
+
+    async def counted_lookup(key: str) -> Owner | None:
+        nonlocal reads
+        reads += 1
+        return await lookup(key)
+
+    host.placements.lookup = counted_lookup  # type: ignore[method-assign]
+    nc = client._nc  # pyright: ignore[reportPrivateUsage]
+    subject = f"{client.prefix}.entity.acct40.{a.node_id}.target"
+    for _ in range(200):
+        await nc.publish(subject, b'{"type":"Add","data":{"amount":1}}', headers={"Actorio-Lease": "9" * 18})
+    from actorio import dead_letters
+
+    async def all_routed() -> bool:  # nowhere else to go: each a dead letter
+        return len([d for d in dead_letters.of("acct40/target") if d.reason == "stopped"]) >= 200
+
+    await wait_until(all_routed, 30)
+    assert reads <= 20, reads  # once a second at most (it was 200: one each)
+    assert await ref.ask(Balance()) == 0  # none handled, the entity still there
+
+
 async def test_a_wake_header_on_a_message_with_a_payload_is_refused_not_dropped(nodes: list[Node]) -> None:
     """Actorio's wakes are empty tells: a message with a payload (or a reply address) and an
     ``Actorio-Wake`` header was not sent by actorio. It is not handled, and it is refused where

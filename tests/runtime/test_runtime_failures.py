@@ -432,11 +432,17 @@ async def test_a_return_value_for_an_ask_already_over_is_a_late_reply_dead_lette
         dead_letters.clear()
         with pytest.raises(asyncio.TimeoutError):
             await ref.ask(Park(), timeout=0.01)
-        cancelled = asyncio.ensure_future(ref.ask(Park()))
-        await bounded(actor.entered.wait())
-        cancelled.cancel()
         actor.release.set()
-        assert await bounded(ref.ask(Get(n=5))) == 5  # both parked handlers returned before it
+        assert await bounded(ref.ask(Get(n=1))) == 1  # the parked handler returned before it
+        actor.release.clear()
+        actor.entered.clear()
+        cancelled = asyncio.ensure_future(ref.ask(Park()))
+        await bounded(actor.entered.wait())  # its handler runs
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        actor.release.set()
+        assert await bounded(ref.ask(Get(n=5))) == 5  # the second parked handler returned before it
         late = [(d.message, d.reason) for d in dead_letters.records if d.recipient.startswith("ask-")]
         assert late == [("released", "late-reply"), ("released", "late-reply")]
         assert dead_letters.counts == {"late-reply": 2}

@@ -39,16 +39,18 @@ class AskRef(BaseRef):
 
     It travels with the message: if a handler hands the message on (tells it, or a message whose
     sender it is, to another actor), the reply is expected from there. ``handoffs`` counts those
-    hand-offs; ``future`` is the asker's.
+    hand-offs; ``future`` is the asker's; ``told`` says whether anything was told to it (then
+    that is the reply, or a late one: the handler's return value is neither).
     """
 
-    __slots__ = ("future", "handoffs")
+    __slots__ = ("future", "handoffs", "told")
 
     accepts_any_reply = True
 
     def __init__(self, future: asyncio.Future[Any]) -> None:
         self.future = future
         self.handoffs = 0
+        self.told = False
 
     @property
     def identifier(self) -> str:
@@ -56,6 +58,7 @@ class AskRef(BaseRef):
 
     def tell_nowait(self, message: Any, /) -> None:
         """Answer the ask with ``message`` (any value); later answers are dead letters."""
+        self.told = True
         future = self.future
         if future.done():
             dead_letters.record(message, self.identifier, "late-reply")
@@ -78,13 +81,15 @@ class AskRef(BaseRef):
         fallback (``by_fallback``: ``handle_message``, whose reply is what it tells the sender)
         or returned `NO_REPLY`, and nothing answered it yet.
 
-        A typed handler's ``result`` for an ask already over (its asker gave up, or it was
-        answered or failed meanwhile) is a dead letter ``late-reply``, as a late `tell_nowait` is.
+        A typed handler's ``result`` for an ask already over, that the handler did not answer
+        itself (`told`: a ``msg.reply`` makes that the reply), is a dead letter ``late-reply``,
+        as a late `tell_nowait` is: its asker gave up (a timeout, a cancellation), or the ask
+        failed meanwhile.
         """
         if self.handoffs != handoffs:
             return False
         if self.future.done():
-            if not by_fallback and result is not NO_REPLY:
+            if not (self.told or by_fallback or result is NO_REPLY):
                 dead_letters.record(result, self.identifier, "late-reply")
             return False
         if by_fallback or result is NO_REPLY:
@@ -172,6 +177,7 @@ def ask_message(message: M, future: asyncio.Future[Any]) -> M:
     ask = _new(AskRef)
     ask.future = future
     ask.handoffs = 0
+    ask.told = False
     copied = _new(type(message))
     fields = message.__dict__.copy()
     fields["sender"] = ask

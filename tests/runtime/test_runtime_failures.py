@@ -447,3 +447,42 @@ async def test_a_return_value_for_an_ask_already_over_is_a_late_reply_dead_lette
         assert late == [("released", "late-reply"), ("released", "late-reply")]
         assert dead_letters.counts == {"late-reply": 2}
     dead_letters.clear()
+
+
+class ReplyParked(Message[int]):
+    """Answered with ``msg.reply``, once `ReplyFirst.release` is set; the handler returns None."""
+
+
+class ReplyFirst(Actor[ReplyParked | Get]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    @handles(ReplyParked)
+    async def parked(self, msg: ReplyParked) -> None:
+        self.entered.set()
+        await self.release.wait()
+        await msg.reply(7)
+
+    @handles(Get)
+    async def get(self, msg: Get) -> int:
+        await msg.reply(msg.n)
+        return -1  # not the reply: the handler told the sender first
+
+
+@pytest.mark.asyncio
+async def test_a_handler_that_replied_itself_leaves_no_late_reply_for_its_return_value() -> None:
+    """A handler that answers with ``msg.reply`` and returns leaves no dead letter for what it
+    returned; late, the told reply is the one dead letter ``late-reply``, not its return too."""
+    actor = ReplyFirst()
+    async with actor as ref:
+        dead_letters.clear()
+        assert await bounded(ref.ask(Get(n=3))) == 3
+        assert dead_letters.counts == {}
+        with pytest.raises(asyncio.TimeoutError):
+            await ref.ask(ReplyParked(), timeout=0.01)
+        actor.release.set()
+        assert await bounded(ref.ask(Get(n=5))) == 5  # the parked handler returned before it
+        assert [(d.message, d.reason) for d in dead_letters.records] == [(7, "late-reply")]
+    dead_letters.clear()

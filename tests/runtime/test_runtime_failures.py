@@ -450,7 +450,7 @@ async def test_a_return_value_for_an_ask_already_over_is_a_late_reply_dead_lette
 
 
 class ReplyParked(Message[int]):
-    """Answered with ``msg.reply``, once `ReplyFirst.release` is set; the handler returns None."""
+    """Answered with ``msg.reply``, once `ReplyFirst.release` is set; the handler returns -1."""
 
 
 class ReplyFirst(Actor[ReplyParked | Get]):
@@ -460,10 +460,11 @@ class ReplyFirst(Actor[ReplyParked | Get]):
         self.release = asyncio.Event()
 
     @handles(ReplyParked)
-    async def parked(self, msg: ReplyParked) -> None:
+    async def parked(self, msg: ReplyParked) -> int:
         self.entered.set()
         await self.release.wait()
         await msg.reply(7)
+        return -1  # not the reply either
 
     @handles(Get)
     async def get(self, msg: Get) -> int:

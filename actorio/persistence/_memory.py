@@ -4,6 +4,7 @@ under the mock clock)."""
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import AsyncIterator, Sequence
 
@@ -36,23 +37,29 @@ class InMemoryJournal(Journal):
     ) -> int:
         self._check_open()
         stored = self.events.setdefault(persistence_id, [])
-        if len(stored) != expected_sequence:
-            raise WriterConflict(str(persistence_id), expected_sequence, len(stored))
+        last = stored[-1].sequence if stored else 0
+        if last != expected_sequence:
+            raise WriterConflict(str(persistence_id), expected_sequence, last)
         now = time.time()
         stored.extend(
             EventRecord(persistence_id, expected_sequence + i, e.name, e.version, e.payload, now)
             for i, e in enumerate(events, start=1)
         )
-        return len(stored)
+        return expected_sequence + len(events)
 
     async def read(self, persistence_id: PersistenceId, after: int = 0) -> AsyncIterator[EventRecord]:
+        """The events after ``after``, by their numbers (those `copy_journal` kept included); from
+        the first (``after`` 0), every record of the id, numbered as they are."""
         self._check_open()
-        for record in self.events.get(persistence_id, [])[max(after, 0) :]:
+        stored = self.events.get(persistence_id, [])
+        start = 0 if after <= 0 else bisect.bisect_right(stored, after, key=_sequence)
+        for record in stored[start:]:
             yield record
 
     async def last_sequence(self, persistence_id: PersistenceId) -> int:
         self._check_open()
-        return len(self.events.get(persistence_id, ()))
+        stored = self.events.get(persistence_id)
+        return stored[-1].sequence if stored else 0
 
     async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
         self._check_open()
@@ -111,25 +118,22 @@ async def copy_journal(source: Journal, target: Journal) -> int:
     account) into an `InMemoryJournal`, then start the actor on it under the mock clock: it
     recovers the same state, and its reminders fire as the mock clock is moved.
 
-    The events keep their numbers: an id whose stored events are not numbered 1, 2, 3, ... (on
-    which recovery from ``source`` fails) raises `JournalCorrupted` as that recovery does, rather
-    than being renumbered into a journal that recovers (what was copied before it stays)."""
+    Into an `InMemoryJournal`, the events are copied as stored, their numbers kept: recovery
+    from the copy fails where recovery from ``source`` fails (a gap after the snapshot) and
+    succeeds where it succeeds (events the snapshot covers removed, say). Another journal
+    numbers what it is given from 1: an id whose events are not numbered 1, 2, 3, ... raises
+    `JournalCorrupted` rather than be renumbered (what was copied before it stays)."""
     copied = 0
     for persistence_id in await source.persistence_ids():
-        batch: list[EventData] = []
-        last = 0
-        read = 0
-        async for record in source.read(persistence_id):
-            if record.sequence != read + 1:
-                raise out_of_order(persistence_id, record.sequence, read)
-            read = record.sequence
-            batch.append(EventData(record.name, record.version, record.payload))
-            if len(batch) == 1000:
-                last = await target.append(persistence_id, last, batch)
-                batch = []
-        if batch:
-            last = await target.append(persistence_id, last, batch)
-        copied += last
+        if isinstance(target, InMemoryJournal):
+            if target.events.get(persistence_id):
+                raise WriterConflict(str(persistence_id), 0, await target.last_sequence(persistence_id))
+            kept = [record async for record in source.read(persistence_id)]
+            if kept:
+                target.events[persistence_id] = kept
+            copied += len(kept)
+        else:
+            copied += await _renumbered(source, target, persistence_id)
         snapshot = await source.load_snapshot(persistence_id)
         if snapshot is not None:
             await target.save_snapshot(snapshot)
@@ -140,3 +144,25 @@ async def copy_journal(source: Journal, target: Journal) -> int:
         for reminder in await source.load_reminders(persistence_id):
             await target.save_reminder(reminder)
     return copied
+
+
+async def _renumbered(source: Journal, target: Journal, persistence_id: PersistenceId) -> int:
+    """Append ``persistence_id``'s events to ``target``, numbered from 1 as they are stored
+    (`JournalCorrupted` if they are not); return how many."""
+    batch: list[EventData] = []
+    last = read = 0
+    async for record in source.read(persistence_id):
+        if record.sequence != read + 1:
+            raise out_of_order(persistence_id, record.sequence, read)
+        read = record.sequence
+        batch.append(EventData(record.name, record.version, record.payload))
+        if len(batch) == 1000:
+            last = await target.append(persistence_id, last, batch)
+            batch = []
+    if batch:
+        last = await target.append(persistence_id, last, batch)
+    return last
+
+
+def _sequence(record: EventRecord) -> int:
+    return record.sequence

@@ -4,6 +4,7 @@ from the latest snapshot and the events after it, conflicts, and the class's che
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from actorio.persistence import (
     JournalCorrupted,
     PersistenceId,
     SnapshotRecord,
+    SqliteJournal,
     WriterConflict,
     copy_journal,
 )
@@ -266,18 +268,44 @@ async def test_an_event_numbered_0_or_below_is_reported(stored: list[int]) -> No
 
 
 @pytest.mark.asyncio
-async def test_a_copy_keeps_the_numbers_a_gap_is_reported_not_renumbered() -> None:
-    """`copy_journal` into memory (to replay a recording) fails where recovery from the
-    recording fails, rather than renumbering the events into a journal that recovers."""
-    source = InMemoryJournal()
+async def test_a_copy_into_memory_keeps_the_numbers_and_recovers_as_the_recording_does(
+    tmp_path: Path,
+) -> None:
+    """`copy_journal` into memory (to replay a recording) keeps the events' numbers: a gap after
+    the snapshot fails the replay's recovery as it fails the recording's, and events the
+    snapshot covers, removed, do not. Into another journal, which numbers from 1, a gap raises
+    rather than be renumbered away."""
     pid = PersistenceId("Counter", "c")
-    await source.append(pid, 0, [Counter.event_codec.encode(Counted(n=n)) for n in (1, 10, 100)])
-    copy = InMemoryJournal()
-    assert await copy_journal(source, copy) == 3
-    assert [r.sequence async for r in copy.read(pid)] == [1, 2, 3]
-    del source.events[pid][1]
-    with pytest.raises(JournalCorrupted, match=r"^Counter/c: event 3 follows event 1$"):
-        await copy_journal(source, InMemoryJournal())
+    recording = InMemoryJournal()
+    await recording.append(pid, 0, [Counter.event_codec.encode(Counted(n=n)) for n in (1, 10, 100, 1000)])
+    snapshot = Total(total=11, seen=[1, 10]).model_dump_json().encode()
+    await recording.save_snapshot(SnapshotRecord(pid, 2, Counter.state_version, snapshot))
+    del recording.events[pid][:2]  # events 1 and 2, which the snapshot covers: recovery reads 3, 4
+
+    async def recovered(journal: Journal) -> int:
+        counter = Counter("c", journal)
+        async with counter:
+            await bounded(counter.wait_recovered())
+            return counter.state.total
+
+    assert await recovered(recording) == 1111
+    replay = InMemoryJournal()
+    assert await copy_journal(recording, replay) == 2
+    assert [r.sequence async for r in replay.read(pid)] == [3, 4]
+    assert await recovered(replay) == 1111
+    async with SqliteJournal(tmp_path / "copy.sqlite3") as elsewhere:
+        with pytest.raises(JournalCorrupted, match=r"^Counter/c: event 3 follows event 0$"):
+            await copy_journal(recording, elsewhere)
+    del recording.events[pid][0]  # event 3: a gap after the snapshot
+    gapped = InMemoryJournal()
+    assert await copy_journal(recording, gapped) == 1
+    for journal in (recording, gapped):
+        counter = Counter("c", journal)
+        await counter.start()
+        with pytest.raises(JournalCorrupted, match=r"^Counter/c: event 4 follows event 2$"):
+            await bounded(counter.wait_recovered())
+        with pytest.raises(JournalCorrupted):
+            await bounded(counter.run_until_stopped())
 
 
 class PatientParent(Parent):

@@ -570,39 +570,47 @@ def answered(msg: Msg) -> str:
 
 
 class StoredAsk:
-    """The reply awaited by one stored ask (a durable name's, a durable entity's): `future` gets
-    the first reply whose `ANSWERS` header names where the ask was stored.
+    """The reply awaited by one stored ask (a durable name's, a durable entity's), stored in
+    ``stream``: `future` gets the first reply whose `ANSWERS` header names the place the
+    stream's acknowledgement gave (`stored`).
 
     A reply address travels in the stored ask, where whoever may read the stream reads it, and
     a node answers any message with a reply subject: such a reply, sent through another ask
     (core, or stored elsewhere), does not name this ask's place (a node sets it from
-    JetStream's metadata only), and is dropped. The replies that come before the stream's
-    acknowledgement (the place) wait for it, a few at most."""
+    JetStream's metadata only), and is dropped. Replies that come before the acknowledgement
+    wait for it if they name a place in ``stream``, one per place and `EARLY` places at most (a
+    reply there costs a stored message, and an acknowledgement is late only when it was lost);
+    any other is dropped at once."""
 
-    __slots__ = ("future", "place", "_early")
+    __slots__ = ("future", "place", "_stream", "_early")
 
-    EARLY = 8
-    """The replies kept while the place is not known yet; later ones are dropped."""
+    EARLY = 16
+    """The places in the stream whose replies are kept while the ask's own is not known yet."""
 
-    def __init__(self, future: asyncio.Future[Msg]) -> None:
+    def __init__(self, future: asyncio.Future[Msg], stream: str) -> None:
         self.future = future
         self.place: str | None = None
-        self._early: list[Msg] = []
+        self._stream = f"{stream} "
+        self._early: dict[str, Msg] = {}
 
     def offer(self, msg: Msg) -> None:
         """A message on this ask's reply address: the reply, if it answers this ask."""
         if self.future.done():
             return
+        answers = (msg.headers or {}).get(ANSWERS)
+        if answers is None:
+            return
         if self.place is None:
-            if len(self._early) < self.EARLY:
-                self._early.append(msg)
-        elif (msg.headers or {}).get(ANSWERS) == self.place:
+            if answers.startswith(self._stream) and len(self._early) < self.EARLY:
+                self._early.setdefault(answers, msg)
+        elif answers == self.place:
             self.future.set_result(msg)
 
     def stored(self, place: tuple[str, int]) -> None:
         """The stream stored the ask (its stream and sequence): a reply that came before may be
         taken now."""
         self.place = stored_at(*place)
-        early, self._early = self._early, []
-        for msg in early:
-            self.offer(msg)
+        early, self._early = self._early, {}
+        found = early.get(self.place)
+        if found is not None:
+            self.offer(found)

@@ -223,7 +223,9 @@ class DurableSending:
         (sent once, by the activation that handled it: see docs/entities.md)."""
         prefix = self._entities.prefix
         token = uuid.uuid4().hex
-        pending = self._replies[token] = StoredAsk(asyncio.get_running_loop().create_future())
+        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        stream = mailbox_stream(prefix, ref.entity_type)
+        pending = self._replies[token] = StoredAsk(future, stream)
         headers = {TIMEOUT: repr(timeout), REPLY: f"{prefix}.reply.{self._node_id}.{token}"}
         inject(headers)
         report_transport("nats", "sent", "ask")

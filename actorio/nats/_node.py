@@ -512,7 +512,8 @@ class Node(NodeProvision, NodeEntities):
             except nats.errors.TimeoutError:
                 raise asyncio.TimeoutError(f"no reply from {ref.identifier} within {wait} s") from None
         token = uuid.uuid4().hex
-        pending = self._replies[token] = StoredAsk(asyncio.get_running_loop().create_future())
+        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        pending = self._replies[token] = StoredAsk(future, stream_name(self.prefix, ref.identifier))
         headers[REPLY] = f"{self.prefix}.reply.{self.node_id}.{token}"
 
         async def store_then_wait() -> Msg:

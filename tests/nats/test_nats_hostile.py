@@ -375,6 +375,62 @@ async def test_a_stored_asks_reply_address_read_by_another_client_cannot_be_answ
         await gate.stop()
 
 
+async def test_replies_before_the_stores_acknowledgement_cannot_crowd_out_the_asks_own(
+    nodes: tuple[Node, Node], raw: Client
+) -> None:
+    """While a stored ask's acknowledgement is late (lost, and the store retried), replies to its
+    address wait for it only if they name a place in its stream: the replies a node sends there
+    for other clients' core asks are dropped at once, however many, and the ask's own reply,
+    come before the acknowledgement, is taken once it comes. (Eight such replies pushed it out.)"""
+    server_side, client = nodes
+    gate = Gate()
+    await publish(server_side, "slow2", gate, durable=True)
+    await publish(server_side, "doubler2", Greeter())
+    streams = client._streams  # pyright: ignore[reportPrivateUsage]
+    js_client = streams._js  # pyright: ignore[reportPrivateUsage]
+    real_publish = js_client.publish
+    let_go = asyncio.Event()
+    lost: list[str] = []
+
+    async def acknowledgement_lost_once(subject: str, payload: bytes, **options: Any) -> Any:
+        ack = await real_publish(subject, payload, **options)
+        if not lost and subject == "actorio.actor.slow2":
+            lost.append(subject)
+            await let_go.wait()
+            raise nats.errors.TimeoutError  # the asker stores it again: a duplicate, its place
+        return ack
+
+    js_client.publish = acknowledgement_lost_once  # type: ignore[method-assign,assignment]
+    asking = asyncio.ensure_future(client.ref("slow2", Gate, durable=True).ask(Double(value=21), timeout=30))
+    try:
+        await asyncio.wait_for(gate.entered.wait(), 10)  # stored and being handled; no acknowledgement
+        stored = await raw.jetstream().get_last_msg(stream_name("actorio", "slow2"), "actorio.actor.slow2")
+        address = (stored.headers or {})["Actorio-Reply"]
+        seen: asyncio.Queue[Msg] = asyncio.Queue()
+        watch = await raw.subscribe(address, cb=seen.put)
+        await subscribed(raw)
+        for value in range(20):
+            body = json.dumps({"type": "Double", "data": {"value": value}}).encode()
+            await raw.publish("actorio.actor.doubler2", body, reply=address)
+        for _ in range(20):
+            assert "Actorio-Answers" not in ((await asyncio.wait_for(seen.get(), 10)).headers or {})
+        gate.release.set()
+        genuine = await asyncio.wait_for(seen.get(), 10)
+        assert json.loads(genuine.data) == 42
+        assert (genuine.headers or {})["Actorio-Answers"].startswith(stream_name("actorio", "slow2"))
+        await watch.unsubscribe()
+        await client.client.flush()  # the asker has all 21 before its store's acknowledgement
+        assert not asking.done()
+        let_go.set()
+        assert await asyncio.wait_for(asking, 10) == 42
+        assert lost
+    finally:
+        let_go.set()
+        asking.cancel()
+        gate.release.set()
+        await gate.stop()
+
+
 async def test_a_failing_message_with_a_header_no_client_may_send_is_moved_and_replayed(
     nodes: tuple[Node, Node], nats_url: str
 ) -> None:

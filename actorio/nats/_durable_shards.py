@@ -11,9 +11,10 @@ supervision gives up, or when the shard stops. Per key, one message is handled a
 stream order: the key's later messages wait in the pump, and a message given back (its handler
 failed and it waits for its retry, or its entity stopped first) is handled before any later one
 of its key. Other keys go on meanwhile. Each message is settled by the durable rules
-(``_settlement``). A message whose subject names no key of the shard (forged) is moved to the
-dead-letter stream, and so are the messages of keys whose entity cannot start beyond
-`stuck_limit` (half the pump), so that such keys never stop the shard's other keys.
+(``_settlement``). A message whose subject names no key of the shard (forged) is dropped, a
+dead letter of the process (``_forged_subjects``); the messages of keys whose entity cannot
+start beyond `stuck_limit` (half the pump) are moved to the dead-letter stream, so that such
+keys never stop the shard's other keys.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import collections
 import contextlib
 import functools
 import logging
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +28,12 @@ from nats.aio.subscription import Subscription
 
 from .. import Actor, ActorioException, ChildSpec, SupervisorStrategy, dead_letters
 from ..lowlevel import LogLimit, Mailbox, task_of
-from ._codec import ERROR, encode_error, sendable_headers
+from ._codec import ERROR, encode_error
 from ._connection import count_whole_messages, synced
 from ._entity_persistence import WAKE
 from ._errors import ActorNotFound
 from ._fencing import set_fencing_token
+from ._forwarding import HOPS, LEASE, MAX_HOPS, OWNER_FRESH, Forwarder
 from ._keeper import PublicationSupervisor, Target
 from ._placement import BucketFull, Lease, Owner, Placements, check_key
 from ._publication import Receiver, wait_handled
@@ -57,12 +59,6 @@ __all__ = [
 
 _logger = logging.getLogger("actorio.nats")
 
-LEASE = "Actorio-Lease"
-"""The claim revision a message was routed with (``0``: its sender found the key free)."""
-HOPS = "Actorio-Hops"
-"""How many times a tell was forwarded from a node that no longer held its key."""
-MAX_HOPS = 3
-"""A tell forwarded this many times is a dead letter: the placement moves faster than it."""
 MAX_PENDING = 10000
 """Messages held for one key while it is being activated or passivated; beyond, each is refused."""
 
@@ -70,8 +66,6 @@ MAX_ACTIVE = 100_000
 """The default bound on one type's activations on one node (``node.host(max_active=...)``)."""
 
 _MAX_CLAIM = 2**63
-_OWNER_FRESH = 1.0  # seconds a key's owner, read to redirect a message, is taken as read
-_MAX_OWNERS = 10_000  # the keys whose owner is kept so, the latest read
 
 
 class EntityMoved(Exception):
@@ -97,7 +91,7 @@ _CLAIMING, _DRAINING, _ACTIVE, _PASSIVATING = "claiming", "draining", "active", 
 class Activation:
     """One key on its host: claimed, active (a lease and an actor), or passivating."""
 
-    __slots__ = ("key", "state", "lease", "mailbox", "supervisor", "last", "pending", "renewal")
+    __slots__ = ("key", "state", "lease", "mailbox", "supervisor", "last", "pending", "renewal", "checked")
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -110,6 +104,8 @@ class Activation:
         """What waits for the key to be active (none kept once it is: a deque is 760 bytes)."""
         self.renewal: asyncio.Task[None] | None = None
         """The renewal under way, if any."""
+        self.checked = -math.inf
+        """When (the host's clock) a message with a newer claim last made the host read the entry."""
 
 
 class EntityHost:
@@ -157,9 +153,7 @@ class EntityHost:
         # The activations counted by max_active (admitted, not yet ended), least recently
         # delivered to first: the eviction order.
         self._recent: collections.OrderedDict[str, Activation] = collections.OrderedDict()
-        # Each key's owner as last read for a redirection, with when (the loop's clock): one
-        # read of the bucket per key a second, however many messages come with a forged claim.
-        self._owners: collections.OrderedDict[str, tuple[float, Owner | None]] = collections.OrderedDict()
+        self._forwarder = Forwarder(entities, entity_type, placements, spawn)
         self._supervision = supervision
         self._receiver = receiver
         self._spawn = spawn
@@ -216,7 +210,8 @@ class EntityHost:
 
     async def close(self, timeout: float = 10.0) -> None:
         """Stop hosting the type: unsubscribe, then passivate every activation (teardown runs,
-        placements released). Idempotent."""
+        placements released) and forward what waited for them, within ``timeout``. Idempotent."""
+        deadline = asyncio.get_running_loop().time() + timeout
         self.serving = False
         subscription, self._subscription = self._subscription, None
         if subscription is not None and not self._nc.is_closed:
@@ -232,6 +227,7 @@ class EntityHost:
                 [self._spawn(self._passivate(a, release=True, timeout=timeout)) for a in activations],
                 timeout=timeout,
             )
+        await self._forwarder.flushed(deadline - asyncio.get_running_loop().time())
         if self.durable is not None:
             await self.durable.close()
         self._entities.hosted.pop(self.entity_type, None)
@@ -288,7 +284,8 @@ class EntityHost:
             # read at a time; a renewal, a compare-and-set which passivates, only if it names
             # another holder: a forged header costs no write), and route the message as one for
             # a key this node does not hold.
-            if activation.renewal is None:
+            if activation.renewal is None and now - activation.checked >= OWNER_FRESH:
+                activation.checked = now  # a read a second at most, however many such messages
                 activation.renewal = self._spawn(self._renew(activation, lease, if_moved=True))
             await self._redirect(msg, activation.key)
             return
@@ -332,7 +329,8 @@ class EntityHost:
     async def _redirect(self, msg: Msg, key: str) -> None:
         """A message this node will not handle (it does not hold the key, or stopped hosting):
         an ask is answered `EntityMoved` (its sender routes it again); a tell is forwarded to
-        the key's owner, if there is one, or to a live host otherwise."""
+        the key's owner, if there is one, or to a live host otherwise (``_forwarding``: queued,
+        so that reading the owner holds up none of the type's messages)."""
         identifier = self._identifier(key)
         reply = msg.reply or None
         if reply is not None:
@@ -344,54 +342,7 @@ class EntityHost:
             else:
                 dead_letters.record(msg.data, identifier, "invalid")
             return
-        hops = _hops_of(msg)
-        if hops >= MAX_HOPS:
-            dead_letters.record(msg.data, identifier, "stopped")
-            return
-        try:
-            owner = await self._owner(key)
-        except (nats.errors.Error, asyncio.TimeoutError) as error:
-            dead_letters.record(msg.data, identifier, "stopped", error)
-            return
-        if owner is not None and owner.node != self._entities.node_id:
-            node, claim = owner.node, owner.claim
-        else:
-            hosts = [
-                h for h in self._entities.hosts.live(self.entity_type) if h.node != self._entities.node_id
-            ]
-            if not hosts:
-                nowhere = RuntimeError(
-                    f"{identifier}: not held by node {self._entities.node_id} for the message's "
-                    f"{LEASE} claim, and no other live host of the type was found"
-                )
-                dead_letters.record(msg.data, identifier, "stopped", nowhere)
-                return
-            node, claim = self._entities.placement(key, hosts).node, 0
-        headers = sendable_headers(msg.headers or {})
-        headers[LEASE] = str(claim)
-        headers[HOPS] = str(hops + 1)
-        try:
-            await self._nc.publish(
-                self._entities.subject(self.entity_type, node, key), msg.data, headers=headers
-            )
-        except nats.errors.MaxPayloadError as error:  # the routing headers took it past the limit
-            dead_letters.record(msg.data, identifier, "overflow", error)
-        except nats.errors.Error:
-            pass  # the connection failed: lost, as a core NATS tell may be (at most once)
-
-    async def _owner(self, key: str) -> Owner | None:
-        """Who holds ``key``: the bucket's entry, read at most once a second per key (a read is
-        awaited in the type's one subscription, where every key's messages wait behind it)."""
-        now = asyncio.get_running_loop().time()
-        known = self._owners.get(key)
-        if known is not None and now - known[0] < _OWNER_FRESH:
-            return known[1]
-        owner = await self.placements.lookup(key)
-        self._owners[key] = (now, owner)
-        self._owners.move_to_end(key)
-        if len(self._owners) > _MAX_OWNERS:
-            self._owners.popitem(last=False)
-        return owner
+        self._forwarder.forward(msg, key)
 
     def _identifier(self, key: str) -> str:
         return f"{self.entity_type}/{key}"
@@ -609,8 +560,3 @@ def _claim_of(msg: Msg) -> int | None:
         return None
     claim = int(value)
     return claim if claim < _MAX_CLAIM else None
-
-
-def _hops_of(msg: Msg) -> int:
-    value = (msg.headers or {}).get(HOPS, "0")
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 3 else MAX_HOPS

@@ -1,0 +1,163 @@
+"""`Forwarder`: the tells an entity host will not handle, sent on to where the key is held.
+
+A host forwards a tell for a key it does not hold (it stopped hosting, lost a claim, gave up
+activating), or routed with a newer claim than its activation's (the key moved behind its back,
+or the ``Actorio-Lease`` header is forged), to the key's owner as the bucket names it, or to
+another live host. The owner's read from the bucket is a round trip to the server: awaited in
+the type's one subscription, every key's messages waited behind it, and a flood of forged
+claims (over as many keys as the sender pleased) held the whole type up. So the tells are
+queued and forwarded in order by a task of their own, one read at a time, a key's owner read at
+most once a second; the queue is bounded (`MAX_MESSAGES`, `MAX_BYTES`: beyond, a tell is a dead
+letter ``overflow``), and what is left when the host closes is dead letters ``stopped``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import nats.errors
+from nats.aio.msg import Msg
+
+from .. import dead_letters
+from ._codec import sendable_headers
+from ._placement import Owner, Placements
+
+if TYPE_CHECKING:
+    from ._entities import Entities
+
+__all__ = ["HOPS", "LEASE", "MAX_BYTES", "MAX_HOPS", "MAX_MESSAGES", "Forwarder"]
+
+LEASE = "Actorio-Lease"
+"""The claim revision a message was routed with (``0``: its sender found the key free)."""
+HOPS = "Actorio-Hops"
+"""How many times a tell was forwarded from a node that no longer held its key."""
+MAX_HOPS = 3
+"""A tell forwarded this many times is a dead letter: the placement moves faster than it."""
+MAX_MESSAGES = 10_000
+"""Tells one host's type holds to forward, at most."""
+MAX_BYTES = 16 * 1024 * 1024
+"""Their payloads' bytes, at most."""
+OWNER_FRESH = 1.0
+"""Seconds a key's owner, read to forward a tell, is taken as read."""
+_MAX_OWNERS = 100_000  # the keys whose owner is kept so (the latest read)
+
+
+class Forwarder:
+    """The tells one hosted type forwards (see the module)."""
+
+    def __init__(
+        self,
+        entities: Entities,
+        entity_type: str,
+        placements: Placements,
+        spawn: Callable[[Awaitable[Any]], Any],
+    ) -> None:
+        self._entities = entities
+        self._entity_type = entity_type
+        self._placements = placements
+        self._spawn = spawn
+        self._nc = entities._nc  # pyright: ignore[reportPrivateUsage]
+        self._queue: collections.deque[tuple[Msg, str]] = collections.deque()
+        self._bytes = 0
+        self._task: asyncio.Task[None] | None = None
+        self._owners: collections.OrderedDict[str, tuple[float, Owner | None]] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        """The tells waiting to be forwarded."""
+        return len(self._queue)
+
+    async def flushed(self, timeout: float) -> None:
+        """Return once the tells queued are forwarded, or after ``timeout`` seconds."""
+        task = self._task
+        if task is not None and timeout > 0:
+            await asyncio.wait([task], timeout=timeout)
+
+    def forward(self, msg: Msg, key: str) -> None:
+        """Queue the tell ``msg`` for ``key``, to be forwarded after those queued before it."""
+        size = len(msg.data)
+        if len(self._queue) >= MAX_MESSAGES or self._bytes + size > MAX_BYTES:
+            full = RuntimeError(f"{self._identifier(key)}: too many tells waiting to be forwarded")
+            dead_letters.record(msg.data, self._identifier(key), "overflow", full)
+            return
+        self._queue.append((msg, key))
+        self._bytes += size
+        if self._task is None:
+            self._task = self._spawn(self._run())
+
+    async def _run(self) -> None:
+        queue = self._queue
+        try:
+            while queue:
+                msg, key = queue[0]
+                await self._send(msg, key)
+                queue.popleft()
+                self._bytes -= len(msg.data)
+        finally:
+            self._task = None
+            for msg, key in queue:  # cancelled: the host closes
+                dead_letters.record(msg.data, self._identifier(key), "stopped")
+            queue.clear()
+            self._bytes = 0
+
+    async def _send(self, msg: Msg, key: str) -> None:
+        """Forward ``msg`` to the key's owner, if another node holds it, or to a live host of the
+        type other than this one (a dead letter if there is none), unless it was forwarded
+        `MAX_HOPS` times already."""
+        identifier = self._identifier(key)
+        hops = _hops_of(msg)
+        if hops >= MAX_HOPS:
+            dead_letters.record(msg.data, identifier, "stopped")
+            return
+        here = self._entities.node_id
+        try:
+            owner = await self._owner(key)
+        except (nats.errors.Error, asyncio.TimeoutError) as error:
+            dead_letters.record(msg.data, identifier, "stopped", error)
+            return
+        if owner is not None and owner.node != here:
+            node, claim = owner.node, owner.claim
+        else:
+            hosts = [h for h in self._entities.hosts.live(self._entity_type) if h.node != here]
+            if not hosts:
+                nowhere = RuntimeError(
+                    f"{identifier}: not held by node {here} for the message's {LEASE} claim, and no "
+                    "other live host of the type was found"
+                )
+                dead_letters.record(msg.data, identifier, "stopped", nowhere)
+                return
+            node, claim = self._entities.placement(key, hosts).node, 0
+        headers = sendable_headers(msg.headers or {})
+        headers[LEASE] = str(claim)
+        headers[HOPS] = str(hops + 1)
+        try:
+            await self._nc.publish(
+                self._entities.subject(self._entity_type, node, key), msg.data, headers=headers
+            )
+        except nats.errors.MaxPayloadError as error:  # the routing headers took it past the limit
+            dead_letters.record(msg.data, identifier, "overflow", error)
+        except nats.errors.Error:
+            pass  # the connection failed: lost, as a core NATS tell may be (at most once)
+
+    async def _owner(self, key: str) -> Owner | None:
+        """Who holds ``key``: the bucket's entry, read at most once every `OWNER_FRESH` seconds."""
+        now = asyncio.get_running_loop().time()
+        known = self._owners.get(key)
+        if known is not None and now - known[0] < OWNER_FRESH:
+            return known[1]
+        owner = await self._placements.lookup(key)
+        self._owners[key] = (now, owner)
+        self._owners.move_to_end(key)
+        if len(self._owners) > _MAX_OWNERS:
+            self._owners.popitem(last=False)
+        return owner
+
+    def _identifier(self, key: str) -> str:
+        return f"{self._entity_type}/{key}"
+
+
+def _hops_of(msg: Msg) -> int:
+    value = (msg.headers or {}).get(HOPS, "0")
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 3 else MAX_HOPS

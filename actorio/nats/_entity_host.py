@@ -326,11 +326,12 @@ class EntityHost:
             else:
                 dead_letters.record(msg.data, identifier, "stopped")
 
-    async def _redirect(self, msg: Msg, key: str) -> None:
+    async def _redirect(self, msg: Msg, key: str, *, admitted: bool = False) -> None:
         """A message this node will not handle (it does not hold the key, or stopped hosting):
         an ask is answered `EntityMoved` (its sender routes it again); a tell is forwarded to
         the key's owner, if there is one, or to a live host otherwise (``_forwarding``: queued,
-        so that reading the owner holds up none of the type's messages)."""
+        so that reading the owner holds up none of the type's messages; ``admitted``, held
+        within a key's own bound already, whatever the queue holds)."""
         identifier = self._identifier(key)
         reply = msg.reply or None
         if reply is not None:
@@ -342,7 +343,7 @@ class EntityHost:
             else:
                 dead_letters.record(msg.data, identifier, "invalid")
             return
-        self._forwarder.forward(msg, key)
+        self._forwarder.forward(msg, key, admitted=admitted)
 
     def _identifier(self, key: str) -> str:
         return f"{self.entity_type}/{key}"
@@ -446,7 +447,7 @@ class EntityHost:
         pending, activation.pending = activation.pending or (), None
         for msg in pending:
             if error is None:
-                await self._redirect(msg, activation.key)
+                await self._redirect(msg, activation.key, admitted=True)
             elif msg.headers and WAKE in msg.headers and not msg.data and not msg.reply:
                 # A wake carries no message: what it was for (a durable type's stored messages,
                 # a due reminder) stays stored, and the type's scans wake the key again.

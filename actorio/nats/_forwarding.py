@@ -8,13 +8,16 @@ the type's one subscription, every key's messages waited behind it, and a flood 
 claims (over as many keys as the sender pleased) held the whole type up. So the tells are
 queued and forwarded in order by a task of their own, one read at a time, a key's owner read at
 most once a second; the queue is bounded (`MAX_MESSAGES`, `MAX_BYTES`: beyond, a tell is a dead
-letter ``overflow``), and what is left when the host closes is dead letters ``stopped``.
+letter ``overflow``) for what arrives, not for what a key held within its own bound; a tell
+that fails to be forwarded is a dead letter ``stopped`` alone, and what is left when the host
+closes is dead letters ``stopped``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +25,16 @@ import nats.errors
 from nats.aio.msg import Msg
 
 from .. import dead_letters
-from ._codec import sendable_headers
+from ..lowlevel import LogLimit
+from ._codec import sendable_headers, wire_size
 from ._placement import Owner, Placements
 
 if TYPE_CHECKING:
     from ._entities import Entities
 
 __all__ = ["HOPS", "LEASE", "MAX_BYTES", "MAX_HOPS", "MAX_MESSAGES", "Forwarder"]
+
+_logger = logging.getLogger("actorio.nats")
 
 LEASE = "Actorio-Lease"
 """The claim revision a message was routed with (``0``: its sender found the key free)."""
@@ -60,7 +66,8 @@ class Forwarder:
         self._placements = placements
         self._spawn = spawn
         self._nc = entities._nc  # pyright: ignore[reportPrivateUsage]
-        self._queue: collections.deque[tuple[Msg, str]] = collections.deque()
+        self._queue: collections.deque[tuple[Msg, str, int]] = collections.deque()
+        self._failures = LogLimit(_logger)
         self._bytes = 0
         self._task: asyncio.Task[None] | None = None
         self._owners: collections.OrderedDict[str, tuple[float, Owner | None]] = collections.OrderedDict()
@@ -75,14 +82,17 @@ class Forwarder:
         if task is not None and timeout > 0:
             await asyncio.wait([task], timeout=timeout)
 
-    def forward(self, msg: Msg, key: str) -> None:
-        """Queue the tell ``msg`` for ``key``, to be forwarded after those queued before it."""
-        size = len(msg.data)
-        if len(self._queue) >= MAX_MESSAGES or self._bytes + size > MAX_BYTES:
+    def forward(self, msg: Msg, key: str, *, admitted: bool = False) -> None:
+        """Queue the tell ``msg`` for ``key``, to be forwarded after those queued before it.
+        Beyond `MAX_MESSAGES` or `MAX_BYTES` (a message's size on the wire, headers included),
+        a dead letter ``overflow``, unless ``admitted``: held already within another bound (what
+        waited for a key this host could not activate), it is queued whatever the queue holds."""
+        size = wire_size(msg.data, msg.headers)
+        if not admitted and (len(self._queue) >= MAX_MESSAGES or self._bytes + size > MAX_BYTES):
             full = RuntimeError(f"{self._identifier(key)}: too many tells waiting to be forwarded")
             dead_letters.record(msg.data, self._identifier(key), "overflow", full)
             return
-        self._queue.append((msg, key))
+        self._queue.append((msg, key, size))
         self._bytes += size
         if self._task is None:
             self._task = self._spawn(self._run())
@@ -91,13 +101,19 @@ class Forwarder:
         queue = self._queue
         try:
             while queue:
-                msg, key = queue[0]
-                await self._send(msg, key)
+                msg, key, size = queue[0]
+                try:
+                    await self._send(msg, key)
+                except Exception as error:  # a placement function's, say: this tell's alone
+                    dead_letters.record(msg.data, self._identifier(key), "stopped", error)
+                    self._failures.log(
+                        logging.ERROR, "%s: a tell was not forwarded: %r", self._identifier(key), error
+                    )
                 queue.popleft()
-                self._bytes -= len(msg.data)
+                self._bytes -= size
         finally:
             self._task = None
-            for msg, key in queue:  # cancelled: the host closes
+            for msg, key, _ in queue:  # cancelled: the host closes
                 dead_letters.record(msg.data, self._identifier(key), "stopped")
             queue.clear()
             self._bytes = 0

@@ -661,6 +661,109 @@ async def test_forwarding_tells_holds_up_no_other_key(nodes: list[Node]) -> None
         stuck.set()
 
 
+async def test_a_tell_that_fails_to_be_forwarded_loses_no_other(nodes: list[Node]) -> None:
+    """A host's placement function that raises for one key, forwarding a tell for it, makes that
+    tell a dead letter with the error; the tells queued behind it are forwarded all the same."""
+    a, b, client = nodes
+    host = await a.host(account_class(a), name="acct42", lease=LEASE)
+    await b.host(account_class(b), name="acct42", lease=LEASE)
+
+    async def both_heard() -> bool:
+        hosts = {h.node for h in await client.entities.wait_for_hosts("acct42", 5.0)}
+        return hosts == {a.node_id, b.node_id} and len(a.entities.hosts.live("acct42")) == 2
+
+    await wait_until(both_heard, 10.0)
+    client.entities.placement = lambda key, hosts: next(h for h in hosts if h.node == a.node_id)
+    keys = [f"k{i}" for i in range(5)]
+    for key in ["bad", *keys]:
+        assert await client.entity("acct42", key, Account).ask(Balance()) == 0
+    assert set(host.activations) == {"bad", *keys}
+
+    def placement(key: str, hosts: Sequence[Host]) -> Host:
+        if key == "bad":
+            raise RuntimeError("no place for bad")
+        return hosts[0]
+
+    a.entities.placement = placement
+    held = asyncio.Event()
+    lookup_entry = host.placements.lookup_entry
+
+    async def held_for_bad(key: str) -> tuple[Owner | None, int] | None:
+        if key == "bad":
+            await held.wait()
+        return await lookup_entry(key)
+
+    host.placements.lookup_entry = held_for_bad  # type: ignore[method-assign]
+    nc = client._nc  # pyright: ignore[reportPrivateUsage]
+    forged = {"Actorio-Lease": "9" * 18}  # a newer claim than a's: forwarded, through b, back to a
+    for key in ["bad", *keys]:
+        await nc.publish(
+            f"{client.prefix}.entity.acct42.{a.node_id}.{key}",
+            b'{"type":"Add","data":{"amount":1}}',
+            headers=forged,
+        )
+    forwarder = host._forwarder  # pyright: ignore[reportPrivateUsage]
+
+    async def all_queued() -> bool:
+        return len(forwarder) == 1 + len(keys)
+
+    await wait_until(all_queued, 10.0)
+    held.set()
+    from actorio import dead_letters
+
+    async def all_handled() -> bool:
+        balances = [await client.entity("acct42", key, Account).ask(Balance()) for key in keys]
+        return balances == [1] * len(keys)
+
+    await wait_until(all_handled, 20.0)
+    [letter] = [d for d in dead_letters.of("acct42/bad") if d.reason == "stopped"]
+    assert isinstance(letter.error, RuntimeError)
+    assert str(letter.error) == "no place for bad"
+
+
+async def test_the_forwarding_queue_counts_headers_and_keeps_what_a_key_held(nodes: list[Node]) -> None:
+    """The queue of tells to forward is bounded by their size on the wire, headers included
+    (tells with empty payloads and large headers counted nothing); what a key held within its
+    own bound, forwarded when its activation gives up, is queued whatever the queue holds."""
+    a, _, client = nodes
+    host = await a.host(account_class(a), name="acct43", lease=LEASE)
+    assert await client.entity("acct43", "target", Account).ask(Balance()) == 0
+    held = asyncio.Event()
+    lookup_entry = host.placements.lookup_entry
+
+    async def held_reads(key: str) -> tuple[Owner | None, int] | None:
+        await held.wait()
+        return await lookup_entry(key)
+
+    host.placements.lookup_entry = held_reads  # type: ignore[method-assign]
+    nc = client._nc  # pyright: ignore[reportPrivateUsage]
+    subject = f"{client.prefix}.entity.acct43.{a.node_id}.target"
+    headers = {"Actorio-Lease": "9" * 18, "X-Padding": "p" * 200_000}
+    forwarder = host._forwarder  # pyright: ignore[reportPrivateUsage]
+    from actorio import dead_letters
+    from actorio.nats._forwarding import MAX_BYTES
+
+    try:
+        for _ in range(100):  # 20 MB of headers
+            await nc.publish(subject, b"", headers=headers)
+
+        async def all_arrived() -> bool:
+            overflow = [d for d in dead_letters.of("acct43/target") if d.reason == "overflow"]
+            return len(forwarder) + len(overflow) == 100
+
+        await wait_until(all_arrived, 20.0)
+        queued = len(forwarder)
+        assert 0 < queued < 100
+        assert forwarder._bytes <= MAX_BYTES  # pyright: ignore[reportPrivateUsage]
+        [msg, *_] = [m for m, _, _ in forwarder._queue]  # pyright: ignore[reportPrivateUsage]
+        forwarder.forward(msg, "target")
+        assert len(forwarder) == queued  # full: a dead letter
+        forwarder.forward(msg, "target", admitted=True)
+        assert len(forwarder) == queued + 1  # held within a key's bound already: queued
+    finally:
+        held.set()
+
+
 async def test_a_wake_header_on_a_message_with_a_payload_is_refused_not_dropped(nodes: list[Node]) -> None:
     """Actorio's wakes are empty tells: a message with a payload (or a reply address) and an
     ``Actorio-Wake`` header was not sent by actorio. It is not handled, and it is refused where

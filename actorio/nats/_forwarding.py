@@ -59,7 +59,7 @@ class Forwarder:
         entities: Entities,
         entity_type: str,
         placements: Placements,
-        spawn: Callable[[Awaitable[Any]], Any],
+        spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
     ) -> None:
         self._entities = entities
         self._entity_type = entity_type
@@ -95,7 +95,9 @@ class Forwarder:
         self._queue.append((msg, key, size))
         self._bytes += size
         if self._task is None:
-            self._task = self._spawn(self._run())
+            task = self._spawn(self._run())
+            if not task.done():  # (an eager task factory may have run it to its end already)
+                self._task = task
 
     async def _run(self) -> None:
         queue = self._queue

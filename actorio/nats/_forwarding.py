@@ -49,6 +49,7 @@ MAX_BYTES = 16 * 1024 * 1024
 OWNER_FRESH = 1.0
 """Seconds a key's owner, read to forward a tell, is taken as read."""
 _MAX_OWNERS = 100_000  # the keys whose owner is kept so (the latest read)
+_ANY_KEY = ""  # no key is empty: where a read that timed out is kept, for every key
 
 
 class Forwarder:
@@ -70,7 +71,9 @@ class Forwarder:
         self._failures = LogLimit(_logger)
         self._bytes = 0
         self._task: asyncio.Task[None] | None = None
-        self._owners: collections.OrderedDict[str, tuple[float, Owner | None]] = collections.OrderedDict()
+        self._owners: collections.OrderedDict[str, tuple[float, Owner | Exception | None]] = (
+            collections.OrderedDict()
+        )
 
     def __len__(self) -> int:
         """The tells waiting to be forwarded."""
@@ -94,30 +97,37 @@ class Forwarder:
             return
         self._queue.append((msg, key, size))
         self._bytes += size
-        if self._task is None:
-            task = self._spawn(self._run())
-            if not task.done():  # (an eager task factory may have run it to its end already)
-                self._task = task
+        if self._task is None or self._task.done():  # (done: its end not seen yet)
+            task = self._task = self._spawn(self._run())
+            if task.done():  # an eager task factory ran it to its end already
+                self._ended(task)
+            else:
+                task.add_done_callback(self._ended)
 
     async def _run(self) -> None:
         queue = self._queue
-        try:
-            while queue:
-                msg, key, size = queue[0]
-                try:
-                    await self._send(msg, key)
-                except Exception as error:  # a placement function's, say: this tell's alone
-                    dead_letters.record(msg.data, self._identifier(key), "stopped", error)
-                    self._failures.log(
-                        logging.ERROR, "%s: a tell was not forwarded: %r", self._identifier(key), error
-                    )
-                queue.popleft()
-                self._bytes -= size
-        finally:
-            self._task = None
-            for msg, key, _ in queue:  # cancelled: the host closes
+        while queue:
+            msg, key, size = queue[0]
+            try:
+                await self._send(msg, key)
+            except Exception as error:  # a placement function's, say: this tell's alone
+                dead_letters.record(msg.data, self._identifier(key), "stopped", error)
+                self._failures.log(
+                    logging.ERROR, "%s: a tell was not forwarded: %r", self._identifier(key), error
+                )
+            queue.popleft()
+            self._bytes -= size
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        """The queue's task is done. Cancelled (the host closes; before its first step too) or
+        failed, what is left is dead letters ``stopped``; unless another task took over."""
+        if self._task is not task:
+            return
+        self._task = None
+        if task.cancelled() or task.exception() is not None:
+            for msg, key, _ in self._queue:
                 dead_letters.record(msg.data, self._identifier(key), "stopped")
-            queue.clear()
+            self._queue.clear()
             self._bytes = 0
 
     async def _send(self, msg: Msg, key: str) -> None:
@@ -132,8 +142,8 @@ class Forwarder:
         here = self._entities.node_id
         try:
             owner = await self._owner(key)
-        except (nats.errors.Error, asyncio.TimeoutError) as error:
-            dead_letters.record(msg.data, identifier, "stopped", error)
+        except (nats.errors.Error, asyncio.TimeoutError) as error:  # this second's, for this key
+            dead_letters.record(msg.data, identifier, "stopped", error.with_traceback(None))
             return
         if owner is not None and owner.node != here:
             node, claim = owner.node, owner.claim
@@ -156,21 +166,39 @@ class Forwarder:
             )
         except nats.errors.MaxPayloadError as error:  # the routing headers took it past the limit
             dead_letters.record(msg.data, identifier, "overflow", error)
-        except nats.errors.Error:
-            pass  # the connection failed: lost, as a core NATS tell may be (at most once)
+        except nats.errors.Error as error:  # the connection closing or failed: not sent
+            dead_letters.record(msg.data, identifier, "stopped", error)
 
     async def _owner(self, key: str) -> Owner | None:
-        """Who holds ``key``: the bucket's entry, read at most once every `OWNER_FRESH` seconds."""
+        """Who holds ``key``: the bucket's entry, read at most once every `OWNER_FRESH` seconds,
+        its failure too (raised again for the key's tells within that time, without a read; a
+        read that timed out, for every key's: the server is not answering)."""
+        owners = self._owners
         now = asyncio.get_running_loop().time()
-        known = self._owners.get(key)
-        if known is not None and now - known[0] < OWNER_FRESH:
+        while owners and now - next(iter(owners.values()))[0] >= OWNER_FRESH:
+            owners.popitem(last=False)  # in the order they were read: none older is used
+        known = owners.get(key) or owners.get(_ANY_KEY)
+        if known is not None:
+            if isinstance(known[1], Exception):
+                raise known[1]
             return known[1]
-        owner = await self._placements.lookup(key)
-        self._owners[key] = (now, owner)
-        self._owners.move_to_end(key)
-        if len(self._owners) > _MAX_OWNERS:
-            self._owners.popitem(last=False)
+        try:
+            owner = await self._placements.lookup(key)
+        except (nats.errors.Error, asyncio.TimeoutError) as error:
+            self._remember(key, error)
+            if isinstance(error, asyncio.TimeoutError):  # (nats-py's timeouts are asyncio's too)
+                self._remember(_ANY_KEY, error)
+            raise
+        self._remember(key, owner)
         return owner
+
+    def _remember(self, key: str, found: Owner | Exception | None) -> None:
+        """Keep what a read of ``key`` found, as of now (its end: a read may take seconds)."""
+        owners = self._owners
+        owners[key] = (asyncio.get_running_loop().time(), found)
+        owners.move_to_end(key)
+        if len(owners) > _MAX_OWNERS:
+            owners.popitem(last=False)
 
     def _identifier(self, key: str) -> str:
         return f"{self._entity_type}/{key}"

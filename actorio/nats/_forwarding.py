@@ -185,17 +185,19 @@ class Forwarder:
         try:
             owner = await self._placements.lookup(key)
         except (nats.errors.Error, asyncio.TimeoutError) as error:
-            self._remember(key, error)
+            # Kept from the failure's time: a read that timed out took seconds.
+            self._remember(key, error, asyncio.get_running_loop().time())
             if isinstance(error, asyncio.TimeoutError):  # (nats-py's timeouts are asyncio's too)
-                self._remember(_ANY_KEY, error)
+                self._remember(_ANY_KEY, error, asyncio.get_running_loop().time())
             raise
-        self._remember(key, owner)
+        self._remember(key, owner, now)  # from when it was asked: the entry may be older still
         return owner
 
-    def _remember(self, key: str, found: Owner | Exception | None) -> None:
-        """Keep what a read of ``key`` found, as of now (its end: a read may take seconds)."""
+    def _remember(self, key: str, found: Owner | Exception | None, at: float) -> None:
+        """Keep what a read of ``key`` found, as of ``at`` (the loop's clock)."""
         owners = self._owners
-        owners[key] = (asyncio.get_running_loop().time(), found)
+        latest = next(reversed(owners.values()))[0] if owners else at
+        owners[key] = (max(at, latest), found)  # (never before the last kept: pruned in order)
         owners.move_to_end(key)
         if len(owners) > _MAX_OWNERS:
             owners.popitem(last=False)

@@ -212,3 +212,18 @@ async def test_the_owners_read_more_than_a_second_ago_are_not_kept(mock_clock: M
         tracemalloc.stop()
     assert len(forwarder._owners) == 1  # pyright: ignore[reportPrivateUsage]
     assert grown < 1_000_000, grown
+
+
+@pytest.mark.asyncio
+async def test_an_owner_is_taken_as_read_a_second_from_when_it_was_asked(mock_clock: MockClock) -> None:
+    """A read that took 0.9 s is used until a second after it was sent, not after it came
+    back: a key moved meanwhile is read again as soon as it is a second old."""
+    placements = _Placements(delay=0.9)
+    forwarder, _ = _forwarder(placements)
+    forwarder.forward(_tell("k"), "k")
+    await forwarder.flushed(60)
+    assert (placements.reads, mock_clock.time()) == (1, 0.9)
+    await asyncio.sleep(0.2)  # 1.1 s after it was asked, 0.2 s after it came back
+    forwarder.forward(_tell("k"), "k")
+    await forwarder.flushed(60)
+    assert placements.reads == 2

@@ -89,9 +89,8 @@ class PersistentActor(Actor[P], Generic[P]):
         """Where they are kept."""
         self.clock: Callable[[], float] = clock or time.time
         """The clock of reminders' due times (seconds)."""
-        self._persistence_reminders: dict[str, int] = {}
-        self._persistence_timers: dict[str, asyncio.Future[None]] = {}
-        self._persistence_generation = 0
+        self._persistence_reminders: dict[str, asyncio.Future[None]] = {}
+        """The wait of each reminder scheduled and not fired yet, by name (set when it is due)."""
         self._persistence_recovery: asyncio.Future[None] | None = None
 
     async def mainloop_setup(self) -> None:
@@ -223,9 +222,9 @@ class PersistentActor(Actor[P], Generic[P]):
         protocol, ``ValueError`` for one whose wire form the protocol would not read back (made
         with ``model_construct``, say), as for a due time that is not a finite number (a
         ``delay`` of NaN or infinity, or an ``int`` beyond a float's range)."""
-        protocol = type(self).protocol
-        if not isinstance(message, message_types_of(type(self))):
-            accepted = " | ".join(member.__name__ for member in message_types_of(type(self)))
+        protocol, members = type(self).protocol, message_types_of(type(self))
+        if not isinstance(message, members):
+            accepted = " | ".join(member.__name__ for member in members)
             raise TypeError(
                 f"reminder {name!r} of {self.persistence_id}: {type(message).__name__} is not a "
                 f"message of its protocol ({accepted})"
@@ -250,7 +249,6 @@ class PersistentActor(Actor[P], Generic[P]):
 
     async def cancel_reminder(self, name: str) -> None:
         """Forget the reminder ``name`` (if any); it does not fire, in this incarnation or later."""
-        self._persistence_reminders.pop(name, None)
         self._persistence_stop_timer(name)
         await self.journal.delete_reminder(self.persistence_id, name)
 
@@ -263,24 +261,20 @@ class PersistentActor(Actor[P], Generic[P]):
         """Tell ``message`` at ``due`` (on `clock`) through an input task, replacing the timer of
         a reminder of the same name: its wait is cancelled now, not left to end at its own due
         time (a reminder re-armed at every message would pile up waits)."""
-        self._persistence_generation += 1
-        generation = self._persistence_reminders[name] = self._persistence_generation
         self._persistence_stop_timer(name)
         loop = asyncio.get_running_loop()
         timer: asyncio.Future[None] = loop.create_future()
         ringing = loop.call_later(max(0.0, due - self.clock()), _ring, timer)
         timer.add_done_callback(lambda _: ringing.cancel())  # cancelled: the loop forgets it now
-        self._persistence_timers[name] = timer
+        self._persistence_reminders[name] = timer
 
         async def fire(task: asyncio.Future[Any]) -> None:
-            if self._persistence_timers.get(name) is timer:
-                del self._persistence_timers[name]
-            if self._persistence_reminders.get(name) != generation:
+            if self._persistence_reminders.get(name) is not timer:
                 return  # cancelled or replaced meanwhile
             message_type: type[Message[Any]] = type(cast("Message[Any]", message))
             handler, _ = handler_for(type(self), message_type)
             await handler(self, message)
-            if self._persistence_reminders.get(name) == generation:
+            if self._persistence_reminders.get(name) is timer:
                 del self._persistence_reminders[name]
                 await self.journal.delete_reminder(self.persistence_id, name)
 
@@ -288,7 +282,7 @@ class PersistentActor(Actor[P], Generic[P]):
 
     def _persistence_stop_timer(self, name: str) -> None:
         """Cancel the wait of the reminder ``name`` (if any): its input task ends at once."""
-        timer = self._persistence_timers.pop(name, None)
+        timer = self._persistence_reminders.pop(name, None)
         if timer is not None:
             timer.cancel()
 

@@ -534,7 +534,7 @@ class DurableMailbox:
         it apart from any other activation's) and the message left alone: False. False too
         (it is given back, delivered again after `Durable.retry_delay`) if it was not stored."""
         stream, deliveries = dead_letter_stream(self.stream), msg.metadata.num_delivered
-        gave_up = DeliveryLimitReached(self._identifier(msg), deliveries, stream, "EntityNotStarted", text)
+        gave_up = DeliveryLimitReached(self.identifier_of(msg), deliveries, stream, "EntityNotStarted", text)
         gave_up.__cause__ = cause
         return await self._dead_letter(msg, "EntityNotStarted", text, "overflow", gave_up, fenced, owner)
 
@@ -558,7 +558,7 @@ class DurableMailbox:
             with contextlib.suppress(nats.errors.Error):  # delivered again, after a while
                 await msg.nak(delay=self.settings.retry_delay(deliveries))
             return False
-        identifier = self._identifier(msg)
+        identifier = self.identifier_of(msg)
         dead_letters.record(msg.data, identifier, reason, error)
         with contextlib.suppress(nats.errors.Error):
             await msg.term()
@@ -566,7 +566,7 @@ class DurableMailbox:
         await self.receiver.send_error(identifier, reply, error, answered(msg))
         return True
 
-    def _identifier(self, msg: Msg) -> str:
+    def identifier_of(self, msg: Msg) -> str:
         """``<type>/<key>`` of a stored message, by its subject's last token (cut to 40)."""
         return f"{self.entity_type}/{msg.subject.rsplit('.', 1)[-1][:40]}"
 

@@ -33,7 +33,7 @@ from ._connection import count_whole_messages, synced
 from ._entity_persistence import WAKE
 from ._errors import ActorNotFound
 from ._fencing import set_fencing_token
-from ._forwarding import HOPS, LEASE, MAX_HOPS, OWNER_FRESH, Forwarder
+from ._forwarding import LEASE, OWNER_FRESH, Forwarder
 from ._keeper import PublicationSupervisor, Target
 from ._placement import BucketFull, Lease, Owner, Placements, check_key
 from ._publication import Receiver, wait_handled
@@ -46,10 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ERROR_TYPE",
-    "HOPS",
     "LEASE",
     "MAX_ACTIVE",
-    "MAX_HOPS",
     "MAX_PENDING",
     "Activation",
     "EntityHost",

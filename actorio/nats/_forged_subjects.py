@@ -42,7 +42,7 @@ async def drop(mailbox: DurableMailbox, msg: Msg, text: str) -> bool:
         await msg.ack_sync()
     except nats.errors.Error:
         return False
-    identifier = f"{mailbox.entity_type}/{msg.subject.rsplit('.', 1)[-1][:40]}"
+    identifier = mailbox.identifier_of(msg)
     dead_letters.record(msg.data, identifier, "invalid", error)
     await mailbox.receiver.send_error(identifier, (msg.headers or {}).get(REPLY), error, answered(msg))
     return True

@@ -487,8 +487,9 @@ class Receiver:
         never a header of the message): its asker takes no other (`StoredAsk`)."""
         if self.destinations.refusal(subject) is not None:
             return
-        if answers is not None:
-            headers = {**headers, ANSWERS: answers}
+        answering = {} if answers is None else {ANSWERS: answers}
+        if answering:
+            headers = {**headers, **answering}
         try:
             await self._publish_reply(actor, subject, body, headers)
         except nats.errors.MaxPayloadError:  # (the node's client counts the headers too)
@@ -503,8 +504,7 @@ class Receiver:
                 limit,
             )
             report_transport("nats", "error", "reply_too_large")
-            headers = {**ERROR, ANSWERS: answers} if answers is not None else ERROR
-            await self._publish_reply(actor, subject, too_large_error(size, limit), headers)
+            await self._publish_reply(actor, subject, too_large_error(size, limit), {**ERROR, **answering})
 
     async def send_error(
         self, actor: str, reply: str | None, error: BaseException, answers: str | None = None

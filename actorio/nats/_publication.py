@@ -487,9 +487,7 @@ class Receiver:
         never a header of the message): its asker takes no other (`StoredAsk`)."""
         if self.destinations.refusal(subject) is not None:
             return
-        answering = {} if answers is None else {ANSWERS: answers}
-        if answering:
-            headers = {**headers, **answering}
+        headers = _answering(headers, answers)
         try:
             await self._publish_reply(actor, subject, body, headers)
         except nats.errors.MaxPayloadError:  # (the node's client counts the headers too)
@@ -504,7 +502,9 @@ class Receiver:
                 limit,
             )
             report_transport("nats", "error", "reply_too_large")
-            await self._publish_reply(actor, subject, too_large_error(size, limit), {**ERROR, **answering})
+            await self._publish_reply(
+                actor, subject, too_large_error(size, limit), _answering(ERROR, answers)
+            )
 
     async def send_error(
         self, actor: str, reply: str | None, error: BaseException, answers: str | None = None
@@ -583,6 +583,11 @@ class Receiver:
 
                 task.add_done_callback(end)
         return ended
+
+
+def _answering(headers: dict[str, str], answers: str | None) -> dict[str, str]:
+    """``headers``, with `ANSWERS` if the reply is to a stored ask (``answers``: where it is)."""
+    return headers if answers is None else {**headers, ANSWERS: answers}
 
 
 def _invalid(actor: Actor[Any], problem: PayloadError) -> InvalidPayload:

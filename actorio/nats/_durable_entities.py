@@ -53,10 +53,11 @@ from ._dead_letter_stream import (
 )
 from ._durable import Durable, Streams
 from ._durable_shards import ShardPump
-from ._entity_host import LEASE
 from ._entity_persistence import WAKE
 from ._errors import NO_JETSTREAM, jetstream_missing
+from ._forwarding import LEASE
 from ._keeper import PublicationSupervisor, Target
+from ._placement import entity_name
 from ._settlement import Failures
 from ._stream_setup import made_or_kept
 
@@ -416,7 +417,7 @@ class DurableMailbox:
     async def start_shard(self, shard: str) -> tuple[Mailbox, PublicationSupervisor | None]:
         """Start the actor of ``shard``'s activation (its keys' entities start in its pump)."""
         spec = ChildSpec(_Shard, stop_timeout=self.host.placements.stop_timeout)
-        return await Target.of(f"{self.entity_type}/{shard}", spec, None).start()
+        return await Target.of(entity_name(self.entity_type, shard), spec, None).start()
 
     def active(self, key: str) -> Actor[Any] | None:
         """The entity of ``key`` if it runs on this node now (its shard's lease valid)."""
@@ -452,7 +453,7 @@ class DurableMailbox:
         pump = self.pumps.get(activation.key)
         if pump is not None:
             pump.woken()
-        identifier = f"{self.entity_type}/{activation.key}"
+        identifier = entity_name(self.entity_type, activation.key)
         if msg.reply:
             refusal = ValueError(
                 f"{self.entity_type} is a durable entity type: ask it through node.entity(...), "
@@ -568,7 +569,7 @@ class DurableMailbox:
 
     def identifier_of(self, msg: Msg) -> str:
         """``<type>/<key>`` of a stored message, by its subject's last token (cut to 40)."""
-        return f"{self.entity_type}/{msg.subject.rsplit('.', 1)[-1][:40]}"
+        return entity_name(self.entity_type, msg.subject.rsplit(".", 1)[-1][:40])
 
     # -- dead letters --------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from ..lowlevel import Mailbox
 from . import _forged_subjects as forged_subjects
 from ._codec import REPLY
 from ._entity_persistence import WAKE, failed_start, recovery_failed
-from ._placement import check_key
+from ._placement import check_key, entity_name
 from ._settlement import Settlement, give_back
 from ._shard_keys import MAX_ACK_PENDING, ShardKey, stuck_limit, to_move
 
@@ -255,7 +255,7 @@ class ShardPump:
         `_trim`); given back, its key's later messages wait for it, if it was not moved."""
         seq = msg.metadata.sequence.stream
         text = (
-            f"{self._mailbox.entity_type}/{state.key} could not start ({state.failed_starts} "
+            f"{entity_name(self._mailbox.entity_type, state.key)} could not start ({state.failed_starts} "
             f"tries, last: {state.start_error!r}), and keys that cannot start hold "
             f"{stuck_limit()} messages of shard {self.shard}"
         )
@@ -482,7 +482,7 @@ class ShardPump:
             mailbox.receiver,
             mailbox.settings,
             mailbox=entity,
-            name=f"{mailbox.entity_type}/{state.key}",
+            name=entity_name(mailbox.entity_type, state.key),
             dead=mailbox.dead,
             dead_name=mailbox.dead_name,
             failures=mailbox.failures,

@@ -35,7 +35,7 @@ from ._errors import ActorNotFound
 from ._fencing import set_fencing_token
 from ._forwarding import LEASE, OWNER_FRESH, Forwarder
 from ._keeper import PublicationSupervisor, Target
-from ._placement import BucketFull, Lease, Owner, Placements, check_key
+from ._placement import BucketFull, Lease, Owner, Placements, check_key, entity_name
 from ._publication import Receiver, wait_handled
 
 if TYPE_CHECKING:
@@ -242,7 +242,7 @@ class EntityHost:
             if claim is None:
                 raise ValueError(f"a message to an entity without a valid {LEASE} header")
         except ValueError as error:
-            await self._refuse(msg, f"{self.entity_type}/{key[:40]}", error)
+            await self._refuse(msg, entity_name(self.entity_type, key[:40]), error)
             return
         activation = self.activations.get(key)
         if activation is None:
@@ -344,7 +344,7 @@ class EntityHost:
         self._forwarder.forward(msg, key, admitted=admitted)
 
     def _identifier(self, key: str) -> str:
-        return f"{self.entity_type}/{key}"
+        return entity_name(self.entity_type, key)
 
     # -- activation ----------------------------------------------------------------------------
 

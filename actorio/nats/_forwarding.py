@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 from .. import dead_letters
 from ..lowlevel import LogLimit
 from ._codec import sendable_headers, wire_size
-from ._placement import Owner, Placements
+from ._placement import Owner, Placements, entity_name
 
 if TYPE_CHECKING:
     from ._entities import Entities
@@ -203,7 +203,7 @@ class Forwarder:
             owners.popitem(last=False)
 
     def _identifier(self, key: str) -> str:
-        return f"{self._entity_type}/{key}"
+        return entity_name(self._entity_type, key)
 
 
 def _hops_of(msg: Msg) -> int:

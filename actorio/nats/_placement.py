@@ -60,6 +60,7 @@ __all__ = [
     "bucket_name",
     "check_entity_type",
     "check_key",
+    "entity_name",
     "full_bucket",
     "least_loaded",
     "rendezvous",
@@ -129,6 +130,11 @@ def check_entity_type(name: object) -> str:
     if not isinstance(name, str) or not _TYPE.fullmatch(name):
         raise ValueError(f"invalid entity type name {name!r}: use 1 to 64 letters, digits, '_' or '-'")
     return name
+
+
+def entity_name(entity_type: str, key: str) -> str:
+    """An entity's name, ``<type>/<key>``: its actor's name, and how logs and dead letters name it."""
+    return f"{entity_type}/{key}"
 
 
 def bucket_name(prefix: str, entity_type: str) -> str:

@@ -11,9 +11,9 @@ from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import Self, TypeVar, dataclass_transform
 
 from ._sender import NO_SENDER, BaseRef, Sender
-from ._types import R_co
+from ._types import R_co, union_arms
 
-__all__ = ["NO_REPLY", "DataMessage", "Message", "NoReply", "is_message_class"]
+__all__ = ["NO_REPLY", "DataMessage", "Message", "NoReply", "is_message_class", "reply_messages"]
 
 T = TypeVar("T", default=Any)
 
@@ -227,3 +227,21 @@ class DataMessage(Message[Any], Generic[T]):
 def is_message_class(value: object) -> TypeGuard[type[Message[Any]]]:
     """True if ``value`` is `Message` or a subclass of it (the one test of "a message class")."""
     return isinstance(value, type) and issubclass(value, Message)
+
+
+def reply_messages(reply_type: Any) -> tuple[list[type[Message[Any]]], bool] | None:
+    """How a reply of ``reply_type`` travels, the one rule for its codec and its schemas.
+
+    A reply typed by messages only (``Pong``, ``Pong | Failure``, ``Pong | None``) travels as their
+    wire forms (``{"type", "data"}``): the classes, and whether ``None`` (JSON ``null``) is one of
+    the arms. Any other reply (``int``, ``Pong | int``, ``None``) travels as the JSON form of its
+    type (pydantic's): ``None`` here.
+    """
+    arms = union_arms(reply_type)
+    messages = [arm for arm in arms if is_message_class(arm)]
+    if not messages:
+        return None
+    optional = type(None) in arms
+    if len(messages) + optional != len(arms):
+        return None
+    return messages, optional

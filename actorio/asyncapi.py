@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
+from ._message import reply_messages
 from ._protocol import envelope_model, message_types_of, reply_type_of, wire_aliases_of, wire_name_of
-from ._types import union_arms
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -140,25 +140,19 @@ def _unique(key: str, taken: set[str]) -> str:
 
 
 def _reply_form(reply_type: Any) -> Any:
-    """What validates a reply of ``reply_type`` on the wire: its messages' wire forms, else the
-    type itself (``None`` is JSON ``null``)."""
-    arms = union_arms(reply_type)
-    messages = [arm for arm in arms if isinstance(arm, type) and _is_message(arm)]
-    if not messages:
+    """What validates a reply of ``reply_type`` on the wire (see `reply_messages`): its messages'
+    wire forms, else the type itself (``None`` is JSON ``null``)."""
+    travels = reply_messages(reply_type)
+    if travels is None:
         return reply_type
+    messages, optional = travels
     envelopes = [envelope_model(arm, wire_name_of(arm), wire_aliases_of(arm)) for arm in messages]
     form: Any = envelopes[0]
     if len(envelopes) > 1:
         form = cast(Any, Annotated)[cast(Any, Union)[tuple(envelopes)], Field(discriminator="type")]
-    if type(None) in arms:
+    if optional:
         form = cast(Any, typing.Optional)[form]
     return form
-
-
-def _is_message(value: type) -> bool:
-    from ._message import is_message_class
-
-    return is_message_class(value)
 
 
 def _adapter(form: Any) -> TypeAdapter[Any] | None:

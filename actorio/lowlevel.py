@@ -26,7 +26,8 @@ What is here:
 - **Death watch**: `watch` and `unwatch` with any reference as the watcher.
 - **The wire form**: `encode_wire` (the one encoder of ``{"type", "data"}``), `wire_name_of`,
   `wire_aliases_of` (the other wire names a receiver accepts),
-  `reply_type_of`, `message_types_of`, and `wire_envelope_model` / `wire_union_adapter` to
+  `reply_type_of`, `reply_messages` (whether a reply travels as messages' wire forms, the one
+  rule for its codec and its schemas), `message_types_of`, and `wire_envelope_model` / `wire_union_adapter` to
   validate the wire form of chosen message types. JSON has no NaN or infinity:
   `refuse_non_finite` raises ``ValueError`` for one that a JSON body lost, where
   `may_hold_float` says a type may hold one (`FLOATS_ATTRIBUTE`: where a model class keeps
@@ -85,7 +86,7 @@ from ._incarnation import SIGNALS, decision_on
 from ._inputs import Barrier
 from ._log_limit import LogLimit, printable, reset_log_limits
 from ._mailbox import Mailbox, MailboxLike
-from ._message import is_message_class
+from ._message import is_message_class, reply_messages
 from ._propagation import Extract, Inject, extracted, inject, set_propagator
 from ._protocol import Payload, encode_wire, message_types_of, reply_type_of, wire_aliases_of, wire_name_of
 from ._protocol import envelope_model as wire_envelope_model
@@ -166,6 +167,7 @@ __all__ = [
     "remove_send_hook",
     "remove_timer_hook",
     "remove_transport_listener",
+    "reply_messages",
     "reply_type_of",
     "report_transport",
     "reserve_handler_names",

@@ -47,12 +47,11 @@ from ..lowlevel import (
     Payload,
     encode_wire,
     is_actor_class,
-    is_message_class,
     may_hold_float,
     printable,
     refuse_non_finite,
+    reply_messages,
     reply_type_of,
-    union_arms,
     wire_aliases_of,
     wire_envelope_model,
     wire_name_of,
@@ -283,13 +282,12 @@ class ReplyCodec:
 
     def __init__(self, reply_type: Any) -> None:
         self.reply_type = reply_type
-        arms = union_arms(reply_type)
-        messages = [arm for arm in arms if is_message_class(arm)]
         # A reply typed by messages (and maybe None) travels as their wire form, validated by the
         # same wire models as requests; anything else as the JSON form of its type.
-        self._messages = bool(messages) and len(messages) + (type(None) in arms) == len(arms)
-        if self._messages:
-            self._optional = type(None) in arms
+        travels = reply_messages(reply_type)
+        self._messages = travels is not None
+        if travels is not None:
+            messages, self._optional = travels
             validator, self._classes = fields_validator(
                 [(arm, wire_name_of(arm), wire_aliases_of(arm)) for arm in messages]
             )

@@ -209,3 +209,27 @@ def test_the_command_prints_or_writes_a_valid_document(
     assert _problems(asyncapi_schema, json.loads(output.read_text())) == []
     assert main(["asyncapi", "hello_world:Greeter=a b", "--path", "examples"]) == 1
     assert "is not a publication name" in capsys.readouterr().err
+
+
+def test_a_reply_of_a_message_and_a_plain_type_is_described_as_it_travels() -> None:
+    from actorio.nats._codec import ReplyCodec
+
+    class Pong(Message):
+        v: int
+
+    class Either(Message[Pong | int]):
+        pass
+
+    class Mixed(Actor[Either]):
+        @handles(Either)
+        async def either(self, msg: Either) -> Pong | int:
+            return 1
+
+    document = asyncapi_document([Publication("mixed", Mixed)])
+    reply = jsonschema.Draft7Validator(
+        {**document, "$ref": "#/components/messages/mixed.Either.reply/payload"}
+    )
+    codec = ReplyCodec(Pong | int)
+    for value in (Pong(v=1), 3):
+        assert reply.is_valid(json.loads(codec.encode(value))), value
+    assert not reply.is_valid("text")

@@ -99,7 +99,10 @@ def test_reply_schemas() -> None:
     assert others["Maybe"]["anyOf"][1] == {"type": "null"}
     assert others["Maybe"]["anyOf"][0]["properties"]["type"]["const"] == "Answer"
     assert others["Anything"] == {}
-    assert others["Opaque"] == {"$comment": f"a reply of type {asyncio.Event!r} has no JSON Schema"}
+    assert others["Opaque"] == {
+        "$comment": f"a reply of type {asyncio.Event!r} has no JSON Schema",
+        "x-actorio-opaque": repr(asyncio.Event),
+    }
 
 
 def test_an_empty_protocol_accepts_nothing() -> None:

@@ -16,11 +16,13 @@ is reported: the comparison never passes what it cannot read.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections import ChainMap
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, cast
 
-__all__ = ["Problem", "compare_schemas"]
+__all__ = ["MAX_STEPS", "Problem", "TooComplex", "compare_schemas"]
 
 Problem: TypeAlias = tuple[str, str, str]
 """One reason: the path of the value, the kind of change, and a sentence (old to new)."""
@@ -36,8 +38,19 @@ _COMPARED = frozenset(
         "items", "prefixItems", "minItems", "maxItems", "uniqueItems", "minLength", "maxLength",
         "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
         "multipleOf", "$defs", "definitions", "$ref", "discriminator", "$schema", "$id",
+        "minProperties", "maxProperties",
     }
 )  # fmt: skip
+MAX_STEPS = 50_000
+"""The most pairs of schemas one comparison looks at (each union arm tried against another
+counts): beyond, `TooComplex`, rather than a run whose length grows with the product of two
+unions' sizes."""
+
+
+class TooComplex(ValueError):
+    """The schemas take more than `MAX_STEPS` comparisons."""
+
+
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
 
 
@@ -147,6 +160,18 @@ def _upper(schema: Mapping[str, Any]) -> tuple[float, bool] | None:
 
 
 @dataclass
+class _Work:
+    """What a comparison and its trials share: the pairs looked at so far (see `MAX_STEPS`), and
+    each union's arms indexed by the constants of their properties (see `_likely_first`)."""
+
+    steps: int = 0
+    indexes: dict[int, tuple[Any, dict[tuple[str, str], list[int]]]] = field(
+        default_factory=dict[int, tuple[Any, dict[tuple[str, str], list[int]]]]
+    )
+    """By the identity of the schema's list of arms (kept alive here)."""
+
+
+@dataclass
 class _Comparison:
     """Whether every value valid under ``sender`` (the narrower side) is valid under ``receiver``:
     the problems found, each (path, kind, sentence)."""
@@ -157,11 +182,13 @@ class _Comparison:
     """Whether the receiving side is the new version: each problem is told as a change from old to
     new, whichever side reads."""
     problems: list[Problem] = field(default_factory=list[Problem])
-    _seen: dict[tuple[int, int], tuple[Mapping[str, Any], Mapping[str, Any]]] = field(
+    _seen: MutableMapping[tuple[int, int], tuple[Mapping[str, Any], Mapping[str, Any]]] = field(
         default_factory=dict[tuple[int, int], tuple[Mapping[str, Any], Mapping[str, Any]]]
     )
     """The pairs compared so far, by identity (kept alive here, so that no identity is reused): a
-    recursive model is compared once."""
+    recursive model is compared once. A trial's own layer over its comparison's (`ChainMap`)."""
+    _work: _Work = field(default_factory=lambda: _Work())
+    """Shared by a comparison and its trials."""
 
     def old_new(self, reader: Any, sender: Any) -> tuple[Any, Any]:
         return (sender, reader) if self.reader_is_new else (reader, sender)
@@ -170,6 +197,9 @@ class _Comparison:
         self.problems.append((path, kind, text))
 
     def covers(self, receiver: Any, sender: Any, path: str) -> None:
+        self._work.steps += 1
+        if self._work.steps > MAX_STEPS:
+            raise TooComplex(f"the schemas are too large to compare (more than {MAX_STEPS:,} comparisons)")
         r, s = self.receiver.resolve(receiver), self.sender.resolve(sender)
         key = (id(r), id(s))
         if key in self._seen:
@@ -187,9 +217,10 @@ class _Comparison:
         if _is_refused(r):
             self.fail(path, "retyped", f"{path or 'it'} is refused on one side")
             return
-        choices = _items(r.get("anyOf") or r.get("oneOf"))
+        union = r.get("anyOf") or r.get("oneOf")
+        choices = _items(union)
         if choices is not None:
-            self._covered_by_one(r, choices, s, path)
+            self._covered_by_one(r, choices, s, path, union)
             return
         self._same_kind(r, s, path)
 
@@ -204,11 +235,22 @@ class _Comparison:
         return any(key not in _ANNOTATIONS and key not in ("$defs", "definitions") for key in schema)
 
     def _covered_by_one(
-        self, receiver: Mapping[str, Any], choices: list[Any], sender: Mapping[str, Any], path: str
+        self,
+        receiver: Mapping[str, Any],
+        choices: list[Any],
+        sender: Mapping[str, Any],
+        path: str,
+        union: Any,
     ) -> None:
         attempts: list[list[Problem]] = []
-        for choice in choices:
-            trial = _Comparison(self.receiver, self.sender, self.reader_is_new, _seen=dict(self._seen))
+        for choice in self._likely_first(choices, sender, union):
+            trial = _Comparison(
+                self.receiver,
+                self.sender,
+                self.reader_is_new,
+                _seen=ChainMap({}, self._seen),
+                _work=self._work,
+            )
             trial.covers(self._merged_receiver(receiver, choice), sender, path)
             if not trial.problems:
                 return
@@ -221,6 +263,24 @@ class _Comparison:
             self.fail(path, "retyped", f"{path or 'it'} changed from {old} to {new}")
         else:
             self.problems.extend(best)
+
+    def _likely_first(self, choices: list[Any], sender: Mapping[str, Any], union: Any) -> list[Any]:
+        """The receiver's arms, those whose properties hold the same constants as the sender's
+        (a discriminator: ``type``) first, so that matching arms are found at the first trial."""
+        marks = _constants(sender)
+        if not marks:
+            return choices
+        held = self._work.indexes.get(id(union))
+        if held is None:
+            index: dict[tuple[str, str], list[int]] = {}
+            for position, choice in enumerate(choices):
+                for mark in _constants(self.receiver.resolve(choice)).items():
+                    index.setdefault(mark, []).append(position)
+            held = self._work.indexes[id(union)] = (union, index)
+        matching = set[int].intersection(*(set(held[1].get(mark, ())) for mark in marks.items()))
+        return [choices[i] for i in sorted(matching)] + [
+            c for i, c in enumerate(choices) if i not in matching
+        ]
 
     def _merged_receiver(self, outer: Mapping[str, Any], arm: Any) -> Mapping[str, Any]:
         resolved = dict(self.receiver.resolve(arm))
@@ -260,8 +320,15 @@ class _Comparison:
                 old, new = self.old_new(_show(r), _show(s))
                 self.fail(path, "retyped", f"{where} changed from {old} to {new}")
                 return
-        if sent_values is not None:
-            return  # the values' types are accepted; the bounds below are about ranges
+        if sent_values is not None:  # their types are accepted: are the values?
+            refused = [v for v in sent_values if _refuses(r, v)]
+            if refused:
+                shown = ", ".join(json.dumps(v) for v in refused)
+                if self.reader_is_new:
+                    self.fail(path, "narrowed", f"{where} no longer accepts {shown}")
+                else:
+                    self.fail(path, "widened", f"{where} now also takes {shown}")
+            return
         kinds = sent_types or set()
         self._bounds(r, s, where, path)
         if "string" in kinds or not kinds:
@@ -347,8 +414,63 @@ class _Comparison:
                     self.fail(path, "new-field", text)
             elif isinstance(r_extra, Mapping):
                 self.covers(r_extra, sent, f"{prefix}{name}")
+        if isinstance(s_extra, Mapping):  # a dict's values: any key, the receiver's fields too
+            for name, accepted in r_props.items():
+                if name not in s_props:
+                    self.covers(accepted, s_extra, f"{prefix}{name}")
+        if isinstance(r_extra, Mapping) and (isinstance(s_extra, Mapping) or s_extra is True):
+            sent_extra = s_extra if isinstance(s_extra, Mapping) else {}
+            self.covers(r_extra, sent_extra, f"{prefix}*")
         if s_extra is not False and r_extra is False:
             self.fail(path, "narrowed", f"{where}: fields it does not declare are refused on one side")
+
+
+def _constants(schema: Mapping[str, Any]) -> dict[str, str]:
+    """The properties of an object schema that hold one value (``"type": {"const": "Ping"}``), each
+    with the value's JSON (``1`` and ``true`` differ)."""
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return {}
+    found: dict[str, str] = {}
+    for name, value in cast("Mapping[str, Any]", properties).items():
+        if isinstance(value, Mapping) and "const" in value:
+            constant = cast("Mapping[str, Any]", value)["const"]
+            if isinstance(constant, (str, int, float, bool)) or constant is None:
+                found[name] = json.dumps(constant)
+    return found
+
+
+def _refuses(schema: Mapping[str, Any], value: Any) -> bool:
+    """Whether ``schema`` (of a type that takes ``value``'s) refuses ``value`` by a bound, a
+    length, a pattern or a format. A format is not checked: any is taken as refusing. A list or
+    an object is taken as refused by any keyword beyond its type."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        low, high = _lower(schema), _upper(schema)
+        if low is not None and (value < low[0] or (low[1] and value == low[0])):
+            return True
+        if high is not None and (value > high[0] or (high[1] and value == high[0])):
+            return True
+        step = schema.get("multipleOf")
+        if isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0:
+            quotient = value / step
+            return quotient != round(quotient)
+        return False
+    if isinstance(value, str):
+        if isinstance(schema.get("minLength"), int) and len(value) < schema["minLength"]:
+            return True
+        if isinstance(schema.get("maxLength"), int) and len(value) > schema["maxLength"]:
+            return True
+        pattern = schema.get("pattern")
+        if pattern is not None:
+            try:
+                if not isinstance(pattern, str) or re.search(pattern, value) is None:
+                    return True
+            except re.error:
+                return True
+        return "format" in schema
+    if value is None or isinstance(value, bool):
+        return False
+    return any(key not in _ANNOTATIONS and key != "type" for key in schema)
 
 
 def _bound(bound: tuple[float, bool] | None) -> str:

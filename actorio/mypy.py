@@ -25,7 +25,8 @@ It adds two error codes:
   makes at class creation, inherited handlers included. And on ``@handles(A, B, ...)``, a handler
   whose return type leaves out the reply type of one of its messages (``@handles(Ping, Count)``
   returning only ``Pong`` where a ``Count`` is answered with an ``int``), which plain generics
-  accept because a narrower return type is a subtype.
+  accept because a narrower return type is a subtype: each message's reply must be answered by
+  some arm of the return type (a subtype of the reply answers it).
 
 The free function ``ask(ref, msg)`` is checked the same way as the methods: a message outside the
 protocol reads ``Counter's protocol (Count | GetTotal) does not accept Other`` (without the plugin,
@@ -510,6 +511,18 @@ def _reply_arms(reply: Type) -> list[Type]:
     return list(proper.items) if isinstance(proper, UnionType) else [reply]
 
 
+def _message_reply(message: Type) -> Type | None:
+    """The reply type of a message type (``R`` of its ``Message[R]`` base), or ``None``."""
+    proper = get_proper_type(message)
+    if not isinstance(proper, Instance):
+        return None
+    base = next((klass for klass in proper.type.mro if klass.fullname == MESSAGE), None)
+    if base is None:
+        return None
+    mapped = map_instance_to_supertype(proper, base)
+    return mapped.args[0] if len(mapped.args) == 1 else None
+
+
 def _report_partial_reply(ctx: MethodSigContext) -> FunctionLike:
     """On ``@handles(Ping, Count)`` applied to a handler returning only ``Pong``: plain generics
     accept it (``Pong`` is a subtype of ``Pong | int``), but a ``Count`` would get a ``Pong``.
@@ -537,10 +550,20 @@ def _report_partial_reply(ctx: MethodSigContext) -> FunctionLike:
         isinstance(arm, Instance) and arm.type.fullname == NO_REPLY for arm in arms
     ):
         return ctx.default_signature  # NoReply only: it never returns the reply
-    replies = _reply_arms(decorator.args[1])
-    if any(isinstance(get_proper_type(reply), AnyType) for reply in replies):
-        return ctx.default_signature  # more types than the overloads read: unchecked
-    missing = [reply for reply in replies if not is_subtype(reply, returned)]
+    messages = _reply_arms(decorator.args[0])
+    if len(messages) < 2:
+        return ctx.default_signature  # one message: plain generics check the return type
+    # Each message's reply is answered by some arm of the return type (``Fancy`` answers a
+    # ``Greeting``, ``int`` an ``int | None``): what no arm answers is left out.
+    missing: list[Type] = []
+    for message in messages:
+        reply = _message_reply(message)
+        if reply is None or isinstance(get_proper_type(reply), AnyType):
+            return ctx.default_signature  # more types than the overloads read: unchecked
+        if not any(is_subtype(arm, reply) for arm in arms) and not any(
+            is_subtype(reply, known) and is_subtype(known, reply) for known in missing
+        ):
+            missing.append(reply)
     if missing:
         options = ctx.api.options
         ctx.api.fail(

@@ -215,7 +215,7 @@ def test_a_name_used_twice_in_one_stub_is_an_error() -> None:
         pass
 
     class Twice(Actor[Shapes | Point]):
-        @handles(Shapes, Point)  # type: ignore[actorio-handler]  # never asked
+        @handles(Shapes, Point)
         async def any_(self, msg: Shapes | Point) -> None:
             pass
 

@@ -138,6 +138,9 @@ class Conversation:
                 f"    {names[arrow.sender]}{style[arrow.kind]}{names[arrow.recipient]}: {_label(what)}"
             )
         if self.dropped:
+            if not names:  # none kept (a limit of 0): a note needs a participant
+                names["..."] = "p0"
+                lines.append("    participant p0 as ...")
             lines.append(f"    Note over {next(iter(names.values()))}: {self.dropped} more not shown")
         return "\n".join(lines) + "\n"
 

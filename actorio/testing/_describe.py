@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 from typing_extensions import TypeIs
 
@@ -30,12 +30,24 @@ def content_fields(message: Message[Any]) -> dict[str, Any]:
 
 
 def same_content(a: object, b: object) -> bool:
-    """Equal messages, ignoring ``sender`` and ``creation_date`` at every level; other values by ``==``."""
+    """Equal messages, ignoring ``sender`` and ``creation_date`` at every level (in lists, tuples,
+    dicts and sets of a message's fields too); other values by ``==``."""
     if is_message(a) and is_message(b):
         if type(a) is not type(b):
             return False
         fields_a, fields_b = content_fields(a), content_fields(b)
         return all(same_content(fields_a[name], fields_b[name]) for name in fields_a)
+    if type(a) is not type(b):
+        return bool(a == b)
+    if isinstance(a, (list, tuple)):
+        items_a, items_b = cast("Sequence[object]", a), cast("Sequence[object]", b)
+        return len(items_a) == len(items_b) and all(map(same_content, items_a, items_b))
+    if isinstance(a, dict):
+        map_a, map_b = cast("dict[object, object]", a), cast("dict[object, object]", b)
+        return map_a.keys() == map_b.keys() and all(same_content(map_a[k], map_b[k]) for k in map_a)
+    if isinstance(a, (set, frozenset)):
+        set_a, set_b = list(cast("Iterable[object]", a)), list(cast("Iterable[object]", b))
+        return len(set_a) == len(set_b) and all(any(same_content(x, y) for y in set_b) for x in set_a)
     return bool(a == b)
 
 

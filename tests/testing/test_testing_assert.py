@@ -4,6 +4,7 @@ created apart are never ``==`` (their ``creation_date`` differs)."""
 from __future__ import annotations
 
 import pytest
+from pydantic import Field
 from typing_extensions import assert_type
 
 from actorio import Actor, Message, Reference, handles
@@ -63,3 +64,27 @@ async def test_a_class_expects_an_instance() -> None:
     assert_type(assert_message(total, Total), Total)
     with pytest.raises(AssertionError, match=r"^expected a Other, but got Total\(value=1\)$"):
         assert_message(total, Other)
+
+
+class Batch(Message):
+    items: list[Total]
+    by_name: dict[str, Total] = Field(default_factory=dict)
+    pair: tuple[Total, ...] = ()
+    unique: frozenset[int] = frozenset()
+
+
+async def test_messages_in_lists_dicts_and_tuples_are_compared_by_content() -> None:
+    def batch(value: int) -> Batch:
+        return Batch(
+            items=[Total(value=value)],
+            by_name={"a": Total(value=value)},
+            pair=(Total(value=1), Total(value=value)),
+            unique=frozenset({1, value}),
+        )
+
+    assert batch(2) != batch(2)  # created apart: their creation dates differ
+    assert_message(batch(2), batch(2))
+    with pytest.raises(AssertionError):
+        assert_message(batch(2), batch(3))
+    with pytest.raises(AssertionError):
+        assert_message(Batch(items=[Total(value=1)]), Batch(items=[Total(value=1), Total(value=1)]))

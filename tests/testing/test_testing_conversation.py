@@ -121,6 +121,18 @@ async def test_a_long_conversation_keeps_its_first_arrows() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_conversation_that_keeps_no_arrow_still_draws() -> None:
+    probe = TestProbe(Note, name="w")
+    with Conversation(limit=0) as conversation:
+        async with Echo(probe) as echo:
+            await echo.ask(Ping(secret="x"))
+    assert conversation.arrows == []
+    assert conversation.dropped > 0
+    note = f"Note over p0: {conversation.dropped} more not shown"
+    assert conversation.sequence_diagram() == f"sequenceDiagram\n    participant p0 as ...\n    {note}\n"
+
+
+@pytest.mark.asyncio
 async def test_the_documented_diagrams_are_the_examples_output(capsys: pytest.CaptureFixture[str]) -> None:
     await conversation_diagram.main()
     printed = capsys.readouterr().out

@@ -10,31 +10,19 @@ or in ``pyproject.toml``::
     [tool.mypy]
     plugins = ["actorio.mypy"]
 
-It adds two error codes:
+It adds two error codes (docs/typing.md shows each):
 
-- ``actorio-protocol``: a message outside the receiver's protocol, sent by a method call:
-  ``ref.tell(Other())``, ``ref.tell_nowait``, ``ref.forward``, ``ref.ask``, and the same methods
-  on an actor (``greeter.ask(Other())``). It reads ``Greeter's protocol (Greet | Stop) does not
-  accept Other``, and replaces plain mypy's ``arg-type`` error on that argument, of which it is a
-  sub-code (``# type: ignore[arg-type]`` covers it too, though ``warn_unused_ignores`` then asks
-  for the narrower code). The call keeps its type: ``await ref.ask(Greet(...))`` is still a
-  ``Greeting``.
-- ``actorio-handler``: on an actor class whose protocol is given (``class Greeter(Actor[Greet |
-  Stop])``), a protocol member that no handler takes (unless the class overrides
-  ``handle_message``), and a handler of a type outside the protocol: the checks that ``Actor``
-  makes at class creation, inherited handlers included. And on ``@handles(A, B, ...)``, a handler
-  whose return type leaves out the reply type of one of its messages (``@handles(Ping, Count)``
-  returning only ``Pong`` where a ``Count`` is answered with an ``int``), which plain generics
-  accept because a narrower return type is a subtype: each message's reply must be answered by
-  some arm of the return type (a subtype of the reply answers it).
+- ``actorio-protocol``: a message outside the receiver's protocol, sent by ``tell``,
+  ``tell_nowait``, ``forward`` or ``ask`` on a reference or an actor, or by the free function
+  ``ask(ref, msg)``: ``Greeter's protocol (Greet | Stop) does not accept Other``. A sub-code of
+  ``arg-type``, whose error on that argument it replaces; the call keeps its type.
+- ``actorio-handler``: on an actor class whose protocol is given, a protocol member that no
+  handler takes (unless the class overrides ``handle_message``) and a handler of a type outside
+  the protocol, inherited handlers included; and on ``@handles(A, B, ...)``, a return type that
+  answers none of the arms of one message's reply type (a subtype of the reply answers it).
 
-The free function ``ask(ref, msg)`` is checked the same way as the methods: a message outside the
-protocol reads ``Counter's protocol (Count | GetTotal) does not accept Other`` (without the plugin,
-plain generics report it as an argument type mismatch).
-
-Untyped actors (``class Echo(Actor)``) and references without a protocol get no plugin errors.
-Supported mypy versions: those of the ``mypy`` requirement in actorio's ``dev`` extra (1.11 to
-2.4), on both of which ``tests/static/test_mypy_plugin.py`` runs it.
+Untyped actors and references without a protocol get no plugin errors. Supported mypy versions:
+those of the ``mypy`` requirement in actorio's ``dev`` extra.
 
 How it works: at semantic analysis, each actor class records the message types of its own
 ``@handles(...)`` methods in ``TypeInfo.metadata["actorio"]`` (fullnames, kept in mypy's
@@ -203,11 +191,7 @@ def _own_handlers(defn: ClassDef) -> dict[str, list[str]] | _Defer | None:
 def _may_declare_handlers(info: TypeInfo) -> bool:
     """Whether a class that is not an actor (a mixin) has decorated ``async def`` methods, which
     the plugin cannot read (the runtime takes their ``@handles`` too)."""
-    for symbol in info.names.values():
-        node = symbol.node
-        if isinstance(node, Decorator) and node.func.is_coroutine:
-            return True
-    return False
+    return any(isinstance(s.node, Decorator) and s.node.func.is_coroutine for s in info.names.values())
 
 
 def _recorded_handlers(data: JsonDict) -> dict[str, list[str]] | None:
@@ -514,21 +498,17 @@ def _reply_arms(reply: Type) -> list[Type]:
 def _message_reply(message: Type) -> Type | None:
     """The reply type of a message type (``R`` of its ``Message[R]`` base), or ``None``."""
     proper = get_proper_type(message)
-    if not isinstance(proper, Instance):
+    if not (isinstance(proper, Instance) and proper.type.has_base(MESSAGE)):
         return None
-    base = next((klass for klass in proper.type.mro if klass.fullname == MESSAGE), None)
-    if base is None:
-        return None
-    mapped = map_instance_to_supertype(proper, base)
+    mapped = map_instance_to_supertype(proper, next(k for k in proper.type.mro if k.fullname == MESSAGE))
     return mapped.args[0] if len(mapped.args) == 1 else None
 
 
 def _report_partial_reply(ctx: MethodSigContext) -> FunctionLike:
     """On ``@handles(Ping, Count)`` applied to a handler returning only ``Pong``: plain generics
     accept it (``Pong`` is a subtype of ``Pong | int``), but a ``Count`` would get a ``Pong``.
-
-    Reported from the signature hook, which mypy runs once per call: a method hook runs inside
-    each overload's trial of ``__call__``, where an error would reject the matching overload."""
+    Reported from the signature hook, which mypy runs once per call (a method hook runs in each
+    overload's trial of ``__call__``, where an error would reject the matching overload)."""
     decorator = get_proper_type(ctx.type)
     if not (
         isinstance(decorator, Instance) and decorator.type.fullname == HANDLES and len(decorator.args) == 2
@@ -553,16 +533,13 @@ def _report_partial_reply(ctx: MethodSigContext) -> FunctionLike:
     messages = _reply_arms(decorator.args[0])
     if len(messages) < 2:
         return ctx.default_signature  # one message: plain generics check the return type
-    # Each message's reply is answered by some arm of the return type (``Fancy`` answers a
-    # ``Greeting``, ``int`` an ``int | None``): what no arm answers is left out.
+    # Each message's reply is answered by an arm of the return type (``int`` answers ``int | None``).
     missing: list[Type] = []
     for message in messages:
         reply = _message_reply(message)
         if reply is None or isinstance(get_proper_type(reply), AnyType):
             return ctx.default_signature  # more types than the overloads read: unchecked
-        if not any(is_subtype(arm, reply) for arm in arms) and not any(
-            is_subtype(reply, known) and is_subtype(known, reply) for known in missing
-        ):
+        if not any(is_subtype(arm, reply) for arm in arms) and reply not in missing:
             missing.append(reply)
     if missing:
         options = ctx.api.options

@@ -77,6 +77,15 @@ def test_the_metadata_is_complete_and_passes_twine_check(dist: Path) -> None:
     with tarfile.open(sdist) as archive:
         members = {Path(m).relative_to(Path(m).parts[0]).as_posix() for m in archive.getnames() if "/" in m}
     assert {"LICENSE", "README.md", "pyproject.toml", "actorio/__init__.py", "actorio/py.typed"} <= members
+    # The source tree, for whoever runs the tests or builds the docs from the sdist.
+    assert {
+        "CHANGELOG.md",
+        "mypy.ini",
+        "tests/conftest.py",
+        "docs/index.md",
+        "examples/hello_world.py",
+    } <= members
+    assert not [m for m in members if "__pycache__" in m or m.endswith(".pyc")]
 
 
 def test_the_wheel_installs_in_a_fresh_venv_and_runs(dist: Path, tmp_path: Path) -> None:

@@ -49,7 +49,9 @@ What is here:
   handler's failure on a told message leads to (restart, resume, stop, ...).
 - **Context across processes**: a tracer sets the propagator (`set_propagator`: `Inject`,
   `Extract`); a transport calls `inject` on the headers of what it sends and opens `extracted`
-  around the local tell of what it receives (both do nothing without a propagator), and
+  around the local tell of what it receives (both do nothing without a propagator, which
+  `propagating` tells; with one, a message whose headers carry no context starts a new trace,
+  whatever context is current where it arrives), and
   `report_transport` for each message sent or received and each error, which metrics hear
   through `add_transport_listener`; it opens `transport_operation` around each operation its
   client makes and waits for (a remote ask), a block that telemetry sets
@@ -87,7 +89,7 @@ from ._inputs import Barrier
 from ._log_limit import LogLimit, printable, reset_log_limits
 from ._mailbox import Mailbox, MailboxLike
 from ._message import is_message_class, reply_messages
-from ._propagation import Extract, Inject, extracted, inject, set_propagator
+from ._propagation import Extract, Inject, extracted, inject, propagating, set_propagator
 from ._protocol import Payload, encode_wire, message_types_of, reply_type_of, wire_aliases_of, wire_name_of
 from ._protocol import envelope_model as wire_envelope_model
 from ._protocol import union_adapter as wire_union_adapter
@@ -161,6 +163,7 @@ __all__ = [
     "message_types_of",
     "observe_sends",
     "printable",
+    "propagating",
     "refuse_non_finite",
     "remove_handler_wrapper",
     "remove_restart_hook",

@@ -42,6 +42,7 @@ from ..lowlevel import (
     barrier,
     extracted,
     mailbox_of,
+    propagating,
     report_transport,
     task_of,
     unwatch,
@@ -315,7 +316,8 @@ class Receiver:
         reply = msg.reply or None
         headers = msg.headers
         if headers and BATCH in headers:
-            await self._receive_batch(actor, msg.data, headers, reply, wait_for_room)
+            with extracted(None):  # its pieces carry no trace context: each starts a new trace
+                await self._receive_batch(actor, msg.data, headers, reply, wait_for_room)
             return
         report_transport("nats", "received", "tell" if reply is None else "ask")
         if reply is not None and headers and MSG_ID in headers and self.destinations.refusal(reply) is None:
@@ -332,8 +334,8 @@ class Receiver:
         except InvalidPayload as error:
             await self.refuse(actor, error, reply, msg.data)
             return
-        if reply is None and not headers:
-            # No trace context to restore (extracted() would be an empty block).
+        if reply is None and not headers and not propagating():
+            # No propagator: extracted() would be an empty block.
             await self._tell(actor, message, msg.data, wait_for_room)
             return
         with extracted(headers):  # the sender's trace context, if a tracer propagates one

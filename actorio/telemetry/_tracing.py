@@ -318,11 +318,13 @@ def inject_w3c(headers: MutableMapping[str, str]) -> None:
 
 @contextmanager
 def extract_w3c(headers: Mapping[str, str]) -> Generator[object, None, None]:
-    """The context of W3C headers from the wire, current in the block. Headers it cannot read are
-    ignored, silently (the block runs in the current context): a ``traceparent`` that is not of
-    the W3C format (any version but ``ff``) or is longer than 512 characters, and a ``tracestate`` longer than
-    `MAX_TRACESTATE` or that is not a list of at most 32 valid, distinct members, are dropped
-    before the propagator reads them (it would log a line, with the value, for each one)."""
+    """The context of W3C headers from the wire, current in the block (and given by it). Without
+    a valid ``traceparent`` it is a new, empty context, never the one current around the block
+    (no sender's): the message's span is the root of a new trace. Headers it cannot read are
+    ignored, silently: a ``traceparent`` that is not of the W3C format (any version but ``ff``)
+    or is longer than 512 characters, and a ``tracestate`` longer than `MAX_TRACESTATE` or that
+    is not a list of at most 32 valid, distinct members, are dropped before the propagator reads
+    them (it would log a line, with the value, for each one)."""
     carrier = {key: headers[key] for key in ("traceparent", "tracestate") if key in headers}
     context = None
     parent = carrier.get("traceparent", "")
@@ -333,9 +335,10 @@ def extract_w3c(headers: Mapping[str, str]) -> Generator[object, None, None]:
             context = _W3C.extract(carrier)
         except Exception:  # hostile input: never the receiver's failure
             context = None
-    token = otel_context.attach(context) if context is not None else None
+    if context is None:
+        context = otel_context.Context()
+    token = otel_context.attach(context)
     try:
         yield context
     finally:
-        if token is not None:
-            otel_context.detach(token)
+        otel_context.detach(token)

@@ -20,6 +20,7 @@ from actorio import Actor, ActorRef, Message, handles
 from actorio.nats import ActorNotFound, Node, RemoteError
 from actorio.telemetry import instrument, uninstrument
 from actorio.telemetry._tracing import extract_w3c
+from tests.support import BOUND, bounded
 
 PARENT = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
 
@@ -154,6 +155,53 @@ async def test_hostile_trace_headers_are_ignored(nats_url: str, spans: InMemoryS
     assert len(records[1].context.trace_state) == 0
 
 
+async def test_a_message_without_a_trace_context_starts_a_trace(
+    nats_url: str, spans: InMemorySpanExporter
+) -> None:
+    """nats-py runs a subscription's callbacks in a task that copied the context of the code that
+    subscribed (here, a span current while publishing or hosting): a message from the wire whose
+    headers carry no valid context (none, a malformed one, a batch's pieces, a stored message)
+    is the root of a new trace, never a child of that span."""
+    publisher = TracerProvider().get_tracer("test")
+    async with (
+        await Node.connect(nats_url) as node,
+        await Node.connect(nats_url) as client,
+        Ledger() as ledger,
+        Ledger() as stored,
+    ):
+        with publisher.start_as_current_span("publishing") as publishing:
+            await node.publish("ledger", ledger)
+            await node.publish("stored-ledger", stored, durable=True)
+            await node.host(Tally, name="tally", lease=5.0)
+            await node.host(Tally, name="stored-tally", lease=5.0, durable=True)
+        raw = await nats.connect(nats_url)
+        body = b'{"type": "Record", "data": {"card": "x"}}'
+        await raw.publish("actorio.actor.ledger", body)  # no headers
+        await raw.publish("actorio.actor.ledger", body, headers={"traceparent": "00-zz-not-a-trace"})
+        await bounded(raw.request("actorio.actor.ledger", b'{"type": "Count", "data": {}}', timeout=BOUND))
+        await raw.close()
+        remote = client.ref("ledger", Ledger)
+        for _ in range(3):  # queued together: one batch
+            remote.tell_nowait(Record(card="x"))
+        assert await remote.ask(Count()) == 5
+        durable = client.ref("stored-ledger", Ledger, durable=True)
+        await durable.tell(Record(card="x"))
+        assert await durable.ask(Count()) == 1
+        for name in ("tally", "stored-tally"):
+            entity = client.entity(name, "k", Tally)
+            await entity.tell(Record(card="x"))
+            assert await entity.ask(Count(), timeout=20) == 1
+    finished = spans.get_finished_spans()
+    asks = {s.context.span_id for s in finished if s.kind == SpanKind.CLIENT}  # a node's remote asks
+    handled = [s for s in finished if s.name in ("process Record", "process Count")]
+    assert len(handled) == 13
+    for span in handled:
+        # A root, or the child of a remote ask's own span (made outside any span here).
+        assert span.parent is None or span.parent.span_id in asks, (span.name, span.attributes)
+        assert span.context.trace_id != publishing.get_span_context().trace_id
+    assert sum(span.parent is None for span in handled) == 9
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -180,8 +228,9 @@ async def test_hostile_trace_headers_log_nothing(
         assert context is not None
         assert kept.trace_id == int("a" * 32, 16)
         assert len(kept.trace_state) == 0
-    else:
-        assert context is None
+    else:  # a new context: no span, not the one current around the block
+        assert context is not None
+        assert not kept.is_valid
 
 
 @pytest.mark.parametrize(
@@ -195,8 +244,9 @@ async def test_a_traceparent_of_any_version_but_ff_is_kept(parent: str) -> None:
         kept = trace.get_current_span().get_span_context()
     assert context is not None
     assert kept.trace_id == int("a" * 32, 16)
-    with extract_w3c({"traceparent": "ff" + parent[2:]}) as context:
-        assert context is None
+    around = TracerProvider().get_tracer("test").start_as_current_span("around")
+    with around, extract_w3c({"traceparent": "ff" + parent[2:]}):  # a new trace, not the span around
+        assert not trace.get_current_span().get_span_context().is_valid
 
 
 async def test_a_valid_tracestate_is_kept() -> None:

@@ -33,20 +33,85 @@ def class_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-class Metrics:
-    """The instruments of one `instrument` call, made from ``meter``."""
+class _Observed:
+    """What the observable instruments of one meter read at collection: the handled counts, and
+    the actors whose mailboxes the depth gauge sums. One per meter, made with those instruments
+    and kept with them: the SDK keeps an observable instrument, and its first callbacks, for as
+    long as the meter lives (a second `instrument` on the same meter is given the same
+    instrument, and its own callbacks are dropped), so every `Metrics` of a meter counts here, the
+    counter going on from where the previous call left it."""
 
     def __init__(self, meter: metrics.Meter) -> None:
-        self.clock = time.perf_counter
         # Counted here and read at collection (an observable counter): a dict increment per
         # message, where Counter.add checks its attributes and makes a measurement each time.
-        self._handled: dict[tuple[str, str, str], int] = {}
+        self.handled: dict[tuple[str, str, str], int] = {}
+        self.actors: weakref.WeakSet[Any] = weakref.WeakSet()
         meter.create_observable_counter(
             "actorio.messages.handled",
             callbacks=[self._handled_counts],
             unit="{message}",
             description="Messages handled, by outcome",
         )
+        meter.create_observable_gauge(
+            "actorio.mailbox.depth",
+            callbacks=[self._depths],
+            unit="{message}",
+            description="Messages queued, summed by actor class",
+        )
+
+    def _handled_counts(self, options: CallbackOptions) -> Iterable[Observation]:
+        counts = dict(self.handled)  # a copy: called from the exporter's thread
+        return [
+            Observation(
+                count,
+                {"actorio.actor.class": key[0], "actorio.message.type": key[1], "actorio.outcome": key[2]},
+            )
+            for key, count in counts.items()
+        ]
+
+    def _depths(self, options: CallbackOptions) -> Iterable[Observation]:
+        # Called from the exporter's thread: the set may grow meanwhile; a copy is retried.
+        for _ in range(10):
+            try:
+                actors = list(self.actors)
+                break
+            except RuntimeError:
+                continue
+        else:
+            return []
+        depths: dict[str, int] = {}
+        for actor in actors:
+            mailbox = mailbox_of(actor)
+            if mailbox is None or not actor.running:
+                continue
+            name = class_name(actor.__class__)
+            depths[name] = depths.get(name, 0) + len(mailbox)
+        return [Observation(depth, {"actorio.actor.class": name}) for name, depth in depths.items()]
+
+
+_observed: weakref.WeakKeyDictionary[metrics.Meter, _Observed] = weakref.WeakKeyDictionary()
+"""Each meter's `_Observed` (it refers to no meter: an entry goes with its meter)."""
+
+
+def _observed_of(meter: metrics.Meter) -> _Observed:
+    try:
+        found = _observed.get(meter)
+    except TypeError:  # a meter that is neither hashable nor weakly referable: its own each time
+        return _Observed(meter)
+    if found is None:
+        found = _observed[meter] = _Observed(meter)
+    return found
+
+
+class Metrics:
+    """The instruments of one `instrument` call, made from ``meter``. The observable ones, and
+    what they read, are the meter's (see `_Observed`): a `Metrics` is released with its call."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self.clock = time.perf_counter
+        observed = _observed_of(meter)
+        self._handled = observed.handled
+        self._actors = observed.actors
         self._labels: dict[tuple[str, str], dict[str, str]] = {}
         self._duration = meter.create_histogram(
             "actorio.handler.duration",
@@ -66,13 +131,6 @@ class Metrics:
         self._timeouts = meter.create_counter(
             "actorio.asks.timed_out", unit="{ask}", description="Asks that timed out"
         )
-        meter.create_observable_gauge(
-            "actorio.mailbox.depth",
-            callbacks=[self._depths],
-            unit="{message}",
-            description="Messages queued, summed by actor class",
-        )
-        self._actors: weakref.WeakSet[Any] = weakref.WeakSet()
         self._sent = meter.create_counter(
             "messaging.client.sent.messages", unit="{message}", description="Messages a transport sent"
         )
@@ -103,16 +161,6 @@ class Metrics:
             }
         self._duration.record(seconds, labels)
 
-    def _handled_counts(self, options: CallbackOptions) -> Iterable[Observation]:
-        counts = dict(self._handled)  # a copy: called from the exporter's thread
-        return [
-            Observation(
-                count,
-                {"actorio.actor.class": key[0], "actorio.message.type": key[1], "actorio.outcome": key[2]},
-            )
-            for key, count in counts.items()
-        ]
-
     def transport(self, transport: str, event: str, detail: str) -> None:
         """Transport listener (``lowlevel.add_transport_listener``): NATS traffic and errors."""
         if event == "error":
@@ -135,22 +183,3 @@ class Metrics:
         self._asks.add(-1)
         if not future.cancelled() and isinstance(future.exception(), asyncio.TimeoutError):
             self._timeouts.add(1)
-
-    def _depths(self, options: CallbackOptions) -> Iterable[Observation]:
-        # Called from the exporter's thread: the set may grow meanwhile; a copy is retried.
-        for _ in range(10):
-            try:
-                actors = list(self._actors)
-                break
-            except RuntimeError:
-                continue
-        else:
-            return []
-        depths: dict[str, int] = {}
-        for actor in actors:
-            mailbox = mailbox_of(actor)
-            if mailbox is None or not actor.running:
-                continue
-            name = class_name(actor.__class__)
-            depths[name] = depths.get(name, 0) + len(mailbox)
-        return [Observation(depth, {"actorio.actor.class": name}) for name, depth in depths.items()]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import urllib.request
+import weakref
 from collections.abc import Iterator
 
 import pytest
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from prometheus_client import REGISTRY, start_http_server
 
 from actorio import (
@@ -20,7 +23,8 @@ from actorio import (
     dead_letters,
     handles,
 )
-from actorio.telemetry import instrument, uninstrument
+from actorio.telemetry import _instrument, instrument, uninstrument
+from tests.support import bounded
 
 
 class Work(Message[int]):
@@ -183,3 +187,56 @@ async def test_the_depth_gauge_sees_an_actor_stuck_in_its_first_handler(scrape_u
         text = await asyncio.to_thread(_scrape, scrape_url)
         stuck.release.set()
     assert _value(text, "actorio_mailbox_depth", f'actorio_actor_class="{__name__}.Stuck"') == 3
+
+
+def _observed(reader: InMemoryMetricReader, name: str) -> dict[tuple[tuple[str, object], ...], float]:
+    """The values of the metric ``name`` that ``reader`` collects now, by their attributes."""
+    data = reader.get_metrics_data()
+    assert data is not None
+    return {
+        tuple(sorted((point.attributes or {}).items())): point.value
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+        if isinstance(point, NumberDataPoint)
+    }
+
+
+@pytest.mark.asyncio
+async def test_instrumenting_again_on_the_same_meter_keeps_the_observable_instruments() -> None:
+    """The SDK gives a second `instrument` the observable instruments of the first (on the same
+    meter) and drops its callbacks: the handled counter and the depth gauge go on counting, and
+    the first call's `Metrics` is released with it."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    instrument(meter_provider=provider, traces=False)
+    try:
+        async with Flaky() as ref:
+            assert await ref.ask(Work(n=1)) == 1
+        first = weakref.ref(_instrument._current.metrics)
+        uninstrument()
+        instrument(meter_provider=provider, traces=False)
+        gc.collect()
+        assert first() is None
+        stuck = Stuck()
+        async with stuck as stuck_ref:
+            stuck_ref.tell_nowait(Slow())
+            await bounded(stuck.entered.wait())
+            for n in range(2):
+                stuck_ref.tell_nowait(Work(n=n))
+            depths = _observed(reader, "actorio.mailbox.depth")
+            stuck.release.set()
+        async with Flaky() as ref:
+            assert await ref.ask(Work(n=2)) == 2
+    finally:
+        uninstrument()
+    handled = _observed(reader, "actorio.messages.handled")
+    flaky_work = (
+        ("actorio.actor.class", f"{__name__}.Flaky"),
+        ("actorio.message.type", "Work"),
+        ("actorio.outcome", "handled"),
+    )
+    assert handled[flaky_work] == 2
+    assert depths == {(("actorio.actor.class", f"{__name__}.Stuck"),): 2}

@@ -1,12 +1,12 @@
 """Traces: a span per handled message, child of the span of the code that sent it.
 
 The sender's context travels beside the message, never in it: a send hook
-(`lowlevel.add_send_hook`) notes the OpenTelemetry context of the sending code against the
-message as queued (an ask's own copy), in a table keyed by the message's identity that forgets a
-message when it is freed; the handler wrapper (`lowlevel.add_handler_wrapper`) finds it there
-and starts the span of the handling as its child. A timer's message is linked (not parented) to
-where the timer was started. Across NATS the context is a W3C ``traceparent`` / ``tracestate``
-header pair (see ``_propagation``).
+(`lowlevel.add_send_hook`) notes the context of the sending code's span (its ``SpanContext``, not
+the span) against the message as queued (an ask's own copy), in a table keyed by the message's
+identity that forgets a message when it is freed; the handler wrapper
+(`lowlevel.add_handler_wrapper`) finds it there and starts the span of the handling as its
+child. A timer's message is linked (not parented) to where the timer was started. Across NATS
+the context is a W3C ``traceparent`` / ``tracestate`` header pair (see ``_propagation``).
 
 Span names and attributes follow OpenTelemetry's messaging conventions where they fit
 (``messaging.system``, ``messaging.operation.*``, ``messaging.destination.name``), and say the
@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import re
 import weakref
-from collections.abc import Generator, Hashable, Mapping, MutableMapping
+from collections.abc import Callable, Generator, Hashable, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from actorio import Actor, BaseRef, UnhandledMessage, dead_letters
@@ -59,15 +59,30 @@ _INT64 = 2**63
 encoding (a traceback logged per span), so such a field is left out."""
 
 
-class _Noted:
-    """What the sender's side noted for a message: its context, and whether it is a timer's."""
+class _Noted(weakref.ref[Any]):
+    """What the sender's side noted for a message, a weak reference to it: the context of the
+    sending code's span (its `SpanContext`: ids and flags, never the span, which a message kept
+    for long would keep, with its attributes and events), and whether it is a timer's. A span
+    is all the handling takes from the sender's context: its parent (or, a timer's, its link)."""
 
-    __slots__ = ("reference", "context", "timer")
+    __slots__ = ("key", "span_context", "timer")
+    key: int
+    span_context: SpanContext
+    timer: bool
 
-    def __init__(self, reference: weakref.ref[Any], context: otel_context.Context, timer: bool) -> None:
-        self.reference = reference
-        self.context = context
+    def __new__(
+        cls, message: Any, forget: Callable[[_Noted], None], key: int, span_context: SpanContext, timer: bool
+    ) -> _Noted:
+        self = super().__new__(cls, message, forget)
+        self.key = key
+        self.span_context = span_context
         self.timer = timer
+        return self
+
+    def __init__(
+        self, message: Any, forget: Callable[[_Noted], None], key: int, span_context: SpanContext, timer: bool
+    ) -> None:
+        """(Set by ``__new__``: ``weakref.ref.__init__`` would only check its arguments.)"""
 
 
 def _wire_name(message_type: type) -> str | None:
@@ -89,16 +104,16 @@ class Tracing:
 
     def _note(self, message: Any, timer: bool) -> None:
         key = id(message)
-        noted = self._noted
-
-        def forget(_: object, key: int = key) -> None:
-            noted.pop(key, None)
-
         try:
-            reference = weakref.ref(message, forget)
+            entry = _Noted(message, self._forget, key, trace.get_current_span().get_span_context(), timer)
         except TypeError:  # a message class with __slots__ and no __weakref__: not traced across
             return
-        noted[key] = _Noted(reference, otel_context.get_current(), timer)
+        self._noted[key] = entry
+
+    def _forget(self, entry: _Noted) -> None:
+        """A noted message is freed: its entry goes (unless the message was noted again since)."""
+        if self._noted.get(entry.key) is entry:
+            del self._noted[entry.key]
 
     def on_send(self, recipient: BaseRef, message: Message[Any], asked: bool) -> None:
         """Send hook: note the sending code's context against the message as queued."""
@@ -161,11 +176,11 @@ class Tracing:
                 entry = noted.get(id(message))
                 parent: otel_context.Context | None = None
                 links: list[Link] = []
-                if entry is not None and entry.reference() is message:
+                if entry is not None and entry() is message:
                     if entry.timer:
-                        links.append(Link(trace.get_current_span(entry.context).get_span_context()))
+                        links.append(Link(entry.span_context))
                     else:
-                        parent = entry.context
+                        parent = trace.set_span_in_context(NonRecordingSpan(entry.span_context))
                 name, attributes = constant.get(kind) or constant_of(kind)
                 attributes = attributes.copy()
                 attributes["messaging.operation.name"] = "ask" if asked else ("timer" if links else "tell")

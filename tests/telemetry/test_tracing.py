@@ -3,7 +3,9 @@ sender's span its parent, one trace across a conversation of three actors, no pa
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -339,3 +341,47 @@ async def test_telemetry_that_raises_never_fails_a_handler(
     failures = [r for r in caplog.records if "telemetry failed" in r.getMessage()]
     assert 1 <= len(failures) <= 11  # the limit's 10 lines, and the count of those left out
     assert "fault" in failures[0].getMessage()
+
+
+class _Started(SpanProcessor):
+    """Notes each span started, weakly."""
+
+    def __init__(self) -> None:
+        self.spans: list[weakref.ref[Span]] = []
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.spans.append(weakref.ref(span))
+
+
+class Keeping(Ledger):
+    """Keeps every record it handles (a buffer, a log)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept: list[Record] = []
+
+    @handles(Record)
+    async def record(self, message: Record) -> None:
+        self.kept.append(message)
+
+
+@pytest.mark.asyncio
+async def test_a_message_kept_after_its_handling_keeps_no_span() -> None:
+    """What the sender's side notes beside a message (its span's context, for the handling's
+    parent) lives as long as the message: not the sender's span, ended long ago."""
+    started = _Started()
+    provider = TracerProvider()
+    provider.add_span_processor(started)
+    instrument(tracer_provider=provider, metrics=False)
+    try:
+        keeping = Keeping()
+        async with keeping as ledger, Payments(ledger) as payments:
+            for _ in range(3):
+                assert await payments.ask(Charge(card="c")) == "ok"
+            await ledger.ask(Tick())
+        assert len(keeping.kept) == 3
+        gc.collect()
+        assert len(started.spans) == 7  # three charges, three records, a tick
+        assert [span for span in started.spans if span() is not None] == []
+    finally:
+        uninstrument()

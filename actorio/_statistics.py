@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._dispatch import Handler, handler_wrappers
+from ._exceptions import EndMainLoop
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -44,8 +45,9 @@ class ActorStatistics:
     handling: str | None
     """The class name of the message being handled now, or ``None`` while it waits."""
     handled: int | None
-    """Messages handled by this incarnation (with ``failed``: those whose handler raised), counted
-    while handler counting is on (`actorio.telemetry.count_handlers`), else ``None``."""
+    """Messages handled by this incarnation (with ``failed``: those whose handler raised, but for
+    `EndMainLoop`, a clean stop), counted while handler counting is on
+    (`actorio.telemetry.count_handlers`), else ``None``."""
     failed: int | None
     handler_seconds: float | None
     """Seconds spent in handlers (counted as ``handled``), else ``None``."""
@@ -89,6 +91,8 @@ def counting_wrapper(actor_class: type, message_type: type | None, handler: Hand
         counts.since = started = clock()
         try:
             return await handler(actor, message)
+        except EndMainLoop:  # a clean stop, not a failure
+            raise
         except Exception:
             counts.failed += 1
             raise

@@ -28,7 +28,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from actorio import Actor, BaseRef, UnhandledMessage, dead_letters
+from actorio import Actor, BaseRef, EndMainLoop, UnhandledMessage, dead_letters
 from actorio.lowlevel import (
     AskRef,
     Handler,
@@ -209,6 +209,9 @@ class Tracing:
             outcome = "handled"
             try:
                 return await handler(actor, message)
+            except EndMainLoop:  # a clean stop (as a published actor's keeper stops it): no failure
+                outcome = "stopped"
+                raise
             except Exception as error:
                 if asked:
                     outcome = "unhandled" if isinstance(error, UnhandledMessage) else "failed"

@@ -11,14 +11,17 @@ from typing import ClassVar
 
 import pytest
 from opentelemetry.context import Context
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
 from opentelemetry.trace import SpanKind, StatusCode
 
-from actorio import Actor, ActorRef, DeadLetter, Message, NoReply, dead_letters, handles
-from actorio.telemetry import instrument, instrumented, uninstrument
+from actorio import Actor, ActorRef, DeadLetter, EndMainLoop, Message, NoReply, dead_letters, handles
+from actorio.telemetry import count_handlers, instrument, instrumented, stop_counting_handlers, uninstrument
+from tests.support import bounded
 
 SECRET = "s3cr3t-payload"
 
@@ -385,3 +388,47 @@ async def test_a_message_kept_after_its_handling_keeps_no_span() -> None:
         assert [span for span in started.spans if span() is not None] == []
     finally:
         uninstrument()
+
+
+class Quitting(Actor[Tick]):
+    @handles(Tick)
+    async def tick(self, message: Tick) -> None:
+        raise EndMainLoop()
+
+
+@pytest.mark.asyncio
+async def test_a_handler_that_ends_its_actor_cleanly_is_no_failure() -> None:
+    """`EndMainLoop` (how a published actor is stopped, too) is control flow: its span has no
+    error, its outcome is ``stopped``, and the statistics count no failure."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    instrument(tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[reader]))
+    count_handlers()
+    try:
+        quitting = Quitting()
+        await quitting.start()
+        await quitting.reference.tell(Tick())
+        await bounded(quitting.wait())
+        statistics = quitting.statistics()
+    finally:
+        stop_counting_handlers()
+        uninstrument()
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code == StatusCode.UNSET
+    assert (span.attributes or {})["actorio.outcome"] == "stopped"
+    assert "error.type" not in (span.attributes or {})
+    assert span.events == ()
+    assert (statistics.handled, statistics.failed) == (1, 0)
+    data = reader.get_metrics_data()
+    assert data is not None
+    outcomes = [
+        (point.attributes or {})["actorio.outcome"]
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "actorio.messages.handled"
+        for point in metric.data.data_points
+    ]
+    assert outcomes == ["stopped"]

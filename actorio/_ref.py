@@ -38,6 +38,7 @@ __all__ = [
     "SendObserver",
     "add_send_hook",
     "ask",
+    "ask_expired",
     "observe_sends",
     "remove_send_hook",
 ]
@@ -68,6 +69,13 @@ class _Expired(asyncio.TimeoutError):
 def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_exception(_Expired())
+
+
+def ask_expired(future: asyncio.Future[Any]) -> bool:
+    """Whether ``future``, an ask's (`AskRef.future`), ended at the ask's own timeout (the
+    ``timeout`` of `ActorRef.ask`): not at an ``asyncio.TimeoutError`` that the handler raised,
+    nor cancelled, nor still pending."""
+    return future.done() and not future.cancelled() and type(future.exception()) is _Expired
 
 
 class ActorRef(BaseRef, Generic[P]):

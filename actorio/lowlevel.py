@@ -11,7 +11,8 @@ What is here:
 - **Asks** (the rule is in one place; see ``AskRef``): `ask_message` makes the copy of a message
   that carries a new ask; `hand_off` notes that a message carrying an ask went onwards (and
   returns that ask, for a transport that answers it itself); `AskRef.settle`, `AskRef.abandon`
-  and `AskRef.fail` end it as the mainloop does.
+  and `AskRef.fail` end it as the mainloop does; `ask_expired` says that an ask's future ended
+  at the ask's own timeout (not at a ``TimeoutError`` of its handler's).
 - **Mailboxes**: `MailboxLike`, the contract a reference relies on (a test double can keep it;
   ``ActorRef.tell`` reads the length of its ``queue`` and yields to the event loop first when it
   is a multiple of `CATCH_UP_DEPTH`);
@@ -99,6 +100,7 @@ from ._ref import (
     SendHook,
     SendObserver,
     add_send_hook,
+    ask_expired,
     observe_sends,
     remove_send_hook,
 )
@@ -143,6 +145,7 @@ __all__ = [
     "add_timer_hook",
     "add_transport_listener",
     "alarm_settings",
+    "ask_expired",
     "ask_message",
     "barrier",
     "check_accepted",

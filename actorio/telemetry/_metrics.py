@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from actorio.lowlevel import mailbox_of
+from actorio.lowlevel import ask_expired, mailbox_of
 
 __all__ = ["DURATION_BUCKETS", "Metrics", "class_name"]
 
@@ -129,7 +129,7 @@ class Metrics:
             "actorio.asks.in_flight", unit="{ask}", description="Asks sent and not yet answered"
         )
         self._timeouts = meter.create_counter(
-            "actorio.asks.timed_out", unit="{ask}", description="Asks that timed out"
+            "actorio.asks.timed_out", unit="{ask}", description="Asks that reached their own timeout"
         )
         self._sent = meter.create_counter(
             "messaging.client.sent.messages", unit="{message}", description="Messages a transport sent"
@@ -181,5 +181,5 @@ class Metrics:
 
     def _ask_done(self, future: asyncio.Future[Any]) -> None:
         self._asks.add(-1)
-        if not future.cancelled() and isinstance(future.exception(), asyncio.TimeoutError):
+        if ask_expired(future):  # the ask's own timeout, not a TimeoutError of its handler's
             self._timeouts.add(1)

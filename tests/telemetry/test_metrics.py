@@ -240,3 +240,38 @@ async def test_instrumenting_again_on_the_same_meter_keeps_the_observable_instru
     )
     assert handled[flaky_work] == 2
     assert depths == {(("actorio.actor.class", f"{__name__}.Stuck"),): 2}
+
+
+class Fetching(Actor[Work | Slow]):
+    """Its handler's own I/O times out (``Work``); ``Slow`` waits until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    @handles(Work)
+    async def work(self, message: Work) -> int:
+        raise asyncio.TimeoutError("the handler's own wait")
+
+    @handles(Slow)
+    async def slow(self, message: Slow) -> int:
+        await self.release.wait()
+        return 0
+
+
+@pytest.mark.asyncio
+async def test_only_an_asks_own_timeout_counts_as_timed_out() -> None:
+    reader = InMemoryMetricReader()
+    instrument(meter_provider=MeterProvider(metric_readers=[reader]), traces=False)
+    try:
+        fetching = Fetching()
+        async with fetching as ref:
+            for timeout in (None, 5.0):  # raised by the handler, within the ask's timeout or none
+                with pytest.raises(asyncio.TimeoutError, match="the handler's own wait"):
+                    await ref.ask(Work(n=1), timeout=timeout)
+            with pytest.raises(asyncio.TimeoutError, match="no reply"):  # the ask's own
+                await ref.ask(Slow(), timeout=0.01)
+            fetching.release.set()
+    finally:
+        uninstrument()
+    assert _observed(reader, "actorio.asks.timed_out") == {(): 1}

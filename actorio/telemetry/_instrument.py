@@ -34,7 +34,7 @@ def instrument(
 
     With traces on, the NATS layer carries the sending code's context as W3C ``traceparent`` /
     ``tracestate`` headers, so that a conversation across processes is one trace; a remote ask
-    is a ``CLIENT`` span of its own (``ask <name>``), parent of the span that handles it, and
+    is a ``PRODUCER`` span of its own (``ask <name>``), parent of the span that handles it, and
     its duration (``messaging.client.operation.duration``) is recorded with metrics on.
 
     Raises ``ImportError`` with a hint if ``opentelemetry-api`` is not installed.

@@ -1,9 +1,10 @@
-"""A transport's client operations (a remote ask): a ``CLIENT`` span around each, and its duration.
+"""A transport's client operations (a remote ask): a ``PRODUCER`` span around each, and its duration.
 
 The transport opens the block (``lowlevel.transport_operation``) around the request and the
 reading of its reply; the headers it sends are written inside it, so the span of the handling
 on the other side is the child of this one. Names and attributes follow OpenTelemetry's
-messaging conventions: the span ``ask <destination>``, ``messaging.operation.type`` ``send``,
+messaging conventions: the span ``ask <destination>``, of kind ``PRODUCER`` (a send whose
+context the message carries, as its creation context), ``messaging.operation.type`` ``send``,
 ``error.type`` on failure (the exception's class name); the histogram
 ``messaging.client.operation.duration``, in seconds, whose attributes have few values (the
 published name or entity type, never a key or a sender's address).
@@ -121,5 +122,5 @@ class Operations:
         if template and template != destination:
             attributes["messaging.destination.template"] = template
         return current_span(
-            self.tracer, f"{name} {template or '(address)'}", kind=SpanKind.CLIENT, attributes=attributes
+            self.tracer, f"{name} {template or '(address)'}", kind=SpanKind.PRODUCER, attributes=attributes
         )

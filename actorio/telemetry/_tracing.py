@@ -194,9 +194,10 @@ class Tracing:
             except Exception as error:  # (a field of the message's that raises when read)
                 telemetry_failed("reading a message for its span", error)
                 return None, None
-            kind_of_span = SpanKind.SERVER if asked else SpanKind.CONSUMER
+            # CONSUMER, told or asked: OpenTelemetry's messaging conventions give a message's
+            # processing this kind (an asked message is a message, and its reply one too).
             return current_span(
-                tracer, name, context=parent, kind=kind_of_span, attributes=attributes, links=links
+                tracer, name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes, links=links
             )
 
         async def traced(actor: Any, message: Any) -> Any:

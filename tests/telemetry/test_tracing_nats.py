@@ -108,7 +108,7 @@ async def test_a_conversation_over_nats_is_one_trace(nats_url: str, spans: InMem
     payments_span = by_name[("process Charge", "payments")]
     record_span = by_name[("process Record", "ledger")]
     (asking,) = [s for s in finished if s.name == "ask payments"]  # the front's remote ask
-    assert asking.kind == SpanKind.CLIENT
+    assert asking.kind == SpanKind.PRODUCER
     assert asking.attributes == {
         "messaging.system": "nats",
         "messaging.operation.name": "ask",
@@ -192,7 +192,7 @@ async def test_a_message_without_a_trace_context_starts_a_trace(
             await entity.tell(Record(card="x"))
             assert await entity.ask(Count(), timeout=20) == 1
     finished = spans.get_finished_spans()
-    asks = {s.context.span_id for s in finished if s.kind == SpanKind.CLIENT}  # a node's remote asks
+    asks = {s.context.span_id for s in finished if s.kind == SpanKind.PRODUCER}  # a node's remote asks
     handled = [s for s in finished if s.name in ("process Record", "process Count")]
     assert len(handled) == 13
     for span in handled:
@@ -352,7 +352,7 @@ async def test_entity_messages_keep_the_senders_trace_and_are_counted(nats_url: 
         uninstrument()
     finished = exporter.get_finished_spans()
     (asking,) = [s for s in finished if s.name == f"ask tally-{durable}"]
-    assert asking.kind == SpanKind.CLIENT
+    assert asking.kind == SpanKind.PRODUCER
     assert (asking.attributes or {})["messaging.destination.name"] == f"tally-{durable}/k"
     assert (asking.attributes or {})["messaging.destination.template"] == f"tally-{durable}"
     assert asking.parent is not None
@@ -391,7 +391,7 @@ class Faulty(Actor[Charge | Count]):
         return 0
 
 
-async def test_remote_asks_are_client_spans_with_their_errors_and_durations(nats_url: str) -> None:
+async def test_remote_asks_are_producer_spans_with_their_errors_and_durations(nats_url: str) -> None:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 
@@ -420,7 +420,7 @@ async def test_remote_asks_are_client_spans_with_their_errors_and_durations(nats
     clients = {
         (s.name, (s.attributes or {}).get("error.type")): s
         for s in exporter.get_finished_spans()
-        if s.kind == SpanKind.CLIENT
+        if s.kind == SpanKind.PRODUCER
     }
     assert set(clients) == {
         ("ask ledger", None),

@@ -12,10 +12,13 @@ At class creation, each actor class gets:
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+import typing_extensions
 
 from ._message import Message, NoReply, is_message_class
 from ._types import Request, union_arms
@@ -288,37 +291,102 @@ def resolve_handler(table: dict[type, Handler], message_type: type, fallback: Ha
     return fallback
 
 
-def _message_types(annotation: Any) -> tuple[type, ...] | None:
-    """The message classes of a protocol annotation (``Greet``, ``Greet | Stop``), or ``None`` for an
-    untyped actor (no argument, ``Message[Any]``, ``Message``, a type variable)."""
-    arms = union_arms(annotation)
-    if len(arms) > 1:
-        members: list[type] = []
-        for arm in arms:
-            inner = _message_types(arm)
-            if inner is None:
-                return None
-            members.extend(inner)
-        return tuple(members)
-    if not is_message_class(annotation):
-        return None
-    origin = annotation.__pydantic_generic_metadata__["origin"]
-    if annotation is Message or origin is Message:
-        return None  # Message, Message[Any]: accepts any message
-    return (typing.cast("type[Any]", annotation),)
+_ALIAS_TYPES: tuple[type, ...] = tuple(
+    {t for t in (getattr(typing, "TypeAliasType", None), typing_extensions.TypeAliasType) if t is not None}
+)
+"""The classes of a ``type P = A | B`` alias (``typing``'s, 3.12+, and typing_extensions')."""
+
+_NESTING = 16
+"""How many strings and aliases a protocol may go through to its classes."""
+
+
+class _Protocol:
+    """Reads one actor class's protocol annotation into its message classes (see `_message_types`)."""
+
+    __slots__ = ("cls",)
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def fail(self, problem: str) -> TypeError:
+        return TypeError(f"{self.cls.__qualname__}'s protocol {problem}")
+
+    def resolve(self, text: str, module: str, depth: int) -> tuple[type, ...] | None:
+        """A string annotation evaluated in ``module``'s namespace, now (at class creation)."""
+        namespace = getattr(sys.modules.get(module), "__dict__", {})
+        try:
+            value: Any = eval(text, dict(namespace))
+        except NameError as error:
+            raise self.fail(
+                f"{text!r} names {error.name}, which {module} does not define when the class is "
+                f"created (the protocol is read then: define its message classes first)"
+            ) from None
+        except Exception as error:  # a syntax error, a failing subscript: say which string
+            raise self.fail(f"{text!r} cannot be evaluated ({type(error).__name__}: {error})") from None
+        return self.types(value, module, depth + 1)
+
+    def types(self, annotation: Any, module: str, depth: int = 0) -> tuple[type, ...] | None:
+        """The message classes of ``annotation`` (its strings read in ``module``), or ``None``
+        for any message."""
+        if depth > _NESTING:
+            raise self.fail(f"{annotation!r} does not come to message classes")
+        if isinstance(annotation, str):
+            return self.resolve(annotation, module, depth)
+        if isinstance(annotation, typing.ForwardRef):
+            owner = annotation.__forward_module__ or module
+            return self.resolve(annotation.__forward_arg__, owner, depth)
+        if isinstance(annotation, _ALIAS_TYPES):
+            try:
+                value = annotation.__value__  # type: ignore[attr-defined]
+            except NameError as error:
+                raise self.fail(
+                    f"{annotation!r} names {error.name}, undefined when the class is created"
+                ) from None
+            return self.types(value, getattr(annotation, "__module__", module), depth + 1)
+        if isinstance(annotation, typing.TypeVar | typing_extensions.TypeVar):
+            return None  # left to be bound by a subclass: until then, any message
+        if annotation is typing.Any:
+            return None
+        arms = union_arms(annotation)
+        if len(arms) > 1:
+            members: list[type] = []
+            untyped = False
+            for arm in arms:
+                inner = self.types(arm, module, depth + 1)
+                if inner is None:
+                    untyped = True  # an arm that takes any message; the others are still checked
+                else:
+                    members.extend(inner)
+            return None if untyped else tuple(dict.fromkeys(members))
+        if not is_message_class(annotation):
+            raise self.fail(
+                f"includes {annotation!r}, which is not a Message subclass: a protocol is a Message "
+                f"subclass, a union of them, or a type variable (Actor[Greet | Stop], Actor[P])"
+            )
+        origin = annotation.__pydantic_generic_metadata__["origin"]
+        if annotation is Message or origin is Message:
+            return None  # Message, Message[Any]: accepts any message
+        return (typing.cast("type[Any]", annotation),)
 
 
 def declared_message_types(cls: type, root: type) -> tuple[type, ...] | None:
     """The message classes that actor class ``cls`` declares it accepts: from the nearest
     ``Root[...]`` base in its MRO that was given an argument, else ``None`` (untyped: any message).
+
+    The argument is read at class creation, as the handler table is built: a string
+    (``Actor["Greet | Stop"]``) is evaluated in the namespace of the module that declares it, and
+    names a message class already defined; a ``type`` alias stands for its value; a type variable
+    left unbound, ``Any``, ``Message`` and ``Message[Any]`` are any message.
+    Anything else (``Actor[Greet | int]``, a name not yet defined) is a `TypeError`.
     """
+    reader = _Protocol(cls)
     for klass in cls.__mro__:
         for base in vars(klass).get("__orig_bases__", ()):
             origin = typing.get_origin(base)
             if isinstance(origin, type) and issubclass(origin, root):
                 arguments = typing.get_args(base)
                 if arguments:
-                    return _message_types(arguments[0])
+                    return reader.types(arguments[0], klass.__module__)
     return None
 
 

@@ -297,16 +297,17 @@ _ALIAS_TYPES: tuple[type, ...] = tuple(
 """The classes of a ``type P = A | B`` alias (``typing``'s, 3.12+, and typing_extensions')."""
 
 _NESTING = 16
-"""How many strings and aliases a protocol may go through to its classes."""
+"""How many strings, aliases and type-variable defaults a protocol may go through to its classes."""
 
 
 class _Protocol:
     """Reads one actor class's protocol annotation into its message classes (see `_message_types`)."""
 
-    __slots__ = ("cls",)
+    __slots__ = ("cls", "parameters")
 
-    def __init__(self, cls: type) -> None:
+    def __init__(self, cls: type, root: type) -> None:
         self.cls = cls
+        self.parameters: tuple[Any, ...] = getattr(root, "__parameters__", ())
 
     def fail(self, problem: str) -> TypeError:
         return TypeError(f"{self.cls.__qualname__}'s protocol {problem}")
@@ -344,7 +345,14 @@ class _Protocol:
                 ) from None
             return self.types(value, getattr(annotation, "__module__", module), depth + 1)
         if isinstance(annotation, typing.TypeVar | typing_extensions.TypeVar):
-            return None  # left to be bound by a subclass: until then, any message
+            if annotation in self.parameters:
+                return None  # the root's own parameter (Actor[P]): any message
+            has_default = getattr(annotation, "has_default", None)
+            if has_default is None or not has_default():
+                return None  # left to be bound by a subclass: until then, any message
+            # Unbound here, as the checkers read it: the default (typing_extensions, or 3.13+).
+            default: Any = typing.cast(Any, annotation).__default__
+            return self.types(default, getattr(annotation, "__module__", module), depth + 1)
         if annotation is typing.Any:
             return None
         arms = union_arms(annotation)
@@ -376,10 +384,13 @@ def declared_message_types(cls: type, root: type) -> tuple[type, ...] | None:
     The argument is read at class creation, as the handler table is built: a string
     (``Actor["Greet | Stop"]``) is evaluated in the namespace of the module that declares it, and
     names a message class already defined; a ``type`` alias stands for its value; a type variable
-    left unbound, ``Any``, ``Message`` and ``Message[Any]`` are any message.
+    left unbound stands for its default (``TypeVar("P", bound=Message[Any], default=Count)``,
+    read in the type variable's module), or for any message if it has none; ``Any``, ``Message``
+    and ``Message[Any]`` are any message. A subclass that binds it (``class Sub(Base[Count |
+    Ping])``) has its own.
     Anything else (``Actor[Greet | int]``, a name not yet defined) is a `TypeError`.
     """
-    reader = _Protocol(cls)
+    reader = _Protocol(cls, root)
     for klass in cls.__mro__:
         for base in vars(klass).get("__orig_bases__", ()):
             origin = typing.get_origin(base)

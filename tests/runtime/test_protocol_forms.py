@@ -9,7 +9,7 @@ import types
 from typing import Any, Union, cast
 
 import pytest
-from typing_extensions import TypeAliasType
+from typing_extensions import TypeAliasType, TypeVar
 
 from actorio import Actor, Message, handles
 
@@ -122,3 +122,66 @@ def test_the_deliberately_untyped_forms_accept_any_message() -> None:
 
     for untyped in (Plain, actor_class(Any), actor_class(Message), actor_class(Message[Any])):
         assert untyped._actor_message_types is None
+
+
+# -- a type variable's default ------------------------------------------------------------------
+
+
+class Count(Message[int]): ...
+
+
+class Ping(Message[str]): ...
+
+
+PC = TypeVar("PC", bound=Message[Any], default=Count)
+PS = TypeVar("PS", bound=Message[Any], default="Count")
+PN = TypeVar("PN", bound=Message[Any])
+
+
+class Counting(Actor[PC]):
+    @handles(Count)
+    async def count(self, msg: Count) -> int:
+        return 1
+
+
+class Widened(Counting[Count | Ping]):
+    @handles(Ping)
+    async def ping(self, msg: Ping) -> str:
+        return "pong"
+
+
+class Inheriting(Counting):
+    pass
+
+
+@pytest.mark.asyncio
+async def test_a_generic_base_left_unbound_takes_its_type_variables_default() -> None:
+    assert Counting._actor_message_types == Inheriting._actor_message_types == (Count,)
+    async with Counting() as ref:
+        assert ref.message_types == (Count,)
+        with pytest.raises(TypeError, match=r"does not accept Ping \(its protocol: Count\)"):
+            await ref.tell(cast(Any, Ping()))
+
+
+def test_a_subclass_that_binds_the_type_variable_has_its_own_protocol() -> None:
+    assert Widened._actor_message_types == (Count, Ping)
+
+
+def test_a_default_written_as_a_string_is_read_in_the_type_variables_module() -> None:
+    class Stringly(Actor[PS]):
+        @handles(Count)
+        async def count(self, msg: Count) -> int:
+            return 1
+
+    assert Stringly._actor_message_types == (Count,)
+
+
+def test_a_default_is_checked_against_the_handlers() -> None:
+    with pytest.raises(
+        TypeError, match=r"Made.greet handles Greet, which is outside Made.s protocol \(Count\)"
+    ):
+        actor_class(PC, {"greet": BOTH["greet"]})
+
+
+def test_a_type_variable_without_a_default_leaves_the_class_untyped() -> None:
+    assert actor_class(PN, BOTH)._actor_message_types is None

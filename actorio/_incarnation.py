@@ -171,7 +171,11 @@ def failed(actor: Actor[Any], message: Any, error: Exception) -> bool:
     record = actor._actor_record
     if record is None:
         return False
-    directive = directive_on_failure(record.decider, error)
+    try:
+        directive = directive_on_failure(record.decider, error)
+    except Exception as fault:  # the decider failed: its supervisor fails with that (escalate)
+        record.fault = fault
+        directive = "escalate"
     if directive is None:
         return False
     if directive == "resume":
@@ -225,7 +229,10 @@ def decision_on(actor: Actor[Any], error: Exception) -> str:
     record = actor._actor_record
     if record is None:
         return "stop"
-    directive = directive_on_failure(record.decider, error)
+    try:
+        directive = directive_on_failure(record.decider, error)
+    except Exception:  # the decider failed: `failed` will escalate its error
+        return "escalate"
     if directive is None:
         return "stop"
     if directive in ("resume", "escalate"):

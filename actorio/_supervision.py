@@ -50,8 +50,16 @@ RestartType = Literal["permanent", "transient", "temporary"]
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 """Which children restart when one must: only it, all of them, or it and those started after it."""
 
+DIRECTIVES: tuple[Directive, ...] = ("restart", "resume", "stop", "escalate")
+"""Every `Directive`, in the order the docs list them."""
+
 Decider = Callable[[BaseException], Directive] | Mapping[type[BaseException], Directive]
-"""A decision per exception: a function, or a mapping looked up along the error's MRO."""
+"""A decision per exception: a function, or a mapping looked up along the error's MRO.
+
+A mapping's values are checked where it is given (`ChildSpec`, `SupervisorStrategy`): a value
+that is no `Directive` is a ``ValueError``. A function that raises, or returns something other
+than a `Directive`, fails its supervisor (as an ``escalate`` would, with that error rather than
+the child's: see `decide`)."""
 
 Outcome = Literal["restart", "stop", "escalate"]
 """How the end of a supervised incarnation counts: replaced by a restart, stopped for good, or
@@ -63,13 +71,40 @@ def default_decider(error: BaseException) -> Directive:
     return "restart" if isinstance(error, Exception) else "escalate"
 
 
+def _allowed() -> str:
+    return ", ".join(repr(directive) for directive in DIRECTIVES)
+
+
+def check_decider(decider: Decider | None, owner: str) -> None:
+    """``ValueError`` if ``decider`` is a mapping with a value that is no `Directive`."""
+    if decider is None or callable(decider):
+        return
+    for kind, directive in decider.items():
+        if directive not in DIRECTIVES:
+            name = getattr(kind, "__qualname__", repr(kind))
+            raise ValueError(
+                f"{owner} maps {name} to {directive!r}, which is no supervision directive: "
+                f"use one of {_allowed()}"
+            )
+
+
 def decide(decider: Decider | None, error: BaseException) -> Directive:
     """The directive for ``error``: the nearest class in its MRO that a mapping names (else the
-    default), or what a function returns."""
+    default), or what a function returns. A function that returns something else than a
+    `Directive` is a ``ValueError`` (from ``error``) naming what it returned; one that raises
+    raises here."""
     if decider is None:
         return default_decider(error)
     if callable(decider):
-        return decider(error)
+        decided: object = decider(error)  # checked: an untyped decider may return anything
+        for allowed in DIRECTIVES:
+            if decided == allowed:
+                return allowed
+        name = getattr(decider, "__qualname__", repr(decider))
+        raise ValueError(
+            f"the supervision decider {name} returned {decided!r} for {type(error).__name__}, "
+            f"which is no supervision directive: it must return one of {_allowed()}"
+        ) from error
     for kind in type(error).__mro__:
         directive = decider.get(kind)
         if directive is not None:
@@ -84,7 +119,7 @@ def directive_on_failure(decider: Decider | None, error: Exception) -> Directive
     left to go on with)."""
     if isinstance(error, EndMainLoop):
         return None
-    directive = decide(decider, error)
+    directive = decide(decider, error)  # raises if the decider fails
     if directive == "resume" and isinstance(error, RestartIntensityExceeded):
         return "restart"
     return directive
@@ -104,12 +139,22 @@ def outcome_of_end(record: SupervisedChild, reason: BaseException | None) -> Out
         # Cancelled by someone other than its supervisor: an abnormal end, as a killed process is
         # in OTP (never escalated: the supervisor would end up cancelled, silently).
         return "stop" if restart == "temporary" else "restart"
-    directive = record.directive or decide(record.decider, reason)
+    directive = record.directive or decision(record, reason)
     if directive == "escalate":
         return "escalate"
     if directive == "stop" or restart == "temporary":
         return "stop"
     return "restart"
+
+
+def decision(record: SupervisedChild, error: BaseException) -> Directive:
+    """`decide` for a supervised child: if its decider fails, the directive is ``escalate``,
+    and the decider's error is noted (``record.fault``) for the supervisor to fail with."""
+    try:
+        return decide(record.decider, error)
+    except Exception as fault:
+        record.fault = fault
+        return "escalate"
 
 
 @dataclass(frozen=True)
@@ -163,6 +208,7 @@ class SupervisorStrategy:
             raise ValueError(f"unknown supervision strategy {self.strategy!r}")
         if self.max_restarts < 0 or self.within <= 0:
             raise ValueError("SupervisorStrategy needs max_restarts >= 0 and within > 0")
+        check_decider(self.decider, "SupervisorStrategy's decider")
 
 
 @dataclass(frozen=True)
@@ -186,6 +232,7 @@ class ChildSpec(Generic[A_co]):
     def __post_init__(self) -> None:
         if self.restart not in ("permanent", "transient", "temporary"):
             raise ValueError(f"unknown restart type {self.restart!r}")
+        check_decider(self.on_failure, "on_failure")
 
 
 class SupervisedChild:
@@ -202,6 +249,7 @@ class SupervisedChild:
         "state",
         "reason",
         "directive",
+        "fault",
         "outcome",
         "restarted",
         "attempts",
@@ -231,6 +279,9 @@ class SupervisedChild:
         """Why the last incarnation ended (``None``: cleanly)."""
         self.directive: Directive | None = None
         """What the running incarnation's failure was decided to mean, once it failed."""
+        self.fault: Exception | None = None
+        """The error of a decider that failed (raised, or returned no directive): the supervisor
+        fails with it (``escalate``)."""
         self.outcome: Outcome | None = None
         """How the last incarnation's end counts, noted as it ended."""
         self.restarted = False

@@ -265,7 +265,8 @@ class Supervisor:
                 children.pop(mailbox, None)
                 record.state = "gone"
         if outcome == "escalate" and error is not None:
-            raise error
+            fault, record.fault = record.fault, None
+            raise fault or error  # a decider's failure is its supervisor's own
 
     # -- restarts -------------------------------------------------------------------------
 

@@ -123,6 +123,19 @@ async def test_capacity_from_the_class_attribute_and_the_constructor() -> None:
         Slow(capacity=0)
 
 
+def test_an_actor_reports_the_capacity_in_force() -> None:
+    """``actor.mailbox_capacity`` is its mailbox's bound: the constructor's argument, else the
+    class's; the class attribute still reads as the class's."""
+    assert (SmallBox(capacity=5).mailbox_capacity, SmallBox().mailbox_capacity) == (5, 2)
+    assert (Slow(capacity=1).mailbox_capacity, Slow().mailbox_capacity) == (1, None)
+    assert (SmallBox.mailbox_capacity, Slow.mailbox_capacity, Actor.mailbox_capacity) == (2, None, None)
+
+    class Smaller(SmallBox):
+        pass
+
+    assert (Smaller.mailbox_capacity, Smaller().mailbox_capacity) == (2, 2)
+
+
 @pytest.mark.asyncio
 async def test_await_tell_waits_for_room_and_resumes_in_fifo_order(mock_clock: MockClock) -> None:
     """await tell on a full mailbox waits (backpressure); the waiting senders are let in one at a

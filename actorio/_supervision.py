@@ -160,8 +160,8 @@ def decision(record: SupervisedChild, error: BaseException) -> Directive:
 @dataclass(frozen=True)
 class Backoff:
     """Delays between restarts: ``min_delay * factor ** n`` capped at ``max_delay`` for the
-    ``n``-th restart in a row (from 0), stretched by up to ``jitter`` (a fraction: 0.2 adds
-    between 0 % and 20 %). After an incarnation ran ``reset_after`` seconds without failing, the
+    ``n``-th restart in a row (from 0), stretched by up to ``jitter`` (a fraction from 0 to 1:
+    0.2 adds between 0 % and 20 %). After an incarnation ran ``reset_after`` seconds without failing, the
     count starts again from 0. ``rng`` draws the jitter (pass a seeded ``random.Random`` for
     reproducible delays)."""
 
@@ -175,8 +175,12 @@ class Backoff:
     def __post_init__(self) -> None:
         if self.min_delay < 0 or self.max_delay < self.min_delay:
             raise ValueError("Backoff needs 0 <= min_delay <= max_delay")
-        if self.factor < 1 or self.jitter < 0:
-            raise ValueError("Backoff needs factor >= 1 and jitter >= 0")
+        if self.factor < 1:
+            raise ValueError(f"Backoff needs factor >= 1, not {self.factor!r}")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(
+                f"Backoff needs 0 <= jitter <= 1 (a fraction: 0.2 adds up to 20 %), not {self.jitter!r}"
+            )
 
     def delay(self, attempt: int) -> float:
         """The delay before restart number ``attempt`` (0 for the first in a row)."""

@@ -14,7 +14,7 @@ from pydantic import ConfigDict, PlainValidator
 from typing_extensions import TypeVar as DefaultTypeVar
 
 from .. import Actor, ActorRef, BaseRef, DataMessage, Message, Terminated, dead_letters
-from ..lowlevel import actor_of, ask_message, mailbox_of, task_of, unwatch, watch
+from ..lowlevel import actor_of, ask_message, mailbox_of, task_of, union_arms, unwatch, watch
 from ._conversation import current_conversation
 from ._describe import describe, describe_all, is_message, same_content
 
@@ -228,6 +228,13 @@ class TestProbe(ActorRef[M]):
     def __init__(self, *accepts: type[Message[Any]], name: str | None = None) -> None:
         for accepted in cast(tuple[object, ...], accepts):  # checked at run time too, for untyped callers
             if not (isinstance(accepted, type) and issubclass(accepted, Message)):
+                arms = union_arms(accepted)
+                if len(arms) > 1 and all(isinstance(arm, type) and issubclass(arm, Message) for arm in arms):
+                    names = ", ".join(arm.__name__ for arm in arms)
+                    raise TypeError(
+                        f"TestProbe() takes one Message subclass per argument, not a union: "
+                        f"TestProbe({names}), not TestProbe({' | '.join(arm.__name__ for arm in arms)})"
+                    )
                 raise TypeError(f"TestProbe() takes Message subclasses, not {accepted!r}")
         state = _ProbeTarget(name if name is not None else f"probe-{next(_probe_serials)}")
         # An ActorRef of a duck-typed actor: see _ProbeTarget, and the report on ActorRef's target.

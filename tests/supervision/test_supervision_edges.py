@@ -762,3 +762,11 @@ async def test_a_parent_asking_its_full_restarting_child_with_a_timeout_goes_on(
     assert mock_clock.time() < 10
     assert await bounded(parent.child.ask(Ping())) == "pong"  # restarted, its mailbox read again
     await bounded(parent.stop())
+
+
+@pytest.mark.parametrize("jitter", [5.0, 1.5, -0.1, float("nan")])
+def test_a_backoff_jitter_outside_zero_to_one_is_a_value_error(jitter: float) -> None:
+    """``jitter`` is a fraction of the delay (0.2 adds up to 20 %), checked as the delays are."""
+    with pytest.raises(ValueError, match=r"Backoff needs 0 <= jitter <= 1 \(a fraction"):
+        Backoff(min_delay=0.1, max_delay=1.0, jitter=jitter)
+    assert Backoff(min_delay=0.1, max_delay=1.0, jitter=1.0).jitter == 1.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from typing_extensions import assert_type
@@ -187,6 +187,13 @@ async def test_probe_of_several_types() -> None:
 async def test_probe_rejects_non_message_classes() -> None:
     with pytest.raises(TypeError, match="TestProbe\\(\\) takes Message subclasses"):
         TestProbe(int)  # type: ignore[type-var]  # pyright: ignore[reportArgumentType]
+
+
+async def test_probe_given_a_union_names_the_call_that_works() -> None:
+    with pytest.raises(
+        TypeError, match=re.escape("TestProbe(Greeting, Farewell), not TestProbe(Greeting | Farewell)")
+    ):
+        TestProbe(cast(Any, Greeting | Farewell))
 
 
 async def test_narrowed_probe_records_in_the_same_probe() -> None:

@@ -27,7 +27,7 @@ from ._ask import AskRef, HeldAsks
 from ._dispatch import Handler, resolve_handler, set_up_dispatch
 from ._exceptions import EndMainLoop, UnhandledMessage
 from ._inputs import InputHandler, InputTasks, input_handler
-from ._mailbox import BoundedMailbox, Mailbox, capacity_attribute, set_up_mailbox_settings
+from ._mailbox import BoundedMailbox, Mailbox, kept_capacity
 from ._message import Message
 from ._protocol import ProtocolAttribute, check_wire_names
 from ._ref import ActorRef
@@ -109,13 +109,12 @@ class Actor(Generic[P]):
     _actor_custom_teardown: ClassVar[bool] = False
 
     protocol = ProtocolAttribute()
-    """The class's protocol as data (an `ActorProtocol`): its message types with their wire names,
-    reply types and handlers; validates wire payloads and exports JSON Schema. Made on first use."""
+    """The class's protocol as data (`ActorProtocol`): message types, wire names, reply types and
+    handlers; validates wire payloads, exports JSON Schema. Made on first use."""
 
-    mailbox_capacity: ClassVar[int | None] = capacity_attribute(None)
+    mailbox_capacity: ClassVar[int | None] = None
     """How many user messages the mailbox holds (``None``: no bound). See `tell` and `MailboxFull`.
-    Set on the class (in its body); an actor reports its own mailbox's, the constructor's if given."""
-    _actor_capacity: ClassVar[int | None] = None
+    An actor given another by its constructor reports that one (unless its class has no ``__dict__``)."""
 
     mailbox_throughput: ClassVar[int] = 1000
     """How many messages the mainloop handles in a row before it lets the event loop run its other
@@ -134,14 +133,15 @@ class Actor(Generic[P]):
         super().__init_subclass__(**kwargs)
         set_up_dispatch(cls, Actor, incarnation.SIGNALS)
         check_wire_names(cls)
-        set_up_mailbox_settings(cls)
+        if not (isinstance(throughput := cast(object, cls.mailbox_throughput), int) and throughput >= 1):
+            raise TypeError(f"{cls.__qualname__}.mailbox_throughput must be an int >= 1")
         # Skipping the base class's empty hooks saves two coroutines per actor lifetime.
         cls._actor_custom_setup = cls.mainloop_setup is not Actor.mainloop_setup
         cls._actor_custom_teardown = cls.mainloop_teardown is not Actor.mainloop_teardown
 
     def __init__(self, *, identifier: str | None = None, mailbox_capacity: int | None = None) -> None:
         cls = type(self)
-        capacity = mailbox_capacity if mailbox_capacity is not None else cls._actor_capacity
+        capacity = cls.mailbox_capacity if mailbox_capacity is None else kept_capacity(self, mailbox_capacity)
         mailbox = Mailbox(self) if capacity is None else BoundedMailbox(self, capacity)
         self._actor_mailbox = mailbox
         self._actor_ref: ActorRef[P] = ActorRef(mailbox, cls._actor_message_types, cls._actor_accepts)

@@ -12,9 +12,6 @@ before the restart reaches the new one.
 
 `MailboxLike` is the contract a reference relies on (put, wait for room, reject once closed, the
 death-watch fields); `Mailbox` keeps it for actors and the test kit's probe keeps it too.
-
-An actor class's mailbox settings (``mailbox_capacity``, ``mailbox_throughput``) are checked and
-set up at its creation here too (`set_up_mailbox_settings`).
 """
 
 from __future__ import annotations
@@ -22,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import deque
-from collections.abc import Callable, Mapping, Sized
+from collections.abc import Callable, Sized
 from types import CoroutineType
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _alarms as alarms
 from ._ask import AskRef
@@ -35,17 +32,7 @@ if TYPE_CHECKING:
     from ._actor import Actor
     from ._sender import Sender
 
-__all__ = [
-    "NO_QUEUE",
-    "SYSTEM",
-    "BoundedMailbox",
-    "Mailbox",
-    "MailboxCapacity",
-    "MailboxLike",
-    "Signal",
-    "capacity_attribute",
-    "set_up_mailbox_settings",
-]
+__all__ = ["NO_QUEUE", "SYSTEM", "BoundedMailbox", "Mailbox", "MailboxLike", "Signal", "kept_capacity"]
 
 
 class Signal:
@@ -457,42 +444,10 @@ def _expire_waiter(held: list[asyncio.Future[None]], due: list[bool]) -> None:
         waiter.set_exception(asyncio.TimeoutError())
 
 
-# -- an actor class's mailbox settings ----------------------------------------------------------
-
-
-class MailboxCapacity:
-    """``Actor.mailbox_capacity``: read from a class, the bound its actors' mailboxes get unless
-    given another (``None``: none); read from an actor, the bound of its mailbox, the one in force
-    (the constructor's argument, else the class's). Nothing per actor: an actor's is read from
-    its mailbox when asked for."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: int | None) -> None:
-        self.value = value
-
-    def __get__(self, instance: Actor[Any] | None, owner: type) -> int | None:
-        if instance is None:
-            return self.value
-        capacity = instance._actor_mailbox.capacity  # pyright: ignore[reportPrivateUsage]
-        return None if capacity == _UNBOUNDED else capacity
-
-
-def capacity_attribute(value: int | None) -> int | None:
-    """``Actor.mailbox_capacity``'s `MailboxCapacity`, typed as the class attribute it reads as."""
-    return cast("int | None", MailboxCapacity(value))
-
-
-def set_up_mailbox_settings(cls: Any) -> None:
-    """At the creation of actor class ``cls``: check its ``mailbox_throughput``, and make the
-    ``mailbox_capacity`` it sets a `MailboxCapacity`, its value kept in ``_actor_capacity`` (what
-    the constructor reads: the bound costs the spawn of an actor no call). Set in the class body;
-    a value assigned to the class after its creation is not seen."""
-    throughput = cls.mailbox_throughput  # checked at run time too, for untyped classes
-    if not (isinstance(throughput, int) and throughput >= 1):
-        raise TypeError(f"{cls.__qualname__}.mailbox_throughput must be an int >= 1")
-    own: Mapping[str, Any] = vars(cast(type, cls))
-    declared: Any = own.get("mailbox_capacity", MailboxCapacity)
-    if declared is not MailboxCapacity and not isinstance(declared, MailboxCapacity):
-        cls.mailbox_capacity = MailboxCapacity(declared)
-        cls._actor_capacity = declared
+def kept_capacity(actor: object, capacity: int) -> int:
+    """``capacity``, given to ``actor``'s constructor: kept on the actor, so that its
+    ``mailbox_capacity`` reports the bound in force (unless it has no ``__dict__``)."""
+    attributes: dict[str, object] | None = getattr(actor, "__dict__", None)
+    if attributes is not None:
+        attributes["mailbox_capacity"] = capacity
+    return capacity

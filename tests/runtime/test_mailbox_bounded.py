@@ -123,17 +123,19 @@ async def test_capacity_from_the_class_attribute_and_the_constructor() -> None:
         Slow(capacity=0)
 
 
-def test_an_actor_reports_the_capacity_in_force() -> None:
-    """``actor.mailbox_capacity`` is its mailbox's bound: the constructor's argument, else the
-    class's; the class attribute still reads as the class's."""
+def test_an_actor_reports_the_capacity_in_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``actor.mailbox_capacity`` is the bound of its mailbox: the constructor's argument, else
+    the class's, read when the actor is made (a class changed afterwards too)."""
     assert (SmallBox(capacity=5).mailbox_capacity, SmallBox().mailbox_capacity) == (5, 2)
     assert (Slow(capacity=1).mailbox_capacity, Slow().mailbox_capacity) == (1, None)
     assert (SmallBox.mailbox_capacity, Slow.mailbox_capacity, Actor.mailbox_capacity) == (2, None, None)
-
-    class Smaller(SmallBox):
-        pass
-
-    assert (Smaller.mailbox_capacity, Smaller().mailbox_capacity) == (2, 2)
+    monkeypatch.setattr(Slow, "mailbox_capacity", 3)
+    assert Slow().mailbox_capacity == 3
+    full = Slow()
+    for _ in range(3):
+        full.reference.tell_nowait(Note(n=1))
+    with pytest.raises(MailboxFull):
+        full.reference.tell_nowait(Note(n=1))
 
 
 @pytest.mark.asyncio

@@ -299,13 +299,7 @@ class _Comparison:
                 old, new = self.old_new(shown, _show(s))
                 self.fail(path, "narrowed", f"{where} changed from {old} to {new}")
                 return
-            missing = [v for v in sent_values if v not in accepted_values]
-            if missing:
-                shown = ", ".join(json.dumps(v) for v in missing)
-                if self.reader_is_new:
-                    self.fail(path, "narrowed", f"{where} no longer accepts {shown}")
-                else:
-                    self.fail(path, "widened", f"{where} now also takes {shown}")
+            self._values_refused(path, [v for v in sent_values if v not in accepted_values])
             return
         accepted_types, sent_types = _types(r), _types(s)
         if sent_values is not None:
@@ -321,13 +315,7 @@ class _Comparison:
                 self.fail(path, "retyped", f"{where} changed from {old} to {new}")
                 return
         if sent_values is not None:  # their types are accepted: are the values?
-            refused = [v for v in sent_values if _refuses(r, v)]
-            if refused:
-                shown = ", ".join(json.dumps(v) for v in refused)
-                if self.reader_is_new:
-                    self.fail(path, "narrowed", f"{where} no longer accepts {shown}")
-                else:
-                    self.fail(path, "widened", f"{where} now also takes {shown}")
+            self._values_refused(path, [v for v in sent_values if _refuses(r, v)])
             return
         kinds = sent_types or set()
         self._bounds(r, s, where, path)
@@ -343,6 +331,15 @@ class _Comparison:
         for keyword in sorted(set(r) - _COMPARED - _ANNOTATIONS):
             if r.get(keyword) != s.get(keyword):
                 self.fail(path, "changed", f"{where}: {keyword} changed (not compared, so reported)")
+
+    def _values_refused(self, path: str, refused: list[Any]) -> None:
+        """Values one side sends that the other refuses, told as a change from old to new."""
+        if refused:
+            shown = ", ".join(json.dumps(v) for v in refused)
+            if self.reader_is_new:
+                self.fail(path, "narrowed", f"{path or 'it'} no longer accepts {shown}")
+            else:
+                self.fail(path, "widened", f"{path or 'it'} now also takes {shown}")
 
     def _bounds(self, r: Mapping[str, Any], s: Mapping[str, Any], where: str, path: str) -> None:
         for low, high in (

@@ -397,8 +397,24 @@ def declared_message_types(cls: type, root: type) -> tuple[type, ...] | None:
             if isinstance(origin, type) and issubclass(origin, root):
                 arguments = typing.get_args(base)
                 if arguments:
-                    return reader.types(arguments[0], klass.__module__)
+                    return reader.types(_protocol_argument(origin, arguments, root), klass.__module__)
     return None
+
+
+def _protocol_argument(origin: type, arguments: tuple[Any, ...], root: type) -> Any:
+    """What ``origin[*arguments]`` gives as ``root``'s protocol: the first argument of ``root``
+    itself; for a generic subclass (``class Base(Actor[P], Generic[T, P])``), the argument in the
+    place of the type variable it passes on (``Base[int, Greet]``: ``Greet``)."""
+    if origin is not root:
+        for base in vars(origin).get("__orig_bases__", ()):
+            inner = typing.get_origin(base)
+            if isinstance(inner, type) and issubclass(inner, root) and typing.get_args(base):
+                passed = _protocol_argument(inner, typing.get_args(base), root)
+                parameters: tuple[Any, ...] = getattr(origin, "__parameters__", ())
+                if len(parameters) == len(arguments) and any(passed is p for p in parameters):
+                    return arguments[[id(p) for p in parameters].index(id(passed))]
+                return passed
+    return arguments[0]
 
 
 def check_handlers(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Any, Union, cast
+from typing import Any, Generic, Union, cast
 
 import pytest
 from typing_extensions import TypeAliasType, TypeVar
@@ -185,3 +185,28 @@ def test_a_default_is_checked_against_the_handlers() -> None:
 
 def test_a_type_variable_without_a_default_leaves_the_class_untyped() -> None:
     assert actor_class(PN, BOTH)._actor_message_types is None
+
+
+Extra = TypeVar("Extra")
+Protocol_ = TypeVar("Protocol_", bound=Message[Any])
+
+
+class TwoParameters(Actor[Protocol_], Generic[Extra, Protocol_]):
+    """A generic actor whose protocol is its second type parameter."""
+
+
+def test_a_generic_base_passes_on_the_argument_in_its_protocols_place() -> None:
+    class Bound(TwoParameters[int, Greet]):
+        @handles(Greet)
+        async def greet(self, msg: Greet) -> None: ...
+
+    assert Bound().reference.message_types == (Greet,)  # not int, the first argument
+    with pytest.raises(TypeError, match="no handler for it"):
+
+        class Unhandled(TwoParameters[int, Greet]):  # type: ignore[actorio-handler]
+            pass
+
+    class Open(TwoParameters[int, Any]):
+        pass
+
+    assert Open().reference.message_types is None

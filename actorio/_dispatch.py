@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import types
 import typing
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
@@ -303,20 +304,23 @@ _NESTING = 16
 class _Protocol:
     """Reads one actor class's protocol annotation into its message classes (see `_message_types`)."""
 
-    __slots__ = ("cls", "parameters")
+    __slots__ = ("cls", "open", "parameters")
 
     def __init__(self, cls: type, root: type) -> None:
         self.cls = cls
         self.parameters: tuple[Any, ...] = getattr(root, "__parameters__", ())
+        self.open = False
+        """Whether the protocol is the default of a type variable of the class itself (a generic
+        base, which its subclasses bind): its members need no handler in it."""
 
     def fail(self, problem: str) -> TypeError:
         return TypeError(f"{self.cls.__qualname__}'s protocol {problem}")
 
     def resolve(self, text: str, module: str, depth: int) -> tuple[type, ...] | None:
         """A string annotation evaluated in ``module``'s namespace, now (at class creation)."""
-        namespace = getattr(sys.modules.get(module), "__dict__", {})
+        namespace = {**getattr(sys.modules.get(module), "__dict__", {}), **_defining_locals()}
         try:
-            value: Any = eval(text, dict(namespace))
+            value: Any = eval(text, namespace)
         except NameError as error:
             raise self.fail(
                 f"{text!r} names {error.name}, which {module} does not define when the class is "
@@ -352,6 +356,7 @@ class _Protocol:
                 return None  # left to be bound by a subclass: until then, any message
             # Unbound here, as the checkers read it: the default (typing_extensions, or 3.13+).
             default: Any = typing.cast(Any, annotation).__default__
+            self.open = self.open or annotation in getattr(self.cls, "__parameters__", ())
             return self.types(default, getattr(annotation, "__module__", module), depth + 1)
         if annotation is typing.Any:
             return None
@@ -377,6 +382,21 @@ class _Protocol:
         return (typing.cast("type[Any]", annotation),)
 
 
+def _defining_locals() -> dict[str, Any]:
+    """The local names of the function whose body is creating an actor class, if one is (the
+    first frame out of actorio, typing and abc): a protocol string names classes defined there
+    too, as in a test function. Empty at a module's top level."""
+    frame: types.FrameType | None = inspect.currentframe()
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in _INTERNAL:
+        frame = frame.f_back
+    if frame is None or frame.f_locals is frame.f_globals:
+        return {}
+    return dict(frame.f_locals)
+
+
+_INTERNAL = frozenset({"actorio", "typing", "typing_extensions", "abc"})
+
+
 def declared_message_types(cls: type, root: type) -> tuple[type, ...] | None:
     """The message classes that actor class ``cls`` declares it accepts: from the nearest
     ``Root[...]`` base in its MRO that was given an argument, else ``None`` (untyped: any message).
@@ -390,6 +410,12 @@ def declared_message_types(cls: type, root: type) -> tuple[type, ...] | None:
     Ping])``) has its own.
     Anything else (``Actor[Greet | int]``, a name not yet defined) is a `TypeError`.
     """
+    return _declared(cls, root)[0]
+
+
+def _declared(cls: type, root: type) -> tuple[tuple[type, ...] | None, bool]:
+    """`declared_message_types`, and whether the class is a generic base whose protocol is its
+    own type variable's default (`_Protocol.open`)."""
     reader = _Protocol(cls, root)
     for klass in cls.__mro__:
         for base in vars(klass).get("__orig_bases__", ()):
@@ -397,8 +423,9 @@ def declared_message_types(cls: type, root: type) -> tuple[type, ...] | None:
             if isinstance(origin, type) and issubclass(origin, root):
                 arguments = typing.get_args(base)
                 if arguments:
-                    return reader.types(_protocol_argument(origin, arguments, root), klass.__module__)
-    return None
+                    found = reader.types(_protocol_argument(origin, arguments, root), klass.__module__)
+                    return found, reader.open
+    return None, False
 
 
 def _protocol_argument(origin: type, arguments: tuple[Any, ...], root: type) -> Any:
@@ -488,9 +515,10 @@ def set_up_dispatch(cls: Any, root: Any, signals: dict[type, Handler]) -> None:
     _check_names(cls, root)
     cls._actor_handlers = table = build_handler_table(cls)
     cls._actor_fallback = cls.handle_message
-    cls._actor_message_types = declared = declared_message_types(cls, root)
+    declared, open_base = _declared(cls, root)
+    cls._actor_message_types = declared
     if declared is not None:
-        check_handlers(cls, table, declared, cls.handle_message is not root.handle_message)
+        check_handlers(cls, table, declared, open_base or cls.handle_message is not root.handle_message)
     cls._actor_dispatch = dict(signals)
     cls._actor_accepts = {}
     instrument_class(cls, signals)

@@ -45,9 +45,14 @@ def same_content(a: object, b: object) -> bool:
     if isinstance(a, dict):
         map_a, map_b = cast("dict[object, object]", a), cast("dict[object, object]", b)
         return map_a.keys() == map_b.keys() and all(same_content(map_a[k], map_b[k]) for k in map_a)
-    if isinstance(a, (set, frozenset)):
-        set_a, set_b = list(cast("Iterable[object]", a)), list(cast("Iterable[object]", b))
-        return len(set_a) == len(set_b) and all(any(same_content(x, y) for y in set_b) for x in set_a)
+    if isinstance(a, (set, frozenset)):  # each element matched once (messages hash by identity)
+        set_a, unmatched = list(cast("Iterable[object]", a)), list(cast("Iterable[object]", b))
+        for x in set_a:
+            match = next((i for i, y in enumerate(unmatched) if same_content(x, y)), None)
+            if match is None:
+                return False
+            del unmatched[match]
+        return not unmatched
     return bool(a == b)
 
 

@@ -210,3 +210,30 @@ def test_a_generic_base_passes_on_the_argument_in_its_protocols_place() -> None:
         pass
 
     assert Open().reference.message_types is None
+
+
+def test_a_string_protocol_names_the_classes_of_the_function_that_defines_the_actor() -> None:
+    class Local(Message): ...
+
+    class Greeter(Actor["Local"]):
+        @handles(Local)
+        async def local(self, msg: Local) -> None: ...
+
+    assert Greeter().reference.message_types == (Local,)
+
+
+def test_a_generic_base_whose_default_it_does_not_handle_is_left_to_its_subclasses() -> None:
+    class Abstract(Actor[PC], Generic[PC]):
+        pass  # no handler for Count, its type variable's default: its subclasses bind it
+
+    assert Abstract().reference.message_types == (Count,)
+
+    class Concrete(Abstract[Greet]):
+        @handles(Greet)
+        async def greet(self, msg: Greet) -> None: ...
+
+    assert Concrete().reference.message_types == (Greet,)
+    with pytest.raises(TypeError, match="no handler for it"):
+
+        class Unhandled(Abstract[Greet]):  # type: ignore[actorio-handler]
+            pass

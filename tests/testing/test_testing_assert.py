@@ -9,6 +9,7 @@ from typing_extensions import assert_type
 
 from actorio import Actor, Message, Reference, handles
 from actorio.testing import assert_message, run_handler
+from actorio.testing._describe import same_content
 
 pytestmark = pytest.mark.asyncio
 
@@ -88,3 +89,6 @@ async def test_messages_in_lists_dicts_and_tuples_are_compared_by_content() -> N
         assert_message(batch(2), batch(3))
     with pytest.raises(AssertionError):
         assert_message(Batch(items=[Total(value=1)]), Batch(items=[Total(value=1), Total(value=1)]))
+    # Messages hash by identity: a set may hold two equal in content, each matched once.
+    assert same_content({Total(value=1), Total(value=1)}, {Total(value=1), Total(value=1)})
+    assert not same_content({Total(value=1), Total(value=1)}, {Total(value=1), Total(value=2)})

@@ -116,14 +116,23 @@ class HeldAsks:
     without replying; whatever it tells the sender later is the reply). They fail with
     `ActorStopped` when the actor stops, unless they were handed on meanwhile."""
 
-    __slots__ = ("_held",)
+    __slots__ = ("_held", "_prune_at")
 
     def __init__(self) -> None:
         self._held: list[tuple[AskRef, int]] = []
+        self._prune_at = 16
 
     def hold(self, ask: AskRef, handoffs: int) -> None:
-        """Keep ``ask`` (served with ``handoffs`` hand-offs so far) until `fail_all`."""
-        self._held.append((ask, handoffs))
+        """Keep ``ask`` (served with ``handoffs`` hand-offs so far) until `fail_all`.
+
+        An ask that is over (answered, timed out, cancelled) is let go the next time the list
+        doubles: what is held stays within twice the asks still open, not every ask ever held.
+        """
+        held = self._held
+        held.append((ask, handoffs))
+        if len(held) >= self._prune_at:
+            held[:] = [entry for entry in held if not entry[0].future.done()]
+            self._prune_at = max(16, 2 * len(held))
 
     def fail_all(self, identifier: str, reason: BaseException | None = None) -> None:
         """The actor ``identifier`` stopped (``reason``: why, if it failed): fail every held ask

@@ -5,6 +5,7 @@ thing told to the sender, or the reply of whoever the message was handed on to),
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from actorio import (
     Reference,
     ask,
     handles,
+    lowlevel,
 )
 from actorio.testing import ActorTestKit, TestProbe
 
@@ -402,6 +404,29 @@ async def test_original_style_held_asks_answered_later_each_get_their_own_reply(
     async with OriginalLater() as ref:
         replies = await bounded(asyncio.gather(*(ref.ask(Double(n=n)) for n in range(5))))
     assert [reply.data for reply in replies] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.asyncio
+async def test_held_asks_answered_later_are_let_go_while_the_actor_runs() -> None:
+    """An actor that holds its askers and answers them later keeps nothing of the asks it
+    answered, nor of those whose asker gave up: held asks used to stay until the actor stopped
+    (about 700 bytes each, without bound)."""
+
+    class AnswersInFives(OriginalLater):
+        async def handle_message(self, message: Any) -> Any:
+            await super().handle_message(message)
+            if len(self.held) == 5:
+                self.held.clear()
+
+    async with AnswersInFives() as ref:
+        for _ in range(200):
+            await bounded(asyncio.gather(*(ref.ask(Double(n=n)) for n in range(5))))
+        for _ in range(200):  # never answered, their askers gave up: over as well
+            with pytest.raises(asyncio.TimeoutError):
+                await ref.ask(Message(), timeout=0.001)
+        gc.collect()
+        alive = sum(1 for thing in gc.get_objects() if type(thing) is lowlevel.AskRef)
+    assert alive < 50, f"{alive} asks over, still kept by the actor"
 
 
 class RequestMessage(Message):

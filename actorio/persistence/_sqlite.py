@@ -210,6 +210,11 @@ class SqliteJournal(Journal):
         try:
             return await loop.run_in_executor(self._executor, lambda: work(self._connect()))
         except sqlite3.Error as error:
+            if str(error).startswith("Could not decode to UTF-8"):  # Python's, reading a row
+                raise JournalCorrupted(
+                    f"{self.path}: a stored row holds text that is not UTF-8 (in {shorten(str(error))}):"
+                    " the file was changed by something else"
+                ) from None  # (its text may be large: not kept)
             raise PersistenceError(f"{self.path}: {error}") from error
 
     async def _query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
@@ -376,7 +381,7 @@ class SqliteJournal(Journal):
                 row = connection.execute(
                     "SELECT revision FROM states WHERE entity_type = ? AND entity_id = ?", key
                 ).fetchone()
-                revision = 0 if row is None else int(row[0])
+                revision = 0 if row is None else _stored_revision(persistence_id, row[0])
                 if revision != expected_revision:
                     raise WriterConflict(str(persistence_id), expected_revision, revision)
                 connection.execute(
@@ -400,6 +405,7 @@ class SqliteJournal(Journal):
         if not rows:
             return None
         _check_row(persistence_id, "state", rows[0], _SNAPSHOT_ROW)
+        _stored_revision(persistence_id, rows[0][0])
         return StateRecord(persistence_id, *rows[0])
 
     async def save_reminder(self, reminder: ReminderRecord) -> None:
@@ -483,6 +489,16 @@ def _check_row(
                 f"{persistence_id}: a stored {what} row holds ({found}), not the types this journal "
                 "writes: the file was changed by something else"
             )
+
+
+def _stored_revision(persistence_id: PersistenceId, value: object) -> int:
+    """A stored state's revision, which counts its saves from 1: `JournalCorrupted` if it does
+    not (it was taken for a conflict, or recovered and saved again below 1)."""
+    if type(value) is not int or value < 1:
+        raise JournalCorrupted(
+            f"{persistence_id}: its stored state's revision is {shorten(repr(value))}, not 1 or more"
+        )
+    return value
 
 
 def _check_not_foreign(connection: sqlite3.Connection, path: str) -> None:

@@ -315,3 +315,46 @@ async def test_rows_numbered_0_or_below_are_read_and_reported_not_skipped(tmp_pa
             await journal.last_sequence(below)
         with pytest.raises(JournalCorrupted, match="account/below: its last stored event's sequence is -1"):
             await journal.append(below, 0, [EventData("E", 1, b"{}")])
+
+
+@pytest.mark.asyncio
+async def test_text_that_is_not_utf_8_is_corrupted_not_unreachable(tmp_path: Path) -> None:
+    """Python's sqlite3 refuses such text while fetching the row, before the journal sees it: it
+    was a `PersistenceError` ("unreachable"), so a supervised actor restarted on it without end
+    while its asks waited, and the error quoted the whole text."""
+    path = tmp_path / "j.sqlite3"
+    async with SqliteJournal(path) as journal:
+        await journal.append(ACCOUNT, 0, [EventData("E", 1, b"{}")])
+    with sqlite3.connect(path) as edit:
+        bad = b"\xff\xfe" + b"A" * 100_000
+        edit.execute("UPDATE events SET name = CAST(? AS TEXT)", (bad,))
+        edit.execute("INSERT INTO reminders VALUES ('account', 'a', CAST(? AS TEXT), 0.0, x'7b7d')", (bad,))
+    edit.close()
+    async with SqliteJournal(path) as journal:
+        for attempt in (
+            lambda: journal.read(ACCOUNT).__anext__(),
+            lambda: journal.load_reminders(ACCOUNT),
+        ):
+            with pytest.raises(JournalCorrupted, match="not UTF-8") as caught:
+                await attempt()
+            assert len(str(caught.value)) < 1000
+            assert caught.value.__cause__ is None
+
+
+@pytest.mark.asyncio
+async def test_a_state_revision_below_1_is_corrupted(tmp_path: Path) -> None:
+    """A state's revision counts its saves from 1: one edited to -4 was recovered as it was (and
+    the next save wrote -3), one stored as text was a raw ValueError for a save."""
+    path = tmp_path / "j.sqlite3"
+    async with SqliteJournal(path) as journal:
+        assert await journal.save_state(ACCOUNT, 0, 1, b"{}") == 1
+    for stored, shown in ((-4, "-4"), (0, "0"), ("two", "'two'")):
+        with sqlite3.connect(path) as edit:
+            edit.execute("UPDATE states SET revision = ?", (stored,))
+        edit.close()
+        async with SqliteJournal(path) as journal:
+            loaded = "holds \\(str" if isinstance(stored, str) else f"revision is {shown}, not 1 or more"
+            with pytest.raises(JournalCorrupted, match=loaded):
+                await journal.load_state(ACCOUNT)
+            with pytest.raises(JournalCorrupted, match=f"revision is {shown}, not 1 or more"):
+                await journal.save_state(ACCOUNT, 1, 1, b"{}")

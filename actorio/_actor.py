@@ -251,11 +251,12 @@ class Actor(Generic[P]):
 
         The message being handled is finished; messages still queued are not handled (they are
         dead letters; asks among them fail at once with `ActorStopped`). With ``timeout``, a
-        handler still running after that many seconds is cancelled. Called from the actor's own
-        handler, it returns at once and the actor stops after that handler. Does not raise the
-        actor's own failure: ``await actor`` does. Stopping a stopped actor does nothing. A
-        supervised child stopped this way has ended cleanly: only a ``permanent`` one is
-        restarted (use its supervisor's `stop_child` to stop it for good).
+        handler still running after that many seconds is cancelled. Called from the handler of
+        the actor or of one of its descendants (which its stop waits for), it returns at once and
+        the actor stops after that handler. Does not raise the actor's own failure: ``await
+        actor`` does. Stopping a stopped actor does nothing. A supervised child stopped this way
+        has ended cleanly: only a ``permanent`` one is restarted (use its supervisor's
+        `stop_child` to stop it for good).
         """
         task = self._actor_task
         if task is None:
@@ -271,6 +272,8 @@ class Actor(Generic[P]):
         reader = mailbox.reader
         if reader is not None and reader.cr_running:
             return  # called from this actor's own code: it stops once the handler returns
+        if self._actor_children is not None and incarnation.called_by_descendant(self):
+            return  # its stop waits for theirs: the caller's handler returns first
         if timeout is None:
             await incarnation.done_waiter(self)
         else:
@@ -335,12 +338,6 @@ class Actor(Generic[P]):
 
     # -- children -------------------------------------------------------------------------
 
-    def _actor_supervisor(self) -> SupervisorLike:
-        children = self._actor_children
-        if children is None:
-            children = self._actor_children = Supervisor(self)
-        return children
-
     async def register_child(self, child: Actor[Q]) -> ActorRef[Q]:
         """Start ``child`` as a child of this actor and return its reference.
 
@@ -349,7 +346,7 @@ class Actor(Generic[P]):
         start order, each within ``child_stop_timeout``. For a child that is restarted when it
         fails, use `supervise`.
         """
-        return await self._actor_supervisor().register(child)
+        return await Supervisor.of(self).register(child)
 
     @overload
     async def supervise(self, child: ChildSpec[Actor[Q]], /) -> ActorRef[Q]: ...
@@ -381,9 +378,7 @@ class Actor(Generic[P]):
         spec = cast(
             "ChildSpec[Actor[Any]]", child if isinstance(child, ChildSpec) else ChildSpec(child, **options)
         )
-        if self._actor_closed:
-            raise RuntimeError(f"{self!r} is stopped: it cannot supervise new children")
-        return await self._actor_supervisor().supervise(spec)
+        return await Supervisor.of(self).supervise(spec)
 
     async def stop_child(self, child: ActorRef[Any] | Actor[Any]) -> None:
         """Stop a child of this actor for good (it is not restarted, whatever its restart type)
@@ -485,9 +480,8 @@ class Actor(Generic[P]):
     # -- the mainloop ---------------------------------------------------------------------
 
     async def _actor_mainloop(self) -> None:
-        """The actor's task: setup, then handle what the mailbox holds until the loop ends, then
-        close and tear down. One coroutine does it all (no helper coroutine for the loop, none per
-        ask): each frame costs about 300 bytes per idle actor, and a coroutine per ask 0.5 us."""
+        """The actor's task: setup, the messages until the loop ends, close and teardown, in one
+        coroutine (none per loop or ask: a frame is 300 bytes per idle actor, a coroutine 0.5 us)."""
         cls = type(self)
         mailbox = self._actor_mailbox
         putters = mailbox.putters
@@ -561,9 +555,11 @@ class Actor(Generic[P]):
                             raise
                         except Exception as error:
                             incarnation.ask_failed(self, message, sender, error)
-                        except BaseException:
-                            sender.abandon(handoffs, self.identifier, message)
-                            raise
+                        except BaseException as error:
+                            if (stray := incarnation.stray_cancellation(self, message, error)) is None:
+                                sender.abandon(handoffs, self.identifier, message)
+                                raise
+                            incarnation.ask_failed(self, message, sender, stray)
                         else:
                             if sender.settle(result, handoffs, handler is fallback):
                                 if self._actor_held is None:
@@ -574,6 +570,11 @@ class Actor(Generic[P]):
                 except Exception as error:
                     if not incarnation.failed(self, message, error):
                         raise
+                except asyncio.CancelledError as error:  # a handler's own, or the actor's?
+                    if (stray := incarnation.stray_cancellation(self, message, error)) is None:
+                        raise
+                    if not incarnation.failed(self, message, stray):
+                        raise stray from error
         except EndMainLoop:
             pass
         except asyncio.CancelledError as error:
@@ -599,10 +600,10 @@ class Actor(Generic[P]):
                     finally:
                         if self._actor_inputs or self._actor_children:
                             await incarnation.release(self)
-            except BaseException as error:  # a teardown that failed: logged, the watchers told of it
+            except BaseException as error:  # a failed teardown, not a stop's timeout: logged, watchers told
                 if not (self._actor_stopping and isinstance(error, asyncio.CancelledError)):
                     reason = incarnation.teardown_failed(self, reason, error)  # (see its docstring)
-                raise
+                    raise
             finally:
                 try:
                     if outcome != "restart":

@@ -218,6 +218,29 @@ def ask_failed(actor: Actor[Any], message: Message[Any], ask: AskRef, error: Exc
         )
 
 
+def stray_cancellation(actor: Actor[Any], message: Any, error: BaseException) -> RuntimeError | None:
+    """A handler of ``actor`` raised ``error`` (not an ``Exception``): if it is a `CancelledError`
+    while nothing cancelled the actor's task (the handler awaited a task that was cancelled),
+    the failure it stands for, a `RuntimeError` caused by it, handled as any failure of that
+    handler is. ``None`` for a real cancellation, and on Python 3.10, where a task cannot tell
+    (``Task.cancelling`` is 3.11+): any `CancelledError` then cancels the actor."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    if not isinstance(error, asyncio.CancelledError) or cancelling is None or cancelling():
+        return None
+    trace = error.__traceback__
+    mainloop = sys._getframe(1)  # the caller, which caught it: see `ask_failed`
+    if trace is not None and trace.tb_frame is mainloop:
+        error.__traceback__ = trace.tb_next
+        clear_when_done([mainloop])
+    stray = RuntimeError(
+        f"the handler of {type(message).__name__} raised CancelledError, but {actor.identifier}"
+        " was not cancelled (it awaited something cancelled)"
+    )
+    stray.__cause__ = error
+    return stray
+
+
 def decision_on(actor: Actor[Any], error: Exception) -> str:
     """What follows when a handler of ``actor`` fails with ``error`` on a told message, as
     `failed` and the supervisor will decide it: ``"unhandled"`` (no handler took it; the actor
@@ -358,7 +381,7 @@ async def release(actor: Actor[Any]) -> None:
             await inputs.cancel_all()
     except BaseException:
         if children is not None:
-            children.abort_all()
+            await children.abort_all()
         raise
     if children is not None:
         await children.stop_all()
@@ -424,6 +447,20 @@ def task_done(actor: Actor[Any], task: asyncio.Task[None]) -> None:
         if outcome != "restart":
             notify_watchers(actor._actor_mailbox, actor._actor_ref, reason)
     wake_waiters(actor)
+
+
+def called_by_descendant(actor: Actor[Any]) -> bool:
+    """True if the running task is the mainloop of one of ``actor``'s descendants: `Actor.stop`
+    then does not wait, as ``actor``'s stop waits for that descendant's."""
+    task = asyncio.current_task()
+    pending = list(actor.children)
+    while pending:
+        child = pending.pop()
+        if child._actor_task is task:
+            return True
+        if child._actor_children is not None:
+            pending.extend(child._actor_children.actors)
+    return False
 
 
 def done_waiter(actor: Actor[Any]) -> asyncio.Future[None]:

@@ -81,8 +81,8 @@ class SupervisorLike(Protocol):
     - `stop_child` (`Actor.stop_child`): stop the child behind that mailbox for good; False if it
       is not a child;
     - ``actors`` (`Actor.children`): the children, in start order;
-    - `stop_all`, `abort_all`: the actor stops: stop its children, newest first (waiting, or at
-      once).
+    - `stop_all`, `abort_all`: the actor stops: stop its children, newest first (each within
+      its stop timeout, or cancelled at once); both return once they have ended.
     """
 
     @property
@@ -92,7 +92,7 @@ class SupervisorLike(Protocol):
     async def supervise(self, spec: ChildSpec[Actor[Any]], /) -> ActorRef[Any]: ...
     async def stop_child(self, mailbox: Mailbox, /) -> bool: ...
     async def stop_all(self) -> None: ...
-    def abort_all(self) -> None: ...
+    async def abort_all(self) -> None: ...
 
 
 class Supervisor:
@@ -108,12 +108,30 @@ class Supervisor:
         self.restarts: RestartLog | None = None
         """The recent restarts, for the intensity (made with the first supervised child)."""
 
+    @classmethod
+    def of(cls, parent: Actor[Any]) -> SupervisorLike:
+        """``parent``'s children, to start one: made with its first child. ``RuntimeError`` if
+        ``parent`` is stopped (a child started then would be stopped by nothing)."""
+        if parent._actor_closed:
+            raise RuntimeError(f"{parent!r} is stopped: it cannot supervise new children")
+        children = parent._actor_children
+        if children is None:
+            children = parent._actor_children = cls(parent)
+        return children
+
     # -- starting -------------------------------------------------------------------------
 
     async def register(self, child: Actor[Any]) -> ActorRef[Any]:
         """Start ``child`` as a plain child (see `Actor.register_child`)."""
-        self.children[child._actor_mailbox] = None
-        reference = await child.start()
+        mailbox = child._actor_mailbox
+        if mailbox in self.children:
+            raise RuntimeError(f"{child!r} is a child of {self.parent!r} already")
+        self.children[mailbox] = None
+        try:
+            reference = await child.start()
+        except BaseException:
+            del self.children[mailbox]  # never started: not a child
+            raise
         self._follow(child)
         return reference
 
@@ -164,17 +182,22 @@ class Supervisor:
                 try:
                     await self._stop(mailbox, record)
                 except BaseException:
-                    self._abort(mailbox, record)
+                    self.children[mailbox] = record  # aborted with the rest, below
                     raise
         except BaseException:
-            self.abort_all()
+            await self.abort_all()
             raise
 
-    def abort_all(self) -> None:
-        """Cancel every child at once, newest first, without waiting (see `stop_all`)."""
+    async def abort_all(self) -> None:
+        """Cancel every child at once, newest first, then wait until each has ended (its
+        teardown run): a parent ends after its children, even when it is cancelled (a stop's
+        timeout ran out), so that its watchers are told of its end after theirs. If this wait
+        is cancelled in turn, the children go on ending without it."""
         remaining, self.children = self.children, {}
-        for mailbox, record in reversed(remaining.items()):
-            self._abort(mailbox, record)
+        aborted = [self._abort(mailbox, record) for mailbox, record in reversed(remaining.items())]
+        tasks = [task for task in aborted if task is not None]
+        if tasks:
+            await asyncio.wait(tasks)
 
     async def _stop(self, mailbox: Mailbox, record: SupervisedChild | None) -> None:
         """Stop a child (within its stop timeout) that will not be restarted."""
@@ -193,9 +216,9 @@ class Supervisor:
         if record is not None:
             record.state = "gone"
 
-    def _abort(self, mailbox: Mailbox, record: SupervisedChild | None) -> None:
-        """Stop a child at once, without waiting: cancel its task, or close its mailbox if it
-        waits for a restart."""
+    def _abort(self, mailbox: Mailbox, record: SupervisedChild | None) -> asyncio.Task[None] | None:
+        """Stop a child at once, without waiting: cancel its task (returned, to wait for), or
+        close its mailbox if it waits for a restart."""
         if record is not None:
             record.state = "gone"
             self._cancel_pending(record)
@@ -205,8 +228,10 @@ class Supervisor:
             actor._actor_stopping = True
             task.cancel()
             task.add_done_callback(functools.partial(_close_after, mailbox, record))
-        elif not mailbox.closed:
+            return task
+        if not mailbox.closed:
             _close_mailbox(mailbox, record)
+        return None
 
     def _cancel_pending(self, record: SupervisedChild) -> None:
         """Cancel a restart waiting for its backoff delay; the rest of its group (one_for_all,

@@ -124,9 +124,9 @@ class _Children:
         if self.previous is not None:
             await self.previous.stop_all()
 
-    def abort_all(self) -> None:
+    async def abort_all(self) -> None:
         if self.previous is not None:
-            self.previous.abort_all()
+            await self.previous.abort_all()
 
 
 class _Run:

@@ -238,7 +238,7 @@ class StandIn:
     async def stop_all(self) -> None:
         pass
 
-    def abort_all(self) -> None:
+    async def abort_all(self) -> None:
         pass
 
 

@@ -487,3 +487,77 @@ async def test_a_handler_that_replied_itself_leaves_no_late_reply_for_its_return
         assert await bounded(ref.ask(Get(n=5))) == 5  # the parked handler returned before it
         assert [(d.message, d.reason) for d in dead_letters.records] == [(7, "late-reply")]
     dead_letters.clear()
+
+
+class Cancelled(Message[int]):
+    """Its handler awaits a task that was cancelled: ``CancelledError`` comes out of it."""
+
+
+class AwaitsACancelledTask(Actor[Cancelled | Get]):
+    @handles(Cancelled)
+    async def cancelled(self, msg: Cancelled) -> int:
+        inner = asyncio.ensure_future(asyncio.sleep(10))
+        await asyncio.sleep(0)
+        inner.cancel()
+        await inner
+        return 0
+
+    @handles(Get)
+    async def get(self, msg: Get) -> int:
+        return msg.n
+
+
+needs_cancelling = pytest.mark.skipif(
+    not hasattr(asyncio.Task, "cancelling"), reason="Task.cancelling is Python 3.11+"
+)
+
+
+@needs_cancelling
+@pytest.mark.asyncio
+async def test_a_cancelled_error_from_a_handler_serving_an_ask_goes_to_the_asker() -> None:
+    """The actor was not cancelled: its handler failed. The asker is told why and the actor
+    carries on, as after any failure of a handler serving an ask (it used to end, silently)."""
+    async with AwaitsACancelledTask() as ref:
+        with pytest.raises(RuntimeError, match="raised CancelledError") as raised:
+            await bounded(ref.ask(Cancelled()))
+        assert isinstance(raised.value.__cause__, asyncio.CancelledError)
+        assert await bounded(ref.ask(Get(n=3))) == 3
+
+
+@needs_cancelling
+@pytest.mark.asyncio
+async def test_a_cancelled_error_from_a_handler_of_a_told_message_is_a_failure() -> None:
+    """Told, the same error is a failure of the actor (logged, its watchers and supervisor told
+    of it), not a cancellation that ``await actor`` raised in a task nobody cancelled."""
+    dead_letters.clear()
+    actor = AwaitsACancelledTask()
+    ref = await actor.start()
+    await ref.tell(Cancelled())
+    with pytest.raises(RuntimeError, match="raised CancelledError"):
+        await bounded(actor.wait())
+    assert actor._actor_task is not None
+    assert not actor._actor_task.cancelled()
+    assert [record.reason for record in dead_letters.records] == ["failed"]
+
+
+@pytest.mark.asyncio
+async def test_an_actor_whose_task_is_cancelled_is_still_cancelled() -> None:
+    """Cancelling the actor's task itself is no handler's failure: the task ends cancelled."""
+    entered = asyncio.Event()
+
+    class Parks(Actor[Park]):
+        @handles(Park)
+        async def park(self, msg: Park) -> str:
+            entered.set()
+            await asyncio.sleep(10)
+            return "never"
+
+    actor = Parks()
+    ref = await actor.start()
+    await ref.tell(Park())
+    await bounded(entered.wait())
+    assert actor._actor_task is not None
+    actor._actor_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await bounded(asyncio.shield(actor._actor_task))
+    assert actor._actor_task.cancelled()

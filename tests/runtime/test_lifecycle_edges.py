@@ -1,0 +1,175 @@
+"""Lifecycle edges an Akka or OTP user relies on: a parent ends after its children even when its
+stop's timeout runs out, a child is only a child once started, a stop's timeout in a teardown is
+still a clean stop, and a descendant may stop its ancestor."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from actorio import Actor, Message, Terminated, handles
+from actorio.testing import TestProbe
+
+
+class Park(Message):
+    pass
+
+
+class StopParent(Message):
+    pass
+
+
+async def bounded(awaitable: Any) -> Any:
+    """Every wait that could hang has a bound."""
+    return await asyncio.wait_for(awaitable, timeout=2)
+
+
+class Parks(Actor[Park]):
+    """Parks on `Park` until cancelled; its teardown waits for `release`."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__(identifier="child")
+        self.log = log
+        self.parked = asyncio.Event()
+        self.tearing_down = asyncio.Event()
+        self.release = asyncio.Event()
+
+    @handles(Park)
+    async def park(self, msg: Park) -> None:
+        self.parked.set()
+        await asyncio.Event().wait()
+
+    async def mainloop_teardown(self) -> None:
+        self.tearing_down.set()
+        await self.release.wait()
+        await super().mainloop_teardown()
+        self.log.append("child ended")
+
+
+class Holder(Actor):
+    def __init__(self, child: Actor[Any] | None = None) -> None:
+        super().__init__(identifier="parent")
+        self.child = child
+
+    async def mainloop_setup(self) -> None:
+        await super().mainloop_setup()
+        if self.child is not None:
+            await self.register_child(self.child)
+
+
+@pytest.mark.asyncio
+async def test_a_parent_whose_stop_times_out_ends_after_its_cancelled_children() -> None:
+    """The timeout cancels the parent while it waits for a child: the child is cancelled, and
+    the parent's stop returns, and its watchers are told, only once the child has ended (its
+    teardown run). They used to be told while the child still ran."""
+    log: list[str] = []
+    child = Parks(log)
+    parent = Holder(child)
+    await parent.start()
+    probe = TestProbe(Terminated)
+    probe.watch(child)
+    probe.watch(parent)
+    await child.reference.tell(Park())
+    await bounded(child.parked.wait())
+    stopping = asyncio.ensure_future(parent.stop(timeout=0.01))
+    await bounded(child.tearing_down.wait())  # cancelled by the parent's abort
+    for _ in range(20):  # the parent has every chance to end first, and must not
+        await asyncio.sleep(0)
+    assert not stopping.done()
+    assert parent.running
+    child.release.set()
+    await bounded(stopping)
+    log.append("parent stopped")
+    assert log == ["child ended", "parent stopped"]
+    first = await probe.expect_message(Terminated)
+    second = await probe.expect_message(Terminated)
+    assert (first.identifier, second.identifier) == ("child", "parent")
+
+
+@pytest.mark.asyncio
+async def test_registering_a_running_actor_fails_and_does_not_make_it_a_child() -> None:
+    """It used to raise and yet be kept as a child, stopped with a parent that was not its own."""
+    independent = Holder()
+    parent = Holder()
+    await independent.start()
+    await parent.start()
+    with pytest.raises(RuntimeError, match="already started"):
+        await parent.register_child(independent)
+    assert parent.children == []
+    await bounded(parent.stop())
+    assert independent.running
+    await bounded(independent.stop())
+
+
+@pytest.mark.asyncio
+async def test_a_stopped_parent_registers_no_child() -> None:
+    """As `supervise` does: a child started then would be stopped by nothing (it used to run on)."""
+    parent = Holder()
+    await parent.start()
+    await bounded(parent.stop())
+    child = Holder()
+    with pytest.raises(RuntimeError, match="is stopped"):
+        await parent.register_child(child)
+    assert not child.started
+
+
+@pytest.mark.asyncio
+async def test_a_stop_whose_timeout_runs_out_in_the_teardown_is_a_clean_stop() -> None:
+    """``await actor`` returns, as when the timeout cancels a handler: it used to raise
+    `CancelledError` in a task that nobody cancelled."""
+    log: list[str] = []
+    actor = Parks(log)
+    await actor.start()
+    stopping = asyncio.ensure_future(actor.stop(timeout=0.01))
+    await bounded(actor.tearing_down.wait())
+    await bounded(stopping)  # the timeout cancelled the teardown: the stop is over
+    assert actor._actor_task is not None
+    assert not actor._actor_task.cancelled()
+    await bounded(actor.wait())
+    assert log == []  # the teardown did not finish: it was cancelled
+
+
+@pytest.mark.asyncio
+async def test_a_child_s_handler_may_stop_its_parent() -> None:
+    """The parent's stop waits for the child, so the child's ``await parent.stop()`` returns at
+    once, as from the parent's own handler: it used to wait out the child's stop timeout (5 s,
+    or forever with ``child_stop_timeout = None``)."""
+
+    class Stopper(Actor[StopParent]):
+        def __init__(self, parent: Actor[Any]) -> None:
+            super().__init__()
+            self.parent = parent
+            self.returned = False
+
+        @handles(StopParent)
+        async def stop_parent(self, msg: StopParent) -> None:
+            await self.parent.stop()
+            self.returned = True
+
+    class Root(Holder):
+        child_stop_timeout = None
+
+    class Grandchild(Stopper):
+        pass
+
+    root = Root()
+    child = Stopper(root)
+    root.child = child
+    await root.start()
+    await child.reference.tell(StopParent())
+    await bounded(root.wait())
+    assert child.returned
+    assert child.stopped
+
+    root = Root()
+    middle = Holder()
+    grandchild = Grandchild(root)
+    middle.child = grandchild
+    root.child = middle
+    await root.start()
+    await grandchild.reference.tell(StopParent())
+    await bounded(root.wait())
+    assert grandchild.returned
+    assert grandchild.stopped

@@ -513,8 +513,7 @@ class Actor(Generic[P]):
                     await waiter
                     queue = mailbox.queue
                 elif budget <= 0:
-                    # Fair scheduling: after `throughput` messages in a row (an actor that keeps
-                    # telling itself, a long burst), the other tasks and signal handlers run.
+                    # Fair scheduling: after `throughput` messages in a row, the other tasks run.
                     budget = cls.mailbox_throughput
                     await asyncio.sleep(0)
                 if self._actor_stopping:  # stopped while it waited, or before what is queued

@@ -272,7 +272,7 @@ class Actor(Generic[P]):
         reader = mailbox.reader
         if reader is not None and reader.cr_running:
             return  # called from this actor's own code: it stops once the handler returns
-        if self._actor_children is not None and incarnation.called_by_descendant(self):
+        if self._actor_children is not None and incarnation.stopped_from_below(self, task, timeout):
             return  # its stop waits for theirs: the caller's handler returns first
         if timeout is None:
             await incarnation.done_waiter(self)
@@ -554,11 +554,9 @@ class Actor(Generic[P]):
                             raise
                         except Exception as error:
                             incarnation.ask_failed(self, message, sender, error)
-                        except BaseException as error:
-                            if (stray := incarnation.stray_cancellation(self, message, error)) is None:
-                                sender.abandon(handoffs, self.identifier, message)
+                        except BaseException as error:  # a cancellation, or a handler's own?
+                            if not incarnation.ask_interrupted(self, message, sender, handoffs, error):
                                 raise
-                            incarnation.ask_failed(self, message, sender, stray)
                         else:
                             if sender.settle(result, handoffs, handler is fallback):
                                 if self._actor_held is None:
@@ -569,11 +567,9 @@ class Actor(Generic[P]):
                 except Exception as error:
                     if not incarnation.failed(self, message, error):
                         raise
-                except asyncio.CancelledError as error:  # a handler's own, or the actor's?
-                    if (stray := incarnation.stray_cancellation(self, message, error)) is None:
+                except asyncio.CancelledError as error:  # the actor's, or a handler's own?
+                    if not incarnation.told_interrupted(self, message, error):
                         raise
-                    if not incarnation.failed(self, message, stray):
-                        raise stray from error
         except EndMainLoop:
             pass
         except asyncio.CancelledError as error:

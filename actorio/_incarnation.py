@@ -203,8 +203,13 @@ def ask_failed(actor: Actor[Any], message: Message[Any], ask: AskRef, error: Exc
     cleared when the mainloop ends: a record of the error in the asker (a dead letter if the
     asker fails) would else keep it, and this actor, alive after this actor has ended (the
     handler's frame links back to it)."""
+    _ask_failed(actor, message, ask, error, sys._getframe(1))  # the caller's frame
+
+
+def _ask_failed(
+    actor: Actor[Any], message: Message[Any], ask: AskRef, error: Exception, mainloop: Any
+) -> None:
     trace = error.__traceback__
-    mainloop = sys._getframe(1)  # the caller
     if trace is not None and trace.tb_frame is mainloop:
         error.__traceback__ = trace.tb_next
         clear_when_done([mainloop])
@@ -218,27 +223,62 @@ def ask_failed(actor: Actor[Any], message: Message[Any], ask: AskRef, error: Exc
         )
 
 
-def stray_cancellation(actor: Actor[Any], message: Any, error: BaseException) -> RuntimeError | None:
-    """A handler of ``actor`` raised ``error`` (not an ``Exception``): if it is a `CancelledError`
-    while nothing cancelled the actor's task (the handler awaited a task that was cancelled),
-    the failure it stands for, a `RuntimeError` caused by it, handled as any failure of that
-    handler is. ``None`` for a real cancellation, and on Python 3.10, where a task cannot tell
-    (``Task.cancelling`` is 3.11+): any `CancelledError` then cancels the actor."""
-    task = asyncio.current_task()
-    cancelling = getattr(task, "cancelling", None)
-    if not isinstance(error, asyncio.CancelledError) or cancelling is None or cancelling():
-        return None
-    trace = error.__traceback__
-    mainloop = sys._getframe(1)  # the caller, which caught it: see `ask_failed`
-    if trace is not None and trace.tb_frame is mainloop:
-        error.__traceback__ = trace.tb_next
-        clear_when_done([mainloop])
+def cancelled_error(actor: Actor[Any], message: Any, error: asyncio.CancelledError) -> RuntimeError:
+    """The failure that a `CancelledError` let out by a handler stands for, when nothing
+    cancelled the task that ran it (the handler awaited a task that was cancelled): a
+    `RuntimeError` caused by it, handled as any failure of that handler is. (The test kit's
+    ``run_handler`` makes the same.)"""
+    shown = actor._actor_failing if type(message) in SIGNALS else message  # a timer's, a notice's
+    about = "an input task" if shown is None else type(shown).__name__
     stray = RuntimeError(
-        f"the handler of {type(message).__name__} raised CancelledError, but {actor.identifier}"
-        " was not cancelled (it awaited something cancelled)"
+        f"the handler of {about} raised CancelledError, but {actor.identifier} was not cancelled"
+        " (it awaited something cancelled)"
     )
     stray.__cause__ = error
     return stray
+
+
+def _stray(actor: Actor[Any], message: Any, error: BaseException, mainloop: Any) -> RuntimeError | None:
+    """`cancelled_error` for ``error`` if it is a `CancelledError` while the running task (the
+    actor's) was not cancelled; ``None`` for a real cancellation, and on Python 3.10, where a
+    task cannot tell (``Task.cancelling`` is 3.11+): any `CancelledError` then cancels the actor.
+    The ``mainloop`` frame, which caught it, leaves its traceback (see `ask_failed`)."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    if not isinstance(error, asyncio.CancelledError) or cancelling is None or cancelling():
+        return None
+    trace = error.__traceback__
+    if trace is not None and trace.tb_frame is mainloop:
+        error.__traceback__ = trace.tb_next
+        clear_when_done([mainloop])
+    return cancelled_error(actor, message, error)
+
+
+def ask_interrupted(
+    actor: Actor[Any], message: Message[Any], ask: AskRef, handoffs: int, error: BaseException
+) -> bool:
+    """The handler serving ``ask`` raised ``error``, no ``Exception``. If it is a `CancelledError`
+    of the handler's own (see `_stray`), the asker gets the failure it stands for, the actor
+    carries on: True. Else the actor ends (``EndMainLoop`` is not this; a cancellation): the ask
+    fails now with `ActorStopped` unless it was handed on, and False: the caller raises ``error``."""
+    mainloop = sys._getframe(1)
+    stray = _stray(actor, message, error, mainloop)
+    if stray is None:
+        ask.abandon(handoffs, actor.identifier, message)
+        return False
+    _ask_failed(actor, message, ask, stray, mainloop)
+    return True
+
+
+def told_interrupted(actor: Actor[Any], message: Any, error: asyncio.CancelledError) -> bool:
+    """A handler of a told message (or a signal) raised ``error``. A real cancellation: False, the
+    caller raises it. A `CancelledError` of the handler's own (see `_stray`) is that handler's
+    failure: True if the actor carries on (see `failed`), else the failure is raised here."""
+    stray = _stray(actor, message, error, sys._getframe(1))
+    if stray is None:
+        return False
+    if not failed(actor, message, stray):
+        raise stray from error
+    return True
 
 
 def decision_on(actor: Actor[Any], error: Exception) -> str:
@@ -449,14 +489,17 @@ def task_done(actor: Actor[Any], task: asyncio.Task[None]) -> None:
     wake_waiters(actor)
 
 
-def called_by_descendant(actor: Actor[Any]) -> bool:
+def stopped_from_below(actor: Actor[Any], task: asyncio.Task[None], timeout: float | None) -> bool:
     """True if the running task is the mainloop of one of ``actor``'s descendants: `Actor.stop`
-    then does not wait, as ``actor``'s stop waits for that descendant's."""
-    task = asyncio.current_task()
+    then does not wait, as ``actor``'s stop waits for that descendant's, and its ``timeout`` (if
+    any) cancels ``task`` from the loop's timer."""
+    current = asyncio.current_task()
     pending = list(actor.children)
     while pending:
         child = pending.pop()
-        if child._actor_task is task:
+        if child._actor_task is current:
+            if timeout is not None:
+                asyncio.get_running_loop().call_later(timeout, task.cancel)
             return True
         if child._actor_children is not None:
             pending.extend(child._actor_children.actors)

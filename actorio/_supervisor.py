@@ -177,13 +177,11 @@ class Supervisor:
         is cancelled meanwhile, the children not yet stopped are cancelled at once."""
         try:
             while self.children:
+                # A child stays one while it stops: a stop that its handler asks of this actor
+                # (or of an ancestor) is then one from below, which does not wait for this one.
                 mailbox, record = next(reversed(self.children.items()))
-                del self.children[mailbox]
-                try:
-                    await self._stop(mailbox, record)
-                except BaseException:
-                    self.children[mailbox] = record  # aborted with the rest, below
-                    raise
+                await self._stop(mailbox, record)
+                self.children.pop(mailbox, None)
         except BaseException:
             await self.abort_all()
             raise
@@ -209,9 +207,10 @@ class Supervisor:
         actor = mailbox.actor
         if actor._actor_task is not None and not actor._actor_task.done():
             await actor.stop(timeout)
-        if not mailbox.closed:
+        if not mailbox.closed and (actor._actor_task is None or actor._actor_closed):
             # Waiting for a restart (or its incarnation was ending for one when stopped): the
-            # restart will not come.
+            # restart will not come. (An incarnation still running was stopped from below, by a
+            # descendant's handler: it closes its mailbox itself when it ends.)
             _close_mailbox(mailbox, record)
         if record is not None:
             record.state = "gone"

@@ -12,7 +12,8 @@ What is here:
   that carries a new ask; `hand_off` notes that a message carrying an ask went onwards (and
   returns that ask, for a transport that answers it itself); `AskRef.settle`, `AskRef.abandon`
   and `AskRef.fail` end it as the mainloop does; `ask_expired` says that an ask's future ended
-  at the ask's own timeout (not at a ``TimeoutError`` of its handler's).
+  at the ask's own timeout (not at a ``TimeoutError`` of its handler's); `cancelled_error` is
+  the failure a handler's own ``CancelledError`` stands for (its actor was not cancelled).
 - **Mailboxes**: `MailboxLike`, the contract a reference relies on (a test double can keep it;
   ``ActorRef.tell`` reads the length of its ``queue`` and yields to the event loop first when it
   is a multiple of `CATCH_UP_DEPTH`);
@@ -85,7 +86,7 @@ from ._dispatch import (
     set_handler_wrappers,
 )
 from ._finite import FLOATS_ATTRIBUTE, may_hold_float, refuse_non_finite
-from ._incarnation import SIGNALS, decision_on
+from ._incarnation import SIGNALS, cancelled_error, decision_on
 from ._inputs import Barrier
 from ._log_limit import LogLimit, printable, reset_log_limits
 from ._mailbox import Mailbox, MailboxLike
@@ -148,6 +149,7 @@ __all__ = [
     "ask_expired",
     "ask_message",
     "barrier",
+    "cancelled_error",
     "check_accepted",
     "configure_alarms",
     "counting_wrapper",

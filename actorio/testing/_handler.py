@@ -27,6 +27,7 @@ from ..lowlevel import (
     Mailbox,
     Request,
     SupervisorLike,
+    cancelled_error,
     check_accepted,
     handler_for,
     mailbox_of,
@@ -271,6 +272,11 @@ async def run_handler(
         if ask is not None and not fresh:
             ask.fail(error)  # an ask handed in: its asker learns of the failure, as from the mainloop
         raise
+    except asyncio.CancelledError as error:  # the handler's own: this cancels it only past the timeout
+        failure = cancelled_error(actor, message, error)
+        if ask is not None and not fresh:
+            ask.fail(failure)
+        raise failure from error
     reply: Any = NO_REPLY
     if ask is not None and not answered_before:
         future = ask.future

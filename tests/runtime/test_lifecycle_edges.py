@@ -173,3 +173,129 @@ async def test_a_child_s_handler_may_stop_its_parent() -> None:
     await bounded(root.wait())
     assert grandchild.returned
     assert grandchild.stopped
+
+
+class Stuck(Message):
+    pass
+
+
+class Go(Message):
+    pass
+
+
+@pytest.mark.asyncio
+async def test_a_stop_from_a_descendant_keeps_its_timeout() -> None:
+    """The child's ``await parent.stop(timeout=...)`` returns at once, and the parent's handler
+    still running after the timeout is cancelled: the first version of the return at once let
+    the timeout go, and a parent stuck in a handler never stopped."""
+    parent_cancelled = asyncio.Event()
+
+    class Parent(Holder):
+        @handles(Stuck)
+        async def stuck(self, msg: Stuck) -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                parent_cancelled.set()
+                raise
+
+    class Child(Actor[Go]):
+        def __init__(self, parent: Actor[Any]) -> None:
+            super().__init__()
+            self.parent = parent
+
+        @handles(Go)
+        async def go(self, msg: Go) -> None:
+            await self.parent.stop(timeout=0.05)
+
+    parent = Parent()
+    parent.child = child = Child(parent)
+    await parent.start()
+    await parent.reference.tell(Stuck())
+    await child.reference.tell(Go())
+    await bounded(parent_cancelled.wait())
+    await bounded(parent.wait())
+    assert child.stopped
+
+
+@pytest.mark.asyncio
+async def test_a_child_stopped_by_its_own_child_is_reported_after_both_ended() -> None:
+    """``P.stop_child(C)`` from the handler of G, C's child, returns at once (C's stop waits for
+    G's handler); C's watchers are told once C has ended, after G. The first version of the
+    return at once closed C's mailbox at once and told them while both still ran."""
+    log: list[str] = []
+
+    class G(Actor[Go]):
+        def __init__(self, p: Actor[Any], c: Actor[Any]) -> None:
+            super().__init__(identifier="G")
+            self.p, self.c = p, c
+
+        @handles(Go)
+        async def go(self, msg: Go) -> None:
+            await self.p.stop_child(self.c)
+            log.append(f"stop_child returned, C running: {self.c.running}")
+
+        async def mainloop_teardown(self) -> None:
+            await super().mainloop_teardown()
+            log.append("G ended")
+
+    class C(Holder):
+        async def mainloop_teardown(self) -> None:
+            await super().mainloop_teardown()
+            log.append("C ended")
+
+    p = Holder()
+    await p.start()
+    c = C()
+    c.child = g = G(p, c)
+    await p.register_child(c)
+    probe = TestProbe(Terminated)
+    probe.watch(c)
+    probe.watch(g)
+    await g.reference.tell(Go())
+    first = await probe.expect_message(Terminated)
+    log.append(f"Terminated {first.identifier}")
+    second = await probe.expect_message(Terminated)
+    log.append(f"Terminated {second.identifier}")
+    assert log[0] == "stop_child returned, C running: True"
+    assert log.index("G ended") < log.index("Terminated G")
+    assert log.index("G ended") < log.index("C ended") < log.index("Terminated parent")  # C's name
+    assert p.children == []
+    await bounded(p.stop())
+
+
+@pytest.mark.asyncio
+async def test_a_child_may_stop_its_parent_while_the_parent_stops_it() -> None:
+    """The parent, stopping, waits for its child, whose handler waits for the parent's stop: the
+    child is still its child while it stops, so that stop returns at once (it was a deadlock
+    with ``child_stop_timeout = None``)."""
+    release = asyncio.Event()
+
+    class Child(Actor[Go]):
+        def __init__(self, parent: Actor[Any]) -> None:
+            super().__init__()
+            self.parent = parent
+            self.entered = asyncio.Event()
+            self.returned = False
+
+        @handles(Go)
+        async def go(self, msg: Go) -> None:
+            self.entered.set()
+            await release.wait()
+            await self.parent.stop()
+            self.returned = True
+
+    class Root(Holder):
+        child_stop_timeout = None
+
+    root = Root()
+    root.child = child = Child(root)
+    await root.start()
+    await child.reference.tell(Go())
+    await bounded(child.entered.wait())
+    stopping = asyncio.ensure_future(root.stop())
+    for _ in range(5):  # the root is waiting for its child now
+        await asyncio.sleep(0)
+    release.set()
+    await bounded(stopping)
+    assert child.returned

@@ -5,7 +5,9 @@ because something failed, and an actor serving an ask carries on after its handl
 from __future__ import annotations
 
 import asyncio
+import gc
 import traceback
+import weakref
 from typing import Any
 
 import pytest
@@ -561,3 +563,44 @@ async def test_an_actor_whose_task_is_cancelled_is_still_cancelled() -> None:
     with pytest.raises(asyncio.CancelledError):
         await bounded(asyncio.shield(actor._actor_task))
     assert actor._actor_task.cancelled()
+
+
+@needs_cancelling
+@pytest.mark.asyncio
+async def test_an_idle_actor_keeps_nothing_of_a_handler_that_let_out_a_cancelled_error() -> None:
+    """The failure that the asker got held the handler's frame: the first version kept it in
+    the mainloop's locals while the actor idled, with all the handler's locals."""
+    kept: list[weakref.ref[Any]] = []
+
+    class Big:
+        pass
+
+    class Holds(AwaitsACancelledTask):
+        @handles(Cancelled)
+        async def cancelled(self, msg: Cancelled) -> int:
+            big = Big()
+            kept.append(weakref.ref(big))
+            return await super().cancelled(msg)
+
+    async with Holds() as ref:
+        with pytest.raises(RuntimeError, match="raised CancelledError"):
+            await bounded(ref.ask(Cancelled()))
+        assert await bounded(ref.ask(Get(n=1))) == 1  # idle again since
+        gc.collect()
+        assert kept[0]() is None
+
+
+@needs_cancelling
+@pytest.mark.asyncio
+async def test_the_failure_names_the_message_a_timer_delivered() -> None:
+    """Not the timer's internal signal (the first version said ``TimerSignal``)."""
+
+    class Ticks(AwaitsACancelledTask):
+        async def mainloop_setup(self) -> None:
+            await super().mainloop_setup()
+            self.start_timer("tick", Cancelled(), 0)
+
+    actor = Ticks()
+    await actor.start()
+    with pytest.raises(RuntimeError, match="the handler of Cancelled raised CancelledError"):
+        await bounded(actor.wait())

@@ -399,3 +399,24 @@ async def test_tasks_the_handler_leaves_running_record_no_more() -> None:
     assert [m.text for m in await audience.receive_messages(2) if isinstance(m, Report)] == ["now", "later"]
     other.release.set()
     assert len((await asyncio.wait_for(holding, 5)).sent) == 1
+
+
+class AwaitCancelled(Message[int]):
+    pass
+
+
+class AwaitsACancelledTask(Actor[AwaitCancelled]):
+    @handles(AwaitCancelled)
+    async def handle(self, msg: AwaitCancelled) -> int:
+        inner = asyncio.ensure_future(asyncio.sleep(10))
+        await asyncio.sleep(0)
+        inner.cancel()
+        await inner
+        return 0
+
+
+async def test_run_handler_raises_the_failure_a_handler_s_own_cancelled_error_stands_for() -> None:
+    """As the mainloop does (on Python 3.11+): the handler failed, nothing cancelled the test.
+    It used to raise the `CancelledError` itself in the test's task."""
+    with pytest.raises(RuntimeError, match="the handler of AwaitCancelled raised CancelledError"):
+        await run_handler(AwaitsACancelledTask(), AwaitCancelled())

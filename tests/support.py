@@ -24,6 +24,15 @@ async def bounded(awaitable: Awaitable[T], timeout: float = BOUND) -> T:
     return await asyncio.wait_for(awaitable, timeout)
 
 
+async def await_a_cancelled_task() -> None:
+    """Await a task that is cancelled meanwhile: its `CancelledError` comes out of this, in a
+    task that nobody cancelled (a handler's own, not its actor's)."""
+    inner = asyncio.ensure_future(asyncio.sleep(10))
+    await asyncio.sleep(0)
+    inner.cancel()
+    await inner
+
+
 def incarnation(ref: ActorRef[Any]) -> Actor[Any]:
     """The actor behind a local reference now (for a supervised child, its current incarnation)."""
     actor = actor_of(ref)

@@ -24,6 +24,7 @@ from actorio import (
     dead_letters,
     handles,
 )
+from tests.support import await_a_cancelled_task
 
 
 class Boom(Exception):
@@ -498,10 +499,7 @@ class Cancelled(Message[int]):
 class AwaitsACancelledTask(Actor[Cancelled | Get]):
     @handles(Cancelled)
     async def cancelled(self, msg: Cancelled) -> int:
-        inner = asyncio.ensure_future(asyncio.sleep(10))
-        await asyncio.sleep(0)
-        inner.cancel()
-        await inner
+        await await_a_cancelled_task()
         return 0
 
     @handles(Get)

@@ -23,6 +23,7 @@ from actorio import (
     handles,
 )
 from actorio.testing import ActorTestKit, AskFailed, MockClock, Sent, TestProbe, run_handler
+from tests.support import await_a_cancelled_task
 
 pytestmark = pytest.mark.asyncio
 
@@ -408,10 +409,7 @@ class AwaitCancelled(Message[int]):
 class AwaitsACancelledTask(Actor[AwaitCancelled]):
     @handles(AwaitCancelled)
     async def handle(self, msg: AwaitCancelled) -> int:
-        inner = asyncio.ensure_future(asyncio.sleep(10))
-        await asyncio.sleep(0)
-        inner.cancel()
-        await inner
+        await await_a_cancelled_task()
         return 0
 
 

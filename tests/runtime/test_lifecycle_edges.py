@@ -151,28 +151,19 @@ async def test_a_child_s_handler_may_stop_its_parent() -> None:
     class Root(Holder):
         child_stop_timeout = None
 
-    class Grandchild(Stopper):
-        pass
-
-    root = Root()
-    child = Stopper(root)
-    root.child = child
-    await root.start()
-    await child.reference.tell(StopParent())
-    await bounded(root.wait())
-    assert child.returned
-    assert child.stopped
-
-    root = Root()
-    middle = Holder()
-    grandchild = Grandchild(root)
-    middle.child = grandchild
-    root.child = middle
-    await root.start()
-    await grandchild.reference.tell(StopParent())
-    await bounded(root.wait())
-    assert grandchild.returned
-    assert grandchild.stopped
+    for depth in ("child", "grandchild"):
+        root = Root()
+        stopper = Stopper(root)
+        parent: Holder = root
+        if depth == "grandchild":
+            middle = Holder()
+            parent.child, parent = middle, middle
+        parent.child = stopper
+        await root.start()
+        await stopper.reference.tell(StopParent())
+        await bounded(root.wait())
+        assert stopper.returned, depth
+        assert stopper.stopped, depth
 
 
 class Stuck(Message):

@@ -11,6 +11,7 @@ import pytest
 
 from actorio import Actor, Message, Terminated, handles
 from actorio.testing import TestProbe
+from tests.support import bounded
 
 
 class Park(Message):
@@ -19,11 +20,6 @@ class Park(Message):
 
 class StopParent(Message):
     pass
-
-
-async def bounded(awaitable: Any) -> Any:
-    """Every wait that could hang has a bound."""
-    return await asyncio.wait_for(awaitable, timeout=2)
 
 
 class Parks(Actor[Park]):
